@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct Troupe: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "troupe",
+        abstract: "Distributed rollout/learner reinforcement learning for language-model policies.",
+        subcommands: [])
+}
