@@ -40,9 +40,14 @@ let package = Package(
                                                     .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 swiftSettings: [v5]),
         // Learner, actor, leases, weight store, run log, checkpoints, log stream.
-        .target(name: "TroupeRuntime", dependencies: ["TroupeModel", "TroupeRL", "TroupeWire", "TroupeProto"],
+        .target(name: "TroupeRuntime", dependencies: ["TroupeModel", "TroupeRL", "TroupeTasks", "TroupeWire", "TroupeProto"],
                 swiftSettings: [v5]),
+        // Built-in generated tasks with verifiable answers, and the JSONL task loader. Pure.
+        .target(name: "TroupeTasks", swiftSettings: [v5]),
+        // Self-contained HTML run reports with SVG plots, from metrics JSON lines. Pure.
+        .target(name: "TroupeReport", swiftSettings: [v5]),
         .executableTarget(name: "troupe", dependencies: [
+            "TroupeTasks", "TroupeReport",
             "TroupeRuntime", "TroupeModel", "TroupeRL", "TroupeTokenizer", "TroupeTensor",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: [v5]),
@@ -53,6 +58,8 @@ let package = Package(
         .testTarget(name: "TroupeModelTests", dependencies: ["TroupeModel", "TroupeTensor"], swiftSettings: [v5]),
         .testTarget(name: "TroupeRLTests", dependencies: ["TroupeRL"], swiftSettings: [v5]),
         .testTarget(name: "TroupeWireTests", dependencies: ["TroupeWire", "TroupeProto"], swiftSettings: [v5]),
+        .testTarget(name: "TroupeTasksTests", dependencies: ["TroupeTasks"], swiftSettings: [v5]),
+        .testTarget(name: "TroupeReportTests", dependencies: ["TroupeReport"], swiftSettings: [v5]),
         .testTarget(name: "TroupeRuntimeTests", dependencies: ["TroupeRuntime"], swiftSettings: [v5]),
     ]
 )
