@@ -1,0 +1,211 @@
+import Foundation
+
+/// Reader and writer for the safetensors format (8-byte little-endian header length, a JSON header of
+/// `{name: {dtype, shape, data_offsets}}`, then the raw data). F32 is stored as is; F16 and BF16 are
+/// widened to F32 on load. Every structural problem is an error naming the tensor.
+public struct SafetensorsFile {
+    public struct TensorInfo: Equatable, Sendable {
+        public let name: String
+        public let dtype: String
+        public let shape: [Int]
+        /// Byte range inside the data section.
+        public let begin: Int
+        public let end: Int
+    }
+
+    public let path: String
+    public let tensors: [String: TensorInfo]
+    public let metadata: [String: String]
+    private let data: Data
+    private let dataStart: Int
+
+    public init(path: String) throws {
+        guard FileManager.default.fileExists(atPath: path) else { throw ModelError.fileMissing(path: path) }
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
+            throw ModelError.unreadable(path: path, reason: error.localizedDescription)
+        }
+        try self.init(data: data, path: path)
+    }
+
+    public init(data: Data, path: String = "<memory>") throws {
+        self.path = path
+        self.data = data
+        guard data.count >= 8 else {
+            throw ModelError.safetensorsHeader(path: path, reason: "file is \(data.count) bytes, shorter than the 8-byte length prefix")
+        }
+        var headerLength: UInt64 = 0
+        for i in 0..<8 { headerLength |= UInt64(data[data.startIndex + i]) << (8 * UInt64(i)) }
+        guard headerLength <= UInt64(data.count - 8), headerLength <= 100_000_000 else {
+            throw ModelError.safetensorsHeader(path: path, reason: "header length \(headerLength) exceeds the file size \(data.count) (truncated or not a safetensors file)")
+        }
+        let headerStart = data.startIndex + 8
+        let header = data.subdata(in: headerStart..<(headerStart + Int(headerLength)))
+        guard let object = try? JSONSerialization.jsonObject(with: header), let dict = object as? [String: Any] else {
+            throw ModelError.safetensorsHeader(path: path, reason: "header is not a JSON object")
+        }
+        dataStart = 8 + Int(headerLength)
+        let dataSize = data.count - dataStart
+        var tensors: [String: TensorInfo] = [:]
+        var metadata: [String: String] = [:]
+        for (name, value) in dict {
+            if name == "__metadata__" {
+                if let m = value as? [String: String] { metadata = m }
+                continue
+            }
+            guard let t = value as? [String: Any], let dtype = t["dtype"] as? String,
+                  let shape = t["shape"] as? [NSNumber], let offsets = t["data_offsets"] as? [NSNumber],
+                  offsets.count == 2 else {
+                throw ModelError.tensorData(name: name, reason: "header entry lacks dtype, shape or data_offsets")
+            }
+            let dims = shape.map(\.intValue)
+            guard dims.allSatisfy({ $0 >= 0 }) else { throw ModelError.tensorData(name: name, reason: "negative dimension in shape \(dims)") }
+            let begin = offsets[0].intValue, end = offsets[1].intValue
+            guard begin >= 0, end >= begin else {
+                throw ModelError.tensorData(name: name, reason: "data_offsets [\(begin), \(end)] are not an increasing range")
+            }
+            guard end <= dataSize else {
+                throw ModelError.tensorData(name: name, reason: "data ends at byte \(end) but the file holds only \(dataSize) data bytes (truncated)")
+            }
+            if let width = SafetensorsFile.byteWidth(dtype) {
+                let expected = dims.reduce(1, *) * width
+                guard end - begin == expected else {
+                    throw ModelError.tensorData(name: name, reason: "holds \(end - begin) bytes, shape \(dims) as \(dtype) needs \(expected)")
+                }
+            }
+            tensors[name] = TensorInfo(name: name, dtype: dtype, shape: dims, begin: begin, end: end)
+        }
+        self.tensors = tensors
+        self.metadata = metadata
+    }
+
+    static func byteWidth(_ dtype: String) -> Int? {
+        switch dtype {
+        case "F32", "I32", "U32": return 4
+        case "F16", "BF16", "I16", "U16": return 2
+        case "F64", "I64", "U64": return 8
+        case "I8", "U8", "BOOL": return 1
+        default: return nil
+        }
+    }
+
+    /// Copies tensor `name` into `destination` as Float32, converting F16/BF16.
+    public func read(_ name: String, into destination: UnsafeMutablePointer<Float>, expectedShape: [Int]) throws {
+        guard let info = tensors[name] else { throw ModelError.tensorMissing(name: name) }
+        guard info.shape == expectedShape else { throw ModelError.tensorShape(name: name, expected: expectedShape, got: info.shape) }
+        let count = expectedShape.reduce(1, *)
+        let start = data.startIndex + dataStart + info.begin
+        try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+            let src = raw.baseAddress! + (start - data.startIndex)
+            switch info.dtype {
+            case "F32":
+                memcpy(destination, src, count * 4)
+            case "BF16":
+                for i in 0..<count {
+                    let bits = UInt32(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16
+                    destination[i] = Float(bitPattern: bits)
+                }
+            case "F16":
+                for i in 0..<count {
+                    destination[i] = halfToFloat(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                }
+            default:
+                throw ModelError.tensorDtype(name: name, dtype: info.dtype)
+            }
+        }
+        for i in 0..<count where !destination[i].isFinite {
+            throw ModelError.tensorData(name: name, reason: "holds a non-finite value at flat index \(i)")
+        }
+    }
+
+    /// Reads a tensor as Float32 into a new array (tests and fixtures).
+    public func floats(_ name: String) throws -> [Float] {
+        guard let info = tensors[name] else { throw ModelError.tensorMissing(name: name) }
+        if info.dtype == "F64" {
+            let count = info.shape.reduce(1, *)
+            return try doubles(name).prefix(count).map(Float.init)
+        }
+        var out = [Float](repeating: 0, count: info.shape.reduce(1, *))
+        try out.withUnsafeMutableBufferPointer { try read(name, into: $0.baseAddress!, expectedShape: info.shape) }
+        return out
+    }
+
+    public func doubles(_ name: String) throws -> [Double] {
+        guard let info = tensors[name] else { throw ModelError.tensorMissing(name: name) }
+        let count = info.shape.reduce(1, *)
+        let start = dataStart + info.begin
+        return data.withUnsafeBytes { raw -> [Double] in
+            let src = raw.baseAddress! + start
+            switch info.dtype {
+            case "F64": return (0..<count).map { src.loadUnaligned(fromByteOffset: 8 * $0, as: Double.self) }
+            case "F32": return (0..<count).map { Double(src.loadUnaligned(fromByteOffset: 4 * $0, as: Float.self)) }
+            case "I32": return (0..<count).map { Double(src.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)) }
+            case "I64": return (0..<count).map { Double(src.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self)) }
+            default: return []
+            }
+        }
+    }
+
+    /// Writes F32 tensors. The header is padded with spaces to a multiple of 8 bytes, as the reference does.
+    public static func write(tensors: [(name: String, shape: [Int], values: UnsafeBufferPointer<Float>)],
+                             metadata: [String: String] = [:], to path: String) throws {
+        var header: [String: Any] = [:]
+        if !metadata.isEmpty { header["__metadata__"] = metadata }
+        var offset = 0
+        for t in tensors {
+            let bytes = t.values.count * 4
+            header[t.name] = ["dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + bytes]]
+            offset += bytes
+        }
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        while json.count % 8 != 0 { json.append(0x20) }
+        var out = Data(capacity: 8 + json.count + offset)
+        var length = UInt64(json.count).littleEndian
+        withUnsafeBytes(of: &length) { out.append(contentsOf: $0) }
+        out.append(json)
+        for t in tensors { out.append(UnsafeBufferPointer(start: t.values.baseAddress, count: t.values.count)) }
+        try AtomicFile.write(out, to: path)
+    }
+}
+
+/// IEEE 754 half precision to single precision, including subnormals, infinities and NaN.
+@inline(__always)
+func halfToFloat(_ h: UInt16) -> Float {
+    let sign = UInt32(h & 0x8000) << 16
+    let exponent = Int((h >> 10) & 0x1f)
+    let mantissa = UInt32(h & 0x3ff)
+    if exponent == 0 {
+        if mantissa == 0 { return Float(bitPattern: sign) }
+        let value = Float(mantissa) * Float(sign: .plus, exponent: -24, significand: 1)
+        return sign != 0 ? -value : value
+    }
+    if exponent == 31 { return Float(bitPattern: sign | 0x7f80_0000 | (mantissa << 13)) }
+    return Float(bitPattern: sign | UInt32(exponent - 15 + 127) << 23 | (mantissa << 13))
+}
+
+/// Writes a file atomically: a temporary file in the same directory, fsync, rename, fsync of the directory.
+public enum AtomicFile {
+    public static func write(_ data: Data, to path: String) throws {
+        let tmp = path + ".tmp-\(getpid())"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw ModelError.unreadable(path: tmp, reason: "cannot create (\(String(cString: strerror(errno))))") }
+        var ok = true
+        data.withUnsafeBytes { raw in
+            var written = 0
+            while written < raw.count {
+                let n = Foundation.write(fd, raw.baseAddress! + written, raw.count - written)
+                if n <= 0 { ok = false; break }
+                written += n
+            }
+        }
+        if ok { ok = fsync(fd) == 0 }
+        close(fd)
+        guard ok, rename(tmp, path) == 0 else {
+            unlink(tmp)
+            throw ModelError.unreadable(path: path, reason: "write failed (\(String(cString: strerror(errno))))")
+        }
+        let dir = (path as NSString).deletingLastPathComponent
+        let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY)
+        if dfd >= 0 { fsync(dfd); close(dfd) }
+    }
+}

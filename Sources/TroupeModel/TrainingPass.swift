@@ -1,0 +1,358 @@
+import Foundation
+import TroupeTensor
+
+/// The training forward and backward of `LlamaModel` over a packed batch, llm.c style: each layer a
+/// forward/backward pair, activations kept in one arena, gradients in one flat buffer laid out like
+/// the parameters. The output head scores only the tokens asked for, so RL prompts cost no vocabulary
+/// projection.
+///
+/// Shapes: N packed tokens, C hidden, Q = heads·headDim, K = kvHeads·headDim, I intermediate, V vocab,
+/// M scored rows.
+public final class TrainingPass: @unchecked Sendable {
+    public let model: LlamaModel
+    /// ∂L/∂θ, accumulated by `backward` until `zeroGradients`.
+    public let gradients: FloatBuffer
+
+    private var arena = FloatBuffer(count: 0)
+    private var scratch = FloatBuffer(count: 0)
+    private var state: PassState?
+
+    public init(model: LlamaModel) {
+        self.model = model
+        gradients = FloatBuffer(count: model.layout.totalCount)
+    }
+
+    public func zeroGradients() { gradients.zero() }
+
+    /// Everything one forward leaves for its backward.
+    struct PassState {
+        var batch: ScoringBatch
+        var tokens: [Int32]
+        var offsets: [Int]
+        var lengths: [Int]
+        var probOffsets: [Int]
+        var n: Int
+        /// Head rows: packed position and target token (−1 for a logits-only row).
+        var rowPositions: [Int]
+        var rowTargets: [Int32]
+        var rowTemperature: [Float]
+        var rowLogSumExp: [Float]
+        var rowEntropy: [Float]
+        var layers: [LayerActivations]
+        var finalIn: UnsafeMutablePointer<Float>   // (N, C) residual stream after the last layer
+        var finalNorm: UnsafeMutablePointer<Float> // (N, C)
+        var finalRstd: UnsafeMutablePointer<Float> // (N)
+        var headIn: UnsafeMutablePointer<Float>    // (M, C) gathered rows of finalNorm
+        var logits: UnsafeMutablePointer<Float>    // (M, V)
+        var entropyRequested: Bool
+    }
+
+    struct LayerActivations {
+        var input: UnsafeMutablePointer<Float>      // (N, C)
+        var norm1: UnsafeMutablePointer<Float>      // (N, C)
+        var rstd1: UnsafeMutablePointer<Float>      // (N)
+        var q: UnsafeMutablePointer<Float>          // (N, Q) after RoPE
+        var k: UnsafeMutablePointer<Float>          // (N, K) after RoPE
+        var v: UnsafeMutablePointer<Float>          // (N, K)
+        var probs: UnsafeMutablePointer<Float>      // Σ_s H·L_s²
+        var attn: UnsafeMutablePointer<Float>       // (N, Q)
+        var mid: UnsafeMutablePointer<Float>        // (N, C) residual after attention
+        var norm2: UnsafeMutablePointer<Float>      // (N, C)
+        var rstd2: UnsafeMutablePointer<Float>      // (N)
+        var gate: UnsafeMutablePointer<Float>       // (N, I)
+        var up: UnsafeMutablePointer<Float>         // (N, I)
+        var h: UnsafeMutablePointer<Float>          // (N, I)
+    }
+
+    // MARK: forward
+
+    /// Runs the forward pass and returns the log-probs (and entropies) of the requested tokens.
+    /// `allLogits`: also project every position (tests and `troupe score`); read them with `logits(sequence:)`.
+    public func forward(_ batch: ScoringBatch, entropy: Bool = false, allLogits: Bool = false) throws -> ScoringResult {
+        let c = model.config
+        guard !batch.sequences.isEmpty else { throw ModelError.emptyInput(what: "batch has no sequences") }
+        guard batch.scoreFrom.count == batch.sequences.count, batch.temperatures.count == batch.sequences.count else {
+            throw ModelError.invalidArgument(name: "batch", reason: "scoreFrom and temperatures need one entry per sequence")
+        }
+        var offsets: [Int] = [], lengths: [Int] = [], probOffsets: [Int] = []
+        var tokens: [Int32] = []
+        var probTotal = 0
+        for (s, seq) in batch.sequences.enumerated() {
+            try model.validate(sequence: seq, what: "sequence \(s)")
+            let from = batch.scoreFrom[s]
+            guard from >= 1 && from <= seq.count else {
+                throw ModelError.invalidArgument(name: "scoreFrom[\(s)]", reason: "\(from) is outside 1...\(seq.count)")
+            }
+            let t = batch.temperatures[s]
+            guard t.isFinite && t > 0 else {
+                throw ModelError.invalidArgument(name: "temperatures[\(s)]", reason: "must be finite and > 0 (got \(t))")
+            }
+            offsets.append(tokens.count)
+            lengths.append(seq.count)
+            probOffsets.append(probTotal)
+            probTotal += c.heads * seq.count * seq.count
+            tokens += seq
+        }
+        let n = tokens.count
+        var rowPositions: [Int] = [], rowTargets: [Int32] = [], rowTemperature: [Float] = []
+        for s in 0..<batch.sequences.count {
+            let first = allLogits ? 0 : batch.scoreFrom[s] - 1
+            for p in first..<lengths[s] {
+                let target: Int32 = p + 1 < lengths[s] ? batch.sequences[s][p + 1] : -1
+                if target < 0 && !allLogits { continue }
+                if p + 1 < batch.scoreFrom[s] && !allLogits { continue }
+                rowPositions.append(offsets[s] + p)
+                rowTargets.append(p + 1 >= batch.scoreFrom[s] ? target : -1)
+                rowTemperature.append(batch.temperatures[s])
+            }
+        }
+        let m = rowPositions.count
+        let C = c.hiddenSize, Q = c.qDim, K = c.kvDim, I = c.intermediateSize, V = c.vocabularySize
+        let perLayer = n * (5 * C + 2 * Q + 2 * K + 3 * I + 2) + probTotal
+        let total = c.layers * perLayer + n * (2 * C + 1) + m * (C + V)
+        if arena.count < total { arena = FloatBuffer(count: total, zeroed: false) }
+        var cursor = arena.pointer
+        func take(_ count: Int) -> UnsafeMutablePointer<Float> { defer { cursor += count }; return cursor }
+        var layers: [LayerActivations] = []
+        for _ in 0..<c.layers {
+            layers.append(LayerActivations(input: take(n * C), norm1: take(n * C), rstd1: take(n), q: take(n * Q),
+                                           k: take(n * K), v: take(n * K), probs: take(probTotal), attn: take(n * Q),
+                                           mid: take(n * C), norm2: take(n * C), rstd2: take(n), gate: take(n * I),
+                                           up: take(n * I), h: take(n * I)))
+        }
+        var st = PassState(batch: batch, tokens: tokens, offsets: offsets, lengths: lengths, probOffsets: probOffsets,
+                           n: n, rowPositions: rowPositions, rowTargets: rowTargets, rowTemperature: rowTemperature,
+                           rowLogSumExp: [Float](repeating: 0, count: m), rowEntropy: [Float](repeating: 0, count: m),
+                           layers: layers, finalIn: take(n * C), finalNorm: take(n * C), finalRstd: take(n),
+                           headIn: take(m * C), logits: take(m * V), entropyRequested: entropy)
+
+        // Embedding: x[t] = E[token[t]]
+        let emb = model.w(model.layout.embedding)
+        let x0 = st.layers[0].input
+        for t in 0..<n { (x0 + t * C).update(from: emb + Int(tokens[t]) * C, count: C) }
+
+        for l in 0..<c.layers {
+            let out = l + 1 < c.layers ? st.layers[l + 1].input : st.finalIn
+            layerForward(l, st.layers[l], output: out, state: st)
+        }
+        RMSNorm.forward(x: st.finalIn, weight: model.w(model.layout.finalNorm), y: st.finalNorm, rstd: st.finalRstd,
+                        n: n, c: C, eps: Float(c.rmsNormEps))
+        headForward(&st)
+        state = st
+
+        // Collect results per sequence.
+        var logprobs: [[Float]] = [], entropies: [[Float]] = []
+        var row = 0
+        for s in 0..<batch.sequences.count {
+            var lp: [Float] = [], en: [Float] = []
+            let first = allLogits ? 0 : batch.scoreFrom[s] - 1
+            for p in first..<lengths[s] {
+                if !allLogits && p + 1 >= lengths[s] { continue }
+                if p + 1 >= batch.scoreFrom[s] && p + 1 < lengths[s] {
+                    let target = Int(st.rowTargets[row])
+                    let z = st.logits[row * V + target] / st.rowTemperature[row]
+                    lp.append(z - st.rowLogSumExp[row])
+                    en.append(st.rowEntropy[row])
+                }
+                row += 1
+            }
+            logprobs.append(lp)
+            entropies.append(en)
+        }
+        return ScoringResult(logprobs: logprobs, entropies: entropy ? entropies : nil)
+    }
+
+    /// Raw logits (L × V) of sequence `s` from the last `forward(…, allLogits: true)`.
+    public func logits(sequence s: Int) -> [Float]? {
+        guard let st = state else { return nil }
+        let V = model.config.vocabularySize
+        let start = st.rowPositions.firstIndex(of: st.offsets[s]) ?? -1
+        guard start >= 0, start + st.lengths[s] <= st.rowPositions.count,
+              st.rowPositions[start + st.lengths[s] - 1] == st.offsets[s] + st.lengths[s] - 1 else { return nil }
+        return Array(UnsafeBufferPointer(start: st.logits + start * V, count: st.lengths[s] * V))
+    }
+
+    private func layerForward(_ l: Int, _ a: LayerActivations, output: UnsafeMutablePointer<Float>, state st: PassState) {
+        let c = model.config, lo = model.layout.layers[l], n = st.n
+        let C = c.hiddenSize, Q = c.qDim, K = c.kvDim, I = c.intermediateSize
+        RMSNorm.forward(x: a.input, weight: model.w(lo.inputNorm), y: a.norm1, rstd: a.rstd1, n: n, c: C, eps: Float(c.rmsNormEps))
+        Linear.forward(x: a.norm1, weight: model.w(lo.q), bias: lo.qBias.map { UnsafePointer(model.w($0)) }, y: a.q, n: n, inFeatures: C, outFeatures: Q)
+        Linear.forward(x: a.norm1, weight: model.w(lo.k), bias: lo.kBias.map { UnsafePointer(model.w($0)) }, y: a.k, n: n, inFeatures: C, outFeatures: K)
+        Linear.forward(x: a.norm1, weight: model.w(lo.v), bias: lo.vBias.map { UnsafePointer(model.w($0)) }, y: a.v, n: n, inFeatures: C, outFeatures: K)
+        for s in 0..<st.offsets.count {
+            for p in 0..<st.lengths[s] {
+                let t = st.offsets[s] + p
+                model.rope.apply(a.q + t * Q, heads: c.heads, position: p)
+                model.rope.apply(a.k + t * K, heads: c.kvHeads, position: p)
+            }
+        }
+        PackedAttention.forward(q: a.q, k: a.k, v: a.v, out: a.attn, probs: a.probs, offsets: st.offsets,
+                                lengths: st.lengths, probOffsets: st.probOffsets, shape: attentionShape)
+        // mid = input + attn · Woᵀ
+        a.mid.update(from: a.input, count: n * C)
+        sgemm(transA: false, transB: true, m: n, n: C, k: Q, a: a.attn, lda: Q, b: model.w(lo.o), ldb: Q, beta: 1, c: a.mid, ldc: C)
+        RMSNorm.forward(x: a.mid, weight: model.w(lo.postNorm), y: a.norm2, rstd: a.rstd2, n: n, c: C, eps: Float(c.rmsNormEps))
+        Linear.forward(x: a.norm2, weight: model.w(lo.gate), bias: nil, y: a.gate, n: n, inFeatures: C, outFeatures: I)
+        Linear.forward(x: a.norm2, weight: model.w(lo.up), bias: nil, y: a.up, n: n, inFeatures: C, outFeatures: I)
+        SwiGLU.forward(gate: a.gate, up: a.up, h: a.h, count: n * I)
+        // output = mid + h · Wdownᵀ
+        output.update(from: a.mid, count: n * C)
+        sgemm(transA: false, transB: true, m: n, n: C, k: I, a: a.h, lda: I, b: model.w(lo.down), ldb: I, beta: 1, c: output, ldc: C)
+    }
+
+    private var attentionShape: PackedAttention.Shape {
+        PackedAttention.Shape(heads: model.config.heads, kvHeads: model.config.kvHeads, headDim: model.config.headDim)
+    }
+
+    /// Gathers the scored rows, projects them to the vocabulary and computes log-sum-exp (and entropy)
+    /// at each row's temperature.
+    private func headForward(_ st: inout PassState) {
+        let C = model.config.hiddenSize, V = model.config.vocabularySize
+        let m = st.rowPositions.count
+        for (r, p) in st.rowPositions.enumerated() { (st.headIn + r * C).update(from: st.finalNorm + p * C, count: C) }
+        Linear.forward(x: st.headIn, weight: model.w(model.layout.lmHead), bias: nil, y: st.logits, n: m, inFeatures: C, outFeatures: V)
+        for r in 0..<m {
+            let z = st.logits + r * V
+            let inv = 1 / st.rowTemperature[r]
+            let mx = Vector.max(z, count: V) * inv
+            let sum = Vector.expShiftedSum(z, scale: inv, shift: mx, count: V)
+            let lse = mx + logf(sum)
+            st.rowLogSumExp[r] = lse
+            if st.entropyRequested {
+                // H = lse − Σ p·z/T
+                var pz: Float = 0
+                for j in 0..<V { let zj = z[j] * inv; pz += Vector.exp(zj - lse) * zj }
+                st.rowEntropy[r] = lse - pz
+            }
+        }
+    }
+
+    // MARK: backward
+
+    /// Accumulates ∂L/∂θ into `gradients`, given ∂L/∂logprob for every scored token (same shape as the
+    /// forward's `logprobs`) and optionally ∂L/∂entropy.
+    public func backward(dLogprobs: [[Float]], dEntropies: [[Float]]? = nil) throws {
+        guard let st = state else { throw ModelError.invalidArgument(name: "backward", reason: "called before forward") }
+        let c = model.config
+        let C = c.hiddenSize, V = c.vocabularySize, n = st.n
+        guard dLogprobs.count == st.batch.sequences.count else {
+            throw ModelError.invalidArgument(name: "dLogprobs", reason: "\(dLogprobs.count) sequences, the forward had \(st.batch.sequences.count)")
+        }
+        if dEntropies != nil && !st.entropyRequested {
+            throw ModelError.invalidArgument(name: "dEntropies", reason: "the forward did not compute entropies")
+        }
+        // ∂L/∂z for every head row; rows without a target get zero.
+        let m = st.rowPositions.count
+        var row = 0
+        var seqRow: [(Int, Int)] = [] // (sequence, index into its scored tokens) per row, −1 when unscored
+        for s in 0..<st.batch.sequences.count {
+            let expected = st.lengths[s] - st.batch.scoreFrom[s]
+            guard dLogprobs[s].count == expected else {
+                throw ModelError.invalidArgument(name: "dLogprobs[\(s)]", reason: "\(dLogprobs[s].count) values, \(expected) tokens were scored")
+            }
+            if let de = dEntropies, de[s].count != expected {
+                throw ModelError.invalidArgument(name: "dEntropies[\(s)]", reason: "\(de[s].count) values, \(expected) tokens were scored")
+            }
+            while row < m && (s + 1 >= st.offsets.count || st.rowPositions[row] < st.offsets[s + 1]) {
+                let p = st.rowPositions[row] - st.offsets[s]
+                let target = p + 1
+                seqRow.append((s, target >= st.batch.scoreFrom[s] && target < st.lengths[s] ? target - st.batch.scoreFrom[s] : -1))
+                row += 1
+            }
+        }
+        for r in 0..<m {
+            let z = st.logits + r * V
+            let (s, i) = seqRow[r]
+            if i < 0 { z.update(repeating: 0, count: V); continue }
+            let inv = 1 / st.rowTemperature[r]
+            let lse = st.rowLogSumExp[r]
+            let cl = dLogprobs[s][i]
+            let ce = dEntropies?[s][i] ?? 0
+            let h = st.rowEntropy[r]
+            // p_j = softmax(z/T); ∂logp_y/∂z_j = (1[j=y] − p_j)/T; ∂H/∂z_j = −p_j(log p_j + H)/T
+            _ = Vector.expShifted(z, scale: inv, shift: lse, out: z, count: V) // z ← p
+            if ce != 0 {
+                for j in 0..<V {
+                    let pj = z[j]
+                    let logp = pj > 0 ? logf(pj) : -Float.infinity
+                    z[j] = (-cl * pj - ce * (pj > 0 ? pj * (logp + h) : 0)) * inv
+                }
+            } else {
+                Vector.scale(z, by: -cl * inv, count: V)
+            }
+            z[Int(st.rowTargets[r])] += cl * inv
+        }
+        // Head: dHeadIn = dZ · W ; dW += dZᵀ · headIn. dHeadIn reuses headIn's rows after dW is done.
+        let dHead = scratchBuffer(m * C + n * C * 2 + n * max(c.intermediateSize * 3, c.qDim * 2 + c.kvDim * 4))
+        let dHeadIn = dHead
+        Linear.backward(dy: st.logits, x: st.headIn, weight: model.w(model.layout.lmHead), dx: dHeadIn,
+                        dWeight: gradients.pointer + model.layout.lmHead, dBias: nil, n: m, inFeatures: C, outFeatures: V)
+        let dResid = dHead + m * C            // (N, C): ∂L/∂(residual stream) flowing down
+        let dNorm = dResid + n * C            // (N, C)
+        let work = dNorm + n * C
+        dNorm.update(repeating: 0, count: n * C)
+        for (r, p) in st.rowPositions.enumerated() { Vector.add(dHeadIn + r * C, into: dNorm + p * C, count: C) }
+        RMSNorm.backward(dy: dNorm, x: st.finalIn, weight: model.w(model.layout.finalNorm), rstd: st.finalRstd,
+                         dx: dResid, dWeight: gradients.pointer + model.layout.finalNorm, n: n, c: C, accumulate: false)
+        for l in stride(from: c.layers - 1, through: 0, by: -1) {
+            layerBackward(l, st.layers[l], dResid: dResid, dNorm: dNorm, work: work, state: st)
+        }
+        // Embedding rows receive the residual gradient at the bottom.
+        let dEmb = gradients.pointer + model.layout.embedding
+        for t in 0..<n { Vector.add(dResid + t * C, into: dEmb + Int(st.tokens[t]) * C, count: C) }
+    }
+
+    private func scratchBuffer(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let need = count + maxSequenceSquare()
+        if scratch.count < need { scratch = FloatBuffer(count: need, zeroed: false) }
+        return scratch.pointer
+    }
+
+    private func maxSequenceSquare() -> Int {
+        let longest = state?.lengths.max() ?? 0
+        return longest * longest
+    }
+
+    /// dResid holds ∂L/∂(layer output) on entry and ∂L/∂(layer input) on exit.
+    private func layerBackward(_ l: Int, _ a: LayerActivations, dResid: UnsafeMutablePointer<Float>,
+                               dNorm: UnsafeMutablePointer<Float>, work: UnsafeMutablePointer<Float>, state st: PassState) {
+        let c = model.config, lo = model.layout.layers[l], n = st.n
+        let C = c.hiddenSize, Q = c.qDim, K = c.kvDim, I = c.intermediateSize
+        let g = gradients.pointer
+        // MLP: out = mid + h·Wdownᵀ
+        let dH = work, dGate = work + n * I, dUp = work + 2 * n * I
+        Linear.backward(dy: dResid, x: a.h, weight: model.w(lo.down), dx: dH, dWeight: g + lo.down, dBias: nil,
+                        n: n, inFeatures: I, outFeatures: C)
+        SwiGLU.backward(dh: dH, gate: a.gate, up: a.up, dGate: dGate, dUp: dUp, count: n * I)
+        Linear.backward(dy: dGate, x: a.norm2, weight: model.w(lo.gate), dx: dNorm, dWeight: g + lo.gate, dBias: nil,
+                        n: n, inFeatures: C, outFeatures: I)
+        Linear.backward(dy: dUp, x: a.norm2, weight: model.w(lo.up), dx: dNorm, dWeight: g + lo.up, dBias: nil,
+                        n: n, inFeatures: C, outFeatures: I, accumulateInput: true)
+        // dResid (∂L/∂mid) += RMSNorm backward
+        RMSNorm.backward(dy: dNorm, x: a.mid, weight: model.w(lo.postNorm), rstd: a.rstd2, dx: dResid,
+                         dWeight: g + lo.postNorm, n: n, c: C, accumulate: true)
+        // Attention: mid = input + attn·Woᵀ
+        let dAttn = work, dq = work + n * Q, dk = dq + n * Q, dv = dk + n * K
+        let attnScratch = dv + n * K
+        Linear.backward(dy: dResid, x: a.attn, weight: model.w(lo.o), dx: dAttn, dWeight: g + lo.o, dBias: nil,
+                        n: n, inFeatures: Q, outFeatures: C)
+        PackedAttention.backward(dOut: dAttn, q: a.q, k: a.k, v: a.v, probs: a.probs, dq: dq, dk: dk, dv: dv,
+                                 scratch: attnScratch, offsets: st.offsets, lengths: st.lengths,
+                                 probOffsets: st.probOffsets, totalTokens: n, shape: attentionShape)
+        for s in 0..<st.offsets.count {
+            for p in 0..<st.lengths[s] {
+                let t = st.offsets[s] + p
+                model.rope.apply(dq + t * Q, heads: c.heads, position: p, inverse: true)
+                model.rope.apply(dk + t * K, heads: c.kvHeads, position: p, inverse: true)
+            }
+        }
+        Linear.backward(dy: dq, x: a.norm1, weight: model.w(lo.q), dx: dNorm, dWeight: g + lo.q,
+                        dBias: lo.qBias.map { g + $0 }, n: n, inFeatures: C, outFeatures: Q)
+        Linear.backward(dy: dk, x: a.norm1, weight: model.w(lo.k), dx: dNorm, dWeight: g + lo.k,
+                        dBias: lo.kBias.map { g + $0 }, n: n, inFeatures: C, outFeatures: K, accumulateInput: true)
+        Linear.backward(dy: dv, x: a.norm1, weight: model.w(lo.v), dx: dNorm, dWeight: g + lo.v,
+                        dBias: lo.vBias.map { g + $0 }, n: n, inFeatures: C, outFeatures: K, accumulateInput: true)
+        RMSNorm.backward(dy: dNorm, x: a.input, weight: model.w(lo.inputNorm), rstd: a.rstd1, dx: dResid,
+                         dWeight: g + lo.inputNorm, n: n, c: C, accumulate: true)
+    }
+}

@@ -1,0 +1,48 @@
+/// An owned, fixed-size, 64-byte-aligned buffer of Float32 — the storage under parameters, gradients,
+/// optimizer moments and activations. One buffer per role keeps a checkpoint or a weight broadcast a
+/// single contiguous copy (llm.c's flat-parameter layout).
+public final class FloatBuffer: @unchecked Sendable {
+    public let count: Int
+    public let pointer: UnsafeMutablePointer<Float>
+
+    public init(count: Int, zeroed: Bool = true) {
+        precondition(count >= 0, "FloatBuffer count must be non-negative")
+        self.count = count
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
+        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        if zeroed { pointer.initialize(repeating: 0, count: max(count, 1)) }
+    }
+
+    public convenience init(_ values: [Float]) {
+        self.init(count: values.count, zeroed: false)
+        values.withUnsafeBufferPointer { src in
+            if let base = src.baseAddress { pointer.update(from: base, count: values.count) }
+        }
+    }
+
+    deinit { pointer.deallocate() }
+
+    public func zero() { pointer.update(repeating: 0, count: count) }
+
+    public func copy(from other: FloatBuffer) {
+        precondition(other.count == count, "FloatBuffer.copy: size mismatch \(other.count) vs \(count)")
+        pointer.update(from: other.pointer, count: count)
+    }
+
+    public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+
+    public subscript(i: Int) -> Float {
+        get { pointer[i] }
+        set { pointer[i] = newValue }
+    }
+
+    /// Raw bytes of the buffer (little-endian Float32 on every platform we run on).
+    public var rawBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: pointer, count: count * 4) }
+
+    /// True when every element is finite.
+    public func allFinite() -> Bool {
+        var bad = false
+        for i in 0..<count where !pointer[i].isFinite { bad = true; break }
+        return !bad
+    }
+}

@@ -1,0 +1,54 @@
+import Foundation
+import Testing
+import TroupeModel
+import TroupeTensor
+
+/// Logits, log-probs and gradients against Hugging Face transformers' float64 reference.
+@Suite struct ConformanceTests {
+    @Test func llamaTinyMatchesTransformers() throws {
+        let model = try ModelDirectory.load(Fixtures.llamaTiny)
+        let ref = try SafetensorsFile(path: Fixtures.llamaTiny + "/fixture/fixture.safetensors")
+        let ids = try ref.doubles("input_ids").map { Int32($0) }
+        let pass = TrainingPass(model: model)
+        let result = try pass.forward(ScoringBatch(sequences: [ids]), allLogits: true)
+        let logits = try #require(pass.logits(sequence: 0))
+        #expect(maxAbsDiff(logits, try ref.doubles("logits_f64")) < 1e-4)
+        #expect(maxAbsDiff(result.logprobs[0], try ref.doubles("token_logprobs_f64")) < 1e-4)
+        #expect(abs(result.meanLogLikelihood - (try ref.doubles("mean_loglik_f64"))[0]) < 1e-5)
+
+        // Gradient of the mean log-likelihood.
+        pass.zeroGradients()
+        let n = Float(result.logprobs[0].count)
+        try pass.backward(dLogprobs: [Array(repeating: 1 / n, count: result.logprobs[0].count)])
+        for name in ["model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight", "model.norm.weight"] {
+            let e = try #require(model.layout.entry(named: name))
+            let ours = Array(UnsafeBufferPointer(start: pass.gradients.pointer + e.offset, count: e.count))
+            let diff = maxNormRelDiff(ours, try ref.doubles("grad.\(name)_f64"))
+            #expect(diff < 1e-3, "gradient of \(name): relative max-norm difference \(diff)")
+        }
+    }
+
+    @Test func qwen2TinyPaddedBatchMatchesTransformers() throws {
+        let model = try ModelDirectory.load(Fixtures.qwen2Tiny)
+        #expect(model.config.attentionBias && !model.config.tieWordEmbeddings && model.config.ropeTheta == 1e6)
+        let ref = try SafetensorsFile(path: Fixtures.qwen2Tiny + "/fixture.safetensors")
+        let seqs = try (0..<3).map { i in try ref.doubles("input_ids.\(i)").map { Int32($0) } }
+        let pass = TrainingPass(model: model)
+        let result = try pass.forward(ScoringBatch(sequences: seqs), allLogits: true)
+        for i in 0..<3 {
+            let logits = try #require(pass.logits(sequence: i))
+            #expect(maxAbsDiff(logits, try ref.doubles("logits.\(i)_f64")) < 1e-4, "logits of sequence \(i)")
+            #expect(maxAbsDiff(result.logprobs[i], try ref.doubles("token_logprobs.\(i)_f64")) < 1e-4)
+        }
+        pass.zeroGradients()
+        let total = Float(result.logprobs.reduce(0) { $0 + $1.count })
+        try pass.backward(dLogprobs: result.logprobs.map { Array(repeating: 1 / total, count: $0.count) })
+        for name in ["model.embed_tokens.weight", "lm_head.weight", "model.layers.1.self_attn.k_proj.bias",
+                     "model.layers.2.mlp.down_proj.weight", "model.layers.0.input_layernorm.weight"] {
+            let e = try #require(model.layout.entry(named: name))
+            let ours = Array(UnsafeBufferPointer(start: pass.gradients.pointer + e.offset, count: e.count))
+            let diff = maxNormRelDiff(ours, try ref.doubles("grad.\(name)_f64"))
+            #expect(diff < 1e-3, "gradient of \(name): relative max-norm difference \(diff)")
+        }
+    }
+}
