@@ -32,8 +32,11 @@ public final class TrainingPass: @unchecked Sendable {
         var lengths: [Int]
         var probOffsets: [Int]
         var n: Int
-        /// Head rows: packed position and target token (−1 for a logits-only row).
+        /// Head rows: packed position, sequence, index among the sequence's scored tokens (−1 for a
+        /// logits-only row) and target token (−1 when unscored).
         var rowPositions: [Int]
+        var rowSequence: [Int]
+        var rowScoreIndex: [Int]
         var rowTargets: [Int32]
         var rowTemperature: [Float]
         var rowLogSumExp: [Float]
@@ -68,7 +71,9 @@ public final class TrainingPass: @unchecked Sendable {
 
     /// Runs the forward pass and returns the log-probs (and entropies) of the requested tokens.
     /// `allLogits`: also project every position (tests and `troupe score`); read them with `logits(sequence:)`.
-    public func forward(_ batch: ScoringBatch, entropy: Bool = false, allLogits: Bool = false) throws -> ScoringResult {
+    /// `lastPositionLogits`: also project each sequence's last position (the sampler's prefill).
+    public func forward(_ batch: ScoringBatch, entropy: Bool = false, allLogits: Bool = false,
+                        lastPositionLogits: Bool = false) throws -> ScoringResult {
         let c = model.config
         guard !batch.sequences.isEmpty else { throw ModelError.emptyInput(what: "batch has no sequences") }
         guard batch.scoreFrom.count == batch.sequences.count, batch.temperatures.count == batch.sequences.count else {
@@ -94,15 +99,17 @@ public final class TrainingPass: @unchecked Sendable {
             tokens += seq
         }
         let n = tokens.count
-        var rowPositions: [Int] = [], rowTargets: [Int32] = [], rowTemperature: [Float] = []
+        var rowPositions: [Int] = [], rowSequence: [Int] = [], rowScoreIndex: [Int] = []
+        var rowTargets: [Int32] = [], rowTemperature: [Float] = []
         for s in 0..<batch.sequences.count {
-            let first = allLogits ? 0 : batch.scoreFrom[s] - 1
-            for p in first..<lengths[s] {
-                let target: Int32 = p + 1 < lengths[s] ? batch.sequences[s][p + 1] : -1
-                if target < 0 && !allLogits { continue }
-                if p + 1 < batch.scoreFrom[s] && !allLogits { continue }
+            let from = batch.scoreFrom[s], len = lengths[s]
+            for p in 0..<len {
+                let scored = p + 1 >= from && p + 1 < len
+                guard scored || allLogits || (lastPositionLogits && p == len - 1) else { continue }
                 rowPositions.append(offsets[s] + p)
-                rowTargets.append(p + 1 >= batch.scoreFrom[s] ? target : -1)
+                rowSequence.append(s)
+                rowScoreIndex.append(scored ? p + 1 - from : -1)
+                rowTargets.append(scored ? batch.sequences[s][p + 1] : -1)
                 rowTemperature.append(batch.temperatures[s])
             }
         }
@@ -121,7 +128,8 @@ public final class TrainingPass: @unchecked Sendable {
                                            up: take(n * I), h: take(n * I)))
         }
         var st = PassState(batch: batch, tokens: tokens, offsets: offsets, lengths: lengths, probOffsets: probOffsets,
-                           n: n, rowPositions: rowPositions, rowTargets: rowTargets, rowTemperature: rowTemperature,
+                           n: n, rowPositions: rowPositions, rowSequence: rowSequence,
+                           rowScoreIndex: rowScoreIndex, rowTargets: rowTargets, rowTemperature: rowTemperature,
                            rowLogSumExp: [Float](repeating: 0, count: m), rowEntropy: [Float](repeating: 0, count: m),
                            layers: layers, finalIn: take(n * C), finalNorm: take(n * C), finalRstd: take(n),
                            headIn: take(m * C), logits: take(m * V), entropyRequested: entropy)
@@ -141,23 +149,12 @@ public final class TrainingPass: @unchecked Sendable {
         state = st
 
         // Collect results per sequence.
-        var logprobs: [[Float]] = [], entropies: [[Float]] = []
-        var row = 0
-        for s in 0..<batch.sequences.count {
-            var lp: [Float] = [], en: [Float] = []
-            let first = allLogits ? 0 : batch.scoreFrom[s] - 1
-            for p in first..<lengths[s] {
-                if !allLogits && p + 1 >= lengths[s] { continue }
-                if p + 1 >= batch.scoreFrom[s] && p + 1 < lengths[s] {
-                    let target = Int(st.rowTargets[row])
-                    let z = st.logits[row * V + target] / st.rowTemperature[row]
-                    lp.append(z - st.rowLogSumExp[row])
-                    en.append(st.rowEntropy[row])
-                }
-                row += 1
-            }
-            logprobs.append(lp)
-            entropies.append(en)
+        var logprobs = batch.sequences.indices.map { [Float](repeating: 0, count: lengths[$0] - batch.scoreFrom[$0]) }
+        var entropies = logprobs
+        for r in 0..<m where st.rowScoreIndex[r] >= 0 {
+            let s = st.rowSequence[r], i = st.rowScoreIndex[r]
+            logprobs[s][i] = st.logits[r * V + Int(st.rowTargets[r])] / st.rowTemperature[r] - st.rowLogSumExp[r]
+            entropies[s][i] = st.rowEntropy[r]
         }
         return ScoringResult(logprobs: logprobs, entropies: entropy ? entropies : nil)
     }
@@ -172,13 +169,25 @@ public final class TrainingPass: @unchecked Sendable {
         return Array(UnsafeBufferPointer(start: st.logits + start * V, count: st.lengths[s] * V))
     }
 
+    /// Post-RoPE keys and values of sequence `s` at layer `l` from the last forward: (L_s, K) each.
+    func keysAndValues(layer l: Int, sequence s: Int) -> (UnsafePointer<Float>, UnsafePointer<Float>) {
+        let st = state!, K = model.config.kvDim
+        return (UnsafePointer(st.layers[l].k + st.offsets[s] * K), UnsafePointer(st.layers[l].v + st.offsets[s] * K))
+    }
+
+    /// Logits of the last position of sequence `s` (needs `lastPositionLogits` or `allLogits`).
+    func copyLastLogits(sequence s: Int, into destination: UnsafeMutablePointer<Float>) {
+        let st = state!, V = model.config.vocabularySize
+        let last = st.offsets[s] + st.lengths[s] - 1
+        guard let row = st.rowPositions.lastIndex(of: last) else { preconditionFailure("last position was not projected") }
+        destination.update(from: st.logits + row * V, count: V)
+    }
+
     private func layerForward(_ l: Int, _ a: LayerActivations, output: UnsafeMutablePointer<Float>, state st: PassState) {
         let c = model.config, lo = model.layout.layers[l], n = st.n
-        let C = c.hiddenSize, Q = c.qDim, K = c.kvDim, I = c.intermediateSize
+        let C = c.hiddenSize, Q = c.qDim, K = c.kvDim
         RMSNorm.forward(x: a.input, weight: model.w(lo.inputNorm), y: a.norm1, rstd: a.rstd1, n: n, c: C, eps: Float(c.rmsNormEps))
-        Linear.forward(x: a.norm1, weight: model.w(lo.q), bias: lo.qBias.map { UnsafePointer(model.w($0)) }, y: a.q, n: n, inFeatures: C, outFeatures: Q)
-        Linear.forward(x: a.norm1, weight: model.w(lo.k), bias: lo.kBias.map { UnsafePointer(model.w($0)) }, y: a.k, n: n, inFeatures: C, outFeatures: K)
-        Linear.forward(x: a.norm1, weight: model.w(lo.v), bias: lo.vBias.map { UnsafePointer(model.w($0)) }, y: a.v, n: n, inFeatures: C, outFeatures: K)
+        model.projectQKV(layer: l, norm: a.norm1, q: a.q, k: a.k, v: a.v, n: n)
         for s in 0..<st.offsets.count {
             for p in 0..<st.lengths[s] {
                 let t = st.offsets[s] + p
@@ -188,16 +197,8 @@ public final class TrainingPass: @unchecked Sendable {
         }
         PackedAttention.forward(q: a.q, k: a.k, v: a.v, out: a.attn, probs: a.probs, offsets: st.offsets,
                                 lengths: st.lengths, probOffsets: st.probOffsets, shape: attentionShape)
-        // mid = input + attn · Woᵀ
-        a.mid.update(from: a.input, count: n * C)
-        sgemm(transA: false, transB: true, m: n, n: C, k: Q, a: a.attn, lda: Q, b: model.w(lo.o), ldb: Q, beta: 1, c: a.mid, ldc: C)
-        RMSNorm.forward(x: a.mid, weight: model.w(lo.postNorm), y: a.norm2, rstd: a.rstd2, n: n, c: C, eps: Float(c.rmsNormEps))
-        Linear.forward(x: a.norm2, weight: model.w(lo.gate), bias: nil, y: a.gate, n: n, inFeatures: C, outFeatures: I)
-        Linear.forward(x: a.norm2, weight: model.w(lo.up), bias: nil, y: a.up, n: n, inFeatures: C, outFeatures: I)
-        SwiGLU.forward(gate: a.gate, up: a.up, h: a.h, count: n * I)
-        // output = mid + h · Wdownᵀ
-        output.update(from: a.mid, count: n * C)
-        sgemm(transA: false, transB: true, m: n, n: C, k: I, a: a.h, lda: I, b: model.w(lo.down), ldb: I, beta: 1, c: output, ldc: C)
+        model.attentionOutputAndMLP(layer: l, input: a.input, attn: a.attn, mid: a.mid, norm2: a.norm2, rstd2: a.rstd2,
+                                    gate: a.gate, up: a.up, h: a.h, output: output, n: n)
     }
 
     private var attentionShape: PackedAttention.Shape {
@@ -243,8 +244,6 @@ public final class TrainingPass: @unchecked Sendable {
         }
         // ∂L/∂z for every head row; rows without a target get zero.
         let m = st.rowPositions.count
-        var row = 0
-        var seqRow: [(Int, Int)] = [] // (sequence, index into its scored tokens) per row, −1 when unscored
         for s in 0..<st.batch.sequences.count {
             let expected = st.lengths[s] - st.batch.scoreFrom[s]
             guard dLogprobs[s].count == expected else {
@@ -253,16 +252,10 @@ public final class TrainingPass: @unchecked Sendable {
             if let de = dEntropies, de[s].count != expected {
                 throw ModelError.invalidArgument(name: "dEntropies[\(s)]", reason: "\(de[s].count) values, \(expected) tokens were scored")
             }
-            while row < m && (s + 1 >= st.offsets.count || st.rowPositions[row] < st.offsets[s + 1]) {
-                let p = st.rowPositions[row] - st.offsets[s]
-                let target = p + 1
-                seqRow.append((s, target >= st.batch.scoreFrom[s] && target < st.lengths[s] ? target - st.batch.scoreFrom[s] : -1))
-                row += 1
-            }
         }
         for r in 0..<m {
             let z = st.logits + r * V
-            let (s, i) = seqRow[r]
+            let s = st.rowSequence[r], i = st.rowScoreIndex[r]
             if i < 0 { z.update(repeating: 0, count: V); continue }
             let inv = 1 / st.rowTemperature[r]
             let lse = st.rowLogSumExp[r]

@@ -10,6 +10,12 @@ public enum Linear {
         if let bias {
             for r in 0..<n { (y + r * outFeatures).update(from: bias, count: outFeatures) }
         }
+        if n == 1 {
+            // A single token (batch-1 decoding) is a matrix-vector product: sgemv streams W once.
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(outFeatures), Int32(inFeatures), 1, weight,
+                        Int32(inFeatures), x, 1, bias == nil ? 0 : 1, y, 1)
+            return
+        }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(outFeatures), Int32(inFeatures),
                     1, x, Int32(inFeatures), weight, Int32(inFeatures), bias == nil ? 0 : 1, y, Int32(outFeatures))
     }

@@ -1,0 +1,247 @@
+import Foundation
+import CBLAS
+import TroupeTensor
+
+/// Batched sampling with a KV cache. Prompts are prefilled through the training forward (so prompt
+/// positions use exactly the training arithmetic), identical prompts are prefilled once and their cache
+/// rows shared, then every active sequence advances one token per step.
+public final class Sampler: @unchecked Sendable {
+    public let model: LlamaModel
+    private let prefill: TrainingPass
+
+    public init(model: LlamaModel) {
+        self.model = model
+        prefill = TrainingPass(model: model)
+    }
+
+    /// `tokenBytes` maps a token id to the bytes it contributes to the text; it is needed only when
+    /// `parameters.stopStrings` is not empty.
+    public func generate(_ requests: [SampleRequest], parameters: SamplingParameters,
+                         tokenBytes: ((Int32) -> [UInt8])? = nil) throws -> [Completion] {
+        let c = model.config
+        try parameters.validate(vocabularySize: c.vocabularySize)
+        guard !requests.isEmpty else { return [] }
+        if !parameters.stopStrings.isEmpty && tokenBytes == nil {
+            throw ModelError.invalidArgument(name: "stop_strings", reason: "need a tokenizer to decode tokens")
+        }
+        for (i, r) in requests.enumerated() {
+            try model.validate(sequence: r.prompt, what: "prompt \(i)")
+            if r.prompt.count >= c.maxPositions {
+                throw ModelError.sequenceTooLong(length: r.prompt.count + 1, maxPositions: c.maxPositions)
+            }
+        }
+        let B = requests.count
+        let K = c.kvDim, C = c.hiddenSize, Q = c.qDim, I = c.intermediateSize, V = c.vocabularySize
+        let capacity = requests.map { min($0.prompt.count + parameters.maxNewTokens, c.maxPositions) }
+        var cacheOffset: [Int] = [], total = 0
+        for cap in capacity { cacheOffset.append(total); total += cap * K }
+        let keys = (0..<c.layers).map { _ in FloatBuffer(count: total, zeroed: false) }
+        let values = (0..<c.layers).map { _ in FloatBuffer(count: total, zeroed: false) }
+
+        // Prefill each distinct prompt once.
+        var firstIndex: [[Int32]: Int] = [:]
+        var unique: [Int] = []
+        for (i, r) in requests.enumerated() where firstIndex[r.prompt] == nil {
+            firstIndex[r.prompt] = i
+            unique.append(i)
+        }
+        _ = try prefill.forward(ScoringBatch(sequences: unique.map { requests[$0].prompt },
+                                             scoreFrom: unique.map { requests[$0].prompt.count },
+                                             temperatures: Array(repeating: parameters.temperature, count: unique.count)),
+                                lastPositionLogits: true)
+        var logits = FloatBuffer(count: B * V, zeroed: false)
+        for (u, i) in unique.enumerated() {
+            let len = requests[i].prompt.count
+            for l in 0..<c.layers {
+                let (k, v) = prefill.keysAndValues(layer: l, sequence: u)
+                (keys[l].pointer + cacheOffset[i]).update(from: k, count: len * K)
+                (values[l].pointer + cacheOffset[i]).update(from: v, count: len * K)
+            }
+            prefill.copyLastLogits(sequence: u, into: logits.pointer + i * V)
+        }
+        for (i, r) in requests.enumerated() where firstIndex[r.prompt]! != i {
+            let src = firstIndex[r.prompt]!
+            let len = r.prompt.count
+            for l in 0..<c.layers {
+                (keys[l].pointer + cacheOffset[i]).update(from: keys[l].pointer + cacheOffset[src], count: len * K)
+                (values[l].pointer + cacheOffset[i]).update(from: values[l].pointer + cacheOffset[src], count: len * K)
+            }
+            (logits.pointer + i * V).update(from: logits.pointer + src * V, count: V)
+        }
+
+        var rngs = requests.map { Xoshiro256(seed: $0.seed) }
+        var outputs = requests.map { _ in Completion(tokens: [], logprobs: [], entropies: parameters.computeEntropy ? [] : nil, finishReason: .length) }
+        var lengths = requests.map(\.prompt.count)
+        var active = Array(0..<B)
+        let stopBytes = parameters.stopStrings.map { Array($0.utf8) }
+        var textTail = requests.map { _ in [UInt8]() }
+        let longestStop = stopBytes.map(\.count).max() ?? 0
+        var chooser = TokenChooser(vocabularySize: V, parameters: parameters)
+
+        // Step buffers for up to B rows.
+        let x = FloatBuffer(count: B * C, zeroed: false), norm = FloatBuffer(count: B * C, zeroed: false)
+        let q = FloatBuffer(count: B * Q, zeroed: false), kNew = FloatBuffer(count: B * K, zeroed: false)
+        let vNew = FloatBuffer(count: B * K, zeroed: false), attn = FloatBuffer(count: B * Q, zeroed: false)
+        let gate = FloatBuffer(count: B * I, zeroed: false), up = FloatBuffer(count: B * I, zeroed: false)
+        let h = FloatBuffer(count: B * I, zeroed: false)
+        let scores = FloatBuffer(count: c.maxPositions, zeroed: false)
+        let embedding = model.w(model.layout.embedding)
+        let scale = 1 / Float(c.headDim).squareRoot()
+        let group = c.heads / c.kvHeads
+        let d = c.headDim
+
+        while !active.isEmpty {
+            // Choose the next token of every active sequence from its logits row.
+            var next: [Int32] = []
+            var stillActive: [Int] = []
+            for (row, i) in active.enumerated() {
+                let z = logits.pointer + row * V
+                let choice = chooser.choose(logits: z, rng: &rngs[i])
+                outputs[i].tokens.append(choice.token)
+                outputs[i].logprobs.append(choice.logprob)
+                if parameters.computeEntropy { outputs[i].entropies!.append(choice.entropy) }
+                lengths[i] += 1
+                var finished = false
+                if parameters.stopTokens.contains(choice.token) {
+                    outputs[i].finishReason = .stop
+                    finished = true
+                } else if !stopBytes.isEmpty, let bytesOf = tokenBytes {
+                    textTail[i] += bytesOf(choice.token)
+                    if textTail[i].count > 4 * longestStop + 64 { textTail[i].removeFirst(textTail[i].count - 2 * longestStop) }
+                    if stopBytes.contains(where: { containsSubsequence(textTail[i], $0) }) {
+                        outputs[i].finishReason = .stop
+                        finished = true
+                    }
+                }
+                if !finished && (outputs[i].tokens.count >= parameters.maxNewTokens || lengths[i] >= capacity[i]) {
+                    outputs[i].finishReason = .length
+                    finished = true
+                }
+                if !finished {
+                    stillActive.append(i)
+                    next.append(choice.token)
+                }
+            }
+            active = stillActive
+            let n = active.count
+            if n == 0 { break }
+
+            // One decoding step for the n active rows: the new token sits at position lengths[i] − 1.
+            for (row, token) in next.enumerated() { (x.pointer + row * C).update(from: embedding + Int(token) * C, count: C) }
+            for l in 0..<c.layers {
+                let lo = model.layout.layers[l]
+                RMSNorm.forward(x: x.pointer, weight: model.w(lo.inputNorm), y: norm.pointer, rstd: nil, n: n, c: C, eps: Float(c.rmsNormEps))
+                model.projectQKV(layer: l, norm: norm.pointer, q: q.pointer, k: kNew.pointer, v: vNew.pointer, n: n)
+                for (row, i) in active.enumerated() {
+                    let pos = lengths[i] - 1
+                    model.rope.apply(q.pointer + row * Q, heads: c.heads, position: pos)
+                    model.rope.apply(kNew.pointer + row * K, heads: c.kvHeads, position: pos)
+                    let kc = keys[l].pointer + cacheOffset[i], vc = values[l].pointer + cacheOffset[i]
+                    (kc + pos * K).update(from: kNew.pointer + row * K, count: K)
+                    (vc + pos * K).update(from: vNew.pointer + row * K, count: K)
+                    let span = pos + 1
+                    for head in 0..<c.heads {
+                        let g = head / group
+                        // scores = K_g q_h · scale over positions 0...pos, then softmax, then out = V_gᵀ p
+                        cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(span), Int32(d), scale, kc + g * d, Int32(K),
+                                    q.pointer + row * Q + head * d, 1, 0, scores.pointer, 1)
+                        Softmax.rowInPlace(scores.pointer, valid: span, length: span)
+                        cblas_sgemv(CblasRowMajor, CblasTrans, Int32(span), Int32(d), 1, vc + g * d, Int32(K),
+                                    scores.pointer, 1, 0, attn.pointer + row * Q + head * d, 1)
+                    }
+                }
+                model.attentionOutputAndMLP(layer: l, input: x.pointer, attn: attn.pointer, mid: x.pointer, norm2: norm.pointer,
+                                            rstd2: nil, gate: gate.pointer, up: up.pointer, h: h.pointer, output: x.pointer, n: n)
+            }
+            RMSNorm.forward(x: x.pointer, weight: model.w(model.layout.finalNorm), y: norm.pointer, rstd: nil, n: n, c: C, eps: Float(c.rmsNormEps))
+            if logits.count < n * V { logits = FloatBuffer(count: n * V, zeroed: false) }
+            Linear.forward(x: norm.pointer, weight: model.w(model.layout.lmHead), bias: nil, y: logits.pointer, n: n, inFeatures: C, outFeatures: V)
+        }
+        return outputs
+    }
+}
+
+@inline(__always)
+func containsSubsequence(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+    guard needle.count <= haystack.count else { return false }
+    for start in 0...(haystack.count - needle.count) where haystack[start] == needle[0] {
+        var match = true
+        for j in 1..<needle.count where haystack[start + j] != needle[j] { match = false; break }
+        if match { return true }
+    }
+    return false
+}
+
+/// Turns one row of logits into a token: behaviour log-prob and entropy from the full tempered
+/// distribution, then top-k / top-p truncation, then one uniform draw from the sample's own stream.
+struct TokenChooser {
+    let vocabularySize: Int
+    let parameters: SamplingParameters
+    private var probs: [Float]
+    private var order: [Int32]
+
+    init(vocabularySize: Int, parameters: SamplingParameters) {
+        self.vocabularySize = vocabularySize
+        self.parameters = parameters
+        probs = [Float](repeating: 0, count: vocabularySize)
+        order = (0..<Int32(vocabularySize)).map { $0 }
+    }
+
+    mutating func choose(logits z: UnsafePointer<Float>, rng: inout Xoshiro256) -> (token: Int32, logprob: Float, entropy: Float) {
+        let V = vocabularySize
+        let inv = 1 / parameters.temperature
+        let mx = Vector.max(z, count: V) * inv
+        let lse = probs.withUnsafeMutableBufferPointer { p -> Float in
+            let sum = Vector.expShifted(z, scale: inv, shift: mx, out: p.baseAddress!, count: V)
+            Vector.scale(p.baseAddress!, by: 1 / sum, count: V)
+            return mx + logf(sum)
+        }
+        var entropy: Float = 0
+        if parameters.computeEntropy {
+            var pz: Float = 0
+            for j in 0..<V { pz += probs[j] * z[j] * inv }
+            entropy = lse - pz
+        }
+        let u = Float(rng.nextUnit())
+        var token: Int32
+        if parameters.topK == 0 && parameters.topP >= 1 {
+            token = Self.walk(probs: probs, indices: nil, count: V, mass: 1, u: u)
+        } else {
+            // Sort descending by probability, ties by id, so the result is fully determined.
+            order.withUnsafeMutableBufferPointer { o in
+                for j in 0..<V { o[j] = Int32(j) }
+            }
+            let p = probs
+            order.sort { p[Int($0)] != p[Int($1)] ? p[Int($0)] > p[Int($1)] : $0 < $1 }
+            var keep = parameters.topK > 0 ? min(parameters.topK, V) : V
+            var mass: Float = 0
+            if parameters.topP < 1 {
+                var cum: Float = 0
+                for j in 0..<keep {
+                    cum += p[Int(order[j])]
+                    if cum >= parameters.topP { keep = j + 1; break }
+                }
+            }
+            for j in 0..<keep { mass += p[Int(order[j])] }
+            token = Self.walk(probs: p, indices: order, count: keep, mass: mass, u: u)
+        }
+        let logprob = z[Int(token)] * inv - lse
+        return (token, logprob, entropy)
+    }
+
+    /// Inverse-CDF draw over `count` candidates (in `indices` order, or id order) holding `mass`.
+    private static func walk(probs: [Float], indices: [Int32]?, count: Int, mass: Float, u: Float) -> Int32 {
+        let target = u * mass
+        var cum: Float = 0
+        var last: Int32 = 0
+        for j in 0..<count {
+            let id = indices.map { $0[j] } ?? Int32(j)
+            let pj = probs[Int(id)]
+            if pj <= 0 { continue }
+            cum += pj
+            last = id
+            if cum > target { return id }
+        }
+        return last
+    }
+}
