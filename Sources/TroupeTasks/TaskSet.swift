@@ -16,6 +16,21 @@ public enum TaskSet {
         }
     }
 
+    /// The exact number of distinct problems of `spec` in `split`, for spaces small enough to enumerate
+    /// (at most `enumerationLimit` candidates, e.g. `arith:add2`, `arith:mix2`); nil for larger spaces,
+    /// where any realistic count is available.
+    public static func problemCount(_ spec: TaskSpec, split: TaskSplit) -> Int? {
+        switch spec {
+        case let .arithmetic(arithmetic):
+            let candidates = arithmetic.candidateCount
+            guard candidates <= enumerationLimit else { return nil }
+            return (0..<candidates).reduce(0) { count, index in
+                let problem = arithmetic.candidate(at: index)
+                return count + (arithmetic.admits(problem) && problem.split == split ? 1 : 0)
+            }
+        }
+    }
+
     /// The problems behind `generate` for arithmetic specs.
     public static func generateArithmetic(_ arithmetic: ArithmeticSpec, split: TaskSplit, count: Int, seed: UInt64) throws
         -> [ArithmeticProblem]

@@ -81,17 +81,12 @@ private func operands(_ prompt: String) -> [Substring] {
 @Suite struct SplitTests {
     @Test func everyProblemOfASmallSpaceIsInExactlyOneSplit() throws {
         let spec = try TaskSpec(parsing: "arith:add1")
-        var trainCount = 0
-        var testCount = 0
-        for split in TaskSplit.allCases {
-            // Ask for one more than exists to learn the exact size from the error.
-            do {
-                _ = try TaskSet.generate(spec, split: split, count: 101, seed: 0)
-            } catch let TaskError.notEnoughProblems(_, _, _, available) {
-                if split == .train { trainCount = available } else { testCount = available }
-            }
-        }
+        let trainCount = try #require(TaskSet.problemCount(spec, split: .train))
+        let testCount = try #require(TaskSet.problemCount(spec, split: .test))
         #expect(trainCount + testCount == 100)
+        #expect(throws: TaskError.notEnoughProblems(spec: "arith:add1", split: .test, requested: testCount + 1, available: testCount)) {
+            try TaskSet.generate(spec, split: .test, count: testCount + 1, seed: 0)
+        }
         let train = try TaskSet.generate(spec, split: .train, count: trainCount, seed: 0)
         let test = try TaskSet.generate(spec, split: .test, count: testCount, seed: 0)
         #expect(Set(train.map(\.prompt)).isDisjoint(with: test.map(\.prompt)))
@@ -114,6 +109,16 @@ private func operands(_ prompt: String) -> [Substring] {
         #expect(add.allSatisfy { $0.split == .test })
         let mixTrain = try TaskSet.generate(TaskSpec(parsing: "arith:mix2"), split: .train, count: 10_000, seed: 1)
         #expect(Set(mixTrain.map(\.prompt)).isDisjoint(with: add.map(\.item.prompt)))
+    }
+
+    @Test func problemCountsOfSmallAndLargeSpaces() throws {
+        let add2Train = try #require(TaskSet.problemCount(TaskSpec(parsing: "arith:add2"), split: .train))
+        let add2Test = try #require(TaskSet.problemCount(TaskSpec(parsing: "arith:add2"), split: .test))
+        #expect(add2Train + add2Test == 8100)
+        // Two-term subtraction keeps a ≥ b: 90·91/2 pairs.
+        let sub2 = try TaskSet.problemCount(TaskSpec(parsing: "arith:sub2"), split: .train)! + TaskSet.problemCount(TaskSpec(parsing: "arith:sub2"), split: .test)!
+        #expect(sub2 == 4095)
+        #expect(try TaskSet.problemCount(TaskSpec(parsing: "arith:add3"), split: .test) == nil)
     }
 
     @Test func testShareIsAboutTenPercent() {

@@ -1,0 +1,79 @@
+import ArgumentParser
+import Foundation
+import TroupeReport
+
+/// `troupe report RUN [RUN...] [--out FILE] [--screenshot PNG]`: regenerate a run's HTML report, or
+/// compare several runs on one page.
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Write a self-contained HTML report with plots for a run, or compare several runs.",
+        discussion: """
+            Reads RUN/metrics.jsonl (and RUN/summary.json when present). With one run the page goes to
+            RUN/report.html; with several, to ./comparison.html. Prints the path of the page.
+            """)
+
+    @Argument(help: "Run directories, each holding metrics.jsonl.")
+    var runs: [String]
+
+    @Option(name: .long, help: "Where to write the page (default: RUN/report.html, or ./comparison.html for several runs).")
+    var out: String?
+
+    @Option(name: .long, help: "Page title (default: from the run names).")
+    var title: String?
+
+    @Option(name: .long, help: "Also render the page to this PNG with headless Chromium.")
+    var screenshot: String?
+
+    @Option(name: .long, help: "Screenshot width in CSS pixels.")
+    var screenshotWidth: Int = 1280
+
+    func validate() throws {
+        guard !runs.isEmpty else { throw ValidationError("give at least one run directory") }
+        for run in runs {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: run, isDirectory: &isDirectory) else {
+                throw ValidationError("run directory \(run) does not exist")
+            }
+            guard isDirectory.boolValue else {
+                throw ValidationError("\(run) is not a directory; pass a run directory (it holds metrics.jsonl)")
+            }
+            let metrics = URL(fileURLWithPath: run).appendingPathComponent(ReportFiles.metricsFileName).path
+            guard FileManager.default.fileExists(atPath: metrics) else {
+                throw ValidationError("\(metrics) does not exist; is \(run) a run directory?")
+            }
+        }
+        if let out, out.hasSuffix("/") { throw ValidationError("--out must name a file, got the directory \(out)") }
+        if let screenshot, !screenshot.lowercased().hasSuffix(".png") {
+            throw ValidationError("--screenshot must name a .png file, got \(screenshot)")
+        }
+        guard (320...4000).contains(screenshotWidth) else {
+            throw ValidationError("--screenshot-width must be in 320...4000, got \(screenshotWidth)")
+        }
+    }
+
+    func run() throws {
+        let directories = runs.map { URL(fileURLWithPath: $0) }
+        let names = ReportFiles.distinctNames(for: directories)
+        let loaded = try zip(directories, names).map { try ReportFiles.loadRun(directory: $0, name: $1) }
+        for run in loaded {
+            for note in run.notes { FileHandle.standardError.write(Data("warning: \(run.name): \(note)\n".utf8)) }
+            if run.metrics.records.isEmpty {
+                FileHandle.standardError.write(Data("warning: \(run.name): metrics.jsonl has no metrics yet\n".utf8))
+            }
+        }
+        let destination = out.map { URL(fileURLWithPath: $0) }
+            ?? (directories.count == 1
+                ? directories[0].appendingPathComponent(ReportFiles.reportFileName)
+                : URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("comparison.html"))
+        try ReportFiles.write(ReportPage.html(for: loaded, title: title), to: destination)
+        print(destination.standardizedFileURL.path)
+
+        if let screenshot {
+            let chromium = try HeadlessChromium.require()
+            let png = URL(fileURLWithPath: screenshot)
+            try chromium.screenshot(of: destination.standardizedFileURL, to: png, width: screenshotWidth)
+            print(png.standardizedFileURL.path)
+        }
+    }
+}
