@@ -2,13 +2,26 @@ import TroupeTensor
 
 /// The pieces of a decoder layer that training and decoding share, so both run the same arithmetic.
 extension LlamaModel {
+    /// y = x Wᵀ (+ b) with the kernel of the caller's mode: sgemm for packed training batches,
+    /// the batch-invariant streaming kernel for decoding steps.
+    @inline(__always)
+    func linear(_ x: UnsafePointer<Float>, _ weight: Int, _ bias: Int?, _ y: UnsafeMutablePointer<Float>, n: Int,
+                inFeatures: Int, outFeatures: Int, decoding: Bool) {
+        let b = bias.map { UnsafePointer(w($0)) }
+        if decoding {
+            StreamingGEMM.forward(x: x, weight: w(weight), bias: b, y: y, n: n, inFeatures: inFeatures, outFeatures: outFeatures)
+        } else {
+            Linear.forward(x: x, weight: w(weight), bias: b, y: y, n: n, inFeatures: inFeatures, outFeatures: outFeatures)
+        }
+    }
+
     /// norm: (n, C) → q: (n, Q), k, v: (n, K), before RoPE.
     func projectQKV(layer l: Int, norm: UnsafePointer<Float>, q: UnsafeMutablePointer<Float>,
-                    k: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, n: Int) {
+                    k: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, n: Int, decoding: Bool = false) {
         let c = config, lo = layout.layers[l]
-        Linear.forward(x: norm, weight: w(lo.q), bias: lo.qBias.map { UnsafePointer(w($0)) }, y: q, n: n, inFeatures: c.hiddenSize, outFeatures: c.qDim)
-        Linear.forward(x: norm, weight: w(lo.k), bias: lo.kBias.map { UnsafePointer(w($0)) }, y: k, n: n, inFeatures: c.hiddenSize, outFeatures: c.kvDim)
-        Linear.forward(x: norm, weight: w(lo.v), bias: lo.vBias.map { UnsafePointer(w($0)) }, y: v, n: n, inFeatures: c.hiddenSize, outFeatures: c.kvDim)
+        linear(norm, lo.q, lo.qBias, q, n: n, inFeatures: c.hiddenSize, outFeatures: c.qDim, decoding: decoding)
+        linear(norm, lo.k, lo.kBias, k, n: n, inFeatures: c.hiddenSize, outFeatures: c.kvDim, decoding: decoding)
+        linear(norm, lo.v, lo.vBias, v, n: n, inFeatures: c.hiddenSize, outFeatures: c.kvDim, decoding: decoding)
     }
 
     /// mid = input + attn · Woᵀ, then the MLP half: out = mid + SwiGLU(norm2(mid)) · Wdownᵀ.
@@ -17,16 +30,28 @@ extension LlamaModel {
                                mid: UnsafeMutablePointer<Float>, norm2: UnsafeMutablePointer<Float>,
                                rstd2: UnsafeMutablePointer<Float>?, gate: UnsafeMutablePointer<Float>,
                                up: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>,
-                               output: UnsafeMutablePointer<Float>, n: Int) {
+                               output: UnsafeMutablePointer<Float>, n: Int, decoding: Bool = false) {
         let c = config, lo = layout.layers[l]
         let C = c.hiddenSize, Q = c.qDim, I = c.intermediateSize
-        if mid != UnsafeMutablePointer(mutating: input) { mid.update(from: input, count: n * C) }
-        sgemm(transA: false, transB: true, m: n, n: C, k: Q, a: attn, lda: Q, b: w(lo.o), ldb: Q, beta: 1, c: mid, ldc: C)
+        if decoding {
+            // Residual adds after the projection, so each element sees the same arithmetic at any batch size.
+            linear(attn, lo.o, nil, norm2, n: n, inFeatures: Q, outFeatures: C, decoding: true)
+            if mid != UnsafeMutablePointer(mutating: input) { mid.update(from: input, count: n * C) }
+            Vector.add(norm2, into: mid, count: n * C)
+        } else {
+            if mid != UnsafeMutablePointer(mutating: input) { mid.update(from: input, count: n * C) }
+            sgemm(transA: false, transB: true, m: n, n: C, k: Q, a: attn, lda: Q, b: w(lo.o), ldb: Q, beta: 1, c: mid, ldc: C)
+        }
         RMSNorm.forward(x: mid, weight: w(lo.postNorm), y: norm2, rstd: rstd2, n: n, c: C, eps: Float(c.rmsNormEps))
-        Linear.forward(x: norm2, weight: w(lo.gate), bias: nil, y: gate, n: n, inFeatures: C, outFeatures: I)
-        Linear.forward(x: norm2, weight: w(lo.up), bias: nil, y: up, n: n, inFeatures: C, outFeatures: I)
+        linear(norm2, lo.gate, nil, gate, n: n, inFeatures: C, outFeatures: I, decoding: decoding)
+        linear(norm2, lo.up, nil, up, n: n, inFeatures: C, outFeatures: I, decoding: decoding)
         SwiGLU.forward(gate: gate, up: up, h: h, count: n * I)
         if output != mid { output.update(from: mid, count: n * C) }
-        sgemm(transA: false, transB: true, m: n, n: C, k: I, a: h, lda: I, b: w(lo.down), ldb: I, beta: 1, c: output, ldc: C)
+        if decoding {
+            linear(h, lo.down, nil, gate, n: n, inFeatures: I, outFeatures: C, decoding: true)
+            Vector.add(gate, into: output, count: n * C)
+        } else {
+            sgemm(transA: false, transB: true, m: n, n: C, k: I, a: h, lda: I, b: w(lo.down), ldb: I, beta: 1, c: output, ldc: C)
+        }
     }
 }

@@ -82,7 +82,7 @@ public final class Sampler: @unchecked Sendable {
         let x = FloatBuffer(count: B * C, zeroed: false), norm = FloatBuffer(count: B * C, zeroed: false)
         let q = FloatBuffer(count: B * Q, zeroed: false), kNew = FloatBuffer(count: B * K, zeroed: false)
         let vNew = FloatBuffer(count: B * K, zeroed: false), attn = FloatBuffer(count: B * Q, zeroed: false)
-        let gate = FloatBuffer(count: B * I, zeroed: false), up = FloatBuffer(count: B * I, zeroed: false)
+        let gate = FloatBuffer(count: B * max(I, C), zeroed: false), up = FloatBuffer(count: B * I, zeroed: false)
         let h = FloatBuffer(count: B * I, zeroed: false)
         let scores = FloatBuffer(count: c.maxPositions, zeroed: false)
         let embedding = model.w(model.layout.embedding)
@@ -131,7 +131,7 @@ public final class Sampler: @unchecked Sendable {
             for l in 0..<c.layers {
                 let lo = model.layout.layers[l]
                 RMSNorm.forward(x: x.pointer, weight: model.w(lo.inputNorm), y: norm.pointer, rstd: nil, n: n, c: C, eps: Float(c.rmsNormEps))
-                model.projectQKV(layer: l, norm: norm.pointer, q: q.pointer, k: kNew.pointer, v: vNew.pointer, n: n)
+                model.projectQKV(layer: l, norm: norm.pointer, q: q.pointer, k: kNew.pointer, v: vNew.pointer, n: n, decoding: true)
                 for (row, i) in active.enumerated() {
                     let pos = lengths[i] - 1
                     model.rope.apply(q.pointer + row * Q, heads: c.heads, position: pos)
@@ -151,11 +151,12 @@ public final class Sampler: @unchecked Sendable {
                     }
                 }
                 model.attentionOutputAndMLP(layer: l, input: x.pointer, attn: attn.pointer, mid: x.pointer, norm2: norm.pointer,
-                                            rstd2: nil, gate: gate.pointer, up: up.pointer, h: h.pointer, output: x.pointer, n: n)
+                                            rstd2: nil, gate: gate.pointer, up: up.pointer, h: h.pointer, output: x.pointer, n: n,
+                                            decoding: true)
             }
             RMSNorm.forward(x: x.pointer, weight: model.w(model.layout.finalNorm), y: norm.pointer, rstd: nil, n: n, c: C, eps: Float(c.rmsNormEps))
             if logits.count < n * V { logits = FloatBuffer(count: n * V, zeroed: false) }
-            Linear.forward(x: norm.pointer, weight: model.w(model.layout.lmHead), bias: nil, y: logits.pointer, n: n, inFeatures: C, outFeatures: V)
+            model.linear(norm.pointer, model.layout.lmHead, nil, logits.pointer, n: n, inFeatures: C, outFeatures: V, decoding: true)
         }
         return outputs
     }

@@ -1,23 +1,12 @@
 import CBLAS
 
 /// Linear layer as Hugging Face stores it: W is (out, in) row-major, y = x Wᵀ + b.
-/// All calls go to OpenBLAS sgemm on the batched tokens.
+/// All calls go to OpenBLAS sgemm on the batched tokens; decoding uses `StreamingGEMM` instead.
 public enum Linear {
     /// y: (n, out) = x: (n, in) · Wᵀ (+ b: (out)). Overwrites y.
     public static func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                                y: UnsafeMutablePointer<Float>, n: Int, inFeatures: Int, outFeatures: Int) {
         if n == 0 { return }
-        if n == 1 {
-            // A single token (batch-1 decoding) is a matrix-vector product: sgemv streams W once.
-            if let bias { y.update(from: bias, count: outFeatures) }
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(outFeatures), Int32(inFeatures), 1, weight,
-                        Int32(inFeatures), x, 1, bias == nil ? 0 : 1, y, 1)
-            return
-        }
-        if n <= SmallBatchGEMM.maxRows {
-            SmallBatchGEMM.forward(x: x, weight: weight, bias: bias, y: y, n: n, inFeatures: inFeatures, outFeatures: outFeatures)
-            return
-        }
         if let bias {
             for r in 0..<n { (y + r * outFeatures).update(from: bias, count: outFeatures) }
         }

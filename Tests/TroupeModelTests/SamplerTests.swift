@@ -50,6 +50,18 @@ import TroupeTensor
         #expect(c[0].tokens != a[0].tokens, "a different seed should give a different sample")
     }
 
+    /// A sample's tokens depend on its seed and the weights only, not on what shares its batch: so
+    /// groups come out the same whichever actor, and however many, sampled them.
+    @Test func samplingIsBatchInvariant() throws {
+        let sampler = Sampler(model: try Self.qwenLike())
+        let params = SamplingParameters(temperature: 0.9, maxNewTokens: 20)
+        let alone = try sampler.generate([SampleRequest(prompt: [7, 8, 9], seed: 77)], parameters: params)[0]
+        let crowd = (0..<11).map { SampleRequest(prompt: [Int32($0 % 5 + 1), 2], seed: UInt64($0)) }
+        let batched = try sampler.generate(crowd[0..<4] + [SampleRequest(prompt: [7, 8, 9], seed: 77)] + crowd[4...],
+                                           parameters: params)[4]
+        #expect(alone == batched)
+    }
+
     @Test func topKOneIsGreedy() throws {
         let model = try Self.qwenLike()
         let out = try Sampler(model: model).generate([SampleRequest(prompt: [1, 2, 3], seed: 1)],
