@@ -1,0 +1,236 @@
+import Foundation
+
+/// A Hugging Face `tokenizer.json` byte-level BPE tokenizer (GPT-2, Llama 3, Qwen2, SmolLM2 style).
+///
+/// Encoding follows the `tokenizers` pipeline, without the post-processor (no special tokens are
+/// added; see `Tokenizer.encode(_:addingBos:)`):
+/// 1. added tokens (`added_tokens`) with `normalized: false` are matched in the raw text,
+///    leftmost-longest; the text between them goes on;
+/// 2. the normalizer (none, or NFC) runs, then added tokens with `normalized: true` are matched;
+/// 3. the pre-tokenizer stages split the text into words (`PreTokenizerStage`);
+/// 4. each word's UTF-8 bytes go through the BPE merges (`BPEMerges`), or straight to a vocabulary
+///    entry when `ignore_merges` is set and the whole word is one.
+///
+/// Decoding is the `ByteLevel` decoder: see `Tokenizer` and `ByteLevelAlphabet.decodedBytes(of:)`.
+/// Truncation, padding and the post-processor in the file are ignored: they describe how a pipeline
+/// uses the tokenizer, not how text maps to ids.
+public struct BPETokenizer: Tokenizer {
+    public let vocabularySize: Int
+    public let bosTokenId: Int32?
+    public let eosTokenId: Int32?
+    public let padTokenId: Int32?
+    public let specialTokens: [String: Int32]
+
+    private let merges: BPEMerges
+    private let stages: [PreTokenizerStage]
+    private let normalizesNFC: Bool
+    /// Added tokens matched before normalization, and after it.
+    private let rawAddedTokens: AddedTokenMatcher
+    private let normalizedAddedTokens: AddedTokenMatcher
+    /// Whole words that are vocabulary entries, by their bytes; only with `ignore_merges`.
+    private let wholeWordIds: [[UInt8]: Int32]?
+    /// Per id: the token's spelling and its decoded bytes; nil for an id no token has.
+    private let tokenStrings: [String?]
+    private let tokenBytes: [[UInt8]?]
+    private let cache = WordCache()
+
+    /// Parses the contents of a `tokenizer.json`. The optional names pick the BOS, EOS and padding
+    /// tokens (as `tokenizer_config.json` names them); each must be a token of this tokenizer.
+    public init(tokenizerJSON data: Data, bosToken: String? = nil, eosToken: String? = nil,
+                padToken: String? = nil) throws {
+        let root: Any
+        do {
+            root = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+        } catch {
+            throw TokenizerError.malformedJSON(reason: "not valid JSON (\(error.localizedDescription))")
+        }
+        let parsed = try TokenizerJSON(JSONValue(root, path: ""))
+        try self.init(parsed, bosToken: bosToken, eosToken: eosToken, padToken: padToken)
+    }
+
+    init(_ parsed: TokenizerJSON, bosToken: String?, eosToken: String?, padToken: String?) throws {
+        let vocab = parsed.vocab
+        var size = (vocab.values.max().map { Int($0) + 1 }) ?? 0
+        for token in parsed.addedTokens { size = max(size, Int(token.id) + 1) }
+        var strings = [String?](repeating: nil, count: size)
+        for (token, id) in vocab {
+            if let existing = strings[Int(id)] {
+                let (first, second) = existing < token ? (existing, token) : (token, existing)
+                throw TokenizerError.invalidField(
+                    field: "model.vocab", problem: "id \(id) is given to both \(quoted(first)) and \(quoted(second))")
+            }
+            strings[Int(id)] = token
+        }
+        var bytes = strings.map { $0.map(ByteLevelAlphabet.decodedBytes(of:)) }
+        // An added token's content wins over a vocabulary entry with the same id, as in `tokenizers`.
+        for token in parsed.addedTokens {
+            strings[Int(token.id)] = token.content
+            bytes[Int(token.id)] = ByteLevelAlphabet.decodedBytes(of: token.content)
+        }
+
+        var byteTokenIds: [Int32] = []
+        for byte in 0..<256 {
+            let symbol = String(ByteLevelAlphabet.scalarForByte[byte])
+            guard let id = vocab[symbol] else {
+                throw TokenizerError.invalidField(
+                    field: "model.vocab",
+                    problem: "no token for byte 0x\(String(byte, radix: 16, uppercase: true)) (\(quoted(symbol))); "
+                        + "a byte-level vocabulary must spell all 256 bytes")
+            }
+            byteTokenIds.append(id)
+        }
+        var rules: [(left: Int32, right: Int32, merged: Int32)] = []
+        rules.reserveCapacity(parsed.merges.count)
+        for (index, merge) in parsed.merges.enumerated() {
+            func id(_ token: String, _ role: String) throws -> Int32 {
+                guard let id = vocab[token] else {
+                    throw TokenizerError.invalidField(
+                        field: "model.merges[\(index)]", problem: "\(role) \(quoted(token)) is not in model.vocab")
+                }
+                return id
+            }
+            rules.append((try id(merge.left, "token"), try id(merge.right, "token"),
+                          try id(merge.left + merge.right, "merged token")))
+        }
+
+        func lookUp(_ name: String?, _ field: String) throws -> Int32? {
+            guard let name else { return nil }
+            if let added = parsed.addedTokens.last(where: { $0.content == name }) { return added.id }
+            if let id = vocab[name] { return id }
+            throw TokenizerError.invalidField(field: field, problem: "\(quoted(name)) is not a token of this tokenizer")
+        }
+        bosTokenId = try lookUp(bosToken, "bos_token")
+        eosTokenId = try lookUp(eosToken, "eos_token")
+        padTokenId = try lookUp(padToken, "pad_token")
+
+        vocabularySize = size
+        tokenStrings = strings
+        tokenBytes = bytes
+        merges = BPEMerges(byteTokenIds: byteTokenIds, rules: rules)
+        stages = parsed.stages
+        normalizesNFC = parsed.normalizesNFC
+        rawAddedTokens = AddedTokenMatcher(parsed.addedTokens.filter { !$0.normalized })
+        normalizedAddedTokens = AddedTokenMatcher(parsed.addedTokens.filter { $0.normalized })
+        specialTokens = Dictionary(parsed.addedTokens.filter(\.special).map { ($0.content, $0.id) },
+                                   uniquingKeysWith: { _, last in last })
+        if parsed.ignoreMerges {
+            var whole: [[UInt8]: Int32] = [:]
+            for (token, id) in vocab {
+                if let bytes = ByteLevelAlphabet.strictBytes(of: token) { whole[bytes] = id }
+            }
+            wholeWordIds = whole
+        } else {
+            wholeWordIds = nil
+        }
+    }
+
+    // MARK: Encoding
+
+    public func encode(_ text: String, recognizingSpecialTokens: Bool) -> [Int32] {
+        let utf8 = Array(text.utf8)
+        var ids: [Int32] = []
+        ids.reserveCapacity(utf8.count / 3)
+        var rawSegments: [Segment] = []
+        if rawAddedTokens.isEmpty {
+            rawSegments = [.text(utf8[...])]
+        } else {
+            rawAddedTokens.split(utf8[...], includingSpecial: recognizingSpecialTokens, into: &rawSegments)
+        }
+        for segment in rawSegments {
+            switch segment {
+            case .token(let id):
+                ids.append(id)
+            case .text(let raw):
+                let normalized = normalize(raw)
+                if normalizedAddedTokens.isEmpty {
+                    encodeText(normalized, into: &ids)
+                    continue
+                }
+                var segments: [Segment] = []
+                normalizedAddedTokens.split(normalized, includingSpecial: recognizingSpecialTokens, into: &segments)
+                for part in segments {
+                    switch part {
+                    case .token(let id): ids.append(id)
+                    case .text(let text): encodeText(text, into: &ids)
+                    }
+                }
+            }
+        }
+        return ids
+    }
+
+    private func normalize(_ bytes: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        // ASCII text is already in NFC.
+        guard normalizesNFC, bytes.contains(where: { $0 >= 0x80 }) else { return bytes }
+        return Array(String(decoding: bytes, as: UTF8.self).precomposedStringWithCanonicalMapping.utf8)[...]
+    }
+
+    private func encodeText(_ bytes: ArraySlice<UInt8>, into ids: inout [Int32]) {
+        guard !bytes.isEmpty else { return }
+        let (text, words) = preTokenize(ScalarText(utf8: bytes), stages: stages)
+        for word in words where !word.isEmpty {
+            encodeWord(text.bytes[text.byteRange(word)], into: &ids)
+        }
+    }
+
+    private func encodeWord(_ word: ArraySlice<UInt8>, into ids: inout [Int32]) {
+        if word.count == 1 {
+            ids.append(merges.byteTokenIds[Int(word[word.startIndex])])
+            return
+        }
+        guard word.count <= WordCache.maximumWordLength else {
+            if let wholeWordIds, let id = wholeWordIds[Array(word)] {
+                ids.append(id)
+            } else {
+                ids.append(contentsOf: merges.encode(word))
+            }
+            return
+        }
+        let key = Array(word)
+        if let cached = cache.lookup(key) {
+            ids.append(contentsOf: cached)
+            return
+        }
+        let encoded: [Int32]
+        if let wholeWordIds, let id = wholeWordIds[key] {
+            encoded = [id]
+        } else {
+            encoded = merges.encode(word)
+        }
+        cache.store(key, encoded)
+        ids.append(contentsOf: encoded)
+    }
+
+    // MARK: Decoding
+
+    public func decode(_ ids: [Int32]) throws -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(ids.count * 4)
+        for id in ids {
+            guard id >= 0, Int(id) < vocabularySize else {
+                throw TokenizerError.idOutOfRange(id: id, vocabularySize: vocabularySize)
+            }
+            guard let tokenBytes = tokenBytes[Int(id)] else { throw TokenizerError.unassignedId(id) }
+            bytes.append(contentsOf: tokenBytes)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    public func bytes(of id: Int32) -> [UInt8] {
+        guard id >= 0, Int(id) < vocabularySize else { return [] }
+        return tokenBytes[Int(id)] ?? []
+    }
+
+    public func tokenString(for id: Int32) -> String? {
+        guard id >= 0, Int(id) < vocabularySize else { return nil }
+        return tokenStrings[Int(id)]
+    }
+}
+
+func quoted(_ text: String) -> String {
+    // Controls and invisible whitespace are escaped so the message shows what the file holds.
+    "\"" + text.unicodeScalars.map { scalar in
+        scalar.value >= 0x21 && !scalar.properties.isWhitespace && scalar.properties.generalCategory != .control
+            || scalar == " " ? String(scalar) : scalar.escaped(asASCII: true)
+    }.joined() + "\""
+}

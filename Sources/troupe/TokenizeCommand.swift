@@ -1,0 +1,91 @@
+import ArgumentParser
+import Foundation
+import TroupeTokenizer
+
+/// `troupe tokenize`: text → token ids (and their spellings), or token ids → text, as JSON.
+struct TokenizeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tokenize",
+        abstract: "Encode text to token ids, or decode token ids to text, printing JSON.",
+        discussion: """
+            Examples:
+
+              troupe tokenize --model DIR "Hello world"
+              troupe tokenize --model DIR --ids 9906,1917
+              troupe tokenize --tokenizer tokenizer.json --decode "9906, 1917"
+
+            Encoding prints {"ids":[...],"tokens":[...]}, decoding {"text":"..."}. A model directory \
+            uses its tokenizer.json, or the built-in byte tokenizer when it has none. Encoding adds no \
+            special tokens unless --bos is given.
+            """)
+
+    @Option(name: .long, help: ArgumentHelp("A model directory (tokenizer.json, or the built-in byte tokenizer).",
+                                            valueName: "dir"))
+    var model: String?
+
+    @Option(name: .long, help: ArgumentHelp("A Hugging Face tokenizer.json file.", valueName: "file"))
+    var tokenizer: String?
+
+    @Option(name: .long, help: ArgumentHelp("Token ids to decode, separated by commas.", valueName: "ids"))
+    var ids: String?
+
+    @Flag(name: .long, help: "Decode: the argument is a list of token ids separated by commas.")
+    var decode = false
+
+    @Flag(name: .long, help: "Prepend the tokenizer's BOS token, if it has one.")
+    var bos = false
+
+    @Flag(name: .long, help: "Encode special-token text (e.g. <|eos|>) as ordinary text.")
+    var noSpecialTokens = false
+
+    @Argument(help: "The text to encode, or with --decode the ids to decode.")
+    var text: String?
+
+    mutating func validate() throws {
+        switch (model, tokenizer) {
+        case (nil, nil): throw ValidationError("give --model DIR or --tokenizer FILE")
+        case (.some, .some): throw ValidationError("give only one of --model and --tokenizer")
+        default: break
+        }
+        if ids != nil {
+            guard text == nil else { throw ValidationError("give either text to encode or --ids to decode, not both") }
+        } else if text == nil {
+            throw ValidationError(decode ? "--decode needs the ids to decode as the argument"
+                                         : "give the text to encode, or --ids to decode")
+        }
+        if let idList {
+            _ = try Self.parseIds(idList)
+            if bos || noSpecialTokens { throw ValidationError("--bos and --no-special-tokens apply to encoding only") }
+        }
+    }
+
+    /// The ids to decode, when decoding.
+    private var idList: String? { ids ?? (decode ? text : nil) }
+
+    static func parseIds(_ list: String) throws -> [Int32] {
+        try list.split(whereSeparator: { $0 == "," || $0.isWhitespace }).map { item in
+            guard let id = Int32(item) else {
+                throw ValidationError("\(String(item).debugDescription) is not a token id (ids are integers separated by commas)")
+            }
+            return id
+        }
+    }
+
+    func run() throws {
+        let loaded: any Tokenizer
+        if let model {
+            loaded = try loadTokenizer(modelDirectory: model)
+        } else {
+            loaded = try loadTokenizer(tokenizerFile: tokenizer!)
+        }
+        let output: [String: Any]
+        if let idList {
+            output = ["text": try loaded.decode(try Self.parseIds(idList))]
+        } else {
+            let encoded = loaded.encode(text!, addingBos: bos, recognizingSpecialTokens: !noSpecialTokens)
+            output = ["ids": encoded.map { Int($0) }, "tokens": encoded.map { loaded.tokenString(for: $0) ?? "" }]
+        }
+        let json = try JSONSerialization.data(withJSONObject: output, options: [.sortedKeys, .withoutEscapingSlashes])
+        print(String(decoding: json, as: UTF8.self))
+    }
+}
