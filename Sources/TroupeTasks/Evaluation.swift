@@ -3,8 +3,11 @@
 /// - pass@1: per prompt c/n (c correct of n samples), averaged over prompts.
 /// - pass@k: the unbiased estimator of Chen et al. 2021 ("Evaluating Large Language Models Trained on
 ///   Code", eq. 1): 1 − C(n−c, k)/C(n, k), computed as a product to stay stable for large n.
-/// - maj@k: majority vote over the valid (non-nil) answers among the first k samples; ties go to the
-///   answer that occurred first (as TTRL's `Counter.most_common`); no valid answer counts as wrong.
+/// - maj@k: majority vote over the valid answers among the first k samples; ties go to the answer that
+///   occurred first (as TTRL's `Counter.most_common` and TroupeRL's `AnswerTally`); no valid answer
+///   counts as wrong. An answer is invalid when it is nil or its canonical key is empty.
+/// - Answers compare by `canonicalKey`: by default `AnswerComparison.canonical` (integers by value,
+///   other text trimmed); pass TroupeRL's `AnswerEquivalence.canonicalKey` for fractions and LaTeX.
 /// - Intervals: Wilson score interval (z = 1.96) with n = number of prompts, applied to the mean of the
 ///   per-prompt scores. Exact in form for maj@k (each prompt scores 0 or 1); conservative for pass@1 and
 ///   pass@k, since a score in [0, 1] with mean p has variance at most p(1 − p). Deterministic, and it
@@ -24,13 +27,15 @@ public enum Evaluation {
         return 1 - failAll
     }
 
-    /// The most frequent valid answer, compared canonically; ties go to the earliest first occurrence.
-    /// Returns the canonical form, or nil when no answer is valid.
-    public static func majorityAnswer(_ answers: [String?]) -> String? {
+    /// The most frequent valid answer, compared by `canonicalKey`; ties go to the earliest first
+    /// occurrence. Returns the canonical key, or nil when no answer is valid.
+    public static func majorityAnswer(_ answers: [String?],
+                                      canonicalKey: (String) -> String = AnswerComparison.canonical) -> String? {
         var counts: [String: Int] = [:]
         var order: [String] = []
         for case let answer? in answers {
-            let key = AnswerComparison.canonical(answer)
+            let key = canonicalKey(answer)
+            if key.isEmpty { continue }
             if counts[key] == nil { order.append(key) }
             counts[key, default: 0] += 1
         }
@@ -56,7 +61,8 @@ public enum Evaluation {
         return low...high
     }
 
-    public static func evaluate(_ prompts: [PromptSamples], k: Int) throws -> EvaluationResult {
+    public static func evaluate(_ prompts: [PromptSamples], k: Int,
+                                canonicalKey: (String) -> String = AnswerComparison.canonical) throws -> EvaluationResult {
         guard !prompts.isEmpty else { throw EvaluationError.noPrompts }
         guard k >= 1 else { throw EvaluationError.invalidK(k) }
         var outcomes: [PromptOutcome] = []
@@ -65,11 +71,12 @@ public enum Evaluation {
         for prompt in prompts {
             let n = prompt.sampledAnswers.count
             guard n >= k else { throw EvaluationError.tooFewSamples(id: prompt.id, samples: n, k: k) }
-            let reference = AnswerComparison.canonical(prompt.referenceAnswer)
+            let reference = canonicalKey(prompt.referenceAnswer)
             guard !reference.isEmpty else { throw EvaluationError.emptyReference(id: prompt.id) }
-            let correct = prompt.sampledAnswers.filter { $0.map(AnswerComparison.canonical) == reference }.count
-            let majority = majorityAnswer(Array(prompt.sampledAnswers.prefix(k)))
-            validSamples += prompt.sampledAnswers.filter { $0 != nil }.count
+            let keys = prompt.sampledAnswers.map { $0.map(canonicalKey) }
+            let correct = keys.filter { $0 == reference }.count
+            let majority = majorityAnswer(Array(prompt.sampledAnswers.prefix(k)), canonicalKey: canonicalKey)
+            validSamples += keys.filter { $0 != nil && $0 != "" }.count
             totalSamples += n
             outcomes.append(PromptOutcome(
                 id: prompt.id, samples: n, correct: correct,
@@ -137,7 +144,7 @@ public struct EvaluationResult: Sendable, Hashable {
     public let passAt1: Estimate
     public let passAtK: Estimate
     public let majorityAtK: Estimate
-    /// Fraction of all samples that had an extractable answer.
+    /// Fraction of all samples with a valid answer.
     public let validAnswerFraction: Double
     public let prompts: [PromptOutcome]
 }

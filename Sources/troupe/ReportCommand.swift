@@ -9,7 +9,7 @@ struct ReportCommand: ParsableCommand {
         commandName: "report",
         abstract: "Write a self-contained HTML report with plots for a run, or compare several runs.",
         discussion: """
-            Reads RUN/metrics.jsonl (and RUN/summary.json when present). With one run the page goes to
+            Reads RUN/metrics.jsonl (and RUN/summary.json when present). With one run the page goes to \
             RUN/report.html; with several, to ./comparison.html. Prints the path of the page.
             """)
 

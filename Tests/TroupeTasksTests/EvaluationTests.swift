@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import TroupeTasks
 
@@ -33,6 +34,9 @@ private func choose(_ n: Int, _ k: Int) -> Double {
         #expect(Evaluation.majorityAnswer(["7", "9", "9", "7"]) == "7")
         #expect(Evaluation.majorityAnswer(["9", "7", "7", "9"]) == "9")
         #expect(Evaluation.majorityAnswer([nil, nil]) == nil)
+        // Blank answers are invalid, like nil: they never win.
+        #expect(Evaluation.majorityAnswer(["", " ", "", "4"]) == "4")
+        #expect(Evaluation.majorityAnswer(["", " "]) == nil)
         #expect(Evaluation.majorityAnswer([]) == nil)
         // Integers compare by value.
         #expect(Evaluation.majorityAnswer(["3", "+07", "7", "3 "]) == "3")
@@ -79,6 +83,16 @@ private func choose(_ n: Int, _ k: Int) -> Double {
             #expect(estimate.interval.lowerBound >= 0 && estimate.interval.upperBound <= 1)
         }
         #expect(result.majorityAtK.description == "33.3% [6.1%, 79.2%]")
+    }
+
+    @Test func aCustomCanonicalKeyDecidesEquivalence() throws {
+        // E.g. TroupeRL's AnswerEquivalence.canonicalKey; here: case-insensitive text.
+        let prompt = PromptSamples(id: "p", referenceAnswer: "Paris", sampledAnswers: ["paris", "PARIS", "Rome", ""])
+        let result = try Evaluation.evaluate([prompt], k: 4, canonicalKey: { $0.lowercased().trimmingCharacters(in: .whitespaces) })
+        #expect(result.passAt1.value == 0.5)
+        #expect(result.majorityAtK.value == 1)
+        #expect(result.validAnswerFraction == 0.75)
+        #expect(try Evaluation.evaluate([prompt], k: 4).passAt1.value == 0)
     }
 
     @Test func majorityUsesOnlyTheFirstKSamples() throws {
