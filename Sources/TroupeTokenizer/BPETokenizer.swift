@@ -34,6 +34,9 @@ public struct BPETokenizer: Tokenizer {
     private let tokenBytes: [[UInt8]?]
     private let cache = WordCache()
 
+    /// The largest vocabulary accepted (ids 0..<2^22).
+    public static let maximumVocabularySize = 1 << 22
+
     /// Parses the contents of a `tokenizer.json`. The optional names pick the BOS, EOS and padding
     /// tokens (as `tokenizer_config.json` names them); each must be a token of this tokenizer.
     public init(tokenizerJSON data: Data, bosToken: String? = nil, eosToken: String? = nil,
@@ -52,6 +55,13 @@ public struct BPETokenizer: Tokenizer {
         let vocab = parsed.vocab
         var size = (vocab.values.max().map { Int($0) + 1 }) ?? 0
         for token in parsed.addedTokens { size = max(size, Int(token.id) + 1) }
+        // Tables are indexed by id, so a stray huge id would allocate gigabytes; the largest real
+        // vocabularies hold about 260,000 tokens.
+        guard size <= Self.maximumVocabularySize else {
+            throw TokenizerError.invalidField(
+                field: size - 1 == vocab.values.max().map(Int.init) ? "model.vocab" : "added_tokens",
+                problem: "token id \(size - 1) is beyond the supported \(Self.maximumVocabularySize) ids")
+        }
         var strings = [String?](repeating: nil, count: size)
         for (token, id) in vocab {
             if let existing = strings[Int(id)] {

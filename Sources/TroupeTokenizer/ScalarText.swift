@@ -9,6 +9,13 @@ struct ScalarText {
 
     var count: Int { scalars.count }
 
+    private init(bytes: [UInt8], scalars: [UInt32], kinds: [ScalarKind], byteStart: [Int]) {
+        self.bytes = bytes
+        self.scalars = scalars
+        self.kinds = kinds
+        self.byteStart = byteStart
+    }
+
     /// `bytes` must be valid UTF-8 (it always comes from a Swift `String`).
     init(utf8 bytes: some Collection<UInt8>) {
         let utf8 = Array(bytes)
@@ -57,8 +64,7 @@ struct ScalarText {
     /// pieces moved accordingly: the `add_prefix_space` of the `ByteLevel` pre-tokenizer, which Hugging
     /// Face applies to every piece the earlier stages produced.
     func prefixingSpaces(to pieces: [Range<Int>]) -> (ScalarText, [Range<Int>]) {
-        var result = ScalarText(utf8: EmptyCollection<UInt8>())
-        result.byteStart.removeAll()
+        var result = ScalarText(bytes: [], scalars: [], kinds: [], byteStart: [])
         var moved: [Range<Int>] = []
         moved.reserveCapacity(pieces.count)
         var copiedUpTo = 0

@@ -60,12 +60,12 @@ extension Tokenizer {
     public func decode(_ ids: [Int32], skippingSpecialTokens: Bool) throws -> String {
         guard skippingSpecialTokens else { return try decode(ids) }
         let special = Set(specialTokens.values)
-        try validate(ids)
+        try validateIds(ids)
         return try decode(ids.filter { !special.contains($0) })
     }
 
     /// Throws for the first id outside `0..<vocabularySize` or with no token.
-    public func validate(_ ids: [Int32]) throws {
+    public func validateIds(_ ids: [Int32]) throws {
         for id in ids {
             if id < 0 || Int(id) >= vocabularySize {
                 throw TokenizerError.idOutOfRange(id: id, vocabularySize: vocabularySize)

@@ -132,6 +132,10 @@ struct TokenizerJSONTests {
         #expect(loadModel { model in model["vocab"] = [1, 2] } == "field model.vocab: expected an object, found an array")
         #expect(loadModel { model in model["vocab"] = ["a": -4] }
             == "field model.vocab[\"a\"]: token id -4 is outside 0..<2147483647")
+        #expect(loadModel { model in model["vocab"] = ["a": 2_000_000_000] }
+            == "field model.vocab: token id 2000000000 is beyond the supported 4194304 ids")
+        #expect(load { spec in spec["added_tokens"] = [["id": 5_000_000, "content": "x"]] }
+            == "field added_tokens: token id 5000000 is beyond the supported 4194304 ids")
         #expect(loadModel { model in model["vocab"] = ["a": "x"] } == "field model.vocab[\"a\"]: expected an integer, found a string")
         #expect(loadModel { model in model["merges"] = nil } == "field model.merges: missing")
         #expect(loadModel { model in model["merges"] = [["e", "r"], ["e", "zz"]] }
