@@ -5,7 +5,7 @@ import TroupeRL
 /// `troupe algo`: prints, as JSON, what the learner would compute for the groups described in a
 /// JSON file (rewards, advantages, per-token ratios, gradient coefficients, losses, metrics).
 /// The input schema is in docs/algorithms.md; the work is `TroupeRL.AlgorithmWorkbench`.
-struct Algo: ParsableCommand {
+struct AlgoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "algo",
         abstract: "Show what the learner computes (rewards, advantages, ratios, gradient coefficients, losses) for groups in a JSON file.",

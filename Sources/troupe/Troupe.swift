@@ -5,5 +5,5 @@ struct Troupe: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "troupe",
         abstract: "Distributed rollout/learner reinforcement learning for language-model policies.",
-        subcommands: [ReportCommand.self, TokenizeCommand.self])
+        subcommands: [ReportCommand.self, TokenizeCommand.self, AlgoCommand.self])
 }
