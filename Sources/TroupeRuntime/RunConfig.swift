@@ -1,0 +1,112 @@
+import Foundation
+import TroupeModel
+import TroupeRL
+import TroupeTensor
+
+/// The whole configuration of a run, read from a JSON file with `section.key=value` overrides from the
+/// command line. Unknown keys, wrong types and out-of-range values are errors naming the key; the
+/// resolved configuration is printed and frozen in the run directory. docs/configuration.md lists
+/// every key.
+public struct RunConfig: Sendable {
+    public struct Run: Sendable, Equatable {
+        public var name = "ttrl"
+        public var seed: UInt64 = 1
+        public var maxSteps = 30
+        /// Run directory; default `runs/<name>`.
+        public var directory: String?
+    }
+    public struct Model: Sendable, Equatable {
+        /// A Hugging Face style model directory.
+        public var path = "models/arith-base"
+    }
+    public struct Task: Sendable, Equatable {
+        /// A built-in generated task (`arith:add2`, docs/tasks.md) or nil when `file` is set.
+        public var spec: String? = "arith:add2"
+        /// A JSONL file of `{"prompt", "answer"?}` lines.
+        public var file: String?
+        public var split = "test"
+        public var count = 64
+        /// What to do with bad lines of `file`: "refuse" or "skip".
+        public var badLines = "refuse"
+        /// Test-time mode: answers are held back from the learner and the reward (used for monitoring only).
+        public var labelFree = true
+    }
+    public struct Sampling: Sendable, Equatable {
+        public var temperature = 1.0
+        public var topK = 0
+        public var topP = 1.0
+        public var maxNewTokens = 8
+        /// Completions per prompt (G).
+        public var groupSize = 16
+    }
+    public struct Learner: Sendable, Equatable {
+        /// Groups per optimizer step.
+        public var batchGroups = 8
+        /// Versions a group may lag behind the learner; 0 is synchronous on-policy training.
+        public var maxStaleness = 0
+        public var publishEvery = 1
+        public var checkpointEvery = 5
+        /// Packed tokens per forward/backward micro-batch (bounds activation memory).
+        public var microBatchTokens = 4096
+        public var leaseSize = 1
+        public var leaseTimeoutSeconds = 60.0
+        public var heartbeatTimeoutSeconds = 10.0
+        /// Groups an actor may have unacknowledged at once.
+        public var credit = 4
+        public var threads = 1
+    }
+    public struct Endpoints: Sendable, Equatable {
+        /// Address the learner's sockets bind to (`*` for every interface).
+        public var bindHost = "127.0.0.1"
+        /// Address actors and monitors are told to connect to (never 0.0.0.0).
+        public var advertiseHost = "127.0.0.1"
+        public var controlPort = 5555
+        public var weightsPort = 5556
+        public var announcePort = 5557
+        /// Monitors subscribe here (the proxy's XPUB side).
+        public var logsPort = 5558
+        /// Processes publish their log events here (the proxy's XSUB side).
+        public var logsInPort = 5559
+    }
+    public struct Actors: Sendable, Equatable {
+        /// Actors `troupe run` starts.
+        public var count = 2
+        public var threads = 1
+    }
+    public struct Eval: Sendable, Equatable {
+        /// Evaluate every this many steps (0: only at the start and the end).
+        public var every = 10
+        public var samples = 16
+        public var temperature = 1.0
+    }
+
+    public var run = Run()
+    public var model = Model()
+    public var task = Task()
+    public var algorithm: AlgorithmOptions
+    /// The algorithm section as written (preset plus overrides), kept for the frozen config.
+    public var algorithmJSON: JSONValue
+    public var optimizer = AdamWOptions(learningRate: 1e-4, weightDecay: 0, maxGradNorm: 1.0)
+    public var sampling = Sampling()
+    public var learner = Learner()
+    public var endpoints = Endpoints()
+    public var actors = Actors()
+    public var eval = Eval()
+
+    public var runDirectory: String { run.directory ?? "runs/\(run.name)" }
+
+    public init() {
+        algorithmJSON = .object(["preset": .string("ttrl")])
+        algorithm = (try? AlgorithmOptions.resolve(algorithmJSON)) ?? AlgorithmOptions()
+    }
+}
+
+public struct ConfigError: Error, CustomStringConvertible, Equatable {
+    public let key: String
+    public let problem: String
+    public init(key: String, problem: String) {
+        self.key = key
+        self.problem = problem
+    }
+    public var description: String { "config key \(key): \(problem)" }
+}

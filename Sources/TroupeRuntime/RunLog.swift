@@ -1,0 +1,163 @@
+import Foundation
+import TroupeModel
+
+/// The run log: the source of truth of a run (DESIGN.md §4). Append-only JSON lines; each line holds
+/// `seq`, `type`, `prev` (the previous line's hash) and its own `hash` as the last key, where
+/// hash = BLAKE2b-256(prev-less-nothing: the line's bytes before `,"hash":`, plus "}"). Any edit,
+/// reordering or lost line breaks the chain and is reported with its line number.
+///
+/// Every append is fsynced before it returns, so what the learner acknowledges is on disk. A crash in
+/// the middle of an append leaves a torn last line, which opening the log detects and cuts off.
+public final class RunLog {
+    public struct Record {
+        public let seq: Int
+        public let type: String
+        public let body: [String: Any]
+        /// Byte offset just after this record's line.
+        public let endOffset: Int
+        public let hash: String
+    }
+
+    public enum LogError: Error, CustomStringConvertible {
+        case unreadable(String, String)
+        case brokenChain(line: Int, reason: String)
+
+        public var description: String {
+            switch self {
+            case .unreadable(let p, let r): return "run log \(p): \(r)"
+            case .brokenChain(let line, let r): return "run log line \(line): \(r)"
+            }
+        }
+    }
+
+    public let path: String
+    public private(set) var count = 0
+    public private(set) var lastHash = String(repeating: "0", count: 64)
+    public private(set) var size = 0
+    /// Bytes of a torn final line removed on open (0 when the log was clean).
+    public private(set) var truncatedBytes = 0
+    private var fd: Int32 = -1
+
+    /// Opens (creating if needed) and verifies the whole chain; returns the records too.
+    public init(path: String) throws {
+        self.path = path
+        if !FileManager.default.fileExists(atPath: path) {
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
+        }
+        let (records, validBytes, total) = try RunLog.scan(path: path)
+        if validBytes < total {
+            truncatedBytes = total - validBytes
+            guard truncate(path, off_t(validBytes)) == 0 else { throw LogError.unreadable(path, "cannot cut the torn tail") }
+        }
+        fd = open(path, O_WRONLY | O_APPEND)
+        guard fd >= 0 else { throw LogError.unreadable(path, String(cString: strerror(errno))) }
+        count = records.count
+        lastHash = records.last?.hash ?? lastHash
+        size = validBytes
+        opened = records
+    }
+
+    /// The records found when the log was opened.
+    public private(set) var opened: [Record] = []
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    /// Appends one record and fsyncs. `body` must be JSON-serializable; `seq`, `type` and `prev` are added.
+    @discardableResult
+    public func append(_ type: String, _ body: [String: Any] = [:]) throws -> Record {
+        var object = body
+        object["seq"] = count + 1
+        object["type"] = type
+        object["prev"] = lastHash
+        let json = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        let hash = RunLog.hash(json)
+        var line = json.dropLast()
+        line.append(contentsOf: Array(",\"hash\":\"\(hash)\"}\n".utf8))
+        try line.withUnsafeBytes { raw in
+            var written = 0
+            while written < raw.count {
+                let n = write(fd, raw.baseAddress! + written, raw.count - written)
+                guard n > 0 else { throw LogError.unreadable(path, "write failed: \(String(cString: strerror(errno)))") }
+                written += n
+            }
+        }
+        guard fsync(fd) == 0 else { throw LogError.unreadable(path, "fsync failed: \(String(cString: strerror(errno)))") }
+        count += 1
+        lastHash = hash
+        size += line.count
+        return Record(seq: count, type: type, body: object, endOffset: size, hash: hash)
+    }
+
+    static func hash(_ bytes: Data) -> String {
+        bytes.withUnsafeBytes { WeightsHash.hex(bytes: $0) }
+    }
+
+    /// Reads and verifies a log without opening it for writing. A torn final line (no newline, or not
+    /// parseable, at the very end) is ignored; any other damage is an error naming the line.
+    public static func read(path: String) throws -> [Record] { try scan(path: path).records }
+
+    static func scan(path: String) throws -> (records: [Record], validBytes: Int, totalBytes: Int) {
+        guard let data = FileManager.default.contents(atPath: path) else { throw LogError.unreadable(path, "cannot read") }
+        var records: [Record] = []
+        var prev = String(repeating: "0", count: 64)
+        var offset = 0
+        var lineNumber = 0
+        let bytes = [UInt8](data)
+        let marker = Array(",\"hash\":\"".utf8)
+        while offset < bytes.count {
+            lineNumber += 1
+            guard let nl = bytes[offset...].firstIndex(of: 0x0A) else {
+                return (records, offset, bytes.count) // torn tail: no newline
+            }
+            let line = Array(bytes[offset..<nl])
+            let isLast = nl + 1 >= bytes.count
+            func fail(_ reason: String) throws -> (records: [Record], validBytes: Int, totalBytes: Int) {
+                if isLast { return (records, offset, bytes.count) }
+                throw LogError.brokenChain(line: lineNumber, reason: reason)
+            }
+            guard line.count > marker.count + 66, let m = lastRange(of: marker, in: line) else { return try fail("no hash") }
+            let hashBytes = line[(m + marker.count)..<(line.count - 2)]
+            guard let stated = String(bytes: hashBytes, encoding: .utf8), stated.count == 64 else { return try fail("malformed hash") }
+            var hashed = Data(line[0..<m])
+            hashed.append(0x7D)
+            guard hash(hashed) == stated else { return try fail("hash does not match the line's content (edited or corrupt)") }
+            guard let object = try? JSONSerialization.jsonObject(with: hashed) as? [String: Any] else { return try fail("not JSON") }
+            guard (object["prev"] as? String) == prev else { return try fail("prev does not match the previous line's hash (lines lost or reordered)") }
+            guard let seq = object["seq"] as? Int, seq == records.count + 1, let type = object["type"] as? String else {
+                return try fail("sequence number out of order")
+            }
+            offset = nl + 1
+            records.append(Record(seq: seq, type: type, body: object, endOffset: offset, hash: stated))
+            prev = stated
+        }
+        return (records, offset, bytes.count)
+    }
+
+    private static func lastRange(of needle: [UInt8], in hay: [UInt8]) -> Int? {
+        guard hay.count >= needle.count else { return nil }
+        var i = hay.count - needle.count
+        while i >= 0 {
+            if hay[i] == needle[0] && Array(hay[i..<(i + needle.count)]) == needle { return i }
+            i -= 1
+        }
+        return nil
+    }
+}
+
+/// Exact, compact encodings of numeric arrays for the run log.
+public enum Base64Arrays {
+    public static func encode(_ values: [Int32]) -> String {
+        values.withUnsafeBytes { Data($0).base64EncodedString() }
+    }
+    public static func encode(_ values: [Float]) -> String {
+        values.withUnsafeBytes { Data($0).base64EncodedString() }
+    }
+    public static func int32s(_ text: String) -> [Int32]? {
+        guard let d = Data(base64Encoded: text), d.count % 4 == 0 else { return nil }
+        return d.withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) }
+    }
+    public static func floats(_ text: String) -> [Float]? {
+        guard let d = Data(base64Encoded: text), d.count % 4 == 0 else { return nil }
+        return d.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+    }
+}
