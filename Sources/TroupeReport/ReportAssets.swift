@@ -104,7 +104,6 @@ enum ReportAssets {
           function drawLegend(section, chart) {
             var legend = section.querySelector(".legend");
             legend.textContent = "";
-            if (chart.series.length < 2) return;
             chart.series.forEach(function (series) {
               var item = document.createElement("span");
               var swatch = node("svg", { width: 22, height: 10 }, item);
