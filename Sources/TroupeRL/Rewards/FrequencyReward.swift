@@ -1,5 +1,5 @@
-/// TTRV frequency + diversity reward — Singh et al., "TTRV: Test-Time Reinforcement Learning for
-/// Vision Language Models", arXiv 2510.06783, §3.2 Eq. 3-7 (no public code).
+/// TTRV frequency + diversity reward — Singh et al., TTRV (test-time RL for vision-language models),
+/// arXiv 2510.06783, §3.2 Eq. 3-7 (no public code).
 ///
 /// `R_i = p̂(ŷ_i) + α·(−H(p̂))` with `p̂(y) = count(y)/N` over all N samples and `H` the natural-log
 /// entropy of the valid answers. Convention pinned here: an invalid answer has `p̂ = 0` (it never

@@ -20,8 +20,7 @@ public enum LengthShaping {
     }
 }
 
-/// S-GRPO serial-group decaying reward — Dai et al., "S-GRPO: Early Exit via Reinforcement Learning
-/// in Reasoning Models", arXiv 2505.07686 (paper notes; no code read).
+/// S-GRPO serial-group decaying reward — Dai et al., arXiv 2505.07686 (paper notes; no code read).
 ///
 /// The group is one reasoning path cut at several points, ordered earliest exit first and the full
 /// response last. Going in that order, the k-th correct answer gets `1/2^(k−1)`; wrong answers get 0.

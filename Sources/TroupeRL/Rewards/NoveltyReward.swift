@@ -1,5 +1,5 @@
-/// EVOL-RL novelty reward on top of the majority vote — Zhou et al., "Evolving Language Models
-/// without Labels", arXiv 2509.15194 (code: YujunZhou/EVOL-RL
+/// EVOL-RL novelty reward on top of the majority vote — Zhou et al., EVOL-RL, arXiv 2509.15194
+/// (code: YujunZhou/EVOL-RL
 /// `verl/workers/reward_manager/semantic_novelty.py`).
 ///
 /// The caller supplies the similarity matrix `S` (cosine similarity of embeddings of the text after

@@ -42,8 +42,7 @@ public struct ImageSize: Sendable, Equatable, Codable {
     }
 }
 
-/// GUI-RC region voting and the GUI-RCPO region-consistency reward — Du et al., "Test-Time
-/// Reinforcement Learning for GUI Grounding via Region Consistency", arXiv 2508.05615
+/// GUI-RC region voting and the GUI-RCPO region-consistency reward — Du et al., arXiv 2508.05615
 /// (code: ZJU-REAL/GUI-RCPO `GUI-RC/evaluation.py`, `grpo_jsonl.py::voting_reward`).
 ///
 /// Conventions pinned here:
