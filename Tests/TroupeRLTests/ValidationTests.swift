@@ -38,6 +38,25 @@ import TroupeRL
             _ = try GroupRewards.compute(samples: [RewardSample(externalReward: 1), RewardSample(externalReward: .nan)],
                                          options: .make("grpo", ["reward.kind": "external"]))
         }
+        expectAlgorithmError(field: "samples[1].region") {
+            _ = try GroupRewards.compute(samples: [RewardSample(region: .point(x: 1, y: 1)), RewardSample(region: .point(x: .nan, y: 1))],
+                                         context: RewardContext(imageSize: ImageSize(width: 10, height: 10)), options: .make("gui-rcpo"))
+        }
+        expectAlgorithmError(field: "predictions[0]") {
+            _ = try RegionConsistency.compute(predictions: [.box(x1: 0, y1: 0, x2: .infinity, y2: 1)], imageSize: ImageSize(width: 10, height: 10), pointExpand: 0)
+        }
+        expectAlgorithmError(field: "image_size") {
+            _ = try RegionConsistency.compute(predictions: [nil], imageSize: ImageSize(width: 0, height: 10), pointExpand: 0)
+        }
+        // Options built in code are validated at every entry point too.
+        var invalid = AlgorithmOptions()
+        invalid.advantage.epsilon = -1
+        expectAlgorithmError(field: "advantage.epsilon") {
+            _ = try StepAdvantages.compute(groups: [AdvantageGroup(rewards: [1, 0], lengths: [1, 1])], options: invalid)
+        }
+        expectAlgorithmError(field: "advantage.epsilon") {
+            _ = try GroupRewards.compute(samples: [RewardSample(answer: "1")], context: RewardContext(groundTruth: "1"), options: invalid)
+        }
         expectAlgorithmError(field: "similarities[1]") {
             _ = try NoveltyReward.compute(majority: [true, false], valid: [true, true], similarities: [[1, 0.5], [0.5]])
         }

@@ -46,6 +46,7 @@ public struct StepAdvantages: Sendable, Equatable {
     public let metrics: [String: Double]
 
     public static func compute(groups input: [AdvantageGroup], options: AlgorithmOptions) throws -> StepAdvantages {
+        try options.validate()
         try Check.nonEmpty(input.count, "groups")
         for (index, group) in input.enumerated() { try validate(group, field: "groups[\(index)]", options: options) }
 

@@ -103,6 +103,21 @@ public enum JSONValue: Sendable, Equatable, Codable, CustomStringConvertible {
         (try? serialized(compact: true)).flatMap { String(data: $0, encoding: .utf8) } ?? "?"
     }
 
+    /// A finite number, or an error naming `field`.
+    func number(field: String) throws -> Double {
+        guard case let .number(number) = self else { throw AlgorithmError(field: field, problem: "expected a number, got \(self)") }
+        try Check.finite(number, field)
+        return number
+    }
+
+    /// A whole number that fits an Int exactly, or an error naming `field`.
+    func integer(field: String) throws -> Int {
+        guard case let .number(number) = self, number == number.rounded(), abs(number) <= 9.0e15 else {
+            throw AlgorithmError(field: field, problem: "expected an integer, got \(self)")
+        }
+        return Int(number)
+    }
+
     var typeName: String {
         switch self {
         case .null: return "null"

@@ -11,22 +11,22 @@ struct OptionField {
 extension OptionField {
     static func number(_ key: String, _ path: WritableKeyPath<AlgorithmOptions, Double>) -> OptionField {
         OptionField(key: key, read: { .number($0[keyPath: path]) },
-                    write: { options, value in options[keyPath: path] = try Self.double(value, key) })
+                    write: { options, value in options[keyPath: path] = try value.number(field: key) })
     }
 
     static func optionalNumber(_ key: String, _ path: WritableKeyPath<AlgorithmOptions, Double?>) -> OptionField {
         OptionField(key: key, read: { $0[keyPath: path].map(JSONValue.number) ?? .null },
-                    write: { options, value in options[keyPath: path] = value == .null ? nil : try Self.double(value, key) })
+                    write: { options, value in options[keyPath: path] = value == .null ? nil : try value.number(field: key) })
     }
 
     static func integer(_ key: String, _ path: WritableKeyPath<AlgorithmOptions, Int>) -> OptionField {
         OptionField(key: key, read: { .number(Double($0[keyPath: path])) },
-                    write: { options, value in options[keyPath: path] = try Self.int(value, key) })
+                    write: { options, value in options[keyPath: path] = try value.integer(field: key) })
     }
 
     static func optionalInteger(_ key: String, _ path: WritableKeyPath<AlgorithmOptions, Int?>) -> OptionField {
         OptionField(key: key, read: { $0[keyPath: path].map { .number(Double($0)) } ?? .null },
-                    write: { options, value in options[keyPath: path] = value == .null ? nil : try Self.int(value, key) })
+                    write: { options, value in options[keyPath: path] = value == .null ? nil : try value.integer(field: key) })
     }
 
     static func flag(_ key: String, _ path: WritableKeyPath<AlgorithmOptions, Bool>) -> OptionField {
@@ -43,19 +43,6 @@ extension OptionField {
             }
             options[keyPath: path] = choice
         })
-    }
-
-    private static func double(_ value: JSONValue, _ key: String) throws -> Double {
-        guard case let .number(number) = value else { throw mismatch(key, expected: "a number", got: value) }
-        try Check.finite(number, key)
-        return number
-    }
-
-    private static func int(_ value: JSONValue, _ key: String) throws -> Int {
-        guard case let .number(number) = value, number == number.rounded(), abs(number) <= 9.0e15 else {
-            throw mismatch(key, expected: "an integer", got: value)
-        }
-        return Int(number)
     }
 
     private static func mismatch(_ key: String, expected: String, got value: JSONValue) -> AlgorithmError {

@@ -68,6 +68,7 @@ public struct GroupRewardResult: Sendable, Equatable {
 public enum GroupRewards {
     public static func compute(samples: [RewardSample], context: RewardContext = RewardContext(),
                                options: AlgorithmOptions) throws -> GroupRewardResult {
+        try options.validate()
         try Check.nonEmpty(samples.count, "samples")
         let reward = options.reward
         for (index, sample) in samples.enumerated() where sample.length < 0 {
@@ -156,7 +157,8 @@ public enum GroupRewards {
             guard let imageSize = context.imageSize else {
                 throw AlgorithmError(field: "image_size", problem: "is required for reward.kind \"region_consistency\"")
             }
-            let outcome = try RegionConsistency.compute(predictions: samples.map(\.region), imageSize: imageSize, pointExpand: reward.pointExpand)
+            let outcome = try RegionConsistency.compute(predictions: samples.map(\.region), imageSize: imageSize,
+                                                         pointExpand: reward.pointExpand, field: { "samples[\($0)].region" })
             let metrics = ["max_votes": Double(outcome.maxVotes),
                            "valid_fraction": Double(samples.filter { $0.region != nil }.count) / Double(samples.count)]
             return (outcome.rewards, nil, outcome.consensusPoint.map { [$0.x, $0.y] }, metrics)

@@ -76,6 +76,12 @@ public enum RegionConsistency {
     }
 
     public static func compute(predictions: [RegionPrediction?], imageSize: ImageSize, pointExpand: Double) throws -> Outcome {
+        try compute(predictions: predictions, imageSize: imageSize, pointExpand: pointExpand, field: { "predictions[\($0)]" })
+    }
+
+    /// `field` names prediction i in errors (GroupRewards: `samples[i].region`).
+    static func compute(predictions: [RegionPrediction?], imageSize: ImageSize, pointExpand: Double,
+                        field: (Int) -> String) throws -> Outcome {
         guard imageSize.width > 0, imageSize.height > 0 else {
             throw AlgorithmError(field: "image_size", problem: "width and height must be > 0, got \(imageSize.width)×\(imageSize.height)")
         }
@@ -84,7 +90,7 @@ public enum RegionConsistency {
         }
         var boxes: [PixelBox] = []
         for (index, prediction) in predictions.enumerated() {
-            boxes.append(try pixelBox(prediction, imageSize: imageSize, pointExpand: pointExpand, field: "regions[\(index)]"))
+            boxes.append(try pixelBox(prediction, imageSize: imageSize, pointExpand: pointExpand, field: field(index)))
         }
         let votingBoxes = boxes.filter { !$0.isEmpty }
         guard !votingBoxes.isEmpty else {

@@ -52,7 +52,7 @@ public enum AlgorithmWorkbench {
                 for (name, values) in result.components { components[name] = .number(values[s]) }
                 if !components.isEmpty { object["reward_components"] = .object(components) }
                 if groups[g].rewardsComputed, let answer = groups[g].samples[s].reward.answer { object["answer"] = .string(answer) }
-                let slot = trainIndices[g].firstIndex(of: s).map { $0 - trainIndices[g].lowerBound }
+                let slot = trainIndices[g].contains(s) ? s - trainIndices[g].lowerBound : nil
                 object["trained"] = .bool(slot != nil && step.groups[g].kept)
                 if let slot { object["advantage"] = .number(step.groups[g].advantages[slot]) }
                 if let sample = samplePlans[g]?[s] { object.merge(encode(sample)) { $1 } }
@@ -138,7 +138,7 @@ private struct GroupInput {
         }
         let similarities = try reader.array("similarities")?.enumerated().map { row, value in
             try JSONReader.array(value, field: "\(reader.path("similarities"))[\(row)]").enumerated().map {
-                try JSONReader.number($1, field: "\(reader.path("similarities"))[\(row)][\($0)]")
+                try $1.number(field: "\(reader.path("similarities"))[\(row)][\($0)]")
             }
         }
         context = RewardContext(groundTruth: try reader.string("ground_truth"), similarities: similarities, imageSize: imageSize)

@@ -39,17 +39,17 @@ struct JSONReader {
 
     func number(_ key: String) throws -> Double? {
         guard let value = value(key) else { return nil }
-        return try Self.number(value, field: path(key))
+        return try value.number(field: path(key))
     }
 
     func integer(_ key: String) throws -> Int? {
         guard let value = value(key) else { return nil }
-        return try Self.integer(value, field: path(key))
+        return try value.integer(field: path(key))
     }
 
     func numbers(_ key: String) throws -> [Double]? {
         guard let value = value(key) else { return nil }
-        return try Self.array(value, field: path(key)).enumerated().map { try Self.number($1, field: "\(path(key))[\($0)]") }
+        return try Self.array(value, field: path(key)).enumerated().map { try $1.number(field: "\(path(key))[\($0)]") }
     }
 
     func array(_ key: String) throws -> [JSONValue]? {
@@ -60,19 +60,6 @@ struct JSONReader {
     static func array(_ value: JSONValue, field: String) throws -> [JSONValue] {
         guard case let .array(values) = value else { throw AlgorithmError(field: field, problem: "expected an array, got \(value.typeName)") }
         return values
-    }
-
-    static func number(_ value: JSONValue, field: String) throws -> Double {
-        guard case let .number(number) = value else { throw AlgorithmError(field: field, problem: "expected a number, got \(value)") }
-        try Check.finite(number, field)
-        return number
-    }
-
-    static func integer(_ value: JSONValue, field: String) throws -> Int {
-        guard case let .number(number) = value, number == number.rounded(), abs(number) <= 9.0e15 else {
-            throw AlgorithmError(field: field, problem: "expected an integer, got \(value)")
-        }
-        return Int(number)
     }
 
     private func mismatch(_ key: String, _ expected: String, _ value: JSONValue) -> AlgorithmError {
