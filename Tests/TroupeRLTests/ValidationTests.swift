@@ -38,11 +38,11 @@ import TroupeRL
             _ = try GroupRewards.compute(samples: [RewardSample(externalReward: 1), RewardSample(externalReward: .nan)],
                                          options: .make("grpo", ["reward.kind": "external"]))
         }
-        expectAlgorithmError(field: "samples[1].region") {
+        expectAlgorithmError(field: "samples[1].region[0]") {
             _ = try GroupRewards.compute(samples: [RewardSample(region: .point(x: 1, y: 1)), RewardSample(region: .point(x: .nan, y: 1))],
                                          context: RewardContext(imageSize: ImageSize(width: 10, height: 10)), options: .make("gui-rcpo"))
         }
-        expectAlgorithmError(field: "predictions[0]") {
+        expectAlgorithmError(field: "predictions[0][2]") {
             _ = try RegionConsistency.compute(predictions: [.box(x1: 0, y1: 0, x2: .infinity, y2: 1)], imageSize: ImageSize(width: 10, height: 10), pointExpand: 0)
         }
         expectAlgorithmError(field: "image_size") {
