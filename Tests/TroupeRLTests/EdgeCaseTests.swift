@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import TroupeRL
 
@@ -76,7 +77,7 @@ import TroupeRL
     }
 
     @Test func logRatioBeyondTheClampHasNoPPOGradient() throws {
-        let options = AlgorithmOptions.make("dapo", ["loss.epsilon_low": NSNullValue.value, "loss.dual_clip": NSNullValue.value])
+        let options = AlgorithmOptions.make("dapo", ["loss.epsilon_low": NSNull(), "loss.dual_clip": NSNull()])
         // log-ratio −30 is clamped to −20: the ratio is constant there, so PPO has no gradient.
         let plan = try StepLossPlan.compute(samples: [LossSample(advantage: -1, logp: [-31], behaviourLogp: [-1])],
                                             totals: AggregationTotals(tokens: 1, sequences: 1), options: options)
@@ -84,6 +85,3 @@ import TroupeRL
         expectClose(plan.samples[0].ratios[0], 2.061153622438558e-09, tolerance: 1e-15)
     }
 }
-
-import Foundation
-enum NSNullValue { static let value = NSNull() }
