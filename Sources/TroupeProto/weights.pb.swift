@@ -191,7 +191,10 @@ public nonisolated struct Troupe_V1_WeightManifest: Sendable {
 
   public var tensors: [Troupe_V1_TensorInfo] = []
 
-  /// BLAKE2b-256 over the tensors' names, shapes, dtypes, offsets and hashes
+  /// BLAKE2b-256 (32 bytes) over, each integer as 8 bytes little-endian: total_bytes, the tensor
+  /// count, then per tensor in list order: name length, name (UTF-8), dtype enum value, shape rank,
+  /// each dimension, offset, byte_length, hash length, hash. Version and chunk_size are excluded,
+  /// so equal weights have equal manifest hashes. (TroupeWire: WeightManifest.computeManifestHash.)
   public var manifestHash: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()

@@ -14,7 +14,14 @@ public enum RawFrame {
     public static func decodeInt32(_ frame: Frame, field: String, expectedCount: Int? = nil) throws(WireError) -> [Int32] {
         let count = try elementCount(frame, elementSize: 4, field: field, expectedCount: expectedCount)
         return frame.withUnsafeBytes { bytes in
-            (0..<count).map { Int32(littleEndian: bytes.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self)) }
+            [Int32](unsafeUninitializedCapacity: count) { buffer, initialized in
+                // One copy; a byte swap only on big-endian hosts.
+                UnsafeMutableRawBufferPointer(buffer).copyMemory(from: bytes)
+                #if !_endian(little)
+                for index in 0..<count { buffer[index] = Int32(littleEndian: buffer[index]) }
+                #endif
+                initialized = count
+            }
         }
     }
 
@@ -23,7 +30,13 @@ public enum RawFrame {
                                      requireFinite: Bool = true) throws(WireError) -> [Float] {
         let count = try elementCount(frame, elementSize: 4, field: field, expectedCount: expectedCount)
         let values: [Float] = frame.withUnsafeBytes { bytes in
-            (0..<count).map { Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+            [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                UnsafeMutableRawBufferPointer(buffer).copyMemory(from: bytes)
+                #if !_endian(little)
+                for index in 0..<count { buffer[index] = Float(bitPattern: UInt32(littleEndian: buffer[index].bitPattern)) }
+                #endif
+                initialized = count
+            }
         }
         if requireFinite, let index = values.firstIndex(where: { !$0.isFinite }) {
             throw WireError(.nonFinite, "\(field)[\(index)] is \(values[index])")

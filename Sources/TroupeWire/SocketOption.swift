@@ -101,6 +101,10 @@ public enum SocketOption: Sendable, Hashable, CustomStringConvertible {
     /// ROUTER: report unknown peers (`.peerUnreachable`) and full queues (`.wouldBlock`) instead
     /// of dropping silently.
     case routerMandatory(Bool)
+    /// ROUTER: when a peer connects with a routing id that is already in use (an actor that
+    /// reconnected before the old connection was declared dead), hand the id over to the new
+    /// connection instead of refusing it.
+    case routerHandover(Bool)
     /// Queue messages only on completed connections (DEALER/PUSH): nothing waits in a pipe to a
     /// peer that is still connecting.
     case immediate(Bool)
@@ -132,6 +136,7 @@ public enum SocketOption: Sendable, Hashable, CustomStringConvertible {
         case .heartbeat(let ivl, let timeout, let ttl): return "heartbeat(interval: \(ivl) ms, timeout: \(timeout) ms, ttl: \(ttl) ms)"
         case .routerMandatory(let on): return "routerMandatory(\(on))"
         case .immediate(let on): return "immediate(\(on))"
+        case .routerHandover(let on): return "routerHandover(\(on))"
         case .reconnectInterval(let ms, let max): return "reconnectInterval(\(ms) ms, max \(max) ms)"
         case .routingID(let id): return "routingID(\(id.count) bytes)"
         case .subscribe(let prefix): return "subscribe(\(prefix.count)-byte prefix)"

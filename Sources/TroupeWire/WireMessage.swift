@@ -1,13 +1,6 @@
 import SwiftProtobuf
 import TroupeProto
 
-/// The protocol version this build speaks (Envelope fields 1 and 2).
-/// Major: incompatible changes, refused at Hello. Minor: added fields or message kinds.
-public enum WireProtocol {
-    public static let major: UInt32 = 1
-    public static let minor: UInt32 = 0
-}
-
 public typealias WireBody = Troupe_V1_Envelope.OneOf_Body
 
 /// The kind of a message, for dispatch, counting and the raw-frame rule of each kind.

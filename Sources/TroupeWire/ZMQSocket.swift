@@ -109,6 +109,7 @@ public final class ZMQSocket {
             try setInt32(ZMQ_HEARTBEAT_TTL, ttl, option)
         case .routerMandatory(let on): try setInt32(ZMQ_ROUTER_MANDATORY, on ? 1 : 0, option)
         case .immediate(let on): try setInt32(ZMQ_IMMEDIATE, on ? 1 : 0, option)
+        case .routerHandover(let on): try setInt32(ZMQ_ROUTER_HANDOVER, on ? 1 : 0, option)
         case .reconnectInterval(let milliseconds, let maximum):
             try setInt32(ZMQ_RECONNECT_IVL, milliseconds, option)
             try setInt32(ZMQ_RECONNECT_IVL_MAX, maximum, option)

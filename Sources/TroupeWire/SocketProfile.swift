@@ -1,0 +1,62 @@
+/// Socket options for each role of DESIGN.md §2, with the measured reasons from
+/// shared/research/reliability-notes.md §1.3–1.4. Apply with `socket.set(profile)` before
+/// binding or connecting; every list can be extended or overridden (later options win).
+public enum SocketProfile {
+    /// ZMTP heartbeats: PING every second, drop the connection after 3 s without traffic, and ask
+    /// the peer to do the same (liveness 3 × 1 s). A killed peer is noticed at once (TCP reset);
+    /// this catches frozen peers and silent partitions.
+    public static let defaultHeartbeat = SocketOption.heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 3000,
+                                                                ttlMilliseconds: 3000)
+
+    /// Reconnect after 100 ms, backing off to 5 s, so a restarted learner is not hit by every actor at once.
+    public static let defaultReconnect = SocketOption.reconnectInterval(milliseconds: 100, maximumMilliseconds: 5000)
+
+    /// A high-water mark from a byte budget: libzmq counts messages, not bytes, so the default of
+    /// 1000 can buffer 1000 × the largest message per peer (500 MiB measured for 256 KiB groups).
+    public static func highWaterMark(budgetBytes: Int, largestMessageBytes: Int) -> Int32 {
+        Int32(clamping: max(1, budgetBytes / max(1, largestMessageBytes)))
+    }
+
+    /// The learner's control or weights ROUTER: unknown peers and full queues are reported, not
+    /// dropped; a reconnecting actor may take over its routing id; frames over the limits close
+    /// the connection; half-open handshakes are cut after 5 s; queues are bounded by a byte
+    /// budget per peer. Application credit keeps real traffic far below that budget.
+    public static func learnerRouter(limits: WireLimits, queueBudgetBytes: Int = 64 << 20,
+                                     heartbeat: SocketOption = defaultHeartbeat) -> [SocketOption] {
+        let hwm = highWaterMark(budgetBytes: queueBudgetBytes, largestMessageBytes: limits.maxMessageBytes)
+        return [.routerMandatory(true), .routerHandover(true), .maxMessageSize(limits.socketMaxFrameBytes),
+                heartbeat, .handshakeInterval(milliseconds: 5000),
+                .sendHighWaterMark(max(hwm, 16)), .receiveHighWaterMark(max(hwm, 16))]
+    }
+
+    /// An actor's DEALER to the learner's control or weights ROUTER: queue only on live
+    /// connections (nothing waits in a pipe to a peer that is still connecting), back off when
+    /// reconnecting, heartbeats, frame cap. `routingID`: a stable id (e.g. identity + run id) lets
+    /// the learner recognise the actor across reconnects; nil lets libzmq pick one per connection.
+    public static func actorDealer(limits: WireLimits, routingID: [UInt8]? = nil,
+                                   heartbeat: SocketOption = defaultHeartbeat) -> [SocketOption] {
+        var options: [SocketOption] = [.immediate(true), defaultReconnect, heartbeat,
+                                       .maxMessageSize(limits.socketMaxFrameBytes)]
+        if let routingID { options.append(.routingID(routingID)) }
+        return options
+    }
+
+    /// The announce PUB: only the newest announcement matters and it repeats every second, so a
+    /// small queue per subscriber is enough; `send` never blocks.
+    public static func announcePublisher() -> [SocketOption] {
+        [.sendHighWaterMark(16)]
+    }
+
+    /// A SUB for announcements or log events: everything subscribed, header-only frame cap,
+    /// reconnect back-off. Messages beyond `queue` are dropped (log events are numbered, so the
+    /// gaps are counted).
+    public static func subscriber(limits: WireLimits = .headerOnly, queue: Int32 = 10_000) -> [SocketOption] {
+        [.subscribe([]), .maxMessageSize(limits.socketMaxFrameBytes), .receiveHighWaterMark(queue), defaultReconnect]
+    }
+
+    /// A process's PUB into the learner's log proxy (XSUB side): bounded queue, drops rather
+    /// than blocking the process that logs.
+    public static func logPublisher(queue: Int32 = 10_000) -> [SocketOption] {
+        [.sendHighWaterMark(queue), defaultReconnect]
+    }
+}
