@@ -440,9 +440,21 @@ public nonisolated struct Troupe_V1_Lease: Sendable {
 
   public var prompts: [Troupe_V1_Prompt] = []
 
+  /// sample with weights of this version or newer (fetch first if older)
+  public var minVersion: Troupe_V1_PolicyVersion {
+    get {_minVersion ?? Troupe_V1_PolicyVersion()}
+    set {_minVersion = newValue}
+  }
+  /// Returns true if `minVersion` has been explicitly set.
+  public var hasMinVersion: Bool {self._minVersion != nil}
+  /// Clears the value of `minVersion`. Subsequent reads from it will return its default value.
+  public mutating func clearMinVersion() {self._minVersion = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _minVersion: Troupe_V1_PolicyVersion? = nil
 }
 
 public nonisolated struct Troupe_V1_SampleInfo: Sendable {
@@ -986,7 +998,7 @@ nonisolated extension Troupe_V1_Prompt: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Troupe_V1_Lease: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Lease"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}lease_id\0\u{3}deadline_ms\0\u{1}prompts\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}lease_id\0\u{3}deadline_ms\0\u{1}prompts\0\u{3}min_version\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -997,12 +1009,17 @@ nonisolated extension Troupe_V1_Lease: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.leaseID) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.deadlineMs) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.prompts) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._minVersion) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if self.leaseID != 0 {
       try visitor.visitSingularUInt64Field(value: self.leaseID, fieldNumber: 1)
     }
@@ -1012,6 +1029,9 @@ nonisolated extension Troupe_V1_Lease: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if !self.prompts.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.prompts, fieldNumber: 3)
     }
+    try { if let v = self._minVersion {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1019,6 +1039,7 @@ nonisolated extension Troupe_V1_Lease: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.leaseID != rhs.leaseID {return false}
     if lhs.deadlineMs != rhs.deadlineMs {return false}
     if lhs.prompts != rhs.prompts {return false}
+    if lhs._minVersion != rhs._minVersion {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

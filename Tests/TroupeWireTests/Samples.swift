@@ -59,6 +59,7 @@ func sampleMessages() -> [WireMessage] {
     lease.leaseID = 9
     lease.deadlineMs = 30_000
     lease.prompts = [prompt, prompt]
+    lease.minVersion = Troupe_V1_PolicyVersion(epoch: version.epoch, step: 38)
 
     var ack = Troupe_V1_Ack()
     ack.sequence = 17
