@@ -1,0 +1,77 @@
+import Foundation
+import TroupeModel
+
+extension LearnerServer {
+    /// Resume (DESIGN.md §4): the latest checkpoint, then the run log's account of what came after it.
+    /// Groups trained up to the checkpoint stay trained; groups of steps after it (whose weights died
+    /// with the crash) go back to the pending buffer with every other accepted, untrained group, and a
+    /// `resumed` record voids those steps, so no group is ever trained twice in the surviving history.
+    static func restore(core: LearnerCore, trainer: Trainer, model: LlamaModel, log: RunLog, runDirectory: String,
+                        console: Console) throws {
+        let checkpoint = try Checkpoint.loadLatest(runDirectory: runDirectory, model: model, optimizer: trainer.optimizer)
+        let step = checkpoint?.step ?? 0
+        let history = RunHistory(records: log.opened)
+        var trained = Set<String>()
+        for s in history.effectiveSteps where s.step <= step { trained.formUnion(s.groups) }
+        var pending: [RolloutGroup] = []
+        for (key, group) in history.accepted where !trained.contains(key) && !history.rejected.contains(key) {
+            pending.append(group)
+        }
+        for key in history.accepted.map(\.0) + Array(history.rejected) {
+            if let k = GroupKey(parsing: key) { core.markSeen(k) }
+        }
+        core.restore(step: step, trained: trained.count)
+        for g in pending { core.restorePending(g) }
+        let voided = history.effectiveSteps.map(\.step).filter { $0 > step }
+        try log.append("resumed", ["from_step": step, "voided_steps": voided, "pending": pending.count, "trained": trained.count])
+        console.info("resumed", ["step": step, "pending_groups": pending.count, "voided_steps": voided.count])
+    }
+}
+
+/// The run log read back: accepted groups in order, rejections, and the steps that still count after
+/// every `resumed` record voided the steps its checkpoint did not cover.
+public struct RunHistory {
+    public struct Step {
+        public let step: Int
+        public let groups: [String]
+        public var weightsHash: String?
+    }
+    public var accepted: [(String, RolloutGroup)] = []
+    public var rejected = Set<String>()
+    public var effectiveSteps: [Step] = []
+    public var baseModel: String?
+    public var baseWeightsHash: String?
+
+    public init(records: [RunLog.Record]) {
+        var acceptedIndex: [String: Int] = [:]
+        for r in records {
+            switch r.type {
+            case "run_started":
+                baseModel = r.body["base_model"] as? String
+                baseWeightsHash = r.body["base_weights_hash"] as? String
+            case "group_accepted":
+                if let g = try? RolloutGroup(logBody: r.body) {
+                    acceptedIndex[g.key.description] = accepted.count
+                    accepted.append((g.key.description, g))
+                }
+            case "group_rejected":
+                if let k = r.body["group"] as? String { rejected.insert(k) }
+            case "batch_formed":
+                if let s = r.body["step"] as? Int, let groups = r.body["groups"] as? [String] {
+                    effectiveSteps.append(Step(step: s, groups: groups, weightsHash: nil))
+                }
+            case "step_done":
+                if let s = r.body["step"] as? Int, let i = effectiveSteps.lastIndex(where: { $0.step == s }) {
+                    effectiveSteps[i].weightsHash = r.body["weights_hash"] as? String
+                }
+            case "resumed":
+                if let from = r.body["from_step"] as? Int { effectiveSteps.removeAll { $0.step > from } }
+            default:
+                break
+            }
+        }
+        _ = acceptedIndex
+    }
+
+    public func group(_ key: String) -> RolloutGroup? { accepted.first { $0.0 == key }?.1 }
+}

@@ -1,0 +1,60 @@
+import Foundation
+import TroupeProto
+import TroupeWire
+
+/// Publishes numbered LogEvents into the learner's log proxy. A PUB socket never blocks: a slow
+/// or absent subscriber costs nothing; subscribers count gaps from the sequence numbers.
+public final class LogPublisher {
+    public let source: String
+    public let runId: UInt64
+    private var sequence: UInt64 = 0
+    private let socket: ZMQSocket
+
+    public init(context: ZMQContext, endpoint: Endpoint, source: String, runId: UInt64) throws {
+        self.source = source
+        self.runId = runId
+        socket = try ZMQSocket(context, type: .publish, linger: .upTo(milliseconds: 200))
+        try socket.set([.sendHighWaterMark(10_000)])
+        try socket.connect(endpoint)
+    }
+
+    public func publish(kind: String, step: Int = 0, metrics: [String: Double] = [:], fields: [String: String] = [:], text: String = "") {
+        sequence += 1
+        var e = Troupe_V1_LogEvent()
+        e.source = source
+        e.sourceRunID = runId
+        e.sequence = sequence
+        e.wallTimeUnixNs = Int64(Date().timeIntervalSince1970 * 1e9)
+        e.kind = kind
+        e.step = UInt64(max(0, step))
+        e.metrics = metrics.filter { $0.value.isFinite }
+        e.fields = fields
+        e.text = text
+        _ = try? socket.send(WireMessage(.logEvent(e)))
+    }
+
+    public func close() { socket.close() }
+}
+
+/// metrics.jsonl: one JSON object per line with `step`, `time_s`, `kind` and flat metric keys
+/// (the format `troupe report` reads).
+public final class MetricsWriter {
+    private let handle: FileHandle?
+    private let start: Date
+
+    public init(path: String, start: Date = Date()) {
+        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
+        handle = FileHandle(forWritingAtPath: path)
+        _ = try? handle?.seekToEnd()
+        self.start = start
+    }
+
+    public func write(kind: String, step: Int, metrics: [String: Double], extra: [String: Any] = [:]) {
+        var object: [String: Any] = ["kind": kind, "step": step, "time_s": Date().timeIntervalSince(start)]
+        for (k, v) in metrics where v.isFinite { object[k] = v }
+        for (k, v) in extra { object[k] = v }
+        guard var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
+        data.append(0x0A)
+        try? handle?.write(contentsOf: data)
+    }
+}

@@ -1,0 +1,58 @@
+import Foundation
+import TroupeModel
+import TroupeTasks
+import TroupeTokenizer
+
+/// What a run trains on: the prompts (tokenized, answers held back in test-time mode) and, separately,
+/// the answer key that only monitoring may read.
+public struct RunPrompts {
+    public var entries: [LearnerCore.PromptEntry]
+    /// Task item id per prompt id.
+    public var itemIds: [String]
+    /// Held-back answers by prompt id; never given to the learner's core, the trainer or actors in
+    /// label-free mode.
+    public var answerKey: [UInt64: String]
+    /// Answers given to actors (verifiable rewards), empty in label-free mode.
+    public var visibleAnswers: [UInt64: String]
+    public var skippedLines: [String]
+}
+
+public enum RunSetup {
+    public static func prompts(_ config: RunConfig, tokenizer: any Tokenizer) throws -> RunPrompts {
+        var items: [TaskItem]
+        var skipped: [String] = []
+        if let file = config.task.file {
+            let policy: TaskFile.BadLinePolicy = config.task.badLines == "skip" ? .skip : .refuse
+            let loaded = try TaskFile.load(contentsOf: URL(fileURLWithPath: file), policy: policy)
+            items = loaded.items
+            skipped = loaded.skipped.map(\.description)
+            if items.count > config.task.count { items = Array(items.prefix(config.task.count)) }
+        } else {
+            let spec = try TaskSpec(parsing: config.task.spec ?? "")
+            items = try TaskSet.generate(spec, split: config.task.split == "train" ? .train : .test,
+                                         count: config.task.count, seed: config.run.seed)
+        }
+        guard !items.isEmpty else { throw ConfigError(key: "task", problem: "no prompts") }
+        var entries: [LearnerCore.PromptEntry] = []
+        var answers: [UInt64: String] = [:]
+        for (i, item) in items.enumerated() {
+            let tokens = tokenizer.encode(item.prompt, recognizingSpecialTokens: false)
+            guard !tokens.isEmpty else { throw ConfigError(key: "task", problem: "prompt \(item.id) is empty") }
+            entries.append(LearnerCore.PromptEntry(id: UInt64(i), text: item.prompt, tokens: tokens))
+            if let a = item.answer { answers[UInt64(i)] = a }
+        }
+        return RunPrompts(entries: entries, itemIds: items.map(\.id), answerKey: answers,
+                          visibleAnswers: config.task.labelFree ? [:] : answers, skippedLines: skipped)
+    }
+
+    /// The files of a model directory an actor needs besides the weights, as text.
+    public static func modelFiles(_ directory: String) -> [String: String] {
+        var files: [String: String] = [:]
+        for name in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+            if let d = FileManager.default.contents(atPath: directory + "/" + name), let s = String(data: d, encoding: .utf8) {
+                files[name] = s
+            }
+        }
+        return files
+    }
+}

@@ -1,0 +1,54 @@
+import Foundation
+
+/// Set by SIGINT/SIGTERM; long-running loops check it and wind down cleanly (checkpoint, bye).
+public enum Shutdown {
+    nonisolated(unsafe) public private(set) static var requested = false
+    nonisolated(unsafe) private static var count: Int32 = 0
+
+    /// Installs the handlers. A second Ctrl-C exits at once.
+    public static func installHandlers() {
+        let handler: @convention(c) (Int32) -> Void = { sig in
+            Shutdown.count += 1
+            Shutdown.requested = true
+            if Shutdown.count >= 2 { _exit(128 + sig) }
+        }
+        signal(SIGINT, handler)
+        signal(SIGTERM, handler)
+        signal(SIGPIPE, SIG_IGN)
+    }
+
+    public static func request() { requested = true }
+}
+
+/// Seconds on a monotonic clock.
+public func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+/// Lines for people on a terminal, JSON when piped: every process reports through this.
+public struct Console {
+    public static let isTerminal = isatty(STDERR_FILENO) != 0
+    public let role: String
+
+    public init(role: String) { self.role = role }
+
+    public func info(_ message: String, _ fields: [String: Any] = [:]) { emit("info", message, fields) }
+    public func warn(_ message: String, _ fields: [String: Any] = [:]) { emit("warn", message, fields) }
+    public func error(_ message: String, _ fields: [String: Any] = [:]) { emit("error", message, fields) }
+
+    private func emit(_ level: String, _ message: String, _ fields: [String: Any]) {
+        var line: String
+        if Console.isTerminal {
+            let extra = fields.keys.sorted().map { "\($0)=\(fields[$0]!)" }.joined(separator: " ")
+            line = "[\(role)] \(level == "info" ? "" : level.uppercased() + ": ")\(message)\(extra.isEmpty ? "" : "  " + extra)"
+        } else {
+            var object: [String: Any] = ["role": role, "level": level, "msg": message, "t": Date().timeIntervalSince1970]
+            for (k, v) in fields { object[k] = v }
+            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+            line = String(data: data, encoding: .utf8) ?? message
+        }
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+}
