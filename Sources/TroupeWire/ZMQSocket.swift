@@ -281,7 +281,8 @@ public final class ZMQSocket {
             if zmq_msg_send(message, handle, flags) >= 0 { return 0 }  // libzmq now owns the payload
             let code = zmq_errno()
             if code == EINTR { continue }
-            zmq_msg_close(message)
+            zmq_msg_close(message)  // releases a zero-copy buffer's reference
+            zmq_msg_init(message)   // keep the struct valid for the next send and for deinit
             if code == EAGAIN || code == EHOSTUNREACH { return code }
             throw ZMQError(code: code, operation: "zmq_msg_send(\(frame.count) bytes) on \(type)")
         }
