@@ -1,0 +1,145 @@
+import ArgumentParser
+import Foundation
+import TroupeModel
+import TroupeTensor
+import TroupeTokenizer
+
+/// `troupe generate`: sample completions of one or more prompts from a model directory, with the same
+/// sampler (KV cache, behaviour log-probs, per-sample seeds) the actors use.
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Sample completions of prompts from a model directory.",
+        discussion: """
+            Examples:
+
+              troupe generate --model DIR --prompt "Q: 47+85=?\\nA:" --stop $'\\n' --temperature 0.7
+              troupe generate --model DIR --prompt "Once upon" --samples 4 --json
+
+            Sampling stops at the tokenizer's EOS token (and the config's eos_token_id) unless \
+            --ignore-eos is given, at any --stop string, or after --max-new-tokens. Sample j of \
+            prompt i uses seed Xoshiro256(mixing: [seed, i, j]) (printed with --json), so a sample is \
+            reproduced exactly by the same command. The text shown is the decoded completion with \
+            special tokens left out; stop strings are kept, as the sampler returns them.
+            """)
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(name: .long, help: ArgumentHelp("A prompt (repeat for several; they are sampled as one batch).", valueName: "text"))
+    var prompt: [String] = []
+
+    @Option(name: .long, help: "Completions per prompt.")
+    var samples = 1
+
+    @Option(name: .long, help: "Sampling temperature (> 0; the behaviour log-probs are taken at it).")
+    var temperature: Float = 1
+
+    @Option(name: .long, help: "Keep the K most likely tokens (0: all).")
+    var topK = 0
+
+    @Option(name: .long, help: "Keep the most likely tokens holding probability P (1: all).")
+    var topP: Float = 1
+
+    @Option(name: .long, help: "Maximum tokens per completion.")
+    var maxNewTokens = 64
+
+    @Option(name: .long, help: ArgumentHelp("Stop once the completion's text contains this string (repeatable).",
+                                            valueName: "string"))
+    var stop: [String] = []
+
+    @Flag(name: .long, help: "Do not stop at the EOS token.")
+    var ignoreEos = false
+
+    @Flag(name: .long, help: "Prepend the tokenizer's BOS token to each prompt (if it has one).")
+    var bos = false
+
+    @Option(name: .long, help: "Base seed of the samples' random streams.")
+    var seed: UInt64 = 0
+
+    @Flag(name: .long, help: "Also compute the entropy of each token's distribution (JSON output).")
+    var entropy = false
+
+    @Flag(name: .long, help: "Print JSON: token ids, behaviour log-probs, finish reasons, seeds.")
+    var json = false
+
+    func validate() throws {
+        guard !prompt.isEmpty else { throw ValidationError("give at least one --prompt") }
+        if let i = prompt.firstIndex(where: \.isEmpty), !bos {
+            throw ValidationError("--prompt \(i + 1) is empty; give some text (or --bos to start from the BOS token)")
+        }
+        guard samples >= 1 else { throw ValidationError("--samples must be at least 1, got \(samples)") }
+        guard temperature.isFinite && temperature > 0 else {
+            throw ValidationError("--temperature must be finite and > 0, got \(temperature)")
+        }
+        guard topK >= 0 else { throw ValidationError("--top-k must be ≥ 0, got \(topK)") }
+        guard topP > 0 && topP <= 1 else { throw ValidationError("--top-p must be in (0, 1], got \(topP)") }
+        guard maxNewTokens > 0 else { throw ValidationError("--max-new-tokens must be > 0, got \(maxNewTokens)") }
+        if stop.contains("") { throw ValidationError("--stop must not be empty: it would end every completion at once") }
+    }
+
+    /// The seed of sample `j` of prompt `i`.
+    static func sampleSeed(base: UInt64, prompt i: Int, sample j: Int) -> UInt64 {
+        var mixer = Xoshiro256(mixing: [base, UInt64(i), UInt64(j)])
+        return mixer.next()
+    }
+
+    func run() throws {
+        let model = try modelOptions.loadModel()
+        let tokenizer = try modelOptions.loadTokenizer()
+        try checkTokenizer(tokenizer, fits: model.config, directory: modelOptions.model)
+        let promptIds = prompt.map { tokenizer.encode($0, addingBos: bos) }
+        if let i = promptIds.firstIndex(where: \.isEmpty) {
+            throw ValidationError("--prompt \(i + 1) encodes to no tokens")
+        }
+        var requests: [SampleRequest] = []
+        for (i, ids) in promptIds.enumerated() {
+            for j in 0..<samples { requests.append(SampleRequest(prompt: ids, seed: Self.sampleSeed(base: seed, prompt: i, sample: j))) }
+        }
+        let stopTokens = ignoreEos ? [] : defaultStopTokens(tokenizer: tokenizer, config: model.config)
+        let parameters = SamplingParameters(temperature: temperature, topK: topK, topP: topP, maxNewTokens: maxNewTokens,
+                                            stopTokens: stopTokens, stopStrings: stop, computeEntropy: entropy)
+        let started = ModelBenchmark.now()
+        let completions = try Sampler(model: model).generate(requests, parameters: parameters,
+                                                             tokenBytes: { tokenizer.bytes(of: $0) })
+        let seconds = ModelBenchmark.now() - started
+
+        if json {
+            var results: [[String: Any]] = []
+            for (i, text) in prompt.enumerated() {
+                let samples = (0..<self.samples).map { j -> [String: Any] in
+                    let r = i * self.samples + j, c = completions[r]
+                    var entry: [String: Any] = [
+                        "sample": j, "seed": requests[r].seed, "ids": c.tokens.map(Int.init),
+                        "tokens": c.tokens.map { tokenizer.tokenString(for: $0) ?? "" },
+                        "text": (try? tokenizer.decode(c.tokens, skippingSpecialTokens: true)) ?? "",
+                        "logprobs": c.logprobs.map(Double.init), "sum_logprob": c.logprobs.reduce(0.0) { $0 + Double($1) },
+                        "finish_reason": c.finishReason.rawValue,
+                    ]
+                    if let e = c.entropies { entry["entropies"] = e.map(Double.init) }
+                    return entry
+                }
+                results.append(["prompt": text, "prompt_ids": promptIds[i].map(Int.init), "completions": samples])
+            }
+            let generated = completions.reduce(0) { $0 + $1.tokens.count }
+            try JSONOutput.print([
+                "model": modelOptions.model, "weights_hash": model.weightsHash(),
+                "parameters": ["temperature": Double(temperature), "top_k": topK, "top_p": Double(topP),
+                               "max_new_tokens": maxNewTokens, "stop_tokens": stopTokens.map(Int.init), "stop": stop,
+                               "seed": seed],
+                "results": results, "generated_tokens": generated, "seconds": seconds,
+                "tokens_per_s": seconds > 0 ? Double(generated) / seconds : 0,
+            ], pretty: true)
+            return
+        }
+        let several = completions.count > 1
+        for (r, c) in completions.enumerated() {
+            let text = try tokenizer.decode(c.tokens, skippingSpecialTokens: true)
+            if several {
+                let i = r / samples, j = r % samples
+                print("--- prompt \(i + 1)" + (samples > 1 ? ", sample \(j + 1)" : "")
+                      + " (\(c.tokens.count) tokens, \(c.finishReason.rawValue)) ---")
+            }
+            print(text)
+        }
+    }
+}

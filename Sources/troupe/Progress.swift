@@ -1,0 +1,118 @@
+import Foundation
+
+/// Where a long command's progress goes: a person at a terminal reads a status line rewritten in
+/// place and one line per event; a pipe (a log file, `jq`, a job scheduler) gets one JSON object per
+/// line with sorted keys.
+enum OutputMode {
+    case terminal
+    case jsonLines
+
+    /// JSON lines unless standard output is a terminal.
+    static func detect() -> OutputMode { isatty(STDOUT_FILENO) != 0 ? .terminal : .jsonLines }
+}
+
+/// JSON output helpers. JSONSerialization cannot write NaN or ±Inf, so non-finite numbers become null.
+enum JSONOutput {
+    static func data(_ object: Any, pretty: Bool = false) throws -> Data {
+        var options: JSONSerialization.WritingOptions = [.sortedKeys, .withoutEscapingSlashes]
+        if pretty { options.insert(.prettyPrinted) }
+        return try JSONSerialization.data(withJSONObject: finite(object), options: options)
+    }
+
+    static func string(_ object: Any, pretty: Bool = false) throws -> String {
+        String(decoding: try data(object, pretty: pretty), as: UTF8.self)
+    }
+
+    /// Prints one JSON document (or line) on standard output and flushes it, so pipes see it at once.
+    static func print(_ object: Any, pretty: Bool = false) throws {
+        FileHandle.standardOutput.write(try data(object, pretty: pretty) + Data("\n".utf8))
+    }
+
+    static func finite(_ value: Any) -> Any {
+        switch value {
+        case let d as Double: return d.isFinite ? d : NSNull()
+        case let f as Float: return f.isFinite ? Double(f) : NSNull()
+        case let dict as [String: Any]: return dict.mapValues(finite)
+        case let list as [Any]: return list.map(finite)
+        default: return value
+        }
+    }
+}
+
+/// Progress of a job of `totalSteps` steps that processes tokens: rate in tokens per second and ETA
+/// from the time spent in steps (evaluation and saving excluded), reported after every step.
+final class ProgressReporter {
+    let mode: OutputMode
+    let totalSteps: Int
+    private var stepSeconds = 0.0
+    private var stepTokens = 0
+    private var statusShown = false
+
+    init(totalSteps: Int, mode: OutputMode = .detect()) {
+        self.mode = mode
+        self.totalSteps = totalSteps
+    }
+
+    /// Tokens per second over all steps so far.
+    var tokensPerSecond: Double { stepSeconds > 0 ? Double(stepTokens) / stepSeconds : 0 }
+
+    /// Records step `step` (1-based) that took `seconds` over `tokens` tokens, and shows it with `fields`
+    /// (already formatted for the terminal in `summary`).
+    func step(_ step: Int, seconds: Double, tokens: Int, fields: [String: Any], summary: String) {
+        stepSeconds += seconds
+        stepTokens += tokens
+        let remaining = Double(totalSteps - step) * stepSeconds / Double(max(step, 1))
+        switch mode {
+        case .jsonLines:
+            var line = fields
+            line["event"] = "step"
+            line["step"] = step
+            line["steps"] = totalSteps
+            line["tokens_per_s"] = tokensPerSecond
+            line["eta_s"] = remaining
+            emit(line)
+        case .terminal:
+            let text = "step \(step)/\(totalSteps)  \(summary)  \(Int(tokensPerSecond.rounded())) tok/s  ETA \(Self.duration(remaining))"
+            write("\r\u{1B}[K" + text)
+            statusShown = true
+        }
+    }
+
+    /// A permanent line: an evaluation, a save, the end. `fields` go to JSON, `message` to the terminal.
+    func event(_ name: String, fields: [String: Any], message: String) {
+        switch mode {
+        case .jsonLines:
+            var line = fields
+            line["event"] = name
+            emit(line)
+        case .terminal:
+            write((statusShown ? "\r\u{1B}[K" : "") + message + "\n")
+            statusShown = false
+        }
+    }
+
+    /// Ends the status line so later output starts on a fresh line.
+    func finish() {
+        if mode == .terminal && statusShown { write("\n") }
+        statusShown = false
+    }
+
+    private func emit(_ line: [String: Any]) {
+        // Progress must never abort a job: a value JSON cannot hold is shown as its description.
+        let text = (try? JSONOutput.string(line)) ?? "{\"event\":\"unprintable\"}"
+        write(text + "\n")
+    }
+
+    private func write(_ text: String) {
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+
+    /// `42s`, `3m05s`, `2h07m`.
+    static func duration(_ seconds: Double) -> String {
+        guard seconds.isFinite && seconds >= 0 else { return "?" }
+        let s = Int(seconds.rounded())
+        if s < 60 { return "\(s)s" }
+        if s < 3600 { return String(format: "%dm%02ds", s / 60, s % 60) }
+        return String(format: "%dh%02dm", s / 3600, (s % 3600) / 60)
+    }
+}

@@ -1,0 +1,111 @@
+import ArgumentParser
+import Foundation
+import TroupeModel
+import TroupeTokenizer
+
+/// `troupe score`: per-token log-probs of a completion (or of token ids) through the training forward,
+/// the numbers the learner computes for its ratio.
+struct ScoreCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "score",
+        abstract: "Print per-token log-probs of a completion, or of token ids, as JSON.",
+        discussion: """
+            Examples:
+
+              troupe score --model DIR --prompt "Q: 47+85=?\\nA:" --completion $' 132\\n'
+              troupe score --model DIR --ids 5,17,42,9 --score-from 2
+
+            Text: the prompt and the completion are encoded separately and joined, as a prompt and its \
+            sampled tokens are; the completion's tokens are scored. Ids: tokens from --score-from (an \
+            index, ≥ 1, default 1) on are scored, each given the ones before it; no tokenizer is needed. \
+            Output: {"ids", "score_from", "scored_ids", "tokens", "logprobs", "sum", "mean", "count"}; \
+            "tokens" spell the scored ids when the model directory has a tokenizer.
+            """)
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(name: .long, help: ArgumentHelp("The context, not scored.", valueName: "text"))
+    var prompt: String?
+
+    @Option(name: .long, help: ArgumentHelp("The text whose tokens are scored.", valueName: "text"))
+    var completion: String?
+
+    @Option(name: .long, help: ArgumentHelp("Token ids, separated by commas.", valueName: "ids"))
+    var ids: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --ids: index of the first scored token (≥ 1).", valueName: "k"))
+    var scoreFrom: Int?
+
+    @Option(name: .long, help: "Temperature of the distribution the log-probs are taken from (> 0).")
+    var temperature: Float = 1
+
+    @Flag(name: .long, help: "Prepend the tokenizer's BOS token to the prompt (text only).")
+    var bos = false
+
+    @Flag(name: .long, help: "Also print the entropy of each scored token's distribution.")
+    var entropy = false
+
+    func validate() throws {
+        if let ids {
+            guard prompt == nil && completion == nil else {
+                throw ValidationError("give either --ids or --prompt/--completion, not both")
+            }
+            let parsed = try parseTokenIds(ids, option: "--ids")
+            guard parsed.count >= 2 else { throw ValidationError("--ids needs at least two tokens (one of context, one scored)") }
+            if let k = scoreFrom, !(1..<parsed.count).contains(k) {
+                throw ValidationError("--score-from must be in 1...\(parsed.count - 1) for \(parsed.count) ids, got \(k)")
+            }
+            if bos { throw ValidationError("--bos applies to text; put the BOS id in --ids") }
+        } else {
+            guard let prompt, let completion else {
+                throw ValidationError("give --prompt and --completion (text), or --ids (token ids)")
+            }
+            if scoreFrom != nil { throw ValidationError("--score-from applies to --ids; with text the completion is scored") }
+            if prompt.isEmpty && !bos {
+                throw ValidationError("--prompt is empty; the first completion token needs context (give text, or --bos)")
+            }
+            if completion.isEmpty { throw ValidationError("--completion is empty: nothing to score") }
+        }
+        guard temperature.isFinite && temperature > 0 else {
+            throw ValidationError("--temperature must be finite and > 0, got \(temperature)")
+        }
+    }
+
+    func run() throws {
+        let model = try modelOptions.loadModel()
+        let sequence: [Int32]
+        let from: Int
+        var tokenizer: (any Tokenizer)?
+        if let ids {
+            sequence = try parseTokenIds(ids, option: "--ids")
+            from = scoreFrom ?? 1
+            // Ids need no tokenizer; use one only to spell the tokens.
+            tokenizer = try? modelOptions.loadTokenizer()
+        } else {
+            let loaded = try modelOptions.loadTokenizer()
+            try checkTokenizer(loaded, fits: model.config, directory: modelOptions.model)
+            tokenizer = loaded
+            let promptIds = loaded.encode(prompt!, addingBos: bos)
+            let completionIds = loaded.encode(completion!)
+            guard !promptIds.isEmpty else { throw ValidationError("--prompt encodes to no tokens") }
+            guard !completionIds.isEmpty else { throw ValidationError("--completion encodes to no tokens") }
+            sequence = promptIds + completionIds
+            from = promptIds.count
+        }
+        let result = try TrainingPass(model: model).forward(
+            ScoringBatch(sequences: [sequence], scoreFrom: [from], temperatures: [temperature]), entropy: entropy)
+        let logprobs = result.logprobs[0].map(Double.init)
+        let scored = Array(sequence[from...])
+        let sum = logprobs.reduce(0, +)
+        var output: [String: Any] = [
+            "ids": sequence.map(Int.init), "score_from": from, "scored_ids": scored.map(Int.init),
+            "logprobs": logprobs, "sum": sum, "mean": sum / Double(logprobs.count), "count": logprobs.count,
+            "temperature": Double(temperature),
+        ]
+        if let tokenizer {
+            output["tokens"] = scored.map { id -> Any in tokenizer.tokenString(for: id) ?? NSNull() }
+        }
+        if let e = result.entropies?[0] { output["entropies"] = e.map(Double.init) }
+        try JSONOutput.print(output)
+    }
+}
