@@ -1,0 +1,420 @@
+import ArgumentParser
+import Foundation
+import TroupeModel
+import TroupeTasks
+import TroupeTensor
+import TroupeTokenizer
+
+/// `troupe sft`: supervised fine-tuning, loss on completion tokens only (`TroupeModel.SFTTrainer`),
+/// on a JSONL file of {prompt, completion} or on a built-in task's training split; saves a model directory.
+struct SFTCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sft",
+        abstract: "Supervised fine-tuning on {prompt, completion} pairs; loss on completion tokens only.",
+        discussion: """
+            Examples:
+
+              troupe sft --task arith:add2 --count 4000 --init tiny --out runs/add2-sft --epochs 3 --lr 1e-3 --eval-every 50
+              troupe sft --data pairs.jsonl --model DIR --out DIR2 --steps 200 --lr 1e-5 --warmup 20
+
+            Each example is the prompt's tokens, then the completion's tokens and the tokenizer's EOS \
+            (so the model learns to stop). The loss of a step is the mean negative log-likelihood over \
+            all completion tokens of its --batch-size examples. Learning rate: linear warm-up over \
+            --warmup steps, then --schedule (cosine decay to 10% at the last step, or constant). AdamW \
+            with decoupled weight decay on matrices, gradient norm clipped to --max-grad-norm; a step \
+            with a non-finite gradient is skipped and counted.
+
+            --init tiny|small|smollm2-135m starts from random weights of that shape (see troupe bench \
+            model) with the tokenizer's vocabulary: the built-in byte tokenizer (259 ids), or \
+            --tokenizer FILE (a tokenizer.json, copied into --out). --init FILE.json takes a config.json.
+
+            Evaluation (--eval-every N, and at the end): mean completion NLL on held-out examples \
+            (--eval-data FILE, or --eval-count items of the task's test split) and, for --task, greedy \
+            exact-match accuracy on those items. Progress: a status line on a terminal, JSON lines when \
+            standard output is not a terminal. --out is written atomically (config.json, \
+            model.safetensors, the tokenizer files, sft.json) at the end and every --save-every steps.
+            """)
+
+    // Data
+    @Option(name: .long, help: ArgumentHelp("JSONL file of {\"prompt\": ..., \"completion\": ...} lines.", valueName: "file"))
+    var data: String?
+
+    @Option(name: .long, help: ArgumentHelp("A built-in task (e.g. arith:add2); trains on its training split.", valueName: "spec"))
+    var task: String?
+
+    @Option(name: .long, help: "With --task: training problems to generate.")
+    var count = 1000
+
+    @Option(name: .long, help: ArgumentHelp("Held-out JSONL for evaluation (with --data).", valueName: "file"))
+    var evalData: String?
+
+    @Option(name: .long, help: "With --task: test-split problems for evaluation.")
+    var evalCount = 32
+
+    @Flag(name: .long, help: "Prepend the tokenizer's BOS token to every prompt.")
+    var bos = false
+
+    // Model
+    @Option(name: .long, help: ArgumentHelp("Start from this model directory.", valueName: "dir"))
+    var model: String?
+
+    @Option(name: .customLong("init"), help: ArgumentHelp("Start from random weights: tiny, small, smollm2-135m, or a config.json.",
+                                            valueName: "shape"))
+    var initialize: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --init: a tokenizer.json (default: the built-in byte tokenizer).",
+                                            valueName: "file"))
+    var tokenizer: String?
+
+    @Option(name: .long, help: ArgumentHelp("Where to write the trained model directory.", valueName: "dir"))
+    var out: String
+
+    @Flag(name: .long, help: "Replace --out when it already holds files.")
+    var force = false
+
+    // Optimisation
+    @Option(name: .long, help: "Passes over the training data (default 1 unless --steps is given).")
+    var epochs: Int?
+
+    @Option(name: .long, help: "Optimizer steps (instead of --epochs).")
+    var steps: Int?
+
+    @Option(name: .long, help: "Examples per optimizer step.")
+    var batchSize = 16
+
+    @Option(name: .long, help: "Peak learning rate.")
+    var lr = 3e-4
+
+    @Option(name: .long, help: "Linear warm-up steps.")
+    var warmup = 0
+
+    @Option(name: .long, help: "After warm-up: cosine (decay to 10% of --lr) or constant.")
+    var schedule = "cosine"
+
+    @Option(name: .long, help: "AdamW decoupled weight decay (matrices only).")
+    var weightDecay = 0.0
+
+    @Option(name: .long, help: "Clip the global gradient norm to this (0: no clipping).")
+    var maxGradNorm = 1.0
+
+    @Option(name: .long, help: "Tokens per forward/backward micro-batch (memory bound; the gradient is the same).")
+    var microBatchTokens = 8192
+
+    @Option(name: .long, help: "Seed of the initial weights, the data order and the task problems.")
+    var seed: UInt64 = 0
+
+    // Reporting
+    @Option(name: .long, help: "Evaluate every N steps (0: only at the end).")
+    var evalEvery = 0
+
+    @Option(name: .long, help: "Save --out every N steps (0: only at the end).")
+    var saveEvery = 0
+
+    @Option(name: .long, help: ArgumentHelp("OpenBLAS threads.", valueName: "n"))
+    var threads: Int?
+
+    func validate() throws {
+        switch (data, task) {
+        case (nil, nil): throw ValidationError("give --data FILE or --task SPEC")
+        case (.some, .some): throw ValidationError("give only one of --data and --task")
+        default: break
+        }
+        if let data, !FileManager.default.isReadableFile(atPath: data) { throw ValidationError("cannot read --data \(data)") }
+        if let evalData {
+            guard data != nil else { throw ValidationError("--eval-data goes with --data; --task evaluates on its test split") }
+            guard FileManager.default.isReadableFile(atPath: evalData) else { throw ValidationError("cannot read --eval-data \(evalData)") }
+        }
+        if let task {
+            do { _ = try TaskSpec(parsing: task) } catch { throw ValidationError("--task: \(error)") }
+        }
+        guard count >= 1 else { throw ValidationError("--count must be at least 1, got \(count)") }
+        guard evalCount >= 1 else { throw ValidationError("--eval-count must be at least 1, got \(evalCount)") }
+        switch (model, initialize) {
+        case (nil, nil): throw ValidationError("give --model DIR (fine-tune) or --init SHAPE (random weights)")
+        case (.some, .some): throw ValidationError("give only one of --model and --init")
+        default: break
+        }
+        if let model { try ModelOptions.validateDirectory(model, option: "--model") }
+        if let initialize, ModelBenchmark.shapes.first(where: { $0.name == initialize }) == nil,
+           !FileManager.default.isReadableFile(atPath: initialize) {
+            let names = ModelBenchmark.shapes.map(\.name).joined(separator: ", ")
+            throw ValidationError("--init \(initialize) is neither a shape (\(names)) nor a readable config.json")
+        }
+        if let tokenizer {
+            guard initialize != nil else { throw ValidationError("--tokenizer goes with --init; --model uses its own tokenizer") }
+            guard FileManager.default.isReadableFile(atPath: tokenizer) else { throw ValidationError("cannot read --tokenizer \(tokenizer)") }
+        }
+        if !force, let contents = try? FileManager.default.contentsOfDirectory(atPath: out), !contents.isEmpty {
+            throw ValidationError("--out \(out) already holds files; pass --force to replace it")
+        }
+        if FileManager.default.fileExists(atPath: out) && !isDirectory(out) {
+            throw ValidationError("--out \(out) is a file, not a directory")
+        }
+        if epochs != nil && steps != nil { throw ValidationError("give --epochs or --steps, not both") }
+        if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
+        if let steps, steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        guard lr.isFinite && lr > 0 else { throw ValidationError("--lr must be finite and > 0, got \(lr)") }
+        guard warmup >= 0 else { throw ValidationError("--warmup must be ≥ 0, got \(warmup)") }
+        guard LearningRateSchedule.Decay(rawValue: schedule) != nil else {
+            throw ValidationError("--schedule must be cosine or constant, got \(schedule)")
+        }
+        guard weightDecay.isFinite && weightDecay >= 0 else { throw ValidationError("--weight-decay must be ≥ 0, got \(weightDecay)") }
+        guard maxGradNorm.isFinite && maxGradNorm >= 0 else { throw ValidationError("--max-grad-norm must be ≥ 0, got \(maxGradNorm)") }
+        guard microBatchTokens >= 1 else { throw ValidationError("--micro-batch-tokens must be at least 1") }
+        guard evalEvery >= 0 else { throw ValidationError("--eval-every must be ≥ 0, got \(evalEvery)") }
+        guard saveEvery >= 0 else { throw ValidationError("--save-every must be ≥ 0, got \(saveEvery)") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+    }
+
+    private func isDirectory(_ path: String) -> Bool {
+        var flag: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &flag) && flag.boolValue
+    }
+
+    func run() throws {
+        if let threads { BLASInfo.setThreads(threads) }
+        let start = try startingPoint()
+        let eos = try endOfSequence(start)
+        let data = try trainingData(tokenizer: start.tokenizer, eos: eos)
+        let trainer = try SFTTrainer(model: start.model, optimizer: AdamWOptions(
+            learningRate: lr, weightDecay: weightDecay, maxGradNorm: maxGradNorm > 0 ? maxGradNorm : nil),
+            microBatchTokens: microBatchTokens)
+        for (e, r) in zip(data.train + data.eval, data.trainRecords + data.evalRecords) { try trainer.validate(e, name: r.origin) }
+
+        let totalSteps = steps ?? ((epochs ?? 1) * data.train.count + batchSize - 1) / batchSize
+        let lrSchedule = LearningRateSchedule(peak: lr, warmupSteps: warmup, totalSteps: totalSteps,
+                                              decay: LearningRateSchedule.Decay(rawValue: schedule)!)
+        let progress = ProgressReporter(totalSteps: totalSteps)
+        progress.event("start", fields: [
+            "train_examples": data.train.count, "eval_examples": data.eval.count, "steps": totalSteps,
+            "batch_size": batchSize, "parameters": start.model.layout.totalCount, "source": start.description,
+            "data": data.description, "out": out, "eos": Int(eos),
+        ], message: "sft: \(data.description), \(data.train.count) examples → \(totalSteps) steps of \(batchSize); "
+            + "\(start.description), \(start.model.layout.totalCount) parameters; eval on \(data.eval.count)")
+
+        var order = BatchOrder(count: data.train.count, seed: seed)
+        var skipped = 0
+        var lastLoss = Double.nan
+        var evaluation: [String: Any] = [:]
+        let began = ModelBenchmark.now()
+        if evalEvery > 0 && !data.eval.isEmpty { evaluation = try evaluate(trainer, data, start, step: 0, progress: progress) }
+        for step in 1...totalSteps {
+            let batch = order.next(batchSize).map { data.train[$0] }
+            let t0 = ModelBenchmark.now()
+            let result = try trainer.step(batch, learningRate: lrSchedule.rate(step: step))
+            let seconds = ModelBenchmark.now() - t0
+            if result.skipped { skipped += 1 }
+            lastLoss = result.loss
+            progress.step(step, seconds: seconds, tokens: result.totalTokens, fields: [
+                "loss": result.loss, "lr": result.learningRate, "grad_norm": result.gradNorm, "clipped": result.clipped,
+                "skipped": result.skipped, "tokens": result.totalTokens, "completion_tokens": result.completionTokens,
+                "epoch": order.epoch,
+            ], summary: String(format: "loss %.4f  lr %.2e  |g| %.3f", result.loss, result.learningRate, result.gradNorm)
+                + (result.skipped ? "  SKIPPED" : ""))
+            if evalEvery > 0 && step % evalEvery == 0 && step < totalSteps && !data.eval.isEmpty {
+                evaluation = try evaluate(trainer, data, start, step: step, progress: progress)
+            }
+            if saveEvery > 0 && step % saveEvery == 0 && step < totalSteps {
+                try save(start, trainer: trainer, step: step, totalSteps: totalSteps, lastLoss: lastLoss,
+                         evaluation: evaluation, data: data, progress: progress)
+            }
+        }
+        if !data.eval.isEmpty { evaluation = try evaluate(trainer, data, start, step: totalSteps, progress: progress) }
+        try save(start, trainer: trainer, step: totalSteps, totalSteps: totalSteps, lastLoss: lastLoss,
+                 evaluation: evaluation, data: data, progress: progress)
+        let seconds = ModelBenchmark.now() - began
+        progress.event("done", fields: [
+            "steps": totalSteps, "skipped_steps": skipped, "loss": lastLoss, "seconds": seconds,
+            "tokens_per_s": progress.tokensPerSecond, "out": out,
+        ], message: String(format: "done: %d steps in %@, final loss %.4f, %d skipped steps, %.0f tok/s → %@", totalSteps,
+                           ProgressReporter.duration(seconds), lastLoss, skipped, progress.tokensPerSecond, out))
+    }
+
+    // MARK: starting point
+
+    struct Start {
+        let model: LlamaModel
+        let tokenizer: any Tokenizer
+        /// Files copied next to the weights (the source's tokenizer).
+        let tokenizerFiles: [String]
+        let description: String
+    }
+
+    private func startingPoint() throws -> Start {
+        if let model {
+            let loaded = try ModelDirectory.load(model)
+            let tokenizer = try loadTokenizer(modelDirectory: model)
+            try checkTokenizer(tokenizer, fits: loaded.config, directory: model)
+            let files = ModelOutput.tokenizerFiles.map { URL(fileURLWithPath: model).appendingPathComponent($0).path }
+                .filter { FileManager.default.fileExists(atPath: $0) }
+            return Start(model: loaded, tokenizer: tokenizer, tokenizerFiles: files, description: "from \(model)")
+        }
+        let shapeName = initialize!
+        let tokenizer: any Tokenizer = try tokenizer.map { try loadTokenizer(tokenizerFile: $0) } ?? ByteTokenizer()
+        var config: ModelConfig
+        if let shape = ModelBenchmark.shapes.first(where: { $0.name == shapeName }) {
+            config = shape.config
+            config.vocabularySize = tokenizer.vocabularySize
+            config.bosTokenId = tokenizer.bosTokenId.map(Int.init)
+            config.eosTokenIds = tokenizer.eosTokenId.map { [Int($0)] } ?? []
+            config.padTokenId = tokenizer.padTokenId.map(Int.init)
+        } else {
+            config = try ModelConfig.parse(json: try Data(contentsOf: URL(fileURLWithPath: shapeName)), path: shapeName)
+            guard config.vocabularySize >= tokenizer.vocabularySize else {
+                throw ValidationError("\(shapeName): vocab_size \(config.vocabularySize) is smaller than the tokenizer's "
+                    + "\(tokenizer.vocabularySize) ids")
+            }
+            // The saved directory must load its tokenizer back: without a tokenizer.json the config's
+            // special ids have to be the byte tokenizer's.
+            if self.tokenizer == nil {
+                for (key, have, want) in [("bos_token_id", config.bosTokenId, ByteTokenizer.bosId),
+                                          ("pad_token_id", config.padTokenId, ByteTokenizer.padId)] {
+                    if let have, have != Int(want) {
+                        throw ValidationError("\(shapeName): \(key) \(have) is not the byte tokenizer's \(want); give --tokenizer")
+                    }
+                }
+                if config.eosTokenIds.contains(where: { $0 != Int(ByteTokenizer.eosId) }) {
+                    throw ValidationError("\(shapeName): eos_token_id \(config.eosTokenIds) is not the byte tokenizer's "
+                        + "\(ByteTokenizer.eosId); give --tokenizer")
+                }
+                config.bosTokenId = Int(ByteTokenizer.bosId)
+                config.eosTokenIds = [Int(ByteTokenizer.eosId)]
+                config.padTokenId = Int(ByteTokenizer.padId)
+            }
+        }
+        let model = try LlamaModel.random(config: config, seed: seed)
+        var files: [String] = []
+        if let file = self.tokenizer {
+            files.append(file)
+            let sibling = URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent("tokenizer_config.json").path
+            if FileManager.default.fileExists(atPath: sibling) { files.append(sibling) }
+        }
+        return Start(model: model, tokenizer: tokenizer, tokenizerFiles: files, description: "random \(shapeName) (seed \(seed))")
+    }
+
+    private func endOfSequence(_ start: Start) throws -> Int32 {
+        if let eos = start.tokenizer.eosTokenId { return eos }
+        if let eos = start.model.config.eosTokenIds.first { return Int32(eos) }
+        throw ValidationError("the tokenizer has no EOS token and config.json no eos_token_id, so the model could not "
+            + "learn to stop; add eos_token to tokenizer_config.json")
+    }
+
+    // MARK: data
+
+    /// Tokenized training and evaluation examples, with the records they came from.
+    struct Examples {
+        let train: [SFTExample]
+        let trainRecords: [SFTRecord]
+        let eval: [SFTExample]
+        let evalRecords: [SFTRecord]
+        /// Reference answers of the evaluation items, for greedy exact match (built-in tasks only).
+        let evalAnswers: [String]?
+        let description: String
+    }
+
+    private func trainingData(tokenizer: any Tokenizer, eos: Int32) throws -> Examples {
+        var trainRecords: [SFTRecord], evalRecords: [SFTRecord] = []
+        var answers: [String]?
+        let description: String
+        if let data {
+            trainRecords = try SFTData.parseJSONL(try Data(contentsOf: URL(fileURLWithPath: data)), source: data)
+            if let evalData {
+                evalRecords = try SFTData.parseJSONL(try Data(contentsOf: URL(fileURLWithPath: evalData)), source: evalData)
+            }
+            description = data
+        } else {
+            let spec = try TaskSpec(parsing: task!)
+            let items = try TaskSet.generate(spec, split: .train, count: count, seed: seed)
+            trainRecords = try items.map { SFTRecord(prompt: $0.prompt, completion: try $0.sftCompletion(), origin: $0.id) }
+            let available = TaskSet.problemCount(spec, split: .test) ?? evalCount
+            let tests = try TaskSet.generate(spec, split: .test, count: min(evalCount, available), seed: seed)
+            evalRecords = try tests.map { SFTRecord(prompt: $0.prompt, completion: try $0.sftCompletion(), origin: $0.id) }
+            answers = tests.map { $0.answer! }
+            description = "\(spec) train split"
+        }
+        return Examples(train: try SFTData.tokenize(trainRecords, tokenizer: tokenizer, addBos: bos, eos: eos),
+                     trainRecords: trainRecords,
+                     eval: try SFTData.tokenize(evalRecords, tokenizer: tokenizer, addBos: bos, eos: eos),
+                     evalRecords: evalRecords, evalAnswers: answers, description: description)
+    }
+
+    // MARK: evaluation and saving
+
+    private func evaluate(_ trainer: SFTTrainer, _ data: Examples, _ start: Start, step: Int, progress: ProgressReporter) throws -> [String: Any] {
+        let (loss, _) = try trainer.evaluate(data.eval)
+        var fields: [String: Any] = ["step": step, "eval_loss": loss, "eval_examples": data.eval.count]
+        var message = String(format: "eval @ step %d: loss %.4f", step, loss)
+        if let answers = data.evalAnswers {
+            let correct = try greedyExactMatches(trainer.model, tokenizer: start.tokenizer, data: data, answers: answers)
+            let accuracy = Double(correct) / Double(answers.count)
+            fields["accuracy"] = accuracy
+            message += String(format: ", greedy exact match %d/%d (%.1f%%)", correct, answers.count, 100 * accuracy)
+        }
+        progress.event("eval", fields: fields, message: message)
+        return fields
+    }
+
+    /// Greedy completions of the evaluation prompts; an answer is the completion's first line.
+    private func greedyExactMatches(_ model: LlamaModel, tokenizer: any Tokenizer, data: Examples, answers: [String]) throws -> Int {
+        let longest = data.eval.map(\.completion.count).max() ?? 1
+        let parameters = SamplingParameters(temperature: 1, topK: 1, maxNewTokens: longest + 8,
+                                            stopTokens: defaultStopTokens(tokenizer: tokenizer, config: model.config),
+                                            stopStrings: [TaskFormat.stopSequence])
+        let completions = try Sampler(model: model).generate(
+            data.eval.enumerated().map { SampleRequest(prompt: $0.element.prompt, seed: UInt64($0.offset)) },
+            parameters: parameters, tokenBytes: { tokenizer.bytes(of: $0) })
+        var correct = 0
+        for (c, answer) in zip(completions, answers) {
+            let text = try tokenizer.decode(c.tokens, skippingSpecialTokens: true)
+            let firstLine = text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            if AnswerComparison.matches(firstLine, answer) { correct += 1 }
+        }
+        return correct
+    }
+
+    private func save(_ start: Start, trainer: SFTTrainer, step: Int, totalSteps: Int, lastLoss: Double,
+                      evaluation: [String: Any], data: Examples, progress: ProgressReporter) throws {
+        let record: [String: Any] = [
+            "step": step, "steps": totalSteps, "loss": lastLoss, "evaluation": evaluation, "source": start.description,
+            "data": data.description, "train_examples": data.train.count, "batch_size": batchSize, "lr": lr,
+            "warmup": warmup, "schedule": schedule, "weight_decay": weightDecay, "max_grad_norm": maxGradNorm,
+            "seed": seed, "bos": bos, "skipped_steps": trainer.optimizer.skippedSteps,
+            "weights_hash": trainer.model.weightsHash(),
+        ]
+        try ModelOutput.save(trainer.model, to: out, copying: start.tokenizerFiles,
+                             extra: ["sft.json": try JSONOutput.data(record, pretty: true)])
+        progress.event("saved", fields: ["step": step, "out": out], message: "saved \(out) at step \(step)")
+    }
+}
+
+/// The order examples are visited in: a fresh seeded shuffle each epoch, batches taken consecutively
+/// (a batch may span two epochs, so every step has a full batch).
+struct BatchOrder {
+    let count: Int
+    let seed: UInt64
+    private(set) var epoch = 0
+    private var order: [Int] = []
+    private var position = 0
+
+    init(count: Int, seed: UInt64) {
+        self.count = count
+        self.seed = seed
+    }
+
+    mutating func next(_ size: Int) -> [Int] {
+        var batch: [Int] = []
+        while batch.count < size {
+            if position == order.count {
+                var rng = Xoshiro256(mixing: [seed, UInt64(epoch), 0x5f7])
+                order = Array(0..<count)
+                order.shuffle(using: &rng)
+                position = 0
+                epoch += 1
+            }
+            batch.append(order[position])
+            position += 1
+        }
+        return batch
+    }
+}
