@@ -1,0 +1,134 @@
+import ArgumentParser
+import Foundation
+import TroupeModel
+import TroupeTensor
+
+/// `troupe bench model`: training and sampling throughput of the policy model on the standard shapes,
+/// against the machine's sgemm rate measured in the same run and the peer systems' figures.
+struct BenchModelCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "model",
+        abstract: "Training and sampling tokens/s on the standard shapes, against sgemm peak and the peers.",
+        discussion: """
+            Per shape: training tokens/s (batch 8 × 256 tokens, forward + backward + AdamW) and its share \
+            of the sgemm GFLOP/s measured at the start of the run; sampling tokens/s for batch 8 and \
+            batch 1 (16-token prompts, 128 new tokens). Each figure is the median of --repeats runs after \
+            one warm-up run. Ratios compare with the peers measured on the reference machine (PyTorch \
+            training, Hugging Face generate at batch 8, llama.cpp at batch 1) and are marked against \
+            the targets: training ≥ 1.0× PyTorch with the environment's OpenBLAS kernel \
+            (OPENBLAS_CORETYPE set), ≥ 1.5× with the machine's own (unset); batch 8 ≥ 4× HF; batch 1 \
+            ≥ 0.8× llama.cpp. A table on a terminal, JSON lines otherwise. See docs/benchmarks.md.
+            """)
+
+    @Option(name: .long, help: ArgumentHelp("Shapes, separated by commas (default: all; with --quick: tiny,small).",
+                                            valueName: "names"))
+    var shapes: String?
+
+    @Option(name: .long, help: "Measured runs per figure, after one warm-up (default 3; with --quick 1).")
+    var repeats: Int?
+
+    @Flag(name: .long, help: "One measured run per figure, and only tiny and small unless --shapes is given.")
+    var quick = false
+
+    @Option(name: .long, help: ArgumentHelp("OpenBLAS threads (default: OpenBLAS's choice).", valueName: "n"))
+    var threads: Int?
+
+    @Flag(name: .long, help: "JSON lines even on a terminal.")
+    var json = false
+
+    func validate() throws {
+        _ = try selectedShapes()
+        if let repeats, repeats < 1 { throw ValidationError("--repeats must be at least 1, got \(repeats)") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+    }
+
+    private func selectedShapes() throws -> [ModelBenchmark.Shape] {
+        let names = shapes.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+            ?? (quick ? ["tiny", "small"] : ModelBenchmark.shapes.map(\.name))
+        guard !names.isEmpty else { throw ValidationError("--shapes is empty") }
+        return try names.map { name in
+            guard let shape = ModelBenchmark.shapes.first(where: { $0.name == name }) else {
+                throw ValidationError("unknown shape \"\(name)\"; known: \(ModelBenchmark.shapes.map(\.name).joined(separator: ", "))")
+            }
+            return shape
+        }
+    }
+
+    func run() throws {
+        if let threads { BLASInfo.setThreads(threads) }
+        let runs = repeats ?? (quick ? 1 : 3)
+        let mode: OutputMode = json ? .jsonLines : OutputMode.detect()
+        let environment = ProcessInfo.processInfo.environment
+        let pinnedKernel = environment["OPENBLAS_CORETYPE"]
+        let sgemm = ModelBenchmark.sgemmRate(n: 1024, repeats: max(runs, 3))
+        let machine: [String: Any] = [
+            "event": "machine", "openblas_kernel": BLASInfo.coreName, "threads": BLASInfo.threads,
+            "sgemm_gflops": sgemm, "openblas_coretype": pinnedKernel ?? NSNull(),
+            "openblas_l2_size": environment["OPENBLAS_L2_SIZE"] ?? NSNull(), "repeats": runs,
+            "kernel_setting": pinnedKernel == nil ? "machine" : "environment",
+        ]
+        let table = BenchTable(mode: mode)
+        try table.machine(machine, text: "OpenBLAS kernel \(BLASInfo.coreName) ("
+            + (pinnedKernel.map { "OPENBLAS_CORETYPE=\($0), the environment's" } ?? "OPENBLAS_CORETYPE unset, the machine's own")
+            + "), \(BLASInfo.threads) threads, sgemm 1024³ \(String(format: "%.1f", sgemm)) GFLOP/s, medians of \(runs) runs")
+
+        for shape in try selectedShapes() {
+            let training = try ModelBenchmark.training(shape, batch: 8, length: 256, steps: runs)
+            let gflops = training.flopsPerStep / ModelBenchmark.median(training.secondsPerStep) / 1e9
+            let batch8 = try ModelBenchmark.sampling(shape, batch: 8, promptLength: 16, newTokens: 128, repeats: runs)
+            let batch1 = try ModelBenchmark.sampling(shape, batch: 1, promptLength: 16, newTokens: 128, repeats: runs)
+            let figures: [(ModelBenchmark.Measure, Double)] = [
+                (.training, training.tokensPerSecond), (.samplingBatch8, batch8), (.samplingBatch1, batch1),
+            ]
+            let comparisons = figures.map {
+                ModelBenchmark.compare($0.0, shape: shape.name, tokensPerSecond: $0.1, environmentKernel: pinnedKernel != nil)
+            }
+            var line: [String: Any] = [
+                "event": "shape", "shape": shape.name, "parameters": ParameterLayout(config: shape.config).totalCount,
+                "training_tokens_per_s": training.tokensPerSecond, "training_gflops": gflops,
+                "training_sgemm_fraction": gflops / sgemm, "training_seconds_per_step": training.secondsPerStep,
+                "sampling_batch8_tokens_per_s": batch8, "sampling_batch1_tokens_per_s": batch1,
+            ]
+            var versus: [String: Any] = [:]
+            for c in comparisons.compactMap({ $0 }) {
+                versus[c.measure.rawValue] = ["peer": c.measure.peerName, "peer_tokens_per_s": c.peer, "ratio": c.ratio,
+                                              "target": c.target, "met": c.met]
+            }
+            line["versus_peers"] = versus
+            try table.row(line, shape: shape.name, training: training.tokensPerSecond, fraction: gflops / sgemm,
+                          batch8: batch8, batch1: batch1, comparisons: comparisons)
+        }
+    }
+}
+
+/// The terminal table (or JSON lines) of `troupe bench model`, printed a row at a time as shapes finish.
+private struct BenchTable {
+    let mode: OutputMode
+
+    private static let columns = [("shape", 14), ("train tok/s", 12), ("% sgemm", 8), ("vs PyTorch", 20),
+                                  ("b8 tok/s", 10), ("vs HF generate", 20), ("b1 tok/s", 10), ("vs llama.cpp", 20)]
+
+    func machine(_ fields: [String: Any], text: String) throws {
+        if mode == .jsonLines { return try JSONOutput.print(fields) }
+        print(text)
+        print(Self.columns.map { pad($0.0, $0.1) }.joined(separator: " "))
+        print(Self.columns.map { String(repeating: "-", count: $0.1) }.joined(separator: " "))
+    }
+
+    func row(_ fields: [String: Any], shape: String, training: Double, fraction: Double, batch8: Double, batch1: Double,
+             comparisons: [ModelBenchmark.Comparison?]) throws {
+        if mode == .jsonLines { return try JSONOutput.print(fields) }
+        func versus(_ c: ModelBenchmark.Comparison?) -> String {
+            guard let c else { return "—" }
+            return String(format: "%.2f× ", c.ratio) + (c.met ? "met" : "NOT met") + String(format: " (≥%.1f)", c.target)
+        }
+        let cells = [shape, String(format: "%.0f", training), String(format: "%.1f%%", 100 * fraction), versus(comparisons[0]),
+                     String(format: "%.0f", batch8), versus(comparisons[1]), String(format: "%.0f", batch1), versus(comparisons[2])]
+        print(zip(cells, Self.columns).map { pad($0, $1.1) }.joined(separator: " "))
+        fflush(stdout)
+    }
+
+    private func pad(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
+    }
+}
