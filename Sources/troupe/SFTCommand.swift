@@ -79,7 +79,7 @@ struct SFTCommand: ParsableCommand {
     @Option(name: .long, help: "Optimizer steps (instead of --epochs).")
     var steps: Int?
 
-    @Option(name: .long, help: "Examples per optimizer step.")
+    @Option(name: .long, help: "Examples per optimizer step (at most the number of training examples).")
     var batchSize = 16
 
     @Option(name: .long, help: "Peak learning rate.")
@@ -123,6 +123,9 @@ struct SFTCommand: ParsableCommand {
         if let evalData {
             guard data != nil else { throw ValidationError("--eval-data goes with --data; --task evaluates on its test split") }
             guard FileManager.default.isReadableFile(atPath: evalData) else { throw ValidationError("cannot read --eval-data \(evalData)") }
+        }
+        if data != nil && evalData == nil && evalEvery > 0 {
+            throw ValidationError("--eval-every needs held-out examples: give --eval-data FILE")
         }
         if let task {
             do { _ = try TaskSpec(parsing: task) } catch { throw ValidationError("--task: \(error)") }
@@ -182,6 +185,8 @@ struct SFTCommand: ParsableCommand {
             microBatchTokens: microBatchTokens)
         for (e, r) in zip(data.train + data.eval, data.trainRecords + data.evalRecords) { try trainer.validate(e, name: r.origin) }
 
+        // A batch is at most the whole training set.
+        let batchSize = min(self.batchSize, data.train.count)
         let totalSteps = steps ?? ((epochs ?? 1) * data.train.count + batchSize - 1) / batchSize
         let lrSchedule = LearningRateSchedule(peak: lr, warmupSteps: warmup, totalSteps: totalSteps,
                                               decay: LearningRateSchedule.Decay(rawValue: schedule)!)
@@ -216,12 +221,12 @@ struct SFTCommand: ParsableCommand {
                 evaluation = try evaluate(trainer, data, start, step: step, progress: progress)
             }
             if saveEvery > 0 && step % saveEvery == 0 && step < totalSteps {
-                try save(start, trainer: trainer, step: step, totalSteps: totalSteps, lastLoss: lastLoss,
+                try save(start, trainer: trainer, step: step, totalSteps: totalSteps, batchSize: batchSize, lastLoss: lastLoss,
                          evaluation: evaluation, data: data, progress: progress)
             }
         }
         if !data.eval.isEmpty { evaluation = try evaluate(trainer, data, start, step: totalSteps, progress: progress) }
-        try save(start, trainer: trainer, step: totalSteps, totalSteps: totalSteps, lastLoss: lastLoss,
+        try save(start, trainer: trainer, step: totalSteps, totalSteps: totalSteps, batchSize: batchSize, lastLoss: lastLoss,
                  evaluation: evaluation, data: data, progress: progress)
         let seconds = ModelBenchmark.now() - began
         progress.event("done", fields: [
@@ -373,7 +378,7 @@ struct SFTCommand: ParsableCommand {
         return correct
     }
 
-    private func save(_ start: Start, trainer: SFTTrainer, step: Int, totalSteps: Int, lastLoss: Double,
+    private func save(_ start: Start, trainer: SFTTrainer, step: Int, totalSteps: Int, batchSize: Int, lastLoss: Double,
                       evaluation: [String: Any], data: Examples, progress: ProgressReporter) throws {
         let record: [String: Any] = [
             "step": step, "steps": totalSteps, "loss": lastLoss, "evaluation": evaluation, "source": start.description,
