@@ -89,7 +89,7 @@ struct GenerateCommand: ParsableCommand {
         try checkTokenizer(tokenizer, fits: model.config, directory: modelOptions.model)
         let promptIds = prompt.map { tokenizer.encode($0, addingBos: bos) }
         if let i = promptIds.firstIndex(where: \.isEmpty) {
-            throw ValidationError("--prompt \(i + 1) encodes to no tokens")
+            throw CommandError("--prompt \(i + 1) encodes to no tokens")
         }
         var requests: [SampleRequest] = []
         for (i, ids) in promptIds.enumerated() {

@@ -41,11 +41,17 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
+/// An error found while a command runs (after argument validation), shown as `Error: <description>`.
+struct CommandError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
 /// Checks that a tokenizer's ids fit the model's embedding table (a tokenizer from another model
 /// would otherwise fail only when it emits a large id).
 func checkTokenizer(_ tokenizer: any Tokenizer, fits config: ModelConfig, directory: String) throws {
     guard tokenizer.vocabularySize <= config.vocabularySize else {
-        throw ValidationError("\(directory): the tokenizer has \(tokenizer.vocabularySize) ids but the model's vocab_size is "
+        throw CommandError("\(directory): the tokenizer has \(tokenizer.vocabularySize) ids but the model's vocab_size is "
             + "\(config.vocabularySize); the tokenizer belongs to another model")
     }
 }

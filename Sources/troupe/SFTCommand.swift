@@ -267,7 +267,7 @@ struct SFTCommand: ParsableCommand {
         } else {
             config = try ModelConfig.parse(json: try Data(contentsOf: URL(fileURLWithPath: shapeName)), path: shapeName)
             guard config.vocabularySize >= tokenizer.vocabularySize else {
-                throw ValidationError("\(shapeName): vocab_size \(config.vocabularySize) is smaller than the tokenizer's "
+                throw CommandError("\(shapeName): vocab_size \(config.vocabularySize) is smaller than the tokenizer's "
                     + "\(tokenizer.vocabularySize) ids")
             }
             // The saved directory must load its tokenizer back: without a tokenizer.json the config's
@@ -276,11 +276,11 @@ struct SFTCommand: ParsableCommand {
                 for (key, have, want) in [("bos_token_id", config.bosTokenId, ByteTokenizer.bosId),
                                           ("pad_token_id", config.padTokenId, ByteTokenizer.padId)] {
                     if let have, have != Int(want) {
-                        throw ValidationError("\(shapeName): \(key) \(have) is not the byte tokenizer's \(want); give --tokenizer")
+                        throw CommandError("\(shapeName): \(key) \(have) is not the byte tokenizer's \(want); give --tokenizer")
                     }
                 }
                 if config.eosTokenIds.contains(where: { $0 != Int(ByteTokenizer.eosId) }) {
-                    throw ValidationError("\(shapeName): eos_token_id \(config.eosTokenIds) is not the byte tokenizer's "
+                    throw CommandError("\(shapeName): eos_token_id \(config.eosTokenIds) is not the byte tokenizer's "
                         + "\(ByteTokenizer.eosId); give --tokenizer")
                 }
                 config.bosTokenId = Int(ByteTokenizer.bosId)
@@ -301,7 +301,7 @@ struct SFTCommand: ParsableCommand {
     private func endOfSequence(_ start: Start) throws -> Int32 {
         if let eos = start.tokenizer.eosTokenId { return eos }
         if let eos = start.model.config.eosTokenIds.first { return Int32(eos) }
-        throw ValidationError("the tokenizer has no EOS token and config.json no eos_token_id, so the model could not "
+        throw CommandError("the tokenizer has no EOS token and config.json no eos_token_id, so the model could not "
             + "learn to stop; add eos_token to tokenizer_config.json")
     }
 

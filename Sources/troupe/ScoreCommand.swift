@@ -87,8 +87,8 @@ struct ScoreCommand: ParsableCommand {
             tokenizer = loaded
             let promptIds = loaded.encode(prompt!, addingBos: bos)
             let completionIds = loaded.encode(completion!)
-            guard !promptIds.isEmpty else { throw ValidationError("--prompt encodes to no tokens") }
-            guard !completionIds.isEmpty else { throw ValidationError("--completion encodes to no tokens") }
+            guard !promptIds.isEmpty else { throw CommandError("--prompt encodes to no tokens") }
+            guard !completionIds.isEmpty else { throw CommandError("--completion encodes to no tokens") }
             sequence = promptIds + completionIds
             from = promptIds.count
         }
