@@ -139,12 +139,12 @@ struct EvalCommand: ParsableCommand {
                                              policy: TaskFile.BadLinePolicy(rawValue: badLines)!)
             } catch let error as TaskFileError {
                 guard case .badLines = error else { throw error }
-                throw EvalInputError(description: "\(error)\n(--bad-lines skip evaluates the good lines)")
+                throw CommandError("\(error)\n(--bad-lines skip evaluates the good lines)")
             }
             let items = Array(contents.items.prefix(count ?? contents.items.count))
             let unlabeled = items.filter { $0.answer == nil }
             if let first = unlabeled.first {
-                throw EvalInputError(description: "\(unlabeled.count) of \(items.count) tasks in \(file) have no \"answer\" "
+                throw CommandError("\(unlabeled.count) of \(items.count) tasks in \(file) have no \"answer\" "
                     + "(the first: id \(first.id.debugDescription)); evaluation compares against reference answers")
             }
             return (items, contents.skipped)
@@ -232,11 +232,6 @@ struct EvalCommand: ParsableCommand {
                                                           : ProgressReporter.duration(evaluation.wallSeconds)),
         ].joined(separator: "\n")
     }
-}
-
-/// Bad task input found after parsing the command line (usage help would not help).
-private struct EvalInputError: Error, CustomStringConvertible {
-    let description: String
 }
 
 /// A status line on standard error, rewritten in place, only when standard error is a terminal
