@@ -53,7 +53,7 @@ let package = Package(
         // Self-contained HTML run reports with SVG plots, from metrics JSON lines. Pure.
         .target(name: "TroupeReport", swiftSettings: [v5]),
         .executableTarget(name: "troupe", dependencies: [
-            "TroupeTasks", "TroupeReport",
+            "TroupeTasks", "TroupeReport", "TroupeWire",
             "TroupeRuntime", "TroupeModel", "TroupeRL", "TroupeTokenizer", "TroupeTensor",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: [v5]),

@@ -236,6 +236,12 @@ public final class LearnerServer {
 
     private func welcome(_ hello: Troupe_V1_Hello, peer: PeerID, now: Double) throws {
         let identity = hello.actorIdentity.isEmpty ? "actor-\(peer)" : hello.actorIdentity
+        if let live = core.actors[identity], live.runId != hello.actorRunID, now - live.lastSeen < 3 {
+            // Two live processes with one name would steal each other's leases: refuse the newcomer
+            // until the other leaves or goes silent (a restarted actor gets in once its old run is evicted).
+            send(reject: .configMismatch, "actor identity \(identity) is in use by a live actor; choose another --identity", to: peer)
+            return
+        }
         if let old = peerOf[identity], old != peer { peers.removeValue(forKey: old) }
         peers[peer] = identity
         peerOf[identity] = peer

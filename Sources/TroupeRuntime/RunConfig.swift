@@ -95,8 +95,16 @@ public struct RunConfig: Sendable {
 
     public var runDirectory: String { run.directory ?? "runs/\(run.name)" }
 
+    /// The built-in algorithm: TTRL's majority-vote reward with CISPO, every sample of a group voting
+    /// and trained on (`group_size` decides how many), and no KL term, which would cost a second forward
+    /// pass on a reference model for a coefficient of 0.001.
+    public static let defaultAlgorithm: [String: Any] = [
+        "preset": "ttrl", "loss.kind": "cispo", "kl.coefficient": 0,
+        "sampling.samples_per_prompt": NSNull(), "sampling.train_samples": NSNull(),
+    ]
+
     public init() {
-        algorithmJSON = .object(["preset": .string("ttrl")])
+        algorithmJSON = (try? JSONValue(any: RunConfig.defaultAlgorithm, field: "algorithm")) ?? .object([:])
         algorithm = (try? AlgorithmOptions.resolve(algorithmJSON)) ?? AlgorithmOptions()
     }
 }

@@ -130,7 +130,7 @@ extension RunConfig {
     /// (`section.key=value`, the value parsed as JSON when it parses, else taken as a string).
     public static func parse(_ object: [String: Any], overrides: [String] = []) throws -> RunConfig {
         var config = RunConfig()
-        var algorithm: [String: Any] = ["preset": "ttrl"]
+        var algorithm: [String: Any] = RunConfig.defaultAlgorithm
         for (section, value) in object {
             if section == "algorithm" {
                 guard let a = value as? [String: Any] else { throw ConfigError(key: "algorithm", problem: "expected an object") }

@@ -1,0 +1,147 @@
+import Foundation
+import TroupeModel
+import TroupeProto
+import TroupeRL
+import TroupeTensor
+import TroupeTokenizer
+
+/// The actor's sampling thread: takes a lease's prompts with the weights to use, samples G completions
+/// per prompt (all prompts of the job in one batch), and scores them with the configured reward.
+final class SamplerWorker: @unchecked Sendable {
+    struct Job {
+        let leaseId: UInt64
+        let prompts: [Troupe_V1_Prompt]
+        let model: LlamaModel
+        let version: PolicyVersion
+    }
+    struct GroupResult {
+        let leaseId: UInt64
+        let prompt: Troupe_V1_Prompt
+        let version: PolicyVersion
+        let samples: [RolloutSample]
+        let generationMs: UInt32
+    }
+    struct Outcome {
+        let job: Job
+        let groups: Result<[GroupResult], Error>
+        let tokens: Int
+        let seconds: Double
+    }
+
+    private let tokenizer: any Tokenizer
+    private let options: AlgorithmOptions
+    private let stopTokens: [Int32]
+    private let condition = NSCondition()
+    private var job: Job?
+    private var outcomes: [Outcome] = []
+    private var stopping = false
+    private var samplers: [ObjectIdentifier: Sampler] = [:]
+
+    init(tokenizer: any Tokenizer, options: AlgorithmOptions, stopTokens: [Int32]) {
+        self.tokenizer = tokenizer
+        self.options = options
+        self.stopTokens = stopTokens
+        let t = Thread { [weak self] in self?.loop() }
+        t.name = "sampler"
+        t.stackSize = 8 << 20
+        t.start()
+    }
+
+    var busy: Bool { condition.lock(); defer { condition.unlock() }; return job != nil }
+
+    func submit(_ j: Job) {
+        condition.lock()
+        job = j
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func poll() -> [Outcome] {
+        condition.lock()
+        defer { condition.unlock() }
+        let o = outcomes
+        outcomes = []
+        return o
+    }
+
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while job == nil && !stopping { condition.wait() }
+            if stopping { condition.unlock(); return }
+            let j = job!
+            condition.unlock()
+            let t0 = monotonicSeconds()
+            var tokens = 0
+            let result = Result { () throws -> [GroupResult] in
+                let (groups, n) = try sample(j)
+                tokens = n
+                return groups
+            }
+            let outcome = Outcome(job: j, groups: result, tokens: tokens, seconds: monotonicSeconds() - t0)
+            condition.lock()
+            outcomes.append(outcome)
+            job = nil
+            condition.unlock()
+        }
+    }
+
+    /// Seeds depend on (run seed, prompt, sample index, version) only, and sampling is batch-invariant,
+    /// so a group's tokens do not depend on which actor sampled it or what shared its batch.
+    private func sample(_ j: Job) throws -> ([GroupResult], Int) {
+        let sampler = samplers[ObjectIdentifier(j.model)] ?? Sampler(model: j.model)
+        samplers = [ObjectIdentifier(j.model): sampler]
+        var requests: [SampleRequest] = []
+        var owners: [(Int, Int)] = []
+        guard let first = j.prompts.first else { return ([], 0) }
+        let s = first.sampling
+        for (pi, p) in j.prompts.enumerated() {
+            for i in 0..<Int(p.groupSize) {
+                var rng = Xoshiro256(mixing: [p.sampling.seed, p.promptID, UInt64(i), j.version.step])
+                requests.append(SampleRequest(prompt: p.tokenIds, seed: rng.next()))
+                owners.append((pi, i))
+            }
+        }
+        let params = SamplingParameters(temperature: s.temperature, topK: Int(s.topK), topP: s.topP,
+                                        maxNewTokens: Int(s.maxTokens), stopTokens: stopTokens, stopStrings: s.stopSequences,
+                                        computeEntropy: options.advantage.entropyReshaping)
+        let t0 = monotonicSeconds()
+        let completions = try sampler.generate(requests, parameters: params, tokenBytes: { [tokenizer] in tokenizer.bytes(of: $0) })
+        let ms = UInt32(min(Double(UInt32.max), (monotonicSeconds() - t0) * 1000))
+        var perPrompt = Array(repeating: [Completion](), count: j.prompts.count)
+        for (k, c) in completions.enumerated() { perPrompt[owners[k].0].append(c) }
+        var groups: [GroupResult] = []
+        var tokens = 0
+        for (pi, p) in j.prompts.enumerated() {
+            let cs = perPrompt[pi]
+            let texts = cs.map { c -> String in
+                let body = c.tokens.filter { !stopTokens.contains($0) }
+                return (try? tokenizer.decode(body)) ?? ""
+            }
+            let rewardSamples = zip(cs, texts).map { c, text in
+                RewardSample(completion: text, length: c.tokens.count, finishReason: c.finishReason == .stop ? .stop : .length,
+                             options: options)
+            }
+            let context = RewardContext(groundTruth: p.hasReferenceAnswer ? p.referenceAnswer : nil)
+            let scored = try GroupRewards.compute(samples: rewardSamples, context: context, options: options)
+            var samples: [RolloutSample] = []
+            for (i, c) in cs.enumerated() {
+                var components: [String: Double] = [:]
+                for (name, values) in scored.components where i < values.count { components[name] = values[i] }
+                samples.append(RolloutSample(tokens: c.tokens, logprobs: c.logprobs, entropies: c.entropies,
+                                             finishReason: c.finishReason == .stop ? .stop : .length, temperature: s.temperature,
+                                             answer: rewardSamples[i].answer, reward: scored.rewards[i], components: components))
+                tokens += c.tokens.count
+            }
+            groups.append(GroupResult(leaseId: j.leaseId, prompt: p, version: j.version, samples: samples, generationMs: ms))
+        }
+        return (groups, tokens)
+    }
+}

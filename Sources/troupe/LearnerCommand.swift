@@ -1,0 +1,63 @@
+import ArgumentParser
+import Foundation
+import TroupeRuntime
+import TroupeWire
+
+struct LearnerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "learner",
+        abstract: "Run the learner: leases prompts to actors, trains on their groups, publishes weights.",
+        discussion: """
+        Binds the control, weights, announce and log endpoints of the configuration (endpoints.*). \
+        Actors join with `troupe actor --learner tcp://HOST:CONTROL_PORT`; watch with `troupe monitor tcp://HOST:LOGS_PORT`.
+        """)
+
+    @OptionGroup var runConfig: RunConfigOptions
+
+    @Option(name: .long, help: "Continue the run in this directory from its latest checkpoint and run log.")
+    var resume: String?
+
+    func run() throws {
+        Shutdown.installHandlers()
+        runReportingErrors {
+            var config = try runConfig.load(frozenIn: resume)
+            if let dir = resume { config.run.directory = dir }
+            let server = try LearnerServer(config: config, resume: resume != nil)
+            return try server.run()
+        }
+    }
+}
+
+struct ActorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "actor",
+        abstract: "Run an actor: joins a learner, samples groups with the current weights, streams them back.",
+        discussion: "Start as many as you like, at any time; each needs only the learner's control address.")
+
+    @Option(name: .long, help: "The learner's control endpoint, e.g. tcp://learner-host:5555.")
+    var learner: String
+
+    @Option(name: .long, help: "A stable name for this actor (default: host name and process id).")
+    var identity: String?
+
+    @Option(name: .long, help: "Seconds to wait for a first answer from the learner before giving up.")
+    var connectTimeout: Double = 60
+
+    func validate() throws {
+        do { try Endpoint(parsing: learner).validateForConnect() } catch {
+            throw ValidationError("--learner: \(error)")
+        }
+        guard connectTimeout > 0 else { throw ValidationError("--connect-timeout must be > 0") }
+        if let i = identity, i.isEmpty || i.contains("#") { throw ValidationError("--identity must be non-empty and without '#'") }
+    }
+
+    func run() throws {
+        Shutdown.installHandlers()
+        runReportingErrors {
+            let name = identity ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
+            var options = ActorClient.Options(learner: try Endpoint(parsing: learner), identity: name)
+            options.connectTimeout = connectTimeout
+            return try ActorClient(options: options).run()
+        }
+    }
+}

@@ -1,0 +1,29 @@
+import ArgumentParser
+import Foundation
+import TroupeRuntime
+
+/// Options shared by the commands that start a run: a configuration file and `section.key=value` overrides.
+struct RunConfigOptions: ParsableArguments {
+    @Option(name: .long, help: "Run configuration (JSON; docs/configuration.md). Defaults are built in.")
+    var config: String?
+
+    @Option(name: [.customLong("set")], help: ArgumentHelp("Override one key, e.g. --set learner.batch_groups=4 (repeatable).", valueName: "section.key=value"))
+    var overrides: [String] = []
+
+    func load(frozenIn runDirectory: String? = nil) throws -> RunConfig {
+        if config == nil, let dir = runDirectory, FileManager.default.fileExists(atPath: dir + "/config.json") {
+            return try RunConfig.load(path: dir + "/config.json", overrides: overrides)
+        }
+        return try RunConfig.load(path: config, overrides: overrides)
+    }
+}
+
+/// Runs a throwing body, printing errors as one clear line and mapping them to exit codes.
+func runReportingErrors(_ body: () throws -> Int32) -> Never {
+    do {
+        exit(try body())
+    } catch {
+        FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+        exit(1)
+    }
+}
