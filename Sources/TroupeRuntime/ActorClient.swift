@@ -19,6 +19,9 @@ public final class ActorClient {
         public var connectTimeout: Double = 60
         /// Silence after which the learner is presumed gone and Hello is repeated.
         public var learnerSilence: Double = 6
+        /// Fault injection for tests: keep the first weights forever and sample leases with them anyway,
+        /// so the learner must reject this actor's groups as stale.
+        public var ignoreNewWeights = false
         public init(learner: Endpoint, identity: String) {
             self.learner = learner
             self.identity = identity
@@ -274,6 +277,7 @@ public final class ActorClient {
         guard let s = session, let ws = weightsSocket else { return }
         let current = s.version
         let wanted = s.newest
+        if options.ignoreNewWeights && current != nil { return }
         if s.fetch == nil && !s.fetchRequested && (current == nil || current!.epoch != s.epoch || current!.step < wanted.step) {
             _ = try ws.send(WireMessage(.weightManifestRequest(Troupe_V1_WeightManifestRequest())))
             s.fetchRequested = true
@@ -342,7 +346,7 @@ public final class ActorClient {
             if case .sent = try control.send(WireMessage(.leaseRequest(r))) { leaseRequested = true }
         }
         guard !s.worker.busy, let next = queuedJobs.first, let model = s.model, let version = s.version,
-              version.epoch == s.epoch, version.step >= next.lease.minVersion.step else { return }
+              version.epoch == s.epoch, version.step >= next.lease.minVersion.step || options.ignoreNewWeights else { return }
         queuedJobs.removeFirst()
         s.worker.submit(SamplerWorker.Job(leaseId: next.lease.leaseID, prompts: next.prompts, model: model, version: version))
     }

@@ -43,6 +43,9 @@ struct ActorCommand: ParsableCommand {
     @Option(name: .long, help: "Seconds to wait for a first answer from the learner before giving up.")
     var connectTimeout: Double = 60
 
+    @Flag(name: .long, help: .hidden)
+    var testIgnoreNewWeights = false
+
     func validate() throws {
         do { try Endpoint(parsing: learner).validateForConnect() } catch {
             throw ValidationError("--learner: \(error)")
@@ -57,6 +60,7 @@ struct ActorCommand: ParsableCommand {
             let name = identity ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
             var options = ActorClient.Options(learner: try Endpoint(parsing: learner), identity: name)
             options.connectTimeout = connectTimeout
+            options.ignoreNewWeights = testIgnoreNewWeights
             return try ActorClient(options: options).run()
         }
     }

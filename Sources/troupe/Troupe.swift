@@ -7,5 +7,6 @@ struct Troupe: ParsableCommand {
         abstract: "Distributed rollout/learner reinforcement learning for language-model policies.",
         subcommands: [ReportCommand.self, TokenizeCommand.self, AlgoCommand.self,
                       GenerateCommand.self, ScoreCommand.self, SFTCommand.self, BenchCommand.self,
-                      LearnerCommand.self, ActorCommand.self, EvalCommand.self])
+                      LearnerCommand.self, ActorCommand.self, EvalCommand.self,
+                      ReplayCommand.self])
 }

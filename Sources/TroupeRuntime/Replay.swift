@@ -1,0 +1,46 @@
+import Foundation
+import TroupeModel
+import TroupeTensor
+
+/// `troupe replay RUN --verify`: re-executes every training step that counts in the run log, from the
+/// base weights, and checks each step's weights hash bit for bit. A bug report is a run directory.
+public enum Replay {
+    public struct StepCheck: Sendable {
+        public let step: Int
+        public let expected: String?
+        public let actual: String
+        public var matches: Bool { expected == nil || expected == actual }
+    }
+
+    public struct Report: Sendable {
+        public let steps: [StepCheck]
+        public var mismatches: [StepCheck] { steps.filter { !$0.matches } }
+        public var ok: Bool { mismatches.isEmpty && !steps.isEmpty }
+    }
+
+    public static func verify(runDirectory: String, config overrideConfig: RunConfig? = nil,
+                              progress: ((StepCheck) -> Void)? = nil) throws -> Report {
+        let config = try overrideConfig ?? RunConfig.load(path: runDirectory + "/config.json", overrides: [])
+        let records = try RunLog.read(path: runDirectory + "/run.log")
+        let history = RunHistory(records: records)
+        let modelPath = history.baseModel ?? config.model.path
+        let model = try ModelDirectory.load(modelPath)
+        if let expected = history.baseWeightsHash, model.weightsHash() != expected {
+            throw RuntimeError.invalid("base model \(modelPath) does not have the weights the run started from (hash \(model.weightsHash()), log says \(expected))")
+        }
+        let trainer = try Trainer(model: model, options: config.algorithm, optimizer: config.optimizer,
+                                  microBatchTokens: config.learner.microBatchTokens)
+        var checks: [StepCheck] = []
+        for s in history.effectiveSteps {
+            let groups = try s.groups.map { key -> RolloutGroup in
+                guard let g = history.group(key) else { throw RuntimeError.corruptLog("step \(s.step) trains group \(key), which the log never accepted") }
+                return g
+            }
+            let result = try trainer.step(groups, stepNumber: s.step)
+            let check = StepCheck(step: s.step, expected: s.weightsHash, actual: result.weightsHash)
+            checks.append(check)
+            progress?(check)
+        }
+        return Report(steps: checks)
+    }
+}
