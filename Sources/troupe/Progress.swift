@@ -98,7 +98,7 @@ final class ProgressReporter {
     }
 
     private func emit(_ line: [String: Any]) {
-        // Progress must never abort a job: a value JSON cannot hold is shown as its description.
+        // Progress must never abort a job; `finite` already made every number writable.
         let text = (try? JSONOutput.string(line)) ?? "{\"event\":\"unprintable\"}"
         write(text + "\n")
     }
