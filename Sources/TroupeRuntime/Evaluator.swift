@@ -15,6 +15,8 @@ public final class Evaluator {
     public let model: LlamaModel
     public let tokenizer: any Tokenizer
     private let sampler: Sampler
+    /// Left out of answer lines: an EOS (or any special token) is not part of the answer.
+    private let specialTokens: Set<Int32>
 
     /// Throws when the tokenizer can emit ids the model has no embedding for (it belongs to another model).
     public init(model: LlamaModel, tokenizer: any Tokenizer) throws {
@@ -25,6 +27,7 @@ public final class Evaluator {
         self.model = model
         self.tokenizer = tokenizer
         sampler = Sampler(model: model)
+        specialTokens = Set(tokenizer.specialTokens.values)
     }
 
     /// Samples `settings.samplesPerPrompt` completions for every item and scores their answers against
@@ -114,9 +117,8 @@ public final class Evaluator {
     /// The completion's text up to its first stop sequence, special tokens left out: the answer line
     /// (`TaskFormat`). A token can carry text past the newline that ended sampling; that text is dropped.
     private func answerLine(of tokens: [Int32]) -> String {
-        let special = Set(tokenizer.specialTokens.values)
         var bytes: [UInt8] = []
-        for token in tokens where !special.contains(token) { bytes += tokenizer.bytes(of: token) }
+        for token in tokens where !specialTokens.contains(token) { bytes += tokenizer.bytes(of: token) }
         let text = String(decoding: bytes, as: UTF8.self)
         guard let stop = text.range(of: TaskFormat.stopSequence) else { return text }
         return String(text[..<stop.lowerBound])

@@ -4,6 +4,7 @@ import TroupeModel
 import TroupeRL
 import TroupeRuntime
 import TroupeTasks
+import TroupeTensor
 import TroupeTokenizer
 
 /// The random-weight llama-tiny fixture with its byte-level tokenizer.json: its answers are noise, but
@@ -122,6 +123,8 @@ private enum EvaluatorFixture {
         let settings = EvaluationSettings(samplesPerPrompt: 2, maxNewTokens: 24, seed: 21)
         let evaluation = try evaluator.evaluate(items, settings: settings)
 
+        var documented = Xoshiro256(mixing: [21, 1, 0])
+        #expect(Evaluator.sampleSeed(run: 21, prompt: 1, sample: 0) == documented.next())
         let sampler = Sampler(model: model)
         let parameters = SamplingParameters(temperature: 1, maxNewTokens: 24, stopTokens: [tokenizer.eosTokenId!],
                                             stopStrings: ["\n"])
