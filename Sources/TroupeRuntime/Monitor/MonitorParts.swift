@@ -1,0 +1,112 @@
+/// The pieces a `MonitorState` is made of: bounded metric histories, per-actor rows, notable events
+/// and the learner's accounting. Pure values.
+
+/// The newest `capacity` values of one metric, oldest first (what a sparkline draws).
+public struct MetricSeries: Sendable, Equatable {
+    public struct Point: Sendable, Equatable {
+        public let step: Int
+        public let value: Double
+    }
+
+    public let name: String
+    public let capacity: Int
+    public private(set) var points: [Point] = []
+
+    public init(name: String, capacity: Int) {
+        self.name = name
+        self.capacity = max(1, capacity)
+    }
+
+    public var values: [Double] { points.map(\.value) }
+    public var last: Double? { points.last?.value }
+
+    /// Appends a finite value (non-finite ones are dropped: a NaN must not poison the plot's scale).
+    public mutating func append(step: Int, value: Double) {
+        guard value.isFinite else { return }
+        points.append(Point(step: step, value: value))
+        if points.count > capacity { points.removeFirst(points.count - capacity) }
+    }
+}
+
+/// One actor as the monitor knows it: what the learner reports of it (`learner_stats` field
+/// `actor/<id>`, from the actor's heartbeats, plus groups accepted) and what the actor publishes itself
+/// (`actor_stats`, `weights_applied`). Nil means never reported.
+public struct ActorRow: Sendable, Equatable {
+    public let identity: String
+    public var tokensPerSecond: Double?
+    /// Fraction of the actor's wall time not spent sampling.
+    public var idleRatio: Double?
+    public var groupsProduced: Int?
+    /// Groups the learner accepted from this actor (learner's count).
+    public var groupsAccepted: Int?
+    /// Groups sent and not yet acknowledged.
+    public var unacked: Int?
+    /// The policy step of the weights the actor samples with.
+    public var weightsStep: Int?
+    /// The last weight sync's duration.
+    public var weightSyncMilliseconds: Double?
+    /// Wall time (Unix seconds) of the newest event the actor published itself (or of its join).
+    public var lastSeen: Double?
+    /// In the learner's actor list (or joined and not left, before any learner_stats arrived).
+    public var connected: Bool
+    /// Why it left (Bye reason, "evicted"), while not connected.
+    public var leftReason: String?
+
+    public init(identity: String, connected: Bool = false) {
+        self.identity = identity
+        self.connected = connected
+    }
+}
+
+/// An event worth a line on the dashboard: actors joining and leaving, expired leases, rejections,
+/// the learner starting, restarting and finishing.
+public struct NotableEvent: Sendable, Equatable {
+    /// Wall time, Unix seconds.
+    public let time: Double
+    public let source: String
+    public let kind: String
+    /// One line for people, e.g. "actor a2 left (evicted)".
+    public let summary: String
+
+    public init(time: Double, source: String, kind: String, summary: String) {
+        self.time = time
+        self.source = source
+        self.kind = kind
+        self.summary = summary
+    }
+}
+
+/// The learner's group accounting (LearnerCore.Accounting.summary, published in `learner_stats` and
+/// with `run_finished`/`learner_stopped`):
+/// `produced = trained + rejected (by reason) + duplicates + lost_uncommitted + in_flight`.
+public struct AccountingSnapshot: Sendable, Equatable {
+    public var produced: Int
+    public var trained: Int
+    public var rejected: Int
+    public var rejectedByReason: [String: Int]
+    public var duplicates: Int
+    public var lostUncommitted: Int
+    public var inFlight: Int
+    /// Accepted and waiting for a batch (part of `inFlight`).
+    public var pending: Int
+
+    /// Reads the learner's metric names; nil when `produced` is absent (not an accounting event).
+    public init?(metrics: [String: Double]) {
+        guard let produced = metrics["produced"]?.monitorWholeNumber else { return nil }
+        func count(_ key: String) -> Int { metrics[key]?.monitorWholeNumber ?? 0 }
+        self.produced = produced
+        trained = count("trained")
+        rejected = count("rejected")
+        duplicates = count("duplicates")
+        lostUncommitted = count("lost_uncommitted")
+        inFlight = count("in_flight")
+        pending = count("pending")
+        var reasons: [String: Int] = [:]
+        for key in metrics.keys where key.hasPrefix("rejected/") {
+            reasons[String(key.dropFirst("rejected/".count))] = count(key)
+        }
+        rejectedByReason = reasons
+    }
+
+    public var identityHolds: Bool { produced == trained + rejected + duplicates + lostUncommitted + inFlight }
+}

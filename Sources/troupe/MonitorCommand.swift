@@ -1,0 +1,136 @@
+import ArgumentParser
+import Foundation
+#if canImport(Glibc)
+import Glibc
+private let systemWrite = Glibc.write
+#else
+import Darwin
+private let systemWrite = Darwin.write
+#endif
+import TroupeRuntime
+import TroupeWire
+
+struct MonitorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "monitor",
+        abstract: "Watch a run's log stream: a live terminal dashboard, or every event as a JSON line.",
+        discussion: """
+        ENDPOINT is the learner's log endpoint (endpoints.logs_port, default 5558), e.g. tcp://learner-host:5558. \
+        The stream is lossy by design: a slow monitor never slows the learner; the events it misses are counted \
+        from their sequence numbers and shown (dashboard) or reported in a final summary line (--json). \
+        See docs/monitor.md.
+        """)
+
+    @Argument(help: "The learner's log endpoint, e.g. tcp://127.0.0.1:5558.")
+    var endpoint: String
+
+    @Flag(name: .long, help: "Print each event as one JSON line (the default when standard output is not a terminal).")
+    var json = false
+
+    @Option(name: .long, help: "Stop after this many seconds.")
+    var duration: Double?
+
+    @Flag(name: .long, help: "Stop when the learner reports run_finished or learner_stopped.")
+    var untilFinished = false
+
+    @Option(name: .long, help: "Dashboard redraws per second.")
+    var refresh: Double = 4
+
+    func validate() throws {
+        let parsed: Endpoint
+        do {
+            parsed = try Endpoint(parsing: endpoint)
+            try parsed.validateForConnect()
+        } catch {
+            throw ValidationError("ENDPOINT: \(error)")
+        }
+        if case .inproc = parsed {
+            throw ValidationError("ENDPOINT: inproc endpoints exist only inside one process; use tcp://host:port or ipc://path")
+        }
+        if let duration, !(duration.isFinite && duration > 0) {
+            throw ValidationError("--duration must be a positive number of seconds, got \(duration)")
+        }
+        guard refresh.isFinite, refresh >= 0.5, refresh <= 30 else {
+            throw ValidationError("--refresh must be between 0.5 and 30 redraws per second, got \(refresh)")
+        }
+    }
+
+    func run() throws {
+        Shutdown.installHandlers()
+        runReportingErrors {
+            let context = try ZMQContext()
+            defer { context.shutdown() }
+            let subscriber = try MonitorSubscriber(context: context, endpoint: try Endpoint(parsing: endpoint))
+            defer { subscriber.close() }
+            var options = MonitorSubscriber.RunOptions(updatesPerSecond: refresh, stopWhenRunEnds: untilFinished)
+            options.deadline = duration.map { .after(.milliseconds(Int64($0 * 1000))) }
+            var state = MonitorState()
+            if json || OutputMode.detect() == .jsonLines {
+                try streamJSON(subscriber, &state, options)
+            } else {
+                try showDashboard(subscriber, &state, options)
+            }
+            if state.eventCount == 0 {
+                FileHandle.standardError.write(Data("troupe monitor: no events received from \(endpoint)\n".utf8))
+            }
+            return 0
+        }
+    }
+
+    /// One JSON object per event, then a `monitor_summary` line. Stops early if the reader goes away.
+    private func streamJSON(_ subscriber: MonitorSubscriber, _ state: inout MonitorState,
+                            _ options: MonitorSubscriber.RunOptions) throws {
+        var readerGone = false
+        _ = try subscriber.run(into: &state, options: options, shouldStop: { Shutdown.requested || readerGone },
+                               onEvent: { event in
+                                   if !readerGone { readerGone = !StandardOutput.writeJSONLine(event.jsonObject) }
+                               })
+        if !readerGone { _ = StandardOutput.writeJSONLine(MonitorJSON.summary(state)) }
+    }
+
+    /// Redraws the dashboard in place; leaves the last frame on the screen.
+    private func showDashboard(_ subscriber: MonitorSubscriber, _ state: inout MonitorState,
+                               _ options: MonitorSubscriber.RunOptions) throws {
+        let title = "troupe monitor \(endpoint)"
+        _ = StandardOutput.write(DashboardRenderer.clearScreen + DashboardRenderer.hideCursor)
+        defer { _ = StandardOutput.write(DashboardRenderer.showCursor + "\n") }
+        _ = try subscriber.run(into: &state, options: options, shouldStop: { Shutdown.requested }, onUpdate: { state in
+            let size = StandardOutput.terminalSize()
+            let renderer = DashboardRenderer(width: size.columns, height: size.rows, title: title)
+            _ = StandardOutput.write(renderer.frame(state, now: Date().timeIntervalSince1970))
+        })
+    }
+}
+
+/// Writes to standard output with write(2): a closed pipe (`troupe monitor --json | head`) is an
+/// answer (false), not a crash as FileHandle.write would make it.
+enum StandardOutput {
+    static func write(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { systemWrite(STDOUT_FILENO, $0.baseAddress! + offset, $0.count - offset) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            offset += n
+        }
+        return true
+    }
+
+    static func writeJSONLine(_ object: [String: Any]) -> Bool {
+        guard let line = try? JSONOutput.string(object) else { return true }
+        return write(line + "\n")
+    }
+
+    /// The terminal's size, else $COLUMNS/$LINES, else 100 × 30.
+    static func terminalSize() -> (columns: Int, rows: Int) {
+        var size = winsize()
+        if ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0, size.ws_row > 0 {
+            return (Int(size.ws_col), Int(size.ws_row))
+        }
+        let env = ProcessInfo.processInfo.environment
+        return (env["COLUMNS"].flatMap(Int.init) ?? 100, env["LINES"].flatMap(Int.init) ?? 30)
+    }
+}
