@@ -1,0 +1,244 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Real `troupe learner` and `troupe actor` processes on loopback (issue 4, Tests). One test at a time:
+/// they share two busy cores, and their timing assertions (join within 10 s) must not compete.
+@Suite(.serialized) struct RuntimeIntegrationTests {
+    /// Checks every finished run shares: the summary agrees with the run log, the accounting identity
+    /// holds, and the surviving history trains each group once with weights it may use.
+    static func expectConsistentEnd(_ run: IntegrationRun, steps: Int, finished: Bool = true, maxStaleness: Int = 0,
+                                    sourceLocation: SourceLocation = #_sourceLocation) {
+        expectSummary(run, steps: steps, finished: finished, sourceLocation: sourceLocation)
+        expectAccountingIdentity(run, sourceLocation: sourceLocation)
+        for problem in run.records.chainProblems { run.fail("run log chain: \(problem)", sourceLocation: sourceLocation) }
+        for problem in run.records.historyProblems(maxStaleness: maxStaleness) {
+            run.fail("run log history: \(problem)", sourceLocation: sourceLocation)
+        }
+    }
+
+    static func expectSummary(_ run: IntegrationRun, steps: Int, finished: Bool, sourceLocation: SourceLocation = #_sourceLocation) {
+        let records = run.records
+        let summary = records.summary
+        run.check(summary != nil, "no learner-summary.json in \(run.runDirectory)", sourceLocation: sourceLocation)
+        run.check((summary?["steps"] as? NSNumber)?.intValue == steps, "summary steps \(summary?["steps"] ?? "nil"), expected \(steps)",
+                  sourceLocation: sourceLocation)
+        run.check((summary?["finished"] as? NSNumber)?.boolValue == finished, "summary finished \(summary?["finished"] ?? "nil"), expected \(finished)",
+                  sourceLocation: sourceLocation)
+        let trainedInLog = records.survivingSteps.reduce(0) { $0 + $1.groups.count }
+        run.check(records.accounting?["trained"] == trainedInLog,
+                  "accounting trained \(records.accounting?["trained"] ?? -1) != \(trainedInLog) groups in the run log's surviving batches",
+                  sourceLocation: sourceLocation)
+        let end = records.of(finished ? "run_finished" : "learner_stopped").last
+        run.check(end != nil, "no \(finished ? "run_finished" : "learner_stopped") record", sourceLocation: sourceLocation)
+    }
+
+    /// produced = trained + rejected(by reason) + duplicates + lost_uncommitted + in_flight, from the
+    /// summary's numbers, and the summary's own verdict.
+    static func expectAccountingIdentity(_ run: IntegrationRun, sourceLocation: SourceLocation = #_sourceLocation) {
+        let records = run.records
+        for problem in accountingProblems(records.accounting) {
+            run.fail("accounting identity: \(problem) (summary \(records.accounting ?? [:]))", sourceLocation: sourceLocation)
+        }
+        let holds = records.summary?["accounting_identity_holds"]
+        run.check((holds as? NSNumber)?.boolValue == true, "learner-summary.json says accounting_identity_holds = \(holds ?? "nil")",
+                  sourceLocation: sourceLocation)
+    }
+
+    /// `troupe replay RUN --verify` re-runs the surviving steps and must match every weights hash.
+    static func expectReplayVerifies(_ run: IntegrationRun, steps: Int, name: String = "replay",
+                                     sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let (status, child) = try run.runToCompletion(name, ["replay", run.runDirectory, "--verify"], within: 60,
+                                                      sourceLocation: sourceLocation)
+        run.check(status == .code(0), "replay --verify: \(status?.description ?? "timeout")", sourceLocation: sourceLocation)
+        run.check(child.stdout.contains("replay verified: \(steps) steps"), "replay --verify did not verify \(steps) steps: \(child.stdout)",
+                  sourceLocation: sourceLocation)
+    }
+
+    // 1 (and 5, 7): one learner, two actors, four steps.
+    @Test func twoActorsTrainFourStepsAndReplayVerifies() throws {
+        let run = try IntegrationRun("train")
+        defer { run.finish() }
+        let learner = try run.startLearner(maxSteps: 4)
+        let a1 = try run.startActor("a1")
+        let a2 = try run.startActor("a2")
+        try run.require(run.expectExit(learner, .code(0), within: 60) == .code(0), "the learner did not finish the run")
+        run.expectExit(a1, .code(0), within: 10)
+        run.expectExit(a2, .code(0), within: 10)
+
+        let records = run.records
+        run.check(records.stepsDone == [1, 2, 3, 4], "step_done records \(records.stepsDone), expected [1, 2, 3, 4]")
+        for s in records.survivingSteps {
+            run.check(s.groups.count == 2, "step \(s.step) trained \(s.groups.count) groups, learner.batch_groups is 2")
+        }
+        let joined = Set(records.of("actor_joined").compactMap { $0.string("actor") })
+        run.check(joined == ["a1", "a2"], "actor_joined records for \(joined.sorted()), expected a1 and a2")
+        Self.expectConsistentEnd(run, steps: 4)
+        try Self.expectReplayVerifies(run, steps: 4)
+
+        // The verification can fail: replaying with another learning rate must not match.
+        let tampered = run.directory + "/tampered"
+        try FileManager.default.copyItem(atPath: run.runDirectory, toPath: tampered)
+        let configPath = tampered + "/config.json"
+        var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as? [String: Any])
+        var optimizer = try #require(config["optimizer"] as? [String: Any])
+        optimizer["learning_rate"] = ((optimizer["learning_rate"] as? NSNumber)?.doubleValue ?? 1e-3) * 3
+        config["optimizer"] = optimizer
+        try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]).write(to: URL(fileURLWithPath: configPath))
+        let (status, _) = try run.runToCompletion("replay-tampered", ["replay", tampered, "--verify"], within: 60)
+        run.check(status == .code(1), "replay --verify with a changed learning rate: \(status?.description ?? "timeout"), expected exit 1")
+    }
+
+    // 2: an actor started mid-run gets an accepted group within 10 s of its start.
+    @Test func actorJoiningMidRunContributesWithinTenSeconds() throws {
+        let run = try IntegrationRun("join")
+        defer { run.finish() }
+        let learner = try run.startLearner(maxSteps: 200)
+        let a1 = try run.startActor("a1")
+        let a2 = try run.startActor("a2")
+        try run.require(run.waitUntil("step_done 1", within: 30) { run.records.stepsDone.contains(1) }, "no first step")
+        let late = try run.startActor("late")
+        var acceptedAfter: Double?
+        run.waitUntil("an accepted group from the late actor", within: 10 - late.secondsSinceStart) {
+            if run.records.accepted.contains(where: { $0.actor == "late" }) { acceptedAfter = late.secondsSinceStart; return true }
+            return false
+        }
+        if let t = acceptedAfter { print("[join] the late actor's first group was accepted \(String(format: "%.2f", t)) s after its start") }
+        run.check(run.records.of("actor_joined").contains { $0.string("actor") == "late" }, "no actor_joined record for the late actor")
+
+        // SIGTERM: the learner finishes the step in progress, checkpoints, says Bye, exits 0.
+        learner.send(SIGTERM)
+        try run.require(run.expectExit(learner, .code(0), within: 20) == .code(0), "the learner did not stop cleanly on SIGTERM")
+        for actor in [a1, a2, late] { run.expectExit(actor, .code(0), within: 10) }
+        let steps = run.records.stepsDone.last ?? 0
+        run.check(steps < 200, "the run finished before the test stopped it")
+        run.check(run.records.latestCheckpointStep == steps, "checkpoints/latest is step \(run.records.latestCheckpointStep ?? -1), the learner stopped at \(steps)")
+        Self.expectConsistentEnd(run, steps: steps, finished: false)
+    }
+
+    // 3: kill -9 of an actor: its lease expires, goes back to the queue and another actor trains it.
+    @Test func killedActorsLeasesAreReassigned() throws {
+        let run = try IntegrationRun("kill-actor")
+        defer { run.finish() }
+        let learner = try run.startLearner(maxSteps: 6, ["learner.lease_timeout_s=3", "learner.heartbeat_timeout_s=3"])
+        let victim = try run.startActor("victim")
+        // Alone, the victim asks for its next lease as soon as it starts sampling the current one, and
+        // the staleness window has room for it: right after an acceptance it holds a lease.
+        try run.require(run.waitUntil("step_done 1", within: 30) { run.records.stepsDone.contains(1) }, "the victim alone did not train step 1")
+        let afterStep = run.records.all.last?.seq ?? 0
+        try run.require(run.waitUntil("an accepted group from the victim after step 1", within: 20) {
+            run.records.accepted.contains { $0.actor == "victim" && $0.seq > afterStep }
+        }, "the victim stopped contributing")
+        victim.killHard()
+        let killedAtSeq = run.records.all.last?.seq ?? 0
+        let survivor = try run.startActor("survivor")
+        try run.require(run.expectExit(learner, .code(0), within: 60) == .code(0), "training did not reach max_steps after the kill")
+        run.expectExit(survivor, .code(0), within: 10)
+
+        let records = run.records
+        run.check(records.stepsDone == Array(1...6), "step_done records \(records.stepsDone), expected 1...6")
+        let left = records.of("actor_left").filter { $0.string("actor") == "victim" }
+        run.check(left.contains { ($0.string("reason") ?? "").contains("evicted") }, "the victim was not evicted: \(left.map(\.body))")
+        let expired = records.of("lease_expired").filter { $0.string("actor") == "victim" && $0.seq > killedAtSeq }
+        run.check(!expired.isEmpty, "no lease of the victim expired after the kill")
+        for lease in expired {
+            for prompt in lease.ints("prompts") {
+                run.check(records.accepted.contains { $0.promptId == prompt && $0.seq > lease.seq && $0.actor == "survivor" },
+                          "prompt \(prompt) of the victim's expired lease \(lease.int("lease") ?? -1) was never accepted from the survivor")
+            }
+        }
+        run.check(!records.accepted.contains { $0.actor == "victim" && $0.seq > killedAtSeq }, "a group of the dead victim was accepted after its death")
+        Self.expectConsistentEnd(run, steps: 6)
+    }
+
+    // 6: an actor that never takes new weights: its groups are rejected as stale and counted.
+    @Test func staleActorsGroupsAreRejectedAndCounted() throws {
+        let run = try IntegrationRun("stale")
+        defer { run.finish() }
+        let learner = try run.startLearner(maxSteps: 5, ["learner.max_staleness=0"])
+        let fresh = try run.startActor("fresh")
+        let laggard = try run.startActor("laggard", ["--test-ignore-new-weights"])
+        try run.require(run.expectExit(learner, .code(0), within: 60) == .code(0), "the run did not finish")
+        run.expectExit(fresh, .code(0), within: 10)
+        run.expectExit(laggard, .code(0), within: 10)
+
+        let records = run.records
+        let laggardRejections = records.of("group_rejected").filter { LogRecord.actor(ofGroup: $0.string("group") ?? "") == "laggard" }
+        run.check(!laggardRejections.isEmpty, "no group of the laggard was rejected")
+        for r in laggardRejections {
+            run.check(["stale", "old_epoch"].contains(r.string("reason") ?? ""), "laggard group \(r.string("group") ?? "") rejected as \(r.string("reason") ?? "nil")")
+        }
+        let accounting = records.accounting ?? [:]
+        let byReason = records.rejectionsByReason
+        run.check((accounting["rejected/stale"] ?? 0) >= 1, "accounting rejected/stale is \(accounting["rejected/stale"] ?? 0)")
+        for (reason, n) in byReason {
+            run.check(accounting["rejected/\(reason)"] == n, "run log has \(n) group_rejected records with reason \(reason), accounting says \(accounting["rejected/\(reason)"] ?? 0)")
+        }
+        run.check(accounting["rejected"] == byReason.values.reduce(0, +), "accounting rejected \(accounting["rejected"] ?? -1) != \(byReason.values.reduce(0, +)) group_rejected records")
+        Self.expectConsistentEnd(run, steps: 5, maxStaleness: 0)
+    }
+
+    // 8a: an actor pointed at a port where nothing listens gives up after --connect-timeout.
+    @Test func actorWithoutLearnerGivesUpAfterConnectTimeout() throws {
+        let run = try IntegrationRun("no-learner")
+        defer { run.finish() }
+        let (status, child) = try run.runToCompletion("actor", ["actor", "--learner", run.controlEndpoint, "--identity", "lonely",
+                                                               "--connect-timeout", "2"], within: 15)
+        run.check(status != nil && status != .code(0), "an actor with no learner ended with \(status?.description ?? "a timeout")")
+        run.check(child.secondsSinceStart < 2 + 8, "the actor took \(child.secondsSinceStart) s to give up with --connect-timeout 2")
+        run.check(child.stderr.contains("no learner answered") && child.stderr.contains("\(run.ports.control)"),
+                  "the actor's message does not say that no learner answered at port \(run.ports.control): \(child.stderr)")
+    }
+
+    // 8b: an unknown configuration key is refused by name, before anything binds or writes.
+    @Test func learnerRefusesUnknownKey() throws {
+        let run = try IntegrationRun("bogus-key")
+        defer { run.finish() }
+        let (status, child) = try run.runToCompletion("learner", ["learner"] + run.learnerSettings(maxSteps: 2, ["learner.bogus=1"]), within: 20)
+        run.check(status != nil && status != .code(0), "learner with learner.bogus=1 ended with \(status?.description ?? "a timeout")")
+        run.check(child.stderr.contains("learner.bogus"), "the error does not name learner.bogus: \(child.stderr)")
+        run.check(!FileManager.default.fileExists(atPath: run.runDirectory + "/run.log"), "a refused configuration still created run.log")
+    }
+
+    static let resumeWhileAliveBug = """
+        Runtime bug (reported): `troupe learner --resume RUN` while RUN's learner is alive appends `resumed` and \
+        `epoch_started` to the live run.log before binding its sockets, then fails on the ports; the live learner \
+        keeps appending with its own chain, so run.log is broken for good (replay and resume refuse it).
+        """
+
+    // 8c: a second learner on a run directory that holds a run refuses, with or without --resume while
+    // the first is alive, and leaves run.log intact.
+    @Test func secondLearnerOnSameRunDirectoryRefuses() throws {
+        let run = try IntegrationRun("twice")
+        defer { run.finish() }
+        let first = try run.startLearner("learner-1", maxSteps: 3)
+        try run.require(run.waitUntil("the first learner's epoch_started record", within: 30) {
+            !run.records.of("epoch_started").isEmpty
+        }, "the first learner did not start")
+        let before = run.records.all.count
+        let (whileRunning, second) = try run.runToCompletion("learner-2", ["learner"] + run.learnerSettings(maxSteps: 3), within: 20)
+        run.check(whileRunning != nil && whileRunning != .code(0), "a second learner on a live run ended with \(whileRunning?.description ?? "a timeout")")
+        run.check(second.stderr.contains("--resume"), "the refusal does not point to --resume: \(second.stderr)")
+        run.check(run.records.all.count == before, "the refused learner wrote to run.log (\(before) → \(run.records.all.count) records)")
+
+        let (resumeWhileRunning, _) = try run.runToCompletion("learner-resume-live", ["learner", "--resume", run.runDirectory], within: 20)
+        run.check(resumeWhileRunning != nil && resumeWhileRunning != .code(0),
+                  "--resume on a live run ended with \(resumeWhileRunning?.description ?? "a timeout")")
+        let afterResumeAttempt = run.records.all.count
+        run.check(first.isRunning, "the first learner died when the others started")
+
+        first.send(SIGTERM)
+        run.expectExit(first, .code(0), within: 20)
+        let after = run.records.all.count
+        let (whenStopped, third) = try run.runToCompletion("learner-3", ["learner"] + run.learnerSettings(maxSteps: 3), within: 20)
+        run.check(whenStopped != nil && whenStopped != .code(0), "a new learner on a stopped run ended with \(whenStopped?.description ?? "a timeout")")
+        run.check(third.stderr.contains("--resume"), "the refusal does not point to --resume: \(third.stderr)")
+        run.check(run.records.all.count == after, "the refused learner wrote to run.log (\(after) → \(run.records.all.count) records)")
+        run.knownIssue(Self.resumeWhileAliveBug) {
+            run.check(afterResumeAttempt == before, "--resume on a live run wrote \(afterResumeAttempt - before) records to its run.log")
+            for problem in run.records.chainProblems { run.fail("run log chain: \(problem)") }
+        }
+    }
+}
