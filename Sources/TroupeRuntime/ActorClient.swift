@@ -199,7 +199,14 @@ public final class ActorClient {
         case .heartbeat(let hb):
             noteVersion(PolicyVersion(hb.currentVersion))
         case .bye(let bye):
-            stopReason = "learner: \(bye.reason)"
+            if bye.reason == LearnerServer.runFinishedReason {
+                stopReason = "learner: \(bye.reason)"
+            } else {
+                // The learner is stopping, not the run: wait for it (or its successor) to come back.
+                console.info("learner left (\(bye.reason)); waiting for it to return")
+                session = nil
+                lastHello = monotonicSeconds()
+            }
         default:
             break
         }

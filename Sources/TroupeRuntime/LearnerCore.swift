@@ -52,6 +52,8 @@ public final class LearnerCore {
         public var duplicates = 0
         /// Groups (unique keys) accepted into the pending buffer and not trained yet.
         public var pending = 0
+        /// Groups in the batch the trainer is working on now.
+        public var training = 0
         /// Per actor run: highest sequence number the actor reported producing or we received.
         public var producedByRun: [String: UInt64] = [:]
         /// Per actor run: unique groups received (accepted or rejected).
@@ -66,7 +68,7 @@ public final class LearnerCore {
         }
         /// Accepted-and-pending plus groups live actors produced that have not arrived yet.
         public var inFlight: Int {
-            pending + producedByRun.keys.filter { !departedRuns.contains($0) }
+            pending + training + producedByRun.keys.filter { !departedRuns.contains($0) }
                 .reduce(0) { $0 + Int((producedByRun[$1] ?? 0) - min(producedByRun[$1] ?? 0, receivedByRun[$1] ?? 0)) }
         }
         /// Submissions: every unique group plus every duplicate delivery of one.
@@ -285,12 +287,14 @@ public final class LearnerCore {
         pending = pending.enumerated().filter { !chosenOffsets.contains($0.offset) }.map(\.element)
         accounting.pending = pending.count
         training = true
+        accounting.training = chosen.count
         return (chosen.map(\.element).sorted { $0.promptId < $1.promptId }, stale)
     }
 
     /// The trainer finished the batch taken last.
     public func stepCompleted(trainedGroups: Int) {
         training = false
+        accounting.training = 0
         step += 1
         accounting.trained += trainedGroups
     }
@@ -299,6 +303,15 @@ public final class LearnerCore {
     public func restore(step: Int, trained: Int) {
         self.step = step
         accounting.trained = trained
+    }
+
+    /// Resume: counts what the run log says was received before the restart, so the accounting
+    /// identity spans the whole run (duplicates are counted per learner process).
+    public func restoreReceived(key: GroupKey, rejectedReason: String?) {
+        let run = Self.runKey(key.actor, key.actorRunId)
+        accounting.receivedByRun[run, default: 0] += 1
+        accounting.producedByRun[run] = max(accounting.producedByRun[run] ?? 0, key.sequence)
+        if let reason = rejectedReason { accounting.rejected[reason, default: 0] += 1 }
     }
 
     /// Removes prompts that are pending or in training from the head of the queue order (resume).

@@ -14,11 +14,14 @@ extension LearnerServer {
         var trained = Set<String>()
         for s in history.effectiveSteps where s.step <= step { trained.formUnion(s.groups) }
         var pending: [RolloutGroup] = []
-        for (key, group) in history.accepted where !trained.contains(key) && !history.rejected.contains(key) {
+        for (key, group) in history.accepted where !trained.contains(key) && history.rejected[key] == nil {
             pending.append(group)
         }
-        for key in history.accepted.map(\.0) + Array(history.rejected) {
-            if let k = GroupKey(parsing: key) { core.markSeen(k) }
+        for key in Set(history.accepted.map(\.0)).union(history.rejected.keys).sorted() {
+            if let k = GroupKey(parsing: key) {
+                core.markSeen(k)
+                core.restoreReceived(key: k, rejectedReason: history.rejected[key])
+            }
         }
         core.restore(step: step, trained: trained.count)
         for g in pending { core.restorePending(g) }
@@ -37,7 +40,8 @@ public struct RunHistory {
         public var weightsHash: String?
     }
     public var accepted: [(String, RolloutGroup)] = []
-    public var rejected = Set<String>()
+    /// Rejected group keys with their reason (a group accepted and later rejected as stale appears here too).
+    public var rejected: [String: String] = [:]
     public var effectiveSteps: [Step] = []
     public var baseModel: String?
     public var baseWeightsHash: String?
@@ -55,7 +59,7 @@ public struct RunHistory {
                     accepted.append((g.key.description, g))
                 }
             case "group_rejected":
-                if let k = r.body["group"] as? String { rejected.insert(k) }
+                if let k = r.body["group"] as? String { rejected[k] = (r.body["reason"] as? String) ?? "unknown" }
             case "batch_formed":
                 if let s = r.body["step"] as? Int, let groups = r.body["groups"] as? [String] {
                     effectiveSteps.append(Step(step: s, groups: groups, weightsHash: nil))

@@ -32,6 +32,7 @@ public final class LearnerServer {
     let worker: TrainerWorker
     let welcomeJSON: String
     let startedAt = monotonicSeconds()
+    let startedWall = Date().timeIntervalSince1970
     private var snapshot: WeightSnapshot
     private var previousSnapshot: WeightSnapshot?
     private var peers: [PeerID: String] = [:]
@@ -46,6 +47,8 @@ public final class LearnerServer {
     private var stalenessHistogram: [Int: Int] = [:]
     private var tokensTrained = 0
     public private(set) var finished = false
+    /// The Bye reason that tells actors the run is over (any other Bye means "wait for the learner").
+    public static let runFinishedReason = "run finished"
 
     /// Opens or resumes the run in `config.runDirectory`.
     public init(config: RunConfig, resume: Bool) throws {
@@ -149,7 +152,7 @@ public final class LearnerServer {
         try writeSummary()
         for (peer, _) in peers {
             var bye = Troupe_V1_Bye()
-            bye.reason = finished ? "run finished" : "learner stopping"
+            bye.reason = finished ? LearnerServer.runFinishedReason : "learner stopping"
             _ = try? control.send(WireMessage(.bye(bye)), to: peer)
         }
         logs.publish(kind: finished ? "run_finished" : "learner_stopped", step: core.step, metrics: core.accounting.summary)
@@ -516,7 +519,8 @@ public final class LearnerServer {
             m["rss_mb"] = LearnerServer.residentMegabytes()
             for (k, v) in wireRejects { m["wire_rejected/\(k)"] = Double(v) }
             for (k, v) in stalenessHistogram { m["off_policy/staleness_hist/\(k)"] = Double(v) }
-            var fields: [String: String] = [:]
+            var fields: [String: String] = ["run": runDirectory, "epoch": String(epoch, radix: 16),
+                                            "started_unix": String(format: "%.3f", startedWall)]
             for (id, a) in core.actors {
                 fields["actor/\(id)"] = a.stats.keys.sorted().map { "\($0)=\(a.stats[$0]!)" }.joined(separator: ",") + ",accepted=\(a.groupsAccepted)"
             }

@@ -37,24 +37,26 @@ public final class LogPublisher {
 }
 
 /// metrics.jsonl: one JSON object per line with `step`, `time_s`, `kind` and flat metric keys
-/// (the format `troupe report` reads).
+/// (the format `troupe report` reads). Opened with O_APPEND so the learner and `troupe run` can both
+/// append whole lines to the same file.
 public final class MetricsWriter {
-    private let handle: FileHandle?
+    private let fd: Int32
     private let start: Date
 
     public init(path: String, start: Date = Date()) {
-        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
-        handle = FileHandle(forWritingAtPath: path)
-        _ = try? handle?.seekToEnd()
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         self.start = start
     }
 
+    deinit { if fd >= 0 { close(fd) } }
+
     public func write(kind: String, step: Int, metrics: [String: Double], extra: [String: Any] = [:]) {
+        guard fd >= 0 else { return }
         var object: [String: Any] = ["kind": kind, "step": step, "time_s": Date().timeIntervalSince(start)]
         for (k, v) in metrics where v.isFinite { object[k] = v }
         for (k, v) in extra { object[k] = v }
         guard var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
         data.append(0x0A)
-        try? handle?.write(contentsOf: data)
+        _ = data.withUnsafeBytes { Foundation.write(fd, $0.baseAddress!, $0.count) }
     }
 }
