@@ -226,6 +226,10 @@ public final class ActorClient {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         for (name, text) in files { try text.write(toFile: dir + "/" + name, atomically: true, encoding: .utf8) }
         let tokenizer = try loadTokenizer(modelDirectory: dir)
+        try? FileManager.default.removeItem(atPath: dir)
+        if let actors = runConfig["actors"] as? [String: Any], let threads = actors["threads"] as? Int, threads > 0 {
+            BLASInfo.setThreads(threads)
+        }
         let algorithm = try AlgorithmOptions.resolve(JSONValue(any: runConfig["algorithm"] ?? ["preset": "grpo"], field: "algorithm"))
         var stops = modelConfig.eosTokenIds.map(Int32.init)
         if let eos = tokenizer.eosTokenId, !stops.contains(eos) { stops.append(eos) }

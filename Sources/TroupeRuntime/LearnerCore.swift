@@ -305,6 +305,9 @@ public final class LearnerCore {
         accounting.trained = trained
     }
 
+    /// Resume: a restored group that can no longer be trained.
+    public func rejectRestored(reason: String) { accounting.rejected[reason, default: 0] += 1 }
+
     /// Resume: counts what the run log says was received before the restart, so the accounting
     /// identity spans the whole run (duplicates are counted per learner process).
     public func restoreReceived(key: GroupKey, rejectedReason: String?) {

@@ -14,8 +14,10 @@ extension LearnerServer {
         var trained = Set<String>()
         for s in history.effectiveSteps where s.step <= step { trained.formUnion(s.groups) }
         var pending: [RolloutGroup] = []
+        var voidedWeights: [RolloutGroup] = []
         for (key, group) in history.accepted where !trained.contains(key) && history.rejected[key] == nil {
-            pending.append(group)
+            // Sampled with weights of a step the checkpoint does not cover: those weights no longer exist.
+            if Int(group.version.step) > step { voidedWeights.append(group) } else { pending.append(group) }
         }
         for key in Set(history.accepted.map(\.0)).union(history.rejected.keys).sorted() {
             if let k = GroupKey(parsing: key) {
@@ -24,6 +26,11 @@ extension LearnerServer {
             }
         }
         core.restore(step: step, trained: trained.count)
+        for g in voidedWeights {
+            try log.append("group_rejected", ["group": g.key.description, "reason": "stale",
+                                              "detail": "sampled with weights of voided step \(g.version.step)", "version": Int(g.version.step)])
+            core.rejectRestored(reason: "stale")
+        }
         for g in pending { core.restorePending(g) }
         let voided = history.effectiveSteps.map(\.step).filter { $0 > step }
         try log.append("resumed", ["from_step": step, "voided_steps": voided, "pending": pending.count, "trained": trained.count])

@@ -31,6 +31,8 @@ public final class LearnerServer {
     let logs: LogPublisher
     let worker: TrainerWorker
     let welcomeJSON: String
+    /// Held (flock) for the learner's lifetime; the kernel releases it if the process dies.
+    let lockDescriptor: Int32
     let startedAt = monotonicSeconds()
     let startedWall = Date().timeIntervalSince1970
     private var snapshot: WeightSnapshot
@@ -62,6 +64,12 @@ public final class LearnerServer {
             throw RuntimeError.invalid("\(runDirectory) already holds a run; use --resume to continue it or choose another run.name / run.directory")
         }
         try fm.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+        // One learner per run directory: a second one (say, --resume on a live run) must not write.
+        lockDescriptor = open(runDirectory + "/learner.lock", O_RDWR | O_CREAT, 0o644)
+        guard lockDescriptor >= 0, flock(lockDescriptor, LOCK_EX | LOCK_NB) == 0 else {
+            throw RuntimeError.invalid("\(runDirectory) is in use by another learner (learner.lock is held)")
+        }
+        BLASInfo.setThreads(config.learner.threads)
         model = try ModelDirectory.load(config.model.path)
         tokenizer = try loadTokenizer(modelDirectory: config.model.path)
         prompts = try RunSetup.prompts(config, tokenizer: tokenizer)
@@ -74,24 +82,6 @@ public final class LearnerServer {
                            maxStaleness: config.learner.maxStaleness, leaseSize: config.learner.leaseSize,
                            leaseTimeout: config.learner.leaseTimeoutSeconds, heartbeatTimeout: config.learner.heartbeatTimeoutSeconds,
                            credit: config.learner.credit)
-        runLog = try RunLog(path: logPath)
-        metrics = MetricsWriter(path: runDirectory + "/metrics.jsonl")
-        if runLog.truncatedBytes > 0 { console.warn("cut a torn final record from the run log", ["bytes": runLog.truncatedBytes]) }
-
-        let baseHash = model.weightsHash()
-        if resume {
-            try LearnerServer.restore(core: core, trainer: trainer, model: model, log: runLog, runDirectory: runDirectory, console: console)
-        } else {
-            try AtomicFile.write(config.resolvedJSONData(), to: runDirectory + "/config.json")
-            try runLog.append("run_started", ["epoch": String(epoch, radix: 16), "base_model": config.model.path,
-                                              "base_weights_hash": baseHash, "prompts": prompts.entries.count,
-                                              "threads": BLASInfo.threads, "blas_kernel": BLASInfo.coreName])
-        }
-        if !resume || true {
-            try runLog.append("epoch_started", ["epoch": String(epoch, radix: 16), "step": core.step, "weights_hash": model.weightsHash()])
-        }
-        snapshot = WeightSnapshot.make(model: model, version: PolicyVersion(epoch: epoch, step: UInt64(core.step)))
-
         // Sockets.
         context = try ZMQContext(ioThreads: 1)
         let ep = config.endpoints
@@ -112,6 +102,23 @@ public final class LearnerServer {
                                                   subscribersBind: bindEndpoint(ep.logsPort))
         logs = try LogPublisher(context: context, endpoint: Endpoint(parsing: "tcp://127.0.0.1:\(ep.logsInPort)"),
                                 source: "learner", runId: epoch)
+        runLog = try RunLog(path: logPath)
+        metrics = MetricsWriter(path: runDirectory + "/metrics.jsonl")
+        if runLog.truncatedBytes > 0 { console.warn("cut a torn final record from the run log", ["bytes": runLog.truncatedBytes]) }
+
+        let baseHash = model.weightsHash()
+        if resume {
+            try LearnerServer.restore(core: core, trainer: trainer, model: model, log: runLog, runDirectory: runDirectory, console: console)
+        } else {
+            try AtomicFile.write(config.resolvedJSONData(), to: runDirectory + "/config.json")
+            try runLog.append("run_started", ["epoch": String(epoch, radix: 16), "base_model": config.model.path,
+                                              "base_weights_hash": baseHash, "prompts": prompts.entries.count,
+                                              "threads": BLASInfo.threads, "blas_kernel": BLASInfo.coreName])
+        }
+        try runLog.append("epoch_started", ["epoch": String(epoch, radix: 16), "step": core.step, "weights_hash": model.weightsHash(),
+                                            "threads": BLASInfo.threads, "blas_kernel": BLASInfo.coreName])
+        snapshot = WeightSnapshot.make(model: model, version: PolicyVersion(epoch: epoch, step: UInt64(core.step)))
+
         worker = TrainerWorker(trainer: trainer)
 
         let welcome: [String: Any] = ["config": config.resolvedJSON(), "model_files": RunSetup.modelFiles(config.model.path),

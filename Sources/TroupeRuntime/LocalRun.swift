@@ -53,7 +53,9 @@ public final class LocalRun {
 
     // MARK: run
 
-    public func run(renderer: ((LiveStatus) -> Void)? = nil) throws -> Outcome {
+    /// `renderer` is called after every receive (about 10 times a second) with the run's status and the
+    /// monitor's view of the log stream, for a dashboard or status lines.
+    public func run(renderer: ((LiveStatus, MonitorState) -> Void)? = nil) throws -> Outcome {
         let started = monotonicSeconds()
         let dir = config.runDirectory
         if FileManager.default.fileExists(atPath: dir + "/run.log") {
@@ -90,6 +92,7 @@ public final class LocalRun {
         try sub.set([.subscribe([]), .receiveHighWaterMark(10_000), .maxMessageSize(WireLimits.headerOnly.socketMaxFrameBytes)])
         try sub.connect(Endpoint(parsing: "tcp://127.0.0.1:\(config.endpoints.logsPort)"))
         var status = LiveStatus(maxSteps: config.run.maxSteps, started: started)
+        var monitor = MonitorState(answerKey: prompts.answerKey)
         status.before = before
         var lastEvalStep = 0
         var forwardedStop = false
@@ -104,6 +107,7 @@ public final class LocalRun {
             case .message(let m):
                 if case .logEvent(let e) = m.body {
                     status.ingest(e, answerKey: prompts.answerKey)
+                    monitor.ingest(e, receivedAt: Date().timeIntervalSince1970)
                     if e.kind == "step", let la = status.labelAccuracy {
                         metrics.write(kind: "monitor", step: Int(e.step), metrics: ["ttrl/label_accuracy": la,
                                                                                   "ttrl/reward_accuracy": status.rewardAccuracy ?? .nan])
@@ -111,7 +115,7 @@ public final class LocalRun {
                 }
             default: break
             }
-            renderer?(status)
+            renderer?(status, monitor)
             // Periodic evaluation of the latest checkpoint (monitoring only).
             if options.evaluate && config.eval.every > 0 && status.step >= lastEvalStep + config.eval.every,
                let ckpt = latestCheckpointStep(), ckpt > lastEvalStep {

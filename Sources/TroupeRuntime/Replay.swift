@@ -23,6 +23,10 @@ public enum Replay {
         let config = try overrideConfig ?? RunConfig.load(path: runDirectory + "/config.json", overrides: [])
         let records = try RunLog.read(path: runDirectory + "/run.log")
         let history = RunHistory(records: records)
+        // Bit-for-bit needs the thread count the run trained with.
+        if let threads = records.first(where: { $0.type == "epoch_started" })?.body["threads"] as? Int, threads > 0 {
+            BLASInfo.setThreads(threads)
+        }
         let modelPath = history.baseModel ?? config.model.path
         let model = try ModelDirectory.load(modelPath)
         if let expected = history.baseWeightsHash, model.weightsHash() != expected {

@@ -45,15 +45,22 @@ struct RunCommand: ParsableCommand {
             let run = LocalRun(config: config, options: options)
             let terminal = isatty(STDOUT_FILENO) != 0
             var lastLine = 0.0
-            let outcome = try run.run { status in
+            var drawn = false
+            let outcome = try run.run { status, monitor in
                 let now = Date().timeIntervalSince1970
                 if terminal {
-                    if now - lastLine > 0.25 { print("\r\u{1B}[2K" + status.line, terminator: ""); fflush(stdout); lastLine = now }
+                    // The live dashboard (troupe monitor's), redrawn four times a second.
+                    guard now - lastLine > 0.25, monitor.eventCount > 0 else { return }
+                    if !drawn { _ = StandardOutput.write(DashboardRenderer.clearScreen + DashboardRenderer.hideCursor); drawn = true }
+                    let size = StandardOutput.terminalSize()
+                    let renderer = DashboardRenderer(width: size.columns, height: max(10, size.rows - 1), title: "troupe run")
+                    _ = StandardOutput.write(renderer.frame(monitor, now: now))
+                    lastLine = now
                 } else if now - lastLine > 5 {
                     print(status.line); fflush(stdout); lastLine = now
                 }
             }
-            if terminal { print("") }
+            if drawn { _ = StandardOutput.write(DashboardRenderer.showCursor + "\n") }
             RunSummaryTable.print(outcome, config: run.config)
             ReportWriter.writeIfPossible(runDirectory: outcome.runDirectory)
             return outcome.exitStatus
