@@ -22,15 +22,6 @@ struct ResumeCase: Sendable, CustomTestStringConvertible {
 }
 
 extension RuntimeIntegrationTests {
-    static let accountingAfterResumeBug = """
-        Runtime bug (reported): after --resume the accounting counts groups accepted before the crash twice: \
-        LearnerServer.restore sets trained and pending but not receivedByRun/rejected, while the actors' \
-        heartbeats report all groups they ever produced, so those groups also count as in_flight.
-        """
-    static let voidedWeightsBug = """
-        Runtime bug (reported): a group sampled with weights of a step that the resume voided (epoch ended by the \
-        crash, step > checkpoint) goes back to the pending buffer and is trained; it should be rejected as stale.
-        """
 
     // 4 (and 5, 7): kill -9 of the learner mid-run, then `troupe learner --resume RUN` on the same ports.
     @Test(arguments: [ResumeCase.everyStep, ResumeCase.voidedStep])
@@ -91,17 +82,10 @@ extension RuntimeIntegrationTests {
         }
         run.check(records.stepsDone.last == maxSteps, "the resumed run ended at step \(records.stepsDone.last ?? -1), not \(maxSteps)")
 
-        // No group trained twice, every step once; groups sampled with voided weights are a known bug.
+        // No group trained twice, every step once, no group sampled with weights a resume voided.
         Self.expectSummary(run, steps: maxSteps, finished: true)
-        let problems = records.historyProblems(maxStaleness: 0)
-        let fromVoidedWeights = problems.filter { $0.contains("voided by a resume") || $0.contains("not before this step") }
-        for problem in problems where !fromVoidedWeights.contains(problem) { run.fail("run log history: \(problem)") }
-        // Deterministic when the kill waits for such a group; a rare race (the kill between step_done and
-        // its checkpoint, after an actor already sampled with the new weights) otherwise.
-        run.knownIssue(Self.voidedWeightsBug, intermittent: !c.sampledWithThatStep) {
-            run.check(fromVoidedWeights.isEmpty, "run log history: \(fromVoidedWeights.joined(separator: "; "))")
-        }
-        run.knownIssue(Self.accountingAfterResumeBug) { Self.expectAccountingIdentity(run) }
+        for problem in records.historyProblems(maxStaleness: 0) { run.fail("run log history: \(problem)") }
+        Self.expectAccountingIdentity(run)
         try Self.expectReplayVerifies(run, steps: maxSteps)
     }
 }

@@ -108,9 +108,13 @@ import Glibc
         if let t = acceptedAfter { print("[join] the late actor's first group was accepted \(String(format: "%.2f", t)) s after its start") }
         run.check(run.records.of("actor_joined").contains { $0.string("actor") == "late" }, "no actor_joined record for the late actor")
 
-        // SIGTERM: the learner finishes the step in progress, checkpoints, says Bye, exits 0.
+        // SIGTERM: the learner finishes the step in progress, checkpoints, says Bye, exits 0. Its Bye says
+        // "learner stopping", not "run finished", so the actors stay, waiting for a learner to resume the run.
         learner.send(SIGTERM)
         try run.require(run.expectExit(learner, .code(0), within: 20) == .code(0), "the learner did not stop cleanly on SIGTERM")
+        usleep(1_500_000)
+        for actor in [a1, a2, late] { run.check(actor.isRunning, "an actor exited when the learner stopped (it should wait for a resume)") }
+        for actor in [a1, a2, late] { actor.send(SIGTERM) }
         for actor in [a1, a2, late] { run.expectExit(actor, .code(0), within: 10) }
         let steps = run.records.stepsDone.last ?? 0
         run.check(steps < 200, "the run finished before the test stopped it")
@@ -202,11 +206,6 @@ import Glibc
         run.check(!FileManager.default.fileExists(atPath: run.runDirectory + "/run.log"), "a refused configuration still created run.log")
     }
 
-    static let resumeWhileAliveBug = """
-        Runtime bug (reported): `troupe learner --resume RUN` while RUN's learner is alive appends `resumed` and \
-        `epoch_started` to the live run.log before binding its sockets, then fails on the ports; the live learner \
-        keeps appending with its own chain, so run.log is broken for good (replay and resume refuse it).
-        """
 
     // 8c: a second learner on a run directory that holds a run refuses, with or without --resume while
     // the first is alive, and leaves run.log intact.
@@ -236,9 +235,7 @@ import Glibc
         run.check(whenStopped != nil && whenStopped != .code(0), "a new learner on a stopped run ended with \(whenStopped?.description ?? "a timeout")")
         run.check(third.stderr.contains("--resume"), "the refusal does not point to --resume: \(third.stderr)")
         run.check(run.records.all.count == after, "the refused learner wrote to run.log (\(after) → \(run.records.all.count) records)")
-        run.knownIssue(Self.resumeWhileAliveBug) {
-            run.check(afterResumeAttempt == before, "--resume on a live run wrote \(afterResumeAttempt - before) records to its run.log")
-            for problem in run.records.chainProblems { run.fail("run log chain: \(problem)") }
-        }
+        run.check(afterResumeAttempt == before, "--resume on a live run wrote \(afterResumeAttempt - before) records to its run.log")
+        for problem in run.records.chainProblems { run.fail("run log chain: \(problem)") }
     }
 }
