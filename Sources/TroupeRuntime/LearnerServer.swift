@@ -75,6 +75,9 @@ public final class LearnerServer {
         prompts = try RunSetup.prompts(config, tokenizer: tokenizer)
         trainer = try Trainer(model: model, options: config.algorithm, optimizer: config.optimizer,
                               microBatchTokens: config.learner.microBatchTokens)
+        trainer.learningRateForStep = { [schedule = config.schedule, peak = config.optimizer.learningRate, total = config.run.maxSteps] step in
+            schedule.learningRate(peak: peak, step: step, total: total)
+        }
         var e: UInt64 = 0
         while e == 0 { e = UInt64.random(in: 1...UInt64.max) }
         epoch = e

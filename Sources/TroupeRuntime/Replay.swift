@@ -34,6 +34,9 @@ public enum Replay {
         }
         let trainer = try Trainer(model: model, options: config.algorithm, optimizer: config.optimizer,
                                   microBatchTokens: config.learner.microBatchTokens)
+        trainer.learningRateForStep = { [schedule = config.schedule, peak = config.optimizer.learningRate, total = config.run.maxSteps] step in
+            schedule.learningRate(peak: peak, step: step, total: total)
+        }
         var checks: [StepCheck] = []
         for s in history.effectiveSteps {
             let groups = try s.groups.map { key -> RolloutGroup in

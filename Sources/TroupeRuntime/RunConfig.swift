@@ -87,6 +87,20 @@ public struct RunConfig: Sendable {
     /// The algorithm section as written (preset plus overrides), kept for the frozen config.
     public var algorithmJSON: JSONValue
     public var optimizer = AdamWOptions(learningRate: 1e-4, weightDecay: 0, maxGradNorm: 1.0)
+    /// Learning-rate schedule over `run.max_steps`: linear warm-up, then constant or cosine decay to 10%.
+    public var schedule = Schedule()
+    public struct Schedule: Sendable, Equatable {
+        public var kind = "constant"
+        public var warmupSteps = 0
+
+        /// The learning rate of step `step` (1-based) of `total`, for a peak of `peak`.
+        public func learningRate(peak: Double, step: Int, total: Int) -> Double {
+            if warmupSteps > 0 && step <= warmupSteps { return peak * Double(step) / Double(warmupSteps) }
+            guard kind == "cosine", total > warmupSteps else { return peak }
+            let progress = Double(step - warmupSteps) / Double(total - warmupSteps)
+            return peak * (0.1 + 0.9 * 0.5 * (1 + cos(Double.pi * min(1, progress))))
+        }
+    }
     public var sampling = Sampling()
     public var learner = Learner()
     public var endpoints = Endpoints()

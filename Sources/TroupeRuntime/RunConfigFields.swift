@@ -97,6 +97,8 @@ extension RunConfig {
             }
             c.optimizer.maxGradNorm = d
         }, write: { $0.optimizer.maxGradNorm.map { $0 as Any } ?? NSNull() }),
+        .string("optimizer.schedule", \.schedule.kind, allowed: ["constant", "cosine"]),
+        .int("optimizer.warmup_steps", \.schedule.warmupSteps, 0...1_000_000),
         .double("sampling.temperature", \.sampling.temperature, 0.01...10),
         .int("sampling.top_k", \.sampling.topK, 0...1_000_000),
         .double("sampling.top_p", \.sampling.topP, 0.001...1),
@@ -212,7 +214,7 @@ extension RunConfig {
     }
 
     public func resolvedJSONData() -> Data {
-        (try? JSONSerialization.data(withJSONObject: resolvedJSON(), options: [.prettyPrinted, .sortedKeys])) ?? Data()
+        (try? JSONSerialization.data(withJSONObject: resolvedJSON(), options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])) ?? Data()
     }
 
     public static func load(path: String?, overrides: [String]) throws -> RunConfig {

@@ -12,6 +12,8 @@ public final class Trainer: @unchecked Sendable {
     public let options: AlgorithmOptions
     public let optimizer: AdamW
     public let microBatchTokens: Int
+    /// The learning rate of each step (a schedule over the run); nil keeps the optimizer's own.
+    public var learningRateForStep: ((Int) -> Double)?
     private let pass: TrainingPass
     /// Frozen initial weights, when the loss has a KL term against a reference.
     private let reference: TrainingPass?
@@ -96,6 +98,7 @@ public final class Trainer: @unchecked Sendable {
         }
 
         // 4. The optimizer step (skipped and counted when the gradient is not finite).
+        if let lr = learningRateForStep?(stepNumber) { optimizer.options.learningRate = lr }
         let report = optimizer.update(params: model.parameters, grad: pass.gradients)
         var metrics = advantages.metrics
         for (k, v) in lossMetrics.summary { metrics[k] = v }
@@ -107,6 +110,7 @@ public final class Trainer: @unchecked Sendable {
         metrics["grad_clipped"] = report.clipped ? 1 : 0
         metrics["optimizer/skipped_steps"] = Double(optimizer.skippedSteps)
         metrics["group_size"] = Double(groupSize)
+        metrics["learning_rate"] = optimizer.options.learningRate
         return StepResult(step: stepNumber, weightsHash: model.weightsHash(), loss: loss, metrics: metrics, skipped: report.skipped)
     }
 }

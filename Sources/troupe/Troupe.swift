@@ -8,5 +8,5 @@ struct Troupe: ParsableCommand {
         subcommands: [ReportCommand.self, TokenizeCommand.self, AlgoCommand.self,
                       GenerateCommand.self, ScoreCommand.self, SFTCommand.self, BenchCommand.self,
                       LearnerCommand.self, ActorCommand.self, EvalCommand.self,
-                      ReplayCommand.self, RunCommand.self, MonitorCommand.self])
+                      ReplayCommand.self, RunCommand.self, MonitorCommand.self, ConfigCommand.self])
 }
