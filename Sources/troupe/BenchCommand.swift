@@ -7,6 +7,6 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Measure throughput (not tests: numbers depend on the machine and its load).",
         subcommands: [
-            BenchModelCommand.self,
+            BenchModelCommand.self, BenchRuntimeCommand.self,
         ])
 }

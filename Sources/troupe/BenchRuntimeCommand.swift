@@ -1,0 +1,316 @@
+import ArgumentParser
+import Foundation
+import TroupeModel
+import TroupeRuntime
+import TroupeTensor
+import TroupeWire
+
+/// `troupe bench runtime`: group ingestion at the learner, weight distribution and end-to-end step
+/// time, each against a baseline measured in the same run (issue 4's benchmark and targets).
+struct BenchRuntimeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "runtime",
+        abstract: "Group ingestion, weight distribution and step time of the learner/actor runtime, against raw ZeroMQ.",
+        discussion: """
+            ingestion: 4 simulated actors stream groups of 16 samples × 8–128 tokens under credit into the \
+            learner's path (decode, validate, LearnerCore.submit, Ack), with and without the fsynced run-log \
+            append, against raw libzmq DEALER→ROUTER with the same frames. weights: the small and \
+            smollm2-135m shapes served in chunks to 1, 2 and 4 fetching actors that verify every tensor \
+            hash, against one raw ZeroMQ transfer of the same bytes. end-to-end: a learner and 2 actors \
+            (child processes of this binary) train the tiny model with max_staleness 0 and 1; each step \
+            splits into wait for batch, train and publish, and the steady-state idle ratio (steps 2 on) \
+            is judged on the max_staleness 1 run. Figures are medians of --repeats trials; everything runs on loopback with \
+            random ports. Targets (issue 4): ingestion overhead ≤ 10% over raw libzmq; weights to 4 \
+            actors ≤ 2× one raw transfer; learner idle ratio ≤ 10% when actors keep up. A table on a \
+            terminal, JSON lines otherwise. See docs/benchmarks.md.
+            """)
+
+    @Flag(name: .long, help: "Fewer groups and repeats, and no smollm2-135m shape.")
+    var quick = false
+
+    @Flag(name: .long, help: "JSON lines even on a terminal.")
+    var json = false
+
+    @Option(name: .long, help: "Trials per figure (default 5 for ingestion and 3 for weights; with --quick 2).")
+    var repeats: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Parts to run, separated by commas: ingestion, weights, e2e (default: all).",
+                                            valueName: "names"))
+    var parts: String?
+
+    @Option(name: .long, help: ArgumentHelp("Model directory for the end-to-end run.", valueName: "dir"))
+    var model = "Tests/Fixtures/llama-tiny"
+
+    @Option(name: .long, help: "Training steps of each end-to-end run (default 24; with --quick 10).")
+    var steps: Int?
+
+    @Option(name: [.customLong("e2e-set")], help: ArgumentHelp("A learner override for the end-to-end runs, after the built-in ones (repeatable).",
+                                                               valueName: "section.key=value"))
+    var endToEndOverrides: [String] = []
+
+    static let partNames = ["ingestion", "weights", "e2e"]
+
+    func validate() throws {
+        if let repeats, repeats < 1 { throw ValidationError("--repeats must be at least 1, got \(repeats)") }
+        if let steps, steps < 3 { throw ValidationError("--steps must be at least 3 (step 1 holds the start-up), got \(steps)") }
+        for o in endToEndOverrides where !o.contains("=") { throw ValidationError("--e2e-set \(o): expected section.key=value") }
+        _ = try selectedParts()
+        if try selectedParts().contains("e2e") && !FileManager.default.fileExists(atPath: model + "/config.json") {
+            throw ValidationError("--model: \(model) is not a model directory (no config.json); run from the repository root or pass --model")
+        }
+    }
+
+    private func selectedParts() throws -> [String] {
+        guard let parts else { return Self.partNames }
+        let names = parts.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !names.isEmpty else { throw ValidationError("--parts is empty") }
+        for n in names where !Self.partNames.contains(n) {
+            throw ValidationError("unknown part \"\(n)\"; known: \(Self.partNames.joined(separator: ", "))")
+        }
+        return names
+    }
+
+    func run() throws {
+        signal(SIGPIPE, SIG_IGN)
+        let out = RuntimeBenchOutput(mode: json ? .jsonLines : OutputMode.detect())
+        let selected = try selectedParts()
+        let progress: (String) -> Void = { line in FileHandle.standardError.write(Data("… \(line)\n".utf8)) }
+        let zmq = zmqVersion
+        try out.machine([
+            "event": "machine", "openblas_kernel": BLASInfo.coreName, "threads": BLASInfo.threads,
+            "cpus": ProcessInfo.processInfo.activeProcessorCount, "zmq_version": "\(zmq.major).\(zmq.minor).\(zmq.patch)",
+            "quick": quick, "date": ISO8601DateFormatter().string(from: Date()),
+        ])
+        var verdicts: [[String: Any]] = []
+
+        if selected.contains("ingestion") {
+            var o = IngestionBench.Options()
+            o.repeats = repeats ?? (quick ? 2 : 5)
+            if quick { o.groupsPerActor = 1500; o.fsyncGroupsPerActor = 50 }
+            let report = try IngestionBench.run(o, progress: progress)
+            verdicts += try out.ingestion(report)
+        }
+        if selected.contains("weights") {
+            var o = WeightDistributionBench.Options()
+            o.repeats = repeats ?? (quick ? 2 : 3)
+            let names = quick ? ["small"] : ["small", "smollm2-135m"]
+            for name in names {
+                guard let shape = ModelBenchmark.shapes.first(where: { $0.name == name }) else { continue }
+                let report = try WeightDistributionBench.run(shape: shape, options: o, progress: progress)
+                verdicts += try out.weights(report)
+            }
+        }
+        if selected.contains("e2e") {
+            var o = EndToEndBench.Options(executable: try Self.executablePath(), modelPath: model)
+            o.steps = steps ?? (quick ? 10 : 24)
+            // Later keys replace the built-in ones, so the list shows each key once.
+            for o2 in endToEndOverrides {
+                let key = o2.prefix(while: { $0 != "=" })
+                o.overrides.removeAll { $0.prefix(while: { $0 != "=" }) == key }
+                o.overrides.append(o2)
+            }
+            let report = try EndToEndBench.run(o, progress: progress)
+            verdicts += try out.endToEnd(report)
+        }
+        try out.targets(verdicts)
+    }
+
+    /// This binary, to start the learner and actors from.
+    static func executablePath() throws -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        if n > 0 { return String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+        let argument = CommandLine.arguments[0]
+        if argument.hasPrefix("/") { return argument }
+        return FileManager.default.currentDirectoryPath + "/" + argument
+    }
+}
+
+/// The tables (or JSON lines) of `troupe bench runtime`, a section at a time as parts finish.
+private struct RuntimeBenchOutput {
+    let mode: OutputMode
+
+    func machine(_ fields: [String: Any]) throws {
+        if mode == .jsonLines { return try JSONOutput.print(fields) }
+        print("OpenBLAS kernel \(fields["openblas_kernel"]!), \(fields["threads"]!) threads, \(fields["cpus"]!) CPUs, "
+              + "libzmq \(fields["zmq_version"]!), loopback tcp\(quickNote(fields))")
+    }
+
+    private func quickNote(_ fields: [String: Any]) -> String { (fields["quick"] as? Bool) == true ? " (--quick)" : "" }
+
+    func ingestion(_ r: IngestionBench.Report) throws -> [[String: Any]] {
+        let o = r.options
+        let overhead = r.overheadPercent(.troupe), overheadFsync = r.overheadPercent(.troupeFsync)
+        let verdicts: [[String: Any]] = [
+            verdict("ingestion_overhead_percent", "ingestion overhead, learner path without the run log", overhead,
+                    RuntimeTargets.ingestionOverheadPercent, met: overhead <= RuntimeTargets.ingestionOverheadPercent),
+            verdict("ingestion_overhead_percent_fsync", "ingestion overhead, learner path with the fsynced run log", overheadFsync,
+                    RuntimeTargets.ingestionOverheadPercent, met: overheadFsync <= RuntimeTargets.ingestionOverheadPercent),
+        ]
+        if mode == .jsonLines {
+            for m in IngestionBench.Mode.allCases {
+                let trials = r.trials.filter { $0.mode == m }
+                var line: [String: Any] = [
+                    "event": "ingestion", "mode": m.rawValue, "actors": o.actors, "credit": o.credit,
+                    "groups_per_trial": trials.first?.groups ?? 0, "samples_per_group": o.samplesPerGroup,
+                    "tokens_per_sample": [o.tokensPerSample.lowerBound, o.tokensPerSample.upperBound],
+                    "mean_group_bytes": r.meanGroupBytes, "frames_per_group": r.frameCount,
+                    "groups_per_s": r.medianGroupsPerSecond(m), "mb_per_s": r.medianMegabytesPerSecond(m),
+                    "trials_groups_per_s": trials.map(\.groupsPerSecond),
+                ]
+                if m != .raw { line["overhead_percent_vs_raw"] = r.overheadPercent(m) }
+                try JSONOutput.print(line)
+            }
+            try JSONOutput.print(["event": "ingestion_stages", "raw_us_per_group": 1e6 / r.medianGroupsPerSecond(.raw),
+                                  "stages": r.stages.map { ["stage": $0.name, "us_per_group": $0.microsecondsPerGroup] }])
+            return verdicts
+        }
+        print("")
+        print("Ingestion: \(o.actors) actors, credit \(o.credit), groups of \(o.samplesPerGroup) samples × "
+              + "\(o.tokensPerSample.lowerBound)–\(o.tokensPerSample.upperBound) tokens "
+              + String(format: "(%.1f KB, %d frames)", r.meanGroupBytes / 1000, r.frameCount)
+              + ", medians of \(o.repeats)")
+        let columns = [("path", 34), ("groups/s", 10), ("MB/s", 8), ("vs raw", 34)]
+        header(columns)
+        let labels: [IngestionBench.Mode: String] = [.raw: "raw libzmq (no replies)", .rawCredit: "raw libzmq + replies under credit",
+                                                     .troupe: "learner path", .troupeFsync: "learner path + fsynced run log"]
+        for m in IngestionBench.Mode.allCases {
+            var versus = "—"
+            if m != .raw {
+                let p = r.overheadPercent(m)
+                versus = String(format: "%+.1f%% time/group", p)
+                if m == .troupe || m == .troupeFsync {
+                    versus += (p <= RuntimeTargets.ingestionOverheadPercent ? " met" : " NOT met")
+                        + String(format: " (≤%.0f%%)", RuntimeTargets.ingestionOverheadPercent)
+                }
+            }
+            row([labels[m]!, String(format: "%.0f", r.medianGroupsPerSecond(m)), String(format: "%.1f", r.medianMegabytesPerSecond(m)), versus],
+                columns)
+        }
+        print(String(format: "Where the learner's time goes (one thread, no sockets; raw libzmq takes %.1f µs per group):",
+                     1e6 / r.medianGroupsPerSecond(.raw)))
+        for stage in r.stages { print(String(format: "  %8.1f µs/group  %@", stage.microsecondsPerGroup, stage.name)) }
+        return verdicts
+    }
+
+    func weights(_ r: WeightDistributionBench.Report) throws -> [[String: Any]] {
+        let ratio = r.ratio(clients: 4)
+        var verdicts: [[String: Any]] = []
+        if r.verifiedSeconds[4] != nil {
+            verdicts.append(verdict("weights_to_4_actors_ratio_\(r.shape)", "weights of \(r.shape) to 4 actors / one raw transfer",
+                                    ratio, RuntimeTargets.weightsToFourActorsRatio, met: ratio <= RuntimeTargets.weightsToFourActorsRatio))
+        }
+        let counts = r.verifiedSeconds.keys.sorted()
+        if mode == .jsonLines {
+            var line: [String: Any] = [
+                "event": "weights", "shape": r.shape, "parameters": r.parameters, "bytes": r.bytes, "chunk_bytes": r.chunkBytes,
+                "window": r.window, "snapshot_make_s": ModelBenchmark.median(r.snapshotSeconds), "raw_transfer_s": r.rawMedian,
+                "raw_message_s": ModelBenchmark.median(r.rawSeconds), "raw_stream_s": ModelBenchmark.median(r.rawStreamSeconds),
+                "raw_message_trials_s": r.rawSeconds, "raw_stream_trials_s": r.rawStreamSeconds,
+            ]
+            var per: [String: Any] = [:]
+            for n in counts {
+                per[String(n)] = ["verified_s": r.medianSeconds(clients: n), "received_s": r.medianReceivedSeconds(clients: n),
+                                  "ratio_to_raw": r.ratio(clients: n), "trials_verified_s": r.verifiedSeconds[n] ?? []]
+            }
+            line["actors"] = per
+            try JSONOutput.print(line)
+            return verdicts
+        }
+        print("")
+        print(String(format: "Weights %@: %.1f MB in %d KiB chunks, window %d; snapshot build %.3f s; medians of %d",
+                     r.shape, Double(r.bytes) / 1e6, r.chunkBytes / 1024, r.window, ModelBenchmark.median(r.snapshotSeconds),
+                     r.rawSeconds.count))
+        let columns = [("to", 24), ("seconds", 9), ("received", 9), ("× raw", 7), ("target", 22)]
+        header(columns)
+        let message = ModelBenchmark.median(r.rawSeconds), stream = ModelBenchmark.median(r.rawStreamSeconds)
+        row(["raw: one message", String(format: "%.3f", message), "", String(format: "%.2f", message / r.rawMedian), ""], columns)
+        row(["raw: chunk stream", String(format: "%.3f", stream), "", String(format: "%.2f", stream / r.rawMedian), ""], columns)
+        for n in counts {
+            let ratioN = r.ratio(clients: n)
+            let target = n == 4 ? (ratioN <= RuntimeTargets.weightsToFourActorsRatio ? "met" : "NOT met")
+                + String(format: " (≤%.0f×)", RuntimeTargets.weightsToFourActorsRatio) : ""
+            row(["\(n) actor\(n == 1 ? "" : "s") (hash-verified)", String(format: "%.3f", r.medianSeconds(clients: n)),
+                 String(format: "%.3f", r.medianReceivedSeconds(clients: n)), String(format: "%.2f", ratioN), target], columns)
+        }
+        return verdicts
+    }
+
+    func endToEnd(_ r: EndToEndBench.Report) throws -> [[String: Any]] {
+        // The target applies when actors keep up: judged on the most asynchronous run.
+        var verdicts: [[String: Any]] = []
+        if let run = r.runs.max(by: { $0.staleness < $1.staleness }) {
+            verdicts.append(verdict("learner_idle_ratio", "learner idle ratio (steady state, max_staleness \(run.staleness))",
+                                    run.steadyIdleRatio, RuntimeTargets.learnerIdleRatio, met: run.steadyIdleRatio <= RuntimeTargets.learnerIdleRatio))
+        }
+        if mode == .jsonLines {
+            for run in r.runs {
+                try JSONOutput.print([
+                    "event": "end_to_end", "max_staleness": run.staleness, "steps": r.steps, "actors": r.actors, "overrides": r.overrides,
+                    "median_cycle_s": run.medianCycle, "median_wait_for_batch_s": run.medianWait, "median_train_s": run.medianTrain,
+                    "publish_snapshot_s": run.publishSeconds, "steady_idle_ratio": run.steadyIdleRatio,
+                    "learner_idle_ratio_whole_run": run.learnerIdleRatio, "wall_s": run.wallSeconds,
+                    "weight_sync_ms_median": ModelBenchmark.median(run.weightSyncMilliseconds), "weight_syncs": run.weightSyncMilliseconds.count,
+                    "actor_idle_ratios": run.actorIdleRatios, "accounting_identity_holds": run.accountingHolds,
+                    "per_step": run.steps.map { ["step": $0.step, "cycle_s": $0.cycleSeconds, "train_step_s": $0.trainStepSeconds] },
+                ])
+            }
+            return verdicts
+        }
+        print("")
+        print("End-to-end: learner + \(r.actors) actors (child processes), \(r.steps) steps, \(r.overrides.joined(separator: " ")); "
+              + "medians over steps 2–\(r.steps)")
+        print("  wait = step − time/train_step (waiting for the batch + bookkeeping between steps); publish = snapshot build; "
+              + "sync = an actor's weight fetch; idle = Σ wait / Σ step over steps 2–\(r.steps); idle (run) = the learner's "
+              + "trainer/idle_ratio, start-up included")
+        let columns = [("max_staleness", 13), ("step s", 8), ("wait s", 8), ("train s", 8), ("publish s", 9), ("sync ms", 8),
+                       ("idle", 7), ("idle (run)", 10), ("actors idle", 12), ("target", 16)]
+        header(columns)
+        for run in r.runs {
+            let actorsIdle = run.actorIdleRatios.keys.sorted().map { String(format: "%.0f%%", 100 * run.actorIdleRatios[$0]!) }.joined(separator: " ")
+            let isJudged = run.staleness == r.runs.map(\.staleness).max()
+            let target = isJudged ? (run.steadyIdleRatio <= RuntimeTargets.learnerIdleRatio ? "met" : "NOT met")
+                + String(format: " (≤%.0f%%)", 100 * RuntimeTargets.learnerIdleRatio) : ""
+            row([String(run.staleness), String(format: "%.3f", run.medianCycle), String(format: "%.3f", run.medianWait),
+                 String(format: "%.3f", run.medianTrain), String(format: "%.4f", run.publishSeconds),
+                 String(format: "%.1f", ModelBenchmark.median(run.weightSyncMilliseconds)),
+                 String(format: "%.0f%%", 100 * run.steadyIdleRatio), String(format: "%.0f%%", 100 * run.learnerIdleRatio),
+                 actorsIdle.isEmpty ? "—" : actorsIdle, target], columns)
+        }
+        return verdicts
+    }
+
+    func targets(_ verdicts: [[String: Any]]) throws {
+        if mode == .jsonLines {
+            for v in verdicts { try JSONOutput.print(v) }
+            return
+        }
+        print("")
+        print("Targets (issue 4):")
+        for v in verdicts {
+            let value = v["value"] as? Double ?? .nan, target = v["target"] as? Double ?? .nan
+            let text = (v["name"] as? String ?? "").contains("percent") ? String(format: "%.1f%% (≤ %.0f%%)", value, target)
+                : (v["name"] as? String ?? "").contains("idle") ? String(format: "%.1f%% (≤ %.0f%%)", 100 * value, 100 * target)
+                : String(format: "%.2f× (≤ %.0f×)", value, target)
+            print("  \((v["met"] as? Bool) == true ? "met    " : "NOT met") \(v["label"] ?? ""): \(text)")
+        }
+    }
+
+    private func verdict(_ name: String, _ label: String, _ value: Double, _ target: Double, met: Bool) -> [String: Any] {
+        ["event": "target", "name": name, "label": label, "value": value, "target": target, "met": met && value.isFinite]
+    }
+
+    private func header(_ columns: [(String, Int)]) {
+        print(columns.map { pad($0.0, $0.1) }.joined(separator: " "))
+        print(columns.map { String(repeating: "-", count: $0.1) }.joined(separator: " "))
+    }
+
+    private func row(_ cells: [String], _ columns: [(String, Int)]) {
+        print(zip(cells, columns).map { pad($0, $1.1) }.joined(separator: " "))
+        fflush(stdout)
+    }
+
+    private func pad(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
+    }
+}
