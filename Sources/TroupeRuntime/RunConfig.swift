@@ -11,7 +11,7 @@ public struct RunConfig: Sendable {
     public struct Run: Sendable, Equatable {
         public var name = "ttrl"
         public var seed: UInt64 = 1
-        public var maxSteps = 30
+        public var maxSteps = 900
         /// Run directory; default `runs/<name>`.
         public var directory: String?
     }
@@ -75,7 +75,7 @@ public struct RunConfig: Sendable {
     }
     public struct Eval: Sendable, Equatable {
         /// Evaluate every this many steps (0: only at the start and the end).
-        public var every = 10
+        public var every = 150
         public var samples = 16
         public var temperature = 1.0
     }
@@ -86,7 +86,7 @@ public struct RunConfig: Sendable {
     public var algorithm: AlgorithmOptions
     /// The algorithm section as written (preset plus overrides), kept for the frozen config.
     public var algorithmJSON: JSONValue
-    public var optimizer = AdamWOptions(learningRate: 1e-4, weightDecay: 0, maxGradNorm: 1.0)
+    public var optimizer = AdamWOptions(learningRate: 5e-5, weightDecay: 0, maxGradNorm: 1.0)
     /// Learning-rate schedule over `run.max_steps`: linear warm-up, then constant or cosine decay to 10%.
     public var schedule = Schedule()
     public struct Schedule: Sendable, Equatable {
@@ -111,7 +111,8 @@ public struct RunConfig: Sendable {
 
     /// The built-in algorithm: TTRL's majority-vote reward with CISPO, every sample of a group voting
     /// and trained on (`group_size` decides how many), and no KL term, which would cost a second forward
-    /// pass on a reference model for a coefficient of 0.001.
+    /// pass on a reference model for a coefficient of 0.001. Naming a preset (in a file's `algorithm`
+    /// section or with `--set algorithm.preset=…`) starts from that preset alone instead.
     public static let defaultAlgorithm: [String: Any] = [
         "preset": "ttrl", "loss.kind": "cispo", "kl.coefficient": 0,
         "sampling.samples_per_prompt": NSNull(), "sampling.train_samples": NSNull(),

@@ -133,6 +133,7 @@ extension RunConfig {
     public static func parse(_ object: [String: Any], overrides: [String] = []) throws -> RunConfig {
         var config = RunConfig()
         var algorithm: [String: Any] = RunConfig.defaultAlgorithm
+        if overrides.contains(where: { $0.hasPrefix("algorithm.preset=") }) { algorithm = [:] }
         for (section, value) in object {
             if section == "algorithm" {
                 guard let a = value as? [String: Any] else { throw ConfigError(key: "algorithm", problem: "expected an object") }

@@ -129,7 +129,8 @@ final class SamplerWorker: @unchecked Sendable {
                 RewardSample(completion: text, length: c.tokens.count, finishReason: c.finishReason == .stop ? .stop : .length,
                              options: options)
             }
-            let context = RewardContext(groundTruth: p.hasReferenceAnswer ? p.referenceAnswer : nil)
+            let context = RewardContext(groundTruth: p.hasReferenceAnswer ? p.referenceAnswer : nil,
+                                        similarities: options.reward.kind == .novelty ? LexicalSimilarity.matrix(texts) : nil)
             let scored = try GroupRewards.compute(samples: rewardSamples, context: context, options: options)
             var samples: [RolloutSample] = []
             for (i, c) in cs.enumerated() {
