@@ -1,0 +1,32 @@
+import Foundation
+import Testing
+
+/// The main job end to end on a tiny budget (issue: "a test with a tiny budget checks the whole path end
+/// to end and asserts that the metric moved in the right direction on a fixed seed"): `troupe run` with
+/// the built-in base model, label-free, evaluated before and after with the held-back answers.
+extension RuntimeIntegrationTests {
+    @Test func mainJobRaisesPassAtOneWithoutLabels() throws {
+        let run = try IntegrationRun("main-job")
+        defer { run.finish() }
+        let model = TroupeBinary.repository.appendingPathComponent("models/arith-base").path
+        try run.require(FileManager.default.fileExists(atPath: model + "/config.json"), "the built-in base model is missing at \(model)")
+        let settings = ["run.directory=\(run.runDirectory)", "model.path=\(model)", "run.max_steps=100", "eval.every=0",
+                        "run.seed=1"] + run.ports.overrides
+        let (status, child) = try run.runToCompletion("run", ["run"] + settings.flatMap { ["--set", $0] }, within: 600)
+        try run.require(status == .code(0), "troupe run ended with \(status?.description ?? "a timeout")")
+        let data = try #require(FileManager.default.contents(atPath: run.runDirectory + "/summary.json"))
+        let summary = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let before = try #require(summary["before"] as? [String: Any]), after = try #require(summary["after"] as? [String: Any])
+        let p0 = try #require(before["pass@1"] as? Double), p1 = try #require(after["pass@1"] as? Double)
+        print("[main-job] pass@1 \(p0) → \(p1) after 100 label-free steps")
+        run.check(p1 > p0, "pass@1 did not rise: \(p0) → \(p1)")
+        run.check((summary["label_free"] as? Bool) == true, "the run was not label-free")
+        run.check(summary["steps"] as? Int == 100, "steps \(summary["steps"] ?? "nil")")
+        run.check(FileManager.default.fileExists(atPath: run.runDirectory + "/report.html"), "no report.html")
+        run.check(child.stdout.contains("pass@1"), "no summary table on stdout")
+        // Label-free: the learner's frozen configuration says so, and no prompt it leased carried an answer.
+        let frozen = try String(contentsOfFile: run.runDirectory + "/config.json", encoding: .utf8)
+        run.check(frozen.contains("\"label_free\" : true"), "the learner's configuration is not label-free")
+        Self.expectAccountingIdentity(run)
+    }
+}
