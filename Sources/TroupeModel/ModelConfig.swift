@@ -75,7 +75,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         }
         func int(_ key: String) throws -> Int {
             guard let v = d[key] else { throw ModelError.invalidConfig(field: key, reason: "missing") }
-            guard let n = jsonInt(v) else {
+            guard let n = JSONNumber.int(v) else {
                 throw ModelError.invalidConfig(field: key, reason: "must be an integer (got \(v))")
             }
             return n
@@ -83,14 +83,14 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         func optInt(_ key: String) throws -> Int? { d[key] == nil || d[key] is NSNull ? nil : try int(key) }
         func double(_ key: String, in dict: [String: Any]) throws -> Double? {
             guard let v = dict[key], !(v is NSNull) else { return nil }
-            guard let n = jsonDouble(v) else {
+            guard let n = JSONNumber.double(v) else {
                 throw ModelError.invalidConfig(field: key, reason: "must be a number (got \(v))")
             }
             return n
         }
         func bool(_ key: String, default value: Bool) throws -> Bool {
             guard let v = d[key], !(v is NSNull) else { return value }
-            guard let b = jsonBool(v) else { throw ModelError.invalidConfig(field: key, reason: "must be true or false") }
+            guard let b = JSONNumber.bool(v) else { throw ModelError.invalidConfig(field: key, reason: "must be true or false") }
             return b
         }
         let modelType = (d["model_type"] as? String) ?? "llama"
@@ -104,7 +104,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         if try bool("mlp_bias", default: false) {
             throw ModelError.invalidConfig(field: "mlp_bias", reason: "MLP biases are not supported")
         }
-        if let sw = d["use_sliding_window"].flatMap(jsonBool), sw {
+        if let sw = d["use_sliding_window"].flatMap(JSONNumber.bool), sw {
             throw ModelError.invalidConfig(field: "use_sliding_window", reason: "sliding-window attention is not supported")
         }
         var theta = try double("rope_theta", in: d)
@@ -121,8 +121,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         let hidden = try int("hidden_size")
         var eos: [Int] = []
         if let e = d["eos_token_id"] {
-            if let n = jsonInt(e) { eos = [n] }
-            else if let list = e as? [Any], list.allSatisfy({ jsonInt($0) != nil }) { eos = list.compactMap(jsonInt) }
+            if let n = JSONNumber.int(e) { eos = [n] }
+            else if let list = e as? [Any], list.allSatisfy({ JSONNumber.int($0) != nil }) { eos = list.compactMap(JSONNumber.int) }
             else if !(e is NSNull) { throw ModelError.invalidConfig(field: "eos_token_id", reason: "must be an integer or a list") }
         }
         let qwen = modelType == "qwen2"

@@ -329,18 +329,7 @@ public final class LearnerServer {
             _ = try control.send(WireMessage(.ack(ack)), to: peer)
             return
         }
-        let ranges = submission.sampleRanges
-        let samples = h.samples.enumerated().map { i, s -> RolloutSample in
-            let r = ranges[i]
-            return RolloutSample(tokens: Array(submission.tokenIDs[r]), logprobs: Array(submission.logProbs[r]),
-                                 entropies: submission.entropies.map { Array($0[r]) },
-                                 finishReason: s.finishReason == .length ? .length : .stop, temperature: s.temperature,
-                                 answer: s.hasExtractedAnswer ? s.extractedAnswer : nil, reward: s.reward,
-                                 components: s.rewardComponents)
-        }
-        let group = RolloutGroup(key: GroupKey(actor: identity, actorRunId: h.actorRunID, sequence: h.sequence),
-                                 promptId: h.promptID, leaseId: h.leaseID, version: PolicyVersion(h.version),
-                                 promptTokens: promptTokens, samples: samples, generationMs: h.generationMs)
+        let group = RolloutGroup(submission: submission, actor: identity, promptTokens: promptTokens)
         switch core.submit(group, from: identity, now: now) {
         case .accepted(let credit):
             // On disk before the ack: an acknowledged group is never lost.

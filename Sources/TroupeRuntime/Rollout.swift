@@ -137,3 +137,24 @@ public enum RuntimeError: Error, CustomStringConvertible {
         }
     }
 }
+
+import TroupeWire
+
+extension RolloutGroup {
+    /// The group a validated GroupSubmit carries, from actor `identity`, for a prompt of `promptTokens`.
+    public init(submission: GroupSubmission, actor identity: String, promptTokens: [Int32]) {
+        let h = submission.header
+        let ranges = submission.sampleRanges
+        let samples = h.samples.enumerated().map { i, s -> RolloutSample in
+            let r = ranges[i]
+            return RolloutSample(tokens: Array(submission.tokenIDs[r]), logprobs: Array(submission.logProbs[r]),
+                                 entropies: submission.entropies.map { Array($0[r]) },
+                                 finishReason: s.finishReason == .length ? .length : .stop, temperature: s.temperature,
+                                 answer: s.hasExtractedAnswer ? s.extractedAnswer : nil, reward: s.reward,
+                                 components: s.rewardComponents)
+        }
+        self.init(key: GroupKey(actor: identity, actorRunId: h.actorRunID, sequence: h.sequence),
+                  promptId: h.promptID, leaseId: h.leaseID, version: PolicyVersion(h.version),
+                  promptTokens: promptTokens, samples: samples, generationMs: h.generationMs)
+    }
+}

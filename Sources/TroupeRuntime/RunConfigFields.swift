@@ -1,4 +1,5 @@
 import Foundation
+import TroupeModel
 import TroupeRL
 import TroupeTensor
 
@@ -54,19 +55,6 @@ struct ConfigField {
         if let s = value as? String { return "\"\(s)\"" }
         return "\(value)"
     }
-}
-
-/// JSONSerialization boxes numbers and booleans alike (and `1 is Bool` holds on Linux).
-enum JSONNumber {
-    static func isBool(_ v: Any) -> Bool { String(describing: type(of: v)).contains("Boolean") }
-    static func int(_ v: Any) -> Int? {
-        guard !isBool(v), let n = v as? NSNumber else { return nil }
-        let d = n.doubleValue
-        guard d.isFinite, d == d.rounded(), abs(d) < 9e15 else { return nil }
-        return Int(d)
-    }
-    static func double(_ v: Any) -> Double? { !isBool(v) ? (v as? NSNumber)?.doubleValue : nil }
-    static func bool(_ v: Any) -> Bool? { isBool(v) ? (v as? NSNumber)?.boolValue : nil }
 }
 
 extension RunConfig {

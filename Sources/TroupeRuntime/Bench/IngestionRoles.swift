@@ -76,18 +76,7 @@ final class IngestingLearner {
         let h = submission.header
         ack.sequence = h.sequence
         guard let promptTokens = core.prompts[h.promptID]?.tokens else { throw RuntimeBenchError(phase, "unknown prompt \(h.promptID)") }
-        let ranges = submission.sampleRanges
-        let samples = h.samples.enumerated().map { i, s -> RolloutSample in
-            let r = ranges[i]
-            return RolloutSample(tokens: Array(submission.tokenIDs[r]), logprobs: Array(submission.logProbs[r]),
-                                 entropies: submission.entropies.map { Array($0[r]) },
-                                 finishReason: s.finishReason == .length ? .length : .stop, temperature: s.temperature,
-                                 answer: s.hasExtractedAnswer ? s.extractedAnswer : nil, reward: s.reward,
-                                 components: s.rewardComponents)
-        }
-        let group = RolloutGroup(key: GroupKey(actor: identity, actorRunId: h.actorRunID, sequence: h.sequence),
-                                 promptId: h.promptID, leaseId: h.leaseID, version: PolicyVersion(h.version),
-                                 promptTokens: promptTokens, samples: samples, generationMs: h.generationMs)
+        let group = RolloutGroup(submission: submission, actor: identity, promptTokens: promptTokens)
         switch core.submit(group, from: identity, now: now) {
         case .accepted(let credit):
             if let runLog {
