@@ -71,7 +71,7 @@ public final class LearnerServer {
         }
         BLASInfo.setThreads(config.learner.threads)
         model = try ModelDirectory.load(config.model.path)
-        tokenizer = try loadTokenizer(modelDirectory: config.model.path)
+        tokenizer = try RunSetup.tokenizer(forModelDirectory: config.model.path, model: model.config)
         prompts = try RunSetup.prompts(config, tokenizer: tokenizer)
         trainer = try Trainer(model: model, options: config.algorithm, optimizer: config.optimizer,
                               microBatchTokens: config.learner.microBatchTokens)

@@ -69,7 +69,8 @@ public final class LocalRun {
         FileHandle.standardError.write(Data("\n".utf8))
 
         // The answer key stays in this process: the learner and actors run label-free.
-        let tokenizer = try loadTokenizer(modelDirectory: config.model.path)
+        let tokenizer = try RunSetup.tokenizer(forModelDirectory: config.model.path,
+                                               model: try ModelDirectory.loadConfig(config.model.path))
         let prompts = try RunSetup.prompts(config, tokenizer: tokenizer)
         let items = try evaluationItems()
         let metrics = MetricsWriter(path: dir + "/metrics.jsonl")

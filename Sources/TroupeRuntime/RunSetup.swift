@@ -18,6 +18,16 @@ public struct RunPrompts {
 }
 
 public enum RunSetup {
+    /// The model directory's tokenizer, checked against its model: a tokenizer that can emit ids the
+    /// model has no embedding for belongs to another model.
+    public static func tokenizer(forModelDirectory directory: String, model: ModelConfig) throws -> any Tokenizer {
+        let tokenizer = try loadTokenizer(modelDirectory: directory)
+        guard tokenizer.vocabularySize <= model.vocabularySize else {
+            throw ConfigError(key: "model.path", problem: "\(directory): the tokenizer has \(tokenizer.vocabularySize) ids but the model's vocabulary has \(model.vocabularySize); tokenizer and weights do not belong together")
+        }
+        return tokenizer
+    }
+
     public static func prompts(_ config: RunConfig, tokenizer: any Tokenizer) throws -> RunPrompts {
         var items: [TaskItem]
         var skipped: [String] = []
