@@ -52,9 +52,9 @@ public struct RunHistory {
     public var effectiveSteps: [Step] = []
     public var baseModel: String?
     public var baseWeightsHash: String?
+    private var acceptedIndex: [String: Int] = [:]
 
     public init(records: [RunLog.Record]) {
-        var acceptedIndex: [String: Int] = [:]
         for r in records {
             switch r.type {
             case "run_started":
@@ -81,8 +81,7 @@ public struct RunHistory {
                 break
             }
         }
-        _ = acceptedIndex
     }
 
-    public func group(_ key: String) -> RolloutGroup? { accepted.first { $0.0 == key }?.1 }
+    public func group(_ key: String) -> RolloutGroup? { acceptedIndex[key].map { accepted[$0].1 } }
 }

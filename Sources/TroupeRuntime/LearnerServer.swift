@@ -448,12 +448,10 @@ public final class LearnerServer {
                 announceNow()
             }
             if job.step % config.learner.checkpointEvery == 0 { try writeCheckpoint() }
-            if Console.isTerminal == false || job.step % 1 == 0 {
-                console.info("step \(job.step)", ["loss": String(format: "%.4f", result.loss.total),
-                                                  "reward": String(format: "%.3f", m["reward/mean"] ?? .nan),
-                                                  "majority_ratio": String(format: "%.3f", m["ttrl/majority_ratio"] ?? .nan),
-                                                  "secs": String(format: "%.2f", outcome.seconds)])
-            }
+            console.info("step \(job.step)", ["loss": String(format: "%.4f", result.loss.total),
+                                              "reward": String(format: "%.3f", m["reward/mean"] ?? .nan),
+                                              "majority_ratio": String(format: "%.3f", m["ttrl/majority_ratio"] ?? .nan),
+                                              "secs": String(format: "%.2f", outcome.seconds)])
             return true
         }
     }
