@@ -162,11 +162,10 @@ public final class LearnerCore {
         return mine
     }
 
-    /// Actors silent for longer than the heartbeat timeout.
-    public func evictSilent(now: Double) -> [String] {
+    /// Evicts actors silent for longer than the heartbeat timeout; returns each with the leases it lost.
+    public func evictSilent(now: Double) -> [(identity: String, leases: [Lease])] {
         let dead = actors.values.filter { now - $0.lastSeen > heartbeatTimeout }.map(\.identity).sorted()
-        for id in dead { depart(identity: id, now: now) }
-        return dead
+        return dead.map { ($0, depart(identity: $0, now: now)) }
     }
 
     // MARK: leases

@@ -236,7 +236,8 @@ public final class LearnerServer {
         case .bye(let bye):
             let returned = core.depart(identity: identity, now: now)
             forget(peer: peer)
-            try runLog.append("actor_left", ["actor": identity, "reason": "bye: \(bye.reason)", "leases_returned": returned.map { Int($0.id) }])
+            try runLog.append("actor_left", ["actor": identity, "reason": "bye: \(bye.reason)", "leases_returned": returned.map { Int($0.id) },
+                                             "prompts_returned": returned.flatMap(\.prompts).map { Int($0) }])
             logs.publish(kind: "actor_left", fields: ["actor": identity, "reason": bye.reason])
         default:
             wireRejects["unexpected_kind", default: 0] += 1
@@ -497,9 +498,11 @@ public final class LearnerServer {
             try runLog.append("lease_expired", ["lease": Int(lease.id), "actor": lease.actor, "prompts": lease.prompts.map { Int($0) }])
             logs.publish(kind: "lease_expired", step: core.step, fields: ["actor": lease.actor, "lease": String(lease.id)])
         }
-        for identity in core.evictSilent(now: now) {
+        for (identity, leases) in core.evictSilent(now: now) {
             if let peer = peerOf[identity] { forget(peer: peer) }
-            try runLog.append("actor_left", ["actor": identity, "reason": "evicted: no heartbeat for \(config.learner.heartbeatTimeoutSeconds) s"])
+            try runLog.append("actor_left", ["actor": identity, "reason": "evicted: no heartbeat for \(config.learner.heartbeatTimeoutSeconds) s",
+                                             "leases_returned": leases.map { Int($0.id) },
+                                             "prompts_returned": leases.flatMap(\.prompts).map { Int($0) }])
             logs.publish(kind: "actor_left", fields: ["actor": identity, "reason": "evicted"])
             console.warn("evicted silent actor", ["actor": identity])
         }
