@@ -121,9 +121,13 @@ final class SamplerWorker: @unchecked Sendable {
         var tokens = 0
         for (pi, p) in j.prompts.enumerated() {
             let cs = perPrompt[pi]
+            // The completion's text up to its first stop sequence (a token may carry text past it), the
+            // same text `Evaluator` extracts answers from.
             let texts = cs.map { c -> String in
                 let body = c.tokens.filter { !stopTokens.contains($0) }
-                return (try? tokenizer.decode(body)) ?? ""
+                let text = (try? tokenizer.decode(body)) ?? ""
+                let cut = s.stopSequences.compactMap { text.range(of: $0)?.upperBound }.min()
+                return cut.map { String(text[..<$0]) } ?? text
             }
             let rewardSamples = zip(cs, texts).map { c, text in
                 RewardSample(completion: text, length: c.tokens.count, finishReason: c.finishReason == .stop ? .stop : .length,
