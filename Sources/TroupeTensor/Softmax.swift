@@ -5,9 +5,16 @@ public enum Softmax {
     /// Returns log-sum-exp of the valid entries.
     @discardableResult @inline(__always)
     public static func rowInPlace(_ row: UnsafeMutablePointer<Float>, valid: Int, length: Int) -> Float {
-        let m = Vector.max(row, count: valid)
-        let sum = Vector.expShifted(row, scale: 1, shift: m, out: row, count: valid)
-        Vector.scale(row, by: 1 / sum, count: valid)
+        var m = -Float.infinity
+        for j in 0..<valid where row[j] > m { m = row[j] }
+        var sum: Float = 0
+        for j in 0..<valid {
+            let e = expf(row[j] - m)
+            row[j] = e
+            sum += e
+        }
+        let inv = 1 / sum
+        for j in 0..<valid { row[j] *= inv }
         if valid < length { (row + valid).update(repeating: 0, count: length - valid) }
         return m + logf(sum)
     }
