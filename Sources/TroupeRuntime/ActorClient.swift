@@ -266,7 +266,17 @@ public final class ActorClient {
     }
 
     private func noteVersion(_ v: PolicyVersion) {
-        guard let s = session, v.epoch == s.epoch else { return }
+        guard let s = session else { return }
+        guard v.epoch == s.epoch else {
+            // A learner of another epoch is announcing: the learner restarted. Join it now rather than
+            // after the silence timeout (its run may be short).
+            if v.epoch != 0 {
+                console.info("the learner restarted (epoch \(String(v.epoch, radix: 16))); saying Hello")
+                session = nil
+                lastHello = 0
+            }
+            return
+        }
         if v.step > s.newest.step { s.newest = v }
     }
 

@@ -166,7 +166,7 @@ public final class LearnerServer {
             _ = try? control.send(WireMessage(.bye(bye)), to: peer)
         }
         logs.publish(kind: finished ? "run_finished" : "learner_stopped", step: core.step, metrics: core.accounting.summary)
-        usleep(200_000) // let the last announcements and log events leave
+        if finished { try lingerAfterFinish(seconds: 2) } else { usleep(200_000) } // let the last events leave
         worker.stop()
         proxy.stop()
         logs.close()
@@ -174,6 +174,22 @@ public final class LearnerServer {
         context.shutdown()
         console.info(finished ? "run finished" : "stopped", ["step": core.step, "accounting_identity": core.accounting.identityHolds])
         return exitStatus
+    }
+
+    /// For a short while after the run, any actor that speaks (say, one that missed the end while
+    /// reconnecting) is told the run finished, so it exits instead of waiting for a learner.
+    private func lingerAfterFinish(seconds: Double) throws {
+        let until = monotonicSeconds() + seconds
+        var bye = Troupe_V1_Bye()
+        bye.reason = LearnerServer.runFinishedReason
+        while monotonicSeconds() < until {
+            switch try control.receiveFromPeer(deadline: .afterMilliseconds(50), limits: .control) {
+            case .message(let peer, _), .rejected(let peer?, _):
+                _ = try? control.send(WireMessage(.bye(bye)), to: peer)
+            default:
+                break
+            }
+        }
     }
 
     private func drainControl(now: Double) throws {

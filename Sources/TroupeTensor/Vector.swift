@@ -14,10 +14,16 @@ public enum Vector {
     }
 
     /// e^x for 16 lanes: Cephes-style range reduction and degree-6 polynomial, ≤ 2 ulp on [−87, 88].
+    /// The clamp is two lane-wise selects and n = round(x·log2 e) comes from the 1.5·2²³ trick, which
+    /// leaves n in the low mantissa bits: no float-to-int conversion, which Swift does lane by lane.
     @inline(__always)
     public static func exp(_ input: V) -> V {
-        var x = input.clamped(lowerBound: V(repeating: -87.33), upperBound: V(repeating: 88.37))
-        let fx = (x * 1.44269504088896341).rounded(.toNearestOrEven)
+        var x = input
+        x.replace(with: V(repeating: -87.33), where: x .< -87.33)
+        x.replace(with: V(repeating: 88.37), where: x .> 88.37)
+        let magic = V(repeating: 12_582_912) // 1.5 · 2²³
+        let shifted = x * 1.44269504088896341 + magic
+        let fx = shifted - magic
         x = x - fx * 0.693359375
         x = x + fx * 2.12194440e-4
         let z = x * x
@@ -28,7 +34,7 @@ public enum Vector {
         y = y * x + 1.6666665459e-1
         y = y * x + 5.0000001201e-1
         y = y * z + x + 1
-        let n = SIMD16<Int32>(fx, rounding: .towardZero) &+ 127
+        let n = unsafeBitCast(shifted, to: SIMD16<UInt32>.self) &- 0x4B40_0000 &+ 127
         return y * unsafeBitCast(n &<< 23, to: V.self)
     }
 
