@@ -62,7 +62,7 @@ public final class ActorClient {
         let config: ModelConfig
         let tokenizer: any Tokenizer
         let algorithm: AlgorithmOptions
-        let worker: SamplerWorker
+        let worker: BackgroundWorker<SamplingJob, SamplingOutcome>
         var model: LlamaModel?
         var version: PolicyVersion?
         var newest: PolicyVersion
@@ -77,7 +77,7 @@ public final class ActorClient {
             self.tokenizer = tokenizer
             self.algorithm = algorithm
             newest = PolicyVersion(welcome.currentVersion)
-            worker = SamplerWorker(tokenizer: tokenizer, options: algorithm, stopTokens: stopTokens)
+            worker = .sampler(GroupSampler(tokenizer: tokenizer, options: algorithm, stopTokens: stopTokens))
         }
     }
 
@@ -369,7 +369,7 @@ public final class ActorClient {
         guard !s.worker.busy, let next = queuedJobs.first, let model = s.model, let version = s.version,
               version.epoch == s.epoch, version.step >= next.lease.minVersion.step || options.ignoreNewWeights else { return }
         queuedJobs.removeFirst()
-        s.worker.submit(SamplerWorker.Job(leaseId: next.lease.leaseID, prompts: next.prompts, model: model, version: version))
+        s.worker.submit(SamplingJob(leaseId: next.lease.leaseID, prompts: next.prompts, model: model, version: version))
     }
 
     private func collectSamples() throws {
@@ -387,7 +387,7 @@ public final class ActorClient {
         }
     }
 
-    private func enqueue(_ g: SamplerWorker.GroupResult) {
+    private func enqueue(_ g: SampledGroup) {
         sequence += 1
         produced += 1
         var h = Troupe_V1_GroupSubmit()

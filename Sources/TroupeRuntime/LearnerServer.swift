@@ -29,7 +29,7 @@ public final class LearnerServer {
     let announce: ZMQSocket
     let proxy: ZMQProxy
     let logs: LogPublisher
-    let worker: TrainerWorker
+    let worker: BackgroundWorker<TrainingJob, TrainingOutcome>
     let welcomeJSON: String
     /// Held (flock) for the learner's lifetime; the kernel releases it if the process dies.
     let lockDescriptor: Int32
@@ -122,7 +122,7 @@ public final class LearnerServer {
                                             "threads": BLASInfo.threads, "blas_kernel": BLASInfo.coreName])
         snapshot = WeightSnapshot.make(model: model, version: PolicyVersion(epoch: epoch, step: UInt64(core.step)))
 
-        worker = TrainerWorker(trainer: trainer)
+        worker = .trainer(trainer)
 
         let welcome: [String: Any] = ["config": config.resolvedJSON(), "model_files": RunSetup.modelFiles(config.model.path),
                                       "stop_sequences": config.task.file == nil ? [TaskFormat.stopSequence] : [String]()]
@@ -149,14 +149,12 @@ public final class LearnerServer {
             let ready = try poller.poll(until: .afterMilliseconds(worker.busy ? 5 : 20))
             if ready.contains(control) { try drainControl(now: monotonicSeconds()) }
             if ready.contains(weights) { try drainWeights() }
-            if let outcome = worker.poll() {
-                if try !handle(outcome) { exitStatus = 1; break }
-            }
+            if try worker.poll().contains(where: { try !handle($0) }) { exitStatus = 1; break }
             if now - lastHousekeeping >= 0.2 { try housekeeping(now: now); lastHousekeeping = now }
             if !worker.busy { try startStepIfReady() }
             if core.step >= config.run.maxSteps && !worker.busy { finished = true; break }
         }
-        if let outcome = worker.waitForIdle() { _ = try handle(outcome) }
+        for outcome in worker.waitForIdle() { _ = try handle(outcome) }
         try writeCheckpoint()
         try runLog.append(finished ? "run_finished" : "learner_stopped", ["step": core.step, "accounting": core.accounting.summary])
         try writeSummary()
@@ -427,12 +425,12 @@ public final class LearnerServer {
         for g in taken.batch { stalenessHistogram[step - 1 - Int(g.version.step), default: 0] += 1 }
         try runLog.append("batch_formed", ["step": step, "groups": taken.batch.map(\.key.description)])
         let publish = step % config.learner.publishEvery == 0 || step == config.run.maxSteps
-        worker.submit(TrainerWorker.Job(groups: taken.batch, step: step,
+        worker.submit(TrainingJob(groups: taken.batch, step: step,
                                         publishVersion: publish ? PolicyVersion(epoch: epoch, step: UInt64(step)) : nil))
     }
 
     /// Records a finished step; false when training failed (the learner then stops).
-    private func handle(_ outcome: TrainerWorker.Outcome) throws -> Bool {
+    private func handle(_ outcome: TrainingOutcome) throws -> Bool {
         let job = outcome.job
         switch outcome.result {
         case .failure(let error):

@@ -5,97 +5,63 @@ import TroupeRL
 import TroupeTensor
 import TroupeTokenizer
 
-/// The actor's sampling thread: takes a lease's prompts with the weights to use, samples G completions
-/// per prompt (all prompts of the job in one batch), and scores them with the configured reward.
-final class SamplerWorker: @unchecked Sendable {
-    struct Job {
-        let leaseId: UInt64
-        let prompts: [Troupe_V1_Prompt]
-        let model: LlamaModel
-        let version: PolicyVersion
-    }
-    struct GroupResult {
-        let leaseId: UInt64
-        let prompt: Troupe_V1_Prompt
-        let version: PolicyVersion
-        let samples: [RolloutSample]
-        let generationMs: UInt32
-    }
-    struct Outcome {
-        let job: Job
-        let groups: Result<[GroupResult], Error>
-        let tokens: Int
-        let seconds: Double
-    }
+/// A lease's prompts with the weights to sample them with.
+struct SamplingJob {
+    let leaseId: UInt64
+    let prompts: [Troupe_V1_Prompt]
+    let model: LlamaModel
+    let version: PolicyVersion
+}
 
+/// One prompt's sampled and scored group.
+struct SampledGroup {
+    let leaseId: UInt64
+    let prompt: Troupe_V1_Prompt
+    let version: PolicyVersion
+    let samples: [RolloutSample]
+    let generationMs: UInt32
+}
+
+struct SamplingOutcome {
+    let job: SamplingJob
+    let groups: Result<[SampledGroup], Error>
+    let tokens: Int
+    let seconds: Double
+}
+
+extension BackgroundWorker where Job == SamplingJob, Outcome == SamplingOutcome {
+    /// The actor's sampling thread.
+    static func sampler(_ groupSampler: GroupSampler) -> BackgroundWorker {
+        BackgroundWorker(name: "sampler") { job in
+            let t0 = monotonicSeconds()
+            var tokens = 0
+            let groups = Result { () throws -> [SampledGroup] in
+                let (groups, n) = try groupSampler.sample(job)
+                tokens = n
+                return groups
+            }
+            return SamplingOutcome(job: job, groups: groups, tokens: tokens, seconds: monotonicSeconds() - t0)
+        }
+    }
+}
+
+/// Samples G completions per prompt of a job (all prompts in one batch) and scores them with the
+/// configured reward. Used from the sampler thread only.
+final class GroupSampler: @unchecked Sendable {
     private let tokenizer: any Tokenizer
     private let options: AlgorithmOptions
     private let stopTokens: [Int32]
-    private let condition = NSCondition()
-    private var job: Job?
-    private var outcomes: [Outcome] = []
-    private var stopping = false
     private var samplers: [ObjectIdentifier: Sampler] = [:]
 
     init(tokenizer: any Tokenizer, options: AlgorithmOptions, stopTokens: [Int32]) {
         self.tokenizer = tokenizer
         self.options = options
         self.stopTokens = stopTokens
-        let t = Thread { [weak self] in self?.loop() }
-        t.name = "sampler"
-        t.stackSize = 8 << 20
-        t.start()
-    }
-
-    var busy: Bool { condition.lock(); defer { condition.unlock() }; return job != nil }
-
-    func submit(_ j: Job) {
-        condition.lock()
-        job = j
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    func poll() -> [Outcome] {
-        condition.lock()
-        defer { condition.unlock() }
-        let o = outcomes
-        outcomes = []
-        return o
-    }
-
-    func stop() {
-        condition.lock()
-        stopping = true
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    private func loop() {
-        while true {
-            condition.lock()
-            while job == nil && !stopping { condition.wait() }
-            if stopping { condition.unlock(); return }
-            let j = job!
-            condition.unlock()
-            let t0 = monotonicSeconds()
-            var tokens = 0
-            let result = Result { () throws -> [GroupResult] in
-                let (groups, n) = try sample(j)
-                tokens = n
-                return groups
-            }
-            let outcome = Outcome(job: j, groups: result, tokens: tokens, seconds: monotonicSeconds() - t0)
-            condition.lock()
-            outcomes.append(outcome)
-            job = nil
-            condition.unlock()
-        }
     }
 
     /// Seeds depend on (run seed, prompt, sample index, version) only, and sampling is batch-invariant,
     /// so a group's tokens do not depend on which actor sampled it or what shared its batch.
-    private func sample(_ j: Job) throws -> ([GroupResult], Int) {
+    func sample(_ j: SamplingJob) throws -> ([SampledGroup], Int) {
         let sampler = samplers[ObjectIdentifier(j.model)] ?? Sampler(model: j.model)
         samplers = [ObjectIdentifier(j.model): sampler]
         var requests: [SampleRequest] = []
@@ -117,7 +83,7 @@ final class SamplerWorker: @unchecked Sendable {
         let ms = UInt32(min(Double(UInt32.max), (monotonicSeconds() - t0) * 1000))
         var perPrompt = Array(repeating: [Completion](), count: j.prompts.count)
         for (k, c) in completions.enumerated() { perPrompt[owners[k].0].append(c) }
-        var groups: [GroupResult] = []
+        var groups: [SampledGroup] = []
         var tokens = 0
         for (pi, p) in j.prompts.enumerated() {
             let cs = perPrompt[pi]
@@ -145,7 +111,7 @@ final class SamplerWorker: @unchecked Sendable {
                                              answer: rewardSamples[i].answer, reward: scored.rewards[i], components: components))
                 tokens += c.tokens.count
             }
-            groups.append(GroupResult(leaseId: j.leaseId, prompt: p, version: j.version, samples: samples, generationMs: ms))
+            groups.append(SampledGroup(leaseId: j.leaseId, prompt: p, version: j.version, samples: samples, generationMs: ms))
         }
         return (groups, tokens)
     }

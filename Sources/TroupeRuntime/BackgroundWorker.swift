@@ -1,0 +1,73 @@
+import Foundation
+
+/// Runs one job at a time on its own thread, so an I/O loop that owns sockets keeps serving them while
+/// the job computes (the learner's training steps, an actor's sampling). The owner submits a job when
+/// the worker is idle and polls for outcomes without blocking.
+final class BackgroundWorker<Job, Outcome>: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var job: Job?
+    private var outcomes: [Outcome] = []
+    private var stopping = false
+    private let work: (Job) -> Outcome
+
+    init(name: String, work: @escaping (Job) -> Outcome) {
+        self.work = work
+        let thread = Thread { [weak self] in self?.loop() }
+        thread.name = name
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+
+    /// A job is submitted and not finished yet.
+    var busy: Bool { condition.lock(); defer { condition.unlock() }; return job != nil }
+
+    func submit(_ j: Job) {
+        condition.lock()
+        precondition(job == nil, "worker is busy")
+        job = j
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Finished jobs' outcomes since the last call (non-blocking).
+    func poll() -> [Outcome] {
+        condition.lock()
+        defer { condition.unlock() }
+        let o = outcomes
+        outcomes = []
+        return o
+    }
+
+    /// Waits for the job in progress, if any, then returns the outcomes not yet polled.
+    func waitForIdle() -> [Outcome] {
+        condition.lock()
+        while job != nil { condition.wait() }
+        let o = outcomes
+        outcomes = []
+        condition.unlock()
+        return o
+    }
+
+    /// Ends the thread after the job in progress.
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while job == nil && !stopping { condition.wait() }
+            guard let j = job else { condition.unlock(); return }
+            condition.unlock()
+            let outcome = work(j)
+            condition.lock()
+            outcomes.append(outcome)
+            job = nil
+            condition.broadcast()
+            condition.unlock()
+        }
+    }
+}
