@@ -315,9 +315,6 @@ public final class LearnerCore {
         accounting.producedByRun[run] = max(accounting.producedByRun[run] ?? 0, key.sequence)
         if let reason = rejectedReason { accounting.rejected[reason, default: 0] += 1 }
     }
-
-    /// Removes prompts that are pending or in training from the head of the queue order (resume).
-    public func setQueue(_ order: [UInt64]) { queue = order }
 }
 
 /// Structural checks of a group before it may be accepted.

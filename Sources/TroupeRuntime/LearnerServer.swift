@@ -124,8 +124,8 @@ public final class LearnerServer {
 
         worker = .trainer(trainer)
 
-        let welcome: [String: Any] = ["config": config.resolvedJSON(), "model_files": RunSetup.modelFiles(config.model.path),
-                                      "stop_sequences": config.task.file == nil ? [TaskFormat.stopSequence] : [String]()]
+        // Stop sequences travel with each prompt's sampling parameters (`promptMessage`), not here.
+        let welcome: [String: Any] = ["config": config.resolvedJSON(), "model_files": RunSetup.modelFiles(config.model.path)]
         welcomeJSON = String(data: try JSONSerialization.data(withJSONObject: welcome, options: [.sortedKeys]), encoding: .utf8)!
         console.info("listening", ["control": "tcp://\(ep.advertiseHost):\(ep.controlPort)", "logs": "tcp://\(ep.advertiseHost):\(ep.logsPort)",
                                    "run": runDirectory, "step": core.step, "epoch": String(epoch, radix: 16)])
