@@ -131,7 +131,10 @@ public final class ActorClient {
                     lastHeard = now
                     continue
                 }
-                if now - lastHello > 1 { sendHello(); lastHello = now }
+                // A Hello that left waits a second for its answer; one that found no connection yet
+                // (.immediate drops it) is tried again at once, so an actor started before its
+                // learner joins as soon as the learner binds.
+                if now - lastHello > 1, sendHello() { lastHello = now }
                 continue
             }
             try collectSamples()
@@ -157,7 +160,8 @@ public final class ActorClient {
         return 0
     }
 
-    private func sendHello() {
+    /// True when the Hello was handed to a live connection.
+    private func sendHello() -> Bool {
         var h = Troupe_V1_Hello()
         h.actorIdentity = options.identity
         h.actorRunID = runId
@@ -165,7 +169,7 @@ public final class ActorClient {
         h.protocolMinor = WireProtocol.minor
         h.buildID = TroupeBuild.id
         h.threadCount = UInt32(BLASInfo.threads)
-        _ = try? control.send(WireMessage(.hello(h)))
+        return (try? control.send(WireMessage(.hello(h)))) == .sent
     }
 
     private func drainControl() throws {
