@@ -48,6 +48,8 @@ public final class LearnerServer {
     private var wireRejects: [String: Int] = [:]
     private var stalenessHistogram: [Int: Int] = [:]
     private var tokensTrained = 0
+    /// Acks of groups read in this drain, sent after one run-log sync covers their records.
+    private var pendingAcks: [(PeerID, Troupe_V1_Ack)] = []
     public private(set) var finished = false
     /// The Bye reason that tells actors the run is over (any other Bye means "wait for the learner").
     public static let runFinishedReason = "run finished"
@@ -190,7 +192,16 @@ public final class LearnerServer {
         }
     }
 
+    /// Handles what is queued on the control socket (up to 256 messages), then makes the run log
+    /// durable once and sends the acks of the groups among them (group commit).
     private func drainControl(now: Double) throws {
+        try drainControlMessages(now: now)
+        try runLog.sync()
+        for (peer, ack) in pendingAcks { _ = try control.send(WireMessage(.ack(ack)), to: peer) }
+        pendingAcks.removeAll(keepingCapacity: true)
+    }
+
+    private func drainControlMessages(now: Double) throws {
         for _ in 0..<256 {
             switch try control.receiveFromPeer(deadline: .now, limits: .control) {
             case .timedOut: return
@@ -331,7 +342,7 @@ public final class LearnerServer {
             ack.creditGranted = 1
             wireRejects[error.reason.rawValue, default: 0] += 1
             logs.publish(kind: "rejection", fields: ["actor": identity, "reason": error.reason.rawValue, "detail": error.detail])
-            _ = try control.send(WireMessage(.ack(ack)), to: peer)
+            pendingAcks.append((peer, ack))
             return
         }
         let h = submission.header
@@ -341,16 +352,16 @@ public final class LearnerServer {
             ack.rejectReason = .malformed
             ack.text = "unknown prompt id \(h.promptID)"
             ack.creditGranted = 1
-            _ = try control.send(WireMessage(.ack(ack)), to: peer)
+            pendingAcks.append((peer, ack))
             return
         }
         let group = RolloutGroup(submission: submission, actor: identity, promptTokens: promptTokens)
         switch core.submit(group, from: identity, now: now) {
         case .accepted(let credit):
-            // On disk before the ack: an acknowledged group is never lost.
+            // On disk before the ack (drainControl syncs, then acks): an acknowledged group is never lost.
             var body = group.logBody
             body["actor_run"] = String(h.actorRunID, radix: 16)
-            try runLog.append("group_accepted", body)
+            try runLog.append("group_accepted", body, sync: false)
             ack.status = .accepted
             ack.creditGranted = UInt32(credit)
         case .duplicate:
@@ -358,14 +369,14 @@ public final class LearnerServer {
             ack.creditGranted = 0
         case .rejected(let reason, let text):
             try runLog.append("group_rejected", ["group": group.key.description, "reason": reason.rawValue, "detail": text,
-                                                 "version": Int(group.version.step)])
+                                                 "version": Int(group.version.step)], sync: false)
             logs.publish(kind: "rejection", step: core.step, fields: ["actor": identity, "reason": reason.rawValue, "detail": text])
             ack.status = .rejected
             ack.rejectReason = LearnerServer.protoReason(reason)
             ack.text = text
             ack.creditGranted = 1
         }
-        _ = try control.send(WireMessage(.ack(ack)), to: peer)
+        pendingAcks.append((peer, ack))
     }
 
     static func protoReason(_ r: LearnerCore.RejectReason) -> Troupe_V1_GroupRejectReason {

@@ -6,8 +6,11 @@ import TroupeModel
 /// hash = BLAKE2b-256(prev-less-nothing: the line's bytes before `,"hash":`, plus "}"). Any edit,
 /// reordering or lost line breaks the chain and is reported with its line number.
 ///
-/// Every append is fsynced before it returns, so what the learner acknowledges is on disk. A crash in
-/// the middle of an append leaves a torn last line, which opening the log detects and cuts off.
+/// Durability is explicit: `append` writes the line at once and, by default, fsyncs it. The learner's
+/// hot path (accepted groups) appends with `sync: false` and calls `sync()` once per drained batch of
+/// messages before it sends their acks — group commit: one fsync covers many records, and nothing the
+/// learner acknowledges is ever ahead of the disk. A crash in the middle of an append leaves a torn
+/// last line, which opening the log detects and cuts off.
 public final class RunLog {
     public struct Record {
         public let seq: Int
@@ -62,16 +65,18 @@ public final class RunLog {
 
     deinit { if fd >= 0 { close(fd) } }
 
-    /// Appends one record and fsyncs. `body` must be JSON-serializable; `seq`, `type` and `prev` are added.
+    /// Appends one record; with `sync` (the default) it is on disk when this returns, without it the
+    /// next `sync()` makes it so. `body` holds strings, numbers, booleans, arrays and dictionaries;
+    /// `seq`, `type` and `prev` are added.
     @discardableResult
-    public func append(_ type: String, _ body: [String: Any] = [:]) throws -> Record {
+    public func append(_ type: String, _ body: [String: Any] = [:], sync: Bool = true) throws -> Record {
         var object = body
         object["seq"] = count + 1
         object["type"] = type
         object["prev"] = lastHash
-        let json = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-        let hash = RunLog.hash(json)
-        var line = json.dropLast()
+        var line = try RecordEncoder.encode(object)
+        let hash = line.withUnsafeBytes { WeightsHash.hex(bytes: $0) }
+        line.removeLast() // the closing brace: the hash goes in as the last key
         line.append(contentsOf: Array(",\"hash\":\"\(hash)\"}\n".utf8))
         try line.withUnsafeBytes { raw in
             var written = 0
@@ -81,11 +86,22 @@ public final class RunLog {
                 written += n
             }
         }
-        guard fsync(fd) == 0 else { throw LogError.unreadable(path, "fsync failed: \(String(cString: strerror(errno)))") }
         count += 1
         lastHash = hash
         size += line.count
+        unsynced = true
+        if sync { try self.sync() }
         return Record(seq: count, type: type, body: object, endOffset: size, hash: hash)
+    }
+
+    /// True while some appended record may not be on disk yet.
+    public private(set) var unsynced = false
+
+    /// Makes every record appended so far durable (one fsync; nothing to do when all are).
+    public func sync() throws {
+        guard unsynced else { return }
+        guard fsync(fd) == 0 else { throw LogError.unreadable(path, "fsync failed: \(String(cString: strerror(errno)))") }
+        unsynced = false
     }
 
     static func hash(_ bytes: Data) -> String {
@@ -146,11 +162,32 @@ public final class RunLog {
 
 /// Exact, compact encodings of numeric arrays for the run log.
 public enum Base64Arrays {
-    public static func encode(_ values: [Int32]) -> String {
-        values.withUnsafeBytes { Data($0).base64EncodedString() }
-    }
-    public static func encode(_ values: [Float]) -> String {
-        values.withUnsafeBytes { Data($0).base64EncodedString() }
+    public static func encode(_ values: [Int32]) -> String { values.withUnsafeBytes { base64($0) } }
+    public static func encode(_ values: [Float]) -> String { values.withUnsafeBytes { base64($0) } }
+
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    /// Standard base64 with padding (RFC 4648 §4), into a native string: Foundation's encoder hands
+    /// back a bridged string that is slow to read byte by byte.
+    static func base64(_ bytes: UnsafeRawBufferPointer) -> String {
+        let n = bytes.count
+        return String(unsafeUninitializedCapacity: (n + 2) / 3 * 4) { out in
+            var o = 0, i = 0
+            while i + 3 <= n {
+                let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
+                out[o] = alphabet[Int(v >> 18)]; out[o + 1] = alphabet[Int(v >> 12 & 63)]
+                out[o + 2] = alphabet[Int(v >> 6 & 63)]; out[o + 3] = alphabet[Int(v & 63)]
+                i += 3; o += 4
+            }
+            if i < n {
+                let v = UInt32(bytes[i]) << 16 | (i + 1 < n ? UInt32(bytes[i + 1]) << 8 : 0)
+                out[o] = alphabet[Int(v >> 18)]; out[o + 1] = alphabet[Int(v >> 12 & 63)]
+                out[o + 2] = i + 1 < n ? alphabet[Int(v >> 6 & 63)] : 0x3D
+                out[o + 3] = 0x3D
+                o += 4
+            }
+            return o
+        }
     }
     public static func int32s(_ text: String) -> [Int32]? {
         guard let d = Data(base64Encoded: text), d.count % 4 == 0 else { return nil }

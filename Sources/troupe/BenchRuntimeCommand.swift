@@ -86,7 +86,7 @@ struct BenchRuntimeCommand: ParsableCommand {
         if selected.contains("ingestion") {
             var o = IngestionBench.Options()
             o.repeats = repeats ?? (quick ? 2 : 5)
-            if quick { o.groupsPerActor = 1500; o.fsyncGroupsPerActor = 50 }
+            if quick { o.groupsPerActor = 1500; o.fsyncGroupsPerActor = 500 }
             let report = try IngestionBench.run(o, progress: progress)
             verdicts += try out.ingestion(report)
         }

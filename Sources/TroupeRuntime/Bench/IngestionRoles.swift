@@ -12,6 +12,7 @@ final class IngestingLearner {
     let phase: String
     private(set) var groups = 0
     private var peers: [PeerID: String] = [:]
+    private var pendingAcks: [(PeerID, Troupe_V1_Ack)] = []
 
     init(core: LearnerCore, runLog: RunLog?, epoch: UInt64, control: ZMQSocket, phase: String) {
         self.core = core
@@ -82,7 +83,7 @@ final class IngestingLearner {
             if let runLog {
                 var body = group.logBody
                 body["actor_run"] = String(h.actorRunID, radix: 16)
-                try runLog.append("group_accepted", body)
+                try runLog.append("group_accepted", body, sync: false)
             }
             ack.status = .accepted
             ack.creditGranted = UInt32(credit)
@@ -91,11 +92,18 @@ final class IngestingLearner {
         case .rejected(let reason, let text):
             throw RuntimeBenchError(phase, "group \(group.key) rejected (\(reason.rawValue)): \(text)")
         }
-        try send(WireMessage(.ack(ack)), to: peer)
+        pendingAcks.append((peer, ack))
         // An instant trainer: batches leave as soon as they form, so the pending buffer stays small.
         if core.pending.count >= core.batchGroups, let taken = core.takeBatch() {
             core.stepCompleted(trainedGroups: taken.batch.count)
         }
+    }
+
+    /// `LearnerServer.drainControl`'s group commit: one run-log sync, then the acks it covers.
+    func flush() throws {
+        try runLog?.sync()
+        for (peer, ack) in pendingAcks { try send(WireMessage(.ack(ack)), to: peer) }
+        pendingAcks.removeAll(keepingCapacity: true)
     }
 
     private func send(_ message: WireMessage, to peer: PeerID) throws {
