@@ -1,5 +1,3 @@
-import Dispatch
-
 /// y = x Wᵀ streamed over W, for decoding (few rows per call). sgemm packs W on every call, which costs
 /// more than the product when there are few rows; this kernel reads each row of W once per block of up
 /// to 8 input rows held in L1, so it runs at memory bandwidth.
@@ -12,13 +10,15 @@ public enum StreamingGEMM {
     public static func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                                y: UnsafeMutablePointer<Float>, n: Int, inFeatures k: Int, outFeatures: Int) {
         if n == 0 || outFeatures == 0 { return }
-        // Two halves of the output rows in parallel once the matrix is big enough to pay for the hand-off.
-        let parts = outFeatures * k >= 1 << 16 ? 2 : 1
-        let chunk = (outFeatures + parts - 1) / parts
+        // Chunks of output rows (about 128 KB of W each, whole blocks of 4 rows for `singleRow`) that
+        // this thread and the paired worker claim in turn, once the matrix is big enough to pay for it.
+        var rowsPerChunk = outFeatures * k >= 1 << 16 ? max(4, (32_768 / max(k, 1)) & ~3) : outFeatures
+        rowsPerChunk = max(rowsPerChunk, (outFeatures + PairedWorker.maxChunks - 1) / PairedWorker.maxChunks)
+        let chunks = (outFeatures + rowsPerChunk - 1) / rowsPerChunk
         let xs = UInt(bitPattern: x), ws = UInt(bitPattern: weight), ys = UInt(bitPattern: y)
         let bs = bias.map { UInt(bitPattern: $0) }
-        let body = { (part: Int) in
-            let lo = part * chunk, hi = min(outFeatures, lo + chunk)
+        let body = { (chunk: Int) in
+            let lo = chunk * rowsPerChunk, hi = min(outFeatures, lo + rowsPerChunk)
             guard lo < hi else { return }
             let x = UnsafePointer<Float>(bitPattern: xs)!, w = UnsafePointer<Float>(bitPattern: ws)!
             let y = UnsafeMutablePointer<Float>(bitPattern: ys)!, b = bs.flatMap { UnsafePointer<Float>(bitPattern: $0) }
@@ -34,7 +34,7 @@ public enum StreamingGEMM {
                 r += rows
             }
         }
-        if parts == 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: parts, execute: body) }
+        if chunks == 1 { body(0) } else { PairedWorker.shared.run(chunks: chunks, body) }
     }
 
     typealias V = SIMD16<Float>
@@ -51,39 +51,54 @@ public enum StreamingGEMM {
         return s
     }
 
-    /// 2…8 input rows against each W row: one pass over W serves them all.
+    /// 2…8 input rows against each W row, in groups of at most 4 rows (one group's SIMD16 accumulators
+    /// take 8 of the 16 AVX2 registers; 8 rows at once spilled to the stack). The W row stays in L1
+    /// while the groups pass over it, so W is still read from memory once.
     @inline(__always)
     private static func block(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                               y: UnsafeMutablePointer<Float>, rows n: Int, k: Int, outFeatures: Int, range: Range<Int>) {
-        let full = k & ~15
+        // Group sizes 2…4 (never 1: a lone row would run one latency-bound chain).
+        let first = n == 5 || n == 6 ? 3 : min(n, 4)
+        let second = n - first
         for o in range {
-            let w = weight + o * k
-            var a0 = V(), a1 = V(), a2 = V(), a3 = V(), a4 = V(), a5 = V(), a6 = V(), a7 = V()
-            var i = 0
-            while i < full {
-                let wv = load(w + i)
-                a0 += wv * load(x + i)
-                a1 += wv * load(x + k + i)
-                if n > 2 { a2 += wv * load(x + 2 * k + i) }
-                if n > 3 { a3 += wv * load(x + 3 * k + i) }
-                if n > 4 { a4 += wv * load(x + 4 * k + i) }
-                if n > 5 { a5 += wv * load(x + 5 * k + i) }
-                if n > 6 { a6 += wv * load(x + 6 * k + i) }
-                if n > 7 { a7 += wv * load(x + 7 * k + i) }
-                i += 16
+            let w = weight + o * k, b = bias?[o] ?? 0
+            group(first, x: x, w: w, b: b, y: y + o, k: k, outFeatures: outFeatures)
+            if second > 0 {
+                group(second, x: x + first * k, w: w, b: b, y: y + first * outFeatures + o, k: k, outFeatures: outFeatures)
             }
-            let b = bias?[o] ?? 0
-            @inline(__always) func put(_ r: Int, _ a: V) {
-                y[r * outFeatures + o] = finish(a, w: w, x: x + r * k, full: full, k: k, bias: b)
-            }
-            put(0, a0); put(1, a1)
-            if n > 2 { put(2, a2) }
-            if n > 3 { put(3, a3) }
-            if n > 4 { put(4, a4) }
-            if n > 5 { put(5, a5) }
-            if n > 6 { put(6, a6) }
-            if n > 7 { put(7, a7) }
         }
+    }
+
+    @inline(__always)
+    private static func group(_ rows: Int, x: UnsafePointer<Float>, w: UnsafePointer<Float>, b: Float,
+                              y: UnsafeMutablePointer<Float>, k: Int, outFeatures: Int) {
+        switch rows {
+        case 4: rowGroup(4, x: x, w: w, b: b, y: y, k: k, outFeatures: outFeatures)
+        case 3: rowGroup(3, x: x, w: w, b: b, y: y, k: k, outFeatures: outFeatures)
+        default: rowGroup(2, x: x, w: w, b: b, y: y, k: k, outFeatures: outFeatures)
+        }
+    }
+
+    /// `rows` (2…4, a constant after inlining) input rows against one W row; y points at row 0's output o.
+    @inline(__always)
+    private static func rowGroup(_ rows: Int, x: UnsafePointer<Float>, w: UnsafePointer<Float>, b: Float,
+                                 y: UnsafeMutablePointer<Float>, k: Int, outFeatures: Int) {
+        let full = k & ~15
+        let x1 = x + k, x2 = x1 + k, x3 = x2 + k
+        var a0 = V(), a1 = V(), a2 = V(), a3 = V()
+        var i = 0
+        while i < full {
+            let wv = load(w + i)
+            a0 += wv * load(x + i)
+            a1 += wv * load(x1 + i)
+            if rows > 2 { a2 += wv * load(x2 + i) }
+            if rows > 3 { a3 += wv * load(x3 + i) }
+            i += 16
+        }
+        y[0] = finish(a0, w: w, x: x, full: full, k: k, bias: b)
+        y[outFeatures] = finish(a1, w: w, x: x1, full: full, k: k, bias: b)
+        if rows > 2 { y[2 * outFeatures] = finish(a2, w: w, x: x2, full: full, k: k, bias: b) }
+        if rows > 3 { y[3 * outFeatures] = finish(a3, w: w, x: x3, full: full, k: k, bias: b) }
     }
 
     /// One input row: four W rows at a time for independent accumulation chains.

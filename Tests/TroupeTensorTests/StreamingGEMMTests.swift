@@ -1,0 +1,94 @@
+import Foundation
+import Synchronization
+import Testing
+import TroupeTensor
+
+@Suite struct StreamingGEMMTests {
+    /// The decode arithmetic written out once per element: 16-lane partial sums over k in order, the
+    /// lane sum, the bias, then the k % 16 tail in order. Sampled log-probs (and so the whole RL
+    /// trajectory) depend on every bit of this, so the kernel must match it exactly.
+    static func reference(x: [Float], w: [Float], bias: [Float]?, n: Int, k: Int, out: Int) -> [Float] {
+        var y = [Float](repeating: 0, count: n * out)
+        let full = k & ~15
+        for r in 0..<n {
+            for o in 0..<out {
+                var acc = SIMD16<Float>()
+                var i = 0
+                while i < full {
+                    var wv = SIMD16<Float>(), xv = SIMD16<Float>()
+                    for l in 0..<16 { wv[l] = w[o * k + i + l]; xv[l] = x[r * k + i + l] }
+                    acc += wv * xv
+                    i += 16
+                }
+                var s = acc.sum() + (bias?[o] ?? 0)
+                for j in full..<k { s += w[o * k + j] * x[r * k + j] }
+                y[r * out + o] = s
+            }
+        }
+        return y
+    }
+
+    static func random(_ count: Int, _ rng: inout Xoshiro256) -> [Float] {
+        (0..<count).map { _ in Float(rng.nextGaussian()) }
+    }
+
+    /// Every row count (single-row kernel, 2…8-row groups, more than 8 rows), tails of k, output
+    /// counts that do not divide into chunks or blocks of 4, with and without bias, small matrices
+    /// (one thread) and large ones (split between this thread and the paired worker).
+    @Test(arguments: [(out: 7, k: 5), (out: 45, k: 48), (out: 300, k: 333), (out: 1030, k: 128), (out: 64, k: 1408)])
+    func matchesTheReferenceArithmeticBitForBit(out: Int, k: Int) {
+        var rng = Xoshiro256(seed: UInt64(out * 1000 + k))
+        let maxRows = 19
+        let x = Self.random(maxRows * k, &rng), w = Self.random(out * k, &rng), bias = Self.random(out, &rng)
+        let expected = Self.reference(x: x, w: w, bias: bias, n: maxRows, k: k, out: out)
+        let expectedNoBias = Self.reference(x: x, w: w, bias: nil, n: maxRows, k: k, out: out)
+        for n in 1...maxRows {
+            for withBias in [true, false] {
+                var y = [Float](repeating: .nan, count: n * out)
+                x.withUnsafeBufferPointer { xp in
+                    w.withUnsafeBufferPointer { wp in
+                        bias.withUnsafeBufferPointer { bp in
+                            y.withUnsafeMutableBufferPointer { yp in
+                                StreamingGEMM.forward(x: xp.baseAddress!, weight: wp.baseAddress!,
+                                                      bias: withBias ? bp.baseAddress! : nil, y: yp.baseAddress!,
+                                                      n: n, inFeatures: k, outFeatures: out)
+                            }
+                        }
+                    }
+                }
+                let want = withBias ? expected : expectedNoBias
+                let mismatches = (0..<(n * out)).filter { y[$0].bitPattern != want[$0].bitPattern }
+                #expect(mismatches.isEmpty,
+                        "n=\(n) out=\(out) k=\(k) bias=\(withBias): \(mismatches.count) elements differ, first at \(mismatches.first ?? -1)")
+            }
+        }
+    }
+
+    /// Each chunk runs exactly once per job, whatever the chunk count, also when several threads
+    /// post jobs at the same time (only one of them gets the helper; the others run alone).
+    @Test func pairedWorkerRunsEveryChunkOnce() {
+        final class Counts: @unchecked Sendable {
+            let slots: UnsafeMutablePointer<Int>
+            let count: Int
+            init(_ count: Int) {
+                self.count = count
+                slots = .allocate(capacity: count)
+                slots.initialize(repeating: 0, count: count)
+            }
+            deinit { slots.deallocate() }
+        }
+        let failures = Atomic<Int>(0)
+        DispatchQueue.concurrentPerform(iterations: 4) { caller in
+            for job in 0..<300 {
+                let chunks = [0, 1, 2, 3, 17, 64, 1000][(job + caller) % 7]
+                let counts = Counts(max(chunks, 1))
+                PairedWorker.shared.run(chunks: chunks) { c in
+                    // Distinct chunks write distinct slots; a chunk run twice would count 2.
+                    counts.slots[c] += 1
+                }
+                for c in 0..<chunks where counts.slots[c] != 1 { failures.add(1, ordering: .relaxed) }
+            }
+        }
+        #expect(failures.load(ordering: .relaxed) == 0)
+    }
+}
