@@ -10,7 +10,8 @@
 
 /// Weight distribution (DESIGN.md §2): the learner announces versions on PUB about every second;
 /// actors pull a manifest, then chunks with a window, over their own DEALER -> the learner's
-/// weights ROUTER. Chunk payloads are raw frames.
+/// weights ROUTER. Chunk payloads are raw frames. An actor on the learner's own host maps the
+/// blob from shared memory instead (WeightManifest.shared_memory_path) and fetches no chunks.
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -160,7 +161,7 @@ public nonisolated struct Troupe_V1_TensorInfo: Sendable {
 
   public var byteLength: UInt64 = 0
 
-  /// BLAKE2b-256 of the tensor's bytes
+  /// XXH64 of the tensor's bytes, 8 bytes big-endian (protocol 2)
   public var hash: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -196,6 +197,12 @@ public nonisolated struct Troupe_V1_WeightManifest: Sendable {
   /// each dimension, offset, byte_length, hash length, hash. Version and chunk_size are excluded,
   /// so equal weights have equal manifest hashes. (TroupeWire: WeightManifest.computeManifestHash.)
   public var manifestHash: Data = Data()
+
+  /// A file on the learner's host holding the blob, byte for byte (protocol 2). An actor that can
+  /// open it, with exactly total_bytes, maps it and verifies every tensor hash instead of fetching
+  /// chunks; any other actor ignores it. Empty when the learner shares no memory. Not covered by
+  /// manifest_hash: where the bytes come from does not matter, every tensor is verified.
+  public var sharedMemoryPath: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -384,7 +391,7 @@ nonisolated extension Troupe_V1_TensorInfo: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Troupe_V1_WeightManifest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WeightManifest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}version\0\u{3}total_bytes\0\u{3}chunk_size\0\u{1}tensors\0\u{3}manifest_hash\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}version\0\u{3}total_bytes\0\u{3}chunk_size\0\u{1}tensors\0\u{3}manifest_hash\0\u{3}shared_memory_path\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -398,6 +405,7 @@ nonisolated extension Troupe_V1_WeightManifest: SwiftProtobuf.Message, SwiftProt
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.chunkSize) }()
       case 5: try { try decoder.decodeRepeatedMessageField(value: &self.tensors) }()
       case 6: try { try decoder.decodeSingularBytesField(value: &self.manifestHash) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.sharedMemoryPath) }()
       default: break
       }
     }
@@ -426,6 +434,9 @@ nonisolated extension Troupe_V1_WeightManifest: SwiftProtobuf.Message, SwiftProt
     if !self.manifestHash.isEmpty {
       try visitor.visitSingularBytesField(value: self.manifestHash, fieldNumber: 6)
     }
+    if !self.sharedMemoryPath.isEmpty {
+      try visitor.visitSingularStringField(value: self.sharedMemoryPath, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -436,6 +447,7 @@ nonisolated extension Troupe_V1_WeightManifest: SwiftProtobuf.Message, SwiftProt
     if lhs.chunkSize != rhs.chunkSize {return false}
     if lhs.tensors != rhs.tensors {return false}
     if lhs.manifestHash != rhs.manifestHash {return false}
+    if lhs.sharedMemoryPath != rhs.sharedMemoryPath {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

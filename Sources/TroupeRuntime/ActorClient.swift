@@ -44,6 +44,7 @@ public final class ActorClient {
     private var credit = 0
     private var lastHeard = monotonicSeconds()
     private var lastHello = 0.0
+    private var warnedAboutSharedMemory = false
     private var lastHeartbeat = 0.0
     private var everWelcomed = false
     private let started = monotonicSeconds()
@@ -325,10 +326,17 @@ public final class ActorClient {
                 switch m.body {
                 case .weightManifest(let manifest):
                     do {
-                        let layout = ParameterLayout(config: s.config)
-                        let f = try WeightFetch(manifest: manifest, layout: layout)
-                        s.fetch = f
-                        for r in f.nextRequests() { _ = try ws.send(WireMessage(.chunkRequest(r))) }
+                        let f = try WeightFetch(manifest: manifest, layout: ParameterLayout(config: s.config))
+                        if let problem = f.sharedMemoryProblem, !warnedAboutSharedMemory {
+                            console.warn("not using the learner's shared memory (\(problem)); fetching chunks")
+                            warnedAboutSharedMemory = true
+                        }
+                        if f.isComplete {
+                            try apply(f, to: s)
+                        } else {
+                            s.fetch = f
+                            for r in f.nextRequests() { _ = try ws.send(WireMessage(.chunkRequest(r))) }
+                        }
                     } catch {
                         console.warn("\(error)")
                         s.fetchRequested = false
@@ -338,15 +346,7 @@ public final class ActorClient {
                     do {
                         try f.accept(chunk, payload: m.frames.first)
                         if f.isComplete {
-                            try f.verify()
-                            s.model = try LlamaModel(config: s.config, parameters: f.staging)
-                            s.version = f.version
-                            noteVersion(f.version)
-                            let ms = Date().timeIntervalSince(f.startedAt) * 1000
-                            logs?.publish(kind: "weights_applied", step: Int(f.version.step), metrics: ["weight_sync_ms": ms],
-                                          fields: ["actor": options.identity])
-                            s.fetch = nil
-                            s.fetchRequested = false
+                            try apply(f, to: s)
                         } else {
                             for r in f.nextRequests() { _ = try ws.send(WireMessage(.chunkRequest(r))) }
                         }
@@ -359,6 +359,19 @@ public final class ActorClient {
                 }
             }
         }
+    }
+
+    /// Swaps in verified weights (between sampling jobs: a running job keeps the model it started with).
+    private func apply(_ f: WeightFetch, to s: Session) throws {
+        guard let parameters = f.parameters else { return }
+        s.model = try LlamaModel(config: s.config, parameters: parameters)
+        s.version = f.version
+        noteVersion(f.version)
+        let ms = Date().timeIntervalSince(f.startedAt) * 1000
+        logs?.publish(kind: "weights_applied", step: Int(f.version.step), metrics: ["weight_sync_ms": ms],
+                      fields: ["actor": options.identity, "via": f.mappedSharedMemory ? "shared_memory" : "chunks"])
+        s.fetch = nil
+        s.fetchRequested = false
     }
 
     // MARK: work

@@ -50,6 +50,7 @@ public final class LearnerServer {
     private var tokensTrained = 0
     /// Acks of groups read in this drain, sent after one run-log sync covers their records.
     private var pendingAcks: [(PeerID, Troupe_V1_Ack)] = []
+    private var warnedAboutSharedMemory = false
     public private(set) var finished = false
     /// The Bye reason that tells actors the run is over (any other Bye means "wait for the learner").
     public static let runFinishedReason = "run finished"
@@ -122,9 +123,17 @@ public final class LearnerServer {
         }
         try runLog.append("epoch_started", ["epoch": String(epoch, radix: 16), "step": core.step, "weights_hash": model.weightsHash(),
                                             "threads": BLASInfo.threads, "blas_kernel": BLASInfo.coreName])
-        snapshot = WeightSnapshot.make(model: model, version: PolicyVersion(epoch: epoch, step: UInt64(core.step)))
+        let shm = config.learner.sharedMemoryDirectory.isEmpty ? nil : config.learner.sharedMemoryDirectory
+        if let shm, SharedMemoryWeights.sweep(directory: shm) > 0 {
+            console.info("removed weight files that stopped learners left in \(shm)")
+        }
+        let first = WeightSnapshot.make(model: model, version: PolicyVersion(epoch: epoch, step: UInt64(core.step)), sharedMemoryDirectory: shm)
+        snapshot = first.snapshot
+        if let problem = first.sharedMemoryProblem {
+            console.warn("weights stay out of shared memory (\(problem)); actors on this host fetch chunks like remote ones")
+        }
 
-        worker = .trainer(trainer)
+        worker = .trainer(trainer, sharedMemoryDirectory: shm)
 
         // Stop sequences travel with each prompt's sampling parameters (`promptMessage`), not here.
         let welcome: [String: Any] = ["config": config.resolvedJSON(), "model_files": RunSetup.modelFiles(config.model.path)]
@@ -172,6 +181,11 @@ public final class LearnerServer {
         logs.close()
         control.close(); weights.close(); announce.close()
         context.shutdown()
+        // Actors that mapped a version keep its pages; its name goes now rather than at some later
+        // deinit (the next learner would sweep it, but only when it starts).
+        for path in [snapshot.manifest.sharedMemoryPath, previousSnapshot?.manifest.sharedMemoryPath ?? ""] where !path.isEmpty {
+            unlink(path)
+        }
         console.info(finished ? "run finished" : "stopped", ["step": core.step, "accounting_identity": core.accounting.identityHolds])
         return exitStatus
     }
@@ -467,6 +481,10 @@ public final class LearnerServer {
             fields["rewards"] = job.groups.map { g in "\(g.promptId)=" + g.samples.map { "\($0.answer ?? ""):\($0.reward)" }.joined(separator: ";") }.joined(separator: ",")
             logs.publish(kind: "step", step: job.step, metrics: m, fields: fields)
             metrics.write(kind: "train", step: job.step, metrics: m)
+            if let problem = outcome.sharedMemoryProblem, !warnedAboutSharedMemory {
+                console.warn("weights stay out of shared memory (\(problem)); actors on this host fetch chunks like remote ones")
+                warnedAboutSharedMemory = true
+            }
             if let snap = outcome.snapshot {
                 previousSnapshot = snapshot
                 snapshot = snap

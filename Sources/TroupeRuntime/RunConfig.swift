@@ -54,6 +54,9 @@ public struct RunConfig: Sendable {
         /// Groups an actor may have unacknowledged at once.
         public var credit = 4
         public var threads = 1
+        /// Where published weights go as files that actors on this host map instead of fetching
+        /// chunks (a tmpfs); empty: ZeroMQ chunks for every actor.
+        public var sharedMemoryDirectory = "/dev/shm"
     }
     public struct Endpoints: Sendable, Equatable {
         /// Address the learner's sockets bind to (`*` for every interface).

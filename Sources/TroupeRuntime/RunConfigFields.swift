@@ -102,6 +102,7 @@ extension RunConfig {
         .double("learner.heartbeat_timeout_s", \.learner.heartbeatTimeoutSeconds, 0.5...86400),
         .int("learner.credit", \.learner.credit, 1...1024),
         .int("learner.threads", \.learner.threads, 1...256),
+        .string("learner.shared_memory_dir", \.learner.sharedMemoryDirectory),
         .string("endpoints.bind_host", \.endpoints.bindHost),
         .string("endpoints.advertise_host", \.endpoints.advertiseHost),
         .int("endpoints.control_port", \.endpoints.controlPort, 0...65535),

@@ -4,8 +4,9 @@ import TroupeProto
 import TroupeTensor
 import TroupeWire
 
-/// An immutable copy of the weights at one version, served in chunks to actors. The blob is the
-/// flat parameter buffer byte for byte; the manifest lists each tensor with its BLAKE2b-256 hash.
+/// An immutable copy of the weights at one version, served in chunks to actors and, when the learner
+/// has a shared-memory directory, mapped by actors on the same host. The blob is the flat parameter
+/// buffer byte for byte; the manifest lists each tensor with its XXH64 hash.
 public struct WeightSnapshot: @unchecked Sendable {
     public let version: PolicyVersion
     public let blob: SharedBuffer
@@ -14,42 +15,43 @@ public struct WeightSnapshot: @unchecked Sendable {
     public static let defaultChunkSize = 1 << 20
 
     /// Copies the parameters and hashes every tensor (run off the I/O thread: it reads every byte).
-    public static func make(model: LlamaModel, version: PolicyVersion, chunkSize: Int = defaultChunkSize) -> WeightSnapshot {
+    /// With `sharedMemoryDirectory` the copy goes into a file there (see `SharedMemoryWeights`); if
+    /// that fails (no such directory, no room) the snapshot lives in ordinary memory and
+    /// `sharedMemoryProblem` says why.
+    public static func make(model: LlamaModel, version: PolicyVersion, sharedMemoryDirectory: String? = nil,
+                            chunkSize: Int = defaultChunkSize) -> (snapshot: WeightSnapshot, sharedMemoryProblem: String?) {
         let params = model.parameters
-        let blob = SharedBuffer(copying: UnsafeRawBufferPointer(start: params.pointer, count: params.count * 4))
+        let source = UnsafeRawBufferPointer(start: params.pointer, count: params.count * 4)
         var manifest = Troupe_V1_WeightManifest()
         manifest.status = .ok
         manifest.version = version.proto
-        manifest.totalBytes = UInt64(blob.count)
+        manifest.totalBytes = UInt64(source.count)
         manifest.chunkSize = UInt32(chunkSize)
-        blob.withUnsafeBytes { raw in
-            for e in model.layout.entries {
-                var t = Troupe_V1_TensorInfo()
-                t.name = e.name
-                t.shape = e.shape.map(UInt64.init)
-                t.dtype = .f32
-                t.offset = UInt64(e.offset * 4)
-                t.byteLength = UInt64(e.count * 4)
-                t.hash = Data(Blake2b.hash(UnsafeRawBufferPointer(rebasing: raw[(e.offset * 4)..<((e.offset + e.count) * 4)])))
-                manifest.tensors.append(t)
+        manifest.tensors = model.layout.entries.map { e in
+            var t = Troupe_V1_TensorInfo()
+            t.name = e.name
+            t.shape = e.shape.map(UInt64.init)
+            t.dtype = .f32
+            t.offset = UInt64(e.offset * 4)
+            t.byteLength = UInt64(e.count * 4)
+            return t
+        }
+        var blob: SharedBuffer?
+        var problem: String?
+        if let directory = sharedMemoryDirectory, !directory.isEmpty {
+            do {
+                let (buffer, path) = try SharedMemoryWeights.create(directory: directory, epoch: version.epoch, step: version.step,
+                                                                    bytes: source.count) { $0.copyMemory(from: source) }
+                blob = buffer
+                manifest.sharedMemoryPath = path
+            } catch {
+                problem = "\(error)"
             }
         }
-        manifest.manifestHash = Data(manifestHash(manifest.tensors))
-        return WeightSnapshot(version: version, blob: blob, manifest: manifest)
-    }
-
-    public static func manifestHash(_ tensors: [Troupe_V1_TensorInfo]) -> [UInt8] {
-        var h = Blake2b()
-        for t in tensors {
-            h.updateField(Array(t.name.utf8))
-            h.updateInteger(UInt64(t.shape.count))
-            for d in t.shape { h.updateInteger(d) }
-            h.updateInteger(UInt64(t.dtype.rawValue))
-            h.updateInteger(t.offset)
-            h.updateInteger(t.byteLength)
-            h.updateField(Array(t.hash))
-        }
-        return h.finalize()
+        let filled = blob ?? SharedBuffer(copying: source)
+        filled.withUnsafeBytes { manifest.computeTensorHashes(from: $0) }
+        manifest.seal()
+        return (WeightSnapshot(version: version, blob: filled, manifest: manifest), problem)
     }
 
     /// The reply to a chunk request: OK with a zero-copy view of the blob, or why not.
@@ -77,9 +79,10 @@ extension PolicyVersion {
     public init(_ p: Troupe_V1_PolicyVersion) { self.init(epoch: p.epoch, step: p.step) }
 }
 
-/// The actor's side of a weight transfer: checks the manifest against the model it expects, pulls
-/// chunks with a window of requests in flight, verifies every tensor's hash, then hands over a
-/// complete parameter buffer. Pure state machine: the caller does the socket I/O.
+/// The actor's side of a weight transfer: checks the manifest against the model it expects, then
+/// either maps the learner's shared-memory file (same host) or pulls chunks with a window of requests
+/// in flight; every tensor's hash is verified before the parameters are handed over. The socket I/O
+/// is the caller's.
 public final class WeightFetch {
     public enum Problem: Error, CustomStringConvertible {
         case manifest(String)
@@ -96,16 +99,21 @@ public final class WeightFetch {
 
     public let version: PolicyVersion
     public let manifest: Troupe_V1_WeightManifest
-    public let staging: FloatBuffer
     public let window: Int
+    private let floats: Int
+    private var staging: FloatBuffer?
     private var nextOffset: UInt64 = 0
     private var outstanding: Set<UInt64> = []
     private var received: UInt64 = 0
     public let startedAt = Date()
+    /// Verified parameters, once complete: the mapped shared-memory file or the filled staging buffer.
+    public private(set) var parameters: FloatBuffer?
+    /// Why the shared-memory file offered by the manifest was not used (nil: used, or none offered).
+    public private(set) var sharedMemoryProblem: String?
 
     public init(manifest: Troupe_V1_WeightManifest, layout: ParameterLayout, window: Int = 8) throws {
         guard manifest.status == .ok else { throw Problem.versionGone }
-        guard manifest.chunkSize > 0 else { throw Problem.manifest("chunk size 0") }
+        do { try manifest.validate() } catch { throw Problem.manifest(error.detail) }
         guard manifest.totalBytes == UInt64(layout.totalCount * 4) else {
             throw Problem.manifest("\(manifest.totalBytes) bytes, this model needs \(layout.totalCount * 4)")
         }
@@ -118,21 +126,25 @@ public final class WeightFetch {
                 throw Problem.manifest("tensor \(t.name) \(t.shape) does not match \(e.name) \(e.shape)")
             }
         }
-        guard Array(manifest.manifestHash) == WeightSnapshot.manifestHash(manifest.tensors) else {
-            throw Problem.manifest("manifest hash does not match its tensor list")
-        }
         self.manifest = manifest
         version = PolicyVersion(manifest.version)
-        staging = FloatBuffer(count: layout.totalCount, zeroed: false)
+        floats = layout.totalCount
         self.window = window
+        do {
+            parameters = try SharedMemoryWeights.map(manifest, floats: floats)
+        } catch {
+            sharedMemoryProblem = "\(error)"
+        }
     }
 
-    public var isComplete: Bool { received == manifest.totalBytes }
+    public var isComplete: Bool { parameters != nil }
+    /// True when the weights came from the learner's shared memory, without chunks.
+    public var mappedSharedMemory: Bool { parameters != nil && staging == nil }
 
-    /// Chunk requests to send now so that `window` are in flight.
+    /// Chunk requests to send now so that `window` are in flight (none once complete).
     public func nextRequests() -> [Troupe_V1_ChunkRequest] {
         var out: [Troupe_V1_ChunkRequest] = []
-        while outstanding.count < window && nextOffset < manifest.totalBytes {
+        while parameters == nil && outstanding.count < window && nextOffset < manifest.totalBytes {
             var r = Troupe_V1_ChunkRequest()
             r.version = manifest.version
             r.offset = nextOffset
@@ -144,24 +156,28 @@ public final class WeightFetch {
         return out
     }
 
-    /// Stores a chunk; ignores chunks of another version or offsets not asked for.
+    /// Stores a chunk; ignores chunks of another version or offsets not asked for. After the last
+    /// chunk it verifies every tensor (throwing `tensorHash` for the first bad one) and completes.
     public func accept(_ chunk: Troupe_V1_Chunk, payload: Frame?) throws {
         if chunk.status == .versionGone { throw Problem.versionGone }
-        guard chunk.status == .ok, PolicyVersion(chunk.version) == version, outstanding.contains(chunk.offset), let payload else { return }
+        guard parameters == nil, chunk.status == .ok, PolicyVersion(chunk.version) == version, outstanding.contains(chunk.offset), let payload else { return }
         guard chunk.offset + UInt64(payload.count) <= manifest.totalBytes else { throw Problem.manifest("chunk past the end") }
         outstanding.remove(chunk.offset)
+        let staging = self.staging ?? FloatBuffer(count: floats, zeroed: false)
+        self.staging = staging
         payload.withUnsafeBytes { raw in
             UnsafeMutableRawPointer(staging.pointer).advanced(by: Int(chunk.offset)).copyMemory(from: raw.baseAddress!, byteCount: raw.count)
         }
         received += UInt64(payload.count)
-    }
-
-    /// Verifies every tensor against its manifest hash.
-    public func verify() throws {
-        let raw = UnsafeRawBufferPointer(start: staging.pointer, count: staging.count * 4)
-        for t in manifest.tensors {
-            let slice = UnsafeRawBufferPointer(rebasing: raw[Int(t.offset)..<Int(t.offset + t.byteLength)])
-            guard Blake2b.hash(slice) == Array(t.hash) else { throw Problem.tensorHash(t.name) }
+        if received == manifest.totalBytes {
+            lastChunkAt = monotonicSeconds()
+            if let bad = manifest.firstMismatch(in: UnsafeRawBufferPointer(start: staging.pointer, count: floats * 4)) {
+                throw Problem.tensorHash(bad)
+            }
+            parameters = staging
         }
     }
+
+    /// When the last chunk arrived (monotonic seconds; nil for a mapped or unfinished transfer).
+    public private(set) var lastChunkAt: Double?
 }

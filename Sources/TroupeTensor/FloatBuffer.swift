@@ -20,7 +20,20 @@ public final class FloatBuffer: @unchecked Sendable {
         }
     }
 
-    deinit { pointer.deallocate() }
+    /// Takes over memory allocated elsewhere (a mapped file, say); `release` frees it when the
+    /// buffer goes away.
+    public init(adopting pointer: UnsafeMutablePointer<Float>, count: Int, release: @escaping @Sendable (UnsafeMutablePointer<Float>, Int) -> Void) {
+        precondition(count >= 0, "FloatBuffer count must be non-negative")
+        self.count = count
+        self.pointer = pointer
+        self.release = release
+    }
+
+    private var release: (@Sendable (UnsafeMutablePointer<Float>, Int) -> Void)?
+
+    deinit {
+        if let release { release(pointer, count) } else { pointer.deallocate() }
+    }
 
     public func zero() { pointer.update(repeating: 0, count: count) }
 

@@ -5,8 +5,9 @@
 /// hashes about 0.75 GB/s on this project's machines, as slow as loopback ZeroMQ itself
 /// (0.6–1 GB/s), so it would double the per-byte cost of group ingestion and weight chunks, while
 /// the checksum only has to catch truncation, corruption and framing bugs, not forgery (CURVE's
-/// MAC does that when enabled). Tensor and manifest hashes, computed once per version, stay
-/// BLAKE2b (`Blake2b`).
+/// MAC does that when enabled). For the same reason it is the per-tensor hash of weight manifests
+/// (protocol 2: BLAKE2b made each actor's verification slower than the transfer); the manifest hash
+/// over the tensor list stays BLAKE2b (`Blake2b`).
 ///
 /// Streaming: `update` may be called any number of times; the digest equals that of the
 /// concatenated input.

@@ -55,8 +55,18 @@ public final class SharedBuffer: @unchecked Sendable {
         try body(UnsafeRawBufferPointer(start: base, count: count))
     }
 
+    /// Takes over memory allocated elsewhere (a mapped shared-memory file, say); `release` frees it
+    /// once the last reference, ours or a zero-copy frame's in flight, is gone.
+    public init(adopting base: UnsafeMutableRawPointer, count: Int, release: @escaping @Sendable (UnsafeMutableRawPointer, Int) -> Void) {
+        self.base = base
+        self.count = max(count, 0)
+        self.release = release
+    }
+
+    private var release: (@Sendable (UnsafeMutableRawPointer, Int) -> Void)?
+
     deinit {
-        base.deallocate()
+        if let release { release(base, count) } else { base.deallocate() }
     }
 }
 

@@ -105,6 +105,7 @@
 /// Major: incompatible changes, refused at Hello. Minor: added fields or message kinds, which
 /// older peers count (`WireMessage.hasUnknownFields`, `WireError.Reason.unknownKind`) and skip.
 public enum WireProtocol {
-    public static let major: UInt32 = 1
+    /// 2: tensor hashes in weight manifests are XXH64 (8 bytes) instead of BLAKE2b-256.
+    public static let major: UInt32 = 2
     public static let minor: UInt32 = 0
 }

@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import Dispatch
 import TroupeProto
 
 extension Troupe_V1_DType {
@@ -17,10 +18,14 @@ extension Troupe_V1_DType {
 }
 
 extension Troupe_V1_TensorInfo {
-    /// BLAKE2b-256 of a tensor's bytes, the value of `hash`.
+    /// XXH64 of a tensor's bytes (8 bytes, big-endian), the value of `hash`.
     public static func contentHash(_ bytes: UnsafeRawBufferPointer) -> Data {
-        Data(Blake2b.hash(bytes))
+        let h = XXH64.digest(bytes)
+        return Data((0..<8).map { UInt8(truncatingIfNeeded: h >> (56 - 8 * UInt64($0))) })
     }
+
+    /// Bytes in `hash`.
+    public static let hashLength = 8
 
     /// True if `bytes` (this tensor's slice of the blob) has this tensor's length and hash.
     public func matches(_ bytes: UnsafeRawBufferPointer) -> Bool {
@@ -82,7 +87,9 @@ extension Troupe_V1_WeightManifest {
             guard !endOverflow, end <= totalBytes else {
                 throw WireError(.invalidField, "\(label): bytes \(tensor.offset)..<\(end) lie outside the \(totalBytes)-byte blob")
             }
-            guard tensor.hash.count == 32 else { throw WireError(.invalidField, "\(label): hash is \(tensor.hash.count) bytes, expected 32") }
+            guard tensor.hash.count == Troupe_V1_TensorInfo.hashLength else {
+                throw WireError(.invalidField, "\(label): hash is \(tensor.hash.count) bytes, expected \(Troupe_V1_TensorInfo.hashLength) (XXH64; an older learner sends 32-byte BLAKE2b)")
+            }
         }
         let byOffset = tensors.sorted { $0.offset < $1.offset }
         for (previous, next) in zip(byOffset, byOffset.dropFirst()) where previous.offset + previous.byteLength > next.offset {
@@ -91,6 +98,56 @@ extension Troupe_V1_WeightManifest {
         guard manifestHash == computeManifestHash() else {
             throw WireError(.checksumMismatch, "manifest_hash does not match the manifest's contents")
         }
+    }
+
+    /// The first tensor whose bytes in `blob` do not match its hash, or nil when all match. Hashes on
+    /// `threads` threads (tensors split into runs of about equal bytes).
+    public func firstMismatch(in blob: UnsafeRawBufferPointer, threads: Int = 2) -> String? {
+        guard UInt64(blob.count) == totalBytes else { return tensors.first?.name ?? "blob" }
+        let parts = Self.partition(tensors.map { Int($0.byteLength) }, into: threads)
+        var failures = [Int?](repeating: nil, count: parts.count)
+        failures.withUnsafeMutableBufferPointer { out in
+            nonisolated(unsafe) let out = out, blob = blob
+            DispatchQueue.concurrentPerform(iterations: parts.count) { p in
+                for i in parts[p] {
+                    let t = tensors[i]
+                    let slice = UnsafeRawBufferPointer(rebasing: blob[Int(t.offset)..<Int(t.offset + t.byteLength)])
+                    if !t.matches(slice) { out[p] = i; return }
+                }
+            }
+        }
+        return failures.compactMap { $0 }.min().map { tensors[$0].name }
+    }
+
+    /// Sets every tensor's hash from `blob`, on `threads` threads.
+    public mutating func computeTensorHashes(from blob: UnsafeRawBufferPointer, threads: Int = 2) {
+        let parts = Self.partition(tensors.map { Int($0.byteLength) }, into: threads)
+        var hashes = [Data](repeating: Data(), count: tensors.count)
+        let ranges = tensors.map { Int($0.offset)..<Int($0.offset + $0.byteLength) }
+        hashes.withUnsafeMutableBufferPointer { out in
+            nonisolated(unsafe) let out = out, blob = blob
+            DispatchQueue.concurrentPerform(iterations: parts.count) { p in
+                for i in parts[p] { out[i] = Troupe_V1_TensorInfo.contentHash(UnsafeRawBufferPointer(rebasing: blob[ranges[i]])) }
+            }
+        }
+        for i in tensors.indices { tensors[i].hash = hashes[i] }
+    }
+
+    /// Consecutive runs of indices with about equal total size, at most `count` of them.
+    static func partition(_ sizes: [Int], into count: Int) -> [Range<Int>] {
+        let total = max(1, sizes.reduce(0, +))
+        let parts = max(1, min(count, sizes.count))
+        var result: [Range<Int>] = []
+        var start = 0, sum = 0
+        for (i, size) in sizes.enumerated() {
+            sum += size
+            if result.count < parts - 1 && sum * parts >= total * (result.count + 1) {
+                result.append(start..<(i + 1))
+                start = i + 1
+            }
+        }
+        if start < sizes.count || result.isEmpty { result.append(start..<sizes.count) }
+        return result
     }
 
     /// The chunk requests that cover the blob: (offset, length) pairs of at most `chunkSize` bytes.

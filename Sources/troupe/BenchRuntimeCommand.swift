@@ -194,13 +194,15 @@ private struct RuntimeBenchOutput {
     }
 
     func weights(_ r: WeightDistributionBench.Report) throws -> [[String: Any]] {
-        let ratio = r.ratio(clients: 4)
         var verdicts: [[String: Any]] = []
-        if r.verifiedSeconds[4] != nil {
-            verdicts.append(verdict("weights_to_4_actors_ratio_\(r.shape)", "weights of \(r.shape) to 4 actors / one raw transfer",
+        let labels: [WeightDistributionBench.Path: String] = [.sharedMemory: "actors on the learner's host (shared memory)",
+                                                               .chunks: "remote actors (ZeroMQ chunks)"]
+        for path in WeightDistributionBench.Path.allCases where r.verifiedSeconds[path]?[4] != nil {
+            let ratio = r.ratio(path, clients: 4)
+            let name = path == .sharedMemory ? "weights_to_4_actors_ratio_\(r.shape)" : "weights_to_4_remote_actors_ratio_\(r.shape)"
+            verdicts.append(verdict(name, "weights of \(r.shape) to 4 \(labels[path]!) / one raw transfer",
                                     ratio, RuntimeTargets.weightsToFourActorsRatio, met: ratio <= RuntimeTargets.weightsToFourActorsRatio))
         }
-        let counts = r.verifiedSeconds.keys.sorted()
         if mode == .jsonLines {
             var line: [String: Any] = [
                 "event": "weights", "shape": r.shape, "parameters": r.parameters, "bytes": r.bytes, "chunk_bytes": r.chunkBytes,
@@ -208,12 +210,16 @@ private struct RuntimeBenchOutput {
                 "raw_message_s": ModelBenchmark.median(r.rawSeconds), "raw_stream_s": ModelBenchmark.median(r.rawStreamSeconds),
                 "raw_message_trials_s": r.rawSeconds, "raw_stream_trials_s": r.rawStreamSeconds,
             ]
-            var per: [String: Any] = [:]
-            for n in counts {
-                per[String(n)] = ["verified_s": r.medianSeconds(clients: n), "received_s": r.medianReceivedSeconds(clients: n),
-                                  "ratio_to_raw": r.ratio(clients: n), "trials_verified_s": r.verifiedSeconds[n] ?? []]
+            if let problem = r.sharedMemoryProblem { line["shared_memory_problem"] = problem }
+            for path in WeightDistributionBench.Path.allCases {
+                guard let byCount = r.verifiedSeconds[path] else { continue }
+                var per: [String: Any] = [:]
+                for n in byCount.keys.sorted() {
+                    per[String(n)] = ["verified_s": r.medianSeconds(path, clients: n), "received_s": r.medianReceivedSeconds(path, clients: n),
+                                      "ratio_to_raw": r.ratio(path, clients: n), "trials_verified_s": byCount[n] ?? []]
+                }
+                line[path.rawValue] = per
             }
-            line["actors"] = per
             try JSONOutput.print(line)
             return verdicts
         }
@@ -221,17 +227,22 @@ private struct RuntimeBenchOutput {
         print(String(format: "Weights %@: %.1f MB in %d KiB chunks, window %d; snapshot build %.3f s; medians of %d",
                      r.shape, Double(r.bytes) / 1e6, r.chunkBytes / 1024, r.window, ModelBenchmark.median(r.snapshotSeconds),
                      r.rawSeconds.count))
-        let columns = [("to", 24), ("seconds", 9), ("received", 9), ("× raw", 7), ("target", 22)]
+        if let problem = r.sharedMemoryProblem { print("shared memory not measured: \(problem)") }
+        let columns = [("to", 40), ("seconds", 9), ("received", 9), ("× raw", 7), ("target", 22)]
         header(columns)
         let message = ModelBenchmark.median(r.rawSeconds), stream = ModelBenchmark.median(r.rawStreamSeconds)
         row(["raw: one message", String(format: "%.3f", message), "", String(format: "%.2f", message / r.rawMedian), ""], columns)
         row(["raw: chunk stream", String(format: "%.3f", stream), "", String(format: "%.2f", stream / r.rawMedian), ""], columns)
-        for n in counts {
-            let ratioN = r.ratio(clients: n)
-            let target = n == 4 ? (ratioN <= RuntimeTargets.weightsToFourActorsRatio ? "met" : "NOT met")
-                + String(format: " (≤%.0f×)", RuntimeTargets.weightsToFourActorsRatio) : ""
-            row(["\(n) actor\(n == 1 ? "" : "s") (hash-verified)", String(format: "%.3f", r.medianSeconds(clients: n)),
-                 String(format: "%.3f", r.medianReceivedSeconds(clients: n)), String(format: "%.2f", ratioN), target], columns)
+        for path in WeightDistributionBench.Path.allCases {
+            guard let byCount = r.verifiedSeconds[path] else { continue }
+            for n in byCount.keys.sorted() {
+                let ratioN = r.ratio(path, clients: n)
+                let target = n == 4 ? (ratioN <= RuntimeTargets.weightsToFourActorsRatio ? "met" : "NOT met")
+                    + String(format: " (≤%.0f×)", RuntimeTargets.weightsToFourActorsRatio) : ""
+                row(["\(n) actor\(n == 1 ? "" : "s"), \(path == .sharedMemory ? "shared memory" : "chunks")",
+                     String(format: "%.3f", r.medianSeconds(path, clients: n)),
+                     String(format: "%.3f", r.medianReceivedSeconds(path, clients: n)), String(format: "%.2f", ratioN), target], columns)
+            }
         }
         return verdicts
     }

@@ -90,3 +90,21 @@ private func sampleManifest() -> (Troupe_V1_WeightManifest, [UInt8]) {
     // An option the socket type does not support is an error, not silently ignored.
     #expect(throws: ZMQError.self) { try dealer.set(.subscribe([])) }
 }
+
+@Test func tensorHashesAreXXH64BigEndianAndMismatchesAreFoundOnAnyThreadCount() {
+    var (manifest, blob) = sampleManifest()
+    #expect(manifest.tensors[0].hash == Data((0..<8).map { UInt8(truncatingIfNeeded: blob[0..<24].withUnsafeBytes { XXH64.digest($0) } >> (56 - 8 * UInt64($0))) }))
+    let expected = manifest.tensors.map(\.hash)
+    for t in manifest.tensors.indices { manifest.tensors[t].hash = Data() }
+    blob.withUnsafeBytes { manifest.computeTensorHashes(from: $0, threads: 3) }
+    #expect(manifest.tensors.map(\.hash) == expected)
+    for threads in [1, 2, 8] {
+        #expect(blob.withUnsafeBytes { manifest.firstMismatch(in: $0, threads: threads) } == nil)
+        var bad = blob
+        bad[30] ^= 0x10
+        #expect(bad.withUnsafeBytes { manifest.firstMismatch(in: $0, threads: threads) } == "b")
+        bad[1] ^= 0x10
+        #expect(bad.withUnsafeBytes { manifest.firstMismatch(in: $0, threads: threads) } == "w", "the first bad tensor in manifest order")
+    }
+    #expect(Array(blob.prefix(39)).withUnsafeBytes { manifest.firstMismatch(in: $0) } != nil, "a short blob never passes")
+}

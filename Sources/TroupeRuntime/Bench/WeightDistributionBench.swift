@@ -4,19 +4,29 @@ import TroupeProto
 import TroupeWire
 
 /// Weight distribution (issue 4, benchmark): one learner-side ROUTER serves a `WeightSnapshot` as
-/// `LearnerServer.drainWeights` does (manifest, then zero-copy chunks on request) to 1, 2 and 4
-/// fetching clients, each doing what `ActorClient` does (its own ZeroMQ context as its own process
-/// would have, `WeightFetch` with its request window, every tensor's BLAKE2b hash verified). The
-/// baseline, measured in the same run: one raw ZeroMQ transfer of the same bytes, a single zero-copy
-/// message from a ROUTER to one DEALER, and the same bytes pushed as a stream of 1 MiB zero-copy
-/// chunks without requests; both received into memory, no hashing. The faster of the two is the
-/// yardstick.
+/// `LearnerServer.drainWeights` does to 1, 2 and 4 fetching clients, each doing what `ActorClient`
+/// does (its own ZeroMQ context as its own process would have, `WeightFetch`, every tensor's XXH64
+/// verified), along two paths:
+/// - `shared_memory`: the snapshot is a file in the learner's shared-memory directory (the default
+///   when actors run on the learner's host, as here): the client maps it and verifies it, no chunks;
+/// - `chunks`: the snapshot is in ordinary memory (remote actors): manifest, then zero-copy 1 MiB
+///   chunks on request with a window of 8.
+/// The baseline, measured in the same run: one raw ZeroMQ transfer of the same bytes, a single
+/// zero-copy message from a ROUTER to one DEALER, and the same bytes pushed as a stream of 1 MiB
+/// zero-copy chunks without requests; both received into memory, no hashing. The faster of the two
+/// is the yardstick.
 ///
 /// A trial's time runs from the start gate to the last client holding verified weights; the time to
 /// the last byte received (before verification) is kept too, to show what the hashing costs.
 public enum WeightDistributionBench {
+    public enum Path: String, CaseIterable, Sendable {
+        case sharedMemory = "shared_memory"
+        case chunks
+    }
+
     public struct Options: Sendable {
         public var clientCounts = [1, 2, 4]
+        public var sharedMemoryDirectory = "/dev/shm"
         public var repeats = 3
         public var seed: UInt64 = 11
         public init() {}
@@ -28,23 +38,25 @@ public enum WeightDistributionBench {
         public let bytes: Int
         public let chunkBytes: Int
         public let window: Int
-        /// `WeightSnapshot.make` (copy + hash every tensor): the learner's side of publishing.
+        /// `WeightSnapshot.make` (copy into shared memory + hash every tensor): the learner's side of publishing.
         public let snapshotSeconds: [Double]
+        /// Why the shared-memory path was not measured (nil when it was).
+        public let sharedMemoryProblem: String?
         /// One zero-copy message of the whole blob.
         public let rawSeconds: [Double]
         /// The blob as unrequested 1 MiB zero-copy chunks.
         public let rawStreamSeconds: [Double]
-        /// Per client count: start to the last client's verified weights.
-        public let verifiedSeconds: [Int: [Double]]
-        /// Per client count: start to the last client's last chunk, before hashing.
-        public let receivedSeconds: [Int: [Double]]
+        /// Per path and client count: start to the last client's verified weights.
+        public let verifiedSeconds: [Path: [Int: [Double]]]
+        /// Per path and client count: start to the last client's last chunk (or mapping), before hashing.
+        public let receivedSeconds: [Path: [Int: [Double]]]
 
         /// The yardstick: the faster raw transfer.
         public var rawMedian: Double { min(BenchStats.median(rawSeconds), BenchStats.median(rawStreamSeconds)) }
-        public func medianSeconds(clients: Int) -> Double { BenchStats.median(verifiedSeconds[clients] ?? []) }
-        public func medianReceivedSeconds(clients: Int) -> Double { BenchStats.median(receivedSeconds[clients] ?? []) }
+        public func medianSeconds(_ path: Path, clients: Int) -> Double { BenchStats.median(verifiedSeconds[path]?[clients] ?? []) }
+        public func medianReceivedSeconds(_ path: Path, clients: Int) -> Double { BenchStats.median(receivedSeconds[path]?[clients] ?? []) }
         /// Distribution to `clients` actors in units of one raw transfer.
-        public func ratio(clients: Int) -> Double { medianSeconds(clients: clients) / rawMedian }
+        public func ratio(_ path: Path, clients: Int) -> Double { medianSeconds(path, clients: clients) / rawMedian }
     }
 
     public static func run(shape: ModelBenchmark.Shape, options: Options, progress: (String) -> Void = { _ in }) throws -> Report {
@@ -53,36 +65,47 @@ public enum WeightDistributionBench {
         }
         let layout = ParameterLayout(config: shape.config)
         var snapshotSeconds: [Double] = []
-        var snapshot: WeightSnapshot?
+        var shared: WeightSnapshot?
+        var plain: WeightSnapshot?
+        var sharedMemoryProblem: String?
         do {
             let model = try LlamaModel.random(config: shape.config, seed: options.seed)
+            let version = PolicyVersion(epoch: 0xBE7C4, step: 1)
             for _ in 0..<max(1, min(3, options.repeats)) {
+                shared = nil // unmaps the previous file first
                 let t0 = monotonicSeconds()
-                snapshot = WeightSnapshot.make(model: model, version: PolicyVersion(epoch: 0xBE7C4, step: 1))
+                let made = WeightSnapshot.make(model: model, version: version, sharedMemoryDirectory: options.sharedMemoryDirectory)
                 snapshotSeconds.append(monotonicSeconds() - t0)
+                shared = made.snapshot
+                sharedMemoryProblem = made.sharedMemoryProblem
             }
+            plain = WeightSnapshot.make(model: model, version: version).snapshot
         }
-        guard let snapshot else { throw RuntimeBenchError("weights", "no snapshot") }
+        guard let shared, let plain else { throw RuntimeBenchError("weights", "no snapshot") }
+        let paths: [(Path, WeightSnapshot)] = sharedMemoryProblem == nil ? [(.sharedMemory, shared), (.chunks, plain)] : [(.chunks, plain)]
         var raw: [Double] = []
         var rawStream: [Double] = []
-        var verified: [Int: [Double]] = [:]
-        var received: [Int: [Double]] = [:]
+        var verified: [Path: [Int: [Double]]] = [:]
+        var received: [Path: [Int: [Double]]] = [:]
         for r in 1...options.repeats {
-            let t = try rawTrial(snapshot, stream: false)
+            let t = try rawTrial(plain, stream: false)
             raw.append(t)
-            let ts = try rawTrial(snapshot, stream: true)
+            let ts = try rawTrial(plain, stream: true)
             rawStream.append(ts)
             progress(String(format: "weights %@ raw %d/%d: one message %.3f s, chunk stream %.3f s", shape.name, r, options.repeats, t, ts))
-            for n in options.clientCounts {
-                let (v, got) = try fetchTrial(snapshot, layout: layout, clients: n)
-                verified[n, default: []].append(v)
-                received[n, default: []].append(got)
-                progress(String(format: "weights %@ %d actor(s) %d/%d: %.3f s", shape.name, n, r, options.repeats, v))
+            for (path, snapshot) in paths {
+                for n in options.clientCounts {
+                    let (v, got) = try fetchTrial(snapshot, layout: layout, clients: n, expectMapped: path == .sharedMemory)
+                    verified[path, default: [:]][n, default: []].append(v)
+                    received[path, default: [:]][n, default: []].append(got)
+                    progress(String(format: "weights %@ %@ %d actor(s) %d/%d: %.3f s", shape.name, path.rawValue, n, r, options.repeats, v))
+                }
             }
         }
-        return Report(shape: shape.name, parameters: layout.totalCount, bytes: snapshot.blob.count,
-                      chunkBytes: Int(snapshot.manifest.chunkSize), window: 8, snapshotSeconds: snapshotSeconds,
-                      rawSeconds: raw, rawStreamSeconds: rawStream, verifiedSeconds: verified, receivedSeconds: received)
+        return Report(shape: shape.name, parameters: layout.totalCount, bytes: plain.blob.count,
+                      chunkBytes: Int(plain.manifest.chunkSize), window: 8, snapshotSeconds: snapshotSeconds,
+                      sharedMemoryProblem: sharedMemoryProblem, rawSeconds: raw, rawStreamSeconds: rawStream,
+                      verifiedSeconds: verified, receivedSeconds: received)
     }
 
     // MARK: baseline
@@ -163,8 +186,8 @@ public enum WeightDistributionBench {
     // MARK: the learner's path
 
     /// Returns (start → last client verified, start → last client's last chunk).
-    static func fetchTrial(_ snapshot: WeightSnapshot, layout: ParameterLayout, clients: Int) throws -> (Double, Double) {
-        let phase = "weights (\(clients) actor\(clients == 1 ? "" : "s"))"
+    static func fetchTrial(_ snapshot: WeightSnapshot, layout: ParameterLayout, clients: Int, expectMapped: Bool) throws -> (Double, Double) {
+        let phase = "weights (\(expectMapped ? "shared memory" : "chunks"), \(clients) actor\(clients == 1 ? "" : "s"))"
         let deadline = monotonicSeconds() + 300
         let endpoint = Mailbox<Endpoint>()
         let gate = StartGate()
@@ -213,7 +236,7 @@ public enum WeightDistributionBench {
                                         .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)])
                         try socket.connect(bound)
                         try gate.arriveAndWait(deadline: deadline, phase: phase)
-                        try fetch(socket: socket, layout: layout, phase: phase, deadline: deadline, times: times)
+                        try fetch(socket: socket, layout: layout, expectMapped: expectMapped, phase: phase, deadline: deadline, times: times)
                     } catch {
                         gate.cancel()
                         throw error
@@ -235,9 +258,9 @@ public enum WeightDistributionBench {
         }
     }
 
-    /// One actor's transfer, as `ActorClient.drainWeights` does it: manifest, windowed chunk
-    /// requests, then every tensor's hash.
-    static func fetch(socket: ZMQSocket, layout: ParameterLayout, phase: String, deadline: Double, times: TimeList) throws {
+    /// One actor's transfer, as `ActorClient.drainWeights` does it: manifest, then the mapped file or
+    /// windowed chunk requests; every tensor's hash verified either way.
+    static func fetch(socket: ZMQSocket, layout: ParameterLayout, expectMapped: Bool, phase: String, deadline: Double, times: TimeList) throws {
         func next() throws -> WireMessage {
             let wait = Int(max(1, min(30, deadline - monotonicSeconds())) * 1000)
             switch try socket.receiveMessage(deadline: .afterMilliseconds(wait), limits: .weights) {
@@ -251,23 +274,23 @@ public enum WeightDistributionBench {
         }
         guard case .weightManifest(let manifest) = try next().body else { throw RuntimeBenchError(phase, "expected the manifest") }
         let fetch = try WeightFetch(manifest: manifest, layout: layout)
+        guard fetch.mappedSharedMemory == expectMapped else {
+            throw RuntimeBenchError(phase, "the client \(fetch.mappedSharedMemory ? "mapped" : "did not map") the shared-memory file \"\(manifest.sharedMemoryPath)\"\(fetch.sharedMemoryProblem.map { ": \($0)" } ?? "")")
+        }
         for r in fetch.nextRequests() { _ = try socket.send(WireMessage(.chunkRequest(r))) }
         while !fetch.isComplete {
             let m = try next()
             guard case .chunk(let chunk) = m.body else { throw RuntimeBenchError(phase, "expected a chunk, got \(m.kind.rawValue)") }
             guard chunk.status == .ok else { throw RuntimeBenchError(phase, "chunk at \(chunk.offset): status \(chunk.status)") }
             try fetch.accept(chunk, payload: m.frames.first)
-            if !fetch.isComplete {
-                for r in fetch.nextRequests() {
-                    guard try socket.send(WireMessage(.chunkRequest(r)), deadline: .afterMilliseconds(10_000)) == .sent else {
-                        throw RuntimeBenchError(phase, "chunk request not sent")
-                    }
+            for r in fetch.nextRequests() {
+                guard try socket.send(WireMessage(.chunkRequest(r)), deadline: .afterMilliseconds(10_000)) == .sent else {
+                    throw RuntimeBenchError(phase, "chunk request not sent")
                 }
             }
         }
-        let received = monotonicSeconds()
-        try fetch.verify()
-        times.append((received, monotonicSeconds()))
+        let verified = monotonicSeconds()
+        times.append((fetch.lastChunkAt ?? verified, verified))
     }
 }
 
