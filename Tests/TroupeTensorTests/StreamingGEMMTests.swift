@@ -7,7 +7,8 @@ import TroupeTensor
     /// The decode arithmetic written out once per element: 16-lane partial sums over k in order, the
     /// lane sum, the bias, then the k % 16 tail in order. Sampled log-probs (and so the whole RL
     /// trajectory) depend on every bit of this, so the kernel must match it exactly.
-    static func reference(x: [Float], w: [Float], bias: [Float]?, n: Int, k: Int, out: Int) -> [Float] {
+    /// `fused`: the opt-in variant, one rounding per multiply-add step.
+    static func reference(x: [Float], w: [Float], bias: [Float]?, n: Int, k: Int, out: Int, fused: Bool = false) -> [Float] {
         var y = [Float](repeating: 0, count: n * out)
         let full = k & ~15
         for r in 0..<n {
@@ -17,11 +18,13 @@ import TroupeTensor
                 while i < full {
                     var wv = SIMD16<Float>(), xv = SIMD16<Float>()
                     for l in 0..<16 { wv[l] = w[o * k + i + l]; xv[l] = x[r * k + i + l] }
-                    acc += wv * xv
+                    if fused { acc.addProduct(wv, xv) } else { acc += wv * xv }
                     i += 16
                 }
                 var s = acc.sum() + (bias?[o] ?? 0)
-                for j in full..<k { s += w[o * k + j] * x[r * k + j] }
+                for j in full..<k {
+                    if fused { s.addProduct(w[o * k + j], x[r * k + j]) } else { s += w[o * k + j] * x[r * k + j] }
+                }
                 y[r * out + o] = s
             }
         }
@@ -37,11 +40,15 @@ import TroupeTensor
     /// (one thread) and large ones (split between this thread and the paired worker).
     @Test(arguments: [(out: 7, k: 5), (out: 45, k: 48), (out: 300, k: 333), (out: 1030, k: 128), (out: 64, k: 1408)])
     func matchesTheReferenceArithmeticBitForBit(out: Int, k: Int) {
+        for fused in [false, true] { check(out: out, k: k, fused: fused) }
+    }
+
+    func check(out: Int, k: Int, fused: Bool) {
         var rng = Xoshiro256(seed: UInt64(out * 1000 + k))
         let maxRows = 19
         let x = Self.random(maxRows * k, &rng), w = Self.random(out * k, &rng), bias = Self.random(out, &rng)
-        let expected = Self.reference(x: x, w: w, bias: bias, n: maxRows, k: k, out: out)
-        let expectedNoBias = Self.reference(x: x, w: w, bias: nil, n: maxRows, k: k, out: out)
+        let expected = Self.reference(x: x, w: w, bias: bias, n: maxRows, k: k, out: out, fused: fused)
+        let expectedNoBias = Self.reference(x: x, w: w, bias: nil, n: maxRows, k: k, out: out, fused: fused)
         for n in 1...maxRows {
             for withBias in [true, false] {
                 var y = [Float](repeating: .nan, count: n * out)
@@ -51,7 +58,7 @@ import TroupeTensor
                             y.withUnsafeMutableBufferPointer { yp in
                                 StreamingGEMM.forward(x: xp.baseAddress!, weight: wp.baseAddress!,
                                                       bias: withBias ? bp.baseAddress! : nil, y: yp.baseAddress!,
-                                                      n: n, inFeatures: k, outFeatures: out)
+                                                      n: n, inFeatures: k, outFeatures: out, fused: fused)
                             }
                         }
                     }
@@ -59,7 +66,7 @@ import TroupeTensor
                 let want = withBias ? expected : expectedNoBias
                 let mismatches = (0..<(n * out)).filter { y[$0].bitPattern != want[$0].bitPattern }
                 #expect(mismatches.isEmpty,
-                        "n=\(n) out=\(out) k=\(k) bias=\(withBias): \(mismatches.count) elements differ, first at \(mismatches.first ?? -1)")
+                        "n=\(n) out=\(out) k=\(k) bias=\(withBias) fused=\(fused): \(mismatches.count) elements differ, first at \(mismatches.first ?? -1)")
             }
         }
     }
