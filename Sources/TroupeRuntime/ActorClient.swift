@@ -45,6 +45,8 @@ public final class ActorClient {
     private var lastHeard = monotonicSeconds()
     private var lastHello = 0.0
     private var warnedAboutSharedMemory = false
+    /// How the last weights came (shared memory or chunks): said on the console when it changes.
+    private var lastWeightsPath = ""
     private var lastHeartbeat = 0.0
     private var everWelcomed = false
     private let started = monotonicSeconds()
@@ -368,8 +370,13 @@ public final class ActorClient {
         s.version = f.version
         noteVersion(f.version)
         let ms = Date().timeIntervalSince(f.startedAt) * 1000
+        let via = f.mappedSharedMemory ? "shared_memory" : "chunks"
         logs?.publish(kind: "weights_applied", step: Int(f.version.step), metrics: ["weight_sync_ms": ms],
-                      fields: ["actor": options.identity, "via": f.mappedSharedMemory ? "shared_memory" : "chunks"])
+                      fields: ["actor": options.identity, "via": via])
+        if via != lastWeightsPath {
+            console.info("weights applied", ["version": f.version.description, "via": via, "ms": String(format: "%.1f", ms)])
+            lastWeightsPath = via
+        }
         s.fetch = nil
         s.fetchRequested = false
     }

@@ -182,6 +182,7 @@ final class IntegrationRun {
         binary = try TroupeBinary.path()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("troupe-itest-\(name)-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: dir + "/tmp", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir + "/shm", withIntermediateDirectories: true)
         directory = dir
         ports = try PortBlock.random()
     }
@@ -192,10 +193,13 @@ final class IntegrationRun {
 
     /// The small configuration every test starts from: the tiny fixture model, 16 add2 prompts,
     /// groups of 4, batches of 2 groups, this test's ports and run directory.
+    /// The learner's weight files: a directory of the test's own, so that the test can see them go.
+    var sharedMemoryDirectory: String { directory + "/shm" }
+
     func learnerSettings(maxSteps: Int, _ extra: [String] = []) -> [String] {
         let settings = ["run.directory=\(runDirectory)", "run.max_steps=\(maxSteps)", "model.path=\(TroupeBinary.fixtureModel)",
                         "task.spec=arith:add2", "task.count=16", "sampling.group_size=4", "learner.batch_groups=2",
-                        "sampling.max_new_tokens=6"] + ports.overrides + extra
+                        "sampling.max_new_tokens=6", "learner.shared_memory_dir=\(sharedMemoryDirectory)"] + ports.overrides + extra
         return settings.flatMap { ["--set", $0] }
     }
 
