@@ -69,14 +69,23 @@ public final class Sampler: @unchecked Sendable {
             (logits.pointer + i * V).update(from: logits.pointer + src * V, count: V)
         }
 
-        var rngs = requests.map { Xoshiro256(seed: $0.seed) }
+        // Per-request random streams and, per worker thread, a token chooser with its own scratch.
+        let rngs = UnsafeMutablePointer<Xoshiro256>.allocate(capacity: B)
+        rngs.initialize(from: requests.map { Xoshiro256(seed: $0.seed) }, count: B)
+        let choosers = UnsafeMutablePointer<TokenChooser>.allocate(capacity: 2)
+        for worker in 0..<2 { (choosers + worker).initialize(to: TokenChooser(vocabularySize: V, parameters: parameters)) }
+        let choices = UnsafeMutablePointer<TokenChooser.Choice>.allocate(capacity: B)
+        defer {
+            rngs.deinitialize(count: B).deallocate()
+            choosers.deinitialize(count: 2).deallocate()
+            choices.deallocate()
+        }
         var outputs = requests.map { _ in Completion(tokens: [], logprobs: [], entropies: parameters.computeEntropy ? [] : nil, finishReason: .length) }
         var lengths = requests.map(\.prompt.count)
         var active = Array(0..<B)
         let stopBytes = parameters.stopStrings.map { Array($0.utf8) }
         var textTail = requests.map { _ in [UInt8]() }
         let longestStop = stopBytes.map(\.count).max() ?? 0
-        var chooser = TokenChooser(vocabularySize: V, parameters: parameters)
 
         // Step buffers for up to B rows.
         let x = FloatBuffer(count: B * C, zeroed: false), norm = FloatBuffer(count: B * C, zeroed: false)
@@ -84,7 +93,9 @@ public final class Sampler: @unchecked Sendable {
         let vNew = FloatBuffer(count: B * K, zeroed: false), attn = FloatBuffer(count: B * Q, zeroed: false)
         let gate = FloatBuffer(count: B * max(I, C), zeroed: false), up = FloatBuffer(count: B * I, zeroed: false)
         let h = FloatBuffer(count: B * I, zeroed: false)
-        let scores = FloatBuffer(count: c.maxPositions, zeroed: false)
+        // Attention scores, one row per worker thread (64-byte aligned, as a single buffer was).
+        let scoreStride = (c.maxPositions + 15) & ~15
+        let scores = FloatBuffer(count: 2 * scoreStride, zeroed: false)
         let embedding = model.w(model.layout.embedding)
         let scale = 1 / Float(c.headDim).squareRoot()
         let group = c.heads / c.kvHeads
@@ -94,9 +105,14 @@ public final class Sampler: @unchecked Sendable {
             // Choose the next token of every active sequence from its logits row.
             var next: [Int32] = []
             var stillActive: [Int] = []
+            // Rows are independent (each has its own random stream), so the two threads share them.
+            let rowsNow = active, lp = logits.pointer
+            let choose = { (row: Int, worker: Int) in
+                choices[row] = choosers[worker].choose(logits: lp + row * V, rng: &rngs[rowsNow[row]])
+            }
+            PairedWorker.shared.run(chunks: rowsNow.count, choose)
             for (row, i) in active.enumerated() {
-                let z = logits.pointer + row * V
-                let choice = chooser.choose(logits: z, rng: &rngs[i])
+                let choice = choices[row]
                 outputs[i].tokens.append(choice.token)
                 outputs[i].logprobs.append(choice.logprob)
                 if parameters.computeEntropy { outputs[i].entropies!.append(choice.entropy) }
@@ -132,6 +148,7 @@ public final class Sampler: @unchecked Sendable {
                 let lo = model.layout.layers[l]
                 RMSNorm.forward(x: x.pointer, weight: model.w(lo.inputNorm), y: norm.pointer, rstd: nil, n: n, c: C, eps: Float(c.rmsNormEps))
                 model.projectQKV(layer: l, norm: norm.pointer, q: q.pointer, k: kNew.pointer, v: vNew.pointer, n: n, decoding: true)
+                var rowSpans: [Int] = [], rowCaches: [Int] = []
                 for (row, i) in active.enumerated() {
                     let pos = lengths[i] - 1
                     model.rope.apply(q.pointer + row * Q, heads: c.heads, position: pos)
@@ -139,17 +156,24 @@ public final class Sampler: @unchecked Sendable {
                     let kc = keys[l].pointer + cacheOffset[i], vc = values[l].pointer + cacheOffset[i]
                     (kc + pos * K).update(from: kNew.pointer + row * K, count: K)
                     (vc + pos * K).update(from: vNew.pointer + row * K, count: K)
-                    let span = pos + 1
-                    for head in 0..<c.heads {
-                        let g = head / group
-                        // scores = K_g q_h · scale over positions 0...pos, then softmax, then out = V_gᵀ p
-                        cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(span), Int32(d), scale, kc + g * d, Int32(K),
-                                    q.pointer + row * Q + head * d, 1, 0, scores.pointer, 1)
-                        Softmax.rowInPlace(scores.pointer, valid: span, length: span)
-                        cblas_sgemv(CblasRowMajor, CblasTrans, Int32(span), Int32(d), 1, vc + g * d, Int32(K),
-                                    scores.pointer, 1, 0, attn.pointer + row * Q + head * d, 1)
-                    }
+                    rowSpans.append(pos + 1)
+                    rowCaches.append(cacheOffset[i])
                 }
+                // One (row, head) per chunk, shared by the two threads: each chunk writes its own slice of
+                // attn, with the same calls whichever thread runs it.
+                let spans = rowSpans, caches = rowCaches, kl = keys[l].pointer, vl = values[l].pointer
+                let attend = { (chunk: Int, worker: Int) in
+                    let row = chunk / c.heads, head = chunk % c.heads, g = head / group
+                    let span = spans[row], kc = kl + caches[row], vc = vl + caches[row]
+                    let sc = scores.pointer + worker * scoreStride
+                    // scores = K_g q_h · scale over positions 0...pos, then softmax, then out = V_gᵀ p
+                    cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(span), Int32(d), scale, kc + g * d, Int32(K),
+                                q.pointer + row * Q + head * d, 1, 0, sc, 1)
+                    Softmax.rowInPlace(sc, valid: span, length: span)
+                    cblas_sgemv(CblasRowMajor, CblasTrans, Int32(span), Int32(d), 1, vc + g * d, Int32(K),
+                                sc, 1, 0, attn.pointer + row * Q + head * d, 1)
+                }
+                PairedWorker.shared.run(chunks: n * c.heads, attend)
                 model.attentionOutputAndMLP(layer: l, input: x.pointer, attn: attn.pointer, mid: x.pointer, norm2: norm.pointer,
                                             rstd2: nil, gate: gate.pointer, up: up.pointer, h: h.pointer, output: x.pointer, n: n,
                                             decoding: true)
@@ -188,7 +212,9 @@ struct TokenChooser {
         order = (0..<Int32(vocabularySize)).map { $0 }
     }
 
-    mutating func choose(logits z: UnsafePointer<Float>, rng: inout Xoshiro256) -> (token: Int32, logprob: Float, entropy: Float) {
+    typealias Choice = (token: Int32, logprob: Float, entropy: Float)
+
+    mutating func choose(logits z: UnsafePointer<Float>, rng: inout Xoshiro256) -> Choice {
         let V = vocabularySize
         let inv = 1 / parameters.temperature
         let mx = Vector.max(z, count: V) * inv

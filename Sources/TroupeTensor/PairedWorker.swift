@@ -31,7 +31,7 @@ public final class PairedWorker: @unchecked Sendable {
     private let helperAvailable: Bool
     /// Written by the owner before it posts the job; the helper reads it only after claiming a chunk,
     /// and the owner does not replace it before every claimed chunk is done.
-    private var job: ((Int) -> Void)?
+    private var job: ((Int, Int) -> Void)?
     private var generation: UInt64 = 0
 
     public static let maxChunks = 0xFFFF
@@ -44,12 +44,13 @@ public final class PairedWorker: @unchecked Sendable {
         thread.start()
     }
 
-    /// Runs body(0..<chunks), each exactly once, on this thread and the helper; returns when all are done.
-    public func run(chunks: Int, _ body: @escaping (Int) -> Void) {
+    /// Runs body(chunk, worker) for chunk in 0..<chunks, each exactly once, on this thread (worker 0)
+    /// and the helper (worker 1); returns when all are done. `worker` lets a body use per-thread scratch.
+    public func run(chunks: Int, _ body: @escaping (_ chunk: Int, _ worker: Int) -> Void) {
         precondition(chunks >= 0 && chunks <= Self.maxChunks, "PairedWorker: chunk count \(chunks) out of range")
         guard chunks > 1, helperAvailable,
               owned.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
-            for c in 0..<chunks { body(c) }
+            for c in 0..<chunks { body(c, 0) }
             return
         }
         job = body
@@ -65,7 +66,7 @@ public final class PairedWorker: @unchecked Sendable {
         }
         var mine = 0
         while let c = claim() {
-            body(c)
+            body(c, 0)
             mine += 1
         }
         waitForHelper(chunks: chunks - mine)
@@ -111,7 +112,7 @@ public final class PairedWorker: @unchecked Sendable {
     private func helperLoop() {
         while true {
             while let c = claim() {
-                job!(c)
+                job!(c, 1)
                 helperDone.add(1, ordering: .sequentiallyConsistent)
                 if callerBlocked.load(ordering: .sequentiallyConsistent) {
                     callerWake.lock()

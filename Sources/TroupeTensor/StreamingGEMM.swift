@@ -26,7 +26,7 @@ public enum StreamingGEMM {
         let chunks = (outFeatures + rowsPerChunk - 1) / rowsPerChunk
         let xs = UInt(bitPattern: x), ws = UInt(bitPattern: weight), ys = UInt(bitPattern: y)
         let bs = bias.map { UInt(bitPattern: $0) }
-        let body = { (chunk: Int) in
+        let body = { (chunk: Int, _: Int) in
             let lo = chunk * rowsPerChunk, hi = min(outFeatures, lo + rowsPerChunk)
             guard lo < hi else { return }
             let x = UnsafePointer<Float>(bitPattern: xs)!, w = UnsafePointer<Float>(bitPattern: ws)!
@@ -38,7 +38,7 @@ public enum StreamingGEMM {
                 allRows(m, n: n, range: lo..<hi, SeparateRounding.self)
             }
         }
-        if chunks == 1 { body(0) } else { PairedWorker.shared.run(chunks: chunks, body) }
+        if chunks == 1 { body(0, 0) } else { PairedWorker.shared.run(chunks: chunks, body) }
     }
 
     typealias V = SIMD16<Float>
