@@ -83,11 +83,17 @@ public enum StreamingGEMM {
     @inline(__always)
     private static func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
 
-    /// The one place an output element is finished: lane sum, bias, then the k % 16 tail in order.
+    /// An output element is finished with the lane sum, the bias, then the k % 16 tail in order.
     @inline(__always)
     private static func finish<A: MultiplyAdd>(_ acc: V, w: UnsafePointer<Float>, x: UnsafePointer<Float>, full: Int, k: Int,
-                                               bias: Float, _: A.Type) -> Float {
-        var s = acc.sum() + bias
+                                               bias: Float, _ a: A.Type) -> Float {
+        tail(acc.sum() + bias, w: w, x: x, full: full, k: k, a)
+    }
+
+    @inline(__always)
+    private static func tail<A: MultiplyAdd>(_ start: Float, w: UnsafePointer<Float>, x: UnsafePointer<Float>, full: Int, k: Int,
+                                             _: A.Type) -> Float {
+        var s = start
         var j = full
         while j < k { A.accumulate(&s, w[j], x[j]); j += 1 }
         return s
@@ -142,11 +148,20 @@ public enum StreamingGEMM {
             if rows > 3 { A.accumulate(&a3, wv, load(x3 + i)) }
             i += 16
         }
+        // The group's lane sums side by side: lane r of `sums` adds row r's 16 lanes in order, one
+        // vector add per lane index, which is exactly `.sum()` (a sequential fold) for each row.
+        var accumulators = (a0, a1, a2, a3)
+        let sums = withUnsafeBytes(of: &accumulators) { raw -> SIMD4<Float> in
+            let f = raw.baseAddress!.assumingMemoryBound(to: Float.self)
+            var s = SIMD4<Float>(f[0], f[16], f[32], f[48])
+            for l in 1..<16 { s += SIMD4<Float>(f[l], f[16 + l], f[32 + l], f[48 + l]) }
+            return s
+        }
         let y = m.y + o, stride = m.outFeatures
-        y[0] = finish(a0, w: w, x: x0, full: full, k: k, bias: b, A.self)
-        y[stride] = finish(a1, w: w, x: x1, full: full, k: k, bias: b, A.self)
-        if rows > 2 { y[2 * stride] = finish(a2, w: w, x: x2, full: full, k: k, bias: b, A.self) }
-        if rows > 3 { y[3 * stride] = finish(a3, w: w, x: x3, full: full, k: k, bias: b, A.self) }
+        y[0] = tail(sums[0] + b, w: w, x: x0, full: full, k: k, A.self)
+        y[stride] = tail(sums[1] + b, w: w, x: x1, full: full, k: k, A.self)
+        if rows > 2 { y[2 * stride] = tail(sums[2] + b, w: w, x: x2, full: full, k: k, A.self) }
+        if rows > 3 { y[3 * stride] = tail(sums[3] + b, w: w, x: x3, full: full, k: k, A.self) }
     }
 
     /// One input row: four W rows at a time for independent accumulation chains.
