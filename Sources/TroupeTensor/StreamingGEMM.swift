@@ -90,6 +90,19 @@ public enum StreamingGEMM {
         tail(acc.sum() + bias, w: w, x: x, full: full, k: k, a)
     }
 
+    /// Four accumulators' lane sums side by side: lane r adds accumulator r's 16 lanes in order, one
+    /// vector add per lane index, which is exactly `.sum()` (a sequential fold) for each of them.
+    @inline(__always)
+    private static func laneSums(_ a0: V, _ a1: V, _ a2: V, _ a3: V) -> SIMD4<Float> {
+        var accumulators = (a0, a1, a2, a3)
+        return withUnsafeBytes(of: &accumulators) { raw -> SIMD4<Float> in
+            let f = raw.baseAddress!.assumingMemoryBound(to: Float.self)
+            var s = SIMD4<Float>(f[0], f[16], f[32], f[48])
+            for l in 1..<16 { s += SIMD4<Float>(f[l], f[16 + l], f[32 + l], f[48 + l]) }
+            return s
+        }
+    }
+
     @inline(__always)
     private static func tail<A: MultiplyAdd>(_ start: Float, w: UnsafePointer<Float>, x: UnsafePointer<Float>, full: Int, k: Int,
                                              _: A.Type) -> Float {
@@ -148,15 +161,7 @@ public enum StreamingGEMM {
             if rows > 3 { A.accumulate(&a3, wv, load(x3 + i)) }
             i += 16
         }
-        // The group's lane sums side by side: lane r of `sums` adds row r's 16 lanes in order, one
-        // vector add per lane index, which is exactly `.sum()` (a sequential fold) for each row.
-        var accumulators = (a0, a1, a2, a3)
-        let sums = withUnsafeBytes(of: &accumulators) { raw -> SIMD4<Float> in
-            let f = raw.baseAddress!.assumingMemoryBound(to: Float.self)
-            var s = SIMD4<Float>(f[0], f[16], f[32], f[48])
-            for l in 1..<16 { s += SIMD4<Float>(f[l], f[16 + l], f[32 + l], f[48 + l]) }
-            return s
-        }
+        let sums = laneSums(a0, a1, a2, a3)
         let y = m.y + o, stride = m.outFeatures
         y[0] = tail(sums[0] + b, w: w, x: x0, full: full, k: k, A.self)
         y[stride] = tail(sums[1] + b, w: w, x: x1, full: full, k: k, A.self)
