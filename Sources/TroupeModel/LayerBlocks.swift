@@ -45,7 +45,19 @@ extension LlamaModel {
         RMSNorm.forward(x: mid, weight: w(lo.postNorm), y: norm2, rstd: rstd2, n: n, c: C, eps: Float(c.rmsNormEps))
         linear(norm2, lo.gate, nil, gate, n: n, inFeatures: C, outFeatures: I, decoding: decoding)
         linear(norm2, lo.up, nil, up, n: n, inFeatures: C, outFeatures: I, decoding: decoding)
-        SwiGLU.forward(gate: gate, up: up, h: h, count: n * I)
+        if decoding {
+            // Element-wise, so the two threads can take halves (split at a multiple of 16) with the same results.
+            let count = n * I, parts = count >= 4096 ? 2 : 1, half = (count / parts + 15) & ~15
+            let g = UInt(bitPattern: gate), u = UInt(bitPattern: up), hh = UInt(bitPattern: h)
+            PairedWorker.shared.run(chunks: parts) { part, _ in
+                let lo = part * half, hi = part == parts - 1 ? count : min(half, count)
+                guard lo < hi else { return }
+                SwiGLU.forward(gate: UnsafePointer<Float>(bitPattern: g)! + lo, up: UnsafePointer<Float>(bitPattern: u)! + lo,
+                               h: UnsafeMutablePointer<Float>(bitPattern: hh)! + lo, count: hi - lo)
+            }
+        } else {
+            SwiGLU.forward(gate: gate, up: up, h: h, count: n * I)
+        }
         if output != mid { output.update(from: mid, count: n * C) }
         if decoding {
             linear(h, lo.down, nil, gate, n: n, inFeatures: I, outFeatures: C, decoding: true)
