@@ -116,6 +116,7 @@ public final class ActorClient {
             poller.register(control)
             if let w = weightsSocket { poller.register(w) }
             if let a = announce { poller.register(a) }
+            if let s = session { poller.register(fileDescriptor: s.worker.wakeFileDescriptor) }
             let ready = try poller.poll(until: .afterMilliseconds(10))
             if ready.contains(control) { try drainControl() }
             if let a = announce, ready.contains(a) { try drainAnnounce() }

@@ -2,8 +2,12 @@ import Foundation
 
 /// Runs one job at a time on its own thread, so an I/O loop that owns sockets keeps serving them while
 /// the job computes (the learner's training steps, an actor's sampling). The owner submits a job when
-/// the worker is idle and polls for outcomes without blocking.
+/// the worker is idle and polls for outcomes without blocking; `wakeFileDescriptor` turns readable when
+/// an outcome is ready, so the owner's poller wakes at once instead of at its next timeout.
 final class BackgroundWorker<Job, Outcome>: @unchecked Sendable {
+    /// Readable while an outcome waits (a pipe with one byte per outcome; `poll()` drains it).
+    let wakeFileDescriptor: Int32
+    private let wakeWriter: Int32
     private let condition = NSCondition()
     private var job: Job?
     private var outcomes: [Outcome] = []
@@ -12,6 +16,14 @@ final class BackgroundWorker<Job, Outcome>: @unchecked Sendable {
 
     init(name: String, work: @escaping (Job) -> Outcome) {
         self.work = work
+        var fds: [Int32] = [-1, -1]
+        precondition(pipe(&fds) == 0, "pipe: \(String(cString: strerror(errno)))")
+        for fd in fds {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+        wakeFileDescriptor = fds[0]
+        wakeWriter = fds[1]
         let thread = Thread { [weak self] in self?.loop() }
         thread.name = name
         thread.stackSize = 8 << 20
@@ -31,6 +43,8 @@ final class BackgroundWorker<Job, Outcome>: @unchecked Sendable {
 
     /// Finished jobs' outcomes since the last call (non-blocking).
     func poll() -> [Outcome] {
+        var sink = [UInt8](repeating: 0, count: 64)
+        while read(wakeFileDescriptor, &sink, sink.count) > 0 {}
         condition.lock()
         defer { condition.unlock() }
         let o = outcomes
@@ -46,6 +60,11 @@ final class BackgroundWorker<Job, Outcome>: @unchecked Sendable {
         outcomes = []
         condition.unlock()
         return o
+    }
+
+    deinit {
+        close(wakeFileDescriptor)
+        close(wakeWriter)
     }
 
     /// Ends the thread after the job in progress.
@@ -68,6 +87,8 @@ final class BackgroundWorker<Job, Outcome>: @unchecked Sendable {
             job = nil
             condition.broadcast()
             condition.unlock()
+            var byte: UInt8 = 1
+            _ = write(wakeWriter, &byte, 1)
         }
     }
 }

@@ -149,6 +149,7 @@ public final class LearnerServer {
         let poller = Poller()
         poller.register(control)
         poller.register(weights)
+        poller.register(fileDescriptor: worker.wakeFileDescriptor)
         logs.publish(kind: "learner_started", step: core.step, fields: ["epoch": String(epoch, radix: 16), "run": runDirectory])
         var exitStatus: Int32 = 0
         while true {
@@ -442,13 +443,15 @@ public final class LearnerServer {
         }
         for g in taken.stale {
             try runLog.append("group_rejected", ["group": g.key.description, "reason": "stale", "detail": "too old when the batch formed",
-                                                 "version": Int(g.version.step)])
+                                                 "version": Int(g.version.step)], sync: false)
         }
         guard !taken.batch.isEmpty else { return }
         if let s = idleSince { idleSeconds += monotonicSeconds() - s; idleSince = nil }
         let step = core.step + 1
         for g in taken.batch { stalenessHistogram[step - 1 - Int(g.version.step), default: 0] += 1 }
-        try runLog.append("batch_formed", ["step": step, "groups": taken.batch.map(\.key.description)])
+        // Step records need not be on disk before anything leaves: a crash voids every step after the
+        // last checkpoint anyway, and the checkpoint's own record syncs all before it.
+        try runLog.append("batch_formed", ["step": step, "groups": taken.batch.map(\.key.description)], sync: false)
         let publish = step % config.learner.publishEvery == 0 || step == config.run.maxSteps
         worker.submit(TrainingJob(groups: taken.batch, step: step,
                                         publishVersion: publish ? PolicyVersion(epoch: epoch, step: UInt64(step)) : nil))
@@ -474,7 +477,7 @@ public final class LearnerServer {
             m["off_policy/staleness_mean"] = Double(job.groups.reduce(0) { $0 + (job.step - 1 - Int($1.version.step)) }) / Double(max(1, job.groups.count))
             for (k, v) in LearnerServer.groupMetrics(job.groups) { m[k] = v }
             try runLog.append("step_done", ["step": job.step, "weights_hash": result.weightsHash, "loss": result.loss.total,
-                                            "skipped": result.skipped, "groups": job.groups.count])
+                                            "skipped": result.skipped, "groups": job.groups.count], sync: false)
             var fields: [String: String] = ["weights_hash": result.weightsHash]
             // Pseudo-labels per prompt, so a monitor holding the answer key can compute label accuracy.
             fields["labels"] = job.groups.map { "\($0.promptId)=\(LearnerServer.majority($0) ?? "")" }.joined(separator: ",")
@@ -488,7 +491,7 @@ public final class LearnerServer {
             if let snap = outcome.snapshot {
                 previousSnapshot = snapshot
                 snapshot = snap
-                try runLog.append("published", ["step": job.step, "epoch": String(epoch, radix: 16)])
+                try runLog.append("published", ["step": job.step, "epoch": String(epoch, radix: 16)], sync: false)
                 announceNow()
             }
             if job.step % config.learner.checkpointEvery == 0 { try writeCheckpoint() }
@@ -549,7 +552,10 @@ public final class LearnerServer {
             logs.publish(kind: "actor_left", fields: ["actor": identity, "reason": "evicted"])
             console.warn("evicted silent actor", ["actor": identity])
         }
-        if now - lastAnnounce >= 1 { announceNow() }
+        // Right after a start, announce at every housekeeping tick: actors of a previous learner learn
+        // the new epoch (and say Hello) within a fraction of a second, instead of after the subscription
+        // has reconnected and the next once-a-second announcement has come round.
+        if now - lastAnnounce >= (now - startedAt < 3 ? 0.15 : 1) { announceNow() }
         if now - lastStats >= 1 {
             lastStats = now
             var m = core.accounting.summary
