@@ -131,6 +131,7 @@ public final class LearnerServer {
         snapshot = first.snapshot
         if let problem = first.sharedMemoryProblem {
             console.warn("weights stay out of shared memory (\(problem)); actors on this host fetch chunks like remote ones")
+            warnedAboutSharedMemory = true
         }
 
         worker = .trainer(trainer, sharedMemoryDirectory: shm)
