@@ -175,16 +175,38 @@ public final class LearnerCore {
 
     /// Prompts out on leases plus groups waiting or training: bounded so actors never produce more
     /// than the staleness window can accept.
+    /// Actors that asked for a lease and got none, with when: the fair share in `grantLease` serves them.
+    private var turnedAway: [String: Double] = [:]
+
     public var committedPrompts: Int {
         leases.values.reduce(0) { $0 + $1.prompts.count } + pending.count + (training ? batchGroups : 0)
     }
 
+    /// Prompts out on leases to `identity`.
+    public func leasedPrompts(of identity: String) -> Int {
+        leases.values.reduce(0) { $0 + ($1.actor == identity ? $1.prompts.count : 0) }
+    }
+
+    /// Up to `maxPrompts` (and `lease_size`) prompts, within the staleness window, or nil when there is
+    /// no room. Fair share: while another live actor asked within the last second, got nothing and holds
+    /// less than its share of the window (⌈window / actors⌉), an actor holds at most its share — an actor
+    /// that asks first (it asks again the moment its job starts) cannot starve the others when the
+    /// window is small (synchronous training), and takes everything when no one else is asking.
     public func grantLease(to identity: String, maxPrompts: Int, now: Double) -> Lease? {
-        guard actors[identity] != nil, !queue.isEmpty else { return nil }
+        guard actors[identity] != nil else { return nil }
         let window = batchGroups * (maxStaleness + 1) + (training ? batchGroups : 0)
         let room = window - committedPrompts
-        let n = min(room, maxPrompts, leaseSize, queue.count)
-        guard n > 0 else { return nil }
+        var n = min(room, maxPrompts, leaseSize, queue.count)
+        let share = (window + actors.count - 1) / max(1, actors.count)
+        let othersWaiting = turnedAway.contains { other, at in
+            other != identity && actors[other] != nil && now - at < 1 && leasedPrompts(of: other) < share
+        }
+        if othersWaiting { n = min(n, share - leasedPrompts(of: identity)) }
+        guard n > 0 else {
+            turnedAway[identity] = now
+            return nil
+        }
+        turnedAway[identity] = nil
         let ids = Array(queue.prefix(n))
         queue.removeFirst(n)
         let lease = Lease(id: nextLeaseId, actor: identity, prompts: ids, deadline: now + leaseTimeout, minStep: requiredStep)
