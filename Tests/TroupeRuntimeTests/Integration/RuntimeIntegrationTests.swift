@@ -76,9 +76,10 @@ import Glibc
         let joined = Set(records.of("actor_joined").compactMap { $0.string("actor") })
         run.check(joined == ["a1", "a2"], "actor_joined records for \(joined.sorted()), expected a1 and a2")
         // Actors on the learner's host take weights from its shared memory, and the learner leaves no file behind.
-        for actor in [a1, a2] {
-            run.check(actor.stderr.contains("\"via\":\"shared_memory\""), "\(actor.name) did not map the learner's weights")
-        }
+        // (An actor that joined as the short run ended may have applied no weights at all.)
+        let logs = [a1, a2].map(\.stderr)
+        run.check(logs.contains { $0.contains("\"via\":\"shared_memory\"") }, "no actor mapped the learner's weights")
+        run.check(!logs.contains { $0.contains("\"via\":\"chunks\"") }, "an actor on the learner's host fetched chunks")
         let left = (try? FileManager.default.contentsOfDirectory(atPath: run.sharedMemoryDirectory)) ?? ["?"]
         run.check(left.isEmpty, "weight files left after the learner finished: \(left)")
         Self.expectConsistentEnd(run, steps: 4)
