@@ -65,12 +65,17 @@ public enum SharedMemoryWeights {
     static func map(_ manifest: Troupe_V1_WeightManifest, floats: Int) throws -> FloatBuffer? {
         let path = manifest.sharedMemoryPath
         guard !path.isEmpty, manifest.totalBytes == UInt64(floats * 4) else { return nil }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // Only a learner's weight file, and never anything that could block the open (a FIFO).
+        guard (path.split(separator: "/").last ?? "").hasPrefix(prefix) else {
+            throw Failure(description: "\(path) is not a learner's weight file (\(prefix)…)")
+        }
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0, UInt64(info.st_size) == manifest.totalBytes else {
-            throw Failure(description: "\(path) is not \(manifest.totalBytes) bytes")
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { throw Failure(description: "\(path) is not a regular file") }
+        guard UInt64(info.st_size) == manifest.totalBytes else {
+            throw Failure(description: "\(path) is \(info.st_size) bytes, the manifest says \(manifest.totalBytes)")
         }
         let bytes = Int(manifest.totalBytes)
         // Read-only: nothing this process does can reach the learner's pages (an actor never writes

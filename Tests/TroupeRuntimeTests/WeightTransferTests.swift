@@ -102,11 +102,26 @@ import TroupeWire
     @Test func anActorOnAnotherHostIgnoresTheFileAndFetchesChunks() throws {
         let (snapshot, _) = WeightSnapshot.make(model: model, version: version, sharedMemoryDirectory: directory)
         var manifest = snapshot.manifest
-        manifest.sharedMemoryPath = directory + "/not-on-this-host"
+        manifest.sharedMemoryPath = "/dev/shm/" + SharedMemoryWeights.prefix + "of-a-learner-on-another-host"
         let fetch = try WeightFetch(manifest: manifest, layout: model.layout)
         #expect(!fetch.isComplete && fetch.sharedMemoryProblem == nil)
         try pullChunks(fetch, from: snapshot)
         #expect(fetch.parameters.map { bytes($0) } == parameterBytes)
+    }
+
+    @Test func onlyARegularWeightFileOfTheRightSizeIsMapped() throws {
+        let (snapshot, _) = WeightSnapshot.make(model: model, version: version, sharedMemoryDirectory: directory)
+        let fifo = directory + "/" + SharedMemoryWeights.prefix + "fifo"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let short = directory + "/" + SharedMemoryWeights.prefix + "short"
+        #expect(FileManager.default.createFile(atPath: short, contents: Data([1, 2, 3])))
+        let cases = [(fifo, "not a regular file"), (short, "is 3 bytes"), ("/etc/hostname", "not a learner's weight file")]
+        for (path, problem) in cases {
+            var manifest = snapshot.manifest
+            manifest.sharedMemoryPath = path
+            let fetch = try WeightFetch(manifest: manifest, layout: model.layout)
+            #expect(!fetch.isComplete && fetch.sharedMemoryProblem?.contains(problem) == true, "\(path): \(fetch.sharedMemoryProblem ?? "no problem")")
+        }
     }
 
     @Test func aMissingDirectoryLeavesTheSnapshotInMemoryWithAReason() throws {
