@@ -173,11 +173,11 @@ public final class LearnerCore {
     /// The step whose weights new samples must use: in synchronous mode the weights being trained now.
     public var requiredStep: Int { max(0, step + (training ? 1 : 0) - maxStaleness) }
 
-    /// Prompts out on leases plus groups waiting or training: bounded so actors never produce more
-    /// than the staleness window can accept.
     /// Actors that asked for a lease and got none, with when: the fair share in `grantLease` serves them.
     private var turnedAway: [String: Double] = [:]
 
+    /// Prompts out on leases plus groups waiting or training: bounded so actors never produce more
+    /// than the staleness window can accept.
     public var committedPrompts: Int {
         leases.values.reduce(0) { $0 + $1.prompts.count } + pending.count + (training ? batchGroups : 0)
     }
