@@ -217,7 +217,7 @@ struct TokenChooser {
     mutating func choose(logits z: UnsafePointer<Float>, rng: inout Xoshiro256) -> Choice {
         let V = vocabularySize
         let inv = 1 / parameters.temperature
-        let mx = Self.maximum(z, count: V) * inv
+        let mx = Vector.max(z, count: V) * inv
         let lse = probs.withUnsafeMutableBufferPointer { p -> Float in
             let sum = Vector.expShifted(z, scale: inv, shift: mx, out: p.baseAddress!, count: V)
             Vector.scale(p.baseAddress!, by: 1 / sum, count: V)
@@ -254,26 +254,6 @@ struct TokenChooser {
         }
         let logprob = z[Int(token)] * inv - lse
         return (token, logprob, entropy)
-    }
-
-    /// The value `Vector.max` returns, with the lane-wise maximum as a compare and a blend: Swift's
-    /// `pointwiseMax` compiles to a scalar loop through the stack here (about 3 ns per element, a
-    /// millisecond per step at batch 8 over a 49 152-token vocabulary). Per lane the same choice as
-    /// `Float.maximum(acc, v)`: acc when acc > v or v is NaN, else v (so a ±0 tie keeps the later value).
-    static func maximum(_ a: UnsafePointer<Float>, count: Int) -> Float {
-        typealias V = SIMD16<Float>
-        var m = -Float.infinity, i = 0
-        if count >= 16 {
-            var acc = V(repeating: -.infinity)
-            while i + 16 <= count {
-                let v = UnsafeRawPointer(a + i).loadUnaligned(as: V.self)
-                acc.replace(with: v, where: .!((acc .> v) .| (v .!= v)))
-                i += 16
-            }
-            m = acc.max()
-        }
-        while i < count { if a[i] > m { m = a[i] }; i += 1 }
-        return m
     }
 
     /// Inverse-CDF draw over `count` candidates (in `indices` order, or id order) holding `mass`.

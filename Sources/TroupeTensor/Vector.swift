@@ -59,11 +59,19 @@ public enum Vector {
         return s
     }
 
+    /// The lane-wise maximum is a compare and a blend: Swift's `pointwiseMax` compiles to a scalar
+    /// loop through the stack here (about 3 ns per element, a millisecond per decoding step at batch 8
+    /// over a 49 152-token vocabulary). Per lane it makes `Float.maximum(acc, v)`'s choice: acc when
+    /// acc > v or v is NaN, else v (so a ±0 tie keeps the later value).
     public static func max(_ a: UnsafePointer<Float>, count: Int) -> Float {
         var m = -Float.infinity, i = 0
         if count >= 16 {
             var acc = V(repeating: -.infinity)
-            while i + 16 <= count { acc = pointwiseMax(acc, load(a + i)); i += 16 }
+            while i + 16 <= count {
+                let v = load(a + i)
+                acc.replace(with: v, where: .!((acc .> v) .| (v .!= v)))
+                i += 16
+            }
             m = acc.max()
         }
         while i < count { if a[i] > m { m = a[i] }; i += 1 }
