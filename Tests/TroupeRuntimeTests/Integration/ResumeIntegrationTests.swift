@@ -8,6 +8,7 @@ struct ResumeCase: Sendable, CustomTestStringConvertible {
     let batchGroups: Int
     let killAfterStep: Int
     let sampledWithThatStep: Bool
+    var settings: [String] = []
 
     var testDescription: String {
         "checkpoint_every \(checkpointEvery), kill after step \(killAfterStep)" + (sampledWithThatStep ? " and a group sampled with it" : "")
@@ -16,9 +17,10 @@ struct ResumeCase: Sendable, CustomTestStringConvertible {
     /// Checkpoint every step: at most the step in progress is lost.
     static let everyStep = ResumeCase(checkpointEvery: 1, batchGroups: 2, killAfterStep: 2, sampledWithThatStep: false)
     /// Checkpoint every 2 steps, kill after step 3 with a group of step-3 weights accepted: step 3 is
-    /// voided (its weights died with the learner) and trained again. Batches of 4 groups leave time to
-    /// kill before step 4 (a checkpoint) completes.
-    static let voidedStep = ResumeCase(checkpointEvery: 2, batchGroups: 4, killAfterStep: 3, sampledWithThatStep: true)
+    /// voided (its weights died with the learner) and trained again. Batches of 8 groups of 16 longer
+    /// samples leave time to kill before step 4 (a checkpoint) completes: 7 more groups to sample.
+    static let voidedStep = ResumeCase(checkpointEvery: 2, batchGroups: 8, killAfterStep: 3, sampledWithThatStep: true,
+                                       settings: ["sampling.group_size=16", "sampling.max_new_tokens=16"])
 }
 
 extension RuntimeIntegrationTests {
@@ -30,7 +32,7 @@ extension RuntimeIntegrationTests {
         let run = try IntegrationRun("resume-every\(c.checkpointEvery)")
         defer { run.finish() }
         let first = try run.startLearner("learner", maxSteps: maxSteps,
-                                         ["learner.checkpoint_every=\(c.checkpointEvery)", "learner.batch_groups=\(c.batchGroups)"])
+                                         ["learner.checkpoint_every=\(c.checkpointEvery)", "learner.batch_groups=\(c.batchGroups)"] + c.settings)
         let a1 = try run.startActor("a1")
         let a2 = try run.startActor("a2")
         try run.require(run.waitUntil("step_done \(c.killAfterStep)", within: 40) { run.records.stepsDone.contains(c.killAfterStep) },
