@@ -83,7 +83,7 @@ public struct RolloutGroup: Sendable, Equatable {
     /// base64 of their little-endian bytes, so floats come back bit for bit.
     public var logBody: [String: Any] {
         [
-            "group": key.description, "prompt_id": Int(promptId), "lease": Int(leaseId),
+            "group": key.description, "actor_run": String(key.actorRunId, radix: 16), "prompt_id": Int(promptId), "lease": Int(leaseId),
             "version": ["epoch": String(version.epoch, radix: 16), "step": Int(version.step)],
             "prompt": Base64Arrays.encode(promptTokens), "generation_ms": Int(generationMs),
             "samples": samples.map { s -> [String: Any] in

@@ -80,11 +80,7 @@ final class IngestingLearner {
         let group = RolloutGroup(submission: submission, actor: identity, promptTokens: promptTokens)
         switch core.submit(group, from: identity, now: now) {
         case .accepted(let credit):
-            if let runLog {
-                var body = group.logBody
-                body["actor_run"] = String(h.actorRunID, radix: 16)
-                try runLog.append("group_accepted", body, sync: false)
-            }
+            try runLog?.append("group_accepted", group.logBody, sync: false)
             ack.status = .accepted
             ack.creditGranted = UInt32(credit)
         case .duplicate:

@@ -61,11 +61,7 @@ extension IngestionBench {
             }
         }
         let bodies = timed("run-log record: RolloutGroup.logBody (base64 arrays)") {
-            rollouts.map { g -> [String: Any] in
-                var body = g.logBody
-                body["actor_run"] = "1"
-                return body
-            }
+            rollouts.map(\.logBody)
         }
         let lines = try timed("run-log record: RecordEncoder (JSON)") {
             try bodies.map { Data(try RecordEncoder.encode($0)) }
