@@ -194,7 +194,8 @@ public final class LocalRun {
         throw RuntimeError.io("no free block of 5 tcp ports on 127.0.0.1")
     }
 
-    static func portIsFree(_ port: Int) -> Bool {
+    /// True when a tcp port on 127.0.0.1 can be bound right now.
+    public static func portIsFree(_ port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TroupeRuntime
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -60,22 +61,9 @@ struct PortBlock {
     static func random() throws -> PortBlock {
         for _ in 0..<50 {
             let base = Int.random(in: 0..<((32_000 - 20_000) / 5)) * 5 + 20_000
-            if (base..<(base + 5)).allSatisfy(isFree) { return PortBlock(base: base) }
+            if (base..<(base + 5)).allSatisfy(LocalRun.portIsFree) { return PortBlock(base: base) }
         }
         throw HarnessError("no free block of 5 loopback ports found in 20000..<32000")
-    }
-
-    static func isFree(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
     }
 }
 
