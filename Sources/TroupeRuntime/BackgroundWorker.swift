@@ -43,8 +43,8 @@ final class BackgroundWorker<Job, Outcome>: @unchecked Sendable {
 
     /// Finished jobs' outcomes since the last call (non-blocking).
     func poll() -> [Outcome] {
-        var sink = [UInt8](repeating: 0, count: 64)
-        while read(wakeFileDescriptor, &sink, sink.count) > 0 {}
+        var sink: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        while read(wakeFileDescriptor, &sink, MemoryLayout.size(ofValue: sink)) > 0 {}
         condition.lock()
         defer { condition.unlock() }
         let o = outcomes

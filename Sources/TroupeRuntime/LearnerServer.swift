@@ -129,16 +129,13 @@ public final class LearnerServer {
         }
         let first = WeightSnapshot.make(model: model, version: PolicyVersion(epoch: epoch, step: UInt64(core.step)), sharedMemoryDirectory: shm)
         snapshot = first.snapshot
-        if let problem = first.sharedMemoryProblem {
-            console.warn("weights stay out of shared memory (\(problem)); actors on this host fetch chunks like remote ones")
-            warnedAboutSharedMemory = true
-        }
 
         worker = .trainer(trainer, sharedMemoryDirectory: shm)
 
         // Stop sequences travel with each prompt's sampling parameters (`promptMessage`), not here.
         let welcome: [String: Any] = ["config": config.resolvedJSON(), "model_files": RunSetup.modelFiles(config.model.path)]
         welcomeJSON = String(data: try JSONSerialization.data(withJSONObject: welcome, options: [.sortedKeys]), encoding: .utf8)!
+        warnOnce(sharedMemoryProblem: first.sharedMemoryProblem)
         console.info("listening", ["control": "tcp://\(ep.advertiseHost):\(ep.controlPort)", "logs": "tcp://\(ep.advertiseHost):\(ep.logsPort)",
                                    "run": runDirectory, "step": core.step, "epoch": String(epoch, radix: 16)])
     }
@@ -206,6 +203,12 @@ public final class LearnerServer {
                 break
             }
         }
+    }
+
+    private func warnOnce(sharedMemoryProblem problem: String?) {
+        guard let problem, !warnedAboutSharedMemory else { return }
+        console.warn("weights stay out of shared memory (\(problem)); actors on this host fetch chunks like remote ones")
+        warnedAboutSharedMemory = true
     }
 
     /// Handles what is queued on the control socket (up to 256 messages), then makes the run log
@@ -375,9 +378,7 @@ public final class LearnerServer {
         switch core.submit(group, from: identity, now: now) {
         case .accepted(let credit):
             // On disk before the ack (drainControl syncs, then acks): an acknowledged group is never lost.
-            var body = group.logBody
-            body["actor_run"] = String(h.actorRunID, radix: 16)
-            try runLog.append("group_accepted", body, sync: false)
+            try runLog.append("group_accepted", group.logBody, sync: false)
             ack.status = .accepted
             ack.creditGranted = UInt32(credit)
         case .duplicate:
@@ -485,10 +486,7 @@ public final class LearnerServer {
             fields["rewards"] = job.groups.map { g in "\(g.promptId)=" + g.samples.map { "\($0.answer ?? ""):\($0.reward)" }.joined(separator: ";") }.joined(separator: ",")
             logs.publish(kind: "step", step: job.step, metrics: m, fields: fields)
             metrics.write(kind: "train", step: job.step, metrics: m)
-            if let problem = outcome.sharedMemoryProblem, !warnedAboutSharedMemory {
-                console.warn("weights stay out of shared memory (\(problem)); actors on this host fetch chunks like remote ones")
-                warnedAboutSharedMemory = true
-            }
+            warnOnce(sharedMemoryProblem: outcome.sharedMemoryProblem)
             if let snap = outcome.snapshot {
                 previousSnapshot = snapshot
                 snapshot = snap
