@@ -28,9 +28,11 @@ let package = Package(
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CSodium", path: "Sources/CSodium"),
+        // A header only: the prefetch hint the decoding kernels need (Swift cannot express it).
+        .systemLibrary(name: "CPrefetch", path: "Sources/CPrefetch"),
 
         // Pure numerics: storage, BLAS calls, kernels, AdamW.
-        .target(name: "TroupeTensor", dependencies: ["CBLAS"], swiftSettings: fastMath + [v5]),
+        .target(name: "TroupeTensor", dependencies: ["CBLAS", "CPrefetch"], swiftSettings: fastMath + [v5]),
         // Tokenizers: built-in byte level and Hugging Face tokenizer.json byte-level BPE. Pure.
         .target(name: "TroupeTokenizer", swiftSettings: [v5]),
         // The Llama-family policy: config, safetensors, forward/backward, KV-cache sampler.

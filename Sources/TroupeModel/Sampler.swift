@@ -1,5 +1,4 @@
 import Foundation
-import CBLAS
 import TroupeTensor
 
 /// Batched sampling with a KV cache. Prompts are prefilled through the training forward (so prompt
@@ -50,21 +49,30 @@ public final class Sampler: @unchecked Sendable {
                                              temperatures: Array(repeating: parameters.temperature, count: unique.count)),
                                 lastPositionLogits: true)
         var logits = FloatBuffer(count: B * V, zeroed: false)
+        // The cache is head-major per sequence, [kv head][position][d], so decoding attention reads one
+        // head's rows in order; the prefill's keys and values are position-major, [position][kv head · d].
+        let d = c.headDim
+        func store(_ row: UnsafePointer<Float>, position: Int, into cache: UnsafeMutablePointer<Float>, capacity: Int) {
+            for g in 0..<c.kvHeads { (cache + (g * capacity + position) * d).update(from: row + g * d, count: d) }
+        }
         for (u, i) in unique.enumerated() {
             let len = requests[i].prompt.count
             for l in 0..<c.layers {
                 let (k, v) = prefill.keysAndValues(layer: l, sequence: u)
-                (keys[l].pointer + cacheOffset[i]).update(from: k, count: len * K)
-                (values[l].pointer + cacheOffset[i]).update(from: v, count: len * K)
+                for p in 0..<len {
+                    store(k + p * K, position: p, into: keys[l].pointer + cacheOffset[i], capacity: capacity[i])
+                    store(v + p * K, position: p, into: values[l].pointer + cacheOffset[i], capacity: capacity[i])
+                }
             }
             prefill.copyLastLogits(sequence: u, into: logits.pointer + i * V)
         }
         for (i, r) in requests.enumerated() where firstIndex[r.prompt]! != i {
             let src = firstIndex[r.prompt]!
-            let len = r.prompt.count
+            // Same prompt, same capacity, so the same layout: copy the whole region.
+            let count = capacity[i] * K
             for l in 0..<c.layers {
-                (keys[l].pointer + cacheOffset[i]).update(from: keys[l].pointer + cacheOffset[src], count: len * K)
-                (values[l].pointer + cacheOffset[i]).update(from: values[l].pointer + cacheOffset[src], count: len * K)
+                (keys[l].pointer + cacheOffset[i]).update(from: keys[l].pointer + cacheOffset[src], count: count)
+                (values[l].pointer + cacheOffset[i]).update(from: values[l].pointer + cacheOffset[src], count: count)
             }
             (logits.pointer + i * V).update(from: logits.pointer + src * V, count: V)
         }
@@ -93,13 +101,12 @@ public final class Sampler: @unchecked Sendable {
         let vNew = FloatBuffer(count: B * K, zeroed: false), attn = FloatBuffer(count: B * Q, zeroed: false)
         let gate = FloatBuffer(count: B * max(I, C), zeroed: false), up = FloatBuffer(count: B * I, zeroed: false)
         let h = FloatBuffer(count: B * I, zeroed: false)
-        // Attention scores, one row per worker thread (64-byte aligned, as a single buffer was).
-        let scoreStride = (c.maxPositions + 15) & ~15
+        // Attention scores of one key/value head's query heads, per worker thread (64-byte aligned).
+        let group = c.heads / c.kvHeads
+        let scoreStride = (group * c.maxPositions + 15) & ~15
         let scores = FloatBuffer(count: 2 * scoreStride, zeroed: false)
         let embedding = model.w(model.layout.embedding)
         let scale = 1 / Float(c.headDim).squareRoot()
-        let group = c.heads / c.kvHeads
-        let d = c.headDim
 
         while !active.isEmpty {
             // Choose the next token of every active sequence from its logits row.
@@ -148,32 +155,30 @@ public final class Sampler: @unchecked Sendable {
                 let lo = model.layout.layers[l]
                 RMSNorm.forward(x: x.pointer, weight: model.w(lo.inputNorm), y: norm.pointer, rstd: nil, n: n, c: C, eps: Float(c.rmsNormEps))
                 model.projectQKV(layer: l, norm: norm.pointer, q: q.pointer, k: kNew.pointer, v: vNew.pointer, n: n, decoding: true)
-                var rowSpans: [Int] = [], rowCaches: [Int] = []
+                var rowSpans: [Int] = [], rowCaches: [Int] = [], rowCapacities: [Int] = []
                 for (row, i) in active.enumerated() {
                     let pos = lengths[i] - 1
                     model.rope.apply(q.pointer + row * Q, heads: c.heads, position: pos)
                     model.rope.apply(kNew.pointer + row * K, heads: c.kvHeads, position: pos)
-                    let kc = keys[l].pointer + cacheOffset[i], vc = values[l].pointer + cacheOffset[i]
-                    (kc + pos * K).update(from: kNew.pointer + row * K, count: K)
-                    (vc + pos * K).update(from: vNew.pointer + row * K, count: K)
+                    store(kNew.pointer + row * K, position: pos, into: keys[l].pointer + cacheOffset[i], capacity: capacity[i])
+                    store(vNew.pointer + row * K, position: pos, into: values[l].pointer + cacheOffset[i], capacity: capacity[i])
                     rowSpans.append(pos + 1)
                     rowCaches.append(cacheOffset[i])
+                    rowCapacities.append(capacity[i])
                 }
-                // One (row, head) per chunk, shared by the two threads: each chunk writes its own slice of
-                // attn, with the same calls whichever thread runs it.
-                let spans = rowSpans, caches = rowCaches, kl = keys[l].pointer, vl = values[l].pointer
+                // One (row, kv head) per chunk, shared by the two threads: each chunk writes its own slice
+                // of attn, with the same calls whichever thread runs it.
+                let spans = rowSpans, caches = rowCaches, capacities = rowCapacities
+                let kl = keys[l].pointer, vl = values[l].pointer
                 let attend = { (chunk: Int, worker: Int) in
-                    let row = chunk / c.heads, head = chunk % c.heads, g = head / group
-                    let span = spans[row], kc = kl + caches[row], vc = vl + caches[row]
-                    let sc = scores.pointer + worker * scoreStride
-                    // scores = K_g q_h · scale over positions 0...pos, then softmax, then out = V_gᵀ p
-                    cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(span), Int32(d), scale, kc + g * d, Int32(K),
-                                q.pointer + row * Q + head * d, 1, 0, sc, 1)
-                    Softmax.rowInPlace(sc, valid: span, length: span)
-                    cblas_sgemv(CblasRowMajor, CblasTrans, Int32(span), Int32(d), 1, vc + g * d, Int32(K),
-                                sc, 1, 0, attn.pointer + row * Q + head * d, 1)
+                    let row = chunk / c.kvHeads, g = chunk % c.kvHeads
+                    let head = caches[row] + g * capacities[row] * d
+                    let firstQuery = row * Q + g * group * d
+                    DecodeAttention.forward(queries: q.pointer + firstQuery, heads: group, keys: kl + head, values: vl + head,
+                                            span: spans[row], d: d, scale: scale, scores: scores.pointer + worker * scoreStride,
+                                            out: attn.pointer + firstQuery)
                 }
-                PairedWorker.shared.run(chunks: n * c.heads, attend)
+                PairedWorker.shared.run(chunks: n * c.kvHeads, attend)
                 model.attentionOutputAndMLP(layer: l, input: x.pointer, attn: attn.pointer, mid: x.pointer, norm2: norm.pointer,
                                             rstd2: nil, gate: gate.pointer, up: up.pointer, h: h.pointer, output: x.pointer, n: n,
                                             decoding: true)
