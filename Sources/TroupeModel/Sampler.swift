@@ -49,19 +49,23 @@ public final class Sampler: @unchecked Sendable {
                                              temperatures: Array(repeating: parameters.temperature, count: unique.count)),
                                 lastPositionLogits: true)
         var logits = FloatBuffer(count: B * V, zeroed: false)
-        // The cache is head-major per sequence, [kv head][position][d], so decoding attention reads one
-        // head's rows in order; the prefill's keys and values are position-major, [position][kv head · d].
+        // The cache is head-major per sequence, so decoding attention reads one head's entries in order:
+        // values [kv head][position][d], keys transposed [kv head][d][position] (`DecodeAttention`). The
+        // prefill's keys and values are position-major, [position][kv head · d].
         let d = c.headDim
-        func store(_ row: UnsafePointer<Float>, position: Int, into cache: UnsafeMutablePointer<Float>, capacity: Int) {
+        func store(value row: UnsafePointer<Float>, position: Int, into cache: UnsafeMutablePointer<Float>, capacity: Int) {
             for g in 0..<c.kvHeads { (cache + (g * capacity + position) * d).update(from: row + g * d, count: d) }
+        }
+        func store(key row: UnsafePointer<Float>, position: Int, into cache: UnsafeMutablePointer<Float>, capacity: Int) {
+            for e in 0..<(c.kvHeads * d) { cache[e * capacity + position] = row[e] }
         }
         for (u, i) in unique.enumerated() {
             let len = requests[i].prompt.count
             for l in 0..<c.layers {
                 let (k, v) = prefill.keysAndValues(layer: l, sequence: u)
                 for p in 0..<len {
-                    store(k + p * K, position: p, into: keys[l].pointer + cacheOffset[i], capacity: capacity[i])
-                    store(v + p * K, position: p, into: values[l].pointer + cacheOffset[i], capacity: capacity[i])
+                    store(key: k + p * K, position: p, into: keys[l].pointer + cacheOffset[i], capacity: capacity[i])
+                    store(value: v + p * K, position: p, into: values[l].pointer + cacheOffset[i], capacity: capacity[i])
                 }
             }
             prefill.copyLastLogits(sequence: u, into: logits.pointer + i * V)
@@ -160,8 +164,8 @@ public final class Sampler: @unchecked Sendable {
                     let pos = lengths[i] - 1
                     model.rope.apply(q.pointer + row * Q, heads: c.heads, position: pos)
                     model.rope.apply(kNew.pointer + row * K, heads: c.kvHeads, position: pos)
-                    store(kNew.pointer + row * K, position: pos, into: keys[l].pointer + cacheOffset[i], capacity: capacity[i])
-                    store(vNew.pointer + row * K, position: pos, into: values[l].pointer + cacheOffset[i], capacity: capacity[i])
+                    store(key: kNew.pointer + row * K, position: pos, into: keys[l].pointer + cacheOffset[i], capacity: capacity[i])
+                    store(value: vNew.pointer + row * K, position: pos, into: values[l].pointer + cacheOffset[i], capacity: capacity[i])
                     rowSpans.append(pos + 1)
                     rowCaches.append(cacheOffset[i])
                     rowCapacities.append(capacity[i])
@@ -174,9 +178,9 @@ public final class Sampler: @unchecked Sendable {
                     let row = chunk / c.kvHeads, g = chunk % c.kvHeads
                     let head = caches[row] + g * capacities[row] * d
                     let firstQuery = row * Q + g * group * d
-                    DecodeAttention.forward(queries: q.pointer + firstQuery, heads: group, keys: kl + head, values: vl + head,
-                                            span: spans[row], d: d, scale: scale, scores: scores.pointer + worker * scoreStride,
-                                            out: attn.pointer + firstQuery)
+                    DecodeAttention.forward(queries: q.pointer + firstQuery, heads: group, keysTransposed: kl + head,
+                                            stride: capacities[row], values: vl + head, span: spans[row], d: d, scale: scale,
+                                            scores: scores.pointer + worker * scoreStride, out: attn.pointer + firstQuery)
                 }
                 PairedWorker.shared.run(chunks: n * c.kvHeads, attend)
                 model.attentionOutputAndMLP(layer: l, input: x.pointer, attn: attn.pointer, mid: x.pointer, norm2: norm.pointer,

@@ -1,27 +1,75 @@
 /// Attention of one decoding step's queries over the cached keys and values of their sequence, one
 /// key/value head at a time. A step makes (rows × key/value heads × layers) of these, each over a
 /// short span: OpenBLAS's sgemv (two calls per query head, on a cache laid out position-major) spent
-/// more time per call on dispatch and strided reads than on the span's few thousand products.
+/// more time per call on dispatch and strided reads than on the span's few thousand products, and a
+/// dot product per position spent more on adding its lanes than on multiplying. Keys are cached
+/// transposed instead, so a vector holds 8 positions' partial scores.
 ///
 /// Every output is computed with the same arithmetic whatever the batch, the other sequences or the
 /// thread that runs it (as `StreamingGEMM`), so a sequence's samples do not depend on its batch.
 public enum DecodeAttention {
     typealias V = Vector.V
 
-    /// The query heads that share one key/value head (grouped-query attention), so each cached row is
-    /// read once for all of them. q: (heads, d); keys, values: (span, d), contiguous (the cache is kept
-    /// head-major for this: one head's rows stream from memory in order); scores: (heads, span) scratch;
-    /// out: (heads, d), out_h = Σ_j softmax(scale · K q_h)_j V_j.
-    public static func forward(queries q: UnsafePointer<Float>, heads: Int, keys: UnsafePointer<Float>,
-                               values: UnsafePointer<Float>, span: Int, d: Int, scale: Float,
+    /// The query heads that share one key/value head (grouped-query attention), so each cached key is
+    /// read once for all of them. q: (heads, d); keys: (d, stride), transposed (dimension-major: one
+    /// dimension's values over the positions, `stride` ≥ span floats apart); values: (span, d); scores:
+    /// (heads, span) scratch; out: (heads, d), out_h = Σ_j softmax(scale · K q_h)_j V_j.
+    public static func forward(queries q: UnsafePointer<Float>, heads: Int, keysTransposed keys: UnsafePointer<Float>,
+                               stride: Int, values: UnsafePointer<Float>, span: Int, d: Int, scale: Float,
                                scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
-        precondition(span > 0 && d > 0 && heads > 0, "DecodeAttention: empty span, head or group")
-        for j in 0..<span {
-            let key = keys + j * d
-            for h in 0..<heads { scores[h * span + j] = dot(q + h * d, key, d) * scale }
+        precondition(span > 0 && d > 0 && heads > 0 && stride >= span, "DecodeAttention: empty span, head or group")
+        var h = 0
+        while h < heads {
+            // Two query heads per pass over the keys (a lone last head is computed twice into one row).
+            let second = min(h + 1, heads - 1)
+            keyScores(q + h * d, q + second * d, keys: keys, stride: stride, span: span, d: d, scale: scale,
+                      into: scores + h * span, scores + second * span)
+            h += 2
         }
         for h in 0..<heads { weightedValues(scores + h * span, values: values, span: span, d: d, out: out + h * d) }
     }
+
+    typealias U = SIMD8<Float>
+
+    /// s_j = scale · Σ_c q[c] K[c][j] for two queries, c in order: each lane (one position) and the
+    /// scalar tail run the same sequence of rounded products and sums. 16 positions per pass, so one
+    /// load of a key row feeds four multiply-adds.
+    @inline(__always)
+    private static func keyScores(_ q0: UnsafePointer<Float>, _ q1: UnsafePointer<Float>, keys: UnsafePointer<Float>,
+                                  stride: Int, span: Int, d: Int, scale: Float,
+                                  into s0: UnsafeMutablePointer<Float>, _ s1: UnsafeMutablePointer<Float>) {
+        var j = 0
+        while j + 16 <= span {
+            var a0 = U(), a1 = U(), b0 = U(), b1 = U()
+            for c in 0..<d {
+                let row = keys + c * stride + j
+                let k0 = load8(row), k1 = load8(row + 8)
+                let x = U(repeating: q0[c]), y = U(repeating: q1[c])
+                a0 += x * k0; a1 += x * k1
+                b0 += y * k0; b1 += y * k1
+            }
+            store8(a0 * scale, s0 + j); store8(a1 * scale, s0 + j + 8)
+            store8(b0 * scale, s1 + j); store8(b1 * scale, s1 + j + 8)
+            j += 16
+        }
+        while j < span {
+            var a: Float = 0, b: Float = 0
+            for c in 0..<d {
+                let k = keys[c * stride + j]
+                a += q0[c] * k
+                b += q1[c] * k
+            }
+            s0[j] = a * scale
+            s1[j] = b * scale
+            j += 1
+        }
+    }
+
+    @inline(__always)
+    private static func load8(_ p: UnsafePointer<Float>) -> U { UnsafeRawPointer(p).loadUnaligned(as: U.self) }
+
+    @inline(__always)
+    private static func store8(_ v: U, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: U.self) }
 
     /// out = Σ_j softmax(s)_j V_j for one head's scores s (overwritten with the unnormalised weights).
     @inline(__always)
@@ -64,18 +112,5 @@ public enum DecodeAttention {
             out[c] = a * inverse
             c += 1
         }
-    }
-
-    /// Σ a_i b_i: 16-lane partial sums in order, a halving tree over the lanes (4 adds; a sequential
-    /// fold of 16 lanes made the sum cost more than the products at head sizes of 64), then the tail.
-    @inline(__always)
-    private static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) -> Float {
-        var acc = V(), i = 0
-        while i + 16 <= count { acc += Vector.load(a + i) * Vector.load(b + i); i += 16 }
-        let half = acc.lowHalf + acc.highHalf, quarter = half.lowHalf + half.highHalf
-        let pair = quarter.lowHalf + quarter.highHalf
-        var s = pair[0] + pair[1]
-        while i < count { s += a[i] * b[i]; i += 1 }
-        return s
     }
 }
