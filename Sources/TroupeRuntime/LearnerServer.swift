@@ -348,64 +348,18 @@ public final class LearnerServer {
     }
 
     private func receiveGroup(_ message: WireMessage, identity: String, peer: PeerID, now: Double) throws {
-        var ack = Troupe_V1_Ack()
-        ack.currentVersion = snapshot.version.proto
-        let submission: GroupSubmission
-        do {
-            submission = try GroupSubmission(validating: message)
-        } catch {
-            if case .groupSubmit(let header) = message.body { ack.sequence = header.sequence }
-            ack.status = .rejected
-            ack.rejectReason = error.groupRejectReason
-            ack.text = error.description
-            ack.creditGranted = 1
-            wireRejects[error.reason.rawValue, default: 0] += 1
-            logs.publish(kind: "rejection", fields: ["actor": identity, "reason": error.reason.rawValue, "detail": error.detail])
-            pendingAcks.append((peer, ack))
-            return
-        }
-        let h = submission.header
-        ack.sequence = h.sequence
-        guard let promptTokens = core.prompts[h.promptID]?.tokens else {
-            ack.status = .rejected
-            ack.rejectReason = .malformed
-            ack.text = "unknown prompt id \(h.promptID)"
-            ack.creditGranted = 1
-            pendingAcks.append((peer, ack))
-            return
-        }
-        let group = RolloutGroup(submission: submission, actor: identity, promptTokens: promptTokens)
-        switch core.submit(group, from: identity, now: now) {
-        case .accepted(let credit):
-            // On disk before the ack (drainControl syncs, then acks): an acknowledged group is never lost.
-            try runLog.append("group_accepted", group.logBody, sync: false)
-            ack.status = .accepted
-            ack.creditGranted = UInt32(credit)
-        case .duplicate:
-            ack.status = .duplicate
-            ack.creditGranted = 0
-        case .rejected(let reason, let text):
-            try runLog.append("group_rejected", ["group": group.key.description, "reason": reason.rawValue, "detail": text,
-                                                 "version": Int(group.version.step)], sync: false)
-            logs.publish(kind: "rejection", step: core.step, fields: ["actor": identity, "reason": reason.rawValue, "detail": text])
-            ack.status = .rejected
-            ack.rejectReason = LearnerServer.protoReason(reason)
-            ack.text = text
-            ack.creditGranted = 1
+        let (ack, outcome) = try GroupIntake.receive(message, from: identity, core: core, runLog: runLog,
+                                                     currentVersion: snapshot.version, now: now)
+        switch outcome {
+        case .accepted, .duplicate:
+            break
+        case .rejected(_, let reason, let detail):
+            logs.publish(kind: "rejection", step: core.step, fields: ["actor": identity, "reason": reason.rawValue, "detail": detail])
+        case .refused(let reason, let detail):
+            wireRejects[reason, default: 0] += 1
+            logs.publish(kind: "rejection", fields: ["actor": identity, "reason": reason, "detail": detail])
         }
         pendingAcks.append((peer, ack))
-    }
-
-    static func protoReason(_ r: LearnerCore.RejectReason) -> Troupe_V1_GroupRejectReason {
-        switch r {
-        case .stale: return .stale
-        case .oldEpoch: return .oldEpoch
-        case .nonFinite: return .nonFinite
-        case .malformed: return .malformed
-        case .unknownLease: return .unknownLease
-        case .leaseExpired: return .leaseExpired
-        case .unknownActor: return .unknownActor
-        }
     }
 
     private func drainWeights() throws {

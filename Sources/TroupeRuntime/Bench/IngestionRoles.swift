@@ -3,7 +3,8 @@ import TroupeProto
 import TroupeWire
 
 /// The learner side of the ingestion bench: the per-message work of `LearnerServer`'s control loop
-/// for Hello, LeaseRequest and GroupSubmit, without the training, logging stream and housekeeping.
+/// for Hello, LeaseRequest and GroupSubmit (the groups through `GroupIntake`, the learner's own code),
+/// without the training, logging stream and housekeeping.
 final class IngestingLearner {
     let core: LearnerCore
     let runLog: RunLog?
@@ -64,29 +65,17 @@ final class IngestingLearner {
         }
     }
 
-    /// `LearnerServer.receiveGroup`, step for step; a group the real learner would reject is a bench bug.
+    /// The learner's own intake (`GroupIntake`, as `LearnerServer` calls it); a group the learner would
+    /// not accept is a bench bug.
     private func receiveGroup(_ message: WireMessage, identity: String, peer: PeerID, now: Double) throws {
-        var ack = Troupe_V1_Ack()
-        ack.currentVersion = PolicyVersion(epoch: epoch, step: UInt64(core.step)).proto
-        let submission: GroupSubmission
-        do {
-            submission = try GroupSubmission(validating: message)
-        } catch {
-            throw RuntimeBenchError(phase, "a synthetic group failed validation: \(error)")
-        }
-        let h = submission.header
-        ack.sequence = h.sequence
-        guard let promptTokens = core.prompts[h.promptID]?.tokens else { throw RuntimeBenchError(phase, "unknown prompt \(h.promptID)") }
-        let group = RolloutGroup(submission: submission, actor: identity, promptTokens: promptTokens)
-        switch core.submit(group, from: identity, now: now) {
-        case .accepted(let credit):
-            try runLog?.append("group_accepted", group.logBody, sync: false)
-            ack.status = .accepted
-            ack.creditGranted = UInt32(credit)
-        case .duplicate:
-            throw RuntimeBenchError(phase, "group \(group.key) counted as a duplicate")
-        case .rejected(let reason, let text):
-            throw RuntimeBenchError(phase, "group \(group.key) rejected (\(reason.rawValue)): \(text)")
+        let (ack, outcome) = try GroupIntake.receive(message, from: identity, core: core, runLog: runLog,
+                                                     currentVersion: PolicyVersion(epoch: epoch, step: UInt64(core.step)), now: now)
+        switch outcome {
+        case .accepted: break
+        case .duplicate(let group): throw RuntimeBenchError(phase, "group \(group.key) counted as a duplicate")
+        case .rejected(let group, let reason, let detail):
+            throw RuntimeBenchError(phase, "group \(group.key) rejected (\(reason.rawValue)): \(detail)")
+        case .refused(let reason, let detail): throw RuntimeBenchError(phase, "a synthetic group was refused (\(reason)): \(detail)")
         }
         pendingAcks.append((peer, ack))
         // An instant trainer: batches leave as soon as they form, so the pending buffer stays small.

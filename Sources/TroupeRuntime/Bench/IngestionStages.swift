@@ -4,8 +4,8 @@ import TroupeWire
 
 /// Where the ingestion time goes: the learner's per-group steps timed one by one.
 extension IngestionBench {
-    /// Each step of `IngestingLearner.receiveGroup` timed over all `groups` on this thread, without
-    /// sockets: what the learner's path costs beyond receiving the bytes.
+    /// Each step of the learner's group intake (`GroupIntake.receive`) timed over all `groups` on this
+    /// thread, without sockets: what the learner's path costs beyond receiving the bytes.
     static func stageCosts(_ groups: [GroupContent], fsyncGroups: Int, logDirectory: String) throws -> [Stage] {
         let phase = "ingestion (stages)"
         let n = groups.count
@@ -40,19 +40,7 @@ extension IngestionBench {
             }
         }
         let rollouts = timed("RolloutGroup (per-sample arrays)") {
-            submissions.map { s -> RolloutGroup in
-                let h = s.header
-                let ranges = s.sampleRanges
-                let samples = h.samples.enumerated().map { i, info in
-                    RolloutSample(tokens: Array(s.tokenIDs[ranges[i]]), logprobs: Array(s.logProbs[ranges[i]]), entropies: nil,
-                                  finishReason: info.finishReason == .length ? .length : .stop, temperature: info.temperature,
-                                  answer: info.hasExtractedAnswer ? info.extractedAnswer : nil, reward: info.reward,
-                                  components: info.rewardComponents)
-                }
-                return RolloutGroup(key: GroupKey(actor: "stages", actorRunId: 1, sequence: h.sequence), promptId: h.promptID,
-                                    leaseId: h.leaseID, version: PolicyVersion(h.version), promptTokens: core.prompts[h.promptID]!.tokens,
-                                    samples: samples, generationMs: h.generationMs)
-            }
+            submissions.map { RolloutGroup(submission: $0, actor: "stages", promptTokens: core.prompts[$0.header.promptID]!.tokens) }
         }
         try timed("LearnerCore.submit (+ batch formation)") {
             for g in rollouts {
