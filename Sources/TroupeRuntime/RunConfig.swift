@@ -11,7 +11,7 @@ public struct RunConfig: Sendable {
     public struct Run: Sendable, Equatable {
         public var name = "ttrl"
         public var seed: UInt64 = 1
-        public var maxSteps = 900
+        public var maxSteps = 1500
         /// Run directory; default `runs/<name>`.
         public var directory: String?
     }
@@ -89,7 +89,7 @@ public struct RunConfig: Sendable {
     public var algorithm: AlgorithmOptions
     /// The algorithm section as written (preset plus overrides), kept for the frozen config.
     public var algorithmJSON: JSONValue
-    public var optimizer = AdamWOptions(learningRate: 5e-5, weightDecay: 0, maxGradNorm: 1.0)
+    public var optimizer = AdamWOptions(learningRate: 3e-5, weightDecay: 0, maxGradNorm: 1.0)
     /// Learning-rate schedule over `run.max_steps`: linear warm-up, then constant or cosine decay to 10%.
     public var schedule = Schedule()
     public struct Schedule: Sendable, Equatable {

@@ -181,6 +181,12 @@ extension RunConfig {
         if endpoints.advertiseHost == "0.0.0.0" || endpoints.advertiseHost == "*" {
             throw ConfigError(key: "endpoints.advertise_host", problem: "must be an address others can connect to, not \(endpoints.advertiseHost)")
         }
+        // The actors sample sampling.group_size completions per prompt; an algorithm that asks for another
+        // count (a preset's recommendation, or a user's override) would otherwise be silently ignored.
+        if let samples = algorithm.sampling.samplesPerPrompt, samples != sampling.groupSize {
+            throw ConfigError(key: "algorithm.sampling.samples_per_prompt",
+                              problem: "is \(samples) (from the preset or an override) but the actors sample sampling.group_size = \(sampling.groupSize) completions per prompt: set sampling.group_size=\(samples) to follow it, or this key to null to keep \(sampling.groupSize)")
+        }
         if let train = algorithm.sampling.trainSamples, train > sampling.groupSize {
             throw ConfigError(key: "algorithm.sampling.train_samples", problem: "\(train) exceeds sampling.group_size \(sampling.groupSize)")
         }

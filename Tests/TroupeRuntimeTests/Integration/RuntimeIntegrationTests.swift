@@ -211,7 +211,8 @@ import Glibc
                   "the actor's message does not say that no learner answered at port \(run.ports.control): \(child.stderr)")
     }
 
-    // 8b: an unknown configuration key is refused by name, before anything binds or writes.
+    // 8b: an unknown configuration key, or a value the runtime would not honour, is refused by name,
+    // before anything binds or writes.
     @Test func learnerRefusesUnknownKey() throws {
         let run = try IntegrationRun("bogus-key")
         defer { run.finish() }
@@ -219,6 +220,13 @@ import Glibc
         run.check(status != nil && status != .code(0), "learner with learner.bogus=1 ended with \(status?.description ?? "a timeout")")
         run.check(child.stderr.contains("learner.bogus"), "the error does not name learner.bogus: \(child.stderr)")
         run.check(!FileManager.default.fileExists(atPath: run.runDirectory + "/run.log"), "a refused configuration still created run.log")
+
+        // A value that the runtime would not honour is refused too, naming the key that does it.
+        let (mismatch, refused) = try run.runToCompletion("learner-samples", ["learner"] + run.learnerSettings(
+            maxSteps: 2, ["algorithm.sampling.samples_per_prompt=32"]), within: 20)
+        run.check(mismatch != nil && mismatch != .code(0), "learner with samples_per_prompt 32 ≠ group_size ended with \(mismatch?.description ?? "a timeout")")
+        run.check(refused.stderr.contains("algorithm.sampling.samples_per_prompt") && refused.stderr.contains("sampling.group_size"),
+                  "the error does not name both keys: \(refused.stderr)")
     }
 
 
