@@ -155,24 +155,21 @@ public final class Sampler: @unchecked Sendable {
 
             // One decoding step for the n active rows: the new token sits at position lengths[i] − 1.
             for (row, token) in next.enumerated() { (x.pointer + row * C).update(from: embedding + Int(token) * C, count: C) }
+            // Each row's cache region and span, the same in every layer of this step.
+            let spans = active.map { lengths[$0] }, caches = active.map { cacheOffset[$0] }, capacities = active.map { capacity[$0] }
             for l in 0..<c.layers {
                 let lo = model.layout.layers[l]
                 RMSNorm.forward(x: x.pointer, weight: model.w(lo.inputNorm), y: norm.pointer, rstd: nil, n: n, c: C, eps: Float(c.rmsNormEps))
                 model.projectQKV(layer: l, norm: norm.pointer, q: q.pointer, k: kNew.pointer, v: vNew.pointer, n: n, decoding: true)
-                var rowSpans: [Int] = [], rowCaches: [Int] = [], rowCapacities: [Int] = []
-                for (row, i) in active.enumerated() {
-                    let pos = lengths[i] - 1
+                for row in 0..<n {
+                    let pos = spans[row] - 1
                     model.rope.apply(q.pointer + row * Q, heads: c.heads, position: pos)
                     model.rope.apply(kNew.pointer + row * K, heads: c.kvHeads, position: pos)
-                    store(key: kNew.pointer + row * K, position: pos, into: keys[l].pointer + cacheOffset[i], capacity: capacity[i])
-                    store(value: vNew.pointer + row * K, position: pos, into: values[l].pointer + cacheOffset[i], capacity: capacity[i])
-                    rowSpans.append(pos + 1)
-                    rowCaches.append(cacheOffset[i])
-                    rowCapacities.append(capacity[i])
+                    store(key: kNew.pointer + row * K, position: pos, into: keys[l].pointer + caches[row], capacity: capacities[row])
+                    store(value: vNew.pointer + row * K, position: pos, into: values[l].pointer + caches[row], capacity: capacities[row])
                 }
                 // One (row, kv head) per chunk, shared by the two threads: each chunk writes its own slice
                 // of attn, with the same calls whichever thread runs it.
-                let spans = rowSpans, caches = rowCaches, capacities = rowCapacities
                 let kl = keys[l].pointer, vl = values[l].pointer
                 let attend = { (chunk: Int, worker: Int) in
                     let row = chunk / c.kvHeads, g = chunk % c.kvHeads
