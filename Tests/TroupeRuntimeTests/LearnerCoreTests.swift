@@ -17,13 +17,20 @@ import TroupeRuntime
         #expect(c.grantLease(to: "stranger", maxPrompts: 1, now: 0) == nil)
     }
 
-    @Test func anActorThatAsksFirstCannotStarveAWaitingOne() {
+    /// A window of two prompts (synchronous training) and two actors, "fast" holding both prompts.
+    func windowFilledByFast(other: String) -> LearnerCore {
         let c = core(batchGroups: 2, maxStaleness: 0)
         _ = c.hello(identity: "fast", runId: 1, now: 0)
-        _ = c.hello(identity: "slow", runId: 2, now: 0)
+        _ = c.hello(identity: other, runId: 2, now: 0)
+        #expect(c.grantLease(to: "fast", maxPrompts: 1, now: 0) != nil)
+        #expect(c.grantLease(to: "fast", maxPrompts: 1, now: 0) != nil)
+        #expect(c.leasedPrompts(of: "fast") == 2)
+        return c
+    }
+
+    @Test func anActorThatAsksFirstCannotStarveAWaitingOne() {
         // Alone at first, the fast actor fills the window; the slow one asks and is turned away.
-        #expect(c.grantLease(to: "fast", maxPrompts: 1, now: 0) != nil)
-        #expect(c.grantLease(to: "fast", maxPrompts: 1, now: 0) != nil)
+        let c = windowFilledByFast(other: "slow")
         #expect(c.grantLease(to: "slow", maxPrompts: 1, now: 99.9) == nil)
         // The window frees up and the fast actor asks first, twice: it gets its share (one of two)…
         #expect(c.expireLeases(now: 100).count == 2)
@@ -35,12 +42,7 @@ import TroupeRuntime
     }
 
     @Test func withNobodyElseAskingOneActorTakesTheWholeWindow() {
-        let c = core(batchGroups: 2, maxStaleness: 0)
-        _ = c.hello(identity: "fast", runId: 1, now: 0)
-        _ = c.hello(identity: "idle", runId: 2, now: 0)
-        #expect(c.grantLease(to: "fast", maxPrompts: 1, now: 0) != nil)
-        #expect(c.grantLease(to: "fast", maxPrompts: 1, now: 0) != nil)
-        #expect(c.leasedPrompts(of: "fast") == 2)
+        let c = windowFilledByFast(other: "idle")
         // A refusal older than a second no longer holds anyone back.
         #expect(c.grantLease(to: "idle", maxPrompts: 1, now: 0.5) == nil)
         #expect(c.expireLeases(now: 100).count == 2)
