@@ -207,6 +207,22 @@ public nonisolated struct Troupe_V1_Envelope: @unchecked Sendable {
     set {_uniqueStorage()._body = .logEvent(newValue)}
   }
 
+  public var weightSourceRequest: Troupe_V1_WeightSourceRequest {
+    get {
+      if case .weightSourceRequest(let v)? = _storage._body {return v}
+      return Troupe_V1_WeightSourceRequest()
+    }
+    set {_uniqueStorage()._body = .weightSourceRequest(newValue)}
+  }
+
+  public var weightSource: Troupe_V1_WeightSource {
+    get {
+      if case .weightSource(let v)? = _storage._body {return v}
+      return Troupe_V1_WeightSource()
+    }
+    set {_uniqueStorage()._body = .weightSource(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -225,6 +241,8 @@ public nonisolated struct Troupe_V1_Envelope: @unchecked Sendable {
     case chunk(Troupe_V1_Chunk)
     case weightAnnounce(Troupe_V1_WeightAnnounce)
     case logEvent(Troupe_V1_LogEvent)
+    case weightSourceRequest(Troupe_V1_WeightSourceRequest)
+    case weightSource(Troupe_V1_WeightSource)
 
   }
 
@@ -239,7 +257,7 @@ fileprivate nonisolated let _protobuf_package = "troupe.v1"
 
 nonisolated extension Troupe_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_major\0\u{3}protocol_minor\0\u{3}frame_count\0\u{3}frame_lengths\0\u{2}\u{b}checksum\0\u{2}\u{5}hello\0\u{1}welcome\0\u{1}reject\0\u{3}lease_request\0\u{1}lease\0\u{3}group_submit\0\u{1}ack\0\u{1}heartbeat\0\u{1}bye\0\u{3}weight_manifest_request\0\u{3}weight_manifest\0\u{3}chunk_request\0\u{1}chunk\0\u{3}weight_announce\0\u{3}log_event\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_major\0\u{3}protocol_minor\0\u{3}frame_count\0\u{3}frame_lengths\0\u{2}\u{b}checksum\0\u{2}\u{5}hello\0\u{1}welcome\0\u{1}reject\0\u{3}lease_request\0\u{1}lease\0\u{3}group_submit\0\u{1}ack\0\u{1}heartbeat\0\u{1}bye\0\u{3}weight_manifest_request\0\u{3}weight_manifest\0\u{3}chunk_request\0\u{1}chunk\0\u{3}weight_announce\0\u{3}log_event\0\u{3}weight_source_request\0\u{3}weight_source\0")
 
   fileprivate class _StorageClass {
     var _protocolMajor: UInt32 = 0
@@ -482,6 +500,32 @@ nonisolated extension Troupe_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._
             _storage._body = .logEvent(v)
           }
         }()
+        case 35: try {
+          var v: Troupe_V1_WeightSourceRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .weightSourceRequest(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .weightSourceRequest(v)
+          }
+        }()
+        case 36: try {
+          var v: Troupe_V1_WeightSource?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .weightSource(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .weightSource(v)
+          }
+        }()
         default: break
         }
       }
@@ -569,6 +613,14 @@ nonisolated extension Troupe_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._
       case .logEvent?: try {
         guard case .logEvent(let v)? = _storage._body else { preconditionFailure() }
         try visitor.visitSingularMessageField(value: v, fieldNumber: 34)
+      }()
+      case .weightSourceRequest?: try {
+        guard case .weightSourceRequest(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 35)
+      }()
+      case .weightSource?: try {
+        guard case .weightSource(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 36)
       }()
       case nil: break
       }

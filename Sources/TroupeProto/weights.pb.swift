@@ -12,6 +12,11 @@
 /// actors pull a manifest, then chunks with a window, over their own DEALER -> the learner's
 /// weights ROUTER. Chunk payloads are raw frames. An actor on the learner's own host maps the
 /// blob from shared memory instead (WeightManifest.shared_memory_path) and fetches no chunks.
+/// An actor that fetches chunks first asks the learner where from (WeightSourceRequest, protocol
+/// 2.1): the learner arranges the chunk-fetching actors of a version in a tree, so that each
+/// version crosses the learner's link about once rather than once per actor, and every actor
+/// serves the chunks it already holds to the actors below it (a "relay": a ROUTER speaking the
+/// same ChunkRequest/Chunk messages as the learner's weights socket).
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -280,6 +285,66 @@ public nonisolated struct Troupe_V1_WeightAnnounce: Sendable {
   public var manifestHash: Data = Data()
 
   public var totalBytes: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _version: Troupe_V1_PolicyVersion? = nil
+}
+
+/// Actor -> learner (weights socket), after the manifest, when the actor will fetch chunks.
+public nonisolated struct Troupe_V1_WeightSourceRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// the manifest's version
+  public var version: Troupe_V1_PolicyVersion {
+    get {_version ?? Troupe_V1_PolicyVersion()}
+    set {_version = newValue}
+  }
+  /// Returns true if `version` has been explicitly set.
+  public var hasVersion: Bool {self._version != nil}
+  /// Clears the value of `version`. Subsequent reads from it will return its default value.
+  public mutating func clearVersion() {self._version = nil}
+
+  /// where this actor serves chunks to others; empty: it does not relay
+  public var relayEndpoint: String = String()
+
+  /// for the learner's logs and to drop an evicted actor from the tree
+  public var actorIdentity: String = String()
+
+  public var actorRunID: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _version: Troupe_V1_PolicyVersion? = nil
+}
+
+/// Learner -> actor: fetch this version's chunks from `upstream_endpoint`, another actor's relay,
+/// or from the learner when it is empty. An upstream that answers VERSION_GONE or stalls is left
+/// for the learner; every tensor is verified against the learner's manifest whatever the source.
+public nonisolated struct Troupe_V1_WeightSource: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var version: Troupe_V1_PolicyVersion {
+    get {_version ?? Troupe_V1_PolicyVersion()}
+    set {_version = newValue}
+  }
+  /// Returns true if `version` has been explicitly set.
+  public var hasVersion: Bool {self._version != nil}
+  /// Clears the value of `version`. Subsequent reads from it will return its default value.
+  public mutating func clearVersion() {self._version = nil}
+
+  public var upstreamEndpoint: String = String()
+
+  /// hops from the learner (1: the learner itself serves it)
+  public var depth: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -580,6 +645,99 @@ nonisolated extension Troupe_V1_WeightAnnounce: SwiftProtobuf.Message, SwiftProt
     if lhs._version != rhs._version {return false}
     if lhs.manifestHash != rhs.manifestHash {return false}
     if lhs.totalBytes != rhs.totalBytes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Troupe_V1_WeightSourceRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WeightSourceRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}relay_endpoint\0\u{3}actor_identity\0\u{3}actor_run_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._version) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.relayEndpoint) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.actorIdentity) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.actorRunID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._version {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if !self.relayEndpoint.isEmpty {
+      try visitor.visitSingularStringField(value: self.relayEndpoint, fieldNumber: 2)
+    }
+    if !self.actorIdentity.isEmpty {
+      try visitor.visitSingularStringField(value: self.actorIdentity, fieldNumber: 3)
+    }
+    if self.actorRunID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.actorRunID, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Troupe_V1_WeightSourceRequest, rhs: Troupe_V1_WeightSourceRequest) -> Bool {
+    if lhs._version != rhs._version {return false}
+    if lhs.relayEndpoint != rhs.relayEndpoint {return false}
+    if lhs.actorIdentity != rhs.actorIdentity {return false}
+    if lhs.actorRunID != rhs.actorRunID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Troupe_V1_WeightSource: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WeightSource"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}upstream_endpoint\0\u{1}depth\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._version) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.upstreamEndpoint) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.depth) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._version {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if !self.upstreamEndpoint.isEmpty {
+      try visitor.visitSingularStringField(value: self.upstreamEndpoint, fieldNumber: 2)
+    }
+    if self.depth != 0 {
+      try visitor.visitSingularUInt32Field(value: self.depth, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Troupe_V1_WeightSource, rhs: Troupe_V1_WeightSource) -> Bool {
+    if lhs._version != rhs._version {return false}
+    if lhs.upstreamEndpoint != rhs.upstreamEndpoint {return false}
+    if lhs.depth != rhs.depth {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

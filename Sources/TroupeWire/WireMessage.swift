@@ -13,6 +13,7 @@ public enum MessageKind: String, Sendable, CaseIterable, Hashable {
     case chunkRequest = "chunk_request", chunk
     case weightAnnounce = "weight_announce"
     case logEvent = "log_event"
+    case weightSourceRequest = "weight_source_request", weightSource = "weight_source"
 
     public init(_ body: WireBody) {
         switch body {
@@ -31,6 +32,8 @@ public enum MessageKind: String, Sendable, CaseIterable, Hashable {
         case .chunk: self = .chunk
         case .weightAnnounce: self = .weightAnnounce
         case .logEvent: self = .logEvent
+        case .weightSourceRequest: self = .weightSourceRequest
+        case .weightSource: self = .weightSource
         }
     }
 
@@ -220,6 +223,8 @@ extension Troupe_V1_Envelope.OneOf_Body {
         case .chunk(let m): return m
         case .weightAnnounce(let m): return m
         case .logEvent(let m): return m
+        case .weightSourceRequest(let m): return m
+        case .weightSource(let m): return m
         }
     }
 

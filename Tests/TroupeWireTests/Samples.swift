@@ -126,6 +126,17 @@ func sampleMessages() -> [WireMessage] {
     event.fields = ["preset": "cispo"]
     event.text = "step 42"
 
+    var sourceRequest = Troupe_V1_WeightSourceRequest()
+    sourceRequest.version = version
+    sourceRequest.relayEndpoint = "tcp://10.0.0.7:40123"
+    sourceRequest.actorIdentity = "node-7"
+    sourceRequest.actorRunID = 77
+
+    var source = Troupe_V1_WeightSource()
+    source.version = version
+    source.upstreamEndpoint = "tcp://10.0.0.3:40001"
+    source.depth = 2
+
     return [
         WireMessage(.hello(hello)),
         WireMessage(.welcome(welcome)),
@@ -143,6 +154,8 @@ func sampleMessages() -> [WireMessage] {
         WireMessage(.chunk(chunk), frames: [Frame((0..<4096).map { UInt8(truncatingIfNeeded: $0) })]),
         WireMessage(.weightAnnounce(announce)),
         WireMessage(.logEvent(event)),
+        WireMessage(.weightSourceRequest(sourceRequest)),
+        WireMessage(.weightSource(source)),
     ]
 }
 
