@@ -22,6 +22,10 @@ public final class ActorClient {
         /// Fault injection for tests: keep the first weights forever and sample leases with them anyway,
         /// so the learner must reject this actor's groups as stale.
         public var ignoreNewWeights = false
+        /// Where this actor serves the weight chunks it holds to actors the learner places below it
+        /// (`WeightRelay`); nil: it does not relay. `ActorClient.defaultRelay` picks one.
+        public var relay: ListenAddress?
+        public var weights = WeightReceiver.Options()
         public init(learner: Endpoint, identity: String) {
             self.learner = learner
             self.identity = identity
@@ -33,7 +37,8 @@ public final class ActorClient {
     let runId: UInt64
     let context: ZMQContext
     private var control: ZMQSocket
-    private var weightsSocket: ZMQSocket?
+    private var receiver: WeightReceiver?
+    private var relay: WeightRelay?
     private var announce: ZMQSocket?
     private var logs: LogPublisher?
     private var session: Session?
@@ -44,7 +49,6 @@ public final class ActorClient {
     private var credit = 0
     private var lastHeard = monotonicSeconds()
     private var lastHello = 0.0
-    private var warnedAboutSharedMemory = false
     /// How the last weights came (shared memory or chunks): said on the console when it changes.
     private var lastWeightsPath = ""
     private var lastHeartbeat = 0.0
@@ -69,9 +73,6 @@ public final class ActorClient {
         var model: LlamaModel?
         var version: PolicyVersion?
         var newest: PolicyVersion
-        var fetch: WeightFetch?
-        var fetchRequested = false
-        var fetchStarted = 0.0
 
         init(welcome: Troupe_V1_Welcome, config: ModelConfig, tokenizer: any Tokenizer, algorithm: AlgorithmOptions, stopTokens: [Int32]) {
             self.welcome = welcome
@@ -92,6 +93,21 @@ public final class ActorClient {
         runId = r
         context = try ZMQContext(ioThreads: 1)
         control = try ActorClient.makeControl(context: context, options: options, runId: r)
+        if let listen = options.relay {
+            do {
+                relay = try WeightRelay(context: context, listen: listen)
+            } catch {
+                console.warn("not relaying weights (\(listen): \(error)); actors below this one would wait for nothing, so none will be")
+            }
+        }
+    }
+
+    /// The relay address an actor uses by default: on loopback when its learner is (everything on one
+    /// host), otherwise every interface, advertised under this host's name.
+    public static func defaultRelay(learner: Endpoint, advertiseHost: String? = nil) throws -> ListenAddress {
+        if let host = advertiseHost { return try ListenAddress(bind: "tcp://*:0", advertise: "tcp://\(host):0") }
+        if learner.isLoopback { return try ListenAddress(bind: "tcp://127.0.0.1:0") }
+        return try ListenAddress(bind: "tcp://*:0", advertise: "tcp://\(ProcessInfo.processInfo.hostName):0")
     }
 
     static func makeControl(context: ZMQContext, options: Options, runId: UInt64) throws -> ZMQSocket {
@@ -114,13 +130,15 @@ public final class ActorClient {
             if Shutdown.requested { stopReason = "shutdown requested"; break }
             let poller = Poller()
             poller.register(control)
-            if let w = weightsSocket { poller.register(w) }
+            for socket in receiver?.sockets ?? [] { poller.register(socket) }
+            if let r = relay { poller.register(r.socket) }
             if let a = announce { poller.register(a) }
             if let s = session { poller.register(fileDescriptor: s.worker.wakeFileDescriptor) }
             let ready = try poller.poll(until: .afterMilliseconds(10))
             if ready.contains(control) { try drainControl() }
             if let a = announce, ready.contains(a) { try drainAnnounce() }
-            if let w = weightsSocket, ready.contains(w) { try drainWeights() }
+            if let r = relay, ready.contains(r.socket) { try r.drain() }
+            if let rc = receiver { try handle(rc.receive(ready, now: now)) }
             if session == nil || now - lastHeard > options.learnerSilence {
                 if !everWelcomed && now - started > options.connectTimeout {
                     console.error("no learner answered at \(options.learner) within \(Int(options.connectTimeout)) s")
@@ -157,7 +175,8 @@ public final class ActorClient {
         usleep(100_000)
         logs?.close()
         control.close()
-        weightsSocket?.close()
+        receiver?.close()
+        relay?.close()
         announce?.close()
         context.shutdown()
         console.info("stopped: \(stopReason ?? "")", ["groups_produced": produced, "unacked": unacked.count])
@@ -258,14 +277,12 @@ public final class ActorClient {
     }
 
     private func connectSideChannels(_ w: Troupe_V1_Welcome) throws {
-        weightsSocket?.close()
+        receiver?.close()
         announce?.close()
         logs?.close()
-        let ws = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
-        try ws.set([.maxMessageSize(WireLimits.weights.socketMaxFrameBytes), .immediate(false),
-                    .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)])
-        try ws.connect(Endpoint(parsing: w.weightsEndpoint))
-        weightsSocket = ws
+        receiver = try WeightReceiver(context: context, learnerWeights: Endpoint(parsing: w.weightsEndpoint),
+                                      layout: ParameterLayout(config: session!.config), relay: relay,
+                                      identity: options.identity, runId: runId, options: options.weights)
         let sub = try ZMQSocket(context, type: .subscribe, linger: .discardUnsent)
         try sub.set([.subscribe([]), .maxMessageSize(WireLimits.headerOnly.socketMaxFrameBytes)])
         try sub.connect(Endpoint(parsing: w.announceEndpoint))
@@ -303,83 +320,44 @@ public final class ActorClient {
     // MARK: weights
 
     private func stepWeights(now: Double) throws {
-        guard let s = session, let ws = weightsSocket else { return }
+        guard let s = session, let rc = receiver else { return }
+        try handle(rc.tick(now: now))
         let current = s.version
-        let wanted = s.newest
         if options.ignoreNewWeights && current != nil { return }
-        if s.fetch == nil && !s.fetchRequested && (current == nil || current!.epoch != s.epoch || current!.step < wanted.step) {
-            _ = try ws.send(WireMessage(.weightManifestRequest(Troupe_V1_WeightManifestRequest())))
-            s.fetchRequested = true
-            s.fetchStarted = now
-        }
-        if s.fetchRequested && now - s.fetchStarted > 20 {
-            console.warn("weight transfer timed out; retrying")
-            s.fetch = nil
-            s.fetchRequested = false
+        if !rc.inProgress && (current == nil || current!.epoch != s.epoch || current!.step < s.newest.step) {
+            try rc.start(now: now)
         }
     }
 
-    private func drainWeights() throws {
-        guard let ws = weightsSocket, let s = session else { return }
-        for _ in 0..<256 {
-            switch try ws.receiveMessage(deadline: .now, limits: .weights) {
-            case .timedOut: return
-            case .rejected(let e): console.warn("bad weights message: \(e)")
-            case .message(let m):
-                switch m.body {
-                case .weightManifest(let manifest):
-                    do {
-                        let f = try WeightFetch(manifest: manifest, layout: ParameterLayout(config: s.config))
-                        if let problem = f.sharedMemoryProblem, !warnedAboutSharedMemory {
-                            console.warn("not using the learner's shared memory (\(problem)); fetching chunks")
-                            warnedAboutSharedMemory = true
-                        }
-                        if f.isComplete {
-                            try apply(f, to: s)
-                        } else {
-                            s.fetch = f
-                            for r in f.nextRequests() { _ = try ws.send(WireMessage(.chunkRequest(r))) }
-                        }
-                    } catch {
-                        console.warn("\(error)")
-                        s.fetchRequested = false
-                    }
-                case .chunk(let chunk):
-                    guard let f = s.fetch else { continue }
-                    do {
-                        try f.accept(chunk, payload: m.frames.first)
-                        if f.isComplete {
-                            try apply(f, to: s)
-                        } else {
-                            for r in f.nextRequests() { _ = try ws.send(WireMessage(.chunkRequest(r))) }
-                        }
-                    } catch {
-                        console.warn("weight transfer: \(error); starting again")
-                        s.fetch = nil
-                        s.fetchRequested = false
-                    }
-                default: break
-                }
+    private func handle(_ events: [WeightReceiver.Event]) throws {
+        for event in events {
+            switch event {
+            case .applied(let f, let via): try apply(f, via: via)
+            case .fellBack(let upstream, let reason):
+                console.warn("weight relay \(upstream) stopped serving (\(reason)); fetching the rest from the learner")
+                logs?.publish(kind: "weights_relay_fallback", fields: ["actor": options.identity, "upstream": upstream, "reason": reason])
+            case .failed(let reason):
+                console.warn("weight transfer failed: \(reason); starting again")
+            case .sharedMemoryUnused(let problem):
+                console.warn("not using the learner's shared memory (\(problem)); fetching chunks")
             }
         }
     }
 
     /// Swaps in verified weights (between sampling jobs: a running job keeps the model it started with).
-    private func apply(_ f: WeightFetch, to s: Session) throws {
-        guard let parameters = f.parameters else { return }
+    private func apply(_ f: WeightFetch, via: String) throws {
+        guard let s = session, let parameters = f.parameters else { return }
         s.model = try LlamaModel(config: s.config, parameters: parameters)
         s.version = f.version
         noteVersion(f.version)
         let ms = Date().timeIntervalSince(f.startedAt) * 1000
-        let via = f.mappedSharedMemory ? "shared_memory" : "chunks"
-        logs?.publish(kind: "weights_applied", step: Int(f.version.step), metrics: ["weight_sync_ms": ms],
-                      fields: ["actor": options.identity, "via": via])
+        var fields = ["actor": options.identity, "via": via]
+        if via != "shared_memory" { fields["depth"] = String(receiver?.depth ?? 1) }
+        logs?.publish(kind: "weights_applied", step: Int(f.version.step), metrics: ["weight_sync_ms": ms], fields: fields)
         if via != lastWeightsPath {
             console.info("weights applied", ["version": f.version.description, "via": via, "ms": String(format: "%.1f", ms)])
             lastWeightsPath = via
         }
-        s.fetch = nil
-        s.fetchRequested = false
     }
 
     // MARK: work
@@ -461,7 +439,8 @@ public final class ActorClient {
         _ = try? control.send(WireMessage(.heartbeat(hb)))
         logs?.publish(kind: "actor_stats", metrics: ["groups_produced": Double(produced), "tokens_per_s": stats.tokensPerSecond,
                                                     "actor/idle_ratio": stats.idleRatio, "unacked": Double(unacked.count),
-                                                    "weights_step": Double(session?.version?.step ?? 0)],
+                                                    "weights_step": Double(session?.version?.step ?? 0),
+                                                    "relay/chunks_served": Double(relay?.chunksServed ?? 0)],
                       fields: ["actor": options.identity])
     }
 }

@@ -35,8 +35,9 @@ public final class LearnerServer {
     let lockDescriptor: Int32
     let startedAt = monotonicSeconds()
     let startedWall = Date().timeIntervalSince1970
-    private var snapshot: WeightSnapshot
-    private var previousSnapshot: WeightSnapshot?
+    /// The published versions and the relay tree of the newest (answers the weights socket).
+    private var weightService: WeightService
+    private var snapshot: WeightSnapshot { weightService.snapshot }
     private var peers: [PeerID: String] = [:]
     private var peerOf: [String: PeerID] = [:]
     private var lastAnnounce = 0.0
@@ -128,7 +129,7 @@ public final class LearnerServer {
             console.info("removed weight files that stopped learners left in \(shm)")
         }
         let first = WeightSnapshot.make(model: model, version: PolicyVersion(epoch: epoch, step: UInt64(core.step)), sharedMemoryDirectory: shm)
-        snapshot = first.snapshot
+        weightService = WeightService(snapshot: first.snapshot, relayFanout: config.learner.relayFanout)
 
         worker = .trainer(trainer, sharedMemoryDirectory: shm)
 
@@ -182,7 +183,7 @@ public final class LearnerServer {
         context.shutdown()
         // Actors that mapped a version keep its pages; its name goes now rather than at some later
         // deinit (the next learner would sweep it, but only when it starts).
-        for path in [snapshot.manifest.sharedMemoryPath, previousSnapshot?.manifest.sharedMemoryPath ?? ""] where !path.isEmpty {
+        for path in [snapshot.manifest.sharedMemoryPath, weightService.previous?.manifest.sharedMemoryPath ?? ""] where !path.isEmpty {
             unlink(path)
         }
         console.info(finished ? "run finished" : "stopped", ["step": core.step, "accounting_identity": core.accounting.identityHolds])
@@ -280,6 +281,7 @@ public final class LearnerServer {
         case .bye(let bye):
             let returned = core.depart(identity: identity, now: now)
             forget(peer: peer)
+            weightService.remove(actor: identity)
             try runLog.append("actor_left", ["actor": identity, "reason": "bye: \(bye.reason)", "leases_returned": returned.map { Int($0.id) },
                                              "prompts_returned": returned.flatMap(\.prompts).map { Int($0) }])
             logs.publish(kind: "actor_left", fields: ["actor": identity, "reason": bye.reason])
@@ -368,22 +370,13 @@ public final class LearnerServer {
             case .timedOut: return
             case .rejected(_, let error): wireRejects["weights_" + error.reason.rawValue, default: 0] += 1
             case .message(let peer, let message):
-                switch message.body {
-                case .weightManifestRequest:
-                    _ = try weights.send(WireMessage(.weightManifest(snapshot.manifest)), to: peer)
-                case .chunkRequest(let r):
-                    let wanted = PolicyVersion(r.version)
-                    let source = wanted == snapshot.version ? snapshot : (wanted == previousSnapshot?.version ? previousSnapshot : nil)
-                    if let source {
-                        _ = try weights.send(source.chunk(offset: r.offset, length: r.length), to: peer)
-                    } else {
-                        var c = Troupe_V1_Chunk()
-                        c.status = .versionGone
-                        c.version = r.version
-                        c.offset = r.offset
-                        _ = try weights.send(WireMessage(.chunk(c)), to: peer)
+                if let reply = weightService.reply(to: message.body) {
+                    _ = try weights.send(reply, to: peer)
+                    if case .weightSourceRequest(let r) = message.body, case .weightSource(let s) = reply.body {
+                        logs.publish(kind: "weights_source", step: Int(r.version.step), metrics: ["depth": Double(s.depth)],
+                                     fields: ["actor": r.actorIdentity, "upstream": s.upstreamEndpoint.isEmpty ? "learner" : s.upstreamEndpoint])
                     }
-                default:
+                } else {
                     wireRejects["weights_unexpected_kind", default: 0] += 1
                 }
             }
@@ -442,8 +435,7 @@ public final class LearnerServer {
             metrics.write(kind: "train", step: job.step, metrics: m)
             warnOnce(sharedMemoryProblem: outcome.sharedMemoryProblem)
             if let snap = outcome.snapshot {
-                previousSnapshot = snapshot
-                snapshot = snap
+                weightService.publish(snap)
                 try runLog.append("published", ["step": job.step, "epoch": String(epoch, radix: 16)], sync: false)
                 announceNow()
             }
@@ -499,6 +491,7 @@ public final class LearnerServer {
         }
         for (identity, leases) in core.evictSilent(now: now) {
             if let peer = peerOf[identity] { forget(peer: peer) }
+            weightService.remove(actor: identity)
             try runLog.append("actor_left", ["actor": identity, "reason": "evicted: no heartbeat for \(config.learner.heartbeatTimeoutSeconds) s",
                                              "leases_returned": leases.map { Int($0.id) },
                                              "prompts_returned": leases.flatMap(\.prompts).map { Int($0) }])

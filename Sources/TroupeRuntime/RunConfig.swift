@@ -57,6 +57,9 @@ public struct RunConfig: Sendable {
         /// Where published weights go as files that actors on this host map instead of fetching
         /// chunks (a tmpfs); empty: ZeroMQ chunks for every actor.
         public var sharedMemoryDirectory = "/dev/shm"
+        /// Actors each node of the weight relay tree serves (RelayPlan): 1 is a chain, 0 has every
+        /// chunk-fetching actor fetch from the learner.
+        public var relayFanout = 1
     }
     public struct Endpoints: Sendable, Equatable {
         /// Address the learner's sockets bind to (`*` for every interface).

@@ -25,9 +25,12 @@ struct ConfigField {
         }, write: { $0[keyPath: path] })
     }
 
-    static func string(_ key: String, _ path: WritableKeyPath<RunConfig, String>, allowed: [String]? = nil) -> ConfigField {
+    /// `emptyMeansOff`: the empty string is a value (it turns the feature off) rather than a mistake.
+    static func string(_ key: String, _ path: WritableKeyPath<RunConfig, String>, allowed: [String]? = nil, emptyMeansOff: Bool = false) -> ConfigField {
         ConfigField(key: key, read: { config, value in
-            guard let s = value as? String, !s.isEmpty else { throw ConfigError(key: key, problem: "expected a non-empty string, got \(describe(value))") }
+            guard let s = value as? String, !s.isEmpty || emptyMeansOff else {
+                throw ConfigError(key: key, problem: "expected a non-empty string, got \(describe(value))")
+            }
             if let allowed, !allowed.contains(s) {
                 throw ConfigError(key: key, problem: "\"\(s)\" is not one of \(allowed.map { "\"\($0)\"" }.joined(separator: ", "))")
             }
@@ -102,7 +105,8 @@ extension RunConfig {
         .double("learner.heartbeat_timeout_s", \.learner.heartbeatTimeoutSeconds, 0.5...86400),
         .int("learner.credit", \.learner.credit, 1...1024),
         .int("learner.threads", \.learner.threads, 1...256),
-        .string("learner.shared_memory_dir", \.learner.sharedMemoryDirectory),
+        .string("learner.shared_memory_dir", \.learner.sharedMemoryDirectory, emptyMeansOff: true),
+        .int("learner.relay_fanout", \.learner.relayFanout, 0...64),
         .string("endpoints.bind_host", \.endpoints.bindHost),
         .string("endpoints.advertise_host", \.endpoints.advertiseHost),
         .int("endpoints.control_port", \.endpoints.controlPort, 0...65535),

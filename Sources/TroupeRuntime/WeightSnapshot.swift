@@ -102,8 +102,13 @@ public final class WeightFetch {
     public let window: Int
     private let floats: Int
     private var staging: FloatBuffer?
+    /// The staging buffer as zero-copy frames for the relay: each chunk's range is written once,
+    /// before any frame over it exists, so the bytes a frame shares never change.
+    private var servable: SharedBuffer?
     private var nextOffset: UInt64 = 0
     private var outstanding: Set<UInt64> = []
+    /// Offsets of the chunks held, for the relay.
+    private var arrived: Set<UInt64> = []
     private var received: UInt64 = 0
     public let startedAt = Date()
     /// Verified parameters, once complete: the mapped shared-memory file or the filled staging buffer.
@@ -162,13 +167,14 @@ public final class WeightFetch {
         if chunk.status == .versionGone { throw Problem.versionGone }
         guard parameters == nil, chunk.status == .ok, PolicyVersion(chunk.version) == version, outstanding.contains(chunk.offset), let payload else { return }
         guard chunk.offset + UInt64(payload.count) <= manifest.totalBytes else { throw Problem.manifest("chunk past the end") }
+        guard payload.count == expectedLength(at: chunk.offset) else { throw Problem.manifest("chunk at \(chunk.offset) is \(payload.count) bytes") }
         outstanding.remove(chunk.offset)
-        let staging = self.staging ?? FloatBuffer(count: floats, zeroed: false)
-        self.staging = staging
+        let staging = self.staging ?? makeStaging()
         payload.withUnsafeBytes { raw in
             UnsafeMutableRawPointer(staging.pointer).advanced(by: Int(chunk.offset)).copyMemory(from: raw.baseAddress!, byteCount: raw.count)
         }
         received += UInt64(payload.count)
+        arrived.insert(chunk.offset)
         if received == manifest.totalBytes {
             lastChunkAt = monotonicSeconds()
             if let bad = manifest.firstMismatch(in: UnsafeRawBufferPointer(start: staging.pointer, count: floats * 4)) {
@@ -180,4 +186,40 @@ public final class WeightFetch {
 
     /// When the last chunk arrived (monotonic seconds; nil for a mapped or unfinished transfer).
     public private(set) var lastChunkAt: Double?
+
+    /// Requests for every chunk asked for and not yet here, to send to another source (the relay
+    /// upstream went quiet); the window stays as it was.
+    public func reissueOutstanding() -> [Troupe_V1_ChunkRequest] {
+        outstanding.sorted().map { offset in
+            var r = Troupe_V1_ChunkRequest()
+            r.version = manifest.version
+            r.offset = offset
+            r.length = UInt32(expectedLength(at: offset))
+            return r
+        }
+    }
+
+    /// A zero-copy frame of a chunk this transfer holds, for actors fetching through this one;
+    /// nil when it is not here (yet), or the request is not one of the manifest's chunks.
+    public func heldChunk(offset: UInt64, length: UInt32) -> Frame? {
+        guard let servable, arrived.contains(offset), Int(length) == expectedLength(at: offset) else { return nil }
+        return Frame(sharing: servable, range: Int(offset)..<Int(offset) + Int(length))
+    }
+
+    /// True when `offset`/`length` names one of the manifest's chunks.
+    public func isChunk(offset: UInt64, length: UInt32) -> Bool {
+        offset % UInt64(max(1, manifest.chunkSize)) == 0 && offset < manifest.totalBytes && Int(length) == expectedLength(at: offset)
+    }
+
+    private func expectedLength(at offset: UInt64) -> Int {
+        Int(min(UInt64(manifest.chunkSize), manifest.totalBytes - min(offset, manifest.totalBytes)))
+    }
+
+    private func makeStaging() -> FloatBuffer {
+        let buffer = FloatBuffer(count: floats, zeroed: false)
+        staging = buffer
+        // The closure holds the staging buffer, so a frame in flight keeps its memory alive.
+        servable = SharedBuffer(adopting: UnsafeMutableRawPointer(buffer.pointer), count: floats * 4) { _, _ in _ = buffer }
+        return buffer
+    }
 }

@@ -43,6 +43,12 @@ struct ActorCommand: ParsableCommand {
     @Option(name: .long, help: "Seconds to wait for a first answer from the learner before giving up.")
     var connectTimeout: Double = 60
 
+    @Option(name: .long, help: "The host name or address other actors reach this one at, to fetch weight chunks it relays (default: loopback when the learner is on loopback, else this host's name).")
+    var relayAdvertise: String?
+
+    @Flag(name: .long, help: "Do not relay weight chunks to other actors (this actor still fetches through others).")
+    var noRelay = false
+
     @Flag(name: .long, help: .hidden)
     var testIgnoreNewWeights = false
 
@@ -52,6 +58,12 @@ struct ActorCommand: ParsableCommand {
         }
         guard connectTimeout > 0 else { throw ValidationError("--connect-timeout must be > 0") }
         if let i = identity, i.isEmpty || i.contains("#") { throw ValidationError("--identity must be non-empty and without '#'") }
+        if let host = relayAdvertise {
+            guard !noRelay else { throw ValidationError("--relay-advertise and --no-relay contradict each other") }
+            do { _ = try ActorClient.defaultRelay(learner: Endpoint(parsing: learner), advertiseHost: host) } catch {
+                throw ValidationError("--relay-advertise: \(error)")
+            }
+        }
     }
 
     func run() throws {
@@ -61,6 +73,7 @@ struct ActorCommand: ParsableCommand {
             var options = ActorClient.Options(learner: try Endpoint(parsing: learner), identity: name)
             options.connectTimeout = connectTimeout
             options.ignoreNewWeights = testIgnoreNewWeights
+            if !noRelay { options.relay = try ActorClient.defaultRelay(learner: options.learner, advertiseHost: relayAdvertise) }
             return try ActorClient(options: options).run()
         }
     }

@@ -98,6 +98,23 @@ import Glibc
         run.check(status == .code(1), "replay --verify with a changed learning rate: \(status?.description ?? "timeout"), expected exit 1")
     }
 
+    // Weight distribution to remote actors: with no shared memory every actor fetches chunks, and the
+    // learner chains them (learner.relay_fanout 1), so all but the first take each version from another actor.
+    @Test func actorsWithoutSharedMemoryRelayWeightsToOneAnother() throws {
+        let run = try IntegrationRun("relay")
+        defer { run.finish() }
+        let learner = try run.startLearner(maxSteps: 6, ["learner.shared_memory_dir="])
+        let actors = try ["r1", "r2", "r3"].map { try run.startActor($0) }
+        try run.require(run.expectExit(learner, .code(0), within: 90) == .code(0), "the learner did not finish the run")
+        for a in actors { run.expectExit(a, .code(0), within: 10) }
+        let logs = actors.map(\.stderr)
+        run.check(!logs.contains { $0.contains("\"via\":\"shared_memory\"") }, "an actor mapped shared memory the learner did not offer")
+        run.check(logs.contains { $0.contains("\"via\":\"relay\"") }, "no actor took its weights from another actor's relay")
+        run.check(logs.contains { $0.contains("\"via\":\"chunks\"") }, "no actor took its weights from the learner")
+        run.check(!logs.contains { $0.contains("stopped serving") }, "a relay stalled on loopback")
+        Self.expectConsistentEnd(run, steps: 6)
+    }
+
     // 2: an actor started mid-run gets an accepted group within 10 s of its start.
     @Test func actorJoiningMidRunContributesWithinTenSeconds() throws {
         let run = try IntegrationRun("join")

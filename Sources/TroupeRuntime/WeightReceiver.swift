@@ -1,0 +1,252 @@
+import TroupeModel
+import TroupeProto
+import TroupeWire
+
+/// The actor's side of one weight transfer after another, sockets included (DESIGN.md §2):
+/// manifest from the learner; the learner's shared-memory file when this host has it; otherwise the
+/// learner names an upstream (`RelayPlan`: another actor's relay, or itself) and the chunks come from
+/// there with a window of requests. An upstream that refuses or stalls for `stallSeconds` is left:
+/// the learner is asked for every chunk still missing. Each chunk that lands is offered to this
+/// actor's own relay at once, so the actors below it are served while it is still fetching.
+/// Every tensor is verified against the learner's manifest whatever the chunks' source.
+public final class WeightReceiver {
+    public enum Event {
+        /// Verified weights; `via` is "shared_memory", "chunks" (from the learner) or "relay"
+        /// (from another actor, every chunk).
+        case applied(WeightFetch, via: String)
+        /// The upstream relay stopped serving this transfer; the learner serves the rest.
+        case fellBack(upstream: String, reason: String)
+        /// The transfer failed; `inProgress` is false again and a new `start` begins over.
+        case failed(String)
+        /// The learner offered its shared memory and this actor could not use it (said once).
+        case sharedMemoryUnused(String)
+    }
+
+    public struct Options: Sendable {
+        /// Silence from a relay upstream, with requests outstanding, before the learner takes over.
+        public var stallSeconds = 3.0
+        /// How long to wait for the learner to name an upstream (an older learner never does).
+        public var sourceWaitSeconds = 2.0
+        /// Silence from the learner, with a request outstanding, before the transfer starts over.
+        public var learnerSilenceSeconds = 20.0
+        public var window = 8
+        public init() {}
+    }
+
+    private enum Phase { case idle, manifest, source, chunks }
+
+    public let learner: ZMQSocket
+    let context: ZMQContext
+    let layout: ParameterLayout
+    let relay: WeightRelay?
+    let identity: String
+    let runId: UInt64
+    let options: Options
+    private var phase = Phase.idle
+    private var since = 0.0
+    private var lastProgress = 0.0
+    public private(set) var fetch: WeightFetch?
+    /// The relay chunks come from now (nil: the learner).
+    private var upstream: (endpoint: String, socket: ZMQSocket)?
+    private var fellBack = false
+    private var usedRelay = false
+    private var warnedAboutSharedMemory = false
+    /// Hops from the learner of the current transfer (1: served by the learner).
+    public private(set) var depth = 1
+
+    public init(context: ZMQContext, learnerWeights: Endpoint, layout: ParameterLayout, relay: WeightRelay?,
+                identity: String, runId: UInt64, options: Options = Options()) throws {
+        self.context = context
+        self.layout = layout
+        self.relay = relay
+        self.identity = identity
+        self.runId = runId
+        self.options = options
+        learner = try WeightReceiver.dealer(context, to: learnerWeights)
+    }
+
+    static func dealer(_ context: ZMQContext, to endpoint: Endpoint) throws -> ZMQSocket {
+        let s = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
+        try s.set([.maxMessageSize(WireLimits.weights.socketMaxFrameBytes), .immediate(false),
+                   .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)])
+        try s.connect(endpoint)
+        return s
+    }
+
+    /// The sockets to poll for `receive` (the relay's own socket is the caller's to poll).
+    public var sockets: [ZMQSocket] { [learner] + (upstream.map { [$0.socket] } ?? []) }
+    public var inProgress: Bool { phase != .idle }
+
+    /// Asks the learner for its newest weights.
+    public func start(now: Double) throws {
+        guard phase == .idle else { return }
+        fetch = nil
+        fellBack = false
+        usedRelay = false
+        depth = 1
+        dropUpstream()
+        _ = try learner.send(WireMessage(.weightManifestRequest(Troupe_V1_WeightManifestRequest())))
+        phase = .manifest
+        since = now
+        lastProgress = now
+    }
+
+    /// Handles what the poll found on this receiver's sockets.
+    public func receive(_ ready: PollResult, now: Double) throws -> [Event] {
+        var events: [Event] = []
+        for socket in sockets where ready.contains(socket) {
+            drain: for _ in 0..<256 {
+                // The upstream may have been dropped by a message just handled.
+                guard socket === learner || socket === upstream?.socket else { break drain }
+                switch try socket.receiveMessage(deadline: .now, limits: .weights) {
+                case .timedOut:
+                    break drain
+                case .rejected(let e) where socket === learner:
+                    events.append(.failed("bad weights message from the learner: \(e)"))
+                    reset()
+                case .rejected(let e):
+                    fallBack(reason: "it sent a bad message: \(e)", now: now, into: &events)
+                case .message(let m):
+                    try handle(m, fromLearner: socket === learner, now: now, into: &events)
+                }
+            }
+        }
+        return events
+    }
+
+    /// Deadlines: the learner's silence, the source it did not name, a relay that stalls.
+    public func tick(now: Double) throws -> [Event] {
+        var events: [Event] = []
+        switch phase {
+        case .idle: break
+        case .manifest:
+            if now - since > options.learnerSilenceSeconds { events.append(.failed("no weight manifest from the learner in \(Int(options.learnerSilenceSeconds)) s")); reset() }
+        case .source:
+            if now - since > options.sourceWaitSeconds { try fetchChunks(upstream: "", now: now) }
+        case .chunks:
+            if let up = upstream, now - lastProgress > options.stallSeconds {
+                fallBack(reason: "no chunk for \(options.stallSeconds) s from \(up.endpoint)", now: now, into: &events)
+            } else if upstream == nil && now - lastProgress > options.learnerSilenceSeconds {
+                events.append(.failed("no chunk from the learner in \(Int(options.learnerSilenceSeconds)) s"))
+                reset()
+            }
+        }
+        return events
+    }
+
+    public func close() {
+        dropUpstream()
+        learner.close()
+    }
+
+    // MARK: messages
+
+    private func handle(_ m: WireMessage, fromLearner: Bool, now: Double, into events: inout [Event]) throws {
+        switch m.body {
+        case .weightManifest(let manifest) where fromLearner && phase == .manifest:
+            let f: WeightFetch
+            do { f = try WeightFetch(manifest: manifest, layout: layout, window: options.window) } catch {
+                events.append(.failed("\(error)"))
+                reset()
+                return
+            }
+            fetch = f
+            if let problem = f.sharedMemoryProblem, !warnedAboutSharedMemory {
+                warnedAboutSharedMemory = true
+                events.append(.sharedMemoryUnused(problem))
+            }
+            if f.isComplete {
+                events.append(.applied(f, via: "shared_memory"))
+                phase = .idle
+                return
+            }
+            var r = Troupe_V1_WeightSourceRequest()
+            r.version = manifest.version
+            r.relayEndpoint = relay?.endpoint.description ?? ""
+            r.actorIdentity = identity
+            r.actorRunID = runId
+            _ = try learner.send(WireMessage(.weightSourceRequest(r)))
+            phase = .source
+            since = now
+        case .weightSource(let s) where fromLearner && phase == .source:
+            guard let f = fetch, PolicyVersion(s.version) == f.version else { return }
+            depth = Int(max(1, s.depth))
+            try fetchChunks(upstream: s.upstreamEndpoint, now: now)
+        case .chunk(let chunk) where phase == .chunks:
+            guard let f = fetch else { return }
+            if chunk.status == .versionGone {
+                if fromLearner { events.append(.failed("\(WeightFetch.Problem.versionGone)")); reset() } else {
+                    fallBack(reason: "it does not hold version \(PolicyVersion(chunk.version))", now: now, into: &events)
+                }
+                return
+            }
+            do {
+                try f.accept(chunk, payload: m.frames.first)
+            } catch {
+                // Bad bytes (a tensor's hash) start over, and the learner then serves this actor
+                // itself; a relay's malformed chunk only sends the rest to the learner.
+                if fromLearner || isHashFailure(error) {
+                    events.append(.failed("weight transfer: \(error)"))
+                    reset()
+                } else {
+                    fallBack(reason: "\(error)", now: now, into: &events)
+                }
+                return
+            }
+            lastProgress = now
+            try relay?.serveWaiting()
+            if f.isComplete {
+                events.append(.applied(f, via: usedRelay && !fellBack ? "relay" : "chunks"))
+                phase = .idle
+                dropUpstream()
+            } else {
+                try send(f.nextRequests())
+            }
+        default:
+            break // a late reply to an abandoned transfer
+        }
+    }
+
+    private func isHashFailure(_ error: Error) -> Bool {
+        if case WeightFetch.Problem.tensorHash = error { return true }
+        return false
+    }
+
+    private func fetchChunks(upstream endpoint: String, now: Double) throws {
+        guard let f = fetch else { reset(); return }
+        dropUpstream()
+        if !endpoint.isEmpty, endpoint != relay?.endpoint.description, let parsed = try? Endpoint(parsing: endpoint) {
+            upstream = (endpoint, try WeightReceiver.dealer(context, to: parsed))
+            usedRelay = true
+        }
+        relay?.offer(f)
+        phase = .chunks
+        lastProgress = now
+        try send(f.nextRequests())
+    }
+
+    private func fallBack(reason: String, now: Double, into events: inout [Event]) {
+        guard let f = fetch, let up = upstream else { return }
+        events.append(.fellBack(upstream: up.endpoint, reason: reason))
+        dropUpstream()
+        fellBack = true
+        lastProgress = now
+        try? send(f.reissueOutstanding())
+    }
+
+    private func send(_ requests: [Troupe_V1_ChunkRequest]) throws {
+        let socket = upstream?.socket ?? learner
+        for r in requests { _ = try socket.send(WireMessage(.chunkRequest(r))) }
+    }
+
+    private func dropUpstream() {
+        upstream?.socket.close()
+        upstream = nil
+    }
+
+    private func reset() {
+        phase = .idle
+        fetch = nil
+        dropUpstream()
+    }
+}

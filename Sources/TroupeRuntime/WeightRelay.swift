@@ -1,0 +1,87 @@
+import TroupeProto
+import TroupeWire
+
+/// An actor's relay (protocol 2.1, `RelayPlan`): a ROUTER that serves the chunks of the transfers
+/// this actor holds, finished or under way, to the actors the learner placed below it, with the
+/// learner's own ChunkRequest/Chunk messages. A request for a chunk that has not arrived yet waits
+/// for it, so a chain forwards each chunk as soon as it lands; a request for a version this actor
+/// does not hold, or one that is not a chunk of it, gets VERSION_GONE and the asker goes to the
+/// learner. Chunks are zero-copy views of the transfer's buffer, never copied here.
+public final class WeightRelay {
+    public let socket: ZMQSocket
+    /// What actors below this one connect to.
+    public let endpoint: Endpoint
+    /// The newest transfers offered, newest last (an actor below may still be on the previous one).
+    private var transfers: [WeightFetch] = []
+    private var waiting: [(peer: PeerID, request: Troupe_V1_ChunkRequest)] = []
+    public private(set) var chunksServed = 0
+    public private(set) var bytesServed = 0
+    /// Requests refused (version not held, not a chunk, malformed message).
+    public private(set) var refused = 0
+    /// Requests that wait for a chunk still on its way; bounded so a misbehaving peer cannot grow it.
+    static let maxWaiting = 4096
+
+    public init(context: ZMQContext, listen: ListenAddress) throws {
+        socket = try ZMQSocket(context, type: .router, linger: .discardUnsent)
+        try socket.set([.routerMandatory(true), .routerHandover(true), .maxMessageSize(WireLimits.control.socketMaxFrameBytes),
+                        .sendHighWaterMark(1000), .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)])
+        let bound = try socket.bind(listen.bind)
+        endpoint = try listen.advertised(boundTo: bound)
+    }
+
+    /// Serves `fetch` from now on (its chunks as they arrive); keeps the one before it too.
+    public func offer(_ fetch: WeightFetch) {
+        transfers.removeAll { $0 === fetch || $0.version == fetch.version }
+        transfers.append(fetch)
+        if transfers.count > 2 { transfers.removeFirst(transfers.count - 2) }
+        // Waiting requests for a version no longer held are answered now rather than left to time out.
+        try? serveWaiting()
+    }
+
+    /// Answers what is queued on the socket (call when the poller says it is readable).
+    public func drain() throws {
+        for _ in 0..<256 {
+            switch try socket.receiveFromPeer(deadline: .now, limits: .control) {
+            case .timedOut: return
+            case .rejected: refused += 1
+            case .message(let peer, let message):
+                guard case .chunkRequest(let r) = message.body else { refused += 1; continue }
+                try answer(r, to: peer, mayWait: true)
+            }
+        }
+    }
+
+    /// Sends what waiting requests can now have (call after a chunk arrived).
+    public func serveWaiting() throws {
+        guard !waiting.isEmpty else { return }
+        let pending = waiting
+        waiting.removeAll(keepingCapacity: true)
+        for (peer, r) in pending { try answer(r, to: peer, mayWait: true) }
+    }
+
+    public func close() { socket.close() }
+
+    private func answer(_ r: Troupe_V1_ChunkRequest, to peer: PeerID, mayWait: Bool) throws {
+        let version = PolicyVersion(r.version)
+        var c = Troupe_V1_Chunk()
+        c.version = r.version
+        c.offset = r.offset
+        if let t = transfers.last(where: { $0.version == version }), !t.mappedSharedMemory, t.isChunk(offset: r.offset, length: r.length) {
+            if let frame = t.heldChunk(offset: r.offset, length: r.length) {
+                c.status = .ok
+                if try socket.send(WireMessage(.chunk(c), frames: [frame]), to: peer) == .sent {
+                    chunksServed += 1
+                    bytesServed += frame.count
+                }
+                return
+            }
+            if mayWait && !t.isComplete && waiting.count < WeightRelay.maxWaiting {
+                waiting.append((peer, r))
+                return
+            }
+        }
+        refused += 1
+        c.status = .versionGone
+        _ = try socket.send(WireMessage(.chunk(c)), to: peer)
+    }
+}
