@@ -15,8 +15,9 @@ struct BenchRuntimeCommand: ParsableCommand {
             ingestion: 4 simulated actors stream groups of 16 samples × 8–128 tokens under credit into the \
             learner's path (decode, validate, LearnerCore.submit, Ack), with and without the fsynced run-log \
             append, against raw libzmq DEALER→ROUTER with the same frames. weights: the small and \
-            smollm2-135m shapes served in chunks to 1, 2 and 4 fetching actors that verify every tensor \
-            hash, against one raw ZeroMQ transfer of the same bytes. end-to-end: a learner and 2 actors \
+            smollm2-135m shapes to 1, 2 and 4 fetching actors that verify every tensor hash, through shared \
+            memory, chunks from the learner and chunks relayed along a chain of actors, against one raw \
+            ZeroMQ transfer of the same bytes (--link-rate: over emulated network links instead). end-to-end: a learner and 2 actors \
             (child processes of this binary) train the tiny model with max_staleness 0 and 1; each step \
             splits into wait for batch, train and publish, and the steady-state idle ratio (steps 2 on) \
             is judged on the max_staleness 1 run. Figures are medians of --repeats trials; everything runs on loopback with \
@@ -48,11 +49,19 @@ struct BenchRuntimeCommand: ParsableCommand {
                                                                valueName: "section.key=value"))
     var endToEndOverrides: [String] = []
 
+    @Option(name: .long, help: ArgumentHelp("Weights over emulated links of this rate between hosts (network namespaces and tc tbf; needs root), e.g. 1gbit.",
+                                            valueName: "rate"))
+    var linkRate: String?
+
     static let partNames = ["ingestion", "weights", "e2e"]
 
     func validate() throws {
         if let repeats, repeats < 1 { throw ValidationError("--repeats must be at least 1, got \(repeats)") }
         if let steps, steps < 3 { throw ValidationError("--steps must be at least 3 (step 1 holds the start-up), got \(steps)") }
+        if let linkRate, linkRate.range(of: #"^[0-9]+(\.[0-9]+)?[kmg]?bit$"#, options: .regularExpression) == nil {
+            throw ValidationError("--link-rate \(linkRate): expected a tc rate such as 1gbit or 500mbit")
+        }
+        if linkRate != nil && geteuid() != 0 { throw ValidationError("--link-rate needs root (it creates network namespaces)") }
         for o in endToEndOverrides where !o.contains("=") { throw ValidationError("--e2e-set \(o): expected section.key=value") }
         _ = try selectedParts()
         if try selectedParts().contains("e2e") && !FileManager.default.fileExists(atPath: model + "/config.json") {
@@ -93,6 +102,7 @@ struct BenchRuntimeCommand: ParsableCommand {
         if selected.contains("weights") {
             var o = WeightDistributionBench.Options()
             o.repeats = repeats ?? (quick ? 2 : 3)
+            o.linkRate = linkRate
             let names = quick ? ["small"] : ["small", "smollm2-135m"]
             for name in names {
                 guard let shape = ModelBenchmark.shapes.first(where: { $0.name == name }) else { continue }
@@ -195,11 +205,14 @@ private struct RuntimeBenchOutput {
 
     func weights(_ r: WeightDistributionBench.Report) throws -> [[String: Any]] {
         var verdicts: [[String: Any]] = []
+        let over = r.linkRate.map { " over \($0) links" } ?? ""
         let labels: [WeightDistributionBench.Path: String] = [.sharedMemory: "actors on the learner's host (shared memory)",
-                                                               .chunks: "remote actors (ZeroMQ chunks)"]
+                                                               .chunks: "remote actors (chunks from the learner)\(over)",
+                                                               .relay: "remote actors (chunks relayed by actors)\(over)"]
         for path in WeightDistributionBench.Path.allCases where r.verifiedSeconds[path]?[4] != nil {
             let ratio = r.ratio(path, clients: 4)
-            let name = path == .sharedMemory ? "weights_to_4_actors_ratio_\(r.shape)" : "weights_to_4_remote_actors_ratio_\(r.shape)"
+            let suffix = r.linkRate.map { "_\($0)" } ?? ""
+            let name = path == .sharedMemory ? "weights_to_4_actors_ratio_\(r.shape)" : "weights_to_4_remote_actors_\(path.rawValue)_ratio_\(r.shape)\(suffix)"
             verdicts.append(verdict(name, "weights of \(r.shape) to 4 \(labels[path]!) / one raw transfer",
                                     ratio, RuntimeTargets.weightsToFourActorsRatio, met: ratio <= RuntimeTargets.weightsToFourActorsRatio))
         }
@@ -209,6 +222,7 @@ private struct RuntimeBenchOutput {
                 "window": r.window, "snapshot_make_s": ModelBenchmark.median(r.snapshotSeconds), "raw_transfer_s": r.rawMedian,
                 "raw_message_s": ModelBenchmark.median(r.rawSeconds), "raw_stream_s": ModelBenchmark.median(r.rawStreamSeconds),
                 "raw_message_trials_s": r.rawSeconds, "raw_stream_trials_s": r.rawStreamSeconds,
+                "links": r.linkRate ?? "loopback",
             ]
             if let problem = r.sharedMemoryProblem { line["shared_memory_problem"] = problem }
             for path in WeightDistributionBench.Path.allCases {
@@ -228,6 +242,7 @@ private struct RuntimeBenchOutput {
                      r.shape, Double(r.bytes) / 1e6, r.chunkBytes / 1024, r.window, ModelBenchmark.median(r.snapshotSeconds),
                      r.rawSeconds.count))
         if let problem = r.sharedMemoryProblem { print("shared memory not measured: \(problem)") }
+        print(r.linkRate.map { "every actor on its own emulated host, \($0) links up and down" } ?? "loopback, all on this host")
         let columns = [("to", 40), ("seconds", 9), ("received", 9), ("× raw", 7), ("target", 22)]
         header(columns)
         let message = ModelBenchmark.median(r.rawSeconds), stream = ModelBenchmark.median(r.rawStreamSeconds)
@@ -239,7 +254,8 @@ private struct RuntimeBenchOutput {
                 let ratioN = r.ratio(path, clients: n)
                 let target = n == 4 ? (ratioN <= RuntimeTargets.weightsToFourActorsRatio ? "met" : "NOT met")
                     + String(format: " (≤%.0f×)", RuntimeTargets.weightsToFourActorsRatio) : ""
-                row(["\(n) actor\(n == 1 ? "" : "s"), \(path == .sharedMemory ? "shared memory" : "chunks")",
+                let how = [WeightDistributionBench.Path.sharedMemory: "shared memory", .chunks: "chunks from the learner", .relay: "relayed chain"][path]!
+                row(["\(n) actor\(n == 1 ? "" : "s"), \(how)",
                      String(format: "%.3f", r.medianSeconds(path, clients: n)),
                      String(format: "%.3f", r.medianReceivedSeconds(path, clients: n)), String(format: "%.2f", ratioN), target], columns)
             }

@@ -6,11 +6,15 @@ import TroupeWire
 /// Weight distribution (issue 4, benchmark): one learner-side ROUTER serves a `WeightSnapshot` as
 /// `LearnerServer.drainWeights` does to 1, 2 and 4 fetching clients, each doing what `ActorClient`
 /// does (its own ZeroMQ context as its own process would have, `WeightFetch`, every tensor's XXH64
-/// verified), along two paths:
+/// verified), along three paths:
 /// - `shared_memory`: the snapshot is a file in the learner's shared-memory directory (the default
 ///   when actors run on the learner's host, as here): the client maps it and verifies it, no chunks;
 /// - `chunks`: the snapshot is in ordinary memory (remote actors): manifest, then zero-copy 1 MiB
-///   chunks on request with a window of 8.
+///   chunks on request with a window of 8;
+/// - `relay`: the same, but the learner arranges the actors in a chain (`RelayPlan`, fanout 1) and
+///   each forwards chunks as they land (`WeightRelay`).
+/// With `linkRate` every role sits on its own emulated host (`EmulatedLinks`): each host's link runs
+/// at that rate both ways, as on a cluster, where on loopback every copy costs the same two cores.
 /// The baseline, measured in the same run: one raw ZeroMQ transfer of the same bytes, a single
 /// zero-copy message from a ROUTER to one DEALER, and the same bytes pushed as a stream of 1 MiB
 /// zero-copy chunks without requests; both received into memory, no hashing. The faster of the two
@@ -22,6 +26,8 @@ public enum WeightDistributionBench {
     public enum Path: String, CaseIterable, Sendable {
         case sharedMemory = "shared_memory"
         case chunks
+        /// Chunks through a chain of actors (`RelayPlan` with fanout 1, `WeightRelay`).
+        case relay
     }
 
     public struct Options: Sendable {
@@ -29,6 +35,9 @@ public enum WeightDistributionBench {
         public var sharedMemoryDirectory = "/dev/shm"
         public var repeats = 3
         public var seed: UInt64 = 11
+        /// Emulated links of this rate (a tc rate, "1gbit") between the learner and each actor
+        /// (`EmulatedLinks`, root only) instead of loopback; the shared-memory path is skipped there.
+        public var linkRate: String?
         public init() {}
     }
 
@@ -50,6 +59,8 @@ public enum WeightDistributionBench {
         public let verifiedSeconds: [Path: [Int: [Double]]]
         /// Per path and client count: start to the last client's last chunk (or mapping), before hashing.
         public let receivedSeconds: [Path: [Int: [Double]]]
+        /// The emulated links' rate; nil: loopback.
+        public let linkRate: String?
 
         /// The yardstick: the faster raw transfer.
         public var rawMedian: Double { min(BenchStats.median(rawSeconds), BenchStats.median(rawStreamSeconds)) }
@@ -82,20 +93,24 @@ public enum WeightDistributionBench {
             plain = WeightSnapshot.make(model: model, version: version).snapshot
         }
         guard let shared, let plain else { throw RuntimeBenchError("weights", "no snapshot") }
-        let paths: [(Path, WeightSnapshot)] = sharedMemoryProblem == nil ? [(.sharedMemory, shared), (.chunks, plain)] : [(.chunks, plain)]
+        var paths: [(Path, WeightSnapshot)] = [(.chunks, plain), (.relay, plain)]
+        // Over emulated links every actor is on another host: there is no shared memory to map.
+        if sharedMemoryProblem == nil && options.linkRate == nil { paths.insert((.sharedMemory, shared), at: 0) }
+        let links = try options.linkRate.map { try EmulatedLinks(hosts: options.clientCounts.max()! + 1, rate: $0) }
+        defer { links?.remove() }
         var raw: [Double] = []
         var rawStream: [Double] = []
         var verified: [Path: [Int: [Double]]] = [:]
         var received: [Path: [Int: [Double]]] = [:]
         for r in 1...options.repeats {
-            let t = try rawTrial(plain, stream: false)
+            let t = try rawTrial(plain, stream: false, links: links)
             raw.append(t)
-            let ts = try rawTrial(plain, stream: true)
+            let ts = try rawTrial(plain, stream: true, links: links)
             rawStream.append(ts)
             progress(String(format: "weights %@ raw %d/%d: one message %.3f s, chunk stream %.3f s", shape.name, r, options.repeats, t, ts))
             for (path, snapshot) in paths {
                 for n in options.clientCounts {
-                    let (v, got) = try fetchTrial(snapshot, layout: layout, clients: n, expectMapped: path == .sharedMemory)
+                    let (v, got) = try fetchTrial(snapshot, layout: layout, clients: n, path: path, links: links)
                     verified[path, default: [:]][n, default: []].append(v)
                     received[path, default: [:]][n, default: []].append(got)
                     progress(String(format: "weights %@ %@ %d actor(s) %d/%d: %.3f s", shape.name, path.rawValue, n, r, options.repeats, v))
@@ -105,12 +120,12 @@ public enum WeightDistributionBench {
         return Report(shape: shape.name, parameters: layout.totalCount, bytes: plain.blob.count,
                       chunkBytes: Int(plain.manifest.chunkSize), window: 8, snapshotSeconds: snapshotSeconds,
                       sharedMemoryProblem: sharedMemoryProblem, rawSeconds: raw, rawStreamSeconds: rawStream,
-                      verifiedSeconds: verified, receivedSeconds: received)
+                      verifiedSeconds: verified, receivedSeconds: received, linkRate: options.linkRate)
     }
 
     // MARK: baseline
 
-    static func rawTrial(_ snapshot: WeightSnapshot, stream: Bool) throws -> Double {
+    static func rawTrial(_ snapshot: WeightSnapshot, stream: Bool, links: EmulatedLinks?) throws -> Double {
         let phase = stream ? "weights (raw chunk stream)" : "weights (raw message)"
         let chunk = Int(snapshot.manifest.chunkSize)
         let deadline = monotonicSeconds() + 120
@@ -119,11 +134,12 @@ public enum WeightDistributionBench {
         let end = Mailbox<Double>()
         let blob = snapshot.blob
         let server = BenchThread(name: "raw-weights-server") {
+            try links?.enter(host: 0)
             let context = try ZMQContext(ioThreads: 1)
             let router = try ZMQSocket(context, type: .router, linger: .upTo(milliseconds: 5000))
             defer { router.close() }
             try router.set(.routerMandatory(true))
-            endpoint.put(try router.bind(Endpoint(parsing: "tcp://127.0.0.1:0")))
+            endpoint.put(try router.bind(Endpoint(parsing: "tcp://\(links?.address(0) ?? "127.0.0.1"):0")))
             let wait = Int(max(1, deadline - monotonicSeconds()) * 1000)
             guard case .message(let request) = try router.receive(deadline: .afterMilliseconds(wait)), request.count == 2 else {
                 throw RuntimeBenchError(phase, "no request")
@@ -148,6 +164,7 @@ public enum WeightDistributionBench {
             let bound = try endpoint.take(deadline: deadline, phase: phase, what: "bound endpoint", watching: roles)
             roles.append(BenchThread(name: "raw-weights-client") {
                 do {
+                    try links?.enter(host: 1)
                     let context = try ZMQContext(ioThreads: 1)
                     let dealer = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
                     defer { dealer.close() }
@@ -186,21 +203,24 @@ public enum WeightDistributionBench {
     // MARK: the learner's path
 
     /// Returns (start → last client verified, start → last client's last chunk).
-    static func fetchTrial(_ snapshot: WeightSnapshot, layout: ParameterLayout, clients: Int, expectMapped: Bool) throws -> (Double, Double) {
-        let phase = "weights (\(expectMapped ? "shared memory" : "chunks"), \(clients) actor\(clients == 1 ? "" : "s"))"
+    static func fetchTrial(_ snapshot: WeightSnapshot, layout: ParameterLayout, clients: Int, path: Path, links: EmulatedLinks?) throws -> (Double, Double) {
+        let label = path == .sharedMemory ? "shared memory" : path.rawValue
+        let phase = "weights (\(label), \(clients) actor\(clients == 1 ? "" : "s"))"
         let deadline = monotonicSeconds() + 300
         let endpoint = Mailbox<Endpoint>()
         let gate = StartGate()
         let stop = StopFlag()
         let times = TimeList()
         let server = BenchThread(name: "weights-server") {
+            try links?.enter(host: 0)
             let context = try ZMQContext(ioThreads: 1)
             let weights = try ZMQSocket(context, type: .router, linger: .discardUnsent)
             defer { weights.close() }
-            // LearnerServer's weights socket options.
+            // LearnerServer's weights socket options, and its reply logic.
             try weights.set([.routerMandatory(true), .routerHandover(true), .maxMessageSize(WireLimits.control.socketMaxFrameBytes),
                              .sendHighWaterMark(1000), .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)])
-            endpoint.put(try weights.bind(Endpoint(parsing: "tcp://127.0.0.1:0")))
+            var service = WeightService(snapshot: snapshot, relayFanout: path == .relay ? 1 : 0)
+            endpoint.put(try weights.bind(Endpoint(parsing: "tcp://\(links?.address(0) ?? "127.0.0.1"):0")))
             let poller = Poller()
             poller.register(weights)
             while !stop.isRaised {
@@ -211,12 +231,7 @@ public enum WeightDistributionBench {
                     case .timedOut: break drain
                     case .rejected(_, let e): throw RuntimeBenchError(phase, "the server refused a request: \(e)")
                     case .message(let peer, let message):
-                        let reply: WireMessage
-                        switch message.body {
-                        case .weightManifestRequest: reply = WireMessage(.weightManifest(snapshot.manifest))
-                        case .chunkRequest(let r): reply = snapshot.chunk(offset: r.offset, length: r.length)
-                        default: throw RuntimeBenchError(phase, "unexpected \(message.kind.rawValue)")
-                        }
+                        guard let reply = service.reply(to: message.body) else { throw RuntimeBenchError(phase, "unexpected \(message.kind.rawValue)") }
                         guard try weights.send(reply, to: peer) == .sent else { throw RuntimeBenchError(phase, "reply to \(peer) not queued") }
                     }
                 }
@@ -228,15 +243,9 @@ public enum WeightDistributionBench {
             for c in 0..<clients {
                 roles.append(BenchThread(name: "weights-client-\(c)") {
                     do {
-                        let context = try ZMQContext(ioThreads: 1)
-                        let socket = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
-                        defer { socket.close() }
-                        // ActorClient's weights socket options.
-                        try socket.set([.maxMessageSize(WireLimits.weights.socketMaxFrameBytes), .immediate(false),
-                                        .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)])
-                        try socket.connect(bound)
-                        try gate.arriveAndWait(deadline: deadline, phase: phase)
-                        try fetch(socket: socket, layout: layout, expectMapped: expectMapped, phase: phase, deadline: deadline, times: times)
+                        try links?.enter(host: c + 1)
+                        try client(c, learner: bound, layout: layout, path: path, relayHost: links?.address(c + 1) ?? "127.0.0.1",
+                                   phase: phase, deadline: deadline, gate: gate, stop: stop, times: times)
                     } catch {
                         gate.cancel()
                         throw error
@@ -244,11 +253,15 @@ public enum WeightDistributionBench {
                 })
             }
             let start = try gate.open(whenReady: clients, deadline: deadline, phase: phase)
-            try joinAll(Array(roles.dropFirst()), timeoutSeconds: max(1, deadline - monotonicSeconds()) + 5, phase: phase)
+            // Clients that are done keep serving their relays until the last one holds the weights.
+            while times.values.count < clients {
+                if monotonicSeconds() > deadline { throw RuntimeBenchError(phase, "\(times.values.count) of \(clients) clients finished in time") }
+                if let error = roles.lazy.compactMap(\.error).first { throw error }
+                usleep(2000)
+            }
             stop.raise()
-            try server.join(timeoutSeconds: 15, phase: phase)
+            try joinAll(roles, timeoutSeconds: 30, phase: phase)
             let all = times.values
-            guard all.count == clients else { throw RuntimeBenchError(phase, "\(all.count) of \(clients) clients finished") }
             return (all.map(\.verified).max()! - start, all.map(\.received).max()! - start)
         } catch {
             stop.raise()
@@ -258,39 +271,43 @@ public enum WeightDistributionBench {
         }
     }
 
-    /// One actor's transfer, as `ActorClient.drainWeights` does it: manifest, then the mapped file or
-    /// windowed chunk requests; every tensor's hash verified either way.
-    static func fetch(socket: ZMQSocket, layout: ParameterLayout, expectMapped: Bool, phase: String, deadline: Double, times: TimeList) throws {
-        func next() throws -> WireMessage {
-            let wait = Int(max(1, min(30, deadline - monotonicSeconds())) * 1000)
-            switch try socket.receiveMessage(deadline: .afterMilliseconds(wait), limits: .weights) {
-            case .message(let m): return m
-            case .timedOut: throw RuntimeBenchError(phase, "a client waited \(wait) ms for the server")
-            case .rejected(let e): throw RuntimeBenchError(phase, "a client refused a message: \(e)")
-            }
-        }
-        guard try socket.send(WireMessage(.weightManifestRequest(Troupe_V1_WeightManifestRequest())), deadline: .afterMilliseconds(10_000)) == .sent else {
-            throw RuntimeBenchError(phase, "manifest request not sent")
-        }
-        guard case .weightManifest(let manifest) = try next().body else { throw RuntimeBenchError(phase, "expected the manifest") }
-        let fetch = try WeightFetch(manifest: manifest, layout: layout)
-        guard fetch.mappedSharedMemory == expectMapped else {
-            throw RuntimeBenchError(phase, "the client \(fetch.mappedSharedMemory ? "mapped" : "did not map") the shared-memory file \"\(manifest.sharedMemoryPath)\"\(fetch.sharedMemoryProblem.map { ": \($0)" } ?? "")")
-        }
-        for r in fetch.nextRequests() { _ = try socket.send(WireMessage(.chunkRequest(r))) }
-        while !fetch.isComplete {
-            let m = try next()
-            guard case .chunk(let chunk) = m.body else { throw RuntimeBenchError(phase, "expected a chunk, got \(m.kind.rawValue)") }
-            guard chunk.status == .ok else { throw RuntimeBenchError(phase, "chunk at \(chunk.offset): status \(chunk.status)") }
-            try fetch.accept(chunk, payload: m.frames.first)
-            for r in fetch.nextRequests() {
-                guard try socket.send(WireMessage(.chunkRequest(r)), deadline: .afterMilliseconds(10_000)) == .sent else {
-                    throw RuntimeBenchError(phase, "chunk request not sent")
+    /// One actor, through the actor's own code: `WeightReceiver` (manifest, then the mapped file or
+    /// chunks from the upstream the learner names) and, on the relay path, a `WeightRelay` serving
+    /// the actors below it until the trial ends.
+    static func client(_ index: Int, learner: Endpoint, layout: ParameterLayout, path: Path, relayHost: String, phase: String,
+                       deadline: Double, gate: StartGate, stop: StopFlag, times: TimeList) throws {
+        let context = try ZMQContext(ioThreads: 1)
+        let relay = path == .relay ? try WeightRelay(context: context, listen: ListenAddress(bind: "tcp://\(relayHost):0")) : nil
+        let receiver = try WeightReceiver(context: context, learnerWeights: learner, layout: layout, relay: relay,
+                                          identity: "bench-\(index)", runId: UInt64(index + 1))
+        defer { receiver.close(); relay?.close() }
+        try gate.arriveAndWait(deadline: deadline, phase: phase)
+        try receiver.start(now: monotonicSeconds())
+        var done = false
+        while !stop.isRaised {
+            let now = monotonicSeconds()
+            if now > deadline { throw RuntimeBenchError(phase, "client \(index) timed out") }
+            let poller = Poller()
+            for socket in receiver.sockets { poller.register(socket) }
+            if let r = relay { poller.register(r.socket) }
+            let ready = try poller.poll(until: .afterMilliseconds(done ? 20 : 5))
+            if let r = relay, ready.contains(r.socket) { try r.drain() }
+            for event in try receiver.receive(ready, now: now) + receiver.tick(now: monotonicSeconds()) {
+                switch event {
+                case .applied(let fetch, let via):
+                    let expected = path == .sharedMemory ? "shared_memory" : (path == .relay && receiver.depth > 1 ? "relay" : "chunks")
+                    guard via == expected else { throw RuntimeBenchError(phase, "client \(index) got its weights via \(via), expected \(expected)") }
+                    let verified = monotonicSeconds()
+                    times.append((fetch.lastChunkAt ?? verified, verified))
+                    done = true
+                case .fellBack(let upstream, let reason): throw RuntimeBenchError(phase, "client \(index) left relay \(upstream): \(reason)")
+                case .failed(let reason): throw RuntimeBenchError(phase, "client \(index): \(reason)")
+                case .sharedMemoryUnused(let problem):
+                    if path == .sharedMemory { throw RuntimeBenchError(phase, "client \(index) did not map the shared-memory file: \(problem)") }
                 }
             }
+            if done && relay == nil { return }
         }
-        let verified = monotonicSeconds()
-        times.append((fetch.lastChunkAt ?? verified, verified))
     }
 }
 
