@@ -3,9 +3,9 @@ import TroupeModel
 import TroupeProto
 import TroupeWire
 
-/// Weight distribution (issue 4, benchmark): one learner-side ROUTER serves a `WeightSnapshot` as
-/// `LearnerServer.drainWeights` does to 1, 2 and 4 fetching clients, each doing what `ActorClient`
-/// does (its own ZeroMQ context as its own process would have, `WeightFetch`, every tensor's XXH64
+/// Weight distribution (issue 4, benchmark): one learner-side ROUTER serves a `WeightSnapshot`
+/// through the learner's `WeightService` to 1, 2 and 4 fetching clients, each running the actor's
+/// code (its own ZeroMQ context as its own process would have, `WeightReceiver`, every tensor's XXH64
 /// verified), along three paths:
 /// - `shared_memory`: the snapshot is a file in the learner's shared-memory directory (the default
 ///   when actors run on the learner's host, as here): the client maps it and verifies it, no chunks;
