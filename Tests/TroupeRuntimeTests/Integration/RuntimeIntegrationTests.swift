@@ -115,6 +115,26 @@ import Glibc
         Self.expectConsistentEnd(run, steps: 6)
     }
 
+    // kill -9 of an actor in the relay chain: the others get every later version (from the learner or
+    // from each other) and the run finishes.
+    @Test func killingARelayingActorStopsNobodyElse() throws {
+        let run = try IntegrationRun("relay-kill")
+        defer { run.finish() }
+        let learner = try run.startLearner(maxSteps: 14, ["learner.shared_memory_dir=", "learner.heartbeat_timeout_s=3", "learner.lease_timeout_s=3"])
+        let actors = try ["k1", "k2", "k3"].map { try run.startActor($0) }
+        try run.require(run.waitUntil("step_done 3", within: 60) { run.records.stepsDone.contains(3) }, "no third step")
+        actors[0].killHard()
+        let stepAtKill = run.records.stepsDone.last ?? 0
+        try run.require(run.expectExit(learner, .code(0), within: 90) == .code(0), "the learner did not finish the run after the kill")
+        for a in actors.dropFirst() { run.expectExit(a, .code(0), within: 10) }
+        let records = run.records
+        run.check(records.stepsDone == Array(1...14), "step_done records \(records.stepsDone), expected 1...14")
+        // Groups sampled with weights published after the kill: the survivors got those versions.
+        let later = records.accepted.filter { $0.actor != "k1" && $0.versionStep > stepAtKill + 1 }
+        run.check(!later.isEmpty, "no group of k2 or k3 was sampled with weights published after the kill")
+        Self.expectConsistentEnd(run, steps: 14)
+    }
+
     // 2: an actor started mid-run gets an accepted group within 10 s of its start.
     @Test func actorJoiningMidRunContributesWithinTenSeconds() throws {
         let run = try IntegrationRun("join")
