@@ -165,6 +165,7 @@ public final class WeightReceiver {
             r.relayEndpoint = relay?.endpoint.description ?? ""
             r.actorIdentity = identity
             r.actorRunID = runId
+            relay?.expect(f.version)
             _ = try learner.send(WireMessage(.weightSourceRequest(r)))
             phase = .source
             since = now
@@ -173,7 +174,8 @@ public final class WeightReceiver {
             depth = Int(max(1, s.depth))
             try fetchChunks(upstream: s.upstreamEndpoint, now: now)
         case .chunk(let chunk) where phase == .chunks:
-            guard let f = fetch else { return }
+            // Late replies to an abandoned transfer are not this one's business.
+            guard let f = fetch, PolicyVersion(chunk.version) == f.version else { return }
             if chunk.status == .versionGone {
                 if fromLearner { events.append(.failed("\(WeightFetch.Problem.versionGone)")); reset() } else {
                     fallBack(reason: "it does not hold version \(PolicyVersion(chunk.version))", now: now, into: &events)
@@ -246,6 +248,7 @@ public final class WeightReceiver {
 
     private func reset() {
         phase = .idle
+        if let f = fetch { relay?.withdraw(f.version) }
         fetch = nil
         dropUpstream()
     }

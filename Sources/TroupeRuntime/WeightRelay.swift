@@ -5,8 +5,8 @@ import TroupeWire
 /// this actor holds, finished or under way, to the actors the learner placed below it, with the
 /// learner's own ChunkRequest/Chunk messages. A request for a chunk that has not arrived yet waits
 /// for it, so a chain forwards each chunk as soon as it lands; a request for a version this actor
-/// does not hold, or one that is not a chunk of it, gets VERSION_GONE and the asker goes to the
-/// learner. Chunks are zero-copy views of the transfer's buffer, never copied here.
+/// neither holds nor has asked for, or one that is not a chunk of it, gets VERSION_GONE and the
+/// asker goes to the learner. Chunks are zero-copy views of the transfer's buffer, never copied here.
 public final class WeightRelay {
     public let socket: ZMQSocket
     /// What actors below this one connect to.
@@ -14,6 +14,7 @@ public final class WeightRelay {
     /// The newest transfers offered, newest last (an actor below may still be on the previous one).
     private var transfers: [WeightFetch] = []
     private var waiting: [(peer: PeerID, request: Troupe_V1_ChunkRequest)] = []
+    private var expected: PolicyVersion?
     public private(set) var chunksServed = 0
     public private(set) var bytesServed = 0
     /// Requests refused (version not held, not a chunk, malformed message).
@@ -27,6 +28,18 @@ public final class WeightRelay {
                         .sendHighWaterMark(1000), .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)])
         let bound = try socket.bind(listen.bind)
         endpoint = try listen.advertised(boundTo: bound)
+    }
+
+    /// Says that this actor has asked the learner where to fetch `version` from: the learner may place
+    /// actors below this one before its own answer is here, so their requests for that version wait
+    /// instead of being refused.
+    public func expect(_ version: PolicyVersion) { expected = version }
+
+    /// This actor gave up on `version` (its transfer failed): requests for it are refused from now on.
+    public func withdraw(_ version: PolicyVersion) {
+        if expected == version { expected = nil }
+        transfers.removeAll { $0.version == version && !$0.isComplete }
+        try? serveWaiting()
     }
 
     /// Serves `fetch` from now on (its chunks as they arrive); keeps the one before it too.
@@ -66,7 +79,8 @@ public final class WeightRelay {
         var c = Troupe_V1_Chunk()
         c.version = r.version
         c.offset = r.offset
-        if let t = transfers.last(where: { $0.version == version }), !t.mappedSharedMemory, t.isChunk(offset: r.offset, length: r.length) {
+        let transfer = transfers.last { $0.version == version }
+        if let t = transfer, !t.mappedSharedMemory, t.isChunk(offset: r.offset, length: r.length) {
             if let frame = t.heldChunk(offset: r.offset, length: r.length) {
                 c.status = .ok
                 if try socket.send(WireMessage(.chunk(c), frames: [frame]), to: peer) == .sent {
@@ -79,6 +93,9 @@ public final class WeightRelay {
                 waiting.append((peer, r))
                 return
             }
+        } else if transfer == nil && mayWait && version == expected && waiting.count < WeightRelay.maxWaiting {
+            waiting.append((peer, r))
+            return
         }
         refused += 1
         c.status = .versionGone

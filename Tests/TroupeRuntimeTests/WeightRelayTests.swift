@@ -201,6 +201,51 @@ import TroupeWire
         #expect(applied(rig.members[1])?.via == "relay")
     }
 
+    // The learner can place an actor below this one before this one has the learner's answer: a
+    // request for the version this actor asked about waits for its transfer instead of being refused.
+    @Test func aRequestForTheVersionAskedAboutWaitsForItsTransfer() throws {
+        let context = try ZMQContext(ioThreads: 1)
+        defer { context.shutdown() }
+        let relay = try WeightRelay(context: context, listen: ListenAddress(bind: "tcp://127.0.0.1:0"))
+        defer { relay.close() }
+        let asker = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
+        defer { asker.close() }
+        try asker.connect(relay.endpoint)
+        func request(_ version: PolicyVersion) throws {
+            var r = Troupe_V1_ChunkRequest()
+            r.version = version.proto
+            r.offset = 0
+            r.length = 512
+            _ = try asker.send(WireMessage(.chunkRequest(r)))
+            #expect(try relay.socket.wait(for: .readable, until: .afterMilliseconds(5000)).contains(.readable))
+            try relay.drain()
+        }
+        func reply() throws -> (Troupe_V1_Chunk, Frame?)? {
+            guard case .message(let m) = try asker.receiveMessage(deadline: .afterMilliseconds(300), limits: .weights),
+                  case .chunk(let c) = m.body else { return nil }
+            return (c, m.frames.first)
+        }
+        relay.expect(snapshot.version)
+        try request(snapshot.version)
+        #expect(try reply() == nil, "answered before holding anything")
+        let fetch = try WeightFetch(manifest: snapshot.manifest, layout: model.layout, window: 1)
+        relay.offer(fetch)
+        let first = try #require(fetch.nextRequests().first)
+        guard case .chunk(let header) = snapshot.chunk(offset: first.offset, length: first.length).body else { Issue.record("not a chunk"); return }
+        try fetch.accept(header, payload: snapshot.chunk(offset: first.offset, length: first.length).frames.first)
+        try relay.serveWaiting()
+        let (chunk, payload) = try #require(try reply())
+        #expect(chunk.status == .ok && payload?.bytes == Array(parameterBytes[0..<512]))
+
+        // A version it expected and then gave up on: waiting requests are refused.
+        let next = PolicyVersion(epoch: 3, step: 5)
+        relay.expect(next)
+        try request(next)
+        #expect(try reply() == nil)
+        relay.withdraw(next)
+        #expect(try reply()?.0.status == .versionGone)
+    }
+
     @Test func aRelayRefusesVersionsItDoesNotHold() throws {
         let rig = try Rig(snapshot: snapshot, fanout: 1)
         defer { rig.close() }
