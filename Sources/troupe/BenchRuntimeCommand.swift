@@ -49,7 +49,7 @@ struct BenchRuntimeCommand: ParsableCommand {
                                                                valueName: "section.key=value"))
     var endToEndOverrides: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Weights over emulated links of this rate between hosts (network namespaces and tc tbf; needs root), e.g. 1gbit.",
+    @Option(name: .long, help: ArgumentHelp("Ingestion and weights over emulated links of this rate between hosts (network namespaces and tc tbf; needs root), e.g. 1gbit.",
                                             valueName: "rate"))
     var linkRate: String?
 
@@ -96,6 +96,7 @@ struct BenchRuntimeCommand: ParsableCommand {
             var o = IngestionBench.Options()
             o.repeats = repeats ?? (quick ? 2 : 5)
             if quick { o.groupsPerActor = 1500; o.fsyncGroupsPerActor = 500 }
+            o.linkRate = linkRate
             let report = try IngestionBench.run(o, progress: progress)
             verdicts += try out.ingestion(report)
         }
@@ -151,10 +152,12 @@ private struct RuntimeBenchOutput {
     func ingestion(_ r: IngestionBench.Report) throws -> [[String: Any]] {
         let o = r.options
         let overhead = r.overheadPercent(.troupe), overheadFsync = r.overheadPercent(.troupeFsync)
+        let over = o.linkRate.map { " over \($0) links" } ?? ""
+        let suffix = o.linkRate.map { "_\($0)" } ?? ""
         let verdicts: [[String: Any]] = [
-            verdict("ingestion_overhead_percent", "ingestion overhead, learner path without the run log", overhead,
+            verdict("ingestion_overhead_percent\(suffix)", "ingestion overhead\(over), learner path without the run log", overhead,
                     RuntimeTargets.ingestionOverheadPercent, met: overhead <= RuntimeTargets.ingestionOverheadPercent),
-            verdict("ingestion_overhead_percent_fsync", "ingestion overhead, learner path with the fsynced run log", overheadFsync,
+            verdict("ingestion_overhead_percent_fsync\(suffix)", "ingestion overhead\(over), learner path with the fsynced run log", overheadFsync,
                     RuntimeTargets.ingestionOverheadPercent, met: overheadFsync <= RuntimeTargets.ingestionOverheadPercent),
         ]
         if mode == .jsonLines {
@@ -166,7 +169,7 @@ private struct RuntimeBenchOutput {
                     "tokens_per_sample": [o.tokensPerSample.lowerBound, o.tokensPerSample.upperBound],
                     "mean_group_bytes": r.meanGroupBytes, "frames_per_group": r.frameCount,
                     "groups_per_s": r.medianGroupsPerSecond(m), "mb_per_s": r.medianMegabytesPerSecond(m),
-                    "trials_groups_per_s": trials.map(\.groupsPerSecond),
+                    "trials_groups_per_s": trials.map(\.groupsPerSecond), "links": o.linkRate ?? "loopback",
                 ]
                 if m != .raw { line["overhead_percent_vs_raw"] = r.overheadPercent(m) }
                 try JSONOutput.print(line)
@@ -179,7 +182,7 @@ private struct RuntimeBenchOutput {
         print("Ingestion: \(o.actors) actors, credit \(o.credit), groups of \(o.samplesPerGroup) samples × "
               + "\(o.tokensPerSample.lowerBound)–\(o.tokensPerSample.upperBound) tokens "
               + String(format: "(%.1f KB, %d frames)", r.meanGroupBytes / 1000, r.frameCount)
-              + ", medians of \(o.repeats)")
+              + ", medians of \(o.repeats)" + (o.linkRate.map { ", every actor on its own emulated host, \($0) links" } ?? ", loopback"))
         let columns = [("path", 34), ("groups/s", 10), ("MB/s", 8), ("vs raw", 34)]
         header(columns)
         let labels: [IngestionBench.Mode: String] = [.raw: "raw libzmq (no replies)", .rawCredit: "raw libzmq + replies under credit",

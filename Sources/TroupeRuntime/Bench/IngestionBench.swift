@@ -37,6 +37,9 @@ public enum IngestionBench {
         public var credit = 4
         public var repeats = 5
         public var seed: UInt64 = 7
+        /// Emulated links of this rate (a tc rate, "1gbit") between the learner and each actor
+        /// (`EmulatedLinks`, root only) instead of loopback.
+        public var linkRate: String?
         public init() {}
     }
 
@@ -91,6 +94,8 @@ public enum IngestionBench {
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: logDirectory) }
 
+        let links = try options.linkRate.map { try EmulatedLinks(hosts: options.actors + 1, rate: $0) }
+        defer { links?.remove() }
         var trials: [Trial] = []
         for r in 1...options.repeats {
             for mode in Mode.allCases {
@@ -99,10 +104,10 @@ public enum IngestionBench {
                 let trial: Trial
                 switch mode {
                 case .raw, .rawCredit:
-                    trial = try rawTrial(mode: mode, groups: groups, credit: options.credit)
+                    trial = try rawTrial(mode: mode, groups: groups, credit: options.credit, links: links)
                 case .troupe, .troupeFsync:
                     let logPath = mode == .troupeFsync ? logDirectory + "/run-\(r).log" : nil
-                    trial = try troupeTrial(mode: mode, groups: groups, options: options, runLogPath: logPath)
+                    trial = try troupeTrial(mode: mode, groups: groups, options: options, runLogPath: logPath, links: links)
                 }
                 trials.append(trial)
                 progress(String(format: "ingestion %@ %d/%d: %.0f groups/s", mode.rawValue, r, options.repeats, trial.groupsPerSecond))
@@ -162,7 +167,7 @@ public enum IngestionBench {
 
     // MARK: raw libzmq
 
-    static func rawTrial(mode: Mode, groups: [[GroupContent]], credit: Int) throws -> Trial {
+    static func rawTrial(mode: Mode, groups: [[GroupContent]], credit: Int, links: EmulatedLinks?) throws -> Trial {
         let phase = "ingestion (\(mode.rawValue))"
         let deadline = monotonicSeconds() + 120
         // The same frames the troupe modes send (lease and prompt ids differ by a varint byte at most).
@@ -181,11 +186,12 @@ public enum IngestionBench {
         let reply = Frame([UInt8](repeating: 0xAC, count: 32))
 
         let learner = BenchThread(name: "raw-learner") {
+            try links?.enter(host: 0)
             let context = try ZMQContext(ioThreads: 1)
             let router = try ZMQSocket(context, type: .router, linger: .discardUnsent)
             defer { router.close() }
             try router.set([.routerMandatory(true), .sendHighWaterMark(10_000), .receiveHighWaterMark(10_000)])
-            endpoint.put(try router.bind(Endpoint(parsing: "tcp://127.0.0.1:0")))
+            endpoint.put(try router.bind(Endpoint(parsing: "tcp://\(links?.address(0) ?? "127.0.0.1"):0")))
             var received = 0
             while !stop.isRaised {
                 if monotonicSeconds() > deadline { throw RuntimeBenchError(phase, "the learner side timed out after \(received) of \(expected) groups") }
@@ -208,6 +214,7 @@ public enum IngestionBench {
             for (a, frames) in encoded.enumerated() {
                 roles.append(BenchThread(name: "raw-actor-\(a)") {
                     do {
+                        try links?.enter(host: a + 1)
                         let context = try ZMQContext(ioThreads: 1)
                         let dealer = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
                         defer { dealer.close() }
@@ -264,7 +271,7 @@ public enum IngestionBench {
 
     // MARK: the learner's path
 
-    static func troupeTrial(mode: Mode, groups: [[GroupContent]], options: Options, runLogPath: String?) throws -> Trial {
+    static func troupeTrial(mode: Mode, groups: [[GroupContent]], options: Options, runLogPath: String?, links: EmulatedLinks?) throws -> Trial {
         let phase = "ingestion (\(mode.rawValue))"
         let deadline = monotonicSeconds() + 300
         let expected = groups.reduce(0) { $0 + $1.count }
@@ -280,6 +287,7 @@ public enum IngestionBench {
         }
 
         let learner = BenchThread(name: "learner") {
+            try links?.enter(host: 0)
             let core = LearnerCore(prompts: prompts, epoch: epoch, batchGroups: 16, maxStaleness: 1_000_000, leaseSize: 64,
                                    leaseTimeout: 3600, heartbeatTimeout: 3600, credit: options.credit)
             let runLog = try runLogPath.map { try RunLog(path: $0) }
@@ -290,7 +298,7 @@ public enum IngestionBench {
             try control.set([.routerMandatory(true), .routerHandover(true), .maxMessageSize(WireLimits.control.socketMaxFrameBytes),
                              .sendHighWaterMark(10_000), .receiveHighWaterMark(10_000),
                              .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)])
-            endpoint.put(try control.bind(Endpoint(parsing: "tcp://127.0.0.1:0")))
+            endpoint.put(try control.bind(Endpoint(parsing: "tcp://\(links?.address(0) ?? "127.0.0.1"):0")))
             let ingest = IngestingLearner(core: core, runLog: runLog, epoch: epoch, control: control, phase: phase)
             let poller = Poller()
             poller.register(control)
@@ -310,6 +318,7 @@ public enum IngestionBench {
             for (a, list) in groups.enumerated() {
                 roles.append(BenchThread(name: "actor-\(a)") {
                     do {
+                        try links?.enter(host: a + 1)
                         let actor = try SimulatedActor(index: a, learner: bound, phase: phase, deadline: deadline)
                         bytesSent.add(try actor.prepare(list, epoch: epoch))
                         try gate.arriveAndWait(deadline: deadline, phase: phase)
