@@ -40,6 +40,7 @@ enum RecordEncoder {
         // Most common first: a dynamic cast from Any costs tens of nanoseconds each.
         switch value {
         case let s as String: writeString(s, into: &out)
+        case let f as JSONFragment: out.append(contentsOf: f.bytes)
         case let d as [String: Any]:
             out.append(0x7B) // {
             for (n, key) in d.keys.sorted().enumerated() {
@@ -71,14 +72,14 @@ enum RecordEncoder {
         }
     }
 
-    private static func writeDouble(_ d: Double, into out: inout [UInt8]) throws {
+    static func writeDouble(_ d: Double, into out: inout [UInt8]) throws {
         guard d.isFinite else { throw Unencodable(path: "", what: "\(d) is not a finite number") }
         out.append(contentsOf: d.description.utf8)
     }
 
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
-    private static func writeString(_ s: String, into out: inout [UInt8]) {
+    static func writeString(_ s: String, into out: inout [UInt8]) {
         var s = s
         // withUTF8 makes a bridged (NSString-backed) string contiguous once; iterating `s.utf8` of
         // one went through Foundation per byte, ~20 ns each.
@@ -104,4 +105,11 @@ enum RecordEncoder {
             out.append(0x22)
         }
     }
+}
+
+/// JSON text already written in `RecordEncoder`'s form by a typed writer (no dictionaries, no
+/// dynamic casts), which `RecordEncoder` copies as it is. For the hot records only: see
+/// `RolloutGroup.samplesJSON`.
+struct JSONFragment {
+    let bytes: [UInt8]
 }

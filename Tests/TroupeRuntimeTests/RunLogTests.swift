@@ -54,6 +54,32 @@ import TroupeRuntime
         #expect((second["half"] as? NSNumber)?.doubleValue == 0.5)
     }
 
+    // An accepted group's record is written by a typed writer (no dictionaries); a body read back
+    // from the log goes through the generic encoder. Both must give the same line, byte for byte,
+    // and the group must come back equal. (No integral doubles here: read back, 2.0 is the integer 2.)
+    @Test func groupRecordsMatchTheGenericEncodingAndRoundTrip() throws {
+        let samples = [
+            RolloutSample(tokens: [1, -2, 49_151, 7], logprobs: [-0.25, -1e-7, -3.5, -0.0], entropies: [0.5, 1, 2, 1e-30],
+                          finishReason: .stop, temperature: 0.7, answer: "quote \" back \\ nl \n é😀", reward: 1 / 3,
+                          components: ["format": -0.75, "correct": 1e-300, "a": 5e-324]),
+            RolloutSample(tokens: [5], logprobs: [-9.75], finishReason: .length, temperature: 1, answer: nil, reward: 0.125, components: [:]),
+            RolloutSample(tokens: [], logprobs: [], finishReason: .stop, temperature: 1.25, answer: "", reward: -1e300,
+                          components: ["z": 2.5]),
+        ]
+        let group = RolloutGroup(key: GroupKey(actor: "a\"1", actorRunId: 0xABC, sequence: 9), promptId: 12, leaseId: 3,
+                                 version: PolicyVersion(epoch: 0xE, step: 4), promptTokens: [9, 8, 7, 6, 5], samples: samples,
+                                 generationMs: 250)
+        let typed = try RunLog(path: path)
+        try typed.append("group_accepted", group.logBody)
+        var body = try #require(try RunLog.read(path: path).first).body
+        for key in ["seq", "type", "prev", "hash"] { body.removeValue(forKey: key) }
+        #expect(try RolloutGroup(logBody: body) == group)
+        let genericPath = directory + "/generic.log"
+        try RunLog(path: genericPath).append("group_accepted", body)
+        let lines = try [path, genericPath].map { try String(contentsOfFile: $0, encoding: .utf8) }
+        #expect(lines[0] == lines[1])
+    }
+
     @Test func nonFiniteNumbersAreRefusedNamingTheField() throws {
         let log = try RunLog(path: path)
         #expect { try log.append("bad", ["stats": ["reward": Double.nan]]) } throws: { error in
