@@ -34,7 +34,8 @@ public enum IngestionBench {
         public var fsyncGroupsPerActor = 2500
         public var samplesPerGroup = 16
         public var tokensPerSample: ClosedRange<Int> = 8...128
-        public var credit = 4
+        /// The learner's default (`learner.credit`), so the figures are those of an unconfigured run.
+        public var credit = RunConfig.Learner().credit
         public var repeats = 5
         public var seed: UInt64 = 7
         /// Emulated links of this rate (a tc rate, "1gbit") between the learner and each actor
