@@ -17,11 +17,12 @@ struct BenchRuntimeCommand: ParsableCommand {
             append, against raw libzmq DEALER→ROUTER with the same frames. weights: the small and \
             smollm2-135m shapes to 1, 2 and 4 fetching actors that verify every tensor hash, through shared \
             memory, chunks from the learner and chunks relayed along a chain of actors, against one raw \
-            ZeroMQ transfer of the same bytes (--link-rate: over emulated network links instead). end-to-end: a learner and 2 actors \
+            ZeroMQ transfer of the same bytes. end-to-end: a learner and 2 actors \
             (child processes of this binary) train the tiny model with max_staleness 0 and 1; each step \
             splits into wait for batch, train and publish, and the steady-state idle ratio (steps 2 on) \
             is judged on the max_staleness 1 run. Figures are medians of --repeats trials; everything runs on loopback with \
-            random ports. Targets (issue 4): ingestion overhead ≤ 10% over raw libzmq; weights to 4 \
+            random ports, or with --link-rate (ingestion and weights) with the learner and every actor on hosts of their \
+            own, joined by emulated links of that rate (network namespaces, tc tbf; root). Targets (issue 4): ingestion overhead ≤ 10% over raw libzmq; weights to 4 \
             actors ≤ 2× one raw transfer; learner idle ratio ≤ 10% when actors keep up. A table on a \
             terminal, JSON lines otherwise. See docs/benchmarks.md.
             """)
