@@ -125,7 +125,9 @@ private func syntheticState() -> MonitorState {
                                  "weights_step": 7],
                        fields: ["actor": "a1"]))
     state.ingest(event("weights_applied", source: "actor/a1", run: 0x1, sequence: 2, step: 7, time: 1_014,
-                       metrics: ["weight_sync_ms": 4.5], fields: ["actor": "a1"]))
+                       metrics: ["weight_sync_ms": 4.5], fields: ["actor": "a1", "via": "relay", "depth": "2"]))
+    state.ingest(event("weights_relay_fallback", source: "actor/a1", run: 0x1, sequence: 3, time: 1_014,
+                       fields: ["actor": "a1", "upstream": "tcp://10.0.0.5:4100", "reason": "no chunk for 3.0 s"]))
     state.ingest(event("actor_left", sequence: next(), time: 1_014, fields: ["actor": "a2", "reason": "evicted"]))
     state.ingest(event("learner_stats", sequence: next(), step: 7, time: 1_015,
                        metrics: ["produced": 30, "trained": 14, "rejected": 3, "rejected/stale": 2, "rejected/non_finite": 1,
@@ -155,6 +157,8 @@ private func syntheticState() -> MonitorState {
     #expect(a1.groupsAccepted == 12)
     #expect(a1.groupsProduced == 20)
     #expect(a1.weightSyncMilliseconds == 4.5)
+    #expect(a1.weightsVia == "relay/2")
+    #expect(state.recentEvents.contains { $0.summary == "actor a1: relay tcp://10.0.0.5:4100 stopped serving (no chunk for 3.0 s); the learner serves the rest" })
     #expect(a1.weightsStep == 7)
     #expect(a1.tokensPerSecond == 800)  // the learner's copy of the heartbeat arrived after the actor's own
     #expect(a1.idleRatio == 0.1)

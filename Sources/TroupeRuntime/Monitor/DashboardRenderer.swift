@@ -157,6 +157,7 @@ public struct DashboardRenderer: Sendable {
             ("unacked", 8, 6, { TextFormat.integer($0.unacked) }),
             ("weights", 8, 4, { TextFormat.integer($0.weightsStep) }),
             ("sync ms", 8, 7, { TextFormat.compact($0.weightSyncMilliseconds) }),
+            ("via", 9, 8, { $0.weightsVia ?? "-" }),
             ("seen", 7, 5, { a in a.lastSeen.map { TextFormat.duration(max(0, now - $0)) } ?? "-" }),
         ]
         let longestId = max(5, rows.map(\.identity.count).max() ?? 5)

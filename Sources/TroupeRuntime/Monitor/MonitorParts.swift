@@ -45,6 +45,9 @@ public struct ActorRow: Sendable, Equatable {
     public var weightsStep: Int?
     /// The last weight sync's duration.
     public var weightSyncMilliseconds: Double?
+    /// Where the last weights came from: "shm" (the learner's shared memory), "learner" (chunks from
+    /// the learner) or "relay/N" (chunks from another actor, N hops from the learner).
+    public var weightsVia: String?
     /// Wall time (Unix seconds) of the newest event the actor published itself (or of its join).
     public var lastSeen: Double?
     /// In the learner's actor list (or joined and not left, before any learner_stats arrived).

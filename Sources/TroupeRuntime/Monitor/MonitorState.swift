@@ -243,6 +243,15 @@ public struct MonitorState: Sendable {
         case "weights_applied":
             if let v = m["weight_sync_ms"] { row.weightSyncMilliseconds = v }
             row.weightsStep = Int(clamping: event.step)
+            switch event.fields["via"] {
+            case "shared_memory": row.weightsVia = "shm"
+            case "chunks": row.weightsVia = "learner"
+            case "relay": row.weightsVia = "relay/" + (event.fields["depth"] ?? "?")
+            default: break
+            }
+        case "weights_relay_fallback":
+            note(time, event.source, event.kind, "actor \(identity): relay \(event.fields["upstream"] ?? "?") stopped serving "
+                 + "(\(event.fields["reason"] ?? "?")); the learner serves the rest")
         default:
             break
         }
