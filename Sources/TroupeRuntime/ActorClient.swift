@@ -103,11 +103,43 @@ public final class ActorClient {
     }
 
     /// The relay address an actor uses by default: on loopback when its learner is (everything on one
-    /// host), otherwise every interface, advertised under this host's name.
+    /// host); otherwise every interface, advertised as the address of the interface that routes to the
+    /// learner (other actors of the run reach the learner's network too), or this host's name when
+    /// that cannot be told.
     public static func defaultRelay(learner: Endpoint, advertiseHost: String? = nil) throws -> ListenAddress {
-        if let host = advertiseHost { return try ListenAddress(bind: "tcp://*:0", advertise: "tcp://\(host):0") }
+        func tcp(_ host: String) -> String { host.contains(":") ? "tcp://[\(host)]:0" : "tcp://\(host):0" }
+        if let host = advertiseHost { return try ListenAddress(bind: "tcp://*:0", advertise: tcp(host)) }
         if learner.isLoopback { return try ListenAddress(bind: "tcp://127.0.0.1:0") }
-        return try ListenAddress(bind: "tcp://*:0", advertise: "tcp://\(ProcessInfo.processInfo.hostName):0")
+        guard case .tcp(let learnerHost, _, _) = learner, let local = localAddress(toward: learnerHost) else {
+            return try ListenAddress(bind: "tcp://*:0", advertise: tcp(ProcessInfo.processInfo.hostName))
+        }
+        return try ListenAddress(bind: "tcp://*:0", advertise: tcp(local))
+    }
+
+    /// This host's address on the interface that routes to `host`: a UDP socket connected there
+    /// (which sends nothing) and asked for its local address. Nil when the name does not resolve.
+    static func localAddress(toward host: String) -> String? {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_DGRAM.rawValue)
+        var found: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, "9", &hints, &found) == 0, let info = found else { return nil }
+        defer { freeaddrinfo(found) }
+        let fd = socket(info.pointee.ai_family, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        guard connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else { return nil }
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        var text = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+        let ok = withUnsafeMutablePointer(to: &storage) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                getsockname(fd, address, &length) == 0
+                    && getnameinfo(address, length, &text, socklen_t(text.count), nil, 0, NI_NUMERICHOST) == 0
+            }
+        }
+        guard ok else { return nil }
+        let address = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return address.isEmpty || address == "0.0.0.0" ? nil : address
     }
 
     static func makeControl(context: ZMQContext, options: Options, runId: UInt64) throws -> ZMQSocket {
@@ -332,7 +364,8 @@ public final class ActorClient {
     private func handle(_ events: [WeightReceiver.Event]) throws {
         for event in events {
             switch event {
-            case .applied(let f, let via): try apply(f, via: via)
+            case .applied(let f, let via):
+                do { try apply(f, via: via) } catch { console.warn("verified weights could not be used: \(error)") }
             case .fellBack(let upstream, let reason):
                 console.warn("weight relay \(upstream) stopped serving (\(reason)); fetching the rest from the learner")
                 logs?.publish(kind: "weights_relay_fallback", fields: ["actor": options.identity, "upstream": upstream, "reason": reason])

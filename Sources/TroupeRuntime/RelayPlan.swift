@@ -37,6 +37,9 @@ public struct RelayPlan: Sendable {
     public private(set) var version: PolicyVersion?
     public private(set) var nodes: [Node] = []
     private var learnerChildren = 0
+    /// Everyone placed in this version's tree, removed or not: an actor that asks again goes to the
+    /// learner, never below a node that may still be fetching from it.
+    private var placed: Set<String> = []
 
     public init(fanout: Int) {
         precondition(fanout >= 0, "relay fanout must be non-negative")
@@ -50,15 +53,19 @@ public struct RelayPlan: Sendable {
         if version != self.version {
             self.version = version
             nodes.removeAll()
+            placed.removeAll()
             learnerChildren = 0
         }
         if fanout == 0 { return Assignment(upstream: "", depth: 1) }
-        if nodes.contains(where: { $0.identity == identity && $0.runId == runId }) { return Assignment(upstream: "", depth: 1) }
+        guard placed.insert(identity).inserted else { return Assignment(upstream: "", depth: 1) }
+        // A loopback address reaches only its own host: it serves only actors that are on one host
+        // with the learner too (they say so by relaying on loopback themselves).
+        let local = RelayPlan.isLoopback(relayEndpoint)
         // Breadth first: the shallowest node with room, the learner first, then in arrival order.
         var parent: Int?
         var parentDepth = 0
         if learnerChildren >= fanout {
-            for (i, n) in nodes.enumerated() where !n.endpoint.isEmpty && n.children < fanout {
+            for (i, n) in nodes.enumerated() where !n.endpoint.isEmpty && n.children < fanout && (local || !RelayPlan.isLoopback(n.endpoint)) {
                 if parent == nil || n.depth < parentDepth { parent = i; parentDepth = n.depth }
             }
         }
@@ -80,4 +87,6 @@ public struct RelayPlan: Sendable {
     public mutating func remove(identity: String) {
         nodes.removeAll { $0.identity == identity }
     }
+
+    static func isLoopback(_ endpoint: String) -> Bool { (try? Endpoint(parsing: endpoint))?.isLoopback ?? false }
 }

@@ -122,10 +122,10 @@ public final class WeightReceiver {
         case .manifest:
             if now - since > options.learnerSilenceSeconds { events.append(.failed("no weight manifest from the learner in \(Int(options.learnerSilenceSeconds)) s")); reset() }
         case .source:
-            if now - since > options.sourceWaitSeconds { try fetchChunks(upstream: "", now: now) }
+            if now - since > options.sourceWaitSeconds { try fetchChunks(upstream: "", now: now, into: &events) }
         case .chunks:
-            if let up = upstream, now - lastProgress > options.stallSeconds {
-                fallBack(reason: "no chunk for \(options.stallSeconds) s from \(up.endpoint)", now: now, into: &events)
+            if let up = upstream, now - lastProgress > stallSeconds {
+                fallBack(reason: "no chunk for \(stallSeconds) s from \(up.endpoint)", now: now, into: &events)
             } else if upstream == nil && now - lastProgress > options.learnerSilenceSeconds {
                 events.append(.failed("no chunk from the learner in \(Int(options.learnerSilenceSeconds)) s"))
                 reset()
@@ -134,8 +134,14 @@ public final class WeightReceiver {
         return events
     }
 
+    /// How long this actor waits on a silent upstream: longer the deeper it is, so that when a node
+    /// dies only the actor right below it goes to the learner, and the ones further down are served
+    /// again by that one before their own patience ends (capped at 10 × `stallSeconds`).
+    var stallSeconds: Double { options.stallSeconds * Double(min(10, max(1, depth - 1))) }
+
+    /// Ends any transfer (its relay stops offering it) and closes the sockets.
     public func close() {
-        dropUpstream()
+        reset()
         learner.close()
     }
 
@@ -172,7 +178,7 @@ public final class WeightReceiver {
         case .weightSource(let s) where fromLearner && phase == .source:
             guard let f = fetch, PolicyVersion(s.version) == f.version else { return }
             depth = Int(max(1, s.depth))
-            try fetchChunks(upstream: s.upstreamEndpoint, now: now)
+            try fetchChunks(upstream: s.upstreamEndpoint, now: now, into: &events)
         case .chunk(let chunk) where phase == .chunks:
             // Late replies to an abandoned transfer are not this one's business.
             guard let f = fetch, PolicyVersion(chunk.version) == f.version else { return }
@@ -199,6 +205,7 @@ public final class WeightReceiver {
             try relay?.serveWaiting()
             if f.isComplete {
                 events.append(.applied(f, via: usedRelay && !fellBack ? "relay" : "chunks"))
+                relay?.completed(f)
                 phase = .idle
                 dropUpstream()
             } else {
@@ -214,12 +221,19 @@ public final class WeightReceiver {
         return false
     }
 
-    private func fetchChunks(upstream endpoint: String, now: Double) throws {
+    private func fetchChunks(upstream endpoint: String, now: Double, into events: inout [Event]) throws {
         guard let f = fetch else { reset(); return }
         dropUpstream()
-        if !endpoint.isEmpty, endpoint != relay?.endpoint.description, let parsed = try? Endpoint(parsing: endpoint) {
-            upstream = (endpoint, try WeightReceiver.dealer(context, to: parsed))
-            usedRelay = true
+        if !endpoint.isEmpty, endpoint != relay?.endpoint.description {
+            // The address came from another actor through the learner: one that cannot be used
+            // sends this transfer to the learner, never the actor down.
+            do {
+                upstream = (endpoint, try WeightReceiver.dealer(context, to: Endpoint(parsing: endpoint)))
+                usedRelay = true
+            } catch {
+                events.append(.fellBack(upstream: endpoint, reason: "cannot connect: \(error)"))
+                fellBack = true
+            }
         }
         relay?.offer(f)
         phase = .chunks

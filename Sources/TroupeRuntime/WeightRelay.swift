@@ -42,12 +42,21 @@ public final class WeightRelay {
         try? serveWaiting()
     }
 
-    /// Serves `fetch` from now on (its chunks as they arrive); keeps the one before it too.
+    /// Serves `fetch` from now on (its chunks as they arrive). The transfer before it stays served
+    /// while this one is under way (actors below may still be finishing it, and this actor's model
+    /// uses its buffer anyway) and goes once this one completes: see `completed`.
     public func offer(_ fetch: WeightFetch) {
         transfers.removeAll { $0 === fetch || $0.version == fetch.version }
         transfers.append(fetch)
         if transfers.count > 2 { transfers.removeFirst(transfers.count - 2) }
         // Waiting requests for a version no longer held are answered now rather than left to time out.
+        try? serveWaiting()
+    }
+
+    /// `fetch` holds verified weights, which become this actor's model: older transfers are dropped,
+    /// so the relay never keeps a second copy of the model alive.
+    public func completed(_ fetch: WeightFetch) {
+        transfers.removeAll { $0 !== fetch }
         try? serveWaiting()
     }
 

@@ -43,7 +43,7 @@ struct ActorCommand: ParsableCommand {
     @Option(name: .long, help: "Seconds to wait for a first answer from the learner before giving up.")
     var connectTimeout: Double = 60
 
-    @Option(name: .long, help: "The host name or address other actors reach this one at, to fetch weight chunks it relays (default: loopback when the learner is on loopback, else this host's name).")
+    @Option(name: .long, help: "The host name or address other actors reach this one at, to fetch weight chunks it relays (default: loopback when the learner is on loopback, else this host's address on the interface that routes to the learner).")
     var relayAdvertise: String?
 
     @Flag(name: .long, help: "Do not relay weight chunks to other actors (this actor still fetches through others).")

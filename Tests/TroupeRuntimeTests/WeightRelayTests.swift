@@ -61,6 +61,38 @@ import TroupeWire
         #expect(plan.assign(version: v1, identity: "c", runId: 1, relayEndpoint: "tcp://c:1") == .init(upstream: "", depth: 1))
     }
 
+    @Test func anEvictedActorThatAsksAgainIsNeverPlacedBelowItsOwnDescendants() {
+        var plan = RelayPlan(fanout: 1)
+        for id in ["a", "b", "c"] { _ = plan.assign(version: v1, identity: id, runId: 1, relayEndpoint: "tcp://\(id):1") }
+        plan.remove(identity: "a")
+        // "a" is alive after all and asks again: below "c" it would fetch from its own descendants.
+        #expect(plan.assign(version: v1, identity: "a", runId: 2, relayEndpoint: "tcp://a:1") == .init(upstream: "", depth: 1))
+    }
+
+    @Test func aLoopbackRelayServesOnlyActorsOnItsOwnHost() {
+        var plan = RelayPlan(fanout: 1)
+        _ = plan.assign(version: v1, identity: "local", runId: 1, relayEndpoint: "tcp://127.0.0.1:4001")
+        // A remote actor cannot reach 127.0.0.1 of another host: the learner serves it.
+        #expect(plan.assign(version: v1, identity: "remote", runId: 1, relayEndpoint: "tcp://10.0.0.2:4001") == .init(upstream: "", depth: 1))
+        #expect(plan.assign(version: v1, identity: "quiet", runId: 1, relayEndpoint: "").upstream == "tcp://10.0.0.2:4001")
+        #expect(plan.assign(version: v1, identity: "local2", runId: 1, relayEndpoint: "tcp://127.0.0.1:4002").upstream == "tcp://127.0.0.1:4001")
+    }
+
+    @Test func theDefaultRelayAddressIsReachableFromWhereTheLearnerIs() throws {
+        let local = try ActorClient.defaultRelay(learner: Endpoint(parsing: "tcp://127.0.0.1:5555"))
+        #expect(local.bind == .tcp(host: "127.0.0.1", port: 0) && local.advertise == nil)
+        let named = try ActorClient.defaultRelay(learner: Endpoint(parsing: "tcp://learner:5555"), advertiseHost: "node7")
+        #expect(named.bind.isWildcard && named.advertise == .tcp(host: "node7", port: 0))
+        let v6 = try ActorClient.defaultRelay(learner: Endpoint(parsing: "tcp://learner:5555"), advertiseHost: "fd00::7")
+        #expect(v6.advertise == .tcp(host: "fd00::7", port: 0))
+        // Another host: every interface, advertised as a connectable address (this host's address
+        // toward the learner, or its name), never the wildcard.
+        let remote = try ActorClient.defaultRelay(learner: Endpoint(parsing: "tcp://192.0.2.1:5555"))
+        #expect(remote.bind.isWildcard)
+        let advertised = try #require(remote.advertise)
+        #expect(!advertised.isWildcard && !advertised.isLoopback)
+    }
+
     @Test func fanoutZeroSendsEveryoneToTheLearner() {
         var plan = RelayPlan(fanout: 0)
         for id in ["a", "b", "c"] {
@@ -244,6 +276,53 @@ import TroupeWire
         #expect(try reply() == nil)
         relay.withdraw(next)
         #expect(try reply()?.0.status == .versionGone)
+    }
+
+    // The relay keeps the previous version while the next is under way (actors below may still be
+    // finishing it), and lets it go once the next is complete: never a second copy of the model.
+    @Test func thePreviousVersionIsServedUntilTheNextIsComplete() throws {
+        let context = try ZMQContext(ioThreads: 1)
+        defer { context.shutdown() }
+        let relay = try WeightRelay(context: context, listen: ListenAddress(bind: "tcp://127.0.0.1:0"))
+        defer { relay.close() }
+        let asker = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
+        defer { asker.close() }
+        try asker.connect(relay.endpoint)
+        func status(of version: PolicyVersion) throws -> Troupe_V1_WeightStatus? {
+            var r = Troupe_V1_ChunkRequest()
+            r.version = version.proto
+            r.offset = 0
+            r.length = 512
+            _ = try asker.send(WireMessage(.chunkRequest(r)))
+            #expect(try relay.socket.wait(for: .readable, until: .afterMilliseconds(5000)).contains(.readable))
+            try relay.drain()
+            guard case .message(let m) = try asker.receiveMessage(deadline: .afterMilliseconds(2000), limits: .weights),
+                  case .chunk(let c) = m.body else { return nil }
+            return c.status
+        }
+        func complete(_ fetch: WeightFetch, from source: WeightSnapshot) throws {
+            var requests = fetch.nextRequests()
+            while !requests.isEmpty {
+                for r in requests {
+                    let reply = source.chunk(offset: r.offset, length: r.length)
+                    guard case .chunk(let header) = reply.body else { return }
+                    try fetch.accept(header, payload: reply.frames.first)
+                }
+                requests = fetch.nextRequests()
+            }
+        }
+        let first = try WeightFetch(manifest: snapshot.manifest, layout: model.layout)
+        relay.offer(first)
+        try complete(first, from: snapshot)
+        relay.completed(first)
+        let next = WeightSnapshot.make(model: model, version: PolicyVersion(epoch: 3, step: 5), chunkSize: 512).snapshot
+        let second = try WeightFetch(manifest: next.manifest, layout: model.layout)
+        relay.offer(second)
+        #expect(try status(of: snapshot.version) == .ok)
+        try complete(second, from: next)
+        relay.completed(second)
+        #expect(try status(of: snapshot.version) == .versionGone)
+        #expect(try status(of: next.version) == .ok)
     }
 
     @Test func aRelayRefusesVersionsItDoesNotHold() throws {
