@@ -233,125 +233,119 @@ import TroupeWire
         #expect(applied(rig.members[1])?.via == "relay")
     }
 
-    // The learner can place an actor below this one before this one has the learner's answer: a
-    // request for the version this actor asked about waits for its transfer instead of being refused.
-    @Test func aRequestForTheVersionAskedAboutWaitsForItsTransfer() throws {
-        let context = try ZMQContext(ioThreads: 1)
-        defer { context.shutdown() }
-        let relay = try WeightRelay(context: context, listen: ListenAddress(bind: "tcp://127.0.0.1:0"))
-        defer { relay.close() }
-        let asker = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
-        defer { asker.close() }
-        try asker.connect(relay.endpoint)
-        func request(_ version: PolicyVersion) throws {
+    /// A relay of its own and one DEALER asking it for chunks, driven from this thread.
+    final class RelayProbe {
+        let context: ZMQContext
+        let relay: WeightRelay
+        let asker: ZMQSocket
+
+        init() throws {
+            context = try ZMQContext(ioThreads: 1)
+            relay = try WeightRelay(context: context, listen: ListenAddress(bind: "tcp://127.0.0.1:0"))
+            asker = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
+            try asker.connect(relay.endpoint)
+        }
+
+        /// Asks for 512 bytes at `offset` and lets the relay read the request.
+        func request(_ version: PolicyVersion, offset: UInt64 = 0) throws {
             var r = Troupe_V1_ChunkRequest()
             r.version = version.proto
-            r.offset = 0
+            r.offset = offset
             r.length = 512
             _ = try asker.send(WireMessage(.chunkRequest(r)))
             #expect(try relay.socket.wait(for: .readable, until: .afterMilliseconds(5000)).contains(.readable))
             try relay.drain()
         }
-        func reply() throws -> (Troupe_V1_Chunk, Frame?)? {
-            guard case .message(let m) = try asker.receiveMessage(deadline: .afterMilliseconds(300), limits: .weights),
+
+        /// The relay's answer, or nil when none came within `milliseconds`.
+        func reply(within milliseconds: Int = 300) throws -> (chunk: Troupe_V1_Chunk, payload: Frame?)? {
+            guard case .message(let m) = try asker.receiveMessage(deadline: .afterMilliseconds(milliseconds), limits: .weights),
                   case .chunk(let c) = m.body else { return nil }
             return (c, m.frames.first)
         }
-        relay.expect(snapshot.version)
-        try request(snapshot.version)
-        #expect(try reply() == nil, "answered before holding anything")
+
+        func status(of version: PolicyVersion, offset: UInt64 = 0) throws -> Troupe_V1_WeightStatus? {
+            try request(version, offset: offset)
+            return try reply(within: 2000)?.chunk.status
+        }
+
+        func close() {
+            asker.close()
+            relay.close()
+            context.shutdown()
+        }
+    }
+
+    /// Feeds `fetch` every chunk it asks for from `source` (what the learner's weights socket does).
+    func complete(_ fetch: WeightFetch, from source: WeightSnapshot, chunks limit: Int = .max) throws {
+        var fed = 0
+        var requests = fetch.nextRequests()
+        while !requests.isEmpty {
+            for r in requests {
+                guard fed < limit else { return }
+                let reply = source.chunk(offset: r.offset, length: r.length)
+                guard case .chunk(let header) = reply.body else { Issue.record("not a chunk"); return }
+                try fetch.accept(header, payload: reply.frames.first)
+                fed += 1
+            }
+            requests = fetch.nextRequests()
+        }
+    }
+
+    // The learner can place an actor below this one before this one has the learner's answer: a
+    // request for the version this actor asked about waits for its transfer instead of being refused.
+    @Test func aRequestForTheVersionAskedAboutWaitsForItsTransfer() throws {
+        let probe = try RelayProbe()
+        defer { probe.close() }
+        probe.relay.expect(snapshot.version)
+        try probe.request(snapshot.version)
+        #expect(try probe.reply() == nil, "answered before holding anything")
         let fetch = try WeightFetch(manifest: snapshot.manifest, layout: model.layout, window: 1)
-        relay.offer(fetch)
-        let first = try #require(fetch.nextRequests().first)
-        guard case .chunk(let header) = snapshot.chunk(offset: first.offset, length: first.length).body else { Issue.record("not a chunk"); return }
-        try fetch.accept(header, payload: snapshot.chunk(offset: first.offset, length: first.length).frames.first)
-        try relay.serveWaiting()
-        let (chunk, payload) = try #require(try reply())
-        #expect(chunk.status == .ok && payload?.bytes == Array(parameterBytes[0..<512]))
+        probe.relay.offer(fetch)
+        try complete(fetch, from: snapshot, chunks: 1)
+        try probe.relay.serveWaiting()
+        let answer = try #require(try probe.reply())
+        #expect(answer.chunk.status == .ok && answer.payload?.bytes == Array(parameterBytes[0..<512]))
 
         // A version it expected and then gave up on: waiting requests are refused.
         let next = PolicyVersion(epoch: 3, step: 5)
-        relay.expect(next)
-        try request(next)
-        #expect(try reply() == nil)
-        relay.withdraw(next)
-        #expect(try reply()?.0.status == .versionGone)
+        probe.relay.expect(next)
+        try probe.request(next)
+        #expect(try probe.reply() == nil)
+        probe.relay.withdraw(next)
+        #expect(try probe.reply()?.chunk.status == .versionGone)
     }
 
     // The relay keeps the previous version while the next is under way (actors below may still be
     // finishing it), and lets it go once the next is complete: never a second copy of the model.
     @Test func thePreviousVersionIsServedUntilTheNextIsComplete() throws {
-        let context = try ZMQContext(ioThreads: 1)
-        defer { context.shutdown() }
-        let relay = try WeightRelay(context: context, listen: ListenAddress(bind: "tcp://127.0.0.1:0"))
-        defer { relay.close() }
-        let asker = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
-        defer { asker.close() }
-        try asker.connect(relay.endpoint)
-        func status(of version: PolicyVersion) throws -> Troupe_V1_WeightStatus? {
-            var r = Troupe_V1_ChunkRequest()
-            r.version = version.proto
-            r.offset = 0
-            r.length = 512
-            _ = try asker.send(WireMessage(.chunkRequest(r)))
-            #expect(try relay.socket.wait(for: .readable, until: .afterMilliseconds(5000)).contains(.readable))
-            try relay.drain()
-            guard case .message(let m) = try asker.receiveMessage(deadline: .afterMilliseconds(2000), limits: .weights),
-                  case .chunk(let c) = m.body else { return nil }
-            return c.status
-        }
-        func complete(_ fetch: WeightFetch, from source: WeightSnapshot) throws {
-            var requests = fetch.nextRequests()
-            while !requests.isEmpty {
-                for r in requests {
-                    let reply = source.chunk(offset: r.offset, length: r.length)
-                    guard case .chunk(let header) = reply.body else { return }
-                    try fetch.accept(header, payload: reply.frames.first)
-                }
-                requests = fetch.nextRequests()
-            }
-        }
+        let probe = try RelayProbe()
+        defer { probe.close() }
         let first = try WeightFetch(manifest: snapshot.manifest, layout: model.layout)
-        relay.offer(first)
+        probe.relay.offer(first)
         try complete(first, from: snapshot)
-        relay.completed(first)
+        probe.relay.completed(first)
         let next = WeightSnapshot.make(model: model, version: PolicyVersion(epoch: 3, step: 5), chunkSize: 512).snapshot
         let second = try WeightFetch(manifest: next.manifest, layout: model.layout)
-        relay.offer(second)
-        #expect(try status(of: snapshot.version) == .ok)
+        probe.relay.offer(second)
+        #expect(try probe.status(of: snapshot.version) == .ok)
         try complete(second, from: next)
-        relay.completed(second)
-        #expect(try status(of: snapshot.version) == .versionGone)
-        #expect(try status(of: next.version) == .ok)
+        probe.relay.completed(second)
+        #expect(try probe.status(of: snapshot.version) == .versionGone)
+        #expect(try probe.status(of: next.version) == .ok)
     }
 
     @Test func aRelayRefusesVersionsItDoesNotHold() throws {
-        let rig = try Rig(snapshot: snapshot, fanout: 1)
-        defer { rig.close() }
-        try rig.addActor("a", layout: model.layout)
-        try rig.run(starting: [0])
-        let relay = rig.members[0].relay!
-        let asker = try ZMQSocket(rig.context, type: .dealer, linger: .discardUnsent)
-        defer { asker.close() }
-        try asker.connect(relay.endpoint)
-        var r = Troupe_V1_ChunkRequest()
-        r.version = PolicyVersion(epoch: 3, step: 99).proto
-        r.offset = 0
-        r.length = 512
-        _ = try asker.send(WireMessage(.chunkRequest(r)))
+        let probe = try RelayProbe()
+        defer { probe.close() }
+        let fetch = try WeightFetch(manifest: snapshot.manifest, layout: model.layout)
+        probe.relay.offer(fetch)
+        try complete(fetch, from: snapshot)
+        probe.relay.completed(fetch)
+        #expect(try probe.status(of: PolicyVersion(epoch: 3, step: 99)) == .versionGone)
         // A held version but not one of its chunks (an offset inside a chunk) is refused as well.
-        r.version = snapshot.version.proto
-        r.offset = 7
-        _ = try asker.send(WireMessage(.chunkRequest(r)))
-        var statuses: [Troupe_V1_WeightStatus] = []
-        let deadline = monotonicSeconds() + 10
-        while statuses.count < 2 && monotonicSeconds() < deadline {
-            if try relay.socket.wait(for: .readable, until: .afterMilliseconds(20)).contains(.readable) { try relay.drain() }
-            if case .message(let m) = try asker.receiveMessage(deadline: .afterMilliseconds(5), limits: .weights), case .chunk(let c) = m.body {
-                statuses.append(c.status)
-            }
-        }
-        #expect(statuses == [.versionGone, .versionGone])
-        #expect(relay.refused == 2)
+        #expect(try probe.status(of: snapshot.version, offset: 7) == .versionGone)
+        #expect(try probe.status(of: snapshot.version) == .ok)
+        #expect(probe.relay.refused == 2)
     }
 }
