@@ -292,6 +292,14 @@ import TroupeWire
         }
     }
 
+    /// Has the probe's relay hold the whole of `source`, as after a finished transfer.
+    func hold(_ source: WeightSnapshot, in probe: RelayProbe) throws {
+        let fetch = try WeightFetch(manifest: source.manifest, layout: model.layout)
+        probe.relay.offer(fetch)
+        try complete(fetch, from: source)
+        probe.relay.completed(fetch)
+    }
+
     // The learner can place an actor below this one before this one has the learner's answer: a
     // request for the version this actor asked about waits for its transfer instead of being refused.
     @Test func aRequestForTheVersionAskedAboutWaitsForItsTransfer() throws {
@@ -321,10 +329,7 @@ import TroupeWire
     @Test func thePreviousVersionIsServedUntilTheNextIsComplete() throws {
         let probe = try RelayProbe()
         defer { probe.close() }
-        let first = try WeightFetch(manifest: snapshot.manifest, layout: model.layout)
-        probe.relay.offer(first)
-        try complete(first, from: snapshot)
-        probe.relay.completed(first)
+        try hold(snapshot, in: probe)
         let next = WeightSnapshot.make(model: model, version: PolicyVersion(epoch: 3, step: 5), chunkSize: 512).snapshot
         let second = try WeightFetch(manifest: next.manifest, layout: model.layout)
         probe.relay.offer(second)
@@ -338,10 +343,7 @@ import TroupeWire
     @Test func aRelayRefusesVersionsItDoesNotHold() throws {
         let probe = try RelayProbe()
         defer { probe.close() }
-        let fetch = try WeightFetch(manifest: snapshot.manifest, layout: model.layout)
-        probe.relay.offer(fetch)
-        try complete(fetch, from: snapshot)
-        probe.relay.completed(fetch)
+        try hold(snapshot, in: probe)
         #expect(try probe.status(of: PolicyVersion(epoch: 3, step: 99)) == .versionGone)
         // A held version but not one of its chunks (an offset inside a chunk) is refused as well.
         #expect(try probe.status(of: snapshot.version, offset: 7) == .versionGone)
