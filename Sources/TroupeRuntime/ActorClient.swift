@@ -170,7 +170,7 @@ public final class ActorClient {
             if ready.contains(control) { try drainControl() }
             if let a = announce, ready.contains(a) { try drainAnnounce() }
             if let r = relay, ready.contains(r.socket) { try r.drain() }
-            if let rc = receiver { try handle(rc.receive(ready, now: now)) }
+            if let rc = receiver { handle(try rc.receive(ready, now: now)) }
             if session == nil || now - lastHeard > options.learnerSilence {
                 if !everWelcomed && now - started > options.connectTimeout {
                     console.error("no learner answered at \(options.learner) within \(Int(options.connectTimeout)) s")
@@ -353,7 +353,7 @@ public final class ActorClient {
 
     private func stepWeights(now: Double) throws {
         guard let s = session, let rc = receiver else { return }
-        try handle(rc.tick(now: now))
+        handle(try rc.tick(now: now))
         let current = s.version
         if options.ignoreNewWeights && current != nil { return }
         if !rc.inProgress && (current == nil || current!.epoch != s.epoch || current!.step < s.newest.step) {
@@ -361,7 +361,7 @@ public final class ActorClient {
         }
     }
 
-    private func handle(_ events: [WeightReceiver.Event]) throws {
+    private func handle(_ events: [WeightReceiver.Event]) {
         for event in events {
             switch event {
             case .applied(let f, let via):

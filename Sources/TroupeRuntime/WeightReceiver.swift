@@ -43,13 +43,13 @@ public final class WeightReceiver {
     let runId: UInt64
     let options: Options
     private var phase = Phase.idle
-    private var since = 0.0
+    /// When this transfer last moved on (a request sent, a chunk received): every deadline counts from it.
     private var lastProgress = 0.0
     public private(set) var fetch: WeightFetch?
     /// The relay chunks come from now (nil: the learner).
     private var upstream: (endpoint: String, socket: ZMQSocket)?
-    private var fellBack = false
-    private var usedRelay = false
+    /// Every chunk so far came from a relay (none from the learner).
+    private var allFromRelay = false
     private var warnedAboutSharedMemory = false
     /// Hops from the learner of the current transfer (1: served by the learner).
     public private(set) var depth = 1
@@ -81,13 +81,11 @@ public final class WeightReceiver {
     public func start(now: Double) throws {
         guard phase == .idle else { return }
         fetch = nil
-        fellBack = false
-        usedRelay = false
+        allFromRelay = false
         depth = 1
         dropUpstream()
         _ = try learner.send(WireMessage(.weightManifestRequest(Troupe_V1_WeightManifestRequest())))
         phase = .manifest
-        since = now
         lastProgress = now
     }
 
@@ -120,9 +118,9 @@ public final class WeightReceiver {
         switch phase {
         case .idle: break
         case .manifest:
-            if now - since > options.learnerSilenceSeconds { events.append(.failed("no weight manifest from the learner in \(Int(options.learnerSilenceSeconds)) s")); reset() }
+            if now - lastProgress > options.learnerSilenceSeconds { events.append(.failed("no weight manifest from the learner in \(Int(options.learnerSilenceSeconds)) s")); reset() }
         case .source:
-            if now - since > options.sourceWaitSeconds { try fetchChunks(upstream: "", now: now, into: &events) }
+            if now - lastProgress > options.sourceWaitSeconds { try fetchChunks(upstream: "", now: now, into: &events) }
         case .chunks:
             if let up = upstream, now - lastProgress > stallSeconds {
                 fallBack(reason: "no chunk for \(stallSeconds) s from \(up.endpoint)", now: now, into: &events)
@@ -174,7 +172,7 @@ public final class WeightReceiver {
             relay?.expect(f.version)
             _ = try learner.send(WireMessage(.weightSourceRequest(r)))
             phase = .source
-            since = now
+            lastProgress = now
         case .weightSource(let s) where fromLearner && phase == .source:
             guard let f = fetch, PolicyVersion(s.version) == f.version else { return }
             depth = Int(max(1, s.depth))
@@ -204,7 +202,7 @@ public final class WeightReceiver {
             lastProgress = now
             try relay?.serveWaiting()
             if f.isComplete {
-                events.append(.applied(f, via: usedRelay && !fellBack ? "relay" : "chunks"))
+                events.append(.applied(f, via: allFromRelay ? "relay" : "chunks"))
                 relay?.completed(f)
                 phase = .idle
                 dropUpstream()
@@ -229,10 +227,9 @@ public final class WeightReceiver {
             // sends this transfer to the learner, never the actor down.
             do {
                 upstream = (endpoint, try WeightReceiver.dealer(context, to: Endpoint(parsing: endpoint)))
-                usedRelay = true
+                allFromRelay = true
             } catch {
                 events.append(.fellBack(upstream: endpoint, reason: "cannot connect: \(error)"))
-                fellBack = true
             }
         }
         relay?.offer(f)
@@ -245,7 +242,7 @@ public final class WeightReceiver {
         guard let f = fetch, let up = upstream else { return }
         events.append(.fellBack(upstream: up.endpoint, reason: reason))
         dropUpstream()
-        fellBack = true
+        allFromRelay = false
         lastProgress = now
         try? send(f.reissueOutstanding())
     }

@@ -68,7 +68,7 @@ public final class WeightRelay {
             case .rejected: refused += 1
             case .message(let peer, let message):
                 guard case .chunkRequest(let r) = message.body else { refused += 1; continue }
-                try answer(r, to: peer, mayWait: true)
+                try answer(r, to: peer)
             }
         }
     }
@@ -78,31 +78,28 @@ public final class WeightRelay {
         guard !waiting.isEmpty else { return }
         let pending = waiting
         waiting.removeAll(keepingCapacity: true)
-        for (peer, r) in pending { try answer(r, to: peer, mayWait: true) }
+        for (peer, r) in pending { try answer(r, to: peer) }
     }
 
     public func close() { socket.close() }
 
-    private func answer(_ r: Troupe_V1_ChunkRequest, to peer: PeerID, mayWait: Bool) throws {
+    private func answer(_ r: Troupe_V1_ChunkRequest, to peer: PeerID) throws {
         let version = PolicyVersion(r.version)
         var c = Troupe_V1_Chunk()
         c.version = r.version
         c.offset = r.offset
-        let transfer = transfers.last { $0.version == version }
-        if let t = transfer, !t.mappedSharedMemory, t.isChunk(offset: r.offset, length: r.length) {
-            if let frame = t.heldChunk(offset: r.offset, length: r.length) {
-                c.status = .ok
-                if try socket.send(WireMessage(.chunk(c), frames: [frame]), to: peer) == .sent {
-                    chunksServed += 1
-                    bytesServed += frame.count
-                }
-                return
+        let transfer = transfers.last { $0.version == version && !$0.mappedSharedMemory }
+        if let frame = transfer?.heldChunk(offset: r.offset, length: r.length) {
+            c.status = .ok
+            if try socket.send(WireMessage(.chunk(c), frames: [frame]), to: peer) == .sent {
+                chunksServed += 1
+                bytesServed += frame.count
             }
-            if mayWait && !t.isComplete && waiting.count < WeightRelay.maxWaiting {
-                waiting.append((peer, r))
-                return
-            }
-        } else if transfer == nil && mayWait && version == expected && waiting.count < WeightRelay.maxWaiting {
+            return
+        }
+        // Not here yet: a chunk of a transfer under way, or of the version this actor has asked about.
+        let onItsWay = transfer.map { !$0.isComplete && $0.isChunk(offset: r.offset, length: r.length) } ?? (version == expected)
+        if onItsWay && waiting.count < WeightRelay.maxWaiting {
             waiting.append((peer, r))
             return
         }

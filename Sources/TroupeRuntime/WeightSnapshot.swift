@@ -107,8 +107,6 @@ public final class WeightFetch {
     private var servable: SharedBuffer?
     private var nextOffset: UInt64 = 0
     private var outstanding: Set<UInt64> = []
-    /// Offsets of the chunks held, for the relay.
-    private var arrived: Set<UInt64> = []
     private var received: UInt64 = 0
     public let startedAt = Date()
     /// Verified parameters, once complete: the mapped shared-memory file or the filled staging buffer.
@@ -150,10 +148,7 @@ public final class WeightFetch {
     public func nextRequests() -> [Troupe_V1_ChunkRequest] {
         var out: [Troupe_V1_ChunkRequest] = []
         while parameters == nil && outstanding.count < window && nextOffset < manifest.totalBytes {
-            var r = Troupe_V1_ChunkRequest()
-            r.version = manifest.version
-            r.offset = nextOffset
-            r.length = UInt32(min(UInt64(manifest.chunkSize), manifest.totalBytes - nextOffset))
+            let r = request(at: nextOffset)
             outstanding.insert(nextOffset)
             nextOffset += UInt64(r.length)
             out.append(r)
@@ -166,7 +161,6 @@ public final class WeightFetch {
     public func accept(_ chunk: Troupe_V1_Chunk, payload: Frame?) throws {
         if chunk.status == .versionGone { throw Problem.versionGone }
         guard parameters == nil, chunk.status == .ok, PolicyVersion(chunk.version) == version, outstanding.contains(chunk.offset), let payload else { return }
-        guard chunk.offset + UInt64(payload.count) <= manifest.totalBytes else { throw Problem.manifest("chunk past the end") }
         guard payload.count == expectedLength(at: chunk.offset) else { throw Problem.manifest("chunk at \(chunk.offset) is \(payload.count) bytes") }
         outstanding.remove(chunk.offset)
         let staging = self.staging ?? makeStaging()
@@ -174,7 +168,6 @@ public final class WeightFetch {
             UnsafeMutableRawPointer(staging.pointer).advanced(by: Int(chunk.offset)).copyMemory(from: raw.baseAddress!, byteCount: raw.count)
         }
         received += UInt64(payload.count)
-        arrived.insert(chunk.offset)
         if received == manifest.totalBytes {
             lastChunkAt = monotonicSeconds()
             if let bad = manifest.firstMismatch(in: UnsafeRawBufferPointer(start: staging.pointer, count: floats * 4)) {
@@ -189,20 +182,21 @@ public final class WeightFetch {
 
     /// Requests for every chunk asked for and not yet here, to send to another source (the relay
     /// upstream went quiet); the window stays as it was.
-    public func reissueOutstanding() -> [Troupe_V1_ChunkRequest] {
-        outstanding.sorted().map { offset in
-            var r = Troupe_V1_ChunkRequest()
-            r.version = manifest.version
-            r.offset = offset
-            r.length = UInt32(expectedLength(at: offset))
-            return r
-        }
+    public func reissueOutstanding() -> [Troupe_V1_ChunkRequest] { outstanding.sorted().map(request(at:)) }
+
+    private func request(at offset: UInt64) -> Troupe_V1_ChunkRequest {
+        var r = Troupe_V1_ChunkRequest()
+        r.version = manifest.version
+        r.offset = offset
+        r.length = UInt32(expectedLength(at: offset))
+        return r
     }
 
     /// A zero-copy frame of a chunk this transfer holds, for actors fetching through this one;
-    /// nil when it is not here (yet), or the request is not one of the manifest's chunks.
+    /// nil when it is not here (yet), or the request is not one of the manifest's chunks. Chunks are
+    /// requested in order, so one is here once it was asked for and is no longer outstanding.
     public func heldChunk(offset: UInt64, length: UInt32) -> Frame? {
-        guard let servable, arrived.contains(offset), Int(length) == expectedLength(at: offset) else { return nil }
+        guard let servable, isChunk(offset: offset, length: length), offset < nextOffset, !outstanding.contains(offset) else { return nil }
         return Frame(sharing: servable, range: Int(offset)..<Int(offset) + Int(length))
     }
 
