@@ -19,24 +19,25 @@ enum GroupIntake {
                         currentVersion: PolicyVersion, now: Double) throws -> (ack: Troupe_V1_Ack, outcome: Outcome) {
         var ack = Troupe_V1_Ack()
         ack.currentVersion = currentVersion.proto
+        // A refused group still frees its credit slot.
+        func reject(_ reason: Troupe_V1_GroupRejectReason, _ text: String) {
+            ack.status = .rejected
+            ack.rejectReason = reason
+            ack.text = text
+            ack.creditGranted = 1
+        }
         let submission: GroupSubmission
         do {
             submission = try GroupSubmission(validating: message)
         } catch {
             if case .groupSubmit(let header) = message.body { ack.sequence = header.sequence }
-            ack.status = .rejected
-            ack.rejectReason = error.groupRejectReason
-            ack.text = error.description
-            ack.creditGranted = 1
+            reject(error.groupRejectReason, error.description)
             return (ack, .refused(reason: error.reason.rawValue, detail: error.detail))
         }
         let header = submission.header
         ack.sequence = header.sequence
         guard let promptTokens = core.prompts[header.promptID]?.tokens else {
-            ack.status = .rejected
-            ack.rejectReason = .malformed
-            ack.text = "unknown prompt id \(header.promptID)"
-            ack.creditGranted = 1
+            reject(.malformed, "unknown prompt id \(header.promptID)")
             return (ack, .refused(reason: "unknown_prompt", detail: ack.text))
         }
         let group = RolloutGroup(submission: submission, actor: identity, promptTokens: promptTokens)
@@ -54,10 +55,7 @@ enum GroupIntake {
         case .rejected(let reason, let text):
             try runLog?.append("group_rejected", ["group": group.key.description, "reason": reason.rawValue, "detail": text,
                                                   "version": Int(group.version.step)], sync: false)
-            ack.status = .rejected
-            ack.rejectReason = protoReason(reason)
-            ack.text = text
-            ack.creditGranted = 1
+            reject(protoReason(reason), text)
             return (ack, .rejected(group, reason: reason, detail: text))
         }
     }

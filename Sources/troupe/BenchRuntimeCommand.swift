@@ -59,7 +59,7 @@ struct BenchRuntimeCommand: ParsableCommand {
     func validate() throws {
         if let repeats, repeats < 1 { throw ValidationError("--repeats must be at least 1, got \(repeats)") }
         if let steps, steps < 3 { throw ValidationError("--steps must be at least 3 (step 1 holds the start-up), got \(steps)") }
-        if let linkRate, linkRate.range(of: #"^[0-9]+(\.[0-9]+)?[kmg]?bit$"#, options: .regularExpression) == nil {
+        if let linkRate, !EmulatedLinks.isValidRate(linkRate) {
             throw ValidationError("--link-rate \(linkRate): expected a tc rate such as 1gbit or 500mbit")
         }
         if linkRate != nil && geteuid() != 0 { throw ValidationError("--link-rate needs root (it creates network namespaces)") }

@@ -1,4 +1,5 @@
 import Foundation
+import TroupeWire
 
 /// Hosts with network links of a given rate, emulated on this machine for `troupe bench runtime
 /// --link-rate` (root only): one network namespace per host, each joined to a switch namespace by
@@ -9,7 +10,12 @@ import Foundation
 ///
 /// A thread enters its host with `enter(host:)` before it creates its ZeroMQ context: libzmq's I/O
 /// threads start from that thread and inherit its namespace, and so do its sockets.
-final class EmulatedLinks: @unchecked Sendable {
+public final class EmulatedLinks: @unchecked Sendable {
+    /// A rate `tc` takes and this bench accepts: digits, then bit, kbit, mbit or gbit.
+    public static func isValidRate(_ rate: String) -> Bool {
+        rate.range(of: #"^[0-9]+(\.[0-9]+)?[kmg]?bit$"#, options: .regularExpression) != nil
+    }
+
     let rate: String
     let hosts: Int
     private let prefix: String
@@ -18,7 +24,7 @@ final class EmulatedLinks: @unchecked Sendable {
     /// Builds `hosts` hosts (host 0 is the learner's). Throws, having removed what it made, when a
     /// command fails (not root, no `ip` or `tc`).
     init(hosts: Int, rate: String) throws {
-        guard rate.range(of: #"^[0-9]+(\.[0-9]+)?[kmg]?bit$"#, options: .regularExpression) != nil else {
+        guard EmulatedLinks.isValidRate(rate) else {
             throw RuntimeBenchError("links", "--link-rate \"\(rate)\": expected a tc rate such as 1gbit or 500mbit")
         }
         self.rate = rate
@@ -53,6 +59,11 @@ final class EmulatedLinks: @unchecked Sendable {
     deinit { remove() }
 
     func address(_ host: Int) -> String { "10.201.0.\(host + 1)" }
+
+    /// Where a role on `host` binds, on an ephemeral port: its emulated address, or loopback without links.
+    static func bindEndpoint(_ links: EmulatedLinks?, host: Int) throws -> Endpoint {
+        try Endpoint(parsing: "tcp://\(links?.address(host) ?? "127.0.0.1"):0")
+    }
     private func namespace(_ host: Int) -> String { "\(prefix)-h\(host)" }
 
     /// Moves the calling thread (only it) into `host`'s network namespace.

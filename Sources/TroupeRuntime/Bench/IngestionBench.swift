@@ -192,7 +192,7 @@ public enum IngestionBench {
             let router = try ZMQSocket(context, type: .router, linger: .discardUnsent)
             defer { router.close() }
             try router.set([.routerMandatory(true), .sendHighWaterMark(10_000), .receiveHighWaterMark(10_000)])
-            endpoint.put(try router.bind(Endpoint(parsing: "tcp://\(links?.address(0) ?? "127.0.0.1"):0")))
+            endpoint.put(try router.bind(EmulatedLinks.bindEndpoint(links, host: 0)))
             var received = 0
             while !stop.isRaised {
                 if monotonicSeconds() > deadline { throw RuntimeBenchError(phase, "the learner side timed out after \(received) of \(expected) groups") }
@@ -299,7 +299,7 @@ public enum IngestionBench {
             try control.set([.routerMandatory(true), .routerHandover(true), .maxMessageSize(WireLimits.control.socketMaxFrameBytes),
                              .sendHighWaterMark(10_000), .receiveHighWaterMark(10_000),
                              .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)])
-            endpoint.put(try control.bind(Endpoint(parsing: "tcp://\(links?.address(0) ?? "127.0.0.1"):0")))
+            endpoint.put(try control.bind(EmulatedLinks.bindEndpoint(links, host: 0)))
             let ingest = IngestingLearner(core: core, runLog: runLog, epoch: epoch, control: control, phase: phase)
             let poller = Poller()
             poller.register(control)

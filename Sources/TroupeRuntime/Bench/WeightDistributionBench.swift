@@ -139,7 +139,7 @@ public enum WeightDistributionBench {
             let router = try ZMQSocket(context, type: .router, linger: .upTo(milliseconds: 5000))
             defer { router.close() }
             try router.set(.routerMandatory(true))
-            endpoint.put(try router.bind(Endpoint(parsing: "tcp://\(links?.address(0) ?? "127.0.0.1"):0")))
+            endpoint.put(try router.bind(EmulatedLinks.bindEndpoint(links, host: 0)))
             let wait = Int(max(1, deadline - monotonicSeconds()) * 1000)
             guard case .message(let request) = try router.receive(deadline: .afterMilliseconds(wait)), request.count == 2 else {
                 throw RuntimeBenchError(phase, "no request")
@@ -220,7 +220,7 @@ public enum WeightDistributionBench {
             try weights.set([.routerMandatory(true), .routerHandover(true), .maxMessageSize(WireLimits.control.socketMaxFrameBytes),
                              .sendHighWaterMark(1000), .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)])
             var service = WeightService(snapshot: snapshot, relayFanout: path == .relay ? 1 : 0)
-            endpoint.put(try weights.bind(Endpoint(parsing: "tcp://\(links?.address(0) ?? "127.0.0.1"):0")))
+            endpoint.put(try weights.bind(EmulatedLinks.bindEndpoint(links, host: 0)))
             let poller = Poller()
             poller.register(weights)
             while !stop.isRaised {
@@ -244,7 +244,7 @@ public enum WeightDistributionBench {
                 roles.append(BenchThread(name: "weights-client-\(c)") {
                     do {
                         try links?.enter(host: c + 1)
-                        try client(c, learner: bound, layout: layout, path: path, relayHost: links?.address(c + 1) ?? "127.0.0.1",
+                        try client(c, learner: bound, layout: layout, path: path, relayBind: EmulatedLinks.bindEndpoint(links, host: c + 1),
                                    phase: phase, deadline: deadline, gate: gate, stop: stop, times: times)
                     } catch {
                         gate.cancel()
@@ -274,10 +274,10 @@ public enum WeightDistributionBench {
     /// One actor, through the actor's own code: `WeightReceiver` (manifest, then the mapped file or
     /// chunks from the upstream the learner names) and, on the relay path, a `WeightRelay` serving
     /// the actors below it until the trial ends.
-    static func client(_ index: Int, learner: Endpoint, layout: ParameterLayout, path: Path, relayHost: String, phase: String,
+    static func client(_ index: Int, learner: Endpoint, layout: ParameterLayout, path: Path, relayBind: Endpoint, phase: String,
                        deadline: Double, gate: StartGate, stop: StopFlag, times: TimeList) throws {
         let context = try ZMQContext(ioThreads: 1)
-        let relay = path == .relay ? try WeightRelay(context: context, listen: ListenAddress(bind: "tcp://\(relayHost):0")) : nil
+        let relay = path == .relay ? try WeightRelay(context: context, listen: ListenAddress(bind: relayBind)) : nil
         let receiver = try WeightReceiver(context: context, learnerWeights: learner, layout: layout, relay: relay,
                                           identity: "bench-\(index)", runId: UInt64(index + 1))
         defer { receiver.close(); relay?.close() }
