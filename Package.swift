@@ -47,8 +47,32 @@ let package = Package(
         .target(name: "TroupeWire", dependencies: ["CZeroMQ", "CSodium", "TroupeProto",
                                                     .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 swiftSettings: [v5]),
-        // Learner, actor, leases, weight store, run log, checkpoints, log stream.
+        // What every process of a run shares: configuration, rollout types, run prompts, log stream,
+        // worker threads, shutdown.
         .target(name: "TroupeRuntime", dependencies: ["TroupeModel", "TroupeRL", "TroupeTasks", "TroupeWire", "TroupeProto"],
+                swiftSettings: [v5]),
+        // Weight distribution: snapshots, the learner's weights service, shared memory, relay plan,
+        // the actor's receiver and relay.
+        .target(name: "TroupeWeights", dependencies: ["TroupeRuntime", "TroupeModel", "TroupeWire", "TroupeProto"],
+                swiftSettings: [v5]),
+        // The learner: server, core, group intake, trainer, run log, checkpoints, restore, replay.
+        .target(name: "TroupeLearner", dependencies: ["TroupeRuntime", "TroupeWeights", "TroupeModel", "TroupeRL",
+                                                      "TroupeTasks", "TroupeWire", "TroupeProto"],
+                swiftSettings: [v5]),
+        // The actor: client and its conversation core, group sampler.
+        .target(name: "TroupeActor", dependencies: ["TroupeRuntime", "TroupeWeights", "TroupeModel", "TroupeRL",
+                                                    "TroupeWire", "TroupeProto"],
+                swiftSettings: [v5]),
+        // The log stream's reader: monitor state, subscriber, dashboard.
+        .target(name: "TroupeMonitor", dependencies: ["TroupeRuntime", "TroupeRL", "TroupeWire", "TroupeProto"],
+                swiftSettings: [v5]),
+        // `troupe run`: learner and actors as child processes, evaluations, the live dashboard.
+        .target(name: "TroupeLocalRun", dependencies: ["TroupeRuntime", "TroupeLearner", "TroupeMonitor", "TroupeModel",
+                                                       "TroupeRL", "TroupeTasks", "TroupeWire", "TroupeProto"],
+                swiftSettings: [v5]),
+        // Runtime benchmarks (ingestion, weight distribution, end to end).
+        .target(name: "TroupeBench", dependencies: ["TroupeRuntime", "TroupeLearner", "TroupeWeights", "TroupeModel",
+                                                    "TroupeWire", "TroupeProto"],
                 swiftSettings: [v5]),
         // Built-in generated tasks with verifiable answers, and the JSONL task loader. Pure.
         .target(name: "TroupeTasks", swiftSettings: [v5]),
@@ -56,7 +80,8 @@ let package = Package(
         .target(name: "TroupeReport", swiftSettings: [v5]),
         .executableTarget(name: "troupe", dependencies: [
             "TroupeTasks", "TroupeReport", "TroupeWire",
-            "TroupeRuntime", "TroupeModel", "TroupeRL", "TroupeTokenizer", "TroupeTensor",
+            "TroupeRuntime", "TroupeLearner", "TroupeActor", "TroupeWeights", "TroupeMonitor", "TroupeLocalRun", "TroupeBench",
+            "TroupeModel", "TroupeRL", "TroupeTokenizer", "TroupeTensor",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: [v5]),
 
@@ -69,5 +94,11 @@ let package = Package(
         .testTarget(name: "TroupeTasksTests", dependencies: ["TroupeTasks"], swiftSettings: [v5]),
         .testTarget(name: "TroupeReportTests", dependencies: ["TroupeReport"], swiftSettings: [v5]),
         .testTarget(name: "TroupeRuntimeTests", dependencies: ["TroupeRuntime"], swiftSettings: [v5]),
+        .testTarget(name: "TroupeWeightsTests", dependencies: ["TroupeWeights", "TroupeRuntime"], swiftSettings: [v5]),
+        .testTarget(name: "TroupeLearnerTests", dependencies: ["TroupeLearner", "TroupeRuntime"], swiftSettings: [v5]),
+        .testTarget(name: "TroupeMonitorTests", dependencies: ["TroupeMonitor", "TroupeRuntime"], swiftSettings: [v5]),
+        .testTarget(name: "TroupeLocalRunTests", dependencies: ["TroupeLocalRun", "TroupeRuntime"], swiftSettings: [v5]),
+        // Real learner, actor and replay processes on loopback (runs the built `troupe` binary).
+        .testTarget(name: "TroupeIntegrationTests", dependencies: ["TroupeLocalRun"], swiftSettings: [v5]),
     ]
 )

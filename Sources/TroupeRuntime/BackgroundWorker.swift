@@ -4,9 +4,9 @@ import Foundation
 /// the job computes (the learner's training steps, an actor's sampling). The owner submits a job when
 /// the worker is idle and polls for outcomes without blocking; `wakeFileDescriptor` turns readable when
 /// an outcome is ready, so the owner's poller wakes at once instead of at its next timeout.
-final class BackgroundWorker<Job, Outcome>: @unchecked Sendable {
+package final class BackgroundWorker<Job, Outcome>: @unchecked Sendable {
     /// Readable while an outcome waits (a pipe with one byte per outcome; `poll()` drains it).
-    let wakeFileDescriptor: Int32
+    package let wakeFileDescriptor: Int32
     private let wakeWriter: Int32
     private let condition = NSCondition()
     private var job: Job?
@@ -14,7 +14,7 @@ final class BackgroundWorker<Job, Outcome>: @unchecked Sendable {
     private var stopping = false
     private let work: (Job) -> Outcome
 
-    init(name: String, work: @escaping (Job) -> Outcome) {
+    package init(name: String, work: @escaping (Job) -> Outcome) {
         self.work = work
         var fds: [Int32] = [-1, -1]
         precondition(pipe(&fds) == 0, "pipe: \(String(cString: strerror(errno)))")
@@ -31,9 +31,9 @@ final class BackgroundWorker<Job, Outcome>: @unchecked Sendable {
     }
 
     /// A job is submitted and not finished yet.
-    var busy: Bool { condition.lock(); defer { condition.unlock() }; return job != nil }
+    package var busy: Bool { condition.lock(); defer { condition.unlock() }; return job != nil }
 
-    func submit(_ j: Job) {
+    package func submit(_ j: Job) {
         condition.lock()
         precondition(job == nil, "worker is busy")
         job = j
@@ -42,7 +42,7 @@ final class BackgroundWorker<Job, Outcome>: @unchecked Sendable {
     }
 
     /// Finished jobs' outcomes since the last call (non-blocking).
-    func poll() -> [Outcome] {
+    package func poll() -> [Outcome] {
         var sink: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         while read(wakeFileDescriptor, &sink, MemoryLayout.size(ofValue: sink)) > 0 {}
         condition.lock()
@@ -53,7 +53,7 @@ final class BackgroundWorker<Job, Outcome>: @unchecked Sendable {
     }
 
     /// Waits for the job in progress, if any, then returns the outcomes not yet polled.
-    func waitForIdle() -> [Outcome] {
+    package func waitForIdle() -> [Outcome] {
         condition.lock()
         while job != nil { condition.wait() }
         let o = outcomes
@@ -68,7 +68,7 @@ final class BackgroundWorker<Job, Outcome>: @unchecked Sendable {
     }
 
     /// Ends the thread after the job in progress.
-    func stop() {
+    package func stop() {
         condition.lock()
         stopping = true
         condition.broadcast()

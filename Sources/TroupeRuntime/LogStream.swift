@@ -4,13 +4,13 @@ import TroupeWire
 
 /// Publishes numbered LogEvents into the learner's log proxy. A PUB socket never blocks: a slow
 /// or absent subscriber costs nothing; subscribers count gaps from the sequence numbers.
-public final class LogPublisher {
-    public let source: String
-    public let runId: UInt64
+package final class LogPublisher {
+    package let source: String
+    package let runId: UInt64
     private var sequence: UInt64 = 0
     private let socket: ZMQSocket
 
-    public init(context: ZMQContext, endpoint: Endpoint, source: String, runId: UInt64) throws {
+    package init(context: ZMQContext, endpoint: Endpoint, source: String, runId: UInt64) throws {
         self.source = source
         self.runId = runId
         socket = try ZMQSocket(context, type: .publish, linger: .upTo(milliseconds: 200))
@@ -18,7 +18,7 @@ public final class LogPublisher {
         try socket.connect(endpoint)
     }
 
-    public func publish(kind: String, step: Int = 0, metrics: [String: Double] = [:], fields: [String: String] = [:], text: String = "") {
+    package func publish(kind: String, step: Int = 0, metrics: [String: Double] = [:], fields: [String: String] = [:], text: String = "") {
         sequence += 1
         var e = Troupe_V1_LogEvent()
         e.source = source
@@ -33,24 +33,24 @@ public final class LogPublisher {
         _ = try? socket.send(WireMessage(.logEvent(e)))
     }
 
-    public func close() { socket.close() }
+    package func close() { socket.close() }
 }
 
 /// metrics.jsonl: one JSON object per line with `step`, `time_s`, `kind` and flat metric keys
 /// (the format `troupe report` reads). Opened with O_APPEND so the learner and `troupe run` can both
 /// append whole lines to the same file.
-public final class MetricsWriter {
+package final class MetricsWriter {
     private let fd: Int32
     private let start: Date
 
-    public init(path: String, start: Date = Date()) {
+    package init(path: String, start: Date = Date()) {
         fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         self.start = start
     }
 
     deinit { if fd >= 0 { close(fd) } }
 
-    public func write(kind: String, step: Int, metrics: [String: Double], extra: [String: Any] = [:]) {
+    package func write(kind: String, step: Int, metrics: [String: Double], extra: [String: Any] = [:]) {
         guard fd >= 0 else { return }
         var object: [String: Any] = ["kind": kind, "step": step, "time_s": Date().timeIntervalSince(start)]
         for (k, v) in metrics where v.isFinite { object[k] = v }

@@ -3,47 +3,47 @@ import TroupeRL
 
 /// A version of the policy: `epoch` is drawn anew at every learner start, so a restarted learner never
 /// reuses a version for different weights; `step` is the optimizer step that produced the weights.
-public struct PolicyVersion: Hashable, Codable, Sendable, CustomStringConvertible {
-    public var epoch: UInt64
-    public var step: UInt64
-    public init(epoch: UInt64, step: UInt64) {
+package struct PolicyVersion: Hashable, Codable, Sendable, CustomStringConvertible {
+    package var epoch: UInt64
+    package var step: UInt64
+    package init(epoch: UInt64, step: UInt64) {
         self.epoch = epoch
         self.step = step
     }
-    public var description: String { "\(step)@\(String(epoch, radix: 16))" }
+    package var description: String { "\(step)@\(String(epoch, radix: 16))" }
 }
 
 /// The idempotency key of a group: the learner trains a key at most once.
-public struct GroupKey: Hashable, Codable, Sendable, CustomStringConvertible {
-    public var actor: String
-    public var actorRunId: UInt64
-    public var sequence: UInt64
-    public init(actor: String, actorRunId: UInt64, sequence: UInt64) {
+package struct GroupKey: Hashable, Codable, Sendable, CustomStringConvertible {
+    package var actor: String
+    package var actorRunId: UInt64
+    package var sequence: UInt64
+    package init(actor: String, actorRunId: UInt64, sequence: UInt64) {
         self.actor = actor
         self.actorRunId = actorRunId
         self.sequence = sequence
     }
-    public var description: String { "\(actor)#\(String(actorRunId, radix: 16))#\(sequence)" }
+    package var description: String { "\(actor)#\(String(actorRunId, radix: 16))#\(sequence)" }
 
-    public init?(parsing text: String) {
+    package init?(parsing text: String) {
         let parts = text.split(separator: "#", omittingEmptySubsequences: false)
         guard parts.count >= 3, let run = UInt64(parts[parts.count - 2], radix: 16), let seq = UInt64(parts[parts.count - 1]) else { return nil }
         self.init(actor: parts[0..<(parts.count - 2)].joined(separator: "#"), actorRunId: run, sequence: seq)
     }
 }
 
-public struct RolloutSample: Sendable, Equatable {
-    public var tokens: [Int32]
+package struct RolloutSample: Sendable, Equatable {
+    package var tokens: [Int32]
     /// Behaviour log-probs, one per token, at `temperature`.
-    public var logprobs: [Float]
-    public var entropies: [Float]?
-    public var finishReason: FinishReason
-    public var temperature: Float
-    public var answer: String?
-    public var reward: Double
-    public var components: [String: Double]
+    package var logprobs: [Float]
+    package var entropies: [Float]?
+    package var finishReason: FinishReason
+    package var temperature: Float
+    package var answer: String?
+    package var reward: Double
+    package var components: [String: Double]
 
-    public init(tokens: [Int32], logprobs: [Float], entropies: [Float]? = nil, finishReason: FinishReason, temperature: Float,
+    package init(tokens: [Int32], logprobs: [Float], entropies: [Float]? = nil, finishReason: FinishReason, temperature: Float,
                 answer: String?, reward: Double, components: [String: Double] = [:]) {
         self.tokens = tokens
         self.logprobs = logprobs
@@ -57,16 +57,16 @@ public struct RolloutSample: Sendable, Equatable {
 }
 
 /// One prompt's G completions: the atomic unit from actor to learner.
-public struct RolloutGroup: Sendable, Equatable {
-    public var key: GroupKey
-    public var promptId: UInt64
-    public var leaseId: UInt64
-    public var version: PolicyVersion
-    public var promptTokens: [Int32]
-    public var samples: [RolloutSample]
-    public var generationMs: UInt32
+package struct RolloutGroup: Sendable, Equatable {
+    package var key: GroupKey
+    package var promptId: UInt64
+    package var leaseId: UInt64
+    package var version: PolicyVersion
+    package var promptTokens: [Int32]
+    package var samples: [RolloutSample]
+    package var generationMs: UInt32
 
-    public init(key: GroupKey, promptId: UInt64, leaseId: UInt64, version: PolicyVersion, promptTokens: [Int32],
+    package init(key: GroupKey, promptId: UInt64, leaseId: UInt64, version: PolicyVersion, promptTokens: [Int32],
                 samples: [RolloutSample], generationMs: UInt32 = 0) {
         self.key = key
         self.promptId = promptId
@@ -77,111 +77,16 @@ public struct RolloutGroup: Sendable, Equatable {
         self.generationMs = generationMs
     }
 
-    public var tokenCount: Int { samples.reduce(0) { $0 + $1.tokens.count } }
-
-    /// Everything needed to recompute a training step from this group, for the run log. Arrays are
-    /// base64 of their little-endian bytes, so floats come back bit for bit.
-    public var logBody: [String: Any] {
-        // The typed writer when it can; a non-finite number makes it throw, and the generic form
-        // then fails at encoding, naming the field.
-        let samplesValue: Any
-        if let bytes = try? samplesJSON() { samplesValue = JSONFragment(bytes: bytes) } else { samplesValue = samplesDictionaries }
-        return [
-            "group": key.description, "actor_run": String(key.actorRunId, radix: 16), "prompt_id": Int(promptId), "lease": Int(leaseId),
-            "version": ["epoch": String(version.epoch, radix: 16), "step": Int(version.step)],
-            "prompt": Base64Arrays.encode(promptTokens), "generation_ms": Int(generationMs),
-            "samples": samplesValue,
-        ]
-    }
-
-    /// The samples as dictionaries, the form `RecordEncoder` encodes generically.
-    var samplesDictionaries: [[String: Any]] {
-        samples.map { s -> [String: Any] in
-            var d: [String: Any] = ["tokens": Base64Arrays.encode(s.tokens), "logprobs": Base64Arrays.encode(s.logprobs),
-                                    "finish": s.finishReason.rawValue, "temperature": Base64Arrays.encode([s.temperature]),
-                                    "reward": s.reward, "components": s.components]
-            if let a = s.answer { d["answer"] = a }
-            if let e = s.entropies { d["entropies"] = Base64Arrays.encode(e) }
-            return d
-        }
-    }
-
-    /// The record's `samples`, byte for byte what `RecordEncoder` makes of `samplesDictionaries`
-    /// (keys sorted, arrays as base64), written without building a dictionary per sample: with 16
-    /// samples that took most of an accepted group's record time.
-    func samplesJSON() throws -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(tokenCount * 11 + samples.count * 160)
-        func key(_ k: StaticString) {
-            out.append(0x22)
-            out.append(contentsOf: UnsafeBufferPointer(start: k.utf8Start, count: k.utf8CodeUnitCount))
-            out.append(contentsOf: [0x22, 0x3A])
-        }
-        func base64<T>(_ values: [T]) {
-            out.append(0x22)
-            values.withUnsafeBytes { Base64Arrays.append($0, to: &out) }
-            out.append(0x22)
-        }
-        out.append(0x5B)
-        for (n, s) in samples.enumerated() {
-            if n > 0 { out.append(0x2C) }
-            out.append(0x7B)
-            if let a = s.answer {
-                key("answer"); RecordEncoder.writeString(a, into: &out); out.append(0x2C)
-            }
-            key("components")
-            out.append(0x7B)
-            for (i, name) in s.components.keys.sorted().enumerated() {
-                if i > 0 { out.append(0x2C) }
-                RecordEncoder.writeString(name, into: &out)
-                out.append(0x3A)
-                try RecordEncoder.writeDouble(s.components[name]!, into: &out)
-            }
-            out.append(contentsOf: [0x7D, 0x2C])
-            if let e = s.entropies { key("entropies"); base64(e); out.append(0x2C) }
-            key("finish"); RecordEncoder.writeString(s.finishReason.rawValue, into: &out); out.append(0x2C)
-            key("logprobs"); base64(s.logprobs); out.append(0x2C)
-            key("reward"); try RecordEncoder.writeDouble(s.reward, into: &out); out.append(0x2C)
-            key("temperature"); base64([s.temperature]); out.append(0x2C)
-            key("tokens"); base64(s.tokens)
-            out.append(0x7D)
-        }
-        out.append(0x5D)
-        return out
-    }
-
-    public init(logBody b: [String: Any]) throws {
-        func bad(_ field: String) -> RuntimeError { .corruptLog("group record field \(field)") }
-        guard let keyText = b["group"] as? String, let key = GroupKey(parsing: keyText) else { throw bad("group") }
-        guard let prompt = (b["prompt_id"] as? NSNumber)?.uint64Value, let lease = (b["lease"] as? NSNumber)?.uint64Value else { throw bad("prompt_id") }
-        guard let v = b["version"] as? [String: Any], let e = (v["epoch"] as? String).flatMap({ UInt64($0, radix: 16) }),
-              let st = (v["step"] as? NSNumber)?.uint64Value else { throw bad("version") }
-        guard let tokens = (b["prompt"] as? String).flatMap(Base64Arrays.int32s) else { throw bad("prompt") }
-        guard let list = b["samples"] as? [[String: Any]] else { throw bad("samples") }
-        var samples: [RolloutSample] = []
-        for s in list {
-            guard let t = (s["tokens"] as? String).flatMap(Base64Arrays.int32s),
-                  let lp = (s["logprobs"] as? String).flatMap(Base64Arrays.floats),
-                  let finish = (s["finish"] as? String).flatMap(FinishReason.init(rawValue:)),
-                  let temp = (s["temperature"] as? String).flatMap(Base64Arrays.floats)?.first,
-                  let reward = (s["reward"] as? NSNumber)?.doubleValue else { throw bad("samples") }
-            let components = (s["components"] as? [String: NSNumber])?.mapValues(\.doubleValue) ?? [:]
-            samples.append(RolloutSample(tokens: t, logprobs: lp, entropies: (s["entropies"] as? String).flatMap(Base64Arrays.floats),
-                                         finishReason: finish, temperature: temp, answer: s["answer"] as? String,
-                                         reward: reward, components: components))
-        }
-        self.init(key: key, promptId: prompt, leaseId: lease, version: PolicyVersion(epoch: e, step: st), promptTokens: tokens,
-                  samples: samples, generationMs: UInt32((b["generation_ms"] as? NSNumber)?.intValue ?? 0))
-    }
+    package var tokenCount: Int { samples.reduce(0) { $0 + $1.tokens.count } }
 }
 
-public enum RuntimeError: Error, CustomStringConvertible {
+package enum RuntimeError: Error, CustomStringConvertible {
     case corruptLog(String)
     case invalid(String)
     case io(String)
     case peer(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .corruptLog(let s): return "corrupt run log: \(s)"
         case .invalid(let s): return s
@@ -191,11 +96,22 @@ public enum RuntimeError: Error, CustomStringConvertible {
     }
 }
 
+import TroupeProto
 import TroupeWire
+
+extension PolicyVersion {
+    package var proto: Troupe_V1_PolicyVersion {
+        var v = Troupe_V1_PolicyVersion()
+        v.epoch = epoch
+        v.step = step
+        return v
+    }
+    package init(_ p: Troupe_V1_PolicyVersion) { self.init(epoch: p.epoch, step: p.step) }
+}
 
 extension RolloutGroup {
     /// The group a validated GroupSubmit carries, from actor `identity`, for a prompt of `promptTokens`.
-    public init(submission: GroupSubmission, actor identity: String, promptTokens: [Int32]) {
+    package init(submission: GroupSubmission, actor identity: String, promptTokens: [Int32]) {
         let h = submission.header
         let ranges = submission.sampleRanges
         let samples = h.samples.enumerated().map { i, s -> RolloutSample in

@@ -3,24 +3,36 @@ import TroupeModel
 import TroupeTasks
 import TroupeTokenizer
 
-/// What a run trains on: the prompts (tokenized, answers held back in test-time mode) and, separately,
-/// the answer key that only monitoring may read.
-public struct RunPrompts {
-    public var entries: [LearnerCore.PromptEntry]
-    /// Task item id per prompt id.
-    public var itemIds: [String]
-    /// Held-back answers by prompt id; never given to the learner's core, the trainer or actors in
-    /// label-free mode.
-    public var answerKey: [UInt64: String]
-    /// Answers given to actors (verifiable rewards), empty in label-free mode.
-    public var visibleAnswers: [UInt64: String]
-    public var skippedLines: [String]
+/// One prompt of a run, tokenized; its id is its index in the run's task.
+package struct PromptEntry: Sendable, Equatable {
+    package var id: UInt64
+    package var text: String
+    package var tokens: [Int32]
+    package init(id: UInt64, text: String, tokens: [Int32]) {
+        self.id = id
+        self.text = text
+        self.tokens = tokens
+    }
 }
 
-public enum RunSetup {
+/// What a run trains on: the prompts (tokenized, answers held back in test-time mode) and, separately,
+/// the answer key that only monitoring may read.
+package struct RunPrompts {
+    package var entries: [PromptEntry]
+    /// Task item id per prompt id.
+    package var itemIds: [String]
+    /// Held-back answers by prompt id; never given to the learner's core, the trainer or actors in
+    /// label-free mode.
+    package var answerKey: [UInt64: String]
+    /// Answers given to actors (verifiable rewards), empty in label-free mode.
+    package var visibleAnswers: [UInt64: String]
+    package var skippedLines: [String]
+}
+
+package enum RunSetup {
     /// The model directory's tokenizer, checked against its model: a tokenizer that can emit ids the
     /// model has no embedding for belongs to another model.
-    public static func tokenizer(forModelDirectory directory: String, model: ModelConfig) throws -> any Tokenizer {
+    package static func tokenizer(forModelDirectory directory: String, model: ModelConfig) throws -> any Tokenizer {
         let tokenizer = try loadTokenizer(modelDirectory: directory)
         guard tokenizer.vocabularySize <= model.vocabularySize else {
             throw ConfigError(key: "model.path", problem: "\(directory): the tokenizer has \(tokenizer.vocabularySize) ids but the model's vocabulary has \(model.vocabularySize); tokenizer and weights do not belong together")
@@ -28,7 +40,7 @@ public enum RunSetup {
         return tokenizer
     }
 
-    public static func prompts(_ config: RunConfig, tokenizer: any Tokenizer) throws -> RunPrompts {
+    package static func prompts(_ config: RunConfig, tokenizer: any Tokenizer) throws -> RunPrompts {
         var items: [TaskItem]
         var skipped: [String] = []
         if let file = config.task.file {
@@ -43,12 +55,12 @@ public enum RunSetup {
                                          count: config.task.count, seed: config.run.seed)
         }
         guard !items.isEmpty else { throw ConfigError(key: "task", problem: "no prompts") }
-        var entries: [LearnerCore.PromptEntry] = []
+        var entries: [PromptEntry] = []
         var answers: [UInt64: String] = [:]
         for (i, item) in items.enumerated() {
             let tokens = tokenizer.encode(item.prompt, recognizingSpecialTokens: false)
             guard !tokens.isEmpty else { throw ConfigError(key: "task", problem: "prompt \(item.id) is empty") }
-            entries.append(LearnerCore.PromptEntry(id: UInt64(i), text: item.prompt, tokens: tokens))
+            entries.append(PromptEntry(id: UInt64(i), text: item.prompt, tokens: tokens))
             if let a = item.answer { answers[UInt64(i)] = a }
         }
         return RunPrompts(entries: entries, itemIds: items.map(\.id), answerKey: answers,
@@ -56,7 +68,7 @@ public enum RunSetup {
     }
 
     /// The files of a model directory an actor needs besides the weights, as text.
-    public static func modelFiles(_ directory: String) -> [String: String] {
+    package static func modelFiles(_ directory: String) -> [String: String] {
         var files: [String: String] = [:]
         for name in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
             if let d = FileManager.default.contents(atPath: directory + "/" + name), let s = String(data: d, encoding: .utf8) {

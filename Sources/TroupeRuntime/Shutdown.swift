@@ -1,12 +1,12 @@
 import Foundation
 
 /// Set by SIGINT/SIGTERM; long-running loops check it and wind down cleanly (checkpoint, bye).
-public enum Shutdown {
-    nonisolated(unsafe) public private(set) static var requested = false
+package enum Shutdown {
+    nonisolated(unsafe) package private(set) static var requested = false
     nonisolated(unsafe) private static var count: Int32 = 0
 
     /// Installs the handlers. A second Ctrl-C exits at once.
-    public static func installHandlers() {
+    package static func installHandlers() {
         let handler: @convention(c) (Int32) -> Void = { sig in
             Shutdown.count += 1
             Shutdown.requested = true
@@ -23,26 +23,26 @@ public enum Shutdown {
         pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 
-    public static func request() { requested = true }
+    package static func request() { requested = true }
 }
 
 /// Seconds on a monotonic clock.
-public func monotonicSeconds() -> Double {
+package func monotonicSeconds() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
 
 /// Lines for people on a terminal, JSON when piped: every process reports through this.
-public struct Console {
-    public static let isTerminal = isatty(STDERR_FILENO) != 0
-    public let role: String
+package struct Console {
+    package static let isTerminal = isatty(STDERR_FILENO) != 0
+    package let role: String
 
-    public init(role: String) { self.role = role }
+    package init(role: String) { self.role = role }
 
-    public func info(_ message: String, _ fields: [String: Any] = [:]) { emit("info", message, fields) }
-    public func warn(_ message: String, _ fields: [String: Any] = [:]) { emit("warn", message, fields) }
-    public func error(_ message: String, _ fields: [String: Any] = [:]) { emit("error", message, fields) }
+    package func info(_ message: String, _ fields: [String: Any] = [:]) { emit("info", message, fields) }
+    package func warn(_ message: String, _ fields: [String: Any] = [:]) { emit("warn", message, fields) }
+    package func error(_ message: String, _ fields: [String: Any] = [:]) { emit("error", message, fields) }
 
     private func emit(_ level: String, _ message: String, _ fields: [String: Any]) {
         var line: String

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import TroupeBench
+import TroupeLearner
 import TroupeModel
 import TroupeRuntime
 import TroupeTensor

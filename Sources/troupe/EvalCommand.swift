@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TroupeLocalRun
 import TroupeModel
 import TroupeRuntime
 import TroupeTasks

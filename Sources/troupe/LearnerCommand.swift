@@ -1,6 +1,9 @@
 import ArgumentParser
 import Foundation
+import TroupeActor
+import TroupeLearner
 import TroupeRuntime
+import TroupeWeights
 import TroupeWire
 
 struct LearnerCommand: ParsableCommand {
@@ -60,7 +63,7 @@ struct ActorCommand: ParsableCommand {
         if let i = identity, i.isEmpty || i.contains("#") { throw ValidationError("--identity must be non-empty and without '#'") }
         if let host = relayAdvertise {
             guard !noRelay else { throw ValidationError("--relay-advertise and --no-relay contradict each other") }
-            do { _ = try ActorClient.defaultRelay(learner: Endpoint(parsing: learner), advertiseHost: host) } catch {
+            do { _ = try WeightRelay.defaultAddress(learner: Endpoint(parsing: learner), advertiseHost: host) } catch {
                 throw ValidationError("--relay-advertise: \(error)")
             }
         }
@@ -73,7 +76,7 @@ struct ActorCommand: ParsableCommand {
             var options = ActorClient.Options(learner: try Endpoint(parsing: learner), identity: name)
             options.connectTimeout = connectTimeout
             options.ignoreNewWeights = testIgnoreNewWeights
-            if !noRelay { options.relay = try ActorClient.defaultRelay(learner: options.learner, advertiseHost: relayAdvertise) }
+            if !noRelay { options.relay = try WeightRelay.defaultAddress(learner: options.learner, advertiseHost: relayAdvertise) }
             return try ActorClient(options: options).run()
         }
     }

@@ -9,6 +9,7 @@ private let systemWrite = Darwin.write
 #endif
 import TroupeRuntime
 import TroupeWire
+import TroupeMonitor
 
 struct MonitorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TroupeLearner
 import TroupeRuntime
 
 struct ReplayCommand: ParsableCommand {

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import TroupeLocalRun
+import TroupeMonitor
 import TroupeReport
 import TroupeRuntime
 

@@ -1,0 +1,347 @@
+import Foundation
+import TroupeRuntime
+
+/// The learner's bookkeeping without any I/O: prompt queue and leases, actors and their credit,
+/// de-duplication, staleness, batch formation and the accounting identity. The server feeds it events
+/// with the current time; tests drive it directly.
+package final class LearnerCore {
+    package struct Lease: Sendable, Equatable {
+        package var id: UInt64
+        package var actor: String
+        package var prompts: [UInt64]
+        package var deadline: Double
+        /// The actor must sample with weights of at least this step.
+        package var minStep: Int
+    }
+
+    package struct ActorState: Sendable {
+        package var identity: String
+        package var runId: UInt64
+        package var lastSeen: Double
+        package var credit: Int
+        package var joinedAt: Double
+        package var stats: [String: Double] = [:]
+        package var groupsAccepted = 0
+    }
+
+    package enum RejectReason: String, Sendable, CaseIterable {
+        case stale, oldEpoch = "old_epoch", nonFinite = "non_finite", malformed, unknownLease = "unknown_lease"
+        case leaseExpired = "lease_expired", unknownActor = "unknown_actor"
+    }
+
+    package enum SubmitOutcome: Equatable, Sendable {
+        case accepted(credit: Int)
+        case duplicate
+        case rejected(RejectReason, String)
+    }
+
+    /// Counters behind `produced = trained + rejected(by reason) + duplicates + lost_uncommitted + in_flight`.
+    package struct Accounting: Sendable, Equatable {
+        package var trained = 0
+        package var rejected: [String: Int] = [:]
+        package var duplicates = 0
+        /// Groups (unique keys) accepted into the pending buffer and not trained yet.
+        package var pending = 0
+        /// Groups in the batch the trainer is working on now.
+        package var training = 0
+        /// Per actor run: highest sequence number the actor reported producing or we received.
+        package var producedByRun: [String: UInt64] = [:]
+        /// Per actor run: unique groups received (accepted or rejected).
+        package var receivedByRun: [String: UInt64] = [:]
+        /// Actor runs that left (Bye or evicted): their unreceived groups count as lost.
+        package var departedRuns: Set<String> = []
+
+        package var rejectedTotal: Int { rejected.values.reduce(0, +) }
+        package var producedUnique: Int { Int(producedByRun.values.reduce(0, +)) }
+        package var lostUncommitted: Int {
+            departedRuns.reduce(0) { $0 + Int((producedByRun[$1] ?? 0) - min(producedByRun[$1] ?? 0, receivedByRun[$1] ?? 0)) }
+        }
+        /// Accepted-and-pending plus groups live actors produced that have not arrived yet.
+        package var inFlight: Int {
+            pending + training + producedByRun.keys.filter { !departedRuns.contains($0) }
+                .reduce(0) { $0 + Int((producedByRun[$1] ?? 0) - min(producedByRun[$1] ?? 0, receivedByRun[$1] ?? 0)) }
+        }
+        /// Submissions: every unique group plus every duplicate delivery of one.
+        package var produced: Int { producedUnique + duplicates }
+        package var identityHolds: Bool { produced == trained + rejectedTotal + duplicates + lostUncommitted + inFlight }
+
+        package var summary: [String: Double] {
+            var m: [String: Double] = ["produced": Double(produced), "trained": Double(trained), "duplicates": Double(duplicates),
+                                       "lost_uncommitted": Double(lostUncommitted), "in_flight": Double(inFlight),
+                                       "rejected": Double(rejectedTotal), "pending": Double(pending)]
+            for (k, v) in rejected { m["rejected/\(k)"] = Double(v) }
+            return m
+        }
+    }
+
+    package let epoch: UInt64
+    package let batchGroups: Int
+    package let maxStaleness: Int
+    package let leaseSize: Int
+    package let leaseTimeout: Double
+    package let heartbeatTimeout: Double
+    package let credit: Int
+
+    /// Completed optimizer steps; the policy of record is version (epoch, step).
+    package private(set) var step = 0
+    /// True while a batch is out for training (its step is `step + 1`).
+    package private(set) var training = false
+    package private(set) var actors: [String: ActorState] = [:]
+    package private(set) var leases: [UInt64: Lease] = [:]
+    package private(set) var pending: [RolloutGroup] = []
+    package private(set) var accounting = Accounting()
+    package private(set) var prompts: [UInt64: PromptEntry] = [:]
+    /// Prompts waiting for a lease, in order.
+    package private(set) var queue: [UInt64] = []
+    private var seen: Set<GroupKey> = []
+    private var nextLeaseId: UInt64 = 1
+
+    package init(prompts list: [PromptEntry], epoch: UInt64, batchGroups: Int, maxStaleness: Int, leaseSize: Int,
+                leaseTimeout: Double, heartbeatTimeout: Double, credit: Int) {
+        self.epoch = epoch
+        self.batchGroups = batchGroups
+        self.maxStaleness = maxStaleness
+        self.leaseSize = leaseSize
+        self.leaseTimeout = leaseTimeout
+        self.heartbeatTimeout = heartbeatTimeout
+        self.credit = credit
+        for p in list { prompts[p.id] = p }
+        queue = list.map(\.id)
+    }
+
+    static func runKey(_ identity: String, _ runId: UInt64) -> String { "\(identity)#\(String(runId, radix: 16))" }
+
+    // MARK: actors
+
+    /// An actor said Hello. A new run of a known identity replaces the old run (its leases return).
+    package func hello(identity: String, runId: UInt64, now: Double) -> (credit: Int, rejoined: Bool) {
+        var returned = false
+        if let old = actors[identity], old.runId != runId {
+            depart(identity: identity, now: now)
+            returned = true
+        }
+        let rejoined = actors[identity] != nil || returned
+        if actors[identity] == nil {
+            actors[identity] = ActorState(identity: identity, runId: runId, lastSeen: now, credit: credit, joinedAt: now)
+        } else {
+            actors[identity]!.lastSeen = now
+            actors[identity]!.credit = credit
+        }
+        return (credit, rejoined)
+    }
+
+    package func touch(identity: String, now: Double, stats: [String: Double]? = nil) {
+        guard actors[identity] != nil else { return }
+        actors[identity]!.lastSeen = now
+        if let stats {
+            actors[identity]!.stats = stats
+            if let produced = stats["groups_produced"], produced >= 0 {
+                let key = Self.runKey(identity, actors[identity]!.runId)
+                accounting.producedByRun[key] = max(accounting.producedByRun[key] ?? 0, UInt64(produced))
+            }
+        }
+    }
+
+    /// Removes an actor (Bye, eviction, or replaced by a new run); its leases go back to the queue front.
+    @discardableResult
+    package func depart(identity: String, now: Double) -> [Lease] {
+        guard let actor = actors.removeValue(forKey: identity) else { return [] }
+        accounting.departedRuns.insert(Self.runKey(identity, actor.runId))
+        let mine = leases.values.filter { $0.actor == identity }.sorted { $0.id < $1.id }
+        for lease in mine { returnLease(lease.id) }
+        return mine
+    }
+
+    /// Evicts actors silent for longer than the heartbeat timeout; returns each with the leases it lost.
+    package func evictSilent(now: Double) -> [(identity: String, leases: [Lease])] {
+        let dead = actors.values.filter { now - $0.lastSeen > heartbeatTimeout }.map(\.identity).sorted()
+        return dead.map { ($0, depart(identity: $0, now: now)) }
+    }
+
+    // MARK: leases
+
+    /// The step whose weights new samples must use: in synchronous mode the weights being trained now.
+    package var requiredStep: Int { max(0, step + (training ? 1 : 0) - maxStaleness) }
+
+    /// Actors that asked for a lease and got none, with when: the fair share in `grantLease` serves them.
+    private var turnedAway: [String: Double] = [:]
+
+    /// Prompts out on leases plus groups waiting or training: bounded so actors never produce more
+    /// than the staleness window can accept.
+    package var committedPrompts: Int {
+        leases.values.reduce(0) { $0 + $1.prompts.count } + pending.count + (training ? batchGroups : 0)
+    }
+
+    /// Prompts out on leases to `identity`.
+    package func leasedPrompts(of identity: String) -> Int {
+        leases.values.reduce(0) { $0 + ($1.actor == identity ? $1.prompts.count : 0) }
+    }
+
+    /// Up to `maxPrompts` (and `lease_size`) prompts, within the staleness window, or nil when there is
+    /// no room. Fair share: while another live actor asked within the last second, got nothing and holds
+    /// less than its share of the window (⌈window / actors⌉), an actor holds at most its share — an actor
+    /// that asks first (it asks again the moment its job starts) cannot starve the others when the
+    /// window is small (synchronous training), and takes everything when no one else is asking.
+    package func grantLease(to identity: String, maxPrompts: Int, now: Double) -> Lease? {
+        guard actors[identity] != nil else { return nil }
+        let window = batchGroups * (maxStaleness + 1) + (training ? batchGroups : 0)
+        let room = window - committedPrompts
+        var n = min(room, maxPrompts, leaseSize, queue.count)
+        let share = (window + actors.count - 1) / max(1, actors.count)
+        let othersWaiting = turnedAway.contains { other, at in
+            other != identity && actors[other] != nil && now - at < 1 && leasedPrompts(of: other) < share
+        }
+        if othersWaiting { n = min(n, share - leasedPrompts(of: identity)) }
+        guard n > 0 else {
+            turnedAway[identity] = now
+            return nil
+        }
+        turnedAway[identity] = nil
+        let ids = Array(queue.prefix(n))
+        queue.removeFirst(n)
+        let lease = Lease(id: nextLeaseId, actor: identity, prompts: ids, deadline: now + leaseTimeout, minStep: requiredStep)
+        nextLeaseId += 1
+        leases[lease.id] = lease
+        return lease
+    }
+
+    private func returnLease(_ id: UInt64) {
+        guard let lease = leases.removeValue(forKey: id) else { return }
+        queue.insert(contentsOf: lease.prompts, at: 0)
+    }
+
+    package func expireLeases(now: Double) -> [Lease] {
+        let expired = leases.values.filter { $0.deadline < now }.sorted { $0.id < $1.id }
+        for lease in expired { returnLease(lease.id) }
+        return expired
+    }
+
+    // MARK: groups
+
+    package func submit(_ group: RolloutGroup, from identity: String, now: Double) -> SubmitOutcome {
+        guard var actor = actors[identity], actor.runId == group.key.actorRunId else {
+            return .rejected(.unknownActor, "say Hello first")
+        }
+        actor.lastSeen = now
+        actors[identity] = actor
+        if seen.contains(group.key) {
+            accounting.duplicates += 1
+            return .duplicate
+        }
+        seen.insert(group.key)
+        let run = Self.runKey(identity, group.key.actorRunId)
+        accounting.receivedByRun[run, default: 0] += 1
+        accounting.producedByRun[run] = max(accounting.producedByRun[run] ?? 0, group.key.sequence)
+        func reject(_ reason: RejectReason, _ text: String) -> SubmitOutcome {
+            accounting.rejected[reason.rawValue, default: 0] += 1
+            // A rejected group's prompt goes back to the queue, unless another lease holds it.
+            if let lease = leases[group.leaseId], lease.actor == identity, let idx = lease.prompts.firstIndex(of: group.promptId) {
+                leases[group.leaseId]!.prompts.remove(at: idx)
+                if leases[group.leaseId]!.prompts.isEmpty { leases.removeValue(forKey: group.leaseId) }
+                queue.insert(group.promptId, at: 0)
+            }
+            actors[identity]!.credit = max(actors[identity]!.credit, 1)
+            return .rejected(reason, text)
+        }
+        if let problem = RolloutValidation.problem(group) {
+            return reject(problem.hasPrefix("non-finite") ? .nonFinite : .malformed, problem)
+        }
+        if group.version.epoch != epoch { return reject(.oldEpoch, "sampled by epoch \(String(group.version.epoch, radix: 16)), the learner is at \(String(epoch, radix: 16))") }
+        let trainStep = step + (training ? 2 : 1)
+        let lag = trainStep - 1 - Int(group.version.step)
+        if lag > maxStaleness { return reject(.stale, "sampled at step \(group.version.step), \(lag) steps behind (max_staleness \(maxStaleness))") }
+        guard let lease = leases[group.leaseId], lease.actor == identity else {
+            return reject(.unknownLease, "lease \(group.leaseId) is not held by \(identity) (expired or reassigned)")
+        }
+        guard let idx = lease.prompts.firstIndex(of: group.promptId) else {
+            return reject(.unknownLease, "prompt \(group.promptId) is not part of lease \(group.leaseId)")
+        }
+        leases[group.leaseId]!.prompts.remove(at: idx)
+        if leases[group.leaseId]!.prompts.isEmpty { leases.removeValue(forKey: group.leaseId) }
+        pending.append(group)
+        accounting.pending = pending.count
+        actors[identity]!.groupsAccepted += 1
+        // The prompt goes to the back of the queue: the next pass over the prompts.
+        queue.append(group.promptId)
+        return .accepted(credit: 1)
+    }
+
+    /// Puts a group straight into the pending buffer (resume from the run log).
+    package func restorePending(_ group: RolloutGroup) {
+        seen.insert(group.key)
+        pending.append(group)
+        accounting.pending = pending.count
+    }
+
+    package func markSeen(_ key: GroupKey) { seen.insert(key) }
+
+    /// The next batch when enough groups wait and the trainer is free: groups too stale by now are
+    /// rejected; the batch is ordered by prompt id, so it does not depend on arrival order.
+    package func takeBatch() -> (batch: [RolloutGroup], stale: [RolloutGroup])? {
+        guard !training else { return nil }
+        var stale: [RolloutGroup] = []
+        pending.removeAll { g in
+            let lag = step - Int(g.version.step)
+            if lag > maxStaleness { stale.append(g); return true }
+            return false
+        }
+        for _ in stale { accounting.rejected[RejectReason.stale.rawValue, default: 0] += 1 }
+        accounting.pending = pending.count
+        guard pending.count >= batchGroups else { return stale.isEmpty ? nil : ([], stale) }
+        // Oldest versions first, then prompt id: deterministic whatever the arrival order.
+        let ordered = pending.enumerated().sorted { a, b in
+            a.element.version.step != b.element.version.step ? a.element.version.step < b.element.version.step
+                : (a.element.promptId != b.element.promptId ? a.element.promptId < b.element.promptId : a.offset < b.offset)
+        }
+        let chosen = Array(ordered.prefix(batchGroups))
+        let chosenOffsets = Set(chosen.map(\.offset))
+        pending = pending.enumerated().filter { !chosenOffsets.contains($0.offset) }.map(\.element)
+        accounting.pending = pending.count
+        training = true
+        accounting.training = chosen.count
+        return (chosen.map(\.element).sorted { $0.promptId < $1.promptId }, stale)
+    }
+
+    /// The trainer finished the batch taken last.
+    package func stepCompleted(trainedGroups: Int) {
+        training = false
+        accounting.training = 0
+        step += 1
+        accounting.trained += trainedGroups
+    }
+
+    /// Resume: the learner restarts at `step` with nothing training.
+    package func restore(step: Int, trained: Int) {
+        self.step = step
+        accounting.trained = trained
+    }
+
+    /// Resume: a restored group that can no longer be trained.
+    package func rejectRestored(reason: String) { accounting.rejected[reason, default: 0] += 1 }
+
+    /// Resume: counts what the run log says was received before the restart, so the accounting
+    /// identity spans the whole run (duplicates are counted per learner process).
+    package func restoreReceived(key: GroupKey, rejectedReason: String?) {
+        let run = Self.runKey(key.actor, key.actorRunId)
+        accounting.receivedByRun[run, default: 0] += 1
+        accounting.producedByRun[run] = max(accounting.producedByRun[run] ?? 0, key.sequence)
+        if let reason = rejectedReason { accounting.rejected[reason, default: 0] += 1 }
+    }
+}
+
+/// Structural checks of a group before it may be accepted.
+package enum RolloutValidation {
+    package static func problem(_ g: RolloutGroup) -> String? {
+        if g.samples.isEmpty { return "group has no samples" }
+        for (i, s) in g.samples.enumerated() {
+            if s.logprobs.count != s.tokens.count { return "sample \(i): \(s.logprobs.count) log-probs for \(s.tokens.count) tokens" }
+            if let e = s.entropies, e.count != s.tokens.count { return "sample \(i): \(e.count) entropies for \(s.tokens.count) tokens" }
+            if !s.reward.isFinite { return "non-finite reward in sample \(i)" }
+            if s.logprobs.contains(where: { !$0.isFinite || $0 > 1e-3 }) { return "non-finite or positive log-prob in sample \(i)" }
+            if let e = s.entropies, e.contains(where: { !$0.isFinite }) { return "non-finite entropy in sample \(i)" }
+            if !(s.temperature.isFinite && s.temperature > 0) { return "sample \(i): temperature \(s.temperature)" }
+            if s.components.values.contains(where: { !$0.isFinite }) { return "non-finite reward component in sample \(i)" }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+import TroupeModel
+import TroupeRuntime
+
+extension LearnerServer {
+    /// Resume (DESIGN.md §4): the latest checkpoint, then the run log's account of what came after it.
+    /// Groups trained up to the checkpoint stay trained; groups of steps after it (whose weights died
+    /// with the crash) go back to the pending buffer with every other accepted, untrained group, and a
+    /// `resumed` record voids those steps, so no group is ever trained twice in the surviving history.
+    static func restore(core: LearnerCore, trainer: Trainer, model: LlamaModel, log: RunLog, runDirectory: String,
+                        console: Console) throws {
+        let checkpoint = try Checkpoint.loadLatest(runDirectory: runDirectory, model: model, optimizer: trainer.optimizer)
+        let step = checkpoint?.step ?? 0
+        let history = RunHistory(records: log.opened)
+        var trained = Set<String>()
+        for s in history.effectiveSteps where s.step <= step { trained.formUnion(s.groups) }
+        var pending: [RolloutGroup] = []
+        var voidedWeights: [RolloutGroup] = []
+        for (key, group) in history.accepted where !trained.contains(key) && history.rejected[key] == nil {
+            // Sampled with weights of a step the checkpoint does not cover: those weights no longer exist.
+            if Int(group.version.step) > step { voidedWeights.append(group) } else { pending.append(group) }
+        }
+        for key in Set(history.accepted.map(\.0)).union(history.rejected.keys).sorted() {
+            if let k = GroupKey(parsing: key) {
+                core.markSeen(k)
+                core.restoreReceived(key: k, rejectedReason: history.rejected[key])
+            }
+        }
+        core.restore(step: step, trained: trained.count)
+        for g in voidedWeights {
+            try log.append("group_rejected", ["group": g.key.description, "reason": "stale",
+                                              "detail": "sampled with weights of voided step \(g.version.step)", "version": Int(g.version.step)])
+            core.rejectRestored(reason: "stale")
+        }
+        for g in pending { core.restorePending(g) }
+        let voided = history.effectiveSteps.map(\.step).filter { $0 > step }
+        try log.append("resumed", ["from_step": step, "voided_steps": voided, "pending": pending.count, "trained": trained.count])
+        console.info("resumed", ["step": step, "pending_groups": pending.count, "voided_steps": voided.count])
+    }
+}
+
+/// The run log read back: accepted groups in order, rejections, and the steps that still count after
+/// every `resumed` record voided the steps its checkpoint did not cover.
+package struct RunHistory {
+    package struct Step {
+        package let step: Int
+        package let groups: [String]
+        package var weightsHash: String?
+    }
+    package var accepted: [(String, RolloutGroup)] = []
+    /// Rejected group keys with their reason (a group accepted and later rejected as stale appears here too).
+    package var rejected: [String: String] = [:]
+    package var effectiveSteps: [Step] = []
+    package var baseModel: String?
+    package var baseWeightsHash: String?
+    private var acceptedIndex: [String: Int] = [:]
+
+    package init(records: [RunLog.Record]) {
+        for r in records {
+            switch r.type {
+            case "run_started":
+                baseModel = r.body["base_model"] as? String
+                baseWeightsHash = r.body["base_weights_hash"] as? String
+            case "group_accepted":
+                if let g = try? RolloutGroup(logBody: r.body) {
+                    acceptedIndex[g.key.description] = accepted.count
+                    accepted.append((g.key.description, g))
+                }
+            case "group_rejected":
+                if let k = r.body["group"] as? String { rejected[k] = (r.body["reason"] as? String) ?? "unknown" }
+            case "batch_formed":
+                if let s = r.body["step"] as? Int, let groups = r.body["groups"] as? [String] {
+                    effectiveSteps.append(Step(step: s, groups: groups, weightsHash: nil))
+                }
+            case "step_done":
+                if let s = r.body["step"] as? Int, let i = effectiveSteps.lastIndex(where: { $0.step == s }) {
+                    effectiveSteps[i].weightsHash = r.body["weights_hash"] as? String
+                }
+            case "resumed":
+                if let from = r.body["from_step"] as? Int { effectiveSteps.removeAll { $0.step > from } }
+            default:
+                break
+            }
+        }
+    }
+
+    package func group(_ key: String) -> RolloutGroup? { acceptedIndex[key].map { accepted[$0].1 } }
+}

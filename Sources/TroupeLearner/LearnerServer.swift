@@ -1,0 +1,558 @@
+import Foundation
+import TroupeModel
+import TroupeProto
+import TroupeRL
+import TroupeRuntime
+import TroupeTasks
+import TroupeTensor
+import TroupeTokenizer
+import TroupeWeights
+import TroupeWire
+
+/// The learner process (DESIGN.md §1–4): binds control (ROUTER), weights (ROUTER), announce (PUB)
+/// and the log proxy (XSUB→XPUB); leases prompts, accepts groups exactly once, trains on a worker
+/// thread, publishes versions, writes the run log and checkpoints. The I/O loop never waits on any
+/// one actor: every receive has a deadline and every send is non-blocking.
+package final class LearnerServer {
+    package let config: RunConfig
+    package let runDirectory: String
+    let console = Console(role: "learner")
+    let model: LlamaModel
+    let tokenizer: any Tokenizer
+    let trainer: Trainer
+    let core: LearnerCore
+    let runLog: RunLog
+    let metrics: MetricsWriter
+    let prompts: RunPrompts
+    let epoch: UInt64
+    let context: ZMQContext
+    let control: ZMQSocket
+    let weights: ZMQSocket
+    let announce: ZMQSocket
+    let proxy: ZMQProxy
+    let logs: LogPublisher
+    let worker: BackgroundWorker<TrainingJob, TrainingOutcome>
+    let welcomeJSON: String
+    /// Held (flock) for the learner's lifetime; the kernel releases it if the process dies.
+    let lockDescriptor: Int32
+    let startedAt = monotonicSeconds()
+    let startedWall = Date().timeIntervalSince1970
+    /// The published versions and the relay tree of the newest (answers the weights socket).
+    private var weightService: WeightService
+    private var snapshot: WeightSnapshot { weightService.snapshot }
+    private var peers: [PeerID: String] = [:]
+    private var peerOf: [String: PeerID] = [:]
+    private var lastAnnounce = 0.0
+    private var lastStats = 0.0
+    private var lastHousekeeping = 0.0
+    private var idleSince: Double?
+    private var idleSeconds = 0.0
+    private var trainingSeconds = 0.0
+    private var wireRejects: [String: Int] = [:]
+    private var stalenessHistogram: [Int: Int] = [:]
+    private var tokensTrained = 0
+    /// Acks of groups read in this drain, sent after one run-log sync covers their records.
+    private var pendingAcks: [(PeerID, Troupe_V1_Ack)] = []
+    private var warnedAboutSharedMemory = false
+    package private(set) var finished = false
+
+    /// Opens or resumes the run in `config.runDirectory`.
+    package init(config: RunConfig, resume: Bool) throws {
+        self.config = config
+        runDirectory = config.runDirectory
+        let fm = FileManager.default
+        let logPath = runDirectory + "/run.log"
+        if resume {
+            guard fm.fileExists(atPath: logPath) else { throw RuntimeError.invalid("--resume: \(runDirectory) has no run.log") }
+        } else if fm.fileExists(atPath: logPath) {
+            throw RuntimeError.invalid("\(runDirectory) already holds a run; use --resume to continue it or choose another run.name / run.directory")
+        }
+        try fm.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+        // One learner per run directory: a second one (say, --resume on a live run) must not write.
+        lockDescriptor = open(runDirectory + "/learner.lock", O_RDWR | O_CREAT, 0o644)
+        guard lockDescriptor >= 0, flock(lockDescriptor, LOCK_EX | LOCK_NB) == 0 else {
+            throw RuntimeError.invalid("\(runDirectory) is in use by another learner (learner.lock is held)")
+        }
+        BLASInfo.setThreads(config.learner.threads)
+        model = try ModelDirectory.load(config.model.path)
+        tokenizer = try RunSetup.tokenizer(forModelDirectory: config.model.path, model: model.config)
+        prompts = try RunSetup.prompts(config, tokenizer: tokenizer)
+        trainer = try Trainer(model: model, options: config.algorithm, optimizer: config.optimizer,
+                              microBatchTokens: config.learner.microBatchTokens)
+        trainer.learningRateForStep = { [schedule = config.schedule, peak = config.optimizer.learningRate, total = config.run.maxSteps] step in
+            schedule.learningRate(peak: peak, step: step, total: total)
+        }
+        var e: UInt64 = 0
+        while e == 0 { e = UInt64.random(in: 1...UInt64.max) }
+        epoch = e
+        core = LearnerCore(prompts: prompts.entries, epoch: epoch, batchGroups: config.learner.batchGroups,
+                           maxStaleness: config.learner.maxStaleness, leaseSize: config.learner.leaseSize,
+                           leaseTimeout: config.learner.leaseTimeoutSeconds, heartbeatTimeout: config.learner.heartbeatTimeoutSeconds,
+                           credit: config.learner.credit)
+        // Sockets.
+        context = try ZMQContext(ioThreads: 1)
+        let ep = config.endpoints
+        func bindEndpoint(_ port: Int) throws -> Endpoint { try Endpoint(parsing: "tcp://\(ep.bindHost):\(port)") }
+        control = try ZMQSocket(context, type: .router, linger: .upTo(milliseconds: 500))
+        try control.set([.routerMandatory(true), .routerHandover(true), .maxMessageSize(WireLimits.control.socketMaxFrameBytes),
+                         .sendHighWaterMark(10_000), .receiveHighWaterMark(10_000),
+                         .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)])
+        _ = try control.bind(bindEndpoint(ep.controlPort))
+        weights = try ZMQSocket(context, type: .router, linger: .discardUnsent)
+        try weights.set([.routerMandatory(true), .routerHandover(true), .maxMessageSize(WireLimits.control.socketMaxFrameBytes),
+                         .sendHighWaterMark(1000), .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)])
+        _ = try weights.bind(bindEndpoint(ep.weightsPort))
+        announce = try ZMQSocket(context, type: .publish, linger: .discardUnsent)
+        try announce.set([.sendHighWaterMark(100)])
+        _ = try announce.bind(bindEndpoint(ep.announcePort))
+        proxy = try ZMQProxy.startPubSubForwarder(context: context, publishersBind: bindEndpoint(ep.logsInPort),
+                                                  subscribersBind: bindEndpoint(ep.logsPort))
+        logs = try LogPublisher(context: context, endpoint: Endpoint(parsing: "tcp://127.0.0.1:\(ep.logsInPort)"),
+                                source: "learner", runId: epoch)
+        runLog = try RunLog(path: logPath)
+        metrics = MetricsWriter(path: runDirectory + "/metrics.jsonl")
+        if runLog.truncatedBytes > 0 { console.warn("cut a torn final record from the run log", ["bytes": runLog.truncatedBytes]) }
+
+        let baseHash = model.weightsHash()
+        if resume {
+            try LearnerServer.restore(core: core, trainer: trainer, model: model, log: runLog, runDirectory: runDirectory, console: console)
+        } else {
+            try AtomicFile.write(config.resolvedJSONData(), to: runDirectory + "/config.json")
+            try runLog.append("run_started", ["epoch": String(epoch, radix: 16), "base_model": config.model.path,
+                                              "base_weights_hash": baseHash, "prompts": prompts.entries.count,
+                                              "threads": BLASInfo.threads, "blas_kernel": BLASInfo.coreName])
+        }
+        try runLog.append("epoch_started", ["epoch": String(epoch, radix: 16), "step": core.step, "weights_hash": model.weightsHash(),
+                                            "threads": BLASInfo.threads, "blas_kernel": BLASInfo.coreName])
+        let shm = config.learner.sharedMemoryDirectory.isEmpty ? nil : config.learner.sharedMemoryDirectory
+        if let shm, SharedMemoryWeights.sweep(directory: shm) > 0 {
+            console.info("removed weight files that stopped learners left in \(shm)")
+        }
+        let first = WeightSnapshot.make(model: model, version: PolicyVersion(epoch: epoch, step: UInt64(core.step)), sharedMemoryDirectory: shm)
+        weightService = WeightService(snapshot: first.snapshot, relayFanout: config.learner.relayFanout)
+
+        worker = .trainer(trainer, sharedMemoryDirectory: shm)
+
+        // Stop sequences travel with each prompt's sampling parameters (`promptMessage`), not here.
+        let welcome: [String: Any] = ["config": config.resolvedJSON(), "model_files": RunSetup.modelFiles(config.model.path)]
+        welcomeJSON = String(data: try JSONSerialization.data(withJSONObject: welcome, options: [.sortedKeys]), encoding: .utf8)!
+        warnOnce(sharedMemoryProblem: first.sharedMemoryProblem)
+        console.info("listening", ["control": "tcp://\(ep.advertiseHost):\(ep.controlPort)", "logs": "tcp://\(ep.advertiseHost):\(ep.logsPort)",
+                                   "run": runDirectory, "step": core.step, "epoch": String(epoch, radix: 16)])
+    }
+
+    // MARK: main loop
+
+    /// Runs until `run.max_steps` steps are done or a shutdown is requested. Returns the exit status.
+    package func run() throws -> Int32 {
+        let poller = Poller()
+        poller.register(control)
+        poller.register(weights)
+        poller.register(fileDescriptor: worker.wakeFileDescriptor)
+        logs.publish(kind: "learner_started", step: core.step, fields: ["epoch": String(epoch, radix: 16), "run": runDirectory])
+        var exitStatus: Int32 = 0
+        while true {
+            let now = monotonicSeconds()
+            if Shutdown.requested && !finished {
+                console.info("shutdown requested: finishing the step in progress and writing a checkpoint")
+                break
+            }
+            let ready = try poller.poll(until: .afterMilliseconds(worker.busy ? 5 : 20))
+            if ready.contains(control) { try drainControl(now: monotonicSeconds()) }
+            if ready.contains(weights) { try drainWeights() }
+            if try worker.poll().contains(where: { try !handle($0) }) { exitStatus = 1; break }
+            if now - lastHousekeeping >= 0.2 { try housekeeping(now: now); lastHousekeeping = now }
+            if !worker.busy { try startStepIfReady() }
+            if core.step >= config.run.maxSteps && !worker.busy { finished = true; break }
+        }
+        for outcome in worker.waitForIdle() { _ = try handle(outcome) }
+        try writeCheckpoint()
+        try runLog.append(finished ? "run_finished" : "learner_stopped", ["step": core.step, "accounting": core.accounting.summary])
+        try writeSummary()
+        for (peer, _) in peers {
+            var bye = Troupe_V1_Bye()
+            bye.reason = finished ? ByeReason.runFinished : "learner stopping"
+            _ = try? control.send(WireMessage(.bye(bye)), to: peer)
+        }
+        logs.publish(kind: finished ? "run_finished" : "learner_stopped", step: core.step, metrics: core.accounting.summary)
+        if finished { try lingerAfterFinish(seconds: 2) } else { usleep(200_000) } // let the last events leave
+        worker.stop()
+        proxy.stop()
+        logs.close()
+        control.close(); weights.close(); announce.close()
+        context.shutdown()
+        // Actors that mapped a version keep its pages; its name goes now rather than at some later
+        // deinit (the next learner would sweep it, but only when it starts).
+        for path in [snapshot.manifest.sharedMemoryPath, weightService.previous?.manifest.sharedMemoryPath ?? ""] where !path.isEmpty {
+            unlink(path)
+        }
+        console.info(finished ? "run finished" : "stopped", ["step": core.step, "accounting_identity": core.accounting.identityHolds])
+        return exitStatus
+    }
+
+    /// For a short while after the run, any actor that speaks (say, one that missed the end while
+    /// reconnecting) is told the run finished, so it exits instead of waiting for a learner.
+    private func lingerAfterFinish(seconds: Double) throws {
+        let until = monotonicSeconds() + seconds
+        var bye = Troupe_V1_Bye()
+        bye.reason = ByeReason.runFinished
+        while monotonicSeconds() < until {
+            switch try control.receiveFromPeer(deadline: .afterMilliseconds(50), limits: .control) {
+            case .message(let peer, _), .rejected(let peer?, _):
+                _ = try? control.send(WireMessage(.bye(bye)), to: peer)
+            default:
+                break
+            }
+        }
+    }
+
+    private func warnOnce(sharedMemoryProblem problem: String?) {
+        guard let problem, !warnedAboutSharedMemory else { return }
+        console.warn("weights stay out of shared memory (\(problem)); actors on this host fetch chunks like remote ones")
+        warnedAboutSharedMemory = true
+    }
+
+    /// Handles what is queued on the control socket (up to 256 messages), then makes the run log
+    /// durable once and sends the acks of the groups among them (group commit).
+    private func drainControl(now: Double) throws {
+        try drainControlMessages(now: now)
+        try runLog.sync()
+        for (peer, ack) in pendingAcks { _ = try control.send(WireMessage(.ack(ack)), to: peer) }
+        pendingAcks.removeAll(keepingCapacity: true)
+    }
+
+    private func drainControlMessages(now: Double) throws {
+        for _ in 0..<256 {
+            switch try control.receiveFromPeer(deadline: .now, limits: .control) {
+            case .timedOut: return
+            case .rejected(let peer, let error):
+                wireRejects[error.reason.rawValue, default: 0] += 1
+                logs.publish(kind: "rejection", metrics: ["count": 1], fields: ["reason": error.reason.rawValue, "detail": error.detail])
+                if let peer {
+                    if error.reason == .unsupportedProtocol {
+                        send(reject: .protocolMajor, "protocol mismatch: \(error.detail); the learner speaks major \(WireProtocol.major)", to: peer)
+                    } else {
+                        send(reject: .malformed, error.description, to: peer)
+                    }
+                }
+            case .message(let peer, let message):
+                try dispatch(message, from: peer, now: now)
+            }
+        }
+    }
+
+    private func send(reject reason: Troupe_V1_RejectReason, _ text: String, to peer: PeerID) {
+        var r = Troupe_V1_Reject()
+        r.reason = reason
+        r.text = text
+        _ = try? control.send(WireMessage(.reject(r)), to: peer)
+    }
+
+    private func dispatch(_ message: WireMessage, from peer: PeerID, now: Double) throws {
+        if case .hello(let hello) = message.body { return try welcome(hello, peer: peer, now: now) }
+        guard let identity = peers[peer], core.actors[identity] != nil else {
+            send(reject: .unknownActor, "unknown actor: say Hello first (the learner may have restarted)", to: peer)
+            return
+        }
+        switch message.body {
+        case .leaseRequest(let request):
+            core.touch(identity: identity, now: now)
+            var lease = Troupe_V1_Lease()
+            if let granted = core.grantLease(to: identity, maxPrompts: Int(request.maxPrompts), now: now) {
+                lease.leaseID = granted.id
+                lease.deadlineMs = UInt32(config.learner.leaseTimeoutSeconds * 1000)
+                lease.minVersion = PolicyVersion(epoch: epoch, step: UInt64(granted.minStep)).proto
+                lease.prompts = granted.prompts.map { promptMessage($0) }
+                logs.publish(kind: "lease", step: core.step, metrics: ["prompts": Double(granted.prompts.count)],
+                             fields: ["actor": identity, "lease": String(granted.id)])
+            }
+            _ = try control.send(WireMessage(.lease(lease)), to: peer)
+        case .groupSubmit:
+            try receiveGroup(message, identity: identity, peer: peer, now: now)
+        case .heartbeat(let hb):
+            var stats: [String: Double] = ["groups_produced": Double(hb.stats.groupsProduced), "tokens_per_s": hb.stats.tokensPerSecond,
+                                           "idle_ratio": hb.stats.idleRatio, "unacked": Double(hb.stats.unackedGroups),
+                                           "weights_step": Double(hb.stats.weightsVersion.step)]
+            stats["weights_current"] = hb.stats.weightsVersion.epoch == epoch ? 1 : 0
+            core.touch(identity: identity, now: now, stats: stats)
+            var reply = Troupe_V1_Heartbeat()
+            reply.currentVersion = snapshot.version.proto
+            _ = try control.send(WireMessage(.heartbeat(reply)), to: peer)
+        case .bye(let bye):
+            let returned = core.depart(identity: identity, now: now)
+            forget(peer: peer)
+            weightService.remove(actor: identity)
+            try runLog.append("actor_left", ["actor": identity, "reason": "bye: \(bye.reason)", "leases_returned": returned.map { Int($0.id) },
+                                             "prompts_returned": returned.flatMap(\.prompts).map { Int($0) }])
+            logs.publish(kind: "actor_left", fields: ["actor": identity, "reason": bye.reason])
+        default:
+            wireRejects["unexpected_kind", default: 0] += 1
+        }
+    }
+
+    private func forget(peer: PeerID) {
+        if let id = peers.removeValue(forKey: peer), peerOf[id] == peer { peerOf.removeValue(forKey: id) }
+    }
+
+    private func welcome(_ hello: Troupe_V1_Hello, peer: PeerID, now: Double) throws {
+        let identity = hello.actorIdentity.isEmpty ? "actor-\(peer)" : hello.actorIdentity
+        if let live = core.actors[identity], live.runId != hello.actorRunID, now - live.lastSeen < 3 {
+            // Two live processes with one name would steal each other's leases: refuse the newcomer
+            // until the other leaves or goes silent (a restarted actor gets in once its old run is evicted).
+            send(reject: .configMismatch, "actor identity \(identity) is in use by a live actor; choose another --identity", to: peer)
+            return
+        }
+        if let old = peerOf[identity], old != peer { peers.removeValue(forKey: old) }
+        peers[peer] = identity
+        peerOf[identity] = peer
+        let known = core.actors[identity]
+        let (credit, rejoined) = core.hello(identity: identity, runId: hello.actorRunID, now: now)
+        if known == nil || known!.runId != hello.actorRunID {
+            try runLog.append("actor_joined", ["actor": identity, "actor_run": String(hello.actorRunID, radix: 16),
+                                               "build": hello.buildID, "threads": Int(hello.threadCount), "rejoined": rejoined])
+            logs.publish(kind: "actor_joined", fields: ["actor": identity])
+            console.info("actor joined", ["actor": identity])
+        }
+        var w = Troupe_V1_Welcome()
+        w.learnerEpoch = epoch
+        w.currentVersion = snapshot.version.proto
+        w.runID = config.run.name
+        w.credit = UInt32(credit)
+        w.heartbeatIntervalMs = UInt32(max(200, config.learner.heartbeatTimeoutSeconds * 1000 / 5))
+        w.leaseSize = UInt32(config.learner.leaseSize)
+        let host = config.endpoints.advertiseHost
+        w.weightsEndpoint = "tcp://\(host):\(config.endpoints.weightsPort)"
+        w.announceEndpoint = "tcp://\(host):\(config.endpoints.announcePort)"
+        w.logsEndpoint = "tcp://\(host):\(config.endpoints.logsInPort)"
+        w.maxStaleness = UInt32(config.learner.maxStaleness)
+        w.configJson = welcomeJSON
+        _ = try control.send(WireMessage(.welcome(w)), to: peer)
+    }
+
+    private func promptMessage(_ id: UInt64) -> Troupe_V1_Prompt {
+        let entry = core.prompts[id]!
+        var p = Troupe_V1_Prompt()
+        p.promptID = id
+        p.text = entry.text
+        p.tokenIds = entry.tokens
+        p.groupSize = UInt32(config.sampling.groupSize)
+        var s = Troupe_V1_SamplingParams()
+        s.temperature = Float(config.sampling.temperature)
+        s.topK = UInt32(config.sampling.topK)
+        s.topP = Float(config.sampling.topP)
+        s.maxTokens = UInt32(config.sampling.maxNewTokens)
+        if config.task.file == nil { s.stopSequences = [TaskFormat.stopSequence] }
+        s.seed = config.run.seed
+        p.sampling = s
+        if let answer = prompts.visibleAnswers[id] { p.referenceAnswer = answer }
+        p.task = config.task.spec ?? "file"
+        return p
+    }
+
+    private func receiveGroup(_ message: WireMessage, identity: String, peer: PeerID, now: Double) throws {
+        let (ack, outcome) = try GroupIntake.receive(message, from: identity, core: core, runLog: runLog,
+                                                     currentVersion: snapshot.version, now: now)
+        switch outcome {
+        case .accepted, .duplicate:
+            break
+        case .rejected(_, let reason, let detail):
+            logs.publish(kind: "rejection", step: core.step, fields: ["actor": identity, "reason": reason.rawValue, "detail": detail])
+        case .refused(let reason, let detail):
+            wireRejects[reason, default: 0] += 1
+            logs.publish(kind: "rejection", fields: ["actor": identity, "reason": reason, "detail": detail])
+        }
+        pendingAcks.append((peer, ack))
+    }
+
+    private func drainWeights() throws {
+        for _ in 0..<256 {
+            switch try weights.receiveFromPeer(deadline: .now, limits: .control) {
+            case .timedOut: return
+            case .rejected(_, let error): wireRejects["weights_" + error.reason.rawValue, default: 0] += 1
+            case .message(let peer, let message):
+                if let reply = weightService.reply(to: message.body) {
+                    _ = try weights.send(reply, to: peer)
+                    if case .weightSourceRequest(let r) = message.body, case .weightSource(let s) = reply.body {
+                        logs.publish(kind: "weights_source", step: Int(r.version.step), metrics: ["depth": Double(s.depth)],
+                                     fields: ["actor": r.actorIdentity, "upstream": s.upstreamEndpoint.isEmpty ? "learner" : s.upstreamEndpoint])
+                    }
+                } else {
+                    wireRejects["weights_unexpected_kind", default: 0] += 1
+                }
+            }
+        }
+    }
+
+    // MARK: steps
+
+    private func startStepIfReady() throws {
+        guard core.step < config.run.maxSteps, let taken = core.takeBatch() else {
+            if idleSince == nil { idleSince = monotonicSeconds() }
+            return
+        }
+        for g in taken.stale {
+            try runLog.append("group_rejected", ["group": g.key.description, "reason": "stale", "detail": "too old when the batch formed",
+                                                 "version": Int(g.version.step)], sync: false)
+        }
+        guard !taken.batch.isEmpty else { return }
+        if let s = idleSince { idleSeconds += monotonicSeconds() - s; idleSince = nil }
+        let step = core.step + 1
+        for g in taken.batch { stalenessHistogram[step - 1 - Int(g.version.step), default: 0] += 1 }
+        // Step records need not be on disk before anything leaves: a crash voids every step after the
+        // last checkpoint anyway, and the checkpoint's own record syncs all before it.
+        try runLog.append("batch_formed", ["step": step, "groups": taken.batch.map(\.key.description)], sync: false)
+        let publish = step % config.learner.publishEvery == 0 || step == config.run.maxSteps
+        worker.submit(TrainingJob(groups: taken.batch, step: step,
+                                        publishVersion: publish ? PolicyVersion(epoch: epoch, step: UInt64(step)) : nil))
+    }
+
+    /// Records a finished step; false when training failed (the learner then stops).
+    private func handle(_ outcome: TrainingOutcome) throws -> Bool {
+        let job = outcome.job
+        switch outcome.result {
+        case .failure(let error):
+            console.error("training step \(job.step) failed: \(error)")
+            try runLog.append("step_failed", ["step": job.step, "error": "\(error)"])
+            return false
+        case .success(let result):
+            trainingSeconds += outcome.seconds
+            core.stepCompleted(trainedGroups: job.groups.count)
+            let tokens = job.groups.reduce(0) { $0 + $1.tokenCount }
+            tokensTrained += tokens
+            var m = result.metrics
+            m["time/train_step"] = outcome.seconds
+            m["tokens_per_s"] = Double(tokens) / max(outcome.seconds, 1e-9)
+            m["trainer/idle_ratio"] = idleSeconds / max(1e-9, monotonicSeconds() - startedAt)
+            m["off_policy/staleness_mean"] = Double(job.groups.reduce(0) { $0 + (job.step - 1 - Int($1.version.step)) }) / Double(max(1, job.groups.count))
+            for (k, v) in LearnerServer.groupMetrics(job.groups) { m[k] = v }
+            try runLog.append("step_done", ["step": job.step, "weights_hash": result.weightsHash, "loss": result.loss.total,
+                                            "skipped": result.skipped, "groups": job.groups.count], sync: false)
+            var fields: [String: String] = ["weights_hash": result.weightsHash]
+            // Pseudo-labels per prompt, so a monitor holding the answer key can compute label accuracy.
+            fields["labels"] = job.groups.map { "\($0.promptId)=\(LearnerServer.majority($0) ?? "")" }.joined(separator: ",")
+            fields["rewards"] = job.groups.map { g in "\(g.promptId)=" + g.samples.map { "\($0.answer ?? ""):\($0.reward)" }.joined(separator: ";") }.joined(separator: ",")
+            logs.publish(kind: "step", step: job.step, metrics: m, fields: fields)
+            metrics.write(kind: "train", step: job.step, metrics: m)
+            warnOnce(sharedMemoryProblem: outcome.sharedMemoryProblem)
+            if let snap = outcome.snapshot {
+                weightService.publish(snap)
+                try runLog.append("published", ["step": job.step, "epoch": String(epoch, radix: 16)], sync: false)
+                announceNow()
+            }
+            if job.step % config.learner.checkpointEvery == 0 { try writeCheckpoint() }
+            console.info("step \(job.step)", ["loss": String(format: "%.4f", result.loss.total),
+                                              "reward": String(format: "%.3f", m["reward/mean"] ?? .nan),
+                                              "majority_ratio": String(format: "%.3f", m["ttrl/majority_ratio"] ?? .nan),
+                                              "secs": String(format: "%.2f", outcome.seconds)])
+            return true
+        }
+    }
+
+    static func majority(_ g: RolloutGroup) -> String? {
+        MajorityVote.vote(answers: g.samples.map(\.answer)).label
+    }
+
+    /// Label-free group statistics (TTRL's definitions from TroupeRL): reward, majority ratio, answer
+    /// entropy, valid fraction, lengths, truncation.
+    static func groupMetrics(_ groups: [RolloutGroup]) -> [String: Double] {
+        var sums: [String: Double] = [:]
+        var rewards: [Double] = [], lengths: [Double] = []
+        var truncated = 0
+        for g in groups {
+            for (k, v) in MajorityVote.metrics(outcome: MajorityVote.vote(answers: g.samples.map(\.answer)), groundTruth: nil) {
+                sums[k, default: 0] += v
+            }
+            for s in g.samples {
+                rewards.append(s.reward)
+                lengths.append(Double(s.tokens.count))
+                if s.finishReason == .length { truncated += 1 }
+            }
+        }
+        func mean(_ xs: [Double]) -> Double { xs.isEmpty ? 0 : xs.reduce(0, +) / Double(xs.count) }
+        var m: [String: Double] = ["reward/mean": mean(rewards), "response_length/mean": mean(lengths),
+                                   "is_truncated": Double(truncated) / Double(max(1, rewards.count))]
+        for (k, v) in sums { m["ttrl/\(k)"] = v / Double(max(1, groups.count)) }
+        return m
+    }
+
+    private func announceNow() {
+        var a = Troupe_V1_WeightAnnounce()
+        a.version = snapshot.version.proto
+        a.manifestHash = snapshot.manifest.manifestHash
+        a.totalBytes = snapshot.manifest.totalBytes
+        _ = try? announce.send(WireMessage(.weightAnnounce(a)))
+        lastAnnounce = monotonicSeconds()
+    }
+
+    private func housekeeping(now: Double) throws {
+        for lease in core.expireLeases(now: now) {
+            try runLog.append("lease_expired", ["lease": Int(lease.id), "actor": lease.actor, "prompts": lease.prompts.map { Int($0) }])
+            logs.publish(kind: "lease_expired", step: core.step, fields: ["actor": lease.actor, "lease": String(lease.id)])
+        }
+        for (identity, leases) in core.evictSilent(now: now) {
+            if let peer = peerOf[identity] { forget(peer: peer) }
+            weightService.remove(actor: identity)
+            try runLog.append("actor_left", ["actor": identity, "reason": "evicted: no heartbeat for \(config.learner.heartbeatTimeoutSeconds) s",
+                                             "leases_returned": leases.map { Int($0.id) },
+                                             "prompts_returned": leases.flatMap(\.prompts).map { Int($0) }])
+            logs.publish(kind: "actor_left", fields: ["actor": identity, "reason": "evicted"])
+            console.warn("evicted silent actor", ["actor": identity])
+        }
+        // Right after a start, announce at every housekeeping tick: actors of a previous learner learn
+        // the new epoch (and say Hello) within a fraction of a second, instead of after the subscription
+        // has reconnected and the next once-a-second announcement has come round.
+        if now - lastAnnounce >= (now - startedAt < 3 ? 0.15 : 1) { announceNow() }
+        if now - lastStats >= 1 {
+            lastStats = now
+            var m = core.accounting.summary
+            m["actors"] = Double(core.actors.count)
+            m["leases"] = Double(core.leases.count)
+            m["queue"] = Double(core.queue.count)
+            m["step"] = Double(core.step)
+            m["max_steps"] = Double(config.run.maxSteps)
+            m["trainer/idle_ratio"] = (idleSeconds + (idleSince.map { now - $0 } ?? 0)) / max(1e-9, now - startedAt)
+            m["rss_mb"] = LearnerServer.residentMegabytes()
+            for (k, v) in wireRejects { m["wire_rejected/\(k)"] = Double(v) }
+            for (k, v) in stalenessHistogram { m["off_policy/staleness_hist/\(k)"] = Double(v) }
+            var fields: [String: String] = ["run": runDirectory, "epoch": String(epoch, radix: 16),
+                                            "started_unix": String(format: "%.3f", startedWall)]
+            for (id, a) in core.actors {
+                fields["actor/\(id)"] = a.stats.keys.sorted().map { "\($0)=\(a.stats[$0]!)" }.joined(separator: ",") + ",accepted=\(a.groupsAccepted)"
+            }
+            logs.publish(kind: "learner_stats", step: core.step, metrics: m, fields: fields)
+        }
+    }
+
+    static func residentMegabytes() -> Double {
+        guard let s = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let parts = s.split(separator: " ")
+        guard parts.count > 1, let pages = Double(parts[1]) else { return 0 }
+        return pages * Double(sysconf(Int32(_SC_PAGESIZE))) / 1_048_576
+    }
+
+    private func writeCheckpoint() throws {
+        let c = Checkpoint(step: core.step, logRecords: runLog.count + 1, optimizerStep: trainer.optimizer.step,
+                           skippedSteps: trainer.optimizer.skippedSteps, trainedGroups: core.accounting.trained,
+                           weightsHash: model.weightsHash())
+        try Checkpoint.save(c, model: model, optimizer: trainer.optimizer, runDirectory: runDirectory)
+        try runLog.append("checkpoint", ["step": c.step, "weights_hash": c.weightsHash])
+        // The checkpoint's model directory, loadable by generate/eval.
+        try ModelDirectory.save(model, to: runDirectory + "/model")
+        for f in ["tokenizer.json", "tokenizer_config.json"] {
+            let src = config.model.path + "/" + f, dst = runDirectory + "/model/" + f
+            if FileManager.default.fileExists(atPath: src) && !FileManager.default.fileExists(atPath: dst) {
+                try? FileManager.default.copyItem(atPath: src, toPath: dst)
+            }
+        }
+    }
+
+    private func writeSummary() throws {
+        var s: [String: Any] = ["steps": core.step, "finished": finished, "wall_time_s": monotonicSeconds() - startedAt,
+                                "tokens_trained": tokensTrained, "weights_hash": model.weightsHash()]
+        s["accounting"] = core.accounting.summary
+        s["accounting_identity_holds"] = core.accounting.identityHolds
+        s["trainer_idle_ratio"] = idleSeconds / max(1e-9, monotonicSeconds() - startedAt)
+        let data = try JSONSerialization.data(withJSONObject: s, options: [.prettyPrinted, .sortedKeys])
+        try AtomicFile.write(data, to: runDirectory + "/learner-summary.json")
+    }
+}

@@ -1,0 +1,222 @@
+import Foundation
+import TroupeModel
+
+/// The run log: the source of truth of a run (DESIGN.md §4). Append-only JSON lines; each line holds
+/// `seq`, `type`, `prev` (the previous line's hash) and its own `hash` as the last key, where
+/// hash = BLAKE2b-256(prev-less-nothing: the line's bytes before `,"hash":`, plus "}"). Any edit,
+/// reordering or lost line breaks the chain and is reported with its line number.
+///
+/// Durability is explicit: `append` writes the line at once and, by default, fsyncs it. The learner's
+/// hot path (accepted groups) appends with `sync: false` and calls `sync()` once per drained batch of
+/// messages before it sends their acks — group commit: one fsync covers many records, and nothing the
+/// learner acknowledges is ever ahead of the disk. A crash in the middle of an append leaves a torn
+/// last line, which opening the log detects and cuts off.
+package final class RunLog {
+    package struct Record {
+        package let seq: Int
+        package let type: String
+        package let body: [String: Any]
+        /// Byte offset just after this record's line.
+        package let endOffset: Int
+        package let hash: String
+    }
+
+    package enum LogError: Error, CustomStringConvertible {
+        case unreadable(String, String)
+        case brokenChain(line: Int, reason: String)
+
+        package var description: String {
+            switch self {
+            case .unreadable(let p, let r): return "run log \(p): \(r)"
+            case .brokenChain(let line, let r): return "run log line \(line): \(r)"
+            }
+        }
+    }
+
+    package let path: String
+    package private(set) var count = 0
+    package private(set) var lastHash = String(repeating: "0", count: 64)
+    package private(set) var size = 0
+    /// Bytes of a torn final line removed on open (0 when the log was clean).
+    package private(set) var truncatedBytes = 0
+    private var fd: Int32 = -1
+
+    /// Opens (creating if needed) and verifies the whole chain; returns the records too.
+    package init(path: String) throws {
+        self.path = path
+        if !FileManager.default.fileExists(atPath: path) {
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
+        }
+        let (records, validBytes, total) = try RunLog.scan(path: path)
+        if validBytes < total {
+            truncatedBytes = total - validBytes
+            guard truncate(path, off_t(validBytes)) == 0 else { throw LogError.unreadable(path, "cannot cut the torn tail") }
+        }
+        fd = open(path, O_WRONLY | O_APPEND)
+        guard fd >= 0 else { throw LogError.unreadable(path, String(cString: strerror(errno))) }
+        count = records.count
+        lastHash = records.last?.hash ?? lastHash
+        size = validBytes
+        opened = records
+    }
+
+    /// The records found when the log was opened.
+    package private(set) var opened: [Record] = []
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    /// Appends one record; with `sync` (the default) it is on disk when this returns, without it the
+    /// next `sync()` makes it so. `body` holds strings, numbers, booleans, arrays and dictionaries;
+    /// `seq`, `type` and `prev` are added.
+    @discardableResult
+    package func append(_ type: String, _ body: [String: Any] = [:], sync: Bool = true) throws -> Record {
+        var object = body
+        object["seq"] = count + 1
+        object["type"] = type
+        object["prev"] = lastHash
+        var line = try RecordEncoder.encode(object)
+        let hash = line.withUnsafeBytes { WeightsHash.hex(bytes: $0) }
+        line.removeLast() // the closing brace: the hash goes in as the last key
+        line.append(contentsOf: Array(",\"hash\":\"\(hash)\"}\n".utf8))
+        try line.withUnsafeBytes { raw in
+            var written = 0
+            while written < raw.count {
+                let n = write(fd, raw.baseAddress! + written, raw.count - written)
+                guard n > 0 else { throw LogError.unreadable(path, "write failed: \(String(cString: strerror(errno)))") }
+                written += n
+            }
+        }
+        count += 1
+        lastHash = hash
+        size += line.count
+        unsynced = true
+        if sync { try self.sync() }
+        return Record(seq: count, type: type, body: object, endOffset: size, hash: hash)
+    }
+
+    /// True while some appended record may not be on disk yet.
+    package private(set) var unsynced = false
+
+    /// Makes every record appended so far durable (one fsync; nothing to do when all are).
+    package func sync() throws {
+        guard unsynced else { return }
+        guard fsync(fd) == 0 else { throw LogError.unreadable(path, "fsync failed: \(String(cString: strerror(errno)))") }
+        unsynced = false
+    }
+
+    package static func hash(_ bytes: Data) -> String {
+        bytes.withUnsafeBytes { WeightsHash.hex(bytes: $0) }
+    }
+
+    /// Reads and verifies a log without opening it for writing. A torn final line (no newline, or not
+    /// parseable, at the very end) is ignored; any other damage is an error naming the line.
+    package static func read(path: String) throws -> [Record] { try scan(path: path).records }
+
+    static func scan(path: String) throws -> (records: [Record], validBytes: Int, totalBytes: Int) {
+        guard let data = FileManager.default.contents(atPath: path) else { throw LogError.unreadable(path, "cannot read") }
+        var records: [Record] = []
+        var prev = String(repeating: "0", count: 64)
+        var offset = 0
+        var lineNumber = 0
+        let bytes = [UInt8](data)
+        let marker = Array(",\"hash\":\"".utf8)
+        while offset < bytes.count {
+            lineNumber += 1
+            guard let nl = bytes[offset...].firstIndex(of: 0x0A) else {
+                return (records, offset, bytes.count) // torn tail: no newline
+            }
+            let line = Array(bytes[offset..<nl])
+            let isLast = nl + 1 >= bytes.count
+            func fail(_ reason: String) throws -> (records: [Record], validBytes: Int, totalBytes: Int) {
+                if isLast { return (records, offset, bytes.count) }
+                throw LogError.brokenChain(line: lineNumber, reason: reason)
+            }
+            guard line.count > marker.count + 66, let m = lastRange(of: marker, in: line) else { return try fail("no hash") }
+            let hashBytes = line[(m + marker.count)..<(line.count - 2)]
+            guard let stated = String(bytes: hashBytes, encoding: .utf8), stated.count == 64 else { return try fail("malformed hash") }
+            var hashed = Data(line[0..<m])
+            hashed.append(0x7D)
+            guard hash(hashed) == stated else { return try fail("hash does not match the line's content (edited or corrupt)") }
+            guard let object = try? JSONSerialization.jsonObject(with: hashed) as? [String: Any] else { return try fail("not JSON") }
+            guard (object["prev"] as? String) == prev else { return try fail("prev does not match the previous line's hash (lines lost or reordered)") }
+            guard let seq = object["seq"] as? Int, seq == records.count + 1, let type = object["type"] as? String else {
+                return try fail("sequence number out of order")
+            }
+            offset = nl + 1
+            records.append(Record(seq: seq, type: type, body: object, endOffset: offset, hash: stated))
+            prev = stated
+        }
+        return (records, offset, bytes.count)
+    }
+
+    private static func lastRange(of needle: [UInt8], in hay: [UInt8]) -> Int? {
+        guard hay.count >= needle.count else { return nil }
+        var i = hay.count - needle.count
+        while i >= 0 {
+            if hay[i] == needle[0] && Array(hay[i..<(i + needle.count)]) == needle { return i }
+            i -= 1
+        }
+        return nil
+    }
+}
+
+/// Exact, compact encodings of numeric arrays for the run log.
+package enum Base64Arrays {
+    package static func encode(_ values: [Int32]) -> String { values.withUnsafeBytes { base64($0) } }
+    package static func encode(_ values: [Float]) -> String { values.withUnsafeBytes { base64($0) } }
+
+    /// Two base64 digits for every 12-bit value: two lookups per 3 input bytes instead of four.
+    private static let digitPairs: [UInt16] = {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+        // Stored little-endian, so that the pair's bytes land in order.
+        return (0..<4096).map { UInt16(alphabet[$0 >> 6]) | UInt16(alphabet[$0 & 63]) << 8 }
+    }()
+
+    /// Standard base64 with padding (RFC 4648 §4), into a native string: Foundation's encoder hands
+    /// back a bridged string that is slow to read byte by byte.
+    static func base64(_ bytes: UnsafeRawBufferPointer) -> String {
+        String(unsafeUninitializedCapacity: (bytes.count + 2) / 3 * 4) { out in
+            write(bytes, to: UnsafeMutableRawPointer(out.baseAddress!))
+        }
+    }
+
+    /// Appends the base64 of `bytes` to `out` (the run log's hot path writes JSON straight into bytes).
+    static func append(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        let start = out.count
+        let length = (bytes.count + 2) / 3 * 4
+        out.append(contentsOf: repeatElement(0, count: length))
+        out.withUnsafeMutableBytes { o in _ = write(bytes, to: o.baseAddress! + start) }
+    }
+
+    /// Writes (n + 2) / 3 * 4 digits at `out`; returns how many.
+    private static func write(_ bytes: UnsafeRawBufferPointer, to out: UnsafeMutableRawPointer) -> Int {
+        let n = bytes.count
+        guard n > 0, let input = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return 0 }
+        return digitPairs.withUnsafeBufferPointer { pairs in
+            var o = 0, i = 0
+            while i + 3 <= n {
+                let v = Int(input[i]) << 16 | Int(input[i + 1]) << 8 | Int(input[i + 2])
+                out.storeBytes(of: pairs[v >> 12], toByteOffset: o, as: UInt16.self)
+                out.storeBytes(of: pairs[v & 4095], toByteOffset: o + 2, as: UInt16.self)
+                i += 3; o += 4
+            }
+            if i < n {
+                let v = Int(input[i]) << 16 | (i + 1 < n ? Int(input[i + 1]) << 8 : 0)
+                out.storeBytes(of: pairs[v >> 12], toByteOffset: o, as: UInt16.self)
+                let third = UInt8(truncatingIfNeeded: pairs[v & 4095])
+                out.storeBytes(of: i + 1 < n ? third : 0x3D, toByteOffset: o + 2, as: UInt8.self)
+                out.storeBytes(of: UInt8(0x3D), toByteOffset: o + 3, as: UInt8.self)
+                o += 4
+            }
+            return o
+        }
+    }
+    package static func int32s(_ text: String) -> [Int32]? {
+        guard let d = Data(base64Encoded: text), d.count % 4 == 0 else { return nil }
+        return d.withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) }
+    }
+    package static func floats(_ text: String) -> [Float]? {
+        guard let d = Data(base64Encoded: text), d.count % 4 == 0 else { return nil }
+        return d.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+    }
+}

@@ -1,0 +1,117 @@
+import Foundation
+import TroupeModel
+import TroupeRL
+import TroupeRuntime
+import TroupeTensor
+
+/// One optimizer step from a batch of groups, readable top to bottom:
+/// advantages over the whole step → micro-batches of packed sequences → forward → per-token loss
+/// coefficients (with the step's global denominators, so micro-batching never changes the gradient)
+/// → backward → AdamW. Deterministic for a given binary, thread count and batch.
+package final class Trainer: @unchecked Sendable {
+    package let model: LlamaModel
+    package let options: AlgorithmOptions
+    package let optimizer: AdamW
+    package let microBatchTokens: Int
+    /// The learning rate of each step (a schedule over the run); nil keeps the optimizer's own.
+    package var learningRateForStep: ((Int) -> Double)?
+    private let pass: TrainingPass
+    /// Frozen initial weights, when the loss has a KL term against a reference.
+    private let reference: TrainingPass?
+
+    package struct StepResult: Sendable {
+        package var step: Int
+        package var weightsHash: String
+        package var loss: LossParts
+        package var metrics: [String: Double]
+        package var skipped: Bool
+    }
+
+    package init(model: LlamaModel, options: AlgorithmOptions, optimizer: AdamWOptions, microBatchTokens: Int) throws {
+        self.model = model
+        self.options = options
+        self.optimizer = AdamW(parameterCount: model.layout.totalCount, options: optimizer, decayRanges: model.layout.decayRanges)
+        self.microBatchTokens = microBatchTokens
+        pass = TrainingPass(model: model)
+        if options.kl.coefficient > 0 {
+            let frozen = FloatBuffer(count: model.parameters.count, zeroed: false)
+            frozen.copy(from: model.parameters)
+            reference = TrainingPass(model: try LlamaModel(config: model.config, parameters: frozen))
+        } else {
+            reference = nil
+        }
+    }
+
+    /// Trains on `groups` (in the given order) as step `stepNumber`, staleness measured against it.
+    package func step(_ groups: [RolloutGroup], stepNumber: Int) throws -> StepResult {
+        let groupSize = groups.map(\.samples.count).max() ?? 0
+        let trainRange = { (g: RolloutGroup) in self.options.trainingIndices(groupSize: g.samples.count) }
+        // 1. Advantages and the aggregation denominators, once for the whole step.
+        let advantageInput = groups.map { g -> AdvantageGroup in
+            let s = Array(g.samples[trainRange(g)])
+            let entropies = s.allSatisfy { $0.entropies != nil && !$0.entropies!.isEmpty }
+                ? s.map { e in Double(e.entropies!.reduce(0, +)) / Double(e.entropies!.count) } : nil
+            return AdvantageGroup(rewards: s.map(\.reward), lengths: s.map(\.tokens.count), finishReasons: s.map(\.finishReason),
+                                  responseEntropies: entropies, staleness: max(0, stepNumber - 1 - Int(g.version.step)))
+        }
+        let advantages = try StepAdvantages.compute(groups: advantageInput, options: options)
+
+        // 2. The training sequences: prompt + completion, scored from the first completion token.
+        struct Item { let sequence: [Int32]; let scoreFrom: Int; let temperature: Float; let sample: RolloutSample; let advantage: Double }
+        var items: [Item] = []
+        for (gi, g) in groups.enumerated() where advantages.groups[gi].kept {
+            for (slot, si) in trainRange(g).enumerated() where !g.samples[si].tokens.isEmpty {
+                let s = g.samples[si]
+                items.append(Item(sequence: g.promptTokens + s.tokens, scoreFrom: g.promptTokens.count, temperature: s.temperature,
+                                  sample: s, advantage: advantages.groups[gi].advantages[slot]))
+            }
+        }
+
+        // 3. Micro-batches: forward, loss coefficients, backward.
+        pass.zeroGradients()
+        var loss = LossParts()
+        var lossMetrics = LossMetrics()
+        let needEntropy = options.entropy.coefficient > 0
+        var start = 0
+        while start < items.count {
+            var end = start, tokens = 0
+            while end < items.count && (end == start || tokens + items[end].sequence.count <= microBatchTokens) {
+                tokens += items[end].sequence.count
+                end += 1
+            }
+            let micro = Array(items[start..<end])
+            let batch = ScoringBatch(sequences: micro.map(\.sequence), scoreFrom: micro.map(\.scoreFrom),
+                                     temperatures: micro.map(\.temperature))
+            let refLogp = try reference?.forward(batch).logprobs
+            let scored = try pass.forward(batch, entropy: needEntropy)
+            let samples = micro.enumerated().map { i, item in
+                LossSample(advantage: item.advantage, logp: scored.logprobs[i].map(Double.init),
+                           behaviourLogp: item.sample.logprobs.map(Double.init),
+                           refLogp: refLogp.map { $0[i].map(Double.init) },
+                           entropy: scored.entropies.map { $0[i].map(Double.init) }, finishReason: item.sample.finishReason)
+            }
+            let plan = try StepLossPlan.compute(samples: samples, totals: advantages.totals, options: options)
+            try pass.backward(dLogprobs: plan.samples.map { $0.logpCoefficients.map(Float.init) },
+                              dEntropies: needEntropy ? plan.samples.map { ($0.entropyCoefficients ?? []).map(Float.init) } : nil)
+            loss = loss + plan.loss
+            lossMetrics = lossMetrics + plan.metrics
+            start = end
+        }
+
+        // 4. The optimizer step (skipped and counted when the gradient is not finite).
+        if let lr = learningRateForStep?(stepNumber) { optimizer.options.learningRate = lr }
+        let report = optimizer.update(params: model.parameters, grad: pass.gradients)
+        var metrics = advantages.metrics
+        for (k, v) in lossMetrics.summary { metrics[k] = v }
+        metrics["loss/total"] = loss.total
+        metrics["loss/policy"] = loss.policy
+        metrics["loss/kl"] = loss.kl
+        metrics["loss/entropy"] = loss.entropy
+        metrics["grad_norm"] = report.gradNorm.isFinite ? report.gradNorm : -1
+        metrics["grad_clipped"] = report.clipped ? 1 : 0
+        metrics["optimizer/skipped_steps"] = Double(optimizer.skippedSteps)
+        metrics["group_size"] = Double(groupSize)
+        metrics["learning_rate"] = optimizer.options.learningRate
+        return StepResult(step: stepNumber, weightsHash: model.weightsHash(), loss: loss, metrics: metrics, skipped: report.skipped)
+    }
+}

@@ -1,0 +1,328 @@
+import Foundation
+import TroupeLearner
+import TroupeModel
+import TroupeMonitor
+import TroupeProto
+import TroupeRL
+import TroupeRuntime
+import TroupeTasks
+import TroupeTokenizer
+import TroupeWire
+
+/// `troupe run`: one command on one machine. Evaluates the base model, starts a learner and N actors
+/// as child processes on loopback, follows the log stream (computing label accuracy with the answer
+/// key that only this process holds), evaluates periodically and at the end, and writes the summary
+/// and the HTML report. Ctrl-C stops the children cleanly (the learner checkpoints); the exit status
+/// is the learner's.
+package final class LocalRun {
+    package struct Options {
+        package var executable: String
+        package var actors: Int
+        package var evaluate = true
+        package init(executable: String, actors: Int) {
+            self.executable = executable
+            self.actors = actors
+        }
+    }
+
+    package var config: RunConfig
+    package let options: Options
+    let console = Console(role: "run")
+    private var children: [(name: String, process: Process)] = []
+
+    package init(config: RunConfig, options: Options) {
+        self.config = config
+        self.options = options
+    }
+
+    package struct EvalRow: Sendable {
+        package var step: Int
+        package var passAt1: Double
+        package var passAt1CI: ClosedRange<Double>
+        package var majority: Double
+        package var majorityCI: ClosedRange<Double>
+        package var samples: Int
+    }
+
+    package struct Outcome: Sendable {
+        package var exitStatus: Int32
+        package var before: EvalRow?
+        package var after: EvalRow?
+        package var steps: Int
+        package var wallSeconds: Double
+        package var tokensPerSecond: Double
+        package var runDirectory: String
+    }
+
+    // MARK: run
+
+    /// `renderer` is called after every receive (about 10 times a second) with the run's status and the
+    /// monitor's view of the log stream, for a dashboard or status lines.
+    package func run(renderer: ((LiveStatus, MonitorState) -> Void)? = nil) throws -> Outcome {
+        let started = monotonicSeconds()
+        let dir = config.runDirectory
+        if FileManager.default.fileExists(atPath: dir + "/run.log") {
+            throw RuntimeError.invalid("\(dir) already holds a run; choose another --set run.name=… or remove it")
+        }
+        try FileManager.default.createDirectory(atPath: dir + "/logs", withIntermediateDirectories: true)
+        try pickFreePorts()
+        try AtomicFile.write(config.resolvedJSONData(), to: dir + "/run-config.json")
+        console.info("resolved configuration written to \(dir)/run-config.json")
+        FileHandle.standardError.write(config.resolvedJSONData())
+        FileHandle.standardError.write(Data("\n".utf8))
+
+        // The answer key stays in this process: the learner and actors run label-free.
+        let tokenizer = try RunSetup.tokenizer(forModelDirectory: config.model.path,
+                                               model: try ModelDirectory.loadConfig(config.model.path))
+        let prompts = try RunSetup.prompts(config, tokenizer: tokenizer)
+        let items = try evaluationItems()
+        let metrics = MetricsWriter(path: dir + "/metrics.jsonl")
+
+        var before: EvalRow?
+        if options.evaluate && !items.isEmpty {
+            console.info("evaluating the base model", ["prompts": items.count, "samples": config.eval.samples])
+            before = try evaluate(modelDirectory: config.model.path, items: items, step: 0, metrics: metrics)
+        }
+
+        // Children.
+        let learnerArgs = ["learner", "--config", dir + "/run-config.json"]
+        try spawn("learner", learnerArgs)
+        let control = "tcp://127.0.0.1:\(config.endpoints.controlPort)"
+        for i in 0..<options.actors { try spawn("actor-\(i + 1)", ["actor", "--learner", control, "--identity", "actor-\(i + 1)"]) }
+
+        // Follow the log stream.
+        let context = try ZMQContext(ioThreads: 1)
+        let sub = try ZMQSocket(context, type: .subscribe, linger: .discardUnsent)
+        try sub.set([.subscribe([]), .receiveHighWaterMark(10_000), .maxMessageSize(WireLimits.headerOnly.socketMaxFrameBytes)])
+        try sub.connect(Endpoint(parsing: "tcp://127.0.0.1:\(config.endpoints.logsPort)"))
+        var status = LiveStatus(maxSteps: config.run.maxSteps, started: started)
+        var monitor = MonitorState(answerKey: prompts.answerKey)
+        status.before = before
+        var lastEvalStep = 0
+        var forwardedStop = false
+        var learnerStatus: Int32?
+        while learnerStatus == nil {
+            if Shutdown.requested && !forwardedStop {
+                console.info("stopping: the learner finishes its step and writes a checkpoint")
+                for c in children where c.process.isRunning { kill(c.process.processIdentifier, SIGTERM) }
+                forwardedStop = true
+            }
+            switch try sub.receiveMessage(deadline: .afterMilliseconds(100), limits: .headerOnly) {
+            case .message(let m):
+                if case .logEvent(let e) = m.body {
+                    status.ingest(e, answerKey: prompts.answerKey)
+                    monitor.ingest(e, receivedAt: Date().timeIntervalSince1970)
+                    if e.kind == "step", let la = status.labelAccuracy {
+                        metrics.write(kind: "monitor", step: Int(e.step), metrics: ["ttrl/label_accuracy": la,
+                                                                                  "ttrl/reward_accuracy": status.rewardAccuracy ?? .nan])
+                    }
+                }
+            default: break
+            }
+            renderer?(status, monitor)
+            // Periodic evaluation of the latest checkpoint (monitoring only).
+            if options.evaluate && config.eval.every > 0 && status.step >= lastEvalStep + config.eval.every,
+               let ckpt = latestCheckpointStep(), ckpt > lastEvalStep {
+                lastEvalStep = ckpt
+                status.lastEval = try? evaluate(modelDirectory: dir + "/model", items: items, step: ckpt, metrics: metrics)
+            }
+            for (i, c) in children.enumerated() where i == 0 && !c.process.isRunning { learnerStatus = c.process.terminationStatus }
+        }
+        // Actors leave on the learner's Bye; make sure none lingers.
+        let deadline = monotonicSeconds() + 10
+        while children.dropFirst().contains(where: { $0.process.isRunning }) && monotonicSeconds() < deadline { usleep(100_000) }
+        for c in children where c.process.isRunning { kill(c.process.processIdentifier, SIGKILL) }
+        sub.close()
+        context.shutdown()
+
+        var after: EvalRow?
+        if options.evaluate && !items.isEmpty && FileManager.default.fileExists(atPath: dir + "/model/config.json") {
+            console.info("evaluating the trained model")
+            after = try evaluate(modelDirectory: dir + "/model", items: items, step: status.step, metrics: metrics)
+        }
+        let wall = monotonicSeconds() - started
+        let outcome = Outcome(exitStatus: learnerStatus ?? 1, before: before, after: after, steps: status.step, wallSeconds: wall,
+                              tokensPerSecond: status.tokensPerSecond, runDirectory: dir)
+        try writeSummary(outcome, status: status, prompts: prompts.entries.count)
+        return outcome
+    }
+
+    private func evaluationItems() throws -> [TaskItem] {
+        if let file = config.task.file {
+            let loaded = try TaskFile.load(contentsOf: URL(fileURLWithPath: file), policy: config.task.badLines == "skip" ? .skip : .refuse)
+            return Array(loaded.items.prefix(config.task.count)).filter { $0.answer != nil }
+        }
+        let spec = try TaskSpec(parsing: config.task.spec ?? "")
+        return try TaskSet.generate(spec, split: config.task.split == "train" ? .train : .test, count: config.task.count, seed: config.run.seed)
+    }
+
+    private func evaluate(modelDirectory: String, items: [TaskItem], step: Int, metrics: MetricsWriter) throws -> EvalRow {
+        let model = try ModelDirectory.load(modelDirectory)
+        let tokenizer = try loadTokenizer(modelDirectory: modelDirectory)
+        let evaluator = try Evaluator(model: model, tokenizer: tokenizer)
+        let settings = EvaluationSettings(samplesPerPrompt: config.eval.samples, temperature: Float(config.eval.temperature),
+                                          maxNewTokens: config.sampling.maxNewTokens, seed: config.run.seed &+ 7919)
+        let e = try evaluator.evaluate(items, settings: settings)
+        let r = e.result
+        let k = config.eval.samples
+        metrics.write(kind: "eval", step: step, metrics: ["eval/pass@1": r.passAt1.value, "eval/maj@\(k)": r.majorityAtK.value,
+                                                          "eval/pass@\(k)": r.passAtK.value, "eval/valid_fraction": r.validAnswerFraction])
+        let row = EvalRow(step: step, passAt1: r.passAt1.value, passAt1CI: r.passAt1.interval, majority: r.majorityAtK.value,
+                          majorityCI: r.majorityAtK.interval, samples: k)
+        console.info("evaluation at step \(step)", ["pass@1": String(format: "%.3f", row.passAt1), "maj@\(k)": String(format: "%.3f", row.majority)])
+        return row
+    }
+
+    private func latestCheckpointStep() -> Int? {
+        let dir = Checkpoint.directory(config.runDirectory)
+        guard let d = FileManager.default.contents(atPath: dir + "/latest"), let name = String(data: d, encoding: .utf8) else { return nil }
+        return Int(name.dropFirst("step-".count).prefix(8))
+    }
+
+    /// Uses the configured ports when they are free, else a free block, so two runs on one machine coexist.
+    private func pickFreePorts() throws {
+        let e = config.endpoints
+        let wanted = [e.controlPort, e.weightsPort, e.announcePort, e.logsPort, e.logsInPort]
+        if wanted.allSatisfy(LocalRun.portIsFree) { return }
+        for _ in 0..<50 {
+            let base = Int.random(in: 20000...60000)
+            let block = (0..<5).map { base + $0 }
+            if block.allSatisfy(LocalRun.portIsFree) {
+                config.endpoints.controlPort = block[0]; config.endpoints.weightsPort = block[1]
+                config.endpoints.announcePort = block[2]; config.endpoints.logsPort = block[3]; config.endpoints.logsInPort = block[4]
+                console.info("configured ports are busy; using \(base)…\(base + 4)")
+                return
+            }
+        }
+        throw RuntimeError.io("no free block of 5 tcp ports on 127.0.0.1")
+    }
+
+    /// True when a tcp port on 127.0.0.1 can be bound right now.
+    package static func portIsFree(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+
+    private func spawn(_ name: String, _ arguments: [String]) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: options.executable)
+        p.arguments = arguments
+        let log = config.runDirectory + "/logs/\(name).log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        p.standardOutput = handle
+        p.standardError = handle
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        children.append((name, p))
+    }
+
+    private func writeSummary(_ o: Outcome, status: LiveStatus, prompts: Int) throws {
+        var s: [String: Any] = ["steps": o.steps, "wall_time_s": o.wallSeconds, "exit_status": Int(o.exitStatus),
+                                "actors": options.actors, "prompts": prompts, "tokens_per_s": o.tokensPerSecond,
+                                "label_free": config.task.labelFree]
+        func row(_ r: EvalRow?) -> Any {
+            guard let r else { return NSNull() }
+            return ["step": r.step, "pass@1": r.passAt1, "pass@1_ci": [r.passAt1CI.lowerBound, r.passAt1CI.upperBound],
+                    "maj@\(r.samples)": r.majority, "maj@\(r.samples)_ci": [r.majorityCI.lowerBound, r.majorityCI.upperBound]]
+        }
+        s["before"] = row(o.before)
+        s["after"] = row(o.after)
+        if let b = o.before, let a = o.after {
+            s["pass@1_gain"] = a.passAt1 - b.passAt1
+            s["initial_gap"] = b.majority - b.passAt1
+        }
+        s["accounting"] = status.accounting
+        let data = try JSONSerialization.data(withJSONObject: s, options: [.prettyPrinted, .sortedKeys])
+        try AtomicFile.write(data, to: config.runDirectory + "/summary.json")
+    }
+}
+
+/// What `troupe run` knows while the run goes on, folded from the log stream.
+package struct LiveStatus: Sendable {
+    package var maxSteps: Int
+    package var started: Double
+    package var step = 0
+    package var reward: Double?
+    package var majorityRatio: Double?
+    package var loss: Double?
+    package var labelAccuracy: Double?
+    package var rewardAccuracy: Double?
+    package var tokensPerSecond = 0.0
+    package var actors = 0
+    package var accounting: [String: Double] = [:]
+    package var before: LocalRun.EvalRow?
+    package var lastEval: LocalRun.EvalRow?
+    package var finished = false
+    private var tokensSeen = 0.0
+    private var trainSeconds = 0.0
+
+    package init(maxSteps: Int, started: Double) {
+        self.maxSteps = maxSteps
+        self.started = started
+    }
+
+    package mutating func ingest(_ e: Troupe_V1_LogEvent, answerKey: [UInt64: String]) {
+        switch e.kind {
+        case "step":
+            step = max(step, Int(e.step))
+            reward = e.metrics["reward/mean"]
+            majorityRatio = e.metrics["ttrl/majority_ratio"]
+            loss = e.metrics["loss/total"]
+            if let t = e.metrics["time/train_step"], let rate = e.metrics["tokens_per_s"] { tokensSeen += rate * t; trainSeconds += t }
+            tokensPerSecond = tokensSeen / max(trainSeconds, 1e-9)
+            if let labels = e.fields["labels"] {
+                var right = 0, total = 0
+                for pair in labels.split(separator: ",") {
+                    let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                    guard kv.count == 2, let id = UInt64(kv[0]), let truth = answerKey[id] else { continue }
+                    total += 1
+                    if AnswerEquivalence.equivalent(String(kv[1]), truth) { right += 1 }
+                }
+                if total > 0 { labelAccuracy = Double(right) / Double(total) }
+            }
+            if let rewards = e.fields["rewards"] {
+                var agree = 0, total = 0
+                for group in rewards.split(separator: ",") {
+                    let kv = group.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                    guard kv.count == 2, let id = UInt64(kv[0]), let truth = answerKey[id] else { continue }
+                    for sample in kv[1].split(separator: ";", omittingEmptySubsequences: false) {
+                        guard let colon = sample.lastIndex(of: ":"), let r = Double(sample[sample.index(after: colon)...]) else { continue }
+                        let answer = String(sample[..<colon])
+                        let correct = !answer.isEmpty && AnswerEquivalence.equivalent(answer, truth)
+                        total += 1
+                        if (r > 0) == correct { agree += 1 }
+                    }
+                }
+                if total > 0 { rewardAccuracy = Double(agree) / Double(total) }
+            }
+        case "learner_stats":
+            accounting = e.metrics.filter { ["produced", "trained", "rejected", "duplicates", "lost_uncommitted", "in_flight"].contains($0.key) || $0.key.hasPrefix("rejected/") }
+            actors = Int(e.metrics["actors"] ?? 0)
+        case "run_finished", "learner_stopped":
+            finished = true
+        default:
+            break
+        }
+    }
+
+    /// One status line: progress, rate, ETA and the headline metrics.
+    package var line: String {
+        let elapsed = monotonicSeconds() - started
+        let rate = step > 0 ? Double(step) / elapsed : 0
+        let eta = rate > 0 ? Double(maxSteps - step) / rate : .nan
+        func f(_ x: Double?) -> String { x.map { String(format: "%.3f", $0) } ?? "–" }
+        return "step \(step)/\(maxSteps)  \(String(format: "%.0f", elapsed))s  eta \(eta.isFinite ? String(format: "%.0fs", eta) : "–")  " +
+            "reward \(f(reward))  majority \(f(majorityRatio))  label_acc \(f(labelAccuracy))  loss \(f(loss))  " +
+            "actors \(actors)  \(String(format: "%.0f", tokensPerSecond)) tok/s" +
+            (lastEval.map { "  eval pass@1 \(String(format: "%.3f", $0.passAt1))" } ?? "")
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+import TroupeProto
+import TroupeWire
+
+/// Subscribes to a learner's log stream (its XPUB side, `endpoints.logs_port`) and feeds the events
+/// into a `MonitorState`. The SUB socket's receive queue is bounded: when this process falls behind,
+/// libzmq drops events on the publishing side rather than slowing anyone, and the state counts the
+/// holes in the sequence numbers. Like every socket, a `MonitorSubscriber` belongs to the thread that
+/// created it.
+package final class MonitorSubscriber {
+    package let endpoint: Endpoint
+    private let socket: ZMQSocket
+
+    /// Why `run` returned.
+    package enum StopReason: String, Sendable {
+        /// `shouldStop` returned true (e.g. Ctrl-C).
+        case requested
+        /// The run's deadline passed.
+        case deadline
+        /// The learner published `run_finished` or `learner_stopped` (with `stopWhenRunEnds`).
+        case runEnded
+    }
+
+    package struct RunOptions: Sendable {
+        /// At most this many `onUpdate` calls per second (a dashboard redraws ~4 times a second).
+        package var updatesPerSecond: Double
+        /// Stop when this passes (nil: no limit).
+        package var deadline: Deadline?
+        /// Stop after the learner's `run_finished`/`learner_stopped` event.
+        package var stopWhenRunEnds: Bool
+
+        package init(updatesPerSecond: Double = 4, deadline: Deadline? = nil, stopWhenRunEnds: Bool = false) {
+            self.updatesPerSecond = updatesPerSecond
+            self.deadline = deadline
+            self.stopWhenRunEnds = stopWhenRunEnds
+        }
+    }
+
+    /// Connects a SUB socket to `endpoint` (it connects in the background: a learner that is not up
+    /// yet is fine). `receiveQueue` bounds the events buffered here.
+    package init(context: ZMQContext, endpoint: Endpoint, receiveQueue: Int32 = 10_000) throws {
+        self.endpoint = endpoint
+        socket = try ZMQSocket(context, type: .subscribe, linger: .discardUnsent)
+        do {
+            try socket.set(SocketProfile.subscriber(limits: .headerOnly, queue: max(1, receiveQueue)))
+            try socket.connect(endpoint)
+        } catch {
+            socket.close()
+            throw error
+        }
+    }
+
+    deinit { socket.close() }
+
+    package func close() { socket.close() }
+
+    /// Takes every event that arrives before `deadline` into `state`, calling `onEvent` for each
+    /// (after ingesting it). Returns the number of events. Messages that are not valid LogEvents are
+    /// counted in `state.malformedMessages`.
+    @discardableResult
+    package func receive(into state: inout MonitorState, until deadline: Deadline,
+                        onEvent: (Troupe_V1_LogEvent) -> Void = { _ in }) throws -> Int {
+        var count = 0
+        while true {
+            switch try socket.receiveMessage(deadline: deadline, limits: .headerOnly) {
+            case .timedOut:
+                return count
+            case .rejected(let error):
+                state.recordMalformedMessage(reason: error.reason.rawValue)
+            case .message(let message):
+                guard case .logEvent(let event) = message.body else {
+                    state.recordMalformedMessage(reason: "not_a_log_event:\(message.kind.rawValue)")
+                    continue
+                }
+                state.ingest(event, receivedAt: Date().timeIntervalSince1970)
+                onEvent(event)
+                count += 1
+            }
+            if deadline.hasPassed { return count }
+        }
+    }
+
+    /// Receives until `shouldStop` says so, the deadline passes, or (optionally) the run ends,
+    /// calling `onUpdate` at most `updatesPerSecond` times a second (and once more at the end).
+    package func run(into state: inout MonitorState, options: RunOptions = RunOptions(),
+                    shouldStop: () -> Bool = { false },
+                    onEvent: (Troupe_V1_LogEvent) -> Void = { _ in },
+                    onUpdate: (MonitorState) -> Void = { _ in }) throws -> StopReason {
+        let interval = Duration.milliseconds(Int64(1000 / max(0.1, min(options.updatesPerSecond, 1000))))
+        var nextUpdate = Deadline.now
+        defer { onUpdate(state) }
+        while true {
+            if shouldStop() { return .requested }
+            if options.stopWhenRunEnds && state.runEnded { return .runEnded }
+            if let d = options.deadline, d.hasPassed { return .deadline }
+            if nextUpdate.hasPassed {
+                onUpdate(state)
+                nextUpdate = .after(interval)
+            }
+            // Wake at the next redraw at the latest, and check the stop conditions between events.
+            var until = min(nextUpdate, .afterMilliseconds(250))
+            if let d = options.deadline { until = min(until, d) }
+            try receive(into: &state, until: until) { event in
+                onEvent(event)
+            }
+        }
+    }
+}
