@@ -20,22 +20,22 @@ package final class LearnerServer {
     let model: LlamaModel
     let tokenizer: any Tokenizer
     let trainer: Trainer
-    let core: LearnerCore
+    package let core: LearnerCore
     let runLog: RunLog
     let metrics: MetricsWriter
     let prompts: RunPrompts
-    let epoch: UInt64
-    let context: ZMQContext
-    let control: ZMQSocket
-    let weights: ZMQSocket
-    let announce: ZMQSocket
-    let proxy: ZMQProxy
-    let logs: LogPublisher
+    package let epoch: UInt64
+    let endpoints: LearnerEndpoints
+    var control: any RouterTransport { endpoints.control }
+    var weights: any RouterTransport { endpoints.weights }
+    var logs: any LogStreamPublisher { endpoints.logs }
+    /// Seconds on a monotonic clock; tests drive it by hand.
+    let clock: () -> Double
     let worker: BackgroundWorker<TrainingJob, TrainingOutcome>
     let welcomeJSON: String
     /// Held (flock) for the learner's lifetime; the kernel releases it if the process dies.
     let lockDescriptor: Int32
-    let startedAt = monotonicSeconds()
+    let startedAt: Double
     let startedWall = Date().timeIntervalSince1970
     /// The published versions and the relay tree of the newest (answers the weights socket).
     private var weightService: WeightService
@@ -56,9 +56,13 @@ package final class LearnerServer {
     private var warnedAboutSharedMemory = false
     package private(set) var finished = false
 
-    /// Opens or resumes the run in `config.runDirectory`.
-    package init(config: RunConfig, resume: Bool) throws {
+    /// Opens or resumes the run in `config.runDirectory`, with ZeroMQ endpoints bound as configured
+    /// (`endpoints`), or with the ones `makeEndpoints` builds for the run's epoch (tests: in memory).
+    package init(config: RunConfig, resume: Bool, clock: @escaping () -> Double = monotonicSeconds,
+                 makeEndpoints: ((_ epoch: UInt64) throws -> LearnerEndpoints)? = nil) throws {
         self.config = config
+        self.clock = clock
+        startedAt = clock()
         runDirectory = config.runDirectory
         let fm = FileManager.default
         let logPath = runDirectory + "/run.log"
@@ -89,26 +93,7 @@ package final class LearnerServer {
                            maxStaleness: config.learner.maxStaleness, leaseSize: config.learner.leaseSize,
                            leaseTimeout: config.learner.leaseTimeoutSeconds, heartbeatTimeout: config.learner.heartbeatTimeoutSeconds,
                            credit: config.learner.credit)
-        // Sockets.
-        context = try ZMQContext(ioThreads: 1)
-        let ep = config.endpoints
-        func bindEndpoint(_ port: Int) throws -> Endpoint { try Endpoint(parsing: "tcp://\(ep.bindHost):\(port)") }
-        control = try ZMQSocket(context, type: .router, linger: .upTo(milliseconds: 500))
-        try control.set([.routerMandatory(true), .routerHandover(true), .maxMessageSize(WireLimits.control.socketMaxFrameBytes),
-                         .sendHighWaterMark(10_000), .receiveHighWaterMark(10_000),
-                         .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)])
-        _ = try control.bind(bindEndpoint(ep.controlPort))
-        weights = try ZMQSocket(context, type: .router, linger: .discardUnsent)
-        try weights.set([.routerMandatory(true), .routerHandover(true), .maxMessageSize(WireLimits.control.socketMaxFrameBytes),
-                         .sendHighWaterMark(1000), .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)])
-        _ = try weights.bind(bindEndpoint(ep.weightsPort))
-        announce = try ZMQSocket(context, type: .publish, linger: .discardUnsent)
-        try announce.set([.sendHighWaterMark(100)])
-        _ = try announce.bind(bindEndpoint(ep.announcePort))
-        proxy = try ZMQProxy.startPubSubForwarder(context: context, publishersBind: bindEndpoint(ep.logsInPort),
-                                                  subscribersBind: bindEndpoint(ep.logsPort))
-        logs = try LogPublisher(context: context, endpoint: Endpoint(parsing: "tcp://127.0.0.1:\(ep.logsInPort)"),
-                                source: "learner", runId: epoch)
+        endpoints = try (makeEndpoints ?? { try LearnerEndpoints.zeroMQ(config.endpoints, epoch: $0) })(epoch)
         runLog = try RunLog(path: logPath)
         metrics = MetricsWriter(path: runDirectory + "/metrics.jsonl")
         if runLog.truncatedBytes > 0 { console.warn("cut a torn final record from the run log", ["bytes": runLog.truncatedBytes]) }
@@ -137,34 +122,62 @@ package final class LearnerServer {
         let welcome: [String: Any] = ["config": config.resolvedJSON(), "model_files": RunSetup.modelFiles(config.model.path)]
         welcomeJSON = String(data: try JSONSerialization.data(withJSONObject: welcome, options: [.sortedKeys]), encoding: .utf8)!
         warnOnce(sharedMemoryProblem: first.sharedMemoryProblem)
-        console.info("listening", ["control": "tcp://\(ep.advertiseHost):\(ep.controlPort)", "logs": "tcp://\(ep.advertiseHost):\(ep.logsPort)",
+        console.info("listening", ["control": "tcp://\(config.endpoints.advertiseHost):\(config.endpoints.controlPort)", "logs": "tcp://\(config.endpoints.advertiseHost):\(config.endpoints.logsPort)",
                                    "run": runDirectory, "step": core.step, "epoch": String(epoch, radix: 16)])
+    }
+
+    /// The lock goes with the learner (a process that dies releases it too), so a test can play a
+    /// learner's death and resume in one process.
+    deinit {
+        worker.stop()
+        close(lockDescriptor)
     }
 
     // MARK: main loop
 
     /// Runs until `run.max_steps` steps are done or a shutdown is requested. Returns the exit status.
     package func run() throws -> Int32 {
-        let poller = Poller()
-        poller.register(control)
-        poller.register(weights)
-        poller.register(fileDescriptor: worker.wakeFileDescriptor)
         logs.publish(kind: "learner_started", step: core.step, fields: ["epoch": String(epoch, radix: 16), "run": runDirectory])
-        var exitStatus: Int32 = 0
+        var failed = false
         while true {
-            let now = monotonicSeconds()
             if Shutdown.requested && !finished {
                 console.info("shutdown requested: finishing the step in progress and writing a checkpoint")
                 break
             }
-            let ready = try poller.poll(until: .afterMilliseconds(worker.busy ? 5 : 20))
-            if ready.contains(control) { try drainControl(now: monotonicSeconds()) }
-            if ready.contains(weights) { try drainWeights() }
-            if try worker.poll().contains(where: { try !handle($0) }) { exitStatus = 1; break }
-            if now - lastHousekeeping >= 0.2 { try housekeeping(now: now); lastHousekeeping = now }
-            if !worker.busy { try startStepIfReady() }
-            if core.step >= config.run.maxSteps && !worker.busy { finished = true; break }
+            try endpoints.waitForInput(.afterMilliseconds(worker.busy ? 5 : 20), worker.wakeFileDescriptor)
+            switch try turn() {
+            case .running: continue
+            case .finished: break
+            case .failed: failed = true
+            }
+            break
         }
+        return try stop(failed: failed)
+    }
+
+    package enum TurnOutcome { case running, finished, failed }
+
+    /// One turn of the I/O loop: handles what waits on the control and weights endpoints, the trainer's
+    /// finished steps and, when due, housekeeping; starts the next step when a batch is ready.
+    package func turn() throws -> TurnOutcome {
+        let now = clock()
+        try drainControl(now: now)
+        try drainWeights()
+        if try worker.poll().contains(where: { try !handle($0) }) { return .failed }
+        if now - lastHousekeeping >= 0.2 { try housekeeping(now: now); lastHousekeeping = now }
+        if !worker.busy { try startStepIfReady() }
+        if core.step >= config.run.maxSteps && !worker.busy { finished = true; return .finished }
+        return .running
+    }
+
+    /// Waits for the step in training, if any, and records it (tests; `stop` does the same).
+    package func settleTraining() throws -> Bool {
+        try worker.waitForIdle().allSatisfy { try handle($0) }
+    }
+
+    /// Ends the run: waits for the step in training, checkpoints, writes the closing record and summary,
+    /// tells every actor, and closes the endpoints. Returns the exit status.
+    package func stop(failed: Bool) throws -> Int32 {
         for outcome in worker.waitForIdle() { _ = try handle(outcome) }
         try writeCheckpoint()
         try runLog.append(finished ? "run_finished" : "learner_stopped", ["step": core.step, "accounting": core.accounting.summary])
@@ -172,34 +185,33 @@ package final class LearnerServer {
         for (peer, _) in peers {
             var bye = Troupe_V1_Bye()
             bye.reason = finished ? ByeReason.runFinished : "learner stopping"
-            _ = try? control.send(WireMessage(.bye(bye)), to: peer)
+            _ = try? control.send(WireMessage(.bye(bye)), to: peer, deadline: .now)
         }
         logs.publish(kind: finished ? "run_finished" : "learner_stopped", step: core.step, metrics: core.accounting.summary)
-        if finished { try lingerAfterFinish(seconds: 2) } else { usleep(200_000) } // let the last events leave
+        // Let the last events leave; after a finished run, tell late speakers it is over.
+        if finished { try lingerAfterFinish(seconds: endpoints.lingerSeconds) } else { usleep(200_000) }
         worker.stop()
-        proxy.stop()
-        logs.close()
-        control.close(); weights.close(); announce.close()
-        context.shutdown()
+        endpoints.close()
         // Actors that mapped a version keep its pages; its name goes now rather than at some later
         // deinit (the next learner would sweep it, but only when it starts).
         for path in [snapshot.manifest.sharedMemoryPath, weightService.previous?.manifest.sharedMemoryPath ?? ""] where !path.isEmpty {
             unlink(path)
         }
         console.info(finished ? "run finished" : "stopped", ["step": core.step, "accounting_identity": core.accounting.identityHolds])
-        return exitStatus
+        return failed ? 1 : 0
     }
 
     /// For a short while after the run, any actor that speaks (say, one that missed the end while
     /// reconnecting) is told the run finished, so it exits instead of waiting for a learner.
     private func lingerAfterFinish(seconds: Double) throws {
+        guard seconds > 0 else { return }
         let until = monotonicSeconds() + seconds
         var bye = Troupe_V1_Bye()
         bye.reason = ByeReason.runFinished
         while monotonicSeconds() < until {
             switch try control.receiveFromPeer(deadline: .afterMilliseconds(50), limits: .control) {
             case .message(let peer, _), .rejected(let peer?, _):
-                _ = try? control.send(WireMessage(.bye(bye)), to: peer)
+                _ = try? control.send(WireMessage(.bye(bye)), to: peer, deadline: .now)
             default:
                 break
             }
@@ -217,7 +229,7 @@ package final class LearnerServer {
     private func drainControl(now: Double) throws {
         try drainControlMessages(now: now)
         try runLog.sync()
-        for (peer, ack) in pendingAcks { _ = try control.send(WireMessage(.ack(ack)), to: peer) }
+        for (peer, ack) in pendingAcks { _ = try control.send(WireMessage(.ack(ack)), to: peer, deadline: .now) }
         pendingAcks.removeAll(keepingCapacity: true)
     }
 
@@ -245,7 +257,7 @@ package final class LearnerServer {
         var r = Troupe_V1_Reject()
         r.reason = reason
         r.text = text
-        _ = try? control.send(WireMessage(.reject(r)), to: peer)
+        _ = try? control.send(WireMessage(.reject(r)), to: peer, deadline: .now)
     }
 
     private func dispatch(_ message: WireMessage, from peer: PeerID, now: Double) throws {
@@ -266,7 +278,7 @@ package final class LearnerServer {
                 logs.publish(kind: "lease", step: core.step, metrics: ["prompts": Double(granted.prompts.count)],
                              fields: ["actor": identity, "lease": String(granted.id)])
             }
-            _ = try control.send(WireMessage(.lease(lease)), to: peer)
+            _ = try control.send(WireMessage(.lease(lease)), to: peer, deadline: .now)
         case .groupSubmit:
             try receiveGroup(message, identity: identity, peer: peer, now: now)
         case .heartbeat(let hb):
@@ -277,7 +289,7 @@ package final class LearnerServer {
             core.touch(identity: identity, now: now, stats: stats)
             var reply = Troupe_V1_Heartbeat()
             reply.currentVersion = snapshot.version.proto
-            _ = try control.send(WireMessage(.heartbeat(reply)), to: peer)
+            _ = try control.send(WireMessage(.heartbeat(reply)), to: peer, deadline: .now)
         case .bye(let bye):
             let returned = core.depart(identity: identity, now: now)
             forget(peer: peer)
@@ -326,7 +338,7 @@ package final class LearnerServer {
         w.logsEndpoint = "tcp://\(host):\(config.endpoints.logsInPort)"
         w.maxStaleness = UInt32(config.learner.maxStaleness)
         w.configJson = welcomeJSON
-        _ = try control.send(WireMessage(.welcome(w)), to: peer)
+        _ = try control.send(WireMessage(.welcome(w)), to: peer, deadline: .now)
     }
 
     private func promptMessage(_ id: UInt64) -> Troupe_V1_Prompt {
@@ -371,7 +383,7 @@ package final class LearnerServer {
             case .rejected(_, let error): wireRejects["weights_" + error.reason.rawValue, default: 0] += 1
             case .message(let peer, let message):
                 if let reply = weightService.reply(to: message.body) {
-                    _ = try weights.send(reply, to: peer)
+                    _ = try weights.send(reply, to: peer, deadline: .now)
                     if case .weightSourceRequest(let r) = message.body, case .weightSource(let s) = reply.body {
                         logs.publish(kind: "weights_source", step: Int(r.version.step), metrics: ["depth": Double(s.depth)],
                                      fields: ["actor": r.actorIdentity, "upstream": s.upstreamEndpoint.isEmpty ? "learner" : s.upstreamEndpoint])
@@ -387,7 +399,7 @@ package final class LearnerServer {
 
     private func startStepIfReady() throws {
         guard core.step < config.run.maxSteps, let taken = core.takeBatch() else {
-            if idleSince == nil { idleSince = monotonicSeconds() }
+            if idleSince == nil { idleSince = clock() }
             return
         }
         for g in taken.stale {
@@ -395,7 +407,7 @@ package final class LearnerServer {
                                                  "version": Int(g.version.step)], sync: false)
         }
         guard !taken.batch.isEmpty else { return }
-        if let s = idleSince { idleSeconds += monotonicSeconds() - s; idleSince = nil }
+        if let s = idleSince { idleSeconds += clock() - s; idleSince = nil }
         let step = core.step + 1
         for g in taken.batch { stalenessHistogram[step - 1 - Int(g.version.step), default: 0] += 1 }
         // Step records need not be on disk before anything leaves: a crash voids every step after the
@@ -422,7 +434,7 @@ package final class LearnerServer {
             var m = result.metrics
             m["time/train_step"] = outcome.seconds
             m["tokens_per_s"] = Double(tokens) / max(outcome.seconds, 1e-9)
-            m["trainer/idle_ratio"] = idleSeconds / max(1e-9, monotonicSeconds() - startedAt)
+            m["trainer/idle_ratio"] = idleSeconds / max(1e-9, clock() - startedAt)
             m["off_policy/staleness_mean"] = Double(job.groups.reduce(0) { $0 + (job.step - 1 - Int($1.version.step)) }) / Double(max(1, job.groups.count))
             for (k, v) in LearnerServer.groupMetrics(job.groups) { m[k] = v }
             try runLog.append("step_done", ["step": job.step, "weights_hash": result.weightsHash, "loss": result.loss.total,
@@ -480,8 +492,8 @@ package final class LearnerServer {
         a.version = snapshot.version.proto
         a.manifestHash = snapshot.manifest.manifestHash
         a.totalBytes = snapshot.manifest.totalBytes
-        _ = try? announce.send(WireMessage(.weightAnnounce(a)))
-        lastAnnounce = monotonicSeconds()
+        _ = try? endpoints.announce.send(WireMessage(.weightAnnounce(a)), deadline: .now)
+        lastAnnounce = clock()
     }
 
     private func housekeeping(now: Double) throws {
@@ -547,11 +559,11 @@ package final class LearnerServer {
     }
 
     private func writeSummary() throws {
-        var s: [String: Any] = ["steps": core.step, "finished": finished, "wall_time_s": monotonicSeconds() - startedAt,
+        var s: [String: Any] = ["steps": core.step, "finished": finished, "wall_time_s": clock() - startedAt,
                                 "tokens_trained": tokensTrained, "weights_hash": model.weightsHash()]
         s["accounting"] = core.accounting.summary
         s["accounting_identity_holds"] = core.accounting.identityHolds
-        s["trainer_idle_ratio"] = idleSeconds / max(1e-9, monotonicSeconds() - startedAt)
+        s["trainer_idle_ratio"] = idleSeconds / max(1e-9, clock() - startedAt)
         let data = try JSONSerialization.data(withJSONObject: s, options: [.prettyPrinted, .sortedKeys])
         try AtomicFile.write(data, to: runDirectory + "/learner-summary.json")
     }

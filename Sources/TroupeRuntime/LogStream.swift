@@ -2,9 +2,21 @@ import Foundation
 import TroupeProto
 import TroupeWire
 
+/// Where a process's log-stream events go: `LogPublisher` over ZeroMQ, `InMemoryLogStream` in tests.
+package protocol LogStreamPublisher: AnyObject {
+    func publish(kind: String, step: Int, metrics: [String: Double], fields: [String: String], text: String)
+    func close()
+}
+
+extension LogStreamPublisher {
+    package func publish(kind: String, step: Int = 0, metrics: [String: Double] = [:], fields: [String: String] = [:]) {
+        publish(kind: kind, step: step, metrics: metrics, fields: fields, text: "")
+    }
+}
+
 /// Publishes numbered LogEvents into the learner's log proxy. A PUB socket never blocks: a slow
 /// or absent subscriber costs nothing; subscribers count gaps from the sequence numbers.
-package final class LogPublisher {
+package final class LogPublisher: LogStreamPublisher {
     package let source: String
     package let runId: UInt64
     private var sequence: UInt64 = 0
@@ -18,8 +30,14 @@ package final class LogPublisher {
         try socket.connect(endpoint)
     }
 
-    package func publish(kind: String, step: Int = 0, metrics: [String: Double] = [:], fields: [String: String] = [:], text: String = "") {
+    package func publish(kind: String, step: Int, metrics: [String: Double], fields: [String: String], text: String) {
         sequence += 1
+        _ = try? socket.send(WireMessage(.logEvent(LogPublisher.event(source: source, runId: runId, sequence: sequence, kind: kind,
+                                                                      step: step, metrics: metrics, fields: fields, text: text))))
+    }
+
+    static func event(source: String, runId: UInt64, sequence: UInt64, kind: String, step: Int, metrics: [String: Double],
+                      fields: [String: String], text: String) -> Troupe_V1_LogEvent {
         var e = Troupe_V1_LogEvent()
         e.source = source
         e.sourceRunID = runId
@@ -30,10 +48,33 @@ package final class LogPublisher {
         e.metrics = metrics.filter { $0.value.isFinite }
         e.fields = fields
         e.text = text
-        _ = try? socket.send(WireMessage(.logEvent(e)))
+        return e
     }
 
     package func close() { socket.close() }
+}
+
+/// Keeps the events a process publishes, for tests to read.
+package final class InMemoryLogStream: LogStreamPublisher, @unchecked Sendable {
+    private let lock = NSLock()
+    private var sequence: UInt64 = 0
+    private var stored: [Troupe_V1_LogEvent] = []
+    package let source: String
+
+    package init(source: String) { self.source = source }
+
+    package func publish(kind: String, step: Int, metrics: [String: Double], fields: [String: String], text: String) {
+        lock.withLock {
+            sequence += 1
+            stored.append(LogPublisher.event(source: source, runId: 0, sequence: sequence, kind: kind, step: step,
+                                             metrics: metrics, fields: fields, text: text))
+        }
+    }
+
+    package func close() {}
+
+    package var events: [Troupe_V1_LogEvent] { lock.withLock { stored } }
+    package func events(kind: String) -> [Troupe_V1_LogEvent] { events.filter { $0.kind == kind } }
 }
 
 /// metrics.jsonl: one JSON object per line with `step`, `time_s`, `kind` and flat metric keys

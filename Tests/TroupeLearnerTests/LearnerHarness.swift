@@ -1,0 +1,152 @@
+import Foundation
+import Testing
+import TroupeLearner
+import TroupeProto
+import TroupeRuntime
+import TroupeWire
+
+/// A learner on an in-memory network with a clock the test moves: each `turn()` runs the learner's
+/// I/O loop once, and `TestActor`s speak the protocol by hand, so every rule is checked without
+/// sockets, sleeps or actor processes. The model is the repository's built-in one (0.8 M parameters).
+final class LearnerHarness {
+    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+
+    let directory: String
+    var now = 1000.0
+    private(set) var network = InMemoryLearnerNetwork()
+    private(set) var learner: LearnerServer!
+    let overrides: [String]
+
+    /// A new run in a fresh temporary directory: 8 prompts, groups of 4, batches of 2 groups.
+    init(_ overrides: [String] = [], directory: String? = nil) throws {
+        self.directory = directory ?? FileManager.default.temporaryDirectory
+            .appendingPathComponent("troupe-learner-\(UUID().uuidString)").path
+        self.overrides = overrides
+        try start(resume: directory != nil)
+    }
+
+    func start(resume: Bool) throws {
+        network = InMemoryLearnerNetwork()
+        let config = try RunConfig.load(path: nil, overrides: [
+            "model.path=\(Self.repositoryRoot)/models/arith-base", "run.directory=\(directory)", "task.count=8",
+            "sampling.group_size=4", "learner.batch_groups=2", "run.max_steps=4", "learner.checkpoint_every=1",
+            "learner.shared_memory_dir=", "learner.lease_timeout_s=30", "learner.heartbeat_timeout_s=10",
+        ] + overrides)
+        let network = self.network
+        learner = try LearnerServer(config: config, resume: resume, clock: { [unowned self] in self.now },
+                                    makeEndpoints: { _ in network.endpoints })
+    }
+
+    /// The learner vanishes without a word, as a killed process does: nothing more is written.
+    func kill() { learner = nil }
+
+    deinit { if learner != nil { try? FileManager.default.removeItem(atPath: directory) } }
+
+    @discardableResult
+    func turn() throws -> LearnerServer.TurnOutcome { try learner.turn() }
+
+    /// Turns until a step in training is done and recorded.
+    func trainPendingStep() throws {
+        try turn()
+        #expect(try learner.settleTraining())
+        try turn()
+    }
+
+    func connect(_ identity: String, runId: UInt64 = 1) -> TestActor {
+        TestActor(identity: identity, runId: runId, control: network.control.connect(identity: "\(identity)#\(runId)"))
+    }
+
+    func records(_ type: String? = nil) throws -> [RunLog.Record] {
+        try RunLog.read(path: directory + "/run.log").filter { type == nil || $0.type == type }
+    }
+
+    var epoch: UInt64 { learner.epoch }
+}
+
+/// An actor played by the test: it sends exactly the messages it is told to.
+final class TestActor {
+    let identity: String
+    let runId: UInt64
+    let control: InMemoryDealer
+    private(set) var sequence: UInt64 = 0
+
+    init(identity: String, runId: UInt64, control: InMemoryDealer) {
+        self.identity = identity
+        self.runId = runId
+        self.control = control
+    }
+
+    func send(_ body: WireBody) throws {
+        #expect(try control.send(WireMessage(body), deadline: .now) == .sent)
+    }
+
+    func hello() throws {
+        var h = Troupe_V1_Hello()
+        h.actorIdentity = identity
+        h.actorRunID = runId
+        h.buildID = TroupeBuild.id
+        try send(.hello(h))
+    }
+
+    func askForLease(prompts: Int = 1) throws {
+        var r = Troupe_V1_LeaseRequest()
+        r.maxPrompts = UInt32(prompts)
+        try send(.leaseRequest(r))
+    }
+
+    /// A group of `samples` completions of `tokens` each, for `prompt` under `lease`, sampled with
+    /// `version`. `sequence` defaults to the next one.
+    @discardableResult
+    func submit(prompt: UInt64, lease: UInt64, version: PolicyVersion, samples: Int = 4, tokens: [Int32] = [52, 53, 257],
+                logprob: Float = -0.7, reward: Double? = nil, sequence: UInt64? = nil) throws -> UInt64 {
+        let seq = sequence ?? { self.sequence += 1; return self.sequence }()
+        var header = Troupe_V1_GroupSubmit()
+        header.leaseID = lease
+        header.promptID = prompt
+        header.sequence = seq
+        header.actorRunID = runId
+        header.version = version.proto
+        var ids: [Int32] = []
+        for i in 0..<samples {
+            var info = Troupe_V1_SampleInfo()
+            info.tokenCount = UInt32(tokens.count)
+            info.finishReason = .stop
+            info.temperature = 1
+            info.reward = reward ?? Double(i % 2)
+            info.extractedAnswer = "\(i % 2)"
+            header.samples.append(info)
+            ids += tokens
+        }
+        let submission = GroupSubmission(header: header, tokenIDs: ids, logProbs: [Float](repeating: logprob, count: ids.count))
+        #expect(try control.send(submission.wireMessage(), deadline: .now) == .sent)
+        return seq
+    }
+
+    /// Every reply waiting for this actor.
+    func replies() throws -> [WireBody] { try control.receiveAll(limits: .control).map(\.body) }
+
+    func welcome() throws -> Troupe_V1_Welcome {
+        let all = try replies()
+        guard let w = all.compactMap({ if case .welcome(let w) = $0 { return w } else { return nil } }).first else {
+            Issue.record("no Welcome among \(all)")
+            throw HarnessError.missing("Welcome")
+        }
+        return w
+    }
+
+    func lease() throws -> Troupe_V1_Lease {
+        let all = try replies()
+        guard let l = all.compactMap({ if case .lease(let l) = $0 { return l } else { return nil } }).first else {
+            Issue.record("no Lease among \(all)")
+            throw HarnessError.missing("Lease")
+        }
+        return l
+    }
+
+    func acks() throws -> [Troupe_V1_Ack] {
+        try replies().compactMap { if case .ack(let a) = $0 { return a } else { return nil } }
+    }
+}
+
+enum HarnessError: Error { case missing(String) }

@@ -1,0 +1,194 @@
+import Foundation
+import Testing
+import TroupeLearner
+import TroupeProto
+import TroupeRuntime
+import TroupeWire
+
+/// The learner's conversation rules, driven through the in-memory transport (`LearnerHarness`).
+@Suite(.serialized) struct LearnerServerTests {
+    /// Says Hello and takes one lease; returns the lease.
+    func join(_ actor: TestActor, _ h: LearnerHarness) throws -> Troupe_V1_Lease {
+        try actor.hello()
+        try h.turn()
+        _ = try actor.welcome()
+        try actor.askForLease()
+        try h.turn()
+        return try actor.lease()
+    }
+
+    @Test func helloIsWelcomedWithTheRunsTermsAndStrangersAreRefused() throws {
+        let h = try LearnerHarness()
+        let a = h.connect("a")
+        try a.hello()
+        try h.turn()
+        let w = try a.welcome()
+        #expect(w.learnerEpoch == h.epoch)
+        #expect(w.credit == 16)
+        #expect(w.configJson.contains("\"group_size\":4"))
+        #expect(try h.records("actor_joined").count == 1)
+
+        let stranger = h.connect("b")
+        try stranger.askForLease()
+        try h.turn()
+        guard case .reject(let r)? = try stranger.replies().first else { Issue.record("no Reject"); return }
+        #expect(r.reason == .unknownActor)
+    }
+
+    @Test func anAcceptedGroupIsLoggedBeforeItsAckAndADuplicateGrantsNoCredit() throws {
+        let h = try LearnerHarness()
+        let a = h.connect("a")
+        let lease = try join(a, h)
+        #expect(lease.prompts.count == 1)
+        let version = PolicyVersion(lease.minVersion)
+        let seq = try a.submit(prompt: lease.prompts[0].promptID, lease: lease.leaseID, version: version)
+        try h.turn()
+        let acks = try a.acks()
+        #expect(acks.map(\.status) == [.accepted])
+        #expect(acks.first?.creditGranted == 1)
+        #expect(try h.records("group_accepted").count == 1, "on disk before the ack")
+
+        // The same group again (a resend after a reconnect): acknowledged as a duplicate, never twice in the log.
+        try a.submit(prompt: lease.prompts[0].promptID, lease: lease.leaseID, version: version, sequence: seq)
+        try h.turn()
+        let again = try a.acks()
+        #expect(again.map(\.status) == [.duplicate])
+        #expect(again.first?.creditGranted == 0)
+        #expect(try h.records("group_accepted").count == 1)
+        #expect(h.learner.core.accounting.duplicates == 1)
+    }
+
+    @Test func aFullBatchTrainsAStepPublishesItAndKeepsTheAccounts() throws {
+        let h = try LearnerHarness()
+        let a = h.connect("a")
+        for _ in 0..<2 {
+            let lease = try join(a, h)
+            try a.submit(prompt: lease.prompts[0].promptID, lease: lease.leaseID, version: PolicyVersion(lease.minVersion))
+            try h.turn()
+            #expect(try a.acks().map(\.status) == [.accepted])
+        }
+        try h.trainPendingStep()
+        let steps = try h.records("step_done")
+        #expect(steps.map { $0.body["step"] as? Int } == [1])
+        let batch = try h.records("batch_formed").first
+        #expect((batch?.body["groups"] as? [String])?.count == 2)
+        #expect(try h.records("published").count == 1)
+        #expect(h.network.announce.takeAll().contains { if case .weightAnnounce(let w) = $0.body { w.version.step == 1 } else { false } })
+        #expect(h.network.logs.events(kind: "step").count == 1)
+        let accounting = h.learner.core.accounting
+        #expect(accounting.trained == 2)
+        #expect(accounting.identityHolds)
+    }
+
+    @Test func synchronousTrainingRejectsAGroupSampledWithOlderWeights() throws {
+        let h = try LearnerHarness(["learner.max_staleness=0"])
+        let a = h.connect("a")
+        for _ in 0..<2 {
+            let lease = try join(a, h)
+            try a.submit(prompt: lease.prompts[0].promptID, lease: lease.leaseID, version: PolicyVersion(lease.minVersion))
+        }
+        try h.turn()
+        try h.trainPendingStep()
+        // Sampled with step 0's weights, arriving when step 1 is the newest: one step too old.
+        let late = try join(a, h)
+        #expect(late.minVersion.step == 1)
+        try #require(late.prompts.count == 1)
+        try a.submit(prompt: late.prompts[0].promptID, lease: late.leaseID, version: PolicyVersion(epoch: h.epoch, step: 0))
+        try h.turn()
+        let acks = try a.acks()
+        #expect(acks.last?.status == .rejected)
+        #expect(acks.last?.rejectReason == .stale)
+        #expect(try h.records("group_rejected").last?.body["reason"] as? String == "stale")
+        #expect(h.learner.core.accounting.rejected["stale"] == 1)
+        #expect(h.learner.core.accounting.identityHolds)
+    }
+
+    @Test func aGroupFromAnotherEpochIsRejected() throws {
+        let h = try LearnerHarness()
+        let a = h.connect("a")
+        let lease = try join(a, h)
+        try a.submit(prompt: lease.prompts[0].promptID, lease: lease.leaseID, version: PolicyVersion(epoch: h.epoch &+ 1, step: 0))
+        try h.turn()
+        #expect(try a.acks().first?.rejectReason == .oldEpoch)
+    }
+
+    @Test func anExpiredLeaseReturnsItsPromptToAnotherActor() throws {
+        let h = try LearnerHarness(["task.count=2"])
+        let a = h.connect("a"), b = h.connect("b")
+        let first = try join(a, h)
+        let second = try join(b, h)
+        try b.askForLease()
+        try h.turn()
+        #expect(try b.lease().prompts.isEmpty, "window of batch_groups × (max_staleness + 1) = 2 prompts, both leased")
+        h.now += 31
+        for actor in [a, b] { try actor.send(.heartbeat(Troupe_V1_Heartbeat())) }
+        try h.turn()
+        let expired = try h.records("lease_expired")
+        #expect(Set(expired.compactMap { $0.body["lease"] as? Int }) == [Int(first.leaseID), Int(second.leaseID)])
+        _ = try a.replies()
+        try a.askForLease()
+        try h.turn()
+        let again = try a.lease().prompts.map(\.promptID)
+        #expect(again.count == 1)
+        #expect(Set(again).isSubset(of: [first.prompts[0].promptID, second.prompts[0].promptID]))
+    }
+
+    @Test func aSilentActorIsEvictedAndItsLeasesComeBack() throws {
+        let h = try LearnerHarness()
+        let a = h.connect("a")
+        let lease = try join(a, h)
+        h.now += 11
+        try h.turn()
+        let left = try h.records("actor_left")
+        #expect(left.count == 1)
+        #expect((left.first?.body["leases_returned"] as? [Int]) == [Int(lease.leaseID)])
+        #expect(h.learner.core.actors["a"] == nil)
+    }
+
+    @Test func malformedFramesAreRefusedAndCounted() throws {
+        let h = try LearnerHarness()
+        let a = h.connect("a")
+        try a.hello()
+        try h.turn()
+        _ = try a.replies()
+        #expect(a.control.send(frames: [Frame([0xFF, 0x00, 0x13])]) == .sent)
+        try h.turn()
+        guard case .reject(let r)? = try a.replies().first else { Issue.record("no Reject"); return }
+        #expect(r.reason == .malformed)
+        #expect(h.network.logs.events(kind: "rejection").count == 1)
+    }
+
+    @Test func resumeVoidsStepsAfterTheCheckpointAndTrainsNoGroupTwice() throws {
+        let h = try LearnerHarness(["learner.checkpoint_every=2"])
+        let a = h.connect("a")
+        for _ in 0..<3 {
+            for _ in 0..<2 {
+                let lease = try join(a, h)
+                try a.submit(prompt: lease.prompts[0].promptID, lease: lease.leaseID, version: PolicyVersion(lease.minVersion))
+                try h.turn()
+            }
+            try h.trainPendingStep()
+        }
+        #expect(try h.records("step_done").count == 3)
+        #expect(try h.records("checkpoint").compactMap { $0.body["step"] as? Int } == [2])
+
+        // The learner dies after step 3 (no clean stop): step 3's weights are lost with it.
+        let directory = h.directory
+        h.kill()
+        let resumed = try LearnerHarness(["learner.checkpoint_every=2"], directory: directory)
+        let record = try resumed.records("resumed").first
+        #expect(record?.body["from_step"] as? Int == 2)
+        #expect((record?.body["voided_steps"] as? [Int]) == [3])
+        #expect(resumed.learner.core.step == 2)
+        #expect(resumed.learner.core.accounting.pending == 2, "step 3's groups wait to be trained again")
+        // Step 3 is trained anew from the pending groups (a new actor, the old one's leases are gone).
+        let b = resumed.connect("b", runId: 2)
+        try b.hello()
+        try resumed.turn()
+        try resumed.trainPendingStep()
+        let batches = try resumed.records("batch_formed").compactMap { $0.body["step"] as? Int }
+        #expect(batches == [1, 2, 3, 3])
+        #expect(try resumed.records("step_done").compactMap { $0.body["step"] as? Int } == [1, 2, 3, 3])
+        #expect(resumed.learner.core.accounting.identityHolds)
+    }
+}
