@@ -8,7 +8,7 @@ import TroupeTokenizer
 import TroupeWeights
 import TroupeWire
 
-/// An actor process (DESIGN.md §1): joins a learner given only its control address, fetches the
+/// An actor process (docs/ARCHITECTURE.md §1): joins a learner given only its control address, fetches the
 /// current weights, asks for leases, samples on a worker thread, and submits each group with its
 /// PolicyVersion under credit. Unacknowledged groups are resent with the same sequence number after a
 /// reconnect; new weights are swapped in between jobs. It outlives learner restarts: silence from the

@@ -3,7 +3,7 @@ import TroupeModel
 import TroupeRuntime
 
 extension LearnerServer {
-    /// Resume (DESIGN.md §4): the latest checkpoint, then the run log's account of what came after it.
+    /// Resume (docs/ARCHITECTURE.md §5): the latest checkpoint, then the run log's account of what came after it.
     /// Groups trained up to the checkpoint stay trained; groups of steps after it (whose weights died
     /// with the crash) go back to the pending buffer with every other accepted, untrained group, and a
     /// `resumed` record voids those steps, so no group is ever trained twice in the surviving history.

@@ -9,7 +9,7 @@ import TroupeTokenizer
 import TroupeWeights
 import TroupeWire
 
-/// The learner process (DESIGN.md §1–4): binds control (ROUTER), weights (ROUTER), announce (PUB)
+/// The learner process (docs/ARCHITECTURE.md §1–4): binds control (ROUTER), weights (ROUTER), announce (PUB)
 /// and the log proxy (XSUB→XPUB); leases prompts, accepts groups exactly once, trains on a worker
 /// thread, publishes versions, writes the run log and checkpoints. The I/O loop never waits on any
 /// one actor: every receive has a deadline and every send is non-blocking.

@@ -1,7 +1,7 @@
 import Foundation
 import TroupeModel
 
-/// The run log: the source of truth of a run (DESIGN.md §4). Append-only JSON lines; each line holds
+/// The run log: the source of truth of a run (docs/ARCHITECTURE.md §5). Append-only JSON lines; each line holds
 /// `seq`, `type`, `prev` (the previous line's hash) and its own `hash` as the last key, where
 /// hash = BLAKE2b-256(prev-less-nothing: the line's bytes before `,"hash":`, plus "}"). Any edit,
 /// reordering or lost line breaks the chain and is reported with its line number.

@@ -4,6 +4,9 @@ import TroupeTensor
 /// Batched sampling with a KV cache. Prompts are prefilled through the training forward (so prompt
 /// positions use exactly the training arithmetic), identical prompts are prefilled once and their cache
 /// rows shared, then every active sequence advances one token per step.
+///
+/// Shapes: B requests, n ≤ B still active, C hidden, Q = heads·headDim, K = kvHeads·headDim,
+/// I intermediate, V vocab.
 public final class Sampler: @unchecked Sendable {
     public let model: LlamaModel
     private let prefill: TrainingPass
@@ -20,6 +23,40 @@ public final class Sampler: @unchecked Sendable {
         let c = model.config
         try parameters.validate(vocabularySize: c.vocabularySize)
         guard !requests.isEmpty else { return [] }
+        try validate(requests, parameters: parameters, tokenBytes: tokenBytes)
+        let B = requests.count
+        let capacities = requests.map { min($0.prompt.count + parameters.maxNewTokens, c.maxPositions) }
+        let cache = KVCache(config: c, capacities: capacities)
+        var logits = FloatBuffer(count: B * c.vocabularySize, zeroed: false)  // (B, V): row r is active[r]'s
+        try prefillPrompts(requests, temperature: parameters.temperature, cache: cache, logits: logits)
+
+        let draws = TokenDraws(seeds: requests.map(\.seed), vocabularySize: c.vocabularySize, parameters: parameters)
+        var transcripts = Transcripts(requests: requests, parameters: parameters, capacity: capacities, tokenBytes: tokenBytes)
+        let step = DecodeStep(model: model, rows: B)
+        var active = Array(0..<B)
+        while !active.isEmpty {
+            // Choose the next token of every active sequence from its logits row.
+            draws.choose(for: active, logits: logits.pointer)
+            var next: [Int32] = []
+            var stillActive: [Int] = []
+            for (row, i) in active.enumerated() {
+                let choice = draws.choices[row]
+                if transcripts.append(choice, to: i) {
+                    stillActive.append(i)
+                    next.append(choice.token)
+                }
+            }
+            active = stillActive
+            if active.isEmpty { break }
+            let spans = active.map { transcripts.lengths[$0] }
+            step.run(tokens: next, sequences: active, spans: spans, cache: cache, logits: &logits)
+        }
+        return transcripts.outputs
+    }
+
+    private func validate(_ requests: [SampleRequest], parameters: SamplingParameters,
+                          tokenBytes: ((Int32) -> [UInt8])?) throws {
+        let c = model.config
         if !parameters.stopStrings.isEmpty && tokenBytes == nil {
             throw ModelError.invalidArgument(name: "stop_strings", reason: "need a tokenizer to decode tokens")
         }
@@ -29,15 +66,13 @@ public final class Sampler: @unchecked Sendable {
                 throw ModelError.sequenceTooLong(length: r.prompt.count + 1, maxPositions: c.maxPositions)
             }
         }
-        let B = requests.count
-        let K = c.kvDim, C = c.hiddenSize, Q = c.qDim, I = c.intermediateSize, V = c.vocabularySize
-        let capacity = requests.map { min($0.prompt.count + parameters.maxNewTokens, c.maxPositions) }
-        var cacheOffset: [Int] = [], total = 0
-        for cap in capacity { cacheOffset.append(total); total += cap * K }
-        let keys = (0..<c.layers).map { _ in FloatBuffer(count: total, zeroed: false) }
-        let values = (0..<c.layers).map { _ in FloatBuffer(count: total, zeroed: false) }
+    }
 
-        // Prefill each distinct prompt once.
+    /// Runs each distinct prompt once through the training forward, copies its keys and values into
+    /// its cache region and its last position's logits into row i of `logits` (B, V). A repeated
+    /// prompt gets a copy of the first one's cache region and logits row.
+    private func prefillPrompts(_ requests: [SampleRequest], temperature: Float, cache: KVCache, logits: FloatBuffer) throws {
+        let c = model.config, K = c.kvDim, V = c.vocabularySize
         var firstIndex: [[Int32]: Int] = [:]
         var unique: [Int] = []
         for (i, r) in requests.enumerated() where firstIndex[r.prompt] == nil {
@@ -46,26 +81,16 @@ public final class Sampler: @unchecked Sendable {
         }
         _ = try prefill.forward(ScoringBatch(sequences: unique.map { requests[$0].prompt },
                                              scoreFrom: unique.map { requests[$0].prompt.count },
-                                             temperatures: Array(repeating: parameters.temperature, count: unique.count)),
+                                             temperatures: Array(repeating: temperature, count: unique.count)),
                                 lastPositionLogits: true)
-        var logits = FloatBuffer(count: B * V, zeroed: false)
-        // The cache is head-major per sequence, so decoding attention reads one head's entries in order:
-        // values [kv head][position][d], keys transposed [kv head][d][position] (`DecodeAttention`). The
-        // prefill's keys and values are position-major, [position][kv head · d].
-        let d = c.headDim
-        func store(value row: UnsafePointer<Float>, position: Int, into cache: UnsafeMutablePointer<Float>, capacity: Int) {
-            for g in 0..<c.kvHeads { (cache + (g * capacity + position) * d).update(from: row + g * d, count: d) }
-        }
-        func store(key row: UnsafePointer<Float>, position: Int, into cache: UnsafeMutablePointer<Float>, capacity: Int) {
-            for e in 0..<(c.kvHeads * d) { cache[e * capacity + position] = row[e] }
-        }
+        // The prefill's keys and values are position-major: (L_u, K) per prompt.
         for (u, i) in unique.enumerated() {
             let len = requests[i].prompt.count
             for l in 0..<c.layers {
                 let (k, v) = prefill.keysAndValues(layer: l, sequence: u)
                 for p in 0..<len {
-                    store(key: k + p * K, position: p, into: keys[l].pointer + cacheOffset[i], capacity: capacity[i])
-                    store(value: v + p * K, position: p, into: values[l].pointer + cacheOffset[i], capacity: capacity[i])
+                    cache.store(key: k + p * K, layer: l, sequence: i, position: p)
+                    cache.store(value: v + p * K, layer: l, sequence: i, position: p)
                 }
             }
             prefill.copyLastLogits(sequence: u, into: logits.pointer + i * V)
@@ -73,122 +98,212 @@ public final class Sampler: @unchecked Sendable {
         for (i, r) in requests.enumerated() where firstIndex[r.prompt]! != i {
             let src = firstIndex[r.prompt]!
             // Same prompt, same capacity, so the same layout: copy the whole region.
-            let count = capacity[i] * K
+            let count = cache.capacity[i] * K
             for l in 0..<c.layers {
-                (keys[l].pointer + cacheOffset[i]).update(from: keys[l].pointer + cacheOffset[src], count: count)
-                (values[l].pointer + cacheOffset[i]).update(from: values[l].pointer + cacheOffset[src], count: count)
+                (cache.keys[l].pointer + cache.offset[i]).update(from: cache.keys[l].pointer + cache.offset[src], count: count)
+                (cache.values[l].pointer + cache.offset[i]).update(from: cache.values[l].pointer + cache.offset[src], count: count)
             }
             (logits.pointer + i * V).update(from: logits.pointer + src * V, count: V)
         }
+    }
+}
 
-        // Per-request random streams and, per worker thread, a token chooser with its own scratch.
-        let rngs = UnsafeMutablePointer<Xoshiro256>.allocate(capacity: B)
-        rngs.initialize(from: requests.map { Xoshiro256(seed: $0.seed) }, count: B)
-        let choosers = UnsafeMutablePointer<TokenChooser>.allocate(capacity: 2)
+/// The batch's key/value cache: per layer one buffer, in which sequence i owns `capacity[i]`
+/// positions from `offset[i]`. A region is head-major, so decoding attention reads one head's
+/// entries in order: values [kv head][position][d], keys transposed [kv head][d][position]
+/// (`DecodeAttention`).
+private struct KVCache {
+    let keys: [FloatBuffer], values: [FloatBuffer]  // per layer: (Σ_i capacity[i] · K)
+    let offset: [Int]
+    let capacity: [Int]
+    let kvHeads: Int, headDim: Int
+
+    init(config c: ModelConfig, capacities: [Int]) {
+        var offset: [Int] = [], total = 0
+        for cap in capacities { offset.append(total); total += cap * c.kvDim }
+        keys = (0..<c.layers).map { _ in FloatBuffer(count: total, zeroed: false) }
+        values = (0..<c.layers).map { _ in FloatBuffer(count: total, zeroed: false) }
+        self.offset = offset
+        capacity = capacities
+        kvHeads = c.kvHeads
+        headDim = c.headDim
+    }
+
+    /// Stores a position-major key row (K) at `position` of sequence i, transposed.
+    func store(key row: UnsafePointer<Float>, layer l: Int, sequence i: Int, position: Int) {
+        let cache = keys[l].pointer + offset[i], capacity = capacity[i]
+        for e in 0..<(kvHeads * headDim) { cache[e * capacity + position] = row[e] }
+    }
+
+    /// Stores a position-major value row (K) at `position` of sequence i.
+    func store(value row: UnsafePointer<Float>, layer l: Int, sequence i: Int, position: Int) {
+        let cache = values[l].pointer + offset[i], capacity = capacity[i], d = headDim
+        for g in 0..<kvHeads { (cache + (g * capacity + position) * d).update(from: row + g * d, count: d) }
+    }
+}
+
+/// Per-request random streams and, per worker thread, a token chooser with its own scratch.
+private final class TokenDraws {
+    let count: Int, vocabularySize: Int
+    let rngs: UnsafeMutablePointer<Xoshiro256>               // (B)
+    let choosers: UnsafeMutablePointer<TokenChooser>         // (2): one per `PairedWorker` thread
+    let choices: UnsafeMutablePointer<TokenChooser.Choice>   // (B): row r's token of the last `choose`
+
+    init(seeds: [UInt64], vocabularySize V: Int, parameters: SamplingParameters) {
+        count = seeds.count
+        vocabularySize = V
+        rngs = .allocate(capacity: count)
+        rngs.initialize(from: seeds.map { Xoshiro256(seed: $0) }, count: count)
+        choosers = .allocate(capacity: 2)
         for worker in 0..<2 { (choosers + worker).initialize(to: TokenChooser(vocabularySize: V, parameters: parameters)) }
-        let choices = UnsafeMutablePointer<TokenChooser.Choice>.allocate(capacity: B)
-        defer {
-            rngs.deinitialize(count: B).deallocate()
-            choosers.deinitialize(count: 2).deallocate()
-            choices.deallocate()
-        }
-        var outputs = requests.map { _ in Completion(tokens: [], logprobs: [], entropies: parameters.computeEntropy ? [] : nil, finishReason: .length) }
-        var lengths = requests.map(\.prompt.count)
-        var active = Array(0..<B)
-        let stopBytes = parameters.stopStrings.map { Array($0.utf8) }
-        var textTail = requests.map { _ in [UInt8]() }
-        let longestStop = stopBytes.map(\.count).max() ?? 0
+        choices = .allocate(capacity: count)
+    }
 
-        // Step buffers for up to B rows.
-        let x = FloatBuffer(count: B * C, zeroed: false), norm = FloatBuffer(count: B * C, zeroed: false)
-        let q = FloatBuffer(count: B * Q, zeroed: false), kNew = FloatBuffer(count: B * K, zeroed: false)
-        let vNew = FloatBuffer(count: B * K, zeroed: false), attn = FloatBuffer(count: B * Q, zeroed: false)
-        let gate = FloatBuffer(count: B * max(I, C), zeroed: false), up = FloatBuffer(count: B * I, zeroed: false)
-        let h = FloatBuffer(count: B * I, zeroed: false)
-        // Attention scores of one key/value head's query heads, per worker thread (64-byte aligned).
-        let group = c.heads / c.kvHeads
-        let scoreStride = (group * c.maxPositions + 15) & ~15
-        let scores = FloatBuffer(count: 2 * scoreStride, zeroed: false)
+    deinit {
+        rngs.deinitialize(count: count).deallocate()
+        choosers.deinitialize(count: 2).deallocate()
+        choices.deallocate()
+    }
+
+    /// Draws `choices[r]` for row r of `logits` (n, V), which belongs to request `sequences[r]`.
+    func choose(for sequences: [Int], logits: UnsafeMutablePointer<Float>) {
+        // Rows are independent (each has its own random stream), so the two threads share them.
+        let rowsNow = sequences, lp = logits, V = vocabularySize
+        let choices = self.choices, choosers = self.choosers, rngs = self.rngs
+        let choose = { (row: Int, worker: Int) in
+            choices[row] = choosers[worker].choose(logits: lp + row * V, rng: &rngs[rowsNow[row]])
+        }
+        PairedWorker.shared.run(chunks: rowsNow.count, choose)
+    }
+}
+
+/// What each request has sampled so far, and the rules that end it: a stop token, a stop string in
+/// its text, `maxNewTokens`, or its cache capacity.
+private struct Transcripts {
+    var outputs: [Completion]
+    /// Prompt plus sampled tokens: the newest token sits at position `lengths[i] − 1`.
+    var lengths: [Int]
+    let capacity: [Int]
+    let parameters: SamplingParameters
+    let tokenBytes: ((Int32) -> [UInt8])?
+    let stopBytes: [[UInt8]]
+    let longestStop: Int
+    /// The end of each request's text, long enough to hold any stop string.
+    var textTail: [[UInt8]]
+
+    init(requests: [SampleRequest], parameters: SamplingParameters, capacity: [Int], tokenBytes: ((Int32) -> [UInt8])?) {
+        outputs = requests.map { _ in Completion(tokens: [], logprobs: [], entropies: parameters.computeEntropy ? [] : nil, finishReason: .length) }
+        lengths = requests.map(\.prompt.count)
+        self.capacity = capacity
+        self.parameters = parameters
+        self.tokenBytes = tokenBytes
+        stopBytes = parameters.stopStrings.map { Array($0.utf8) }
+        longestStop = stopBytes.map(\.count).max() ?? 0
+        textTail = requests.map { _ in [UInt8]() }
+    }
+
+    /// Records `choice` as request i's next token; false when the request is finished.
+    mutating func append(_ choice: TokenChooser.Choice, to i: Int) -> Bool {
+        outputs[i].tokens.append(choice.token)
+        outputs[i].logprobs.append(choice.logprob)
+        if parameters.computeEntropy { outputs[i].entropies!.append(choice.entropy) }
+        lengths[i] += 1
+        var finished = false
+        if parameters.stopTokens.contains(choice.token) {
+            outputs[i].finishReason = .stop
+            finished = true
+        } else if !stopBytes.isEmpty, let bytesOf = tokenBytes {
+            textTail[i] += bytesOf(choice.token)
+            if textTail[i].count > 4 * longestStop + 64 { textTail[i].removeFirst(textTail[i].count - 2 * longestStop) }
+            if stopBytes.contains(where: { containsSubsequence(textTail[i], $0) }) {
+                outputs[i].finishReason = .stop
+                finished = true
+            }
+        }
+        if !finished && (outputs[i].tokens.count >= parameters.maxNewTokens || lengths[i] >= capacity[i]) {
+            outputs[i].finishReason = .length
+            finished = true
+        }
+        return !finished
+    }
+}
+
+/// One decoding step: every active sequence advances by one token, with step buffers for up to B rows.
+/// Row r of the step is sequence `sequences[r]`; its new token sits at position `spans[r] − 1`.
+private final class DecodeStep {
+    let model: LlamaModel
+    let x, norm: FloatBuffer    // (B, C) residual stream and its norm
+    let q, attn: FloatBuffer    // (B, Q)
+    let kNew, vNew: FloatBuffer // (B, K)
+    let gate: FloatBuffer       // (B, max(I, C))
+    let up, h: FloatBuffer      // (B, I)
+    /// Attention scores of one key/value head's query heads, per worker thread (64-byte aligned).
+    let scores: FloatBuffer     // (2, scoreStride)
+    let group: Int, scoreStride: Int
+    let scale: Float
+
+    init(model: LlamaModel, rows B: Int) {
+        let c = model.config
+        let K = c.kvDim, C = c.hiddenSize, Q = c.qDim, I = c.intermediateSize
+        self.model = model
+        x = FloatBuffer(count: B * C, zeroed: false); norm = FloatBuffer(count: B * C, zeroed: false)
+        q = FloatBuffer(count: B * Q, zeroed: false); kNew = FloatBuffer(count: B * K, zeroed: false)
+        vNew = FloatBuffer(count: B * K, zeroed: false); attn = FloatBuffer(count: B * Q, zeroed: false)
+        gate = FloatBuffer(count: B * max(I, C), zeroed: false); up = FloatBuffer(count: B * I, zeroed: false)
+        h = FloatBuffer(count: B * I, zeroed: false)
+        group = c.heads / c.kvHeads
+        scoreStride = (group * c.maxPositions + 15) & ~15
+        scores = FloatBuffer(count: 2 * scoreStride, zeroed: false)
+        scale = 1 / Float(c.headDim).squareRoot()
+    }
+
+    /// Embeds `tokens` (n), runs every layer over the n rows, storing each row's new key and value in
+    /// the cache, and leaves the next logits (n, V) in `logits`.
+    func run(tokens: [Int32], sequences: [Int], spans: [Int], cache: KVCache, logits: inout FloatBuffer) {
+        let c = model.config, n = sequences.count
+        let K = c.kvDim, C = c.hiddenSize, Q = c.qDim, V = c.vocabularySize
         let embedding = model.w(model.layout.embedding)
-        let scale = 1 / Float(c.headDim).squareRoot()
-
-        while !active.isEmpty {
-            // Choose the next token of every active sequence from its logits row.
-            var next: [Int32] = []
-            var stillActive: [Int] = []
-            // Rows are independent (each has its own random stream), so the two threads share them.
-            let rowsNow = active, lp = logits.pointer
-            let choose = { (row: Int, worker: Int) in
-                choices[row] = choosers[worker].choose(logits: lp + row * V, rng: &rngs[rowsNow[row]])
+        for (row, token) in tokens.enumerated() { (x.pointer + row * C).update(from: embedding + Int(token) * C, count: C) }
+        for l in 0..<c.layers {
+            let lo = model.layout.layers[l]
+            RMSNorm.forward(x: x.pointer, weight: model.w(lo.inputNorm), y: norm.pointer, rstd: nil, n: n, c: C, eps: Float(c.rmsNormEps))
+            model.projectQKV(layer: l, norm: norm.pointer, q: q.pointer, k: kNew.pointer, v: vNew.pointer, n: n, decoding: true)
+            for row in 0..<n {
+                let pos = spans[row] - 1
+                model.rope.apply(q.pointer + row * Q, heads: c.heads, position: pos)
+                model.rope.apply(kNew.pointer + row * K, heads: c.kvHeads, position: pos)
+                cache.store(key: kNew.pointer + row * K, layer: l, sequence: sequences[row], position: pos)
+                cache.store(value: vNew.pointer + row * K, layer: l, sequence: sequences[row], position: pos)
             }
-            PairedWorker.shared.run(chunks: rowsNow.count, choose)
-            for (row, i) in active.enumerated() {
-                let choice = choices[row]
-                outputs[i].tokens.append(choice.token)
-                outputs[i].logprobs.append(choice.logprob)
-                if parameters.computeEntropy { outputs[i].entropies!.append(choice.entropy) }
-                lengths[i] += 1
-                var finished = false
-                if parameters.stopTokens.contains(choice.token) {
-                    outputs[i].finishReason = .stop
-                    finished = true
-                } else if !stopBytes.isEmpty, let bytesOf = tokenBytes {
-                    textTail[i] += bytesOf(choice.token)
-                    if textTail[i].count > 4 * longestStop + 64 { textTail[i].removeFirst(textTail[i].count - 2 * longestStop) }
-                    if stopBytes.contains(where: { containsSubsequence(textTail[i], $0) }) {
-                        outputs[i].finishReason = .stop
-                        finished = true
-                    }
-                }
-                if !finished && (outputs[i].tokens.count >= parameters.maxNewTokens || lengths[i] >= capacity[i]) {
-                    outputs[i].finishReason = .length
-                    finished = true
-                }
-                if !finished {
-                    stillActive.append(i)
-                    next.append(choice.token)
-                }
-            }
-            active = stillActive
-            let n = active.count
-            if n == 0 { break }
-
-            // One decoding step for the n active rows: the new token sits at position lengths[i] − 1.
-            for (row, token) in next.enumerated() { (x.pointer + row * C).update(from: embedding + Int(token) * C, count: C) }
-            // Each row's cache region and span, the same in every layer of this step.
-            let spans = active.map { lengths[$0] }, caches = active.map { cacheOffset[$0] }, capacities = active.map { capacity[$0] }
-            for l in 0..<c.layers {
-                let lo = model.layout.layers[l]
-                RMSNorm.forward(x: x.pointer, weight: model.w(lo.inputNorm), y: norm.pointer, rstd: nil, n: n, c: C, eps: Float(c.rmsNormEps))
-                model.projectQKV(layer: l, norm: norm.pointer, q: q.pointer, k: kNew.pointer, v: vNew.pointer, n: n, decoding: true)
-                for row in 0..<n {
-                    let pos = spans[row] - 1
-                    model.rope.apply(q.pointer + row * Q, heads: c.heads, position: pos)
-                    model.rope.apply(kNew.pointer + row * K, heads: c.kvHeads, position: pos)
-                    store(key: kNew.pointer + row * K, position: pos, into: keys[l].pointer + caches[row], capacity: capacities[row])
-                    store(value: vNew.pointer + row * K, position: pos, into: values[l].pointer + caches[row], capacity: capacities[row])
-                }
-                // One (row, kv head) per chunk, shared by the two threads: each chunk writes its own slice
-                // of attn, with the same calls whichever thread runs it.
-                let kl = keys[l].pointer, vl = values[l].pointer
-                let attend = { (chunk: Int, worker: Int) in
-                    let row = chunk / c.kvHeads, g = chunk % c.kvHeads
-                    let head = caches[row] + g * capacities[row] * d
-                    let firstQuery = row * Q + g * group * d
-                    DecodeAttention.forward(queries: q.pointer + firstQuery, heads: group, keysTransposed: kl + head,
-                                            stride: capacities[row], values: vl + head, span: spans[row], d: d, scale: scale,
-                                            scores: scores.pointer + worker * scoreStride, out: attn.pointer + firstQuery)
-                }
-                PairedWorker.shared.run(chunks: n * c.kvHeads, attend)
-                model.attentionOutputAndMLP(layer: l, input: x.pointer, attn: attn.pointer, mid: x.pointer, norm2: norm.pointer,
-                                            rstd2: nil, gate: gate.pointer, up: up.pointer, h: h.pointer, output: x.pointer, n: n,
-                                            decoding: true)
-            }
-            RMSNorm.forward(x: x.pointer, weight: model.w(model.layout.finalNorm), y: norm.pointer, rstd: nil, n: n, c: C, eps: Float(c.rmsNormEps))
-            if logits.count < n * V { logits = FloatBuffer(count: n * V, zeroed: false) }
-            model.linear(norm.pointer, model.layout.lmHead, nil, logits.pointer, n: n, inFeatures: C, outFeatures: V, decoding: true)
+            attend(layer: l, sequences: sequences, spans: spans, cache: cache)
+            model.attentionOutputAndMLP(layer: l, input: x.pointer, attn: attn.pointer, mid: x.pointer, norm2: norm.pointer,
+                                        rstd2: nil, gate: gate.pointer, up: up.pointer, h: h.pointer, output: x.pointer, n: n,
+                                        decoding: true)
         }
-        return outputs
+        RMSNorm.forward(x: x.pointer, weight: model.w(model.layout.finalNorm), y: norm.pointer, rstd: nil, n: n, c: C, eps: Float(c.rmsNormEps))
+        if logits.count < n * V { logits = FloatBuffer(count: n * V, zeroed: false) }
+        model.linear(norm.pointer, model.layout.lmHead, nil, logits.pointer, n: n, inFeatures: C, outFeatures: V, decoding: true)
+    }
+
+    /// attn (n, Q) from q (n, Q) and layer l's cache, each row over its own span.
+    private func attend(layer l: Int, sequences: [Int], spans: [Int], cache: KVCache) {
+        let c = model.config, d = c.headDim, Q = c.qDim, n = sequences.count
+        let group = self.group, scoreStride = self.scoreStride, scale = self.scale
+        let q = self.q, attn = self.attn, scores = self.scores
+        // Each row's cache region and span, the same in every layer of this step.
+        let caches = sequences.map { cache.offset[$0] }, capacities = sequences.map { cache.capacity[$0] }
+        // One (row, kv head) per chunk, shared by the two threads: each chunk writes its own slice
+        // of attn, with the same calls whichever thread runs it.
+        let kl = cache.keys[l].pointer, vl = cache.values[l].pointer
+        let attendChunk = { (chunk: Int, worker: Int) in
+            let row = chunk / c.kvHeads, g = chunk % c.kvHeads
+            let head = caches[row] + g * capacities[row] * d
+            let firstQuery = row * Q + g * group * d
+            DecodeAttention.forward(queries: q.pointer + firstQuery, heads: group, keysTransposed: kl + head,
+                                    stride: capacities[row], values: vl + head, span: spans[row], d: d, scale: scale,
+                                    scores: scores.pointer + worker * scoreStride, out: attn.pointer + firstQuery)
+        }
+        PairedWorker.shared.run(chunks: n * c.kvHeads, attendChunk)
     }
 }
 

@@ -75,13 +75,43 @@ public final class TrainingPass: @unchecked Sendable {
     public func forward(_ batch: ScoringBatch, entropy: Bool = false, allLogits: Bool = false,
                         lastPositionLogits: Bool = false) throws -> ScoringResult {
         let c = model.config
+        let packing = try pack(batch)
+        let rows = HeadRows(batch, packing: packing, allLogits: allLogits, lastPositionLogits: lastPositionLogits)
+        var st = layOutActivations(batch, packing: packing, rows: rows, entropy: entropy)
+        let n = st.n, C = c.hiddenSize
+
+        // Embedding: x[t] = E[token[t]]
+        let emb = model.w(model.layout.embedding)
+        let x0 = st.layers[0].input
+        for t in 0..<n { (x0 + t * C).update(from: emb + Int(st.tokens[t]) * C, count: C) }
+
+        for l in 0..<c.layers {
+            let out = l + 1 < c.layers ? st.layers[l + 1].input : st.finalIn
+            layerForward(l, st.layers[l], output: out, state: st)
+        }
+        RMSNorm.forward(x: st.finalIn, weight: model.w(model.layout.finalNorm), y: st.finalNorm, rstd: st.finalRstd,
+                        n: n, c: C, eps: Float(c.rmsNormEps))
+        headForward(&st)
+        state = st
+        return scoringResult(st)
+    }
+
+    /// The batch's sequences end to end: N tokens, sequence s at `offsets[s]`, its attention
+    /// probabilities (H, L_s, L_s) at `probOffsets[s]` of a layer's `probTotal`.
+    private struct Packing {
+        var tokens: [Int32] = []
+        var offsets: [Int] = [], lengths: [Int] = [], probOffsets: [Int] = []
+        var probTotal = 0
+    }
+
+    /// Checks the batch and packs its sequences.
+    private func pack(_ batch: ScoringBatch) throws -> Packing {
+        let c = model.config
         guard !batch.sequences.isEmpty else { throw ModelError.emptyInput(what: "batch has no sequences") }
         guard batch.scoreFrom.count == batch.sequences.count, batch.temperatures.count == batch.sequences.count else {
             throw ModelError.invalidArgument(name: "batch", reason: "scoreFrom and temperatures need one entry per sequence")
         }
-        var offsets: [Int] = [], lengths: [Int] = [], probOffsets: [Int] = []
-        var tokens: [Int32] = []
-        var probTotal = 0
+        var packing = Packing()
         for (s, seq) in batch.sequences.enumerated() {
             try model.validate(sequence: seq, what: "sequence \(s)")
             let from = batch.scoreFrom[s]
@@ -92,28 +122,40 @@ public final class TrainingPass: @unchecked Sendable {
             guard t.isFinite && t > 0 else {
                 throw ModelError.invalidArgument(name: "temperatures[\(s)]", reason: "must be finite and > 0 (got \(t))")
             }
-            offsets.append(tokens.count)
-            lengths.append(seq.count)
-            probOffsets.append(probTotal)
-            probTotal += c.heads * seq.count * seq.count
-            tokens += seq
+            packing.offsets.append(packing.tokens.count)
+            packing.lengths.append(seq.count)
+            packing.probOffsets.append(packing.probTotal)
+            packing.probTotal += c.heads * seq.count * seq.count
+            packing.tokens += seq
         }
-        let n = tokens.count
-        var rowPositions: [Int] = [], rowSequence: [Int] = [], rowScoreIndex: [Int] = []
-        var rowTargets: [Int32] = [], rowTemperature: [Float] = []
-        for s in 0..<batch.sequences.count {
-            let from = batch.scoreFrom[s], len = lengths[s]
-            for p in 0..<len {
-                let scored = p + 1 >= from && p + 1 < len
-                guard scored || allLogits || (lastPositionLogits && p == len - 1) else { continue }
-                rowPositions.append(offsets[s] + p)
-                rowSequence.append(s)
-                rowScoreIndex.append(scored ? p + 1 - from : -1)
-                rowTargets.append(scored ? batch.sequences[s][p + 1] : -1)
-                rowTemperature.append(batch.temperatures[s])
+        return packing
+    }
+
+    /// The M positions the output head projects: every scored one (its next token is a target), and
+    /// every position (`allLogits`) or each sequence's last (`lastPositionLogits`) when asked.
+    private struct HeadRows {
+        var positions: [Int] = [], sequence: [Int] = [], scoreIndex: [Int] = []
+        var targets: [Int32] = [], temperature: [Float] = []
+
+        init(_ batch: ScoringBatch, packing: Packing, allLogits: Bool, lastPositionLogits: Bool) {
+            for s in 0..<batch.sequences.count {
+                let from = batch.scoreFrom[s], len = packing.lengths[s]
+                for p in 0..<len {
+                    let scored = p + 1 >= from && p + 1 < len
+                    guard scored || allLogits || (lastPositionLogits && p == len - 1) else { continue }
+                    positions.append(packing.offsets[s] + p)
+                    sequence.append(s)
+                    scoreIndex.append(scored ? p + 1 - from : -1)
+                    targets.append(scored ? batch.sequences[s][p + 1] : -1)
+                    temperature.append(batch.temperatures[s])
+                }
             }
         }
-        let m = rowPositions.count
+    }
+
+    /// Carves every activation of the pass out of the arena (grown when too small).
+    private func layOutActivations(_ batch: ScoringBatch, packing: Packing, rows: HeadRows, entropy: Bool) -> PassState {
+        let c = model.config, n = packing.tokens.count, m = rows.positions.count, probTotal = packing.probTotal
         let C = c.hiddenSize, Q = c.qDim, K = c.kvDim, I = c.intermediateSize, V = c.vocabularySize
         let perLayer = n * (5 * C + 2 * Q + 2 * K + 3 * I + 2) + probTotal
         let total = c.layers * perLayer + n * (2 * C + 1) + m * (C + V)
@@ -127,36 +169,26 @@ public final class TrainingPass: @unchecked Sendable {
                                            mid: take(n * C), norm2: take(n * C), rstd2: take(n), gate: take(n * I),
                                            up: take(n * I), h: take(n * I)))
         }
-        var st = PassState(batch: batch, tokens: tokens, offsets: offsets, lengths: lengths, probOffsets: probOffsets,
-                           n: n, rowPositions: rowPositions, rowSequence: rowSequence,
-                           rowScoreIndex: rowScoreIndex, rowTargets: rowTargets, rowTemperature: rowTemperature,
-                           rowLogSumExp: [Float](repeating: 0, count: m), rowEntropy: [Float](repeating: 0, count: m),
-                           layers: layers, finalIn: take(n * C), finalNorm: take(n * C), finalRstd: take(n),
-                           headIn: take(m * C), logits: take(m * V), entropyRequested: entropy)
+        return PassState(batch: batch, tokens: packing.tokens, offsets: packing.offsets, lengths: packing.lengths,
+                         probOffsets: packing.probOffsets, n: n, rowPositions: rows.positions, rowSequence: rows.sequence,
+                         rowScoreIndex: rows.scoreIndex, rowTargets: rows.targets, rowTemperature: rows.temperature,
+                         rowLogSumExp: [Float](repeating: 0, count: m), rowEntropy: [Float](repeating: 0, count: m),
+                         layers: layers, finalIn: take(n * C), finalNorm: take(n * C), finalRstd: take(n),
+                         headIn: take(m * C), logits: take(m * V), entropyRequested: entropy)
+    }
 
-        // Embedding: x[t] = E[token[t]]
-        let emb = model.w(model.layout.embedding)
-        let x0 = st.layers[0].input
-        for t in 0..<n { (x0 + t * C).update(from: emb + Int(tokens[t]) * C, count: C) }
-
-        for l in 0..<c.layers {
-            let out = l + 1 < c.layers ? st.layers[l + 1].input : st.finalIn
-            layerForward(l, st.layers[l], output: out, state: st)
-        }
-        RMSNorm.forward(x: st.finalIn, weight: model.w(model.layout.finalNorm), y: st.finalNorm, rstd: st.finalRstd,
-                        n: n, c: C, eps: Float(c.rmsNormEps))
-        headForward(&st)
-        state = st
-
-        // Collect results per sequence.
-        var logprobs = batch.sequences.indices.map { [Float](repeating: 0, count: lengths[$0] - batch.scoreFrom[$0]) }
+    /// Each scored token's log-prob (its logit at the row's temperature minus the row's log-sum-exp)
+    /// and entropy, per sequence.
+    private func scoringResult(_ st: PassState) -> ScoringResult {
+        let V = model.config.vocabularySize, batch = st.batch
+        var logprobs = batch.sequences.indices.map { [Float](repeating: 0, count: st.lengths[$0] - batch.scoreFrom[$0]) }
         var entropies = logprobs
-        for r in 0..<m where st.rowScoreIndex[r] >= 0 {
+        for r in 0..<st.rowPositions.count where st.rowScoreIndex[r] >= 0 {
             let s = st.rowSequence[r], i = st.rowScoreIndex[r]
             logprobs[s][i] = st.logits[r * V + Int(st.rowTargets[r])] / st.rowTemperature[r] - st.rowLogSumExp[r]
             entropies[s][i] = st.rowEntropy[r]
         }
-        return ScoringResult(logprobs: logprobs, entropies: entropy ? entropies : nil)
+        return ScoringResult(logprobs: logprobs, entropies: st.entropyRequested ? entropies : nil)
     }
 
     /// Raw logits (L × V) of sequence `s` from the last `forward(…, allLogits: true)`.

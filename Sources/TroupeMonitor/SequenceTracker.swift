@@ -1,4 +1,4 @@
-/// Gap counting for the lossy log stream (DESIGN.md §2, Protos/troupe/v1/logs.proto): every source
+/// Gap counting for the lossy log stream (docs/ARCHITECTURE.md §2, Protos/troupe/v1/logs.proto): every source
 /// numbers its events 1, 2, 3, … per process start (`source_run_id`), and PUB/SUB drops events for a
 /// slow subscriber instead of slowing the publisher. A subscriber therefore counts what it missed
 /// from the holes in the numbering. Pure.

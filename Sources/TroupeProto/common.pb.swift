@@ -10,7 +10,7 @@
 
 /// Types shared by every Troupe message. Package troupe.v1, protocol major 1.
 ///
-/// Compatibility rules (DESIGN.md §3): within major 1, fields are only ever added (a newer minor),
+/// Compatibility rules (docs/ARCHITECTURE.md §3): within major 1, fields are only ever added (a newer minor),
 /// never renumbered or re-typed; a peer counts the unknown fields it receives and otherwise ignores them.
 /// Bulk data (token ids, log-probs, tensors) never goes in protobuf fields: it travels as raw frames
 /// after the Envelope header frame (see envelope.proto).

@@ -8,7 +8,7 @@
 // For information on using the generated types, please see the documentation:
 //   https://github.com/apple/swift-protobuf/
 
-/// Control channel: actor DEALER -> learner ROUTER (DESIGN.md §2). One conversation per actor process:
+/// Control channel: actor DEALER -> learner ROUTER (docs/ARCHITECTURE.md §2). One conversation per actor process:
 ///   Hello -> Welcome | Reject;  LeaseRequest -> Lease;  GroupSubmit -> Ack;  Heartbeat both ways;  Bye.
 
 #if canImport(FoundationEssentials)

@@ -8,7 +8,7 @@
 // For information on using the generated types, please see the documentation:
 //   https://github.com/apple/swift-protobuf/
 
-/// Weight distribution (DESIGN.md §2): the learner announces versions on PUB about every second;
+/// Weight distribution (docs/ARCHITECTURE.md §2, §4 step 5): the learner announces versions on PUB about every second;
 /// actors pull a manifest, then chunks with a window, over their own DEALER -> the learner's
 /// weights ROUTER. Chunk payloads are raw frames. An actor on the learner's own host maps the
 /// blob from shared memory instead (WeightManifest.shared_memory_path) and fetches no chunks.

@@ -5,7 +5,7 @@ import TroupeWire
 
 /// Weight blobs in shared memory, so that actors on the learner's own host take a new version by
 /// mapping a file instead of pulling every byte through the learner's one ZeroMQ I/O thread (which
-/// costs the learner one copy per actor, DESIGN.md §2).
+/// costs the learner one copy per actor, docs/ARCHITECTURE.md §4, step 5).
 ///
 /// The learner writes each published version once into `<directory>/troupe-weights-<pid>-<epoch>-<step>-<tag>`
 /// (tmpfs: /dev/shm by default), serves chunks to remote actors from the same mapping, and unlinks the

@@ -3,7 +3,7 @@ import TroupeProto
 import TroupeRuntime
 import TroupeWire
 
-/// The actor's side of one weight transfer after another, sockets included (DESIGN.md §2):
+/// The actor's side of one weight transfer after another, sockets included (docs/ARCHITECTURE.md §4, step 5):
 /// manifest from the learner; the learner's shared-memory file when this host has it; otherwise the
 /// learner names an upstream (`RelayPlan`: another actor's relay, or itself) and the chunks come from
 /// there with a window of requests. An upstream that refuses or stalls for `stallSeconds` is left:

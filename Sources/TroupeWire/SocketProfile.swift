@@ -1,6 +1,6 @@
-/// Socket options for each role of DESIGN.md §2, with the measured reasons from
-/// shared/research/reliability-notes.md §1.3–1.4. Apply with `socket.set(profile)` before
-/// binding or connecting; every list can be extended or overridden (later options win).
+/// Socket options for each role of docs/ARCHITECTURE.md §2, each with its measured reason. Apply
+/// with `socket.set(profile)` before binding or connecting; every list can be extended or
+/// overridden (later options win).
 public enum SocketProfile {
     /// ZMTP heartbeats: PING every second, drop the connection after 3 s without traffic, and ask
     /// the peer to do the same (liveness 3 × 1 s). A killed peer is noticed at once (TCP reset);

@@ -1,4 +1,4 @@
-// TroupeWire: the ZeroMQ transport and the Troupe wire protocol (DESIGN.md §2–3).
+// TroupeWire: the ZeroMQ transport and the Troupe wire protocol (docs/ARCHITECTURE.md §2–3).
 //
 // ─── Threading ──────────────────────────────────────────────────────────────────────────────────
 // `ZMQContext` is the only object to share between threads (one per process). A `ZMQSocket`, and

@@ -112,8 +112,22 @@ public struct WireMessage: Sendable {
     public static func decode(_ frames: [Frame], limits: WireLimits) throws(WireError) -> WireMessage {
         guard let headerFrame = frames.first else { throw WireError(.emptyMessage, "no frames") }
         let rawFrames = Array(frames.dropFirst())
+        try checkLimits(header: headerFrame, rawFrames: rawFrames, limits: limits)
+        let header = headerFrame.bytes
+        let envelope = try parseEnvelope(header)
+        try checkVersionAndFrames(envelope, rawFrames: rawFrames)
+        try verifyChecksum(header: header, envelope: envelope, rawFrames: rawFrames)
+        let body = try checkBody(envelope, rawFrames: rawFrames)
 
-        // 1. Limits, before touching the bytes.
+        var message = WireMessage(body, frames: rawFrames)
+        message.protocolMajor = envelope.protocolMajor
+        message.protocolMinor = envelope.protocolMinor
+        message.hasUnknownFields = !envelope.unknownFields.data.isEmpty || body.hasUnknownFields
+        return message
+    }
+
+    /// 1. Limits, before touching the bytes.
+    private static func checkLimits(header headerFrame: Frame, rawFrames: [Frame], limits: WireLimits) throws(WireError) {
         if rawFrames.count > limits.maxRawFrames {
             throw WireError(.tooManyFrames, "\(rawFrames.count) raw frames, limit \(limits.maxRawFrames)")
         }
@@ -130,19 +144,21 @@ public struct WireMessage: Sendable {
         if total > limits.maxMessageBytes {
             throw WireError(.messageTooLarge, "message is \(total) bytes, limit \(limits.maxMessageBytes)")
         }
+    }
 
-        // 2. Protobuf.
-        let header = headerFrame.bytes
+    /// 2. Protobuf.
+    private static func parseEnvelope(_ header: [UInt8]) throws(WireError) -> Troupe_V1_Envelope {
         var options = BinaryDecodingOptions()
         options.messageDepthLimit = 16  // our messages nest at most 4 deep
-        let envelope: Troupe_V1_Envelope
         do {
-            envelope = try Troupe_V1_Envelope(serializedBytes: header, options: options)
+            return try Troupe_V1_Envelope(serializedBytes: header, options: options)
         } catch {
             throw WireError(.malformedHeader, "header is not a valid Envelope (\(header.count) bytes): \(error)")
         }
+    }
 
-        // 3. Version, counts, lengths.
+    /// 3. Version, counts, lengths.
+    private static func checkVersionAndFrames(_ envelope: Troupe_V1_Envelope, rawFrames: [Frame]) throws(WireError) {
         if envelope.protocolMajor != WireProtocol.major {
             throw WireError(.unsupportedProtocol, "protocol major \(envelope.protocolMajor) (minor \(envelope.protocolMinor)); this build speaks \(WireProtocol.major).\(WireProtocol.minor)")
         }
@@ -155,8 +171,10 @@ public struct WireMessage: Sendable {
         for (index, frame) in rawFrames.enumerated() where envelope.frameLengths[index] != UInt64(frame.count) {
             throw WireError(.frameLengthMismatch, "raw frame \(index) is \(frame.count) bytes, header says \(envelope.frameLengths[index])")
         }
+    }
 
-        // 4. Checksum: the header must end with the checksum field, covering everything before it.
+    /// 4. Checksum: the header must end with the checksum field, covering everything before it.
+    private static func verifyChecksum(header: [UInt8], envelope: Troupe_V1_Envelope, rawFrames: [Frame]) throws(WireError) {
         let sealed = header.count >= trailerLength
             && header[header.count - trailerLength] == checksumTag
             && header[header.count - trailerLength + 1] == checksumLength
@@ -172,8 +190,10 @@ public struct WireMessage: Sendable {
         if expected != received {
             throw WireError(.checksumMismatch, "checksum \(hex(received)) does not match the content (\(hex(expected)))")
         }
+    }
 
-        // 5. Body and frames allowed for its kind.
+    /// 5. Body and frames allowed for its kind.
+    private static func checkBody(_ envelope: Troupe_V1_Envelope, rawFrames: [Frame]) throws(WireError) -> WireBody {
         guard let body = envelope.body else {
             if envelope.unknownFields.data.isEmpty {
                 throw WireError(.missingBody, "envelope has no body")
@@ -190,12 +210,7 @@ public struct WireMessage: Sendable {
         if !allowed.contains(rawFrames.count) {
             throw WireError(.unexpectedFrameCount, "\(kind.rawValue) with \(rawFrames.count) raw frames; expected \(allowed.lowerBound == allowed.upperBound ? "\(allowed.lowerBound)" : "\(allowed)")")
         }
-
-        var message = WireMessage(body, frames: rawFrames)
-        message.protocolMajor = envelope.protocolMajor
-        message.protocolMinor = envelope.protocolMinor
-        message.hasUnknownFields = !envelope.unknownFields.data.isEmpty || body.hasUnknownFields
-        return message
+        return body
     }
 }
 
