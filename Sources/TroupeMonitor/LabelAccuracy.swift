@@ -48,8 +48,8 @@ package enum StepLabels {
 
 /// Label accuracy from the learner's pseudo-labels and an answer key the learner never sees: the
 /// fraction of trained prompts whose majority label equals the true answer (TTRL's `label_accuracy`,
-/// Zuo et al., arXiv 2504.16084; shared/research/algorithms.md §4), with the answer equivalence of TroupeRL (`1/2 == 0.5`). An empty label is
-/// wrong. Prompts missing from the key are counted apart and not judged.
+/// Zuo et al., arXiv 2504.16084), with the answer equivalence of TroupeRL (`1/2 == 0.5`). An empty
+/// label is wrong. Prompts missing from the key are counted apart and not judged.
 package struct LabelAccuracy: Sendable, Equatable {
     /// Prompt id -> true answer.
     package let answerKey: [UInt64: String]

@@ -1,8 +1,7 @@
 import CZeroMQ
 
 /// The ZeroMQ socket patterns this project uses. What happens at the high-water mark (HWM) is the
-/// property that matters most, so each case says it (zmq_socket(7), measured in
-/// shared/research/reliability-notes.md §1.3).
+/// property that matters most, so each case says it (zmq_socket(7), and measured with libzmq 4.3.4).
 public enum SocketType: Sendable, CaseIterable, CustomStringConvertible {
     /// Round-robin to connected peers; fair-queued receive. At HWM `send` would block: with a
     /// deadline it returns `.wouldBlock`. Never discards. The actor side of control and weights.

@@ -14,7 +14,7 @@ import TroupeLocalRun
 enum TroupeBinary {
     /// <repo>/ from <repo>/Tests/TroupeRuntimeTests/Integration/ProcessHarness.swift.
     static let repository = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     static var fixtureModel: String { repository.appendingPathComponent("Tests/Fixtures/llama-tiny").path }
 
@@ -277,14 +277,6 @@ final class IntegrationRun {
             text += "\n(test directory kept: \(directory))\n" + children.map { $0.tail() }.joined(separator: "\n")
         }
         Issue.record(Comment(rawValue: text), sourceLocation: sourceLocation)
-    }
-
-    /// Runs checks that fail today because of a reported runtime bug: their failures are recorded as
-    /// a known issue (and become a failure of their own once the bug is fixed, so the marker goes).
-    func knownIssue(_ bug: String, intermittent: Bool = false, _ body: () -> Void) {
-        let (wasFailed, wasDumped) = (failed, dumped)
-        withKnownIssue(Comment(rawValue: bug), isIntermittent: intermittent) { body() }
-        (failed, dumped) = (wasFailed, wasDumped)
     }
 
     /// Kills whatever this test started and is still running; removes the directory if nothing failed.
