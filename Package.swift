@@ -54,10 +54,14 @@ let package = Package(
         .target(name: "TroupeTasks", swiftSettings: [v5]),
         // Self-contained HTML run reports with SVG plots, from metrics JSON lines. Pure.
         .target(name: "TroupeReport", swiftSettings: [v5]),
-        .executableTarget(name: "troupe", dependencies: [
+        // Every command of the `troupe` executable: argument parsing, validation and printing.
+        .target(name: "TroupeCLI", dependencies: [
             "TroupeTasks", "TroupeReport", "TroupeWire",
             "TroupeRuntime", "TroupeModel", "TroupeRL", "TroupeTokenizer", "TroupeTensor",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: [v5]),
+        .executableTarget(name: "troupe", dependencies: [
+            "TroupeCLI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: [v5]),
 
         .testTarget(name: "TroupeTensorTests", dependencies: ["TroupeTensor"], swiftSettings: [v5]),
