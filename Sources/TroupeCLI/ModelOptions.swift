@@ -4,64 +4,101 @@ import TroupeModel
 import TroupeTensor
 import TroupeTokenizer
 
-/// `--model DIR` and `--threads N`, shared by the commands that run a model directory.
-struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp(
-        "Model directory: config.json, model.safetensors, and tokenizer.json (without one, the built-in byte tokenizer).",
-        valueName: "dir"))
-    var model: String
-
+/// `--threads N`, shared by every command that runs a model.
+package struct ThreadOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("OpenBLAS threads (default: OpenBLAS's choice, e.g. OPENBLAS_NUM_THREADS).",
                                             valueName: "n"))
-    var threads: Int?
+    package var threads: Int?
 
-    func validate() throws {
-        try Self.validateDirectory(model, option: "--model")
+    package init() {}
+
+    package func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
     }
 
-    static func validateDirectory(_ path: String, option: String) throws {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw ValidationError("\(option) \(path) does not exist")
-        }
-        guard isDirectory.boolValue else {
-            throw ValidationError("\(option) \(path) is not a directory (a model directory holds config.json and model.safetensors)")
-        }
+    /// Sets OpenBLAS's thread count, when one was given.
+    package func apply() {
+        if let threads { BLASInfo.setThreads(threads) }
+    }
+}
+
+/// `--model DIR` and `--threads N`, shared by the commands that run a model directory.
+package struct ModelOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "Model directory: config.json, model.safetensors, and tokenizer.json (without one, the built-in byte tokenizer).",
+        valueName: "dir"))
+    package var model: String
+
+    @OptionGroup package var threadOptions: ThreadOptions
+
+    package init() {}
+
+    package func validate() throws {
+        try validateDirectory(model, option: "--model")
     }
 
     /// Sets the thread count (when given) and loads the weights.
-    func loadModel() throws -> LlamaModel {
-        if let threads { BLASInfo.setThreads(threads) }
+    package func loadModel() throws -> LlamaModel {
+        threadOptions.apply()
         return try ModelDirectory.load(model)
     }
 
-    func loadTokenizer() throws -> any Tokenizer {
+    package func loadTokenizer() throws -> any Tokenizer {
         try TroupeTokenizer.loadTokenizer(modelDirectory: model)
     }
 }
 
-/// An error found while a command runs (after argument validation), shown as `Error: <description>`.
-struct CommandError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
+/// `--temperature T`: the distribution samples are drawn from and log-probs taken at.
+package struct TemperatureOption: ParsableArguments {
+    @Option(name: .long, help: "Temperature (> 0) of the distribution tokens are sampled from and log-probs taken at.")
+    package var temperature: Float = 1
 
-/// Checks that a tokenizer's ids fit the model's embedding table (a tokenizer from another model
-/// would otherwise fail only when it emits a large id).
-func checkTokenizer(_ tokenizer: any Tokenizer, fits config: ModelConfig, directory: String) throws {
-    guard tokenizer.vocabularySize <= config.vocabularySize else {
-        throw CommandError("\(directory): the tokenizer has \(tokenizer.vocabularySize) ids but the model's vocab_size is "
-            + "\(config.vocabularySize); the tokenizer belongs to another model")
+    package init() {}
+
+    package func validate() throws {
+        guard temperature.isFinite && temperature > 0 else {
+            throw ValidationError("--temperature must be finite and > 0, got \(temperature)")
+        }
     }
 }
 
-/// Stop tokens by default: the tokenizer's EOS and the config's eos_token_id(s), as Hugging Face
-/// `generate` stops on the generation config's EOS.
-func defaultStopTokens(tokenizer: (any Tokenizer)?, config: ModelConfig) -> [Int32] {
-    var ids = config.eosTokenIds.map { Int32($0) }
-    if let eos = tokenizer?.eosTokenId, !ids.contains(eos) { ids.append(eos) }
-    return ids
+/// What differs between the commands that share `SamplingOptions`.
+package protocol SamplingDefaults {
+    static var maxNewTokens: Int { get }
+    static var seed: UInt64 { get }
+    /// The help of `--seed` (what it seeds).
+    static var seedHelp: String { get }
+}
+
+/// `--temperature`, `--max-new-tokens` and `--seed`, shared by the commands that sample completions;
+/// the defaults are the command's (`Defaults`).
+package struct SamplingOptions<Defaults: SamplingDefaults>: ParsableArguments {
+    @OptionGroup package var temperatureOption: TemperatureOption
+
+    @Option(name: .long, help: ArgumentHelp("Maximum tokens per completion.", valueName: "n"))
+    package var maxNewTokens = Defaults.maxNewTokens
+
+    @Option(name: .long, help: ArgumentHelp(Defaults.seedHelp))
+    package var seed = Defaults.seed
+
+    package init() {}
+
+    package var temperature: Float { temperatureOption.temperature }
+
+    package func validate() throws {
+        guard maxNewTokens >= 1 else { throw ValidationError("--max-new-tokens must be at least 1, got \(maxNewTokens)") }
+    }
+}
+
+/// Checks that `path`, given as `option`, is a directory.
+func validateDirectory(_ path: String, option: String) throws {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        throw ValidationError("\(option) \(path) does not exist")
+    }
+    guard isDirectory.boolValue else {
+        throw ValidationError("\(option) \(path) is not a directory (a model directory holds config.json and model.safetensors)")
+    }
 }
 
 /// Parses `1,2, 3` (commas and/or spaces) into token ids.

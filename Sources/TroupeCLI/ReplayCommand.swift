@@ -2,35 +2,37 @@ import ArgumentParser
 import Foundation
 import TroupeRuntime
 
-struct ReplayCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
+package struct ReplayCommand: ParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "replay",
         abstract: "Re-run a run's training steps from its run log and check every weights hash.",
         discussion: "Bit-for-bit reproduction needs the same binary, CPU kernel and thread count as the run.")
 
     @Argument(help: "The run directory (holds run.log and config.json).")
-    var runDirectory: String
+    package var runDirectory: String
 
     @Flag(name: .long, help: "Compare each step's weights hash with the run log's (exit 1 on any mismatch).")
-    var verify = false
+    package var verify = false
 
-    func validate() throws {
+    package init() {}
+
+    package func validate() throws {
         guard FileManager.default.fileExists(atPath: runDirectory + "/run.log") else { throw ValidationError("\(runDirectory) has no run.log") }
         guard FileManager.default.fileExists(atPath: runDirectory + "/config.json") else { throw ValidationError("\(runDirectory) has no config.json") }
     }
 
-    func run() throws {
-        runReportingErrors {
-            let report = try Replay.verify(runDirectory: runDirectory) { check in
-                print("step \(check.step): \(check.matches ? "ok" : "MISMATCH") \(check.actual.prefix(16))")
-            }
-            if report.steps.isEmpty { print("no training steps in the run log"); return verify ? 1 : 0 }
-            if verify {
-                if report.ok { print("replay verified: \(report.steps.count) steps bit for bit"); return 0 }
-                print("replay FAILED: \(report.mismatches.count) of \(report.steps.count) steps differ (first: step \(report.mismatches[0].step))")
-                return 1
-            }
-            return 0
+    package func run() throws {
+        let report = try Replay.verify(runDirectory: runDirectory) { check in
+            print("step \(check.step): \(check.matches ? "ok" : "MISMATCH") \(check.actual.prefix(16))")
         }
+        if report.steps.isEmpty {
+            print("no training steps in the run log")
+            if verify { throw ExitCode.failure }
+            return
+        }
+        guard verify else { return }
+        if report.ok { print("replay verified: \(report.steps.count) steps bit for bit"); return }
+        print("replay FAILED: \(report.mismatches.count) of \(report.steps.count) steps differ (first: step \(report.mismatches[0].step))")
+        throw ExitCode.failure
     }
 }

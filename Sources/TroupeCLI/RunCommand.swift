@@ -3,8 +3,8 @@ import Foundation
 import TroupeReport
 import TroupeRuntime
 
-struct RunCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
+package struct RunCommand: ParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "The main job: a learner and actors on this machine, test-time RL on the built-in task, evaluated before and after.",
         discussion: """
@@ -17,54 +17,54 @@ struct RunCommand: ParsableCommand {
     @OptionGroup var runConfig: RunConfigOptions
 
     @Option(name: .long, help: "Actors to start (default: actors.count from the configuration).")
-    var actors: Int?
+    package var actors: Int?
 
     @Flag(name: .long, help: "Skip the evaluations (faster; no before/after table).")
-    var noEval = false
+    package var noEval = false
 
-    func validate() throws {
+    package init() {}
+
+    package func validate() throws {
         if let a = actors, a < 1 || a > 64 { throw ValidationError("--actors must be in 1...64") }
     }
 
-    func run() throws {
+    package func run() throws {
         Shutdown.installHandlers()
-        runReportingErrors {
-            var config = try runConfig.load()
-            if config.run.directory == nil && !runConfig.overrides.contains(where: { $0.hasPrefix("run.name=") }) && runConfig.config == nil {
-                let f = DateFormatter()
-                f.dateFormat = "yyyyMMdd-HHmmss"
-                config.run.name = "ttrl-" + f.string(from: Date())
-            }
-            guard FileManager.default.fileExists(atPath: config.model.path + "/config.json") else {
-                throw CommandError("model \(config.model.path) not found; the built-in base model lives in models/arith-base of the repository (run from the repository root, or --set model.path=DIR)")
-            }
-            let executable = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
-            var options = LocalRun.Options(executable: ProcessInfo.processInfo.arguments[0].hasPrefix("/") ? ProcessInfo.processInfo.arguments[0] : executable,
-                                           actors: actors ?? config.actors.count)
-            options.evaluate = !noEval
-            let run = LocalRun(config: config, options: options)
-            let terminal = isatty(STDOUT_FILENO) != 0
-            var lastLine = 0.0
-            var drawn = false
-            let outcome = try run.run { status, monitor in
-                let now = Date().timeIntervalSince1970
-                if terminal {
-                    // The live dashboard (troupe monitor's), redrawn four times a second.
-                    guard now - lastLine > 0.25, monitor.eventCount > 0 else { return }
-                    if !drawn { _ = StandardOutput.write(DashboardRenderer.clearScreen + DashboardRenderer.hideCursor); drawn = true }
-                    let size = StandardOutput.terminalSize()
-                    let renderer = DashboardRenderer(width: size.columns, height: max(10, size.rows - 1), title: "troupe run")
-                    _ = StandardOutput.write(renderer.frame(monitor, now: now))
-                    lastLine = now
-                } else if now - lastLine > 5 {
-                    print(status.line); fflush(stdout); lastLine = now
-                }
-            }
-            if drawn { _ = StandardOutput.write(DashboardRenderer.showCursor + "\n") }
-            RunSummaryTable.print(outcome, config: run.config)
-            ReportWriter.writeIfPossible(runDirectory: outcome.runDirectory)
-            return outcome.exitStatus
+        var config = try runConfig.load()
+        if config.run.directory == nil && !runConfig.overrides.contains(where: { $0.hasPrefix("run.name=") }) && runConfig.config == nil {
+            let f = DateFormatter()
+            f.dateFormat = "yyyyMMdd-HHmmss"
+            config.run.name = "ttrl-" + f.string(from: Date())
         }
+        guard FileManager.default.fileExists(atPath: config.model.path + "/config.json") else {
+            throw CommandError("model \(config.model.path) not found; the built-in base model lives in models/arith-base of the repository (run from the repository root, or --set model.path=DIR)")
+        }
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
+        var options = LocalRun.Options(executable: ProcessInfo.processInfo.arguments[0].hasPrefix("/") ? ProcessInfo.processInfo.arguments[0] : executable,
+                                       actors: actors ?? config.actors.count)
+        options.evaluate = !noEval
+        let run = LocalRun(config: config, options: options)
+        let terminal = isatty(STDOUT_FILENO) != 0
+        var lastLine = 0.0
+        var drawn = false
+        let outcome = try run.run { status, monitor in
+            let now = Date().timeIntervalSince1970
+            if terminal {
+                // The live dashboard (troupe monitor's), redrawn four times a second.
+                guard now - lastLine > 0.25, monitor.eventCount > 0 else { return }
+                if !drawn { _ = StandardOutput.write(DashboardRenderer.clearScreen + DashboardRenderer.hideCursor); drawn = true }
+                let size = StandardOutput.terminalSize()
+                let renderer = DashboardRenderer(width: size.columns, height: max(10, size.rows - 1), title: "troupe run")
+                _ = StandardOutput.write(renderer.frame(monitor, now: now))
+                lastLine = now
+            } else if now - lastLine > 5 {
+                print(status.line); fflush(stdout); lastLine = now
+            }
+        }
+        if drawn { _ = StandardOutput.write(DashboardRenderer.showCursor + "\n") }
+        RunSummaryTable.print(outcome, config: run.config)
+        ReportWriter.writeIfPossible(runDirectory: outcome.runDirectory)
+        try finish(status: outcome.exitStatus)
     }
 }
 
@@ -94,9 +94,7 @@ enum RunSummaryTable {
 enum ReportWriter {
     static func writeIfPossible(runDirectory: String) {
         do {
-            let dir = URL(fileURLWithPath: runDirectory)
-            let run = try ReportFiles.loadRun(directory: dir, name: dir.lastPathComponent)
-            try ReportFiles.write(ReportPage.html(for: [run], title: nil), to: dir.appendingPathComponent(ReportFiles.reportFileName))
+            try ReportFiles.writeReport(runDirectory: URL(fileURLWithPath: runDirectory))
         } catch {
             FileHandle.standardError.write(Data("warning: could not write the report: \(error)\n".utf8))
         }
