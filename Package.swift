@@ -73,5 +73,8 @@ let package = Package(
         .testTarget(name: "TroupeTasksTests", dependencies: ["TroupeTasks"], swiftSettings: [v5]),
         .testTarget(name: "TroupeReportTests", dependencies: ["TroupeReport"], swiftSettings: [v5]),
         .testTarget(name: "TroupeRuntimeTests", dependencies: ["TroupeRuntime"], swiftSettings: [v5]),
+        .testTarget(name: "TroupeCLITests", dependencies: [
+            "TroupeCLI", "TroupeModel", "TroupeTasks", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: [v5]),
     ]
 )
