@@ -78,11 +78,15 @@ let package = Package(
         .target(name: "TroupeTasks", swiftSettings: [v5]),
         // Self-contained HTML run reports with SVG plots, from metrics JSON lines. Pure.
         .target(name: "TroupeReport", swiftSettings: [v5]),
-        .executableTarget(name: "troupe", dependencies: [
+        // Every command of the `troupe` executable: argument parsing, validation and printing.
+        .target(name: "TroupeCLI", dependencies: [
             "TroupeTasks", "TroupeReport", "TroupeWire",
             "TroupeRuntime", "TroupeLearner", "TroupeActor", "TroupeWeights", "TroupeMonitor", "TroupeLocalRun", "TroupeBench",
             "TroupeModel", "TroupeRL", "TroupeTokenizer", "TroupeTensor",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: [v5]),
+        .executableTarget(name: "troupe", dependencies: [
+            "TroupeCLI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: [v5]),
 
         .testTarget(name: "TroupeTensorTests", dependencies: ["TroupeTensor"], swiftSettings: [v5]),
@@ -100,5 +104,8 @@ let package = Package(
         .testTarget(name: "TroupeLocalRunTests", dependencies: ["TroupeLocalRun", "TroupeRuntime"], swiftSettings: [v5]),
         // Real learner, actor and replay processes on loopback (runs the built `troupe` binary).
         .testTarget(name: "TroupeIntegrationTests", dependencies: ["TroupeLocalRun"], swiftSettings: [v5]),
+        .testTarget(name: "TroupeCLITests", dependencies: [
+            "TroupeCLI", "TroupeModel", "TroupeTasks", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: [v5]),
     ]
 )

@@ -1,3 +1,5 @@
+import TroupeTensor
+
 /// How completions are drawn. The behaviour log-prob of each token is always taken from the full
 /// distribution at `temperature` (before top-k/top-p truncation), which is what the learner recomputes.
 public struct SamplingParameters: Codable, Equatable, Sendable {
@@ -57,6 +59,12 @@ public struct SampleRequest: Sendable {
     public init(prompt: [Int32], seed: UInt64) {
         self.prompt = prompt
         self.seed = seed
+    }
+
+    /// The seed of sample `j` of prompt `i` under base seed `base`: `Xoshiro256(mixing: [base, i, j]).next()`.
+    public static func seed(base: UInt64, prompt i: Int, sample j: Int) -> UInt64 {
+        var mixer = Xoshiro256(mixing: [base, UInt64(i), UInt64(j)])
+        return mixer.next()
     }
 }
 

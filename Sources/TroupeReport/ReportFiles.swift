@@ -96,6 +96,12 @@ public enum ReportFiles {
             throw ReportError.unwritable(path: url.path, reason: (error as NSError).localizedDescription)
         }
     }
+
+    /// Writes the report of the run in `directory` as its report.html, named after the directory.
+    public static func writeReport(runDirectory directory: URL) throws {
+        let run = try loadRun(directory: directory, name: directory.lastPathComponent)
+        try write(ReportPage.html(for: [run], title: nil), to: directory.appendingPathComponent(reportFileName))
+    }
 }
 
 public enum ReportError: Error, Equatable, CustomStringConvertible {

@@ -1,21 +1,20 @@
 import Foundation
-import TroupeModel
 
 /// Writes a model directory so that readers only ever see a complete one: everything goes into a
 /// sibling temporary directory first, which then replaces the destination in one rename
 /// (renameat2 RENAME_EXCHANGE where the kernel has it; otherwise two renames, and a crash between
 /// them leaves both complete copies on disk, never a half-written one).
-enum ModelOutput {
+public enum ModelOutput {
     /// Files of a source model directory that travel with its weights.
-    static let tokenizerFiles = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"]
+    public static let tokenizerFiles = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"]
 
-    struct Failure: Error, CustomStringConvertible {
-        let description: String
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
     }
 
     /// Saves `model` with `copying` files (absolute paths, copied under their own names) and `extra`
     /// files (name → contents) as the directory `destination`.
-    static func save(_ model: LlamaModel, to destination: String, copying: [String], extra: [String: Data]) throws {
+    public static func save(_ model: LlamaModel, to destination: String, copying: [String], extra: [String: Data]) throws {
         let url = URL(fileURLWithPath: destination).standardizedFileURL
         let parent = url.deletingLastPathComponent()
         try FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true)

@@ -11,8 +11,8 @@ import TroupeRuntime
 import TroupeWire
 import TroupeMonitor
 
-struct MonitorCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
+package struct MonitorCommand: ParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "monitor",
         abstract: "Watch a run's log stream: a live terminal dashboard, or every event as a JSON line.",
         discussion: """
@@ -23,21 +23,23 @@ struct MonitorCommand: ParsableCommand {
         """)
 
     @Argument(help: "The learner's log endpoint, e.g. tcp://127.0.0.1:5558.")
-    var endpoint: String
+    package var endpoint: String
 
     @Flag(name: .long, help: "Print each event as one JSON line (the default when standard output is not a terminal).")
-    var json = false
+    package var json = false
 
     @Option(name: .long, help: "Stop after this many seconds.")
-    var duration: Double?
+    package var duration: Double?
 
     @Flag(name: .long, help: "Stop when the learner reports run_finished or learner_stopped.")
-    var untilFinished = false
+    package var untilFinished = false
 
     @Option(name: .long, help: "Dashboard redraws per second.")
-    var refresh: Double = 4
+    package var refresh: Double = 4
 
-    func validate() throws {
+    package init() {}
+
+    package func validate() throws {
         let parsed: Endpoint
         do {
             parsed = try Endpoint(parsing: endpoint)
@@ -56,25 +58,22 @@ struct MonitorCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
+    package func run() throws {
         Shutdown.installHandlers()
-        runReportingErrors {
-            let context = try ZMQContext()
-            defer { context.shutdown() }
-            let subscriber = try MonitorSubscriber(context: context, endpoint: try Endpoint(parsing: endpoint))
-            defer { subscriber.close() }
-            var options = MonitorSubscriber.RunOptions(updatesPerSecond: refresh, stopWhenRunEnds: untilFinished)
-            options.deadline = duration.map { .after(.milliseconds(Int64($0 * 1000))) }
-            var state = MonitorState()
-            if json || OutputMode.detect() == .jsonLines {
-                try streamJSON(subscriber, &state, options)
-            } else {
-                try showDashboard(subscriber, &state, options)
-            }
-            if state.eventCount == 0 {
-                FileHandle.standardError.write(Data("troupe monitor: no events received from \(endpoint)\n".utf8))
-            }
-            return 0
+        let context = try ZMQContext()
+        defer { context.shutdown() }
+        let subscriber = try MonitorSubscriber(context: context, endpoint: try Endpoint(parsing: endpoint))
+        defer { subscriber.close() }
+        var options = MonitorSubscriber.RunOptions(updatesPerSecond: refresh, stopWhenRunEnds: untilFinished)
+        options.deadline = duration.map { .after(.milliseconds(Int64($0 * 1000))) }
+        var state = MonitorState()
+        if json || OutputMode.detect() == .jsonLines {
+            try streamJSON(subscriber, &state, options)
+        } else {
+            try showDashboard(subscriber, &state, options)
+        }
+        if state.eventCount == 0 {
+            FileHandle.standardError.write(Data("troupe monitor: no events received from \(endpoint)\n".utf8))
         }
     }
 

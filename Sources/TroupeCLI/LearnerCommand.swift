@@ -22,12 +22,10 @@ struct LearnerCommand: ParsableCommand {
 
     func run() throws {
         Shutdown.installHandlers()
-        runReportingErrors {
-            var config = try runConfig.load(frozenIn: resume)
-            if let dir = resume { config.run.directory = dir }
-            let server = try LearnerServer(config: config, resume: resume != nil)
-            return try server.run()
-        }
+        var config = try runConfig.load(frozenIn: resume)
+        if let dir = resume { config.run.directory = dir }
+        let server = try LearnerServer(config: config, resume: resume != nil)
+        try finish(status: server.run())
     }
 }
 
@@ -71,13 +69,11 @@ struct ActorCommand: ParsableCommand {
 
     func run() throws {
         Shutdown.installHandlers()
-        runReportingErrors {
-            let name = identity ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
-            var options = ActorClient.Options(learner: try Endpoint(parsing: learner), identity: name)
-            options.connectTimeout = connectTimeout
-            options.ignoreNewWeights = testIgnoreNewWeights
-            if !noRelay { options.relay = try WeightRelay.defaultAddress(learner: options.learner, advertiseHost: relayAdvertise) }
-            return try ActorClient(options: options).run()
-        }
+        let name = identity ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
+        var options = ActorClient.Options(learner: try Endpoint(parsing: learner), identity: name)
+        options.connectTimeout = connectTimeout
+        options.ignoreNewWeights = testIgnoreNewWeights
+        if !noRelay { options.relay = try WeightRelay.defaultAddress(learner: options.learner, advertiseHost: relayAdvertise) }
+        try finish(status: ActorClient(options: options).run())
     }
 }

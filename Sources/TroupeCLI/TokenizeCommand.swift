@@ -3,8 +3,8 @@ import Foundation
 import TroupeTokenizer
 
 /// `troupe tokenize`: text → token ids (and their spellings), or token ids → text, as JSON.
-struct TokenizeCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
+package struct TokenizeCommand: ParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "tokenize",
         abstract: "Encode text to token ids, or decode token ids to text, printing JSON.",
         discussion: """
@@ -21,27 +21,29 @@ struct TokenizeCommand: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("A model directory (tokenizer.json, or the built-in byte tokenizer).",
                                             valueName: "dir"))
-    var model: String?
+    package var model: String?
 
     @Option(name: .long, help: ArgumentHelp("A Hugging Face tokenizer.json file.", valueName: "file"))
-    var tokenizer: String?
+    package var tokenizer: String?
 
     @Option(name: .long, help: ArgumentHelp("Token ids to decode, separated by commas.", valueName: "ids"))
-    var ids: String?
+    package var ids: String?
 
     @Flag(name: .long, help: "Decode: the argument is a list of token ids separated by commas.")
-    var decode = false
+    package var decode = false
 
     @Flag(name: .long, help: "Prepend the tokenizer's BOS token, if it has one.")
-    var bos = false
+    package var bos = false
 
     @Flag(name: .long, help: "Encode special-token text (e.g. <|eos|>) as ordinary text.")
-    var noSpecialTokens = false
+    package var noSpecialTokens = false
 
     @Argument(help: "The text to encode, or with --decode the ids to decode.")
-    var text: String?
+    package var text: String?
 
-    mutating func validate() throws {
+    package init() {}
+
+    package mutating func validate() throws {
         switch (model, tokenizer) {
         case (nil, nil): throw ValidationError("give --model DIR or --tokenizer FILE")
         case (.some, .some): throw ValidationError("give only one of --model and --tokenizer")
@@ -54,7 +56,7 @@ struct TokenizeCommand: ParsableCommand {
                                          : "give the text to encode, or --ids to decode")
         }
         if let idList {
-            _ = try Self.parseIds(idList)
+            _ = try parseTokenIds(idList, option: idOption)
             if bos || noSpecialTokens { throw ValidationError("--bos and --no-special-tokens apply to encoding only") }
         }
     }
@@ -62,16 +64,10 @@ struct TokenizeCommand: ParsableCommand {
     /// The ids to decode, when decoding.
     private var idList: String? { ids ?? (decode ? text : nil) }
 
-    static func parseIds(_ list: String) throws -> [Int32] {
-        try list.split(whereSeparator: { $0 == "," || $0.isWhitespace }).map { item in
-            guard let id = Int32(item) else {
-                throw ValidationError("\(String(item).debugDescription) is not a token id (ids are integers separated by commas)")
-            }
-            return id
-        }
-    }
+    /// Where the ids to decode came from, for errors.
+    private var idOption: String { ids != nil ? "--ids" : "TEXT" }
 
-    func run() throws {
+    package func run() throws {
         let loaded: any Tokenizer
         if let model {
             loaded = try loadTokenizer(modelDirectory: model)
@@ -80,7 +76,7 @@ struct TokenizeCommand: ParsableCommand {
         }
         let output: [String: Any]
         if let idList {
-            output = ["text": try loaded.decode(try Self.parseIds(idList))]
+            output = ["text": try loaded.decode(try parseTokenIds(idList, option: idOption))]
         } else {
             let encoded = loaded.encode(text!, addingBos: bos, recognizingSpecialTokens: !noSpecialTokens)
             output = ["ids": encoded.map { Int($0) }, "tokens": encoded.map { loaded.tokenString(for: $0) ?? "" }]

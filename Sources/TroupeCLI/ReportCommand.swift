@@ -4,8 +4,8 @@ import TroupeReport
 
 /// `troupe report RUN [RUN...] [--out FILE] [--screenshot PNG]`: regenerate a run's HTML report, or
 /// compare several runs on one page.
-struct ReportCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
+package struct ReportCommand: ParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "report",
         abstract: "Write a self-contained HTML report with plots for a run, or compare several runs.",
         discussion: """
@@ -14,21 +14,23 @@ struct ReportCommand: ParsableCommand {
             """)
 
     @Argument(help: "Run directories, each holding metrics.jsonl.")
-    var runs: [String]
+    package var runs: [String]
 
     @Option(name: .long, help: "Where to write the page (default: RUN/report.html, or ./comparison.html for several runs).")
-    var out: String?
+    package var out: String?
 
     @Option(name: .long, help: "Page title (default: from the run names).")
-    var title: String?
+    package var title: String?
 
     @Option(name: .long, help: "Also render the page to this PNG with headless Chromium.")
-    var screenshot: String?
+    package var screenshot: String?
 
     @Option(name: .long, help: "Screenshot width in CSS pixels.")
-    var screenshotWidth: Int = 1280
+    package var screenshotWidth: Int = 1280
 
-    func validate() throws {
+    package init() {}
+
+    package func validate() throws {
         guard !runs.isEmpty else { throw ValidationError("give at least one run directory") }
         for run in runs {
             var isDirectory: ObjCBool = false
@@ -52,7 +54,7 @@ struct ReportCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
+    package func run() throws {
         let directories = runs.map { URL(fileURLWithPath: $0) }
         let names = ReportFiles.distinctNames(for: directories)
         let loaded = try zip(directories, names).map { try ReportFiles.loadRun(directory: $0, name: $1) }

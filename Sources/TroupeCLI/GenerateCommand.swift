@@ -6,8 +6,8 @@ import TroupeTokenizer
 
 /// `troupe generate`: sample completions of one or more prompts from a model directory, with the same
 /// sampler (KV cache, behaviour log-probs, per-sample seeds) the actors use.
-struct GenerateCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
+package struct GenerateCommand: ParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "generate",
         abstract: "Sample completions of prompts from a model directory.",
         discussion: """
@@ -23,80 +23,72 @@ struct GenerateCommand: ParsableCommand {
             special tokens left out; stop strings are kept, as the sampler returns them.
             """)
 
-    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup package var modelOptions: ModelOptions
 
     @Option(name: .long, help: ArgumentHelp("A prompt (repeat for several; they are sampled as one batch).", valueName: "text"))
-    var prompt: [String] = []
+    package var prompt: [String] = []
 
     @Option(name: .long, help: "Completions per prompt.")
-    var samples = 1
+    package var samples = 1
 
-    @Option(name: .long, help: "Sampling temperature (> 0; the behaviour log-probs are taken at it).")
-    var temperature: Float = 1
+    @OptionGroup package var sampling: SamplingOptions<GenerateDefaults>
 
     @Option(name: .long, help: "Keep the K most likely tokens (0: all).")
-    var topK = 0
+    package var topK = 0
 
     @Option(name: .long, help: "Keep the most likely tokens holding probability P (1: all).")
-    var topP: Float = 1
-
-    @Option(name: .long, help: "Maximum tokens per completion.")
-    var maxNewTokens = 64
+    package var topP: Float = 1
 
     @Option(name: .long, help: ArgumentHelp("Stop once the completion's text contains this string (repeatable).",
                                             valueName: "string"))
-    var stop: [String] = []
+    package var stop: [String] = []
 
     @Flag(name: .long, help: "Do not stop at the EOS token.")
-    var ignoreEos = false
+    package var ignoreEos = false
 
     @Flag(name: .long, help: "Prepend the tokenizer's BOS token to each prompt (if it has one).")
-    var bos = false
-
-    @Option(name: .long, help: "Base seed of the samples' random streams.")
-    var seed: UInt64 = 0
+    package var bos = false
 
     @Flag(name: .long, help: "Also compute the entropy of each token's distribution (JSON output).")
-    var entropy = false
+    package var entropy = false
 
     @Flag(name: .long, help: "Print JSON: token ids, behaviour log-probs, finish reasons, seeds.")
-    var json = false
+    package var json = false
 
-    func validate() throws {
+    package init() {}
+
+    package enum GenerateDefaults: SamplingDefaults {
+        package static let maxNewTokens = 64
+        package static let seed: UInt64 = 0
+        package static let seedHelp = "Base seed of the samples' random streams."
+    }
+
+    package func validate() throws {
         guard !prompt.isEmpty else { throw ValidationError("give at least one --prompt") }
         if let i = prompt.firstIndex(where: \.isEmpty), !bos {
             throw ValidationError("--prompt \(i + 1) is empty; give some text (or --bos to start from the BOS token)")
         }
         guard samples >= 1 else { throw ValidationError("--samples must be at least 1, got \(samples)") }
-        guard temperature.isFinite && temperature > 0 else {
-            throw ValidationError("--temperature must be finite and > 0, got \(temperature)")
-        }
         guard topK >= 0 else { throw ValidationError("--top-k must be ≥ 0, got \(topK)") }
         guard topP > 0 && topP <= 1 else { throw ValidationError("--top-p must be in (0, 1], got \(topP)") }
-        guard maxNewTokens > 0 else { throw ValidationError("--max-new-tokens must be > 0, got \(maxNewTokens)") }
         if stop.contains("") { throw ValidationError("--stop must not be empty: it would end every completion at once") }
     }
 
-    /// The seed of sample `j` of prompt `i`.
-    static func sampleSeed(base: UInt64, prompt i: Int, sample j: Int) -> UInt64 {
-        var mixer = Xoshiro256(mixing: [base, UInt64(i), UInt64(j)])
-        return mixer.next()
-    }
-
-    func run() throws {
+    package func run() throws {
         let model = try modelOptions.loadModel()
         let tokenizer = try modelOptions.loadTokenizer()
-        try checkTokenizer(tokenizer, fits: model.config, directory: modelOptions.model)
+        try model.config.check(fits: tokenizer, directory: modelOptions.model)
         let promptIds = prompt.map { tokenizer.encode($0, addingBos: bos) }
         if let i = promptIds.firstIndex(where: \.isEmpty) {
             throw CommandError("--prompt \(i + 1) encodes to no tokens")
         }
         var requests: [SampleRequest] = []
         for (i, ids) in promptIds.enumerated() {
-            for j in 0..<samples { requests.append(SampleRequest(prompt: ids, seed: Self.sampleSeed(base: seed, prompt: i, sample: j))) }
+            for j in 0..<samples { requests.append(SampleRequest(prompt: ids, seed: SampleRequest.seed(base: sampling.seed, prompt: i, sample: j))) }
         }
-        let stopTokens = ignoreEos ? [] : defaultStopTokens(tokenizer: tokenizer, config: model.config)
-        let parameters = SamplingParameters(temperature: temperature, topK: topK, topP: topP, maxNewTokens: maxNewTokens,
+        let stopTokens = ignoreEos ? [] : model.config.defaultStopTokens(tokenizer: tokenizer)
+        let parameters = SamplingParameters(temperature: sampling.temperature, topK: topK, topP: topP,
+                                            maxNewTokens: sampling.maxNewTokens,
                                             stopTokens: stopTokens, stopStrings: stop, computeEntropy: entropy)
         let started = ModelBenchmark.now()
         let completions = try Sampler(model: model).generate(requests, parameters: parameters,
@@ -123,9 +115,9 @@ struct GenerateCommand: ParsableCommand {
             let generated = completions.reduce(0) { $0 + $1.tokens.count }
             try JSONOutput.print([
                 "model": modelOptions.model, "weights_hash": model.weightsHash(),
-                "parameters": ["temperature": Double(temperature), "top_k": topK, "top_p": Double(topP),
-                               "max_new_tokens": maxNewTokens, "stop_tokens": stopTokens.map(Int.init), "stop": stop,
-                               "seed": seed],
+                "parameters": ["temperature": Double(sampling.temperature), "top_k": topK, "top_p": Double(topP),
+                               "max_new_tokens": sampling.maxNewTokens, "stop_tokens": stopTokens.map(Int.init),
+                               "stop": stop, "seed": sampling.seed],
                 "results": results, "generated_tokens": generated, "seconds": seconds,
                 "tokens_per_s": seconds > 0 ? Double(generated) / seconds : 0,
             ], pretty: true)

@@ -17,13 +17,3 @@ struct RunConfigOptions: ParsableArguments {
         return try RunConfig.load(path: config, overrides: overrides)
     }
 }
-
-/// Runs a throwing body, printing errors as one clear line and mapping them to exit codes.
-func runReportingErrors(_ body: () throws -> Int32) -> Never {
-    do {
-        exit(try body())
-    } catch {
-        FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
-        exit(1)
-    }
-}

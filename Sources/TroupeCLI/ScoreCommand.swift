@@ -5,8 +5,8 @@ import TroupeTokenizer
 
 /// `troupe score`: per-token log-probs of a completion (or of token ids) through the training forward,
 /// the numbers the learner computes for its ratio.
-struct ScoreCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
+package struct ScoreCommand: ParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "score",
         abstract: "Print per-token log-probs of a completion, or of token ids, as JSON.",
         discussion: """
@@ -22,30 +22,33 @@ struct ScoreCommand: ParsableCommand {
             "tokens" spell the scored ids when the model directory has a tokenizer.
             """)
 
-    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup package var modelOptions: ModelOptions
 
     @Option(name: .long, help: ArgumentHelp("The context, not scored.", valueName: "text"))
-    var prompt: String?
+    package var prompt: String?
 
     @Option(name: .long, help: ArgumentHelp("The text whose tokens are scored.", valueName: "text"))
-    var completion: String?
+    package var completion: String?
 
     @Option(name: .long, help: ArgumentHelp("Token ids, separated by commas.", valueName: "ids"))
-    var ids: String?
+    package var ids: String?
 
     @Option(name: .long, help: ArgumentHelp("With --ids: index of the first scored token (≥ 1).", valueName: "k"))
-    var scoreFrom: Int?
+    package var scoreFrom: Int?
 
-    @Option(name: .long, help: "Temperature of the distribution the log-probs are taken from (> 0).")
-    var temperature: Float = 1
+    @OptionGroup package var temperatureOption: TemperatureOption
 
     @Flag(name: .long, help: "Prepend the tokenizer's BOS token to the prompt (text only).")
-    var bos = false
+    package var bos = false
 
     @Flag(name: .long, help: "Also print the entropy of each scored token's distribution.")
-    var entropy = false
+    package var entropy = false
 
-    func validate() throws {
+    package init() {}
+
+    package var temperature: Float { temperatureOption.temperature }
+
+    package func validate() throws {
         if let ids {
             guard prompt == nil && completion == nil else {
                 throw ValidationError("give either --ids or --prompt/--completion, not both")
@@ -66,12 +69,9 @@ struct ScoreCommand: ParsableCommand {
             }
             if completion.isEmpty { throw ValidationError("--completion is empty: nothing to score") }
         }
-        guard temperature.isFinite && temperature > 0 else {
-            throw ValidationError("--temperature must be finite and > 0, got \(temperature)")
-        }
     }
 
-    func run() throws {
+    package func run() throws {
         let model = try modelOptions.loadModel()
         let sequence: [Int32]
         let from: Int
@@ -83,7 +83,7 @@ struct ScoreCommand: ParsableCommand {
             tokenizer = try? modelOptions.loadTokenizer()
         } else {
             let loaded = try modelOptions.loadTokenizer()
-            try checkTokenizer(loaded, fits: model.config, directory: modelOptions.model)
+            try model.config.check(fits: loaded, directory: modelOptions.model)
             tokenizer = loaded
             let promptIds = loaded.encode(prompt!, addingBos: bos)
             let completionIds = loaded.encode(completion!)

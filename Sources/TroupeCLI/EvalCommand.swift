@@ -9,8 +9,8 @@ import TroupeTokenizer
 
 /// `troupe eval MODEL --task SPEC --samples k`: pass@1, pass@k and maj@k with 95% intervals, as a
 /// table on a terminal or as JSON (docs/eval.md).
-struct EvalCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
+package struct EvalCommand: ParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "eval",
         abstract: "Measure a model's accuracy on labelled tasks: pass@1, pass@k, maj@k with 95% intervals.",
         discussion: """
@@ -29,98 +29,85 @@ struct EvalCommand: ParsableCommand {
 
     @Argument(help: ArgumentHelp("Model directory: config.json, model.safetensors, tokenizer.json (or none: byte tokenizer).",
                                  valueName: "model"))
-    var model: String
+    package var model: String
 
-    @Option(name: .long, help: ArgumentHelp("Built-in task, e.g. arith:add2 (docs/tasks.md).", valueName: "spec"))
-    var task: String?
+    @Option(name: .long, help: ArgumentHelp("Built-in task, e.g. arith:add2 (docs/tasks.md).", valueName: "spec"),
+            transform: { try TaskSpec(parsing: $0) })
+    package var task: TaskSpec?
 
     @Option(name: .long, help: ArgumentHelp("A JSONL task file of {\"prompt\", \"answer\"} lines, instead of --task.",
                                             valueName: "jsonl"))
-    var file: String?
+    package var file: String?
 
-    @Option(name: .long, help: ArgumentHelp("Split of the built-in task: test or train.", valueName: "split"))
-    var split: String = TaskSplit.test.rawValue
+    @Option(name: .long, help: ArgumentHelp("Split of the built-in task.", valueName: "split"))
+    package var split: TaskSplit = .test
 
     @Option(name: .long, help: ArgumentHelp("Prompts to evaluate (default: 64 for --task, every line for --file).",
                                             valueName: "n"))
-    var count: Int?
+    package var count: Int?
 
-    @Option(name: .long, help: ArgumentHelp("What to do with bad lines of --file: refuse (the default) or skip.",
-                                            valueName: "policy"))
-    var badLines: String = TaskFile.BadLinePolicy.refuse.rawValue
+    @Option(name: .long, help: ArgumentHelp("What to do with bad lines of --file.", valueName: "policy"))
+    package var badLines: TaskFile.BadLinePolicy = .refuse
 
     @Option(name: .long, help: ArgumentHelp("Completions per prompt, the k of pass@k and maj@k.", valueName: "k"))
-    var samples: Int
+    package var samples: Int
 
-    @Option(name: .long, help: "Sampling temperature (> 0).")
-    var temperature: Float = 1
-
-    @Option(name: .long, help: ArgumentHelp("Maximum tokens per completion.", valueName: "n"))
-    var maxNewTokens = 16
-
-    @Option(name: .long, help: "Seed of the built-in task set and of the samples.")
-    var seed: UInt64 = 1
+    @OptionGroup package var sampling: SamplingOptions<EvalDefaults>
 
     @Option(name: .long, help: ArgumentHelp("Most sequences per sampler call (larger is faster; results do not change).",
                                             valueName: "n"))
-    var batchSize = EvaluationSettings.defaultBatchSize
+    package var batchSize = EvaluationSettings.defaultBatchSize
 
     @Flag(name: .long, help: "Prepend the tokenizer's BOS token to each prompt (as `troupe sft --bos`).")
-    var bos = false
+    package var bos = false
 
-    @Option(name: .long, help: ArgumentHelp("OpenBLAS threads (default: OpenBLAS's choice, e.g. OPENBLAS_NUM_THREADS).",
-                                            valueName: "n"))
-    var threads: Int?
+    @OptionGroup package var threadOptions: ThreadOptions
 
     @Flag(name: .long, help: "Print JSON even on a terminal.")
-    var json = false
+    package var json = false
 
     @Flag(name: .long, help: "Include every prompt's answers and outcome in the JSON.")
-    var perPrompt = false
+    package var perPrompt = false
 
-    static let defaultTaskCount = 64
+    package init() {}
 
-    func validate() throws {
-        try ModelOptions.validateDirectory(model, option: "MODEL")
+    package static let defaultTaskCount = 64
+
+    package enum EvalDefaults: SamplingDefaults {
+        package static let maxNewTokens = 16
+        package static let seed: UInt64 = 1
+        package static let seedHelp = "Seed of the built-in task set and of the samples."
+    }
+
+    package func validate() throws {
+        try validateDirectory(model, option: "MODEL")
         switch (task, file) {
         case (nil, nil): throw ValidationError("give --task SPEC (e.g. --task arith:add2) or --file JSONL")
         case (_?, _?): throw ValidationError("give only one of --task and --file")
-        case let (spec?, nil):
-            do { _ = try TaskSpec(parsing: spec) } catch { throw ValidationError("--task: \(error)") }
-            guard TaskSplit(rawValue: split) != nil else {
-                throw ValidationError("--split must be test or train, got \(split.debugDescription)")
-            }
+        case (_?, nil): break
         case let (nil, path?):
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
                 throw ValidationError("--file \(path) is not a file")
             }
-            guard TaskFile.BadLinePolicy(rawValue: badLines) != nil else {
-                throw ValidationError("--bad-lines must be refuse or skip, got \(badLines.debugDescription)")
-            }
         }
         if let count, count < 1 { throw ValidationError("--count must be at least 1, got \(count)") }
-        if let taskSpec = task.flatMap({ try? TaskSpec(parsing: $0) }), let split = TaskSplit(rawValue: split),
-           let available = TaskSet.problemCount(taskSpec, split: split), (count ?? Self.defaultTaskCount) > available {
-            throw ValidationError("--count \(count ?? Self.defaultTaskCount): \(taskSpec) has only \(available) problems "
+        if let task, let available = TaskSet.problemCount(task, split: split), (count ?? Self.defaultTaskCount) > available {
+            throw ValidationError("--count \(count ?? Self.defaultTaskCount): \(task) has only \(available) problems "
                 + "in its \(split) split")
         }
         guard samples >= 1 else { throw ValidationError("--samples must be at least 1, got \(samples)") }
-        guard temperature.isFinite && temperature > 0 else {
-            throw ValidationError("--temperature must be finite and > 0, got \(temperature)")
-        }
-        guard maxNewTokens >= 1 else { throw ValidationError("--max-new-tokens must be at least 1, got \(maxNewTokens)") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
     }
 
-    func run() throws {
+    package func run() throws {
         let (items, skipped) = try loadItems()
-        for problem in skipped { FileHandle.standardError.write(Data("warning: skipped \(file!) \(problem)\n".utf8)) }
-        if let threads { BLASInfo.setThreads(threads) }
+        for problem in skipped { FileHandle.standardError.write(Data("warning: skipped \(file ?? "") \(problem)\n".utf8)) }
+        threadOptions.apply()
         let evaluator = try Evaluator(model: ModelDirectory.load(model), tokenizer: loadTokenizer(modelDirectory: model))
-        let settings = EvaluationSettings(samplesPerPrompt: samples, temperature: temperature, maxNewTokens: maxNewTokens,
-                                          seed: seed, batchSize: batchSize, addBos: bos)
+        let settings = EvaluationSettings(samplesPerPrompt: samples, temperature: sampling.temperature,
+                                          maxNewTokens: sampling.maxNewTokens, seed: sampling.seed, batchSize: batchSize,
+                                          addBos: bos)
         let progress = EvalProgressLine()
         let evaluation = try evaluator.evaluate(items, settings: settings, progress: progress.show)
         progress.finish()
@@ -136,8 +123,7 @@ struct EvalCommand: ParsableCommand {
         if let file {
             let contents: TaskFileContents
             do {
-                contents = try TaskFile.load(contentsOf: URL(fileURLWithPath: file),
-                                             policy: TaskFile.BadLinePolicy(rawValue: badLines)!)
+                contents = try TaskFile.load(contentsOf: URL(fileURLWithPath: file), policy: badLines)
             } catch let error as TaskFileError {
                 guard case .badLines = error else { throw error }
                 throw CommandError("\(error)\n(--bad-lines skip evaluates the good lines)")
@@ -150,8 +136,8 @@ struct EvalCommand: ParsableCommand {
             }
             return (items, contents.skipped)
         }
-        let items = try TaskSet.generate(TaskSpec(parsing: task!), split: TaskSplit(rawValue: split)!,
-                                         count: count ?? Self.defaultTaskCount, seed: seed)
+        guard let task else { return ([], []) }  // validate() required --task or --file
+        let items = try TaskSet.generate(task, split: split, count: count ?? Self.defaultTaskCount, seed: sampling.seed)
         return (items, [])
     }
 
@@ -163,14 +149,14 @@ struct EvalCommand: ParsableCommand {
         }
         var object: [String: Any] = [
             "model": model,
-            "task": task.flatMap { try? TaskSpec(parsing: $0).description } ?? NSNull(),
+            "task": task?.description ?? NSNull(),
             "file": file ?? NSNull(),
-            "split": file == nil ? split : NSNull(),
+            "split": file == nil ? split.rawValue : NSNull(),
             "skipped_lines": skippedLines,
             "k": result.k,
-            "temperature": Double(temperature),
-            "max_new_tokens": maxNewTokens,
-            "seed": seed,
+            "temperature": Double(sampling.temperature),
+            "max_new_tokens": sampling.maxNewTokens,
+            "seed": sampling.seed,
             "batch_size": batchSize,
             "prompts": evaluation.promptCount,
             "samples": evaluation.sampleCount,
@@ -205,7 +191,7 @@ struct EvalCommand: ParsableCommand {
         let result = evaluation.result
         let k = result.k
         let source = file.map { "\($0)" + (skippedLines > 0 ? " (\(skippedLines) bad lines skipped)" : "") }
-            ?? "\(task.flatMap { try? TaskSpec(parsing: $0).description } ?? "") \(split) split"
+            ?? "\(task?.description ?? "") \(split) split"
         func percent(_ x: Double, width: Int = 5) -> String { String(format: "%\(width).1f%%", 100 * x) }
         func row(_ name: String, _ e: Estimate) -> String {
             "  \(name.padding(toLength: 10, withPad: " ", startingAt: 0))\(percent(e.value))   "
@@ -225,9 +211,9 @@ struct EvalCommand: ParsableCommand {
             "",
             fact("valid answers", percent(result.validAnswerFraction, width: 0) + " of samples"),
             fact("cut at max tokens", percent(lengthFraction, width: 0)
-                 + " (--max-new-tokens \(maxNewTokens))"),
+                 + " (--max-new-tokens \(sampling.maxNewTokens))"),
             fact("prompts", "\(evaluation.promptCount)"),
-            fact("samples", "\(evaluation.sampleCount) (\(k) per prompt, temperature \(temperature), seed \(seed))"),
+            fact("samples", "\(evaluation.sampleCount) (\(k) per prompt, temperature \(sampling.temperature), seed \(sampling.seed))"),
             fact("tokens/s", String(format: "%.0f", evaluation.tokensPerSecond)),
             fact("wall time", evaluation.wallSeconds < 60 ? String(format: "%.1fs", evaluation.wallSeconds)
                                                           : ProgressReporter.duration(evaluation.wallSeconds)),

@@ -7,8 +7,8 @@ import TroupeTokenizer
 
 /// `troupe sft`: supervised fine-tuning, loss on completion tokens only (`TroupeModel.SFTTrainer`),
 /// on a JSONL file of {prompt, completion} or on a built-in task's training split; saves a model directory.
-struct SFTCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
+package struct SFTCommand: ParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "sft",
         abstract: "Supervised fine-tuning on {prompt, completion} pairs; loss on completion tokens only.",
         discussion: """
@@ -37,83 +37,91 @@ struct SFTCommand: ParsableCommand {
 
     // Data
     @Option(name: .long, help: ArgumentHelp("JSONL file of {\"prompt\": ..., \"completion\": ...} lines.", valueName: "file"))
-    var data: String?
+    package var data: String?
 
-    @Option(name: .long, help: ArgumentHelp("A built-in task (e.g. arith:add2); trains on its training split.", valueName: "spec"))
-    var task: String?
+    @Option(name: .long, help: ArgumentHelp("A built-in task (e.g. arith:add2); trains on its training split.", valueName: "spec"),
+            transform: { try TaskSpec(parsing: $0) })
+    package var task: TaskSpec?
 
     @Option(name: .long, help: "With --task: training problems to generate.")
-    var count = 1000
+    package var count = 1000
 
     @Option(name: .long, help: ArgumentHelp("Held-out JSONL for evaluation (with --data).", valueName: "file"))
-    var evalData: String?
+    package var evalData: String?
 
     @Option(name: .long, help: "With --task: test-split problems for evaluation.")
-    var evalCount = 32
+    package var evalCount = 32
 
     @Flag(name: .long, help: "Prepend the tokenizer's BOS token to every prompt.")
-    var bos = false
+    package var bos = false
 
     // Model
     @Option(name: .long, help: ArgumentHelp("Start from this model directory.", valueName: "dir"))
-    var model: String?
+    package var model: String?
 
     @Option(name: .customLong("init"), help: ArgumentHelp("Start from random weights: tiny, small, smollm2-135m, or a config.json.",
                                             valueName: "shape"))
-    var initialize: String?
+    package var initialize: String?
 
     @Option(name: .long, help: ArgumentHelp("With --init: a tokenizer.json (default: the built-in byte tokenizer).",
                                             valueName: "file"))
-    var tokenizer: String?
+    package var tokenizer: String?
 
     @Option(name: .long, help: ArgumentHelp("Where to write the trained model directory.", valueName: "dir"))
-    var out: String
+    package var out: String
 
     @Flag(name: .long, help: "Replace --out when it already holds files.")
-    var force = false
+    package var force = false
 
     // Optimisation
     @Option(name: .long, help: "Passes over the training data (default 1 unless --steps is given).")
-    var epochs: Int?
+    package var epochs: Int?
 
     @Option(name: .long, help: "Optimizer steps (instead of --epochs).")
-    var steps: Int?
+    package var steps: Int?
 
     @Option(name: .long, help: "Examples per optimizer step (at most the number of training examples).")
-    var batchSize = 16
+    package var batchSize = 16
 
     @Option(name: .long, help: "Peak learning rate.")
-    var lr = 3e-4
+    package var lr = 3e-4
 
     @Option(name: .long, help: "Linear warm-up steps.")
-    var warmup = 0
+    package var warmup = 0
 
     @Option(name: .long, help: "After warm-up: cosine (decay to 10% of --lr) or constant.")
-    var schedule = "cosine"
+    package var schedule: LearningRateSchedule.Decay = .cosine
 
     @Option(name: .long, help: "AdamW decoupled weight decay (matrices only).")
-    var weightDecay = 0.0
+    package var weightDecay = 0.0
 
     @Option(name: .long, help: "Clip the global gradient norm to this (0: no clipping).")
-    var maxGradNorm = 1.0
+    package var maxGradNorm = 1.0
 
     @Option(name: .long, help: "Tokens per forward/backward micro-batch (memory bound; the gradient is the same).")
-    var microBatchTokens = 8192
+    package var microBatchTokens = 8192
 
     @Option(name: .long, help: "Seed of the initial weights, the data order and the task problems.")
-    var seed: UInt64 = 0
+    package var seed: UInt64 = 0
 
     // Reporting
     @Option(name: .long, help: "Evaluate every N steps (0: only at the end).")
-    var evalEvery = 0
+    package var evalEvery = 0
 
     @Option(name: .long, help: "Save --out every N steps (0: only at the end).")
-    var saveEvery = 0
+    package var saveEvery = 0
 
-    @Option(name: .long, help: ArgumentHelp("OpenBLAS threads.", valueName: "n"))
-    var threads: Int?
+    @OptionGroup package var threadOptions: ThreadOptions
 
-    func validate() throws {
+    package init() {}
+
+    package func validate() throws {
+        try validateData()
+        try validateModel()
+        try validateOptimisation()
+    }
+
+    private func validateData() throws {
         switch (data, task) {
         case (nil, nil): throw ValidationError("give --data FILE or --task SPEC")
         case (.some, .some): throw ValidationError("give only one of --data and --task")
@@ -127,17 +135,17 @@ struct SFTCommand: ParsableCommand {
         if data != nil && evalData == nil && evalEvery > 0 {
             throw ValidationError("--eval-every needs held-out examples: give --eval-data FILE")
         }
-        if let task {
-            do { _ = try TaskSpec(parsing: task) } catch { throw ValidationError("--task: \(error)") }
-        }
         guard count >= 1 else { throw ValidationError("--count must be at least 1, got \(count)") }
         guard evalCount >= 1 else { throw ValidationError("--eval-count must be at least 1, got \(evalCount)") }
+    }
+
+    private func validateModel() throws {
         switch (model, initialize) {
         case (nil, nil): throw ValidationError("give --model DIR (fine-tune) or --init SHAPE (random weights)")
         case (.some, .some): throw ValidationError("give only one of --model and --init")
         default: break
         }
-        if let model { try ModelOptions.validateDirectory(model, option: "--model") }
+        if let model { try validateDirectory(model, option: "--model") }
         if let initialize, ModelBenchmark.shapes.first(where: { $0.name == initialize }) == nil,
            !FileManager.default.isReadableFile(atPath: initialize) {
             let names = ModelBenchmark.shapes.map(\.name).joined(separator: ", ")
@@ -150,90 +158,67 @@ struct SFTCommand: ParsableCommand {
         if !force, let contents = try? FileManager.default.contentsOfDirectory(atPath: out), !contents.isEmpty {
             throw ValidationError("--out \(out) already holds files; pass --force to replace it")
         }
-        if FileManager.default.fileExists(atPath: out) && !isDirectory(out) {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: out, isDirectory: &isDirectory) && !isDirectory.boolValue {
             throw ValidationError("--out \(out) is a file, not a directory")
         }
+    }
+
+    private func validateOptimisation() throws {
         if epochs != nil && steps != nil { throw ValidationError("give --epochs or --steps, not both") }
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps)") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
         guard lr.isFinite && lr > 0 else { throw ValidationError("--lr must be finite and > 0, got \(lr)") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be ≥ 0, got \(warmup)") }
-        guard LearningRateSchedule.Decay(rawValue: schedule) != nil else {
-            throw ValidationError("--schedule must be cosine or constant, got \(schedule)")
-        }
         guard weightDecay.isFinite && weightDecay >= 0 else { throw ValidationError("--weight-decay must be ≥ 0, got \(weightDecay)") }
         guard maxGradNorm.isFinite && maxGradNorm >= 0 else { throw ValidationError("--max-grad-norm must be ≥ 0, got \(maxGradNorm)") }
         guard microBatchTokens >= 1 else { throw ValidationError("--micro-batch-tokens must be at least 1") }
         guard evalEvery >= 0 else { throw ValidationError("--eval-every must be ≥ 0, got \(evalEvery)") }
         guard saveEvery >= 0 else { throw ValidationError("--save-every must be ≥ 0, got \(saveEvery)") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
     }
 
-    private func isDirectory(_ path: String) -> Bool {
-        var flag: ObjCBool = false
-        return FileManager.default.fileExists(atPath: path, isDirectory: &flag) && flag.boolValue
-    }
-
-    func run() throws {
-        if let threads { BLASInfo.setThreads(threads) }
+    package func run() throws {
+        threadOptions.apply()
         let start = try startingPoint()
-        let eos = try endOfSequence(start)
+        let eos = try start.model.config.endOfSequence(tokenizer: start.tokenizer)
         let data = try trainingData(tokenizer: start.tokenizer, eos: eos)
         let trainer = try SFTTrainer(model: start.model, optimizer: AdamWOptions(
             learningRate: lr, weightDecay: weightDecay, maxGradNorm: maxGradNorm > 0 ? maxGradNorm : nil),
             microBatchTokens: microBatchTokens)
         for (e, r) in zip(data.train + data.eval, data.trainRecords + data.evalRecords) { try trainer.validate(e, name: r.origin) }
 
-        // A batch is at most the whole training set.
-        let batchSize = min(self.batchSize, data.train.count)
-        let totalSteps = steps ?? ((epochs ?? 1) * data.train.count + batchSize - 1) / batchSize
-        let lrSchedule = LearningRateSchedule(peak: lr, warmupSteps: warmup, totalSteps: totalSteps,
-                                              decay: LearningRateSchedule.Decay(rawValue: schedule)!)
-        let progress = ProgressReporter(totalSteps: totalSteps)
+        let plan = SFTPlan(trainExamples: data.train.count, batchSize: batchSize, epochs: epochs, steps: steps, peak: lr,
+                           warmupSteps: warmup, decay: schedule, evaluateEvery: evalEvery, saveEvery: saveEvery, seed: seed)
+        let progress = ProgressReporter(totalSteps: plan.totalSteps)
         progress.event("start", fields: [
-            "train_examples": data.train.count, "eval_examples": data.eval.count, "steps": totalSteps,
-            "batch_size": batchSize, "parameters": start.model.layout.totalCount, "source": start.description,
+            "train_examples": data.train.count, "eval_examples": data.eval.count, "steps": plan.totalSteps,
+            "batch_size": plan.batchSize, "parameters": start.model.layout.totalCount, "source": start.description,
             "data": data.description, "out": out, "eos": Int(eos),
-        ], message: "sft: \(data.description), \(data.train.count) examples → \(totalSteps) steps of \(batchSize); "
+        ], message: "sft: \(data.description), \(data.train.count) examples → \(plan.totalSteps) steps of \(plan.batchSize); "
             + "\(start.description), \(start.model.layout.totalCount) parameters; eval on \(data.eval.count)")
 
-        var order = BatchOrder(count: data.train.count, seed: seed)
-        var skipped = 0
-        var lastLoss = Double.nan
         var evaluation: [String: Any] = [:]
-        let began = ModelBenchmark.now()
-        if evalEvery > 0 && !data.eval.isEmpty { evaluation = try evaluate(trainer, data, start, step: 0, progress: progress) }
-        for step in 1...totalSteps {
-            let batch = order.next(batchSize).map { data.train[$0] }
-            let t0 = ModelBenchmark.now()
-            let result = try trainer.step(batch, learningRate: lrSchedule.rate(step: step))
-            let seconds = ModelBenchmark.now() - t0
-            if result.skipped { skipped += 1 }
-            lastLoss = result.loss
-            progress.step(step, seconds: seconds, tokens: result.totalTokens, fields: [
+        let outcome = try SFTLoop(plan: plan).run(trainer, on: data.train, evaluates: !data.eval.isEmpty, onStep: { report in
+            let result = report.result
+            progress.step(report.step, seconds: report.seconds, tokens: result.totalTokens, fields: [
                 "loss": result.loss, "lr": result.learningRate, "grad_norm": result.gradNorm, "clipped": result.clipped,
                 "skipped": result.skipped, "tokens": result.totalTokens, "completion_tokens": result.completionTokens,
-                "epoch": order.epoch,
+                "epoch": report.epoch,
             ], summary: String(format: "loss %.4f  lr %.2e  |g| %.3f", result.loss, result.learningRate, result.gradNorm)
                 + (result.skipped ? "  SKIPPED" : ""))
-            if evalEvery > 0 && step % evalEvery == 0 && step < totalSteps && !data.eval.isEmpty {
-                evaluation = try evaluate(trainer, data, start, step: step, progress: progress)
-            }
-            if saveEvery > 0 && step % saveEvery == 0 && step < totalSteps {
-                try save(start, trainer: trainer, step: step, totalSteps: totalSteps, batchSize: batchSize, lastLoss: lastLoss,
-                         evaluation: evaluation, data: data, progress: progress)
-            }
-        }
-        if !data.eval.isEmpty { evaluation = try evaluate(trainer, data, start, step: totalSteps, progress: progress) }
-        try save(start, trainer: trainer, step: totalSteps, totalSteps: totalSteps, batchSize: batchSize, lastLoss: lastLoss,
-                 evaluation: evaluation, data: data, progress: progress)
-        let seconds = ModelBenchmark.now() - began
+        }, evaluate: { step in
+            evaluation = try evaluate(trainer, data, start, step: step, progress: progress)
+        }, save: { step, lastLoss in
+            try save(start, trainer: trainer, step: step, plan: plan, lastLoss: lastLoss, evaluation: evaluation, data: data,
+                     progress: progress)
+        })
         progress.event("done", fields: [
-            "steps": totalSteps, "skipped_steps": skipped, "loss": lastLoss, "seconds": seconds,
+            "steps": outcome.steps, "skipped_steps": outcome.skippedSteps, "loss": outcome.lastLoss, "seconds": outcome.seconds,
             "tokens_per_s": progress.tokensPerSecond, "out": out,
-        ], message: String(format: "done: %d steps in %@, final loss %.4f, %d skipped steps, %.0f tok/s → %@", totalSteps,
-                           ProgressReporter.duration(seconds), lastLoss, skipped, progress.tokensPerSecond, out))
+        ], message: String(format: "done: %d steps in %@, final loss %.4f, %d skipped steps, %.0f tok/s → %@", outcome.steps,
+                           ProgressReporter.duration(outcome.seconds), outcome.lastLoss, outcome.skippedSteps,
+                           progress.tokensPerSecond, out))
     }
 
     // MARK: starting point
@@ -250,43 +235,19 @@ struct SFTCommand: ParsableCommand {
         if let model {
             let loaded = try ModelDirectory.load(model)
             let tokenizer = try loadTokenizer(modelDirectory: model)
-            try checkTokenizer(tokenizer, fits: loaded.config, directory: model)
+            try loaded.config.check(fits: tokenizer, directory: model)
             let files = ModelOutput.tokenizerFiles.map { URL(fileURLWithPath: model).appendingPathComponent($0).path }
                 .filter { FileManager.default.fileExists(atPath: $0) }
             return Start(model: loaded, tokenizer: tokenizer, tokenizerFiles: files, description: "from \(model)")
         }
-        let shapeName = initialize!
-        let tokenizer: any Tokenizer = try tokenizer.map { try loadTokenizer(tokenizerFile: $0) } ?? ByteTokenizer()
-        var config: ModelConfig
+        guard let shapeName = initialize else { throw CommandError("give --model DIR or --init SHAPE") }
+        let tokenizer: any Tokenizer = try self.tokenizer.map { try loadTokenizer(tokenizerFile: $0) } ?? ByteTokenizer()
+        let config: ModelConfig
         if let shape = ModelBenchmark.shapes.first(where: { $0.name == shapeName }) {
-            config = shape.config
-            config.vocabularySize = tokenizer.vocabularySize
-            config.bosTokenId = tokenizer.bosTokenId.map(Int.init)
-            config.eosTokenIds = tokenizer.eosTokenId.map { [Int($0)] } ?? []
-            config.padTokenId = tokenizer.padTokenId.map(Int.init)
+            config = shape.config.sized(for: tokenizer)
         } else {
             config = try ModelConfig.parse(json: try Data(contentsOf: URL(fileURLWithPath: shapeName)), path: shapeName)
-            guard config.vocabularySize >= tokenizer.vocabularySize else {
-                throw CommandError("\(shapeName): vocab_size \(config.vocabularySize) is smaller than the tokenizer's "
-                    + "\(tokenizer.vocabularySize) ids")
-            }
-            // The saved directory must load its tokenizer back: without a tokenizer.json the config's
-            // special ids have to be the byte tokenizer's.
-            if self.tokenizer == nil {
-                for (key, have, want) in [("bos_token_id", config.bosTokenId, ByteTokenizer.bosId),
-                                          ("pad_token_id", config.padTokenId, ByteTokenizer.padId)] {
-                    if let have, have != Int(want) {
-                        throw CommandError("\(shapeName): \(key) \(have) is not the byte tokenizer's \(want); give --tokenizer")
-                    }
-                }
-                if config.eosTokenIds.contains(where: { $0 != Int(ByteTokenizer.eosId) }) {
-                    throw CommandError("\(shapeName): eos_token_id \(config.eosTokenIds) is not the byte tokenizer's "
-                        + "\(ByteTokenizer.eosId); give --tokenizer")
-                }
-                config.bosTokenId = Int(ByteTokenizer.bosId)
-                config.eosTokenIds = [Int(ByteTokenizer.eosId)]
-                config.padTokenId = Int(ByteTokenizer.padId)
-            }
+                .checked(for: tokenizer, byteTokenizer: self.tokenizer == nil, source: shapeName)
         }
         let model = try LlamaModel.random(config: config, seed: seed)
         var files: [String] = []
@@ -296,13 +257,6 @@ struct SFTCommand: ParsableCommand {
             if FileManager.default.fileExists(atPath: sibling) { files.append(sibling) }
         }
         return Start(model: model, tokenizer: tokenizer, tokenizerFiles: files, description: "random \(shapeName) (seed \(seed))")
-    }
-
-    private func endOfSequence(_ start: Start) throws -> Int32 {
-        if let eos = start.tokenizer.eosTokenId { return eos }
-        if let eos = start.model.config.eosTokenIds.first { return Int32(eos) }
-        throw CommandError("the tokenizer has no EOS token and config.json no eos_token_id, so the model could not "
-            + "learn to stop; add eos_token to tokenizer_config.json")
     }
 
     // MARK: data
@@ -319,7 +273,7 @@ struct SFTCommand: ParsableCommand {
     }
 
     private func trainingData(tokenizer: any Tokenizer, eos: Int32) throws -> Examples {
-        var trainRecords: [SFTRecord], evalRecords: [SFTRecord] = []
+        var trainRecords: [SFTRecord] = [], evalRecords: [SFTRecord] = []
         var answers: [String]?
         let description: String
         if let data {
@@ -328,15 +282,16 @@ struct SFTCommand: ParsableCommand {
                 evalRecords = try SFTData.parseJSONL(try Data(contentsOf: URL(fileURLWithPath: evalData)), source: evalData)
             }
             description = data
-        } else {
-            let spec = try TaskSpec(parsing: task!)
+        } else if let spec = task {
             let items = try TaskSet.generate(spec, split: .train, count: count, seed: seed)
             trainRecords = try items.map { SFTRecord(prompt: $0.prompt, completion: try $0.sftCompletion(), origin: $0.id) }
             let available = TaskSet.problemCount(spec, split: .test) ?? evalCount
             let tests = try TaskSet.generate(spec, split: .test, count: min(evalCount, available), seed: seed)
             evalRecords = try tests.map { SFTRecord(prompt: $0.prompt, completion: try $0.sftCompletion(), origin: $0.id) }
-            answers = tests.map { $0.answer! }
+            answers = tests.map { $0.answer! }  // generated tasks always have answers
             description = "\(spec) train split"
+        } else {
+            throw CommandError("give --data FILE or --task SPEC")
         }
         return Examples(train: try SFTData.tokenize(trainRecords, tokenizer: tokenizer, addBos: bos, eos: eos),
                      trainRecords: trainRecords,
@@ -364,7 +319,7 @@ struct SFTCommand: ParsableCommand {
     private func greedyExactMatches(_ model: LlamaModel, tokenizer: any Tokenizer, data: Examples, answers: [String]) throws -> Int {
         let longest = data.eval.map(\.completion.count).max() ?? 1
         let parameters = SamplingParameters(temperature: 1, topK: 1, maxNewTokens: longest + 8,
-                                            stopTokens: defaultStopTokens(tokenizer: tokenizer, config: model.config),
+                                            stopTokens: model.config.defaultStopTokens(tokenizer: tokenizer),
                                             stopStrings: [TaskFormat.stopSequence])
         let completions = try Sampler(model: model).generate(
             data.eval.enumerated().map { SampleRequest(prompt: $0.element.prompt, seed: UInt64($0.offset)) },
@@ -378,48 +333,17 @@ struct SFTCommand: ParsableCommand {
         return correct
     }
 
-    private func save(_ start: Start, trainer: SFTTrainer, step: Int, totalSteps: Int, batchSize: Int, lastLoss: Double,
+    private func save(_ start: Start, trainer: SFTTrainer, step: Int, plan: SFTPlan, lastLoss: Double,
                       evaluation: [String: Any], data: Examples, progress: ProgressReporter) throws {
         let record: [String: Any] = [
-            "step": step, "steps": totalSteps, "loss": lastLoss, "evaluation": evaluation, "source": start.description,
-            "data": data.description, "train_examples": data.train.count, "batch_size": batchSize, "lr": lr,
-            "warmup": warmup, "schedule": schedule, "weight_decay": weightDecay, "max_grad_norm": maxGradNorm,
+            "step": step, "steps": plan.totalSteps, "loss": lastLoss, "evaluation": evaluation, "source": start.description,
+            "data": data.description, "train_examples": data.train.count, "batch_size": plan.batchSize, "lr": lr,
+            "warmup": warmup, "schedule": schedule.rawValue, "weight_decay": weightDecay, "max_grad_norm": maxGradNorm,
             "seed": seed, "bos": bos, "skipped_steps": trainer.optimizer.skippedSteps,
             "weights_hash": trainer.model.weightsHash(),
         ]
         try ModelOutput.save(trainer.model, to: out, copying: start.tokenizerFiles,
                              extra: ["sft.json": try JSONOutput.data(record, pretty: true)])
         progress.event("saved", fields: ["step": step, "out": out], message: "saved \(out) at step \(step)")
-    }
-}
-
-/// The order examples are visited in: a fresh seeded shuffle each epoch, batches taken consecutively
-/// (a batch may span two epochs, so every step has a full batch).
-struct BatchOrder {
-    let count: Int
-    let seed: UInt64
-    private(set) var epoch = 0
-    private var order: [Int] = []
-    private var position = 0
-
-    init(count: Int, seed: UInt64) {
-        self.count = count
-        self.seed = seed
-    }
-
-    mutating func next(_ size: Int) -> [Int] {
-        var batch: [Int] = []
-        while batch.count < size {
-            if position == order.count {
-                var rng = Xoshiro256(mixing: [seed, UInt64(epoch), 0x5f7])
-                order = Array(0..<count)
-                order.shuffle(using: &rng)
-                position = 0
-                epoch += 1
-            }
-            batch.append(order[position])
-            position += 1
-        }
-        return batch
     }
 }

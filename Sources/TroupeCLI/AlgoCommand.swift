@@ -5,8 +5,8 @@ import TroupeRL
 /// `troupe algo`: prints, as JSON, what the learner would compute for the groups described in a
 /// JSON file (rewards, advantages, per-token ratios, gradient coefficients, losses, metrics).
 /// The input schema is in docs/algorithms.md; the work is `TroupeRL.AlgorithmWorkbench`.
-struct AlgoCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
+package struct AlgoCommand: ParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "algo",
         abstract: "Show what the learner computes (rewards, advantages, ratios, gradient coefficients, losses) for groups in a JSON file.",
         discussion: """
@@ -16,18 +16,20 @@ struct AlgoCommand: ParsableCommand {
             """)
 
     @Argument(help: "JSON input file, or - for standard input.")
-    var input: String?
+    package var input: String?
 
     @Option(help: "Preset to use instead of the input's \"preset\".")
-    var preset: String?
+    package var preset: String?
 
     @Option(name: .customLong("show-preset"), help: "Print a preset's options as JSON and exit.")
-    var showPreset: String?
+    package var showPreset: String?
 
     @Flag(help: "Print compact JSON on one line.")
-    var compact = false
+    package var compact = false
 
-    func validate() throws {
+    package init() {}
+
+    package func validate() throws {
         switch (input, showPreset) {
         case (nil, nil): throw ValidationError("Give an input file (or - for stdin), or --show-preset NAME.")
         case (.some, .some): throw ValidationError("--show-preset takes no input file.")
@@ -41,7 +43,7 @@ struct AlgoCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
+    package func run() throws {
         let output: JSONValue
         if let showPreset {
             output = try AlgorithmOptions.preset(named: showPreset).json

@@ -11,11 +11,8 @@ struct ConfigCommand: ParsableCommand {
     @OptionGroup var runConfig: RunConfigOptions
 
     func run() throws {
-        runReportingErrors {
-            let config = try runConfig.load()
-            FileHandle.standardOutput.write(config.resolvedJSONData())
-            print("")
-            return 0
-        }
+        let config = try runConfig.load()
+        FileHandle.standardOutput.write(config.resolvedJSONData())
+        print("")
     }
 }

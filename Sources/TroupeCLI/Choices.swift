@@ -1,0 +1,9 @@
+import ArgumentParser
+import TroupeModel
+import TroupeTasks
+
+// The closed choices options take, parsed (and listed in help and errors) by ArgumentParser.
+
+extension TaskSplit: ExpressibleByArgument {}
+extension TaskFile.BadLinePolicy: ExpressibleByArgument {}
+extension LearningRateSchedule.Decay: ExpressibleByArgument {}

@@ -1,0 +1,112 @@
+import ArgumentParser
+import Foundation
+import TroupeModel
+import TroupeTensor
+import TroupeTokenizer
+
+/// `--threads N`, shared by every command that runs a model.
+package struct ThreadOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("OpenBLAS threads (default: OpenBLAS's choice, e.g. OPENBLAS_NUM_THREADS).",
+                                            valueName: "n"))
+    package var threads: Int?
+
+    package init() {}
+
+    package func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+    }
+
+    /// Sets OpenBLAS's thread count, when one was given.
+    package func apply() {
+        if let threads { BLASInfo.setThreads(threads) }
+    }
+}
+
+/// `--model DIR` and `--threads N`, shared by the commands that run a model directory.
+package struct ModelOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "Model directory: config.json, model.safetensors, and tokenizer.json (without one, the built-in byte tokenizer).",
+        valueName: "dir"))
+    package var model: String
+
+    @OptionGroup package var threadOptions: ThreadOptions
+
+    package init() {}
+
+    package func validate() throws {
+        try validateDirectory(model, option: "--model")
+    }
+
+    /// Sets the thread count (when given) and loads the weights.
+    package func loadModel() throws -> LlamaModel {
+        threadOptions.apply()
+        return try ModelDirectory.load(model)
+    }
+
+    package func loadTokenizer() throws -> any Tokenizer {
+        try TroupeTokenizer.loadTokenizer(modelDirectory: model)
+    }
+}
+
+/// `--temperature T`: the distribution samples are drawn from and log-probs taken at.
+package struct TemperatureOption: ParsableArguments {
+    @Option(name: .long, help: "Temperature (> 0) of the distribution tokens are sampled from and log-probs taken at.")
+    package var temperature: Float = 1
+
+    package init() {}
+
+    package func validate() throws {
+        guard temperature.isFinite && temperature > 0 else {
+            throw ValidationError("--temperature must be finite and > 0, got \(temperature)")
+        }
+    }
+}
+
+/// What differs between the commands that share `SamplingOptions`.
+package protocol SamplingDefaults {
+    static var maxNewTokens: Int { get }
+    static var seed: UInt64 { get }
+    /// The help of `--seed` (what it seeds).
+    static var seedHelp: String { get }
+}
+
+/// `--temperature`, `--max-new-tokens` and `--seed`, shared by the commands that sample completions;
+/// the defaults are the command's (`Defaults`).
+package struct SamplingOptions<Defaults: SamplingDefaults>: ParsableArguments {
+    @OptionGroup package var temperatureOption: TemperatureOption
+
+    @Option(name: .long, help: ArgumentHelp("Maximum tokens per completion.", valueName: "n"))
+    package var maxNewTokens = Defaults.maxNewTokens
+
+    @Option(name: .long, help: ArgumentHelp(Defaults.seedHelp))
+    package var seed = Defaults.seed
+
+    package init() {}
+
+    package var temperature: Float { temperatureOption.temperature }
+
+    package func validate() throws {
+        guard maxNewTokens >= 1 else { throw ValidationError("--max-new-tokens must be at least 1, got \(maxNewTokens)") }
+    }
+}
+
+/// Checks that `path`, given as `option`, is a directory.
+func validateDirectory(_ path: String, option: String) throws {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        throw ValidationError("\(option) \(path) does not exist")
+    }
+    guard isDirectory.boolValue else {
+        throw ValidationError("\(option) \(path) is not a directory (a model directory holds config.json and model.safetensors)")
+    }
+}
+
+/// Parses `1,2, 3` (commas and/or spaces) into token ids.
+func parseTokenIds(_ list: String, option: String) throws -> [Int32] {
+    try list.split(whereSeparator: { $0 == "," || $0.isWhitespace }).map { item in
+        guard let id = Int32(item) else {
+            throw ValidationError("\(option): \(String(item).debugDescription) is not a token id (integers separated by commas)")
+        }
+        return id
+    }
+}

@@ -1,0 +1,104 @@
+import ArgumentParser
+import Foundation
+import TroupeLocalRun
+import TroupeMonitor
+import TroupeReport
+import TroupeRuntime
+
+package struct RunCommand: ParsableCommand {
+    package static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "The main job: a learner and actors on this machine, test-time RL on the built-in task, evaluated before and after.",
+        discussion: """
+        With no arguments: the built-in base model (models/arith-base), the arith:add2 test split without its labels, \
+        TTRL's majority-vote reward with CISPO, a learner and two actors on loopback. The held-back answers are used only \
+        to evaluate (pass@1, maj@k) at the start, every eval.every steps and at the end. The run directory gets \
+        config.json, run.log, metrics.jsonl, checkpoints, the trained model, summary.json and report.html.
+        """)
+
+    @OptionGroup var runConfig: RunConfigOptions
+
+    @Option(name: .long, help: "Actors to start (default: actors.count from the configuration).")
+    package var actors: Int?
+
+    @Flag(name: .long, help: "Skip the evaluations (faster; no before/after table).")
+    package var noEval = false
+
+    package init() {}
+
+    package func validate() throws {
+        if let a = actors, a < 1 || a > 64 { throw ValidationError("--actors must be in 1...64") }
+    }
+
+    package func run() throws {
+        Shutdown.installHandlers()
+        var config = try runConfig.load()
+        if config.run.directory == nil && !runConfig.overrides.contains(where: { $0.hasPrefix("run.name=") }) && runConfig.config == nil {
+            let f = DateFormatter()
+            f.dateFormat = "yyyyMMdd-HHmmss"
+            config.run.name = "ttrl-" + f.string(from: Date())
+        }
+        guard FileManager.default.fileExists(atPath: config.model.path + "/config.json") else {
+            throw CommandError("model \(config.model.path) not found; the built-in base model lives in models/arith-base of the repository (run from the repository root, or --set model.path=DIR)")
+        }
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
+        var options = LocalRun.Options(executable: ProcessInfo.processInfo.arguments[0].hasPrefix("/") ? ProcessInfo.processInfo.arguments[0] : executable,
+                                       actors: actors ?? config.actors.count)
+        options.evaluate = !noEval
+        let run = LocalRun(config: config, options: options)
+        let terminal = isatty(STDOUT_FILENO) != 0
+        var lastLine = 0.0
+        var drawn = false
+        let outcome = try run.run { status, monitor in
+            let now = Date().timeIntervalSince1970
+            if terminal {
+                // The live dashboard (troupe monitor's), redrawn four times a second.
+                guard now - lastLine > 0.25, monitor.eventCount > 0 else { return }
+                if !drawn { _ = StandardOutput.write(DashboardRenderer.clearScreen + DashboardRenderer.hideCursor); drawn = true }
+                let size = StandardOutput.terminalSize()
+                let renderer = DashboardRenderer(width: size.columns, height: max(10, size.rows - 1), title: "troupe run")
+                _ = StandardOutput.write(renderer.frame(monitor, now: now))
+                lastLine = now
+            } else if now - lastLine > 5 {
+                print(status.line); fflush(stdout); lastLine = now
+            }
+        }
+        if drawn { _ = StandardOutput.write(DashboardRenderer.showCursor + "\n") }
+        RunSummaryTable.print(outcome, config: run.config)
+        ReportWriter.writeIfPossible(runDirectory: outcome.runDirectory)
+        try finish(status: outcome.exitStatus)
+    }
+}
+
+enum RunSummaryTable {
+    static func print(_ o: LocalRun.Outcome, config: RunConfig) {
+        let k = config.eval.samples
+        func pct(_ x: Double) -> String { String(format: "%5.1f%%", 100 * x) }
+        func ci(_ r: ClosedRange<Double>) -> String { String(format: "[%4.1f, %4.1f]", 100 * r.lowerBound, 100 * r.upperBound) }
+        var lines: [String] = []
+        lines.append("")
+        lines.append("                   before                  after")
+        if let b = o.before, let a = o.after {
+            lines.append("pass@1      \(pct(b.passAt1)) \(ci(b.passAt1CI))   \(pct(a.passAt1)) \(ci(a.passAt1CI))")
+            lines.append("maj@\(k)      \(pct(b.majority)) \(ci(b.majorityCI))   \(pct(a.majority)) \(ci(a.majorityCI))")
+            let gap = b.majority - b.passAt1
+            lines.append(String(format: "pass@1 gain %+.1f points (initial maj@%d − pass@1 gap %.1f points)", 100 * (a.passAt1 - b.passAt1), k, 100 * gap))
+        } else {
+            lines.append("(evaluation skipped)")
+        }
+        lines.append("steps \(o.steps)   wall time \(String(format: "%.0f", o.wallSeconds)) s   training \(String(format: "%.0f", o.tokensPerSecond)) tokens/s")
+        lines.append("run directory \(o.runDirectory)   (report: \(o.runDirectory)/report.html)")
+        Swift.print(lines.joined(separator: "\n"))
+    }
+}
+
+/// Writes RUN/report.html at the end of `troupe run` (warnings only: the run itself succeeded).
+enum ReportWriter {
+    static func writeIfPossible(runDirectory: String) {
+        do {
+            try ReportFiles.writeReport(runDirectory: URL(fileURLWithPath: runDirectory))
+        } catch {
+            FileHandle.standardError.write(Data("warning: could not write the report: \(error)\n".utf8))
+        }
+    }
+}

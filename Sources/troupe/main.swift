@@ -1,0 +1,4 @@
+import ArgumentParser
+import TroupeCLI
+
+Troupe.main()

@@ -1,0 +1,140 @@
+import ArgumentParser
+import Foundation
+import Testing
+import TroupeCLI
+
+/// The commands that do not run a model directly: tokenize, report, algo, replay, run, monitor, the
+/// run's processes (learner, actor, config) and the benchmarks.
+@Suite struct OtherCommandTests {
+    let scratch: Scratch
+    init() throws { scratch = try Scratch() }
+
+    @Test func rootCommandListsEverySubcommand() {
+        let names = Troupe.configuration.subcommands.map { $0.configuration.commandName ?? "" }
+        #expect(Set(names) == ["report", "tokenize", "algo", "generate", "score", "sft", "bench", "learner", "actor",
+                               "eval", "replay", "run", "monitor", "config"])
+        expectUsageError(["frobnicate"], "Unexpected argument 'frobnicate'")
+    }
+
+    // MARK: tokenize
+
+    @Test func tokenizeDefaults() throws {
+        let encode = try parse(["tokenize", "--model", scratch.model, "Hello"], as: TokenizeCommand.self)
+        #expect(encode.model == scratch.model && encode.tokenizer == nil && encode.text == "Hello")
+        #expect(encode.ids == nil && !encode.decode && !encode.bos && !encode.noSpecialTokens)
+        let decode = try parse(["tokenize", "--tokenizer", scratch.pairs, "--decode", "1, 2"], as: TokenizeCommand.self)
+        #expect(decode.decode && decode.text == "1, 2")
+    }
+
+    @Test func tokenizeRefusals() {
+        let model = ["tokenize", "--model", scratch.model]
+        expectUsageError(["tokenize", "x"], "give --model DIR or --tokenizer FILE")
+        expectUsageError(["tokenize", "--model", scratch.model, "--tokenizer", scratch.pairs, "x"], "give only one of --model and --tokenizer")
+        expectUsageError(model, "give the text to encode, or --ids to decode")
+        expectUsageError(model + ["--decode"], "--decode needs the ids to decode as the argument")
+        expectUsageError(model + ["--ids", "1", "x"], "give either text to encode or --ids to decode, not both")
+        expectUsageError(model + ["--ids", "1,a"], "--ids: \"a\" is not a token id")
+        expectUsageError(model + ["--decode", "1 b"], "TEXT: \"b\" is not a token id")
+        expectUsageError(model + ["--ids", "1", "--bos"], "--bos and --no-special-tokens apply to encoding only")
+    }
+
+    // MARK: report
+
+    @Test func reportDefaultsAndRefusals() throws {
+        let command = try parse(["report", scratch.run], as: ReportCommand.self)
+        #expect(command.runs == [scratch.run] && command.out == nil && command.title == nil)
+        #expect(command.screenshot == nil && command.screenshotWidth == 1280)
+        expectUsageError(["report"], "Missing expected argument '<runs> ...'")
+        expectUsageError(["report", scratch.missing], "run directory \(scratch.missing) does not exist")
+        expectUsageError(["report", scratch.pairs], "\(scratch.pairs) is not a directory")
+        expectUsageError(["report", scratch.model], "metrics.jsonl does not exist; is \(scratch.model) a run directory?")
+        expectUsageError(["report", scratch.run, "--out", "dir/"], "--out must name a file, got the directory dir/")
+        expectUsageError(["report", scratch.run, "--screenshot", "page.jpg"], "--screenshot must name a .png file")
+        expectUsageError(["report", scratch.run, "--screenshot-width", "100"], "--screenshot-width must be in 320...4000, got 100")
+        expectUsageError(["report", scratch.run, "--screenshot-width", "wide"], "The value 'wide' is invalid for '--screenshot-width")
+    }
+
+    // MARK: algo
+
+    @Test func algoDefaultsAndRefusals() throws {
+        let command = try parse(["algo", "-"], as: AlgoCommand.self)
+        #expect(command.input == "-" && command.preset == nil && command.showPreset == nil && !command.compact)
+        #expect(try parse(["algo", "--show-preset", "ttrl"], as: AlgoCommand.self).showPreset == "ttrl")
+        expectUsageError(["algo"], "Give an input file (or - for stdin), or --show-preset NAME.")
+        expectUsageError(["algo", "-", "--show-preset", "ttrl"], "--show-preset takes no input file.")
+        expectUsageError(["algo", "--show-preset", "nope"], "Unknown preset \"nope\"; known presets: ")
+        expectUsageError(["algo", "-", "--preset", "nope"], "Unknown preset \"nope\"")
+        expectUsageError(["algo", scratch.missing], "Cannot read \(scratch.missing).")
+    }
+
+    // MARK: replay, run, monitor
+
+    @Test func replayDefaultsAndRefusals() throws {
+        let command = try parse(["replay", scratch.run], as: ReplayCommand.self)
+        #expect(command.runDirectory == scratch.run && !command.verify)
+        #expect(try parse(["replay", scratch.run, "--verify"], as: ReplayCommand.self).verify)
+        expectUsageError(["replay"], "Missing expected argument '<run-directory>'")
+        expectUsageError(["replay", scratch.model], "\(scratch.model) has no run.log")
+    }
+
+    @Test func runDefaultsAndRefusals() throws {
+        let command = try parse(["run"], as: RunCommand.self)
+        #expect(command.actors == nil && !command.noEval)
+        #expect(try parse(["run", "--actors", "64", "--no-eval", "--set", "run.max_steps=2"], as: RunCommand.self).actors == 64)
+        expectUsageError(["run", "--actors", "0"], "--actors must be in 1...64")
+        expectUsageError(["run", "--actors", "65"], "--actors must be in 1...64")
+        expectUsageError(["run", "--actors", "many"], "The value 'many' is invalid for '--actors")
+    }
+
+    @Test func monitorDefaultsAndRefusals() throws {
+        let command = try parse(["monitor", "tcp://127.0.0.1:5558"], as: MonitorCommand.self)
+        #expect(command.endpoint == "tcp://127.0.0.1:5558" && !command.json && command.duration == nil)
+        #expect(!command.untilFinished && command.refresh == 4)
+        expectUsageError(["monitor"], "Missing expected argument '<endpoint>'")
+        expectUsageError(["monitor", "nowhere"], "ENDPOINT: ")
+        expectUsageError(["monitor", "inproc://logs"], "ENDPOINT: inproc endpoints exist only inside one process")
+        expectUsageError(["monitor", "tcp://127.0.0.1:5558", "--duration", "0"], "--duration must be a positive number of seconds, got 0.0")
+        expectUsageError(["monitor", "tcp://127.0.0.1:5558", "--refresh", "100"], "--refresh must be between 0.5 and 30")
+    }
+
+    // MARK: learner, actor, config
+
+    @Test func runProcessesParse() throws {
+        #expect(String(describing: type(of: try Troupe.parseAsRoot(["learner", "--set", "run.max_steps=2"]))) == "LearnerCommand")
+        #expect(String(describing: type(of: try Troupe.parseAsRoot(["learner", "--resume", scratch.run]))) == "LearnerCommand")
+        #expect(String(describing: type(of: try Troupe.parseAsRoot(["config", "--config", scratch.pairs]))) == "ConfigCommand")
+        #expect(String(describing: type(of: try Troupe.parseAsRoot(["actor", "--learner", "tcp://127.0.0.1:5555"]))) == "ActorCommand")
+    }
+
+    @Test func actorRefusals() {
+        let actor = ["actor", "--learner", "tcp://127.0.0.1:5555"]
+        expectUsageError(["actor"], "Missing expected argument '--learner <learner>'")
+        expectUsageError(["actor", "--learner", "nowhere"], "--learner: ")
+        expectUsageError(actor + ["--connect-timeout", "0"], "--connect-timeout must be > 0")
+        expectUsageError(actor + ["--connect-timeout", "soon"], "The value 'soon' is invalid for '--connect-timeout")
+        expectUsageError(actor + ["--identity", "a#b"], "--identity must be non-empty and without '#'")
+        expectUsageError(actor + ["--relay-advertise", "127.0.0.1", "--no-relay"], "--relay-advertise and --no-relay contradict each other")
+    }
+
+    // MARK: bench
+
+    @Test func benchRefusals() throws {
+        #expect(String(describing: type(of: try Troupe.parseAsRoot(["bench", "model", "--quick"]))) == "BenchModelCommand")
+        expectUsageError(["bench", "model", "--shapes", "huge"], "unknown shape \"huge\"; known: tiny, small, smollm2-135m")
+        expectUsageError(["bench", "model", "--repeats", "0"], "--repeats must be at least 1, got 0")
+        expectUsageError(["bench", "model", "--threads", "0"], "--threads must be at least 1, got 0")
+        expectUsageError(["bench", "runtime", "--repeats", "0"], "--repeats must be at least 1, got 0")
+        expectUsageError(["bench", "runtime", "--steps", "2"], "--steps must be at least 3")
+        expectUsageError(["bench", "runtime", "--parts", "nothing"], "unknown part \"nothing\"")
+    }
+
+    // MARK: exit statuses
+
+    /// A status thrown as `ExitCode` (a failed replay, learner, actor or run) is the process's status,
+    /// with no message.
+    @Test func thrownStatusIsTheExitStatus() {
+        #expect(Troupe.exitCode(for: ExitCode(3)).rawValue == 3)
+        #expect(Troupe.message(for: ExitCode(3)).isEmpty)
+        #expect(Troupe.exitCode(for: ExitCode.failure).rawValue == 1)
+    }
+}
