@@ -17,6 +17,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "troupe", targets: ["troupe"]),
+        .executable(name: "troupe-bench", targets: ["troupe-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -70,9 +71,10 @@ let package = Package(
         .target(name: "TroupeLocalRun", dependencies: ["TroupeRuntime", "TroupeLearner", "TroupeMonitor", "TroupeModel",
                                                        "TroupeRL", "TroupeTasks", "TroupeWire", "TroupeProto"],
                 swiftSettings: [v5]),
-        // Runtime benchmarks (ingestion, weight distribution, end to end).
+        // Benchmarks (model throughput, ingestion, weight distribution, end to end): linked only by
+        // the troupe-bench executable, never by troupe or the tests.
         .target(name: "TroupeBench", dependencies: ["TroupeRuntime", "TroupeLearner", "TroupeWeights", "TroupeModel",
-                                                    "TroupeWire", "TroupeProto"],
+                                                    "TroupeTensor", "TroupeWire", "TroupeProto"],
                 swiftSettings: [v5]),
         // Built-in generated tasks with verifiable answers, and the JSONL task loader. Pure.
         .target(name: "TroupeTasks", swiftSettings: [v5]),
@@ -81,12 +83,16 @@ let package = Package(
         // Every command of the `troupe` executable: argument parsing, validation and printing.
         .target(name: "TroupeCLI", dependencies: [
             "TroupeTasks", "TroupeReport", "TroupeWire",
-            "TroupeRuntime", "TroupeLearner", "TroupeActor", "TroupeWeights", "TroupeMonitor", "TroupeLocalRun", "TroupeBench",
+            "TroupeRuntime", "TroupeLearner", "TroupeActor", "TroupeWeights", "TroupeMonitor", "TroupeLocalRun",
             "TroupeModel", "TroupeRL", "TroupeTokenizer", "TroupeTensor",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: [v5]),
         .executableTarget(name: "troupe", dependencies: [
             "TroupeCLI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: [v5]),
+        .executableTarget(name: "troupe-bench", dependencies: [
+            "TroupeBench", "TroupeCLI", "TroupeRuntime", "TroupeLearner", "TroupeModel", "TroupeTensor", "TroupeWire",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: [v5]),
 
         .testTarget(name: "TroupeTensorTests", dependencies: ["TroupeTensor"], swiftSettings: [v5]),

@@ -1,5 +1,6 @@
 import Foundation
 import TroupeRuntime
+import TroupeTensor
 
 /// Why a runtime benchmark could not produce a number: a role that missed its deadline, a message
 /// that was refused where none should be, a child process that failed. Never a made-up figure.

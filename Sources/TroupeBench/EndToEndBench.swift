@@ -2,6 +2,7 @@ import Foundation
 import TroupeModel
 import TroupeProto
 import TroupeRuntime
+import TroupeTensor
 import TroupeWeights
 import TroupeWire
 

@@ -2,6 +2,7 @@ import Foundation
 import TroupeLearner
 import TroupeProto
 import TroupeRuntime
+import TroupeTensor
 import TroupeWire
 
 /// The learner side of the ingestion bench: the per-message work of `LearnerServer`'s control loop

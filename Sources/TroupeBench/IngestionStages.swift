@@ -2,6 +2,7 @@ import Foundation
 import TroupeLearner
 import TroupeProto
 import TroupeRuntime
+import TroupeTensor
 import TroupeWire
 
 /// Where the ingestion time goes: the learner's per-group steps timed one by one.

@@ -2,6 +2,7 @@ import Foundation
 import TroupeModel
 import TroupeProto
 import TroupeRuntime
+import TroupeTensor
 import TroupeWeights
 import TroupeWire
 
@@ -72,7 +73,7 @@ package enum WeightDistributionBench {
         package func ratio(_ path: Path, clients: Int) -> Double { medianSeconds(path, clients: clients) / rawMedian }
     }
 
-    package static func run(shape: ModelBenchmark.Shape, options: Options, progress: (String) -> Void = { _ in }) throws -> Report {
+    package static func run(shape: ModelShape, options: Options, progress: (String) -> Void = { _ in }) throws -> Report {
         guard options.repeats >= 1, !options.clientCounts.isEmpty, options.clientCounts.allSatisfy({ $0 >= 1 }) else {
             throw RuntimeBenchError("weights", "invalid options: at least one repeat and client counts ≥ 1")
         }

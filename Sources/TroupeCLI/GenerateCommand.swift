@@ -90,10 +90,10 @@ package struct GenerateCommand: ParsableCommand {
         let parameters = SamplingParameters(temperature: sampling.temperature, topK: topK, topP: topP,
                                             maxNewTokens: sampling.maxNewTokens,
                                             stopTokens: stopTokens, stopStrings: stop, computeEntropy: entropy)
-        let started = ModelBenchmark.now()
+        let started = monotonicSeconds()
         let completions = try Sampler(model: model).generate(requests, parameters: parameters,
                                                              tokenBytes: { tokenizer.bytes(of: $0) })
-        let seconds = ModelBenchmark.now() - started
+        let seconds = monotonicSeconds() - started
 
         if json {
             var results: [[String: Any]] = []

@@ -3,32 +3,32 @@ import Foundation
 /// Where a long command's progress goes: a person at a terminal reads a status line rewritten in
 /// place and one line per event; a pipe (a log file, `jq`, a job scheduler) gets one JSON object per
 /// line with sorted keys.
-enum OutputMode {
+package enum OutputMode {
     case terminal
     case jsonLines
 
     /// JSON lines unless standard output is a terminal.
-    static func detect() -> OutputMode { isatty(STDOUT_FILENO) != 0 ? .terminal : .jsonLines }
+    package static func detect() -> OutputMode { isatty(STDOUT_FILENO) != 0 ? .terminal : .jsonLines }
 }
 
 /// JSON output helpers. JSONSerialization cannot write NaN or ±Inf, so non-finite numbers become null.
-enum JSONOutput {
-    static func data(_ object: Any, pretty: Bool = false) throws -> Data {
+package enum JSONOutput {
+    package static func data(_ object: Any, pretty: Bool = false) throws -> Data {
         var options: JSONSerialization.WritingOptions = [.sortedKeys, .withoutEscapingSlashes]
         if pretty { options.insert(.prettyPrinted) }
         return try JSONSerialization.data(withJSONObject: finite(object), options: options)
     }
 
-    static func string(_ object: Any, pretty: Bool = false) throws -> String {
+    package static func string(_ object: Any, pretty: Bool = false) throws -> String {
         String(decoding: try data(object, pretty: pretty), as: UTF8.self)
     }
 
     /// Prints one JSON document (or line) on standard output and flushes it, so pipes see it at once.
-    static func print(_ object: Any, pretty: Bool = false) throws {
+    package static func print(_ object: Any, pretty: Bool = false) throws {
         FileHandle.standardOutput.write(try data(object, pretty: pretty) + Data("\n".utf8))
     }
 
-    static func finite(_ value: Any) -> Any {
+    package static func finite(_ value: Any) -> Any {
         switch value {
         case let d as Double: return d.isFinite ? d : NSNull()
         case let f as Float: return f.isFinite ? Double(f) : NSNull()

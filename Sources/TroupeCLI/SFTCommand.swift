@@ -146,9 +146,9 @@ package struct SFTCommand: ParsableCommand {
         default: break
         }
         if let model { try validateDirectory(model, option: "--model") }
-        if let initialize, ModelBenchmark.shapes.first(where: { $0.name == initialize }) == nil,
+        if let initialize, ModelShape.builtIn.first(where: { $0.name == initialize }) == nil,
            !FileManager.default.isReadableFile(atPath: initialize) {
-            let names = ModelBenchmark.shapes.map(\.name).joined(separator: ", ")
+            let names = ModelShape.builtIn.map(\.name).joined(separator: ", ")
             throw ValidationError("--init \(initialize) is neither a shape (\(names)) nor a readable config.json")
         }
         if let tokenizer {
@@ -243,7 +243,7 @@ package struct SFTCommand: ParsableCommand {
         guard let shapeName = initialize else { throw CommandError("give --model DIR or --init SHAPE") }
         let tokenizer: any Tokenizer = try self.tokenizer.map { try loadTokenizer(tokenizerFile: $0) } ?? ByteTokenizer()
         let config: ModelConfig
-        if let shape = ModelBenchmark.shapes.first(where: { $0.name == shapeName }) {
+        if let shape = ModelShape.builtIn.first(where: { $0.name == shapeName }) {
             config = shape.config.sized(for: tokenizer)
         } else {
             config = try ModelConfig.parse(json: try Data(contentsOf: URL(fileURLWithPath: shapeName)), path: shapeName)

@@ -6,7 +6,7 @@ package struct Troupe: ParsableCommand {
         commandName: "troupe",
         abstract: "Distributed rollout/learner reinforcement learning for language-model policies.",
         subcommands: [ReportCommand.self, TokenizeCommand.self, AlgoCommand.self,
-                      GenerateCommand.self, ScoreCommand.self, SFTCommand.self, BenchCommand.self,
+                      GenerateCommand.self, ScoreCommand.self, SFTCommand.self, BenchForwarder.self,
                       LearnerCommand.self, ActorCommand.self, EvalCommand.self,
                       ReplayCommand.self, RunCommand.self, MonitorCommand.self, ConfigCommand.self])
 

@@ -1,6 +1,7 @@
 import Foundation
 import TroupeModel
 import TroupeRuntime
+import TroupeTensor
 import TroupeWeights
 
 /// A training step for the learner's worker thread.

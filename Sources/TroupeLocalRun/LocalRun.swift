@@ -6,6 +6,7 @@ import TroupeProto
 import TroupeRL
 import TroupeRuntime
 import TroupeTasks
+import TroupeTensor
 import TroupeTokenizer
 import TroupeWire
 

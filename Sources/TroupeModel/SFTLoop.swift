@@ -103,13 +103,13 @@ public struct SFTLoop {
         var order = BatchOrder(count: examples.count, seed: plan.seed)
         var skipped = 0
         var lastLoss = Double.nan
-        let began = ModelBenchmark.now()
+        let began = monotonicSeconds()
         if plan.evaluateEvery > 0 && evaluates { try evaluate(0) }
         for step in 1...total {
             let batch = order.next(plan.batchSize).map { examples[$0] }
-            let started = ModelBenchmark.now()
+            let started = monotonicSeconds()
             let result = try trainer.step(batch, learningRate: plan.schedule.rate(step: step))
-            let seconds = ModelBenchmark.now() - started
+            let seconds = monotonicSeconds() - started
             if result.skipped { skipped += 1 }
             lastLoss = result.loss
             onStep(SFTStepReport(step: step, result: result, seconds: seconds, epoch: order.epoch))
@@ -118,7 +118,7 @@ public struct SFTLoop {
         }
         if evaluates { try evaluate(total) }
         try save(total, lastLoss)
-        return SFTOutcome(steps: total, skippedSteps: skipped, lastLoss: lastLoss, seconds: ModelBenchmark.now() - began)
+        return SFTOutcome(steps: total, skippedSteps: skipped, lastLoss: lastLoss, seconds: monotonicSeconds() - began)
     }
 
     /// A periodic evaluation or save before the last step (the last step always has its own).

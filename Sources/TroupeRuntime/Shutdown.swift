@@ -26,12 +26,6 @@ package enum Shutdown {
     package static func request() { requested = true }
 }
 
-/// Seconds on a monotonic clock.
-package func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-}
 
 /// Lines for people on a terminal, JSON when piped: every process reports through this.
 package struct Console {

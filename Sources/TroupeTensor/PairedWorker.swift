@@ -95,7 +95,7 @@ public final class PairedWorker: @unchecked Sendable {
             if spins < 64 { continue }
             // Past a microsecond or so, poll politely: if the helper shares this core, it gets to run.
             sched_yield()
-            let now = Self.now()
+            let now = monotonicSeconds()
             if deadline == 0 {
                 deadline = now + Self.callerSpinSeconds
             } else if now > deadline {
@@ -135,7 +135,7 @@ public final class PairedWorker: @unchecked Sendable {
             if spins < 256 { continue }
             // Poll politely (a process sharing this core gets it back at once), then park.
             sched_yield()
-            let now = Self.now()
+            let now = monotonicSeconds()
             if deadline == 0 {
                 deadline = now + Self.idleSpinSeconds
             } else if now > deadline {
@@ -147,11 +147,5 @@ public final class PairedWorker: @unchecked Sendable {
                 return
             }
         }
-    }
-
-    private static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
     }
 }

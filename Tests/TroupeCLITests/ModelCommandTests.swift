@@ -143,7 +143,7 @@ import TroupeTasks
         #expect(try parse(sft + ["--schedule", "constant"], as: SFTCommand.self).schedule == .constant)
         #expect(try parse(sft + ["--schedule", "cosine"], as: SFTCommand.self).schedule == .cosine)
         expectUsageError(sft + ["--schedule", "linear"], "The value 'linear' is invalid for '--schedule <schedule>'. Please provide one of 'constant' and 'cosine'.")
-        for shape in ModelBenchmark.shapes.map(\.name) {
+        for shape in ModelShape.builtIn.map(\.name) {
             #expect(try parse(["sft", "--task", "arith:add2", "--init", shape, "--out", scratch.root + "/out"], as: SFTCommand.self).initialize == shape)
         }
         expectUsageError(["sft", "--task", "arith:add2", "--init", "huge", "--out", scratch.root + "/out"],

@@ -267,6 +267,27 @@ import Glibc
     }
 
 
+    /// `troupe bench` runs troupe-bench, an executable of its own: its refusals reach the user as they are.
+    @Test func benchRefusesBadArgumentsThroughTroupe() throws {
+        let run = try IntegrationRun("bench-refusals")
+        defer { run.finish() }
+        let cases: [([String], String)] = [
+            (["model", "--shapes", "huge"], "unknown shape \"huge\"; known: tiny, small, smollm2-135m"),
+            (["model", "--repeats", "0"], "--repeats must be at least 1, got 0"),
+            (["model", "--threads", "0"], "--threads must be at least 1, got 0"),
+            (["runtime", "--repeats", "0"], "--repeats must be at least 1, got 0"),
+            (["runtime", "--steps", "2"], "--steps must be at least 3"),
+            (["runtime", "--parts", "nothing"], "unknown part \"nothing\""),
+        ]
+        for (n, (arguments, message)) in cases.enumerated() {
+            let (status, child) = try run.runToCompletion("bench-\(n)", ["bench"] + arguments, within: 20)
+            run.check(status != nil && status != .code(0), "troupe bench \(arguments) ended with \(status?.description ?? "a timeout")")
+            run.check(child.stderr.contains(message), "troupe bench \(arguments) does not say \"\(message)\": \(child.stderr)")
+        }
+        let (help, child) = try run.runToCompletion("bench-help", ["bench", "--help"], within: 20)
+        run.check(help == .code(0) && child.stdout.contains("troupe bench"), "troupe bench --help: \(help?.description ?? "a timeout") \(child.stdout)")
+    }
+
     // 8c: a second learner on a run directory that holds a run refuses, with or without --resume while
     // the first is alive, and leaves run.log intact.
     @Test func secondLearnerOnSameRunDirectoryRefuses() throws {

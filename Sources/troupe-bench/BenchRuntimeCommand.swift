@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TroupeCLI
 import TroupeBench
 import TroupeLearner
 import TroupeModel
@@ -109,7 +110,7 @@ struct BenchRuntimeCommand: ParsableCommand {
             o.linkRate = linkRate
             let names = quick ? ["small"] : ["small", "smollm2-135m"]
             for name in names {
-                guard let shape = ModelBenchmark.shapes.first(where: { $0.name == name }) else { continue }
+                guard let shape = ModelShape.builtIn.first(where: { $0.name == name }) else { continue }
                 let report = try WeightDistributionBench.run(shape: shape, options: o, progress: progress)
                 verdicts += try out.weights(report)
             }

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import TroupeBench
+import TroupeCLI
 import TroupeModel
 import TroupeTensor
 
@@ -42,13 +44,13 @@ struct BenchModelCommand: ParsableCommand {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
     }
 
-    private func selectedShapes() throws -> [ModelBenchmark.Shape] {
+    private func selectedShapes() throws -> [ModelShape] {
         let names = shapes.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
-            ?? (quick ? ["tiny", "small"] : ModelBenchmark.shapes.map(\.name))
+            ?? (quick ? ["tiny", "small"] : ModelShape.builtIn.map(\.name))
         guard !names.isEmpty else { throw ValidationError("--shapes is empty") }
         return try names.map { name in
-            guard let shape = ModelBenchmark.shapes.first(where: { $0.name == name }) else {
-                throw ValidationError("unknown shape \"\(name)\"; known: \(ModelBenchmark.shapes.map(\.name).joined(separator: ", "))")
+            guard let shape = ModelShape.builtIn.first(where: { $0.name == name }) else {
+                throw ValidationError("unknown shape \"\(name)\"; known: \(ModelShape.builtIn.map(\.name).joined(separator: ", "))")
             }
             return shape
         }

@@ -1,10 +1,12 @@
 import ArgumentParser
 
-/// `troupe bench`: throughput measurements. Each kind of benchmark is a subcommand; add new ones to
+/// `troupe-bench` (run as `troupe bench`): throughput measurements, in an executable of their own so
+/// neither `troupe` nor the tests link them. Each kind of benchmark is a subcommand; add new ones to
 /// `subcommands` (one line each).
+@main
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench",
+        commandName: "troupe bench",
         abstract: "Measure throughput (not tests: numbers depend on the machine and its load).",
         subcommands: [
             BenchModelCommand.self, BenchRuntimeCommand.self,
