@@ -22,6 +22,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // System libraries from Debian: libzmq3-dev, libopenblas-dev, libsodium-dev.
@@ -50,7 +51,8 @@ let package = Package(
                 swiftSettings: [v5]),
         // What every process of a run shares: configuration, rollout types, run prompts, log stream,
         // worker threads, shutdown.
-        .target(name: "TroupeRuntime", dependencies: ["TroupeModel", "TroupeRL", "TroupeTasks", "TroupeWire", "TroupeProto"],
+        .target(name: "TroupeRuntime", dependencies: ["TroupeModel", "TroupeRL", "TroupeTasks", "TroupeWire", "TroupeProto",
+                                                      .product(name: "Logging", package: "swift-log")],
                 swiftSettings: [v5]),
         // Weight distribution: snapshots, the learner's weights service, shared memory, relay plan,
         // the actor's receiver and relay.
@@ -88,7 +90,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: [v5]),
         .executableTarget(name: "troupe", dependencies: [
-            "TroupeCLI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "TroupeCLI", "TroupeRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: [v5]),
         .executableTarget(name: "troupe-bench", dependencies: [
             "TroupeBench", "TroupeCLI", "TroupeRuntime", "TroupeLearner", "TroupeModel", "TroupeTensor", "TroupeWire",
@@ -103,7 +105,8 @@ let package = Package(
         .testTarget(name: "TroupeWireTests", dependencies: ["TroupeWire", "TroupeProto"], swiftSettings: [v5]),
         .testTarget(name: "TroupeTasksTests", dependencies: ["TroupeTasks"], swiftSettings: [v5]),
         .testTarget(name: "TroupeReportTests", dependencies: ["TroupeReport"], swiftSettings: [v5]),
-        .testTarget(name: "TroupeRuntimeTests", dependencies: ["TroupeRuntime"], swiftSettings: [v5]),
+        .testTarget(name: "TroupeRuntimeTests", dependencies: ["TroupeRuntime", .product(name: "Logging", package: "swift-log")],
+                    swiftSettings: [v5]),
         .testTarget(name: "TroupeWeightsTests", dependencies: ["TroupeWeights", "TroupeRuntime"], swiftSettings: [v5]),
         .testTarget(name: "TroupeLearnerTests", dependencies: ["TroupeLearner", "TroupeRuntime"], swiftSettings: [v5]),
         .testTarget(name: "TroupeMonitorTests", dependencies: ["TroupeMonitor", "TroupeRuntime"], swiftSettings: [v5]),

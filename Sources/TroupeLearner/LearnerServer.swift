@@ -94,6 +94,7 @@ package final class LearnerServer {
                            leaseTimeout: config.learner.leaseTimeoutSeconds, heartbeatTimeout: config.learner.heartbeatTimeoutSeconds,
                            credit: config.learner.credit)
         endpoints = try (makeEndpoints ?? { try LearnerEndpoints.zeroMQ(config.endpoints, epoch: $0) })(epoch)
+        LogStreamLogHandler.attach(endpoints.logs)
         runLog = try RunLog(path: logPath)
         metrics = MetricsWriter(path: runDirectory + "/metrics.jsonl")
         if runLog.truncatedBytes > 0 { console.warn("cut a torn final record from the run log", ["bytes": runLog.truncatedBytes]) }
@@ -191,6 +192,7 @@ package final class LearnerServer {
         // Let the last events leave; after a finished run, tell late speakers it is over.
         if finished { try lingerAfterFinish(seconds: endpoints.lingerSeconds) } else { usleep(200_000) }
         worker.stop()
+        LogStreamLogHandler.attach(nil)
         endpoints.close()
         // Actors that mapped a version keep its pages; its name goes now rather than at some later
         // deinit (the next learner would sweep it, but only when it starts).

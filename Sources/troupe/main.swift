@@ -1,4 +1,6 @@
 import ArgumentParser
 import TroupeCLI
+import TroupeRuntime
 
+TroupeLogging.bootstrap()
 Troupe.main()

@@ -1,0 +1,157 @@
+import Foundation
+import Logging
+
+/// What a process says to people, through swift-log: `Console(role:)` is a `Logger` labelled with the
+/// process's role, and `TroupeLogging.bootstrap()` (once, in the executable) sends every logger to the
+/// terminal or standard error as JSON lines (`ConsoleLogHandler`) and its warnings and errors into the
+/// run's log stream (`LogStreamLogHandler`). Tests give a logger an `InMemoryLogHandler`.
+package struct Console {
+    package let logger: Logger
+    package var role: String { logger.label }
+
+    package init(role: String) { logger = Logger(label: role) }
+    package init(logger: Logger) { self.logger = logger }
+
+    package func info(_ message: String, _ fields: [String: Any] = [:]) { logger.info("\(message)", metadata: Self.metadata(fields)) }
+    package func warn(_ message: String, _ fields: [String: Any] = [:]) { logger.warning("\(message)", metadata: Self.metadata(fields)) }
+    package func error(_ message: String, _ fields: [String: Any] = [:]) { logger.error("\(message)", metadata: Self.metadata(fields)) }
+
+    /// Numbers and flags stay numbers and flags (JSON output writes them unquoted).
+    static func metadata(_ fields: [String: Any]) -> Logger.Metadata {
+        fields.mapValues { value -> Logger.MetadataValue in
+            switch value {
+            case let v as Int: return .stringConvertible(v)
+            case let v as Double: return .stringConvertible(v)
+            case let v as Bool: return .stringConvertible(v)
+            default: return .string("\(value)")
+            }
+        }
+    }
+}
+
+package enum TroupeLogging {
+    /// Every logger of the process writes to the console and, at warning and above, to the log stream.
+    package static func bootstrap() {
+        LoggingSystem.bootstrap { label in
+            MultiplexLogHandler([ConsoleLogHandler(label: label), LogStreamLogHandler(label: label)])
+        }
+    }
+}
+
+/// Lines for people on a terminal (`[role] message  key=value`), one JSON object per line when
+/// standard error is a pipe (`role`, `level`, `msg`, `t` and the metadata, keys sorted).
+package struct ConsoleLogHandler: LogHandler {
+    package static let isTerminal = isatty(STDERR_FILENO) != 0
+    package var metadata: Logger.Metadata = [:]
+    package var logLevel: Logger.Level = .info
+    let label: String
+
+    package init(label: String) { self.label = label }
+
+    package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    package func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String,
+                     file: String, function: String, line: UInt) {
+        let fields = metadata.merging(explicit ?? [:]) { $1 }
+        FileHandle.standardError.write(Data((Self.format(role: label, level: level, message: "\(message)", fields: fields,
+                                                         terminal: Self.isTerminal) + "\n").utf8))
+    }
+
+    package static func format(role: String, level: Logger.Level, message: String, fields: Logger.Metadata, terminal: Bool) -> String {
+        let name = level >= .warning ? (level == .warning ? "warn" : "error") : "info"
+        if terminal {
+            let extra = fields.keys.sorted().map { "\($0)=\(fields[$0]!)" }.joined(separator: " ")
+            return "[\(role)] \(name == "info" ? "" : name.uppercased() + ": ")\(message)\(extra.isEmpty ? "" : "  " + extra)"
+        }
+        var object: [String: Any] = ["role": role, "level": name, "msg": message, "t": Date().timeIntervalSince1970]
+        for (key, value) in fields { object[key] = jsonValue(value) }
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        return String(data: data, encoding: .utf8) ?? message
+    }
+
+    private static func jsonValue(_ value: Logger.MetadataValue) -> Any {
+        switch value {
+        case .string(let s): return s
+        case .stringConvertible(let v):
+            if let n = v as? Int { return n }
+            if let d = v as? Double { return d.isFinite ? d : "\(d)" }
+            if let b = v as? Bool { return b }
+            return "\(v)"
+        case .array(let items): return items.map(jsonValue)
+        case .dictionary(let d): return d.mapValues(jsonValue)
+        }
+    }
+}
+
+/// Warnings and errors of every logger, published into the run's log stream as `log` events once the
+/// process has a stream (`attach`), so a monitor sees every process's problems in one place.
+package struct LogStreamLogHandler: LogHandler {
+    package var metadata: Logger.Metadata = [:]
+    package var logLevel: Logger.Level = .warning
+    let label: String
+
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var stream: (any LogStreamPublisher)?
+    nonisolated(unsafe) private static var owner: pthread_t?
+
+    package init(label: String) { self.label = label }
+
+    /// Where this process's warnings go from now on (nil: nowhere). A publisher's socket belongs to
+    /// the thread that attaches it: what other threads log stays on the console.
+    package static func attach(_ publisher: (any LogStreamPublisher)?) {
+        lock.withLock {
+            stream = publisher
+            owner = publisher == nil ? nil : pthread_self()
+        }
+    }
+
+    package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    package func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String,
+                     file: String, function: String, line: UInt) {
+        var fields = metadata.merging(explicit ?? [:]) { $1 }.mapValues { "\($0)" }
+        fields["role"] = label
+        fields["level"] = level == .warning ? "warn" : "\(level)"
+        Self.lock.withLock {
+            guard let stream = Self.stream, let owner = Self.owner, pthread_equal(owner, pthread_self()) != 0 else { return }
+            stream.publish(kind: "log", step: 0, metrics: [:], fields: fields, text: "\(message)")
+        }
+    }
+}
+
+/// Keeps what is logged, for tests.
+package final class InMemoryLogHandler: LogHandler, @unchecked Sendable {
+    package struct Entry: Sendable {
+        package let level: Logger.Level
+        package let message: String
+        package let metadata: [String: String]
+    }
+    package var metadata: Logger.Metadata = [:]
+    package var logLevel: Logger.Level = .trace
+    private let lock = NSLock()
+    private var stored: [Entry] = []
+
+    package init() {}
+
+    package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    package func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String,
+                     file: String, function: String, line: UInt) {
+        let fields = metadata.merging(explicit ?? [:]) { $1 }.mapValues { "\($0)" }
+        lock.withLock { stored.append(Entry(level: level, message: "\(message)", metadata: fields)) }
+    }
+
+    package var entries: [Entry] { lock.withLock { stored } }
+
+    /// A console that logs here.
+    package func console(role: String) -> Console { Console(logger: Logger(label: role) { _ in self }) }
+}
