@@ -11,6 +11,7 @@ import TroupeWire
 final class IngestingLearner {
     let core: LearnerCore
     let runLog: RunLog?
+    let events: RunEvents?
     let epoch: UInt64
     let control: ZMQSocket
     let phase: String
@@ -21,6 +22,7 @@ final class IngestingLearner {
     init(core: LearnerCore, runLog: RunLog?, epoch: UInt64, control: ZMQSocket, phase: String) {
         self.core = core
         self.runLog = runLog
+        events = runLog.map { RunEvents([RunLogSink($0)]) }
         self.epoch = epoch
         self.control = control
         self.phase = phase
@@ -71,7 +73,7 @@ final class IngestingLearner {
     /// The learner's own intake (`GroupIntake`, as `LearnerServer` calls it); a group the learner would
     /// not accept is a bench bug.
     private func receiveGroup(_ message: WireMessage, identity: String, peer: PeerID, now: Double) throws {
-        let (ack, outcome) = try GroupIntake.receive(message, from: identity, core: core, runLog: runLog,
+        let (ack, outcome) = try GroupIntake.receive(message, from: identity, core: core, events: events,
                                                      currentVersion: PolicyVersion(epoch: epoch, step: UInt64(core.step)), now: now)
         switch outcome {
         case .accepted: break

@@ -16,7 +16,7 @@ package enum GroupIntake {
         case refused(reason: String, detail: String)
     }
 
-    package static func receive(_ message: WireMessage, from identity: String, core: LearnerCore, runLog: RunLog?,
+    package static func receive(_ message: WireMessage, from identity: String, core: LearnerCore, events: RunEvents?,
                         currentVersion: PolicyVersion, now: Double) throws -> (ack: Troupe_V1_Ack, outcome: Outcome) {
         var ack = Troupe_V1_Ack()
         ack.currentVersion = currentVersion.proto
@@ -45,7 +45,7 @@ package enum GroupIntake {
         switch core.submit(group, from: identity, now: now) {
         case .accepted(let credit):
             // On disk before the ack (the caller syncs, then acks): an acknowledged group is never lost.
-            try runLog?.append("group_accepted", group.logBody, sync: false)
+            try events?.emit(.groupAccepted(group))
             ack.status = .accepted
             ack.creditGranted = UInt32(credit)
             return (ack, .accepted(group))
@@ -54,8 +54,7 @@ package enum GroupIntake {
             ack.creditGranted = 0
             return (ack, .duplicate(group))
         case .rejected(let reason, let text):
-            try runLog?.append("group_rejected", ["group": group.key.description, "reason": reason.rawValue, "detail": text,
-                                                  "version": Int(group.version.step)], sync: false)
+            try events?.emit(.groupRejected(group, reason: reason.rawValue, detail: text))
             reject(protoReason(reason), text)
             return (ack, .rejected(group, reason: reason, detail: text))
         }

@@ -22,7 +22,8 @@ package final class LearnerServer {
     let trainer: Trainer
     package let core: LearnerCore
     let runLog: RunLog
-    let metrics: MetricsWriter
+    /// Where the run's events go: the run log, the log stream, metrics.jsonl (and a test's sink).
+    package let events: RunEvents
     let prompts: RunPrompts
     package let epoch: UInt64
     let endpoints: LearnerEndpoints
@@ -96,7 +97,8 @@ package final class LearnerServer {
         endpoints = try (makeEndpoints ?? { try LearnerEndpoints.zeroMQ(config.endpoints, epoch: $0) })(epoch)
         LogStreamLogHandler.attach(endpoints.logs)
         runLog = try RunLog(path: logPath)
-        metrics = MetricsWriter(path: runDirectory + "/metrics.jsonl")
+        events = RunEvents([RunLogSink(runLog), LogStreamSink(endpoints.logs),
+                            MetricsFileSink(MetricsWriter(path: runDirectory + "/metrics.jsonl"))])
         if runLog.truncatedBytes > 0 { console.warn("cut a torn final record from the run log", ["bytes": runLog.truncatedBytes]) }
 
         let baseHash = model.weightsHash()
@@ -104,12 +106,10 @@ package final class LearnerServer {
             try LearnerServer.restore(core: core, trainer: trainer, model: model, log: runLog, runDirectory: runDirectory, console: console)
         } else {
             try AtomicFile.write(config.resolvedJSONData(), to: runDirectory + "/config.json")
-            try runLog.append("run_started", ["epoch": String(epoch, radix: 16), "base_model": config.model.path,
-                                              "base_weights_hash": baseHash, "prompts": prompts.entries.count,
-                                              "threads": BLASInfo.threads, "blas_kernel": BLASInfo.coreName])
+            try events.emit(.runStarted(epoch: epoch, baseModel: config.model.path, baseWeightsHash: baseHash,
+                                        prompts: prompts.entries.count))
         }
-        try runLog.append("epoch_started", ["epoch": String(epoch, radix: 16), "step": core.step, "weights_hash": model.weightsHash(),
-                                            "threads": BLASInfo.threads, "blas_kernel": BLASInfo.coreName])
+        try events.emit(.epochStarted(epoch: epoch, step: core.step, weightsHash: model.weightsHash()))
         let shm = config.learner.sharedMemoryDirectory.isEmpty ? nil : config.learner.sharedMemoryDirectory
         if let shm, SharedMemoryWeights.sweep(directory: shm) > 0 {
             console.info("removed weight files that stopped learners left in \(shm)")
@@ -138,7 +138,7 @@ package final class LearnerServer {
 
     /// Runs until `run.max_steps` steps are done or a shutdown is requested. Returns the exit status.
     package func run() throws -> Int32 {
-        logs.publish(kind: "learner_started", step: core.step, fields: ["epoch": String(epoch, radix: 16), "run": runDirectory])
+        try events.emit(.stream("learner_started", step: core.step, fields: ["epoch": String(epoch, radix: 16), "run": runDirectory]))
         var failed = false
         while true {
             if Shutdown.requested && !finished {
@@ -181,14 +181,13 @@ package final class LearnerServer {
     package func stop(failed: Bool) throws -> Int32 {
         for outcome in worker.waitForIdle() { _ = try handle(outcome) }
         try writeCheckpoint()
-        try runLog.append(finished ? "run_finished" : "learner_stopped", ["step": core.step, "accounting": core.accounting.summary])
+        try events.emit(.runEnded(finished: finished, step: core.step, accounting: core.accounting.summary))
         try writeSummary()
         for (peer, _) in peers {
             var bye = Troupe_V1_Bye()
             bye.reason = finished ? ByeReason.runFinished : "learner stopping"
             _ = try? control.send(WireMessage(.bye(bye)), to: peer, deadline: .now)
         }
-        logs.publish(kind: finished ? "run_finished" : "learner_stopped", step: core.step, metrics: core.accounting.summary)
         // Let the last events leave; after a finished run, tell late speakers it is over.
         if finished { try lingerAfterFinish(seconds: endpoints.lingerSeconds) } else { usleep(200_000) }
         worker.stop()
@@ -241,7 +240,7 @@ package final class LearnerServer {
             case .timedOut: return
             case .rejected(let peer, let error):
                 wireRejects[error.reason.rawValue, default: 0] += 1
-                logs.publish(kind: "rejection", metrics: ["count": 1], fields: ["reason": error.reason.rawValue, "detail": error.detail])
+                try events.emit(.stream("rejection", metrics: ["count": 1], fields: ["reason": error.reason.rawValue, "detail": error.detail]))
                 if let peer {
                     if error.reason == .unsupportedProtocol {
                         send(reject: .protocolMajor, "protocol mismatch: \(error.detail); the learner speaks major \(WireProtocol.major)", to: peer)
@@ -277,8 +276,8 @@ package final class LearnerServer {
                 lease.deadlineMs = UInt32(config.learner.leaseTimeoutSeconds * 1000)
                 lease.minVersion = PolicyVersion(epoch: epoch, step: UInt64(granted.minStep)).proto
                 lease.prompts = granted.prompts.map { promptMessage($0) }
-                logs.publish(kind: "lease", step: core.step, metrics: ["prompts": Double(granted.prompts.count)],
-                             fields: ["actor": identity, "lease": String(granted.id)])
+                try events.emit(.stream("lease", step: core.step, metrics: ["prompts": Double(granted.prompts.count)],
+                                        fields: ["actor": identity, "lease": String(granted.id)]))
             }
             _ = try control.send(WireMessage(.lease(lease)), to: peer, deadline: .now)
         case .groupSubmit:
@@ -296,9 +295,7 @@ package final class LearnerServer {
             let returned = core.depart(identity: identity, now: now)
             forget(peer: peer)
             weightService.remove(actor: identity)
-            try runLog.append("actor_left", ["actor": identity, "reason": "bye: \(bye.reason)", "leases_returned": returned.map { Int($0.id) },
-                                             "prompts_returned": returned.flatMap(\.prompts).map { Int($0) }])
-            logs.publish(kind: "actor_left", fields: ["actor": identity, "reason": bye.reason])
+            try events.emit(.actorLeft(actor: identity, reason: "bye: \(bye.reason)", streamReason: bye.reason, leases: returned))
         default:
             wireRejects["unexpected_kind", default: 0] += 1
         }
@@ -322,9 +319,8 @@ package final class LearnerServer {
         let known = core.actors[identity]
         let (credit, rejoined) = core.hello(identity: identity, runId: hello.actorRunID, now: now)
         if known == nil || known!.runId != hello.actorRunID {
-            try runLog.append("actor_joined", ["actor": identity, "actor_run": String(hello.actorRunID, radix: 16),
-                                               "build": hello.buildID, "threads": Int(hello.threadCount), "rejoined": rejoined])
-            logs.publish(kind: "actor_joined", fields: ["actor": identity])
+            try events.emit(.actorJoined(actor: identity, actorRun: hello.actorRunID, build: hello.buildID, threads: hello.threadCount,
+                                         rejoined: rejoined))
             console.info("actor joined", ["actor": identity])
         }
         var w = Troupe_V1_Welcome()
@@ -364,16 +360,16 @@ package final class LearnerServer {
     }
 
     private func receiveGroup(_ message: WireMessage, identity: String, peer: PeerID, now: Double) throws {
-        let (ack, outcome) = try GroupIntake.receive(message, from: identity, core: core, runLog: runLog,
+        let (ack, outcome) = try GroupIntake.receive(message, from: identity, core: core, events: events,
                                                      currentVersion: snapshot.version, now: now)
         switch outcome {
         case .accepted, .duplicate:
             break
         case .rejected(_, let reason, let detail):
-            logs.publish(kind: "rejection", step: core.step, fields: ["actor": identity, "reason": reason.rawValue, "detail": detail])
+            try events.emit(.stream("rejection", step: core.step, fields: ["actor": identity, "reason": reason.rawValue, "detail": detail]))
         case .refused(let reason, let detail):
             wireRejects[reason, default: 0] += 1
-            logs.publish(kind: "rejection", fields: ["actor": identity, "reason": reason, "detail": detail])
+            try events.emit(.stream("rejection", fields: ["actor": identity, "reason": reason, "detail": detail]))
         }
         pendingAcks.append((peer, ack))
     }
@@ -387,8 +383,8 @@ package final class LearnerServer {
                 if let reply = weightService.reply(to: message.body) {
                     _ = try weights.send(reply, to: peer, deadline: .now)
                     if case .weightSourceRequest(let r) = message.body, case .weightSource(let s) = reply.body {
-                        logs.publish(kind: "weights_source", step: Int(r.version.step), metrics: ["depth": Double(s.depth)],
-                                     fields: ["actor": r.actorIdentity, "upstream": s.upstreamEndpoint.isEmpty ? "learner" : s.upstreamEndpoint])
+                        try events.emit(.stream("weights_source", step: Int(r.version.step), metrics: ["depth": Double(s.depth)],
+                                                fields: ["actor": r.actorIdentity, "upstream": s.upstreamEndpoint.isEmpty ? "learner" : s.upstreamEndpoint]))
                     }
                 } else {
                     wireRejects["weights_unexpected_kind", default: 0] += 1
@@ -404,17 +400,12 @@ package final class LearnerServer {
             if idleSince == nil { idleSince = clock() }
             return
         }
-        for g in taken.stale {
-            try runLog.append("group_rejected", ["group": g.key.description, "reason": "stale", "detail": "too old when the batch formed",
-                                                 "version": Int(g.version.step)], sync: false)
-        }
+        for g in taken.stale { try events.emit(.staleAtBatch(g)) }
         guard !taken.batch.isEmpty else { return }
         if let s = idleSince { idleSeconds += clock() - s; idleSince = nil }
         let step = core.step + 1
         for g in taken.batch { stalenessHistogram[step - 1 - Int(g.version.step), default: 0] += 1 }
-        // Step records need not be on disk before anything leaves: a crash voids every step after the
-        // last checkpoint anyway, and the checkpoint's own record syncs all before it.
-        try runLog.append("batch_formed", ["step": step, "groups": taken.batch.map(\.key.description)], sync: false)
+        try events.emit(.batchFormed(step: step, groups: taken.batch))
         let publish = step % config.learner.publishEvery == 0 || step == config.run.maxSteps
         worker.submit(TrainingJob(groups: taken.batch, step: step,
                                         publishVersion: publish ? PolicyVersion(epoch: epoch, step: UInt64(step)) : nil))
@@ -426,7 +417,7 @@ package final class LearnerServer {
         switch outcome.result {
         case .failure(let error):
             console.error("training step \(job.step) failed: \(error)")
-            try runLog.append("step_failed", ["step": job.step, "error": "\(error)"])
+            try events.emit(.stepFailed(step: job.step, error: "\(error)"))
             return false
         case .success(let result):
             trainingSeconds += outcome.seconds
@@ -439,18 +430,16 @@ package final class LearnerServer {
             m["trainer/idle_ratio"] = idleSeconds / max(1e-9, clock() - startedAt)
             m["off_policy/staleness_mean"] = Double(job.groups.reduce(0) { $0 + (job.step - 1 - Int($1.version.step)) }) / Double(max(1, job.groups.count))
             for (k, v) in LearnerServer.groupMetrics(job.groups) { m[k] = v }
-            try runLog.append("step_done", ["step": job.step, "weights_hash": result.weightsHash, "loss": result.loss.total,
-                                            "skipped": result.skipped, "groups": job.groups.count], sync: false)
             var fields: [String: String] = ["weights_hash": result.weightsHash]
             // Pseudo-labels per prompt, so a monitor holding the answer key can compute label accuracy.
             fields["labels"] = job.groups.map { "\($0.promptId)=\(LearnerServer.majority($0) ?? "")" }.joined(separator: ",")
             fields["rewards"] = job.groups.map { g in "\(g.promptId)=" + g.samples.map { "\($0.answer ?? ""):\($0.reward)" }.joined(separator: ";") }.joined(separator: ",")
-            logs.publish(kind: "step", step: job.step, metrics: m, fields: fields)
-            metrics.write(kind: "train", step: job.step, metrics: m)
+            try events.emit(.stepDone(step: job.step, weightsHash: result.weightsHash, loss: result.loss.total, skipped: result.skipped,
+                                      groups: job.groups.count, metrics: m, fields: fields))
             warnOnce(sharedMemoryProblem: outcome.sharedMemoryProblem)
             if let snap = outcome.snapshot {
                 weightService.publish(snap)
-                try runLog.append("published", ["step": job.step, "epoch": String(epoch, radix: 16)], sync: false)
+                try events.emit(.published(step: job.step, epoch: epoch))
                 announceNow()
             }
             if job.step % config.learner.checkpointEvery == 0 { try writeCheckpoint() }
@@ -500,16 +489,13 @@ package final class LearnerServer {
 
     private func housekeeping(now: Double) throws {
         for lease in core.expireLeases(now: now) {
-            try runLog.append("lease_expired", ["lease": Int(lease.id), "actor": lease.actor, "prompts": lease.prompts.map { Int($0) }])
-            logs.publish(kind: "lease_expired", step: core.step, fields: ["actor": lease.actor, "lease": String(lease.id)])
+            try events.emit(.leaseExpired(lease, step: core.step))
         }
         for (identity, leases) in core.evictSilent(now: now) {
             if let peer = peerOf[identity] { forget(peer: peer) }
             weightService.remove(actor: identity)
-            try runLog.append("actor_left", ["actor": identity, "reason": "evicted: no heartbeat for \(config.learner.heartbeatTimeoutSeconds) s",
-                                             "leases_returned": leases.map { Int($0.id) },
-                                             "prompts_returned": leases.flatMap(\.prompts).map { Int($0) }])
-            logs.publish(kind: "actor_left", fields: ["actor": identity, "reason": "evicted"])
+            try events.emit(.actorLeft(actor: identity, reason: "evicted: no heartbeat for \(config.learner.heartbeatTimeoutSeconds) s",
+                                       streamReason: "evicted", leases: leases))
             console.warn("evicted silent actor", ["actor": identity])
         }
         // Right after a start, announce at every housekeeping tick: actors of a previous learner learn
@@ -533,7 +519,7 @@ package final class LearnerServer {
             for (id, a) in core.actors {
                 fields["actor/\(id)"] = a.stats.keys.sorted().map { "\($0)=\(a.stats[$0]!)" }.joined(separator: ",") + ",accepted=\(a.groupsAccepted)"
             }
-            logs.publish(kind: "learner_stats", step: core.step, metrics: m, fields: fields)
+            try events.emit(.stream("learner_stats", step: core.step, metrics: m, fields: fields))
         }
     }
 
@@ -549,7 +535,7 @@ package final class LearnerServer {
                            skippedSteps: trainer.optimizer.skippedSteps, trainedGroups: core.accounting.trained,
                            weightsHash: model.weightsHash())
         try Checkpoint.save(c, model: model, optimizer: trainer.optimizer, runDirectory: runDirectory)
-        try runLog.append("checkpoint", ["step": c.step, "weights_hash": c.weightsHash])
+        try events.emit(.checkpoint(step: c.step, weightsHash: c.weightsHash))
         // The checkpoint's model directory, loadable by generate/eval.
         try ModelDirectory.save(model, to: runDirectory + "/model")
         for f in ["tokenizer.json", "tokenizer_config.json"] {

@@ -60,6 +60,8 @@ import TroupeWire
 
     @Test func aFullBatchTrainsAStepPublishesItAndKeepsTheAccounts() throws {
         let h = try LearnerHarness()
+        let sink = InMemoryRunEvents()
+        h.learner.events.add(sink)
         let a = h.connect("a")
         for _ in 0..<2 {
             let lease = try join(a, h)
@@ -75,6 +77,11 @@ import TroupeWire
         #expect(try h.records("published").count == 1)
         #expect(h.network.announce.takeAll().contains { if case .weightAnnounce(let w) = $0.body { w.version.step == 1 } else { false } })
         #expect(h.network.logs.events(kind: "step").count == 1)
+        // Every event reaches every sink: the run log's records after the test's sink joined, in order.
+        let logged = try h.records().map(\.type)
+        #expect(Array(logged.suffix(sink.recordTypes.count)) == sink.recordTypes)
+        #expect(sink.recordTypes.suffix(3) == ["step_done", "published", "checkpoint"])
+        #expect(sink.events.contains { $0.metricsLine?.kind == "train" && $0.metricsLine?.step == 1 })
         let accounting = h.learner.core.accounting
         #expect(accounting.trained == 2)
         #expect(accounting.identityHolds)
