@@ -170,9 +170,20 @@ package enum IngestionBench {
 
     // MARK: raw libzmq
 
+    /// What the raw trial's learner and actor threads share.
+    private struct RawTrial {
+        let mode: Mode
+        let credit: Int
+        let phase: String
+        let deadline: Double
+        let expected: Int
+        let endpoint = Mailbox<Endpoint>()
+        let end = Mailbox<Double>()
+        let stop = StopFlag()
+        let gate = StartGate()
+    }
+
     static func rawTrial(mode: Mode, groups: [[GroupContent]], credit: Int, links: EmulatedLinks?) throws -> Trial {
-        let phase = "ingestion (\(mode.rawValue))"
-        let deadline = monotonicSeconds() + 120
         // The same frames the troupe modes send (lease and prompt ids differ by a varint byte at most).
         let encoded = try groups.enumerated().map { a, list in
             try list.enumerated().map { i, g in
@@ -180,95 +191,102 @@ package enum IngestionBench {
                             runId: UInt64(a + 1), epoch: 0xBE7C4).encode()
             }
         }
-        let expected = encoded.reduce(0) { $0 + $1.count }
         let bytes = encoded.reduce(0) { $0 + $1.reduce(0) { $0 + $1.reduce(0) { $0 + $1.count } } }
-        let endpoint = Mailbox<Endpoint>()
-        let end = Mailbox<Double>()
-        let stop = StopFlag()
-        let gate = StartGate()
-        let reply = Frame([UInt8](repeating: 0xAC, count: 32))
-
-        let learner = BenchThread(name: "raw-learner") {
-            try links?.enter(host: 0)
-            let context = try ZMQContext(ioThreads: 1)
-            let router = try ZMQSocket(context, type: .router, linger: .discardUnsent)
-            defer { router.close() }
-            try router.set([.routerMandatory(true), .sendHighWaterMark(10_000), .receiveHighWaterMark(10_000)])
-            endpoint.put(try router.bind(EmulatedLinks.bindEndpoint(links, host: 0)))
-            var received = 0
-            while !stop.isRaised {
-                if monotonicSeconds() > deadline { throw RuntimeBenchError(phase, "the learner side timed out after \(received) of \(expected) groups") }
-                switch try router.receive(deadline: .afterMilliseconds(20)) {
-                case .timedOut, .overLimit: continue
-                case .message(let frames):
-                    if frames.count == 2 && frames[1].count == 1 { continue } // a connection probe
-                    guard frames.count == 4 else { throw RuntimeBenchError(phase, "a group arrived as \(frames.count) frames") }
-                    received += 1
-                    if mode == .rawCredit {
-                        guard try router.send([frames[0], reply]) == .sent else { throw RuntimeBenchError(phase, "reply refused") }
-                    }
-                    if received == expected { end.put(monotonicSeconds()) }
-                }
-            }
-        }
-        var roles = [learner]
+        let trial = RawTrial(mode: mode, credit: credit, phase: "ingestion (\(mode.rawValue))", deadline: monotonicSeconds() + 120,
+                             expected: encoded.reduce(0) { $0 + $1.count })
+        let phase = trial.phase, deadline = trial.deadline
+        var roles = [BenchThread(name: "raw-learner") { try rawLearner(trial, links: links) }]
         do {
-            let bound = try endpoint.take(deadline: deadline, phase: phase, what: "bound endpoint", watching: roles)
+            let bound = try trial.endpoint.take(deadline: deadline, phase: phase, what: "bound endpoint", watching: roles)
             for (a, frames) in encoded.enumerated() {
                 roles.append(BenchThread(name: "raw-actor-\(a)") {
                     do {
-                        try links?.enter(host: a + 1)
-                        let context = try ZMQContext(ioThreads: 1)
-                        let dealer = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
-                        defer { dealer.close() }
-                        try dealer.set([.immediate(true), .sendHighWaterMark(1000)])
-                        try dealer.connect(bound)
-                        // With .immediate, the probe is accepted only once the connection is up.
-                        guard try dealer.send([Frame([0x50])], deadline: .afterMilliseconds(10_000)) == .sent else {
-                            throw RuntimeBenchError(phase, "actor \(a) could not connect")
-                        }
-                        try gate.arriveAndWait(deadline: deadline, phase: phase)
-                        var inFlight = 0
-                        var next = 0
-                        var replies = 0
-                        while next < frames.count || (mode == .rawCredit && replies < frames.count) {
-                            if monotonicSeconds() > deadline { throw RuntimeBenchError(phase, "actor \(a) timed out") }
-                            while next < frames.count && (mode == .raw || inFlight < credit) {
-                                guard try dealer.send(frames[next], deadline: .afterMilliseconds(10_000)) == .sent else {
-                                    throw RuntimeBenchError(phase, "actor \(a): send blocked for 10 s")
-                                }
-                                next += 1
-                                inFlight += 1
-                            }
-                            if mode == .rawCredit {
-                                guard case .message = try dealer.receive(deadline: .afterMilliseconds(10_000)) else {
-                                    throw RuntimeBenchError(phase, "actor \(a): no reply within 10 s")
-                                }
-                                replies += 1
-                                inFlight -= 1
-                            }
-                        }
-                        // Closing discards what is still queued: stay until the learner has every group.
-                        while !stop.isRaised {
-                            if monotonicSeconds() > deadline { throw RuntimeBenchError(phase, "actor \(a): the learner never got every group") }
-                            usleep(1000)
-                        }
+                        try rawActor(trial, index: a, frames: frames, learner: bound, links: links)
                     } catch {
-                        gate.cancel()
+                        trial.gate.cancel()
                         throw error
                     }
                 })
             }
-            let start = try gate.open(whenReady: encoded.count, deadline: deadline, phase: phase)
-            let finish = try end.take(deadline: deadline, phase: phase, what: "last group", watching: roles)
-            stop.raise()
+            let start = try trial.gate.open(whenReady: encoded.count, deadline: deadline, phase: phase)
+            let finish = try trial.end.take(deadline: deadline, phase: phase, what: "last group", watching: roles)
+            trial.stop.raise()
             try joinAll(roles, timeoutSeconds: max(1, deadline - monotonicSeconds()) + 5, phase: phase)
-            return Trial(mode: mode, groups: expected, bytes: bytes, seconds: finish - start)
+            return Trial(mode: mode, groups: trial.expected, bytes: bytes, seconds: finish - start)
         } catch {
-            stop.raise()
-            gate.cancel()
+            trial.stop.raise()
+            trial.gate.cancel()
             try? joinAll(roles, timeoutSeconds: 15, phase: phase)
             throw error
+        }
+    }
+
+    /// A bare ROUTER that counts groups (and replies to each in `rawCredit` mode).
+    private static func rawLearner(_ trial: RawTrial, links: EmulatedLinks?) throws {
+        try links?.enter(host: 0)
+        let context = try ZMQContext(ioThreads: 1)
+        let router = try ZMQSocket(context, type: .router, linger: .discardUnsent)
+        defer { router.close() }
+        try router.set([.routerMandatory(true), .sendHighWaterMark(10_000), .receiveHighWaterMark(10_000)])
+        trial.endpoint.put(try router.bind(EmulatedLinks.bindEndpoint(links, host: 0)))
+        let reply = Frame([UInt8](repeating: 0xAC, count: 32))
+        var received = 0
+        while !trial.stop.isRaised {
+            if monotonicSeconds() > trial.deadline {
+                throw RuntimeBenchError(trial.phase, "the learner side timed out after \(received) of \(trial.expected) groups")
+            }
+            switch try router.receive(deadline: .afterMilliseconds(20)) {
+            case .timedOut, .overLimit: continue
+            case .message(let frames):
+                if frames.count == 2 && frames[1].count == 1 { continue } // a connection probe
+                guard frames.count == 4 else { throw RuntimeBenchError(trial.phase, "a group arrived as \(frames.count) frames") }
+                received += 1
+                if trial.mode == .rawCredit {
+                    guard try router.send([frames[0], reply]) == .sent else { throw RuntimeBenchError(trial.phase, "reply refused") }
+                }
+                if received == trial.expected { trial.end.put(monotonicSeconds()) }
+            }
+        }
+    }
+
+    /// A bare DEALER that sends its groups (within `credit` unanswered ones in `rawCredit` mode).
+    private static func rawActor(_ trial: RawTrial, index a: Int, frames: [[Frame]], learner: Endpoint, links: EmulatedLinks?) throws {
+        let phase = trial.phase
+        try links?.enter(host: a + 1)
+        let context = try ZMQContext(ioThreads: 1)
+        let dealer = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
+        defer { dealer.close() }
+        try dealer.set([.immediate(true), .sendHighWaterMark(1000)])
+        try dealer.connect(learner)
+        // With .immediate, the probe is accepted only once the connection is up.
+        guard try dealer.send([Frame([0x50])], deadline: .afterMilliseconds(10_000)) == .sent else {
+            throw RuntimeBenchError(phase, "actor \(a) could not connect")
+        }
+        try trial.gate.arriveAndWait(deadline: trial.deadline, phase: phase)
+        var inFlight = 0
+        var next = 0
+        var replies = 0
+        while next < frames.count || (trial.mode == .rawCredit && replies < frames.count) {
+            if monotonicSeconds() > trial.deadline { throw RuntimeBenchError(phase, "actor \(a) timed out") }
+            while next < frames.count && (trial.mode == .raw || inFlight < trial.credit) {
+                guard try dealer.send(frames[next], deadline: .afterMilliseconds(10_000)) == .sent else {
+                    throw RuntimeBenchError(phase, "actor \(a): send blocked for 10 s")
+                }
+                next += 1
+                inFlight += 1
+            }
+            if trial.mode == .rawCredit {
+                guard case .message = try dealer.receive(deadline: .afterMilliseconds(10_000)) else {
+                    throw RuntimeBenchError(phase, "actor \(a): no reply within 10 s")
+                }
+                replies += 1
+                inFlight -= 1
+            }
+        }
+        // Closing discards what is still queued: stay until the learner has every group.
+        while !trial.stop.isRaised {
+            if monotonicSeconds() > trial.deadline { throw RuntimeBenchError(phase, "actor \(a): the learner never got every group") }
+            usleep(1000)
         }
     }
 

@@ -62,16 +62,7 @@ package final class LocalRun {
     package func run(renderer: ((LiveStatus, MonitorState) -> Void)? = nil) throws -> Outcome {
         let started = monotonicSeconds()
         let dir = config.runDirectory
-        if FileManager.default.fileExists(atPath: dir + "/run.log") {
-            throw RuntimeError.invalid("\(dir) already holds a run; choose another --set run.name=… or remove it")
-        }
-        try FileManager.default.createDirectory(atPath: dir + "/logs", withIntermediateDirectories: true)
-        try pickFreePorts()
-        try AtomicFile.write(config.resolvedJSONData(), to: dir + "/run-config.json")
-        console.info("resolved configuration written to \(dir)/run-config.json")
-        FileHandle.standardError.write(config.resolvedJSONData())
-        FileHandle.standardError.write(Data("\n".utf8))
-
+        try prepareRunDirectory()
         // The answer key stays in this process: the learner and actors run label-free.
         let tokenizer = try RunSetup.tokenizer(forModelDirectory: config.model.path,
                                                model: try ModelDirectory.loadConfig(config.model.path))
@@ -84,21 +75,56 @@ package final class LocalRun {
             console.info("evaluating the base model", ["prompts": items.count, "samples": config.eval.samples])
             before = try evaluate(modelDirectory: config.model.path, items: items, step: 0, metrics: metrics)
         }
+        try spawnLearnerAndActors()
+        var status = LiveStatus(maxSteps: config.run.maxSteps, started: started)
+        status.before = before
+        let learnerStatus = try follow(&status, answerKey: prompts.answerKey, items: items, metrics: metrics, renderer: renderer)
 
-        // Children.
-        let learnerArgs = ["learner", "--config", dir + "/run-config.json"]
-        try spawn("learner", learnerArgs)
+        var after: EvalRow?
+        if options.evaluate && !items.isEmpty && FileManager.default.fileExists(atPath: dir + "/model/config.json") {
+            console.info("evaluating the trained model")
+            after = try evaluate(modelDirectory: dir + "/model", items: items, step: status.step, metrics: metrics)
+        }
+        let wall = monotonicSeconds() - started
+        let outcome = Outcome(exitStatus: learnerStatus, before: before, after: after, steps: status.step, wallSeconds: wall,
+                              tokensPerSecond: status.tokensPerSecond, runDirectory: dir)
+        try writeSummary(outcome, status: status, prompts: prompts.entries.count)
+        return outcome
+    }
+
+    /// A new run directory with free ports and the resolved configuration the learner will read.
+    private func prepareRunDirectory() throws {
+        let dir = config.runDirectory
+        if FileManager.default.fileExists(atPath: dir + "/run.log") {
+            throw RuntimeError.invalid("\(dir) already holds a run; choose another --set run.name=… or remove it")
+        }
+        try FileManager.default.createDirectory(atPath: dir + "/logs", withIntermediateDirectories: true)
+        try pickFreePorts()
+        try AtomicFile.write(config.resolvedJSONData(), to: dir + "/run-config.json")
+        console.info("resolved configuration written to \(dir)/run-config.json")
+        FileHandle.standardError.write(config.resolvedJSONData())
+        FileHandle.standardError.write(Data("\n".utf8))
+    }
+
+    private func spawnLearnerAndActors() throws {
+        try spawn("learner", ["learner", "--config", config.runDirectory + "/run-config.json"])
         let control = "tcp://127.0.0.1:\(config.endpoints.controlPort)"
         for i in 0..<options.actors { try spawn("actor-\(i + 1)", ["actor", "--learner", control, "--identity", "actor-\(i + 1)"]) }
+    }
 
-        // Follow the log stream.
+    /// Follows the log stream until the learner exits (forwarding a stop request, evaluating the latest
+    /// checkpoint every `eval.every` steps), then makes sure no actor lingers. Returns the learner's status.
+    private func follow(_ status: inout LiveStatus, answerKey: [UInt64: String], items: [TaskItem], metrics: MetricsWriter,
+                        renderer: ((LiveStatus, MonitorState) -> Void)?) throws -> Int32 {
         let context = try ZMQContext(ioThreads: 1)
         let sub = try ZMQSocket(context, type: .subscribe, linger: .discardUnsent)
         try sub.set([.subscribe([]), .receiveHighWaterMark(10_000), .maxMessageSize(WireLimits.headerOnly.socketMaxFrameBytes)])
         try sub.connect(Endpoint(parsing: "tcp://127.0.0.1:\(config.endpoints.logsPort)"))
-        var status = LiveStatus(maxSteps: config.run.maxSteps, started: started)
-        var monitor = MonitorState(answerKey: prompts.answerKey)
-        status.before = before
+        defer {
+            sub.close()
+            context.shutdown()
+        }
+        var monitor = MonitorState(answerKey: answerKey)
         var lastEvalStep = 0
         var forwardedStop = false
         var learnerStatus: Int32?
@@ -108,44 +134,29 @@ package final class LocalRun {
                 for c in children where c.process.isRunning { kill(c.process.processIdentifier, SIGTERM) }
                 forwardedStop = true
             }
-            switch try sub.receiveMessage(deadline: .afterMilliseconds(100), limits: .headerOnly) {
-            case .message(let m):
-                if case .logEvent(let e) = m.body {
-                    status.ingest(e, answerKey: prompts.answerKey)
-                    monitor.ingest(e, receivedAt: Date().timeIntervalSince1970)
-                    if e.kind == "step", let la = status.labelAccuracy {
-                        metrics.write(kind: "monitor", step: Int(e.step), metrics: ["ttrl/label_accuracy": la,
-                                                                                  "ttrl/reward_accuracy": status.rewardAccuracy ?? .nan])
-                    }
+            if case .message(let m) = try sub.receiveMessage(deadline: .afterMilliseconds(100), limits: .headerOnly),
+               case .logEvent(let e) = m.body {
+                status.ingest(e, answerKey: answerKey)
+                monitor.ingest(e, receivedAt: Date().timeIntervalSince1970)
+                if e.kind == "step", let la = status.labelAccuracy {
+                    metrics.write(kind: "monitor", step: Int(e.step), metrics: ["ttrl/label_accuracy": la,
+                                                                              "ttrl/reward_accuracy": status.rewardAccuracy ?? .nan])
                 }
-            default: break
             }
             renderer?(status, monitor)
             // Periodic evaluation of the latest checkpoint (monitoring only).
             if options.evaluate && config.eval.every > 0 && status.step >= lastEvalStep + config.eval.every,
                let ckpt = latestCheckpointStep(), ckpt > lastEvalStep {
                 lastEvalStep = ckpt
-                status.lastEval = try? evaluate(modelDirectory: dir + "/model", items: items, step: ckpt, metrics: metrics)
+                status.lastEval = try? evaluate(modelDirectory: config.runDirectory + "/model", items: items, step: ckpt, metrics: metrics)
             }
-            for (i, c) in children.enumerated() where i == 0 && !c.process.isRunning { learnerStatus = c.process.terminationStatus }
+            if let learner = children.first, !learner.process.isRunning { learnerStatus = learner.process.terminationStatus }
         }
         // Actors leave on the learner's Bye; make sure none lingers.
         let deadline = monotonicSeconds() + 10
         while children.dropFirst().contains(where: { $0.process.isRunning }) && monotonicSeconds() < deadline { usleep(100_000) }
         for c in children where c.process.isRunning { kill(c.process.processIdentifier, SIGKILL) }
-        sub.close()
-        context.shutdown()
-
-        var after: EvalRow?
-        if options.evaluate && !items.isEmpty && FileManager.default.fileExists(atPath: dir + "/model/config.json") {
-            console.info("evaluating the trained model")
-            after = try evaluate(modelDirectory: dir + "/model", items: items, step: status.step, metrics: metrics)
-        }
-        let wall = monotonicSeconds() - started
-        let outcome = Outcome(exitStatus: learnerStatus ?? 1, before: before, after: after, steps: status.step, wallSeconds: wall,
-                              tokensPerSecond: status.tokensPerSecond, runDirectory: dir)
-        try writeSummary(outcome, status: status, prompts: prompts.entries.count)
-        return outcome
+        return learnerStatus ?? 1
     }
 
     private func evaluationItems() throws -> [TaskItem] {

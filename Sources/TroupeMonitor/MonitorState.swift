@@ -170,24 +170,7 @@ package struct MonitorState: Sendable {
             epoch = event.fields["epoch"] ?? epoch
             note(time, event.source, event.kind, "learner started at step \(step)" + (event.fields["run"].map { " (\($0))" } ?? ""))
         case "step":
-            learnerStatus = .running
-            self.step = step
-            latestStepMetrics = event.metrics
-            latestStepFields = event.fields
-            for (name, value) in event.metrics { series[name]?.append(step: step, value: value) }
-            stepTimes.append((time, step))
-            if stepTimes.count > Self.stepRateWindow { stepTimes.removeFirst(stepTimes.count - Self.stepRateWindow) }
-            if labelAccuracy != nil, let text = event.fields["labels"] {
-                do {
-                    let labels = try StepLabels.parse(text)
-                    if let fraction = labelAccuracy!.record(step: step, labels: labels) {
-                        series[Self.labelAccuracySeries]?.append(step: step, value: fraction)
-                    }
-                } catch {
-                    malformedFields["labels", default: 0] += 1
-                    note(time, event.source, "malformed", "step \(step): \(error)")
-                }
-            }
+            ingestStep(event, step: step, time: time)
         case "learner_stats":
             if learnerStatus == .unknown { learnerStatus = .running }
             learnerStats = event.metrics
@@ -200,22 +183,8 @@ package struct MonitorState: Sendable {
             self.step = step
             if let a = AccountingSnapshot(metrics: event.metrics) { accounting = a }
             note(time, event.source, event.kind, (event.kind == "run_finished" ? "run finished" : "learner stopped") + " at step \(step)")
-        case "actor_joined":
-            let id = event.fields["actor"] ?? "?"
-            var row = actors[id] ?? ActorRow(identity: id)
-            row.connected = true
-            row.leftReason = nil
-            row.lastSeen = time
-            actors[id] = row
-            note(time, event.source, event.kind, "actor \(id) joined")
-        case "actor_left":
-            let id = event.fields["actor"] ?? "?"
-            let reason = event.fields["reason"].flatMap { $0.isEmpty ? nil : $0 } ?? "left"
-            var row = actors[id] ?? ActorRow(identity: id)
-            row.connected = false
-            row.leftReason = reason
-            actors[id] = row
-            note(time, event.source, event.kind, "actor \(id) left (\(reason))")
+        case "actor_joined", "actor_left":
+            ingestMembership(event, time: time)
         case "lease_expired":
             note(time, event.source, event.kind,
                  "lease \(event.fields["lease"] ?? "?") of \(event.fields["actor"] ?? "?") expired; prompts back in the queue")
@@ -224,9 +193,55 @@ package struct MonitorState: Sendable {
             let from = event.fields["actor"].map { " from \($0)" } ?? ""
             let detail = event.fields["detail"].flatMap { $0.isEmpty ? nil : ": \($0)" } ?? ""
             note(time, event.source, event.kind, "rejected\(from): \(reason)\(detail)")
+        case "log":
+            noteLog(event, time: time)
         default:
             break
         }
+    }
+
+    /// A trained step: its metrics, the step rate, and label accuracy when an answer key is held.
+    private mutating func ingestStep(_ event: Troupe_V1_LogEvent, step: Int, time: Double) {
+        learnerStatus = .running
+        self.step = step
+        latestStepMetrics = event.metrics
+        latestStepFields = event.fields
+        for (name, value) in event.metrics { series[name]?.append(step: step, value: value) }
+        stepTimes.append((time, step))
+        if stepTimes.count > Self.stepRateWindow { stepTimes.removeFirst(stepTimes.count - Self.stepRateWindow) }
+        guard labelAccuracy != nil, let text = event.fields["labels"] else { return }
+        do {
+            let labels = try StepLabels.parse(text)
+            if let fraction = labelAccuracy!.record(step: step, labels: labels) {
+                series[Self.labelAccuracySeries]?.append(step: step, value: fraction)
+            }
+        } catch {
+            malformedFields["labels", default: 0] += 1
+            note(time, event.source, "malformed", "step \(step): \(error)")
+        }
+    }
+
+    /// An actor joined or left, as the learner saw it.
+    private mutating func ingestMembership(_ event: Troupe_V1_LogEvent, time: Double) {
+        let id = event.fields["actor"] ?? "?"
+        var row = actors[id] ?? ActorRow(identity: id)
+        if event.kind == "actor_joined" {
+            row.connected = true
+            row.leftReason = nil
+            row.lastSeen = time
+            note(time, event.source, event.kind, "actor \(id) joined")
+        } else {
+            let reason = event.fields["reason"].flatMap { $0.isEmpty ? nil : $0 } ?? "left"
+            row.connected = false
+            row.leftReason = reason
+            note(time, event.source, event.kind, "actor \(id) left (\(reason))")
+        }
+        actors[id] = row
+    }
+
+    /// A warning or error a process logged (its console line, through the log stream).
+    private mutating func noteLog(_ event: Troupe_V1_LogEvent, time: Double) {
+        note(time, event.source, event.kind, "\(event.fields["level"] ?? "warn"): \(event.text)")
     }
 
     private mutating func ingestActor(_ event: Troupe_V1_LogEvent, identity: String, time: Double) {
@@ -252,6 +267,8 @@ package struct MonitorState: Sendable {
         case "weights_relay_fallback":
             note(time, event.source, event.kind, "actor \(identity): relay \(event.fields["upstream"] ?? "?") stopped serving "
                  + "(\(event.fields["reason"] ?? "?")); the learner serves the rest")
+        case "log":
+            noteLog(event, time: time)
         default:
             break
         }

@@ -469,3 +469,16 @@ private func waitForSubscription(_ pub: ZMQSocket, _ sub: MonitorSubscriber, _ s
     #expect(missing > 0)
     #expect(received + missing == Int(source.lastSequence - first + 1))
 }
+
+// MARK: logged problems
+
+@Test func warningsFromAnyProcessShowAsNotableEvents() {
+    var state = MonitorState()
+    var warning = event("log", sequence: 1, fields: ["level": "warn", "role": "learner"])
+    warning.text = "evicted silent actor"
+    state.ingest(warning)
+    var actorError = event("log", source: "actor/a1", run: 0xB, sequence: 1, fields: ["level": "error", "role": "actor a1"])
+    actorError.text = "cannot apply weights"
+    state.ingest(actorError)
+    #expect(state.recentEvents.map(\.summary) == ["warn: evicted silent actor", "error: cannot apply weights"])
+}
