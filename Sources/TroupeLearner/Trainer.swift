@@ -72,14 +72,8 @@ package final class Trainer: @unchecked Sendable {
         var loss = LossParts()
         var lossMetrics = LossMetrics()
         let needEntropy = options.entropy.coefficient > 0
-        var start = 0
-        while start < items.count {
-            var end = start, tokens = 0
-            while end < items.count && (end == start || tokens + items[end].sequence.count <= microBatchTokens) {
-                tokens += items[end].sequence.count
-                end += 1
-            }
-            let micro = Array(items[start..<end])
+        for range in ScoringBatch.microBatches(lengths: items.map(\.sequence.count), tokenBudget: microBatchTokens) {
+            let micro = Array(items[range])
             let batch = ScoringBatch(sequences: micro.map(\.sequence), scoreFrom: micro.map(\.scoreFrom),
                                      temperatures: micro.map(\.temperature))
             let refLogp = try reference?.forward(batch).logprobs
@@ -95,7 +89,6 @@ package final class Trainer: @unchecked Sendable {
                               dEntropies: needEntropy ? plan.samples.map { ($0.entropyCoefficients ?? []).map(Float.init) } : nil)
             loss = loss + plan.loss
             lossMetrics = lossMetrics + plan.metrics
-            start = end
         }
 
         // 4. The optimizer step (skipped and counted when the gradient is not finite).

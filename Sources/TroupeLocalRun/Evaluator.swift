@@ -39,7 +39,7 @@ package final class Evaluator {
         let prompts = try encode(items, settings: settings)
         let k = settings.samplesPerPrompt
         let parameters = SamplingParameters(temperature: settings.temperature, maxNewTokens: settings.maxNewTokens,
-                                            stopTokens: stopTokens(), stopStrings: [TaskFormat.stopSequence])
+                                            stopTokens: model.config.defaultStopTokens(tokenizer: tokenizer), stopStrings: [TaskFormat.stopSequence])
         try parameters.validate(vocabularySize: model.config.vocabularySize)
 
         // Every (prompt, sample) pair in order, cut into batches of at most `batchSize` sequences. A
@@ -103,15 +103,6 @@ package final class Evaluator {
             }
             return tokens
         }
-    }
-
-    /// The tokenizer's EOS and the config's `eos_token_id`s, as Hugging Face `generate` stops on both.
-    private func stopTokens() -> [Int32] {
-        var ids: [Int32] = []
-        for id in [tokenizer.eosTokenId].compactMap({ $0 }) + model.config.eosTokenIds.map({ Int32($0) }) where !ids.contains(id) {
-            ids.append(id)
-        }
-        return ids
     }
 
     /// The completion's text up to its first stop sequence, special tokens left out: the answer line

@@ -113,22 +113,9 @@ public final class SFTTrainer: @unchecked Sendable {
         ScoringBatch(sequences: examples.map(\.sequence), scoreFrom: examples.map(\.prompt.count))
     }
 
-    /// Consecutive runs of examples holding at most `microBatchTokens` tokens (at least one example each).
     private func microBatches(_ examples: [SFTExample]) -> [ArraySlice<SFTExample>] {
-        var slices: [ArraySlice<SFTExample>] = []
-        var start = 0
-        while start < examples.count {
-            var end = start, tokens = 0
-            while end < examples.count {
-                let n = examples[end].prompt.count + examples[end].completion.count
-                if end > start && tokens + n > microBatchTokens { break }
-                tokens += n
-                end += 1
-            }
-            slices.append(examples[start..<end])
-            start = end
-        }
-        return slices
+        ScoringBatch.microBatches(lengths: examples.map { $0.prompt.count + $0.completion.count }, tokenBudget: microBatchTokens)
+            .map { examples[$0] }
     }
 }
 

@@ -28,3 +28,23 @@ public struct ScoringResult: Sendable {
         return n == 0 ? 0 : logprobs.reduce(0.0) { $0 + $1.reduce(0.0) { $0 + Double($1) } } / Double(n)
     }
 }
+
+extension ScoringBatch {
+    /// Consecutive runs of sequences of `lengths` holding at most `tokenBudget` tokens each (a longer
+    /// sequence alone): how a training step is split into micro-batches, which bounds activation memory
+    /// and never changes the summed gradient.
+    public static func microBatches(lengths: [Int], tokenBudget: Int) -> [Range<Int>] {
+        var ranges: [Range<Int>] = []
+        var start = 0
+        while start < lengths.count {
+            var end = start, tokens = 0
+            while end < lengths.count && (end == start || tokens + lengths[end] <= tokenBudget) {
+                tokens += lengths[end]
+                end += 1
+            }
+            ranges.append(start..<end)
+            start = end
+        }
+        return ranges
+    }
+}

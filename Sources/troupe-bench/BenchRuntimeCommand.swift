@@ -130,14 +130,14 @@ struct BenchRuntimeCommand: ParsableCommand {
         try out.targets(verdicts)
     }
 
-    /// This binary, to start the learner and actors from.
+    /// The `troupe` next to this binary, to start the learner and actors from.
     static func executablePath() throws -> String {
         var buffer = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        if n > 0 { return String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self) }
-        let argument = CommandLine.arguments[0]
-        if argument.hasPrefix("/") { return argument }
-        return FileManager.default.currentDirectoryPath + "/" + argument
+        var me = CommandLine.arguments[0]
+        if n > 0 { me = String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+        if !me.hasPrefix("/") { me = FileManager.default.currentDirectoryPath + "/" + me }
+        return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("troupe").path
     }
 }
 
