@@ -30,6 +30,12 @@ package struct ActorCore {
         package var credit: Int
         package var leaseSize: UInt32
         package var heartbeatInterval: Double
+        package init(epoch: UInt64, credit: Int, leaseSize: UInt32, heartbeatInterval: Double) {
+            self.epoch = epoch
+            self.credit = credit
+            self.leaseSize = leaseSize
+            self.heartbeatInterval = heartbeatInterval
+        }
     }
 
     /// Where the conversation stands before any work: `ActorClient.run` asks every turn.
