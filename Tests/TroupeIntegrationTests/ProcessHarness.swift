@@ -14,7 +14,7 @@ import TroupeLocalRun
 enum TroupeBinary {
     /// <repo>/ from <repo>/Tests/TroupeRuntimeTests/Integration/ProcessHarness.swift.
     static let repository = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     static var fixtureModel: String { repository.appendingPathComponent("Tests/Fixtures/llama-tiny").path }
 
