@@ -109,6 +109,7 @@ let package = Package(
                     swiftSettings: [v5]),
         .testTarget(name: "TroupeWeightsTests", dependencies: ["TroupeWeights", "TroupeRuntime"], swiftSettings: [v5]),
         .testTarget(name: "TroupeLearnerTests", dependencies: ["TroupeLearner", "TroupeRuntime"], swiftSettings: [v5]),
+        .testTarget(name: "TroupeActorTests", dependencies: ["TroupeActor", "TroupeRuntime", "TroupeLearner"], swiftSettings: [v5]),
         .testTarget(name: "TroupeMonitorTests", dependencies: ["TroupeMonitor", "TroupeRuntime"], swiftSettings: [v5]),
         .testTarget(name: "TroupeLocalRunTests", dependencies: ["TroupeLocalRun", "TroupeRuntime"], swiftSettings: [v5]),
         // Real learner, actor and replay processes on loopback (runs the built `troupe` binary).

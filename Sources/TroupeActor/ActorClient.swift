@@ -8,11 +8,11 @@ import TroupeTokenizer
 import TroupeWeights
 import TroupeWire
 
-/// An actor process (docs/ARCHITECTURE.md §1): joins a learner given only its control address, fetches the
-/// current weights, asks for leases, samples on a worker thread, and submits each group with its
-/// PolicyVersion under credit. Unacknowledged groups are resent with the same sequence number after a
-/// reconnect; new weights are swapped in between jobs. It outlives learner restarts: silence from the
-/// learner makes it say Hello again until a learner answers.
+/// An actor process (docs/ARCHITECTURE.md §1): joins a learner given only its control address, fetches
+/// the current weights, asks for leases, samples on a worker thread, and submits each group with its
+/// PolicyVersion under credit. Every conversation decision (Hello, credit, resend after a reconnect, leases, heartbeats,
+/// learner silence) is `ActorCore`'s; this class carries them out over its sockets, owns the sampler
+/// thread and the weights (`WeightReceiver`, `WeightRelay`), and swaps new weights in between jobs.
 package final class ActorClient {
     package struct Options {
         package var learner: Endpoint
@@ -38,51 +38,34 @@ package final class ActorClient {
     let console: Console
     let runId: UInt64
     let context: ZMQContext
+    /// Every conversation decision: Hello, credit, resend, leases, heartbeats, silence.
+    private var core: ActorCore
     private var control: ZMQSocket
     private var receiver: WeightReceiver?
     private var relay: WeightRelay?
     private var announce: ZMQSocket?
     private var logs: LogPublisher?
     private var session: Session?
-    private var sequence: UInt64 = 0
-    /// Groups sent or waiting to be sent, by sequence number, until acknowledged.
-    private var unacked: [UInt64: WireMessage] = [:]
-    private var unsent: [UInt64] = []
-    private var credit = 0
-    private var lastHeard = monotonicSeconds()
-    private var lastHello = 0.0
     /// How the last weights came (shared memory or chunks): said on the console when it changes.
     private var lastWeightsPath = ""
-    private var lastHeartbeat = 0.0
-    private var everWelcomed = false
     private let started = monotonicSeconds()
-    private var leaseRequested = false
-    private var nextLeaseAt = 0.0
-    private var queuedJobs: [(lease: Troupe_V1_Lease, prompts: [Troupe_V1_Prompt])] = []
-    private var produced: UInt64 = 0
     private var tokensProduced = 0
     private var samplingSeconds = 0.0
     private var stopReason: String?
 
-    /// What a Welcome establishes: the run's model shape, tokenizer, reward, endpoints and weights.
+    /// What a Welcome establishes here: the run's model shape, tokenizer, reward, sampler and the model
+    /// in use (the conversation's side of it is in `core`).
     final class Session {
-        let epoch: UInt64
-        let welcome: Troupe_V1_Welcome
         let config: ModelConfig
         let tokenizer: any Tokenizer
         let algorithm: AlgorithmOptions
         let worker: BackgroundWorker<SamplingJob, SamplingOutcome>
         var model: LlamaModel?
-        var version: PolicyVersion?
-        var newest: PolicyVersion
 
-        init(welcome: Troupe_V1_Welcome, config: ModelConfig, tokenizer: any Tokenizer, algorithm: AlgorithmOptions, stopTokens: [Int32]) {
-            self.welcome = welcome
-            epoch = welcome.learnerEpoch
+        init(config: ModelConfig, tokenizer: any Tokenizer, algorithm: AlgorithmOptions, stopTokens: [Int32]) {
             self.config = config
             self.tokenizer = tokenizer
             self.algorithm = algorithm
-            newest = PolicyVersion(welcome.currentVersion)
             worker = .sampler(GroupSampler(tokenizer: tokenizer, options: algorithm, stopTokens: stopTokens))
         }
     }
@@ -93,6 +76,12 @@ package final class ActorClient {
         var r: UInt64 = 0
         while r == 0 { r = UInt64.random(in: 1...UInt64.max) }
         runId = r
+        var coreOptions = ActorCore.Options(identity: options.identity, runId: r)
+        coreOptions.connectTimeout = options.connectTimeout
+        coreOptions.learnerSilence = options.learnerSilence
+        coreOptions.ignoreNewWeights = options.ignoreNewWeights
+        core = ActorCore(options: coreOptions, now: started)
+        core.threadCount = BLASInfo.threads
         context = try ZMQContext(ioThreads: 1)
         control = try ActorClient.makeControl(context: context, options: options, runId: r)
         if let listen = options.relay {
@@ -133,34 +122,30 @@ package final class ActorClient {
             if let a = announce, ready.contains(a) { try drainAnnounce() }
             if let r = relay, ready.contains(r.socket) { try r.drain() }
             if let rc = receiver { handle(try rc.receive(ready, now: now)) }
-            if session == nil || now - lastHeard > options.learnerSilence {
-                if !everWelcomed && now - started > options.connectTimeout {
-                    console.error("no learner answered at \(options.learner) within \(Int(options.connectTimeout)) s")
-                    return 1
-                }
-                if session != nil {
-                    console.warn("learner silent for \(Int(now - lastHeard)) s; saying Hello again")
-                    session = nil
-                    // A fresh socket: the old one may hold queued messages for a dead learner.
-                    control.close()
-                    control = try ActorClient.makeControl(context: context, options: options, runId: runId)
-                    lastHeard = now
-                    continue
-                }
-                // A Hello that left waits a second for its answer; one that found no connection yet
-                // (.immediate drops it) is tried again at once, so an actor started before its
-                // learner joins as soon as the learner binds.
-                if now - lastHello > 1, sendHello() { lastHello = now }
+            if !core.joined { session = nil }
+            switch core.joinStep(now: now) {
+            case .joined:
+                break
+            case .giveUp:
+                console.error("no learner answered at \(options.learner) within \(Int(options.connectTimeout)) s")
+                return 1
+            case .reconnect(let silent):
+                console.warn("learner silent for \(Int(silent)) s; saying Hello again")
+                session = nil
+                // A fresh socket: the old one may hold queued messages for a dead learner.
+                control.close()
+                control = try ActorClient.makeControl(context: context, options: options, runId: runId)
+                continue
+            case .sayHello(let hello):
+                if (try? control.send(WireMessage(.hello(hello)))) == .sent { core.sent(.hello, now: now) }
+                continue
+            case .waiting:
                 continue
             }
             try collectSamples()
             try stepWeights(now: now)
-            try scheduleWork(now: now)
-            flushGroups()
-            if now - lastHeartbeat >= Double(max(200, Int(session!.welcome.heartbeatIntervalMs))) / 1000 {
-                sendHeartbeat()
-                lastHeartbeat = now
-            }
+            try send(core.outgoing(now: now), now: now)
+            submitJob()
         }
         var bye = Troupe_V1_Bye()
         bye.reason = stopReason ?? "stopping"
@@ -173,20 +158,8 @@ package final class ActorClient {
         relay?.close()
         announce?.close()
         context.shutdown()
-        console.info("stopped: \(stopReason ?? "")", ["groups_produced": produced, "unacked": unacked.count])
+        console.info("stopped: \(stopReason ?? "")", ["groups_produced": core.produced, "unacked": core.unackedCount])
         return 0
-    }
-
-    /// True when the Hello was handed to a live connection.
-    private func sendHello() -> Bool {
-        var h = Troupe_V1_Hello()
-        h.actorIdentity = options.identity
-        h.actorRunID = runId
-        h.protocolMajor = WireProtocol.major
-        h.protocolMinor = WireProtocol.minor
-        h.buildID = TroupeBuild.id
-        h.threadCount = UInt32(BLASInfo.threads)
-        return (try? control.send(WireMessage(.hello(h)))) == .sent
     }
 
     private func drainControl() throws {
@@ -194,80 +167,54 @@ package final class ActorClient {
             switch try control.receiveMessage(deadline: .now, limits: .control) {
             case .timedOut: return
             case .rejected(let e): console.warn("bad message from the learner: \(e)")
-            case .message(let m):
-                lastHeard = monotonicSeconds()
-                try handleControl(m)
+            case .message(let m): try handle(core.receive(m, now: monotonicSeconds()))
             }
         }
     }
 
-    private func handleControl(_ m: WireMessage) throws {
-        switch m.body {
-        case .welcome(let w):
-            try startSession(w)
-        case .reject(let r):
-            if r.reason == .protocolMajor { console.error("rejected by the learner: \(r.text)"); stopReason = "protocol mismatch"; return }
-            if r.reason == .unknownActor { session = nil; lastHello = 0; return }
-            if r.reason == .configMismatch { console.warn("rejected: \(r.text)"); lastHello = monotonicSeconds() + 2; return }
-            console.warn("rejected: \(r.text)")
-        case .lease(let lease):
-            leaseRequested = false
-            if lease.prompts.isEmpty { nextLeaseAt = monotonicSeconds() + 0.05 } else { queuedJobs.append((lease, lease.prompts)) }
-        case .ack(let ack):
-            if unacked.removeValue(forKey: ack.sequence) != nil { credit += Int(ack.creditGranted) }
-            if ack.status == .rejected { logs?.publish(kind: "group_rejected", fields: ["reason": "\(ack.rejectReason)", "detail": ack.text]) }
-            noteVersion(PolicyVersion(ack.currentVersion))
-        case .heartbeat(let hb):
-            noteVersion(PolicyVersion(hb.currentVersion))
-        case .bye(let bye):
-            if bye.reason == ByeReason.runFinished {
-                stopReason = "learner: \(bye.reason)"
-            } else {
-                // The learner is stopping, not the run: wait for it (or its successor) to come back.
-                console.info("learner left (\(bye.reason)); waiting for it to return")
-                session = nil
-                lastHello = monotonicSeconds()
+    /// Carries out what the conversation decided.
+    private func handle(_ events: [ActorCore.Event]) throws {
+        for event in events {
+            switch event {
+            case .welcomed(let w, let config, let resending):
+                try startSession(w, config)
+                console.info("welcomed", ["epoch": String(w.learnerEpoch, radix: 16), "version": PolicyVersion(w.currentVersion).description,
+                                          "credit": w.credit, "resending": resending])
+                logs?.publish(kind: "actor_welcomed", fields: ["actor": options.identity])
+            case .badWelcome(let error):
+                console.error("\(error)")
+                stopReason = "bad welcome"
+            case .rejected(let r):
+                if r.reason == .protocolMajor {
+                    console.error("rejected by the learner: \(r.text)")
+                } else if r.reason != .unknownActor {
+                    console.warn("rejected: \(r.text)")
+                }
+            case .groupRejected(let ack):
+                logs?.publish(kind: "group_rejected", fields: ["reason": "\(ack.rejectReason)", "detail": ack.text])
+            case .learnerRestarted(let epoch):
+                console.info("the learner restarted (epoch \(String(epoch, radix: 16))); saying Hello")
+            case .learnerLeft(let reason):
+                console.info("learner left (\(reason)); waiting for it to return")
+            case .stop(let reason):
+                stopReason = reason
             }
-        default:
-            break
         }
     }
 
-    private func startSession(_ w: Troupe_V1_Welcome) throws {
-        guard let data = w.configJson.data(using: .utf8), let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let files = object["model_files"] as? [String: String], let configText = files["config.json"],
-              let runConfig = object["config"] as? [String: Any] else {
-            console.error("the learner's Welcome lacks the run configuration")
-            stopReason = "bad welcome"
-            return
-        }
-        let modelConfig = try ModelConfig.parse(json: Data(configText.utf8))
+    /// Builds what sampling needs from the Welcome's configuration and connects the side channels.
+    private func startSession(_ w: Troupe_V1_Welcome, _ config: WelcomeConfig) throws {
         // The tokenizer is rebuilt from the learner's model files, so both sides encode alike.
         let dir = NSTemporaryDirectory() + "troupe-actor-\(String(runId, radix: 16))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        for (name, text) in files { try text.write(toFile: dir + "/" + name, atomically: true, encoding: .utf8) }
+        for (name, text) in config.modelFiles { try text.write(toFile: dir + "/" + name, atomically: true, encoding: .utf8) }
         let tokenizer = try loadTokenizer(modelDirectory: dir)
         try? FileManager.default.removeItem(atPath: dir)
-        if let actors = runConfig["actors"] as? [String: Any], let threads = actors["threads"] as? Int, threads > 0 {
-            BLASInfo.setThreads(threads)
-        }
-        let algorithm = try AlgorithmOptions.resolve(JSONValue(any: runConfig["algorithm"] ?? ["preset": "grpo"], field: "algorithm"))
-        var stops = modelConfig.eosTokenIds.map(Int32.init)
-        if let eos = tokenizer.eosTokenId, !stops.contains(eos) { stops.append(eos) }
-        let keepModel = session == nil ? nil : (session!.epoch == w.learnerEpoch ? session!.model : nil)
-        let s = Session(welcome: w, config: modelConfig, tokenizer: tokenizer, algorithm: algorithm, stopTokens: stops)
-        if let m = keepModel, m.config == modelConfig { s.model = m }
-        session = s
-        everWelcomed = true
-        credit = Int(w.credit)
-        leaseRequested = false
-        queuedJobs.removeAll()
-        // Every unacknowledged group goes out again, same sequence numbers: the learner de-duplicates.
-        unsent = unacked.keys.sorted()
+        BLASInfo.setThreads(config.run.actors.threads)
+        core.threadCount = BLASInfo.threads
+        session = Session(config: config.model, tokenizer: tokenizer, algorithm: config.run.algorithm,
+                          stopTokens: config.model.defaultStopTokens(tokenizer: tokenizer))
         try connectSideChannels(w)
-        console.info("welcomed", ["epoch": String(w.learnerEpoch, radix: 16), "version": PolicyVersion(w.currentVersion).description,
-                                  "credit": w.credit, "resending": unsent.count])
-        logs?.publish(kind: "actor_welcomed", fields: ["actor": options.identity])
     }
 
     private func connectSideChannels(_ w: Troupe_V1_Welcome) throws {
@@ -284,21 +231,6 @@ package final class ActorClient {
         logs = try LogPublisher(context: context, endpoint: Endpoint(parsing: w.logsEndpoint), source: "actor/\(options.identity)", runId: runId)
     }
 
-    private func noteVersion(_ v: PolicyVersion) {
-        guard let s = session else { return }
-        guard v.epoch == s.epoch else {
-            // A learner of another epoch is announcing: the learner restarted. Join it now rather than
-            // after the silence timeout (its run may be short).
-            if v.epoch != 0 {
-                console.info("the learner restarted (epoch \(String(v.epoch, radix: 16))); saying Hello")
-                session = nil
-                lastHello = 0
-            }
-            return
-        }
-        if v.step > s.newest.step { s.newest = v }
-    }
-
     private func drainAnnounce() throws {
         guard let a = announce else { return }
         for _ in 0..<64 {
@@ -306,7 +238,7 @@ package final class ActorClient {
             case .timedOut: return
             case .rejected: continue
             case .message(let m):
-                if case .weightAnnounce(let ann) = m.body { noteVersion(PolicyVersion(ann.version)) }
+                if case .weightAnnounce(let ann) = m.body { try handle(core.note(PolicyVersion(ann.version))) }
             }
         }
     }
@@ -314,13 +246,9 @@ package final class ActorClient {
     // MARK: weights
 
     private func stepWeights(now: Double) throws {
-        guard let s = session, let rc = receiver else { return }
+        guard session != nil, let rc = receiver else { return }
         handle(try rc.tick(now: now))
-        let current = s.version
-        if options.ignoreNewWeights && current != nil { return }
-        if !rc.inProgress && (current == nil || current!.epoch != s.epoch || current!.step < s.newest.step) {
-            try rc.start(now: now)
-        }
+        if !rc.inProgress && core.wantsWeights { try rc.start(now: now) }
     }
 
     private func handle(_ events: [WeightReceiver.Event]) {
@@ -343,8 +271,7 @@ package final class ActorClient {
     private func apply(_ f: WeightFetch, via: String) throws {
         guard let s = session, let parameters = f.parameters else { return }
         s.model = try LlamaModel(config: s.config, parameters: parameters)
-        s.version = f.version
-        noteVersion(f.version)
+        let events = core.weightsApplied(f.version)
         let ms = Date().timeIntervalSince(f.startedAt) * 1000
         var fields = ["actor": options.identity, "via": via]
         if via != "shared_memory" { fields["depth"] = String(receiver?.depth ?? 1) }
@@ -353,21 +280,38 @@ package final class ActorClient {
             console.info("weights applied", ["version": f.version.description, "via": via, "ms": String(format: "%.1f", ms)])
             lastWeightsPath = via
         }
+        try handle(events)
     }
 
     // MARK: work
 
-    private func scheduleWork(now: Double) throws {
-        guard let s = session else { return }
-        if queuedJobs.isEmpty && !leaseRequested && now >= nextLeaseAt && unacked.count < Int(s.welcome.credit) + 2 {
-            var r = Troupe_V1_LeaseRequest()
-            r.maxPrompts = s.welcome.leaseSize
-            if case .sent = try control.send(WireMessage(.leaseRequest(r))) { leaseRequested = true }
+    /// Sends what the conversation has due, in its order; groups stop at the first that cannot leave,
+    /// so they stay in sequence.
+    private func send(_ outgoing: [ActorCore.Outgoing], now: Double) throws {
+        var groupsBlocked = false
+        for item in outgoing {
+            switch item {
+            case .hello:
+                if (try? control.send(WireMessage(.hello(core.hello)))) == .sent { core.sent(item, now: now) }
+            case .leaseRequest(let maxPrompts):
+                var r = Troupe_V1_LeaseRequest()
+                r.maxPrompts = maxPrompts
+                if case .sent = try control.send(WireMessage(.leaseRequest(r))) { core.sent(item, now: now) }
+            case .group(_, let message):
+                guard !groupsBlocked else { continue }
+                if case .sent = (try? control.send(message)) ?? .wouldBlock { core.sent(item, now: now) } else { groupsBlocked = true }
+            case .heartbeat:
+                // Due again after the interval whether or not it left: heartbeats are not retried.
+                sendHeartbeat()
+                core.sent(item, now: now)
+            }
         }
-        guard !s.worker.busy, let next = queuedJobs.first, let model = s.model, let version = s.version,
-              version.epoch == s.epoch, version.step >= next.lease.minVersion.step || options.ignoreNewWeights else { return }
-        queuedJobs.removeFirst()
-        s.worker.submit(SamplingJob(leaseId: next.lease.leaseID, prompts: next.prompts, model: model, version: version))
+    }
+
+    /// Starts sampling the next lease when the sampler is free and the weights in use are recent enough.
+    private func submitJob() {
+        guard let s = session, !s.worker.busy, let model = s.model, let version = core.weights, let lease = core.takeLease() else { return }
+        s.worker.submit(SamplingJob(leaseId: lease.leaseID, prompts: lease.prompts, model: model, version: version))
     }
 
     private func collectSamples() throws {
@@ -380,20 +324,17 @@ package final class ActorClient {
             case .success(let groups):
                 samplingSeconds += outcome.seconds
                 tokensProduced += outcome.tokens
-                for g in groups { enqueue(g) }
+                for g in groups { core.enqueue(Self.submission(g)) }
             }
         }
     }
 
-    private func enqueue(_ g: SampledGroup) {
-        sequence += 1
-        produced += 1
+    /// The group as sent; `ActorCore.enqueue` numbers it.
+    static func submission(_ g: SampledGroup) -> GroupSubmission {
         var h = Troupe_V1_GroupSubmit()
         h.leaseID = g.leaseId
         h.promptID = g.prompt.promptID
-        h.sequence = sequence
         h.version = g.version.proto
-        h.actorRunID = runId
         h.generationMs = g.generationMs
         let withEntropies = g.samples.allSatisfy { $0.entropies != nil }
         h.withEntropies = withEntropies
@@ -407,34 +348,23 @@ package final class ActorClient {
             info.rewardComponents = s.components
             return info
         }
-        let submission = GroupSubmission(header: h, tokenIDs: g.samples.flatMap(\.tokens), logProbs: g.samples.flatMap(\.logprobs),
-                                         entropies: withEntropies ? g.samples.flatMap { $0.entropies! } : nil)
-        unacked[sequence] = submission.wireMessage()
-        unsent.append(sequence)
-    }
-
-    private func flushGroups() {
-        while credit > 0, let seq = unsent.first {
-            guard let m = unacked[seq] else { unsent.removeFirst(); continue }
-            guard case .sent = (try? control.send(m)) ?? .wouldBlock else { return }
-            unsent.removeFirst()
-            credit -= 1
-        }
+        return GroupSubmission(header: h, tokenIDs: g.samples.flatMap(\.tokens), logProbs: g.samples.flatMap(\.logprobs),
+                               entropies: withEntropies ? g.samples.flatMap { $0.entropies! } : nil)
     }
 
     private func sendHeartbeat() {
         var hb = Troupe_V1_Heartbeat()
         var stats = Troupe_V1_ActorStats()
-        stats.groupsProduced = produced
+        stats.groupsProduced = core.produced
         stats.tokensPerSecond = Double(tokensProduced) / max(samplingSeconds, 1e-9)
         stats.idleRatio = max(0, 1 - samplingSeconds / max(1e-9, monotonicSeconds() - started))
-        stats.unackedGroups = UInt32(unacked.count)
-        if let v = session?.version { stats.weightsVersion = v.proto }
+        stats.unackedGroups = UInt32(core.unackedCount)
+        if let v = core.weights { stats.weightsVersion = v.proto }
         hb.stats = stats
         _ = try? control.send(WireMessage(.heartbeat(hb)))
-        logs?.publish(kind: "actor_stats", metrics: ["groups_produced": Double(produced), "tokens_per_s": stats.tokensPerSecond,
-                                                    "actor/idle_ratio": stats.idleRatio, "unacked": Double(unacked.count),
-                                                    "weights_step": Double(session?.version?.step ?? 0),
+        logs?.publish(kind: "actor_stats", metrics: ["groups_produced": Double(core.produced), "tokens_per_s": stats.tokensPerSecond,
+                                                    "actor/idle_ratio": stats.idleRatio, "unacked": Double(core.unackedCount),
+                                                    "weights_step": Double(core.weights?.step ?? 0),
                                                     "relay/chunks_served": Double(relay?.chunksServed ?? 0)],
                       fields: ["actor": options.identity])
     }
