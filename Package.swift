@@ -31,6 +31,9 @@ let package = Package(
         // A header only: the prefetch hint the decoding kernels need (Swift cannot express it).
         .systemLibrary(name: "CPrefetch", path: "Sources/CPrefetch"),
 
+        // The one JSON value, a strict parser that reports line and column, a serializer and a strict
+        // Decoder. No dependencies: every module that reads or writes JSON uses it.
+        .target(name: "TroupeJSON", swiftSettings: [v5]),
         // Pure numerics: storage, BLAS calls, kernels, AdamW.
         .target(name: "TroupeTensor", dependencies: ["CBLAS", "CPrefetch"], swiftSettings: fastMath + [v5]),
         // Tokenizers: built-in byte level and Hugging Face tokenizer.json byte-level BPE. Pure.
@@ -60,6 +63,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: [v5]),
 
+        .testTarget(name: "TroupeJSONTests", dependencies: ["TroupeJSON"], swiftSettings: [v5]),
         .testTarget(name: "TroupeTensorTests", dependencies: ["TroupeTensor"], swiftSettings: [v5]),
         .testTarget(name: "TroupeTokenizerTests", dependencies: ["TroupeTokenizer"],
                     resources: [.copy("Goldens")], swiftSettings: [v5]),
