@@ -5,8 +5,9 @@ extension JSONValue {
     /// Infinity, invalid escapes or UTF-8, nothing after the value, at most `JSONParser.maxDepth` levels.
     /// Errors give the line and column, and the key path when inside an object.
     ///
-    /// Speed: the 11 MB tokenizer.json of Qwen2.5 parses in about the time `JSONSerialization` takes
-    /// (docs/testing.md has the measurement).
+    /// Speed (release, this machine): an 11 MB tokenizer.json shaped like Qwen2's (151k vocab entries,
+    /// 150k merges) parses in 271 ms against `JSONSerialization.jsonObject`'s 524 ms; the 136 KB
+    /// Tests/TroupeTokenizerTests/Goldens/variants.json in 0.8 ms against 2.5 ms.
     public static func parse(_ data: some Collection<UInt8>, source: String = "input") throws -> JSONValue {
         if let value = try data.withContiguousStorageIfAvailable({ try parse(buffer: $0, source: source) }) {
             return value
