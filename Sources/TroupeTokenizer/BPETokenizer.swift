@@ -41,13 +41,7 @@ public struct BPETokenizer: Tokenizer {
     /// tokens (as `tokenizer_config.json` names them); each must be a token of this tokenizer.
     public init(tokenizerJSON data: Data, bosToken: String? = nil, eosToken: String? = nil,
                 padToken: String? = nil) throws {
-        let root: Any
-        do {
-            root = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
-        } catch {
-            throw TokenizerError.malformedJSON(reason: "not valid JSON (\(error.localizedDescription))")
-        }
-        let parsed = try TokenizerJSON(JSONValue(root, path: ""))
+        let parsed = try TokenizerJSON(JSONField.parse(data))
         try self.init(parsed, bosToken: bosToken, eosToken: eosToken, padToken: padToken)
     }
 

@@ -101,7 +101,7 @@ import TroupeRL
         expectAlgorithmError(field: "loss.kind") { _ = try AlgorithmOptions().applying(overrides: ["loss.kind": "ppo"]) }
         expectAlgorithmError(field: "loss.kind") { _ = try AlgorithmOptions().applying(overrides: ["loss.kind": 3]) }
         expectAlgorithmError(field: "loss.epsilon_high") { _ = try AlgorithmOptions().applying(overrides: ["loss.epsilon_high": "0.2"]) }
-        expectAlgorithmError(field: "loss.epsilon_high") { _ = try AlgorithmOptions().applying(overrides: ["loss.epsilon_high": NSNull()]) }
+        expectAlgorithmError(field: "loss.epsilon_high") { _ = try AlgorithmOptions().applying(overrides: ["loss.epsilon_high": nil]) }
         expectAlgorithmError(field: "loss.epsilon_high") { _ = try AlgorithmOptions().applying(overrides: ["loss.epsilon_high": Double.nan]) }
         expectAlgorithmError(field: "loss.cispo_mask") { _ = try AlgorithmOptions().applying(overrides: ["loss.cispo_mask": 1]) }
         expectAlgorithmError(field: "sampling.train_samples") { _ = try AlgorithmOptions().applying(overrides: ["sampling.train_samples": 2.5]) }

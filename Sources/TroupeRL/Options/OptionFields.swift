@@ -1,5 +1,3 @@
-import Foundation
-
 /// One overridable option: its JSON key and how to read and write it.
 /// The table below is the single source of the option names (JSON, overrides, docs, errors).
 struct OptionField {
@@ -20,12 +18,12 @@ extension OptionField {
     }
 
     static func integer(_ key: String, _ path: WritableKeyPath<AlgorithmOptions, Int>) -> OptionField {
-        OptionField(key: key, read: { .number(Double($0[keyPath: path])) },
+        OptionField(key: key, read: { .integer($0[keyPath: path]) },
                     write: { options, value in options[keyPath: path] = try value.integer(field: key) })
     }
 
     static func optionalInteger(_ key: String, _ path: WritableKeyPath<AlgorithmOptions, Int?>) -> OptionField {
-        OptionField(key: key, read: { $0[keyPath: path].map { .number(Double($0)) } ?? .null },
+        OptionField(key: key, read: { $0[keyPath: path].map(JSONValue.integer) ?? .null },
                     write: { options, value in options[keyPath: path] = value == .null ? nil : try value.integer(field: key) })
     }
 
@@ -131,11 +129,6 @@ extension AlgorithmOptions {
         }
         try result.validate()
         return result
-    }
-
-    /// Same, for a dictionary from `JSONSerialization` or built by hand.
-    public func applying(overrides: [String: Any]) throws -> AlgorithmOptions {
-        try applying(overrides: JSONValue(any: overrides, field: "overrides"))
     }
 
     /// A config object: an optional `"preset"` name (default `"grpo"`) and overrides as above.
