@@ -72,6 +72,6 @@ let package = Package(
         .testTarget(name: "TroupeWireTests", dependencies: ["TroupeWire", "TroupeProto"], swiftSettings: [v5]),
         .testTarget(name: "TroupeTasksTests", dependencies: ["TroupeTasks"], swiftSettings: [v5]),
         .testTarget(name: "TroupeReportTests", dependencies: ["TroupeReport"], swiftSettings: [v5]),
-        .testTarget(name: "TroupeRuntimeTests", dependencies: ["TroupeRuntime"], swiftSettings: [v5]),
+        .testTarget(name: "TroupeRuntimeTests", dependencies: ["TroupeRuntime", "TroupeJSON"], swiftSettings: [v5]),
     ]
 )

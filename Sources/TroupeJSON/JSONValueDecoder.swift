@@ -7,16 +7,19 @@
 public struct JSONValueDecoder {
     public var sourceMap: JSONSourceMap?
     public var userInfo: [CodingUserInfoKey: Any] = [:]
+    /// Off for documents with keys nobody reads (a Hugging Face config.json).
+    public var refusesUnknownKeys = true
 
-    public init(sourceMap: JSONSourceMap? = nil) {
+    public init(sourceMap: JSONSourceMap? = nil, refusesUnknownKeys: Bool = true) {
         self.sourceMap = sourceMap
+        self.refusesUnknownKeys = refusesUnknownKeys
     }
 
     public func decode<T: Decodable>(_ type: T.Type, from value: JSONValue) throws -> T {
         let state = DecodingState()
         do {
             let result = try T(from: ValueDecoder(value: value, codingPath: [], state: state, userInfo: userInfo))
-            try state.checkUnknownKeys(sourceMap: sourceMap)
+            if refusesUnknownKeys { try state.checkUnknownKeys(sourceMap: sourceMap) }
             return result
         } catch let error as DecodingError {
             throw convert(error)

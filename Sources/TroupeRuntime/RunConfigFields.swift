@@ -192,8 +192,10 @@ extension RunConfig: Decodable {
         } catch let error as JSONError {
             throw ConfigError(key: error.path ?? "--config", problem: error.problem, location: error.location)
         } catch let error as AlgorithmError {
-            let key = "algorithm.\(error.field)"
-            throw ConfigError(key: key, problem: error.problem, location: document.sourceMap.location(ofValue: key))
+            // An unknown option is pointed at by its key, a bad value by the value.
+            let key = "algorithm.\(error.field)", map = document.sourceMap
+            let location = error.problem.hasPrefix("unknown") ? map.location(ofKey: key) : map.location(ofValue: key)
+            throw ConfigError(key: key, problem: error.problem, location: location)
         }
         do {
             try config.validate()
@@ -254,9 +256,14 @@ extension RunConfig: Decodable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigError(key: "--config", problem: "cannot read \(path)")
         }
+        return try parse(json: data, source: path, overrides: overrides)
+    }
+
+    /// Parses the text of a configuration file named `source` (for error positions), then as `parse`.
+    public static func parse(json data: some Collection<UInt8>, source: String, overrides: [String] = []) throws -> RunConfig {
         let document: JSONDocument
         do {
-            document = try JSONDocument.parse(data, source: path)
+            document = try JSONDocument.parse(data, source: source)
         } catch let error as JSONError {
             throw ConfigError(key: error.path ?? "--config", problem: error.problem, location: error.location)
         }

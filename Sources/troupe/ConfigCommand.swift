@@ -10,8 +10,15 @@ struct ConfigCommand: ParsableCommand {
 
     @OptionGroup var runConfig: RunConfigOptions
 
+    @Flag(name: .customLong("doc-table"), help: "Print the table of keys (type, default, range, meaning) that docs/configuration.md holds, as Markdown.")
+    var docTable = false
+
     func run() throws {
         runReportingErrors {
+            if docTable {
+                print(RunConfig.documentationTable(), terminator: "")
+                return 0
+            }
             let config = try runConfig.load()
             FileHandle.standardOutput.write(config.resolvedJSONData())
             print("")

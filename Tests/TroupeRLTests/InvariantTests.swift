@@ -118,8 +118,8 @@ import TroupeRL
         var rng = SeededGenerator(seed: 4)
         for estimator in ["k1", "k2", "k3"] {
             for mode in AggregationMode.allCases {
-                let options = AlgorithmOptions.make("grpo", ["aggregation.mode": mode.rawValue, "aggregation.constant": 9,
-                                                             "kl.estimator": estimator, "kl.coefficient": 0.3, "loss.dual_clip": 3])
+                let options = AlgorithmOptions.make("grpo", ["aggregation.mode": .string(mode.rawValue), "aggregation.constant": 9,
+                                                             "kl.estimator": .string(estimator), "kl.coefficient": 0.3, "loss.dual_clip": 3])
                 let samples = (0..<3).map { _ -> LossSample in
                     let logp = (0..<4).map { _ in -Double.random(in: 0.5...3, using: &rng) }
                     return LossSample(advantage: Double.random(in: -2...2, using: &rng), logp: logp,
