@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TroupeRL
 import TroupeRuntime
 
 struct ConfigCommand: ParsableCommand {
@@ -13,10 +14,13 @@ struct ConfigCommand: ParsableCommand {
     @Flag(name: .customLong("doc-table"), help: "Print the table of keys (type, default, range, meaning) that docs/configuration.md holds, as Markdown.")
     var docTable = false
 
+    @Flag(name: .customLong("algorithm-doc-table"), help: "Print the table of algorithm options that docs/algorithms.md holds, as Markdown.")
+    var algorithmDocTable = false
+
     func run() throws {
         runReportingErrors {
-            if docTable {
-                print(RunConfig.documentationTable(), terminator: "")
+            if docTable || algorithmDocTable {
+                print(docTable ? RunConfig.documentationTable() : AlgorithmOptions.documentationTable(), terminator: "")
                 return 0
             }
             let config = try runConfig.load()
