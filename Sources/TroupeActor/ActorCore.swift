@@ -1,4 +1,5 @@
 import Foundation
+import TroupeJSON
 import TroupeModel
 import TroupeProto
 import TroupeRuntime
@@ -298,15 +299,16 @@ package struct WelcomeConfig {
     package var modelFiles: [String: String]
 
     package init(decoding text: String) throws(WelcomeConfigError) {
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] else {
+        guard let object = (try? JSONValue.parse(text, source: "config_json"))?.object else {
             throw WelcomeConfigError(key: "config_json", problem: "not a JSON object")
         }
         guard let config = object["config"] else { throw WelcomeConfigError(key: "config", problem: "missing") }
-        guard let config = config as? [String: Any] else { throw WelcomeConfigError(key: "config", problem: "expected an object") }
-        guard let files = object["model_files"] else { throw WelcomeConfigError(key: "model_files", problem: "missing") }
-        guard let files = files as? [String: String] else {
+        guard config.object != nil else { throw WelcomeConfigError(key: "config", problem: "expected an object") }
+        guard let filesValue = object["model_files"] else { throw WelcomeConfigError(key: "model_files", problem: "missing") }
+        guard let fileTexts = filesValue.object, fileTexts.values.allSatisfy({ $0.string != nil }) else {
             throw WelcomeConfigError(key: "model_files", problem: "expected an object of file names to texts")
         }
+        let files = fileTexts.mapValues { $0.string! }
         // The names become files in a temporary directory: nothing that could leave it.
         for name in files.keys where name.isEmpty || name.contains("/") || name == "." || name == ".." {
             throw WelcomeConfigError(key: "model_files.\(name)", problem: "not a plain file name")
@@ -315,7 +317,7 @@ package struct WelcomeConfig {
         do { model = try ModelConfig.parse(json: Data(modelJSON.utf8)) } catch {
             throw WelcomeConfigError(key: "model_files.config.json", problem: "\(error)")
         }
-        do { run = try Self.decodeRunConfig(try JSONSerialization.data(withJSONObject: config)) } catch let e as ConfigError {
+        do { run = try Self.decodeRunConfig(config) } catch let e as ConfigError {
             throw WelcomeConfigError(key: "config.\(e.key)", problem: e.problem)
         } catch {
             throw WelcomeConfigError(key: "config", problem: "\(error)")
@@ -323,12 +325,9 @@ package struct WelcomeConfig {
         modelFiles = files
     }
 
-    /// The one place the actor turns the learner's resolved configuration (JSON) into a `RunConfig`.
-    static func decodeRunConfig(_ json: Data) throws -> RunConfig {
-        guard let object = try JSONSerialization.jsonObject(with: json) as? [String: Any] else {
-            throw ConfigError(key: "config", problem: "expected an object")
-        }
-        return try RunConfig.parse(object)
+    /// The one place the actor turns the learner's resolved configuration into a `RunConfig`.
+    static func decodeRunConfig(_ config: JSONValue) throws -> RunConfig {
+        try RunConfig.parse(config)
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TroupeRL
 import TroupeRuntime
 
 struct ConfigCommand: ParsableCommand {
@@ -10,7 +11,17 @@ struct ConfigCommand: ParsableCommand {
 
     @OptionGroup var runConfig: RunConfigOptions
 
+    @Flag(name: .customLong("doc-table"), help: "Print the table of keys (type, default, range, meaning) that docs/configuration.md holds, as Markdown.")
+    var docTable = false
+
+    @Flag(name: .customLong("algorithm-doc-table"), help: "Print the table of algorithm options that docs/algorithms.md holds, as Markdown.")
+    var algorithmDocTable = false
+
     func run() throws {
+        if docTable || algorithmDocTable {
+            print(docTable ? RunConfig.documentationTable() : AlgorithmOptions.documentationTable(), terminator: "")
+            return
+        }
         let config = try runConfig.load()
         FileHandle.standardOutput.write(config.resolvedJSONData())
         print("")

@@ -1,4 +1,5 @@
 import Foundation
+import TroupeJSON
 import TroupeModel
 
 /// Compact JSON with sorted keys for run-log records, written straight into bytes. Foundation's

@@ -1,7 +1,8 @@
 import Foundation
+import TroupeJSON
 
 /// The Llama-family configuration, read from and written to a Hugging Face `config.json`
-/// (LlamaConfig / Qwen2Config field names).
+/// (LlamaConfig / Qwen2Config field names; the Codable conformance is in ModelConfigCoding.swift).
 public struct ModelConfig: Codable, Equatable, Sendable {
     public var modelType: String
     public var vocabularySize: Int
@@ -64,105 +65,46 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         if let b = bosTokenId { try need(b >= 0 && b < vocabularySize, "bos_token_id", "\(b) is outside the vocabulary") }
     }
 
-    /// Parses a Hugging Face config.json. Accepts `rope_theta` at top level or under `rope_parameters`.
+    /// Parses a Hugging Face config.json (keys it does not use are ignored) and validates it.
     public static func parse(json data: Data, path: String = "config.json") throws -> ModelConfig {
-        let object: Any
-        do { object = try JSONSerialization.jsonObject(with: data) } catch {
-            throw ModelError.unreadable(path: path, reason: "not valid JSON (\(error.localizedDescription))")
+        let value: JSONValue
+        do { value = try JSONValue.parse(data, source: path) } catch let error as JSONError {
+            throw ModelError.unreadable(path: path, reason: "not valid JSON (\(error))")
         }
-        guard let d = object as? [String: Any] else {
+        guard case .object = value else {
             throw ModelError.unreadable(path: path, reason: "top level is not a JSON object")
         }
-        func int(_ key: String) throws -> Int {
-            guard let v = d[key] else { throw ModelError.invalidConfig(field: key, reason: "missing") }
-            guard let n = JSONNumber.int(v) else {
-                throw ModelError.invalidConfig(field: key, reason: "must be an integer (got \(v))")
-            }
-            return n
+        let config: ModelConfig
+        do {
+            config = try JSONValueDecoder(refusesUnknownKeys: false).decode(ModelConfig.self, from: value)
+        } catch let error as JSONError {
+            throw ModelError.invalidConfig(field: error.path ?? "(top level)", reason: error.problem)
         }
-        func optInt(_ key: String) throws -> Int? { d[key] == nil || d[key] is NSNull ? nil : try int(key) }
-        func double(_ key: String, in dict: [String: Any]) throws -> Double? {
-            guard let v = dict[key], !(v is NSNull) else { return nil }
-            guard let n = JSONNumber.double(v) else {
-                throw ModelError.invalidConfig(field: key, reason: "must be a number (got \(v))")
-            }
-            return n
-        }
-        func bool(_ key: String, default value: Bool) throws -> Bool {
-            guard let v = d[key], !(v is NSNull) else { return value }
-            guard let b = JSONNumber.bool(v) else { throw ModelError.invalidConfig(field: key, reason: "must be true or false") }
-            return b
-        }
-        let modelType = (d["model_type"] as? String) ?? "llama"
-        let supported = ["llama", "qwen2", "mistral", "troupe"]
-        guard supported.contains(modelType) else {
-            throw ModelError.invalidConfig(field: "model_type", reason: "\(modelType) is not a Llama-family model (supported: \(supported.joined(separator: ", ")))")
-        }
-        if let act = d["hidden_act"] as? String, act != "silu" {
-            throw ModelError.invalidConfig(field: "hidden_act", reason: "\(act) is not supported (only silu)")
-        }
-        if try bool("mlp_bias", default: false) {
-            throw ModelError.invalidConfig(field: "mlp_bias", reason: "MLP biases are not supported")
-        }
-        if let sw = d["use_sliding_window"].flatMap(JSONNumber.bool), sw {
-            throw ModelError.invalidConfig(field: "use_sliding_window", reason: "sliding-window attention is not supported")
-        }
-        var theta = try double("rope_theta", in: d)
-        if let rp = d["rope_parameters"] as? [String: Any] {
-            if let t = rp["rope_type"] as? String, t != "default" {
-                throw ModelError.invalidConfig(field: "rope_parameters.rope_type", reason: "\(t) is not supported (only default)")
-            }
-            theta = try double("rope_theta", in: rp) ?? theta
-        }
-        if let rs = d["rope_scaling"], !(rs is NSNull) {
-            throw ModelError.invalidConfig(field: "rope_scaling", reason: "RoPE scaling is not supported")
-        }
-        let heads = try int("num_attention_heads")
-        let hidden = try int("hidden_size")
-        var eos: [Int] = []
-        if let e = d["eos_token_id"] {
-            if let n = JSONNumber.int(e) { eos = [n] }
-            else if let list = e as? [Any], list.allSatisfy({ JSONNumber.int($0) != nil }) { eos = list.compactMap(JSONNumber.int) }
-            else if !(e is NSNull) { throw ModelError.invalidConfig(field: "eos_token_id", reason: "must be an integer or a list") }
-        }
-        let qwen = modelType == "qwen2"
-        let config = ModelConfig(
-            modelType: modelType,
-            vocabularySize: try int("vocab_size"),
-            hiddenSize: hidden,
-            intermediateSize: try int("intermediate_size"),
-            layers: try int("num_hidden_layers"),
-            heads: heads,
-            kvHeads: try optInt("num_key_value_heads") ?? heads,
-            headDim: try optInt("head_dim") ?? (heads > 0 ? hidden / heads : 0),
-            rmsNormEps: try double("rms_norm_eps", in: d) ?? 1e-6,
-            ropeTheta: theta ?? 10000,
-            maxPositions: try optInt("max_position_embeddings") ?? 2048,
-            attentionBias: try bool("attention_bias", default: qwen),
-            tieWordEmbeddings: try bool("tie_word_embeddings", default: !qwen),
-            bosTokenId: try optInt("bos_token_id"),
-            eosTokenIds: eos,
-            padTokenId: try optInt("pad_token_id"))
         try config.validate()
         return config
     }
 
     /// A Hugging Face config.json for this configuration (LlamaForCausalLM or Qwen2ForCausalLM).
     public func jsonData() throws -> Data {
-        var d: [String: Any] = [
-            "architectures": [modelType == "qwen2" ? "Qwen2ForCausalLM" : "LlamaForCausalLM"],
-            "model_type": modelType == "qwen2" ? "qwen2" : "llama",
-            "vocab_size": vocabularySize, "hidden_size": hiddenSize, "intermediate_size": intermediateSize,
-            "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kvHeads,
-            "head_dim": headDim, "rms_norm_eps": rmsNormEps, "rope_theta": ropeTheta,
-            "max_position_embeddings": maxPositions, "attention_bias": attentionBias,
-            "tie_word_embeddings": tieWordEmbeddings, "hidden_act": "silu", "mlp_bias": false,
+        try huggingFaceJSON.serialized()
+    }
+
+    var huggingFaceJSON: JSONValue {
+        var d: [String: JSONValue] = [
+            "architectures": [.string(modelType == "qwen2" ? "Qwen2ForCausalLM" : "LlamaForCausalLM")],
+            "model_type": .string(modelType == "qwen2" ? "qwen2" : "llama"),
+            "vocab_size": .integer(vocabularySize), "hidden_size": .integer(hiddenSize),
+            "intermediate_size": .integer(intermediateSize), "num_hidden_layers": .integer(layers),
+            "num_attention_heads": .integer(heads), "num_key_value_heads": .integer(kvHeads),
+            "head_dim": .integer(headDim), "rms_norm_eps": .number(rmsNormEps), "rope_theta": .number(ropeTheta),
+            "max_position_embeddings": .integer(maxPositions), "attention_bias": .bool(attentionBias),
+            "tie_word_embeddings": .bool(tieWordEmbeddings), "hidden_act": "silu", "mlp_bias": false,
             "torch_dtype": "float32",
         ]
-        if let b = bosTokenId { d["bos_token_id"] = b }
-        if eosTokenIds.count == 1 { d["eos_token_id"] = eosTokenIds[0] } else if !eosTokenIds.isEmpty { d["eos_token_id"] = eosTokenIds }
-        if let p = padTokenId { d["pad_token_id"] = p }
-        return try JSONSerialization.data(withJSONObject: d, options: [.prettyPrinted, .sortedKeys])
+        if let b = bosTokenId { d["bos_token_id"] = .integer(b) }
+        if eosTokenIds.count == 1 { d["eos_token_id"] = .integer(eosTokenIds[0]) } else if !eosTokenIds.isEmpty { d["eos_token_id"] = .array(eosTokenIds.map(JSONValue.integer)) }
+        if let p = padTokenId { d["pad_token_id"] = .integer(p) }
+        return .object(d)
     }
 
     public var qDim: Int { heads * headDim }

@@ -1,4 +1,5 @@
 import Foundation
+import TroupeJSON
 import TroupeTensor
 
 /// Reads and writes Hugging Face style model directories: `config.json` plus `model.safetensors`
@@ -44,11 +45,10 @@ public enum ModelDirectory {
         if FileManager.default.fileExists(atPath: single) { return [single] }
         let index = (directory as NSString).appendingPathComponent("model.safetensors.index.json")
         guard let data = FileManager.default.contents(atPath: index) else { throw ModelError.fileMissing(path: single) }
-        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let map = object["weight_map"] as? [String: String] else {
+        guard let map = (try? JSONValue.parse(data))?["weight_map"]?.object, map.values.allSatisfy({ $0.string != nil }) else {
             throw ModelError.unreadable(path: index, reason: "no weight_map object")
         }
-        return Set(map.values).sorted().map { (directory as NSString).appendingPathComponent($0) }
+        return Set(map.values.compactMap(\.string)).sorted().map { (directory as NSString).appendingPathComponent($0) }
     }
 
     /// Writes config.json and model.safetensors (F32) atomically into `directory`, creating it.

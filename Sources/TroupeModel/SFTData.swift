@@ -1,4 +1,5 @@
 import Foundation
+import TroupeJSON
 import TroupeTokenizer
 
 /// One {prompt, completion} pair as text, with where it came from (for error messages).
@@ -43,17 +44,17 @@ public enum SFTData {
             if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
             func bad(_ problem: String) -> SFTDataError { .badLine(source: source, line: lineNumber, problem: problem) }
             guard String(data: Data(bytes), encoding: .utf8) != nil else { throw bad("not valid UTF-8") }
-            let object: Any
-            do { object = try JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed]) } catch {
-                let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
-                throw bad("not valid JSON" + (detail.map { " (\($0))" } ?? ""))
+            let object: JSONValue
+            do { object = try JSONValue.parse(bytes) } catch let error as JSONError {
+                let column = error.location?.column.map { " at column \($0)" } ?? ""
+                throw bad("not valid JSON (\(error.problem)\(column))")
             }
-            guard let fields = object as? [String: Any] else {
+            guard case let .object(fields) = object else {
                 throw bad("expected a JSON object {\"prompt\": ..., \"completion\": ...}")
             }
             func text(_ key: String) throws -> String {
                 guard let value = fields[key] else { throw bad("missing \"\(key)\"") }
-                guard let string = value as? String else { throw bad("\"\(key)\" must be a string") }
+                guard case let .string(string) = value else { throw bad("\"\(key)\" must be a string") }
                 return string
             }
             let prompt = try text("prompt"), completion = try text("completion")

@@ -1,4 +1,5 @@
 import Foundation
+import TroupeJSON
 
 /// Reader and writer for the safetensors format (8-byte little-endian header length, a JSON header of
 /// `{name: {dtype, shape, data_offsets}}`, then the raw data). F32 is stored as is; F16 and BF16 are
@@ -41,7 +42,7 @@ public struct SafetensorsFile {
         }
         let headerStart = data.startIndex + 8
         let header = data.subdata(in: headerStart..<(headerStart + Int(headerLength)))
-        guard let object = try? JSONSerialization.jsonObject(with: header), let dict = object as? [String: Any] else {
+        guard case let .object(dict)? = try? JSONValue.parse(header) else {
             throw ModelError.safetensorsHeader(path: path, reason: "header is not a JSON object")
         }
         dataStart = 8 + Int(headerLength)
@@ -50,17 +51,17 @@ public struct SafetensorsFile {
         var metadata: [String: String] = [:]
         for (name, value) in dict {
             if name == "__metadata__" {
-                if let m = value as? [String: String] { metadata = m }
+                if let m = value.object, m.values.allSatisfy({ $0.string != nil }) { metadata = m.compactMapValues(\.string) }
                 continue
             }
-            guard let t = value as? [String: Any], let dtype = t["dtype"] as? String,
-                  let shape = t["shape"] as? [NSNumber], let offsets = t["data_offsets"] as? [NSNumber],
-                  offsets.count == 2 else {
+            guard let dtype = value["dtype"]?.string,
+                  let dims = value["shape"]?.array?.compactMap(\.int), dims.count == value["shape"]?.array?.count,
+                  let offsets = value["data_offsets"]?.array?.compactMap(\.int), offsets.count == 2,
+                  value["data_offsets"]?.array?.count == 2 else {
                 throw ModelError.tensorData(name: name, reason: "header entry lacks dtype, shape or data_offsets")
             }
-            let dims = shape.map(\.intValue)
             guard dims.allSatisfy({ $0 >= 0 }) else { throw ModelError.tensorData(name: name, reason: "negative dimension in shape \(dims)") }
-            let begin = offsets[0].intValue, end = offsets[1].intValue
+            let begin = offsets[0], end = offsets[1]
             guard begin >= 0, end >= begin else {
                 throw ModelError.tensorData(name: name, reason: "data_offsets [\(begin), \(end)] are not an increasing range")
             }
@@ -149,15 +150,16 @@ public struct SafetensorsFile {
     /// Writes F32 tensors. The header is padded with spaces to a multiple of 8 bytes, as the reference does.
     public static func write(tensors: [(name: String, shape: [Int], values: UnsafeBufferPointer<Float>)],
                              metadata: [String: String] = [:], to path: String) throws {
-        var header: [String: Any] = [:]
-        if !metadata.isEmpty { header["__metadata__"] = metadata }
+        var header: [String: JSONValue] = [:]
+        if !metadata.isEmpty { header["__metadata__"] = .object(metadata.mapValues(JSONValue.string)) }
         var offset = 0
         for t in tensors {
             let bytes = t.values.count * 4
-            header[t.name] = ["dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + bytes]]
+            header[t.name] = ["dtype": "F32", "shape": .array(t.shape.map(JSONValue.integer)),
+                              "data_offsets": [.integer(offset), .integer(offset + bytes)]]
             offset += bytes
         }
-        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        var json = try JSONValue.object(header).serialized(compact: true)
         while json.count % 8 != 0 { json.append(0x20) }
         var out = Data(capacity: 8 + json.count + offset)
         var length = UInt64(json.count).littleEndian

@@ -1,4 +1,5 @@
 import Foundation
+import TroupeJSON
 
 /// One line of a run's `metrics.jsonl`: `{"step": Int, "time_s": seconds since run start,
 /// "kind": "train" | "eval" | "actor", "<metric key>": number, …}`.
@@ -51,14 +52,14 @@ public struct MetricsLog: Sendable, Hashable {
     }
 
     private static func record(from line: Data) -> MetricRecord? {
-        guard case let .object(fields)? = JSONValue.parse(line),
-              case let .integer(step)? = fields["step"],
-              let time = fields["time_s"]?.number,
+        guard case let .object(fields)? = try? JSONValue.parse(line),
+              let step = fields["step"]?.int,
+              let time = fields["time_s"]?.double,
               case let .string(kind)? = fields["kind"], !kind.isEmpty
         else { return nil }
         var values: [String: Double] = [:]
         for (key, value) in fields where !reservedKeys.contains(key) {
-            if let number = value.number, number.isFinite { values[key] = number }
+            if let number = value.double, number.isFinite { values[key] = number }
         }
         return MetricRecord(step: step, timeSeconds: time, kind: kind, values: values)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import TroupeJSON
 
 /// Reading run directories and writing report files: the only file I/O of this module besides the browser.
 public enum ReportFiles {
@@ -46,7 +47,7 @@ public enum ReportFiles {
 
     /// Flattens a JSON object into `a/b` keys with scalar values; arrays are shown by their length.
     public static func summaryEntries(fromJSON data: Data) throws -> [SummaryEntry] {
-        guard case let .object(root)? = JSONValue.parse(data) else {
+        guard case let .object(root)? = try? JSONValue.parse(data) else {
             throw ReportError.badSummary("expected a JSON object")
         }
         var entries: [SummaryEntry] = []

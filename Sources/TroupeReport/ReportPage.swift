@@ -1,4 +1,5 @@
 import Foundation
+import TroupeJSON
 
 /// Builds the self-contained report page: summary table, then one chart per metric group. The charts
 /// are drawn in the browser by the inline script from the JSON embedded in the page, so the file needs
@@ -130,31 +131,26 @@ public enum ReportPage {
 
     /// `{"charts": [{"id", "title", "series": [{"label", "color", "dash", "points": [[step, time_s, value], …]}]}]}`
     static func dataJSON(runs: [ReportRun], charts: [ReportChart]) -> String {
-        let object: [String: Any] = [
-            "runs": runs.map { $0.name },
-            "charts": charts.map { chart -> [String: Any] in
+        let object: JSONValue = [
+            "runs": .array(runs.map { .string($0.name) }),
+            "charts": .array(charts.map { chart in
                 [
-                    "id": chart.group.id,
-                    "title": chart.group.title,
-                    "series": chart.series.map { series -> [String: Any] in
+                    "id": .string(chart.group.id),
+                    "title": .string(chart.group.title),
+                    "series": .array(chart.series.map { series in
                         [
-                            "label": series.label,
-                            "color": series.color,
-                            "dash": series.dash,
-                            "points": series.points.map { [$0.step, $0.timeSeconds, $0.value] as [Any] },
+                            "label": .string(series.label),
+                            "color": .string(series.color),
+                            "dash": .string(series.dash),
+                            "points": .array(series.points.map { [.integer($0.step), .number($0.timeSeconds), .number($0.value)] }),
                         ]
-                    },
+                    }),
                 ]
-            },
+            }),
         ]
         // Points are finite (ReportCharts drops the rest), so serialization does not fail; if it ever did,
         // the page shows the error instead of silently empty charts.
-        let data: Data
-        do {
-            data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
-        } catch {
-            data = Data(#"{"charts":[],"error":"could not encode the chart data"}"#.utf8)
-        }
+        let data = (try? object.serialized(compact: true)) ?? Data(#"{"charts":[],"error":"could not encode the chart data"}"#.utf8)
         // "<" only occurs inside JSON strings, where \u003c means the same; this keeps "</script>" in a
         // run name from ending the script element.
         return String(decoding: data, as: UTF8.self).replacingOccurrences(of: "<", with: "\\u003c")

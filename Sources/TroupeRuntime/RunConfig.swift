@@ -1,12 +1,14 @@
 import Foundation
+import TroupeJSON
 import TroupeModel
 import TroupeRL
 import TroupeTensor
 
 /// The whole configuration of a run, read from a JSON file with `section.key=value` overrides from the
-/// command line. Unknown keys, wrong types and out-of-range values are errors naming the key; the
-/// resolved configuration is printed and frozen in the run directory. docs/configuration.md lists
-/// every key.
+/// command line. Unknown keys, wrong types and out-of-range values are errors naming the key (and the
+/// line and column in the file); the resolved configuration is printed and frozen in the run directory.
+/// The fields' initial values are the defaults; `RunConfig.settings` (RunConfigFields.swift) declares
+/// each key's name, range and doc, from which docs/configuration.md's table is generated.
 public struct RunConfig: Sendable {
     public struct Run: Sendable, Equatable {
         public var name = "ttrl"
@@ -123,23 +125,30 @@ public struct RunConfig: Sendable {
     /// and trained on (`group_size` decides how many), and no KL term, which would cost a second forward
     /// pass on a reference model for a coefficient of 0.001. Naming a preset (in a file's `algorithm`
     /// section or with `--set algorithm.preset=…`) starts from that preset alone instead.
-    public static let defaultAlgorithm: [String: Any] = [
+    public static let defaultAlgorithm: JSONValue = [
         "preset": "ttrl", "loss.kind": "cispo", "kl.coefficient": 0,
-        "sampling.samples_per_prompt": NSNull(), "sampling.train_samples": NSNull(),
+        "sampling.samples_per_prompt": nil, "sampling.train_samples": nil,
     ]
 
     public init() {
-        algorithmJSON = (try? JSONValue(any: RunConfig.defaultAlgorithm, field: "algorithm")) ?? .object([:])
+        algorithmJSON = RunConfig.defaultAlgorithm
         algorithm = (try? AlgorithmOptions.resolve(algorithmJSON)) ?? AlgorithmOptions()
     }
 }
 
+/// A refused configuration: the key, what is wrong, and where it was written when that is known
+/// (`config.json:3:14`, or `--set run.max_steps=ten`).
 public struct ConfigError: Error, CustomStringConvertible, Equatable {
     public let key: String
     public let problem: String
-    public init(key: String, problem: String) {
+    public var location: JSONLocation?
+    public init(key: String, problem: String, location: JSONLocation? = nil) {
         self.key = key
         self.problem = problem
+        self.location = location
     }
-    public var description: String { "config key \(key): \(problem)" }
+    public var description: String {
+        guard let location else { return "config key \(key): \(problem)" }
+        return "\(location): \(key): \(problem)"
+    }
 }

@@ -1,181 +1,273 @@
 import Foundation
+import TroupeJSON
 import TroupeModel
 import TroupeRL
 import TroupeTensor
 
-/// One configurable key: how to read it into a `RunConfig`, how to write it back out, and its range.
-struct ConfigField {
+/// One key of the run configuration, declared once: its name, the `RunConfig` field it sets (whose
+/// initial value is the default), its type, range or allowed values, and a one-line doc. Decoding,
+/// range checks, `troupe config` and the table in docs/configuration.md all come from `RunConfig.settings`.
+///
+/// A table of key paths rather than a property wrapper per field: the keys' sections are not the
+/// struct nesting (`optimizer.*` lands in `AdamWOptions` and `Schedule`, types of other modules), and
+/// the fields stay plain stored properties that the rest of the code reads and the structs stay Equatable.
+struct Setting {
     let key: String
-    let read: (inout RunConfig, Any) throws -> Void
-    let write: (RunConfig) -> Any
+    /// "integer", "number", "string", "string or null", …
+    let type: String
+    /// The range or the allowed values, as the doc table prints them ("" when any value of the type is fine).
+    let range: String
+    let doc: String
+    /// Sets the field from a JSON value, or returns what is wrong with the value.
+    let read: (inout RunConfig, JSONValue) -> String?
+    let write: (RunConfig) -> JSONValue
 
-    static func int(_ key: String, _ path: WritableKeyPath<RunConfig, Int>, _ range: ClosedRange<Int>) -> ConfigField {
-        ConfigField(key: key, read: { config, value in
-            guard let n = JSONNumber.int(value) else { throw ConfigError(key: key, problem: "expected an integer, got \(describe(value))") }
-            guard range.contains(n) else { throw ConfigError(key: key, problem: "\(n) is outside \(range.lowerBound)...\(range.upperBound)") }
+    var section: String { String(key.prefix(while: { $0 != "." })) }
+    var name: String { String(key.drop(while: { $0 != "." }).dropFirst()) }
+
+    static func int(_ key: String, _ path: WritableKeyPath<RunConfig, Int>, _ range: ClosedRange<Int>, _ doc: String) -> Setting {
+        Setting(key: key, type: "integer", range: "\(range.lowerBound) … \(range.upperBound)", doc: doc, read: { config, value in
+            guard let n = value.int else { return "expected an integer, got \(describe(value))" }
+            guard range.contains(n) else { return "\(n) is outside \(range.lowerBound)...\(range.upperBound)" }
             config[keyPath: path] = n
-        }, write: { $0[keyPath: path] })
+            return nil
+        }, write: { .integer($0[keyPath: path]) })
     }
 
-    static func double(_ key: String, _ path: WritableKeyPath<RunConfig, Double>, _ range: ClosedRange<Double>) -> ConfigField {
-        ConfigField(key: key, read: { config, value in
-            guard let d = JSONNumber.double(value), d.isFinite else { throw ConfigError(key: key, problem: "expected a number, got \(describe(value))") }
-            guard range.contains(d) else { throw ConfigError(key: key, problem: "\(d) is outside \(range.lowerBound)...\(range.upperBound)") }
+    static func double(_ key: String, _ path: WritableKeyPath<RunConfig, Double>, _ range: ClosedRange<Double>, _ doc: String) -> Setting {
+        Setting(key: key, type: "number", range: "\(format(range.lowerBound)) … \(format(range.upperBound))", doc: doc, read: { config, value in
+            guard let d = value.double, d.isFinite else { return "expected a number, got \(describe(value))" }
+            guard range.contains(d) else { return "\(d) is outside \(range.lowerBound)...\(range.upperBound)" }
             config[keyPath: path] = d
-        }, write: { $0[keyPath: path] })
+            return nil
+        }, write: { .number($0[keyPath: path]) })
     }
 
     /// `emptyMeansOff`: the empty string is a value (it turns the feature off) rather than a mistake.
-    static func string(_ key: String, _ path: WritableKeyPath<RunConfig, String>, allowed: [String]? = nil, emptyMeansOff: Bool = false) -> ConfigField {
-        ConfigField(key: key, read: { config, value in
-            guard let s = value as? String, !s.isEmpty || emptyMeansOff else {
-                throw ConfigError(key: key, problem: "expected a non-empty string, got \(describe(value))")
+    static func string(_ key: String, _ path: WritableKeyPath<RunConfig, String>, allowed: [String]? = nil,
+                       emptyMeansOff: Bool = false, _ doc: String) -> Setting {
+        let range = allowed.map { $0.map { "`\($0)`" }.joined(separator: ", ") } ?? (emptyMeansOff ? "" : "non-empty")
+        return Setting(key: key, type: "string", range: range, doc: doc, read: { config, value in
+            guard case let .string(s) = value, !s.isEmpty || emptyMeansOff else {
+                return "expected a non-empty string, got \(describe(value))"
             }
             if let allowed, !allowed.contains(s) {
-                throw ConfigError(key: key, problem: "\"\(s)\" is not one of \(allowed.map { "\"\($0)\"" }.joined(separator: ", "))")
+                return "\"\(s)\" is not one of \(allowed.map { "\"\($0)\"" }.joined(separator: ", "))"
             }
             config[keyPath: path] = s
-        }, write: { $0[keyPath: path] })
+            return nil
+        }, write: { .string($0[keyPath: path]) })
     }
 
-    static func optionalString(_ key: String, _ path: WritableKeyPath<RunConfig, String?>) -> ConfigField {
-        ConfigField(key: key, read: { config, value in
-            if value is NSNull { config[keyPath: path] = nil; return }
-            guard let s = value as? String, !s.isEmpty else { throw ConfigError(key: key, problem: "expected a string or null, got \(describe(value))") }
+    static func optionalString(_ key: String, _ path: WritableKeyPath<RunConfig, String?>, _ doc: String) -> Setting {
+        Setting(key: key, type: "string or null", range: "non-empty", doc: doc, read: { config, value in
+            if value.isNull { config[keyPath: path] = nil; return nil }
+            guard case let .string(s) = value, !s.isEmpty else { return "expected a string or null, got \(describe(value))" }
             config[keyPath: path] = s
-        }, write: { $0[keyPath: path].map { $0 as Any } ?? NSNull() })
+            return nil
+        }, write: { $0[keyPath: path].map(JSONValue.string) ?? .null })
     }
 
-    static func bool(_ key: String, _ path: WritableKeyPath<RunConfig, Bool>) -> ConfigField {
-        ConfigField(key: key, read: { config, value in
-            guard let b = JSONNumber.bool(value) else { throw ConfigError(key: key, problem: "expected true or false, got \(describe(value))") }
+    static func bool(_ key: String, _ path: WritableKeyPath<RunConfig, Bool>, _ doc: String) -> Setting {
+        Setting(key: key, type: "boolean", range: "", doc: doc, read: { config, value in
+            guard case let .bool(b) = value else { return "expected true or false, got \(describe(value))" }
             config[keyPath: path] = b
-        }, write: { $0[keyPath: path] })
+            return nil
+        }, write: { .bool($0[keyPath: path]) })
     }
 
-    static func describe(_ value: Any) -> String {
-        if value is NSNull { return "null" }
-        if let s = value as? String { return "\"\(s)\"" }
-        return "\(value)"
+    static func describe(_ value: JSONValue) -> String { value.description }
+
+    static func format(_ value: Double) -> String {
+        let text = value.description
+        return text.hasSuffix(".0") ? String(text.dropLast(2)) : text
     }
 }
 
 extension RunConfig {
-    static let fields: [ConfigField] = [
-        .string("run.name", \.run.name),
-        ConfigField(key: "run.seed", read: { c, v in
-            guard let n = JSONNumber.int(v), n >= 0 else { throw ConfigError(key: "run.seed", problem: "expected a non-negative integer, got \(ConfigField.describe(v))") }
-            c.run.seed = UInt64(n)
-        }, write: { Int($0.run.seed) }),
-        .int("run.max_steps", \.run.maxSteps, 1...10_000_000),
-        .optionalString("run.directory", \.run.directory),
-        .string("model.path", \.model.path),
-        .optionalString("task.spec", \.task.spec),
-        .optionalString("task.file", \.task.file),
-        .string("task.split", \.task.split, allowed: ["train", "test"]),
-        .int("task.count", \.task.count, 1...10_000_000),
-        .string("task.bad_lines", \.task.badLines, allowed: ["refuse", "skip"]),
-        .bool("task.label_free", \.task.labelFree),
-        .double("optimizer.learning_rate", \.optimizer.learningRate, 0...1),
-        .double("optimizer.beta1", \.optimizer.beta1, 0...0.999999),
-        .double("optimizer.beta2", \.optimizer.beta2, 0...0.999999999),
-        .double("optimizer.epsilon", \.optimizer.epsilon, 1e-30...1),
-        .double("optimizer.weight_decay", \.optimizer.weightDecay, 0...10),
-        ConfigField(key: "optimizer.max_grad_norm", read: { c, v in
-            if v is NSNull { c.optimizer.maxGradNorm = nil; return }
-            guard let d = JSONNumber.double(v), d.isFinite, d > 0 else {
-                throw ConfigError(key: "optimizer.max_grad_norm", problem: "expected a positive number or null, got \(ConfigField.describe(v))")
-            }
-            c.optimizer.maxGradNorm = d
-        }, write: { $0.optimizer.maxGradNorm.map { $0 as Any } ?? NSNull() }),
-        .string("optimizer.schedule", \.schedule.kind, allowed: ["constant", "cosine"]),
-        .int("optimizer.warmup_steps", \.schedule.warmupSteps, 0...1_000_000),
-        .double("sampling.temperature", \.sampling.temperature, 0.01...10),
-        .int("sampling.top_k", \.sampling.topK, 0...1_000_000),
-        .double("sampling.top_p", \.sampling.topP, 0.001...1),
-        .int("sampling.max_new_tokens", \.sampling.maxNewTokens, 1...65536),
-        .int("sampling.group_size", \.sampling.groupSize, 1...4096),
-        .int("learner.batch_groups", \.learner.batchGroups, 1...100_000),
-        .int("learner.max_staleness", \.learner.maxStaleness, 0...1000),
-        .int("learner.publish_every", \.learner.publishEvery, 1...1_000_000),
-        .int("learner.checkpoint_every", \.learner.checkpointEvery, 1...1_000_000),
-        .int("learner.micro_batch_tokens", \.learner.microBatchTokens, 16...10_000_000),
-        .int("learner.lease_size", \.learner.leaseSize, 1...1024),
-        .double("learner.lease_timeout_s", \.learner.leaseTimeoutSeconds, 0.1...86400),
-        .double("learner.heartbeat_timeout_s", \.learner.heartbeatTimeoutSeconds, 0.5...86400),
-        .int("learner.credit", \.learner.credit, 1...1024),
-        .int("learner.threads", \.learner.threads, 1...256),
-        .string("learner.shared_memory_dir", \.learner.sharedMemoryDirectory, emptyMeansOff: true),
-        .int("learner.relay_fanout", \.learner.relayFanout, 0...64),
-        .string("endpoints.bind_host", \.endpoints.bindHost),
-        .string("endpoints.advertise_host", \.endpoints.advertiseHost),
-        .int("endpoints.control_port", \.endpoints.controlPort, 0...65535),
-        .int("endpoints.weights_port", \.endpoints.weightsPort, 0...65535),
-        .int("endpoints.announce_port", \.endpoints.announcePort, 0...65535),
-        .int("endpoints.logs_port", \.endpoints.logsPort, 0...65535),
-        .int("endpoints.logs_in_port", \.endpoints.logsInPort, 0...65535),
-        .int("actors.count", \.actors.count, 0...1024),
-        .int("actors.threads", \.actors.threads, 1...256),
-        .int("eval.every", \.eval.every, 0...1_000_000),
-        .int("eval.samples", \.eval.samples, 1...4096),
-        .double("eval.temperature", \.eval.temperature, 0.01...10),
+    static let settings: [Setting] = [
+        .string("run.name", \.run.name, "names the run directory `runs/<name>` (`troupe run` without a file or `run.name`: `ttrl-<date>-<time>`)"),
+        Setting(key: "run.seed", type: "integer", range: "0 … 9e15", doc: "seeds task generation and every sample's random stream", read: { config, value in
+            guard let n = value.int, n >= 0 else { return "expected a non-negative integer, got \(Setting.describe(value))" }
+            config.run.seed = UInt64(n)
+            return nil
+        }, write: { .integer(Int($0.run.seed)) }),
+        .int("run.max_steps", \.run.maxSteps, 1...10_000_000, "optimizer steps; the learner finishes after this many"),
+        .optionalString("run.directory", \.run.directory, "the run directory; null: `runs/<name>`"),
+        .string("model.path", \.model.path, "a Hugging Face style model directory (config.json, model.safetensors, optional tokenizer.json)"),
+        .optionalString("task.spec", \.task.spec, "a built-in task (docs/tasks.md); null when `task.file` is set"),
+        .optionalString("task.file", \.task.file, "a JSONL task file `{\"id\"?, \"prompt\", \"answer\"?}`"),
+        .string("task.split", \.task.split, allowed: ["train", "test"], "split of a built-in task"),
+        .int("task.count", \.task.count, 1...10_000_000, "prompts in the run"),
+        .string("task.bad_lines", \.task.badLines, allowed: ["refuse", "skip"], "what to do with bad lines of `task.file` (each is reported with its line number)"),
+        .bool("task.label_free", \.task.labelFree, "test-time mode: answers never reach the learner, the actors or the reward; `troupe run` uses them only to evaluate"),
+        .double("optimizer.learning_rate", \.optimizer.learningRate, 0...1, "AdamW learning rate (the peak, with a schedule)"),
+        .double("optimizer.beta1", \.optimizer.beta1, 0...0.999999, "AdamW first-moment decay"),
+        .double("optimizer.beta2", \.optimizer.beta2, 0...0.999999999, "AdamW second-moment decay"),
+        .double("optimizer.epsilon", \.optimizer.epsilon, 1e-30...1, "AdamW denominator epsilon"),
+        .double("optimizer.weight_decay", \.optimizer.weightDecay, 0...10, "decoupled weight decay on matrices (not norms or biases)"),
+        Setting(key: "optimizer.max_grad_norm", type: "number or null", range: "> 0", doc: "global-norm gradient clipping; null disables", read: { config, value in
+            if value.isNull { config.optimizer.maxGradNorm = nil; return nil }
+            guard let d = value.double, d.isFinite, d > 0 else { return "expected a positive number or null, got \(Setting.describe(value))" }
+            config.optimizer.maxGradNorm = d
+            return nil
+        }, write: { $0.optimizer.maxGradNorm.map(JSONValue.number) ?? .null }),
+        .string("optimizer.schedule", \.schedule.kind, allowed: ["constant", "cosine"], "learning-rate schedule over `run.max_steps` after the warm-up: constant, or cosine decay to 10%"),
+        .int("optimizer.warmup_steps", \.schedule.warmupSteps, 0...1_000_000, "linear learning-rate warm-up steps"),
+        .double("sampling.temperature", \.sampling.temperature, 0.01...10, "sampling temperature; the learner scores tokens at the same temperature"),
+        .int("sampling.top_k", \.sampling.topK, 0...1_000_000, "top-k truncation (0 disables); behaviour log-probs are always from the full distribution"),
+        .double("sampling.top_p", \.sampling.topP, 0.001...1, "nucleus truncation (1 disables); behaviour log-probs are always from the full distribution"),
+        .int("sampling.max_new_tokens", \.sampling.maxNewTokens, 1...65536, "completion length cap (finish reason `length`)"),
+        .int("sampling.group_size", \.sampling.groupSize, 1...4096, "completions per prompt (G); with a majority-vote reward, the votes"),
+        .int("learner.batch_groups", \.learner.batchGroups, 1...100_000, "groups per optimizer step"),
+        .int("learner.max_staleness", \.learner.maxStaleness, 0...1000, "versions a group may lag the weights being trained; 0 = synchronous on-policy"),
+        .int("learner.publish_every", \.learner.publishEvery, 1...1_000_000, "publish new weights every this many steps"),
+        .int("learner.checkpoint_every", \.learner.checkpointEvery, 1...1_000_000, "checkpoint every this many steps (and at the end)"),
+        .int("learner.micro_batch_tokens", \.learner.microBatchTokens, 16...10_000_000, "packed tokens per forward/backward (bounds memory; never changes the gradient)"),
+        .int("learner.lease_size", \.learner.leaseSize, 1...1024, "prompts per lease"),
+        .double("learner.lease_timeout_s", \.learner.leaseTimeoutSeconds, 0.1...86400, "an unfinished lease returns to the queue after this"),
+        .double("learner.heartbeat_timeout_s", \.learner.heartbeatTimeoutSeconds, 0.5...86400, "a silent actor is evicted after this; must exceed the time to sample one lease"),
+        .int("learner.credit", \.learner.credit, 1...1024, "groups an actor may have unacknowledged (see [credit](#learnercredit))"),
+        .int("learner.threads", \.learner.threads, 1...256, "OpenBLAS threads of the learner (recorded in the run log; replay uses the same)"),
+        .string("learner.shared_memory_dir", \.learner.sharedMemoryDirectory, emptyMeansOff: true, "published versions are also files here that actors on the learner's host map; `\"\"` turns it off (see [shared memory](#learnershared_memory_dir))"),
+        .int("learner.relay_fanout", \.learner.relayFanout, 0...64, "actors each node of the weight relay tree serves; 1 is a chain, 0 has the learner serve every actor (see [relay](#learnerrelay_fanout))"),
+        .string("endpoints.bind_host", \.endpoints.bindHost, "where the learner binds (`*` for every interface)"),
+        .string("endpoints.advertise_host", \.endpoints.advertiseHost, "the address actors are told to connect to (never `0.0.0.0`)"),
+        .int("endpoints.control_port", \.endpoints.controlPort, 0...65535, "control socket; `troupe run` picks a free block of ports when these are busy"),
+        .int("endpoints.weights_port", \.endpoints.weightsPort, 0...65535, "weight chunks"),
+        .int("endpoints.announce_port", \.endpoints.announcePort, 0...65535, "new-version announcements"),
+        .int("endpoints.logs_port", \.endpoints.logsPort, 0...65535, "monitors subscribe here (the log proxy's XPUB side)"),
+        .int("endpoints.logs_in_port", \.endpoints.logsInPort, 0...65535, "processes publish their log events here (the log proxy's XSUB side)"),
+        .int("actors.count", \.actors.count, 0...1024, "actors `troupe run` starts"),
+        .int("actors.threads", \.actors.threads, 1...256, "OpenBLAS threads per actor"),
+        .int("eval.every", \.eval.every, 0...1_000_000, "`troupe run` evaluates the latest checkpoint every this many steps (0: start and end only)"),
+        .int("eval.samples", \.eval.samples, 1...4096, "samples per prompt for pass@1 and maj@k"),
+        .double("eval.temperature", \.eval.temperature, 0.01...10, "evaluation sampling temperature"),
     ]
 
-    /// Reads a configuration object (sections of keys, as in the file) and then `overrides`
-    /// (`section.key=value`, the value parsed as JSON when it parses, else taken as a string).
-    public static func parse(_ object: [String: Any], overrides: [String] = []) throws -> RunConfig {
-        var config = RunConfig()
-        var algorithm: [String: Any] = RunConfig.defaultAlgorithm
-        if overrides.contains(where: { $0.hasPrefix("algorithm.preset=") }) { algorithm = [:] }
-        for (section, value) in object {
-            if section == "algorithm" {
-                guard let a = value as? [String: Any] else { throw ConfigError(key: "algorithm", problem: "expected an object") }
-                algorithm = a
-                continue
-            }
-            guard let keys = value as? [String: Any] else {
-                if fields.contains(where: { $0.key.hasPrefix(section + ".") }) {
-                    throw ConfigError(key: section, problem: "expected an object of keys")
+    /// The sections in table order; `algorithm` comes after them.
+    static var sectionNames: [String] {
+        var seen: [String] = []
+        for setting in settings where !seen.contains(setting.section) { seen.append(setting.section) }
+        return seen
+    }
+}
+
+// MARK: reading
+
+extension RunConfig: Decodable {
+    /// Strict: unknown sections and keys, wrong types and out-of-range values are errors naming the
+    /// key (the decoder adds the position). Keys not given keep their defaults.
+    public init(from decoder: any Decoder) throws {
+        self.init()
+        let root = try decoder.container(keyedBy: JSONKey.self)
+        for section in Self.sectionNames where root.contains(JSONKey(section)) {
+            let keys = try root.nestedContainer(keyedBy: JSONKey.self, forKey: JSONKey(section))
+            for setting in Self.settings where setting.section == section && keys.contains(JSONKey(setting.name)) {
+                let value = try keys.decode(JSONValue.self, forKey: JSONKey(setting.name))
+                if let problem = setting.read(&self, value) {
+                    throw DecodingError.dataCorruptedError(forKey: JSONKey(setting.name), in: keys, debugDescription: problem)
                 }
-                throw ConfigError(key: section, problem: "unknown section (known: \(sectionNames.joined(separator: ", ")), algorithm)")
             }
-            for (key, v) in keys { try config.set("\(section).\(key)", v) }
+        }
+        if root.contains(JSONKey("algorithm")) {
+            algorithmJSON = try root.decode(JSONValue.self, forKey: JSONKey("algorithm"))
+            guard case .object = algorithmJSON else {
+                throw DecodingError.dataCorruptedError(forKey: JSONKey("algorithm"), in: root,
+                                                       debugDescription: "expected an object, got \(algorithmJSON.typeName)")
+            }
+            algorithm = try AlgorithmOptions.resolve(algorithmJSON)
+        }
+    }
+
+    /// Reads a configuration (sections of keys, as in the file) after applying `overrides`
+    /// (`section.key=value`, the value parsed as JSON when it parses, else taken as a string) to it.
+    /// `sourceMap` gives errors about the file's values their line and column.
+    public static func parse(_ document: JSONDocument, overrides: [String] = []) throws -> RunConfig {
+        var document = document
+        try applyOverrides(overrides, to: &document)
+        let config: RunConfig
+        do {
+            config = try JSONValueDecoder().decode(RunConfig.self, from: document)
+        } catch let error as JSONError {
+            throw ConfigError(key: error.path ?? "--config", problem: error.problem, location: error.location)
+        } catch let error as AlgorithmError {
+            // An unknown option is pointed at by its key, a bad value by the value.
+            let key = "algorithm.\(error.field)", map = document.sourceMap
+            let location = error.problem.hasPrefix("unknown") ? map.location(ofKey: key) : map.location(ofValue: key)
+            throw ConfigError(key: key, problem: error.problem, location: location)
+        }
+        do {
+            try config.validate()
+        } catch var error as ConfigError {
+            error.location = document.sourceMap.location(ofValue: error.key)
+            throw error
+        }
+        return config
+    }
+
+    /// A configuration built from a value (no file positions).
+    public static func parse(_ value: JSONValue, overrides: [String] = []) throws -> RunConfig {
+        try parse(JSONDocument(value: value, sourceMap: JSONSourceMap(source: "--config")), overrides: overrides)
+    }
+
+    /// Sets each `section.key=value` in the tree (an `algorithm.…` override as a dotted key of the
+    /// algorithm section, replacing the same key written nested). Without an `algorithm` section the
+    /// run's default algorithm is used, or nothing but the preset when an override names one.
+    static func applyOverrides(_ overrides: [String], to document: inout JSONDocument) throws {
+        guard case var .object(root) = document.value else {
+            throw ConfigError(key: "--config", problem: "top level must be an object, got \(document.value.typeName)",
+                              location: document.sourceMap.location(ofValue: ""))
+        }
+        if root["algorithm"] == nil {
+            root["algorithm"] = overrides.contains(where: { $0.hasPrefix("algorithm.preset=") }) ? .object([:]) : defaultAlgorithm
         }
         for item in overrides {
             guard let eq = item.firstIndex(of: "="), eq != item.startIndex else {
                 throw ConfigError(key: item, problem: "an override must look like section.key=value")
             }
             let key = String(item[..<eq]), text = String(item[item.index(after: eq)...])
-            let value: Any = (try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])) ?? text
-            if key.hasPrefix("algorithm.") {
-                algorithm[String(key.dropFirst("algorithm.".count))] = value
-            } else {
-                try config.set(key, value)
+            let value = (try? JSONValue.parse(text)) ?? .string(text)
+            let parts = key.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                throw ConfigError(key: key, problem: "an override must look like section.key=value")
             }
+            var section = root[parts[0]] ?? .object([:])
+            guard case var .object(members) = section else {
+                throw ConfigError(key: parts[0], problem: "expected an object of keys, got \(section.typeName)",
+                                  location: document.sourceMap.location(ofValue: parts[0]))
+            }
+            if parts[0] == "algorithm", let dot = parts[1].firstIndex(of: "."),
+               case var .object(nested)? = members[String(parts[1][..<dot])] {
+                nested[String(parts[1][parts[1].index(after: dot)...])] = nil
+                members[String(parts[1][..<dot])] = .object(nested)
+            }
+            members[parts[1]] = value
+            section = .object(members)
+            root[parts[0]] = section
+            document.sourceMap.replace(key, origin: "--set \(item)")
         }
+        document.value = .object(root)
+    }
+
+    /// Reads `path` (JSON) or starts from the defaults, then applies `overrides`.
+    public static func load(path: String?, overrides: [String]) throws -> RunConfig {
+        guard let path else { return try parse(.object([:]), overrides: overrides) }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(key: "--config", problem: "cannot read \(path)")
+        }
+        return try parse(json: data, source: path, overrides: overrides)
+    }
+
+    /// Parses the text of a configuration file named `source` (for error positions), then as `parse`.
+    public static func parse(json data: some Collection<UInt8>, source: String, overrides: [String] = []) throws -> RunConfig {
+        let document: JSONDocument
         do {
-            config.algorithmJSON = try JSONValue(any: algorithm, field: "algorithm")
-            config.algorithm = try AlgorithmOptions.resolve(config.algorithmJSON)
-        } catch let error as AlgorithmError {
-            throw ConfigError(key: "algorithm.\(error.field)", problem: error.problem)
+            document = try JSONDocument.parse(data, source: source)
+        } catch let error as JSONError {
+            throw ConfigError(key: error.path ?? "--config", problem: error.problem, location: error.location)
         }
-        try config.validate()
-        return config
-    }
-
-    static var sectionNames: [String] {
-        var seen: [String] = []
-        for f in fields { let s = String(f.key.split(separator: ".")[0]); if !seen.contains(s) { seen.append(s) } }
-        return seen
-    }
-
-    mutating func set(_ key: String, _ value: Any) throws {
-        guard let field = Self.fields.first(where: { $0.key == key }) else {
-            let section = key.split(separator: ".").first.map(String.init) ?? key
-            let known = Self.fields.filter { $0.key.hasPrefix(section + ".") }.map(\.key)
-            throw ConfigError(key: key, problem: known.isEmpty ? "unknown key" : "unknown key (known in \(section): \(known.joined(separator: ", ")))")
-        }
-        try field.read(&self, value)
+        return try parse(document, overrides: overrides)
     }
 
     /// Checks that keys agree with each other.
@@ -198,34 +290,45 @@ extension RunConfig {
             throw ConfigError(key: "optimizer", problem: e.description)
         }
     }
+}
 
-    /// The resolved configuration as a JSON object (every key, defaults included).
-    public func resolvedJSON() -> [String: Any] {
-        var out: [String: [String: Any]] = [:]
-        for f in Self.fields {
-            let parts = f.key.split(separator: ".", maxSplits: 1).map(String.init)
-            out[parts[0], default: [:]][parts[1]] = f.write(self)
-        }
-        var result: [String: Any] = out
-        if let data = try? algorithmJSON.serialized(compact: true), let a = try? JSONSerialization.jsonObject(with: data) {
-            result["algorithm"] = a
-        }
-        return result
+// MARK: writing
+
+extension RunConfig {
+    /// The resolved configuration (every key, defaults included): what `troupe config` prints and a
+    /// run freezes as `config.json`.
+    public var resolved: JSONValue {
+        var sections: [String: [String: JSONValue]] = [:]
+        for setting in Self.settings { sections[setting.section, default: [:]][setting.name] = setting.write(self) }
+        var root = sections.mapValues(JSONValue.object)
+        root["algorithm"] = algorithmJSON
+        return .object(root)
     }
 
     public func resolvedJSONData() -> Data {
-        (try? JSONSerialization.data(withJSONObject: resolvedJSON(), options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        (try? resolved.serialized()) ?? Data()
     }
 
-    public static func load(path: String?, overrides: [String]) throws -> RunConfig {
-        guard let path else { return try parse([:], overrides: overrides) }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ConfigError(key: "--config", problem: "cannot read \(path)")
+    /// The resolved configuration as `JSONSerialization` objects, for the learner's welcome message.
+    public func resolvedJSON() -> [String: Any] {
+        resolved.foundationObject as? [String: Any] ?? [:]
+    }
+
+    /// docs/configuration.md's table of keys, generated from `settings` (`troupe config --doc-table`).
+    public static func documentationTable() -> String {
+        let defaults = RunConfig()
+        var lines = ["| key | type | default | range | meaning |", "| --- | --- | --- | --- | --- |"]
+        func cell(_ value: JSONValue) -> String {
+            switch value {
+            case .null: return "null"
+            case let .string(text): return text.isEmpty ? "`\"\"`" : "`\(text)`"
+            default: return "`\(value.description)`"
+            }
         }
-        guard let object = try? JSONSerialization.jsonObject(with: data) else {
-            throw ConfigError(key: "--config", problem: "\(path) is not valid JSON")
+        for setting in settings {
+            lines.append("| `\(setting.key)` | \(setting.type) | \(cell(setting.write(defaults))) | \(setting.range) | \(setting.doc) |")
         }
-        guard let dict = object as? [String: Any] else { throw ConfigError(key: "--config", problem: "\(path): top level must be an object") }
-        return try parse(dict, overrides: overrides)
+        lines.append("| `algorithm` | object | `\(defaultAlgorithm.description)` | | a preset and overrides, see docs/algorithms.md and [algorithm](#algorithm) |")
+        return lines.joined(separator: "\n") + "\n"
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TroupeJSON
 
 /// Loads user tasks from JSON Lines: one object per line, `{"id"?: …, "prompt": …, "answer"?: …}`.
 ///
@@ -67,13 +68,18 @@ public enum TaskFile {
         -> Result<TaskItem, TaskFileProblem>
     {
         let object: [String: JSONValue]
-        switch JSONValue.parse(line: bytes) {
-        case let .failure(error):
-            return .failure(TaskFileProblem(line: lineNumber, reasons: [error.reason]))
-        case let .success(.object(fields)):
-            object = fields
-        case let .success(other):
-            return .failure(TaskFileProblem(line: lineNumber, reasons: ["expected a JSON object, found \(other.typeName)"]))
+        do {
+            switch try JSONValue.parse(bytes) {
+            case let .object(fields):
+                object = fields
+            case let other:
+                return .failure(TaskFileProblem(line: lineNumber, reasons: ["expected a JSON object, found \(other.typeName)"]))
+            }
+        } catch let error as JSONError {
+            let column = error.location?.column.map { " at column \($0)" } ?? ""
+            return .failure(TaskFileProblem(line: lineNumber, reasons: ["broken JSON: \(error.problem)\(column)"]))
+        } catch {
+            return .failure(TaskFileProblem(line: lineNumber, reasons: ["broken JSON"]))
         }
 
         var reasons: [String] = []
@@ -101,7 +107,7 @@ public enum TaskFile {
             } else {
                 answer = trimmed
             }
-        case let .integer(value)?: answer = String(value)
+        case let value? where value.int != nil: answer = String(value.int!)
         case let .number(value)?:
             reasons.append("\"answer\" \(value) is not an integer that fits 64 bits; write it as a string to keep its exact text")
         case let value?: reasons.append("\"answer\" must be a string or an integer, found \(value.typeName)")
@@ -112,7 +118,7 @@ public enum TaskFile {
         case nil, .null?: break
         case let .string(text)?:
             if text.trimmingWhitespace().isEmpty { reasons.append("empty \"id\"") } else { id = text }
-        case let .integer(value)?: id = String(value)
+        case let value? where value.int != nil: id = String(value.int!)
         case let value?: reasons.append("\"id\" must be a string or an integer, found \(value.typeName)")
         }
         if id == nil, object["id"] == nil || object["id"] == .null, let prompt {

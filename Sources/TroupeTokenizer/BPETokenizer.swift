@@ -41,13 +41,7 @@ public struct BPETokenizer: Tokenizer {
     /// tokens (as `tokenizer_config.json` names them); each must be a token of this tokenizer.
     public init(tokenizerJSON data: Data, bosToken: String? = nil, eosToken: String? = nil,
                 padToken: String? = nil) throws {
-        let root: Any
-        do {
-            root = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
-        } catch {
-            throw TokenizerError.malformedJSON(reason: "not valid JSON (\(error.localizedDescription))")
-        }
-        let parsed = try TokenizerJSON(JSONValue(root, path: ""))
+        let parsed = try TokenizerJSON(JSONField.parse(data))
         try self.init(parsed, bosToken: bosToken, eosToken: eosToken, padToken: padToken)
     }
 
@@ -62,46 +56,8 @@ public struct BPETokenizer: Tokenizer {
                 field: size - 1 == vocab.values.max().map(Int.init) ? "model.vocab" : "added_tokens",
                 problem: "token id \(size - 1) is beyond the supported \(Self.maximumVocabularySize) ids")
         }
-        var strings = [String?](repeating: nil, count: size)
-        for (token, id) in vocab {
-            if let existing = strings[Int(id)] {
-                let (first, second) = existing < token ? (existing, token) : (token, existing)
-                throw TokenizerError.invalidField(
-                    field: "model.vocab", problem: "id \(id) is given to both \(quoted(first)) and \(quoted(second))")
-            }
-            strings[Int(id)] = token
-        }
-        var bytes = strings.map { $0.map(ByteLevelAlphabet.decodedBytes(of:)) }
-        // An added token's content wins over a vocabulary entry with the same id, as in `tokenizers`.
-        for token in parsed.addedTokens {
-            strings[Int(token.id)] = token.content
-            bytes[Int(token.id)] = ByteLevelAlphabet.decodedBytes(of: token.content)
-        }
-
-        var byteTokenIds: [Int32] = []
-        for byte in 0..<256 {
-            let symbol = String(ByteLevelAlphabet.scalarForByte[byte])
-            guard let id = vocab[symbol] else {
-                throw TokenizerError.invalidField(
-                    field: "model.vocab",
-                    problem: "no token for byte 0x\(String(byte, radix: 16, uppercase: true)) (\(quoted(symbol))); "
-                        + "a byte-level vocabulary must spell all 256 bytes")
-            }
-            byteTokenIds.append(id)
-        }
-        var rules: [(left: Int32, right: Int32, merged: Int32)] = []
-        rules.reserveCapacity(parsed.merges.count)
-        for (index, merge) in parsed.merges.enumerated() {
-            func id(_ token: String, _ role: String) throws -> Int32 {
-                guard let id = vocab[token] else {
-                    throw TokenizerError.invalidField(
-                        field: "model.merges[\(index)]", problem: "\(role) \(quoted(token)) is not in model.vocab")
-                }
-                return id
-            }
-            rules.append((try id(merge.left, "token"), try id(merge.right, "token"),
-                          try id(merge.left + merge.right, "merged token")))
-        }
+        (tokenStrings, tokenBytes) = try Self.tokenTables(vocab: vocab, addedTokens: parsed.addedTokens, size: size)
+        merges = BPEMerges(byteTokenIds: try Self.byteTokenIds(vocab), rules: try Self.mergeRules(parsed.merges, vocab: vocab))
 
         func lookUp(_ name: String?, _ field: String) throws -> Int32? {
             guard let name else { return nil }
@@ -114,24 +70,78 @@ public struct BPETokenizer: Tokenizer {
         padTokenId = try lookUp(padToken, "pad_token")
 
         vocabularySize = size
-        tokenStrings = strings
-        tokenBytes = bytes
-        merges = BPEMerges(byteTokenIds: byteTokenIds, rules: rules)
         stages = parsed.stages
         normalizesNFC = parsed.normalizesNFC
         rawAddedTokens = AddedTokenMatcher(parsed.addedTokens.filter { !$0.normalized })
         normalizedAddedTokens = AddedTokenMatcher(parsed.addedTokens.filter { $0.normalized })
         specialTokens = Dictionary(parsed.addedTokens.filter(\.special).map { ($0.content, $0.id) },
                                    uniquingKeysWith: { _, last in last })
-        if parsed.ignoreMerges {
-            var whole: [[UInt8]: Int32] = [:]
-            for (token, id) in vocab {
-                if let bytes = ByteLevelAlphabet.strictBytes(of: token) { whole[bytes] = id }
+        wholeWordIds = parsed.ignoreMerges ? Self.wholeWordIds(vocab) : nil
+    }
+
+    /// Per id, the token's spelling and decoded bytes; an added token's content wins over a
+    /// vocabulary entry with the same id, as in `tokenizers`. Two entries with one id are an error.
+    private static func tokenTables(vocab: [String: Int32], addedTokens: [AddedToken], size: Int) throws
+        -> (strings: [String?], bytes: [[UInt8]?])
+    {
+        var strings = [String?](repeating: nil, count: size)
+        for (token, id) in vocab {
+            if let existing = strings[Int(id)] {
+                let (first, second) = existing < token ? (existing, token) : (token, existing)
+                throw TokenizerError.invalidField(
+                    field: "model.vocab", problem: "id \(id) is given to both \(quoted(first)) and \(quoted(second))")
             }
-            wholeWordIds = whole
-        } else {
-            wholeWordIds = nil
+            strings[Int(id)] = token
         }
+        var bytes = strings.map { $0.map(ByteLevelAlphabet.decodedBytes(of:)) }
+        for token in addedTokens {
+            strings[Int(token.id)] = token.content
+            bytes[Int(token.id)] = ByteLevelAlphabet.decodedBytes(of: token.content)
+        }
+        return (strings, bytes)
+    }
+
+    /// The id of each of the 256 byte tokens; a byte-level vocabulary must spell them all.
+    private static func byteTokenIds(_ vocab: [String: Int32]) throws -> [Int32] {
+        try (0..<256).map { byte in
+            let symbol = String(ByteLevelAlphabet.scalarForByte[byte])
+            guard let id = vocab[symbol] else {
+                throw TokenizerError.invalidField(
+                    field: "model.vocab",
+                    problem: "no token for byte 0x\(String(byte, radix: 16, uppercase: true)) (\(quoted(symbol))); "
+                        + "a byte-level vocabulary must spell all 256 bytes")
+            }
+            return id
+        }
+    }
+
+    /// The merges as ids, in rank order; every token they name (and make) must be in the vocabulary.
+    private static func mergeRules(_ merges: [(left: String, right: String)], vocab: [String: Int32]) throws
+        -> [(left: Int32, right: Int32, merged: Int32)]
+    {
+        var rules: [(left: Int32, right: Int32, merged: Int32)] = []
+        rules.reserveCapacity(merges.count)
+        for (index, merge) in merges.enumerated() {
+            func id(_ token: String, _ role: String) throws -> Int32 {
+                guard let id = vocab[token] else {
+                    throw TokenizerError.invalidField(
+                        field: "model.merges[\(index)]", problem: "\(role) \(quoted(token)) is not in model.vocab")
+                }
+                return id
+            }
+            rules.append((try id(merge.left, "token"), try id(merge.right, "token"),
+                          try id(merge.left + merge.right, "merged token")))
+        }
+        return rules
+    }
+
+    /// With `ignore_merges`, a whole word that is a vocabulary entry is that token.
+    private static func wholeWordIds(_ vocab: [String: Int32]) -> [[UInt8]: Int32] {
+        var whole: [[UInt8]: Int32] = [:]
+        for (token, id) in vocab {
+            if let bytes = ByteLevelAlphabet.strictBytes(of: token) { whole[bytes] = id }
+        }
+        return whole
     }
 
     // MARK: Encoding

@@ -78,7 +78,7 @@ public func loadTokenizer(tokenizerFile: String, configFile: String? = nil) thro
     func name(_ key: String) throws -> String? {
         // Written as a string, or as an AddedToken object with "content", or null.
         guard let value = try config.member(key) else { return nil }
-        if let name = value.value as? String { return name }
+        if case let .string(name) = value.value { return name }
         do {
             return try value.required("content").string()
         } catch let error as TokenizerError {
@@ -112,24 +112,22 @@ private func readFile(_ path: String) throws -> Data {
     }
 }
 
-private func readJSONObject(_ path: String) throws -> JSONValue {
+private func readJSONObject(_ path: String) throws -> JSONField {
     let data = try readFile(path)
     do {
-        let value = JSONValue(try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]), path: "")
+        let value = try JSONField.parse(data)
         _ = try value.object()
         return value
     } catch let error as TokenizerError {
         throw TokenizerError.inFile(path: path, error)
-    } catch {
-        throw TokenizerError.inFile(path: path, .malformedJSON(reason: "not valid JSON (\(error.localizedDescription))"))
     }
 }
 
 /// `key` of a config.json as a token id: an integer, or the first of a list of them; nil when absent.
-private func tokenId(_ config: JSONValue, _ key: String, path: String) throws -> Int32? {
+private func tokenId(_ config: JSONField, _ key: String, path: String) throws -> Int32? {
     do {
         guard let value = try config.member(key) else { return nil }
-        if value.value is [Any] { return try value.array().first?.tokenId() }
+        if case .array = value.value { return try value.array().first?.tokenId() }
         return try value.tokenId()
     } catch let error as TokenizerError {
         throw TokenizerError.inFile(path: path, error)

@@ -8,7 +8,7 @@ struct TokenizerJSON {
     var normalizesNFC = false
     var stages: [PreTokenizerStage] = []
 
-    init(_ root: JSONValue) throws {
+    init(_ root: JSONField) throws {
         _ = try root.object()
         try parseModel(try root.required("model"))
         if let added = try root.member("added_tokens") {
@@ -37,7 +37,7 @@ struct TokenizerJSON {
         }
     }
 
-    private mutating func parseModel(_ model: JSONValue) throws {
+    private mutating func parseModel(_ model: JSONField) throws {
         let type = try model.member("type")?.string() ?? "BPE"
         guard type == "BPE" else { throw TokenizerError.unsupported(feature: "model type \(type) (only BPE)") }
         if let dropout = try model.member("dropout"), try dropout.double() != 0 {
@@ -55,12 +55,12 @@ struct TokenizerJSON {
 
         let vocabField = try model.required("vocab")
         for (token, id) in try vocabField.object() {
-            vocab[token] = try JSONValue(id, path: "\(vocabField.path)[\(quoted(token))]").tokenId()
+            vocab[token] = try JSONField(id, path: "\(vocabField.path)[\(quoted(token))]").tokenId()
         }
         let mergesField = try model.required("merges")
         merges = try mergesField.array().map { entry in
             // Older files write "left right"; newer ones ["left", "right"].
-            if let line = entry.value as? String {
+            if case let .string(line) = entry.value {
                 let parts = line.split(separator: " ", omittingEmptySubsequences: false)
                 guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
                     throw TokenizerError.invalidField(
@@ -76,7 +76,7 @@ struct TokenizerJSON {
         }
     }
 
-    private static func parseAddedToken(_ entry: JSONValue) throws -> AddedToken {
+    private static func parseAddedToken(_ entry: JSONField) throws -> AddedToken {
         let special = try entry.member("special")?.bool() ?? false
         let content = try entry.required("content").string()
         guard !content.isEmpty else {
@@ -93,7 +93,7 @@ struct TokenizerJSON {
     }
 
     /// Whether the normalizer is NFC; nothing else is supported.
-    private static func parseNormalizer(_ normalizer: JSONValue) throws -> Bool {
+    private static func parseNormalizer(_ normalizer: JSONField) throws -> Bool {
         let type = try normalizer.required("type").string()
         switch type {
         case "NFC":
@@ -109,7 +109,7 @@ struct TokenizerJSON {
         }
     }
 
-    private static func parsePreTokenizer(_ preTokenizer: JSONValue) throws -> [PreTokenizerStage] {
+    private static func parsePreTokenizer(_ preTokenizer: JSONField) throws -> [PreTokenizerStage] {
         let type = try preTokenizer.required("type").string()
         switch type {
         case "Sequence":

@@ -3,7 +3,7 @@ import TroupeRL
 
 /// TV1-TV4 (GRPO family, batch normalisation, ETTRL) and the advantage edge cases.
 @Suite struct AdvantageTests {
-    func grpo(_ rewards: [Double], _ overrides: [String: Any] = [:]) -> [Double] {
+    func grpo(_ rewards: [Double], _ overrides: [String: JSONValue] = [:]) -> [Double] {
         Advantages.groupNormalized(rewards: rewards, options: AlgorithmOptions.make("grpo", overrides).advantage)
     }
 
@@ -32,7 +32,7 @@ import TroupeRL
     @Test func tv3BatchNormalisation() {
         let groups: [[Double]] = [[1, 0, 0, 1], [1, 1, 1, 0]]
         let lengths = [[2, 3, 1, 2], [4, 1, 1, 2]]
-        func batch(_ overrides: [String: Any], _ groups: [[Double]] = [[1, 0, 0, 1], [1, 1, 1, 0]], _ lengths: [[Int]] = [[2, 3, 1, 2], [4, 1, 1, 2]]) -> [Double] {
+        func batch(_ overrides: [String: JSONValue], _ groups: [[Double]] = [[1, 0, 0, 1], [1, 1, 1, 0]], _ lengths: [[Int]] = [[2, 3, 1, 2], [4, 1, 1, 2]]) -> [Double] {
             Advantages.batchNormalized(groups: groups, tokenCounts: lengths, options: AlgorithmOptions.make("grpo", overrides).advantage).flatMap { $0 }
         }
         expectClose(batch([:]), [0.866024, -0.866024, -0.866024, 0.866024, 0.499999, 0.499999, 0.499999, -1.499997])

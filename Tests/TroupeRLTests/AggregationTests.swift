@@ -25,7 +25,7 @@ import TroupeRL
 
     @Test func stepLossMatchesAggregateOfTokenLosses() throws {
         for mode in AggregationMode.allCases {
-            let options = AlgorithmOptions.make("grpo", ["aggregation.mode": mode.rawValue, "aggregation.constant": 7, "kl.coefficient": 0])
+            let options = AlgorithmOptions.make("grpo", ["aggregation.mode": .string(mode.rawValue), "aggregation.constant": 7, "kl.coefficient": 0])
             let samples = [LossSample(advantage: 0.7, logp: [-0.2, -1.1], behaviourLogp: [-0.3, -1.0]),
                            LossSample(advantage: -1.2, logp: [-0.5, -0.4, -2.0, -0.1], behaviourLogp: [-0.5, -0.6, -1.9, -0.1]),
                            LossSample(advantage: 0.5, logp: [], behaviourLogp: [])]

@@ -77,7 +77,7 @@ import TroupeRL
     }
 
     @Test func logRatioBeyondTheClampHasNoPPOGradient() throws {
-        let options = AlgorithmOptions.make("dapo", ["loss.epsilon_low": NSNull(), "loss.dual_clip": NSNull()])
+        let options = AlgorithmOptions.make("dapo", ["loss.epsilon_low": nil, "loss.dual_clip": nil])
         // log-ratio −30 is clamped to −20: the ratio is constant there, so PPO has no gradient.
         let plan = try StepLossPlan.compute(samples: [LossSample(advantage: -1, logp: [-31], behaviourLogp: [-1])],
                                             totals: AggregationTotals(tokens: 1, sequences: 1), options: options)

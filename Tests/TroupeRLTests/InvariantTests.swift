@@ -4,10 +4,10 @@ import TroupeRL
 
 /// The invariants of algorithms.md §0 and §13, checked on seeded random inputs.
 @Suite struct InvariantTests {
-    static let lossKinds: [[String: Any]] = [
+    static let lossKinds: [[String: JSONValue]] = [
         ["loss.kind": "ppo_clip", "loss.dual_clip": 3],
-        ["loss.kind": "ppo_clip", "loss.epsilon_low": NSNull()],
-        ["loss.kind": "cispo", "loss.epsilon_low": NSNull()],
+        ["loss.kind": "ppo_clip", "loss.epsilon_low": nil],
+        ["loss.kind": "cispo", "loss.epsilon_low": nil],
         ["loss.kind": "cispo", "loss.cispo_mask": true],
         ["loss.kind": "topr", "loss.topr_ratio": "sequence_product"],
         ["loss.kind": "topr", "loss.topr_ratio": "sequence_geomean"],
@@ -76,11 +76,11 @@ import TroupeRL
         for round in 0..<40 {
             let mode = AggregationMode.allCases[round % AggregationMode.allCases.count]
             var overrides = Self.lossKinds[round % Self.lossKinds.count]
-            overrides["aggregation.mode"] = mode.rawValue
+            overrides["aggregation.mode"] = .string(mode.rawValue)
             overrides["aggregation.constant"] = 16
             overrides["kl.coefficient"] = 0.05
             overrides["entropy.coefficient"] = 0.01
-            overrides["filter.mask_truncated"] = round % 2 == 0
+            overrides["filter.mask_truncated"] = .bool(round % 2 == 0)
             let options = AlgorithmOptions.make("grpo", overrides)
             let (groups, perGroup) = Self.randomStep(&rng, groups: 4)
             let step = try StepAdvantages.compute(groups: groups, options: options)
@@ -118,8 +118,8 @@ import TroupeRL
         var rng = SeededGenerator(seed: 4)
         for estimator in ["k1", "k2", "k3"] {
             for mode in AggregationMode.allCases {
-                let options = AlgorithmOptions.make("grpo", ["aggregation.mode": mode.rawValue, "aggregation.constant": 9,
-                                                             "kl.estimator": estimator, "kl.coefficient": 0.3, "loss.dual_clip": 3])
+                let options = AlgorithmOptions.make("grpo", ["aggregation.mode": .string(mode.rawValue), "aggregation.constant": 9,
+                                                             "kl.estimator": .string(estimator), "kl.coefficient": 0.3, "loss.dual_clip": 3])
                 let samples = (0..<3).map { _ -> LossSample in
                     let logp = (0..<4).map { _ in -Double.random(in: 0.5...3, using: &rng) }
                     return LossSample(advantage: Double.random(in: -2...2, using: &rng), logp: logp,

@@ -68,7 +68,7 @@ import TroupeRL
         let logRatios = [0.1, -0.3, 0.05]
         func rho(_ level: String) throws -> Double? {
             let sample = LossSample(advantage: -1, logp: [-1, -1, -1], behaviourLogp: logRatios.map { -1 - $0 })
-            let options = AlgorithmOptions.make("topr", ["loss.topr_ratio": level])
+            let options = AlgorithmOptions.make("topr", ["loss.topr_ratio": .string(level)])
             return try StepLossPlan.compute(samples: [sample], totals: AggregationTotals(tokens: 3, sequences: 1), options: options).samples[0].sequenceRatio
         }
         expectClose(try rho("sequence_product"), 0.860708)

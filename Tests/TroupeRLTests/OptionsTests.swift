@@ -38,13 +38,13 @@ import TroupeRL
 
     @Test func overridesNestedDottedAndNull() throws {
         let options = try AlgorithmOptions.make("dapo").applying(overrides: [
-            "loss": ["kind": "cispo", "epsilon_high": 4.0], "kl.coefficient": 0.01, "loss.epsilon_low": NSNull(), "sampling": ["train_samples": 8],
+            "loss": ["kind": "cispo", "epsilon_high": 4.0], "kl.coefficient": 0.01, "loss.epsilon_low": nil, "sampling": ["train_samples": 8],
         ])
         #expect(options.loss.kind == .cispo && options.loss.epsilonHigh == 4 && options.loss.epsilonLow == nil)
         #expect(options.kl.coefficient == 0.01 && options.sampling.trainSamples == 8)
         // Untouched fields keep the preset's values.
         #expect(options.reward.overlongMaxLength == 20480)
-        #expect(try AlgorithmOptions.make("dapo").applying(overrides: [String: Any]()) == AlgorithmOptions.make("dapo"))
+        #expect(try AlgorithmOptions.make("dapo").applying(overrides: JSONValue.object([:])) == AlgorithmOptions.make("dapo"))
     }
 
     @Test func jsonRoundTripAndCodable() throws {

@@ -48,7 +48,7 @@ struct SeededGenerator: RandomNumberGenerator {
 
 extension AlgorithmOptions {
     /// A preset with overrides, for tests (both are known-good).
-    static func make(_ preset: String = "grpo", _ overrides: [String: Any] = [:]) -> AlgorithmOptions {
-        try! AlgorithmOptions.preset(named: preset).applying(overrides: overrides)
+    static func make(_ preset: String = "grpo", _ overrides: [String: JSONValue] = [:]) -> AlgorithmOptions {
+        try! AlgorithmOptions.preset(named: preset).applying(overrides: .object(overrides))
     }
 }

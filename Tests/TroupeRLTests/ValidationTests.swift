@@ -101,8 +101,8 @@ import TroupeRL
         expectAlgorithmError(field: "loss.kind") { _ = try AlgorithmOptions().applying(overrides: ["loss.kind": "ppo"]) }
         expectAlgorithmError(field: "loss.kind") { _ = try AlgorithmOptions().applying(overrides: ["loss.kind": 3]) }
         expectAlgorithmError(field: "loss.epsilon_high") { _ = try AlgorithmOptions().applying(overrides: ["loss.epsilon_high": "0.2"]) }
-        expectAlgorithmError(field: "loss.epsilon_high") { _ = try AlgorithmOptions().applying(overrides: ["loss.epsilon_high": NSNull()]) }
-        expectAlgorithmError(field: "loss.epsilon_high") { _ = try AlgorithmOptions().applying(overrides: ["loss.epsilon_high": Double.nan]) }
+        expectAlgorithmError(field: "loss.epsilon_high") { _ = try AlgorithmOptions().applying(overrides: ["loss.epsilon_high": nil]) }
+        expectAlgorithmError(field: "loss.epsilon_high") { _ = try AlgorithmOptions().applying(overrides: ["loss.epsilon_high": .number(.nan)]) }
         expectAlgorithmError(field: "loss.cispo_mask") { _ = try AlgorithmOptions().applying(overrides: ["loss.cispo_mask": 1]) }
         expectAlgorithmError(field: "sampling.train_samples") { _ = try AlgorithmOptions().applying(overrides: ["sampling.train_samples": 2.5]) }
         expectAlgorithmError(field: "loss") { _ = try AlgorithmOptions().applying(overrides: ["loss": 3]) }
@@ -110,7 +110,7 @@ import TroupeRL
     }
 
     @Test func outOfRangeOptions() {
-        let cases: [(String, Any)] = [
+        let cases: [(String, JSONValue)] = [
             ("loss.epsilon_low", 1.5), ("loss.epsilon_high", -0.1), ("loss.dual_clip", 0.5), ("loss.tis_cap", 0),
             ("loss.topr_negative_upper", -1), ("loss.log_ratio_clamp", 1000), ("kl.coefficient", -1), ("entropy.coefficient", -0.1),
             ("advantage.epsilon", -1), ("advantage.clip", 0), ("reward.overlong_max_length", 0), ("reward.truncation_length", -5),
@@ -118,7 +118,7 @@ import TroupeRL
             ("filter.max_staleness", -1), ("sampling.samples_per_prompt", 0), ("aggregation.constant", 0),
         ]
         for (key, value) in cases {
-            expectAlgorithmError(field: key) { _ = try AlgorithmOptions().applying(overrides: [key: value]) }
+            expectAlgorithmError(field: key) { _ = try AlgorithmOptions().applying(overrides: .object([key: value])) }
         }
         expectAlgorithmError(field: "reward.correct") { _ = try AlgorithmOptions().applying(overrides: ["reward.correct": -2]) }
         expectAlgorithmError(field: "reward.overlong_cache") { _ = try AlgorithmOptions().applying(overrides: ["reward.overlong_max_length": 100]) }

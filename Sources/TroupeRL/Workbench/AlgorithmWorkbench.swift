@@ -71,7 +71,7 @@ public enum AlgorithmWorkbench {
             "preset": .string(presetName),
             "options": options.json,
             "groups": .array(groupOutputs),
-            "totals": .object(["tokens": .number(Double(step.totals.tokens)), "sequences": .number(Double(step.totals.sequences))]),
+            "totals": .object(["tokens": .integer(step.totals.tokens), "sequences": .integer(step.totals.sequences)]),
             "metrics": .object(metrics.mapValues(JSONValue.number)),
             "loss": .null,
         ]

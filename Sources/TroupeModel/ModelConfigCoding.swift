@@ -1,0 +1,99 @@
+import TroupeJSON
+
+/// ModelConfig as a Hugging Face config.json: LlamaConfig / Qwen2Config key names, their defaults
+/// (Qwen2 has attention biases and untied embeddings unless it says otherwise), and a refusal naming
+/// the key for every feature the model does not implement.
+extension ModelConfig {
+    enum HFKey: String, CodingKey {
+        case modelType = "model_type", hiddenAct = "hidden_act", mlpBias = "mlp_bias"
+        case useSlidingWindow = "use_sliding_window", ropeTheta = "rope_theta", ropeParameters = "rope_parameters"
+        case ropeType = "rope_type", ropeScaling = "rope_scaling"
+        case vocabSize = "vocab_size", hiddenSize = "hidden_size", intermediateSize = "intermediate_size"
+        case layers = "num_hidden_layers", heads = "num_attention_heads", kvHeads = "num_key_value_heads"
+        case headDim = "head_dim", rmsNormEps = "rms_norm_eps", maxPositions = "max_position_embeddings"
+        case attentionBias = "attention_bias", tieWordEmbeddings = "tie_word_embeddings"
+        case bosTokenId = "bos_token_id", eosTokenId = "eos_token_id", padTokenId = "pad_token_id"
+    }
+
+    static let supportedModelTypes = ["llama", "qwen2", "mistral", "troupe"]
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: HFKey.self)
+        let modelType = try Self.supportedModelType(c)
+        let theta = try Self.ropeTheta(c)
+        let heads = try c.decode(Int.self, forKey: .heads)
+        let hidden = try c.decode(Int.self, forKey: .hiddenSize)
+        let qwen = modelType == "qwen2"
+        self.init(
+            modelType: modelType,
+            vocabularySize: try c.decode(Int.self, forKey: .vocabSize),
+            hiddenSize: hidden,
+            intermediateSize: try c.decode(Int.self, forKey: .intermediateSize),
+            layers: try c.decode(Int.self, forKey: .layers),
+            heads: heads,
+            kvHeads: try c.decodeIfPresent(Int.self, forKey: .kvHeads) ?? heads,
+            headDim: try c.decodeIfPresent(Int.self, forKey: .headDim) ?? (heads > 0 ? hidden / heads : 0),
+            rmsNormEps: try c.decodeIfPresent(Double.self, forKey: .rmsNormEps) ?? 1e-6,
+            ropeTheta: theta ?? 10000,
+            maxPositions: try c.decodeIfPresent(Int.self, forKey: .maxPositions) ?? 2048,
+            attentionBias: try c.decodeIfPresent(Bool.self, forKey: .attentionBias) ?? qwen,
+            tieWordEmbeddings: try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? !qwen,
+            bosTokenId: try c.decodeIfPresent(Int.self, forKey: .bosTokenId),
+            eosTokenIds: try Self.eosTokenIds(c),
+            padTokenId: try c.decodeIfPresent(Int.self, forKey: .padTokenId))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        try huggingFaceJSON.encode(to: encoder)
+    }
+
+    /// The model type (default llama), after refusing the architectures and features not implemented.
+    private static func supportedModelType(_ c: KeyedDecodingContainer<HFKey>) throws -> String {
+        let modelType = (try? c.decodeIfPresent(String.self, forKey: .modelType)) ?? "llama"
+        guard supportedModelTypes.contains(modelType) else {
+            throw refusal(.modelType, "\(modelType) is not a Llama-family model (supported: \(supportedModelTypes.joined(separator: ", ")))")
+        }
+        if let act = try? c.decodeIfPresent(String.self, forKey: .hiddenAct), act != "silu" {
+            throw refusal(.hiddenAct, "\(act) is not supported (only silu)")
+        }
+        if try c.decodeIfPresent(Bool.self, forKey: .mlpBias) == true {
+            throw refusal(.mlpBias, "MLP biases are not supported")
+        }
+        if (try? c.decodeIfPresent(Bool.self, forKey: .useSlidingWindow)) == true {
+            throw refusal(.useSlidingWindow, "sliding-window attention is not supported")
+        }
+        if try !c.decodeNil(forKey: .ropeScaling, default: true) {
+            throw refusal(.ropeScaling, "RoPE scaling is not supported")
+        }
+        return modelType
+    }
+
+    /// `rope_theta`, at the top level or (newer files) under `rope_parameters`, which wins.
+    private static func ropeTheta(_ c: KeyedDecodingContainer<HFKey>) throws -> Double? {
+        let theta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta)
+        guard let parameters = try? c.nestedContainer(keyedBy: HFKey.self, forKey: .ropeParameters) else { return theta }
+        if let type = try? parameters.decodeIfPresent(String.self, forKey: .ropeType), type != "default" {
+            throw ModelError.invalidConfig(field: "rope_parameters.rope_type", reason: "\(type) is not supported (only default)")
+        }
+        return try parameters.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? theta
+    }
+
+    /// `eos_token_id`: one id, a list of them, or null.
+    private static func eosTokenIds(_ c: KeyedDecodingContainer<HFKey>) throws -> [Int] {
+        if try c.decodeNil(forKey: .eosTokenId, default: true) { return [] }
+        if let id = try? c.decode(Int.self, forKey: .eosTokenId) { return [id] }
+        if let ids = try? c.decode([Int].self, forKey: .eosTokenId) { return ids }
+        throw refusal(.eosTokenId, "must be an integer or a list")
+    }
+
+    private static func refusal(_ key: HFKey, _ reason: String) -> ModelError {
+        .invalidConfig(field: key.rawValue, reason: reason)
+    }
+}
+
+private extension KeyedDecodingContainer {
+    /// Whether `key` is null, or `missing` when absent.
+    func decodeNil(forKey key: Key, default missing: Bool) throws -> Bool {
+        contains(key) ? try decodeNil(forKey: key) : missing
+    }
+}

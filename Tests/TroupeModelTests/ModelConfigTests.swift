@@ -1,0 +1,62 @@
+import Foundation
+import Testing
+import TroupeModel
+
+/// ModelConfig read from Hugging Face config.json files: their optional keys, defaults and refusals.
+@Suite struct ModelConfigTests {
+    private let base = #""vocab_size": 32, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4"#
+
+    private func parse(_ extra: String, modelType: String = "llama") throws -> ModelConfig {
+        try ModelConfig.parse(json: Data("{\(base), \"model_type\": \"\(modelType)\"\(extra.isEmpty ? "" : ", " + extra)}".utf8))
+    }
+
+    @Test func defaultsOfLlamaAndQwen2() throws {
+        let llama = try parse("")
+        #expect(llama.kvHeads == 4 && llama.headDim == 4 && llama.rmsNormEps == 1e-6 && llama.ropeTheta == 10000)
+        #expect(llama.maxPositions == 2048 && !llama.attentionBias && llama.tieWordEmbeddings && llama.eosTokenIds.isEmpty)
+        let qwen = try parse("", modelType: "qwen2")
+        #expect(qwen.attentionBias && !qwen.tieWordEmbeddings)
+    }
+
+    @Test func optionalKeysAndQuirks() throws {
+        let config = try parse(#""num_key_value_heads": 2, "eos_token_id": [1, 2], "bos_token_id": null, "rope_scaling": null, "rope_parameters": {"rope_type": "default", "rope_theta": 500000}, "tie_word_embeddings": false, "torch_dtype": "bfloat16", "use_sliding_window": false, "rms_norm_eps": 1e-5"#)
+        #expect(config.kvHeads == 2 && config.eosTokenIds == [1, 2] && config.bosTokenId == nil)
+        #expect(config.ropeTheta == 500000 && !config.tieWordEmbeddings && config.rmsNormEps == 1e-5)
+        #expect(try parse(#""eos_token_id": 3"#).eosTokenIds == [3])
+    }
+
+    @Test(arguments: [
+        (#""rope_scaling": {"type": "linear", "factor": 2}"#, ModelError.invalidConfig(field: "rope_scaling", reason: "RoPE scaling is not supported")),
+        (#""hidden_act": "gelu""#, .invalidConfig(field: "hidden_act", reason: "gelu is not supported (only silu)")),
+        (#""mlp_bias": true"#, .invalidConfig(field: "mlp_bias", reason: "MLP biases are not supported")),
+        (#""use_sliding_window": true"#, .invalidConfig(field: "use_sliding_window", reason: "sliding-window attention is not supported")),
+        (#""rope_parameters": {"rope_type": "yarn"}"#, .invalidConfig(field: "rope_parameters.rope_type", reason: "yarn is not supported (only default)")),
+        (#""eos_token_id": "x""#, .invalidConfig(field: "eos_token_id", reason: "must be an integer or a list")),
+        (#""num_key_value_heads": 2.5"#, .invalidConfig(field: "num_key_value_heads", reason: "expected an integer, got 2.5")),
+        (#""tie_word_embeddings": 1"#, .invalidConfig(field: "tie_word_embeddings", reason: "expected true or false, got 1")),
+        (#""num_key_value_heads": 3"#, .invalidConfig(field: "num_key_value_heads", reason: "must divide num_attention_heads 4 (got 3)")),
+    ])
+    func refusals(extra: String, error: ModelError) {
+        #expect(throws: error) { try parse(extra) }
+    }
+
+    @Test func refusesOtherArchitecturesAndBrokenFiles() {
+        #expect(throws: ModelError.invalidConfig(field: "model_type", reason: "bert is not a Llama-family model (supported: llama, qwen2, mistral, troupe)")) {
+            try parse("", modelType: "bert")
+        }
+        #expect(throws: ModelError.invalidConfig(field: "num_attention_heads", reason: "missing")) {
+            try ModelConfig.parse(json: Data(#"{"hidden_size": 16}"#.utf8))
+        }
+        #expect(throws: ModelError.unreadable(path: "config.json", reason: "not valid JSON (config.json:1:20: hidden_size: duplicate key \"hidden_size\")")) {
+            try ModelConfig.parse(json: Data(#"{"hidden_size": 1, "hidden_size": 2}"#.utf8))
+        }
+    }
+
+    /// What jsonData() writes reads back as the same configuration, through Codable too.
+    @Test func roundTrips() throws {
+        let config = ModelConfig(modelType: "qwen2", vocabularySize: 64, hiddenSize: 32, intermediateSize: 64, layers: 2, heads: 4,
+                                 kvHeads: 2, ropeTheta: 1e6, attentionBias: true, tieWordEmbeddings: false, bosTokenId: 1, eosTokenIds: [2, 3])
+        #expect(try ModelConfig.parse(json: config.jsonData()) == config)
+        #expect(try JSONDecoder().decode(ModelConfig.self, from: JSONEncoder().encode(config)) == config)
+    }
+}
