@@ -121,8 +121,7 @@ public final class SFTTrainer: @unchecked Sendable {
 
 /// Learning rate per step: linear warm-up from 0 to `peak` over `warmupSteps`, then constant or a
 /// cosine decay to `peak · finalRatio` at `totalSteps` (Loshchilov & Hutter 2017, without restarts).
-// Twin: RunConfig.Schedule.learningRate (TroupeRuntime) states the same rule for `troupe run` with
-// different float arithmetic and edge cases; the two are to become one.
+/// `troupe sft` and the RL learner (`optimizer.schedule`) both use it.
 public struct LearningRateSchedule: Sendable, Equatable {
     public enum Decay: String, Sendable, CaseIterable { case constant, cosine }
 

@@ -105,12 +105,11 @@ public struct RunConfig: Sendable {
         public var kind = "constant"
         public var warmupSteps = 0
 
-        /// The learning rate of step `step` (1-based) of `total`, for a peak of `peak`.
+        /// The learning rate of step `step` (1-based) of `total`, for a peak of `peak`: the schedule SFT
+        /// uses too (`LearningRateSchedule`, cosine decay to 10%).
         public func learningRate(peak: Double, step: Int, total: Int) -> Double {
-            if warmupSteps > 0 && step <= warmupSteps { return peak * Double(step) / Double(warmupSteps) }
-            guard kind == "cosine", total > warmupSteps else { return peak }
-            let progress = Double(step - warmupSteps) / Double(total - warmupSteps)
-            return peak * (0.1 + 0.9 * 0.5 * (1 + cos(Double.pi * min(1, progress))))
+            LearningRateSchedule(peak: peak, warmupSteps: warmupSteps, totalSteps: total,
+                                 decay: kind == "cosine" ? .cosine : .constant, finalRatio: 0.1).rate(step: step)
         }
     }
     public var sampling = Sampling()
