@@ -11,7 +11,7 @@ extension LearnerServer {
                         console: Console) throws {
         let checkpoint = try Checkpoint.loadLatest(runDirectory: runDirectory, model: model, optimizer: trainer.optimizer)
         let step = checkpoint?.step ?? 0
-        let history = RunHistory(records: log.opened)
+        let history = try RunHistory(records: log.opened)
         var trained = Set<String>()
         for s in history.effectiveSteps where s.step <= step { trained.formUnion(s.groups) }
         var pending: [RolloutGroup] = []
@@ -53,32 +53,31 @@ package struct RunHistory {
     package var effectiveSteps: [Step] = []
     package var baseModel: String?
     package var baseWeightsHash: String?
+    /// The BLAS threads of the run's first learner process.
+    package var threads: Int?
     private var acceptedIndex: [String: Int] = [:]
 
-    package init(records: [RunLog.Record]) {
+    /// Reads every record; a record whose body does not match its type is an error naming its line.
+    package init(records: [RunLog.Record]) throws {
         for r in records {
-            switch r.type {
-            case "run_started":
-                baseModel = r.body["base_model"] as? String
-                baseWeightsHash = r.body["base_weights_hash"] as? String
-            case "group_accepted":
-                if let g = try? RolloutGroup(logBody: r.body) {
-                    acceptedIndex[g.key.description] = accepted.count
-                    accepted.append((g.key.description, g))
-                }
-            case "group_rejected":
-                if let k = r.body["group"] as? String { rejected[k] = (r.body["reason"] as? String) ?? "unknown" }
-            case "batch_formed":
-                if let s = r.body["step"] as? Int, let groups = r.body["groups"] as? [String] {
-                    effectiveSteps.append(Step(step: s, groups: groups, weightsHash: nil))
-                }
-            case "step_done":
-                if let s = r.body["step"] as? Int, let i = effectiveSteps.lastIndex(where: { $0.step == s }) {
-                    effectiveSteps[i].weightsHash = r.body["weights_hash"] as? String
-                }
-            case "resumed":
-                if let from = r.body["from_step"] as? Int { effectiveSteps.removeAll { $0.step > from } }
-            default:
+            switch try RunRecord(r) {
+            case .runStarted(let started):
+                baseModel = started.baseModel
+                baseWeightsHash = started.baseWeightsHash
+            case .epochStarted(let epoch):
+                if threads == nil { threads = epoch.threads }
+            case .groupAccepted(let g):
+                acceptedIndex[g.key.description] = accepted.count
+                accepted.append((g.key.description, g))
+            case .groupRejected(let rejection):
+                rejected[rejection.group] = rejection.reason
+            case .batchFormed(let batch):
+                effectiveSteps.append(Step(step: batch.step, groups: batch.groups, weightsHash: nil))
+            case .stepDone(let done):
+                if let i = effectiveSteps.lastIndex(where: { $0.step == done.step }) { effectiveSteps[i].weightsHash = done.weightsHash }
+            case .resumed(let resumed):
+                effectiveSteps.removeAll { $0.step > resumed.fromStep }
+            case .other:
                 break
             }
         }

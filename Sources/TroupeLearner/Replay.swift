@@ -23,9 +23,9 @@ package enum Replay {
                               progress: ((StepCheck) -> Void)? = nil) throws -> Report {
         let config = try overrideConfig ?? RunConfig.load(path: runDirectory + "/config.json", overrides: [])
         let records = try RunLog.read(path: runDirectory + "/run.log")
-        let history = RunHistory(records: records)
+        let history = try RunHistory(records: records)
         // Bit-for-bit needs the thread count the run trained with.
-        if let threads = records.first(where: { $0.type == "epoch_started" })?.body["threads"] as? Int, threads > 0 {
+        if let threads = history.threads, threads > 0 {
             BLASInfo.setThreads(threads)
         }
         let modelPath = history.baseModel ?? config.model.path
