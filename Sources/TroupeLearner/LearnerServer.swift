@@ -32,7 +32,9 @@ package final class LearnerServer {
     var logs: any LogStreamPublisher { endpoints.logs }
     /// Seconds on a monotonic clock; tests drive it by hand.
     let clock: () -> Double
-    let worker: BackgroundWorker<TrainingJob, TrainingOutcome>
+    /// Batches, steps on the trainer thread, their records and checkpoints.
+    let training: LearnerTraining
+    var worker: BackgroundWorker<TrainingJob, TrainingOutcome> { training.worker }
     let welcomeJSON: String
     /// Held (flock) for the learner's lifetime; the kernel releases it if the process dies.
     let lockDescriptor: Int32
@@ -46,12 +48,7 @@ package final class LearnerServer {
     private var lastAnnounce = 0.0
     private var lastStats = 0.0
     private var lastHousekeeping = 0.0
-    private var idleSince: Double?
-    private var idleSeconds = 0.0
-    private var trainingSeconds = 0.0
     private var wireRejects: [String: Int] = [:]
-    private var stalenessHistogram: [Int: Int] = [:]
-    private var tokensTrained = 0
     /// Acks of groups read in this drain, sent after one run-log sync covers their records.
     private var pendingAcks: [(PeerID, Troupe_V1_Ack)] = []
     private var warnedAboutSharedMemory = false
@@ -117,12 +114,22 @@ package final class LearnerServer {
         let first = WeightSnapshot.make(model: model, version: PolicyVersion(epoch: epoch, step: UInt64(core.step)), sharedMemoryDirectory: shm)
         weightService = WeightService(snapshot: first.snapshot, relayFanout: config.learner.relayFanout)
 
-        worker = .trainer(trainer, sharedMemoryDirectory: shm)
+        training = LearnerTraining(config: config, runDirectory: runDirectory, epoch: epoch, core: core, model: model,
+                                   trainer: trainer, worker: .trainer(trainer, sharedMemoryDirectory: shm), runLog: runLog,
+                                   events: events, console: console, clock: clock, startedAt: startedAt)
 
         // Stop sequences travel with each prompt's sampling parameters (`promptMessage`), not here.
         let welcome: [String: Any] = ["config": config.resolvedJSON(), "model_files": RunSetup.modelFiles(config.model.path)]
         welcomeJSON = String(data: try JSONSerialization.data(withJSONObject: welcome, options: [.sortedKeys]), encoding: .utf8)!
         warnOnce(sharedMemoryProblem: first.sharedMemoryProblem)
+        training.onStepTrained = { [unowned self] outcome in
+            warnOnce(sharedMemoryProblem: outcome.sharedMemoryProblem)
+            if let snap = outcome.snapshot {
+                weightService.publish(snap)
+                try events.emit(.published(step: outcome.job.step, epoch: epoch))
+                announceNow()
+            }
+        }
         console.info("listening", ["control": "tcp://\(config.endpoints.advertiseHost):\(config.endpoints.controlPort)", "logs": "tcp://\(config.endpoints.advertiseHost):\(config.endpoints.logsPort)",
                                    "run": runDirectory, "step": core.step, "epoch": String(epoch, radix: 16)])
     }
@@ -164,23 +171,23 @@ package final class LearnerServer {
         let now = clock()
         try drainControl(now: now)
         try drainWeights()
-        if try worker.poll().contains(where: { try !handle($0) }) { return .failed }
+        if try !training.recordFinishedSteps() { return .failed }
         if now - lastHousekeeping >= 0.2 { try housekeeping(now: now); lastHousekeeping = now }
-        if !worker.busy { try startStepIfReady() }
+        if !worker.busy { try training.startStepIfReady() }
         if core.step >= config.run.maxSteps && !worker.busy { finished = true; return .finished }
         return .running
     }
 
     /// Waits for the step in training, if any, and records it (tests; `stop` does the same).
     package func settleTraining() throws -> Bool {
-        try worker.waitForIdle().allSatisfy { try handle($0) }
+        try training.recordFinishedSteps(waiting: true)
     }
 
     /// Ends the run: waits for the step in training, checkpoints, writes the closing record and summary,
     /// tells every actor, and closes the endpoints. Returns the exit status.
     package func stop(failed: Bool) throws -> Int32 {
-        for outcome in worker.waitForIdle() { _ = try handle(outcome) }
-        try writeCheckpoint()
+        _ = try training.recordFinishedSteps(waiting: true)
+        try training.writeCheckpoint()
         try events.emit(.runEnded(finished: finished, step: core.step, accounting: core.accounting.summary))
         try writeSummary()
         for (peer, _) in peers {
@@ -393,91 +400,6 @@ package final class LearnerServer {
         }
     }
 
-    // MARK: steps
-
-    private func startStepIfReady() throws {
-        guard core.step < config.run.maxSteps, let taken = core.takeBatch() else {
-            if idleSince == nil { idleSince = clock() }
-            return
-        }
-        for g in taken.stale { try events.emit(.staleAtBatch(g)) }
-        guard !taken.batch.isEmpty else { return }
-        if let s = idleSince { idleSeconds += clock() - s; idleSince = nil }
-        let step = core.step + 1
-        for g in taken.batch { stalenessHistogram[step - 1 - Int(g.version.step), default: 0] += 1 }
-        try events.emit(.batchFormed(step: step, groups: taken.batch))
-        let publish = step % config.learner.publishEvery == 0 || step == config.run.maxSteps
-        worker.submit(TrainingJob(groups: taken.batch, step: step,
-                                        publishVersion: publish ? PolicyVersion(epoch: epoch, step: UInt64(step)) : nil))
-    }
-
-    /// Records a finished step; false when training failed (the learner then stops).
-    private func handle(_ outcome: TrainingOutcome) throws -> Bool {
-        let job = outcome.job
-        switch outcome.result {
-        case .failure(let error):
-            console.error("training step \(job.step) failed: \(error)")
-            try events.emit(.stepFailed(step: job.step, error: "\(error)"))
-            return false
-        case .success(let result):
-            trainingSeconds += outcome.seconds
-            core.stepCompleted(trainedGroups: job.groups.count)
-            let tokens = job.groups.reduce(0) { $0 + $1.tokenCount }
-            tokensTrained += tokens
-            var m = result.metrics
-            m["time/train_step"] = outcome.seconds
-            m["tokens_per_s"] = Double(tokens) / max(outcome.seconds, 1e-9)
-            m["trainer/idle_ratio"] = idleSeconds / max(1e-9, clock() - startedAt)
-            m["off_policy/staleness_mean"] = Double(job.groups.reduce(0) { $0 + (job.step - 1 - Int($1.version.step)) }) / Double(max(1, job.groups.count))
-            for (k, v) in LearnerServer.groupMetrics(job.groups) { m[k] = v }
-            var fields: [String: String] = ["weights_hash": result.weightsHash]
-            // Pseudo-labels per prompt, so a monitor holding the answer key can compute label accuracy.
-            fields["labels"] = job.groups.map { "\($0.promptId)=\(LearnerServer.majority($0) ?? "")" }.joined(separator: ",")
-            fields["rewards"] = job.groups.map { g in "\(g.promptId)=" + g.samples.map { "\($0.answer ?? ""):\($0.reward)" }.joined(separator: ";") }.joined(separator: ",")
-            try events.emit(.stepDone(step: job.step, weightsHash: result.weightsHash, loss: result.loss.total, skipped: result.skipped,
-                                      groups: job.groups.count, metrics: m, fields: fields))
-            warnOnce(sharedMemoryProblem: outcome.sharedMemoryProblem)
-            if let snap = outcome.snapshot {
-                weightService.publish(snap)
-                try events.emit(.published(step: job.step, epoch: epoch))
-                announceNow()
-            }
-            if job.step % config.learner.checkpointEvery == 0 { try writeCheckpoint() }
-            console.info("step \(job.step)", ["loss": String(format: "%.4f", result.loss.total),
-                                              "reward": String(format: "%.3f", m["reward/mean"] ?? .nan),
-                                              "majority_ratio": String(format: "%.3f", m["ttrl/majority_ratio"] ?? .nan),
-                                              "secs": String(format: "%.2f", outcome.seconds)])
-            return true
-        }
-    }
-
-    static func majority(_ g: RolloutGroup) -> String? {
-        MajorityVote.vote(answers: g.samples.map(\.answer)).label
-    }
-
-    /// Label-free group statistics (TTRL's definitions from TroupeRL): reward, majority ratio, answer
-    /// entropy, valid fraction, lengths, truncation.
-    static func groupMetrics(_ groups: [RolloutGroup]) -> [String: Double] {
-        var sums: [String: Double] = [:]
-        var rewards: [Double] = [], lengths: [Double] = []
-        var truncated = 0
-        for g in groups {
-            for (k, v) in MajorityVote.metrics(outcome: MajorityVote.vote(answers: g.samples.map(\.answer)), groundTruth: nil) {
-                sums[k, default: 0] += v
-            }
-            for s in g.samples {
-                rewards.append(s.reward)
-                lengths.append(Double(s.tokens.count))
-                if s.finishReason == .length { truncated += 1 }
-            }
-        }
-        func mean(_ xs: [Double]) -> Double { xs.isEmpty ? 0 : xs.reduce(0, +) / Double(xs.count) }
-        var m: [String: Double] = ["reward/mean": mean(rewards), "response_length/mean": mean(lengths),
-                                   "is_truncated": Double(truncated) / Double(max(1, rewards.count))]
-        for (k, v) in sums { m["ttrl/\(k)"] = v / Double(max(1, groups.count)) }
-        return m
-    }
-
     private func announceNow() {
         var a = Troupe_V1_WeightAnnounce()
         a.version = snapshot.version.proto
@@ -510,10 +432,10 @@ package final class LearnerServer {
             m["queue"] = Double(core.queue.count)
             m["step"] = Double(core.step)
             m["max_steps"] = Double(config.run.maxSteps)
-            m["trainer/idle_ratio"] = (idleSeconds + (idleSince.map { now - $0 } ?? 0)) / max(1e-9, now - startedAt)
+            m["trainer/idle_ratio"] = training.idleRatio(now: now)
             m["rss_mb"] = LearnerServer.residentMegabytes()
             for (k, v) in wireRejects { m["wire_rejected/\(k)"] = Double(v) }
-            for (k, v) in stalenessHistogram { m["off_policy/staleness_hist/\(k)"] = Double(v) }
+            for (k, v) in training.stalenessHistogram { m["off_policy/staleness_hist/\(k)"] = Double(v) }
             var fields: [String: String] = ["run": runDirectory, "epoch": String(epoch, radix: 16),
                                             "started_unix": String(format: "%.3f", startedWall)]
             for (id, a) in core.actors {
@@ -530,28 +452,12 @@ package final class LearnerServer {
         return pages * Double(sysconf(Int32(_SC_PAGESIZE))) / 1_048_576
     }
 
-    private func writeCheckpoint() throws {
-        let c = Checkpoint(step: core.step, logRecords: runLog.count + 1, optimizerStep: trainer.optimizer.step,
-                           skippedSteps: trainer.optimizer.skippedSteps, trainedGroups: core.accounting.trained,
-                           weightsHash: model.weightsHash())
-        try Checkpoint.save(c, model: model, optimizer: trainer.optimizer, runDirectory: runDirectory)
-        try events.emit(.checkpoint(step: c.step, weightsHash: c.weightsHash))
-        // The checkpoint's model directory, loadable by generate/eval.
-        try ModelDirectory.save(model, to: runDirectory + "/model")
-        for f in ["tokenizer.json", "tokenizer_config.json"] {
-            let src = config.model.path + "/" + f, dst = runDirectory + "/model/" + f
-            if FileManager.default.fileExists(atPath: src) && !FileManager.default.fileExists(atPath: dst) {
-                try? FileManager.default.copyItem(atPath: src, toPath: dst)
-            }
-        }
-    }
-
     private func writeSummary() throws {
         var s: [String: Any] = ["steps": core.step, "finished": finished, "wall_time_s": clock() - startedAt,
-                                "tokens_trained": tokensTrained, "weights_hash": model.weightsHash()]
+                                "tokens_trained": training.tokensTrained, "weights_hash": model.weightsHash()]
         s["accounting"] = core.accounting.summary
         s["accounting_identity_holds"] = core.accounting.identityHolds
-        s["trainer_idle_ratio"] = idleSeconds / max(1e-9, clock() - startedAt)
+        s["trainer_idle_ratio"] = training.idleRatio(now: clock(), countingCurrentWait: false)
         let data = try JSONSerialization.data(withJSONObject: s, options: [.prettyPrinted, .sortedKeys])
         try AtomicFile.write(data, to: runDirectory + "/learner-summary.json")
     }

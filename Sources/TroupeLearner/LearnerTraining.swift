@@ -1,0 +1,156 @@
+import Foundation
+import TroupeModel
+import TroupeRL
+import TroupeRuntime
+import TroupeTensor
+
+/// The learner's training side: forms batches from `LearnerCore`, runs each step on the trainer thread,
+/// records the finished steps (`RunEvents`), checkpoints, and keeps the trainer's time accounts.
+/// `LearnerServer` owns the conversation and the endpoints; it calls `startStepIfReady` and
+/// `recordFinishedSteps` from its I/O loop and publishes new weights in `onStepTrained`.
+package final class LearnerTraining {
+    let config: RunConfig
+    let runDirectory: String
+    let epoch: UInt64
+    let core: LearnerCore
+    let model: LlamaModel
+    let trainer: Trainer
+    let worker: BackgroundWorker<TrainingJob, TrainingOutcome>
+    let runLog: RunLog
+    let events: RunEvents
+    let console: Console
+    let clock: () -> Double
+    let startedAt: Double
+    /// Called after a step's record, before its checkpoint: publishes the step's weights, if any.
+    var onStepTrained: (TrainingOutcome) throws -> Void = { _ in }
+    private var idleSince: Double?
+    private var idleSeconds = 0.0
+    package private(set) var stalenessHistogram: [Int: Int] = [:]
+    package private(set) var tokensTrained = 0
+
+    init(config: RunConfig, runDirectory: String, epoch: UInt64, core: LearnerCore, model: LlamaModel, trainer: Trainer,
+         worker: BackgroundWorker<TrainingJob, TrainingOutcome>, runLog: RunLog, events: RunEvents, console: Console,
+         clock: @escaping () -> Double, startedAt: Double) {
+        self.config = config
+        self.runDirectory = runDirectory
+        self.epoch = epoch
+        self.core = core
+        self.model = model
+        self.trainer = trainer
+        self.worker = worker
+        self.runLog = runLog
+        self.events = events
+        self.console = console
+        self.clock = clock
+        self.startedAt = startedAt
+    }
+
+    /// The share of the learner's life the trainer spent waiting for a batch (`countingCurrentWait`:
+    /// including the wait under way).
+    package func idleRatio(now: Double, countingCurrentWait: Bool = true) -> Double {
+        let current = countingCurrentWait ? (idleSince.map { now - $0 } ?? 0) : 0
+        return (idleSeconds + current) / max(1e-9, now - startedAt)
+    }
+
+    /// Hands the next batch to the trainer thread when `LearnerCore` has one (logging the groups that
+    /// aged past `max_staleness` while they waited).
+    func startStepIfReady() throws {
+        guard core.step < config.run.maxSteps, let taken = core.takeBatch() else {
+            if idleSince == nil { idleSince = clock() }
+            return
+        }
+        for g in taken.stale { try events.emit(.staleAtBatch(g)) }
+        guard !taken.batch.isEmpty else { return }
+        if let s = idleSince { idleSeconds += clock() - s; idleSince = nil }
+        let step = core.step + 1
+        for g in taken.batch { stalenessHistogram[step - 1 - Int(g.version.step), default: 0] += 1 }
+        try events.emit(.batchFormed(step: step, groups: taken.batch))
+        let publish = step % config.learner.publishEvery == 0 || step == config.run.maxSteps
+        worker.submit(TrainingJob(groups: taken.batch, step: step,
+                                  publishVersion: publish ? PolicyVersion(epoch: epoch, step: UInt64(step)) : nil))
+    }
+
+    /// Records the steps the trainer thread finished (`waiting`: first waits for the one under way).
+    /// False when a step failed: the learner then stops.
+    @discardableResult
+    func recordFinishedSteps(waiting: Bool = false) throws -> Bool {
+        try (waiting ? worker.waitForIdle() : worker.poll()).allSatisfy { try record($0) }
+    }
+
+    private func record(_ outcome: TrainingOutcome) throws -> Bool {
+        let job = outcome.job
+        switch outcome.result {
+        case .failure(let error):
+            console.error("training step \(job.step) failed: \(error)")
+            try events.emit(.stepFailed(step: job.step, error: "\(error)"))
+            return false
+        case .success(let result):
+            core.stepCompleted(trainedGroups: job.groups.count)
+            let tokens = job.groups.reduce(0) { $0 + $1.tokenCount }
+            tokensTrained += tokens
+            var m = result.metrics
+            m["time/train_step"] = outcome.seconds
+            m["tokens_per_s"] = Double(tokens) / max(outcome.seconds, 1e-9)
+            m["trainer/idle_ratio"] = idleRatio(now: clock(), countingCurrentWait: false)
+            m["off_policy/staleness_mean"] = Double(job.groups.reduce(0) { $0 + (job.step - 1 - Int($1.version.step)) }) / Double(max(1, job.groups.count))
+            for (k, v) in Self.groupMetrics(job.groups) { m[k] = v }
+            var fields: [String: String] = ["weights_hash": result.weightsHash]
+            // Pseudo-labels per prompt, so a monitor holding the answer key can compute label accuracy.
+            fields["labels"] = job.groups.map { "\($0.promptId)=\(Self.majority($0) ?? "")" }.joined(separator: ",")
+            fields["rewards"] = job.groups.map { g in "\(g.promptId)=" + g.samples.map { "\($0.answer ?? ""):\($0.reward)" }.joined(separator: ";") }.joined(separator: ",")
+            try events.emit(.stepDone(step: job.step, weightsHash: result.weightsHash, loss: result.loss.total, skipped: result.skipped,
+                                      groups: job.groups.count, metrics: m, fields: fields))
+            try onStepTrained(outcome)
+            if job.step % config.learner.checkpointEvery == 0 { try writeCheckpoint() }
+            console.info("step \(job.step)", ["loss": String(format: "%.4f", result.loss.total),
+                                              "reward": String(format: "%.3f", m["reward/mean"] ?? .nan),
+                                              "majority_ratio": String(format: "%.3f", m["ttrl/majority_ratio"] ?? .nan),
+                                              "secs": String(format: "%.2f", outcome.seconds)])
+            return true
+        }
+    }
+
+    static func majority(_ g: RolloutGroup) -> String? {
+        MajorityVote.vote(answers: g.samples.map(\.answer)).label
+    }
+
+    /// Label-free group statistics (TTRL's definitions from TroupeRL): reward, majority ratio, answer
+    /// entropy, valid fraction, lengths, truncation.
+    static func groupMetrics(_ groups: [RolloutGroup]) -> [String: Double] {
+        var sums: [String: Double] = [:]
+        var rewards: [Double] = [], lengths: [Double] = []
+        var truncated = 0
+        for g in groups {
+            for (k, v) in MajorityVote.metrics(outcome: MajorityVote.vote(answers: g.samples.map(\.answer)), groundTruth: nil) {
+                sums[k, default: 0] += v
+            }
+            for s in g.samples {
+                rewards.append(s.reward)
+                lengths.append(Double(s.tokens.count))
+                if s.finishReason == .length { truncated += 1 }
+            }
+        }
+        func mean(_ xs: [Double]) -> Double { xs.isEmpty ? 0 : xs.reduce(0, +) / Double(xs.count) }
+        var m: [String: Double] = ["reward/mean": mean(rewards), "response_length/mean": mean(lengths),
+                                   "is_truncated": Double(truncated) / Double(max(1, rewards.count))]
+        for (k, v) in sums { m["ttrl/\(k)"] = v / Double(max(1, groups.count)) }
+        return m
+    }
+
+    /// Parameters and AdamW moments of the current step, and the step's model directory `model/`.
+    func writeCheckpoint() throws {
+        let c = Checkpoint(step: core.step, logRecords: runLog.count + 1, optimizerStep: trainer.optimizer.step,
+                           skippedSteps: trainer.optimizer.skippedSteps, trainedGroups: core.accounting.trained,
+                           weightsHash: model.weightsHash())
+        try Checkpoint.save(c, model: model, optimizer: trainer.optimizer, runDirectory: runDirectory)
+        try events.emit(.checkpoint(step: c.step, weightsHash: c.weightsHash))
+        // The checkpoint's model directory, loadable by generate/eval.
+        try ModelDirectory.save(model, to: runDirectory + "/model")
+        for f in ["tokenizer.json", "tokenizer_config.json"] {
+            let src = config.model.path + "/" + f, dst = runDirectory + "/model/" + f
+            if FileManager.default.fileExists(atPath: src) && !FileManager.default.fileExists(atPath: dst) {
+                try? FileManager.default.copyItem(atPath: src, toPath: dst)
+            }
+        }
+    }
+}
