@@ -105,7 +105,8 @@ package final class ActorClient {
 
     // MARK: loop
 
-    /// Runs until the learner says the run is finished (0), a shutdown signal (0), or a fatal error (1).
+    /// Runs until the learner says the run is finished (0), a shutdown signal (0), or a fatal error (1:
+    /// no learner within the connect timeout, a Welcome this actor cannot use, sampling failed).
     package func run() throws -> Int32 {
         console.info("connecting", ["learner": options.learner.description, "actor_run": String(runId, radix: 16)])
         while stopReason == nil {
@@ -147,11 +148,13 @@ package final class ActorClient {
             try send(core.outgoing(now: now), now: now)
             submitJob()
         }
+        let failed = failedReasons.contains(stopReason ?? "")
         var bye = Troupe_V1_Bye()
         bye.reason = stopReason ?? "stopping"
         _ = try? control.send(WireMessage(.bye(bye)))
         session?.worker.stop()
         usleep(100_000)
+        if let logs { LogStreamAttachment.process.detach(logs) }
         logs?.close()
         control.close()
         receiver?.close()
@@ -159,8 +162,11 @@ package final class ActorClient {
         announce?.close()
         context.shutdown()
         console.info("stopped: \(stopReason ?? "")", ["groups_produced": core.produced, "unacked": core.unackedCount])
-        return 0
+        return failed ? 1 : 0
     }
+
+    /// Stop reasons that are failures (exit status 1): the run cannot go on with this actor.
+    private let failedReasons: Set<String> = ["bad welcome", "sampling failed"]
 
     private func drainControl() throws {
         for _ in 0..<256 {
@@ -220,6 +226,7 @@ package final class ActorClient {
     private func connectSideChannels(_ w: Troupe_V1_Welcome) throws {
         receiver?.close()
         announce?.close()
+        if let logs { LogStreamAttachment.process.detach(logs) }
         logs?.close()
         receiver = try WeightReceiver(context: context, learnerWeights: Endpoint(parsing: w.weightsEndpoint),
                                       layout: ParameterLayout(config: session!.config), relay: relay,
@@ -228,7 +235,10 @@ package final class ActorClient {
         try sub.set([.subscribe([]), .maxMessageSize(WireLimits.headerOnly.socketMaxFrameBytes)])
         try sub.connect(Endpoint(parsing: w.announceEndpoint))
         announce = sub
-        logs = try LogPublisher(context: context, endpoint: Endpoint(parsing: w.logsEndpoint), source: "actor/\(options.identity)", runId: runId)
+        let publisher = try LogPublisher(context: context, endpoint: Endpoint(parsing: w.logsEndpoint), source: "actor/\(options.identity)",
+                                         runId: runId)
+        logs = publisher
+        LogStreamAttachment.process.attach(publisher)
     }
 
     private func drainAnnounce() throws {

@@ -14,7 +14,7 @@ package struct RuntimeBenchError: Error, CustomStringConvertible {
     package var description: String { "runtime benchmark, \(phase): \(problem)" }
 }
 
-/// The targets of issue 4's benchmark section.
+/// The targets docs/benchmarks.md states for these benchmarks.
 package enum RuntimeTargets {
     /// Extra time per ingested group over raw libzmq, in percent.
     package static let ingestionOverheadPercent = 10.0

@@ -1,5 +1,5 @@
 /// The peer systems' throughput on the benchmark shapes, measured on the project's reference machine
-/// with 2 threads (issue 2), and the targets `troupe bench model` checks against them.
+/// with 2 threads, and the targets `troupe bench model` checks against them.
 extension ModelBenchmark {
     package enum Measure: String, Sendable, CaseIterable {
         /// Training tokens/s, batch 8 × 256, forward + backward + AdamW, against PyTorch 2.15 CPU.

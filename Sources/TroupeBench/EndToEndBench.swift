@@ -6,7 +6,7 @@ import TroupeTensor
 import TroupeWeights
 import TroupeWire
 
-/// End-to-end step time (issue 4, benchmark): a real learner and real actors, each a child process
+/// End-to-end step time (docs/benchmarks.md): a real learner and real actors, each a child process
 /// of the `troupe` binary on loopback, train a small model for a few steps. The step timings come
 /// from the learner's metrics.jsonl (`time_s` when each step finished, `time/train_step`,
 /// `trainer/idle_ratio`) and learner-summary.json; the actors' weight-sync times and idle ratios

@@ -5,7 +5,7 @@ import TroupeRuntime
 import TroupeTensor
 import TroupeWire
 
-/// Group ingestion at the learner (issue 4, benchmark): K simulated actors stream realistic groups
+/// Group ingestion at the learner (docs/benchmarks.md): K simulated actors stream realistic groups
 /// into one ROUTER, under credit like `ActorClient`, and the learner side does exactly what
 /// `LearnerServer.receiveGroup` does per group: receive + `WireMessage.decode` → `GroupSubmission
 /// (validating:)` → `RolloutGroup` → `LearnerCore.submit` → (optionally) the run-log append → Ack,

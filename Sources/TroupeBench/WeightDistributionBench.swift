@@ -6,7 +6,7 @@ import TroupeTensor
 import TroupeWeights
 import TroupeWire
 
-/// Weight distribution (issue 4, benchmark): one learner-side ROUTER serves a `WeightSnapshot`
+/// Weight distribution (docs/benchmarks.md): one learner-side ROUTER serves a `WeightSnapshot`
 /// through the learner's `WeightService` to 1, 2 and 4 fetching clients, each running the actor's
 /// code (its own ZeroMQ context as its own process would have, `WeightReceiver`, every tensor's XXH64
 /// verified), along three paths:

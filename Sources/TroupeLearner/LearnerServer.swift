@@ -18,7 +18,6 @@ package final class LearnerServer {
     package let runDirectory: String
     let console = Console(role: "learner")
     let model: LlamaModel
-    let tokenizer: any Tokenizer
     let trainer: Trainer
     package let core: LearnerCore
     let runLog: RunLog
@@ -29,7 +28,6 @@ package final class LearnerServer {
     let endpoints: LearnerEndpoints
     var control: any RouterTransport { endpoints.control }
     var weights: any RouterTransport { endpoints.weights }
-    var logs: any LogStreamPublisher { endpoints.logs }
     /// Seconds on a monotonic clock; tests drive it by hand.
     let clock: () -> Double
     /// Batches, steps on the trainer thread, their records and checkpoints.
@@ -77,8 +75,7 @@ package final class LearnerServer {
         }
         BLASInfo.setThreads(config.learner.threads)
         model = try ModelDirectory.load(config.model.path)
-        tokenizer = try RunSetup.tokenizer(forModelDirectory: config.model.path, model: model.config)
-        prompts = try RunSetup.prompts(config, tokenizer: tokenizer)
+        prompts = try RunSetup.prompts(config, tokenizer: try RunSetup.tokenizer(forModelDirectory: config.model.path, model: model.config))
         trainer = try Trainer(model: model, options: config.algorithm, optimizer: config.optimizer,
                               microBatchTokens: config.learner.microBatchTokens)
         trainer.learningRateForStep = { [schedule = config.schedule, peak = config.optimizer.learningRate, total = config.run.maxSteps] step in
@@ -92,7 +89,6 @@ package final class LearnerServer {
                            leaseTimeout: config.learner.leaseTimeoutSeconds, heartbeatTimeout: config.learner.heartbeatTimeoutSeconds,
                            credit: config.learner.credit)
         endpoints = try (makeEndpoints ?? { try LearnerEndpoints.zeroMQ(config.endpoints, epoch: $0) })(epoch)
-        LogStreamLogHandler.attach(endpoints.logs)
         runLog = try RunLog(path: logPath)
         events = RunEvents([RunLogSink(runLog), LogStreamSink(endpoints.logs),
                             MetricsFileSink(MetricsWriter(path: runDirectory + "/metrics.jsonl"))])
@@ -121,6 +117,7 @@ package final class LearnerServer {
         // Stop sequences travel with each prompt's sampling parameters (`promptMessage`), not here.
         let welcome: [String: Any] = ["config": config.resolvedJSON(), "model_files": RunSetup.modelFiles(config.model.path)]
         welcomeJSON = String(data: try JSONSerialization.data(withJSONObject: welcome, options: [.sortedKeys]), encoding: .utf8)!
+        LogStreamAttachment.process.attach(endpoints.logs)
         warnOnce(sharedMemoryProblem: first.sharedMemoryProblem)
         training.onStepTrained = { [unowned self] outcome in
             warnOnce(sharedMemoryProblem: outcome.sharedMemoryProblem)
@@ -138,6 +135,7 @@ package final class LearnerServer {
     /// learner's death and resume in one process.
     deinit {
         worker.stop()
+        LogStreamAttachment.process.detach(endpoints.logs)
         close(lockDescriptor)
     }
 
@@ -198,7 +196,7 @@ package final class LearnerServer {
         // Let the last events leave; after a finished run, tell late speakers it is over.
         if finished { try lingerAfterFinish(seconds: endpoints.lingerSeconds) } else { usleep(200_000) }
         worker.stop()
-        LogStreamLogHandler.attach(nil)
+        LogStreamAttachment.process.detach(endpoints.logs)
         endpoints.close()
         // Actors that mapped a version keep its pages; its name goes now rather than at some later
         // deinit (the next learner would sweep it, but only when it starts).

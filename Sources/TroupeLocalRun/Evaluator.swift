@@ -34,7 +34,7 @@ package final class Evaluator {
     /// the items' reference answers. `progress` is called before the first batch and after each one.
     package func evaluate(_ items: [TaskItem], settings: EvaluationSettings,
                          progress: ((EvaluationProgress) -> Void)? = nil) throws -> ModelEvaluation {
-        let start = DispatchTime.now().uptimeNanoseconds
+        let start = monotonicSeconds()
         try settings.validate()
         let prompts = try encode(items, settings: settings)
         let k = settings.samplesPerPrompt
@@ -48,7 +48,7 @@ package final class Evaluator {
         var answers = items.map { _ in [String?](repeating: nil, count: k) }
         var generatedTokens = 0
         var lengthFinished = 0
-        var samplingNanoseconds: UInt64 = 0
+        var samplingSeconds = 0.0
         progress?(EvaluationProgress(promptsDone: 0, promptsTotal: items.count, generatedTokens: 0, samplingSeconds: 0))
         for batchStart in stride(from: 0, to: pairs.count, by: settings.batchSize) {
             let batch = pairs[batchStart..<min(batchStart + settings.batchSize, pairs.count)]
@@ -56,9 +56,9 @@ package final class Evaluator {
                 SampleRequest(prompt: prompts[pair.prompt], seed: Self.sampleSeed(run: settings.seed, prompt: pair.prompt,
                                                                                   sample: pair.sample))
             }
-            let batchStartTime = DispatchTime.now().uptimeNanoseconds
+            let batchStartTime = monotonicSeconds()
             let completions = try sampler.generate(requests, parameters: parameters, tokenBytes: tokenizer.bytes(of:))
-            samplingNanoseconds += DispatchTime.now().uptimeNanoseconds - batchStartTime
+            samplingSeconds += monotonicSeconds() - batchStartTime
             for (pair, completion) in zip(batch, completions) {
                 generatedTokens += completion.tokens.count
                 if completion.finishReason == .length { lengthFinished += 1 }
@@ -68,14 +68,13 @@ package final class Evaluator {
             let lastPair = batch.last!
             progress?(EvaluationProgress(promptsDone: lastPair.sample == k - 1 ? lastPair.prompt + 1 : lastPair.prompt,
                                          promptsTotal: items.count, generatedTokens: generatedTokens,
-                                         samplingSeconds: Double(samplingNanoseconds) * 1e-9))
+                                         samplingSeconds: samplingSeconds))
         }
         let samples = zip(items, answers).map { item, sampled in
             PromptSamples(id: item.id, referenceAnswer: item.answer!, sampledAnswers: sampled)
         }
         let result = try Evaluation.evaluate(samples, k: k, canonicalKey: AnswerEquivalence.canonicalKey)
-        let samplingSeconds = Double(samplingNanoseconds) * 1e-9
-        let wallSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+        let wallSeconds = monotonicSeconds() - start
         return ModelEvaluation(result: result, samples: samples, generatedTokens: generatedTokens,
                                lengthFinishedSamples: lengthFinished, samplingSeconds: samplingSeconds,
                                wallSeconds: wallSeconds)

@@ -20,8 +20,9 @@ package struct Console {
     static func metadata(_ fields: [String: Any]) -> Logger.Metadata {
         fields.mapValues { value -> Logger.MetadataValue in
             switch value {
-            case let v as Int: return .stringConvertible(v)
+            case let v as any BinaryInteger & Sendable: return .stringConvertible(v)
             case let v as Double: return .stringConvertible(v)
+            case let v as Float: return .stringConvertible(Double(v))
             case let v as Bool: return .stringConvertible(v)
             default: return .string("\(value)")
             }
@@ -53,8 +54,8 @@ package struct ConsoleLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    package func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String,
-                     file: String, function: String, line: UInt) {
+    package func log(event: LogEvent) {
+        let (level, message, explicit) = (event.level, event.message, event.metadata)
         let fields = metadata.merging(explicit ?? [:]) { $1 }
         FileHandle.standardError.write(Data((Self.format(role: label, level: level, message: "\(message)", fields: fields,
                                                          terminal: Self.isTerminal) + "\n").utf8))
@@ -77,6 +78,7 @@ package struct ConsoleLogHandler: LogHandler {
         case .string(let s): return s
         case .stringConvertible(let v):
             if let n = v as? Int { return n }
+            if let n = v as? any BinaryInteger { return Int64(exactly: n).map { $0 as Any } ?? "\(n)" }
             if let d = v as? Double { return d.isFinite ? d : "\(d)" }
             if let b = v as? Bool { return b }
             return "\(v)"
@@ -86,26 +88,52 @@ package struct ConsoleLogHandler: LogHandler {
     }
 }
 
-/// Warnings and errors of every logger, published into the run's log stream as `log` events once the
-/// process has a stream (`attach`), so a monitor sees every process's problems in one place.
+/// The log stream a process's warnings go to, once it has one, and the thread that owns its socket.
+package final class LogStreamAttachment: @unchecked Sendable {
+    /// The process's own (what `TroupeLogging.bootstrap` uses); tests make their own.
+    package static let process = LogStreamAttachment()
+
+    private let lock = NSLock()
+    private var stream: (any LogStreamPublisher)?
+    private var owner: pthread_t?
+
+    package init() {}
+
+    /// Warnings go to `publisher` from now on. Its socket belongs to the thread that attaches it: what
+    /// other threads log stays on the console.
+    package func attach(_ publisher: any LogStreamPublisher) {
+        lock.withLock {
+            stream = publisher
+            owner = pthread_self()
+        }
+    }
+
+    /// Stops using `publisher` (before it closes), unless another one has been attached since.
+    package func detach(_ publisher: any LogStreamPublisher) {
+        lock.withLock {
+            if stream === publisher { stream = nil; owner = nil }
+        }
+    }
+
+    func publish(fields: [String: String], text: String) {
+        lock.withLock {
+            guard let stream, let owner, pthread_equal(owner, pthread_self()) != 0 else { return }
+            stream.publish(kind: "log", step: 0, metrics: [:], fields: fields, text: text)
+        }
+    }
+}
+
+/// Warnings and errors of every logger, published into the run's log stream as `log` events (through
+/// a `LogStreamAttachment`), so a monitor sees every process's problems in one place.
 package struct LogStreamLogHandler: LogHandler {
     package var metadata: Logger.Metadata = [:]
     package var logLevel: Logger.Level = .warning
     let label: String
+    let attachment: LogStreamAttachment
 
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var stream: (any LogStreamPublisher)?
-    nonisolated(unsafe) private static var owner: pthread_t?
-
-    package init(label: String) { self.label = label }
-
-    /// Where this process's warnings go from now on (nil: nowhere). A publisher's socket belongs to
-    /// the thread that attaches it: what other threads log stays on the console.
-    package static func attach(_ publisher: (any LogStreamPublisher)?) {
-        lock.withLock {
-            stream = publisher
-            owner = publisher == nil ? nil : pthread_self()
-        }
+    package init(label: String, attachment: LogStreamAttachment = .process) {
+        self.label = label
+        self.attachment = attachment
     }
 
     package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -113,15 +141,12 @@ package struct LogStreamLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    package func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String,
-                     file: String, function: String, line: UInt) {
+    package func log(event: LogEvent) {
+        let (level, message, explicit) = (event.level, event.message, event.metadata)
         var fields = metadata.merging(explicit ?? [:]) { $1 }.mapValues { "\($0)" }
         fields["role"] = label
         fields["level"] = level == .warning ? "warn" : "\(level)"
-        Self.lock.withLock {
-            guard let stream = Self.stream, let owner = Self.owner, pthread_equal(owner, pthread_self()) != 0 else { return }
-            stream.publish(kind: "log", step: 0, metrics: [:], fields: fields, text: "\(message)")
-        }
+        attachment.publish(fields: fields, text: "\(message)")
     }
 }
 
@@ -144,8 +169,8 @@ package final class InMemoryLogHandler: LogHandler, @unchecked Sendable {
         set { metadata[key] = newValue }
     }
 
-    package func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String,
-                     file: String, function: String, line: UInt) {
+    package func log(event: LogEvent) {
+        let (level, message, explicit) = (event.level, event.message, event.metadata)
         let fields = metadata.merging(explicit ?? [:]) { $1 }.mapValues { "\($0)" }
         lock.withLock { stored.append(Entry(level: level, message: "\(message)", metadata: fields)) }
     }

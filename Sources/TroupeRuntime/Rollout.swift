@@ -1,5 +1,7 @@
 import Foundation
+import TroupeProto
 import TroupeRL
+import TroupeWire
 
 /// A version of the policy: `epoch` is drawn anew at every learner start, so a restarted learner never
 /// reuses a version for different weights; `step` is the optimizer step that produced the weights.
@@ -95,9 +97,6 @@ package enum RuntimeError: Error, CustomStringConvertible {
         }
     }
 }
-
-import TroupeProto
-import TroupeWire
 
 extension PolicyVersion {
     package var proto: Troupe_V1_PolicyVersion {

@@ -9,7 +9,7 @@ import TroupeTensor
 import TroupeWire
 
 /// `troupe bench runtime`: group ingestion at the learner, weight distribution and end-to-end step
-/// time, each against a baseline measured in the same run (issue 4's benchmark and targets).
+/// time, each against a baseline measured in the same run (docs/benchmarks.md).
 struct BenchRuntimeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "runtime",
@@ -25,7 +25,7 @@ struct BenchRuntimeCommand: ParsableCommand {
             splits into wait for batch, train and publish, and the steady-state idle ratio (steps 2 on) \
             is judged on the max_staleness 1 run. Figures are medians of --repeats trials; everything runs on loopback with \
             random ports, or with --link-rate (ingestion and weights) with the learner and every actor on hosts of their \
-            own, joined by emulated links of that rate (network namespaces, tc tbf; root). Targets (issue 4): ingestion overhead ≤ 10% over raw libzmq; weights to 4 \
+            own, joined by emulated links of that rate (network namespaces, tc tbf; root). Targets (docs/benchmarks.md): ingestion overhead ≤ 10% over raw libzmq; weights to 4 \
             actors ≤ 2× one raw transfer; learner idle ratio ≤ 10% when actors keep up. A table on a \
             terminal, JSON lines otherwise. See docs/benchmarks.md.
             """)
@@ -320,7 +320,7 @@ private struct RuntimeBenchOutput {
             return
         }
         print("")
-        print("Targets (issue 4):")
+        print("Targets (docs/benchmarks.md):")
         for v in verdicts {
             let value = v["value"] as? Double ?? .nan, target = v["target"] as? Double ?? .nan
             let text = (v["name"] as? String ?? "").contains("percent") ? String(format: "%.1f%% (≤ %.0f%%)", value, target)

@@ -1,9 +1,8 @@
 import Foundation
 import Testing
-import TroupeRuntime
+import TroupeLocalRun
 #if canImport(Glibc)
 import Glibc
-import TroupeLocalRun
 #endif
 
 // Process management for the multi-process integration tests: real `troupe` processes on loopback,
@@ -12,7 +11,7 @@ import TroupeLocalRun
 
 /// The `troupe` executable built from this checkout.
 enum TroupeBinary {
-    /// <repo>/ from <repo>/Tests/TroupeRuntimeTests/Integration/ProcessHarness.swift.
+    /// <repo>/ from <repo>/Tests/TroupeIntegrationTests/ProcessHarness.swift.
     static let repository = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 

@@ -4,7 +4,7 @@ import Testing
 import Glibc
 #endif
 
-/// Real `troupe learner` and `troupe actor` processes on loopback (issue 4, Tests). One test at a time:
+/// Real `troupe learner` and `troupe actor` processes on loopback (docs/testing.md). One test at a time:
 /// they share two busy cores, and their timing assertions (join within 10 s) must not compete.
 @Suite(.serialized) struct RuntimeIntegrationTests {
     /// Checks every finished run shares: the summary agrees with the run log, the accounting identity
@@ -285,7 +285,8 @@ import Glibc
             run.check(child.stderr.contains(message), "troupe bench \(arguments) does not say \"\(message)\": \(child.stderr)")
         }
         let (help, child) = try run.runToCompletion("bench-help", ["bench", "--help"], within: 20)
-        run.check(help == .code(0) && child.stdout.contains("troupe bench"), "troupe bench --help: \(help?.description ?? "a timeout") \(child.stdout)")
+        run.check(help == .code(0) && child.stdout.contains("SUBCOMMANDS") && child.stdout.contains("runtime") && child.stdout.contains("model"),
+                  "troupe bench --help does not list the benchmarks: \(help?.description ?? "a timeout") \(child.stdout)")
     }
 
     // 8c: a second learner on a run directory that holds a run refuses, with or without --resume while

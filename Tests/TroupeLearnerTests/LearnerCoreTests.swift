@@ -2,7 +2,7 @@ import Testing
 import TroupeLearner
 import TroupeRuntime
 
-/// Lease granting in the learner's pure state (issue 4: leases and credit).
+/// Lease granting in the learner's pure state.
 @Suite struct LearnerCoreTests {
     func core(batchGroups: Int, maxStaleness: Int, prompts: Int = 32) -> LearnerCore {
         let list = (0..<prompts).map { PromptEntry(id: UInt64($0), text: "p\($0)", tokens: [1, 2]) }

@@ -3,7 +3,7 @@ import Testing
 import TroupeLearner
 import TroupeRuntime
 
-/// The run log's encoding, hash chain and group commit (issue 4, run directory).
+/// The run log's encoding, hash chain and group commit.
 @Suite struct RunLogTests {
     let directory: String
 

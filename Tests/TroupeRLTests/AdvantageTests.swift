@@ -45,7 +45,7 @@ import TroupeRL
 
         let zeroVariance: [[Double]] = [[1, 0, 0, 1], [1, 1, 1, 1]]
         expectClose(batch(["advantage.estimator": "batchnorm"], zeroVariance), [1.322876, -1.322876, -1.322876, 1.322876, 0, 0, 0, 0])
-        // Token weighting gives the all-correct group a negative advantage (algorithms.md §9) …
+        // Token weighting gives the all-correct group a negative advantage (docs/algorithms.md) …
         expectClose(batch(["advantage.estimator": "batchnorm", "advantage.batch_weighting": "token"], zeroVariance, [[5, 1, 1, 5], [2, 2, 2, 2]]),
                     [0.881631, -2.057138, -2.057138, 0.881631, -0.587754, -0.587754, -0.587754, -0.587754])
     }

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import TroupeRL
 
-/// Singleton groups, empty and truncated responses, all answers invalid (algorithms.md §11).
+/// Singleton groups, empty and truncated responses, all answers invalid (docs/algorithms.md).
 @Suite struct EdgeCaseTests {
     @Test func singletonGroups() throws {
         let group = [AdvantageGroup(rewards: [1], lengths: [4])]

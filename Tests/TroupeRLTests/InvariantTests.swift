@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import TroupeRL
 
-/// The invariants of algorithms.md §0 and §13, checked on seeded random inputs.
+/// The invariants of docs/algorithms.md, checked on seeded random inputs.
 @Suite struct InvariantTests {
     static let lossKinds: [[String: JSONValue]] = [
         ["loss.kind": "ppo_clip", "loss.dual_clip": 3],

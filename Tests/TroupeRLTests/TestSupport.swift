@@ -1,7 +1,7 @@
 import Testing
 import TroupeRL
 
-/// Every test vector is compared at 1e-6 unless a test says otherwise (algorithms.md §13).
+/// Every test vector is compared at 1e-6 unless a test says otherwise (docs/algorithms.md).
 func expectClose(_ actual: [Double], _ expected: [Double], tolerance: Double = 1e-6,
                  sourceLocation: SourceLocation = #_sourceLocation) {
     #expect(actual.count == expected.count, "got \(actual.count) values, expected \(expected.count)", sourceLocation: sourceLocation)

@@ -27,9 +27,9 @@ import TroupeRuntime
 
     @Test func warningsReachTheAttachedLogStreamFromItsThreadOnly() throws {
         let stream = InMemoryLogStream(source: "learner")
-        LogStreamLogHandler.attach(stream)
-        defer { LogStreamLogHandler.attach(nil) }
-        let logger = Logger(label: "learner") { LogStreamLogHandler(label: $0) }
+        let attachment = LogStreamAttachment()
+        attachment.attach(stream)
+        let logger = Logger(label: "learner") { LogStreamLogHandler(label: $0, attachment: attachment) }
         logger.info("not published")
         logger.warning("published", metadata: ["actor": "a"])
         let events = stream.events(kind: "log")

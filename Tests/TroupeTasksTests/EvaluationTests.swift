@@ -28,7 +28,7 @@ private func choose(_ n: Int, _ k: Int) -> Double {
     }
 
     @Test func majorityVoteExcludesInvalidAndBreaksTiesByFirstOccurrence() {
-        // Test vectors from the TTRL notes (research/algorithms.md).
+        // Test vectors from the TTRL notes (the formulas of docs/eval.md, worked by hand).
         #expect(Evaluation.majorityAnswer(["42", "42", "17", "42", "3", "17", "42", nil]) == "42")
         #expect(Evaluation.majorityAnswer([nil, nil, nil, "5", "5", "9", nil, "1"]) == "5")
         #expect(Evaluation.majorityAnswer(["7", "9", "9", "7"]) == "7")

@@ -8,7 +8,7 @@ import TroupeTensor
 import TroupeWire
 
 /// Weight snapshots and their two ways to an actor: the learner's shared-memory file (same host) and
-/// ZeroMQ chunks (issue 4: weight distribution; every tensor's hash verified either way).
+/// ZeroMQ chunks (every tensor's hash verified either way).
 @Suite struct WeightTransferTests {
     let directory: String
     let model: LlamaModel

@@ -61,7 +61,7 @@ public struct StepAdvantages: Sendable, Equatable {
         let tokenCounts = input.map { group in
             zip(group.lengths, group.finishReasons).map { Aggregation.contributes(length: $0, finishReason: $1, filter: options.filter) ? $0 : 0 }
         }
-        // Batch statistics see only kept groups: filter first, then normalise (algorithms.md §9).
+        // Batch statistics see only kept groups: filter first, then normalise (docs/algorithms.md).
         var advantages = Advantages.batchNormalized(groups: keptIndices.map { input[$0].rewards },
                                                     tokenCounts: keptIndices.map { tokenCounts[$0] }, options: options.advantage)
         for (slot, index) in keptIndices.enumerated() {

@@ -12,7 +12,7 @@ import Foundation
 /// 4. the **last number** in the text (`-12`, `3.5`, `.5`, `1,234`, `3/4`).
 ///
 /// Returns nil when nothing is found or the found text is empty: such a sample is *invalid*.
-/// Invalid answers never take part in a vote (TTRL's own code lets `""` win; see algorithms.md §4).
+/// Invalid answers never take part in a vote (TTRL's own code lets `""` win; see docs/algorithms.md).
 public enum AnswerExtractor {
     public static func extract(_ text: String) -> String? {
         if let boxed = boxedContent(text) { return boxed }

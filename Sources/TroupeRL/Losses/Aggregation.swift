@@ -1,5 +1,5 @@
 /// The denominators of one optimiser step, counted over **all** its micro-batches (and ranks), so
-/// that splitting a batch never changes the gradient (algorithms.md §1.5). Additive.
+/// that splitting a batch never changes the gradient (docs/algorithms.md). Additive.
 public struct AggregationTotals: Sendable, Equatable, Codable {
     /// Loss tokens: tokens of non-empty, unmasked samples of kept groups.
     public var tokens: Int

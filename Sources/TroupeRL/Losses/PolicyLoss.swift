@@ -1,7 +1,7 @@
 import Foundation
 
 /// One token's policy term: the loss value ℓ and its gradient coefficient g = ∂ℓ/∂log π_θ(token).
-/// The model gradient is `Σ w_i·g ∇log π`; `g` is model-free, so tests pin `g` (algorithms.md §0).
+/// The model gradient is `Σ w_i·g ∇log π`; `g` is model-free, so tests pin `g` (docs/algorithms.md).
 public struct PolicyTerm: Sendable, Equatable {
     public let loss: Double
     public let gradient: Double

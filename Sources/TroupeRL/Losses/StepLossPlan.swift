@@ -123,7 +123,7 @@ public struct LossMetrics: Sendable, Equatable {
 }
 
 /// Step two of the learner's step, once per micro-batch: per-token gradient coefficients and loss
-/// values (algorithms.md §12.2 steps 5-7).
+/// values (docs/algorithms.md).
 ///
 /// Per token, with `r = exp(clamp(logp − behaviour_logp, ±log_ratio_clamp))`:
 /// `ℓ = policy(r, Â) + β·KL(logp, ref) − c·H`, and the coefficient fed to backward is

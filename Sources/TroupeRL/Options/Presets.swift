@@ -1,5 +1,5 @@
 /// The presets: each paper's (or its reference code's) defaults as plain values.
-/// docs/algorithms.md has the same table with the sources; algorithms.md §12.3 is the research behind it.
+/// docs/algorithms.md has the same table with the sources.
 /// Where the paper and its code disagree, the comment says which one the preset follows.
 extension AlgorithmOptions {
     public static let presetNames = ["grpo", "drgrpo", "dapo", "cispo", "topr", "ttrl", "ettrl", "evol-rl",

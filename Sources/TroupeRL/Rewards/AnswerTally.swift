@@ -1,7 +1,7 @@
 /// A group's answers counted by equivalence class (`AnswerEquivalence.canonicalKey`).
 ///
 /// An answer is **invalid** when it is nil or normalises to nothing. Invalid answers are not a class:
-/// they never win a vote and never share a reward (TTRL's code lets `""` win; algorithms.md §4).
+/// they never win a vote and never share a reward (TTRL's code lets `""` win; docs/algorithms.md).
 public struct AnswerTally: Sendable, Equatable {
     public struct AnswerClass: Sendable, Equatable {
         /// The canonical key every member shares.

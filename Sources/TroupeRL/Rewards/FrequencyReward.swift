@@ -5,7 +5,7 @@
 /// entropy of the valid answers. Convention pinned here: an invalid answer has `p̂ = 0` (it never
 /// earns frequency) but still receives the group's `α·(−H)`.
 ///
-/// Note (algorithms.md §7): `−αH` is the same for every sample of a prompt, so per-group GRPO
+/// Note (docs/algorithms.md): `−αH` is the same for every sample of a prompt, so per-group GRPO
 /// normalisation cancels it exactly; it only matters with batch-level or un-normalised advantages.
 public enum FrequencyReward {
     public struct Outcome: Sendable, Equatable {

@@ -59,7 +59,7 @@ public enum MajorityVote {
 }
 
 /// Voting across sampling temperatures with early exit — Wu, Mirhoseini & Tambe, "On the Role of
-/// Temperature Sampling in Test-Time Scaling", arXiv 2510.02611 (algorithms.md §10.2).
+/// Temperature Sampling in Test-Time Scaling", arXiv 2510.02611 (docs/algorithms.md).
 ///
 /// Each temperature votes on its own samples; a temperature is *confident* when its winner holds at
 /// least `intraThreshold` of its samples. The label is the flat majority over all samples. Sampling
