@@ -66,7 +66,7 @@ let package = Package(
                                                       "TroupeTasks", "TroupeWire", "TroupeProto"],
                 swiftSettings: [v5]),
         // The actor: client and its conversation core, group sampler.
-        .target(name: "TroupeActor", dependencies: ["TroupeRuntime", "TroupeWeights", "TroupeModel", "TroupeRL",
+        .target(name: "TroupeActor", dependencies: ["TroupeJSON", "TroupeRuntime", "TroupeWeights", "TroupeModel", "TroupeRL",
                                                     "TroupeWire", "TroupeProto"],
                 swiftSettings: [v5]),
         // The log stream's reader: monitor state, subscriber, dashboard.
@@ -105,7 +105,7 @@ let package = Package(
         .testTarget(name: "TroupeTokenizerTests", dependencies: ["TroupeTokenizer"],
                     resources: [.copy("Goldens")], swiftSettings: [v5]),
         .testTarget(name: "TroupeModelTests", dependencies: ["TroupeModel", "TroupeTensor"], swiftSettings: [v5]),
-        .testTarget(name: "TroupeRLTests", dependencies: ["TroupeRL"], swiftSettings: [v5]),
+        .testTarget(name: "TroupeRLTests", dependencies: ["TroupeRL", "TroupeJSON"], swiftSettings: [v5]),
         .testTarget(name: "TroupeWireTests", dependencies: ["TroupeWire", "TroupeProto"], swiftSettings: [v5]),
         .testTarget(name: "TroupeTasksTests", dependencies: ["TroupeTasks"], swiftSettings: [v5]),
         .testTarget(name: "TroupeReportTests", dependencies: ["TroupeReport"], swiftSettings: [v5]),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TroupeJSON
 import TroupeRL
 
 /// `troupe algo`: prints, as JSON, what the learner would compute for the groups described in a

@@ -1,4 +1,5 @@
 import Testing
+import TroupeJSON
 import TroupeRL
 
 /// TV1-TV4 (GRPO family, batch normalisation, ETTRL) and the advantage edge cases.

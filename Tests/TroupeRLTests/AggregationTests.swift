@@ -1,4 +1,5 @@
 import Testing
+import TroupeJSON
 import TroupeRL
 
 /// TV8 and the micro-batching rule: denominators are global over the optimiser step.

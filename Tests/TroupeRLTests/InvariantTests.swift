@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TroupeJSON
 import TroupeRL
 
 /// The invariants of docs/algorithms.md, checked on seeded random inputs.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TroupeJSON
 import TroupeRL
 
 /// TV5 (g for PPO-clip, CISPO, REINFORCE), TV6-TV7 (TOPR), TV10 (KL), TV18 (V-trace).

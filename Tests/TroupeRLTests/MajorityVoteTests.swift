@@ -1,4 +1,5 @@
 import Testing
+import TroupeJSON
 import TroupeRL
 
 /// TV11 (TTRL), TV12 (TTRV), TV19 (multi-temperature voting).

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TroupeJSON
 import TroupeRL
 
 @Suite struct OptionsTests {

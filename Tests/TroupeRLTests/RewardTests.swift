@@ -1,4 +1,5 @@
 import Testing
+import TroupeJSON
 import TroupeRL
 
 /// TV13 (EVOL-RL), TV15 (DAPO overlong), TV16 (DLER), TV17 (S-GRPO), GUI-RC, verifiable, format.

@@ -1,4 +1,5 @@
 import Testing
+import TroupeJSON
 import TroupeRL
 
 /// Every test vector is compared at 1e-6 unless a test says otherwise (docs/algorithms.md).

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TroupeJSON
 import TroupeRL
 
 /// Bad input of every kind gets an error naming the field; nothing NaN gets through.

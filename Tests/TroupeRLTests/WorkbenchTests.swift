@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TroupeJSON
 import TroupeRL
 
 /// `troupe algo`'s engine: JSON in, what the learner computes out.

@@ -1,6 +1,6 @@
-// TroupeRL's API (option overrides, `troupe algo`'s input and output) is written in JSONValue terms,
-// so its clients get the type with the module.
-@_exported import TroupeJSON
+// TroupeRL's API (option overrides, `troupe algo`'s input and output) is written in JSONValue terms:
+// its clients import TroupeJSON too.
+import TroupeJSON
 
 extension JSONValue {
     /// A finite number, or an error naming `field`.

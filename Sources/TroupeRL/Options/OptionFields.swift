@@ -1,3 +1,5 @@
+import TroupeJSON
+
 /// How far a numeric option may go: `validate()` checks it and docs/algorithms.md's table prints it.
 enum OptionRange {
     /// Any finite number.

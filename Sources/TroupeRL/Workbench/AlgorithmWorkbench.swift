@@ -1,3 +1,5 @@
+import TroupeJSON
+
 /// What `troupe algo` runs: a JSON description of groups in, everything the learner would compute
 /// out (rewards, advantages, ratios, gradient coefficients, per-token and aggregated losses, metrics).
 /// Pure: the command only reads the file and prints. The schema is in docs/algorithms.md.

@@ -1,3 +1,5 @@
+import TroupeJSON
+
 /// Strict reading of one JSON object: every key must be known, every value of the right type, and
 /// every error names the full path (`groups[1].samples[0].logp[3]`).
 struct JSONReader {
