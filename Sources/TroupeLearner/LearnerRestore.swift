@@ -7,8 +7,8 @@ extension LearnerServer {
     /// Groups trained up to the checkpoint stay trained; groups of steps after it (whose weights died
     /// with the crash) go back to the pending buffer with every other accepted, untrained group, and a
     /// `resumed` record voids those steps, so no group is ever trained twice in the surviving history.
-    static func restore(core: LearnerCore, trainer: Trainer, model: LlamaModel, log: RunLog, runDirectory: String,
-                        console: Console) throws {
+    static func restore(core: LearnerCore, trainer: Trainer, model: LlamaModel, log: RunLog, events: RunEvents,
+                        runDirectory: String, console: Console) throws {
         let checkpoint = try Checkpoint.loadLatest(runDirectory: runDirectory, model: model, optimizer: trainer.optimizer)
         let step = checkpoint?.step ?? 0
         let history = try RunHistory(records: log.opened)
@@ -28,13 +28,12 @@ extension LearnerServer {
         }
         core.restore(step: step, trained: trained.count)
         for g in voidedWeights {
-            try log.append("group_rejected", ["group": g.key.description, "reason": "stale",
-                                              "detail": "sampled with weights of voided step \(g.version.step)", "version": Int(g.version.step)])
+            try events.emit(.groupRejected(g, reason: "stale", detail: "sampled with weights of voided step \(g.version.step)", sync: true))
             core.rejectRestored(reason: "stale")
         }
         for g in pending { core.restorePending(g) }
         let voided = history.effectiveSteps.map(\.step).filter { $0 > step }
-        try log.append("resumed", ["from_step": step, "voided_steps": voided, "pending": pending.count, "trained": trained.count])
+        try events.emit(.resumed(fromStep: step, voidedSteps: voided, pending: pending.count, trained: trained.count))
         console.info("resumed", ["step": step, "pending_groups": pending.count, "voided_steps": voided.count])
     }
 }

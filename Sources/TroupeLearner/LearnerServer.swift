@@ -96,7 +96,8 @@ package final class LearnerServer {
 
         let baseHash = model.weightsHash()
         if resume {
-            try LearnerServer.restore(core: core, trainer: trainer, model: model, log: runLog, runDirectory: runDirectory, console: console)
+            try LearnerServer.restore(core: core, trainer: trainer, model: model, log: runLog, events: events,
+                                      runDirectory: runDirectory, console: console)
         } else {
             try AtomicFile.write(config.resolvedJSONData(), to: runDirectory + "/config.json")
             try events.emit(.runStarted(epoch: epoch, baseModel: config.model.path, baseWeightsHash: baseHash,

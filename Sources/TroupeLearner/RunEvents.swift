@@ -140,10 +140,11 @@ extension RunEvent {
         RunEvent(record: Record(type: "group_accepted", body: group.logBody, sync: false))
     }
 
-    /// A group `LearnerCore` refused (stale, old epoch, unknown lease…).
-    package static func groupRejected(_ group: RolloutGroup, reason: String, detail: String) -> RunEvent {
+    /// A group `LearnerCore` refused (stale, old epoch, unknown lease…), or one a resume finds sampled
+    /// with weights that died with the crash.
+    package static func groupRejected(_ group: RolloutGroup, reason: String, detail: String, sync: Bool = false) -> RunEvent {
         RunEvent(record: Record(type: "group_rejected", body: ["group": group.key.description, "reason": reason, "detail": detail,
-                                                                "version": Int(group.version.step)], sync: false))
+                                                                "version": Int(group.version.step)], sync: sync))
     }
 
     /// A pending group that aged past `max_staleness` before a batch could take it.
@@ -175,6 +176,13 @@ extension RunEvent {
 
     package static func checkpoint(step: Int, weightsHash: String) -> RunEvent {
         RunEvent(record: Record(type: "checkpoint", body: ["step": step, "weights_hash": weightsHash]))
+    }
+
+    /// A learner resumed the run from the checkpoint of `fromStep`: the steps after it are void.
+    package static func resumed(fromStep: Int, voidedSteps: [Int], pending: Int, trained: Int) -> RunEvent {
+        RunEvent(record: Record(type: "resumed", body: ["from_step": fromStep, "voided_steps": voidedSteps, "pending": pending,
+                                                         "trained": trained]),
+                 stream: StreamEvent(kind: "resumed", step: fromStep, metrics: ["pending": Double(pending)]))
     }
 
     package static func runEnded(finished: Bool, step: Int, accounting: [String: Double]) -> RunEvent {

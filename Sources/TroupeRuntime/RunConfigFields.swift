@@ -158,7 +158,7 @@ extension RunConfig {
 extension RunConfig: Decodable {
     /// Strict: unknown sections and keys, wrong types and out-of-range values are errors naming the
     /// key (the decoder adds the position). Keys not given keep their defaults.
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         self.init()
         let root = try decoder.container(keyedBy: JSONKey.self)
         for section in Self.sectionNames where root.contains(JSONKey(section)) {
@@ -183,7 +183,7 @@ extension RunConfig: Decodable {
     /// Reads a configuration (sections of keys, as in the file) after applying `overrides`
     /// (`section.key=value`, the value parsed as JSON when it parses, else taken as a string) to it.
     /// `sourceMap` gives errors about the file's values their line and column.
-    public static func parse(_ document: JSONDocument, overrides: [String] = []) throws -> RunConfig {
+    package static func parse(_ document: JSONDocument, overrides: [String] = []) throws -> RunConfig {
         var document = document
         try applyOverrides(overrides, to: &document)
         let config: RunConfig
@@ -207,7 +207,7 @@ extension RunConfig: Decodable {
     }
 
     /// A configuration built from a value (no file positions).
-    public static func parse(_ value: JSONValue, overrides: [String] = []) throws -> RunConfig {
+    package static func parse(_ value: JSONValue, overrides: [String] = []) throws -> RunConfig {
         try parse(JSONDocument(value: value, sourceMap: JSONSourceMap(source: "--config")), overrides: overrides)
     }
 
@@ -251,7 +251,7 @@ extension RunConfig: Decodable {
     }
 
     /// Reads `path` (JSON) or starts from the defaults, then applies `overrides`.
-    public static func load(path: String?, overrides: [String]) throws -> RunConfig {
+    package static func load(path: String?, overrides: [String]) throws -> RunConfig {
         guard let path else { return try parse(.object([:]), overrides: overrides) }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigError(key: "--config", problem: "cannot read \(path)")
@@ -260,7 +260,7 @@ extension RunConfig: Decodable {
     }
 
     /// Parses the text of a configuration file named `source` (for error positions), then as `parse`.
-    public static func parse(json data: some Collection<UInt8>, source: String, overrides: [String] = []) throws -> RunConfig {
+    package static func parse(json data: some Collection<UInt8>, source: String, overrides: [String] = []) throws -> RunConfig {
         let document: JSONDocument
         do {
             document = try JSONDocument.parse(data, source: source)
@@ -271,7 +271,7 @@ extension RunConfig: Decodable {
     }
 
     /// Checks that keys agree with each other.
-    public func validate() throws {
+    package func validate() throws {
         if task.spec == nil && task.file == nil { throw ConfigError(key: "task.spec", problem: "set task.spec or task.file") }
         if task.spec != nil && task.file != nil { throw ConfigError(key: "task.file", problem: "set only one of task.spec and task.file") }
         if endpoints.advertiseHost == "0.0.0.0" || endpoints.advertiseHost == "*" {
@@ -297,7 +297,7 @@ extension RunConfig: Decodable {
 extension RunConfig {
     /// The resolved configuration (every key, defaults included): what `troupe config` prints and a
     /// run freezes as `config.json`.
-    public var resolved: JSONValue {
+    package var resolved: JSONValue {
         var sections: [String: [String: JSONValue]] = [:]
         for setting in Self.settings { sections[setting.section, default: [:]][setting.name] = setting.write(self) }
         var root = sections.mapValues(JSONValue.object)
@@ -305,17 +305,17 @@ extension RunConfig {
         return .object(root)
     }
 
-    public func resolvedJSONData() -> Data {
+    package func resolvedJSONData() -> Data {
         (try? resolved.serialized()) ?? Data()
     }
 
     /// The resolved configuration as `JSONSerialization` objects, for the learner's welcome message.
-    public func resolvedJSON() -> [String: Any] {
+    package func resolvedJSON() -> [String: Any] {
         resolved.foundationObject as? [String: Any] ?? [:]
     }
 
     /// docs/configuration.md's table of keys, generated from `settings` (`troupe config --doc-table`).
-    public static func documentationTable() -> String {
+    package static func documentationTable() -> String {
         let defaults = RunConfig()
         var lines = ["| key | type | default | range | meaning |", "| --- | --- | --- | --- | --- |"]
         func cell(_ value: JSONValue) -> String {
