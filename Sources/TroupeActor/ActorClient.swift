@@ -137,8 +137,8 @@ package final class ActorClient {
                 control.close()
                 control = try ActorClient.makeControl(context: context, options: options, runId: runId)
                 continue
-            case .sayHello(let hello):
-                if (try? control.send(WireMessage(.hello(hello)))) == .sent { core.sent(.hello, now: now) }
+            case .sayHello:
+                try send([.hello], now: now)
                 continue
             case .waiting:
                 continue
@@ -154,8 +154,7 @@ package final class ActorClient {
         _ = try? control.send(WireMessage(.bye(bye)))
         session?.worker.stop()
         usleep(100_000)
-        if let logs { LogStreamAttachment.process.detach(logs) }
-        logs?.close()
+        closeLogStream()
         control.close()
         receiver?.close()
         relay?.close()
@@ -226,8 +225,7 @@ package final class ActorClient {
     private func connectSideChannels(_ w: Troupe_V1_Welcome) throws {
         receiver?.close()
         announce?.close()
-        if let logs { LogStreamAttachment.process.detach(logs) }
-        logs?.close()
+        closeLogStream()
         receiver = try WeightReceiver(context: context, learnerWeights: Endpoint(parsing: w.weightsEndpoint),
                                       layout: ParameterLayout(config: session!.config), relay: relay,
                                       identity: options.identity, runId: runId, options: options.weights)
@@ -239,6 +237,14 @@ package final class ActorClient {
                                          runId: runId)
         logs = publisher
         LogStreamAttachment.process.attach(publisher)
+    }
+
+    /// Warnings stop going to the stream before its socket closes.
+    private func closeLogStream() {
+        guard let logs else { return }
+        LogStreamAttachment.process.detach(logs)
+        logs.close()
+        self.logs = nil
     }
 
     private func drainAnnounce() throws {

@@ -39,9 +39,22 @@ package enum TroupeLogging {
     }
 }
 
+/// A handler whose own metadata (`logger[metadataKey:]`) is merged under each message's.
+package protocol MetadataLogHandler: LogHandler {}
+
+extension MetadataLogHandler {
+    package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    /// The handler's metadata with the message's own on top.
+    func fields(of event: LogEvent) -> Logger.Metadata { metadata.merging(event.metadata ?? [:]) { $1 } }
+}
+
 /// Lines for people on a terminal (`[role] message  key=value`), one JSON object per line when
 /// standard error is a pipe (`role`, `level`, `msg`, `t` and the metadata, keys sorted).
-package struct ConsoleLogHandler: LogHandler {
+package struct ConsoleLogHandler: MetadataLogHandler {
     package static let isTerminal = isatty(STDERR_FILENO) != 0
     package var metadata: Logger.Metadata = [:]
     package var logLevel: Logger.Level = .info
@@ -49,14 +62,9 @@ package struct ConsoleLogHandler: LogHandler {
 
     package init(label: String) { self.label = label }
 
-    package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
     package func log(event: LogEvent) {
-        let (level, message, explicit) = (event.level, event.message, event.metadata)
-        let fields = metadata.merging(explicit ?? [:]) { $1 }
+        let (level, message) = (event.level, event.message)
+        let fields = fields(of: event)
         FileHandle.standardError.write(Data((Self.format(role: label, level: level, message: "\(message)", fields: fields,
                                                          terminal: Self.isTerminal) + "\n").utf8))
     }
@@ -125,7 +133,7 @@ package final class LogStreamAttachment: @unchecked Sendable {
 
 /// Warnings and errors of every logger, published into the run's log stream as `log` events (through
 /// a `LogStreamAttachment`), so a monitor sees every process's problems in one place.
-package struct LogStreamLogHandler: LogHandler {
+package struct LogStreamLogHandler: MetadataLogHandler {
     package var metadata: Logger.Metadata = [:]
     package var logLevel: Logger.Level = .warning
     let label: String
@@ -136,14 +144,9 @@ package struct LogStreamLogHandler: LogHandler {
         self.attachment = attachment
     }
 
-    package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
     package func log(event: LogEvent) {
-        let (level, message, explicit) = (event.level, event.message, event.metadata)
-        var fields = metadata.merging(explicit ?? [:]) { $1 }.mapValues { "\($0)" }
+        let (level, message) = (event.level, event.message)
+        var fields = fields(of: event).mapValues { "\($0)" }
         fields["role"] = label
         fields["level"] = level == .warning ? "warn" : "\(level)"
         attachment.publish(fields: fields, text: "\(message)")
@@ -151,7 +154,7 @@ package struct LogStreamLogHandler: LogHandler {
 }
 
 /// Keeps what is logged, for tests.
-package final class InMemoryLogHandler: LogHandler, @unchecked Sendable {
+package final class InMemoryLogHandler: MetadataLogHandler, @unchecked Sendable {
     package struct Entry: Sendable {
         package let level: Logger.Level
         package let message: String
@@ -164,14 +167,9 @@ package final class InMemoryLogHandler: LogHandler, @unchecked Sendable {
 
     package init() {}
 
-    package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
     package func log(event: LogEvent) {
-        let (level, message, explicit) = (event.level, event.message, event.metadata)
-        let fields = metadata.merging(explicit ?? [:]) { $1 }.mapValues { "\($0)" }
+        let (level, message) = (event.level, event.message)
+        let fields = fields(of: event).mapValues { "\($0)" }
         lock.withLock { stored.append(Entry(level: level, message: "\(message)", metadata: fields)) }
     }
 

@@ -126,22 +126,22 @@ final class TestActor {
     /// Every reply waiting for this actor.
     func replies() throws -> [WireBody] { try control.receiveAll(limits: .control).map(\.body) }
 
-    func welcome() throws -> Troupe_V1_Welcome {
+    /// The first waiting reply that `extract` takes (`name` for the failure message).
+    func first<T>(_ name: String, _ extract: (WireBody) -> T?) throws -> T {
         let all = try replies()
-        guard let w = all.compactMap({ if case .welcome(let w) = $0 { return w } else { return nil } }).first else {
-            Issue.record("no Welcome among \(all)")
-            throw HarnessError.missing("Welcome")
+        guard let found = all.lazy.compactMap(extract).first else {
+            Issue.record("no \(name) among \(all)")
+            throw HarnessError.missing(name)
         }
-        return w
+        return found
+    }
+
+    func welcome() throws -> Troupe_V1_Welcome {
+        try first("Welcome") { if case .welcome(let w) = $0 { w } else { nil } }
     }
 
     func lease() throws -> Troupe_V1_Lease {
-        let all = try replies()
-        guard let l = all.compactMap({ if case .lease(let l) = $0 { return l } else { return nil } }).first else {
-            Issue.record("no Lease among \(all)")
-            throw HarnessError.missing("Lease")
-        }
-        return l
+        try first("Lease") { if case .lease(let l) = $0 { l } else { nil } }
     }
 
     func acks() throws -> [Troupe_V1_Ack] {
