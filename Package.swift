@@ -62,7 +62,7 @@ let package = Package(
         .target(name: "TroupeWeights", dependencies: ["TroupeRuntime", "TroupeModel", "TroupeWire", "TroupeProto"],
                 swiftSettings: [v5]),
         // The learner: server, core, group intake, trainer, run log, checkpoints, restore, replay.
-        .target(name: "TroupeLearner", dependencies: ["TroupeRuntime", "TroupeWeights", "TroupeModel", "TroupeRL",
+        .target(name: "TroupeLearner", dependencies: ["TroupeJSON", "TroupeRuntime", "TroupeWeights", "TroupeModel", "TroupeRL",
                                                       "TroupeTasks", "TroupeWire", "TroupeProto"],
                 swiftSettings: [v5]),
         // The actor: client and its conversation core, group sampler.

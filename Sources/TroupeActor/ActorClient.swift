@@ -1,4 +1,5 @@
 import Foundation
+import TroupeJSON
 import TroupeModel
 import TroupeProto
 import TroupeRL
@@ -108,7 +109,7 @@ package final class ActorClient {
     /// Runs until the learner says the run is finished (0), a shutdown signal (0), or a fatal error (1:
     /// no learner within the connect timeout, a Welcome this actor cannot use, sampling failed).
     package func run() throws -> Int32 {
-        console.info("connecting", ["learner": options.learner.description, "actor_run": String(runId, radix: 16)])
+        console.info("connecting", ["learner": .string(options.learner.description), "actor_run": .string(String(runId, radix: 16))])
         while stopReason == nil {
             let now = monotonicSeconds()
             if Shutdown.requested { stopReason = "shutdown requested"; break }
@@ -160,7 +161,7 @@ package final class ActorClient {
         relay?.close()
         announce?.close()
         context.shutdown()
-        console.info("stopped: \(stopReason ?? "")", ["groups_produced": core.produced, "unacked": core.unackedCount])
+        console.info("stopped: \(stopReason ?? "")", ["groups_produced": .integer(Int(core.produced)), "unacked": .integer(core.unackedCount)])
         return failed ? 1 : 0
     }
 
@@ -183,8 +184,8 @@ package final class ActorClient {
             switch event {
             case .welcomed(let w, let config, let resending):
                 try startSession(w, config)
-                console.info("welcomed", ["epoch": String(w.learnerEpoch, radix: 16), "version": PolicyVersion(w.currentVersion).description,
-                                          "credit": w.credit, "resending": resending])
+                console.info("welcomed", ["epoch": .string(String(w.learnerEpoch, radix: 16)), "version": .string(PolicyVersion(w.currentVersion).description),
+                                          "credit": .integer(Int(w.credit)), "resending": .integer(resending)])
                 logs?.publish(kind: "actor_welcomed", fields: ["actor": options.identity])
             case .badWelcome(let error):
                 console.error("\(error)")
@@ -293,7 +294,7 @@ package final class ActorClient {
         if via != "shared_memory" { fields["depth"] = String(receiver?.depth ?? 1) }
         logs?.publish(kind: "weights_applied", step: Int(f.version.step), metrics: ["weight_sync_ms": ms], fields: fields)
         if via != lastWeightsPath {
-            console.info("weights applied", ["version": f.version.description, "via": via, "ms": String(format: "%.1f", ms)])
+            console.info("weights applied", ["version": .string(f.version.description), "via": .string(via), "ms": .string(String(format: "%.1f", ms))])
             lastWeightsPath = via
         }
         try handle(events)

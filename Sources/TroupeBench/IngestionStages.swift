@@ -51,8 +51,8 @@ extension IngestionBench {
                 if core.pending.count >= core.batchGroups, let taken = core.takeBatch() { core.stepCompleted(trainedGroups: taken.batch.count) }
             }
         }
-        let bodies = timed("run-log record: RolloutGroup.logBody (base64 arrays)") {
-            rollouts.map(\.logBody)
+        let bodies = try timed("run-log record: RunRecord.groupAccepted body (base64 arrays)") {
+            try rollouts.map { try RunRecord.groupAccepted($0).body() }
         }
         let lines = try timed("run-log record: RecordEncoder (JSON)") {
             try bodies.map { Data(try RecordEncoder.encode($0)) }
@@ -62,11 +62,11 @@ extension IngestionBench {
         }
         let log = try RunLog(path: logDirectory + "/stages.log")
         try timed("run-log append without fsync (record + write)") {
-            for g in rollouts { try log.append("group_accepted", g.logBody, sync: false) }
+            for g in rollouts { try log.append(.groupAccepted(g), sync: false) }
         }
         let fsynced = Array(rollouts.prefix(fsyncGroups))
         try timed("run-log append with an fsync each (record + write + fsync)", count: fsynced.count) {
-            for g in fsynced { try log.append("group_accepted", g.logBody) }
+            for g in fsynced { try log.append(.groupAccepted(g)) }
         }
         timed("Ack (encode)") {
             for s in submissions {

@@ -1,4 +1,5 @@
 import Foundation
+import TroupeJSON
 import TroupeModel
 import TroupeRuntime
 
@@ -34,7 +35,7 @@ extension LearnerServer {
         for g in pending { core.restorePending(g) }
         let voided = history.effectiveSteps.map(\.step).filter { $0 > step }
         try events.emit(.resumed(fromStep: step, voidedSteps: voided, pending: pending.count, trained: trained.count))
-        console.info("resumed", ["step": step, "pending_groups": pending.count, "voided_steps": voided.count])
+        console.info("resumed", ["step": .integer(step), "pending_groups": .integer(pending.count), "voided_steps": .integer(voided.count)])
     }
 }
 
@@ -76,8 +77,8 @@ package struct RunHistory {
                 if let i = effectiveSteps.lastIndex(where: { $0.step == done.step }) { effectiveSteps[i].weightsHash = done.weightsHash }
             case .resumed(let resumed):
                 effectiveSteps.removeAll { $0.step > resumed.fromStep }
-            case .other:
-                break
+            default:
+                break // nothing a resume or a replay acts on
             }
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import TroupeJSON
 import TroupeModel
 import TroupeProto
 import TroupeRL
@@ -92,7 +93,7 @@ package final class LearnerServer {
         runLog = try RunLog(path: logPath)
         events = RunEvents([RunLogSink(runLog), LogStreamSink(endpoints.logs),
                             MetricsFileSink(MetricsWriter(path: runDirectory + "/metrics.jsonl"))])
-        if runLog.truncatedBytes > 0 { console.warn("cut a torn final record from the run log", ["bytes": runLog.truncatedBytes]) }
+        if runLog.truncatedBytes > 0 { console.warn("cut a torn final record from the run log", ["bytes": .integer(runLog.truncatedBytes)]) }
 
         let baseHash = model.weightsHash()
         if resume {
@@ -116,8 +117,7 @@ package final class LearnerServer {
                                    events: events, console: console, clock: clock, startedAt: startedAt)
 
         // Stop sequences travel with each prompt's sampling parameters (`promptMessage`), not here.
-        let welcome: [String: Any] = ["config": config.resolvedJSON(), "model_files": RunSetup.modelFiles(config.model.path)]
-        welcomeJSON = String(data: try JSONSerialization.data(withJSONObject: welcome, options: [.sortedKeys]), encoding: .utf8)!
+        welcomeJSON = try config.welcomeJSON()
         LogStreamAttachment.process.attach(endpoints.logs)
         warnOnce(sharedMemoryProblem: first.sharedMemoryProblem)
         training.onStepTrained = { [unowned self] outcome in
@@ -129,7 +129,7 @@ package final class LearnerServer {
             }
         }
         console.info("listening", ["control": "tcp://\(config.endpoints.advertiseHost):\(config.endpoints.controlPort)", "logs": "tcp://\(config.endpoints.advertiseHost):\(config.endpoints.logsPort)",
-                                   "run": runDirectory, "step": core.step, "epoch": String(epoch, radix: 16)])
+                                   "run": .string(runDirectory), "step": .integer(core.step), "epoch": .string(String(epoch, radix: 16))])
     }
 
     /// The lock goes with the learner (a process that dies releases it too), so a test can play a
@@ -204,7 +204,7 @@ package final class LearnerServer {
         for path in [snapshot.manifest.sharedMemoryPath, weightService.previous?.manifest.sharedMemoryPath ?? ""] where !path.isEmpty {
             unlink(path)
         }
-        console.info(finished ? "run finished" : "stopped", ["step": core.step, "accounting_identity": core.accounting.identityHolds])
+        console.info(finished ? "run finished" : "stopped", ["step": .integer(core.step), "accounting_identity": .bool(core.accounting.identityHolds)])
         return failed ? 1 : 0
     }
 
@@ -327,7 +327,7 @@ package final class LearnerServer {
         if known == nil || known!.runId != hello.actorRunID {
             try events.emit(.actorJoined(actor: identity, actorRun: hello.actorRunID, build: hello.buildID, threads: hello.threadCount,
                                          rejoined: rejoined))
-            console.info("actor joined", ["actor": identity])
+            console.info("actor joined", ["actor": .string(identity)])
         }
         var w = Troupe_V1_Welcome()
         w.learnerEpoch = epoch
@@ -417,7 +417,7 @@ package final class LearnerServer {
             weightService.remove(actor: identity)
             try events.emit(.actorLeft(actor: identity, reason: "evicted: no heartbeat for \(config.learner.heartbeatTimeoutSeconds) s",
                                        streamReason: "evicted", leases: leases))
-            console.warn("evicted silent actor", ["actor": identity])
+            console.warn("evicted silent actor", ["actor": .string(identity)])
         }
         // Right after a start, announce at every housekeeping tick: actors of a previous learner learn
         // the new epoch (and say Hello) within a fraction of a second, instead of after the subscription
@@ -452,12 +452,13 @@ package final class LearnerServer {
     }
 
     private func writeSummary() throws {
-        var s: [String: Any] = ["steps": core.step, "finished": finished, "wall_time_s": clock() - startedAt,
-                                "tokens_trained": training.tokensTrained, "weights_hash": model.weightsHash()]
-        s["accounting"] = core.accounting.summary
-        s["accounting_identity_holds"] = core.accounting.identityHolds
-        s["trainer_idle_ratio"] = training.idleRatio(now: clock(), countingCurrentWait: false)
-        let data = try JSONSerialization.data(withJSONObject: s, options: [.prettyPrinted, .sortedKeys])
-        try AtomicFile.write(data, to: runDirectory + "/learner-summary.json")
+        let summary: JSONValue = [
+            "steps": .integer(core.step), "finished": .bool(finished), "wall_time_s": .number(clock() - startedAt),
+            "tokens_trained": .integer(training.tokensTrained), "weights_hash": .string(model.weightsHash()),
+            "accounting": .object(core.accounting.summary.mapValues(JSONValue.number)),
+            "accounting_identity_holds": .bool(core.accounting.identityHolds),
+            "trainer_idle_ratio": .number(training.idleRatio(now: clock(), countingCurrentWait: false)),
+        ]
+        try AtomicFile.write(try summary.serialized(), to: runDirectory + "/learner-summary.json")
     }
 }

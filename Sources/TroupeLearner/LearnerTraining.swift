@@ -1,4 +1,5 @@
 import Foundation
+import TroupeJSON
 import TroupeModel
 import TroupeRL
 import TroupeRuntime
@@ -102,10 +103,10 @@ package final class LearnerTraining {
                                       groups: job.groups.count, metrics: m, fields: fields))
             try onStepTrained(outcome)
             if job.step % config.learner.checkpointEvery == 0 { try writeCheckpoint() }
-            console.info("step \(job.step)", ["loss": String(format: "%.4f", result.loss.total),
-                                              "reward": String(format: "%.3f", m["reward/mean"] ?? .nan),
-                                              "majority_ratio": String(format: "%.3f", m["ttrl/majority_ratio"] ?? .nan),
-                                              "secs": String(format: "%.2f", outcome.seconds)])
+            console.info("step \(job.step)", ["loss": .string(String(format: "%.4f", result.loss.total)),
+                                              "reward": .string(String(format: "%.3f", m["reward/mean"] ?? .nan)),
+                                              "majority_ratio": .string(String(format: "%.3f", m["ttrl/majority_ratio"] ?? .nan)),
+                                              "secs": .string(String(format: "%.2f", outcome.seconds))])
             return true
         }
     }

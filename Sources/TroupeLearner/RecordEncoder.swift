@@ -1,14 +1,14 @@
 import Foundation
 import TroupeJSON
-import TroupeModel
 
 /// Compact JSON with sorted keys for run-log records, written straight into bytes. Foundation's
 /// `JSONSerialization` took about 1 ms for one accepted group's record (≈ 9 KB of base64 strings) on
 /// Linux, more than the rest of the learner's per-group work together; this takes microseconds.
 ///
 /// Numbers are written so that parsing them gives back the same value bit for bit (replay recomputes
-/// training steps from them): integers in decimal, `Double` in Swift's shortest round-trip form,
-/// `Float` widened to `Double` first. Non-finite numbers are refused, as JSON has no spelling for them.
+/// training steps from them): integers in decimal, doubles in Swift's shortest round-trip form
+/// (`1.0`, unlike `JSONValue.serialized`'s `1`: the run log's bytes predate it and its hashes chain
+/// them). Non-finite numbers are refused, as JSON has no spelling for them.
 package enum RecordEncoder {
     struct Unencodable: Error, CustomStringConvertible {
         var path: String
@@ -22,54 +22,49 @@ package enum RecordEncoder {
         }
     }
 
-    package static func encode(_ object: [String: Any]) throws -> [UInt8] {
+    /// A record: `body`'s members and fragments merged, keys sorted.
+    package static func encode(_ body: RecordBody) throws -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(1024)
-        try write(object, into: &out)
+        let keys = (Array(body.members.keys) + Array(body.fragments.keys)).sorted()
+        out.append(0x7B) // {
+        for (n, key) in keys.enumerated() {
+            if n > 0 { out.append(0x2C) }
+            writeString(key, into: &out)
+            out.append(0x3A)
+            if let fragment = body.fragments[key] {
+                out.append(contentsOf: fragment.bytes)
+            } else {
+                do { try write(body.members[key]!, into: &out) } catch let e as Unencodable { throw e.inside(key) }
+            }
+        }
+        out.append(0x7D)
         return out
     }
 
-    private static func write(_ value: Any, into out: inout [UInt8]) throws {
-        // Values read back from a log are NSNumber (JSONSerialization's); tell booleans from numbers
-        // by class before Swift's bridging casts get a chance to turn 1 into `true`.
-        // (`as AnyObject` only after the class check: on anything else it bridges whole structures.)
-        if type(of: value) is NSNumber.Type, let n = value as AnyObject as? NSNumber {
-            if let b = JSONNumber.bool(n) { return try write(b, into: &out) }
-            if let i = JSONNumber.int(n) { return try write(i, into: &out) }
-            return try writeDouble(n.doubleValue, into: &out)
-        }
-        // Most common first: a dynamic cast from Any costs tens of nanoseconds each.
+    private static func write(_ value: JSONValue, into out: inout [UInt8]) throws {
         switch value {
-        case let s as String: writeString(s, into: &out)
-        case let f as JSONFragment: out.append(contentsOf: f.bytes)
-        case let d as [String: Any]:
+        case let .string(s): writeString(s, into: &out)
+        case let .object(members):
             out.append(0x7B) // {
-            for (n, key) in d.keys.sorted().enumerated() {
+            for (n, key) in members.keys.sorted().enumerated() {
                 if n > 0 { out.append(0x2C) }
                 writeString(key, into: &out)
                 out.append(0x3A)
-                do { try write(d[key]!, into: &out) } catch let e as Unencodable { throw e.inside(key) }
+                do { try write(members[key]!, into: &out) } catch let e as Unencodable { throw e.inside(key) }
             }
             out.append(0x7D)
-        case let a as [Any]:
+        case let .array(elements):
             out.append(0x5B) // [
-            for (n, element) in a.enumerated() {
+            for (n, element) in elements.enumerated() {
                 if n > 0 { out.append(0x2C) }
                 do { try write(element, into: &out) } catch let e as Unencodable { throw e.inside("[\(n)]") }
             }
             out.append(0x5D)
-        case let i as Int: out.append(contentsOf: String(i).utf8)
-        case let d as Double: try writeDouble(d, into: &out)
-        case let b as Bool: out.append(contentsOf: b ? Array("true".utf8) : Array("false".utf8))
-        case let f as Float: try writeDouble(Double(f), into: &out)
-        case let i as Int32: out.append(contentsOf: String(i).utf8)
-        case let i as Int64: out.append(contentsOf: String(i).utf8)
-        case let i as UInt32: out.append(contentsOf: String(i).utf8)
-        case let i as UInt64: out.append(contentsOf: String(i).utf8)
-        case is NSNull:
-            out.append(contentsOf: Array("null".utf8))
-        default:
-            throw Unencodable(path: "", what: "a value of type \(type(of: value)) has no JSON form")
+        case let .integer(i): out.append(contentsOf: String(i).utf8)
+        case let .number(d): try writeDouble(d, into: &out)
+        case let .bool(b): out.append(contentsOf: b ? Array("true".utf8) : Array("false".utf8))
+        case .null: out.append(contentsOf: Array("null".utf8))
         }
     }
 
@@ -108,8 +103,8 @@ package enum RecordEncoder {
     }
 }
 
-/// JSON text already written in `RecordEncoder`'s form by a typed writer (no dictionaries, no
-/// dynamic casts), which `RecordEncoder` copies as it is. For the hot records only: see
+/// JSON text already written in `RecordEncoder`'s form by a typed writer (no JSON value built),
+/// which `RecordEncoder` copies as it is. For the hot records only: see
 /// `RolloutGroup.samplesJSON`.
 package struct JSONFragment {
     let bytes: [UInt8]

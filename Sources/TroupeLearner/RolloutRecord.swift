@@ -2,36 +2,78 @@ import Foundation
 import TroupeRL
 import TroupeRuntime
 
-/// A group as a run-log record: everything needed to recompute a training step from it.
-extension RolloutGroup {
-    /// Everything needed to recompute a training step from this group, for the run log. Arrays are
-    /// base64 of their little-endian bytes, so floats come back bit for bit.
-    package var logBody: [String: Any] {
-        // The typed writer when it can; a non-finite number makes it throw, and the generic form
-        // then fails at encoding, naming the field.
-        let samplesValue: Any
-        if let bytes = try? samplesJSON() { samplesValue = JSONFragment(bytes: bytes) } else { samplesValue = samplesDictionaries }
-        return [
-            "group": key.description, "actor_run": String(key.actorRunId, radix: 16), "prompt_id": Int(promptId), "lease": Int(leaseId),
-            "version": ["epoch": String(version.epoch, radix: 16), "step": Int(version.step)],
-            "prompt": Base64Arrays.encode(promptTokens), "generation_ms": Int(generationMs),
-            "samples": samplesValue,
-        ]
+/// A `group_accepted` record's body: everything needed to recompute a training step from the group.
+/// Arrays are base64 of their little-endian bytes, so floats come back bit for bit.
+struct GroupAccepted: Codable {
+    struct Version: Codable {
+        var epoch: String
+        var step: UInt64
     }
 
-    /// The samples as dictionaries, the form `RecordEncoder` encodes generically.
-    var samplesDictionaries: [[String: Any]] {
-        samples.map { s -> [String: Any] in
-            var d: [String: Any] = ["tokens": Base64Arrays.encode(s.tokens), "logprobs": Base64Arrays.encode(s.logprobs),
-                                    "finish": s.finishReason.rawValue, "temperature": Base64Arrays.encode([s.temperature]),
-                                    "reward": s.reward, "components": s.components]
-            if let a = s.answer { d["answer"] = a }
-            if let e = s.entropies { d["entropies"] = Base64Arrays.encode(e) }
-            return d
+    struct Sample: Codable {
+        var tokens: String
+        var logprobs: String
+        var entropies: String?
+        var finish: String
+        var temperature: String
+        var answer: String?
+        var reward: Double
+        var components: [String: Double]?
+    }
+
+    var group: String
+    var actorRun: String
+    var promptId: UInt64
+    var lease: UInt64
+    var version: Version
+    var prompt: String
+    /// Absent in logs written before the actors timed their sampling.
+    var generationMs: UInt32?
+    var samples: [Sample]
+
+    enum CodingKeys: String, CodingKey {
+        case group, actorRun = "actor_run", promptId = "prompt_id", lease, version, prompt, generationMs = "generation_ms", samples
+    }
+
+    init(_ g: RolloutGroup, samples: [Sample]? = nil) {
+        group = g.key.description
+        actorRun = String(g.key.actorRunId, radix: 16)
+        promptId = g.promptId
+        lease = g.leaseId
+        version = Version(epoch: String(g.version.epoch, radix: 16), step: g.version.step)
+        prompt = Base64Arrays.encode(g.promptTokens)
+        generationMs = g.generationMs
+        self.samples = samples ?? g.samples.map { s in
+            Sample(tokens: Base64Arrays.encode(s.tokens), logprobs: Base64Arrays.encode(s.logprobs),
+                   entropies: s.entropies.map(Base64Arrays.encode), finish: s.finishReason.rawValue,
+                   temperature: Base64Arrays.encode([s.temperature]), answer: s.answer, reward: s.reward, components: s.components)
         }
     }
 
-    /// The record's `samples`, byte for byte what `RecordEncoder` makes of `samplesDictionaries`
+    /// The group again; a field that does not decode is named.
+    func rolloutGroup() throws -> RolloutGroup {
+        func bad(_ field: String) -> RuntimeError { .corruptLog("group record field \(field)") }
+        guard let key = GroupKey(parsing: group) else { throw bad("group") }
+        guard let epoch = UInt64(version.epoch, radix: 16) else { throw bad("version.epoch") }
+        guard let tokens = Base64Arrays.int32s(prompt) else { throw bad("prompt") }
+        let samples = try self.samples.enumerated().map { i, s -> RolloutSample in
+            func field(_ name: String) -> RuntimeError { bad("samples[\(i)].\(name)") }
+            guard let t = Base64Arrays.int32s(s.tokens) else { throw field("tokens") }
+            guard let lp = Base64Arrays.floats(s.logprobs) else { throw field("logprobs") }
+            guard let finish = FinishReason(rawValue: s.finish) else { throw field("finish") }
+            guard let temperature = Base64Arrays.floats(s.temperature)?.first else { throw field("temperature") }
+            var entropies: [Float]?
+            if let e = s.entropies { guard let decoded = Base64Arrays.floats(e) else { throw field("entropies") }; entropies = decoded }
+            return RolloutSample(tokens: t, logprobs: lp, entropies: entropies, finishReason: finish, temperature: temperature,
+                                 answer: s.answer, reward: s.reward, components: s.components ?? [:])
+        }
+        return RolloutGroup(key: key, promptId: promptId, leaseId: lease, version: PolicyVersion(epoch: epoch, step: version.step),
+                            promptTokens: tokens, samples: samples, generationMs: generationMs ?? 0)
+    }
+}
+
+extension RolloutGroup {
+    /// The record's `samples`, byte for byte what `RecordEncoder` makes of `GroupAccepted.samples`
     /// (keys sorted, arrays as base64), written without building a dictionary per sample: with 16
     /// samples that took most of an accepted group's record time.
     func samplesJSON() throws -> [UInt8] {
@@ -73,29 +115,5 @@ extension RolloutGroup {
         }
         out.append(0x5D)
         return out
-    }
-
-    package init(logBody b: [String: Any]) throws {
-        func bad(_ field: String) -> RuntimeError { .corruptLog("group record field \(field)") }
-        guard let keyText = b["group"] as? String, let key = GroupKey(parsing: keyText) else { throw bad("group") }
-        guard let prompt = (b["prompt_id"] as? NSNumber)?.uint64Value, let lease = (b["lease"] as? NSNumber)?.uint64Value else { throw bad("prompt_id") }
-        guard let v = b["version"] as? [String: Any], let e = (v["epoch"] as? String).flatMap({ UInt64($0, radix: 16) }),
-              let st = (v["step"] as? NSNumber)?.uint64Value else { throw bad("version") }
-        guard let tokens = (b["prompt"] as? String).flatMap(Base64Arrays.int32s) else { throw bad("prompt") }
-        guard let list = b["samples"] as? [[String: Any]] else { throw bad("samples") }
-        var samples: [RolloutSample] = []
-        for s in list {
-            guard let t = (s["tokens"] as? String).flatMap(Base64Arrays.int32s),
-                  let lp = (s["logprobs"] as? String).flatMap(Base64Arrays.floats),
-                  let finish = (s["finish"] as? String).flatMap(FinishReason.init(rawValue:)),
-                  let temp = (s["temperature"] as? String).flatMap(Base64Arrays.floats)?.first,
-                  let reward = (s["reward"] as? NSNumber)?.doubleValue else { throw bad("samples") }
-            let components = (s["components"] as? [String: NSNumber])?.mapValues(\.doubleValue) ?? [:]
-            samples.append(RolloutSample(tokens: t, logprobs: lp, entropies: (s["entropies"] as? String).flatMap(Base64Arrays.floats),
-                                         finishReason: finish, temperature: temp, answer: s["answer"] as? String,
-                                         reward: reward, components: components))
-        }
-        self.init(key: key, promptId: prompt, leaseId: lease, version: PolicyVersion(epoch: e, step: st), promptTokens: tokens,
-                  samples: samples, generationMs: UInt32((b["generation_ms"] as? NSNumber)?.intValue ?? 0))
     }
 }

@@ -7,8 +7,7 @@ import TroupeTensor
 /// and the metrics file's line (reports). `RunEvents` hands it to every sink.
 package struct RunEvent {
     package struct Record {
-        package var type: String
-        package var body: [String: Any]
+        package var record: RunRecord
         /// Whether the append waits for the disk; records that a later sync covers need not.
         package var sync = true
     }
@@ -67,7 +66,7 @@ package final class RunLogSink: RunEventSink {
     package init(_ log: RunLog) { self.log = log }
     package func emit(_ event: RunEvent) throws {
         guard let r = event.record else { return }
-        try log.append(r.type, r.body, sync: r.sync)
+        try log.append(r.record, sync: r.sync)
     }
 }
 
@@ -96,7 +95,7 @@ package final class InMemoryRunEvents: RunEventSink {
     package private(set) var events: [RunEvent] = []
     package init() {}
     package func emit(_ event: RunEvent) throws { events.append(event) }
-    package var recordTypes: [String] { events.compactMap { $0.record?.type } }
+    package var recordTypes: [String] { events.compactMap { $0.record?.record.type } }
 }
 
 // MARK: the learner's events
@@ -104,47 +103,46 @@ package final class InMemoryRunEvents: RunEventSink {
 extension RunEvent {
     /// A new run: what it trains and with which threads and BLAS kernel (replay uses the same).
     package static func runStarted(epoch: UInt64, baseModel: String, baseWeightsHash: String, prompts: Int) -> RunEvent {
-        RunEvent(record: Record(type: "run_started", body: ["epoch": String(epoch, radix: 16), "base_model": baseModel,
-                                                             "base_weights_hash": baseWeightsHash, "prompts": prompts,
-                                                             "threads": BLASInfo.threads, "blas_kernel": BLASInfo.coreName]))
+        RunEvent(record: Record(record: .runStarted(.init(epoch: String(epoch, radix: 16), baseModel: baseModel,
+                                                          baseWeightsHash: baseWeightsHash, prompts: prompts,
+                                                          threads: BLASInfo.threads, blasKernel: BLASInfo.coreName))))
     }
 
     /// A learner process starts on the run (new or resumed), with a new epoch.
     package static func epochStarted(epoch: UInt64, step: Int, weightsHash: String) -> RunEvent {
-        RunEvent(record: Record(type: "epoch_started", body: ["epoch": String(epoch, radix: 16), "step": step, "weights_hash": weightsHash,
-                                                               "threads": BLASInfo.threads, "blas_kernel": BLASInfo.coreName]))
+        RunEvent(record: Record(record: .epochStarted(.init(epoch: String(epoch, radix: 16), step: step, weightsHash: weightsHash,
+                                                            threads: BLASInfo.threads, blasKernel: BLASInfo.coreName))))
     }
 
     package static func actorJoined(actor: String, actorRun: UInt64, build: String, threads: UInt32, rejoined: Bool) -> RunEvent {
-        RunEvent(record: Record(type: "actor_joined", body: ["actor": actor, "actor_run": String(actorRun, radix: 16), "build": build,
-                                                              "threads": Int(threads), "rejoined": rejoined]),
+        RunEvent(record: Record(record: .actorJoined(.init(actor: actor, actorRun: String(actorRun, radix: 16), build: build,
+                                                           threads: Int(threads), rejoined: rejoined))),
                  stream: StreamEvent(kind: "actor_joined", fields: ["actor": actor]))
     }
 
     /// `reason` goes to the record; `streamReason` (shorter) to monitors.
     package static func actorLeft(actor: String, reason: String, streamReason: String, leases: [LearnerCore.Lease]) -> RunEvent {
-        RunEvent(record: Record(type: "actor_left", body: ["actor": actor, "reason": reason, "leases_returned": leases.map { Int($0.id) },
-                                                            "prompts_returned": leases.flatMap(\.prompts).map { Int($0) }]),
+        RunEvent(record: Record(record: .actorLeft(.init(actor: actor, reason: reason, leasesReturned: leases.map { Int($0.id) },
+                                                         promptsReturned: leases.flatMap(\.prompts).map { Int($0) }))),
                  stream: StreamEvent(kind: "actor_left", fields: ["actor": actor, "reason": streamReason]))
     }
 
     package static func leaseExpired(_ lease: LearnerCore.Lease, step: Int) -> RunEvent {
-        RunEvent(record: Record(type: "lease_expired", body: ["lease": Int(lease.id), "actor": lease.actor,
-                                                               "prompts": lease.prompts.map { Int($0) }]),
+        RunEvent(record: Record(record: .leaseExpired(.init(lease: Int(lease.id), actor: lease.actor, prompts: lease.prompts.map { Int($0) }))),
                  stream: StreamEvent(kind: "lease_expired", step: step, fields: ["actor": lease.actor, "lease": String(lease.id)]))
     }
 
-    /// An accepted group: everything needed to train on it again (`RolloutGroup.logBody`). Written
+    /// An accepted group: everything needed to train on it again (`GroupAccepted`). Written
     /// without waiting; the group commit syncs before the ack leaves.
     package static func groupAccepted(_ group: RolloutGroup) -> RunEvent {
-        RunEvent(record: Record(type: "group_accepted", body: group.logBody, sync: false))
+        RunEvent(record: Record(record: .groupAccepted(group), sync: false))
     }
 
     /// A group `LearnerCore` refused (stale, old epoch, unknown lease…), or one a resume finds sampled
     /// with weights that died with the crash.
     package static func groupRejected(_ group: RolloutGroup, reason: String, detail: String, sync: Bool = false) -> RunEvent {
-        RunEvent(record: Record(type: "group_rejected", body: ["group": group.key.description, "reason": reason, "detail": detail,
-                                                                "version": Int(group.version.step)], sync: sync))
+        RunEvent(record: Record(record: .groupRejected(.init(group: group.key.description, reason: reason, detail: detail,
+                                                             version: Int(group.version.step))), sync: sync))
     }
 
     /// A pending group that aged past `max_staleness` before a batch could take it.
@@ -155,39 +153,38 @@ extension RunEvent {
     /// Step records need not be on disk before anything leaves: a crash voids every step after the
     /// last checkpoint anyway, and the checkpoint's own record syncs all before it.
     package static func batchFormed(step: Int, groups: [RolloutGroup]) -> RunEvent {
-        RunEvent(record: Record(type: "batch_formed", body: ["step": step, "groups": groups.map(\.key.description)], sync: false))
+        RunEvent(record: Record(record: .batchFormed(.init(step: step, groups: groups.map(\.key.description))), sync: false))
     }
 
     package static func stepFailed(step: Int, error: String) -> RunEvent {
-        RunEvent(record: Record(type: "step_failed", body: ["step": step, "error": error]))
+        RunEvent(record: Record(record: .stepFailed(.init(step: step, error: error))))
     }
 
     package static func stepDone(step: Int, weightsHash: String, loss: Double, skipped: Bool, groups: Int,
                                  metrics: [String: Double], fields: [String: String]) -> RunEvent {
-        RunEvent(record: Record(type: "step_done", body: ["step": step, "weights_hash": weightsHash, "loss": loss, "skipped": skipped,
-                                                           "groups": groups], sync: false),
+        RunEvent(record: Record(record: .stepDone(.init(step: step, weightsHash: weightsHash, loss: loss, skipped: skipped, groups: groups)),
+                                sync: false),
                  stream: StreamEvent(kind: "step", step: step, metrics: metrics, fields: fields),
                  metricsLine: MetricsLine(kind: "train", step: step, metrics: metrics))
     }
 
     package static func published(step: Int, epoch: UInt64) -> RunEvent {
-        RunEvent(record: Record(type: "published", body: ["step": step, "epoch": String(epoch, radix: 16)], sync: false))
+        RunEvent(record: Record(record: .published(.init(step: step, epoch: String(epoch, radix: 16))), sync: false))
     }
 
     package static func checkpoint(step: Int, weightsHash: String) -> RunEvent {
-        RunEvent(record: Record(type: "checkpoint", body: ["step": step, "weights_hash": weightsHash]))
+        RunEvent(record: Record(record: .checkpoint(.init(step: step, weightsHash: weightsHash))))
     }
 
     /// A learner resumed the run from the checkpoint of `fromStep`: the steps after it are void.
     package static func resumed(fromStep: Int, voidedSteps: [Int], pending: Int, trained: Int) -> RunEvent {
-        RunEvent(record: Record(type: "resumed", body: ["from_step": fromStep, "voided_steps": voidedSteps, "pending": pending,
-                                                         "trained": trained]),
+        RunEvent(record: Record(record: .resumed(.init(fromStep: fromStep, voidedSteps: voidedSteps, pending: pending, trained: trained))),
                  stream: StreamEvent(kind: "resumed", step: fromStep, metrics: ["pending": Double(pending)]))
     }
 
     package static func runEnded(finished: Bool, step: Int, accounting: [String: Double]) -> RunEvent {
-        let kind = finished ? "run_finished" : "learner_stopped"
-        return RunEvent(record: Record(type: kind, body: ["step": step, "accounting": accounting]),
-                        stream: StreamEvent(kind: kind, step: step, metrics: accounting))
+        let ended = RunRecord.RunEnded(step: step, accounting: accounting)
+        let record: RunRecord = finished ? .runFinished(ended) : .learnerStopped(ended)
+        return RunEvent(record: Record(record: record), stream: StreamEvent(kind: record.type, step: step, metrics: accounting))
     }
 }

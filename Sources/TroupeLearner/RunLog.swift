@@ -1,4 +1,5 @@
 import Foundation
+import TroupeJSON
 import TroupeModel
 
 /// The run log: the source of truth of a run (docs/ARCHITECTURE.md §5). Append-only JSON lines; each line holds
@@ -15,7 +16,8 @@ package final class RunLog {
     package struct Record {
         package let seq: Int
         package let type: String
-        package let body: [String: Any]
+        /// Every key of the line but `hash` (so `seq`, `type` and `prev` too).
+        package let body: [String: JSONValue]
         /// Byte offset just after this record's line.
         package let endOffset: Int
         package let hash: String
@@ -65,16 +67,24 @@ package final class RunLog {
 
     deinit { if fd >= 0 { close(fd) } }
 
+    /// Appends one typed record (the learner's way); see `append(_:_:sync:)` for `sync`.
+    package func append(_ record: RunRecord, sync: Bool = true) throws {
+        try append(record.type, try record.body(), sync: sync)
+    }
+
+    /// Appends one record of any type (tests, benchmarks); `seq`, `type` and `prev` are added.
+    package func append(_ type: String, _ members: [String: JSONValue] = [:], sync: Bool = true) throws {
+        try append(type, RecordBody(members: members), sync: sync)
+    }
+
     /// Appends one record; with `sync` (the default) it is on disk when this returns, without it the
-    /// next `sync()` makes it so. `body` holds strings, numbers, booleans, arrays and dictionaries;
-    /// `seq`, `type` and `prev` are added.
-    @discardableResult
-    package func append(_ type: String, _ body: [String: Any] = [:], sync: Bool = true) throws -> Record {
-        var object = body
-        object["seq"] = count + 1
-        object["type"] = type
-        object["prev"] = lastHash
-        var line = try RecordEncoder.encode(object)
+    /// next `sync()` makes it so.
+    package func append(_ type: String, _ body: RecordBody, sync: Bool) throws {
+        var body = body
+        body.members["seq"] = .integer(count + 1)
+        body.members["type"] = .string(type)
+        body.members["prev"] = .string(lastHash)
+        var line = try RecordEncoder.encode(body)
         let hash = line.withUnsafeBytes { WeightsHash.hex(bytes: $0) }
         line.removeLast() // the closing brace: the hash goes in as the last key
         line.append(contentsOf: Array(",\"hash\":\"\(hash)\"}\n".utf8))
@@ -91,7 +101,6 @@ package final class RunLog {
         size += line.count
         unsynced = true
         if sync { try self.sync() }
-        return Record(seq: count, type: type, body: object, endOffset: size, hash: hash)
     }
 
     /// True while some appended record may not be on disk yet.
@@ -137,9 +146,9 @@ package final class RunLog {
             var hashed = Data(line[0..<m])
             hashed.append(0x7D)
             guard hash(hashed) == stated else { return try fail("hash does not match the line's content (edited or corrupt)") }
-            guard let object = try? JSONSerialization.jsonObject(with: hashed) as? [String: Any] else { return try fail("not JSON") }
-            guard (object["prev"] as? String) == prev else { return try fail("prev does not match the previous line's hash (lines lost or reordered)") }
-            guard let seq = object["seq"] as? Int, seq == records.count + 1, let type = object["type"] as? String else {
+            guard let object = (try? JSONValue.parse(hashed))?.object else { return try fail("not JSON") }
+            guard object["prev"]?.string == prev else { return try fail("prev does not match the previous line's hash (lines lost or reordered)") }
+            guard let seq = object["seq"]?.int, seq == records.count + 1, let type = object["type"]?.string else {
                 return try fail("sequence number out of order")
             }
             offset = nl + 1

@@ -1,4 +1,5 @@
 import Foundation
+import TroupeJSON
 import TroupeLearner
 import TroupeModel
 import TroupeMonitor
@@ -72,7 +73,7 @@ package final class LocalRun {
 
         var before: EvalRow?
         if options.evaluate && !items.isEmpty {
-            console.info("evaluating the base model", ["prompts": items.count, "samples": config.eval.samples])
+            console.info("evaluating the base model", ["prompts": .integer(items.count), "samples": .integer(config.eval.samples)])
             before = try evaluate(modelDirectory: config.model.path, items: items, step: 0, metrics: metrics)
         }
         try spawnLearnerAndActors()
@@ -181,7 +182,7 @@ package final class LocalRun {
                                                           "eval/pass@\(k)": r.passAtK.value, "eval/valid_fraction": r.validAnswerFraction])
         let row = EvalRow(step: step, passAt1: r.passAt1.value, passAt1CI: r.passAt1.interval, majority: r.majorityAtK.value,
                           majorityCI: r.majorityAtK.interval, samples: k)
-        console.info("evaluation at step \(step)", ["pass@1": String(format: "%.3f", row.passAt1), "maj@\(k)": String(format: "%.3f", row.majority)])
+        console.info("evaluation at step \(step)", ["pass@1": .string(String(format: "%.3f", row.passAt1)), "maj@\(k)": .string(String(format: "%.3f", row.majority))])
         return row
     }
 
@@ -238,23 +239,22 @@ package final class LocalRun {
     }
 
     private func writeSummary(_ o: Outcome, status: LiveStatus, prompts: Int) throws {
-        var s: [String: Any] = ["steps": o.steps, "wall_time_s": o.wallSeconds, "exit_status": Int(o.exitStatus),
-                                "actors": options.actors, "prompts": prompts, "tokens_per_s": o.tokensPerSecond,
-                                "label_free": config.task.labelFree]
-        func row(_ r: EvalRow?) -> Any {
-            guard let r else { return NSNull() }
-            return ["step": r.step, "pass@1": r.passAt1, "pass@1_ci": [r.passAt1CI.lowerBound, r.passAt1CI.upperBound],
-                    "maj@\(r.samples)": r.majority, "maj@\(r.samples)_ci": [r.majorityCI.lowerBound, r.majorityCI.upperBound]]
+        var s: [String: JSONValue] = ["steps": .integer(o.steps), "wall_time_s": .number(o.wallSeconds), "exit_status": .integer(Int(o.exitStatus)),
+                                      "actors": .integer(options.actors), "prompts": .integer(prompts),
+                                      "tokens_per_s": .number(o.tokensPerSecond), "label_free": .bool(config.task.labelFree)]
+        func row(_ r: EvalRow?) -> JSONValue {
+            guard let r else { return .null }
+            return ["step": .integer(r.step), "pass@1": .number(r.passAt1), "pass@1_ci": [.number(r.passAt1CI.lowerBound), .number(r.passAt1CI.upperBound)],
+                    "maj@\(r.samples)": .number(r.majority), "maj@\(r.samples)_ci": [.number(r.majorityCI.lowerBound), .number(r.majorityCI.upperBound)]]
         }
         s["before"] = row(o.before)
         s["after"] = row(o.after)
         if let b = o.before, let a = o.after {
-            s["pass@1_gain"] = a.passAt1 - b.passAt1
-            s["initial_gap"] = b.majority - b.passAt1
+            s["pass@1_gain"] = .number(a.passAt1 - b.passAt1)
+            s["initial_gap"] = .number(b.majority - b.passAt1)
         }
-        s["accounting"] = status.accounting
-        let data = try JSONSerialization.data(withJSONObject: s, options: [.prettyPrinted, .sortedKeys])
-        try AtomicFile.write(data, to: config.runDirectory + "/summary.json")
+        s["accounting"] = .object(status.accounting.mapValues(JSONValue.number))
+        try AtomicFile.write(try JSONValue.object(s).serialized(), to: config.runDirectory + "/summary.json")
     }
 }
 

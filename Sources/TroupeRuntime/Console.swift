@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import TroupeJSON
 
 /// What a process says to people, through swift-log: `Console(role:)` is a `Logger` labelled with the
 /// process's role, and `TroupeLogging.bootstrap()` (once, in the executable) sends every logger to the
@@ -12,19 +13,19 @@ package struct Console {
     package init(role: String) { logger = Logger(label: role) }
     package init(logger: Logger) { self.logger = logger }
 
-    package func info(_ message: String, _ fields: [String: Any] = [:]) { logger.info("\(message)", metadata: Self.metadata(fields)) }
-    package func warn(_ message: String, _ fields: [String: Any] = [:]) { logger.warning("\(message)", metadata: Self.metadata(fields)) }
-    package func error(_ message: String, _ fields: [String: Any] = [:]) { logger.error("\(message)", metadata: Self.metadata(fields)) }
+    package func info(_ message: String, _ fields: [String: JSONValue] = [:]) { logger.info("\(message)", metadata: Self.metadata(fields)) }
+    package func warn(_ message: String, _ fields: [String: JSONValue] = [:]) { logger.warning("\(message)", metadata: Self.metadata(fields)) }
+    package func error(_ message: String, _ fields: [String: JSONValue] = [:]) { logger.error("\(message)", metadata: Self.metadata(fields)) }
 
     /// Numbers and flags stay numbers and flags (JSON output writes them unquoted).
-    static func metadata(_ fields: [String: Any]) -> Logger.Metadata {
+    static func metadata(_ fields: [String: JSONValue]) -> Logger.Metadata {
         fields.mapValues { value -> Logger.MetadataValue in
             switch value {
-            case let v as any BinaryInteger & Sendable: return .stringConvertible(v)
-            case let v as Double: return .stringConvertible(v)
-            case let v as Float: return .stringConvertible(Double(v))
-            case let v as Bool: return .stringConvertible(v)
-            default: return .string("\(value)")
+            case let .integer(v): return .stringConvertible(v)
+            case let .number(v): return .stringConvertible(v)
+            case let .bool(v): return .stringConvertible(v)
+            case let .string(v): return .string(v)
+            default: return .string(value.description)
             }
         }
     }
@@ -75,23 +76,23 @@ package struct ConsoleLogHandler: MetadataLogHandler {
             let extra = fields.keys.sorted().map { "\($0)=\(fields[$0]!)" }.joined(separator: " ")
             return "[\(role)] \(name == "info" ? "" : name.uppercased() + ": ")\(message)\(extra.isEmpty ? "" : "  " + extra)"
         }
-        var object: [String: Any] = ["role": role, "level": name, "msg": message, "t": Date().timeIntervalSince1970]
+        var object: [String: JSONValue] = ["role": .string(role), "level": .string(name), "msg": .string(message),
+                                           "t": .number(Date().timeIntervalSince1970)]
         for (key, value) in fields { object[key] = jsonValue(value) }
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
-        return String(data: data, encoding: .utf8) ?? message
+        return JSONValue.object(object).serializedString(pretty: false)
     }
 
-    private static func jsonValue(_ value: Logger.MetadataValue) -> Any {
+    private static func jsonValue(_ value: Logger.MetadataValue) -> JSONValue {
         switch value {
-        case .string(let s): return s
+        case .string(let s): return .string(s)
         case .stringConvertible(let v):
-            if let n = v as? Int { return n }
-            if let n = v as? any BinaryInteger { return Int64(exactly: n).map { $0 as Any } ?? "\(n)" }
-            if let d = v as? Double { return d.isFinite ? d : "\(d)" }
-            if let b = v as? Bool { return b }
-            return "\(v)"
-        case .array(let items): return items.map(jsonValue)
-        case .dictionary(let d): return d.mapValues(jsonValue)
+            if let n = v as? Int { return .integer(n) }
+            if let n = v as? any BinaryInteger { return Int(exactly: n).map(JSONValue.integer) ?? .string("\(n)") }
+            if let d = v as? Double { return d.isFinite ? .number(d) : .string("\(d)") }
+            if let b = v as? Bool { return .bool(b) }
+            return .string("\(v)")
+        case .array(let items): return .array(items.map(jsonValue))
+        case .dictionary(let d): return .object(d.mapValues(jsonValue))
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TroupeJSON
 import TroupeProto
 import TroupeWire
 
@@ -91,12 +92,11 @@ package final class MetricsWriter {
 
     deinit { if fd >= 0 { close(fd) } }
 
-    package func write(kind: String, step: Int, metrics: [String: Double], extra: [String: Any] = [:]) {
+    package func write(kind: String, step: Int, metrics: [String: Double]) {
         guard fd >= 0 else { return }
-        var object: [String: Any] = ["kind": kind, "step": step, "time_s": Date().timeIntervalSince(start)]
-        for (k, v) in metrics where v.isFinite { object[k] = v }
-        for (k, v) in extra { object[k] = v }
-        guard var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
+        var object: [String: JSONValue] = ["kind": .string(kind), "step": .integer(step), "time_s": .number(Date().timeIntervalSince(start))]
+        for (k, v) in metrics where v.isFinite { object[k] = .number(v) }
+        guard var data = try? JSONValue.object(object).serialized(compact: true) else { return }
         data.append(0x0A)
         _ = data.withUnsafeBytes { Foundation.write(fd, $0.baseAddress!, $0.count) }
     }

@@ -309,11 +309,6 @@ extension RunConfig {
         (try? resolved.serialized()) ?? Data()
     }
 
-    /// The resolved configuration as `JSONSerialization` objects, for the learner's welcome message.
-    package func resolvedJSON() -> [String: Any] {
-        resolved.foundationObject as? [String: Any] ?? [:]
-    }
-
     /// docs/configuration.md's table of keys, generated from `settings` (`troupe config --doc-table`).
     package static func documentationTable() -> String {
         let defaults = RunConfig()

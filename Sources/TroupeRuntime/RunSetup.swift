@@ -1,4 +1,5 @@
 import Foundation
+import TroupeJSON
 import TroupeModel
 import TroupeTasks
 import TroupeTokenizer
@@ -76,5 +77,13 @@ package enum RunSetup {
             }
         }
         return files
+    }
+}
+
+extension RunConfig {
+    /// The Welcome's `config_json`: the resolved configuration and the model's files besides its weights.
+    package func welcomeJSON() throws -> String {
+        let welcome: JSONValue = ["config": resolved, "model_files": .object(RunSetup.modelFiles(model.path).mapValues(JSONValue.string))]
+        return String(decoding: try welcome.serialized(compact: true), as: UTF8.self)
     }
 }

@@ -15,8 +15,7 @@ import TroupeWire
     static func configJSON(_ overrides: [String] = []) throws -> String {
         let modelPath = "\(repositoryRoot)/models/arith-base"
         let config = try RunConfig.load(path: nil, overrides: ["model.path=\(modelPath)", "sampling.group_size=4"] + overrides)
-        let object: [String: Any] = ["config": config.resolvedJSON(), "model_files": RunSetup.modelFiles(modelPath)]
-        return String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
+        return try config.welcomeJSON()
     }
 
     static func welcome(epoch: UInt64 = 7, step: UInt64 = 0, credit: UInt32 = 2, leaseSize: UInt32 = 1,

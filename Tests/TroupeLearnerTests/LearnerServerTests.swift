@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TroupeLearner
+import TroupeJSON
 import TroupeProto
 import TroupeRuntime
 import TroupeWire
@@ -71,9 +72,9 @@ import TroupeWire
         }
         try h.trainPendingStep()
         let steps = try h.records("step_done")
-        #expect(steps.map { $0.body["step"] as? Int } == [1])
+        #expect(steps.map { $0.body["step"]?.int } == [1])
         let batch = try h.records("batch_formed").first
-        #expect((batch?.body["groups"] as? [String])?.count == 2)
+        #expect(batch?.body["groups"]?.array?.count == 2)
         #expect(try h.records("published").count == 1)
         #expect(h.network.announce.takeAll().contains { if case .weightAnnounce(let w) = $0.body { w.version.step == 1 } else { false } })
         #expect(h.network.logs.events(kind: "step").count == 1)
@@ -105,7 +106,7 @@ import TroupeWire
         let acks = try a.acks()
         #expect(acks.last?.status == .rejected)
         #expect(acks.last?.rejectReason == .stale)
-        #expect(try h.records("group_rejected").last?.body["reason"] as? String == "stale")
+        #expect(try h.records("group_rejected").last?.body["reason"]?.string == "stale")
         #expect(h.learner.core.accounting.rejected["stale"] == 1)
         #expect(h.learner.core.accounting.identityHolds)
     }
@@ -131,7 +132,7 @@ import TroupeWire
         for actor in [a, b] { try actor.send(.heartbeat(Troupe_V1_Heartbeat())) }
         try h.turn()
         let expired = try h.records("lease_expired")
-        #expect(Set(expired.compactMap { $0.body["lease"] as? Int }) == [Int(first.leaseID), Int(second.leaseID)])
+        #expect(Set(expired.compactMap { $0.body["lease"]?.int }) == [Int(first.leaseID), Int(second.leaseID)])
         _ = try a.replies()
         try a.askForLease()
         try h.turn()
@@ -148,7 +149,7 @@ import TroupeWire
         try h.turn()
         let left = try h.records("actor_left")
         #expect(left.count == 1)
-        #expect((left.first?.body["leases_returned"] as? [Int]) == [Int(lease.leaseID)])
+        #expect(left.first?.body["leases_returned"] == [.integer(Int(lease.leaseID))])
         #expect(h.learner.core.actors["a"] == nil)
     }
 
@@ -177,15 +178,15 @@ import TroupeWire
             try h.trainPendingStep()
         }
         #expect(try h.records("step_done").count == 3)
-        #expect(try h.records("checkpoint").compactMap { $0.body["step"] as? Int } == [2])
+        #expect(try h.records("checkpoint").compactMap { $0.body["step"]?.int } == [2])
 
         // The learner dies after step 3 (no clean stop): step 3's weights are lost with it.
         let directory = h.directory
         h.kill()
         let resumed = try LearnerHarness(["learner.checkpoint_every=2"], directory: directory)
         let record = try resumed.records("resumed").first
-        #expect(record?.body["from_step"] as? Int == 2)
-        #expect((record?.body["voided_steps"] as? [Int]) == [3])
+        #expect(record?.body["from_step"]?.int == 2)
+        #expect(record?.body["voided_steps"] == [3])
         #expect(resumed.learner.core.step == 2)
         #expect(resumed.learner.core.accounting.pending == 2, "step 3's groups wait to be trained again")
         // Step 3 is trained anew from the pending groups (a new actor, the old one's leases are gone).
@@ -193,9 +194,9 @@ import TroupeWire
         try b.hello()
         try resumed.turn()
         try resumed.trainPendingStep()
-        let batches = try resumed.records("batch_formed").compactMap { $0.body["step"] as? Int }
+        let batches = try resumed.records("batch_formed").compactMap { $0.body["step"]?.int }
         #expect(batches == [1, 2, 3, 3])
-        #expect(try resumed.records("step_done").compactMap { $0.body["step"] as? Int } == [1, 2, 3, 3])
+        #expect(try resumed.records("step_done").compactMap { $0.body["step"]?.int } == [1, 2, 3, 3])
         #expect(resumed.learner.core.accounting.identityHolds)
     }
 }
