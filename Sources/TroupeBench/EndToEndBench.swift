@@ -1,4 +1,5 @@
 import Foundation
+import TroupeJSON
 import TroupeModel
 import TroupeProto
 import TroupeRuntime
@@ -154,14 +155,14 @@ package enum EndToEndBench {
             throw RuntimeBenchError(phase, "metrics.jsonl holds \(steps.count) steps, expected \(options.steps)")
         }
         guard let data = FileManager.default.contents(atPath: runDirectory + "/learner-summary.json"),
-              let summary = try JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let idle = summary["trainer_idle_ratio"] as? Double, let wall = summary["wall_time_s"] as? Double else {
+              let summary = try? JSONValue.parse(data, source: "learner-summary.json"),
+              let idle = summary["trainer_idle_ratio"]?.double, let wall = summary["wall_time_s"]?.double else {
             throw RuntimeBenchError(phase, "learner-summary.json is missing or lacks trainer_idle_ratio / wall_time_s")
         }
         try? FileManager.default.removeItem(atPath: work)
         return Run(staleness: staleness, steps: steps, publishSeconds: publishSeconds, learnerIdleRatio: idle, wallSeconds: wall,
                    weightSyncMilliseconds: events.weightSync, actorIdleRatios: events.actorIdle,
-                   accountingHolds: summary["accounting_identity_holds"] as? Bool ?? false)
+                   accountingHolds: summary["accounting_identity_holds"]?.bool ?? false)
     }
 
     /// The `train` lines of metrics.jsonl as steps with their cycle times.
@@ -169,11 +170,11 @@ package enum EndToEndBench {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw RuntimeBenchError(phase, "cannot read \(path)") }
         var rows: [(step: Int, time: Double, train: Double)] = []
         for (n, line) in text.split(separator: "\n").enumerated() {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+            guard let object = (try? JSONValue.parse(Array(line.utf8)))?.object else {
                 throw RuntimeBenchError(phase, "\(path) line \(n + 1) is not a JSON object")
             }
-            guard object["kind"] as? String == "train" else { continue }
-            guard let step = object["step"] as? Int, let time = object["time_s"] as? Double, let train = object["time/train_step"] as? Double else {
+            guard object["kind"]?.string == "train" else { continue }
+            guard let step = object["step"]?.int, let time = object["time_s"]?.double, let train = object["time/train_step"]?.double else {
                 throw RuntimeBenchError(phase, "\(path) line \(n + 1) lacks step, time_s or time/train_step")
             }
             rows.append((step, time, train))

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TroupeJSON
 import TroupeLocalRun
 import TroupeModel
 import TroupeRuntime
@@ -142,49 +143,50 @@ package struct EvalCommand: ParsableCommand {
     }
 
     /// The JSON document (docs/eval.md, "JSON").
-    private func report(_ evaluation: ModelEvaluation, skippedLines: Int) -> [String: Any] {
+    private func report(_ evaluation: ModelEvaluation, skippedLines: Int) -> JSONValue {
         let result = evaluation.result
-        func estimate(_ e: Estimate) -> [String: Any] {
-            ["value": e.value, "ci95": [e.interval.lowerBound, e.interval.upperBound]]
+        func estimate(_ e: Estimate) -> JSONValue {
+            ["value": .number(e.value), "ci95": [.number(e.interval.lowerBound), .number(e.interval.upperBound)]]
         }
-        var object: [String: Any] = [
-            "model": model,
-            "task": task?.description ?? NSNull(),
-            "file": file ?? NSNull(),
-            "split": file == nil ? split.rawValue : NSNull(),
-            "skipped_lines": skippedLines,
-            "k": result.k,
-            "temperature": Double(sampling.temperature),
-            "max_new_tokens": sampling.maxNewTokens,
-            "seed": sampling.seed,
-            "batch_size": batchSize,
-            "prompts": evaluation.promptCount,
-            "samples": evaluation.sampleCount,
+        func text(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
+        var object: [String: JSONValue] = [
+            "model": .string(model),
+            "task": text(task?.description),
+            "file": text(file),
+            "split": text(file == nil ? split.rawValue : nil),
+            "skipped_lines": .integer(skippedLines),
+            "k": .integer(result.k),
+            "temperature": .number(Double(sampling.temperature)),
+            "max_new_tokens": .integer(sampling.maxNewTokens),
+            "seed": JSONOutput.unsigned(sampling.seed),
+            "batch_size": .integer(batchSize),
+            "prompts": .integer(evaluation.promptCount),
+            "samples": .integer(evaluation.sampleCount),
             "pass_at_1": estimate(result.passAt1),
             "pass_at_k": estimate(result.passAtK),
             "maj_at_k": estimate(result.majorityAtK),
-            "valid_answer_fraction": result.validAnswerFraction,
-            "length_finished_fraction": Double(evaluation.lengthFinishedSamples) / Double(evaluation.sampleCount),
-            "generated_tokens": evaluation.generatedTokens,
-            "tokens_per_s": evaluation.tokensPerSecond,
-            "sampling_s": evaluation.samplingSeconds,
-            "wall_s": evaluation.wallSeconds,
+            "valid_answer_fraction": .number(result.validAnswerFraction),
+            "length_finished_fraction": .number(Double(evaluation.lengthFinishedSamples) / Double(evaluation.sampleCount)),
+            "generated_tokens": .integer(evaluation.generatedTokens),
+            "tokens_per_s": .number(evaluation.tokensPerSecond),
+            "sampling_s": .number(evaluation.samplingSeconds),
+            "wall_s": .number(evaluation.wallSeconds),
         ]
         if perPrompt {
-            object["per_prompt"] = zip(result.prompts, evaluation.samples).map { outcome, samples -> [String: Any] in
+            object["per_prompt"] = .array(zip(result.prompts, evaluation.samples).map { outcome, samples -> JSONValue in
                 [
-                    "id": outcome.id,
-                    "reference": samples.referenceAnswer,
-                    "answers": samples.sampledAnswers.map { $0 ?? NSNull() as Any },
-                    "correct": outcome.correct,
-                    "pass_at_1": outcome.passAt1,
-                    "pass_at_k": outcome.passAtK,
-                    "majority_answer": outcome.majorityAnswer ?? NSNull(),
-                    "majority_correct": outcome.majorityCorrect,
+                    "id": .string(outcome.id),
+                    "reference": text(samples.referenceAnswer),
+                    "answers": .array(samples.sampledAnswers.map(text)),
+                    "correct": .integer(outcome.correct),
+                    "pass_at_1": .number(outcome.passAt1),
+                    "pass_at_k": .number(outcome.passAtK),
+                    "majority_answer": text(outcome.majorityAnswer),
+                    "majority_correct": .bool(outcome.majorityCorrect),
                 ]
-            }
+            })
         }
-        return object
+        return .object(object)
     }
 
     private func table(_ evaluation: ModelEvaluation, skippedLines: Int) -> String {

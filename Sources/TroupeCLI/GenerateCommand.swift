@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TroupeJSON
 import TroupeModel
 import TroupeTensor
 import TroupeTokenizer
@@ -96,30 +97,32 @@ package struct GenerateCommand: ParsableCommand {
         let seconds = monotonicSeconds() - started
 
         if json {
-            var results: [[String: Any]] = []
+            func integers(_ ids: [Int32]) -> JSONValue { .array(ids.map { .integer(Int($0)) }) }
+            func numbers(_ values: [Float]) -> JSONValue { .array(values.map { .number(Double($0)) }) }
+            var results: [JSONValue] = []
             for (i, text) in prompt.enumerated() {
-                let samples = (0..<self.samples).map { j -> [String: Any] in
+                let samples = (0..<self.samples).map { j -> JSONValue in
                     let r = i * self.samples + j, c = completions[r]
-                    var entry: [String: Any] = [
-                        "sample": j, "seed": requests[r].seed, "ids": c.tokens.map(Int.init),
-                        "tokens": c.tokens.map { tokenizer.tokenString(for: $0) ?? "" },
-                        "text": (try? tokenizer.decode(c.tokens, skippingSpecialTokens: true)) ?? "",
-                        "logprobs": c.logprobs.map(Double.init), "sum_logprob": c.logprobs.reduce(0.0) { $0 + Double($1) },
-                        "finish_reason": c.finishReason.rawValue,
+                    var entry: [String: JSONValue] = [
+                        "sample": .integer(j), "seed": JSONOutput.unsigned(requests[r].seed), "ids": integers(c.tokens),
+                        "tokens": .array(c.tokens.map { .string(tokenizer.tokenString(for: $0) ?? "") }),
+                        "text": .string((try? tokenizer.decode(c.tokens, skippingSpecialTokens: true)) ?? ""),
+                        "logprobs": numbers(c.logprobs), "sum_logprob": .number(c.logprobs.reduce(0.0) { $0 + Double($1) }),
+                        "finish_reason": .string(c.finishReason.rawValue),
                     ]
-                    if let e = c.entropies { entry["entropies"] = e.map(Double.init) }
-                    return entry
+                    if let e = c.entropies { entry["entropies"] = numbers(e) }
+                    return .object(entry)
                 }
-                results.append(["prompt": text, "prompt_ids": promptIds[i].map(Int.init), "completions": samples])
+                results.append(["prompt": .string(text), "prompt_ids": integers(promptIds[i]), "completions": .array(samples)])
             }
             let generated = completions.reduce(0) { $0 + $1.tokens.count }
             try JSONOutput.print([
-                "model": modelOptions.model, "weights_hash": model.weightsHash(),
-                "parameters": ["temperature": Double(sampling.temperature), "top_k": topK, "top_p": Double(topP),
-                               "max_new_tokens": sampling.maxNewTokens, "stop_tokens": stopTokens.map(Int.init),
-                               "stop": stop, "seed": sampling.seed],
-                "results": results, "generated_tokens": generated, "seconds": seconds,
-                "tokens_per_s": seconds > 0 ? Double(generated) / seconds : 0,
+                "model": .string(modelOptions.model), "weights_hash": .string(model.weightsHash()),
+                "parameters": ["temperature": .number(Double(sampling.temperature)), "top_k": .integer(topK), "top_p": .number(Double(topP)),
+                               "max_new_tokens": .integer(sampling.maxNewTokens), "stop_tokens": integers(stopTokens),
+                               "stop": .array(stop.map(JSONValue.string)), "seed": JSONOutput.unsigned(sampling.seed)],
+                "results": .array(results), "generated_tokens": .integer(generated), "seconds": .number(seconds),
+                "tokens_per_s": .number(seconds > 0 ? Double(generated) / seconds : 0),
             ], pretty: true)
             return
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TroupeJSON
 #if canImport(Glibc)
 import Glibc
 private let systemWrite = Glibc.write
@@ -83,7 +84,7 @@ package struct MonitorCommand: ParsableCommand {
         var readerGone = false
         _ = try subscriber.run(into: &state, options: options, shouldStop: { Shutdown.requested || readerGone },
                                onEvent: { event in
-                                   if !readerGone { readerGone = !StandardOutput.writeJSONLine(event.jsonObject) }
+                                   if !readerGone { readerGone = !StandardOutput.writeJSONLine(event.json) }
                                })
         if !readerGone { _ = StandardOutput.writeJSONLine(MonitorJSON.summary(state)) }
     }
@@ -119,7 +120,7 @@ enum StandardOutput {
         return true
     }
 
-    static func writeJSONLine(_ object: [String: Any]) -> Bool {
+    static func writeJSONLine(_ object: JSONValue) -> Bool {
         guard let line = try? JSONOutput.string(object) else { return true }
         return write(line + "\n")
     }

@@ -1,4 +1,5 @@
 import Foundation
+import TroupeJSON
 
 /// Where a long command's progress goes: a person at a terminal reads a status line rewritten in
 /// place and one line per event; a pipe (a log file, `jq`, a job scheduler) gets one JSON object per
@@ -11,29 +12,30 @@ package enum OutputMode {
     package static func detect() -> OutputMode { isatty(STDOUT_FILENO) != 0 ? .terminal : .jsonLines }
 }
 
-/// JSON output helpers. JSONSerialization cannot write NaN or ±Inf, so non-finite numbers become null.
+/// JSON output helpers: sorted keys, `/` unescaped; JSON cannot spell NaN or ±Inf, so non-finite
+/// numbers become null.
 package enum JSONOutput {
-    package static func data(_ object: Any, pretty: Bool = false) throws -> Data {
-        var options: JSONSerialization.WritingOptions = [.sortedKeys, .withoutEscapingSlashes]
-        if pretty { options.insert(.prettyPrinted) }
-        return try JSONSerialization.data(withJSONObject: finite(object), options: options)
+    package static func data(_ value: JSONValue, pretty: Bool = false) throws -> Data {
+        try finite(value).serialized(compact: !pretty)
     }
 
-    package static func string(_ object: Any, pretty: Bool = false) throws -> String {
-        String(decoding: try data(object, pretty: pretty), as: UTF8.self)
+    package static func string(_ value: JSONValue, pretty: Bool = false) throws -> String {
+        String(decoding: try data(value, pretty: pretty), as: UTF8.self)
     }
 
     /// Prints one JSON document (or line) on standard output and flushes it, so pipes see it at once.
-    package static func print(_ object: Any, pretty: Bool = false) throws {
-        FileHandle.standardOutput.write(try data(object, pretty: pretty) + Data("\n".utf8))
+    package static func print(_ value: JSONValue, pretty: Bool = false) throws {
+        FileHandle.standardOutput.write(try data(value, pretty: pretty) + Data("\n".utf8))
     }
 
-    package static func finite(_ value: Any) -> Any {
+    /// A 64-bit seed: an integer while it fits one (JSON integers are signed 64-bit here).
+    package static func unsigned(_ value: UInt64) -> JSONValue { Int(exactly: value).map(JSONValue.integer) ?? .number(Double(value)) }
+
+    package static func finite(_ value: JSONValue) -> JSONValue {
         switch value {
-        case let d as Double: return d.isFinite ? d : NSNull()
-        case let f as Float: return f.isFinite ? Double(f) : NSNull()
-        case let dict as [String: Any]: return dict.mapValues(finite)
-        case let list as [Any]: return list.map(finite)
+        case let .number(d): return d.isFinite ? value : .null
+        case let .object(members): return .object(members.mapValues(finite))
+        case let .array(elements): return .array(elements.map(finite))
         default: return value
         }
     }
@@ -58,7 +60,7 @@ final class ProgressReporter {
 
     /// Records step `step` (1-based) that took `seconds` over `tokens` tokens, and shows it with `fields`
     /// (already formatted for the terminal in `summary`).
-    func step(_ step: Int, seconds: Double, tokens: Int, fields: [String: Any], summary: String) {
+    func step(_ step: Int, seconds: Double, tokens: Int, fields: [String: JSONValue], summary: String) {
         stepSeconds += seconds
         stepTokens += tokens
         let remaining = Double(totalSteps - step) * stepSeconds / Double(max(step, 1))
@@ -66,10 +68,10 @@ final class ProgressReporter {
         case .jsonLines:
             var line = fields
             line["event"] = "step"
-            line["step"] = step
-            line["steps"] = totalSteps
-            line["tokens_per_s"] = tokensPerSecond
-            line["eta_s"] = remaining
+            line["step"] = .integer(step)
+            line["steps"] = .integer(totalSteps)
+            line["tokens_per_s"] = .number(tokensPerSecond)
+            line["eta_s"] = .number(remaining)
             emit(line)
         case .terminal:
             let text = "step \(step)/\(totalSteps)  \(summary)  \(Int(tokensPerSecond.rounded())) tok/s  ETA \(Self.duration(remaining))"
@@ -79,11 +81,11 @@ final class ProgressReporter {
     }
 
     /// A permanent line: an evaluation, a save, the end. `fields` go to JSON, `message` to the terminal.
-    func event(_ name: String, fields: [String: Any], message: String) {
+    func event(_ name: String, fields: [String: JSONValue], message: String) {
         switch mode {
         case .jsonLines:
             var line = fields
-            line["event"] = name
+            line["event"] = .string(name)
             emit(line)
         case .terminal:
             write((statusShown ? "\r\u{1B}[K" : "") + message + "\n")
@@ -97,9 +99,9 @@ final class ProgressReporter {
         statusShown = false
     }
 
-    private func emit(_ line: [String: Any]) {
+    private func emit(_ line: [String: JSONValue]) {
         // Progress must never abort a job; `finite` already made every number writable.
-        let text = (try? JSONOutput.string(line)) ?? "{\"event\":\"unprintable\"}"
+        let text = (try? JSONOutput.string(.object(line))) ?? "{\"event\":\"unprintable\"}"
         write(text + "\n")
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TroupeJSON
 import TroupeModel
 import TroupeTasks
 import TroupeTensor
@@ -192,19 +193,19 @@ package struct SFTCommand: ParsableCommand {
                            warmupSteps: warmup, decay: schedule, evaluateEvery: evalEvery, saveEvery: saveEvery, seed: seed)
         let progress = ProgressReporter(totalSteps: plan.totalSteps)
         progress.event("start", fields: [
-            "train_examples": data.train.count, "eval_examples": data.eval.count, "steps": plan.totalSteps,
-            "batch_size": plan.batchSize, "parameters": start.model.layout.totalCount, "source": start.description,
-            "data": data.description, "out": out, "eos": Int(eos),
+            "train_examples": .integer(data.train.count), "eval_examples": .integer(data.eval.count), "steps": .integer(plan.totalSteps),
+            "batch_size": .integer(plan.batchSize), "parameters": .integer(start.model.layout.totalCount),
+            "source": .string(start.description), "data": .string(data.description), "out": .string(out), "eos": .integer(Int(eos)),
         ], message: "sft: \(data.description), \(data.train.count) examples → \(plan.totalSteps) steps of \(plan.batchSize); "
             + "\(start.description), \(start.model.layout.totalCount) parameters; eval on \(data.eval.count)")
 
-        var evaluation: [String: Any] = [:]
+        var evaluation: [String: JSONValue] = [:]
         let outcome = try SFTLoop(plan: plan).run(trainer, on: data.train, evaluates: !data.eval.isEmpty, onStep: { report in
             let result = report.result
             progress.step(report.step, seconds: report.seconds, tokens: result.totalTokens, fields: [
-                "loss": result.loss, "lr": result.learningRate, "grad_norm": result.gradNorm, "clipped": result.clipped,
-                "skipped": result.skipped, "tokens": result.totalTokens, "completion_tokens": result.completionTokens,
-                "epoch": report.epoch,
+                "loss": .number(result.loss), "lr": .number(result.learningRate), "grad_norm": .number(result.gradNorm),
+                "clipped": .bool(result.clipped), "skipped": .bool(result.skipped), "tokens": .integer(result.totalTokens),
+                "completion_tokens": .integer(result.completionTokens), "epoch": .integer(report.epoch),
             ], summary: String(format: "loss %.4f  lr %.2e  |g| %.3f", result.loss, result.learningRate, result.gradNorm)
                 + (result.skipped ? "  SKIPPED" : ""))
         }, evaluate: { step in
@@ -214,8 +215,8 @@ package struct SFTCommand: ParsableCommand {
                      progress: progress)
         })
         progress.event("done", fields: [
-            "steps": outcome.steps, "skipped_steps": outcome.skippedSteps, "loss": outcome.lastLoss, "seconds": outcome.seconds,
-            "tokens_per_s": progress.tokensPerSecond, "out": out,
+            "steps": .integer(outcome.steps), "skipped_steps": .integer(outcome.skippedSteps), "loss": .number(outcome.lastLoss),
+            "seconds": .number(outcome.seconds), "tokens_per_s": .number(progress.tokensPerSecond), "out": .string(out),
         ], message: String(format: "done: %d steps in %@, final loss %.4f, %d skipped steps, %.0f tok/s → %@", outcome.steps,
                            ProgressReporter.duration(outcome.seconds), outcome.lastLoss, outcome.skippedSteps,
                            progress.tokensPerSecond, out))
@@ -301,14 +302,14 @@ package struct SFTCommand: ParsableCommand {
 
     // MARK: evaluation and saving
 
-    private func evaluate(_ trainer: SFTTrainer, _ data: Examples, _ start: Start, step: Int, progress: ProgressReporter) throws -> [String: Any] {
+    private func evaluate(_ trainer: SFTTrainer, _ data: Examples, _ start: Start, step: Int, progress: ProgressReporter) throws -> [String: JSONValue] {
         let (loss, _) = try trainer.evaluate(data.eval)
-        var fields: [String: Any] = ["step": step, "eval_loss": loss, "eval_examples": data.eval.count]
+        var fields: [String: JSONValue] = ["step": .integer(step), "eval_loss": .number(loss), "eval_examples": .integer(data.eval.count)]
         var message = String(format: "eval @ step %d: loss %.4f", step, loss)
         if let answers = data.evalAnswers {
             let correct = try greedyExactMatches(trainer.model, tokenizer: start.tokenizer, data: data, answers: answers)
             let accuracy = Double(correct) / Double(answers.count)
-            fields["accuracy"] = accuracy
+            fields["accuracy"] = .number(accuracy)
             message += String(format: ", greedy exact match %d/%d (%.1f%%)", correct, answers.count, 100 * accuracy)
         }
         progress.event("eval", fields: fields, message: message)
@@ -334,16 +335,17 @@ package struct SFTCommand: ParsableCommand {
     }
 
     private func save(_ start: Start, trainer: SFTTrainer, step: Int, plan: SFTPlan, lastLoss: Double,
-                      evaluation: [String: Any], data: Examples, progress: ProgressReporter) throws {
-        let record: [String: Any] = [
-            "step": step, "steps": plan.totalSteps, "loss": lastLoss, "evaluation": evaluation, "source": start.description,
-            "data": data.description, "train_examples": data.train.count, "batch_size": plan.batchSize, "lr": lr,
-            "warmup": warmup, "schedule": schedule.rawValue, "weight_decay": weightDecay, "max_grad_norm": maxGradNorm,
-            "seed": seed, "bos": bos, "skipped_steps": trainer.optimizer.skippedSteps,
-            "weights_hash": trainer.model.weightsHash(),
+                      evaluation: [String: JSONValue], data: Examples, progress: ProgressReporter) throws {
+        let record: JSONValue = [
+            "step": .integer(step), "steps": .integer(plan.totalSteps), "loss": .number(lastLoss), "evaluation": .object(evaluation),
+            "source": .string(start.description), "data": .string(data.description), "train_examples": .integer(data.train.count),
+            "batch_size": .integer(plan.batchSize), "lr": .number(lr), "warmup": .integer(warmup), "schedule": .string(schedule.rawValue),
+            "weight_decay": .number(weightDecay), "max_grad_norm": .number(maxGradNorm),
+            "seed": JSONOutput.unsigned(seed), "bos": .bool(bos),
+            "skipped_steps": .integer(trainer.optimizer.skippedSteps), "weights_hash": .string(trainer.model.weightsHash()),
         ]
         try ModelOutput.save(trainer.model, to: out, copying: start.tokenizerFiles,
                              extra: ["sft.json": try JSONOutput.data(record, pretty: true)])
-        progress.event("saved", fields: ["step": step, "out": out], message: "saved \(out) at step \(step)")
+        progress.event("saved", fields: ["step": .integer(step), "out": .string(out)], message: "saved \(out) at step \(step)")
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TroupeJSON
 import TroupeModel
 import TroupeTokenizer
 
@@ -97,15 +98,16 @@ package struct ScoreCommand: ParsableCommand {
         let logprobs = result.logprobs[0].map(Double.init)
         let scored = Array(sequence[from...])
         let sum = logprobs.reduce(0, +)
-        var output: [String: Any] = [
-            "ids": sequence.map(Int.init), "score_from": from, "scored_ids": scored.map(Int.init),
-            "logprobs": logprobs, "sum": sum, "mean": sum / Double(logprobs.count), "count": logprobs.count,
-            "temperature": Double(temperature),
+        func integers(_ ids: [Int32]) -> JSONValue { .array(ids.map { .integer(Int($0)) }) }
+        var output: [String: JSONValue] = [
+            "ids": integers(sequence), "score_from": .integer(from), "scored_ids": integers(scored),
+            "logprobs": .array(logprobs.map(JSONValue.number)), "sum": .number(sum), "mean": .number(sum / Double(logprobs.count)),
+            "count": .integer(logprobs.count), "temperature": .number(Double(temperature)),
         ]
         if let tokenizer {
-            output["tokens"] = scored.map { id -> Any in tokenizer.tokenString(for: id) ?? NSNull() }
+            output["tokens"] = .array(scored.map { id in tokenizer.tokenString(for: id).map(JSONValue.string) ?? .null })
         }
-        if let e = result.entropies?[0] { output["entropies"] = e.map(Double.init) }
-        try JSONOutput.print(output)
+        if let e = result.entropies?[0] { output["entropies"] = .array(e.map { .number(Double($0)) }) }
+        try JSONOutput.print(.object(output))
     }
 }

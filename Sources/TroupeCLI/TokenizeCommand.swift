@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TroupeJSON
 import TroupeTokenizer
 
 /// `troupe tokenize`: text → token ids (and their spellings), or token ids → text, as JSON.
@@ -74,14 +75,13 @@ package struct TokenizeCommand: ParsableCommand {
         } else {
             loaded = try loadTokenizer(tokenizerFile: tokenizer!)
         }
-        let output: [String: Any]
+        let output: JSONValue
         if let idList {
-            output = ["text": try loaded.decode(try parseTokenIds(idList, option: idOption))]
+            output = ["text": .string(try loaded.decode(try parseTokenIds(idList, option: idOption)))]
         } else {
             let encoded = loaded.encode(text!, addingBos: bos, recognizingSpecialTokens: !noSpecialTokens)
-            output = ["ids": encoded.map { Int($0) }, "tokens": encoded.map { loaded.tokenString(for: $0) ?? "" }]
+            output = ["ids": .array(encoded.map { .integer(Int($0)) }), "tokens": .array(encoded.map { .string(loaded.tokenString(for: $0) ?? "") })]
         }
-        let json = try JSONSerialization.data(withJSONObject: output, options: [.sortedKeys, .withoutEscapingSlashes])
-        print(String(decoding: json, as: UTF8.self))
+        print(try JSONOutput.string(output))
     }
 }

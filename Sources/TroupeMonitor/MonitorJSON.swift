@@ -1,22 +1,23 @@
 import Foundation
+import TroupeJSON
 import TroupeProto
 
 /// The JSON shapes of `troupe monitor --json` (docs/monitor.md): one object per log event, and a
-/// final summary of the stream. Objects for JSONSerialization; non-finite numbers become null.
+/// final summary of the stream, as JSON values; non-finite numbers become null.
 extension Troupe_V1_LogEvent {
     /// `{"source", "source_run_id" (16 hex digits: a 64-bit id does not survive a JSON double),
     /// "sequence", "kind", "step", "metrics", "fields", "text", "time" (Unix seconds)}`.
-    package var jsonObject: [String: Any] {
+    package var json: JSONValue {
         [
-            "source": source,
-            "source_run_id": MonitorJSON.hex(sourceRunID),
-            "sequence": sequence,
-            "kind": kind,
-            "step": step,
-            "metrics": metrics.mapValues(MonitorJSON.number),
-            "fields": fields,
-            "text": text,
-            "time": Double(wallTimeUnixNs) / 1e9,
+            "source": .string(source),
+            "source_run_id": .string(MonitorJSON.hex(sourceRunID)),
+            "sequence": .integer(Int(clamping: sequence)),
+            "kind": .string(kind),
+            "step": .integer(Int(clamping: step)),
+            "metrics": .object(metrics.mapValues(MonitorJSON.number)),
+            "fields": .object(fields.mapValues(JSONValue.string)),
+            "text": .string(text),
+            "time": .number(Double(wallTimeUnixNs) / 1e9),
         ]
     }
 }
@@ -27,36 +28,36 @@ package enum MonitorJSON {
         return String(repeating: "0", count: max(0, 16 - digits.count)) + digits
     }
 
-    static func number(_ value: Double) -> Any { value.isFinite ? value : NSNull() }
+    static func number(_ value: Double) -> JSONValue { value.isFinite ? .number(value) : .null }
 
     /// `{"kind": "monitor_summary", "events", "missing_events" (gaps), "before_join" (published before
     /// the first event received from that process), "restarts", "out_of_order", "malformed_messages",
     /// "malformed_fields", "sources": {name: {"run_id", "received", "missing", "before_join", "restarts",
     /// "out_of_order", "last_sequence"}}, "learner_status", "step", "label_accuracy"?}`.
-    package static func summary(_ state: MonitorState) -> [String: Any] {
-        var sources: [String: Any] = [:]
+    package static func summary(_ state: MonitorState) -> JSONValue {
+        var sources: [String: JSONValue] = [:]
         for (name, s) in state.sequences.sources {
-            sources[name] = ["run_id": hex(s.runId), "received": s.received, "missing": s.missing,
-                             "before_join": s.beforeJoin, "restarts": s.restarts,
-                             "out_of_order": s.outOfOrder, "last_sequence": s.lastSequence]
+            sources[name] = ["run_id": .string(hex(s.runId)), "received": .integer(s.received), "missing": .integer(s.missing),
+                             "before_join": .integer(s.beforeJoin), "restarts": .integer(s.restarts),
+                             "out_of_order": .integer(s.outOfOrder), "last_sequence": .integer(Int(clamping: s.lastSequence))]
         }
-        var object: [String: Any] = [
+        var object: [String: JSONValue] = [
             "kind": "monitor_summary",
-            "events": state.eventCount,
-            "missing_events": state.sequences.missingTotal,
-            "before_join": state.sequences.beforeJoinTotal,
-            "restarts": state.sequences.restartsTotal,
-            "out_of_order": state.sequences.outOfOrderTotal,
-            "malformed_messages": state.malformedMessages,
-            "malformed_fields": state.malformedFields,
-            "sources": sources,
-            "learner_status": state.learnerStatus.rawValue,
-            "step": state.step,
+            "events": .integer(state.eventCount),
+            "missing_events": .integer(state.sequences.missingTotal),
+            "before_join": .integer(state.sequences.beforeJoinTotal),
+            "restarts": .integer(state.sequences.restartsTotal),
+            "out_of_order": .integer(state.sequences.outOfOrderTotal),
+            "malformed_messages": .object(state.malformedMessages.mapValues(JSONValue.integer)),
+            "malformed_fields": .object(state.malformedFields.mapValues(JSONValue.integer)),
+            "sources": .object(sources),
+            "learner_status": .string(state.learnerStatus.rawValue),
+            "step": .integer(state.step),
         ]
         if let a = state.labelAccuracy {
-            object["label_accuracy"] = ["judged": a.judged, "correct": a.correct, "unknown_prompts": a.unknownPrompts,
-                                        "fraction": a.fraction.map(number) ?? NSNull()]
+            object["label_accuracy"] = ["judged": .integer(a.judged), "correct": .integer(a.correct),
+                                        "unknown_prompts": .integer(a.unknownPrompts), "fraction": a.fraction.map(number) ?? .null]
         }
-        return object
+        return .object(object)
     }
 }

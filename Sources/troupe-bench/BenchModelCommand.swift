@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TroupeJSON
 import TroupeBench
 import TroupeCLI
 import TroupeModel
@@ -63,10 +64,10 @@ struct BenchModelCommand: ParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         let pinnedKernel = environment["OPENBLAS_CORETYPE"]
         let sgemm = ModelBenchmark.sgemmRate(n: 1024, repeats: max(runs, 3))
-        let machine: [String: Any] = [
-            "event": "machine", "openblas_kernel": BLASInfo.coreName, "threads": BLASInfo.threads,
-            "sgemm_gflops": sgemm, "openblas_coretype": pinnedKernel ?? NSNull(),
-            "openblas_l2_size": environment["OPENBLAS_L2_SIZE"] ?? NSNull(), "repeats": runs,
+        let machine: JSONValue = [
+            "event": "machine", "openblas_kernel": .string(BLASInfo.coreName), "threads": .integer(BLASInfo.threads),
+            "sgemm_gflops": .number(sgemm), "openblas_coretype": pinnedKernel.map(JSONValue.string) ?? .null,
+            "openblas_l2_size": environment["OPENBLAS_L2_SIZE"].map(JSONValue.string) ?? .null, "repeats": .integer(runs),
             "kernel_setting": pinnedKernel == nil ? "machine" : "environment",
         ]
         let table = BenchTable(mode: mode)
@@ -85,19 +86,20 @@ struct BenchModelCommand: ParsableCommand {
             let comparisons = figures.map {
                 ModelBenchmark.compare($0.0, shape: shape.name, tokensPerSecond: $0.1, environmentKernel: pinnedKernel != nil)
             }
-            var line: [String: Any] = [
-                "event": "shape", "shape": shape.name, "parameters": ParameterLayout(config: shape.config).totalCount,
-                "training_tokens_per_s": training.tokensPerSecond, "training_gflops": gflops,
-                "training_sgemm_fraction": gflops / sgemm, "training_seconds_per_step": training.secondsPerStep,
-                "sampling_batch8_tokens_per_s": batch8, "sampling_batch1_tokens_per_s": batch1,
+            var line: [String: JSONValue] = [
+                "event": "shape", "shape": .string(shape.name), "parameters": .integer(ParameterLayout(config: shape.config).totalCount),
+                "training_tokens_per_s": .number(training.tokensPerSecond), "training_gflops": .number(gflops),
+                "training_sgemm_fraction": .number(gflops / sgemm),
+                "training_seconds_per_step": .array(training.secondsPerStep.map(JSONValue.number)),
+                "sampling_batch8_tokens_per_s": .number(batch8), "sampling_batch1_tokens_per_s": .number(batch1),
             ]
-            var versus: [String: Any] = [:]
+            var versus: [String: JSONValue] = [:]
             for c in comparisons.compactMap({ $0 }) {
-                versus[c.measure.rawValue] = ["peer": c.measure.peerName, "peer_tokens_per_s": c.peer, "ratio": c.ratio,
-                                              "target": c.target, "met": c.met]
+                versus[c.measure.rawValue] = ["peer": .string(c.measure.peerName), "peer_tokens_per_s": .number(c.peer),
+                                              "ratio": .number(c.ratio), "target": .number(c.target), "met": .bool(c.met)]
             }
-            line["versus_peers"] = versus
-            try table.row(line, shape: shape.name, training: training.tokensPerSecond, fraction: gflops / sgemm,
+            line["versus_peers"] = .object(versus)
+            try table.row(.object(line), shape: shape.name, training: training.tokensPerSecond, fraction: gflops / sgemm,
                           batch8: batch8, batch1: batch1, comparisons: comparisons)
         }
     }
@@ -110,14 +112,14 @@ private struct BenchTable {
     private static let columns = [("shape", 14), ("train tok/s", 12), ("% sgemm", 8), ("vs PyTorch", 20),
                                   ("b8 tok/s", 10), ("vs HF generate", 20), ("b1 tok/s", 10), ("vs llama.cpp", 20)]
 
-    func machine(_ fields: [String: Any], text: String) throws {
+    func machine(_ fields: JSONValue, text: String) throws {
         if mode == .jsonLines { return try JSONOutput.print(fields) }
         print(text)
         print(Self.columns.map { pad($0.0, $0.1) }.joined(separator: " "))
         print(Self.columns.map { String(repeating: "-", count: $0.1) }.joined(separator: " "))
     }
 
-    func row(_ fields: [String: Any], shape: String, training: Double, fraction: Double, batch8: Double, batch1: Double,
+    func row(_ fields: JSONValue, shape: String, training: Double, fraction: Double, batch8: Double, batch1: Double,
              comparisons: [ModelBenchmark.Comparison?]) throws {
         if mode == .jsonLines { return try JSONOutput.print(fields) }
         func versus(_ c: ModelBenchmark.Comparison?) -> String {

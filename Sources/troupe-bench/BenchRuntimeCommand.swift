@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TroupeJSON
 import TroupeCLI
 import TroupeBench
 import TroupeLearner
@@ -90,11 +91,11 @@ struct BenchRuntimeCommand: ParsableCommand {
         let progress: (String) -> Void = { line in FileHandle.standardError.write(Data("… \(line)\n".utf8)) }
         let zmq = zmqVersion
         try out.machine([
-            "event": "machine", "openblas_kernel": BLASInfo.coreName, "threads": BLASInfo.threads,
-            "cpus": ProcessInfo.processInfo.activeProcessorCount, "zmq_version": "\(zmq.major).\(zmq.minor).\(zmq.patch)",
-            "quick": quick, "date": ISO8601DateFormatter().string(from: Date()),
+            "event": "machine", "openblas_kernel": .string(BLASInfo.coreName), "threads": .integer(BLASInfo.threads),
+            "cpus": .integer(ProcessInfo.processInfo.activeProcessorCount), "zmq_version": "\(zmq.major).\(zmq.minor).\(zmq.patch)",
+            "quick": .bool(quick), "date": .string(ISO8601DateFormatter().string(from: Date())),
         ])
-        var verdicts: [[String: Any]] = []
+        var verdicts: [Verdict] = []
 
         if selected.contains("ingestion") {
             var o = IngestionBench.Options()
@@ -141,24 +142,33 @@ struct BenchRuntimeCommand: ParsableCommand {
     }
 }
 
+/// A benchmark target and whether it was met (a `target` JSON line).
+private struct Verdict: Encodable {
+    var event = "target"
+    let name: String
+    let label: String
+    let value: Double
+    let target: Double
+    let met: Bool
+}
+
 /// The tables (or JSON lines) of `troupe bench runtime`, a section at a time as parts finish.
 private struct RuntimeBenchOutput {
     let mode: OutputMode
 
-    func machine(_ fields: [String: Any]) throws {
+    func machine(_ fields: JSONValue) throws {
         if mode == .jsonLines { return try JSONOutput.print(fields) }
-        print("OpenBLAS kernel \(fields["openblas_kernel"]!), \(fields["threads"]!) threads, \(fields["cpus"]!) CPUs, "
-              + "libzmq \(fields["zmq_version"]!), loopback tcp\(quickNote(fields))")
+        func text(_ key: String) -> String { fields[key].map { $0.string ?? $0.description } ?? "" }
+        print("OpenBLAS kernel \(text("openblas_kernel")), \(text("threads")) threads, \(text("cpus")) CPUs, "
+              + "libzmq \(text("zmq_version")), loopback tcp\(fields["quick"]?.bool == true ? " (--quick)" : "")")
     }
 
-    private func quickNote(_ fields: [String: Any]) -> String { (fields["quick"] as? Bool) == true ? " (--quick)" : "" }
-
-    func ingestion(_ r: IngestionBench.Report) throws -> [[String: Any]] {
+    func ingestion(_ r: IngestionBench.Report) throws -> [Verdict] {
         let o = r.options
         let overhead = r.overheadPercent(.troupe), overheadFsync = r.overheadPercent(.troupeFsync)
         let over = o.linkRate.map { " over \($0) links" } ?? ""
         let suffix = o.linkRate.map { "_\($0)" } ?? ""
-        let verdicts: [[String: Any]] = [
+        let verdicts: [Verdict] = [
             verdict("ingestion_overhead_percent\(suffix)", "ingestion overhead\(over), learner path without the run log", overhead,
                     RuntimeTargets.ingestionOverheadPercent, met: overhead <= RuntimeTargets.ingestionOverheadPercent),
             verdict("ingestion_overhead_percent_fsync\(suffix)", "ingestion overhead\(over), learner path with the fsynced run log", overheadFsync,
@@ -167,19 +177,19 @@ private struct RuntimeBenchOutput {
         if mode == .jsonLines {
             for m in IngestionBench.Mode.allCases {
                 let trials = r.trials.filter { $0.mode == m }
-                var line: [String: Any] = [
-                    "event": "ingestion", "mode": m.rawValue, "actors": o.actors, "credit": o.credit,
-                    "groups_per_trial": trials.first?.groups ?? 0, "samples_per_group": o.samplesPerGroup,
-                    "tokens_per_sample": [o.tokensPerSample.lowerBound, o.tokensPerSample.upperBound],
-                    "mean_group_bytes": r.meanGroupBytes, "frames_per_group": r.frameCount,
-                    "groups_per_s": r.medianGroupsPerSecond(m), "mb_per_s": r.medianMegabytesPerSecond(m),
-                    "trials_groups_per_s": trials.map(\.groupsPerSecond), "links": o.linkRate ?? "loopback",
+                var line: [String: JSONValue] = [
+                    "event": "ingestion", "mode": .string(m.rawValue), "actors": .integer(o.actors), "credit": .integer(o.credit),
+                    "groups_per_trial": .integer(trials.first?.groups ?? 0), "samples_per_group": .integer(o.samplesPerGroup),
+                    "tokens_per_sample": [.integer(o.tokensPerSample.lowerBound), .integer(o.tokensPerSample.upperBound)],
+                    "mean_group_bytes": .number(r.meanGroupBytes), "frames_per_group": .integer(r.frameCount),
+                    "groups_per_s": .number(r.medianGroupsPerSecond(m)), "mb_per_s": .number(r.medianMegabytesPerSecond(m)),
+                    "trials_groups_per_s": .array(trials.map { .number($0.groupsPerSecond) }), "links": .string(o.linkRate ?? "loopback"),
                 ]
-                if m != .raw { line["overhead_percent_vs_raw"] = r.overheadPercent(m) }
-                try JSONOutput.print(line)
+                if m != .raw { line["overhead_percent_vs_raw"] = .number(r.overheadPercent(m)) }
+                try JSONOutput.print(.object(line))
             }
-            try JSONOutput.print(["event": "ingestion_stages", "raw_us_per_group": 1e6 / r.medianGroupsPerSecond(.raw),
-                                  "stages": r.stages.map { ["stage": $0.name, "us_per_group": $0.microsecondsPerGroup] }])
+            try JSONOutput.print(["event": "ingestion_stages", "raw_us_per_group": .number(1e6 / r.medianGroupsPerSecond(.raw)),
+                                  "stages": .array(r.stages.map { ["stage": .string($0.name), "us_per_group": .number($0.microsecondsPerGroup)] })])
             return verdicts
         }
         print("")
@@ -210,8 +220,8 @@ private struct RuntimeBenchOutput {
         return verdicts
     }
 
-    func weights(_ r: WeightDistributionBench.Report) throws -> [[String: Any]] {
-        var verdicts: [[String: Any]] = []
+    func weights(_ r: WeightDistributionBench.Report) throws -> [Verdict] {
+        var verdicts: [Verdict] = []
         let over = r.linkRate.map { " over \($0) links" } ?? ""
         let labels: [WeightDistributionBench.Path: String] = [.sharedMemory: "actors on the learner's host (shared memory)",
                                                                .chunks: "remote actors (chunks from the learner)\(over)",
@@ -224,24 +234,27 @@ private struct RuntimeBenchOutput {
                                     ratio, RuntimeTargets.weightsToFourActorsRatio, met: ratio <= RuntimeTargets.weightsToFourActorsRatio))
         }
         if mode == .jsonLines {
-            var line: [String: Any] = [
-                "event": "weights", "shape": r.shape, "parameters": r.parameters, "bytes": r.bytes, "chunk_bytes": r.chunkBytes,
-                "window": r.window, "snapshot_make_s": ModelBenchmark.median(r.snapshotSeconds), "raw_transfer_s": r.rawMedian,
-                "raw_message_s": ModelBenchmark.median(r.rawSeconds), "raw_stream_s": ModelBenchmark.median(r.rawStreamSeconds),
-                "raw_message_trials_s": r.rawSeconds, "raw_stream_trials_s": r.rawStreamSeconds,
-                "links": r.linkRate ?? "loopback",
+            func numbers(_ values: [Double]) -> JSONValue { .array(values.map(JSONValue.number)) }
+            var line: [String: JSONValue] = [
+                "event": "weights", "shape": .string(r.shape), "parameters": .integer(r.parameters), "bytes": .integer(r.bytes),
+                "chunk_bytes": .integer(r.chunkBytes), "window": .integer(r.window),
+                "snapshot_make_s": .number(ModelBenchmark.median(r.snapshotSeconds)), "raw_transfer_s": .number(r.rawMedian),
+                "raw_message_s": .number(ModelBenchmark.median(r.rawSeconds)), "raw_stream_s": .number(ModelBenchmark.median(r.rawStreamSeconds)),
+                "raw_message_trials_s": numbers(r.rawSeconds), "raw_stream_trials_s": numbers(r.rawStreamSeconds),
+                "links": .string(r.linkRate ?? "loopback"),
             ]
-            if let problem = r.sharedMemoryProblem { line["shared_memory_problem"] = problem }
+            if let problem = r.sharedMemoryProblem { line["shared_memory_problem"] = .string(problem) }
             for path in WeightDistributionBench.Path.allCases {
                 guard let byCount = r.verifiedSeconds[path] else { continue }
-                var per: [String: Any] = [:]
+                var per: [String: JSONValue] = [:]
                 for n in byCount.keys.sorted() {
-                    per[String(n)] = ["verified_s": r.medianSeconds(path, clients: n), "received_s": r.medianReceivedSeconds(path, clients: n),
-                                      "ratio_to_raw": r.ratio(path, clients: n), "trials_verified_s": byCount[n] ?? []]
+                    per[String(n)] = ["verified_s": .number(r.medianSeconds(path, clients: n)),
+                                      "received_s": .number(r.medianReceivedSeconds(path, clients: n)),
+                                      "ratio_to_raw": .number(r.ratio(path, clients: n)), "trials_verified_s": numbers(byCount[n] ?? [])]
                 }
-                line[path.rawValue] = per
+                line[path.rawValue] = .object(per)
             }
-            try JSONOutput.print(line)
+            try JSONOutput.print(.object(line))
             return verdicts
         }
         print("")
@@ -270,9 +283,9 @@ private struct RuntimeBenchOutput {
         return verdicts
     }
 
-    func endToEnd(_ r: EndToEndBench.Report) throws -> [[String: Any]] {
+    func endToEnd(_ r: EndToEndBench.Report) throws -> [Verdict] {
         // The target applies when actors keep up: judged on the most asynchronous run.
-        var verdicts: [[String: Any]] = []
+        var verdicts: [Verdict] = []
         if let run = r.runs.max(by: { $0.staleness < $1.staleness }) {
             verdicts.append(verdict("learner_idle_ratio", "learner idle ratio (steady state, max_staleness \(run.staleness))",
                                     run.steadyIdleRatio, RuntimeTargets.learnerIdleRatio, met: run.steadyIdleRatio <= RuntimeTargets.learnerIdleRatio))
@@ -280,13 +293,17 @@ private struct RuntimeBenchOutput {
         if mode == .jsonLines {
             for run in r.runs {
                 try JSONOutput.print([
-                    "event": "end_to_end", "max_staleness": run.staleness, "steps": r.steps, "actors": r.actors, "overrides": r.overrides,
-                    "median_cycle_s": run.medianCycle, "median_wait_for_batch_s": run.medianWait, "median_train_s": run.medianTrain,
-                    "publish_snapshot_s": run.publishSeconds, "steady_idle_ratio": run.steadyIdleRatio,
-                    "learner_idle_ratio_whole_run": run.learnerIdleRatio, "wall_s": run.wallSeconds,
-                    "weight_sync_ms_median": ModelBenchmark.median(run.weightSyncMilliseconds), "weight_syncs": run.weightSyncMilliseconds.count,
-                    "actor_idle_ratios": run.actorIdleRatios, "accounting_identity_holds": run.accountingHolds,
-                    "per_step": run.steps.map { ["step": $0.step, "cycle_s": $0.cycleSeconds, "train_step_s": $0.trainStepSeconds] },
+                    "event": "end_to_end", "max_staleness": .integer(run.staleness), "steps": .integer(r.steps), "actors": .integer(r.actors),
+                    "overrides": .array(r.overrides.map(JSONValue.string)),
+                    "median_cycle_s": .number(run.medianCycle), "median_wait_for_batch_s": .number(run.medianWait),
+                    "median_train_s": .number(run.medianTrain), "publish_snapshot_s": .number(run.publishSeconds),
+                    "steady_idle_ratio": .number(run.steadyIdleRatio), "learner_idle_ratio_whole_run": .number(run.learnerIdleRatio),
+                    "wall_s": .number(run.wallSeconds), "weight_sync_ms_median": .number(ModelBenchmark.median(run.weightSyncMilliseconds)),
+                    "weight_syncs": .integer(run.weightSyncMilliseconds.count),
+                    "actor_idle_ratios": .object(run.actorIdleRatios.mapValues(JSONValue.number)),
+                    "accounting_identity_holds": .bool(run.accountingHolds),
+                    "per_step": .array(run.steps.map { ["step": .integer($0.step), "cycle_s": .number($0.cycleSeconds),
+                                                        "train_step_s": .number($0.trainStepSeconds)] }),
                 ])
             }
             return verdicts
@@ -314,24 +331,23 @@ private struct RuntimeBenchOutput {
         return verdicts
     }
 
-    func targets(_ verdicts: [[String: Any]]) throws {
+    func targets(_ verdicts: [Verdict]) throws {
         if mode == .jsonLines {
-            for v in verdicts { try JSONOutput.print(v) }
+            for v in verdicts { try JSONOutput.print(try JSONValueEncoder().encode(v)) }
             return
         }
         print("")
         print("Targets (docs/benchmarks.md):")
         for v in verdicts {
-            let value = v["value"] as? Double ?? .nan, target = v["target"] as? Double ?? .nan
-            let text = (v["name"] as? String ?? "").contains("percent") ? String(format: "%.1f%% (≤ %.0f%%)", value, target)
-                : (v["name"] as? String ?? "").contains("idle") ? String(format: "%.1f%% (≤ %.0f%%)", 100 * value, 100 * target)
-                : String(format: "%.2f× (≤ %.0f×)", value, target)
-            print("  \((v["met"] as? Bool) == true ? "met    " : "NOT met") \(v["label"] ?? ""): \(text)")
+            let text = v.name.contains("percent") ? String(format: "%.1f%% (≤ %.0f%%)", v.value, v.target)
+                : v.name.contains("idle") ? String(format: "%.1f%% (≤ %.0f%%)", 100 * v.value, 100 * v.target)
+                : String(format: "%.2f× (≤ %.0f×)", v.value, v.target)
+            print("  \(v.met ? "met    " : "NOT met") \(v.label): \(text)")
         }
     }
 
-    private func verdict(_ name: String, _ label: String, _ value: Double, _ target: Double, met: Bool) -> [String: Any] {
-        ["event": "target", "name": name, "label": label, "value": value, "target": target, "met": met && value.isFinite]
+    private func verdict(_ name: String, _ label: String, _ value: Double, _ target: Double, met: Bool) -> Verdict {
+        Verdict(name: name, label: label, value: value, target: target, met: met && value.isFinite)
     }
 
     private func header(_ columns: [(String, Int)]) {

@@ -59,10 +59,22 @@ import TroupeJSON
 
     /// The serializer writes what JSONSerialization wrote (the frozen config.json must not change).
     @Test func serializesLikeJSONSerialization() throws {
-        let object: [String: Any] = ["b": ["x": 3e-5, "y": 1, "z": 0.999, "w": 1e-8, "v": NSNull(), "u": "a/b\"\n\u{1}é",
-                                           "t": true, "s": 1.0, "q": 60.0, "e": [String: Any](), "f": [Any](), "g": [1, 2]],
-                                     "a": [1.5, 2]]
-        let value = try JSONValue(any: object)
+        let value: JSONValue = ["b": ["x": 3e-5, "y": 1, "z": 0.999, "w": 1e-8, "v": nil, "u": "a/b\"\n\u{1}é",
+                                      "t": true, "s": 1.0, "q": 60.0, "e": [:], "f": [], "g": [1, 2]],
+                                "a": [1.5, 2]]
+        // JSONSerialization as the reference: its objects for the same document.
+        func foundation(_ value: JSONValue) -> Any {
+            switch value {
+            case .null: return NSNull()
+            case let .bool(flag): return flag
+            case let .integer(integer): return integer
+            case let .number(number): return number
+            case let .string(text): return text
+            case let .array(values): return values.map(foundation)
+            case let .object(members): return members.mapValues(foundation)
+            }
+        }
+        let object = foundation(value)
         for (compact, options) in [(false, JSONSerialization.WritingOptions([.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])),
                                    (true, [.sortedKeys, .withoutEscapingSlashes])] {
             let expected = try JSONSerialization.data(withJSONObject: object, options: options)

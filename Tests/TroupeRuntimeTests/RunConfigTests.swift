@@ -89,8 +89,7 @@ import TroupeRuntime
         let again = try RunConfig.parse(json: data, source: "config.json")
         #expect(again.resolved == config.resolved)
         #expect(again.run.seed == 12_345_678_901 && again.optimizer.maxGradNorm == nil && again.algorithm == config.algorithm)
-        let foundation = try JSONSerialization.data(withJSONObject: config.resolved.foundationObject,
-                                                    options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        #expect(String(decoding: data, as: UTF8.self) == String(decoding: foundation, as: UTF8.self))
+        // Its layout is JSONSerialization's (TroupeJSONTests checks the serializer against it).
+        #expect(String(decoding: data, as: UTF8.self).hasPrefix("{\n  \"actors\" : {\n    \"count\" : 2,"))
     }
 }
