@@ -17,21 +17,17 @@ import TroupeWire
 package final class ActorClient {
     package struct Options {
         package var learner: Endpoint
-        package var identity: String
-        /// How long to wait for the first Welcome before giving up (a typo in the address must not hang).
-        package var connectTimeout: Double = 60
-        /// Silence after which the learner is presumed gone and Hello is repeated.
-        package var learnerSilence: Double = 6
-        /// Fault injection for tests: keep the first weights forever and sample leases with them anyway,
-        /// so the learner must reject this actor's groups as stale.
-        package var ignoreNewWeights = false
+        /// The conversation's settings (identity, this process's run id, timeouts, fault injection).
+        package var conversation: ActorCore.Options
+        package var identity: String { conversation.identity }
         /// Where this actor serves the weight chunks it holds to actors the learner places below it
         /// (`WeightRelay`); nil: it does not relay. `WeightRelay.defaultAddress` picks one.
         package var relay: ListenAddress?
         package var weights = WeightReceiver.Options()
+        /// Draws the actor run id: a new one for every process, so the learner tells a restart apart.
         package init(learner: Endpoint, identity: String) {
             self.learner = learner
-            self.identity = identity
+            conversation = ActorCore.Options(identity: identity, runId: UInt64.random(in: 1...UInt64.max))
         }
     }
 
@@ -74,17 +70,11 @@ package final class ActorClient {
     package init(options: Options) throws {
         self.options = options
         console = Console(role: "actor \(options.identity)")
-        var r: UInt64 = 0
-        while r == 0 { r = UInt64.random(in: 1...UInt64.max) }
-        runId = r
-        var coreOptions = ActorCore.Options(identity: options.identity, runId: r)
-        coreOptions.connectTimeout = options.connectTimeout
-        coreOptions.learnerSilence = options.learnerSilence
-        coreOptions.ignoreNewWeights = options.ignoreNewWeights
-        core = ActorCore(options: coreOptions, now: started)
+        runId = options.conversation.runId
+        core = ActorCore(options: options.conversation, now: started)
         core.threadCount = BLASInfo.threads
         context = try ZMQContext(ioThreads: 1)
-        control = try ActorClient.makeControl(context: context, options: options, runId: r)
+        control = try ActorClient.makeControl(context: context, options: options, runId: runId)
         if let listen = options.relay {
             do {
                 relay = try WeightRelay(context: context, listen: listen)
@@ -129,7 +119,7 @@ package final class ActorClient {
             case .joined:
                 break
             case .giveUp:
-                console.error("no learner answered at \(options.learner) within \(Int(options.connectTimeout)) s")
+                console.error("no learner answered at \(options.learner) within \(Int(options.conversation.connectTimeout)) s")
                 return 1
             case .reconnect(let silent):
                 console.warn("learner silent for \(Int(silent)) s; saying Hello again")

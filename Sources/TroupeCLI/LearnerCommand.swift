@@ -71,8 +71,8 @@ struct ActorCommand: ParsableCommand {
         Shutdown.installHandlers()
         let name = identity ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
         var options = ActorClient.Options(learner: try Endpoint(parsing: learner), identity: name)
-        options.connectTimeout = connectTimeout
-        options.ignoreNewWeights = testIgnoreNewWeights
+        options.conversation.connectTimeout = connectTimeout
+        options.conversation.ignoreNewWeights = testIgnoreNewWeights
         if !noRelay { options.relay = try WeightRelay.defaultAddress(learner: options.learner, advertiseHost: relayAdvertise) }
         try finish(status: ActorClient(options: options).run())
     }
