@@ -42,6 +42,9 @@ package final class ActorClient {
     private var relay: WeightRelay?
     private var announce: ZMQSocket?
     private var logs: LogPublisher?
+    private var logSink: LogStreamSink<Never>?
+    /// What this actor reports to monitors; the log stream joins once the Welcome names it.
+    package let reports = ActorEvents()
     private var session: Session?
     /// How the last weights came (shared memory or chunks): said on the console when it changes.
     private var lastWeightsPath = ""
@@ -176,7 +179,7 @@ package final class ActorClient {
                 try startSession(w, config)
                 console.info("welcomed", ["epoch": .string(String(w.learnerEpoch, radix: 16)), "version": .string(PolicyVersion(w.currentVersion).description),
                                           "credit": .integer(Int(w.credit)), "resending": .integer(resending)])
-                logs?.publish(kind: "actor_welcomed", fields: ["actor": options.identity])
+                try reports.emit(.actorWelcomed(actor: options.identity))
             case .badWelcome(let error):
                 console.error("\(error)")
                 stopReason = "bad welcome"
@@ -187,7 +190,7 @@ package final class ActorClient {
                     console.warn("rejected: \(r.text)")
                 }
             case .groupRejected(let ack):
-                logs?.publish(kind: "group_rejected", fields: ["reason": "\(ack.rejectReason)", "detail": ack.text])
+                try reports.emit(.groupRejected(reason: "\(ack.rejectReason)", detail: ack.text))
             case .learnerRestarted(let epoch):
                 console.info("the learner restarted (epoch \(String(epoch, radix: 16))); saying Hello")
             case .learnerLeft(let reason):
@@ -227,12 +230,17 @@ package final class ActorClient {
         let publisher = try LogPublisher(context: context, endpoint: Endpoint(parsing: w.logsEndpoint), source: "actor/\(options.identity)",
                                          runId: runId)
         logs = publisher
+        let sink = LogStreamSink<Never>(publisher)
+        reports.add(sink)
+        logSink = sink
         LogStreamAttachment.process.attach(publisher)
     }
 
     /// Warnings stop going to the stream before its socket closes.
     private func closeLogStream() {
         guard let logs else { return }
+        if let logSink { reports.remove(logSink) }
+        logSink = nil
         LogStreamAttachment.process.detach(logs)
         logs.close()
         self.logs = nil
@@ -265,7 +273,7 @@ package final class ActorClient {
                 do { try apply(f, via: via) } catch { console.warn("verified weights could not be used: \(error)") }
             case .fellBack(let upstream, let reason):
                 console.warn("weight relay \(upstream) stopped serving (\(reason)); fetching the rest from the learner")
-                logs?.publish(kind: "weights_relay_fallback", fields: ["actor": options.identity, "upstream": upstream, "reason": reason])
+                try? reports.emit(.weightsRelayFallback(actor: options.identity, upstream: upstream, reason: reason))
             case .failed(let reason):
                 console.warn("weight transfer failed: \(reason); starting again")
             case .sharedMemoryUnused(let problem):
@@ -280,9 +288,8 @@ package final class ActorClient {
         s.model = try LlamaModel(config: s.config, parameters: parameters)
         let events = core.weightsApplied(f.version)
         let ms = Date().timeIntervalSince(f.startedAt) * 1000
-        var fields = ["actor": options.identity, "via": via]
-        if via != "shared_memory" { fields["depth"] = String(receiver?.depth ?? 1) }
-        logs?.publish(kind: "weights_applied", step: Int(f.version.step), metrics: ["weight_sync_ms": ms], fields: fields)
+        try reports.emit(.weightsApplied(actor: options.identity, step: Int(f.version.step), milliseconds: ms, via: via,
+                                        depth: via == "shared_memory" ? nil : receiver?.depth ?? 1))
         if via != lastWeightsPath {
             console.info("weights applied", ["version": .string(f.version.description), "via": .string(via), "ms": .string(String(format: "%.1f", ms))])
             lastWeightsPath = via
@@ -369,10 +376,10 @@ package final class ActorClient {
         if let v = core.weights { stats.weightsVersion = v.proto }
         hb.stats = stats
         _ = try? control.send(WireMessage(.heartbeat(hb)))
-        logs?.publish(kind: "actor_stats", metrics: ["groups_produced": Double(core.produced), "tokens_per_s": stats.tokensPerSecond,
-                                                    "actor/idle_ratio": stats.idleRatio, "unacked": Double(core.unackedCount),
-                                                    "weights_step": Double(core.weights?.step ?? 0),
-                                                    "relay/chunks_served": Double(relay?.chunksServed ?? 0)],
-                      fields: ["actor": options.identity])
+        try? reports.emit(.actorStats(actor: options.identity,
+                                     metrics: ["groups_produced": Double(core.produced), "tokens_per_s": stats.tokensPerSecond,
+                                               "actor/idle_ratio": stats.idleRatio, "unacked": Double(core.unackedCount),
+                                               "weights_step": Double(core.weights?.step ?? 0),
+                                               "relay/chunks_served": Double(relay?.chunksServed ?? 0)]))
     }
 }

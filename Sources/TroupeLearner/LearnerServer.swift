@@ -91,8 +91,8 @@ package final class LearnerServer {
                            credit: config.learner.credit)
         endpoints = try (makeEndpoints ?? { try LearnerEndpoints.zeroMQ(config.endpoints, epoch: $0) })(epoch)
         runLog = try RunLog(path: logPath)
-        events = RunEvents([RunLogSink(runLog), LogStreamSink(endpoints.logs),
-                            MetricsFileSink(MetricsWriter(path: runDirectory + "/metrics.jsonl"))])
+        events = RunEvents([RunLogSink(runLog), LogStreamSink<RunLogEntry>(endpoints.logs),
+                            MetricsFileSink<RunLogEntry>(MetricsWriter(path: runDirectory + "/metrics.jsonl"))])
         if runLog.truncatedBytes > 0 { console.warn("cut a torn final record from the run log", ["bytes": .integer(runLog.truncatedBytes)]) }
 
         let baseHash = model.weightsHash()

@@ -2,66 +2,21 @@ import Foundation
 import TroupeRuntime
 import TroupeTensor
 
-/// One thing that happened in a run, in each form its readers want: the run log's durable record
-/// (the source of truth, replayed by `--resume` and `troupe replay`), the log stream's event (monitors)
-/// and the metrics file's line (reports). `RunEvents` hands it to every sink.
-package struct RunEvent {
-    package struct Record {
-        package var record: RunRecord
-        /// Whether the append waits for the disk; records that a later sync covers need not.
-        package var sync = true
-    }
-
-    package struct StreamEvent {
-        package var kind: String
-        package var step = 0
-        package var metrics: [String: Double] = [:]
-        package var fields: [String: String] = [:]
-    }
-
-    package struct MetricsLine {
-        package var kind: String
-        package var step: Int
-        package var metrics: [String: Double]
-    }
-
-    package var record: Record?
-    package var stream: StreamEvent?
-    package var metricsLine: MetricsLine?
-
-    package init(record: Record? = nil, stream: StreamEvent? = nil, metricsLine: MetricsLine? = nil) {
-        self.record = record
-        self.stream = stream
-        self.metricsLine = metricsLine
-    }
-
-    /// An event only monitors see.
-    package static func stream(_ kind: String, step: Int = 0, metrics: [String: Double] = [:], fields: [String: String] = [:]) -> RunEvent {
-        RunEvent(stream: StreamEvent(kind: kind, step: step, metrics: metrics, fields: fields))
-    }
+/// A run-log record and whether its append waits for the disk (records that a later sync covers
+/// need not).
+package struct RunLogEntry {
+    package var record: RunRecord
+    package var sync = true
 }
 
-/// A reader of run events.
-package protocol RunEventSink: AnyObject {
-    func emit(_ event: RunEvent) throws
-}
-
-/// Hands each event to every sink in order; the run log comes first, so nothing is announced that
-/// did not reach it.
-package final class RunEvents {
-    package private(set) var sinks: [any RunEventSink]
-
-    package init(_ sinks: [any RunEventSink]) { self.sinks = sinks }
-
-    package func add(_ sink: any RunEventSink) { sinks.append(sink) }
-
-    package func emit(_ event: RunEvent) throws {
-        for sink in sinks { try sink.emit(event) }
-    }
-}
+/// The learner's events: each carries its run-log record (the source of truth, replayed by
+/// `--resume` and `troupe replay`) besides its log-stream event and metrics line.
+package typealias RunEvent = ProcessEvent<RunLogEntry>
+package typealias RunEvents = ProcessEvents<RunLogEntry>
+package typealias InMemoryRunEvents = InMemoryProcessEvents<RunLogEntry>
 
 /// The run log: appends each event's record.
-package final class RunLogSink: RunEventSink {
+package final class RunLogSink: ProcessEventSink {
     let log: RunLog
     package init(_ log: RunLog) { self.log = log }
     package func emit(_ event: RunEvent) throws {
@@ -70,37 +25,13 @@ package final class RunLogSink: RunEventSink {
     }
 }
 
-/// The log stream: publishes each event's stream form.
-package final class LogStreamSink: RunEventSink {
-    let publisher: any LogStreamPublisher
-    package init(_ publisher: any LogStreamPublisher) { self.publisher = publisher }
-    package func emit(_ event: RunEvent) throws {
-        guard let s = event.stream else { return }
-        publisher.publish(kind: s.kind, step: s.step, metrics: s.metrics, fields: s.fields, text: "")
-    }
-}
-
-/// metrics.jsonl: writes each event's metrics line.
-package final class MetricsFileSink: RunEventSink {
-    let writer: MetricsWriter
-    package init(_ writer: MetricsWriter) { self.writer = writer }
-    package func emit(_ event: RunEvent) throws {
-        guard let m = event.metricsLine else { return }
-        writer.write(kind: m.kind, step: m.step, metrics: m.metrics)
-    }
-}
-
-/// Keeps every event, for tests.
-package final class InMemoryRunEvents: RunEventSink {
-    package private(set) var events: [RunEvent] = []
-    package init() {}
-    package func emit(_ event: RunEvent) throws { events.append(event) }
+extension InMemoryProcessEvents where Record == RunLogEntry {
     package var recordTypes: [String] { events.compactMap { $0.record?.record.type } }
 }
 
 // MARK: the learner's events
 
-extension RunEvent {
+extension ProcessEvent where Record == RunLogEntry {
     /// A new run: what it trains and with which threads and BLAS kernel (replay uses the same).
     package static func runStarted(epoch: UInt64, baseModel: String, baseWeightsHash: String, prompts: Int) -> RunEvent {
         RunEvent(record: Record(record: .runStarted(.init(epoch: String(epoch, radix: 16), baseModel: baseModel,
@@ -117,19 +48,19 @@ extension RunEvent {
     package static func actorJoined(actor: String, actorRun: UInt64, build: String, threads: UInt32, rejoined: Bool) -> RunEvent {
         RunEvent(record: Record(record: .actorJoined(.init(actor: actor, actorRun: String(actorRun, radix: 16), build: build,
                                                            threads: Int(threads), rejoined: rejoined))),
-                 stream: StreamEvent(kind: "actor_joined", fields: ["actor": actor]))
+                 stream: Stream(kind: "actor_joined", fields: ["actor": actor]))
     }
 
     /// `reason` goes to the record; `streamReason` (shorter) to monitors.
     package static func actorLeft(actor: String, reason: String, streamReason: String, leases: [LearnerCore.Lease]) -> RunEvent {
         RunEvent(record: Record(record: .actorLeft(.init(actor: actor, reason: reason, leasesReturned: leases.map { Int($0.id) },
                                                          promptsReturned: leases.flatMap(\.prompts).map { Int($0) }))),
-                 stream: StreamEvent(kind: "actor_left", fields: ["actor": actor, "reason": streamReason]))
+                 stream: Stream(kind: "actor_left", fields: ["actor": actor, "reason": streamReason]))
     }
 
     package static func leaseExpired(_ lease: LearnerCore.Lease, step: Int) -> RunEvent {
         RunEvent(record: Record(record: .leaseExpired(.init(lease: Int(lease.id), actor: lease.actor, prompts: lease.prompts.map { Int($0) }))),
-                 stream: StreamEvent(kind: "lease_expired", step: step, fields: ["actor": lease.actor, "lease": String(lease.id)]))
+                 stream: Stream(kind: "lease_expired", step: step, fields: ["actor": lease.actor, "lease": String(lease.id)]))
     }
 
     /// An accepted group: everything needed to train on it again (`GroupAccepted`). Written
@@ -164,7 +95,7 @@ extension RunEvent {
                                  metrics: [String: Double], fields: [String: String]) -> RunEvent {
         RunEvent(record: Record(record: .stepDone(.init(step: step, weightsHash: weightsHash, loss: loss, skipped: skipped, groups: groups)),
                                 sync: false),
-                 stream: StreamEvent(kind: "step", step: step, metrics: metrics, fields: fields),
+                 stream: Stream(kind: "step", step: step, metrics: metrics, fields: fields),
                  metricsLine: MetricsLine(kind: "train", step: step, metrics: metrics))
     }
 
@@ -179,12 +110,12 @@ extension RunEvent {
     /// A learner resumed the run from the checkpoint of `fromStep`: the steps after it are void.
     package static func resumed(fromStep: Int, voidedSteps: [Int], pending: Int, trained: Int) -> RunEvent {
         RunEvent(record: Record(record: .resumed(.init(fromStep: fromStep, voidedSteps: voidedSteps, pending: pending, trained: trained))),
-                 stream: StreamEvent(kind: "resumed", step: fromStep, metrics: ["pending": Double(pending)]))
+                 stream: Stream(kind: "resumed", step: fromStep, metrics: ["pending": Double(pending)]))
     }
 
     package static func runEnded(finished: Bool, step: Int, accounting: [String: Double]) -> RunEvent {
         let ended = RunRecord.RunEnded(step: step, accounting: accounting)
         let record: RunRecord = finished ? .runFinished(ended) : .learnerStopped(ended)
-        return RunEvent(record: Record(record: record), stream: StreamEvent(kind: record.type, step: step, metrics: accounting))
+        return RunEvent(record: Record(record: record), stream: Stream(kind: record.type, step: step, metrics: accounting))
     }
 }

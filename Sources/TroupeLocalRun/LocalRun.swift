@@ -69,22 +69,22 @@ package final class LocalRun {
                                                model: try ModelDirectory.loadConfig(config.model.path))
         let prompts = try RunSetup.prompts(config, tokenizer: tokenizer)
         let items = try evaluationItems()
-        let metrics = MetricsWriter(path: dir + "/metrics.jsonl")
+        let events = LocalRunEvents([MetricsFileSink<Never>(MetricsWriter(path: dir + "/metrics.jsonl"))])
 
         var before: EvalRow?
         if options.evaluate && !items.isEmpty {
             console.info("evaluating the base model", ["prompts": .integer(items.count), "samples": .integer(config.eval.samples)])
-            before = try evaluate(modelDirectory: config.model.path, items: items, step: 0, metrics: metrics)
+            before = try evaluate(modelDirectory: config.model.path, items: items, step: 0, events: events)
         }
         try spawnLearnerAndActors()
         var status = LiveStatus(maxSteps: config.run.maxSteps, started: started)
         status.before = before
-        let learnerStatus = try follow(&status, answerKey: prompts.answerKey, items: items, metrics: metrics, renderer: renderer)
+        let learnerStatus = try follow(&status, answerKey: prompts.answerKey, items: items, events: events, renderer: renderer)
 
         var after: EvalRow?
         if options.evaluate && !items.isEmpty && FileManager.default.fileExists(atPath: dir + "/model/config.json") {
             console.info("evaluating the trained model")
-            after = try evaluate(modelDirectory: dir + "/model", items: items, step: status.step, metrics: metrics)
+            after = try evaluate(modelDirectory: dir + "/model", items: items, step: status.step, events: events)
         }
         let wall = monotonicSeconds() - started
         let outcome = Outcome(exitStatus: learnerStatus, before: before, after: after, steps: status.step, wallSeconds: wall,
@@ -115,7 +115,7 @@ package final class LocalRun {
 
     /// Follows the log stream until the learner exits (forwarding a stop request, evaluating the latest
     /// checkpoint every `eval.every` steps), then makes sure no actor lingers. Returns the learner's status.
-    private func follow(_ status: inout LiveStatus, answerKey: [UInt64: String], items: [TaskItem], metrics: MetricsWriter,
+    private func follow(_ status: inout LiveStatus, answerKey: [UInt64: String], items: [TaskItem], events: LocalRunEvents,
                         renderer: ((LiveStatus, MonitorState) -> Void)?) throws -> Int32 {
         let context = try ZMQContext(ioThreads: 1)
         let sub = try ZMQSocket(context, type: .subscribe, linger: .discardUnsent)
@@ -140,8 +140,7 @@ package final class LocalRun {
                 status.ingest(e, answerKey: answerKey)
                 monitor.ingest(e, receivedAt: Date().timeIntervalSince1970)
                 if e.kind == "step", let la = status.labelAccuracy {
-                    metrics.write(kind: "monitor", step: Int(e.step), metrics: ["ttrl/label_accuracy": la,
-                                                                              "ttrl/reward_accuracy": status.rewardAccuracy ?? .nan])
+                    try events.emit(.labelAccuracy(step: Int(e.step), labels: la, rewards: status.rewardAccuracy))
                 }
             }
             renderer?(status, monitor)
@@ -149,7 +148,7 @@ package final class LocalRun {
             if options.evaluate && config.eval.every > 0 && status.step >= lastEvalStep + config.eval.every,
                let ckpt = latestCheckpointStep(), ckpt > lastEvalStep {
                 lastEvalStep = ckpt
-                status.lastEval = try? evaluate(modelDirectory: config.runDirectory + "/model", items: items, step: ckpt, metrics: metrics)
+                status.lastEval = try? evaluate(modelDirectory: config.runDirectory + "/model", items: items, step: ckpt, events: events)
             }
             if let learner = children.first, !learner.process.isRunning { learnerStatus = learner.process.terminationStatus }
         }
@@ -169,7 +168,7 @@ package final class LocalRun {
         return try TaskSet.generate(spec, split: config.task.split == "train" ? .train : .test, count: config.task.count, seed: config.run.seed)
     }
 
-    private func evaluate(modelDirectory: String, items: [TaskItem], step: Int, metrics: MetricsWriter) throws -> EvalRow {
+    private func evaluate(modelDirectory: String, items: [TaskItem], step: Int, events: LocalRunEvents) throws -> EvalRow {
         let model = try ModelDirectory.load(modelDirectory)
         let tokenizer = try loadTokenizer(modelDirectory: modelDirectory)
         let evaluator = try Evaluator(model: model, tokenizer: tokenizer)
@@ -178,8 +177,7 @@ package final class LocalRun {
         let e = try evaluator.evaluate(items, settings: settings)
         let r = e.result
         let k = config.eval.samples
-        metrics.write(kind: "eval", step: step, metrics: ["eval/pass@1": r.passAt1.value, "eval/maj@\(k)": r.majorityAtK.value,
-                                                          "eval/pass@\(k)": r.passAtK.value, "eval/valid_fraction": r.validAnswerFraction])
+        try events.emit(.evaluated(step: step, samples: k, r))
         let row = EvalRow(step: step, passAt1: r.passAt1.value, passAt1CI: r.passAt1.interval, majority: r.majorityAtK.value,
                           majorityCI: r.majorityAtK.interval, samples: k)
         console.info("evaluation at step \(step)", ["pass@1": .string(String(format: "%.3f", row.passAt1)), "maj@\(k)": .string(String(format: "%.3f", row.majority))])
@@ -336,5 +334,22 @@ package struct LiveStatus: Sendable {
             "reward \(f(reward))  majority \(f(majorityRatio))  label_acc \(f(labelAccuracy))  loss \(f(loss))  " +
             "actors \(actors)  \(String(format: "%.0f", tokensPerSecond)) tok/s" +
             (lastEval.map { "  eval pass@1 \(String(format: "%.3f", $0.passAt1))" } ?? "")
+    }
+}
+
+/// `troupe run`'s own events: metrics lines of its evaluations and of the monitor's label accuracy
+/// (the learner's events reach it through the log stream).
+package typealias LocalRunEvents = ProcessEvents<Never>
+
+extension ProcessEvent where Record == Never {
+    /// An evaluation of the checkpoint of `step` with `samples` samples per prompt.
+    package static func evaluated(step: Int, samples k: Int, _ r: EvaluationResult) -> Self {
+        .metrics("eval", step: step, ["eval/pass@1": r.passAt1.value, "eval/maj@\(k)": r.majorityAtK.value,
+                                      "eval/pass@\(k)": r.passAtK.value, "eval/valid_fraction": r.validAnswerFraction])
+    }
+
+    /// How often the majority vote's labels (and the rewards) agree with the answer key so far.
+    package static func labelAccuracy(step: Int, labels: Double, rewards: Double?) -> Self {
+        .metrics("monitor", step: step, ["ttrl/label_accuracy": labels, "ttrl/reward_accuracy": rewards ?? .nan])
     }
 }

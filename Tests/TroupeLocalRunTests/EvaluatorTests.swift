@@ -188,3 +188,17 @@ private enum EvaluatorFixture {
         }
     }
 }
+
+/// `troupe run`'s evaluations and label accuracy go to metrics.jsonl as `eval` and `monitor` lines.
+@Test func localRunEventsAreMetricsLines() throws {
+    let path = NSTemporaryDirectory() + "troupe-localrun-metrics-\(UUID().uuidString).jsonl"
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let kept = InMemoryProcessEvents<Never>()
+    let events = LocalRunEvents([kept, MetricsFileSink<Never>(MetricsWriter(path: path))])
+    try events.emit(.labelAccuracy(step: 2, labels: 0.75, rewards: nil))
+    #expect(kept.events.map { $0.metricsLine?.kind } == ["monitor"])
+    #expect(kept.events.first?.stream == nil)
+    let line = try String(contentsOfFile: path, encoding: .utf8)
+    // A non-finite metric (no reward accuracy yet) is left out of the line.
+    #expect(line.contains("\"ttrl/label_accuracy\":0.75") && !line.contains("reward_accuracy") && line.contains("\"kind\":\"monitor\""))
+}
