@@ -78,3 +78,9 @@ package enum RunSetup {
         return files
     }
 }
+
+extension RunConfig {
+    /// The stop sequences the run samples with: a built-in task's answer ends its line; a task file's
+    /// prompts stop at the model's stop tokens only.
+    package var stopSequences: [String] { task.file == nil ? [TaskFormat.stopSequence] : [] }
+}
