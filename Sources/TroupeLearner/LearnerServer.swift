@@ -66,6 +66,10 @@ package final class LearnerServer {
         let logPath = runDirectory + "/run.log"
         if resume {
             guard fm.fileExists(atPath: logPath) else { throw RuntimeError.invalid("--resume: \(runDirectory) has no run.log") }
+            // Without the frozen configuration a resume would run on other settings from its next step.
+            guard fm.fileExists(atPath: runDirectory + "/config.json") else {
+                throw RuntimeError.invalid("--resume: \(runDirectory)/config.json is missing; it holds the run's configuration, without which the run cannot continue as it began")
+            }
         } else if fm.fileExists(atPath: logPath) {
             throw RuntimeError.invalid("\(runDirectory) already holds a run; use --resume to continue it or choose another run.name / run.directory")
         }
@@ -104,7 +108,7 @@ package final class LearnerServer {
         let baseHash = model.weightsHash()
         if resume {
             try LearnerServer.restore(core: core, trainer: trainer, model: model, log: runLog, events: events,
-                                      runDirectory: runDirectory, console: console)
+                                      admission: admission, runDirectory: runDirectory, console: console)
         } else {
             try AtomicFile.write(config.resolvedJSONData(), to: runDirectory + "/config.json")
             try events.emit(.runStarted(epoch: epoch, baseModel: config.model.path, baseWeightsHash: baseHash,

@@ -28,6 +28,11 @@ package enum RunRecord {
         package let groups: [String]
     }
 
+    package struct StepFailed: Decodable {
+        package let step: Int
+        package let error: String
+    }
+
     package struct StepDone: Decodable {
         package let step: Int
         package let weightsHash: String
@@ -46,6 +51,7 @@ package enum RunRecord {
     case groupRejected(GroupRejected)
     case batchFormed(BatchFormed)
     case stepDone(StepDone)
+    case stepFailed(StepFailed)
     case resumed(Resumed)
     /// A record no reader acts on (actor_joined, published, checkpoint…).
     case other(type: String)
@@ -69,6 +75,7 @@ package enum RunRecord {
         case "group_rejected": self = .groupRejected(try body(GroupRejected.self))
         case "batch_formed": self = .batchFormed(try body(BatchFormed.self))
         case "step_done": self = .stepDone(try body(StepDone.self))
+        case "step_failed": self = .stepFailed(try body(StepFailed.self))
         case "resumed": self = .resumed(try body(Resumed.self))
         default: self = .other(type: record.type)
         }

@@ -165,3 +165,62 @@ import TroupeWire
         #expect(model.weightsHash() != before)
     }
 }
+
+/// `--resume` is never stuck on a poisoned run log: what an older learner accepted but no step can
+/// train is quarantined with a record, and the run goes on.
+@Suite(.serialized) struct ResumeQuarantineTests {
+    /// A learner that accepted one honest group, killed; returns the harness's directory and that group.
+    func runWithOneGroup() throws -> (directory: String, group: RolloutGroup) {
+        let h = try LearnerHarness()
+        let a = h.connect("a")
+        try a.hello()
+        try h.turn()
+        _ = try a.welcome()
+        try a.askForLease()
+        try h.turn()
+        let lease = try a.lease()
+        try a.submit(prompt: lease.prompts[0].promptID, lease: lease.leaseID, version: PolicyVersion(lease.minVersion))
+        try h.turn()
+        let group = try #require(h.learner.core.pending.first)
+        let directory = h.directory
+        h.kill()
+        return (directory, group)
+    }
+
+    @Test func aGroupThatFailsTodaysChecksIsQuarantinedOnResume() throws {
+        let (directory, honest) = try runWithOneGroup()
+        // What an older learner wrote: a group with a token id outside the vocabulary, accepted.
+        var poisoned = honest
+        poisoned.key.sequence = 2
+        poisoned.promptId = honest.promptId + 1
+        poisoned.samples[0].tokens[0] = 300
+        try RunLog(path: directory + "/run.log").append("group_accepted", poisoned.logBody)
+
+        let resumed = try LearnerHarness(directory: directory)
+        let quarantine = try resumed.records("group_rejected").filter { $0.body["reason"] as? String == "quarantined" }
+        #expect(quarantine.map { $0.body["group"] as? String } == [poisoned.key.description])
+        #expect((quarantine.first?.body["detail"] as? String)?.contains("outside the vocabulary") == true)
+        #expect(resumed.learner.core.pending.map(\.key) == [honest.key])
+        #expect(resumed.learner.core.accounting.rejected["quarantined"] == 1)
+
+        // A second resume does not quarantine it again: the record settled it.
+        resumed.kill()
+        let again = try LearnerHarness(directory: directory)
+        #expect(try again.records("group_rejected").filter { $0.body["reason"] as? String == "quarantined" }.count == 1)
+        #expect(again.learner.core.pending.map(\.key) == [honest.key])
+    }
+
+    @Test func theGroupsOfAFailedStepAreQuarantinedSoTheRunCanGoOn() throws {
+        let (directory, honest) = try runWithOneGroup()
+        let log = try RunLog(path: directory + "/run.log")
+        try log.append("batch_formed", ["step": 1, "groups": [honest.key.description]])
+        try log.append("step_failed", ["step": 1, "error": "sequenceTooLong"])
+
+        let resumed = try LearnerHarness(directory: directory)
+        let quarantine = try resumed.records("group_rejected").filter { $0.body["reason"] as? String == "quarantined" }
+        #expect(quarantine.count == 1)
+        #expect((quarantine.first?.body["detail"] as? String)?.contains("step 1 failed") == true)
+        #expect(resumed.learner.core.pending.isEmpty)
+        #expect(resumed.learner.core.step == 0)
+    }
+}
