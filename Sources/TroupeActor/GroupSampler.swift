@@ -51,13 +51,13 @@ extension BackgroundWorker where Job == SamplingJob, Outcome == SamplingOutcome 
 final class GroupSampler: @unchecked Sendable {
     private let tokenizer: any Tokenizer
     private let options: AlgorithmOptions
-    private let stopTokens: [Int32]
+    private let scorer: GroupScorer
     private var samplers: [ObjectIdentifier: Sampler] = [:]
 
     init(tokenizer: any Tokenizer, options: AlgorithmOptions, stopTokens: [Int32]) {
         self.tokenizer = tokenizer
         self.options = options
-        self.stopTokens = stopTokens
+        scorer = GroupScorer(tokenizer: tokenizer, options: options, stopTokens: stopTokens)
     }
 
     /// Seeds depend on (run seed, prompt, sample index, version) only, and sampling is batch-invariant,
@@ -77,7 +77,7 @@ final class GroupSampler: @unchecked Sendable {
             }
         }
         let params = SamplingParameters(temperature: s.temperature, topK: Int(s.topK), topP: s.topP,
-                                        maxNewTokens: Int(s.maxTokens), stopTokens: stopTokens, stopStrings: s.stopSequences,
+                                        maxNewTokens: Int(s.maxTokens), stopTokens: scorer.stopTokens, stopStrings: s.stopSequences,
                                         computeEntropy: options.advantage.entropyReshaping)
         let t0 = monotonicSeconds()
         let completions = try sampler.generate(requests, parameters: params, tokenBytes: { [tokenizer] in tokenizer.bytes(of: $0) })
@@ -88,28 +88,14 @@ final class GroupSampler: @unchecked Sendable {
         var tokens = 0
         for (pi, p) in j.prompts.enumerated() {
             let cs = perPrompt[pi]
-            // The completion's text up to its first stop sequence (a token may carry text past it), the
-            // same text `Evaluator` extracts answers from.
-            let texts = cs.map { c -> String in
-                let body = c.tokens.filter { !stopTokens.contains($0) }
-                let text = (try? tokenizer.decode(body)) ?? ""
-                let cut = s.stopSequences.compactMap { text.range(of: $0)?.upperBound }.min()
-                return cut.map { String(text[..<$0]) } ?? text
-            }
-            let rewardSamples = zip(cs, texts).map { c, text in
-                RewardSample(completion: text, length: c.tokens.count, finishReason: c.finishReason == .stop ? .stop : .length,
-                             options: options)
-            }
-            let context = RewardContext(groundTruth: p.hasReferenceAnswer ? p.referenceAnswer : nil,
-                                        similarities: options.reward.kind == .novelty ? LexicalSimilarity.matrix(texts) : nil)
-            let scored = try GroupRewards.compute(samples: rewardSamples, context: context, options: options)
+            let finishReasons = cs.map { $0.finishReason == .stop ? TroupeRL.FinishReason.stop : .length }
+            let scored = try scorer.score(zip(cs, finishReasons).map { GroupScorer.Completion(tokens: $0.tokens, finishReason: $1) },
+                                          stopSequences: s.stopSequences, groundTruth: p.hasReferenceAnswer ? p.referenceAnswer : nil)
             var samples: [RolloutSample] = []
             for (i, c) in cs.enumerated() {
-                var components: [String: Double] = [:]
-                for (name, values) in scored.components where i < values.count { components[name] = values[i] }
                 samples.append(RolloutSample(tokens: c.tokens, logprobs: c.logprobs, entropies: c.entropies,
-                                             finishReason: c.finishReason == .stop ? .stop : .length, temperature: s.temperature,
-                                             answer: rewardSamples[i].answer, reward: scored.rewards[i], components: components))
+                                             finishReason: finishReasons[i], temperature: s.temperature,
+                                             answer: scored[i].answer, reward: scored[i].reward, components: scored[i].components))
                 tokens += c.tokens.count
             }
             groups.append(SampledGroup(leaseId: j.leaseId, prompt: p, version: j.version, samples: samples, generationMs: ms))

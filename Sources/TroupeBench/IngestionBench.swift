@@ -147,6 +147,14 @@ package enum IngestionBench {
         }
     }
 
+    /// The learner's admission for synthetic groups of `samples` samples of at most `maxTokens` tokens:
+    /// every limit checked, no re-scoring (random token ids are no model's text).
+    static func admission(samples: Int, maxTokens: Int) -> GroupAdmission {
+        GroupAdmission(limits: .init(vocabularySize: 49_152, contextLength: 24 + maxTokens, maxNewTokens: maxTokens, groupSize: samples,
+                                     temperatures: [1], entropiesRequired: false),
+                       scorer: nil, stopSequences: [])
+    }
+
     /// The GroupSubmit an actor sends for this content (as `ActorClient.enqueue` builds it).
     static func message(for g: GroupContent, lease: UInt64, prompt: UInt64, sequence: UInt64, runId: UInt64, epoch: UInt64) -> WireMessage {
         var h = Troupe_V1_GroupSubmit()
@@ -320,7 +328,8 @@ package enum IngestionBench {
                              .sendHighWaterMark(10_000), .receiveHighWaterMark(10_000),
                              .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)])
             endpoint.put(try control.bind(EmulatedLinks.bindEndpoint(links, host: 0)))
-            let ingest = IngestingLearner(core: core, runLog: runLog, epoch: epoch, control: control, phase: phase)
+            let ingest = IngestingLearner(core: core, admission: admission(samples: options.samplesPerGroup, maxTokens: options.tokensPerSample.upperBound),
+                                          runLog: runLog, epoch: epoch, control: control, phase: phase)
             let poller = Poller()
             poller.register(control)
             while !stop.isRaised {

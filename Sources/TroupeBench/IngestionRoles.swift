@@ -10,6 +10,7 @@ import TroupeWire
 /// without the training, logging stream and housekeeping.
 final class IngestingLearner {
     let core: LearnerCore
+    let admission: GroupAdmission
     let runLog: RunLog?
     let events: RunEvents?
     let epoch: UInt64
@@ -19,8 +20,9 @@ final class IngestingLearner {
     private var peers: [PeerID: String] = [:]
     private var pendingAcks: [(PeerID, Troupe_V1_Ack)] = []
 
-    init(core: LearnerCore, runLog: RunLog?, epoch: UInt64, control: ZMQSocket, phase: String) {
+    init(core: LearnerCore, admission: GroupAdmission, runLog: RunLog?, epoch: UInt64, control: ZMQSocket, phase: String) {
         self.core = core
+        self.admission = admission
         self.runLog = runLog
         events = runLog.map { RunEvents([RunLogSink($0)]) }
         self.epoch = epoch
@@ -73,7 +75,7 @@ final class IngestingLearner {
     /// The learner's own intake (`GroupIntake`, as `LearnerServer` calls it); a group the learner would
     /// not accept is a bench bug.
     private func receiveGroup(_ message: WireMessage, identity: String, peer: PeerID, now: Double) throws {
-        let (ack, outcome) = try GroupIntake.receive(message, from: identity, core: core, events: events,
+        let (ack, outcome) = try GroupIntake.receive(message, from: identity, core: core, admission: admission, events: events,
                                                      currentVersion: PolicyVersion(epoch: epoch, step: UInt64(core.step)), now: now)
         switch outcome {
         case .accepted: break

@@ -45,6 +45,12 @@ extension IngestionBench {
         let rollouts = timed("RolloutGroup (per-sample arrays)") {
             submissions.map { RolloutGroup(submission: $0, actor: "stages", promptTokens: core.prompts[$0.header.promptID]!.tokens) }
         }
+        let admission = admission(samples: groups.first?.tokenCounts.count ?? 1, maxTokens: groups.flatMap(\.tokenCounts).max() ?? 1)
+        try timed("GroupAdmission.review (every limit; no re-scoring)") {
+            for g in rollouts {
+                if case .failure(let refusal) = admission.review(g) { throw RuntimeBenchError(phase, "group \(g.key) refused: \(refusal.detail)") }
+            }
+        }
         try timed("LearnerCore.submit (+ batch formation)") {
             for g in rollouts {
                 guard case .accepted = core.submit(g, from: "stages", now: 0) else { throw RuntimeBenchError(phase, "group \(g.key) not accepted") }

@@ -14,6 +14,15 @@ package struct Checkpoint {
     package var trainedGroups: Int
     package var weightsHash: String
 
+    package init(step: Int, logRecords: Int, optimizerStep: Int, skippedSteps: Int, trainedGroups: Int, weightsHash: String) {
+        self.step = step
+        self.logRecords = logRecords
+        self.optimizerStep = optimizerStep
+        self.skippedSteps = skippedSteps
+        self.trainedGroups = trainedGroups
+        self.weightsHash = weightsHash
+    }
+
     package static func directory(_ run: String) -> String { run + "/checkpoints" }
 
     package static func save(_ c: Checkpoint, model: LlamaModel, optimizer: AdamW, runDirectory: String) throws {
@@ -28,6 +37,7 @@ package struct Checkpoint {
         ], metadata: [
             "step": String(c.step), "log_records": String(c.logRecords), "optimizer_step": String(c.optimizerStep),
             "skipped_steps": String(c.skippedSteps), "trained_groups": String(c.trainedGroups), "weights_hash": c.weightsHash,
+            "adam_m_hash": WeightsHash.hex(of: optimizer.m), "adam_v_hash": WeightsHash.hex(of: optimizer.v),
         ], to: dir + "/" + name)
         try AtomicFile.write(Data(name.utf8), to: dir + "/latest")
         // Keep the two newest: the one just written and its predecessor.
@@ -35,27 +45,71 @@ package struct Checkpoint {
         for old in all.dropLast(2) { try? FileManager.default.removeItem(atPath: dir + "/" + old) }
     }
 
-    /// Loads the newest checkpoint into `model` and `optimizer`; nil when the run has none.
-    package static func loadLatest(runDirectory: String, model: LlamaModel, optimizer: AdamW) throws -> Checkpoint? {
+    /// Loads the newest intact checkpoint into `model` and `optimizer`: the one `latest` names, else
+    /// (when that one is damaged) the newest older one, with a warning naming what was passed over.
+    /// Nil when the run has none; an error naming every file when none is intact.
+    package static func loadLatest(runDirectory: String, model: LlamaModel, optimizer: AdamW,
+                                   warn: (String) -> Void = { _ in }) throws -> Checkpoint? {
         let dir = directory(runDirectory)
-        guard let nameData = FileManager.default.contents(atPath: dir + "/latest"),
-              let name = String(data: nameData, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines), !name.isEmpty else {
-            return nil
+        let named = FileManager.default.contents(atPath: dir + "/latest")
+            .flatMap { String(data: $0, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines) }.flatMap { $0.isEmpty ? nil : $0 }
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])
+            .filter { $0.hasPrefix("step-") && $0.hasSuffix(".safetensors") }.sorted(by: >)
+        // `latest` first, then the step files newest first (a crash between a file's rename and
+        // `latest`'s can leave a newer intact file that `latest` does not name yet).
+        let candidates = (named.map { [$0] } ?? []) + files.filter { $0 != named }
+        guard !candidates.isEmpty else { return nil }
+        var problems: [String] = []
+        for name in candidates {
+            do {
+                let c = try load(path: dir + "/" + name, model: model, optimizer: optimizer, warn: warn)
+                if !problems.isEmpty { warn("resuming from \(dir)/\(name) (step \(c.step)); passed over: \(problems.joined(separator: "; "))") }
+                return c
+            } catch {
+                problems.append("\(error)")
+            }
         }
-        let file = try SafetensorsFile(path: dir + "/" + name)
+        throw RuntimeError.corruptLog("no intact checkpoint in \(dir): \(problems.joined(separator: "; "))")
+    }
+
+    /// Loads one checkpoint file, checking the parameters' and both AdamW moments' hashes; every
+    /// error names the file.
+    static func load(path: String, model: LlamaModel, optimizer: AdamW, warn: (String) -> Void) throws -> Checkpoint {
+        func fail(_ problem: String) -> RuntimeError { RuntimeError.corruptLog("checkpoint \(path): \(problem)") }
         let n = model.parameters.count
-        try file.read("params", into: model.parameters.pointer, expectedShape: [n])
-        let m = try file.floats("adam.m"), v = try file.floats("adam.v")
+        let file: SafetensorsFile
+        let m: [Float], v: [Float]
+        do {
+            file = try SafetensorsFile(path: path)
+            try file.read("params", into: model.parameters.pointer, expectedShape: [n])
+            m = try file.floats("adam.m")
+            v = try file.floats("adam.v")
+        } catch let error as RuntimeError {
+            throw error
+        } catch {
+            throw fail("\(error)")
+        }
         func meta(_ key: String) throws -> Int {
-            guard let s = file.metadata[key], let x = Int(s) else { throw RuntimeError.corruptLog("checkpoint \(name) lacks \(key)") }
+            guard let s = file.metadata[key], let x = Int(s) else { throw fail("lacks \(key)") }
             return x
         }
         let c = Checkpoint(step: try meta("step"), logRecords: try meta("log_records"), optimizerStep: try meta("optimizer_step"),
                            skippedSteps: try meta("skipped_steps"), trainedGroups: try meta("trained_groups"),
                            weightsHash: file.metadata["weights_hash"] ?? "")
-        try optimizer.restore(step: c.optimizerStep, skippedSteps: c.skippedSteps, m: m, v: v)
-        guard model.weightsHash() == c.weightsHash else {
-            throw RuntimeError.corruptLog("checkpoint \(name): weights hash does not match its metadata")
+        guard model.weightsHash() == c.weightsHash else { throw fail("the parameters' hash does not match its metadata") }
+        for (name, values) in [("adam.m", m), ("adam.v", v)] {
+            let key = name == "adam.m" ? "adam_m_hash" : "adam_v_hash"
+            guard let stated = file.metadata[key] else {
+                warn("checkpoint \(path) predates optimizer-moment hashes: its \(name) moments cannot be verified")
+                continue
+            }
+            let actual = values.withUnsafeBytes { WeightsHash.hex(bytes: $0) }
+            guard actual == stated else { throw fail("the \(name) moments' hash does not match its metadata") }
+        }
+        do {
+            try optimizer.restore(step: c.optimizerStep, skippedSteps: c.skippedSteps, m: m, v: v)
+        } catch {
+            throw fail("\(error)")
         }
         return c
     }

@@ -16,8 +16,9 @@ package enum GroupIntake {
         case refused(reason: String, detail: String)
     }
 
-    package static func receive(_ message: WireMessage, from identity: String, core: LearnerCore, events: RunEvents?,
-                        currentVersion: PolicyVersion, now: Double) throws -> (ack: Troupe_V1_Ack, outcome: Outcome) {
+    /// `admission` is the run's check of every group (nil: shape only, as in tests of the core alone).
+    package static func receive(_ message: WireMessage, from identity: String, core: LearnerCore, admission: GroupAdmission?,
+                                events: RunEvents?, currentVersion: PolicyVersion, now: Double) throws -> (ack: Troupe_V1_Ack, outcome: Outcome) {
         var ack = Troupe_V1_Ack()
         ack.currentVersion = currentVersion.proto
         // A refused group still frees its credit slot.
@@ -41,9 +42,15 @@ package enum GroupIntake {
             reject(.malformed, "unknown prompt id \(header.promptID)")
             return (ack, .refused(reason: "unknown_prompt", detail: ack.text))
         }
-        let group = RolloutGroup(submission: submission, actor: identity, promptTokens: promptTokens)
-        switch core.submit(group, from: identity, now: now) {
-        case .accepted(let credit):
+        let submitted = RolloutGroup(submission: submission, actor: identity, promptTokens: promptTokens)
+        if let problem = core.sequenceProblem(submitted.key) {
+            reject(.badSequence, problem)
+            return (ack, .refused(reason: "bad_sequence", detail: problem))
+        }
+        let outcome = admission.map { a in core.submit(submitted, from: identity, now: now, review: a.review) }
+            ?? core.submit(submitted, from: identity, now: now)
+        switch outcome {
+        case .accepted(let group, let credit):
             // On disk before the ack (the caller syncs, then acks): an acknowledged group is never lost.
             try events?.emit(.groupAccepted(group))
             ack.status = .accepted
@@ -52,11 +59,11 @@ package enum GroupIntake {
         case .duplicate:
             ack.status = .duplicate
             ack.creditGranted = 0
-            return (ack, .duplicate(group))
+            return (ack, .duplicate(submitted))
         case .rejected(let reason, let text):
-            try events?.emit(.groupRejected(group, reason: reason.rawValue, detail: text))
+            try events?.emit(.groupRejected(submitted, reason: reason.rawValue, detail: text))
             reject(protoReason(reason), text)
-            return (ack, .rejected(group, reason: reason, detail: text))
+            return (ack, .rejected(submitted, reason: reason, detail: text))
         }
     }
 
@@ -69,6 +76,10 @@ package enum GroupIntake {
         case .unknownLease: return .unknownLease
         case .leaseExpired: return .leaseExpired
         case .unknownActor: return .unknownActor
+        case .outOfRange: return .outOfRange
+        case .futureVersion: return .futureVersion
+        case .rewardMismatch: return .rewardMismatch
+        case .quarantined: return .malformed
         }
     }
 }

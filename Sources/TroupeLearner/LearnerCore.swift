@@ -27,10 +27,14 @@ package final class LearnerCore {
     package enum RejectReason: String, Sendable, CaseIterable {
         case stale, oldEpoch = "old_epoch", nonFinite = "non_finite", malformed, unknownLease = "unknown_lease"
         case leaseExpired = "lease_expired", unknownActor = "unknown_actor"
+        case outOfRange = "out_of_range", futureVersion = "future_version", rewardMismatch = "reward_mismatch"
+        /// Accepted by an earlier learner, refused on resume: it would fail a step (`quarantined` records).
+        case quarantined
     }
 
     package enum SubmitOutcome: Equatable, Sendable {
-        case accepted(credit: Int)
+        /// The group as accepted: with the learner's own rewards when `review` re-scored it.
+        case accepted(RolloutGroup, credit: Int)
         case duplicate
         case rejected(RejectReason, String)
     }
@@ -136,8 +140,10 @@ package final class LearnerCore {
         if let stats {
             actors[identity]!.stats = stats
             if let produced = stats["groups_produced"], produced >= 0 {
+                // Capped like a group's sequence number: a heartbeat cannot inflate the accounting either.
                 let key = Self.runKey(identity, actors[identity]!.runId)
-                accounting.producedByRun[key] = max(accounting.producedByRun[key] ?? 0, UInt64(produced))
+                let highest = accounting.producedByRun[key] ?? 0
+                accounting.producedByRun[key] = max(highest, min(UInt64(min(produced, 1e18)), highest + sequenceWindow))
             }
         }
     }
@@ -218,43 +224,70 @@ package final class LearnerCore {
 
     // MARK: groups
 
-    package func submit(_ group: RolloutGroup, from identity: String, now: Double) -> SubmitOutcome {
-        guard var actor = actors[identity], actor.runId == group.key.actorRunId else {
+    /// How far ahead of the highest sequence number received from an actor run a new one may be: an
+    /// honest actor's unacknowledged groups never outnumber the prompts it could lease (a few staleness
+    /// windows even across evictions), so a bigger jump is a forged number that would inflate the
+    /// accounting.
+    package var sequenceWindow: UInt64 { UInt64(4 * (batchGroups * (maxStaleness + 2)) + credit + leaseSize) }
+
+    /// Why `key` cannot be a group's idempotency key, or nil: actors number their groups from 1.
+    package func sequenceProblem(_ key: GroupKey) -> String? {
+        if key.sequence == 0 { return "sequence 0: actors number their groups from 1" }
+        let highest = accounting.producedByRun[Self.runKey(key.actor, key.actorRunId)] ?? 0
+        if key.sequence > highest + sequenceWindow {
+            return "sequence \(key.sequence) is more than \(sequenceWindow) beyond the \(highest) this actor run has reached"
+        }
+        return nil
+    }
+
+    /// Accepts, de-duplicates or rejects `group`. `review` is the run's admission check (shape, limits,
+    /// rewards; `GroupAdmission`): it may refuse the group or return it with the learner's own rewards.
+    package func submit(_ submitted: RolloutGroup, from identity: String, now: Double,
+                        review: (RolloutGroup) -> Result<RolloutGroup, GroupAdmission.Refusal> = { g in
+                            GroupAdmission.shapeProblem(g).map { .failure($0) } ?? .success(g)
+                        }) -> SubmitOutcome {
+        guard var actor = actors[identity], actor.runId == submitted.key.actorRunId else {
             return .rejected(.unknownActor, "say Hello first")
         }
         actor.lastSeen = now
         actors[identity] = actor
-        if seen.contains(group.key) {
+        if seen.contains(submitted.key) {
             accounting.duplicates += 1
             return .duplicate
         }
-        seen.insert(group.key)
-        let run = Self.runKey(identity, group.key.actorRunId)
+        seen.insert(submitted.key)
+        let run = Self.runKey(identity, submitted.key.actorRunId)
         accounting.receivedByRun[run, default: 0] += 1
-        accounting.producedByRun[run] = max(accounting.producedByRun[run] ?? 0, group.key.sequence)
+        accounting.producedByRun[run] = max(accounting.producedByRun[run] ?? 0, submitted.key.sequence)
         func reject(_ reason: RejectReason, _ text: String) -> SubmitOutcome {
             accounting.rejected[reason.rawValue, default: 0] += 1
             // A rejected group's prompt goes back to the queue, unless another lease holds it.
-            if let lease = leases[group.leaseId], lease.actor == identity, let idx = lease.prompts.firstIndex(of: group.promptId) {
-                leases[group.leaseId]!.prompts.remove(at: idx)
-                if leases[group.leaseId]!.prompts.isEmpty { leases.removeValue(forKey: group.leaseId) }
-                queue.insert(group.promptId, at: 0)
+            if let lease = leases[submitted.leaseId], lease.actor == identity, let idx = lease.prompts.firstIndex(of: submitted.promptId) {
+                leases[submitted.leaseId]!.prompts.remove(at: idx)
+                if leases[submitted.leaseId]!.prompts.isEmpty { leases.removeValue(forKey: submitted.leaseId) }
+                queue.insert(submitted.promptId, at: 0)
             }
             actors[identity]!.credit = max(actors[identity]!.credit, 1)
             return .rejected(reason, text)
         }
-        if let problem = RolloutValidation.problem(group) {
-            return reject(problem.hasPrefix("non-finite") ? .nonFinite : .malformed, problem)
+        if submitted.version.epoch != epoch { return reject(.oldEpoch, "sampled by epoch \(String(submitted.version.epoch, radix: 16)), the learner is at \(String(epoch, radix: 16))") }
+        if submitted.version.step > UInt64(step) {
+            return reject(.futureVersion, "sampled at step \(submitted.version.step); the learner has published up to step \(step)")
         }
-        if group.version.epoch != epoch { return reject(.oldEpoch, "sampled by epoch \(String(group.version.epoch, radix: 16)), the learner is at \(String(epoch, radix: 16))") }
         let trainStep = step + (training ? 2 : 1)
-        let lag = trainStep - 1 - Int(group.version.step)
-        if lag > maxStaleness { return reject(.stale, "sampled at step \(group.version.step), \(lag) steps behind (max_staleness \(maxStaleness))") }
-        guard let lease = leases[group.leaseId], lease.actor == identity else {
-            return reject(.unknownLease, "lease \(group.leaseId) is not held by \(identity) (expired or reassigned)")
+        let lag = trainStep - 1 - Int(submitted.version.step)
+        if lag > maxStaleness { return reject(.stale, "sampled at step \(submitted.version.step), \(lag) steps behind (max_staleness \(maxStaleness))") }
+        guard let lease = leases[submitted.leaseId], lease.actor == identity else {
+            return reject(.unknownLease, "lease \(submitted.leaseId) is not held by \(identity) (expired or reassigned)")
         }
-        guard let idx = lease.prompts.firstIndex(of: group.promptId) else {
-            return reject(.unknownLease, "prompt \(group.promptId) is not part of lease \(group.leaseId)")
+        guard let idx = lease.prompts.firstIndex(of: submitted.promptId) else {
+            return reject(.unknownLease, "prompt \(submitted.promptId) is not part of lease \(submitted.leaseId)")
+        }
+        // The costliest check last: a group refused for its version or lease is never re-scored.
+        let group: RolloutGroup
+        switch review(submitted) {
+        case .failure(let refusal): return reject(refusal.reason, refusal.detail)
+        case .success(let checked): group = checked
         }
         leases[group.leaseId]!.prompts.remove(at: idx)
         if leases[group.leaseId]!.prompts.isEmpty { leases.removeValue(forKey: group.leaseId) }
@@ -263,7 +296,7 @@ package final class LearnerCore {
         actors[identity]!.groupsAccepted += 1
         // The prompt goes to the back of the queue: the next pass over the prompts.
         queue.append(group.promptId)
-        return .accepted(credit: 1)
+        return .accepted(group, credit: 1)
     }
 
     /// Puts a group straight into the pending buffer (resume from the run log).
@@ -326,22 +359,5 @@ package final class LearnerCore {
         accounting.receivedByRun[run, default: 0] += 1
         accounting.producedByRun[run] = max(accounting.producedByRun[run] ?? 0, key.sequence)
         if let reason = rejectedReason { accounting.rejected[reason, default: 0] += 1 }
-    }
-}
-
-/// Structural checks of a group before it may be accepted.
-package enum RolloutValidation {
-    package static func problem(_ g: RolloutGroup) -> String? {
-        if g.samples.isEmpty { return "group has no samples" }
-        for (i, s) in g.samples.enumerated() {
-            if s.logprobs.count != s.tokens.count { return "sample \(i): \(s.logprobs.count) log-probs for \(s.tokens.count) tokens" }
-            if let e = s.entropies, e.count != s.tokens.count { return "sample \(i): \(e.count) entropies for \(s.tokens.count) tokens" }
-            if !s.reward.isFinite { return "non-finite reward in sample \(i)" }
-            if s.logprobs.contains(where: { !$0.isFinite || $0 > 1e-3 }) { return "non-finite or positive log-prob in sample \(i)" }
-            if let e = s.entropies, e.contains(where: { !$0.isFinite }) { return "non-finite entropy in sample \(i)" }
-            if !(s.temperature.isFinite && s.temperature > 0) { return "sample \(i): temperature \(s.temperature)" }
-            if s.components.values.contains(where: { !$0.isFinite }) { return "non-finite reward component in sample \(i)" }
-        }
-        return nil
     }
 }

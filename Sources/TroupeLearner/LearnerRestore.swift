@@ -8,9 +8,14 @@ extension LearnerServer {
     /// Groups trained up to the checkpoint stay trained; groups of steps after it (whose weights died
     /// with the crash) go back to the pending buffer with every other accepted, untrained group, and a
     /// `resumed` record voids those steps, so no group is ever trained twice in the surviving history.
+    ///
+    /// A group that would fail a step is quarantined (a `group_rejected` record, reason `quarantined`)
+    /// instead of going back to the pending buffer: one that fails today's `admission` (a log written
+    /// by an older learner), and every group of a batch whose step failed, which would fail again.
     static func restore(core: LearnerCore, trainer: Trainer, model: LlamaModel, log: RunLog, events: RunEvents,
-                        runDirectory: String, console: Console) throws {
-        let checkpoint = try Checkpoint.loadLatest(runDirectory: runDirectory, model: model, optimizer: trainer.optimizer)
+                        admission: GroupAdmission, runDirectory: String, console: Console) throws {
+        let checkpoint = try Checkpoint.loadLatest(runDirectory: runDirectory, model: model, optimizer: trainer.optimizer,
+                                                   warn: { console.warn($0) })
         let step = checkpoint?.step ?? 0
         let history = try RunHistory(records: log.opened)
         var trained = Set<String>()
@@ -32,10 +37,29 @@ extension LearnerServer {
             try events.emit(.groupRejected(g, reason: "stale", detail: "sampled with weights of voided step \(g.version.step)", sync: true))
             core.rejectRestored(reason: "stale")
         }
-        for g in pending { core.restorePending(g) }
+        var quarantined = 0
+        for g in pending {
+            let problem: String
+            if let failure = history.failedGroups[g.key.description] {
+                problem = "its batch's step \(failure.step) failed: \(failure.error)"
+            } else {
+                switch admission.review(g) {
+                case .success(let checked):
+                    core.restorePending(checked)
+                    continue
+                case .failure(let refusal):
+                    problem = "\(refusal.reason.rawValue): \(refusal.detail)"
+                }
+            }
+            try events.emit(.groupRejected(g, reason: LearnerCore.RejectReason.quarantined.rawValue, detail: problem, sync: true))
+            core.rejectRestored(reason: LearnerCore.RejectReason.quarantined.rawValue)
+            console.warn("quarantined a group the run cannot train", ["group": .string(g.key.description), "problem": .string(problem)])
+            quarantined += 1
+        }
         let voided = history.effectiveSteps.map(\.step).filter { $0 > step }
-        try events.emit(.resumed(fromStep: step, voidedSteps: voided, pending: pending.count, trained: trained.count))
-        console.info("resumed", ["step": .integer(step), "pending_groups": .integer(pending.count), "voided_steps": .integer(voided.count)])
+        try events.emit(.resumed(fromStep: step, voidedSteps: voided, pending: pending.count - quarantined, trained: trained.count))
+        console.info("resumed", ["step": .integer(step), "pending_groups": .integer(pending.count - quarantined),
+                                 "voided_steps": .integer(voided.count), "quarantined": .integer(quarantined)])
     }
 }
 
@@ -51,6 +75,8 @@ package struct RunHistory {
     /// Rejected group keys with their reason (a group accepted and later rejected as stale appears here too).
     package var rejected: [String: String] = [:]
     package var effectiveSteps: [Step] = []
+    /// Groups of batches whose step failed, with that step and its error.
+    package var failedGroups: [String: (step: Int, error: String)] = [:]
     package var baseModel: String?
     package var baseWeightsHash: String?
     /// The BLAS threads of the run's first learner process.
@@ -75,6 +101,10 @@ package struct RunHistory {
                 effectiveSteps.append(Step(step: batch.step, groups: batch.groups, weightsHash: nil))
             case .stepDone(let done):
                 if let i = effectiveSteps.lastIndex(where: { $0.step == done.step }) { effectiveSteps[i].weightsHash = done.weightsHash }
+            case .stepFailed(let failed):
+                for key in effectiveSteps.last(where: { $0.step == failed.step })?.groups ?? [] {
+                    failedGroups[key] = (failed.step, failed.error)
+                }
             case .resumed(let resumed):
                 effectiveSteps.removeAll { $0.step > resumed.fromStep }
             default:

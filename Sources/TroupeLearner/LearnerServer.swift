@@ -25,6 +25,8 @@ package final class LearnerServer {
     /// Where the run's events go: the run log, the log stream, metrics.jsonl (and a test's sink).
     package let events: RunEvents
     let prompts: RunPrompts
+    /// The run's check of every group before it is acknowledged (limits, finish reasons, rewards).
+    package let admission: GroupAdmission
     package let epoch: UInt64
     let endpoints: LearnerEndpoints
     var control: any RouterTransport { endpoints.control }
@@ -65,6 +67,10 @@ package final class LearnerServer {
         let logPath = runDirectory + "/run.log"
         if resume {
             guard fm.fileExists(atPath: logPath) else { throw RuntimeError.invalid("--resume: \(runDirectory) has no run.log") }
+            // Without the frozen configuration a resume would run on other settings from its next step.
+            guard fm.fileExists(atPath: runDirectory + "/config.json") else {
+                throw RuntimeError.invalid("--resume: \(runDirectory)/config.json is missing; it holds the run's configuration, without which the run cannot continue as it began")
+            }
         } else if fm.fileExists(atPath: logPath) {
             throw RuntimeError.invalid("\(runDirectory) already holds a run; use --resume to continue it or choose another run.name / run.directory")
         }
@@ -76,7 +82,12 @@ package final class LearnerServer {
         }
         BLASInfo.setThreads(config.learner.threads)
         model = try ModelDirectory.load(config.model.path)
-        prompts = try RunSetup.prompts(config, tokenizer: try RunSetup.tokenizer(forModelDirectory: config.model.path, model: model.config))
+        let tokenizer = try RunSetup.tokenizer(forModelDirectory: config.model.path, model: model.config)
+        prompts = try RunSetup.prompts(config, tokenizer: tokenizer)
+        admission = GroupAdmission(limits: .init(config: config, model: model.config),
+                                   scorer: GroupScorer(tokenizer: tokenizer, options: config.algorithm,
+                                                       stopTokens: model.config.defaultStopTokens(tokenizer: tokenizer)),
+                                   stopSequences: config.stopSequences, groundTruth: { [answers = prompts.visibleAnswers] in answers[$0] })
         trainer = try Trainer(model: model, options: config.algorithm, optimizer: config.optimizer,
                               microBatchTokens: config.learner.microBatchTokens)
         trainer.learningRateForStep = { [schedule = config.schedule, peak = config.optimizer.learningRate, total = config.run.maxSteps] step in
@@ -98,7 +109,7 @@ package final class LearnerServer {
         let baseHash = model.weightsHash()
         if resume {
             try LearnerServer.restore(core: core, trainer: trainer, model: model, log: runLog, events: events,
-                                      runDirectory: runDirectory, console: console)
+                                      admission: admission, runDirectory: runDirectory, console: console)
         } else {
             try AtomicFile.write(config.resolvedJSONData(), to: runDirectory + "/config.json")
             try events.emit(.runStarted(epoch: epoch, baseModel: config.model.path, baseWeightsHash: baseHash,
@@ -357,7 +368,7 @@ package final class LearnerServer {
         s.topK = UInt32(config.sampling.topK)
         s.topP = Float(config.sampling.topP)
         s.maxTokens = UInt32(config.sampling.maxNewTokens)
-        if config.task.file == nil { s.stopSequences = [TaskFormat.stopSequence] }
+        s.stopSequences = config.stopSequences
         s.seed = config.run.seed
         p.sampling = s
         if let answer = prompts.visibleAnswers[id] { p.referenceAnswer = answer }
@@ -366,7 +377,7 @@ package final class LearnerServer {
     }
 
     private func receiveGroup(_ message: WireMessage, identity: String, peer: PeerID, now: Double) throws {
-        let (ack, outcome) = try GroupIntake.receive(message, from: identity, core: core, events: events,
+        let (ack, outcome) = try GroupIntake.receive(message, from: identity, core: core, admission: admission, events: events,
                                                      currentVersion: snapshot.version, now: now)
         switch outcome {
         case .accepted, .duplicate:

@@ -96,6 +96,10 @@ package final class LearnerTraining {
             m["off_policy/staleness_mean"] = Double(job.groups.reduce(0) { $0 + (job.step - 1 - Int($1.version.step)) }) / Double(max(1, job.groups.count))
             for (k, v) in Self.groupMetrics(job.groups) { m[k] = v }
             var fields: [String: String] = ["weights_hash": result.weightsHash]
+            if let reason = result.skipReason {
+                fields["skip_reason"] = reason
+                console.warn("step \(job.step) skipped: the weights stay as they were", ["reason": .string(reason)])
+            }
             // Pseudo-labels per prompt, so a monitor holding the answer key can compute label accuracy.
             fields["labels"] = job.groups.map { "\($0.promptId)=\(Self.majority($0) ?? "")" }.joined(separator: ",")
             fields["rewards"] = job.groups.map { g in "\(g.promptId)=" + g.samples.map { "\($0.answer ?? ""):\($0.reward)" }.joined(separator: ";") }.joined(separator: ",")

@@ -11,7 +11,8 @@ import TroupeModel
 /// hot path (accepted groups) appends with `sync: false` and calls `sync()` once per drained batch of
 /// messages before it sends their acks — group commit: one fsync covers many records, and nothing the
 /// learner acknowledges is ever ahead of the disk. A crash in the middle of an append leaves a torn
-/// last line, which opening the log detects and cuts off.
+/// last line, without its closing newline (each line is one write that ends with it): opening the log
+/// cuts that off. A complete line that fails its checks is damage, never a torn write: an error naming it.
 package final class RunLog {
     package struct Record {
         package let seq: Int
@@ -25,12 +26,12 @@ package final class RunLog {
 
     package enum LogError: Error, CustomStringConvertible {
         case unreadable(String, String)
-        case brokenChain(line: Int, reason: String)
+        case brokenChain(path: String, line: Int, reason: String)
 
         package var description: String {
             switch self {
             case .unreadable(let p, let r): return "run log \(p): \(r)"
-            case .brokenChain(let line, let r): return "run log line \(line): \(r)"
+            case .brokenChain(let p, let line, let r): return "run log \(p):\(line): \(r)"
             }
         }
     }
@@ -117,8 +118,8 @@ package final class RunLog {
         bytes.withUnsafeBytes { WeightsHash.hex(bytes: $0) }
     }
 
-    /// Reads and verifies a log without opening it for writing. A torn final line (no newline, or not
-    /// parseable, at the very end) is ignored; any other damage is an error naming the line.
+    /// Reads and verifies a log without opening it for writing. A torn final line (no closing newline)
+    /// is ignored; any other damage, the last complete line's included, is an error naming the line.
     package static func read(path: String) throws -> [Record] { try scan(path: path).records }
 
     static func scan(path: String) throws -> (records: [Record], validBytes: Int, totalBytes: Int) {
@@ -135,10 +136,8 @@ package final class RunLog {
                 return (records, offset, bytes.count) // torn tail: no newline
             }
             let line = Array(bytes[offset..<nl])
-            let isLast = nl + 1 >= bytes.count
             func fail(_ reason: String) throws -> (records: [Record], validBytes: Int, totalBytes: Int) {
-                if isLast { return (records, offset, bytes.count) }
-                throw LogError.brokenChain(line: lineNumber, reason: reason)
+                throw LogError.brokenChain(path: path, line: lineNumber, reason: reason)
             }
             guard line.count > marker.count + 66, let m = lastRange(of: marker, in: line) else { return try fail("no hash") }
             let hashBytes = line[(m + marker.count)..<(line.count - 2)]

@@ -198,6 +198,7 @@ package enum RunRecord {
         case "group_rejected": self = .groupRejected(try body(GroupRejected.self))
         case "batch_formed": self = .batchFormed(try body(BatchFormed.self))
         case "step_done": self = .stepDone(try body(StepDone.self))
+        case "step_failed": self = .stepFailed(try body(StepFailed.self))
         case "resumed": self = .resumed(try body(Resumed.self))
         default: self = .other(type: record.type)
         }

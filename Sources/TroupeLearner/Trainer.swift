@@ -25,6 +25,8 @@ package final class Trainer: @unchecked Sendable {
         package var loss: LossParts
         package var metrics: [String: Double]
         package var skipped: Bool
+        /// Why the update was skipped: a non-finite gradient, or a loss the batch's numbers overflow.
+        package var skipReason: String?
     }
 
     package init(model: LlamaModel, options: AlgorithmOptions, optimizer: AdamWOptions, microBatchTokens: Int) throws {
@@ -43,7 +45,38 @@ package final class Trainer: @unchecked Sendable {
     }
 
     /// Trains on `groups` (in the given order) as step `stepNumber`, staleness measured against it.
+    /// A batch whose numbers the loss cannot hold (an overflowing advantage, a non-finite log-prob or
+    /// gradient) leaves the weights as they are: the step is skipped and counted, the run goes on.
     package func step(_ groups: [RolloutGroup], stepNumber: Int) throws -> StepResult {
+        let gradients: Gradients
+        do {
+            gradients = try accumulateGradients(groups, stepNumber: stepNumber)
+        } catch let error as AlgorithmError {
+            optimizer.skip()
+            return StepResult(step: stepNumber, weightsHash: model.weightsHash(), loss: LossParts(),
+                              metrics: ["optimizer/skipped_steps": Double(optimizer.skippedSteps), "group_size": Double(groups.map(\.samples.count).max() ?? 0)],
+                              skipped: true, skipReason: "\(error)")
+        }
+
+        // 4. The optimizer step (skipped and counted when the gradient is not finite).
+        if let lr = learningRateForStep?(stepNumber) { optimizer.options.learningRate = lr }
+        let report = optimizer.update(params: model.parameters, grad: pass.gradients)
+        var metrics = gradients.metrics
+        metrics["grad_norm"] = report.gradNorm.isFinite ? report.gradNorm : -1
+        metrics["grad_clipped"] = report.clipped ? 1 : 0
+        metrics["optimizer/skipped_steps"] = Double(optimizer.skippedSteps)
+        metrics["learning_rate"] = optimizer.options.learningRate
+        return StepResult(step: stepNumber, weightsHash: model.weightsHash(), loss: gradients.loss, metrics: metrics, skipped: report.skipped,
+                          skipReason: report.skipped ? "the gradient is not finite" : nil)
+    }
+
+    private struct Gradients {
+        var loss: LossParts
+        var metrics: [String: Double]
+    }
+
+    /// Stages 1–3: the step's loss and its gradient in `pass.gradients`.
+    private func accumulateGradients(_ groups: [RolloutGroup], stepNumber: Int) throws -> Gradients {
         let groupSize = groups.map(\.samples.count).max() ?? 0
         let trainRange = { (g: RolloutGroup) in self.options.trainingIndices(groupSize: g.samples.count) }
         // 1. Advantages and the aggregation denominators, once for the whole step.
@@ -91,20 +124,14 @@ package final class Trainer: @unchecked Sendable {
             lossMetrics = lossMetrics + plan.metrics
         }
 
-        // 4. The optimizer step (skipped and counted when the gradient is not finite).
-        if let lr = learningRateForStep?(stepNumber) { optimizer.options.learningRate = lr }
-        let report = optimizer.update(params: model.parameters, grad: pass.gradients)
+        guard loss.total.isFinite else { throw AlgorithmError(field: "loss", problem: "is \(loss.total)") }
         var metrics = advantages.metrics
         for (k, v) in lossMetrics.summary { metrics[k] = v }
         metrics["loss/total"] = loss.total
         metrics["loss/policy"] = loss.policy
         metrics["loss/kl"] = loss.kl
         metrics["loss/entropy"] = loss.entropy
-        metrics["grad_norm"] = report.gradNorm.isFinite ? report.gradNorm : -1
-        metrics["grad_clipped"] = report.clipped ? 1 : 0
-        metrics["optimizer/skipped_steps"] = Double(optimizer.skippedSteps)
         metrics["group_size"] = Double(groupSize)
-        metrics["learning_rate"] = optimizer.options.learningRate
-        return StepResult(step: stepNumber, weightsHash: model.weightsHash(), loss: loss, metrics: metrics, skipped: report.skipped)
+        return Gradients(loss: loss, metrics: metrics)
     }
 }

@@ -198,6 +198,18 @@ public nonisolated enum Troupe_V1_GroupRejectReason: SwiftProtobuf.Enum, Swift.C
   case unknownLease // = 5
   case leaseExpired // = 6
   case unknownActor // = 7
+
+  /// a token id, length, group size, temperature, log-prob or reward outside the run's limits
+  case outOfRange // = 8
+
+  /// names a policy version the learner has not published
+  case futureVersion // = 9
+
+  /// the reported answer or reward differs from the learner's own scoring of the tokens
+  case rewardMismatch // = 10
+
+  /// sequence 0, or beyond what the actor's credit allows
+  case badSequence // = 11
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -214,6 +226,10 @@ public nonisolated enum Troupe_V1_GroupRejectReason: SwiftProtobuf.Enum, Swift.C
     case 5: self = .unknownLease
     case 6: self = .leaseExpired
     case 7: self = .unknownActor
+    case 8: self = .outOfRange
+    case 9: self = .futureVersion
+    case 10: self = .rewardMismatch
+    case 11: self = .badSequence
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -228,6 +244,10 @@ public nonisolated enum Troupe_V1_GroupRejectReason: SwiftProtobuf.Enum, Swift.C
     case .unknownLease: return 5
     case .leaseExpired: return 6
     case .unknownActor: return 7
+    case .outOfRange: return 8
+    case .futureVersion: return 9
+    case .rewardMismatch: return 10
+    case .badSequence: return 11
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -242,6 +262,10 @@ public nonisolated enum Troupe_V1_GroupRejectReason: SwiftProtobuf.Enum, Swift.C
     .unknownLease,
     .leaseExpired,
     .unknownActor,
+    .outOfRange,
+    .futureVersion,
+    .rewardMismatch,
+    .badSequence,
   ]
 
 }
@@ -660,7 +684,7 @@ nonisolated extension Troupe_V1_AckStatus: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension Troupe_V1_GroupRejectReason: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0GROUP_REJECT_REASON_UNSPECIFIED\0\u{1}GROUP_REJECT_REASON_STALE\0\u{1}GROUP_REJECT_REASON_OLD_EPOCH\0\u{1}GROUP_REJECT_REASON_NON_FINITE\0\u{1}GROUP_REJECT_REASON_MALFORMED\0\u{1}GROUP_REJECT_REASON_UNKNOWN_LEASE\0\u{1}GROUP_REJECT_REASON_LEASE_EXPIRED\0\u{1}GROUP_REJECT_REASON_UNKNOWN_ACTOR\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0GROUP_REJECT_REASON_UNSPECIFIED\0\u{1}GROUP_REJECT_REASON_STALE\0\u{1}GROUP_REJECT_REASON_OLD_EPOCH\0\u{1}GROUP_REJECT_REASON_NON_FINITE\0\u{1}GROUP_REJECT_REASON_MALFORMED\0\u{1}GROUP_REJECT_REASON_UNKNOWN_LEASE\0\u{1}GROUP_REJECT_REASON_LEASE_EXPIRED\0\u{1}GROUP_REJECT_REASON_UNKNOWN_ACTOR\0\u{1}GROUP_REJECT_REASON_OUT_OF_RANGE\0\u{1}GROUP_REJECT_REASON_FUTURE_VERSION\0\u{1}GROUP_REJECT_REASON_REWARD_MISMATCH\0\u{1}GROUP_REJECT_REASON_BAD_SEQUENCE\0")
 }
 
 nonisolated extension Troupe_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

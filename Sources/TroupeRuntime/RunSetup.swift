@@ -86,4 +86,8 @@ extension RunConfig {
         let welcome: JSONValue = ["config": resolved, "model_files": .object(RunSetup.modelFiles(model.path).mapValues(JSONValue.string))]
         return String(decoding: try welcome.serialized(compact: true), as: UTF8.self)
     }
+
+    /// The stop sequences the run samples with: a built-in task's answer ends its line; a task file's
+    /// prompts stop at the model's stop tokens only.
+    package var stopSequences: [String] { task.file == nil ? [TaskFormat.stopSequence] : [] }
 }

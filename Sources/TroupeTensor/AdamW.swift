@@ -95,6 +95,9 @@ public final class AdamW: @unchecked Sendable {
         return total.squareRoot()
     }
 
+    /// Counts a step whose update was not applied because its loss could not be computed.
+    public func skip() { skippedSteps += 1 }
+
     /// Applies one update from `grad` to `params` (both flat, same layout).
     @discardableResult
     public func update(params: FloatBuffer, grad: FloatBuffer) -> StepReport {

@@ -51,6 +51,9 @@ public struct GroupSubmission: Sendable {
             guard sample.reward.isFinite else {
                 throw WireError(.nonFinite, "group \(sequence): samples[\(index)].reward is \(sample.reward)")
             }
+            guard sample.finishReason == .stop || sample.finishReason == .length else {
+                throw WireError(.invalidField, "group \(sequence): samples[\(index)].finish_reason is \(sample.finishReason.rawValue); expected STOP (1) or LENGTH (2)")
+            }
             guard sample.temperature.isFinite else {
                 throw WireError(.nonFinite, "group \(sequence): samples[\(index)].temperature is \(sample.temperature)")
             }

@@ -14,6 +14,8 @@ final class Conversation {
     var now = 1000.0
     private(set) var network = InMemoryLearnerNetwork()
     private(set) var learner: LearnerServer!
+    /// The run's group check, kept while no learner runs: its scoring gives honest rewards.
+    private(set) var admission: GroupAdmission!
     var core: ActorCore
     private(set) var control: InMemoryDealer
     private var connections = 0
@@ -44,6 +46,7 @@ final class Conversation {
         let network = self.network
         learner = try LearnerServer(config: config, resume: resume, clock: { [unowned self] in self.now },
                                     makeEndpoints: { _ in network.endpoints })
+        admission = learner.admission
     }
 
     func killLearner() { learner = nil }
@@ -100,32 +103,35 @@ final class Conversation {
 
     /// Samples every queued lease with made-up completions (as the sampler thread would); returns them.
     @discardableResult
-    func sampleQueuedLeases() -> [Troupe_V1_Lease] {
+    func sampleQueuedLeases() throws -> [Troupe_V1_Lease] {
         var sampled: [Troupe_V1_Lease] = []
         while let lease = core.takeLease() {
-            for prompt in lease.prompts { core.enqueue(Self.group(lease: lease.leaseID, prompt: prompt.promptID, version: core.weights!)) }
+            for prompt in lease.prompts { core.enqueue(try group(lease: lease.leaseID, prompt: prompt.promptID, version: core.weights!)) }
             sampled.append(lease)
         }
         return sampled
     }
 
-    /// Four completions of three tokens of the built-in model's vocabulary.
-    static func group(lease: UInt64, prompt: UInt64, version: PolicyVersion) -> GroupSubmission {
+    /// Four completions of three tokens of the built-in model's vocabulary, with the answers and
+    /// rewards the learner's own scoring gives them (it refuses any other).
+    func group(lease: UInt64, prompt: UInt64, version: PolicyVersion) throws -> GroupSubmission {
         var h = Troupe_V1_GroupSubmit()
         h.leaseID = lease
         h.promptID = prompt
         h.version = version.proto
-        var ids: [Int32] = []
-        for i in 0..<4 {
+        let completions = [[Int32]](repeating: [52, 53, 257], count: 4)
+        let scored = try admission.scorer!.score(completions.map { GroupScorer.Completion(tokens: $0, finishReason: .stop) },
+                                                 stopSequences: admission.stopSequences, groundTruth: nil)
+        for (tokens, s) in zip(completions, scored) {
             var info = Troupe_V1_SampleInfo()
-            info.tokenCount = 3
+            info.tokenCount = UInt32(tokens.count)
             info.finishReason = .stop
             info.temperature = 1
-            info.reward = Double(i % 2)
-            info.extractedAnswer = "\(i % 2)"
+            info.reward = s.reward
+            if let answer = s.answer { info.extractedAnswer = answer }
             h.samples.append(info)
-            ids += [52, 53, 257]
         }
+        let ids = completions.flatMap { $0 }
         return GroupSubmission(header: h, tokenIDs: ids, logProbs: [Float](repeating: -0.7, count: ids.count))
     }
 
@@ -152,7 +158,7 @@ extension InMemoryDealer {
 
         // A lease, a group, its ack: the credit comes back (and the next lease comes with the ack).
         try c.round()
-        #expect(c.sampleQueuedLeases().count == 1)
+        #expect(try c.sampleQueuedLeases().count == 1)
         try c.round()
         #expect(c.acks.map(\.status) == [.accepted])
         #expect(c.core.unackedCount == 0)
@@ -161,12 +167,12 @@ extension InMemoryDealer {
 
         // Group 2 reaches the learner, which accepts it (on disk) and dies before its ack leaves;
         // group 3 is sampled after that and reaches no learner.
-        let leaseB = try #require(c.sampleQueuedLeases().first)
+        let leaseB = try #require(try c.sampleQueuedLeases().first)
         try c.actorSpeaks()
         try c.learnerTurn()
         #expect(try c.records("group_accepted").count == 2)
         c.killLearner()
-        c.core.enqueue(Conversation.group(lease: leaseB.leaseID, prompt: leaseB.prompts[0].promptID, version: c.core.weights!))
+        c.core.enqueue(try c.group(lease: leaseB.leaseID, prompt: leaseB.prompts[0].promptID, version: c.core.weights!))
         #expect(c.core.unackedSequences == [2, 3])
         try c.startLearner(resume: true)
         #expect(c.learner.epoch != firstEpoch)

@@ -61,6 +61,7 @@ import TroupeWire
         h.version = version.proto
         var info = Troupe_V1_SampleInfo()
         info.tokenCount = 2
+        info.finishReason = .stop
         h.samples = [info]
         return GroupSubmission(header: h, tokenIDs: [52, 257], logProbs: [-0.5, -0.25])
     }

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TroupeLearner
 import TroupeProto
+import TroupeRL
 import TroupeRuntime
 import TroupeWire
 
@@ -54,7 +55,8 @@ final class LearnerHarness {
     }
 
     func connect(_ identity: String, runId: UInt64 = 1) -> TestActor {
-        TestActor(identity: identity, runId: runId, control: network.control.connect(identity: "\(identity)#\(runId)"))
+        TestActor(identity: identity, runId: runId, control: network.control.connect(identity: "\(identity)#\(runId)"),
+                  admission: learner.admission)
     }
 
     func records(_ type: String? = nil) throws -> [RunLog.Record] {
@@ -69,12 +71,15 @@ final class TestActor {
     let identity: String
     let runId: UInt64
     let control: InMemoryDealer
+    /// The learner's check of groups: its scoring gives the honest answers and rewards.
+    let admission: GroupAdmission
     private(set) var sequence: UInt64 = 0
 
-    init(identity: String, runId: UInt64, control: InMemoryDealer) {
+    init(identity: String, runId: UInt64, control: InMemoryDealer, admission: GroupAdmission) {
         self.identity = identity
         self.runId = runId
         self.control = control
+        self.admission = admission
     }
 
     func send(_ body: WireBody) throws {
@@ -96,10 +101,12 @@ final class TestActor {
     }
 
     /// A group of `samples` completions of `tokens` each, for `prompt` under `lease`, sampled with
-    /// `version`. `sequence` defaults to the next one.
+    /// `version`, with the answers and rewards the learner's scoring gives them unless `reward` says
+    /// otherwise; `edit` changes the header before it is sent. `sequence` defaults to the next one.
     @discardableResult
     func submit(prompt: UInt64, lease: UInt64, version: PolicyVersion, samples: Int = 4, tokens: [Int32] = [52, 53, 257],
-                logprob: Float = -0.7, reward: Double? = nil, sequence: UInt64? = nil) throws -> UInt64 {
+                logprob: Float = -0.7, reward: Double? = nil, sequence: UInt64? = nil,
+                edit: (inout Troupe_V1_GroupSubmit) -> Void = { _ in }) throws -> UInt64 {
         let seq = sequence ?? { self.sequence += 1; return self.sequence }()
         var header = Troupe_V1_GroupSubmit()
         header.leaseID = lease
@@ -107,17 +114,20 @@ final class TestActor {
         header.sequence = seq
         header.actorRunID = runId
         header.version = version.proto
-        var ids: [Int32] = []
-        for i in 0..<samples {
+        let finish: FinishReason = admission.scorer!.stopTokens.contains(tokens.last ?? -1) ? .stop : .length
+        let scored = try admission.scorer!.score(Array(repeating: GroupScorer.Completion(tokens: tokens, finishReason: finish), count: samples),
+                                                 stopSequences: admission.stopSequences, groundTruth: nil)
+        for s in scored {
             var info = Troupe_V1_SampleInfo()
             info.tokenCount = UInt32(tokens.count)
-            info.finishReason = .stop
+            info.finishReason = finish == .stop ? .stop : .length
             info.temperature = 1
-            info.reward = reward ?? Double(i % 2)
-            info.extractedAnswer = "\(i % 2)"
+            info.reward = reward ?? s.reward
+            if let answer = s.answer { info.extractedAnswer = answer }
             header.samples.append(info)
-            ids += tokens
         }
+        edit(&header)
+        let ids = [[Int32]](repeating: tokens, count: samples).flatMap { $0 }
         let submission = GroupSubmission(header: header, tokenIDs: ids, logProbs: [Float](repeating: logprob, count: ids.count))
         #expect(try control.send(submission.wireMessage(), deadline: .now) == .sent)
         return seq

@@ -113,7 +113,18 @@ import TroupeRuntime
         var text = try String(contentsOfFile: path, encoding: .utf8)
         text = text.replacingOccurrences(of: "\"value\":1", with: "\"value\":7")
         try text.write(toFile: path, atomically: true, encoding: .utf8)
-        #expect { try RunLog.read(path: path) } throws: { "\($0)".contains("line 2") }
+        #expect { try RunLog.read(path: path) } throws: { "\($0)".contains("\(path):2: ") }
+    }
+
+    @Test func aDamagedCompleteLastLineIsAnErrorNotATornWrite() throws {
+        let log = try RunLog(path: path)
+        for i in 0..<3 { try log.append("x", ["value": .integer(i)]) }
+        var text = try String(contentsOfFile: path, encoding: .utf8)
+        text = text.replacingOccurrences(of: "\"value\":2", with: "\"value\":9")
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int
+        #expect { try RunLog(path: path) } throws: { "\($0)".contains("\(path):3: hash does not match") }
+        #expect(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int == size, "the committed record is kept")
     }
 
     @Test func aTornLastLineIsCutOnOpen() throws {

@@ -1,0 +1,175 @@
+import Foundation
+import TroupeModel
+import TroupeRL
+import TroupeRuntime
+
+/// Everything a group must satisfy before the learner acknowledges it (docs/ARCHITECTURE.md §3): its
+/// shape, every value against the run's limits, and its answers and rewards against the learner's own
+/// scoring of its tokens. A group that would fail or skew a training step is refused here with a
+/// counted reason; once acknowledged, it is trained. Pure: no I/O.
+package struct GroupAdmission {
+    package struct Limits: Sendable, Equatable {
+        package var vocabularySize: Int
+        /// The model's `max_position_embeddings`: prompt plus completion must fit.
+        package var contextLength: Int
+        package var maxNewTokens: Int
+        package var groupSize: Int
+        /// The temperatures the run samples at; a sample's must be one of them.
+        package var temperatures: [Float]
+        /// Whether every sample must carry per-token entropies (`advantage.entropy_reshaping`).
+        package var entropiesRequired: Bool
+        /// The lowest behaviour log-prob accepted. e⁻⁵⁰ ≈ 2·10⁻²²: a sampler drawing from 64-bit
+        /// uniforms cannot pick a token that unlikely, and the importance ratio stays representable.
+        package var logProbFloor: Float = -50
+        /// The largest |reward| accepted: squares and sums of a group's rewards stay far from overflow.
+        package var rewardBound: Double = 1e6
+
+        package init(vocabularySize: Int, contextLength: Int, maxNewTokens: Int, groupSize: Int, temperatures: [Float],
+                     entropiesRequired: Bool) {
+            self.vocabularySize = vocabularySize
+            self.contextLength = contextLength
+            self.maxNewTokens = maxNewTokens
+            self.groupSize = groupSize
+            self.temperatures = temperatures
+            self.entropiesRequired = entropiesRequired
+        }
+
+        /// The limits of `config` sampled with `model`.
+        package init(config: RunConfig, model: ModelConfig) {
+            self.init(vocabularySize: model.vocabularySize, contextLength: model.maxPositions,
+                      maxNewTokens: config.sampling.maxNewTokens, groupSize: config.sampling.groupSize,
+                      temperatures: [Float(config.sampling.temperature)], entropiesRequired: config.algorithm.advantage.entropyReshaping)
+        }
+    }
+
+    package struct Refusal: Error, Equatable {
+        package var reason: LearnerCore.RejectReason
+        package var detail: String
+        package init(_ reason: LearnerCore.RejectReason, _ detail: String) {
+            self.reason = reason
+            self.detail = detail
+        }
+    }
+
+    package let limits: Limits
+    /// Re-scores every group from its tokens; nil checks shape and ranges only (tests of the core).
+    package let scorer: GroupScorer?
+    /// The stop sequences the run samples with.
+    package let stopSequences: [String]
+    /// The reference answer a prompt's reward may use (verifiable rewards); nil in label-free runs.
+    package let groundTruth: (UInt64) -> String?
+
+    package init(limits: Limits, scorer: GroupScorer?, stopSequences: [String], groundTruth: @escaping (UInt64) -> String? = { _ in nil }) {
+        self.limits = limits
+        self.scorer = scorer
+        self.stopSequences = stopSequences
+        self.groundTruth = groundTruth
+    }
+
+    /// Checks `group`; returns it with the learner's own answers, rewards and reward components.
+    package func review(_ group: RolloutGroup) -> Result<RolloutGroup, Refusal> {
+        if let refusal = Self.shapeProblem(group) ?? rangeProblem(group) ?? finishProblem(group) { return .failure(refusal) }
+        guard let scorer else { return .success(group) }
+        return rescored(group, by: scorer)
+    }
+
+    /// Counts that disagree and values that are not numbers: what no run could train on.
+    package static func shapeProblem(_ g: RolloutGroup) -> Refusal? {
+        if g.samples.isEmpty { return Refusal(.malformed, "group has no samples") }
+        for (i, s) in g.samples.enumerated() {
+            if s.tokens.isEmpty { return Refusal(.malformed, "sample \(i) has no tokens") }
+            if s.logprobs.count != s.tokens.count { return Refusal(.malformed, "sample \(i): \(s.logprobs.count) log-probs for \(s.tokens.count) tokens") }
+            if let e = s.entropies, e.count != s.tokens.count { return Refusal(.malformed, "sample \(i): \(e.count) entropies for \(s.tokens.count) tokens") }
+            if !s.reward.isFinite { return Refusal(.nonFinite, "sample \(i): reward \(s.reward)") }
+            if let p = s.logprobs.firstIndex(where: { !$0.isFinite }) { return Refusal(.nonFinite, "sample \(i): log-prob \(s.logprobs[p]) at token \(p)") }
+            if let e = s.entropies, let p = e.firstIndex(where: { !$0.isFinite }) { return Refusal(.nonFinite, "sample \(i): entropy \(e[p]) at token \(p)") }
+            if !s.temperature.isFinite { return Refusal(.nonFinite, "sample \(i): temperature \(s.temperature)") }
+            if let (name, v) = s.components.first(where: { !$0.value.isFinite }) { return Refusal(.nonFinite, "sample \(i): reward component \(name) = \(v)") }
+        }
+        return nil
+    }
+
+    private func rangeProblem(_ g: RolloutGroup) -> Refusal? {
+        func out(_ text: String) -> Refusal { Refusal(.outOfRange, text) }
+        if g.samples.count != limits.groupSize { return out("\(g.samples.count) samples; the run samples \(limits.groupSize) per group") }
+        let vocabulary = Int32(clamping: limits.vocabularySize)
+        let logEntropyCeiling = Float(log(Double(max(2, limits.vocabularySize)))) * 1.0001 + 1e-4
+        for (i, s) in g.samples.enumerated() {
+            if s.tokens.count > limits.maxNewTokens { return out("sample \(i): \(s.tokens.count) tokens; sampling.max_new_tokens is \(limits.maxNewTokens)") }
+            if g.promptTokens.count + s.tokens.count > limits.contextLength {
+                return out("sample \(i): prompt and completion hold \(g.promptTokens.count + s.tokens.count) tokens; the model's context is \(limits.contextLength)")
+            }
+            if let p = s.tokens.firstIndex(where: { $0 < 0 || $0 >= vocabulary }) {
+                return out("sample \(i): token id \(s.tokens[p]) at \(p) is outside the vocabulary (0..<\(limits.vocabularySize))")
+            }
+            if let p = s.logprobs.firstIndex(where: { $0 > 1e-3 || $0 < limits.logProbFloor }) {
+                return out("sample \(i): behaviour log-prob \(s.logprobs[p]) at token \(p) is outside [\(limits.logProbFloor), 0]")
+            }
+            if limits.entropiesRequired && s.entropies == nil { return out("sample \(i): no entropies; advantage.entropy_reshaping needs them") }
+            if let e = s.entropies, let p = e.firstIndex(where: { $0 < -1e-4 || $0 > logEntropyCeiling }) {
+                return out("sample \(i): entropy \(e[p]) at token \(p) is outside [0, ln \(limits.vocabularySize)]")
+            }
+            if !limits.temperatures.contains(where: { abs($0 - s.temperature) <= 1e-6 * max(1, abs($0)) }) {
+                return out("sample \(i): temperature \(s.temperature); the run samples at \(limits.temperatures.map { "\($0)" }.joined(separator: ", "))")
+            }
+            if abs(s.reward) > limits.rewardBound { return out("sample \(i): reward \(s.reward) is beyond ±\(limits.rewardBound)") }
+        }
+        return nil
+    }
+
+    /// A sampler ends a completion at its first stop token or stop sequence, or at its length limit;
+    /// a finish reason that says otherwise does not describe the tokens.
+    private func finishProblem(_ g: RolloutGroup) -> Refusal? {
+        guard let scorer else { return nil }
+        for (i, s) in g.samples.enumerated() {
+            if let p = s.tokens.dropLast().firstIndex(where: scorer.stopTokens.contains) {
+                return Refusal(.malformed, "sample \(i): stop token \(s.tokens[p]) at \(p) is not the last token")
+            }
+            switch s.finishReason {
+            case .stop:
+                let stopped = scorer.stopTokens.contains(s.tokens.last!)
+                    || (!stopSequences.isEmpty && Self.contains(scorer.bytes(of: s.tokens), anyOf: stopSequences))
+                if !stopped { return Refusal(.malformed, "sample \(i): finish_reason stop, but it ends in neither a stop token nor a stop sequence") }
+            case .length:
+                let limit = min(limits.maxNewTokens, limits.contextLength - g.promptTokens.count)
+                if s.tokens.count != limit { return Refusal(.malformed, "sample \(i): finish_reason length after \(s.tokens.count) of \(limit) tokens") }
+            }
+        }
+        return nil
+    }
+
+    private static func contains(_ bytes: [UInt8], anyOf sequences: [String]) -> Bool {
+        sequences.contains { seq in
+            let needle = Array(seq.utf8)
+            guard !needle.isEmpty, bytes.count >= needle.count else { return false }
+            return (0...(bytes.count - needle.count)).contains { bytes[$0..<($0 + needle.count)].elementsEqual(needle) }
+        }
+    }
+
+    /// The group with the learner's answers, rewards and components; refused when the actor reported
+    /// a different answer or reward (a hint that does not check out).
+    private func rescored(_ group: RolloutGroup, by scorer: GroupScorer) -> Result<RolloutGroup, Refusal> {
+        let completions = group.samples.map { GroupScorer.Completion(tokens: $0.tokens, finishReason: $0.finishReason, reportedReward: $0.reward) }
+        let scored: [GroupScorer.Scored]
+        do {
+            scored = try scorer.score(completions, stopSequences: stopSequences, groundTruth: groundTruth(group.promptId))
+        } catch {
+            return .failure(Refusal(.malformed, "cannot score the group: \(error)"))
+        }
+        var checked = group
+        for (i, s) in scored.enumerated() {
+            let reported = group.samples[i]
+            if reported.answer != s.answer {
+                return .failure(Refusal(.rewardMismatch, "sample \(i): reported answer \(Self.quoted(reported.answer)), its tokens give \(Self.quoted(s.answer))"))
+            }
+            if abs(reported.reward - s.reward) > 1e-9 * max(1, abs(s.reward)) {
+                return .failure(Refusal(.rewardMismatch, "sample \(i): reported reward \(reported.reward), the run's reward gives \(s.reward)"))
+            }
+            checked.samples[i].reward = s.reward
+            checked.samples[i].components = s.components
+        }
+        return .success(checked)
+    }
+
+    private static func quoted(_ answer: String?) -> String { answer.map { "\"\($0)\"" } ?? "none" }
+}

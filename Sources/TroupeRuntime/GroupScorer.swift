@@ -1,0 +1,69 @@
+import TroupeModel
+import TroupeRL
+import TroupeTokenizer
+
+/// The run's reward definition applied to one group's completions: the actor scores with it when it
+/// samples, and the learner scores again from the tokens it received, so the reward it trains on
+/// never rests on an actor's word.
+package struct GroupScorer {
+    package struct Completion {
+        package var tokens: [Int32]
+        package var finishReason: TroupeRL.FinishReason
+        /// The reward the sampler reported: the value `reward.kind = external` uses, ignored otherwise.
+        package var reportedReward: Double?
+        package init(tokens: [Int32], finishReason: TroupeRL.FinishReason, reportedReward: Double? = nil) {
+            self.tokens = tokens
+            self.finishReason = finishReason
+            self.reportedReward = reportedReward
+        }
+    }
+
+    package struct Scored {
+        package var answer: String?
+        package var reward: Double
+        package var components: [String: Double]
+    }
+
+    let tokenizer: any Tokenizer
+    let options: AlgorithmOptions
+    /// Token ids that end a completion (they belong to its tokens, not to its text).
+    package let stopTokens: [Int32]
+
+    package init(tokenizer: any Tokenizer, options: AlgorithmOptions, stopTokens: [Int32]) {
+        self.tokenizer = tokenizer
+        self.options = options
+        self.stopTokens = stopTokens
+    }
+
+    /// A completion's text up to its first stop sequence (a token may carry text past it): the text
+    /// answers are extracted from, here and in `Evaluator`.
+    package func text(of tokens: [Int32], stopSequences: [String]) -> String {
+        let body = tokens.filter { !stopTokens.contains($0) }
+        let text = (try? tokenizer.decode(body)) ?? ""
+        let cut = stopSequences.compactMap { text.range(of: $0)?.upperBound }.min()
+        return cut.map { String(text[..<$0]) } ?? text
+    }
+
+    /// Each completion's answer, reward and reward components, in order.
+    package func score(_ completions: [Completion], stopSequences: [String], groundTruth: String?) throws -> [Scored] {
+        let texts = completions.map { text(of: $0.tokens, stopSequences: stopSequences) }
+        let samples = zip(completions, texts).map { c, text in
+            var sample = RewardSample(completion: text, length: c.tokens.count, finishReason: c.finishReason, options: options)
+            sample.externalReward = c.reportedReward
+            return sample
+        }
+        let context = RewardContext(groundTruth: groundTruth,
+                                    similarities: options.reward.kind == .novelty ? LexicalSimilarity.matrix(texts) : nil)
+        let result = try GroupRewards.compute(samples: samples, context: context, options: options)
+        return samples.indices.map { i in
+            var components: [String: Double] = [:]
+            for (name, values) in result.components where i < values.count { components[name] = values[i] }
+            return Scored(answer: samples[i].answer, reward: result.rewards[i], components: components)
+        }
+    }
+
+    /// The raw bytes of `tokens` (stop sequences are matched on bytes while sampling).
+    package func bytes(of tokens: [Int32]) -> [UInt8] {
+        tokens.flatMap { tokenizer.bytes(of: $0) }
+    }
+}

@@ -1,0 +1,226 @@
+import Foundation
+import Testing
+import TroupeLearner
+import TroupeModel
+import TroupeProto
+import TroupeRL
+import TroupeRuntime
+import TroupeWire
+
+/// The learner's trust boundary for groups: every input that would stop, stall or skew a run is
+/// refused before its ack with a counted reason, and the run goes on to train the next honest group.
+@Suite(.serialized) struct GroupAdmissionTests {
+    /// A group an actor should never send: how to make it, and what the learner must answer.
+    struct Poison: CustomTestStringConvertible, Sendable {
+        let name: String
+        var overrides: [String] = []
+        var tokens: [Int32] = [52, 53, 257]
+        var samples = 4
+        var logprob: Float = -0.7
+        var reward: Double?
+        var sequence: UInt64?
+        var stepsAhead: UInt64 = 0
+        var edit: @Sendable (inout Troupe_V1_GroupSubmit) -> Void = { _ in }
+        let reason: Troupe_V1_GroupRejectReason
+        /// The accounting key that counts it: a `rejected/…` reason, or a wire refusal.
+        let counted: String
+        var testDescription: String { name }
+    }
+
+    static let poisons: [Poison] = [
+        Poison(name: "a token id outside the vocabulary", tokens: [52, 300, 257], reason: .outOfRange, counted: "out_of_range"),
+        Poison(name: "a token id of 2³¹−1", tokens: [52, Int32.max, 257], reason: .outOfRange, counted: "out_of_range"),
+        Poison(name: "more tokens than the model's context", overrides: ["sampling.max_new_tokens=600"],
+               tokens: [Int32](repeating: 52, count: 519) + [257], reason: .outOfRange, counted: "out_of_range"),
+        Poison(name: "more tokens than max_new_tokens", tokens: [Int32](repeating: 52, count: 9) + [257], reason: .outOfRange, counted: "out_of_range"),
+        Poison(name: "rewards of ±1.7e308", reward: 1.7e308, reason: .outOfRange, counted: "out_of_range"),
+        Poison(name: "a reward of 1e300", reward: 1e300, reason: .outOfRange, counted: "out_of_range"),
+        Poison(name: "a policy version 1000 steps ahead", stepsAhead: 1000, reason: .futureVersion, counted: "future_version"),
+        Poison(name: "5,008 samples where the run samples 4", samples: 5008, reason: .outOfRange, counted: "out_of_range"),
+        Poison(name: "a temperature of 1e-30", edit: { h in for i in h.samples.indices { h.samples[i].temperature = 1e-30 } },
+               reason: .outOfRange, counted: "out_of_range"),
+        Poison(name: "a temperature of 1e30", edit: { h in for i in h.samples.indices { h.samples[i].temperature = 1e30 } },
+               reason: .outOfRange, counted: "out_of_range"),
+        Poison(name: "a behaviour log-prob of −1e30", logprob: -1e30, reason: .outOfRange, counted: "out_of_range"),
+        Poison(name: "a positive behaviour log-prob", logprob: 2, reason: .outOfRange, counted: "out_of_range"),
+        Poison(name: "a finish_reason of 77", edit: { h in h.samples[0].finishReason = .UNRECOGNIZED(77) },
+               reason: .malformed, counted: "wire/invalid_field"),
+        Poison(name: "finish_reason stop without a stop token", tokens: [52, 53, 54], edit: { h in
+            for i in h.samples.indices { h.samples[i].finishReason = .stop }
+        }, reason: .malformed, counted: "malformed"),
+        Poison(name: "finish_reason length before the length limit", edit: { h in
+            for i in h.samples.indices { h.samples[i].finishReason = .length }
+        }, reason: .malformed, counted: "malformed"),
+        Poison(name: "a stop token before the last token", tokens: [52, 257, 53, 257], reason: .malformed, counted: "malformed"),
+        Poison(name: "a sample with zero tokens", edit: { h in h.samples[0].tokenCount = 0; h.samples[1].tokenCount += 3 },
+               reason: .malformed, counted: "malformed"),
+        Poison(name: "sequence number 0", sequence: 0, reason: .badSequence, counted: "wire/bad_sequence"),
+        Poison(name: "a sequence number far beyond the actor's credit", sequence: 1 << 40, reason: .badSequence, counted: "wire/bad_sequence"),
+        Poison(name: "a reward that contradicts the tokens", reward: 0.5, reason: .rewardMismatch, counted: "reward_mismatch"),
+        Poison(name: "an answer that contradicts the tokens", edit: { h in h.samples[0].extractedAnswer = "7" },
+               reason: .rewardMismatch, counted: "reward_mismatch"),
+    ]
+
+    @Test(arguments: poisons) func aPoisonedGroupIsRefusedCountedAndTheRunGoesOn(_ poison: Poison) throws {
+        let h = try LearnerHarness(["learner.lease_size=2"] + poison.overrides)
+        let a = h.connect("a")
+        try a.hello()
+        try h.turn()
+        _ = try a.welcome()
+        try a.askForLease(prompts: 2)
+        try h.turn()
+        let lease = try a.lease()
+        try #require(lease.prompts.count == 2)
+        var version = PolicyVersion(lease.minVersion)
+        version.step += poison.stepsAhead
+        try a.submit(prompt: lease.prompts[0].promptID, lease: lease.leaseID, version: version, samples: poison.samples,
+                     tokens: poison.tokens, logprob: poison.logprob, reward: poison.reward, sequence: poison.sequence, edit: poison.edit)
+        try h.turn()
+        let ack = try #require(try a.acks().first)
+        #expect(ack.status == .rejected)
+        #expect(ack.rejectReason == poison.reason, "\(ack.text)")
+        #expect(ack.creditGranted == 1, "a refused group frees its credit")
+        #expect(try h.records("group_accepted").isEmpty, "never acknowledged as accepted")
+        let accounting = h.learner.core.accounting
+        if poison.counted.hasPrefix("wire/") {
+            let stats = try #require(h.network.logs.events(kind: "rejection").last)
+            #expect(stats.fields["reason"] == String(poison.counted.dropFirst(5)))
+        } else {
+            #expect(accounting.rejected[poison.counted] == 1)
+        }
+
+        // The run goes on: honest groups for both prompts train a step. A rejected group's prompt went
+        // back to the queue; a message refused before it became a group leaves its lease as it was.
+        try a.submit(prompt: lease.prompts[1].promptID, lease: lease.leaseID, version: PolicyVersion(lease.minVersion))
+        try h.turn()
+        #expect(try a.acks().map(\.status) == [.accepted])
+        if poison.counted.hasPrefix("wire/") {
+            try a.submit(prompt: lease.prompts[0].promptID, lease: lease.leaseID, version: PolicyVersion(lease.minVersion))
+        } else {
+            try a.askForLease()
+            try h.turn()
+            let again = try a.lease()
+            try #require(again.prompts == [lease.prompts[0]])
+            try a.submit(prompt: again.prompts[0].promptID, lease: again.leaseID, version: PolicyVersion(again.minVersion))
+        }
+        try h.turn()
+        try h.trainPendingStep()
+        let done = try h.records("step_done")
+        #expect(done.count == 1)
+        #expect(done.first?.body["skipped"]?.bool == false)
+        #expect(h.learner.core.accounting.identityHolds)
+    }
+
+    @Test func theLearnerTrainsOnItsOwnRewardsNotTheReportedComponents() throws {
+        let h = try LearnerHarness()
+        let a = h.connect("a")
+        try a.hello()
+        try h.turn()
+        _ = try a.welcome()
+        try a.askForLease()
+        try h.turn()
+        let lease = try a.lease()
+        try a.submit(prompt: lease.prompts[0].promptID, lease: lease.leaseID, version: PolicyVersion(lease.minVersion)) { header in
+            for i in header.samples.indices { header.samples[i].rewardComponents = ["base": 99] }
+        }
+        try h.turn()
+        #expect(try a.acks().map(\.status) == [.accepted])
+        let accepted = try #require(h.learner.core.pending.first)
+        #expect(accepted.samples.allSatisfy { $0.components["base"] != 99 }, "components are the learner's")
+    }
+}
+
+/// The core's numbering rules and the trainer's last line of defence.
+@Suite struct IntakeGuardTests {
+    @Test func sequenceNumbersStartAtOneAndStayWithinTheCreditWindow() {
+        let core = LearnerCore(prompts: [PromptEntry(id: 1, text: "p", tokens: [1])], epoch: 1, batchGroups: 2, maxStaleness: 0,
+                               leaseSize: 1, leaseTimeout: 30, heartbeatTimeout: 10, credit: 4)
+        _ = core.hello(identity: "a", runId: 1, now: 0)
+        #expect(core.sequenceProblem(GroupKey(actor: "a", actorRunId: 1, sequence: 0)) != nil)
+        #expect(core.sequenceProblem(GroupKey(actor: "a", actorRunId: 1, sequence: 1)) == nil)
+        #expect(core.sequenceProblem(GroupKey(actor: "a", actorRunId: 1, sequence: core.sequenceWindow)) == nil)
+        #expect(core.sequenceProblem(GroupKey(actor: "a", actorRunId: 1, sequence: core.sequenceWindow + 1)) != nil)
+        // A heartbeat cannot inflate what the actor run produced past the same window.
+        core.touch(identity: "a", now: 1, stats: ["groups_produced": 1e300])
+        #expect(core.accounting.producedByRun.values.first == core.sequenceWindow)
+    }
+
+    @Test func aStepWhoseLossOverflowsIsSkippedAndCountedNotFatal() throws {
+        let directory = LearnerHarness.repositoryRoot + "/models/arith-base"
+        let options = try AlgorithmOptions.resolve(RunConfig().algorithmJSON)
+        let model = try ModelDirectory.load(directory)
+        let trainer = try Trainer(model: model, options: options, optimizer: RunConfig().optimizer, microBatchTokens: 4096)
+        let before = model.weightsHash()
+        var groups = TrainerTests.groups()
+        // Finite rewards whose sum overflows: the group's mean, and so every advantage, is not a number.
+        for i in groups[0].samples.indices { groups[0].samples[i].reward = i < 2 ? 1.7e308 : -1.7e308 }
+        let result = try trainer.step(groups, stepNumber: 1)
+        #expect(result.skipped)
+        #expect(result.skipReason != nil)
+        #expect(model.weightsHash() == before)
+        #expect(trainer.optimizer.skippedSteps == 1)
+        // The next batch trains as usual.
+        let next = try trainer.step(TrainerTests.groups(), stepNumber: 2)
+        #expect(!next.skipped)
+        #expect(model.weightsHash() != before)
+    }
+}
+
+/// `--resume` is never stuck on a poisoned run log: what an older learner accepted but no step can
+/// train is quarantined with a record, and the run goes on.
+@Suite(.serialized) struct ResumeQuarantineTests {
+    /// A learner that accepted one honest group, killed; returns the harness's directory and that group.
+    func runWithOneGroup() throws -> (directory: String, group: RolloutGroup) {
+        let h = try LearnerHarness()
+        let a = h.connect("a")
+        try a.hello()
+        try h.turn()
+        _ = try a.welcome()
+        try a.askForLease()
+        try h.turn()
+        let lease = try a.lease()
+        try a.submit(prompt: lease.prompts[0].promptID, lease: lease.leaseID, version: PolicyVersion(lease.minVersion))
+        try h.turn()
+        let group = try #require(h.learner.core.pending.first)
+        let directory = h.directory
+        h.kill()
+        return (directory, group)
+    }
+
+    @Test func aGroupThatFailsTodaysChecksIsQuarantinedOnResume() throws {
+        let (directory, honest) = try runWithOneGroup()
+        // What an older learner wrote: a group with a token id outside the vocabulary, accepted.
+        var poisoned = honest
+        poisoned.key.sequence = 2
+        poisoned.promptId = honest.promptId + 1
+        poisoned.samples[0].tokens[0] = 300
+        try RunLog(path: directory + "/run.log").append(.groupAccepted(poisoned))
+
+        let resumed = try LearnerHarness(directory: directory)
+        let quarantine = try resumed.records("group_rejected").filter { $0.body["reason"]?.string == "quarantined" }
+        #expect(quarantine.map { $0.body["group"]?.string } == [poisoned.key.description])
+        #expect((quarantine.first?.body["detail"]?.string)?.contains("outside the vocabulary") == true)
+        #expect(resumed.learner.core.pending.map(\.key) == [honest.key])
+        #expect(resumed.learner.core.accounting.rejected["quarantined"] == 1)
+
+        // A second resume does not quarantine it again: the record settled it.
+        resumed.kill()
+        let again = try LearnerHarness(directory: directory)
+        #expect(try again.records("group_rejected").filter { $0.body["reason"]?.string == "quarantined" }.count == 1)
+        #expect(again.learner.core.pending.map(\.key) == [honest.key])
+    }
+
+    @Test func theGroupsOfAFailedStepAreQuarantinedSoTheRunCanGoOn() throws {
+        let (directory, honest) = try runWithOneGroup()
+        let log = try RunLog(path: directory + "/run.log")
+        try log.append("batch_formed", ["step": .integer(1), "groups": .array([.string(honest.key.description)])])
+        try log.append("step_failed", ["step": .integer(1), "error": .string("sequenceTooLong")])
+
+        let resumed = try LearnerHarness(directory: directory)
+        let quarantine = try resumed.records("group_rejected").filter { $0.body["reason"]?.string == "quarantined" }
+        #expect(quarantine.count == 1)
+        #expect((quarantine.first?.body["detail"]?.string)?.contains("step 1 failed") == true)
+        #expect(resumed.learner.core.pending.isEmpty)
+        #expect(resumed.learner.core.step == 0)
+    }
+}
