@@ -108,5 +108,6 @@ public enum WireProtocol {
     /// 2: tensor hashes in weight manifests are XXH64 (8 bytes) instead of BLAKE2b-256.
     public static let major: UInt32 = 2
     /// 1: WeightSourceRequest / WeightSource (actors relay chunks to one another).
-    public static let minor: UInt32 = 1
+    /// 2: WeightSource.upstream_public_key (the relay's CURVE key, pinned by the actor below it).
+    public static let minor: UInt32 = 2
 }
