@@ -2,8 +2,8 @@ import ArgumentParser
 import Foundation
 import TroupeWire
 
-struct KeygenCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
+package struct KeygenCommand: ParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "keygen",
         abstract: "Make a CURVE key pair: NAME.key (public) and NAME.key_secret (mode 0600).",
         discussion: """
@@ -14,15 +14,17 @@ struct KeygenCommand: ParsableCommand {
         """)
 
     @Argument(help: "The key's name: the actor's identity, or a name for a monitor or the learner.")
-    var name: String
+    package var name: String
 
     @Option(name: .long, help: "What the key is for: actor, monitor or learner.")
-    var role: String = "actor"
+    package var role: String = "actor"
 
     @Option(name: .long, help: "Where to write the two files (created if missing).")
-    var directory: String = "."
+    package var directory: String = "."
 
-    func validate() throws {
+    package init() {}
+
+    package func validate() throws {
         guard CurveAllowlist.Role(rawValue: role) != nil else {
             throw ValidationError("--role must be one of \(CurveAllowlist.Role.allCases.map(\.rawValue).joined(separator: ", ")), got \(role)")
         }
@@ -33,7 +35,7 @@ struct KeygenCommand: ParsableCommand {
         guard CurveKeyPair.isSupported else { throw ValidationError("this libzmq was built without CURVE") }
     }
 
-    func run() throws {
+    package func run() throws {
         let pair = try CurveKeyPair.generate()
         let paths = try CurveKeyFile.create(name: name, role: CurveAllowlist.Role(rawValue: role)!, pair: pair, directory: directory)
         print("public key \(pair.publicKey.z85)")

@@ -322,9 +322,9 @@ public final class ZMQSocket {
             let size = zmq_msg_size(message)
             frameCount += 1
             byteCount += size
-            if frameCount == 1 {
-                lastUserID = zmq_msg_gets(message, "User-Id").map { String(cString: $0) }
-            }
+            // A ROUTER's routing-id frame is its own and carries no metadata: the peer's frames do.
+            if frameCount == 1 { lastUserID = nil }
+            if lastUserID == nil { lastUserID = zmq_msg_gets(message, "User-Id").map { String(cString: $0) } }
             if frameCount == 1 && size <= 255 {
                 firstFrame = Frame([UInt8](UnsafeRawBufferPointer(start: zmq_msg_data(message), count: size)))
             }

@@ -57,6 +57,9 @@ struct BenchRuntimeCommand: ParsableCommand {
                                             valueName: "rate"))
     var linkRate: String?
 
+    @Flag(name: .long, help: "Weights: encrypt and authenticate the learner's sockets and the relays with CURVE, as troupe learner --key does (the raw baselines stay plaintext).")
+    var curve = false
+
     static let partNames = ["ingestion", "weights", "e2e"]
 
     func validate() throws {
@@ -108,6 +111,7 @@ struct BenchRuntimeCommand: ParsableCommand {
             var o = WeightDistributionBench.Options()
             o.repeats = repeats ?? (quick ? 2 : 3)
             o.linkRate = linkRate
+            o.curve = curve
             let names = quick ? ["small"] : ["small", "smollm2-135m"]
             for name in names {
                 guard let shape = ModelShape.builtIn.first(where: { $0.name == name }) else { continue }
@@ -225,7 +229,7 @@ private struct RuntimeBenchOutput {
         }
         if mode == .jsonLines {
             var line: [String: Any] = [
-                "event": "weights", "shape": r.shape, "parameters": r.parameters, "bytes": r.bytes, "chunk_bytes": r.chunkBytes,
+                "event": "weights", "shape": r.shape, "parameters": r.parameters, "bytes": r.bytes, "chunk_bytes": r.chunkBytes, "curve": r.curve,
                 "window": r.window, "snapshot_make_s": ModelBenchmark.median(r.snapshotSeconds), "raw_transfer_s": r.rawMedian,
                 "raw_message_s": ModelBenchmark.median(r.rawSeconds), "raw_stream_s": ModelBenchmark.median(r.rawStreamSeconds),
                 "raw_message_trials_s": r.rawSeconds, "raw_stream_trials_s": r.rawStreamSeconds,
@@ -249,7 +253,8 @@ private struct RuntimeBenchOutput {
                      r.shape, Double(r.bytes) / 1e6, r.chunkBytes / 1024, r.window, ModelBenchmark.median(r.snapshotSeconds),
                      r.rawSeconds.count))
         if let problem = r.sharedMemoryProblem { print("shared memory not measured: \(problem)") }
-        print(r.linkRate.map { "every actor on its own emulated host, \($0) links up and down" } ?? "loopback, all on this host")
+        print((r.linkRate.map { "every actor on its own emulated host, \($0) links up and down" } ?? "loopback, all on this host")
+              + (r.curve ? "; learner and relays CURVE-encrypted" : ""))
         let columns = [("to", 40), ("seconds", 9), ("received", 9), ("× raw", 7), ("target", 22)]
         header(columns)
         let message = ModelBenchmark.median(r.rawSeconds), stream = ModelBenchmark.median(r.rawStreamSeconds)

@@ -134,8 +134,8 @@ import TroupeWire
         defer { server.stop() }
         let client = try server.client(CurveRole.client(serverKey: server.keys.publicKey, own: server.good).options)
         defer { client.close() }
-        let heard = try server.heard(within: 2000)
-        guard case .message(let peer, let message)? = heard.first else { Issue.record("nothing heard: \(heard)"); return }
+        let heard = try server.router.receiveFromPeer(deadline: .afterMilliseconds(2000), limits: .control)
+        guard case .message(let peer, let message) = heard else { Issue.record("not heard: \(heard)"); return }
         #expect(peer.authenticatedUser == "good")
         #expect(message.kind == .heartbeat)
     }
@@ -206,6 +206,7 @@ import TroupeWire
         let intruder = try open.client(CurveRole.client(serverKey: open.keys.publicKey, own: try .generate()).options)
         defer { intruder.close() }
         let heard = try open.heard(within: 800)
+        #expect(!heard.isEmpty, "libzmq no longer fails open here: the connection did not even complete")
         for r in heard {
             switch r {
             case .message: Issue.record("a message passed a dead ZAP handler")
