@@ -223,7 +223,9 @@ package final class LearnerServer {
         bye.reason = ByeReason.runFinished
         while monotonicSeconds() < until {
             switch try control.receiveFromPeer(deadline: .afterMilliseconds(50), limits: .control) {
-            case .message(let peer, _), .rejected(let peer?, _):
+            case .message(let peer, _):
+                _ = try? control.send(WireMessage(.bye(bye)), to: peer, deadline: .now)
+            case .rejected(let peer?, let error) where error.reason != .unauthenticated:
                 _ = try? control.send(WireMessage(.bye(bye)), to: peer, deadline: .now)
             default:
                 break
@@ -250,6 +252,9 @@ package final class LearnerServer {
         for _ in 0..<256 {
             switch try control.receiveFromPeer(deadline: .now, limits: .control) {
             case .timedOut: return
+            case .rejected(_, let error) where error.reason == .unauthenticated:
+                // Nothing goes back to a connection that is not authenticated, not even a Reject.
+                wireRejects[error.reason.rawValue, default: 0] += 1
             case .rejected(let peer, let error):
                 wireRejects[error.reason.rawValue, default: 0] += 1
                 try events.emit(.stream("rejection", metrics: ["count": 1], fields: ["reason": error.reason.rawValue, "detail": error.detail]))
