@@ -20,8 +20,9 @@ struct ClientKeyOptions: ParsableArguments {
 
     /// The keys read from their files (nil: plaintext), after the plaintext policy for `learner`.
     func security(connectingTo learner: Endpoint, console: Console) throws -> ClientSecurity? {
-        guard case .tcp(let host, _, _) = learner else { return nil }
-        if let warning = try PlaintextPolicy.check(host: host, keysGiven: key != nil, insecurePlaintext: insecurePlaintext,
+        // ipc and inproc never leave the host: the rule is about TCP.
+        if case .tcp(let host, _, _) = learner,
+           let warning = try PlaintextPolicy.check(host: host, keysGiven: key != nil, insecurePlaintext: insecurePlaintext,
                                                    keyFlags: "--key and --learner-key") {
             console.warn(warning)
         }

@@ -28,8 +28,7 @@ package struct KeygenCommand: ParsableCommand {
         guard CurveAllowlist.Role(rawValue: role) != nil else {
             throw ValidationError("--role must be one of \(CurveAllowlist.Role.allCases.map(\.rawValue).joined(separator: ", ")), got \(role)")
         }
-        guard !name.isEmpty, !name.hasPrefix("."), !name.contains("#"),
-              name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }) else {
+        guard CurveKeyFile.isValidName(name) else {
             throw ValidationError("NAME must be letters, digits, '-', '_' or '.', got \"\(name)\"")
         }
         guard CurveKeyPair.isSupported else { throw ValidationError("this libzmq was built without CURVE") }

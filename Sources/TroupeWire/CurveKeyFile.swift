@@ -17,8 +17,7 @@ public enum CurveKeyFile {
     /// to overwrite either. Returns the two paths.
     @discardableResult
     public static func create(name: String, role: CurveAllowlist.Role, pair: CurveKeyPair, directory: String) throws -> (public: String, secret: String) {
-        guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }),
-              !name.hasPrefix(".") else {
+        guard isValidName(name) else {
             throw KeyFileError(path: directory, problem: "key name \"\(name)\" must be letters, digits, '-', '_' or '.' (it names the files and the user id)")
         }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -30,6 +29,13 @@ public enum CurveKeyFile {
                      + "    secret-key = \"\(pair.secretKey.z85)\"\n", mode: 0o600)
         try writeNew(base + ".key", header + "#   Public: give it to the peers that must recognise this key\n\n" + metadata + curve, mode: 0o644)
         return (base + ".key", base + ".key_secret")
+    }
+
+    /// A key name names its files and is the user id of its connections: letters, digits, '-', '_'
+    /// and '.', not starting with '.'.
+    public static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && !name.hasPrefix(".")
+            && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }
     }
 
     /// Reads a public file (`.key`) or a secret one; a secret file must not be readable by group or others.
@@ -64,7 +70,9 @@ public enum CurveKeyFile {
         guard let role = CurveAllowlist.Role(rawValue: roleText) else {
             throw KeyFileError(path: path, problem: "role \"\(roleText)\" is not one of \(CurveAllowlist.Role.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        guard !name.isEmpty else { throw KeyFileError(path: path, problem: "empty name") }
+        guard isValidName(name) else {
+            throw KeyFileError(path: path, problem: "name \"\(name)\" must be letters, digits, '-', '_' or '.' (it is the key's user id)")
+        }
         return Contents(name: name, role: role, publicKey: publicKey, keyPair: pair)
     }
 

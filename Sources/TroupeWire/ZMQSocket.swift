@@ -324,7 +324,7 @@ public final class ZMQSocket {
             byteCount += size
             // A ROUTER's routing-id frame is its own and carries no metadata: the peer's frames do.
             if frameCount == 1 { lastUserID = nil }
-            if lastUserID == nil { lastUserID = zmq_msg_gets(message, "User-Id").map { String(cString: $0) } }
+            if lastUserID == nil { lastUserID = zmq_msg_gets(message, "User-Id").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } }
             if frameCount == 1 && size <= 255 {
                 firstFrame = Frame([UInt8](UnsafeRawBufferPointer(start: zmq_msg_data(message), count: size)))
             }
