@@ -21,6 +21,8 @@ public struct CurveAllowlist: Sendable, Equatable {
     }
 
     public private(set) var members: [CurveKey: Member] = [:]
+    /// The same members by name: every received message is checked against it.
+    private var membersByName: [String: Member] = [:]
 
     public init() {}
 
@@ -34,10 +36,11 @@ public struct CurveAllowlist: Sendable, Equatable {
             }
             guard names.insert(member.name).inserted else { throw CurveKeyError("two allowlisted keys are named \(member.name)") }
             members[member.publicKey] = member
+            membersByName[member.name] = member
         }
     }
 
-    public func member(named name: String) -> Member? { members.values.first { $0.name == name } }
+    public func member(named name: String) -> Member? { membersByName[name] }
 
     /// The list with `member` added (or replacing the entry of the same name).
     public func adding(_ member: Member) throws(CurveKeyError) -> CurveAllowlist {
@@ -95,7 +98,8 @@ public final class ZAPHandler: @unchecked Sendable {
     private let socket: ZMQSocket
     private var thread: JoinableThread!
 
-    /// Binds `inproc://zeromq.zap.01` in `context` and starts answering with `policy`.
+    /// Binds `inproc://zeromq.zap.01` in `context` and starts answering with `policy`. The handler runs
+    /// until `stop()`, which its owner must call (after closing its secure sockets).
     public init(context: ZMQContext, policy: Policy) throws {
         self.context = context
         self.policy = policy
@@ -109,8 +113,6 @@ public final class ZAPHandler: @unchecked Sendable {
         let handoff = UncheckedBox(self)
         thread = try JoinableThread(name: "zap-handler") { handoff.value.serve() }
     }
-
-    deinit { stop() }
 
     /// False once the handler has stopped answering (after `stop()` or a failure).
     public var isServing: Bool { lock.withLock { serving } }
