@@ -13,6 +13,8 @@ package struct LearnerEndpoints {
     /// Who may connect, when the endpoints are authenticated (CURVE): every message then comes from a
     /// peer with an `authenticatedUser`, the name of its allowlisted key. Nil: plaintext.
     package var allowlist: CurveAllowlist?
+    /// The ZAP handler the sockets authenticate through (nil: plaintext, or in memory).
+    package var zapHandler: ZAPHandler?
     /// Blocks until the control or weights endpoint, or the given file descriptor (the trainer's wake
     /// pipe), may be readable, or until the deadline.
     package var waitForInput: (Deadline, Int32) throws -> Void
@@ -72,7 +74,7 @@ package struct LearnerEndpoints {
         }
         let watchdog = zap.map { AuthenticationWatchdog(handler: $0) }
         return LearnerEndpoints(
-            control: control, weights: weights, announce: announce, logs: logs, allowlist: security?.allowlist,
+            control: control, weights: weights, announce: announce, logs: logs, allowlist: security?.allowlist, zapHandler: zap,
             waitForInput: { deadline, wake in
                 if wakeRegistered != wake { poller.register(fileDescriptor: wake); wakeRegistered = wake }
                 _ = try poller.poll(until: deadline)

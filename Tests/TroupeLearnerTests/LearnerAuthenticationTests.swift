@@ -83,3 +83,51 @@ import TroupeWire
         #expect(second.upstreamPublicKey == keys["a"]!.publicKey.z85, "the actor below pins the relay's key, a's")
     }
 }
+
+/// The learner's real sockets: when its ZAP handler dies (here in the worst way, its endpoint gone,
+/// which makes libzmq admit any key), the next check closes every socket, and an unlisted key gets nothing.
+@Suite(.serialized) struct LearnerEndpointsAuthenticationTests {
+    @Test func aDeadZAPHandlerClosesEveryEndpoint() throws {
+        let actor = try CurveKeyPair.generate()
+        let security = try LearnerSecurity(keyPair: .generate(), allowlist: CurveAllowlist([.init(name: "a1", role: .actor, publicKey: actor.publicKey)]))
+        var settings = try RunConfig.load(path: nil, overrides: []).endpoints
+        var endpoints: LearnerEndpoints?
+        for _ in 0..<20 where endpoints == nil {
+            let base = Int.random(in: 0..<2400) * 5 + 20_000
+            (settings.controlPort, settings.weightsPort, settings.announcePort, settings.logsPort, settings.logsInPort) = (base, base + 1, base + 2, base + 3, base + 4)
+            endpoints = try? LearnerEndpoints.zeroMQ(settings, epoch: 1, security: security)
+        }
+        let learner = try #require(endpoints)
+        defer { learner.close() }
+        let context = try ZMQContext()
+        defer { context.shutdown() }
+        func client(_ own: CurveKeyPair) throws -> ZMQSocket {
+            let s = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
+            try s.set(CurveRole.client(serverKey: security.keyPair.publicKey, own: own).options)
+            try s.connect(.tcp(host: "127.0.0.1", port: UInt16(settings.controlPort)))
+            _ = try s.send(WireMessage(.heartbeat(Troupe_V1_Heartbeat())))
+            return s
+        }
+        let a1 = try client(actor)
+        defer { a1.close() }
+        guard case .message(let peer, _) = try learner.control.receiveFromPeer(deadline: .afterMilliseconds(3000), limits: .control) else {
+            Issue.record("the allowlisted actor was not heard"); return
+        }
+        #expect(peer.authenticatedUser == "a1")
+        try learner.checkAuthentication()
+
+        learner.zapHandler!.failForTesting(closeSocket: true)
+        let deadline = Deadline.afterMilliseconds(3000)
+        var failed = false
+        while !failed && !deadline.hasPassed {
+            do { try learner.checkAuthentication(); usleep(10_000) } catch { failed = true }
+        }
+        #expect(failed, "the learner kept serving without its ZAP handler")
+        let intruder = try client(.generate())
+        defer { intruder.close() }
+        #expect(throws: (any Error).self, "the control socket is closed") {
+            _ = try learner.control.receiveFromPeer(deadline: .afterMilliseconds(500), limits: .control)
+        }
+        guard case .timedOut = try intruder.receive(deadline: .afterMilliseconds(500)) else { Issue.record("the intruder got bytes"); return }
+    }
+}
