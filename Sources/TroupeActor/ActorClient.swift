@@ -24,6 +24,8 @@ package final class ActorClient {
         /// (`WeightRelay`); nil: it does not relay. `WeightRelay.defaultAddress` picks one.
         package var relay: ListenAddress?
         package var weights = WeightReceiver.Options()
+        /// This actor's keys and the learner's, when the learner is authenticated (CURVE); nil: plaintext.
+        package var security: ClientSecurity?
         /// Draws the actor run id: a new one for every process, so the learner tells a restart apart.
         package init(learner: Endpoint, identity: String) {
             self.learner = learner
@@ -40,6 +42,8 @@ package final class ActorClient {
     private var control: ZMQSocket
     private var receiver: WeightReceiver?
     private var relay: WeightRelay?
+    /// Authenticates the actors that fetch from this actor's relay (an authenticated run only).
+    private var zap: ZAPHandler?
     private var announce: ZMQSocket?
     private var logs: LogPublisher?
     private var logSink: LogStreamSink<Never>?
@@ -80,7 +84,13 @@ package final class ActorClient {
         control = try ActorClient.makeControl(context: context, options: options, runId: runId)
         if let listen = options.relay {
             do {
-                relay = try WeightRelay(context: context, listen: listen)
+                if let security = options.security {
+                    // Bound before the relay binds, admitting nobody until the Welcome names the run's actors.
+                    zap = try ZAPHandler(context: context, policy: ZAPDomain.policy(CurveAllowlist()))
+                    relay = try WeightRelay(context: context, listen: listen, security: (security.keyPair, zap!))
+                } else {
+                    relay = try WeightRelay(context: context, listen: listen)
+                }
             } catch {
                 console.warn("not relaying weights (\(listen): \(error)); actors below this one would wait for nothing, so none will be")
             }
@@ -92,7 +102,8 @@ package final class ActorClient {
         try s.set([.routingID(Array("\(options.identity)#\(String(runId, radix: 16))".utf8)), .immediate(true),
                    .maxMessageSize(WireLimits.control.socketMaxFrameBytes), .sendHighWaterMark(1000),
                    .reconnectInterval(milliseconds: 100, maximumMilliseconds: 2000),
-                   .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)])
+                   .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)]
+                  + (options.security?.toLearner ?? []))
         try s.connect(options.learner)
         return s
     }
@@ -106,6 +117,13 @@ package final class ActorClient {
         while stopReason == nil {
             let now = monotonicSeconds()
             if Shutdown.requested { stopReason = "shutdown requested"; break }
+            if let zap, !zap.isServing {
+                // Fail closed: the relay would admit anyone without its handler.
+                relay?.close()
+                console.error("the relay's ZAP authentication handler stopped (\(zap.failureReason ?? "no reason")); stopping")
+                stopReason = "authentication failed"
+                break
+            }
             let poller = Poller()
             poller.register(control)
             for socket in receiver?.sockets ?? [] { poller.register(socket) }
@@ -154,12 +172,13 @@ package final class ActorClient {
         relay?.close()
         announce?.close()
         context.shutdown()
+        zap?.stop()
         console.info("stopped: \(stopReason ?? "")", ["groups_produced": .integer(Int(core.produced)), "unacked": .integer(core.unackedCount)])
         return failed ? 1 : 0
     }
 
     /// Stop reasons that are failures (exit status 1): the run cannot go on with this actor.
-    private let failedReasons: Set<String> = ["bad welcome", "sampling failed"]
+    private let failedReasons: Set<String> = ["bad welcome", "sampling failed", "authentication failed"]
 
     private func drainControl() throws {
         for _ in 0..<256 {
@@ -213,6 +232,10 @@ package final class ActorClient {
         core.threadCount = BLASInfo.threads
         session = Session(config: config.model, tokenizer: tokenizer, algorithm: config.run.algorithm,
                           stopTokens: config.model.defaultStopTokens(tokenizer: tokenizer))
+        if let zap {
+            let peers = try CurveAllowlist(config.relayPeers.map { .init(name: $0.key, role: .actor, publicKey: $0.value) })
+            zap.update(ZAPDomain.policy(peers))
+        }
         try connectSideChannels(w)
     }
 
@@ -222,13 +245,13 @@ package final class ActorClient {
         closeLogStream()
         receiver = try WeightReceiver(context: context, learnerWeights: Endpoint(parsing: w.weightsEndpoint),
                                       layout: ParameterLayout(config: session!.config), relay: relay,
-                                      identity: options.identity, runId: runId, options: options.weights)
+                                      identity: options.identity, runId: runId, options: options.weights, security: options.security)
         let sub = try ZMQSocket(context, type: .subscribe, linger: .discardUnsent)
-        try sub.set([.subscribe([]), .maxMessageSize(WireLimits.headerOnly.socketMaxFrameBytes)])
+        try sub.set([.subscribe([]), .maxMessageSize(WireLimits.headerOnly.socketMaxFrameBytes)] + (options.security?.toLearner ?? []))
         try sub.connect(Endpoint(parsing: w.announceEndpoint))
         announce = sub
         let publisher = try LogPublisher(context: context, endpoint: Endpoint(parsing: w.logsEndpoint), source: "actor/\(options.identity)",
-                                         runId: runId)
+                                         runId: runId, security: options.security?.toLearner ?? [])
         logs = publisher
         let sink = LogStreamSink<Never>(publisher)
         reports.add(sink)

@@ -297,6 +297,8 @@ package struct WelcomeConfig {
     package var model: ModelConfig
     /// The learner's model files (config.json, tokenizer files) by plain file name.
     package var modelFiles: [String: String]
+    /// In an authenticated run, every actor's public key by name: who this actor's relay admits.
+    package var relayPeers: [String: CurveKey] = [:]
 
     package init(decoding text: String) throws(WelcomeConfigError) {
         guard let object = (try? JSONValue.parse(text, source: "config_json"))?.object else {
@@ -323,6 +325,14 @@ package struct WelcomeConfig {
             throw WelcomeConfigError(key: "config", problem: "\(error)")
         }
         modelFiles = files
+        if let peers = object["relay_peers"] {
+            guard let entries = peers.object else { throw WelcomeConfigError(key: "relay_peers", problem: "expected an object of actor names to keys") }
+            for (name, value) in entries {
+                do { relayPeers[name] = try CurveKey(z85: value.string ?? "") } catch {
+                    throw WelcomeConfigError(key: "relay_peers.\(name)", problem: "\(error)")
+                }
+            }
+        }
     }
 
     /// The one place the actor turns the learner's resolved configuration into a `RunConfig`.

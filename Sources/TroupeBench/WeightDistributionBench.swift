@@ -23,6 +23,10 @@ import TroupeWire
 /// zero-copy chunks without requests; both received into memory, no hashing. The faster of the two
 /// is the yardstick.
 ///
+/// With `curve`, the learner's socket and every relay are CURVE servers behind a ZAP handler and the
+/// clients authenticate, as in an authenticated run; the raw baselines stay plaintext, so the ratios
+/// show what encryption costs.
+///
 /// A trial's time runs from the start gate to the last client holding verified weights; the time to
 /// the last byte received (before verification) is kept too, to show what the hashing costs.
 package enum WeightDistributionBench {
@@ -41,6 +45,8 @@ package enum WeightDistributionBench {
         /// Emulated links of this rate (a tc rate, "1gbit") between the learner and each actor
         /// (`EmulatedLinks`, root only) instead of loopback; the shared-memory path is skipped there.
         package var linkRate: String?
+        /// Encrypt and authenticate the learner's path (CURVE) as `troupe learner --key` does.
+        package var curve = false
         package init() {}
     }
 
@@ -64,6 +70,8 @@ package enum WeightDistributionBench {
         package let receivedSeconds: [Path: [Int: [Double]]]
         /// The emulated links' rate; nil: loopback.
         package let linkRate: String?
+        /// The learner's path was CURVE-encrypted.
+        package let curve: Bool
 
         /// The yardstick: the faster raw transfer.
         package var rawMedian: Double { min(BenchStats.median(rawSeconds), BenchStats.median(rawStreamSeconds)) }
@@ -105,6 +113,7 @@ package enum WeightDistributionBench {
         var rawStream: [Double] = []
         var verified: [Path: [Int: [Double]]] = [:]
         var received: [Path: [Int: [Double]]] = [:]
+        let keys = options.curve ? try BenchKeys(clients: options.clientCounts.max()!) : nil
         for r in 1...options.repeats {
             let t = try rawTrial(plain, stream: false, links: links)
             raw.append(t)
@@ -113,7 +122,7 @@ package enum WeightDistributionBench {
             progress(String(format: "weights %@ raw %d/%d: one message %.3f s, chunk stream %.3f s", shape.name, r, options.repeats, t, ts))
             for (path, snapshot) in paths {
                 for n in options.clientCounts {
-                    let (v, got) = try fetchTrial(snapshot, layout: layout, clients: n, path: path, links: links)
+                    let (v, got) = try fetchTrial(snapshot, layout: layout, clients: n, path: path, links: links, keys: keys)
                     verified[path, default: [:]][n, default: []].append(v)
                     received[path, default: [:]][n, default: []].append(got)
                     progress(String(format: "weights %@ %@ %d actor(s) %d/%d: %.3f s", shape.name, path.rawValue, n, r, options.repeats, v))
@@ -123,7 +132,7 @@ package enum WeightDistributionBench {
         return Report(shape: shape.name, parameters: layout.totalCount, bytes: plain.blob.count,
                       chunkBytes: Int(plain.manifest.chunkSize), window: 8, snapshotSeconds: snapshotSeconds,
                       sharedMemoryProblem: sharedMemoryProblem, rawSeconds: raw, rawStreamSeconds: rawStream,
-                      verifiedSeconds: verified, receivedSeconds: received, linkRate: options.linkRate)
+                      verifiedSeconds: verified, receivedSeconds: received, linkRate: options.linkRate, curve: options.curve)
     }
 
     // MARK: baseline
@@ -206,7 +215,8 @@ package enum WeightDistributionBench {
     // MARK: the learner's path
 
     /// Returns (start → last client verified, start → last client's last chunk).
-    static func fetchTrial(_ snapshot: WeightSnapshot, layout: ParameterLayout, clients: Int, path: Path, links: EmulatedLinks?) throws -> (Double, Double) {
+    static func fetchTrial(_ snapshot: WeightSnapshot, layout: ParameterLayout, clients: Int, path: Path, links: EmulatedLinks?,
+                           keys: BenchKeys?) throws -> (Double, Double) {
         let label = path == .sharedMemory ? "shared memory" : path.rawValue
         let phase = "weights (\(label), \(clients) actor\(clients == 1 ? "" : "s"))"
         let deadline = monotonicSeconds() + 300
@@ -223,6 +233,12 @@ package enum WeightDistributionBench {
             try weights.set([.routerMandatory(true), .routerHandover(true), .maxMessageSize(WireLimits.control.socketMaxFrameBytes),
                              .sendHighWaterMark(1000), .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)])
             var service = WeightService(snapshot: snapshot, relayFanout: path == .relay ? 1 : 0)
+            let zap = try keys.map { try ZAPHandler(context: context, policy: $0.policy) }
+            defer { zap?.stop() }
+            if let keys {
+                try weights.set(keys.learner.server(ZAPDomain.weights))
+                service.relayPublicKeys = keys.relayPublicKeys
+            }
             endpoint.put(try weights.bind(EmulatedLinks.bindEndpoint(links, host: 0)))
             let poller = Poller()
             poller.register(weights)
@@ -248,7 +264,7 @@ package enum WeightDistributionBench {
                     do {
                         try links?.enter(host: c + 1)
                         try client(c, learner: bound, layout: layout, path: path, relayBind: EmulatedLinks.bindEndpoint(links, host: c + 1),
-                                   phase: phase, deadline: deadline, gate: gate, stop: stop, times: times)
+                                   phase: phase, deadline: deadline, gate: gate, stop: stop, times: times, keys: keys)
                     } catch {
                         gate.cancel()
                         throw error
@@ -278,12 +294,16 @@ package enum WeightDistributionBench {
     /// chunks from the upstream the learner names) and, on the relay path, a `WeightRelay` serving
     /// the actors below it until the trial ends.
     static func client(_ index: Int, learner: Endpoint, layout: ParameterLayout, path: Path, relayBind: Endpoint, phase: String,
-                       deadline: Double, gate: StartGate, stop: StopFlag, times: TimeList) throws {
+                       deadline: Double, gate: StartGate, stop: StopFlag, times: TimeList, keys: BenchKeys?) throws {
         let context = try ZMQContext(ioThreads: 1)
-        let relay = path == .relay ? try WeightRelay(context: context, listen: ListenAddress(bind: relayBind)) : nil
+        // Bound before the relay, as an actor's is.
+        let zap = try keys.map { try ZAPHandler(context: context, policy: $0.policy) }
+        let security = keys.map { $0.client(index) }
+        let relay = path == .relay
+            ? try WeightRelay(context: context, listen: ListenAddress(bind: relayBind), security: security.map { ($0.keyPair, zap!) }) : nil
         let receiver = try WeightReceiver(context: context, learnerWeights: learner, layout: layout, relay: relay,
-                                          identity: "bench-\(index)", runId: UInt64(index + 1))
-        defer { receiver.close(); relay?.close() }
+                                          identity: BenchKeys.name(index), runId: UInt64(index + 1), security: security)
+        defer { receiver.close(); relay?.close(); zap?.stop() }
         try gate.arriveAndWait(deadline: deadline, phase: phase)
         try receiver.start(now: monotonicSeconds())
         var done = false
@@ -320,4 +340,26 @@ final class TimeList: @unchecked Sendable {
     private var list: [(received: Double, verified: Double)] = []
     func append(_ t: (Double, Double)) { lock.lock(); list.append((t.0, t.1)); lock.unlock() }
     var values: [(received: Double, verified: Double)] { lock.lock(); defer { lock.unlock() }; return list }
+}
+
+/// The keys of a CURVE trial: the learner's, and one pair per client, all admitted as actors.
+struct BenchKeys: Sendable {
+    let learner: LearnerSecurity
+    let clients: [CurveKeyPair]
+
+    static func name(_ index: Int) -> String { "bench-\(index)" }
+
+    init(clients count: Int) throws {
+        clients = try (0..<count).map { _ in try CurveKeyPair.generate() }
+        let members = clients.enumerated().map { CurveAllowlist.Member(name: Self.name($0.offset), role: .actor, publicKey: $0.element.publicKey) }
+        learner = try LearnerSecurity(keyPair: .generate(), allowlist: CurveAllowlist(members))
+    }
+
+    var policy: ZAPHandler.Policy { learner.policy }
+    var relayPublicKeys: [String: String] {
+        Dictionary(uniqueKeysWithValues: clients.indices.map { (Self.name($0), clients[$0].publicKey.z85) })
+    }
+    func client(_ index: Int) -> ClientSecurity {
+        ClientSecurity(name: Self.name(index), keyPair: clients[index], learnerKey: learner.keyPair.publicKey)
+    }
 }

@@ -38,6 +38,8 @@ package struct MonitorCommand: ParsableCommand {
     @Option(name: .long, help: "Dashboard redraws per second.")
     package var refresh: Double = 4
 
+    @OptionGroup var keys: ClientKeyOptions
+
     package init() {}
 
     package func validate() throws {
@@ -63,7 +65,9 @@ package struct MonitorCommand: ParsableCommand {
         Shutdown.installHandlers()
         let context = try ZMQContext()
         defer { context.shutdown() }
-        let subscriber = try MonitorSubscriber(context: context, endpoint: try Endpoint(parsing: endpoint))
+        let learner = try Endpoint(parsing: endpoint)
+        let security = try keys.security(connectingTo: learner, console: Console(role: "monitor"))
+        let subscriber = try MonitorSubscriber(context: context, endpoint: learner, security: security?.toLearner ?? [])
         defer { subscriber.close() }
         var options = MonitorSubscriber.RunOptions(updatesPerSecond: refresh, stopWhenRunEnds: untilFinished)
         options.deadline = duration.map { .after(.milliseconds(Int64($0 * 1000))) }

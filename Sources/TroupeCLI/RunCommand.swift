@@ -24,6 +24,9 @@ package struct RunCommand: ParsableCommand {
     @Flag(name: .long, help: "Skip the evaluations (faster; no before/after table).")
     package var noEval = false
 
+    @Flag(name: .long, help: "Run the learner and actors in plaintext on loopback instead of authenticating them with keys made in RUN/keys.")
+    package var insecurePlaintext = false
+
     package init() {}
 
     package func validate() throws {
@@ -45,6 +48,7 @@ package struct RunCommand: ParsableCommand {
         var options = LocalRun.Options(executable: ProcessInfo.processInfo.arguments[0].hasPrefix("/") ? ProcessInfo.processInfo.arguments[0] : executable,
                                        actors: actors ?? config.actors.count)
         options.evaluate = !noEval
+        options.authenticate = !insecurePlaintext
         let run = LocalRun(config: config, options: options)
         let terminal = isatty(STDOUT_FILENO) != 0
         var lastLine = 0.0

@@ -8,7 +8,7 @@ package struct Troupe: ParsableCommand {
         subcommands: [ReportCommand.self, TokenizeCommand.self, AlgoCommand.self,
                       GenerateCommand.self, ScoreCommand.self, SFTCommand.self, BenchForwarder.self,
                       LearnerCommand.self, ActorCommand.self, EvalCommand.self,
-                      ReplayCommand.self, RunCommand.self, MonitorCommand.self, ConfigCommand.self])
+                      ReplayCommand.self, RunCommand.self, MonitorCommand.self, ConfigCommand.self, KeygenCommand.self])
 
     package init() {}
 }

@@ -10,50 +10,83 @@ package struct LearnerEndpoints {
     package var weights: any RouterTransport
     package var announce: any PublishTransport
     package var logs: any LogStreamPublisher
+    /// Who may connect, when the endpoints are authenticated (CURVE): every message then comes from a
+    /// peer with an `authenticatedUser`, the name of its allowlisted key. Nil: plaintext.
+    package var allowlist: CurveAllowlist?
+    /// The ZAP handler the sockets authenticate through (nil: plaintext, or in memory).
+    package var zapHandler: ZAPHandler?
     /// Blocks until the control or weights endpoint, or the given file descriptor (the trainer's wake
     /// pipe), may be readable, or until the deadline.
     package var waitForInput: (Deadline, Int32) throws -> Void
+    /// Throws when authentication can no longer be enforced (the ZAP handler died), after closing
+    /// every endpoint: the learner then stops (fail closed). Checked at every turn.
+    package var checkAuthentication: () throws -> Void = {}
     /// After a finished run, how long late speakers are still told so.
     package var lingerSeconds: Double
     package var close: () -> Void
 
     /// The learner's sockets bound as `settings` say, with the log proxy between publishers and monitors.
-    package static func zeroMQ(_ settings: RunConfig.Endpoints, epoch: UInt64) throws -> LearnerEndpoints {
+    /// With `security`, the ZAP handler is bound first and every socket is a CURVE server of it.
+    package static func zeroMQ(_ settings: RunConfig.Endpoints, epoch: UInt64, security: LearnerSecurity? = nil) throws -> LearnerEndpoints {
         let context = try ZMQContext(ioThreads: 1)
+        // Before any socket binds: a CURVE server without a handler admits everyone.
+        let zap = try security.map { try ZAPHandler(context: context, policy: $0.policy) }
         func bindEndpoint(_ port: Int) throws -> Endpoint { try Endpoint(parsing: "tcp://\(settings.bindHost):\(port)") }
+        func secure(_ socket: ZMQSocket, _ domain: String) throws {
+            guard let security else { return }
+            try socket.set(security.server(domain))
+            let policy = security.policy
+            socket.admitsUser = { policy.admits(user: $0, domain: domain) }
+        }
         let control = try ZMQSocket(context, type: .router, linger: .upTo(milliseconds: 500))
         try control.set([.routerMandatory(true), .routerHandover(true), .maxMessageSize(WireLimits.control.socketMaxFrameBytes),
                          .sendHighWaterMark(10_000), .receiveHighWaterMark(10_000),
                          .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)])
+        try secure(control, ZAPDomain.control)
         _ = try control.bind(bindEndpoint(settings.controlPort))
         let weights = try ZMQSocket(context, type: .router, linger: .discardUnsent)
         try weights.set([.routerMandatory(true), .routerHandover(true), .maxMessageSize(WireLimits.control.socketMaxFrameBytes),
                          .sendHighWaterMark(1000), .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)])
+        try secure(weights, ZAPDomain.weights)
         _ = try weights.bind(bindEndpoint(settings.weightsPort))
         let announce = try ZMQSocket(context, type: .publish, linger: .discardUnsent)
         try announce.set([.sendHighWaterMark(100)])
+        try secure(announce, ZAPDomain.announce)
         _ = try announce.bind(bindEndpoint(settings.announcePort))
-        let proxy = try ZMQProxy.startPubSubForwarder(context: context, publishersBind: bindEndpoint(settings.logsInPort),
-                                                      subscribersBind: bindEndpoint(settings.logsPort))
+        let proxy = try ZMQProxy.startPubSubForwarder(
+            context: context, publishersBind: bindEndpoint(settings.logsInPort), subscribersBind: bindEndpoint(settings.logsPort),
+            publishersSecurity: security?.server(ZAPDomain.logsIn) ?? [], subscribersSecurity: security?.server(ZAPDomain.logs) ?? [],
+            admitPublisher: security.map { security in { @Sendable user, frames in security.admitsLogEvent(user: user, frames: frames) } })
+        let ownKeys = security.map { ClientSecurity(name: LearnerSecurity.learnerName, keyPair: $0.keyPair, learnerKey: $0.keyPair.publicKey) }
         let logs = try LogPublisher(context: context, endpoint: Endpoint(parsing: "tcp://127.0.0.1:\(settings.logsInPort)"),
-                                    source: "learner", runId: epoch)
+                                    source: "learner", runId: epoch, security: ownKeys?.toLearner ?? [])
         let poller = Poller()
         poller.register(control)
         poller.register(weights)
         var wakeRegistered: Int32?
+        let close = {
+            // Sockets first, the handler last: without a handler libzmq would admit anyone.
+            proxy.stop()
+            logs.close()
+            control.close(); weights.close(); announce.close()
+            context.shutdown()
+            zap?.stop()
+        }
+        let watchdog = zap.map { AuthenticationWatchdog(handler: $0) }
         return LearnerEndpoints(
-            control: control, weights: weights, announce: announce, logs: logs,
+            control: control, weights: weights, announce: announce, logs: logs, allowlist: security?.allowlist, zapHandler: zap,
             waitForInput: { deadline, wake in
                 if wakeRegistered != wake { poller.register(fileDescriptor: wake); wakeRegistered = wake }
                 _ = try poller.poll(until: deadline)
             },
+            checkAuthentication: {
+                do { try watchdog?.check() } catch {
+                    close()
+                    throw error
+                }
+            },
             lingerSeconds: 2,
-            close: {
-                proxy.stop()
-                logs.close()
-                control.close(); weights.close(); announce.close()
-                context.shutdown()
-            })
+            close: close)
     }
 }
 
@@ -64,11 +97,15 @@ package final class InMemoryLearnerNetwork {
     package let weights = InMemoryRouter()
     package let announce = InMemoryPublisher()
     package let logs = InMemoryLogStream(source: "learner")
+    /// Authenticated endpoints: actors connect with `InMemoryRouter.connect(identity:authenticatedAs:)`.
+    package let allowlist: CurveAllowlist?
 
-    package init() {}
+    package init(allowlist: CurveAllowlist? = nil) {
+        self.allowlist = allowlist
+    }
 
     package var endpoints: LearnerEndpoints {
-        LearnerEndpoints(control: control, weights: weights, announce: announce, logs: logs,
+        LearnerEndpoints(control: control, weights: weights, announce: announce, logs: logs, allowlist: allowlist,
                          waitForInput: { _, _ in }, lingerSeconds: 0, close: {})
     }
 }

@@ -56,8 +56,9 @@ package final class LearnerServer {
     package private(set) var finished = false
 
     /// Opens or resumes the run in `config.runDirectory`, with ZeroMQ endpoints bound as configured
-    /// (`endpoints`), or with the ones `makeEndpoints` builds for the run's epoch (tests: in memory).
-    package init(config: RunConfig, resume: Bool, clock: @escaping () -> Double = monotonicSeconds,
+    /// (`endpoints`; authenticated with `security`), or with the ones `makeEndpoints` builds for the
+    /// run's epoch (tests: in memory).
+    package init(config: RunConfig, resume: Bool, security: LearnerSecurity? = nil, clock: @escaping () -> Double = monotonicSeconds,
                  makeEndpoints: ((_ epoch: UInt64) throws -> LearnerEndpoints)? = nil) throws {
         self.config = config
         self.clock = clock
@@ -100,7 +101,7 @@ package final class LearnerServer {
                            maxStaleness: config.learner.maxStaleness, leaseSize: config.learner.leaseSize,
                            leaseTimeout: config.learner.leaseTimeoutSeconds, heartbeatTimeout: config.learner.heartbeatTimeoutSeconds,
                            credit: config.learner.credit)
-        endpoints = try (makeEndpoints ?? { try LearnerEndpoints.zeroMQ(config.endpoints, epoch: $0) })(epoch)
+        endpoints = try (makeEndpoints ?? { try LearnerEndpoints.zeroMQ(config.endpoints, epoch: $0, security: security) })(epoch)
         runLog = try RunLog(path: logPath)
         events = RunEvents([RunLogSink(runLog), LogStreamSink<RunLogEntry>(endpoints.logs),
                             MetricsFileSink<RunLogEntry>(MetricsWriter(path: runDirectory + "/metrics.jsonl"))])
@@ -122,13 +123,16 @@ package final class LearnerServer {
         }
         let first = WeightSnapshot.make(model: model, version: PolicyVersion(epoch: epoch, step: UInt64(core.step)), sharedMemoryDirectory: shm)
         weightService = WeightService(snapshot: first.snapshot, relayFanout: config.learner.relayFanout)
+        let actorKeys = endpoints.allowlist?.members.values.filter { $0.role == .actor } ?? []
+        weightService.relayPublicKeys = Dictionary(uniqueKeysWithValues: actorKeys.map { ($0.name, $0.publicKey.z85) })
 
         training = LearnerTraining(config: config, runDirectory: runDirectory, epoch: epoch, core: core, model: model,
                                    trainer: trainer, worker: .trainer(trainer, sharedMemoryDirectory: shm), runLog: runLog,
                                    events: events, console: console, clock: clock, startedAt: startedAt)
 
         // Stop sequences travel with each prompt's sampling parameters (`promptMessage`), not here.
-        welcomeJSON = try config.welcomeJSON()
+        // An authenticated run's actors admit one another to their relays: every actor's public key, by name.
+        welcomeJSON = try config.welcomeJSON(relayPeers: endpoints.allowlist != nil ? weightService.relayPublicKeys : nil)
         LogStreamAttachment.process.attach(endpoints.logs)
         warnOnce(sharedMemoryProblem: first.sharedMemoryProblem)
         training.onStepTrained = { [unowned self] outcome in
@@ -178,6 +182,7 @@ package final class LearnerServer {
     /// One turn of the I/O loop: handles what waits on the control and weights endpoints, the trainer's
     /// finished steps and, when due, housekeeping; starts the next step when a batch is ready.
     package func turn() throws -> TurnOutcome {
+        try endpoints.checkAuthentication()
         let now = clock()
         try drainControl(now: now)
         try drainWeights()
@@ -228,7 +233,9 @@ package final class LearnerServer {
         bye.reason = ByeReason.runFinished
         while monotonicSeconds() < until {
             switch try control.receiveFromPeer(deadline: .afterMilliseconds(50), limits: .control) {
-            case .message(let peer, _), .rejected(let peer?, _):
+            case .message(let peer, _):
+                _ = try? control.send(WireMessage(.bye(bye)), to: peer, deadline: .now)
+            case .rejected(let peer?, let error) where error.reason != .unauthenticated:
                 _ = try? control.send(WireMessage(.bye(bye)), to: peer, deadline: .now)
             default:
                 break
@@ -255,6 +262,9 @@ package final class LearnerServer {
         for _ in 0..<256 {
             switch try control.receiveFromPeer(deadline: .now, limits: .control) {
             case .timedOut: return
+            case .rejected(_, let error) where error.reason == .unauthenticated:
+                // Nothing goes back to a connection that is not authenticated, not even a Reject.
+                wireRejects[error.reason.rawValue, default: 0] += 1
             case .rejected(let peer, let error):
                 wireRejects[error.reason.rawValue, default: 0] += 1
                 try events.emit(.stream("rejection", metrics: ["count": 1], fields: ["reason": error.reason.rawValue, "detail": error.detail]))
@@ -279,6 +289,11 @@ package final class LearnerServer {
     }
 
     private func dispatch(_ message: WireMessage, from peer: PeerID, now: Double) throws {
+        if endpoints.allowlist != nil && peer.authenticatedUser == nil {
+            // The sockets refuse these already; an endpoint that let one through must not be trusted.
+            wireRejects["unauthenticated", default: 0] += 1
+            return
+        }
         if case .hello(let hello) = message.body { return try welcome(hello, peer: peer, now: now) }
         guard let identity = peers[peer], core.actors[identity] != nil else {
             send(reject: .unknownActor, "unknown actor: say Hello first (the learner may have restarted)", to: peer)
@@ -323,7 +338,15 @@ package final class LearnerServer {
     }
 
     private func welcome(_ hello: Troupe_V1_Hello, peer: PeerID, now: Double) throws {
-        let identity = hello.actorIdentity.isEmpty ? "actor-\(peer)" : hello.actorIdentity
+        let claimed = hello.actorIdentity.isEmpty ? peer.authenticatedUser ?? "actor-\(peer)" : hello.actorIdentity
+        // On an authenticated endpoint the actor is the name its key is allowlisted under: a key speaks
+        // for one actor only, and no connection can take another key's actor identity.
+        if let user = peer.authenticatedUser, user != claimed {
+            send(reject: .configMismatch, "this connection's key is allowlisted as \(user); it cannot join as \(claimed) (use --identity \(user) or that actor's key)", to: peer)
+            try events.emit(.stream("rejection", fields: ["actor": user, "reason": "identity_not_key", "detail": "claimed \(claimed)"]))
+            return
+        }
+        let identity = claimed
         if let live = core.actors[identity], live.runId != hello.actorRunID, now - live.lastSeen < 3 {
             // Two live processes with one name would steal each other's leases: refuse the newcomer
             // until the other leaves or goes silent (a restarted actor gets in once its old run is evicted).
@@ -396,7 +419,12 @@ package final class LearnerServer {
             switch try weights.receiveFromPeer(deadline: .now, limits: .control) {
             case .timedOut: return
             case .rejected(_, let error): wireRejects["weights_" + error.reason.rawValue, default: 0] += 1
-            case .message(let peer, let message):
+            case .message(let peer, var message):
+                if endpoints.allowlist != nil {
+                    guard let user = peer.authenticatedUser else { wireRejects["weights_unauthenticated", default: 0] += 1; continue }
+                    // The relay tree places the authenticated actor, whatever name the request carries.
+                    if case .weightSourceRequest(var r) = message.body { r.actorIdentity = user; message.body = .weightSourceRequest(r) }
+                }
                 if let reply = weightService.reply(to: message.body) {
                     _ = try weights.send(reply, to: peer, deadline: .now)
                     if case .weightSourceRequest(let r) = message.body, case .weightSource(let s) = reply.body {

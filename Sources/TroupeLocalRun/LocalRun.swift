@@ -21,6 +21,8 @@ package final class LocalRun {
         package var executable: String
         package var actors: Int
         package var evaluate = true
+        /// Authenticate the children (CURVE) with keys made for this run in RUN/keys; false: plaintext on loopback.
+        package var authenticate = true
         package init(executable: String, actors: Int) {
             self.executable = executable
             self.actors = actors
@@ -31,6 +33,8 @@ package final class LocalRun {
     package let options: Options
     let console = Console(role: "run")
     private var children: [(name: String, process: Process)] = []
+    /// This run's keys (`authenticate`): made in `prepareRunDirectory`.
+    private var keys: RunKeys?
 
     package init(config: RunConfig, options: Options) {
         self.config = config
@@ -101,6 +105,7 @@ package final class LocalRun {
         }
         try FileManager.default.createDirectory(atPath: dir + "/logs", withIntermediateDirectories: true)
         try pickFreePorts()
+        if options.authenticate { keys = try RunKeys.make(in: dir + "/keys", actors: options.actors) }
         try AtomicFile.write(config.resolvedJSONData(), to: dir + "/run-config.json")
         console.info("resolved configuration written to \(dir)/run-config.json")
         FileHandle.standardError.write(config.resolvedJSONData())
@@ -108,9 +113,12 @@ package final class LocalRun {
     }
 
     private func spawnLearnerAndActors() throws {
-        try spawn("learner", ["learner", "--config", config.runDirectory + "/run-config.json"])
+        try spawn("learner", ["learner", "--config", config.runDirectory + "/run-config.json"] + (keys?.learnerArguments ?? []))
         let control = "tcp://127.0.0.1:\(config.endpoints.controlPort)"
-        for i in 0..<options.actors { try spawn("actor-\(i + 1)", ["actor", "--learner", control, "--identity", "actor-\(i + 1)"]) }
+        for i in 0..<options.actors {
+            let name = RunKeys.actorName(i)
+            try spawn(name, ["actor", "--learner", control, "--identity", name] + (keys?.clientArguments(name) ?? []))
+        }
     }
 
     /// Follows the log stream until the learner exits (forwarding a stop request, evaluating the latest
@@ -119,7 +127,8 @@ package final class LocalRun {
                         renderer: ((LiveStatus, MonitorState) -> Void)?) throws -> Int32 {
         let context = try ZMQContext(ioThreads: 1)
         let sub = try ZMQSocket(context, type: .subscribe, linger: .discardUnsent)
-        try sub.set([.subscribe([]), .receiveHighWaterMark(10_000), .maxMessageSize(WireLimits.headerOnly.socketMaxFrameBytes)])
+        try sub.set([.subscribe([]), .receiveHighWaterMark(10_000), .maxMessageSize(WireLimits.headerOnly.socketMaxFrameBytes)]
+                    + (keys?.monitorSecurity.toLearner ?? []))
         try sub.connect(Endpoint(parsing: "tcp://127.0.0.1:\(config.endpoints.logsPort)"))
         defer {
             sub.close()
@@ -351,5 +360,33 @@ extension ProcessEvent where Record == Never {
     /// How often the majority vote's labels (and the rewards) agree with the answer key so far.
     package static func labelAccuracy(step: Int, labels: Double, rewards: Double?) -> Self {
         .metrics("monitor", step: step, ["ttrl/label_accuracy": labels, "ttrl/reward_accuracy": rewards ?? .nan])
+    }
+}
+
+/// The keys of one `troupe run`, made fresh in RUN/keys: the learner's pair, and in RUN/keys/clients a
+/// pair for each actor and one for this process, which follows the log stream as a monitor. The
+/// learner admits exactly the public files in RUN/keys/clients.
+struct RunKeys {
+    static let monitorName = "run-monitor"
+    let directory: String
+    let monitorSecurity: ClientSecurity
+
+    static func actorName(_ index: Int) -> String { "actor-\(index + 1)" }
+
+    static func make(in directory: String, actors: Int) throws -> RunKeys {
+        let learner = try CurveKeyPair.generate()
+        try CurveKeyFile.create(name: LearnerSecurity.learnerName, role: .learner, pair: learner, directory: directory)
+        for i in 0..<actors {
+            try CurveKeyFile.create(name: actorName(i), role: .actor, pair: try .generate(), directory: directory + "/clients")
+        }
+        let monitor = try CurveKeyPair.generate()
+        try CurveKeyFile.create(name: monitorName, role: .monitor, pair: monitor, directory: directory + "/clients")
+        return RunKeys(directory: directory, monitorSecurity: ClientSecurity(name: monitorName, keyPair: monitor, learnerKey: learner.publicKey))
+    }
+
+    var learnerArguments: [String] { ["--key", directory + "/learner.key_secret", "--allow", directory + "/clients"] }
+
+    func clientArguments(_ name: String) -> [String] {
+        ["--key", directory + "/clients/\(name).key_secret", "--learner-key", directory + "/learner.key"]
     }
 }

@@ -37,12 +37,13 @@ package final class MonitorSubscriber {
     }
 
     /// Connects a SUB socket to `endpoint` (it connects in the background: a learner that is not up
-    /// yet is fine). `receiveQueue` bounds the events buffered here.
-    package init(context: ZMQContext, endpoint: Endpoint, receiveQueue: Int32 = 10_000) throws {
+    /// yet is fine). `receiveQueue` bounds the events buffered here. `security`: CURVE client options
+    /// when the learner's log stream is authenticated.
+    package init(context: ZMQContext, endpoint: Endpoint, receiveQueue: Int32 = 10_000, security: [SocketOption] = []) throws {
         self.endpoint = endpoint
         socket = try ZMQSocket(context, type: .subscribe, linger: .discardUnsent)
         do {
-            try socket.set(SocketProfile.subscriber(limits: .headerOnly, queue: max(1, receiveQueue)))
+            try socket.set(SocketProfile.subscriber(limits: .headerOnly, queue: max(1, receiveQueue)) + security)
             try socket.connect(endpoint)
         } catch {
             socket.close()

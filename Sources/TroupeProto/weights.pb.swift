@@ -346,6 +346,9 @@ public nonisolated struct Troupe_V1_WeightSource: Sendable {
   /// hops from the learner (1: the learner itself serves it)
   public var depth: UInt32 = 0
 
+  /// the upstream relay's CURVE public key (Z85) in an authenticated run
+  public var upstreamPublicKey: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -701,7 +704,7 @@ nonisolated extension Troupe_V1_WeightSourceRequest: SwiftProtobuf.Message, Swif
 
 nonisolated extension Troupe_V1_WeightSource: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WeightSource"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}upstream_endpoint\0\u{1}depth\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}upstream_endpoint\0\u{1}depth\0\u{3}upstream_public_key\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -712,6 +715,7 @@ nonisolated extension Troupe_V1_WeightSource: SwiftProtobuf.Message, SwiftProtob
       case 1: try { try decoder.decodeSingularMessageField(value: &self._version) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.upstreamEndpoint) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.depth) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.upstreamPublicKey) }()
       default: break
       }
     }
@@ -731,6 +735,9 @@ nonisolated extension Troupe_V1_WeightSource: SwiftProtobuf.Message, SwiftProtob
     if self.depth != 0 {
       try visitor.visitSingularUInt32Field(value: self.depth, fieldNumber: 3)
     }
+    if !self.upstreamPublicKey.isEmpty {
+      try visitor.visitSingularStringField(value: self.upstreamPublicKey, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -738,6 +745,7 @@ nonisolated extension Troupe_V1_WeightSource: SwiftProtobuf.Message, SwiftProtob
     if lhs._version != rhs._version {return false}
     if lhs.upstreamEndpoint != rhs.upstreamEndpoint {return false}
     if lhs.depth != rhs.depth {return false}
+    if lhs.upstreamPublicKey != rhs.upstreamPublicKey {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

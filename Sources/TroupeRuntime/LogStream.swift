@@ -23,11 +23,12 @@ package final class LogPublisher: LogStreamPublisher {
     private var sequence: UInt64 = 0
     private let socket: ZMQSocket
 
-    package init(context: ZMQContext, endpoint: Endpoint, source: String, runId: UInt64) throws {
+    /// `security`: CURVE client options when the learner's log proxy is authenticated.
+    package init(context: ZMQContext, endpoint: Endpoint, source: String, runId: UInt64, security: [SocketOption] = []) throws {
         self.source = source
         self.runId = runId
         socket = try ZMQSocket(context, type: .publish, linger: .upTo(milliseconds: 200))
-        try socket.set([.sendHighWaterMark(10_000)])
+        try socket.set([.sendHighWaterMark(10_000)] + security)
         try socket.connect(endpoint)
     }
 

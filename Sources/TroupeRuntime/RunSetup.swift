@@ -82,9 +82,12 @@ package enum RunSetup {
 
 extension RunConfig {
     /// The Welcome's `config_json`: the resolved configuration and the model's files besides its weights.
-    package func welcomeJSON() throws -> String {
-        let welcome: JSONValue = ["config": resolved, "model_files": .object(RunSetup.modelFiles(model.path).mapValues(JSONValue.string))]
-        return String(decoding: try welcome.serialized(compact: true), as: UTF8.self)
+    /// `relayPeers`: in an authenticated run, every actor's public key by name (actors admit one
+    /// another to their relays).
+    package func welcomeJSON(relayPeers: [String: String]? = nil) throws -> String {
+        var welcome: [String: JSONValue] = ["config": resolved, "model_files": .object(RunSetup.modelFiles(model.path).mapValues(JSONValue.string))]
+        if let relayPeers { welcome["relay_peers"] = .object(relayPeers.mapValues(JSONValue.string)) }
+        return String(decoding: try JSONValue.object(welcome).serialized(compact: true), as: UTF8.self)
     }
 
     /// The stop sequences the run samples with: a built-in task's answer ends its line; a task file's

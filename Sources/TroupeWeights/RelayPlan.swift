@@ -27,9 +27,12 @@ package struct RelayPlan: Sendable {
         /// Another actor's relay endpoint; empty: the learner.
         package let upstream: String
         package let depth: Int
-        package init(upstream: String, depth: Int) {
+        /// The actor whose relay `upstream` is (nil: the learner).
+        package let upstreamIdentity: String?
+        package init(upstream: String, depth: Int, upstreamIdentity: String? = nil) {
             self.upstream = upstream
             self.depth = depth
+            self.upstreamIdentity = upstreamIdentity
         }
     }
 
@@ -73,7 +76,7 @@ package struct RelayPlan: Sendable {
         let assignment: Assignment
         if let p = parent {
             nodes[p].children += 1
-            assignment = Assignment(upstream: nodes[p].endpoint, depth: nodes[p].depth + 1)
+            assignment = Assignment(upstream: nodes[p].endpoint, depth: nodes[p].depth + 1, upstreamIdentity: nodes[p].identity)
         } else {
             // The learner has room, or no actor can relay: the learner serves it.
             learnerChildren += 1

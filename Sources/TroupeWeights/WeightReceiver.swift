@@ -43,6 +43,9 @@ package final class WeightReceiver {
     let identity: String
     let runId: UInt64
     let options: Options
+    /// This actor's keys in an authenticated run: the learner's key is pinned, and each relay's is
+    /// the one the learner names with it.
+    let security: ClientSecurity?
     private var phase = Phase.idle
     /// When this transfer last moved on (a request sent, a chunk received): every deadline counts from it.
     private var lastProgress = 0.0
@@ -56,20 +59,21 @@ package final class WeightReceiver {
     package private(set) var depth = 1
 
     package init(context: ZMQContext, learnerWeights: Endpoint, layout: ParameterLayout, relay: WeightRelay?,
-                identity: String, runId: UInt64, options: Options = Options()) throws {
+                identity: String, runId: UInt64, options: Options = Options(), security: ClientSecurity? = nil) throws {
         self.context = context
         self.layout = layout
         self.relay = relay
         self.identity = identity
         self.runId = runId
         self.options = options
-        learner = try WeightReceiver.dealer(context, to: learnerWeights)
+        self.security = security
+        learner = try WeightReceiver.dealer(context, to: learnerWeights, security: security?.toLearner ?? [])
     }
 
-    static func dealer(_ context: ZMQContext, to endpoint: Endpoint) throws -> ZMQSocket {
+    static func dealer(_ context: ZMQContext, to endpoint: Endpoint, security: [SocketOption]) throws -> ZMQSocket {
         let s = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
         try s.set([.maxMessageSize(WireLimits.weights.socketMaxFrameBytes), .immediate(false),
-                   .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)])
+                   .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)] + security)
         try s.connect(endpoint)
         return s
     }
@@ -121,7 +125,7 @@ package final class WeightReceiver {
         case .manifest:
             if now - lastProgress > options.learnerSilenceSeconds { events.append(.failed("no weight manifest from the learner in \(Int(options.learnerSilenceSeconds)) s")); reset() }
         case .source:
-            if now - lastProgress > options.sourceWaitSeconds { try fetchChunks(upstream: "", now: now, into: &events) }
+            if now - lastProgress > options.sourceWaitSeconds { try fetchChunks(upstream: "", publicKey: "", now: now, into: &events) }
         case .chunks:
             if let up = upstream, now - lastProgress > stallSeconds {
                 fallBack(reason: "no chunk for \(stallSeconds) s from \(up.endpoint)", now: now, into: &events)
@@ -177,7 +181,7 @@ package final class WeightReceiver {
         case .weightSource(let s) where fromLearner && phase == .source:
             guard let f = fetch, PolicyVersion(s.version) == f.version else { return }
             depth = Int(max(1, s.depth))
-            try fetchChunks(upstream: s.upstreamEndpoint, now: now, into: &events)
+            try fetchChunks(upstream: s.upstreamEndpoint, publicKey: s.upstreamPublicKey, now: now, into: &events)
         case .chunk(let chunk) where phase == .chunks:
             // Late replies to an abandoned transfer are not this one's business.
             guard let f = fetch, PolicyVersion(chunk.version) == f.version else { return }
@@ -220,14 +224,16 @@ package final class WeightReceiver {
         return false
     }
 
-    private func fetchChunks(upstream endpoint: String, now: Double, into events: inout [Event]) throws {
+    private func fetchChunks(upstream endpoint: String, publicKey: String, now: Double, into events: inout [Event]) throws {
         guard let f = fetch else { reset(); return }
         dropUpstream()
         if !endpoint.isEmpty, endpoint != relay?.endpoint.description {
             // The address came from another actor through the learner: one that cannot be used
             // sends this transfer to the learner, never the actor down.
             do {
-                upstream = (endpoint, try WeightReceiver.dealer(context, to: Endpoint(parsing: endpoint)))
+                // Authenticated: the relay must prove the key the learner named, or nothing is fetched from it.
+                let relaySecurity = try security.map { try $0.toRelay(CurveKey(z85: publicKey)) } ?? []
+                upstream = (endpoint, try WeightReceiver.dealer(context, to: Endpoint(parsing: endpoint), security: relaySecurity))
                 allFromRelay = true
             } catch {
                 events.append(.fellBack(upstream: endpoint, reason: "cannot connect: \(error)"))

@@ -24,10 +24,16 @@ package final class WeightRelay {
     /// Requests that wait for a chunk still on its way; bounded so a misbehaving peer cannot grow it.
     static let maxWaiting = 4096
 
-    package init(context: ZMQContext, listen: ListenAddress) throws {
+    /// `security`: in an authenticated run, the relay is a CURVE server with this actor's key pair,
+    /// admitting the run's actors through `zap` (the process's ZAP handler, already bound).
+    package init(context: ZMQContext, listen: ListenAddress, security: (keyPair: CurveKeyPair, zap: ZAPHandler)? = nil) throws {
         socket = try ZMQSocket(context, type: .router, linger: .discardUnsent)
         try socket.set([.routerMandatory(true), .routerHandover(true), .maxMessageSize(WireLimits.control.socketMaxFrameBytes),
                         .sendHighWaterMark(1000), .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)])
+        if let (keyPair, zap) = security {
+            try socket.set(CurveRole.server(keyPair, domain: ZAPDomain.relay).options)
+            socket.admitsUser = { zap.currentPolicy.admits(user: $0, domain: ZAPDomain.relay) }
+        }
         let bound = try socket.bind(listen.bind)
         endpoint = try listen.advertised(boundTo: bound)
     }

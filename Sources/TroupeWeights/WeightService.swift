@@ -10,6 +10,9 @@ package struct WeightService: Sendable {
     package private(set) var snapshot: WeightSnapshot
     package private(set) var previous: WeightSnapshot?
     package private(set) var plan: RelayPlan
+    /// In an authenticated run, each actor's CURVE public key (Z85) by name: an actor placed below
+    /// another's relay is told that key, to pin it.
+    package var relayPublicKeys: [String: String] = [:]
 
     package init(snapshot: WeightSnapshot, relayFanout: Int) {
         self.snapshot = snapshot
@@ -35,6 +38,7 @@ package struct WeightService: Sendable {
             if PolicyVersion(r.version) == snapshot.version {
                 let a = plan.assign(version: snapshot.version, identity: r.actorIdentity, runId: r.actorRunID, relayEndpoint: r.relayEndpoint)
                 source.upstreamEndpoint = a.upstream
+                if let upstream = a.upstreamIdentity { source.upstreamPublicKey = relayPublicKeys[upstream] ?? "" }
                 source.depth = UInt32(a.depth)
             } else {
                 source.depth = 1

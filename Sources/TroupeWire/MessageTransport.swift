@@ -33,9 +33,10 @@ public final class InMemoryRouter: RouterTransport, @unchecked Sendable {
 
     public init() {}
 
-    /// A new peer with routing id `identity` (unique per connection, as ZeroMQ's are).
-    public func connect(identity: String) -> InMemoryDealer {
-        let peer = PeerID(Array(identity.utf8))
+    /// A new peer with routing id `identity` (unique per connection, as ZeroMQ's are). `authenticatedAs`
+    /// plays a CURVE connection whose key the ZAP handler admitted under that user id.
+    public func connect(identity: String, authenticatedAs user: String? = nil) -> InMemoryDealer {
+        let peer = PeerID(Array(identity.utf8), authenticatedUser: user)
         lock.withLock {
             connected.insert(peer)
             outbound[peer] = []

@@ -1,11 +1,16 @@
 import TroupeProto
 
 /// A ROUTER peer's routing id (the first frame of every message a ROUTER receives).
+/// On an authenticated socket a peer is also the user its ZAP handler admitted (`authenticatedUser`):
+/// two connections with one routing id but different keys are different peers.
 public struct PeerID: Sendable, Hashable, CustomStringConvertible {
     public let bytes: [UInt8]
+    /// The ZAP user id of the connection (the allowlisted name of its CURVE key); nil on a plaintext socket.
+    public let authenticatedUser: String?
 
-    public init(_ bytes: [UInt8]) {
+    public init(_ bytes: [UInt8], authenticatedUser: String? = nil) {
         self.bytes = bytes
+        self.authenticatedUser = authenticatedUser
     }
 
     /// Hex, for logs (libzmq's generated ids are binary).
@@ -52,6 +57,7 @@ extension ZMQSocket {
         case .overLimit(let frameCount, let byteCount, _):
             return .rejected(overLimitError(frameCount: frameCount - 1, byteCount: byteCount, limits: limits))
         case .message(let frames):
+            if let refusal = unauthenticatedSender() { return .rejected(refusal) }
             do {
                 return .message(try WireMessage.decode(frames, limits: limits))
             } catch {
@@ -72,13 +78,23 @@ extension ZMQSocket {
             guard let identity = frames.first else {
                 return .rejected(from: nil, WireError(.emptyMessage, "no frames"))
             }
-            let peer = PeerID(identity.bytes)
+            let peer = PeerID(identity.bytes, authenticatedUser: lastUserID)
+            if let refusal = unauthenticatedSender() { return .rejected(from: peer, refusal) }
             do {
                 return .message(from: peer, try WireMessage.decode(Array(frames.dropFirst()), limits: limits))
             } catch {
                 return .rejected(from: peer, error)
             }
         }
+    }
+
+    /// With `admitsUser` set, the reason to refuse the message just received, if its user is not admitted.
+    private func unauthenticatedSender() -> WireError? {
+        guard let admitsUser else { return nil }
+        guard let user = lastUserID, !user.isEmpty else {
+            return WireError(.unauthenticated, "no authenticated user (is the ZAP handler answering?)")
+        }
+        return admitsUser(user) ? nil : WireError(.unauthenticated, "user \(user) is not admitted here")
     }
 
     private func overLimitError(frameCount: Int, byteCount: Int, limits: WireLimits) -> WireError {

@@ -125,6 +125,12 @@ public enum SocketOption: Sendable, Hashable, CustomStringConvertible {
     case ipv6(Bool)
     /// XPUB: pass every subscription upstream, also repeated ones.
     case xpubVerbose(Bool)
+    /// The ZAP domain a CURVE server's clients are authenticated for (the handler's allowlist is per domain).
+    case zapDomain(String)
+    /// Be a CURVE server with this secret key (every connection encrypted; clients authenticated by ZAP).
+    case curveServer(secretKey: CurveKey)
+    /// Be a CURVE client of the server whose public key is `serverKey`, with this key pair.
+    case curveClient(serverKey: CurveKey, publicKey: CurveKey, secretKey: CurveKey)
 
     public var description: String {
         switch self {
@@ -145,6 +151,9 @@ public enum SocketOption: Sendable, Hashable, CustomStringConvertible {
         case .connectTimeout(let ms): return "connectTimeout(\(ms) ms)"
         case .ipv6(let on): return "ipv6(\(on))"
         case .xpubVerbose(let on): return "xpubVerbose(\(on))"
+        case .zapDomain(let domain): return "zapDomain(\(domain))"
+        case .curveServer: return "curveServer"
+        case .curveClient(let serverKey, let publicKey, _): return "curveClient(server \(serverKey), own \(publicKey))"
         }
     }
 }

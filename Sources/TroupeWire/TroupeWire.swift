@@ -36,7 +36,9 @@
 //   SocketType                              .dealer .router .publish .subscribe .xpublish .xsubscribe .pair .push .pull
 //   SocketOption                            linger, HWMs, maxMessageSize, heartbeat, routerMandatory,
 //                                           routerHandover, immediate, reconnectInterval, routingID,
-//                                           subscribe, tcpKeepalive, handshakeInterval, connectTimeout, ...
+//                                           subscribe, tcpKeepalive, handshakeInterval, connectTimeout,
+//                                           zapDomain, curveServer, curveClient, ...
+//   ZMQSocket.lastUserID / admitsUser       the ZAP user id of the last message; refuse users not admitted
 //   SocketProfile                           recommended option lists per role: learnerRouter(limits:),
 //                                           actorDealer(limits:routingID:), announcePublisher(),
 //                                           subscriber(limits:), logPublisher(), highWaterMark(budgetBytes:...)
@@ -45,6 +47,10 @@
 //   ZMQProxy                                startPubSubForwarder(context:publishersBind:subscribersBind:),
 //                                           frontendEndpoint, backendEndpoint, stop()
 //   SocketMonitor(watching:kinds:)          next(deadline:), waitFor(_:deadline:)
+//   CurveKey, CurveKeyPair, CurveRole       Z85 keys, generate(), .server(pair, domain:) / .client(serverKey:own:).options
+//   CurveKeyFile                            create / read / readSecret / allowlist(directory:) (zcert files)
+//   ZAPHandler(context:policy:)             the RFC 27 handler of a context (bind before any CURVE server);
+//                                           isServing, probe(), update(_:), stop(); CurveAllowlist, Policy
 //   Endpoint                                .tcp(host:port:source:) .ipc(path:) .inproc(name:),
 //                                           Endpoint(parsing:) throws EndpointError, validateForConnect()
 //   ListenAddress(bind:advertise:)          advertised(boundTo:) — bind vs advertised address
@@ -108,5 +114,6 @@ public enum WireProtocol {
     /// 2: tensor hashes in weight manifests are XXH64 (8 bytes) instead of BLAKE2b-256.
     public static let major: UInt32 = 2
     /// 1: WeightSourceRequest / WeightSource (actors relay chunks to one another).
-    public static let minor: UInt32 = 1
+    /// 2: WeightSource.upstream_public_key (the relay's CURVE key, pinned by the actor below it).
+    public static let minor: UInt32 = 2
 }

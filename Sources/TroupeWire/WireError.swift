@@ -38,6 +38,8 @@ public struct WireError: Error, Sendable, Equatable, CustomStringConvertible {
         case nonFinite = "non_finite"
         /// A field has a value outside its domain (negative token id, empty group, ...).
         case invalidField = "invalid_field"
+        /// On an authenticated socket: the sender's connection carries no admitted ZAP user id.
+        case unauthenticated = "unauthenticated"
         /// The message could not be serialized (a bug, not bad input).
         case encodingFailed = "encoding_failed"
     }

@@ -42,8 +42,11 @@ public final class ZMQProxy {
     }
 
     /// Creates and binds both sides here (so bind errors and resolved ports come back to the
-    /// caller), then runs the proxy on a new thread.
-    public init(context: ZMQContext, frontend: Side, backend: Side, threadName: String = "zmq-proxy") throws(ZMQError) {
+    /// caller), then runs the proxy on a new thread. With `admitFrontend`, each message from the
+    /// frontend is forwarded only if it says yes to the sender's ZAP user id (nil: none) and frames;
+    /// without it, libzmq's own proxy forwards everything.
+    public init(context: ZMQContext, frontend: Side, backend: Side, threadName: String = "zmq-proxy",
+                admitFrontend: (@Sendable (_ user: String?, _ frames: [Frame]) -> Bool)? = nil) throws(ZMQError) {
         let front = try ZMQSocket(context, type: frontend.type, linger: frontend.linger)
         try front.set(frontend.options)
         let back = try ZMQSocket(context, type: backend.type, linger: backend.linger)
@@ -59,8 +62,12 @@ public final class ZMQProxy {
 
         let handoff = SocketHandoff(frontend: front, backend: back, control: proxyControl)
         thread = try JoinableThread(name: threadName) {
-            // Returns 0 on TERMINATE, -1 with ETERM when the context shuts down.
-            _ = zmq_proxy_steerable(handoff.frontend.handle, handoff.backend.handle, nil, handoff.control.handle)
+            if let admitFrontend {
+                ZMQProxy.forwardChecked(handoff, admit: admitFrontend)
+            } else {
+                // Returns 0 on TERMINATE, -1 with ETERM when the context shuts down.
+                _ = zmq_proxy_steerable(handoff.frontend.handle, handoff.backend.handle, nil, handoff.control.handle)
+            }
             handoff.frontend.close()
             handoff.backend.close()
             handoff.control.close()
@@ -69,17 +76,48 @@ public final class ZMQProxy {
 
     /// A log-stream forwarder: publishers connect to `publishersBind` (XSUB), subscribers to
     /// `subscribersBind` (XPUB). `subscriberQueue` bounds what is buffered per slow subscriber
-    /// (messages; beyond it messages are dropped for that subscriber).
+    /// (messages; beyond it messages are dropped for that subscriber). `publishersSecurity` and
+    /// `subscribersSecurity` make the two sides CURVE servers; `admitPublisher` then re-checks each
+    /// event's sender (see `init`).
     public static func startPubSubForwarder(context: ZMQContext, publishersBind: Endpoint, subscribersBind: Endpoint,
                                             subscriberQueue: Int32 = 10_000, publisherQueue: Int32 = 10_000,
-                                            maxFrameBytes: Int64 = WireLimits.headerOnly.socketMaxFrameBytes) throws(ZMQError) -> ZMQProxy {
+                                            maxFrameBytes: Int64 = WireLimits.headerOnly.socketMaxFrameBytes,
+                                            publishersSecurity: [SocketOption] = [], subscribersSecurity: [SocketOption] = [],
+                                            admitPublisher: (@Sendable (_ user: String?, _ frames: [Frame]) -> Bool)? = nil) throws(ZMQError) -> ZMQProxy {
         try ZMQProxy(
             context: context,
             frontend: Side(type: .xsubscribe, bind: publishersBind, linger: .discardUnsent,
-                           options: [.receiveHighWaterMark(publisherQueue), .maxMessageSize(maxFrameBytes)]),
+                           options: [.receiveHighWaterMark(publisherQueue), .maxMessageSize(maxFrameBytes)] + publishersSecurity),
             backend: Side(type: .xpublish, bind: subscribersBind, linger: .discardUnsent,
-                          options: [.sendHighWaterMark(subscriberQueue)]),
-            threadName: "log-proxy")
+                          options: [.sendHighWaterMark(subscriberQueue)] + subscribersSecurity),
+            threadName: "log-proxy", admitFrontend: admitPublisher)
+    }
+
+    /// The proxy loop when each frontend message is checked: frontend → backend through `admit`,
+    /// backend → frontend (subscriptions) as they are, until TERMINATE or the context ends.
+    private static func forwardChecked(_ sockets: SocketHandoff, admit: @Sendable (String?, [Frame]) -> Bool) {
+        let poller = Poller()
+        poller.register(sockets.frontend)
+        poller.register(sockets.backend)
+        poller.register(sockets.control)
+        do {
+            while true {
+                let ready = try poller.poll(until: .afterMilliseconds(100))
+                if ready.contains(sockets.control) { return }
+                if ready.contains(sockets.frontend) {
+                    while case .message(let frames) = try sockets.frontend.receive(deadline: .now, maxFrames: 64, maxBytes: 1 << 20) {
+                        if admit(sockets.frontend.lastUserID, frames) { _ = try sockets.backend.send(frames) }
+                    }
+                }
+                if ready.contains(sockets.backend) {
+                    while case .message(let frames) = try sockets.backend.receive(deadline: .now, maxFrames: 4, maxBytes: 4096) {
+                        _ = try sockets.frontend.send(frames)
+                    }
+                }
+            }
+        } catch {
+            // ETERM: the context is shutting down; any other failure ends forwarding too (monitors see silence).
+        }
     }
 
     /// Stops the proxy and waits for its thread, which closes the proxied sockets. Idempotent.

@@ -47,6 +47,13 @@ public final class ZMQSocket {
     // zmq_msg_t and needs its address to stay put across calls.
     private let message: UnsafeMutablePointer<zmq_msg_t>
     private let outgoing: UnsafeMutablePointer<zmq_msg_t>
+    /// The ZAP user id of the connection the last received message came from (nil when it had none:
+    /// a plaintext socket, or a CURVE server whose ZAP handler was absent, the libzmq fail-open case).
+    public private(set) var lastUserID: String?
+    /// On a CURVE server: which user ids may be heard. When set, `receiveMessage` and
+    /// `receiveFromPeer` refuse (`.unauthenticated`) every message whose user id is missing or not
+    /// admitted, so a ZAP handler that is not answering never lets a message through.
+    public var admitsUser: (@Sendable (String) -> Bool)?
 
     /// - Parameter linger: what `close` does with unsent messages. Required, see `Linger`.
     public init(_ context: ZMQContext, type: SocketType, linger: Linger) throws(ZMQError) {
@@ -125,6 +132,14 @@ public final class ZMQSocket {
         case .connectTimeout(let milliseconds): try setInt32(ZMQ_CONNECT_TIMEOUT, milliseconds, option)
         case .ipv6(let on): try setInt32(ZMQ_IPV6, on ? 1 : 0, option)
         case .xpubVerbose(let on): try setInt32(ZMQ_XPUB_VERBOSE, on ? 1 : 0, option)
+        case .zapDomain(let domain): try setBytes(ZMQ_ZAP_DOMAIN, Array(domain.utf8), option)
+        case .curveServer(let secretKey):
+            try setInt32(ZMQ_CURVE_SERVER, 1, option)
+            try setBytes(ZMQ_CURVE_SECRETKEY, Array(secretKey.z85.utf8) + [0], option)
+        case .curveClient(let serverKey, let publicKey, let secretKey):
+            try setBytes(ZMQ_CURVE_SERVERKEY, Array(serverKey.z85.utf8) + [0], option)
+            try setBytes(ZMQ_CURVE_PUBLICKEY, Array(publicKey.z85.utf8) + [0], option)
+            try setBytes(ZMQ_CURVE_SECRETKEY, Array(secretKey.z85.utf8) + [0], option)
         }
     }
 
@@ -307,6 +322,9 @@ public final class ZMQSocket {
             let size = zmq_msg_size(message)
             frameCount += 1
             byteCount += size
+            // A ROUTER's routing-id frame is its own and carries no metadata: the peer's frames do.
+            if frameCount == 1 { lastUserID = nil }
+            if lastUserID == nil { lastUserID = zmq_msg_gets(message, "User-Id").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } }
             if frameCount == 1 && size <= 255 {
                 firstFrame = Frame([UInt8](UnsafeRawBufferPointer(start: zmq_msg_data(message), count: size)))
             }

@@ -58,6 +58,9 @@ struct BenchRuntimeCommand: ParsableCommand {
                                             valueName: "rate"))
     var linkRate: String?
 
+    @Flag(name: .long, help: "Weights: encrypt and authenticate the learner's sockets and the relays with CURVE, as troupe learner --key does (the raw baselines stay plaintext).")
+    var curve = false
+
     static let partNames = ["ingestion", "weights", "e2e"]
 
     func validate() throws {
@@ -109,6 +112,7 @@ struct BenchRuntimeCommand: ParsableCommand {
             var o = WeightDistributionBench.Options()
             o.repeats = repeats ?? (quick ? 2 : 3)
             o.linkRate = linkRate
+            o.curve = curve
             let names = quick ? ["small"] : ["small", "smollm2-135m"]
             for name in names {
                 guard let shape = ModelShape.builtIn.first(where: { $0.name == name }) else { continue }
@@ -237,7 +241,7 @@ private struct RuntimeBenchOutput {
             func numbers(_ values: [Double]) -> JSONValue { .array(values.map(JSONValue.number)) }
             var line: [String: JSONValue] = [
                 "event": "weights", "shape": .string(r.shape), "parameters": .integer(r.parameters), "bytes": .integer(r.bytes),
-                "chunk_bytes": .integer(r.chunkBytes), "window": .integer(r.window),
+                "chunk_bytes": .integer(r.chunkBytes), "curve": .bool(r.curve), "window": .integer(r.window),
                 "snapshot_make_s": .number(ModelBenchmark.median(r.snapshotSeconds)), "raw_transfer_s": .number(r.rawMedian),
                 "raw_message_s": .number(ModelBenchmark.median(r.rawSeconds)), "raw_stream_s": .number(ModelBenchmark.median(r.rawStreamSeconds)),
                 "raw_message_trials_s": numbers(r.rawSeconds), "raw_stream_trials_s": numbers(r.rawStreamSeconds),
@@ -262,7 +266,8 @@ private struct RuntimeBenchOutput {
                      r.shape, Double(r.bytes) / 1e6, r.chunkBytes / 1024, r.window, ModelBenchmark.median(r.snapshotSeconds),
                      r.rawSeconds.count))
         if let problem = r.sharedMemoryProblem { print("shared memory not measured: \(problem)") }
-        print(r.linkRate.map { "every actor on its own emulated host, \($0) links up and down" } ?? "loopback, all on this host")
+        print((r.linkRate.map { "every actor on its own emulated host, \($0) links up and down" } ?? "loopback, all on this host")
+              + (r.curve ? "; learner and relays CURVE-encrypted" : ""))
         let columns = [("to", 40), ("seconds", 9), ("received", 9), ("× raw", 7), ("target", 22)]
         header(columns)
         let message = ModelBenchmark.median(r.rawSeconds), stream = ModelBenchmark.median(r.rawStreamSeconds)

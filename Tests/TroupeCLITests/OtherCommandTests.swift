@@ -12,7 +12,7 @@ import TroupeCLI
     @Test func rootCommandListsEverySubcommand() {
         let names = Troupe.configuration.subcommands.map { $0.configuration.commandName ?? "" }
         #expect(Set(names) == ["report", "tokenize", "algo", "generate", "score", "sft", "bench", "learner", "actor",
-                               "eval", "replay", "run", "monitor", "config"])
+                               "eval", "replay", "run", "monitor", "config", "keygen"])
         expectUsageError(["frobnicate"], "Unexpected argument 'frobnicate'")
     }
 
@@ -114,6 +114,32 @@ import TroupeCLI
         expectUsageError(actor + ["--connect-timeout", "soon"], "The value 'soon' is invalid for '--connect-timeout")
         expectUsageError(actor + ["--identity", "a#b"], "--identity must be non-empty and without '#'")
         expectUsageError(actor + ["--relay-advertise", "127.0.0.1", "--no-relay"], "--relay-advertise and --no-relay contradict each other")
+    }
+
+    // MARK: keys
+
+    @Test func keyFlagsGoTogetherAndContradictPlaintext() {
+        let actor = ["actor", "--learner", "tcp://127.0.0.1:5555"]
+        expectUsageError(actor + ["--key", "a.key_secret"], "--key and --learner-key go together")
+        expectUsageError(actor + ["--key", "a.key_secret", "--learner-key", "l.key", "--insecure-plaintext"], "--insecure-plaintext contradicts --key")
+        expectUsageError(["monitor", "tcp://127.0.0.1:5558", "--learner-key", "l.key"], "--key and --learner-key go together")
+        expectUsageError(["learner", "--key", "learner.key_secret"], "--key and --allow go together")
+        expectUsageError(["learner", "--key", "l", "--allow", "d", "--insecure-plaintext"], "--insecure-plaintext contradicts --key and --allow")
+        expectUsageError(["keygen", "a", "--role", "admin"], "--role must be one of learner, actor, monitor, got admin")
+        expectUsageError(["keygen", "../a"], "NAME must be letters, digits")
+    }
+
+    @Test func keygenWritesAPairThatReadsBack() throws {
+        let dir = scratch.run + "-keys"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var command = try parse(["keygen", "a1", "--directory", dir], as: KeygenCommand.self)
+        try command.run()
+        #expect(FileManager.default.fileExists(atPath: dir + "/a1.key") && FileManager.default.fileExists(atPath: dir + "/a1.key_secret"))
+        let attributes = try FileManager.default.attributesOfItem(atPath: dir + "/a1.key_secret")
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+        // Never overwritten.
+        command = try parse(["keygen", "a1", "--directory", dir], as: KeygenCommand.self)
+        #expect(throws: (any Error).self) { try command.run() }
     }
 
     // MARK: bench (troupe-bench is its own executable: Tests/TroupeIntegrationTests checks its refusals)

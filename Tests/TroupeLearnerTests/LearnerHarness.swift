@@ -18,17 +18,20 @@ final class LearnerHarness {
     private(set) var network = InMemoryLearnerNetwork()
     private(set) var learner: LearnerServer!
     let overrides: [String]
+    /// Authenticated endpoints admitting these keys (nil: plaintext).
+    let allowlist: CurveAllowlist?
 
     /// A new run in a fresh temporary directory: 8 prompts, groups of 4, batches of 2 groups.
-    init(_ overrides: [String] = [], directory: String? = nil) throws {
+    init(_ overrides: [String] = [], directory: String? = nil, allowlist: CurveAllowlist? = nil) throws {
         self.directory = directory ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("troupe-learner-\(UUID().uuidString)").path
         self.overrides = overrides
+        self.allowlist = allowlist
         try start(resume: directory != nil)
     }
 
     func start(resume: Bool) throws {
-        network = InMemoryLearnerNetwork()
+        network = InMemoryLearnerNetwork(allowlist: allowlist)
         let config = try RunConfig.load(path: nil, overrides: [
             "model.path=\(Self.repositoryRoot)/models/arith-base", "run.directory=\(directory)", "task.count=8",
             "sampling.group_size=4", "learner.batch_groups=2", "run.max_steps=4", "learner.checkpoint_every=1",
@@ -54,8 +57,9 @@ final class LearnerHarness {
         try turn()
     }
 
-    func connect(_ identity: String, runId: UInt64 = 1) -> TestActor {
-        TestActor(identity: identity, runId: runId, control: network.control.connect(identity: "\(identity)#\(runId)"),
+    /// `authenticatedAs`: the name of the allowlisted key the connection proved (authenticated endpoints).
+    func connect(_ identity: String, runId: UInt64 = 1, authenticatedAs user: String? = nil) -> TestActor {
+        TestActor(identity: identity, runId: runId, control: network.control.connect(identity: "\(identity)#\(runId)", authenticatedAs: user),
                   admission: learner.admission)
     }
 

@@ -19,8 +19,8 @@ import TroupeWire
         let b = plan.assign(version: v1, identity: "b", runId: 1, relayEndpoint: "tcp://b:1")
         let c = plan.assign(version: v1, identity: "c", runId: 1, relayEndpoint: "tcp://c:1")
         #expect(a == .init(upstream: "", depth: 1))
-        #expect(b == .init(upstream: "tcp://a:1", depth: 2))
-        #expect(c == .init(upstream: "tcp://b:1", depth: 3))
+        #expect(b == .init(upstream: "tcp://a:1", depth: 2, upstreamIdentity: "a"))
+        #expect(c == .init(upstream: "tcp://b:1", depth: 3, upstreamIdentity: "b"))
     }
 
     @Test func fanoutTwoFillsBreadthFirst() {
@@ -37,7 +37,7 @@ import TroupeWire
         let c = plan.assign(version: v1, identity: "c", runId: 1, relayEndpoint: "tcp://c:1")
         // The learner's one slot is taken by "quiet", which cannot serve: the learner serves "b" too.
         #expect(b == .init(upstream: "", depth: 1))
-        #expect(c == .init(upstream: "tcp://b:1", depth: 2))
+        #expect(c == .init(upstream: "tcp://b:1", depth: 2, upstreamIdentity: "b"))
     }
 
     @Test func aNewVersionStartsANewTreeAndAnAskerAgainGoesToTheLearner() {

@@ -1,0 +1,98 @@
+import Foundation
+import Testing
+import TroupeProto
+import TroupeWire
+
+/// CURVE authentication with real processes on loopback: keys from `troupe keygen`, a learner that
+/// admits only its allowlist, and an intruder with a valid key pair (pinning the right learner key)
+/// that is not on it.
+@Suite(.serialized) struct AuthenticationIntegrationTests {
+    @Test func anActorWithoutAnAllowlistedKeyGetsNoWeightsAndLandsNoGroups() throws {
+        let run = try IntegrationRun("curve")
+        defer { run.finish() }
+        let keys = run.directory + "/keys"
+        for (name, role, folder) in [("learner", "learner", keys), ("a1", "actor", keys + "/allowed"), ("a2", "actor", keys + "/allowed"),
+                                     ("watch", "monitor", keys + "/allowed"),
+                                     ("intruder", "actor", keys + "/outside")] {
+            let (status, _) = try run.runToCompletion("keygen-\(name)", ["keygen", name, "--role", role, "--directory", folder], within: 20)
+            try run.require(status == .code(0), "troupe keygen \(name) failed")
+        }
+        let learnerKey = keys + "/learner.key"
+        // No shared memory: every byte of weights crosses a socket, from the learner or through the other actor's relay.
+        let learner = try run.start("learner", ["learner", "--key", keys + "/learner.key_secret", "--allow", keys + "/allowed"]
+                                    + run.learnerSettings(maxSteps: 4, ["learner.shared_memory_dir="]))
+        let logs = "tcp://127.0.0.1:\(run.ports.logs)"
+        let monitor = try run.start("monitor", ["monitor", logs, "--json", "--until-finished", "--duration", "90",
+                                                "--key", keys + "/allowed/watch.key_secret", "--learner-key", learnerKey])
+        let blindMonitor = try run.start("monitor-plaintext", ["monitor", logs, "--json", "--duration", "8"])
+        let intruder = try run.start("actor-intruder", ["actor", "--learner", run.controlEndpoint, "--connect-timeout", "8",
+                                                       "--key", keys + "/outside/intruder.key_secret", "--learner-key", learnerKey])
+        let actors = try ["a1", "a2"].map { try run.startActor($0, ["--key", keys + "/allowed/\($0).key_secret", "--learner-key", learnerKey]) }
+
+        // The intruder's own sockets, from this process: weights and announcements give it nothing.
+        let context = try ZMQContext()
+        defer { context.shutdown() }
+        let intruderKeys = try CurveKeyFile.readSecret(keys + "/outside/intruder.key_secret").pair
+        let pinned = try CurveRole.client(serverKey: CurveKeyFile.readPublic(learnerKey), own: intruderKeys).options
+        let weights = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
+        try weights.set(pinned)
+        try weights.connect(.tcp(host: "127.0.0.1", port: UInt16(run.ports.weights)))
+        let plainWeights = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
+        try plainWeights.connect(.tcp(host: "127.0.0.1", port: UInt16(run.ports.weights)))
+        let announce = try ZMQSocket(context, type: .subscribe, linger: .discardUnsent)
+        try announce.set([.subscribe([])] + pinned)
+        try announce.connect(.tcp(host: "127.0.0.1", port: UInt16(run.ports.announce)))
+        defer { weights.close(); plainWeights.close(); announce.close() }
+        var chunk = Troupe_V1_ChunkRequest()
+        chunk.length = 1 << 16
+        var bytesReceived = 0
+        let until = Date().addingTimeInterval(5)
+        while Date() < until {
+            for socket in [weights, plainWeights] {
+                _ = try socket.send(WireMessage(.weightManifestRequest(Troupe_V1_WeightManifestRequest())))
+                _ = try socket.send(WireMessage(.chunkRequest(chunk)))
+            }
+            for socket in [weights, plainWeights, announce] {
+                while case .message(let frames) = try socket.receive(deadline: .afterMilliseconds(50)) {
+                    bytesReceived += frames.reduce(0) { $0 + $1.count }
+                }
+            }
+        }
+        run.check(bytesReceived == 0, "an unlisted key received \(bytesReceived) bytes from the learner")
+
+        try run.require(run.expectExit(learner, .code(0), within: 90) == .code(0), "the learner did not finish the run")
+        for actor in actors { run.expectExit(actor, .code(0), within: 10) }
+        run.expectExit(intruder, .code(1), within: 20)
+        run.check(intruder.stderr.contains("no learner answered"), "the intruder should have given up waiting for a Welcome")
+        run.check(!intruder.stderr.contains("weights applied"), "the intruder applied weights")
+
+        let records = run.records
+        let joined = Set(records.of("actor_joined").compactMap { $0.string("actor") })
+        run.check(joined == ["a1", "a2"], "actor_joined for \(joined.sorted()), expected only a1 and a2")
+        let accepted = records.of("group_accepted")
+        let contributors = Set(accepted.compactMap { $0.string("group") }.map(LogRecord.actor(ofGroup:)))
+        run.check(contributors.isSubset(of: ["a1", "a2"]) && !contributors.isEmpty, "groups landed from \(contributors.sorted()), expected only a1 and a2")
+        run.check(records.stepsDone == [1, 2, 3, 4], "step_done records \(records.stepsDone)")
+        // The relay chain works authenticated: each actor below pins the key the learner names.
+        let actorLogs = actors.map(\.stderr)
+        run.check(actorLogs.contains { $0.contains("\"via\":\"relay\"") }, "no actor took weights through the other's relay")
+        run.check(!actorLogs.contains { $0.contains("stopped serving") }, "a relay was left (an authentication failure?)")
+
+        // The allowlisted monitor saw the run; the plaintext one saw nothing.
+        run.expectExit(monitor, .code(0), within: 10)
+        run.check(monitor.stdout.contains("\"run_finished\""), "the allowlisted monitor did not see the run end")
+        run.expectExit(blindMonitor, .code(0), within: 10)
+        run.check(blindMonitor.stdout.contains("\"events\":0,"), "a plaintext monitor received log events: \(blindMonitor.stdout.prefix(300))")
+    }
+
+    @Test func aLearnerRefusesPlaintextOffLoopbackUnlessAskedAndThenWarns() throws {
+        let run = try IntegrationRun("plaintext")
+        defer { run.finish() }
+        let settings = run.learnerSettings(maxSteps: 1, ["endpoints.bind_host=0.0.0.0"])
+        let (refused, child) = try run.runToCompletion("learner-plain", ["learner"] + settings, within: 20)
+        run.check(refused == .code(1) && child.stderr.contains("refusing plaintext"), "a plaintext learner on 0.0.0.0 started: \(child.stderr)")
+        let insecure = try run.start("learner-insecure", ["learner", "--insecure-plaintext"] + settings)
+        run.waitUntil("the insecure learner warns", within: 20) { insecure.stderr.contains("INSECURE") }
+        insecure.killHard()
+    }
+}

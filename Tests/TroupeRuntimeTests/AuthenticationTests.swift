@@ -1,0 +1,60 @@
+import Foundation
+import Testing
+import TroupeProto
+import TroupeRuntime
+import TroupeWire
+
+/// The run's authentication policy: who each ZAP domain admits, log events bound to their
+/// publisher's key, the plaintext rule, and the learner's watchdog over its ZAP handler.
+@Suite(.serialized) struct AuthenticationTests {
+    @Test func eachDomainAdmitsItsRolesAndLogEventsOnlyUnderTheirOwnName() throws {
+        let actor = try CurveKeyPair.generate(), monitor = try CurveKeyPair.generate()
+        let security = try LearnerSecurity(keyPair: .generate(), allowlist: CurveAllowlist([
+            .init(name: "a1", role: .actor, publicKey: actor.publicKey), .init(name: "watch", role: .monitor, publicKey: monitor.publicKey)]))
+        let policy = security.policy
+        #expect(policy.admit(key: actor.publicKey, domain: ZAPDomain.control) == "a1")
+        #expect(policy.admit(key: actor.publicKey, domain: ZAPDomain.logs) == nil, "an actor's key does not open the log stream")
+        #expect(policy.admit(key: monitor.publicKey, domain: ZAPDomain.logs) == "watch")
+        #expect(policy.admit(key: monitor.publicKey, domain: ZAPDomain.weights) == nil, "a monitor's key opens nothing else")
+        #expect(policy.admit(key: security.keyPair.publicKey, domain: ZAPDomain.logsIn) == LearnerSecurity.learnerName)
+
+        func event(_ source: String) throws -> [Frame] {
+            var e = Troupe_V1_LogEvent()
+            e.source = source
+            return try WireMessage(.logEvent(e)).encode()
+        }
+        #expect(security.admitsLogEvent(user: "a1", frames: try event("actor/a1")))
+        #expect(!security.admitsLogEvent(user: "a1", frames: try event("actor/a2")), "an actor publishes only as itself")
+        #expect(!security.admitsLogEvent(user: "a1", frames: try event("learner")))
+        #expect(security.admitsLogEvent(user: "learner", frames: try event("learner")))
+        #expect(!security.admitsLogEvent(user: "watch", frames: try event("actor/watch")), "monitors do not publish")
+        #expect(!security.admitsLogEvent(user: nil, frames: try event("learner")))
+        #expect(throws: (any Error).self) {
+            try LearnerSecurity(keyPair: .generate(), allowlist: CurveAllowlist([.init(name: "learner", role: .actor, publicKey: actor.publicKey)]))
+        }
+    }
+
+    @Test func plaintextIsRefusedOffLoopbackUnlessAskedAndAlwaysWarned() throws {
+        #expect(try PlaintextPolicy.check(host: "127.0.0.1", keysGiven: true, insecurePlaintext: false, keyFlags: "--key") == nil)
+        #expect(try PlaintextPolicy.check(host: "127.0.0.1", keysGiven: false, insecurePlaintext: false, keyFlags: "--key")?.contains("loopback") == true)
+        #expect(throws: (any Error).self) { try PlaintextPolicy.check(host: "*", keysGiven: false, insecurePlaintext: false, keyFlags: "--key") }
+        #expect(throws: (any Error).self) { try PlaintextPolicy.check(host: "10.1.2.3", keysGiven: false, insecurePlaintext: false, keyFlags: "--key") }
+        #expect(try PlaintextPolicy.check(host: "10.1.2.3", keysGiven: false, insecurePlaintext: true, keyFlags: "--key")?.contains("INSECURE") == true)
+        #expect(throws: (any Error).self) { try PlaintextPolicy.check(host: "10.1.2.3", keysGiven: true, insecurePlaintext: true, keyFlags: "--key") }
+    }
+
+    @Test func theWatchdogFailsWhenTheHandlerStopsOrStopsAnswering() throws {
+        let context = try ZMQContext()
+        defer { context.shutdown() }
+        let handler = try ZAPHandler(context: context, policy: ZAPDomain.policy(CurveAllowlist()))
+        defer { handler.stop() }
+        let watchdog = AuthenticationWatchdog(handler: handler, probeInterval: 0)
+        try watchdog.check()
+        handler.failForTesting(closeSocket: false)
+        let deadline = Date().addingTimeInterval(2)
+        while handler.isServing && Date() < deadline { usleep(5000) }
+        #expect(throws: (any Error).self) { try watchdog.check() }
+        // A second handler cannot take the endpoint while the first holds it.
+        #expect(throws: (any Error).self) { try ZAPHandler(context: context, policy: ZAPDomain.policy(CurveAllowlist())) }
+    }
+}
