@@ -18,6 +18,7 @@ let package = Package(
     products: [
         .executable(name: "troupe", targets: ["troupe"]),
         .executable(name: "troupe-bench", targets: ["troupe-bench"]),
+        .executable(name: "troupe-fuzz", targets: ["troupe-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -81,6 +82,12 @@ let package = Package(
         .target(name: "TroupeBench", dependencies: ["TroupeRuntime", "TroupeLearner", "TroupeWeights", "TroupeModel",
                                                     "TroupeTensor", "TroupeWire", "TroupeProto"],
                 swiftSettings: [v5]),
+        // Fuzz targets for every decoder and handler that takes bytes from outside, a seeded mutation
+        // loop, and a conversation fuzzer against an in-memory learner: linked by troupe-fuzz and its tests.
+        .target(name: "TroupeFuzz", dependencies: ["TroupeActor", "TroupeJSON", "TroupeLearner", "TroupeModel", "TroupeMonitor",
+                                                   "TroupeProto", "TroupeRL", "TroupeRuntime", "TroupeTensor", "TroupeTokenizer",
+                                                   "TroupeWeights", "TroupeWire"],
+                swiftSettings: [v5]),
         // Built-in generated tasks with verifiable answers, and the JSONL task loader. Pure.
         .target(name: "TroupeTasks", dependencies: ["TroupeJSON"], swiftSettings: [v5]),
         // Self-contained HTML run reports with SVG plots, from metrics JSON lines. Pure.
@@ -100,6 +107,12 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: [v5]),
 
+        .executableTarget(name: "troupe-fuzz", dependencies: [
+            "TroupeFuzz", "TroupeJSON", "TroupeRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: [v5]),
+
+        .testTarget(name: "TroupeFuzzTests", dependencies: ["TroupeFuzz"], swiftSettings: [v5]),
         .testTarget(name: "TroupeJSONTests", dependencies: ["TroupeJSON"], swiftSettings: [v5]),
         .testTarget(name: "TroupeTensorTests", dependencies: ["TroupeTensor"], swiftSettings: [v5]),
         .testTarget(name: "TroupeTokenizerTests", dependencies: ["TroupeTokenizer"],

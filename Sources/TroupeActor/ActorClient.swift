@@ -311,7 +311,7 @@ package final class ActorClient {
         s.model = try LlamaModel(config: s.config, parameters: parameters)
         let events = core.weightsApplied(f.version)
         let ms = Date().timeIntervalSince(f.startedAt) * 1000
-        try reports.emit(.weightsApplied(actor: options.identity, step: Int(f.version.step), milliseconds: ms, via: via,
+        try reports.emit(.weightsApplied(actor: options.identity, step: Int(clamping: f.version.step), milliseconds: ms, via: via,
                                         depth: via == "shared_memory" ? nil : receiver?.depth ?? 1))
         if via != lastWeightsPath {
             console.info("weights applied", ["version": .string(f.version.description), "via": .string(via), "ms": .string(String(format: "%.1f", ms))])

@@ -428,7 +428,7 @@ package final class LearnerServer {
                 if let reply = weightService.reply(to: message.body) {
                     _ = try weights.send(reply, to: peer, deadline: .now)
                     if case .weightSourceRequest(let r) = message.body, case .weightSource(let s) = reply.body {
-                        try events.emit(.stream("weights_source", step: Int(r.version.step), metrics: ["depth": Double(s.depth)],
+                        try events.emit(.stream("weights_source", step: Int(clamping: r.version.step), metrics: ["depth": Double(s.depth)],
                                                 fields: ["actor": r.actorIdentity, "upstream": s.upstreamEndpoint.isEmpty ? "learner" : s.upstreamEndpoint]))
                     }
                 } else {

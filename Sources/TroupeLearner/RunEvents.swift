@@ -73,7 +73,7 @@ extension ProcessEvent where Record == RunLogEntry {
     /// with weights that died with the crash.
     package static func groupRejected(_ group: RolloutGroup, reason: String, detail: String, sync: Bool = false) -> RunEvent {
         RunEvent(record: Record(record: .groupRejected(.init(group: group.key.description, reason: reason, detail: detail,
-                                                             version: Int(group.version.step))), sync: sync))
+                                                             version: Int(clamping: group.version.step))), sync: sync))
     }
 
     /// A pending group that aged past `max_staleness` before a batch could take it.

@@ -139,7 +139,8 @@ package final class RunLog {
             func fail(_ reason: String) throws -> (records: [Record], validBytes: Int, totalBytes: Int) {
                 throw LogError.brokenChain(path: path, line: lineNumber, reason: reason)
             }
-            guard line.count > marker.count + 66, let m = lastRange(of: marker, in: line) else { return try fail("no hash") }
+            guard line.count > marker.count + 66, let m = lastRange(of: marker, in: line), line.suffix(2).elementsEqual("\"}".utf8),
+                  m + marker.count <= line.count - 2 else { return try fail("no hash as the line's last key") }
             let hashBytes = line[(m + marker.count)..<(line.count - 2)]
             guard let stated = String(bytes: hashBytes, encoding: .utf8), stated.count == 64 else { return try fail("malformed hash") }
             var hashed = Data(line[0..<m])

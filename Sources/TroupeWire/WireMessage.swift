@@ -89,17 +89,29 @@ public struct WireMessage: Sendable {
         envelope.frameCount = UInt32(frames.count)
         envelope.frameLengths = frames.map { UInt64($0.count) }
         envelope.body = body
-        var header: [UInt8]
+        let header: [UInt8]
         do {
             header = try envelope.serializedBytes()
         } catch {
             throw WireError(.encodingFailed, "serializing the \(kind.rawValue) envelope: \(error)")
         }
+        return WireMessage.seal(header: header, rawFrames: frames)
+    }
+
+    /// The frames of a message whose serialized Envelope (without its checksum) is `header`: the
+    /// header with the XXH64 of header and raw frames appended, then the raw frames.
+    package static func seal(header: [UInt8], rawFrames: [Frame]) -> [Frame] {
         var hasher = XXH64()
         hasher.update(header)
-        for frame in frames { frame.withUnsafeBytes { hasher.update($0) } }
-        WireMessage.appendChecksum(hasher.finalize(), to: &header)
-        return [Frame(header)] + frames
+        for frame in rawFrames { frame.withUnsafeBytes { hasher.update($0) } }
+        var sealed = header
+        appendChecksum(hasher.finalize(), to: &sealed)
+        return [Frame(sealed)] + rawFrames
+    }
+
+    /// The header of encoded `frames` without its checksum trailer (what `seal` takes).
+    package static func unsealedHeader(_ frames: [Frame]) -> [UInt8] {
+        Array(frames[0].bytes.dropLast(2 + Int(checksumLength)))
     }
 
     static func appendChecksum(_ digest: UInt64, to header: inout [UInt8]) {

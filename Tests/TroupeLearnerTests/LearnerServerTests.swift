@@ -118,6 +118,10 @@ import TroupeWire
         try a.submit(prompt: lease.prompts[0].promptID, lease: lease.leaseID, version: PolicyVersion(epoch: h.epoch &+ 1, step: 0))
         try h.turn()
         #expect(try a.acks().first?.rejectReason == .oldEpoch)
+        // Its rejection record holds any version a peer can send (found by troupe-fuzz: it trapped).
+        try a.submit(prompt: lease.prompts[0].promptID, lease: lease.leaseID, version: PolicyVersion(epoch: h.epoch &+ 1, step: .max))
+        try h.turn()
+        #expect(try a.acks().first?.rejectReason == .oldEpoch)
     }
 
     @Test func anExpiredLeaseReturnsItsPromptToAnotherActor() throws {

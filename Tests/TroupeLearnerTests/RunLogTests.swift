@@ -151,3 +151,14 @@ import TroupeRuntime
         #expect(Base64Arrays.floats(Base64Arrays.encode(floats))?.map(\.bitPattern) == floats.map(\.bitPattern))
     }
 }
+
+/// Inputs `troupe-fuzz` found that used to trap, kept as regressions.
+@Suite struct RunLogFuzzRegressionTests {
+    @Test func aLineWhoseHashKeyHasNoRoomForAValueIsAnErrorNotATrap() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("runlog-\(UUID().uuidString).log").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let line = "{\"seq\":1,\"type\":\"x\",\"prev\":\"" + String(repeating: "0", count: 64) + "\",\"hash\":\"}\n"
+        try line.write(toFile: path, atomically: true, encoding: .utf8)
+        #expect { try RunLog.read(path: path) } throws: { "\($0)".contains("\(path):1: ") }
+    }
+}
