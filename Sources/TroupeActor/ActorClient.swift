@@ -373,20 +373,7 @@ package final class ActorClient {
         h.promptID = g.prompt.promptID
         h.version = g.version.proto
         h.generationMs = g.generationMs
-        let withEntropies = g.samples.allSatisfy { $0.entropies != nil }
-        h.withEntropies = withEntropies
-        h.samples = g.samples.map { s in
-            var info = Troupe_V1_SampleInfo()
-            info.tokenCount = UInt32(s.tokens.count)
-            info.finishReason = s.finishReason == .stop ? .stop : .length
-            info.temperature = s.temperature
-            if let a = s.answer { info.extractedAnswer = a }
-            info.reward = s.reward
-            info.rewardComponents = s.components
-            return info
-        }
-        return GroupSubmission(header: h, tokenIDs: g.samples.flatMap(\.tokens), logProbs: g.samples.flatMap(\.logprobs),
-                               entropies: withEntropies ? g.samples.flatMap { $0.entropies! } : nil)
+        return GroupSubmission(header: h, samples: g.samples)
     }
 
     private func sendHeartbeat() {

@@ -203,20 +203,10 @@ private final class HonestActor {
         header.sequence = sequence
         header.actorRunID = 1
         header.version = lease.minVersion
-        let tokens: [[Int32]] = [[52, 50, 257], [52, 50, 257], [55, 257], [52, 50, 257]]
-        let scored = try admission.scorer!.score(tokens.map { GroupScorer.Completion(tokens: $0, finishReason: .stop) },
-                                                 stopSequences: admission.stopSequences, groundTruth: admission.groundTruth(prompt.promptID))
-        for (t, s) in zip(tokens, scored) {
-            var info = Troupe_V1_SampleInfo()
-            info.tokenCount = UInt32(t.count)
-            info.finishReason = .stop
-            info.temperature = prompt.sampling.temperature
-            info.reward = s.reward
-            if let answer = s.answer { info.extractedAnswer = answer }
-            header.samples.append(info)
-        }
-        let ids = tokens.flatMap { $0 }
-        _ = try control.send(GroupSubmission(header: header, tokenIDs: ids, logProbs: ids.map { _ in -0.5 }).wireMessage(), deadline: .now)
+        let samples = try admission.scorer!.honestSamples([[52, 50, 257], [52, 50, 257], [55, 257], [52, 50, 257]], finishReason: .stop,
+                                                          temperature: prompt.sampling.temperature, logprob: -0.5,
+                                                          stopSequences: admission.stopSequences, groundTruth: admission.groundTruth(prompt.promptID))
+        _ = try control.send(GroupSubmission(header: header, samples: samples).wireMessage(), deadline: .now)
         try turn()
         let acks = try control.receiveAll().compactMap { if case .ack(let a) = $0.body { a } else { nil } }
         guard let ack = acks.first(where: { $0.sequence == sequence }), ack.status == .accepted else {

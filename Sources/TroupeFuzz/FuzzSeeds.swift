@@ -140,21 +140,10 @@ enum FuzzSeeds {
         header.sequence = 1
         header.actorRunID = 0xA1
         header.version = version()
-        let completions: [[Int32]] = [[52, 50, 10], [52, 50, 10], [55, 10], [52, 50, 257]]
-        let scored = try Semantics.admission.scorer!.score(
-            completions.map { GroupScorer.Completion(tokens: $0, finishReason: .stop) }, stopSequences: ["\n"], groundTruth: nil)
-        for (tokens, s) in zip(completions, scored) {
-            var info = Troupe_V1_SampleInfo()
-            info.tokenCount = UInt32(tokens.count)
-            info.finishReason = .stop
-            info.temperature = 1
-            info.reward = s.reward
-            if let answer = s.answer { info.extractedAnswer = answer }
-            header.samples.append(info)
-        }
-        let ids = completions.flatMap { $0 }
-        return GroupSubmission(header: header, tokenIDs: ids, logProbs: ids.map { _ in -0.7 },
-                               entropies: ids.map { _ in 1.25 }).wireMessage()
+        var samples = try Semantics.admission.scorer!.honestSamples([[52, 50, 10], [52, 50, 10], [55, 10], [52, 50, 257]], finishReason: .stop,
+                                                                    temperature: 1, logprob: -0.7, stopSequences: ["\n"], groundTruth: nil)
+        for i in samples.indices { samples[i].entropies = samples[i].tokens.map { _ in 1.25 } }
+        return GroupSubmission(header: header, samples: samples).wireMessage()
     }
 
     /// A short run log: a start, an accepted group, a batch and its step.
@@ -172,7 +161,7 @@ enum FuzzSeeds {
         try log.append("batch_formed", ["step": 1, "groups": .array([.string(group.key.description)])])
         try log.append("step_failed", ["step": 1, "error": "overflow"])
         try log.append("batch_formed", ["step": 1, "groups": .array([.string(group.key.description)])])
-        try log.append("step_done", ["step": 1, "weights_hash": "11", "loss": 0.5, "skipped": false])
+        try log.append("step_done", ["step": 1, "weights_hash": "11", "loss": 0.5, "skipped": false, "groups": 1])
         try log.append("resumed", ["from_step": 0, "voided_steps": [1], "pending": 1, "trained": 0])
         return Array(FileManager.default.contents(atPath: path) ?? Data())
     }

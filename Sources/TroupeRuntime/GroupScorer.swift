@@ -1,6 +1,8 @@
 import TroupeModel
+import TroupeProto
 import TroupeRL
 import TroupeTokenizer
+import TroupeWire
 
 /// The run's reward definition applied to one group's completions: the actor scores with it when it
 /// samples, and the learner scores again from the tokens it received, so the reward it trains on
@@ -65,5 +67,41 @@ package struct GroupScorer {
     /// The raw bytes of `tokens` (stop sequences are matched on bytes while sampling).
     package func bytes(of tokens: [Int32]) -> [UInt8] {
         tokens.flatMap { tokenizer.bytes(of: $0) }
+    }
+}
+
+extension GroupScorer {
+    /// Samples of `completions` with the answers and rewards this scorer gives them, as an honest
+    /// actor reports them (every token's log-prob `logprob`): what tests and fuzzers send.
+    package func honestSamples(_ completions: [[Int32]], finishReason: TroupeRL.FinishReason, temperature: Float, logprob: Float,
+                               stopSequences: [String], groundTruth: String?) throws -> [RolloutSample] {
+        let scored = try score(completions.map { Completion(tokens: $0, finishReason: finishReason) }, stopSequences: stopSequences,
+                               groundTruth: groundTruth)
+        return zip(completions, scored).map { tokens, s in
+            RolloutSample(tokens: tokens, logprobs: tokens.map { _ in logprob }, finishReason: finishReason, temperature: temperature,
+                          answer: s.answer, reward: s.reward, components: s.components)
+        }
+    }
+}
+
+extension GroupSubmission {
+    /// The GroupSubmit of `samples` under `header` (its lease, prompt, sequence and version): one
+    /// SampleInfo per sample, tokens, log-probs and, when every sample has them, entropies.
+    package init(header: Troupe_V1_GroupSubmit, samples: [RolloutSample]) {
+        var h = header
+        let withEntropies = !samples.isEmpty && samples.allSatisfy { $0.entropies != nil }
+        h.withEntropies = withEntropies
+        h.samples = samples.map { s in
+            var info = Troupe_V1_SampleInfo()
+            info.tokenCount = UInt32(s.tokens.count)
+            info.finishReason = s.finishReason == .stop ? .stop : .length
+            info.temperature = s.temperature
+            if let a = s.answer { info.extractedAnswer = a }
+            info.reward = s.reward
+            info.rewardComponents = s.components
+            return info
+        }
+        self.init(header: h, tokenIDs: samples.flatMap(\.tokens), logProbs: samples.flatMap(\.logprobs),
+                  entropies: withEntropies ? samples.flatMap { $0.entropies! } : nil)
     }
 }

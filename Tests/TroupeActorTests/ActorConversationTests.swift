@@ -119,20 +119,9 @@ final class Conversation {
         h.leaseID = lease
         h.promptID = prompt
         h.version = version.proto
-        let completions = [[Int32]](repeating: [52, 53, 257], count: 4)
-        let scored = try admission.scorer!.score(completions.map { GroupScorer.Completion(tokens: $0, finishReason: .stop) },
-                                                 stopSequences: admission.stopSequences, groundTruth: nil)
-        for (tokens, s) in zip(completions, scored) {
-            var info = Troupe_V1_SampleInfo()
-            info.tokenCount = UInt32(tokens.count)
-            info.finishReason = .stop
-            info.temperature = 1
-            info.reward = s.reward
-            if let answer = s.answer { info.extractedAnswer = answer }
-            h.samples.append(info)
-        }
-        let ids = completions.flatMap { $0 }
-        return GroupSubmission(header: h, tokenIDs: ids, logProbs: [Float](repeating: -0.7, count: ids.count))
+        let samples = try admission.scorer!.honestSamples(Array(repeating: [52, 53, 257], count: 4), finishReason: .stop, temperature: 1,
+                                                          logprob: -0.7, stopSequences: admission.stopSequences, groundTruth: nil)
+        return GroupSubmission(header: h, samples: samples)
     }
 
     func records(_ type: String) throws -> [RunLog.Record] {

@@ -119,20 +119,11 @@ final class TestActor {
         header.actorRunID = runId
         header.version = version.proto
         let finish: FinishReason = admission.scorer!.stopTokens.contains(tokens.last ?? -1) ? .stop : .length
-        let scored = try admission.scorer!.score(Array(repeating: GroupScorer.Completion(tokens: tokens, finishReason: finish), count: samples),
-                                                 stopSequences: admission.stopSequences, groundTruth: nil)
-        for s in scored {
-            var info = Troupe_V1_SampleInfo()
-            info.tokenCount = UInt32(tokens.count)
-            info.finishReason = finish == .stop ? .stop : .length
-            info.temperature = 1
-            info.reward = reward ?? s.reward
-            if let answer = s.answer { info.extractedAnswer = answer }
-            header.samples.append(info)
-        }
-        edit(&header)
-        let ids = [[Int32]](repeating: tokens, count: samples).flatMap { $0 }
-        let submission = GroupSubmission(header: header, tokenIDs: ids, logProbs: [Float](repeating: logprob, count: ids.count))
+        var samples = try admission.scorer!.honestSamples(Array(repeating: tokens, count: samples), finishReason: finish, temperature: 1,
+                                                          logprob: logprob, stopSequences: admission.stopSequences, groundTruth: nil)
+        if let reward { for i in samples.indices { samples[i].reward = reward } }
+        var submission = GroupSubmission(header: header, samples: samples)
+        edit(&submission.header)
         #expect(try control.send(submission.wireMessage(), deadline: .now) == .sent)
         return seq
     }
