@@ -1,0 +1,234 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// What the fault-injection scenarios add to the integration harness: a hard time bound per scenario,
+// actor churn, a learner slowed by SIGSTOP/SIGCONT, resident memory from /proc, the closing checks
+// every scenario shares, and the figures each scenario prints (docs/RELIABILITY.md quotes them).
+
+/// One fault scenario: an `IntegrationRun` (its own directory, ports and processes) with a hard time
+/// bound. When the bound passes, every process the scenario started is killed, so each of its waits
+/// (already bounded) ends at once and the test fails instead of hanging.
+final class FaultScenario {
+    let name: String
+    let run: IntegrationRun
+    let startedAt = Date()
+    private let watchdog: Watchdog
+    private var figures: [(String, String)] = []
+
+    init(_ name: String, boundSeconds: Double) throws {
+        self.name = name
+        run = try IntegrationRun("fault-\(name)")
+        watchdog = Watchdog(seconds: boundSeconds, scenario: name)
+    }
+
+    var elapsed: Double { Date().timeIntervalSince(startedAt) }
+
+    /// The learner settings of every scenario: the built-in model on two-digit additions, evictions
+    /// after 3 s of silence (so a scenario sees them quickly), plus the scenario's own.
+    static let builtInModel = TroupeBinary.repository.appendingPathComponent("models/arith-base").path
+    func learnerSettings(maxSteps: Int, _ extra: [String]) -> [String] {
+        run.learnerSettings(maxSteps: maxSteps, ["model.path=\(Self.builtInModel)", "learner.heartbeat_timeout_s=3",
+                                                 "learner.lease_timeout_s=3"] + extra)
+    }
+
+    @discardableResult
+    func startLearner(_ name: String = "learner", maxSteps: Int, _ extra: [String] = [], launcher: [String] = []) throws -> Child {
+        try start(name, ["learner"] + learnerSettings(maxSteps: maxSteps, extra), launcher: launcher)
+    }
+
+    /// `troupe learner --resume RUN`: the frozen config.json carries the ports and settings.
+    func resumeLearner(_ name: String, launcher: [String] = []) throws -> Child {
+        try start(name, ["learner", "--resume", run.runDirectory], launcher: launcher)
+    }
+
+    @discardableResult
+    func startActor(_ identity: String, learner endpoint: String? = nil, _ extra: [String] = []) throws -> Child {
+        try start("actor-\(identity)", ["actor", "--learner", endpoint ?? run.controlEndpoint, "--identity", identity,
+                                        "--connect-timeout", "30"] + extra)
+    }
+
+    @discardableResult
+    func start(_ name: String, _ arguments: [String], launcher: [String] = []) throws -> Child {
+        let child = try run.start(name, arguments, launcher: launcher)
+        watchdog.watch(child)
+        return child
+    }
+
+    /// A figure this run measured; printed together when the scenario ends.
+    func record(_ key: String, _ value: Any) {
+        let text: String
+        if let d = value as? Double { text = String(format: "%.2f", d) } else { text = "\(value)" }
+        figures.append((key, text))
+    }
+
+    /// The accounting of learner-summary.json as figures: what the run produced and what became of it.
+    func recordAccounting() {
+        guard let a = run.records.accounting else { return }
+        for key in ["produced", "trained", "rejected", "duplicates", "lost_uncommitted", "in_flight"] { record(key, a[key] ?? -1) }
+        for (key, value) in a.filter({ $0.key.hasPrefix("rejected/") }).sorted(by: { $0.key < $1.key }) { record(key, value) }
+    }
+
+    /// What every scenario ends with: the accounting identity holds in the (last) learner's summary,
+    /// the surviving history trains each group once with weights it may use, and `troupe replay
+    /// --verify` re-executes every surviving step bit for bit.
+    func expectSoundEnd(steps: Int, finished: Bool, replayWithin seconds: Double = 90,
+                        sourceLocation: SourceLocation = #_sourceLocation) throws {
+        recordAccounting()
+        RuntimeIntegrationTests.expectSummary(run, steps: steps, finished: finished, sourceLocation: sourceLocation)
+        RuntimeIntegrationTests.expectAccountingIdentity(run, sourceLocation: sourceLocation)
+        for problem in run.records.historyProblems(maxStaleness: 0) {
+            run.fail("run log history: \(problem)", sourceLocation: sourceLocation)
+        }
+        let replayStart = Date()
+        try RuntimeIntegrationTests.expectReplayVerifies(run, steps: steps, within: seconds, sourceLocation: sourceLocation)
+        record("replay_s", Date().timeIntervalSince(replayStart))
+    }
+
+    /// Stops the watchdog, prints the figures, kills whatever is left and cleans up.
+    func finish() {
+        watchdog.cancel()
+        record("scenario_s", elapsed)
+        print("[fault] \(name): " + figures.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
+        run.finish()
+    }
+}
+
+/// Kills the processes it watches once `seconds` have passed (only those, by their own `Child`).
+final class Watchdog {
+    private let lock = NSLock()
+    private var children: [Child] = []
+    private var cancelled = false
+    private let timer: DispatchSourceTimer
+
+    init(seconds: Double, scenario: String) {
+        timer = DispatchSource.makeTimerSource(queue: .global())
+        timer.schedule(deadline: .now() + seconds)
+        timer.setEventHandler { [weak self] in
+            guard let self else { return }
+            self.lock.lock()
+            defer { self.lock.unlock() }
+            guard !self.cancelled else { return }
+            print("[fault] \(scenario): hard bound of \(Int(seconds)) s reached, killing its processes")
+            for child in self.children { child.send(SIGCONT); child.send(SIGKILL) }
+        }
+        timer.resume()
+    }
+
+    func watch(_ child: Child) {
+        lock.lock()
+        children.append(child)
+        lock.unlock()
+    }
+
+    func cancel() {
+        lock.lock()
+        cancelled = true
+        lock.unlock()
+        timer.cancel()
+    }
+}
+
+/// Keeps `count` actors running and, every `period` seconds, kills one at random with SIGKILL and
+/// starts a fresh one (a new identity) in its place. Driven by `tick()` from the scenario's waits, so
+/// every process is started from the test's own thread.
+final class ActorChurn {
+    private let scenario: FaultScenario
+    private let period: Double
+    private let extraArguments: [String]
+    private(set) var live: [Child] = []
+    private(set) var kills = 0
+    private var started = 0
+    private var nextKill: Date
+
+    init(_ scenario: FaultScenario, actors count: Int, every period: Double, _ extraArguments: [String] = []) throws {
+        self.scenario = scenario
+        self.period = period
+        self.extraArguments = extraArguments
+        nextKill = Date().addingTimeInterval(period)
+        for _ in 0..<count { try startOne() }
+    }
+
+    private func startOne() throws {
+        started += 1
+        live.append(try scenario.startActor("churn\(started)", extraArguments))
+    }
+
+    /// Kills and replaces one actor if its time has come.
+    func tick() {
+        guard Date() >= nextKill else { return }
+        nextKill = nextKill.addingTimeInterval(period)
+        live.removeAll { !$0.isRunning }
+        if let victim = live.randomElement() {
+            victim.killHard()
+            kills += 1
+            live.removeAll { $0 === victim }
+        }
+        do { try startOne() } catch { scenario.run.fail("could not start a replacement actor: \(error)") }
+    }
+
+    /// Runs the churn for `seconds`, failing if `stillWell` stops holding.
+    func run(for seconds: Double) {
+        let until = Date().addingTimeInterval(seconds)
+        while Date() < until {
+            tick()
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+    }
+
+    /// SIGTERM to every live actor; each must leave with exit 0.
+    func stopAll(within seconds: Double = 15) {
+        for actor in live { actor.send(SIGTERM) }
+        for actor in live { scenario.run.expectExit(actor, .code(0), within: seconds) }
+    }
+}
+
+/// Slows a process by letting it run `running` seconds out of every `period` (SIGSTOP, SIGCONT), on a
+/// thread of its own, until `stop()`, which always leaves the process running.
+final class DutyCycle {
+    private final class Flag: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = false
+        var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+        func set() { lock.lock(); value = true; lock.unlock() }
+    }
+
+    private let stopRequested = Flag()
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(_ child: Child, running: Double, period: Double) {
+        let stopRequested = stopRequested, finished = finished
+        Thread {
+            while !stopRequested.isSet {
+                Thread.sleep(forTimeInterval: running)
+                child.send(SIGSTOP)
+                Thread.sleep(forTimeInterval: period - running)
+                child.send(SIGCONT)
+            }
+            finished.signal()
+        }.start()
+    }
+
+    func stop() {
+        stopRequested.set()
+        finished.wait()
+    }
+}
+
+/// Resident memory of a process, from /proc/PID/status (kB lines).
+enum ProcessMemory {
+    static func kilobytes(_ field: String, pid: Int32) -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {
+            return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+        }
+        return nil
+    }
+
+    /// Resident set size now.
+    static func residentMiB(_ pid: Int32) -> Double? { kilobytes("VmRSS", pid: pid).map { Double($0) / 1024 } }
+    /// The highest resident set size the process has had.
+    static func peakResidentMiB(_ pid: Int32) -> Double? { kilobytes("VmHWM", pid: pid).map { Double($0) / 1024 } }
+}
