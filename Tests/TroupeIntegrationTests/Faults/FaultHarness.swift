@@ -57,6 +57,33 @@ final class FaultScenario {
         return child
     }
 
+    /// Seconds from `since` until `condition` holds (polled as `waitUntil` does); nil, and a recorded
+    /// failure, when it does not within `seconds`.
+    func secondsUntil(_ what: String, since: Date, within seconds: Double, sourceLocation: SourceLocation = #_sourceLocation,
+                      _ condition: () -> Bool) -> Double? {
+        var after: Double?
+        run.waitUntil(what, within: seconds, sourceLocation: sourceLocation) {
+            guard condition() else { return false }
+            after = Date().timeIntervalSince(since)
+            return true
+        }
+        return after
+    }
+
+    /// Seconds from `since` until a step beyond `step` is done (nil when none comes within `seconds`).
+    func secondsUntilStep(after step: Int, since: Date, within seconds: Double, sourceLocation: SourceLocation = #_sourceLocation) -> Double? {
+        secondsUntil("a step after step \(step)", since: since, within: seconds, sourceLocation: sourceLocation) {
+            (run.records.stepsDone.last ?? 0) > step
+        }
+    }
+
+    /// `actor_left` records of evictions (of `actor`, or of anyone).
+    func evictions(of actor: String? = nil) -> [LogRecord] {
+        run.records.of("actor_left").filter {
+            ($0.string("reason") ?? "").hasPrefix("evicted") && (actor == nil || $0.string("actor") == actor)
+        }
+    }
+
     /// A figure this run measured; printed together when the scenario ends.
     func record(_ key: String, _ value: Any) {
         let text: String

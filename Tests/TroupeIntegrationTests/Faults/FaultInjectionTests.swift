@@ -44,7 +44,7 @@ import Glibc
         churn.stopAll()
         let records = run.records
         let steps = records.stepsDone.last ?? 0
-        let evicted = records.of("actor_left").filter { ($0.string("reason") ?? "").hasPrefix("evicted") }.count
+        let evicted = scenario.evictions().count
         run.check(churn.kills >= 23, "only \(churn.kills) actors were killed in \(Int(churnSeconds)) s")
         scenario.record("churn_s", churnSeconds)
         scenario.record("kills", churn.kills)
@@ -60,28 +60,31 @@ import Glibc
         let scenario = try FaultScenario("resume-churn", boundSeconds: 170)
         defer { scenario.finish() }
         let run = scenario.run
-        let first = try scenario.startLearner(maxSteps: 1_000_000, ["learner.checkpoint_every=2"])
+        let checkpointEvery = 5
+        let first = try scenario.startLearner(maxSteps: 1_000_000, ["learner.checkpoint_every=\(checkpointEvery)"])
         let churn = try ActorChurn(scenario, actors: 3, every: 5)
-        try run.require(run.waitUntil("step_done 4 and a churn kill", within: 60) {
+        // Killed between checkpoints (when it can be), so that the resume has steps to void.
+        try run.require(run.waitUntil("a churn kill, then a step past a checkpoint", within: 60) {
             churn.tick()
-            return churn.kills >= 1 && run.records.stepsDone.contains { $0 >= 4 }
-        }, "the first learner did not reach step 4 under churn")
+            guard churn.kills >= 1, let last = run.records.stepsDone.last else { return false }
+            return last > checkpointEvery && last % checkpointEvery != 0
+        }, "the first learner did not get past its first checkpoint under churn")
         first.killHard()
-        let stepAtKill = run.records.stepsDone.last ?? 0
-        let checkpointed = try #require(run.records.latestCheckpointStep, "no checkpoint before the kill")
+        let beforeRestart = run.records
+        let stepAtKill = beforeRestart.stepsDone.last ?? 0
+        let formedBeforeKill = beforeRestart.survivingSteps.map(\.step)
+        let checkpointed = try #require(beforeRestart.latestCheckpointStep, "no checkpoint before the kill")
         churn.run(for: 1)
 
         let resumedAt = Date()
         let second = try scenario.resumeLearner("learner-resumed")
-        var recovery: Double?
-        try run.require(run.waitUntil("a step of the resumed learner", within: 60) {
+        let recovery = scenario.secondsUntil("a step of the resumed learner", since: resumedAt, within: 60) {
             churn.tick()
             let all = run.records.all
-            guard let resumed = all.first(where: { $0.type == "resumed" }),
-                  all.contains(where: { $0.type == "step_done" && $0.seq > resumed.seq }) else { return false }
-            recovery = Date().timeIntervalSince(resumedAt)
-            return true
-        }, "the resumed learner trained nothing")
+            guard let resumed = all.first(where: { $0.type == "resumed" }) else { return false }
+            return all.contains { $0.type == "step_done" && $0.seq > resumed.seq }
+        }
+        try run.require(recovery != nil, "the resumed learner trained nothing")
         let stepAfterRecovery = run.records.stepsDone.last ?? 0
         churn.run(for: 20)
         run.check((run.records.stepsDone.last ?? 0) > stepAfterRecovery, "training stopped under churn after the resume")
@@ -92,6 +95,8 @@ import Glibc
         let records = run.records
         let resumed = try #require(records.of("resumed").first)
         run.check(resumed.int("from_step") == checkpointed, "resumed from step \(resumed.int("from_step") ?? -1), checkpoints/latest was \(checkpointed)")
+        let voided = formedBeforeKill.filter { $0 > checkpointed }
+        run.check(resumed.ints("voided_steps") == voided, "resumed voided_steps \(resumed.ints("voided_steps")), batches formed after the checkpoint: \(voided)")
         let firstAfter = records.all.first { $0.type == "step_done" && $0.seq > resumed.seq }?.int("step")
         run.check(firstAfter == checkpointed + 1, "the first step after the resume is \(firstAfter ?? -1), expected \(checkpointed + 1)")
         let steps = records.stepsDone.last ?? 0
@@ -117,22 +122,16 @@ import Glibc
 
         actor.send(SIGSTOP)
         let frozenAt = Date()
-        var evictedAfter: Double?
-        try run.require(run.waitUntil("the frozen actor's eviction", within: Self.heartbeatTimeout + 7) {
-            guard run.records.of("actor_left").contains(where: { $0.string("actor") == "frozen" && ($0.string("reason") ?? "").hasPrefix("evicted") })
-            else { return false }
-            evictedAfter = Date().timeIntervalSince(frozenAt)
-            return true
-        }, "the frozen actor was not evicted")
+        let evictedAfter = scenario.secondsUntil("the frozen actor's eviction", since: frozenAt, within: Self.heartbeatTimeout + 7) {
+            !scenario.evictions(of: "frozen").isEmpty
+        }
+        try run.require(evictedAfter != nil, "the frozen actor was not evicted")
         let evictedSeq = run.records.all.last?.seq ?? 0
         Thread.sleep(until: frozenAt.addingTimeInterval(2 * Self.heartbeatTimeout))
         actor.send(SIGCONT)
         let thawedAt = Date()
-        var rejoinedAfter: Double?
-        run.waitUntil("the thawed actor's new Hello", within: 20) {
-            guard run.records.of("actor_joined").contains(where: { $0.string("actor") == "frozen" && $0.seq > evictedSeq }) else { return false }
-            rejoinedAfter = Date().timeIntervalSince(thawedAt)
-            return true
+        let rejoinedAfter = scenario.secondsUntil("the thawed actor's new Hello", since: thawedAt, within: 20) {
+            run.records.of("actor_joined").contains { $0.string("actor") == "frozen" && $0.seq > evictedSeq }
         }
         try run.require(run.expectExit(learner, .code(0), within: 60) == .code(0), "the run did not finish after the thaw")
         run.expectExit(actor, .code(0), within: 15)
@@ -159,14 +158,7 @@ import Glibc
         let stepAtThaw = run.records.stepsDone.last ?? 0
         learner.send(SIGCONT)
         let thawedAt = Date()
-        var recovery: Double?
-        if stepAtThaw < maxSteps {
-            run.waitUntil("a step after the thaw", within: 30) {
-                guard (run.records.stepsDone.last ?? 0) > stepAtThaw else { return false }
-                recovery = Date().timeIntervalSince(thawedAt)
-                return true
-            }
-        }
+        let recovery = stepAtThaw < maxSteps ? scenario.secondsUntilStep(after: stepAtThaw, since: thawedAt, within: 30) : nil
         try run.require(run.expectExit(learner, .code(0), within: 60) == .code(0), "the run did not finish after the thaw")
         for actor in actors { run.expectExit(actor, .code(0), within: 15) }
         scenario.record("frozen_s", frozenFor)
@@ -209,18 +201,10 @@ import Glibc
         let dropped = net.droppedPackets()
         try net.heal()
         let healedAt = Date()
-        var recovery: Double?
-        if stepAtHeal < maxSteps {
-            run.waitUntil("a step after the heal", within: 40) {
-                guard (run.records.stepsDone.last ?? 0) > stepAtHeal else { return false }
-                recovery = Date().timeIntervalSince(healedAt)
-                return true
-            }
-        }
+        let recovery = stepAtHeal < maxSteps ? scenario.secondsUntilStep(after: stepAtHeal, since: healedAt, within: 40) : nil
         try run.require(run.expectExit(learner, .code(0), within: 60) == .code(0), "the run did not finish after the partition")
         for actor in actors { run.expectExit(actor, .code(0), within: 20) }
-        let records = run.records
-        let evicted = records.of("actor_left").filter { ($0.string("reason") ?? "").hasPrefix("evicted") }.count
+        let evicted = scenario.evictions().count
         run.check(evicted >= 1, "no actor was evicted during an \(partitionedFor) s partition (heartbeat timeout \(Self.heartbeatTimeout) s)")
         scenario.record("partition_s", partitionedFor)
         scenario.record("steps_during_partition", stepAtHeal - stepAtPartition)
@@ -381,13 +365,11 @@ import Glibc
         leaver.send(SIGTERM)
         let leaverStopped = Date()
         run.expectExit(leaver, .code(0), within: 10)
-        var byeAfter: Double?
-        run.waitUntil("t3's actor_left", within: 5) {
-            guard let left = run.records.of("actor_left").first(where: { $0.string("actor") == "t3" }) else { return false }
-            run.check((left.string("reason") ?? "").hasPrefix("bye"), "t3 left by \(left.string("reason") ?? "?"), not by its Bye")
-            byeAfter = Date().timeIntervalSince(leaverStopped)
-            return true
+        let byeAfter = scenario.secondsUntil("t3's actor_left", since: leaverStopped, within: 5) {
+            run.records.of("actor_left").contains { $0.string("actor") == "t3" }
         }
+        let left = run.records.of("actor_left").first { $0.string("actor") == "t3" }
+        run.check((left?.string("reason") ?? "").hasPrefix("bye"), "t3 left by \(left?.string("reason") ?? "nothing"), not by its Bye")
 
         learner.send(SIGTERM)
         try run.require(run.expectExit(learner, .code(0), within: 20) == .code(0), "the learner did not stop cleanly on SIGTERM")
@@ -395,6 +377,9 @@ import Glibc
         let stoppedAt = stopped.stepsDone.last ?? 0
         try run.require(stoppedAt < maxSteps, "the run finished before the SIGTERM")
         run.check(stopped.of("learner_stopped").count == 1, "no learner_stopped record")
+        // The step in progress was finished, not dropped: every batch formed has its step_done.
+        run.check(stopped.survivingSteps.last?.step == stoppedAt,
+                  "the last batch formed is step \(stopped.survivingSteps.last?.step ?? -1), the last step done \(stoppedAt)")
         run.check(stopped.latestCheckpointStep == stoppedAt, "checkpoints/latest is \(stopped.latestCheckpointStep ?? -1), the learner stopped at step \(stoppedAt)")
         RuntimeIntegrationTests.expectAccountingIdentity(run)
         Thread.sleep(forTimeInterval: 1)
