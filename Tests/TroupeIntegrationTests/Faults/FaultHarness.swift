@@ -9,8 +9,8 @@ import Glibc
 // every scenario shares, and the figures each scenario prints (docs/RELIABILITY.md quotes them).
 
 /// One fault scenario: an `IntegrationRun` (its own directory, ports and processes) with a hard time
-/// bound. When the bound passes, every process the scenario started is killed, so each of its waits
-/// (already bounded) ends at once and the test fails instead of hanging.
+/// bound. When the bound passes, every process the scenario started is killed, its waits (each bounded
+/// too) return at once, it starts nothing more, and the test fails instead of hanging.
 final class FaultScenario {
     let name: String
     let run: IntegrationRun
@@ -18,13 +18,31 @@ final class FaultScenario {
     private let watchdog: Watchdog
     private var figures: [(String, String)] = []
 
+    let boundSeconds: Double
+
     init(_ name: String, boundSeconds: Double) throws {
         self.name = name
+        self.boundSeconds = boundSeconds
         run = try IntegrationRun("fault-\(name)")
         watchdog = Watchdog(seconds: boundSeconds, scenario: name)
     }
 
     var elapsed: Double { Date().timeIntervalSince(startedAt) }
+
+    /// The hard bound has passed (and the scenario's processes were killed).
+    var expired: Bool { watchdog.fired }
+
+    /// `run.waitUntil`, but it also returns, as a failure, once the scenario's hard bound has passed.
+    @discardableResult
+    func waitUntil(_ what: String, within seconds: Double, sourceLocation: SourceLocation = #_sourceLocation,
+                   _ condition: () -> Bool) -> Bool {
+        let held = run.waitUntil(what, within: seconds, sourceLocation: sourceLocation) { expired || condition() }
+        if expired {
+            run.fail("the scenario's hard bound of \(Int(boundSeconds)) s passed while waiting for: \(what)", sourceLocation: sourceLocation)
+            return false
+        }
+        return held
+    }
 
     /// The learner settings of every scenario: the built-in model on two-digit additions, evictions
     /// after 3 s of silence (so a scenario sees them quickly), plus the scenario's own.
@@ -52,6 +70,7 @@ final class FaultScenario {
 
     @discardableResult
     func start(_ name: String, _ arguments: [String], launcher: [String] = []) throws -> Child {
+        if expired { throw HarnessError("the scenario's hard bound of \(Int(boundSeconds)) s has passed: \(name) not started") }
         let child = try run.start(name, arguments, launcher: launcher)
         watchdog.watch(child)
         return child
@@ -62,7 +81,7 @@ final class FaultScenario {
     func secondsUntil(_ what: String, since: Date, within seconds: Double, sourceLocation: SourceLocation = #_sourceLocation,
                       _ condition: () -> Bool) -> Double? {
         var after: Double?
-        run.waitUntil(what, within: seconds, sourceLocation: sourceLocation) {
+        waitUntil(what, within: seconds, sourceLocation: sourceLocation) {
             guard condition() else { return false }
             after = Date().timeIntervalSince(since)
             return true
@@ -110,7 +129,9 @@ final class FaultScenario {
             run.fail("run log history: \(problem)", sourceLocation: sourceLocation)
         }
         let replayStart = Date()
-        try RuntimeIntegrationTests.expectReplayVerifies(run, steps: steps, within: seconds, sourceLocation: sourceLocation)
+        // The replay process is the test's own, not the scenario's: it gets what is left of the bound.
+        let limit = min(seconds, max(1, boundSeconds - elapsed))
+        try RuntimeIntegrationTests.expectReplayVerifies(run, steps: steps, within: limit, sourceLocation: sourceLocation)
         record("replay_s", Date().timeIntervalSince(replayStart))
     }
 
@@ -128,7 +149,14 @@ final class Watchdog {
     private let lock = NSLock()
     private var children: [Child] = []
     private var cancelled = false
+    private var hasFired = false
     private let timer: DispatchSourceTimer
+
+    var fired: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return hasFired
+    }
 
     init(seconds: Double, scenario: String) {
         timer = DispatchSource.makeTimerSource(queue: .global())
@@ -138,6 +166,7 @@ final class Watchdog {
             self.lock.lock()
             defer { self.lock.unlock() }
             guard !self.cancelled else { return }
+            self.hasFired = true
             print("[fault] \(scenario): hard bound of \(Int(seconds)) s reached, killing its processes")
             for child in self.children { child.send(SIGCONT); child.send(SIGKILL) }
         }
@@ -196,10 +225,10 @@ final class ActorChurn {
         do { try startOne() } catch { scenario.run.fail("could not start a replacement actor: \(error)") }
     }
 
-    /// Runs the churn for `seconds`, failing if `stillWell` stops holding.
+    /// Runs the churn for `seconds` (less if the scenario's hard bound passes meanwhile).
     func run(for seconds: Double) {
         let until = Date().addingTimeInterval(seconds)
-        while Date() < until {
+        while Date() < until && !scenario.expired {
             tick()
             Thread.sleep(forTimeInterval: 0.05)
         }

@@ -25,7 +25,7 @@ import Glibc
         let run = scenario.run
         let learner = try scenario.startLearner(maxSteps: 1_000_000)
         let churn = try ActorChurn(scenario, actors: 3, every: 5)
-        try run.require(run.waitUntil("step_done 1", within: 40) { run.records.stepsDone.contains(1) }, "no first step")
+        try run.require(scenario.waitUntil("step_done 1", within: 40) { run.records.stepsDone.contains(1) }, "no first step")
 
         var stepsPerWindow: [Int] = []
         var previous = run.records.stepsDone.last ?? 0
@@ -64,7 +64,7 @@ import Glibc
         let first = try scenario.startLearner(maxSteps: 1_000_000, ["learner.checkpoint_every=\(checkpointEvery)"])
         let churn = try ActorChurn(scenario, actors: 3, every: 5)
         // Killed between checkpoints (when it can be), so that the resume has steps to void.
-        try run.require(run.waitUntil("a churn kill, then a step past a checkpoint", within: 60) {
+        try run.require(scenario.waitUntil("a churn kill, then a step past a checkpoint", within: 60) {
             churn.tick()
             guard churn.kills >= 1, let last = run.records.stepsDone.last else { return false }
             return last > checkpointEvery && last % checkpointEvery != 0
@@ -118,7 +118,7 @@ import Glibc
         let maxSteps = 8
         let learner = try scenario.startLearner(maxSteps: maxSteps)
         let actor = try scenario.startActor("frozen")
-        try run.require(run.waitUntil("step_done 2", within: 40) { run.records.stepsDone.contains(2) }, "no second step")
+        try run.require(scenario.waitUntil("step_done 2", within: 40) { run.records.stepsDone.contains(2) }, "no second step")
 
         actor.send(SIGSTOP)
         let frozenAt = Date()
@@ -150,7 +150,7 @@ import Glibc
         let maxSteps = 10
         let learner = try scenario.startLearner(maxSteps: maxSteps)
         let actors = try ["f1", "f2"].map { try scenario.startActor($0) }
-        try run.require(run.waitUntil("step_done 2", within: 40) { run.records.stepsDone.contains(2) }, "no second step")
+        try run.require(scenario.waitUntil("step_done 2", within: 40) { run.records.stepsDone.contains(2) }, "no second step")
 
         learner.send(SIGSTOP)
         let frozenFor = 8.0
@@ -191,7 +191,7 @@ import Glibc
         let run = scenario.run
         let maxSteps = 12
         let (learner, actors) = try Self.startAcrossLink(scenario, net, maxSteps: maxSteps, chunks: true)
-        try run.require(run.waitUntil("step_done 3", within: 60) { run.records.stepsDone.contains(3) }, "no third step over the link")
+        try run.require(scenario.waitUntil("step_done 3", within: 60) { run.records.stepsDone.contains(3) }, "no third step over the link")
 
         try net.partition()
         let partitionedFor = 8.0
@@ -247,7 +247,7 @@ import Glibc
         let learner = try scenario.startLearner(maxSteps: 1_000_000, ["sampling.group_size=\(groupSize)",
                                                                        "sampling.max_new_tokens=\(maxNewTokens)", "learner.batch_groups=4"])
         var actors = [try scenario.startActor("bp1")]
-        try run.require(run.waitUntil("step_done 3", within: 60) { run.records.stepsDone.contains(3) }, "no third step")
+        try run.require(scenario.waitUntil("step_done 3", within: 60) { run.records.stepsDone.contains(3) }, "no third step")
         // The baseline is the learner's peak over 10 s of training with one actor at full speed: by then
         // it has published, checkpointed and trained at its steady size.
         let warmUpFrom = run.records.stepsDone.last ?? 0
@@ -255,7 +255,7 @@ import Glibc
         scenario.record("steps_per_s_one_actor_full_speed", Double((run.records.stepsDone.last ?? 0) - warmUpFrom) / 10)
         let baseline = try #require(ProcessMemory.peakResidentMiB(learner.pid), "no /proc/\(learner.pid)/status")
         for i in 2...actorCount { actors.append(try scenario.startActor("bp\(i)")) }
-        try run.require(run.waitUntil("all \(actorCount) actors joined", within: 40) {
+        try run.require(scenario.waitUntil("all \(actorCount) actors joined", within: 40) {
             Set(run.records.of("actor_joined").compactMap { $0.string("actor") }).count == actorCount
         }, "not every actor joined")
 
@@ -264,7 +264,7 @@ import Glibc
         let slow = DutyCycle(learner, running: 0.1, period: 0.5)
         var peak = baseline
         let until = Date().addingTimeInterval(slowedFor)
-        while Date() < until {
+        while Date() < until && !scenario.expired {
             peak = max(peak, ProcessMemory.residentMiB(learner.pid) ?? 0)
             Thread.sleep(forTimeInterval: 0.1)
         }
@@ -317,12 +317,12 @@ import Glibc
             var monitor: Child?
             if frozenMonitor {
                 let m = try scenario.start("monitor", ["monitor", "tcp://127.0.0.1:\(run.ports.logs)", "--json", "--until-finished", "--duration", "75"])
-                try run.require(run.waitUntil("the monitor's first event", within: 20) { !m.stdout.isEmpty }, "the monitor received nothing")
+                try run.require(scenario.waitUntil("the monitor's first event", within: 20) { !m.stdout.isEmpty }, "the monitor received nothing")
                 m.send(SIGSTOP)
                 monitor = m
             }
             let actors = try ["s1", "s2"].map { try scenario.startActor($0) }
-            try run.require(run.waitUntil("step_done 1", within: 40) { run.records.stepsDone.contains(1) }, "no first step")
+            try run.require(scenario.waitUntil("step_done 1", within: 40) { run.records.stepsDone.contains(1) }, "no first step")
             let firstStepAt = Date()
             try run.require(run.expectExit(learner, .code(0), within: 60) == .code(0), "the learner did not finish")
             let rate = Double(maxSteps - 1) / Date().timeIntervalSince(firstStepAt)
@@ -360,7 +360,7 @@ import Glibc
         let learner = try scenario.startLearner(maxSteps: maxSteps, ["learner.checkpoint_every=1000"])
         let stayers = try ["t1", "t2"].map { try scenario.startActor($0) }
         let leaver = try scenario.startActor("t3")
-        try run.require(run.waitUntil("step_done 3", within: 40) { run.records.stepsDone.contains(3) }, "no third step")
+        try run.require(scenario.waitUntil("step_done 3", within: 40) { run.records.stepsDone.contains(3) }, "no third step")
 
         leaver.send(SIGTERM)
         let leaverStopped = Date()
