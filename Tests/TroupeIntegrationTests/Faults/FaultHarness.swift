@@ -14,11 +14,10 @@ import Glibc
 final class FaultScenario {
     let name: String
     let run: IntegrationRun
+    let boundSeconds: Double
     let startedAt = Date()
     private let watchdog: Watchdog
     private var figures: [(String, String)] = []
-
-    let boundSeconds: Double
 
     init(_ name: String, boundSeconds: Double) throws {
         self.name = name
@@ -47,6 +46,7 @@ final class FaultScenario {
     /// The learner settings of every scenario: the built-in model on two-digit additions, evictions
     /// after 3 s of silence (so a scenario sees them quickly), plus the scenario's own.
     static let builtInModel = TroupeBinary.repository.appendingPathComponent("models/arith-base").path
+
     func learnerSettings(maxSteps: Int, _ extra: [String]) -> [String] {
         run.learnerSettings(maxSteps: maxSteps, ["model.path=\(Self.builtInModel)", "learner.heartbeat_timeout_s=3",
                                                  "learner.lease_timeout_s=3"] + extra)
@@ -118,16 +118,12 @@ final class FaultScenario {
     }
 
     /// What every scenario ends with: the accounting identity holds in the (last) learner's summary,
-    /// the surviving history trains each group once with weights it may use, and `troupe replay
-    /// --verify` re-executes every surviving step bit for bit.
+    /// the run log's chain links hold, the surviving history trains each group once with weights it may
+    /// use, and `troupe replay --verify` re-executes every surviving step bit for bit.
     func expectSoundEnd(steps: Int, finished: Bool, replayWithin seconds: Double = 90,
                         sourceLocation: SourceLocation = #_sourceLocation) throws {
         recordAccounting()
-        RuntimeIntegrationTests.expectSummary(run, steps: steps, finished: finished, sourceLocation: sourceLocation)
-        RuntimeIntegrationTests.expectAccountingIdentity(run, sourceLocation: sourceLocation)
-        for problem in run.records.historyProblems(maxStaleness: 0) {
-            run.fail("run log history: \(problem)", sourceLocation: sourceLocation)
-        }
+        RuntimeIntegrationTests.expectConsistentEnd(run, steps: steps, finished: finished, sourceLocation: sourceLocation)
         let replayStart = Date()
         // The replay process is the test's own, not the scenario's: it gets what is left of the bound.
         let limit = min(seconds, max(1, boundSeconds - elapsed))
