@@ -83,6 +83,7 @@ enum ExitStatus: Equatable, CustomStringConvertible {
 /// One started process, its output going to files in the test's directory.
 final class Child {
     let name: String
+    let executable: String
     let arguments: [String]
     let stdoutPath: String
     let stderrPath: String
@@ -91,6 +92,7 @@ final class Child {
 
     init(name: String, executable: String, arguments: [String], directory: String, environment: [String: String]) throws {
         self.name = name
+        self.executable = executable
         self.arguments = arguments
         stdoutPath = directory + "/\(name).stdout"
         stderrPath = directory + "/\(name).stderr"
@@ -149,7 +151,7 @@ final class Child {
         func last(_ text: String) -> String {
             text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
         }
-        return "--- \(name) (pid \(pid), \(exitStatus?.description ?? "running")): troupe \(arguments.joined(separator: " "))\n"
+        return "--- \(name) (pid \(pid), \(exitStatus?.description ?? "running")): \((executable as NSString).lastPathComponent) \(arguments.joined(separator: " "))\n"
             + "stderr (last \(lines) lines):\n\(last(stderr))\nstdout (last \(lines) lines):\n\(last(stdout))"
     }
 }
@@ -200,10 +202,14 @@ final class IntegrationRun {
         return env
     }
 
+    /// Starts `troupe ARGUMENTS`, or `LAUNCHER… troupe ARGUMENTS` (e.g. `ip netns exec NS`, which
+    /// execs troupe in the same process, so signals sent to the child still reach troupe itself).
     @discardableResult
-    func start(_ name: String, _ arguments: [String]) throws -> Child {
+    func start(_ name: String, _ arguments: [String], launcher: [String] = []) throws -> Child {
         precondition(!children.contains { $0.name == name }, "child names must be unique in a test")
-        let child = try Child(name: name, executable: binary, arguments: arguments, directory: directory, environment: environment)
+        let executable = launcher.first ?? binary
+        let fullArguments = launcher.isEmpty ? arguments : Array(launcher.dropFirst()) + [binary] + arguments
+        let child = try Child(name: name, executable: executable, arguments: fullArguments, directory: directory, environment: environment)
         children.append(child)
         return child
     }

@@ -48,9 +48,9 @@ import Glibc
     }
 
     /// `troupe replay RUN --verify` re-runs the surviving steps and must match every weights hash.
-    static func expectReplayVerifies(_ run: IntegrationRun, steps: Int, name: String = "replay",
+    static func expectReplayVerifies(_ run: IntegrationRun, steps: Int, name: String = "replay", within seconds: Double = 60,
                                      sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let (status, child) = try run.runToCompletion(name, ["replay", run.runDirectory, "--verify"], within: 60,
+        let (status, child) = try run.runToCompletion(name, ["replay", run.runDirectory, "--verify"], within: seconds,
                                                       sourceLocation: sourceLocation)
         run.check(status == .code(0), "replay --verify: \(status?.description ?? "timeout")", sourceLocation: sourceLocation)
         run.check(child.stdout.contains("replay verified: \(steps) steps"), "replay --verify did not verify \(steps) steps: \(child.stdout)",
