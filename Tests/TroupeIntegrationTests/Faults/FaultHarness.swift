@@ -53,8 +53,10 @@ final class FaultScenario {
     }
 
     @discardableResult
-    func startLearner(_ name: String = "learner", maxSteps: Int, _ extra: [String] = [], launcher: [String] = []) throws -> Child {
-        try start(name, ["learner"] + learnerSettings(maxSteps: maxSteps, extra), launcher: launcher)
+    /// `arguments`: flags before the settings (keys).
+    func startLearner(_ name: String = "learner", maxSteps: Int, _ extra: [String] = [], arguments: [String] = [],
+                      launcher: [String] = []) throws -> Child {
+        try start(name, ["learner"] + arguments + learnerSettings(maxSteps: maxSteps, extra), launcher: launcher)
     }
 
     /// `troupe learner --resume RUN`: the frozen config.json carries the ports and settings.
@@ -66,6 +68,19 @@ final class FaultScenario {
     func startActor(_ identity: String, learner endpoint: String? = nil, _ extra: [String] = []) throws -> Child {
         try start("actor-\(identity)", ["actor", "--learner", endpoint ?? run.controlEndpoint, "--identity", identity,
                                         "--connect-timeout", "30"] + extra)
+    }
+
+    /// CURVE keys from `troupe keygen` for the learner and `actors` (each key named as its actor):
+    /// the learner's arguments, and each actor's. A learner off loopback needs them (or plaintext by
+    /// request), and the scenarios across a link then run authenticated and encrypted.
+    func makeKeys(actors: [String]) throws -> (learner: [String], actor: (String) -> [String]) {
+        let keys = run.directory + "/keys"
+        for (name, role, folder) in [("learner", "learner", keys)] + actors.map({ ($0, "actor", keys + "/allowed") }) {
+            let (status, _) = try run.runToCompletion("keygen-\(name)", ["keygen", name, "--role", role, "--directory", folder], within: 20)
+            try run.require(status == .code(0), "troupe keygen \(name) failed")
+        }
+        return (["--key", keys + "/learner.key_secret", "--allow", keys + "/allowed"],
+                { ["--key", keys + "/allowed/\($0).key_secret", "--learner-key", keys + "/learner.key"] })
     }
 
     @discardableResult

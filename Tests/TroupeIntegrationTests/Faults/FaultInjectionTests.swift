@@ -169,14 +169,17 @@ import Glibc
     }
 
     /// A learner in a namespace of its own with two actors in the root namespace, connected over the
-    /// veth pair; weights go over the link as chunks when `chunks` (no shared memory).
+    /// veth pair, authenticated with CURVE keys (off loopback a learner takes plaintext only when told);
+    /// weights go over the link as chunks when `chunks` (no shared memory).
     static func startAcrossLink(_ scenario: FaultScenario, _ net: NetworkNamespace, maxSteps: Int,
                                 chunks: Bool) throws -> (learner: Child, actors: [Child]) {
+        let names = ["n1", "n2"]
+        let keys = try scenario.makeKeys(actors: names)
         let endpoints = ["endpoints.bind_host=\(net.namespaceAddress)", "endpoints.advertise_host=\(net.namespaceAddress)"]
         let learner = try scenario.startLearner(maxSteps: maxSteps, endpoints + (chunks ? ["learner.shared_memory_dir="] : []),
-                                                launcher: net.launcher)
+                                                arguments: keys.learner, launcher: net.launcher)
         let control = "tcp://\(net.namespaceAddress):\(scenario.run.ports.control)"
-        let actors = try ["n1", "n2"].map { try scenario.startActor($0, learner: control) }
+        let actors = try names.map { try scenario.startActor($0, learner: control, keys.actor($0)) }
         return (learner, actors)
     }
 
