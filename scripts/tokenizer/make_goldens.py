@@ -15,7 +15,7 @@ Writes into Tests/TroupeTokenizerTests/Goldens/:
   qwen2-style/   NFC normalizer, Split(Qwen2 regex) + ByteLevel, tokenizer_config.json
   variants.json  goldens for a base tokenizer with a patched "pre_tokenizer" ("patch") or model field
                  ("model_patch"): add_prefix_space, Digits, Llama 3 style without ignore_merges
-  fixture-bpe-gpt2-1024/, fixture-llama-tiny/   copies of ../shared/fixtures tokenizers (+ goldens
+  fixture-bpe-gpt2-1024/, fixture-llama-tiny/   reference tokenizers kept as received (+ goldens
                  for llama-tiny, computed here)
 Each goldens.json is a list of {"text", "ids", "tokens", "decoded"}; "tokens" are id_to_token(id),
 "decoded" is decode(ids, skip_special_tokens=False).
