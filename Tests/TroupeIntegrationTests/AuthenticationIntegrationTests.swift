@@ -83,6 +83,10 @@ import TroupeWire
         run.check(monitor.stdout.contains("\"run_finished\""), "the allowlisted monitor did not see the run end")
         run.expectExit(blindMonitor, .code(0), within: 10)
         run.check(blindMonitor.stdout.contains("\"events\":0,"), "a plaintext monitor received log events: \(blindMonitor.stdout.prefix(300))")
+
+        // As every fault scenario ends: the accounts balance and every step replays bit for bit.
+        RuntimeIntegrationTests.expectAccountingIdentity(run)
+        try RuntimeIntegrationTests.expectReplayVerifies(run, steps: 4)
     }
 
     @Test func aLearnerRefusesPlaintextOffLoopbackUnlessAskedAndThenWarns() throws {
