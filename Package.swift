@@ -107,8 +107,10 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: [v5]),
 
+        // libFuzzer's driver, linked weakly: present only in the instrumented build of scripts/libfuzzer.sh.
+        .target(name: "CFuzzerDriver"),
         .executableTarget(name: "troupe-fuzz", dependencies: [
-            "TroupeFuzz", "TroupeJSON", "TroupeRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "CFuzzerDriver", "TroupeFuzz", "TroupeJSON", "TroupeRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: [v5]),
 

@@ -13,6 +13,7 @@ struct FuzzCommand: ParsableCommand {
     static func main() {
         // The conversation fuzzer's learner would log every step and every refusal: only the fuzzer speaks.
         LoggingSystem.bootstrap { _ in SwiftLogNoOpLogHandler() }
+        LibFuzzerMode.runIfAsked()
         main(nil)
     }
 
@@ -53,6 +54,9 @@ struct FuzzCommand: ParsableCommand {
     @Option(name: .long, help: "Run one target (--target) on this input file only, as a crash or hang left it.")
     var reproduce: String?
 
+    @Option(name: .long, help: "Write one target's (--target) valid inputs into this folder, one file each (a libFuzzer corpus), and exit.")
+    var seedsTo: String?
+
     func validate() throws {
         guard inputs >= 0 else { throw ValidationError("--inputs must be ≥ 0") }
         guard messages >= 0 else { throw ValidationError("--messages must be ≥ 0") }
@@ -68,6 +72,16 @@ struct FuzzCommand: ParsableCommand {
         }
         if let unknown = target.first(where: { !names.contains($0) }) {
             throw ValidationError("--target \(unknown): no such target (\(names.count) targets; --list names them)")
+        }
+        if let folder = seedsTo {
+            guard target.count == 1, let only = targets.first(where: { $0.name == target[0] }) else {
+                throw ValidationError("--seeds-to needs exactly one --target other than conversation")
+            }
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            for (i, seed) in only.seeds.enumerated() {
+                FileManager.default.createFile(atPath: folder + "/seed-\(i)", contents: Data(seed))
+            }
+            return
         }
         if let file = reproduce {
             guard target.count == 1, let only = targets.first(where: { $0.name == target[0] }) else {
