@@ -1,4 +1,5 @@
 import Foundation
+import TroupeRuntime
 import TroupeTensor
 
 /// Runs a target on mutated inputs: a seeded mutation loop (no coverage feedback; libFuzzer needs
@@ -61,7 +62,7 @@ package struct FuzzRunner {
             attempt(input)
             if i & 1023 == 1023 {
                 progress(i + 1)
-                let rss = Self.residentMB()
+                let rss = residentMegabytes()
                 if rss > rssLimitMB {
                     let path = outputDirectory + "/rss-\(FailureCapture.fileName(target.name)).bin"
                     FileManager.default.createFile(atPath: path, contents: Data(input))
@@ -70,18 +71,11 @@ package struct FuzzRunner {
             }
         }
         return Report(target: target.name, inputs: inputs + target.seeds.count, seconds: monotonicSeconds() - start,
-                      slowestInputMs: slowest * 1000, residentMB: Self.residentMB())
+                      slowestInputMs: slowest * 1000, residentMB: residentMegabytes())
     }
 
     static func hash(_ text: String) -> UInt64 {
         text.utf8.reduce(0xCBF2_9CE4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01B3 }
-    }
-
-    static func residentMB() -> Double {
-        guard let s = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
-        let parts = s.split(separator: " ")
-        guard parts.count > 1, let pages = Double(parts[1]) else { return 0 }
-        return pages * Double(sysconf(Int32(_SC_PAGESIZE))) / 1_048_576
     }
 }
 

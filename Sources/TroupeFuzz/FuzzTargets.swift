@@ -31,6 +31,9 @@ package struct FuzzTarget {
 
     package static func named(_ name: String) throws -> FuzzTarget? { try all().first { $0.name == name } }
 
+    /// The limits the receiving socket applies to a message of `kind` (weight payloads are larger).
+    static func limits(for kind: MessageKind) -> WireLimits { [.chunk, .weightManifest].contains(kind) ? .weights : .control }
+
     /// The seeds their own decoders refuse, with why: each should be accepted, or its target fuzzes
     /// little beyond the first check.
     package static func seedRefusals() throws -> [String] {
@@ -40,7 +43,7 @@ package struct FuzzTarget {
         }
         for (kind, message) in try FuzzSeeds.messages() {
             expect(kind.rawValue) {
-                let limits: WireLimits = [.chunk, .weightManifest].contains(kind) ? .weights : .control
+                let limits = limits(for: kind)
                 let decoded = try WireMessage.decode(try message.encode(), limits: limits)
                 if case .groupSubmit = decoded.body {
                     let group = RolloutGroup(submission: try GroupSubmission(validating: decoded), actor: "fuzz", promptTokens: [256, 49, 43, 50, 61])
@@ -85,7 +88,7 @@ package struct FuzzTarget {
             let parts = FramedBytes.split(bytes)
             guard let header = parts.first else { return }
             let sealed = WireMessage.seal(header: header.bytes, rawFrames: Array(parts.dropFirst()))
-            let limits: WireLimits = [.chunk, .weightManifest].contains(kind) ? .weights : .control
+            let limits = limits(for: kind)
             if let message = try? WireMessage.decode(sealed, limits: limits) { Semantics.check(message) }
         }
     }

@@ -471,7 +471,7 @@ package final class LearnerServer {
             m["step"] = Double(core.step)
             m["max_steps"] = Double(config.run.maxSteps)
             m["trainer/idle_ratio"] = training.idleRatio(now: now)
-            m["rss_mb"] = LearnerServer.residentMegabytes()
+            m["rss_mb"] = residentMegabytes()
             for (k, v) in wireRejects { m["wire_rejected/\(k)"] = Double(v) }
             for (k, v) in training.stalenessHistogram { m["off_policy/staleness_hist/\(k)"] = Double(v) }
             var fields: [String: String] = ["run": runDirectory, "epoch": String(epoch, radix: 16),
@@ -481,13 +481,6 @@ package final class LearnerServer {
             }
             try events.emit(.stream("learner_stats", step: core.step, metrics: m, fields: fields))
         }
-    }
-
-    static func residentMegabytes() -> Double {
-        guard let s = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
-        let parts = s.split(separator: " ")
-        guard parts.count > 1, let pages = Double(parts[1]) else { return 0 }
-        return pages * Double(sysconf(Int32(_SC_PAGESIZE))) / 1_048_576
     }
 
     private func writeSummary() throws {

@@ -64,12 +64,7 @@ import TroupeWire
     @Test(arguments: poisons) func aPoisonedGroupIsRefusedCountedAndTheRunGoesOn(_ poison: Poison) throws {
         let h = try LearnerHarness(["learner.lease_size=2"] + poison.overrides)
         let a = h.connect("a")
-        try a.hello()
-        try h.turn()
-        _ = try a.welcome()
-        try a.askForLease(prompts: 2)
-        try h.turn()
-        let lease = try a.lease()
+        let lease = try h.join(a, prompts: 2)
         try #require(lease.prompts.count == 2)
         var version = PolicyVersion(lease.minVersion)
         version.step += poison.stepsAhead
@@ -114,12 +109,7 @@ import TroupeWire
     @Test func theLearnerTrainsOnItsOwnRewardsNotTheReportedComponents() throws {
         let h = try LearnerHarness()
         let a = h.connect("a")
-        try a.hello()
-        try h.turn()
-        _ = try a.welcome()
-        try a.askForLease()
-        try h.turn()
-        let lease = try a.lease()
+        let lease = try h.join(a)
         try a.submit(prompt: lease.prompts[0].promptID, lease: lease.leaseID, version: PolicyVersion(lease.minVersion)) { header in
             for i in header.samples.indices { header.samples[i].rewardComponents = ["base": 99] }
         }
@@ -173,12 +163,7 @@ import TroupeWire
     func runWithOneGroup() throws -> (directory: String, group: RolloutGroup) {
         let h = try LearnerHarness()
         let a = h.connect("a")
-        try a.hello()
-        try h.turn()
-        _ = try a.welcome()
-        try a.askForLease()
-        try h.turn()
-        let lease = try a.lease()
+        let lease = try h.join(a)
         try a.submit(prompt: lease.prompts[0].promptID, lease: lease.leaseID, version: PolicyVersion(lease.minVersion))
         try h.turn()
         let group = try #require(h.learner.core.pending.first)

@@ -63,6 +63,16 @@ final class LearnerHarness {
                   admission: learner.admission)
     }
 
+    /// `actor` says Hello, is welcomed, asks for a lease of up to `prompts` prompts; returns the lease.
+    func join(_ actor: TestActor, prompts: Int = 1) throws -> Troupe_V1_Lease {
+        try actor.hello()
+        try turn()
+        _ = try actor.welcome()
+        try actor.askForLease(prompts: prompts)
+        try turn()
+        return try actor.lease()
+    }
+
     func records(_ type: String? = nil) throws -> [RunLog.Record] {
         try RunLog.read(path: directory + "/run.log").filter { type == nil || $0.type == type }
     }

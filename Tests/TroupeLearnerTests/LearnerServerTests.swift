@@ -9,14 +9,7 @@ import TroupeWire
 /// The learner's conversation rules, driven through the in-memory transport (`LearnerHarness`).
 @Suite(.serialized) struct LearnerServerTests {
     /// Says Hello and takes one lease; returns the lease.
-    func join(_ actor: TestActor, _ h: LearnerHarness) throws -> Troupe_V1_Lease {
-        try actor.hello()
-        try h.turn()
-        _ = try actor.welcome()
-        try actor.askForLease()
-        try h.turn()
-        return try actor.lease()
-    }
+    func join(_ actor: TestActor, _ h: LearnerHarness) throws -> Troupe_V1_Lease { try h.join(actor) }
 
     @Test func helloIsWelcomedWithTheRunsTermsAndStrangersAreRefused() throws {
         let h = try LearnerHarness()
