@@ -9,6 +9,9 @@ import TroupeReport
     static let chromium = HeadlessChromium.locate()
     static let required = ProcessInfo.processInfo.environment["CI"] != nil
     static let enabled = chromium != nil || required
+    /// A hang guard, not a speed target: in CI Chromium starts beside hundreds of tests on two cores,
+    /// and one render there took over 20 s.
+    static let renderTimeout: TimeInterval = 120
 
     struct RenderedChart {
         let id: String
@@ -45,7 +48,7 @@ import TroupeReport
     }
 
     @Test(.enabled(if: enabled, "Chromium not installed (apt-get install chromium); browser test skipped"),
-          .timeLimit(.minutes(1)))
+          .timeLimit(.minutes(8)))
     func everyChartDrawsInARealBrowser() throws {
         let chromium = try requireChromium()
         let parent = try SyntheticRuns.temporaryDirectory()
@@ -61,7 +64,7 @@ import TroupeReport
             let file = parent.appendingPathComponent("report-\(label.replacingOccurrences(of: " ", with: "-")).html")
             try ReportFiles.write(ReportPage.html(for: page), to: file)
             let url = URL(string: file.absoluteString + fragment)!
-            let dom = try chromium.renderedDOM(of: url, virtualTimeMilliseconds: 3000, timeout: 20)
+            let dom = try chromium.renderedDOM(of: url, virtualTimeMilliseconds: 3000, timeout: Self.renderTimeout)
             let body = Self.bodyTag(dom)
             #expect(Self.attribute("data-report-error", body) == nil, "\(label): \(body)")
             let rendered = Self.charts(in: dom)
@@ -85,7 +88,7 @@ import TroupeReport
     }
 
     @Test(.enabled(if: enabled, "Chromium not installed (apt-get install chromium); browser test skipped"),
-          .timeLimit(.minutes(1)))
+          .timeLimit(.minutes(8)))
     func brokenChartDataIsVisibleNotSilent() throws {
         let chromium = try requireChromium()
         let parent = try SyntheticRuns.temporaryDirectory()
@@ -94,14 +97,14 @@ import TroupeReport
         let html = ReportPage.html(for: [run]).replacingOccurrences(of: "{\"charts\":[", with: "{\"charts\":[oops")
         let file = parent.appendingPathComponent("broken.html")
         try ReportFiles.write(html, to: file)
-        let dom = try chromium.renderedDOM(of: file, virtualTimeMilliseconds: 2000, timeout: 20)
+        let dom = try chromium.renderedDOM(of: file, virtualTimeMilliseconds: 2000, timeout: Self.renderTimeout)
         #expect(Self.attribute("data-report-error", Self.bodyTag(dom)) != nil)
         #expect(dom.contains("The report could not draw its charts"))
         #expect(Self.charts(in: dom).allSatisfy { $0.drawnPoints == nil })
     }
 
     @Test(.enabled(if: enabled, "Chromium not installed (apt-get install chromium); browser test skipped"),
-          .timeLimit(.minutes(1)))
+          .timeLimit(.minutes(8)))
     func screenshotWritesAPNG() throws {
         let chromium = try requireChromium()
         let parent = try SyntheticRuns.temporaryDirectory()
@@ -110,7 +113,7 @@ import TroupeReport
         let file = parent.appendingPathComponent("report.html")
         try ReportFiles.write(ReportPage.html(for: [run]), to: file)
         let png = parent.appendingPathComponent("report.png")
-        try chromium.screenshot(of: file, to: png, width: 900)
+        try chromium.screenshot(of: file, to: png, width: 900, timeout: Self.renderTimeout)
         let data = try Data(contentsOf: png)
         #expect(data.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]))
         // IHDR width and height (big-endian) at bytes 16..<24: full width, and taller than one screen.
