@@ -10,9 +10,13 @@ struct RunConfigOptions: ParsableArguments {
     @Option(name: [.customLong("set")], help: ArgumentHelp("Override one key, e.g. --set learner.batch_groups=4 (repeatable).", valueName: "section.key=value"))
     var overrides: [String] = []
 
+    /// With a run directory (a resume): its frozen `config.json` and the overrides a resume may make.
     func load(frozenIn runDirectory: String? = nil) throws -> RunConfig {
-        if config == nil, let dir = runDirectory, FileManager.default.fileExists(atPath: dir + "/config.json") {
-            return try RunConfig.load(path: dir + "/config.json", overrides: overrides)
+        if let dir = runDirectory, config != nil {
+            throw ValidationError("--config cannot be given with --resume: the run continues with its frozen \(dir)/config.json")
+        }
+        if let dir = runDirectory, FileManager.default.fileExists(atPath: dir + "/config.json") {
+            return try RunConfig.loadForResume(frozen: dir + "/config.json", overrides: overrides)
         }
         return try RunConfig.load(path: config, overrides: overrides)
     }

@@ -259,6 +259,29 @@ extension RunConfig: Decodable {
         return try parse(json: data, source: path, overrides: overrides)
     }
 
+    /// Keys a resumed run may change: where it listens, how it treats actors, when it stops. Every other
+    /// key is part of the run's numbers, which `config.json` freezes (replay re-executes each step with them).
+    package static let resumableKeys = ["endpoints.", "run.max_steps", "learner.checkpoint_every", "learner.lease_timeout_s",
+                                        "learner.heartbeat_timeout_s", "learner.credit", "learner.shared_memory_dir",
+                                        "learner.relay_fanout", "actors.", "eval."]
+
+    /// The frozen configuration of a run (`config.json`) with the `overrides` a resume may make; any other
+    /// key, or a `run.max_steps` that a cosine schedule spans, is refused naming it.
+    package static func loadForResume(frozen path: String, overrides: [String]) throws -> RunConfig {
+        for item in overrides {
+            let key = String(item.prefix { $0 != "=" })
+            guard resumableKeys.contains(where: { $0.hasSuffix(".") ? key.hasPrefix($0) : key == $0 }) else {
+                throw ConfigError(key: key, problem: "cannot change when a run resumes: it is part of the run's numbers, which \(path) freezes (keys a resume may set: \(resumableKeys.map { $0.hasSuffix(".") ? $0 + "*" : $0 }.joined(separator: ", ")))")
+            }
+        }
+        let frozen = try load(path: path, overrides: [])
+        let resumed = try load(path: path, overrides: overrides)
+        if resumed.run.maxSteps != frozen.run.maxSteps && frozen.schedule.kind != "constant" {
+            throw ConfigError(key: "run.max_steps", problem: "cannot change when a run resumes: the \(frozen.schedule.kind) learning-rate schedule spans run.max_steps (\(frozen.run.maxSteps)), so the steps already trained would change")
+        }
+        return resumed
+    }
+
     /// Parses the text of a configuration file named `source` (for error positions), then as `parse`.
     package static func parse(json data: some Collection<UInt8>, source: String, overrides: [String] = []) throws -> RunConfig {
         let document: JSONDocument

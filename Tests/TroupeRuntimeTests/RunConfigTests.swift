@@ -92,4 +92,27 @@ import TroupeRuntime
         // Its layout is JSONSerialization's (TroupeJSONTests checks the serializer against it).
         #expect(String(decoding: data, as: UTF8.self).hasPrefix("{\n  \"actors\" : {\n    \"count\" : 2,"))
     }
+
+    /// A resume keeps the run's numbers: only the keys that do not change them may be set, and
+    /// `run.max_steps` only when no schedule spans it.
+    @Test func aResumeMaySetOnlyKeysOutsideTheRunsNumbers() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("resume-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        func frozen(_ overrides: [String]) throws -> String {
+            let path = directory.appendingPathComponent("config-\(UUID().uuidString).json").path
+            try RunConfig.parse(.object([:]), overrides: overrides).resolvedJSONData().write(to: URL(fileURLWithPath: path))
+            return path
+        }
+        let constant = try frozen(["task.spec=arith:add2"])
+        let resumed = try RunConfig.loadForResume(frozen: constant, overrides: ["run.max_steps=9", "endpoints.advertise_host=node7",
+                                                                                "learner.heartbeat_timeout_s=3"])
+        #expect(resumed.run.maxSteps == 9 && resumed.endpoints.advertiseHost == "node7" && resumed.learner.heartbeatTimeoutSeconds == 3)
+        for key in ["learner.batch_groups=4", "optimizer.learning_rate=1", "sampling.temperature=2", "algorithm.loss.kind=topr"] {
+            #expect(throws: ConfigError.self, "\(key)") { try RunConfig.loadForResume(frozen: constant, overrides: [key]) }
+        }
+        let cosine = try frozen(["task.spec=arith:add2", "optimizer.schedule=cosine"])
+        #expect(throws: ConfigError.self) { try RunConfig.loadForResume(frozen: cosine, overrides: ["run.max_steps=9"]) }
+        #expect(try RunConfig.loadForResume(frozen: cosine, overrides: ["endpoints.control_port=6000"]).endpoints.controlPort == 6000)
+    }
 }
