@@ -33,9 +33,10 @@ log() { printf '[bootstrap %s] %s\n' "$(date '+%Y-%m-%d %H:%M:%S')" "$*" >&2; }
 # --- apt packages ---------------------------------------------------------------------------------
 # Libraries Package.swift links (ZeroMQ, OpenBLAS, libsodium) and pkg-config, which finds OpenBLAS;
 # the report test renders pages in headless Chromium; the fault-injection suite builds network
-# namespaces (iproute2) with loss and partitions (nftables).
+# namespaces (iproute2) with loss and partitions (nftables); the cluster test runs a Slurm cluster
+# (cluster/lab/slurm-lab.sh: munge, slurmctld, slurmd and the client commands).
 packages=(libzmq3-dev libopenblas-dev libsodium-dev pkg-config)
-[[ $MODE == test ]] && packages+=(chromium iproute2 nftables)
+[[ $MODE == test ]] && packages+=(chromium iproute2 nftables munge slurmctld slurmd slurm-client)
 
 log "phase: apt packages (${packages[*]})"
 installed() { dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed'; }
@@ -102,8 +103,8 @@ fi
 if [[ ! -d models/arith-base ]]; then
     log "note: models/arith-base is missing; tests that need a model build their own tiny ones"
 fi
-# The fault-injection suite runs on its own after the others: its scenarios time evictions and
-# recoveries, which must not compete with other tests for the cores.
+# The fault-injection suite and the Slurm cluster scenario run on their own after the others: they
+# time evictions and recoveries, which must not compete with other tests for the cores.
 run_tests() {
     local what=$1
     shift
@@ -117,6 +118,7 @@ run_tests() {
         exit "$status"
     fi
 }
-run_tests "every test but the fault-injection suite" --skip FaultInjectionTests
+run_tests "every test but the fault-injection suite and the Slurm cluster" --skip FaultInjectionTests --skip SlurmClusterTests
 run_tests "the fault-injection suite" --skip-build --filter FaultInjectionTests
+run_tests "the Slurm cluster scenario" --skip-build --filter SlurmClusterTests
 log "all tests passed"

@@ -206,10 +206,15 @@ final class IntegrationRun {
     /// execs troupe in the same process, so signals sent to the child still reach troupe itself).
     @discardableResult
     func start(_ name: String, _ arguments: [String], launcher: [String] = []) throws -> Child {
+        try startProgram(name, launcher + [binary] + arguments)
+    }
+
+    /// Starts `command` (a program and its arguments) as one of this test's children.
+    @discardableResult
+    func startProgram(_ name: String, _ command: [String]) throws -> Child {
         precondition(!children.contains { $0.name == name }, "child names must be unique in a test")
-        let executable = launcher.first ?? binary
-        let fullArguments = launcher.isEmpty ? arguments : Array(launcher.dropFirst()) + [binary] + arguments
-        let child = try Child(name: name, executable: executable, arguments: fullArguments, directory: directory, environment: environment)
+        let child = try Child(name: name, executable: command[0], arguments: Array(command.dropFirst()), directory: directory,
+                              environment: environment)
         children.append(child)
         return child
     }

@@ -1,0 +1,99 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// A Slurm cluster on this machine for one test: cluster/lab/slurm-lab.sh brings up one slurmd per node,
+// each in a network namespace of its own, and the controller with the "login" host in another. The
+// test talks to Slurm only from the login host (as a user would), through cluster/slurm/troupe-slurm.
+
+enum SlurmLabAvailability {
+    static let tools = ["ip", "nsenter", "munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel"]
+
+    /// Why the lab cannot run here; nil when it can.
+    static var unavailableReason: String? {
+        var missing: [String] = []
+        if getuid() != 0 { missing.append("root") }
+        missing += tools.filter { NetworkLab.tool($0) == nil }.map { "`\($0)`" }
+        return missing.isEmpty ? nil : "the Slurm lab needs " + missing.joined(separator: ", ")
+            + " (Debian: slurmctld slurmd slurm-client munge iproute2 util-linux)"
+    }
+
+    /// Run where the lab can run, and under CI always (so a missing package fails there).
+    static var shouldRun: Bool { unavailableReason == nil || NetworkLab.inCI }
+}
+
+final class SlurmLab {
+    let directory: String
+    let environment: [String: String]
+    private let script: String
+
+    var loginNamespace: String { environment["LAB_LOGIN_NETNS"] ?? "" }
+    var slurmConf: String { environment["SLURM_CONF"] ?? "" }
+
+    /// Brings a lab up in `directory` (its state, daemons' logs and pid files live there).
+    init(directory: String, nodes: Int, cpusPerNode: Int) throws {
+        if let reason = SlurmLabAvailability.unavailableReason {
+            Issue.record("CI=true but \(reason): scripts/bootstrap.sh installs them and CI runs as root")
+            throw HarnessError(reason)
+        }
+        self.directory = directory
+        script = TroupeBinary.repository.appendingPathComponent("cluster/lab/slurm-lab.sh").path
+        let (status, output) = try Self.run(["/bin/bash", script, "up", "--dir", directory, "--nodes", "\(nodes)", "--cpus", "\(cpusPerNode)"],
+                                            within: 90)
+        guard status == 0 else { throw HarnessError("slurm-lab.sh up failed (\(status)):\n\(output)") }
+        let env = try String(contentsOfFile: directory + "/lab.env", encoding: .utf8)
+        var parsed: [String: String] = [:]
+        for line in env.split(separator: "\n") {
+            guard let eq = line.firstIndex(of: "=") else { continue }
+            parsed[String(line[..<eq])] = String(line[line.index(after: eq)...]).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+        }
+        environment = parsed
+    }
+
+    /// Stops every daemon and job of the lab and removes its namespaces (safe to call twice).
+    func down() {
+        _ = try? Self.run(["/bin/bash", script, "down", "--dir", directory], within: 60)
+    }
+
+    /// The command as run on the login host: `nsenter --net=LOGIN COMMAND…` with the lab's SLURM_CONF.
+    func onLogin(_ command: [String]) -> [String] {
+        [NetworkLab.tool("nsenter")!, "--net=/run/netns/\(loginNamespace)"] + command
+    }
+
+    /// Runs a command on the login host to completion; its exit status and output (stdout and stderr).
+    func login(_ command: [String], environment extra: [String: String] = [:], within seconds: Double = 60) throws -> (Int32, String) {
+        var env = ProcessInfo.processInfo.environment
+        env["SLURM_CONF"] = slurmConf
+        for (key, value) in extra { env[key] = value }
+        return try Self.run(onLogin(command), environment: env, within: seconds)
+    }
+
+    static func run(_ command: [String], environment: [String: String]? = nil, within seconds: Double) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
+        if let environment { process.environment = environment }
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        process.standardInput = FileHandle.nullDevice
+        var none = sigset_t(), previous = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+        try process.run()
+        let pid = process.processIdentifier
+        let watchdog = DispatchWorkItem { if process.isRunning { kill(pid, SIGKILL) } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + seconds, execute: watchdog)
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        watchdog.cancel()
+        let text = String(decoding: data, as: UTF8.self)
+        if process.terminationReason == .uncaughtSignal {
+            throw HarnessError("\(command.joined(separator: " ")) was killed after \(seconds) s:\n\(text)")
+        }
+        return (process.terminationStatus, text)
+    }
+}
