@@ -44,7 +44,7 @@ while [[ $# -gt 0 ]]; do
         *) break ;;
     esac
 done
-[[ $nodes =~ ^[1-9][0-9]?$ ]] && ((nodes <= 50)) || die "--nodes must be 1…50 (got $nodes)"
+if ! [[ $nodes =~ ^[1-9][0-9]?$ ]] || ((nodes > 50)); then die "--nodes must be 1…50 (got $nodes)"; fi
 [[ $cpus =~ ^[1-9][0-9]?$ ]] || die "--cpus must be 1…99 (got $cpus)"
 [[ $dir == /* ]] || dir=$PWD/$dir
 
