@@ -26,6 +26,12 @@ package final class ActorClient {
         package var weights = WeightReceiver.Options()
         /// This actor's keys and the learner's, when the learner is authenticated (CURVE); nil: plaintext.
         package var security: ClientSecurity?
+        /// The learner's endpoints file (`RUN_DIR/endpoints.json`) `learner` came from, if it did: read
+        /// again when the learner goes silent or has not answered yet (a resumed learner may be elsewhere).
+        package var learnerFile: String?
+        /// The learner's public key in `security` came from `learnerFile` (no pinned --learner-key): a
+        /// learner that rewrites the file with another key is followed.
+        package var learnerKeyFromFile = false
         /// Draws the actor run id: a new one for every process, so the learner tells a restart apart.
         package init(learner: Endpoint, identity: String) {
             self.learner = learner
@@ -37,6 +43,10 @@ package final class ActorClient {
     let console: Console
     let runId: UInt64
     let context: ZMQContext
+    /// Where the control socket connects: `options.learner`, or what `learnerFile` names now.
+    private var learner: Endpoint
+    private var security: ClientSecurity?
+    private var lastFileCheck = -Double.infinity
     /// Every conversation decision: Hello, credit, resend, leases, heartbeats, silence.
     private var core: ActorCore
     private var control: ZMQSocket
@@ -78,10 +88,12 @@ package final class ActorClient {
         self.options = options
         console = Console(role: "actor \(options.identity)")
         runId = options.conversation.runId
+        learner = options.learner
+        security = options.security
         core = ActorCore(options: options.conversation, now: started)
         core.threadCount = BLASInfo.threads
         context = try ZMQContext(ioThreads: 1)
-        control = try ActorClient.makeControl(context: context, options: options, runId: runId)
+        control = try ActorClient.makeControl(context: context, learner: learner, identity: options.identity, security: security, runId: runId)
         if let listen = options.relay {
             do {
                 if let security = options.security {
@@ -97,15 +109,43 @@ package final class ActorClient {
         }
     }
 
-    static func makeControl(context: ZMQContext, options: Options, runId: UInt64) throws -> ZMQSocket {
+    static func makeControl(context: ZMQContext, learner: Endpoint, identity: String, security: ClientSecurity?, runId: UInt64) throws -> ZMQSocket {
         let s = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
-        try s.set([.routingID(Array("\(options.identity)#\(String(runId, radix: 16))".utf8)), .immediate(true),
+        try s.set([.routingID(Array("\(identity)#\(String(runId, radix: 16))".utf8)), .immediate(true),
                    .maxMessageSize(WireLimits.control.socketMaxFrameBytes), .sendHighWaterMark(1000),
                    .reconnectInterval(milliseconds: 100, maximumMilliseconds: 2000),
                    .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)]
-                  + (options.security?.toLearner ?? []))
-        try s.connect(options.learner)
+                  + (security?.toLearner ?? []))
+        try s.connect(learner)
         return s
+    }
+
+    /// Reads `learnerFile` again; when it names another control endpoint (or, unpinned, another
+    /// learner key) the control socket is rebuilt for it. Returns whether it was.
+    private func followLearnerFile(now: Double) throws -> Bool {
+        guard let path = options.learnerFile else { return false }
+        lastFileCheck = now
+        switch LearnerEndpointsFile.read(path) {
+        case .missing:
+            return false
+        case .damaged(let error):
+            console.warn("\(error); keeping \(learner)")
+            return false
+        case .found(let file):
+            guard let endpoint = try? Endpoint(parsing: file.control) else { return false }
+            var newSecurity = security
+            if let current = security, options.learnerKeyFromFile, let z85 = file.learnerPublicKey,
+               let key = try? CurveKey(z85: z85), key != current.learnerKey {
+                newSecurity = ClientSecurity(name: current.name, keyPair: current.keyPair, learnerKey: key)
+            }
+            guard endpoint != learner || newSecurity?.learnerKey != security?.learnerKey else { return false }
+            console.info("the learner endpoints file names \(endpoint) (epoch \(String(file.epoch, radix: 16)) on \(file.host)); connecting there")
+            learner = endpoint
+            security = newSecurity
+            control.close()
+            control = try ActorClient.makeControl(context: context, learner: learner, identity: options.identity, security: security, runId: runId)
+            return true
+        }
     }
 
     // MARK: loop
@@ -113,7 +153,7 @@ package final class ActorClient {
     /// Runs until the learner says the run is finished (0), a shutdown signal (0), or a fatal error (1:
     /// no learner within the connect timeout, a Welcome this actor cannot use, sampling failed).
     package func run() throws -> Int32 {
-        console.info("connecting", ["learner": .string(options.learner.description), "actor_run": .string(String(runId, radix: 16))])
+        console.info("connecting", ["learner": .string(learner.description), "actor_run": .string(String(runId, radix: 16))])
         while stopReason == nil {
             let now = monotonicSeconds()
             if Shutdown.requested { stopReason = "shutdown requested"; break }
@@ -140,21 +180,33 @@ package final class ActorClient {
             case .joined:
                 break
             case .giveUp:
-                console.error("no learner answered at \(options.learner) within \(Int(options.conversation.connectTimeout)) s")
+                var why = ""
+                if case .tcp(let host, _, _) = learner, DoctorProbes.resolve(host).isEmpty { why = "; \(host) does not resolve here" }
+                console.error("no learner answered at \(learner) within \(Int(options.conversation.connectTimeout)) s (--connect-timeout)\(why)")
                 return 1
+            case .learnerGone(let silent):
+                console.error("the learner at \(learner) has been gone for \(Int(silent)) s (no message through reconnects and Hellos; --learner-gone-timeout \(Int(options.conversation.learnerGoneTimeout)) s); giving up")
+                stopReason = "learner gone"
+                break
             case .reconnect(let silent):
                 console.warn("learner silent for \(Int(silent)) s; saying Hello again")
                 session = nil
                 // A fresh socket: the old one may hold queued messages for a dead learner.
-                control.close()
-                control = try ActorClient.makeControl(context: context, options: options, runId: runId)
+                if try !followLearnerFile(now: now) {
+                    control.close()
+                    control = try ActorClient.makeControl(context: context, learner: learner, identity: options.identity, security: security, runId: runId)
+                }
                 continue
             case .sayHello:
+                // Not answered yet: a learner that has not bound, or one that has moved (the file says where).
+                if now - lastFileCheck >= 2, try followLearnerFile(now: now) { continue }
                 try send([.hello], now: now)
                 continue
             case .waiting:
+                if now - lastFileCheck >= 2 { _ = try followLearnerFile(now: now) }
                 continue
             }
+            if stopReason != nil { break }
             try collectSamples()
             try stepWeights(now: now)
             try send(core.outgoing(now: now), now: now)
@@ -178,7 +230,7 @@ package final class ActorClient {
     }
 
     /// Stop reasons that are failures (exit status 1): the run cannot go on with this actor.
-    private let failedReasons: Set<String> = ["bad welcome", "sampling failed", "authentication failed"]
+    private let failedReasons: Set<String> = ["bad welcome", "sampling failed", "authentication failed", "learner gone"]
 
     private func drainControl() throws {
         for _ in 0..<256 {
@@ -245,13 +297,13 @@ package final class ActorClient {
         closeLogStream()
         receiver = try WeightReceiver(context: context, learnerWeights: Endpoint(parsing: w.weightsEndpoint),
                                       layout: ParameterLayout(config: session!.config), relay: relay,
-                                      identity: options.identity, runId: runId, options: options.weights, security: options.security)
+                                      identity: options.identity, runId: runId, options: options.weights, security: security)
         let sub = try ZMQSocket(context, type: .subscribe, linger: .discardUnsent)
-        try sub.set([.subscribe([]), .maxMessageSize(WireLimits.headerOnly.socketMaxFrameBytes)] + (options.security?.toLearner ?? []))
+        try sub.set([.subscribe([]), .maxMessageSize(WireLimits.headerOnly.socketMaxFrameBytes)] + (security?.toLearner ?? []))
         try sub.connect(Endpoint(parsing: w.announceEndpoint))
         announce = sub
         let publisher = try LogPublisher(context: context, endpoint: Endpoint(parsing: w.logsEndpoint), source: "actor/\(options.identity)",
-                                         runId: runId, security: options.security?.toLearner ?? [])
+                                         runId: runId, security: security?.toLearner ?? [])
         logs = publisher
         let sink = LogStreamSink<Never>(publisher)
         reports.add(sink)

@@ -17,6 +17,10 @@ package struct ActorCore {
         package var connectTimeout: Double = 60
         /// Silence after which the learner is presumed gone and Hello is repeated.
         package var learnerSilence: Double = 6
+        /// Once welcomed, how long the learner may stay silent (no message from any learner, through
+        /// reconnects and Hellos) before this actor gives up: on a batch system an actor waiting for a
+        /// learner that will never return burns its allocation. Longer than a learner resume takes.
+        package var learnerGoneTimeout: Double = 300
         /// Fault injection: keep the first weights forever and sample leases with them anyway.
         package var ignoreNewWeights = false
         package init(identity: String, runId: UInt64) {
@@ -52,6 +56,8 @@ package struct ActorCore {
         case reconnect(silentFor: Double)
         /// No learner ever answered within `connectTimeout`.
         case giveUp
+        /// A learner answered once, then nothing spoke for `learnerGoneTimeout`: the learner is gone for good.
+        case learnerGone(silentFor: Double)
     }
 
     /// What a message from the learner means beyond the core's own state.
@@ -105,6 +111,8 @@ package struct ActorCore {
     private var nextLeaseAt = -Double.infinity
     private let started: Double
     private var lastHeard: Double
+    /// The last message from any learner (unlike `lastHeard`, a reconnect does not move it).
+    private var lastHeardFromLearner: Double
     private var lastHello = -Double.infinity
     private var lastHeartbeat = -Double.infinity
 
@@ -112,6 +120,7 @@ package struct ActorCore {
         self.options = options
         started = now
         lastHeard = now
+        lastHeardFromLearner = now
     }
 
     package var unackedCount: Int { unacked.count }
@@ -122,6 +131,10 @@ package struct ActorCore {
     package mutating func joinStep(now: Double) -> JoinStep {
         if joined && now - lastHeard <= options.learnerSilence { return .joined }
         if !everWelcomed && now - started > options.connectTimeout { return .giveUp }
+        if everWelcomed && now - lastHeardFromLearner > options.learnerGoneTimeout {
+            leave()
+            return .learnerGone(silentFor: now - lastHeardFromLearner)
+        }
         if joined {
             let silent = now - lastHeard
             leave()
@@ -154,6 +167,7 @@ package struct ActorCore {
 
     package mutating func receive(_ message: WireMessage, now: Double) -> [Event] {
         lastHeard = now
+        lastHeardFromLearner = now
         switch message.body {
         case .welcome(let w):
             return [welcome(w)]

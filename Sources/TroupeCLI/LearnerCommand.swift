@@ -54,16 +54,24 @@ struct ActorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "actor",
         abstract: "Run an actor: joins a learner, samples groups with the current weights, streams them back.",
-        discussion: "Start as many as you like, at any time; each needs only the learner's control address.")
+        discussion: """
+        Start as many as you like, at any time; each needs only the learner's control address (--learner), or the \
+        run directory's endpoints file (--learner-file), which it waits for and reads again when the learner goes \
+        silent (a resumed learner may be on another host). Exits 0 when the run finishes or on SIGTERM/SIGINT; \
+        1 when no learner answers within --connect-timeout, or when a learner that answered stays gone for \
+        --learner-gone-timeout.
+        """)
 
-    @Option(name: .long, help: "The learner's control endpoint, e.g. tcp://learner-host:5555.")
-    var learner: String
+    @OptionGroup var address: LearnerAddressOptions
 
     @Option(name: .long, help: "A stable name for this actor (default: host name and process id).")
     var identity: String?
 
-    @Option(name: .long, help: "Seconds to wait for a first answer from the learner before giving up.")
+    @Option(name: .long, help: "Seconds to wait for a first answer from the learner (with --learner-file: for the file, then the answer) before giving up.")
     var connectTimeout: Double = 60
+
+    @Option(name: .long, help: "Once a learner has answered, seconds it may stay silent (through reconnects and Hellos) before this actor gives up and exits 1. Longer than a learner takes to resume.")
+    var learnerGoneTimeout: Double = 300
 
     @Option(name: .long, help: "The host name or address other actors reach this one at, to fetch weight chunks it relays (default: loopback when the learner is on loopback, else this host's address on the interface that routes to the learner).")
     var relayAdvertise: String?
@@ -77,17 +85,20 @@ struct ActorCommand: ParsableCommand {
     var testIgnoreNewWeights = false
 
     func validate() throws {
-        do { try Endpoint(parsing: learner).validateForConnect() } catch {
-            throw ValidationError("--learner: \(error)")
+        try address.validate(required: true)
+        try keys.validate(learnerFileGiven: address.learnerFile != nil)
+        guard connectTimeout.isFinite, connectTimeout > 0 else { throw ValidationError("--connect-timeout must be a positive number of seconds") }
+        guard learnerGoneTimeout.isFinite, learnerGoneTimeout > 0 else {
+            throw ValidationError("--learner-gone-timeout must be a positive number of seconds")
         }
-        guard connectTimeout > 0 else { throw ValidationError("--connect-timeout must be > 0") }
         if let i = identity, i.isEmpty || i.contains("#") { throw ValidationError("--identity must be non-empty and without '#'") }
         if let key = keys.key, let i = identity, let keyName = try? CurveKeyFile.read(key).name, keyName != i {
             throw ValidationError("--identity \(i) differs from the name of --key (\(keyName)): the learner knows an actor by its key's name")
         }
         if let host = relayAdvertise {
             guard !noRelay else { throw ValidationError("--relay-advertise and --no-relay contradict each other") }
-            do { _ = try WeightRelay.defaultAddress(learner: Endpoint(parsing: learner), advertiseHost: host) } catch {
+            // With an advertised host the relay's address does not depend on the learner's.
+            do { _ = try WeightRelay.defaultAddress(learner: .tcp(host: host, port: 1), advertiseHost: host) } catch {
                 throw ValidationError("--relay-advertise: \(error)")
             }
         }
@@ -95,12 +106,19 @@ struct ActorCommand: ParsableCommand {
 
     func run() throws {
         Shutdown.installHandlers()
-        let learnerEndpoint = try Endpoint(parsing: learner)
-        let security = try keys.security(connectingTo: learnerEndpoint, console: Console(role: "actor"))
+        let started = Date()
+        let file = try address.waitForFile(timeout: connectTimeout)
+        let learnerEndpoint = try Endpoint(parsing: address.learner ?? file!.control)
+        let console = Console(role: "actor")
+        let (security, keyFromFile) = try keys.security(connectingTo: learnerEndpoint, endpointsFile: file, path: address.learnerFile, console: console)
         let name = identity ?? security?.name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
         var options = ActorClient.Options(learner: learnerEndpoint, identity: name)
         options.security = security
-        options.conversation.connectTimeout = connectTimeout
+        options.learnerFile = address.learnerFile
+        options.learnerKeyFromFile = keyFromFile
+        // One budget for the file and the first answer.
+        options.conversation.connectTimeout = max(1, connectTimeout - Date().timeIntervalSince(started))
+        options.conversation.learnerGoneTimeout = learnerGoneTimeout
         options.conversation.ignoreNewWeights = testIgnoreNewWeights
         if !noRelay { options.relay = try WeightRelay.defaultAddress(learner: options.learner, advertiseHost: relayAdvertise) }
         try finish(status: ActorClient(options: options).run())

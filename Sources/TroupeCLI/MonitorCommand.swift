@@ -17,14 +17,21 @@ package struct MonitorCommand: ParsableCommand {
         commandName: "monitor",
         abstract: "Watch a run's log stream: a live terminal dashboard, or every event as a JSON line.",
         discussion: """
-        ENDPOINT is the learner's log endpoint (endpoints.logs_port, default 5558), e.g. tcp://learner-host:5558. \
+        ENDPOINT is the learner's log endpoint (endpoints.logs_port, default 5558), e.g. tcp://learner-host:5558; \
+        or --learner-file RUN_DIR/endpoints.json names it (its `logs`). \
         The stream is lossy by design: a slow monitor never slows the learner; the events it misses are counted \
         from their sequence numbers and shown (dashboard) or reported in a final summary line (--json). \
         See docs/monitor.md.
         """)
 
     @Argument(help: "The learner's log endpoint, e.g. tcp://127.0.0.1:5558.")
-    package var endpoint: String
+    package var endpoint: String?
+
+    @Option(name: .long, help: ArgumentHelp("The learner's endpoints file (RUN_DIR/endpoints.json, or the run directory): its `logs` endpoint instead of ENDPOINT.", valueName: "path"))
+    package var learnerFile: String?
+
+    @Option(name: .long, help: "With --learner-file: seconds to wait for the file to appear.")
+    package var connectTimeout: Double = 60
 
     @Flag(name: .long, help: "Print each event as one JSON line (the default when standard output is not a terminal).")
     package var json = false
@@ -43,15 +50,22 @@ package struct MonitorCommand: ParsableCommand {
     package init() {}
 
     package func validate() throws {
-        let parsed: Endpoint
-        do {
-            parsed = try Endpoint(parsing: endpoint)
-            try parsed.validateForConnect()
-        } catch {
-            throw ValidationError("ENDPOINT: \(error)")
+        try keys.validate(learnerFileGiven: learnerFile != nil)
+        guard (endpoint == nil) != (learnerFile == nil) else {
+            throw ValidationError(endpoint == nil ? "give ENDPOINT (the learner's log endpoint) or --learner-file" : "give ENDPOINT or --learner-file, not both")
         }
-        if case .inproc = parsed {
-            throw ValidationError("ENDPOINT: inproc endpoints exist only inside one process; use tcp://host:port or ipc://path")
+        guard connectTimeout.isFinite, connectTimeout > 0 else { throw ValidationError("--connect-timeout must be a positive number of seconds") }
+        if let endpoint {
+            let parsed: Endpoint
+            do {
+                parsed = try Endpoint(parsing: endpoint)
+                try parsed.validateForConnect()
+            } catch {
+                throw ValidationError("ENDPOINT: \(error)")
+            }
+            if case .inproc = parsed {
+                throw ValidationError("ENDPOINT: inproc endpoints exist only inside one process; use tcp://host:port or ipc://path")
+            }
         }
         if let duration, !(duration.isFinite && duration > 0) {
             throw ValidationError("--duration must be a positive number of seconds, got \(duration)")
@@ -65,8 +79,15 @@ package struct MonitorCommand: ParsableCommand {
         Shutdown.installHandlers()
         let context = try ZMQContext()
         defer { context.shutdown() }
+        var file: LearnerEndpointsFile?
+        if let learnerFile {
+            do { file = try LearnerEndpointsFile.wait(for: learnerFile, timeout: connectTimeout, shouldStop: { Shutdown.requested }) } catch {
+                throw CommandError("\(error)")
+            }
+        }
+        let endpoint = self.endpoint ?? file!.logs
         let learner = try Endpoint(parsing: endpoint)
-        let security = try keys.security(connectingTo: learner, console: Console(role: "monitor"))
+        let security = try keys.security(connectingTo: learner, endpointsFile: file, path: learnerFile, console: Console(role: "monitor")).security
         let subscriber = try MonitorSubscriber(context: context, endpoint: learner, security: security?.toLearner ?? [])
         defer { subscriber.close() }
         var options = MonitorSubscriber.RunOptions(updatesPerSecond: refresh, stopWhenRunEnds: untilFinished)
@@ -75,7 +96,7 @@ package struct MonitorCommand: ParsableCommand {
         if json || OutputMode.detect() == .jsonLines {
             try streamJSON(subscriber, &state, options)
         } else {
-            try showDashboard(subscriber, &state, options)
+            try showDashboard(subscriber, &state, options, title: "troupe monitor \(endpoint)")
         }
         if state.eventCount == 0 {
             FileHandle.standardError.write(Data("troupe monitor: no events received from \(endpoint)\n".utf8))
@@ -95,8 +116,7 @@ package struct MonitorCommand: ParsableCommand {
 
     /// Redraws the dashboard in place; leaves the last frame on the screen.
     private func showDashboard(_ subscriber: MonitorSubscriber, _ state: inout MonitorState,
-                               _ options: MonitorSubscriber.RunOptions) throws {
-        let title = "troupe monitor \(endpoint)"
+                               _ options: MonitorSubscriber.RunOptions, title: String) throws {
         _ = StandardOutput.write(DashboardRenderer.clearScreen + DashboardRenderer.hideCursor)
         defer { _ = StandardOutput.write(DashboardRenderer.showCursor + "\n") }
         _ = try subscriber.run(into: &state, options: options, shouldStop: { Shutdown.requested }, onUpdate: { state in

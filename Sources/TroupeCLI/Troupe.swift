@@ -5,7 +5,7 @@ package struct Troupe: ParsableCommand {
     package static let configuration = CommandConfiguration(
         commandName: "troupe",
         abstract: "Distributed rollout/learner reinforcement learning for language-model policies.",
-        subcommands: [ReportCommand.self, TokenizeCommand.self, AlgoCommand.self,
+        subcommands: [ReportCommand.self, TokenizeCommand.self, AlgoCommand.self, DoctorCommand.self,
                       GenerateCommand.self, ScoreCommand.self, SFTCommand.self, BenchForwarder.self,
                       LearnerCommand.self, ActorCommand.self, EvalCommand.self,
                       ReplayCommand.self, RunCommand.self, MonitorCommand.self, ConfigCommand.self, KeygenCommand.self])

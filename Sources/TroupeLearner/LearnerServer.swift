@@ -143,7 +143,12 @@ package final class LearnerServer {
                 announceNow()
             }
         }
-        console.info("listening", ["control": "tcp://\(config.endpoints.advertiseHost):\(config.endpoints.controlPort)", "logs": "tcp://\(config.endpoints.advertiseHost):\(config.endpoints.logsPort)",
+        let discovery = LearnerEndpointsFile(endpoints: config.endpoints, epoch: epoch, learnerPublicKey: security?.keyPair.publicKey.z85)
+        if makeEndpoints == nil {
+            // Bound now: processes that know only the run directory (a batch job's actors) find us here.
+            try discovery.write(to: runDirectory + "/" + LearnerEndpointsFile.fileName)
+        }
+        console.info("listening", ["control": .string(discovery.control), "logs": .string(discovery.logs),
                                    "run": .string(runDirectory), "step": .integer(core.step), "epoch": .string(String(epoch, radix: 16))])
     }
 

@@ -297,7 +297,7 @@ extension RunConfig: Decodable {
     package func validate() throws {
         if task.spec == nil && task.file == nil { throw ConfigError(key: "task.spec", problem: "set task.spec or task.file") }
         if task.spec != nil && task.file != nil { throw ConfigError(key: "task.file", problem: "set only one of task.spec and task.file") }
-        if endpoints.advertiseHost == "0.0.0.0" || endpoints.advertiseHost == "*" {
+        if ["0.0.0.0", "*", "::", "[::]"].contains(endpoints.advertiseHost) {
             throw ConfigError(key: "endpoints.advertise_host", problem: "must be an address others can connect to, not \(endpoints.advertiseHost)")
         }
         // The actors sample sampling.group_size completions per prompt; an algorithm that asks for another

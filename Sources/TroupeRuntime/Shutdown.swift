@@ -3,14 +3,17 @@ import Foundation
 /// Set by SIGINT/SIGTERM; long-running loops check it and wind down cleanly (checkpoint, bye).
 package enum Shutdown {
     nonisolated(unsafe) package private(set) static var requested = false
-    nonisolated(unsafe) private static var count: Int32 = 0
+    nonisolated(unsafe) private static var interrupts: Int32 = 0
 
-    /// Installs the handlers. A second Ctrl-C exits at once.
+    /// Installs the handlers. A second Ctrl-C (SIGINT) exits at once; SIGTERM never does: a batch
+    /// system may deliver it twice (Slurm signals a step's processes and srun forwards its own), and the
+    /// learner's checkpoint must still be written. SIGKILL is what stops at once.
     package static func installHandlers() {
         let handler: @convention(c) (Int32) -> Void = { sig in
-            Shutdown.count += 1
             Shutdown.requested = true
-            if Shutdown.count >= 2 { _exit(128 + sig) }
+            guard sig == SIGINT else { return }
+            Shutdown.interrupts += 1
+            if Shutdown.interrupts >= 2 { _exit(128 + sig) }
         }
         signal(SIGINT, handler)
         signal(SIGTERM, handler)

@@ -73,7 +73,7 @@ final class Conversation {
             if try send(.hello) == .sent { core.sent(.hello, now: now) }
         case .reconnect:
             control = connect()
-        case .waiting, .giveUp:
+        case .waiting, .giveUp, .learnerGone:
             break
         }
     }

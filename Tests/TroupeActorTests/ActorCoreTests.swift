@@ -136,6 +136,62 @@ import TroupeWire
         guard case .sayHello = core.joinStep(now: 200) else { Issue.record("an actor once welcomed waits for its learner"); return }
     }
 
+    /// Hellos into silence, every second, from `from` to `to`: what the client does while it waits.
+    static func helloIntoSilence(_ core: inout ActorCore, from: Double, to: Double) -> ActorCore.JoinStep? {
+        var t = from
+        while t <= to {
+            let step = core.joinStep(now: t)
+            switch step {
+            case .sayHello: core.sent(.hello, now: t)
+            case .waiting, .reconnect, .joined: break
+            default: return step
+            }
+            t += 0.5
+        }
+        return nil
+    }
+
+    @Test func aLearnerSilentPastTheGoneTimeoutIsGivenUpOnThroughReconnectsAndHellos() throws {
+        var core = try Self.welcomed()  // last heard at 0
+        #expect(Self.helloIntoSilence(&core, from: 1, to: 300) == nil, "gave up before --learner-gone-timeout (300 s)")
+        guard case .learnerGone(let silent) = core.joinStep(now: 300.5) else { Issue.record("still waiting after 300.5 s of silence"); return }
+        #expect(silent == 300.5)
+        #expect(!core.joined)
+    }
+
+    @Test func anyMessageFromALearnerRestartsTheGoneClock() throws {
+        var options = Self.options()
+        options.learnerGoneTimeout = 30
+        var core = ActorCore(options: options, now: 0)
+        core.sent(.hello, now: 0)
+        _ = core.receive(try Self.welcome(), now: 0)
+        #expect(Self.helloIntoSilence(&core, from: 1, to: 25) == nil)
+        // The learner is back but has forgotten us: its Reject is a learner speaking.
+        _ = core.receive(Self.reject(.unknownActor), now: 25)
+        #expect(Self.helloIntoSilence(&core, from: 25.5, to: 55) == nil, "the Reject at 25 s did not count as hearing the learner")
+        var bye = Troupe_V1_Bye()
+        bye.reason = "learner stopping"
+        _ = core.receive(WireMessage(.bye(bye)), now: 55)
+        #expect(Self.helloIntoSilence(&core, from: 55.5, to: 85) == nil, "the Bye at 55 s did not count as hearing the learner")
+        #expect(core.joinStep(now: 85.5) == .learnerGone(silentFor: 30.5))
+    }
+
+    @Test func anActorNeverWelcomedGivesUpByTheConnectTimeoutNotTheGoneTimeout() throws {
+        var options = Self.options()
+        options.learnerGoneTimeout = 10
+        var core = ActorCore(options: options, now: 0)
+        #expect(Self.helloIntoSilence(&core, from: 0, to: 60) == nil, "gave up before --connect-timeout (60 s)")
+        #expect(core.joinStep(now: 60.5) == .giveUp)
+    }
+
+    @Test func aLearnerThatRestartsWithinTheGoneTimeoutIsJoinedAgain() throws {
+        var core = try Self.welcomed()
+        #expect(Self.helloIntoSilence(&core, from: 1, to: 290) == nil)
+        _ = core.receive(try Self.welcome(epoch: 8), now: 290)
+        #expect(core.joinStep(now: 290) == .joined)
+        #expect(core.joinStep(now: 400) == .reconnect(silentFor: 110), "the gone clock did not restart at the Welcome")
+    }
+
     @Test func heartbeatsAreDueEveryIntervalAndNeverFasterThan200ms() throws {
         var core = ActorCore(options: Self.options(), now: 0)
         _ = core.receive(try Self.welcome(heartbeatMs: 50), now: 0)

@@ -12,7 +12,7 @@ import TroupeCLI
     @Test func rootCommandListsEverySubcommand() {
         let names = Troupe.configuration.subcommands.map { $0.configuration.commandName ?? "" }
         #expect(Set(names) == ["report", "tokenize", "algo", "generate", "score", "sft", "bench", "learner", "actor",
-                               "eval", "replay", "run", "monitor", "config", "keygen"])
+                               "eval", "replay", "run", "monitor", "config", "keygen", "doctor"])
         expectUsageError(["frobnicate"], "Unexpected argument 'frobnicate'")
     }
 
@@ -90,7 +90,10 @@ import TroupeCLI
         let command = try parse(["monitor", "tcp://127.0.0.1:5558"], as: MonitorCommand.self)
         #expect(command.endpoint == "tcp://127.0.0.1:5558" && !command.json && command.duration == nil)
         #expect(!command.untilFinished && command.refresh == 4)
-        expectUsageError(["monitor"], "Missing expected argument '<endpoint>'")
+        expectUsageError(["monitor"], "give ENDPOINT (the learner's log endpoint) or --learner-file")
+        expectUsageError(["monitor", "tcp://127.0.0.1:5558", "--learner-file", "run"], "give ENDPOINT or --learner-file, not both")
+        expectUsageError(["monitor", "--learner-file", "run", "--connect-timeout", "0"], "--connect-timeout must be a positive number of seconds")
+        #expect(try parse(["monitor", "--learner-file", "run"], as: MonitorCommand.self).learnerFile == "run")
         expectUsageError(["monitor", "nowhere"], "ENDPOINT: ")
         expectUsageError(["monitor", "inproc://logs"], "ENDPOINT: inproc endpoints exist only inside one process")
         expectUsageError(["monitor", "tcp://127.0.0.1:5558", "--duration", "0"], "--duration must be a positive number of seconds, got 0.0")
@@ -108,12 +111,25 @@ import TroupeCLI
 
     @Test func actorRefusals() {
         let actor = ["actor", "--learner", "tcp://127.0.0.1:5555"]
-        expectUsageError(["actor"], "Missing expected argument '--learner <learner>'")
+        expectUsageError(["actor"], "give --learner tcp://HOST:PORT or --learner-file RUN_DIR/endpoints.json")
+        expectUsageError(actor + ["--learner-file", "run"], "give --learner or --learner-file, not both")
         expectUsageError(["actor", "--learner", "nowhere"], "--learner: ")
-        expectUsageError(actor + ["--connect-timeout", "0"], "--connect-timeout must be > 0")
+        expectUsageError(["actor", "--learner-file", ""], "--learner-file must not be empty")
+        expectUsageError(actor + ["--connect-timeout", "0"], "--connect-timeout must be a positive number of seconds")
+        expectUsageError(actor + ["--learner-gone-timeout", "0"], "--learner-gone-timeout must be a positive number of seconds")
+        expectUsageError(actor + ["--learner-gone-timeout", "inf"], "--learner-gone-timeout must be a positive number of seconds")
         expectUsageError(actor + ["--connect-timeout", "soon"], "The value 'soon' is invalid for '--connect-timeout")
         expectUsageError(actor + ["--identity", "a#b"], "--identity must be non-empty and without '#'")
         expectUsageError(actor + ["--relay-advertise", "127.0.0.1", "--no-relay"], "--relay-advertise and --no-relay contradict each other")
+    }
+
+    @Test func doctorRefusals() throws {
+        #expect(String(describing: type(of: try Troupe.parseAsRoot(["doctor"]))) == "DoctorCommand", "doctor runs without a learner")
+        // With an endpoints file the learner's key may come from it.
+        #expect(String(describing: type(of: try Troupe.parseAsRoot(["actor", "--learner-file", "run", "--key", "a.key_secret"]))) == "ActorCommand")
+        expectUsageError(["doctor", "--learner", "tcp://0.0.0.0:5555"], "--learner: ")
+        expectUsageError(["doctor", "--learner", "tcp://h:1", "--learner-file", "run"], "give --learner or --learner-file, not both")
+        expectUsageError(["doctor", "--timeout", "0"], "--timeout must be between 0 and 60 seconds")
     }
 
     // MARK: keys
@@ -121,6 +137,7 @@ import TroupeCLI
     @Test func keyFlagsGoTogetherAndContradictPlaintext() {
         let actor = ["actor", "--learner", "tcp://127.0.0.1:5555"]
         expectUsageError(actor + ["--key", "a.key_secret"], "--key and --learner-key go together")
+        expectUsageError(["actor", "--learner-file", "run", "--learner-key", "l.key"], "--key and --learner-key go together")
         expectUsageError(actor + ["--key", "a.key_secret", "--learner-key", "l.key", "--insecure-plaintext"], "--insecure-plaintext contradicts --key")
         expectUsageError(["monitor", "tcp://127.0.0.1:5558", "--learner-key", "l.key"], "--key and --learner-key go together")
         expectUsageError(["learner", "--key", "learner.key_secret"], "--key and --allow go together")

@@ -1,0 +1,216 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a batch system needs of the processes (docs/cli.md, docs/RELIABILITY.md): finding the learner
+/// through RUN_DIR/endpoints.json, giving up on a learner gone for good, stopping cleanly on SIGTERM
+/// within the stated time, `troupe doctor`, and clear refusals of bad input. Real processes on loopback.
+@Suite(.serialized) struct ClusterIntegrationTests {
+    /// The endpoints file, parsed as a test reads it.
+    static func endpointsFile(_ run: IntegrationRun) -> [String: Any]? {
+        guard let data = FileManager.default.contents(atPath: run.runDirectory + "/endpoints.json") else { return nil }
+        return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+    }
+
+    // An actor and a monitor started before the learner find it through the run directory, the
+    // file says where the learner is, and the run finishes with both.
+    @Test func anActorAndAMonitorStartedBeforeTheLearnerFindItThroughItsEndpointsFile() throws {
+        let run = try IntegrationRun("learner-file")
+        defer { run.finish() }
+        let actor = try run.start("actor-f1", ["actor", "--learner-file", run.runDirectory, "--identity", "f1", "--connect-timeout", "60"])
+        let monitor = try run.start("monitor", ["monitor", "--learner-file", run.runDirectory + "/endpoints.json", "--json", "--until-finished",
+                                                "--duration", "120"])
+        Thread.sleep(forTimeInterval: 1.5)
+        run.check(actor.isRunning && monitor.isRunning, "an actor or monitor did not wait for the endpoints file")
+        let learner = try run.startLearner(maxSteps: 3)
+        run.expectExit(learner, .code(0), within: 90)
+        run.expectExit(actor, .code(0), within: 20)
+        run.expectExit(monitor, .code(0), within: 20)
+        let file = Self.endpointsFile(run)
+        run.check(file?["control"] as? String == run.controlEndpoint, "endpoints.json control is \(file?["control"] ?? "missing"), expected \(run.controlEndpoint)")
+        run.check(file?["logs"] as? String == "tcp://127.0.0.1:\(run.ports.logs)", "endpoints.json logs is \(file?["logs"] ?? "missing")")
+        run.check((file?["pid"] as? NSNumber)?.int32Value == learner.pid, "endpoints.json pid \(file?["pid"] ?? "missing") is not the learner's \(learner.pid)")
+        run.check(file?["learner_public_key"] is NSNull, "a plaintext learner's file names a key: \(file?["learner_public_key"] ?? "missing")")
+        run.check(file?["epoch"] as? String == run.records.of("epoch_started").last?.string("epoch"), "endpoints.json epoch is not the run log's")
+        run.check(run.records.of("actor_joined").contains { $0.string("actor") == "f1" }, "f1 never joined")
+        run.check(monitor.stdout.contains("\"run_finished\""), "the monitor did not see run_finished")
+        RuntimeIntegrationTests.expectConsistentEnd(run, steps: 3)
+    }
+
+    // The learner stops (SIGTERM) and is resumed on other ports: the actor, told only the run
+    // directory, reads the rewritten file and joins the resumed learner.
+    @Test func anActorFollowsAResumedLearnerToItsNewPortsThroughTheFile() throws {
+        let run = try IntegrationRun("learner-file-moves")
+        defer { run.finish() }
+        let learner = try run.startLearner(maxSteps: 30, ["learner.checkpoint_every=1"])
+        let actor = try run.start("actor-m1", ["actor", "--learner-file", run.runDirectory, "--identity", "m1", "--connect-timeout", "60"])
+        try run.require(run.waitUntil("step 2", within: 60) { run.records.stepsDone.contains(2) }, "no second step")
+        learner.send(SIGTERM)
+        try run.require(run.expectExit(learner, .code(0), within: 30) == .code(0), "the learner did not stop on SIGTERM")
+        let moved = try PortBlock.random()
+        let resumed = try run.start("learner-moved", ["learner", "--resume", run.runDirectory] + moved.overrides.flatMap { ["--set", $0] })
+        run.expectExit(resumed, .code(0), within: 120)
+        run.expectExit(actor, .code(0), within: 20)
+        run.check(Self.endpointsFile(run)?["control"] as? String == "tcp://127.0.0.1:\(moved.control)", "endpoints.json was not rewritten for the resumed learner")
+        run.check(actor.stdout.contains("\(moved.control)") || actor.stderr.contains("\(moved.control)"), "the actor never said it moved to port \(moved.control)")
+        let epochs = Set(run.records.accepted.filter { $0.actor == "m1" }.map(\.epoch))
+        run.check(epochs.count == 2, "m1 contributed in \(epochs.count) learner epochs, expected both")
+    }
+
+    // An actor whose learner dies for good exits 1 within --learner-gone-timeout (plus the silence
+    // before it notices and slack), saying what it waited for and where.
+    @Test func anActorGivesUpOnALearnerGoneForGood() throws {
+        let run = try IntegrationRun("learner-gone")
+        defer { run.finish() }
+        let learner = try run.startLearner(maxSteps: 500)
+        let actor = try run.startActor("g1", ["--learner-gone-timeout", "8"])
+        try run.require(run.waitUntil("g1 joins", within: 60) { run.records.of("actor_joined").contains { $0.string("actor") == "g1" } },
+                        "g1 did not join")
+        learner.killHard()
+        let killed = Date()
+        let status = actor.waitForExit(within: 8 + 12)
+        let took = Date().timeIntervalSince(killed)
+        run.check(status == .code(1), "the actor ended with \(status?.description ?? "nothing: still running \(took) s after the learner died")")
+        run.check(took >= 7, "the actor gave up after \(took) s, before its 8 s limit")
+        run.check(actor.stderr.contains("gone for") && actor.stderr.contains("--learner-gone-timeout 8") && actor.stderr.contains("\(run.ports.control)"),
+                  "the message does not say what the actor waited for, how long and where: \(actor.stderr)")
+    }
+
+    // --learner-file naming a place that never gets the file: exit 1 within --connect-timeout, naming it.
+    @Test func anActorWhoseEndpointsFileNeverAppearsGivesUpNamingIt() throws {
+        let run = try IntegrationRun("no-file")
+        defer { run.finish() }
+        let missing = run.directory + "/never/endpoints.json"
+        let (status, actor) = try run.runToCompletion("actor", ["actor", "--learner-file", missing, "--connect-timeout", "2"], within: 20)
+        run.check(status == .code(1), "ended with \(status?.description ?? "a timeout")")
+        run.check(actor.secondsSinceStart < 2 + 8, "took \(actor.secondsSinceStart) s with --connect-timeout 2")
+        run.check(actor.stderr.contains(missing) && actor.stderr.contains("did not appear within 2 s"), "does not name the file: \(actor.stderr)")
+
+        try FileManager.default.createDirectory(atPath: run.directory + "/damaged", withIntermediateDirectories: true)
+        try Data("{\"control\": 5}".utf8).write(to: URL(fileURLWithPath: run.directory + "/damaged/endpoints.json"))
+        let (damaged, child) = try run.runToCompletion("monitor-damaged", ["monitor", "--learner-file", run.directory + "/damaged"], within: 20)
+        run.check(damaged == .code(1), "a damaged file: \(damaged?.description ?? "a timeout")")
+        run.check(child.stderr.contains(run.directory + "/damaged/endpoints.json") && child.stderr.contains("control must be a string"),
+                  "the damaged file is not named with its problem: \(child.stderr)")
+    }
+
+    // SIGTERM, what Slurm and Kubernetes send, twice to the learner as a batch system may: each process
+    // exits 0 within the stated bound, the learner with a checkpoint of its last step.
+    @Test func sigtermStopsLearnerActorAndMonitorWithinTheStatedTime() throws {
+        let run = try IntegrationRun("sigterm-times")
+        defer { run.finish() }
+        let learner = try run.startLearner(maxSteps: 500, ["learner.checkpoint_every=1000"])
+        let actor = try run.startActor("s1")
+        let monitor = try run.start("monitor", ["monitor", "tcp://127.0.0.1:\(run.ports.logs)", "--json"])
+        try run.require(run.waitUntil("step 3", within: 60) { run.records.stepsDone.contains(3) }, "no third step")
+        var took: [String: Double] = [:]
+        for child in [monitor, actor] {
+            let sent = Date()
+            child.send(SIGTERM)
+            run.expectExit(child, .code(0), within: 10)
+            took[child.name] = Date().timeIntervalSince(sent)
+        }
+        let sent = Date()
+        learner.send(SIGTERM)
+        usleep(50_000)
+        learner.send(SIGTERM)
+        run.expectExit(learner, .code(0), within: 25)
+        took["learner"] = Date().timeIntervalSince(sent)
+        let records = run.records
+        run.check(records.latestCheckpointStep == records.stepsDone.last, "checkpoint at \(records.latestCheckpointStep ?? -1), last step \(records.stepsDone.last ?? -1)")
+        run.check(records.of("learner_stopped").count == 1, "no learner_stopped record")
+        print("[sigterm-times] seconds from SIGTERM to exit: " + took.keys.sorted().map { "\($0) \(String(format: "%.2f", took[$0]!))" }.joined(separator: ", "))
+        for (name, seconds) in took { run.check(seconds < 10, "\(name) took \(seconds) s to stop on SIGTERM (stated: under 10 s)") }
+    }
+
+    // `troupe run` forwards SIGTERM to its learner and actors and exits within the stated time.
+    @Test func sigtermStopsTroupeRunWithinTheStatedTime() throws {
+        let run = try IntegrationRun("sigterm-run")
+        defer { run.finish() }
+        let local = try run.start("run", ["run", "--no-eval", "--insecure-plaintext", "--actors", "1", "--set", "run.max_steps=500"]
+                                     + run.learnerSettings(maxSteps: 500).filter { !$0.contains("run.max_steps") })
+        try run.require(run.waitUntil("step 2", within: 90) { run.records.stepsDone.contains(2) }, "no second step")
+        let sent = Date()
+        local.send(SIGTERM)
+        let status = local.waitForExit(within: 30)
+        let took = Date().timeIntervalSince(sent)
+        print("[sigterm-run] troupe run stopped \(String(format: "%.2f", took)) s after SIGTERM with \(status?.description ?? "nothing")")
+        run.check(status == .code(0), "troupe run ended with \(status?.description ?? "nothing within 30 s")")
+        run.check(took < 15, "troupe run took \(took) s to stop (stated: under 15 s)")
+        run.check(run.records.of("learner_stopped").count == 1, "its learner did not stop cleanly")
+    }
+
+    // `troupe doctor`: a learner that advertises an address it does not bind, a port where nothing
+    // listens, and a healthy learner.
+    @Test func doctorCatchesAWrongAdvertisedAddressAndAnUnreachablePort() throws {
+        let run = try IntegrationRun("doctor")
+        defer { run.finish() }
+        let (closed, closedChild) = try run.runToCompletion("doctor-closed", ["doctor", "--learner", run.controlEndpoint, "--timeout", "1"], within: 30)
+        run.check(closed == .code(1), "doctor against a closed port: \(closed?.description ?? "a timeout")")
+        run.check(closedChild.stdout.contains("FAIL  reach_control"), "no FAIL for the closed port: \(closedChild.stdout)")
+
+        // Binds 127.0.0.1, advertises 127.0.0.2: nothing answers at the advertised address.
+        let wrong = try run.startLearner(maxSteps: 500, ["endpoints.advertise_host=127.0.0.2"])
+        try run.require(run.waitUntil("endpoints.json", within: 60) { Self.endpointsFile(run) != nil }, "no endpoints.json")
+        let (wrongStatus, wrongChild) = try run.runToCompletion("doctor-wrong", ["doctor", "--learner-file", run.runDirectory, "--timeout", "1"], within: 40)
+        run.check(wrongStatus == .code(1), "doctor against a wrong advertised address: \(wrongStatus?.description ?? "a timeout")")
+        for line in ["FAIL  reach_control", "FAIL  bind_vs_advertised"] {
+            run.check(wrongChild.stdout.contains(line), "doctor does not say \(line): \(wrongChild.stdout)")
+        }
+        wrong.send(SIGTERM)
+        run.expectExit(wrong, .code(0), within: 25)
+
+        let healthy = try run.start("learner-healthy", ["learner", "--resume", run.runDirectory, "--set", "endpoints.advertise_host=127.0.0.1"])
+        try run.require(run.waitUntil("the rewritten endpoints.json", within: 60) {
+            (Self.endpointsFile(run)?["pid"] as? NSNumber)?.int32Value == healthy.pid
+        }, "the resumed learner did not rewrite endpoints.json")
+        let (okStatus, okChild) = try run.runToCompletion("doctor-ok", ["doctor", "--learner-file", run.runDirectory, "--json"], within: 40)
+        run.check(okStatus == .code(0), "doctor against a healthy learner: \(okStatus?.description ?? "a timeout") \(okChild.stdout)")
+        let report = (try? JSONSerialization.jsonObject(with: Data(okChild.stdout.utf8))) as? [String: Any]
+        let checks = (report?["checks"] as? [[String: Any]]) ?? []
+        func verdict(_ name: String) -> String? { checks.first { $0["name"] as? String == name }?["verdict"] as? String }
+        for name in ["reach_control", "reach_weights", "reach_announce", "reach_logs", "protocol", "bind_vs_advertised"] {
+            run.check(verdict(name) == "ok", "\(name): \(verdict(name) ?? "missing") in \(okChild.stdout)")
+        }
+        let skew = checks.first { $0["name"] as? String == "clock_skew" }?["detail"] as? String ?? ""
+        run.check(skew.contains("log events"), "the clock skew was not measured from the log stream: \(skew)")
+        run.check(!run.records.of("actor_joined").contains { ($0.string("actor") ?? "").hasPrefix("doctor") }, "doctor joined the run")
+        healthy.send(SIGTERM)
+        run.expectExit(healthy, .code(0), within: 25)
+    }
+
+    // Bad input: a learner whose port is taken, a learner advertising a wildcard, an actor whose
+    // learner's name does not resolve. Each ends with a non-zero status and a message that says why.
+    @Test func badAddressesAreRefusedWithAClearMessage() throws {
+        let run = try IntegrationRun("bad-addresses")
+        defer { run.finish() }
+        // Take the control port first.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(run.ports.control).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        try run.require(bound == 0 && listen(fd, 1) == 0, "could not occupy port \(run.ports.control)")
+        let (inUse, learner) = try run.runToCompletion("learner-port-in-use", ["learner"] + run.learnerSettings(maxSteps: 2), within: 30)
+        run.check(inUse != nil && inUse != .code(0), "a learner on a taken port ended with \(inUse?.description ?? "a timeout")")
+        run.check(learner.stderr.contains("\(run.ports.control)") && learner.stderr.lowercased().contains("in use"),
+                  "the message does not say the port is in use: \(learner.stderr)")
+
+        for wildcard in ["0.0.0.0", "::"] {
+            let (status, child) = try run.runToCompletion("learner-advertise-\(wildcard == "::" ? "v6" : "v4")",
+                                                          ["learner"] + run.learnerSettings(maxSteps: 2, ["endpoints.advertise_host=\(wildcard)"]), within: 30)
+            run.check(status != nil && status != .code(0), "advertise_host=\(wildcard) ended with \(status?.description ?? "a timeout")")
+            run.check(child.stderr.contains("endpoints.advertise_host"), "the refusal does not name endpoints.advertise_host: \(child.stderr)")
+        }
+
+        let (unresolved, actor) = try run.runToCompletion("actor-unresolved", ["actor", "--learner", "tcp://no-such-host.invalid:5555",
+                                                                               "--connect-timeout", "2", "--insecure-plaintext"], within: 20)
+        run.check(unresolved == .code(1), "an actor with an unresolvable learner ended with \(unresolved?.description ?? "a timeout")")
+        run.check(actor.stderr.contains("no-such-host.invalid") && actor.stderr.contains("does not resolve"),
+                  "the message does not say the learner's name does not resolve: \(actor.stderr)")
+    }
+}
