@@ -129,8 +129,7 @@ import Glibc
     @Test func sigtermStopsTroupeRunWithinTheStatedTime() throws {
         let run = try IntegrationRun("sigterm-run")
         defer { run.finish() }
-        let local = try run.start("run", ["run", "--no-eval", "--insecure-plaintext", "--actors", "1", "--set", "run.max_steps=500"]
-                                     + run.learnerSettings(maxSteps: 500).filter { !$0.contains("run.max_steps") })
+        let local = try run.start("run", ["run", "--no-eval", "--insecure-plaintext", "--actors", "1"] + run.learnerSettings(maxSteps: 500))
         try run.require(run.waitUntil("step 2", within: 90) { run.records.stepsDone.contains(2) }, "no second step")
         let sent = Date()
         local.send(SIGTERM)
