@@ -59,6 +59,38 @@ import Glibc
         run.check(epochs.count == 2, "m1 contributed in \(epochs.count) learner epochs, expected both")
     }
 
+    // An authenticated learner: the file carries its public key, so an actor, a monitor and doctor
+    // given only their own keys and the run directory get in; a plaintext client is told to give --key.
+    @Test func theLearnersKeyComesThroughTheEndpointsFile() throws {
+        let run = try IntegrationRun("learner-file-keys")
+        defer { run.finish() }
+        let keys = run.directory + "/keys"
+        for (name, role, folder) in [("learner", "learner", keys), ("k1", "actor", keys + "/allowed"), ("watch", "monitor", keys + "/allowed")] {
+            let (status, _) = try run.runToCompletion("keygen-\(name)", ["keygen", name, "--role", role, "--directory", folder], within: 20)
+            try run.require(status == .code(0), "troupe keygen \(name) failed")
+        }
+        let learner = try run.start("learner", ["learner", "--key", keys + "/learner.key_secret", "--allow", keys + "/allowed"]
+                                    + run.learnerSettings(maxSteps: 3))
+        let actor = try run.start("actor-k1", ["actor", "--learner-file", run.runDirectory, "--key", keys + "/allowed/k1.key_secret"])
+        let monitor = try run.start("monitor", ["monitor", "--learner-file", run.runDirectory, "--key", keys + "/allowed/watch.key_secret",
+                                                "--json", "--until-finished", "--duration", "90"])
+        try run.require(run.waitUntil("endpoints.json", within: 60) { Self.endpointsFile(run) != nil }, "no endpoints.json")
+        let publicKey = try String(contentsOfFile: keys + "/learner.key", encoding: .utf8)
+        let fileKey = Self.endpointsFile(run)?["learner_public_key"] as? String ?? "none"
+        run.check(fileKey.count == 40 && publicKey.contains(fileKey), "endpoints.json names key \(fileKey), not the learner's")
+        let (doctor, doctorChild) = try run.runToCompletion("doctor", ["doctor", "--learner-file", run.runDirectory, "--json",
+                                                                       "--key", keys + "/allowed/k1.key_secret"], within: 40)
+        run.check(doctor == .code(0) && doctorChild.stdout.contains("\"name\":\"protocol\",\"verdict\":\"ok\""),
+                  "doctor with a key from the file: \(doctor?.description ?? "a timeout") \(doctorChild.stdout)")
+        let (plain, plainChild) = try run.runToCompletion("actor-plain", ["actor", "--learner-file", run.runDirectory], within: 20)
+        run.check(plain == .code(1) && plainChild.stderr.contains("give this process's --key"), "a keyless actor: \(plainChild.stderr)")
+        run.expectExit(learner, .code(0), within: 90)
+        run.expectExit(actor, .code(0), within: 20)
+        run.expectExit(monitor, .code(0), within: 20)
+        run.check(run.records.of("actor_joined").contains { $0.string("actor") == "k1" }, "k1 never joined")
+        run.check(monitor.stdout.contains("\"run_finished\""), "the monitor did not see run_finished")
+    }
+
     // An actor whose learner dies for good exits 1 within --learner-gone-timeout (plus the silence
     // before it notices and slack), saying what it waited for and where.
     @Test func anActorGivesUpOnALearnerGoneForGood() throws {
