@@ -104,8 +104,10 @@ import Glibc
         let killed = Date()
         let status = actor.waitForExit(within: 8 + 12)
         let took = Date().timeIntervalSince(killed)
+        print("[learner-gone] the actor exited \(String(format: "%.2f", took)) s after the learner's SIGKILL (limit 8 s)")
         run.check(status == .code(1), "the actor ended with \(status?.description ?? "nothing: still running \(took) s after the learner died")")
-        run.check(took >= 7, "the actor gave up after \(took) s, before its 8 s limit")
+        // The limit counts from the last message heard, at most a heartbeat interval before the kill.
+        run.check(took >= 5, "the actor gave up after \(took) s, well before its 8 s limit")
         run.check(actor.stderr.contains("gone for") && actor.stderr.contains("--learner-gone-timeout 8") && actor.stderr.contains("\(run.ports.control)"),
                   "the message does not say what the actor waited for, how long and where: \(actor.stderr)")
     }
