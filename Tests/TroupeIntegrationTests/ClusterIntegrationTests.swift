@@ -39,13 +39,15 @@ import Glibc
         RuntimeIntegrationTests.expectConsistentEnd(run, steps: 3)
     }
 
-    // The learner stops (SIGTERM) and is resumed on other ports: the actor, told only the run
-    // directory, reads the rewritten file and joins the resumed learner.
+    // The learner stops (SIGTERM) and is resumed on other ports: the actor and the monitor, told only
+    // the run directory, read the rewritten file; the actor joins the resumed learner, the monitor
+    // follows its log stream.
     @Test func anActorFollowsAResumedLearnerToItsNewPortsThroughTheFile() throws {
         let run = try IntegrationRun("learner-file-moves")
         defer { run.finish() }
         let learner = try run.startLearner(maxSteps: 30, ["learner.checkpoint_every=1"])
         let actor = try run.start("actor-m1", ["actor", "--learner-file", run.runDirectory, "--identity", "m1", "--connect-timeout", "60"])
+        let monitor = try run.start("monitor", ["monitor", "--learner-file", run.runDirectory, "--json", "--duration", "150"])
         try run.require(run.waitUntil("step 2", within: 60) { run.records.stepsDone.contains(2) }, "no second step")
         learner.send(SIGTERM)
         try run.require(run.expectExit(learner, .code(0), within: 30) == .code(0), "the learner did not stop on SIGTERM")
@@ -57,6 +59,10 @@ import Glibc
         run.check(actor.stdout.contains("\(moved.control)") || actor.stderr.contains("\(moved.control)"), "the actor never said it moved to port \(moved.control)")
         let epochs = Set(run.records.accepted.filter { $0.actor == "m1" }.map(\.epoch))
         run.check(epochs.count == 2, "m1 contributed in \(epochs.count) learner epochs, expected both")
+        run.check(monitor.isRunning && monitor.stdout.contains("\"run_finished\""), "the monitor did not follow the resumed learner's log stream to run_finished")
+        run.check(monitor.stderr.contains("\(moved.logs)"), "the monitor never said it moved to port \(moved.logs)")
+        monitor.send(SIGTERM)
+        run.expectExit(monitor, .code(0), within: 10)
     }
 
     // An authenticated learner: the file carries its public key, so an actor, a monitor and doctor
