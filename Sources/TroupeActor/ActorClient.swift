@@ -154,6 +154,9 @@ package final class ActorClient {
     /// no learner within the connect timeout, a Welcome this actor cannot use, sampling failed).
     package func run() throws -> Int32 {
         console.info("connecting", ["learner": .string(learner.description), "actor_run": .string(String(runId, radix: 16))])
+        if case .tcp(let host, _, _) = learner, DoctorProbes.resolve(host).isEmpty {
+            console.warn("the learner's host \(host) does not resolve here (yet); trying for --connect-timeout \(Int(options.conversation.connectTimeout.rounded())) s")
+        }
         while stopReason == nil {
             let now = monotonicSeconds()
             if Shutdown.requested { stopReason = "shutdown requested"; break }
@@ -182,7 +185,7 @@ package final class ActorClient {
             case .giveUp:
                 var why = ""
                 if case .tcp(let host, _, _) = learner, DoctorProbes.resolve(host).isEmpty { why = "; \(host) does not resolve here" }
-                console.error("no learner answered at \(learner) within \(Int(options.conversation.connectTimeout)) s (--connect-timeout)\(why)")
+                console.error("no learner answered at \(learner) within \(Int(options.conversation.connectTimeout.rounded())) s (--connect-timeout)\(why)")
                 return 1
             case .learnerGone(let silent):
                 console.error("the learner at \(learner) has been gone for \(Int(silent)) s (no message through reconnects and Hellos; --learner-gone-timeout \(Int(options.conversation.learnerGoneTimeout)) s); giving up")

@@ -57,7 +57,7 @@ struct DoctorCommand: ParsableCommand {
             connect: { DoctorProbes.connect(host: $0, port: $1, timeout: probeTimeout) },
             protocolVersion: { DoctorProbes.protocolProbe(control: $0, security: security, timeout: probeTimeout) },
             clockSkew: { DoctorProbes.clockProbe(logs: $0, security: security, timeout: probeTimeout) },
-            directory: DoctorProbes.directoryState)
+            directory: DoctorProbes.directoryState, processAlive: DoctorProbes.processAlive)
         let checks = Doctor.checks(target: target, config: givenConfig ? config.endpoints : nil,
                                    sharedMemoryDirectory: config.learner.sharedMemoryDirectory, host: DoctorProbes.host(), probes: probes)
         if json {

@@ -88,7 +88,9 @@ package struct MonitorCommand: ParsableCommand {
         let endpoint = self.endpoint ?? file!.logs
         let learner = try Endpoint(parsing: endpoint)
         let security = try keys.security(connectingTo: learner, endpointsFile: file, path: learnerFile, console: Console(role: "monitor")).security
-        let subscriber = try MonitorSubscriber(context: context, endpoint: learner, security: security?.toLearner ?? [])
+        // With --learner-file the subscription follows a resumed learner to its new log endpoint.
+        let subscriber = try FollowingSubscriber(context: context, endpoint: learner, security: security?.toLearner ?? [], learnerFile: learnerFile)
+        subscriber.onMove = { Console(role: "monitor").info("the learner endpoints file names \($0); following the log stream there") }
         defer { subscriber.close() }
         var options = MonitorSubscriber.RunOptions(updatesPerSecond: refresh, stopWhenRunEnds: untilFinished)
         options.deadline = duration.map { .after(.milliseconds(Int64($0 * 1000))) }
@@ -104,7 +106,7 @@ package struct MonitorCommand: ParsableCommand {
     }
 
     /// One JSON object per event, then a `monitor_summary` line. Stops early if the reader goes away.
-    private func streamJSON(_ subscriber: MonitorSubscriber, _ state: inout MonitorState,
+    private func streamJSON(_ subscriber: FollowingSubscriber, _ state: inout MonitorState,
                             _ options: MonitorSubscriber.RunOptions) throws {
         var readerGone = false
         _ = try subscriber.run(into: &state, options: options, shouldStop: { Shutdown.requested || readerGone },
@@ -115,7 +117,7 @@ package struct MonitorCommand: ParsableCommand {
     }
 
     /// Redraws the dashboard in place; leaves the last frame on the screen.
-    private func showDashboard(_ subscriber: MonitorSubscriber, _ state: inout MonitorState,
+    private func showDashboard(_ subscriber: FollowingSubscriber, _ state: inout MonitorState,
                                _ options: MonitorSubscriber.RunOptions, title: String) throws {
         _ = StandardOutput.write(DashboardRenderer.clearScreen + DashboardRenderer.hideCursor)
         defer { _ = StandardOutput.write(DashboardRenderer.showCursor + "\n") }

@@ -1,5 +1,6 @@
 import Foundation
 import TroupeProto
+import TroupeRuntime
 import TroupeWire
 
 /// Subscribes to a learner's log stream (its XPUB side, `endpoints.logs_port`) and feeds the events
@@ -105,5 +106,58 @@ package final class MonitorSubscriber {
                 onEvent(event)
             }
         }
+    }
+}
+
+/// A log-stream subscription that follows the learner's endpoints file: when a resumed learner
+/// rewrites it with another `logs` endpoint (another host or port), the subscription moves there,
+/// keeping the state. The file is read every `checkInterval` seconds; without a file this is a plain
+/// `MonitorSubscriber`.
+package final class FollowingSubscriber {
+    private let context: ZMQContext
+    private let security: [SocketOption]
+    private let learnerFile: String?
+    private let checkInterval: Double
+    package private(set) var endpoint: Endpoint
+    private var subscriber: MonitorSubscriber
+    private var lastCheck = Date()
+    private var movedTo: Endpoint?
+    /// Told each new endpoint.
+    package var onMove: (Endpoint) -> Void = { _ in }
+
+    package init(context: ZMQContext, endpoint: Endpoint, security: [SocketOption] = [], learnerFile: String?, checkInterval: Double = 2) throws {
+        self.context = context
+        self.endpoint = endpoint
+        self.security = security
+        self.learnerFile = learnerFile
+        self.checkInterval = checkInterval
+        subscriber = try MonitorSubscriber(context: context, endpoint: endpoint, security: security)
+    }
+
+    package func close() { subscriber.close() }
+
+    /// `MonitorSubscriber.run`, across moves.
+    package func run(into state: inout MonitorState, options: MonitorSubscriber.RunOptions, shouldStop: () -> Bool,
+                     onEvent: (Troupe_V1_LogEvent) -> Void = { _ in },
+                     onUpdate: (MonitorState) -> Void = { _ in }) throws -> MonitorSubscriber.StopReason {
+        while true {
+            let reason = try subscriber.run(into: &state, options: options, shouldStop: { shouldStop() || learnerMoved() },
+                                            onEvent: onEvent, onUpdate: onUpdate)
+            guard reason == .requested, !shouldStop(), let next = movedTo else { return reason }
+            movedTo = nil
+            subscriber.close()
+            subscriber = try MonitorSubscriber(context: context, endpoint: next, security: security)
+            endpoint = next
+            onMove(next)
+        }
+    }
+
+    private func learnerMoved() -> Bool {
+        guard let learnerFile, Date().timeIntervalSince(lastCheck) >= checkInterval else { return false }
+        lastCheck = Date()
+        guard case .found(let file) = LearnerEndpointsFile.read(learnerFile), let logs = try? Endpoint(parsing: file.logs),
+              logs != endpoint else { return false }
+        movedTo = logs
+        return true
     }
 }

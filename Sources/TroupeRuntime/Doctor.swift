@@ -138,6 +138,13 @@ package enum Doctor {
         }
     }
 
+    /// On the learner's host: is the process that wrote the endpoints file still running? A file whose
+    /// learner is gone is stale until a resumed learner rewrites it.
+    package static func learnerProcess(_ file: LearnerEndpointsFile, alive: Bool) -> Check {
+        alive ? Check("learner_process", .ok, "pid \(file.pid) (epoch \(String(file.epoch, radix: 16))) is running")
+              : Check("learner_process", .fail, "pid \(file.pid), which wrote endpoints.json, is not running: the file is stale (resume the learner, or start one)")
+    }
+
     /// Is the advertised address one this host can use? It must resolve, must not be a wildcard, and
     /// must not be loopback unless doctor runs on the learner's host; on the learner's host it must be
     /// one of this host's addresses.
@@ -235,16 +242,20 @@ package enum Doctor {
         package var protocolVersion: (Endpoint) -> Result<(major: UInt32, minor: UInt32), ProbeFailure>
         package var clockSkew: (Endpoint) -> Result<Double, ProbeFailure>
         package var directory: (String) -> DirectoryState
+        /// Whether a process of this host with that id is alive.
+        package var processAlive: (Int32) -> Bool
         package var now: () -> Date
         package init(resolve: @escaping (String) -> [String], connect: @escaping (String, UInt16) -> String?,
                      protocolVersion: @escaping (Endpoint) -> Result<(major: UInt32, minor: UInt32), ProbeFailure>,
                      clockSkew: @escaping (Endpoint) -> Result<Double, ProbeFailure>,
-                     directory: @escaping (String) -> DirectoryState, now: @escaping () -> Date = Date.init) {
+                     directory: @escaping (String) -> DirectoryState, processAlive: @escaping (Int32) -> Bool = { _ in true },
+                     now: @escaping () -> Date = Date.init) {
             self.resolve = resolve
             self.connect = connect
             self.protocolVersion = protocolVersion
             self.clockSkew = clockSkew
             self.directory = directory
+            self.processAlive = processAlive
             self.now = now
         }
     }
@@ -263,6 +274,9 @@ package enum Doctor {
             }
         }
         guard let target else { return checks }
+        if let file = target.file, file.host == host.hostName {
+            checks.append(learnerProcess(file, alive: probes.processAlive(file.pid)))
+        }
         checks.append(advertisedAddress(target, host: host, resolve: probes.resolve))
         if config == nil, let file = target.file, !file.bindHost.isEmpty, let (advertised, _) = tcpHostPort(file.control) {
             checks.append(bindCoversAdvertised(bindHost: file.bindHost, advertisedHost: advertised, resolve: probes.resolve))

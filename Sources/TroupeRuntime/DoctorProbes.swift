@@ -91,6 +91,9 @@ package enum DoctorProbes {
         return "TCP connection failed: " + (problems.isEmpty ? "no usable address" : Set(problems).sorted().joined(separator: "; "))
     }
 
+    /// kill(pid, 0): the process exists (EPERM: it exists, owned by another user).
+    package static func processAlive(_ pid: Int32) -> Bool { kill(pid, 0) == 0 || errno == EPERM }
+
     /// MemAvailable from /proc/meminfo.
     package static func availableMemory() -> UInt64? {
         guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) else { return nil }

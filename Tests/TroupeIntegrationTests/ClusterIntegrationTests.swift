@@ -39,13 +39,15 @@ import Glibc
         RuntimeIntegrationTests.expectConsistentEnd(run, steps: 3)
     }
 
-    // The learner stops (SIGTERM) and is resumed on other ports: the actor, told only the run
-    // directory, reads the rewritten file and joins the resumed learner.
+    // The learner stops (SIGTERM) and is resumed on other ports: the actor and the monitor, told only
+    // the run directory, read the rewritten file; the actor joins the resumed learner, the monitor
+    // follows its log stream.
     @Test func anActorFollowsAResumedLearnerToItsNewPortsThroughTheFile() throws {
         let run = try IntegrationRun("learner-file-moves")
         defer { run.finish() }
         let learner = try run.startLearner(maxSteps: 30, ["learner.checkpoint_every=1"])
         let actor = try run.start("actor-m1", ["actor", "--learner-file", run.runDirectory, "--identity", "m1", "--connect-timeout", "60"])
+        let monitor = try run.start("monitor", ["monitor", "--learner-file", run.runDirectory, "--json", "--duration", "150"])
         try run.require(run.waitUntil("step 2", within: 60) { run.records.stepsDone.contains(2) }, "no second step")
         learner.send(SIGTERM)
         try run.require(run.expectExit(learner, .code(0), within: 30) == .code(0), "the learner did not stop on SIGTERM")
@@ -57,6 +59,42 @@ import Glibc
         run.check(actor.stdout.contains("\(moved.control)") || actor.stderr.contains("\(moved.control)"), "the actor never said it moved to port \(moved.control)")
         let epochs = Set(run.records.accepted.filter { $0.actor == "m1" }.map(\.epoch))
         run.check(epochs.count == 2, "m1 contributed in \(epochs.count) learner epochs, expected both")
+        run.check(monitor.isRunning && monitor.stdout.contains("\"run_finished\""), "the monitor did not follow the resumed learner's log stream to run_finished")
+        run.check(monitor.stderr.contains("\(moved.logs)"), "the monitor never said it moved to port \(moved.logs)")
+        monitor.send(SIGTERM)
+        run.expectExit(monitor, .code(0), within: 10)
+    }
+
+    // An authenticated learner: the file carries its public key, so an actor, a monitor and doctor
+    // given only their own keys and the run directory get in; a plaintext client is told to give --key.
+    @Test func theLearnersKeyComesThroughTheEndpointsFile() throws {
+        let run = try IntegrationRun("learner-file-keys")
+        defer { run.finish() }
+        let keys = run.directory + "/keys"
+        for (name, role, folder) in [("learner", "learner", keys), ("k1", "actor", keys + "/allowed"), ("watch", "monitor", keys + "/allowed")] {
+            let (status, _) = try run.runToCompletion("keygen-\(name)", ["keygen", name, "--role", role, "--directory", folder], within: 20)
+            try run.require(status == .code(0), "troupe keygen \(name) failed")
+        }
+        let learner = try run.start("learner", ["learner", "--key", keys + "/learner.key_secret", "--allow", keys + "/allowed"]
+                                    + run.learnerSettings(maxSteps: 3))
+        let actor = try run.start("actor-k1", ["actor", "--learner-file", run.runDirectory, "--key", keys + "/allowed/k1.key_secret"])
+        let monitor = try run.start("monitor", ["monitor", "--learner-file", run.runDirectory, "--key", keys + "/allowed/watch.key_secret",
+                                                "--json", "--until-finished", "--duration", "90"])
+        try run.require(run.waitUntil("endpoints.json", within: 60) { Self.endpointsFile(run) != nil }, "no endpoints.json")
+        let publicKey = try String(contentsOfFile: keys + "/learner.key", encoding: .utf8)
+        let fileKey = Self.endpointsFile(run)?["learner_public_key"] as? String ?? "none"
+        run.check(fileKey.count == 40 && publicKey.contains(fileKey), "endpoints.json names key \(fileKey), not the learner's")
+        let (doctor, doctorChild) = try run.runToCompletion("doctor", ["doctor", "--learner-file", run.runDirectory, "--json",
+                                                                       "--key", keys + "/allowed/k1.key_secret"], within: 40)
+        run.check(doctor == .code(0) && doctorChild.stdout.contains("\"name\":\"protocol\",\"verdict\":\"ok\""),
+                  "doctor with a key from the file: \(doctor?.description ?? "a timeout") \(doctorChild.stdout)")
+        let (plain, plainChild) = try run.runToCompletion("actor-plain", ["actor", "--learner-file", run.runDirectory], within: 20)
+        run.check(plain == .code(1) && plainChild.stderr.contains("give this process's --key"), "a keyless actor: \(plainChild.stderr)")
+        run.expectExit(learner, .code(0), within: 90)
+        run.expectExit(actor, .code(0), within: 20)
+        run.expectExit(monitor, .code(0), within: 20)
+        run.check(run.records.of("actor_joined").contains { $0.string("actor") == "k1" }, "k1 never joined")
+        run.check(monitor.stdout.contains("\"run_finished\""), "the monitor did not see run_finished")
     }
 
     // An actor whose learner dies for good exits 1 within --learner-gone-timeout (plus the silence
@@ -72,8 +110,10 @@ import Glibc
         let killed = Date()
         let status = actor.waitForExit(within: 8 + 12)
         let took = Date().timeIntervalSince(killed)
+        print("[learner-gone] the actor exited \(String(format: "%.2f", took)) s after the learner's SIGKILL (limit 8 s)")
         run.check(status == .code(1), "the actor ended with \(status?.description ?? "nothing: still running \(took) s after the learner died")")
-        run.check(took >= 7, "the actor gave up after \(took) s, before its 8 s limit")
+        // The limit counts from the last message heard, at most a heartbeat interval before the kill.
+        run.check(took >= 5, "the actor gave up after \(took) s, well before its 8 s limit")
         run.check(actor.stderr.contains("gone for") && actor.stderr.contains("--learner-gone-timeout 8") && actor.stderr.contains("\(run.ports.control)"),
                   "the message does not say what the actor waited for, how long and where: \(actor.stderr)")
     }
@@ -129,8 +169,7 @@ import Glibc
     @Test func sigtermStopsTroupeRunWithinTheStatedTime() throws {
         let run = try IntegrationRun("sigterm-run")
         defer { run.finish() }
-        let local = try run.start("run", ["run", "--no-eval", "--insecure-plaintext", "--actors", "1", "--set", "run.max_steps=500"]
-                                     + run.learnerSettings(maxSteps: 500).filter { !$0.contains("run.max_steps") })
+        let local = try run.start("run", ["run", "--no-eval", "--insecure-plaintext", "--actors", "1"] + run.learnerSettings(maxSteps: 500))
         try run.require(run.waitUntil("step 2", within: 90) { run.records.stepsDone.contains(2) }, "no second step")
         let sent = Date()
         local.send(SIGTERM)

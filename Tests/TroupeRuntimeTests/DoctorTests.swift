@@ -86,6 +86,17 @@ import TroupeWire
         #expect(!checks.contains { $0.name.hasPrefix("reach_") }, "no learner given, nothing to connect to")
     }
 
+    @Test func aStaleEndpointsFileOnTheLearnersHostFails() {
+        var probes = Self.probes()
+        probes.processAlive = { _ in false }
+        let checks = Doctor.checks(target: .init(file: Self.file(advertise: "node1")), config: nil, sharedMemoryDirectory: "", host: Self.host(), probes: probes)
+        let check = Self.check("learner_process", in: checks)
+        #expect(check?.verdict == .fail && check?.detail.contains("stale") == true, "\(String(describing: check))")
+        let elsewhere = Doctor.checks(target: .init(file: Self.file(advertise: "node1")), config: nil, sharedMemoryDirectory: "",
+                                      host: Self.host(name: "node2"), probes: probes)
+        #expect(Self.check("learner_process", in: elsewhere) == nil, "another host's pid says nothing here")
+    }
+
     @Test func anotherProtocolMajorFails() {
         let checks = Doctor.checks(target: .init(file: Self.file(advertise: "node1")), config: nil, sharedMemoryDirectory: "", host: Self.host(name: "node2"),
                                    probes: Self.probes(major: WireProtocol.major + 1))
