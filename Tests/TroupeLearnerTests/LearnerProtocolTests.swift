@@ -116,13 +116,17 @@ import TroupeWire
     @Test func theRejectBudgetRefillsAndForgetsPeersBeyondItsBound() {
         var budget = RejectBudget(burst: 2, perSecond: 1, maxPeers: 2)
         let a = PeerID([1]), b = PeerID([2]), c = PeerID([3])
-        #expect(budget.allows(a, now: 0) && budget.allows(a, now: 0))
-        #expect(!budget.allows(a, now: 0.5))
-        #expect(budget.allows(a, now: 1.5))
-        #expect(budget.allows(b, now: 1.5))
-        // A third peer past the bound: state is dropped, never grown; a new peer always gets its burst.
-        #expect(budget.allows(c, now: 1.5))
-        #expect(budget.allows(c, now: 1.5))
-        #expect(!budget.allows(c, now: 1.5))
+        // (time, peer) → allowed? (`#expect` cannot call a mutating method itself.)
+        let steps: [(Double, PeerID, Bool)] = [
+            (0, a, true), (0, a, true), (0.5, a, false),  // the burst, then nothing
+            (1.5, a, true),                                 // refilled at 1 a second
+            (1.5, b, true),
+            // A third peer past the bound: state is dropped, never grown; a new peer gets its burst.
+            (1.5, c, true), (1.5, c, true), (1.5, c, false),
+        ]
+        for (index, (now, peer, expected)) in steps.enumerated() {
+            let allowed = budget.allows(peer, now: now)
+            #expect(allowed == expected, "step \(index): peer \(peer) at \(now)")
+        }
     }
 }
