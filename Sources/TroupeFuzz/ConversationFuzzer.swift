@@ -167,6 +167,7 @@ private final class HonestActor {
         var hello = Troupe_V1_Hello()
         hello.actorIdentity = "honest"
         hello.actorRunID = 1
+        hello.protocolMajor = WireProtocol.major
         _ = try control.send(WireMessage(.hello(hello)), deadline: .now)
         try turn()
         guard try control.receiveAll().contains(where: { if case .welcome = $0.body { true } else { false } }) else {

@@ -37,6 +37,8 @@ package final class LearnerServer {
     let training: LearnerTraining
     var worker: BackgroundWorker<TrainingJob, TrainingOutcome> { training.worker }
     let welcomeJSON: String
+    /// BLAKE2b-256 of the resolved configuration (`RunConfig.configDigest`), sent in every Welcome.
+    let configDigest: Data
     /// Held (flock) for the learner's lifetime; the kernel releases it if the process dies.
     let lockDescriptor: Int32
     let startedAt: Double
@@ -50,6 +52,8 @@ package final class LearnerServer {
     private var lastStats = 0.0
     private var lastHousekeeping = 0.0
     private var wireRejects: [String: Int] = [:]
+    /// Bounds the Rejects each peer gets, so a flood of bad messages is counted rather than answered.
+    private var rejectBudget = RejectBudget()
     /// Acks of groups read in this drain, sent after one run-log sync covers their records.
     private var pendingAcks: [(PeerID, Troupe_V1_Ack)] = []
     private var warnedAboutSharedMemory = false
@@ -133,6 +137,7 @@ package final class LearnerServer {
         // Stop sequences travel with each prompt's sampling parameters (`promptMessage`), not here.
         // An authenticated run's actors admit one another to their relays: every actor's public key, by name.
         welcomeJSON = try config.welcomeJSON(relayPeers: endpoints.allowlist != nil ? weightService.relayPublicKeys : nil)
+        configDigest = config.configDigest
         LogStreamAttachment.process.attach(endpoints.logs)
         warnOnce(sharedMemoryProblem: first.sharedMemoryProblem)
         training.onStepTrained = { [unowned self] outcome in
@@ -190,7 +195,7 @@ package final class LearnerServer {
         try endpoints.checkAuthentication()
         let now = clock()
         try drainControl(now: now)
-        try drainWeights()
+        try drainWeights(now: now)
         if try !training.recordFinishedSteps() { return .failed }
         if now - lastHousekeeping >= 0.2 { try housekeeping(now: now); lastHousekeeping = now }
         if !worker.busy { try training.startStepIfReady() }
@@ -273,24 +278,33 @@ package final class LearnerServer {
             case .rejected(let peer, let error):
                 wireRejects[error.reason.rawValue, default: 0] += 1
                 try events.emit(.stream("rejection", metrics: ["count": 1], fields: ["reason": error.reason.rawValue, "detail": error.detail]))
-                if let peer {
-                    if error.reason == .unsupportedProtocol {
-                        send(reject: .protocolMajor, "protocol mismatch: \(error.detail); the learner speaks major \(WireProtocol.major)", to: peer)
-                    } else {
-                        send(reject: .malformed, error.description, to: peer)
-                    }
-                }
+                if let peer { send(rejectFor: error, to: peer, on: control, now: now) }
             case .message(let peer, let message):
                 try dispatch(message, from: peer, now: now)
             }
         }
     }
 
-    private func send(reject reason: Troupe_V1_RejectReason, _ text: String, to peer: PeerID) {
+    /// Answers `peer` with a Reject on `socket` (the control socket unless said), within its `RejectBudget`.
+    private func send(reject reason: Troupe_V1_RejectReason, _ text: String, to peer: PeerID, on socket: (any RouterTransport)? = nil,
+                      now: Double) {
+        guard rejectBudget.allows(peer, now: now) else {
+            wireRejects["reject_suppressed", default: 0] += 1
+            return
+        }
         var r = Troupe_V1_Reject()
         r.reason = reason
         r.text = text
-        _ = try? control.send(WireMessage(.reject(r)), to: peer, deadline: .now)
+        _ = try? (socket ?? control).send(WireMessage(.reject(r)), to: peer, deadline: .now)
+    }
+
+    /// The Reject for a message that failed to decode (docs/PROTOCOL.md, "Rejects").
+    private func send(rejectFor error: WireError, to peer: PeerID, on socket: any RouterTransport, now: Double) {
+        if error.reason == .unsupportedProtocol {
+            send(reject: .protocolMajor, "protocol mismatch: \(error.detail); the learner speaks major \(WireProtocol.major)", to: peer, on: socket, now: now)
+        } else {
+            send(reject: .malformed, error.description, to: peer, on: socket, now: now)
+        }
     }
 
     private func dispatch(_ message: WireMessage, from peer: PeerID, now: Double) throws {
@@ -301,7 +315,7 @@ package final class LearnerServer {
         }
         if case .hello(let hello) = message.body { return try welcome(hello, peer: peer, now: now) }
         guard let identity = peers[peer], core.actors[identity] != nil else {
-            send(reject: .unknownActor, "unknown actor: say Hello first (the learner may have restarted)", to: peer)
+            send(reject: .unknownActor, "unknown actor: say Hello first (the learner may have restarted)", to: peer, now: now)
             return
         }
         switch message.body {
@@ -335,6 +349,7 @@ package final class LearnerServer {
             try events.emit(.actorLeft(actor: identity, reason: "bye: \(bye.reason)", streamReason: bye.reason, leases: returned))
         default:
             wireRejects["unexpected_kind", default: 0] += 1
+            send(reject: .malformed, "a \(message.kind.rawValue) does not belong on the control socket", to: peer, now: now)
         }
     }
 
@@ -343,11 +358,17 @@ package final class LearnerServer {
     }
 
     private func welcome(_ hello: Troupe_V1_Hello, peer: PeerID, now: Double) throws {
+        // The Envelope's major already matched; a Hello that says otherwise was built for another protocol.
+        if hello.protocolMajor != WireProtocol.major {
+            wireRejects["hello_protocol_major", default: 0] += 1
+            send(reject: .protocolMajor, "Hello.protocol_major is \(hello.protocolMajor); the learner speaks major \(WireProtocol.major) (set it to the Envelope's protocol_major)", to: peer, now: now)
+            return
+        }
         let claimed = hello.actorIdentity.isEmpty ? peer.authenticatedUser ?? "actor-\(peer)" : hello.actorIdentity
         // On an authenticated endpoint the actor is the name its key is allowlisted under: a key speaks
         // for one actor only, and no connection can take another key's actor identity.
         if let user = peer.authenticatedUser, user != claimed {
-            send(reject: .configMismatch, "this connection's key is allowlisted as \(user); it cannot join as \(claimed) (use --identity \(user) or that actor's key)", to: peer)
+            send(reject: .configMismatch, "this connection's key is allowlisted as \(user); it cannot join as \(claimed) (use --identity \(user) or that actor's key)", to: peer, now: now)
             try events.emit(.stream("rejection", fields: ["actor": user, "reason": "identity_not_key", "detail": "claimed \(claimed)"]))
             return
         }
@@ -355,7 +376,7 @@ package final class LearnerServer {
         if let live = core.actors[identity], live.runId != hello.actorRunID, now - live.lastSeen < 3 {
             // Two live processes with one name would steal each other's leases: refuse the newcomer
             // until the other leaves or goes silent (a restarted actor gets in once its old run is evicted).
-            send(reject: .configMismatch, "actor identity \(identity) is in use by a live actor; choose another --identity", to: peer)
+            send(reject: .configMismatch, "actor identity \(identity) is in use by a live actor; choose another --identity", to: peer, now: now)
             return
         }
         if let old = peerOf[identity], old != peer { peers.removeValue(forKey: old) }
@@ -381,6 +402,7 @@ package final class LearnerServer {
         w.logsEndpoint = "tcp://\(host):\(config.endpoints.logsInPort)"
         w.maxStaleness = UInt32(config.learner.maxStaleness)
         w.configJson = welcomeJSON
+        w.configDigest = configDigest
         _ = try control.send(WireMessage(.welcome(w)), to: peer, deadline: .now)
     }
 
@@ -419,11 +441,14 @@ package final class LearnerServer {
         pendingAcks.append((peer, ack))
     }
 
-    private func drainWeights() throws {
+    private func drainWeights(now: Double) throws {
         for _ in 0..<256 {
             switch try weights.receiveFromPeer(deadline: .now, limits: .control) {
             case .timedOut: return
-            case .rejected(_, let error): wireRejects["weights_" + error.reason.rawValue, default: 0] += 1
+            case .rejected(let peer, let error):
+                wireRejects["weights_" + error.reason.rawValue, default: 0] += 1
+                // As on the control socket: nothing goes back to a connection that is not authenticated.
+                if let peer, error.reason != .unauthenticated { send(rejectFor: error, to: peer, on: weights, now: now) }
             case .message(let peer, var message):
                 if endpoints.allowlist != nil {
                     guard let user = peer.authenticatedUser else { wireRejects["weights_unauthenticated", default: 0] += 1; continue }
@@ -438,6 +463,7 @@ package final class LearnerServer {
                     }
                 } else {
                     wireRejects["weights_unexpected_kind", default: 0] += 1
+                    send(reject: .malformed, "a \(message.kind.rawValue) does not belong on the weights socket", to: peer, on: weights, now: now)
                 }
             }
         }

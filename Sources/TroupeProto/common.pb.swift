@@ -8,10 +8,13 @@
 // For information on using the generated types, please see the documentation:
 //   https://github.com/apple/swift-protobuf/
 
-/// Types shared by every Troupe message. Package troupe.v1, protocol major 1.
+/// Types shared by every Troupe message. The contract these files describe is docs/PROTOCOL.md.
 ///
-/// Compatibility rules (docs/ARCHITECTURE.md §3): within major 1, fields are only ever added (a newer minor),
-/// never renumbered or re-typed; a peer counts the unknown fields it receives and otherwise ignores them.
+/// The package name `troupe.v1` is not the protocol version and does not change with it (renaming it
+/// would change nothing on the wire but every generated type): the version is the Envelope's
+/// protocol_major / protocol_minor, now 2.2. Within a major, fields and message kinds are only ever
+/// added (a newer minor), never renumbered or re-typed; a peer ignores the unknown fields it
+/// receives. A different major is refused (REJECT_REASON_PROTOCOL_MAJOR).
 /// Bulk data (token ids, log-probs, tensors) never goes in protobuf fields: it travels as raw frames
 /// after the Envelope header frame (see envelope.proto).
 

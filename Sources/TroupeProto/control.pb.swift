@@ -8,8 +8,8 @@
 // For information on using the generated types, please see the documentation:
 //   https://github.com/apple/swift-protobuf/
 
-/// Control channel: actor DEALER -> learner ROUTER (docs/ARCHITECTURE.md §2). One conversation per actor process:
-///   Hello -> Welcome | Reject;  LeaseRequest -> Lease;  GroupSubmit -> Ack;  Heartbeat both ways;  Bye.
+/// Control channel: actor DEALER -> learner ROUTER (docs/PROTOCOL.md, "Control"). One conversation per actor process:
+///   Hello -> Welcome | Reject;  LeaseRequest -> Lease;  GroupSubmit -> Ack;  Heartbeat -> Heartbeat;  Bye.
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -30,21 +30,29 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
 
 public nonisolated enum Troupe_V1_RejectReason: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
+
+  /// never sent
   case unspecified // = 0
 
-  /// protocol major differs from the learner's
+  /// Envelope or Hello protocol_major differs from the learner's
   case protocolMajor // = 1
 
-  /// a message failed validation
+  /// a message failed to decode, or does not belong on that socket
   case malformed // = 2
 
-  /// a message other than Hello from a peer that has not said Hello
+  /// a message other than Hello from a peer that has not said Hello (or was evicted)
   case unknownActor // = 3
+
+  /// reserved, never sent: a stopping learner sends Bye
   case shuttingDown // = 4
+
+  /// reserved, never sent: an unauthenticated connection gets no answer
   case auth // = 5
 
-  /// too many bad messages from this peer
+  /// reserved, never sent (the run log's "quarantined" groups are another matter)
   case quarantined // = 6
+
+  /// the actor identity is another key's, or in use by a live actor
   case configMismatch // = 7
   case UNRECOGNIZED(Int)
 
@@ -193,16 +201,22 @@ public nonisolated enum Troupe_V1_GroupRejectReason: SwiftProtobuf.Enum, Swift.C
   /// NaN or Inf in rewards, log-probs or entropies
   case nonFinite // = 3
 
-  /// counts or lengths inconsistent
+  /// counts or lengths inconsistent, an unknown prompt, a finish reason the tokens contradict
   case malformed // = 4
+
+  /// the lease is not this actor's (expired, returned) or does not hold the prompt
   case unknownLease // = 5
+
+  /// reserved, never sent: a group of an expired lease gets UNKNOWN_LEASE
   case leaseExpired // = 6
+
+  /// actor_run_id is not the one this actor's Hello gave
   case unknownActor // = 7
 
   /// a token id, length, group size, temperature, log-prob or reward outside the run's limits
   case outOfRange // = 8
 
-  /// names a policy version the learner has not published
+  /// names a step beyond the last one the learner has trained
   case futureVersion // = 9
 
   /// the reported answer or reward differs from the learner's own scoring of the tokens
@@ -282,9 +296,10 @@ public nonisolated struct Troupe_V1_Hello: Sendable {
   /// random per process start; part of the de-duplication key
   public var actorRunID: UInt64 = 0
 
-  /// the sender's protocol; repeated here so a Reject can quote it
+  /// must equal the Envelope's protocol_major (2), else REJECT_REASON_PROTOCOL_MAJOR
   public var protocolMajor: UInt32 = 0
 
+  /// informational: any minor of the learner's major is accepted
   public var protocolMinor: UInt32 = 0
 
   /// version + commit of the binary, for the run log
@@ -321,16 +336,16 @@ public nonisolated struct Troupe_V1_Welcome: Sendable {
   /// the learner's run name
   public var runID: String = String()
 
-  /// hash of the resolved run configuration
+  /// BLAKE2b-256 (32 bytes) of the resolved configuration's JSON, the bytes of RUN/config.json
   public var configDigest: Data = Data()
 
-  /// groups the actor may have unacknowledged at once
+  /// groups the actor may have sent and not seen acknowledged at once
   public var credit: UInt32 = 0
 
-  /// application heartbeat period expected from the actor
+  /// heartbeat period expected from the actor (learner.heartbeat_timeout_s / 5, at least 200)
   public var heartbeatIntervalMs: UInt32 = 0
 
-  /// prompts per lease
+  /// most prompts per lease
   public var leaseSize: UInt32 = 0
 
   /// Advertised addresses of the learner's other endpoints (never its bind addresses), so an actor
@@ -345,7 +360,9 @@ public nonisolated struct Troupe_V1_Welcome: Sendable {
   /// versions behind current that the learner still accepts
   public var maxStaleness: UInt32 = 0
 
-  /// resolved configuration the actor needs (model, sampling, reward)
+  /// UTF-8 JSON object: "config" (the resolved run configuration, as `troupe config` prints it),
+  /// "model_files" (file name -> text: the model's config.json and tokenizer files) and, in an
+  /// authenticated run, "relay_peers" (actor name -> CURVE public key, Z85).
   public var configJson: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -362,7 +379,7 @@ public nonisolated struct Troupe_V1_Reject: Sendable {
 
   public var reason: Troupe_V1_RejectReason = .unspecified
 
-  /// human-readable detail, e.g. "protocol major 2, learner speaks 1"
+  /// human-readable detail, e.g. "protocol major 1 ...; the learner speaks major 2"
   public var text: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -375,6 +392,7 @@ public nonisolated struct Troupe_V1_LeaseRequest: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// the lease holds at most this many prompts (and at most lease_size)
   public var maxPrompts: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -387,6 +405,7 @@ public nonisolated struct Troupe_V1_SamplingParams: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// every sample's SampleInfo.temperature must be this value
   public var temperature: Float = 0
 
   /// 0 = disabled
@@ -395,6 +414,7 @@ public nonisolated struct Troupe_V1_SamplingParams: Sendable {
   /// 1 = disabled
   public var topP: Float = 0
 
+  /// most completion tokens per sample
   public var maxTokens: UInt32 = 0
 
   public var stopSequences: [String] = []
@@ -462,9 +482,11 @@ public nonisolated struct Troupe_V1_Lease: Sendable {
   /// relative: the lease expires this long after it was sent
   public var deadlineMs: UInt32 = 0
 
+  /// empty (and lease_id 0): no room now, ask again later
   public var prompts: [Troupe_V1_Prompt] = []
 
-  /// sample with weights of this version or newer (fetch first if older)
+  /// Sample with weights of this version or newer. It may name a step not published yet (the one in
+  /// training): wait for its WeightAnnounce, then fetch it.
   public var minVersion: Troupe_V1_PolicyVersion {
     get {_minVersion ?? Troupe_V1_PolicyVersion()}
     set {_minVersion = newValue}
@@ -491,9 +513,12 @@ public nonisolated struct Troupe_V1_SampleInfo: Sendable {
 
   public var finishReason: Troupe_V1_FinishReason = .unspecified
 
+  /// the temperature it was sampled at: the prompt's sampling.temperature
   public var temperature: Float = 0
 
-  /// absent when no answer could be extracted
+  /// The actor scores each sample with the run's reward definition; the learner scores the tokens
+  /// again, refuses a group whose answer or reward differs (GROUP_REJECT_REASON_REWARD_MISMATCH)
+  /// and trains on its own values.
   public var extractedAnswer: String {
     get {_extractedAnswer ?? String()}
     set {_extractedAnswer = newValue}
@@ -515,8 +540,8 @@ public nonisolated struct Troupe_V1_SampleInfo: Sendable {
 }
 
 /// One group of G completions for one prompt: the atomic unit from actor to learner.
-/// Raw frames: [0] token ids of all samples concatenated, Int32 little-endian;
-///             [1] behaviour log-probs, Float32 little-endian, one per token;
+/// Raw frames: [0] completion token ids of all samples concatenated, Int32 little-endian;
+///             [1] behaviour log-probs (natural log, full tempered distribution), Float32 little-endian, one per token;
 ///             [2] optional per-token entropies, Float32 little-endian (when with_entropies).
 /// The sum of samples[].token_count equals the element count of every frame.
 public nonisolated struct Troupe_V1_GroupSubmit: Sendable {
@@ -572,9 +597,10 @@ public nonisolated struct Troupe_V1_Ack: Sendable {
 
   public var text: String = String()
 
-  /// 0 for duplicates
+  /// 1 for accepted and rejected groups, 0 for duplicates
   public var creditGranted: UInt32 = 0
 
+  /// the newest published version
   public var currentVersion: Troupe_V1_PolicyVersion {
     get {_currentVersion ?? Troupe_V1_PolicyVersion()}
     set {_currentVersion = newValue}
@@ -622,7 +648,7 @@ public nonisolated struct Troupe_V1_ActorStats: Sendable {
   fileprivate var _weightsVersion: Troupe_V1_PolicyVersion? = nil
 }
 
-/// Sent by actors every heartbeat_interval_ms (and by the learner to actors, without stats).
+/// Sent by actors every heartbeat_interval_ms; the learner answers each with one, without stats.
 public nonisolated struct Troupe_V1_Heartbeat: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for

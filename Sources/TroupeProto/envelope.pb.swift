@@ -8,7 +8,7 @@
 // For information on using the generated types, please see the documentation:
 //   https://github.com/apple/swift-protobuf/
 
-/// The header frame of every Troupe message.
+/// The header frame of every Troupe message (docs/PROTOCOL.md, "Framing").
 ///
 /// A message is a ZeroMQ multipart message: frame 0 is a serialized Envelope, frames 1..n are raw
 /// bytes (little-endian Int32 token ids, Float32 log-probs, tensor bytes). Protobuf cannot detect a
@@ -28,9 +28,11 @@
 ///   forgery (CURVE authenticates every frame when enabled). Measured on the project's 2-core VM:
 ///   XXH64 in Swift ~9.5 GB/s, libsodium BLAKE2b 0.4-0.75 GB/s, i.e. as slow as loopback ZeroMQ
 ///   itself (0.6-1 GB/s), which would double the per-byte cost of group ingestion and weight
-///   chunks. Content hashes that identify weights (TensorInfo.hash, manifest_hash) are BLAKE2b.
+///   chunks. For the same reason TensorInfo.hash is XXH64 (seed 0) too (protocol 2); the manifest
+///   hash that identifies a version's weights is BLAKE2b-256 (weights.proto).
 ///
 /// Fields 1 and 2 keep their meaning in every major version, so any peer can say "wrong version".
+/// This build speaks 2.2; the learner refuses any message whose protocol_major is not 2.
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials

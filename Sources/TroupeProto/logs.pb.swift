@@ -8,7 +8,7 @@
 // For information on using the generated types, please see the documentation:
 //   https://github.com/apple/swift-protobuf/
 
-/// Log stream (docs/ARCHITECTURE.md §2): every process publishes numbered LogEvents into the learner's
+/// Log stream (docs/PROTOCOL.md, "Log stream"): every process publishes numbered LogEvents into the learner's
 /// XSUB -> XPUB proxy; monitors subscribe. Lossy by design (a slow subscriber must not slow the
 /// learner), so subscribers count gaps per (source, source_run_id) from `sequence`.
 
@@ -45,7 +45,7 @@ public nonisolated struct Troupe_V1_LogEvent: Sendable {
 
   public var step: UInt64 = 0
 
-  /// names as in metrics.jsonl (docs/report.md): mismatch_kl, tokens_per_s, ...
+  /// names as in metrics.jsonl: mismatch_kl, tokens_per_s, ... (docs/monitor.md lists those it reads)
   public var metrics: Dictionary<String,Double> = [:]
 
   public var fields: Dictionary<String,String> = [:]

@@ -8,7 +8,7 @@
 // For information on using the generated types, please see the documentation:
 //   https://github.com/apple/swift-protobuf/
 
-/// Weight distribution (docs/ARCHITECTURE.md §2, §4 step 5): the learner announces versions on PUB about every second;
+/// Weight distribution (docs/PROTOCOL.md, "Weights"): the learner announces versions on PUB about every second;
 /// actors pull a manifest, then chunks with a window, over their own DEALER -> the learner's
 /// weights ROUTER. Chunk payloads are raw frames. An actor on the learner's own host maps the
 /// blob from shared memory instead (WeightManifest.shared_memory_path) and fetches no chunks.
@@ -132,7 +132,7 @@ public nonisolated struct Troupe_V1_WeightManifestRequest: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// absent: the newest version
+  /// ignored: the learner always answers with its newest version
   public var version: Troupe_V1_PolicyVersion {
     get {_version ?? Troupe_V1_PolicyVersion()}
     set {_version = newValue}
@@ -166,7 +166,7 @@ public nonisolated struct Troupe_V1_TensorInfo: Sendable {
 
   public var byteLength: UInt64 = 0
 
-  /// XXH64 of the tensor's bytes, 8 bytes big-endian (protocol 2)
+  /// XXH64 (seed 0) of the tensor's bytes, 8 bytes big-endian (protocol 2)
   public var hash: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -192,12 +192,12 @@ public nonisolated struct Troupe_V1_WeightManifest: Sendable {
 
   public var totalBytes: UInt64 = 0
 
-  /// the learner's preferred (and maximum) chunk length
+  /// the learner's preferred (and maximum) chunk length in bytes
   public var chunkSize: UInt32 = 0
 
   public var tensors: [Troupe_V1_TensorInfo] = []
 
-  /// BLAKE2b-256 (32 bytes) over, each integer as 8 bytes little-endian: total_bytes, the tensor
+  /// BLAKE2b-256 (32 bytes, unkeyed) over, each integer as 8 bytes little-endian: total_bytes, the tensor
   /// count, then per tensor in list order: name length, name (UTF-8), dtype enum value, shape rank,
   /// each dimension, offset, byte_length, hash length, hash. Version and chunk_size are excluded,
   /// so equal weights have equal manifest hashes. (TroupeWire: WeightManifest.computeManifestHash.)

@@ -121,7 +121,7 @@ extension RunConfig {
         .int("sampling.group_size", \.sampling.groupSize, 1...4096, "completions per prompt (G); with a majority-vote reward, the votes"),
         .int("learner.batch_groups", \.learner.batchGroups, 1...100_000, "groups per optimizer step"),
         .int("learner.max_staleness", \.learner.maxStaleness, 0...1000, "versions a group may lag the weights being trained; 0 = synchronous on-policy"),
-        .int("learner.publish_every", \.learner.publishEvery, 1...1_000_000, "publish new weights every this many steps"),
+        .int("learner.publish_every", \.learner.publishEvery, 1...1_000_000, "publish new weights every this many steps; at most `learner.max_staleness` + 1"),
         .int("learner.checkpoint_every", \.learner.checkpointEvery, 1...1_000_000, "checkpoint every this many steps (and at the end)"),
         .int("learner.micro_batch_tokens", \.learner.microBatchTokens, 16...10_000_000, "packed tokens per forward/backward (bounds memory; never changes the gradient)"),
         .int("learner.lease_size", \.learner.leaseSize, 1...1024, "prompts per lease"),
@@ -297,6 +297,12 @@ extension RunConfig: Decodable {
     package func validate() throws {
         if task.spec == nil && task.file == nil { throw ConfigError(key: "task.spec", problem: "set task.spec or task.file") }
         if task.spec != nil && task.file != nil { throw ConfigError(key: "task.file", problem: "set only one of task.spec and task.file") }
+        // A lease names weights at most max_staleness steps behind the learner (Lease.min_version); a
+        // version is only ever fetched once published, so a step between publications would be waited for forever.
+        if learner.publishEvery > learner.maxStaleness + 1 {
+            throw ConfigError(key: "learner.publish_every",
+                              problem: "is \(learner.publishEvery) but learner.max_staleness is \(learner.maxStaleness): leases ask for weights at most \(learner.maxStaleness) steps behind the learner, which would often be a step never published, so actors would wait for ever; set learner.publish_every at most \(learner.maxStaleness + 1) or raise learner.max_staleness")
+        }
         if ["0.0.0.0", "*", "::", "[::]"].contains(endpoints.advertiseHost) {
             throw ConfigError(key: "endpoints.advertise_host", problem: "must be an address others can connect to, not \(endpoints.advertiseHost)")
         }

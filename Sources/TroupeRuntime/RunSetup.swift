@@ -3,6 +3,7 @@ import TroupeJSON
 import TroupeModel
 import TroupeTasks
 import TroupeTokenizer
+import TroupeWire
 
 /// One prompt of a run, tokenized; its id is its index in the run's task.
 package struct PromptEntry: Sendable, Equatable {
@@ -89,6 +90,11 @@ extension RunConfig {
         if let relayPeers { welcome["relay_peers"] = .object(relayPeers.mapValues(JSONValue.string)) }
         return String(decoding: try JSONValue.object(welcome).serialized(compact: true), as: UTF8.self)
     }
+
+    /// The Welcome's `config_digest`: BLAKE2b-256 of `resolvedJSONData()`, the bytes a new run freezes
+    /// as `config.json` (`b2sum -l 256 RUN/config.json` prints it), so peers can tell two runs'
+    /// configurations apart without comparing them.
+    package var configDigest: Data { Data(Blake2b.hash([UInt8](resolvedJSONData()))) }
 
     /// The stop sequences the run samples with: a built-in task's answer ends its line; a task file's
     /// prompts stop at the model's stop tokens only.

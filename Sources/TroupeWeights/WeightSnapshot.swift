@@ -60,8 +60,9 @@ package struct WeightSnapshot: @unchecked Sendable {
         var c = Troupe_V1_Chunk()
         c.version = version.proto
         c.offset = offset
-        let end = offset + UInt64(length)
-        guard length > 0, length <= manifest.chunkSize, end <= UInt64(blob.count) else {
+        // A request is untrusted: an offset near 2^64 must be refused, not overflow.
+        let (end, overflow) = offset.addingReportingOverflow(UInt64(length))
+        guard length > 0, length <= manifest.chunkSize, !overflow, end <= UInt64(blob.count) else {
             c.status = .outOfRange
             return WireMessage(.chunk(c))
         }

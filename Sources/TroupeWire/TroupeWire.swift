@@ -107,9 +107,10 @@
 //   EADDRINUSE; tests bind port 0.
 // - ROUTER without `.routerMandatory(true)` drops messages to unknown peers silently.
 
-/// The protocol version this build speaks (Envelope fields 1 and 2; Protos/troupe/v1).
-/// Major: incompatible changes, refused at Hello. Minor: added fields or message kinds, which
-/// older peers count (`WireMessage.hasUnknownFields`, `WireError.Reason.unknownKind`) and skip.
+/// The protocol version this build speaks (Envelope fields 1 and 2; docs/PROTOCOL.md §3). The
+/// package name `troupe.v1` is not this version. Major: incompatible changes, refused in every
+/// message and in Hello. Minor: added fields, which older peers ignore (`WireMessage.hasUnknownFields`
+/// tells), or message kinds, which they refuse as `WireError.Reason.unknownKind`.
 public enum WireProtocol {
     /// 2: tensor hashes in weight manifests are XXH64 (8 bytes) instead of BLAKE2b-256.
     public static let major: UInt32 = 2

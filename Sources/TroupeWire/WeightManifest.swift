@@ -61,7 +61,7 @@ extension Troupe_V1_WeightManifest {
 
     /// Checks a received manifest before any chunk is fetched: status OK, a positive chunk size,
     /// at least one tensor, unique non-empty names, known dtypes, byte_length = elements × dtype
-    /// size, tensors inside the blob and not overlapping, 32-byte tensor hashes, and a manifest
+    /// size, tensors inside the blob and not overlapping, 8-byte (XXH64) tensor hashes, and a manifest
     /// hash that matches. Throws `WireError` (`invalidField`, or `checksumMismatch` for the hash).
     public func validate() throws(WireError) {
         guard status == .ok else { throw WireError(.invalidField, "manifest status is \(status)") }

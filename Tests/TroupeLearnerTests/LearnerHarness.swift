@@ -104,6 +104,8 @@ final class TestActor {
         var h = Troupe_V1_Hello()
         h.actorIdentity = identity
         h.actorRunID = runId
+        h.protocolMajor = WireProtocol.major
+        h.protocolMinor = WireProtocol.minor
         h.buildID = TroupeBuild.id
         try send(.hello(h))
     }

@@ -45,6 +45,7 @@ import TroupeRuntime
         ("{\"algorithm\": {\"loss.kin\": 1}}", "config.json:1:16: algorithm.loss.kin: unknown option; loss has loss.kind, loss.epsilon_low, loss.epsilon_high, loss.dual_clip, loss.cispo_mask, loss.topr_ratio, loss.topr_negative_lower, loss.topr_negative_upper, loss.topr_positive_lower, loss.topr_positive_upper, loss.tis_cap, loss.log_ratio_clamp"),
         // Cross-key checks, at the key that is set.
         ("{\"task\": {\"file\": \"t.jsonl\"}}", "config.json:1:19: task.file: set only one of task.spec and task.file"),
+        ("{\"learner\": {\"publish_every\": 2}}", "config.json:1:31: learner.publish_every: is 2 but learner.max_staleness is 0: leases ask for weights at most 0 steps behind the learner, which would often be a step never published, so actors would wait for ever; set learner.publish_every at most 1 or raise learner.max_staleness"),
         ("[1]", "config.json:1:1: --config: top level must be an object, got an array"),
     ])
     func refusesFileWithPosition(text: String, message: String) {
