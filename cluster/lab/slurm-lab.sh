@@ -188,8 +188,19 @@ all_nodes_idle() {
     [[ $(grep -c '^idle$' <<<"$states") -eq $nodes ]]
 }
 
+# The daemons must inherit no descriptor from our caller: a caller that learns of our exit through a
+# descriptor it passed us (Foundation's Process does) would wait for the daemons instead.
+close_inherited_descriptors() {
+    local fd
+    for fd in "/proc/$$/fd"/*; do
+        fd=${fd##*/}
+        if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+    done
+}
+
 lab_up() {
     need_root_tools
+    close_inherited_descriptors
     if [[ -f $dir/lab.env ]]; then
         load_state
         if [[ -e /run/netns/$LAB_LOGIN_NETNS ]] && all_nodes_idle; then
@@ -238,16 +249,19 @@ EOF
     [[ -f $dir/munge/munge.key ]] || mungekey --create --keyfile="$dir/munge/munge.key" 2>/dev/null \
         || dd if=/dev/urandom of="$dir/munge/munge.key" bs=1024 count=1 status=none
     chmod 0600 "$dir/munge/munge.key"
+    # Daemons get no terminal and none of our output streams: a caller reading our output to its end
+    # (a test) would otherwise wait for the daemons to exit.
     munged --force --socket="$dir/munge/munge.socket" --key-file="$dir/munge/munge.key" \
-        --pid-file="$dir/run/munged.pid" --log-file="$dir/log/munged.log" --seed-file="$dir/munge/munged.seed"
+        --pid-file="$dir/run/munged.pid" --log-file="$dir/log/munged.log" --seed-file="$dir/munge/munged.seed" \
+        </dev/null >>"$dir/log/munged.log" 2>&1
     wait_for "munged" 10 test -S "$dir/munge/munge.socket"
 
     write_slurm_conf
     export SLURM_CONF=$dir/slurm.conf
-    nsenter --net="/run/netns/$LAB_LOGIN_NETNS" slurmctld -c -f "$SLURM_CONF"
+    nsenter --net="/run/netns/$LAB_LOGIN_NETNS" slurmctld -c -f "$SLURM_CONF" </dev/null >>"$dir/log/slurmctld.log" 2>&1
     for ((i = 1; i <= nodes; i++)); do
         # nsenter, not `ip netns exec`: the latter remounts /sys, which slurmd's plugins read.
-        nsenter --net="/run/netns/troupe-lab-$LAB_TOKEN-node$i" slurmd -N "node$i" -f "$SLURM_CONF"
+        nsenter --net="/run/netns/troupe-lab-$LAB_TOKEN-node$i" slurmd -N "node$i" -f "$SLURM_CONF" </dev/null >>"$dir/log/slurmd-node$i.log" 2>&1
     done
     wait_for "$nodes idle nodes" 30 all_nodes_idle
     trap - ERR

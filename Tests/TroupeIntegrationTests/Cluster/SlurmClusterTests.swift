@@ -79,7 +79,7 @@ import Testing
         scenario.expectProgressAfterEachChange()
         run.check(records.of("resumed").count == 1, "expected one resume, found \(records.of("resumed").count)")
         run.check(secondMonitor.stdout.contains("\"run_finished\""), "the monitor never saw the run finish")
-        run.check(firstMonitor.stdout.contains("\"step_done\"") && secondMonitor.stdout.contains("\"step_done\""),
+        run.check(firstMonitor.stdout.contains("\"kind\":\"step\"") && secondMonitor.stdout.contains("\"kind\":\"step\""),
                   "a monitor saw no steps")
         let via = scenario.weightRoutes()
         run.check(!via.contains("shared_memory"), "an actor mapped the learner's shared memory across hosts: \(via)")
@@ -199,8 +199,13 @@ final class SlurmScenario {
         try run.require(empty, "jobs still queued after the run finished: \((try? queue()) ?? "?")\n\(jobOutputs())")
     }
 
-    /// A point of the scenario: the step reached when it happened.
-    func mark(_ what: String) {
+    /// A point of the scenario, once training has gone on after it: the step reached, at least three
+    /// steps beyond the previous mark's.
+    func mark(_ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        let previous = marks.last?.1 ?? 0
+        run.waitUntil("three steps after step \(previous), before \"\(what)\"", within: 60, sourceLocation: sourceLocation) {
+            (run.records.stepsDone.last ?? 0) >= previous + 3
+        }
         marks.append((what, run.records.stepsDone.last ?? 0, Date()))
     }
 

@@ -70,29 +70,34 @@ final class SlurmLab {
         return try Self.run(onLogin(command), environment: env, within: seconds)
     }
 
+    /// Runs `command` to completion within `seconds` (else kills it and throws). Its output goes to a file,
+    /// not a pipe: a daemon it starts may keep the stream open long after the command itself has ended.
     static func run(_ command: [String], environment: [String: String]? = nil, within seconds: Double) throws -> (Int32, String) {
+        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("troupe-command-\(UUID().uuidString).out").path
+        guard FileManager.default.createFile(atPath: outputPath, contents: nil), let output = FileHandle(forWritingAtPath: outputPath) else {
+            throw HarnessError("cannot create \(outputPath)")
+        }
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: command[0])
         process.arguments = Array(command.dropFirst())
         if let environment { process.environment = environment }
-        let output = Pipe()
         process.standardOutput = output
         process.standardError = output
         process.standardInput = FileHandle.nullDevice
         var none = sigset_t(), previous = sigset_t()
         sigemptyset(&none)
         pthread_sigmask(SIG_SETMASK, &none, &previous)
-        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
         try process.run()
-        let pid = process.processIdentifier
-        let watchdog = DispatchWorkItem { if process.isRunning { kill(pid, SIGKILL) } }
-        DispatchQueue.global().asyncAfter(deadline: .now() + seconds, execute: watchdog)
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        watchdog.cancel()
-        let text = String(decoding: data, as: UTF8.self)
-        if process.terminationReason == .uncaughtSignal {
-            throw HarnessError("\(command.joined(separator: " ")) was killed after \(seconds) s:\n\(text)")
+        pthread_sigmask(SIG_SETMASK, &previous, nil)
+        try? output.close()
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            throw HarnessError("\(command.joined(separator: " ")) did not finish within \(seconds) s:\n\(text)")
         }
         return (process.terminationStatus, text)
     }
