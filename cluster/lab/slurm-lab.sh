@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A real Slurm cluster on one Linux machine, for trying the recipes in cluster/slurm and for CI:
 # one slurmd per node, each node in a network namespace of its own with its own address on a private
-# bridge, so the learner and the actors run on different "hosts" (distinct addresses, no loopback
-# between them). The controller and the "login" host share one more namespace. Needs root, iproute2,
+# bridge, so the learner and the actors run on different "hosts" (distinct addresses and host names,
+# no loopback between them). The controller and the "login" host share one more namespace. Needs root, iproute2,
 # nsenter (util-linux) and the Slurm and munge daemons (Debian: slurmctld slurmd slurm-client munge).
 #
 #   cluster/lab/slurm-lab.sh up   [--dir DIR] [--nodes N] [--cpus C]   # prints the lab's environment file
@@ -260,8 +260,13 @@ EOF
     export SLURM_CONF=$dir/slurm.conf
     nsenter --net="/run/netns/$LAB_LOGIN_NETNS" slurmctld -c -f "$SLURM_CONF" </dev/null >>"$dir/log/slurmctld.log" 2>&1
     for ((i = 1; i <= nodes; i++)); do
-        # nsenter, not `ip netns exec`: the latter remounts /sys, which slurmd's plugins read.
-        nsenter --net="/run/netns/troupe-lab-$LAB_TOKEN-node$i" slurmd -N "node$i" -f "$SLURM_CONF" </dev/null >>"$dir/log/slurmd-node$i.log" 2>&1
+        # nsenter, not `ip netns exec`: the latter remounts /sys, which slurmd's plugins read. Each node also
+        # gets a host name of its own (a UTS namespace), as real nodes have, so that a process can tell
+        # it runs on another host than the learner.
+        # shellcheck disable=SC2016 # $1 and $2 are the inner script's own arguments
+        nsenter --net="/run/netns/troupe-lab-$LAB_TOKEN-node$i" unshare --uts \
+            bash -c 'hostname "$1" && exec slurmd -N "$1" -f "$2"' slurmd-launcher "node$i" "$SLURM_CONF" \
+            </dev/null >>"$dir/log/slurmd-node$i.log" 2>&1
     done
     wait_for "$nodes idle nodes" 30 all_nodes_idle
     trap - ERR

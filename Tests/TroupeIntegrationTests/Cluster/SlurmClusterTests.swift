@@ -33,6 +33,9 @@ import Testing
         let endpoints = try scenario.endpoints()
         run.check(endpoints.control.hasPrefix("tcp://\(lab.environment["LAB_PREFIX"] ?? "?")."),
                   "the learner advertises \(endpoints.control), not its lab address")
+        // troupe doctor from the login host and from a compute node finds every advertised endpoint reachable.
+        let doctor = try scenario.troupeSlurm(["doctor", run.runDirectory], lastLineOnly: false)
+        run.check(doctor.contains("reach_control") && !doctor.contains("FAIL"), "troupe-slurm doctor:\n\(doctor)")
         scenario.mark("hetjob")
 
         // Scale to four actors: a job array of two more.
@@ -129,13 +132,14 @@ final class SlurmScenario {
     }
 
     @discardableResult
-    func troupeSlurm(_ arguments: [String], within seconds: Double = 60, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+    func troupeSlurm(_ arguments: [String], within seconds: Double = 60, lastLineOnly: Bool = true,
+                     sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
         var env = run.environment
         env["TROUPE_SITE_ENV"] = siteFile
         let (status, output) = try lab.login(["/bin/bash", troupeSlurmScript] + arguments, environment: env, within: seconds)
         try run.require(status == 0, "troupe-slurm \(arguments.joined(separator: " ")) exited \(status):\n\(output)\n\(jobOutputs())",
                         sourceLocation: sourceLocation)
-        return output.split(separator: "\n").last.map(String.init) ?? ""
+        return lastLineOnly ? output.split(separator: "\n").last.map(String.init) ?? "" : output
     }
 
     /// `troupe-slurm follow RUN --until-finished` on the login host (JSON lines, since its output is a file).
