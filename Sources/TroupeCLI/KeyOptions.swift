@@ -10,7 +10,7 @@ struct ClientKeyOptions: ParsableArguments {
     @Option(name: .long, help: "The learner's public key file (learner.key), pinned: a server without its secret gets nothing from this process. With --learner-file it may be left out: the key is then read from the endpoints file.")
     var learnerKey: String?
 
-    @Flag(name: .long, help: "Connect without keys (plaintext TCP) to a learner that is not on loopback. Unauthenticated and unencrypted.")
+    @Flag(name: .long, help: "Connect without keys (plaintext TCP), on loopback too. Unauthenticated and unencrypted.")
     var insecurePlaintext = false
 
     func validate() throws {

@@ -53,26 +53,25 @@ final class FaultScenario {
     }
 
     @discardableResult
-    /// `arguments`: flags before the settings (keys).
+    /// `arguments`: flags before the settings (keys; without them the learner is told to take plaintext).
     func startLearner(_ name: String = "learner", maxSteps: Int, _ extra: [String] = [], arguments: [String] = [],
                       launcher: [String] = []) throws -> Child {
-        try start(name, ["learner"] + arguments + learnerSettings(maxSteps: maxSteps, extra), launcher: launcher)
+        try start(name, ["learner"] + IntegrationRun.keysOrPlaintext(arguments) + learnerSettings(maxSteps: maxSteps, extra), launcher: launcher)
     }
 
     /// `troupe learner --resume RUN`: the frozen config.json carries the ports and settings.
     func resumeLearner(_ name: String, launcher: [String] = []) throws -> Child {
-        try start(name, ["learner", "--resume", run.runDirectory], launcher: launcher)
+        try start(name, ["learner", "--resume", run.runDirectory] + IntegrationRun.plaintext, launcher: launcher)
     }
 
     @discardableResult
     func startActor(_ identity: String, learner endpoint: String? = nil, _ extra: [String] = []) throws -> Child {
         try start("actor-\(identity)", ["actor", "--learner", endpoint ?? run.controlEndpoint, "--identity", identity,
-                                        "--connect-timeout", "30"] + extra)
+                                        "--connect-timeout", "30"] + IntegrationRun.keysOrPlaintext(extra))
     }
 
     /// CURVE keys from `troupe keygen` for the learner and `actors` (each key named as its actor):
-    /// the learner's arguments, and each actor's. A learner off loopback needs them (or plaintext by
-    /// request), and the scenarios across a link then run authenticated and encrypted.
+    /// the learner's arguments, and each actor's: the scenarios that pass them run authenticated and encrypted.
     func makeKeys(actors: [String]) throws -> (learner: [String], actor: (String) -> [String]) {
         let keys = run.directory + "/keys"
         for (name, role, folder) in [("learner", "learner", keys)] + actors.map({ ($0, "actor", keys + "/allowed") }) {

@@ -169,7 +169,7 @@ import Glibc
     }
 
     /// A learner in a namespace of its own with two actors in the root namespace, connected over the
-    /// veth pair, authenticated with CURVE keys (off loopback a learner takes plaintext only when told);
+    /// veth pair, authenticated with CURVE keys (as a run across hosts would be);
     /// weights go over the link as chunks when `chunks` (no shared memory).
     static func startAcrossLink(_ scenario: FaultScenario, _ net: NetworkNamespace, maxSteps: Int,
                                 chunks: Bool) throws -> (learner: Child, actors: [Child]) {
@@ -319,7 +319,8 @@ import Glibc
             let learner = try scenario.startLearner(maxSteps: maxSteps)
             var monitor: Child?
             if frozenMonitor {
-                let m = try scenario.start("monitor", ["monitor", "tcp://127.0.0.1:\(run.ports.logs)", "--json", "--until-finished", "--duration", "75"])
+                let m = try scenario.start("monitor", ["monitor", "tcp://127.0.0.1:\(run.ports.logs)", "--json", "--until-finished",
+                                                       "--duration", "75"] + IntegrationRun.plaintext)
                 try run.require(scenario.waitUntil("the monitor's first event", within: 20) { !m.stdout.isEmpty }, "the monitor received nothing")
                 m.send(SIGSTOP)
                 monitor = m
