@@ -31,9 +31,13 @@ struct LearnerCommand: ParsableCommand {
     @Flag(name: .long, help: "Run without keys (plaintext TCP), on loopback too: anyone who reaches the ports can join, read the weights and forge log events.")
     var insecurePlaintext = false
 
+    @Option(name: .long, help: .hidden)
+    var testFailAuthenticationAfterStep: Int?
+
     func validate() throws {
         guard (key == nil) == (allow == nil) else { throw ValidationError("--key and --allow go together") }
         if key != nil && insecurePlaintext { throw ValidationError("--insecure-plaintext contradicts --key and --allow") }
+        if testFailAuthenticationAfterStep != nil && key == nil { throw ValidationError("--test-fail-authentication-after-step needs --key") }
     }
 
     func run() throws {
@@ -46,6 +50,7 @@ struct LearnerCommand: ParsableCommand {
         }
         let security = try key.map { try LearnerSecurity(secretKeyFile: $0, allowlistDirectory: allow!) }
         let server = try LearnerServer(config: config, resume: resume != nil, security: security)
+        server.failAuthenticationAfterStep = testFailAuthenticationAfterStep
         try finish(status: server.run())
     }
 }

@@ -30,34 +30,11 @@ import TroupeWire
         let actors = try ["a1", "a2"].map { try run.startActor($0, ["--key", keys + "/allowed/\($0).key_secret", "--learner-key", learnerKey]) }
 
         // The intruder's own sockets, from this process: weights and announcements give it nothing.
-        let context = try ZMQContext()
-        defer { context.shutdown() }
         let intruderKeys = try CurveKeyFile.readSecret(keys + "/outside/intruder.key_secret").pair
         let pinned = try CurveRole.client(serverKey: CurveKeyFile.readPublic(learnerKey), own: intruderKeys).options
-        let weights = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
-        try weights.set(pinned)
-        try weights.connect(.tcp(host: "127.0.0.1", port: UInt16(run.ports.weights)))
-        let plainWeights = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
-        try plainWeights.connect(.tcp(host: "127.0.0.1", port: UInt16(run.ports.weights)))
-        let announce = try ZMQSocket(context, type: .subscribe, linger: .discardUnsent)
-        try announce.set([.subscribe([])] + pinned)
-        try announce.connect(.tcp(host: "127.0.0.1", port: UInt16(run.ports.announce)))
-        defer { weights.close(); plainWeights.close(); announce.close() }
-        var chunk = Troupe_V1_ChunkRequest()
-        chunk.length = 1 << 16
-        var bytesReceived = 0
-        let until = Date().addingTimeInterval(5)
-        while Date() < until {
-            for socket in [weights, plainWeights] {
-                _ = try socket.send(WireMessage(.weightManifestRequest(Troupe_V1_WeightManifestRequest())))
-                _ = try socket.send(WireMessage(.chunkRequest(chunk)))
-            }
-            for socket in [weights, plainWeights, announce] {
-                while case .message(let frames) = try socket.receive(deadline: .afterMilliseconds(50)) {
-                    bytesReceived += frames.reduce(0) { $0 + $1.count }
-                }
-            }
-        }
+        let probe = try IntruderProbe(host: "127.0.0.1", ports: run.ports, ways: [pinned, []])
+        defer { probe.close() }
+        let bytesReceived = try probe.bytesReceived(asking: 5)
         run.check(bytesReceived == 0, "an unlisted key received \(bytesReceived) bytes from the learner")
 
         try run.require(run.expectExit(learner, .code(0), within: 90) == .code(0), "the learner did not finish the run")
