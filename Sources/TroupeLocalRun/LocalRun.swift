@@ -113,7 +113,7 @@ package final class LocalRun {
     }
 
     private func spawnLearnerAndActors() throws {
-        // Without keys the children refuse plaintext TCP unless asked, as `troupe run --insecure-plaintext` did.
+        // Without keys (`troupe run --insecure-plaintext`) each child must ask for plaintext TCP itself.
         let plaintext = ["--insecure-plaintext"]
         try spawn("learner", ["learner", "--config", config.runDirectory + "/run-config.json"] + (keys?.learnerArguments ?? plaintext))
         let control = "tcp://127.0.0.1:\(config.endpoints.controlPort)"

@@ -6,11 +6,12 @@ import Glibc
 
 /// Faults injected into real `troupe` processes (docs/RELIABILITY.md, docs/testing.md): actor churn,
 /// learner kill and resume under churn, frozen actor and learner, a partition and 30% packet loss in a
-/// network namespace, backpressure from eight actors on a slowed learner, a frozen log subscriber and
-/// clean SIGTERM. Each scenario has a hard bound (its `FaultScenario` kills what it started when the
-/// bound passes; `.timeLimit` reports it), and each ends with the accounting identity and `troupe
-/// replay --verify` (`FaultScenario.expectSoundEnd`). New scenarios (the authentication cases among
-/// them) start their processes through `FaultScenario`, passing their own settings and arguments.
+/// network namespace, backpressure from eight actors on a slowed learner, a frozen log subscriber,
+/// clean SIGTERM, and the authentication cases (AuthenticationFaultTests.swift). Each scenario has a
+/// hard bound (its `FaultScenario` kills what it started when the bound passes; `.timeLimit` reports
+/// it), and each ends with the accounting identity and `troupe replay --verify`
+/// (`FaultScenario.expectSoundEnd`). New scenarios start their processes through `FaultScenario`,
+/// passing their own settings and arguments.
 ///
 /// Serialized: the scenarios' timings (evictions after 3 s, recovery bounds) must not compete with
 /// one another for the machine's cores; CI also runs this suite apart from the others.
