@@ -35,14 +35,15 @@ struct ClientKeyOptions: ParsableArguments {
     /// file's key is used); `learnerKeyFromFile` tells the caller to follow a key the file changes.
     func security(connectingTo learner: Endpoint, endpointsFile: LearnerEndpointsFile?, path: String?,
                   console: Console) throws -> (security: ClientSecurity?, learnerKeyFromFile: Bool) {
-        let authenticated = key != nil
+        // The endpoints file first: of an authenticated learner it says which key to give.
+        let resolved = try ClientSecurity.resolve(secretKeyFile: key, learnerKeyFile: learnerKey, file: endpointsFile, filePath: path)
         // ipc and inproc never leave the host: the rule is about TCP.
         if case .tcp(let host, _, _) = learner,
-           let warning = try PlaintextPolicy.check(host: host, keysGiven: authenticated, insecurePlaintext: insecurePlaintext,
+           let warning = try PlaintextPolicy.check(host: host, keysGiven: resolved.security != nil, insecurePlaintext: insecurePlaintext,
                                                    keyFlags: "--key and --learner-key") {
             console.warn(warning)
         }
-        return try ClientSecurity.resolve(secretKeyFile: key, learnerKeyFile: learnerKey, file: endpointsFile, filePath: path)
+        return resolved
     }
 }
 
