@@ -115,7 +115,8 @@ package enum EndToEndBench {
         let base = 20_000 + Int.random(in: 0..<8_000) * 5
         let ports = (control: base, weights: base + 1, announce: base + 2, logs: base + 3, logsIn: base + 4)
         let runDirectory = work + "/run"
-        var learnerArgs = ["learner", "--set", "model.path=\(options.modelPath)", "--set", "run.directory=\(runDirectory)",
+        // The benchmark measures the plaintext path on loopback, which each process takes only when asked.
+        var learnerArgs = ["learner", "--insecure-plaintext", "--set", "model.path=\(options.modelPath)", "--set", "run.directory=\(runDirectory)",
                            "--set", "run.max_steps=\(options.steps)", "--set", "learner.max_staleness=\(staleness)",
                            "--set", "learner.checkpoint_every=1000000",
                            "--set", "endpoints.control_port=\(ports.control)", "--set", "endpoints.weights_port=\(ports.weights)",
@@ -133,7 +134,7 @@ package enum EndToEndBench {
         let learner = try launch(options.executable, learnerArgs, log: work + "/learner.log")
         children.append(learner)
         for a in 0..<options.actors {
-            children.append(try launch(options.executable, ["actor", "--learner", "tcp://127.0.0.1:\(ports.control)",
+            children.append(try launch(options.executable, ["actor", "--learner", "tcp://127.0.0.1:\(ports.control)", "--insecure-plaintext",
                                                             "--identity", "bench-\(a + 1)", "--connect-timeout", "60"],
                                        log: work + "/actor-\(a + 1).log"))
         }

@@ -317,8 +317,9 @@ package enum IngestionBench {
 
         let learner = BenchThread(name: "learner") {
             try links?.enter(host: 0)
+            // The simulated actors lease every group they will send before the timed phase: no lease cap.
             let core = LearnerCore(prompts: prompts, epoch: epoch, batchGroups: 16, maxStaleness: 1_000_000, leaseSize: 64,
-                                   leaseTimeout: 3600, heartbeatTimeout: 3600, credit: options.credit)
+                                   leaseTimeout: 3600, heartbeatTimeout: 3600, credit: options.credit, leaseCap: .max)
             let runLog = try runLogPath.map { try RunLog(path: $0) }
             let context = try ZMQContext(ioThreads: 1)
             let control = try ZMQSocket(context, type: .router, linger: .discardUnsent)

@@ -10,7 +10,7 @@ struct ClientKeyOptions: ParsableArguments {
     @Option(name: .long, help: "The learner's public key file (learner.key), pinned: a server without its secret gets nothing from this process. With --learner-file it may be left out: the key is then read from the endpoints file.")
     var learnerKey: String?
 
-    @Flag(name: .long, help: "Connect without keys (plaintext TCP) to a learner that is not on loopback. Unauthenticated and unencrypted.")
+    @Flag(name: .long, help: "Connect without keys (plaintext TCP), on loopback too. Unauthenticated and unencrypted.")
     var insecurePlaintext = false
 
     func validate() throws {
@@ -35,14 +35,15 @@ struct ClientKeyOptions: ParsableArguments {
     /// file's key is used); `learnerKeyFromFile` tells the caller to follow a key the file changes.
     func security(connectingTo learner: Endpoint, endpointsFile: LearnerEndpointsFile?, path: String?,
                   console: Console) throws -> (security: ClientSecurity?, learnerKeyFromFile: Bool) {
-        let authenticated = key != nil
+        // The endpoints file first: of an authenticated learner it says which key to give.
+        let resolved = try ClientSecurity.resolve(secretKeyFile: key, learnerKeyFile: learnerKey, file: endpointsFile, filePath: path)
         // ipc and inproc never leave the host: the rule is about TCP.
         if case .tcp(let host, _, _) = learner,
-           let warning = try PlaintextPolicy.check(host: host, keysGiven: authenticated, insecurePlaintext: insecurePlaintext,
+           let warning = try PlaintextPolicy.check(host: host, keysGiven: resolved.security != nil, insecurePlaintext: insecurePlaintext,
                                                    keyFlags: "--key and --learner-key") {
             console.warn(warning)
         }
-        return try ClientSecurity.resolve(secretKeyFile: key, learnerKeyFile: learnerKey, file: endpointsFile, filePath: path)
+        return resolved
     }
 }
 

@@ -14,7 +14,7 @@ struct LearnerCommand: ParsableCommand {
         Binds the control, weights, announce and log endpoints of the configuration (endpoints.*). \
         Actors join with `troupe actor --learner tcp://HOST:CONTROL_PORT`; watch with `troupe monitor tcp://HOST:LOGS_PORT`. \
         With --key and --allow every endpoint is CURVE-encrypted and admits only the allowlisted keys; without keys \
-        the learner runs in plaintext on loopback only, unless --insecure-plaintext is given.
+        the learner refuses to start unless --insecure-plaintext asks for plaintext TCP (then it warns).
         """)
 
     @OptionGroup var runConfig: RunConfigOptions
@@ -28,12 +28,16 @@ struct LearnerCommand: ParsableCommand {
     @Option(name: .long, help: "A directory of public key files (NAME.key): the actors and monitors admitted, each under its NAME.")
     var allow: String?
 
-    @Flag(name: .long, help: "Bind a non-loopback address without keys (plaintext TCP). Anyone who reaches it can join.")
+    @Flag(name: .long, help: "Run without keys (plaintext TCP), on loopback too: anyone who reaches the ports can join, read the weights and forge log events.")
     var insecurePlaintext = false
+
+    @Option(name: .long, help: .hidden)
+    var testFailAuthenticationAfterStep: Int?
 
     func validate() throws {
         guard (key == nil) == (allow == nil) else { throw ValidationError("--key and --allow go together") }
         if key != nil && insecurePlaintext { throw ValidationError("--insecure-plaintext contradicts --key and --allow") }
+        if testFailAuthenticationAfterStep != nil && key == nil { throw ValidationError("--test-fail-authentication-after-step needs --key") }
     }
 
     func run() throws {
@@ -46,6 +50,7 @@ struct LearnerCommand: ParsableCommand {
         }
         let security = try key.map { try LearnerSecurity(secretKeyFile: $0, allowlistDirectory: allow!) }
         let server = try LearnerServer(config: config, resume: resume != nil, security: security)
+        server.failAuthenticationAfterStep = testFailAuthenticationAfterStep
         try finish(status: server.run())
     }
 }

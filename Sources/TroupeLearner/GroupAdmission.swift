@@ -128,7 +128,7 @@ package struct GroupAdmission {
             switch s.finishReason {
             case .stop:
                 let stopped = scorer.stopTokens.contains(s.tokens.last!)
-                    || (!stopSequences.isEmpty && Self.contains(scorer.bytes(of: s.tokens), anyOf: stopSequences))
+                    || containsStopSequence(s.tokens, scorer: scorer)
                 if !stopped { return Refusal(.malformed, "sample \(i): finish_reason stop, but it ends in neither a stop token nor a stop sequence") }
             case .length:
                 let limit = min(limits.maxNewTokens, limits.contextLength - g.promptTokens.count)
@@ -138,12 +138,10 @@ package struct GroupAdmission {
         return nil
     }
 
-    private static func contains(_ bytes: [UInt8], anyOf sequences: [String]) -> Bool {
-        sequences.contains { seq in
-            let needle = Array(seq.utf8)
-            guard !needle.isEmpty, bytes.count >= needle.count else { return false }
-            return (0...(bytes.count - needle.count)).contains { bytes[$0..<($0 + needle.count)].elementsEqual(needle) }
-        }
+    private func containsStopSequence(_ tokens: [Int32], scorer: GroupScorer) -> Bool {
+        guard !stopSequences.isEmpty else { return false }
+        let bytes = scorer.bytes(of: tokens)
+        return stopSequences.contains { containsSubsequence(bytes, Array($0.utf8)) }
     }
 
     /// The group with the learner's answers, rewards and components; refused when the actor reported

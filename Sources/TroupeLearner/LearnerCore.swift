@@ -85,6 +85,8 @@ package final class LearnerCore {
     package let leaseTimeout: Double
     package let heartbeatTimeout: Double
     package let credit: Int
+    /// The most prompts one actor may hold on leases (`honestLeaseCap` unless a caller says otherwise).
+    package let leaseCap: Int
 
     /// Completed optimizer steps; the policy of record is version (epoch, step).
     package private(set) var step = 0
@@ -101,7 +103,7 @@ package final class LearnerCore {
     private var nextLeaseId: UInt64 = 1
 
     package init(prompts list: [PromptEntry], epoch: UInt64, batchGroups: Int, maxStaleness: Int, leaseSize: Int,
-                leaseTimeout: Double, heartbeatTimeout: Double, credit: Int) {
+                leaseTimeout: Double, heartbeatTimeout: Double, credit: Int, leaseCap: Int? = nil) {
         self.epoch = epoch
         self.batchGroups = batchGroups
         self.maxStaleness = maxStaleness
@@ -109,6 +111,7 @@ package final class LearnerCore {
         self.leaseTimeout = leaseTimeout
         self.heartbeatTimeout = heartbeatTimeout
         self.credit = credit
+        self.leaseCap = leaseCap ?? Self.honestLeaseCap(credit: credit, leaseSize: leaseSize)
         for p in list { prompts[p.id] = p }
         queue = list.map(\.id)
     }
@@ -183,16 +186,41 @@ package final class LearnerCore {
         leases.values.reduce(0) { $0 + ($1.actor == identity ? $1.prompts.count : 0) }
     }
 
-    /// Up to `maxPrompts` (and `lease_size`) prompts, within the staleness window, or nil when there is
-    /// no room. Fair share: while another live actor asked within the last second, got nothing and holds
-    /// less than its share of the window (⌈window / actors⌉), an actor holds at most its share — an actor
+    /// The most prompts an honest actor holds: it asks for a lease only while none waits in its queue and
+    /// fewer than credit + 2 of its groups are unacknowledged, so it holds the lease it samples, the one
+    /// it asked for, and the prompts of at most credit + 1 groups the learner has not received yet.
+    package static func honestLeaseCap(credit: Int, leaseSize: Int) -> Int { credit + 1 + 2 * leaseSize }
+
+    /// Actors whose leases expired since they last landed a group: how many expired, and until when
+    /// they are passed over. Kept across departures while it lasts, so that leaving and saying Hello
+    /// again (under the same key, hence the same identity) does not clear it.
+    private var expiryBackoff: [String: (expiries: Int, until: Double)] = [:]
+
+    /// Whether `identity` is passed over for leases now: its leases expired unused, it is within its
+    /// back-off (lease_timeout_s, doubled with each further expiry up to 64 × lease_timeout_s), and
+    /// another live actor is in good standing. An actor that takes leases and never returns groups holds
+    /// its prompts for one lease timeout, then is passed over for 1, 2, 4 … 64 lease timeouts, so it
+    /// cannot starve the others; alone, it still gets work.
+    package func isPassedOver(_ identity: String, now: Double) -> Bool {
+        guard let backoff = expiryBackoff[identity], now < backoff.until else { return false }
+        return actors.keys.contains { other in
+            other != identity && (expiryBackoff[other].map { now >= $0.until } ?? true)
+        }
+    }
+
+    /// Up to `maxPrompts` (and `lease_size`) prompts, within the staleness window and the actor's
+    /// `leaseCap`, or nil when there is no room or the actor `isPassedOver`. Fair share: while another
+    /// live actor asked within the last second, got nothing and holds less than its share of the window (⌈window / actors⌉), an actor holds at most its share — an actor
     /// that asks first (it asks again the moment its job starts) cannot starve the others when the
     /// window is small (synchronous training), and takes everything when no one else is asking.
     package func grantLease(to identity: String, maxPrompts: Int, now: Double) -> Lease? {
-        guard actors[identity] != nil else { return nil }
+        guard actors[identity] != nil, !isPassedOver(identity, now: now) else { return nil }
+        // At its cap an actor is not waiting for room (it is not `turnedAway`): it holds its most.
+        let underCap = leaseCap - leasedPrompts(of: identity)
+        guard underCap > 0 else { return nil }
         let window = batchGroups * (maxStaleness + 1) + (training ? batchGroups : 0)
         let room = window - committedPrompts
-        var n = min(room, maxPrompts, leaseSize, queue.count)
+        var n = min(room, maxPrompts, leaseSize, queue.count, underCap)
         let share = (window + actors.count - 1) / max(1, actors.count)
         let othersWaiting = turnedAway.contains { other, at in
             other != identity && actors[other] != nil && now - at < 1 && leasedPrompts(of: other) < share
@@ -219,6 +247,12 @@ package final class LearnerCore {
     package func expireLeases(now: Double) -> [Lease] {
         let expired = leases.values.filter { $0.deadline < now }.sorted { $0.id < $1.id }
         for lease in expired { returnLease(lease.id) }
+        // Forget back-offs that are over, of actors that are gone (churn brings new names all the time).
+        expiryBackoff = expiryBackoff.filter { actors[$0.key] != nil || now < $0.value.until }
+        for actor in Set(expired.map(\.actor)) {
+            let expiries = (expiryBackoff[actor]?.expiries ?? 0) + 1
+            expiryBackoff[actor] = (expiries, now + leaseTimeout * Double(1 << min(expiries - 1, 6)))
+        }
         return expired
     }
 
@@ -294,6 +328,7 @@ package final class LearnerCore {
         pending.append(group)
         accounting.pending = pending.count
         actors[identity]!.groupsAccepted += 1
+        expiryBackoff[identity] = nil
         // The prompt goes to the back of the queue: the next pass over the prompts.
         queue.append(group.promptId)
         return .accepted(group, credit: 1)

@@ -58,6 +58,9 @@ package final class LearnerServer {
     private var pendingAcks: [(PeerID, Troupe_V1_Ack)] = []
     private var warnedAboutSharedMemory = false
     package private(set) var finished = false
+    /// Testing only: once this step is done, the ZAP handler fails as if it had died (its endpoint
+    /// gone, the case in which libzmq admits any key), so a test can watch the learner close the gate.
+    package var failAuthenticationAfterStep: Int?
 
     /// Opens or resumes the run in `config.runDirectory`, with ZeroMQ endpoints bound as configured
     /// (`endpoints`; authenticated with `security`), or with the ones `makeEndpoints` builds for the
@@ -197,6 +200,10 @@ package final class LearnerServer {
         try drainControl(now: now)
         try drainWeights(now: now)
         if try !training.recordFinishedSteps() { return .failed }
+        if let step = failAuthenticationAfterStep, core.step >= step, let handler = endpoints.zapHandler {
+            handler.failForTesting(closeSocket: true)
+            failAuthenticationAfterStep = nil
+        }
         if now - lastHousekeeping >= 0.2 { try housekeeping(now: now); lastHousekeeping = now }
         if !worker.busy { try training.startStepIfReady() }
         if core.step >= config.run.maxSteps && !worker.busy { finished = true; return .finished }

@@ -1,6 +1,7 @@
 import Dispatch
 import TroupeModel
 import TroupeRL
+import TroupeRuntime
 import TroupeTasks
 import TroupeTensor
 import TroupeTokenizer
@@ -104,14 +105,10 @@ package final class Evaluator {
         }
     }
 
-    /// The completion's text up to its first stop sequence, special tokens left out: the answer line
-    /// (`TaskFormat`). A token can carry text past the newline that ended sampling; that text is dropped.
+    /// The completion's text before its first stop sequence, special tokens left out: the answer line
+    /// (`TaskFormat`).
     private func answerLine(of tokens: [Int32]) -> String {
-        var bytes: [UInt8] = []
-        for token in tokens where !specialTokens.contains(token) { bytes += tokenizer.bytes(of: token) }
-        let text = String(decoding: bytes, as: UTF8.self)
-        guard let stop = text.range(of: TaskFormat.stopSequence) else { return text }
-        return String(text[..<stop.lowerBound])
+        CompletionText(tokens, tokenizer: tokenizer, leavingOut: specialTokens, stopSequences: [TaskFormat.stopSequence]).beforeStop
     }
 }
 

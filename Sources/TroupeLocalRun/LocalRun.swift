@@ -113,11 +113,13 @@ package final class LocalRun {
     }
 
     private func spawnLearnerAndActors() throws {
-        try spawn("learner", ["learner", "--config", config.runDirectory + "/run-config.json"] + (keys?.learnerArguments ?? []))
+        // Without keys (`troupe run --insecure-plaintext`) each child must ask for plaintext TCP itself.
+        let plaintext = ["--insecure-plaintext"]
+        try spawn("learner", ["learner", "--config", config.runDirectory + "/run-config.json"] + (keys?.learnerArguments ?? plaintext))
         let control = "tcp://127.0.0.1:\(config.endpoints.controlPort)"
         for i in 0..<options.actors {
             let name = RunKeys.actorName(i)
-            try spawn(name, ["actor", "--learner", control, "--identity", name] + (keys?.clientArguments(name) ?? []))
+            try spawn(name, ["actor", "--learner", control, "--identity", name] + (keys?.clientArguments(name) ?? plaintext))
         }
     }
 

@@ -307,9 +307,11 @@ private final class DecodeStep {
     }
 }
 
+/// Whether `needle` occurs in `haystack` (an empty needle never does): stop sequences are matched on
+/// bytes, by the sampler as it samples and by the learner when it checks a group's finish reason.
 @inline(__always)
-func containsSubsequence(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
-    guard needle.count <= haystack.count else { return false }
+package func containsSubsequence(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+    guard !needle.isEmpty, needle.count <= haystack.count else { return false }
     for start in 0...(haystack.count - needle.count) where haystack[start] == needle[0] {
         var match = true
         for j in 1..<needle.count where haystack[start + j] != needle[j] { match = false; break }

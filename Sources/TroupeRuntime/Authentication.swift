@@ -110,9 +110,9 @@ package final class AuthenticationWatchdog {
     }
 }
 
-/// When plaintext TCP is allowed. Without keys, a process on loopback runs in plaintext with a
-/// warning (any local user can connect); anywhere else it refuses unless asked explicitly
-/// (`--insecure-plaintext`), and then warns at start.
+/// When plaintext TCP is allowed: only when asked for explicitly (`--insecure-plaintext`), on
+/// loopback as anywhere else (on loopback any local user could join, read the weights and forge log
+/// events), and then with a warning at start.
 package enum PlaintextPolicy {
     /// The warning to give at start (nil: authenticated, nothing to say). Throws when plaintext was not asked for.
     /// `host` is where the learner binds, or the learner a client connects to.
@@ -121,13 +121,11 @@ package enum PlaintextPolicy {
             guard !insecurePlaintext else { throw RuntimeError.invalid("--insecure-plaintext contradicts \(keyFlags)") }
             return nil
         }
-        let loopback = (try? Endpoint(parsing: "tcp://\(host):1"))?.isLoopback ?? false
-        if loopback {
-            return "plaintext on loopback (\(host)): unauthenticated and unencrypted; any process on this host can connect (give \(keyFlags) to authenticate)"
-        }
         guard insecurePlaintext else {
-            throw RuntimeError.invalid("refusing plaintext TCP on \(host), which is not loopback: give \(keyFlags) (make keys with troupe keygen), or --insecure-plaintext to accept an unauthenticated, unencrypted run")
+            throw RuntimeError.invalid("refusing plaintext TCP on \(host) without keys: give \(keyFlags) (make keys with troupe keygen), or --insecure-plaintext to accept an unauthenticated, unencrypted run")
         }
-        return "INSECURE: plaintext TCP on \(host) (--insecure-plaintext): anyone who reaches it can join, read the weights and forge log events"
+        let loopback = (try? Endpoint(parsing: "tcp://\(host):1"))?.isLoopback ?? false
+        let who = loopback ? "any process on this host" : "anyone who reaches it"
+        return "INSECURE: plaintext TCP on \(host) (--insecure-plaintext): \(who) can join, read the weights and forge log events"
     }
 }

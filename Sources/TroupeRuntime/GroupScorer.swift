@@ -37,13 +37,9 @@ package struct GroupScorer {
         self.stopTokens = stopTokens
     }
 
-    /// A completion's text up to its first stop sequence (a token may carry text past it): the text
-    /// answers are extracted from, here and in `Evaluator`.
+    /// A completion's text through its first stop sequence: the text answers and rewards come from.
     package func text(of tokens: [Int32], stopSequences: [String]) -> String {
-        let body = tokens.filter { !stopTokens.contains($0) }
-        let text = (try? tokenizer.decode(body)) ?? ""
-        let cut = stopSequences.compactMap { text.range(of: $0)?.upperBound }.min()
-        return cut.map { String(text[..<$0]) } ?? text
+        CompletionText(tokens, tokenizer: tokenizer, leavingOut: Set(stopTokens), stopSequences: stopSequences).throughStop
     }
 
     /// Each completion's answer, reward and reward components, in order.
@@ -68,6 +64,29 @@ package struct GroupScorer {
     package func bytes(of tokens: [Int32]) -> [UInt8] {
         tokens.flatMap { tokenizer.bytes(of: $0) }
     }
+}
+
+/// A sampled completion as text: the bytes of its tokens, without the ids in `leftOut` (stop or
+/// special tokens belong to the tokens, not to the text), decoded as UTF-8 as the sampler matches stop
+/// sequences on bytes; and the first stop sequence in it (the one that ends first), since the token
+/// that completed it may carry text past it. The learner's scoring, the actor's and `Evaluator` cut here.
+package struct CompletionText {
+    package let text: String
+    /// Where the first stop sequence lies in `text` (nil: none does).
+    package let stop: Range<String.Index>?
+
+    package init(_ tokens: [Int32], tokenizer: any Tokenizer, leavingOut leftOut: Set<Int32>, stopSequences: [String]) {
+        var bytes: [UInt8] = []
+        for token in tokens where !leftOut.contains(token) { bytes += tokenizer.bytes(of: token) }
+        let text = String(decoding: bytes, as: UTF8.self)
+        self.text = text
+        stop = stopSequences.compactMap { text.range(of: $0) }.min { $0.upperBound < $1.upperBound }
+    }
+
+    /// The text through the end of the first stop sequence.
+    package var throughStop: String { stop.map { String(text[..<$0.upperBound]) } ?? text }
+    /// The text before the first stop sequence.
+    package var beforeStop: String { stop.map { String(text[..<$0.lowerBound]) } ?? text }
 }
 
 extension GroupScorer {

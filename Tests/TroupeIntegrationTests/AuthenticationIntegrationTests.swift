@@ -24,40 +24,17 @@ import TroupeWire
         let logs = "tcp://127.0.0.1:\(run.ports.logs)"
         let monitor = try run.start("monitor", ["monitor", logs, "--json", "--until-finished", "--duration", "90",
                                                 "--key", keys + "/allowed/watch.key_secret", "--learner-key", learnerKey])
-        let blindMonitor = try run.start("monitor-plaintext", ["monitor", logs, "--json", "--duration", "8"])
+        let blindMonitor = try run.start("monitor-plaintext", ["monitor", logs, "--json", "--duration", "8"] + IntegrationRun.plaintext)
         let intruder = try run.start("actor-intruder", ["actor", "--learner", run.controlEndpoint, "--connect-timeout", "8",
                                                        "--key", keys + "/outside/intruder.key_secret", "--learner-key", learnerKey])
         let actors = try ["a1", "a2"].map { try run.startActor($0, ["--key", keys + "/allowed/\($0).key_secret", "--learner-key", learnerKey]) }
 
         // The intruder's own sockets, from this process: weights and announcements give it nothing.
-        let context = try ZMQContext()
-        defer { context.shutdown() }
         let intruderKeys = try CurveKeyFile.readSecret(keys + "/outside/intruder.key_secret").pair
         let pinned = try CurveRole.client(serverKey: CurveKeyFile.readPublic(learnerKey), own: intruderKeys).options
-        let weights = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
-        try weights.set(pinned)
-        try weights.connect(.tcp(host: "127.0.0.1", port: UInt16(run.ports.weights)))
-        let plainWeights = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
-        try plainWeights.connect(.tcp(host: "127.0.0.1", port: UInt16(run.ports.weights)))
-        let announce = try ZMQSocket(context, type: .subscribe, linger: .discardUnsent)
-        try announce.set([.subscribe([])] + pinned)
-        try announce.connect(.tcp(host: "127.0.0.1", port: UInt16(run.ports.announce)))
-        defer { weights.close(); plainWeights.close(); announce.close() }
-        var chunk = Troupe_V1_ChunkRequest()
-        chunk.length = 1 << 16
-        var bytesReceived = 0
-        let until = Date().addingTimeInterval(5)
-        while Date() < until {
-            for socket in [weights, plainWeights] {
-                _ = try socket.send(WireMessage(.weightManifestRequest(Troupe_V1_WeightManifestRequest())))
-                _ = try socket.send(WireMessage(.chunkRequest(chunk)))
-            }
-            for socket in [weights, plainWeights, announce] {
-                while case .message(let frames) = try socket.receive(deadline: .afterMilliseconds(50)) {
-                    bytesReceived += frames.reduce(0) { $0 + $1.count }
-                }
-            }
-        }
+        let probe = try IntruderProbe(host: "127.0.0.1", ports: run.ports, ways: [pinned, []])
+        defer { probe.close() }
+        let bytesReceived = try probe.bytesReceived(asking: 5)
         run.check(bytesReceived == 0, "an unlisted key received \(bytesReceived) bytes from the learner")
 
         try run.require(run.expectExit(learner, .code(0), within: 90) == .code(0), "the learner did not finish the run")
@@ -89,13 +66,25 @@ import TroupeWire
         try RuntimeIntegrationTests.expectReplayVerifies(run, steps: 4)
     }
 
-    @Test func aLearnerRefusesPlaintextOffLoopbackUnlessAskedAndThenWarns() throws {
+    /// Without keys a learner, an actor and a monitor refuse to start, on loopback as elsewhere, and say
+    /// what to do; with --insecure-plaintext they start and warn.
+    @Test func keylessProcessesRefusePlaintextUnlessAskedAndThenWarn() throws {
         let run = try IntegrationRun("plaintext")
         defer { run.finish() }
-        let settings = run.learnerSettings(maxSteps: 1, ["endpoints.bind_host=0.0.0.0"])
-        let (refused, child) = try run.runToCompletion("learner-plain", ["learner"] + settings, within: 20)
-        run.check(refused == .code(1) && child.stderr.contains("refusing plaintext"), "a plaintext learner on 0.0.0.0 started: \(child.stderr)")
-        let insecure = try run.start("learner-insecure", ["learner", "--insecure-plaintext"] + settings)
+        let logs = "tcp://127.0.0.1:\(run.ports.logs)"
+        let keyless: [(String, [String], String)] = [
+            ("learner-loopback", ["learner"] + run.learnerSettings(maxSteps: 1), "--key and --allow"),
+            ("learner-any", ["learner"] + run.learnerSettings(maxSteps: 1, ["endpoints.bind_host=0.0.0.0"]), "--key and --allow"),
+            ("actor", ["actor", "--learner", run.controlEndpoint, "--connect-timeout", "5"], "--key and --learner-key"),
+            ("monitor", ["monitor", logs, "--json", "--duration", "5"], "--key and --learner-key"),
+        ]
+        for (name, arguments, keyFlags) in keyless {
+            let (refused, child) = try run.runToCompletion(name, arguments, within: 20)
+            run.check(refused == .code(1) && child.stderr.contains("refusing plaintext") && child.stderr.contains(keyFlags)
+                      && child.stderr.contains("--insecure-plaintext"), "keyless \(name) was not refused as expected: \(child.stderr)")
+        }
+        run.check(!FileManager.default.fileExists(atPath: run.runDirectory + "/run.log"), "a refused learner created run.log")
+        let insecure = try run.start("learner-insecure", ["learner", "--insecure-plaintext"] + run.learnerSettings(maxSteps: 1))
         run.waitUntil("the insecure learner warns", within: 20) { insecure.stderr.contains("INSECURE") }
         insecure.killHard()
     }

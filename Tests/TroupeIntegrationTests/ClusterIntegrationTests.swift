@@ -19,9 +19,10 @@ import Glibc
     @Test func anActorAndAMonitorStartedBeforeTheLearnerFindItThroughItsEndpointsFile() throws {
         let run = try IntegrationRun("learner-file")
         defer { run.finish() }
-        let actor = try run.start("actor-f1", ["actor", "--learner-file", run.runDirectory, "--identity", "f1", "--connect-timeout", "60"])
+        let actor = try run.start("actor-f1", ["actor", "--learner-file", run.runDirectory, "--identity", "f1", "--connect-timeout", "60"]
+                                                     + IntegrationRun.plaintext)
         let monitor = try run.start("monitor", ["monitor", "--learner-file", run.runDirectory + "/endpoints.json", "--json", "--until-finished",
-                                                "--duration", "120"])
+                                                "--duration", "120"] + IntegrationRun.plaintext)
         Thread.sleep(forTimeInterval: 1.5)
         run.check(actor.isRunning && monitor.isRunning, "an actor or monitor did not wait for the endpoints file")
         let learner = try run.startLearner(maxSteps: 3)
@@ -46,13 +47,16 @@ import Glibc
         let run = try IntegrationRun("learner-file-moves")
         defer { run.finish() }
         let learner = try run.startLearner(maxSteps: 30, ["learner.checkpoint_every=1"])
-        let actor = try run.start("actor-m1", ["actor", "--learner-file", run.runDirectory, "--identity", "m1", "--connect-timeout", "60"])
-        let monitor = try run.start("monitor", ["monitor", "--learner-file", run.runDirectory, "--json", "--duration", "150"])
+        let actor = try run.start("actor-m1", ["actor", "--learner-file", run.runDirectory, "--identity", "m1", "--connect-timeout", "60"]
+                                                     + IntegrationRun.plaintext)
+        let monitor = try run.start("monitor", ["monitor", "--learner-file", run.runDirectory, "--json", "--duration", "150"]
+                                                + IntegrationRun.plaintext)
         try run.require(run.waitUntil("step 2", within: 60) { run.records.stepsDone.contains(2) }, "no second step")
         learner.send(SIGTERM)
         try run.require(run.expectExit(learner, .code(0), within: 30) == .code(0), "the learner did not stop on SIGTERM")
         let moved = try PortBlock.random()
-        let resumed = try run.start("learner-moved", ["learner", "--resume", run.runDirectory] + moved.overrides.flatMap { ["--set", $0] })
+        let resumed = try run.start("learner-moved", ["learner", "--resume", run.runDirectory] + IntegrationRun.plaintext
+                                                              + moved.overrides.flatMap { ["--set", $0] })
         run.expectExit(resumed, .code(0), within: 120)
         run.expectExit(actor, .code(0), within: 20)
         run.check(Self.endpointsFile(run)?["control"] as? String == "tcp://127.0.0.1:\(moved.control)", "endpoints.json was not rewritten for the resumed learner")
@@ -123,14 +127,14 @@ import Glibc
         let run = try IntegrationRun("no-file")
         defer { run.finish() }
         let missing = run.directory + "/never/endpoints.json"
-        let (status, actor) = try run.runToCompletion("actor", ["actor", "--learner-file", missing, "--connect-timeout", "2"], within: 20)
+        let (status, actor) = try run.runToCompletion("actor", ["actor", "--learner-file", missing, "--connect-timeout", "2"] + IntegrationRun.plaintext, within: 20)
         run.check(status == .code(1), "ended with \(status?.description ?? "a timeout")")
         run.check(actor.secondsSinceStart < 2 + 8, "took \(actor.secondsSinceStart) s with --connect-timeout 2")
         run.check(actor.stderr.contains(missing) && actor.stderr.contains("did not appear within 2 s"), "does not name the file: \(actor.stderr)")
 
         try FileManager.default.createDirectory(atPath: run.directory + "/damaged", withIntermediateDirectories: true)
         try Data("{\"control\": 5}".utf8).write(to: URL(fileURLWithPath: run.directory + "/damaged/endpoints.json"))
-        let (damaged, child) = try run.runToCompletion("monitor-damaged", ["monitor", "--learner-file", run.directory + "/damaged"], within: 20)
+        let (damaged, child) = try run.runToCompletion("monitor-damaged", ["monitor", "--learner-file", run.directory + "/damaged"] + IntegrationRun.plaintext, within: 20)
         run.check(damaged == .code(1), "a damaged file: \(damaged?.description ?? "a timeout")")
         run.check(child.stderr.contains(run.directory + "/damaged/endpoints.json") && child.stderr.contains("control must be a string"),
                   "the damaged file is not named with its problem: \(child.stderr)")
@@ -143,7 +147,7 @@ import Glibc
         defer { run.finish() }
         let learner = try run.startLearner(maxSteps: 500, ["learner.checkpoint_every=1000"])
         let actor = try run.startActor("s1")
-        let monitor = try run.start("monitor", ["monitor", "tcp://127.0.0.1:\(run.ports.logs)", "--json"])
+        let monitor = try run.start("monitor", ["monitor", "tcp://127.0.0.1:\(run.ports.logs)", "--json"] + IntegrationRun.plaintext)
         try run.require(run.waitUntil("step 3", within: 60) { run.records.stepsDone.contains(3) }, "no third step")
         var took: [String: Double] = [:]
         for child in [monitor, actor] {
@@ -186,14 +190,14 @@ import Glibc
     @Test func doctorCatchesAWrongAdvertisedAddressAndAnUnreachablePort() throws {
         let run = try IntegrationRun("doctor")
         defer { run.finish() }
-        let (closed, closedChild) = try run.runToCompletion("doctor-closed", ["doctor", "--learner", run.controlEndpoint, "--timeout", "1"], within: 30)
+        let (closed, closedChild) = try run.runToCompletion("doctor-closed", ["doctor", "--learner", run.controlEndpoint, "--timeout", "1"] + IntegrationRun.plaintext, within: 30)
         run.check(closed == .code(1), "doctor against a closed port: \(closed?.description ?? "a timeout")")
         run.check(closedChild.stdout.contains("FAIL  reach_control"), "no FAIL for the closed port: \(closedChild.stdout)")
 
         // Binds 127.0.0.1, advertises 127.0.0.2: nothing answers at the advertised address.
         let wrong = try run.startLearner(maxSteps: 500, ["endpoints.advertise_host=127.0.0.2"])
         try run.require(run.waitUntil("endpoints.json", within: 60) { Self.endpointsFile(run) != nil }, "no endpoints.json")
-        let (wrongStatus, wrongChild) = try run.runToCompletion("doctor-wrong", ["doctor", "--learner-file", run.runDirectory, "--timeout", "1"], within: 40)
+        let (wrongStatus, wrongChild) = try run.runToCompletion("doctor-wrong", ["doctor", "--learner-file", run.runDirectory, "--timeout", "1"] + IntegrationRun.plaintext, within: 40)
         run.check(wrongStatus == .code(1), "doctor against a wrong advertised address: \(wrongStatus?.description ?? "a timeout")")
         for line in ["FAIL  reach_control", "FAIL  bind_vs_advertised"] {
             run.check(wrongChild.stdout.contains(line), "doctor does not say \(line): \(wrongChild.stdout)")
@@ -201,11 +205,12 @@ import Glibc
         wrong.send(SIGTERM)
         run.expectExit(wrong, .code(0), within: 25)
 
-        let healthy = try run.start("learner-healthy", ["learner", "--resume", run.runDirectory, "--set", "endpoints.advertise_host=127.0.0.1"])
+        let healthy = try run.start("learner-healthy", ["learner", "--resume", run.runDirectory, "--set", "endpoints.advertise_host=127.0.0.1"]
+                                     + IntegrationRun.plaintext)
         try run.require(run.waitUntil("the rewritten endpoints.json", within: 60) {
             (Self.endpointsFile(run)?["pid"] as? NSNumber)?.int32Value == healthy.pid
         }, "the resumed learner did not rewrite endpoints.json")
-        let (okStatus, okChild) = try run.runToCompletion("doctor-ok", ["doctor", "--learner-file", run.runDirectory, "--json"], within: 40)
+        let (okStatus, okChild) = try run.runToCompletion("doctor-ok", ["doctor", "--learner-file", run.runDirectory, "--json"] + IntegrationRun.plaintext, within: 40)
         run.check(okStatus == .code(0), "doctor against a healthy learner: \(okStatus?.description ?? "a timeout") \(okChild.stdout)")
         let report = (try? JSONSerialization.jsonObject(with: Data(okChild.stdout.utf8))) as? [String: Any]
         let checks = (report?["checks"] as? [[String: Any]]) ?? []
@@ -234,14 +239,14 @@ import Glibc
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         try run.require(bound == 0 && listen(fd, 1) == 0, "could not occupy port \(run.ports.control)")
-        let (inUse, learner) = try run.runToCompletion("learner-port-in-use", ["learner"] + run.learnerSettings(maxSteps: 2), within: 30)
+        let (inUse, learner) = try run.runToCompletion("learner-port-in-use", ["learner"] + IntegrationRun.plaintext + run.learnerSettings(maxSteps: 2), within: 30)
         run.check(inUse != nil && inUse != .code(0), "a learner on a taken port ended with \(inUse?.description ?? "a timeout")")
         run.check(learner.stderr.contains("\(run.ports.control)") && learner.stderr.lowercased().contains("in use"),
                   "the message does not say the port is in use: \(learner.stderr)")
 
         for wildcard in ["0.0.0.0", "::"] {
             let (status, child) = try run.runToCompletion("learner-advertise-\(wildcard == "::" ? "v6" : "v4")",
-                                                          ["learner"] + run.learnerSettings(maxSteps: 2, ["endpoints.advertise_host=\(wildcard)"]), within: 30)
+                                                          ["learner"] + IntegrationRun.plaintext + run.learnerSettings(maxSteps: 2, ["endpoints.advertise_host=\(wildcard)"]), within: 30)
             run.check(status != nil && status != .code(0), "advertise_host=\(wildcard) ended with \(status?.description ?? "a timeout")")
             run.check(child.stderr.contains("endpoints.advertise_host"), "the refusal does not name endpoints.advertise_host: \(child.stderr)")
         }

@@ -219,12 +219,21 @@ final class IntegrationRun {
         return child
     }
 
+    /// What a learner, actor or monitor without keys needs: plaintext TCP is refused unless asked for.
+    static let plaintext = ["--insecure-plaintext"]
+
+    /// `arguments`, asking for plaintext TCP unless they give keys.
+    static func keysOrPlaintext(_ arguments: [String]) -> [String] {
+        arguments.contains("--key") ? arguments : arguments + plaintext
+    }
+
     func startLearner(_ name: String = "learner", maxSteps: Int, _ extra: [String] = []) throws -> Child {
-        try start(name, ["learner"] + learnerSettings(maxSteps: maxSteps, extra))
+        try start(name, ["learner"] + Self.plaintext + learnerSettings(maxSteps: maxSteps, extra))
     }
 
     func startActor(_ identity: String, _ extra: [String] = []) throws -> Child {
-        try start("actor-\(identity)", ["actor", "--learner", controlEndpoint, "--identity", identity, "--connect-timeout", "30"] + extra)
+        try start("actor-\(identity)", ["actor", "--learner", controlEndpoint, "--identity", identity, "--connect-timeout", "30"]
+                  + Self.keysOrPlaintext(extra))
     }
 
     /// Runs a command to completion within `seconds` (killed and reported if it takes longer).

@@ -63,7 +63,7 @@ extension RuntimeIntegrationTests {
         run.check(!orphaned.isEmpty, "the killed learner left no weight file in \(run.sharedMemoryDirectory): is shared memory in use?")
 
         // The frozen config.json carries the ports: the resumed learner binds the same ones.
-        let second = try run.start("learner-resumed", ["learner", "--resume", run.runDirectory])
+        let second = try run.start("learner-resumed", ["learner", "--resume", run.runDirectory] + IntegrationRun.plaintext)
         try run.require(run.expectExit(second, .code(0), within: 60) == .code(0), "the resumed learner did not finish the run")
         run.expectExit(a1, .code(0), within: 10)
         run.expectExit(a2, .code(0), within: 10)

@@ -241,7 +241,7 @@ import Glibc
         let run = try IntegrationRun("no-learner")
         defer { run.finish() }
         let (status, child) = try run.runToCompletion("actor", ["actor", "--learner", run.controlEndpoint, "--identity", "lonely",
-                                                               "--connect-timeout", "2"], within: 15)
+                                                               "--connect-timeout", "2"] + IntegrationRun.plaintext, within: 15)
         run.check(status != nil && status != .code(0), "an actor with no learner ended with \(status?.description ?? "a timeout")")
         run.check(child.secondsSinceStart < 2 + 8, "the actor took \(child.secondsSinceStart) s to give up with --connect-timeout 2")
         run.check(child.stderr.contains("no learner answered") && child.stderr.contains("\(run.ports.control)"),
@@ -253,13 +253,13 @@ import Glibc
     @Test func learnerRefusesUnknownKey() throws {
         let run = try IntegrationRun("bogus-key")
         defer { run.finish() }
-        let (status, child) = try run.runToCompletion("learner", ["learner"] + run.learnerSettings(maxSteps: 2, ["learner.bogus=1"]), within: 20)
+        let (status, child) = try run.runToCompletion("learner", ["learner"] + IntegrationRun.plaintext + run.learnerSettings(maxSteps: 2, ["learner.bogus=1"]), within: 20)
         run.check(status != nil && status != .code(0), "learner with learner.bogus=1 ended with \(status?.description ?? "a timeout")")
         run.check(child.stderr.contains("learner.bogus"), "the error does not name learner.bogus: \(child.stderr)")
         run.check(!FileManager.default.fileExists(atPath: run.runDirectory + "/run.log"), "a refused configuration still created run.log")
 
         // A value that the runtime would not honour is refused too, naming the key that does it.
-        let (mismatch, refused) = try run.runToCompletion("learner-samples", ["learner"] + run.learnerSettings(
+        let (mismatch, refused) = try run.runToCompletion("learner-samples", ["learner"] + IntegrationRun.plaintext + run.learnerSettings(
             maxSteps: 2, ["algorithm.sampling.samples_per_prompt=32"]), within: 20)
         run.check(mismatch != nil && mismatch != .code(0), "learner with samples_per_prompt 32 ≠ group_size ended with \(mismatch?.description ?? "a timeout")")
         run.check(refused.stderr.contains("algorithm.sampling.samples_per_prompt") && refused.stderr.contains("sampling.group_size"),
@@ -299,12 +299,12 @@ import Glibc
             !run.records.of("epoch_started").isEmpty
         }, "the first learner did not start")
         let before = run.records.all.count
-        let (whileRunning, second) = try run.runToCompletion("learner-2", ["learner"] + run.learnerSettings(maxSteps: 3), within: 20)
+        let (whileRunning, second) = try run.runToCompletion("learner-2", ["learner"] + IntegrationRun.plaintext + run.learnerSettings(maxSteps: 3), within: 20)
         run.check(whileRunning != nil && whileRunning != .code(0), "a second learner on a live run ended with \(whileRunning?.description ?? "a timeout")")
         run.check(second.stderr.contains("--resume"), "the refusal does not point to --resume: \(second.stderr)")
         run.check(run.records.all.count == before, "the refused learner wrote to run.log (\(before) → \(run.records.all.count) records)")
 
-        let (resumeWhileRunning, _) = try run.runToCompletion("learner-resume-live", ["learner", "--resume", run.runDirectory], within: 20)
+        let (resumeWhileRunning, _) = try run.runToCompletion("learner-resume-live", ["learner", "--resume", run.runDirectory] + IntegrationRun.plaintext, within: 20)
         run.check(resumeWhileRunning != nil && resumeWhileRunning != .code(0),
                   "--resume on a live run ended with \(resumeWhileRunning?.description ?? "a timeout")")
         let afterResumeAttempt = run.records.all.count
@@ -313,7 +313,7 @@ import Glibc
         first.send(SIGTERM)
         run.expectExit(first, .code(0), within: 20)
         let after = run.records.all.count
-        let (whenStopped, third) = try run.runToCompletion("learner-3", ["learner"] + run.learnerSettings(maxSteps: 3), within: 20)
+        let (whenStopped, third) = try run.runToCompletion("learner-3", ["learner"] + IntegrationRun.plaintext + run.learnerSettings(maxSteps: 3), within: 20)
         run.check(whenStopped != nil && whenStopped != .code(0), "a new learner on a stopped run ended with \(whenStopped?.description ?? "a timeout")")
         run.check(third.stderr.contains("--resume"), "the refusal does not point to --resume: \(third.stderr)")
         run.check(run.records.all.count == after, "the refused learner wrote to run.log (\(after) → \(run.records.all.count) records)")

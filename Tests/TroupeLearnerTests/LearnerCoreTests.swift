@@ -33,8 +33,10 @@ import TroupeRuntime
         // Alone at first, the fast actor fills the window; the slow one asks and is turned away.
         let c = windowFilledByFast(other: "slow")
         #expect(c.grantLease(to: "slow", maxPrompts: 1, now: 99.9) == nil)
-        // The window frees up and the fast actor asks first, twice: it gets its share (one of two)…
-        #expect(c.expireLeases(now: 100).count == 2)
+        // The window frees up (the fast actor restarts, its leases back in the queue) and the fast
+        // actor asks first, twice: it gets its share (one of two)…
+        #expect(c.hello(identity: "fast", runId: 3, now: 100).rejoined)
+        #expect(c.leasedPrompts(of: "fast") == 0)
         #expect(c.grantLease(to: "fast", maxPrompts: 1, now: 100.1) != nil)
         #expect(c.grantLease(to: "fast", maxPrompts: 1, now: 100.15) == nil)
         // …and the other prompt waits for the actor that was turned away.
@@ -46,8 +48,101 @@ import TroupeRuntime
         let c = windowFilledByFast(other: "idle")
         // A refusal older than a second no longer holds anyone back.
         #expect(c.grantLease(to: "idle", maxPrompts: 1, now: 0.5) == nil)
-        #expect(c.expireLeases(now: 100).count == 2)
+        #expect(c.hello(identity: "fast", runId: 3, now: 100).rejoined)
         #expect(c.grantLease(to: "fast", maxPrompts: 1, now: 100) != nil)
         #expect(c.grantLease(to: "fast", maxPrompts: 1, now: 100) != nil)
+    }
+
+    // MARK: an authenticated actor that takes leases and never returns groups
+
+    /// A group for `lease`'s first prompt, as `identity`'s run 1 would send it (sequence `sequence`).
+    func group(for lease: LearnerCore.Lease, sequence: UInt64) -> RolloutGroup {
+        let sample = RolloutSample(tokens: [1], logprobs: [-1], finishReason: .length, temperature: 1, answer: nil, reward: 0, components: [:])
+        return RolloutGroup(key: GroupKey(actor: lease.actor, actorRunId: 1, sequence: sequence), promptId: lease.prompts[0],
+                            leaseId: lease.id, version: PolicyVersion(epoch: 1, step: UInt64(lease.minStep)), promptTokens: [1, 2], samples: [sample])
+    }
+
+    @Test func anActorHoldsNoMorePromptsThanAnHonestActorCould() {
+        // A window of 50 prompts, credit 4, leases of 1: an honest actor holds at most 4 + 1 + 2 × 1.
+        let c = core(batchGroups: 50, maxStaleness: 0, prompts: 100)
+        #expect(c.leaseCap == LearnerCore.honestLeaseCap(credit: 4, leaseSize: 1) && c.leaseCap == 7)
+        _ = c.hello(identity: "hoarder", runId: 1, now: 0)
+        let granted = (0..<20).compactMap { _ in c.grantLease(to: "hoarder", maxPrompts: 1, now: 0) }
+        #expect(granted.count == 7)
+        #expect(c.leasedPrompts(of: "hoarder") == 7)
+        // At its cap it is not "waiting": another actor still gets all it asks for.
+        _ = c.hello(identity: "worker", runId: 2, now: 0)
+        let others = (0..<7).compactMap { _ in c.grantLease(to: "worker", maxPrompts: 1, now: 0.1) }
+        #expect(others.count == 7)
+    }
+
+    @Test func anActorWhoseLeasesExpireUnusedIsPassedOverWhileAnotherWorks() {
+        let c = core(batchGroups: 2, maxStaleness: 0)
+        _ = c.hello(identity: "hoarder", runId: 1, now: 0)
+        _ = c.hello(identity: "worker", runId: 1, now: 0)
+        #expect(c.grantLease(to: "hoarder", maxPrompts: 1, now: 0) != nil)
+        #expect(c.grantLease(to: "hoarder", maxPrompts: 1, now: 0) != nil)
+        // Its leases expire unused: for one lease timeout it is passed over while the worker is in good standing…
+        #expect(c.expireLeases(now: 61).count == 2)
+        #expect(c.isPassedOver("hoarder", now: 61) && !c.isPassedOver("worker", now: 61))
+        #expect(c.grantLease(to: "hoarder", maxPrompts: 1, now: 61) == nil)
+        let first = c.grantLease(to: "worker", maxPrompts: 1, now: 61.1)
+        let second = c.grantLease(to: "worker", maxPrompts: 1, now: 61.2)
+        #expect(first != nil && second != nil, "the whole window goes to the worker")
+        // …and the worker's groups land and form a batch.
+        for (i, lease) in [first!, second!].enumerated() {
+            guard case .accepted = c.submit(group(for: lease, sequence: UInt64(i + 1)), from: "worker", now: 62) else {
+                Issue.record("the worker's group was not accepted"); return
+            }
+        }
+        #expect(c.takeBatch()?.batch.count == 2)
+        c.stepCompleted(trainedGroups: 2)
+        // The back-off is over after one lease timeout; the next expiry doubles it.
+        #expect(!c.isPassedOver("hoarder", now: 121.5))
+        let again = c.grantLease(to: "hoarder", maxPrompts: 1, now: 121.5)
+        #expect(again != nil)
+        #expect(c.expireLeases(now: 182).count == 1)
+        #expect(c.isPassedOver("hoarder", now: 182 + 119) && !c.isPassedOver("hoarder", now: 182 + 121))
+        // Leaving and saying Hello again does not clear it; alone, it gets work.
+        c.depart(identity: "hoarder", now: 183)
+        _ = c.hello(identity: "hoarder", runId: 2, now: 184)
+        #expect(c.isPassedOver("hoarder", now: 185))
+        c.depart(identity: "worker", now: 186)
+        #expect(!c.isPassedOver("hoarder", now: 187) && c.grantLease(to: "hoarder", maxPrompts: 1, now: 187) != nil)
+    }
+
+    /// The whole conversation over simulated time: synchronous training (a window of two prompts), an
+    /// actor that asks for a lease every 10 ms and never submits, and an honest one that lands each
+    /// prompt 0.5 s after it leased it. Without the back-off the hoarder re-took its share of the window
+    /// each time its lease expired and no batch ever formed again.
+    @Test func aHoarderCannotStallSynchronousTraining() {
+        let c = core(batchGroups: 2, maxStaleness: 0, prompts: 8)
+        _ = c.hello(identity: "hoarder", runId: 1, now: 0)
+        _ = c.hello(identity: "honest", runId: 1, now: 0)
+        var held: [(lease: LearnerCore.Lease, at: Double)] = []
+        var sequence: UInt64 = 0
+        var stepsDone: [Double] = []
+        var now = 0.0
+        while now < 600 {
+            _ = c.expireLeases(now: now)
+            _ = c.grantLease(to: "hoarder", maxPrompts: 1, now: now)
+            c.touch(identity: "hoarder", now: now)
+            if held.isEmpty, let lease = c.grantLease(to: "honest", maxPrompts: 1, now: now) { held.append((lease, now)) }
+            if let (lease, at) = held.first, now - at >= 0.5 {
+                held.removeFirst()
+                sequence += 1
+                _ = c.submit(group(for: lease, sequence: sequence), from: "honest", now: now)
+            }
+            if let (batch, _) = c.takeBatch(), !batch.isEmpty {
+                c.stepCompleted(trainedGroups: batch.count)
+                stepsDone.append(now)
+            }
+            now += 0.01
+        }
+        // Lease timeout 60 s: the hoarder holds a prompt for 60 s at first, then is passed over for
+        // 60, 120, 240 s…, so the honest actor trains most of the ten minutes.
+        print("[lease] a hoarder against synchronous training: \(stepsDone.count) steps in 600 s of simulated time, first at \(stepsDone.first ?? -1) s")
+        #expect(stepsDone.count >= 200, "\(stepsDone.count) steps in 600 s of simulated time")
+        #expect(c.accounting.identityHolds)
     }
 }

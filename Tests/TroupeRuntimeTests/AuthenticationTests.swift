@@ -34,12 +34,19 @@ import TroupeWire
         }
     }
 
-    @Test func plaintextIsRefusedOffLoopbackUnlessAskedAndAlwaysWarned() throws {
+    @Test func plaintextIsRefusedEverywhereUnlessAskedAndThenWarned() throws {
         #expect(try PlaintextPolicy.check(host: "127.0.0.1", keysGiven: true, insecurePlaintext: false, keyFlags: "--key") == nil)
-        #expect(try PlaintextPolicy.check(host: "127.0.0.1", keysGiven: false, insecurePlaintext: false, keyFlags: "--key")?.contains("loopback") == true)
-        #expect(throws: (any Error).self) { try PlaintextPolicy.check(host: "*", keysGiven: false, insecurePlaintext: false, keyFlags: "--key") }
-        #expect(throws: (any Error).self) { try PlaintextPolicy.check(host: "10.1.2.3", keysGiven: false, insecurePlaintext: false, keyFlags: "--key") }
-        #expect(try PlaintextPolicy.check(host: "10.1.2.3", keysGiven: false, insecurePlaintext: true, keyFlags: "--key")?.contains("INSECURE") == true)
+        for host in ["127.0.0.1", "localhost", "*", "10.1.2.3"] {
+            let error = #expect(throws: (any Error).self) {
+                try PlaintextPolicy.check(host: host, keysGiven: false, insecurePlaintext: false, keyFlags: "--key")
+            }
+            let text = error.map { String(describing: $0) } ?? ""
+            #expect(text.contains("refusing plaintext") && text.contains("give --key") && text.contains("--insecure-plaintext"), "\(host): \(text)")
+        }
+        #expect(try PlaintextPolicy.check(host: "127.0.0.1", keysGiven: false, insecurePlaintext: true, keyFlags: "--key")?
+            .contains("INSECURE: plaintext TCP on 127.0.0.1 (--insecure-plaintext): any process on this host") == true)
+        #expect(try PlaintextPolicy.check(host: "10.1.2.3", keysGiven: false, insecurePlaintext: true, keyFlags: "--key")?
+            .contains("INSECURE: plaintext TCP on 10.1.2.3 (--insecure-plaintext): anyone who reaches it") == true)
         #expect(throws: (any Error).self) { try PlaintextPolicy.check(host: "10.1.2.3", keysGiven: true, insecurePlaintext: true, keyFlags: "--key") }
     }
 

@@ -53,34 +53,41 @@ final class FaultScenario {
     }
 
     @discardableResult
-    /// `arguments`: flags before the settings (keys).
+    /// `arguments`: flags before the settings (keys; without them the learner is told to take plaintext).
     func startLearner(_ name: String = "learner", maxSteps: Int, _ extra: [String] = [], arguments: [String] = [],
                       launcher: [String] = []) throws -> Child {
-        try start(name, ["learner"] + arguments + learnerSettings(maxSteps: maxSteps, extra), launcher: launcher)
+        try start(name, ["learner"] + IntegrationRun.keysOrPlaintext(arguments) + learnerSettings(maxSteps: maxSteps, extra), launcher: launcher)
     }
 
-    /// `troupe learner --resume RUN`: the frozen config.json carries the ports and settings.
-    func resumeLearner(_ name: String, launcher: [String] = []) throws -> Child {
-        try start(name, ["learner", "--resume", run.runDirectory], launcher: launcher)
+    /// `troupe learner --resume RUN`: the frozen config.json carries the ports and settings; the keys
+    /// (`arguments`) do not.
+    func resumeLearner(_ name: String, arguments: [String] = [], launcher: [String] = []) throws -> Child {
+        try start(name, ["learner", "--resume", run.runDirectory] + IntegrationRun.keysOrPlaintext(arguments), launcher: launcher)
     }
 
     @discardableResult
     func startActor(_ identity: String, learner endpoint: String? = nil, _ extra: [String] = []) throws -> Child {
         try start("actor-\(identity)", ["actor", "--learner", endpoint ?? run.controlEndpoint, "--identity", identity,
-                                        "--connect-timeout", "30"] + extra)
+                                        "--connect-timeout", "30"] + IntegrationRun.keysOrPlaintext(extra))
     }
 
     /// CURVE keys from `troupe keygen` for the learner and `actors` (each key named as its actor):
-    /// the learner's arguments, and each actor's. A learner off loopback needs them (or plaintext by
-    /// request), and the scenarios across a link then run authenticated and encrypted.
+    /// the learner's arguments, and each actor's: the scenarios that pass them run authenticated and encrypted.
     func makeKeys(actors: [String]) throws -> (learner: [String], actor: (String) -> [String]) {
-        let keys = run.directory + "/keys"
-        for (name, role, folder) in [("learner", "learner", keys)] + actors.map({ ($0, "actor", keys + "/allowed") }) {
-            let (status, _) = try run.runToCompletion("keygen-\(name)", ["keygen", name, "--role", role, "--directory", folder], within: 20)
-            try run.require(status == .code(0), "troupe keygen \(name) failed")
-        }
-        return (["--key", keys + "/learner.key_secret", "--allow", keys + "/allowed"],
-                { ["--key", keys + "/allowed/\($0).key_secret", "--learner-key", keys + "/learner.key"] })
+        try keygen("learner", role: "learner", in: keysDirectory)
+        for name in actors { try keygen(name, role: "actor", in: keysDirectory + "/allowed") }
+        return (["--key", keysDirectory + "/learner.key_secret", "--allow", keysDirectory + "/allowed"],
+                { ["--key", self.keysDirectory + "/allowed/\($0).key_secret", "--learner-key", self.keysDirectory + "/learner.key"] })
+    }
+
+    /// Where `makeKeys` writes: the learner's pair, and the allowlist in allowed/.
+    var keysDirectory: String { run.directory + "/keys" }
+
+    /// `troupe keygen NAME --role ROLE --directory DIRECTORY` (NAME.key and NAME.key_secret there).
+    func keygen(_ name: String, role: String, in directory: String) throws {
+        let (status, _) = try run.runToCompletion("keygen-\(name)-\(UUID().uuidString.prefix(4))",
+                                                  ["keygen", name, "--role", role, "--directory", directory], within: 20)
+        try run.require(status == .code(0), "troupe keygen \(name) failed")
     }
 
     @discardableResult

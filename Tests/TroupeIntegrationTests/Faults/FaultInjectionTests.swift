@@ -6,11 +6,12 @@ import Glibc
 
 /// Faults injected into real `troupe` processes (docs/RELIABILITY.md, docs/testing.md): actor churn,
 /// learner kill and resume under churn, frozen actor and learner, a partition and 30% packet loss in a
-/// network namespace, backpressure from eight actors on a slowed learner, a frozen log subscriber and
-/// clean SIGTERM. Each scenario has a hard bound (its `FaultScenario` kills what it started when the
-/// bound passes; `.timeLimit` reports it), and each ends with the accounting identity and `troupe
-/// replay --verify` (`FaultScenario.expectSoundEnd`). New scenarios (the authentication cases among
-/// them) start their processes through `FaultScenario`, passing their own settings and arguments.
+/// network namespace, backpressure from eight actors on a slowed learner, a frozen log subscriber,
+/// clean SIGTERM, and the authentication cases (AuthenticationFaultTests.swift). Each scenario has a
+/// hard bound (its `FaultScenario` kills what it started when the bound passes; `.timeLimit` reports
+/// it), and each ends with the accounting identity and `troupe replay --verify`
+/// (`FaultScenario.expectSoundEnd`). New scenarios start their processes through `FaultScenario`,
+/// passing their own settings and arguments.
 ///
 /// Serialized: the scenarios' timings (evictions after 3 s, recovery bounds) must not compete with
 /// one another for the machine's cores; CI also runs this suite apart from the others.
@@ -169,7 +170,7 @@ import Glibc
     }
 
     /// A learner in a namespace of its own with two actors in the root namespace, connected over the
-    /// veth pair, authenticated with CURVE keys (off loopback a learner takes plaintext only when told);
+    /// veth pair, authenticated with CURVE keys (as a run across hosts would be);
     /// weights go over the link as chunks when `chunks` (no shared memory).
     static func startAcrossLink(_ scenario: FaultScenario, _ net: NetworkNamespace, maxSteps: Int,
                                 chunks: Bool) throws -> (learner: Child, actors: [Child]) {
@@ -319,7 +320,8 @@ import Glibc
             let learner = try scenario.startLearner(maxSteps: maxSteps)
             var monitor: Child?
             if frozenMonitor {
-                let m = try scenario.start("monitor", ["monitor", "tcp://127.0.0.1:\(run.ports.logs)", "--json", "--until-finished", "--duration", "75"])
+                let m = try scenario.start("monitor", ["monitor", "tcp://127.0.0.1:\(run.ports.logs)", "--json", "--until-finished",
+                                                       "--duration", "75"] + IntegrationRun.plaintext)
                 try run.require(scenario.waitUntil("the monitor's first event", within: 20) { !m.stdout.isEmpty }, "the monitor received nothing")
                 m.send(SIGSTOP)
                 monitor = m
