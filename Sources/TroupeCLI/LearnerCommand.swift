@@ -31,6 +31,8 @@ struct LearnerCommand: ParsableCommand {
     @Flag(name: .long, help: "Bind a non-loopback address without keys (plaintext TCP). Anyone who reaches it can join.")
     var insecurePlaintext = false
 
+    @OptionGroup var status: StatusFileOptions
+
     func validate() throws {
         guard (key == nil) == (allow == nil) else { throw ValidationError("--key and --allow go together") }
         if key != nil && insecurePlaintext { throw ValidationError("--insecure-plaintext contradicts --key and --allow") }
@@ -46,6 +48,7 @@ struct LearnerCommand: ParsableCommand {
         }
         let security = try key.map { try LearnerSecurity(secretKeyFile: $0, allowlistDirectory: allow!) }
         let server = try LearnerServer(config: config, resume: resume != nil, security: security)
+        server.statusFile = status.writer
         try finish(status: server.run())
     }
 }
@@ -80,6 +83,8 @@ struct ActorCommand: ParsableCommand {
     var noRelay = false
 
     @OptionGroup var keys: ClientKeyOptions
+
+    @OptionGroup var status: StatusFileOptions
 
     @Flag(name: .long, help: .hidden)
     var testIgnoreNewWeights = false
@@ -119,6 +124,7 @@ struct ActorCommand: ParsableCommand {
         // One budget for the file and the first answer.
         options.conversation.connectTimeout = max(1, connectTimeout - Date().timeIntervalSince(started))
         options.conversation.learnerGoneTimeout = learnerGoneTimeout
+        options.statusFile = status.writer
         options.conversation.ignoreNewWeights = testIgnoreNewWeights
         if !noRelay { options.relay = try WeightRelay.defaultAddress(learner: options.learner, advertiseHost: relayAdvertise) }
         try finish(status: ActorClient(options: options).run())

@@ -58,6 +58,8 @@ package final class LearnerServer {
     private var pendingAcks: [(PeerID, Troupe_V1_Ack)] = []
     private var warnedAboutSharedMemory = false
     package private(set) var finished = false
+    /// `troupe learner --status-file`: rewritten from housekeeping, for `troupe probe`.
+    package var statusFile: StatusFileWriter?
 
     /// Opens or resumes the run in `config.runDirectory`, with ZeroMQ endpoints bound as configured
     /// (`endpoints`; authenticated with `security`), or with the ones `makeEndpoints` builds for the
@@ -479,6 +481,11 @@ package final class LearnerServer {
     }
 
     private func housekeeping(now: Double) throws {
+        do {
+            try statusFile?.writeIfDue(now: now) {
+                .learner(step: core.step, maxSteps: config.run.maxSteps, actors: core.actors.count, queue: core.queue.count)
+            }
+        } catch { console.warn("\(error)") }
         for lease in core.expireLeases(now: now) {
             try events.emit(.leaseExpired(lease, step: core.step))
         }
