@@ -57,12 +57,12 @@ import TroupeRuntime
             do { _ = try ProcessStatus(parsing: text, source: "s.json"); return "accepted" } catch { return error.description }
         }
         #expect(problem("{") .hasPrefix("status file s.json is damaged: "))
-        #expect(problem("[]") == "status file s.json is damaged: expected an object, got array")
+        #expect(problem("[]") == "status file s.json is damaged: expected an object, got an array")
         #expect(problem(#"{"pid": 1, "written_unix": 1}"#) == "status file s.json is damaged: role is missing")
         #expect(problem(#"{"role": "monitor", "pid": 1, "written_unix": 1}"#) == "status file s.json is damaged: role: expected learner or actor, got \"monitor\"")
         #expect(problem(#"{"role": "actor", "pid": 0, "written_unix": 1}"#) == "status file s.json is damaged: pid: expected a positive process id, got 0")
-        #expect(problem(#"{"role": "actor", "pid": 1, "written_unix": "now"}"#) == "status file s.json is damaged: written_unix: expected a number, got string")
-        #expect(problem(#"{"role": "actor", "pid": 1, "written_unix": 1, "joined": "yes"}"#) == "status file s.json is damaged: joined: expected a boolean, got string")
+        #expect(problem(#"{"role": "actor", "pid": 1, "written_unix": "now"}"#) == "status file s.json is damaged: written_unix: expected a number, got a string")
+        #expect(problem(#"{"role": "actor", "pid": 1, "written_unix": 1, "joined": "yes"}"#) == "status file s.json is damaged: joined: expected a boolean, got a string")
         #expect(problem(#"{"role": "actor", "pid": 1, "written_unix": 1}"#) == "accepted")
         #expect(throws: StatusFileError.unreadable(path, "no such file (the process has not written it yet)")) { try StatusFileWriter.read(path) }
     }
