@@ -101,7 +101,7 @@ if [[ $MODE == run ]]; then
     exec .build/release/troupe run "$@"
 fi
 
-# What ClusterRecipeTests checks: the portable bundle (a second, static build in .build/bundle) and the
+# What Tests/TroupeIntegrationTests/ClusterRecipeTests.swift checks: the portable bundle (a second, static build in .build/bundle) and the
 # Kubernetes manifests' checkers.
 log "phase: portable bundle (cluster/bundle/make-bundle.sh) and k8s checkers (cluster/k8s/validate.sh --install)"
 bundle_start=$SECONDS

@@ -6,8 +6,9 @@ import Testing
 /// with `troupe config` and the Dockerfile with BuildKit's parser; cluster/bundle/test-bundle.sh runs the
 /// portable bundle in a glibc-only chroot. CI installs the checkers and builds the bundle first
 /// (scripts/bootstrap.sh test) and sets CI, so there a missing one fails; elsewhere the test is skipped
-/// with a message.
-@Suite(.serialized) struct ClusterRecipeTests {
+/// with a message. Part of the serialized integration suite: the bundle test's processes must not
+/// compete with the other tests' for the cores.
+enum ClusterRecipes {
     static let repository = TroupeBinary.repository.path
     static let required = ProcessInfo.processInfo.environment["CI"] != nil
     static let venv = ProcessInfo.processInfo.environment["TROUPE_CLUSTER_VENV"] ?? repository + "/.build/venv-cluster"
@@ -37,31 +38,33 @@ import Testing
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
+}
 
-    func requireValidator() throws {
-        try #require(Self.validatorInstalled, "CI is set but \(Self.venv)/bin/kubernetes-validate is missing: run bash cluster/k8s/validate.sh --install")
+extension RuntimeIntegrationTests {
+    func requireClusterValidator() throws {
+        try #require(ClusterRecipes.validatorInstalled, "CI is set but \(ClusterRecipes.venv)/bin/kubernetes-validate is missing: run bash cluster/k8s/validate.sh --install")
     }
 
-    @Test(.enabled(if: validatorInstalled || required, "kubernetes-validate not installed (bash cluster/k8s/validate.sh --install); k8s manifest check skipped"),
+    @Test(.enabled(if: ClusterRecipes.validatorInstalled || ClusterRecipes.required, "kubernetes-validate not installed (bash cluster/k8s/validate.sh --install); k8s manifest check skipped"),
           .timeLimit(.minutes(2)))
     func theKubernetesRecipeValidates() throws {
-        try requireValidator()
-        let result = try Self.run(["bash", Self.validateScript, "--troupe", TroupeBinary.path()])
+        try requireClusterValidator()
+        let result = try ClusterRecipes.run(["bash", ClusterRecipes.validateScript, "--troupe", TroupeBinary.path()])
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output.contains("validate: all checks passed"), "\(result.output)")
         #expect(result.output.contains("troupe config --config troupe-config-config.json"), "the ConfigMap's configuration was not decoded")
     }
 
     /// The checks can fail: a copy of each file with one mistake is refused, naming it.
-    @Test(.enabled(if: validatorInstalled || required, "kubernetes-validate not installed (bash cluster/k8s/validate.sh --install); k8s manifest check skipped"),
+    @Test(.enabled(if: ClusterRecipes.validatorInstalled || ClusterRecipes.required, "kubernetes-validate not installed (bash cluster/k8s/validate.sh --install); k8s manifest check skipped"),
           .timeLimit(.minutes(2)))
     func brokenCopiesOfTheRecipeAreRefused() throws {
-        try requireValidator()
+        try requireClusterValidator()
         let scratch = NSTemporaryDirectory() + "troupe-k8s-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         func brokenCopy(_ file: String, _ original: String, _ broken: String) throws -> String {
-            let text = try String(contentsOfFile: Self.repository + "/cluster/k8s/" + file, encoding: .utf8)
+            let text = try String(contentsOfFile: ClusterRecipes.repository + "/cluster/k8s/" + file, encoding: .utf8)
             try #require(text.contains(original), "\(file) no longer holds \(original)")
             let path = scratch + "/" + (file as NSString).lastPathComponent
             try text.replacingOccurrences(of: original, with: broken).write(toFile: path, atomically: true, encoding: .utf8)
@@ -74,23 +77,23 @@ import Testing
             ("manifests/config.yaml", "\"max_steps\": 200", "\"max_step\": 200", "run.max_step: unknown key"),
         ] {
             let path = try brokenCopy(file, original, broken)
-            let result = try Self.run(["bash", Self.validateScript, "--troupe", troupe, path])
+            let result = try ClusterRecipes.run(["bash", ClusterRecipes.validateScript, "--troupe", troupe, path])
             #expect(result.status != 0, "\(file) with \(broken) passed")
             #expect(result.output.contains(message), "\(file) with \(broken): \(result.output)")
         }
         let dockerfile = try brokenCopy("Dockerfile", "COPY models/arith-base", "COPY models/no-such-model")
-        let result = try Self.run([Self.venv + "/bin/python", Self.repository + "/cluster/k8s/check_recipes.py", "dockerfile", Self.repository, dockerfile])
+        let result = try ClusterRecipes.run([ClusterRecipes.venv + "/bin/python", ClusterRecipes.repository + "/cluster/k8s/check_recipes.py", "dockerfile", ClusterRecipes.repository, dockerfile])
         #expect(result.status == 1)
         #expect(result.output.contains("COPY source models/no-such-model does not exist"), "\(result.output)")
     }
 
-    @Test(.enabled(if: (bundle != nil && isRoot) || required, "no bundle in .build/bundle (bash cluster/bundle/make-bundle.sh) or not root; clean-root bundle test skipped"),
+    @Test(.enabled(if: (ClusterRecipes.bundle != nil && ClusterRecipes.isRoot) || ClusterRecipes.required, "no bundle in .build/bundle (bash cluster/bundle/make-bundle.sh) or not root; clean-root bundle test skipped"),
           .timeLimit(.minutes(3)))
     func theBundleRunsOnACleanRoot() throws {
-        let bundle = try #require(Self.bundle, "CI is set but no bundle was found in .build/bundle: scripts/bootstrap.sh test makes it")
-        try #require(Self.isRoot, "CI is set but the bundle test needs root (chroot)")
+        let bundle = try #require(ClusterRecipes.bundle, "CI is set but no bundle was found in .build/bundle: scripts/bootstrap.sh test makes it")
+        try #require(ClusterRecipes.isRoot, "CI is set but the bundle test needs root (chroot)")
         let ports = try PortBlock.random()
-        let result = try Self.run(["bash", Self.repository + "/cluster/bundle/test-bundle.sh", bundle],
+        let result = try ClusterRecipes.run(["bash", ClusterRecipes.repository + "/cluster/bundle/test-bundle.sh", bundle],
                                   environment: ["TROUPE_TEST_PORT_BASE": String(ports.base)])
         #expect(result.status == 0, "\(result.output.suffix(4000))")
         #expect(result.output.contains("the bundle passed on a clean root"), "\(result.output.suffix(4000))")
