@@ -101,8 +101,8 @@ if [[ $MODE == run ]]; then
     exec .build/release/troupe run "$@"
 fi
 
-# What Tests/TroupeIntegrationTests/ClusterRecipeTests.swift checks: the portable bundle (a second, static build in .build/bundle) and the
-# Kubernetes manifests' checkers.
+# The portable bundle (a second, static build in .build/bundle) and the Kubernetes manifests'
+# checkers, for Tests/TroupeIntegrationTests/Cluster/ClusterRecipeTests.swift.
 log "phase: portable bundle (cluster/bundle/make-bundle.sh) and k8s checkers (cluster/k8s/validate.sh --install)"
 bundle_start=$SECONDS
 bash cluster/bundle/make-bundle.sh
