@@ -19,9 +19,9 @@ INSTRUCTIONS = {"ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FRO
                 "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR"}
 
 
-def ignored_patterns(path):
+def ignored_patterns(repo, path):
     # BuildKit reads DOCKERFILE.dockerignore beside the Dockerfile, else .dockerignore in the context.
-    for candidate in (path + ".dockerignore",):
+    for candidate in (path + ".dockerignore", os.path.join(repo, ".dockerignore")):
         if os.path.exists(candidate):
             with open(candidate) as f:
                 return [line.strip().rstrip("/") for line in f if line.strip() and not line.startswith("#")]
@@ -36,7 +36,7 @@ def check_dockerfile(repo, path):
         return [f"{path}: does not parse: {error}"]
     if not commands or commands[0].cmd.upper() not in ("FROM", "ARG"):
         problems.append(f"{path}: must start with FROM")
-    ignored = ignored_patterns(path)
+    ignored = ignored_patterns(repo, path)
     stages = []
     final_user = None
     for c in commands:
