@@ -134,7 +134,7 @@ let package = Package(
         // Real learner, actor and replay processes on loopback (runs the built `troupe` binary).
         .testTarget(name: "TroupeIntegrationTests", dependencies: ["TroupeLocalRun"], swiftSettings: [v5]),
         .testTarget(name: "TroupeCLITests", dependencies: [
-            "TroupeCLI", "TroupeModel", "TroupeTasks", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "TroupeCLI", "TroupeModel", "TroupeRuntime", "TroupeTasks", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: [v5]),
     ]
 )

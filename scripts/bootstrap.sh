@@ -34,9 +34,10 @@ log() { printf '[bootstrap %s] %s\n' "$(date '+%Y-%m-%d %H:%M:%S')" "$*" >&2; }
 # Libraries Package.swift links (ZeroMQ, OpenBLAS, libsodium) and pkg-config, which finds OpenBLAS;
 # the report test renders pages in headless Chromium; the fault-injection suite builds network
 # namespaces (iproute2) with loss and partitions (nftables); the cluster test runs a Slurm cluster
-# (cluster/lab/slurm-lab.sh: munge, slurmctld, slurmd and the client commands).
+# (cluster/lab/slurm-lab.sh: munge, slurmctld, slurmd and the client commands); the Kubernetes
+# manifests are validated with checkers from PyPI in a virtualenv (python3-venv).
 packages=(libzmq3-dev libopenblas-dev libsodium-dev pkg-config)
-[[ $MODE == test ]] && packages+=(chromium iproute2 nftables munge slurmctld slurmd slurm-client)
+[[ $MODE == test ]] && packages+=(chromium iproute2 nftables munge slurmctld slurmd slurm-client python3-venv)
 
 log "phase: apt packages (${packages[*]})"
 installed() { dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed'; }
@@ -99,6 +100,14 @@ if [[ $MODE == run ]]; then
     log "phase: troupe run $*"
     exec .build/release/troupe run "$@"
 fi
+
+# The portable bundle (a second, static build in .build/bundle) and the Kubernetes manifests'
+# checkers, for Tests/TroupeIntegrationTests/Cluster/ClusterRecipeTests.swift.
+log "phase: portable bundle (cluster/bundle/make-bundle.sh) and k8s checkers (cluster/k8s/validate.sh --install)"
+bundle_start=$SECONDS
+bash cluster/bundle/make-bundle.sh
+log "bundle made in $((SECONDS - bundle_start))s"
+bash cluster/k8s/validate.sh --install
 
 if [[ ! -d models/arith-base ]]; then
     log "note: models/arith-base is missing; tests that need a model build their own tiny ones"

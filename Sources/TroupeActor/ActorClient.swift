@@ -32,6 +32,8 @@ package final class ActorClient {
         /// The learner's public key in `security` came from `learnerFile` (no pinned --learner-key): a
         /// learner that rewrites the file with another key is followed.
         package var learnerKeyFromFile = false
+        /// `troupe actor --status-file`: rewritten from the loop, for `troupe probe`.
+        package var statusFile: StatusFileWriter?
         /// Draws the actor run id: a new one for every process, so the learner tells a restart apart.
         package init(learner: Endpoint, identity: String) {
             self.learner = learner
@@ -179,6 +181,9 @@ package final class ActorClient {
             if let r = relay, ready.contains(r.socket) { try r.drain() }
             if let rc = receiver { handle(try rc.receive(ready, now: now)) }
             if !core.joined { session = nil }
+            do {
+                try options.statusFile?.writeIfDue(now: now) { .actor(joined: core.joined, learnerSilentSeconds: now - core.lastHeardFromLearner) }
+            } catch { console.warn("\(error)") }
             switch core.joinStep(now: now) {
             case .joined:
                 break

@@ -112,7 +112,7 @@ package struct ActorCore {
     private let started: Double
     private var lastHeard: Double
     /// The last message from any learner (unlike `lastHeard`, a reconnect does not move it).
-    private var lastHeardFromLearner: Double
+    package private(set) var lastHeardFromLearner: Double
     private var lastHello = -Double.infinity
     private var lastHeartbeat = -Double.infinity
 

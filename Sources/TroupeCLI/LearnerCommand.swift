@@ -34,6 +34,8 @@ struct LearnerCommand: ParsableCommand {
     @Option(name: .long, help: .hidden)
     var testFailAuthenticationAfterStep: Int?
 
+    @OptionGroup var status: StatusFileOptions
+
     func validate() throws {
         guard (key == nil) == (allow == nil) else { throw ValidationError("--key and --allow go together") }
         if key != nil && insecurePlaintext { throw ValidationError("--insecure-plaintext contradicts --key and --allow") }
@@ -51,6 +53,7 @@ struct LearnerCommand: ParsableCommand {
         let security = try key.map { try LearnerSecurity(secretKeyFile: $0, allowlistDirectory: allow!) }
         let server = try LearnerServer(config: config, resume: resume != nil, security: security)
         server.failAuthenticationAfterStep = testFailAuthenticationAfterStep
+        server.statusFile = status.writer
         try finish(status: server.run())
     }
 }
@@ -85,6 +88,8 @@ struct ActorCommand: ParsableCommand {
     var noRelay = false
 
     @OptionGroup var keys: ClientKeyOptions
+
+    @OptionGroup var status: StatusFileOptions
 
     @Flag(name: .long, help: .hidden)
     var testIgnoreNewWeights = false
@@ -124,6 +129,7 @@ struct ActorCommand: ParsableCommand {
         // One budget for the file and the first answer.
         options.conversation.connectTimeout = max(1, connectTimeout - Date().timeIntervalSince(started))
         options.conversation.learnerGoneTimeout = learnerGoneTimeout
+        options.statusFile = status.writer
         options.conversation.ignoreNewWeights = testIgnoreNewWeights
         if !noRelay { options.relay = try WeightRelay.defaultAddress(learner: options.learner, advertiseHost: relayAdvertise) }
         try finish(status: ActorClient(options: options).run())

@@ -61,6 +61,8 @@ package final class LearnerServer {
     /// Testing only: once this step is done, the ZAP handler fails as if it had died (its endpoint
     /// gone, the case in which libzmq admits any key), so a test can watch the learner close the gate.
     package var failAuthenticationAfterStep: Int?
+    /// `troupe learner --status-file`: rewritten from housekeeping, for `troupe probe`.
+    package var statusFile: StatusFileWriter?
 
     /// Opens or resumes the run in `config.runDirectory`, with ZeroMQ endpoints bound as configured
     /// (`endpoints`; authenticated with `security`), or with the ones `makeEndpoints` builds for the
@@ -486,6 +488,11 @@ package final class LearnerServer {
     }
 
     private func housekeeping(now: Double) throws {
+        do {
+            try statusFile?.writeIfDue(now: now) {
+                .learner(step: core.step, maxSteps: config.run.maxSteps, actors: core.actors.count, queue: core.queue.count)
+            }
+        } catch { console.warn("\(error)") }
         for lease in core.expireLeases(now: now) {
             try events.emit(.leaseExpired(lease, step: core.step))
         }

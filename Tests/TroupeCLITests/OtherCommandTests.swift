@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Testing
 import TroupeCLI
+import TroupeRuntime
 
 /// The commands that do not run a model directly: tokenize, report, algo, replay, run, monitor, the
 /// run's processes (learner, actor, config) and the benchmarks.
@@ -12,7 +13,7 @@ import TroupeCLI
     @Test func rootCommandListsEverySubcommand() {
         let names = Troupe.configuration.subcommands.map { $0.configuration.commandName ?? "" }
         #expect(Set(names) == ["report", "tokenize", "algo", "generate", "score", "sft", "bench", "learner", "actor",
-                               "eval", "replay", "run", "monitor", "config", "keygen", "doctor"])
+                               "eval", "replay", "run", "monitor", "config", "keygen", "doctor", "probe"])
         expectUsageError(["frobnicate"], "Unexpected argument 'frobnicate'")
     }
 
@@ -157,6 +158,35 @@ import TroupeCLI
         // Never overwritten.
         command = try parse(["keygen", "a1", "--directory", dir], as: KeygenCommand.self)
         #expect(throws: (any Error).self) { try command.run() }
+    }
+
+    // MARK: probe, --status-file
+
+    @Test func probeAndStatusFileRefusals() {
+        expectUsageError(["probe"], "Missing expected argument '<file>'")
+        expectUsageError(["probe", "s.json", "--max-age", "0.5"], "--max-age must be at least 1 s")
+        expectUsageError(["probe", "s.json", "--max-age", "nan"], "--max-age must be at least 1 s")
+        expectUsageError(["probe", "s.json", "--require", "ready"], "The value 'ready' is invalid for '--require <require>'")
+        expectUsageError(["learner", "--status-file", scratch.missing + "/status.json"], "--status-file: directory \(scratch.missing) does not exist")
+        expectUsageError(["actor", "--learner", "tcp://127.0.0.1:5555", "--status-file", scratch.run + "/"], "--status-file must name a file")
+    }
+
+    @Test func probeExitsZeroOnlyForAFreshStatusInTheRequiredState() throws {
+        let file = scratch.run + "/status.json"
+        func status(_ arguments: [String]) throws -> Int32 {
+            let command = try parse(["probe", file] + arguments, as: ProbeCommand.self)
+            do { try command.run(); return 0 } catch let exit as ExitCode { return exit.rawValue }
+        }
+        #expect(try status([]) == 1, "no file yet")
+        try StatusFileWriter(path: file).write(.actor(joined: false, learnerSilentSeconds: 3))
+        #expect(try status([]) == 0)
+        #expect(try status(["--require", "joined"]) == 1)
+        #expect(try status(["--require", "listening"]) == 1, "an actor's file never passes a learner's requirement")
+        try StatusFileWriter(path: file).write(.actor(writtenUnix: Date().timeIntervalSince1970 - 60, joined: true, learnerSilentSeconds: 0))
+        #expect(try status(["--require", "joined"]) == 1, "stale")
+        #expect(try status(["--require", "joined", "--max-age", "90"]) == 0)
+        try Data("{\"role\": ".utf8).write(to: URL(fileURLWithPath: file))
+        #expect(try status([]) == 1, "damaged")
     }
 
     // MARK: bench (troupe-bench is its own executable: Tests/TroupeIntegrationTests checks its refusals)
