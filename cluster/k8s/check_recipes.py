@@ -2,7 +2,7 @@
 
   python check_recipes.py dockerfile REPO DOCKERFILE      # syntax (BuildKit's parser), instructions,
                                                           # every COPY source exists in the build context
-  python check_recipes.py configs OUT_DIR MANIFEST...     # writes each ConfigMap's *.json entry to OUT_DIR
+  python check_recipes.py configs [--require-configmap] OUT_DIR MANIFEST...   # writes each ConfigMap's *.json entry to OUT_DIR
                                                           # (for `troupe config --config` to decode strictly)
 
 Prints one line per problem, naming the file and line, and exits 1 when there is any.
@@ -72,7 +72,7 @@ def check_dockerfile(repo, path):
     return problems
 
 
-def write_configs(out, manifests):
+def write_configs(out, manifests, require_configmap):
     problems, written = [], []
     for manifest in manifests:
         with open(manifest) as f:
@@ -88,7 +88,7 @@ def write_configs(out, manifests):
                     written.append(target)
     for path in written:
         print(path)
-    if not written:
+    if not written and require_configmap:
         problems.append("no ConfigMap with a .json entry in " + " ".join(manifests))
     return problems
 
@@ -97,7 +97,12 @@ def main(argv):
     if len(argv) >= 3 and argv[0] == "dockerfile":
         problems = check_dockerfile(argv[1], argv[2])
     elif len(argv) >= 3 and argv[0] == "configs":
-        problems = write_configs(argv[1], argv[2:])
+        require = argv[1] == "--require-configmap"
+        rest = argv[2:] if require else argv[1:]
+        if len(rest) < 2:
+            print(__doc__, file=sys.stderr)
+            return 2
+        problems = write_configs(rest[0], rest[1:], require)
     else:
         print(__doc__, file=sys.stderr)
         return 2

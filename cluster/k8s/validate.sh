@@ -37,7 +37,9 @@ while (($#)); do
         *) manifests+=("$1"); shift ;;
     esac
 done
-((${#manifests[@]})) || manifests=("$here"/manifests/*.yaml "$here"/optional/*.yaml)
+# The recipe as a whole must hold a ConfigMap; a manifest named alone need not.
+require_configmap=()
+((${#manifests[@]})) || { manifests=("$here"/manifests/*.yaml "$here"/optional/*.yaml); require_configmap=(--require-configmap); }
 for tool in kubernetes-validate python; do
     [[ -x $venv/bin/$tool ]] || { echo "validate: $venv/bin/$tool is missing: run bash cluster/k8s/validate.sh --install" >&2; exit 1; }
 done
@@ -48,10 +50,13 @@ echo "validate: kubernetes-validate --strict ${manifests[*]}"
 if [[ -n $troupe ]]; then
     scratch=$(mktemp -d)
     trap 'rm -rf "$scratch"' EXIT
+    configs=$("$venv/bin/python" "$here/check_recipes.py" configs "${require_configmap[@]}" "$scratch" "${manifests[@]}") \
+        || { echo "validate: FAILED: the ConfigMaps could not be read from the manifests" >&2; exit 1; }
     while read -r config; do
+        [[ -n $config ]] || continue
         echo "validate: troupe config --config $(basename "$config")"
         "$troupe" config --config "$config" >/dev/null || { echo "validate: FAILED: the learner would refuse the ConfigMap's configuration" >&2; exit 1; }
-    done < <("$venv/bin/python" "$here/check_recipes.py" configs "$scratch" "${manifests[@]}")
+    done <<<"$configs"
 fi
 
 echo "validate: Dockerfile"

@@ -14,7 +14,7 @@
 # jobs' processes inside the lab's namespaces, the daemons it started (by their pid files), the
 # namespaces, and the root namespace's `unreachable` route for the lab's subnet (which keeps any
 # packet for the lab's addresses from leaving through the machine's gateway).
-set -euo pipefail
+set -Eeuo pipefail
 
 usage() {
     sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2

@@ -57,4 +57,65 @@ import Testing
                       "\(name) \(arguments.joined(separator: " ")): status \(status), expected a refusal containing \"\(expected)\", got:\n\(output)")
         }
     }
+
+    /// What troupe-slurm hands sbatch, with the shipped site.env (no site options) and a stand-in `sbatch`
+    /// that records its arguments: every layout's geometry, no empty argument, the environment exported,
+    /// and a refused submission gives its actor numbers back.
+    @Test func submissionsHandSbatchEachLayoutsGeometry() throws {
+        let run = try IntegrationRun("cluster-submit")
+        defer { run.finish() }
+        let bin = run.directory + "/bin", record = run.directory + "/sbatch.args"
+        try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+        let stub = """
+            #!/bin/bash
+            [[ -n ${SBATCH_REFUSE:-} ]] && { echo "sbatch: error: $SBATCH_REFUSE" >&2; exit 1; }
+            echo "sbatch: note: a site's message on stderr" >&2
+            { printf '%s\\n' "$@"; echo "--end--"; } >>\(record)
+            echo "4242;cluster"
+
+            """
+        try stub.write(toFile: bin + "/sbatch", atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: bin + "/sbatch")
+        let path = bin + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        func submissions() -> [[String]] {
+            let text = (try? String(contentsOfFile: record, encoding: .utf8)) ?? ""
+            return text.components(separatedBy: "--end--\n").filter { !$0.isEmpty }.map { $0.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init) }
+        }
+        let (status, output) = try script("troupe-slurm", ["init", run.runDirectory, "--set", "task.spec=arith:add2", "--actors-max", "8"], run)
+        try run.require(status == 0, "init: \(output)")
+        for layout in ["hetjob", "multiprog", "split"] {
+            try? FileManager.default.removeItem(atPath: record)
+            // Each layout's submission as if it were the run's first: forget the previous one's jobs.
+            try? FileManager.default.removeItem(atPath: run.runDirectory + "/slurm/jobs.tsv")
+            let (status, output) = try script("troupe-slurm", ["submit", run.runDirectory, "--layout", layout, "--actors", "2"], run,
+                                              environment: ["PATH": path])
+            run.check(status == 0, "\(layout): \(output)")
+            let calls = submissions()
+            for call in calls {
+                run.check(!call.contains(""), "\(layout): sbatch got an empty argument: \(call)")
+                run.check(call.first == "--parsable" && call.contains("--export=ALL"), "\(layout): \(call)")
+            }
+            switch layout {
+            case "hetjob":
+                run.check(calls.count == 1 && calls[0].contains(":") && calls[0].contains("--ntasks=2")
+                          && calls[0].filter { $0 == "--mem-per-cpu=2048M" }.count == 2 && !calls[0].contains { $0.hasPrefix("--mem=") },
+                          "hetjob: \(calls)")
+            case "multiprog":
+                // Learner 8G over 4 CPUs and actors 4G over 2: every task 4 CPUs and 2048M per CPU.
+                run.check(calls.count == 1 && calls[0].contains("--ntasks=3") && calls[0].contains("--cpus-per-task=4")
+                          && calls[0].contains("--mem-per-cpu=2048M"), "multiprog: \(calls)")
+            default:
+                run.check(calls.count == 2 && calls[1].contains("--dependency=after:4242") && calls[1].contains("--array=5-6"),
+                          "split: \(calls)")
+            }
+        }
+        let before = try String(contentsOfFile: run.runDirectory + "/slurm/actors.next", encoding: .utf8)
+        let (refused, message) = try script("troupe-slurm", ["scale", run.runDirectory, "up", "2"], run,
+                                            environment: ["PATH": path, "SBATCH_REFUSE": "Invalid account"])
+        run.check(refused != 0 && message.contains("Invalid account") && message.contains("sbatch refused the job"), "a refusal: \(message)")
+        run.check(try String(contentsOfFile: run.runDirectory + "/slurm/actors.next", encoding: .utf8) == before,
+                  "a refused submission kept its actor numbers")
+        let (foreign, text) = try script("troupe-slurm", ["cancel", run.runDirectory, "99"], run, environment: ["PATH": path])
+        run.check(foreign != 0 && text.contains("job 99 is not one of this run's jobs"), "cancel of another job: \(text)")
+    }
 }

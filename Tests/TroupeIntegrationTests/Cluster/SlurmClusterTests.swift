@@ -43,18 +43,19 @@ import Testing
         try scenario.waitForContributions(from: ["actor-3", "actor-4"], within: 90)
         scenario.mark("scaled to 4")
 
-        // Cancel one (it leaves with Bye), requeue another (it comes back as itself and works again).
+        // Scale down by one (the newest array task, actor-4, leaves with Bye); requeue actor-3 (it comes back as
+        // itself and works again).
         let tasks = try scenario.arrayTasks()
-        let actor3 = try #require(tasks["actor-3"]), actor4 = try #require(tasks["actor-4"])
-        try scenario.troupeSlurm(["cancel", run.runDirectory, actor3])
-        scenario.waitForRecord("actor-3 leaving", within: 60) { $0.type == "actor_left" && $0.string("actor") == "actor-3" }
-        scenario.mark("cancelled actor-3")
-        let joinsBefore = scenario.joins(of: "actor-4")
+        let actor3 = try #require(tasks["actor-3"])
+        try scenario.troupeSlurm(["scale", run.runDirectory, "down", "1"])
+        scenario.waitForRecord("actor-4 leaving", within: 60) { $0.type == "actor_left" && $0.string("actor") == "actor-4" }
+        scenario.mark("scaled down to 3")
+        let joinsBefore = scenario.joins(of: "actor-3")
         let requeuedAt = run.records.all.count
-        try scenario.troupeSlurm(["requeue", run.runDirectory, actor4], within: 90)
-        run.waitUntil("actor-4 to join again after its requeue", within: 90) { scenario.joins(of: "actor-4") > joinsBefore }
-        try scenario.waitForContributions(from: ["actor-4"], after: requeuedAt, within: 60)
-        scenario.mark("requeued actor-4")
+        try scenario.troupeSlurm(["requeue", run.runDirectory, actor3], within: 90)
+        run.waitUntil("actor-3 to join again after its requeue", within: 90) { scenario.joins(of: "actor-3") > joinsBefore }
+        try scenario.waitForContributions(from: ["actor-3"], after: requeuedAt, within: 60)
+        scenario.mark("requeued actor-3")
 
         // Cancel the learner's job (SIGTERM: it checkpoints and leaves); resubmit it: the run resumes, and the
         // array's actor follows it through endpoints.json to wherever Slurm placed it.
@@ -67,7 +68,7 @@ import Testing
         run.check(run.expectExit(firstMonitor, .code(0), within: 30) == .code(0), "the monitor did not end with the learner it followed")
         run.check(firstMonitor.stdout.contains("\"learner_stopped\""), "the monitor never saw the learner stop")
         try scenario.troupeSlurm(["resume", run.runDirectory, "--set", "run.max_steps=\(finalSteps)"])
-        try scenario.waitForContributions(from: ["actor-4"], after: stoppedRecords, within: 120)
+        try scenario.waitForContributions(from: ["actor-3"], after: stoppedRecords, within: 120)
         let secondMonitor = try scenario.startMonitor("monitor-2")
         run.waitUntil("the resumed run to finish its \(finalSteps) steps", within: 120) { !run.records.of("run_finished").isEmpty }
         scenario.mark("resumed")
@@ -91,6 +92,38 @@ import Testing
         try RuntimeIntegrationTests.expectReplayVerifies(run, steps: finalSteps, within: 120)
         print("[slurm] " + scenario.figures(total: Date().timeIntervalSince(started)))
     }
+
+    /// The two other layouts, side by side on one lab: a single allocation running `srun --multi-prog`,
+    /// and a learner job with its actors as a job array that depends on it. Each runs to its last step.
+    @Test(.enabled(if: SlurmLabAvailability.shouldRun, "\(SlurmLabAvailability.unavailableReason ?? "")"), .timeLimit(.minutes(10)))
+    func theSingleAllocationAndSplitLayoutsRunToTheEnd() throws {
+        let multiprog = try IntegrationRun("slurm-multiprog"), split = try IntegrationRun("slurm-split")
+        let lab = try SlurmLab(directory: multiprog.directory + "/lab", nodes: 6, cpusPerNode: 2)
+        let bound = DispatchWorkItem { lab.down() }
+        DispatchQueue.global().asyncAfter(deadline: .now() + Self.boundSeconds, execute: bound)
+        defer {
+            bound.cancel()
+            lab.down()
+            multiprog.finish()
+            split.finish()
+        }
+        let steps = 12
+        let scenarios = [(multiprog, "multiprog"), (split, "split")].map { (SlurmScenario(run: $0.0, lab: lab), $0.1) }
+        for (scenario, layout) in scenarios {
+            try scenario.prepare(maxSteps: steps)
+            try scenario.troupeSlurm(["submit", scenario.run.runDirectory, "--layout", layout, "--actors", "2"])
+        }
+        for (scenario, layout) in scenarios {
+            let run = scenario.run
+            run.waitUntil("the \(layout) run to finish its \(steps) steps", within: 120) { !run.records.of("run_finished").isEmpty }
+            try scenario.waitUntilQueueEmpty(within: 60)
+            let contributors = Set(run.records.accepted.map { LogRecord.actor(ofGroup: $0.key) })
+            run.check(contributors == ["actor-1", "actor-2"], "\(layout): groups came from \(contributors.sorted())")
+            run.check(!scenario.weightRoutes().contains("shared_memory"), "\(layout): an actor mapped the learner's shared memory")
+            RuntimeIntegrationTests.expectConsistentEnd(run, steps: steps, finished: true, maxStaleness: 1)
+            try RuntimeIntegrationTests.expectReplayVerifies(run, steps: steps, within: 60)
+        }
+    }
 }
 
 /// The steps of the scenario: troupe-slurm on the login host, and what the run log says.
@@ -109,7 +142,7 @@ final class SlurmScenario {
     var troupeSlurmScript: String { TroupeBinary.repository.appendingPathComponent("cluster/slurm/troupe-slurm").path }
 
     /// The site settings of the lab (cluster/slurm/site.env's keys) and the run directory.
-    func prepare() throws {
+    func prepare(maxSteps: Int = 1_000_000) throws {
         let site = """
             TROUPE_BIN=\(run.binary)
             TROUPE_SBATCH_OPTIONS="--time=15"
@@ -124,7 +157,7 @@ final class SlurmScenario {
 
             """
         try site.write(toFile: siteFile, atomically: true, encoding: .utf8)
-        let settings = ["model.path=\(FaultScenario.builtInModel)", "run.max_steps=1000000", "learner.heartbeat_timeout_s=3",
+        let settings = ["model.path=\(FaultScenario.builtInModel)", "run.max_steps=\(maxSteps)", "learner.heartbeat_timeout_s=3",
                         "learner.lease_timeout_s=3", "learner.max_staleness=1",
                         // Every node sees the same /dev/shm here; a real cluster's nodes do not. Weights go over the network.
                         "learner.shared_memory_dir="]
@@ -183,10 +216,15 @@ final class SlurmScenario {
         return tasks
     }
 
+    /// The queue's entries ("JOB[_TASK|+COMPONENT] STATE") of this run's jobs (troupe-slurm's job list).
     func queue() throws -> String {
         let (status, output) = try lab.login(["squeue", "--noheader", "--array", "--format=%i %T"])
         try run.require(status == 0, "squeue failed: \(output)")
-        return output
+        let list = (try? String(contentsOfFile: run.runDirectory + "/slurm/jobs.tsv", encoding: .utf8)) ?? ""
+        let ids = Set(list.split(separator: "\n").compactMap { $0.split(separator: "\t").dropFirst().first.map(String.init) })
+        return output.split(separator: "\n").filter { line in
+            ids.contains(String(line.prefix { $0.isNumber }))
+        }.joined(separator: "\n")
     }
 
     func waitUntilGone(_ job: String, within seconds: Double) throws {
