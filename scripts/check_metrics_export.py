@@ -77,10 +77,14 @@ def main(run_dir):
     family, count = sample("troupe_metric_lines")   # the parser strips a counter's _total
     if family.type != "counter" or count != len(train):
         fail(f"troupe_metric_lines_total is a {family.type} of {count}, expected a counter of {len(train)}")
-    for raw, value in merged.items():
-        family, got = sample(prometheus_name(raw))
+    taken = {}
+    for raw in sorted(merged):   # names that sanitise alike (reward/mean, reward_mean): the first in name order is written
+        taken.setdefault(prometheus_name(raw), raw)
+    for name, raw in taken.items():
+        value = merged[raw]
+        family, got = sample(name)
         if family.type != "gauge" or not (got == value or (math.isnan(got) and math.isnan(value))):
-            fail(f"metrics.prom {prometheus_name(raw)} ({raw}) is a {family.type} of {got}, metrics.jsonl's latest is {value}")
+            fail(f"metrics.prom {name} ({raw}) is a {family.type} of {got}, metrics.jsonl's latest is {value}")
 
     print(f"check_metrics_export: ok: {len(tags)} TensorBoard tags over {len(train)} steps, "
           f"{len(families)} Prometheus families, latest step {latest}")
