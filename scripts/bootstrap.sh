@@ -108,6 +108,10 @@ bundle_start=$SECONDS
 bash cluster/bundle/make-bundle.sh
 log "bundle made in $((SECONDS - bundle_start))s"
 bash cluster/k8s/validate.sh --install
+# TensorBoard's and prometheus_client's parsers, which read back what the learner exports
+# (Tests/TroupeIntegrationTests/MetricsExportTests.swift).
+log "phase: metrics parsers (scripts/metrics-venv.sh)"
+bash scripts/metrics-venv.sh
 
 if [[ ! -d models/arith-base ]]; then
     log "note: models/arith-base is missing; tests that need a model build their own tiny ones"

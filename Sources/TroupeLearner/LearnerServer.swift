@@ -22,7 +22,8 @@ package final class LearnerServer {
     let trainer: Trainer
     package let core: LearnerCore
     let runLog: RunLog
-    /// Where the run's events go: the run log, the log stream, metrics.jsonl (and a test's sink).
+    /// Where the run's events go: the run log, the log stream, metrics.jsonl, metrics.prom, the TensorBoard
+    /// event file (and a test's sink).
     package let events: RunEvents
     let prompts: RunPrompts
     /// The run's check of every group before it is acknowledged (limits, finish reasons, rewards).
@@ -112,8 +113,12 @@ package final class LearnerServer {
                            credit: config.learner.credit)
         endpoints = try (makeEndpoints ?? { try LearnerEndpoints.zeroMQ(config.endpoints, epoch: $0, security: security) })(epoch)
         runLog = try RunLog(path: logPath)
+        let exportFailed: (String) -> Void = { [console] in console.warn("metrics export failed; training goes on", ["error": .string($0)]) }
         events = RunEvents([RunLogSink(runLog), LogStreamSink<RunLogEntry>(endpoints.logs),
-                            MetricsFileSink<RunLogEntry>(MetricsWriter(path: runDirectory + "/metrics.jsonl"))])
+                            MetricsFileSink<RunLogEntry>(MetricsWriter(path: runDirectory + "/metrics.jsonl")),
+                            PrometheusTextfileSink<RunLogEntry>(path: runDirectory + "/metrics.prom",
+                                                                run: URL(fileURLWithPath: runDirectory).lastPathComponent, onFailure: exportFailed),
+                            try TensorBoardSink<RunLogEntry>(directory: runDirectory + "/tensorboard", onFailure: exportFailed)])
         if runLog.truncatedBytes > 0 { console.warn("cut a torn final record from the run log", ["bytes": .integer(runLog.truncatedBytes)]) }
 
         let baseHash = model.weightsHash()

@@ -186,8 +186,10 @@ func halfToFloat(_ h: UInt16) -> Float {
 }
 
 /// Writes a file atomically: a temporary file in the same directory, fsync, rename, fsync of the directory.
+/// `durable: false` skips both fsyncs, for files that are only ever the latest view of something
+/// (readers still never see a partial file; a crash may leave the previous one).
 public enum AtomicFile {
-    public static func write(_ data: Data, to path: String) throws {
+    public static func write(_ data: Data, to path: String, durable: Bool = true) throws {
         let tmp = path + ".tmp-\(getpid())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw ModelError.unreadable(path: tmp, reason: "cannot create (\(String(cString: strerror(errno))))") }
@@ -200,12 +202,13 @@ public enum AtomicFile {
                 written += n
             }
         }
-        if ok { ok = fsync(fd) == 0 }
+        if ok, durable { ok = fsync(fd) == 0 }
         close(fd)
         guard ok, rename(tmp, path) == 0 else {
             unlink(tmp)
             throw ModelError.unreadable(path: path, reason: "write failed (\(String(cString: strerror(errno))))")
         }
+        guard durable else { return }
         let dir = (path as NSString).deletingLastPathComponent
         let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY)
         if dfd >= 0 { fsync(dfd); close(dfd) }

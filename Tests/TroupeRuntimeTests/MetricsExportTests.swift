@@ -1,0 +1,116 @@
+import Foundation
+import Testing
+import TroupeRuntime
+
+/// The bytes of the exported metric formats, against known vectors: CRC-32C's published check values,
+/// and TFRecord records produced by TensorBoard's own protobuf classes and `masked_crc32c`.
+struct MetricsExportFormatTests {
+    static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+
+    @Test func crc32cMatchesTheCastagnoliCheckValues() {
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+        #expect(CRC32C.checksum([UInt8](repeating: 0, count: 32)) == 0x8A91_36AA)   // RFC 3720 B.4
+        #expect(CRC32C.checksum([UInt8](repeating: 0xFF, count: 32)) == 0x62A8_AB43)
+        #expect(CRC32C.checksum([UInt8]()) == 0)
+        #expect(CRC32C.masked(CRC32C.checksum(Array("123456789".utf8))) == 0xC78A_B0E5)
+    }
+
+    @Test func theFileVersionRecordMatchesTensorBoardsBytes() {
+        let record = TensorBoardEvents.record(TensorBoardEvents.fileVersionEvent(wallTime: 1.5))
+        #expect(Self.hex(record) == "1800000000000000a37f4b2209000000000000f83f1a0d627261696e2e4576656e743a322a28646c")
+    }
+
+    @Test func aScalarsRecordMatchesTensorBoardsBytes() {
+        let event = TensorBoardEvents.scalarsEvent(wallTime: 1_795_753_429.25, step: 300,
+                                                   scalars: [(tag: "loss/total", value: 0.5), (tag: "reward/mean", value: 0.25)])
+        #expect(Self.hex(TensorBoardEvents.record(event))
+            == "3500000000000000d6c55de6090000507541c2da4110ac022a270a110a0a6c6f73732f746f74616c150000003f0a120a0b7265776172642f6d65616e150000803e8bd39232")
+    }
+
+    @Test func metricNamesFollowPrometheusRules() {
+        #expect(PrometheusText.metricName("reward/mean") == "troupe_reward_mean")
+        #expect(PrometheusText.metricName("eval/pass@1") == "troupe_eval_pass_at_1")
+        #expect(PrometheusText.metricName("off_policy/staleness_hist/2") == "troupe_off_policy_staleness_hist_2")
+        #expect(PrometheusText.metricName("a-b.c é") == "troupe_a_b_c__")
+        let valid = try! Regex("[a-zA-Z_:][a-zA-Z0-9_:]*")
+        for raw in ["reward/mean", "9lives", "ttrl/majority_ratio", "x y\"z"] {
+            #expect(PrometheusText.metricName(raw).wholeMatch(of: valid) != nil, "\(raw)")
+        }
+    }
+
+    @Test func theExpositionTextHasHelpTypeEscapedLabelsAndGoFloats() {
+        let text = PrometheusText.render([
+            .init(name: "troupe_step", type: .gauge, help: "Step.", samples: [.init(labels: [(name: "run", value: "r\"1\\\n")], value: 12)]),
+            .init(name: "troupe_a", type: .counter, help: "back\\slash\nline", samples: [.init(labels: [], value: .nan),
+                                                                                     .init(labels: [], value: -.infinity),
+                                                                                     .init(labels: [], value: 0.125)]),
+        ])
+        #expect(text == """
+            # HELP troupe_a back\\\\slash\\nline
+            # TYPE troupe_a counter
+            troupe_a NaN
+            troupe_a -Inf
+            troupe_a 0.125
+            # HELP troupe_step Step.
+            # TYPE troupe_step gauge
+            troupe_step{run="r\\"1\\\\\\n"} 12
+
+            """)
+    }
+
+    @Test func theTextfileSinkKeepsTheLatestValueOfEachMetricAndRewritesTheFile() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("troupe-prom-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var failures: [String] = []
+        let sink = PrometheusTextfileSink<Never>(path: dir + "/metrics.prom", run: "run-a") { failures.append($0) }
+        let events = ProcessEvents<Never>([sink])
+        try events.emit(.metrics("train", step: 1, ["reward/mean": 0.25, "loss/total": 2, "step": 99, "a_b": 1, "a/b": 2]))
+        try events.emit(.stream("step", step: 2, metrics: ["reward/mean": 7]))   // not a metrics line: ignored
+        try events.emit(.metrics("train", step: 2, ["reward/mean": 0.5]))
+        let text = try String(contentsOfFile: dir + "/metrics.prom", encoding: .utf8)
+        #expect(text.contains("troupe_reward_mean{run=\"run-a\",kind=\"train\"} 0.5\n"))
+        #expect(text.contains("troupe_loss_total{run=\"run-a\",kind=\"train\"} 2\n"))
+        #expect(text.contains("troupe_step{run=\"run-a\",kind=\"train\"} 2\n"))
+        #expect(text.contains("# TYPE troupe_metric_lines_total counter\ntroupe_metric_lines_total{run=\"run-a\",kind=\"train\"} 2\n"))
+        // `a/b` and `a_b` both sanitise to troupe_a_b: the first in name order stays, once.
+        #expect(text.components(separatedBy: "\ntroupe_a_b{").count == 2)
+        #expect(text.contains("troupe_a_b{run=\"run-a\",kind=\"train\"} 2\n"))
+        #expect(!text.contains(" 99\n"), "a metric named `step` must not shadow troupe_step")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["metrics.prom"], "a temporary file was left")
+        #expect(failures.isEmpty)
+    }
+
+    @Test func aTextfileThatCannotBeWrittenIsReportedOnceNotThrown() throws {
+        var failures: [String] = []
+        let sink = PrometheusTextfileSink<Never>(path: "/nonexistent-troupe-dir/metrics.prom", run: "r") { failures.append($0) }
+        try sink.emit(.metrics("train", step: 1, ["x": 1]))
+        try sink.emit(.metrics("train", step: 2, ["x": 2]))
+        #expect(failures.count == 1)
+        #expect(failures.first?.contains("/nonexistent-troupe-dir/metrics.prom") == true)
+    }
+
+    @Test func theTensorBoardSinkWritesAVersionRecordThenOneRecordPerMetricsLine() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("troupe-tb-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let sink = try TensorBoardSink<Never>(directory: dir + "/tensorboard", now: Date(timeIntervalSince1970: 1.5)) { Issue.record("\($0)") }
+        try sink.emit(.metrics("train", step: 300, ["reward/mean": 0.25, "loss/total": 0.5, "ttrl/reward_accuracy": .nan]))
+        try sink.emit(.metrics("train", step: 301, ["only/nan": .nan]))   // nothing finite: no record
+        #expect(URL(fileURLWithPath: sink.path).lastPathComponent.hasPrefix("events.out.tfevents.1."))
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: sink.path)))
+        let first = TensorBoardEvents.record(TensorBoardEvents.fileVersionEvent(wallTime: 1.5))
+        #expect(Array(bytes.prefix(first.count)) == first)
+        // The second record: the two finite scalars in tag order (wall time differs, so compare the rest).
+        let rest = Array(bytes.dropFirst(first.count))
+        let length = Int(rest[0]) | Int(rest[1]) << 8
+        #expect(rest.count == 8 + 4 + length + 4)
+        let tail = Self.hex(Array(rest[(12 + 9)..<(12 + length)]))
+        #expect(tail == "10ac022a270a110a0a6c6f73732f746f74616c150000003f0a120a0b7265776172642f6d65616e150000803e")
+    }
+
+    @Test func aTensorBoardDirectoryThatCannotBeMadeIsAClearError() {
+        #expect(throws: ExportError.self) {
+            try TensorBoardSink<Never>(directory: "/proc/troupe-cannot/tensorboard") { _ in }
+        }
+    }
+}
