@@ -304,3 +304,38 @@ final class IntegrationRun {
         if !failed { try? FileManager.default.removeItem(atPath: directory) }
     }
 }
+
+/// A helper command (a script, a setup tool) run to completion by a test.
+enum Command {
+    /// Runs `command` to completion within `seconds` (else kills it and throws). Its output goes to a file,
+    /// not a pipe: a daemon it starts may keep the stream open long after the command itself has ended.
+    static func run(_ command: [String], environment: [String: String]? = nil, within seconds: Double) throws -> (Int32, String) {
+        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("troupe-command-\(UUID().uuidString).out").path
+        guard FileManager.default.createFile(atPath: outputPath, contents: nil), let output = FileHandle(forWritingAtPath: outputPath) else {
+            throw HarnessError("cannot create \(outputPath)")
+        }
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
+        if let environment { process.environment = environment }
+        process.standardOutput = output
+        process.standardError = output
+        process.standardInput = FileHandle.nullDevice
+        var none = sigset_t(), previous = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, &previous)
+        try process.run()
+        pthread_sigmask(SIG_SETMASK, &previous, nil)
+        try? output.close()
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            throw HarnessError("\(command.joined(separator: " ")) did not finish within \(seconds) s:\n\(text)")
+        }
+        return (process.terminationStatus, text)
+    }
+}

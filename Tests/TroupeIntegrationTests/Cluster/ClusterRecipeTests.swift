@@ -24,19 +24,11 @@ enum ClusterRecipes {
     }()
     static let isRoot = getuid() == 0
 
-    /// Runs `command` to the end; its standard output and error together.
+    /// Runs `command` (found on PATH) to the end, within 5 minutes; its standard output and error together.
     static func run(_ command: [String], environment extra: [String: String] = [:]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = command
-        process.environment = ProcessInfo.processInfo.environment.merging(extra) { $1 }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        let (status, output) = try Command.run(["/usr/bin/env"] + command,
+                                               environment: ProcessInfo.processInfo.environment.merging(extra) { $1 }, within: 300)
+        return (status, output)
     }
 }
 

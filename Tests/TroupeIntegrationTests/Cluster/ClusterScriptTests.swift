@@ -11,7 +11,7 @@ import Testing
         var env = run.environment
         env["TROUPE_BIN"] = run.binary
         for (key, value) in environment { env[key] = value }
-        return try SlurmLab.run(["/bin/bash", Self.slurmDirectory + "/" + name] + arguments, environment: env, within: 60)
+        return try Command.run(["/bin/bash", Self.slurmDirectory + "/" + name] + arguments, environment: env, within: 60)
     }
 
     @Test func badInputToTheSlurmScriptsIsNamedAndFatal() throws {
@@ -134,7 +134,7 @@ import Testing
             path.hasSuffix(".sh") || path.hasSuffix(".sbatch") || ["slurm/troupe-slurm", "slurm/troupe-task"].contains(path)
         }.sorted().map { cluster + "/" + $0 }
         #expect(scripts.count >= 10, "\(scripts)")
-        let (status, output) = try SlurmLab.run([shellcheck, "--external-sources"] + scripts, within: 60)
+        let (status, output) = try Command.run([shellcheck, "--external-sources"] + scripts, within: 60)
         #expect(status == 0, "shellcheck:\n\(output)")
     }
 }

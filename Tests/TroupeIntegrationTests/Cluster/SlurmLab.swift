@@ -40,7 +40,7 @@ final class SlurmLab {
         }
         self.directory = directory
         script = TroupeBinary.repository.appendingPathComponent("cluster/lab/slurm-lab.sh").path
-        let (status, output) = try Self.run(["/bin/bash", script, "up", "--dir", directory, "--nodes", "\(nodes)", "--cpus", "\(cpusPerNode)"],
+        let (status, output) = try Command.run(["/bin/bash", script, "up", "--dir", directory, "--nodes", "\(nodes)", "--cpus", "\(cpusPerNode)"],
                                             within: 90)
         guard status == 0 else { throw HarnessError("slurm-lab.sh up failed (\(status)):\n\(output)") }
         let env = try String(contentsOfFile: directory + "/lab.env", encoding: .utf8)
@@ -54,7 +54,7 @@ final class SlurmLab {
 
     /// Stops every daemon and job of the lab and removes its namespaces (safe to call twice).
     func down() {
-        _ = try? Self.run(["/bin/bash", script, "down", "--dir", directory], within: 60)
+        _ = try? Command.run(["/bin/bash", script, "down", "--dir", directory], within: 60)
     }
 
     /// The command as run on the login host: `nsenter --net=LOGIN COMMAND…` with the lab's SLURM_CONF.
@@ -67,38 +67,6 @@ final class SlurmLab {
         var env = ProcessInfo.processInfo.environment
         env["SLURM_CONF"] = slurmConf
         for (key, value) in extra { env[key] = value }
-        return try Self.run(onLogin(command), environment: env, within: seconds)
-    }
-
-    /// Runs `command` to completion within `seconds` (else kills it and throws). Its output goes to a file,
-    /// not a pipe: a daemon it starts may keep the stream open long after the command itself has ended.
-    static func run(_ command: [String], environment: [String: String]? = nil, within seconds: Double) throws -> (Int32, String) {
-        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("troupe-command-\(UUID().uuidString).out").path
-        guard FileManager.default.createFile(atPath: outputPath, contents: nil), let output = FileHandle(forWritingAtPath: outputPath) else {
-            throw HarnessError("cannot create \(outputPath)")
-        }
-        defer { try? FileManager.default.removeItem(atPath: outputPath) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: command[0])
-        process.arguments = Array(command.dropFirst())
-        if let environment { process.environment = environment }
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        var none = sigset_t(), previous = sigset_t()
-        sigemptyset(&none)
-        pthread_sigmask(SIG_SETMASK, &none, &previous)
-        try process.run()
-        pthread_sigmask(SIG_SETMASK, &previous, nil)
-        try? output.close()
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
-        let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            throw HarnessError("\(command.joined(separator: " ")) did not finish within \(seconds) s:\n\(text)")
-        }
-        return (process.terminationStatus, text)
+        return try Command.run(onLogin(command), environment: env, within: seconds)
     }
 }
