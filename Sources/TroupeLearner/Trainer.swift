@@ -78,26 +78,21 @@ package final class Trainer: @unchecked Sendable {
     /// Stages 1–3: the step's loss and its gradient in `pass.gradients`.
     private func accumulateGradients(_ groups: [RolloutGroup], stepNumber: Int) throws -> Gradients {
         let groupSize = groups.map(\.samples.count).max() ?? 0
-        let trainRange = { (g: RolloutGroup) in self.options.trainingIndices(groupSize: g.samples.count) }
-        // 1. Advantages and the aggregation denominators, once for the whole step.
-        let advantageInput = groups.map { g -> AdvantageGroup in
-            let s = Array(g.samples[trainRange(g)])
-            let entropies = s.allSatisfy { $0.entropies != nil && !$0.entropies!.isEmpty }
-                ? s.map { e in Double(e.entropies!.reduce(0, +)) / Double(e.entropies!.count) } : nil
-            return AdvantageGroup(rewards: s.map(\.reward), lengths: s.map(\.tokens.count), finishReasons: s.map(\.finishReason),
-                                  responseEntropies: entropies, staleness: max(0, stepNumber - 1 - Int(g.version.step)))
-        }
-        let advantages = try StepAdvantages.compute(groups: advantageInput, options: options)
+        // 1–2. Advantages and the aggregation denominators, once for the whole step; the samples to train.
+        let selection = try StepSelection.compute(groups: groups.map { g in
+            StepSelection.Group(samples: g.samples.map { s in
+                StepSelection.Sample(reward: s.reward, length: s.tokens.count, finishReason: s.finishReason,
+                                     meanEntropy: s.entropies.map(StepSelection.meanEntropy), scored: !s.tokens.isEmpty)
+            }, staleness: max(0, stepNumber - 1 - Int(g.version.step)))
+        }, options: options)
+        let advantages = selection.advantages
 
-        // 2. The training sequences: prompt + completion, scored from the first completion token.
+        // The training sequences: prompt + completion, scored from the first completion token.
         struct Item { let sequence: [Int32]; let scoreFrom: Int; let temperature: Float; let sample: RolloutSample; let advantage: Double }
-        var items: [Item] = []
-        for (gi, g) in groups.enumerated() where advantages.groups[gi].kept {
-            for (slot, si) in trainRange(g).enumerated() where !g.samples[si].tokens.isEmpty {
-                let s = g.samples[si]
-                items.append(Item(sequence: g.promptTokens + s.tokens, scoreFrom: g.promptTokens.count, temperature: s.temperature,
-                                  sample: s, advantage: advantages.groups[gi].advantages[slot]))
-            }
+        let items = selection.trained.map { t in
+            let g = groups[t.group], s = g.samples[t.sample]
+            return Item(sequence: g.promptTokens + s.tokens, scoreFrom: g.promptTokens.count, temperature: s.temperature,
+                        sample: s, advantage: t.advantage)
         }
 
         // 3. Micro-batches: forward, loss coefficients, backward.

@@ -17,25 +17,19 @@ public enum AlgorithmWorkbench {
         // 1. Rewards, per group, over every vote sample.
         let rewardResults = try groups.map { try $0.rewards(options: options) }
 
-        // 2. Advantages and totals over the training subsets of the whole step.
-        let trainIndices = groups.map { options.trainingIndices(groupSize: $0.samples.count) }
-        let advantageGroups = try groups.enumerated().map { index, group in
-            try group.advantageGroup(rewards: rewardResults[index].rewards, indices: trainIndices[index], options: options)
-        }
-        let step = try StepAdvantages.compute(groups: advantageGroups, options: options)
+        // 2. Advantages and totals over the training subsets of the whole step; the samples to train.
+        if options.advantage.entropyReshaping { try groups.forEach { try $0.requireEntropies(options: options) } }
+        let selection = try StepSelection.compute(groups: groups.enumerated().map { index, group in
+            group.selectionGroup(rewards: rewardResults[index].rewards)
+        }, options: options)
+        let step = selection.advantages
+        let trainIndices = selection.trainingIndices
 
         // 3. Losses for the trained samples of kept groups, as one micro-batch.
         let hasLogProbs = groups.contains { $0.samples.contains { $0.logp != nil } }
-        var lossSamples: [LossSample] = []
-        var owners: [(group: Int, sample: Int)] = []
-        if hasLogProbs {
-            for (g, group) in groups.enumerated() where step.groups[g].kept {
-                for (slot, s) in trainIndices[g].enumerated() {
-                    lossSamples.append(try group.lossSample(s, advantage: step.groups[g].advantages[slot]))
-                    owners.append((g, s))
-                }
-            }
-        }
+        let trained = hasLogProbs ? selection.trained : []
+        let owners = trained.map { (group: $0.group, sample: $0.sample) }
+        let lossSamples = try trained.map { try groups[$0.group].lossSample($0.sample, advantage: $0.advantage) }
         let plan: StepLossPlan?
         do {
             plan = hasLogProbs ? try StepLossPlan.compute(samples: lossSamples, totals: step.totals, options: options) : nil
@@ -216,21 +210,18 @@ private struct GroupInput {
         }
     }
 
-    func advantageGroup(rewards: [Double], indices: Range<Int>, options: AlgorithmOptions) throws -> AdvantageGroup {
-        let trained = indices.map { samples[$0] }
-        // EAR needs each response's mean token entropy: taken from the samples' "entropy" arrays.
-        var responseEntropies: [Double]?
-        if trained.allSatisfy({ $0.entropy != nil }) {
-            responseEntropies = trained.map { sample in
-                let values = sample.entropy!
-                return values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count)
-            }
-        } else if options.advantage.entropyReshaping {
-            let missing = trained.first { $0.entropy == nil }!
+    /// EAR needs each trained response's token entropies ("entropy"): named here, per sample.
+    func requireEntropies(options: AlgorithmOptions) throws {
+        if let missing = options.trainingIndices(groupSize: samples.count).map({ samples[$0] }).first(where: { $0.entropy == nil }) {
             throw AlgorithmError(field: "\(missing.field).entropy", problem: "is required by advantage.entropy_reshaping")
         }
-        return AdvantageGroup(rewards: indices.map { rewards[$0] }, lengths: trained.map(\.reward.length),
-                              finishReasons: trained.map(\.reward.finishReason), responseEntropies: responseEntropies, staleness: staleness)
+    }
+
+    func selectionGroup(rewards: [Double]) -> StepSelection.Group {
+        StepSelection.Group(samples: zip(samples, rewards).map { sample, reward in
+            StepSelection.Sample(reward: reward, length: sample.reward.length, finishReason: sample.reward.finishReason,
+                                 meanEntropy: sample.entropy.map(StepSelection.meanEntropy))
+        }, staleness: staleness)
     }
 
     func lossSample(_ index: Int, advantage: Double) throws -> LossSample {
