@@ -58,6 +58,8 @@ package final class LearnerServer {
     /// Acks of groups read in this drain, sent after one run-log sync covers their records.
     private var pendingAcks: [(PeerID, Troupe_V1_Ack)] = []
     private var warnedAboutSharedMemory = false
+    /// HTTP `/metrics`, when `endpoints.metrics_port` asks for it (real endpoints only).
+    private var metricsEndpoint: MetricsEndpoint?
     package private(set) var finished = false
     /// Testing only: once this step is done, the ZAP handler fails as if it had died (its endpoint
     /// gone, the case in which libzmq admits any key), so a test can watch the learner close the gate.
@@ -112,12 +114,18 @@ package final class LearnerServer {
                            leaseTimeout: config.learner.leaseTimeoutSeconds, heartbeatTimeout: config.learner.heartbeatTimeoutSeconds,
                            credit: config.learner.credit)
         endpoints = try (makeEndpoints ?? { try LearnerEndpoints.zeroMQ(config.endpoints, epoch: $0, security: security) })(epoch)
+        let exposition = PrometheusExposition()
+        if makeEndpoints == nil && config.endpoints.metricsPort != 0 {
+            metricsEndpoint = try MetricsEndpoint(host: config.endpoints.bindHost, port: config.endpoints.metricsPort, exposition: exposition)
+        }
         runLog = try RunLog(path: logPath)
         let exportFailed: (String) -> Void = { [console] in console.warn("metrics export failed; training goes on", ["error": .string($0)]) }
         events = RunEvents([RunLogSink(runLog), LogStreamSink<RunLogEntry>(endpoints.logs),
                             MetricsFileSink<RunLogEntry>(MetricsWriter(path: runDirectory + "/metrics.jsonl")),
                             PrometheusTextfileSink<RunLogEntry>(path: runDirectory + "/metrics.prom",
-                                                                run: URL(fileURLWithPath: runDirectory).lastPathComponent, onFailure: exportFailed),
+                                                                run: URL(fileURLWithPath: runDirectory).lastPathComponent,
+                                                                exposition: exposition, streamKinds: ["learner_stats": "learner"],
+                                                                onFailure: exportFailed),
                             try TensorBoardSink<RunLogEntry>(directory: runDirectory + "/tensorboard", onFailure: exportFailed)])
         if runLog.truncatedBytes > 0 { console.warn("cut a torn final record from the run log", ["bytes": .integer(runLog.truncatedBytes)]) }
 
@@ -163,14 +171,19 @@ package final class LearnerServer {
             // Bound now: processes that know only the run directory (a batch job's actors) find us here.
             try discovery.write(to: runDirectory + "/" + LearnerEndpointsFile.fileName)
         }
-        console.info("listening", ["control": .string(discovery.control), "logs": .string(discovery.logs),
-                                   "run": .string(runDirectory), "step": .integer(core.step), "epoch": .string(String(epoch, radix: 16))])
+        var listening: [String: JSONValue] = ["control": .string(discovery.control), "logs": .string(discovery.logs), "run": .string(runDirectory),
+                                              "step": .integer(core.step), "epoch": .string(String(epoch, radix: 16))]
+        if let metricsEndpoint {
+            listening["metrics"] = .string("http://\(config.endpoints.advertiseHost.contains(":") ? "[\(config.endpoints.advertiseHost)]" : config.endpoints.advertiseHost):\(metricsEndpoint.port)/metrics")
+        }
+        console.info("listening", listening)
     }
 
     /// The lock goes with the learner (a process that dies releases it too), so a test can play a
     /// learner's death and resume in one process.
     deinit {
         worker.stop()
+        metricsEndpoint?.stop()
         LogStreamAttachment.process.detach(endpoints.logs)
         close(lockDescriptor)
     }
@@ -239,6 +252,8 @@ package final class LearnerServer {
         worker.stop()
         LogStreamAttachment.process.detach(endpoints.logs)
         endpoints.close()
+        metricsEndpoint?.stop()
+        metricsEndpoint = nil
         // Actors that mapped a version keep its pages; its name goes now rather than at some later
         // deinit (the next learner would sweep it, but only when it starts).
         for path in [snapshot.manifest.sharedMemoryPath, weightService.previous?.manifest.sharedMemoryPath ?? ""] where !path.isEmpty {

@@ -73,7 +73,10 @@ package final class LocalRun {
                                                model: try ModelDirectory.loadConfig(config.model.path))
         let prompts = try RunSetup.prompts(config, tokenizer: tokenizer)
         let items = try evaluationItems()
-        let events = LocalRunEvents([MetricsFileSink<Never>(MetricsWriter(path: dir + "/metrics.jsonl"))])
+        // Evaluation lines go to metrics.jsonl and, beside the learner's, a TensorBoard event file of their own.
+        let exportFailed: (String) -> Void = { [console] in console.warn("metrics export failed; the run goes on", ["error": .string($0)]) }
+        let events = LocalRunEvents([MetricsFileSink<Never>(MetricsWriter(path: dir + "/metrics.jsonl")),
+                                     try TensorBoardSink<Never>(directory: dir + "/tensorboard", onFailure: exportFailed)])
 
         var before: EvalRow?
         if options.evaluate && !items.isEmpty {

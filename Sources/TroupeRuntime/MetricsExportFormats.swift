@@ -62,8 +62,10 @@ package enum TensorBoardEvents {
     }
 
     /// `events.out.tfevents.<unix seconds>.<host>`: the name TensorBoard looks for in a log directory.
-    package static func fileName(time: Date, host: String) -> String {
-        "events.out.tfevents.\(Int(time.timeIntervalSince1970)).\(host)"
+    /// TensorBoard's own writers' pattern; the pid keeps two writers of one run directory (`troupe run`'s
+    /// evaluations beside its learner) apart when they start in the same second.
+    package static func fileName(time: Date, host: String, pid: Int32 = getpid()) -> String {
+        "events.out.tfevents.\(Int(time.timeIntervalSince1970)).\(host).\(pid)"
     }
 
     static func littleEndian<T: FixedWidthInteger>(_ value: T) -> [UInt8] {

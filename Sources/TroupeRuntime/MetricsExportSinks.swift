@@ -17,34 +17,56 @@ final class ExportFailureReporter {
     func succeeded() { last = nil }
 }
 
+/// The latest Prometheus exposition a process rendered, for its HTTP `/metrics` endpoint to serve
+/// from another thread. Empty until the first metrics line.
+package final class PrometheusExposition: @unchecked Sendable {
+    private let lock = NSLock()
+    private var current = ""
+    package init() {}
+    package var text: String { lock.withLock { current } }
+    func update(_ text: String) { lock.withLock { current = text } }
+}
+
 /// metrics.prom: the latest value of each metric in Prometheus's text format, rewritten whole (temp
 /// file and rename) after every metrics line, for node-exporter's textfile collector or any scraper
-/// of files. Every metric is a gauge labelled `run` (the run directory's name) and `kind` (the
-/// metrics line's kind, `train` for the learner's steps); `troupe_step` is the line's step and
-/// `troupe_metric_lines_total` counts the lines this process wrote.
+/// of files; the same text goes to `exposition` for an HTTP endpoint. Log-stream events of the kinds in
+/// `streamKinds` count as metrics lines too (the learner's once-a-second `learner_stats`, as kind
+/// `learner`). Every metric is a gauge labelled `run` (the run directory's name) and `kind` (`train`
+/// for the learner's steps); `troupe_step` is the line's step and `troupe_metric_lines_total` counts
+/// the lines of that kind this process exported.
 package final class PrometheusTextfileSink<Record>: ProcessEventSink {
     package let path: String
     let run: String
     let failures: ExportFailureReporter
+    package let exposition: PrometheusExposition
+    let streamKinds: [String: String]
     private var latest: [String: (step: Int, metrics: [String: Double])] = [:]
     private var lines: [String: Int] = [:]
 
     static var reservedNames: Set<String> { ["troupe_step", "troupe_metric_lines_total"] }
 
-    package init(path: String, run: String, onFailure: @escaping (String) -> Void) {
+    package init(path: String, run: String, exposition: PrometheusExposition = PrometheusExposition(),
+                 streamKinds: [String: String] = [:], onFailure: @escaping (String) -> Void) {
         self.path = path
         self.run = run
+        self.exposition = exposition
+        self.streamKinds = streamKinds
         failures = ExportFailureReporter(onFailure)
     }
 
     package func emit(_ event: ProcessEvent<Record>) throws {
-        guard let line = event.metricsLine else { return }
+        let fromStream = event.stream.flatMap { stream in
+            streamKinds[stream.kind].map { ProcessEvent<Record>.MetricsLine(kind: $0, step: stream.step, metrics: stream.metrics) }
+        }
+        guard let line = event.metricsLine ?? fromStream else { return }
         var metrics = latest[line.kind]?.metrics ?? [:]
         metrics.merge(line.metrics) { $1 }
         latest[line.kind] = (line.step, metrics)
         lines[line.kind, default: 0] += 1
+        let text = PrometheusText.render(families)
+        exposition.update(text)
         do {
-            try AtomicFile.write(Data(PrometheusText.render(families).utf8), to: path, durable: false)   // a view, not a record: no fsync on the step path
+            try AtomicFile.write(Data(text.utf8), to: path, durable: false)   // a view, not a record: no fsync on the step path
             failures.succeeded()
         } catch {
             failures.failed("cannot write \(path): \(error)")

@@ -79,6 +79,8 @@ package struct RunConfig: Sendable {
         package var logsPort = 5558
         /// Processes publish their log events here (the proxy's XSUB side).
         package var logsInPort = 5559
+        /// HTTP `/metrics` (Prometheus) on `bindHost`; 0: none.
+        package var metricsPort = 0
     }
     package struct Actors: Sendable, Equatable {
         /// Actors `troupe run` starts.

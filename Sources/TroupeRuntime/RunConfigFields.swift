@@ -138,6 +138,7 @@ extension RunConfig {
         .int("endpoints.announce_port", \.endpoints.announcePort, 0...65535, "new-version announcements"),
         .int("endpoints.logs_port", \.endpoints.logsPort, 0...65535, "monitors subscribe here (the log proxy's XPUB side)"),
         .int("endpoints.logs_in_port", \.endpoints.logsInPort, 0...65535, "processes publish their log events here (the log proxy's XSUB side)"),
+        .int("endpoints.metrics_port", \.endpoints.metricsPort, 0...65535, "the learner's HTTP `/metrics` for Prometheus, on `bind_host`; 0: none (metrics.prom is written either way)"),
         .int("actors.count", \.actors.count, 0...1024, "actors `troupe run` starts"),
         .int("actors.threads", \.actors.threads, 1...256, "OpenBLAS threads per actor"),
         .int("eval.every", \.eval.every, 0...1_000_000, "`troupe run` evaluates the latest checkpoint every this many steps (0: start and end only)"),
@@ -302,6 +303,10 @@ extension RunConfig: Decodable {
         if learner.publishEvery > learner.maxStaleness + 1 {
             throw ConfigError(key: "learner.publish_every",
                               problem: "is \(learner.publishEvery) but learner.max_staleness is \(learner.maxStaleness): leases ask for weights at most \(learner.maxStaleness) steps behind the learner, which would often be a step never published, so actors would wait for ever; set learner.publish_every at most \(learner.maxStaleness + 1) or raise learner.max_staleness")
+        }
+        let socketPorts = [endpoints.controlPort, endpoints.weightsPort, endpoints.announcePort, endpoints.logsPort, endpoints.logsInPort]
+        if endpoints.metricsPort != 0 && socketPorts.contains(endpoints.metricsPort) {
+            throw ConfigError(key: "endpoints.metrics_port", problem: "is \(endpoints.metricsPort), a port of one of the learner's sockets (control, weights, announce, logs, logs_in)")
         }
         if ["0.0.0.0", "*", "::", "[::]"].contains(endpoints.advertiseHost) {
             throw ConfigError(key: "endpoints.advertise_host", problem: "must be an address others can connect to, not \(endpoints.advertiseHost)")

@@ -28,5 +28,12 @@ extension RuntimeIntegrationTests {
         let frozen = try String(contentsOfFile: run.runDirectory + "/config.json", encoding: .utf8)
         run.check(frozen.contains("\"label_free\" : true"), "the learner's configuration is not label-free")
         Self.expectAccountingIdentity(run)
+        // The evaluations reach TensorBoard beside the learner's steps, read by TensorBoard's own parser.
+        let metrics = try String(contentsOfFile: run.runDirectory + "/metrics.jsonl", encoding: .utf8)
+        run.check(metrics.contains("\"kind\":\"eval\"") || metrics.contains("\"kind\" : \"eval\""), "no eval line in metrics.jsonl")
+        if MetricsParsers.installed {
+            let (code, output) = try Command.run([MetricsParsers.python, MetricsParsers.checker, run.runDirectory], within: 120)
+            run.check(code == 0 && output.contains("check_metrics_export: ok:"), "the exports of troupe run do not read back:\n\(output)")
+        }
     }
 }

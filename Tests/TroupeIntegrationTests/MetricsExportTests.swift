@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TroupeLocalRun
 
 /// What the learner exports for dashboards, read back by the consumers' own parsers
 /// (scripts/check_metrics_export.py: TensorBoard's EventAccumulator, prometheus_client's text parser)
@@ -47,5 +48,64 @@ extension RuntimeIntegrationTests {
         try bytes.prefix(firstRecord).write(to: URL(fileURLWithPath: eventFile))
         let noScalars = try ClusterRecipes.run([MetricsParsers.python, MetricsParsers.checker, tampered])
         run.check(noScalars.status != 0 && noScalars.output.contains("TensorBoard"), "an event file without scalars passed: \(noScalars.output)")
+    }
+}
+
+extension RuntimeIntegrationTests {
+    /// The learner's HTTP `/metrics` (`endpoints.metrics_port`), scraped while the run goes on and read
+    /// with prometheus_client's parser against metrics.jsonl at the step it shows.
+    @Test(.enabled(if: MetricsParsers.installed || ClusterRecipes.required,
+                   "prometheus_client not installed (bash scripts/metrics-venv.sh); /metrics check skipped"),
+          .timeLimit(.minutes(3)))
+    func prometheusScrapesTheLearnersMetricsEndpoint() throws {
+        try #require(MetricsParsers.installed, "CI is set but \(MetricsParsers.venv) lacks prometheus_client: run bash scripts/metrics-venv.sh")
+        let run = try IntegrationRun("metrics-http")
+        defer { run.finish() }
+        let port = try #require((0..<50).lazy.map { _ in Int.random(in: 10_000..<20_000) }.first(where: LocalRun.portIsFree),
+                                "no free loopback port for /metrics")
+        let learner = try run.startLearner(maxSteps: 200, ["endpoints.metrics_port=\(port)"])
+        let actor = try run.startActor("a1")
+        let (status, scraped) = try Command.run([MetricsParsers.python, MetricsParsers.checker, "--scrape", "http://127.0.0.1:\(port)/metrics",
+                                                 run.runDirectory], within: 90)
+        run.check(status == 0 && scraped.contains("check_metrics_export: ok:"), "the scrape failed:\n\(scraped)")
+        let (_, missing) = try Command.run([MetricsParsers.python, "-c", """
+            import urllib.request, urllib.error
+            try:
+                urllib.request.urlopen("http://127.0.0.1:\(port)/other", timeout=5)
+            except urllib.error.HTTPError as e:
+                print(e.code)
+            """], within: 30)
+        run.check(missing.contains("404"), "another path answered \(missing)")
+        learner.send(SIGTERM)
+        run.expectExit(learner, .code(0), within: 60)
+        actor.send(SIGTERM)   // a stopped (not finished) run's actor waits for the learner to return
+        run.expectExit(actor, .code(0), within: 30)
+
+        // A port already taken: the learner says which key and exits 1 before writing anything.
+        let blocker = try #require(Self.listen(onLoopbackPort: port), "cannot hold port \(port)")
+        defer { close(blocker) }
+        let second = try IntegrationRun("metrics-http-taken")
+        defer { second.finish() }
+        let refused = try second.startLearner(maxSteps: 3, ["endpoints.metrics_port=\(port)"])
+        run.check(second.expectExit(refused, .code(1), within: 60) == .code(1), "a learner on a taken /metrics port did not exit 1")
+        run.check(refused.stderr.contains("endpoints.metrics_port"), "the refusal does not name the key: \(refused.tail())")
+        run.check(!FileManager.default.fileExists(atPath: second.runDirectory + "/config.json"), "the refused learner wrote config.json")
+    }
+
+    /// A socket listening on 127.0.0.1:`port`, or nil.
+    static func listen(onLoopbackPort port: Int) -> Int32? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        var reuse: Int32 = 1   // the learner's server side of the scrapes may still be in TIME_WAIT
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, Glibc.listen(fd, 1) == 0 else { close(fd); return nil }
+        return fd
     }
 }

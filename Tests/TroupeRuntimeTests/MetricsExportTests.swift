@@ -81,6 +81,26 @@ struct MetricsExportFormatTests {
         #expect(failures.isEmpty)
     }
 
+    @Test func chosenLogStreamKindsAreExportedAndTheExpositionMatchesTheFile() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("troupe-prom-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let exposition = PrometheusExposition()
+        let sink = PrometheusTextfileSink<Never>(path: dir + "/metrics.prom", run: "r", exposition: exposition,
+                                                 streamKinds: ["learner_stats": "learner"]) { Issue.record("\($0)") }
+        #expect(exposition.text.isEmpty)
+        try sink.emit(.stream("learner_stats", step: 4, metrics: ["queue": 12, "actors": 3, "step": 4]))
+        try sink.emit(.stream("step", step: 5, metrics: ["queue": 99]))   // a kind not chosen: ignored
+        try sink.emit(.metrics("train", step: 5, ["reward/mean": 0.5]))
+        let text = try String(contentsOfFile: dir + "/metrics.prom", encoding: .utf8)
+        #expect(text.contains("troupe_queue{run=\"r\",kind=\"learner\"} 12\n"))
+        #expect(text.contains("troupe_actors{run=\"r\",kind=\"learner\"} 3\n"))
+        #expect(text.contains("troupe_step{run=\"r\",kind=\"learner\"} 4\n"))
+        #expect(text.contains("troupe_reward_mean{run=\"r\",kind=\"train\"} 0.5\n"))
+        #expect(!text.contains(" 99\n"))
+        #expect(exposition.text == text)
+    }
+
     @Test func aTextfileThatCannotBeWrittenIsReportedOnceNotThrown() throws {
         var failures: [String] = []
         let sink = PrometheusTextfileSink<Never>(path: "/nonexistent-troupe-dir/metrics.prom", run: "r") { failures.append($0) }

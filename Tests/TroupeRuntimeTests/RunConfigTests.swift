@@ -46,6 +46,7 @@ import TroupeRuntime
         // Cross-key checks, at the key that is set.
         ("{\"task\": {\"file\": \"t.jsonl\"}}", "config.json:1:19: task.file: set only one of task.spec and task.file"),
         ("{\"learner\": {\"publish_every\": 2}}", "config.json:1:31: learner.publish_every: is 2 but learner.max_staleness is 0: leases ask for weights at most 0 steps behind the learner, which would often be a step never published, so actors would wait for ever; set learner.publish_every at most 1 or raise learner.max_staleness"),
+        ("{\"endpoints\": {\"metrics_port\": 5556}}", "config.json:1:32: endpoints.metrics_port: is 5556, a port of one of the learner's sockets (control, weights, announce, logs, logs_in)"),
         ("[1]", "config.json:1:1: --config: top level must be an object, got an array"),
     ])
     func refusesFileWithPosition(text: String, message: String) {
