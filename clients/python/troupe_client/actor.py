@@ -19,6 +19,7 @@ from .sampler import LENGTH, STOP, SamplingRequest
 from .tokenizer import Tokenizer
 
 LEARNER_SILENCE_S = 6.0
+MAX_FETCH_FAILURES = 5
 
 
 class ActorError(Exception):
@@ -82,6 +83,8 @@ class Actor:
         self.sampling_seconds = 0.0
         self.started = time.monotonic()
         self.reconnect_done = False
+        self.next_fetch_at = 0.0
+        self.fetch_failures = 0
 
     # --- sockets -----------------------------------------------------------------------------------
 
@@ -198,13 +201,26 @@ class Actor:
     # --- weights -----------------------------------------------------------------------------------
 
     def refresh_weights(self):
+        """Fetches the newest version when the sampler's is older. A failed transfer is logged and tried
+        again a second later on a fresh socket (the learner may be finishing: its Bye is on the control
+        socket); MAX_FETCH_FAILURES in a row are fatal."""
         if self.weights_version is not None and self.weights_version.epoch == self.epoch and self.weights_version.step >= self.newest_step:
+            return
+        if time.monotonic() < self.next_fetch_at:
             return
         started = time.monotonic()
         try:
             manifest, tensors = weightlib.fetch(self.weights_socket)
         except weightlib.WeightsError as error:
-            raise ActorError(f"weights: {error}") from error
+            self.fetch_failures += 1
+            log("weights_fetch_failed", problem=str(error), failures=self.fetch_failures)
+            if self.fetch_failures >= MAX_FETCH_FAILURES:
+                raise ActorError(f"weights: {error} ({self.fetch_failures} transfers failed in a row)") from error
+            self.weights_socket.close(linger=0)
+            self.weights_socket = weightlib.connect(self.context, self.welcome.weights_endpoint, self.curve)
+            self.next_fetch_at = time.monotonic() + 1.0
+            return
+        self.fetch_failures = 0
         if manifest.version.epoch != self.epoch:
             self.join()  # the learner restarted
             return
@@ -325,7 +341,6 @@ class Actor:
     def run(self):
         self.open_control()
         self.join()
-        self.refresh_weights()
         while True:
             now = time.monotonic()
             if now >= self.next_heartbeat:
@@ -348,13 +363,13 @@ class Actor:
                 self.send(e)
                 return self.finish(f"{self.accepted} groups accepted (--max-groups)")
             # Sample the next prompt when its weights are at hand and credit allows.
-            if self.prompts and len(self.unacked) < self.welcome.credit:
+            self.refresh_weights()
+            if self.prompts and len(self.unacked) < self.welcome.credit and self.weights_version is not None \
+                    and self.weights_version.epoch == self.epoch:
                 lease_id, prompt, min_version = self.prompts[0]
                 if min_version.epoch and min_version.epoch != self.epoch:
                     self.prompts.popleft()
                     continue
-                if self.newest_step > self.weights_version.step:
-                    self.refresh_weights()
                 if self.weights_version.step >= min_version.step:
                     self.prompts.popleft()
                     self.sample_group(lease_id, prompt)

@@ -28,8 +28,13 @@ def _is_synthetic(oneof):
     return oneof.name.startswith("_") and len(oneof.fields) == 1 and oneof.fields[0].name == oneof.name[1:]
 
 
-def dump(message, prefix=""):
+def dump(message, prefix="", signed_zero=True):
+    """The dump's lines; with signed_zero False, -0 prints as 0 (protobuf-c re-encodes -0.0 as nothing,
+    that is +0.0: it skips every float equal to zero)."""
     lines = []
+    def scalar(f, v):
+        text = _scalar(f, v)
+        return "0" if not signed_zero and text == "-0" else text
     descriptor = message.DESCRIPTOR
     for field in sorted(descriptor.fields, key=lambda f: f.number):
         path = prefix + field.name
@@ -45,39 +50,30 @@ def dump(message, prefix=""):
                 entries = sorted(value.items(), key=lambda kv: kv[0].encode("utf-8") if isinstance(kv[0], str) else kv[0])
                 lines.append(f"{path}#={len(entries)}")
                 for k, v in entries:
-                    lines.append(f"{path}[{_scalar(key_field, k)}]={_scalar(value_field, v)}")
+                    lines.append(f"{path}[{scalar(key_field, k)}]={scalar(value_field, v)}")
                 continue
             lines.append(f"{path}#={len(value)}")
             for i, item in enumerate(value):
                 if field.type == F.TYPE_MESSAGE:
-                    lines.extend(dump(item, f"{path}[{i}]."))
+                    lines.extend(dump(item, f"{path}[{i}].", signed_zero))
                 else:
-                    lines.append(f"{path}[{i}]={_scalar(field, item)}")
+                    lines.append(f"{path}[{i}]={scalar(field, item)}")
             continue
         if field.type == F.TYPE_MESSAGE:
             if not message.HasField(field.name):
                 lines.append(f"{path}=<absent>")
             else:
-                lines.extend(dump(value, path + "."))
+                lines.extend(dump(value, path + ".", signed_zero))
             continue
-        lines.append(f"{path}={_scalar(field, value)}")
+        lines.append(f"{path}={scalar(field, value)}")
     return lines
 
 
-def unknown_field_paths(message, prefix=""):
-    """Where a decoded message kept fields its schema does not name (there should be none)."""
-    found = []
-    if hasattr(message, "UnknownFields") and len(message.UnknownFields()) > 0:
-        found.append(prefix or "<top>")
-    for field in message.DESCRIPTOR.fields:
-        if field.type != F.TYPE_MESSAGE:
-            continue
-        value = getattr(message, field.name)
-        if field.label == F.LABEL_REPEATED:
-            if field.message_type.GetOptions().map_entry:
-                continue
-            for i, item in enumerate(value):
-                found.extend(unknown_field_paths(item, f"{prefix}{field.name}[{i}]."))
-        elif message.HasField(field.name):
-            found.extend(unknown_field_paths(value, f"{prefix}{field.name}."))
-    return found
+def has_unknown_fields(message):
+    """Whether a decoded message kept fields its schema does not name, at any depth (there should be
+    none): dropping them must not change its encoded size. (protobuf 4.21's upb backend has no
+    UnknownFields() accessor.)"""
+    copy = type(message)()
+    copy.CopyFrom(message)
+    copy.DiscardUnknownFields()
+    return copy.ByteSize() != message.ByteSize()
