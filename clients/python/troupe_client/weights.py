@@ -79,7 +79,7 @@ def request(socket, envelope, timeout_s):
             return answer
 
 
-def fetch_manifest(socket, timeout_s=10):
+def fetch_manifest(socket, timeout_s=5):
     e = Envelope()
     e.weight_manifest_request.SetInParent()
     answer, _ = request(socket, e, timeout_s)
