@@ -85,10 +85,12 @@ class Actor:
         self.reconnect_done = False
         self.next_fetch_at = 0.0
         self.fetch_failures = 0
+        self.held = deque()             # control messages received during a weights transfer
 
     # --- sockets -----------------------------------------------------------------------------------
 
     def open_control(self):
+        self.held.clear()
         if self.control is not None:
             self.control.close(linger=0)
         s = self.context.socket(zmq.DEALER)
@@ -101,8 +103,18 @@ class Actor:
     def send(self, envelope, frames=()):
         self.control.send_multipart(wire.encode(envelope, frames))
 
-    def receive(self, timeout_s):
+    def hold_control_message(self):
+        """During a weights transfer: keeps a control message for the loop; True (stop the transfer) for a
+        Bye or a Reject, which change what the actor does next."""
+        message = self.receive(0, held=False)
+        if message is not None:
+            self.held.append(message)
+        return message is not None and message.WhichOneof("body") in ("bye", "reject")
+
+    def receive(self, timeout_s, held=True):
         """The next control message within timeout_s, or None. Invalid messages are logged and skipped."""
+        if held and self.held:
+            return self.held.popleft()
         if not self.control.poll(int(max(0, timeout_s) * 1000)):
             return None
         parts = self.control.recv_multipart()
@@ -206,11 +218,15 @@ class Actor:
         socket); MAX_FETCH_FAILURES in a row are fatal."""
         if self.weights_version is not None and self.weights_version.epoch == self.epoch and self.weights_version.step >= self.newest_step:
             return
-        if time.monotonic() < self.next_fetch_at:
+        if time.monotonic() < self.next_fetch_at or self.held:
             return
         started = time.monotonic()
         try:
-            manifest, tensors = weightlib.fetch(self.weights_socket)
+            manifest, tensors = weightlib.fetch(self.weights_socket, interrupt=(self.control, self.hold_control_message))
+        except weightlib.Interrupted:
+            self.weights_socket.close(linger=0)  # it may still receive the abandoned transfer's answers
+            self.weights_socket = weightlib.connect(self.context, self.welcome.weights_endpoint, self.curve)
+            return
         except weightlib.WeightsError as error:
             self.fetch_failures += 1
             log("weights_fetch_failed", problem=str(error), failures=self.fetch_failures)
@@ -346,7 +362,7 @@ class Actor:
             if now >= self.next_heartbeat:
                 self.heartbeat()
                 self.next_heartbeat = now + self.welcome.heartbeat_interval_ms / 1000
-            if now - self.last_heard > LEARNER_SILENCE_S:
+            if now - self.last_heard > LEARNER_SILENCE_S and not self.control.poll(0):
                 log("learner_silent", seconds=round(now - self.last_heard, 1))
                 self.open_control()
                 self.join()
@@ -363,7 +379,8 @@ class Actor:
                 self.send(e)
                 return self.finish(f"{self.accepted} groups accepted (--max-groups)")
             # Sample the next prompt when its weights are at hand and credit allows.
-            self.refresh_weights()
+            if self.prompts:
+                self.refresh_weights()  # only when there is something to sample: a finishing learner stops serving weights
             if self.prompts and len(self.unacked) < self.welcome.credit and self.weights_version is not None \
                     and self.weights_version.epoch == self.epoch:
                 lease_id, prompt, min_version = self.prompts[0]

@@ -55,51 +55,60 @@ class LlamaModel:
         return (x / np.sqrt(variance + np.float32(self.c.eps))).astype(np.float32) * weight
 
     def _rope(self, x, positions):
-        # x: (tokens, heads, head_dim)
+        # x: (batch, tokens, heads, head_dim)
         half = self.c.head_dim // 2
-        cos = self.cos[positions][:, None, :]
-        sin = self.sin[positions][:, None, :]
+        cos = self.cos[positions][None, :, None, :]
+        sin = self.sin[positions][None, :, None, :]
         x1, x2 = x[..., :half], x[..., half:]
         return np.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
 
-    def new_cache(self):
-        return [(np.zeros((0, self.c.kv_heads, self.c.head_dim), np.float32),) * 2 for _ in range(self.c.layers)]
+    def new_cache(self, batch=1):
+        empty = np.zeros((batch, 0, self.c.kv_heads, self.c.head_dim), np.float32)
+        return [(empty, empty) for _ in range(self.c.layers)]
+
+    @staticmethod
+    def repeat_cache(cache, batch):
+        """A batch-1 cache (a prompt's) copied for `batch` sequences that continue it."""
+        return [(np.repeat(k, batch, axis=0), np.repeat(v, batch, axis=0)) for k, v in cache]
 
     def forward(self, tokens, start, cache):
-        """Logits (float32) of the last position after feeding `tokens` at positions start...; `cache`
-        (keys and values per layer) grows in place."""
+        """Logits (float32, (batch, vocab)) of the last position after feeding `tokens` ((batch, count)
+        ids) at positions start...; `cache` (keys and values per layer) grows in place."""
         c = self.c
-        positions = np.arange(start, start + len(tokens))
-        x = self.w["model.embed_tokens.weight"][np.asarray(tokens)]
+        tokens = np.asarray(tokens)
+        batch, count = tokens.shape
+        positions = np.arange(start, start + count)
+        x = self.w["model.embed_tokens.weight"][tokens]           # (batch, count, hidden)
         group = c.heads // c.kv_heads
         for layer in range(c.layers):
             p = f"model.layers.{layer}."
             h = self._norm(x, self.w[p + "input_layernorm.weight"])
 
-            def project(name):
+            def project(name, heads):
                 y = h @ self.w[p + f"self_attn.{name}.weight"].T
                 bias = self.w.get(p + f"self_attn.{name}.bias")
-                return y + bias if bias is not None else y
-            q = self._rope(project("q_proj").reshape(len(tokens), c.heads, c.head_dim), positions)
-            k = self._rope(project("k_proj").reshape(len(tokens), c.kv_heads, c.head_dim), positions)
-            v = project("v_proj").reshape(len(tokens), c.kv_heads, c.head_dim)
-            keys = np.concatenate([cache[layer][0], k])
-            values = np.concatenate([cache[layer][1], v])
+                y = y + bias if bias is not None else y
+                return y.reshape(batch, count, heads, c.head_dim)
+            q = self._rope(project("q_proj", c.heads), positions)
+            k = self._rope(project("k_proj", c.kv_heads), positions)
+            v = project("v_proj", c.kv_heads)
+            keys = np.concatenate([cache[layer][0], k], axis=1)
+            values = np.concatenate([cache[layer][1], v], axis=1)
             cache[layer] = (keys, values)
-            kh = np.repeat(keys, group, axis=1)    # (total, heads, dim)
-            vh = np.repeat(values, group, axis=1)
-            scores = np.einsum("thd,shd->hts", q, kh) / np.float32(np.sqrt(c.head_dim))
-            total = keys.shape[0]
+            kh = np.repeat(keys, group, axis=2)    # (batch, total, heads, dim)
+            vh = np.repeat(values, group, axis=2)
+            scores = np.einsum("bthd,bshd->bhts", q, kh) / np.float32(np.sqrt(c.head_dim))
+            total = keys.shape[1]
             mask = np.arange(total)[None, :] > positions[:, None]
-            scores = np.where(mask[None], np.float32(-np.inf), scores)
+            scores = np.where(mask[None, None], np.float32(-np.inf), scores)
             scores = scores - scores.max(axis=-1, keepdims=True)
             weights = np.exp(scores)
             weights /= weights.sum(axis=-1, keepdims=True)
-            attention = np.einsum("hts,shd->thd", weights, vh).reshape(len(tokens), c.heads * c.head_dim)
+            attention = np.einsum("bhts,bshd->bthd", weights, vh).reshape(batch, count, c.heads * c.head_dim)
             x = x + attention @ self.w[p + "self_attn.o_proj.weight"].T
             h = self._norm(x, self.w[p + "post_attention_layernorm.weight"])
             gate = h @ self.w[p + "mlp.gate_proj.weight"].T
             up = h @ self.w[p + "mlp.up_proj.weight"].T
             x = x + ((gate / (1 + np.exp(-gate))) * up) @ self.w[p + "mlp.down_proj.weight"].T
-        last = self._norm(x[-1:], self.w["model.norm.weight"])
-        return (last @ self.head.T)[0].astype(np.float32)
+        last = self._norm(x[:, -1], self.w["model.norm.weight"])
+        return (last @ self.head.T).astype(np.float32)

@@ -61,39 +61,46 @@ class NumpySampler(Sampler):
         self.model = LlamaModel(self.config, tensors)
 
     def sample(self, request, want_entropies, rng):
-        return [self._one(request, want_entropies, rng) for _ in range(request.group_size)]
-
-    def _one(self, request, want_entropies, rng):
+        """The group's samples decoded together, one batched forward per position; a finished sample
+        keeps being fed (its output ignored) until all have finished."""
+        n = request.group_size
         limit = min(request.max_tokens, self.config.max_positions - len(request.prompt_tokens))
         if limit <= 0:
             raise ValueError(f"the prompt ({len(request.prompt_tokens)} tokens) leaves no room in the model's context")
         stops = set(self.tokenizer.stop_tokens)
         stop_bytes = [s.encode("utf-8") for s in request.stop_sequences if s]
-        cache = self.model.new_cache()
-        logits = self.model.forward(request.prompt_tokens, 0, cache)
-        tokens, logprobs, entropies, text = [], [], [], b""
-        finish = LENGTH
-        while len(tokens) < limit:
+        prompt_cache = self.model.new_cache()
+        logits = np.repeat(self.model.forward([request.prompt_tokens], 0, prompt_cache), n, axis=0)
+        cache = self.model.repeat_cache(prompt_cache, n)
+        out = [Completion([], [], LENGTH, [] if want_entropies else None) for _ in range(n)]
+        texts = [b""] * n
+        done = [False] * n
+        for position in range(limit):
             scaled = logits.astype(np.float64) / request.temperature
-            scaled -= scaled.max()
-            log_z = np.log(np.exp(scaled).sum())
-            log_probs = scaled - log_z
-            token = self._draw(log_probs, request, rng)
-            tokens.append(token)
-            logprobs.append(float(np.float32(log_probs[token])))
-            if want_entropies:
-                p = np.exp(log_probs)
-                entropies.append(float(np.float32(-(p * log_probs).sum())))
-            if token in stops:
-                finish = STOP
+            scaled -= scaled.max(axis=-1, keepdims=True)
+            log_probs = scaled - np.log(np.exp(scaled).sum(axis=-1, keepdims=True))
+            step_tokens = np.zeros((n, 1), dtype=np.int64)
+            for i in range(n):
+                if done[i]:
+                    continue
+                token = self._draw(log_probs[i], request, rng)
+                step_tokens[i, 0] = token
+                c = out[i]
+                c.tokens.append(token)
+                c.logprobs.append(float(np.float32(log_probs[i, token])))
+                if want_entropies:
+                    p = np.exp(log_probs[i])
+                    c.entropies.append(float(np.float32(-(p * log_probs[i]).sum())))
+                if token in stops:
+                    c.finish_reason, done[i] = STOP, True
+                    continue
+                texts[i] += self.tokenizer.bytes(token)
+                if any(s in texts[i] for s in stop_bytes):
+                    c.finish_reason, done[i] = STOP, True
+            if all(done) or position + 1 == limit:
                 break
-            text += self.tokenizer.bytes(token)
-            if any(s in text for s in stop_bytes):
-                finish = STOP
-                break
-            if len(tokens) < limit:
-                logits = self.model.forward([token], len(request.prompt_tokens) + len(tokens) - 1, cache)
-        return Completion(tokens, logprobs, finish, entropies if want_entropies else None)
+            logits = self.model.forward(step_tokens, len(request.prompt_tokens) + position, cache)
+        return out
 
     @staticmethod
     def _draw(log_probs, request, rng):

@@ -19,6 +19,10 @@ class WeightsError(Exception):
     pass
 
 
+class Interrupted(Exception):
+    """A control message arrived during the transfer: the caller handles it first, then fetches again."""
+
+
 class VersionGone(WeightsError):
     """The learner no longer serves that version: fetch the newest."""
 
@@ -66,23 +70,42 @@ def validate(manifest):
         raise WeightsError("manifest_hash does not match the tensor list")
 
 
-def request(socket, envelope, timeout_s):
+def wait(socket, interrupt, seconds):
+    """True when `socket` is readable within `seconds`. `interrupt`, if given, is (control socket,
+    handler): whenever the control socket is readable meanwhile the handler runs, and Interrupted is
+    raised if it returns True (a Bye: the learner is finishing and will not answer)."""
+    deadline = time.monotonic() + max(0, seconds)
+    poller = zmq.Poller()
+    poller.register(socket, zmq.POLLIN)
+    if interrupt is not None:
+        poller.register(interrupt[0], zmq.POLLIN)
+    while True:
+        ready = dict(poller.poll(int(max(0, deadline - time.monotonic()) * 1000)))
+        if interrupt is not None and interrupt[0] in ready and interrupt[1]():
+            raise Interrupted()
+        if socket in ready:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+
+
+def request(socket, envelope, timeout_s, interrupt=None):
     """The answer to `envelope`, skipping chunks still arriving from an abandoned transfer."""
     socket.send_multipart(wire.encode(envelope))
     deadline = time.monotonic() + timeout_s
     while True:
         left = deadline - time.monotonic()
-        if left <= 0 or not socket.poll(int(left * 1000)):
+        if left <= 0 or not wait(socket, interrupt, left):
             raise WeightsError(f"no answer on the weights socket within {timeout_s} s")
         answer = wire.decode(socket.recv_multipart(), max_frames=1)
         if answer[0].WhichOneof("body") != "chunk":
             return answer
 
 
-def fetch_manifest(socket, timeout_s=5):
+def fetch_manifest(socket, timeout_s=5, interrupt=None):
     e = Envelope()
     e.weight_manifest_request.SetInParent()
-    answer, _ = request(socket, e, timeout_s)
+    answer, _ = request(socket, e, timeout_s, interrupt)
     if answer.WhichOneof("body") == "reject":
         raise WeightsError(f"the learner refused the manifest request: {answer.reject.text}")
     if answer.WhichOneof("body") != "weight_manifest":
@@ -91,7 +114,7 @@ def fetch_manifest(socket, timeout_s=5):
     return answer.weight_manifest
 
 
-def fetch_blob(socket, manifest, timeout_s=30):
+def fetch_blob(socket, manifest, timeout_s=30, interrupt=None):
     """The blob, from chunks on the grid (offset a multiple of chunk_size), WINDOW requests in flight."""
     total, size = manifest.total_bytes, manifest.chunk_size
     blob = bytearray(total)
@@ -109,7 +132,7 @@ def fetch_blob(socket, manifest, timeout_s=30):
             pending.add(offset)
             next_index += 1
         left = deadline - time.monotonic()
-        if left <= 0 or not socket.poll(int(left * 1000)):
+        if left <= 0 or not wait(socket, interrupt, left):
             raise WeightsError(f"chunks stopped arriving: {received} of {len(offsets)} after {timeout_s} s")
         answer, frames = wire.decode(socket.recv_multipart(), max_frames=1)
         if answer.WhichOneof("body") != "chunk":
@@ -144,12 +167,13 @@ def tensors_of(blob, manifest):
     return tensors
 
 
-def fetch(socket, timeout_s=30):
-    """(manifest, tensors) of the learner's newest version; retried once if it moved on meanwhile."""
+def fetch(socket, timeout_s=30, interrupt=None):
+    """(manifest, tensors) of the learner's newest version; retried if it moved on meanwhile.
+    Interrupted as `wait` says (then the socket may hold stale answers: replace it)."""
     for _ in range(3):
-        manifest = fetch_manifest(socket)
+        manifest = fetch_manifest(socket, interrupt=interrupt)
         try:
-            blob = fetch_blob(socket, manifest, timeout_s)
+            blob = fetch_blob(socket, manifest, timeout_s, interrupt)
         except VersionGone:
             continue
         return manifest, tensors_of(blob, manifest)
