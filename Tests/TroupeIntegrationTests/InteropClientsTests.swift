@@ -103,6 +103,10 @@ extension RuntimeIntegrationTests {
         let failing = strict.1.split(separator: "\n").filter { $0.contains(".c.pb: ") }
         run.check(strict.0 == 1 && failing.count == 1 && failing[0].contains("group-submit.c.pb"),
                   "the strict check of protobuf-c's encodings should fail on group-submit alone:\n\(strict.1.prefix(2000))")
+        // The Python actor's reward port against the learner's own answer cases (clients/python/tests).
+        let rewards = try Command.run([InteropClients.python, "-m", "unittest", "discover", "-s", InteropClients.repository + "/clients/python/tests"],
+                                      within: 60)
+        run.check(rewards.0 == 0 && rewards.1.contains("OK"), "clients/python/tests: \(rewards.1)")
         // And a changed byte in a golden is caught by `verify`.
         let tampered = run.directory + "/tampered"
         try FileManager.default.copyItem(atPath: InteropClients.goldens, toPath: tampered)
