@@ -191,12 +191,17 @@ class Actor:
     def configure(self, welcome):
         try:
             config = json.loads(welcome.config_json)
-            algorithm = config["algorithm"]
+        except ValueError as error:
+            raise ActorError(f"the Welcome's config_json is not JSON: {error}") from error
+        if not isinstance(config, dict) or not isinstance(config.get("algorithm"), dict):
+            raise ActorError("the Welcome's config_json has no \"algorithm\" object (the resolved algorithm options, "
+                             "which a learner built before they were added does not send): this actor cannot know the reward")
+        algorithm = config["algorithm"]
+        try:
             files = config["model_files"]
             model_config = json.loads(files["config.json"])
         except (ValueError, KeyError, TypeError) as error:
-            raise ActorError(f"the Welcome's config_json is not usable ({error!r}); a learner older than this client "
-                             "sends no \"algorithm\"") from error
+            raise ActorError(f"the Welcome's config_json has no usable model_files[\"config.json\"]: {error!r}") from error
         try:
             self.rewards = rewards.RewardDefinition(algorithm)
         except rewards.UnsupportedReward as error:
