@@ -19,6 +19,7 @@ let package = Package(
         .executable(name: "troupe", targets: ["troupe"]),
         .executable(name: "troupe-bench", targets: ["troupe-bench"]),
         .executable(name: "troupe-fuzz", targets: ["troupe-fuzz"]),
+        .executable(name: "troupe-wire-goldens", targets: ["troupe-wire-goldens"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -115,6 +116,11 @@ let package = Package(
         .executableTarget(name: "troupe-fuzz", dependencies: [
             "CFuzzerDriver", "TroupeFuzz", "TroupeJSON", "TroupeRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: [v5]),
+
+        // The golden messages of the wire conformance check and its Swift side (clients/, docs/PROTOCOL.md §11).
+        .executableTarget(name: "troupe-wire-goldens", dependencies: [
+            "TroupeProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], swiftSettings: [v5]),
 
         .testTarget(name: "TroupeFuzzTests", dependencies: ["TroupeFuzz"], swiftSettings: [v5]),

@@ -35,9 +35,12 @@ log() { printf '[bootstrap %s] %s\n' "$(date '+%Y-%m-%d %H:%M:%S')" "$*" >&2; }
 # the report test renders pages in headless Chromium; the fault-injection suite builds network
 # namespaces (iproute2) with loss and partitions (nftables); the cluster test runs a Slurm cluster
 # (cluster/lab/slurm-lab.sh: munge, slurmctld, slurmd and the client commands); the Kubernetes
-# manifests are validated with checkers from PyPI in a virtualenv (python3-venv).
+# manifests are validated with checkers from PyPI in a virtualenv (python3-venv); the interop clients
+# (clients/: wire conformance, the C client, the reference Python actor) generate their protobuf code
+# with protoc and protoc-c, and the C client is built with gcc and make, linking protobuf-c and xxHash.
 packages=(libzmq3-dev libopenblas-dev libsodium-dev pkg-config)
-[[ $MODE == test ]] && packages+=(chromium iproute2 nftables munge slurmctld slurmd slurm-client python3-venv)
+[[ $MODE == test ]] && packages+=(chromium iproute2 nftables munge slurmctld slurmd slurm-client python3-venv
+                                  protobuf-compiler protobuf-c-compiler libprotobuf-c-dev libxxhash-dev make gcc)
 
 log "phase: apt packages (${packages[*]})"
 installed() { dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed'; }
@@ -112,6 +115,10 @@ bash cluster/k8s/validate.sh --install
 # (Tests/TroupeIntegrationTests/MetricsExportTests.swift).
 log "phase: metrics parsers (scripts/metrics-venv.sh)"
 bash scripts/metrics-venv.sh
+# pyzmq, protobuf, xxhash and numpy for the reference Python actor and the wire conformance check, and
+# the Python protobuf code generated from Protos/ (Tests/TroupeIntegrationTests/InteropClientsTests.swift).
+log "phase: interop clients (scripts/interop-venv.sh)"
+bash scripts/interop-venv.sh
 
 if [[ ! -d models/arith-base ]]; then
     log "note: models/arith-base is missing; tests that need a model build their own tiny ones"

@@ -82,11 +82,14 @@ package enum RunSetup {
 }
 
 extension RunConfig {
-    /// The Welcome's `config_json`: the resolved configuration and the model's files besides its weights.
+    /// The Welcome's `config_json`: the resolved configuration, the algorithm options its preset and
+    /// overrides resolve to (a third-party actor needs the reward definition without knowing the presets),
+    /// and the model's files besides its weights.
     /// `relayPeers`: in an authenticated run, every actor's public key by name (actors admit one
     /// another to their relays).
     package func welcomeJSON(relayPeers: [String: String]? = nil) throws -> String {
-        var welcome: [String: JSONValue] = ["config": resolved, "model_files": .object(RunSetup.modelFiles(model.path).mapValues(JSONValue.string))]
+        var welcome: [String: JSONValue] = ["config": resolved, "algorithm": algorithm.json,
+                                            "model_files": .object(RunSetup.modelFiles(model.path).mapValues(JSONValue.string))]
         if let relayPeers { welcome["relay_peers"] = .object(relayPeers.mapValues(JSONValue.string)) }
         return String(decoding: try JSONValue.object(welcome).serialized(compact: true), as: UTF8.self)
     }

@@ -75,6 +75,24 @@ import TroupeRuntime
         #expect(dapo.algorithmJSON == ["preset": "dapo"])
     }
 
+    /// The Welcome's config_json carries what the preset and overrides resolve to, so an actor written in
+    /// another language needs no copy of the presets (docs/PROTOCOL.md §5.1).
+    @Test func welcomeJSONCarriesTheResolvedAlgorithmOptions() throws {
+        let config = try RunConfig.parse(.object([:]), overrides: ["algorithm.preset=dapo", "algorithm.reward.incorrect=-2"])
+        let welcome = try JSONValue.parse(config.welcomeJSON(), source: "config_json").object
+        let algorithm = try #require(welcome?["algorithm"]?.object)
+        #expect(algorithm == config.algorithm.json.object)
+        let reward = try #require(algorithm["reward"]?.object)
+        #expect(reward["kind"]?.string == "verifiable")
+        #expect(reward["incorrect"]?.double == -2 && reward["correct"]?.double == 1)
+        #expect(reward["overlong_max_length"]?.double == 20480)   // the preset's, which the override left alone
+        #expect(algorithm["advantage"]?.object?["entropy_reshaping"]?.bool == false)
+        // The configuration itself still holds only the preset's name and the override.
+        #expect(welcome?["config"]?.object?["algorithm"]?.object?["preset"]?.string == "dapo")
+        #expect(welcome?["config"]?.object?["algorithm"]?.object?["reward"] == nil
+                || welcome?["config"]?.object?["algorithm"]?.object?["reward"]?.object?["kind"] == nil)
+    }
+
     @Test func defaultsAreTheBuiltInOnes() throws {
         let parsed = try RunConfig.parse(.object([:]))
         #expect(parsed.resolved == RunConfig().resolved)

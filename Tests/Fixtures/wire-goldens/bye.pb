@@ -1,0 +1,2 @@
+â
+run finished
