@@ -22,6 +22,8 @@ package enum RuntimeTargets {
     package static let weightsToFourActorsRatio = 2.0
     /// Share of wall time the trainer waits for a batch, when actors keep up.
     package static let learnerIdleRatio = 0.10
+    /// Share of the groups actors produced that the learner discards as stale, with max_staleness ≥ 1.
+    package static let staleShare = 0.02
 }
 
 /// One bench role on its own OS thread, with its own sockets (sockets belong to the thread that

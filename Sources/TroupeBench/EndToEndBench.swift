@@ -62,6 +62,10 @@ package enum EndToEndBench {
         /// Each actor's last reported idle ratio (share of its time not sampling).
         package let actorIdleRatios: [String: Double]
         package let accountingHolds: Bool
+        /// Groups the actors produced, and those the learner discarded as stale (learner-summary.json).
+        package let groupsProduced: Int
+        package let groupsStale: Int
+        package var staleShare: Double { groupsProduced > 0 ? Double(groupsStale) / Double(groupsProduced) : .nan }
 
         var steady: [Step] { steps.filter { $0.step >= 2 } }
         package var medianCycle: Double { BenchStats.median(steady.map(\.cycleSeconds)) }
@@ -163,7 +167,9 @@ package enum EndToEndBench {
         try? FileManager.default.removeItem(atPath: work)
         return Run(staleness: staleness, steps: steps, publishSeconds: publishSeconds, learnerIdleRatio: idle, wallSeconds: wall,
                    weightSyncMilliseconds: events.weightSync, actorIdleRatios: events.actorIdle,
-                   accountingHolds: summary["accounting_identity_holds"]?.bool ?? false)
+                   accountingHolds: summary["accounting_identity_holds"]?.bool ?? false,
+                   groupsProduced: Int(summary["accounting"]?["produced"]?.double ?? 0),
+                   groupsStale: Int(summary["accounting"]?["rejected/stale"]?.double ?? 0))
     }
 
     /// The `train` lines of metrics.jsonl as steps with their cycle times.

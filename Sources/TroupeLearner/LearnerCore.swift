@@ -175,8 +175,15 @@ package final class LearnerCore {
     /// Actors that asked for a lease and got none, with when: the fair share in `grantLease` serves them.
     private var turnedAway: [String: Double] = [:]
 
-    /// Prompts out on leases plus groups waiting or training: bounded so actors never produce more
-    /// than the staleness window can accept.
+    /// The most prompts out on leases, waiting or training at once. Asynchronous: the batch in training
+    /// and `max_staleness` more, each sampled on weights no older than the newest, so each is trained
+    /// within its staleness; one batch more would be discarded as stale, since a step trains only one.
+    /// Synchronous: the batch in training and the next, whose leases wait for the weights it publishes.
+    package var leaseWindow: Int {
+        maxStaleness == 0 ? batchGroups * (training ? 2 : 1) : batchGroups * (maxStaleness + 1)
+    }
+
+    /// Prompts out on leases plus groups waiting or training: bounded by `leaseWindow`.
     package var committedPrompts: Int {
         leases.values.reduce(0) { $0 + $1.prompts.count } + pending.count + (training ? batchGroups : 0)
     }
@@ -218,7 +225,7 @@ package final class LearnerCore {
         // At its cap an actor is not waiting for room (it is not `turnedAway`): it holds its most.
         let underCap = leaseCap - leasedPrompts(of: identity)
         guard underCap > 0 else { return nil }
-        let window = batchGroups * (maxStaleness + 1) + (training ? batchGroups : 0)
+        let window = leaseWindow
         let room = window - committedPrompts
         var n = min(room, maxPrompts, leaseSize, queue.count, underCap)
         let share = (window + actors.count - 1) / max(1, actors.count)

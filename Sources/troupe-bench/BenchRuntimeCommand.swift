@@ -50,6 +50,10 @@ struct BenchRuntimeCommand: ParsableCommand {
     @Option(name: .long, help: "Training steps of each end-to-end run (default 24; with --quick 10).")
     var steps: Int?
 
+    @Option(name: [.customLong("e2e-staleness")], help: ArgumentHelp("learner.max_staleness of each end-to-end run, separated by commas (default 0,1).",
+                                                                     valueName: "list"))
+    var endToEndStaleness: String?
+
     @Option(name: [.customLong("e2e-set")], help: ArgumentHelp("A learner override for the end-to-end runs, after the built-in ones (repeatable).",
                                                                valueName: "section.key=value"))
     var endToEndOverrides: [String] = []
@@ -71,10 +75,20 @@ struct BenchRuntimeCommand: ParsableCommand {
         }
         if linkRate != nil && geteuid() != 0 { throw ValidationError("--link-rate needs root (it creates network namespaces)") }
         for o in endToEndOverrides where !o.contains("=") { throw ValidationError("--e2e-set \(o): expected section.key=value") }
+        _ = try stalenessValues()
         _ = try selectedParts()
         if try selectedParts().contains("e2e") && !FileManager.default.fileExists(atPath: model + "/config.json") {
             throw ValidationError("--model: \(model) is not a model directory (no config.json); run from the repository root or pass --model")
         }
+    }
+
+    private func stalenessValues() throws -> [Int] {
+        guard let list = endToEndStaleness else { return [0, 1] }
+        let values = list.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !values.isEmpty, values.allSatisfy({ $0 != nil && (0...1000).contains($0!) }) else {
+            throw ValidationError("--e2e-staleness \(list): expected values of learner.max_staleness (0…1000) separated by commas, e.g. 0,1,2,4")
+        }
+        return values.map { $0! }
     }
 
     private func selectedParts() throws -> [String] {
@@ -123,6 +137,7 @@ struct BenchRuntimeCommand: ParsableCommand {
         if selected.contains("e2e") {
             var o = EndToEndBench.Options(executable: try Self.executablePath(), modelPath: model)
             o.steps = steps ?? (quick ? 10 : 24)
+            o.stalenessValues = try stalenessValues()
             // Later keys replace the built-in ones, so the list shows each key once.
             for o2 in endToEndOverrides {
                 let key = o2.prefix(while: { $0 != "=" })
@@ -295,6 +310,10 @@ private struct RuntimeBenchOutput {
             verdicts.append(verdict("learner_idle_ratio", "learner idle ratio (steady state, max_staleness \(run.staleness))",
                                     run.steadyIdleRatio, RuntimeTargets.learnerIdleRatio, met: run.steadyIdleRatio <= RuntimeTargets.learnerIdleRatio))
         }
+        for run in r.runs where run.staleness > 0 {
+            verdicts.append(verdict("stale_share_\(run.staleness)", "groups discarded as stale (max_staleness \(run.staleness))",
+                                    run.staleShare, RuntimeTargets.staleShare, met: run.staleShare <= RuntimeTargets.staleShare))
+        }
         if mode == .jsonLines {
             for run in r.runs {
                 try JSONOutput.print([
@@ -307,6 +326,8 @@ private struct RuntimeBenchOutput {
                     "weight_syncs": .integer(run.weightSyncMilliseconds.count),
                     "actor_idle_ratios": .object(run.actorIdleRatios.mapValues(JSONValue.number)),
                     "accounting_identity_holds": .bool(run.accountingHolds),
+                    "groups_produced": .integer(run.groupsProduced), "groups_stale": .integer(run.groupsStale),
+                    "stale_share": .number(run.staleShare),
                     "per_step": .array(run.steps.map { ["step": .integer($0.step), "cycle_s": .number($0.cycleSeconds),
                                                         "train_step_s": .number($0.trainStepSeconds)] }),
                 ])
@@ -320,7 +341,7 @@ private struct RuntimeBenchOutput {
               + "sync = an actor's weight fetch; idle = Σ wait / Σ step over steps 2–\(r.steps); idle (run) = the learner's "
               + "trainer/idle_ratio, start-up included")
         let columns = [("max_staleness", 13), ("step s", 8), ("wait s", 8), ("train s", 8), ("publish s", 9), ("sync ms", 8),
-                       ("idle", 7), ("idle (run)", 10), ("actors idle", 12), ("target", 16)]
+                       ("idle", 7), ("idle (run)", 10), ("stale", 11), ("actors idle", 12), ("target", 16)]
         header(columns)
         for run in r.runs {
             let actorsIdle = run.actorIdleRatios.keys.sorted().map { String(format: "%.0f%%", 100 * run.actorIdleRatios[$0]!) }.joined(separator: " ")
@@ -331,6 +352,7 @@ private struct RuntimeBenchOutput {
                  String(format: "%.3f", run.medianTrain), String(format: "%.4f", run.publishSeconds),
                  String(format: "%.1f", ModelBenchmark.median(run.weightSyncMilliseconds)),
                  String(format: "%.0f%%", 100 * run.steadyIdleRatio), String(format: "%.0f%%", 100 * run.learnerIdleRatio),
+                 "\(run.groupsStale)/\(run.groupsProduced)",
                  actorsIdle.isEmpty ? "—" : actorsIdle, target], columns)
         }
         return verdicts

@@ -145,4 +145,45 @@ import TroupeRuntime
         #expect(stepsDone.count >= 200, "\(stepsDone.count) steps in 600 s of simulated time")
         #expect(c.accounting.identityHolds)
     }
+
+    /// Asynchronous training in steady state, over simulated time: 4 actors each sample one prompt in
+    /// `sampleSeconds` on the newest weights published when they start, a step trains `batch_groups` = 4
+    /// groups in 1 s and publishes at once. Every group the lease window lets actors produce must still
+    /// be trainable within max_staleness when its batch forms: stale discards waste the actors' work.
+    @Test(arguments: [(1, 0.3), (1, 0.9), (2, 0.3), (4, 0.5)])
+    func asynchronousLeasesProduceNoStaleGroups(maxStaleness: Int, sampleSeconds: Double) {
+        let c = core(batchGroups: 4, maxStaleness: maxStaleness, prompts: 64)
+        let actors = ["a", "b", "c", "d"]
+        for a in actors { _ = c.hello(identity: a, runId: 1, now: 0) }
+        var sampling: [String: (lease: LearnerCore.Lease, version: Int, done: Double)] = [:]
+        var sequence: UInt64 = 0, produced = 0, stale = 0, trainingEnds: Double?, now = 0.0
+        while now < 300 {
+            if let end = trainingEnds, now >= end { c.stepCompleted(trainedGroups: 4); trainingEnds = nil }
+            for a in actors {
+                if let job = sampling[a], now >= job.done {
+                    sampling[a] = nil
+                    sequence += 1
+                    produced += 1
+                    var g = group(for: job.lease, sequence: sequence)
+                    g.version = PolicyVersion(epoch: 1, step: UInt64(job.version))
+                    if case .rejected(.stale, _) = c.submit(g, from: a, now: now) { stale += 1 }
+                }
+                // An actor samples on the newest weights, once they are at least the lease's min_version.
+                if sampling[a] == nil, let lease = c.grantLease(to: a, maxPrompts: 1, now: now) {
+                    #expect(lease.minStep <= c.step, "an asynchronous lease asks for weights not yet published")
+                    sampling[a] = (lease, c.step, now + sampleSeconds)
+                }
+                c.touch(identity: a, now: now)
+            }
+            if trainingEnds == nil, let (batch, discarded) = c.takeBatch() {
+                stale += discarded.count
+                if !batch.isEmpty { trainingEnds = now + 1 }
+            }
+            now += 0.01
+        }
+        print("[lease] max_staleness \(maxStaleness), \(sampleSeconds) s per group: \(produced) groups, \(stale) stale, \(c.step) steps in 300 s")
+        #expect(c.step >= 200, "\(c.step) steps in 300 s of simulated time")
+        #expect(Double(stale) <= 0.02 * Double(produced), "\(stale) of \(produced) groups discarded as stale")
+        #expect(c.accounting.identityHolds)
+    }
 }
