@@ -12,8 +12,10 @@ import TroupeWire
 /// An actor process (docs/ARCHITECTURE.md §1): joins a learner given only its control address, fetches
 /// the current weights, asks for leases, samples on a worker thread, and submits each group with its
 /// PolicyVersion under credit. Every conversation decision (Hello, credit, resend after a reconnect, leases, heartbeats,
-/// learner silence) is `ActorCore`'s; this class carries them out over its sockets, owns the sampler
-/// thread and the weights (`WeightReceiver`, `WeightRelay`), and swaps new weights in between jobs.
+/// learner silence) is `ActorCore`'s; this class carries them out over the connections its
+/// `ActorEndpoints` make (ZeroMQ sockets, or in-memory ones in tests), owns the sampler thread and
+/// the weights (`WeightReceiver`, `WeightRelay`), and swaps new weights in between jobs. `run` is a
+/// loop of `turn()`s on a clock it is given, so a test can drive it one turn at a time.
 package final class ActorClient {
     package struct Options {
         package var learner: Endpoint
@@ -44,27 +46,28 @@ package final class ActorClient {
     let options: Options
     let console: Console
     let runId: UInt64
-    let context: ZMQContext
+    /// Where every connection comes from.
+    let endpoints: any ActorEndpoints
+    /// Seconds on a monotonic clock; tests drive it by hand.
+    let clock: () -> Double
     /// Where the control socket connects: `options.learner`, or what `learnerFile` names now.
     private var learner: Endpoint
     private var security: ClientSecurity?
     private var lastFileCheck = -Double.infinity
     /// Every conversation decision: Hello, credit, resend, leases, heartbeats, silence.
     private var core: ActorCore
-    private var control: ZMQSocket
+    private var control: any DealerTransport
     private var receiver: WeightReceiver?
     private var relay: WeightRelay?
-    /// Authenticates the actors that fetch from this actor's relay (an authenticated run only).
-    private var zap: ZAPHandler?
-    private var announce: ZMQSocket?
-    private var logs: LogPublisher?
+    private var announce: (any SubscribeTransport)?
+    private var logs: (any LogStreamPublisher)?
     private var logSink: LogStreamSink<Never>?
     /// What this actor reports to monitors; the log stream joins once the Welcome names it.
     package let reports = ActorEvents()
     private var session: Session?
     /// How the last weights came (shared memory or chunks): said on the console when it changes.
     private var lastWeightsPath = ""
-    private let started = monotonicSeconds()
+    private let started: Double
     private var tokensProduced = 0
     private var samplingSeconds = 0.0
     private var stopReason: String?
@@ -86,40 +89,37 @@ package final class ActorClient {
         }
     }
 
-    package init(options: Options) throws {
+    /// Connects to `options.learner` through `endpoints` (ZeroMQ sockets when nil) and, when it
+    /// relays, binds its relay.
+    package init(options: Options, endpoints: (any ActorEndpoints)? = nil, clock: @escaping () -> Double = monotonicSeconds) throws {
         self.options = options
+        self.clock = clock
+        started = clock()
         console = Console(role: "actor \(options.identity)")
         runId = options.conversation.runId
         learner = options.learner
         security = options.security
         core = ActorCore(options: options.conversation, now: started)
         core.threadCount = BLASInfo.threads
-        context = try ZMQContext(ioThreads: 1)
-        control = try ActorClient.makeControl(context: context, learner: learner, identity: options.identity, security: security, runId: runId)
+        self.endpoints = try endpoints ?? ZeroMQActorEndpoints()
+        control = try self.endpoints.connectControl(to: learner, routingID: ActorClient.routingID(options.identity, runId: runId), security: security)
         if let listen = options.relay {
             do {
-                if let security = options.security {
-                    // Bound before the relay binds, admitting nobody until the Welcome names the run's actors.
-                    zap = try ZAPHandler(context: context, policy: ZAPDomain.policy(CurveAllowlist()))
-                    relay = try WeightRelay(context: context, listen: listen, security: (security.keyPair, zap!))
-                } else {
-                    relay = try WeightRelay(context: context, listen: listen)
-                }
+                let (router, endpoint) = try self.endpoints.bindRelay(listen, security: options.security)
+                relay = WeightRelay(router: router, endpoint: endpoint)
             } catch {
                 console.warn("not relaying weights (\(listen): \(error)); actors below this one would wait for nothing, so none will be")
             }
         }
     }
 
-    static func makeControl(context: ZMQContext, learner: Endpoint, identity: String, security: ClientSecurity?, runId: UInt64) throws -> ZMQSocket {
-        let s = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
-        try s.set([.routingID(Array("\(identity)#\(String(runId, radix: 16))".utf8)), .immediate(true),
-                   .maxMessageSize(WireLimits.control.socketMaxFrameBytes), .sendHighWaterMark(1000),
-                   .reconnectInterval(milliseconds: 100, maximumMilliseconds: 2000),
-                   .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)]
-                  + (security?.toLearner ?? []))
-        try s.connect(learner)
-        return s
+    /// The control connection's routing id: the identity and this process's run id.
+    private static func routingID(_ identity: String, runId: UInt64) -> String { "\(identity)#\(String(runId, radix: 16))" }
+
+    /// A fresh control connection to `learner` (the old one is closed).
+    private func reconnectControl() throws {
+        control.close()
+        control = try endpoints.connectControl(to: learner, routingID: ActorClient.routingID(options.identity, runId: runId), security: security)
     }
 
     /// Reads `learnerFile` again; when it names another control endpoint (or, unpinned, another
@@ -144,8 +144,7 @@ package final class ActorClient {
             console.info("the learner endpoints file names \(endpoint) (epoch \(String(file.epoch, radix: 16)) on \(file.host)); connecting there")
             learner = endpoint
             security = newSecurity
-            control.close()
-            control = try ActorClient.makeControl(context: context, learner: learner, identity: options.identity, security: security, runId: runId)
+            try reconnectControl()
             return true
         }
     }
@@ -159,83 +158,120 @@ package final class ActorClient {
         if case .tcp(let host, _, _) = learner, DoctorProbes.resolve(host).isEmpty {
             console.warn("the learner's host \(host) does not resolve here (yet); trying for --connect-timeout \(Int(options.conversation.connectTimeout.rounded())) s")
         }
-        while stopReason == nil {
-            let now = monotonicSeconds()
-            if Shutdown.requested { stopReason = "shutdown requested"; break }
-            if let zap, !zap.isServing {
-                // Fail closed: the relay would admit anyone without its handler.
-                relay?.close()
-                console.error("the relay's ZAP authentication handler stopped (\(zap.failureReason ?? "no reason")); stopping")
-                stopReason = "authentication failed"
-                break
+        while true {
+            if Shutdown.requested { stopReason = stopReason ?? "shutdown requested"; break }
+            try endpoints.waitForInput(until: .afterMilliseconds(10), wake: session?.worker.wakeFileDescriptor)
+            switch try turn() {
+            case .running: continue
+            case .stopping: break
+            case .gaveUp: return 1
             }
-            let poller = Poller()
-            poller.register(control)
-            for socket in receiver?.sockets ?? [] { poller.register(socket) }
-            if let r = relay { poller.register(r.socket) }
-            if let a = announce { poller.register(a) }
-            if let s = session { poller.register(fileDescriptor: s.worker.wakeFileDescriptor) }
-            let ready = try poller.poll(until: .afterMilliseconds(10))
-            if ready.contains(control) { try drainControl() }
-            if let a = announce, ready.contains(a) { try drainAnnounce() }
-            if let r = relay, ready.contains(r.socket) { try r.drain() }
-            if let rc = receiver { handle(try rc.receive(ready, now: now)) }
-            if !core.joined { session = nil }
-            do {
-                try options.statusFile?.writeIfDue(now: now) { .actor(joined: core.joined, learnerSilentSeconds: now - core.lastHeardFromLearner) }
-            } catch { console.warn("\(error)") }
-            switch core.joinStep(now: now) {
-            case .joined:
-                break
-            case .giveUp:
-                var why = ""
-                if case .tcp(let host, _, _) = learner, DoctorProbes.resolve(host).isEmpty { why = "; \(host) does not resolve here" }
-                console.error("no learner answered at \(learner) within \(Int(options.conversation.connectTimeout.rounded())) s (--connect-timeout)\(why)")
-                return 1
-            case .learnerGone(let silent):
-                console.error("the learner at \(learner) has been gone for \(Int(silent)) s (no message through reconnects and Hellos; --learner-gone-timeout \(Int(options.conversation.learnerGoneTimeout)) s); giving up")
-                stopReason = "learner gone"
-                break
-            case .reconnect(let silent):
-                console.warn("learner silent for \(Int(silent)) s; saying Hello again")
-                session = nil
-                // A fresh socket: the old one may hold queued messages for a dead learner.
-                if try !followLearnerFile(now: now) {
-                    control.close()
-                    control = try ActorClient.makeControl(context: context, learner: learner, identity: options.identity, security: security, runId: runId)
-                }
-                continue
-            case .sayHello:
-                // Not answered yet: a learner that has not bound, or one that has moved (the file says where).
-                if now - lastFileCheck >= 2, try followLearnerFile(now: now) { continue }
-                try send([.hello], now: now)
-                continue
-            case .waiting:
-                if now - lastFileCheck >= 2 { _ = try followLearnerFile(now: now) }
-                continue
-            }
-            if stopReason != nil { break }
-            try collectSamples()
-            try stepWeights(now: now)
-            try send(core.outgoing(now: now), now: now)
-            submitJob()
+            break
         }
+        return stop()
+    }
+
+    package enum TurnOutcome: Equatable {
+        /// Keep turning.
+        case running
+        /// The actor is done (`stopReason` says why); `stop()` says goodbye and closes.
+        case stopping
+        /// No learner answered within the connect timeout: exit status 1 at once.
+        case gaveUp
+    }
+
+    /// One turn of the loop, never waiting: reads what waits on every connection, then does what the
+    /// conversation has due (Hello, reconnecting, weights, sends, the next sampling job).
+    package func turn() throws -> TurnOutcome {
+        guard stopReason == nil else { return .stopping }
+        let now = clock()
+        do { try endpoints.checkAuthentication() } catch {
+            // Fail closed: the relay would admit anyone without its handler.
+            relay?.close()
+            console.error("\(error); stopping")
+            stopReason = "authentication failed"
+            return .stopping
+        }
+        try drainControl()
+        try drainAnnounce()
+        try relay?.drain()
+        if let rc = receiver { handle(try rc.receive(now: now)) }
+        if !core.joined { session = nil }
+        do {
+            try options.statusFile?.writeIfDue(now: now) { .actor(joined: core.joined, learnerSilentSeconds: now - core.lastHeardFromLearner) }
+        } catch { console.warn("\(error)") }
+        switch core.joinStep(now: now) {
+        case .joined:
+            break
+        case .giveUp:
+            var why = ""
+            if case .tcp(let host, _, _) = learner, DoctorProbes.resolve(host).isEmpty { why = "; \(host) does not resolve here" }
+            console.error("no learner answered at \(learner) within \(Int(options.conversation.connectTimeout.rounded())) s (--connect-timeout)\(why)")
+            return .gaveUp
+        case .learnerGone(let silent):
+            console.error("the learner at \(learner) has been gone for \(Int(silent)) s (no message through reconnects and Hellos; --learner-gone-timeout \(Int(options.conversation.learnerGoneTimeout)) s); giving up")
+            stopReason = "learner gone"
+            return .stopping
+        case .reconnect(let silent):
+            console.warn("learner silent for \(Int(silent)) s; saying Hello again")
+            session = nil
+            // A fresh connection: the old one may hold queued messages for a dead learner.
+            if try !followLearnerFile(now: now) { try reconnectControl() }
+            return .running
+        case .sayHello:
+            // Not answered yet: a learner that has not bound, or one that has moved (the file says where).
+            if now - lastFileCheck >= 2, try followLearnerFile(now: now) { return .running }
+            try send([.hello], now: now)
+            return .running
+        case .waiting:
+            if now - lastFileCheck >= 2 { _ = try followLearnerFile(now: now) }
+            return .running
+        }
+        if stopReason != nil { return .stopping }
+        try collectSamples()
+        try stepWeights(now: now)
+        try send(core.outgoing(now: now), now: now)
+        submitJob()
+        return stopReason == nil ? .running : .stopping
+    }
+
+    /// Says goodbye and closes every connection; returns the exit status (1 after a failure).
+    package func stop() -> Int32 {
         let failed = failedReasons.contains(stopReason ?? "")
         var bye = Troupe_V1_Bye()
         bye.reason = stopReason ?? "stopping"
-        _ = try? control.send(WireMessage(.bye(bye)))
+        _ = try? control.send(WireMessage(.bye(bye)), deadline: .now)
         session?.worker.stop()
-        usleep(100_000)
+        if endpoints.lingerSeconds > 0 { usleep(UInt32(endpoints.lingerSeconds * 1_000_000)) }
         closeLogStream()
         control.close()
         receiver?.close()
         relay?.close()
         announce?.close()
-        context.shutdown()
-        zap?.stop()
+        endpoints.close()
         console.info("stopped: \(stopReason ?? "")", ["groups_produced": .integer(Int(core.produced)), "unacked": .integer(core.unackedCount)])
         return failed ? 1 : 0
     }
+
+    /// Waits for the sampling job in progress, if any, and queues its groups (tests).
+    package func settleSampling() throws {
+        try collectSamples(waiting: true)
+    }
+
+    /// What the conversation stands at (tests, `troupe probe`-like checks).
+    package var conversation: ActorCore { core }
+    /// Why the actor stops, once it does.
+    package var stopping: String? { stopReason }
+    /// Where the control connection goes now.
+    package var learnerEndpoint: Endpoint { learner }
+    /// The relay's address, when this actor relays.
+    package var relayEndpoint: Endpoint? { relay?.endpoint }
+    /// Chunks this actor's relay has served.
+    package var relayChunksServed: Int { relay?.chunksServed ?? 0 }
+    /// Hops from the learner of the last weight transfer by chunks (1: the learner served it).
+    package var weightsDepth: Int? { receiver?.depth }
+    /// The model sampling uses now, once weights are applied.
+    package var model: LlamaModel? { session?.model }
 
     /// Stop reasons that are failures (exit status 1): the run cannot go on with this actor.
     private let failedReasons: Set<String> = ["bad welcome", "sampling failed", "authentication failed", "learner gone"]
@@ -245,7 +281,7 @@ package final class ActorClient {
             switch try control.receiveMessage(deadline: .now, limits: .control) {
             case .timedOut: return
             case .rejected(let e): console.warn("bad message from the learner: \(e)")
-            case .message(let m): try handle(core.receive(m, now: monotonicSeconds()))
+            case .message(let m): try handle(core.receive(m, now: clock()))
             }
         }
     }
@@ -292,9 +328,9 @@ package final class ActorClient {
         core.threadCount = BLASInfo.threads
         session = Session(config: config.model, tokenizer: tokenizer, algorithm: config.run.algorithm,
                           stopTokens: config.model.defaultStopTokens(tokenizer: tokenizer))
-        if let zap {
+        if relay != nil, options.security != nil {
             let peers = try CurveAllowlist(config.relayPeers.map { .init(name: $0.key, role: .actor, publicKey: $0.value) })
-            zap.update(ZAPDomain.policy(peers))
+            endpoints.admitRelayPeers(peers)
         }
         try connectSideChannels(w)
     }
@@ -303,15 +339,13 @@ package final class ActorClient {
         receiver?.close()
         announce?.close()
         closeLogStream()
-        receiver = try WeightReceiver(context: context, learnerWeights: Endpoint(parsing: w.weightsEndpoint),
+        receiver = try WeightReceiver(learnerWeights: Endpoint(parsing: w.weightsEndpoint),
+                                      connect: { [endpoints] in try endpoints.connectWeights(to: $0, security: $1) },
                                       layout: ParameterLayout(config: session!.config), relay: relay,
                                       identity: options.identity, runId: runId, options: options.weights, security: security)
-        let sub = try ZMQSocket(context, type: .subscribe, linger: .discardUnsent)
-        try sub.set([.subscribe([]), .maxMessageSize(WireLimits.headerOnly.socketMaxFrameBytes)] + (security?.toLearner ?? []))
-        try sub.connect(Endpoint(parsing: w.announceEndpoint))
-        announce = sub
-        let publisher = try LogPublisher(context: context, endpoint: Endpoint(parsing: w.logsEndpoint), source: "actor/\(options.identity)",
-                                         runId: runId, security: security?.toLearner ?? [])
+        announce = try endpoints.subscribeAnnouncements(at: Endpoint(parsing: w.announceEndpoint), security: security)
+        let publisher = try endpoints.connectLogStream(at: Endpoint(parsing: w.logsEndpoint), source: "actor/\(options.identity)",
+                                                       runId: runId, security: security)
         logs = publisher
         let sink = LogStreamSink<Never>(publisher)
         reports.add(sink)
@@ -389,14 +423,14 @@ package final class ActorClient {
         for item in outgoing {
             switch item {
             case .hello:
-                if (try? control.send(WireMessage(.hello(core.hello)))) == .sent { core.sent(item, now: now) }
+                if (try? control.send(WireMessage(.hello(core.hello)), deadline: .now)) == .sent { core.sent(item, now: now) }
             case .leaseRequest(let maxPrompts):
                 var r = Troupe_V1_LeaseRequest()
                 r.maxPrompts = maxPrompts
-                if case .sent = try control.send(WireMessage(.leaseRequest(r))) { core.sent(item, now: now) }
+                if case .sent = try control.send(WireMessage(.leaseRequest(r)), deadline: .now) { core.sent(item, now: now) }
             case .group(_, let message):
                 guard !groupsBlocked else { continue }
-                if case .sent = (try? control.send(message)) ?? .wouldBlock { core.sent(item, now: now) } else { groupsBlocked = true }
+                if case .sent = (try? control.send(message, deadline: .now)) ?? .wouldBlock { core.sent(item, now: now) } else { groupsBlocked = true }
             case .heartbeat:
                 // Due again after the interval whether or not it left: heartbeats are not retried.
                 sendHeartbeat()
@@ -411,9 +445,9 @@ package final class ActorClient {
         s.worker.submit(SamplingJob(leaseId: lease.leaseID, prompts: lease.prompts, model: model, version: version))
     }
 
-    private func collectSamples() throws {
+    private func collectSamples(waiting: Bool = false) throws {
         guard let s = session else { return }
-        for outcome in s.worker.poll() {
+        for outcome in waiting ? s.worker.waitForIdle() : s.worker.poll() {
             switch outcome.groups {
             case .failure(let e):
                 console.error("sampling failed: \(e)")
@@ -441,11 +475,11 @@ package final class ActorClient {
         var stats = Troupe_V1_ActorStats()
         stats.groupsProduced = core.produced
         stats.tokensPerSecond = Double(tokensProduced) / max(samplingSeconds, 1e-9)
-        stats.idleRatio = max(0, 1 - samplingSeconds / max(1e-9, monotonicSeconds() - started))
+        stats.idleRatio = max(0, 1 - samplingSeconds / max(1e-9, clock() - started))
         stats.unackedGroups = UInt32(core.unackedCount)
         if let v = core.weights { stats.weightsVersion = v.proto }
         hb.stats = stats
-        _ = try? control.send(WireMessage(.heartbeat(hb)))
+        _ = try? control.send(WireMessage(.heartbeat(hb)), deadline: .now)
         try? reports.emit(.actorStats(actor: options.identity,
                                      metrics: ["groups_produced": Double(core.produced), "tokens_per_s": stats.tokensPerSecond,
                                                "actor/idle_ratio": stats.idleRatio, "unacked": Double(core.unackedCount),

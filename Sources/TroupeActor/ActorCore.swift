@@ -8,7 +8,7 @@ import TroupeWire
 /// The actor's side of the conversation with the learner, without I/O: when to say Hello, what a
 /// Welcome establishes, sequence numbers and credit, the groups not yet acknowledged and their resend,
 /// leases, heartbeats and when the learner counts as gone. Every decision takes the time as `now`;
-/// `ActorClient` carries out what it returns over its sockets, and tests drive it by hand.
+/// `ActorClient` carries out what it returns over its `ActorEndpoints`, and tests drive it by hand.
 package struct ActorCore {
     package struct Options {
         package var identity: String

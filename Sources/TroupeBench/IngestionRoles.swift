@@ -122,7 +122,7 @@ final class SimulatedActor {
         runId = UInt64(index + 1) &* 0x9E37_79B9
         context = try ZMQContext(ioThreads: 1)
         dealer = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
-        // ActorClient's control socket options.
+        // The actor's control socket options (ZeroMQActorEndpoints.connectControl).
         try dealer.set([.routingID(Array("bench-\(index)#\(String(runId, radix: 16))".utf8)), .immediate(true),
                         .maxMessageSize(WireLimits.control.socketMaxFrameBytes), .sendHighWaterMark(1000),
                         .reconnectInterval(milliseconds: 100, maximumMilliseconds: 2000),

@@ -312,10 +312,10 @@ package enum WeightDistributionBench {
             if now > deadline { throw RuntimeBenchError(phase, "client \(index) timed out") }
             let poller = Poller()
             for socket in receiver.sockets { poller.register(socket) }
-            if let r = relay { poller.register(r.socket) }
+            if let s = relay?.socket { poller.register(s) }
             let ready = try poller.poll(until: .afterMilliseconds(done ? 20 : 5))
-            if let r = relay, ready.contains(r.socket) { try r.drain() }
-            for event in try receiver.receive(ready, now: now) + receiver.tick(now: monotonicSeconds()) {
+            if let r = relay, let s = r.socket, ready.contains(s) { try r.drain() }
+            for event in try receiver.receive(now: now) + receiver.tick(now: monotonicSeconds()) {
                 switch event {
                 case .applied(let fetch, let via):
                     let expected = path == .sharedMemory ? "shared_memory" : (path == .relay && receiver.depth > 1 ? "relay" : "chunks")

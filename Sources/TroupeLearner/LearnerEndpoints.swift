@@ -104,6 +104,16 @@ package final class InMemoryLearnerNetwork {
         self.allowlist = allowlist
     }
 
+    /// Binds the control, weights and announcement endpoints on `switchboard` at the addresses a
+    /// learner with `settings` gives actors (the control endpoint, and the Welcome's), so that real
+    /// actors on the switchboard (`InMemoryActorEndpoints`) reach this learner.
+    package func bind(on switchboard: InMemorySwitchboard, as settings: RunConfig.Endpoints) throws {
+        func advertised(_ port: Int) throws -> Endpoint { try Endpoint(parsing: "tcp://\(settings.advertiseHost):\(port)") }
+        switchboard.bind(control, at: try advertised(settings.controlPort))
+        switchboard.bind(weights, at: try advertised(settings.weightsPort))
+        switchboard.bind(announce, at: try advertised(settings.announcePort))
+    }
+
     package var endpoints: LearnerEndpoints {
         LearnerEndpoints(control: control, weights: weights, announce: announce, logs: logs, allowlist: allowlist,
                          waitForInput: { _, _ in }, lingerSeconds: 0, close: {})

@@ -3,7 +3,8 @@ import TroupeProto
 import TroupeRuntime
 import TroupeWire
 
-/// The actor's side of one weight transfer after another, sockets included (docs/ARCHITECTURE.md §4, step 5):
+/// The actor's side of one weight transfer after another (docs/ARCHITECTURE.md §4, step 5), over the
+/// weights connections `connect` makes (ZeroMQ DEALERs, or in-memory ones in tests):
 /// manifest from the learner; the learner's shared-memory file when this host has it; otherwise the
 /// learner names an upstream (`RelayPlan`: another actor's relay, or itself) and the chunks come from
 /// there with a window of requests. An upstream that refuses or stalls for `stallSeconds` is left:
@@ -36,8 +37,11 @@ package final class WeightReceiver {
 
     private enum Phase { case idle, manifest, source, chunks }
 
-    package let learner: ZMQSocket
-    let context: ZMQContext
+    /// A weights connection to an endpoint (the learner's, or another actor's relay) with these CURVE options.
+    package typealias Connect = (_ endpoint: Endpoint, _ security: [SocketOption]) throws -> any DealerTransport
+
+    package let learner: any DealerTransport
+    let connect: Connect
     let layout: ParameterLayout
     let relay: WeightRelay?
     let identity: String
@@ -51,26 +55,34 @@ package final class WeightReceiver {
     private var lastProgress = 0.0
     package private(set) var fetch: WeightFetch?
     /// The relay chunks come from now (nil: the learner).
-    private var upstream: (endpoint: String, socket: ZMQSocket)?
+    private var upstream: (endpoint: String, socket: any DealerTransport)?
     /// Every chunk so far came from a relay (none from the learner).
     private var allFromRelay = false
     private var warnedAboutSharedMemory = false
     /// Hops from the learner of the current transfer (1: served by the learner).
     package private(set) var depth = 1
 
-    package init(context: ZMQContext, learnerWeights: Endpoint, layout: ParameterLayout, relay: WeightRelay?,
-                identity: String, runId: UInt64, options: Options = Options(), security: ClientSecurity? = nil) throws {
-        self.context = context
+    package init(learnerWeights: Endpoint, connect: @escaping Connect, layout: ParameterLayout, relay: WeightRelay?,
+                 identity: String, runId: UInt64, options: Options = Options(), security: ClientSecurity? = nil) throws {
+        self.connect = connect
         self.layout = layout
         self.relay = relay
         self.identity = identity
         self.runId = runId
         self.options = options
         self.security = security
-        learner = try WeightReceiver.dealer(context, to: learnerWeights, security: security?.toLearner ?? [])
+        learner = try connect(learnerWeights, security?.toLearner ?? [])
     }
 
-    static func dealer(_ context: ZMQContext, to endpoint: Endpoint, security: [SocketOption]) throws -> ZMQSocket {
+    /// Over ZeroMQ: each connection a DEALER of `context` (`dealer`).
+    package convenience init(context: ZMQContext, learnerWeights: Endpoint, layout: ParameterLayout, relay: WeightRelay?,
+                             identity: String, runId: UInt64, options: Options = Options(), security: ClientSecurity? = nil) throws {
+        try self.init(learnerWeights: learnerWeights, connect: { try WeightReceiver.dealer(context, to: $0, security: $1) }, layout: layout,
+                      relay: relay, identity: identity, runId: runId, options: options, security: security)
+    }
+
+    /// The weights DEALER: frames up to the weights limit, queued while not yet connected, heartbeats.
+    package static func dealer(_ context: ZMQContext, to endpoint: Endpoint, security: [SocketOption]) throws -> ZMQSocket {
         let s = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
         try s.set([.maxMessageSize(WireLimits.weights.socketMaxFrameBytes), .immediate(false),
                    .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)] + security)
@@ -78,8 +90,10 @@ package final class WeightReceiver {
         return s
     }
 
-    /// The sockets to poll for `receive` (the relay's own socket is the caller's to poll).
-    package var sockets: [ZMQSocket] { [learner] + (upstream.map { [$0.socket] } ?? []) }
+    /// The connections `receive` reads: the learner's and the upstream relay's, if any.
+    package var transports: [any DealerTransport] { [learner] + (upstream.map { [$0.socket] } ?? []) }
+    /// The ZeroMQ ones among them, for a caller's poller (the relay's own socket is the caller's to poll).
+    package var sockets: [ZMQSocket] { transports.compactMap { $0 as? ZMQSocket } }
     package var inProgress: Bool { phase != .idle }
 
     /// Asks the learner for its newest weights.
@@ -89,15 +103,15 @@ package final class WeightReceiver {
         allFromRelay = false
         depth = 1
         dropUpstream()
-        _ = try learner.send(WireMessage(.weightManifestRequest(Troupe_V1_WeightManifestRequest())))
+        _ = try learner.send(WireMessage(.weightManifestRequest(Troupe_V1_WeightManifestRequest())), deadline: .now)
         phase = .manifest
         lastProgress = now
     }
 
-    /// Handles what the poll found on this receiver's sockets.
-    package func receive(_ ready: PollResult, now: Double) throws -> [Event] {
+    /// Handles what waits on this receiver's connections (never waits itself).
+    package func receive(now: Double) throws -> [Event] {
         var events: [Event] = []
-        for socket in sockets where ready.contains(socket) {
+        for socket in transports {
             drain: for _ in 0..<256 {
                 // The upstream may have been dropped by a message just handled.
                 guard socket === learner || socket === upstream?.socket else { break drain }
@@ -175,7 +189,7 @@ package final class WeightReceiver {
             r.actorIdentity = identity
             r.actorRunID = runId
             relay?.expect(f.version)
-            _ = try learner.send(WireMessage(.weightSourceRequest(r)))
+            _ = try learner.send(WireMessage(.weightSourceRequest(r)), deadline: .now)
             phase = .source
             lastProgress = now
         case .weightSource(let s) where fromLearner && phase == .source:
@@ -233,7 +247,7 @@ package final class WeightReceiver {
             do {
                 // Authenticated: the relay must prove the key the learner named, or nothing is fetched from it.
                 let relaySecurity = try security.map { try $0.toRelay(CurveKey(z85: publicKey)) } ?? []
-                upstream = (endpoint, try WeightReceiver.dealer(context, to: Endpoint(parsing: endpoint), security: relaySecurity))
+                upstream = (endpoint, try connect(Endpoint(parsing: endpoint), relaySecurity))
                 allFromRelay = true
             } catch {
                 events.append(.fellBack(upstream: endpoint, reason: "cannot connect: \(error)"))
@@ -256,7 +270,7 @@ package final class WeightReceiver {
 
     private func send(_ requests: [Troupe_V1_ChunkRequest]) throws {
         let socket = upstream?.socket ?? learner
-        for r in requests { _ = try socket.send(WireMessage(.chunkRequest(r))) }
+        for r in requests { _ = try socket.send(WireMessage(.chunkRequest(r)), deadline: .now) }
     }
 
     private func dropUpstream() {

@@ -3,14 +3,16 @@ import TroupeProto
 import TroupeRuntime
 import TroupeWire
 
-/// An actor's relay (protocol 2.1, `RelayPlan`): a ROUTER that serves the chunks of the transfers
+/// An actor's relay (protocol 2.1, `RelayPlan`): a router (a ZeroMQ ROUTER, or an in-memory one) that serves the chunks of the transfers
 /// this actor holds, finished or under way, to the actors the learner placed below it, with the
 /// learner's own ChunkRequest/Chunk messages. A request for a chunk that has not arrived yet waits
 /// for it, so a chain forwards each chunk as soon as it lands; a request for a version this actor
 /// neither holds nor has asked for, or one that is not a chunk of it, gets VERSION_GONE and the
 /// asker goes to the learner. Chunks are zero-copy views of the transfer's buffer, never copied here.
 package final class WeightRelay {
-    package let socket: ZMQSocket
+    package let router: any RouterTransport
+    /// The relay's ZeroMQ socket, for a caller's poller (nil in memory).
+    package var socket: ZMQSocket? { router as? ZMQSocket }
     /// What actors below this one connect to.
     package let endpoint: Endpoint
     /// The newest transfers offered, newest last (an actor below may still be on the previous one).
@@ -24,10 +26,24 @@ package final class WeightRelay {
     /// Requests that wait for a chunk still on its way; bounded so a misbehaving peer cannot grow it.
     static let maxWaiting = 4096
 
-    /// `security`: in an authenticated run, the relay is a CURVE server with this actor's key pair,
-    /// admitting the run's actors through `zap` (the process's ZAP handler, already bound).
-    package init(context: ZMQContext, listen: ListenAddress, security: (keyPair: CurveKeyPair, zap: ZAPHandler)? = nil) throws {
-        socket = try ZMQSocket(context, type: .router, linger: .discardUnsent)
+    /// Serves on `router`, which actors below reach at `endpoint`.
+    package init(router: any RouterTransport, endpoint: Endpoint) {
+        self.router = router
+        self.endpoint = endpoint
+    }
+
+    /// Over ZeroMQ (`bindZeroMQ`).
+    package convenience init(context: ZMQContext, listen: ListenAddress, security: (keyPair: CurveKeyPair, zap: ZAPHandler)? = nil) throws {
+        let (socket, endpoint) = try WeightRelay.bindZeroMQ(context: context, listen: listen, security: security)
+        self.init(router: socket, endpoint: endpoint)
+    }
+
+    /// The relay's ROUTER bound at `listen`, with the address to advertise. `security`: in an
+    /// authenticated run, a CURVE server with this actor's key pair, admitting the run's actors
+    /// through `zap` (the process's ZAP handler, already bound).
+    package static func bindZeroMQ(context: ZMQContext, listen: ListenAddress,
+                                   security: (keyPair: CurveKeyPair, zap: ZAPHandler)? = nil) throws -> (ZMQSocket, Endpoint) {
+        let socket = try ZMQSocket(context, type: .router, linger: .discardUnsent)
         try socket.set([.routerMandatory(true), .routerHandover(true), .maxMessageSize(WireLimits.control.socketMaxFrameBytes),
                         .sendHighWaterMark(1000), .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)])
         if let (keyPair, zap) = security {
@@ -35,7 +51,7 @@ package final class WeightRelay {
             socket.admitsUser = { zap.currentPolicy.admits(user: $0, domain: ZAPDomain.relay) }
         }
         let bound = try socket.bind(listen.bind)
-        endpoint = try listen.advertised(boundTo: bound)
+        return (socket, try listen.advertised(boundTo: bound))
     }
 
     /// Says that this actor has asked the learner where to fetch `version` from: the learner may place
@@ -68,10 +84,10 @@ package final class WeightRelay {
         try? serveWaiting()
     }
 
-    /// Answers what is queued on the socket (call when the poller says it is readable).
+    /// Answers what is queued on the router (never waits).
     package func drain() throws {
         for _ in 0..<256 {
-            switch try socket.receiveFromPeer(deadline: .now, limits: .control) {
+            switch try router.receiveFromPeer(deadline: .now, limits: .control) {
             case .timedOut: return
             case .rejected: refused += 1
             case .message(let peer, let message):
@@ -89,7 +105,7 @@ package final class WeightRelay {
         for (peer, r) in pending { try answer(r, to: peer) }
     }
 
-    package func close() { socket.close() }
+    package func close() { router.close() }
 
     private func answer(_ r: Troupe_V1_ChunkRequest, to peer: PeerID) throws {
         let version = PolicyVersion(r.version)
@@ -99,7 +115,7 @@ package final class WeightRelay {
         let transfer = transfers.last { $0.version == version && !$0.mappedSharedMemory }
         if let frame = transfer?.heldChunk(offset: r.offset, length: r.length) {
             c.status = .ok
-            if try socket.send(WireMessage(.chunk(c), frames: [frame]), to: peer) == .sent {
+            if try router.send(WireMessage(.chunk(c), frames: [frame]), to: peer, deadline: .now) == .sent {
                 chunksServed += 1
                 bytesServed += frame.count
             }
@@ -113,7 +129,7 @@ package final class WeightRelay {
         }
         refused += 1
         c.status = .versionGone
-        _ = try socket.send(WireMessage(.chunk(c)), to: peer)
+        _ = try router.send(WireMessage(.chunk(c)), to: peer, deadline: .now)
     }
 
     /// The relay address an actor uses by default: on loopback when its learner is (everything on one

@@ -6,12 +6,16 @@ import Foundation
 public protocol RouterTransport: AnyObject {
     func receiveFromPeer(deadline: Deadline, limits: WireLimits) throws -> RouterReceive
     func send(_ message: WireMessage, to peer: PeerID, deadline: Deadline) throws -> SendResult
+    /// Stops the endpoint: what it had queued is dropped.
+    func close()
 }
 
 /// The actor's side of a conversation endpoint: one learner. `ZMQSocket` (a DEALER) or `InMemoryDealer`.
 public protocol DealerTransport: AnyObject {
     func receiveMessage(deadline: Deadline, limits: WireLimits) throws -> WireReceive
     func send(_ message: WireMessage, deadline: Deadline) throws -> SendResult
+    /// Ends the connection: what either side had queued for it is dropped.
+    func close()
 }
 
 /// A one-way broadcast (the learner's announcements): `ZMQSocket` (a PUB) or `InMemoryPublisher`.
@@ -19,7 +23,14 @@ public protocol PublishTransport: AnyObject {
     func send(_ message: WireMessage, deadline: Deadline) throws -> SendResult
 }
 
-extension ZMQSocket: RouterTransport, DealerTransport, PublishTransport {}
+/// The other end of a broadcast (the actor's announcements): `ZMQSocket` (a SUB) or `InMemorySubscriber`.
+/// It hears what is published after it subscribed, nothing before.
+public protocol SubscribeTransport: AnyObject {
+    func receiveMessage(deadline: Deadline, limits: WireLimits) throws -> WireReceive
+    func close()
+}
+
+extension ZMQSocket: RouterTransport, DealerTransport, PublishTransport, SubscribeTransport {}
 
 /// Queues of encoded frames between one `InMemoryRouter` and the `InMemoryDealer`s connected to it.
 /// Every message is encoded on send and decoded with the receiver's limits on receive, so what a test
@@ -30,6 +41,7 @@ public final class InMemoryRouter: RouterTransport, @unchecked Sendable {
     private var inbound: [(PeerID, [Frame])] = []
     private var outbound: [PeerID: [[Frame]]] = [:]
     private var connected: Set<PeerID> = []
+    private var closed = false
 
     public init() {}
 
@@ -47,6 +59,18 @@ public final class InMemoryRouter: RouterTransport, @unchecked Sendable {
     /// Messages waiting for the router to read.
     public var pendingInbound: Int { lock.withLock { inbound.count } }
 
+    /// The router's process is gone: what was queued either way is lost, and what its peers send from
+    /// now on goes nowhere (as a ZeroMQ DEALER's queue toward an endpoint nobody serves).
+    public func close() {
+        lock.withLock {
+            closed = true
+            inbound.removeAll()
+            for peer in outbound.keys { outbound[peer] = [] }
+        }
+    }
+
+    public var isClosed: Bool { lock.withLock { closed } }
+
     public func receiveFromPeer(deadline: Deadline, limits: WireLimits) throws -> RouterReceive {
         guard let (peer, frames) = lock.withLock({ inbound.isEmpty ? nil : inbound.removeFirst() }) else { return .timedOut }
         do {
@@ -59,7 +83,7 @@ public final class InMemoryRouter: RouterTransport, @unchecked Sendable {
     public func send(_ message: WireMessage, to peer: PeerID, deadline: Deadline) throws -> SendResult {
         let frames = try message.encode()
         return lock.withLock {
-            guard connected.contains(peer) else { return .peerUnreachable }
+            guard connected.contains(peer), !closed else { return .peerUnreachable }
             outbound[peer, default: []].append(frames)
             return .sent
         }
@@ -68,7 +92,7 @@ public final class InMemoryRouter: RouterTransport, @unchecked Sendable {
     fileprivate func deliver(_ frames: [Frame], from peer: PeerID) -> SendResult {
         lock.withLock {
             guard connected.contains(peer) else { return .peerUnreachable }
-            inbound.append((peer, frames))
+            if !closed { inbound.append((peer, frames)) }
             return .sent
         }
     }
@@ -127,22 +151,66 @@ public final class InMemoryDealer: DealerTransport, @unchecked Sendable {
     /// The connection drops: the router's sends to this peer are unreachable from now on, and what
     /// either side had queued is lost (as when a process dies).
     public func disconnect() { router.disconnect(peer) }
+
+    /// This side closes the connection (as `disconnect`).
+    public func close() { disconnect() }
 }
 
-/// Keeps what is published, for tests to read.
+/// Keeps what is published, for tests to read, and hands a copy to each `InMemorySubscriber`.
 public final class InMemoryPublisher: PublishTransport, @unchecked Sendable {
     private let lock = NSLock()
     private var messages: [WireMessage] = []
+    private var subscribers: [ObjectIdentifier: InMemorySubscriber] = [:]
 
     public init() {}
 
     public func send(_ message: WireMessage, deadline: Deadline) throws -> SendResult {
         let frames = try message.encode()
         let decoded = try WireMessage.decode(frames, limits: .permissive)
-        lock.withLock { messages.append(decoded) }
+        let listening = lock.withLock {
+            messages.append(decoded)
+            return Array(subscribers.values)
+        }
+        for subscriber in listening { subscriber.enqueue(frames) }
         return .sent
     }
 
     /// Everything published since the last call.
     public func takeAll() -> [WireMessage] { lock.withLock { defer { messages.removeAll() }; return messages } }
+
+    /// A subscriber to everything published from now on.
+    public func subscribe() -> InMemorySubscriber {
+        let subscriber = InMemorySubscriber(publisher: self)
+        lock.withLock { subscribers[ObjectIdentifier(subscriber)] = subscriber }
+        return subscriber
+    }
+
+    fileprivate func unsubscribe(_ subscriber: InMemorySubscriber) {
+        _ = lock.withLock { subscribers.removeValue(forKey: ObjectIdentifier(subscriber)) }
+    }
+}
+
+/// One subscriber of an `InMemoryPublisher`: the frames as published, decoded with the receiver's limits.
+public final class InMemorySubscriber: SubscribeTransport, @unchecked Sendable {
+    private let lock = NSLock()
+    private var queue: [[Frame]] = []
+    private weak var publisher: InMemoryPublisher?
+
+    fileprivate init(publisher: InMemoryPublisher) { self.publisher = publisher }
+
+    fileprivate func enqueue(_ frames: [Frame]) { lock.withLock { queue.append(frames) } }
+
+    public func receiveMessage(deadline: Deadline, limits: WireLimits) throws -> WireReceive {
+        guard let frames = lock.withLock({ queue.isEmpty ? nil : queue.removeFirst() }) else { return .timedOut }
+        do {
+            return .message(try WireMessage.decode(frames, limits: limits))
+        } catch {
+            return .rejected(error)
+        }
+    }
+
+    public func close() {
+        publisher?.unsubscribe(self)
+        lock.withLock { queue.removeAll() }
+    }
 }
