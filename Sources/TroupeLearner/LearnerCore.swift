@@ -85,6 +85,8 @@ package final class LearnerCore {
     package let leaseTimeout: Double
     package let heartbeatTimeout: Double
     package let credit: Int
+    /// `learner.publish_every`: the versions actors can hold are the multiples of it.
+    package let publishEvery: Int
     /// The most prompts one actor may hold on leases (`honestLeaseCap` unless a caller says otherwise).
     package let leaseCap: Int
 
@@ -103,8 +105,9 @@ package final class LearnerCore {
     private var nextLeaseId: UInt64 = 1
 
     package init(prompts list: [PromptEntry], epoch: UInt64, batchGroups: Int, maxStaleness: Int, leaseSize: Int,
-                leaseTimeout: Double, heartbeatTimeout: Double, credit: Int, leaseCap: Int? = nil) {
+                leaseTimeout: Double, heartbeatTimeout: Double, credit: Int, leaseCap: Int? = nil, publishEvery: Int = 1) {
         self.epoch = epoch
+        self.publishEvery = max(1, publishEvery)
         self.batchGroups = batchGroups
         self.maxStaleness = maxStaleness
         self.leaseSize = leaseSize
@@ -183,6 +186,18 @@ package final class LearnerCore {
         maxStaleness == 0 ? batchGroups * (training ? 2 : 1) : batchGroups * (maxStaleness + 1)
     }
 
+    /// The oldest weights a lease may be sampled on, its last prompt being the `position`-th committed
+    /// one (counting the batch in training). Asynchronous, a prompt that falls in a later batch than the
+    /// next must be sampled on newer weights to be trained within `max_staleness`: one step newer per
+    /// batch, up to the newest published version (no lease waits for weights while the window lets it
+    /// run ahead). Synchronous, every lease is for the next batch.
+    func minStep(lastPromptAt position: Int) -> Int {
+        guard maxStaleness > 0 else { return requiredStep }
+        let batchesAhead = max(0, position - 1 - (training ? batchGroups : 0)) / batchGroups
+        let newestPublished = step - step % publishEvery
+        return max(requiredStep, min(requiredStep + batchesAhead, newestPublished))
+    }
+
     /// Prompts out on leases plus groups waiting or training: bounded by `leaseWindow`.
     package var committedPrompts: Int {
         leases.values.reduce(0) { $0 + $1.prompts.count } + pending.count + (training ? batchGroups : 0)
@@ -240,7 +255,7 @@ package final class LearnerCore {
         turnedAway[identity] = nil
         let ids = Array(queue.prefix(n))
         queue.removeFirst(n)
-        let lease = Lease(id: nextLeaseId, actor: identity, prompts: ids, deadline: now + leaseTimeout, minStep: requiredStep)
+        let lease = Lease(id: nextLeaseId, actor: identity, prompts: ids, deadline: now + leaseTimeout, minStep: minStep(lastPromptAt: committedPrompts + n))
         nextLeaseId += 1
         leases[lease.id] = lease
         return lease

@@ -112,7 +112,7 @@ package final class LearnerServer {
         core = LearnerCore(prompts: prompts.entries, epoch: epoch, batchGroups: config.learner.batchGroups,
                            maxStaleness: config.learner.maxStaleness, leaseSize: config.learner.leaseSize,
                            leaseTimeout: config.learner.leaseTimeoutSeconds, heartbeatTimeout: config.learner.heartbeatTimeoutSeconds,
-                           credit: config.learner.credit)
+                           credit: config.learner.credit, publishEvery: config.learner.publishEvery)
         endpoints = try (makeEndpoints ?? { try LearnerEndpoints.zeroMQ(config.endpoints, epoch: $0, security: security) })(epoch)
         let exposition = PrometheusExposition()
         if makeEndpoints == nil && config.endpoints.metricsPort != 0 {

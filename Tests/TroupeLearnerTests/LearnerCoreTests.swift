@@ -147,11 +147,12 @@ import TroupeRuntime
     }
 
     /// Asynchronous training in steady state, over simulated time: 4 actors each sample one prompt in
-    /// `sampleSeconds` on the newest weights published when they start, a step trains `batch_groups` = 4
+    /// `sampleSeconds`, on the newest weights published when they start or (`oldest`) on the oldest
+    /// their lease allows, as an actor slow to fetch weights would; a step trains `batch_groups` = 4
     /// groups in 1 s and publishes at once. Every group the lease window lets actors produce must still
     /// be trainable within max_staleness when its batch forms: stale discards waste the actors' work.
-    @Test(arguments: [(1, 0.3), (1, 0.9), (2, 0.3), (4, 0.5)])
-    func asynchronousLeasesProduceNoStaleGroups(maxStaleness: Int, sampleSeconds: Double) {
+    @Test(arguments: [(1, 0.3, false), (1, 0.9, false), (2, 0.3, false), (4, 0.5, false), (1, 0.3, true), (2, 0.2, true), (4, 0.5, true)])
+    func asynchronousLeasesProduceNoStaleGroups(maxStaleness: Int, sampleSeconds: Double, oldest: Bool) {
         let c = core(batchGroups: 4, maxStaleness: maxStaleness, prompts: 64)
         let actors = ["a", "b", "c", "d"]
         for a in actors { _ = c.hello(identity: a, runId: 1, now: 0) }
@@ -171,7 +172,7 @@ import TroupeRuntime
                 // An actor samples on the newest weights, once they are at least the lease's min_version.
                 if sampling[a] == nil, let lease = c.grantLease(to: a, maxPrompts: 1, now: now) {
                     #expect(lease.minStep <= c.step, "an asynchronous lease asks for weights not yet published")
-                    sampling[a] = (lease, c.step, now + sampleSeconds)
+                    sampling[a] = (lease, oldest ? lease.minStep : c.step, now + sampleSeconds)
                 }
                 c.touch(identity: a, now: now)
             }
@@ -181,7 +182,7 @@ import TroupeRuntime
             }
             now += 0.01
         }
-        print("[lease] max_staleness \(maxStaleness), \(sampleSeconds) s per group: \(produced) groups, \(stale) stale, \(c.step) steps in 300 s")
+        print("[lease] max_staleness \(maxStaleness), \(sampleSeconds) s per group, \(oldest ? "oldest allowed" : "newest") weights: \(produced) groups, \(stale) stale, \(c.step) steps in 300 s")
         #expect(c.step >= 200, "\(c.step) steps in 300 s of simulated time")
         #expect(Double(stale) <= 0.02 * Double(produced), "\(stale) of \(produced) groups discarded as stale")
         #expect(c.accounting.identityHolds)
