@@ -30,6 +30,8 @@ package final class LearnerCore {
         case outOfRange = "out_of_range", futureVersion = "future_version", rewardMismatch = "reward_mismatch"
         /// Accepted by an earlier learner, refused on resume: it would fail a step (`quarantined` records).
         case quarantined
+        /// The reward workers gave no score for a sample within their attempts (docs/rewards.md).
+        case rewardUnavailable = "reward_unavailable"
     }
 
     package enum SubmitOutcome: Equatable, Sendable {
@@ -342,6 +344,8 @@ package final class LearnerCore {
     }
 
     package func markSeen(_ key: GroupKey) { seen.insert(key) }
+    /// Whether a group with this key was already received (a resend is a duplicate).
+    package func hasSeen(_ key: GroupKey) -> Bool { seen.contains(key) }
 
     /// The next batch when enough groups wait and the trainer is free: groups too stale by now are
     /// rejected; the batch is ordered by prompt id, so it does not depend on arrival order.
