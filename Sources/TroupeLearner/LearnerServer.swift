@@ -67,6 +67,7 @@ package final class LearnerServer {
     private var awaitingRewards: [UInt64: AwaitingRewards] = [:]
     private var awaitingKeys: [GroupKey: UInt64] = [:]
     private var reportedRewardCounters = RewardWorkerClient.Counters()
+    private var exportedRewardCounters = RewardWorkerClient.Counters()
     struct AwaitingRewards {
         var group: RolloutGroup
         var identity: String
@@ -263,6 +264,9 @@ package final class LearnerServer {
         _ = try training.recordFinishedSteps(waiting: true)
         // Groups still waiting for scores were never acknowledged: their actors resend them to the next learner.
         rewards?.close()
+        if let rewards, rewards.counters != exportedRewardCounters {
+            try events.emit(.metrics("reward_workers", step: core.step, rewardWorkerMetrics(rewards.counters)))
+        }
         try training.writeCheckpoint()
         try events.emit(.runEnded(finished: finished, step: core.step, accounting: core.accounting.summary))
         try writeSummary()
@@ -630,6 +634,11 @@ package final class LearnerServer {
                 m["reward_workers/groups_waiting"] = Double(awaitingRewards.count)
                 m["reward_workers/in_flight"] = Double(rewards.requestsInFlight)
                 try reportRewardWorkerProblems(rewards.counters)
+                // metrics.jsonl (and Prometheus, TensorBoard): a `reward_workers` line whenever the counts moved.
+                if rewards.counters != exportedRewardCounters {
+                    exportedRewardCounters = rewards.counters
+                    try events.emit(.metrics("reward_workers", step: core.step, rewardWorkerMetrics(rewards.counters)))
+                }
             }
             var fields: [String: String] = ["run": runDirectory, "epoch": String(epoch, radix: 16),
                                             "started_unix": String(format: "%.3f", startedWall)]
@@ -638,6 +647,11 @@ package final class LearnerServer {
             }
             try events.emit(.stream("learner_stats", step: core.step, metrics: m, fields: fields))
         }
+    }
+
+    /// The counters as metrics named like `learner_stats`' (`reward_workers/calls`, …).
+    private func rewardWorkerMetrics(_ counters: RewardWorkerClient.Counters) -> [String: Double] {
+        Dictionary(uniqueKeysWithValues: counters.metrics.map { ("reward_workers/\($0.key)", $0.value) })
     }
 
     /// Says once a second, in the console and the log stream, what went wrong with the workers since
