@@ -136,6 +136,9 @@ extension RuntimeIntegrationTests {
         run.check((counters["timeouts"] ?? 0) > 0, "no timeout counted: \(counters)")
         run.check((counters["unreachable"] ?? 0) > 0, "sends to the crashed worker were not counted as unreachable: \(counters)")
         run.check(run.acceptedSamples.allSatisfy { $0.reward == 0 || $0.reward == 1 }, "a reward that no healthy worker gave")
+        // The learner kept serving while groups waited: its actor was never evicted for silence.
+        let evictions = run.records.of("actor_left").filter { ($0.string("reason") ?? "").hasPrefix("evicted") }
+        run.check(evictions.isEmpty, "the actor was evicted while groups waited for scores: \(evictions.map(\.body))")
         run.check(learner.stderr.contains("reward workers:"), "the learner did not report the workers' problems in its log")
         let metrics = (try? String(contentsOfFile: run.runDirectory + "/metrics.jsonl", encoding: .utf8)) ?? ""
         let lastLine = metrics.split(separator: "\n").last { $0.contains("\"kind\":\"reward_workers\"") }
