@@ -511,7 +511,10 @@ package final class LearnerServer {
             return
         }
         let known = core.actors[identity]?.runId == submitted.key.actorRunId
-        if !known || core.hasSeen(submitted.key) || admission.precheck(submitted) != nil {
+        // Decided now, without scores, when they could not change the outcome: an unknown actor, a
+        // duplicate, a version or lease that cannot land, a group that fails its other checks.
+        if !known || core.hasSeen(submitted.key) || core.versionOrLeaseProblem(submitted, from: identity) != nil
+            || admission.precheck(submitted) != nil {
             let (ack, outcome) = try GroupIntake.admit(submitted, from: identity, core: core, review: { [admission] in admission.review($0) },
                                                        events: events, currentVersion: snapshot.version, now: now)
             try report(outcome, identity: identity)

@@ -104,6 +104,21 @@ import TroupeWire
         #expect(group.samples.filter { $0.components["reward_fallback"] == 1 }.count == 3)
     }
 
+    @Test func aGroupThatCannotLandIsRefusedWithoutCallingAWorker() throws {
+        let workers = InMemoryRewardWorkers(workers: 1)
+        let h = try LearnerHarness(Self.overrides, rewardTransport: workers)
+        let actor = h.connect("a")
+        let lease = try h.join(actor)
+        let prompt = lease.prompts[0].promptID
+        // (A refusal returns the prompt to the queue, so the lease check comes first.)
+        try actor.submit(prompt: prompt, lease: lease.leaseID + 7, version: PolicyVersion(epoch: h.epoch, step: 0))
+        try actor.submit(prompt: prompt, lease: lease.leaseID, version: PolicyVersion(epoch: h.epoch, step: 0), logprob: 0.5)
+        try actor.submit(prompt: prompt, lease: lease.leaseID, version: PolicyVersion(epoch: h.epoch &+ 1, step: 0))
+        try h.turn()
+        #expect(workers.takeRequests().isEmpty)
+        #expect(try actor.acks().map(\.rejectReason) == [.unknownLease, .outOfRange, .oldEpoch])
+    }
+
     @Test func configurationsThatCannotWorkAreRefusedNamingTheKey() throws {
         func problem(_ overrides: [String]) -> String {
             do { _ = try RunConfig.load(path: nil, overrides: overrides); return "" } catch { return "\(error)" }
