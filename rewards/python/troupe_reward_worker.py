@@ -114,6 +114,11 @@ def latex_to_sympy_text(answer):
     return s.replace("\\pi", "pi")
 
 
+# What sympy may read: numbers, operators, parentheses, sqrt, pi and one-letter symbols. parse_expr
+# evaluates its input as Python, and the input is a model's output: anything else is compared as text.
+SAFE_EXPRESSION = re.compile(r"(?:\d+|\.|[-+*/()^ ]|sqrt|pi|[a-zA-Z](?![a-zA-Z]))*")
+
+
 def equivalent(answer, reference):
     """True when the two answers are the same text after normalising, or sympy finds them equal."""
     import sympy
@@ -123,6 +128,8 @@ def equivalent(answer, reference):
         return True
     # Long inputs can make sympy run for minutes: past this length only the exact text counts.
     if len(a) > 200 or len(b) > 200:
+        return False
+    if not (SAFE_EXPRESSION.fullmatch(a) and SAFE_EXPRESSION.fullmatch(b)):
         return False
     try:
         transformations = standard_transformations + (implicit_multiplication_application,)
@@ -229,6 +236,8 @@ def self_test(reward_pb2):
     assert extract_answer("The answer is 42. I hope") == "42"
     assert extract_answer("12+30=42") == "42"
     assert equivalent("\\frac{1}{2}", "0.5") and equivalent("2x+x", "3x") and not equivalent("41", "42")
+    assert equivalent("\\sqrt{4}", "2") and equivalent("2\\pi", "pi*2")
+    assert not SAFE_EXPRESSION.fullmatch("__import__('os').getpid()") and not equivalent("__import__('os').getpid()", "1")
     request = reward_pb2.RewardRequest(protocol=PROTOCOL, has_reference=True, reference_answer="7", completion="3+4=7")
     assert math_verify(request)[0] == 1.0
     scorer = TinyScorer(os.path.join(os.path.dirname(os.path.abspath(__file__)), "tiny_scorer.json"))
