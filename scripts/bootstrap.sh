@@ -37,7 +37,8 @@ log() { printf '[bootstrap %s] %s\n' "$(date '+%Y-%m-%d %H:%M:%S')" "$*" >&2; }
 # (cluster/lab/slurm-lab.sh: munge, slurmctld, slurmd and the client commands); the Kubernetes
 # manifests are validated with checkers from PyPI in a virtualenv (python3-venv); the interop clients
 # (clients/: wire conformance, the C client, the reference Python actor) generate their protobuf code
-# with protoc and protoc-c, and the C client is built with gcc and make, linking protobuf-c and xxHash.
+# with protoc and protoc-c, and the C client is built with gcc and make, linking protobuf-c and xxHash;
+# protoc also generates the reference reward worker's Python protobuf code (scripts/rewards-venv.sh).
 packages=(libzmq3-dev libopenblas-dev libsodium-dev pkg-config)
 [[ $MODE == test ]] && packages+=(chromium iproute2 nftables munge slurmctld slurmd slurm-client python3-venv
                                   protobuf-compiler protobuf-c-compiler libprotobuf-c-dev libxxhash-dev make gcc)
@@ -119,6 +120,10 @@ bash scripts/metrics-venv.sh
 # the Python protobuf code generated from Protos/ (Tests/TroupeIntegrationTests/InteropClientsTests.swift).
 log "phase: interop clients (scripts/interop-venv.sh)"
 bash scripts/interop-venv.sh
+# The reference reward worker's virtualenv and generated protobuf code
+# (Tests/TroupeIntegrationTests/RewardWorkerIntegrationTests.swift).
+log "phase: reward worker (scripts/rewards-venv.sh)"
+bash scripts/rewards-venv.sh
 
 if [[ ! -d models/arith-base ]]; then
     log "note: models/arith-base is missing; tests that need a model build their own tiny ones"

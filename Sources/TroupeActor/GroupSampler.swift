@@ -89,7 +89,11 @@ final class GroupSampler: @unchecked Sendable {
         for (pi, p) in j.prompts.enumerated() {
             let cs = perPrompt[pi]
             let finishReasons = cs.map { $0.finishReason == .stop ? TroupeRL.FinishReason.stop : .length }
-            let scored = try scorer.score(zip(cs, finishReasons).map { GroupScorer.Completion(tokens: $0.tokens, finishReason: $1) },
+            // With `external` the reward workers score for the learner; the actor has no score of its own and
+            // reports 0 plus the shaping terms, which the learner replaces with the workers' (docs/rewards.md).
+            let unscored: Double? = options.reward.kind == .external ? 0 : nil
+            let scored = try scorer.score(zip(cs, finishReasons).map { GroupScorer.Completion(tokens: $0.tokens, finishReason: $1,
+                                                                                               reportedReward: unscored) },
                                           stopSequences: s.stopSequences, groundTruth: p.hasReferenceAnswer ? p.referenceAnswer : nil)
             var samples: [RolloutSample] = []
             for (i, c) in cs.enumerated() {

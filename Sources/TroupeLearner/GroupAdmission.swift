@@ -73,6 +73,41 @@ package struct GroupAdmission {
         return rescored(group, by: scorer)
     }
 
+    /// Every check but the rewards: what a group must pass before the reward workers are asked to score it.
+    package func precheck(_ group: RolloutGroup) -> Refusal? {
+        Self.shapeProblem(group) ?? rangeProblem(group) ?? finishProblem(group)
+    }
+
+    /// Checks `group` as `review` does, with the reward workers' scores (`reward.kind = external`) in
+    /// place of the ones the actor reported, which it could not know. A sample the workers did not
+    /// score gets `fallback` (marked by the component `reward_fallback` = 1) or, without one, the group
+    /// is refused as `reward_unavailable`. The answers are still checked against the tokens.
+    package func review(_ group: RolloutGroup, workerScores: [RewardOutcome], fallback: Double?) -> Result<RolloutGroup, Refusal> {
+        if let refusal = precheck(group) { return .failure(refusal) }
+        guard workerScores.count == group.samples.count else {
+            return .failure(Refusal(.malformed, "\(workerScores.count) worker scores for \(group.samples.count) samples"))
+        }
+        var scores: [Double] = []
+        var fellBack: [Bool] = []
+        for (i, outcome) in workerScores.enumerated() {
+            switch outcome {
+            case .scored(let score, _, _):
+                scores.append(score)
+                fellBack.append(false)
+            case .failed(let reason):
+                guard let fallback else { return .failure(Refusal(.rewardUnavailable, "sample \(i): \(reason)")) }
+                scores.append(fallback)
+                fellBack.append(true)
+            }
+        }
+        guard let scorer else { return .success(group) }
+        return rescored(group, by: scorer, workerScores: scores).map { checked in
+            var marked = checked
+            for i in marked.samples.indices where fellBack[i] { marked.samples[i].components["reward_fallback"] = 1 }
+            return marked
+        }
+    }
+
     /// Counts that disagree and values that are not numbers: what no run could train on.
     package static func shapeProblem(_ g: RolloutGroup) -> Refusal? {
         if g.samples.isEmpty { return Refusal(.malformed, "group has no samples") }
@@ -146,8 +181,12 @@ package struct GroupAdmission {
 
     /// The group with the learner's answers, rewards and components; refused when the actor reported
     /// a different answer or reward (a hint that does not check out).
-    private func rescored(_ group: RolloutGroup, by scorer: GroupScorer) -> Result<RolloutGroup, Refusal> {
-        let completions = group.samples.map { GroupScorer.Completion(tokens: $0.tokens, finishReason: $0.finishReason, reportedReward: $0.reward) }
+    /// With `workerScores` the reward is the workers', so only the answers are compared.
+    private func rescored(_ group: RolloutGroup, by scorer: GroupScorer, workerScores: [Double]? = nil) -> Result<RolloutGroup, Refusal> {
+        let completions = group.samples.indices.map { i in
+            GroupScorer.Completion(tokens: group.samples[i].tokens, finishReason: group.samples[i].finishReason,
+                                   reportedReward: workerScores?[i] ?? group.samples[i].reward)
+        }
         let scored: [GroupScorer.Scored]
         do {
             scored = try scorer.score(completions, stopSequences: stopSequences, groundTruth: groundTruth(group.promptId))
@@ -160,7 +199,7 @@ package struct GroupAdmission {
             if reported.answer != s.answer {
                 return .failure(Refusal(.rewardMismatch, "sample \(i): reported answer \(Self.quoted(reported.answer)), its tokens give \(Self.quoted(s.answer))"))
             }
-            if abs(reported.reward - s.reward) > 1e-9 * max(1, abs(s.reward)) {
+            if workerScores == nil, abs(reported.reward - s.reward) > 1e-9 * max(1, abs(s.reward)) {
                 return .failure(Refusal(.rewardMismatch, "sample \(i): reported reward \(reported.reward), the run's reward gives \(s.reward)"))
             }
             checked.samples[i].reward = s.reward

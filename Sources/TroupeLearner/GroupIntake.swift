@@ -19,35 +19,58 @@ package enum GroupIntake {
     /// `admission` is the run's check of every group (nil: shape only, as in tests of the core alone).
     package static func receive(_ message: WireMessage, from identity: String, core: LearnerCore, admission: GroupAdmission?,
                                 events: RunEvents?, currentVersion: PolicyVersion, now: Double) throws -> (ack: Troupe_V1_Ack, outcome: Outcome) {
+        switch decode(message, core: core, currentVersion: currentVersion, identity: identity) {
+        case .failure(let refused): return (refused.ack, refused.outcome)
+        case .success(let submitted):
+            return try admit(submitted, from: identity, core: core, review: admission.map { a in { a.review($0) } },
+                             events: events, currentVersion: currentVersion, now: now)
+        }
+    }
+
+    /// A message refused before it became a group, with its Ack.
+    package struct Refused: Error {
+        package var ack: Troupe_V1_Ack
+        package var outcome: Outcome
+    }
+
+    /// The group a GroupSubmit carries, or its refusal: malformed on the wire, an unknown prompt, a
+    /// sequence number out of its window.
+    package static func decode(_ message: WireMessage, core: LearnerCore, currentVersion: PolicyVersion,
+                               identity: String) -> Result<RolloutGroup, Refused> {
         var ack = Troupe_V1_Ack()
         ack.currentVersion = currentVersion.proto
-        // A refused group still frees its credit slot.
-        func reject(_ reason: Troupe_V1_GroupRejectReason, _ text: String) {
-            ack.status = .rejected
-            ack.rejectReason = reason
-            ack.text = text
-            ack.creditGranted = 1
+        func refuse(_ reason: Troupe_V1_GroupRejectReason, _ text: String, _ name: String, _ detail: String) -> Result<RolloutGroup, Refused> {
+            rejectAck(&ack, reason, text)
+            return .failure(Refused(ack: ack, outcome: .refused(reason: name, detail: detail)))
         }
         let submission: GroupSubmission
         do {
             submission = try GroupSubmission(validating: message)
         } catch {
             if case .groupSubmit(let header) = message.body { ack.sequence = header.sequence }
-            reject(error.groupRejectReason, error.description)
-            return (ack, .refused(reason: error.reason.rawValue, detail: error.detail))
+            return refuse(error.groupRejectReason, error.description, error.reason.rawValue, error.detail)
         }
         let header = submission.header
         ack.sequence = header.sequence
         guard let promptTokens = core.prompts[header.promptID]?.tokens else {
-            reject(.malformed, "unknown prompt id \(header.promptID)")
-            return (ack, .refused(reason: "unknown_prompt", detail: ack.text))
+            return refuse(.malformed, "unknown prompt id \(header.promptID)", "unknown_prompt", "unknown prompt id \(header.promptID)")
         }
         let submitted = RolloutGroup(submission: submission, actor: identity, promptTokens: promptTokens)
         if let problem = core.sequenceProblem(submitted.key) {
-            reject(.badSequence, problem)
-            return (ack, .refused(reason: "bad_sequence", detail: problem))
+            return refuse(.badSequence, problem, "bad_sequence", problem)
         }
-        let outcome = admission.map { a in core.submit(submitted, from: identity, now: now, review: a.review) }
+        return .success(submitted)
+    }
+
+    /// Lets `LearnerCore` decide on a decoded group (`review`: the run's admission check), writes the
+    /// record of the decision and builds the Ack.
+    package static func admit(_ submitted: RolloutGroup, from identity: String, core: LearnerCore,
+                              review: ((RolloutGroup) -> Result<RolloutGroup, GroupAdmission.Refusal>)?,
+                              events: RunEvents?, currentVersion: PolicyVersion, now: Double) throws -> (ack: Troupe_V1_Ack, outcome: Outcome) {
+        var ack = Troupe_V1_Ack()
+        ack.currentVersion = currentVersion.proto
+        ack.sequence = submitted.key.sequence
+        let outcome = review.map { core.submit(submitted, from: identity, now: now, review: $0) }
             ?? core.submit(submitted, from: identity, now: now)
         switch outcome {
         case .accepted(let group, let credit):
@@ -62,9 +85,17 @@ package enum GroupIntake {
             return (ack, .duplicate(submitted))
         case .rejected(let reason, let text):
             try events?.emit(.groupRejected(submitted, reason: reason.rawValue, detail: text))
-            reject(protoReason(reason), text)
+            rejectAck(&ack, protoReason(reason), text)
             return (ack, .rejected(submitted, reason: reason, detail: text))
         }
+    }
+
+    /// A refused group still frees its credit slot.
+    private static func rejectAck(_ ack: inout Troupe_V1_Ack, _ reason: Troupe_V1_GroupRejectReason, _ text: String) {
+        ack.status = .rejected
+        ack.rejectReason = reason
+        ack.text = text
+        ack.creditGranted = 1
     }
 
     package static func protoReason(_ r: LearnerCore.RejectReason) -> Troupe_V1_GroupRejectReason {
@@ -80,6 +111,7 @@ package enum GroupIntake {
         case .futureVersion: return .futureVersion
         case .rewardMismatch: return .rewardMismatch
         case .quarantined: return .malformed
+        case .rewardUnavailable: return .rewardUnavailable
         }
     }
 }

@@ -30,6 +30,8 @@ package final class LearnerCore {
         case outOfRange = "out_of_range", futureVersion = "future_version", rewardMismatch = "reward_mismatch"
         /// Accepted by an earlier learner, refused on resume: it would fail a step (`quarantined` records).
         case quarantined
+        /// The reward workers gave no score for a sample within their attempts (docs/rewards.md).
+        case rewardUnavailable = "reward_unavailable"
     }
 
     package enum SubmitOutcome: Equatable, Sendable {
@@ -296,6 +298,26 @@ package final class LearnerCore {
         return nil
     }
 
+    /// Why `group` cannot land now, by its version (epoch, a step not yet published, staleness) or its
+    /// lease (not `identity`'s, or without the prompt); nil when both are fine. Pure: `submit` refuses
+    /// with it, and the learner asks it before calling reward workers for a group.
+    package func versionOrLeaseProblem(_ group: RolloutGroup, from identity: String) -> (RejectReason, String)? {
+        if group.version.epoch != epoch { return (.oldEpoch, "sampled by epoch \(String(group.version.epoch, radix: 16)), the learner is at \(String(epoch, radix: 16))") }
+        if group.version.step > UInt64(step) {
+            return (.futureVersion, "sampled at step \(group.version.step); the learner has published up to step \(step)")
+        }
+        let trainStep = step + (training ? 2 : 1)
+        let lag = trainStep - 1 - Int(group.version.step)
+        if lag > maxStaleness { return (.stale, "sampled at step \(group.version.step), \(lag) steps behind (max_staleness \(maxStaleness))") }
+        guard let lease = leases[group.leaseId], lease.actor == identity else {
+            return (.unknownLease, "lease \(group.leaseId) is not held by \(identity) (expired or reassigned)")
+        }
+        guard lease.prompts.contains(group.promptId) else {
+            return (.unknownLease, "prompt \(group.promptId) is not part of lease \(group.leaseId)")
+        }
+        return nil
+    }
+
     /// Accepts, de-duplicates or rejects `group`. `review` is the run's admission check (shape, limits,
     /// rewards; `GroupAdmission`): it may refuse the group or return it with the learner's own rewards.
     package func submit(_ submitted: RolloutGroup, from identity: String, now: Double,
@@ -326,19 +348,8 @@ package final class LearnerCore {
             actors[identity]!.credit = max(actors[identity]!.credit, 1)
             return .rejected(reason, text)
         }
-        if submitted.version.epoch != epoch { return reject(.oldEpoch, "sampled by epoch \(String(submitted.version.epoch, radix: 16)), the learner is at \(String(epoch, radix: 16))") }
-        if submitted.version.step > UInt64(step) {
-            return reject(.futureVersion, "sampled at step \(submitted.version.step); the learner has published up to step \(step)")
-        }
-        let trainStep = step + (training ? 2 : 1)
-        let lag = trainStep - 1 - Int(submitted.version.step)
-        if lag > maxStaleness { return reject(.stale, "sampled at step \(submitted.version.step), \(lag) steps behind (max_staleness \(maxStaleness))") }
-        guard let lease = leases[submitted.leaseId], lease.actor == identity else {
-            return reject(.unknownLease, "lease \(submitted.leaseId) is not held by \(identity) (expired or reassigned)")
-        }
-        guard let idx = lease.prompts.firstIndex(of: submitted.promptId) else {
-            return reject(.unknownLease, "prompt \(submitted.promptId) is not part of lease \(submitted.leaseId)")
-        }
+        if let (reason, text) = versionOrLeaseProblem(submitted, from: identity) { return reject(reason, text) }
+        let idx = leases[submitted.leaseId]!.prompts.firstIndex(of: submitted.promptId)!
         // The costliest check last: a group refused for its version or lease is never re-scored.
         let group: RolloutGroup
         switch review(submitted) {
@@ -364,6 +375,8 @@ package final class LearnerCore {
     }
 
     package func markSeen(_ key: GroupKey) { seen.insert(key) }
+    /// Whether a group with this key was already received (a resend is a duplicate).
+    package func hasSeen(_ key: GroupKey) -> Bool { seen.contains(key) }
 
     /// The next batch when enough groups wait and the trainer is free: groups too stale by now are
     /// rejected; the batch is ordered by prompt id, so it does not depend on arrival order.

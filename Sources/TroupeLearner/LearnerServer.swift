@@ -60,6 +60,20 @@ package final class LearnerServer {
     private var warnedAboutSharedMemory = false
     /// HTTP `/metrics`, when `endpoints.metrics_port` asks for it (real endpoints only).
     private var metricsEndpoint: MetricsEndpoint?
+    /// The reward workers (`reward_workers.endpoints`; nil: the run's own reward) and the groups
+    /// waiting for their scores, by the client's batch id. A waiting group is not acknowledged yet: it
+    /// is recorded and acked once scored (or refused), so an ack still follows a durable record.
+    private let rewards: RewardWorkerClient?
+    private var awaitingRewards: [UInt64: AwaitingRewards] = [:]
+    private var awaitingKeys: [GroupKey: UInt64] = [:]
+    private var reportedRewardCounters = RewardWorkerClient.Counters()
+    private var exportedRewardCounters = RewardWorkerClient.Counters()
+    struct AwaitingRewards {
+        var group: RolloutGroup
+        var identity: String
+        /// Where the ack goes: the connection of the latest delivery (an actor resends after a reconnect).
+        var peer: PeerID
+    }
     package private(set) var finished = false
     /// Testing only: once this step is done, the ZAP handler fails as if it had died (its endpoint
     /// gone, the case in which libzmq admits any key), so a test can watch the learner close the gate.
@@ -70,8 +84,10 @@ package final class LearnerServer {
     /// Opens or resumes the run in `config.runDirectory`, with ZeroMQ endpoints bound as configured
     /// (`endpoints`; authenticated with `security`), or with the ones `makeEndpoints` builds for the
     /// run's epoch (tests: in memory).
+    /// `rewardTransport` replaces the ZeroMQ connections to `reward_workers.endpoints` (tests: in memory).
     package init(config: RunConfig, resume: Bool, security: LearnerSecurity? = nil, clock: @escaping () -> Double = monotonicSeconds,
-                 makeEndpoints: ((_ epoch: UInt64) throws -> LearnerEndpoints)? = nil) throws {
+                 makeEndpoints: ((_ epoch: UInt64) throws -> LearnerEndpoints)? = nil,
+                 rewardTransport: (any RewardWorkerTransport)? = nil) throws {
         self.config = config
         self.clock = clock
         startedAt = clock()
@@ -113,6 +129,12 @@ package final class LearnerServer {
                            maxStaleness: config.learner.maxStaleness, leaseSize: config.learner.leaseSize,
                            leaseTimeout: config.learner.leaseTimeoutSeconds, heartbeatTimeout: config.learner.heartbeatTimeoutSeconds,
                            credit: config.learner.credit, publishEvery: config.learner.publishEvery)
+        if config.rewardWorkers.enabled {
+            let transport = try rewardTransport ?? ZeroMQRewardWorkers(endpoints: config.rewardWorkers.endpoints)
+            rewards = RewardWorkerClient(settings: .init(config.rewardWorkers), transport: transport)
+        } else {
+            rewards = nil
+        }
         endpoints = try (makeEndpoints ?? { try LearnerEndpoints.zeroMQ(config.endpoints, epoch: $0, security: security) })(epoch)
         let exposition = PrometheusExposition()
         if makeEndpoints == nil && config.endpoints.metricsPort != 0 {
@@ -199,7 +221,8 @@ package final class LearnerServer {
                 console.info("shutdown requested: finishing the step in progress and writing a checkpoint")
                 break
             }
-            try endpoints.waitForInput(.afterMilliseconds(worker.busy ? 5 : 20), worker.wakeFileDescriptor)
+            // Scores arrive on the reward workers' sockets, which this wait does not watch: look more often.
+            try endpoints.waitForInput(.afterMilliseconds(worker.busy || !awaitingRewards.isEmpty ? 5 : 20), worker.wakeFileDescriptor)
             switch try turn() {
             case .running: continue
             case .finished: break
@@ -239,6 +262,11 @@ package final class LearnerServer {
     /// tells every actor, and closes the endpoints. Returns the exit status.
     package func stop(failed: Bool) throws -> Int32 {
         _ = try training.recordFinishedSteps(waiting: true)
+        // Groups still waiting for scores were never acknowledged: their actors resend them to the next learner.
+        rewards?.close()
+        if let rewards, rewards.counters != exportedRewardCounters {
+            try events.emit(.metrics("reward_workers", step: core.step, rewardWorkerMetrics(rewards.counters)))
+        }
         try training.writeCheckpoint()
         try events.emit(.runEnded(finished: finished, step: core.step, accounting: core.accounting.summary))
         try writeSummary()
@@ -292,6 +320,7 @@ package final class LearnerServer {
     /// durable once and sends the acks of the groups among them (group commit).
     private func drainControl(now: Double) throws {
         try drainControlMessages(now: now)
+        try admitScoredGroups(now: now)
         try runLog.sync()
         for (peer, ack) in pendingAcks { _ = try control.send(WireMessage(.ack(ack)), to: peer, deadline: .now) }
         pendingAcks.removeAll(keepingCapacity: true)
@@ -456,8 +485,73 @@ package final class LearnerServer {
     }
 
     private func receiveGroup(_ message: WireMessage, identity: String, peer: PeerID, now: Double) throws {
+        if let rewards { return try receiveGroupForWorkers(message, identity: identity, peer: peer, rewards: rewards, now: now) }
         let (ack, outcome) = try GroupIntake.receive(message, from: identity, core: core, admission: admission, events: events,
                                                      currentVersion: snapshot.version, now: now)
+        try report(outcome, identity: identity)
+        pendingAcks.append((peer, ack))
+    }
+
+    /// With reward workers: a group that passes every other check waits, unacknowledged, for its samples'
+    /// scores (`admitScoredGroups` decides on it then); anything else is decided now as without workers.
+    private func receiveGroupForWorkers(_ message: WireMessage, identity: String, peer: PeerID, rewards: RewardWorkerClient,
+                                        now: Double) throws {
+        let submitted: RolloutGroup
+        switch GroupIntake.decode(message, core: core, currentVersion: snapshot.version, identity: identity) {
+        case .failure(let refused):
+            try report(refused.outcome, identity: identity)
+            pendingAcks.append((peer, refused.ack))
+            return
+        case .success(let group):
+            submitted = group
+        }
+        if let batch = awaitingRewards.index(forKey: awaitingKeys[submitted.key] ?? 0) {
+            // A resend of a group being scored: one decision, acked to the connection that spoke last.
+            awaitingRewards.values[batch].peer = peer
+            return
+        }
+        let known = core.actors[identity]?.runId == submitted.key.actorRunId
+        // Decided now, without scores, when they could not change the outcome: an unknown actor, a
+        // duplicate, a version or lease that cannot land, a group that fails its other checks.
+        if !known || core.hasSeen(submitted.key) || core.versionOrLeaseProblem(submitted, from: identity) != nil
+            || admission.precheck(submitted) != nil {
+            let (ack, outcome) = try GroupIntake.admit(submitted, from: identity, core: core, review: { [admission] in admission.review($0) },
+                                                       events: events, currentVersion: snapshot.version, now: now)
+            try report(outcome, identity: identity)
+            pendingAcks.append((peer, ack))
+            return
+        }
+        let prompt = core.prompts[submitted.promptId]!
+        let reference = prompts.visibleAnswers[submitted.promptId]
+        let queries = submitted.samples.map { sample in
+            RewardQuery(promptID: submitted.promptId, prompt: prompt.text,
+                        completion: admission.scorer!.text(of: sample.tokens, stopSequences: config.stopSequences), reference: reference)
+        }
+        let batch = rewards.request(queries, now: now)
+        awaitingRewards[batch] = AwaitingRewards(group: submitted, identity: identity, peer: peer)
+        awaitingKeys[submitted.key] = batch
+    }
+
+    /// Decides on the groups whose scores are in: the usual checks, with the workers' scores as the reward.
+    private func admitScoredGroups(now: Double) throws {
+        guard let rewards else { return }
+        for (batch, outcomes) in rewards.poll(now: now) {
+            guard let waiting = awaitingRewards.removeValue(forKey: batch) else { continue }
+            awaitingKeys.removeValue(forKey: waiting.group.key)
+            // An actor run that left (Bye, eviction) while its group was scored: like any group a departed
+            // actor never delivered, it is not received (the accounting counts it as lost_uncommitted).
+            guard core.actors[waiting.identity]?.runId == waiting.group.key.actorRunId else { continue }
+            let fallback = config.rewardWorkers.fallbackReward
+            let (ack, outcome) = try GroupIntake.admit(waiting.group, from: waiting.identity, core: core,
+                                                       review: { [admission] in admission.review($0, workerScores: outcomes, fallback: fallback) },
+                                                       events: events, currentVersion: snapshot.version, now: now)
+            try report(outcome, identity: waiting.identity)
+            pendingAcks.append((waiting.peer, ack))
+        }
+    }
+
+    /// The log-stream event and wire counts of a decision on a group.
+    private func report(_ outcome: GroupIntake.Outcome, identity: String) throws {
         switch outcome {
         case .accepted, .duplicate:
             break
@@ -467,7 +561,6 @@ package final class LearnerServer {
             wireRejects[reason, default: 0] += 1
             try events.emit(.stream("rejection", fields: ["actor": identity, "reason": reason, "detail": detail]))
         }
-        pendingAcks.append((peer, ack))
     }
 
     private func drainWeights(now: Double) throws {
@@ -539,6 +632,17 @@ package final class LearnerServer {
             m["rss_mb"] = residentMegabytes()
             for (k, v) in wireRejects { m["wire_rejected/\(k)"] = Double(v) }
             for (k, v) in training.stalenessHistogram { m["off_policy/staleness_hist/\(k)"] = Double(v) }
+            if let rewards {
+                for (k, v) in rewards.counters.metrics { m["reward_workers/\(k)"] = v }
+                m["reward_workers/groups_waiting"] = Double(awaitingRewards.count)
+                m["reward_workers/in_flight"] = Double(rewards.requestsInFlight)
+                try reportRewardWorkerProblems(rewards.counters)
+                // metrics.jsonl (and Prometheus, TensorBoard): a `reward_workers` line whenever the counts moved.
+                if rewards.counters != exportedRewardCounters {
+                    exportedRewardCounters = rewards.counters
+                    try events.emit(.metrics("reward_workers", step: core.step, rewardWorkerMetrics(rewards.counters)))
+                }
+            }
             var fields: [String: String] = ["run": runDirectory, "epoch": String(epoch, radix: 16),
                                             "started_unix": String(format: "%.3f", startedWall)]
             for (id, a) in core.actors {
@@ -548,14 +652,41 @@ package final class LearnerServer {
         }
     }
 
+    /// The counters as metrics named like `learner_stats`' (`reward_workers/calls`, …).
+    private func rewardWorkerMetrics(_ counters: RewardWorkerClient.Counters) -> [String: Double] {
+        Dictionary(uniqueKeysWithValues: counters.metrics.map { ("reward_workers/\($0.key)", $0.value) })
+    }
+
+    /// Says once a second, in the console and the log stream, what went wrong with the workers since
+    /// the last time: every timeout, garbage answer, worker error and refused send is counted, never fatal.
+    private func reportRewardWorkerProblems(_ counters: RewardWorkerClient.Counters) throws {
+        let last = reportedRewardCounters
+        reportedRewardCounters = counters
+        let new: [String: Int] = ["timeouts": counters.timeouts - last.timeouts, "garbage": counters.garbage - last.garbage,
+                                  "worker_errors": counters.workerErrors - last.workerErrors, "unreachable": counters.unreachable - last.unreachable,
+                                  "failed": counters.failed - last.failed].filter { $0.value > 0 }
+        guard !new.isEmpty else { return }
+        let text = new.keys.sorted().map { "\($0)=\(new[$0]!)" }.joined(separator: " ")
+        console.warn("reward workers: \(text) in the last second; the run goes on (docs/rewards.md)")
+        try events.emit(.stream("reward_worker_problems", step: core.step, metrics: new.mapValues(Double.init),
+                                fields: ["endpoints": config.rewardWorkers.endpoints.joined(separator: ",")]))
+    }
+
     private func writeSummary() throws {
-        let summary: JSONValue = [
+        var rewardWorkers: [String: JSONValue] = [:]
+        if let rewards {
+            rewardWorkers = rewards.counters.metrics.mapValues(JSONValue.number)
+            rewardWorkers["groups_waiting"] = .integer(awaitingRewards.count)
+        }
+        var fields: [String: JSONValue] = [
             "steps": .integer(core.step), "finished": .bool(finished), "wall_time_s": .number(clock() - startedAt),
             "tokens_trained": .integer(training.tokensTrained), "weights_hash": .string(model.weightsHash()),
             "accounting": .object(core.accounting.summary.mapValues(JSONValue.number)),
             "accounting_identity_holds": .bool(core.accounting.identityHolds),
             "trainer_idle_ratio": .number(training.idleRatio(now: clock(), countingCurrentWait: false)),
         ]
+        if rewards != nil { fields["reward_workers"] = .object(rewardWorkers) }
+        let summary = JSONValue.object(fields)
         try AtomicFile.write(try summary.serialized(), to: runDirectory + "/learner-summary.json")
     }
 }

@@ -224,6 +224,9 @@ public nonisolated enum Troupe_V1_GroupRejectReason: SwiftProtobuf.Enum, Swift.C
 
   /// sequence 0, or beyond what the actor's credit allows
   case badSequence // = 11
+
+  /// the reward workers gave no score for a sample in their attempts (docs/rewards.md)
+  case rewardUnavailable // = 12
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -244,6 +247,7 @@ public nonisolated enum Troupe_V1_GroupRejectReason: SwiftProtobuf.Enum, Swift.C
     case 9: self = .futureVersion
     case 10: self = .rewardMismatch
     case 11: self = .badSequence
+    case 12: self = .rewardUnavailable
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -262,6 +266,7 @@ public nonisolated enum Troupe_V1_GroupRejectReason: SwiftProtobuf.Enum, Swift.C
     case .futureVersion: return 9
     case .rewardMismatch: return 10
     case .badSequence: return 11
+    case .rewardUnavailable: return 12
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -280,6 +285,7 @@ public nonisolated enum Troupe_V1_GroupRejectReason: SwiftProtobuf.Enum, Swift.C
     .futureVersion,
     .rewardMismatch,
     .badSequence,
+    .rewardUnavailable,
   ]
 
 }
@@ -710,7 +716,7 @@ nonisolated extension Troupe_V1_AckStatus: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension Troupe_V1_GroupRejectReason: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0GROUP_REJECT_REASON_UNSPECIFIED\0\u{1}GROUP_REJECT_REASON_STALE\0\u{1}GROUP_REJECT_REASON_OLD_EPOCH\0\u{1}GROUP_REJECT_REASON_NON_FINITE\0\u{1}GROUP_REJECT_REASON_MALFORMED\0\u{1}GROUP_REJECT_REASON_UNKNOWN_LEASE\0\u{1}GROUP_REJECT_REASON_LEASE_EXPIRED\0\u{1}GROUP_REJECT_REASON_UNKNOWN_ACTOR\0\u{1}GROUP_REJECT_REASON_OUT_OF_RANGE\0\u{1}GROUP_REJECT_REASON_FUTURE_VERSION\0\u{1}GROUP_REJECT_REASON_REWARD_MISMATCH\0\u{1}GROUP_REJECT_REASON_BAD_SEQUENCE\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0GROUP_REJECT_REASON_UNSPECIFIED\0\u{1}GROUP_REJECT_REASON_STALE\0\u{1}GROUP_REJECT_REASON_OLD_EPOCH\0\u{1}GROUP_REJECT_REASON_NON_FINITE\0\u{1}GROUP_REJECT_REASON_MALFORMED\0\u{1}GROUP_REJECT_REASON_UNKNOWN_LEASE\0\u{1}GROUP_REJECT_REASON_LEASE_EXPIRED\0\u{1}GROUP_REJECT_REASON_UNKNOWN_ACTOR\0\u{1}GROUP_REJECT_REASON_OUT_OF_RANGE\0\u{1}GROUP_REJECT_REASON_FUTURE_VERSION\0\u{1}GROUP_REJECT_REASON_REWARD_MISMATCH\0\u{1}GROUP_REJECT_REASON_BAD_SEQUENCE\0\u{1}GROUP_REJECT_REASON_REWARD_UNAVAILABLE\0")
 }
 
 nonisolated extension Troupe_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

@@ -94,8 +94,10 @@ extension GroupScorer {
     /// actor reports them (every token's log-prob `logprob`): what tests and fuzzers send.
     package func honestSamples(_ completions: [[Int32]], finishReason: TroupeRL.FinishReason, temperature: Float, logprob: Float,
                                stopSequences: [String], groundTruth: String?) throws -> [RolloutSample] {
-        let scored = try score(completions.map { Completion(tokens: $0, finishReason: finishReason) }, stopSequences: stopSequences,
-                               groundTruth: groundTruth)
+        // With `external` an actor has no score of its own: it reports 0 (plus shaping), as `GroupSampler` does.
+        let unscored: Double? = options.reward.kind == .external ? 0 : nil
+        let scored = try score(completions.map { Completion(tokens: $0, finishReason: finishReason, reportedReward: unscored) },
+                               stopSequences: stopSequences, groundTruth: groundTruth)
         return zip(completions, scored).map { tokens, s in
             RolloutSample(tokens: tokens, logprobs: tokens.map { _ in logprob }, finishReason: finishReason, temperature: temperature,
                           answer: s.answer, reward: s.reward, components: s.components)

@@ -93,6 +93,24 @@ package struct RunConfig: Sendable {
         package var samples = 16
         package var temperature = 1.0
     }
+    /// Out-of-process reward workers the learner asks for each sample's score (docs/rewards.md).
+    package struct RewardWorkers: Sendable, Equatable {
+        /// Each worker's ROUTER address; empty: no workers, the run's own reward.
+        package var endpoints: [String] = []
+        /// The reward definition the workers must answer with; part of the cache key.
+        package var version = ""
+        /// Seconds one attempt may take, the wait for a free worker included.
+        package var deadlineSeconds = 10.0
+        /// Attempts per sample (each on a worker not yet tried when there is one).
+        package var attempts = 2
+        /// Requests in flight per worker.
+        package var maxInFlight = 8
+        /// The score of a sample no worker scored; nil: its group is refused (`reward_unavailable`).
+        package var fallbackReward: Double?
+        /// Scores kept in the learner's cache (least recently used go first); 0 turns it off.
+        package var cacheEntries = 65_536
+        package var enabled: Bool { !endpoints.isEmpty }
+    }
 
     package var run = Run()
     package var model = Model()
@@ -119,6 +137,7 @@ package struct RunConfig: Sendable {
     package var endpoints = Endpoints()
     package var actors = Actors()
     package var eval = Eval()
+    package var rewardWorkers = RewardWorkers()
 
     package var runDirectory: String { run.directory ?? "runs/\(run.name)" }
 

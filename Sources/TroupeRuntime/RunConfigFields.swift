@@ -3,6 +3,7 @@ import TroupeJSON
 import TroupeModel
 import TroupeRL
 import TroupeTensor
+import TroupeWire
 
 /// One key of the run configuration, declared once: its name, the `RunConfig` field it sets (whose
 /// initial value is the default), its type, range or allowed values, and a one-line doc. Decoding,
@@ -144,6 +145,28 @@ extension RunConfig {
         .int("eval.every", \.eval.every, 0...1_000_000, "`troupe run` evaluates the latest checkpoint every this many steps (0: start and end only)"),
         .int("eval.samples", \.eval.samples, 1...4096, "samples per prompt for pass@1 and maj@k"),
         .double("eval.temperature", \.eval.temperature, 0.01...10, "evaluation sampling temperature"),
+        Setting(key: "reward_workers.endpoints", type: "list of strings", range: "`tcp://HOST:PORT`, `ipc://PATH`", doc: "reward workers the learner asks for every sample's score (needs `algorithm.reward.kind` `external`; see docs/rewards.md); `[]`: none", read: { config, value in
+            guard case let .array(items) = value else { return "expected a list of endpoints, got \(Setting.describe(value))" }
+            var endpoints: [String] = []
+            for item in items {
+                guard case let .string(text) = item else { return "expected endpoint strings, got \(Setting.describe(item))" }
+                do { _ = try Endpoint(parsing: text) } catch { return "\(text): \(error)" }
+                endpoints.append(text)
+            }
+            config.rewardWorkers.endpoints = endpoints
+            return nil
+        }, write: { .array($0.rewardWorkers.endpoints.map(JSONValue.string)) }),
+        .string("reward_workers.version", \.rewardWorkers.version, emptyMeansOff: true, "the reward definition the workers must report (a response with another is refused); part of the cache key"),
+        .double("reward_workers.deadline_s", \.rewardWorkers.deadlineSeconds, 0.01...3600, "seconds one attempt at a sample's score may take, the wait for a free worker included"),
+        .int("reward_workers.attempts", \.rewardWorkers.attempts, 1...16, "attempts per sample, each on a worker not yet tried when one is free"),
+        .int("reward_workers.max_in_flight", \.rewardWorkers.maxInFlight, 1...4096, "requests in flight per worker"),
+        Setting(key: "reward_workers.fallback_reward", type: "number or null", range: "±1e6", doc: "the score of a sample no worker scored in its attempts; null: its group is refused as `reward_unavailable` and its prompt returns to the queue", read: { config, value in
+            if value.isNull { config.rewardWorkers.fallbackReward = nil; return nil }
+            guard let d = value.double, d.isFinite, abs(d) <= 1e6 else { return "expected a number within ±1e6 or null, got \(Setting.describe(value))" }
+            config.rewardWorkers.fallbackReward = d
+            return nil
+        }, write: { $0.rewardWorkers.fallbackReward.map(JSONValue.number) ?? .null }),
+        .int("reward_workers.cache_entries", \.rewardWorkers.cacheEntries, 0...100_000_000, "scores the learner caches by (reward version, prompt and reference, completion); 0 turns the cache off"),
     ]
 
     /// The sections in table order; `algorithm` comes after them.
@@ -319,6 +342,22 @@ extension RunConfig: Decodable {
         }
         if let train = algorithm.sampling.trainSamples, train > sampling.groupSize {
             throw ConfigError(key: "algorithm.sampling.train_samples", problem: "\(train) exceeds sampling.group_size \(sampling.groupSize)")
+        }
+        if rewardWorkers.enabled || algorithm.reward.kind == .external {
+            guard rewardWorkers.enabled else {
+                throw ConfigError(key: "algorithm.reward.kind", problem: "is \"external\", which takes each sample's score from reward workers, but reward_workers.endpoints is empty: name the workers or choose another kind")
+            }
+            guard algorithm.reward.kind == .external else {
+                throw ConfigError(key: "reward_workers.endpoints", problem: "names reward workers but algorithm.reward.kind is \"\(algorithm.reward.kind.rawValue)\": set it to \"external\" so their scores are the reward (shaping terms still apply)")
+            }
+            guard !rewardWorkers.version.isEmpty else {
+                throw ConfigError(key: "reward_workers.version", problem: "must name the reward definition the workers answer with (the cache key and the run's record depend on it)")
+            }
+            // A group waits for its scores while its lease runs: it must be able to land before the lease expires.
+            let longest = rewardWorkers.deadlineSeconds * Double(rewardWorkers.attempts)
+            if longest >= learner.leaseTimeoutSeconds {
+                throw ConfigError(key: "reward_workers.deadline_s", problem: "× reward_workers.attempts is \(longest) s, not below learner.lease_timeout_s (\(learner.leaseTimeoutSeconds) s): a group waiting for its scores would lose its lease")
+            }
         }
         do { try optimizer.validate() } catch let e as OptimizerError {
             throw ConfigError(key: "optimizer", problem: e.description)

@@ -21,8 +21,13 @@ final class LearnerHarness {
     /// Authenticated endpoints admitting these keys (nil: plaintext).
     let allowlist: CurveAllowlist?
 
+    /// In-memory reward workers (runs with `reward_workers.endpoints`).
+    let rewardTransport: (any RewardWorkerTransport)?
+
     /// A new run in a fresh temporary directory: 8 prompts, groups of 4, batches of 2 groups.
-    init(_ overrides: [String] = [], directory: String? = nil, allowlist: CurveAllowlist? = nil) throws {
+    init(_ overrides: [String] = [], directory: String? = nil, allowlist: CurveAllowlist? = nil,
+         rewardTransport: (any RewardWorkerTransport)? = nil) throws {
+        self.rewardTransport = rewardTransport
         self.directory = directory ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("troupe-learner-\(UUID().uuidString)").path
         self.overrides = overrides
@@ -39,7 +44,7 @@ final class LearnerHarness {
         ] + overrides)
         let network = self.network
         learner = try LearnerServer(config: config, resume: resume, clock: { [unowned self] in self.now },
-                                    makeEndpoints: { _ in network.endpoints })
+                                    makeEndpoints: { _ in network.endpoints }, rewardTransport: rewardTransport)
     }
 
     /// The learner vanishes without a word, as a killed process does: nothing more is written.

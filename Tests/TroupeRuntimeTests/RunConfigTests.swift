@@ -36,7 +36,7 @@ import TroupeRuntime
         ("{\"task\": {\"label_free\": 1}}", "config.json:1:25: task.label_free: expected true or false, got 1"),
         ("{\"run\": {\"seed\": -1}}", "config.json:1:18: run.seed: expected a non-negative integer, got -1"),
         ("{\"run\": {\"max_stpes\": 3}}", "config.json:1:10: run.max_stpes: unknown key (known: name, seed, max_steps, directory)"),
-        ("{\"runs\": {}}", "config.json:1:2: runs: unknown key (known: run, model, task, optimizer, sampling, learner, endpoints, actors, eval, algorithm)"),
+        ("{\"runs\": {}}", "config.json:1:2: runs: unknown key (known: run, model, task, optimizer, sampling, learner, endpoints, actors, eval, reward_workers, algorithm)"),
         ("{\"run\": 3}", "config.json:1:9: run: expected an object, got 3"),
         ("{\"learner\": {\"credit\": 0}}", "config.json:1:24: learner.credit: 0 is outside 1...1024"),
         ("{\"task\": {\"split\": \"dev\"}}", "config.json:1:20: task.split: \"dev\" is not one of \"train\", \"test\""),

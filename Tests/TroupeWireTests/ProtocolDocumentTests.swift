@@ -90,7 +90,7 @@ import TroupeWire
             #expect(rejects.contains("`\(name)`"), "`\(name)` is not documented under `RejectReason`")
         }
         let groupRejects = Self.section("GroupRejectReason", in: document) ?? ""
-        #expect(Troupe_V1_GroupRejectReason.allCases.count == 12)
+        #expect(Troupe_V1_GroupRejectReason.allCases.count == 13)
         for reason in Troupe_V1_GroupRejectReason.allCases {
             let name = protoName(reason, prefix: "GROUP_REJECT_REASON_")
             #expect(groupRejects.contains("`\(name)`"), "`\(name)` is not documented under `GroupRejectReason`")

@@ -1,0 +1,108 @@
+import TroupeProto
+import TroupeWire
+
+/// The reward conversation's version (`RewardRequest.protocol`); a response must carry the same.
+package let rewardProtocolVersion: UInt32 = 1
+
+/// How `RewardWorkerClient` reaches its workers: one frame out per request, whatever frames come back
+/// per response, never a wait. Over ZeroMQ (`ZeroMQRewardWorkers`) a DEALER per worker; in memory
+/// (`InMemoryRewardWorkers`) a test answers, delays or drops each request itself.
+package protocol RewardWorkerTransport: AnyObject {
+    var workerCount: Int { get }
+    /// Queues `request` for worker `worker`; false when it cannot take one now (not connected, queue full).
+    func send(_ request: Troupe_V1_RewardRequest, to worker: Int) -> Bool
+    /// What arrived since the last call, without waiting: each response's frames, by worker.
+    func receive() -> [(worker: Int, frames: [[UInt8]])]
+    func close()
+}
+
+/// A DEALER connected to each worker's ROUTER. `immediate` queues only on live connections, so a
+/// request is never parked in the pipe of a worker that is down (the client tries another one); the
+/// DEALER reconnects by itself (100 ms, backing off to 5 s) and ZMTP heartbeats drop a frozen worker's
+/// connection after 3 s. Plaintext: workers are the operator's processes (docs/rewards.md).
+package final class ZeroMQRewardWorkers: RewardWorkerTransport {
+    /// The largest response read; anything longer is dropped by libzmq and counts as no answer.
+    package static let maxResponseBytes = 1 << 20
+    private let context: ZMQContext
+    private var sockets: [ZMQSocket]
+    package var workerCount: Int { sockets.count }
+
+    package init(endpoints: [String]) throws {
+        context = try ZMQContext(ioThreads: 1)
+        sockets = []
+        for text in endpoints {
+            let socket = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
+            try socket.set([.immediate(true), SocketProfile.defaultReconnect, SocketProfile.defaultHeartbeat,
+                            .maxMessageSize(Int64(Self.maxResponseBytes)), .sendHighWaterMark(4096), .receiveHighWaterMark(4096)])
+            try socket.connect(Endpoint(parsing: text))
+            sockets.append(socket)
+        }
+    }
+
+    package func send(_ request: Troupe_V1_RewardRequest, to worker: Int) -> Bool {
+        guard let bytes = try? request.serializedBytes() as [UInt8] else { return false }
+        return (try? sockets[worker].send([Frame(bytes)], deadline: .now)) == .sent
+    }
+
+    package func receive() -> [(worker: Int, frames: [[UInt8]])] {
+        var out: [(worker: Int, frames: [[UInt8]])] = []
+        for (index, socket) in sockets.enumerated() {
+            for _ in 0..<1024 {
+                guard let result = try? socket.receive(deadline: .now, maxFrames: 4, maxBytes: Self.maxResponseBytes) else { break }
+                switch result {
+                case .timedOut: break
+                case .message(let frames): out.append((index, frames.map(\.bytes))); continue
+                // Over the caps: delivered as a frame nobody can decode, so it is counted as garbage.
+                case .overLimit: out.append((index, [[0xFF]])); continue
+                }
+                break
+            }
+        }
+        return out
+    }
+
+    package func close() {
+        for socket in sockets { socket.close() }
+        sockets.removeAll()
+    }
+}
+
+/// Workers in memory: requests wait in `inbox` until the test answers them (`respond`), answers
+/// garbage, or leaves them unanswered. A worker marked `down` takes no request.
+package final class InMemoryRewardWorkers: RewardWorkerTransport {
+    package private(set) var inbox: [(worker: Int, request: Troupe_V1_RewardRequest)] = []
+    private var outbox: [(worker: Int, frames: [[UInt8]])] = []
+    package var down: Set<Int> = []
+    package let workerCount: Int
+
+    package init(workers: Int) { workerCount = workers }
+
+    package func send(_ request: Troupe_V1_RewardRequest, to worker: Int) -> Bool {
+        guard !down.contains(worker) else { return false }
+        inbox.append((worker, request))
+        return true
+    }
+
+    package func receive() -> [(worker: Int, frames: [[UInt8]])] {
+        defer { outbox.removeAll() }
+        return outbox
+    }
+
+    package func close() {}
+
+    /// Removes and returns the requests sent so far.
+    package func takeRequests() -> [(worker: Int, request: Troupe_V1_RewardRequest)] {
+        defer { inbox.removeAll() }
+        return inbox
+    }
+
+    /// Delivers `response` as worker `worker`'s answer.
+    package func respond(_ response: Troupe_V1_RewardResponse, from worker: Int) {
+        outbox.append((worker, [(try? response.serializedBytes()) ?? []]))
+    }
+
+    /// Delivers raw frames as worker `worker`'s answer.
+    package func respond(frames: [[UInt8]], from worker: Int) {
+        outbox.append((worker, frames))
+    }
+}
