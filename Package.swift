@@ -141,7 +141,7 @@ let package = Package(
         .testTarget(name: "TroupeMonitorTests", dependencies: ["TroupeMonitor", "TroupeRuntime"], swiftSettings: [v5]),
         .testTarget(name: "TroupeLocalRunTests", dependencies: ["TroupeLocalRun", "TroupeRuntime"], swiftSettings: [v5]),
         // Real learner, actor and replay processes on loopback (runs the built `troupe` binary).
-        .testTarget(name: "TroupeIntegrationTests", dependencies: ["TroupeLocalRun"], swiftSettings: [v5]),
+        .testTarget(name: "TroupeIntegrationTests", dependencies: ["TroupeLocalRun", "TroupeModel", "TroupeTokenizer"], swiftSettings: [v5]),
         .testTarget(name: "TroupeCLITests", dependencies: [
             "TroupeCLI", "TroupeModel", "TroupeRuntime", "TroupeTasks", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: [v5]),
