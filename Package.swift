@@ -136,7 +136,7 @@ let package = Package(
         .testTarget(name: "TroupeRuntimeTests", dependencies: ["TroupeRuntime", "TroupeJSON", .product(name: "Logging", package: "swift-log")],
                     swiftSettings: [v5]),
         .testTarget(name: "TroupeWeightsTests", dependencies: ["TroupeWeights", "TroupeRuntime"], swiftSettings: [v5]),
-        .testTarget(name: "TroupeLearnerTests", dependencies: ["TroupeLearner", "TroupeRuntime", "TroupeRL"], swiftSettings: [v5]),
+        .testTarget(name: "TroupeLearnerTests", dependencies: ["TroupeLearner", "TroupeRuntime", "TroupeRL", "TroupeTokenizer"], swiftSettings: [v5]),
         .testTarget(name: "TroupeActorTests", dependencies: ["TroupeActor", "TroupeRuntime", "TroupeLearner"], swiftSettings: [v5]),
         .testTarget(name: "TroupeMonitorTests", dependencies: ["TroupeMonitor", "TroupeRuntime"], swiftSettings: [v5]),
         .testTarget(name: "TroupeLocalRunTests", dependencies: ["TroupeLocalRun", "TroupeRuntime"], swiftSettings: [v5]),
