@@ -19,8 +19,7 @@ package struct EvalCommand: ParsableCommand {
 
               troupe eval models/arith-base --task arith:add2 --samples 16
               troupe eval models/arith-base --file tasks.jsonl --samples 8 --json
-              troupe eval --model SmolLM2-135M-Instruct --file math.jsonl --samples 8 --max-new-tokens 512 \\
-                  --system-prompt 'Please reason step by step, and put your final answer within \\boxed{}.'
+              troupe eval --model SmolLM2-135M-Instruct --file math.jsonl --samples 8 --max-new-tokens 512
 
             Samples k completions per prompt (sample j of prompt i seeded by \
             Xoshiro256(mixing: [seed, i, j])), stopping at the tokenizer's EOS or the end of the answer \
