@@ -139,6 +139,17 @@ extension RuntimeIntegrationTests {
             run.check(child.stderr.contains(c.message), "\(c.name): the error does not say \(c.message.debugDescription): \(child.stderr)")
             run.check(!FileManager.default.fileExists(atPath: runDirectory), "\(c.name): the run directory was written")
         }
+        // A learner started on its own (a cluster's) refuses as early.
+        for c in cases where ["gemma", "macro", "injection"].contains(c.name) {
+            let runDirectory = run.directory + "/learner-" + c.name
+            let settings = ["run.directory=\(runDirectory)", "model.path=\(c.directory)", "task.file=\(tasks)", "task.spec=null"]
+                + c.extra + run.ports.overrides
+            let (status, child) = try run.runToCompletion("learner-\(c.name)", ["learner"] + IntegrationRun.plaintext
+                                                          + settings.flatMap { ["--set", $0] }, within: 60)
+            run.check(status != nil && status != .code(0), "learner \(c.name): ended with \(status?.description ?? "a timeout")")
+            run.check((child.stdout + child.stderr).contains(c.message), "learner \(c.name): the error does not say \(c.message.debugDescription): \(child.stderr)")
+            run.check(!FileManager.default.fileExists(atPath: runDirectory), "learner \(c.name): the run directory was written")
+        }
         for c in cases where c.extra.isEmpty {
             let (status, child) = try run.runToCompletion("eval-\(c.name)", ["eval", "--model", c.directory, "--file", tasks, "--samples", "1"],
                                                           within: 60)
