@@ -22,8 +22,21 @@ struct JinjaLexer {
     private let source: [Unicode.Scalar]
     private var position = 0
 
+    /// Jinja's defaults, which `apply_chat_template` keeps: every newline (`\r\n`, `\r`) becomes `\n`
+    /// and one newline at the very end of the template is dropped (`keep_trailing_newline=False`).
     private init(_ template: String) {
-        source = Array(template.unicodeScalars)
+        var scalars: [Unicode.Scalar] = []
+        var previousWasReturn = false
+        for scalar in template.unicodeScalars {
+            if scalar == "\r" {
+                scalars.append("\n")
+            } else if !(scalar == "\n" && previousWasReturn) {
+                scalars.append(scalar)
+            }
+            previousWasReturn = scalar == "\r"
+        }
+        if scalars.last == "\n" { scalars.removeLast() }
+        source = scalars
     }
 
     static func segments(_ template: String) throws -> [Segment] {
@@ -36,7 +49,7 @@ struct JinjaLexer {
     }
 
     private func isBlank(_ c: Unicode.Scalar) -> Bool { c == " " || c == "\t" }
-    private func isWhitespace(_ c: Unicode.Scalar) -> Bool { c == " " || c == "\t" || c == "\n" || c == "\r" }
+    private func isWhitespace(_ c: Unicode.Scalar) -> Bool { c == " " || c == "\t" || c == "\n" || c == "\r" || c == "\u{0B}" || c == "\u{0C}" }
 
     private mutating func run() throws -> [Segment] {
         var segments: [Segment] = []
@@ -54,7 +67,7 @@ struct JinjaLexer {
             if stripLeading {
                 text = Array(text.drop(while: isWhitespace))
             } else if trimNewline {
-                if text.first == "\n" { text.removeFirst() } else if text.starts(with: ["\r", "\n"]) { text.removeFirst(2) }
+                if text.first == "\n" { text.removeFirst() }
             }
             guard tagStart < source.count else {
                 if !text.isEmpty { segments.append(.text(String(String.UnicodeScalarView(text)))) }
@@ -90,10 +103,18 @@ struct JinjaLexer {
             position = index
             let closer: [Unicode.Scalar] = kind == "{" ? ["}", "}"] : ["%", "}"]
             var tokens: [Token] = []
+            // Open brackets inside the tag: as in Jinja, `}}` closes a dict literal, not the tag, while one is open.
+            var open = 0
             while true {
                 while position < source.count, isWhitespace(source[position]) { position += 1 }
                 guard position < source.count else {
                     throw ChatTemplateError.syntax(line: tagLine, problem: "a tag \(kind == "{" ? "{{" : "{%") is never closed")
+                }
+                if open > 0 {
+                    let token = try token(line: tagLine)
+                    if case let .symbol(s) = token { open += ["(", "[", "{"].contains(s) ? 1 : [")", "]", "}"].contains(s) ? -1 : 0 }
+                    tokens.append(token)
+                    continue
                 }
                 if source[position] == "-", matches(closer, at: position + 1) {
                     stripLeading = true
@@ -112,7 +133,9 @@ struct JinjaLexer {
                     position += closer.count
                     break
                 }
-                tokens.append(try token(line: tagLine))
+                let token = try token(line: tagLine)
+                if case let .symbol(s) = token, ["(", "[", "{"].contains(s) { open += 1 }
+                tokens.append(token)
             }
             if tokens.last == .symbol("+%}") {
                 tokens.removeLast()
@@ -155,11 +178,23 @@ struct JinjaLexer {
         if ("0"..."9").contains(c) {
             let start = position
             while position < source.count, ("0"..."9").contains(source[position]) { position += 1 }
+            var isFloat = false
             if position + 1 < source.count, source[position] == ".", ("0"..."9").contains(source[position + 1]) {
+                isFloat = true
                 position += 1
                 while position < source.count, ("0"..."9").contains(source[position]) { position += 1 }
-                return .number(Double(String(String.UnicodeScalarView(source[start..<position])))!)
             }
+            // An exponent: 1e3, 2.5E-4.
+            if position + 1 < source.count, source[position] == "e" || source[position] == "E" {
+                var end = position + 1
+                if end < source.count, source[end] == "+" || source[end] == "-" { end += 1 }
+                if end < source.count, ("0"..."9").contains(source[end]) {
+                    isFloat = true
+                    position = end
+                    while position < source.count, ("0"..."9").contains(source[position]) { position += 1 }
+                }
+            }
+            if isFloat { return .number(Double(String(String.UnicodeScalarView(source[start..<position])))!) }
             guard let value = Int(String(String.UnicodeScalarView(source[start..<position]))) else {
                 throw ChatTemplateError.syntax(line: line, problem: "integer literal too large")
             }
