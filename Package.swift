@@ -136,12 +136,12 @@ let package = Package(
         .testTarget(name: "TroupeRuntimeTests", dependencies: ["TroupeRuntime", "TroupeJSON", .product(name: "Logging", package: "swift-log")],
                     swiftSettings: [v5]),
         .testTarget(name: "TroupeWeightsTests", dependencies: ["TroupeWeights", "TroupeRuntime"], swiftSettings: [v5]),
-        .testTarget(name: "TroupeLearnerTests", dependencies: ["TroupeLearner", "TroupeRuntime", "TroupeRL"], swiftSettings: [v5]),
+        .testTarget(name: "TroupeLearnerTests", dependencies: ["TroupeLearner", "TroupeRuntime", "TroupeRL", "TroupeTokenizer"], swiftSettings: [v5]),
         .testTarget(name: "TroupeActorTests", dependencies: ["TroupeActor", "TroupeRuntime", "TroupeLearner"], swiftSettings: [v5]),
         .testTarget(name: "TroupeMonitorTests", dependencies: ["TroupeMonitor", "TroupeRuntime"], swiftSettings: [v5]),
         .testTarget(name: "TroupeLocalRunTests", dependencies: ["TroupeLocalRun", "TroupeRuntime"], swiftSettings: [v5]),
         // Real learner, actor and replay processes on loopback (runs the built `troupe` binary).
-        .testTarget(name: "TroupeIntegrationTests", dependencies: ["TroupeLocalRun"], swiftSettings: [v5]),
+        .testTarget(name: "TroupeIntegrationTests", dependencies: ["TroupeLocalRun", "TroupeModel", "TroupeTokenizer"], swiftSettings: [v5]),
         .testTarget(name: "TroupeCLITests", dependencies: [
             "TroupeCLI", "TroupeModel", "TroupeRuntime", "TroupeTasks", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: [v5]),

@@ -9,3 +9,9 @@ extension TaskSplit: ExpressibleByArgument {}
 extension TaskFile.BadLinePolicy: ExpressibleByArgument {}
 extension LearningRateSchedule.Decay: ExpressibleByArgument {}
 extension ProbeRequirement: ExpressibleByArgument {}
+
+/// `--chat-template`: render prompts with the model directory's chat template when it has one, or not.
+package enum ChatTemplateChoice: String, CaseIterable, ExpressibleByArgument {
+    case auto
+    case asWritten = "none"
+}

@@ -19,18 +19,37 @@ package struct EvalCommand: ParsableCommand {
 
               troupe eval models/arith-base --task arith:add2 --samples 16
               troupe eval models/arith-base --file tasks.jsonl --samples 8 --json
+              troupe eval --model SmolLM2-135M-Instruct --file math.jsonl --samples 8 --max-new-tokens 512
 
             Samples k completions per prompt (sample j of prompt i seeded by \
             Xoshiro256(mixing: [seed, i, j])), stopping at the tokenizer's EOS or the end of the answer \
             line, extracts each answer and compares it with the reference. Prints a table on a terminal, \
             JSON otherwise (or with --json); progress goes to standard error when it is a terminal. \
             With the same --task, --count, --split and --seed the prompts are those `troupe run` uses. \
-            Metrics, estimators and the JSON fields: docs/eval.md.
+            When the model directory has a chat template (tokenizer_config.json or chat_template.jinja), each \
+            prompt is rendered as the user message (after --system-prompt, if given) with the generation prompt; \
+            a --file task then samples until the model's end-of-turn token and takes the answer from the whole \
+            completion (the last \\boxed{…} first). --chat-template none gives prompts as written. \
+            Metrics, estimators and the JSON fields: docs/eval.md; model directories: docs/models.md.
             """)
 
     @Argument(help: ArgumentHelp("Model directory: config.json, model.safetensors, tokenizer.json (or none: byte tokenizer).",
                                  valueName: "model"))
-    package var model: String
+    package var modelArgument: String?
+
+    @Option(name: .customLong("model"), help: ArgumentHelp("The model directory, instead of the MODEL argument.", valueName: "dir"))
+    package var modelOption: String?
+
+    @Option(name: .long, help: ArgumentHelp("auto: render prompts with the model directory's chat template when it has one; none: as written.",
+                                            valueName: "auto|none"))
+    package var chatTemplate: ChatTemplateChoice = .auto
+
+    @Option(name: .long, help: ArgumentHelp("System message of chat-template prompts (default: none; the template may add its own).",
+                                            valueName: "text"))
+    package var systemPrompt: String?
+
+    /// The model directory, from the argument or --model (validate() requires one).
+    package var model: String { modelArgument ?? modelOption ?? "" }
 
     @Option(name: .long, help: ArgumentHelp("Built-in task, e.g. arith:add2 (docs/tasks.md).", valueName: "spec"),
             transform: { try TaskSpec(parsing: $0) })
@@ -81,7 +100,15 @@ package struct EvalCommand: ParsableCommand {
     }
 
     package func validate() throws {
-        try validateDirectory(model, option: "MODEL")
+        switch (modelArgument, modelOption) {
+        case (nil, nil): throw ValidationError("give the model directory (MODEL or --model DIR)")
+        case (_?, _?): throw ValidationError("give the model directory once: MODEL or --model, not both")
+        default: break
+        }
+        try validateDirectory(model, option: modelArgument != nil ? "MODEL" : "--model")
+        if systemPrompt != nil && chatTemplate == .asWritten {
+            throw ValidationError("--system-prompt needs a chat template (--chat-template auto)")
+        }
         switch (task, file) {
         case (nil, nil): throw ValidationError("give --task SPEC (e.g. --task arith:add2) or --file JSONL")
         case (_?, _?): throw ValidationError("give only one of --task and --file")
@@ -105,19 +132,49 @@ package struct EvalCommand: ParsableCommand {
         let (items, skipped) = try loadItems()
         for problem in skipped { FileHandle.standardError.write(Data("warning: skipped \(file ?? "") \(problem)\n".utf8)) }
         threadOptions.apply()
-        let evaluator = try Evaluator(model: ModelDirectory.load(model), tokenizer: loadTokenizer(modelDirectory: model))
+        let tokenizer = try loadTokenizer(modelDirectory: model)
+        let format = try promptFormat(tokenizer: tokenizer)
+        if bos && format.isChat {
+            throw CommandError("--bos applies to prompts given as written; the chat template of \(model) decides the BOS "
+                + "(add --chat-template none to give prompts as written)")
+        }
+        // Rendering every prompt first refuses a bad one before any sampling.
+        let renderedPrompts = try items.map { item in
+            do { return try format.text(for: item.prompt) } catch {
+                throw CommandError("task \(item.id.debugDescription): \(error)")
+            }
+        }
+        let evaluator = try Evaluator(model: ModelDirectory.load(model), tokenizer: tokenizer, promptFormat: format)
+        // A chat model ends its turn with its stop token and may write its answer on any line; prompts in
+        // the answer-line format (built-in tasks, plain task files) end at the newline.
+        let stops = file != nil && format.isChat ? [] : [TaskFormat.stopSequence]
         let settings = EvaluationSettings(samplesPerPrompt: samples, temperature: sampling.temperature,
                                           maxNewTokens: sampling.maxNewTokens, seed: sampling.seed, batchSize: batchSize,
-                                          addBos: bos)
+                                          addBos: bos, stopSequences: stops)
         let progress = EvalProgressLine()
         let evaluation = try evaluator.evaluate(items, settings: settings, progress: progress.show)
         progress.finish()
 
         if json || OutputMode.detect() == .jsonLines {
-            try JSONOutput.print(report(evaluation, skippedLines: skipped.count), pretty: json && OutputMode.detect() == .terminal)
+            try JSONOutput.print(report(evaluation, skippedLines: skipped.count, format: format, stops: stops,
+                                        renderedPrompts: renderedPrompts),
+                                 pretty: json && OutputMode.detect() == .terminal)
         } else {
-            print(table(evaluation, skippedLines: skipped.count))
+            print(table(evaluation, skippedLines: skipped.count, format: format))
         }
+    }
+
+    /// The model directory's chat template with --system-prompt, or plain prompts.
+    private func promptFormat(tokenizer: any Tokenizer) throws -> PromptFormat {
+        guard chatTemplate == .auto else { return .plain }
+        guard let template = try loadChatTemplate(modelDirectory: model) else {
+            if systemPrompt != nil {
+                throw CommandError("--system-prompt: \(model) has no chat template (tokenizer_config.json chat_template "
+                    + "or chat_template.jinja) to put it in")
+            }
+            return .plain
+        }
+        return .chat(ChatPrompt(template: template, systemPrompt: systemPrompt, tokenizer: tokenizer))
     }
 
     private func loadItems() throws -> ([TaskItem], [TaskFileProblem]) {
@@ -143,7 +200,8 @@ package struct EvalCommand: ParsableCommand {
     }
 
     /// The JSON document (docs/eval.md, "JSON").
-    private func report(_ evaluation: ModelEvaluation, skippedLines: Int) -> JSONValue {
+    private func report(_ evaluation: ModelEvaluation, skippedLines: Int, format: PromptFormat, stops: [String],
+                        renderedPrompts: [String]) -> JSONValue {
         let result = evaluation.result
         func estimate(_ e: Estimate) -> JSONValue {
             ["value": .number(e.value), "ci95": [.number(e.interval.lowerBound), .number(e.interval.upperBound)]]
@@ -155,6 +213,9 @@ package struct EvalCommand: ParsableCommand {
             "file": text(file),
             "split": text(file == nil ? split.rawValue : nil),
             "skipped_lines": .integer(skippedLines),
+            "prompt_format": .string(format.isChat ? "chat_template" : "plain"),
+            "system_prompt": text(format.isChat ? systemPrompt : nil),
+            "stop_sequences": .array(stops.map(JSONValue.string)),
             "k": .integer(result.k),
             "temperature": .number(Double(sampling.temperature)),
             "max_new_tokens": .integer(sampling.maxNewTokens),
@@ -173,9 +234,11 @@ package struct EvalCommand: ParsableCommand {
             "wall_s": .number(evaluation.wallSeconds),
         ]
         if perPrompt {
-            object["per_prompt"] = .array(zip(result.prompts, evaluation.samples).map { outcome, samples -> JSONValue in
-                [
+            object["per_prompt"] = .array(zip(zip(result.prompts, evaluation.samples), renderedPrompts).map { pair, prompt -> JSONValue in
+                let (outcome, samples) = pair
+                return [
                     "id": .string(outcome.id),
+                    "prompt": .string(prompt),
                     "reference": text(samples.referenceAnswer),
                     "answers": .array(samples.sampledAnswers.map(text)),
                     "correct": .integer(outcome.correct),
@@ -189,7 +252,7 @@ package struct EvalCommand: ParsableCommand {
         return .object(object)
     }
 
-    private func table(_ evaluation: ModelEvaluation, skippedLines: Int) -> String {
+    private func table(_ evaluation: ModelEvaluation, skippedLines: Int, format: PromptFormat) -> String {
         let result = evaluation.result
         let k = result.k
         let source = file.map { "\($0)" + (skippedLines > 0 ? " (\(skippedLines) bad lines skipped)" : "") }
@@ -214,7 +277,8 @@ package struct EvalCommand: ParsableCommand {
             fact("valid answers", percent(result.validAnswerFraction, width: 0) + " of samples"),
             fact("cut at max tokens", percent(lengthFraction, width: 0)
                  + " (--max-new-tokens \(sampling.maxNewTokens))"),
-            fact("prompts", "\(evaluation.promptCount)"),
+            fact("prompts", "\(evaluation.promptCount)" + (format.isChat ? " (through the chat template"
+                 + (systemPrompt != nil ? ", with the system prompt)" : ")") : "")),
             fact("samples", "\(evaluation.sampleCount) (\(k) per prompt, temperature \(sampling.temperature), seed \(sampling.seed))"),
             fact("tokens/s", String(format: "%.0f", evaluation.tokensPerSecond)),
             fact("wall time", evaluation.wallSeconds < 60 ? String(format: "%.1fs", evaluation.wallSeconds)

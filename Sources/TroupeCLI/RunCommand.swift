@@ -13,10 +13,19 @@ package struct RunCommand: ParsableCommand {
         With no arguments: the built-in base model (models/arith-base), the arith:add2 test split without its labels, \
         TTRL's majority-vote reward with CISPO, a learner and two actors on loopback. The held-back answers are used only \
         to evaluate (pass@1, maj@k) at the start, every eval.every steps and at the end. The run directory gets \
-        config.json, run.log, metrics.jsonl, checkpoints, the trained model, summary.json and report.html.
+        config.json, run.log, metrics.jsonl, checkpoints, the trained model, summary.json and report.html. \
+        --model DIR and --file JSONL run a Hugging Face model directory on your own prompts (docs/models.md): \
+        with a chat template, each prompt is rendered as its user message (task.system_prompt sets the system message).
         """)
 
     @OptionGroup var runConfig: RunConfigOptions
+
+    @Option(name: .long, help: ArgumentHelp("Model directory (the same as --set model.path=DIR).", valueName: "dir"))
+    package var model: String?
+
+    @Option(name: .long, help: ArgumentHelp("A JSONL task file of {\"prompt\", \"answer\"?} lines instead of the built-in task "
+        + "(the same as --set task.file=JSONL --set task.spec=null).", valueName: "jsonl"))
+    package var file: String?
 
     @Option(name: .long, help: "Actors to start (default: actors.count from the configuration).")
     package var actors: Int?
@@ -35,7 +44,11 @@ package struct RunCommand: ParsableCommand {
 
     package func run() throws {
         Shutdown.installHandlers()
-        var config = try runConfig.load()
+        var configOptions = runConfig
+        // The shortcuts come first, so that an explicit --set of the same key wins.
+        configOptions.overrides = (model.map { ["model.path=\($0)"] } ?? []) + (file.map { ["task.file=\($0)", "task.spec=null"] } ?? [])
+            + runConfig.overrides
+        var config = try configOptions.load()
         if config.run.directory == nil && !runConfig.overrides.contains(where: { $0.hasPrefix("run.name=") }) && runConfig.config == nil {
             let f = DateFormatter()
             f.dateFormat = "yyyyMMdd-HHmmss"

@@ -103,6 +103,9 @@ package final class LearnerServer {
         } else if fm.fileExists(atPath: logPath) {
             throw RuntimeError.invalid("\(runDirectory) already holds a run; use --resume to continue it or choose another run.name / run.directory")
         }
+        // An unusable model, tokenizer, chat template or prompt is refused before the run directory is touched.
+        let checkedModel = try ModelDirectory.check(config.model.path)
+        _ = try RunSetup.prompts(config, tokenizer: try RunSetup.tokenizer(forModelDirectory: config.model.path, model: checkedModel))
         try fm.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
         // One learner per run directory: a second one (say, --resume on a live run) must not write.
         lockDescriptor = open(runDirectory + "/learner.lock", O_RDWR | O_CREAT, 0o644)

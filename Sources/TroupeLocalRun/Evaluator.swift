@@ -15,18 +15,21 @@ import TroupeTokenizer
 package final class Evaluator {
     package let model: LlamaModel
     package let tokenizer: any Tokenizer
+    /// How task prompts become token ids (plain text, or through a chat template).
+    package let promptFormat: PromptFormat
     private let sampler: Sampler
     /// Left out of answer lines: an EOS (or any special token) is not part of the answer.
     private let specialTokens: Set<Int32>
 
     /// Throws when the tokenizer can emit ids the model has no embedding for (it belongs to another model).
-    package init(model: LlamaModel, tokenizer: any Tokenizer) throws {
+    package init(model: LlamaModel, tokenizer: any Tokenizer, promptFormat: PromptFormat = .plain) throws {
         guard tokenizer.vocabularySize <= model.config.vocabularySize else {
             throw EvaluatorError.tokenizerMismatch(tokenizerSize: tokenizer.vocabularySize,
                                                    modelSize: model.config.vocabularySize)
         }
         self.model = model
         self.tokenizer = tokenizer
+        self.promptFormat = promptFormat
         sampler = Sampler(model: model)
         specialTokens = Set(tokenizer.specialTokens.values)
     }
@@ -40,7 +43,7 @@ package final class Evaluator {
         let prompts = try encode(items, settings: settings)
         let k = settings.samplesPerPrompt
         let parameters = SamplingParameters(temperature: settings.temperature, maxNewTokens: settings.maxNewTokens,
-                                            stopTokens: model.config.defaultStopTokens(tokenizer: tokenizer), stopStrings: [TaskFormat.stopSequence])
+                                            stopTokens: model.config.defaultStopTokens(tokenizer: tokenizer), stopStrings: settings.stopSequences)
         try parameters.validate(vocabularySize: model.config.vocabularySize)
 
         // Every (prompt, sample) pair in order, cut into batches of at most `batchSize` sequences. A
@@ -63,7 +66,7 @@ package final class Evaluator {
             for (pair, completion) in zip(batch, completions) {
                 generatedTokens += completion.tokens.count
                 if completion.finishReason == .length { lengthFinished += 1 }
-                answers[pair.prompt][pair.sample] = AnswerExtractor.extract(answerLine(of: completion.tokens))
+                answers[pair.prompt][pair.sample] = AnswerExtractor.extract(answerText(of: completion.tokens, settings: settings))
             }
             // Prompts whose last sample is done; the final batch always completes them all.
             let lastPair = batch.last!
@@ -95,8 +98,14 @@ package final class Evaluator {
             guard let answer = item.answer, !AnswerEquivalence.canonicalKey(answer).isEmpty else {
                 throw EvaluatorError.missingAnswer(id: item.id)
             }
-            // Task text is data, not markup: a prompt that spells a special token stays plain text.
-            let tokens = tokenizer.encode(item.prompt, addingBos: settings.addBos, recognizingSpecialTokens: false)
+            // Task text is data, not markup: a plain prompt that spells a special token stays plain text,
+            // and a chat format refuses one.
+            let tokens: [Int32]
+            do {
+                tokens = try promptFormat.tokens(for: item.prompt, tokenizer: tokenizer, addingBos: settings.addBos)
+            } catch {
+                throw EvaluatorError.unformattablePrompt(id: item.id, reason: "\(error)")
+            }
             guard !tokens.isEmpty else { throw EvaluatorError.emptyPrompt(id: item.id) }
             guard tokens.count < model.config.maxPositions else {
                 throw EvaluatorError.promptTooLong(id: item.id, tokens: tokens.count, maxPositions: model.config.maxPositions)
@@ -106,9 +115,9 @@ package final class Evaluator {
     }
 
     /// The completion's text before its first stop sequence, special tokens left out: the answer line
-    /// (`TaskFormat`).
-    private func answerLine(of tokens: [Int32]) -> String {
-        CompletionText(tokens, tokenizer: tokenizer, leavingOut: specialTokens, stopSequences: [TaskFormat.stopSequence]).beforeStop
+    /// (`TaskFormat`), or the whole completion when there are no stop sequences.
+    private func answerText(of tokens: [Int32], settings: EvaluationSettings) -> String {
+        CompletionText(tokens, tokenizer: tokenizer, leavingOut: specialTokens, stopSequences: settings.stopSequences).beforeStop
     }
 }
 
@@ -124,17 +133,23 @@ package struct EvaluationSettings: Sendable, Equatable {
     package var batchSize: Int
     /// Prepend the tokenizer's BOS token to each prompt, as `troupe sft --bos` does in training.
     package var addBos: Bool
+    /// Texts that end a completion; the answer is extracted from the text before the first one.
+    /// The default, a newline, is the built-in tasks' answer line; none: the model's stop tokens end
+    /// it and the answer comes from the whole completion (e.g. its last `\boxed{}`).
+    package var stopSequences: [String]
 
     package static let defaultBatchSize = 64
 
     package init(samplesPerPrompt: Int, temperature: Float = 1, maxNewTokens: Int = 16, seed: UInt64 = 0,
-                batchSize: Int = EvaluationSettings.defaultBatchSize, addBos: Bool = false) {
+                batchSize: Int = EvaluationSettings.defaultBatchSize, addBos: Bool = false,
+                stopSequences: [String] = [TaskFormat.stopSequence]) {
         self.samplesPerPrompt = samplesPerPrompt
         self.temperature = temperature
         self.maxNewTokens = maxNewTokens
         self.seed = seed
         self.batchSize = batchSize
         self.addBos = addBos
+        self.stopSequences = stopSequences
     }
 
     package func validate() throws {
@@ -192,6 +207,7 @@ package enum EvaluatorError: Error, Equatable, CustomStringConvertible {
     case promptTooLong(id: String, tokens: Int, maxPositions: Int)
     case tokenizerMismatch(tokenizerSize: Int, modelSize: Int)
     case invalidSetting(name: String, reason: String)
+    case unformattablePrompt(id: String, reason: String)
 
     package var description: String {
         switch self {
@@ -209,6 +225,8 @@ package enum EvaluatorError: Error, Equatable, CustomStringConvertible {
                 + "the tokenizer belongs to another model"
         case let .invalidSetting(name, reason):
             return "\(name) \(reason)"
+        case let .unformattablePrompt(id, reason):
+            return "task \"\(id)\": \(reason)"
         }
     }
 }

@@ -35,6 +35,8 @@ package final class LocalRun {
     private var children: [(name: String, process: Process)] = []
     /// This run's keys (`authenticate`): made in `prepareRunDirectory`.
     private var keys: RunKeys?
+    /// How prompts become token ids, for the evaluations (the learner renders the training prompts the same way).
+    private var promptFormat = PromptFormat.plain
 
     package init(config: RunConfig, options: Options) {
         self.config = config
@@ -67,12 +69,15 @@ package final class LocalRun {
     package func run(renderer: ((LiveStatus, MonitorState) -> Void)? = nil) throws -> Outcome {
         let started = monotonicSeconds()
         let dir = config.runDirectory
-        try prepareRunDirectory()
+        // Everything the run reads is checked before the run directory is written: the model (config
+        // and safetensors headers), its tokenizer and chat template, and every prompt rendered.
+        let modelConfig = try ModelDirectory.check(config.model.path)
         // The answer key stays in this process: the learner and actors run label-free.
-        let tokenizer = try RunSetup.tokenizer(forModelDirectory: config.model.path,
-                                               model: try ModelDirectory.loadConfig(config.model.path))
+        let tokenizer = try RunSetup.tokenizer(forModelDirectory: config.model.path, model: modelConfig)
         let prompts = try RunSetup.prompts(config, tokenizer: tokenizer)
+        promptFormat = try RunSetup.promptFormat(config, tokenizer: tokenizer)
         let items = try evaluationItems()
+        try prepareRunDirectory()
         // Evaluation lines go to metrics.jsonl and, beside the learner's, a TensorBoard event file of their own.
         let exportFailed: (String) -> Void = { [console] in console.warn("metrics export failed; the run goes on", ["error": .string($0)]) }
         let events = LocalRunEvents([MetricsFileSink<Never>(MetricsWriter(path: dir + "/metrics.jsonl")),
@@ -185,9 +190,11 @@ package final class LocalRun {
     private func evaluate(modelDirectory: String, items: [TaskItem], step: Int, events: LocalRunEvents) throws -> EvalRow {
         let model = try ModelDirectory.load(modelDirectory)
         let tokenizer = try loadTokenizer(modelDirectory: modelDirectory)
-        let evaluator = try Evaluator(model: model, tokenizer: tokenizer)
+        let evaluator = try Evaluator(model: model, tokenizer: tokenizer, promptFormat: promptFormat)
+        // The stop sequences the run samples with, so that the evaluation reads answers as training does.
         let settings = EvaluationSettings(samplesPerPrompt: config.eval.samples, temperature: Float(config.eval.temperature),
-                                          maxNewTokens: config.sampling.maxNewTokens, seed: config.run.seed &+ 7919)
+                                          maxNewTokens: config.sampling.maxNewTokens, seed: config.run.seed &+ 7919,
+                                          stopSequences: config.stopSequences)
         let e = try evaluator.evaluate(items, settings: settings)
         let r = e.result
         let k = config.eval.samples

@@ -6,7 +6,8 @@ import TroupeJSON
 extension ModelConfig {
     enum HFKey: String, CodingKey {
         case modelType = "model_type", hiddenAct = "hidden_act", mlpBias = "mlp_bias"
-        case useSlidingWindow = "use_sliding_window", ropeTheta = "rope_theta", ropeParameters = "rope_parameters"
+        case useSlidingWindow = "use_sliding_window", slidingWindow = "sliding_window", layerTypes = "layer_types"
+        case ropeTheta = "rope_theta", ropeParameters = "rope_parameters"
         case ropeType = "rope_type", ropeScaling = "rope_scaling"
         case vocabSize = "vocab_size", hiddenSize = "hidden_size", intermediateSize = "intermediate_size"
         case layers = "num_hidden_layers", heads = "num_attention_heads", kvHeads = "num_key_value_heads"
@@ -61,6 +62,16 @@ extension ModelConfig {
         }
         if (try? c.decodeIfPresent(Bool.self, forKey: .useSlidingWindow)) == true {
             throw refusal(.useSlidingWindow, "sliding-window attention is not supported")
+        }
+        // Mistral applies sliding_window whenever it is set (Qwen2 only with use_sliding_window); a window
+        // as long as the context is full attention.
+        if modelType == "mistral", let window = try? c.decodeIfPresent(Int.self, forKey: .slidingWindow),
+           window < ((try? c.decodeIfPresent(Int.self, forKey: .maxPositions)) ?? 2048) {
+            throw refusal(.slidingWindow, "\(window): sliding-window attention is not supported (only full attention)")
+        }
+        if let types = try? c.decodeIfPresent([String].self, forKey: .layerTypes),
+           let other = types.first(where: { $0 != "full_attention" }) {
+            throw refusal(.layerTypes, "\(other) layers are not supported (only full_attention)")
         }
         if try !c.decodeNil(forKey: .ropeScaling, default: true) {
             throw refusal(.ropeScaling, "RoPE scaling is not supported")

@@ -32,6 +32,10 @@ package struct RunConfig: Sendable {
         package var badLines = "refuse"
         /// Test-time mode: answers are held back from the learner and the reward (used for monitoring only).
         package var labelFree = true
+        /// "auto": prompts go through the model directory's chat template when it has one; "none": as written.
+        package var chatTemplate = "auto"
+        /// The system message of a chat-template prompt (nil: none, the template may write its default).
+        package var systemPrompt: String?
     }
     package struct Sampling: Sendable, Equatable {
         package var temperature = 1.0

@@ -102,6 +102,8 @@ extension RunConfig {
         .int("task.count", \.task.count, 1...10_000_000, "prompts in the run"),
         .string("task.bad_lines", \.task.badLines, allowed: ["refuse", "skip"], "what to do with bad lines of `task.file` (each is reported with its line number)"),
         .bool("task.label_free", \.task.labelFree, "test-time mode: answers never reach the learner, the actors or the reward; `troupe run` uses them only to evaluate"),
+        .string("task.chat_template", \.task.chatTemplate, allowed: ["auto", "none"], "`auto`: each prompt becomes the user message of the model directory's chat template (tokenizer_config.json `chat_template` or chat_template.jinja) when it has one; `none`: prompts are given as written (docs/models.md)"),
+        .optionalString("task.system_prompt", \.task.systemPrompt, "the system message of chat-template prompts, e.g. `Please reason step by step, and put your final answer within \\boxed{}.`; null: none (the template may write its default one)"),
         .double("optimizer.learning_rate", \.optimizer.learningRate, 0...1, "AdamW learning rate (the peak, with a schedule)"),
         .double("optimizer.beta1", \.optimizer.beta1, 0...0.999999, "AdamW first-moment decay"),
         .double("optimizer.beta2", \.optimizer.beta2, 0...0.999999999, "AdamW second-moment decay"),
@@ -321,6 +323,9 @@ extension RunConfig: Decodable {
     package func validate() throws {
         if task.spec == nil && task.file == nil { throw ConfigError(key: "task.spec", problem: "set task.spec or task.file") }
         if task.spec != nil && task.file != nil { throw ConfigError(key: "task.file", problem: "set only one of task.spec and task.file") }
+        if task.systemPrompt != nil && task.chatTemplate == "none" {
+            throw ConfigError(key: "task.system_prompt", problem: "a system prompt needs task.chat_template \"auto\" (a model with a chat template)")
+        }
         // A lease names weights at most max_staleness steps behind the learner (Lease.min_version); a
         // version is only ever fetched once published, so a step between publications would be waited for forever.
         if learner.publishEvery > learner.maxStaleness + 1 {

@@ -42,6 +42,27 @@ package enum RunSetup {
         return tokenizer
     }
 
+    /// How the run's prompts become token ids: through the model directory's chat template when
+    /// `task.chat_template` is "auto" and it has one, else as written. A system prompt without a
+    /// template to put it in is an error.
+    package static func promptFormat(_ config: RunConfig, tokenizer: any Tokenizer) throws -> PromptFormat {
+        guard config.task.chatTemplate == "auto" else { return .plain }
+        let template: ChatTemplate?
+        do {
+            template = try loadChatTemplate(modelDirectory: config.model.path)
+        } catch {
+            throw ConfigError(key: "model.path", problem: "\(error)")
+        }
+        guard let template else {
+            if config.task.systemPrompt != nil {
+                throw ConfigError(key: "task.system_prompt", problem: "\(config.model.path) has no chat template "
+                    + "(tokenizer_config.json chat_template or chat_template.jinja) to put a system prompt in")
+            }
+            return .plain
+        }
+        return .chat(ChatPrompt(template: template, systemPrompt: config.task.systemPrompt, tokenizer: tokenizer))
+    }
+
     package static func prompts(_ config: RunConfig, tokenizer: any Tokenizer) throws -> RunPrompts {
         var items: [TaskItem]
         var skipped: [String] = []
@@ -57,10 +78,16 @@ package enum RunSetup {
                                          count: config.task.count, seed: config.run.seed)
         }
         guard !items.isEmpty else { throw ConfigError(key: "task", problem: "no prompts") }
+        let format = try promptFormat(config, tokenizer: tokenizer)
         var entries: [PromptEntry] = []
         var answers: [UInt64: String] = [:]
         for (i, item) in items.enumerated() {
-            let tokens = tokenizer.encode(item.prompt, recognizingSpecialTokens: false)
+            let tokens: [Int32]
+            do {
+                tokens = try format.tokens(for: item.prompt, tokenizer: tokenizer)
+            } catch {
+                throw ConfigError(key: "task", problem: "prompt \(item.id): \(error)")
+            }
             guard !tokens.isEmpty else { throw ConfigError(key: "task", problem: "prompt \(item.id) is empty") }
             entries.append(PromptEntry(id: UInt64(i), text: item.prompt, tokens: tokens))
             if let a = item.answer { answers[UInt64(i)] = a }

@@ -1,0 +1,481 @@
+import Foundation
+
+/// Runs a parsed template against its variables and returns the text. Pure: no I/O, no clock.
+struct JinjaRenderer {
+    /// Innermost last. A `for` loop opens a scope, so `set` inside a loop does not leak out of it (Jinja's rule).
+    private var scopes: [[String: JinjaValue]]
+    private var output = ""
+
+    private struct Raised: Error {
+        let message: String
+    }
+
+    static func render(_ nodes: [JinjaNode], variables: [String: JinjaValue]) throws -> String {
+        var renderer = JinjaRenderer(scopes: [variables])
+        try renderer.run(nodes)
+        return renderer.output
+    }
+
+    private init(scopes: [[String: JinjaValue]]) {
+        self.scopes = scopes
+    }
+
+    private mutating func run(_ nodes: [JinjaNode]) throws {
+        for node in nodes {
+            switch node {
+            case let .text(text):
+                output += text
+            case let .output(expression, line):
+                let value = try at(line) { try evaluate(expression) }
+                output += value.text
+            case let .conditional(branches, otherwise, line):
+                var taken = false
+                for branch in branches {
+                    guard try at(line, { try evaluate(branch.condition).isTrue }) else { continue }
+                    try run(branch.body)
+                    taken = true
+                    break
+                }
+                if !taken { try run(otherwise) }
+            case let .loop(targets, iterable, filter, body, otherwise, line):
+                try loop(targets: targets, iterable: iterable, filter: filter, body: body, otherwise: otherwise, line: line)
+            case let .assignment(target, value, line):
+                let result = try at(line) { try evaluate(value) }
+                scopes[scopes.count - 1][target] = result
+            }
+        }
+    }
+
+    /// Runs `work`, turning its failures into errors that name `line`.
+    private func at<T>(_ line: Int, _ work: () throws -> T) throws -> T {
+        do {
+            return try work()
+        } catch let failure as JinjaFailure {
+            throw ChatTemplateError.render(line: line, problem: failure.problem)
+        } catch let raised as Raised {
+            throw ChatTemplateError.raised(line: line, message: raised.message)
+        }
+    }
+
+    private mutating func loop(targets: [String], iterable: JinjaExpression, filter: JinjaExpression?, body: [JinjaNode],
+                               otherwise: [JinjaNode], line: Int) throws {
+        var items = try at(line) { try Self.iterate(try evaluate(iterable)) }
+        if let filter {
+            var kept: [JinjaValue] = []
+            for item in items {
+                scopes.append(try bind(targets, to: item, line: line))
+                defer { scopes.removeLast() }
+                if try at(line, { try evaluate(filter).isTrue }) { kept.append(item) }
+            }
+            items = kept
+        }
+        if items.isEmpty { return try run(otherwise) }
+        scopes.append([:])
+        defer { scopes.removeLast() }
+        for (index, item) in items.enumerated() {
+            for (name, value) in try bind(targets, to: item, line: line) { scopes[scopes.count - 1][name] = value }
+            scopes[scopes.count - 1]["loop"] = .dictionary(JinjaDictionary([
+                ("index", .integer(index + 1)), ("index0", .integer(index)),
+                ("revindex", .integer(items.count - index)), ("revindex0", .integer(items.count - index - 1)),
+                ("first", .boolean(index == 0)), ("last", .boolean(index == items.count - 1)),
+                ("length", .integer(items.count)),
+                ("previtem", index > 0 ? items[index - 1] : .undefined("loop.previtem")),
+                ("nextitem", index + 1 < items.count ? items[index + 1] : .undefined("loop.nextitem")),
+            ]))
+            try run(body)
+        }
+    }
+
+    private func bind(_ targets: [String], to item: JinjaValue, line: Int) throws -> [String: JinjaValue] {
+        if targets.count == 1 { return [targets[0]: item] }
+        guard case let .list(parts) = item, parts.count == targets.count else {
+            throw ChatTemplateError.render(line: line, problem: "cannot unpack \(item.typeName) into \(targets.count) names")
+        }
+        return Dictionary(uniqueKeysWithValues: zip(targets, parts).map { ($0, $1) })
+    }
+
+    private static func iterate(_ value: JinjaValue) throws -> [JinjaValue] {
+        switch value {
+        case .undefined: return []
+        case let .list(items): return items
+        case let .dictionary(d): return d.keys.map(JinjaValue.string)
+        case let .string(s): return s.map { .string(String($0)) }
+        default: throw JinjaFailure("\(value.typeName) is not iterable")
+        }
+    }
+
+    private func lookUp(_ name: String) -> JinjaValue {
+        for scope in scopes.reversed() { if let value = scope[name] { return value } }
+        return .undefined("'\(name)'")
+    }
+
+    // MARK: expressions
+
+    private func evaluate(_ expression: JinjaExpression) throws -> JinjaValue {
+        switch expression {
+        case let .literal(value): return value
+        case let .variable(name): return lookUp(name)
+        case let .list(items): return .list(try items.map(evaluate))
+        case let .dictionary(pairs):
+            var d = JinjaDictionary()
+            for pair in pairs {
+                guard case let .string(key) = try evaluate(pair.key) else { throw JinjaFailure("dictionary keys must be strings") }
+                d[key] = try evaluate(pair.value)
+            }
+            return .dictionary(d)
+        case let .attribute(base, name):
+            return try member(of: try evaluate(base), name, description: "\(describe(base)).\(name)")
+        case let .item(base, key):
+            return try item(of: try evaluate(base), try evaluate(key), description: describe(base))
+        case let .slice(base, start, stop, step):
+            return try slice(try evaluate(base), start: start.map(evaluate), stop: stop.map(evaluate), step: step.map(evaluate))
+        case let .call(callee, arguments, keywords):
+            let args = try arguments.map(evaluate)
+            let kwargs = try keywords.map { ($0.name, try evaluate($0.value)) }
+            if case let .variable(name) = callee { return try function(name, args) }
+            guard case let .attribute(base, name) = callee else { throw JinjaFailure("not callable") }
+            return try method(name, of: try evaluate(base), args, kwargs, description: describe(base))
+        case let .filter(base, name, arguments, keywords):
+            return try filter(name, try evaluate(base), try arguments.map(evaluate),
+                              try keywords.map { ($0.name, try evaluate($0.value)) })
+        case let .test(base, name, negated, _):
+            return .boolean(try test(name, try evaluate(base)) != negated)
+        case let .not(inner): return .boolean(!(try evaluate(inner).isTrue))
+        case let .negative(inner):
+            switch try evaluate(inner) {
+            case let .integer(i): return .integer(-i)
+            case let .number(d): return .number(-d)
+            case let other: throw JinjaFailure("cannot negate \(other.typeName)")
+            }
+        case let .and(left, right):
+            let l = try evaluate(left)
+            return l.isTrue ? try evaluate(right) : l
+        case let .or(left, right):
+            let l = try evaluate(left)
+            return l.isTrue ? l : try evaluate(right)
+        case let .ternary(condition, then, otherwise):
+            if try evaluate(condition).isTrue { return try evaluate(then) }
+            return try otherwise.map(evaluate) ?? .undefined("the missing else of a conditional expression")
+        case let .binary(op, left, right):
+            return try binary(op, try evaluate(left), try evaluate(right), left: left, right: right)
+        }
+    }
+
+    /// A short spelling of an expression for error messages (`message.content`, `messages[0]`).
+    private func describe(_ expression: JinjaExpression) -> String {
+        switch expression {
+        case let .variable(name): return name
+        case let .attribute(base, name): return "\(describe(base)).\(name)"
+        case let .item(base, key):
+            if case let .literal(value) = key { return "\(describe(base))[\(value.representation)]" }
+            return "\(describe(base))[…]"
+        case let .literal(value): return value.representation
+        default: return "an expression"
+        }
+    }
+
+    private func undefinedFailure(_ value: JinjaValue) -> JinjaFailure {
+        if case let .undefined(name) = value { return JinjaFailure("\(name) is undefined") }
+        return JinjaFailure("undefined value")
+    }
+
+    private func member(of base: JinjaValue, _ name: String, description: String) throws -> JinjaValue {
+        switch base {
+        case .undefined: throw undefinedFailure(base)
+        case let .dictionary(d): return d[name] ?? .undefined("'\(description)'")
+        default: return .undefined("'\(description)'")
+        }
+    }
+
+    private func item(of base: JinjaValue, _ key: JinjaValue, description: String) throws -> JinjaValue {
+        switch (base, key) {
+        case (.undefined, _): throw undefinedFailure(base)
+        case let (.dictionary(d), .string(k)): return d[k] ?? .undefined("'\(description)[\(key.representation)]'")
+        case let (.list(items), .integer(i)):
+            let index = i < 0 ? items.count + i : i
+            return items.indices.contains(index) ? items[index] : .undefined("'\(description)[\(i)]'")
+        case let (.string(s), .integer(i)):
+            let characters = Array(s)
+            let index = i < 0 ? characters.count + i : i
+            return characters.indices.contains(index) ? .string(String(characters[index])) : .undefined("'\(description)[\(i)]'")
+        default: return .undefined("'\(description)[\(key.representation)]'")
+        }
+    }
+
+    private func slice(_ base: JinjaValue, start: JinjaValue?, stop: JinjaValue?, step: JinjaValue?) throws -> JinjaValue {
+        func int(_ v: JinjaValue?) throws -> Int? {
+            guard let v, !(v.isUndefined) else { return nil }
+            if case .none = v { return nil }
+            guard case let .integer(i) = v else { throw JinjaFailure("slice indices must be integers") }
+            return i
+        }
+        let stepValue = try int(step) ?? 1
+        guard stepValue != 0 else { throw JinjaFailure("slice step cannot be zero") }
+        func indices(_ count: Int) throws -> [Int] {
+            func clamp(_ i: Int?, _ fallback: Int, low: Int, high: Int) -> Int {
+                guard var i else { return fallback }
+                if i < 0 { i += count }
+                return min(max(i, low), high)
+            }
+            if stepValue > 0 {
+                let from = clamp(try int(start), 0, low: 0, high: count), to = clamp(try int(stop), count, low: 0, high: count)
+                return Array(stride(from: from, to: to, by: stepValue))
+            }
+            let from = clamp(try int(start), count - 1, low: -1, high: count - 1), to = clamp(try int(stop), -1, low: -1, high: count - 1)
+            return Array(stride(from: from, to: to, by: stepValue))
+        }
+        switch base {
+        case let .list(items): return .list(try indices(items.count).map { items[$0] })
+        case let .string(s):
+            let characters = Array(s)
+            return .string(String(try indices(characters.count).map { characters[$0] }))
+        default: throw JinjaFailure("cannot slice \(base.typeName)")
+        }
+    }
+
+    private func function(_ name: String, _ arguments: [JinjaValue]) throws -> JinjaValue {
+        switch name {
+        case "raise_exception":
+            throw Raised(message: arguments.first?.text ?? "")
+        case "range":
+            let bounds = try arguments.map { value -> Int in
+                guard case let .integer(i) = value else { throw JinjaFailure("range() takes integers") }
+                return i
+            }
+            switch bounds.count {
+            case 1: return .list((0..<max(0, bounds[0])).map(JinjaValue.integer))
+            case 2: return .list(bounds[0] < bounds[1] ? (bounds[0]..<bounds[1]).map(JinjaValue.integer) : [])
+            case 3 where bounds[2] != 0: return .list(Array(stride(from: bounds[0], to: bounds[1], by: bounds[2])).map(JinjaValue.integer))
+            default: throw JinjaFailure("range() takes 1 to 3 integers (step not 0)")
+            }
+        default:
+            throw JinjaFailure("unknown function \(name)()")
+        }
+    }
+
+    private func method(_ name: String, of base: JinjaValue, _ arguments: [JinjaValue], _ keywords: [(String, JinjaValue)],
+                        description: String) throws -> JinjaValue {
+        if base.isUndefined { throw undefinedFailure(base) }
+        if case let .dictionary(d) = base {
+            switch name {
+            case "items": return .list(d.keys.map { .list([.string($0), d[$0]!]) })
+            case "keys": return .list(d.keys.map(JinjaValue.string))
+            case "values": return .list(d.keys.map { d[$0]! })
+            case "get":
+                guard case let .string(key)? = arguments.first else { throw JinjaFailure("\(description).get() needs a string key") }
+                return d[key] ?? (arguments.count > 1 ? arguments[1] : .none)
+            default: break
+            }
+        }
+        guard case let .string(s) = base else {
+            throw JinjaFailure("\(description) is \(base.typeName), which has no method .\(name)()")
+        }
+        func stringArgument(_ i: Int) throws -> String? {
+            guard i < arguments.count else { return nil }
+            if case .none = arguments[i] { return nil }
+            guard case let .string(a) = arguments[i] else { throw JinjaFailure(".\(name)() takes a string argument") }
+            return a
+        }
+        switch name {
+        case "strip", "lstrip", "rstrip":
+            let characters = try stringArgument(0).map { Set($0.unicodeScalars) }
+            func strip(_ c: Unicode.Scalar) -> Bool { characters?.contains(c) ?? c.properties.isWhitespace }
+            var scalars = Array(s.unicodeScalars)[...]
+            if name != "rstrip" { scalars = scalars.drop(while: strip) }
+            if name != "lstrip" { while let last = scalars.last, strip(last) { scalars = scalars.dropLast() } }
+            return .string(String(String.UnicodeScalarView(scalars)))
+        case "upper": return .string(s.uppercased())
+        case "lower": return .string(s.lowercased())
+        case "title": return .string(s.capitalized)
+        case "capitalize": return .string(s.prefix(1).uppercased() + s.dropFirst().lowercased())
+        case "startswith", "endswith":
+            let candidates: [String]
+            switch arguments.first {
+            case let .string(a)?: candidates = [a]
+            case let .list(items)?: candidates = try items.map { item in
+                guard case let .string(a) = item else { throw JinjaFailure(".\(name)() takes strings") }
+                return a
+            }
+            default: throw JinjaFailure(".\(name)() takes a string")
+            }
+            let scalars = Array(s.unicodeScalars)
+            return .boolean(candidates.contains { c in
+                let p = Array(c.unicodeScalars)
+                return name == "startswith" ? scalars.starts(with: p) : scalars.reversed().starts(with: p.reversed())
+            })
+        case "split":
+            let separator = try stringArgument(0) ?? keywords.first(where: { $0.0 == "sep" }).flatMap { if case let .string(a) = $0.1 { a } else { nil } }
+            var limit = -1
+            if arguments.count > 1, case let .integer(m) = arguments[1] { limit = m }
+            if let m = keywords.first(where: { $0.0 == "maxsplit" }), case let .integer(v) = m.1 { limit = v }
+            guard let separator else {
+                return .list(s.split(whereSeparator: { $0.isWhitespace }).map { .string(String($0)) })
+            }
+            guard !separator.isEmpty else { throw JinjaFailure(".split() with an empty separator") }
+            var parts: [String] = []
+            var rest = Substring(s)
+            while limit != 0, let range = rest.range(of: separator) {
+                parts.append(String(rest[..<range.lowerBound]))
+                rest = rest[range.upperBound...]
+                limit -= 1
+            }
+            parts.append(String(rest))
+            return .list(parts.map(JinjaValue.string))
+        case "replace":
+            guard let old = try stringArgument(0), let new = try stringArgument(1) else {
+                throw JinjaFailure(".replace() takes two strings")
+            }
+            return .string(s.replacingOccurrences(of: old, with: new))
+        default:
+            throw JinjaFailure("\(description) is str, which has no method .\(name)()")
+        }
+    }
+
+    private func filter(_ name: String, _ value: JinjaValue, _ arguments: [JinjaValue], _ keywords: [(String, JinjaValue)]) throws -> JinjaValue {
+        switch name {
+        case "default", "d":
+            let fallback = arguments.first ?? .string("")
+            let onFalse = arguments.count > 1 ? arguments[1].isTrue : false
+            return value.isUndefined || (onFalse && !value.isTrue) ? fallback : value
+        case "length", "count":
+            switch value {
+            case .undefined: return .integer(0)
+            case let .string(s): return .integer(s.unicodeScalars.count)
+            case let .list(items): return .integer(items.count)
+            case let .dictionary(d): return .integer(d.keys.count)
+            default: throw JinjaFailure("\(value.typeName) has no length")
+            }
+        case "tojson":
+            var indent: Int?
+            if case let .integer(i)? = arguments.first { indent = i }
+            for (key, argument) in keywords {
+                guard key == "indent", case let .integer(i) = argument else {
+                    throw JinjaFailure("|tojson takes only indent=N")
+                }
+                indent = i
+            }
+            return .string(try value.json(indent: indent))
+        case "string": return .string(value.text)
+        case "list":
+            return .list(try Self.iterate(value))
+        case "reverse":
+            if case let .string(s) = value { return .string(String(s.reversed())) }
+            return .list(try Self.iterate(value).reversed())
+        case "join":
+            let separator = arguments.first?.text ?? ""
+            return .string(try Self.iterate(value).map(\.text).joined(separator: separator))
+        case "first", "last":
+            let items = try Self.iterate(value)
+            return (name == "first" ? items.first : items.last) ?? .undefined("|\(name) of an empty sequence")
+        case "int":
+            if let n = value.numeric { return .integer(Int(n)) }
+            if case let .string(s) = value, let i = Int(s.trimmingCharacters(in: .whitespaces)) { return .integer(i) }
+            return .integer(0)
+        case "float":
+            if let n = value.numeric { return .number(n) }
+            if case let .string(s) = value, let d = Double(s.trimmingCharacters(in: .whitespaces)) { return .number(d) }
+            return .number(0)
+        default:
+            // trim, upper, lower, capitalize, title: string filters.
+            if value.isUndefined { throw undefinedFailure(value) }
+            let s = value.text
+            switch name {
+            case "trim":
+                return try method("strip", of: .string(s), arguments, [], description: "the value")
+            case "upper": return .string(s.uppercased())
+            case "lower": return .string(s.lowercased())
+            case "capitalize": return .string(s.prefix(1).uppercased() + s.dropFirst().lowercased())
+            case "title": return .string(s.capitalized)
+            default: throw JinjaFailure("unknown filter |\(name)")
+            }
+        }
+    }
+
+    private func test(_ name: String, _ value: JinjaValue) throws -> Bool {
+        switch name {
+        case "defined": return !value.isUndefined
+        case "undefined": return value.isUndefined
+        case "none": if case .none = value { return true } else { return false }
+        case "string": if case .string = value { return true } else { return false }
+        case "number":
+            switch value { case .integer, .number, .boolean: return true; default: return false }
+        case "integer": if case .integer = value { return true } else { return false }
+        case "float": if case .number = value { return true } else { return false }
+        case "boolean": if case .boolean = value { return true } else { return false }
+        case "true": if case .boolean(true) = value { return true } else { return false }
+        case "false": if case .boolean(false) = value { return true } else { return false }
+        case "mapping": if case .dictionary = value { return true } else { return false }
+        case "sequence", "iterable":
+            switch value { case .string, .list, .dictionary: return true; default: return false }
+        case "even", "odd":
+            guard case let .integer(i) = value else { throw JinjaFailure("'is \(name)' needs an integer, got \(value.typeName)") }
+            return (i % 2 == 0) == (name == "even")
+        default: throw JinjaFailure("unknown test \(name)")
+        }
+    }
+
+    private func binary(_ op: String, _ l: JinjaValue, _ r: JinjaValue, left: JinjaExpression, right: JinjaExpression) throws -> JinjaValue {
+        switch op {
+        case "==": return .boolean(l.equals(r))
+        case "!=": return .boolean(!l.equals(r))
+        case "~": return .string(l.text + r.text)
+        case "in":
+            switch r {
+            case let .string(s):
+                guard case let .string(needle) = l else { throw JinjaFailure("'in <string>' needs a string on the left, got \(l.typeName)") }
+                return .boolean(needle.isEmpty || s.contains(needle))
+            case let .list(items): return .boolean(items.contains { $0.equals(l) })
+            case let .dictionary(d):
+                guard case let .string(key) = l else { return .boolean(false) }
+                return .boolean(d[key] != nil)
+            case .undefined: throw undefinedFailure(r)
+            default: throw JinjaFailure("'in' needs a string, list or dict on the right, got \(r.typeName)")
+            }
+        default: break
+        }
+        for value in [l, r] where value.isUndefined { throw undefinedFailure(value) }
+        switch (op, l, r) {
+        case let ("+", .string(a), .string(b)): return .string(a + b)
+        case let ("+", .list(a), .list(b)): return .list(a + b)
+        case let ("*", .string(a), .integer(n)), let ("*", .integer(n), .string(a)):
+            return .string(String(repeating: a, count: max(0, n)))
+        case let ("<", .string(a), .string(b)): return .boolean(a < b)
+        case let (">", .string(a), .string(b)): return .boolean(a > b)
+        case let ("<=", .string(a), .string(b)): return .boolean(a <= b)
+        case let (">=", .string(a), .string(b)): return .boolean(a >= b)
+        default: break
+        }
+        guard let x = l.numeric, let y = r.numeric, !(l.isString || r.isString) else {
+            throw JinjaFailure("unsupported operand types for \(op): \(l.typeName) (\(describe(left))) and \(r.typeName) (\(describe(right)))")
+        }
+        let integers = l.isIntegral && r.isIntegral
+        func number(_ d: Double) -> JinjaValue { integers ? .integer(Int(d)) : .number(d) }
+        switch op {
+        case "+": return number(x + y)
+        case "-": return number(x - y)
+        case "*": return number(x * y)
+        case "/":
+            guard y != 0 else { throw JinjaFailure("division by zero") }
+            return .number(x / y)
+        case "//":
+            guard y != 0 else { throw JinjaFailure("division by zero") }
+            return number((x / y).rounded(.down))
+        case "%":
+            guard y != 0 else { throw JinjaFailure("modulo by zero") }
+            let m = x - y * (x / y).rounded(.down)
+            return number(m)
+        case "<": return .boolean(x < y)
+        case ">": return .boolean(x > y)
+        case "<=": return .boolean(x <= y)
+        case ">=": return .boolean(x >= y)
+        default: throw JinjaFailure("unknown operator \(op)")
+        }
+    }
+}
+
+private extension JinjaValue {
+    var isString: Bool { if case .string = self { true } else { false } }
+    var isIntegral: Bool {
+        switch self { case .integer, .boolean: return true; default: return false }
+    }
+}

@@ -1,0 +1,67 @@
+/// How a task's prompt text becomes the token ids a model is given.
+///
+/// - `plain`: the prompt text itself, encoded with special-token text left as plain text (a task
+///   prompt is data, not markup); the built-in tasks and models use this.
+/// - `chat`: the prompt as the user message of a conversation (after an optional system message),
+///   rendered by the model's chat template with the generation prompt added, and the rendered text
+///   encoded with special tokens recognised, as `apply_chat_template(tokenize=True)` does. A prompt or
+///   system prompt that spells a special token is refused rather than turned into one.
+public enum PromptFormat: Sendable {
+    case plain
+    case chat(ChatPrompt)
+
+    /// The text the model reads for `prompt`.
+    public func text(for prompt: String) throws -> String {
+        switch self {
+        case .plain: return prompt
+        case let .chat(chat): return try chat.text(for: prompt)
+        }
+    }
+
+    /// The token ids the model reads for `prompt`; `addingBos` applies to plain prompts only (a chat
+    /// template writes its own BOS when the model wants one).
+    public func tokens(for prompt: String, tokenizer: any Tokenizer, addingBos: Bool = false) throws -> [Int32] {
+        switch self {
+        case .plain: return tokenizer.encode(prompt, addingBos: addingBos, recognizingSpecialTokens: false)
+        case let .chat(chat): return tokenizer.encode(try chat.text(for: prompt), recognizingSpecialTokens: true)
+        }
+    }
+
+    public var isChat: Bool { if case .chat = self { true } else { false } }
+}
+
+/// A chat template with what it is rendered with: the system prompt and the special tokens' texts.
+public struct ChatPrompt: Sendable {
+    public let template: ChatTemplate
+    /// The system message's content; nil: no system message (the template may write its default one).
+    public let systemPrompt: String?
+    /// `bos_token`, `eos_token`, `pad_token` as the tokenizer names them (absent when it has none).
+    public let variables: [String: String]
+    private let specialTokenTexts: [String]
+
+    public init(template: ChatTemplate, systemPrompt: String?, tokenizer: any Tokenizer) {
+        self.template = template
+        self.systemPrompt = systemPrompt
+        var variables: [String: String] = [:]
+        for (name, id) in [("bos_token", tokenizer.bosTokenId), ("eos_token", tokenizer.eosTokenId),
+                           ("pad_token", tokenizer.padTokenId)] {
+            if let id, let text = tokenizer.tokenString(for: id) { variables[name] = text }
+        }
+        self.variables = variables
+        specialTokenTexts = tokenizer.specialTokens.keys.sorted()
+    }
+
+    /// The messages for `prompt`: the system prompt (when set), then the prompt as the user's message.
+    public func messages(for prompt: String) -> [ChatMessage] {
+        (systemPrompt.map { [ChatMessage(role: "system", content: $0)] } ?? []) + [ChatMessage(role: "user", content: prompt)]
+    }
+
+    public func text(for prompt: String) throws -> String {
+        for (which, text) in [("prompt", prompt), ("system prompt", systemPrompt ?? "")] {
+            if let token = specialTokenTexts.first(where: { text.contains($0) }) {
+                throw ChatTemplateError.specialTokenInText(which: which, token: token)
+            }
+        }
+        return try template.render(messages: messages(for: prompt), addGenerationPrompt: true, variables: variables)
+    }
+}

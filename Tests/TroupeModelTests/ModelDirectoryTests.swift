@@ -1,0 +1,109 @@
+import Foundation
+import Testing
+import TroupeModel
+
+/// `ModelDirectory.check` and `load` on Hugging Face directory layouts: sharded weights with an index,
+/// and the refusals a run relies on to stop before it writes anything.
+@Suite struct ModelDirectoryTests {
+    private static let config = ModelConfig(modelType: "qwen2", vocabularySize: 40, hiddenSize: 16, intermediateSize: 24, layers: 2,
+                                            heads: 4, kvHeads: 2, attentionBias: true, tieWordEmbeddings: false)
+
+    /// A directory with `config` in `shards` safetensors files and its index; returns it and the model.
+    private func sharded(shards: Int = 3, edit: ((inout [(name: String, shape: [Int], values: [Float])]) -> Void)? = nil) throws
+        -> (String, LlamaModel) {
+        let model = try LlamaModel.random(config: Self.config, seed: 3)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("troupe-hfdir-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try Self.config.jsonData().write(to: URL(fileURLWithPath: dir + "/config.json"))
+        var tensors = model.layout.entries.map { e in
+            (name: e.name, shape: e.shape, values: Array(UnsafeBufferPointer(start: model.parameters.pointer + e.offset, count: e.count)))
+        }
+        edit?(&tensors)
+        var map: [String: String] = [:]
+        let size = (tensors.count + shards - 1) / shards
+        for s in 0..<shards {
+            let name = "model-0000\(s + 1)-of-0000\(shards).safetensors"
+            let part = Array(tensors[min(s * size, tensors.count)..<min((s + 1) * size, tensors.count)])
+            let buffers = part.map { t in (name: t.name, shape: t.shape, values: t.values) }
+            try withBuffers(buffers) { try SafetensorsFile.write(tensors: $0, to: dir + "/" + name) }
+            for t in part { map[t.name] = name }
+        }
+        let index = try JSONSerialization.data(withJSONObject: ["metadata": ["total_size": 0], "weight_map": map])
+        try index.write(to: URL(fileURLWithPath: dir + "/model.safetensors.index.json"))
+        return (dir, model)
+    }
+
+    private func failure(_ body: () throws -> Any) -> String {
+        do {
+            _ = try body()
+            return "no error"
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test func shardedWeightsLoadBitForBit() throws {
+        let (dir, model) = try sharded()
+        #expect(try ModelDirectory.check(dir) == Self.config)
+        let loaded = try ModelDirectory.load(dir)
+        #expect(loaded.weightsHash() == model.weightsHash())
+    }
+
+    @Test func missingShardsTensorsAndWrongShapesAreNamedWithoutReadingWeights() throws {
+        let (dir, _) = try sharded()
+        try FileManager.default.removeItem(atPath: dir + "/model-00002-of-00003.safetensors")
+        #expect(failure { try ModelDirectory.check(dir) } == "missing file: \(dir)/model-00002-of-00003.safetensors")
+
+        let (missing, _) = try sharded { $0.removeAll { $0.name == "model.layers.1.self_attn.k_proj.bias" } }
+        #expect(failure { try ModelDirectory.check(missing) } == "tensor model.layers.1.self_attn.k_proj.bias is missing from the weights")
+
+        let (extra, _) = try sharded { $0.append((name: "model.layers.0.mlp.gate_proj.bias", shape: [24], values: [Float](repeating: 0, count: 24))) }
+        #expect(failure { try ModelDirectory.check(extra) } == "tensor model.layers.0.mlp.gate_proj.bias is not part of this model configuration")
+
+        let (shape, _) = try sharded {
+            let i = $0.firstIndex { $0.name == "model.norm.weight" }!
+            $0[i] = (name: "model.norm.weight", shape: [8], values: [Float](repeating: 1, count: 8))
+        }
+        #expect(failure { try ModelDirectory.check(shape) } == "tensor model.norm.weight has shape [8], the config needs [16]")
+    }
+
+    @Test(arguments: [
+        ("{\"model_type\": \"gemma\"}", "config.json field model_type: gemma is not a Llama-family model (supported: llama, qwen2, mistral, troupe)"),
+        ("{\"model_type\": \"mistral\", \"sliding_window\": 4096, \"max_position_embeddings\": 32768}",
+         "config.json field sliding_window: 4096: sliding-window attention is not supported (only full attention)"),
+        ("{\"model_type\": \"qwen2\", \"layer_types\": [\"full_attention\", \"sliding_attention\"]}",
+         "config.json field layer_types: sliding_attention layers are not supported (only full_attention)"),
+        ("{\"model_type\": \"qwen2\", \"use_sliding_window\": true}", "config.json field use_sliding_window: sliding-window attention is not supported"),
+        ("{\"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4.0}}", "config.json field rope_scaling: RoPE scaling is not supported"),
+    ])
+    func unsupportedArchitecturesAreRefused(patch: String, message: String) throws {
+        var object = try #require(try JSONSerialization.jsonObject(with: Self.config.jsonData()) as? [String: Any])
+        for (key, value) in try #require(try JSONSerialization.jsonObject(with: Data(patch.utf8)) as? [String: Any]) { object[key] = value }
+        #expect(failure { try ModelConfig.parse(json: try JSONSerialization.data(withJSONObject: object)) } == message)
+    }
+
+    @Test func fullAttentionMistralAndQwen2SlidingFieldsAreAccepted() throws {
+        var object = try #require(try JSONSerialization.jsonObject(with: Self.config.jsonData()) as? [String: Any])
+        object["sliding_window"] = 32768  // Qwen2.5's configs carry it with use_sliding_window false
+        object["use_sliding_window"] = false
+        object["layer_types"] = ["full_attention", "full_attention"]
+        #expect(try ModelConfig.parse(json: try JSONSerialization.data(withJSONObject: object)).modelType == "qwen2")
+        object["model_type"] = "mistral"
+        object["sliding_window"] = NSNull()
+        #expect(try ModelConfig.parse(json: try JSONSerialization.data(withJSONObject: object)).modelType == "mistral")
+    }
+}
+
+/// Calls `body` with `tensors` as the buffers `SafetensorsFile.write` takes.
+private func withBuffers<T>(_ tensors: [(name: String, shape: [Int], values: [Float])],
+                            _ body: ([(name: String, shape: [Int], values: UnsafeBufferPointer<Float>)]) throws -> T) throws -> T {
+    var pointers: [UnsafeMutableBufferPointer<Float>] = []
+    defer { pointers.forEach { $0.deallocate() } }
+    let buffers = tensors.map { t -> (name: String, shape: [Int], values: UnsafeBufferPointer<Float>) in
+        let p = UnsafeMutableBufferPointer<Float>.allocate(capacity: t.values.count)
+        _ = p.initialize(from: t.values)
+        pointers.append(p)
+        return (t.name, t.shape, UnsafeBufferPointer(p))
+    }
+    return try body(buffers)
+}

@@ -1,0 +1,188 @@
+import Foundation
+import Testing
+import TroupeTokenizer
+
+/// The chat templates of SmolLM2-Instruct and Qwen2.5-Instruct as their tokenizer_config.json ships
+/// them (Goldens/chat-templates); the expected texts below are written by hand from the templates.
+private func template(_ name: String) throws -> ChatTemplate {
+    try ChatTemplate(String(contentsOfFile: Goldens.path("chat-templates/\(name).jinja"), encoding: .utf8))
+}
+
+private let user = ChatMessage(role: "user", content: "What is 2+3?")
+private let boxedSystem = ChatMessage(role: "system", content: "Please reason step by step, and put your final answer within \\boxed{}.")
+
+/// The error `body` throws, as text.
+private func failure(_ body: () throws -> Any) -> String {
+    do {
+        _ = try body()
+        return "no error"
+    } catch {
+        return "\(error)"
+    }
+}
+
+@Suite("Chat templates")
+struct ChatTemplateTests {
+    @Test func smolLM2AddsItsDefaultSystemPromptAndTheGenerationPrompt() throws {
+        let t = try template("smollm2-instruct")
+        #expect(try t.render(messages: [user], addGenerationPrompt: true) ==
+            "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+            + "<|im_start|>user\nWhat is 2+3?<|im_end|>\n<|im_start|>assistant\n")
+        #expect(try t.render(messages: [user], addGenerationPrompt: false) ==
+            "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+            + "<|im_start|>user\nWhat is 2+3?<|im_end|>\n")
+    }
+
+    @Test func smolLM2UsesAGivenSystemPrompt() throws {
+        let t = try template("smollm2-instruct")
+        #expect(try t.render(messages: [boxedSystem, user, ChatMessage(role: "assistant", content: "5"), user],
+                             addGenerationPrompt: true) ==
+            "<|im_start|>system\nPlease reason step by step, and put your final answer within \\boxed{}.<|im_end|>\n"
+            + "<|im_start|>user\nWhat is 2+3?<|im_end|>\n<|im_start|>assistant\n5<|im_end|>\n"
+            + "<|im_start|>user\nWhat is 2+3?<|im_end|>\n<|im_start|>assistant\n")
+    }
+
+    @Test func qwen25DefaultAndGivenSystemPrompts() throws {
+        let t = try template("qwen2.5-instruct")
+        #expect(try t.render(messages: [user], addGenerationPrompt: true) ==
+            "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
+            + "<|im_start|>user\nWhat is 2+3?<|im_end|>\n<|im_start|>assistant\n")
+        #expect(try t.render(messages: [boxedSystem, user], addGenerationPrompt: true) ==
+            "<|im_start|>system\nPlease reason step by step, and put your final answer within \\boxed{}.<|im_end|>\n"
+            + "<|im_start|>user\nWhat is 2+3?<|im_end|>\n<|im_start|>assistant\n")
+        #expect(try t.render(messages: [boxedSystem, user], addGenerationPrompt: false) ==
+            "<|im_start|>system\nPlease reason step by step, and put your final answer within \\boxed{}.<|im_end|>\n"
+            + "<|im_start|>user\nWhat is 2+3?<|im_end|>\n")
+    }
+
+    @Test func qwen25AssistantAndToolTurns() throws {
+        let t = try template("qwen2.5-instruct")
+        let messages = [user, ChatMessage(role: "assistant", content: "Let me check."), ChatMessage(role: "tool", content: "5"),
+                        ChatMessage(role: "tool", content: "five"), ChatMessage(role: "user", content: "So?")]
+        #expect(try t.render(messages: messages, addGenerationPrompt: true) ==
+            "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
+            + "<|im_start|>user\nWhat is 2+3?<|im_end|>\n"
+            + "<|im_start|>assistant\nLet me check.<|im_end|>\n"
+            + "<|im_start|>user\n<tool_response>\n5\n</tool_response>\n<tool_response>\nfive\n</tool_response><|im_end|>\n"
+            + "<|im_start|>user\nSo?<|im_end|>\n<|im_start|>assistant\n")
+    }
+
+    @Test func trimBlocksAndLstripBlocksAsApplyChatTemplateSetsThem() throws {
+        let t = try ChatTemplate("{% for m in messages %}\n  {{ m.role }}\n    {% if loop.last %}\nlast\n  {% endif %}\n{% endfor %}\n")
+        #expect(try t.render(messages: [user, user], addGenerationPrompt: false) == "  user\n  user\nlast\n")
+        let dashes = try ChatTemplate("a  \n {{- 'b' -}}  \n c {%- if true -%}   d   {%- endif %}")
+        #expect(try dashes.render(messages: [], addGenerationPrompt: false) == "abcd")
+        let comment = try ChatTemplate("x\n  {# note #}\ny{#- gone -#}  z")
+        #expect(try comment.render(messages: [], addGenerationPrompt: false) == "x\nyz")
+    }
+
+    @Test func expressionsFollowJinja() throws {
+        func render(_ source: String, _ variables: [String: String] = [:]) throws -> String {
+            try ChatTemplate(source).render(messages: [boxedSystem, user], addGenerationPrompt: true, variables: variables)
+        }
+        // Filters bind tighter than +, `~` stringifies, bos_token comes from the variables.
+        #expect(try render("{{ bos_token }}{% for m in messages %}{{ '<h>' + m['role'] + '\n' + m['content'] | trim + '<e>' }}{% endfor %}",
+                           ["bos_token": "<s>"]) ==
+            "<s><h>system\nPlease reason step by step, and put your final answer within \\boxed{}.<e><h>user\nWhat is 2+3?<e>")
+        #expect(try render("{% for m in messages[::-1] %}{{ loop.index }}{{ m.role[0] }}{% if not loop.last %},{% endif %}{% endfor %}") == "1u,2s")
+        #expect(try render("{{ {'a': [1, 2.5, none, true], 'b': 'x\"y'} | tojson }}") == "{\"a\": [1, 2.5, null, true], \"b\": \"x\\\"y\"}")
+        #expect(try render("{{ messages | length - 1 }} {{ 7 // 2 }} {{ 7 % 3 }} {{ 1 ~ 'x' }} {{ 3 / 2 }} {{ none }} {{ true }}") == "1 3 1 1x 1.5 None True")
+        #expect(try render("{{ 'a' if messages[5] is defined else 'b' }}{{ 'c' if 'ser' in messages[1].role else 'd' }}") == "bc")
+        #expect(try render("{% set x = messages[1].content.split('+') %}{{ x[0] }}|{{ x[1].rstrip('?') }}|{{ ' t '.strip() }}|{{ 'ab'.upper() }}") == "What is 2|3|t|AB")
+        #expect(try render("{% for k, v in {'p': 1, 'q': 2}.items() %}{{ k }}={{ v }};{% endfor %}") == "p=1;q=2;")
+        #expect(try render("{% for m in messages if m.role == 'user' %}{{ loop.length }}{% else %}none{% endfor %}{% for x in [] %}x{% else %}empty{% endfor %}") == "1empty")
+        #expect(try render("{% set a = 1 %}{% for m in messages %}{% set a = a + 1 %}{% endfor %}{{ a }}") == "1",
+                "set inside a loop does not leak out of it")
+        #expect(try render("{{ messages[0].tool_calls is not defined and not messages[0].tool_calls }}") == "True")
+    }
+
+    @Test func raiseExceptionStopsRendering() throws {
+        let t = try ChatTemplate("{% if messages[0]['role'] != 'user' %}\n{{ raise_exception('Conversation roles must alternate user/assistant') }}\n{% endif %}ok")
+        #expect(failure { try t.render(messages: [boxedSystem], addGenerationPrompt: true) } ==
+            "the chat template refused the conversation (raise_exception at line 2): Conversation roles must alternate user/assistant")
+        #expect(try t.render(messages: [user], addGenerationPrompt: true) == "ok")
+    }
+
+    @Test func renderErrorsNameTheLine() throws {
+        let t = try ChatTemplate("a\n{{ messages[0].content.missing.deeper }}")
+        #expect(failure { try t.render(messages: [user], addGenerationPrompt: true) } ==
+            "chat template line 2: 'messages[0].content.missing' is undefined")
+        let add = try ChatTemplate("{{ 'n' + 1 }}")
+        #expect(failure { try add.render(messages: [], addGenerationPrompt: true) }.contains("unsupported operand types for +: str"))
+    }
+
+    @Test(arguments: [
+        ("{% macro m() %}x{% endmacro %}", "chat template line 1: the {% macro %} statement is not supported"),
+        ("{% generation %}{{ x }}{% endgeneration %}", "chat template line 1: the {% generation %} statement is not supported"),
+        ("\n{% set ns = namespace(found=false) %}", "chat template line 2: the function namespace() (supported: raise_exception, range) is not supported"),
+        ("{% set ns.found = true %}", "chat template line 1: assignment to an attribute ({% set ns.… %}, namespace objects) is not supported"),
+        ("{{ messages | wordcount }}", "chat template line 1: the filter |wordcount (supported: "),
+        ("{{ x is divisibleby(3) }}", "chat template line 1: the test 'is divisibleby' (supported: "),
+        ("{{ x.format(1) }}", "chat template line 1: the method .format() (supported: "),
+        ("{{ strftime_now('%d') }}", "chat template line 1: the function strftime_now() (supported: "),
+        ("{% raw %}{{ x }}{% endraw %}", "chat template line 1: the {% raw %} statement is not supported"),
+        ("{% if x %}a", "chat template line 1: missing {% endif %}"),
+        ("{{ 'a' ", "chat template line 1: a tag {{ is never closed"),
+        ("{% endfor %}", "chat template line 1: {% endfor %} without a matching opening tag"),
+        ("{{ 2 ** 3 }}", "chat template line 1: the ** operator is not supported"),
+    ])
+    func unsupportedConstructsAreRefusedWhenParsed(source: String, message: String) {
+        #expect(failure { try ChatTemplate(source) }.hasPrefix(message))
+    }
+
+    @Test func loadsTheTemplateOfAModelDirectory() throws {
+        let smol = try String(contentsOfFile: Goldens.path("chat-templates/smollm2-instruct.jinja"), encoding: .utf8)
+        let config = String(decoding: try JSONSerialization.data(withJSONObject: ["chat_template": smol, "eos_token": "<|im_end|>"]),
+                            as: UTF8.self)
+        let plain = try temporaryDirectory(["tokenizer_config.json": config])
+        #expect(try loadChatTemplate(modelDirectory: plain)?.source == smol)
+
+        let listed = String(decoding: try JSONSerialization.data(withJSONObject: ["chat_template": [
+            ["name": "tool_use", "template": "x"], ["name": "default", "template": smol]]]), as: UTF8.self)
+        #expect(try loadChatTemplate(modelDirectory: try temporaryDirectory(["tokenizer_config.json": listed]))?.source == smol)
+
+        // chat_template.jinja wins over tokenizer_config.json.
+        let both = try temporaryDirectory(["tokenizer_config.json": config, "chat_template.jinja": "{{ 'file' }}"])
+        #expect(try loadChatTemplate(modelDirectory: both)?.source == "{{ 'file' }}")
+
+        #expect(try loadChatTemplate(modelDirectory: try temporaryDirectory(["tokenizer_config.json": "{\"eos_token\": \"x\"}"]))?.source == nil)
+        #expect(try loadChatTemplate(modelDirectory: try temporaryDirectory([:]))?.source == nil)
+
+        let wrongType = try temporaryDirectory(["tokenizer_config.json": "{\"chat_template\": 3}"])
+        #expect(failure { try loadChatTemplate(modelDirectory: wrongType) } ==
+            "\(wrongType)/tokenizer_config.json: field chat_template: must be a string or a list of {\"name\", \"template\"}")
+        let macro = try temporaryDirectory(["tokenizer_config.json": "{\"chat_template\": \"{% macro x() %}{% endmacro %}\"}"])
+        #expect(failure { try loadChatTemplate(modelDirectory: macro) }.hasPrefix(
+            "\(macro)/tokenizer_config.json: chat template line 1: the {% macro %} statement is not supported"))
+    }
+
+    @Test func chatPromptsAreRenderedThenTokenizedWithSpecialTokens() throws {
+        let directory = try Goldens.path("qwen2-style")
+        let tokenizer = try loadTokenizer(modelDirectory: directory)
+        let qwen = try template("qwen2.5-instruct")
+        let format = PromptFormat.chat(ChatPrompt(template: qwen, systemPrompt: boxedSystem.content, tokenizer: tokenizer))
+        let text = try format.text(for: "What is 2+3?")
+        #expect(text == "<|im_start|>system\n\(boxedSystem.content)<|im_end|>\n<|im_start|>user\nWhat is 2+3?<|im_end|>\n<|im_start|>assistant\n")
+        let ids = try format.tokens(for: "What is 2+3?", tokenizer: tokenizer)
+        let start = try #require(tokenizer.id(forSpecial: "<|im_start|>")), end = try #require(tokenizer.id(forSpecial: "<|im_end|>"))
+        #expect(ids.filter { $0 == start }.count == 3 && ids.filter { $0 == end }.count == 2)
+        #expect(try tokenizer.decode(ids) == text)
+        #expect(try PromptFormat.plain.tokens(for: "What is 2+3?", tokenizer: tokenizer) == tokenizer.encode("What is 2+3?"))
+
+        #expect(failure { try format.tokens(for: "2+3?<|im_end|>", tokenizer: tokenizer) } ==
+            "the prompt contains the special token text \"<|im_end|>\"; the chat template's text is tokenized with special "
+            + "tokens recognised, so it would become a control token: remove it")
+        let eos = try #require(tokenizer.eosTokenId)
+        let withEos = ChatPrompt(template: try ChatTemplate("{{ messages[0].content }}{{ eos_token }}{{ bos_token is defined }}"),
+                                 systemPrompt: nil, tokenizer: tokenizer)
+        #expect(try withEos.text(for: "x") == "x\(tokenizer.tokenString(for: eos)!)False", "Qwen2 tokenizers have no BOS token")
+    }
+}
+
+/// A fresh temporary directory holding `files` (name → contents).
+private func temporaryDirectory(_ files: [String: String]) throws -> String {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("troupe-chat-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    for (name, contents) in files { try Data(contents.utf8).write(to: url.appendingPathComponent(name)) }
+    return url.path
+}

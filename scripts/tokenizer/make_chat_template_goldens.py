@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Render chat templates with jinja2 exactly as Hugging Face's apply_chat_template sets it up, and
+write the results as goldens for the Swift chat-template interpreter (ChatTemplateGoldenTests).
+
+    python3 -m venv .build/goldens-venv
+    .build/goldens-venv/bin/pip install jinja2==3.1.4
+    .build/goldens-venv/bin/python scripts/tokenizer/make_chat_template_goldens.py
+
+Writes Tests/TroupeTokenizerTests/Goldens/chat-templates/jinja2-goldens.json: a list of
+{"name", "source" (or "template_file", a template of this folder), "messages", "add_generation_prompt",
+"variables", "expected"}. Deterministic: the
+whitespace cases come from a seeded generator. Cases:
+  real-*        the SmolLM2-Instruct and Qwen2.5-Instruct templates on several conversations
+  whitespace-*  random mixes of text, {% if %}, {{ }}, {# #} with every whitespace-control form,
+                CR LF newlines and trailing newlines (trim_blocks, lstrip_blocks, keep_trailing_newline)
+  expression-*  operators, filters, tests, methods, loops and scoping
+"""
+import json
+import os
+import random
+
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DIR = os.path.join(ROOT, "Tests", "TroupeTokenizerTests", "Goldens", "chat-templates")
+
+
+def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+    # As transformers defines it for chat templates.
+    return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+
+env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+env.filters["tojson"] = tojson
+
+cases = []
+
+
+def add(name, source, messages, generation=True, variables=None, template_file=None):
+    variables = variables or {}
+    expected = env.from_string(source).render(messages=messages, add_generation_prompt=generation, tools=None,
+                                              documents=None, **variables)
+    case = {"name": name, "messages": messages, "add_generation_prompt": generation, "variables": variables,
+            "expected": expected}
+    # The real templates are named by their file in this folder rather than repeated.
+    if template_file:
+        case["template_file"] = template_file
+    else:
+        case["source"] = source
+    cases.append(case)
+
+
+SYSTEM = {"role": "system", "content": "Please reason step by step, and put your final answer within \\boxed{}."}
+USER = {"role": "user", "content": "What is 2+3?"}
+conversations = {
+    "user": [USER],
+    "system-user": [SYSTEM, USER],
+    "multi-turn": [SYSTEM, USER, {"role": "assistant", "content": "\\boxed{5}"}, {"role": "user", "content": "And 3+4?"}],
+    "unicode": [{"role": "user", "content": "Combien font 2+3 ? Réponds en français.\n\nMerci ✓"}],
+    "tools": [USER, {"role": "assistant", "content": "Checking."}, {"role": "tool", "content": "5"},
+              {"role": "tool", "content": "five"}, {"role": "user", "content": "So?"}],
+}
+for template in ["smollm2-instruct", "qwen2.5-instruct"]:
+    with open(os.path.join(DIR, template + ".jinja"), encoding="utf-8") as f:
+        source = f.read()
+    for name, messages in conversations.items():
+        if name == "tools" and template.startswith("smollm2"):
+            continue
+        for generation in (True, False):
+            add(f"real-{template}-{name}-{'gen' if generation else 'nogen'}", source, messages, generation,
+                template_file=template + ".jinja")
+
+rng = random.Random(5)
+opens = ["{% if add_generation_prompt %}", "{%- if add_generation_prompt %}", "{% if add_generation_prompt -%}",
+         "{%- if add_generation_prompt -%}", "{%+ if add_generation_prompt %}", "{% if add_generation_prompt +%}"]
+closes = ["{% endif %}", "{%- endif %}", "{% endif -%}", "{%- endif -%}"]
+outputs = ["{{ 'a' }}", "{{- 'b' }}", "{{ 'c' -}}", "{{- 'd' -}}"]
+comments = ["{# c #}", "{#- c #}", "{# c -#}"]
+spaces = ["", " ", "  ", "\n", " \n", "\n  ", "\t\n\t", "\r\n", "x", "y\n", "\n\n"]
+for i in range(150):
+    parts, depth = [], 0
+    for _ in range(rng.randint(1, 8)):
+        parts.append(rng.choice(spaces))
+        r = rng.random()
+        if r < 0.3:
+            parts.append(rng.choice(opens))
+            depth += 1
+        elif r < 0.5 and depth > 0:
+            parts.append(rng.choice(closes))
+            depth -= 1
+        elif r < 0.8:
+            parts.append(rng.choice(outputs))
+        else:
+            parts.append(rng.choice(comments))
+    parts.append(rng.choice(spaces))
+    parts += [rng.choice(closes) + rng.choice(spaces) for _ in range(depth)]
+    for generation in (True, False):
+        add(f"whitespace-{i}-{'gen' if generation else 'nogen'}", "".join(parts), [], generation)
+
+MESSAGES = [{"role": "system", "content": "  Be brief.\n"}, {"role": "user", "content": "What is 2+3? Answer: \\boxed{5}"}]
+expressions = [
+    "{{ messages[0].content | trim }}|{{ messages[0].content.strip() }}|{{ messages[0].content.lstrip() }}|{{ messages[0]['content'].rstrip() }}|",
+    "{{ 'x' if false }}|{{ undefined_thing }}|{{ messages[9] }}|{{ none is none }}|{{ 3 is even }}|{{ 3 is odd }}",
+    "{{ 'a' not in 'bcd' }} {{ 'b' in ['a','b'] }} {{ 'role' in messages[0] }} {{ 2 > 1 and 1 >= 1 }} {{ 'a' < 'b' }}",
+    "{{ messages|length }}{{ messages[-1].role }}{{ messages[1:]|length }}{{ messages[0].role[1:3] }}{{ 'abc'[::-1] }}",
+    "{{ 'a,b,,c'.split(',') }}|{{ 'a b  c'.split() }}|{{ 'a,b,c'.split(',', 1) }}",
+    "{{ 'Hello World'.lower() }} {{ 'hello world'.title() }} {{ 'hELLO'.capitalize() }} {{ 'abc'.replace('b','x') }}",
+    "{{ 'abc'.startswith('ab') }} {{ 'abc'.endswith(('x','c')) }} {{ [1,2] + [3] }} {{ 'ab' * 2 }} {{ 10 - 2 * 3 }} {{ -3 // 2 }} {{ -7 % 3 }}",
+    "{{ {'k': 'v'}.get('k') }} {{ {'k': 'v'}.get('z', 'd') }} {{ {'k': 'v'}.get('z') }} {{ {'a':1,'b':2}.keys()|list }} {{ {'a':1}.values()|list }}",
+    "{{ [1,2,3]|join('-') }} {{ [3,1]|first }} {{ [3,1]|last }} {{ 'abc'|upper }} {{ 'ABC'|lower }} {{ 5|string }} {{ '7'|int + 1 }} {{ '2.5'|float }}",
+    "{{ x|default('dflt') }} {{ ''|default('e', true) }} {{ [1,2]|reverse|list }} {{ range(3)|list }} {{ range(1,7,2)|list }}",
+    "{{ {'a': {'b': [1, 'x\\n']}}|tojson }}|{{ [1,{'c':true}]|tojson(indent=2) }}|{{ 'é\"'|tojson }}",
+    "{% for m in messages %}{{ loop.index0 }}{{ loop.revindex }}{{ loop.revindex0 }}{{ loop.first }}{{ loop.last }}{{ loop.length }}{% endfor %}",
+    "{% for a, b in [[1, 2], [3, 4]] %}{{ a + b }}{% if loop.previtem is defined %}p{% endif %}{% if loop.nextitem is defined %}n{% endif %};{% endfor %}",
+    "{% set s = 'x' %}{% if true %}{% set s = 'y' %}{% endif %}{{ s }}{% for i in [1] %}{% set s = 'z' %}{{ s }}{% endfor %}{{ s }}",
+    "{% for c in 'ab' %}{{ c }}.{% endfor %}{% for k in {'p': 1, 'q': 2} %}{{ k }}{% endfor %}",
+    "{{ 1 == 1.0 }} {{ true == 1 }} {{ 'a' == 'a' }} {{ [1] == [1] }} {{ none == false }} {{ 1 != 2 }} {{ 7 / 2 }} {{ 4 / 2 }} {{ 2.0 }} {{ 1e3 if false else 0.5 }}",
+    "{{ messages[0] is mapping }} {{ messages is sequence }} {{ 'x' is string }} {{ 1 is number }} {{ 1.5 is float }} {{ 1 is integer }} {{ true is boolean }} {{ messages is iterable }}",
+    "{{ (1, 2)|length }} {{ [] is defined }} {{ messages[1].content[-9:] }} {{ 'abc'|length }} {{ 'a' ~ 1 ~ none }}",
+    "{{ messages[1]['content'].split('\\\\boxed{')[-1].rstrip('}') }}",
+    "  {%- for m in messages %}\n    [{{ m.role }}]\n  {% endfor -%}\n  end",
+    "{{ bos_token }}{% for m in messages %}{{ '<|start_header_id|>' + m['role'] + '<|end_header_id|>\\n\\n' + m['content'] | trim + eos_token }}{% endfor %}",
+]
+for i, source in enumerate(expressions):
+    add(f"expression-{i}", source, MESSAGES, True, {"bos_token": "<s>", "eos_token": "</s>"})
+
+with open(os.path.join(DIR, "jinja2-goldens.json"), "w", encoding="utf-8") as f:
+    json.dump(cases, f, ensure_ascii=False, indent=1)
+    f.write("\n")
+print(f"{len(cases)} cases")
