@@ -7,7 +7,7 @@ import xxhash
 from .proto import Envelope
 
 PROTOCOL_MAJOR = 2
-PROTOCOL_MINOR = 2
+PROTOCOL_MINOR = 3
 CHECKSUM_TAG = b"\x7a\x08"
 
 
