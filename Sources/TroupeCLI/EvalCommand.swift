@@ -55,6 +55,18 @@ package struct EvalCommand: ParsableCommand {
 
     @OptionGroup package var sampling: SamplingOptions<EvalDefaults>
 
+    @Option(name: .long, help: ArgumentHelp("Multi-temperature maj@k: comma-separated temperatures; sample j of a prompt is drawn at entry j mod n and all k vote together (replaces --temperature).",
+                                            valueName: "t1,t2,…"),
+            transform: { text in
+                let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard !text.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("--temperatures: an empty list cannot produce a sample; give at least one temperature") }
+                return try parts.map { part in
+                    guard let t = Float(part), t.isFinite, t > 0 else { throw ValidationError("--temperatures: \"\(part)\" is not a finite number > 0") }
+                    return t
+                }
+            })
+    package var temperatures: [Float]?
+
     @Option(name: .long, help: ArgumentHelp("Most sequences per sampler call (larger is faster; results do not change).",
                                             valueName: "n"))
     package var batchSize = EvaluationSettings.defaultBatchSize
@@ -99,6 +111,9 @@ package struct EvalCommand: ParsableCommand {
         }
         guard samples >= 1 else { throw ValidationError("--samples must be at least 1, got \(samples)") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        if let temperatures, temperatures.count > samples {
+            throw ValidationError("--temperatures lists \(temperatures.count) temperatures but --samples is \(samples): each temperature needs a sample")
+        }
     }
 
     package func run() throws {
@@ -106,7 +121,7 @@ package struct EvalCommand: ParsableCommand {
         for problem in skipped { FileHandle.standardError.write(Data("warning: skipped \(file ?? "") \(problem)\n".utf8)) }
         threadOptions.apply()
         let evaluator = try Evaluator(model: ModelDirectory.load(model), tokenizer: loadTokenizer(modelDirectory: model))
-        let settings = EvaluationSettings(samplesPerPrompt: samples, temperature: sampling.temperature,
+        let settings = EvaluationSettings(samplesPerPrompt: samples, temperature: sampling.temperature, temperatures: temperatures,
                                           maxNewTokens: sampling.maxNewTokens, seed: sampling.seed, batchSize: batchSize,
                                           addBos: bos)
         let progress = EvalProgressLine()
@@ -157,6 +172,7 @@ package struct EvalCommand: ParsableCommand {
             "skipped_lines": .integer(skippedLines),
             "k": .integer(result.k),
             "temperature": .number(Double(sampling.temperature)),
+            "temperatures": temperatures.map { .array($0.map { .number(Double($0)) }) } ?? .null,
             "max_new_tokens": .integer(sampling.maxNewTokens),
             "seed": JSONOutput.unsigned(sampling.seed),
             "batch_size": .integer(batchSize),
@@ -203,6 +219,8 @@ package struct EvalCommand: ParsableCommand {
             "  \(name.padding(toLength: 20, withPad: " ", startingAt: 0))\(value)"
         }
         let lengthFraction = Double(evaluation.lengthFinishedSamples) / Double(evaluation.sampleCount)
+        let temperatureText = temperatures.map { "temperatures \($0.map { "\($0)" }.joined(separator: ", ")) in turn" }
+            ?? "temperature \(sampling.temperature)"
         return [
             "\(model) on \(source)",
             "",
@@ -215,7 +233,7 @@ package struct EvalCommand: ParsableCommand {
             fact("cut at max tokens", percent(lengthFraction, width: 0)
                  + " (--max-new-tokens \(sampling.maxNewTokens))"),
             fact("prompts", "\(evaluation.promptCount)"),
-            fact("samples", "\(evaluation.sampleCount) (\(k) per prompt, temperature \(sampling.temperature), seed \(sampling.seed))"),
+            fact("samples", "\(evaluation.sampleCount) (\(k) per prompt, \(temperatureText), seed \(sampling.seed))"),
             fact("tokens/s", String(format: "%.0f", evaluation.tokensPerSecond)),
             fact("wall time", evaluation.wallSeconds < 60 ? String(format: "%.1fs", evaluation.wallSeconds)
                                                           : ProgressReporter.duration(evaluation.wallSeconds)),

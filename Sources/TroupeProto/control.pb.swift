@@ -405,7 +405,7 @@ public nonisolated struct Troupe_V1_SamplingParams: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// every sample's SampleInfo.temperature must be this value
+  /// every sample's SampleInfo.temperature must be this value (when temperatures is empty)
   public var temperature: Float = 0
 
   /// 0 = disabled
@@ -421,6 +421,43 @@ public nonisolated struct Troupe_V1_SamplingParams: Sendable {
 
   /// run seed; per-sample RNG streams derive from it
   public var seed: UInt64 = 0
+
+  /// A multi-temperature group: sample j is drawn at temperatures[j mod n] and its SampleInfo.temperature
+  /// must be that value; empty: every sample at temperature.
+  public var temperatures: [Float] = []
+
+  /// present: each group is a serial group (S-GRPO)
+  public var serial: Troupe_V1_SerialShape {
+    get {_serial ?? Troupe_V1_SerialShape()}
+    set {_serial = newValue}
+  }
+  /// Returns true if `serial` has been explicitly set.
+  public var hasSerial: Bool {self._serial != nil}
+  /// Clears the value of `serial`. Subsequent reads from it will return its default value.
+  public mutating func clearSerial() {self._serial = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _serial: Troupe_V1_SerialShape? = nil
+}
+
+/// A serial group: one path sampled from the prompt, then `exits` early exits from it. Exit j keeps
+/// the path's first P_j tokens, appends the exit phrase and samples an answer; the group is the exits,
+/// earliest first, then the full path (group_size = exits + 1).
+public nonisolated struct Troupe_V1_SerialShape: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var exits: UInt32 = 0
+
+  /// the tokens inserted at every exit
+  public var exitPhraseIds: [Int32] = []
+
+  /// most answer tokens sampled after the phrase
+  public var answerTokens: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -513,7 +550,7 @@ public nonisolated struct Troupe_V1_SampleInfo: Sendable {
 
   public var finishReason: Troupe_V1_FinishReason = .unspecified
 
-  /// the temperature it was sampled at: the prompt's sampling.temperature
+  /// the temperature it was sampled at (the prompt's sampling.temperature or temperatures[j mod n])
   public var temperature: Float = 0
 
   /// The actor scores each sample with the run's reward definition; the learner scores the tokens
@@ -531,6 +568,12 @@ public nonisolated struct Troupe_V1_SampleInfo: Sendable {
   public var reward: Double = 0
 
   public var rewardComponents: Dictionary<String,Double> = [:]
+
+  /// Tokens [inserted_from, inserted_from + inserted_count) were put there by the sampler (a serial
+  /// exit's phrase), not drawn: their log-prob and entropy entries are 0 and they get no loss.
+  public var insertedFrom: UInt32 = 0
+
+  public var insertedCount: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -929,7 +972,7 @@ nonisolated extension Troupe_V1_LeaseRequest: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Troupe_V1_SamplingParams: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SamplingParams"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}temperature\0\u{3}top_k\0\u{3}top_p\0\u{3}max_tokens\0\u{3}stop_sequences\0\u{1}seed\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}temperature\0\u{3}top_k\0\u{3}top_p\0\u{3}max_tokens\0\u{3}stop_sequences\0\u{1}seed\0\u{1}temperatures\0\u{1}serial\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -943,12 +986,18 @@ nonisolated extension Troupe_V1_SamplingParams: SwiftProtobuf.Message, SwiftProt
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.maxTokens) }()
       case 5: try { try decoder.decodeRepeatedStringField(value: &self.stopSequences) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.seed) }()
+      case 7: try { try decoder.decodeRepeatedFloatField(value: &self.temperatures) }()
+      case 8: try { try decoder.decodeSingularMessageField(value: &self._serial) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if self.temperature.bitPattern != 0 {
       try visitor.visitSingularFloatField(value: self.temperature, fieldNumber: 1)
     }
@@ -967,6 +1016,12 @@ nonisolated extension Troupe_V1_SamplingParams: SwiftProtobuf.Message, SwiftProt
     if self.seed != 0 {
       try visitor.visitSingularUInt64Field(value: self.seed, fieldNumber: 6)
     }
+    if !self.temperatures.isEmpty {
+      try visitor.visitPackedFloatField(value: self.temperatures, fieldNumber: 7)
+    }
+    try { if let v = self._serial {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -977,6 +1032,48 @@ nonisolated extension Troupe_V1_SamplingParams: SwiftProtobuf.Message, SwiftProt
     if lhs.maxTokens != rhs.maxTokens {return false}
     if lhs.stopSequences != rhs.stopSequences {return false}
     if lhs.seed != rhs.seed {return false}
+    if lhs.temperatures != rhs.temperatures {return false}
+    if lhs._serial != rhs._serial {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Troupe_V1_SerialShape: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SerialShape"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}exits\0\u{3}exit_phrase_ids\0\u{3}answer_tokens\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.exits) }()
+      case 2: try { try decoder.decodeRepeatedInt32Field(value: &self.exitPhraseIds) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.answerTokens) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.exits != 0 {
+      try visitor.visitSingularUInt32Field(value: self.exits, fieldNumber: 1)
+    }
+    if !self.exitPhraseIds.isEmpty {
+      try visitor.visitPackedInt32Field(value: self.exitPhraseIds, fieldNumber: 2)
+    }
+    if self.answerTokens != 0 {
+      try visitor.visitSingularUInt32Field(value: self.answerTokens, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Troupe_V1_SerialShape, rhs: Troupe_V1_SerialShape) -> Bool {
+    if lhs.exits != rhs.exits {return false}
+    if lhs.exitPhraseIds != rhs.exitPhraseIds {return false}
+    if lhs.answerTokens != rhs.answerTokens {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1097,7 +1194,7 @@ nonisolated extension Troupe_V1_Lease: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Troupe_V1_SampleInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SampleInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}token_count\0\u{3}finish_reason\0\u{1}temperature\0\u{3}extracted_answer\0\u{1}reward\0\u{3}reward_components\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}token_count\0\u{3}finish_reason\0\u{1}temperature\0\u{3}extracted_answer\0\u{1}reward\0\u{3}reward_components\0\u{3}inserted_from\0\u{3}inserted_count\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1111,6 +1208,8 @@ nonisolated extension Troupe_V1_SampleInfo: SwiftProtobuf.Message, SwiftProtobuf
       case 4: try { try decoder.decodeSingularStringField(value: &self._extractedAnswer) }()
       case 5: try { try decoder.decodeSingularDoubleField(value: &self.reward) }()
       case 6: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: &self.rewardComponents) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.insertedFrom) }()
+      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.insertedCount) }()
       default: break
       }
     }
@@ -1139,6 +1238,12 @@ nonisolated extension Troupe_V1_SampleInfo: SwiftProtobuf.Message, SwiftProtobuf
     if !self.rewardComponents.isEmpty {
       try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: self.rewardComponents, fieldNumber: 6)
     }
+    if self.insertedFrom != 0 {
+      try visitor.visitSingularUInt32Field(value: self.insertedFrom, fieldNumber: 7)
+    }
+    if self.insertedCount != 0 {
+      try visitor.visitSingularUInt32Field(value: self.insertedCount, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1149,6 +1254,8 @@ nonisolated extension Troupe_V1_SampleInfo: SwiftProtobuf.Message, SwiftProtobuf
     if lhs._extractedAnswer != rhs._extractedAnswer {return false}
     if lhs.reward != rhs.reward {return false}
     if lhs.rewardComponents != rhs.rewardComponents {return false}
+    if lhs.insertedFrom != rhs.insertedFrom {return false}
+    if lhs.insertedCount != rhs.insertedCount {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -175,10 +175,12 @@ extension AlgorithmOptions {
 
     /// S-GRPO — Dai et al., arXiv 2505.07686 (paper notes).
     /// Serial decaying reward (1, 1/2, 1/4, … for correct exits, earliest first); Â = r − mean (no std);
-    /// PPO-clip 0.2; per-sequence normalisation (seq-mean-token-mean); no KL. The serial group size
-    /// (exits + full response) is left to the run.
+    /// PPO-clip 0.2; per-sequence normalisation (seq-mean-token-mean); no KL. Serial groups: one path,
+    /// then early exits from it (`sampling.shape = serial`); the group size (exits + full response) is
+    /// left to the run.
     public static var sGRPO: AlgorithmOptions {
         var options = AlgorithmOptions()
+        options.sampling.shape = .serial
         options.reward.kind = .serialDecay
         options.advantage.estimator = .drgrpo
         options.aggregation.mode = .seqMeanTokenMean
