@@ -135,7 +135,7 @@ extension Sampler {
         }
         // Rows whose phrase is still being fed; phrases differ in length only between requests.
         let longestPhrase = requests.map(\.exitPhrase.count).max()!
-        var answerLogits = FloatBuffer(count: exitRows.count * V, zeroed: false)
+        let answerLogits = FloatBuffer(count: exitRows.count * V, zeroed: false)
         for t in 0..<longestPhrase {
             let feeding = exitRows.indices.filter { t < requests[exitRows[$0].request].exitPhrase.count }
             step.run(tokens: feeding.map { requests[exitRows[$0].request].exitPhrase[t] }, rows: feeding.map { row(exitRows[$0], local: t) },
@@ -161,6 +161,12 @@ extension Sampler {
             var transcripts = Transcripts(requests: answerRequests, parameters: answerParameters,
                                           capacity: zip(answerRequests, exitRows).map { $0.prompt.count + requests[$1.request].answerTokens },
                                           tokenBytes: tokenBytes)
+            // Stop strings are matched on the exit's whole text: prefix, phrase and answer.
+            if let tokenBytes {
+                for (e, x) in exitRows.enumerated() {
+                    transcripts.textTail[e] = (paths.outputs[x.request].tokens[..<x.kept] + requests[x.request].exitPhrase).flatMap(tokenBytes)
+                }
+            }
             var active = Array(exitRows.indices)
             logits = answerLogits
             while !active.isEmpty {

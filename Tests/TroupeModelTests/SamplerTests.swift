@@ -204,3 +204,58 @@ import TroupeTensor
         }
     }
 }
+
+/// Tree groups (ETTRL's entropy-fork tree rollout): roots fork at their highest-entropy tokens and the
+/// branches read the shared prefix's KV cache.
+@Suite struct TreeSamplerTests {
+    @Test func leavesScoreAsAFullRescoreAndTheSharedPrefixIsComputedOnce() throws {
+        let model = try SamplerTests.qwenLike()
+        let sampler = Sampler(model: model)
+        let params = SamplingParameters(temperature: 1.0, maxNewTokens: 14)
+        let requests = [TreeRequest(prompt: [5, 6, 7], seed: 21, roots: 3, forks: 2, branching: 2),
+                        TreeRequest(prompt: [40, 41], seed: 22, roots: 2, forks: 3, branching: 1)]
+        let out = try sampler.generateTree(requests, parameters: params)
+        let withEntropy = SamplingParameters(temperature: 1.0, maxNewTokens: 14, computeEntropy: true)
+        let pass = TrainingPass(model: model)
+        var worst: Float = 0
+        for (i, r) in requests.enumerated() {
+            let tree = out[i]
+            #expect(tree.leaves.count == r.leafCount)
+            // Each root is what independent sampling draws with its seed; it forks at its top-entropy tokens.
+            let rootPaths = try sampler.generate((0..<r.roots).map { SampleRequest(prompt: r.prompt, seed: TreeRequest.rootSeed(r.seed, root: $0)) },
+                                                 parameters: withEntropy)
+            for root in 0..<r.roots {
+                let mine = tree.leaves.filter { $0.root == root }
+                #expect(mine.first?.fork == nil && mine.first?.completion.tokens == rootPaths[root].tokens)
+                let points = TreeRequest.forkPoints(entropies: rootPaths[root].entropies!, forks: r.forks)
+                #expect(mine.dropFirst().map { $0.fork! } == points.flatMap { Array(repeating: $0, count: r.branching) })
+                for leaf in mine.dropFirst() {
+                    #expect(leaf.completion.tokens[..<leaf.fork!] == rootPaths[root].tokens[..<leaf.fork!])
+                }
+            }
+            let scored = try pass.forward(ScoringBatch(sequences: tree.leaves.map { r.prompt + $0.completion.tokens },
+                                                       scoreFrom: tree.leaves.map { _ in r.prompt.count },
+                                                       temperatures: tree.leaves.map { _ in params.temperature }))
+            for (j, leaf) in tree.leaves.enumerated() {
+                for t in leaf.completion.tokens.indices { worst = max(worst, abs(leaf.completion.logprobs[t] - scored.logprobs[j][t])) }
+            }
+            // The prompt once, each root's tokens once, then only each branch's own tokens.
+            let rootsRun = tree.leaves.filter { $0.fork == nil }.reduce(0) { $0 + $1.completion.tokens.count - 1 }
+            let branchesRun = tree.leaves.filter { $0.fork != nil }.reduce(0) { $0 + $1.completion.tokens.count - $1.fork! - 1 }
+            #expect(tree.computedPositions == r.prompt.count + rootsRun + branchesRun)
+            #expect(tree.parallelPositions == tree.leaves.reduce(0) { $0 + r.prompt.count + $1.completion.tokens.count - 1 })
+            #expect(tree.computedPositions < tree.parallelPositions)
+        }
+        #expect(worst <= 1e-5, "max |tree decode − training| log-prob difference \(worst)")
+        #expect(try sampler.generateTree(requests, parameters: params) == out)
+    }
+
+    @Test func aTreeThatCannotProduceItsLeavesIsRefused() throws {
+        let sampler = Sampler(model: try SamplerTests.qwenLike())
+        for bad in [TreeRequest(prompt: [1], seed: 1, roots: 0, forks: 1, branching: 1),
+                    TreeRequest(prompt: [1], seed: 1, roots: 1, forks: 9, branching: 1),
+                    TreeRequest(prompt: [1], seed: 1, roots: 1, forks: 1, branching: 0)] {
+            #expect(throws: ModelError.self) { _ = try sampler.generateTree([bad], parameters: SamplingParameters(maxNewTokens: 8)) }
+        }
+    }
+}
