@@ -69,6 +69,7 @@ final class GroupSampler: @unchecked Sendable {
         var owners: [(Int, Int)] = []
         guard let first = j.prompts.first else { return ([], 0) }
         if first.sampling.hasSerial { return try sampleSerial(j, sampler: sampler) }
+        if first.sampling.hasTree { return try sampleTree(j, sampler: sampler) }
         let s = first.sampling
         for (pi, p) in j.prompts.enumerated() {
             for i in 0..<Int(p.groupSize) {
@@ -146,6 +147,42 @@ final class GroupSampler: @unchecked Sendable {
             }
             tokens += out.path.tokens.count + out.exits.reduce(0) { $0 + $1.answer.tokens.count }
             groups.append(SampledGroup(leaseId: j.leaseId, prompt: p, version: j.version, samples: drafts, generationMs: ms))
+        }
+        return (groups, tokens)
+    }
+
+    /// Tree groups (ETTRL): per prompt G / (1 + forks · branching) roots, the tree seeded as sample 0 of
+    /// an independent group; the group is its leaves in `generateTree`'s order, each a whole completion.
+    private func sampleTree(_ j: SamplingJob, sampler: Sampler) throws -> ([SampledGroup], Int) {
+        let s = j.prompts[0].sampling
+        let requests = try j.prompts.map { p -> TreeRequest in
+            let perRoot = 1 + Int(p.sampling.tree.forks) * Int(p.sampling.tree.branching)
+            guard p.sampling.hasTree, Int(p.groupSize) % perRoot == 0, p.groupSize > 0 else {
+                throw RuntimeError.invalid("prompt \(p.promptID): a tree of \(perRoot) leaves per root cannot hold group_size \(p.groupSize) samples")
+            }
+            var rng = Xoshiro256(mixing: [p.sampling.seed, p.promptID, 0, j.version.step])
+            return TreeRequest(prompt: p.tokenIds, seed: rng.next(), roots: Int(p.groupSize) / perRoot,
+                               forks: Int(p.sampling.tree.forks), branching: Int(p.sampling.tree.branching))
+        }
+        let params = SamplingParameters(temperature: s.temperature, topK: Int(s.topK), topP: s.topP,
+                                        maxNewTokens: Int(s.maxTokens), stopTokens: scorer.stopTokens, stopStrings: s.stopSequences,
+                                        computeEntropy: options.advantage.entropyReshaping)
+        let t0 = monotonicSeconds()
+        let outputs = try sampler.generateTree(requests, parameters: params, tokenBytes: { [tokenizer] in tokenizer.bytes(of: $0) })
+        let ms = UInt32(min(Double(UInt32.max), (monotonicSeconds() - t0) * 1000))
+        var groups: [SampledGroup] = [], tokens = 0
+        for (pi, p) in j.prompts.enumerated() {
+            let leaves = outputs[pi].leaves.map(\.completion)
+            let finishReasons = leaves.map { $0.finishReason == .stop ? TroupeRL.FinishReason.stop : .length }
+            let scored = try scorer.score(zip(leaves, finishReasons).map { GroupScorer.Completion(tokens: $0.tokens, finishReason: $1) },
+                                          stopSequences: s.stopSequences, groundTruth: p.hasReferenceAnswer ? p.referenceAnswer : nil)
+            let samples = leaves.enumerated().map { i, c in
+                RolloutSample(tokens: c.tokens, logprobs: c.logprobs, entropies: c.entropies, finishReason: finishReasons[i],
+                              temperature: s.temperature, answer: scored[i].answer, reward: scored[i].reward, components: scored[i].components)
+            }
+            // Tokens drawn: the computed positions less the prompt's prefill, plus each sequence's last token.
+            tokens += outputs[pi].leaves.reduce(0) { $0 + $1.completion.tokens.count - ($1.fork ?? 0) }
+            groups.append(SampledGroup(leaseId: j.leaseId, prompt: p, version: j.version, samples: samples, generationMs: ms))
         }
         return (groups, tokens)
     }

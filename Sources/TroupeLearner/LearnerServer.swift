@@ -466,6 +466,12 @@ package final class LearnerServer {
         s.stopSequences = config.stopSequences
         s.seed = config.run.seed
         if let temperatures = config.sampling.temperatures { s.temperatures = temperatures.map(Float.init) }
+        if config.groupShape == .tree {
+            var shape = Troupe_V1_TreeShape()
+            shape.forks = UInt32(config.sampling.treeForks)
+            shape.branching = UInt32(config.sampling.treeBranching)
+            s.tree = shape
+        }
         if let serial = admission.limits.serial {
             var shape = Troupe_V1_SerialShape()
             shape.exits = UInt32(config.sampling.groupSize - 1)

@@ -48,6 +48,10 @@ package struct RunConfig: Sendable {
         package var serialExitPhrase = "Time is limited, stop thinking and start answering.\n</think>\n\n"
         /// Most answer tokens a serial exit samples after the phrase.
         package var serialAnswerTokens = 16
+        /// Tree groups: the highest-entropy tokens each root forks at (ETTRL's N).
+        package var treeForks = 2
+        /// Tree groups: branches started at each fork (ETTRL's B).
+        package var treeBranching = 2
 
         /// The temperature of sample j of every group.
         package func temperature(ofSample j: Int) -> Double {

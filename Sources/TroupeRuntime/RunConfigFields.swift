@@ -131,7 +131,9 @@ extension RunConfig {
             config.sampling.temperatures = temperatures
             return nil
         }, write: { $0.sampling.temperatures.map { .array($0.map(JSONValue.number)) } ?? .null }),
-        .string("sampling.shape", \.sampling.shape, allowed: ["preset", "independent", "serial"], "group shape: G independent samples, or `serial` (S-GRPO: one path, then G − 1 early exits from it, earliest first, then the path); `preset`: the algorithm's `sampling.shape`"),
+        .string("sampling.shape", \.sampling.shape, allowed: ["preset", "independent", "serial", "tree"], "group shape: G independent samples, `serial` (S-GRPO: one path, then G − 1 early exits from it, earliest first, then the path) or `tree` (ETTRL: G / (1 + forks · branching) roots forking at their highest-entropy tokens; the leaves); `preset`: the algorithm's `sampling.shape`"),
+        .int("sampling.tree_forks", \.sampling.treeForks, 0...65536, "tree groups: each root forks at its this-many highest-entropy tokens (ETTRL's N = 2)"),
+        .int("sampling.tree_branching", \.sampling.treeBranching, 1...4096, "tree groups: branches started at each fork, each redrawing the fork token (ETTRL's B = 2)"),
         .string("sampling.serial_exit_phrase", \.sampling.serialExitPhrase, "serial groups: the text appended to the path's prefix at each exit (S-GRPO's; it may not contain a stop sequence of the task)"),
         .int("sampling.serial_answer_tokens", \.sampling.serialAnswerTokens, 1...65536, "serial groups: most answer tokens sampled after the exit phrase"),
         .int("sampling.max_new_tokens", \.sampling.maxNewTokens, 1...65536, "completion length cap (finish reason `length`)"),
@@ -349,6 +351,18 @@ extension RunConfig: Decodable {
             }
             if task.labelFree && [.serialDecay, .verifiable].contains(algorithm.reward.kind) {
                 throw ConfigError(key: "task.label_free", problem: "is true but reward.kind \(algorithm.reward.kind.rawValue) scores serial exits against the reference answer: set task.label_free=false")
+            }
+        }
+        if groupShape == .tree {
+            let perRoot = 1 + sampling.treeForks * sampling.treeBranching
+            if sampling.groupSize % perRoot != 0 {
+                throw ConfigError(key: "sampling.group_size", problem: "is \(sampling.groupSize), which no number of roots reaches: a tree root gives 1 + sampling.tree_forks × sampling.tree_branching = \(perRoot) leaves (ETTRL: 12 roots × 5 = 60); set sampling.group_size to a multiple of \(perRoot)")
+            }
+            if sampling.treeForks > sampling.maxNewTokens {
+                throw ConfigError(key: "sampling.tree_forks", problem: "is \(sampling.treeForks) but a completion holds at most sampling.max_new_tokens = \(sampling.maxNewTokens) tokens to fork at")
+            }
+            if sampling.temperatures != nil {
+                throw ConfigError(key: "sampling.temperatures", problem: "cannot be combined with tree groups (sampling.shape): a tree samples at sampling.temperature")
             }
         }
         if let train = algorithm.sampling.trainSamples, train > sampling.groupSize {

@@ -180,6 +180,20 @@ extension GroupShapeConfigTests {
         #expect(labels.contains("task.label_free: is true but reward.kind serial_decay"), "\(labels)")
         let mixed = refusal(serial + ["sampling.temperatures=[0.5, 1]"])
         #expect(mixed.contains("sampling.temperatures: cannot be combined with serial groups"), "\(mixed)")
-        #expect(refusal(["sampling.shape=tree"]).contains("sampling.shape"))
+        #expect(refusal(["sampling.shape=forest"]).contains("sampling.shape: \"forest\" is not one of"))
+    }
+
+    @Test func treeKeys() throws {
+        // The ettrl preset samples trees: 60 = 12 roots × (1 + 2 forks × 2 branches).
+        let ettrl = try RunConfig.parse(.object([:]), overrides: ["algorithm.preset=ettrl", "sampling.group_size=60"])
+        #expect(ettrl.groupShape == .tree && ettrl.sampling.treeForks == 2 && ettrl.sampling.treeBranching == 2)
+        let unreachable = refusal(["sampling.shape=tree", "sampling.group_size=16"])
+        #expect(unreachable.contains("sampling.group_size: is 16, which no number of roots reaches") && unreachable.contains("multiple of 5"), "\(unreachable)")
+        let forks = refusal(["sampling.shape=tree", "sampling.tree_forks=9", "sampling.tree_branching=1", "sampling.group_size=20"])
+        #expect(forks.contains("sampling.tree_forks: is 9 but a completion holds at most sampling.max_new_tokens = 8"), "\(forks)")
+        let mixed = refusal(["sampling.shape=tree", "sampling.group_size=15", "sampling.temperatures=[1]"])
+        #expect(mixed.contains("sampling.temperatures: cannot be combined with tree groups"), "\(mixed)")
+        #expect(refusal(["sampling.tree_branching=0"]).contains("sampling.tree_branching: 0 is outside 1...4096"))
+        #expect(try RunConfig.parse(.object([:]), overrides: ["sampling.shape=tree", "sampling.group_size=15"]).groupShape == .tree)
     }
 }

@@ -222,6 +222,8 @@ public enum GroupShapeKind: String, OptionEnum {
     case independent
     /// S-GRPO: one path, then G − 1 early exits from it, earliest first, then the path.
     case serial
+    /// ETTRL's entropy-fork tree: roots forking at their highest-entropy tokens; the leaves.
+    case tree
 }
 
 public struct SamplingOptions: Sendable, Equatable {

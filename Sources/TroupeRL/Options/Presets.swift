@@ -107,11 +107,13 @@ extension AlgorithmOptions {
 
     /// ETTRL — Liu et al., arXiv 2508.11356 (no public code; two paper summaries).
     /// TTRL plus entropy-based advantage reshaping Y = 1 + (mean H − H_i)/mean H, clamped at Y ≥ 0
-    /// (the clamp is ours); 60 votes = M(1 + B·N) with M = 12, N = 2, B = 2 tree leaves.
+    /// (the clamp is ours); 60 votes = M(1 + B·N) with M = 12, N = 2, B = 2 tree leaves: the
+    /// entropy-fork tree rollout (`sampling.shape = tree`).
     public static var ettrl: AlgorithmOptions {
         var options = ttrl
         options.advantage.entropyReshaping = true
         options.sampling = SamplingOptions(samplesPerPrompt: 60, trainSamples: 32)
+        options.sampling.shape = .tree
         return options
     }
 
