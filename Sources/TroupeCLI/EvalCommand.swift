@@ -74,6 +74,18 @@ package struct EvalCommand: ParsableCommand {
 
     @OptionGroup package var sampling: SamplingOptions<EvalDefaults>
 
+    @Option(name: .long, help: ArgumentHelp("Multi-temperature maj@k: comma-separated temperatures; sample j of a prompt is drawn at entry j mod n and all k vote together (replaces --temperature).",
+                                            valueName: "t1,t2,…"),
+            transform: { text in
+                let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard !text.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("--temperatures: an empty list cannot produce a sample; give at least one temperature") }
+                return try parts.map { part in
+                    guard let t = Float(part), t.isFinite, t > 0 else { throw ValidationError("--temperatures: \"\(part)\" is not a finite number > 0") }
+                    return t
+                }
+            })
+    package var temperatures: [Float]?
+
     @Option(name: .long, help: ArgumentHelp("Most sequences per sampler call (larger is faster; results do not change).",
                                             valueName: "n"))
     package var batchSize = EvaluationSettings.defaultBatchSize
@@ -126,6 +138,9 @@ package struct EvalCommand: ParsableCommand {
         }
         guard samples >= 1 else { throw ValidationError("--samples must be at least 1, got \(samples)") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        if let temperatures, temperatures.count > samples {
+            throw ValidationError("--temperatures lists \(temperatures.count) temperatures but --samples is \(samples): each temperature needs a sample")
+        }
     }
 
     package func run() throws {
@@ -148,7 +163,7 @@ package struct EvalCommand: ParsableCommand {
         // A chat model ends its turn with its stop token and may write its answer on any line; prompts in
         // the answer-line format (built-in tasks, plain task files) end at the newline.
         let stops = file != nil && format.isChat ? [] : [TaskFormat.stopSequence]
-        let settings = EvaluationSettings(samplesPerPrompt: samples, temperature: sampling.temperature,
+        let settings = EvaluationSettings(samplesPerPrompt: samples, temperature: sampling.temperature, temperatures: temperatures,
                                           maxNewTokens: sampling.maxNewTokens, seed: sampling.seed, batchSize: batchSize,
                                           addBos: bos, stopSequences: stops)
         let progress = EvalProgressLine()
@@ -218,6 +233,7 @@ package struct EvalCommand: ParsableCommand {
             "stop_sequences": .array(stops.map(JSONValue.string)),
             "k": .integer(result.k),
             "temperature": .number(Double(sampling.temperature)),
+            "temperatures": temperatures.map { .array($0.map { .number(Double($0)) }) } ?? .null,
             "max_new_tokens": .integer(sampling.maxNewTokens),
             "seed": JSONOutput.unsigned(sampling.seed),
             "batch_size": .integer(batchSize),
@@ -266,6 +282,8 @@ package struct EvalCommand: ParsableCommand {
             "  \(name.padding(toLength: 20, withPad: " ", startingAt: 0))\(value)"
         }
         let lengthFraction = Double(evaluation.lengthFinishedSamples) / Double(evaluation.sampleCount)
+        let temperatureText = temperatures.map { "temperatures \($0.map { "\($0)" }.joined(separator: ", ")) in turn" }
+            ?? "temperature \(sampling.temperature)"
         return [
             "\(model) on \(source)",
             "",
@@ -279,7 +297,7 @@ package struct EvalCommand: ParsableCommand {
                  + " (--max-new-tokens \(sampling.maxNewTokens))"),
             fact("prompts", "\(evaluation.promptCount)" + (format.isChat ? " (through the chat template"
                  + (systemPrompt != nil ? ", with the system prompt)" : ")") : "")),
-            fact("samples", "\(evaluation.sampleCount) (\(k) per prompt, temperature \(sampling.temperature), seed \(sampling.seed))"),
+            fact("samples", "\(evaluation.sampleCount) (\(k) per prompt, \(temperatureText), seed \(sampling.seed))"),
             fact("tokens/s", String(format: "%.0f", evaluation.tokensPerSecond)),
             fact("wall time", evaluation.wallSeconds < 60 ? String(format: "%.1fs", evaluation.wallSeconds)
                                                           : ProgressReporter.duration(evaluation.wallSeconds)),

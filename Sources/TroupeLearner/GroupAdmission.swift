@@ -14,7 +14,7 @@ package struct GroupAdmission {
         package var contextLength: Int
         package var maxNewTokens: Int
         package var groupSize: Int
-        /// The temperatures the run samples at; a sample's must be one of them.
+        /// The temperatures the run samples at: sample j's must be `temperatures[j mod n]`.
         package var temperatures: [Float]
         /// Whether every sample must carry per-token entropies (`advantage.entropy_reshaping`).
         package var entropiesRequired: Bool
@@ -23,6 +23,19 @@ package struct GroupAdmission {
         package var logProbFloor: Float = -50
         /// The largest |reward| accepted: squares and sums of a group's rewards stay far from overflow.
         package var rewardBound: Double = 1e6
+        /// Serial groups (`sampling.shape = serial`); nil: every sample is drawn from the prompt alone.
+        package var serial: Serial?
+
+        /// A serial group's shape: `groupSize − 1` exits, each the path's prefix, `phrase`, then at
+        /// most `answerTokens` drawn tokens; then the path.
+        package struct Serial: Sendable, Equatable {
+            package var phrase: [Int32]
+            package var answerTokens: Int
+            package init(phrase: [Int32], answerTokens: Int) {
+                self.phrase = phrase
+                self.answerTokens = answerTokens
+            }
+        }
 
         package init(vocabularySize: Int, contextLength: Int, maxNewTokens: Int, groupSize: Int, temperatures: [Float],
                      entropiesRequired: Bool) {
@@ -38,7 +51,8 @@ package struct GroupAdmission {
         package init(config: RunConfig, model: ModelConfig) {
             self.init(vocabularySize: model.vocabularySize, contextLength: model.maxPositions,
                       maxNewTokens: config.sampling.maxNewTokens, groupSize: config.sampling.groupSize,
-                      temperatures: [Float(config.sampling.temperature)], entropiesRequired: config.algorithm.advantage.entropyReshaping)
+                      temperatures: config.sampling.temperatures.map { $0.map(Float.init) } ?? [Float(config.sampling.temperature)],
+                      entropiesRequired: config.algorithm.advantage.entropyReshaping)
         }
     }
 
@@ -68,7 +82,7 @@ package struct GroupAdmission {
 
     /// Checks `group`; returns it with the learner's own answers, rewards and reward components.
     package func review(_ group: RolloutGroup) -> Result<RolloutGroup, Refusal> {
-        if let refusal = Self.shapeProblem(group) ?? rangeProblem(group) ?? finishProblem(group) { return .failure(refusal) }
+        if let refusal = Self.shapeProblem(group) ?? rangeProblem(group) ?? serialProblem(group) ?? finishProblem(group) { return .failure(refusal) }
         guard let scorer else { return .success(group) }
         return rescored(group, by: scorer)
     }
@@ -130,7 +144,9 @@ package struct GroupAdmission {
         let vocabulary = Int32(clamping: limits.vocabularySize)
         let logEntropyCeiling = Float(log(Double(max(2, limits.vocabularySize)))) * 1.0001 + 1e-4
         for (i, s) in g.samples.enumerated() {
-            if s.tokens.count > limits.maxNewTokens { return out("sample \(i): \(s.tokens.count) tokens; sampling.max_new_tokens is \(limits.maxNewTokens)") }
+            // A serial exit holds a proper prefix of the path, the phrase and its answer.
+            let most = s.inserted == nil ? limits.maxNewTokens : limits.maxNewTokens - 1 + (limits.serial.map { $0.phrase.count + $0.answerTokens } ?? 0)
+            if s.tokens.count > most { return out("sample \(i): \(s.tokens.count) tokens; sampling.max_new_tokens is \(limits.maxNewTokens)" + (s.inserted == nil ? "" : " (a serial exit: at most \(most))")) }
             if g.promptTokens.count + s.tokens.count > limits.contextLength {
                 return out("sample \(i): prompt and completion hold \(g.promptTokens.count + s.tokens.count) tokens; the model's context is \(limits.contextLength)")
             }
@@ -144,10 +160,49 @@ package struct GroupAdmission {
             if let e = s.entropies, let p = e.firstIndex(where: { $0 < -1e-4 || $0 > logEntropyCeiling }) {
                 return out("sample \(i): entropy \(e[p]) at token \(p) is outside [0, ln \(limits.vocabularySize)]")
             }
-            if !limits.temperatures.contains(where: { abs($0 - s.temperature) <= 1e-6 * max(1, abs($0)) }) {
-                return out("sample \(i): temperature \(s.temperature); the run samples at \(limits.temperatures.map { "\($0)" }.joined(separator: ", "))")
+            let expected = limits.temperatures.isEmpty ? nil : limits.temperatures[i % limits.temperatures.count]
+            if expected.map({ abs($0 - s.temperature) > 1e-6 * max(1, abs($0)) }) ?? true {
+                let schedule = limits.temperatures.count == 1 ? "the run samples at \(limits.temperatures[0])"
+                    : "the run samples sample \(i) at \(expected.map { "\($0)" } ?? "none") (temperatures \(limits.temperatures.map { "\($0)" }.joined(separator: ", ")) in turn)"
+                return out("sample \(i): temperature \(s.temperature); \(schedule)")
             }
             if abs(s.reward) > limits.rewardBound { return out("sample \(i): reward \(s.reward) is beyond ±\(limits.rewardBound)") }
+        }
+        return nil
+    }
+
+    /// A serial group is its exits, earliest first, then the path: exit j is the path's first P_j
+    /// tokens (P_j < the path's length, never decreasing), the run's exit phrase (the inserted
+    /// tokens) and at least one answer token. Inserted tokens anywhere else are refused.
+    private func serialProblem(_ g: RolloutGroup) -> Refusal? {
+        func malformed(_ text: String) -> Refusal { Refusal(.malformed, text) }
+        guard let serial = limits.serial else {
+            if let i = g.samples.firstIndex(where: { $0.inserted != nil }) {
+                return malformed("sample \(i): inserted tokens, but the run samples independent groups (sampling.shape)")
+            }
+            return nil
+        }
+        let path = g.samples.last!
+        if path.inserted != nil { return malformed("sample \(g.samples.count - 1): the path of a serial group has inserted tokens") }
+        var previous = 0
+        for (i, s) in g.samples.dropLast().enumerated() {
+            guard let inserted = s.inserted else { return malformed("sample \(i): a serial exit without its inserted exit phrase") }
+            let kept = inserted.lowerBound
+            if kept >= path.tokens.count || kept < previous {
+                return malformed("sample \(i): exit after \(kept) tokens; exits come earliest first, each before the path's last token (\(path.tokens.count))")
+            }
+            if inserted.upperBound > s.tokens.count || Array(s.tokens[inserted]) != serial.phrase {
+                return malformed("sample \(i): inserted tokens \(inserted) are not the run's exit phrase")
+            }
+            if s.tokens[..<kept] != path.tokens[..<kept] { return malformed("sample \(i): its first \(kept) tokens are not the path's") }
+            let answer = s.tokens.count - inserted.upperBound
+            if answer < 1 || answer > serial.answerTokens {
+                return malformed("sample \(i): \(answer) answer tokens; sampling.serial_answer_tokens is \(serial.answerTokens)")
+            }
+            if s.logprobs[inserted].contains(where: { $0 != 0 }) || (s.entropies?[inserted].contains { $0 != 0 } ?? false) {
+                return malformed("sample \(i): inserted tokens carry log-probs or entropies (they must be 0)")
+            }
+            previous = kept
         }
         return nil
     }
@@ -166,7 +221,10 @@ package struct GroupAdmission {
                     || containsStopSequence(s.tokens, scorer: scorer)
                 if !stopped { return Refusal(.malformed, "sample \(i): finish_reason stop, but it ends in neither a stop token nor a stop sequence") }
             case .length:
-                let limit = min(limits.maxNewTokens, limits.contextLength - g.promptTokens.count)
+                // A serial exit's answer is cut at sampling.serial_answer_tokens.
+                let limit = s.inserted.map { inserted in
+                    inserted.upperBound + min(limits.serial?.answerTokens ?? 0, limits.contextLength - g.promptTokens.count - inserted.upperBound)
+                } ?? min(limits.maxNewTokens, limits.contextLength - g.promptTokens.count)
                 if s.tokens.count != limit { return Refusal(.malformed, "sample \(i): finish_reason length after \(s.tokens.count) of \(limit) tokens") }
             }
         }

@@ -116,7 +116,23 @@ package final class LearnerServer {
         model = try ModelDirectory.load(config.model.path)
         let tokenizer = try RunSetup.tokenizer(forModelDirectory: config.model.path, model: model.config)
         prompts = try RunSetup.prompts(config, tokenizer: tokenizer)
-        admission = GroupAdmission(limits: .init(config: config, model: model.config),
+        var limits = GroupAdmission.Limits(config: config, model: model.config)
+        if config.groupShape == .serial {
+            // The exit phrase is configuration, not task data: special-token text in it is the special token.
+            let phrase = tokenizer.encode(config.sampling.serialExitPhrase, addingBos: false, recognizingSpecialTokens: true)
+            let stops = model.config.defaultStopTokens(tokenizer: tokenizer)
+            if let stop = phrase.first(where: stops.contains) {
+                throw ConfigError(key: "sampling.serial_exit_phrase", problem: "holds the model's stop token \(stop), which would end every exit before its answer")
+            }
+            if phrase.isEmpty { throw ConfigError(key: "sampling.serial_exit_phrase", problem: "encodes to no tokens") }
+            // The longest exit: the longest prompt, a path prefix of max_new_tokens − 1, the phrase and the answer.
+            let longest = (prompts.entries.map(\.tokens.count).max() ?? 0) + config.sampling.maxNewTokens - 1 + phrase.count + config.sampling.serialAnswerTokens
+            if longest > model.config.maxPositions {
+                throw ConfigError(key: "sampling.serial_answer_tokens", problem: "a serial exit of the longest prompt would hold \(longest) tokens (prompt, sampling.max_new_tokens − 1, the exit phrase's \(phrase.count) and sampling.serial_answer_tokens), beyond the model's \(model.config.maxPositions): lower sampling.serial_answer_tokens or sampling.max_new_tokens")
+            }
+            limits.serial = .init(phrase: phrase, answerTokens: config.sampling.serialAnswerTokens)
+        }
+        admission = GroupAdmission(limits: limits,
                                    scorer: GroupScorer(tokenizer: tokenizer, options: config.algorithm,
                                                        stopTokens: model.config.defaultStopTokens(tokenizer: tokenizer)),
                                    stopSequences: config.stopSequences, groundTruth: { [answers = prompts.visibleAnswers] in answers[$0] })
@@ -481,6 +497,20 @@ package final class LearnerServer {
         s.maxTokens = UInt32(config.sampling.maxNewTokens)
         s.stopSequences = config.stopSequences
         s.seed = config.run.seed
+        if let temperatures = config.sampling.temperatures { s.temperatures = temperatures.map(Float.init) }
+        if config.groupShape == .tree {
+            var shape = Troupe_V1_TreeShape()
+            shape.forks = UInt32(config.sampling.treeForks)
+            shape.branching = UInt32(config.sampling.treeBranching)
+            s.tree = shape
+        }
+        if let serial = admission.limits.serial {
+            var shape = Troupe_V1_SerialShape()
+            shape.exits = UInt32(config.sampling.groupSize - 1)
+            shape.exitPhraseIds = serial.phrase
+            shape.answerTokens = UInt32(serial.answerTokens)
+            s.serial = shape
+        }
         p.sampling = s
         if let answer = prompts.visibleAnswers[id] { p.referenceAnswer = answer }
         p.task = config.task.spec ?? "file"

@@ -19,6 +19,8 @@ struct GroupAccepted: Codable {
         var answer: String?
         var reward: Double
         var components: [String: Double]?
+        /// `[from, count]` of the tokens the sampler inserted; absent when none were.
+        var inserted: [Int]?
     }
 
     var group: String
@@ -46,7 +48,8 @@ struct GroupAccepted: Codable {
         self.samples = samples ?? g.samples.map { s in
             Sample(tokens: Base64Arrays.encode(s.tokens), logprobs: Base64Arrays.encode(s.logprobs),
                    entropies: s.entropies.map(Base64Arrays.encode), finish: s.finishReason.rawValue,
-                   temperature: Base64Arrays.encode([s.temperature]), answer: s.answer, reward: s.reward, components: s.components)
+                   temperature: Base64Arrays.encode([s.temperature]), answer: s.answer, reward: s.reward, components: s.components,
+                   inserted: s.inserted.map { [$0.lowerBound, $0.count] })
         }
     }
 
@@ -62,10 +65,15 @@ struct GroupAccepted: Codable {
             guard let lp = Base64Arrays.floats(s.logprobs) else { throw field("logprobs") }
             guard let finish = FinishReason(rawValue: s.finish) else { throw field("finish") }
             guard let temperature = Base64Arrays.floats(s.temperature)?.first else { throw field("temperature") }
+            var inserted: Range<Int>?
+            if let span = s.inserted {
+                guard span.count == 2, span[0] >= 0, span[1] > 0, span[0] + span[1] <= t.count else { throw field("inserted") }
+                inserted = span[0]..<(span[0] + span[1])
+            }
             var entropies: [Float]?
             if let e = s.entropies { guard let decoded = Base64Arrays.floats(e) else { throw field("entropies") }; entropies = decoded }
             return RolloutSample(tokens: t, logprobs: lp, entropies: entropies, finishReason: finish, temperature: temperature,
-                                 answer: s.answer, reward: s.reward, components: s.components ?? [:])
+                                 answer: s.answer, reward: s.reward, components: s.components ?? [:], inserted: inserted)
         }
         return RolloutGroup(key: key, promptId: promptId, leaseId: lease, version: PolicyVersion(epoch: epoch, step: version.step),
                             promptTokens: tokens, samples: samples, generationMs: generationMs ?? 0)
@@ -107,6 +115,9 @@ extension RolloutGroup {
             out.append(contentsOf: [0x7D, 0x2C])
             if let e = s.entropies { key("entropies"); base64(e); out.append(0x2C) }
             key("finish"); RecordEncoder.writeString(s.finishReason.rawValue, into: &out); out.append(0x2C)
+            if let inserted = s.inserted {
+                key("inserted"); out.append(contentsOf: Array("[\(inserted.lowerBound),\(inserted.count)],".utf8))
+            }
             key("logprobs"); base64(s.logprobs); out.append(0x2C)
             key("reward"); try RecordEncoder.writeDouble(s.reward, into: &out); out.append(0x2C)
             key("temperature"); base64([s.temperature]); out.append(0x2C)

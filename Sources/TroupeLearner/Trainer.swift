@@ -81,7 +81,7 @@ package final class Trainer: @unchecked Sendable {
         // 1–2. Advantages and the aggregation denominators, once for the whole step; the samples to train.
         let selection = try StepSelection.compute(groups: groups.map { g in
             StepSelection.Group(samples: g.samples.map { s in
-                StepSelection.Sample(reward: s.reward, length: s.tokens.count, finishReason: s.finishReason,
+                StepSelection.Sample(reward: s.reward, length: s.trainedTokenCount, finishReason: s.finishReason,
                                      meanEntropy: s.entropies.map(StepSelection.meanEntropy), scored: !s.tokens.isEmpty)
             }, staleness: max(0, stepNumber - 1 - Int(g.version.step)))
         }, options: options)
@@ -110,7 +110,8 @@ package final class Trainer: @unchecked Sendable {
                 LossSample(advantage: item.advantage, logp: scored.logprobs[i].map(Double.init),
                            behaviourLogp: item.sample.logprobs.map(Double.init),
                            refLogp: refLogp.map { $0[i].map(Double.init) },
-                           entropy: scored.entropies.map { $0[i].map(Double.init) }, finishReason: item.sample.finishReason)
+                           entropy: scored.entropies.map { $0[i].map(Double.init) }, finishReason: item.sample.finishReason,
+                           inserted: item.sample.inserted)
             }
             let plan = try StepLossPlan.compute(samples: samples, totals: advantages.totals, options: options)
             try pass.backward(dLogprobs: plan.samples.map { $0.logpCoefficients.map(Float.init) },

@@ -58,7 +58,8 @@ package final class Evaluator {
             let batch = pairs[batchStart..<min(batchStart + settings.batchSize, pairs.count)]
             let requests = batch.map { pair in
                 SampleRequest(prompt: prompts[pair.prompt], seed: Self.sampleSeed(run: settings.seed, prompt: pair.prompt,
-                                                                                  sample: pair.sample))
+                                                                                  sample: pair.sample),
+                              temperature: settings.temperature(ofSample: pair.sample))
             }
             let batchStartTime = monotonicSeconds()
             let completions = try sampler.generate(requests, parameters: parameters, tokenBytes: tokenizer.bytes(of:))
@@ -126,6 +127,9 @@ package struct EvaluationSettings: Sendable, Equatable {
     /// k: completions per prompt; pass@k and maj@k use all of them.
     package var samplesPerPrompt: Int
     package var temperature: Float
+    /// Multi-temperature sampling: sample j of each prompt at `temperatures[j mod n]`, all k voting
+    /// in one maj@k; nil: every sample at `temperature`.
+    package var temperatures: [Float]?
     package var maxNewTokens: Int
     package var seed: UInt64
     /// Most sequences per sampler call. Larger batches decode faster per token (one matrix product per
@@ -140,16 +144,22 @@ package struct EvaluationSettings: Sendable, Equatable {
 
     package static let defaultBatchSize = 64
 
-    package init(samplesPerPrompt: Int, temperature: Float = 1, maxNewTokens: Int = 16, seed: UInt64 = 0,
+    package init(samplesPerPrompt: Int, temperature: Float = 1, temperatures: [Float]? = nil, maxNewTokens: Int = 16, seed: UInt64 = 0,
                 batchSize: Int = EvaluationSettings.defaultBatchSize, addBos: Bool = false,
                 stopSequences: [String] = [TaskFormat.stopSequence]) {
         self.samplesPerPrompt = samplesPerPrompt
         self.temperature = temperature
+        self.temperatures = temperatures
         self.maxNewTokens = maxNewTokens
         self.seed = seed
         self.batchSize = batchSize
         self.addBos = addBos
         self.stopSequences = stopSequences
+    }
+
+    /// The temperature of sample j of every prompt.
+    package func temperature(ofSample j: Int) -> Float {
+        temperatures.map { $0[j % $0.count] } ?? temperature
     }
 
     package func validate() throws {
@@ -158,6 +168,17 @@ package struct EvaluationSettings: Sendable, Equatable {
         }
         guard temperature.isFinite && temperature > 0 else {
             throw EvaluatorError.invalidSetting(name: "temperature", reason: "must be finite and > 0 (got \(temperature))")
+        }
+        if let temperatures {
+            guard !temperatures.isEmpty else {
+                throw EvaluatorError.invalidSetting(name: "temperatures", reason: "an empty list cannot produce a sample; give at least one")
+            }
+            for t in temperatures where !(t.isFinite && t > 0) {
+                throw EvaluatorError.invalidSetting(name: "temperatures", reason: "each must be finite and > 0 (got \(t))")
+            }
+            guard temperatures.count <= samplesPerPrompt else {
+                throw EvaluatorError.invalidSetting(name: "temperatures", reason: "\(temperatures.count) temperatures need at least as many samples per prompt (got \(samplesPerPrompt))")
+            }
         }
         guard maxNewTokens >= 1 else {
             throw EvaluatorError.invalidSetting(name: "max_new_tokens", reason: "must be at least 1 (got \(maxNewTokens))")

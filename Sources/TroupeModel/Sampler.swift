@@ -9,7 +9,7 @@ import TroupeTensor
 /// I intermediate, V vocab.
 public final class Sampler: @unchecked Sendable {
     public let model: LlamaModel
-    private let prefill: TrainingPass
+    let prefill: TrainingPass
 
     public init(model: LlamaModel) {
         self.model = model
@@ -30,7 +30,8 @@ public final class Sampler: @unchecked Sendable {
         var logits = FloatBuffer(count: B * c.vocabularySize, zeroed: false)  // (B, V): row r is active[r]'s
         try prefillPrompts(requests, temperature: parameters.temperature, cache: cache, logits: logits)
 
-        let draws = TokenDraws(seeds: requests.map(\.seed), vocabularySize: c.vocabularySize, parameters: parameters)
+        let draws = TokenDraws(seeds: requests.map(\.seed), temperatures: requests.map { $0.temperature ?? parameters.temperature },
+                               vocabularySize: c.vocabularySize, parameters: parameters)
         var transcripts = Transcripts(requests: requests, parameters: parameters, capacity: capacities, tokenBytes: tokenBytes)
         let step = DecodeStep(model: model, rows: B)
         var active = Array(0..<B)
@@ -61,6 +62,9 @@ public final class Sampler: @unchecked Sendable {
             throw ModelError.invalidArgument(name: "stop_strings", reason: "need a tokenizer to decode tokens")
         }
         for (i, r) in requests.enumerated() {
+            if let t = r.temperature, !(t.isFinite && t > 0) {
+                throw ModelError.invalidArgument(name: "temperature", reason: "request \(i): must be finite and > 0 (got \(t))")
+            }
             try model.validate(sequence: r.prompt, what: "prompt \(i)")
             if r.prompt.count >= c.maxPositions {
                 throw ModelError.sequenceTooLong(length: r.prompt.count + 1, maxPositions: c.maxPositions)
@@ -112,7 +116,7 @@ public final class Sampler: @unchecked Sendable {
 /// positions from `offset[i]`. A region is head-major, so decoding attention reads one head's
 /// entries in order: values [kv head][position][d], keys transposed [kv head][d][position]
 /// (`DecodeAttention`).
-private struct KVCache {
+struct KVCache {
     let keys: [FloatBuffer], values: [FloatBuffer]  // per layer: (Σ_i capacity[i] · K)
     let offset: [Int]
     let capacity: [Int]
@@ -142,15 +146,17 @@ private struct KVCache {
     }
 }
 
-/// Per-request random streams and, per worker thread, a token chooser with its own scratch.
-private final class TokenDraws {
+/// Per-request random streams and temperatures and, per worker thread, a token chooser with its own scratch.
+final class TokenDraws {
     let count: Int, vocabularySize: Int
     let rngs: UnsafeMutablePointer<Xoshiro256>               // (B)
+    let temperatures: [Float]                                // (B)
     let choosers: UnsafeMutablePointer<TokenChooser>         // (2): one per `PairedWorker` thread
     let choices: UnsafeMutablePointer<TokenChooser.Choice>   // (B): row r's token of the last `choose`
 
-    init(seeds: [UInt64], vocabularySize V: Int, parameters: SamplingParameters) {
+    init(seeds: [UInt64], temperatures: [Float], vocabularySize V: Int, parameters: SamplingParameters) {
         count = seeds.count
+        self.temperatures = temperatures
         vocabularySize = V
         rngs = .allocate(capacity: count)
         rngs.initialize(from: seeds.map { Xoshiro256(seed: $0) }, count: count)
@@ -169,9 +175,9 @@ private final class TokenDraws {
     func choose(for sequences: [Int], logits: UnsafeMutablePointer<Float>) {
         // Rows are independent (each has its own random stream), so the two threads share them.
         let rowsNow = sequences, lp = logits, V = vocabularySize
-        let choices = self.choices, choosers = self.choosers, rngs = self.rngs
+        let choices = self.choices, choosers = self.choosers, rngs = self.rngs, temperatures = self.temperatures
         let choose = { (row: Int, worker: Int) in
-            choices[row] = choosers[worker].choose(logits: lp + row * V, rng: &rngs[rowsNow[row]])
+            choices[row] = choosers[worker].choose(logits: lp + row * V, temperature: temperatures[rowsNow[row]], rng: &rngs[rowsNow[row]])
         }
         PairedWorker.shared.run(chunks: rowsNow.count, choose)
     }
@@ -179,7 +185,7 @@ private final class TokenDraws {
 
 /// What each request has sampled so far, and the rules that end it: a stop token, a stop string in
 /// its text, `maxNewTokens`, or its cache capacity.
-private struct Transcripts {
+struct Transcripts {
     var outputs: [Completion]
     /// Prompt plus sampled tokens: the newest token sits at position `lengths[i] − 1`.
     var lengths: [Int]
@@ -230,7 +236,7 @@ private struct Transcripts {
 
 /// One decoding step: every active sequence advances by one token, with step buffers for up to B rows.
 /// Row r of the step is sequence `sequences[r]`; its new token sits at position `spans[r] − 1`.
-private final class DecodeStep {
+final class DecodeStep {
     let model: LlamaModel
     let x, norm: FloatBuffer    // (B, C) residual stream and its norm
     let q, attn: FloatBuffer    // (B, Q)
@@ -321,7 +327,8 @@ package func containsSubsequence(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool
 }
 
 /// Turns one row of logits into a token: behaviour log-prob and entropy from the full tempered
-/// distribution, then top-k / top-p truncation, then one uniform draw from the sample's own stream.
+/// distribution at the sample's temperature, then top-k / top-p truncation, then one uniform draw from
+/// the sample's own stream.
 struct TokenChooser {
     let vocabularySize: Int
     let parameters: SamplingParameters
@@ -337,9 +344,9 @@ struct TokenChooser {
 
     typealias Choice = (token: Int32, logprob: Float, entropy: Float)
 
-    mutating func choose(logits z: UnsafePointer<Float>, rng: inout Xoshiro256) -> Choice {
+    mutating func choose(logits z: UnsafePointer<Float>, temperature: Float, rng: inout Xoshiro256) -> Choice {
         let V = vocabularySize
-        let inv = 1 / parameters.temperature
+        let inv = 1 / temperature
         let mx = Vector.max(z, count: V) * inv
         let lse = probs.withUnsafeMutableBufferPointer { p -> Float in
             let sum = Vector.expShifted(z, scale: inv, shift: mx, out: p.baseAddress!, count: V)

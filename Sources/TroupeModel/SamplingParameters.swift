@@ -55,10 +55,13 @@ public struct SampleRequest: Sendable {
     public var prompt: [Int32]
     /// Seeds this sample's own random stream, so it can be regenerated exactly.
     public var seed: UInt64
+    /// This sample's temperature (a multi-temperature group); nil: `SamplingParameters.temperature`.
+    public var temperature: Float?
 
-    public init(prompt: [Int32], seed: UInt64) {
+    public init(prompt: [Int32], seed: UInt64, temperature: Float? = nil) {
         self.prompt = prompt
         self.seed = seed
+        self.temperature = temperature
     }
 
     /// The seed of sample `j` of prompt `i` under base seed `base`: `Xoshiro256(mixing: [base, i, j]).next()`.

@@ -411,7 +411,7 @@ public nonisolated struct Troupe_V1_SamplingParams: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// every sample's SampleInfo.temperature must be this value
+  /// every sample's SampleInfo.temperature must be this value (when temperatures is empty)
   public var temperature: Float = 0
 
   /// 0 = disabled
@@ -428,54 +428,134 @@ public nonisolated struct Troupe_V1_SamplingParams: Sendable {
   /// run seed; per-sample RNG streams derive from it
   public var seed: UInt64 = 0
 
+  /// A multi-temperature group: sample j is drawn at temperatures[j mod n] and its SampleInfo.temperature
+  /// must be that value; empty: every sample at temperature.
+  public var temperatures: [Float] = []
+
+  /// present: each group is a serial group (S-GRPO)
+  public var serial: Troupe_V1_SerialShape {
+    get {_serial ?? Troupe_V1_SerialShape()}
+    set {_serial = newValue}
+  }
+  /// Returns true if `serial` has been explicitly set.
+  public var hasSerial: Bool {self._serial != nil}
+  /// Clears the value of `serial`. Subsequent reads from it will return its default value.
+  public mutating func clearSerial() {self._serial = nil}
+
+  /// present: each group is a tree group (ETTRL)
+  public var tree: Troupe_V1_TreeShape {
+    get {_tree ?? Troupe_V1_TreeShape()}
+    set {_tree = newValue}
+  }
+  /// Returns true if `tree` has been explicitly set.
+  public var hasTree: Bool {self._tree != nil}
+  /// Clears the value of `tree`. Subsequent reads from it will return its default value.
+  public mutating func clearTree() {self._tree = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _serial: Troupe_V1_SerialShape? = nil
+  fileprivate var _tree: Troupe_V1_TreeShape? = nil
+}
+
+/// A tree group: group_size / (1 + forks · branching) root paths from the prompt, each forking at its
+/// `forks` highest-entropy tokens into `branching` branches that redraw that token and continue. The
+/// group is, per root, its path, then its branches by fork position and branch; every leaf is sent as
+/// a whole completion (shared prefix included) with a log-prob for every token.
+public nonisolated struct Troupe_V1_TreeShape: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var forks: UInt32 = 0
+
+  public var branching: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
 
-public nonisolated struct Troupe_V1_Prompt: Sendable {
+/// A serial group: one path sampled from the prompt, then `exits` early exits from it. Exit j keeps
+/// the path's first P_j tokens, appends the exit phrase and samples an answer; the group is the exits,
+/// earliest first, then the full path (group_size = exits + 1).
+public nonisolated struct Troupe_V1_SerialShape: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var promptID: UInt64 = 0
+  public var exits: UInt32 = 0
 
-  public var text: String = String()
+  /// the tokens inserted at every exit
+  public var exitPhraseIds: [Int32] = []
+
+  /// most answer tokens sampled after the phrase
+  public var answerTokens: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Troupe_V1_Prompt: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var promptID: UInt64 {
+    get {_storage._promptID}
+    set {_uniqueStorage()._promptID = newValue}
+  }
+
+  public var text: String {
+    get {_storage._text}
+    set {_uniqueStorage()._text = newValue}
+  }
 
   /// the tokenized prompt (packed; prompts are small)
-  public var tokenIds: [Int32] = []
+  public var tokenIds: [Int32] {
+    get {_storage._tokenIds}
+    set {_uniqueStorage()._tokenIds = newValue}
+  }
 
   /// completions to sample (G)
-  public var groupSize: UInt32 = 0
+  public var groupSize: UInt32 {
+    get {_storage._groupSize}
+    set {_uniqueStorage()._groupSize = newValue}
+  }
 
   public var sampling: Troupe_V1_SamplingParams {
-    get {_sampling ?? Troupe_V1_SamplingParams()}
-    set {_sampling = newValue}
+    get {_storage._sampling ?? Troupe_V1_SamplingParams()}
+    set {_uniqueStorage()._sampling = newValue}
   }
   /// Returns true if `sampling` has been explicitly set.
-  public var hasSampling: Bool {self._sampling != nil}
+  public var hasSampling: Bool {_storage._sampling != nil}
   /// Clears the value of `sampling`. Subsequent reads from it will return its default value.
-  public mutating func clearSampling() {self._sampling = nil}
+  public mutating func clearSampling() {_uniqueStorage()._sampling = nil}
 
   /// for verifiable rewards; absent for label-free tasks
   public var referenceAnswer: String {
-    get {_referenceAnswer ?? String()}
-    set {_referenceAnswer = newValue}
+    get {_storage._referenceAnswer ?? String()}
+    set {_uniqueStorage()._referenceAnswer = newValue}
   }
   /// Returns true if `referenceAnswer` has been explicitly set.
-  public var hasReferenceAnswer: Bool {self._referenceAnswer != nil}
+  public var hasReferenceAnswer: Bool {_storage._referenceAnswer != nil}
   /// Clears the value of `referenceAnswer`. Subsequent reads from it will return its default value.
-  public mutating func clearReferenceAnswer() {self._referenceAnswer = nil}
+  public mutating func clearReferenceAnswer() {_uniqueStorage()._referenceAnswer = nil}
 
   /// task or dataset name, for metrics
-  public var task: String = String()
+  public var task: String {
+    get {_storage._task}
+    set {_uniqueStorage()._task = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _sampling: Troupe_V1_SamplingParams? = nil
-  fileprivate var _referenceAnswer: String? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Troupe_V1_Lease: Sendable {
@@ -519,7 +599,7 @@ public nonisolated struct Troupe_V1_SampleInfo: Sendable {
 
   public var finishReason: Troupe_V1_FinishReason = .unspecified
 
-  /// the temperature it was sampled at: the prompt's sampling.temperature
+  /// the temperature it was sampled at (the prompt's sampling.temperature or temperatures[j mod n])
   public var temperature: Float = 0
 
   /// The actor scores each sample with the run's reward definition; the learner scores the tokens
@@ -537,6 +617,12 @@ public nonisolated struct Troupe_V1_SampleInfo: Sendable {
   public var reward: Double = 0
 
   public var rewardComponents: Dictionary<String,Double> = [:]
+
+  /// Tokens [inserted_from, inserted_from + inserted_count) were put there by the sampler (a serial
+  /// exit's phrase), not drawn: their log-prob and entropy entries are 0 and they get no loss.
+  public var insertedFrom: UInt32 = 0
+
+  public var insertedCount: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -935,7 +1021,7 @@ nonisolated extension Troupe_V1_LeaseRequest: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Troupe_V1_SamplingParams: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SamplingParams"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}temperature\0\u{3}top_k\0\u{3}top_p\0\u{3}max_tokens\0\u{3}stop_sequences\0\u{1}seed\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}temperature\0\u{3}top_k\0\u{3}top_p\0\u{3}max_tokens\0\u{3}stop_sequences\0\u{1}seed\0\u{1}temperatures\0\u{1}serial\0\u{1}tree\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -949,12 +1035,19 @@ nonisolated extension Troupe_V1_SamplingParams: SwiftProtobuf.Message, SwiftProt
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.maxTokens) }()
       case 5: try { try decoder.decodeRepeatedStringField(value: &self.stopSequences) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.seed) }()
+      case 7: try { try decoder.decodeRepeatedFloatField(value: &self.temperatures) }()
+      case 8: try { try decoder.decodeSingularMessageField(value: &self._serial) }()
+      case 9: try { try decoder.decodeSingularMessageField(value: &self._tree) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if self.temperature.bitPattern != 0 {
       try visitor.visitSingularFloatField(value: self.temperature, fieldNumber: 1)
     }
@@ -973,6 +1066,15 @@ nonisolated extension Troupe_V1_SamplingParams: SwiftProtobuf.Message, SwiftProt
     if self.seed != 0 {
       try visitor.visitSingularUInt64Field(value: self.seed, fieldNumber: 6)
     }
+    if !self.temperatures.isEmpty {
+      try visitor.visitPackedFloatField(value: self.temperatures, fieldNumber: 7)
+    }
+    try { if let v = self._serial {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    } }()
+    try { if let v = self._tree {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -983,6 +1085,84 @@ nonisolated extension Troupe_V1_SamplingParams: SwiftProtobuf.Message, SwiftProt
     if lhs.maxTokens != rhs.maxTokens {return false}
     if lhs.stopSequences != rhs.stopSequences {return false}
     if lhs.seed != rhs.seed {return false}
+    if lhs.temperatures != rhs.temperatures {return false}
+    if lhs._serial != rhs._serial {return false}
+    if lhs._tree != rhs._tree {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Troupe_V1_TreeShape: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TreeShape"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}forks\0\u{1}branching\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.forks) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.branching) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.forks != 0 {
+      try visitor.visitSingularUInt32Field(value: self.forks, fieldNumber: 1)
+    }
+    if self.branching != 0 {
+      try visitor.visitSingularUInt32Field(value: self.branching, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Troupe_V1_TreeShape, rhs: Troupe_V1_TreeShape) -> Bool {
+    if lhs.forks != rhs.forks {return false}
+    if lhs.branching != rhs.branching {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Troupe_V1_SerialShape: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SerialShape"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}exits\0\u{3}exit_phrase_ids\0\u{3}answer_tokens\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.exits) }()
+      case 2: try { try decoder.decodeRepeatedInt32Field(value: &self.exitPhraseIds) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.answerTokens) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.exits != 0 {
+      try visitor.visitSingularUInt32Field(value: self.exits, fieldNumber: 1)
+    }
+    if !self.exitPhraseIds.isEmpty {
+      try visitor.visitPackedInt32Field(value: self.exitPhraseIds, fieldNumber: 2)
+    }
+    if self.answerTokens != 0 {
+      try visitor.visitSingularUInt32Field(value: self.answerTokens, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Troupe_V1_SerialShape, rhs: Troupe_V1_SerialShape) -> Bool {
+    if lhs.exits != rhs.exits {return false}
+    if lhs.exitPhraseIds != rhs.exitPhraseIds {return false}
+    if lhs.answerTokens != rhs.answerTokens {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -992,61 +1172,109 @@ nonisolated extension Troupe_V1_Prompt: SwiftProtobuf.Message, SwiftProtobuf._Me
   public static let protoMessageName: String = _protobuf_package + ".Prompt"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}prompt_id\0\u{1}text\0\u{3}token_ids\0\u{3}group_size\0\u{1}sampling\0\u{3}reference_answer\0\u{1}task\0")
 
+  fileprivate class _StorageClass {
+    var _promptID: UInt64 = 0
+    var _text: String = String()
+    var _tokenIds: [Int32] = []
+    var _groupSize: UInt32 = 0
+    var _sampling: Troupe_V1_SamplingParams? = nil
+    var _referenceAnswer: String? = nil
+    var _task: String = String()
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _promptID = source._promptID
+      _text = source._text
+      _tokenIds = source._tokenIds
+      _groupSize = source._groupSize
+      _sampling = source._sampling
+      _referenceAnswer = source._referenceAnswer
+      _task = source._task
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.promptID) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.text) }()
-      case 3: try { try decoder.decodeRepeatedInt32Field(value: &self.tokenIds) }()
-      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.groupSize) }()
-      case 5: try { try decoder.decodeSingularMessageField(value: &self._sampling) }()
-      case 6: try { try decoder.decodeSingularStringField(value: &self._referenceAnswer) }()
-      case 7: try { try decoder.decodeSingularStringField(value: &self.task) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularUInt64Field(value: &_storage._promptID) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._text) }()
+        case 3: try { try decoder.decodeRepeatedInt32Field(value: &_storage._tokenIds) }()
+        case 4: try { try decoder.decodeSingularUInt32Field(value: &_storage._groupSize) }()
+        case 5: try { try decoder.decodeSingularMessageField(value: &_storage._sampling) }()
+        case 6: try { try decoder.decodeSingularStringField(value: &_storage._referenceAnswer) }()
+        case 7: try { try decoder.decodeSingularStringField(value: &_storage._task) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if self.promptID != 0 {
-      try visitor.visitSingularUInt64Field(value: self.promptID, fieldNumber: 1)
-    }
-    if !self.text.isEmpty {
-      try visitor.visitSingularStringField(value: self.text, fieldNumber: 2)
-    }
-    if !self.tokenIds.isEmpty {
-      try visitor.visitPackedInt32Field(value: self.tokenIds, fieldNumber: 3)
-    }
-    if self.groupSize != 0 {
-      try visitor.visitSingularUInt32Field(value: self.groupSize, fieldNumber: 4)
-    }
-    try { if let v = self._sampling {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
-    } }()
-    try { if let v = self._referenceAnswer {
-      try visitor.visitSingularStringField(value: v, fieldNumber: 6)
-    } }()
-    if !self.task.isEmpty {
-      try visitor.visitSingularStringField(value: self.task, fieldNumber: 7)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if _storage._promptID != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._promptID, fieldNumber: 1)
+      }
+      if !_storage._text.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._text, fieldNumber: 2)
+      }
+      if !_storage._tokenIds.isEmpty {
+        try visitor.visitPackedInt32Field(value: _storage._tokenIds, fieldNumber: 3)
+      }
+      if _storage._groupSize != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._groupSize, fieldNumber: 4)
+      }
+      try { if let v = _storage._sampling {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+      } }()
+      try { if let v = _storage._referenceAnswer {
+        try visitor.visitSingularStringField(value: v, fieldNumber: 6)
+      } }()
+      if !_storage._task.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._task, fieldNumber: 7)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Troupe_V1_Prompt, rhs: Troupe_V1_Prompt) -> Bool {
-    if lhs.promptID != rhs.promptID {return false}
-    if lhs.text != rhs.text {return false}
-    if lhs.tokenIds != rhs.tokenIds {return false}
-    if lhs.groupSize != rhs.groupSize {return false}
-    if lhs._sampling != rhs._sampling {return false}
-    if lhs._referenceAnswer != rhs._referenceAnswer {return false}
-    if lhs.task != rhs.task {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._promptID != rhs_storage._promptID {return false}
+        if _storage._text != rhs_storage._text {return false}
+        if _storage._tokenIds != rhs_storage._tokenIds {return false}
+        if _storage._groupSize != rhs_storage._groupSize {return false}
+        if _storage._sampling != rhs_storage._sampling {return false}
+        if _storage._referenceAnswer != rhs_storage._referenceAnswer {return false}
+        if _storage._task != rhs_storage._task {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1103,7 +1331,7 @@ nonisolated extension Troupe_V1_Lease: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Troupe_V1_SampleInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SampleInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}token_count\0\u{3}finish_reason\0\u{1}temperature\0\u{3}extracted_answer\0\u{1}reward\0\u{3}reward_components\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}token_count\0\u{3}finish_reason\0\u{1}temperature\0\u{3}extracted_answer\0\u{1}reward\0\u{3}reward_components\0\u{3}inserted_from\0\u{3}inserted_count\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1117,6 +1345,8 @@ nonisolated extension Troupe_V1_SampleInfo: SwiftProtobuf.Message, SwiftProtobuf
       case 4: try { try decoder.decodeSingularStringField(value: &self._extractedAnswer) }()
       case 5: try { try decoder.decodeSingularDoubleField(value: &self.reward) }()
       case 6: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: &self.rewardComponents) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.insertedFrom) }()
+      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.insertedCount) }()
       default: break
       }
     }
@@ -1145,6 +1375,12 @@ nonisolated extension Troupe_V1_SampleInfo: SwiftProtobuf.Message, SwiftProtobuf
     if !self.rewardComponents.isEmpty {
       try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: self.rewardComponents, fieldNumber: 6)
     }
+    if self.insertedFrom != 0 {
+      try visitor.visitSingularUInt32Field(value: self.insertedFrom, fieldNumber: 7)
+    }
+    if self.insertedCount != 0 {
+      try visitor.visitSingularUInt32Field(value: self.insertedCount, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1155,6 +1391,8 @@ nonisolated extension Troupe_V1_SampleInfo: SwiftProtobuf.Message, SwiftProtobuf
     if lhs._extractedAnswer != rhs._extractedAnswer {return false}
     if lhs.reward != rhs.reward {return false}
     if lhs.rewardComponents != rhs.rewardComponents {return false}
+    if lhs.insertedFrom != rhs.insertedFrom {return false}
+    if lhs.insertedCount != rhs.insertedCount {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -120,6 +120,10 @@ extension GroupSubmission {
             if let a = s.answer { info.extractedAnswer = a }
             info.reward = s.reward
             info.rewardComponents = s.components
+            if let inserted = s.inserted, !inserted.isEmpty {
+                info.insertedFrom = UInt32(inserted.lowerBound)
+                info.insertedCount = UInt32(inserted.count)
+            }
             return info
         }
         self.init(header: h, tokenIDs: samples.flatMap(\.tokens), logProbs: samples.flatMap(\.logprobs),

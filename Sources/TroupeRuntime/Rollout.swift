@@ -44,9 +44,11 @@ package struct RolloutSample: Sendable, Equatable {
     package var answer: String?
     package var reward: Double
     package var components: [String: Double]
+    /// Tokens the sampler inserted rather than drew (a serial exit's phrase): log-prob 0, no loss.
+    package var inserted: Range<Int>?
 
     package init(tokens: [Int32], logprobs: [Float], entropies: [Float]? = nil, finishReason: FinishReason, temperature: Float,
-                answer: String?, reward: Double, components: [String: Double] = [:]) {
+                answer: String?, reward: Double, components: [String: Double] = [:], inserted: Range<Int>? = nil) {
         self.tokens = tokens
         self.logprobs = logprobs
         self.entropies = entropies
@@ -55,7 +57,11 @@ package struct RolloutSample: Sendable, Equatable {
         self.answer = answer
         self.reward = reward
         self.components = components
+        self.inserted = inserted
     }
+
+    /// The tokens that get a loss: all but the inserted ones.
+    package var trainedTokenCount: Int { tokens.count - (inserted?.count ?? 0) }
 }
 
 /// One prompt's G completions: the atomic unit from actor to learner.
@@ -119,7 +125,8 @@ extension RolloutGroup {
                                  entropies: submission.entropies.map { Array($0[r]) },
                                  finishReason: s.finishReason == .length ? .length : .stop, temperature: s.temperature,
                                  answer: s.hasExtractedAnswer ? s.extractedAnswer : nil, reward: s.reward,
-                                 components: s.rewardComponents)
+                                 components: s.rewardComponents,
+                                 inserted: s.insertedCount > 0 ? Int(s.insertedFrom)..<(Int(s.insertedFrom) + Int(s.insertedCount)) : nil)
         }
         self.init(key: GroupKey(actor: identity, actorRunId: h.actorRunID, sequence: h.sequence),
                   promptId: h.promptID, leaseId: h.leaseID, version: PolicyVersion(h.version),

@@ -44,6 +44,23 @@ package struct RunConfig: Sendable {
         package var maxNewTokens = 8
         /// Completions per prompt (G).
         package var groupSize = 16
+        /// A multi-temperature group: sample j at `temperatures[j mod n]`; nil: every sample at `temperature`.
+        package var temperatures: [Double]?
+        /// `preset` (the algorithm's `sampling.shape`), `independent` or `serial`.
+        package var shape = "preset"
+        /// Appended to the path's prefix at each serial exit: S-GRPO's exit prompt.
+        package var serialExitPhrase = "Time is limited, stop thinking and start answering.\n</think>\n\n"
+        /// Most answer tokens a serial exit samples after the phrase.
+        package var serialAnswerTokens = 16
+        /// Tree groups: the highest-entropy tokens each root forks at (ETTRL's N).
+        package var treeForks = 2
+        /// Tree groups: branches started at each fork (ETTRL's B).
+        package var treeBranching = 2
+
+        /// The temperature of sample j of every group.
+        package func temperature(ofSample j: Int) -> Double {
+            temperatures.map { $0[j % $0.count] } ?? temperature
+        }
     }
     package struct Learner: Sendable, Equatable {
         /// Groups per optimizer step.
@@ -144,6 +161,11 @@ package struct RunConfig: Sendable {
     package var rewardWorkers = RewardWorkers()
 
     package var runDirectory: String { run.directory ?? "runs/\(run.name)" }
+
+    /// The shape the actors sample: `sampling.shape`, or the algorithm's when that is `preset`.
+    package var groupShape: GroupShapeKind {
+        GroupShapeKind(rawValue: sampling.shape) ?? algorithm.sampling.shape
+    }
 
     /// The built-in algorithm: TTRL's majority-vote reward with CISPO, every sample of a group voting
     /// and trained on (`group_size` decides how many), and no KL term, which would cost a second forward

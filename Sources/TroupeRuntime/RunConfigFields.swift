@@ -120,6 +120,25 @@ extension RunConfig {
         .double("sampling.temperature", \.sampling.temperature, 0.01...10, "sampling temperature; the learner scores tokens at the same temperature"),
         .int("sampling.top_k", \.sampling.topK, 0...1_000_000, "top-k truncation (0 disables); behaviour log-probs are always from the full distribution"),
         .double("sampling.top_p", \.sampling.topP, 0.001...1, "nucleus truncation (1 disables); behaviour log-probs are always from the full distribution"),
+        Setting(key: "sampling.temperatures", type: "array of numbers or null", range: "0.01 … 10 each, 1 … `sampling.group_size` of them",
+                doc: "a multi-temperature group: sample j is drawn (and scored by the learner) at entry j mod n, every sample votes in one majority; null: all at `sampling.temperature`",
+                read: { config, value in
+            if value.isNull { config.sampling.temperatures = nil; return nil }
+            guard case let .array(items) = value else { return "expected an array of numbers or null, got \(Setting.describe(value))" }
+            guard !items.isEmpty else { return "an empty list of temperatures cannot produce a group: give at least one, or null to sample every completion at sampling.temperature" }
+            var temperatures: [Double] = []
+            for (i, item) in items.enumerated() {
+                guard let t = item.double, t.isFinite, (0.01...10).contains(t) else { return "entry \(i) is \(Setting.describe(item)); expected a number in 0.01...10" }
+                temperatures.append(t)
+            }
+            config.sampling.temperatures = temperatures
+            return nil
+        }, write: { $0.sampling.temperatures.map { .array($0.map(JSONValue.number)) } ?? .null }),
+        .string("sampling.shape", \.sampling.shape, allowed: ["preset", "independent", "serial", "tree"], "group shape: G independent samples, `serial` (S-GRPO: one path, then G − 1 early exits from it, earliest first, then the path) or `tree` (ETTRL: G / (1 + forks · branching) roots forking at their highest-entropy tokens; the leaves); `preset`: the algorithm's `sampling.shape`"),
+        .int("sampling.tree_forks", \.sampling.treeForks, 0...65536, "tree groups: each root forks at its this-many highest-entropy tokens (ETTRL's N = 2)"),
+        .int("sampling.tree_branching", \.sampling.treeBranching, 1...4096, "tree groups: branches started at each fork, each redrawing the fork token (ETTRL's B = 2)"),
+        .string("sampling.serial_exit_phrase", \.sampling.serialExitPhrase, "serial groups: the text appended to the path's prefix at each exit (S-GRPO's; it may not contain a stop sequence of the task)"),
+        .int("sampling.serial_answer_tokens", \.sampling.serialAnswerTokens, 1...65536, "serial groups: most answer tokens sampled after the exit phrase"),
         .int("sampling.max_new_tokens", \.sampling.maxNewTokens, 1...65536, "completion length cap (finish reason `length`)"),
         .int("sampling.group_size", \.sampling.groupSize, 1...4096, "completions per prompt (G); with a majority-vote reward, the votes"),
         .int("learner.batch_groups", \.learner.batchGroups, 1...100_000, "groups per optimizer step"),
@@ -345,6 +364,35 @@ extension RunConfig: Decodable {
             throw ConfigError(key: "algorithm.sampling.samples_per_prompt",
                               problem: "is \(samples) (from the preset or an override) but the actors sample sampling.group_size = \(sampling.groupSize) completions per prompt: set sampling.group_size=\(samples) to follow it, or this key to null to keep \(sampling.groupSize)")
         }
+        if let temperatures = sampling.temperatures, temperatures.count > sampling.groupSize {
+            throw ConfigError(key: "sampling.temperatures", problem: "lists \(temperatures.count) temperatures but sampling.group_size is \(sampling.groupSize): a group cannot hold a sample of each; list at most \(sampling.groupSize) or raise sampling.group_size")
+        }
+        if groupShape == .serial {
+            if sampling.groupSize < 2 {
+                throw ConfigError(key: "sampling.group_size", problem: "is \(sampling.groupSize) but a serial group (sampling.shape \(sampling.shape == "preset" ? "from the preset" : "serial")) holds at least one exit and the full path: set it to 2 or more")
+            }
+            if sampling.temperatures != nil {
+                throw ConfigError(key: "sampling.temperatures", problem: "cannot be combined with serial groups (sampling.shape): a serial group samples one path at sampling.temperature")
+            }
+            if let stop = stopSequences.first(where: { sampling.serialExitPhrase.contains($0) }) {
+                throw ConfigError(key: "sampling.serial_exit_phrase", problem: "contains the task's stop sequence \(stop.debugDescription), which would end every exit before its answer: choose a phrase without it")
+            }
+            if task.labelFree && [.serialDecay, .verifiable].contains(algorithm.reward.kind) {
+                throw ConfigError(key: "task.label_free", problem: "is true but reward.kind \(algorithm.reward.kind.rawValue) scores serial exits against the reference answer: set task.label_free=false")
+            }
+        }
+        if groupShape == .tree {
+            let perRoot = 1 + sampling.treeForks * sampling.treeBranching
+            if sampling.groupSize % perRoot != 0 {
+                throw ConfigError(key: "sampling.group_size", problem: "is \(sampling.groupSize), which no number of roots reaches: a tree root gives 1 + sampling.tree_forks × sampling.tree_branching = \(perRoot) leaves (ETTRL: 12 roots × 5 = 60); set sampling.group_size to a multiple of \(perRoot)")
+            }
+            if sampling.treeForks > sampling.maxNewTokens {
+                throw ConfigError(key: "sampling.tree_forks", problem: "is \(sampling.treeForks) but a completion holds at most sampling.max_new_tokens = \(sampling.maxNewTokens) tokens to fork at")
+            }
+            if sampling.temperatures != nil {
+                throw ConfigError(key: "sampling.temperatures", problem: "cannot be combined with tree groups (sampling.shape): a tree samples at sampling.temperature")
+            }
+        }
         if let train = algorithm.sampling.trainSamples, train > sampling.groupSize {
             throw ConfigError(key: "algorithm.sampling.train_samples", problem: "\(train) exceeds sampling.group_size \(sampling.groupSize)")
         }
@@ -394,7 +442,8 @@ extension RunConfig {
         func cell(_ value: JSONValue) -> String {
             switch value {
             case .null: return "null"
-            case let .string(text): return text.isEmpty ? "`\"\"`" : "`\(text)`"
+            // A newline would end the table row: written as JSON writes it.
+            case let .string(text): return text.isEmpty ? "`\"\"`" : "`\(text.replacingOccurrences(of: "\n", with: "\\n"))`"
             default: return "`\(value.description)`"
             }
         }

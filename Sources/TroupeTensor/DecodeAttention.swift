@@ -29,6 +29,95 @@ public enum DecodeAttention {
         for h in 0..<heads { weightedValues(scores + h * span, values: values, span: span, d: d, out: out + h * d) }
     }
 
+    /// One stretch of a sequence's cached keys and values, in one cache region: keys (d, stride)
+    /// transposed, values (span, d). A sequence that shares a prefix with others (a serial exit, a tree
+    /// branch) reads the prefix's regions, then its own.
+    public struct Segment {
+        public var keys: UnsafePointer<Float>
+        public var stride: Int
+        public var values: UnsafePointer<Float>
+        public var span: Int
+        public init(keys: UnsafePointer<Float>, stride: Int, values: UnsafePointer<Float>, span: Int) {
+            self.keys = keys
+            self.stride = stride
+            self.values = values
+            self.span = span
+        }
+    }
+
+    /// `forward` over positions held in `segments`, in order. Each position's score, the softmax and
+    /// the weighted sum run the same operations in the same order as over one region holding them all,
+    /// so the result is bit for bit the contiguous one. scores: (heads, Σ span) scratch.
+    public static func forward(queries q: UnsafePointer<Float>, heads: Int, segments: [Segment], d: Int, scale: Float,
+                               scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
+        let span = segments.reduce(0) { $0 + $1.span }
+        precondition(span > 0 && d > 0 && heads > 0 && segments.allSatisfy { $0.stride >= $0.span && $0.span >= 0 },
+                     "DecodeAttention: empty span, head or group")
+        var h = 0
+        while h < heads {
+            let second = min(h + 1, heads - 1)
+            var offset = 0
+            for segment in segments where segment.span > 0 {
+                keyScores(q + h * d, q + second * d, keys: segment.keys, stride: segment.stride, span: segment.span, d: d, scale: scale,
+                          into: scores + h * span + offset, scores + second * span + offset)
+                offset += segment.span
+            }
+            h += 2
+        }
+        for h in 0..<heads { weightedValues(scores + h * span, segments: segments, span: span, d: d, out: out + h * d) }
+    }
+
+    /// `weightedValues` with the values in `segments`: the same sums in the same order.
+    @inline(__always)
+    private static func weightedValues(_ scores: UnsafeMutablePointer<Float>, segments: [Segment], span: Int,
+                                       d: Int, out: UnsafeMutablePointer<Float>) {
+        let peak = Vector.max(UnsafePointer(scores), count: span)
+        var lanes = V(), i = 0
+        while i + 16 <= span {
+            let e = Vector.exp(Vector.load(scores + i) - V(repeating: peak))
+            Vector.store(e, scores + i)
+            lanes += e
+            i += 16
+        }
+        var total = lanes.sum()
+        while i < span { let e = Vector.exp(scores[i] - peak); scores[i] = e; total += e; i += 1 }
+        let inverse = 1 / total
+
+        var c = 0
+        while c + 64 <= d {
+            var a0 = V(), a1 = V(), a2 = V(), a3 = V()
+            var j0 = 0
+            for segment in segments {
+                for j in 0..<segment.span {
+                    let p = V(repeating: scores[j0 + j]), v = segment.values + j * d + c
+                    a0 += p * Vector.load(v); a1 += p * Vector.load(v + 16); a2 += p * Vector.load(v + 32); a3 += p * Vector.load(v + 48)
+                }
+                j0 += segment.span
+            }
+            Vector.store(a0 * inverse, out + c); Vector.store(a1 * inverse, out + c + 16)
+            Vector.store(a2 * inverse, out + c + 32); Vector.store(a3 * inverse, out + c + 48)
+            c += 64
+        }
+        while c + 16 <= d {
+            var a = V(), j0 = 0
+            for segment in segments {
+                for j in 0..<segment.span { a += V(repeating: scores[j0 + j]) * Vector.load(segment.values + j * d + c) }
+                j0 += segment.span
+            }
+            Vector.store(a * inverse, out + c)
+            c += 16
+        }
+        while c < d {
+            var a: Float = 0, j0 = 0
+            for segment in segments {
+                for j in 0..<segment.span { a += scores[j0 + j] * segment.values[j * d + c] }
+                j0 += segment.span
+            }
+            out[c] = a * inverse
+            c += 1
+        }
+    }
+
     typealias U = SIMD8<Float>
 
     /// s_j = scale · Σ_c q[c] K[c][j] for two queries, c in order: each lane (one position) and the

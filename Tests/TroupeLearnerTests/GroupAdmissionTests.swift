@@ -209,3 +209,78 @@ import TroupeWire
         #expect(resumed.learner.core.step == 0)
     }
 }
+
+/// A multi-temperature run (`sampling.temperatures`) admits sample j only at temperatures[j mod n].
+@Suite struct MultiTemperatureAdmissionTests {
+    static func group(_ temperatures: [Float]) -> RolloutGroup {
+        RolloutGroup(key: GroupKey(actor: "a", actorRunId: 1, sequence: 1), promptId: 0, leaseId: 1, version: PolicyVersion(epoch: 1, step: 0),
+                     promptTokens: [1, 2], samples: temperatures.map {
+                         RolloutSample(tokens: [3], logprobs: [-1], finishReason: .length, temperature: $0, answer: nil, reward: 0)
+                     })
+    }
+
+    @Test func sampleJIsAdmittedOnlyAtItsScheduledTemperature() throws {
+        let config = try RunConfig.parse(.object([:]), overrides: ["sampling.group_size=4", "sampling.temperatures=[0.6,1.2]"])
+        let limits = GroupAdmission.Limits(config: config, model: try ModelDirectory.load(LearnerHarness.repositoryRoot + "/models/arith-base").config)
+        #expect(limits.temperatures == [0.6, 1.2])
+        let admission = GroupAdmission(limits: limits, scorer: nil, stopSequences: [])
+        #expect((try? admission.review(Self.group([0.6, 1.2, 0.6, 1.2])).get()) != nil)
+        guard case let .failure(refusal) = admission.review(Self.group([1.2, 0.6, 1.2, 0.6])) else {
+            Issue.record("swapped temperatures were admitted")
+            return
+        }
+        #expect(refusal.reason == .outOfRange)
+        #expect(refusal.detail.contains("sample 0: temperature 1.2") && refusal.detail.contains("at 0.6"), "\(refusal.detail)")
+    }
+}
+
+/// A serial run (`sampling.shape = serial`) admits its exits earliest first, each the path's prefix,
+/// the run's exit phrase and an answer, then the path; anything else is refused naming the sample.
+@Suite struct SerialAdmissionTests {
+    static let phrase: [Int32] = [90, 91]
+
+    static func sample(_ tokens: [Int32], inserted: Range<Int>? = nil) -> RolloutSample {
+        RolloutSample(tokens: tokens, logprobs: tokens.indices.map { inserted?.contains($0) == true ? 0 : -1 }, finishReason: .length,
+                      temperature: 1, answer: nil, reward: 0, inserted: inserted)
+    }
+
+    static func group(_ samples: [RolloutSample]) -> RolloutGroup {
+        RolloutGroup(key: GroupKey(actor: "a", actorRunId: 1, sequence: 1), promptId: 0, leaseId: 1, version: PolicyVersion(epoch: 1, step: 0),
+                     promptTokens: [1, 2], samples: samples)
+    }
+
+    static func admission() throws -> GroupAdmission {
+        let config = try RunConfig.parse(.object([:]), overrides: ["sampling.group_size=3", "sampling.shape=serial", "task.label_free=false",
+                                                                   "sampling.serial_exit_phrase=stop now:", "sampling.max_new_tokens=6"])
+        var limits = GroupAdmission.Limits(config: config, model: try ModelDirectory.load(LearnerHarness.repositoryRoot + "/models/arith-base").config)
+        limits.serial = .init(phrase: phrase, answerTokens: 3)
+        return GroupAdmission(limits: limits, scorer: nil, stopSequences: [])
+    }
+
+    @Test func exitsThenThePathAreAdmittedAndMisshapenSerialGroupsAreNot() throws {
+        let admission = try Self.admission()
+        let path = Self.sample([40, 41, 42, 43, 44, 45])
+        let good = Self.group([Self.sample([40, 90, 91, 7], inserted: 1..<3), Self.sample([40, 41, 42, 90, 91, 7, 8, 9], inserted: 3..<5), path])
+        #expect((try? admission.review(good).get()) != nil)
+        let bad: [(String, RolloutGroup)] = [
+            ("exits out of order", Self.group([good.samples[1], good.samples[0], path])),
+            ("a prefix that is not the path's", Self.group([Self.sample([49, 90, 91, 7], inserted: 1..<3), good.samples[1], path])),
+            ("another phrase", Self.group([Self.sample([40, 90, 92, 7], inserted: 1..<3), good.samples[1], path])),
+            ("no answer", Self.group([Self.sample([40, 90, 91], inserted: 1..<3), good.samples[1], path])),
+            ("too long an answer", Self.group([Self.sample([40, 90, 91, 7, 7, 7, 7], inserted: 1..<3), good.samples[1], path])),
+            ("an exit without its phrase", Self.group([Self.sample([40, 7]), good.samples[1], path])),
+            ("a path with inserted tokens", Self.group([good.samples[0], good.samples[1], Self.sample([40, 90, 91, 7], inserted: 1..<3)])),
+        ]
+        for (name, group) in bad {
+            guard case let .failure(refusal) = admission.review(group) else { Issue.record("\(name) was admitted"); continue }
+            #expect(refusal.reason == .malformed || refusal.reason == .outOfRange, "\(name): \(refusal.detail)")
+        }
+        // An independent run refuses inserted tokens outright.
+        var independent = admission.limits
+        independent.serial = nil
+        guard case .failure = GroupAdmission(limits: independent, scorer: nil, stopSequences: []).review(good) else {
+            Issue.record("inserted tokens were admitted in an independent run")
+            return
+        }
+    }
+}

@@ -56,6 +56,9 @@ import TroupeRuntime
                           finishReason: .stop, temperature: 0.7, answer: "quote \" back \\ nl \n é😀", reward: 1 / 3,
                           components: ["format": -0.75, "correct": 1e-300, "a": 5e-324, "whole": 2]),
             RolloutSample(tokens: [5], logprobs: [-9.75], finishReason: .length, temperature: 1, answer: nil, reward: 0.125, components: [:]),
+            // A serial exit: the phrase it was given (tokens 1 and 2) comes back as inserted.
+            RolloutSample(tokens: [5, 90, 91, 6], logprobs: [-1, 0, 0, -2], finishReason: .stop, temperature: 1, answer: "6", reward: 1,
+                          components: [:], inserted: 1..<3),
             RolloutSample(tokens: [], logprobs: [], finishReason: .stop, temperature: 1.25, answer: "", reward: -1e300,
                           components: ["z": 2.5]),
         ]

@@ -65,3 +65,30 @@ import TroupeRuntime
         }
     }
 }
+
+/// A multi-temperature group reaches the loss with each sample scored at its own temperature: the
+/// behaviour log-probs the sampler reported match the trainer's (mismatch ≈ 0), and the same tokens
+/// announced at each other's temperature do not.
+@Suite struct MultiTemperatureTrainingTests {
+    @Test func eachSampleIsScoredAtItsOwnTemperature() throws {
+        let directory = LearnerHarness.repositoryRoot + "/models/arith-base"
+        let prompt: [Int32] = [256, 49, 43, 50, 61]
+        let temperatures: [Float] = [0.5, 1.5, 0.5, 1.5]
+        let sampled = try Sampler(model: try ModelDirectory.load(directory)).generate(
+            temperatures.enumerated().map { SampleRequest(prompt: prompt, seed: UInt64(90 + $0), temperature: $1) },
+            parameters: SamplingParameters(maxNewTokens: 6))
+        func mismatch(announcing announced: [Float]) throws -> Double {
+            let samples = sampled.enumerated().map { i, c in
+                RolloutSample(tokens: c.tokens, logprobs: c.logprobs, finishReason: c.finishReason == .stop ? .stop : .length,
+                              temperature: announced[i], answer: "\(i % 2)", reward: Double(i % 2))
+            }
+            let group = RolloutGroup(key: GroupKey(actor: "a", actorRunId: 1, sequence: 1), promptId: 0, leaseId: 1,
+                                     version: PolicyVersion(epoch: 1, step: 0), promptTokens: prompt, samples: samples)
+            let trainer = try Trainer(model: try ModelDirectory.load(directory), options: try AlgorithmOptions.resolve(RunConfig().algorithmJSON),
+                                      optimizer: RunConfig().optimizer, microBatchTokens: 4096)
+            return abs(try #require(try trainer.step([group], stepNumber: 1).metrics["mismatch_kl"]))
+        }
+        #expect(try mismatch(announcing: temperatures) <= 1e-5)
+        #expect(try mismatch(announcing: [1.5, 0.5, 1.5, 0.5]) > 1e-3)
+    }
+}

@@ -202,3 +202,30 @@ private enum EvaluatorFixture {
     // A non-finite metric (no reward accuracy yet) is left out of the line.
     #expect(line.contains("\"ttrl/label_accuracy\":0.75") && !line.contains("reward_accuracy") && line.contains("\"kind\":\"monitor\""))
 }
+
+/// Multi-temperature maj@k: sample j of each prompt at temperatures[j mod n], all k voting together.
+@Suite struct MultiTemperatureEvaluationTests {
+    @Test func sampleJIsTheSingleTemperatureSampleJAtItsTemperature() throws {
+        let evaluator = try EvaluatorFixture.evaluator()
+        let items = try EvaluatorFixture.items(3)
+        let mixed = try evaluator.evaluate(items, settings: EvaluationSettings(samplesPerPrompt: 4, temperatures: [0.4, 2.5],
+                                                                               maxNewTokens: 12, seed: 3))
+        #expect(mixed.result.k == 4)
+        for t: Float in [0.4, 2.5] {
+            let single = try evaluator.evaluate(items, settings: EvaluationSettings(samplesPerPrompt: 4, temperature: t,
+                                                                                    maxNewTokens: 12, seed: 3))
+            let j0 = t == 0.4 ? 0 : 1
+            for (a, b) in zip(mixed.samples, single.samples) {
+                #expect(a.sampledAnswers[j0] == b.sampledAnswers[j0] && a.sampledAnswers[j0 + 2] == b.sampledAnswers[j0 + 2])
+            }
+        }
+    }
+
+    @Test func aTemperatureListThatCannotFillTheSamplesIsRefused() throws {
+        for (bad, reason) in [(EvaluationSettings(samplesPerPrompt: 2, temperatures: []), "empty"),
+                              (EvaluationSettings(samplesPerPrompt: 2, temperatures: [0.5, 1, 1.5]), "3 temperatures"),
+                              (EvaluationSettings(samplesPerPrompt: 2, temperatures: [0.5, -1]), "finite and > 0")] {
+            #expect { try bad.validate() } throws: { "\($0)".contains("temperatures") && "\($0)".contains(reason) }
+        }
+    }
+}

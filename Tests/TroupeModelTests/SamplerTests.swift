@@ -116,3 +116,146 @@ import TroupeTensor
         #expect(long.tokens.count == 4 && long.finishReason == .length)
     }
 }
+
+/// Multi-temperature groups: each request may carry its own temperature.
+@Suite struct MultiTemperatureSamplerTests {
+    /// A request at its own temperature comes out as if the whole batch sampled at it, and its
+    /// behaviour log-probs are the training forward's at that temperature.
+    @Test func eachRequestSamplesAndScoresAtItsOwnTemperature() throws {
+        let model = try SamplerTests.qwenLike()
+        let sampler = Sampler(model: model)
+        let temperatures: [Float] = [0.6, 1.0, 1.3, 0.6, 1.0, 1.3]
+        let prompt: [Int32] = [5, 6, 7]
+        let requests = temperatures.enumerated().map { SampleRequest(prompt: prompt, seed: UInt64($0) + 500, temperature: $1) }
+        let params = SamplingParameters(temperature: 1.0, maxNewTokens: 16)
+        let mixed = try sampler.generate(requests, parameters: params)
+        for (i, t) in temperatures.enumerated() {
+            let alone = try sampler.generate([SampleRequest(prompt: prompt, seed: UInt64(i) + 500)],
+                                             parameters: SamplingParameters(temperature: t, maxNewTokens: 16))[0]
+            #expect(mixed[i] == alone, "request \(i) at temperature \(t)")
+        }
+        #expect(Set(mixed.map(\.tokens)).count > 1)
+        let scored = try TrainingPass(model: model).forward(ScoringBatch(sequences: mixed.map { prompt + $0.tokens },
+                                                                        scoreFrom: mixed.map { _ in prompt.count },
+                                                                        temperatures: temperatures))
+        var worst: Float = 0
+        for (i, c) in mixed.enumerated() {
+            for t in c.tokens.indices { worst = max(worst, abs(c.logprobs[t] - scored.logprobs[i][t])) }
+        }
+        #expect(worst <= 1e-5, "max |decode − training| log-prob difference \(worst)")
+    }
+
+    @Test func aRequestTemperatureThatIsNotPositiveIsRefused() throws {
+        let sampler = Sampler(model: try SamplerTests.qwenLike())
+        #expect(throws: ModelError.self) {
+            _ = try sampler.generate([SampleRequest(prompt: [1], seed: 1, temperature: 0)], parameters: SamplingParameters())
+        }
+    }
+}
+
+/// Serial groups (S-GRPO): one path, then early exits that read the path's KV cache.
+@Suite struct SerialSamplerTests {
+    @Test func exitsReadThePathsCacheAndScoreAsTheTrainingForward() throws {
+        let model = try SamplerTests.qwenLike()
+        let sampler = Sampler(model: model)
+        let params = SamplingParameters(temperature: 0.9, maxNewTokens: 20, computeEntropy: true)
+        let requests = [SerialRequest(prompt: [5, 6, 7], seed: 11, exits: 4, exitPhrase: [90, 91, 92], answerTokens: 6),
+                        SerialRequest(prompt: [40, 41], seed: 12, exits: 3, exitPhrase: [93], answerTokens: 5)]
+        let out = try sampler.generateSerial(requests, parameters: params)
+        let plain = try sampler.generate(requests.map { SampleRequest(prompt: $0.prompt, seed: $0.seed) }, parameters: params)
+        let pass = TrainingPass(model: model)
+        var worst: Float = 0
+        for (i, r) in requests.enumerated() {
+            let group = out[i]
+            // The path is what independent sampling draws: the segmented cache changes no bit.
+            #expect(group.path == plain[i])
+            #expect(group.exits.count == r.exits)
+            #expect(group.exits.map(\.kept) == group.exits.map(\.kept).sorted())
+            #expect(group.exits.allSatisfy { $0.kept >= 1 && $0.kept < group.path.tokens.count })
+            let sequences = group.exits.map { r.prompt + group.path.tokens[..<$0.kept] + r.exitPhrase + $0.answer.tokens }
+            let from = group.exits.map { r.prompt.count + $0.kept + r.exitPhrase.count }
+            let scored = try pass.forward(ScoringBatch(sequences: sequences, scoreFrom: from,
+                                                       temperatures: sequences.map { _ in params.temperature }), entropy: true)
+            for (j, exit) in group.exits.enumerated() {
+                #expect(!exit.answer.tokens.isEmpty && exit.answer.tokens.count <= r.answerTokens)
+                for t in exit.answer.tokens.indices { worst = max(worst, abs(exit.answer.logprobs[t] - scored.logprobs[j][t])) }
+            }
+            // The prompt and the kept prefix are run once, by the path; each exit runs only its phrase and answer.
+            let n = group.path.tokens.count, phrase = r.exitPhrase.count
+            #expect(group.computedPositions == r.prompt.count + n - 1 + group.exits.reduce(0) { $0 + phrase + $1.answer.tokens.count - 1 })
+            #expect(group.parallelPositions - group.computedPositions == group.exits.reduce(0) { $0 + r.prompt.count + $1.kept })
+        }
+        #expect(worst <= 1e-5, "max |serial decode − training| log-prob difference \(worst)")
+        #expect(try sampler.generateSerial(requests, parameters: params) == out)
+    }
+
+    @Test func exitPositionsFollowThePapersRule() {
+        let positions = SerialRequest.exitPositions(pathLength: 10, exits: 200, seed: 3)
+        #expect(positions == positions.sorted() && Set(positions) == Set(1...9))
+        #expect(SerialRequest.exitPositions(pathLength: 1, exits: 3, seed: 3) == [0, 0, 0])
+    }
+
+    @Test func aSerialRequestThatCannotProduceAGroupIsRefused() throws {
+        let sampler = Sampler(model: try SamplerTests.qwenLike())
+        for bad in [SerialRequest(prompt: [1], seed: 1, exits: 0, exitPhrase: [2], answerTokens: 2),
+                    SerialRequest(prompt: [1], seed: 1, exits: 2, exitPhrase: [], answerTokens: 2),
+                    SerialRequest(prompt: [1], seed: 1, exits: 2, exitPhrase: [2], answerTokens: 60)] {
+            #expect(throws: ModelError.self) { _ = try sampler.generateSerial([bad], parameters: SamplingParameters(maxNewTokens: 8)) }
+        }
+    }
+}
+
+/// Tree groups (ETTRL's entropy-fork tree rollout): roots fork at their highest-entropy tokens and the
+/// branches read the shared prefix's KV cache.
+@Suite struct TreeSamplerTests {
+    @Test func leavesScoreAsAFullRescoreAndTheSharedPrefixIsComputedOnce() throws {
+        let model = try SamplerTests.qwenLike()
+        let sampler = Sampler(model: model)
+        let params = SamplingParameters(temperature: 1.0, maxNewTokens: 14)
+        let requests = [TreeRequest(prompt: [5, 6, 7], seed: 21, roots: 3, forks: 2, branching: 2),
+                        TreeRequest(prompt: [40, 41], seed: 22, roots: 2, forks: 3, branching: 1)]
+        let out = try sampler.generateTree(requests, parameters: params)
+        let withEntropy = SamplingParameters(temperature: 1.0, maxNewTokens: 14, computeEntropy: true)
+        let pass = TrainingPass(model: model)
+        var worst: Float = 0
+        for (i, r) in requests.enumerated() {
+            let tree = out[i]
+            #expect(tree.leaves.count == r.leafCount)
+            // Each root is what independent sampling draws with its seed; it forks at its top-entropy tokens.
+            let rootPaths = try sampler.generate((0..<r.roots).map { SampleRequest(prompt: r.prompt, seed: TreeRequest.rootSeed(r.seed, root: $0)) },
+                                                 parameters: withEntropy)
+            for root in 0..<r.roots {
+                let mine = tree.leaves.filter { $0.root == root }
+                #expect(mine.first?.fork == nil && mine.first?.completion.tokens == rootPaths[root].tokens)
+                let points = TreeRequest.forkPoints(entropies: rootPaths[root].entropies!, forks: r.forks)
+                #expect(mine.dropFirst().map { $0.fork! } == points.flatMap { Array(repeating: $0, count: r.branching) })
+                for leaf in mine.dropFirst() {
+                    #expect(leaf.completion.tokens[..<leaf.fork!] == rootPaths[root].tokens[..<leaf.fork!])
+                }
+            }
+            let scored = try pass.forward(ScoringBatch(sequences: tree.leaves.map { r.prompt + $0.completion.tokens },
+                                                       scoreFrom: tree.leaves.map { _ in r.prompt.count },
+                                                       temperatures: tree.leaves.map { _ in params.temperature }))
+            for (j, leaf) in tree.leaves.enumerated() {
+                for t in leaf.completion.tokens.indices { worst = max(worst, abs(leaf.completion.logprobs[t] - scored.logprobs[j][t])) }
+            }
+            // The prompt once, each root's tokens once, then only each branch's own tokens.
+            let rootsRun = tree.leaves.filter { $0.fork == nil }.reduce(0) { $0 + $1.completion.tokens.count - 1 }
+            let branchesRun = tree.leaves.filter { $0.fork != nil }.reduce(0) { $0 + $1.completion.tokens.count - $1.fork! - 1 }
+            #expect(tree.computedPositions == r.prompt.count + rootsRun + branchesRun)
+            #expect(tree.parallelPositions == tree.leaves.reduce(0) { $0 + r.prompt.count + $1.completion.tokens.count - 1 })
+            #expect(tree.computedPositions < tree.parallelPositions)
+        }
+        #expect(worst <= 1e-5, "max |tree decode − training| log-prob difference \(worst)")
+        #expect(try sampler.generateTree(requests, parameters: params) == out)
+    }
+
+    @Test func aTreeThatCannotProduceItsLeavesIsRefused() throws {
+        let sampler = Sampler(model: try SamplerTests.qwenLike())
+        for bad in [TreeRequest(prompt: [1], seed: 1, roots: 0, forks: 1, branching: 1),
+                    TreeRequest(prompt: [1], seed: 1, roots: 1, forks: 9, branching: 1),
+                    TreeRequest(prompt: [1], seed: 1, roots: 1, forks: 1, branching: 0)] {
+            #expect(throws: ModelError.self) { _ = try sampler.generateTree([bad], parameters: SamplingParameters(maxNewTokens: 8)) }
+        }
+    }
+}

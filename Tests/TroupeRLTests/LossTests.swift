@@ -136,3 +136,28 @@ import TroupeRL
         expectClose(plan.loss.total, plan.loss.kl + plan.loss.entropy)
     }
 }
+
+/// A serial exit's inserted phrase gets no loss and does not count: the sample's loss is that of the
+/// same sample without those tokens.
+@Suite struct InsertedTokenLossTests {
+    @Test(arguments: [AggregationMode.tokenMean, .seqMeanTokenMean])
+    func insertedTokensGetNoLossAndDoNotCount(mode: AggregationMode) throws {
+        var options = AlgorithmOptions()
+        options.aggregation.mode = mode
+        let logp = [-0.5, -9.0, -8.0, -0.7], behaviour = [-0.6, 0, 0, -0.75]
+        let withPhrase = LossSample(advantage: 0.8, logp: logp, behaviourLogp: behaviour, inserted: 1..<3)
+        let without = LossSample(advantage: 0.8, logp: [-0.5, -0.7], behaviourLogp: [-0.6, -0.75])
+        #expect(withPhrase.trainedTokenCount == 2)
+        let totals = AggregationTotals(tokens: 2, sequences: 1)
+        let a = try StepLossPlan.compute(samples: [withPhrase], totals: totals, options: options)
+        let b = try StepLossPlan.compute(samples: [without], totals: totals, options: options)
+        #expect(a.samples[0].logpCoefficients[1] == 0 && a.samples[0].logpCoefficients[2] == 0)
+        #expect(a.samples[0].logpCoefficients[0] == b.samples[0].logpCoefficients[0])
+        #expect(a.samples[0].logpCoefficients[3] == b.samples[0].logpCoefficients[1])
+        #expect(a.loss == b.loss && a.metrics.tokens == 2)
+        #expect(throws: AlgorithmError.self) {
+            try StepLossPlan.compute(samples: [LossSample(advantage: 1, logp: [-1], behaviourLogp: [-1], inserted: 0..<3)],
+                                     totals: totals, options: options)
+        }
+    }
+}

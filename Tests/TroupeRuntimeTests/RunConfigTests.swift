@@ -136,3 +136,64 @@ import TroupeRuntime
         #expect(try RunConfig.loadForResume(frozen: cosine, overrides: ["endpoints.control_port=6000"]).endpoints.controlPort == 6000)
     }
 }
+
+/// Group shapes that cannot produce a group are refused naming their keys.
+@Suite struct GroupShapeConfigTests {
+    private func refusal(_ overrides: [String]) -> String {
+        do {
+            _ = try RunConfig.parse(.object([:]), overrides: overrides)
+            return "accepted"
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test func multiTemperatureKeys() throws {
+        #expect(refusal(["sampling.temperatures=[]"]).contains("sampling.temperatures: an empty list of temperatures cannot produce a group"))
+        #expect(refusal(["sampling.temperatures=[0.5, 0]"]).contains("sampling.temperatures: entry 1 is 0"))
+        #expect(refusal(["sampling.temperatures=0.5"]).contains("sampling.temperatures: expected an array of numbers or null"))
+        let tooMany = refusal(["sampling.group_size=2", "sampling.temperatures=[0.5, 1, 1.5]"])
+        #expect(tooMany.contains("sampling.temperatures") && tooMany.contains("sampling.group_size is 2"), "\(tooMany)")
+        let config = try RunConfig.parse(.object([:]), overrides: ["sampling.temperatures=[0.5, 1, 1.5]"])
+        #expect((0..<5).map(config.sampling.temperature(ofSample:)) == [0.5, 1, 1.5, 0.5, 1])
+        #expect(RunConfig().sampling.temperatures == nil && RunConfig().sampling.temperature(ofSample: 3) == 1)
+        let roundTrip = try RunConfig.parse(config.resolved)
+        #expect(roundTrip.sampling.temperatures == [0.5, 1, 1.5])
+    }
+}
+
+extension GroupShapeConfigTests {
+    @Test func serialKeys() throws {
+        let serial = ["sampling.shape=serial", "task.label_free=false", "sampling.serial_exit_phrase=Time is up. Answer:"]
+        #expect(try RunConfig.parse(.object([:]), overrides: serial).groupShape == .serial)
+        #expect(RunConfig().groupShape == .independent)
+        // The s-grpo preset samples serial groups unless the run says otherwise.
+        let preset = try RunConfig.parse(.object([:]), overrides: ["algorithm.preset=s-grpo", "task.label_free=false",
+                                                                   "sampling.serial_exit_phrase=Answer:"])
+        #expect(preset.groupShape == .serial)
+        #expect(try RunConfig.parse(.object([:]), overrides: ["algorithm.preset=s-grpo", "sampling.shape=independent"]).groupShape == .independent)
+        let one = refusal(serial + ["sampling.group_size=1"])
+        #expect(one.contains("sampling.group_size: is 1 but a serial group"), "\(one)")
+        let newline = refusal(["sampling.shape=serial", "task.label_free=false"])
+        #expect(newline.contains("sampling.serial_exit_phrase: contains the task's stop sequence"), "\(newline)")
+        let labels = refusal(["algorithm.preset=s-grpo", "sampling.serial_exit_phrase=Answer:"])
+        #expect(labels.contains("task.label_free: is true but reward.kind serial_decay"), "\(labels)")
+        let mixed = refusal(serial + ["sampling.temperatures=[0.5, 1]"])
+        #expect(mixed.contains("sampling.temperatures: cannot be combined with serial groups"), "\(mixed)")
+        #expect(refusal(["sampling.shape=forest"]).contains("sampling.shape: \"forest\" is not one of"))
+    }
+
+    @Test func treeKeys() throws {
+        // The ettrl preset samples trees: 60 = 12 roots × (1 + 2 forks × 2 branches).
+        let ettrl = try RunConfig.parse(.object([:]), overrides: ["algorithm.preset=ettrl", "sampling.group_size=60"])
+        #expect(ettrl.groupShape == .tree && ettrl.sampling.treeForks == 2 && ettrl.sampling.treeBranching == 2)
+        let unreachable = refusal(["sampling.shape=tree", "sampling.group_size=16"])
+        #expect(unreachable.contains("sampling.group_size: is 16, which no number of roots reaches") && unreachable.contains("multiple of 5"), "\(unreachable)")
+        let forks = refusal(["sampling.shape=tree", "sampling.tree_forks=9", "sampling.tree_branching=1", "sampling.group_size=20"])
+        #expect(forks.contains("sampling.tree_forks: is 9 but a completion holds at most sampling.max_new_tokens = 8"), "\(forks)")
+        let mixed = refusal(["sampling.shape=tree", "sampling.group_size=15", "sampling.temperatures=[1]"])
+        #expect(mixed.contains("sampling.temperatures: cannot be combined with tree groups"), "\(mixed)")
+        #expect(refusal(["sampling.tree_branching=0"]).contains("sampling.tree_branching: 0 is outside 1...4096"))
+        #expect(try RunConfig.parse(.object([:]), overrides: ["sampling.shape=tree", "sampling.group_size=15"]).groupShape == .tree)
+    }
+}

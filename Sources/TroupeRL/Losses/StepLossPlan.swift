@@ -13,16 +13,22 @@ public struct LossSample: Sendable, Equatable {
     /// Entropy of the policy's next-token distribution per token; required when `entropy.coefficient > 0`.
     public var entropy: [Double]?
     public var finishReason: FinishReason
+    /// Tokens the sampler inserted rather than drew (a serial exit's phrase): no loss, not counted.
+    public var inserted: Range<Int>?
 
     public init(advantage: Double, logp: [Double], behaviourLogp: [Double], refLogp: [Double]? = nil,
-                entropy: [Double]? = nil, finishReason: FinishReason = .stop) {
+                entropy: [Double]? = nil, finishReason: FinishReason = .stop, inserted: Range<Int>? = nil) {
         self.advantage = advantage
         self.logp = logp
         self.behaviourLogp = behaviourLogp
         self.refLogp = refLogp
         self.entropy = entropy
         self.finishReason = finishReason
+        self.inserted = inserted
     }
+
+    /// The tokens that get a loss.
+    public var trainedTokenCount: Int { logp.count - (inserted?.count ?? 0) }
 }
 
 /// What the learner feeds into backward for one sample.
@@ -163,13 +169,15 @@ public struct StepLossPlan: Sendable, Equatable {
         let clamp = lossOptions.logRatioClamp
         let logRatios = (0..<count).map { sample.logp[$0] - sample.behaviourLogp[$0] }
         let ratios = logRatios.map { exp(min(max($0, -clamp), clamp)) }
-        let contributes = Aggregation.contributes(length: count, finishReason: sample.finishReason, filter: options.filter)
-        let weight = contributes ? Aggregation.weight(sequenceTokens: count, totals: totals, options: options.aggregation) : 0
+        let trained = sample.trainedTokenCount
+        let contributes = Aggregation.contributes(length: trained, finishReason: sample.finishReason, filter: options.filter)
+        let weight = contributes ? Aggregation.weight(sequenceTokens: trained, totals: totals, options: options.aggregation) : 0
 
         var sequenceRatio: Double?
-        if lossOptions.kind == .topr, count > 0, lossOptions.toprRatio != .token {
-            let sum = logRatios.reduce(0, +)
-            let logRho = lossOptions.toprRatio == .sequenceProduct ? sum : sum / Double(count)
+        if lossOptions.kind == .topr, trained > 0, lossOptions.toprRatio != .token {
+            let sum = sample.inserted.map { inserted in logRatios.indices.filter { !inserted.contains($0) }.reduce(0) { $0 + logRatios[$1] } }
+                ?? logRatios.reduce(0, +)
+            let logRho = lossOptions.toprRatio == .sequenceProduct ? sum : sum / Double(trained)
             sequenceRatio = exp(min(max(logRho, -clamp), clamp))
         }
 
@@ -181,6 +189,7 @@ public struct StepLossPlan: Sendable, Equatable {
         var tokenLosses = Array(repeating: 0.0, count: count)
         let a = sample.advantage
         for t in 0..<count {
+            if let inserted = sample.inserted, inserted.contains(t) { continue }
             let r = ratios[t]
             let term: PolicyTerm
             switch lossOptions.kind {
@@ -230,7 +239,7 @@ public struct StepLossPlan: Sendable, Equatable {
             metrics.referenceKLSum += klValue
             metrics.entropySum += entropy
         }
-        if contributes { metrics.sequences += 1 } else if count > 0 { metrics.maskedTruncatedSequences += 1 }
+        if contributes { metrics.sequences += 1 } else if trained > 0 { metrics.maskedTruncatedSequences += 1 }
         return SampleLossPlan(logpCoefficients: coefficients, entropyCoefficients: entropyCoefficients, ratios: ratios,
                               policyGradients: policyGradients, tokenLosses: tokenLosses, sequenceRatio: sequenceRatio,
                               aggregationWeight: weight, contributes: contributes)
@@ -260,8 +269,11 @@ public struct StepLossPlan: Sendable, Equatable {
             } else if options.entropy.coefficient > 0 {
                 throw AlgorithmError(field: "\(field).entropy", problem: "is required when entropy.coefficient > 0 (\(options.entropy.coefficient))")
             }
-            if Aggregation.contributes(length: sample.logp.count, finishReason: sample.finishReason, filter: options.filter) {
-                local.tokens += sample.logp.count
+            if let inserted = sample.inserted, inserted.lowerBound < 0 || inserted.upperBound > sample.logp.count {
+                throw AlgorithmError(field: "\(field).inserted", problem: "\(inserted) lies outside the sample's \(sample.logp.count) tokens")
+            }
+            if Aggregation.contributes(length: sample.trainedTokenCount, finishReason: sample.finishReason, filter: options.filter) {
+                local.tokens += sample.trainedTokenCount
                 local.sequences += 1
             }
         }

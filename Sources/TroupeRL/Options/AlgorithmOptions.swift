@@ -217,7 +217,18 @@ public struct FilterOptions: Sendable, Equatable {
     public init() {}
 }
 
+public enum GroupShapeKind: String, OptionEnum {
+    /// G independent samples from the prompt.
+    case independent
+    /// S-GRPO: one path, then G − 1 early exits from it, earliest first, then the path.
+    case serial
+    /// ETTRL's entropy-fork tree: roots forking at their highest-entropy tokens; the leaves.
+    case tree
+}
+
 public struct SamplingOptions: Sendable, Equatable {
+    /// The shape of a group; the run's `sampling.shape` follows it unless set.
+    public var shape: GroupShapeKind = .independent
     /// Completions sampled per prompt (votes, for TTRL); nil: the run's configuration decides.
     public var samplesPerPrompt: Int?
     /// The first this-many samples of each group are trained on (TTRL: 64 votes, 32 trained); nil: all.

@@ -150,6 +150,7 @@ extension AlgorithmOptions {
 
         .optionalInteger("sampling.samples_per_prompt", \.sampling.samplesPerPrompt, .above(0), "completions per prompt"),
         .optionalInteger("sampling.train_samples", \.sampling.trainSamples, .above(0), "first N trained; ≤ `samples_per_prompt`"),
+        .choice("sampling.shape", \.sampling.shape, "group shape the preset samples (the run's `sampling.shape` = `preset` follows it)"),
     ]
 
     /// docs/algorithms.md's table of options, generated from `fields` (`troupe config

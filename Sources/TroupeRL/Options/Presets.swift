@@ -107,11 +107,13 @@ extension AlgorithmOptions {
 
     /// ETTRL — Liu et al., arXiv 2508.11356 (no public code; two paper summaries).
     /// TTRL plus entropy-based advantage reshaping Y = 1 + (mean H − H_i)/mean H, clamped at Y ≥ 0
-    /// (the clamp is ours); 60 votes = M(1 + B·N) with M = 12, N = 2, B = 2 tree leaves.
+    /// (the clamp is ours); 60 votes = M(1 + B·N) with M = 12, N = 2, B = 2 tree leaves: the
+    /// entropy-fork tree rollout (`sampling.shape = tree`).
     public static var ettrl: AlgorithmOptions {
         var options = ttrl
         options.advantage.entropyReshaping = true
         options.sampling = SamplingOptions(samplesPerPrompt: 60, trainSamples: 32)
+        options.sampling.shape = .tree
         return options
     }
 
@@ -175,10 +177,12 @@ extension AlgorithmOptions {
 
     /// S-GRPO — Dai et al., arXiv 2505.07686 (paper notes).
     /// Serial decaying reward (1, 1/2, 1/4, … for correct exits, earliest first); Â = r − mean (no std);
-    /// PPO-clip 0.2; per-sequence normalisation (seq-mean-token-mean); no KL. The serial group size
-    /// (exits + full response) is left to the run.
+    /// PPO-clip 0.2; per-sequence normalisation (seq-mean-token-mean); no KL. Serial groups: one path,
+    /// then early exits from it (`sampling.shape = serial`); the group size (exits + full response) is
+    /// left to the run.
     public static var sGRPO: AlgorithmOptions {
         var options = AlgorithmOptions()
+        options.sampling.shape = .serial
         options.reward.kind = .serialDecay
         options.advantage.estimator = .drgrpo
         options.aggregation.mode = .seqMeanTokenMean
