@@ -25,8 +25,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-        // The learner's HTTP /metrics endpoint.
-        .package(url: "https://github.com/swhitty/FlyingFox.git", from: "0.27.1"),
     ],
     targets: [
         // System libraries from Debian: libzmq3-dev, libopenblas-dev, libsodium-dev.
@@ -67,8 +65,7 @@ let package = Package(
                 swiftSettings: [v5]),
         // The learner: server, core, group intake, trainer, run log, checkpoints, restore, replay.
         .target(name: "TroupeLearner", dependencies: ["TroupeJSON", "TroupeRuntime", "TroupeWeights", "TroupeModel", "TroupeRL",
-                                                      "TroupeTasks", "TroupeWire", "TroupeProto",
-                                                      .product(name: "FlyingFox", package: "FlyingFox")],
+                                                      "TroupeTasks", "TroupeWire", "TroupeProto"],
                 swiftSettings: [v5]),
         // The actor: client and its conversation core, group sampler.
         .target(name: "TroupeActor", dependencies: ["TroupeJSON", "TroupeRuntime", "TroupeWeights", "TroupeModel", "TroupeRL",

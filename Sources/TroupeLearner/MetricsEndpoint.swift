@@ -1,85 +1,185 @@
-import FlyingFox
-import FlyingSocks
 import Foundation
 import TroupeRuntime
+import TroupeTensor
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The learner's HTTP `GET /metrics`: the Prometheus text exposition metrics.prom holds, served from
 /// memory (`PrometheusExposition`) for a Prometheus server to scrape. Read-only and unauthenticated,
-/// like node-exporter: it binds where the learner's sockets bind (`endpoints.bind_host`). Any other
-/// path gets 404; a request that does not finish within 5 s is dropped by the server.
+/// like node-exporter: it binds where the learner's sockets bind (`endpoints.bind_host`).
+///
+/// Hand-written on POSIX sockets rather than on an HTTP library: FlyingFox, the small one in the
+/// package mirror, imports FoundationNetworking, and the static bundle (cluster/bundle) then fails to
+/// link (libcurl). The request is untrusted: its head is at most 8 KiB and must arrive within 5 s, at
+/// most 16 connections are served at once, and anything but `GET /metrics` gets 404, 405 or 400.
 package final class MetricsEndpoint: @unchecked Sendable {
     package let port: Int
-    private let server: HTTPServer
-    private let task: Task<Void, any Error>
+    private let listener: Int32
+    private let wake: (read: Int32, write: Int32)
+    private let exposition: PrometheusExposition
+    private var thread: Thread?
+    private let finished = DispatchSemaphore(value: 0)
 
-    /// Listens on `host:port` (`*` for every interface) or throws naming the address; returns once listening.
+    static let maxHeadBytes = 8192
+    static let headSeconds = 5.0
+    static let maxConnections = 16
+
+    /// Listens on `host:port` (`*` for every interface) or throws naming the key and the address.
     package init(host: String, port: Int, exposition: PrometheusExposition) throws {
-        let address: any SocketAddress
-        do {
-            switch host {
-            case "*", "0.0.0.0": address = sockaddr_in.inet(port: UInt16(port))
-            case "::", "[::]": address = sockaddr_in6.inet6(port: UInt16(port))
-            case let h where h.contains(":"): address = try sockaddr_in6.inet6(ip6: h.trimmingCharacters(in: ["[", "]"]), port: UInt16(port))
-            default: address = try sockaddr_in.inet(ip4: host == "localhost" ? "127.0.0.1" : host, port: UInt16(port))
-            }
-        } catch {
-            throw MetricsEndpointError("endpoints.metrics_port: cannot listen on \(host):\(port) for /metrics: \(host) is not a numeric address")
+        func failure(_ what: String) -> MetricsEndpointError {
+            MetricsEndpointError("endpoints.metrics_port: cannot listen on \(host):\(port) for /metrics: \(what)")
         }
-        let server = HTTPServer(config: .init(address: address, timeout: 5, pool: HTTPServer.defaultPool(logger: .disabled), logger: .disabled))
-        let outcome = StartOutcome()
-        self.server = server
+        let ipv6 = host.contains(":")
+        let fd = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw failure(String(cString: strerror(errno))) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        let bound: Int32
+        if ipv6 {
+            var address = sockaddr_in6()
+            address.sin6_family = sa_family_t(AF_INET6)
+            address.sin6_port = in_port_t(UInt16(port).bigEndian)
+            let text = host.trimmingCharacters(in: ["[", "]"])
+            guard text == "::" || inet_pton(AF_INET6, text, &address.sin6_addr) == 1 else { close(fd); throw failure("\(host) is not a numeric address") }
+            bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+        } else {
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            let text = ["*", "0.0.0.0"].contains(host) ? "0.0.0.0" : (host == "localhost" ? "127.0.0.1" : host)
+            guard inet_pton(AF_INET, text, &address.sin_addr) == 1 else { close(fd); throw failure("\(host) is not a numeric address") }
+            bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        }
+        guard bound == 0, listen(fd, 16) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw failure(reason)
+        }
+        var pipeEnds: [Int32] = [-1, -1]
+        guard pipe(&pipeEnds) == 0 else { close(fd); throw failure("no pipe: \(String(cString: strerror(errno)))") }
+        for end in pipeEnds { Self.setFlags(end) }
+        listener = fd
+        wake = (pipeEnds[0], pipeEnds[1])
         self.port = port
-        task = Task {
-            await server.appendRoute("GET /metrics") { _ in
-                HTTPResponse(statusCode: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                             body: Data(exposition.text.utf8))
-            }
-            do { try await server.run() } catch { outcome.failed("\(error)") }
+        self.exposition = exposition
+        let thread = Thread { [unowned self] in
+            serve()
+            finished.signal()
         }
-        // run() either reaches listening or throws (a port in use); wait for one of the two.
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            if let failure = outcome.failure {
-                throw MetricsEndpointError("endpoints.metrics_port: cannot listen on \(host):\(port) for /metrics: \(failure)")
-            }
-            if Self.await({ await server.isListening }) { return }
-            Thread.sleep(forTimeInterval: 0.01)
-        }
-        task.cancel()
-        throw MetricsEndpointError("endpoints.metrics_port: /metrics did not start listening on \(host):\(port) within 10 s")
+        thread.name = "troupe-metrics-http"
+        self.thread = thread
+        thread.start()
     }
 
-    /// Closes the listening socket and any connection.
+    /// Stops serving and closes every socket; returns once the serving thread has ended.
     package func stop() {
-        Self.await { [server, task] in
-            await server.stop(timeout: 1)
-            task.cancel()
+        guard thread != nil else { return }
+        thread = nil
+        var byte: UInt8 = 1
+        _ = write(wake.write, &byte, 1)
+        finished.wait()
+        close(listener)
+        close(wake.read)
+        close(wake.write)
+    }
+
+    deinit { stop() }
+
+    private struct Connection {
+        let fd: Int32
+        let deadline: Double
+        var head: [UInt8] = []
+    }
+
+    private func serve() {
+        var connections: [Connection] = []
+        defer { for c in connections { close(c.fd) } }
+        while true {
+            var fds = [pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0), pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
+            fds += connections.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+            _ = poll(&fds, nfds_t(fds.count), 200)
+            if fds[0].revents != 0 { return }
+            let now = monotonicSeconds()
+            var open: [Connection] = []
+            for (index, var connection) in connections.enumerated() {
+                let events = fds[index + 2].revents
+                if events != 0, let answer = read(into: &connection) {
+                    respond(connection.fd, answer)
+                    close(connection.fd)
+                } else if events & Int16(POLLHUP | POLLERR) != 0 || now > connection.deadline {
+                    close(connection.fd)
+                } else {
+                    open.append(connection)
+                }
+            }
+            connections = open
+            if fds[1].revents & Int16(POLLIN) != 0 {
+                let fd = accept(listener, nil, nil)
+                if fd >= 0 {
+                    Self.setFlags(fd)
+                    if connections.count < Self.maxConnections {
+                        connections.append(Connection(fd: fd, deadline: now + Self.headSeconds))
+                    } else {
+                        close(fd)
+                    }
+                }
+            }
         }
     }
 
-    /// The learner's threads are not async: they wait here for the server actor's answer.
-    private static func `await`<Value: Sendable>(_ body: @escaping @Sendable () async -> Value) -> Value {
-        let box = StartOutcome.Box<Value>()
-        let done = DispatchSemaphore(value: 0)
-        Task {
-            box.value = await body()
-            done.signal()
+    /// Reads what arrived; returns the answer once the request head is complete (or cannot be).
+    private func read(into connection: inout Connection) -> (status: String, body: String, type: String)? {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = recv(connection.fd, &buffer, buffer.count, 0)
+        if n <= 0 { return n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK) ? ("400 Bad Request", "incomplete request\n", "text/plain") : nil }
+        connection.head += buffer[0..<n]
+        guard let end = Self.headEnd(connection.head) else {
+            return connection.head.count > Self.maxHeadBytes ? ("431 Request Header Fields Too Large", "request head over 8 KiB\n", "text/plain") : nil
         }
-        done.wait()
-        return box.value!
+        return Self.answer(requestLine: connection.head[..<end], exposition: exposition.text)
+    }
+
+    /// Non-blocking and closed on exec.
+    static func setFlags(_ fd: Int32) {
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+    }
+
+    static func headEnd(_ bytes: [UInt8]) -> Int? {
+        guard bytes.count >= 4 else { return nil }
+        for i in 0...(bytes.count - 4) where bytes[i] == 13 && bytes[i + 1] == 10 && bytes[i + 2] == 13 && bytes[i + 3] == 10 { return i }
+        return nil
+    }
+
+    /// The answer to a request head (its request line decides): pure, for tests.
+    package static func answer(requestLine head: ArraySlice<UInt8>, exposition: String) -> (status: String, body: String, type: String) {
+        let line = String(decoding: head.prefix { $0 != 13 }, as: UTF8.self).split(separator: " ", omittingEmptySubsequences: false)
+        guard line.count == 3, line[2].hasPrefix("HTTP/1.") else { return ("400 Bad Request", "malformed request line\n", "text/plain") }
+        let path = line[1].split(separator: "?", maxSplits: 1).first.map(String.init) ?? ""
+        guard path == "/metrics" else { return ("404 Not Found", "only /metrics is served here\n", "text/plain") }
+        guard line[0] == "GET" || line[0] == "HEAD" else { return ("405 Method Not Allowed", "GET /metrics\n", "text/plain") }
+        return ("200 OK", line[0] == "HEAD" ? "" : exposition, "text/plain; version=0.0.4; charset=utf-8")
+    }
+
+    private func respond(_ fd: Int32, _ answer: (status: String, body: String, type: String)) {
+        let body = Array(answer.body.utf8)
+        var bytes = Array("HTTP/1.1 \(answer.status)\r\nContent-Type: \(answer.type)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8)
+        bytes += body
+        // The socket is non-blocking: a client that does not read gets what fits within 2 s, then is dropped.
+        let deadline = monotonicSeconds() + 2
+        var sent = 0
+        while sent < bytes.count && monotonicSeconds() < deadline {
+            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
+            if n > 0 { sent += n; continue }
+            guard errno == EAGAIN || errno == EWOULDBLOCK else { return }
+            var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            _ = poll(&p, 1, 100)
+        }
     }
 }
 
 package struct MetricsEndpointError: Error, CustomStringConvertible {
     package let description: String
     init(_ description: String) { self.description = description }
-}
-
-/// How the server task's start ended, read from the thread that started it.
-private final class StartOutcome: @unchecked Sendable {
-    final class Box<Value>: @unchecked Sendable { var value: Value? }
-    private let lock = NSLock()
-    private var message: String?
-    var failure: String? { lock.withLock { message } }
-    func failed(_ text: String) { lock.withLock { message = text } }
 }
