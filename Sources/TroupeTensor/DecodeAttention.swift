@@ -71,18 +71,7 @@ public enum DecodeAttention {
     @inline(__always)
     private static func weightedValues(_ scores: UnsafeMutablePointer<Float>, segments: [Segment], span: Int,
                                        d: Int, out: UnsafeMutablePointer<Float>) {
-        let peak = Vector.max(UnsafePointer(scores), count: span)
-        var lanes = V(), i = 0
-        while i + 16 <= span {
-            let e = Vector.exp(Vector.load(scores + i) - V(repeating: peak))
-            Vector.store(e, scores + i)
-            lanes += e
-            i += 16
-        }
-        var total = lanes.sum()
-        while i < span { let e = Vector.exp(scores[i] - peak); scores[i] = e; total += e; i += 1 }
-        let inverse = 1 / total
-
+        let inverse = exponentiate(scores, span: span)
         var c = 0
         while c + 64 <= d {
             var a0 = V(), a1 = V(), a2 = V(), a3 = V()
@@ -160,11 +149,9 @@ public enum DecodeAttention {
     @inline(__always)
     private static func store8(_ v: U, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: U.self) }
 
-    /// out = Σ_j softmax(s)_j V_j for one head's scores s (overwritten with the unnormalised weights).
+    /// e_j = exp(s_j − max s) in place of the scores; returns 1 / Σ e_j, by which the output is divided once.
     @inline(__always)
-    private static func weightedValues(_ scores: UnsafeMutablePointer<Float>, values: UnsafePointer<Float>, span: Int,
-                                       d: Int, out: UnsafeMutablePointer<Float>) {
-        // e_j = exp(s_j − max s); the sum divides the output once.
+    private static func exponentiate(_ scores: UnsafeMutablePointer<Float>, span: Int) -> Float {
         let peak = Vector.max(UnsafePointer(scores), count: span)
         var lanes = V(), i = 0
         while i + 16 <= span {
@@ -175,7 +162,14 @@ public enum DecodeAttention {
         }
         var total = lanes.sum()
         while i < span { let e = Vector.exp(scores[i] - peak); scores[i] = e; total += e; i += 1 }
-        let inverse = 1 / total
+        return 1 / total
+    }
+
+    /// out = Σ_j softmax(s)_j V_j for one head's scores s (overwritten with the unnormalised weights).
+    @inline(__always)
+    private static func weightedValues(_ scores: UnsafeMutablePointer<Float>, values: UnsafePointer<Float>, span: Int,
+                                       d: Int, out: UnsafeMutablePointer<Float>) {
+        let inverse = exponentiate(scores, span: span)
 
         // 64 output dims per pass over the span (4 accumulators), then 16, then one at a time.
         var c = 0
