@@ -15,7 +15,7 @@ extension IngestionBench {
         let epoch: UInt64 = 0xBE7C4
         let core = LearnerCore(prompts: (1...UInt64(n + 64)).map { PromptEntry(id: $0, text: "p", tokens: (0..<24).map { Int32($0) }) },
                                epoch: epoch, batchGroups: 16, maxStaleness: 1_000_000, leaseSize: 64, leaseTimeout: 3600,
-                               heartbeatTimeout: 3600, credit: 4)
+                               heartbeatTimeout: 3600, credit: 4, leaseCap: .max)   // every group leased up front: no lease cap
         _ = core.hello(identity: "stages", runId: 1, now: 0)
         var slots: [(UInt64, UInt64)] = []
         while slots.count < n {
