@@ -78,9 +78,7 @@ final class GroupSampler: @unchecked Sendable {
                 owners.append((pi, i))
             }
         }
-        let params = SamplingParameters(temperature: s.temperature, topK: Int(s.topK), topP: s.topP,
-                                        maxNewTokens: Int(s.maxTokens), stopTokens: scorer.stopTokens, stopStrings: s.stopSequences,
-                                        computeEntropy: options.advantage.entropyReshaping)
+        let params = parameters(s)
         let t0 = monotonicSeconds()
         let completions = try sampler.generate(requests, parameters: params, tokenBytes: { [tokenizer] in tokenizer.bytes(of: $0) })
         let ms = UInt32(min(Double(UInt32.max), (monotonicSeconds() - t0) * 1000))
@@ -122,9 +120,7 @@ final class GroupSampler: @unchecked Sendable {
             return SerialRequest(prompt: p.tokenIds, seed: rng.next(), exits: Int(p.sampling.serial.exits),
                                  exitPhrase: p.sampling.serial.exitPhraseIds, answerTokens: Int(p.sampling.serial.answerTokens))
         }
-        let params = SamplingParameters(temperature: s.temperature, topK: Int(s.topK), topP: s.topP,
-                                        maxNewTokens: Int(s.maxTokens), stopTokens: scorer.stopTokens, stopStrings: s.stopSequences,
-                                        computeEntropy: options.advantage.entropyReshaping)
+        let params = parameters(s)
         let t0 = monotonicSeconds()
         let outputs = try sampler.generateSerial(requests, parameters: params, tokenBytes: { [tokenizer] in tokenizer.bytes(of: $0) })
         let ms = UInt32(min(Double(UInt32.max), (monotonicSeconds() - t0) * 1000))
@@ -168,9 +164,7 @@ final class GroupSampler: @unchecked Sendable {
             return TreeRequest(prompt: p.tokenIds, seed: rng.next(), roots: Int(p.groupSize) / perRoot,
                                forks: Int(p.sampling.tree.forks), branching: Int(p.sampling.tree.branching))
         }
-        let params = SamplingParameters(temperature: s.temperature, topK: Int(s.topK), topP: s.topP,
-                                        maxNewTokens: Int(s.maxTokens), stopTokens: scorer.stopTokens, stopStrings: s.stopSequences,
-                                        computeEntropy: options.advantage.entropyReshaping)
+        let params = parameters(s)
         let t0 = monotonicSeconds()
         let outputs = try sampler.generateTree(requests, parameters: params, tokenBytes: { [tokenizer] in tokenizer.bytes(of: $0) })
         let ms = UInt32(min(Double(UInt32.max), (monotonicSeconds() - t0) * 1000))
@@ -192,6 +186,13 @@ final class GroupSampler: @unchecked Sendable {
     }
 
     /// Sample i of a group is drawn at `temperatures[i mod n]` (a multi-temperature group), else at `temperature`.
+    /// The sampler's settings for a lease's sampling parameters (every group shape uses the same).
+    private func parameters(_ s: Troupe_V1_SamplingParams) -> SamplingParameters {
+        SamplingParameters(temperature: s.temperature, topK: Int(s.topK), topP: s.topP,
+                           maxNewTokens: Int(s.maxTokens), stopTokens: scorer.stopTokens, stopStrings: s.stopSequences,
+                           computeEntropy: options.advantage.entropyReshaping)
+    }
+
     static func temperature(ofSample i: Int, _ s: Troupe_V1_SamplingParams) -> Float {
         s.temperatures.isEmpty ? s.temperature : s.temperatures[i % s.temperatures.count]
     }
