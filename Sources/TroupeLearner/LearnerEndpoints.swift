@@ -23,6 +23,9 @@ package struct LearnerEndpoints {
     package var checkAuthentication: () throws -> Void = {}
     /// After a finished run, how long late speakers are still told so.
     package var lingerSeconds: Double
+    /// After a finished run, how long at most the learner waits on for the Bye of every actor it knows
+    /// (joined, or evicted shortly before), telling whoever speaks that the run finished.
+    package var goodbyeWaitSeconds: Double
     package var close: () -> Void
 
     /// The learner's sockets bound as `settings` say, with the log proxy between publishers and monitors.
@@ -85,7 +88,7 @@ package struct LearnerEndpoints {
                     throw error
                 }
             },
-            lingerSeconds: 2,
+            lingerSeconds: 2, goodbyeWaitSeconds: 10,
             close: close)
     }
 }
@@ -97,6 +100,9 @@ package final class InMemoryLearnerNetwork {
     package let weights = InMemoryRouter()
     package let announce = InMemoryPublisher()
     package let logs = InMemoryLogStream(source: "learner")
+    /// The `LearnerEndpoints` linger times (none by default: a test that checks the end of a run sets them).
+    package var lingerSeconds = 0.0
+    package var goodbyeWaitSeconds = 0.0
     /// Authenticated endpoints: actors connect with `InMemoryRouter.connect(identity:authenticatedAs:)`.
     package let allowlist: CurveAllowlist?
 
@@ -116,6 +122,7 @@ package final class InMemoryLearnerNetwork {
 
     package var endpoints: LearnerEndpoints {
         LearnerEndpoints(control: control, weights: weights, announce: announce, logs: logs, allowlist: allowlist,
-                         waitForInput: { _, _ in }, lingerSeconds: 0, close: {})
+                         waitForInput: { _, _ in }, lingerSeconds: lingerSeconds,
+                         goodbyeWaitSeconds: goodbyeWaitSeconds, close: {})
     }
 }

@@ -49,6 +49,9 @@ package final class LearnerServer {
     private var snapshot: WeightSnapshot { weightService.snapshot }
     private var peers: [PeerID: String] = [:]
     private var peerOf: [String: PeerID] = [:]
+    /// Actors evicted for silence and not back since, with their old route and when: a finished run
+    /// also tells them, since they may be alive behind a slow link and will say Hello again.
+    private var evicted: [String: (peer: PeerID?, at: Double)] = [:]
     private var lastAnnounce = 0.0
     private var lastStats = 0.0
     private var lastHousekeeping = 0.0
@@ -289,13 +292,18 @@ package final class LearnerServer {
         try training.writeCheckpoint()
         try events.emit(.runEnded(finished: finished, step: core.step, accounting: core.accounting.summary))
         try writeSummary()
-        for (peer, _) in peers {
-            var bye = Troupe_V1_Bye()
-            bye.reason = finished ? ByeReason.runFinished : "learner stopping"
-            _ = try? control.send(WireMessage(.bye(bye)), to: peer, deadline: .now)
-        }
+        var bye = Troupe_V1_Bye()
+        bye.reason = finished ? ByeReason.runFinished : "learner stopping"
+        for (peer, _) in peers { _ = try? control.send(WireMessage(.bye(bye)), to: peer, deadline: .now) }
         // Let the last events leave; after a finished run, tell late speakers it is over.
-        if finished { try lingerAfterFinish(seconds: endpoints.lingerSeconds) } else { usleep(200_000) }
+        if finished {
+            let now = clock()
+            let recentlyEvicted = evicted.filter { now - $0.value.at < 2 * endpoints.goodbyeWaitSeconds }
+            for case let (_, (peer?, _)) in recentlyEvicted { _ = try? control.send(WireMessage(.bye(bye)), to: peer, deadline: .now) }
+            try lingerAfterFinish(awaiting: Set(peers.values).union(recentlyEvicted.keys))
+        } else {
+            usleep(200_000)
+        }
         worker.stop()
         LogStreamAttachment.process.detach(endpoints.logs)
         endpoints.close()
@@ -310,17 +318,34 @@ package final class LearnerServer {
         return failed ? 1 : 0
     }
 
-    /// For a short while after the run, any actor that speaks (say, one that missed the end while
-    /// reconnecting) is told the run finished, so it exits instead of waiting for a learner.
-    private func lingerAfterFinish(seconds: Double) throws {
-        guard seconds > 0 else { return }
-        let until = monotonicSeconds() + seconds
+    /// For `endpoints.lingerSeconds` after the run, and on (up to `endpoints.goodbyeWaitSeconds`)
+    /// until every actor in `awaiting` has said Bye, any actor that speaks is told the run finished:
+    /// one that missed the end (evicted, or reconnecting behind a lossy link) exits instead of
+    /// waiting for a learner that is gone.
+    private func lingerAfterFinish(awaiting: Set<String>) throws {
+        let seconds = endpoints.lingerSeconds, longest = max(seconds, endpoints.goodbyeWaitSeconds)
+        guard longest > 0 else { return }
+        var awaiting = awaiting
+        let started = monotonicSeconds()
+        var speakers = peers
+        for case let (identity, (peer?, _)) in evicted { speakers[peer] = identity }
         var bye = Troupe_V1_Bye()
         bye.reason = ByeReason.runFinished
-        while monotonicSeconds() < until {
+        func lingering() -> Bool {
+            let elapsed = monotonicSeconds() - started
+            return elapsed < seconds || (!awaiting.isEmpty && elapsed < longest)
+        }
+        while lingering() {
             switch try control.receiveFromPeer(deadline: .afterMilliseconds(50), limits: .control) {
-            case .message(let peer, _):
-                _ = try? control.send(WireMessage(.bye(bye)), to: peer, deadline: .now)
+            case .message(let peer, let message):
+                if case .hello(let hello) = message.body {
+                    speakers[peer] = hello.actorIdentity.isEmpty ? peer.authenticatedUser ?? "actor-\(peer)" : hello.actorIdentity
+                }
+                if case .bye = message.body {
+                    if let identity = speakers[peer] { awaiting.remove(identity) }
+                } else {
+                    _ = try? control.send(WireMessage(.bye(bye)), to: peer, deadline: .now)
+                }
             case .rejected(let peer?, let error) where error.reason != .unauthenticated:
                 _ = try? control.send(WireMessage(.bye(bye)), to: peer, deadline: .now)
             default:
@@ -457,6 +482,7 @@ package final class LearnerServer {
             return
         }
         if let old = peerOf[identity], old != peer { peers.removeValue(forKey: old) }
+        evicted.removeValue(forKey: identity)
         peers[peer] = identity
         peerOf[identity] = peer
         let known = core.actors[identity]
@@ -643,7 +669,9 @@ package final class LearnerServer {
             try events.emit(.leaseExpired(lease, step: core.step))
         }
         for (identity, leases) in core.evictSilent(now: now) {
-            if let peer = peerOf[identity] { forget(peer: peer) }
+            let peer = peerOf[identity]
+            if let peer { forget(peer: peer) }
+            evicted[identity] = (peer, now)
             weightService.remove(actor: identity)
             try events.emit(.actorLeft(actor: identity, reason: "evicted: no heartbeat for \(config.learner.heartbeatTimeoutSeconds) s",
                                        streamReason: "evicted", leases: leases))

@@ -23,11 +23,14 @@ final class LearnerHarness {
 
     /// In-memory reward workers (runs with `reward_workers.endpoints`).
     let rewardTransport: (any RewardWorkerTransport)?
+    /// How long a finished learner lingers, and waits at most for its actors' Byes (real seconds).
+    let endOfRun: (linger: Double, goodbyeWait: Double)
 
     /// A new run in a fresh temporary directory: 8 prompts, groups of 4, batches of 2 groups.
     init(_ overrides: [String] = [], directory: String? = nil, allowlist: CurveAllowlist? = nil,
-         rewardTransport: (any RewardWorkerTransport)? = nil) throws {
+         rewardTransport: (any RewardWorkerTransport)? = nil, endOfRun: (linger: Double, goodbyeWait: Double) = (0, 0)) throws {
         self.rewardTransport = rewardTransport
+        self.endOfRun = endOfRun
         self.directory = directory ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("troupe-learner-\(UUID().uuidString)").path
         self.overrides = overrides
@@ -37,6 +40,7 @@ final class LearnerHarness {
 
     func start(resume: Bool) throws {
         network = InMemoryLearnerNetwork(allowlist: allowlist)
+        (network.lingerSeconds, network.goodbyeWaitSeconds) = endOfRun
         let config = try RunConfig.load(path: nil, overrides: [
             "model.path=\(Self.repositoryRoot)/models/arith-base", "run.directory=\(directory)", "task.count=8",
             "sampling.group_size=4", "learner.batch_groups=2", "run.max_steps=4", "learner.checkpoint_every=1",
@@ -113,6 +117,12 @@ final class TestActor {
         h.protocolMinor = WireProtocol.minor
         h.buildID = TroupeBuild.id
         try send(.hello(h))
+    }
+
+    func bye() throws {
+        var b = Troupe_V1_Bye()
+        b.reason = "stopping"
+        try send(.bye(b))
     }
 
     func askForLease(prompts: Int = 1) throws {

@@ -150,6 +150,56 @@ import TroupeWire
         #expect(h.learner.core.actors["a"] == nil)
     }
 
+    /// A run of one step that `b` trains, `a` evicted (silent) before the end: returns the harness
+    /// at the finished run, and `a` and `b`.
+    func runFinishedWithAnActorEvicted(goodbyeWait: Double) throws -> (LearnerHarness, a: TestActor, b: TestActor) {
+        let h = try LearnerHarness(["run.max_steps=1"], endOfRun: (linger: 0.05, goodbyeWait: goodbyeWait))
+        let a = h.connect("a"), b = h.connect("b")
+        _ = try join(a, h)
+        h.now += 6
+        var lease = try join(b, h)
+        h.now += 5
+        try h.turn()
+        #expect(try h.records("actor_left").compactMap { $0.body["actor"]?.string } == ["a"])
+        for i in 0..<2 {
+            if i > 0 { lease = try join(b, h) }
+            try b.submit(prompt: lease.prompts[0].promptID, lease: lease.leaseID, version: PolicyVersion(lease.minVersion))
+            try h.turn()
+        }
+        try h.turn()
+        #expect(try h.learner.settleTraining())
+        #expect(try h.turn() == .finished)
+        return (h, a, b)
+    }
+
+    func saidRunFinished(_ actor: TestActor) throws -> Bool {
+        try actor.replies().contains { if case .bye(let bye) = $0 { bye.reason == ByeReason.runFinished } else { false } }
+    }
+
+    // An actor evicted just before the end may be alive behind a slow link: the finished learner tells
+    // it on its old route, and waits (bounded) for its Bye, answering its new Hello with the end.
+    @Test func aFinishedRunWaitsForTheByeOfAnActorEvictedJustBefore() throws {
+        let (h, a, b) = try runFinishedWithAnActorEvicted(goodbyeWait: 30)
+        let aAgain = h.connect("a", runId: 2)
+        try aAgain.hello()
+        try aAgain.bye()
+        try b.bye()
+        let started = Date()
+        #expect(try h.learner.stop(failed: false) == 0)
+        #expect(Date().timeIntervalSince(started) < 15, "every actor said Bye: the learner should not wait out goodbyeWait")
+        #expect(try saidRunFinished(a))
+        #expect(try saidRunFinished(aAgain))
+        #expect(try saidRunFinished(b))
+    }
+
+    @Test func aFinishedRunWaitsForAnActorsByeOnlySoLong() throws {
+        let (h, _, b) = try runFinishedWithAnActorEvicted(goodbyeWait: 0.5)
+        try b.bye()
+        let started = Date()
+        #expect(try h.learner.stop(failed: false) == 0)
+        #expect(Date().timeIntervalSince(started) >= 0.45, "the evicted actor never said Bye: the learner waits goodbyeWait")
+    }
+
     @Test func malformedFramesAreRefusedAndCounted() throws {
         let h = try LearnerHarness()
         let a = h.connect("a")
