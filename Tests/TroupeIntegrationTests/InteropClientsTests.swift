@@ -161,14 +161,15 @@ extension RuntimeIntegrationTests {
     }
 
     /// A malformed group from a third-party actor is refused and counted like any other; the run goes on.
-    /// With the built-in model (byte tokenizer, answers that are numbers): every other group's answers
-    /// and majority-vote rewards are the learner's own.
+    /// With the built-in model (byte tokenizer, answers that are numbers) and multi-temperature groups:
+    /// every other group's answers, majority-vote rewards and per-sample temperatures are the learner's own.
     @Test(.enabled(if: InteropClients.installed || InteropClients.required, InteropClients.skipReason), .timeLimit(.minutes(4)))
     func aMalformedGroupFromThePythonActorIsCountedAndTrainingGoesOn() throws {
         try InteropClients.requireTools()
         let run = try IntegrationRun("python-malformed")
         defer { run.finish() }
-        let learner = try run.startLearner(maxSteps: 3, ["model.path=\(InteropClients.repository)/models/arith-base"])
+        let learner = try run.startLearner(maxSteps: 3, ["model.path=\(InteropClients.repository)/models/arith-base",
+                                                          "sampling.temperatures=[0.7,1.3]"])
         let actor = try InteropClients.pythonActor(run, "python-actor", ["--insecure-plaintext", "--identity", "py-bad",
                                                                          "--malformed-group", "2"])
         try run.require(run.expectExit(learner, .code(0), within: 150) == .code(0), "the learner did not finish the run")

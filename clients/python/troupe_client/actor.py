@@ -272,8 +272,17 @@ class Actor:
 
     def sample_group(self, lease_id, prompt):
         s = prompt.sampling
+        for shape in ("serial", "tree"):
+            if s.HasField(shape):
+                e = Envelope()
+                e.bye.reason = f"cannot sample {shape} groups"
+                self.send(e)
+                raise ActorError(f"the run samples {shape} groups (the lease's SamplingParams.{shape}; the learner's sampling.shape); "
+                                 "this actor samples independent and multi-temperature groups only: run `troupe actor` for this run")
+        temperatures = list(s.temperatures) or [s.temperature]
+        sample_temperatures = [temperatures[i % len(temperatures)] for i in range(prompt.group_size)]
         request = SamplingRequest(list(prompt.token_ids), prompt.group_size, s.temperature, s.top_k, s.top_p, s.max_tokens,
-                                  list(s.stop_sequences), s.seed)
+                                  list(s.stop_sequences), s.seed, sample_temperatures)
         rng = np.random.default_rng([s.seed, prompt.prompt_id, self.weights_version.step, self.next_sequence])
         started = time.monotonic()
         completions = self.sampler.sample(request, self.rewards.needs_entropies, rng)
@@ -297,13 +306,14 @@ class Actor:
         g.version.CopyFrom(self.weights_version)
         g.actor_run_id = self.run_id
         g.generation_ms = int(elapsed * 1000)
+        g.tokens_generated = sum(len(c.tokens) for c in completions)  # independent samples share no prefix
         want_entropies = self.rewards.needs_entropies
         g.with_entropies = want_entropies
-        for c, (answer, reward, components) in zip(completions, scored):
+        for c, (answer, reward, components), temperature in zip(completions, scored, sample_temperatures):
             info = g.samples.add()
             info.token_count = len(c.tokens)
             info.finish_reason = STOP if c.finish_reason == STOP else LENGTH
-            info.temperature = s.temperature
+            info.temperature = temperature
             if answer is not None:
                 info.extracted_answer = answer
             info.reward = reward

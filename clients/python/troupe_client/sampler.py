@@ -28,6 +28,9 @@ class SamplingRequest:
     max_tokens: int       # min(max_tokens, context - prompt) is the LENGTH limit
     stop_sequences: List[str]
     seed: int
+    # Sample i's temperature (a multi-temperature group: SamplingParams.temperatures[i mod n]);
+    # None: every sample at `temperature`.
+    sample_temperatures: Optional[List[float]] = None
 
 
 @dataclass
@@ -75,8 +78,9 @@ class NumpySampler(Sampler):
         out = [Completion([], [], LENGTH, [] if want_entropies else None) for _ in range(n)]
         texts = [b""] * n
         done = [False] * n
+        temperatures = np.array(request.sample_temperatures or [request.temperature] * n, dtype=np.float64)[:, None]
         for position in range(limit):
-            scaled = logits.astype(np.float64) / request.temperature
+            scaled = logits.astype(np.float64) / temperatures
             scaled -= scaled.max(axis=-1, keepdims=True)
             log_probs = scaled - np.log(np.exp(scaled).sum(axis=-1, keepdims=True))
             step_tokens = np.zeros((n, 1), dtype=np.int64)

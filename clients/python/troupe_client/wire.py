@@ -7,7 +7,7 @@ import xxhash
 from .proto import Envelope
 
 PROTOCOL_MAJOR = 2
-PROTOCOL_MINOR = 3
+PROTOCOL_MINOR = 4
 CHECKSUM_TAG = b"\x7a\x08"
 
 
