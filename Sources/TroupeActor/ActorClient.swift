@@ -467,6 +467,7 @@ package final class ActorClient {
         h.promptID = g.prompt.promptID
         h.version = g.version.proto
         h.generationMs = g.generationMs
+        h.tokensGenerated = UInt32(clamping: g.tokensGenerated)
         return GroupSubmission(header: h, samples: g.samples)
     }
 

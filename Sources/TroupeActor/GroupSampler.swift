@@ -21,6 +21,8 @@ struct SampledGroup {
     let version: PolicyVersion
     let samples: [RolloutSample]
     let generationMs: UInt32
+    /// Tokens drawn for the group, a prefix its samples share once.
+    let tokensGenerated: Int
 }
 
 struct SamplingOutcome {
@@ -87,6 +89,7 @@ final class GroupSampler: @unchecked Sendable {
         var groups: [SampledGroup] = []
         var tokens = 0
         for (pi, p) in j.prompts.enumerated() {
+            let drawn = perPrompt[pi].reduce(0) { $0 + $1.tokens.count }
             let cs = perPrompt[pi]
             let finishReasons = cs.map { $0.finishReason == .stop ? TroupeRL.FinishReason.stop : .length }
             // With `external` the reward workers score for the learner; the actor has no score of its own and
@@ -100,9 +103,10 @@ final class GroupSampler: @unchecked Sendable {
                 samples.append(RolloutSample(tokens: c.tokens, logprobs: c.logprobs, entropies: c.entropies,
                                              finishReason: finishReasons[i], temperature: Self.temperature(ofSample: i, p.sampling),
                                              answer: scored[i].answer, reward: scored[i].reward, components: scored[i].components))
-                tokens += c.tokens.count
             }
-            groups.append(SampledGroup(leaseId: j.leaseId, prompt: p, version: j.version, samples: samples, generationMs: ms))
+            tokens += drawn
+            groups.append(SampledGroup(leaseId: j.leaseId, prompt: p, version: j.version, samples: samples, generationMs: ms,
+                                       tokensGenerated: drawn))
         }
         return (groups, tokens)
     }
@@ -145,8 +149,10 @@ final class GroupSampler: @unchecked Sendable {
                 drafts[i].reward = scored[i].reward
                 drafts[i].components = scored[i].components
             }
-            tokens += out.path.tokens.count + out.exits.reduce(0) { $0 + $1.answer.tokens.count }
-            groups.append(SampledGroup(leaseId: j.leaseId, prompt: p, version: j.version, samples: drafts, generationMs: ms))
+            let drawn = out.path.tokens.count + out.exits.reduce(0) { $0 + $1.answer.tokens.count }
+            tokens += drawn
+            groups.append(SampledGroup(leaseId: j.leaseId, prompt: p, version: j.version, samples: drafts, generationMs: ms,
+                                       tokensGenerated: drawn))
         }
         return (groups, tokens)
     }
@@ -178,14 +184,15 @@ final class GroupSampler: @unchecked Sendable {
                 RolloutSample(tokens: c.tokens, logprobs: c.logprobs, entropies: c.entropies, finishReason: finishReasons[i],
                               temperature: s.temperature, answer: scored[i].answer, reward: scored[i].reward, components: scored[i].components)
             }
-            // Tokens drawn: the computed positions less the prompt's prefill, plus each sequence's last token.
-            tokens += outputs[pi].leaves.reduce(0) { $0 + $1.completion.tokens.count - ($1.fork ?? 0) }
-            groups.append(SampledGroup(leaseId: j.leaseId, prompt: p, version: j.version, samples: samples, generationMs: ms))
+            // A branch draws from its fork point on (it redraws the fork token); a root path draws all of it.
+            let drawn = outputs[pi].leaves.reduce(0) { $0 + $1.completion.tokens.count - ($1.fork ?? 0) }
+            tokens += drawn
+            groups.append(SampledGroup(leaseId: j.leaseId, prompt: p, version: j.version, samples: samples, generationMs: ms,
+                                       tokensGenerated: drawn))
         }
         return (groups, tokens)
     }
 
-    /// Sample i of a group is drawn at `temperatures[i mod n]` (a multi-temperature group), else at `temperature`.
     /// The sampler's settings for a lease's sampling parameters (every group shape uses the same).
     private func parameters(_ s: Troupe_V1_SamplingParams) -> SamplingParameters {
         SamplingParameters(temperature: s.temperature, topK: Int(s.topK), topP: s.topP,
@@ -193,6 +200,7 @@ final class GroupSampler: @unchecked Sendable {
                            computeEntropy: options.advantage.entropyReshaping)
     }
 
+    /// Sample i of a group is drawn at `temperatures[i mod n]` (a multi-temperature group), else at `temperature`.
     static func temperature(ofSample i: Int, _ s: Troupe_V1_SamplingParams) -> Float {
         s.temperatures.isEmpty ? s.temperature : s.temperatures[i % s.temperatures.count]
     }

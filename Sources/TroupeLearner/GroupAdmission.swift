@@ -141,6 +141,11 @@ package struct GroupAdmission {
     private func rangeProblem(_ g: RolloutGroup) -> Refusal? {
         func out(_ text: String) -> Refusal { Refusal(.outOfRange, text) }
         if g.samples.count != limits.groupSize { return out("\(g.samples.count) samples; the run samples \(limits.groupSize) per group") }
+        // At least one sample is drawn whole; none is drawn twice.
+        let drawnAlone = g.tokensDrawnAlone, longest = g.samples.map(\.trainedTokenCount).max() ?? 0
+        if g.tokensGenerated > 0 && !(longest...drawnAlone).contains(Int(g.tokensGenerated)) {
+            return out("tokens_generated \(g.tokensGenerated): a group whose longest sample draws \(longest) tokens and whose samples draw \(drawnAlone) alone")
+        }
         let vocabulary = Int32(clamping: limits.vocabularySize)
         let logEntropyCeiling = Float(log(Double(max(2, limits.vocabularySize)))) * 1.0001 + 1e-4
         for (i, s) in g.samples.enumerated() {

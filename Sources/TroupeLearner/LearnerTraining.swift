@@ -121,11 +121,16 @@ package final class LearnerTraining {
 
     /// Label-free group statistics (TTRL's definitions from TroupeRL): reward, majority ratio, answer
     /// entropy, valid fraction, lengths, truncation.
-    static func groupMetrics(_ groups: [RolloutGroup]) -> [String: Double] {
+    package static func groupMetrics(_ groups: [RolloutGroup]) -> [String: Double] {
         var sums: [String: Double] = [:]
         var rewards: [Double] = [], lengths: [Double] = []
         var truncated = 0
+        var generated = 0, drawnAlone = 0
         for g in groups {
+            if g.tokensGenerated > 0 {
+                generated += Int(g.tokensGenerated)
+                drawnAlone += g.tokensDrawnAlone
+            }
             for (k, v) in MajorityVote.metrics(outcome: MajorityVote.vote(answers: g.samples.map(\.answer)), groundTruth: nil) {
                 sums[k, default: 0] += v
             }
@@ -139,6 +144,12 @@ package final class LearnerTraining {
         var m: [String: Double] = ["reward/mean": mean(rewards), "response_length/mean": mean(lengths),
                                    "is_truncated": Double(truncated) / Double(max(1, rewards.count))]
         for (k, v) in sums { m["ttrl/\(k)"] = v / Double(max(1, groups.count)) }
+        // Rollout tokens computed vs the parallel equivalent, over the groups whose actors reported it.
+        if drawnAlone > 0 {
+            m["rollout/tokens_generated"] = Double(generated)
+            m["rollout/tokens_drawn_alone"] = Double(drawnAlone)
+            m["rollout/generated_share"] = Double(generated) / Double(drawnAlone)
+        }
         return m
     }
 

@@ -31,10 +31,13 @@ struct GroupAccepted: Codable {
     var prompt: String
     /// Absent in logs written before the actors timed their sampling.
     var generationMs: UInt32?
+    /// Absent when the actor did not report it.
+    var tokensGenerated: UInt32?
     var samples: [Sample]
 
     enum CodingKeys: String, CodingKey {
-        case group, actorRun = "actor_run", promptId = "prompt_id", lease, version, prompt, generationMs = "generation_ms", samples
+        case group, actorRun = "actor_run", promptId = "prompt_id", lease, version, prompt, generationMs = "generation_ms"
+        case tokensGenerated = "tokens_generated", samples
     }
 
     init(_ g: RolloutGroup, samples: [Sample]? = nil) {
@@ -45,6 +48,7 @@ struct GroupAccepted: Codable {
         version = Version(epoch: String(g.version.epoch, radix: 16), step: g.version.step)
         prompt = Base64Arrays.encode(g.promptTokens)
         generationMs = g.generationMs
+        tokensGenerated = g.tokensGenerated > 0 ? g.tokensGenerated : nil
         self.samples = samples ?? g.samples.map { s in
             Sample(tokens: Base64Arrays.encode(s.tokens), logprobs: Base64Arrays.encode(s.logprobs),
                    entropies: s.entropies.map(Base64Arrays.encode), finish: s.finishReason.rawValue,
@@ -76,7 +80,8 @@ struct GroupAccepted: Codable {
                                  answer: s.answer, reward: s.reward, components: s.components ?? [:], inserted: inserted)
         }
         return RolloutGroup(key: key, promptId: promptId, leaseId: lease, version: PolicyVersion(epoch: epoch, step: version.step),
-                            promptTokens: tokens, samples: samples, generationMs: generationMs ?? 0)
+                            promptTokens: tokens, samples: samples, generationMs: generationMs ?? 0,
+                            tokensGenerated: tokensGenerated ?? 0)
     }
 }
 

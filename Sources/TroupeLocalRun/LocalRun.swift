@@ -273,6 +273,10 @@ package final class LocalRun {
             s["initial_gap"] = .number(b.majority - b.passAt1)
         }
         s["accounting"] = .object(status.accounting.mapValues(JSONValue.number))
+        if status.tokensDrawnAlone > 0 {
+            s["rollout_tokens"] = ["generated": .number(status.tokensGenerated), "drawn_alone": .number(status.tokensDrawnAlone),
+                                   "generated_share": .number(status.tokensGenerated / status.tokensDrawnAlone)]
+        }
         try AtomicFile.write(try JSONValue.object(s).serialized(), to: config.runDirectory + "/summary.json")
     }
 }
@@ -288,6 +292,9 @@ package struct LiveStatus: Sendable {
     package var labelAccuracy: Double?
     package var rewardAccuracy: Double?
     package var tokensPerSecond = 0.0
+    /// Rollout tokens the actors drew and what sampling each sample alone would draw (the groups that reported it).
+    package var tokensGenerated = 0.0
+    package var tokensDrawnAlone = 0.0
     package var actors = 0
     package var accounting: [String: Double] = [:]
     package var before: LocalRun.EvalRow?
@@ -310,6 +317,8 @@ package struct LiveStatus: Sendable {
             loss = e.metrics["loss/total"]
             if let t = e.metrics["time/train_step"], let rate = e.metrics["tokens_per_s"] { tokensSeen += rate * t; trainSeconds += t }
             tokensPerSecond = tokensSeen / max(trainSeconds, 1e-9)
+            tokensGenerated += e.metrics["rollout/tokens_generated"] ?? 0
+            tokensDrawnAlone += e.metrics["rollout/tokens_drawn_alone"] ?? 0
             if let labels = e.fields["labels"] {
                 var right = 0, total = 0
                 for pair in labels.split(separator: ",") {

@@ -668,6 +668,11 @@ public nonisolated struct Troupe_V1_GroupSubmit: Sendable {
   /// wall time spent sampling the group
   public var generationMs: UInt32 = 0
 
+  /// Tokens the sampler drew for this group, a prefix shared by several samples (a tree's, a serial
+  /// path's) counted once; at most the sum over samples of token_count - inserted_count (what sampling
+  /// each alone would draw). 0: not reported. Informational (metrics); since 2.4.
+  public var tokensGenerated: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1400,7 +1405,7 @@ nonisolated extension Troupe_V1_SampleInfo: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Troupe_V1_GroupSubmit: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GroupSubmit"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}lease_id\0\u{3}prompt_id\0\u{1}sequence\0\u{1}version\0\u{1}samples\0\u{3}with_entropies\0\u{3}actor_run_id\0\u{3}generation_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}lease_id\0\u{3}prompt_id\0\u{1}sequence\0\u{1}version\0\u{1}samples\0\u{3}with_entropies\0\u{3}actor_run_id\0\u{3}generation_ms\0\u{3}tokens_generated\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1416,6 +1421,7 @@ nonisolated extension Troupe_V1_GroupSubmit: SwiftProtobuf.Message, SwiftProtobu
       case 6: try { try decoder.decodeSingularBoolField(value: &self.withEntropies) }()
       case 7: try { try decoder.decodeSingularFixed64Field(value: &self.actorRunID) }()
       case 8: try { try decoder.decodeSingularUInt32Field(value: &self.generationMs) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.tokensGenerated) }()
       default: break
       }
     }
@@ -1450,6 +1456,9 @@ nonisolated extension Troupe_V1_GroupSubmit: SwiftProtobuf.Message, SwiftProtobu
     if self.generationMs != 0 {
       try visitor.visitSingularUInt32Field(value: self.generationMs, fieldNumber: 8)
     }
+    if self.tokensGenerated != 0 {
+      try visitor.visitSingularUInt32Field(value: self.tokensGenerated, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1462,6 +1471,7 @@ nonisolated extension Troupe_V1_GroupSubmit: SwiftProtobuf.Message, SwiftProtobu
     if lhs.withEntropies != rhs.withEntropies {return false}
     if lhs.actorRunID != rhs.actorRunID {return false}
     if lhs.generationMs != rhs.generationMs {return false}
+    if lhs.tokensGenerated != rhs.tokensGenerated {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -73,9 +73,11 @@ package struct RolloutGroup: Sendable, Equatable {
     package var promptTokens: [Int32]
     package var samples: [RolloutSample]
     package var generationMs: UInt32
+    /// Tokens the sampler drew for the group, a shared prefix once (`GroupSubmit.tokens_generated`; 0: not reported).
+    package var tokensGenerated: UInt32
 
     package init(key: GroupKey, promptId: UInt64, leaseId: UInt64, version: PolicyVersion, promptTokens: [Int32],
-                samples: [RolloutSample], generationMs: UInt32 = 0) {
+                samples: [RolloutSample], generationMs: UInt32 = 0, tokensGenerated: UInt32 = 0) {
         self.key = key
         self.promptId = promptId
         self.leaseId = leaseId
@@ -83,9 +85,12 @@ package struct RolloutGroup: Sendable, Equatable {
         self.promptTokens = promptTokens
         self.samples = samples
         self.generationMs = generationMs
+        self.tokensGenerated = tokensGenerated
     }
 
     package var tokenCount: Int { samples.reduce(0) { $0 + $1.tokens.count } }
+    /// The tokens sampling every sample on its own would draw (the inserted ones are not drawn).
+    package var tokensDrawnAlone: Int { samples.reduce(0) { $0 + $1.trainedTokenCount } }
 }
 
 package enum RuntimeError: Error, CustomStringConvertible {
@@ -130,6 +135,6 @@ extension RolloutGroup {
         }
         self.init(key: GroupKey(actor: identity, actorRunId: h.actorRunID, sequence: h.sequence),
                   promptId: h.promptID, leaseId: h.leaseID, version: PolicyVersion(h.version),
-                  promptTokens: promptTokens, samples: samples, generationMs: h.generationMs)
+                  promptTokens: promptTokens, samples: samples, generationMs: h.generationMs, tokensGenerated: h.tokensGenerated)
     }
 }

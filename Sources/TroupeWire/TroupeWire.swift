@@ -116,5 +116,5 @@ public enum WireProtocol {
     public static let major: UInt32 = 2
     /// 1: WeightSourceRequest / WeightSource (actors relay chunks to one another).
     /// 2: WeightSource.upstream_public_key (the relay's CURVE key, pinned by the actor below it).
-    public static let minor: UInt32 = 3
+    public static let minor: UInt32 = 4
 }

@@ -144,6 +144,7 @@ enum Goldens {
         group.withEntropies = true
         group.actorRunID = .max
         group.generationMs = 1234
+        group.tokensGenerated = .max
         var groupEnvelope = envelope(.groupSubmit(group))
         groupEnvelope.frameCount = 3
         groupEnvelope.frameLengths = [12, 12, 12]

@@ -152,6 +152,7 @@ enum InMemoryRunError: Error { case neverHappened(String) }
         // step is trained and announced, and the actor fetches and verifies the new version.
         try run.rounds(until: "step 1 trained") { try run.records("step_done").count == 1 }
         #expect(try run.records("group_accepted").count >= 2)
+        #expect(try run.records("group_accepted").allSatisfy { $0.body["tokens_generated"]?.int ?? 0 > 0 })
         try run.rounds(until: "step 1's weights applied") { a.conversation.weights?.step == 1 }
         #expect(try a.client.model?.weightsHash() == run.loggedHash(step: 1))
 
@@ -167,6 +168,27 @@ enum InMemoryRunError: Error { case neverHappened(String) }
         #expect(accounting.trained == 4)
         #expect(a.conversation.produced >= 4)
         #expect(a.endpoints.logs?.events(kind: "weights_applied").count == a.applied.count, "the events reach the actor's log stream")
+    }
+
+    // A tree's branches share their root's path up to the fork: the actor reports the tokens it drew
+    // (the shared prefixes once) and the learner logs them against independent sampling's count.
+    @Test func treeGroupsReportTheTokensTheyDrewAndTheLearnerCountsThem() throws {
+        let run = try InMemoryRun(["run.max_steps=1", "sampling.shape=tree", "sampling.group_size=5", "sampling.tree_forks=2",
+                                   "sampling.tree_branching=2", "sampling.max_new_tokens=8"])
+        let sink = InMemoryRunEvents()
+        run.learner?.events.add(sink)
+        try run.addActor("a")
+        try run.rounds(until: "the run finished") { run.learnerOutcome == .finished }
+        let accepted = try run.records("group_accepted")
+        #expect(accepted.allSatisfy { $0.body["tokens_generated"]?.int ?? 0 > 0 }, "every tree group reports tokens_generated")
+        let batch = Set(try #require(run.records("batch_formed").first?.body["groups"]?.array).compactMap(\.string))
+        let generated = accepted.filter { batch.contains($0.body["group"]?.string ?? "") }.compactMap { $0.body["tokens_generated"]?.int }
+        #expect(generated.count == 2)
+        let train = try #require(sink.events.compactMap(\.metricsLine).first { $0.kind == "train" })
+        let share = try #require(train.metrics["rollout/generated_share"])
+        #expect(train.metrics["rollout/tokens_generated"] == Double(generated.reduce(0, +)))
+        // Two forks per root at distinct positions: at least one branch pair starts after token 0.
+        #expect(share > 0 && share < 1, "share \(share)")
     }
 
     @Test func aLearnerRestartedElsewhereIsFollowedAndTheUnacknowledgedGroupsAreResent() throws {

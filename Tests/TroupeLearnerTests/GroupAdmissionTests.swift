@@ -59,6 +59,10 @@ import TroupeWire
         Poison(name: "a reward that contradicts the tokens", reward: 0.5, reason: .rewardMismatch, counted: "reward_mismatch"),
         Poison(name: "an answer that contradicts the tokens", edit: { h in h.samples[0].extractedAnswer = "7" },
                reason: .rewardMismatch, counted: "reward_mismatch"),
+        Poison(name: "more tokens generated than the samples hold", edit: { h in h.tokensGenerated = 13 },
+               reason: .outOfRange, counted: "out_of_range"),
+        Poison(name: "fewer tokens generated than the longest sample holds", edit: { h in h.tokensGenerated = 2 },
+               reason: .outOfRange, counted: "out_of_range"),
     ]
 
     @Test(arguments: poisons) func aPoisonedGroupIsRefusedCountedAndTheRunGoesOn(_ poison: Poison) throws {
@@ -262,6 +266,14 @@ import TroupeWire
         let path = Self.sample([40, 41, 42, 43, 44, 45])
         let good = Self.group([Self.sample([40, 90, 91, 7], inserted: 1..<3), Self.sample([40, 41, 42, 90, 91, 7, 8, 9], inserted: 3..<5), path])
         #expect((try? admission.review(good).get()) != nil)
+        // The path and the answers drawn once: 6 + 1 + 3 of the 14 tokens the samples would draw alone.
+        var reported = good
+        reported.tokensGenerated = 10
+        #expect((try? admission.review(reported).get()) != nil)
+        let metrics = LearnerTraining.groupMetrics([reported, good])
+        #expect(metrics["rollout/tokens_generated"] == 10 && metrics["rollout/tokens_drawn_alone"] == 14, "the unreported group stays out")
+        #expect(abs((metrics["rollout/generated_share"] ?? 0) - 10.0 / 14) < 1e-12)
+        #expect(LearnerTraining.groupMetrics([good])["rollout/generated_share"] == nil)
         let bad: [(String, RolloutGroup)] = [
             ("exits out of order", Self.group([good.samples[1], good.samples[0], path])),
             ("a prefix that is not the path's", Self.group([Self.sample([49, 90, 91, 7], inserted: 1..<3), good.samples[1], path])),

@@ -18,7 +18,7 @@
 
 #include "troupe/v1/envelope.pb-c.h"
 
-enum { PROTOCOL_MAJOR = 2, PROTOCOL_MINOR = 3 };
+enum { PROTOCOL_MAJOR = 2, PROTOCOL_MINOR = 4 };
 
 static void usage(void) {
     fprintf(stderr,
