@@ -89,8 +89,8 @@ final class GroupSampler: @unchecked Sendable {
         var groups: [SampledGroup] = []
         var tokens = 0
         for (pi, p) in j.prompts.enumerated() {
-            let drawn = perPrompt[pi].reduce(0) { $0 + $1.tokens.count }
             let cs = perPrompt[pi]
+            let drawn = cs.reduce(0) { $0 + $1.tokens.count }
             let finishReasons = cs.map { $0.finishReason == .stop ? TroupeRL.FinishReason.stop : .length }
             // With `external` the reward workers score for the learner; the actor has no score of its own and
             // reports 0 plus the shaping terms, which the learner replaces with the workers' (docs/rewards.md).

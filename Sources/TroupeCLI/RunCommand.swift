@@ -103,6 +103,10 @@ enum RunSummaryTable {
         } else {
             lines.append("(evaluation skipped)")
         }
+        if let r = o.rolloutTokens, r.generated < r.drawnAlone {
+            lines.append(String(format: "rollout tokens %.0f drawn, %.1f%% of the %.0f that independent samples would draw",
+                                r.generated, 100 * r.generated / r.drawnAlone, r.drawnAlone))
+        }
         lines.append("steps \(o.steps)   wall time \(String(format: "%.0f", o.wallSeconds)) s   training \(String(format: "%.0f", o.tokensPerSecond)) tokens/s")
         lines.append("run directory \(o.runDirectory)   (report: \(o.runDirectory)/report.html)")
         Swift.print(lines.joined(separator: "\n"))

@@ -59,6 +59,8 @@ package final class LocalRun {
         package var steps: Int
         package var wallSeconds: Double
         package var tokensPerSecond: Double
+        /// Rollout tokens drawn, and what sampling every sample alone would draw (nil: no actor reported them).
+        package var rolloutTokens: (generated: Double, drawnAlone: Double)?
         package var runDirectory: String
     }
 
@@ -100,7 +102,9 @@ package final class LocalRun {
         }
         let wall = monotonicSeconds() - started
         let outcome = Outcome(exitStatus: learnerStatus, before: before, after: after, steps: status.step, wallSeconds: wall,
-                              tokensPerSecond: status.tokensPerSecond, runDirectory: dir)
+                              tokensPerSecond: status.tokensPerSecond,
+                              rolloutTokens: status.tokensDrawnAlone > 0 ? (status.tokensGenerated, status.tokensDrawnAlone) : nil,
+                              runDirectory: dir)
         try writeSummary(outcome, status: status, prompts: prompts.entries.count)
         return outcome
     }
@@ -273,9 +277,9 @@ package final class LocalRun {
             s["initial_gap"] = .number(b.majority - b.passAt1)
         }
         s["accounting"] = .object(status.accounting.mapValues(JSONValue.number))
-        if status.tokensDrawnAlone > 0 {
-            s["rollout_tokens"] = ["generated": .number(status.tokensGenerated), "drawn_alone": .number(status.tokensDrawnAlone),
-                                   "generated_share": .number(status.tokensGenerated / status.tokensDrawnAlone)]
+        if let r = o.rolloutTokens {
+            s["rollout_tokens"] = ["generated": .number(r.generated), "drawn_alone": .number(r.drawnAlone),
+                                   "generated_share": .number(r.generated / r.drawnAlone)]
         }
         try AtomicFile.write(try JSONValue.object(s).serialized(), to: config.runDirectory + "/summary.json")
     }
