@@ -13,7 +13,7 @@ package struct RunConfig: Sendable {
     package struct Run: Sendable, Equatable {
         package var name = "ttrl"
         package var seed: UInt64 = 1
-        package var maxSteps = 1500
+        package var maxSteps = 2400
         /// Run directory; default `runs/<name>`.
         package var directory: String?
     }

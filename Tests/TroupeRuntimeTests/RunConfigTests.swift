@@ -96,7 +96,7 @@ import TroupeRuntime
     @Test func defaultsAreTheBuiltInOnes() throws {
         let parsed = try RunConfig.parse(.object([:]))
         #expect(parsed.resolved == RunConfig().resolved)
-        #expect(parsed.run.seed == 1 && parsed.run.maxSteps == 1500 && parsed.learner.credit == 16)
+        #expect(parsed.run.seed == 1 && parsed.run.maxSteps == 2400 && parsed.learner.credit == 16)
         #expect(parsed.optimizer.learningRate == 3e-5 && parsed.optimizer.maxGradNorm == 1)
     }
 
