@@ -28,8 +28,10 @@ struct SampledGroup {
 struct SamplingOutcome {
     let job: SamplingJob
     let groups: Result<[SampledGroup], Error>
-    let tokens: Int
     let seconds: Double
+
+    /// Tokens drawn for the job (none when sampling failed).
+    var tokens: Int { (try? groups.get())?.reduce(0) { $0 + $1.tokensGenerated } ?? 0 }
 }
 
 extension BackgroundWorker where Job == SamplingJob, Outcome == SamplingOutcome {
@@ -37,13 +39,8 @@ extension BackgroundWorker where Job == SamplingJob, Outcome == SamplingOutcome 
     static func sampler(_ groupSampler: GroupSampler) -> BackgroundWorker {
         BackgroundWorker(name: "sampler") { job in
             let t0 = monotonicSeconds()
-            var tokens = 0
-            let groups = Result { () throws -> [SampledGroup] in
-                let (groups, n) = try groupSampler.sample(job)
-                tokens = n
-                return groups
-            }
-            return SamplingOutcome(job: job, groups: groups, tokens: tokens, seconds: monotonicSeconds() - t0)
+            let groups = Result { try groupSampler.sample(job) }
+            return SamplingOutcome(job: job, groups: groups, seconds: monotonicSeconds() - t0)
         }
     }
 }
@@ -64,12 +61,12 @@ final class GroupSampler: @unchecked Sendable {
 
     /// Seeds depend on (run seed, prompt, sample index, version) only, and sampling is batch-invariant,
     /// so a group's tokens do not depend on which actor sampled it or what shared its batch.
-    func sample(_ j: SamplingJob) throws -> ([SampledGroup], Int) {
+    func sample(_ j: SamplingJob) throws -> [SampledGroup] {
         let sampler = samplers[ObjectIdentifier(j.model)] ?? Sampler(model: j.model)
         samplers = [ObjectIdentifier(j.model): sampler]
         var requests: [SampleRequest] = []
         var owners: [(Int, Int)] = []
-        guard let first = j.prompts.first else { return ([], 0) }
+        guard let first = j.prompts.first else { return [] }
         if first.sampling.hasSerial { return try sampleSerial(j, sampler: sampler) }
         if first.sampling.hasTree { return try sampleTree(j, sampler: sampler) }
         let s = first.sampling
@@ -87,7 +84,6 @@ final class GroupSampler: @unchecked Sendable {
         var perPrompt = Array(repeating: [Completion](), count: j.prompts.count)
         for (k, c) in completions.enumerated() { perPrompt[owners[k].0].append(c) }
         var groups: [SampledGroup] = []
-        var tokens = 0
         for (pi, p) in j.prompts.enumerated() {
             let cs = perPrompt[pi]
             let drawn = cs.reduce(0) { $0 + $1.tokens.count }
@@ -104,17 +100,16 @@ final class GroupSampler: @unchecked Sendable {
                                              finishReason: finishReasons[i], temperature: Self.temperature(ofSample: i, p.sampling),
                                              answer: scored[i].answer, reward: scored[i].reward, components: scored[i].components))
             }
-            tokens += drawn
             groups.append(SampledGroup(leaseId: j.leaseId, prompt: p, version: j.version, samples: samples, generationMs: ms,
                                        tokensGenerated: drawn))
         }
-        return (groups, tokens)
+        return groups
     }
 
     /// Serial groups (S-GRPO): per prompt one path, seeded as sample 0 of an independent group, then
     /// its exits; the group is the exits, earliest first, then the path. An exit's tokens are the
     /// path's prefix (with its log-probs), the exit phrase (inserted: log-prob and entropy 0) and its answer.
-    private func sampleSerial(_ j: SamplingJob, sampler: Sampler) throws -> ([SampledGroup], Int) {
+    private func sampleSerial(_ j: SamplingJob, sampler: Sampler) throws -> [SampledGroup] {
         let s = j.prompts[0].sampling
         let requests = try j.prompts.map { p -> SerialRequest in
             guard p.sampling.hasSerial, Int(p.sampling.serial.exits) + 1 == Int(p.groupSize) else {
@@ -128,7 +123,7 @@ final class GroupSampler: @unchecked Sendable {
         let t0 = monotonicSeconds()
         let outputs = try sampler.generateSerial(requests, parameters: params, tokenBytes: { [tokenizer] in tokenizer.bytes(of: $0) })
         let ms = UInt32(min(Double(UInt32.max), (monotonicSeconds() - t0) * 1000))
-        var groups: [SampledGroup] = [], tokens = 0
+        var groups: [SampledGroup] = []
         for (pi, p) in j.prompts.enumerated() {
             let out = outputs[pi], phrase = requests[pi].exitPhrase
             let zeros = [Float](repeating: 0, count: phrase.count)
@@ -150,16 +145,15 @@ final class GroupSampler: @unchecked Sendable {
                 drafts[i].components = scored[i].components
             }
             let drawn = out.path.tokens.count + out.exits.reduce(0) { $0 + $1.answer.tokens.count }
-            tokens += drawn
             groups.append(SampledGroup(leaseId: j.leaseId, prompt: p, version: j.version, samples: drafts, generationMs: ms,
                                        tokensGenerated: drawn))
         }
-        return (groups, tokens)
+        return groups
     }
 
     /// Tree groups (ETTRL): per prompt G / (1 + forks · branching) roots, the tree seeded as sample 0 of
     /// an independent group; the group is its leaves in `generateTree`'s order, each a whole completion.
-    private func sampleTree(_ j: SamplingJob, sampler: Sampler) throws -> ([SampledGroup], Int) {
+    private func sampleTree(_ j: SamplingJob, sampler: Sampler) throws -> [SampledGroup] {
         let s = j.prompts[0].sampling
         let requests = try j.prompts.map { p -> TreeRequest in
             let perRoot = 1 + Int(p.sampling.tree.forks) * Int(p.sampling.tree.branching)
@@ -174,7 +168,7 @@ final class GroupSampler: @unchecked Sendable {
         let t0 = monotonicSeconds()
         let outputs = try sampler.generateTree(requests, parameters: params, tokenBytes: { [tokenizer] in tokenizer.bytes(of: $0) })
         let ms = UInt32(min(Double(UInt32.max), (monotonicSeconds() - t0) * 1000))
-        var groups: [SampledGroup] = [], tokens = 0
+        var groups: [SampledGroup] = []
         for (pi, p) in j.prompts.enumerated() {
             let leaves = outputs[pi].leaves.map(\.completion)
             let finishReasons = leaves.map { $0.finishReason == .stop ? TroupeRL.FinishReason.stop : .length }
@@ -186,11 +180,10 @@ final class GroupSampler: @unchecked Sendable {
             }
             // A branch draws from its fork point on (it redraws the fork token); a root path draws all of it.
             let drawn = outputs[pi].leaves.reduce(0) { $0 + $1.completion.tokens.count - ($1.fork ?? 0) }
-            tokens += drawn
             groups.append(SampledGroup(leaseId: j.leaseId, prompt: p, version: j.version, samples: samples, generationMs: ms,
                                        tokensGenerated: drawn))
         }
-        return (groups, tokens)
+        return groups
     }
 
     /// The sampler's settings for a lease's sampling parameters (every group shape uses the same).

@@ -338,9 +338,7 @@ package final class LearnerServer {
         while lingering() {
             switch try control.receiveFromPeer(deadline: .afterMilliseconds(50), limits: .control) {
             case .message(let peer, let message):
-                if case .hello(let hello) = message.body {
-                    speakers[peer] = hello.actorIdentity.isEmpty ? peer.authenticatedUser ?? "actor-\(peer)" : hello.actorIdentity
-                }
+                if case .hello(let hello) = message.body { speakers[peer] = Self.claimedIdentity(hello, peer: peer) }
                 if case .bye = message.body {
                     if let identity = speakers[peer] { awaiting.remove(identity) }
                 } else {
@@ -459,6 +457,11 @@ package final class LearnerServer {
         if let id = peers.removeValue(forKey: peer), peerOf[id] == peer { peerOf.removeValue(forKey: id) }
     }
 
+    /// The actor a Hello speaks for: its `actor_identity`, else its key's name, else one made from the route.
+    private static func claimedIdentity(_ hello: Troupe_V1_Hello, peer: PeerID) -> String {
+        hello.actorIdentity.isEmpty ? peer.authenticatedUser ?? "actor-\(peer)" : hello.actorIdentity
+    }
+
     private func welcome(_ hello: Troupe_V1_Hello, peer: PeerID, now: Double) throws {
         // The Envelope's major already matched; a Hello that says otherwise was built for another protocol.
         if hello.protocolMajor != WireProtocol.major {
@@ -466,7 +469,7 @@ package final class LearnerServer {
             send(reject: .protocolMajor, "Hello.protocol_major is \(hello.protocolMajor); the learner speaks major \(WireProtocol.major) (set it to the Envelope's protocol_major)", to: peer, now: now)
             return
         }
-        let claimed = hello.actorIdentity.isEmpty ? peer.authenticatedUser ?? "actor-\(peer)" : hello.actorIdentity
+        let claimed = Self.claimedIdentity(hello, peer: peer)
         // On an authenticated endpoint the actor is the name its key is allowlisted under: a key speaks
         // for one actor only, and no connection can take another key's actor identity.
         if let user = peer.authenticatedUser, user != claimed {

@@ -116,5 +116,7 @@ public enum WireProtocol {
     public static let major: UInt32 = 2
     /// 1: WeightSourceRequest / WeightSource (actors relay chunks to one another).
     /// 2: WeightSource.upstream_public_key (the relay's CURVE key, pinned by the actor below it).
+    /// 3: GROUP_REJECT_REASON_REWARD_UNAVAILABLE (reward workers) and the Welcome's config_json.algorithm.
+    /// 4: the group shapes (SamplingParams.temperatures, serial, tree; SampleInfo.inserted_*) and GroupSubmit.tokens_generated.
     public static let minor: UInt32 = 4
 }

@@ -306,7 +306,8 @@ class Actor:
         g.version.CopyFrom(self.weights_version)
         g.actor_run_id = self.run_id
         g.generation_ms = int(elapsed * 1000)
-        g.tokens_generated = sum(len(c.tokens) for c in completions)  # independent samples share no prefix
+        drawn = sum(len(c.tokens) for c in completions)
+        g.tokens_generated = drawn  # independent samples share no prefix
         want_entropies = self.rewards.needs_entropies
         g.with_entropies = want_entropies
         for c, (answer, reward, components), temperature in zip(completions, scored, sample_temperatures):
@@ -323,7 +324,7 @@ class Actor:
                   np.array([p for c in completions for p in c.logprobs], dtype="<f4").tobytes()]
         if want_entropies:
             frames.append(np.array([h for c in completions for h in c.entropies], dtype="<f4").tobytes())
-        self.tokens_sampled += sum(len(c.tokens) for c in completions)
+        self.tokens_sampled += drawn
         self.unacked[sequence] = wire.encode(e, frames)
         self.submitted += 1
         self.flush()
