@@ -36,6 +36,7 @@ final class BenchThread: @unchecked Sendable {
 
     init(name: String, _ body: @escaping () throws -> Void) {
         let thread = Thread { [self] in
+            nameCurrentThread(name)
             do { try body() } catch {
                 lock.lock()
                 failure = error

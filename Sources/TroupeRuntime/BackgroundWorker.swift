@@ -5,9 +5,9 @@ import Foundation
 /// the worker is idle and polls for outcomes without blocking; `wakeFileDescriptor` turns readable when
 /// an outcome is ready, so the owner's poller wakes at once instead of at its next timeout.
 package final class BackgroundWorker<Job, Outcome>: @unchecked Sendable {
-    /// Readable while an outcome waits (a pipe with one byte per outcome; `poll()` drains it).
-    package let wakeFileDescriptor: Int32
-    private let wakeWriter: Int32
+    /// Readable while an outcome waits (`poll()` drains it).
+    package var wakeFileDescriptor: Int32 { wakePipe.fileDescriptor }
+    private let wakePipe = WakePipe()
     private let condition = NSCondition()
     private var job: Job?
     private var outcomes: [Outcome] = []
@@ -16,15 +16,10 @@ package final class BackgroundWorker<Job, Outcome>: @unchecked Sendable {
 
     package init(name: String, work: @escaping (Job) -> Outcome) {
         self.work = work
-        var fds: [Int32] = [-1, -1]
-        precondition(pipe(&fds) == 0, "pipe: \(String(cString: strerror(errno)))")
-        for fd in fds {
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        let thread = Thread { [weak self] in
+            nameCurrentThread(name)
+            self?.loop()
         }
-        wakeFileDescriptor = fds[0]
-        wakeWriter = fds[1]
-        let thread = Thread { [weak self] in self?.loop() }
         thread.name = name
         thread.stackSize = 8 << 20
         thread.start()
@@ -43,8 +38,7 @@ package final class BackgroundWorker<Job, Outcome>: @unchecked Sendable {
 
     /// Finished jobs' outcomes since the last call (non-blocking).
     package func poll() -> [Outcome] {
-        var sink: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-        while read(wakeFileDescriptor, &sink, MemoryLayout.size(ofValue: sink)) > 0 {}
+        wakePipe.drain()
         condition.lock()
         defer { condition.unlock() }
         let o = outcomes
@@ -60,11 +54,6 @@ package final class BackgroundWorker<Job, Outcome>: @unchecked Sendable {
         outcomes = []
         condition.unlock()
         return o
-    }
-
-    deinit {
-        close(wakeFileDescriptor)
-        close(wakeWriter)
     }
 
     /// Ends the thread after the job in progress.
@@ -87,8 +76,7 @@ package final class BackgroundWorker<Job, Outcome>: @unchecked Sendable {
             job = nil
             condition.broadcast()
             condition.unlock()
-            var byte: UInt8 = 1
-            _ = write(wakeWriter, &byte, 1)
+            wakePipe.wake()
         }
     }
 }
