@@ -320,7 +320,7 @@ package enum IngestionBench {
             // The simulated actors lease every group they will send before the timed phase: no lease cap.
             let core = LearnerCore(prompts: prompts, epoch: epoch, batchGroups: 16, maxStaleness: 1_000_000, leaseSize: 64,
                                    leaseTimeout: 3600, heartbeatTimeout: 3600, credit: options.credit, leaseCap: .max)
-            let runLog = try runLogPath.map { try RunLog(path: $0) }
+            let runLog = try runLogPath.map { try RunLog(path: $0, writing: .thread) }
             let context = try ZMQContext(ioThreads: 1)
             let control = try ZMQSocket(context, type: .router, linger: .discardUnsent)
             defer { control.close() }
@@ -333,9 +333,10 @@ package enum IngestionBench {
                                           runLog: runLog, epoch: epoch, control: control, phase: phase)
             let poller = Poller()
             poller.register(control)
+            if let wake = runLog?.wakeFileDescriptor { poller.register(fileDescriptor: wake) }
             while !stop.isRaised {
                 if monotonicSeconds() > deadline { throw RuntimeBenchError(phase, "the learner timed out after \(ingest.groups) of \(expected) groups") }
-                guard try poller.poll(until: .afterMilliseconds(20)).contains(control) else { continue }
+                guard try !poller.poll(until: .afterMilliseconds(20)).isEmpty else { continue }
                 for _ in 0..<256 {
                     guard try ingest.handleNext() else { break }
                 }

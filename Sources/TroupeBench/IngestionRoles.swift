@@ -19,6 +19,7 @@ final class IngestingLearner {
     private(set) var groups = 0
     private var peers: [PeerID: String] = [:]
     private var pendingAcks: [(PeerID, Troupe_V1_Ack)] = []
+    private var acksAwaitingDisk = DurableAcks()
 
     init(core: LearnerCore, admission: GroupAdmission, runLog: RunLog?, epoch: UInt64, control: ZMQSocket, phase: String) {
         self.core = core
@@ -91,11 +92,12 @@ final class IngestingLearner {
         }
     }
 
-    /// `LearnerServer.drainControl`'s group commit: one run-log sync, then the acks it covers.
+    /// `LearnerServer.drainControl`'s group commit: the acks decided wait until the run log's writer
+    /// threads have their records on disk; those whose records are leave (all of them without a log).
     func flush() throws {
-        try runLog?.sync()
-        for (peer, ack) in pendingAcks { try send(WireMessage(.ack(ack)), to: peer) }
+        let ready = try runLog.map { try acksAwaitingDisk.take(pendingAcks, committing: $0) } ?? pendingAcks
         pendingAcks.removeAll(keepingCapacity: true)
+        for (peer, ack) in ready { try send(WireMessage(.ack(ack)), to: peer) }
     }
 
     private func send(_ message: WireMessage, to peer: PeerID) throws {

@@ -51,7 +51,8 @@ package struct ConversationFuzzer {
         ])
         let network = InMemoryLearnerNetwork()
         var now = 1000.0
-        let learner = try LearnerServer(config: config, resume: false, clock: { now }, makeEndpoints: { _ in network.endpoints })
+        let learner = try LearnerServer(config: config, resume: false, clock: { now }, makeEndpoints: { _ in network.endpoints },
+                                        runLogWriting: .inline)
         let honest = HonestActor(control: network.control.connect(identity: "honest#1"), admission: learner.admission)
         var mutator = Mutator(seed: seed, dictionary: FuzzSeeds.protobufTokens)
         let templates = try Self.templates(epoch: learner.epoch)

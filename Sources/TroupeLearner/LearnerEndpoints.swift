@@ -15,9 +15,9 @@ package struct LearnerEndpoints {
     package var allowlist: CurveAllowlist?
     /// The ZAP handler the sockets authenticate through (nil: plaintext, or in memory).
     package var zapHandler: ZAPHandler?
-    /// Blocks until the control or weights endpoint, or the given file descriptor (the trainer's wake
-    /// pipe), may be readable, or until the deadline.
-    package var waitForInput: (Deadline, Int32) throws -> Void
+    /// Blocks until the control or weights endpoint, or one of the given file descriptors (the trainer's
+    /// and the run-log writer's wake pipes), may be readable, or until the deadline.
+    package var waitForInput: (Deadline, [Int32]) throws -> Void
     /// Throws when authentication can no longer be enforced (the ZAP handler died), after closing
     /// every endpoint: the learner then stops (fail closed). Checked at every turn.
     package var checkAuthentication: () throws -> Void = {}
@@ -66,7 +66,6 @@ package struct LearnerEndpoints {
         let poller = Poller()
         poller.register(control)
         poller.register(weights)
-        var wakeRegistered: Int32?
         let close = {
             // Sockets first, the handler last: without a handler libzmq would admit anyone.
             proxy.stop()
@@ -78,8 +77,8 @@ package struct LearnerEndpoints {
         let watchdog = zap.map { AuthenticationWatchdog(handler: $0) }
         return LearnerEndpoints(
             control: control, weights: weights, announce: announce, logs: logs, allowlist: security?.allowlist, zapHandler: zap,
-            waitForInput: { deadline, wake in
-                if wakeRegistered != wake { poller.register(fileDescriptor: wake); wakeRegistered = wake }
+            waitForInput: { deadline, wakes in
+                for wake in wakes { poller.register(fileDescriptor: wake) } // once each: registering again changes nothing
                 _ = try poller.poll(until: deadline)
             },
             checkAuthentication: {

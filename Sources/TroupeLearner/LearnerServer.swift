@@ -58,8 +58,9 @@ package final class LearnerServer {
     private var wireRejects: [String: Int] = [:]
     /// Bounds the Rejects each peer gets, so a flood of bad messages is counted rather than answered.
     private var rejectBudget = RejectBudget()
-    /// Acks of groups read in this drain, sent after one run-log sync covers their records.
+    /// Acks decided in this turn; they wait in `acksAwaitingDisk` for the run log to hold their records.
     private var pendingAcks: [(PeerID, Troupe_V1_Ack)] = []
+    private var acksAwaitingDisk = DurableAcks()
     private var warnedAboutSharedMemory = false
     /// HTTP `/metrics`, when `endpoints.metrics_port` asks for it (real endpoints only).
     private var metricsEndpoint: MetricsEndpoint?
@@ -88,9 +89,11 @@ package final class LearnerServer {
     /// (`endpoints`; authenticated with `security`), or with the ones `makeEndpoints` builds for the
     /// run's epoch (tests: in memory).
     /// `rewardTransport` replaces the ZeroMQ connections to `reward_workers.endpoints` (tests: in memory).
+    /// `runLogWriting`: the run log's own writer thread (the default), or writing and syncing on the I/O
+    /// thread as it goes (tests that step the learner turn by turn and expect each ack in that turn).
     package init(config: RunConfig, resume: Bool, security: LearnerSecurity? = nil, clock: @escaping () -> Double = monotonicSeconds,
                  makeEndpoints: ((_ epoch: UInt64) throws -> LearnerEndpoints)? = nil,
-                 rewardTransport: (any RewardWorkerTransport)? = nil) throws {
+                 rewardTransport: (any RewardWorkerTransport)? = nil, runLogWriting: RunLog.Writing = .thread) throws {
         self.config = config
         self.clock = clock
         startedAt = clock()
@@ -162,7 +165,7 @@ package final class LearnerServer {
         if makeEndpoints == nil && config.endpoints.metricsPort != 0 {
             metricsEndpoint = try MetricsEndpoint(host: config.endpoints.bindHost, port: config.endpoints.metricsPort, exposition: exposition)
         }
-        runLog = try RunLog(path: logPath)
+        runLog = try RunLog(path: logPath, writing: runLogWriting)
         let exportFailed: (String) -> Void = { [console] in console.warn("metrics export failed; training goes on", ["error": .string($0)]) }
         events = RunEvents([RunLogSink(runLog), LogStreamSink<RunLogEntry>(endpoints.logs),
                             MetricsFileSink<RunLogEntry>(MetricsWriter(path: runDirectory + "/metrics.jsonl")),
@@ -244,7 +247,8 @@ package final class LearnerServer {
                 break
             }
             // Scores arrive on the reward workers' sockets, which this wait does not watch: look more often.
-            try endpoints.waitForInput(.afterMilliseconds(worker.busy || !awaitingRewards.isEmpty ? 5 : 20), worker.wakeFileDescriptor)
+            try endpoints.waitForInput(.afterMilliseconds(worker.busy || !awaitingRewards.isEmpty ? 5 : 20),
+                                       [worker.wakeFileDescriptor, runLog.wakeFileDescriptor].compactMap { $0 })
             switch try turn() {
             case .running: continue
             case .finished: break
@@ -290,6 +294,7 @@ package final class LearnerServer {
             try events.emit(.metrics("reward_workers", step: core.step, rewardWorkerMetrics(rewards.counters)))
         }
         try training.writeCheckpoint()
+        try sendAcks(of: []) // the checkpoint's record synced every record before it
         try events.emit(.runEnded(finished: finished, step: core.step, accounting: core.accounting.summary))
         try writeSummary()
         var bye = Troupe_V1_Bye()
@@ -358,14 +363,21 @@ package final class LearnerServer {
         warnedAboutSharedMemory = true
     }
 
-    /// Handles what is queued on the control socket (up to 256 messages), then makes the run log
-    /// durable once and sends the acks of the groups among them (group commit).
+    /// Handles what is queued on the control socket (up to 256 messages), asks the run log to make
+    /// their records durable, and sends every ack whose records are (group commit; with the log's
+    /// writer thread, this turn's acks usually leave in a later turn, woken by the writer).
     private func drainControl(now: Double) throws {
         try drainControlMessages(now: now)
         try admitScoredGroups(now: now)
-        try runLog.sync()
-        for (peer, ack) in pendingAcks { _ = try control.send(WireMessage(.ack(ack)), to: peer, deadline: .now) }
+        try sendAcks(of: pendingAcks)
         pendingAcks.removeAll(keepingCapacity: true)
+    }
+
+    /// Holds `decided` until the run log has their records, and sends every held ack whose records it has.
+    private func sendAcks(of decided: [(PeerID, Troupe_V1_Ack)]) throws {
+        for (peer, ack) in try acksAwaitingDisk.take(decided, committing: runLog) {
+            _ = try control.send(WireMessage(.ack(ack)), to: peer, deadline: .now)
+        }
     }
 
     private func drainControlMessages(now: Double) throws {

@@ -26,6 +26,12 @@ package enum RecordEncoder {
     package static func encode(_ body: RecordBody) throws -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(1024)
+        try encode(body, into: &out)
+        return out
+    }
+
+    /// Appends the record to `out` (the run log's writer reuses one buffer for a batch of lines).
+    package static func encode(_ body: RecordBody, into out: inout [UInt8]) throws {
         let keys = (Array(body.members.keys) + Array(body.fragments.keys)).sorted()
         out.append(0x7B) // {
         for (n, key) in keys.enumerated() {
@@ -39,7 +45,6 @@ package enum RecordEncoder {
             }
         }
         out.append(0x7D)
-        return out
     }
 
     private static func write(_ value: JSONValue, into out: inout [UInt8]) throws {

@@ -1,4 +1,5 @@
 import Foundation
+import TroupeJSON
 import TroupeRL
 import TroupeRuntime
 
@@ -86,6 +87,20 @@ struct GroupAccepted: Codable {
 }
 
 extension RolloutGroup {
+    /// The whole `group_accepted` body, byte for byte what `RecordEncoder` makes of `GroupAccepted`
+    /// (tested), built without `Codable`, which cost more than the rest of the record on the learner's
+    /// hot path. Nil when an id does not fit a JSON integer (the generic form names it).
+    func recordBody() throws -> RecordBody? {
+        guard let prompt = Int(exactly: promptId), let lease = Int(exactly: leaseId), let step = Int(exactly: version.step) else { return nil }
+        var members: [String: JSONValue] = [
+            "group": .string(key.description), "actor_run": .string(String(key.actorRunId, radix: 16)), "prompt_id": .integer(prompt),
+            "lease": .integer(lease), "version": .object(["epoch": .string(String(version.epoch, radix: 16)), "step": .integer(step)]),
+            "prompt": .string(Base64Arrays.encode(promptTokens)), "generation_ms": .integer(Int(generationMs)),
+        ]
+        if tokensGenerated > 0 { members["tokens_generated"] = .integer(Int(tokensGenerated)) }
+        return RecordBody(members: members, fragments: ["samples": JSONFragment(bytes: try samplesJSON())])
+    }
+
     /// The record's `samples`, byte for byte what `RecordEncoder` makes of `GroupAccepted.samples`
     /// (keys sorted, arrays as base64), written without building a dictionary per sample: with 16
     /// samples that took most of an accepted group's record time.

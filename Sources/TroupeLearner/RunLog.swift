@@ -7,12 +7,14 @@ import TroupeModel
 /// hash = BLAKE2b-256(prev-less-nothing: the line's bytes before `,"hash":`, plus "}"). Any edit,
 /// reordering or lost line breaks the chain and is reported with its line number.
 ///
-/// Durability is explicit: `append` writes the line at once and, by default, fsyncs it. The learner's
-/// hot path (accepted groups) appends with `sync: false` and calls `sync()` once per drained batch of
-/// messages before it sends their acks — group commit: one fsync covers many records, and nothing the
-/// learner acknowledges is ever ahead of the disk. A crash in the middle of an append leaves a torn
-/// last line, without its closing newline (each line is one write that ends with it): opening the log
-/// cuts that off. A complete line that fails its checks is damage, never a torn write: an error naming it.
+/// Durability is explicit. `append` with `sync` (the default) returns once the record is on disk;
+/// without it, a later `sync()` or `commit()` covers it. The learner writes through a thread of the
+/// log's own (`Writing.thread`): its hot path (accepted groups) appends without waiting, and each ack
+/// waits until `durableCount()` covers the records appended before it — group commit: one fsync covers
+/// many records, and nothing the learner acknowledges is ever ahead of the disk. A crash in the middle
+/// of an append leaves a torn last line, without its closing newline (each line is one write that ends
+/// with it): opening the log cuts that off. A complete line that fails its checks is damage, never a
+/// torn write: an error naming it.
 package final class RunLog {
     package struct Record {
         package let seq: Int
@@ -36,16 +38,25 @@ package final class RunLog {
         }
     }
 
+    /// Where records are encoded, hashed, written and synced.
+    package enum Writing {
+        /// On the appending thread, when it appends (and fsyncs when it syncs): tools, tests that step a
+        /// learner turn by turn.
+        case inline
+        /// On the log's own thread, which makes each batch of queued records durable with one fsync
+        /// (the learner). A record that cannot be written stops the writer: every later call throws.
+        case thread
+    }
+
     package let path: String
+    /// Records appended (written or queued), the opened ones included.
     package private(set) var count = 0
-    package private(set) var lastHash = String(repeating: "0", count: 64)
-    package private(set) var size = 0
     /// Bytes of a torn final line removed on open (0 when the log was clean).
     package private(set) var truncatedBytes = 0
-    private var fd: Int32 = -1
+    private let writer: RunLogWriter
 
     /// Opens (creating if needed) and verifies the whole chain; returns the records too.
-    package init(path: String) throws {
+    package init(path: String, writing: Writing = .inline) throws {
         self.path = path
         if !FileManager.default.fileExists(atPath: path) {
             _ = FileManager.default.createFile(atPath: path, contents: nil)
@@ -55,22 +66,33 @@ package final class RunLog {
             truncatedBytes = total - validBytes
             guard truncate(path, off_t(validBytes)) == 0 else { throw LogError.unreadable(path, "cannot cut the torn tail") }
         }
-        fd = open(path, O_WRONLY | O_APPEND)
+        let fd = open(path, O_WRONLY | O_APPEND)
         guard fd >= 0 else { throw LogError.unreadable(path, String(cString: strerror(errno))) }
         count = records.count
-        lastHash = records.last?.hash ?? lastHash
-        size = validBytes
+        writer = RunLogWriter(path: path, fd: fd, count: records.count, lastHash: records.last?.hash ?? String(repeating: "0", count: 64),
+                              size: validBytes, threaded: writing == .thread)
         opened = records
     }
 
     /// The records found when the log was opened.
     package private(set) var opened: [Record] = []
 
-    deinit { if fd >= 0 { close(fd) } }
+    /// The writer's thread, if any, writes and syncs what is queued before the log closes.
+    deinit { writer.stop() }
 
-    /// Appends one typed record (the learner's way); see `append(_:_:sync:)` for `sync`.
+    /// The hash of the last record written (with `Writing.thread`, queued records are not yet).
+    package var lastHash: String { writer.lastHash }
+    /// Bytes written (with `Writing.thread`, queued records are not yet).
+    package var size: Int { writer.size }
+    /// True while some appended record may not be on disk yet.
+    package var unsynced: Bool { writer.unsynced }
+    /// Readable when more records are durable (`Writing.thread`; nil inline): for the owner's poller.
+    package var wakeFileDescriptor: Int32? { writer.wakeFileDescriptor }
+
+    /// Appends one typed record (the learner's way); see `append(_:_:sync:)` for `sync`. With
+    /// `Writing.thread`, the record's body is built on the writer's thread.
     package func append(_ record: RunRecord, sync: Bool = true) throws {
-        try append(record.type, try record.body(), sync: sync)
+        try append(record.type, body: { try record.body() }, sync: sync)
     }
 
     /// Appends one record of any type (tests, benchmarks); `seq`, `type` and `prev` are added.
@@ -79,40 +101,30 @@ package final class RunLog {
     }
 
     /// Appends one record; with `sync` (the default) it is on disk when this returns, without it the
-    /// next `sync()` makes it so.
+    /// next `sync()` (or, with `Writing.thread`, the writer's next fsync) makes it so.
     package func append(_ type: String, _ body: RecordBody, sync: Bool) throws {
-        var body = body
-        body.members["seq"] = .integer(count + 1)
-        body.members["type"] = .string(type)
-        body.members["prev"] = .string(lastHash)
-        var line = try RecordEncoder.encode(body)
-        let hash = line.withUnsafeBytes { WeightsHash.hex(bytes: $0) }
-        line.removeLast() // the closing brace: the hash goes in as the last key
-        line.append(contentsOf: Array(",\"hash\":\"\(hash)\"}\n".utf8))
-        try line.withUnsafeBytes { raw in
-            var written = 0
-            while written < raw.count {
-                let n = write(fd, raw.baseAddress! + written, raw.count - written)
-                guard n > 0 else { throw LogError.unreadable(path, "write failed: \(String(cString: strerror(errno)))") }
-                written += n
-            }
-        }
+        try append(type, body: { body }, sync: sync)
+    }
+
+    private func append(_ type: String, body: @escaping () throws -> RecordBody, sync: Bool) throws {
+        try writer.submit(RunLogWriter.Pending(seq: count + 1, type: type, body: body))
         count += 1
-        lastHash = hash
-        size += line.count
-        unsynced = true
-        if sync { try self.sync() }
+        if sync { try writer.waitUntilDurable(count) }
     }
 
-    /// True while some appended record may not be on disk yet.
-    package private(set) var unsynced = false
+    /// Makes every record appended so far durable before it returns (one fsync; nothing to do when all are).
+    package func sync() throws { try writer.waitUntilDurable(count) }
 
-    /// Makes every record appended so far durable (one fsync; nothing to do when all are).
-    package func sync() throws {
-        guard unsynced else { return }
-        guard fsync(fd) == 0 else { throw LogError.unreadable(path, "fsync failed: \(String(cString: strerror(errno)))") }
-        unsynced = false
+    /// Asks for every record appended so far to become durable and returns how many that is: inline it
+    /// fsyncs now; with `Writing.thread` the writer's next fsync does, and `durableCount()` says when.
+    package func commit() throws -> Int {
+        if writer.threaded { _ = try writer.durableCount() } else { try sync() }
+        return count
     }
+
+    /// Records known to be on disk (taking the wake-ups of `wakeFileDescriptor`); throws the error that
+    /// stopped a writer thread.
+    package func durableCount() throws -> Int { try writer.durableCount() }
 
     package static func hash(_ bytes: Data) -> String {
         bytes.withUnsafeBytes { WeightsHash.hex(bytes: $0) }
@@ -190,11 +202,19 @@ package enum Base64Arrays {
     }
 
     /// Appends the base64 of `bytes` to `out` (the run log's hot path writes JSON straight into bytes).
+    /// Through a stack buffer, 3 KiB of input at a time: growing `out` by zeros first went element by
+    /// element and cost as much as the encoding.
     static func append(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
-        let start = out.count
-        let length = (bytes.count + 2) / 3 * 4
-        out.append(contentsOf: repeatElement(0, count: length))
-        out.withUnsafeMutableBytes { o in _ = write(bytes, to: o.baseAddress! + start) }
+        out.reserveCapacity(out.count + (bytes.count + 2) / 3 * 4)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 4096) { chunk in
+            var from = 0
+            repeat {
+                let n = min(3072, bytes.count - from) // a multiple of 3: padding only at the very end
+                let digits = write(UnsafeRawBufferPointer(rebasing: bytes[from..<(from + n)]), to: UnsafeMutableRawPointer(chunk.baseAddress!))
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: chunk[0..<digits]))
+                from += n
+            } while from < bytes.count
+        }
     }
 
     /// Writes (n + 2) / 3 * 4 digits at `out`; returns how many.

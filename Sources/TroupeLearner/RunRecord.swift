@@ -160,11 +160,8 @@ package enum RunRecord {
         case let .groupAccepted(group):
             // The typed writer when it can; a non-finite number makes it throw, and the generic form
             // then fails at encoding, naming the field.
-            guard let samples = try? group.samplesJSON() else { return try members(GroupAccepted(group)) }
-            var body = try members(GroupAccepted(group, samples: []))
-            body.members["samples"] = nil
-            body.fragments["samples"] = JSONFragment(bytes: samples)
-            return body
+            if let body = try? group.recordBody() { return body }
+            return try members(GroupAccepted(group))
         case let .groupRejected(b): return try members(b)
         case let .batchFormed(b): return try members(b)
         case let .stepFailed(b): return try members(b)

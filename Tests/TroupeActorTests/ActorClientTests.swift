@@ -52,7 +52,7 @@ final class InMemoryRun {
         ] + overrides)
         let network = self.network
         learner = try LearnerServer(config: config, resume: resume, clock: { [unowned self] in self.now },
-                                    makeEndpoints: { _ in network.endpoints })
+                                    makeEndpoints: { _ in network.endpoints }, runLogWriting: .inline)
         learnerOutcome = .running
         try network.bind(on: switchboard, as: config.endpoints)
         if let control {

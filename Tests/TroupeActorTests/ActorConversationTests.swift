@@ -45,7 +45,7 @@ final class Conversation {
         ])
         let network = self.network
         learner = try LearnerServer(config: config, resume: resume, clock: { [unowned self] in self.now },
-                                    makeEndpoints: { _ in network.endpoints })
+                                    makeEndpoints: { _ in network.endpoints }, runLogWriting: .inline)
         admission = learner.admission
     }
 

@@ -25,11 +25,15 @@ final class LearnerHarness {
     let rewardTransport: (any RewardWorkerTransport)?
     /// How long a finished learner lingers, and waits at most for its actors' Byes (real seconds).
     let endOfRun: (linger: Double, goodbyeWait: Double)
+    /// Inline by default, so that each turn's acks leave in that turn.
+    let runLogWriting: RunLog.Writing
 
     /// A new run in a fresh temporary directory: 8 prompts, groups of 4, batches of 2 groups.
     init(_ overrides: [String] = [], directory: String? = nil, allowlist: CurveAllowlist? = nil,
-         rewardTransport: (any RewardWorkerTransport)? = nil, endOfRun: (linger: Double, goodbyeWait: Double) = (0, 0)) throws {
+         rewardTransport: (any RewardWorkerTransport)? = nil, endOfRun: (linger: Double, goodbyeWait: Double) = (0, 0),
+         runLogWriting: RunLog.Writing = .inline) throws {
         self.rewardTransport = rewardTransport
+        self.runLogWriting = runLogWriting
         self.endOfRun = endOfRun
         self.directory = directory ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("troupe-learner-\(UUID().uuidString)").path
@@ -48,7 +52,8 @@ final class LearnerHarness {
         ] + overrides)
         let network = self.network
         learner = try LearnerServer(config: config, resume: resume, clock: { [unowned self] in self.now },
-                                    makeEndpoints: { _ in network.endpoints }, rewardTransport: rewardTransport)
+                                    makeEndpoints: { _ in network.endpoints }, rewardTransport: rewardTransport,
+                                    runLogWriting: runLogWriting)
     }
 
     /// The learner vanishes without a word, as a killed process does: nothing more is written.

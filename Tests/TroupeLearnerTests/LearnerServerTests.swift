@@ -4,6 +4,7 @@ import TroupeLearner
 import TroupeJSON
 import TroupeProto
 import TroupeRuntime
+import TroupeTensor
 import TroupeWire
 
 /// The learner's conversation rules, driven through the in-memory transport (`LearnerHarness`).
@@ -50,6 +51,24 @@ import TroupeWire
         #expect(again.first?.creditGranted == 0)
         #expect(try h.records("group_accepted").count == 1)
         #expect(h.learner.core.accounting.duplicates == 1)
+    }
+
+    /// With the run log's writer thread (the learner's default), the turn that takes a group does not
+    /// wait for the disk: the ack leaves in a later turn, once the group's record is durable.
+    @Test func withTheLogsWriterThreadAnAckLeavesOnceItsRecordIsDurable() throws {
+        let h = try LearnerHarness(runLogWriting: .thread)
+        let a = h.connect("a")
+        let lease = try join(a, h)
+        try a.submit(prompt: lease.prompts[0].promptID, lease: lease.leaseID, version: PolicyVersion(lease.minVersion))
+        var acks: [Troupe_V1_Ack] = []
+        let deadline = monotonicSeconds() + 10
+        while acks.isEmpty && monotonicSeconds() < deadline {
+            try h.turn()
+            acks = try a.acks()
+            if acks.isEmpty { usleep(500) } else { #expect(try h.records("group_accepted").count == 1, "on disk before the ack") }
+        }
+        #expect(acks.map(\.status) == [.accepted])
+        #expect(h.learner.core.accounting.pending == 1)
     }
 
     @Test func aFullBatchTrainsAStepPublishesItAndKeepsTheAccounts() throws {

@@ -3,6 +3,9 @@ import Testing
 import TroupeJSON
 import TroupeLearner
 import TroupeRuntime
+import TroupeTensor
+import TroupeWire
+import TroupeProto
 
 /// The run log's encoding, hash chain and group commit.
 @Suite struct RunLogTests {
@@ -61,10 +64,14 @@ import TroupeRuntime
                           components: [:], inserted: 1..<3),
             RolloutSample(tokens: [], logprobs: [], finishReason: .stop, temperature: 1.25, answer: "", reward: -1e300,
                           components: ["z": 2.5]),
+            // Longer than the typed writer's 3 KiB base64 chunks, and not a multiple of them.
+            RolloutSample(tokens: (0..<2003).map { Int32($0 &* 7919 % 49_152) }, logprobs: (0..<2003).map { -Float($0) / 97 },
+                          entropies: (0..<2003).map { Float($0 % 13) / 5 }, finishReason: .length, temperature: 0.9, answer: nil,
+                          reward: 0, components: [:]),
         ]
         let group = RolloutGroup(key: GroupKey(actor: "a\"1", actorRunId: 0xABC, sequence: 9), promptId: 12, leaseId: 3,
                                  version: PolicyVersion(epoch: 0xE, step: 4), promptTokens: [9, 8, 7, 6, 5], samples: samples,
-                                 generationMs: 250)
+                                 generationMs: 250, tokensGenerated: 19)
         let typed = try RunLog(path: path)
         try typed.append(.groupAccepted(group))
         let record = try #require(try RunLog.read(path: path).first)
@@ -141,6 +148,88 @@ import TroupeRuntime
         #expect(reopened.count == 1 && reopened.truncatedBytes == 11)
         try reopened.append("y")
         #expect(try RunLog.read(path: path).map(\.type) == ["x", "y"])
+    }
+}
+
+/// The learner's way of writing: a writer thread that group-commits, and acks held until their records are durable.
+@Suite struct RunLogWriterThreadTests {
+    let directory: String
+
+    init() throws {
+        directory = NSTemporaryDirectory() + "troupe-runlog-thread-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    func records(_ n: Int) -> [(String, [String: JSONValue], Bool)] {
+        (0..<n).map { i in ("r\(i % 3)", ["i": .integer(i), "x": .number(Double(i) / 7), "s": .string("line \"\(i)\"")], i % 10 == 9) }
+    }
+
+    @Test func theThreadWritesTheSameLinesAsInlineAndNeverCallsARecordDurableBeforeItIsWritten() throws {
+        let inlinePath = directory + "/inline.log", threadPath = directory + "/thread.log"
+        let inline = try RunLog(path: inlinePath)
+        for (type, members, sync) in records(400) { try inline.append(type, members, sync: sync) }
+        try inline.sync()
+
+        let log = try RunLog(path: threadPath, writing: .thread)
+        #expect(log.wakeFileDescriptor != nil && inline.wakeFileDescriptor == nil)
+        var seen = 0
+        for (n, (type, members, sync)) in records(400).enumerated() {
+            try log.append(type, members, sync: sync)
+            if sync { #expect(try log.durableCount() >= n + 1, "a synced append returns once it is durable") }
+            let durable = try log.durableCount()
+            #expect(durable >= seen, "the durable count never goes back")
+            if n % 50 == 0 { #expect(try RunLog.read(path: threadPath).count >= durable, "durable records are in the file") }
+            seen = durable
+        }
+        let everything = try log.commit()
+        #expect(everything == 400)
+        let deadline = monotonicSeconds() + 10
+        while try log.durableCount() < everything && monotonicSeconds() < deadline { usleep(1000) }
+        #expect(try log.durableCount() == 400)
+        #expect(!log.unsynced && log.lastHash == inline.lastHash && log.size == inline.size)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: threadPath)) == Data(contentsOf: URL(fileURLWithPath: inlinePath)))
+    }
+
+    @Test func syncWaitsForTheThreadAndClosingWritesWhatIsQueued() throws {
+        let path = directory + "/run.log"
+        do {
+            let log = try RunLog(path: path, writing: .thread)
+            for i in 0..<100 { try log.append("group_accepted", ["i": .integer(i)], sync: false) }
+            try log.sync()
+            #expect(try log.durableCount() == 100 && RunLog.read(path: path).count == 100)
+            for i in 0..<50 { try log.append("group_accepted", ["i": .integer(i)], sync: false) }
+        }
+        #expect(try RunLog.read(path: path).count == 150, "the writer finishes its queue when the log closes")
+    }
+
+    @Test func aRecordTheThreadCannotEncodeStopsTheLogAndKeepsWhatCameBefore() throws {
+        let path = directory + "/run.log"
+        let log = try RunLog(path: path, writing: .thread)
+        try log.append("good", ["i": 1])
+        try log.append("bad", ["stats": ["reward": .number(.nan)]], sync: false)
+        let stopped: (any Error) -> Bool = { "\($0)".contains("stats.reward") && "\($0)".contains("not a finite number") }
+        #expect(performing: { try log.sync() }, throws: stopped)
+        #expect(performing: { try log.append("after", ["i": 2], sync: false) }, throws: stopped)
+        #expect(performing: { try log.durableCount() }, throws: stopped)
+        #expect(try RunLog.read(path: path).map(\.type) == ["good"])
+    }
+
+    @Test func acksLeaveOnlyOnceTheirRecordsAreDurableInTheOrderHeld() throws {
+        func ack(_ sequence: UInt64) -> Troupe_V1_Ack {
+            var a = Troupe_V1_Ack()
+            a.sequence = sequence
+            return a
+        }
+        let peer = PeerID(Array("a#1".utf8))
+        var held = DurableAcks()
+        held.hold([(peer, ack(1)), (peer, ack(2))], untilRecord: 5)
+        held.hold([], untilRecord: 6)
+        held.hold([(peer, ack(3))], untilRecord: 9)
+        #expect(held.release(durable: 4).isEmpty)
+        #expect(held.release(durable: 8).map(\.1.sequence) == [1, 2])
+        #expect(!held.isEmpty)
+        #expect(held.release(durable: 9).map(\.1.sequence) == [3])
+        #expect(held.isEmpty && held.release(durable: 100).isEmpty)
     }
 }
 
