@@ -8,7 +8,7 @@ import TroupeModel
 /// reordering or lost line breaks the chain and is reported with its line number.
 ///
 /// Durability is explicit. `append` with `sync` (the default) returns once the record is on disk;
-/// without it, a later `sync()` or `commit()` covers it. The learner writes through a thread of the
+/// without it, a later `sync()` or `commit()` covers it. The learner writes through threads of the
 /// log's own (`Writing.thread`): its hot path (accepted groups) appends without waiting, and each ack
 /// waits until `durableCount()` covers the records appended before it — group commit: one fsync covers
 /// many records, and nothing the learner acknowledges is ever ahead of the disk. A crash in the middle
@@ -43,8 +43,8 @@ package final class RunLog {
         /// On the appending thread, when it appends (and fsyncs when it syncs): tools, tests that step a
         /// learner turn by turn.
         case inline
-        /// On the log's own thread, which makes each batch of queued records durable with one fsync
-        /// (the learner). A record that cannot be written stops the writer: every later call throws.
+        /// On the log's own threads, a writer and a syncer that makes what the writer wrote durable with
+        /// one fsync (the learner). A record that cannot be written stops them: every later call throws.
         case thread
     }
 
@@ -77,7 +77,7 @@ package final class RunLog {
     /// The records found when the log was opened.
     package private(set) var opened: [Record] = []
 
-    /// The writer's thread, if any, writes and syncs what is queued before the log closes.
+    /// The writer's threads, if any, write and sync what is queued before the log closes.
     deinit { writer.stop() }
 
     /// The hash of the last record written (with `Writing.thread`, queued records are not yet).
@@ -116,14 +116,14 @@ package final class RunLog {
     package func sync() throws { try writer.waitUntilDurable(count) }
 
     /// Asks for every record appended so far to become durable and returns how many that is: inline it
-    /// fsyncs now; with `Writing.thread` the writer's next fsync does, and `durableCount()` says when.
+    /// fsyncs now; with `Writing.thread` the syncer's next fsync does, and `durableCount()` says when.
     package func commit() throws -> Int {
         if writer.threaded { _ = try writer.durableCount() } else { try sync() }
         return count
     }
 
     /// Records known to be on disk (taking the wake-ups of `wakeFileDescriptor`); throws the error that
-    /// stopped a writer thread.
+    /// stopped the writer threads.
     package func durableCount() throws -> Int { try writer.durableCount() }
 
     package static func hash(_ bytes: Data) -> String {

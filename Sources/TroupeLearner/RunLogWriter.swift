@@ -11,12 +11,13 @@ import TroupeRuntime
 /// thread, and so does the fsync: the I/O thread goes on receiving, and holds each ack until
 /// `durableCount` covers the records before it.
 final class RunLogWriter: @unchecked Sendable {
-    /// A record to write: its place in the chain, and its body, built on the writer's side.
+    /// The last record written: its hash (the next record's `prev`) and the file's size after it.
     struct ChainEnd {
         var hash: String
         var size: Int
     }
 
+    /// A record to write: its place in the chain, and its body, built on the writer's side.
     struct Pending {
         let seq: Int
         let type: String
