@@ -41,7 +41,7 @@ struct GroupAccepted: Codable {
         case tokensGenerated = "tokens_generated", samples
     }
 
-    init(_ g: RolloutGroup, samples: [Sample]? = nil) {
+    init(_ g: RolloutGroup) {
         group = g.key.description
         actorRun = String(g.key.actorRunId, radix: 16)
         promptId = g.promptId
@@ -50,7 +50,7 @@ struct GroupAccepted: Codable {
         prompt = Base64Arrays.encode(g.promptTokens)
         generationMs = g.generationMs
         tokensGenerated = g.tokensGenerated > 0 ? g.tokensGenerated : nil
-        self.samples = samples ?? g.samples.map { s in
+        samples = g.samples.map { s in
             Sample(tokens: Base64Arrays.encode(s.tokens), logprobs: Base64Arrays.encode(s.logprobs),
                    entropies: s.entropies.map(Base64Arrays.encode), finish: s.finishReason.rawValue,
                    temperature: Base64Arrays.encode([s.temperature]), answer: s.answer, reward: s.reward, components: s.components,

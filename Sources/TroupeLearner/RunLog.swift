@@ -12,9 +12,9 @@ import TroupeModel
 /// log's own (`Writing.thread`): its hot path (accepted groups) appends without waiting, and each ack
 /// waits until `durableCount()` covers the records appended before it — group commit: one fsync covers
 /// many records, and nothing the learner acknowledges is ever ahead of the disk. A crash in the middle
-/// of an append leaves a torn last line, without its closing newline (each line is one write that ends
-/// with it): opening the log cuts that off. A complete line that fails its checks is damage, never a
-/// torn write: an error naming it.
+/// of a write leaves complete lines and at most one torn last line, without its closing newline (lines
+/// are written whole, in order, each ending with it): opening the log cuts that off. A complete line
+/// that fails its checks is damage, never a torn write: an error naming it.
 package final class RunLog {
     package struct Record {
         package let seq: Int

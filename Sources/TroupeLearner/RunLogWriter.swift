@@ -49,7 +49,10 @@ final class RunLogWriter: @unchecked Sendable {
         wakePipe = threaded ? WakePipe() : nil
         guard threaded else { return }
         for (name, loop) in [("run-log", writeLoop), ("run-log-sync", syncLoop)] {
-            let thread = Thread { loop() }
+            let thread = Thread {
+                nameCurrentThread(name)
+                loop()
+            }
             thread.name = name
             thread.start()
         }
@@ -118,7 +121,6 @@ final class RunLogWriter: @unchecked Sendable {
     /// Takes what is queued, writes it, hands it to the syncer, and goes on with the next batch while
     /// the disk works.
     private func writeLoop() {
-        nameCurrentThread("run-log")
         while true {
             condition.lock()
             while queue.isEmpty && !stopping && failure == nil { condition.wait() }
@@ -148,7 +150,6 @@ final class RunLogWriter: @unchecked Sendable {
     /// Makes what has been written durable, one fsync for all of it: a record whose write returned
     /// before the fsync began is on disk when it returns.
     private func syncLoop() {
-        nameCurrentThread("run-log-sync")
         while true {
             condition.lock()
             while written == durable && !writerDone && failure == nil { condition.wait() }
