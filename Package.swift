@@ -81,7 +81,7 @@ let package = Package(
         // Benchmarks (model throughput, ingestion, weight distribution, end to end): linked only by
         // the troupe-bench executable, never by troupe or the tests.
         .target(name: "TroupeBench", dependencies: ["TroupeRuntime", "TroupeLearner", "TroupeWeights", "TroupeModel",
-                                                    "TroupeTensor", "TroupeWire", "TroupeProto"],
+                                                    "TroupeTasks", "TroupeTensor", "TroupeTokenizer", "TroupeWire", "TroupeProto"],
                 swiftSettings: [v5]),
         // Fuzz targets for every decoder and handler that takes bytes from outside, a seeded mutation
         // loop, and a conversation fuzzer against an in-memory learner: linked by troupe-fuzz and its tests.
@@ -121,6 +121,8 @@ let package = Package(
         ], swiftSettings: [v5]),
 
         .testTarget(name: "TroupeFuzzTests", dependencies: ["TroupeFuzz"], swiftSettings: [v5]),
+        .testTarget(name: "TroupeBenchTests", dependencies: ["TroupeBench", "TroupeModel", "TroupeTasks", "TroupeTokenizer", "TroupeRuntime"],
+                    swiftSettings: [v5]),
         .testTarget(name: "TroupeJSONTests", dependencies: ["TroupeJSON"], swiftSettings: [v5]),
         .testTarget(name: "TroupeTensorTests", dependencies: ["TroupeTensor"], swiftSettings: [v5]),
         .testTarget(name: "TroupeTokenizerTests", dependencies: ["TroupeTokenizer"],

@@ -483,7 +483,7 @@ package final class ActorClient {
         _ = try? control.send(WireMessage(.heartbeat(hb)), deadline: .now)
         try? reports.emit(.actorStats(actor: options.identity,
                                      metrics: ["groups_produced": Double(core.produced), "tokens_per_s": stats.tokensPerSecond,
-                                               "actor/idle_ratio": stats.idleRatio, "unacked": Double(core.unackedCount),
+                                               "actor/idle_ratio": stats.idleRatio, "sampling_s": samplingSeconds, "unacked": Double(core.unackedCount),
                                                "weights_step": Double(core.weights?.step ?? 0),
                                                "relay/chunks_served": Double(relay?.chunksServed ?? 0)]))
     }

@@ -24,6 +24,11 @@ package enum RuntimeTargets {
     package static let learnerIdleRatio = 0.10
     /// Share of the groups actors produced that the learner discards as stale, with max_staleness ≥ 1.
     package static let staleShare = 0.02
+    /// The RL step's share of its arithmetic limit (matrix FLOPs / sgemm rate): with the OpenBLAS kernel
+    /// the environment pins, and with the one OpenBLAS picks for the machine.
+    package static func rlStepShareOfLimit(environmentKernel: Bool) -> Double { environmentKernel ? 0.85 : 0.70 }
+    /// Asynchronous steps per second over synchronous ones, on the same work.
+    package static let asyncOverSync = 1.0
 }
 
 /// One bench role on its own OS thread, with its own sockets (sockets belong to the thread that
@@ -172,10 +177,16 @@ final class Tally: @unchecked Sendable {
     var total: Int { lock.lock(); defer { lock.unlock() }; return sum }
 }
 
-enum BenchStats {
-    static func median(_ xs: [Double]) -> Double {
+package enum BenchStats {
+    package static func median(_ xs: [Double]) -> Double {
         let s = xs.filter { $0.isFinite }.sorted()
         guard !s.isEmpty else { return .nan }
         return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+
+    /// (max − min) / median: how far apart a figure's repeats are (0 for one repeat).
+    package static func relativeSpread(_ xs: [Double]) -> Double {
+        guard let lo = xs.min(), let hi = xs.max() else { return .nan }
+        return (hi - lo) / median(xs)
     }
 }

@@ -1,8 +1,8 @@
-/// The peer systems' throughput on the benchmark shapes, measured on the project's reference machine
-/// with 2 threads, and the targets `troupe bench model` checks against them.
+/// What `troupe bench model` compares against the peers, and the targets it checks. The peers'
+/// figures come from a results file measured in the same sitting (`PeerResults`), never from here.
 extension ModelBenchmark {
     package enum Measure: String, Sendable, CaseIterable {
-        /// Training tokens/s, batch 8 × 256, forward + backward + AdamW, against PyTorch 2.15 CPU.
+        /// Training tokens/s, batch 8 × 256, forward + backward + AdamW, against PyTorch on CPU.
         case training
         /// Sampling tokens/s, batch 8, 16-token prompts, 128 new tokens, against Hugging Face `generate`.
         case samplingBatch8 = "sampling_batch8"
@@ -16,18 +16,13 @@ extension ModelBenchmark {
             case .samplingBatch1: return "llama.cpp"
             }
         }
+
+        /// The figure's key in the peer results file: `<measure>/<shape>`.
+        package func peerKey(shape: String) -> String { "\(rawValue)/\(shape)" }
     }
 
-    /// Peer tokens/s by measure and shape name (no figures exist for `tiny`).
-    package static let peerTokensPerSecond: [Measure: [String: Double]] = [
-        .training: ["small": 1045, "smollm2-135m": 185],
-        .samplingBatch8: ["small": 527, "smollm2-135m": 100],
-        .samplingBatch1: ["small": 429, "smollm2-135m": 67],
-    ]
-
     /// Minimum ratio ours / peer. Training must match PyTorch with the OpenBLAS kernel the environment
-    /// pins (OPENBLAS_CORETYPE set) and beat it 1.5× with the kernel OpenBLAS picks for the machine
-    /// (PyTorch itself uses AVX-512 there).
+    /// pins (OPENBLAS_CORETYPE set) and beat it 1.5× with the kernel OpenBLAS picks for the machine.
     package static func targetRatio(_ measure: Measure, environmentKernel: Bool) -> Double {
         switch measure {
         case .training: return environmentKernel ? 1.0 : 1.5
@@ -38,18 +33,20 @@ extension ModelBenchmark {
 
     package struct Comparison: Sendable, Equatable {
         package let measure: Measure
-        package let ours: Double
-        package let peer: Double
-        package let ratio: Double
+        package let result: PeerComparison
         package let target: Double
-        package var met: Bool { ratio >= target }
+        package var met: Bool? {
+            if case .ratio(let r, _) = result { return r >= target }
+            return nil
+        }
     }
 
-    /// Ours against the peer figure for `shape`, or nil when the peers were not measured on it.
-    package static func compare(_ measure: Measure, shape: String, tokensPerSecond ours: Double,
-                               environmentKernel: Bool) -> Comparison? {
-        guard let peer = peerTokensPerSecond[measure]?[shape] else { return nil }
-        return Comparison(measure: measure, ours: ours, peer: peer, ratio: ours / peer,
-                          target: targetRatio(measure, environmentKernel: environmentKernel))
+    /// Our repeats (tokens/s) against the peer's figure for `shape` from the same sitting.
+    package static func compare(_ measure: Measure, shape: String, tokensPerSecond ours: [Double],
+                               peers: (results: PeerResults?, problem: String?), maxSpread: Double, environmentKernel: Bool) -> Comparison {
+        let result = PeerComparison.compare(ours: ours, peers: peers.results, unavailable: peers.problem ?? "no peer results",
+                                            key: measure.peerKey(shape: shape), maxSpread: maxSpread)
+        return Comparison(measure: measure, result: result,
+                   target: targetRatio(measure, environmentKernel: environmentKernel))
     }
 }

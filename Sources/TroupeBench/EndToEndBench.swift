@@ -46,8 +46,13 @@ package enum EndToEndBench {
 
     package struct Step: Sendable {
         package let step: Int
-        package let cycleSeconds: Double
+        package var cycleSeconds: Double
         package let trainStepSeconds: Double
+        /// The trainer's own split of `trainStepSeconds` (metrics.jsonl; 0 where a line lacks it):
+        /// the forward pass that scores the batch, the backward pass, AdamW, the published snapshot.
+        package var forwardSeconds = 0.0, backwardSeconds = 0.0, optimizerSeconds = 0.0, publishSeconds = 0.0
+        /// Completion tokens trained in the step.
+        package var tokensTrained = 0.0
         package var waitSeconds: Double { max(0, cycleSeconds - trainStepSeconds) }
     }
 
@@ -62,12 +67,16 @@ package enum EndToEndBench {
         /// Each actor's last reported idle ratio (share of its time not sampling).
         package let actorIdleRatios: [String: Double]
         package let accountingHolds: Bool
-        /// Groups the actors produced, and those the learner discarded as stale (learner-summary.json).
+        /// Groups the actors produced, those the learner trained on and those it discarded as stale
+        /// (learner-summary.json).
         package let groupsProduced: Int
+        package let groupsTrained: Int
         package let groupsStale: Int
+        /// Seconds the actors spent sampling, per group they produced (their last reports).
+        package let samplingSecondsPerGroup: Double
         package var staleShare: Double { groupsProduced > 0 ? Double(groupsStale) / Double(groupsProduced) : .nan }
 
-        var steady: [Step] { steps.filter { $0.step >= 2 } }
+        package var steady: [Step] { steps.filter { $0.step >= 2 } }
         package var medianCycle: Double { BenchStats.median(steady.map(\.cycleSeconds)) }
         package var medianWait: Double { BenchStats.median(steady.map(\.waitSeconds)) }
         package var medianTrain: Double { max(0, BenchStats.median(steady.map(\.trainStepSeconds)) - publishSeconds) }
@@ -169,13 +178,15 @@ package enum EndToEndBench {
                    weightSyncMilliseconds: events.weightSync, actorIdleRatios: events.actorIdle,
                    accountingHolds: summary["accounting_identity_holds"]?.bool ?? false,
                    groupsProduced: Int(summary["accounting"]?["produced"]?.double ?? 0),
-                   groupsStale: Int(summary["accounting"]?["rejected/stale"]?.double ?? 0))
+                   groupsTrained: Int(summary["accounting"]?["trained"]?.double ?? 0),
+                   groupsStale: Int(summary["accounting"]?["rejected/stale"]?.double ?? 0),
+                   samplingSecondsPerGroup: events.samplingSecondsPerGroup)
     }
 
     /// The `train` lines of metrics.jsonl as steps with their cycle times.
-    static func readSteps(_ path: String, phase: String) throws -> [Step] {
+    package static func readSteps(_ path: String, phase: String) throws -> [Step] {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw RuntimeBenchError(phase, "cannot read \(path)") }
-        var rows: [(step: Int, time: Double, train: Double)] = []
+        var rows: [(time: Double, step: Step)] = []
         for (n, line) in text.split(separator: "\n").enumerated() {
             guard let object = (try? JSONValue.parse(Array(line.utf8)))?.object else {
                 throw RuntimeBenchError(phase, "\(path) line \(n + 1) is not a JSON object")
@@ -184,13 +195,21 @@ package enum EndToEndBench {
             guard let step = object["step"]?.int, let time = object["time_s"]?.double, let train = object["time/train_step"]?.double else {
                 throw RuntimeBenchError(phase, "\(path) line \(n + 1) lacks step, time_s or time/train_step")
             }
-            rows.append((step, time, train))
+            var row = Step(step: step, cycleSeconds: 0, trainStepSeconds: train)
+            row.forwardSeconds = object["time/forward"]?.double ?? 0
+            row.backwardSeconds = object["time/backward"]?.double ?? 0
+            row.optimizerSeconds = object["time/optimizer"]?.double ?? 0
+            row.publishSeconds = object["time/publish"]?.double ?? 0
+            row.tokensTrained = object["tokens_trained"]?.double ?? 0
+            rows.append((time, row))
         }
-        rows.sort { $0.step < $1.step }
+        rows.sort { $0.step.step < $1.step.step }
         var previous = 0.0
         return rows.map { r in
             defer { previous = r.time }
-            return Step(step: r.step, cycleSeconds: r.time - previous, trainStepSeconds: r.train)
+            var step = r.step
+            step.cycleSeconds = r.time - previous
+            return step
         }
     }
 
@@ -227,6 +246,12 @@ final class LogListener {
     struct Events {
         var weightSync: [Double] = []
         var actorIdle: [String: Double] = [:]
+        /// Each actor's last report: (seconds spent sampling, groups produced).
+        var actorSampling: [String: (seconds: Double, groups: Double)] = [:]
+        var samplingSecondsPerGroup: Double {
+            let groups = actorSampling.values.reduce(0) { $0 + $1.groups }
+            return groups > 0 ? actorSampling.values.reduce(0) { $0 + $1.seconds } / groups : .nan
+        }
     }
 
     private let stopFlag = StopFlag()
@@ -251,6 +276,9 @@ final class LogListener {
                       case .logEvent(let e) = m.body else { continue }
                 if e.kind == "weights_applied", let ms = e.metrics["weight_sync_ms"] { events.weightSync.append(ms) }
                 if e.kind == "actor_stats", let idle = e.metrics["actor/idle_ratio"] { events.actorIdle[e.source] = idle }
+                if e.kind == "actor_stats", let seconds = e.metrics["sampling_s"], let groups = e.metrics["groups_produced"] {
+                    events.actorSampling[e.source] = (seconds, groups)
+                }
                 if e.kind == "learner_stats" {
                     // "actor/<id>" = "k=v,k=v,…": the stats of each actor's last heartbeat.
                     for (key, value) in e.fields where key.hasPrefix("actor/") {

@@ -5,10 +5,7 @@ import TroupeTensor
 /// The measurements behind `troupe bench model`: training and sampling throughput on the standard
 /// shapes, and the machine's sgemm rate measured in the same run as the yardstick.
 package enum ModelBenchmark {
-    package static func median(_ xs: [Double]) -> Double {
-        let s = xs.sorted()
-        return s.isEmpty ? .nan : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2)
-    }
+    package static func median(_ xs: [Double]) -> Double { BenchStats.median(xs) }
 
     /// GFLOP/s of a square sgemm of side n (median of `repeats` after one warm-up).
     package static func sgemmRate(n: Int = 1024, repeats: Int = 5) -> Double {
@@ -36,6 +33,8 @@ package enum ModelBenchmark {
     package struct TrainingResult: Sendable {
         package let tokensPerSecond: Double
         package let secondsPerStep: [Double]
+        /// Tokens per second of each measured step.
+        package let rates: [Double]
         package let flopsPerStep: Double
     }
 
@@ -59,13 +58,15 @@ package enum ModelBenchmark {
         }
         let tokens = Double(batch * length)
         return TrainingResult(tokensPerSecond: tokens / median(times), secondsPerStep: times,
+                              rates: times.map { tokens / $0 },
                               flopsPerStep: trainingFlops(shape.config, tokens: batch * length, sequenceLength: length))
     }
 
-    /// New tokens per second sampling `batch` completions of `newTokens` tokens from distinct
-    /// `promptLength`-token prompts (no stop token, so every completion runs to its length).
+    /// New tokens per second, one figure per measured repeat, sampling `batch` completions of
+    /// `newTokens` tokens from distinct `promptLength`-token prompts (no stop token, so every
+    /// completion runs to its length).
     package static func sampling(_ shape: ModelShape, batch: Int, promptLength: Int = 16, newTokens: Int = 128,
-                                repeats: Int = 3, seed: UInt64 = 1) throws -> Double {
+                                repeats: Int = 3, seed: UInt64 = 1) throws -> [Double] {
         let model = try LlamaModel.random(config: shape.config, seed: seed)
         let sampler = Sampler(model: model)
         var rng = Xoshiro256(seed: seed)
@@ -80,6 +81,6 @@ package enum ModelBenchmark {
             let produced = out.reduce(0) { $0 + $1.tokens.count }
             if r > 0 || repeats == 0 { rates.append(Double(produced) / (monotonicSeconds() - t0)) }
         }
-        return median(rates)
+        return rates
     }
 }

@@ -5,6 +5,7 @@ import TroupeModel
 import TroupeProto
 import TroupeRL
 import TroupeRuntime
+import TroupeTokenizer
 import TroupeWeights
 import TroupeWire
 
@@ -187,32 +188,8 @@ enum FuzzSeeds {
         """
 
     /// A byte-level BPE tokenizer.json: the 256 byte symbols (GPT-2's mapping), two merges, an EOS.
-    static let tokenizerJSON: String = {
-        var symbols: [String] = []
-        var extra = 0
-        for b in 0..<256 {
-            let printable = (33...126).contains(b) || (161...172).contains(b) || (174...255).contains(b)
-            let scalar = printable ? b : 256 + extra
-            if !printable { extra += 1 }
-            symbols.append(String(UnicodeScalar(UInt32(scalar))!))
-        }
-        var vocab: [String: JSONValue] = [:]
-        for (i, s) in symbols.enumerated() { vocab[s] = .integer(i) }
-        vocab["42"] = .integer(256)
-        vocab["Ġ4"] = .integer(257)
-        let document: JSONValue = .object([
-            "version": .string("1.0"),
-            "added_tokens": .array([.object(["id": .integer(258), "content": .string("<eos>"), "special": .bool(true),
-                                             "single_word": .bool(false), "lstrip": .bool(false), "rstrip": .bool(false),
-                                             "normalized": .bool(false)])]),
-            "normalizer": .null,
-            "pre_tokenizer": .object(["type": .string("ByteLevel"), "add_prefix_space": .bool(false), "trim_offsets": .bool(true),
-                                      "use_regex": .bool(true)]),
-            "decoder": .object(["type": .string("ByteLevel")]),
-            "model": .object(["type": .string("BPE"), "vocab": .object(vocab), "merges": .array([.string("4 2"), .string("Ġ 4")])]),
-        ])
-        return document.serializedString(pretty: false)
-    }()
+    static let tokenizerJSON = ByteLevelBPEFile.document(merges: [(Array("4".utf8), Array("2".utf8)), (Array(" ".utf8), Array("4".utf8))],
+                                                         specialTokens: ["<eos>"]).serializedString(pretty: false)
 
     /// The `config_json` a learner's Welcome carries for the built-in model.
     static func welcomeJSON() -> String {

@@ -91,6 +91,8 @@ package final class LearnerTraining {
             tokensTrained += tokens
             var m = result.metrics
             m["time/train_step"] = outcome.seconds
+            m["time/publish"] = outcome.publishSeconds
+            m["tokens_trained"] = Double(tokens)
             m["tokens_per_s"] = Double(tokens) / max(outcome.seconds, 1e-9)
             m["trainer/idle_ratio"] = idleRatio(now: clock(), countingCurrentWait: false)
             m["off_policy/staleness_mean"] = Double(job.groups.reduce(0) { $0 + (job.step - 1 - Int($1.version.step)) }) / Double(max(1, job.groups.count))

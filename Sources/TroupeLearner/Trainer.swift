@@ -60,8 +60,10 @@ package final class Trainer: @unchecked Sendable {
 
         // 4. The optimizer step (skipped and counted when the gradient is not finite).
         if let lr = learningRateForStep?(stepNumber) { optimizer.options.learningRate = lr }
+        let optimizerStart = monotonicSeconds()
         let report = optimizer.update(params: model.parameters, grad: pass.gradients)
         var metrics = gradients.metrics
+        metrics["time/optimizer"] = monotonicSeconds() - optimizerStart
         metrics["grad_norm"] = report.gradNorm.isFinite ? report.gradNorm : -1
         metrics["grad_clipped"] = report.clipped ? 1 : 0
         metrics["optimizer/skipped_steps"] = Double(optimizer.skippedSteps)
@@ -100,12 +102,15 @@ package final class Trainer: @unchecked Sendable {
         var loss = LossParts()
         var lossMetrics = LossMetrics()
         let needEntropy = options.entropy.coefficient > 0
+        var forwardSeconds = 0.0, backwardSeconds = 0.0
         for range in ScoringBatch.microBatches(lengths: items.map(\.sequence.count), tokenBudget: microBatchTokens) {
             let micro = Array(items[range])
             let batch = ScoringBatch(sequences: micro.map(\.sequence), scoreFrom: micro.map(\.scoreFrom),
                                      temperatures: micro.map(\.temperature))
+            let forwardStart = monotonicSeconds()
             let refLogp = try reference?.forward(batch).logprobs
             let scored = try pass.forward(batch, entropy: needEntropy)
+            forwardSeconds += monotonicSeconds() - forwardStart
             let samples = micro.enumerated().map { i, item in
                 LossSample(advantage: item.advantage, logp: scored.logprobs[i].map(Double.init),
                            behaviourLogp: item.sample.logprobs.map(Double.init),
@@ -114,8 +119,10 @@ package final class Trainer: @unchecked Sendable {
                            inserted: item.sample.inserted)
             }
             let plan = try StepLossPlan.compute(samples: samples, totals: advantages.totals, options: options)
+            let backwardStart = monotonicSeconds()
             try pass.backward(dLogprobs: plan.samples.map { $0.logpCoefficients.map(Float.init) },
                               dEntropies: needEntropy ? plan.samples.map { ($0.entropyCoefficients ?? []).map(Float.init) } : nil)
+            backwardSeconds += monotonicSeconds() - backwardStart
             loss = loss + plan.loss
             lossMetrics = lossMetrics + plan.metrics
         }
@@ -128,6 +135,9 @@ package final class Trainer: @unchecked Sendable {
         metrics["loss/kl"] = loss.kl
         metrics["loss/entropy"] = loss.entropy
         metrics["group_size"] = Double(groupSize)
+        // Where the step's time goes (the forward pass scores the batch: log-probs, entropies).
+        metrics["time/forward"] = forwardSeconds
+        metrics["time/backward"] = backwardSeconds
         return Gradients(loss: loss, metrics: metrics)
     }
 }

@@ -18,6 +18,8 @@ struct TrainingOutcome {
     /// Why the snapshot is not in shared memory when it should have been.
     let sharedMemoryProblem: String?
     let seconds: Double
+    /// Of `seconds`, the time spent snapshotting the published weights (0 when the step publishes none).
+    let publishSeconds: Double
 }
 
 extension BackgroundWorker where Job == TrainingJob, Outcome == TrainingOutcome {
@@ -26,11 +28,13 @@ extension BackgroundWorker where Job == TrainingJob, Outcome == TrainingOutcome 
         BackgroundWorker(name: "trainer") { job in
             let t0 = monotonicSeconds()
             let result = Result { try trainer.step(job.groups, stepNumber: job.step) }
+            let publishStart = monotonicSeconds()
             let made = job.publishVersion.map {
                 WeightSnapshot.make(model: trainer.model, version: $0, sharedMemoryDirectory: sharedMemoryDirectory)
             }
+            let end = monotonicSeconds()
             return TrainingOutcome(job: job, result: result, snapshot: made?.snapshot, sharedMemoryProblem: made?.sharedMemoryProblem,
-                                   seconds: monotonicSeconds() - t0)
+                                   seconds: end - t0, publishSeconds: made == nil ? 0 : end - publishStart)
         }
     }
 }

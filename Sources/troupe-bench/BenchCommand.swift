@@ -15,6 +15,6 @@ struct BenchCommand: ParsableCommand {
         commandName: "troupe bench",
         abstract: "Measure throughput (not tests: numbers depend on the machine and its load).",
         subcommands: [
-            BenchModelCommand.self, BenchRuntimeCommand.self,
+            BenchModelCommand.self, BenchRuntimeCommand.self, BenchRLStepCommand.self,
         ])
 }

@@ -16,8 +16,10 @@ struct BenchModelCommand: ParsableCommand {
             Per shape: training tokens/s (batch 8 × 256 tokens, forward + backward + AdamW) and its share \
             of the sgemm GFLOP/s measured at the start of the run; sampling tokens/s for batch 8 and \
             batch 1 (16-token prompts, 128 new tokens). Each figure is the median of --repeats runs after \
-            one warm-up run. Ratios compare with the peers measured on the reference machine (PyTorch \
-            training, Hugging Face generate at batch 8, llama.cpp at batch 1) and are marked against \
+            one warm-up run. Ratios compare with the peers (PyTorch training, Hugging Face generate at \
+            batch 8, llama.cpp at batch 1) measured by bench/peers/run.sh on this machine in the same boot \
+            (--peers; no ratio from another machine, an older file than --peers-max-age, or repeats \
+            spread beyond --max-spread, and the reason is printed instead) and are marked against \
             the targets: training ≥ 1.0× PyTorch with the environment's OpenBLAS kernel \
             (OPENBLAS_CORETYPE set), ≥ 1.5× with the machine's own (unset); batch 8 ≥ 4× HF; batch 1 \
             ≥ 0.8× llama.cpp. A table on a terminal, JSON lines otherwise. See docs/benchmarks.md.
@@ -38,6 +40,8 @@ struct BenchModelCommand: ParsableCommand {
 
     @Flag(name: .long, help: "JSON lines even on a terminal.")
     var json = false
+
+    @OptionGroup var peerOptions: PeerOptions
 
     func validate() throws {
         _ = try selectedShapes()
@@ -75,16 +79,20 @@ struct BenchModelCommand: ParsableCommand {
             + (pinnedKernel.map { "OPENBLAS_CORETYPE=\($0), the environment's" } ?? "OPENBLAS_CORETYPE unset, the machine's own")
             + "), \(BLASInfo.threads) threads, sgemm 1024³ \(String(format: "%.1f", sgemm)) GFLOP/s, medians of \(runs) runs")
 
+        let peers = peerOptions.load()
+        if let problem = peers.problem { FileHandle.standardError.write(Data("troupe bench model: no peer ratios: \(problem)\n".utf8)) }
         for shape in try selectedShapes() {
             let training = try ModelBenchmark.training(shape, batch: 8, length: 256, steps: runs)
             let gflops = training.flopsPerStep / ModelBenchmark.median(training.secondsPerStep) / 1e9
-            let batch8 = try ModelBenchmark.sampling(shape, batch: 8, promptLength: 16, newTokens: 128, repeats: runs)
-            let batch1 = try ModelBenchmark.sampling(shape, batch: 1, promptLength: 16, newTokens: 128, repeats: runs)
-            let figures: [(ModelBenchmark.Measure, Double)] = [
-                (.training, training.tokensPerSecond), (.samplingBatch8, batch8), (.samplingBatch1, batch1),
+            let batch8Rates = try ModelBenchmark.sampling(shape, batch: 8, promptLength: 16, newTokens: 128, repeats: runs)
+            let batch1Rates = try ModelBenchmark.sampling(shape, batch: 1, promptLength: 16, newTokens: 128, repeats: runs)
+            let batch8 = BenchStats.median(batch8Rates), batch1 = BenchStats.median(batch1Rates)
+            let figures: [(ModelBenchmark.Measure, [Double])] = [
+                (.training, training.rates), (.samplingBatch8, batch8Rates), (.samplingBatch1, batch1Rates),
             ]
             let comparisons = figures.map {
-                ModelBenchmark.compare($0.0, shape: shape.name, tokensPerSecond: $0.1, environmentKernel: pinnedKernel != nil)
+                ModelBenchmark.compare($0.0, shape: shape.name, tokensPerSecond: $0.1, peers: peers, maxSpread: peerOptions.maxSpread,
+                                       environmentKernel: pinnedKernel != nil)
             }
             var line: [String: JSONValue] = [
                 "event": "shape", "shape": .string(shape.name), "parameters": .integer(ParameterLayout(config: shape.config).totalCount),
@@ -94,13 +102,18 @@ struct BenchModelCommand: ParsableCommand {
                 "sampling_batch8_tokens_per_s": .number(batch8), "sampling_batch1_tokens_per_s": .number(batch1),
             ]
             var versus: [String: JSONValue] = [:]
-            for c in comparisons.compactMap({ $0 }) {
-                versus[c.measure.rawValue] = ["peer": .string(c.measure.peerName), "peer_tokens_per_s": .number(c.peer),
-                                              "ratio": .number(c.ratio), "target": .number(c.target), "met": .bool(c.met)]
+            for c in comparisons {
+                switch c.result {
+                case .ratio(let ratio, let peer):
+                    versus[c.measure.rawValue] = ["peer": .string(c.measure.peerName), "peer_tokens_per_s": .number(peer),
+                                                  "ratio": .number(ratio), "target": .number(c.target), "met": .bool(ratio >= c.target)]
+                case .refused(let reason):
+                    versus[c.measure.rawValue] = ["peer": .string(c.measure.peerName), "refused": .string(reason), "target": .number(c.target)]
+                }
             }
             line["versus_peers"] = .object(versus)
             try table.row(.object(line), shape: shape.name, training: training.tokensPerSecond, fraction: gflops / sgemm,
-                          batch8: batch8, batch1: batch1, comparisons: comparisons)
+                          batch8: batch8, batch1: batch1, comparisons: comparisons, fileProblem: peers.problem)
         }
     }
 }
@@ -120,15 +133,19 @@ private struct BenchTable {
     }
 
     func row(_ fields: JSONValue, shape: String, training: Double, fraction: Double, batch8: Double, batch1: Double,
-             comparisons: [ModelBenchmark.Comparison?]) throws {
+             comparisons: [ModelBenchmark.Comparison], fileProblem: String?) throws {
         if mode == .jsonLines { return try JSONOutput.print(fields) }
-        func versus(_ c: ModelBenchmark.Comparison?) -> String {
-            guard let c else { return "—" }
-            return String(format: "%.2f× ", c.ratio) + (c.met ? "met" : "NOT met") + String(format: " (≥%.1f)", c.target)
+        func versus(_ c: ModelBenchmark.Comparison) -> String {
+            guard case .ratio(let ratio, _) = c.result else { return "no ratio" }
+            return String(format: "%.2f× ", ratio) + (ratio >= c.target ? "met" : "NOT met") + String(format: " (≥%.1f)", c.target)
         }
         let cells = [shape, String(format: "%.0f", training), String(format: "%.1f%%", 100 * fraction), versus(comparisons[0]),
                      String(format: "%.0f", batch8), versus(comparisons[1]), String(format: "%.0f", batch1), versus(comparisons[2])]
         print(zip(cells, Self.columns).map { pad($0, $1.1) }.joined(separator: " "))
+        // A figure-level refusal (missing or noisy); a file-level one was said once above the table.
+        for c in comparisons {
+            if case .refused(let reason) = c.result, reason != fileProblem { print("  no ratio vs \(c.measure.peerName): \(reason)") }
+        }
         fflush(stdout)
     }
 

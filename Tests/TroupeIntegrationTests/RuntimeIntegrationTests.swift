@@ -271,6 +271,13 @@ import Glibc
     @Test func benchRefusesBadArgumentsThroughTroupe() throws {
         let run = try IntegrationRun("bench-refusals")
         defer { run.finish() }
+        // Peer results from another machine: troupe bench gives no ratio from them.
+        let elsewhere = run.directory + "/peers-elsewhere.json"
+        try Data(#"""
+            {"format": "troupe-peers/1", "unix_time": \#(Date().timeIntervalSince1970),
+             "machine": {"cpu_model": "Another CPU", "cpus": 2, "machine_id": "x", "boot_id": "y"},
+             "figures": {"rl_step/trl_grpo": {"peer": "TRL GRPOTrainer", "unit": "seconds_per_step", "values": [10.0]}}}
+            """#.utf8).write(to: URL(fileURLWithPath: elsewhere))
         let cases: [([String], String)] = [
             (["model", "--shapes", "huge"], "unknown shape \"huge\"; known: tiny, small, smollm2-135m"),
             (["model", "--repeats", "0"], "--repeats must be at least 1, got 0"),
@@ -278,6 +285,11 @@ import Glibc
             (["runtime", "--repeats", "0"], "--repeats must be at least 1, got 0"),
             (["runtime", "--steps", "2"], "--steps must be at least 3"),
             (["runtime", "--parts", "nothing"], "unknown part \"nothing\""),
+            (["rl-step", "--steps", "2"], "--steps must be at least 3"),
+            (["rl-step", "--staleness", "0,x"], "--staleness 0,x: expected values of learner.max_staleness"),
+            (["rl-step", "--peers", run.directory + "/none.json"], "peer results \(run.directory)/none.json: cannot read the file"),
+            (["rl-step", "--peers", elsewhere], "was written on another machine (CPU \"Another CPU\""),
+            (["model", "--peers", elsewhere, "--max-spread=-1"], "--max-spread must be a fraction ≥ 0"),
         ]
         for (n, (arguments, message)) in cases.enumerated() {
             let (status, child) = try run.runToCompletion("bench-\(n)", ["bench"] + arguments, within: 20)
@@ -285,7 +297,8 @@ import Glibc
             run.check(child.stderr.contains(message), "troupe bench \(arguments) does not say \"\(message)\": \(child.stderr)")
         }
         let (help, child) = try run.runToCompletion("bench-help", ["bench", "--help"], within: 20)
-        run.check(help == .code(0) && child.stdout.contains("SUBCOMMANDS") && child.stdout.contains("runtime") && child.stdout.contains("model"),
+        run.check(help == .code(0) && child.stdout.contains("SUBCOMMANDS") && child.stdout.contains("runtime") && child.stdout.contains("model")
+                  && child.stdout.contains("rl-step"),
                   "troupe bench --help does not list the benchmarks: \(help?.description ?? "a timeout") \(child.stdout)")
     }
 

@@ -1,0 +1,170 @@
+import Foundation
+import TroupeJSON
+import TroupeModel
+import TroupeTasks
+import TroupeTokenizer
+
+/// `troupe bench rl-step`: one GRPO step of TRL's benchmark workload end to end (docs/benchmarks.md,
+/// "The RL step"): a random-weight `small` Llama (vocabulary 4096, 27.8 M parameters), 8 prompts ×
+/// 8 samples × 64 new tokens at temperature 1, group-normalised advantages, no KL, AdamW, one
+/// optimizer step over all 64 completions. A learner and actors run as processes (EndToEndBench);
+/// each step splits into sampling, scoring, training and publishing, and the whole against the
+/// step's arithmetic limit (its matrix FLOPs over the sgemm rate measured in the same run).
+package enum RLStepBench {
+    /// The workload both sides run: the same weights, tokenizer and prompts, which
+    /// `troupe bench rl-step --export-workload DIR` writes for the peers' script.
+    package struct Workload: Sendable {
+        package var shape = ModelShape.named("small")!
+        package var seed: UInt64 = 1
+        package var prompts = 8
+        package var groupSize = 8
+        package var maxNewTokens = 64
+        package var temperature = 1.0
+        package var learningRate = 1e-6
+        package var task = "arith:add2"
+        package init() {}
+
+        /// The byte-level BPE merges that make the tokenizer's vocabulary the shape's 4096 ids: pairs
+        /// of digits, letters and the space, in order, after the 256 bytes and before two special tokens.
+        static let specialTokens = ["<eos>", "<pad>"]
+        func merges() -> [(left: [UInt8], right: [UInt8])] {
+            let alphabet = Array("0123456789 abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
+            let count = shape.config.vocabularySize - 256 - Self.specialTokens.count
+            var pairs: [(left: [UInt8], right: [UInt8])] = []
+            for a in alphabet { for b in alphabet where pairs.count < count { pairs.append(([a], [b])) } }
+            return pairs
+        }
+
+        /// Writes `model/` (config.json, model.safetensors, tokenizer.json, tokenizer_config.json),
+        /// `tasks.jsonl` (the prompts with their answers) and `workload.json` (the settings) into `directory`.
+        package func export(to directory: String) throws {
+            let modelDirectory = directory + "/model"
+            try FileManager.default.createDirectory(atPath: modelDirectory, withIntermediateDirectories: true)
+            let tokenizerJSON = ByteLevelBPEFile.document(merges: merges(), specialTokens: Self.specialTokens)
+            try tokenizerJSON.serialized(compact: true).write(to: URL(fileURLWithPath: modelDirectory + "/tokenizer.json"))
+            let tokenizerConfig: JSONValue = ["tokenizer_class": "PreTrainedTokenizerFast", "eos_token": .string(Self.specialTokens[0]),
+                                              "pad_token": .string(Self.specialTokens[1]), "model_max_length": .integer(shape.config.maxPositions)]
+            try tokenizerConfig.serialized(compact: false).write(to: URL(fileURLWithPath: modelDirectory + "/tokenizer_config.json"))
+            let tokenizer = try loadTokenizer(tokenizerFile: modelDirectory + "/tokenizer.json",
+                                              configFile: modelDirectory + "/tokenizer_config.json")
+            let config = shape.config.sized(for: tokenizer)
+            guard config.vocabularySize == shape.config.vocabularySize else {
+                throw RuntimeBenchError("rl-step", "the workload's tokenizer has \(config.vocabularySize) ids, the shape \(shape.config.vocabularySize)")
+            }
+            try ModelDirectory.save(try LlamaModel.random(config: config, seed: seed), to: modelDirectory)
+
+            let items = try TaskSet.generate(try TaskSpec(parsing: task), split: .train, count: prompts, seed: seed)
+            var lines = ""
+            var promptTokens: [JSONValue] = []
+            for item in items {
+                lines += JSONValue.object(["id": .string(item.id), "prompt": .string(item.prompt), "answer": item.answer.map(JSONValue.string) ?? .null])
+                    .serializedString(pretty: false) + "\n"
+                promptTokens.append(.integer(try tokenizer.encode(item.prompt).count))
+            }
+            try Data(lines.utf8).write(to: URL(fileURLWithPath: directory + "/tasks.jsonl"))
+            let settings: JSONValue = [
+                "shape": .string(shape.name), "parameters": .integer(ParameterLayout(config: config).totalCount),
+                "vocab_size": .integer(config.vocabularySize), "seed": .integer(Int(seed)), "task": .string(task),
+                "prompts": .integer(prompts), "group_size": .integer(groupSize), "max_new_tokens": .integer(maxNewTokens),
+                "temperature": .number(temperature), "learning_rate": .number(learningRate), "prompt_tokens": .array(promptTokens),
+            ]
+            try settings.serialized(compact: false).write(to: URL(fileURLWithPath: directory + "/workload.json"))
+        }
+
+        /// The learner's settings for this workload exported at `directory`: GRPO's group-normalised
+        /// advantage and clipped ratio with the KL term off, one step over every group.
+        package func learnerOverrides(directory: String) -> [String] {
+            ["task.spec=null", "task.file=\(directory)/tasks.jsonl", "task.count=\(prompts)", "task.label_free=false",
+             "sampling.group_size=\(groupSize)", "sampling.max_new_tokens=\(maxNewTokens)", "sampling.temperature=\(temperature)",
+             "learner.batch_groups=\(prompts)", "optimizer.learning_rate=\(learningRate)",
+             "algorithm.preset=grpo", "algorithm.kl.coefficient=0", "algorithm.sampling.samples_per_prompt=\(groupSize)"]
+        }
+
+        /// Matrix FLOPs of one step: training (forward + backward) and sampling (a forward per token)
+        /// over `samples` sequences of `sequenceLength` tokens.
+        func flops(samples: Int, sequenceLength: Double) -> (training: Double, sampling: Double) {
+            let length = max(1, Int(sequenceLength.rounded()))
+            let training = ModelBenchmark.trainingFlops(shape.config, tokens: samples * length, sequenceLength: length)
+            return (training, training / 3)
+        }
+    }
+
+    package struct Options: Sendable {
+        package var executable: String
+        package var workload = Workload()
+        package var steps = 10
+        package var actors = 2
+        package var stalenessValues = [0, 1]
+        package var timeoutSeconds = 900.0
+        package init(executable: String) { self.executable = executable }
+    }
+
+    /// One run's step, split (medians over steps 2…N, seconds).
+    package struct Split: Sendable {
+        /// The actors' sampling time for one step's groups, spread over the actors sampling at once.
+        package let sampling: Double
+        /// The learner's forward pass over the batch (log-probs and entropies the loss needs).
+        package let scoring: Double
+        /// Backward pass and AdamW.
+        package let training: Double
+        /// Snapshotting the new weights for the actors.
+        package let publishing: Double
+    }
+
+    package struct Run: Sendable {
+        package let run: EndToEndBench.Run
+        package let split: Split
+        /// Seconds per step over steps 2…N, each.
+        package var cycles: [Double] { run.steady.map(\.cycleSeconds) }
+        package var secondsPerStep: Double { run.medianCycle }
+        package let tokensPerSecond: Double
+        package var trainedShare: Double { run.groupsProduced > 0 ? Double(run.groupsTrained) / Double(run.groupsProduced) : .nan }
+        /// The step's matrix FLOPs over the sgemm rate, and that over the measured seconds per step.
+        package let limitSeconds: Double
+        package var shareOfLimit: Double { limitSeconds / secondsPerStep }
+    }
+
+    package struct Report: Sendable {
+        package let options: Options
+        package let sgemmGflops: Double
+        package let runs: [Run]
+    }
+
+    package static func run(_ options: Options, workDirectory: String, progress: (String) -> Void = { _ in }) throws -> Report {
+        progress("rl-step: writing the workload (random \(options.workload.shape.name), \(options.workload.prompts) prompts) to \(workDirectory)")
+        try options.workload.export(to: workDirectory)
+        let sgemm = ModelBenchmark.sgemmRate(n: 1024, repeats: 5)
+        var e2e = EndToEndBench.Options(executable: options.executable, modelPath: workDirectory + "/model")
+        e2e.steps = options.steps
+        e2e.actors = options.actors
+        e2e.overrides = options.workload.learnerOverrides(directory: workDirectory)
+        e2e.timeoutSeconds = options.timeoutSeconds
+        var runs: [Run] = []
+        let promptTokens = try promptTokenCounts(workDirectory)
+        for staleness in options.stalenessValues {
+            e2e.stalenessValues = [staleness]
+            progress("rl-step: learner + \(options.actors) actors, \(options.steps) steps, max_staleness \(staleness)")
+            guard let run = try EndToEndBench.run(e2e, progress: progress).runs.first else { continue }
+            let steady = run.steady
+            func median(_ f: (EndToEndBench.Step) -> Double) -> Double { BenchStats.median(steady.map(f)) }
+            let samples = options.workload.prompts * options.workload.groupSize
+            let completion = median(\.tokensTrained) / Double(samples)
+            let prompt = Double(promptTokens.reduce(0, +)) / Double(max(1, promptTokens.count))
+            let flops = options.workload.flops(samples: samples, sequenceLength: prompt + completion)
+            let split = Split(sampling: run.samplingSecondsPerGroup * Double(options.workload.prompts) / Double(options.actors),
+                              scoring: median(\.forwardSeconds), training: median { $0.backwardSeconds + $0.optimizerSeconds },
+                              publishing: median(\.publishSeconds))
+            runs.append(Run(run: run, split: split, tokensPerSecond: median(\.tokensTrained) / run.medianCycle,
+                            limitSeconds: (flops.training + flops.sampling) / (sgemm * 1e9)))
+        }
+        return Report(options: options, sgemmGflops: sgemm, runs: runs)
+    }
+
+    static func promptTokenCounts(_ directory: String) throws -> [Int] {
+        guard let data = FileManager.default.contents(atPath: directory + "/workload.json"),
+              let counts = try JSONValue.parse(data, source: "workload.json")["prompt_tokens"]?.array?.compactMap(\.int) else {
+            throw RuntimeBenchError("rl-step", "\(directory)/workload.json lacks prompt_tokens")
+        }
+        return counts
+    }
+}

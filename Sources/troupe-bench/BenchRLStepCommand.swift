@@ -1,0 +1,161 @@
+import ArgumentParser
+import Foundation
+import TroupeBench
+import TroupeCLI
+import TroupeJSON
+import TroupeTensor
+
+/// `troupe bench rl-step`: TRL's GRPO benchmark workload, one step at a time, with a learner and
+/// actors as processes, split into its parts and set against its arithmetic limit and TRL's
+/// GRPOTrainer measured in the same sitting.
+struct BenchRLStepCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rl-step",
+        abstract: "TRL's GRPO workload end to end: seconds per step, its parts, its arithmetic limit, and TRL's time.",
+        discussion: """
+            The workload: a random-weight small Llama (vocabulary 4096, 27.8 M parameters), 8 prompts × 8 \
+            samples × 64 new tokens at temperature 1, GRPO's group-normalised advantages, no KL, AdamW, one \
+            optimizer step over all 64 completions. A learner and --actors actors (child processes of the \
+            troupe next to this binary, loopback, plaintext) run --steps steps at each --staleness value. \
+            Per run, medians over steps 2 on: seconds per step, completion tokens trained per second, the \
+            trainer's idle ratio, the share of produced groups that were trained, and the step's parts: \
+            sampling (the actors' time for one step's groups, over the actors sampling at once), scoring \
+            (the learner's forward pass), training (backward and AdamW), publishing (the weights' \
+            snapshot). The arithmetic limit is the step's matrix FLOPs over the sgemm rate measured at the \
+            start. Ratios to TRL's GRPOTrainer come from bench/peers/run.sh's results (see --peers). \
+            --export-workload DIR writes the workload (model/, tasks.jsonl, workload.json) and stops: \
+            bench/peers/run.sh runs TRL on it. See docs/benchmarks.md.
+            """)
+
+    @Option(name: .long, help: "Training steps per run; step 1 holds the start-up (default 10).")
+    var steps = 10
+
+    @Option(name: .long, help: "Actor processes (default 2).")
+    var actors = 2
+
+    @Option(name: .long, help: ArgumentHelp("learner.max_staleness of each run, separated by commas (default 0,1).", valueName: "list"))
+    var staleness = "0,1"
+
+    @Option(name: .customLong("export-workload"), help: ArgumentHelp("Write the workload into this directory and stop.", valueName: "dir"))
+    var exportDirectory: String?
+
+    @Flag(name: .long, help: "JSON lines even on a terminal.")
+    var json = false
+
+    @OptionGroup var peerOptions: PeerOptions
+
+    func validate() throws {
+        if steps < 3 { throw ValidationError("--steps must be at least 3 (step 1 holds the start-up), got \(steps)") }
+        if !(1...64).contains(actors) { throw ValidationError("--actors must be 1…64, got \(actors)") }
+        _ = try stalenessValues()
+    }
+
+    private func stalenessValues() throws -> [Int] {
+        let values = staleness.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !values.isEmpty, values.allSatisfy({ $0 != nil && (0...1000).contains($0!) }) else {
+            throw ValidationError("--staleness \(staleness): expected values of learner.max_staleness (0…1000) separated by commas, e.g. 0,1")
+        }
+        return values.map { $0! }
+    }
+
+    func run() throws {
+        signal(SIGPIPE, SIG_IGN)
+        if let exportDirectory {
+            try RLStepBench.Workload().export(to: exportDirectory)
+            print("wrote the rl-step workload to \(exportDirectory)")
+            return
+        }
+        let mode: OutputMode = json ? .jsonLines : OutputMode.detect()
+        let environmentKernel = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] != nil
+        let peers = peerOptions.load()
+        var options = RLStepBench.Options(executable: try BenchRuntimeCommand.executablePath())
+        options.steps = steps
+        options.actors = actors
+        options.stalenessValues = try stalenessValues()
+        let work = NSTemporaryDirectory() + "troupe-bench-rl-step-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let report = try RLStepBench.run(options, workDirectory: work) { FileHandle.standardError.write(Data("… \($0)\n".utf8)) }
+        try RLStepOutput(mode: mode, environmentKernel: environmentKernel, peers: peers, maxSpread: peerOptions.maxSpread).print(report)
+    }
+}
+
+/// The table (or JSON lines) of `troupe bench rl-step`.
+private struct RLStepOutput {
+    let mode: OutputMode
+    let environmentKernel: Bool
+    let peers: (results: PeerResults?, problem: String?)
+    let maxSpread: Double
+
+    static let peerKey = "rl_step/trl_grpo"
+
+    func print(_ r: RLStepBench.Report) throws {
+        let w = r.options.workload
+        let kernel = "OpenBLAS kernel \(BLASInfo.coreName) (" + (environmentKernel ? "OPENBLAS_CORETYPE set, the environment's" : "OPENBLAS_CORETYPE unset, the machine's own") + ")"
+        let comparisons = r.runs.map {
+            PeerComparison.compare(ours: $0.cycles, peers: peers.results, unavailable: peers.problem ?? "no peer results",
+                                   key: Self.peerKey, maxSpread: maxSpread)
+        }
+        let limitTarget = RuntimeTargets.rlStepShareOfLimit(environmentKernel: environmentKernel)
+        let sync = r.runs.first { $0.run.staleness == 0 }
+        if mode == .jsonLines {
+            try JSONOutput.print(["event": "machine", "openblas_kernel": .string(BLASInfo.coreName), "threads": .integer(BLASInfo.threads),
+                                  "kernel_setting": environmentKernel ? "environment" : "machine", "sgemm_gflops": .number(r.sgemmGflops),
+                                  "cpus": .integer(ProcessInfo.processInfo.activeProcessorCount)])
+            for (run, versus) in zip(r.runs, comparisons) {
+                var line: [String: JSONValue] = [
+                    "event": "rl_step", "shape": .string(w.shape.name), "prompts": .integer(w.prompts), "group_size": .integer(w.groupSize),
+                    "max_new_tokens": .integer(w.maxNewTokens), "actors": .integer(r.options.actors), "steps": .integer(r.options.steps),
+                    "max_staleness": .integer(run.run.staleness), "seconds_per_step": .number(run.secondsPerStep),
+                    "per_step_s": .array(run.cycles.map(JSONValue.number)), "tokens_per_s": .number(run.tokensPerSecond),
+                    "trainer_idle_ratio": .number(run.run.steadyIdleRatio), "groups_produced": .integer(run.run.groupsProduced),
+                    "groups_trained": .integer(run.run.groupsTrained), "groups_stale": .integer(run.run.groupsStale),
+                    "trained_share": .number(run.trainedShare),
+                    "sampling_s": .number(run.split.sampling), "scoring_s": .number(run.split.scoring),
+                    "training_s": .number(run.split.training), "publishing_s": .number(run.split.publishing),
+                    "limit_s": .number(run.limitSeconds), "share_of_limit": .number(run.shareOfLimit),
+                    "share_of_limit_target": .number(limitTarget),
+                ]
+                if let sync, run.run.staleness > 0 { line["speed_vs_synchronous"] = .number(sync.secondsPerStep / run.secondsPerStep) }
+                switch versus {
+                case .ratio(let ratio, let peer): line["vs_trl"] = ["trl_seconds_per_step": .number(peer), "ratio": .number(ratio)]
+                case .refused(let reason): line["vs_trl"] = ["refused": .string(reason)]
+                }
+                try JSONOutput.print(.object(line))
+            }
+            return
+        }
+        Swift.print("\(kernel), \(BLASInfo.threads) threads, sgemm 1024³ \(String(format: "%.1f", r.sgemmGflops)) GFLOP/s")
+        Swift.print("RL step: random \(w.shape.name), \(w.prompts) prompts × \(w.groupSize) samples × \(w.maxNewTokens) new tokens, "
+                    + "learner + \(r.options.actors) actors, medians over steps 2–\(r.options.steps)")
+        if let problem = peers.problem { Swift.print("No ratio to TRL: \(problem)") }
+        let columns = [("staleness", 9), ("s/step", 7), ("tok/s", 7), ("idle", 5), ("trained", 9), ("sample s", 8), ("score s", 7),
+                       ("train s", 7), ("publ. s", 7), ("limit s", 7), ("of limit", 15), ("vs TRL", 14)]
+        Swift.print(columns.map { pad($0.0, $0.1) }.joined(separator: " "))
+        Swift.print(columns.map { String(repeating: "-", count: $0.1) }.joined(separator: " "))
+        for (run, versus) in zip(r.runs, comparisons) {
+            var trl = "no ratio"
+            if case .ratio(let ratio, _) = versus { trl = String(format: "%.2f×", ratio) }
+            let limit = String(format: "%.0f%% ", 100 * run.shareOfLimit) + (run.shareOfLimit >= limitTarget ? "met" : "NOT met")
+                + String(format: " ≥%.0f%%", 100 * limitTarget)
+            let cells = [String(run.run.staleness), String(format: "%.2f", run.secondsPerStep), String(format: "%.0f", run.tokensPerSecond),
+                         String(format: "%.0f%%", 100 * run.run.steadyIdleRatio), "\(run.run.groupsTrained)/\(run.run.groupsProduced)",
+                         String(format: "%.2f", run.split.sampling), String(format: "%.2f", run.split.scoring),
+                         String(format: "%.2f", run.split.training), String(format: "%.2f", run.split.publishing),
+                         String(format: "%.2f", run.limitSeconds), limit, trl]
+            Swift.print(zip(cells, columns).map { pad($0, $1.1) }.joined(separator: " "))
+            if case .refused(let reason) = versus, reason != peers.problem { Swift.print("  no ratio to TRL: \(reason)") }
+            if let sync, run.run.staleness > 0 {
+                let speed = sync.secondsPerStep / run.secondsPerStep
+                let stale = run.run.staleShare
+                Swift.print(String(format: "  max_staleness %d: %.2f× synchronous speed (%@ ≥ %.1f×), %.1f%% of produced groups stale (%@ ≤ %.0f%%)",
+                                   run.run.staleness, speed, speed >= RuntimeTargets.asyncOverSync ? "met" : "NOT met", RuntimeTargets.asyncOverSync,
+                                   100 * stale, stale <= RuntimeTargets.staleShare ? "met" : "NOT met", 100 * RuntimeTargets.staleShare))
+            }
+        }
+        fflush(stdout)
+    }
+
+    private func pad(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
+    }
+}

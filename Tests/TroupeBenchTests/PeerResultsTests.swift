@@ -1,0 +1,95 @@
+import Foundation
+import Testing
+import TroupeBench
+
+/// The peers' results file: what it must hold, when its figures are from the same sitting as ours,
+/// and when a ratio is refused.
+@Suite struct PeerResultsTests {
+    let here = MachineFingerprint(cpuModel: "Test CPU", cpus: 2, machineId: "m1", bootId: "b1")
+
+    func write(_ text: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("peers-\(UUID().uuidString).json").path
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    func document(unixTime: Double = 1_000_000, machine: String = #"{"cpu_model": "Test CPU", "cpus": 2, "machine_id": "m1", "boot_id": "b1"}"#,
+                  figures: String = #"{"rl_step/trl_grpo": {"peer": "TRL GRPOTrainer", "unit": "seconds_per_step", "values": [10.0, 11.0, 10.5]}}"#) -> String {
+        #"{"format": "troupe-peers/1", "unix_time": \#(unixTime), "machine": \#(machine), "software": {"torch": "2.15.0"}, "figures": \#(figures)}"#
+    }
+
+    @Test func aFileFromThisBootWithinItsAgeGivesRatiosFromTheMedians() throws {
+        let path = try write(document())
+        let peers = try PeerResults.load(path)
+        #expect(peers.software["torch"] == "2.15.0")
+        #expect(peers.figures["rl_step/trl_grpo"]?.median == 10.5)
+        #expect(peers.sittingProblem(machine: here, now: Date(timeIntervalSince1970: 1_000_000 + 3600), maxAgeHours: 12) == nil)
+        let comparison = PeerComparison.compare(ours: [5.0, 5.5, 5.25], peers: peers, key: "rl_step/trl_grpo", maxSpread: 0.3)
+        #expect(comparison == .ratio(0.5, peer: 10.5))
+    }
+
+    @Test func anotherMachineOrBootOrAnOldFileIsRefusedNamingWhy() throws {
+        let peers = try PeerResults.load(try write(document()))
+        let now = Date(timeIntervalSince1970: 1_000_000 + 60)
+        let cases: [(MachineFingerprint, String)] = [
+            (MachineFingerprint(cpuModel: "Other CPU", cpus: 2, machineId: "m1", bootId: "b1"), #"CPU "Test CPU", this one "Other CPU""#),
+            (MachineFingerprint(cpuModel: "Test CPU", cpus: 16, machineId: "m1", bootId: "b1"), "2 CPUs, this one 16"),
+            (MachineFingerprint(cpuModel: "Test CPU", cpus: 2, machineId: "m2", bootId: "b1"), "machine-id m1, this one m2"),
+            (MachineFingerprint(cpuModel: "Test CPU", cpus: 2, machineId: "m1", bootId: "b2"), "the machine was restarted since"),
+        ]
+        for (machine, words) in cases {
+            let problem = try #require(peers.sittingProblem(machine: machine, now: now, maxAgeHours: 12))
+            #expect(problem.contains("another machine") && problem.contains(words), "\(problem)")
+        }
+        let old = try #require(peers.sittingProblem(machine: here, now: Date(timeIntervalSince1970: 1_000_000 + 13 * 3600), maxAgeHours: 12))
+        #expect(old.contains("13.0 h old, more than --peers-max-age 12.0 h"))
+        let future = try #require(peers.sittingProblem(machine: here, now: Date(timeIntervalSince1970: 1_000_000 - 3600), maxAgeHours: 12))
+        #expect(future.contains("dated in the future"))
+    }
+
+    @Test func malformedFilesAreRefusedNamingTheField() throws {
+        let cases: [(String, String)] = [
+            ("not json", "not JSON"),
+            (#"{"format": "troupe-peers/2"}"#, "format is \"troupe-peers/2\", expected \"troupe-peers/1\""),
+            (document().replacingOccurrences(of: #""unix_time": 1000000.0, "#, with: ""), "unix_time is missing"),
+            (document(machine: #"{"cpu_model": "Test CPU", "cpus": 2}"#), "machine needs cpu_model, cpus, machine_id and boot_id"),
+            (document(figures: #"{"training/small": {"peer": "PyTorch", "unit": "tokens_per_s", "values": []}}"#),
+             "figures.training/small needs peer, unit and a non-empty list of positive values"),
+            (document(figures: #"{"training/small": {"peer": "PyTorch", "unit": "tokens_per_s", "values": [1000, -1]}}"#),
+             "figures.training/small needs"),
+        ]
+        for (text, words) in cases {
+            let path = try write(text)
+            #expect(performing: { try PeerResults.load(path) }, throws: { "\($0)".contains(words) && "\($0)".contains(path) })
+        }
+        #expect(performing: { try PeerResults.load("/nonexistent/peers.json") }, throws: { "\($0)".contains("cannot read the file") })
+    }
+
+    @Test func aNoisyOrMissingFigureGivesNoRatio() throws {
+        let peers = try PeerResults.load(try write(document(figures: #"""
+            {"rl_step/trl_grpo": {"peer": "TRL GRPOTrainer", "unit": "seconds_per_step", "values": [10.0, 15.0, 10.5]},
+             "training/small": {"peer": "PyTorch", "unit": "tokens_per_s", "values": [1000]}}
+            """#)))
+        #expect(PeerComparison.compare(ours: [5, 5, 5], peers: peers, key: "rl_step/trl_grpo", maxSpread: 0.3)
+                == .refused("the peer's repeats spread 48%, beyond the 30% bound"))
+        #expect(PeerComparison.compare(ours: [1000, 1400, 1000], peers: peers, key: "training/small", maxSpread: 0.3)
+                == .refused("our repeats spread 40%, beyond the 30% bound"))
+        #expect(PeerComparison.compare(ours: [1000, 1100, 1000], peers: peers, key: "training/small", maxSpread: 0.3)
+                == .ratio(1.0, peer: 1000))
+        if case .refused(let why) = PeerComparison.compare(ours: [5], peers: peers, key: "sampling_batch1/small", maxSpread: 0.3) {
+            #expect(why.contains("has no figure sampling_batch1/small"))
+        } else {
+            Issue.record("a missing figure gave a ratio")
+        }
+        #expect(PeerComparison.compare(ours: [5], peers: nil, unavailable: "no peer results at x", key: "training/small", maxSpread: 0.3)
+                == .refused("no peer results at x"))
+        #expect(PeerComparison.compare(ours: [], peers: peers, key: "training/small", maxSpread: 0.3) == .refused("no figure of ours"))
+    }
+
+    @Test func thisMachinesFingerprintIsReadFromTheSystem() {
+        let current = MachineFingerprint.current()
+        #expect(current.cpus >= 1)
+        #expect(current == MachineFingerprint.current())
+        #expect(current.difference(from: current) == nil)
+    }
+}
