@@ -186,11 +186,12 @@ final class GroupSampler: @unchecked Sendable {
         return groups
     }
 
-    /// The sampler's settings for a lease's sampling parameters (every group shape uses the same).
+    /// The sampler's settings for a lease's sampling parameters (every group shape uses the same). A
+    /// tree group's leaves always carry entropies: the learner checks the fork points against them.
     private func parameters(_ s: Troupe_V1_SamplingParams) -> SamplingParameters {
         SamplingParameters(temperature: s.temperature, topK: Int(s.topK), topP: s.topP,
                            maxNewTokens: Int(s.maxTokens), stopTokens: scorer.stopTokens, stopStrings: s.stopSequences,
-                           computeEntropy: options.advantage.entropyReshaping)
+                           computeEntropy: options.advantage.entropyReshaping || s.hasTree)
     }
 
     /// Sample i of a group is drawn at `temperatures[i mod n]` (a multi-temperature group), else at `temperature`.

@@ -25,6 +25,20 @@ package struct GroupAdmission {
         package var rewardBound: Double = 1e6
         /// Serial groups (`sampling.shape = serial`); nil: every sample is drawn from the prompt alone.
         package var serial: Serial?
+        /// Tree groups (`sampling.shape = tree`); nil: no sample shares a computed prefix with another.
+        package var tree: Tree?
+
+        /// A tree group's shape (ETTRL): per root, its path, then `forks · branching` branches, each the
+        /// path's first p tokens, p the fork point the path's entropies give, then its own tokens.
+        package struct Tree: Sendable, Equatable {
+            package var forks: Int
+            package var branching: Int
+            package init(forks: Int, branching: Int) {
+                self.forks = forks
+                self.branching = branching
+            }
+            package var leavesPerRoot: Int { 1 + forks * branching }
+        }
 
         /// A serial group's shape: `groupSize − 1` exits, each the path's prefix, `phrase`, then at
         /// most `answerTokens` drawn tokens; then the path.
@@ -47,12 +61,14 @@ package struct GroupAdmission {
             self.entropiesRequired = entropiesRequired
         }
 
-        /// The limits of `config` sampled with `model`.
+        /// The limits of `config` sampled with `model`. Tree groups always carry entropies: their fork
+        /// points are checked against them.
         package init(config: RunConfig, model: ModelConfig) {
             self.init(vocabularySize: model.vocabularySize, contextLength: model.maxPositions,
                       maxNewTokens: config.sampling.maxNewTokens, groupSize: config.sampling.groupSize,
                       temperatures: config.sampling.temperatures.map { $0.map(Float.init) } ?? [Float(config.sampling.temperature)],
-                      entropiesRequired: config.algorithm.advantage.entropyReshaping)
+                      entropiesRequired: config.algorithm.advantage.entropyReshaping || config.groupShape == .tree)
+            if config.groupShape == .tree { tree = Tree(forks: config.sampling.treeForks, branching: config.sampling.treeBranching) }
         }
     }
 
@@ -82,14 +98,14 @@ package struct GroupAdmission {
 
     /// Checks `group`; returns it with the learner's own answers, rewards and reward components.
     package func review(_ group: RolloutGroup) -> Result<RolloutGroup, Refusal> {
-        if let refusal = Self.shapeProblem(group) ?? rangeProblem(group) ?? serialProblem(group) ?? finishProblem(group) { return .failure(refusal) }
+        if let refusal = precheck(group) { return .failure(refusal) }
         guard let scorer else { return .success(group) }
         return rescored(group, by: scorer)
     }
 
     /// Every check but the rewards: what a group must pass before the reward workers are asked to score it.
     package func precheck(_ group: RolloutGroup) -> Refusal? {
-        Self.shapeProblem(group) ?? rangeProblem(group) ?? finishProblem(group)
+        Self.shapeProblem(group) ?? rangeProblem(group) ?? serialProblem(group) ?? treeProblem(group) ?? finishProblem(group)
     }
 
     /// Checks `group` as `review` does, with the reward workers' scores (`reward.kind = external`) in
@@ -208,6 +224,44 @@ package struct GroupAdmission {
                 return malformed("sample \(i): inserted tokens carry log-probs or entropies (they must be 0)")
             }
             previous = kept
+        }
+        return nil
+    }
+
+    /// A tree group is, per root, its path and then its branches by fork point and branch: branch b at
+    /// fork f holds the path's first p_f tokens with their log-probs and entropies as computed once
+    /// (bit for bit), then at least the redrawn fork token; p_f are the path's `forks` highest-entropy
+    /// positions (`TreeRequest.forkPoints`). A reported `tokens_generated` must be the tokens the tree
+    /// computed: each path whole, each branch from its fork point on.
+    private func treeProblem(_ g: RolloutGroup) -> Refusal? {
+        guard let tree = limits.tree else { return nil }
+        func malformed(_ text: String) -> Refusal { Refusal(.malformed, text) }
+        guard g.samples.count % tree.leavesPerRoot == 0 else {
+            return malformed("\(g.samples.count) samples do not make trees of \(tree.leavesPerRoot) leaves (1 + sampling.tree_forks · sampling.tree_branching)")
+        }
+        var computed = 0
+        for start in stride(from: 0, to: g.samples.count, by: tree.leavesPerRoot) {
+            let path = g.samples[start]
+            guard let pathEntropies = path.entropies else { return malformed("sample \(start): a tree path without entropies") }
+            computed += path.tokens.count
+            let forks = TreeRequest.forkPoints(entropies: pathEntropies, forks: tree.forks)
+            for (f, point) in forks.enumerated() {
+                for b in 0..<tree.branching {
+                    let i = start + 1 + f * tree.branching + b
+                    let branch = g.samples[i]
+                    guard branch.tokens.count > point, let entropies = branch.entropies,
+                          branch.tokens[..<point] == path.tokens[..<point],
+                          branch.logprobs[..<point].elementsEqual(path.logprobs[..<point], by: { $0.bitPattern == $1.bitPattern }),
+                          entropies[..<point].elementsEqual(pathEntropies[..<point], by: { $0.bitPattern == $1.bitPattern }) else {
+                        return malformed("sample \(i): branch \(b) of fork \(f) does not hold the first \(point) tokens of its path (sample \(start)), "
+                                         + "their log-probs and entropies, and a token of its own; the path's entropies put that fork at token \(point)")
+                    }
+                    computed += branch.tokens.count - point
+                }
+            }
+        }
+        if g.tokensGenerated > 0 && Int(g.tokensGenerated) != computed {
+            return malformed("tokens_generated \(g.tokensGenerated), but the tree's paths and branches from their fork points hold \(computed) tokens")
         }
         return nil
     }

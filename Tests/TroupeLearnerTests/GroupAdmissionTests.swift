@@ -296,3 +296,59 @@ import TroupeWire
         }
     }
 }
+
+/// A tree run (`sampling.shape = tree`) admits groups the tree sampler made and refuses one whose
+/// leaves do not share their path's prefix at the fork points its entropies give.
+@Suite struct TreeAdmissionTests {
+    /// Two roots, one fork each, two branches: 6 leaves from the arith model, as an actor sends them.
+    static func sampledTree() throws -> (GroupAdmission, RolloutGroup) {
+        let directory = LearnerHarness.repositoryRoot + "/models/arith-base"
+        let config = try RunConfig.parse(.object([:]), overrides: ["sampling.group_size=6", "sampling.shape=tree", "sampling.tree_forks=1",
+                                                                   "sampling.tree_branching=2", "sampling.max_new_tokens=8"])
+        let model = try ModelDirectory.load(directory)
+        let limits = GroupAdmission.Limits(config: config, model: model.config)
+        #expect(limits.tree == .init(forks: 1, branching: 2) && limits.entropiesRequired)
+        let prompt: [Int32] = Array("Q: 12+34=?\nA:".utf8).map(Int32.init)
+        let tree = try Sampler(model: model).generateTree([TreeRequest(prompt: prompt, seed: 7, roots: 2, forks: 1, branching: 2)],
+                                                          parameters: SamplingParameters(temperature: 1.5, maxNewTokens: 8, computeEntropy: true))[0]
+        let samples = tree.leaves.map { leaf in
+            RolloutSample(tokens: leaf.completion.tokens, logprobs: leaf.completion.logprobs, entropies: leaf.completion.entropies,
+                          finishReason: leaf.completion.finishReason == .stop ? .stop : .length, temperature: 1.5, answer: nil, reward: 0)
+        }
+        var group = RolloutGroup(key: GroupKey(actor: "a", actorRunId: 1, sequence: 1), promptId: 0, leaseId: 1,
+                                 version: PolicyVersion(epoch: 1, step: 0), promptTokens: prompt, samples: samples)
+        group.tokensGenerated = UInt32(tree.leaves.reduce(0) { $0 + $1.completion.tokens.count - ($1.fork ?? 0) })
+        var withTemperature = limits
+        withTemperature.temperatures = [1.5]
+        return (GroupAdmission(limits: withTemperature, scorer: nil, stopSequences: []), group)
+    }
+
+    @Test func aSampledTreeIsAdmittedAndMisshapenTreesAreNot() throws {
+        let (admission, good) = try Self.sampledTree()
+        #expect((try? admission.review(good).get()) != nil, "\(admission.review(good))")
+        let fork = TreeRequest.forkPoints(entropies: good.samples[0].entropies!, forks: 1)[0]
+        try #require(fork > 0, "the first root forks after its first token (seed 7)")
+        func changed(_ change: (inout RolloutGroup) -> Void) -> RolloutGroup {
+            var g = good
+            change(&g)
+            return g
+        }
+        let bad: [(String, RolloutGroup)] = [
+            ("a branch whose prefix is not its path's", changed { $0.samples[1].tokens[fork - 1] ^= 1 }),
+            ("a shared log-prob computed again", changed { $0.samples[2].logprobs[0] = $0.samples[2].logprobs[0].nextDown }),
+            ("a shared entropy computed again", changed { $0.samples[1].entropies![fork - 1] = $0.samples[1].entropies![fork - 1].nextUp }),
+            ("a branch without a token of its own", changed { g in
+                g.samples[2] = RolloutSample(tokens: Array(g.samples[2].tokens[..<fork]), logprobs: Array(g.samples[2].logprobs[..<fork]),
+                                             entropies: Array(g.samples[2].entropies![..<fork]), finishReason: .stop, temperature: 1.5,
+                                             answer: nil, reward: 0)
+                g.tokensGenerated = 0
+            }),
+            ("a path without entropies", changed { $0.samples[3].entropies = nil }),
+            ("a token count the tree did not compute", changed { $0.tokensGenerated += 1 }),
+        ]
+        for (name, group) in bad {
+            guard case let .failure(refusal) = admission.review(group) else { Issue.record("\(name) was admitted"); continue }
+            #expect(refusal.reason == .malformed || refusal.reason == .outOfRange, "\(name): \(refusal.detail)")
+        }
+    }
+}
