@@ -184,9 +184,18 @@ package enum BenchStats {
         return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
     }
 
-    /// (max − min) / median: how far apart a figure's repeats are (0 for one repeat).
+    /// The q-quantile, interpolating linearly between order statistics (numpy's default).
+    package static func quantile(_ xs: [Double], _ q: Double) -> Double {
+        let s = xs.filter { $0.isFinite }.sorted()
+        guard !s.isEmpty else { return .nan }
+        let position = q * Double(s.count - 1), below = Int(position.rounded(.down))
+        let above = min(below + 1, s.count - 1)
+        return s[below] + (position - Double(below)) * (s[above] - s[below])
+    }
+
+    /// Interquartile range over median: how far apart a figure's repeats are, robust to one outlier
+    /// (0 for one repeat).
     package static func relativeSpread(_ xs: [Double]) -> Double {
-        guard let lo = xs.min(), let hi = xs.max() else { return .nan }
-        return (hi - lo) / median(xs)
+        (quantile(xs, 0.75) - quantile(xs, 0.25)) / median(xs)
     }
 }

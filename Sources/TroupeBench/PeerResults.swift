@@ -119,8 +119,8 @@ package enum PeerComparison: Sendable, Equatable {
     case ratio(Double, peer: Double)
     case refused(String)
 
-    /// `ours` over the peer's median. `maxSpread` bounds the relative spread ((max − min) / median)
-    /// of both sides' repeats; a figure noisier than that gives no ratio.
+    /// `ours` over the peer's median. `maxSpread` bounds the spread (interquartile range / median) of
+    /// both sides' repeats; a figure noisier than that gives no ratio.
     /// `unavailable` is the reason when `peers` is nil.
     package static func compare(ours: [Double], peers: PeerResults?, unavailable: String = "no peer results (run bench/peers/run.sh)",
                                 key: String, maxSpread: Double) -> PeerComparison {
