@@ -22,6 +22,9 @@ package enum RLStepBench {
         package var temperature = 1.0
         package var learningRate = 1e-6
         package var task = "arith:add2"
+        /// The learner's OpenBLAS threads (`learner.threads`): every CPU, as the peers use them. While the
+        /// learner trains a synchronous step the actors wait, so the cores are its own.
+        package var learnerThreads = ProcessInfo.processInfo.activeProcessorCount
         package init() {}
 
         /// The byte-level BPE merges that make the tokenizer's vocabulary the shape's 4096 ids: pairs
@@ -76,7 +79,7 @@ package enum RLStepBench {
         package func learnerOverrides(directory: String) -> [String] {
             ["task.spec=null", "task.file=\(directory)/tasks.jsonl", "task.count=\(prompts)", "task.label_free=false",
              "sampling.group_size=\(groupSize)", "sampling.max_new_tokens=\(maxNewTokens)", "sampling.temperature=\(temperature)",
-             "learner.batch_groups=\(prompts)", "optimizer.learning_rate=\(learningRate)",
+             "learner.batch_groups=\(prompts)", "learner.threads=\(learnerThreads)", "optimizer.learning_rate=\(learningRate)",
              "algorithm.preset=grpo", "algorithm.kl.coefficient=0", "algorithm.sampling.samples_per_prompt=\(groupSize)"]
         }
 
@@ -95,6 +98,8 @@ package enum RLStepBench {
         package var steps = 10
         package var actors = 2
         package var stalenessValues = [0, 1]
+        /// Learner overrides after the workload's (`section.key=value`), e.g. `learner.threads=2`.
+        package var overrides: [String] = []
         package var timeoutSeconds = 900.0
         package init(executable: String) { self.executable = executable }
     }
@@ -137,7 +142,7 @@ package enum RLStepBench {
         var e2e = EndToEndBench.Options(executable: options.executable, modelPath: workDirectory + "/model")
         e2e.steps = options.steps
         e2e.actors = options.actors
-        e2e.overrides = options.workload.learnerOverrides(directory: workDirectory)
+        e2e.overrides = options.workload.learnerOverrides(directory: workDirectory) + options.overrides
         e2e.timeoutSeconds = options.timeoutSeconds
         var runs: [Run] = []
         let promptTokens = try promptTokenCounts(workDirectory)

@@ -36,6 +36,10 @@ struct BenchRLStepCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("learner.max_staleness of each run, separated by commas (default 0,1).", valueName: "list"))
     var staleness = "0,1"
 
+    @Option(name: .customLong("set"), help: ArgumentHelp("A learner override after the workload's, e.g. learner.threads=2 (repeatable).",
+                                                         valueName: "section.key=value"))
+    var overrides: [String] = []
+
     @Option(name: .customLong("export-workload"), help: ArgumentHelp("Write the workload into this directory and stop.", valueName: "dir"))
     var exportDirectory: String?
 
@@ -48,6 +52,7 @@ struct BenchRLStepCommand: ParsableCommand {
         if steps < 3 { throw ValidationError("--steps must be at least 3 (step 1 holds the start-up), got \(steps)") }
         if !(1...64).contains(actors) { throw ValidationError("--actors must be 1…64, got \(actors)") }
         _ = try stalenessValues()
+        for o in overrides where !o.contains("=") { throw ValidationError("--set \(o): expected section.key=value") }
     }
 
     private func stalenessValues() throws -> [Int] {
@@ -72,6 +77,7 @@ struct BenchRLStepCommand: ParsableCommand {
         options.steps = steps
         options.actors = actors
         options.stalenessValues = try stalenessValues()
+        options.overrides = overrides
         let work = NSTemporaryDirectory() + "troupe-bench-rl-step-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: work) }
         let report = try RLStepBench.run(options, workDirectory: work) { FileHandle.standardError.write(Data("… \($0)\n".utf8)) }

@@ -38,6 +38,7 @@ import TroupeTokenizer
         let config = try RunConfig.load(path: nil, overrides: overrides)
         #expect(config.sampling.groupSize == 8 && config.learner.batchGroups == 8 && config.sampling.maxNewTokens == 64)
         #expect(config.algorithm.kl.coefficient == 0)
+        #expect(config.learner.threads == ProcessInfo.processInfo.activeProcessorCount)
         #expect(config.task.file == directory + "/tasks.jsonl" && config.task.labelFree == false)
     }
 
