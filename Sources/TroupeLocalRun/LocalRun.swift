@@ -197,7 +197,7 @@ package final class LocalRun {
         let evaluator = try Evaluator(model: model, tokenizer: tokenizer, promptFormat: promptFormat)
         // The stop sequences the run samples with, so that the evaluation reads answers as training does.
         let settings = EvaluationSettings(samplesPerPrompt: config.eval.samples, temperature: Float(config.eval.temperature),
-                                          maxNewTokens: config.sampling.maxNewTokens, seed: config.run.seed &+ 7919,
+                                          temperatures: config.eval.temperatures.map { $0.map(Float.init) }, maxNewTokens: config.sampling.maxNewTokens, seed: config.run.seed &+ 7919,
                                           stopSequences: config.stopSequences)
         let e = try evaluator.evaluate(items, settings: settings)
         let r = e.result

@@ -113,6 +113,8 @@ package struct RunConfig: Sendable {
         package var every = 150
         package var samples = 16
         package var temperature = 1.0
+        /// Multi-temperature evaluation: sample j of each prompt at entry j mod n; nil: all at `temperature`.
+        package var temperatures: [Double]? = nil
     }
     /// Out-of-process reward workers the learner asks for each sample's score (docs/rewards.md).
     package struct RewardWorkers: Sendable, Equatable {

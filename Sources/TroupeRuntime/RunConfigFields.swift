@@ -35,6 +35,22 @@ struct Setting {
         }, write: { .integer($0[keyPath: path]) })
     }
 
+    /// A list of sampling temperatures (0.01 … 10 each) or null; `single` names the key used when null.
+    static func temperatures(_ key: String, _ path: WritableKeyPath<RunConfig, [Double]?>, count: String, single: String, _ doc: String) -> Setting {
+        Setting(key: key, type: "array of numbers or null", range: "0.01 … 10 each, \(count) of them", doc: doc, read: { config, value in
+            if value.isNull { config[keyPath: path] = nil; return nil }
+            guard case let .array(items) = value else { return "expected an array of numbers or null, got \(describe(value))" }
+            guard !items.isEmpty else { return "an empty list of temperatures cannot produce a sample: give at least one, or null to sample at \(single)" }
+            var temperatures: [Double] = []
+            for (i, item) in items.enumerated() {
+                guard let t = item.double, t.isFinite, (0.01...10).contains(t) else { return "entry \(i) is \(describe(item)); expected a number in 0.01...10" }
+                temperatures.append(t)
+            }
+            config[keyPath: path] = temperatures
+            return nil
+        }, write: { $0[keyPath: path].map { .array($0.map(JSONValue.number)) } ?? .null })
+    }
+
     static func double(_ key: String, _ path: WritableKeyPath<RunConfig, Double>, _ range: ClosedRange<Double>, _ doc: String) -> Setting {
         Setting(key: key, type: "number", range: "\(format(range.lowerBound)) … \(format(range.upperBound))", doc: doc, read: { config, value in
             guard let d = value.double, d.isFinite else { return "expected a number, got \(describe(value))" }
@@ -120,20 +136,8 @@ extension RunConfig {
         .double("sampling.temperature", \.sampling.temperature, 0.01...10, "sampling temperature; the learner scores tokens at the same temperature"),
         .int("sampling.top_k", \.sampling.topK, 0...1_000_000, "top-k truncation (0 disables); behaviour log-probs are always from the full distribution"),
         .double("sampling.top_p", \.sampling.topP, 0.001...1, "nucleus truncation (1 disables); behaviour log-probs are always from the full distribution"),
-        Setting(key: "sampling.temperatures", type: "array of numbers or null", range: "0.01 … 10 each, 1 … `sampling.group_size` of them",
-                doc: "a multi-temperature group: sample j is drawn (and scored by the learner) at entry j mod n, every sample votes in one majority; null: all at `sampling.temperature`",
-                read: { config, value in
-            if value.isNull { config.sampling.temperatures = nil; return nil }
-            guard case let .array(items) = value else { return "expected an array of numbers or null, got \(Setting.describe(value))" }
-            guard !items.isEmpty else { return "an empty list of temperatures cannot produce a group: give at least one, or null to sample every completion at sampling.temperature" }
-            var temperatures: [Double] = []
-            for (i, item) in items.enumerated() {
-                guard let t = item.double, t.isFinite, (0.01...10).contains(t) else { return "entry \(i) is \(Setting.describe(item)); expected a number in 0.01...10" }
-                temperatures.append(t)
-            }
-            config.sampling.temperatures = temperatures
-            return nil
-        }, write: { $0.sampling.temperatures.map { .array($0.map(JSONValue.number)) } ?? .null }),
+        .temperatures("sampling.temperatures", \.sampling.temperatures, count: "1 … `sampling.group_size`", single: "sampling.temperature",
+                      "a multi-temperature group: sample j is drawn (and scored by the learner) at entry j mod n, every sample votes in one majority; null: all at `sampling.temperature`"),
         .string("sampling.shape", \.sampling.shape, allowed: ["preset", "independent", "serial", "tree"], "group shape: G independent samples, `serial` (S-GRPO: one path, then G − 1 early exits from it, earliest first, then the path) or `tree` (ETTRL: G / (1 + forks · branching) roots forking at their highest-entropy tokens; the leaves); `preset`: the algorithm's `sampling.shape`"),
         .int("sampling.tree_forks", \.sampling.treeForks, 0...65536, "tree groups: each root forks at its this-many highest-entropy tokens (ETTRL's N = 2)"),
         .int("sampling.tree_branching", \.sampling.treeBranching, 1...4096, "tree groups: branches started at each fork, each redrawing the fork token (ETTRL's B = 2)"),
@@ -166,6 +170,8 @@ extension RunConfig {
         .int("eval.every", \.eval.every, 0...1_000_000, "`troupe run` evaluates the latest checkpoint every this many steps (0: start and end only)"),
         .int("eval.samples", \.eval.samples, 1...4096, "samples per prompt for pass@1 and maj@k"),
         .double("eval.temperature", \.eval.temperature, 0.01...10, "evaluation sampling temperature"),
+        .temperatures("eval.temperatures", \.eval.temperatures, count: "1 … `eval.samples`", single: "eval.temperature",
+                      "multi-temperature evaluation: sample j of each prompt is drawn at entry j mod n and all `eval.samples` vote in one maj@k; null: all at `eval.temperature`"),
         Setting(key: "reward_workers.endpoints", type: "list of strings", range: "`tcp://HOST:PORT`, `ipc://PATH`", doc: "reward workers the learner asks for every sample's score (needs `algorithm.reward.kind` `external`; see docs/rewards.md); `[]`: none", read: { config, value in
             guard case let .array(items) = value else { return "expected a list of endpoints, got \(Setting.describe(value))" }
             var endpoints: [String] = []
@@ -363,6 +369,9 @@ extension RunConfig: Decodable {
         if let samples = algorithm.sampling.samplesPerPrompt, samples != sampling.groupSize {
             throw ConfigError(key: "algorithm.sampling.samples_per_prompt",
                               problem: "is \(samples) (from the preset or an override) but the actors sample sampling.group_size = \(sampling.groupSize) completions per prompt: set sampling.group_size=\(samples) to follow it, or this key to null to keep \(sampling.groupSize)")
+        }
+        if let temperatures = eval.temperatures, temperatures.count > eval.samples {
+            throw ConfigError(key: "eval.temperatures", problem: "lists \(temperatures.count) temperatures but eval.samples is \(eval.samples): each prompt's samples cannot hold one of each; list at most \(eval.samples) or raise eval.samples")
         }
         if let temperatures = sampling.temperatures, temperatures.count > sampling.groupSize {
             throw ConfigError(key: "sampling.temperatures", problem: "lists \(temperatures.count) temperatures but sampling.group_size is \(sampling.groupSize): a group cannot hold a sample of each; list at most \(sampling.groupSize) or raise sampling.group_size")

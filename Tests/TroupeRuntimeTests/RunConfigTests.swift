@@ -149,7 +149,7 @@ import TroupeRuntime
     }
 
     @Test func multiTemperatureKeys() throws {
-        #expect(refusal(["sampling.temperatures=[]"]).contains("sampling.temperatures: an empty list of temperatures cannot produce a group"))
+        #expect(refusal(["sampling.temperatures=[]"]).contains("sampling.temperatures: an empty list of temperatures cannot produce a sample"))
         #expect(refusal(["sampling.temperatures=[0.5, 0]"]).contains("sampling.temperatures: entry 1 is 0"))
         #expect(refusal(["sampling.temperatures=0.5"]).contains("sampling.temperatures: expected an array of numbers or null"))
         let tooMany = refusal(["sampling.group_size=2", "sampling.temperatures=[0.5, 1, 1.5]"])
@@ -159,6 +159,18 @@ import TroupeRuntime
         #expect(RunConfig().sampling.temperatures == nil && RunConfig().sampling.temperature(ofSample: 3) == 1)
         let roundTrip = try RunConfig.parse(config.resolved)
         #expect(roundTrip.sampling.temperatures == [0.5, 1, 1.5])
+    }
+
+    @Test func multiTemperatureEvaluationKeys() throws {
+        #expect(refusal(["eval.temperatures=[]"]).contains("eval.temperatures: an empty list of temperatures cannot produce a sample: give at least one, or null to sample at eval.temperature"))
+        #expect(refusal(["eval.temperatures=[0.6, 11]"]).contains("eval.temperatures: entry 1 is 11"))
+        let tooMany = refusal(["eval.samples=2", "eval.temperatures=[0.6, 1, 1.4]"])
+        #expect(tooMany.contains("eval.temperatures") && tooMany.contains("eval.samples is 2"), "\(tooMany)")
+        let config = try RunConfig.parse(.object([:]), overrides: ["eval.samples=6", "eval.temperatures=[0.6, 1, 1.4]"])
+        #expect(config.eval.temperatures == [0.6, 1, 1.4] && RunConfig().eval.temperatures == nil)
+        #expect(try RunConfig.parse(config.resolved).eval.temperatures == [0.6, 1, 1.4])
+        // Evaluation settings may change on resume, as every eval key may.
+        #expect(RunConfig.resumableKeys.contains { "eval.temperatures".hasPrefix($0) })
     }
 }
 
