@@ -96,7 +96,8 @@ package enum RLStepBench {
         package var executable: String
         package var workload = Workload()
         package var steps = 10
-        package var actors = 2
+        /// Actor processes of each run; several counts give the actor scaling.
+        package var actorCounts = [2]
         package var stalenessValues = [0, 1]
         /// Learner overrides after the workload's (`section.key=value`), e.g. `learner.threads=2`.
         package var overrides: [String] = []
@@ -117,8 +118,11 @@ package enum RLStepBench {
     }
 
     package struct Run: Sendable {
+        package let actors: Int
         package let run: EndToEndBench.Run
         package let split: Split
+        /// Groups per second the actors sample together, on their own clocks: actors ÷ sampling seconds per group.
+        package var samplingGroupsPerSecond: Double { Double(actors) / run.samplingSecondsPerGroup }
         /// Seconds per step over steps 2…N, each.
         package var cycles: [Double] { run.steady.map(\.cycleSeconds) }
         package var secondsPerStep: Double { run.medianCycle }
@@ -133,6 +137,15 @@ package enum RLStepBench {
         package let options: Options
         package let sgemmGflops: Double
         package let runs: [Run]
+
+        /// Actor scaling over the synchronous runs (where the actors have the cores while they sample):
+        /// per actor count, the sampled groups per second and that over linear scaling from the fewest actors.
+        package var scaling: [(actors: Int, groupsPerSecond: Double, efficiency: Double)] {
+            let synchronous = runs.filter { $0.run.staleness == 0 }.sorted { $0.actors < $1.actors }
+            guard let base = synchronous.first, synchronous.count > 1 else { return [] }
+            let perActor = base.samplingGroupsPerSecond / Double(base.actors)
+            return synchronous.map { ($0.actors, $0.samplingGroupsPerSecond, $0.samplingGroupsPerSecond / (perActor * Double($0.actors))) }
+        }
     }
 
     package static func run(_ options: Options, workDirectory: String, progress: (String) -> Void = { _ in }) throws -> Report {
@@ -141,14 +154,14 @@ package enum RLStepBench {
         let sgemm = ModelBenchmark.sgemmRate(n: 1024, repeats: 5)
         var e2e = EndToEndBench.Options(executable: options.executable, modelPath: workDirectory + "/model")
         e2e.steps = options.steps
-        e2e.actors = options.actors
         e2e.overrides = options.workload.learnerOverrides(directory: workDirectory) + options.overrides
         e2e.timeoutSeconds = options.timeoutSeconds
         var runs: [Run] = []
         let promptTokens = try promptTokenCounts(workDirectory)
-        for staleness in options.stalenessValues {
+        for (actors, staleness) in options.actorCounts.flatMap({ a in options.stalenessValues.map { (a, $0) } }) {
+            e2e.actors = actors
             e2e.stalenessValues = [staleness]
-            progress("rl-step: learner + \(options.actors) actors, \(options.steps) steps, max_staleness \(staleness)")
+            progress("rl-step: learner + \(actors) actors, \(options.steps) steps, max_staleness \(staleness)")
             guard let run = try EndToEndBench.run(e2e, progress: progress).runs.first else { continue }
             let steady = run.steady
             func median(_ f: (EndToEndBench.Step) -> Double) -> Double { BenchStats.median(steady.map(f)) }
@@ -156,10 +169,10 @@ package enum RLStepBench {
             let completion = median(\.tokensTrained) / Double(samples)
             let prompt = Double(promptTokens.reduce(0, +)) / Double(max(1, promptTokens.count))
             let flops = options.workload.flops(samples: samples, sequenceLength: prompt + completion)
-            let split = Split(sampling: run.samplingSecondsPerGroup * Double(options.workload.prompts) / Double(options.actors),
+            let split = Split(sampling: run.samplingSecondsPerGroup * Double(options.workload.prompts) / Double(actors),
                               scoring: median(\.forwardSeconds), training: median { $0.backwardSeconds + $0.optimizerSeconds },
                               publishing: median(\.publishSeconds))
-            runs.append(Run(run: run, split: split, tokensPerSecond: median(\.tokensTrained) / run.medianCycle,
+            runs.append(Run(actors: actors, run: run, split: split, tokensPerSecond: median(\.tokensTrained) / run.medianCycle,
                             limitSeconds: (flops.training + flops.sampling) / (sgemm * 1e9)))
         }
         return Report(options: options, sgemmGflops: sgemm, runs: runs)

@@ -30,8 +30,9 @@ struct BenchRLStepCommand: ParsableCommand {
     @Option(name: .long, help: "Training steps per run; step 1 holds the start-up (default 10).")
     var steps = 10
 
-    @Option(name: .long, help: "Actor processes (default 2).")
-    var actors = 2
+    @Option(name: .long, help: ArgumentHelp("Actor processes of each run, separated by commas (default 2); several counts add the actor scaling of the synchronous runs.",
+                                            valueName: "list"))
+    var actors = "2"
 
     @Option(name: .long, help: ArgumentHelp("learner.max_staleness of each run, separated by commas (default 0,1).", valueName: "list"))
     var staleness = "0,1"
@@ -50,9 +51,17 @@ struct BenchRLStepCommand: ParsableCommand {
 
     func validate() throws {
         if steps < 3 { throw ValidationError("--steps must be at least 3 (step 1 holds the start-up), got \(steps)") }
-        if !(1...64).contains(actors) { throw ValidationError("--actors must be 1…64, got \(actors)") }
+        _ = try actorCounts()
         _ = try stalenessValues()
         for o in overrides where !o.contains("=") { throw ValidationError("--set \(o): expected section.key=value") }
+    }
+
+    private func actorCounts() throws -> [Int] {
+        let values = actors.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !values.isEmpty, values.allSatisfy({ $0 != nil && (1...64).contains($0!) }) else {
+            throw ValidationError("--actors \(actors): expected actor counts (1…64) separated by commas, e.g. 1,2,4")
+        }
+        return values.map { $0! }
     }
 
     private func stalenessValues() throws -> [Int] {
@@ -75,7 +84,7 @@ struct BenchRLStepCommand: ParsableCommand {
         let peers = peerOptions.load()
         var options = RLStepBench.Options(executable: try BenchRuntimeCommand.executablePath())
         options.steps = steps
-        options.actors = actors
+        options.actorCounts = try actorCounts()
         options.stalenessValues = try stalenessValues()
         options.overrides = overrides
         let work = NSTemporaryDirectory() + "troupe-bench-rl-step-\(getpid())"
@@ -102,7 +111,8 @@ private struct RLStepOutput {
                                    key: Self.peerKey, maxSpread: maxSpread)
         }
         let limitTarget = RuntimeTargets.rlStepShareOfLimit(environmentKernel: environmentKernel)
-        let sync = r.runs.first { $0.run.staleness == 0 }
+        /// The synchronous run with the same actors, which an asynchronous one is compared with.
+        func synchronous(_ run: RLStepBench.Run) -> RLStepBench.Run? { r.runs.first { $0.run.staleness == 0 && $0.actors == run.actors } }
         if mode == .jsonLines {
             try JSONOutput.print(["event": "machine", "openblas_kernel": .string(BLASInfo.coreName), "threads": .integer(BLASInfo.threads),
                                   "kernel_setting": environmentKernel ? "environment" : "machine", "sgemm_gflops": .number(r.sgemmGflops),
@@ -110,7 +120,8 @@ private struct RLStepOutput {
             for (run, versus) in zip(r.runs, comparisons) {
                 var line: [String: JSONValue] = [
                     "event": "rl_step", "shape": .string(w.shape.name), "prompts": .integer(w.prompts), "group_size": .integer(w.groupSize),
-                    "max_new_tokens": .integer(w.maxNewTokens), "actors": .integer(r.options.actors), "steps": .integer(r.options.steps),
+                    "max_new_tokens": .integer(w.maxNewTokens), "actors": .integer(run.actors), "steps": .integer(r.options.steps),
+                    "sampling_groups_per_s": .number(run.samplingGroupsPerSecond),
                     "max_staleness": .integer(run.run.staleness), "seconds_per_step": .number(run.secondsPerStep),
                     "per_step_s": .array(run.cycles.map(JSONValue.number)), "tokens_per_s": .number(run.tokensPerSecond),
                     "trainer_idle_ratio": .number(run.run.steadyIdleRatio), "groups_produced": .integer(run.run.groupsProduced),
@@ -121,20 +132,24 @@ private struct RLStepOutput {
                     "limit_s": .number(run.limitSeconds), "share_of_limit": .number(run.shareOfLimit),
                     "share_of_limit_target": .number(limitTarget),
                 ]
-                if let sync, run.run.staleness > 0 { line["speed_vs_synchronous"] = .number(sync.secondsPerStep / run.secondsPerStep) }
+                if let sync = synchronous(run), run.run.staleness > 0 { line["speed_vs_synchronous"] = .number(sync.secondsPerStep / run.secondsPerStep) }
                 switch versus {
                 case .ratio(let ratio, let peer): line["vs_trl"] = ["trl_seconds_per_step": .number(peer), "ratio": .number(ratio)]
                 case .refused(let reason): line["vs_trl"] = ["refused": .string(reason)]
                 }
                 try JSONOutput.print(.object(line))
             }
+            for point in r.scaling {
+                try JSONOutput.print(["event": "actor_scaling", "actors": .integer(point.actors), "sampling_groups_per_s": .number(point.groupsPerSecond),
+                                      "efficiency": .number(point.efficiency)])
+            }
             return
         }
         Swift.print("\(kernel), \(BLASInfo.threads) threads, sgemm 1024³ \(String(format: "%.1f", r.sgemmGflops)) GFLOP/s")
         Swift.print("RL step: random \(w.shape.name), \(w.prompts) prompts × \(w.groupSize) samples × \(w.maxNewTokens) new tokens, "
-                    + "learner + \(r.options.actors) actors, medians over steps 2–\(r.options.steps)")
+                    + "learner + actors, medians over steps 2–\(r.options.steps)")
         if let problem = peers.problem { Swift.print("No ratio to TRL: \(problem)") }
-        let columns = [("staleness", 9), ("s/step", 7), ("tok/s", 7), ("idle", 5), ("trained", 9), ("sample s", 8), ("score s", 7),
+        let columns = [("actors", 6), ("staleness", 9), ("s/step", 7), ("tok/s", 7), ("idle", 5), ("trained", 9), ("sample s", 8), ("score s", 7),
                        ("train s", 7), ("publ. s", 7), ("limit s", 7), ("of limit", 15), ("vs TRL", 14)]
         Swift.print(columns.map { pad($0.0, $0.1) }.joined(separator: " "))
         Swift.print(columns.map { String(repeating: "-", count: $0.1) }.joined(separator: " "))
@@ -143,19 +158,25 @@ private struct RLStepOutput {
             if case .ratio(let ratio, _) = versus { trl = String(format: "%.2f×", ratio) }
             let limit = String(format: "%.0f%% ", 100 * run.shareOfLimit) + (run.shareOfLimit >= limitTarget ? "met" : "NOT met")
                 + String(format: " ≥%.0f%%", 100 * limitTarget)
-            let cells = [String(run.run.staleness), String(format: "%.2f", run.secondsPerStep), String(format: "%.0f", run.tokensPerSecond),
+            let cells = [String(run.actors), String(run.run.staleness), String(format: "%.2f", run.secondsPerStep), String(format: "%.0f", run.tokensPerSecond),
                          String(format: "%.0f%%", 100 * run.run.steadyIdleRatio), "\(run.run.groupsTrained)/\(run.run.groupsProduced)",
                          String(format: "%.2f", run.split.sampling), String(format: "%.2f", run.split.scoring),
                          String(format: "%.2f", run.split.training), String(format: "%.2f", run.split.publishing),
                          String(format: "%.2f", run.limitSeconds), limit, trl]
             Swift.print(zip(cells, columns).map { pad($0, $1.1) }.joined(separator: " "))
             if case .refused(let reason) = versus, reason != peers.problem { Swift.print("  no ratio to TRL: \(reason)") }
-            if let sync, run.run.staleness > 0 {
+            if let sync = synchronous(run), run.run.staleness > 0 {
                 let speed = sync.secondsPerStep / run.secondsPerStep
                 let stale = run.run.staleShare
                 Swift.print(String(format: "  max_staleness %d: %.2f× synchronous speed (%@ ≥ %.1f×), %.1f%% of produced groups stale (%@ ≤ %.0f%%)",
                                    run.run.staleness, speed, speed >= RuntimeTargets.asyncOverSync ? "met" : "NOT met", RuntimeTargets.asyncOverSync,
                                    100 * stale, stale <= RuntimeTargets.staleShare ? "met" : "NOT met", 100 * RuntimeTargets.staleShare))
+            }
+        }
+        if !r.scaling.isEmpty {
+            Swift.print("Actor scaling (synchronous runs; groups sampled per second on the actors' own clocks):")
+            for point in r.scaling {
+                Swift.print(String(format: "  %2d actors: %.2f groups/s, %.0f%% of linear", point.actors, point.groupsPerSecond, 100 * point.efficiency))
             }
         }
         fflush(stdout)

@@ -287,6 +287,7 @@ import Glibc
             (["runtime", "--parts", "nothing"], "unknown part \"nothing\""),
             (["rl-step", "--steps", "2"], "--steps must be at least 3"),
             (["rl-step", "--staleness", "0,x"], "--staleness 0,x: expected values of learner.max_staleness"),
+            (["rl-step", "--actors", "1,0"], "--actors 1,0: expected actor counts (1…64) separated by commas"),
             (["rl-step", "--peers", run.directory + "/none.json"], "peer results \(run.directory)/none.json: cannot read the file"),
             (["rl-step", "--peers", elsewhere], "was written on another machine (CPU \"Another CPU\""),
             (["model", "--peers", elsewhere, "--max-spread=-1"], "--max-spread must be a fraction ≥ 0"),
