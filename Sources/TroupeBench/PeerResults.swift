@@ -100,10 +100,6 @@ package struct MachineFingerprint: Sendable, Equatable {
                                   bootId: read("/proc/sys/kernel/random/boot_id"))
     }
 
-    package var json: JSONValue {
-        ["cpu_model": .string(cpuModel), "cpus": .integer(cpus), "machine_id": .string(machineId), "boot_id": .string(bootId)]
-    }
-
     /// The first field that differs, named, or nil when the two are the same machine and boot.
     package func difference(from other: MachineFingerprint) -> String? {
         if cpuModel != other.cpuModel { return "CPU \"\(cpuModel)\", this one \"\(other.cpuModel)\"" }

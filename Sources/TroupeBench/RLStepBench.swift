@@ -5,7 +5,7 @@ import TroupeTasks
 import TroupeTokenizer
 
 /// `troupe bench rl-step`: one GRPO step of TRL's benchmark workload end to end (docs/benchmarks.md,
-/// "The RL step"): a random-weight `small` Llama (vocabulary 4096, 27.8 M parameters), 8 prompts ×
+/// "`troupe bench rl-step`"): a random-weight `small` Llama (vocabulary 4096, 27.8 M parameters), 8 prompts ×
 /// 8 samples × 64 new tokens at temperature 1, group-normalised advantages, no KL, AdamW, one
 /// optimizer step over all 64 completions. A learner and actors run as processes (EndToEndBench);
 /// each step splits into sampling, scoring, training and publishing, and the whole against the

@@ -146,12 +146,20 @@ package struct LearnerEndpointsFile: Equatable, Sendable {
 
     package static func read(_ path: String) -> Reading {
         let resolved = resolve(path)
-        guard let data = FileManager.default.contents(atPath: resolved) else {
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: resolved, isDirectory: &isDirectory), !isDirectory.boolValue {
-                return .damaged(EndpointsFileError(path: resolved, problem: "cannot be read (permissions?)"))
-            }
-            return .missing
+        // One open decides between missing and unreadable: checking existence after a failed read
+        // would call a file renamed into place in between unreadable.
+        let fd = open(resolved, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            let code = errno
+            if code == ENOENT || code == ENOTDIR { return .missing }
+            return .damaged(EndpointsFileError(path: resolved, problem: "cannot be read (\(String(cString: strerror(code))))"))
+        }
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        var info = stat()
+        if fstat(fd, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR { return .missing }
+        let data: Data
+        do { data = try handle.readToEnd() ?? Data() } catch {
+            return .damaged(EndpointsFileError(path: resolved, problem: "cannot be read (\(error))"))
         }
         do { return .found(try parse(data, path: resolved)) } catch { return .damaged(error) }
     }

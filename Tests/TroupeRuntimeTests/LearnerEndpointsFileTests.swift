@@ -79,6 +79,34 @@ import TroupeWire
         }
     }
 
+    /// A file renamed into place (or removed) while it is being read is missing or found, never
+    /// unreadable: one open decides, not a read followed by an existence check.
+    @Test func aFileComingAndGoingIsNeverReadAsUnreadable() throws {
+        let dir = try Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let bytes = try Self.sample().json.serialized()
+        let path = dir + "/endpoints.json", staged = dir + "/staged"
+        let done = ManagedAtomicFlag()
+        let writer = Thread {
+            for _ in 0..<3000 {
+                FileManager.default.createFile(atPath: staged, contents: bytes)
+                rename(staged, path)
+                unlink(path)
+            }
+            done.set()
+        }
+        writer.start()
+        var reads = 0
+        while !done.isSet || reads == 0 {
+            reads += 1
+            switch LearnerEndpointsFile.read(dir) {
+            case .damaged(let error): Issue.record("read as damaged after \(reads) reads: \(error)"); return
+            case .found, .missing: break
+            }
+        }
+        #expect(reads > 0)
+    }
+
     @Test func aFileThatAppearsWhileWaitingIsRead() throws {
         let dir = try Self.directory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -115,4 +143,12 @@ import TroupeWire
         #expect(refusal(actorFiles.secret, nil, plaintext).contains("plaintext"))
         #expect(refusal(actorFiles.secret, learnerFiles.public, plaintext).contains("plaintext"))
     }
+}
+
+/// A flag one thread sets and another polls.
+final class ManagedAtomicFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.lock(); value = true; lock.unlock() }
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
 }
