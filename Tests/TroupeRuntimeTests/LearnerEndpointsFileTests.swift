@@ -86,7 +86,7 @@ import TroupeWire
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let bytes = try Self.sample().json.serialized()
         let path = dir + "/endpoints.json", staged = dir + "/staged"
-        let done = ManagedAtomicFlag()
+        let done = LockedFlag()
         let writer = Thread {
             for _ in 0..<3000 {
                 FileManager.default.createFile(atPath: staged, contents: bytes)
@@ -146,7 +146,7 @@ import TroupeWire
 }
 
 /// A flag one thread sets and another polls.
-final class ManagedAtomicFlag: @unchecked Sendable {
+private final class LockedFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
     func set() { lock.lock(); value = true; lock.unlock() }
