@@ -149,7 +149,8 @@ enum FuzzSeeds {
 
     /// A short run log: a start, an accepted group, a batch and its step.
     static func runLog() throws -> [UInt8] {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("troupe-fuzz-seed-\(getpid()).log").path
+        // A name of its own per call: tests build seeds concurrently in one process.
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("troupe-fuzz-seed-\(UUID().uuidString).log").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         try? FileManager.default.removeItem(atPath: path)
         let log = try RunLog(path: path)
@@ -168,7 +169,7 @@ enum FuzzSeeds {
     }
 
     static func safetensors() throws -> [UInt8] {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("troupe-fuzz-seed-\(getpid()).safetensors").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("troupe-fuzz-seed-\(UUID().uuidString).safetensors").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         let a: [Float] = [1, 2, 3, 4, 5, 6], b: [Float] = [0.5, -0.5]
         try a.withUnsafeBufferPointer { pa in
