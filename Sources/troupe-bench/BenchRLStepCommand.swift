@@ -57,19 +57,17 @@ struct BenchRLStepCommand: ParsableCommand {
     }
 
     private func actorCounts() throws -> [Int] {
-        let values = actors.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !values.isEmpty, values.allSatisfy({ $0 != nil && (1...64).contains($0!) }) else {
+        guard let values = integerList(actors, in: 1...64) else {
             throw ValidationError("--actors \(actors): expected actor counts (1…64) separated by commas, e.g. 1,2,4")
         }
-        return values.map { $0! }
+        return values
     }
 
     private func stalenessValues() throws -> [Int] {
-        let values = staleness.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !values.isEmpty, values.allSatisfy({ $0 != nil && (0...1000).contains($0!) }) else {
+        guard let values = integerList(staleness, in: 0...1000) else {
             throw ValidationError("--staleness \(staleness): expected values of learner.max_staleness (0…1000) separated by commas, e.g. 0,1")
         }
-        return values.map { $0! }
+        return values
     }
 
     func run() throws {

@@ -84,11 +84,10 @@ struct BenchRuntimeCommand: ParsableCommand {
 
     private func stalenessValues() throws -> [Int] {
         guard let list = endToEndStaleness else { return [0, 1] }
-        let values = list.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !values.isEmpty, values.allSatisfy({ $0 != nil && (0...1000).contains($0!) }) else {
+        guard let values = integerList(list, in: 0...1000) else {
             throw ValidationError("--e2e-staleness \(list): expected values of learner.max_staleness (0…1000) separated by commas, e.g. 0,1,2,4")
         }
-        return values.map { $0! }
+        return values
     }
 
     private func selectedParts() throws -> [String] {
