@@ -36,6 +36,10 @@ package final class ActorClient {
         package var learnerKeyFromFile = false
         /// `troupe actor --status-file`: rewritten from the loop, for `troupe probe`.
         package var statusFile: StatusFileWriter?
+        /// This actor is its process's only work (`troupe actor`), so `actors.sampling_priority` may move
+        /// the process's compute threads (OpenBLAS's workers, `PairedWorker`'s helper) to idle priority;
+        /// an actor inside a test process leaves them alone.
+        package var ownsProcess = false
         /// Draws the actor run id: a new one for every process, so the learner tells a restart apart.
         package init(learner: Endpoint, identity: String) {
             self.learner = learner
@@ -316,6 +320,26 @@ package final class ActorClient {
         }
     }
 
+    /// `actors.sampling_priority` idle: the threads that sample (the sampler thread, `PairedWorker`'s
+    /// helper, OpenBLAS's workers) move to `SCHED_IDLE`, so a learner on the same cores trains at full
+    /// speed while sampling takes what it leaves. This thread (heartbeats, leases, weights) and
+    /// ZeroMQ's stay normal, so a starved sampler is slow, never silent.
+    private func lowerSamplingPriority(_ worker: BackgroundWorker<SamplingJob, SamplingOutcome>) {
+        var lowered: [String] = [], failed: [String] = []
+        for (name, id) in [("sampler", worker.threadID)] + ProcessThreads.unnamed().map({ ("unnamed", Optional($0.id)) }) {
+            guard let id else { failed.append("\(name) (no thread id)"); continue }
+            let error = ThreadScheduling.makeIdle(thread: id)
+            if error == 0 { lowered.append("\(name) \(id)") } else { failed.append("\(name) \(id): \(String(cString: strerror(error)))") }
+        }
+        PairedWorker.shared.lowerHelperToIdle()
+        if failed.isEmpty {
+            console.info("sampling at idle priority (actors.sampling_priority): the learner's steps come first on shared cores",
+                         ["threads": .string((lowered + ["paired-worker helper"]).joined(separator: ", "))])
+        } else {
+            console.warn("could not move every sampling thread to idle priority: \(failed.joined(separator: "; "))")
+        }
+    }
+
     /// Builds what sampling needs from the Welcome's configuration and connects the side channels.
     private func startSession(_ w: Troupe_V1_Welcome, _ config: WelcomeConfig) throws {
         // The tokenizer is rebuilt from the learner's model files, so both sides encode alike.
@@ -328,6 +352,7 @@ package final class ActorClient {
         core.threadCount = BLASInfo.threads
         session = Session(config: config.model, tokenizer: tokenizer, algorithm: config.run.algorithm,
                           stopTokens: config.model.defaultStopTokens(tokenizer: tokenizer))
+        if config.run.sampleAtIdlePriority && options.ownsProcess { lowerSamplingPriority(session!.worker) }
         if relay != nil, options.security != nil {
             let peers = try CurveAllowlist(config.relayPeers.map { .init(name: $0.key, role: .actor, publicKey: $0.value) })
             endpoints.admitRelayPeers(peers)

@@ -130,6 +130,7 @@ struct ActorCommand: ParsableCommand {
         options.conversation.connectTimeout = max(1, connectTimeout - Date().timeIntervalSince(started))
         options.conversation.learnerGoneTimeout = learnerGoneTimeout
         options.statusFile = status.writer
+        options.ownsProcess = true
         options.conversation.ignoreNewWeights = testIgnoreNewWeights
         if !noRelay { options.relay = try WeightRelay.defaultAddress(learner: options.learner, advertiseHost: relayAdvertise) }
         try finish(status: ActorClient(options: options).run())

@@ -13,6 +13,9 @@ package final class BackgroundWorker<Job, Outcome>: @unchecked Sendable {
     private var outcomes: [Outcome] = []
     private var stopping = false
     private let work: (Job) -> Outcome
+    private var started = false
+    /// The worker thread's kernel id (nil if /proc could not say), known once `init` returns.
+    package private(set) var threadID: Int32?
 
     package init(name: String, work: @escaping (Job) -> Outcome) {
         self.work = work
@@ -23,6 +26,9 @@ package final class BackgroundWorker<Job, Outcome>: @unchecked Sendable {
         thread.name = name
         thread.stackSize = 8 << 20
         thread.start()
+        condition.lock()
+        while !started { condition.wait() }
+        condition.unlock()
     }
 
     /// A job is submitted and not finished yet.
@@ -65,6 +71,11 @@ package final class BackgroundWorker<Job, Outcome>: @unchecked Sendable {
     }
 
     private func loop() {
+        condition.lock()
+        threadID = ProcessThreads.currentID()
+        started = true
+        condition.broadcast()
+        condition.unlock()
         while true {
             condition.lock()
             while job == nil && !stopping { condition.wait() }

@@ -107,6 +107,8 @@ package struct RunConfig: Sendable {
         /// Actors `troupe run` starts.
         package var count = 2
         package var threads = 1
+        /// `auto`, `idle` or `normal`: see `sampleAtIdlePriority`.
+        package var samplingPriority = "auto"
     }
     package struct Eval: Sendable, Equatable {
         /// Evaluate every this many steps (0: only at the start and the end).
@@ -167,6 +169,17 @@ package struct RunConfig: Sendable {
     /// The shape the actors sample: `sampling.shape`, or the algorithm's when that is `preset`.
     package var groupShape: GroupShapeKind {
         GroupShapeKind(rawValue: sampling.shape) ?? algorithm.sampling.shape
+    }
+
+    /// Whether actors sample at idle priority (`actors.sampling_priority`). In a synchronous run the
+    /// actors and the learner take turns, so there is nothing to yield; in an asynchronous one the
+    /// learner's step sets the pace and sampling fills the cycles it leaves.
+    package var sampleAtIdlePriority: Bool {
+        switch actors.samplingPriority {
+        case "idle": true
+        case "normal": false
+        default: learner.maxStaleness >= 1
+        }
     }
 
     /// The built-in algorithm: TTRL's majority-vote reward with CISPO, every sample of a group voting

@@ -167,6 +167,7 @@ extension RunConfig {
         .int("endpoints.metrics_port", \.endpoints.metricsPort, 0...65535, "the learner's HTTP `/metrics` for Prometheus, on `bind_host`; 0: none (metrics.prom is written either way)"),
         .int("actors.count", \.actors.count, 0...1024, "actors `troupe run` starts"),
         .int("actors.threads", \.actors.threads, 1...256, "OpenBLAS threads per actor"),
+        .string("actors.sampling_priority", \.actors.samplingPriority, allowed: ["auto", "idle", "normal"], "`idle`: an actor's sampling threads run in Linux's `SCHED_IDLE` class, on the cycles nothing else on its cores wants (see [sampling priority](#actorssampling_priority)); `auto`: idle when `learner.max_staleness` ≥ 1, normal otherwise"),
         .int("eval.every", \.eval.every, 0...1_000_000, "`troupe run` evaluates the latest checkpoint every this many steps (0: start and end only)"),
         .int("eval.samples", \.eval.samples, 1...4096, "samples per prompt for pass@1 and maj@k"),
         .double("eval.temperature", \.eval.temperature, 0.01...10, "evaluation sampling temperature"),

@@ -26,6 +26,10 @@ public final class PairedWorker: @unchecked Sendable {
     private let helperParked = Atomic<Bool>(false)
     private let callerBlocked = Atomic<Bool>(false)
     private let owned = Atomic<Bool>(false)
+    /// Set by `lowerHelperToIdle()`; the helper applies it to itself when it next wakes.
+    private let helperIdleRequested = Atomic<Bool>(false)
+    /// Whether the helper has acted on it (touched by the helper only; a failure is not retried).
+    private var helperIdleApplied = false
     private let helperWake = NSCondition()
     private let callerWake = NSCondition()
     private let helperAvailable: Bool
@@ -43,6 +47,11 @@ public final class PairedWorker: @unchecked Sendable {
         thread.name = "troupe.paired-worker"
         thread.start()
     }
+
+    /// Moves the helper thread to `SCHED_IDLE` (`ThreadScheduling`) before its next job, so it computes
+    /// only on cycles other threads leave. For a process whose matrix work should yield to others on
+    /// its cores (an actor beside its learner); it cannot be undone.
+    public func lowerHelperToIdle() { helperIdleRequested.store(true, ordering: .releasing) }
 
     /// Runs body(chunk, worker) for chunk in 0..<chunks, each exactly once, on this thread (worker 0)
     /// and the helper (worker 1); returns when all are done. `worker` lets a body use per-thread scratch.
@@ -111,6 +120,10 @@ public final class PairedWorker: @unchecked Sendable {
 
     private func helperLoop() {
         while true {
+            if !helperIdleApplied && helperIdleRequested.load(ordering: .acquiring) {
+                ThreadScheduling.makeIdle()
+                helperIdleApplied = true
+            }
             while let c = claim() {
                 job!(c, 1)
                 helperDone.add(1, ordering: .sequentiallyConsistent)

@@ -130,6 +130,7 @@ private struct RLStepOutput {
                     "limit_s": .number(run.limitSeconds), "share_of_limit": .number(run.shareOfLimit),
                     "share_of_limit_target": .number(limitTarget),
                 ]
+                if let idle = run.actorsSampleAtIdlePriority { line["actors_priority"] = .string(idle ? "idle" : "normal") }
                 if let sync = synchronous(run), run.run.staleness > 0 { line["speed_vs_synchronous"] = .number(sync.secondsPerStep / run.secondsPerStep) }
                 switch versus {
                 case .ratio(let ratio, let peer): line["vs_trl"] = ["trl_seconds_per_step": .number(peer), "ratio": .number(ratio)]
@@ -166,8 +167,9 @@ private struct RLStepOutput {
             if let sync = synchronous(run), run.run.staleness > 0 {
                 let speed = sync.secondsPerStep / run.secondsPerStep
                 let stale = run.run.staleShare
-                Swift.print(String(format: "  max_staleness %d: %.2f× synchronous speed (%@ ≥ %.1f×), %.1f%% of produced groups stale (%@ ≤ %.0f%%)",
-                                   run.run.staleness, speed, speed >= RuntimeTargets.asyncOverSync ? "met" : "NOT met", RuntimeTargets.asyncOverSync,
+                let priority = run.actorsSampleAtIdlePriority.map { $0 ? ", actors at idle priority" : ", actors at normal priority" } ?? ""
+                Swift.print(String(format: "  max_staleness %d%@: %.2f× synchronous speed (%@ ≥ %.1f×), %.1f%% of produced groups stale (%@ ≤ %.0f%%)",
+                                   run.run.staleness, priority, speed, speed >= RuntimeTargets.asyncOverSync ? "met" : "NOT met", RuntimeTargets.asyncOverSync,
                                    100 * stale, stale <= RuntimeTargets.staleShare ? "met" : "NOT met", 100 * RuntimeTargets.staleShare))
             }
         }

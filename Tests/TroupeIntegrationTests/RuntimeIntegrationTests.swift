@@ -236,6 +236,55 @@ import Glibc
         Self.expectConsistentEnd(run, steps: 5, maxStaleness: 0)
     }
 
+    // actors.sampling_priority auto in an asynchronous run: the actor's sampling threads move to
+    // SCHED_IDLE; its main thread (heartbeats, leases) and ZeroMQ's stay normal.
+    @Test func asynchronousRunsActorSamplesAtIdlePriority() throws {
+        let run = try IntegrationRun("idle-priority")
+        defer { run.finish() }
+        let learner = try run.startLearner(maxSteps: 200, ["learner.max_staleness=1"])
+        // Without the harness's OPENBLAS_NUM_THREADS=1, so OpenBLAS starts its workers as it does for a user.
+        let actor = try run.start("actor-a1", ["actor", "--learner", run.controlEndpoint, "--identity", "a1", "--connect-timeout", "30"]
+                                  + IntegrationRun.plaintext, launcher: ["/usr/bin/env", "-u", "OPENBLAS_NUM_THREADS"])
+        try run.require(run.waitUntil("step_done 2", within: 60) { run.records.stepsDone.contains(2) }, "no second step")
+        let threads = Self.threads(of: actor.pid)
+        learner.send(SIGTERM)
+        try run.require(run.expectExit(learner, .code(0), within: 20) == .code(0), "the learner did not stop cleanly on SIGTERM")
+        actor.send(SIGTERM)
+        run.expectExit(actor, .code(0), within: 10)
+
+        let main = threads.first { $0.id == actor.pid }
+        try run.require(main != nil, "no main thread in /proc/\(actor.pid)/task: \(threads)")
+        run.check(main!.policy == 0, "the actor's main thread (heartbeats, leases) has policy \(main!.policy), expected SCHED_OTHER (0)")
+        for t in threads where t.name.hasPrefix("ZMQbg") {
+            run.check(t.policy == 0, "ZeroMQ's thread \(t.name) has policy \(t.policy), expected SCHED_OTHER (0)")
+        }
+        // The sampler, OpenBLAS's workers and the matrix products' helper: named "sampler" or not named.
+        let sampling = threads.filter { $0.name == "sampler" || ($0.id != actor.pid && $0.name == main!.name) }
+        for t in sampling {
+            run.check(t.policy == 5, "sampling thread \(t.id) (\(t.name)) has policy \(t.policy), expected SCHED_IDLE (5)")
+        }
+        // With two CPUs or more, the sampler's helper and at least one OpenBLAS worker exist besides the sampler.
+        let expected = ProcessInfo.processInfo.activeProcessorCount > 1 ? 3 : 1
+        run.check(sampling.count >= expected, "\(sampling.count) sampling threads, expected at least \(expected): \(threads)")
+        run.check(actor.stderr.contains("sampling at idle priority") || actor.stdout.contains("sampling at idle priority"),
+                  "the actor did not say it samples at idle priority")
+        Self.expectConsistentEnd(run, steps: run.records.stepsDone.last ?? 0, finished: false, maxStaleness: 1)
+    }
+
+    /// The threads of process `pid`: kernel id, name and scheduling policy (/proc/PID/task/TID/stat field 41).
+    static func threads(of pid: Int32) -> [(id: Int32, name: String, policy: Int)] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return tasks.compactMap { entry -> (id: Int32, name: String, policy: Int)? in
+            guard let id = Int32(entry),
+                  let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(entry)/stat", encoding: .utf8),
+                  let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { return nil }
+            // Fields after the name start at field 3 (state); the policy is field 41.
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 38, let policy = Int(fields[38]) else { return nil }
+            return (id, String(stat[stat.index(after: open)..<close]), policy)
+        }
+    }
+
     // 8a: an actor pointed at a port where nothing listens gives up after --connect-timeout.
     @Test func actorWithoutLearnerGivesUpAfterConnectTimeout() throws {
         let run = try IntegrationRun("no-learner")

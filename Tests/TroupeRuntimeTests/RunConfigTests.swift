@@ -40,6 +40,7 @@ import TroupeRuntime
         ("{\"run\": 3}", "config.json:1:9: run: expected an object, got 3"),
         ("{\"learner\": {\"credit\": 0}}", "config.json:1:24: learner.credit: 0 is outside 1...1024"),
         ("{\"task\": {\"split\": \"dev\"}}", "config.json:1:20: task.split: \"dev\" is not one of \"train\", \"test\""),
+        ("{\"actors\": {\"sampling_priority\": \"low\"}}", "config.json:1:34: actors.sampling_priority: \"low\" is not one of \"auto\", \"idle\", \"normal\""),
         ("{\"sampling\": {\"top_p\": 0}}", "config.json:1:24: sampling.top_p: 0.0 is outside 0.001...1.0"),
         ("{\"algorithm\": {\"loss\": {\"kind\": \"ppo\"}}}", "config.json:1:33: algorithm.loss.kind: expected one of \"ppo_clip\", \"cispo\", \"topr\", \"reinforce\", got \"ppo\""),
         ("{\"algorithm\": {\"loss.kin\": 1}}", "config.json:1:16: algorithm.loss.kin: unknown option; loss has loss.kind, loss.epsilon_low, loss.epsilon_high, loss.dual_clip, loss.cispo_mask, loss.topr_ratio, loss.topr_negative_lower, loss.topr_negative_upper, loss.topr_positive_lower, loss.topr_positive_upper, loss.tis_cap, loss.log_ratio_clamp"),
@@ -51,6 +52,16 @@ import TroupeRuntime
     ])
     func refusesFileWithPosition(text: String, message: String) {
         #expect(refusal(text) == message)
+    }
+
+    /// `auto` samples at idle priority exactly when the run is asynchronous; `idle` and `normal` always.
+    @Test(arguments: [("auto", 0, false), ("auto", 1, true), ("auto", 4, true), ("idle", 0, true), ("idle", 2, true),
+                      ("normal", 0, false), ("normal", 1, false)])
+    func samplingPriority(setting: String, maxStaleness: Int, idle: Bool) throws {
+        let config = try RunConfig.parse(.object([:]), overrides: ["actors.sampling_priority=\(setting)", "learner.max_staleness=\(maxStaleness)"])
+        #expect(config.sampleAtIdlePriority == idle)
+        #expect(try RunConfig.parse(config.resolved).actors.samplingPriority == setting)
+        #expect(RunConfig().actors.samplingPriority == "auto")
     }
 
     @Test func refusesOverrideNamingIt() {
