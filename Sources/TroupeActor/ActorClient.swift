@@ -162,17 +162,30 @@ package final class ActorClient {
         if case .tcp(let host, _, _) = learner, DoctorProbes.resolve(host).isEmpty {
             console.warn("the learner's host \(host) does not resolve here (yet); trying for --connect-timeout \(Int(options.conversation.connectTimeout.rounded())) s")
         }
-        while true {
-            if Shutdown.requested { stopReason = stopReason ?? "shutdown requested"; break }
-            try endpoints.waitForInput(until: .afterMilliseconds(10), wake: session?.worker.wakeFileDescriptor)
-            switch try turn() {
-            case .running: continue
-            case .stopping: break
-            case .gaveUp: return 1
+        do {
+            while true {
+                if Shutdown.requested { stopReason = stopReason ?? "shutdown requested"; break }
+                try endpoints.waitForInput(until: .afterMilliseconds(10), wake: session?.worker.wakeFileDescriptor)
+                switch try turn() {
+                case .running: continue
+                case .stopping: break
+                case .gaveUp: finishSampling(); return 1
+                }
+                break
             }
-            break
+        } catch {
+            finishSampling()
+            throw error
         }
         return stop()
+    }
+
+    /// Lets the sampling job in progress (at most one lease) finish and ends the sampler thread: the
+    /// process may exit only then, as exiting under the sampler frees OpenBLAS's buffers while it
+    /// still uses them (a crash).
+    private func finishSampling() {
+        session?.worker.stop()
+        _ = session?.worker.waitForIdle()
     }
 
     package enum TurnOutcome: Equatable {
@@ -245,7 +258,7 @@ package final class ActorClient {
         var bye = Troupe_V1_Bye()
         bye.reason = stopReason ?? "stopping"
         _ = try? control.send(WireMessage(.bye(bye)), deadline: .now)
-        session?.worker.stop()
+        finishSampling()
         if endpoints.lingerSeconds > 0 { usleep(UInt32(endpoints.lingerSeconds * 1_000_000)) }
         closeLogStream()
         control.close()

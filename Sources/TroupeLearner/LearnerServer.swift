@@ -241,20 +241,28 @@ package final class LearnerServer {
     package func run() throws -> Int32 {
         try events.emit(.stream("learner_started", step: core.step, fields: ["epoch": String(epoch, radix: 16), "run": runDirectory]))
         var failed = false
-        while true {
-            if Shutdown.requested && !finished {
-                console.info("shutdown requested: finishing the step in progress and writing a checkpoint")
+        do {
+            while true {
+                if Shutdown.requested && !finished {
+                    console.info("shutdown requested: finishing the step in progress and writing a checkpoint")
+                    break
+                }
+                // Scores arrive on the reward workers' sockets, which this wait does not watch: look more often.
+                try endpoints.waitForInput(.afterMilliseconds(worker.busy || !awaitingRewards.isEmpty ? 5 : 20),
+                                           [worker.wakeFileDescriptor, runLog.wakeFileDescriptor].compactMap { $0 })
+                switch try turn() {
+                case .running: continue
+                case .finished: break
+                case .failed: failed = true
+                }
                 break
             }
-            // Scores arrive on the reward workers' sockets, which this wait does not watch: look more often.
-            try endpoints.waitForInput(.afterMilliseconds(worker.busy || !awaitingRewards.isEmpty ? 5 : 20),
-                                       [worker.wakeFileDescriptor, runLog.wakeFileDescriptor].compactMap { $0 })
-            switch try turn() {
-            case .running: continue
-            case .finished: break
-            case .failed: failed = true
-            }
-            break
+        } catch {
+            // A fatal error ends the process (a closed authentication gate has closed the sockets already).
+            // The step in training finishes first: exiting under it frees OpenBLAS's buffers while the
+            // trainer thread still uses them (a crash). Its result is not recorded; a resume redoes it.
+            _ = worker.waitForIdle()
+            throw error
         }
         return try stop(failed: failed)
     }
