@@ -62,7 +62,7 @@ package final class ZeroMQActorEndpoints: ActorEndpoints {
         let s = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
         try s.set([.routingID(Array(routingID.utf8)), .immediate(true),
                    .maxMessageSize(WireLimits.control.socketMaxFrameBytes), .sendHighWaterMark(1000),
-                   .reconnectInterval(milliseconds: 100, maximumMilliseconds: 2000),
+                   .reconnectInterval(milliseconds: 100, maximumMilliseconds: 2000), SocketProfile.connectTimeout,
                    .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)]
                   + (security?.toLearner ?? []))
         try s.connect(learner)

@@ -84,7 +84,7 @@ package final class WeightReceiver {
     /// The weights DEALER: frames up to the weights limit, queued while not yet connected, heartbeats.
     package static func dealer(_ context: ZMQContext, to endpoint: Endpoint, security: [SocketOption]) throws -> ZMQSocket {
         let s = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
-        try s.set([.maxMessageSize(WireLimits.weights.socketMaxFrameBytes), .immediate(false),
+        try s.set([.maxMessageSize(WireLimits.weights.socketMaxFrameBytes), .immediate(false), SocketProfile.connectTimeout,
                    .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)] + security)
         try s.connect(endpoint)
         return s

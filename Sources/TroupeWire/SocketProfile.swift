@@ -11,6 +11,12 @@ public enum SocketProfile {
     /// Reconnect after 100 ms, backing off to 5 s, so a restarted learner is not hit by every actor at once.
     public static let defaultReconnect = SocketOption.reconnectInterval(milliseconds: 100, maximumMilliseconds: 5000)
 
+    /// A TCP connect still unanswered after 3 s is abandoned and tried again on the reconnect back-off.
+    /// Left to the kernel, a lost SYN or SYN-ACK is resent after 1, 3, 7, 15 and 31 s: under 30% loss
+    /// each way an actor then failed to reach its learner within a 30 s `--connect-timeout` in 2 of 7
+    /// fault-suite runs. 3 s leaves room for the kernel's first resend on slow links.
+    public static let connectTimeout = SocketOption.connectTimeout(milliseconds: 3000)
+
     /// A high-water mark from a byte budget: libzmq counts messages, not bytes, so the default of
     /// 1000 can buffer 1000 × the largest message per peer (500 MiB measured for 256 KiB groups).
     public static func highWaterMark(budgetBytes: Int, largestMessageBytes: Int) -> Int32 {
