@@ -223,6 +223,9 @@ package final class LearnerServer {
         if let metricsEndpoint {
             listening["metrics"] = .string("http://\(config.endpoints.advertiseHost.contains(":") ? "[\(config.endpoints.advertiseHost)]" : config.endpoints.advertiseHost):\(metricsEndpoint.port)/metrics")
         }
+        if BLASInfo.threads == 1 {
+            listening["matrix_products"] = .string(GEMMRowSplit.enabled ? "rows split over 2 threads" : "1 thread (this kernel's split products differ)")
+        }
         console.info("listening", listening)
     }
 

@@ -154,7 +154,7 @@ extension RunConfig {
         .double("learner.lease_timeout_s", \.learner.leaseTimeoutSeconds, 0.1...86400, "an unfinished lease returns to the queue after this"),
         .double("learner.heartbeat_timeout_s", \.learner.heartbeatTimeoutSeconds, 0.5...86400, "a silent actor is evicted after this; must exceed the time to sample one lease"),
         .int("learner.credit", \.learner.credit, 1...1024, "groups an actor may have unacknowledged (see [credit](#learnercredit))"),
-        .int("learner.threads", \.learner.threads, 1...256, "OpenBLAS threads of the learner (recorded in the run log; replay uses the same)"),
+        .int("learner.threads", \.learner.threads, 1...256, "OpenBLAS threads of the learner (recorded in the run log; replay uses the same); at 1, large matrix products still use two cores, split by rows with the same bits (docs/ARCHITECTURE.md §6)"),
         .string("learner.shared_memory_dir", \.learner.sharedMemoryDirectory, emptyMeansOff: true, "published versions are also files here that actors on the learner's host map; `\"\"` turns it off (see [shared memory](#learnershared_memory_dir))"),
         .int("learner.relay_fanout", \.learner.relayFanout, 0...64, "actors each node of the weight relay tree serves; 1 is a chain, 0 has the learner serve every actor (see [relay](#learnerrelay_fanout))"),
         .string("endpoints.bind_host", \.endpoints.bindHost, "where the learner binds (`*` for every interface)"),

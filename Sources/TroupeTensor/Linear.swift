@@ -1,4 +1,5 @@
 import CBLAS
+import Foundation
 
 /// Linear layer as Hugging Face stores it: W is (out, in) row-major, y = x Wᵀ + b.
 /// All calls go to OpenBLAS sgemm on the batched tokens; decoding uses `StreamingGEMM` instead.
@@ -10,8 +11,8 @@ public enum Linear {
         if let bias {
             for r in 0..<n { (y + r * outFeatures).update(from: bias, count: outFeatures) }
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(outFeatures), Int32(inFeatures),
-                    1, x, Int32(inFeatures), weight, Int32(inFeatures), bias == nil ? 0 : 1, y, Int32(outFeatures))
+        sgemm(transA: false, transB: true, m: n, n: outFeatures, k: inFeatures, a: x, lda: inFeatures, b: weight, ldb: inFeatures,
+              beta: bias == nil ? 0 : 1, c: y, ldc: outFeatures)
     }
 
     /// Backward of `forward`. dx: (n, in) is overwritten when `accumulateInput` is false, else added to;
@@ -22,8 +23,8 @@ public enum Linear {
                                 accumulateInput: Bool = false) {
         if n == 0 { return }
         // dW += dyᵀ · x
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(outFeatures), Int32(inFeatures), Int32(n),
-                    1, dy, Int32(outFeatures), x, Int32(inFeatures), 1, dWeight, Int32(inFeatures))
+        sgemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: n, a: dy, lda: outFeatures, b: x, ldb: inFeatures,
+              beta: 1, c: dWeight, ldc: inFeatures)
         if let dBias {
             for r in 0..<n {
                 let row = dy + r * outFeatures
@@ -32,19 +33,96 @@ public enum Linear {
         }
         if let dx {
             // dx (+)= dy · W
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(inFeatures), Int32(outFeatures),
-                        1, dy, Int32(outFeatures), weight, Int32(inFeatures), accumulateInput ? 1 : 0, dx, Int32(inFeatures))
+            sgemm(transA: false, transB: false, m: n, n: inFeatures, k: outFeatures, a: dy, lda: outFeatures, b: weight, ldb: inFeatures,
+                  beta: accumulateInput ? 1 : 0, c: dx, ldc: inFeatures)
         }
     }
 }
 
 /// General matrix product with explicit strides, for attention blocks that live inside larger buffers.
 /// C (m×n, ldc) = alpha · op(A) · op(B) + beta · C.
+///
+/// While OpenBLAS runs on one thread, a product of at least `GEMMRowSplit.minimum` multiply-adds is
+/// two single-threaded calls on the halves of C's rows, one on each of `PairedWorker`'s threads, where
+/// the loaded kernel gives that bit for bit (`GEMMRowSplit.enabled`): each element still sums over k
+/// in the same blocks (OpenBLAS picks them from k alone) and the split keeps the micro-kernel's tiles
+/// (`GEMMRowSplit.splitRow`). So a learner at `learner.threads` 1 trains on two cores without changing
+/// its weights; OpenBLAS's own threads split the sum over k differently, which changes them.
 @inline(__always)
 public func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                   a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                   beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
     if m == 0 || n == 0 { return }
-    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    let split = GEMMRowSplit.splitRow(m)
+    guard m * n * k >= GEMMRowSplit.minimum, split < m, openblas_get_num_threads() == 1, GEMMRowSplit.enabled else {
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        return
+    }
+    PairedWorker.shared.run(chunks: 2) { chunk, _ in
+        let first = chunk == 0 ? 0 : split, rows = chunk == 0 ? split : m - split
+        // Row i of op(A) is row i of A, or column i of Aᵀ.
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(rows), Int32(n), Int32(k), alpha, a + (transA ? first : first * lda), Int32(lda), b, Int32(ldb),
+                    beta, c + first * ldc, Int32(ldc))
+    }
+}
+
+/// When `sgemm` splits a product's rows over two threads.
+public enum GEMMRowSplit {
+    /// Multiply-adds below which a product stays one call: a hand-off to the helper costs a few
+    /// microseconds, about what 2^20 multiply-adds take on one core.
+    public static let minimum = 1 << 20
+
+    /// Where the second half starts: half of `m` rounded up to a multiple of 96. Micro-kernels compute
+    /// the rows of a tile together and the rows past the last whole tile apart, so the halves must
+    /// keep the whole call's tiles. 96 is a multiple of the usual tile heights (8, 16, 24, 32, 48);
+    /// measured: a split on a multiple of 96 rows is exact with the Haswell, Zen and Sandybridge
+    /// kernels; with Haswell also on 24 or 48, not on 16 or 64.
+    static func splitRow(_ m: Int) -> Int { (m / 2 + 95) / 96 * 96 }
+
+    /// Whether products are split: the loaded OpenBLAS kernel gives split products bit for bit
+    /// (`splitIsExact`, checked once per process on one thread), and `TROUPE_GEMM_ROW_SPLIT` is not
+    /// `off` (a diagnostic: the split must never change a result).
+    public static let enabled: Bool = {
+        if let setting = getenv("TROUPE_GEMM_ROW_SPLIT"), String(cString: setting) == "off" { return false }
+        return splitIsExact()
+    }()
+
+    /// Computes products of the shapes a learner step makes (each transposition, rows off the tile
+    /// height, strided operands) whole and in row halves, and compares the bits. Meaningful only
+    /// while OpenBLAS runs on one thread.
+    static func splitIsExact() -> Bool {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func random() -> Float {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Float(Int32(truncatingIfNeeded: state >> 33)) / Float(Int32.max)
+        }
+        for (transA, transB, m, n, k) in [(false, true, 300, 352, 128), (true, false, 230, 352, 300), (false, false, 301, 128, 352),
+                                          (true, true, 197, 200, 180), (true, false, 128, 352, 2304)] {
+            let lda = (transA ? m : k) + 3, ldb = (transB ? k : n) + 5, ldc = n + 7
+            let a = (0..<(transA ? k : m) * lda).map { _ in random() }, b = (0..<(transB ? n : k) * ldb).map { _ in random() }
+            let c0 = (0..<m * ldc).map { _ in random() }
+            var whole = c0, halves = c0
+            let split = splitRow(m)
+            a.withUnsafeBufferPointer { a in
+                b.withUnsafeBufferPointer { b in
+                    let op = (transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans)
+                    whole.withUnsafeMutableBufferPointer { c in
+                        cblas_sgemm(CblasRowMajor, op.0, op.1, Int32(m), Int32(n), Int32(k), 0.5, a.baseAddress, Int32(lda),
+                                    b.baseAddress, Int32(ldb), 1, c.baseAddress, Int32(ldc))
+                    }
+                    halves.withUnsafeMutableBufferPointer { c in
+                        for (first, rows) in [(0, split), (split, m - split)] {
+                            cblas_sgemm(CblasRowMajor, op.0, op.1, Int32(rows), Int32(n), Int32(k), 0.5,
+                                        a.baseAddress! + (transA ? first : first * lda), Int32(lda), b.baseAddress, Int32(ldb),
+                                        1, c.baseAddress! + first * ldc, Int32(ldc))
+                        }
+                    }
+                }
+            }
+            if !zip(whole, halves).allSatisfy({ $0.bitPattern == $1.bitPattern }) { return false }
+        }
+        return true
+    }
 }

@@ -271,6 +271,33 @@ import Glibc
         Self.expectConsistentEnd(run, steps: run.records.stepsDone.last ?? 0, finished: false, maxStaleness: 1)
     }
 
+    // A learner on one OpenBLAS thread splits its matrix products' rows over two threads; the same run
+    // with the split turned off (TROUPE_GEMM_ROW_SPLIT=off, learner and actor) has every weights hash.
+    @Test func splittingMatrixProductsChangesNoWeights() throws {
+        var hashes: [[Int: String]] = []
+        for split in [true, false] {
+            let run = try IntegrationRun(split ? "row-split-on" : "row-split-off")
+            defer { run.finish() }
+            let launcher = split ? [] : ["/usr/bin/env", "TROUPE_GEMM_ROW_SPLIT=off"]
+            // The built-in base model with the main job's groups: products well above the split's minimum.
+            let settings = run.learnerSettings(maxSteps: 4, ["model.path=\(TroupeBinary.repository.path)/models/arith-base",
+                                                             "task.count=64", "sampling.group_size=16", "learner.batch_groups=8",
+                                                             "sampling.max_new_tokens=8"])
+            let learner = try run.start("learner", ["learner"] + IntegrationRun.plaintext + settings, launcher: launcher)
+            let actor = try run.start("actor-a1", ["actor", "--learner", run.controlEndpoint, "--identity", "a1", "--connect-timeout", "30"]
+                                      + IntegrationRun.plaintext, launcher: launcher)
+            try run.require(run.expectExit(learner, .code(0), within: 90) == .code(0), "the run did not finish")
+            run.expectExit(actor, .code(0), within: 10)
+            let said = split ? "rows split over 2 threads" : "1 thread"
+            run.check(learner.stderr.contains(said) || learner.stdout.contains(said), "the learner did not say its products run on \(said)")
+            var steps: [Int: String] = [:]
+            for r in run.records.of("step_done") { if let step = r.int("step"), let hash = r.string("weights_hash") { steps[step] = hash } }
+            run.check(steps.count == 4, "\(steps.count) steps in the run log, expected 4")
+            hashes.append(steps)
+        }
+        #expect(hashes.count == 2 && hashes[0] == hashes[1], "weights hashes with the split \(hashes.first ?? [:]), without \(hashes.last ?? [:])")
+    }
+
     /// The threads of process `pid`: kernel id, name and scheduling policy (/proc/PID/task/TID/stat field 41).
     static func threads(of pid: Int32) -> [(id: Int32, name: String, policy: Int)] {
         let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
