@@ -224,7 +224,7 @@ package final class LearnerServer {
             listening["metrics"] = .string("http://\(config.endpoints.advertiseHost.contains(":") ? "[\(config.endpoints.advertiseHost)]" : config.endpoints.advertiseHost):\(metricsEndpoint.port)/metrics")
         }
         if BLASInfo.threads == 1 {
-            listening["matrix_products"] = .string(GEMMRowSplit.enabled ? "rows split over 2 threads" : "1 thread (this kernel's split products differ)")
+            listening["matrix_products"] = .string(GEMMRowSplit.enabled ? "rows split over 2 threads" : "1 thread (TROUPE_GEMM_ROW_SPLIT=off, or this kernel's split products differ)")
         }
         console.info("listening", listening)
     }
