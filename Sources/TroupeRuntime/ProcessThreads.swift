@@ -1,6 +1,6 @@
 import Foundation
 
-/// This process's kernel threads, as /proc/self/task lists them.
+/// A process's kernel threads, as /proc/PID/task lists them.
 package enum ProcessThreads {
     package struct Thread: Equatable {
         package let id: Int32
@@ -9,13 +9,14 @@ package enum ProcessThreads {
         package let name: String
     }
 
-    /// Every thread of this process; empty when /proc cannot be read.
-    package static func all() -> [Thread] {
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return [] }
+    /// Every thread of process `pid` (nil: this one); empty when /proc cannot be read.
+    package static func all(process pid: Int32? = nil) -> [Thread] {
+        let tasks = "/proc/\(pid.map(String.init) ?? "self")/task"
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: tasks) else { return [] }
         return entries.compactMap { entry in
             guard let id = Int32(entry) else { return nil }
             // A thread that ended since the listing has no comm left: it is skipped.
-            guard let name = try? String(contentsOfFile: "/proc/self/task/\(entry)/comm", encoding: .utf8) else { return nil }
+            guard let name = try? String(contentsOfFile: "\(tasks)/\(entry)/comm", encoding: .utf8) else { return nil }
             return Thread(id: id, name: name.trimmingCharacters(in: .newlines))
         }.sorted { $0.id < $1.id }
     }

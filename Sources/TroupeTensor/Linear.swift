@@ -54,18 +54,14 @@ public func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Flo
                   beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
     if m == 0 || n == 0 { return }
     let split = GEMMRowSplit.splitRow(m)
+    func product(_ rows: Range<Int>) {
+        GEMMRowSplit.rows(rows, transA: transA, transB: transB, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                          beta: beta, c: c, ldc: ldc)
+    }
     guard m * n * k >= GEMMRowSplit.minimum, split < m, openblas_get_num_threads() == 1, GEMMRowSplit.enabled else {
-        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-        return
+        return product(0..<m)
     }
-    PairedWorker.shared.run(chunks: 2) { chunk, _ in
-        let first = chunk == 0 ? 0 : split, rows = chunk == 0 ? split : m - split
-        // Row i of op(A) is row i of A, or column i of Aᵀ.
-        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                    Int32(rows), Int32(n), Int32(k), alpha, a + (transA ? first : first * lda), Int32(lda), b, Int32(ldb),
-                    beta, c + first * ldc, Int32(ldc))
-    }
+    PairedWorker.shared.run(chunks: 2) { chunk, _ in product(chunk == 0 ? 0..<split : split..<m) }
 }
 
 /// When `sgemm` splits a product's rows over two threads.
@@ -80,6 +76,16 @@ public enum GEMMRowSplit {
     /// measured: a split on a multiple of 96 rows is exact with the Haswell, Zen and Sandybridge
     /// kernels; with Haswell also on 24 or 48, not on 16 or 64.
     static func splitRow(_ m: Int) -> Int { (m / 2 + 95) / 96 * 96 }
+
+    /// Rows `rows` of C = alpha · op(A) · op(B) + beta · C, as one sgemm call on those rows alone.
+    static func rows(_ rows: Range<Int>, transA: Bool, transB: Bool, n: Int, k: Int, alpha: Float,
+                     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        // Row i of op(A) is row i of A, or column i of Aᵀ.
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(rows.count), Int32(n), Int32(k), alpha, a + (transA ? rows.lowerBound : rows.lowerBound * lda), Int32(lda),
+                    b, Int32(ldb), beta, c + rows.lowerBound * ldc, Int32(ldc))
+    }
 
     /// Whether products are split: the loaded OpenBLAS kernel gives split products bit for bit
     /// (`splitIsExact`, checked once per process on one thread), and `TROUPE_GEMM_ROW_SPLIT` is not
@@ -107,18 +113,14 @@ public enum GEMMRowSplit {
             let split = splitRow(m)
             a.withUnsafeBufferPointer { a in
                 b.withUnsafeBufferPointer { b in
-                    let op = (transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans)
-                    whole.withUnsafeMutableBufferPointer { c in
-                        cblas_sgemm(CblasRowMajor, op.0, op.1, Int32(m), Int32(n), Int32(k), 0.5, a.baseAddress, Int32(lda),
-                                    b.baseAddress, Int32(ldb), 1, c.baseAddress, Int32(ldc))
-                    }
-                    halves.withUnsafeMutableBufferPointer { c in
-                        for (first, rows) in [(0, split), (split, m - split)] {
-                            cblas_sgemm(CblasRowMajor, op.0, op.1, Int32(rows), Int32(n), Int32(k), 0.5,
-                                        a.baseAddress! + (transA ? first : first * lda), Int32(lda), b.baseAddress, Int32(ldb),
-                                        1, c.baseAddress! + first * ldc, Int32(ldc))
+                    func product(_ parts: [Range<Int>], into c: UnsafeMutableBufferPointer<Float>) {
+                        for part in parts {
+                            rows(part, transA: transA, transB: transB, n: n, k: k, alpha: 0.5, a: a.baseAddress!, lda: lda,
+                                 b: b.baseAddress!, ldb: ldb, beta: 1, c: c.baseAddress!, ldc: ldc)
                         }
                     }
+                    whole.withUnsafeMutableBufferPointer { product([0..<m], into: $0) }
+                    halves.withUnsafeMutableBufferPointer { product([0..<split, split..<m], into: $0) }
                 }
             }
             if !zip(whole, halves).allSatisfy({ $0.bitPattern == $1.bitPattern }) { return false }

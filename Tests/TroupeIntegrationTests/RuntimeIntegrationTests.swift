@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+import TroupeRuntime
+import TroupeTensor
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -298,18 +300,9 @@ import Glibc
         #expect(hashes.count == 2 && hashes[0] == hashes[1], "weights hashes with the split \(hashes.first ?? [:]), without \(hashes.last ?? [:])")
     }
 
-    /// The threads of process `pid`: kernel id, name and scheduling policy (/proc/PID/task/TID/stat field 41).
+    /// The threads of process `pid`: kernel id, name and scheduling policy.
     static func threads(of pid: Int32) -> [(id: Int32, name: String, policy: Int)] {
-        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
-        return tasks.compactMap { entry -> (id: Int32, name: String, policy: Int)? in
-            guard let id = Int32(entry),
-                  let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(entry)/stat", encoding: .utf8),
-                  let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { return nil }
-            // Fields after the name start at field 3 (state); the policy is field 41.
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            guard fields.count > 38, let policy = Int(fields[38]) else { return nil }
-            return (id, String(stat[stat.index(after: open)..<close]), policy)
-        }
+        ProcessThreads.all(process: pid).map { ($0.id, $0.name, Int(ThreadScheduling.policy(thread: $0.id))) }
     }
 
     // 8a: an actor pointed at a port where nothing listens gives up after --connect-timeout.
