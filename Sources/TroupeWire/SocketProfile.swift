@@ -37,11 +37,12 @@ public enum SocketProfile {
 
     /// An actor's DEALER to the learner's control or weights ROUTER: queue only on live
     /// connections (nothing waits in a pipe to a peer that is still connecting), back off when
-    /// reconnecting, heartbeats, frame cap. `routingID`: a stable id (e.g. identity + run id) lets
-    /// the learner recognise the actor across reconnects; nil lets libzmq pick one per connection.
+    /// reconnecting, abandon unanswered connects, heartbeats, frame cap. `routingID`: a stable id
+    /// (e.g. identity + run id) lets the learner recognise the actor across reconnects; nil lets
+    /// libzmq pick one per connection.
     public static func actorDealer(limits: WireLimits, routingID: [UInt8]? = nil,
                                    heartbeat: SocketOption = defaultHeartbeat) -> [SocketOption] {
-        var options: [SocketOption] = [.immediate(true), defaultReconnect, heartbeat,
+        var options: [SocketOption] = [.immediate(true), defaultReconnect, connectTimeout, heartbeat,
                                        .maxMessageSize(limits.socketMaxFrameBytes)]
         if let routingID { options.append(.routingID(routingID)) }
         return options
