@@ -86,11 +86,13 @@ import TroupeWire
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let bytes = try Self.sample().json.serialized()
         let path = dir + "/endpoints.json", staged = dir + "/staged"
-        let done = LockedFlag()
+        let done = LockedFlag(), writeFailed = LockedFlag()
         let writer = Thread {
             for _ in 0..<3000 {
-                FileManager.default.createFile(atPath: staged, contents: bytes)
-                rename(staged, path)
+                guard FileManager.default.createFile(atPath: staged, contents: bytes), rename(staged, path) == 0 else {
+                    writeFailed.set()
+                    break
+                }
                 unlink(path)
             }
             done.set()
@@ -105,6 +107,7 @@ import TroupeWire
             }
         }
         #expect(reads > 0)
+        #expect(!writeFailed.isSet, "the writer could not stage or rename the file, so nothing came and went")
     }
 
     @Test func aFileThatAppearsWhileWaitingIsRead() throws {
