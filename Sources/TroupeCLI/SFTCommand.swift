@@ -53,6 +53,11 @@ package struct SFTCommand: ParsableCommand {
     @Option(name: .long, help: "With --task: test-split problems for evaluation.")
     package var evalCount = 32
 
+    @Option(name: .long, help: ArgumentHelp("With --task: answer (\" 132\\n\") or worked (the steps left to right, repeated "
+                                            + "0-2 times, then \" so 132\\n\"; add, sub and mix specs). See docs/tasks.md.",
+                                            valueName: "style"))
+    package var completion: CompletionStyle = .answer
+
     @Flag(name: .long, help: "Prepend the tokenizer's BOS token to every prompt.")
     package var bos = false
 
@@ -135,6 +140,15 @@ package struct SFTCommand: ParsableCommand {
         }
         if data != nil && evalData == nil && evalEvery > 0 {
             throw ValidationError("--eval-every needs held-out examples: give --eval-data FILE")
+        }
+        if completion != .answer {
+            guard case .arithmetic(let spec)? = task else {
+                throw ValidationError("--completion \(completion) goes with --task; a --data file holds its own completions")
+            }
+            guard !spec.operations.operators.contains(.times) else {
+                throw ValidationError("--completion worked needs an add, sub or mix spec: \(task!) has products, "
+                                      + "which are not worked left to right")
+            }
         }
         guard count >= 1 else { throw ValidationError("--count must be at least 1, got \(count)") }
         guard evalCount >= 1 else { throw ValidationError("--eval-count must be at least 1, got \(evalCount)") }
@@ -283,14 +297,16 @@ package struct SFTCommand: ParsableCommand {
                 evalRecords = try SFTData.parseJSONL(try Data(contentsOf: URL(fileURLWithPath: evalData)), source: evalData)
             }
             description = data
-        } else if let spec = task {
-            let items = try TaskSet.generate(spec, split: .train, count: count, seed: seed)
-            trainRecords = try items.map { SFTRecord(prompt: $0.prompt, completion: try $0.sftCompletion(), origin: $0.id) }
+        } else if case .arithmetic(let arithmetic)? = task, let spec = task {
+            let records = { [completion] (problems: [ArithmeticProblem]) throws -> [SFTRecord] in
+                try problems.map { SFTRecord(prompt: $0.item.prompt, completion: try completion.completion(of: $0), origin: $0.item.id) }
+            }
+            trainRecords = try records(TaskSet.generateArithmetic(arithmetic, split: .train, count: count, seed: seed))
             let available = TaskSet.problemCount(spec, split: .test) ?? evalCount
-            let tests = try TaskSet.generate(spec, split: .test, count: min(evalCount, available), seed: seed)
-            evalRecords = try tests.map { SFTRecord(prompt: $0.prompt, completion: try $0.sftCompletion(), origin: $0.id) }
-            answers = tests.map { $0.answer! }  // generated tasks always have answers
-            description = "\(spec) train split"
+            let tests = try TaskSet.generateArithmetic(arithmetic, split: .test, count: min(evalCount, available), seed: seed)
+            evalRecords = try records(tests)
+            answers = tests.map { String($0.value) }
+            description = "\(spec) train split" + (completion == .answer ? "" : ", \(completion) completions")
         } else {
             throw CommandError("give --data FILE or --task SPEC")
         }
@@ -316,7 +332,7 @@ package struct SFTCommand: ParsableCommand {
         return fields
     }
 
-    /// Greedy completions of the evaluation prompts; an answer is the completion's first line.
+    /// Greedy completions of the evaluation prompts; the answer is in the completion's first line (`--completion`).
     private func greedyExactMatches(_ model: LlamaModel, tokenizer: any Tokenizer, data: Examples, answers: [String]) throws -> Int {
         let longest = data.eval.map(\.completion.count).max() ?? 1
         let parameters = SamplingParameters(temperature: 1, topK: 1, maxNewTokens: longest + 8,
@@ -329,7 +345,7 @@ package struct SFTCommand: ParsableCommand {
         for (c, answer) in zip(completions, answers) {
             let text = try tokenizer.decode(c.tokens, skippingSpecialTokens: true)
             let firstLine = text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
-            if AnswerComparison.matches(firstLine, answer) { correct += 1 }
+            if AnswerComparison.matches(completion.answer(inLine: firstLine), answer) { correct += 1 }
         }
         return correct
     }

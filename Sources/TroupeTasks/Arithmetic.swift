@@ -57,6 +57,28 @@ public struct ArithmeticProblem: Sendable, Hashable {
     }
 }
 
+extension ArithmeticProblem {
+    /// How many verbatim repeats of the worked steps follow the first pass: 0, 1 or 2, a stable
+    /// function of the problem (not of the split, which hashes another key), about a third each.
+    public var workedRepeats: Int { Int(StableHash.hash64("worked|" + canonicalForm) % 3) }
+
+    /// `CompletionStyle.worked`: ` 3+8=11, 11+5=16. check 3+8=11, 11+5=16. so 16\n` (steps joined by
+    /// ", ", each repeat introduced by " check", the answer after " so").
+    public func workedCompletion() throws -> String {
+        guard !operators.contains(.times) else { throw TaskError.notWorkable(problem: canonicalForm) }
+        var steps: [String] = []
+        var running = operands[0]
+        for (op, operand) in zip(operators, operands.dropFirst()) {
+            let next = op == .plus ? running + operand : running - operand
+            steps.append("\(running)\(op.rawValue)\(operand)=\(next)")
+            running = next
+        }
+        let pass = steps.joined(separator: ", ") + "."
+        let repeats = String(repeating: " check " + pass, count: workedRepeats)
+        return " " + pass + repeats + " so \(running)" + TaskFormat.stopSequence
+    }
+}
+
 extension ArithmeticSpec {
     /// Two-term subtractions are kept non-negative (a ≥ b) so the smallest specs need no sign;
     /// longer expressions may have negative answers.

@@ -5,6 +5,7 @@ public enum TaskError: Error, Equatable, CustomStringConvertible {
     case notEnoughProblems(spec: String, split: TaskSplit, requested: Int, available: Int)
     case generationStalled(spec: String, split: TaskSplit, requested: Int, found: Int, attempts: Int)
     case missingAnswer(id: String)
+    case notWorkable(problem: String)
 
     public var description: String {
         switch self {
@@ -20,6 +21,9 @@ public enum TaskError: Error, Equatable, CustomStringConvertible {
                 + "ask for fewer or use more digits or terms"
         case let .missingAnswer(id):
             return "task \"\(id)\" has no answer, so it has no supervised completion"
+        case let .notWorkable(problem):
+            return "\(problem) has products, so it cannot be worked left to right: "
+                + "worked completions need add, sub or mix specs"
         }
     }
 }

@@ -56,3 +56,31 @@ public enum TaskFormat {
         " \(answer)\(stopSequence)"
     }
 }
+
+/// How a supervised completion is written: the answer alone (the default), or worked out step by step.
+public enum CompletionStyle: String, Sendable, Hashable, CaseIterable {
+    /// `" 132\n"`: the answer line of `TaskFormat.completion`.
+    case answer
+    /// The running results left to right, 0, 1 or 2 verbatim repeats of them, then the answer:
+    /// `" 3+8=11, 11+5=16. check 3+8=11, 11+5=16. so 16\n"`. The answer is known after the first
+    /// pass, so the repeats are reasoning a policy can learn to skip (S-GRPO's early exit).
+    case worked
+
+    /// The completion of a built-in problem in this style; `worked` needs an expression without
+    /// products (left to right is then the usual order) and throws otherwise, naming the problem.
+    public func completion(of problem: ArithmeticProblem) throws -> String {
+        switch self {
+        case .answer: return TaskFormat.completion(answer: String(problem.value))
+        case .worked: return try problem.workedCompletion()
+        }
+    }
+
+    /// The answer a completion's first line gives in this style: the whole line, or for `worked` what
+    /// follows its last " so " (the whole line when there is none).
+    public func answer(inLine line: String) -> String {
+        switch self {
+        case .answer: return line
+        case .worked: return line.range(of: " so ", options: .backwards).map { String(line[$0.upperBound...]) } ?? line
+        }
+    }
+}

@@ -148,6 +148,14 @@ import TroupeTasks
         }
         expectUsageError(["sft", "--task", "arith:add2", "--init", "huge", "--out", scratch.root + "/out"],
                          "--init huge is neither a shape (tiny, small, smollm2-135m) nor a readable config.json")
+        let out = ["--init", "tiny", "--out", scratch.root + "/out"]
+        #expect(try parse(["sft", "--task", "arith:add1x4", "--completion", "worked"] + out, as: SFTCommand.self).completion == .worked)
+        #expect(try parse(["sft", "--task", "arith:add1x4"] + out, as: SFTCommand.self).completion == .answer)
+        expectUsageError(["sft", "--data", scratch.pairs, "--completion", "worked"] + out,
+                         "--completion worked goes with --task; a --data file holds its own completions")
+        expectUsageError(["sft", "--task", "arith:all1", "--completion", "worked"] + out,
+                         "--completion worked needs an add, sub or mix spec: arith:all1 has products")
+        expectUsageError(["sft", "--task", "arith:add2", "--completion", "steps"] + out, "Please provide one of 'answer' and 'worked'")
     }
 
     @Test func sftExclusiveAndRequiredOptions() throws {
