@@ -245,6 +245,7 @@ package struct EvalCommand: ParsableCommand {
             "valid_answer_fraction": .number(result.validAnswerFraction),
             "length_finished_fraction": .number(Double(evaluation.lengthFinishedSamples) / Double(evaluation.sampleCount)),
             "generated_tokens": .integer(evaluation.generatedTokens),
+            "mean_completion_tokens": .number(evaluation.meanCompletionTokens),
             "tokens_per_s": .number(evaluation.tokensPerSecond),
             "sampling_s": .number(evaluation.samplingSeconds),
             "wall_s": .number(evaluation.wallSeconds),
@@ -298,6 +299,7 @@ package struct EvalCommand: ParsableCommand {
             fact("prompts", "\(evaluation.promptCount)" + (format.isChat ? " (through the chat template"
                  + (systemPrompt != nil ? ", with the system prompt)" : ")") : "")),
             fact("samples", "\(evaluation.sampleCount) (\(k) per prompt, \(temperatureText), seed \(sampling.seed))"),
+            fact("tokens/completion", String(format: "%.1f (mean, stop tokens included)", evaluation.meanCompletionTokens)),
             fact("tokens/s", String(format: "%.0f", evaluation.tokensPerSecond)),
             fact("wall time", evaluation.wallSeconds < 60 ? String(format: "%.1fs", evaluation.wallSeconds)
                                                           : ProgressReporter.duration(evaluation.wallSeconds)),

@@ -98,6 +98,7 @@ enum RunSummaryTable {
         if let b = o.before, let a = o.after {
             lines.append("pass@1      \(pct(b.passAt1)) \(ci(b.passAt1CI))   \(pct(a.passAt1)) \(ci(a.passAt1CI))")
             lines.append("maj@\(k)      \(pct(b.majority)) \(ci(b.majorityCI))   \(pct(a.majority)) \(ci(a.majorityCI))")
+            lines.append(String(format: "mean tokens %6.1f                %6.1f   per completion", b.meanCompletionTokens, a.meanCompletionTokens))
             let gap = b.majority - b.passAt1
             lines.append(String(format: "pass@1 gain %+.1f points (initial maj@%d − pass@1 gap %.1f points)", 100 * (a.passAt1 - b.passAt1), k, 100 * gap))
         } else {

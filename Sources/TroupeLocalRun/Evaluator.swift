@@ -217,6 +217,8 @@ package struct ModelEvaluation: Sendable {
 
     /// Sampled tokens per second of sampling time (0 when nothing was timed).
     package var tokensPerSecond: Double { samplingSeconds > 0 ? Double(generatedTokens) / samplingSeconds : 0 }
+    /// Mean completion length in tokens, stop tokens included: what an early-exit method shortens.
+    package var meanCompletionTokens: Double { sampleCount > 0 ? Double(generatedTokens) / Double(sampleCount) : 0 }
     package var promptCount: Int { samples.count }
     package var sampleCount: Int { samples.reduce(0) { $0 + $1.sampledAnswers.count } }
 }

@@ -50,6 +50,8 @@ package final class LocalRun {
         package var majority: Double
         package var majorityCI: ClosedRange<Double>
         package var samples: Int
+        /// Mean completion length of the evaluation's samples, in tokens.
+        package var meanCompletionTokens: Double
     }
 
     package struct Outcome: Sendable {
@@ -94,6 +96,8 @@ package final class LocalRun {
         var status = LiveStatus(maxSteps: config.run.maxSteps, started: started)
         status.before = before
         let learnerStatus = try follow(&status, answerKey: prompts.answerKey, items: items, events: events, renderer: renderer)
+        // The log stream dies with the learner and can lose its last steps' events; its summary file cannot.
+        status.step = max(status.step, learnerSummarySteps() ?? 0)
 
         var after: EvalRow?
         if options.evaluate && !items.isEmpty && FileManager.default.fileExists(atPath: dir + "/model/config.json") {
@@ -202,11 +206,19 @@ package final class LocalRun {
         let e = try evaluator.evaluate(items, settings: settings)
         let r = e.result
         let k = config.eval.samples
-        try events.emit(.evaluated(step: step, samples: k, r))
+        try events.emit(.evaluated(step: step, samples: k, r, meanCompletionTokens: e.meanCompletionTokens))
         let row = EvalRow(step: step, passAt1: r.passAt1.value, passAt1CI: r.passAt1.interval, majority: r.majorityAtK.value,
-                          majorityCI: r.majorityAtK.interval, samples: k)
+                          majorityCI: r.majorityAtK.interval, samples: k, meanCompletionTokens: e.meanCompletionTokens)
         console.info("evaluation at step \(step)", ["pass@1": .string(String(format: "%.3f", row.passAt1)), "maj@\(k)": .string(String(format: "%.3f", row.majority))])
         return row
+    }
+
+    /// The steps the learner says it trained (`learner-summary.json`, written as it finishes), nil when it wrote none.
+    private func learnerSummarySteps() -> Int? {
+        guard let data = FileManager.default.contents(atPath: config.runDirectory + "/learner-summary.json"),
+              let summary = try? JSONValue.parse(data, source: "learner-summary.json"),
+              case .integer(let steps)? = summary["steps"] else { return nil }
+        return steps
     }
 
     private func latestCheckpointStep() -> Int? {
@@ -268,7 +280,8 @@ package final class LocalRun {
         func row(_ r: EvalRow?) -> JSONValue {
             guard let r else { return .null }
             return ["step": .integer(r.step), "pass@1": .number(r.passAt1), "pass@1_ci": [.number(r.passAt1CI.lowerBound), .number(r.passAt1CI.upperBound)],
-                    "maj@\(r.samples)": .number(r.majority), "maj@\(r.samples)_ci": [.number(r.majorityCI.lowerBound), .number(r.majorityCI.upperBound)]]
+                    "maj@\(r.samples)": .number(r.majority), "maj@\(r.samples)_ci": [.number(r.majorityCI.lowerBound), .number(r.majorityCI.upperBound)],
+                    "mean_completion_tokens": .number(r.meanCompletionTokens)]
         }
         s["before"] = row(o.before)
         s["after"] = row(o.after)
@@ -377,9 +390,10 @@ package typealias LocalRunEvents = ProcessEvents<Never>
 
 extension ProcessEvent where Record == Never {
     /// An evaluation of the checkpoint of `step` with `samples` samples per prompt.
-    package static func evaluated(step: Int, samples k: Int, _ r: EvaluationResult) -> Self {
+    package static func evaluated(step: Int, samples k: Int, _ r: EvaluationResult, meanCompletionTokens: Double) -> Self {
         .metrics("eval", step: step, ["eval/pass@1": r.passAt1.value, "eval/maj@\(k)": r.majorityAtK.value,
-                                      "eval/pass@\(k)": r.passAtK.value, "eval/valid_fraction": r.validAnswerFraction])
+                                      "eval/pass@\(k)": r.passAtK.value, "eval/valid_fraction": r.validAnswerFraction,
+                                      "eval/mean_completion_tokens": meanCompletionTokens])
     }
 
     /// How often the majority vote's labels (and the rewards) agree with the answer key so far.

@@ -20,6 +20,12 @@ extension RuntimeIntegrationTests {
         let p0 = try #require(before["pass@1"] as? Double), p1 = try #require(after["pass@1"] as? Double)
         print("[main-job] pass@1 \(p0) → \(p1) after 100 label-free steps")
         run.check(p1 > p0, "pass@1 did not rise: \(p0) → \(p1)")
+        // The base model answers in a handful of tokens (" 132\n" and EOS), within max_new_tokens (8).
+        for (name, row) in [("before", before), ("after", after)] {
+            let tokens: Double = row["mean_completion_tokens"] as? Double ?? -1
+            run.check(tokens >= 2 && tokens <= 8, "\(name): mean_completion_tokens \(tokens) (-1: missing)")
+        }
+        run.check(child.stdout.contains("mean tokens"), "no mean completion length in the summary table")
         run.check((summary["label_free"] as? Bool) == true, "the run was not label-free")
         run.check(summary["steps"] as? Int == 100, "steps \(summary["steps"] ?? "nil")")
         run.check(FileManager.default.fileExists(atPath: run.runDirectory + "/report.html"), "no report.html")

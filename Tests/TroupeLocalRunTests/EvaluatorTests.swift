@@ -75,6 +75,7 @@ private enum EvaluatorFixture {
         // Every sample has at least one token and at most maxNewTokens.
         #expect(evaluation.generatedTokens >= items.count * k)
         #expect(evaluation.generatedTokens <= items.count * k * maxNewTokens)
+        #expect(evaluation.meanCompletionTokens == Double(evaluation.generatedTokens) / Double(items.count * k))
         #expect(evaluation.lengthFinishedSamples <= items.count * k)
         #expect(evaluation.wallSeconds >= evaluation.samplingSeconds)
         #expect(evaluation.tokensPerSecond > 0)
