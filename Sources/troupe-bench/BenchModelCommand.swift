@@ -148,8 +148,4 @@ private struct BenchTable {
         }
         fflush(stdout)
     }
-
-    private func pad(_ text: String, _ width: Int) -> String {
-        text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
-    }
 }

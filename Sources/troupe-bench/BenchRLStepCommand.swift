@@ -181,8 +181,4 @@ private struct RLStepOutput {
         }
         fflush(stdout)
     }
-
-    private func pad(_ text: String, _ width: Int) -> String {
-        text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
-    }
 }

@@ -385,8 +385,4 @@ private struct RuntimeBenchOutput {
         print(zip(cells, columns).map { pad($0, $1.1) }.joined(separator: " "))
         fflush(stdout)
     }
-
-    private func pad(_ text: String, _ width: Int) -> String {
-        text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
-    }
 }
