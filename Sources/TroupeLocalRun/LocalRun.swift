@@ -156,20 +156,27 @@ package final class LocalRun {
         var lastEvalStep = 0
         var forwardedStop = false
         var learnerStatus: Int32?
-        while learnerStatus == nil {
-            if Shutdown.requested && !forwardedStop {
-                console.info("stopping: the learner finishes its step and writes a checkpoint")
-                for c in children where c.process.isRunning { kill(c.process.processIdentifier, SIGTERM) }
-                forwardedStop = true
+        /// Takes the next event within `milliseconds`; false when none came.
+        func ingestNext(within milliseconds: Int) throws -> Bool {
+            guard case .message(let m) = try sub.receiveMessage(deadline: .afterMilliseconds(milliseconds), limits: .headerOnly) else {
+                return false
             }
-            if case .message(let m) = try sub.receiveMessage(deadline: .afterMilliseconds(100), limits: .headerOnly),
-               case .logEvent(let e) = m.body {
+            if case .logEvent(let e) = m.body {
                 status.ingest(e, answerKey: answerKey)
                 monitor.ingest(e, receivedAt: Date().timeIntervalSince1970)
                 if e.kind == "step", let la = status.labelAccuracy {
                     try events.emit(.labelAccuracy(step: Int(e.step), labels: la, rewards: status.rewardAccuracy))
                 }
             }
+            return true
+        }
+        while learnerStatus == nil {
+            if Shutdown.requested && !forwardedStop {
+                console.info("stopping: the learner finishes its step and writes a checkpoint")
+                for c in children where c.process.isRunning { kill(c.process.processIdentifier, SIGTERM) }
+                forwardedStop = true
+            }
+            _ = try ingestNext(within: 100)
             renderer?(status, monitor)
             // Periodic evaluation of the latest checkpoint (monitoring only).
             if options.evaluate && config.eval.every > 0 && status.step >= lastEvalStep + config.eval.every,
@@ -179,6 +186,10 @@ package final class LocalRun {
             }
             if let learner = children.first, !learner.process.isRunning { learnerStatus = learner.process.terminationStatus }
         }
+        // Events that queued up while an evaluation held the loop are still here after the learner is gone.
+        let drainDeadline = monotonicSeconds() + 2
+        while monotonicSeconds() < drainDeadline, try ingestNext(within: 50) {}
+        renderer?(status, monitor)
         // Actors leave on the learner's Bye; make sure none lingers.
         let deadline = monotonicSeconds() + 10
         while children.dropFirst().contains(where: { $0.process.isRunning }) && monotonicSeconds() < deadline { usleep(100_000) }
