@@ -58,7 +58,7 @@ public func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Flo
         GEMMRowSplit.rows(rows, transA: transA, transB: transB, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                           beta: beta, c: c, ldc: ldc)
     }
-    guard m * n * k >= GEMMRowSplit.minimum, split < m, openblas_get_num_threads() == 1, GEMMRowSplit.enabled else {
+    guard m * n * k >= GEMMRowSplit.minimum, split < m, BLASInfo.threads == 1, GEMMRowSplit.enabled else {
         return product(0..<m)
     }
     PairedWorker.shared.run(chunks: 2) { chunk, _ in product(chunk == 0 ? 0..<split : split..<m) }
@@ -99,11 +99,8 @@ public enum GEMMRowSplit {
     /// height, strided operands) whole and in row halves, and compares the bits. Meaningful only
     /// while OpenBLAS runs on one thread.
     static func splitIsExact() -> Bool {
-        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
-        func random() -> Float {
-            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            return Float(Int32(truncatingIfNeeded: state >> 33)) / Float(Int32.max)
-        }
+        var generator = Xoshiro256(seed: 1)
+        func random() -> Float { Float(generator.nextUnit() * 2 - 1) }
         for (transA, transB, m, n, k) in [(false, true, 300, 352, 128), (true, false, 230, 352, 300), (false, false, 301, 128, 352),
                                           (true, true, 197, 200, 180), (true, false, 128, 352, 2304)] {
             let lda = (transA ? m : k) + 3, ldb = (transB ? k : n) + 5, ldc = n + 7
