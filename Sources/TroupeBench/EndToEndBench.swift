@@ -1,5 +1,6 @@
 import Foundation
 import TroupeJSON
+import TroupeLearner
 import TroupeModel
 import TroupeProto
 import TroupeRuntime
@@ -168,18 +169,15 @@ package enum EndToEndBench {
         guard steps.count == options.steps else {
             throw RuntimeBenchError(phase, "metrics.jsonl holds \(steps.count) steps, expected \(options.steps)")
         }
-        guard let data = FileManager.default.contents(atPath: runDirectory + "/learner-summary.json"),
-              let summary = try? JSONValue.parse(data, source: "learner-summary.json"),
-              let idle = summary["trainer_idle_ratio"]?.double, let wall = summary["wall_time_s"]?.double else {
-            throw RuntimeBenchError(phase, "learner-summary.json is missing or lacks trainer_idle_ratio / wall_time_s")
-        }
+        let summary: LearnerSummary
+        do { summary = try LearnerSummary.read(runDirectory: runDirectory) } catch { throw RuntimeBenchError(phase, "\(error)") }
         try? FileManager.default.removeItem(atPath: work)
-        return Run(staleness: staleness, steps: steps, publishSeconds: publishSeconds, learnerIdleRatio: idle, wallSeconds: wall,
-                   weightSyncMilliseconds: events.weightSync, actorIdleRatios: events.actorIdle,
-                   accountingHolds: summary["accounting_identity_holds"]?.bool ?? false,
-                   groupsProduced: Int(summary["accounting"]?["produced"]?.double ?? 0),
-                   groupsTrained: Int(summary["accounting"]?["trained"]?.double ?? 0),
-                   groupsStale: Int(summary["accounting"]?["rejected/stale"]?.double ?? 0),
+        return Run(staleness: staleness, steps: steps, publishSeconds: publishSeconds, learnerIdleRatio: summary.trainerIdleRatio,
+                   wallSeconds: summary.wallTimeSeconds, weightSyncMilliseconds: events.weightSync, actorIdleRatios: events.actorIdle,
+                   accountingHolds: summary.accountingIdentityHolds,
+                   groupsProduced: summary.accounting["produced"] ?? 0,
+                   groupsTrained: summary.accounting["trained"] ?? 0,
+                   groupsStale: summary.accounting["rejected/stale"] ?? 0,
                    samplingSecondsPerGroup: events.samplingSecondsPerGroup)
     }
 

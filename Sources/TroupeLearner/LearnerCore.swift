@@ -71,11 +71,10 @@ package final class LearnerCore {
         package var produced: Int { producedUnique + duplicates }
         package var identityHolds: Bool { produced == trained + rejectedTotal + duplicates + lostUncommitted + inFlight }
 
-        package var summary: [String: Double] {
-            var m: [String: Double] = ["produced": Double(produced), "trained": Double(trained), "duplicates": Double(duplicates),
-                                       "lost_uncommitted": Double(lostUncommitted), "in_flight": Double(inFlight),
-                                       "rejected": Double(rejectedTotal), "pending": Double(pending)]
-            for (k, v) in rejected { m["rejected/\(k)"] = Double(v) }
+        package var summary: [String: Int] {
+            var m = ["produced": produced, "trained": trained, "duplicates": duplicates, "lost_uncommitted": lostUncommitted,
+                     "in_flight": inFlight, "rejected": rejectedTotal, "pending": pending]
+            for (k, v) in rejected { m["rejected/\(k)"] = v }
             return m
         }
     }

@@ -306,7 +306,7 @@ package final class LearnerServer {
         }
         try training.writeCheckpoint()
         try sendAcks(of: []) // the checkpoint's record synced every record before it
-        try events.emit(.runEnded(finished: finished, step: core.step, accounting: core.accounting.summary))
+        try events.emit(.runEnded(finished: finished, step: core.step, accounting: core.accounting.summary.mapValues(Double.init)))
         try writeSummary()
         var bye = Troupe_V1_Bye()
         bye.reason = finished ? ByeReason.runFinished : "learner stopping"
@@ -709,7 +709,7 @@ package final class LearnerServer {
         if now - lastAnnounce >= (now - startedAt < 3 ? 0.15 : 1) { announceNow() }
         if now - lastStats >= 1 {
             lastStats = now
-            var m = core.accounting.summary
+            var m = core.accounting.summary.mapValues(Double.init)
             m["actors"] = Double(core.actors.count)
             m["leases"] = Double(core.leases.count)
             m["queue"] = Double(core.queue.count)
@@ -760,20 +760,15 @@ package final class LearnerServer {
     }
 
     private func writeSummary() throws {
-        var rewardWorkers: [String: JSONValue] = [:]
+        var rewardWorkers: [String: Double]?
         if let rewards {
-            rewardWorkers = rewards.counters.metrics.mapValues(JSONValue.number)
-            rewardWorkers["groups_waiting"] = .integer(awaitingRewards.count)
+            rewardWorkers = rewards.counters.metrics
+            rewardWorkers?["groups_waiting"] = Double(awaitingRewards.count)
         }
-        var fields: [String: JSONValue] = [
-            "steps": .integer(core.step), "finished": .bool(finished), "wall_time_s": .number(clock() - startedAt),
-            "tokens_trained": .integer(training.tokensTrained), "weights_hash": .string(model.weightsHash()),
-            "accounting": .object(core.accounting.summary.mapValues(JSONValue.number)),
-            "accounting_identity_holds": .bool(core.accounting.identityHolds),
-            "trainer_idle_ratio": .number(training.idleRatio(now: clock(), countingCurrentWait: false)),
-        ]
-        if rewards != nil { fields["reward_workers"] = .object(rewardWorkers) }
-        let summary = JSONValue.object(fields)
-        try AtomicFile.write(try summary.serialized(), to: runDirectory + "/learner-summary.json")
+        let summary = LearnerSummary(
+            steps: core.step, finished: finished, wallTimeSeconds: clock() - startedAt, tokensTrained: training.tokensTrained,
+            weightsHash: model.weightsHash(), accounting: core.accounting.summary, accountingIdentityHolds: core.accounting.identityHolds,
+            trainerIdleRatio: training.idleRatio(now: clock(), countingCurrentWait: false), rewardWorkers: rewardWorkers)
+        try summary.write(runDirectory: runDirectory)
     }
 }

@@ -226,10 +226,7 @@ package final class LocalRun {
 
     /// The steps the learner says it trained (`learner-summary.json`, written as it finishes), nil when it wrote none.
     private func learnerSummarySteps() -> Int? {
-        guard let data = FileManager.default.contents(atPath: config.runDirectory + "/learner-summary.json"),
-              let summary = try? JSONValue.parse(data, source: "learner-summary.json"),
-              case .integer(let steps)? = summary["steps"] else { return nil }
-        return steps
+        (try? LearnerSummary.read(runDirectory: config.runDirectory))?.steps
     }
 
     private func latestCheckpointStep() -> Int? {
