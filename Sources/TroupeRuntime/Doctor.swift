@@ -54,8 +54,11 @@ package enum Doctor {
         /// `openblas_get_corename()` and `openblas_get_num_threads()` of this process.
         package var blasCoreName: String
         package var blasThreads: Int
+        /// Whether this kernel gives a product split by rows bit for bit (`GEMMRowSplit.splitIsExact`):
+        /// a learner here then splits its larger products over two threads.
+        package var blasSplitIsExact: Bool
         package init(hostName: String, localAddresses: Set<String>, cpuCount: Int, availableMemoryBytes: UInt64?,
-                     environment: [String: String], blasCoreName: String, blasThreads: Int) {
+                     environment: [String: String], blasCoreName: String, blasThreads: Int, blasSplitIsExact: Bool = true) {
             self.hostName = hostName
             self.localAddresses = localAddresses
             self.cpuCount = cpuCount
@@ -63,6 +66,7 @@ package enum Doctor {
             self.environment = environment
             self.blasCoreName = blasCoreName
             self.blasThreads = blasThreads
+            self.blasSplitIsExact = blasSplitIsExact
         }
     }
 
@@ -88,12 +92,16 @@ package enum Doctor {
         return Check("cpus_memory", .ok, text)
     }
 
-    /// The kernel OpenBLAS picked, and its thread settings. An unrecognised CPU falls back to generic
-    /// kernels (`Prescott` on x86-64) that run sgemm several times slower: that is a warning.
+    /// The kernel OpenBLAS picked, its thread settings and whether a learner here splits its products
+    /// by rows. An unrecognised CPU falls back to generic kernels (`Prescott` on x86-64) that run sgemm
+    /// several times slower: that is a warning.
     package static func openBLAS(_ host: Host) -> Check {
         let coreType = host.environment["OPENBLAS_CORETYPE"].flatMap { $0.isEmpty ? nil : $0 }
         let threadsSetting = host.environment["OPENBLAS_NUM_THREADS"].flatMap { $0.isEmpty ? nil : $0 }
-        let facts = "kernel \(host.blasCoreName), OPENBLAS_CORETYPE=\(coreType ?? "unset"), OPENBLAS_NUM_THREADS=\(threadsSetting ?? "unset")"
+        let split = host.environment["TROUPE_GEMM_ROW_SPLIT"] == "off" ? "one thread (TROUPE_GEMM_ROW_SPLIT=off)"
+            : host.blasSplitIsExact ? "rows split over 2 threads" : "one thread (this kernel's split products differ from whole ones)"
+        let facts = "kernel \(host.blasCoreName), OPENBLAS_CORETYPE=\(coreType ?? "unset"), OPENBLAS_NUM_THREADS=\(threadsSetting ?? "unset"), "
+            + "learner's matrix products: \(split)"
         if genericKernels.contains(host.blasCoreName.lowercased()) {
             let fix = coreType == nil
                 ? "OpenBLAS did not recognise this CPU and fell back to generic kernels (several times slower); set OPENBLAS_CORETYPE to the CPU's family (e.g. Haswell or SkylakeX)"

@@ -13,7 +13,16 @@ package enum DoctorProbes {
     package static func host(environment: [String: String] = ProcessInfo.processInfo.environment) -> Doctor.Host {
         Doctor.Host(hostName: ProcessInfo.processInfo.hostName, localAddresses: localAddresses(),
                     cpuCount: ProcessInfo.processInfo.activeProcessorCount, availableMemoryBytes: availableMemory(),
-                    environment: environment, blasCoreName: BLASInfo.coreName, blasThreads: BLASInfo.threads)
+                    environment: environment, blasCoreName: BLASInfo.coreName, blasThreads: BLASInfo.threads,
+                    blasSplitIsExact: splitIsExactOnOneThread())
+    }
+
+    /// The row-split probe as a learner runs it: on one OpenBLAS thread (learner.threads = 1).
+    private static func splitIsExactOnOneThread() -> Bool {
+        let threads = BLASInfo.threads
+        BLASInfo.setThreads(1)
+        defer { BLASInfo.setThreads(threads) }
+        return GEMMRowSplit.splitIsExact()
     }
 
     /// The numeric addresses `host` resolves to (empty: it does not resolve).

@@ -98,7 +98,7 @@ public enum GEMMRowSplit {
     /// Computes products of the shapes a learner step makes (each transposition, rows off the tile
     /// height, strided operands) whole and in row halves, and compares the bits. Meaningful only
     /// while OpenBLAS runs on one thread.
-    static func splitIsExact() -> Bool {
+    public static func splitIsExact() -> Bool {
         var generator = Xoshiro256(seed: 1)
         func random() -> Float { Float(generator.nextUnit() * 2 - 1) }
         for (transA, transB, m, n, k) in [(false, true, 300, 352, 128), (true, false, 230, 352, 300), (false, false, 301, 128, 352),

@@ -127,6 +127,17 @@ import TroupeWire
         #expect(Doctor.openBLAS(Self.host()).verdict == .ok)
     }
 
+    @Test func theLearnersRowSplitIsReported() {
+        var host = Self.host()
+        #expect(Doctor.openBLAS(host).detail.contains("matrix products: rows split over 2 threads"))
+        host.blasSplitIsExact = false
+        let differing = Doctor.openBLAS(host)
+        #expect(differing.verdict == .ok && differing.detail.contains("one thread (this kernel's split products differ"))
+        host.blasSplitIsExact = true
+        host.environment["TROUPE_GEMM_ROW_SPLIT"] = "off"
+        #expect(Doctor.openBLAS(host).detail.contains("one thread (TROUPE_GEMM_ROW_SPLIT=off)"))
+    }
+
     @Test func memoryAndSharedMemory() {
         #expect(Doctor.cpusAndMemory(Self.host(memory: 512 << 20)).verdict == .warn)
         #expect(Doctor.cpusAndMemory(Self.host()).detail.contains("16 CPUs"))
