@@ -62,10 +62,12 @@ final class BenchThread: @unchecked Sendable {
     }
 
     /// Waits for the role to end; rethrows its error, or throws if it is still running at the timeout.
+    /// A role may be joined again (it stays ended).
     func join(timeoutSeconds: Double, phase: String) throws {
         guard finished.wait(timeout: .now() + timeoutSeconds) == .success else {
             throw RuntimeBenchError(phase, "a role did not finish within \(Int(timeoutSeconds)) s")
         }
+        finished.signal()
         lock.lock()
         defer { lock.unlock() }
         if let failure { throw failure }

@@ -218,6 +218,11 @@ package enum IngestionBench {
             }
             let start = try trial.gate.open(whenReady: encoded.count, deadline: deadline, phase: phase)
             let finish = try trial.end.take(deadline: deadline, phase: phase, what: "last group", watching: roles)
+            // With replies, the actors end once their last replies arrive: a learner that stopped at
+            // its last group would discard the replies still queued.
+            if mode == .rawCredit {
+                try joinAll(Array(roles.dropFirst()), timeoutSeconds: max(1, deadline - monotonicSeconds()) + 5, phase: phase)
+            }
             trial.stop.raise()
             try joinAll(roles, timeoutSeconds: max(1, deadline - monotonicSeconds()) + 5, phase: phase)
             return Trial(mode: mode, groups: trial.expected, bytes: bytes, seconds: finish - start)
@@ -291,8 +296,9 @@ package enum IngestionBench {
                 inFlight -= 1
             }
         }
-        // Closing discards what is still queued: stay until the learner has every group.
-        while !trial.stop.isRaised {
+        // Closing discards what is still queued: stay until the learner has every group (with replies,
+        // every reply says it has).
+        while trial.mode == .raw && !trial.stop.isRaised {
             if monotonicSeconds() > trial.deadline { throw RuntimeBenchError(phase, "actor \(a): the learner never got every group") }
             usleep(1000)
         }
