@@ -1,6 +1,7 @@
 import Foundation
 import TroupeModel
 import TroupeRuntime
+import TroupeTensor
 
 /// Encodes, chains and writes `RunLog`'s records: on the appending thread (`.inline`), or on threads of
 /// its own (`.thread`): a writer that takes every record queued since its last pass and writes them in

@@ -1,4 +1,5 @@
 import Foundation
+import TroupeTensor
 
 /// Runs one job at a time on its own thread, so an I/O loop that owns sockets keeps serving them while
 /// the job computes (the learner's training steps, an actor's sampling). The owner submits a job when

@@ -1,4 +1,5 @@
 import Foundation
+import TroupeTensor
 
 /// A process's kernel threads, as /proc/PID/task lists them.
 package enum ProcessThreads {

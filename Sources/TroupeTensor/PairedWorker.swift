@@ -43,7 +43,10 @@ public final class PairedWorker: @unchecked Sendable {
     private init() {
         helperAvailable = ProcessInfo.processInfo.activeProcessorCount > 1
         guard helperAvailable else { return }
-        let thread = Thread { [unowned self] in self.helperLoop() }
+        let thread = Thread { [unowned self] in
+            nameCurrentThread("paired-worker")
+            self.helperLoop()
+        }
         thread.name = "troupe.paired-worker"
         thread.start()
     }

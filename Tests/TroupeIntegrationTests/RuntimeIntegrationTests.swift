@@ -260,8 +260,8 @@ import Glibc
         for t in threads where t.name.hasPrefix("ZMQbg") {
             run.check(t.policy == 0, "ZeroMQ's thread \(t.name) has policy \(t.policy), expected SCHED_OTHER (0)")
         }
-        // The sampler, OpenBLAS's workers and the matrix products' helper: named "sampler" or not named.
-        let sampling = threads.filter { $0.name == "sampler" || ($0.id != actor.pid && $0.name == main!.name) }
+        // The sampler, the matrix products' helper ("paired-worker") and OpenBLAS's workers (not named).
+        let sampling = threads.filter { ["sampler", "paired-worker"].contains($0.name) || ($0.id != actor.pid && $0.name == main!.name) }
         for t in sampling {
             run.check(t.policy == 5, "sampling thread \(t.id) (\(t.name)) has policy \(t.policy), expected SCHED_IDLE (5)")
         }
