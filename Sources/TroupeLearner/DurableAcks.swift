@@ -19,7 +19,8 @@ package struct DurableAcks {
     /// (asking it to commit them), and returns the held acks that may leave now, in the order held.
     package mutating func take(_ decided: [(PeerID, Troupe_V1_Ack)], committing log: RunLog) throws -> [(PeerID, Troupe_V1_Ack)] {
         hold(decided, untilRecord: try log.commit())
-        return isEmpty ? [] : release(durable: try log.durableCount())
+        let durable = try log.durableCount()
+        return isEmpty ? [] : release(durable: durable)
     }
 
     /// The acks that may leave now that `durable` records are on disk, in the order they were held.

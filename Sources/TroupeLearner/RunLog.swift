@@ -116,9 +116,10 @@ package final class RunLog {
     package func sync() throws { try writer.waitUntilDurable(count) }
 
     /// Asks for every record appended so far to become durable and returns how many that is: inline it
-    /// fsyncs now; with `Writing.thread` the syncer's next fsync does, and `durableCount()` says when.
+    /// fsyncs now; with `Writing.thread` the syncer's next fsync does, and `durableCount()` says when
+    /// (and throws what stopped the writer threads).
     package func commit() throws -> Int {
-        if writer.threaded { _ = try writer.durableCount() } else { try sync() }
+        if !writer.threaded { try sync() }
         return count
     }
 
