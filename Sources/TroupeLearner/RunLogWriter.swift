@@ -211,13 +211,8 @@ final class RunLogWriter: @unchecked Sendable {
             buffer.append(contentsOf: Self.lineEnd)
             end = ChainEnd(hash: hash, size: end.size + buffer.count - lineStart)
         }
-        try buffer.withUnsafeBytes { raw in
-            var done = 0
-            while done < raw.count {
-                let n = Foundation.write(fd, raw.baseAddress! + done, raw.count - done)
-                guard n > 0 else { throw RunLog.LogError.unreadable(path, "write failed: \(String(cString: strerror(errno)))") }
-                done += n
-            }
+        guard buffer.withUnsafeBytes({ AtomicFile.writeAll(fd, $0) }) else {
+            throw RunLog.LogError.unreadable(path, "write failed: \(String(cString: strerror(errno)))")
         }
         if let encodingError { throw encodingError }
         return end

@@ -193,15 +193,7 @@ public enum AtomicFile {
         let tmp = path + ".tmp-\(getpid())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw ModelError.unreadable(path: tmp, reason: "cannot create (\(String(cString: strerror(errno))))") }
-        var ok = true
-        data.withUnsafeBytes { raw in
-            var written = 0
-            while written < raw.count {
-                let n = Foundation.write(fd, raw.baseAddress! + written, raw.count - written)
-                if n <= 0 { ok = false; break }
-                written += n
-            }
-        }
+        var ok = data.withUnsafeBytes { writeAll(fd, $0) }
         if ok, durable { ok = fsync(fd) == 0 }
         close(fd)
         guard ok, rename(tmp, path) == 0 else {
@@ -212,5 +204,17 @@ public enum AtomicFile {
         let dir = (path as NSString).deletingLastPathComponent
         let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY)
         if dfd >= 0 { fsync(dfd); close(dfd) }
+    }
+
+    /// Writes all of `bytes` to `fd` (write(2) may take fewer, or be interrupted); false with errno set.
+    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        var done = 0
+        while done < bytes.count {
+            let n = Foundation.write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return false }
+            done += n
+        }
+        return true
     }
 }
