@@ -7,10 +7,8 @@
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${TROUPE_INTEROP_VENV:-$repo/.build/venv-interop}
-python=$(command -v python3 || true)
-[[ -x /usr/bin/python3 ]] && python=/usr/bin/python3
-[[ -n $python ]] || { echo "interop-venv: python3 is needed (apt-get install python3-venv)" >&2; exit 1; }
-"$python" -m venv "$venv" || { echo "interop-venv: cannot create $venv (on Debian: apt-get install python3-venv)" >&2; exit 1; }
+source "$repo/scripts/venv-lib.sh"
+make_venv interop-venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$repo/clients/python/requirements.txt"
 bash "$repo/clients/python/generate.sh"
 "$venv/bin/python" -c "import sys; sys.path.insert(0, '$repo/clients/python'); import zmq, xxhash, numpy, troupe_client.proto" \

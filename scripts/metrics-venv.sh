@@ -6,10 +6,8 @@
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${TROUPE_METRICS_VENV:-$repo/.build/venv-metrics}
-python=$(command -v python3 || true)
-[[ -x /usr/bin/python3 ]] && python=/usr/bin/python3
-[[ -n $python ]] || { echo "metrics-venv: python3 is needed (apt-get install python3-venv)" >&2; exit 1; }
-"$python" -m venv "$venv" || { echo "metrics-venv: cannot create $venv (on Debian: apt-get install python3-venv)" >&2; exit 1; }
+source "$repo/scripts/venv-lib.sh"
+make_venv metrics-venv "$venv"
 # setuptools below 81 still has pkg_resources, which tensorboard 2.20 (default.py) imports.
 "$venv/bin/pip" install --quiet --disable-pip-version-check "tensorboard==2.20.0" "prometheus_client==0.23.1" "setuptools<81"
 "$venv/bin/python" -c "import tensorboard.backend.event_processing.event_accumulator, prometheus_client.parser" \

@@ -7,12 +7,9 @@
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${TROUPE_REWARDS_VENV:-$repo/.build/venv-rewards}
-python=$(command -v python3 || true)
-[[ -x /usr/bin/python3 ]] && python=/usr/bin/python3
-[[ -n $python ]] || { echo "rewards-venv: python3 is needed (apt-get install python3-venv)" >&2; exit 1; }
+source "$repo/scripts/venv-lib.sh"
 command -v protoc >/dev/null || { echo "rewards-venv: protoc is needed (apt-get install protobuf-compiler)" >&2; exit 1; }
-[[ -x $venv/bin/python ]] || "$python" -m venv "$venv" \
-    || { echo "rewards-venv: cannot create $venv (on Debian: apt-get install python3-venv)" >&2; exit 1; }
+make_venv rewards-venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$repo/rewards/python/requirements.txt"
 generated="$venv/troupe_proto"
 rm -rf "$generated"

@@ -13,9 +13,8 @@ bench=${TROUPE_BENCH:-$repo/.build/release/troupe-bench}
 out=${1:-$repo/bench/peers/results.json}
 [[ $# -gt 0 ]] && shift
 [[ -x $bench ]] || { echo "peers: no troupe-bench at $bench (swift build -c release --product troupe-bench)" >&2; exit 1; }
-if [[ ! -x $venv/bin/python ]]; then
-    python3 -m venv "$venv" || { echo "peers: cannot create $venv (on Debian: apt-get install python3-venv)" >&2; exit 1; }
-fi
+source "$repo/scripts/venv-lib.sh"
+make_venv peers "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$repo/bench/peers/requirements.txt"
 workload=$(mktemp -d)
 trap 'rm -rf "$workload"' EXIT
