@@ -100,7 +100,11 @@ struct JSONParser {
             if recordPositions { keyOffsets[renderedPath] = keyOffset }
             let value = try parseValue()
             if object.updateValue(value, forKey: key) != nil {
-                throw failure("duplicate key \"\(key)\"", at: keyOffset)
+                // Swift compares strings by canonical equivalence, so "é" and "e\u{301}" are one key here.
+                let earlier = object.keys.first { $0 == key }!
+                let equivalent = earlier.unicodeScalars.elementsEqual(key.unicodeScalars) ? ""
+                    : " (the same text in Unicode as an earlier key written differently: keys are compared as Unicode text)"
+                throw failure("duplicate key \"\(key)\"\(equivalent)", at: keyOffset)
             }
             stack.removeLast()
             skipWhitespace()

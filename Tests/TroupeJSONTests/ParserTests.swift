@@ -20,6 +20,16 @@ import TroupeJSON
         #expect(try JSONValue.parse(#""\ud83d\ude00""#) == "😀")
     }
 
+    /// Two keys that differ in code points but are one text in Unicode ("é" precomposed and as e plus
+    /// a combining accent) are one key to Swift: refused, saying why.
+    @Test func canonicallyEquivalentKeysAreRefusedSayingWhy() {
+        let error = #expect(throws: JSONError.self) { try JSONValue.parse("{\"\u{E9}\": 1, \"e\u{301}\": 2}") }
+        #expect(error?.description.contains("duplicate key") == true)
+        #expect(error?.description.contains("the same text in Unicode as an earlier key written differently") == true)
+        let plain = #expect(throws: JSONError.self) { try JSONValue.parse(#"{"a": 1, "a": 2}"#) }
+        #expect(plain?.description.contains("written differently") == false)
+    }
+
     /// Each malformed document with the line, column and words of its error.
     @Test(arguments: [
         ("{\n  \"a\": 1,\n  \"a\": 2\n}", "input:3:3: a: duplicate key \"a\""),
