@@ -2,8 +2,9 @@ import Foundation
 import TroupeJSON
 import TroupeModel
 
-/// What a learner writes to `learner-summary.json` as it finishes: its one writer (`LearnerServer`)
-/// and its one reader (`troupe run`, `troupe bench rl-step`, the integration tests).
+/// What a learner writes to `learner-summary.json` as it finishes: the writer (`LearnerServer`) and
+/// the reader (`troupe run`, `troupe bench rl-step`; the integration tests read the file on their own,
+/// as an operator would).
 package struct LearnerSummary: Codable, Sendable, Equatable {
     package static let fileName = "learner-summary.json"
 
