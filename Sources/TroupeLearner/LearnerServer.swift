@@ -168,7 +168,7 @@ package final class LearnerServer {
         runLog = try RunLog(path: logPath, writing: runLogWriting)
         let exportFailed: (String) -> Void = { [console] in console.warn("metrics export failed; training goes on", ["error": .string($0)]) }
         events = RunEvents([RunLogSink(runLog), LogStreamSink<RunLogEntry>(endpoints.logs),
-                            MetricsFileSink<RunLogEntry>(MetricsWriter(path: runDirectory + "/metrics.jsonl")),
+                            MetricsFileSink<RunLogEntry>(MetricsWriter(path: runDirectory + "/metrics.jsonl", onFailure: exportFailed)),
                             PrometheusTextfileSink<RunLogEntry>(path: runDirectory + "/metrics.prom",
                                                                 run: URL(fileURLWithPath: runDirectory).lastPathComponent,
                                                                 exposition: exposition, streamKinds: ["learner_stats": "learner"],

@@ -84,7 +84,7 @@ package final class LocalRun {
         try prepareRunDirectory()
         // Evaluation lines go to metrics.jsonl and, beside the learner's, a TensorBoard event file of their own.
         let exportFailed: (String) -> Void = { [console] in console.warn("metrics export failed; the run goes on", ["error": .string($0)]) }
-        let events = LocalRunEvents([MetricsFileSink<Never>(MetricsWriter(path: dir + "/metrics.jsonl")),
+        let events = LocalRunEvents([MetricsFileSink<Never>(MetricsWriter(path: dir + "/metrics.jsonl", onFailure: exportFailed)),
                                      try TensorBoardSink<Never>(directory: dir + "/tensorboard", onFailure: exportFailed)])
 
         var before: EvalRow?

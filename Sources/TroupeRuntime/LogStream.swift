@@ -81,14 +81,20 @@ package final class InMemoryLogStream: LogStreamPublisher, @unchecked Sendable {
 
 /// metrics.jsonl: one JSON object per line with `step`, `time_s`, `kind` and flat metric keys
 /// (the format `troupe report` reads). Opened with O_APPEND so the learner and `troupe run` can both
-/// append whole lines to the same file.
+/// append whole lines to the same file. A file that cannot be opened or written is reported through
+/// `onFailure` (each distinct problem once), never fatal: the run log, not this view, is the record.
 package final class MetricsWriter {
     private let fd: Int32
+    private let path: String
     private let start: Date
+    private let failures: ExportFailureReporter
 
-    package init(path: String, start: Date = Date()) {
+    package init(path: String, start: Date = Date(), onFailure: @escaping (String) -> Void = { _ in }) {
         fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        self.path = path
         self.start = start
+        failures = ExportFailureReporter(onFailure)
+        if fd < 0 { failures.failed("cannot open \(path): \(String(cString: strerror(errno)))") }
     }
 
     deinit { if fd >= 0 { close(fd) } }
@@ -99,6 +105,10 @@ package final class MetricsWriter {
         for (k, v) in metrics where v.isFinite { object[k] = .number(v) }
         guard var data = try? JSONValue.object(object).serialized(compact: true) else { return }
         data.append(0x0A)
-        _ = data.withUnsafeBytes { Foundation.write(fd, $0.baseAddress!, $0.count) }
+        // One write per line, so lines appended by two processes never interleave.
+        let written = data.withUnsafeBytes { Foundation.write(fd, $0.baseAddress!, $0.count) }
+        if written == data.count { failures.succeeded() } else {
+            failures.failed("cannot append to \(path): \(written < 0 ? String(cString: strerror(errno)) : "short write")")
+        }
     }
 }

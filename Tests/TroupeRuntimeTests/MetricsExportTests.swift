@@ -110,6 +110,20 @@ struct MetricsExportFormatTests {
         #expect(failures.first?.contains("/nonexistent-troupe-dir/metrics.prom") == true)
     }
 
+    @Test func aMetricsFileThatCannotBeOpenedOrWrittenIsReportedOnceNotThrown() throws {
+        var failures: [String] = []
+        let unopenable = MetricsFileSink<Never>(MetricsWriter(path: "/nonexistent-troupe-dir/metrics.jsonl") { failures.append($0) })
+        try unopenable.emit(.metrics("train", step: 1, ["x": 1]))
+        #expect(failures.count == 1 && failures.first?.contains("cannot open /nonexistent-troupe-dir/metrics.jsonl") == true)
+
+        // /dev/full takes the open and refuses every write (ENOSPC): a full disk.
+        failures = []
+        let full = MetricsFileSink<Never>(MetricsWriter(path: "/dev/full") { failures.append($0) })
+        try full.emit(.metrics("train", step: 1, ["x": 1]))
+        try full.emit(.metrics("train", step: 2, ["x": 2]))
+        #expect(failures.count == 1 && failures.first?.contains("cannot append to /dev/full") == true, "\(failures)")
+    }
+
     @Test func theTensorBoardSinkWritesAVersionRecordThenOneRecordPerMetricsLine() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("troupe-tb-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
