@@ -82,7 +82,8 @@ package final class InMemoryLogStream: LogStreamPublisher, @unchecked Sendable {
 /// metrics.jsonl: one JSON object per line with `step`, `time_s`, `kind` and flat metric keys
 /// (the format `troupe report` reads). Opened with O_APPEND so the learner and `troupe run` can both
 /// append whole lines to the same file. A file that cannot be opened or written is reported through
-/// `onFailure` (each distinct problem once), never fatal: the run log, not this view, is the record.
+/// `onFailure` (each distinct problem once), never fatal: it is for watching a run, and the run log
+/// is written apart from it.
 package final class MetricsWriter {
     private let fd: Int32
     private let path: String
