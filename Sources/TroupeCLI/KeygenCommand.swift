@@ -10,13 +10,14 @@ package struct KeygenCommand: ParsableCommand {
         The files follow ZeroMQ's certificate format (zcert). NAME is the key's user id: an actor's key must be named \
         as the actor (its --identity). Give the learner its own key (--role learner) and a directory of the public \
         .key files it admits (--allow); give each actor and monitor its .key_secret and the learner's .key. \
-        See docs/cli.md and docs/ARCHITECTURE.md §9.
+        A reward worker (--role reward-worker) serves with its .key_secret; the learner names its .key in \
+        reward_workers.server_keys (docs/rewards.md). See docs/cli.md and docs/ARCHITECTURE.md §9.
         """)
 
-    @Argument(help: "The key's name: the actor's identity, or a name for a monitor or the learner.")
+    @Argument(help: "The key's name: the actor's identity, or a name for a monitor, the learner or a reward worker.")
     package var name: String
 
-    @Option(name: .long, help: "What the key is for: actor, monitor or learner.")
+    @Option(name: .long, help: "What the key is for: actor, monitor, learner or reward-worker.")
     package var role: String = "actor"
 
     @Option(name: .long, help: "Where to write the two files (created if missing).")

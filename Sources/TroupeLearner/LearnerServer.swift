@@ -155,7 +155,9 @@ package final class LearnerServer {
                            leaseTimeout: config.learner.leaseTimeoutSeconds, heartbeatTimeout: config.learner.heartbeatTimeoutSeconds,
                            credit: config.learner.credit, publishEvery: config.learner.publishEvery)
         if config.rewardWorkers.enabled {
-            let transport = try rewardTransport ?? ZeroMQRewardWorkers(endpoints: config.rewardWorkers.endpoints)
+            let transport = try rewardTransport ?? ZeroMQRewardWorkers(
+                endpoints: config.rewardWorkers.endpoints,
+                keys: RewardWorkerKeys.resolve(config.rewardWorkers, learner: security.map { .pair($0.keyPair) } ?? .insecurePlaintext))
             rewards = RewardWorkerClient(settings: .init(config.rewardWorkers), transport: transport)
         } else {
             rewards = nil

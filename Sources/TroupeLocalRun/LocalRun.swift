@@ -81,6 +81,7 @@ package final class LocalRun {
         let prompts = try RunSetup.prompts(config, tokenizer: tokenizer)
         promptFormat = try RunSetup.promptFormat(config, tokenizer: tokenizer)
         let items = try evaluationItems()
+        _ = try RewardWorkerKeys.resolve(config.rewardWorkers, learner: options.authenticate ? .madeForEachRun : .insecurePlaintext)
         try prepareRunDirectory()
         // Evaluation lines go to metrics.jsonl and, beside the learner's, a TensorBoard event file of their own.
         let exportFailed: (String) -> Void = { [console] in console.warn("metrics export failed; the run goes on", ["error": .string($0)]) }

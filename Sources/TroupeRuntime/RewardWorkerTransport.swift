@@ -19,7 +19,8 @@ package protocol RewardWorkerTransport: AnyObject {
 /// A DEALER connected to each worker's ROUTER. `immediate` queues only on live connections, so a
 /// request is never parked in the pipe of a worker that is down (the client tries another one); the
 /// DEALER reconnects by itself (100 ms, backing off to 5 s) and ZMTP heartbeats drop a frozen worker's
-/// connection after 3 s. Plaintext: workers are the operator's processes (docs/rewards.md).
+/// connection after 3 s. With `keys` each DEALER is a CURVE client that must find its worker's key at
+/// the other end, so a request is queued only on a connection to that worker (docs/rewards.md).
 package final class ZeroMQRewardWorkers: RewardWorkerTransport {
     /// The largest response read; anything longer is dropped by libzmq and counts as no answer.
     package static let maxResponseBytes = 1 << 20
@@ -27,13 +28,17 @@ package final class ZeroMQRewardWorkers: RewardWorkerTransport {
     private var sockets: [ZMQSocket]
     package var workerCount: Int { sockets.count }
 
-    package init(endpoints: [String]) throws {
+    package init(endpoints: [String], keys: RewardWorkerKeys?) throws {
+        precondition(keys.map { $0.serverKeys.count == endpoints.count } ?? true, "one server key per endpoint")
         context = try ZMQContext(ioThreads: 1)
         sockets = []
-        for text in endpoints {
+        for (index, text) in endpoints.enumerated() {
             let socket = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
             try socket.set([.immediate(true), SocketProfile.defaultReconnect, SocketProfile.defaultHeartbeat,
                             .maxMessageSize(Int64(Self.maxResponseBytes)), .sendHighWaterMark(4096), .receiveHighWaterMark(4096)])
+            if let keys {
+                try socket.set(.curveClient(serverKey: keys.serverKeys[index], publicKey: keys.client.publicKey, secretKey: keys.client.secretKey))
+            }
             try socket.connect(Endpoint(parsing: text))
             sockets.append(socket)
         }

@@ -134,6 +134,10 @@ package struct RunConfig: Sendable {
         package var fallbackReward: Double?
         /// Scores kept in the learner's cache (least recently used go first); 0 turns it off.
         package var cacheEntries = 65_536
+        /// Public key files of the workers (one for all, or one per endpoint in order); empty: plaintext.
+        package var serverKeys: [String] = []
+        /// The secret key file the learner presents to its workers; empty: the learner's own key pair.
+        package var clientKey = ""
         package var enabled: Bool { !endpoints.isEmpty }
     }
 

@@ -195,6 +195,17 @@ extension RunConfig {
             return nil
         }, write: { $0.rewardWorkers.fallbackReward.map(JSONValue.number) ?? .null }),
         .int("reward_workers.cache_entries", \.rewardWorkers.cacheEntries, 0...100_000_000, "scores the learner caches by (reward version, prompt and reference, completion); 0 turns the cache off"),
+        Setting(key: "reward_workers.server_keys", type: "list of strings", range: "paths of `.key` files: one, or one per endpoint", doc: "the workers' public CURVE keys (`troupe keygen`; a worker's `--key`): one file for every worker, or one per entry of `reward_workers.endpoints` in order; `[]`: plaintext, allowed only for a learner that runs with `--insecure-plaintext` (see docs/rewards.md)", read: { config, value in
+            guard case let .array(items) = value else { return "expected a list of key file paths, got \(Setting.describe(value))" }
+            var paths: [String] = []
+            for item in items {
+                guard case let .string(path) = item, !path.isEmpty else { return "expected non-empty key file paths, got \(Setting.describe(item))" }
+                paths.append(path)
+            }
+            config.rewardWorkers.serverKeys = paths
+            return nil
+        }, write: { .array($0.rewardWorkers.serverKeys.map(JSONValue.string)) }),
+        .string("reward_workers.client_key", \.rewardWorkers.clientKey, emptyMeansOff: true, "the secret key file (`.key_secret`) the learner presents to its workers, whose `--allow` must list its public file; `\"\"`: the learner's own `--key`"),
     ]
 
     /// The sections in table order; `algorithm` comes after them.
@@ -415,6 +426,13 @@ extension RunConfig: Decodable {
             }
             guard !rewardWorkers.version.isEmpty else {
                 throw ConfigError(key: "reward_workers.version", problem: "must name the reward definition the workers answer with (the cache key and the run's record depend on it)")
+            }
+            let keys = rewardWorkers.serverKeys.count
+            if keys > 1 && keys != rewardWorkers.endpoints.count {
+                throw ConfigError(key: "reward_workers.server_keys", problem: "lists \(keys) key files for \(rewardWorkers.endpoints.count) reward_workers.endpoints: give one for every worker, or one per endpoint in order")
+            }
+            if keys == 0 && !rewardWorkers.clientKey.isEmpty {
+                throw ConfigError(key: "reward_workers.client_key", problem: "is set but reward_workers.server_keys is empty: the learner presents a key only to workers it can authenticate; name their public keys")
             }
             // A group waits for its scores while its lease runs: it must be able to land before the lease expires.
             let longest = rewardWorkers.deadlineSeconds * Double(rewardWorkers.attempts)

@@ -6,7 +6,8 @@ import Foundation
 /// (`ZAPHandler.Policy`).
 public struct CurveAllowlist: Sendable, Equatable {
     public enum Role: String, Sendable, CaseIterable {
-        case learner, actor, monitor
+        /// A reward worker's key is what a learner checks its workers by; no learner socket admits it.
+        case learner, actor, monitor, rewardWorker = "reward-worker"
     }
 
     public struct Member: Sendable, Hashable {

@@ -143,7 +143,7 @@ import TroupeRuntime
         expectUsageError(["monitor", "tcp://127.0.0.1:5558", "--learner-key", "l.key"], "--key and --learner-key go together")
         expectUsageError(["learner", "--key", "learner.key_secret"], "--key and --allow go together")
         expectUsageError(["learner", "--key", "l", "--allow", "d", "--insecure-plaintext"], "--insecure-plaintext contradicts --key and --allow")
-        expectUsageError(["keygen", "a", "--role", "admin"], "--role must be one of learner, actor, monitor, got admin")
+        expectUsageError(["keygen", "a", "--role", "admin"], "--role must be one of learner, actor, monitor, reward-worker, got admin")
         expectUsageError(["keygen", "../a"], "NAME must be letters, digits")
     }
 

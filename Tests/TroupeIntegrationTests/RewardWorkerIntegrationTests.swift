@@ -13,10 +13,11 @@ enum RewardWorkerVenv {
 }
 
 extension IntegrationRun {
-    /// Starts a reference worker on a port of its choosing; returns it and the address it bound.
-    func startRewardWorker(_ name: String, kind: String = "math_verify", fault: String? = nil) throws -> (Child, String) {
+    /// Starts a reference worker on a port of its choosing (in plaintext unless `keys` give its
+    /// `--key` and `--allow`); returns it and the address it bound.
+    func startRewardWorker(_ name: String, kind: String = "math_verify", fault: String? = nil, keys: [String] = []) throws -> (Child, String) {
         let child = try startProgram(name, [RewardWorkerVenv.python, RewardWorkerVenv.worker, "--bind", "tcp://127.0.0.1:0", "--kind", kind,
-                                            "--version", "v1"] + (fault.map { ["--fault", $0] } ?? []))
+                                            "--version", "v1"] + (fault.map { ["--fault", $0] } ?? []) + (keys.isEmpty ? Self.plaintext : keys))
         var endpoint: String?
         waitUntil("\(name) says where it listens", within: 30) {
             guard let line = child.stdout.split(separator: "\n").first(where: { $0.contains("\"listening\"") }),
@@ -33,6 +34,17 @@ extension IntegrationRun {
         let list = "[" + endpoints.map { "\"\($0)\"" }.joined(separator: ",") + "]"
         return ["reward_workers.endpoints=\(list)", "reward_workers.version=v1", "algorithm.reward.kind=external",
                 "task.label_free=false"] + extra
+    }
+
+    /// A worker's last line after SIGTERM: requests answered and connections its allowlist refused.
+    func stoppedRewardWorker(_ child: Child) -> (answered: Int, refused: Int)? {
+        child.send(SIGTERM)
+        guard child.waitForExit(within: 10) == .code(0),
+              let line = child.stdout.split(separator: "\n").last(where: { $0.contains("\"stopped\"") }),
+              let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+              let answered = (object["answered"] as? NSNumber)?.intValue,
+              let refused = (object["refused_connections"] as? NSNumber)?.intValue else { return nil }
+        return (answered, refused)
     }
 
     var rewardCounters: [String: Int] {
@@ -149,5 +161,53 @@ extension RuntimeIntegrationTests {
         let rejected = run.records.of("group_rejected").filter { $0.string("reason") == "reward_unavailable" }.count
         print("[reward-workers] faults: counters=\(counters) reward_unavailable=\(rejected) learner_s=\(String(format: "%.1f", learner.secondsSinceStart))")
         try Self.expectReplayVerifies(run, steps: 4)
+    }
+
+    /// Reward workers over CURVE, with real processes: a learner with keys is refused at start when it
+    /// names no worker keys; then, of three workers, only the one whose key it names and whose
+    /// allowlist admits it is asked. The impostor (another key pair at that address) and the closed
+    /// worker (its allowlist lacks the learner) answer nothing, and every sample is still scored.
+    @Test(.enabled(if: RewardWorkerVenv.installed || ClusterRecipes.required,
+                   "the reward worker's venv is missing (bash scripts/rewards-venv.sh); reward worker runs skipped"),
+          .timeLimit(.minutes(4)))
+    func aLearnerWithKeysAsksOnlyTheWorkersItAuthenticates() throws {
+        try #require(RewardWorkerVenv.installed, "CI is set but \(RewardWorkerVenv.venv) cannot run the worker: run bash scripts/rewards-venv.sh")
+        let run = try IntegrationRun("reward-workers-curve")
+        defer { run.finish() }
+        let keys = run.directory + "/keys"
+        for (name, role, folder) in [("learner", "learner", keys), ("a1", "actor", keys + "/allowed"), ("other", "learner", keys + "/other"),
+                                     ("w-keyed", "reward-worker", keys + "/workers"), ("w-impostor", "reward-worker", keys + "/workers"),
+                                     ("w-closed", "reward-worker", keys + "/workers")] {
+            let (status, _) = try run.runToCompletion("keygen-\(name)", ["keygen", name, "--role", role, "--directory", folder], within: 20)
+            try run.require(status == .code(0), "troupe keygen \(name) failed")
+        }
+        let learnerKeys = ["--key", keys + "/learner.key_secret", "--allow", keys + "/allowed"]
+        let (keyed, e1) = try run.startRewardWorker("worker-keyed", keys: ["--key", keys + "/workers/w-keyed.key_secret", "--allow", keys + "/learner.key"])
+        let (impostor, e2) = try run.startRewardWorker("worker-impostor", keys: ["--key", keys + "/workers/w-impostor.key_secret", "--allow", keys + "/learner.key"])
+        let (closed, e3) = try run.startRewardWorker("worker-closed", keys: ["--key", keys + "/workers/w-closed.key_secret", "--allow", keys + "/other/other.key"])
+
+        let plaintextAsked = try run.runToCompletion("learner-no-worker-keys", ["learner"] + learnerKeys + run.learnerSettings(maxSteps: 1,
+            IntegrationRun.rewardSettings([e1], ["run.directory=\(run.directory)/refused"])), within: 30)
+        run.check(plaintextAsked.status == .code(1) && plaintextAsked.child.stderr.contains("reward_workers.server_keys"),
+                  "a learner with keys and no worker keys should be refused naming reward_workers.server_keys: \(plaintextAsked.child.tail())")
+
+        let workerKeys = "[\"\(keys)/workers/w-keyed.key\",\"\(keys)/workers/w-keyed.key\",\"\(keys)/workers/w-closed.key\"]"
+        let learner = try run.start("learner", ["learner"] + learnerKeys + run.learnerSettings(maxSteps: 3, IntegrationRun.rewardSettings([e1, e2, e3], [
+            "reward_workers.server_keys=\(workerKeys)", "reward_workers.deadline_s=1", "reward_workers.attempts=3"])))
+        let actor = try run.startActor("a1", ["--key", keys + "/allowed/a1.key_secret", "--learner-key", keys + "/learner.key"])
+        try run.require(run.expectExit(learner, .code(0), within: 150) == .code(0), "the learner did not finish the run")
+        run.expectExit(actor, .code(0), within: 10)
+        Self.expectConsistentEnd(run, steps: 3)
+        let counters = run.rewardCounters
+        let samples = run.acceptedSamples
+        run.check(!samples.isEmpty && samples.allSatisfy { ($0.reward == 0 || $0.reward == 1) && !$0.fallback },
+                  "rewards are not the keyed worker's 0/1 scores: \(samples.prefix(8))")
+        run.check(counters["failed"] == 0 && (counters["scored"] ?? 0) >= samples.count, "samples went unscored: \(counters)")
+        let (k, i, c) = (run.stoppedRewardWorker(keyed), run.stoppedRewardWorker(impostor), run.stoppedRewardWorker(closed))
+        run.check((k?.answered ?? 0) > 0, "the keyed worker answered nothing: \(String(describing: k)) \(keyed.tail())")
+        run.check(i.map { $0.answered == 0 } ?? false, "the impostor answered the learner: \(String(describing: i)) \(impostor.tail())")
+        run.check(c.map { $0.answered == 0 && $0.refused > 0 } ?? false,
+                  "the closed worker should have refused the learner's connection and answered nothing: \(String(describing: c)) \(closed.tail())")
+        print("[reward-workers] curve: counters=\(counters) keyed=\(String(describing: k)) impostor=\(String(describing: i)) closed=\(String(describing: c))")
     }
 }

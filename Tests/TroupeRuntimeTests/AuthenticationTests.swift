@@ -64,4 +64,46 @@ import TroupeWire
         // A second handler cannot take the endpoint while the first holds it.
         #expect(throws: (any Error).self) { try ZAPHandler(context: context, policy: ZAPDomain.policy(CurveAllowlist())) }
     }
+
+    /// A learner with keys asks its reward workers only over CURVE: no worker keys is refused, one key
+    /// file serves every endpoint, a list gives each its own, and the learner presents its own key
+    /// unless `reward_workers.client_key` names another. Each error names the key and the file.
+    @Test func rewardWorkerKeysAreRequiredOfALearnerWithKeysAndReadPerEndpoint() throws {
+        let directory = NSTemporaryDirectory() + "troupe-reward-keys-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let w1 = try CurveKeyPair.generate(), w2 = try CurveKeyPair.generate(), presented = try CurveKeyPair.generate()
+        try CurveKeyFile.create(name: "w1", role: .rewardWorker, pair: w1, directory: directory)
+        try CurveKeyFile.create(name: "w2", role: .rewardWorker, pair: w2, directory: directory)
+        try CurveKeyFile.create(name: "rewards", role: .learner, pair: presented, directory: directory)
+        let learner = try CurveKeyPair.generate()
+        var settings = try RunConfig.parse(.object([:]), overrides: [
+            "reward_workers.endpoints=[\"tcp://127.0.0.1:5570\",\"tcp://127.0.0.1:5571\"]", "reward_workers.version=v1",
+            "algorithm.reward.kind=external"]).rewardWorkers
+
+        func problem(_ learnerKeys: CurveKeyPair?) -> String {
+            do { _ = try RewardWorkerKeys.resolve(settings, learner: learnerKeys.map { .pair($0) } ?? .insecurePlaintext); return "accepted" } catch { return "\(error)" }
+        }
+        #expect(problem(learner).hasPrefix("config key reward_workers.server_keys: is empty, but this learner authenticates its actors"))
+        #expect(try RewardWorkerKeys.resolve(settings, learner: .insecurePlaintext) == nil, "a plaintext learner asks plaintext workers")
+
+        settings.serverKeys = [directory + "/w1.key"]
+        let shared = try RewardWorkerKeys.resolve(settings, learner: .pair(learner))
+        #expect(shared?.serverKeys == [w1.publicKey, w1.publicKey] && shared?.client == learner)
+        #expect(problem(nil).hasPrefix("config key reward_workers.client_key: is empty and the learner has no key of its own"))
+        #expect(throws: ConfigError.self, "troupe run's learner key is new each run: no worker can admit it") {
+            try RewardWorkerKeys.resolve(settings, learner: .madeForEachRun)
+        }
+        settings.clientKey = directory + "/rewards.key_secret"
+        #expect(try RewardWorkerKeys.resolve(settings, learner: .madeForEachRun)?.client == presented)
+        #expect(try RewardWorkerKeys.resolve(settings, learner: .insecurePlaintext)?.client == presented)
+
+        settings.serverKeys = [directory + "/w1.key", directory + "/w2.key"]
+        #expect(try RewardWorkerKeys.resolve(settings, learner: .pair(learner))?.serverKeys == [w1.publicKey, w2.publicKey])
+        settings.serverKeys = [directory + "/w1.key", directory + "/missing.key"]
+        #expect(problem(learner).hasPrefix("config key reward_workers.server_keys: ") && problem(learner).contains(directory + "/missing.key"))
+        settings.serverKeys = [directory + "/w1.key"]
+        settings.clientKey = directory + "/w2.key"
+        #expect(problem(learner).hasPrefix("config key reward_workers.client_key: ") && problem(learner).contains(directory + "/w2.key"),
+                "a public file cannot be presented: \(problem(learner))")
+    }
 }

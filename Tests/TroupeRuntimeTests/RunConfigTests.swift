@@ -48,6 +48,8 @@ import TroupeRuntime
         ("{\"task\": {\"file\": \"t.jsonl\"}}", "config.json:1:19: task.file: set only one of task.spec and task.file"),
         ("{\"learner\": {\"publish_every\": 2}}", "config.json:1:31: learner.publish_every: is 2 but learner.max_staleness is 0: leases ask for weights at most 0 steps behind the learner, which would often be a step never published, so actors would wait for ever; set learner.publish_every at most 1 or raise learner.max_staleness"),
         ("{\"endpoints\": {\"metrics_port\": 5556}}", "config.json:1:32: endpoints.metrics_port: is 5556, a port of one of the learner's sockets (control, weights, announce, logs, logs_in)"),
+        ("{\"reward_workers\": {\"endpoints\": [\"tcp://h:1\", \"tcp://h:2\", \"tcp://h:3\"], \"version\": \"v1\", \"server_keys\": [\"a.key\", \"b.key\"]}, \"algorithm\": {\"reward.kind\": \"external\", \"sampling.samples_per_prompt\": null, \"sampling.train_samples\": null}}", "config.json:1:107: reward_workers.server_keys: lists 2 key files for 3 reward_workers.endpoints: give one for every worker, or one per endpoint in order"),
+        ("{\"reward_workers\": {\"endpoints\": [\"tcp://h:1\"], \"version\": \"v1\", \"client_key\": \"me.key_secret\"}, \"algorithm\": {\"reward.kind\": \"external\", \"sampling.samples_per_prompt\": null, \"sampling.train_samples\": null}}", "config.json:1:80: reward_workers.client_key: is set but reward_workers.server_keys is empty: the learner presents a key only to workers it can authenticate; name their public keys"),
         ("[1]", "config.json:1:1: --config: top level must be an object, got an array"),
     ])
     func refusesFileWithPosition(text: String, message: String) {
