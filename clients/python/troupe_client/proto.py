@@ -23,7 +23,10 @@ _REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os
 _PROTOS = os.path.join(_REPOSITORY, "Protos", "troupe", "v1")
 if os.path.isdir(_PROTOS):
     _stamp_path = os.path.join(GENERATED, "PROTOS_SHA256")
-    _stamp = open(_stamp_path).read().strip() if os.path.exists(_stamp_path) else None
+    _stamp = None
+    if os.path.exists(_stamp_path):
+        with open(_stamp_path) as _f:
+            _stamp = _f.read().strip()
     if _stamp != _protos_digest(_PROTOS):
         raise SystemExit(f"troupe_client: the protobuf code in {GENERATED} was not made from the .proto files in {_PROTOS}"
                          f" ({'no PROTOS_SHA256' if _stamp is None else 'they changed since'}): run bash clients/python/generate.sh")
