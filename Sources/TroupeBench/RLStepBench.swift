@@ -157,12 +157,15 @@ package enum RLStepBench {
         let sgemm = ModelBenchmark.sgemmRate(n: 1024, repeats: 5)
         var e2e = EndToEndBench.Options(executable: options.executable, modelPath: workDirectory + "/model")
         e2e.steps = options.steps
-        e2e.overrides = options.workload.learnerOverrides(directory: workDirectory) + options.overrides
         e2e.timeoutSeconds = options.timeoutSeconds
         var runs: [Run] = []
         let promptTokens = try promptTokenCounts(workDirectory)
         for (actors, staleness) in options.actorCounts.flatMap({ a in options.stalenessValues.map { (a, $0) } }) {
             e2e.actors = actors
+            // Each actor leases its share of a step's prompts at once and samples them as one batch, as TRL
+            // generates a step's completions together (lease size 1 measured 6% slower per step, 2026-12-05).
+            let share = (options.workload.prompts + actors - 1) / actors
+            e2e.overrides = options.workload.learnerOverrides(directory: workDirectory) + ["learner.lease_size=\(share)"] + options.overrides
             e2e.stalenessValues = [staleness]
             progress("rl-step: learner + \(actors) actors, \(options.steps) steps, max_staleness \(staleness)")
             guard let run = try EndToEndBench.run(e2e, progress: progress).runs.first else { continue }
