@@ -48,7 +48,9 @@ struct LearnerCommand: ParsableCommand {
         if let dir = resume { config.run.directory = dir }
         if let warning = try PlaintextPolicy.check(host: config.endpoints.bindHost, keysGiven: key != nil,
                                                    insecurePlaintext: insecurePlaintext, keyFlags: "--key and --allow") {
-            Console(role: "learner").warn(warning)
+            let workers = config.rewardWorkers.enabled && config.rewardWorkers.serverKeys.isEmpty
+                ? "; its reward workers are asked in plaintext too, so anyone who reaches them can read completions and serve scores" : ""
+            Console(role: "learner").warn(warning + workers)
         }
         let security = try key.map { try LearnerSecurity(secretKeyFile: $0, allowlistDirectory: allow!) }
         let server = try LearnerServer(config: config, resume: resume != nil, security: security)

@@ -94,6 +94,7 @@ extension RuntimeIntegrationTests {
         run.check((counters["scored"] ?? 0) >= samples.count && (counters["calls"] ?? 0) + (counters["cache_hits"] ?? 0) >= samples.count,
                   "reward_workers counters \(counters) do not cover \(samples.count) samples")
         run.check(counters["failed"] == 0 && counters["timeouts"] == 0 && counters["garbage"] == 0, "problems with healthy workers: \(counters)")
+        run.check(learner.stderr.contains("its reward workers are asked in plaintext too"), "the plaintext learner did not warn that its workers are asked in plaintext")
         let metrics = (try? String(contentsOfFile: run.runDirectory + "/metrics.jsonl", encoding: .utf8)) ?? ""
         run.check(metrics.contains("\"kind\":\"reward_workers\"") && metrics.contains("\"reward_workers/calls\""), "metrics.jsonl has no reward_workers line")
         print("[reward-workers] healthy: samples=\(samples.count) correct=\(samples.filter { $0.reward == 1 }.count) counters=\(counters) learner_s=\(String(format: "%.1f", learner.secondsSinceStart))")
