@@ -210,6 +210,40 @@ package enum Doctor {
         }
     }
 
+    /// A reward worker's answer to doctor's probe request (`DoctorProbes.rewardWorkerProbe`).
+    package struct RewardWorkerAnswer: Equatable, Sendable {
+        package var rewardVersion: String
+        /// The worker's `error`, if it answered with one (a verifier asked without a reference does).
+        package var error: String?
+        package var seconds: Double
+        package init(rewardVersion: String, error: String?, seconds: Double) {
+            self.rewardVersion = rewardVersion
+            self.error = error
+            self.seconds = seconds
+        }
+    }
+
+    /// One check per configured reward worker, from its answer to a probe: ok when it answers as the
+    /// run's reward version; FAIL when it does not answer or answers as another version.
+    package static func rewardWorkers(_ settings: RunConfig.RewardWorkers, curve: Bool,
+                                      answers: [Result<RewardWorkerAnswer, ProbeFailure>]) -> [Check] {
+        zip(settings.endpoints, answers).enumerated().map { index, item in
+            let (endpoint, answer) = item
+            let name = "reward_worker_\(index + 1)"
+            switch answer {
+            case .failure(let failure):
+                return Check(name, failure.verdict, "\(endpoint): \(failure.detail)")
+            case .success(let a):
+                guard a.rewardVersion == settings.version else {
+                    return Check(name, .fail, "\(endpoint) answers as reward version \"\(a.rewardVersion)\", the run asks for \"\(settings.version)\" (reward_workers.version): the learner would refuse every score")
+                }
+                let how = curve ? "over CURVE" : "in plaintext (only a learner run with --insecure-plaintext asks it so)"
+                let note = a.error.map { "; to doctor's probe, which has no reference answer, it said: \($0)" } ?? ""
+                return Check(name, curve ? .ok : .warn, String(format: "%@ answered in %.0f ms %@ as \"%@\"%@", endpoint, a.seconds * 1000, how, a.rewardVersion, note))
+            }
+        }
+    }
+
     package struct ProbeFailure: Error, Equatable, Sendable {
         package var verdict: Verdict
         package var detail: String

@@ -158,6 +158,60 @@ package enum DoctorProbes {
         }
     }
 
+    /// The reward workers of a learner configuration, each probed with the keys it names (`Doctor.rewardWorkers`
+    /// gives the verdicts). The key a learner presents by default is its own `--key`, which doctor does not
+    /// have: then nothing is probed, and the check says how to give it.
+    package static func rewardWorkers(_ settings: RunConfig.RewardWorkers, timeout: Double) -> [Doctor.Check] {
+        guard settings.enabled else { return [] }
+        if !settings.serverKeys.isEmpty && settings.clientKey.isEmpty {
+            return [Doctor.Check("reward_workers", .warn, "not probed: the learner presents its own --key to its workers; give doctor the same file with --set reward_workers.client_key=LEARNER.key_secret")]
+        }
+        let keys: RewardWorkerKeys?
+        do { keys = try RewardWorkerKeys.resolve(settings, learner: .insecurePlaintext) } catch {
+            return [Doctor.Check("reward_workers", .fail, "\(error)")]
+        }
+        let answers = settings.endpoints.indices.map { i in
+            rewardWorkerProbe(endpoint: settings.endpoints[i], keys: keys.map { ($0.serverKeys[i], $0.client) }, version: settings.version, timeout: timeout)
+        }
+        return Doctor.rewardWorkers(settings, curve: keys != nil, answers: answers)
+    }
+
+    /// Asks a reward worker for one score, as the learner would (over CURVE with `keys`): a request
+    /// with an empty completion and no reference, retried until the connection is up or `timeout` passes.
+    package static func rewardWorkerProbe(endpoint: String, keys: (server: CurveKey, client: CurveKeyPair)?, version: String,
+                                          timeout: Double) -> Result<Doctor.RewardWorkerAnswer, Doctor.ProbeFailure> {
+        do {
+            let workers = try ZeroMQRewardWorkers(endpoints: [endpoint], keys: keys.map { RewardWorkerKeys(serverKeys: [$0.server], client: $0.client) })
+            defer { workers.close() }
+            var request = Troupe_V1_RewardRequest()
+            request.protocol = rewardProtocolVersion
+            request.requestID = UInt64(getpid())
+            request.rewardVersion = version
+            request.prompt = "troupe doctor's probe"
+            let started = monotonicSeconds()
+            var sent = false
+            while monotonicSeconds() - started < timeout {
+                if !sent { sent = workers.send(request, to: 0) }
+                for (_, frames) in workers.receive() {
+                    guard frames.count == 1, let response = try? Troupe_V1_RewardResponse(serializedBytes: frames[0]),
+                          response.protocol == rewardProtocolVersion, response.requestID == request.requestID else {
+                        return .failure(.init(.fail, "answered with something that is not a RewardResponse to the probe (protocol \(rewardProtocolVersion))"))
+                    }
+                    return .success(.init(rewardVersion: response.rewardVersion, error: response.error.isEmpty ? nil : response.error,
+                                          seconds: monotonicSeconds() - started))
+                }
+                usleep(5_000)
+            }
+            let why = !sent
+                ? (keys == nil ? "no connection within \(timeout) s (not running there, or it serves over CURVE: name its key in reward_workers.server_keys)"
+                               : "no connection within \(timeout) s (not running there, another key pair there than reward_workers.server_keys names, or its --allow lacks the key presented: reward_workers.client_key)")
+                : "connected, but no answer within \(timeout) s"
+            return .failure(.init(.fail, why))
+        } catch {
+            return .failure(.init(.fail, "probe failed: \(error)"))
+        }
+    }
+
     /// Seconds the learner's wall clock is ahead of this host's, from the timestamps of the log events
     /// it publishes (`learner_stats` comes every second): the largest difference over `timeout`
     /// seconds, since each event's delivery delay only makes it smaller.

@@ -165,8 +165,8 @@ extension RuntimeIntegrationTests {
     }
 
     /// Reward workers over CURVE, with real processes: a learner with keys is refused at start when it
-    /// names no worker keys; then, of three workers, only the one whose key it names and whose
-    /// allowlist admits it is asked. The impostor (another key pair at that address) and the closed
+    /// names no worker keys; `troupe doctor` with the keys passes only the good worker; then, of three
+    /// workers, only the one whose key it names and whose allowlist admits it is asked. The impostor (another key pair at that address) and the closed
     /// worker (its allowlist lacks the learner) answer nothing, and every sample is still scored.
     @Test(.enabled(if: RewardWorkerVenv.installed || ClusterRecipes.required,
                    "the reward worker's venv is missing (bash scripts/rewards-venv.sh); reward worker runs skipped"),
@@ -193,6 +193,12 @@ extension RuntimeIntegrationTests {
                   "a learner with keys and no worker keys should be refused naming reward_workers.server_keys: \(plaintextAsked.child.tail())")
 
         let workerKeys = "[\"\(keys)/workers/w-keyed.key\",\"\(keys)/workers/w-keyed.key\",\"\(keys)/workers/w-closed.key\"]"
+        // troupe doctor, given the same keys, tells the three apart before the run.
+        let doctor = try run.runToCompletion("doctor", ["doctor"] + (IntegrationRun.rewardSettings([e1, e2, e3], [
+            "reward_workers.server_keys=\(workerKeys)", "reward_workers.client_key=\(keys)/learner.key_secret"]).flatMap { ["--set", $0] }), within: 60)
+        let verdicts = doctor.child.stdout.split(separator: "\n").filter { $0.contains("reward_worker_") }.map { String($0.prefix(4)) }
+        run.check(doctor.status == .code(1) && verdicts == ["ok  ", "FAIL", "FAIL"],
+                  "doctor's reward worker verdicts \(verdicts), exit \(String(describing: doctor.status)): expected ok, FAIL, FAIL and exit 1\n\(doctor.child.tail())")
         let learner = try run.start("learner", ["learner"] + learnerKeys + run.learnerSettings(maxSteps: 3, IntegrationRun.rewardSettings([e1, e2, e3], [
             "reward_workers.server_keys=\(workerKeys)", "reward_workers.deadline_s=1", "reward_workers.attempts=3"])))
         let actor = try run.startActor("a1", ["--key", keys + "/allowed/a1.key_secret", "--learner-key", keys + "/learner.key"])

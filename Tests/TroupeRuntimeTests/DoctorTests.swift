@@ -173,4 +173,25 @@ import TroupeWire
         let problem = DoctorProbes.connect(host: "127.0.0.1", port: port, timeout: 1)
         #expect(problem?.contains("refused") == true, "\(problem ?? "connected")")
     }
+
+    /// Each reward worker's answer to doctor's probe: ok over CURVE, warn in plaintext, FAIL for another
+    /// reward version or no answer (the probe's own words kept).
+    @Test func rewardWorkersAreJudgedByTheirAnswerToAProbe() throws {
+        let settings = try RunConfig.parse(.object([:]), overrides: [
+            "reward_workers.endpoints=[\"tcp://h:1\",\"tcp://h:2\",\"tcp://h:3\"]", "reward_workers.version=v1",
+            "algorithm.reward.kind=external"]).rewardWorkers
+        let answers: [Result<Doctor.RewardWorkerAnswer, Doctor.ProbeFailure>] = [
+            .success(.init(rewardVersion: "v1", error: nil, seconds: 0.012)),
+            .success(.init(rewardVersion: "v2", error: nil, seconds: 0.010)),
+            .failure(.init(.fail, "no connection within 3.0 s")),
+        ]
+        let curve = Doctor.rewardWorkers(settings, curve: true, answers: answers)
+        #expect(curve.map(\.name) == ["reward_worker_1", "reward_worker_2", "reward_worker_3"])
+        #expect(curve.map(\.verdict) == [.ok, .fail, .fail])
+        #expect(curve[0].detail == "tcp://h:1 answered in 12 ms over CURVE as \"v1\"")
+        #expect(curve[1].detail.contains("answers as reward version \"v2\", the run asks for \"v1\""))
+        #expect(curve[2].detail == "tcp://h:3: no connection within 3.0 s")
+        let plaintext = Doctor.rewardWorkers(settings, curve: false, answers: [.success(.init(rewardVersion: "v1", error: "needs a reference", seconds: 0.001))])
+        #expect(plaintext.map(\.verdict) == [.warn] && plaintext[0].detail.contains("in plaintext") && plaintext[0].detail.contains("it said: needs a reference"))
+    }
 }
