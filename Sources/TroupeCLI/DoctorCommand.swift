@@ -11,9 +11,9 @@ struct DoctorCommand: ParsableCommand {
         discussion: """
         Always: CPUs and available memory, the OpenBLAS kernel and thread settings (warns about the slow generic \
         fallback), the shared-memory directory. With --config/--set of a learner configuration: whether the bind \
-        host covers the advertised one, and each of its reward workers (reward_workers.endpoints) answers a probe \
-        request as the run's reward version, with the keys the configuration names. With --learner or --learner-file: whether the advertised address makes \
-        sense from here, a TCP connection to each advertised endpoint, the learner's protocol version (from its \
+        host covers the advertised one, and whether each of its reward workers answers a probe request as the \
+        run's reward version, with the keys the configuration names. With --learner or --learner-file: whether \
+        the advertised address makes sense from here, a TCP connection to each advertised endpoint, the learner's protocol version (from its \
         answer to a Heartbeat of a connection that never said Hello: doctor does not join the run) and the clock \
         skew (from the learner's log events; without them a rough bound from endpoints.json's written_at). \
         Verdicts: ok, warn, FAIL; exit status 1 when any check fails.

@@ -23,13 +23,9 @@ package struct RewardWorkerKeys: Sendable, Equatable {
         guard settings.enabled else { return nil }
         guard !settings.serverKeys.isEmpty else {
             if case .insecurePlaintext = learner { return nil }
-            throw
- ConfigError(key: "reward_workers.server_keys", problem: "is empty, but this learner authenticates its actors: its reward workers would be asked in plaintext, and whoever reaches their addresses could read the completions or serve the scores. Name the workers' public key files (troupe keygen; each worker's --key), or run with --insecure-plaintext")
+            throw ConfigError(key: "reward_workers.server_keys", problem: "is empty, but this learner authenticates its actors: its reward workers would be asked in plaintext, and whoever reaches their addresses could read the completions or serve the scores. Name the workers' public key files (troupe keygen; each worker's --key), or run with --insecure-plaintext")
         }
-        let count = settings.serverKeys.count
-        guard count == 1 || count == settings.endpoints.count else {
-            throw ConfigError(key: "reward_workers.server_keys", problem: "lists \(count) key files for \(settings.endpoints.count) reward_workers.endpoints: give one for every worker, or one per endpoint in order")
-        }
+        // The configuration's checks leave one file for every worker, or one per endpoint.
         let keys = try settings.serverKeys.map { path in
             do { return try CurveKeyFile.read(path).publicKey } catch {
                 throw ConfigError(key: "reward_workers.server_keys", problem: "\(error)")
@@ -48,6 +44,6 @@ package struct RewardWorkerKeys: Sendable, Equatable {
         case (true, .madeForEachRun):
             throw ConfigError(key: "reward_workers.client_key", problem: "is empty, but troupe run makes the learner a new key pair for every run, which no worker's --allow can list: name a secret key file, made once, whose public file the workers admit")
         }
-        return RewardWorkerKeys(serverKeys: count == 1 ? Array(repeating: keys[0], count: settings.endpoints.count) : keys, client: client)
+        return RewardWorkerKeys(serverKeys: keys.count == 1 ? Array(repeating: keys[0], count: settings.endpoints.count) : keys, client: client)
     }
 }
