@@ -157,6 +157,33 @@ import TroupeWire
         #expect(Set(again).isSubset(of: [first.prompts[0].promptID, second.prompts[0].promptID]))
     }
 
+    /// An actor that says Hello again from its run (it heard nothing for a while and reconnected) drops
+    /// the leases it had queued, and a grant sent to its old connection is lost: its leases come back at
+    /// that Hello, not after lease_timeout_s, and another actor gets them at once.
+    @Test func anActorThatReconnectsHasItsLeasesReturnedAtOnce() throws {
+        let h = try LearnerHarness(["task.count=2"])
+        let a = h.connect("a"), b = h.connect("b")
+        let first = try join(a, h)
+        _ = try join(b, h)
+        let reconnected = TestActor(identity: "a", runId: 1, control: h.network.control.connect(identity: "a#1-again"),
+                                    admission: h.learner.admission)
+        try reconnected.hello()
+        try h.turn()
+        _ = try reconnected.welcome()
+        let left = try h.records("actor_left")
+        #expect(left.map { $0.body["leases_returned"] } == [[.integer(Int(first.leaseID))]])
+        #expect(left.first?.body["reason"]?.string?.hasPrefix("reconnected") == true)
+        #expect(try h.records("actor_joined").last?.body["rejoined"] == .bool(true))
+        #expect(!h.learner.core.leases.values.contains { $0.actor == "a" })
+        try b.askForLease()
+        try h.turn()
+        #expect(try b.lease().prompts.map(\.promptID) == [first.prompts[0].promptID], "the returned prompt waits for no timeout")
+        // A Hello of the same run with no lease out changes nothing.
+        try reconnected.hello()
+        try h.turn()
+        #expect(try h.records("actor_left").count == 1)
+    }
+
     @Test func aSilentActorIsEvictedAndItsLeasesComeBack() throws {
         let h = try LearnerHarness()
         let a = h.connect("a")

@@ -166,6 +166,8 @@ import Glibc
         scenario.record("step_at_thaw", stepAtThaw)
         scenario.record("next_step_after_thaw_s", recovery ?? -1)
         scenario.record("actors_saying_hello_again", actors.filter { $0.stderr.contains("saying Hello again") }.count)
+        // The reconnecting actors' leases return at their Hello: no wait for lease_timeout_s (3 s here).
+        run.check(recovery.map { $0 < 2 } ?? true, "the first step after the thaw took \(recovery ?? -1) s: leases waited for their timeout?")
         try scenario.expectSoundEnd(steps: maxSteps, finished: true)
     }
 
