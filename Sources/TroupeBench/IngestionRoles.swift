@@ -41,7 +41,7 @@ final class IngestingLearner {
             switch message.body {
             case .hello(let hello):
                 peers[peer] = hello.actorIdentity
-                let (credit, _) = core.hello(identity: hello.actorIdentity, runId: hello.actorRunID, now: now)
+                let (credit, _, _) = core.hello(identity: hello.actorIdentity, runId: hello.actorRunID, now: now)
                 var w = Troupe_V1_Welcome()
                 w.learnerEpoch = epoch
                 w.currentVersion = PolicyVersion(epoch: epoch, step: UInt64(core.step)).proto

@@ -124,12 +124,21 @@ package final class LearnerCore {
 
     // MARK: actors
 
-    /// An actor said Hello. A new run of a known identity replaces the old run (its leases return).
-    package func hello(identity: String, runId: UInt64, now: Double) -> (credit: Int, rejoined: Bool) {
+    /// An actor said Hello. A new run of a known identity replaces the old run (its leases return). So
+    /// does a Hello of the same run that holds leases: the actor reconnected, dropping the leases it had
+    /// queued (and a grant sent to its old connection is lost), so they return now, not after the lease
+    /// timeout, during which they would hold the window; `reconnected` lists them.
+    package func hello(identity: String, runId: UInt64, now: Double) -> (credit: Int, rejoined: Bool, reconnected: [Lease]) {
         var returned = false
-        if let old = actors[identity], old.runId != runId {
-            depart(identity: identity, now: now)
-            returned = true
+        var reconnected: [Lease] = []
+        if let old = actors[identity] {
+            if old.runId != runId {
+                depart(identity: identity, now: now)
+                returned = true
+            } else if leases.values.contains(where: { $0.actor == identity }) {
+                reconnected = depart(identity: identity, now: now)
+                returned = true
+            }
         }
         let rejoined = actors[identity] != nil || returned
         if actors[identity] == nil {
@@ -138,7 +147,7 @@ package final class LearnerCore {
             actors[identity]!.lastSeen = now
             actors[identity]!.credit = credit
         }
-        return (credit, rejoined)
+        return (credit, rejoined, reconnected)
     }
 
     package func touch(identity: String, now: Double, stats: [String: Double]? = nil) {

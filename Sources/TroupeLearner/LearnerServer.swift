@@ -513,22 +513,16 @@ package final class LearnerServer {
         evicted.removeValue(forKey: identity)
         peers[peer] = identity
         peerOf[identity] = peer
-        // A Hello from a run that holds leases is a reconnect: the actor drops the leases it had queued
-        // (and a grant sent to its old connection never reached it), so they return to the queue now,
-        // not after lease_timeout_s, during which they would hold the window and stall the batch.
-        var reconnected = false
-        if let live = core.actors[identity], live.runId == hello.actorRunID, core.leases.values.contains(where: { $0.actor == identity }) {
-            let returned = core.depart(identity: identity, now: now)
+        let known = core.actors[identity]
+        let (credit, rejoined, reconnected) = core.hello(identity: identity, runId: hello.actorRunID, now: now)
+        if !reconnected.isEmpty {
             weightService.remove(actor: identity)
             try events.emit(.actorLeft(actor: identity, reason: "reconnected: said Hello again, so its queued leases are dropped",
-                                       streamReason: "reconnected", leases: returned))
-            reconnected = true
+                                       streamReason: "reconnected", leases: reconnected))
         }
-        let known = core.actors[identity]
-        let (credit, rejoined) = core.hello(identity: identity, runId: hello.actorRunID, now: now)
-        if known == nil || known!.runId != hello.actorRunID {
+        if known == nil || known!.runId != hello.actorRunID || !reconnected.isEmpty {
             try events.emit(.actorJoined(actor: identity, actorRun: hello.actorRunID, build: hello.buildID, threads: hello.threadCount,
-                                         rejoined: rejoined || reconnected))
+                                         rejoined: rejoined))
             console.info("actor joined", ["actor": .string(identity)])
         }
         var w = Troupe_V1_Welcome()
