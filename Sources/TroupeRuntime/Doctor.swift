@@ -210,7 +210,7 @@ package enum Doctor {
         }
     }
 
-    /// A reward worker's answer to doctor's probe request (`DoctorProbes.rewardWorkerProbe`).
+    /// A reward worker's answer to doctor's probe request (`DoctorProbes.rewardWorkerProbes`).
     package struct RewardWorkerAnswer: Equatable, Sendable {
         package var rewardVersion: String
         /// The worker's `error`, if it answered with one (a verifier asked without a reference does).

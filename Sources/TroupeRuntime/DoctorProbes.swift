@@ -170,45 +170,46 @@ package enum DoctorProbes {
         do { keys = try RewardWorkerKeys.resolve(settings, learner: .insecurePlaintext) } catch {
             return [Doctor.Check("reward_workers", .fail, "\(error)")]
         }
-        let answers = settings.endpoints.indices.map { i in
-            rewardWorkerProbe(endpoint: settings.endpoints[i], keys: keys.map { ($0.serverKeys[i], $0.client) }, version: settings.version, timeout: timeout)
-        }
-        return Doctor.rewardWorkers(settings, curve: keys != nil, answers: answers)
+        return Doctor.rewardWorkers(settings, curve: keys != nil,
+                                    answers: rewardWorkerProbes(endpoints: settings.endpoints, keys: keys, version: settings.version, timeout: timeout))
     }
 
-    /// Asks a reward worker for one score, as the learner would (over CURVE with `keys`): a request
-    /// with an empty completion and no reference, retried until the connection is up or `timeout` passes.
-    package static func rewardWorkerProbe(endpoint: String, keys: (server: CurveKey, client: CurveKeyPair)?, version: String,
-                                          timeout: Double) -> Result<Doctor.RewardWorkerAnswer, Doctor.ProbeFailure> {
-        do {
-            let workers = try ZeroMQRewardWorkers(endpoints: [endpoint], keys: keys.map { RewardWorkerKeys(serverKeys: [$0.server], client: $0.client) })
-            defer { workers.close() }
-            var request = Troupe_V1_RewardRequest()
-            request.protocol = rewardProtocolVersion
-            request.requestID = UInt64(getpid())
-            request.rewardVersion = version
-            request.prompt = "troupe doctor's probe"
-            let started = monotonicSeconds()
-            var sent = false
-            while monotonicSeconds() - started < timeout {
-                if !sent { sent = workers.send(request, to: 0) }
-                for (_, frames) in workers.receive() {
-                    guard frames.count == 1, let response = try? Troupe_V1_RewardResponse(serializedBytes: frames[0]),
-                          response.protocol == rewardProtocolVersion, response.requestID == request.requestID else {
-                        return .failure(.init(.fail, "answered with something that is not a RewardResponse to the probe (protocol \(rewardProtocolVersion))"))
-                    }
-                    return .success(.init(rewardVersion: response.rewardVersion, error: response.error.isEmpty ? nil : response.error,
-                                          seconds: monotonicSeconds() - started))
+    /// Asks every reward worker for one score at once, as the learner would (over CURVE with `keys`): a
+    /// request with an empty completion and no reference to each, resent until its connection is up,
+    /// all answered or `timeout` passed.
+    package static func rewardWorkerProbes(endpoints: [String], keys: RewardWorkerKeys?, version: String,
+                                           timeout: Double) -> [Result<Doctor.RewardWorkerAnswer, Doctor.ProbeFailure>] {
+        let workers: ZeroMQRewardWorkers
+        do { workers = try ZeroMQRewardWorkers(endpoints: endpoints, keys: keys) } catch {
+            return endpoints.map { _ in .failure(.init(.fail, "probe failed: \(error)")) }
+        }
+        defer { workers.close() }
+        var request = Troupe_V1_RewardRequest()
+        request.protocol = rewardProtocolVersion
+        request.requestID = UInt64(getpid())
+        request.rewardVersion = version
+        request.prompt = "troupe doctor's probe"
+        let started = monotonicSeconds()
+        var sent = Array(repeating: false, count: endpoints.count)
+        var answers: [Result<Doctor.RewardWorkerAnswer, Doctor.ProbeFailure>?] = Array(repeating: nil, count: endpoints.count)
+        while answers.contains(where: { $0 == nil }) && monotonicSeconds() - started < timeout {
+            for i in endpoints.indices where !sent[i] { sent[i] = workers.send(request, to: i) }
+            for (i, frames) in workers.receive() where answers[i] == nil {
+                guard frames.count == 1, let response = try? Troupe_V1_RewardResponse(serializedBytes: frames[0]),
+                      response.protocol == rewardProtocolVersion, response.requestID == request.requestID else {
+                    answers[i] = .failure(.init(.fail, "answered with something that is not a RewardResponse to the probe (protocol \(rewardProtocolVersion))"))
+                    continue
                 }
-                usleep(5_000)
+                answers[i] = .success(.init(rewardVersion: response.rewardVersion, error: response.error.isEmpty ? nil : response.error,
+                                            seconds: monotonicSeconds() - started))
             }
-            let why = !sent
+            usleep(5_000)
+        }
+        return endpoints.indices.map { i in
+            answers[i] ?? .failure(.init(.fail, !sent[i]
                 ? (keys == nil ? "no connection within \(timeout) s (not running there, or it serves over CURVE: name its key in reward_workers.server_keys)"
                                : "no connection within \(timeout) s (not running there, another key pair there than reward_workers.server_keys names, or its --allow lacks the key presented: reward_workers.client_key)")
-                : "connected, but no answer within \(timeout) s"
-            return .failure(.init(.fail, why))
-        } catch {
-            return .failure(.init(.fail, "probe failed: \(error)"))
+                : "connected, but no answer within \(timeout) s"))
         }
     }
 
