@@ -19,6 +19,7 @@ package struct DurableAcks {
     /// (asking it to commit them), and returns the held acks that may leave now, in the order held.
     package mutating func take(_ decided: [(PeerID, Troupe_V1_Ack)], committing log: RunLog) throws -> [(PeerID, Troupe_V1_Ack)] {
         hold(decided, untilRecord: try log.commit())
+        // Read every turn, acks held or not: it throws what stopped the run log's writer threads.
         let durable = try log.durableCount()
         return isEmpty ? [] : release(durable: durable)
     }
