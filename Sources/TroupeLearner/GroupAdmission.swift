@@ -145,6 +145,10 @@ package struct GroupAdmission {
             if s.tokens.isEmpty { return Refusal(.malformed, "sample \(i) has no tokens") }
             if s.logprobs.count != s.tokens.count { return Refusal(.malformed, "sample \(i): \(s.logprobs.count) log-probs for \(s.tokens.count) tokens") }
             if let e = s.entropies, e.count != s.tokens.count { return Refusal(.malformed, "sample \(i): \(e.count) entropies for \(s.tokens.count) tokens") }
+            // Before anything counts the tokens drawn: a span past the sample's end makes them negative.
+            if let span = s.inserted, span.upperBound > s.tokens.count {
+                return Refusal(.malformed, "sample \(i): inserted tokens \(span.lowerBound)..<\(span.upperBound) of \(s.tokens.count)")
+            }
             if !s.reward.isFinite { return Refusal(.nonFinite, "sample \(i): reward \(s.reward)") }
             if let p = s.logprobs.firstIndex(where: { !$0.isFinite }) { return Refusal(.nonFinite, "sample \(i): log-prob \(s.logprobs[p]) at token \(p)") }
             if let e = s.entropies, let p = e.firstIndex(where: { !$0.isFinite }) { return Refusal(.nonFinite, "sample \(i): entropy \(e[p]) at token \(p)") }

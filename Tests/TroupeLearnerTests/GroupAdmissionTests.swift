@@ -287,6 +287,16 @@ import TroupeWire
             guard case let .failure(refusal) = admission.review(group) else { Issue.record("\(name) was admitted"); continue }
             #expect(refusal.reason == .malformed || refusal.reason == .outOfRange, "\(name): \(refusal.detail)")
         }
+        // A span past its sample's end, with the tokens drawn reported: refused before anything counts
+        // the tokens it would not have drawn (a negative count once trapped the learner), in both kinds of run.
+        var beyond = Self.group([Self.sample([40, 90, 91, 7], inserted: 1..<3), Self.sample([40, 90, 91, 7, 8], inserted: 1..<90), path])
+        beyond.tokensGenerated = 10
+        var independentLimits = admission.limits
+        independentLimits.serial = nil
+        for run in [admission, GroupAdmission(limits: independentLimits, scorer: nil, stopSequences: [])] {
+            guard case let .failure(refusal) = run.review(beyond) else { Issue.record("a span past the sample was admitted"); continue }
+            #expect(refusal.reason == .malformed && refusal.detail == "sample 1: inserted tokens 1..<90 of 5", "\(refusal.detail)")
+        }
         // An independent run refuses inserted tokens outright.
         var independent = admission.limits
         independent.serial = nil
