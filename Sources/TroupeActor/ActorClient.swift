@@ -295,7 +295,7 @@ package final class ActorClient {
 
     private func drainControl() throws {
         for _ in 0..<256 {
-            switch try control.receiveMessage(deadline: .now, limits: .control) {
+            switch try control.receiveMessage(deadline: .now, limits: .controlReplies) {
             case .timedOut: return
             case .rejected(let e): console.warn("bad message from the learner: \(e)")
             case .message(let m): try handle(core.receive(m, now: clock()))

@@ -61,7 +61,7 @@ package final class ZeroMQActorEndpoints: ActorEndpoints {
     package func connectControl(to learner: Endpoint, routingID: String, security: ClientSecurity?) throws -> any DealerTransport {
         let s = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
         let heartbeat = SocketOption.heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)
-        try s.set(SocketProfile.actorDealer(limits: .control, routingID: Array(routingID.utf8), heartbeat: heartbeat)
+        try s.set(SocketProfile.actorDealer(limits: .controlReplies, routingID: Array(routingID.utf8), heartbeat: heartbeat)
                   + [.sendHighWaterMark(1000), .reconnectInterval(milliseconds: 100, maximumMilliseconds: 2000)]
                   + (security?.toLearner ?? []))
         try s.connect(learner)

@@ -126,7 +126,7 @@ final class SimulatedActor {
         dealer = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
         // The actor's control socket options (ZeroMQActorEndpoints.connectControl).
         try dealer.set([.routingID(Array("bench-\(index)#\(String(runId, radix: 16))".utf8)), .immediate(true),
-                        .maxMessageSize(WireLimits.control.socketMaxFrameBytes), .sendHighWaterMark(1000),
+                        .maxMessageSize(WireLimits.controlReplies.socketMaxFrameBytes), .sendHighWaterMark(1000),
                         .reconnectInterval(milliseconds: 100, maximumMilliseconds: 2000),
                         .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)])
         try dealer.connect(learner)
@@ -185,7 +185,7 @@ final class SimulatedActor {
 
     private func reply() throws -> WireMessage {
         let wait = Int(max(1, min(10, deadline - monotonicSeconds())) * 1000)
-        switch try dealer.receiveMessage(deadline: .afterMilliseconds(wait), limits: .control) {
+        switch try dealer.receiveMessage(deadline: .afterMilliseconds(wait), limits: .controlReplies) {
         case .message(let m): return m
         case .timedOut: throw RuntimeBenchError(phase, "actor \(index): no reply within \(wait) ms")
         case .rejected(let e): throw RuntimeBenchError(phase, "actor \(index): bad reply: \(e)")

@@ -82,6 +82,7 @@ package final class LocalRun {
         promptFormat = try RunSetup.promptFormat(config, tokenizer: tokenizer)
         let items = try evaluationItems()
         _ = try RewardWorkerKeys.resolve(config.rewardWorkers, learner: options.authenticate ? .madeForEachRun : .insecurePlaintext)
+        _ = try config.welcomeJSON() // the model's files fit the Welcome an actor accepts
         try prepareRunDirectory()
         // Evaluation lines go to metrics.jsonl and, beside the learner's, a TensorBoard event file of their own.
         let exportFailed: (String) -> Void = { [console] in console.warn("metrics export failed; the run goes on", ["error": .string($0)]) }

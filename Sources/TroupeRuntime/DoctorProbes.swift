@@ -137,12 +137,12 @@ package enum DoctorProbes {
             defer { context.shutdown() }
             let socket = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
             defer { socket.close() }
-            try socket.set([.routingID(Array("doctor#\(getpid())".utf8)), .maxMessageSize(WireLimits.control.socketMaxFrameBytes)]
+            try socket.set([.routingID(Array("doctor#\(getpid())".utf8)), .maxMessageSize(WireLimits.controlReplies.socketMaxFrameBytes)]
                            + (security?.toLearner ?? []))
             try socket.connect(control)
             let deadline = Deadline.afterMilliseconds(Int(timeout * 1000))
             _ = try socket.send(WireMessage(.heartbeat(Troupe_V1_Heartbeat())), deadline: deadline)
-            switch try socket.receiveMessage(deadline: deadline, limits: .control) {
+            switch try socket.receiveMessage(deadline: deadline, limits: .controlReplies) {
             case .message(let m):
                 return .success((m.protocolMajor, m.protocolMinor))
             case .rejected(let error):

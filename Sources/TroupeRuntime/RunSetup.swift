@@ -114,12 +114,24 @@ extension RunConfig {
     /// and the model's files besides its weights.
     /// `relayPeers`: in an authenticated run, every actor's public key by name (actors admit one
     /// another to their relays).
-    package func welcomeJSON(relayPeers: [String: String]? = nil) throws -> String {
+    /// A Welcome too large for an actor to accept is a configuration error at the learner's start, naming
+    /// the files (`limit`: the header actors accept, `WireLimits.controlReplies`, less room for the other fields).
+    package func welcomeJSON(relayPeers: [String: String]? = nil, limit: Int = RunConfig.welcomeConfigLimit) throws -> String {
+        let files = RunSetup.modelFiles(model.path)
         var welcome: [String: JSONValue] = ["config": resolved, "algorithm": algorithm.json,
-                                            "model_files": .object(RunSetup.modelFiles(model.path).mapValues(JSONValue.string))]
+                                            "model_files": .object(files.mapValues(JSONValue.string))]
         if let relayPeers { welcome["relay_peers"] = .object(relayPeers.mapValues(JSONValue.string)) }
-        return String(decoding: try JSONValue.object(welcome).serialized(compact: true), as: UTF8.self)
+        let bytes = try JSONValue.object(welcome).serialized(compact: true)
+        guard bytes.count <= limit else {
+            let sizes = files.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.utf8.count) bytes" }.joined(separator: ", ")
+            throw ConfigError(key: "model.path", problem: "\(model.path): the Welcome that gives actors the configuration and the model's files "
+                              + "(\(sizes)) would hold \(bytes.count) bytes, over the \(limit) an actor accepts")
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
+
+    /// The most `config_json` bytes a Welcome may carry: the header an actor accepts, less 64 KiB for its other fields.
+    package static let welcomeConfigLimit = WireLimits.controlReplies.maxHeaderBytes - 64 << 10
 
     /// The Welcome's `config_digest`: BLAKE2b-256 of `resolvedJSONData()`, the bytes a new run freezes
     /// as `config.json` (`b2sum -l 256 RUN/config.json` prints it), so peers can tell two runs'

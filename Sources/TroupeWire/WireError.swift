@@ -84,6 +84,11 @@ public struct WireLimits: Sendable, Hashable {
     /// 16 MiB per frame is 4 Mi tokens per group).
     public static let control = WireLimits(maxRawFrames: 3, maxHeaderBytes: 4 * mebibyte,
                                            maxFrameBytes: 16 * mebibyte, maxMessageBytes: 52 * mebibyte)
+    /// What an actor's control DEALER accepts from its learner: replies without raw frames, the Welcome
+    /// among them, whose `config_json` carries the model's tokenizer files (`tokenizer.json` is 7 MB for
+    /// Qwen2.5 and 9 MB for Llama 3). The learner refuses to start with a larger Welcome.
+    public static let controlReplies = WireLimits(maxRawFrames: 0, maxHeaderBytes: 64 * mebibyte,
+                                                  maxFrameBytes: 0, maxMessageBytes: 64 * mebibyte)
     /// Weights channel: manifests (header only) and chunks (one raw frame of up to 64 MiB).
     public static let weights = WireLimits(maxRawFrames: 1, maxHeaderBytes: 4 * mebibyte,
                                            maxFrameBytes: 64 * mebibyte, maxMessageBytes: 68 * mebibyte)

@@ -88,7 +88,9 @@ enum TinyHuggingFaceModel {
             ] as [String: Any]))
         }
         try put("config.json", configText)
-        try put("tokenizer.json", try json(tokenizer))
+        // Qwen2.5's tokenizer.json is 7 MB, more than the 4 MiB header an actor once accepted in a Welcome
+        // (which carries it): the Qwen2 model's is padded to that size with JSON whitespace.
+        try put("tokenizer.json", try json(tokenizer) + (self == .qwen2Chat ? String(repeating: " ", count: 7_000_000) : ""))
 
         // Weights: every tensor the configuration needs, under its Hugging Face name.
         let layout = ParameterLayout(config: try ModelConfig.parse(json: Data(configText.utf8)))

@@ -106,6 +106,21 @@ import TroupeRuntime
                 || welcome?["config"]?.object?["algorithm"]?.object?["reward"]?.object?["kind"] == nil)
     }
 
+    /// A model whose files would not fit the Welcome an actor accepts is refused naming `model.path` and the files.
+    @Test func aWelcomeTooLargeForActorsIsAConfigurationError() throws {
+        let config = try RunConfig.parse(.object([:]))
+        let size = try config.welcomeJSON().utf8.count
+        #expect(try config.welcomeJSON(limit: size).utf8.count == size)
+        #expect(RunConfig.welcomeConfigLimit > 32 << 20, "room for the largest tokenizers of the supported families")
+        do {
+            _ = try config.welcomeJSON(limit: size - 1)
+            Issue.record("a Welcome over its limit was made")
+        } catch let error as ConfigError {
+            #expect(error.key == "model.path")
+            #expect(error.problem.contains("config.json") && error.problem.contains("would hold \(size) bytes, over the \(size - 1)"), "\(error.problem)")
+        }
+    }
+
     @Test func defaultsAreTheBuiltInOnes() throws {
         let parsed = try RunConfig.parse(.object([:]))
         #expect(parsed.resolved == RunConfig().resolved)
