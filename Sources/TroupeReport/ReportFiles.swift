@@ -91,11 +91,28 @@ public enum ReportFiles {
         guard FileManager.default.fileExists(atPath: parent.path, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw ReportError.unwritable(path: url.path, reason: "directory \(parent.path) does not exist")
         }
+        // Only a page this writer made is replaced: `--out RUN/run.log` must not destroy the run log.
+        if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) {
+            if isDirectory.boolValue { throw ReportError.unwritable(path: url.path, reason: "it is a directory") }
+            guard isReportPage(url) else {
+                throw ReportError.unwritable(path: url.path, reason: "it exists and is not a page troupe report wrote (only those are replaced)")
+            }
+        }
         do {
             try Data(html.utf8).write(to: url, options: .atomic)
         } catch {
             throw ReportError.unwritable(path: url.path, reason: (error as NSError).localizedDescription)
         }
+    }
+
+    /// The generator tag every page carries near its start (`ReportPage`).
+    static let generatorTag = Data(#"<meta name="generator" content="troupe report">"#.utf8)
+
+    package static func isReportPage(_ url: URL) -> Bool {
+        guard let handle = try? FileHandle(forReadingFrom: url) else { return false }
+        defer { try? handle.close() }
+        let start = (try? handle.read(upToCount: 4096)) ?? Data()
+        return start.range(of: generatorTag) != nil
     }
 
     /// Writes the report of the run in `directory` as its report.html, named after the directory.

@@ -102,6 +102,18 @@ import TroupeReport
         } throws: { error in
             "\(error)".contains("directory \(parent.path)/no/such/dir does not exist")
         }
+        // A file that is not a report page (the run log, metrics.jsonl) is never replaced; a page is.
+        let log = parent.appendingPathComponent("run.log")
+        try Data("{\"seq\":1}\n".utf8).write(to: log)
+        #expect(throws: ReportError.unwritable(path: log.path, reason: "it exists and is not a page troupe report wrote (only those are replaced)")) {
+            try ReportFiles.write(ReportPage.html(for: []), to: log)
+        }
+        #expect(try String(contentsOf: log, encoding: .utf8) == "{\"seq\":1}\n")
+        #expect(throws: ReportError.unwritable(path: parent.path, reason: "it is a directory")) { try ReportFiles.write("x", to: parent) }
+        let page = parent.appendingPathComponent("report.html")
+        try ReportFiles.write(ReportPage.html(for: []), to: page)
+        try ReportFiles.write(ReportPage.html(for: []), to: page)
+        #expect(ReportFiles.isReportPage(page))
     }
 
     @Test func distinctNamesTellEqualDirectoryNamesApart() {
