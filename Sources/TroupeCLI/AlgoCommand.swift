@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TroupeJSON
 import TroupeRL
+import TroupeRuntime
 
 /// `troupe algo`: prints, as JSON, what the learner would compute for the groups described in a
 /// JSON file (rewards, advantages, per-token ratios, gradient coefficients, losses, metrics).
@@ -53,7 +54,7 @@ package struct AlgoCommand: ParsableCommand {
                                     : try Data(contentsOf: URL(fileURLWithPath: input!))
             output = try AlgorithmWorkbench.run(input: JSONValue.parse(data), presetOverride: preset)
         }
-        FileHandle.standardOutput.write(try output.serialized(compact: compact))
-        FileHandle.standardOutput.write(Data("\n".utf8))
+        StandardStream.output.write(try output.serialized(compact: compact))
+        StandardStream.output.write("\n")
     }
 }

@@ -23,7 +23,7 @@ struct ConfigCommand: ParsableCommand {
             return
         }
         let config = try runConfig.load()
-        FileHandle.standardOutput.write(config.resolvedJSONData())
+        StandardStream.output.write(config.resolvedJSONData())
         print("")
     }
 }

@@ -145,7 +145,7 @@ package struct EvalCommand: ParsableCommand {
 
     package func run() throws {
         let (items, skipped) = try loadItems()
-        for problem in skipped { FileHandle.standardError.write(Data("warning: skipped \(file ?? "") \(problem)\n".utf8)) }
+        for problem in skipped { StandardStream.error.write("warning: skipped \(file ?? "") \(problem)\n") }
         threadOptions.apply()
         let tokenizer = try loadTokenizer(modelDirectory: model)
         let format = try promptFormat(tokenizer: tokenizer)
@@ -320,12 +320,12 @@ private final class EvalProgressLine {
         let text = "eval \(progress.promptsDone)/\(progress.promptsTotal) prompts  "
             + String(format: "%.1f prompts/s  %.0f tok/s", rate, progress.tokensPerSecond)
             + "  ETA \(ProgressReporter.duration(remaining))"
-        FileHandle.standardError.write(Data(("\r\u{1B}[K" + text).utf8))
+        StandardStream.error.write("\r\u{1B}[K" + text)
         shown = true
     }
 
     func finish() {
-        if shown { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        if shown { StandardStream.error.write("\r\u{1B}[K") }
         shown = false
     }
 }

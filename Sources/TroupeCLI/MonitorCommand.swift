@@ -101,7 +101,7 @@ package struct MonitorCommand: ParsableCommand {
             try showDashboard(subscriber, &state, options, title: "troupe monitor \(endpoint)")
         }
         if state.eventCount == 0 {
-            FileHandle.standardError.write(Data("troupe monitor: no events received from \(endpoint)\n".utf8))
+            StandardStream.error.write("troupe monitor: no events received from \(endpoint)\n")
         }
     }
 

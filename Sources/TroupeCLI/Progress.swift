@@ -1,5 +1,6 @@
 import Foundation
 import TroupeJSON
+import TroupeRuntime
 
 /// Where a long command's progress goes: a person at a terminal reads a status line rewritten in
 /// place and one line per event; a pipe (a log file, `jq`, a job scheduler) gets one JSON object per
@@ -25,7 +26,7 @@ package enum JSONOutput {
 
     /// Prints one JSON document (or line) on standard output and flushes it, so pipes see it at once.
     package static func print(_ value: JSONValue, pretty: Bool = false) throws {
-        FileHandle.standardOutput.write(try data(value, pretty: pretty) + Data("\n".utf8))
+        StandardStream.output.write(try data(value, pretty: pretty) + Data("\n".utf8))
     }
 
     /// A 64-bit seed: an integer while it fits one (JSON integers are signed 64-bit here).
@@ -106,7 +107,7 @@ final class ProgressReporter {
     }
 
     private func write(_ text: String) {
-        FileHandle.standardOutput.write(Data(text.utf8))
+        StandardStream.output.write(text)
     }
 
     /// `42s`, `3m05s`, `2h07m`.

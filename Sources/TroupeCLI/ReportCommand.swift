@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TroupeReport
+import TroupeRuntime
 
 /// `troupe report RUN [RUN...] [--out FILE] [--screenshot PNG]`: regenerate a run's HTML report, or
 /// compare several runs on one page.
@@ -59,9 +60,9 @@ package struct ReportCommand: ParsableCommand {
         let names = ReportFiles.distinctNames(for: directories)
         let loaded = try zip(directories, names).map { try ReportFiles.loadRun(directory: $0, name: $1) }
         for run in loaded {
-            for note in run.notes { FileHandle.standardError.write(Data("warning: \(run.name): \(note)\n".utf8)) }
+            for note in run.notes { StandardStream.error.write("warning: \(run.name): \(note)\n") }
             if run.metrics.records.isEmpty {
-                FileHandle.standardError.write(Data("warning: \(run.name): metrics.jsonl has no metrics yet\n".utf8))
+                StandardStream.error.write("warning: \(run.name): metrics.jsonl has no metrics yet\n")
             }
         }
         let destination = out.map { URL(fileURLWithPath: $0) }

@@ -120,7 +120,7 @@ enum ReportWriter {
         do {
             try ReportFiles.writeReport(runDirectory: URL(fileURLWithPath: runDirectory))
         } catch {
-            FileHandle.standardError.write(Data("warning: could not write the report: \(error)\n".utf8))
+            StandardStream.error.write("warning: could not write the report: \(error)\n")
         }
     }
 }

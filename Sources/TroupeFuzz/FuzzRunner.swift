@@ -111,7 +111,7 @@ enum FailureCapture {
                 if FailureCapture.running && monotonicSeconds() - FailureCapture.startedAt > hangSeconds {
                     FailureCapture.writeInput(to: FailureCapture.hangPath)
                     let message = "troupe-fuzz: \(target): an input ran longer than \(hangSeconds) s (a hang); written to \(String(cString: FailureCapture.hangPath))\n"
-                    FileHandle.standardError.write(Data(message.utf8))
+                    try? FileHandle.standardError.write(contentsOf: Data(message.utf8))
                     _exit(3)
                 }
             }

@@ -126,8 +126,8 @@ package final class LocalRun {
         if options.authenticate { keys = try RunKeys.make(in: dir + "/keys", actors: options.actors) }
         try AtomicFile.write(config.resolvedJSONData(), to: dir + "/run-config.json")
         console.info("resolved configuration written to \(dir)/run-config.json")
-        FileHandle.standardError.write(config.resolvedJSONData())
-        FileHandle.standardError.write(Data("\n".utf8))
+        StandardStream.error.write(config.resolvedJSONData())
+        StandardStream.error.write("\n")
     }
 
     private func spawnLearnerAndActors() throws {
@@ -401,9 +401,10 @@ package typealias LocalRunEvents = ProcessEvents<Never>
 extension ProcessEvent where Record == Never {
     /// An evaluation of the checkpoint of `step` with `samples` samples per prompt.
     package static func evaluated(step: Int, samples k: Int, _ r: EvaluationResult, meanCompletionTokens: Double) -> Self {
-        .metrics("eval", step: step, ["eval/pass@1": r.passAt1.value, "eval/maj@\(k)": r.majorityAtK.value,
-                                      "eval/pass@\(k)": r.passAtK.value, "eval/valid_fraction": r.validAnswerFraction,
-                                      "eval/mean_completion_tokens": meanCompletionTokens])
+        // With one sample per prompt pass@k is pass@1: one key (a dictionary literal with it twice traps).
+        .metrics("eval", step: step, Dictionary([("eval/pass@1", r.passAt1.value), ("eval/maj@\(k)", r.majorityAtK.value),
+                                                 ("eval/pass@\(k)", r.passAtK.value), ("eval/valid_fraction", r.validAnswerFraction),
+                                                 ("eval/mean_completion_tokens", meanCompletionTokens)], uniquingKeysWith: { first, _ in first }))
     }
 
     /// How often the majority vote's labels (and the rewards) agree with the answer key so far.

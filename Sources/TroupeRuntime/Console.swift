@@ -66,8 +66,8 @@ package struct ConsoleLogHandler: MetadataLogHandler {
     package func log(event: LogEvent) {
         let (level, message) = (event.level, event.message)
         let fields = fields(of: event)
-        FileHandle.standardError.write(Data((Self.format(role: label, level: level, message: "\(message)", fields: fields,
-                                                         terminal: Self.isTerminal) + "\n").utf8))
+        StandardStream.error.write(Self.format(role: label, level: level, message: "\(message)", fields: fields,
+                                               terminal: Self.isTerminal) + "\n")
     }
 
     package static func format(role: String, level: Logger.Level, message: String, fields: Logger.Metadata, terminal: Bool) -> String {
@@ -178,4 +178,17 @@ package final class InMemoryLogHandler: MetadataLogHandler, @unchecked Sendable 
 
     /// A console that logs here.
     package func console(role: String) -> Console { Console(logger: Logger(label: role) { _ in self }) }
+}
+
+/// Standard output or error, written without trapping. Foundation's `FileHandle.write(_:)` stops the
+/// process when the reader has gone (a closed pipe): `troupe run | head` killed the run and left its
+/// learner and actors running. Here such a write is dropped and the process goes on.
+package enum StandardStream {
+    case output, error
+
+    package func write(_ data: Data) {
+        try? (self == .output ? FileHandle.standardOutput : FileHandle.standardError).write(contentsOf: data)
+    }
+
+    package func write(_ text: String) { write(Data(text.utf8)) }
 }

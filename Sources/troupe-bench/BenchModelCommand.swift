@@ -1,9 +1,10 @@
 import ArgumentParser
 import Foundation
-import TroupeJSON
 import TroupeBench
 import TroupeCLI
+import TroupeJSON
 import TroupeModel
+import TroupeRuntime
 import TroupeTensor
 
 /// `troupe bench model`: training and sampling throughput of the policy model on the standard shapes,
@@ -80,7 +81,7 @@ struct BenchModelCommand: ParsableCommand {
             + "), \(BLASInfo.threads) threads, sgemm 1024³ \(String(format: "%.1f", sgemm)) GFLOP/s, medians of \(runs) runs")
 
         let peers = peerOptions.load()
-        if let problem = peers.problem { FileHandle.standardError.write(Data("troupe bench model: no peer ratios: \(problem)\n".utf8)) }
+        if let problem = peers.problem { StandardStream.error.write("troupe bench model: no peer ratios: \(problem)\n") }
         for shape in try selectedShapes() {
             let training = try ModelBenchmark.training(shape, batch: 8, length: 256, steps: runs)
             let gflops = training.flopsPerStep / ModelBenchmark.median(training.secondsPerStep) / 1e9

@@ -3,6 +3,7 @@ import Foundation
 import TroupeBench
 import TroupeCLI
 import TroupeJSON
+import TroupeRuntime
 import TroupeTensor
 
 /// `troupe bench rl-step`: TRL's GRPO benchmark workload, one step at a time, with a learner and
@@ -87,7 +88,7 @@ struct BenchRLStepCommand: ParsableCommand {
         options.overrides = overrides
         let work = NSTemporaryDirectory() + "troupe-bench-rl-step-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: work) }
-        let report = try RLStepBench.run(options, workDirectory: work) { FileHandle.standardError.write(Data("… \($0)\n".utf8)) }
+        let report = try RLStepBench.run(options, workDirectory: work) { StandardStream.error.write("… \($0)\n") }
         try RLStepOutput(mode: mode, environmentKernel: environmentKernel, peers: peers, maxSpread: peerOptions.maxSpread).print(report)
     }
 }

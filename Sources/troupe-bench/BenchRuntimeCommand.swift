@@ -104,7 +104,7 @@ struct BenchRuntimeCommand: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         let out = RuntimeBenchOutput(mode: json ? .jsonLines : OutputMode.detect())
         let selected = try selectedParts()
-        let progress: (String) -> Void = { line in FileHandle.standardError.write(Data("… \(line)\n".utf8)) }
+        let progress: (String) -> Void = { line in StandardStream.error.write("… \(line)\n") }
         let zmq = zmqVersion
         try out.machine([
             "event": "machine", "openblas_kernel": .string(BLASInfo.coreName), "threads": .integer(BLASInfo.threads),

@@ -34,7 +34,7 @@ enum LibFuzzerMode {
     }
 
     private static func fail(_ message: String) -> Never {
-        FileHandle.standardError.write(Data("troupe-fuzz: \(message)\n".utf8))
+        try? FileHandle.standardError.write(contentsOf: Data("troupe-fuzz: \(message)\n".utf8))
         exit(2)
     }
 }

@@ -16,7 +16,7 @@ import TroupeProto
 // Exit status 0 when everything holds, 1 naming every file that does not, 2 for a usage error.
 
 func fail(_ message: String, status: Int32 = 1) -> Never {
-    FileHandle.standardError.write(Data("troupe-wire-goldens: \(message)\n".utf8))
+    try? FileHandle.standardError.write(contentsOf: Data("troupe-wire-goldens: \(message)\n".utf8))
     exit(status)
 }
 

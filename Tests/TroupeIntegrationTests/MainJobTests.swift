@@ -42,4 +42,25 @@ extension RuntimeIntegrationTests {
             run.check(code == 0 && output.contains("check_metrics_export: ok:"), "the exports of troupe run do not read back:\n\(output)")
         }
     }
+
+    /// `troupe run | head`: once the reader of its output has gone, the run goes on to its end instead of
+    /// stopping on a write to the closed pipe (which once left its learner and actors running). With one
+    /// evaluation sample per prompt, whose pass@k is pass@1.
+    @Test func aRunGoesOnWhenItsOutputPipeCloses() throws {
+        let run = try IntegrationRun("closed-pipe")
+        defer { run.finish() }
+        let settings = ["run.directory=\(run.runDirectory)", "model.path=\(TroupeBinary.repository.path)/models/arith-base", "run.max_steps=6",
+                        "eval.every=3", "eval.samples=1", "task.count=16"] + run.ports.overrides
+        let status = run.directory + "/status"
+        let script = #"( "$@"; echo $? > ""# + status + #"" ) 2>&1 | head -c 64 > /dev/null"#
+        let child = try run.startProgram("run", ["/bin/sh", "-c", script, "sh", run.binary, "run"] + settings.flatMap { ["--set", $0] })
+        run.check(child.waitForExit(within: 300) == .code(0), "the pipeline did not finish")
+        let code = (try? String(contentsOfFile: status, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        run.check(code == "0", "troupe run ended with status \(code ?? "none")")
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run.runDirectory + "/summary.json")))
+            as? [String: Any])
+        run.check(summary["steps"] as? Int == 6, "steps \(summary["steps"] ?? "nil")")
+        let metrics = try String(contentsOfFile: run.runDirectory + "/metrics.jsonl", encoding: .utf8)
+        run.check(metrics.contains("\"eval/pass@1\"") && metrics.contains("\"eval/maj@1\""), "no eval line with one sample in metrics.jsonl")
+    }
 }

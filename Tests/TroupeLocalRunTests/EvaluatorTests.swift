@@ -91,6 +91,10 @@ private enum EvaluatorFixture {
         let evaluation = try evaluator.evaluate(items, settings: EvaluationSettings(samplesPerPrompt: 1, maxNewTokens: 24, seed: 5))
         #expect(evaluation.result.passAt1 == evaluation.result.majorityAtK)
         #expect(evaluation.result.passAt1 == evaluation.result.passAtK)
+        // troupe run's metrics line of such an evaluation (eval.samples = 1) names pass@1 once.
+        let line = try #require(ProcessEvent<Never>.evaluated(step: 0, samples: 1, evaluation.result, meanCompletionTokens: 3).metricsLine)
+        #expect(line.metrics.keys.sorted() == ["eval/maj@1", "eval/mean_completion_tokens", "eval/pass@1", "eval/valid_fraction"])
+        #expect(line.metrics["eval/pass@1"] == evaluation.result.passAt1.value)
     }
 
     /// Relabel every prompt with the answer its first sample gave: re-evaluating with the same seed must
