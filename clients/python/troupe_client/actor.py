@@ -1,5 +1,6 @@
 """The actor's conversation with a learner (docs/PROTOCOL.md §5, §9): Hello, weights, leases, groups
-with behaviour log-probs, credit, heartbeats, resending unacknowledged groups after every Welcome, Bye.
+with behaviour log-probs, credit, heartbeats, after every Welcome resending unacknowledged groups and
+dropping queued leases, Bye.
 Single-threaded: sampling a group blocks the loop, which is fine while a group takes well under the
 learner's heartbeat timeout (10 s by default)."""
 import json
@@ -128,9 +129,21 @@ class Actor:
 
     # --- joining -----------------------------------------------------------------------------------
 
-    def hello(self, deadline):
-        """Says Hello until a Welcome arrives (returns it) or the deadline passes (ActorError)."""
+    def join_deadline(self):
+        """When to give up joining, as troupe actor does: the first Welcome within --connect-timeout of the
+        start; once welcomed, when no learner has said anything (a Reject included) for --learner-gone-timeout."""
+        if self.welcome is None:
+            return self.started + self.o.connect_timeout
+        return self.last_heard + self.o.learner_gone_timeout
+
+    def hello(self):
+        """Says Hello until a Welcome arrives (returns it) or join_deadline passes (ActorError)."""
+        refused = None  # the text of the last CONFIG_MISMATCH: an identity in use, or not this key's
+        fresh = True
         while True:
+            if not fresh:
+                self.open_control()  # a fresh DEALER: the old one may hold messages for a dead peer
+            fresh = False
             e = Envelope()
             h = e.hello
             h.actor_identity = self.identity
@@ -142,51 +155,66 @@ class Actor:
             h.thread_count = 1
             self.send(e)
             retry_at = time.monotonic() + 2.0
-            while time.monotonic() < min(retry_at, deadline):
-                answer = self.receive(min(retry_at, deadline) - time.monotonic())
+            while time.monotonic() < min(retry_at, self.join_deadline()):
+                answer = self.receive(min(retry_at, self.join_deadline()) - time.monotonic())
                 if answer is None:
                     continue
                 kind = answer.WhichOneof("body")
                 if kind == "welcome":
                     return answer.welcome
                 if kind == "reject":
-                    self.on_reject(answer.reject, joining=True)
+                    self.on_reject(answer.reject)
+                    if answer.reject.reason == control_pb2.REJECT_REASON_CONFIG_MISMATCH:
+                        # As troupe actor does: ask again 3 s after the refusal, on this connection (another
+                        # live process holds the identity; once it has been silent for 3 s the learner lets us in).
+                        refused = answer.reject.text
+                        retry_at = time.monotonic() + 3.0
+                        fresh = True
+                        continue
                     break
                 if kind == "bye" and answer.bye.reason == "run finished":
                     raise SystemExit(self.finish("the run is already finished", status=0))
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= self.join_deadline():
+                if refused is not None:
+                    raise ActorError(f"the learner refused this actor's identity {self.identity!r} until it gave up: {refused}")
                 raise ActorError(f"no learner answered at {self.o.learner} within {self.o.connect_timeout:g} s "
                                  + ("(is this key on the learner's allowlist, and --learner-key the learner's?)" if self.curve.keys
                                     else "(is a learner running there, and does it accept plaintext?)"))
-            self.open_control()  # a fresh DEALER: the old one may hold messages for a dead peer
 
-    def on_reject(self, reject, joining=False):
+    def on_reject(self, reject):
+        """Logs a Reject; PROTOCOL_MAJOR is fatal. The callers act on the others as troupe actor does: on
+        UNKNOWN_ACTOR the loop says Hello again, on CONFIG_MISMATCH hello asks again 3 s later, any other is
+        only logged. A Reject names no group: one that refuses a GroupSubmit's framing leaves the group
+        unacknowledged, its credit spent, until the next Welcome resends it."""
         name = control_pb2.RejectReason.Name(reject.reason) if reject.reason in control_pb2.RejectReason.values() else str(reject.reason)
         log("rejected", reason=name, text=reject.text)
         if reject.reason == control_pb2.REJECT_REASON_PROTOCOL_MAJOR:
             raise ActorError(f"the learner speaks another protocol: {reject.text}")
-        if reject.reason == control_pb2.REJECT_REASON_CONFIG_MISMATCH:
-            raise ActorError(f"the learner refused this actor's identity {self.identity!r}: {reject.text}")
-        if reject.reason == control_pb2.REJECT_REASON_UNKNOWN_ACTOR and not joining:
-            self.join()
 
     def join(self):
-        deadline = time.monotonic() + (self.o.connect_timeout if self.welcome is None else self.o.learner_gone_timeout)
-        welcome = self.hello(deadline)
         first = self.welcome is None
+        welcome = self.hello()
+        self.welcomed(welcome)
+        if first:
+            self.configure(welcome)
+        self.flush()
+
+    def welcomed(self, welcome):
+        """What every Welcome means, as for troupe actor: the credit starts again at the Welcome's, every
+        unacknowledged group goes out again, and the queued leases are dropped (the learner took them
+        back at the Hello: a group sampled from one would be refused as UNKNOWN_LEASE)."""
         self.welcome = welcome
         self.epoch = welcome.learner_epoch
         self.newest_step = welcome.current_version.step
         self.credit = welcome.credit
         self.in_flight.clear()
         self.lease_outstanding = False
+        dropped = len(self.prompts)
+        self.prompts.clear()
         log("welcomed", run_id=welcome.run_id, epoch=welcome.learner_epoch, step=welcome.current_version.step,
-            credit=welcome.credit, unacked=len(self.unacked))
-        if first:
-            self.configure(welcome)
+            credit=welcome.credit, unacked=len(self.unacked), prompts_dropped=dropped)
         if self.unacked:
             log("resending", sequences=list(self.unacked))
-        self.flush()
 
     def configure(self, welcome):
         try:
@@ -438,14 +466,18 @@ class Actor:
                 self.note_version(message.heartbeat.current_version)
             elif kind == "reject":
                 self.on_reject(message.reject)
+                if message.reject.reason == control_pb2.REJECT_REASON_UNKNOWN_ACTOR:
+                    self.join()
             elif kind == "bye":
                 if message.bye.reason == "run finished":
                     return self.finish("the learner says the run is finished")
                 log("learner_stopping", reason=message.bye.reason)
-                self.prompts.clear()
                 self.open_control()
                 self.join()
             elif kind == "welcome":
-                pass  # a late answer to an earlier Hello
+                # A late answer to an earlier Hello: the learner handled that Hello (taking back any lease
+                # granted before it), so this Welcome counts like any other.
+                self.welcomed(message.welcome)
+                self.flush()
             else:
                 log("unexpected_message", kind=kind)
