@@ -51,10 +51,12 @@ package struct Checkpoint {
     package static func loadLatest(runDirectory: String, model: LlamaModel, optimizer: AdamW,
                                    warn: (String) -> Void = { _ in }) throws -> Checkpoint? {
         let dir = directory(runDirectory)
-        let named = FileManager.default.contents(atPath: dir + "/latest")
+        let latest = FileManager.default.contents(atPath: dir + "/latest")
             .flatMap { String(data: $0, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines) }.flatMap { $0.isEmpty ? nil : $0 }
-        let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])
-            .filter { $0.hasPrefix("step-") && $0.hasSuffix(".safetensors") }.sorted(by: >)
+        func isStepFile(_ name: String) -> Bool { name.hasPrefix("step-") && name.hasSuffix(".safetensors") && !name.contains("/") }
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter(isStepFile).sorted(by: >)
+        if let latest, !isStepFile(latest) { warn("\(dir)/latest names \(latest.debugDescription), not a checkpoint file of this directory; passed over") }
+        let named = latest.flatMap { isStepFile($0) ? $0 : nil }
         // `latest` first, then the step files newest first (a crash between a file's rename and
         // `latest`'s can leave a newer intact file that `latest` does not name yet).
         let candidates = (named.map { [$0] } ?? []) + files.filter { $0 != named }

@@ -18,6 +18,16 @@ extension LearnerServer {
                                                    warn: { console.warn($0) })
         let step = checkpoint?.step ?? 0
         let history = try RunHistory(records: log.opened)
+        // The checkpoint's weights were trained on the batches the log records up to its step, and the log
+        // is durable before a checkpoint is written: a log that ends earlier lost records (a crash tears at
+        // most the line being written). Resuming would leave those batches out of the run's history.
+        let loggedStep = history.effectiveSteps.map(\.step).max() ?? 0
+        if step > loggedStep {
+            throw RuntimeError.corruptLog("\(log.path) (\(log.opened.count) records) records steps up to \(loggedStep), but the checkpoint "
+                + "to resume from (\(Checkpoint.directory(runDirectory))) is at step \(step): the log has lost records the checkpoint "
+                + "was trained on. Put the whole run.log back, or move the checkpoint files after step \(loggedStep) and `latest` "
+                + "out of the checkpoints directory to resume from the last step the log records")
+        }
         var trained = Set<String>()
         for s in history.effectiveSteps where s.step <= step { trained.formUnion(s.groups) }
         var pending: [RolloutGroup] = []

@@ -57,6 +57,23 @@ import TroupeTensor
         #expect(warnings.first?.contains(file(step: 2)) == true && warnings.first?.contains("adam.v") == true, "\(warnings)")
     }
 
+    /// `latest` naming anything but a step file of the directory (a path out of it, garbage) is passed
+    /// over with a warning; the newest intact step file is loaded.
+    @Test func aLatestThatNamesNoStepFileIsPassedOver() throws {
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        let (hashes, _) = try saveTwo()
+        for named in ["../../elsewhere/step-00000009.safetensors", "garbage"] {
+            try Data((named + "\n").utf8).write(to: URL(fileURLWithPath: Checkpoint.directory(run) + "/latest"))
+            let m = try model()
+            var warnings: [String] = []
+            let loaded = try #require(try Checkpoint.loadLatest(runDirectory: run, model: m,
+                                                               optimizer: AdamW(parameterCount: m.parameters.count, options: RunConfig().optimizer),
+                                                               warn: { warnings.append($0) }))
+            #expect(loaded.step == 2 && m.weightsHash() == hashes[1])
+            #expect(warnings == ["\(Checkpoint.directory(run))/latest names \(named.debugDescription), not a checkpoint file of this directory; passed over"])
+        }
+    }
+
     @Test func aTruncatedOnlyCheckpointIsAnErrorNamingTheFile() throws {
         defer { try? FileManager.default.removeItem(atPath: run) }
         _ = try saveTwo()

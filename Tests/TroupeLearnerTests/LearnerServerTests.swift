@@ -292,4 +292,46 @@ import TroupeWire
         #expect(try resumed.records("step_done").compactMap { $0.body["step"]?.int } == [1, 2, 3, 3])
         #expect(resumed.learner.core.accounting.identityHolds)
     }
+
+    /// A run log that ends before the checkpoint's step lost records (emptied, or cut in the middle of an
+    /// earlier line): resuming would train on without them, so the learner refuses, naming the log, the
+    /// steps and what to do, and leaves the log and the checkpoints as they were.
+    @Test(arguments: ["cut", "emptied"])
+    func resumeRefusesARunLogThatEndsBeforeItsCheckpoint(damage: String) throws {
+        let h = try LearnerHarness(["learner.checkpoint_every=2"])
+        let a = h.connect("a")
+        for _ in 0..<2 {
+            for _ in 0..<2 {
+                let lease = try join(a, h)
+                try a.submit(prompt: lease.prompts[0].promptID, lease: lease.leaseID, version: PolicyVersion(lease.minVersion))
+                try h.turn()
+            }
+            try h.trainPendingStep()
+        }
+        let directory = h.directory
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        h.kill()
+        let logPath = directory + "/run.log", log = try Data(contentsOf: URL(fileURLWithPath: logPath))
+        let lines = log.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        // Cut in the middle of the record of step 2's batch (which says what the checkpoint was trained
+        // on): what is left looks like a torn write after step 1.
+        let step2 = try #require(lines.firstIndex {
+            let line = String(decoding: $0, as: UTF8.self)
+            return line.contains("\"type\":\"batch_formed\"") && line.contains("\"step\":2,")
+        })
+        let damaged = damage == "cut" ? log.prefix(lines[..<step2].reduce(0) { $0 + $1.count + 1 } + 20) : Data()
+        try damaged.write(to: URL(fileURLWithPath: logPath))
+        let checkpoints = try FileManager.default.contentsOfDirectory(atPath: directory + "/checkpoints").sorted()
+        do {
+            let resumed = try LearnerHarness(["learner.checkpoint_every=2"], directory: directory)
+            resumed.kill()
+            Issue.record("a learner resumed from a checkpoint its run log does not reach")
+        } catch {
+            let text = "\(error)"
+            #expect(text.contains(logPath) && text.contains("records steps up to \(damage == "cut" ? 1 : 0), but the checkpoint")
+                    && text.contains("is at step 2") && text.contains("Put the whole run.log back"), "\(text)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory + "/checkpoints").sorted() == checkpoints)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: logPath)).count <= damaged.count, "the refusing learner appended to the log")
+    }
 }
