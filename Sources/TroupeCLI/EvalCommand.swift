@@ -80,7 +80,7 @@ package struct EvalCommand: ParsableCommand {
                 let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
                 guard !text.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("--temperatures: an empty list cannot produce a sample; give at least one temperature") }
                 return try parts.map { part in
-                    guard let t = Float(part), t.isFinite, t > 0 else { throw ValidationError("--temperatures: \"\(part)\" is not a finite number > 0") }
+                    guard let t = Float(part), t.isFinite, (0.01...10).contains(t) else { throw ValidationError("--temperatures: \"\(part)\" is not a number in 0.01 … 10") }
                     return t
                 }
             })

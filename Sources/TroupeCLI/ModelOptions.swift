@@ -50,14 +50,15 @@ package struct ModelOptions: ParsableArguments {
 
 /// `--temperature T`: the distribution samples are drawn from and log-probs taken at.
 package struct TemperatureOption: ParsableArguments {
-    @Option(name: .long, help: "Temperature (> 0) of the distribution tokens are sampled from and log-probs taken at.")
+    @Option(name: .long, help: "Temperature (0.01 … 10, as sampling.temperature) of the distribution tokens are sampled from and log-probs taken at.")
     package var temperature: Float = 1
 
     package init() {}
 
     package func validate() throws {
-        guard temperature.isFinite && temperature > 0 else {
-            throw ValidationError("--temperature must be finite and > 0, got \(temperature)")
+        // The run configuration's range: far below it logits over the temperature overflow to NaN log-probs.
+        guard temperature.isFinite && (0.01...10).contains(temperature) else {
+            throw ValidationError("--temperature must be in 0.01 … 10 (as sampling.temperature), got \(temperature)")
         }
     }
 }

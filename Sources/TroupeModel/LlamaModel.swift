@@ -21,6 +21,11 @@ public final class LlamaModel: @unchecked Sendable {
             }
             self.parameters = p
         } else {
+            // A shape too large for this machine is an error naming it, not a failed allocation.
+            let bytes = layout.totalCount * MemoryLayout<Float>.size, memory = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+            guard bytes <= memory else {
+                throw ModelError.invalidConfig(field: "(shape)", reason: "\(layout.totalCount) parameters take \(bytes) bytes as F32, more than this machine's \(memory) bytes of memory")
+            }
             self.parameters = FloatBuffer(count: layout.totalCount)
         }
         rope = RopeTable(headDim: config.headDim, maxPositions: config.maxPositions, theta: config.ropeTheta)

@@ -59,6 +59,14 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         try need(rmsNormEps > 0 && rmsNormEps.isFinite, "rms_norm_eps", "must be > 0 (got \(rmsNormEps))")
         try need(ropeTheta > 0 && ropeTheta.isFinite, "rope_theta", "must be > 0 (got \(ropeTheta))")
         try need(maxPositions > 0, "max_position_embeddings", "must be > 0 (got \(maxPositions))")
+        // Upper bounds well past every released model of these families, so that no product of sizes
+        // overflows and a typo (a position count of 10^13) is an error instead of an allocation failure.
+        for (field, value, most) in [("vocab_size", vocabularySize, 1 << 24), ("hidden_size", hiddenSize, 1 << 16),
+                                     ("intermediate_size", intermediateSize, 1 << 18), ("num_hidden_layers", layers, 1 << 10),
+                                     ("num_attention_heads", heads, 1 << 10), ("head_dim", headDim, 1 << 10),
+                                     ("max_position_embeddings", maxPositions, 1 << 21)] {
+            try need(value <= most, field, "\(value) is larger than this implementation supports (at most \(most))")
+        }
         for id in eosTokenIds {
             try need(id >= 0 && id < vocabularySize, "eos_token_id", "\(id) is outside the vocabulary")
         }

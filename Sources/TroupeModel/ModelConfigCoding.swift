@@ -50,26 +50,26 @@ extension ModelConfig {
 
     /// The model type (default llama), after refusing the architectures and features not implemented.
     private static func supportedModelType(_ c: KeyedDecodingContainer<HFKey>) throws -> String {
-        let modelType = (try? c.decodeIfPresent(String.self, forKey: .modelType)) ?? "llama"
+        let modelType = try c.strict(String.self, .modelType) ?? "llama"
         guard supportedModelTypes.contains(modelType) else {
             throw refusal(.modelType, "\(modelType) is not a Llama-family model (supported: \(supportedModelTypes.joined(separator: ", ")))")
         }
-        if let act = try? c.decodeIfPresent(String.self, forKey: .hiddenAct), act != "silu" {
+        if let act = try c.strict(String.self, .hiddenAct), act != "silu" {
             throw refusal(.hiddenAct, "\(act) is not supported (only silu)")
         }
-        if try c.decodeIfPresent(Bool.self, forKey: .mlpBias) == true {
+        if try c.strict(Bool.self, .mlpBias) == true {
             throw refusal(.mlpBias, "MLP biases are not supported")
         }
-        if (try? c.decodeIfPresent(Bool.self, forKey: .useSlidingWindow)) == true {
+        if try c.strict(Bool.self, .useSlidingWindow) == true {
             throw refusal(.useSlidingWindow, "sliding-window attention is not supported")
         }
         // Mistral applies sliding_window whenever it is set (Qwen2 only with use_sliding_window); a window
         // as long as the context is full attention.
-        if modelType == "mistral", let window = try? c.decodeIfPresent(Int.self, forKey: .slidingWindow),
-           window < ((try? c.decodeIfPresent(Int.self, forKey: .maxPositions)) ?? 2048) {
+        if modelType == "mistral", let window = try c.strict(Int.self, .slidingWindow),
+           window < (try c.strict(Int.self, .maxPositions) ?? 2048) {
             throw refusal(.slidingWindow, "\(window): sliding-window attention is not supported (only full attention)")
         }
-        if let types = try? c.decodeIfPresent([String].self, forKey: .layerTypes),
+        if let types = try c.strict([String].self, .layerTypes),
            let other = types.first(where: { $0 != "full_attention" }) {
             throw refusal(.layerTypes, "\(other) layers are not supported (only full_attention)")
         }
@@ -82,8 +82,12 @@ extension ModelConfig {
     /// `rope_theta`, at the top level or (newer files) under `rope_parameters`, which wins.
     private static func ropeTheta(_ c: KeyedDecodingContainer<HFKey>) throws -> Double? {
         let theta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta)
-        guard let parameters = try? c.nestedContainer(keyedBy: HFKey.self, forKey: .ropeParameters) else { return theta }
-        if let type = try? parameters.decodeIfPresent(String.self, forKey: .ropeType), type != "default" {
+        guard try !c.decodeNil(forKey: .ropeParameters, default: true) else { return theta }
+        let parameters: KeyedDecodingContainer<HFKey>
+        do { parameters = try c.nestedContainer(keyedBy: HFKey.self, forKey: .ropeParameters) } catch {
+            throw refusal(.ropeParameters, "expected an object")
+        }
+        if let type = try parameters.strict(String.self, .ropeType), type != "default" {
             throw ModelError.invalidConfig(field: "rope_parameters.rope_type", reason: "\(type) is not supported (only default)")
         }
         return try parameters.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? theta
@@ -99,6 +103,14 @@ extension ModelConfig {
 
     private static func refusal(_ key: HFKey, _ reason: String) -> ModelError {
         .invalidConfig(field: key.rawValue, reason: reason)
+    }
+}
+
+private extension KeyedDecodingContainer where Key == ModelConfig.HFKey {
+    /// `key`'s value when present and not null; of another type, the decoder's error naming the key (a
+    /// feature switch such as `use_sliding_window: "true"` must not read as absent).
+    func strict<T: Decodable>(_ type: T.Type, _ key: Key) throws -> T? {
+        try decodeNil(forKey: key, default: true) ? nil : try decode(T.self, forKey: key)
     }
 }
 

@@ -69,7 +69,13 @@ public struct SafetensorsFile {
                 throw ModelError.tensorData(name: name, reason: "data ends at byte \(end) but the file holds only \(dataSize) data bytes (truncated)")
             }
             if let width = SafetensorsFile.byteWidth(dtype) {
-                let expected = dims.reduce(1, *) * width
+                // Checked: a crafted shape whose product wraps to the stored byte count must not pass.
+                var expected = width
+                for d in dims {
+                    let (product, overflow) = expected.multipliedReportingOverflow(by: d)
+                    guard !overflow else { throw ModelError.tensorData(name: name, reason: "shape \(dims) is too large to address") }
+                    expected = product
+                }
                 guard end - begin == expected else {
                     throw ModelError.tensorData(name: name, reason: "holds \(end - begin) bytes, shape \(dims) as \(dtype) needs \(expected)")
                 }

@@ -42,10 +42,12 @@ import TroupeTasks
         expectUsageError(model, "give at least one --prompt")
         expectUsageError(model + ["--prompt", "a", "--prompt", ""], "--prompt 2 is empty")
         #expect(refusal(model + ["--prompt", "", "--bos"]) == nil)
-        expectUsageError(model + ["--prompt", "x", "--samples", "0"], "--samples must be at least 1, got 0")
+        expectUsageError(model + ["--prompt", "x", "--samples", "0"], "--samples must be in 1 … 4096 (as eval.samples), got 0")
+        expectUsageError(model + ["--prompt", "x", "--samples", "100000000"], "--samples must be in 1 … 4096 (as eval.samples), got 100000000")
         expectUsageError(model + ["--prompt", "x", "--samples", "two"], "The value 'two' is invalid for '--samples")
-        expectUsageError(model + ["--prompt", "x", "--temperature", "0"], "--temperature must be finite and > 0, got 0.0")
-        expectUsageError(model + ["--prompt", "x", "--temperature", "nan"], "--temperature must be finite and > 0")
+        expectUsageError(model + ["--prompt", "x", "--temperature", "0"], "--temperature must be in 0.01 … 10 (as sampling.temperature), got 0.0")
+        expectUsageError(model + ["--prompt", "x", "--temperature", "1e-45"], "--temperature must be in 0.01 … 10 (as sampling.temperature), got 1e-45")
+        expectUsageError(model + ["--prompt", "x", "--temperature", "nan"], "--temperature must be in 0.01 … 10")
         // Negative numbers go as --option=-1: a lone -1 reads as an option name.
         expectUsageError(model + ["--prompt", "x", "--top-k=-1"], "--top-k must be ≥ 0, got -1")
         expectUsageError(model + ["--prompt", "x", "--top-p", "0"], "--top-p must be in (0, 1], got 0.0")
@@ -80,7 +82,7 @@ import TroupeTasks
         expectUsageError(model + ["--prompt", "", "--completion", "b"], "--prompt is empty")
         #expect(refusal(model + ["--prompt", "", "--completion", "b", "--bos"]) == nil)
         expectUsageError(model + ["--prompt", "a", "--completion", ""], "--completion is empty")
-        expectUsageError(model + ["--ids", "1,2", "--temperature=-1"], "--temperature must be finite and > 0, got -1.0")
+        expectUsageError(model + ["--ids", "1,2", "--temperature=-1"], "--temperature must be in 0.01 … 10 (as sampling.temperature), got -1.0")
     }
 
     // MARK: eval
@@ -120,7 +122,7 @@ import TroupeTasks
         expectUsageError(["eval", scratch.model, "--task", "arith:add1"] + samples, "--count 64: arith:add1 has only 11 problems in its test split")
         expectUsageError(["eval", scratch.model, "--task", "arith:add2", "--batch-size", "0"] + samples, "--batch-size must be at least 1")
         expectUsageError(["eval", scratch.model, "--task", "arith:add2", "--max-new-tokens", "0"] + samples, "--max-new-tokens must be at least 1")
-        expectUsageError(["eval", scratch.model, "--task", "arith:add2", "--temperature", "inf"] + samples, "--temperature must be finite and > 0")
+        expectUsageError(["eval", scratch.model, "--task", "arith:add2", "--temperature", "inf"] + samples, "--temperature must be in 0.01 … 10")
         expectUsageError(["eval", scratch.model, "--task", "arith:add2", "--threads=-2"] + samples, "--threads must be at least 1, got -2")
     }
 

@@ -35,6 +35,20 @@ import TroupeTensor
         #expect(try file.floats("b") == [1, -2, 0.5, 3.140625])
     }
 
+    /// A shape whose byte count wraps around (2^62 × 128 × 4 bytes is 0 mod 2^64) must not pass as the
+    /// empty range it claims: the file is refused naming the tensor.
+    @Test func aShapeTooLargeToAddressIsRefused() throws {
+        var header = "{\"e\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904,128],\"data_offsets\":[0,0]}}"
+        while header.utf8.count % 8 != 0 { header += " " }
+        var data = Data()
+        var n = UInt64(header.utf8.count).littleEndian
+        withUnsafeBytes(of: &n) { data.append(contentsOf: $0) }
+        data.append(header.data(using: .utf8)!)
+        #expect(throws: ModelError.tensorData(name: "e", reason: "shape [4611686018427387904, 128] is too large to address")) {
+            try SafetensorsFile(data: data)
+        }
+    }
+
     @Test func corruptFilesNameTheProblem() throws {
         let src = try ModelDirectory.load(Fixtures.llamaTiny)
         let dir = Self.tempDir()

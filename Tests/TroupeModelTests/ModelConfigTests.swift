@@ -35,9 +35,32 @@ import TroupeModel
         (#""num_key_value_heads": 2.5"#, .invalidConfig(field: "num_key_value_heads", reason: "expected an integer, got 2.5")),
         (#""tie_word_embeddings": 1"#, .invalidConfig(field: "tie_word_embeddings", reason: "expected true or false, got 1")),
         (#""num_key_value_heads": 3"#, .invalidConfig(field: "num_key_value_heads", reason: "must divide num_attention_heads 4 (got 3)")),
+        // A switch of another type is refused, not read as absent.
+        (#""hidden_act": 5"#, .invalidConfig(field: "hidden_act", reason: "expected a string, got 5")),
+        (#""use_sliding_window": "true""#, .invalidConfig(field: "use_sliding_window", reason: "expected true or false, got \"true\"")),
+        (#""layer_types": "sliding_attention""#, .invalidConfig(field: "layer_types", reason: "expected an array, got \"sliding_attention\"")),
+        (#""rope_parameters": "x""#, .invalidConfig(field: "rope_parameters", reason: "expected an object")),
+        (#""rope_parameters": {"rope_type": 5}"#, .invalidConfig(field: "rope_parameters.rope_type", reason: "expected a string, got 5")),
+        // Sizes past any released model: an error, not an overflowing product or a failed allocation.
+        (#""max_position_embeddings": 10000000000000"#, .invalidConfig(field: "max_position_embeddings", reason: "10000000000000 is larger than this implementation supports (at most 2097152)")),
+        (#""head_dim": 4096"#, .invalidConfig(field: "head_dim", reason: "4096 is larger than this implementation supports (at most 1024)")),
     ])
     func refusals(extra: String, error: ModelError) {
         #expect(throws: error) { try parse(extra) }
+    }
+
+    @Test(arguments: [("num_hidden_layers", "10000000", "at most 1024"), ("vocab_size", "4611686018427387904", "at most 16777216")])
+    func sizesPastAnyReleasedModelAreRefused(key: String, value: String, bound: String) {
+        let json = base.replacingOccurrences(of: #""\#(key)": "#, with: #""\#(key)": \#(value), "unused_\#(key)": "#)
+        #expect(throws: ModelError.invalidConfig(field: key, reason: "\(value) is larger than this implementation supports (\(bound))")) {
+            try ModelConfig.parse(json: Data("{\(json)}".utf8))
+        }
+    }
+
+    @Test func aModelTypeOfAnotherTypeIsRefused() {
+        #expect(throws: ModelError.invalidConfig(field: "model_type", reason: "expected a string, got [\"gemma\"]")) {
+            try ModelConfig.parse(json: Data("{\(base), \"model_type\": [\"gemma\"]}".utf8))
+        }
     }
 
     @Test func refusesOtherArchitecturesAndBrokenFiles() {
