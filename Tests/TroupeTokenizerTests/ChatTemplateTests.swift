@@ -111,6 +111,28 @@ struct ChatTemplateTests {
         #expect(failure { try add.render(messages: [], addGenerationPrompt: true) }.contains("unsupported operand types for +: str"))
     }
 
+    /// A template that would overflow an integer, build an absurd string or list, or loop without end is an
+    /// error naming its line, not a trap, an allocation failure or a hang (templates come with downloads).
+    @Test(arguments: [
+        ("{{ 9223372036854775807 + 1 }}", "chat template line 1: integer overflow"),
+        ("{{ 9223372036854775807 * 3 }}", "chat template line 1: integer overflow"),
+        ("{{ (-9223372036854775807 - 1) // -1 }}", "chat template line 1: integer overflow"),
+        ("{{ -(-9223372036854775807 - 1) }}", "chat template line 1: integer overflow"),
+        ("{{ 1e300 | int }}", "chat template line 1: integer overflow"),
+        ("{{ 'nan' | float | int }}", "chat template line 1: nan is not a finite number"),
+        ("{{ messages | tojson(indent=-1) }}", "chat template line 1: |tojson indent must be in 0 … 64, got -1"),
+        ("{{ range(100000000000) }}", "chat template line 1: range() of 100000000000 integers is longer than 1000000"),
+        ("{{ 'x' * 1000000000 }}", "chat template line 1: a string or list longer than 16777216 would be built"),
+        ("{% set s = 'xxxxxxxx' %}{% for i in range(40) %}{% set s = s + s %}{{ s }}{% endfor %}",
+         "chat template line 1: a string or list longer than 16777216 would be built"),
+        ("{% for i in range(1000000) %}\n{% for j in range(1000000) %}{% endfor %}{% endfor %}",
+         "chat template line 2: the template runs more than 1000000 loop iterations"),
+    ])
+    func runawayTemplatesAreErrorsNamingTheLine(source: String, message: String) throws {
+        let t = try ChatTemplate(source)
+        #expect(failure { try t.render(messages: [user], addGenerationPrompt: true) } == message)
+    }
+
     @Test(arguments: [
         ("{% macro m() %}x{% endmacro %}", "chat template line 1: the {% macro %} statement is not supported"),
         ("{% generation %}{{ x }}{% endgeneration %}", "chat template line 1: the {% generation %} statement is not supported"),

@@ -5,6 +5,17 @@ struct JinjaRenderer {
     /// Innermost last. A `for` loop opens a scope, so `set` inside a loop does not leak out of it (Jinja's rule).
     private var scopes: [[String: JinjaValue]]
     private var output = ""
+    /// Loop iterations run so far (`limits`).
+    private var iterations = 0
+
+    /// A chat template comes with a model download: bounds on what rendering one may cost, far beyond any
+    /// real template (they loop over a conversation's messages), so a hostile or broken one is an error
+    /// naming its line instead of a hang or an allocation that stops the process.
+    enum Limits {
+        static let iterations = 1_000_000
+        /// Characters of any string the template builds, its output included.
+        static let length = 1 << 24
+    }
 
     private struct Raised: Error {
         let message: String
@@ -28,6 +39,7 @@ struct JinjaRenderer {
             case let .output(expression, line):
                 let value = try at(line) { try evaluate(expression) }
                 output += value.text
+                try at(line) { try Self.checkLength(output.utf8.count) }
             case let .conditional(branches, otherwise, line):
                 var taken = false
                 for branch in branches {
@@ -73,6 +85,10 @@ struct JinjaRenderer {
         scopes.append([:])
         defer { scopes.removeLast() }
         for (index, item) in items.enumerated() {
+            iterations += 1
+            if iterations > Limits.iterations {
+                throw ChatTemplateError.render(line: line, problem: "the template runs more than \(Limits.iterations) loop iterations")
+            }
             for (name, value) in try bind(targets, to: item, line: line) { scopes[scopes.count - 1][name] = value }
             scopes[scopes.count - 1]["loop"] = .dictionary(JinjaDictionary([
                 ("index", .integer(index + 1)), ("index0", .integer(index)),
@@ -143,7 +159,9 @@ struct JinjaRenderer {
         case let .not(inner): return .boolean(!(try evaluate(inner).isTrue))
         case let .negative(inner):
             switch try evaluate(inner) {
-            case let .integer(i): return .integer(-i)
+            case let .integer(i):
+                guard i != .min else { throw JinjaFailure("integer overflow") }
+                return .integer(-i)
             case let .number(d): return .number(-d)
             case let other: throw JinjaFailure("cannot negate \(other.typeName)")
             }
@@ -242,12 +260,17 @@ struct JinjaRenderer {
                 guard case let .integer(i) = value else { throw JinjaFailure("range() takes integers") }
                 return i
             }
+            let (start, stop, step): (Int, Int, Int)
             switch bounds.count {
-            case 1: return .list((0..<max(0, bounds[0])).map(JinjaValue.integer))
-            case 2: return .list(bounds[0] < bounds[1] ? (bounds[0]..<bounds[1]).map(JinjaValue.integer) : [])
-            case 3 where bounds[2] != 0: return .list(Array(stride(from: bounds[0], to: bounds[1], by: bounds[2])).map(JinjaValue.integer))
+            case 1: (start, stop, step) = (0, bounds[0], 1)
+            case 2: (start, stop, step) = (bounds[0], bounds[1], 1)
+            case 3 where bounds[2] != 0: (start, stop, step) = (bounds[0], bounds[1], bounds[2])
             default: throw JinjaFailure("range() takes 1 to 3 integers (step not 0)")
             }
+            // Counted in Double: the bounds may be any integers, their difference not.
+            let count = max(0, ((Double(stop) - Double(start)) / Double(step)).rounded(.up))
+            guard count <= Double(Limits.iterations) else { throw JinjaFailure("range() of \(Int(count)) integers is longer than \(Limits.iterations)") }
+            return .list(stride(from: start, to: stop, by: step).map(JinjaValue.integer))
         default:
             throw JinjaFailure("unknown function \(name)()")
         }
@@ -354,6 +377,7 @@ struct JinjaRenderer {
                 }
                 indent = i
             }
+            if let indent, !(0...64).contains(indent) { throw JinjaFailure("|tojson indent must be in 0 … 64, got \(indent)") }
             return .string(try value.json(indent: indent))
         case "string": return .string(value.text)
         case "list":
@@ -368,7 +392,7 @@ struct JinjaRenderer {
             let items = try Self.iterate(value)
             return (name == "first" ? items.first : items.last) ?? .undefined("|\(name) of an empty sequence")
         case "int":
-            if let n = value.numeric { return .integer(Int(n)) }
+            if let n = value.numeric { return try Self.integer(n.rounded(.towardZero)) }
             if case let .string(s) = value, let i = Int(s.trimmingCharacters(in: .whitespaces)) { return .integer(i) }
             return .integer(0)
         case "float":
@@ -418,7 +442,10 @@ struct JinjaRenderer {
         switch op {
         case "==": return .boolean(l.equals(r))
         case "!=": return .boolean(!l.equals(r))
-        case "~": return .string(l.text + r.text)
+        case "~":
+            let (a, b) = (l.text, r.text)
+            try Self.checkLength(a.utf8.count + b.utf8.count)
+            return .string(a + b)
         case "in":
             switch r {
             case let .string(s):
@@ -435,9 +462,15 @@ struct JinjaRenderer {
         }
         for value in [l, r] where value.isUndefined { throw undefinedFailure(value) }
         switch (op, l, r) {
-        case let ("+", .string(a), .string(b)): return .string(a + b)
-        case let ("+", .list(a), .list(b)): return .list(a + b)
+        case let ("+", .string(a), .string(b)):
+            try Self.checkLength(a.utf8.count + b.utf8.count)
+            return .string(a + b)
+        case let ("+", .list(a), .list(b)):
+            try Self.checkLength(a.count + b.count)
+            return .list(a + b)
         case let ("*", .string(a), .integer(n)), let ("*", .integer(n), .string(a)):
+            let (length, overflow) = a.utf8.count.multipliedReportingOverflow(by: max(0, n))
+            try Self.checkLength(overflow ? .max : length)
             return .string(String(repeating: a, count: max(0, n)))
         case let ("<", .string(a), .string(b)): return .boolean(a < b)
         case let (">", .string(a), .string(b)): return .boolean(a > b)
@@ -449,21 +482,21 @@ struct JinjaRenderer {
             throw JinjaFailure("unsupported operand types for \(op): \(l.typeName) (\(describe(left))) and \(r.typeName) (\(describe(right)))")
         }
         let integers = l.isIntegral && r.isIntegral
-        func number(_ d: Double) -> JinjaValue { integers ? .integer(Int(d)) : .number(d) }
+        func number(_ d: Double) throws -> JinjaValue { integers ? try Self.integer(d) : .number(d) }
         switch op {
-        case "+": return number(x + y)
-        case "-": return number(x - y)
-        case "*": return number(x * y)
+        case "+": return try number(x + y)
+        case "-": return try number(x - y)
+        case "*": return try number(x * y)
         case "/":
             guard y != 0 else { throw JinjaFailure("division by zero") }
             return .number(x / y)
         case "//":
             guard y != 0 else { throw JinjaFailure("division by zero") }
-            return number((x / y).rounded(.down))
+            return try number((x / y).rounded(.down))
         case "%":
             guard y != 0 else { throw JinjaFailure("modulo by zero") }
             let m = x - y * (x / y).rounded(.down)
-            return number(m)
+            return try number(m)
         case "<": return .boolean(x < y)
         case ">": return .boolean(x > y)
         case "<=": return .boolean(x <= y)
@@ -477,5 +510,19 @@ private extension JinjaValue {
     var isString: Bool { if case .string = self { true } else { false } }
     var isIntegral: Bool {
         switch self { case .integer, .boolean: return true; default: return false }
+    }
+}
+
+extension JinjaRenderer {
+    /// An integer result, or an error where it has no Int (Python's would be a big integer).
+    static func integer(_ d: Double) throws -> JinjaValue {
+        guard d.isFinite, d >= -9.223372036854775808e18, d < 9.223372036854775808e18 else {
+            throw JinjaFailure(d.isFinite ? "integer overflow" : "\(d) is not a finite number")
+        }
+        return .integer(Int(d))
+    }
+
+    static func checkLength(_ n: Int) throws {
+        guard n <= Limits.length else { throw JinjaFailure("a string or list longer than \(Limits.length) would be built") }
     }
 }
