@@ -471,7 +471,8 @@ package final class LearnerServer {
             let returned = core.depart(identity: identity, now: now)
             forget(peer: peer)
             weightService.remove(actor: identity)
-            try events.emit(.actorLeft(actor: identity, reason: "bye: \(bye.reason)", streamReason: bye.reason, leases: returned))
+            let reason = bye.reason.utf8.count > Self.maxBuildBytes ? String(decoding: bye.reason.utf8.prefix(Self.maxBuildBytes), as: UTF8.self) + "…" : bye.reason
+            try events.emit(.actorLeft(actor: identity, reason: "bye: \(reason)", streamReason: reason, leases: returned))
         default:
             wireRejects["unexpected_kind", default: 0] += 1
             send(reject: .malformed, "a \(message.kind.rawValue) does not belong on the control socket", to: peer, now: now)
@@ -481,6 +482,16 @@ package final class LearnerServer {
     private func forget(peer: PeerID) {
         if let id = peers.removeValue(forKey: peer), peerOf[id] == peer { peerOf.removeValue(forKey: id) }
     }
+
+    /// The interval the Welcome asks actors to heartbeat at (a fifth of the timeout, at least 0.2 s).
+    private var heartbeatIntervalSeconds: Double { max(0.2, config.learner.heartbeatTimeoutSeconds / 5) }
+    /// How long an identity stays with the live run that holds it against a Hello of another run: 3 s, or
+    /// one and a half heartbeat intervals where those are longer, so that a live actor between two
+    /// heartbeats is never taken for a silent one.
+    private var identityHoldSeconds: Double { max(3, 1.5 * heartbeatIntervalSeconds) }
+
+    /// The longest `actor_identity`, and the longest `build_id` (and Bye reason, cut to it), a Hello may carry.
+    static let maxIdentityBytes = 128, maxBuildBytes = 256
 
     /// The actor a Hello speaks for: its `actor_identity`, else its key's name, else one made from the route.
     private static func claimedIdentity(_ hello: Troupe_V1_Hello, peer: PeerID) -> String {
@@ -494,6 +505,14 @@ package final class LearnerServer {
             send(reject: .protocolMajor, "Hello.protocol_major is \(hello.protocolMajor); the learner speaks major \(WireProtocol.major) (set it to the Envelope's protocol_major)", to: peer, now: now)
             return
         }
+        // Both go into the run log's actor_joined record and every stream line of the actor: bounded, so
+        // that Hellos cannot fill the learner's disk with megabyte names.
+        for (field, text, most) in [("actor_identity", hello.actorIdentity, Self.maxIdentityBytes), ("build_id", hello.buildID, Self.maxBuildBytes)]
+        where text.utf8.count > most {
+            wireRejects["hello_field_too_long", default: 0] += 1
+            send(reject: .malformed, "Hello.\(field) holds \(text.utf8.count) bytes; at most \(most)", to: peer, now: now)
+            return
+        }
         let claimed = Self.claimedIdentity(hello, peer: peer)
         // On an authenticated endpoint the actor is the name its key is allowlisted under: a key speaks
         // for one actor only, and no connection can take another key's actor identity.
@@ -503,7 +522,7 @@ package final class LearnerServer {
             return
         }
         let identity = claimed
-        if let live = core.actors[identity], live.runId != hello.actorRunID, now - live.lastSeen < 3 {
+        if let live = core.actors[identity], live.runId != hello.actorRunID, now - live.lastSeen < identityHoldSeconds {
             // Two live processes with one name would steal each other's leases: refuse the newcomer
             // until the other leaves or goes silent (a restarted actor gets in once its old run is evicted).
             send(reject: .configMismatch, "actor identity \(identity) is in use by a live actor; choose another --identity", to: peer, now: now)
@@ -530,7 +549,7 @@ package final class LearnerServer {
         w.currentVersion = snapshot.version.proto
         w.runID = config.run.name
         w.credit = UInt32(credit)
-        w.heartbeatIntervalMs = UInt32(max(200, config.learner.heartbeatTimeoutSeconds * 1000 / 5))
+        w.heartbeatIntervalMs = UInt32(heartbeatIntervalSeconds * 1000)
         w.leaseSize = UInt32(config.learner.leaseSize)
         let host = config.endpoints.advertiseHost
         w.weightsEndpoint = "tcp://\(host):\(config.endpoints.weightsPort)"

@@ -334,4 +334,53 @@ import TroupeWire
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory + "/checkpoints").sorted() == checkpoints)
         #expect(try Data(contentsOf: URL(fileURLWithPath: logPath)).count <= damaged.count, "the refusing learner appended to the log")
     }
+
+    /// An identity or build id over its bound is refused before anything reaches the run log (Hellos must
+    /// not fill the disk); a Bye's reason is cut there.
+    @Test func overlongHelloFieldsAreRefusedAndByeReasonsCut() throws {
+        let h = try LearnerHarness()
+        for (identity, build, field, bytes) in [(String(repeating: "a", count: 129), TroupeBuild.id, "actor_identity", 129),
+                                                ("b", String(repeating: "x", count: 300), "build_id", 300)] {
+            let a = h.connect(identity)
+            var hello = Troupe_V1_Hello()
+            hello.actorIdentity = identity
+            hello.actorRunID = 1
+            hello.protocolMajor = WireProtocol.major
+            hello.buildID = build
+            try a.send(.hello(hello))
+            try h.turn()
+            guard case .reject(let r)? = try a.replies().first else { Issue.record("no Reject for a long \(field)"); continue }
+            #expect(r.reason == .malformed && r.text == "Hello.\(field) holds \(bytes) bytes; at most \(field == "build_id" ? 256 : 128)")
+        }
+        #expect(try h.records("actor_joined").isEmpty)
+        let c = h.connect("c")
+        try c.hello()
+        try h.turn()
+        var bye = Troupe_V1_Bye()
+        bye.reason = String(repeating: "r", count: 10_000)
+        try c.send(.bye(bye))
+        try h.turn()
+        let left = try #require(try h.records("actor_left").first?.body["reason"]?.string)
+        #expect(left == "bye: " + String(repeating: "r", count: 256) + "…")
+    }
+
+    /// With heartbeats further apart than 3 s, a live actor between two of them keeps its identity against
+    /// a Hello of another run for 1.5 intervals; after that the newcomer replaces it.
+    @Test func anIdentityIsHeldForOneAndAHalfHeartbeatIntervals() throws {
+        let h = try LearnerHarness(["learner.heartbeat_timeout_s=30"]) // heartbeats every 6 s: held 9 s
+        let first = h.connect("a", runId: 1)
+        try first.hello()
+        try h.turn()
+        _ = try first.replies()
+        let second = h.connect("a", runId: 2)
+        h.now += 5
+        try second.hello()
+        try h.turn()
+        guard case .reject(let r)? = try second.replies().first else { Issue.record("a live actor 5 s after its last heartbeat was replaced"); return }
+        #expect(r.reason == .configMismatch)
+        h.now += 5
+        try second.hello()
+        try h.turn()
+        guard case .welcome? = try second.replies().first else { Issue.record("no Welcome after 10 s of silence"); return }
+    }
 }
