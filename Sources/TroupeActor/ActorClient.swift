@@ -235,6 +235,11 @@ package final class ActorClient {
             // A fresh connection: the old one may hold queued messages for a dead learner.
             if try !followLearnerFile(now: now) { try reconnectControl() }
             return .running
+        case .reconnectUnanswered(let what, let seconds):
+            console.warn("\(what) unanswered for \(Int(seconds)) s while the learner speaks (lost with a dropped connection?); saying Hello again")
+            session = nil
+            if try !followLearnerFile(now: now) { try reconnectControl() }
+            return .running
         case .sayHello:
             // Not answered yet: a learner that has not bound, or one that has moved (the file says where).
             if now - lastFileCheck >= 2, try followLearnerFile(now: now) { return .running }

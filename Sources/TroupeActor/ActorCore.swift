@@ -21,6 +21,12 @@ package struct ActorCore {
         /// reconnects and Hellos) before this actor gives up: on a batch system an actor waiting for a
         /// learner that will never return burns its allocation. Longer than a learner resume takes.
         package var learnerGoneTimeout: Double = 300
+        /// How long a LeaseRequest, and a group sent, may go unanswered while the learner speaks (its
+        /// heartbeats) before Hello is said again on a fresh connection: a connection that dropped and came
+        /// back loses what was in flight, and nothing else would ask again. The learner answers a LeaseRequest
+        /// at once; an Ack can wait for reward workers.
+        package var leaseAnswerTimeout: Double = 10
+        package var ackTimeout: Double = 60
         /// Fault injection: keep the first weights forever and sample leases with them anyway.
         package var ignoreNewWeights = false
         package init(identity: String, runId: UInt64) {
@@ -54,6 +60,8 @@ package struct ActorCore {
         /// The learner was silent for `learnerSilence`: open a fresh connection (the old one may hold
         /// queued messages for a dead learner); Hello follows.
         case reconnect(silentFor: Double)
+        /// The learner speaks but left `what` unanswered (`leaseAnswerTimeout`, `ackTimeout`): the same.
+        case reconnectUnanswered(what: String, seconds: Double)
         /// No learner ever answered within `connectTimeout`.
         case giveUp
         /// A learner answered once, then nothing spoke for `learnerGoneTimeout`: the learner is gone for good.
@@ -108,6 +116,9 @@ package struct ActorCore {
     /// Leases received and not yet sampled, oldest first.
     package private(set) var queuedLeases: [Troupe_V1_Lease] = []
     package private(set) var leaseRequested = false
+    private var leaseRequestedAt = -Double.infinity
+    /// When each group in flight was last sent (resent after a Welcome).
+    private var sentAt: [UInt64: Double] = [:]
     private var nextLeaseAt = -Double.infinity
     private let started: Double
     private var lastHeard: Double
@@ -129,7 +140,13 @@ package struct ActorCore {
     // MARK: joining
 
     package mutating func joinStep(now: Double) -> JoinStep {
-        if joined && now - lastHeard <= options.learnerSilence { return .joined }
+        if joined && now - lastHeard <= options.learnerSilence {
+            if let unanswered = unanswered(now: now) {
+                leave()
+                return .reconnectUnanswered(what: unanswered.what, seconds: unanswered.seconds)
+            }
+            return .joined
+        }
         if !everWelcomed && now - started > options.connectTimeout { return .giveUp }
         if everWelcomed && now - lastHeardFromLearner > options.learnerGoneTimeout {
             leave()
@@ -144,6 +161,13 @@ package struct ActorCore {
         // A Hello that left waits a second for its answer; one that found no connection yet is tried
         // again at once, so an actor started before its learner joins as soon as the learner binds.
         return now - lastHello > 1 ? .sayHello(hello) : .waiting
+    }
+
+    /// The request the learner has left unanswered too long, if any.
+    private func unanswered(now: Double) -> (what: String, seconds: Double)? {
+        if leaseRequested && now - leaseRequestedAt > options.leaseAnswerTimeout { return ("a LeaseRequest", now - leaseRequestedAt) }
+        if let oldest = sentAt.values.min(), now - oldest > options.ackTimeout { return ("a group sent", now - oldest) }
+        return nil
     }
 
     package var hello: Troupe_V1_Hello {
@@ -191,6 +215,7 @@ package struct ActorCore {
         case .ack(let ack):
             // Only the first ack of a group frees credit; a duplicate's grants none anyway.
             if unacked.removeValue(forKey: ack.sequence) != nil { credit += Int(ack.creditGranted) }
+            sentAt.removeValue(forKey: ack.sequence)
             var events: [Event] = ack.status == .rejected ? [.groupRejected(ack)] : []
             events += note(PolicyVersion(ack.currentVersion))
             return events
@@ -217,6 +242,7 @@ package struct ActorCore {
         credit = Int(w.credit)
         leaseRequested = false
         queuedLeases.removeAll()
+        sentAt.removeAll()
         // Every unacknowledged group goes out again, same sequence numbers: the learner de-duplicates.
         unsent = unacked.keys.sorted()
         return .welcomed(w, config, resending: unsent.count)
@@ -294,9 +320,11 @@ package struct ActorCore {
             lastHello = now
         case .leaseRequest:
             leaseRequested = true
+            leaseRequestedAt = now
         case .group(let seq, _):
             guard let i = unsent.firstIndex(of: seq) else { return }
             unsent.remove(at: i)
+            sentAt[seq] = now
             credit -= 1
         case .heartbeat:
             lastHeartbeat = now

@@ -80,8 +80,10 @@ package enum GroupIntake {
             ack.creditGranted = UInt32(credit)
             return (ack, .accepted(group))
         case .duplicate:
+            // A resend after a Welcome took a credit slot; the actor counts only the first ack of a
+            // sequence, so granting it back cannot count twice (granting none shrank its window for good).
             ack.status = .duplicate
-            ack.creditGranted = 0
+            ack.creditGranted = 1
             return (ack, .duplicate(submitted))
         case .rejected(let reason, let text):
             try events?.emit(.groupRejected(submitted, reason: reason.rawValue, detail: text))

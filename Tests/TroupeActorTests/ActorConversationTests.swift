@@ -71,7 +71,7 @@ final class Conversation {
             for item in core.outgoing(now: now) where try send(item) == .sent { core.sent(item, now: now) }
         case .sayHello:
             if try send(.hello) == .sent { core.sent(.hello, now: now) }
-        case .reconnect:
+        case .reconnect, .reconnectUnanswered:
             control = connect()
         case .waiting, .giveUp, .learnerGone:
             break
@@ -187,7 +187,7 @@ extension InMemoryDealer {
         #expect(resent.map(\.status) == [.duplicate, .rejected])
         #expect(resent.last?.rejectReason == .oldEpoch)
         #expect(c.core.unackedCount == 0)
-        #expect(c.core.credit == 1, "the duplicate grants no credit, the rejection one")
+        #expect(c.core.credit == 2, "the duplicate and the rejection each give back the slot their resend took")
         #expect(try c.records("group_accepted").count == 2, "group 2 is on disk once")
         #expect(c.learner.core.accounting.duplicates == 1)
     }

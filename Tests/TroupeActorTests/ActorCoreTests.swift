@@ -217,16 +217,18 @@ import TroupeWire
         out = core.outgoing(now: 0.1)
         #expect(Self.groups(out) == [3])
         Self.sendAll(out, into: &core, now: 0.1)
-        // The same ack again (and a duplicate's, which grants nothing) frees no credit.
+        // The same ack again frees no credit; group 2's first ack, a duplicate's, frees its slot.
         _ = core.receive(Self.ack(1, .accepted, credit: 1), now: 0.2)
-        _ = core.receive(Self.ack(2, .duplicate, credit: 0), now: 0.2)
         #expect(core.credit == 0)
+        _ = core.receive(Self.ack(2, .duplicate, credit: 1), now: 0.2)
+        _ = core.receive(Self.ack(2, .duplicate, credit: 1), now: 0.2)
+        #expect(core.credit == 1)
         #expect(core.unackedSequences == [3])
         // A rejected group is done with: it frees its credit and is reported.
         let events = core.receive(Self.ack(3, .rejected, credit: 1), now: 0.3)
         guard case .groupRejected(let a)? = events.first else { Issue.record("rejection not reported: \(events)"); return }
         #expect(a.sequence == 3)
-        #expect(core.credit == 1)
+        #expect(core.credit == 2)
         #expect(core.unackedCount == 0)
         #expect(core.produced == 3)
     }
@@ -246,6 +248,41 @@ import TroupeWire
     }
 
     // MARK: resend
+
+    /// A LeaseRequest or a group whose answer was lost with a dropped connection, while the learner goes on
+    /// heartbeating: the actor says Hello again after 10 s (a lease) or 60 s (an ack) instead of waiting forever.
+    @Test func anUnansweredLeaseRequestOrGroupLeadsToAFreshHello() throws {
+        var hb = Troupe_V1_Heartbeat()
+        hb.currentVersion = PolicyVersion(epoch: 7, step: 0).proto
+        func heartbeats(_ core: inout ActorCore, until end: Double) -> ActorCore.JoinStep {
+            var t = 1.0, step = ActorCore.JoinStep.joined
+            while t <= end && step == .joined {
+                _ = core.receive(WireMessage(.heartbeat(hb)), now: t)
+                step = core.joinStep(now: t)
+                t += 1
+            }
+            return step
+        }
+        var leasing = try Self.welcomed(credit: 2)
+        let out = leasing.outgoing(now: 0)
+        #expect(Self.leaseRequests(out) == [1])
+        Self.sendAll(out, into: &leasing, now: 0)
+        #expect(heartbeats(&leasing, until: 30) == .reconnectUnanswered(what: "a LeaseRequest", seconds: 11))
+        #expect(!leasing.joined)
+
+        var sending = try Self.welcomed(credit: 2)
+        _ = sending.receive(WireMessage(.lease(Troupe_V1_Lease())), now: 0)
+        sending.enqueue(Self.group())
+        Self.sendAll(sending.outgoing(now: 0).filter { $0.groupSequence != nil }, into: &sending, now: 0)
+        #expect(sending.unackedCount == 1)
+        #expect(heartbeats(&sending, until: 100) == .reconnectUnanswered(what: "a group sent", seconds: 61))
+        // An answered group never does.
+        var answered = try Self.welcomed(credit: 2)
+        answered.enqueue(Self.group())
+        Self.sendAll(answered.outgoing(now: 0).filter { $0.groupSequence != nil }, into: &answered, now: 0)
+        _ = answered.receive(Self.ack(1, .accepted, credit: 1), now: 0.5)
+        #expect(heartbeats(&answered, until: 100) == .joined)
+    }
 
     @Test func afterSilenceAReconnectResendsTheUnackedGroupsWithTheirSequenceNumbers() throws {
         var core = try Self.welcomed(credit: 4)
@@ -269,11 +306,11 @@ import TroupeWire
         let out = core.outgoing(now: 12)
         #expect(Self.groups(out) == [1, 3], "the same sequence numbers, oldest first")
         Self.sendAll(out, into: &core, now: 12)
-        // The learner had group 1 already: a duplicate's ack settles it without credit.
-        _ = core.receive(Self.ack(1, .duplicate, credit: 0, epoch: 8), now: 12.1)
+        // The learner had group 1 already: a duplicate's ack settles it and gives back its resend's slot.
+        _ = core.receive(Self.ack(1, .duplicate, credit: 1, epoch: 8), now: 12.1)
         _ = core.receive(Self.ack(3, .accepted, credit: 1, epoch: 8), now: 12.1)
         #expect(core.unackedCount == 0)
-        #expect(core.credit == 3)
+        #expect(core.credit == 4)
         core.enqueue(Self.group())
         #expect(Self.groups(core.outgoing(now: 12.2)) == [4], "numbering goes on")
     }

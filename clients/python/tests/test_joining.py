@@ -137,3 +137,22 @@ class IdentityInUseTests(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class UnansweredTests(unittest.TestCase):
+    """A LeaseRequest or a group whose answer was lost with a dropped connection: the actor notices while
+    the learner goes on speaking (10 s for a lease, 60 s for an ack), as troupe actor does."""
+
+    def test_a_lease_request_or_a_group_left_unanswered_is_noticed(self):
+        import troupe_client.actor as actor_module
+        a = actor(self)
+        a.welcomed(welcome_message(credit=4).welcome)
+        self.assertIsNone(a.unanswered(100.0))
+        a.lease_outstanding, a.lease_requested_at = True, 100.0
+        self.assertIsNone(a.unanswered(100.0 + actor_module.LEASE_ANSWER_TIMEOUT_S))
+        self.assertEqual(a.unanswered(111.0), ("lease_request", 11.0))
+        a.welcomed(welcome_message(credit=4).welcome)
+        self.assertIsNone(a.unanswered(111.0), "a Welcome answers everything")
+        a.sent_at[1] = 200.0
+        self.assertIsNone(a.unanswered(250.0))
+        self.assertEqual(a.unanswered(261.0), ("group", 61.0))

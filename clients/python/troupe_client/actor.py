@@ -20,6 +20,10 @@ from .sampler import LENGTH, STOP, SamplingRequest
 from .tokenizer import Tokenizer
 
 LEARNER_SILENCE_S = 6.0
+# A LeaseRequest, or a group sent, left unanswered this long while the learner speaks was lost with a
+# dropped connection (docs/PROTOCOL.md §5.4): say Hello again on a fresh connection, as troupe actor does.
+LEASE_ANSWER_TIMEOUT_S = 10.0
+ACK_TIMEOUT_S = 60.0
 MAX_FETCH_FAILURES = 5
 
 
@@ -73,6 +77,8 @@ class Actor:
         self.next_sequence = 1
         self.unacked = OrderedDict()    # sequence -> message parts, resent unchanged
         self.in_flight = set()          # sequences sent since the last Welcome
+        self.sent_at = {}               # sequence -> when it was last sent
+        self.lease_requested_at = 0.0
         self.prompts = deque()          # (lease_id, Prompt, min_version)
         self.lease_outstanding = False
         self.next_lease_at = 0.0
@@ -208,6 +214,7 @@ class Actor:
         self.newest_step = welcome.current_version.step
         self.credit = welcome.credit
         self.in_flight.clear()
+        self.sent_at.clear()
         self.lease_outstanding = False
         dropped = len(self.prompts)
         self.prompts.clear()
@@ -296,6 +303,7 @@ class Actor:
             if sequence not in self.in_flight:
                 self.control.send_multipart(parts)
                 self.in_flight.add(sequence)
+                self.sent_at[sequence] = time.monotonic()
                 self.credit -= 1
 
     def sample_group(self, lease_id, prompt):
@@ -370,6 +378,7 @@ class Actor:
             return  # a second Ack of the same group grants nothing
         del self.unacked[ack.sequence]
         self.in_flight.discard(ack.sequence)
+        self.sent_at.pop(ack.sequence, None)
         self.credit += ack.credit_granted
         status = control_pb2.AckStatus.Name(ack.status) if ack.status in control_pb2.AckStatus.values() else str(ack.status)
         if ack.status == control_pb2.ACK_STATUS_REJECTED:
@@ -398,6 +407,14 @@ class Actor:
         log("stopping", reason=reason, accepted=self.accepted, submitted=self.submitted, unacked=len(self.unacked))
         return status
 
+    def unanswered(self, now):
+        """(what, seconds) of a request the learner has left unanswered too long, or None."""
+        if self.lease_outstanding and now - self.lease_requested_at > LEASE_ANSWER_TIMEOUT_S:
+            return "lease_request", now - self.lease_requested_at
+        if self.sent_at and now - min(self.sent_at.values()) > ACK_TIMEOUT_S:
+            return "group", now - min(self.sent_at.values())
+        return None
+
     def run(self):
         self.open_control()
         self.join()
@@ -408,6 +425,12 @@ class Actor:
                 self.next_heartbeat = now + self.welcome.heartbeat_interval_ms / 1000
             if now - self.last_heard > LEARNER_SILENCE_S and not self.control.poll(0):
                 log("learner_silent", seconds=round(now - self.last_heard, 1))
+                self.open_control()
+                self.join()
+                continue
+            unanswered = self.unanswered(now)
+            if unanswered:
+                log("unanswered", what=unanswered[0], seconds=round(unanswered[1], 1))
                 self.open_control()
                 self.join()
                 continue
@@ -441,6 +464,7 @@ class Actor:
                 e.lease_request.max_prompts = max(1, self.welcome.lease_size)
                 self.send(e)
                 self.lease_outstanding = True
+                self.lease_requested_at = now
             wait = min(self.next_heartbeat - time.monotonic(), 0.05 if self.prompts or not self.lease_outstanding else 0.2)
             message = self.receive(wait)
             if message is None:
