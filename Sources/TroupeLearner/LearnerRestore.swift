@@ -2,6 +2,7 @@ import Foundation
 import TroupeJSON
 import TroupeModel
 import TroupeRuntime
+import TroupeWire
 
 extension LearnerServer {
     /// Resume (docs/ARCHITECTURE.md §5): the latest checkpoint, then the run log's account of what came after it.
@@ -18,6 +19,15 @@ extension LearnerServer {
                                                    warn: { console.warn($0) })
         let step = checkpoint?.step ?? 0
         let history = try RunHistory(records: log.opened)
+        // The frozen configuration is the run's numbers: an edited file would change them from the next step on.
+        let frozenPath = runDirectory + "/config.json"
+        if let recorded = history.configDigest, let frozen = FileManager.default.contents(atPath: frozenPath) {
+            let actual = RunEvent.hexDigits(Data(Blake2b.hash([UInt8](frozen))))
+            guard actual == recorded else {
+                throw RuntimeError.invalid("--resume: \(frozenPath) is not the configuration this run started with (BLAKE2b-256 \(actual.prefix(16))…, "
+                    + "run_started recorded \(recorded.prefix(16))…): it was edited. Put the original back; a resume changes only the keys --set may set")
+            }
+        }
         // The checkpoint's weights were trained on the batches the log records up to its step, and the log
         // is durable before a checkpoint is written: a log that ends earlier lost records (a crash tears at
         // most the line being written). Resuming would leave those batches out of the run's history.
@@ -89,6 +99,8 @@ package struct RunHistory {
     package var failedGroups: [String: (step: Int, error: String)] = [:]
     package var baseModel: String?
     package var baseWeightsHash: String?
+    /// The frozen configuration's digest the run started with (`run_started.config_digest`).
+    package var configDigest: String?
     /// The BLAS threads of the run's first learner process.
     package var threads: Int?
     private var acceptedIndex: [String: Int] = [:]
@@ -100,6 +112,7 @@ package struct RunHistory {
             case .runStarted(let started):
                 baseModel = started.baseModel
                 baseWeightsHash = started.baseWeightsHash
+                configDigest = started.configDigest
             case .epochStarted(let epoch):
                 if threads == nil { threads = epoch.threads }
             case .groupAccepted(let g):

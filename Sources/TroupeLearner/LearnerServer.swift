@@ -40,8 +40,8 @@ package final class LearnerServer {
     let welcomeJSON: String
     /// BLAKE2b-256 of the resolved configuration (`RunConfig.configDigest`), sent in every Welcome.
     let configDigest: Data
-    /// Held (flock) for the learner's lifetime; the kernel releases it if the process dies.
-    let lockDescriptor: Int32
+    /// Held for the learner's lifetime; the kernel releases it if the process dies.
+    let lock: RunDirectoryLock
     let startedAt: Double
     let startedWall = Date().timeIntervalSince1970
     /// The published versions and the relay tree of the newest (answers the weights socket).
@@ -114,10 +114,7 @@ package final class LearnerServer {
         _ = try RunSetup.prompts(config, tokenizer: try RunSetup.tokenizer(forModelDirectory: config.model.path, model: checkedModel))
         try fm.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
         // One learner per run directory: a second one (say, --resume on a live run) must not write.
-        lockDescriptor = open(runDirectory + "/learner.lock", O_RDWR | O_CREAT, 0o644)
-        guard lockDescriptor >= 0, flock(lockDescriptor, LOCK_EX | LOCK_NB) == 0 else {
-            throw RuntimeError.invalid("\(runDirectory) is in use by another learner (learner.lock is held)")
-        }
+        lock = try RunDirectoryLock(runDirectory)
         BLASInfo.setThreads(config.learner.threads)
         model = try ModelDirectory.load(config.model.path)
         let tokenizer = try RunSetup.tokenizer(forModelDirectory: config.model.path, model: model.config)
@@ -185,7 +182,7 @@ package final class LearnerServer {
         } else {
             try AtomicFile.write(config.resolvedJSONData(), to: runDirectory + "/config.json")
             try events.emit(.runStarted(epoch: epoch, baseModel: config.model.path, baseWeightsHash: baseHash,
-                                        prompts: prompts.entries.count))
+                                        prompts: prompts.entries.count, configDigest: config.configDigest))
         }
         try events.emit(.epochStarted(epoch: epoch, step: core.step, weightsHash: model.weightsHash()))
         let shm = config.learner.sharedMemoryDirectory.isEmpty ? nil : config.learner.sharedMemoryDirectory
@@ -237,7 +234,6 @@ package final class LearnerServer {
         worker.stop()
         metricsEndpoint?.stop()
         LogStreamAttachment.process.detach(endpoints.logs)
-        close(lockDescriptor)
     }
 
     // MARK: main loop
@@ -797,4 +793,21 @@ package final class LearnerServer {
             trainerIdleRatio: training.idleRatio(now: clock(), countingCurrentWait: false), rewardWorkers: rewardWorkers)
         try summary.write(runDirectory: runDirectory)
     }
+}
+
+/// `RUN/learner.lock`, held (flock) while this object lives: released with it, also when a learner's
+/// start fails after taking it (a refused resume), not only when the process ends.
+final class RunDirectoryLock {
+    private let descriptor: Int32
+
+    init(_ runDirectory: String) throws {
+        descriptor = open(runDirectory + "/learner.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw RuntimeError.invalid("cannot open \(runDirectory)/learner.lock: \(String(cString: strerror(errno)))") }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            close(descriptor)
+            throw RuntimeError.invalid("\(runDirectory) is in use by another learner (learner.lock is held)")
+        }
+    }
+
+    deinit { close(descriptor) }
 }

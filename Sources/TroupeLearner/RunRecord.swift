@@ -14,8 +14,11 @@ package enum RunRecord {
         package var prompts: Int
         package var threads: Int
         package var blasKernel: String
+        /// BLAKE2b-256 (hex) of RUN/config.json as frozen at the start; absent in logs written before it was kept.
+        package var configDigest: String?
         enum CodingKeys: String, CodingKey {
             case epoch, baseModel = "base_model", baseWeightsHash = "base_weights_hash", prompts, threads, blasKernel = "blas_kernel"
+            case configDigest = "config_digest"
         }
     }
 

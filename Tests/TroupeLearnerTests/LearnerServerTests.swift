@@ -383,4 +383,30 @@ import TroupeWire
         try h.turn()
         guard case .welcome? = try second.replies().first else { Issue.record("no Welcome after 10 s of silence"); return }
     }
+
+    /// The frozen configuration edited between a run's start and its resume (a learning rate changed by
+    /// hand) is refused: run_started holds its digest.
+    @Test func resumeRefusesAnEditedFrozenConfiguration() throws {
+        let h = try LearnerHarness()
+        let directory = h.directory
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let started = try #require(try h.records("run_started").first)
+        let frozen = try Data(contentsOf: URL(fileURLWithPath: directory + "/config.json"))
+        #expect(started.body["config_digest"]?.string == RunEvent.hexDigits(Data(Blake2b.hash([UInt8](frozen)))))
+        h.kill()
+        let edited = String(decoding: frozen, as: UTF8.self).replacingOccurrences(of: "\"learning_rate\" : 3e-05", with: "\"learning_rate\" : 0.5")
+        #expect(edited.utf8.count != 0 && Data(edited.utf8) != frozen, "the frozen file has no learning_rate to edit")
+        try Data(edited.utf8).write(to: URL(fileURLWithPath: directory + "/config.json"))
+        do {
+            let resumed = try LearnerHarness(directory: directory)
+            resumed.kill()
+            Issue.record("resumed on an edited configuration")
+        } catch {
+            #expect("\(error)".contains("config.json is not the configuration this run started with"), "\(error)")
+        }
+        try frozen.write(to: URL(fileURLWithPath: directory + "/config.json"))
+        let resumed = try LearnerHarness(directory: directory)
+        #expect(try resumed.records("resumed").count == 1)
+        resumed.kill()
+    }
 }
