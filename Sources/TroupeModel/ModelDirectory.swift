@@ -46,11 +46,20 @@ public enum ModelDirectory {
     private static func tensorPlan(_ directory: String, layout: ParameterLayout, config: ModelConfig) throws
         -> [(SafetensorsFile, [String])] {
         var plan: [(SafetensorsFile, [String])] = []
-        var seen = Set<String>()
-        for path in try weightFiles(directory) {
-            let file = try SafetensorsFile(path: path)
+        var seen: [String: String] = [:]
+        let (paths, map) = try weightFiles(directory)
+        for path in paths {
+            let file: SafetensorsFile
+            // Errors about one tensor name the file it is in (a sharded model has several).
+            do { file = try SafetensorsFile(path: path) } catch ModelError.tensorData(let name, let reason) {
+                throw ModelError.safetensorsHeader(path: path, reason: "tensor \(name): \(reason)")
+            }
             var names: [String] = []
             for name in file.tensors.keys.sorted() {
+                if let other = seen[name] { throw ModelError.safetensorsHeader(path: path, reason: "tensor \(name) is stored here and in \(other)") }
+                if let map, let listed = map[name], listed != (path as NSString).lastPathComponent {
+                    throw ModelError.safetensorsHeader(path: path, reason: "holds tensor \(name), which model.safetensors.index.json's weight_map puts in \(listed)")
+                }
                 // transformers may store the tied head anyway, or rotary caches in old checkpoints.
                 if name.hasSuffix("rotary_emb.inv_freq") { continue }
                 if name == "lm_head.weight" && config.tieWordEmbeddings { continue }
@@ -63,23 +72,32 @@ public enum ModelDirectory {
                     throw ModelError.tensorDtype(name: name, dtype: info.dtype)
                 }
                 names.append(name)
-                seen.insert(name)
+                seen[name] = path
             }
             plan.append((file, names))
         }
-        for e in layout.entries where !seen.contains(e.name) { throw ModelError.tensorMissing(name: e.name) }
+        for e in layout.entries where seen[e.name] == nil { throw ModelError.tensorMissing(name: e.name) }
         return plan
     }
 
-    static func weightFiles(_ directory: String) throws -> [String] {
+    /// The weight files, and for a sharded model its index's `weight_map` (tensor → shard file name).
+    static func weightFiles(_ directory: String) throws -> (paths: [String], map: [String: String]?) {
         let single = (directory as NSString).appendingPathComponent("model.safetensors")
-        if FileManager.default.fileExists(atPath: single) { return [single] }
+        if FileManager.default.fileExists(atPath: single) { return ([single], nil) }
         let index = (directory as NSString).appendingPathComponent("model.safetensors.index.json")
         guard let data = FileManager.default.contents(atPath: index) else { throw ModelError.fileMissing(path: single) }
-        guard let map = (try? JSONValue.parse(data))?["weight_map"]?.object, map.values.allSatisfy({ $0.string != nil }) else {
-            throw ModelError.unreadable(path: index, reason: "no weight_map object")
+        let parsed: JSONValue
+        do { parsed = try JSONValue.parse(data, source: index) } catch { throw ModelError.unreadable(path: index, reason: "not valid JSON (\(error))") }
+        guard let entries = parsed["weight_map"]?.object else { throw ModelError.unreadable(path: index, reason: "no weight_map object") }
+        var map: [String: String] = [:]
+        for (tensor, value) in entries {
+            // A shard is a file of this directory: a name with a path in it could read weights from anywhere.
+            guard let file = value.string, !file.isEmpty, !file.contains("/"), file != ".", file != ".." else {
+                throw ModelError.unreadable(path: index, reason: "weight_map[\(tensor)] is not a file name of this directory")
+            }
+            map[tensor] = file
         }
-        return Set(map.values.compactMap(\.string)).sorted().map { (directory as NSString).appendingPathComponent($0) }
+        return (Set(map.values).sorted().map { (directory as NSString).appendingPathComponent($0) }, map)
     }
 
     /// Writes config.json and model.safetensors (F32) atomically into `directory`, creating it.

@@ -42,7 +42,11 @@ public struct SafetensorsFile {
         }
         let headerStart = data.startIndex + 8
         let header = data.subdata(in: headerStart..<(headerStart + Int(headerLength)))
-        guard case let .object(dict)? = try? JSONValue.parse(header) else {
+        let parsed: JSONValue
+        do { parsed = try JSONValue.parse(header, source: "header") } catch {
+            throw ModelError.safetensorsHeader(path: path, reason: "header is not valid JSON (\(error))")
+        }
+        guard case let .object(dict) = parsed else {
             throw ModelError.safetensorsHeader(path: path, reason: "header is not a JSON object")
         }
         dataStart = 8 + Int(headerLength)
@@ -81,6 +85,11 @@ public struct SafetensorsFile {
                 }
             }
             tensors[name] = TensorInfo(name: name, dtype: dtype, shape: dims, begin: begin, end: end)
+        }
+        // The spec's byte buffer holds each tensor once: two entries that share bytes are damage or a trick.
+        let ordered = tensors.values.filter { $0.end > $0.begin }.sorted { ($0.begin, $0.name) < ($1.begin, $1.name) }
+        for (a, b) in zip(ordered, ordered.dropFirst()) where b.begin < a.end {
+            throw ModelError.safetensorsHeader(path: path, reason: "tensors \(a.name) [\(a.begin), \(a.end)) and \(b.name) [\(b.begin), \(b.end)) share bytes")
         }
         self.tensors = tensors
         self.metadata = metadata

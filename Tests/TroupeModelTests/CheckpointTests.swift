@@ -49,6 +49,20 @@ import TroupeTensor
         }
     }
 
+    /// Two tensors whose byte ranges overlap are refused naming both.
+    @Test func tensorsThatShareBytesAreRefused() throws {
+        var header = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}"
+        while header.utf8.count % 8 != 0 { header += " " }
+        var data = Data()
+        var n = UInt64(header.utf8.count).littleEndian
+        withUnsafeBytes(of: &n) { data.append(contentsOf: $0) }
+        data.append(header.data(using: .utf8)!)
+        data.append(Data(count: 12))
+        #expect(throws: ModelError.safetensorsHeader(path: "<memory>", reason: "tensors a [0, 8) and b [4, 12) share bytes")) {
+            try SafetensorsFile(data: data)
+        }
+    }
+
     @Test func corruptFilesNameTheProblem() throws {
         let src = try ModelDirectory.load(Fixtures.llamaTiny)
         let dir = Self.tempDir()

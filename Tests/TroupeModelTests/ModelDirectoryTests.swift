@@ -67,6 +67,37 @@ import TroupeModel
         #expect(failure { try ModelDirectory.check(shape) } == "tensor model.norm.weight has shape [8], the config needs [16]")
     }
 
+    /// An index that names a shard outside the directory, or puts a tensor in another shard than the one
+    /// holding it, and a tensor stored in two shards, are refused naming the files.
+    @Test func shardsAreTheIndexsOwnFilesEachTensorInOne() throws {
+        func rewriteIndex(_ dir: String, _ edit: (inout [String: String]) -> Void) throws {
+            let url = URL(fileURLWithPath: dir + "/model.safetensors.index.json")
+            var index = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+            var map = try #require(index["weight_map"] as? [String: String])
+            edit(&map)
+            index["weight_map"] = map
+            try JSONSerialization.data(withJSONObject: index).write(to: url)
+        }
+        let (outside, _) = try sharded()
+        try rewriteIndex(outside) { $0["model.norm.weight"] = "../elsewhere/model.safetensors" }
+        #expect(failure { try ModelDirectory.check(outside) }
+                == "cannot read \(outside)/model.safetensors.index.json: weight_map[model.norm.weight] is not a file name of this directory")
+
+        let (moved, _) = try sharded()
+        try rewriteIndex(moved) { $0["model.norm.weight"] = "model-00001-of-00003.safetensors" }
+        #expect(failure { try ModelDirectory.check(moved) }.hasSuffix("holds tensor model.norm.weight, which model.safetensors.index.json's weight_map puts in model-00001-of-00003.safetensors"))
+
+        // The same tensor in the first shard too (the index still says the third).
+        let (twice, model) = try sharded()
+        let norm = model.layout.entries.first { $0.name == "model.norm.weight" }!
+        let first = twice + "/model-00001-of-00003.safetensors"
+        let kept = try SafetensorsFile(path: first)
+        var tensors = try kept.tensors.keys.sorted().map { (name: $0, shape: kept.tensors[$0]!.shape, values: try kept.floats($0)) }
+        tensors.append((name: norm.name, shape: norm.shape, values: Array(UnsafeBufferPointer(start: model.parameters.pointer + norm.offset, count: norm.count))))
+        try withBuffers(tensors) { try SafetensorsFile.write(tensors: $0, to: first) }
+        #expect(failure { try ModelDirectory.check(twice) }.contains("model.norm.weight"))
+    }
+
     @Test(arguments: [
         ("{\"model_type\": \"gemma\"}", "config.json field model_type: gemma is not a Llama-family model (supported: llama, qwen2, mistral, troupe)"),
         ("{\"model_type\": \"mistral\", \"sliding_window\": 4096, \"max_position_embeddings\": 32768}",
