@@ -132,7 +132,7 @@ let package = Package(
         .testTarget(name: "TroupeWireTests", dependencies: ["TroupeWire", "TroupeProto"], swiftSettings: [v5]),
         .testTarget(name: "TroupeTasksTests", dependencies: ["TroupeTasks"], swiftSettings: [v5]),
         .testTarget(name: "TroupeReportTests", dependencies: ["TroupeReport"], swiftSettings: [v5]),
-        .testTarget(name: "TroupeRuntimeTests", dependencies: ["TroupeRuntime", "TroupeJSON", .product(name: "Logging", package: "swift-log")],
+        .testTarget(name: "TroupeRuntimeTests", dependencies: ["TroupeRuntime", "TroupeJSON", "TroupeTokenizer", .product(name: "Logging", package: "swift-log")],
                     swiftSettings: [v5]),
         .testTarget(name: "TroupeWeightsTests", dependencies: ["TroupeWeights", "TroupeRuntime"], swiftSettings: [v5]),
         .testTarget(name: "TroupeLearnerTests", dependencies: ["TroupeLearner", "TroupeRuntime", "TroupeRL", "TroupeTokenizer"], swiftSettings: [v5]),

@@ -111,14 +111,15 @@ package final class LearnerServer {
         }
         // An unusable model, tokenizer, chat template or prompt is refused before the run directory is touched.
         let checkedModel = try ModelDirectory.check(config.model.path)
-        _ = try RunSetup.prompts(config, tokenizer: try RunSetup.tokenizer(forModelDirectory: config.model.path, model: checkedModel))
+        _ = try RunSetup.prompts(config, tokenizer: try RunSetup.tokenizer(forModelDirectory: config.model.path, model: checkedModel),
+                                 contextLength: checkedModel.maxPositions)
         try fm.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
         // One learner per run directory: a second one (say, --resume on a live run) must not write.
         lock = try RunDirectoryLock(runDirectory)
         BLASInfo.setThreads(config.learner.threads)
         model = try ModelDirectory.load(config.model.path)
         let tokenizer = try RunSetup.tokenizer(forModelDirectory: config.model.path, model: model.config)
-        prompts = try RunSetup.prompts(config, tokenizer: tokenizer)
+        prompts = try RunSetup.prompts(config, tokenizer: tokenizer, contextLength: model.config.maxPositions)
         var limits = GroupAdmission.Limits(config: config, model: model.config)
         if config.groupShape == .serial {
             // The exit phrase is configuration, not task data: special-token text in it is the special token.

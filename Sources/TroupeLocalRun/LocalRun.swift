@@ -78,7 +78,7 @@ package final class LocalRun {
         let modelConfig = try ModelDirectory.check(config.model.path)
         // The answer key stays in this process: the learner and actors run label-free.
         let tokenizer = try RunSetup.tokenizer(forModelDirectory: config.model.path, model: modelConfig)
-        let prompts = try RunSetup.prompts(config, tokenizer: tokenizer)
+        let prompts = try RunSetup.prompts(config, tokenizer: tokenizer, contextLength: modelConfig.maxPositions)
         promptFormat = try RunSetup.promptFormat(config, tokenizer: tokenizer)
         let items = try evaluationItems()
         _ = try RewardWorkerKeys.resolve(config.rewardWorkers, learner: options.authenticate ? .madeForEachRun : .insecurePlaintext)
@@ -120,6 +120,10 @@ package final class LocalRun {
         let dir = config.runDirectory
         if FileManager.default.fileExists(atPath: dir + "/run.log") {
             throw RuntimeError.invalid("\(dir) already holds a run; choose another --set run.name=… or remove it")
+        }
+        // An earlier troupe run that stopped before its learner wrote anything leaves its keys and logs.
+        if FileManager.default.fileExists(atPath: dir + "/run-config.json") || FileManager.default.fileExists(atPath: dir + "/keys") {
+            throw RuntimeError.invalid("\(dir) is left from a troupe run that stopped before its learner started (it has run-config.json or keys/ but no run.log; its logs/ say why); remove it or choose another --set run.name=…")
         }
         try FileManager.default.createDirectory(atPath: dir + "/logs", withIntermediateDirectories: true)
         try pickFreePorts()

@@ -63,7 +63,8 @@ package enum RunSetup {
         return .chat(ChatPrompt(template: template, systemPrompt: config.task.systemPrompt, tokenizer: tokenizer))
     }
 
-    package static func prompts(_ config: RunConfig, tokenizer: any Tokenizer) throws -> RunPrompts {
+    /// `contextLength`: the model's positions; a prompt that fills them leaves nothing to generate.
+    package static func prompts(_ config: RunConfig, tokenizer: any Tokenizer, contextLength: Int? = nil) throws -> RunPrompts {
         var items: [TaskItem]
         var skipped: [String] = []
         if let file = config.task.file {
@@ -89,6 +90,9 @@ package enum RunSetup {
                 throw ConfigError(key: "task", problem: "prompt \(item.id): \(error)")
             }
             guard !tokens.isEmpty else { throw ConfigError(key: "task", problem: "prompt \(item.id) is empty") }
+            if let contextLength, tokens.count >= contextLength {
+                throw ConfigError(key: "task", problem: "prompt \(item.id) holds \(tokens.count) tokens, the model's whole context (max_position_embeddings \(contextLength)): nothing could be generated")
+            }
             entries.append(PromptEntry(id: UInt64(i), text: item.prompt, tokens: tokens))
             if let a = item.answer { answers[UInt64(i)] = a }
         }

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TroupeJSON
 import TroupeRuntime
+import TroupeTokenizer
 
 @Suite struct RunConfigTests {
     private func refusal(_ text: String, overrides: [String] = []) -> String {
@@ -104,6 +105,20 @@ import TroupeRuntime
         #expect(welcome?["config"]?.object?["algorithm"]?.object?["preset"]?.string == "dapo")
         #expect(welcome?["config"]?.object?["algorithm"]?.object?["reward"] == nil
                 || welcome?["config"]?.object?["algorithm"]?.object?["reward"]?.object?["kind"] == nil)
+    }
+
+    /// A prompt that fills the model's context is refused before anything is written, naming it.
+    @Test func aPromptFillingTheContextIsRefused() throws {
+        let config = try RunConfig.parse(.object([:]), overrides: ["task.count=4"])
+        let prompts = try RunSetup.prompts(config, tokenizer: ByteTokenizer())
+        let longest = try #require(prompts.entries.map(\.tokens.count).max())
+        _ = try RunSetup.prompts(config, tokenizer: ByteTokenizer(), contextLength: longest + 1)
+        do {
+            _ = try RunSetup.prompts(config, tokenizer: ByteTokenizer(), contextLength: longest)
+            Issue.record("a prompt of the whole context was accepted")
+        } catch let error as ConfigError {
+            #expect(error.key == "task" && error.problem.contains("holds \(longest) tokens, the model's whole context (max_position_embeddings \(longest))"), "\(error)")
+        }
     }
 
     /// A model whose files would not fit the Welcome an actor accepts is refused naming `model.path` and the files.
