@@ -267,6 +267,11 @@ package final class RewardWorkerClient {
             counters.garbage += 1
             return
         }
+        // Ids are never 0: such an answer (an empty frame parses as one) answers nothing that was asked.
+        guard response.requestID != 0 else {
+            counters.garbage += 1
+            return
+        }
         guard let f = inFlight[response.requestID], f.worker == worker else {
             counters.late += 1
             return
@@ -294,8 +299,11 @@ package final class RewardWorkerClient {
     /// The score a response gives, or what is wrong with it. Pure.
     package static func score(of r: Troupe_V1_RewardResponse, version: String) -> Result<(Double, Int), ResponseProblem> {
         if r.protocol != rewardProtocolVersion { return .failure(.init(text: "protocol \(r.protocol), expected \(rewardProtocolVersion)")) }
-        if !r.error.isEmpty { return .failure(.init(text: "error: \(r.error.prefix(200))", isWorkerError: true)) }
-        if r.rewardVersion != version { return .failure(.init(text: "reward version \"\(r.rewardVersion.prefix(100))\", expected \"\(version)\"")) }
+        // Another reward's worker is garbage whatever it says; an error may leave the version empty.
+        let versionProblem = ResponseProblem(text: "reward version \"\(printable(r.rewardVersion, bytes: 100))\", expected \"\(version)\"")
+        if !r.rewardVersion.isEmpty && r.rewardVersion != version { return .failure(versionProblem) }
+        if !r.error.isEmpty { return .failure(.init(text: "error: \(printable(r.error, bytes: 200))", isWorkerError: true)) }
+        if r.rewardVersion != version { return .failure(versionProblem) }
         let score: Double
         switch r.aggregation {
         case .unspecified:
@@ -341,4 +349,16 @@ package final class RewardWorkerClient {
         guard let batch = batches.removeValue(forKey: id) else { return }
         finished.append((id, batch.outcomes.map { $0! }))
     }
+}
+
+/// A worker's text as it goes into acks, the run log and the console: at most `bytes` bytes of UTF-8,
+/// control characters shown as spaces.
+func printable(_ text: String, bytes: Int) -> String {
+    var out = ""
+    for scalar in text.unicodeScalars {
+        let shown: Unicode.Scalar = scalar.properties.generalCategory == .control ? " " : scalar
+        if out.utf8.count + String(shown).utf8.count > bytes { return out + "…" }
+        out.unicodeScalars.append(shown)
+    }
+    return out
 }

@@ -1,4 +1,5 @@
 import TroupeProto
+import TroupeTensor
 import TroupeWire
 
 /// The reward conversation's version (`RewardRequest.protocol`); a response must carry the same.
@@ -22,31 +23,59 @@ package protocol RewardWorkerTransport: AnyObject {
 /// connection after 3 s. With `keys` each DEALER is a CURVE client that must find its worker's key at
 /// the other end, so a request is queued only on a connection to that worker (docs/rewards.md).
 package final class ZeroMQRewardWorkers: RewardWorkerTransport {
-    /// The largest response read; anything longer is dropped by libzmq and counts as no answer.
+    /// The largest response read; a longer one is read and counted as garbage.
     package static let maxResponseBytes = 1 << 20
+    /// libzmq's own limit, well above `maxResponseBytes`: a frame over it ends the connection, and libzmq
+    /// does not reconnect after that protocol error, so the app-level limit must be the one that bites.
+    static let socketMaxFrameBytes: Int64 = 16 << 20
+    /// A worker whose DEALER has taken no request for this long gets a new one (a connection libzmq
+    /// closed for good, as above, would otherwise never come back).
+    static let reopenAfterSeconds = 10.0
     private let context: ZMQContext
+    private let endpoints: [Endpoint]
+    private let keys: RewardWorkerKeys?
     private var sockets: [ZMQSocket]
+    private var refusingSince: [Double?]
     package var workerCount: Int { sockets.count }
 
     package init(endpoints: [String], keys: RewardWorkerKeys?) throws {
         precondition(keys.map { $0.serverKeys.count == endpoints.count } ?? true, "one server key per endpoint")
         context = try ZMQContext(ioThreads: 1)
+        self.endpoints = try endpoints.map { try Endpoint(parsing: $0) }
+        self.keys = keys
         sockets = []
-        for (index, text) in endpoints.enumerated() {
-            let socket = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
-            try socket.set([.immediate(true), SocketProfile.defaultReconnect, SocketProfile.defaultHeartbeat,
-                            .maxMessageSize(Int64(Self.maxResponseBytes)), .sendHighWaterMark(4096), .receiveHighWaterMark(4096)])
-            if let keys {
-                try socket.set(.curveClient(serverKey: keys.serverKeys[index], publicKey: keys.client.publicKey, secretKey: keys.client.secretKey))
-            }
-            try socket.connect(Endpoint(parsing: text))
-            sockets.append(socket)
+        refusingSince = Array(repeating: nil, count: endpoints.count)
+        for index in endpoints.indices { sockets.append(try socket(for: index)) }
+    }
+
+    private func socket(for index: Int) throws -> ZMQSocket {
+        let socket = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
+        try socket.set([.immediate(true), SocketProfile.defaultReconnect, SocketProfile.defaultHeartbeat,
+                        .maxMessageSize(Self.socketMaxFrameBytes), .sendHighWaterMark(4096), .receiveHighWaterMark(4096)])
+        if let keys {
+            try socket.set(.curveClient(serverKey: keys.serverKeys[index], publicKey: keys.client.publicKey, secretKey: keys.client.secretKey))
         }
+        try socket.connect(endpoints[index])
+        return socket
     }
 
     package func send(_ request: Troupe_V1_RewardRequest, to worker: Int) -> Bool {
         guard let bytes = try? request.serializedBytes() as [UInt8] else { return false }
-        return (try? sockets[worker].send([Frame(bytes)], deadline: .now)) == .sent
+        if (try? sockets[worker].send([Frame(bytes)], deadline: .now)) == .sent {
+            refusingSince[worker] = nil
+            return true
+        }
+        let now = monotonicSeconds()
+        guard let since = refusingSince[worker] else {
+            refusingSince[worker] = now
+            return false
+        }
+        if now - since > Self.reopenAfterSeconds, let fresh = try? socket(for: worker) {
+            sockets[worker].close()
+            sockets[worker] = fresh
+            refusingSince[worker] = now
+        }
+        return false
     }
 
     package func receive() -> [(worker: Int, frames: [[UInt8]])] {

@@ -110,6 +110,10 @@ import TroupeRuntime
             ("huge score", { r, w, t in t.respond(Self.answer(r, score: 1e300), from: w) }, { $0.garbage }),
             ("steps without aggregation", { r, w, t in t.respond(Self.answer(r) { $0.stepScores = [1, 0] }, from: w) }, { $0.garbage }),
             ("worker error", { r, w, t in t.respond(Self.answer(r) { $0.error = "sympy fell over" }, from: w) }, { $0.workerErrors }),
+            ("worker error without a version", { r, w, t in t.respond(Self.answer(r, version: "") { $0.error = "no" }, from: w) }, { $0.workerErrors }),
+            // Another reward's worker is garbage even when it answers with an error.
+            ("error of another version", { r, w, t in t.respond(Self.answer(r, version: "v0") { $0.error = "no" }, from: w) }, { $0.garbage }),
+            ("an empty frame (request id 0)", { _, w, t in t.respond(frames: [[]], from: w) }, { $0.garbage }),
         ]
         for (name, misbehave, counted) in cases {
             let (client, workers) = Self.client(workers: 2, deadline: 1, attempts: 2)
@@ -133,6 +137,17 @@ import TroupeRuntime
             #expect(done.first?.outcomes == [.scored(0.25, fromCache: false, steps: 0)], "\(name)")
             #expect(counted(client.counters) == 1, "\(name): counted once")
         }
+    }
+
+    /// A worker's error text reaches acks and the run log cut to 200 bytes, control characters blanked.
+    @Test func aWorkersErrorTextIsCutAndBlanked() {
+        var r = Troupe_V1_RewardResponse()
+        r.protocol = rewardProtocolVersion
+        r.rewardVersion = "v1"
+        r.error = "line one\nline\u{1B}[31m two " + String(repeating: "é", count: 500)
+        guard case .failure(let problem) = RewardWorkerClient.score(of: r, version: "v1") else { Issue.record("an error scored"); return }
+        #expect(problem.isWorkerError && problem.text.hasPrefix("error: line one line [31m two é") && problem.text.hasSuffix("…"))
+        #expect(problem.text.utf8.count <= "error: ".utf8.count + 200 + "…".utf8.count, "\(problem.text.utf8.count) bytes")
     }
 
     @Test func stepScoresAggregateAsTheResponseSays() {
