@@ -182,6 +182,16 @@ def latex_to_sympy_text(answer):
 # What sympy may read: numbers, operators, parentheses, sqrt, pi and one-letter symbols. parse_expr
 # evaluates its input as Python, and the input is a model's output: anything else is compared as text.
 SAFE_EXPRESSION = re.compile(r"(?:\d+|\.|[-+*/()^ ]|sqrt|pi|[a-zA-Z](?![a-zA-Z]))*")
+# A power is computed exactly before anything is simplified: 9^(9^9) has 370 million digits and holds the
+# (single-threaded) worker for minutes. Powers are read only with a small exponent: at most three digits
+# or one symbol, optionally in parentheses; anything else is compared as text.
+POWER = re.compile(r"\^|\*\*")
+SMALL_EXPONENT = re.compile(r"\s*(?:-?\d{1,3}|[a-zA-Z]|\(\s*-?(?:\d{1,3}|[a-zA-Z])\s*\))(?![\d^*])")
+
+
+def small_powers(text):
+    """True when every power in `text` has a small exponent (see SMALL_EXPONENT)."""
+    return all(SMALL_EXPONENT.match(text, m.end()) for m in POWER.finditer(text))
 
 
 def equivalent(answer, reference):
@@ -194,7 +204,7 @@ def equivalent(answer, reference):
     # Long inputs can make sympy run for minutes: past this length only the exact text counts.
     if len(a) > 200 or len(b) > 200:
         return False
-    if not (SAFE_EXPRESSION.fullmatch(a) and SAFE_EXPRESSION.fullmatch(b)):
+    if not (SAFE_EXPRESSION.fullmatch(a) and SAFE_EXPRESSION.fullmatch(b) and small_powers(a) and small_powers(b)):
         return False
     try:
         transformations = standard_transformations + (implicit_multiplication_application,)
@@ -338,6 +348,10 @@ def self_test(reward_pb2):
     assert equivalent("\\frac{1}{2}", "0.5") and equivalent("2x+x", "3x") and not equivalent("41", "42")
     assert equivalent("\\sqrt{4}", "2") and equivalent("2\\pi", "pi*2")
     assert not SAFE_EXPRESSION.fullmatch("__import__('os').getpid()") and not equivalent("__import__('os').getpid()", "1")
+    assert equivalent("2^{10}", "1024") and equivalent("x^2 + 2x + 1", "(x+1)^2") and equivalent("2^{-1}", "0.5")
+    started = time.monotonic()
+    assert not equivalent("9^{9^{9}}", "1") and not equivalent("10^{10^{10}}", "1") and not equivalent("9^{99999}", "1")
+    assert time.monotonic() - started < 1, "a power tower reached sympy"
     request = reward_pb2.RewardRequest(protocol=PROTOCOL, has_reference=True, reference_answer="7", completion="3+4=7")
     assert math_verify(request)[0] == 1.0
     scorer = TinyScorer(os.path.join(os.path.dirname(os.path.abspath(__file__)), "tiny_scorer.json"))
