@@ -116,6 +116,7 @@ package final class LearnerServer {
         try fm.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
         // One learner per run directory: a second one (say, --resume on a live run) must not write.
         lock = try RunDirectoryLock(runDirectory)
+        let staleTemporaries = Checkpoint.removeStaleTemporaries(runDirectory: runDirectory)
         BLASInfo.setThreads(config.learner.threads)
         model = try ModelDirectory.load(config.model.path)
         let tokenizer = try RunSetup.tokenizer(forModelDirectory: config.model.path, model: model.config)
@@ -173,8 +174,11 @@ package final class LearnerServer {
                                                                 run: URL(fileURLWithPath: runDirectory).lastPathComponent,
                                                                 exposition: exposition, streamKinds: ["learner_stats": "learner"],
                                                                 onFailure: exportFailed),
-                            try TensorBoardSink<RunLogEntry>(directory: runDirectory + "/tensorboard", onFailure: exportFailed)])
+                            TensorBoardSink<RunLogEntry>(directory: runDirectory + "/tensorboard", onFailure: exportFailed)])
         if runLog.truncatedBytes > 0 { console.warn("cut a torn final record from the run log", ["bytes": .integer(runLog.truncatedBytes)]) }
+        if !staleTemporaries.isEmpty {
+            console.info("removed checkpoint files a stopped learner left half-written", ["files": .string(staleTemporaries.joined(separator: ", "))])
+        }
 
         let baseHash = model.weightsHash()
         if resume {

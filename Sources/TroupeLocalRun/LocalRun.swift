@@ -87,7 +87,7 @@ package final class LocalRun {
         // Evaluation lines go to metrics.jsonl and, beside the learner's, a TensorBoard event file of their own.
         let exportFailed: (String) -> Void = { [console] in console.warn("metrics export failed; the run goes on", ["error": .string($0)]) }
         let events = LocalRunEvents([MetricsFileSink<Never>(MetricsWriter(path: dir + "/metrics.jsonl", onFailure: exportFailed)),
-                                     try TensorBoardSink<Never>(directory: dir + "/tensorboard", onFailure: exportFailed)])
+                                     TensorBoardSink<Never>(directory: dir + "/tensorboard", onFailure: exportFailed)])
 
         var before: EvalRow?
         if options.evaluate && !items.isEmpty {
@@ -98,6 +98,7 @@ package final class LocalRun {
         var status = LiveStatus(maxSteps: config.run.maxSteps, started: started)
         status.before = before
         let learnerStatus = try follow(&status, answerKey: prompts.answerKey, items: items, events: events, renderer: renderer)
+        if learnerStatus != 0 { reportLearnerFailure(status: learnerStatus) }
         // The log stream dies with the learner and can lose its last steps' events; its summary file cannot.
         status.step = max(status.step, learnerSummarySteps() ?? 0)
 
@@ -190,7 +191,11 @@ package final class LocalRun {
                 lastEvalStep = ckpt
                 status.lastEval = try? evaluate(modelDirectory: config.runDirectory + "/model", items: items, step: ckpt, events: events)
             }
-            if let learner = children.first, !learner.process.isRunning { learnerStatus = learner.process.terminationStatus }
+            if let learner = children.first, !learner.process.isRunning {
+                // A signal's number is not an exit status: report it as a shell does (SIGKILL: 137).
+                let p = learner.process
+                learnerStatus = p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
+            }
         }
         // Events that queued up while an evaluation held the loop are still here after the learner is gone.
         let drainDeadline = monotonicSeconds() + 2
@@ -201,6 +206,15 @@ package final class LocalRun {
         while children.dropFirst().contains(where: { $0.process.isRunning }) && monotonicSeconds() < deadline { usleep(100_000) }
         for c in children where c.process.isRunning { kill(c.process.processIdentifier, SIGKILL) }
         return learnerStatus ?? 1
+    }
+
+    /// The learner's own last error (its log holds it, not this console), and how to go on.
+    private func reportLearnerFailure(status: Int32) {
+        let log = config.runDirectory + "/logs/learner.log"
+        let lines = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n")
+        let cause = lines.last { $0.hasPrefix("Error:") || $0.contains("\"level\":\"error\"") || $0.contains(" error ") }
+            .map { String($0.prefix(500)) } ?? (status > 128 ? "killed by signal \(status - 128)" : "no error line in its log")
+        console.error("the learner exited with status \(status): \(cause); see \(log); `troupe learner --resume \(config.runDirectory)` continues the run from its last checkpoint")
     }
 
     private func evaluationItems() throws -> [TaskItem] {
@@ -283,6 +297,10 @@ package final class LocalRun {
         p.standardOutput = handle
         p.standardError = handle
         p.standardInput = FileHandle.nullDevice
+        // Should this process die without stopping them (SIGKILL), they stop on their own.
+        var environment = ProcessInfo.processInfo.environment
+        environment[Shutdown.parentVariable] = String(getpid())
+        p.environment = environment
         try p.run()
         children.append((name, p))
     }

@@ -2,6 +2,7 @@
 public enum ModelError: Error, CustomStringConvertible, Equatable {
     case fileMissing(path: String)
     case unreadable(path: String, reason: String)
+    case unwritable(path: String, reason: String)
     case invalidConfig(field: String, reason: String)
     case safetensorsHeader(path: String, reason: String)
     case tensorMissing(name: String)
@@ -18,6 +19,7 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .fileMissing(let p): return "missing file: \(p)"
         case .unreadable(let p, let r): return "cannot read \(p): \(r)"
+        case .unwritable(let p, let r): return "cannot write \(p): \(r)"
         case .invalidConfig(let f, let r): return "config.json field \(f): \(r)"
         case .safetensorsHeader(let p, let r): return "\(p): bad safetensors header: \(r)"
         case .tensorMissing(let n): return "tensor \(n) is missing from the weights"

@@ -207,13 +207,13 @@ public enum AtomicFile {
     public static func write(_ data: Data, to path: String, durable: Bool = true) throws {
         let tmp = path + ".tmp-\(getpid())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw ModelError.unreadable(path: tmp, reason: "cannot create (\(String(cString: strerror(errno))))") }
+        guard fd >= 0 else { throw ModelError.unwritable(path: tmp, reason: "cannot create (\(String(cString: strerror(errno))))") }
         var ok = data.withUnsafeBytes { writeAll(fd, $0) }
         if ok, durable { ok = fsync(fd) == 0 }
         close(fd)
         guard ok, rename(tmp, path) == 0 else {
             unlink(tmp)
-            throw ModelError.unreadable(path: path, reason: "write failed (\(String(cString: strerror(errno))))")
+            throw ModelError.unwritable(path: path, reason: "write failed (\(String(cString: strerror(errno))))")
         }
         guard durable else { return }
         let dir = (path as NSString).deletingLastPathComponent
@@ -221,11 +221,27 @@ public enum AtomicFile {
         if dfd >= 0 { fsync(dfd); close(dfd) }
     }
 
+    /// Appends `bytes` to `fd` (opened O_APPEND) whole, or takes back what part of it got in (a full
+    /// disk): the next record must not begin inside a torn one. False with errno set.
+    /// `write` is write(2) but for tests, which cannot fill a disk.
+    public static func appendWhole(_ fd: Int32, _ bytes: UnsafeRawBufferPointer,
+                                   write: (Int32, UnsafeRawPointer, Int) -> Int = { Foundation.write($0, $1, $2) }) -> Bool {
+        var before = stat()
+        guard fstat(fd, &before) == 0 else { return false }
+        if writeAll(fd, bytes, write: write) { return true }
+        let error = errno
+        var after = stat()
+        if fstat(fd, &after) == 0, after.st_size > before.st_size { _ = ftruncate(fd, before.st_size) }
+        errno = error
+        return false
+    }
+
     /// Writes all of `bytes` to `fd` (write(2) may take fewer, or be interrupted); false with errno set.
-    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer,
+                                write: (Int32, UnsafeRawPointer, Int) -> Int = { Foundation.write($0, $1, $2) }) -> Bool {
         var done = 0
         while done < bytes.count {
-            let n = Foundation.write(fd, bytes.baseAddress! + done, bytes.count - done)
+            let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { return false }
             done += n

@@ -1,5 +1,6 @@
 import Foundation
 import TroupeJSON
+import TroupeModel
 import TroupeProto
 import TroupeWire
 
@@ -106,10 +107,10 @@ package final class MetricsWriter {
         for (k, v) in metrics where v.isFinite { object[k] = .number(v) }
         guard var data = try? JSONValue.object(object).serialized(compact: true) else { return }
         data.append(0x0A)
-        // One write per line, so lines appended by two processes never interleave.
-        let written = data.withUnsafeBytes { Foundation.write(fd, $0.baseAddress!, $0.count) }
-        if written == data.count { failures.succeeded() } else {
-            failures.failed("cannot append to \(path): \(written < 0 ? String(cString: strerror(errno)) : "short write")")
+        // One write per line, so lines appended by two processes never interleave; a line cut short by a
+        // full disk is taken back, so the file stays one JSON object per line.
+        if data.withUnsafeBytes({ AtomicFile.appendWhole(fd, $0) }) { failures.succeeded() } else {
+            failures.failed("cannot append to \(path): \(String(cString: strerror(errno)))")
         }
     }
 }

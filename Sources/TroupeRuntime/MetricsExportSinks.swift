@@ -104,23 +104,29 @@ package final class PrometheusTextfileSink<Record>: ProcessEventSink {
 /// TensorBoard's own writers do; non-finite values are left out, as in metrics.jsonl.
 package final class TensorBoardSink<Record>: ProcessEventSink {
     package let path: String
+    /// -1 when the file could not be made: reported once, and the run goes on without it.
     private let fd: Int32
     let failures: ExportFailureReporter
 
-    package init(directory: String, now: Date = Date(), onFailure: @escaping (String) -> Void) throws {
+    package init(directory: String, now: Date = Date(), onFailure: @escaping (String) -> Void) {
+        failures = ExportFailureReporter(onFailure)
+        path = directory + "/" + TensorBoardEvents.fileName(time: now, host: Self.hostName)
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
-            throw ExportError("cannot create the TensorBoard directory \(directory): \(error.localizedDescription)")
+            fd = -1
+            failures.failed("cannot create the TensorBoard directory \(directory): \(error.localizedDescription); no TensorBoard events this run")
+            return
         }
-        path = directory + "/" + TensorBoardEvents.fileName(time: now, host: Self.hostName)
         fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        guard fd >= 0 else { throw ExportError("cannot create \(path): \(String(cString: strerror(errno)))") }
-        failures = ExportFailureReporter(onFailure)
+        guard fd >= 0 else {
+            failures.failed("cannot create \(path): \(String(cString: strerror(errno))); no TensorBoard events this run")
+            return
+        }
         append(TensorBoardEvents.fileVersionEvent(wallTime: now.timeIntervalSince1970))
     }
 
-    deinit { close(fd) }
+    deinit { if fd >= 0 { close(fd) } }
 
     package func emit(_ event: ProcessEvent<Record>) throws {
         guard let line = event.metricsLine else { return }
@@ -129,11 +135,12 @@ package final class TensorBoardSink<Record>: ProcessEventSink {
         append(TensorBoardEvents.scalarsEvent(wallTime: Date().timeIntervalSince1970, step: Int64(line.step), scalars: scalars))
     }
 
+    /// A record cut short by a full disk is taken back: a torn one would end the file for TensorBoard's reader.
     private func append(_ event: [UInt8]) {
+        guard fd >= 0 else { return }
         let record = TensorBoardEvents.record(event)
-        let written = record.withUnsafeBytes { Foundation.write(fd, $0.baseAddress!, $0.count) }
-        if written == record.count { failures.succeeded() } else {
-            failures.failed("cannot append to \(path): \(written < 0 ? String(cString: strerror(errno)) : "short write")")
+        if record.withUnsafeBytes({ AtomicFile.appendWhole(fd, $0) }) { failures.succeeded() } else {
+            failures.failed("cannot append to \(path): \(String(cString: strerror(errno)))")
         }
     }
 

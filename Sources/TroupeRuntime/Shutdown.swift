@@ -24,7 +24,24 @@ package enum Shutdown {
         sigaddset(&set, SIGINT)
         sigaddset(&set, SIGTERM)
         pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        stopWithParent()
     }
 
     package static func request() { requested = true }
+
+    /// The environment variable `troupe run` sets for the processes it starts: its own process id.
+    package static let parentVariable = "TROUPE_STOP_WITH_PARENT"
+
+    /// A process `troupe run` started stops as on SIGTERM (the learner checkpoints, actors say Bye) once
+    /// that parent is gone, whatever ended it (SIGKILL included): polled, because Linux's parent-death
+    /// signal follows the thread that spawned the child, not the process.
+    package static func stopWithParent(environment: [String: String] = ProcessInfo.processInfo.environment) {
+        guard let text = environment[parentVariable], let parent = pid_t(text) else { return }
+        let thread = Thread {
+            while getppid() == parent { Thread.sleep(forTimeInterval: 0.25) }
+            request()
+        }
+        thread.name = "parent-watch"
+        thread.start()
+    }
 }

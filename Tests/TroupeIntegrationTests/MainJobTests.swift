@@ -63,4 +63,29 @@ extension RuntimeIntegrationTests {
         let metrics = try String(contentsOfFile: run.runDirectory + "/metrics.jsonl", encoding: .utf8)
         run.check(metrics.contains("\"eval/pass@1\"") && metrics.contains("\"eval/maj@1\""), "no eval line with one sample in metrics.jsonl")
     }
+
+    /// `troupe run` killed outright (SIGKILL: no chance to stop its children) leaves nothing running: its
+    /// learner and actors notice their parent is gone and stop as on SIGTERM (the learner checkpoints).
+    @Test func theLearnerAndActorsOfAKilledRunStop() throws {
+        let run = try IntegrationRun("killed-run")
+        defer { run.finish() }
+        let settings = ["run.directory=\(run.runDirectory)", "model.path=\(TroupeBinary.repository.path)/models/arith-base",
+                        "run.max_steps=100000", "eval.every=0", "task.count=16"] + run.ports.overrides
+        let parent = try run.start("run", ["run", "--no-eval", "--insecure-plaintext"] + settings.flatMap { ["--set", $0] })
+        /// The processes whose command line names this test's run directory or control port: the learner and actors.
+        func children() -> [Int32] {
+            let marks = [run.runDirectory, "127.0.0.1:\(run.ports.control)"]
+            return ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { Int32($0) }.filter { pid in
+                guard pid != parent.pid, let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+                let line = String(decoding: data.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
+                return line.contains(" learner ") || line.contains(" actor ") ? marks.contains { line.contains($0) } : false
+            }
+        }
+        run.waitUntil("a learner and two actors running, and a step trained", within: 60) {
+            children().count == 3 && run.records.of("step_done").count >= 2
+        }
+        parent.killHard()
+        run.waitUntil("every child of the killed run stopped", within: 20) { children().isEmpty }
+        run.check(run.records.of("learner_stopped").count == 1, "the learner did not stop cleanly (no learner_stopped record)")
+    }
 }

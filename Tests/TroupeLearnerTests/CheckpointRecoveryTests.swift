@@ -74,6 +74,19 @@ import TroupeTensor
         }
     }
 
+    /// Temporary files a writer that died mid-save left are removed (under the run's lock), nothing else.
+    @Test func halfWrittenCheckpointFilesAreRemoved() throws {
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        _ = try saveTwo()
+        let dir = Checkpoint.directory(run)
+        for name in ["step-00000003.safetensors.tmp-999999", "latest.tmp-999998"] {
+            try Data(count: 64).write(to: URL(fileURLWithPath: dir + "/" + name))
+        }
+        let before = try FileManager.default.contentsOfDirectory(atPath: dir).filter { !$0.contains(".tmp-") }.sorted()
+        #expect(Checkpoint.removeStaleTemporaries(runDirectory: run) == ["latest.tmp-999998", "step-00000003.safetensors.tmp-999999"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == before)
+    }
+
     @Test func aTruncatedOnlyCheckpointIsAnErrorNamingTheFile() throws {
         defer { try? FileManager.default.removeItem(atPath: run) }
         _ = try saveTwo()

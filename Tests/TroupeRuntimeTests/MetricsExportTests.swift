@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TroupeModel
 import TroupeRuntime
 
 /// The bytes of the exported metric formats, against known vectors: CRC-32C's published check values,
@@ -127,7 +128,7 @@ struct MetricsExportFormatTests {
     @Test func theTensorBoardSinkWritesAVersionRecordThenOneRecordPerMetricsLine() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("troupe-tb-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let sink = try TensorBoardSink<Never>(directory: dir + "/tensorboard", now: Date(timeIntervalSince1970: 1.5)) { Issue.record("\($0)") }
+        let sink = TensorBoardSink<Never>(directory: dir + "/tensorboard", now: Date(timeIntervalSince1970: 1.5)) { Issue.record("\($0)") }
         try sink.emit(.metrics("train", step: 300, ["reward/mean": 0.25, "loss/total": 0.5, "ttrl/reward_accuracy": .nan]))
         try sink.emit(.metrics("train", step: 301, ["only/nan": .nan]))   // nothing finite: no record
         #expect(URL(fileURLWithPath: sink.path).lastPathComponent.hasPrefix("events.out.tfevents.1."))
@@ -142,9 +143,32 @@ struct MetricsExportFormatTests {
         #expect(tail == "10ac022a270a110a0a6c6f73732f746f74616c150000003f0a120a0b7265776172642f6d65616e150000803e")
     }
 
-    @Test func aTensorBoardDirectoryThatCannotBeMadeIsAClearError() {
-        #expect(throws: ExportError.self) {
-            try TensorBoardSink<Never>(directory: "/proc/troupe-cannot/tensorboard") { _ in }
+    /// A TensorBoard directory that cannot be made is reported once and the run goes on without it.
+    @Test func aTensorBoardDirectoryThatCannotBeMadeIsReportedNotFatal() throws {
+        var reports: [String] = []
+        let sink = TensorBoardSink<Never>(directory: "/proc/troupe-cannot/tensorboard") { reports.append($0) }
+        try sink.emit(.metrics("train", step: 1, ["loss": 1]))
+        #expect(reports.count == 1 && reports[0].hasPrefix("cannot create the TensorBoard directory /proc/troupe-cannot/tensorboard"), "\(reports)")
+    }
+
+    /// A record cut short by a full disk is taken back, so later records frame correctly.
+    @Test func aTornAppendIsTakenBack() throws {
+        let path = NSTemporaryDirectory() + "troupe-append-\(UUID().uuidString)"
+        defer { unlink(path) }
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        defer { close(fd) }
+        #expect([UInt8]("first\n".utf8).withUnsafeBytes { AtomicFile.appendWhole(fd, $0) })
+        // A disk that takes 4 bytes of the next record, then is full.
+        var calls = 0
+        let ok = [UInt8]("second line\n".utf8).withUnsafeBytes { bytes in
+            AtomicFile.appendWhole(fd, bytes) { fd, pointer, count in
+                calls += 1
+                if calls == 1 { return Foundation.write(fd, pointer, min(count, 4)) }
+                errno = ENOSPC
+                return -1
+            }
         }
+        #expect(!ok && errno == ENOSPC)
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "first\n", "the part that got in was taken back")
     }
 }
