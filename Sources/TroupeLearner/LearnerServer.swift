@@ -107,7 +107,12 @@ package final class LearnerServer {
                 throw RuntimeError.invalid("--resume: \(runDirectory)/config.json is missing; it holds the run's configuration, without which the run cannot continue as it began")
             }
         } else if fm.fileExists(atPath: logPath) {
-            throw RuntimeError.invalid("\(runDirectory) already holds a run; use --resume to continue it or choose another run.name / run.directory")
+            // An empty run log without a frozen configuration is a start that failed before it recorded
+            // anything (a full disk): nothing to resume, so a fresh start may have the directory.
+            let size = (try? fm.attributesOfItem(atPath: logPath)[.size] as? Int) ?? nil
+            guard size == 0 && !fm.fileExists(atPath: runDirectory + "/config.json") else {
+                throw RuntimeError.invalid("\(runDirectory) already holds a run; use --resume to continue it or choose another run.name / run.directory")
+            }
         }
         // An unusable model, tokenizer, chat template or prompt is refused before the run directory is touched.
         let checkedModel = try ModelDirectory.check(config.model.path)
@@ -166,6 +171,12 @@ package final class LearnerServer {
         if makeEndpoints == nil && config.endpoints.metricsPort != 0 {
             metricsEndpoint = try MetricsEndpoint(host: config.endpoints.bindHost, port: config.endpoints.metricsPort, exposition: exposition)
         }
+        // Stop sequences travel with each prompt's sampling parameters (`promptMessage`), not here.
+        // An authenticated run's actors admit one another to their relays: every actor's public key, by
+        // name. Made before the run log: a Welcome too large for actors must stop a start that wrote nothing.
+        let actorKeys = endpoints.allowlist?.members.values.filter { $0.role == .actor } ?? []
+        let relayPeers = Dictionary(uniqueKeysWithValues: actorKeys.map { ($0.name, $0.publicKey.z85) })
+        welcomeJSON = try config.welcomeJSON(relayPeers: endpoints.allowlist != nil ? relayPeers : nil)
         runLog = try RunLog(path: logPath, writing: runLogWriting)
         let exportFailed: (String) -> Void = { [console] in console.warn("metrics export failed; training goes on", ["error": .string($0)]) }
         events = RunEvents([RunLogSink(runLog), LogStreamSink<RunLogEntry>(endpoints.logs),
@@ -185,9 +196,16 @@ package final class LearnerServer {
             try LearnerServer.restore(core: core, trainer: trainer, model: model, log: runLog, events: events,
                                       admission: admission, runDirectory: runDirectory, console: console)
         } else {
-            try AtomicFile.write(config.resolvedJSONData(), to: runDirectory + "/config.json")
-            try events.emit(.runStarted(epoch: epoch, baseModel: config.model.path, baseWeightsHash: baseHash,
-                                        prompts: prompts.entries.count, configDigest: config.configDigest))
+            do {
+                try AtomicFile.write(config.resolvedJSONData(), to: runDirectory + "/config.json")
+                try events.emit(.runStarted(epoch: epoch, baseModel: config.model.path, baseWeightsHash: baseHash,
+                                            prompts: prompts.entries.count, configDigest: config.configDigest))
+            } catch {
+                // Nothing of the run is recorded: leave the directory as a fresh start will find it.
+                unlink(runDirectory + "/config.json")
+                truncate(logPath, 0)
+                throw error
+            }
         }
         try events.emit(.epochStarted(epoch: epoch, step: core.step, weightsHash: model.weightsHash()))
         let shm = config.learner.sharedMemoryDirectory.isEmpty ? nil : config.learner.sharedMemoryDirectory
@@ -196,16 +214,12 @@ package final class LearnerServer {
         }
         let first = WeightSnapshot.make(model: model, version: PolicyVersion(epoch: epoch, step: UInt64(core.step)), sharedMemoryDirectory: shm)
         weightService = WeightService(snapshot: first.snapshot, relayFanout: config.learner.relayFanout)
-        let actorKeys = endpoints.allowlist?.members.values.filter { $0.role == .actor } ?? []
-        weightService.relayPublicKeys = Dictionary(uniqueKeysWithValues: actorKeys.map { ($0.name, $0.publicKey.z85) })
+        weightService.relayPublicKeys = relayPeers
 
         training = LearnerTraining(config: config, runDirectory: runDirectory, epoch: epoch, core: core, model: model,
                                    trainer: trainer, worker: .trainer(trainer, sharedMemoryDirectory: shm), runLog: runLog,
                                    events: events, console: console, clock: clock, startedAt: startedAt)
 
-        // Stop sequences travel with each prompt's sampling parameters (`promptMessage`), not here.
-        // An authenticated run's actors admit one another to their relays: every actor's public key, by name.
-        welcomeJSON = try config.welcomeJSON(relayPeers: endpoints.allowlist != nil ? weightService.relayPublicKeys : nil)
         configDigest = config.configDigest
         LogStreamAttachment.process.attach(endpoints.logs)
         warnOnce(sharedMemoryProblem: first.sharedMemoryProblem)

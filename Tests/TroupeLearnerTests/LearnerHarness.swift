@@ -28,8 +28,9 @@ final class LearnerHarness {
     /// Inline by default, so that each turn's acks leave in that turn.
     let runLogWriting: RunLog.Writing
 
-    /// A new run in a fresh temporary directory: 8 prompts, groups of 4, batches of 2 groups.
-    init(_ overrides: [String] = [], directory: String? = nil, allowlist: CurveAllowlist? = nil,
+    /// A new run in a fresh temporary directory: 8 prompts, groups of 4, batches of 2 groups; with
+    /// `directory`, a resume of the run there (or, with `resume` false, a new run in it).
+    init(_ overrides: [String] = [], directory: String? = nil, resume: Bool? = nil, allowlist: CurveAllowlist? = nil,
          rewardTransport: (any RewardWorkerTransport)? = nil, endOfRun: (linger: Double, goodbyeWait: Double) = (0, 0),
          runLogWriting: RunLog.Writing = .inline) throws {
         self.rewardTransport = rewardTransport
@@ -39,7 +40,7 @@ final class LearnerHarness {
             .appendingPathComponent("troupe-learner-\(UUID().uuidString)").path
         self.overrides = overrides
         self.allowlist = allowlist
-        try start(resume: directory != nil)
+        try start(resume: resume ?? (directory != nil))
     }
 
     func start(resume: Bool) throws {

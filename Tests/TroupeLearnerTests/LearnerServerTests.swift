@@ -409,4 +409,23 @@ import TroupeWire
         #expect(try resumed.records("resumed").count == 1)
         resumed.kill()
     }
+
+    /// A start that failed before recording anything leaves an empty run log: a new start may take the
+    /// directory; a log with records in it is a run, which only --resume continues.
+    @Test func aNewRunMayStartOverAnEmptyRunLogOnly() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("troupe-learner-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: directory + "/run.log", contents: nil)
+        let h = try LearnerHarness(directory: directory, resume: false)
+        #expect(try h.records("run_started").count == 1)
+        h.kill()
+        do {
+            let again = try LearnerHarness(directory: directory, resume: false)
+            again.kill()
+            Issue.record("a new run started over a run log with records")
+        } catch {
+            #expect("\(error)".contains("already holds a run; use --resume"), "\(error)")
+        }
+    }
 }
