@@ -282,6 +282,11 @@ package final class LearnerServer {
             // The step in training finishes first: exiting under it frees OpenBLAS's buffers while the
             // trainer thread still uses them (a crash). Its result is not recorded; a resume redoes it.
             _ = worker.waitForIdle()
+            // Actors hear why at once instead of after 6 s of silence, and wait for a resumed learner.
+            var bye = Troupe_V1_Bye()
+            bye.reason = "learner failed: " + String("\(error)".prefix(200))
+            for (peer, _) in peers { _ = try? control.send(WireMessage(.bye(bye)), to: peer, deadline: .now) }
+            usleep(100_000)
             throw error
         }
         return try stop(failed: failed)
