@@ -708,7 +708,11 @@ package final class LearnerServer {
                     // The relay tree places the authenticated actor, whatever name the request carries.
                     if case .weightSourceRequest(var r) = message.body { r.actorIdentity = user; message.body = .weightSourceRequest(r) }
                 }
-                if let reply = weightService.reply(to: message.body) {
+                // Only a live actor of the run id it names takes a place in the relay tree (others could
+                // fill it, or sit above honest actors): the rest fetch from the learner.
+                var placeable = true
+                if case .weightSourceRequest(let r) = message.body { placeable = core.actors[r.actorIdentity]?.runId == r.actorRunID }
+                if let reply = weightService.reply(to: message.body, placeable: placeable) {
                     _ = try weights.send(reply, to: peer, deadline: .now)
                     if case .weightSourceRequest(let r) = message.body, case .weightSource(let s) = reply.body {
                         try events.emit(.stream("weights_source", step: Int(clamping: r.version.step), metrics: ["depth": Double(s.depth)],

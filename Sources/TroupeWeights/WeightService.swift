@@ -26,8 +26,10 @@ package struct WeightService: Sendable {
 
     package mutating func remove(actor identity: String) { plan.remove(identity: identity) }
 
-    /// The reply to a request on the weights socket; nil for a kind that does not belong there.
-    package mutating func reply(to body: WireBody) -> WireMessage? {
+    /// The reply to a request on the weights socket; nil for a kind that does not belong there. A source
+    /// request the caller does not vouch for (`placeable` false: not a live actor's) is served from here,
+    /// outside the relay tree, and so is one whose relay endpoint is not a TCP address.
+    package mutating func reply(to body: WireBody, placeable: Bool = true) -> WireMessage? {
         switch body {
         case .weightManifestRequest:
             return WireMessage(.weightManifest(snapshot.manifest))
@@ -35,7 +37,8 @@ package struct WeightService: Sendable {
             var source = Troupe_V1_WeightSource()
             source.version = r.version
             // Only the newest version gets a tree; an actor still after an older one takes it from here.
-            if PolicyVersion(r.version) == snapshot.version {
+            let relay = r.relayEndpoint.isEmpty || (try? Endpoint(parsing: r.relayEndpoint)).map({ if case .tcp = $0 { true } else { false } }) == true
+            if placeable && relay && PolicyVersion(r.version) == snapshot.version {
                 let a = plan.assign(version: snapshot.version, identity: r.actorIdentity, runId: r.actorRunID, relayEndpoint: r.relayEndpoint)
                 source.upstreamEndpoint = a.upstream
                 if let upstream = a.upstreamIdentity { source.upstreamPublicKey = relayPublicKeys[upstream] ?? "" }

@@ -75,6 +75,11 @@ import TroupeWire
             guard case .weightSource(let source)? = try dealer.receiveAll().first?.body else { throw HarnessError.missing("source") }
             return source
         }
+        // Only live actors take a place in the tree: both join on the control socket first.
+        for name in ["a", "b"] {
+            try h.connect(name, runId: 1, authenticatedAs: name).hello()
+            try h.turn()
+        }
         // a claims to be b: the tree places a (the key's name), so b's later request is b's own.
         let first = try ask("a", claiming: "b", relay: "tcp://10.0.0.1:7000")
         #expect(first.upstreamEndpoint.isEmpty && first.upstreamPublicKey.isEmpty)

@@ -206,6 +206,30 @@ import TroupeWire
 
     var parameterBytes: [UInt8] { Array(UnsafeRawBufferPointer(start: model.parameters.pointer, count: model.parameters.count * 4)) }
 
+    /// A source request the learner does not vouch for (no live actor of that run) or whose relay address
+    /// is not TCP is served from the learner and takes no place in the tree: nobody is put below it.
+    @Test func onlyVouchedRequestsWithATCPRelayTakeAPlaceInTheTree() throws {
+        var service = WeightService(snapshot: snapshot, relayFanout: 1)
+        func ask(_ identity: String, relay: String, placeable: Bool = true) throws -> Troupe_V1_WeightSource {
+            var r = Troupe_V1_WeightSourceRequest()
+            r.version = snapshot.version.proto
+            r.actorIdentity = identity
+            r.actorRunID = 1
+            r.relayEndpoint = relay
+            guard case .weightSource(let s)? = service.reply(to: .weightSourceRequest(r), placeable: placeable)?.body else {
+                throw WeightTestFailure("no WeightSource for \(identity)")
+            }
+            return s
+        }
+        let stranger = try ask("stranger", relay: "tcp://10.9.9.9:1", placeable: false)
+        let odd = try ask("odd", relay: "not an address")
+        #expect(stranger.depth == 1 && stranger.upstreamEndpoint.isEmpty && odd.depth == 1 && odd.upstreamEndpoint.isEmpty)
+        // The first vouched actor is the tree's root, the next below it: neither below the two above.
+        let first = try ask("a", relay: "tcp://127.0.0.1:7001"), second = try ask("b", relay: "tcp://127.0.0.1:7002")
+        #expect(first.depth == 1 && first.upstreamEndpoint.isEmpty)
+        #expect(second.depth == 2 && second.upstreamEndpoint == "tcp://127.0.0.1:7001")
+    }
+
     @Test func aChainOfThreeGetsByteExactWeightsThroughOneAnother() throws {
         let rig = try Rig(snapshot: snapshot, fanout: 1)
         defer { rig.close() }
@@ -351,4 +375,9 @@ import TroupeWire
         #expect(try probe.status(of: snapshot.version) == .ok)
         #expect(probe.relay.refused == 2)
     }
+}
+
+private struct WeightTestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
 }
