@@ -117,6 +117,9 @@ package final class RewardWorkerClient {
     /// A worker that could not take a request is left alone until then (down or reconnecting: the
     /// transport reconnects by itself, and asking it at every turn would only count the same refusal).
     private var unavailableUntil: [Double]
+    /// Attempts each worker let run out since its last answer: a silent worker's slots come free at every
+    /// deadline, and it must not be first in line again for them.
+    private var timeoutsSinceAnswer: [Int]
     private var batches: [UInt64: Batch] = [:]
     private var finished: [(UInt64, [RewardOutcome])] = []
     private var nextBatch: UInt64 = 1
@@ -132,6 +135,7 @@ package final class RewardWorkerClient {
         self.transport = transport
         inFlightPerWorker = Array(repeating: 0, count: transport.workerCount)
         unavailableUntil = Array(repeating: -.infinity, count: transport.workerCount)
+        timeoutsSinceAnswer = Array(repeating: 0, count: transport.workerCount)
     }
 
     /// Samples asked for and not yet finished, and requests on the wire.
@@ -189,9 +193,11 @@ package final class RewardWorkerClient {
     private func dispatch(now: Double) {
         var waiting: [Job] = []
         for var job in queue {
-            // Workers with a free slot, those not yet tried for this sample first, then the least busy.
+            // Workers with a free slot: those not yet tried for this sample first, then those answering
+            // (fewest attempts let run out since their last answer), then the least busy.
+            func rank(_ w: Int) -> (Int, Int, Int) { (job.tried.contains(w) ? 1 : 0, timeoutsSinceAnswer[w], inFlightPerWorker[w]) }
             let candidates = (0..<transport.workerCount).filter { inFlightPerWorker[$0] < settings.maxInFlight && now >= unavailableUntil[$0] }
-                .sorted { (job.tried.contains($0) ? 1 : 0, inFlightPerWorker[$0]) < (job.tried.contains($1) ? 1 : 0, inFlightPerWorker[$1]) }
+                .sorted { rank($0) < rank($1) }
             var sent = false
             for worker in candidates {
                 var r = Troupe_V1_RewardRequest()
@@ -226,6 +232,7 @@ package final class RewardWorkerClient {
         for (id, f) in inFlight where now >= f.deadline {
             inFlight.removeValue(forKey: id)
             inFlightPerWorker[f.worker] -= 1
+            timeoutsSinceAnswer[f.worker] += 1
             counters.timeouts += 1
             var job = f.job
             job.lastProblem = "worker \(f.worker) gave no answer within \(settings.deadlineSeconds) s"
@@ -278,6 +285,7 @@ package final class RewardWorkerClient {
         }
         inFlight.removeValue(forKey: response.requestID)
         inFlightPerWorker[worker] -= 1
+        timeoutsSinceAnswer[worker] = 0
         var job = f.job
         switch Self.score(of: response, version: settings.version) {
         case .success(let (score, steps)):

@@ -51,7 +51,9 @@ package final class ZeroMQRewardWorkers: RewardWorkerTransport {
     private func socket(for index: Int) throws -> ZMQSocket {
         let socket = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
         try socket.set([.immediate(true), SocketProfile.defaultReconnect, SocketProfile.defaultHeartbeat,
-                        .maxMessageSize(Self.socketMaxFrameBytes), .sendHighWaterMark(4096), .receiveHighWaterMark(4096)])
+                        .maxMessageSize(Self.socketMaxFrameBytes), .sendHighWaterMark(4096),
+                        // Answers queued unread, each up to 16 MiB: a worker has at most max_in_flight due.
+                        .receiveHighWaterMark(64)])
         if let keys {
             try socket.set(.curveClient(serverKey: keys.serverKeys[index], publicKey: keys.client.publicKey, secretKey: keys.client.secretKey))
         }

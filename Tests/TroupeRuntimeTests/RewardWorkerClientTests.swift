@@ -67,6 +67,25 @@ import TroupeRuntime
         #expect(client.counters.timeouts == 1 && client.counters.late == 1)
     }
 
+    /// A worker whose attempts run out without an answer goes to the back of the line: after its deadline
+    /// its slots are free again, but new samples go first to the worker that answers.
+    @Test func aSilentWorkerIsAskedLastOnceItsAttemptsRunOut() {
+        let (client, workers) = Self.client(workers: 2, deadline: 1, attempts: 2, maxInFlight: 4)
+        _ = client.request(Self.queries(1), now: 0)
+        _ = client.poll(now: 0)
+        let first = workers.takeRequests()
+        let silent = first[0].worker, answering = 1 - silent
+        _ = client.poll(now: 1.0)
+        let retry = workers.takeRequests()
+        #expect(retry.map(\.worker) == [answering])
+        workers.respond(Self.answer(retry[0].request), from: answering)
+        _ = client.poll(now: 1.1)
+        // New samples: both workers have free slots and neither was tried for them; the silent one waits.
+        _ = client.request(Self.queries(3, prompt: "2+2="), now: 2)
+        _ = client.poll(now: 2)
+        #expect(workers.takeRequests().map(\.worker) == [answering, answering, answering])
+    }
+
     @Test func noWorkerAnsweringEndsInACountedFailureAfterEveryAttemptNeverAHang() {
         let (client, workers) = Self.client(workers: 2, deadline: 1, attempts: 3)
         _ = client.request(Self.queries(1), now: 0)
