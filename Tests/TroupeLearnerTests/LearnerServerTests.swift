@@ -259,10 +259,11 @@ import TroupeWire
         #expect(h.network.logs.events(kind: "rejection").count == 1)
     }
 
-    @Test func resumeVoidsStepsAfterTheCheckpointAndTrainsNoGroupTwice() throws {
+    /// A learner checkpointing every 2 steps that has trained `steps` steps of two groups from one actor.
+    private func trainedSteps(_ steps: Int) throws -> LearnerHarness {
         let h = try LearnerHarness(["learner.checkpoint_every=2"])
         let a = h.connect("a")
-        for _ in 0..<3 {
+        for _ in 0..<steps {
             for _ in 0..<2 {
                 let lease = try join(a, h)
                 try a.submit(prompt: lease.prompts[0].promptID, lease: lease.leaseID, version: PolicyVersion(lease.minVersion))
@@ -270,6 +271,11 @@ import TroupeWire
             }
             try h.trainPendingStep()
         }
+        return h
+    }
+
+    @Test func resumeVoidsStepsAfterTheCheckpointAndTrainsNoGroupTwice() throws {
+        let h = try trainedSteps(3)
         #expect(try h.records("step_done").count == 3)
         #expect(try h.records("checkpoint").compactMap { $0.body["step"]?.int } == [2])
 
@@ -298,16 +304,7 @@ import TroupeWire
     /// steps and what to do, and leaves the log and the checkpoints as they were.
     @Test(arguments: ["cut", "emptied"])
     func resumeRefusesARunLogThatEndsBeforeItsCheckpoint(damage: String) throws {
-        let h = try LearnerHarness(["learner.checkpoint_every=2"])
-        let a = h.connect("a")
-        for _ in 0..<2 {
-            for _ in 0..<2 {
-                let lease = try join(a, h)
-                try a.submit(prompt: lease.prompts[0].promptID, lease: lease.leaseID, version: PolicyVersion(lease.minVersion))
-                try h.turn()
-            }
-            try h.trainPendingStep()
-        }
+        let h = try trainedSteps(2)
         let directory = h.directory
         defer { try? FileManager.default.removeItem(atPath: directory) }
         h.kill()

@@ -19,16 +19,22 @@ import TroupeTensor
         #expect(back.weightsHash() == model.weightsHash())
     }
 
-    @Test func halfPrecisionWeightsAreWidenedOnLoad() throws {
-        // 1.0, −2.0, 0.5 and a subnormal in F16; 1.0, −2.0, 0.5, 3.140625 in BF16.
-        let f16: [UInt16] = [0x3C00, 0xC000, 0x3800, 0x0001]
-        let bf16: [UInt16] = [0x3F80, 0xC000, 0x3F00, 0x4049]
-        var header = "{\"a\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"BF16\",\"shape\":[2,2],\"data_offsets\":[8,16]}}"
+    /// A safetensors file's length prefix and `header` (padded to 8 bytes), for the data to follow.
+    static func safetensorsStart(header: String) -> Data {
+        var header = header
         while header.utf8.count % 8 != 0 { header += " " }
         var data = Data()
         var n = UInt64(header.utf8.count).littleEndian
         withUnsafeBytes(of: &n) { data.append(contentsOf: $0) }
-        data.append(header.data(using: .utf8)!)
+        data.append(Data(header.utf8))
+        return data
+    }
+
+    @Test func halfPrecisionWeightsAreWidenedOnLoad() throws {
+        // 1.0, −2.0, 0.5 and a subnormal in F16; 1.0, −2.0, 0.5, 3.140625 in BF16.
+        let f16: [UInt16] = [0x3C00, 0xC000, 0x3800, 0x0001]
+        let bf16: [UInt16] = [0x3F80, 0xC000, 0x3F00, 0x4049]
+        var data = Self.safetensorsStart(header: "{\"a\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"BF16\",\"shape\":[2,2],\"data_offsets\":[8,16]}}")
         for v in f16 + bf16 { var le = v.littleEndian; withUnsafeBytes(of: &le) { data.append(contentsOf: $0) } }
         let file = try SafetensorsFile(data: data)
         #expect(try file.floats("a") == [1, -2, 0.5, Float(sign: .plus, exponent: -24, significand: 1)])
@@ -38,12 +44,7 @@ import TroupeTensor
     /// A shape whose byte count wraps around (2^62 × 128 × 4 bytes is 0 mod 2^64) must not pass as the
     /// empty range it claims: the file is refused naming the tensor.
     @Test func aShapeTooLargeToAddressIsRefused() throws {
-        var header = "{\"e\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904,128],\"data_offsets\":[0,0]}}"
-        while header.utf8.count % 8 != 0 { header += " " }
-        var data = Data()
-        var n = UInt64(header.utf8.count).littleEndian
-        withUnsafeBytes(of: &n) { data.append(contentsOf: $0) }
-        data.append(header.data(using: .utf8)!)
+        let data = Self.safetensorsStart(header: "{\"e\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904,128],\"data_offsets\":[0,0]}}")
         #expect(throws: ModelError.tensorData(name: "e", reason: "shape [4611686018427387904, 128] is too large to address")) {
             try SafetensorsFile(data: data)
         }
@@ -51,12 +52,7 @@ import TroupeTensor
 
     /// Two tensors whose byte ranges overlap are refused naming both.
     @Test func tensorsThatShareBytesAreRefused() throws {
-        var header = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}"
-        while header.utf8.count % 8 != 0 { header += " " }
-        var data = Data()
-        var n = UInt64(header.utf8.count).littleEndian
-        withUnsafeBytes(of: &n) { data.append(contentsOf: $0) }
-        data.append(header.data(using: .utf8)!)
+        var data = Self.safetensorsStart(header: "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}")
         data.append(Data(count: 12))
         #expect(throws: ModelError.safetensorsHeader(path: "<memory>", reason: "tensors a [0, 8) and b [4, 12) share bytes")) {
             try SafetensorsFile(data: data)
