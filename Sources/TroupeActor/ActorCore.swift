@@ -24,7 +24,8 @@ package struct ActorCore {
         /// How long a LeaseRequest, and a group sent, may go unanswered while the learner speaks (its
         /// heartbeats) before Hello is said again on a fresh connection: a connection that dropped and came
         /// back loses what was in flight, and nothing else would ask again. The learner answers a LeaseRequest
-        /// at once; an Ack can wait for reward workers.
+        /// at once; an Ack can wait for reward workers, at most the run's `learner.lease_timeout_s` (the
+        /// configuration guarantees it), so the ack timeout is at least that plus 10 s.
         package var leaseAnswerTimeout: Double = 10
         package var ackTimeout: Double = 60
         /// Fault injection: keep the first weights forever and sample leases with them anyway.
@@ -117,6 +118,8 @@ package struct ActorCore {
     package private(set) var queuedLeases: [Troupe_V1_Lease] = []
     package private(set) var leaseRequested = false
     private var leaseRequestedAt = -Double.infinity
+    /// `options.ackTimeout`, or longer where the run lets an Ack wait longer (set by each Welcome).
+    private var ackTimeout: Double
     /// When each group in flight was last sent (resent after a Welcome).
     private var sentAt: [UInt64: Double] = [:]
     private var nextLeaseAt = -Double.infinity
@@ -129,6 +132,7 @@ package struct ActorCore {
 
     package init(options: Options, now: Double) {
         self.options = options
+        ackTimeout = options.ackTimeout
         started = now
         lastHeard = now
         lastHeardFromLearner = now
@@ -166,7 +170,7 @@ package struct ActorCore {
     /// The request the learner has left unanswered too long, if any.
     private func unanswered(now: Double) -> (what: String, seconds: Double)? {
         if leaseRequested && now - leaseRequestedAt > options.leaseAnswerTimeout { return ("a LeaseRequest", now - leaseRequestedAt) }
-        if let oldest = sentAt.values.min(), now - oldest > options.ackTimeout { return ("a group sent", now - oldest) }
+        if let oldest = sentAt.values.min(), now - oldest > ackTimeout { return ("a group sent", now - oldest) }
         return nil
     }
 
@@ -240,6 +244,7 @@ package struct ActorCore {
         weights = nil
         everWelcomed = true
         credit = Int(w.credit)
+        ackTimeout = max(options.ackTimeout, config.run.learner.leaseTimeoutSeconds + 10)
         leaseRequested = false
         queuedLeases.removeAll()
         sentAt.removeAll()

@@ -45,9 +45,6 @@ package struct Checkpoint {
         for old in all.dropLast(2) { try? FileManager.default.removeItem(atPath: dir + "/" + old) }
     }
 
-    /// Loads the newest intact checkpoint into `model` and `optimizer`: the one `latest` names, else
-    /// (when that one is damaged) the newest older one, with a warning naming what was passed over.
-    /// Nil when the run has none; an error naming every file when none is intact.
     /// Removes the temporary files of checkpoints whose writer died before renaming them (a crash mid-save
     /// leaves one the size of a checkpoint); the caller holds the run directory's lock, so none is being
     /// written. Returns the names removed.
@@ -58,6 +55,9 @@ package struct Checkpoint {
         return stale.filter { unlink(dir + "/" + $0) == 0 }
     }
 
+    /// Loads the newest intact checkpoint into `model` and `optimizer`: the one `latest` names, else
+    /// (when that one is damaged) the newest older one, with a warning naming what was passed over.
+    /// Nil when the run has none; an error naming every file when none is intact.
     package static func loadLatest(runDirectory: String, model: LlamaModel, optimizer: AdamW,
                                    warn: (String) -> Void = { _ in }) throws -> Checkpoint? {
         let dir = directory(runDirectory)

@@ -157,6 +157,8 @@ package final class LearnerTraining {
 
     /// Parameters and AdamW moments of the current step, and the step's model directory `model/`.
     func writeCheckpoint() throws {
+        // The batches the checkpoint was trained on are on disk before it is: a resume finds every one.
+        try runLog.sync()
         let c = Checkpoint(step: core.step, logRecords: runLog.count + 1, optimizerStep: trainer.optimizer.step,
                            skippedSteps: trainer.optimizer.skippedSteps, trainedGroups: core.accounting.trained,
                            weightsHash: model.weightsHash())

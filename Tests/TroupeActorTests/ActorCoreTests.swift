@@ -250,7 +250,8 @@ import TroupeWire
     // MARK: resend
 
     /// A LeaseRequest or a group whose answer was lost with a dropped connection, while the learner goes on
-    /// heartbeating: the actor says Hello again after 10 s (a lease) or 60 s (an ack) instead of waiting forever.
+    /// heartbeating: the actor says Hello again after 10 s (a lease) or the run's lease timeout + 10 s (an
+    /// ack) instead of waiting forever.
     @Test func anUnansweredLeaseRequestOrGroupLeadsToAFreshHello() throws {
         var hb = Troupe_V1_Heartbeat()
         hb.currentVersion = PolicyVersion(epoch: 7, step: 0).proto
@@ -275,7 +276,17 @@ import TroupeWire
         sending.enqueue(Self.group())
         Self.sendAll(sending.outgoing(now: 0).filter { $0.groupSequence != nil }, into: &sending, now: 0)
         #expect(sending.unackedCount == 1)
-        #expect(heartbeats(&sending, until: 100) == .reconnectUnanswered(what: "a group sent", seconds: 61))
+        // The default run's leases last 60 s, and an Ack may wait that long for reward workers: 70 s then.
+        #expect(heartbeats(&sending, until: 100) == .reconnectUnanswered(what: "a group sent", seconds: 71))
+        // A run whose leases last 120 s may keep an Ack waiting for its reward workers that long: 130 s then.
+        var patient = ActorCore(options: Self.options(), now: 0)
+        _ = patient.joinStep(now: 0)
+        patient.sent(.hello, now: 0)
+        _ = patient.receive(try Self.welcome(configJSON: Self.configJSON(["learner.lease_timeout_s=120"])), now: 0)
+        _ = patient.receive(WireMessage(.lease(Troupe_V1_Lease())), now: 0)
+        patient.enqueue(Self.group())
+        Self.sendAll(patient.outgoing(now: 0).filter { $0.groupSequence != nil }, into: &patient, now: 0)
+        #expect(heartbeats(&patient, until: 200) == .reconnectUnanswered(what: "a group sent", seconds: 131))
         // An answered group never does.
         var answered = try Self.welcomed(credit: 2)
         answered.enqueue(Self.group())

@@ -156,3 +156,6 @@ class UnansweredTests(unittest.TestCase):
         a.sent_at[1] = 200.0
         self.assertIsNone(a.unanswered(250.0))
         self.assertEqual(a.unanswered(261.0), ("group", 61.0))
+        a.ack_timeout = 130.0  # a run whose leases last 120 s
+        self.assertIsNone(a.unanswered(320.0))
+        self.assertEqual(a.unanswered(331.0), ("group", 131.0))

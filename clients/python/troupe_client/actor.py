@@ -22,6 +22,8 @@ from .tokenizer import Tokenizer
 LEARNER_SILENCE_S = 6.0
 # A LeaseRequest, or a group sent, left unanswered this long while the learner speaks was lost with a
 # dropped connection (docs/PROTOCOL.md §5.4): say Hello again on a fresh connection, as troupe actor does.
+# An Ack may wait for reward workers up to the run's learner.lease_timeout_s: the ack timeout is at
+# least that plus 10 s.
 LEASE_ANSWER_TIMEOUT_S = 10.0
 ACK_TIMEOUT_S = 60.0
 MAX_FETCH_FAILURES = 5
@@ -79,6 +81,7 @@ class Actor:
         self.in_flight = set()          # sequences sent since the last Welcome
         self.sent_at = {}               # sequence -> when it was last sent
         self.lease_requested_at = 0.0
+        self.ack_timeout = ACK_TIMEOUT_S
         self.prompts = deque()          # (lease_id, Prompt, min_version)
         self.lease_outstanding = False
         self.next_lease_at = 0.0
@@ -232,6 +235,8 @@ class Actor:
             raise ActorError("the Welcome's config_json has no \"algorithm\" object (the resolved algorithm options, "
                              "which a learner built before they were added does not send): this actor cannot know the reward")
         algorithm = config["algorithm"]
+        lease_timeout = (config.get("config") or {}).get("learner", {}).get("lease_timeout_s", 60)
+        self.ack_timeout = max(ACK_TIMEOUT_S, float(lease_timeout) + 10)
         try:
             files = config["model_files"]
             model_config = json.loads(files["config.json"])
@@ -411,7 +416,7 @@ class Actor:
         """(what, seconds) of a request the learner has left unanswered too long, or None."""
         if self.lease_outstanding and now - self.lease_requested_at > LEASE_ANSWER_TIMEOUT_S:
             return "lease_request", now - self.lease_requested_at
-        if self.sent_at and now - min(self.sent_at.values()) > ACK_TIMEOUT_S:
+        if self.sent_at and now - min(self.sent_at.values()) > self.ack_timeout:
             return "group", now - min(self.sent_at.values())
         return None
 
