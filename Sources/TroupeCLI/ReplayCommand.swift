@@ -26,6 +26,10 @@ package struct ReplayCommand: ParsableCommand {
         let report = try Replay.verify(runDirectory: runDirectory) { check in
             print("step \(check.step): \(check.matches ? "ok" : "MISMATCH") \(check.actual.prefix(16))")
         }
+        if let problem = report.configurationProblem { print("warning: \(problem); the steps replay under the edited settings") }
+        if report.tornTailBytes > 0 {
+            print("note: run.log ends in a torn record of \(report.tornTailBytes) bytes (a crash in the middle of a write), left out")
+        }
         if report.steps.isEmpty {
             print("no training steps in the run log")
             if verify { throw ExitCode.failure }

@@ -20,14 +20,7 @@ extension LearnerServer {
         let step = checkpoint?.step ?? 0
         let history = try RunHistory(records: log.opened)
         // The frozen configuration is the run's numbers: an edited file would change them from the next step on.
-        let frozenPath = runDirectory + "/config.json"
-        if let recorded = history.configDigest, let frozen = FileManager.default.contents(atPath: frozenPath) {
-            let actual = RunEvent.hexDigits(Data(Blake2b.hash([UInt8](frozen))))
-            guard actual == recorded else {
-                throw RuntimeError.invalid("--resume: \(frozenPath) is not the configuration this run started with (BLAKE2b-256 \(actual.prefix(16))…, "
-                    + "run_started recorded \(recorded.prefix(16))…): it was edited. Put the original back; a resume changes only the keys --set may set")
-            }
-        }
+        try history.checkFrozenConfiguration(runDirectory: runDirectory, for: "--resume")
         // The checkpoint's weights were trained on the batches the log records up to its step, and the log
         // is durable before a checkpoint is written: a log that ends earlier lost records (a crash tears at
         // most the line being written). Resuming would leave those batches out of the run's history.
@@ -104,6 +97,23 @@ package struct RunHistory {
     /// The BLAS threads of the run's first learner process.
     package var threads: Int?
     private var acceptedIndex: [String: Int] = [:]
+
+    /// Whether the run's `config.json` is the one it started with (`run_started.config_digest`; logs
+    /// written before the digest was kept are not checked): what is wrong, or nil.
+    package func frozenConfigurationProblem(runDirectory: String) -> String? {
+        let path = runDirectory + "/config.json"
+        guard let recorded = configDigest, let frozen = FileManager.default.contents(atPath: path) else { return nil }
+        let actual = RunEvent.hexDigits(Data(Blake2b.hash([UInt8](frozen))))
+        guard actual != recorded else { return nil }
+        return "\(path) is not the configuration this run started with (BLAKE2b-256 \(actual.prefix(16))…, run_started recorded \(recorded.prefix(16))…): it was edited"
+    }
+
+    /// `frozenConfigurationProblem` as an error, for `purpose`.
+    package func checkFrozenConfiguration(runDirectory: String, for purpose: String) throws {
+        if let problem = frozenConfigurationProblem(runDirectory: runDirectory) {
+            throw RuntimeError.invalid("\(purpose): \(problem). Put the original back; a resume changes only the keys --set may set")
+        }
+    }
 
     /// Reads every record; a record whose body does not match its type is an error naming its line.
     package init(records: [RunLog.Record]) throws {

@@ -15,6 +15,10 @@ package enum Replay {
 
     package struct Report: Sendable {
         package let steps: [StepCheck]
+        /// Bytes of a torn final record (a crash mid-write) that the replay left out; 0 for a clean log.
+        package var tornTailBytes = 0
+        /// Set when the run's config.json was edited since it started: the steps will not match, and this says why.
+        package var configurationProblem: String?
         package var mismatches: [StepCheck] { steps.filter { !$0.matches } }
         package var ok: Bool { mismatches.isEmpty && !steps.isEmpty }
     }
@@ -22,8 +26,9 @@ package enum Replay {
     package static func verify(runDirectory: String, config overrideConfig: RunConfig? = nil,
                               progress: ((StepCheck) -> Void)? = nil) throws -> Report {
         let config = try overrideConfig ?? RunConfig.load(path: runDirectory + "/config.json", overrides: [])
-        let records = try RunLog.read(path: runDirectory + "/run.log")
-        let history = try RunHistory(records: records)
+        let scan = try RunLog.scan(path: runDirectory + "/run.log")
+        let history = try RunHistory(records: scan.records)
+        let configurationProblem = overrideConfig == nil ? history.frozenConfigurationProblem(runDirectory: runDirectory) : nil
         // Bit-for-bit needs the thread count the run trained with.
         if let threads = history.threads, threads > 0 {
             BLASInfo.setThreads(threads)
@@ -49,6 +54,6 @@ package enum Replay {
             checks.append(check)
             progress?(check)
         }
-        return Report(steps: checks)
+        return Report(steps: checks, tornTailBytes: scan.totalBytes - scan.validBytes, configurationProblem: configurationProblem)
     }
 }

@@ -87,7 +87,8 @@ import Glibc
         Self.expectConsistentEnd(run, steps: 4)
         try Self.expectReplayVerifies(run, steps: 4)
 
-        // The verification can fail: replaying with another learning rate must not match.
+        // The verification can fail: replaying with another learning rate must not match, and replay says
+        // the frozen configuration was edited.
         let tampered = run.directory + "/tampered"
         try FileManager.default.copyItem(atPath: run.runDirectory, toPath: tampered)
         let configPath = tampered + "/config.json"
@@ -96,8 +97,9 @@ import Glibc
         optimizer["learning_rate"] = ((optimizer["learning_rate"] as? NSNumber)?.doubleValue ?? 1e-3) * 3
         config["optimizer"] = optimizer
         try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]).write(to: URL(fileURLWithPath: configPath))
-        let (status, _) = try run.runToCompletion("replay-tampered", ["replay", tampered, "--verify"], within: 60)
-        run.check(status == .code(1), "replay --verify with a changed learning rate: \(status?.description ?? "timeout"), expected exit 1")
+        let (status, child) = try run.runToCompletion("replay-tampered", ["replay", tampered, "--verify"], within: 60)
+        run.check(status == .code(1) && child.stdout.contains("replay FAILED") && child.stdout.contains("is not the configuration this run started with"),
+                  "replay --verify with a changed learning rate: \(status?.description ?? "timeout"), expected exit 1: \(child.stdout.suffix(400))")
     }
 
     // Weight distribution to remote actors: with no shared memory every actor fetches chunks, and the

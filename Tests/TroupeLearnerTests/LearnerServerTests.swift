@@ -425,4 +425,27 @@ import TroupeWire
             #expect("\(error)".contains("already holds a run; use --resume"), "\(error)")
         }
     }
+
+    /// Replay re-trains the logged steps bit for bit; a torn final record is left out and reported, and
+    /// so is an edited frozen configuration.
+    @Test func replayReportsATornTailAndAnEditedConfiguration() throws {
+        let h = try trainedSteps(2)
+        let directory = h.directory
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        h.kill()
+        let clean = try Replay.verify(runDirectory: directory)
+        #expect(clean.ok && clean.steps.count == 2 && clean.tornTailBytes == 0)
+        let handle = try #require(FileHandle(forWritingAtPath: directory + "/run.log"))
+        handle.seekToEndOfFile()
+        let tail = Data("{\"seq\":99,\"type\":\"ste".utf8)
+        handle.write(tail)
+        handle.closeFile()
+        let torn = try Replay.verify(runDirectory: directory)
+        #expect(torn.ok && torn.steps.count == 2 && torn.tornTailBytes == tail.count)
+        let frozen = directory + "/config.json"
+        try (try String(contentsOfFile: frozen, encoding: .utf8) + " ").write(toFile: frozen, atomically: true, encoding: .utf8)
+        let edited = try Replay.verify(runDirectory: directory)
+        #expect(edited.configurationProblem?.hasPrefix("\(frozen) is not the configuration this run started with") == true)
+        #expect(clean.configurationProblem == nil)
+    }
 }
