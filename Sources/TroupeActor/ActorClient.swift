@@ -197,6 +197,15 @@ package final class ActorClient {
         case gaveUp
     }
 
+    /// Says Hello again on a fresh connection: the old one may hold queued messages for a dead learner,
+    /// or have lost some.
+    private func reconnect(because why: String, now: Double) throws -> TurnOutcome {
+        console.warn("\(why); saying Hello again")
+        session = nil
+        if try !followLearnerFile(now: now) { try reconnectControl() }
+        return .running
+    }
+
     /// One turn of the loop, never waiting: reads what waits on every connection, then does what the
     /// conversation has due (Hello, reconnecting, weights, sends, the next sampling job).
     package func turn() throws -> TurnOutcome {
@@ -230,16 +239,9 @@ package final class ActorClient {
             stopReason = "learner gone"
             return .stopping
         case .reconnect(let silent):
-            console.warn("learner silent for \(Int(silent)) s; saying Hello again")
-            session = nil
-            // A fresh connection: the old one may hold queued messages for a dead learner.
-            if try !followLearnerFile(now: now) { try reconnectControl() }
-            return .running
+            return try reconnect(because: "learner silent for \(Int(silent)) s", now: now)
         case .reconnectUnanswered(let what, let seconds):
-            console.warn("\(what) unanswered for \(Int(seconds)) s while the learner speaks (lost with a dropped connection?); saying Hello again")
-            session = nil
-            if try !followLearnerFile(now: now) { try reconnectControl() }
-            return .running
+            return try reconnect(because: "\(what) unanswered for \(Int(seconds)) s while the learner speaks (lost with a dropped connection?)", now: now)
         case .sayHello:
             // Not answered yet: a learner that has not bound, or one that has moved (the file says where).
             if now - lastFileCheck >= 2, try followLearnerFile(now: now) { return .running }

@@ -2,7 +2,6 @@ import Foundation
 import TroupeJSON
 import TroupeModel
 import TroupeRuntime
-import TroupeWire
 
 extension LearnerServer {
     /// Resume (docs/ARCHITECTURE.md §5): the latest checkpoint, then the run log's account of what came after it.
@@ -103,7 +102,7 @@ package struct RunHistory {
     package func frozenConfigurationProblem(runDirectory: String) -> String? {
         let path = runDirectory + "/config.json"
         guard let recorded = configDigest, let frozen = FileManager.default.contents(atPath: path) else { return nil }
-        let actual = RunEvent.hexDigits(Data(Blake2b.hash([UInt8](frozen))))
+        let actual = frozen.withUnsafeBytes { WeightsHash.hex(bytes: $0) }
         guard actual != recorded else { return nil }
         return "\(path) is not the configuration this run started with (BLAKE2b-256 \(actual.prefix(16))…, run_started recorded \(recorded.prefix(16))…): it was edited"
     }

@@ -199,7 +199,8 @@ package final class LearnerServer {
             do {
                 try AtomicFile.write(config.resolvedJSONData(), to: runDirectory + "/config.json")
                 try events.emit(.runStarted(epoch: epoch, baseModel: config.model.path, baseWeightsHash: baseHash,
-                                            prompts: prompts.entries.count, configDigest: config.configDigest))
+                                            prompts: prompts.entries.count,
+                                            configDigest: config.resolvedJSONData().withUnsafeBytes { WeightsHash.hex(bytes: $0) }))
             } catch {
                 // Nothing of the run is recorded: leave the directory as a fresh start will find it.
                 unlink(runDirectory + "/config.json")

@@ -34,14 +34,12 @@ extension InMemoryProcessEvents where Record == RunLogEntry {
 extension ProcessEvent where Record == RunLogEntry {
     /// A new run: what it trains and with which threads and BLAS kernel (replay uses the same).
     package static func runStarted(epoch: UInt64, baseModel: String, baseWeightsHash: String, prompts: Int,
-                                   configDigest: Data? = nil) -> RunEvent {
+                                   configDigest: String? = nil) -> RunEvent {
         RunEvent(record: Record(record: .runStarted(.init(epoch: String(epoch, radix: 16), baseModel: baseModel,
                                                           baseWeightsHash: baseWeightsHash, prompts: prompts,
                                                           threads: BLASInfo.threads, blasKernel: BLASInfo.coreName,
-                                                          configDigest: configDigest.map(hexDigits)))))
+                                                          configDigest: configDigest))))
     }
-
-    package static func hexDigits(_ bytes: Data) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
 
     /// A learner process starts on the run (new or resumed), with a new epoch.
     package static func epochStarted(epoch: UInt64, step: Int, weightsHash: String) -> RunEvent {

@@ -389,7 +389,8 @@ import TroupeWire
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let started = try #require(try h.records("run_started").first)
         let frozen = try Data(contentsOf: URL(fileURLWithPath: directory + "/config.json"))
-        #expect(started.body["config_digest"]?.string == RunEvent.hexDigits(Data(Blake2b.hash([UInt8](frozen)))))
+        // What `b2sum -l 256 config.json` prints.
+        #expect(started.body["config_digest"]?.string == Blake2b.hash([UInt8](frozen)).map { String(format: "%02x", $0) }.joined())
         h.kill()
         let edited = String(decoding: frozen, as: UTF8.self).replacingOccurrences(of: "\"learning_rate\" : 3e-05", with: "\"learning_rate\" : 0.5")
         #expect(edited.utf8.count != 0 && Data(edited.utf8) != frozen, "the frozen file has no learning_rate to edit")

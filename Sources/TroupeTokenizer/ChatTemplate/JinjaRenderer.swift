@@ -442,10 +442,7 @@ struct JinjaRenderer {
         switch op {
         case "==": return .boolean(l.equals(r))
         case "!=": return .boolean(!l.equals(r))
-        case "~":
-            let (a, b) = (l.text, r.text)
-            try Self.checkLength(a.utf8.count + b.utf8.count)
-            return .string(a + b)
+        case "~": return try Self.joined(l.text, r.text)
         case "in":
             switch r {
             case let .string(s):
@@ -462,9 +459,7 @@ struct JinjaRenderer {
         }
         for value in [l, r] where value.isUndefined { throw undefinedFailure(value) }
         switch (op, l, r) {
-        case let ("+", .string(a), .string(b)):
-            try Self.checkLength(a.utf8.count + b.utf8.count)
-            return .string(a + b)
+        case let ("+", .string(a), .string(b)): return try Self.joined(a, b)
         case let ("+", .list(a), .list(b)):
             try Self.checkLength(a.count + b.count)
             return .list(a + b)
@@ -520,6 +515,12 @@ extension JinjaRenderer {
             throw JinjaFailure(d.isFinite ? "integer overflow" : "\(d) is not a finite number")
         }
         return .integer(Int(d))
+    }
+
+    /// `a` then `b`, within `Limits.length`.
+    static func joined(_ a: String, _ b: String) throws -> JinjaValue {
+        try checkLength(a.utf8.count + b.utf8.count)
+        return .string(a + b)
     }
 
     static func checkLength(_ n: Int) throws {
