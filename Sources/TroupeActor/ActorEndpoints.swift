@@ -77,7 +77,8 @@ package final class ZeroMQActorEndpoints: ActorEndpoints {
 
     package func subscribeAnnouncements(at endpoint: Endpoint, security: ClientSecurity?) throws -> any SubscribeTransport {
         let sub = try ZMQSocket(context, type: .subscribe, linger: .discardUnsent)
-        try sub.set([.subscribe([]), .maxMessageSize(WireLimits.headerOnly.socketMaxFrameBytes)] + (security?.toLearner ?? []))
+        try sub.set([.subscribe([]), .maxMessageSize(WireLimits.headerOnly.socketMaxFrameBytes), SocketProfile.connectTimeout,
+                     SocketProfile.connectingHandshake] + (security?.toLearner ?? []))
         try sub.connect(endpoint)
         polled.append(WeakSocket(socket: sub))
         return sub

@@ -81,10 +81,11 @@ package final class WeightReceiver {
                       relay: relay, identity: identity, runId: runId, options: options, security: security)
     }
 
-    /// The weights DEALER: frames up to the weights limit, queued while not yet connected, heartbeats.
+    /// The weights DEALER: frames up to the weights limit, queued while not yet connected, unanswered
+    /// connects and stalled handshakes abandoned, heartbeats.
     package static func dealer(_ context: ZMQContext, to endpoint: Endpoint, security: [SocketOption]) throws -> ZMQSocket {
         let s = try ZMQSocket(context, type: .dealer, linger: .discardUnsent)
-        try s.set([.maxMessageSize(WireLimits.weights.socketMaxFrameBytes), .immediate(false), SocketProfile.connectTimeout,
+        try s.set([.maxMessageSize(WireLimits.weights.socketMaxFrameBytes), .immediate(false), SocketProfile.connectTimeout, SocketProfile.connectingHandshake,
                    .heartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000, ttlMilliseconds: 10_000)] + security)
         try s.connect(endpoint)
         return s

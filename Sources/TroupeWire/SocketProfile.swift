@@ -17,6 +17,19 @@ public enum SocketProfile {
     /// fault-suite runs. 3 s leaves room for the kernel's first resend on slow links.
     public static let connectTimeout = SocketOption.connectTimeout(milliseconds: 3000)
 
+    /// A connection whose ZMTP/CURVE handshake has not finished after 5 s is dropped and tried again
+    /// (libzmq's default waits 30 s). After a resent SYN, Linux starts the connection with a 3 s
+    /// retransmission timeout, so under 30% loss each way a handshake stalled for 25 s on one connection.
+    public static let connectingHandshake = SocketOption.handshakeInterval(milliseconds: 5000)
+
+    /// How a socket that accepts connections (the learner's ROUTERs, an actor's relay) finds dead
+    /// peers: TCP keepalive (10 s idle, then 3 probes 2 s apart), never ZMTP heartbeats. libzmq 4.3.4
+    /// aborts the process when a heartbeat falls due on a connection whose input stopped and then
+    /// failed (libzmq issue 4364): a client that takes over its routing id from a second connection
+    /// and keeps writing on the first, then closes it, triggered it at will. Liveness is the
+    /// application's heartbeats there.
+    public static let acceptedConnectionKeepalive = SocketOption.tcpKeepalive(idleSeconds: 10, intervalSeconds: 2, probes: 3)
+
     /// A high-water mark from a byte budget: libzmq counts messages, not bytes, so the default of
     /// 1000 can buffer 1000 × the largest message per peer (500 MiB measured for 256 KiB groups).
     public static func highWaterMark(budgetBytes: Int, largestMessageBytes: Int) -> Int32 {
@@ -25,24 +38,24 @@ public enum SocketProfile {
 
     /// The learner's control or weights ROUTER: unknown peers and full queues are reported, not
     /// dropped; a reconnecting actor may take over its routing id; frames over the limits close
-    /// the connection; half-open handshakes are cut after 5 s; queues are bounded by a byte
-    /// budget per peer. Application credit keeps real traffic far below that budget.
-    public static func learnerRouter(limits: WireLimits, queueBudgetBytes: Int = 64 << 20,
-                                     heartbeat: SocketOption = defaultHeartbeat) -> [SocketOption] {
+    /// the connection; half-open handshakes are cut after 5 s; dead peers are found by TCP keepalive
+    /// (no ZMTP heartbeats: `acceptedConnectionKeepalive`); queues are bounded by a byte budget per
+    /// peer. Application credit keeps real traffic far below that budget.
+    public static func learnerRouter(limits: WireLimits, queueBudgetBytes: Int = 64 << 20) -> [SocketOption] {
         let hwm = highWaterMark(budgetBytes: queueBudgetBytes, largestMessageBytes: limits.maxMessageBytes)
         return [.routerMandatory(true), .routerHandover(true), .maxMessageSize(limits.socketMaxFrameBytes),
-                heartbeat, .handshakeInterval(milliseconds: 5000),
+                acceptedConnectionKeepalive, .handshakeInterval(milliseconds: 5000),
                 .sendHighWaterMark(max(hwm, 16)), .receiveHighWaterMark(max(hwm, 16))]
     }
 
     /// An actor's DEALER to the learner's control or weights ROUTER: queue only on live
     /// connections (nothing waits in a pipe to a peer that is still connecting), back off when
-    /// reconnecting, abandon unanswered connects, heartbeats, frame cap. `routingID`: a stable id
+    /// reconnecting, abandon unanswered connects and stalled handshakes, heartbeats, frame cap. `routingID`: a stable id
     /// (e.g. identity + run id) lets the learner recognise the actor across reconnects; nil lets
     /// libzmq pick one per connection.
     public static func actorDealer(limits: WireLimits, routingID: [UInt8]? = nil,
                                    heartbeat: SocketOption = defaultHeartbeat) -> [SocketOption] {
-        var options: [SocketOption] = [.immediate(true), defaultReconnect, connectTimeout, heartbeat,
+        var options: [SocketOption] = [.immediate(true), defaultReconnect, connectTimeout, connectingHandshake, heartbeat,
                                        .maxMessageSize(limits.socketMaxFrameBytes)]
         if let routingID { options.append(.routingID(routingID)) }
         return options
@@ -55,15 +68,16 @@ public enum SocketProfile {
     }
 
     /// A SUB for announcements or log events: everything subscribed, header-only frame cap,
-    /// reconnect back-off. Messages beyond `queue` are dropped (log events are numbered, so the
+    /// reconnect back-off, unanswered connects and stalled handshakes abandoned. Messages beyond `queue` are dropped (log events are numbered, so the
     /// gaps are counted).
     public static func subscriber(limits: WireLimits = .headerOnly, queue: Int32 = 10_000) -> [SocketOption] {
-        [.subscribe([]), .maxMessageSize(limits.socketMaxFrameBytes), .receiveHighWaterMark(queue), defaultReconnect]
+        [.subscribe([]), .maxMessageSize(limits.socketMaxFrameBytes), .receiveHighWaterMark(queue), defaultReconnect,
+         connectTimeout, connectingHandshake]
     }
 
     /// A process's PUB into the learner's log proxy (XSUB side): bounded queue, drops rather
-    /// than blocking the process that logs.
+    /// than blocking the process that logs; unanswered connects and stalled handshakes abandoned.
     public static func logPublisher(queue: Int32 = 10_000) -> [SocketOption] {
-        [.sendHighWaterMark(queue), defaultReconnect]
+        [.sendHighWaterMark(queue), defaultReconnect, connectTimeout, connectingHandshake]
     }
 }
