@@ -55,6 +55,18 @@ class Curve:
             socket.curve_publickey, socket.curve_secretkey, socket.curve_serverkey = self.keys
 
 
+def connect_to_learner(context, kind, curve, endpoint, options=()):
+    """A socket to one of the learner's endpoints: no linger, CURVE keys when given, and a connect
+    unanswered after 3 s or a handshake unfinished after 5 s dropped and tried again (a stalled
+    connection on a lossy link otherwise holds for up to 30 s; docs/PROTOCOL.md §1)."""
+    s = context.socket(kind)
+    for option, value in ((zmq.LINGER, 0), (zmq.CONNECT_TIMEOUT, 3000), (zmq.HANDSHAKE_IVL, 5000), *options):
+        s.setsockopt(option, value)
+    curve.apply(s)
+    s.connect(endpoint)
+    return s
+
+
 def log(event, **fields):
     print(json.dumps({"event": event, **fields}, sort_keys=True), file=sys.stderr, flush=True)
 
@@ -103,12 +115,8 @@ class Actor:
         self.held.clear()
         if self.control is not None:
             self.control.close(linger=0)
-        s = self.context.socket(zmq.DEALER)
-        s.setsockopt(zmq.LINGER, 0)
-        s.setsockopt(zmq.ROUTING_ID, f"{self.identity}#{self.run_id:x}".encode())
-        self.curve.apply(s)
-        s.connect(self.o.learner)
-        self.control = s
+        self.control = connect_to_learner(self.context, zmq.DEALER, self.curve, self.o.learner,
+                                          ((zmq.ROUTING_ID, f"{self.identity}#{self.run_id:x}".encode()),))
 
     def send(self, envelope, frames=()):
         self.control.send_multipart(wire.encode(envelope, frames))
@@ -248,12 +256,8 @@ class Actor:
             raise ActorError(str(error)) from error
         self.tokenizer = Tokenizer(files, model_config)
         self.sampler = self.sampler_factory(model_config, self.tokenizer)
-        self.weights_socket = weightlib.connect(self.context, welcome.weights_endpoint, self.curve)
-        self.announce = self.context.socket(zmq.SUB)
-        self.announce.setsockopt(zmq.LINGER, 0)
-        self.curve.apply(self.announce)
-        self.announce.setsockopt(zmq.SUBSCRIBE, b"")
-        self.announce.connect(welcome.announce_endpoint)
+        self.weights_socket = connect_to_learner(self.context, zmq.DEALER, self.curve, welcome.weights_endpoint)
+        self.announce = connect_to_learner(self.context, zmq.SUB, self.curve, welcome.announce_endpoint, ((zmq.SUBSCRIBE, b""),))
 
     # --- weights -----------------------------------------------------------------------------------
 
@@ -270,7 +274,7 @@ class Actor:
             manifest, tensors = weightlib.fetch(self.weights_socket, interrupt=(self.control, self.hold_control_message))
         except weightlib.Interrupted:
             self.weights_socket.close(linger=0)  # it may still receive the abandoned transfer's answers
-            self.weights_socket = weightlib.connect(self.context, self.welcome.weights_endpoint, self.curve)
+            self.weights_socket = connect_to_learner(self.context, zmq.DEALER, self.curve, self.welcome.weights_endpoint)
             return
         except weightlib.WeightsError as error:
             self.fetch_failures += 1
@@ -278,7 +282,7 @@ class Actor:
             if self.fetch_failures >= MAX_FETCH_FAILURES:
                 raise ActorError(f"weights: {error} ({self.fetch_failures} transfers failed in a row)") from error
             self.weights_socket.close(linger=0)
-            self.weights_socket = weightlib.connect(self.context, self.welcome.weights_endpoint, self.curve)
+            self.weights_socket = connect_to_learner(self.context, zmq.DEALER, self.curve, self.welcome.weights_endpoint)
             self.next_fetch_at = time.monotonic() + 1.0
             return
         self.fetch_failures = 0

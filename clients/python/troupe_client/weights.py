@@ -178,11 +178,3 @@ def fetch(socket, timeout_s=30, interrupt=None):
             continue
         return manifest, tensors_of(blob, manifest)
     raise WeightsError("the learner kept publishing new versions while this actor fetched (3 tries)")
-
-
-def connect(context, endpoint, curve):
-    socket = context.socket(zmq.DEALER)
-    socket.setsockopt(zmq.LINGER, 0)
-    curve.apply(socket)
-    socket.connect(endpoint)
-    return socket
