@@ -43,12 +43,12 @@ package struct LearnerEndpoints {
         }
         let control = try ZMQSocket(context, type: .router, linger: .upTo(milliseconds: 500))
         try control.set([.routerMandatory(true), .routerHandover(true), .maxMessageSize(WireLimits.control.socketMaxFrameBytes),
-                         .sendHighWaterMark(10_000), .receiveHighWaterMark(10_000), SocketProfile.acceptedConnectionKeepalive])
+                         .sendHighWaterMark(10_000), .receiveHighWaterMark(10_000)] + SocketProfile.acceptedConnectionLiveness)
         try secure(control, ZAPDomain.control)
         _ = try control.bind(bindEndpoint(settings.controlPort))
         let weights = try ZMQSocket(context, type: .router, linger: .discardUnsent)
         try weights.set([.routerMandatory(true), .routerHandover(true), .maxMessageSize(WireLimits.control.socketMaxFrameBytes),
-                         .sendHighWaterMark(1000), SocketProfile.acceptedConnectionKeepalive])
+                         .sendHighWaterMark(1000)] + SocketProfile.acceptedConnectionLiveness)
         try secure(weights, ZAPDomain.weights)
         _ = try weights.bind(bindEndpoint(settings.weightsPort))
         let announce = try ZMQSocket(context, type: .publish, linger: .discardUnsent)

@@ -45,7 +45,7 @@ package final class WeightRelay {
                                    security: (keyPair: CurveKeyPair, zap: ZAPHandler)? = nil) throws -> (ZMQSocket, Endpoint) {
         let socket = try ZMQSocket(context, type: .router, linger: .discardUnsent)
         try socket.set([.routerMandatory(true), .routerHandover(true), .maxMessageSize(WireLimits.control.socketMaxFrameBytes),
-                        .sendHighWaterMark(1000), SocketProfile.acceptedConnectionKeepalive])
+                        .sendHighWaterMark(1000)] + SocketProfile.acceptedConnectionLiveness)
         if let (keyPair, zap) = security {
             try socket.set(CurveRole.server(keyPair, domain: ZAPDomain.relay).options)
             socket.admitsUser = { zap.currentPolicy.admits(user: $0, domain: ZAPDomain.relay) }

@@ -117,6 +117,9 @@ public enum SocketOption: Sendable, Hashable, CustomStringConvertible {
     case unsubscribe([UInt8])
     /// TCP keepalive probes, for NATs and firewalls that drop idle connections.
     case tcpKeepalive(idleSeconds: Int32, intervalSeconds: Int32, probes: Int32)
+    /// Drop a connection whose sent data stays unacknowledged this long (TCP_USER_TIMEOUT; 0 = the OS's
+    /// retries, about 15 minutes): keepalive probes only an idle connection.
+    case tcpMaxRetransmit(milliseconds: Int32)
     /// Close connections whose ZMTP handshake has not finished after this long (0 = never).
     case handshakeInterval(milliseconds: Int32)
     /// Give up a single TCP connect attempt after this long (0 = the OS default).
@@ -147,6 +150,7 @@ public enum SocketOption: Sendable, Hashable, CustomStringConvertible {
         case .subscribe(let prefix): return "subscribe(\(prefix.count)-byte prefix)"
         case .unsubscribe(let prefix): return "unsubscribe(\(prefix.count)-byte prefix)"
         case .tcpKeepalive(let idle, let interval, let probes): return "tcpKeepalive(idle \(idle) s, interval \(interval) s, \(probes) probes)"
+        case .tcpMaxRetransmit(let ms): return "tcpMaxRetransmit(\(ms) ms)"
         case .handshakeInterval(let ms): return "handshakeInterval(\(ms) ms)"
         case .connectTimeout(let ms): return "connectTimeout(\(ms) ms)"
         case .ipv6(let on): return "ipv6(\(on))"

@@ -23,12 +23,13 @@ public enum SocketProfile {
     public static let connectingHandshake = SocketOption.handshakeInterval(milliseconds: 5000)
 
     /// How a socket that accepts connections (the learner's ROUTERs, an actor's relay) finds dead
-    /// peers: TCP keepalive (10 s idle, then 3 probes 2 s apart), never ZMTP heartbeats. libzmq 4.3.4
-    /// aborts the process when a heartbeat falls due on a connection whose input stopped and then
-    /// failed (libzmq issue 4364): a client that takes over its routing id from a second connection
-    /// and keeps writing on the first, then closes it, triggered it at will. Liveness is the
-    /// application's heartbeats there.
-    public static let acceptedConnectionKeepalive = SocketOption.tcpKeepalive(idleSeconds: 10, intervalSeconds: 2, probes: 3)
+    /// peers: TCP keepalive on an idle connection (10 s, then 3 probes 2 s apart) and, where sent data
+    /// stays unacknowledged (a vanished host), 30 s of retransmissions; never ZMTP heartbeats. libzmq 4.3.4 aborts the process when a heartbeat falls
+    /// due on a connection whose input stopped and then failed (libzmq issue 4364): a client that takes
+    /// over its routing id from a second connection, keeps writing on the first and closes it,
+    /// triggered it at will. Liveness there is the application's heartbeats.
+    public static let acceptedConnectionLiveness: [SocketOption] = [.tcpKeepalive(idleSeconds: 10, intervalSeconds: 2, probes: 3),
+                                                                    .tcpMaxRetransmit(milliseconds: 30_000)]
 
     /// A high-water mark from a byte budget: libzmq counts messages, not bytes, so the default of
     /// 1000 can buffer 1000 × the largest message per peer (500 MiB measured for 256 KiB groups).
@@ -39,13 +40,13 @@ public enum SocketProfile {
     /// The learner's control or weights ROUTER: unknown peers and full queues are reported, not
     /// dropped; a reconnecting actor may take over its routing id; frames over the limits close
     /// the connection; half-open handshakes are cut after 5 s; dead peers are found by TCP keepalive
-    /// (no ZMTP heartbeats: `acceptedConnectionKeepalive`); queues are bounded by a byte budget per
-    /// peer. Application credit keeps real traffic far below that budget.
+    /// and a retransmission limit (no ZMTP heartbeats: `acceptedConnectionLiveness`); queues are
+    /// bounded by a byte budget per peer. Application credit keeps real traffic far below that budget.
     public static func learnerRouter(limits: WireLimits, queueBudgetBytes: Int = 64 << 20) -> [SocketOption] {
         let hwm = highWaterMark(budgetBytes: queueBudgetBytes, largestMessageBytes: limits.maxMessageBytes)
         return [.routerMandatory(true), .routerHandover(true), .maxMessageSize(limits.socketMaxFrameBytes),
-                acceptedConnectionKeepalive, .handshakeInterval(milliseconds: 5000),
-                .sendHighWaterMark(max(hwm, 16)), .receiveHighWaterMark(max(hwm, 16))]
+                .handshakeInterval(milliseconds: 5000), .sendHighWaterMark(max(hwm, 16)), .receiveHighWaterMark(max(hwm, 16))]
+            + acceptedConnectionLiveness
     }
 
     /// An actor's DEALER to the learner's control or weights ROUTER: queue only on live

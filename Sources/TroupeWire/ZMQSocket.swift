@@ -128,6 +128,7 @@ public final class ZMQSocket {
             try setInt32(ZMQ_TCP_KEEPALIVE_IDLE, idle, option)
             try setInt32(ZMQ_TCP_KEEPALIVE_INTVL, interval, option)
             try setInt32(ZMQ_TCP_KEEPALIVE_CNT, probes, option)
+        case .tcpMaxRetransmit(let milliseconds): try setInt32(ZMQ_TCP_MAXRT, milliseconds, option)
         case .handshakeInterval(let milliseconds): try setInt32(ZMQ_HANDSHAKE_IVL, milliseconds, option)
         case .connectTimeout(let milliseconds): try setInt32(ZMQ_CONNECT_TIMEOUT, milliseconds, option)
         case .ipv6(let on): try setInt32(ZMQ_IPV6, on ? 1 : 0, option)
