@@ -24,10 +24,11 @@ public enum SocketProfile {
 
     /// How a socket that accepts connections (the learner's ROUTERs, an actor's relay) finds dead
     /// peers: TCP keepalive on an idle connection (10 s, then 3 probes 2 s apart) and, where sent data
-    /// stays unacknowledged (a vanished host), 30 s of retransmissions; never ZMTP heartbeats. libzmq 4.3.4 aborts the process when a heartbeat falls
-    /// due on a connection whose input stopped and then failed (libzmq issue 4364): a client that takes
-    /// over its routing id from a second connection, keeps writing on the first and closes it,
-    /// triggered it at will. Liveness there is the application's heartbeats.
+    /// stays unacknowledged (a vanished host), 30 s of retransmissions; never ZMTP heartbeats. libzmq
+    /// 4.3.4 aborts the process when a heartbeat falls due on a connection whose input stopped and
+    /// then failed (libzmq issue 4364): a client that takes over its routing id from a second
+    /// connection, keeps writing on the first and closes it, triggered it at will. Liveness there is
+    /// the application's heartbeats.
     public static let acceptedConnectionLiveness: [SocketOption] = [.tcpKeepalive(idleSeconds: 10, intervalSeconds: 2, probes: 3),
                                                                     .tcpMaxRetransmit(milliseconds: 30_000)]
 
@@ -51,9 +52,9 @@ public enum SocketProfile {
 
     /// An actor's DEALER to the learner's control or weights ROUTER: queue only on live
     /// connections (nothing waits in a pipe to a peer that is still connecting), back off when
-    /// reconnecting, abandon unanswered connects and stalled handshakes, heartbeats, frame cap. `routingID`: a stable id
-    /// (e.g. identity + run id) lets the learner recognise the actor across reconnects; nil lets
-    /// libzmq pick one per connection.
+    /// reconnecting, abandon unanswered connects and stalled handshakes, heartbeats, frame cap.
+    /// `routingID`: a stable id (e.g. identity + run id) lets the learner recognise the actor across
+    /// reconnects; nil lets libzmq pick one per connection.
     public static func actorDealer(limits: WireLimits, routingID: [UInt8]? = nil,
                                    heartbeat: SocketOption = defaultHeartbeat) -> [SocketOption] {
         var options: [SocketOption] = [.immediate(true), defaultReconnect, connectTimeout, connectingHandshake, heartbeat,
@@ -69,8 +70,8 @@ public enum SocketProfile {
     }
 
     /// A SUB for announcements or log events: everything subscribed, header-only frame cap,
-    /// reconnect back-off, unanswered connects and stalled handshakes abandoned. Messages beyond `queue` are dropped (log events are numbered, so the
-    /// gaps are counted).
+    /// reconnect back-off, unanswered connects and stalled handshakes abandoned. Messages beyond
+    /// `queue` are dropped (log events are numbered, so the gaps are counted).
     public static func subscriber(limits: WireLimits = .headerOnly, queue: Int32 = 10_000) -> [SocketOption] {
         [.subscribe([]), .maxMessageSize(limits.socketMaxFrameBytes), .receiveHighWaterMark(queue), defaultReconnect,
          connectTimeout, connectingHandshake]

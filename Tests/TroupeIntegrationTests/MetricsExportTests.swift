@@ -98,13 +98,7 @@ extension RuntimeIntegrationTests {
         guard fd >= 0 else { return nil }
         var reuse: Int32 = 1   // the learner's server side of the scrapes may still be in TIME_WAIT
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
+        let bound = withLoopbackAddress(port: port) { bind(fd, $0, $1) }
         guard bound == 0, Glibc.listen(fd, 1) == 0 else { close(fd); return nil }
         return fd
     }
