@@ -39,7 +39,7 @@ package enum RecordEncoder {
             writeString(key, into: &out)
             out.append(0x3A)
             if let fragment = body.fragments[key] {
-                out.append(contentsOf: fragment.bytes)
+                do { try fragment.write(&out) } catch let e as Unencodable { throw e.inside(key) }
             } else {
                 do { try write(body.members[key]!, into: &out) } catch let e as Unencodable { throw e.inside(key) }
             }
@@ -66,10 +66,25 @@ package enum RecordEncoder {
                 do { try write(element, into: &out) } catch let e as Unencodable { throw e.inside("[\(n)]") }
             }
             out.append(0x5D)
-        case let .integer(i): out.append(contentsOf: String(i).utf8)
+        case let .integer(i): writeInteger(i, into: &out)
         case let .number(d): try writeDouble(d, into: &out)
         case let .bool(b): out.append(contentsOf: b ? Array("true".utf8) : Array("false".utf8))
         case .null: out.append(contentsOf: Array("null".utf8))
+        }
+    }
+
+    /// Decimal, as `String(i)` spells it, without building the string.
+    package static func writeInteger(_ i: Int, into out: inout [UInt8]) {
+        if i < 0 { out.append(0x2D) }
+        var magnitude = i.magnitude
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var n = 20
+            repeat {
+                n -= 1
+                digits[n] = 0x30 + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: digits[n...]))
         }
     }
 
@@ -108,9 +123,9 @@ package enum RecordEncoder {
     }
 }
 
-/// JSON text already written in `RecordEncoder`'s form by a typed writer (no JSON value built),
-/// which `RecordEncoder` copies as it is. For the hot records only: see
-/// `RolloutGroup.samplesJSON`.
+/// A member written as JSON text in `RecordEncoder`'s form by a typed writer, straight into the line
+/// (no JSON value built, no copy). For the hot records only: see `RolloutGroup.writeSamplesJSON`.
 package struct JSONFragment {
-    let bytes: [UInt8]
+    /// Appends the member's value; an `Unencodable` it throws names the field below the member.
+    let write: (inout [UInt8]) throws -> Void
 }

@@ -90,7 +90,7 @@ extension RolloutGroup {
     /// The whole `group_accepted` body, byte for byte what `RecordEncoder` makes of `GroupAccepted`
     /// (tested), built without `Codable`, which cost more than the rest of the record on the learner's
     /// hot path. Nil when an id does not fit a JSON integer (the generic form names it).
-    func recordBody() throws -> RecordBody? {
+    func recordBody() -> RecordBody? {
         guard let prompt = Int(exactly: promptId), let lease = Int(exactly: leaseId), let step = Int(exactly: version.step) else { return nil }
         var members: [String: JSONValue] = [
             "group": .string(key.description), "actor_run": .string(String(key.actorRunId, radix: 16)), "prompt_id": .integer(prompt),
@@ -98,24 +98,27 @@ extension RolloutGroup {
             "prompt": .string(Base64Arrays.encode(promptTokens)), "generation_ms": .integer(Int(generationMs)),
         ]
         if tokensGenerated > 0 { members["tokens_generated"] = .integer(Int(tokensGenerated)) }
-        return RecordBody(members: members, fragments: ["samples": JSONFragment(bytes: try samplesJSON())])
+        return RecordBody(members: members, fragments: ["samples": JSONFragment(write: writeSamplesJSON)])
     }
 
-    /// The record's `samples`, byte for byte what `RecordEncoder` makes of `GroupAccepted.samples`
-    /// (keys sorted, arrays as base64), written without building a dictionary per sample: with 16
-    /// samples that took most of an accepted group's record time.
-    func samplesJSON() throws -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(tokenCount * 11 + samples.count * 160)
+    /// Appends the record's `samples`, byte for byte what `RecordEncoder` makes of `GroupAccepted.samples`
+    /// (keys sorted, arrays as base64), with no allocation per sample: with 16 samples, building a
+    /// dictionary each took most of an accepted group's record time, and small temporary arrays most of
+    /// the rest (docs/benchmarks.md). A non-finite number throws, naming the field as the generic form does.
+    func writeSamplesJSON(into out: inout [UInt8]) throws {
         func key(_ k: StaticString) {
             out.append(0x22)
             out.append(contentsOf: UnsafeBufferPointer(start: k.utf8Start, count: k.utf8CodeUnitCount))
-            out.append(contentsOf: [0x22, 0x3A])
+            out.append(0x22)
+            out.append(0x3A)
         }
-        func base64<T>(_ values: [T]) {
+        func base64(_ bytes: UnsafeRawBufferPointer) {
             out.append(0x22)
-            values.withUnsafeBytes { Base64Arrays.append($0, to: &out) }
+            Base64Arrays.append(bytes, to: &out)
             out.append(0x22)
+        }
+        func number(_ value: Double, _ field: @autoclosure () -> String) throws {
+            do { try RecordEncoder.writeDouble(value, into: &out) } catch let e as RecordEncoder.Unencodable { throw e.inside(field()) }
         }
         out.append(0x5B)
         for (n, s) in samples.enumerated() {
@@ -126,25 +129,33 @@ extension RolloutGroup {
             }
             key("components")
             out.append(0x7B)
-            for (i, name) in s.components.keys.sorted().enumerated() {
+            // Sorted keys; most samples have at most one component, which needs no sorted copy.
+            let names = s.components.count > 1 ? s.components.keys.sorted() : Array(s.components.keys)
+            for (i, name) in names.enumerated() {
                 if i > 0 { out.append(0x2C) }
                 RecordEncoder.writeString(name, into: &out)
                 out.append(0x3A)
-                try RecordEncoder.writeDouble(s.components[name]!, into: &out)
+                try number(s.components[name]!, "[\(n)].components.\(name)")
             }
-            out.append(contentsOf: [0x7D, 0x2C])
-            if let e = s.entropies { key("entropies"); base64(e); out.append(0x2C) }
+            out.append(0x7D)
+            out.append(0x2C)
+            if let e = s.entropies { key("entropies"); e.withUnsafeBytes { base64($0) }; out.append(0x2C) }
             key("finish"); RecordEncoder.writeString(s.finishReason.rawValue, into: &out); out.append(0x2C)
             if let inserted = s.inserted {
-                key("inserted"); out.append(contentsOf: Array("[\(inserted.lowerBound),\(inserted.count)],".utf8))
+                key("inserted")
+                out.append(0x5B)
+                RecordEncoder.writeInteger(inserted.lowerBound, into: &out)
+                out.append(0x2C)
+                RecordEncoder.writeInteger(inserted.count, into: &out)
+                out.append(0x5D)
+                out.append(0x2C)
             }
-            key("logprobs"); base64(s.logprobs); out.append(0x2C)
-            key("reward"); try RecordEncoder.writeDouble(s.reward, into: &out); out.append(0x2C)
-            key("temperature"); base64([s.temperature]); out.append(0x2C)
-            key("tokens"); base64(s.tokens)
+            key("logprobs"); s.logprobs.withUnsafeBytes { base64($0) }; out.append(0x2C)
+            key("reward"); try number(s.reward, "[\(n)].reward"); out.append(0x2C)
+            key("temperature"); withUnsafeBytes(of: s.temperature) { base64($0) }; out.append(0x2C)
+            key("tokens"); s.tokens.withUnsafeBytes { base64($0) }
             out.append(0x7D)
         }
         out.append(0x5D)
-        return out
     }
 }

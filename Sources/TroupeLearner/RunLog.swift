@@ -206,7 +206,10 @@ package enum Base64Arrays {
     /// Through a stack buffer, 3 KiB of input at a time: growing `out` by zeros first went element by
     /// element and cost as much as the encoding.
     static func append(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
-        out.reserveCapacity(out.count + (bytes.count + 2) / 3 * 4)
+        // Doubling, as appending does: `reserveCapacity` alone grows to exactly what is asked, so a
+        // buffer of many lines would be copied whole for nearly every array appended to it.
+        let needed = out.count + (bytes.count + 2) / 3 * 4
+        if out.capacity < needed { out.reserveCapacity(max(needed, 2 * out.capacity)) }
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 4096) { chunk in
             var from = 0
             repeat {

@@ -147,8 +147,8 @@ package enum RunRecord {
         }
     }
 
-    /// The record's body as `RunLog.append` writes it. An accepted group's samples come as bytes
-    /// already written (`RolloutGroup.samplesJSON`), the learner's hot path.
+    /// The record's body as `RunLog.append` writes it. An accepted group's samples are written by a
+    /// typed writer straight into the line (`RolloutGroup.writeSamplesJSON`), the learner's hot path.
     package func body() throws -> RecordBody {
         func members(_ value: some Encodable) throws -> RecordBody {
             guard case let .object(members) = try JSONValueEncoder().encode(value) else { return RecordBody() }
@@ -161,9 +161,9 @@ package enum RunRecord {
         case let .actorLeft(b): return try members(b)
         case let .leaseExpired(b): return try members(b)
         case let .groupAccepted(group):
-            // The typed writer when it can; a non-finite number makes it throw, and the generic form
-            // then fails at encoding, naming the field.
-            if let body = try? group.recordBody() { return body }
+            // The typed writer unless an id does not fit a JSON integer (the generic form names it); a
+            // non-finite number fails at encoding either way, naming the field.
+            if let body = group.recordBody() { return body }
             return try members(GroupAccepted(group))
         case let .groupRejected(b): return try members(b)
         case let .batchFormed(b): return try members(b)
