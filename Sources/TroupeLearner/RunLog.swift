@@ -1,11 +1,12 @@
 import Foundation
 import TroupeJSON
 import TroupeModel
+import TroupeWire
 
 /// The run log: the source of truth of a run (docs/ARCHITECTURE.md §5). Append-only JSON lines; each line holds
-/// `seq`, `type`, `prev` (the previous line's hash) and its own `hash` as the last key, where
-/// hash = BLAKE2b-256(prev-less-nothing: the line's bytes before `,"hash":`, plus "}"). Any edit,
-/// reordering or lost line breaks the chain and is reported with its line number.
+/// `seq`, `type`, `prev` (the previous line's hash) and its own `hash` as the last key, where hash is
+/// the line's bytes before `,"hash":`, plus "}", hashed (`ChainHash`). Any edit, reordering or lost line
+/// breaks the chain and is reported with its line number.
 ///
 /// Durability is explicit. `append` with `sync` (the default) returns once the record is on disk;
 /// without it, a later `sync()` or `commit()` covers it. The learner writes through threads of the
@@ -69,7 +70,7 @@ package final class RunLog {
         let fd = open(path, O_WRONLY | O_APPEND)
         guard fd >= 0 else { throw LogError.unreadable(path, String(cString: strerror(errno))) }
         count = records.count
-        writer = RunLogWriter(path: path, fd: fd, count: records.count, lastHash: records.last?.hash ?? String(repeating: "0", count: 64),
+        writer = RunLogWriter(path: path, fd: fd, count: records.count, lastHash: records.last?.hash ?? ChainHash.xxh64.genesis,
                               size: validBytes, threaded: writing == .thread)
         opened = records
     }
@@ -127,9 +128,6 @@ package final class RunLog {
     /// stopped the writer threads.
     package func durableCount() throws -> Int { try writer.durableCount() }
 
-    package static func hash(_ bytes: Data) -> String {
-        bytes.withUnsafeBytes { WeightsHash.hex(bytes: $0) }
-    }
 
     /// Reads and verifies a log without opening it for writing. A torn final line (no closing newline)
     /// is ignored; any other damage, the last complete line's included, is an error naming the line.
@@ -138,7 +136,7 @@ package final class RunLog {
     static func scan(path: String) throws -> (records: [Record], validBytes: Int, totalBytes: Int) {
         guard let data = FileManager.default.contents(atPath: path) else { throw LogError.unreadable(path, "cannot read") }
         var records: [Record] = []
-        var prev = String(repeating: "0", count: 64)
+        var prev: String?  // nil before the first line, whose prev is its hash's genesis
         var offset = 0
         var lineNumber = 0
         let bytes = [UInt8](data)
@@ -152,15 +150,19 @@ package final class RunLog {
             func fail(_ reason: String) throws -> (records: [Record], validBytes: Int, totalBytes: Int) {
                 throw LogError.brokenChain(path: path, line: lineNumber, reason: reason)
             }
-            guard line.count > marker.count + 66, let m = lastRange(of: marker, in: line), line.suffix(2).elementsEqual("\"}".utf8),
+            guard line.count > marker.count + 18, let m = lastRange(of: marker, in: line), line.suffix(2).elementsEqual("\"}".utf8),
                   m + marker.count <= line.count - 2 else { return try fail("no hash as the line's last key") }
             let hashBytes = line[(m + marker.count)..<(line.count - 2)]
-            guard let stated = String(bytes: hashBytes, encoding: .utf8), stated.count == 64 else { return try fail("malformed hash") }
+            guard let stated = String(bytes: hashBytes, encoding: .utf8), let chain = ChainHash(digestLength: stated.utf8.count) else {
+                return try fail("malformed hash")
+            }
             var hashed = Data(line[0..<m])
             hashed.append(0x7D)
-            guard hash(hashed) == stated else { return try fail("hash does not match the line's content (edited or corrupt)") }
+            guard hashed.withUnsafeBytes({ chain.hex($0) }) == stated else { return try fail("hash does not match the line's content (edited or corrupt)") }
             guard let object = (try? JSONValue.parse(hashed))?.object else { return try fail("not JSON") }
-            guard object["prev"]?.string == prev else { return try fail("prev does not match the previous line's hash (lines lost or reordered)") }
+            guard object["prev"]?.string == prev ?? chain.genesis else {
+                return try fail("prev does not match the previous line's hash (lines lost or reordered)")
+            }
             guard let seq = object["seq"]?.int, seq == records.count + 1, let type = object["type"]?.string else {
                 return try fail("sequence number out of order")
             }
@@ -180,6 +182,42 @@ package final class RunLog {
         }
         return nil
     }
+}
+
+/// The hash that chains the run log's lines. It catches damage, lost lines and reordering, not forgery:
+/// it is unkeyed, so whoever edits a line can recompute every hash after it, and a cryptographic hash
+/// would add nothing but cost. Lines are written with XXH64 (16 hex digits; the envelope's checksum,
+/// about 20× faster than BLAKE2b here: docs/benchmarks.md); lines written before carry BLAKE2b-256
+/// (64 hex digits) and are still read, so a log may hold both. Each line's digest length says which.
+package enum ChainHash {
+    case xxh64, blake2b256
+
+    /// The hash a line of `digestLength` hex digits was written with; nil for any other length.
+    package init?(digestLength: Int) {
+        switch digestLength {
+        case 16: self = .xxh64
+        case 64: self = .blake2b256
+        default: return nil
+        }
+    }
+
+    /// The first line's `prev`.
+    package var genesis: String { self == .xxh64 ? String(repeating: "0", count: 16) : String(repeating: "0", count: 64) }
+
+    /// Lowercase hex of the digest.
+    package func hex(_ bytes: UnsafeRawBufferPointer) -> String {
+        switch self {
+        case .blake2b256: return WeightsHash.hex(bytes: bytes)
+        case .xxh64:
+            let digest = XXH64.digest(bytes)
+            return String(unsafeUninitializedCapacity: 16) { out in
+                for i in 0..<16 { out[i] = Self.hexDigits[Int(digest >> (60 - 4 * UInt64(i)) & 15)] }
+                return 16
+            }
+        }
+    }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
 }
 
 /// Exact, compact encodings of numeric arrays for the run log.

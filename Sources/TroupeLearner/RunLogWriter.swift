@@ -8,7 +8,7 @@ import TroupeTensor
 /// one go, and a syncer that makes everything written so far durable with one fsync (group commit),
 /// then wakes the owner's poller. The writer goes on with the next batch while the syncer waits for
 /// the disk, so a record waits for one fsync, not for the fsync and the encoding of everything queued
-/// before it. A record's encoding (base64 of its arrays, JSON) and BLAKE2b leave the learner's I/O
+/// before it. A record's encoding (base64 of its arrays, JSON) and hash leave the learner's I/O
 /// thread, and so does the fsync: the I/O thread goes on receiving, and holds each ack until
 /// `durableCount` covers the records before it.
 final class RunLogWriter: @unchecked Sendable {
@@ -204,7 +204,7 @@ final class RunLogWriter: @unchecked Sendable {
                 encodingError = error
                 break
             }
-            let hash = buffer.withUnsafeBytes { WeightsHash.hex(bytes: UnsafeRawBufferPointer(rebasing: $0[lineStart...])) }
+            let hash = buffer.withUnsafeBytes { ChainHash.xxh64.hex(UnsafeRawBufferPointer(rebasing: $0[lineStart...])) }
             buffer.removeLast() // the closing brace: the hash goes in as the last key
             buffer.append(contentsOf: Self.hashKey)
             buffer.append(contentsOf: hash.utf8)

@@ -57,7 +57,7 @@ struct RunRecords {
     /// line's `hash` (the hashes themselves are recomputed by `troupe replay`).
     var chainProblems: [String] {
         var problems: [String] = []
-        var previous = String(repeating: "0", count: 64)
+        var previous = String(repeating: "0", count: 16) // XXH64's genesis
         for (i, r) in all.enumerated() {
             if r.seq != i + 1 { problems.append("line \(i + 1) has seq \(r.seq)") }
             if r.string("prev") != previous { problems.append("line \(i + 1) (\(r.type)): prev does not link to line \(i)") }

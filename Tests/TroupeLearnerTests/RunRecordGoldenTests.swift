@@ -4,9 +4,9 @@ import TroupeLearner
 import TroupeRuntime
 import TroupeTensor
 
-/// Run-log lines pinned byte for byte (hash chain included) as the learner wrote them before its
-/// records were typed: old run directories must keep resuming and replaying, and a record written
-/// today must read the same to `jq` and to the chain.
+/// Run-log lines pinned byte for byte as the learner wrote them before its records were typed, and
+/// before the chain's hash became XXH64: old run directories must keep resuming and replaying, and a
+/// record written today must read the same to `jq` (every byte but the chain's hashes).
 @Suite struct RunRecordGoldenTests {
     static let group = RolloutGroup(
         key: GroupKey(actor: "actor-1", actorRunId: 0x1F, sequence: 3), promptId: 12, leaseId: 4,
@@ -45,10 +45,60 @@ import TroupeTensor
         return try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
     }
 
-    @Test func recordsAreWrittenByteForByteAsBefore() throws {
-        let lines = try Self.written(Self.events)
-        #expect(lines == Self.golden)
+    /// A line without `prev` and `hash`: what the chain does not change.
+    static func content(_ line: String) -> String {
+        let unhashed = String(line[..<line.range(of: ",\"hash\":")!.lowerBound])
+        return unhashed.replacing(#/"prev":"[0-9a-f]*"/#, with: "")
     }
+
+    static func hashes(_ lines: [String]) -> [String] {
+        lines.map { String($0[$0.range(of: ",\"hash\":\"")!.upperBound...].dropLast(2)) }
+    }
+
+    @Test func recordsAreWrittenByteForByteAsBeforeAndChainedWithXXH64() throws {
+        let lines = try Self.written(Self.events)
+        #expect(lines.map(Self.content) == Self.golden.map(Self.content))
+        #expect(Self.hashes(lines) == Self.xxh64Hashes)
+        #expect(lines.first?.contains(#""prev":"0000000000000000","#) == true)
+    }
+
+    /// A log written with the BLAKE2b-256 chain still opens, decodes, and takes new (XXH64) lines after
+    /// its own: a run started before resumes.
+    @Test func aLogChainedWithBLAKE2bStillReadsAndTakesNewLines() throws {
+        let path = NSTemporaryDirectory() + "troupe-golden-old-\(UUID().uuidString).log"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try (Self.golden.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let records = try RunLog.read(path: path)
+        #expect(records.count == Self.golden.count)
+        for record in records { _ = try RunRecord(record) }
+        let log = try RunLog(path: path)
+        try log.append("checkpoint", ["step": 5])
+        let reread = try RunLog.read(path: path)
+        #expect(reread.count == Self.golden.count + 1)
+        #expect(reread.last?.body["prev"]?.string == Self.hashes(Self.golden).last)
+        #expect(reread.last?.hash.count == 16)
+        // A BLAKE2b line edited, rehashed with XXH64 of the wrong content, or with a hash of another length is refused.
+        var edited = Self.golden
+        edited[2] = edited[2].replacingOccurrences(of: "too old", with: "too new")
+        try (edited.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        #expect { try RunLog.read(path: path) } throws: { "\($0)".contains(":3: hash does not match") }
+        edited = Self.golden
+        edited[0] = edited[0].replacingOccurrences(of: #""hash":"072aa289"#, with: #""hash":""#)
+        try (edited.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        #expect { try RunLog.read(path: path) } throws: { "\($0)".contains(":1: malformed hash") }
+    }
+
+    /// The chain of the golden lines written today: the same values as the reference xxHash (Python
+    /// `xxhash.xxh64`, seed 0) gave for those lines, each `prev` the hash before it, when pinned.
+    static let xxh64Hashes = [
+        "32b6d8997a1d3436", "3c45c7de51f38e2c",
+        "1b352fcff515b5a8", "76c09a4836e09f25",
+        "ebfe8da098ae24e9", "9764044dcb7a39f0",
+        "f9956684f496c7c8", "529bd6e2df496f2e",
+        "74f0e3fab230b9fa", "fb57d4f5be8e60af",
+        "d098e73c90de5716", "90b9f8c0985d87de",
+        "d45f44b5f958306c", "b5a184d860adcf4e",
+    ]
 
     /// These two name the machine's BLAS threads and kernel, so their hash is the machine's: the
     /// bytes before it are pinned.
@@ -57,12 +107,13 @@ import TroupeTensor
                                       .epochStarted(epoch: 0xBEEF, step: 0, weightsHash: "h0")])
         let unhashed = lines.map { String($0[..<$0.range(of: ",\"hash\":")!.lowerBound]) }
         let kernel = "\"blas_kernel\":\"\(BLASInfo.coreName)\""
-        let zeros = String(repeating: "0", count: 64)
+        let zeros = String(repeating: "0", count: 16)
         #expect(unhashed.first == "{\"base_model\":\"models/m\",\"base_weights_hash\":\"h0\",\(kernel),\"epoch\":\"beef\",\"prev\":\"\(zeros)\",\"prompts\":40,\"seq\":1,\"threads\":\(BLASInfo.threads),\"type\":\"run_started\"")
         #expect(unhashed.last?.hasPrefix("{\(kernel),\"epoch\":\"beef\",\"prev\":\"") == true)
         #expect(unhashed.last?.hasSuffix("\",\"seq\":2,\"step\":0,\"threads\":\(BLASInfo.threads),\"type\":\"epoch_started\",\"weights_hash\":\"h0\"") == true)
     }
 
+    /// The lines as written before the chain's hash became XXH64 (BLAKE2b-256, 64 hex digits).
     static let golden: [String] = [
         #"{"actor":"actor-1","actor_run":"1f","build":"b","prev":"0000000000000000000000000000000000000000000000000000000000000000","rejoined":false,"seq":1,"threads":2,"type":"actor_joined","hash":"072aa28915a36156292ec2916e16f8d0ca85c6b75b86ba34637b7786306ba030"}"#,
         #"{"actor_run":"1f","generation_ms":31,"group":"actor-1#1f#3","lease":4,"prev":"072aa28915a36156292ec2916e16f8d0ca85c6b75b86ba34637b7786306ba030","prompt":"AQAAAAIAAAADAAAA","prompt_id":12,"samples":[{"answer":"7 \"x\"\n","components":{"correct":1.0,"format":0.25},"entropies":"AABAPwAAgD8=","finish":"stop","logprobs":"AAAAvwAAoL8=","reward":1.0,"temperature":"AACAPw==","tokens":"BAAAAAUAAAA="},{"components":{},"finish":"length","logprobs":"AAAAwA==","reward":-0.125,"temperature":"AAAAPw==","tokens":"BgAAAA=="}],"seq":2,"type":"group_accepted","version":{"epoch":"beef","step":2},"hash":"cbb3b77b1b25af35c5d1483f5b0352a919d146c9d670b448038c95b1511575cb"}"#,
