@@ -24,78 +24,82 @@ package enum RecordEncoder {
 
     /// A record: `body`'s members and fragments merged, keys sorted.
     package static func encode(_ body: RecordBody) throws -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(1024)
-        try encode(body, into: &out)
-        return out
+        let out = LineBuffer(capacity: 1024)
+        try encode(body, into: out)
+        return out.bytes
     }
 
     /// Appends the record to `out` (the run log's writer reuses one buffer for a batch of lines).
-    package static func encode(_ body: RecordBody, into out: inout [UInt8]) throws {
+    package static func encode(_ body: RecordBody, into out: LineBuffer) throws {
         let keys = (Array(body.members.keys) + Array(body.fragments.keys)).sorted()
         out.append(0x7B) // {
         for (n, key) in keys.enumerated() {
             if n > 0 { out.append(0x2C) }
-            writeString(key, into: &out)
+            writeString(key, into: out)
             out.append(0x3A)
             if let fragment = body.fragments[key] {
-                do { try fragment.write(&out) } catch let e as Unencodable { throw e.inside(key) }
+                do { try fragment.write(out) } catch let e as Unencodable { throw e.inside(key) }
             } else {
-                do { try write(body.members[key]!, into: &out) } catch let e as Unencodable { throw e.inside(key) }
+                do { try write(body.members[key]!, into: out) } catch let e as Unencodable { throw e.inside(key) }
             }
         }
         out.append(0x7D)
     }
 
-    private static func write(_ value: JSONValue, into out: inout [UInt8]) throws {
+    private static func write(_ value: JSONValue, into out: LineBuffer) throws {
         switch value {
-        case let .string(s): writeString(s, into: &out)
+        case let .string(s): writeString(s, into: out)
         case let .object(members):
             out.append(0x7B) // {
             for (n, key) in members.keys.sorted().enumerated() {
                 if n > 0 { out.append(0x2C) }
-                writeString(key, into: &out)
+                writeString(key, into: out)
                 out.append(0x3A)
-                do { try write(members[key]!, into: &out) } catch let e as Unencodable { throw e.inside(key) }
+                do { try write(members[key]!, into: out) } catch let e as Unencodable { throw e.inside(key) }
             }
             out.append(0x7D)
         case let .array(elements):
             out.append(0x5B) // [
             for (n, element) in elements.enumerated() {
                 if n > 0 { out.append(0x2C) }
-                do { try write(element, into: &out) } catch let e as Unencodable { throw e.inside("[\(n)]") }
+                do { try write(element, into: out) } catch let e as Unencodable { throw e.inside("[\(n)]") }
             }
             out.append(0x5D)
-        case let .integer(i): writeInteger(i, into: &out)
-        case let .number(d): try writeDouble(d, into: &out)
-        case let .bool(b): out.append(contentsOf: b ? Array("true".utf8) : Array("false".utf8))
-        case .null: out.append(contentsOf: Array("null".utf8))
+        case let .integer(i): writeInteger(i, into: out)
+        case let .number(d): try writeDouble(d, into: out)
+        case let .bool(b): out.append(b ? "true" : "false")
+        case .null: out.append("null")
         }
     }
 
     /// Decimal, as `String(i)` spells it, without building the string.
-    package static func writeInteger(_ i: Int, into out: inout [UInt8]) {
-        if i < 0 { out.append(0x2D) }
-        var magnitude = i.magnitude
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
-            var n = 20
+    package static func writeInteger(_ i: Int, into out: LineBuffer) {
+        out.appendInPlace(maxBytes: 20) { at in
+            var digits = 0
+            var rest = i.magnitude
             repeat {
-                n -= 1
-                digits[n] = 0x30 + UInt8(magnitude % 10)
-                magnitude /= 10
-            } while magnitude > 0
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: digits[n...]))
+                digits += 1
+                rest /= 10
+            } while rest > 0
+            var end = digits
+            if i < 0 { at[0] = 0x2D; end += 1 }
+            rest = i.magnitude
+            for k in stride(from: end - 1, through: end - digits, by: -1) {
+                at[k] = 0x30 + UInt8(rest % 10)
+                rest /= 10
+            }
+            return end
         }
     }
 
-    package static func writeDouble(_ d: Double, into out: inout [UInt8]) throws {
+    package static func writeDouble(_ d: Double, into out: LineBuffer) throws {
         guard d.isFinite else { throw Unencodable(path: "", what: "\(d) is not a finite number") }
-        out.append(contentsOf: d.description.utf8)
+        out.append(utf8: d.description)
     }
 
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
-    package static func writeString(_ s: String, into out: inout [UInt8]) {
+    package static func writeString(_ s: String, into out: LineBuffer) {
         var s = s
         // withUTF8 makes a bridged (NSString-backed) string contiguous once; iterating `s.utf8` of
         // one went through Foundation per byte, ~20 ns each.
@@ -103,7 +107,7 @@ package enum RecordEncoder {
             out.append(0x22)
             var runStart = 0
             for (i, byte) in bytes.enumerated() where byte < 0x20 || byte == 0x22 || byte == 0x5C {
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<i]))
+                out.append(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[runStart..<i])))
                 runStart = i + 1
                 switch byte {
                 case 0x22: out.append(0x5C); out.append(0x22)
@@ -112,12 +116,12 @@ package enum RecordEncoder {
                 case 0x0D: out.append(0x5C); out.append(0x72)
                 case 0x09: out.append(0x5C); out.append(0x74)
                 default:
-                    out.append(contentsOf: Array("\\u00".utf8))
+                    out.append("\\u00")
                     out.append(hexDigits[Int(byte >> 4)])
                     out.append(hexDigits[Int(byte & 15)])
                 }
             }
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart...]))
+            out.append(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[runStart...])))
             out.append(0x22)
         }
     }
@@ -127,5 +131,5 @@ package enum RecordEncoder {
 /// (no JSON value built, no copy). For the hot records only: see `RolloutGroup.writeSamplesJSON`.
 package struct JSONFragment {
     /// Appends the member's value; an `Unencodable` it throws names the field below the member.
-    let write: (inout [UInt8]) throws -> Void
+    let write: (LineBuffer) throws -> Void
 }

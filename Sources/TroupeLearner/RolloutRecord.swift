@@ -105,27 +105,27 @@ extension RolloutGroup {
     /// (keys sorted, arrays as base64), with no allocation per sample: with 16 samples, building a
     /// dictionary each took most of an accepted group's record time, and small temporary arrays most of
     /// the rest (docs/benchmarks.md). A non-finite number throws, naming the field as the generic form does.
-    func writeSamplesJSON(into out: inout [UInt8]) throws {
+    func writeSamplesJSON(into out: LineBuffer) throws {
         func key(_ k: StaticString) {
             out.append(0x22)
-            out.append(contentsOf: UnsafeBufferPointer(start: k.utf8Start, count: k.utf8CodeUnitCount))
+            out.append(k)
             out.append(0x22)
             out.append(0x3A)
         }
         func base64(_ bytes: UnsafeRawBufferPointer) {
             out.append(0x22)
-            Base64Arrays.append(bytes, to: &out)
+            Base64Arrays.append(bytes, to: out)
             out.append(0x22)
         }
         func number(_ value: Double, _ field: @autoclosure () -> String) throws {
-            do { try RecordEncoder.writeDouble(value, into: &out) } catch let e as RecordEncoder.Unencodable { throw e.inside(field()) }
+            do { try RecordEncoder.writeDouble(value, into: out) } catch let e as RecordEncoder.Unencodable { throw e.inside(field()) }
         }
         out.append(0x5B)
         for (n, s) in samples.enumerated() {
             if n > 0 { out.append(0x2C) }
             out.append(0x7B)
             if let a = s.answer {
-                key("answer"); RecordEncoder.writeString(a, into: &out); out.append(0x2C)
+                key("answer"); RecordEncoder.writeString(a, into: out); out.append(0x2C)
             }
             key("components")
             out.append(0x7B)
@@ -133,20 +133,20 @@ extension RolloutGroup {
             let names = s.components.count > 1 ? s.components.keys.sorted() : Array(s.components.keys)
             for (i, name) in names.enumerated() {
                 if i > 0 { out.append(0x2C) }
-                RecordEncoder.writeString(name, into: &out)
+                RecordEncoder.writeString(name, into: out)
                 out.append(0x3A)
                 try number(s.components[name]!, "[\(n)].components.\(name)")
             }
             out.append(0x7D)
             out.append(0x2C)
             if let e = s.entropies { key("entropies"); e.withUnsafeBytes { base64($0) }; out.append(0x2C) }
-            key("finish"); RecordEncoder.writeString(s.finishReason.rawValue, into: &out); out.append(0x2C)
+            key("finish"); RecordEncoder.writeString(s.finishReason.rawValue, into: out); out.append(0x2C)
             if let inserted = s.inserted {
                 key("inserted")
                 out.append(0x5B)
-                RecordEncoder.writeInteger(inserted.lowerBound, into: &out)
+                RecordEncoder.writeInteger(inserted.lowerBound, into: out)
                 out.append(0x2C)
-                RecordEncoder.writeInteger(inserted.count, into: &out)
+                RecordEncoder.writeInteger(inserted.count, into: out)
                 out.append(0x5D)
                 out.append(0x2C)
             }

@@ -240,23 +240,11 @@ package enum Base64Arrays {
         }
     }
 
-    /// Appends the base64 of `bytes` to `out` (the run log's hot path writes JSON straight into bytes).
-    /// Through a stack buffer, 3 KiB of input at a time: growing `out` by zeros first went element by
-    /// element and cost as much as the encoding.
-    static func append(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
-        // Doubling, as appending does: `reserveCapacity` alone grows to exactly what is asked, so a
-        // buffer of many lines would be copied whole for nearly every array appended to it.
-        let needed = out.count + (bytes.count + 2) / 3 * 4
-        if out.capacity < needed { out.reserveCapacity(max(needed, 2 * out.capacity)) }
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 4096) { chunk in
-            var from = 0
-            repeat {
-                let n = min(3072, bytes.count - from) // a multiple of 3: padding only at the very end
-                let digits = write(UnsafeRawBufferPointer(rebasing: bytes[from..<(from + n)]), to: UnsafeMutableRawPointer(chunk.baseAddress!))
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: chunk[0..<digits]))
-                from += n
-            } while from < bytes.count
-        }
+    /// Appends the base64 of `bytes` to `out`, written in place (the run log's hot path writes JSON
+    /// straight into bytes).
+    static func append(_ bytes: UnsafeRawBufferPointer, to out: LineBuffer) {
+        let digits = (bytes.count + 2) / 3 * 4
+        out.appendInPlace(maxBytes: digits) { write(bytes, to: UnsafeMutableRawPointer($0)) }
     }
 
     /// Writes (n + 2) / 3 * 4 digits at `out`; returns how many.

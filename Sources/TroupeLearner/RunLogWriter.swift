@@ -37,7 +37,7 @@ final class RunLogWriter: @unchecked Sendable {
     private var failure: Error?
     private var stopping = false, writerDone = false, syncerDone = false
     /// The lines of the batch being written (the writer's side only; reused, so no allocation per record).
-    private var buffer: [UInt8] = []
+    private let buffer = LineBuffer(capacity: 1 << 16)
 
     /// `count` records, ending in `lastHash` at byte `size`, are on disk already (the log as opened).
     init(path: String, fd: Int32, count: Int, lastHash: String, size: Int, threaded: Bool) {
@@ -188,7 +188,7 @@ final class RunLogWriter: @unchecked Sendable {
     /// the new end of the chain. A record that cannot be encoded ends the batch: the lines before it are
     /// written, then its error is thrown (inline, with one record, the log stays as it was).
     private func write(_ records: [Pending], after start: ChainEnd) throws -> ChainEnd {
-        buffer.removeAll(keepingCapacity: true)
+        buffer.removeAll()
         var end = start
         var encodingError: Error?
         for record in records {
@@ -198,17 +198,17 @@ final class RunLogWriter: @unchecked Sendable {
                 body.members["seq"] = .integer(record.seq)
                 body.members["type"] = .string(record.type)
                 body.members["prev"] = .string(end.hash)
-                try RecordEncoder.encode(body, into: &buffer)
+                try RecordEncoder.encode(body, into: buffer)
             } catch {
-                buffer.removeSubrange(lineStart...)
+                buffer.truncate(to: lineStart)
                 encodingError = error
                 break
             }
-            let hash = buffer.withUnsafeBytes { ChainHash.xxh64.hex(UnsafeRawBufferPointer(rebasing: $0[lineStart...])) }
-            buffer.removeLast() // the closing brace: the hash goes in as the last key
-            buffer.append(contentsOf: Self.hashKey)
-            buffer.append(contentsOf: hash.utf8)
-            buffer.append(contentsOf: Self.lineEnd)
+            let hash = buffer.withUnsafeBytes(from: lineStart) { ChainHash.xxh64.hex($0) }
+            buffer.truncate(to: buffer.count - 1) // the closing brace: the hash goes in as the last key
+            buffer.append(",\"hash\":\"")
+            buffer.append(utf8: hash)
+            buffer.append("\"}\n")
             end = ChainEnd(hash: hash, size: end.size + buffer.count - lineStart)
         }
         guard buffer.withUnsafeBytes({ AtomicFile.writeAll(fd, $0) }) else {
@@ -217,8 +217,6 @@ final class RunLogWriter: @unchecked Sendable {
         if let encodingError { throw encodingError }
         return end
     }
-
-    private static let hashKey = Array(",\"hash\":\"".utf8), lineEnd = Array("\"}\n".utf8)
 
     private func fsyncLog() throws {
         guard fsync(fd) == 0 else { throw RunLog.LogError.unreadable(path, "fsync failed: \(String(cString: strerror(errno)))") }

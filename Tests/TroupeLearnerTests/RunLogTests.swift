@@ -254,3 +254,32 @@ import TroupeProto
         #expect { try RunLog.read(path: path) } throws: { "\($0)".contains("\(path):1: ") }
     }
 }
+
+@Suite struct LineBufferTests {
+    @Test func piecesAppendedAcrossGrowthComeBackInOrder() {
+        let buffer = LineBuffer(capacity: 16)
+        var expected: [UInt8] = []
+        for i in 0..<500 {
+            let piece = (0..<(i % 37)).map { UInt8(truncatingIfNeeded: $0 &+ i) }
+            piece.withUnsafeBytes { buffer.append($0) }
+            buffer.append(UInt8(i & 0xFF))
+            buffer.append("·ab")
+            expected += piece + [UInt8(i & 0xFF)] + Array("·ab".utf8)
+        }
+        #expect(buffer.bytes == expected)
+        buffer.truncate(to: 10)
+        buffer.appendInPlace(maxBytes: 8) { at in at[0] = 1; at[1] = 2; return 2 }
+        #expect(buffer.bytes == Array(expected.prefix(10)) + [1, 2])
+        #expect(buffer.withUnsafeBytes(from: 10) { Array($0) } == [1, 2])
+        buffer.removeAll()
+        #expect(buffer.count == 0 && buffer.bytes.isEmpty)
+    }
+
+    @Test func integersAreSpelledAsStringDoes() {
+        for i in [0, 1, -1, 9, 10, -10, 99, 100, 1_234_567, Int.max, Int.min, Int.min + 1] {
+            let buffer = LineBuffer(capacity: 1)
+            RecordEncoder.writeInteger(i, into: buffer)
+            #expect(String(decoding: buffer.bytes, as: UTF8.self) == String(i))
+        }
+    }
+}
