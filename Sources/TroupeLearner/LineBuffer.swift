@@ -5,7 +5,7 @@ package final class LineBuffer {
     // Unchecked: one thread owns a buffer, and the runtime's exclusivity checks of these three cost
     // about a tenth of the writer's time.
     @exclusivity(unchecked) private var base: UnsafeMutablePointer<UInt8>
-    @exclusivity(unchecked) private var capacity: Int
+    @exclusivity(unchecked) package private(set) var capacity: Int
     @exclusivity(unchecked) package private(set) var count = 0
 
     package init(capacity: Int = 4096) {
@@ -68,7 +68,15 @@ package final class LineBuffer {
         count = length
     }
 
-    package func removeAll() { count = 0 }
+    /// Empties the buffer, keeping its memory unless that grew past `keptCapacity` (a burst of large
+    /// records once should not hold its memory for the rest of the run).
+    package func removeAll(keepingAtMost keptCapacity: Int = .max) {
+        count = 0
+        guard capacity > keptCapacity else { return }
+        base.deallocate()
+        capacity = max(keptCapacity, 16)
+        base = .allocate(capacity: capacity)
+    }
 
     /// The bytes from `start` to the end.
     package func withUnsafeBytes<R>(from start: Int = 0, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {

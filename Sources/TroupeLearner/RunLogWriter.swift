@@ -188,7 +188,7 @@ final class RunLogWriter: @unchecked Sendable {
     /// the new end of the chain. A record that cannot be encoded ends the batch: the lines before it are
     /// written, then its error is thrown (inline, with one record, the log stays as it was).
     private func write(_ records: [Pending], after start: ChainEnd) throws -> ChainEnd {
-        buffer.removeAll()
+        buffer.removeAll(keepingAtMost: 1 << 24)
         var end = start
         var encodingError: Error?
         for record in records {

@@ -271,8 +271,13 @@ import TroupeProto
         buffer.appendInPlace(maxBytes: 8) { at in at[0] = 1; at[1] = 2; return 2 }
         #expect(buffer.bytes == Array(expected.prefix(10)) + [1, 2])
         #expect(buffer.withUnsafeBytes(from: 10) { Array($0) } == [1, 2])
+        let grown = buffer.capacity
         buffer.removeAll()
-        #expect(buffer.count == 0 && buffer.bytes.isEmpty)
+        #expect(buffer.count == 0 && buffer.capacity == grown)
+        buffer.removeAll(keepingAtMost: 64)
+        #expect(buffer.count == 0 && buffer.bytes.isEmpty && buffer.capacity == 64)
+        buffer.append("after")
+        #expect(buffer.bytes == Array("after".utf8))
     }
 
     @Test func integersAreSpelledAsStringDoes() {
