@@ -129,13 +129,19 @@ extension RolloutGroup {
             }
             key("components")
             out.append(0x7B)
-            // Sorted keys; most samples have at most one component, which needs no sorted copy.
-            let names = s.components.count > 1 ? s.components.keys.sorted() : Array(s.components.keys)
-            for (i, name) in names.enumerated() {
-                if i > 0 { out.append(0x2C) }
+            func component(_ name: String, _ value: Double) throws {
                 RecordEncoder.writeString(name, into: out)
                 out.append(0x3A)
-                try number(s.components[name]!, "[\(n)].components.\(name)")
+                try number(value, "[\(n)].components.\(name)")
+            }
+            // Keys sorted; a sample's only component needs no sorted copy of the keys.
+            if s.components.count == 1, let (name, value) = s.components.first {
+                try component(name, value)
+            } else {
+                for (i, name) in s.components.keys.sorted().enumerated() {
+                    if i > 0 { out.append(0x2C) }
+                    try component(name, s.components[name]!)
+                }
             }
             out.append(0x7D)
             out.append(0x2C)

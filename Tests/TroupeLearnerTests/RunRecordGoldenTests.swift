@@ -77,7 +77,7 @@ import TroupeTensor
         #expect(reread.count == Self.golden.count + 1)
         #expect(reread.last?.body["prev"]?.string == Self.hashes(Self.golden).last)
         #expect(reread.last?.hash.count == 16)
-        // A BLAKE2b line edited, rehashed with XXH64 of the wrong content, or with a hash of another length is refused.
+        // An edited BLAKE2b line is refused, and so is a hash of any length but 16 or 64 digits.
         var edited = Self.golden
         edited[2] = edited[2].replacingOccurrences(of: "too old", with: "too new")
         try (edited.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
