@@ -65,10 +65,15 @@ struct BenchRuntimeCommand: ParsableCommand {
     @Flag(name: .long, help: "Weights: encrypt and authenticate the learner's sockets and the relays with CURVE, as troupe learner --key does (the raw baselines stay plaintext).")
     var curve = false
 
+    @Option(name: .long, help: ArgumentHelp("Ingestion: groups each simulated actor may have unacknowledged, the learner's credit (default learner.credit's, 16; 1…1024).",
+                                            valueName: "groups"))
+    var credit: Int?
+
     static let partNames = ["ingestion", "weights", "e2e"]
 
     func validate() throws {
         if let repeats, repeats < 1 { throw ValidationError("--repeats must be at least 1, got \(repeats)") }
+        if let credit, !(1...1024).contains(credit) { throw ValidationError("--credit must be 1…1024 groups (learner.credit's range), got \(credit)") }
         if let steps, steps < 3 { throw ValidationError("--steps must be at least 3 (step 1 holds the start-up), got \(steps)") }
         if let linkRate, !EmulatedLinks.isValidRate(linkRate) {
             throw ValidationError("--link-rate \(linkRate): expected a tc rate such as 1gbit or 500mbit")
@@ -118,6 +123,7 @@ struct BenchRuntimeCommand: ParsableCommand {
             o.repeats = repeats ?? (quick ? 2 : 5)
             if quick { o.groupsPerActor = 1500; o.fsyncGroupsPerActor = 500 }
             o.linkRate = linkRate
+            if let credit { o.credit = credit }
             let report = try IngestionBench.run(o, progress: progress)
             verdicts += try out.ingestion(report)
         }
@@ -184,8 +190,10 @@ private struct RuntimeBenchOutput {
     func ingestion(_ r: IngestionBench.Report) throws -> [Verdict] {
         let o = r.options
         let overhead = r.overheadPercent(.troupe), overheadFsync = r.overheadPercent(.troupeFsync)
-        let over = o.linkRate.map { " over \($0) links" } ?? ""
-        let suffix = o.linkRate.map { "_\($0)" } ?? ""
+        // A credit other than the learner's default is another configuration: the verdicts' names and labels say so.
+        let defaultCredit = IngestionBench.Options().credit
+        let over = (o.linkRate.map { " over \($0) links" } ?? "") + (o.credit == defaultCredit ? "" : " (credit \(o.credit), not the default \(defaultCredit))")
+        let suffix = (o.linkRate.map { "_\($0)" } ?? "") + (o.credit == defaultCredit ? "" : "_credit\(o.credit)")
         let verdicts: [Verdict] = [
             verdict("ingestion_overhead_percent\(suffix)", "ingestion overhead\(over), learner path without the run log", overhead,
                     RuntimeTargets.ingestionOverheadPercent, met: overhead <= RuntimeTargets.ingestionOverheadPercent),
