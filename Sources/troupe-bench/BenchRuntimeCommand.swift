@@ -65,7 +65,7 @@ struct BenchRuntimeCommand: ParsableCommand {
     @Flag(name: .long, help: "Weights: encrypt and authenticate the learner's sockets and the relays with CURVE, as troupe learner --key does (the raw baselines stay plaintext).")
     var curve = false
 
-    @Option(name: .long, help: ArgumentHelp("Ingestion: groups each simulated actor may have unacknowledged, the learner's credit (default learner.credit's, 16; 1…1024).",
+    @Option(name: .long, help: ArgumentHelp("Ingestion: groups each simulated actor may have unacknowledged, the learner's credit (default learner.credit's, 16; within its range).",
                                             valueName: "groups"))
     var credit: Int?
 
@@ -73,7 +73,12 @@ struct BenchRuntimeCommand: ParsableCommand {
 
     func validate() throws {
         if let repeats, repeats < 1 { throw ValidationError("--repeats must be at least 1, got \(repeats)") }
-        if let credit, !(1...1024).contains(credit) { throw ValidationError("--credit must be 1…1024 groups (learner.credit's range), got \(credit)") }
+        if let credit {
+            // learner.credit's own range and message, declared once with the setting.
+            do { _ = try RunConfig.parse(.object([:]), overrides: ["learner.credit=\(credit)"]) } catch let e as ConfigError {
+                throw ValidationError("--credit \(credit): \(e.key): \(e.problem)")
+            }
+        }
         if let steps, steps < 3 { throw ValidationError("--steps must be at least 3 (step 1 holds the start-up), got \(steps)") }
         if let linkRate, !EmulatedLinks.isValidRate(linkRate) {
             throw ValidationError("--link-rate \(linkRate): expected a tc rate such as 1gbit or 500mbit")

@@ -356,7 +356,7 @@ import Glibc
             (["runtime", "--repeats", "0"], "--repeats must be at least 1, got 0"),
             (["runtime", "--steps", "2"], "--steps must be at least 3"),
             (["runtime", "--parts", "nothing"], "unknown part \"nothing\""),
-            (["runtime", "--credit", "0"], "--credit must be 1…1024 groups"),
+            (["runtime", "--credit", "0"], "--credit 0: learner.credit: 0 is outside 1...1024"),
             (["rl-step", "--steps", "2"], "--steps must be at least 3"),
             (["rl-step", "--staleness", "0,x"], "--staleness 0,x: expected values of learner.max_staleness"),
             (["rl-step", "--actors", "1,0"], "--actors 1,0: expected actor counts (1…64) separated by commas"),
