@@ -57,10 +57,10 @@ extension IngestionBench {
                 if core.pending.count >= core.batchGroups, let taken = core.takeBatch() { core.stepCompleted(trainedGroups: taken.batch.count) }
             }
         }
-        let bodies = try timed("run-log record: RunRecord.groupAccepted body (base64 arrays)") {
+        let bodies = try timed("run-log record: RunRecord.groupAccepted body (its members; the samples are written at encoding)") {
             try rollouts.map { try RunRecord.groupAccepted($0).body() }
         }
-        let lines = try timed("run-log record: RecordEncoder (JSON)") {
+        let lines = try timed("run-log record: RecordEncoder (JSON, the samples' base64 included)") {
             try bodies.map { Data(try RecordEncoder.encode($0)) }
         }
         timed("run-log record: XXH64 of the line (the chain's hash)") {

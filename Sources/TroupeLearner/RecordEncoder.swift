@@ -97,7 +97,7 @@ package enum RecordEncoder {
         out.append(utf8: d.description)
     }
 
-    private static let hexDigits = Array("0123456789abcdef".utf8)
+    static let hexDigits = Array("0123456789abcdef".utf8)
 
     package static func writeString(_ s: String, into out: LineBuffer) {
         var s = s

@@ -210,13 +210,11 @@ package enum ChainHash {
         case .xxh64:
             let digest = XXH64.digest(bytes)
             return String(unsafeUninitializedCapacity: 16) { out in
-                for i in 0..<16 { out[i] = Self.hexDigits[Int(digest >> (60 - 4 * UInt64(i)) & 15)] }
+                for i in 0..<16 { out[i] = RecordEncoder.hexDigits[Int(digest >> (60 - 4 * UInt64(i)) & 15)] }
                 return 16
             }
         }
     }
-
-    private static let hexDigits = Array("0123456789abcdef".utf8)
 }
 
 /// Exact, compact encodings of numeric arrays for the run log.
