@@ -179,6 +179,14 @@ final class Tally: @unchecked Sendable {
     var total: Int { lock.lock(); defer { lock.unlock() }; return sum }
 }
 
+/// Values several threads contribute (each thread hands over its own list once).
+final class Collected<Value: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var values: [Value] = []
+    func add(_ more: [Value]) { lock.lock(); values += more; lock.unlock() }
+    var all: [Value] { lock.lock(); defer { lock.unlock() }; return values }
+}
+
 package enum BenchStats {
     package static func median(_ xs: [Double]) -> Double {
         let s = xs.filter { $0.isFinite }.sorted()

@@ -51,6 +51,8 @@ package enum IngestionBench {
         package let groups: Int
         package let bytes: Int
         package let seconds: Double
+        /// Each group's round trip at its actor, send to reply or Ack (empty for `raw`, which has no replies).
+        package var roundTrips: [Double] = []
         package var groupsPerSecond: Double { Double(groups) / seconds }
         package var megabytesPerSecond: Double { Double(bytes) / seconds / 1e6 }
     }
@@ -75,6 +77,10 @@ package enum IngestionBench {
         }
         package func medianMegabytesPerSecond(_ mode: Mode) -> Double {
             BenchStats.median(trials.filter { $0.mode == mode }.map(\.megabytesPerSecond))
+        }
+        /// The q-quantile of a group's round trip (send to reply or Ack) over every trial of `mode`, in seconds.
+        package func roundTrip(_ mode: Mode, quantile q: Double) -> Double {
+            BenchStats.quantile(trials.filter { $0.mode == mode }.flatMap(\.roundTrips), q)
         }
         /// Extra time per group over raw libzmq, in percent.
         package func overheadPercent(_ mode: Mode) -> Double {
@@ -189,6 +195,7 @@ package enum IngestionBench {
         let end = Mailbox<Double>()
         let stop = StopFlag()
         let gate = StartGate()
+        let roundTrips = Collected<Double>()
     }
 
     static func rawTrial(mode: Mode, groups: [[GroupContent]], credit: Int, links: EmulatedLinks?) throws -> Trial {
@@ -225,7 +232,7 @@ package enum IngestionBench {
             }
             trial.stop.raise()
             try joinAll(roles, timeoutSeconds: max(1, deadline - monotonicSeconds()) + 5, phase: phase)
-            return Trial(mode: mode, groups: trial.expected, bytes: bytes, seconds: finish - start)
+            return Trial(mode: mode, groups: trial.expected, bytes: bytes, seconds: finish - start, roundTrips: trial.roundTrips.all)
         } catch {
             trial.stop.raise()
             trial.gate.cancel()
@@ -279,12 +286,17 @@ package enum IngestionBench {
         var inFlight = 0
         var next = 0
         var replies = 0
+        // Replies come back in the order the groups went out (one connection).
+        var sentAt = [Double](repeating: 0, count: frames.count)
+        var roundTrips: [Double] = []
+        roundTrips.reserveCapacity(trial.mode == .rawCredit ? frames.count : 0)
         while next < frames.count || (trial.mode == .rawCredit && replies < frames.count) {
             if monotonicSeconds() > trial.deadline { throw RuntimeBenchError(phase, "actor \(a) timed out") }
             while next < frames.count && (trial.mode == .raw || inFlight < trial.credit) {
                 guard try dealer.send(frames[next], deadline: .afterMilliseconds(10_000)) == .sent else {
                     throw RuntimeBenchError(phase, "actor \(a): send blocked for 10 s")
                 }
+                sentAt[next] = monotonicSeconds()
                 next += 1
                 inFlight += 1
             }
@@ -292,10 +304,12 @@ package enum IngestionBench {
                 guard case .message = try dealer.receive(deadline: .afterMilliseconds(10_000)) else {
                     throw RuntimeBenchError(phase, "actor \(a): no reply within 10 s")
                 }
+                roundTrips.append(monotonicSeconds() - sentAt[replies])
                 replies += 1
                 inFlight -= 1
             }
         }
+        trial.roundTrips.add(roundTrips)
         // Closing discards what is still queued: stay until the learner has every group (with replies,
         // every reply says it has).
         while trial.mode == .raw && !trial.stop.isRaised {
@@ -313,6 +327,7 @@ package enum IngestionBench {
         let endpoint = Mailbox<Endpoint>()
         let end = Mailbox<Double>()
         let bytesSent = Tally()
+        let roundTrips = Collected<Double>()
         let stop = StopFlag()
         let gate = StartGate()
         let epoch: UInt64 = 0xBE7C4
@@ -360,7 +375,7 @@ package enum IngestionBench {
                         let actor = try SimulatedActor(index: a, learner: bound, phase: phase, deadline: deadline)
                         bytesSent.add(try actor.prepare(list, epoch: epoch))
                         try gate.arriveAndWait(deadline: deadline, phase: phase)
-                        try actor.stream()
+                        roundTrips.add(try actor.stream())
                     } catch {
                         gate.cancel()
                         throw error
@@ -373,7 +388,7 @@ package enum IngestionBench {
             try joinAll(Array(roles.dropFirst()), timeoutSeconds: max(1, deadline - monotonicSeconds()) + 5, phase: phase)
             stop.raise()
             try learner.join(timeoutSeconds: 15, phase: phase)
-            return Trial(mode: mode, groups: expected, bytes: bytesSent.total, seconds: finish - start)
+            return Trial(mode: mode, groups: expected, bytes: bytesSent.total, seconds: finish - start, roundTrips: roundTrips.all)
         } catch {
             stop.raise()
             gate.cancel()

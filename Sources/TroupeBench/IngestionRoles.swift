@@ -164,23 +164,34 @@ final class SimulatedActor {
         return frames.reduce(0) { $0 + $1.reduce(0) { $0 + $1.count } }
     }
 
-    /// The timed phase: send while credit lasts, take acks, until every group is acknowledged.
-    func stream() throws {
+    /// The timed phase: send while credit lasts, take acks, until every group is acknowledged. Returns
+    /// each group's round trip (send to Ack) in seconds.
+    func stream() throws -> [Double] {
         var next = 0
         var acked = 0
+        // Group i goes out as sequence i + 1.
+        var sentAt = [Double](repeating: 0, count: frames.count)
+        var roundTrips: [Double] = []
+        roundTrips.reserveCapacity(frames.count)
         while acked < frames.count {
             while credit > 0 && next < frames.count {
                 guard try dealer.send(frames[next], deadline: .afterMilliseconds(10_000)) == .sent else {
                     throw RuntimeBenchError(phase, "actor \(index): send blocked for 10 s")
                 }
+                sentAt[next] = monotonicSeconds()
                 next += 1
                 credit -= 1
             }
             guard case .ack(let ack) = try reply().body else { throw RuntimeBenchError(phase, "actor \(index): expected an Ack") }
             guard ack.status == .accepted else { throw RuntimeBenchError(phase, "actor \(index): group \(ack.sequence) \(ack.status): \(ack.text)") }
+            guard ack.sequence >= 1 && ack.sequence <= UInt64(next) else {
+                throw RuntimeBenchError(phase, "actor \(index): an Ack for sequence \(ack.sequence), of \(next) sent")
+            }
+            roundTrips.append(monotonicSeconds() - sentAt[Int(ack.sequence) - 1])
             credit += Int(ack.creditGranted)
             acked += 1
         }
+        return roundTrips
     }
 
     private func reply() throws -> WireMessage {

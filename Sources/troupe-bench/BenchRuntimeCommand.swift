@@ -216,7 +216,11 @@ private struct RuntimeBenchOutput {
                     "groups_per_s": .number(r.medianGroupsPerSecond(m)), "mb_per_s": .number(r.medianMegabytesPerSecond(m)),
                     "trials_groups_per_s": .array(trials.map { .number($0.groupsPerSecond) }), "links": .string(o.linkRate ?? "loopback"),
                 ]
-                if m != .raw { line["overhead_percent_vs_raw"] = .number(r.overheadPercent(m)) }
+                if m != .raw {
+                    line["overhead_percent_vs_raw"] = .number(r.overheadPercent(m))
+                    line["round_trip_ms_p50"] = .number(r.roundTrip(m, quantile: 0.5) * 1000)
+                    line["round_trip_ms_p90"] = .number(r.roundTrip(m, quantile: 0.9) * 1000)
+                }
                 try JSONOutput.print(.object(line))
             }
             try JSONOutput.print(["event": "ingestion_stages", "raw_us_per_group": .number(1e6 / r.medianGroupsPerSecond(.raw)),
@@ -228,7 +232,7 @@ private struct RuntimeBenchOutput {
               + "\(o.tokensPerSample.lowerBound)–\(o.tokensPerSample.upperBound) tokens "
               + String(format: "(%.1f KB, %d frames)", r.meanGroupBytes / 1000, r.frameCount)
               + ", medians of \(o.repeats)" + (o.linkRate.map { ", every actor on its own emulated host, \($0) links" } ?? ", loopback"))
-        let columns = [("path", 34), ("groups/s", 10), ("MB/s", 8), ("vs raw", 34)]
+        let columns = [("path", 34), ("groups/s", 10), ("MB/s", 8), ("round trip p50/p90", 20), ("vs raw", 34)]
         header(columns)
         let labels: [IngestionBench.Mode: String] = [.raw: "raw libzmq (no replies)", .rawCredit: "raw libzmq + replies under credit",
                                                      .troupe: "learner path", .troupeFsync: "learner path + fsynced run log"]
@@ -242,7 +246,8 @@ private struct RuntimeBenchOutput {
                         + String(format: " (≤%.0f%%)", RuntimeTargets.ingestionOverheadPercent)
                 }
             }
-            row([labels[m]!, String(format: "%.0f", r.medianGroupsPerSecond(m)), String(format: "%.1f", r.medianMegabytesPerSecond(m)), versus],
+            let roundTrip = m == .raw ? "—" : String(format: "%.2f / %.2f ms", r.roundTrip(m, quantile: 0.5) * 1000, r.roundTrip(m, quantile: 0.9) * 1000)
+            row([labels[m]!, String(format: "%.0f", r.medianGroupsPerSecond(m)), String(format: "%.1f", r.medianMegabytesPerSecond(m)), roundTrip, versus],
                 columns)
         }
         print(String(format: "Where the learner's time goes (one thread, no sockets; raw libzmq takes %.1f µs per group):",
