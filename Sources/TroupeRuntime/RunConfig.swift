@@ -74,12 +74,10 @@ package struct RunConfig: Sendable {
         package var leaseSize = 1
         package var leaseTimeoutSeconds = 60.0
         package var heartbeatTimeoutSeconds = 10.0
-        /// Groups an actor may have unacknowledged at once. An ack waits for the run log's fsync
-        /// (group commit, ~0.25 ms here), so the window must cover several fsyncs for an actor that
-        /// produces fast: with 4, simulated actors on 1 Gbit/s links got 78% of the wire's rate, with 16
-        /// all of it (docs/benchmarks.md). Unacknowledged groups are resent after a reconnect and
-        /// de-duplicated, so a larger window loses nothing.
-        package var credit = 16
+        /// Groups an actor may have unacknowledged at once. An ack waits for the run log's fsync (group
+        /// commit), so all actors' credit must cover the wire's rate times a group's round trip
+        /// (docs/configuration.md, learner.credit).
+        package var credit = 64
         package var threads = 1
         /// Where published weights go as files that actors on this host map instead of fetching
         /// chunks (a tmpfs); empty: ZeroMQ chunks for every actor.

@@ -132,7 +132,7 @@ extension RuntimeIntegrationTests {
                                                                          "--reconnect-after-group", "3"])
         let hello = try Command.run([c + "/troupe-hello", "--learner", run.controlEndpoint, "--insecure-plaintext", "--timeout", "20"],
                                     within: 60)
-        run.check(hello.0 == 0 && hello.1.contains("welcome from") && hello.1.contains("credit: 16")
+        run.check(hello.0 == 0 && hello.1.contains("welcome from") && hello.1.contains("credit: 64")
                   && hello.1.contains("weights_endpoint: tcp://127.0.0.1:\(run.ports.weights)"), "troupe-hello: \(hello.1)")
         try run.require(run.expectExit(learner, .code(0), within: 150) == .code(0), "the learner did not finish the run")
         run.expectExit(actor, .code(0), within: 30)

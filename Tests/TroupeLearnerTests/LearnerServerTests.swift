@@ -19,7 +19,7 @@ import TroupeWire
         try h.turn()
         let w = try a.welcome()
         #expect(w.learnerEpoch == h.epoch)
-        #expect(w.credit == 16)
+        #expect(w.credit == 64)
         #expect(w.configJson.contains("\"group_size\":4"))
         #expect(try h.records("actor_joined").count == 1)
 

@@ -139,7 +139,7 @@ import TroupeTokenizer
     @Test func defaultsAreTheBuiltInOnes() throws {
         let parsed = try RunConfig.parse(.object([:]))
         #expect(parsed.resolved == RunConfig().resolved)
-        #expect(parsed.run.seed == 1 && parsed.run.maxSteps == 2400 && parsed.learner.credit == 16)
+        #expect(parsed.run.seed == 1 && parsed.run.maxSteps == 2400 && parsed.learner.credit == 64)
         #expect(parsed.optimizer.learningRate == 3e-5 && parsed.optimizer.maxGradNorm == 1)
     }
 
