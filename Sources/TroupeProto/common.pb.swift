@@ -12,9 +12,9 @@
 ///
 /// The package name `troupe.v1` is not the protocol version and does not change with it (renaming it
 /// would change nothing on the wire but every generated type): the version is the Envelope's
-/// protocol_major / protocol_minor, now 2.2. Within a major, fields and message kinds are only ever
-/// added (a newer minor), never renumbered or re-typed; a peer ignores the unknown fields it
-/// receives. A different major is refused (REJECT_REASON_PROTOCOL_MAJOR).
+/// protocol_major / protocol_minor (docs/PROTOCOL.md §3 names the current one). Within a major,
+/// fields and message kinds are only ever added (a newer minor), never renumbered or re-typed; a peer
+/// ignores the unknown fields it receives. A different major is refused (REJECT_REASON_PROTOCOL_MAJOR).
 /// Bulk data (token ids, log-probs, tensors) never goes in protobuf fields: it travels as raw frames
 /// after the Envelope header frame (see envelope.proto).
 

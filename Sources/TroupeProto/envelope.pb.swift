@@ -32,7 +32,8 @@
 ///   hash that identifies a version's weights is BLAKE2b-256 (weights.proto).
 ///
 /// Fields 1 and 2 keep their meaning in every major version, so any peer can say "wrong version".
-/// This build speaks 2.2; the learner refuses any message whose protocol_major is not 2.
+/// This build speaks major 2 (the minor: docs/PROTOCOL.md §3); the learner refuses any message whose
+/// protocol_major is not 2.
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
