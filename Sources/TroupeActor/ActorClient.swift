@@ -127,7 +127,8 @@ package final class ActorClient {
     }
 
     /// Reads `learnerFile` again; when it names another control endpoint (or, unpinned, another
-    /// learner key) the control socket is rebuilt for it. Returns whether it was.
+    /// learner key) the control socket is rebuilt for it. When it says that the learner this actor
+    /// was welcomed by finished the run, the actor stops. Returns whether either happened.
     private func followLearnerFile(now: Double) throws -> Bool {
         guard let path = options.learnerFile else { return false }
         lastFileCheck = now
@@ -137,6 +138,11 @@ package final class ActorClient {
         case .damaged(let error):
             console.warn("\(error); keeping \(learner)")
             return false
+        case .found(let file) where file.finishedAt != nil && file.epoch == core.lastWelcomedEpoch:
+            // Only that epoch's end: a file left by a finished run may still be there when a resumed learner starts.
+            console.info("the learner endpoints file says the run finished (epoch \(String(file.epoch, radix: 16)), \(LearnerEndpointsFile.timestamp(file.finishedAt!)))")
+            stopReason = "learner: \(ByeReason.runFinished) (the learner endpoints file)"
+            return true
         case .found(let file):
             guard let endpoint = try? Endpoint(parsing: file.control) else { return false }
             var newSecurity = security

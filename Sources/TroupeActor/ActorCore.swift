@@ -103,6 +103,8 @@ package struct ActorCore {
     package private(set) var terms: Terms?
     package var joined: Bool { terms != nil }
     package private(set) var everWelcomed = false
+    /// The epoch of the last Welcome (kept while the actor reconnects, unlike `terms`).
+    package private(set) var lastWelcomedEpoch: UInt64?
     /// The newest version the learner of `terms.epoch` has announced.
     package private(set) var newest: PolicyVersion?
     /// The weights this actor samples with (set by `weightsApplied`).
@@ -243,6 +245,7 @@ package struct ActorCore {
         newest = PolicyVersion(w.currentVersion)
         weights = nil
         everWelcomed = true
+        lastWelcomedEpoch = w.learnerEpoch
         credit = Int(w.credit)
         ackTimeout = max(options.ackTimeout, config.run.learner.leaseTimeoutSeconds + 10)
         leaseRequested = false

@@ -62,6 +62,8 @@ package final class LearnerServer {
     private var pendingAcks: [(PeerID, Troupe_V1_Ack)] = []
     private var acksAwaitingDisk = DurableAcks()
     private var warnedAboutSharedMemory = false
+    /// What `RUN_DIR/endpoints.json` says (written at bind unless the endpoints are in memory).
+    private var discovery: LearnerEndpointsFile?
     /// HTTP `/metrics`, when `endpoints.metrics_port` asks for it (real endpoints only).
     private var metricsEndpoint: MetricsEndpoint?
     /// The reward workers (`reward_workers.endpoints`; nil: the run's own reward) and the groups
@@ -236,6 +238,7 @@ package final class LearnerServer {
         if makeEndpoints == nil {
             // Bound now: processes that know only the run directory (a batch job's actors) find us here.
             try discovery.write(to: runDirectory + "/" + LearnerEndpointsFile.fileName)
+            self.discovery = discovery
         }
         var listening: [String: JSONValue] = ["control": .string(discovery.control), "logs": .string(discovery.logs), "run": .string(runDirectory),
                                               "step": .integer(core.step), "epoch": .string(String(epoch, radix: 16))]
@@ -331,6 +334,14 @@ package final class LearnerServer {
         try sendAcks(of: []) // the checkpoint's record synced every record before it
         try events.emit(.runEnded(finished: finished, step: core.step, accounting: core.accounting.summary.mapValues(Double.init)))
         try writeSummary()
+        if finished, var file = discovery {
+            // An actor of this epoch that misses every Bye (reconnecting, or evicted and frozen) reads it here.
+            file.finishedAt = Date()
+            file.writtenAt = file.finishedAt!
+            do { try file.write(to: runDirectory + "/" + LearnerEndpointsFile.fileName) } catch {
+                console.warn("could not mark the endpoints file finished (\(error)); an actor that missed the end waits --learner-gone-timeout")
+            }
+        }
         var bye = Troupe_V1_Bye()
         bye.reason = finished ? ByeReason.runFinished : "learner stopping"
         for (peer, _) in peers { _ = try? control.send(WireMessage(.bye(bye)), to: peer, deadline: .now) }

@@ -149,8 +149,11 @@ package enum Doctor {
     /// On the learner's host: is the process that wrote the endpoints file still running? A file whose
     /// learner is gone is stale until a resumed learner rewrites it.
     package static func learnerProcess(_ file: LearnerEndpointsFile, alive: Bool) -> Check {
-        alive ? Check("learner_process", .ok, "pid \(file.pid) (epoch \(String(file.epoch, radix: 16))) is running")
-              : Check("learner_process", .fail, "pid \(file.pid), which wrote endpoints.json, is not running: the file is stale (resume the learner, or start one)")
+        if alive { return Check("learner_process", .ok, "pid \(file.pid) (epoch \(String(file.epoch, radix: 16))) is running") }
+        if let finished = file.finishedAt {
+            return Check("learner_process", .warn, "the run finished at \(LearnerEndpointsFile.timestamp(finished)) (epoch \(String(file.epoch, radix: 16))); no learner is running")
+        }
+        return Check("learner_process", .fail, "pid \(file.pid), which wrote endpoints.json, is not running: the file is stale (resume the learner, or start one)")
     }
 
     /// Is the advertised address one this host can use? It must resolve, must not be a wildcard, and

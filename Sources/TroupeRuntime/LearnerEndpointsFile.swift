@@ -29,10 +29,14 @@ package struct LearnerEndpointsFile: Equatable, Sendable {
     package var writtenAt: Date
     /// Where the learner binds (`endpoints.bind_host`), for `troupe doctor`'s consistency check.
     package var bindHost: String
+    /// When the learner of `epoch` ended the run (it reached its last step); nil while it runs, and
+    /// after a stop that leaves the run to be resumed. An actor of that epoch that missed the end
+    /// stops on reading it.
+    package var finishedAt: Date?
 
     package init(control: String, weights: String, announce: String, logs: String, logsIn: String, epoch: UInt64, pid: Int32,
                  host: String, protocolVersion: String = "\(WireProtocol.major).\(WireProtocol.minor)", learnerPublicKey: String?,
-                 writtenAt: Date = Date(), bindHost: String) {
+                 writtenAt: Date = Date(), bindHost: String, finishedAt: Date? = nil) {
         self.control = control
         self.weights = weights
         self.announce = announce
@@ -45,6 +49,7 @@ package struct LearnerEndpointsFile: Equatable, Sendable {
         self.learnerPublicKey = learnerPublicKey
         self.writtenAt = writtenAt
         self.bindHost = bindHost
+        self.finishedAt = finishedAt
     }
 
     /// The file of a learner of `endpoints`, this process, this host.
@@ -74,6 +79,7 @@ package struct LearnerEndpointsFile: Equatable, Sendable {
             "logs_in": .string(logsIn), "epoch": .string(String(epoch, radix: 16)), "pid": .integer(Int(pid)), "host": .string(host),
             "protocol": .string(protocolVersion), "learner_public_key": learnerPublicKey.map(JSONValue.string) ?? .null,
             "written_at": .string(Self.timestamp(writtenAt)), "bind_host": .string(bindHost),
+            "finished_at": finishedAt.map { .string(Self.timestamp($0)) } ?? .null,
         ]
     }
 
@@ -127,9 +133,14 @@ package struct LearnerEndpointsFile: Equatable, Sendable {
         }
         guard let writtenAt = parseTimestamp(try string("written_at")) else { throw fail("written_at is not an RFC 3339 time") }
         let bindHost = object["bind_host"]?.string ?? ""
+        var finishedAt: Date?
+        if let value = object["finished_at"], !value.isNull {
+            guard let text = value.string, let date = parseTimestamp(text) else { throw fail("finished_at must be an RFC 3339 time or null") }
+            finishedAt = date
+        }
         return LearnerEndpointsFile(control: control, weights: weights, announce: announce, logs: logs, logsIn: logsIn, epoch: epoch,
                                     pid: pid, host: host, protocolVersion: version, learnerPublicKey: key, writtenAt: writtenAt,
-                                    bindHost: bindHost)
+                                    bindHost: bindHost, finishedAt: finishedAt)
     }
 
     /// Atomically (temporary file, fsync, rename): a reader sees the old file or the new one, never half.

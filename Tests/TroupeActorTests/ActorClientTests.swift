@@ -191,6 +191,34 @@ enum InMemoryRunError: Error { case neverHappened(String) }
         #expect(share > 0 && share < 1, "share \(share)")
     }
 
+    // An actor that missed its learner's last Byes (frozen, or reconnecting behind a bad link) learns
+    // from the endpoints file that the run it was welcomed to finished, and stops with status 0 rather
+    // than waiting --learner-gone-timeout; the end of another epoch (a file a resumed learner has not
+    // rewritten yet) does not stop it.
+    @Test func anActorThatMissedTheEndStopsWhenItsLearnersFileSaysTheRunFinished() throws {
+        let run = try InMemoryRun(["run.max_steps=3"])
+        let file = run.directory + "/endpoints.json"
+        let a = try run.addActor("a", learnerFile: file)
+        try run.rounds(until: "groups acknowledged") { try run.records("group_accepted").count >= 1 }
+        let epoch = try #require(run.learner?.epoch)
+        var discovery = LearnerEndpointsFile(endpoints: run.config.endpoints, epoch: epoch &+ 1, learnerPublicKey: nil)
+        discovery.finishedAt = Date()
+        try discovery.write(to: file)
+        run.killLearner()
+
+        // Silence: the actor reconnects and says Hello into the void, reading the file every 2 s.
+        run.now += 7
+        for _ in 0..<200 { try run.round(tick: 0.1) }
+        #expect(a.client.stopping == nil, "stopped on another epoch's end: \(a.client.stopping ?? "")")
+
+        discovery.epoch = epoch
+        try discovery.write(to: file)
+        try run.rounds(until: "the actor stops") { a.client.stopping != nil }
+        #expect(a.client.stopping == "learner: \(ByeReason.runFinished) (the learner endpoints file)")
+        #expect(try a.client.turn() == .stopping)
+        #expect(a.client.stop() == 0)
+    }
+
     @Test func aLearnerRestartedElsewhereIsFollowedAndTheUnacknowledgedGroupsAreResent() throws {
         let run = try InMemoryRun(["run.max_steps=3"])
         let file = run.directory + "/moved-endpoints.json"

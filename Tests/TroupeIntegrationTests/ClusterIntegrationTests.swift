@@ -35,6 +35,7 @@ import Glibc
         run.check((file?["pid"] as? NSNumber)?.int32Value == learner.pid, "endpoints.json pid \(file?["pid"] ?? "missing") is not the learner's \(learner.pid)")
         run.check(file?["learner_public_key"] is NSNull, "a plaintext learner's file names a key: \(file?["learner_public_key"] ?? "missing")")
         run.check(file?["epoch"] as? String == run.records.of("epoch_started").last?.string("epoch"), "endpoints.json epoch is not the run log's")
+        run.check(file?["finished_at"] is String, "the finished run's endpoints.json has no finished_at: \(file?["finished_at"] ?? "missing")")
         run.check(run.records.of("actor_joined").contains { $0.string("actor") == "f1" }, "f1 never joined")
         run.check(monitor.stdout.contains("\"run_finished\""), "the monitor did not see run_finished")
         RuntimeIntegrationTests.expectConsistentEnd(run, steps: 3)
@@ -54,6 +55,7 @@ import Glibc
         try run.require(run.waitUntil("step 2", within: 60) { run.records.stepsDone.contains(2) }, "no second step")
         learner.send(SIGTERM)
         try run.require(run.expectExit(learner, .code(0), within: 30) == .code(0), "the learner did not stop on SIGTERM")
+        run.check(Self.endpointsFile(run)?["finished_at"] is NSNull, "a stopped (not finished) run's endpoints.json says finished_at \(Self.endpointsFile(run)?["finished_at"] ?? "missing")")
         let moved = try PortBlock.random()
         let resumed = try run.start("learner-moved", ["learner", "--resume", run.runDirectory] + IntegrationRun.plaintext
                                                               + moved.overrides.flatMap { ["--set", $0] })
@@ -122,6 +124,32 @@ import Glibc
         run.check(took >= 5, "the actor gave up after \(took) s, well before its 8 s limit")
         run.check(actor.stderr.contains("gone for") && actor.stderr.contains("--learner-gone-timeout 8") && actor.stderr.contains("\(run.ports.control)"),
                   "the message does not say what the actor waited for, how long and where: \(actor.stderr)")
+    }
+
+    // An actor frozen (SIGSTOP) past the end of its run and the learner's last Byes (it lingers up to
+    // 10 s for them) stops with status 0 once thawed: its learner file says the run it was welcomed to
+    // finished. Without that it would wait its --learner-gone-timeout (120 s here).
+    @Test func anActorFrozenPastTheEndStopsThroughItsLearnerFile() throws {
+        let run = try IntegrationRun("frozen-past-end")
+        defer { run.finish() }
+        let learner = try run.startLearner(maxSteps: 6)
+        let actor = try run.start("actor-e1", ["actor", "--learner-file", run.runDirectory, "--identity", "e1", "--learner-gone-timeout", "120"]
+                                              + IntegrationRun.plaintext)
+        try run.require(run.waitUntil("a group from e1", within: 60) { run.records.accepted.contains { LogRecord.actor(ofGroup: $0.key) == "e1" } },
+                        "e1 landed no group")
+        actor.send(SIGSTOP)
+        let second = try run.startActor("e2")
+        try run.require(run.expectExit(learner, .code(0), within: 90) == .code(0), "the learner did not finish")
+        run.expectExit(second, .code(0), within: 20)
+        run.check(Self.endpointsFile(run)?["finished_at"] is String, "no finished_at in \(String(describing: Self.endpointsFile(run)))")
+        actor.send(SIGCONT)
+        let thawed = Date()
+        let status = actor.waitForExit(within: 30)
+        let took = Date().timeIntervalSince(thawed)
+        print("[frozen-past-end] the actor exited \(String(format: "%.2f", took)) s after SIGCONT")
+        run.check(status == .code(0), "the thawed actor ended with \(status?.description ?? "nothing: still running \(took) s after SIGCONT")")
+        // The file, read after the silence; a Bye still queued on the old connection would say the same.
+        run.check(actor.stderr.contains("run finished"), "the actor does not say why it stopped: \(actor.stderr.suffix(600))")
     }
 
     // --learner-file naming a place that never gets the file: exit 1 within --connect-timeout, naming it.

@@ -97,6 +97,16 @@ import TroupeWire
         #expect(Self.check("learner_process", in: elsewhere) == nil, "another host's pid says nothing here")
     }
 
+    @Test func aFinishedRunsFileIsNotCalledStale() {
+        var probes = Self.probes()
+        probes.processAlive = { _ in false }
+        var file = Self.file(advertise: "node1")
+        file.finishedAt = Date(timeIntervalSince1970: 1_800_000_000)
+        let checks = Doctor.checks(target: .init(file: file), config: nil, sharedMemoryDirectory: "", host: Self.host(), probes: probes)
+        let check = Self.check("learner_process", in: checks)
+        #expect(check?.verdict == .warn && check?.detail.contains("the run finished at 2027-01-15T08:00:00.000Z") == true, "\(String(describing: check))")
+    }
+
     @Test func anotherProtocolMajorFails() {
         let checks = Doctor.checks(target: .init(file: Self.file(advertise: "node1")), config: nil, sharedMemoryDirectory: "", host: Self.host(name: "node2"),
                                    probes: Self.probes(major: WireProtocol.major + 1))

@@ -39,6 +39,25 @@ import TroupeWire
         #expect(try JSONValue.parse(text)["learner_public_key"]?.isNull == true, "a plaintext learner writes null: \(text)")
         let written = try #require(try JSONValue.parse(text)["written_at"]?.string)
         #expect(written.hasSuffix("Z") && written.contains("T"), "written_at is RFC 3339 UTC: \(written)")
+        #expect(try JSONValue.parse(text)["finished_at"]?.isNull == true, "a running learner's file says null: \(text)")
+        #expect(read.finishedAt == nil)
+    }
+
+    @Test func aFinishedRunIsMarkedAndAFileWithoutTheMarkReadsAsRunning() throws {
+        let dir = try Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var file = Self.sample()
+        file.finishedAt = Date(timeIntervalSince1970: 1_800_000_000.25)
+        try file.write(to: dir + "/endpoints.json")
+        guard case .found(let read) = LearnerEndpointsFile.read(dir) else { Issue.record("not read back"); return }
+        #expect(read.finishedAt.map { abs($0.timeIntervalSince1970 - 1_800_000_000.25) < 0.002 } == true, "\(String(describing: read.finishedAt))")
+        let text = try String(contentsOfFile: dir + "/endpoints.json", encoding: .utf8)
+        #expect(try JSONValue.parse(text)["finished_at"]?.string == "2027-01-15T08:00:00.250Z")
+        // Files written before the key existed: a running learner's.
+        let older = #"{"control":"tcp://h:1","weights":"tcp://h:1","announce":"tcp://h:2","logs":"tcp://h:3","epoch":"1","pid":1,"host":"h","protocol":"2.0","written_at":"2026-01-01T00:00:00Z"}"#
+        try Data(older.utf8).write(to: URL(fileURLWithPath: dir + "/endpoints.json"))
+        guard case .found(let old) = LearnerEndpointsFile.read(dir) else { Issue.record("a file without finished_at was refused"); return }
+        #expect(old.finishedAt == nil)
     }
 
     @Test(arguments: [
@@ -50,6 +69,7 @@ import TroupeWire
         (#"{"control":"tcp://h:1","weights":"tcp://h:1","announce":"tcp://h:2","logs":"tcp://h:3","epoch":"1","pid":1,"host":"h","protocol":"two","written_at":"2026-01-01T00:00:00Z"}"#, "protocol must be"),
         (#"{"control":"tcp://h:1","weights":"tcp://h:1","announce":"tcp://h:2","logs":"tcp://h:3","epoch":"1","pid":1,"host":"h","protocol":"2.0","learner_public_key":"short","written_at":"2026-01-01T00:00:00Z"}"#, "learner_public_key"),
         (#"{"control":"tcp://h:1","weights":"tcp://h:1","announce":"tcp://h:2","logs":"tcp://h:3","epoch":"1","pid":1,"host":"h","protocol":"2.0","written_at":"yesterday"}"#, "written_at"),
+        (#"{"control":"tcp://h:1","weights":"tcp://h:1","announce":"tcp://h:2","logs":"tcp://h:3","epoch":"1","pid":1,"host":"h","protocol":"2.0","written_at":"2026-01-01T00:00:00Z","finished_at":true}"#, "finished_at must be"),
     ])
     func aDamagedFileIsAnErrorNamingTheFileAndTheProblem(_ text: String, _ problem: String) throws {
         let dir = try Self.directory()
