@@ -86,6 +86,12 @@ package enum RunSetup {
             let tokens: [Int32]
             do {
                 tokens = try format.tokens(for: item.prompt, tokenizer: tokenizer)
+            } catch let error as ChatTemplateError {
+                // The model's template failing is not the task's fault; the error names its file.
+                if case .inFile = error {
+                    throw ConfigError(key: "task.chat_template", problem: "rendering prompt \(item.id): \(error) (\"none\" gives the prompts as written)")
+                }
+                throw ConfigError(key: "task", problem: "prompt \(item.id): \(error)")
             } catch {
                 throw ConfigError(key: "task", problem: "prompt \(item.id): \(error)")
             }

@@ -125,6 +125,9 @@ extension RuntimeIntegrationTests {
             ("macro", try variant("macro") {
                 try editJSON($0 + "/tokenizer_config.json") { $0["chat_template"] = "{% macro turn(m) %}{{ m.content }}{% endmacro %}" }
             }, [], "chat template line 1: the {% macro %} statement is not supported"),
+            ("raises", try variant("raises") {
+                try editJSON($0 + "/tokenizer_config.json") { $0["chat_template"] = "{{ raise_exception('roles must alternate') }}" }
+            }, [], "\(run.directory)/raises/tokenizer_config.json: the chat template refused the conversation (raise_exception at line 1): roles must alternate"),
             ("no-template", try variant("no-template") { try editJSON($0 + "/tokenizer_config.json") { $0["chat_template"] = nil } },
              ["task.system_prompt=Be brief."], "has no chat template"),
             ("injection", good, ["task.file=\(try Self.injectionTasks(run.directory))"],

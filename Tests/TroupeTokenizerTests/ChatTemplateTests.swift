@@ -103,6 +103,12 @@ struct ChatTemplateTests {
         #expect(try t.render(messages: [user], addGenerationPrompt: true) == "ok")
     }
 
+    @Test func renderErrorsNameTheFileTheTemplateCameFrom() throws {
+        let t = try ChatTemplate("a\n{{ raise_exception('no') }}", origin: "/models/m/tokenizer_config.json")
+        #expect(failure { try t.render(messages: [user], addGenerationPrompt: true) } ==
+            "/models/m/tokenizer_config.json: the chat template refused the conversation (raise_exception at line 2): no")
+    }
+
     @Test func renderErrorsNameTheLine() throws {
         let t = try ChatTemplate("a\n{{ messages[0].content.missing.deeper }}")
         #expect(failure { try t.render(messages: [user], addGenerationPrompt: true) } ==

@@ -22,8 +22,13 @@ public struct ChatTemplate: Sendable {
     public static var supportedFilters: [String] { JinjaParser.filters.sorted() }
     public static var supportedTests: [String] { JinjaParser.tests.sorted() }
 
-    public init(_ source: String) throws {
+    /// The file the template was read from (`chat_template.jinja` or `tokenizer_config.json`), which
+    /// errors in rendering it name.
+    public let origin: String?
+
+    public init(_ source: String, origin: String? = nil) throws {
         self.source = source
+        self.origin = origin
         nodes = try JinjaParser.parse(source)
     }
 
@@ -38,7 +43,9 @@ public struct ChatTemplate: Sendable {
         context["add_generation_prompt"] = .boolean(addGenerationPrompt)
         context["tools"] = JinjaValue.none
         context["documents"] = JinjaValue.none
-        return try JinjaRenderer.render(nodes, variables: context)
+        do { return try JinjaRenderer.render(nodes, variables: context) } catch let error as ChatTemplateError {
+            throw origin.map { ChatTemplateError.inFile(path: $0, error) } ?? error
+        }
     }
 }
 
@@ -97,7 +104,7 @@ public func loadChatTemplate(modelDirectory: String) throws -> ChatTemplate? {
         guard let data = FileManager.default.contents(atPath: jinjaFile), let text = String(data: data, encoding: .utf8) else {
             throw TokenizerError.unreadableFile(path: jinjaFile, reason: "not readable UTF-8 text")
         }
-        do { return try ChatTemplate(text) } catch let error as ChatTemplateError {
+        do { return try ChatTemplate(text, origin: jinjaFile) } catch let error as ChatTemplateError {
             throw ChatTemplateError.inFile(path: jinjaFile, error)
         }
     }
@@ -135,7 +142,7 @@ public func loadChatTemplate(modelDirectory: String) throws -> ChatTemplate? {
         throw ChatTemplateError.inFile(path: configFile, .invalidField(
             field: "chat_template", problem: "must be a string or a list of {\"name\", \"template\"}"))
     }
-    do { return try ChatTemplate(source) } catch let error as ChatTemplateError {
+    do { return try ChatTemplate(source, origin: configFile) } catch let error as ChatTemplateError {
         throw ChatTemplateError.inFile(path: configFile, error)
     }
 }
