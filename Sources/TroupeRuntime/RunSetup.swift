@@ -86,12 +86,9 @@ package enum RunSetup {
             let tokens: [Int32]
             do {
                 tokens = try format.tokens(for: item.prompt, tokenizer: tokenizer)
-            } catch let error as ChatTemplateError {
+            } catch let error as ChatTemplateError where error.isInFile {
                 // The model's template failing is not the task's fault; the error names its file.
-                if case .inFile = error {
-                    throw ConfigError(key: "task.chat_template", problem: "rendering prompt \(item.id): \(error) (\"none\" gives the prompts as written)")
-                }
-                throw ConfigError(key: "task", problem: "prompt \(item.id): \(error)")
+                throw ConfigError(key: "task.chat_template", problem: "rendering prompt \(item.id): \(error) (\"none\" gives the prompts as written)")
             } catch {
                 throw ConfigError(key: "task", problem: "prompt \(item.id): \(error)")
             }

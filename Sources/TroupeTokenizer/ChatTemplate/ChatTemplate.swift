@@ -72,6 +72,9 @@ public enum ChatTemplateError: Error, CustomStringConvertible, Equatable, Sendab
     case specialTokenInText(which: String, token: String)
     indirect case inFile(path: String, ChatTemplateError)
 
+    /// The error is the template file's (`inFile`), not the text rendered with it.
+    public var isInFile: Bool { if case .inFile = self { true } else { false } }
+
     public var description: String {
         switch self {
         case let .syntax(line, problem):
