@@ -65,7 +65,7 @@ struct BenchRuntimeCommand: ParsableCommand {
     @Flag(name: .long, help: "Weights: encrypt and authenticate the learner's sockets and the relays with CURVE, as troupe learner --key does (the raw baselines stay plaintext).")
     var curve = false
 
-    @Option(name: .long, help: ArgumentHelp("Ingestion: groups each simulated actor may have unacknowledged, the learner's credit (default learner.credit's, 16; within its range).",
+    @Option(name: .long, help: ArgumentHelp("Ingestion: groups each simulated actor may have unacknowledged, the learner's credit (default learner.credit's, \(RunConfig().learner.credit); within its range).",
                                             valueName: "groups"))
     var credit: Int?
 
