@@ -85,6 +85,16 @@ package struct MonitorCommand: ParsableCommand {
                 throw CommandError("\(error)")
             }
         }
+        if let file, let finished = file.finishedAt {
+            let when = "the run finished at \(LearnerEndpointsFile.timestamp(finished)) (epoch \(String(file.epoch, radix: 16)), \(LearnerEndpointsFile.resolve(learnerFile!)))"
+            if untilFinished {
+                // Its run_finished event is long gone: nothing to wait for.
+                StandardStream.error.write("troupe monitor: \(when); nothing to follow\n")
+                if json || OutputMode.detect() == .jsonLines { _ = StandardOutput.writeJSONLine(MonitorJSON.summary(MonitorState())) }
+                return
+            }
+            Console(role: "monitor").warn("\(when); following its log endpoint in case a learner resumes it")
+        }
         let endpoint = self.endpoint ?? file!.logs
         let learner = try Endpoint(parsing: endpoint)
         let security = try keys.security(connectingTo: learner, endpointsFile: file, path: learnerFile, console: Console(role: "monitor")).security

@@ -36,6 +36,12 @@ import Glibc
         run.check(file?["learner_public_key"] is NSNull, "a plaintext learner's file names a key: \(file?["learner_public_key"] ?? "missing")")
         run.check(file?["epoch"] as? String == run.records.of("epoch_started").last?.string("epoch"), "endpoints.json epoch is not the run log's")
         run.check(file?["finished_at"] is String, "the finished run's endpoints.json has no finished_at: \(file?["finished_at"] ?? "missing")")
+        // A monitor started after the end has nothing to wait for.
+        let (late, lateMonitor) = try run.runToCompletion("monitor-late", ["monitor", "--learner-file", run.runDirectory, "--json", "--until-finished",
+                                                                          "--duration", "60"] + IntegrationRun.plaintext, within: 20)
+        run.check(late == .code(0) && lateMonitor.secondsSinceStart < 10, "a monitor of the finished run ended with \(late?.description ?? "a timeout") after \(lateMonitor.secondsSinceStart) s")
+        run.check(lateMonitor.stderr.contains("the run finished at") && lateMonitor.stdout.contains("monitor_summary"),
+                  "the late monitor does not say the run finished: \(lateMonitor.stderr) \(lateMonitor.stdout)")
         run.check(run.records.of("actor_joined").contains { $0.string("actor") == "f1" }, "f1 never joined")
         run.check(monitor.stdout.contains("\"run_finished\""), "the monitor did not see run_finished")
         RuntimeIntegrationTests.expectConsistentEnd(run, steps: 3)
