@@ -238,6 +238,9 @@ package final class ActorClient {
         case .giveUp:
             var why = ""
             if case .tcp(let host, _, _) = learner, DoctorProbes.resolve(host).isEmpty { why = "; \(host) does not resolve here" }
+            if let path = options.learnerFile, case .found(let file) = LearnerEndpointsFile.read(path), let finished = file.finishedAt {
+                why += "; \(LearnerEndpointsFile.resolve(path)) says its run finished at \(LearnerEndpointsFile.timestamp(finished))"
+            }
             console.error("no learner answered at \(learner) within \(Int(options.conversation.connectTimeout.rounded())) s (--connect-timeout)\(why)")
             return .gaveUp
         case .learnerGone(let silent):

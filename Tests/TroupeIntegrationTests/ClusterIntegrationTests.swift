@@ -42,6 +42,11 @@ import Glibc
         run.check(late == .code(0) && lateMonitor.secondsSinceStart < 10, "a monitor of the finished run ended with \(late?.description ?? "a timeout") after \(lateMonitor.secondsSinceStart) s")
         run.check(lateMonitor.stderr.contains("the run finished at") && lateMonitor.stdout.contains("monitor_summary"),
                   "the late monitor does not say the run finished: \(lateMonitor.stderr) \(lateMonitor.stdout)")
+        // An actor started after the end finds no learner, and its error says why.
+        let (lateStatus, lateActor) = try run.runToCompletion("actor-late", ["actor", "--learner-file", run.runDirectory, "--identity", "f2",
+                                                                             "--connect-timeout", "2"] + IntegrationRun.plaintext, within: 20)
+        run.check(lateStatus == .code(1) && lateActor.stderr.contains("says its run finished at"),
+                  "a late actor ended with \(lateStatus?.description ?? "a timeout"): \(lateActor.stderr.suffix(400))")
         run.check(run.records.of("actor_joined").contains { $0.string("actor") == "f1" }, "f1 never joined")
         run.check(monitor.stdout.contains("\"run_finished\""), "the monitor did not see run_finished")
         RuntimeIntegrationTests.expectConsistentEnd(run, steps: 3)
