@@ -179,7 +179,7 @@ final class Tally: @unchecked Sendable {
     var total: Int { lock.lock(); defer { lock.unlock() }; return sum }
 }
 
-/// Values several threads contribute (each thread hands over its own list once).
+/// Values several threads add, a list at a time (a trial's round trips, clients' finish times).
 final class Collected<Value: Sendable>: @unchecked Sendable {
     private let lock = NSLock()
     private var values: [Value] = []

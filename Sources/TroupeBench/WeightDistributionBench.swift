@@ -223,7 +223,7 @@ package enum WeightDistributionBench {
         let endpoint = Mailbox<Endpoint>()
         let gate = StartGate()
         let stop = StopFlag()
-        let times = TimeList()
+        let times = Collected<(received: Double, verified: Double)>()  // clients' finish times, from their threads
         let server = BenchThread(name: "weights-server") {
             try links?.enter(host: 0)
             let context = try ZMQContext(ioThreads: 1)
@@ -273,14 +273,14 @@ package enum WeightDistributionBench {
             }
             let start = try gate.open(whenReady: clients, deadline: deadline, phase: phase)
             // Clients that are done keep serving their relays until the last one holds the weights.
-            while times.values.count < clients {
-                if monotonicSeconds() > deadline { throw RuntimeBenchError(phase, "\(times.values.count) of \(clients) clients finished in time") }
+            while times.all.count < clients {
+                if monotonicSeconds() > deadline { throw RuntimeBenchError(phase, "\(times.all.count) of \(clients) clients finished in time") }
                 if let error = roles.lazy.compactMap(\.error).first { throw error }
                 usleep(2000)
             }
             stop.raise()
             try joinAll(roles, timeoutSeconds: 30, phase: phase)
-            let all = times.values
+            let all = times.all
             return (all.map(\.verified).max()! - start, all.map(\.received).max()! - start)
         } catch {
             stop.raise()
@@ -294,7 +294,7 @@ package enum WeightDistributionBench {
     /// chunks from the upstream the learner names) and, on the relay path, a `WeightRelay` serving
     /// the actors below it until the trial ends.
     static func client(_ index: Int, learner: Endpoint, layout: ParameterLayout, path: Path, relayBind: Endpoint, phase: String,
-                       deadline: Double, gate: StartGate, stop: StopFlag, times: TimeList, keys: BenchKeys?) throws {
+                       deadline: Double, gate: StartGate, stop: StopFlag, times: Collected<(received: Double, verified: Double)>, keys: BenchKeys?) throws {
         let context = try ZMQContext(ioThreads: 1)
         // Bound before the relay, as an actor's is.
         let zap = try keys.map { try ZAPHandler(context: context, policy: $0.policy) }
@@ -321,7 +321,7 @@ package enum WeightDistributionBench {
                     let expected = path == .sharedMemory ? "shared_memory" : (path == .relay && receiver.depth > 1 ? "relay" : "chunks")
                     guard via == expected else { throw RuntimeBenchError(phase, "client \(index) got its weights via \(via), expected \(expected)") }
                     let verified = monotonicSeconds()
-                    times.append((fetch.lastChunkAt ?? verified, verified))
+                    times.add([(fetch.lastChunkAt ?? verified, verified)])
                     done = true
                 case .fellBack(let upstream, let reason): throw RuntimeBenchError(phase, "client \(index) left relay \(upstream): \(reason)")
                 case .failed(let reason): throw RuntimeBenchError(phase, "client \(index): \(reason)")
@@ -332,14 +332,6 @@ package enum WeightDistributionBench {
             if done && relay == nil { return }
         }
     }
-}
-
-/// Finish times of clients, appended from their threads.
-final class TimeList: @unchecked Sendable {
-    private let lock = NSLock()
-    private var list: [(received: Double, verified: Double)] = []
-    func append(_ t: (Double, Double)) { lock.lock(); list.append((t.0, t.1)); lock.unlock() }
-    var values: [(received: Double, verified: Double)] { lock.lock(); defer { lock.unlock() }; return list }
 }
 
 /// The keys of a CURVE trial: the learner's, and one pair per client, all admitted as actors.
