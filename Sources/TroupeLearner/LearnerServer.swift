@@ -336,8 +336,9 @@ package final class LearnerServer {
         try writeSummary()
         if finished, var file = discovery {
             // An actor of this epoch that misses every Bye (reconnecting, or evicted and frozen) reads it here.
-            file.finishedAt = Date()
-            file.writtenAt = file.finishedAt!
+            let now = Date()
+            file.finishedAt = now
+            file.writtenAt = now
             do { try file.write(to: runDirectory + "/" + LearnerEndpointsFile.fileName) } catch {
                 console.warn("could not mark the endpoints file finished (\(error)); an actor that missed the end waits --learner-gone-timeout")
             }
