@@ -25,6 +25,11 @@ final class RunLogWriter: @unchecked Sendable {
         let body: () throws -> RecordBody
     }
 
+    /// How long a record queued without a wake may wait for the writer.
+    static let unwokenDelay = 0.05
+    /// Records queued without a wake that wake the writer anyway (once), so that it works through a long turn.
+    static let wakeAfter = 16
+
     let path: String
     let threaded: Bool
     private let fd: Int32
@@ -70,8 +75,9 @@ final class RunLogWriter: @unchecked Sendable {
     var unsynced: Bool { locked { written > durable || !queue.isEmpty } }
 
     /// Inline: encodes and writes `record` now (an encoding error leaves the log as it was). Threaded:
-    /// queues it, or throws the error that stopped the writer.
-    func submit(_ record: Pending) throws {
+    /// queues it, or throws the error that stopped the writer; with `wake` false the writer is not
+    /// woken for it: the next `startWriting`, a waking submit or the writer's own timeout takes it.
+    func submit(_ record: Pending, wake: Bool = true) throws {
         guard threaded else {
             chainEnd = try write([record], after: chainEnd)
             written = record.seq
@@ -80,8 +86,15 @@ final class RunLogWriter: @unchecked Sendable {
         try locked {
             if let failure { throw failure }
             queue.append(record)
-            condition.broadcast()
+            // The syncer waits on the same condition: a broadcast per record woke both threads for each group.
+            if wake || queue.count == Self.wakeAfter { condition.broadcast() }
         }
+    }
+
+    /// Wakes the writer for what is queued (threaded; inline everything is written already).
+    func startWriting() {
+        guard threaded else { return }
+        locked { if !queue.isEmpty { condition.broadcast() } }
     }
 
     /// Returns once the records up to `seq` are durable. Inline: fsyncs now if needed.
@@ -93,6 +106,7 @@ final class RunLogWriter: @unchecked Sendable {
             return
         }
         try locked {
+            if !queue.isEmpty { condition.broadcast() }
             while durable < seq && failure == nil { condition.wait() }
             if let failure { throw failure }
         }
@@ -124,7 +138,8 @@ final class RunLogWriter: @unchecked Sendable {
     private func writeLoop() {
         while true {
             condition.lock()
-            while queue.isEmpty && !stopping && failure == nil { condition.wait() }
+            // Records queued without a wake are taken within `unwokenDelay` at the latest.
+            while queue.isEmpty && !stopping && failure == nil { _ = condition.wait(until: Date(timeIntervalSinceNow: Self.unwokenDelay)) }
             if queue.isEmpty || failure != nil {
                 writerDone = true
                 condition.broadcast()

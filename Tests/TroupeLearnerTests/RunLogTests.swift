@@ -202,6 +202,17 @@ import TroupeProto
         #expect(try RunLog.read(path: path).count == 150, "the writer finishes its queue when the log closes")
     }
 
+    @Test func recordsAppendedWithoutSyncOrCommitStillReachTheDisk() throws {
+        let path = directory + "/run.log"
+        let log = try RunLog(path: path, writing: .thread)
+        // Fewer than wake the writer by their number, once it waits: its own timeout has to take them.
+        usleep(100_000)
+        for i in 0..<3 { try log.append("group_accepted", ["i": .integer(i)], sync: false) }
+        let deadline = monotonicSeconds() + 5
+        while try log.durableCount() < 3 && monotonicSeconds() < deadline { usleep(1000) }
+        #expect(try log.durableCount() == 3 && RunLog.read(path: path).count == 3)
+    }
+
     @Test func aRecordTheThreadCannotEncodeStopsTheLogAndKeepsWhatCameBefore() throws {
         let path = directory + "/run.log"
         let log = try RunLog(path: path, writing: .thread)
@@ -241,6 +252,21 @@ import TroupeProto
         #expect(Base64Arrays.int32s(text) == ints)
         let floats = ints.map { Float($0) / 3 }
         #expect(Base64Arrays.floats(Base64Arrays.encode(floats))?.map(\.bitPattern) == floats.map(\.bitPattern))
+    }
+}
+
+/// Every length's tail (0, 1 or 2 bytes left over, before and after the 6-byte steps) against Foundation.
+@Test func base64OfAnyByteCountMatchesFoundation() {
+    var state: UInt64 = 0x2545F491
+    let bytes = (0..<64).map { _ -> UInt8 in
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return UInt8(truncatingIfNeeded: state >> 56)
+    }
+    for count in 0...bytes.count {
+        let out = LineBuffer(capacity: 4)
+        out.append(0x22)
+        bytes.prefix(count).withUnsafeBytes { Base64Arrays.append($0, to: out) }
+        #expect(out.bytes == [0x22] + Array(Data(bytes.prefix(count)).base64EncodedString().utf8), "\(count) bytes")
     }
 }
 
