@@ -187,6 +187,15 @@ final class Collected<Value: Sendable>: @unchecked Sendable {
     var all: [Value] { lock.lock(); defer { lock.unlock() }; return values }
 }
 
+/// CPU seconds this process has used, every thread's user and system time (the kernel's work for its
+/// sockets and files included; other processes' and the kernel's own threads' not).
+package func processCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) * 1e-6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
 package enum BenchStats {
     package static func median(_ xs: [Double]) -> Double {
         let s = xs.filter { $0.isFinite }.sorted()

@@ -53,7 +53,12 @@ package enum IngestionBench {
         package let seconds: Double
         /// Each group's round trip at its actor, send to reply or Ack (empty for `raw`, which has no replies).
         package var roundTrips: [Double] = []
+        /// CPU seconds the bench process (actors, learner, run-log threads, libzmq) used over `seconds`.
+        package var cpuSeconds: Double = .nan
         package var groupsPerSecond: Double { Double(groups) / seconds }
+        package var cpuMicrosecondsPerGroup: Double { cpuSeconds / Double(groups) * 1e6 }
+        /// `cpuSeconds` as a share of every CPU's time over the trial: near 100, the trial was CPU-bound.
+        package var cpuBusyPercent: Double { cpuSeconds / (seconds * Double(ProcessInfo.processInfo.activeProcessorCount)) * 100 }
         package var megabytesPerSecond: Double { Double(bytes) / seconds / 1e6 }
     }
 
@@ -77,6 +82,12 @@ package enum IngestionBench {
         }
         package func medianMegabytesPerSecond(_ mode: Mode) -> Double {
             BenchStats.median(trials.filter { $0.mode == mode }.map(\.megabytesPerSecond))
+        }
+        package func medianCPUMicrosecondsPerGroup(_ mode: Mode) -> Double {
+            BenchStats.median(trials.filter { $0.mode == mode }.map(\.cpuMicrosecondsPerGroup))
+        }
+        package func medianCPUBusyPercent(_ mode: Mode) -> Double {
+            BenchStats.median(trials.filter { $0.mode == mode }.map(\.cpuBusyPercent))
         }
         /// The q-quantile of a group's round trip (send to reply or Ack) over every trial of `mode`, in seconds.
         package func roundTrip(_ mode: Mode, quantile q: Double) -> Double {
@@ -224,7 +235,9 @@ package enum IngestionBench {
                 })
             }
             let start = try trial.gate.open(whenReady: encoded.count, deadline: deadline, phase: phase)
+            let cpuAtStart = processCPUSeconds()
             let finish = try trial.end.take(deadline: deadline, phase: phase, what: "last group", watching: roles)
+            let cpu = processCPUSeconds() - cpuAtStart
             // With replies, the actors end once their last replies arrive: a learner that stopped at
             // its last group would discard the replies still queued.
             if mode == .rawCredit {
@@ -232,7 +245,7 @@ package enum IngestionBench {
             }
             trial.stop.raise()
             try joinAll(roles, timeoutSeconds: max(1, deadline - monotonicSeconds()) + 5, phase: phase)
-            return Trial(mode: mode, groups: trial.expected, bytes: bytes, seconds: finish - start, roundTrips: trial.roundTrips.all)
+            return Trial(mode: mode, groups: trial.expected, bytes: bytes, seconds: finish - start, roundTrips: trial.roundTrips.all, cpuSeconds: cpu)
         } catch {
             trial.stop.raise()
             trial.gate.cancel()
@@ -383,12 +396,14 @@ package enum IngestionBench {
                 })
             }
             let start = try gate.open(whenReady: groups.count, deadline: deadline, phase: phase)
+            let cpuAtStart = processCPUSeconds()
             let finish = try end.take(deadline: deadline, phase: phase, what: "last group", watching: roles)
+            let cpu = processCPUSeconds() - cpuAtStart
             // The actors end once their last acks arrive; then the learner may stop.
             try joinAll(Array(roles.dropFirst()), timeoutSeconds: max(1, deadline - monotonicSeconds()) + 5, phase: phase)
             stop.raise()
             try learner.join(timeoutSeconds: 15, phase: phase)
-            return Trial(mode: mode, groups: expected, bytes: bytesSent.total, seconds: finish - start, roundTrips: roundTrips.all)
+            return Trial(mode: mode, groups: expected, bytes: bytesSent.total, seconds: finish - start, roundTrips: roundTrips.all, cpuSeconds: cpu)
         } catch {
             stop.raise()
             gate.cancel()

@@ -215,6 +215,8 @@ private struct RuntimeBenchOutput {
                     "mean_group_bytes": .number(r.meanGroupBytes), "frames_per_group": .integer(r.frameCount),
                     "groups_per_s": .number(r.medianGroupsPerSecond(m)), "mb_per_s": .number(r.medianMegabytesPerSecond(m)),
                     "trials_groups_per_s": .array(trials.map { .number($0.groupsPerSecond) }), "links": .string(o.linkRate ?? "loopback"),
+                    "cpu_us_per_group": .number(r.medianCPUMicrosecondsPerGroup(m)), "cpu_busy_percent": .number(r.medianCPUBusyPercent(m)),
+                    "trials_cpu_us_per_group": .array(trials.map { .number($0.cpuMicrosecondsPerGroup) }),
                 ]
                 if m != .raw {
                     line["overhead_percent_vs_raw"] = .number(r.overheadPercent(m))
@@ -232,7 +234,7 @@ private struct RuntimeBenchOutput {
               + "\(o.tokensPerSample.lowerBound)–\(o.tokensPerSample.upperBound) tokens "
               + String(format: "(%.1f KB, %d frames)", r.meanGroupBytes / 1000, r.frameCount)
               + ", medians of \(o.repeats)" + (o.linkRate.map { ", every actor on its own emulated host, \($0) links" } ?? ", loopback"))
-        let columns = [("path", 34), ("groups/s", 10), ("MB/s", 8), ("round trip p50/p90", 20), ("vs raw", 34)]
+        let columns = [("path", 34), ("groups/s", 10), ("MB/s", 8), ("round trip p50/p90", 20), ("CPU µs/group (busy)", 20), ("vs raw", 34)]
         header(columns)
         let labels: [IngestionBench.Mode: String] = [.raw: "raw libzmq (no replies)", .rawCredit: "raw libzmq + replies under credit",
                                                      .troupe: "learner path", .troupeFsync: "learner path + fsynced run log"]
@@ -247,8 +249,9 @@ private struct RuntimeBenchOutput {
                 }
             }
             let roundTrip = m == .raw ? "—" : String(format: "%.2f / %.2f ms", r.roundTrip(m, quantile: 0.5) * 1000, r.roundTrip(m, quantile: 0.9) * 1000)
-            row([labels[m]!, String(format: "%.0f", r.medianGroupsPerSecond(m)), String(format: "%.1f", r.medianMegabytesPerSecond(m)), roundTrip, versus],
-                columns)
+            let cpu = String(format: "%.0f (%.0f%%)", r.medianCPUMicrosecondsPerGroup(m), r.medianCPUBusyPercent(m))
+            row([labels[m]!, String(format: "%.0f", r.medianGroupsPerSecond(m)), String(format: "%.1f", r.medianMegabytesPerSecond(m)), roundTrip, cpu,
+                 versus], columns)
         }
         print(String(format: "Where the learner's time goes (one thread, no sockets; raw libzmq takes %.1f µs per group):",
                      1e6 / r.medianGroupsPerSecond(.raw)))
