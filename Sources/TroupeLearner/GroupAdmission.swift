@@ -150,8 +150,8 @@ package struct GroupAdmission {
                 return Refusal(.malformed, "sample \(i): inserted tokens \(span.lowerBound)..<\(span.upperBound) of \(s.tokens.count)")
             }
             if !s.reward.isFinite { return Refusal(.nonFinite, "sample \(i): reward \(s.reward)") }
-            if let p = s.logprobs.firstIndex(where: { !$0.isFinite }) { return Refusal(.nonFinite, "sample \(i): log-prob \(s.logprobs[p]) at token \(p)") }
-            if let e = s.entropies, let p = e.firstIndex(where: { !$0.isFinite }) { return Refusal(.nonFinite, "sample \(i): entropy \(e[p]) at token \(p)") }
+            if ScanFor.nonFinite(s.logprobs), let p = s.logprobs.firstIndex(where: { !$0.isFinite }) { return Refusal(.nonFinite, "sample \(i): log-prob \(s.logprobs[p]) at token \(p)") }
+            if let e = s.entropies, ScanFor.nonFinite(e), let p = e.firstIndex(where: { !$0.isFinite }) { return Refusal(.nonFinite, "sample \(i): entropy \(e[p]) at token \(p)") }
             if !s.temperature.isFinite { return Refusal(.nonFinite, "sample \(i): temperature \(s.temperature)") }
             if let (name, v) = s.components.first(where: { !$0.value.isFinite }) { return Refusal(.nonFinite, "sample \(i): reward component \(name) = \(v)") }
         }
@@ -175,14 +175,14 @@ package struct GroupAdmission {
             if g.promptTokens.count + s.tokens.count > limits.contextLength {
                 return out("sample \(i): prompt and completion hold \(g.promptTokens.count + s.tokens.count) tokens; the model's context is \(limits.contextLength)")
             }
-            if let p = s.tokens.firstIndex(where: { $0 < 0 || $0 >= vocabulary }) {
+            if ScanFor.outside(s.tokens, below: vocabulary), let p = s.tokens.firstIndex(where: { $0 < 0 || $0 >= vocabulary }) {
                 return out("sample \(i): token id \(s.tokens[p]) at \(p) is outside the vocabulary (0..<\(limits.vocabularySize))")
             }
-            if let p = s.logprobs.firstIndex(where: { $0 > 1e-3 || $0 < limits.logProbFloor }) {
+            if ScanFor.outside(s.logprobs, limits.logProbFloor, 1e-3), let p = s.logprobs.firstIndex(where: { $0 > 1e-3 || $0 < limits.logProbFloor }) {
                 return out("sample \(i): behaviour log-prob \(s.logprobs[p]) at token \(p) is outside [\(limits.logProbFloor), 0]")
             }
             if limits.entropiesRequired && s.entropies == nil { return out("sample \(i): no entropies; advantage.entropy_reshaping needs them") }
-            if let e = s.entropies, let p = e.firstIndex(where: { $0 < -1e-4 || $0 > logEntropyCeiling }) {
+            if let e = s.entropies, ScanFor.outside(e, -1e-4, logEntropyCeiling), let p = e.firstIndex(where: { $0 < -1e-4 || $0 > logEntropyCeiling }) {
                 return out("sample \(i): entropy \(e[p]) at token \(p) is outside [0, ln \(limits.vocabularySize)]")
             }
             let expected = limits.temperatures.isEmpty ? nil : limits.temperatures[i % limits.temperatures.count]
@@ -330,4 +330,35 @@ package struct GroupAdmission {
     }
 
     private static func quoted(_ answer: String?) -> String { answer.map { "\"\($0)\"" } ?? "none" }
+}
+
+/// Whole-array checks with no early exit, so that the compiler vectorizes them: every accepted group
+/// passes them, and only a refused one is scanned again for the first offending element to name.
+package enum ScanFor {
+    /// Some element is NaN or infinite.
+    package static func nonFinite(_ xs: [Float]) -> Bool {
+        xs.withUnsafeBufferPointer { p in
+            var found: UInt32 = 0
+            for x in p { found |= x.bitPattern & 0x7F80_0000 == 0x7F80_0000 ? 1 : 0 }
+            return found != 0
+        }
+    }
+
+    /// Some element is below `lo` or above `hi` (NaN is neither: `nonFinite` is checked first).
+    package static func outside(_ xs: [Float], _ lo: Float, _ hi: Float) -> Bool {
+        xs.withUnsafeBufferPointer { p in
+            var found: UInt32 = 0
+            for x in p { found |= x < lo || x > hi ? 1 : 0 }
+            return found != 0
+        }
+    }
+
+    /// Some element is negative or at least `bound` (> 0).
+    package static func outside(_ xs: [Int32], below bound: Int32) -> Bool {
+        xs.withUnsafeBufferPointer { p in
+            var found: UInt32 = 0
+            for x in p { found |= UInt32(bitPattern: x) >= UInt32(clamping: bound) ? 1 : 0 }
+            return found != 0
+        }
+    }
 }
