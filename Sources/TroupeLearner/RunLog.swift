@@ -102,8 +102,8 @@ package final class RunLog {
     }
 
     /// Appends one record; with `sync` (the default) it is on disk when this returns, without it the
-    /// next `sync()` makes it so, or with `Writing.thread` the writer once `commit()` (or a turn's
-    /// worth of records, or 50 ms) wakes it, then its syncer.
+    /// next `sync()` makes it so, or with `Writing.thread` the writer once `commit()` (or 16 queued
+    /// records, or its 50 ms timeout) wakes it, then its syncer.
     package func append(_ type: String, _ body: RecordBody, sync: Bool) throws {
         try append(type, body: { body }, sync: sync)
     }
