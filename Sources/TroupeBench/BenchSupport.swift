@@ -18,6 +18,22 @@ package struct RuntimeBenchError: Error, CustomStringConvertible {
 package enum RuntimeTargets {
     /// Extra time per ingested group over raw libzmq, in percent.
     package static let ingestionOverheadPercent = 10.0
+    /// The widest spread (interquartile range / median) of a figure's trials, its baseline's included,
+    /// that a target is judged on; wider, the machine moved too much during the run to say.
+    package static let maxTrialSpread = 0.25
+
+    /// Why trials this far apart give no verdict, or nil: the first named list whose spread passes
+    /// `maxTrialSpread`.
+    package static func noiseProblem(_ lists: [(name: String, trials: [Double])]) -> String? {
+        for (name, trials) in lists {
+            let spread = BenchStats.relativeSpread(trials)
+            if !(spread <= maxTrialSpread) {
+                return String(format: "%@'s trials spread %.0f%% (interquartile range / median), beyond the %.0f%% bound: too noisy to judge",
+                              name, 100 * spread, 100 * maxTrialSpread)
+            }
+        }
+        return nil
+    }
     /// Distribution of one version to 4 actors, in units of one raw ZeroMQ transfer of the same bytes.
     package static let weightsToFourActorsRatio = 2.0
     /// Share of wall time the trainer waits for a batch, when actors keep up.

@@ -83,6 +83,11 @@ package enum IngestionBench {
         package func medianMegabytesPerSecond(_ mode: Mode) -> Double {
             BenchStats.median(trials.filter { $0.mode == mode }.map(\.megabytesPerSecond))
         }
+        /// Why `mode`'s overhead over raw gets no verdict (its trials or raw's too far apart), or nil.
+        package func noiseProblem(_ mode: Mode) -> String? {
+            func rates(_ m: Mode) -> [Double] { trials.filter { $0.mode == m }.map(\.groupsPerSecond) }
+            return RuntimeTargets.noiseProblem([("raw libzmq", rates(.raw)), (mode.rawValue, rates(mode))])
+        }
         package func medianCPUMicrosecondsPerGroup(_ mode: Mode) -> Double {
             BenchStats.median(trials.filter { $0.mode == mode }.map(\.cpuMicrosecondsPerGroup))
         }
