@@ -112,6 +112,12 @@ private struct RLStepOutput {
         let limitTarget = RuntimeTargets.rlStepShareOfLimit(environmentKernel: environmentKernel)
         /// The synchronous run with the same actors, which an asynchronous one is compared with.
         func synchronous(_ run: RLStepBench.Run) -> RLStepBench.Run? { r.runs.first { $0.run.staleness == 0 && $0.actors == run.actors } }
+        /// Why this run's targets are not judged (its steps, or its synchronous twin's, too far apart), or nil.
+        func noise(_ run: RLStepBench.Run) -> String? {
+            var lists = [("this run's steps", run.cycles)]
+            if let sync = synchronous(run), run.run.staleness > 0 { lists.append(("the synchronous run's steps", sync.cycles)) }
+            return RuntimeTargets.noiseProblem(lists)
+        }
         if mode == .jsonLines {
             try JSONOutput.print(["event": "machine", "openblas_kernel": .string(BLASInfo.coreName), "threads": .integer(BLASInfo.threads),
                                   "kernel_setting": environmentKernel ? "environment" : "machine", "sgemm_gflops": .number(r.sgemmGflops),
@@ -133,6 +139,7 @@ private struct RLStepOutput {
                 ]
                 if let idle = run.actorsSampleAtIdlePriority { line["actors_priority"] = .string(idle ? "idle" : "normal") }
                 if let sync = synchronous(run), run.run.staleness > 0 { line["speed_vs_synchronous"] = .number(sync.secondsPerStep / run.secondsPerStep) }
+                if let problem = noise(run) { line["targets_not_judged"] = .string(problem) }
                 switch versus {
                 case .ratio(let ratio, let peer): line["vs_trl"] = ["trl_seconds_per_step": .number(peer), "ratio": .number(ratio)]
                 case .refused(let reason): line["vs_trl"] = ["refused": .string(reason)]
@@ -156,7 +163,9 @@ private struct RLStepOutput {
         for (run, versus) in zip(r.runs, comparisons) {
             var trl = "no ratio"
             if case .ratio(let ratio, _) = versus { trl = String(format: "%.2f×", ratio) }
-            let limit = String(format: "%.0f%% ", 100 * run.shareOfLimit) + (run.shareOfLimit >= limitTarget ? "met" : "NOT met")
+            let problem = noise(run)
+            func judged(_ met: Bool) -> String { problem != nil ? "not judged" : met ? "met" : "NOT met" }
+            let limit = String(format: "%.0f%% ", 100 * run.shareOfLimit) + judged(run.shareOfLimit >= limitTarget)
                 + String(format: " ≥%.0f%%", 100 * limitTarget)
             let cells = [String(run.actors), String(run.run.staleness), String(format: "%.2f", run.secondsPerStep), String(format: "%.0f", run.tokensPerSecond),
                          String(format: "%.0f%%", 100 * run.run.steadyIdleRatio), "\(run.run.groupsTrained)/\(run.run.groupsProduced)",
@@ -170,9 +179,10 @@ private struct RLStepOutput {
                 let stale = run.run.staleShare
                 let priority = run.actorsSampleAtIdlePriority.map { $0 ? ", actors at idle priority" : ", actors at normal priority" } ?? ""
                 Swift.print(String(format: "  max_staleness %d%@: %.2f× synchronous speed (%@ ≥ %.1f×), %.1f%% of produced groups stale (%@ ≤ %.0f%%)",
-                                   run.run.staleness, priority, speed, speed >= RuntimeTargets.asyncOverSync ? "met" : "NOT met", RuntimeTargets.asyncOverSync,
+                                   run.run.staleness, priority, speed, judged(speed >= RuntimeTargets.asyncOverSync), RuntimeTargets.asyncOverSync,
                                    100 * stale, stale <= RuntimeTargets.staleShare ? "met" : "NOT met", 100 * RuntimeTargets.staleShare))
             }
+            if let problem { Swift.print("  targets not judged: \(problem)") }
         }
         if !r.scaling.isEmpty {
             Swift.print("Actor scaling (synchronous runs; groups sampled per second on the actors' own clocks):")
