@@ -22,13 +22,13 @@ package enum RuntimeTargets {
     /// that a target is judged on; wider, the machine moved too much during the run to say.
     package static let maxTrialSpread = 0.25
 
-    /// Why trials this far apart give no verdict, or nil: the first named list whose spread passes
-    /// `maxTrialSpread`.
+    /// Why trials this far apart give no verdict, or nil: the first list (named as a sentence's
+    /// subject, "the trials of raw libzmq") whose spread passes `maxTrialSpread`.
     package static func noiseProblem(_ lists: [(name: String, trials: [Double])]) -> String? {
         for (name, trials) in lists {
             let spread = BenchStats.relativeSpread(trials)
             if !(spread <= maxTrialSpread) {
-                return String(format: "%@'s trials spread %.0f%% (interquartile range / median), beyond the %.0f%% bound: too noisy to judge",
+                return String(format: "%@ spread %.0f%% (interquartile range / median), beyond the %.0f%% bound: too noisy to judge",
                               name, 100 * spread, 100 * maxTrialSpread)
             }
         }

@@ -86,7 +86,7 @@ package enum IngestionBench {
         /// Why `mode`'s overhead over raw gets no verdict (its trials or raw's too far apart), or nil.
         package func noiseProblem(_ mode: Mode) -> String? {
             func rates(_ m: Mode) -> [Double] { trials.filter { $0.mode == m }.map(\.groupsPerSecond) }
-            return RuntimeTargets.noiseProblem([("raw libzmq", rates(.raw)), (mode.rawValue, rates(mode))])
+            return RuntimeTargets.noiseProblem([("the trials of raw libzmq", rates(.raw)), ("the trials of \(mode.rawValue)", rates(mode))])
         }
         package func medianCPUMicrosecondsPerGroup(_ mode: Mode) -> Double {
             BenchStats.median(trials.filter { $0.mode == mode }.map(\.cpuMicrosecondsPerGroup))
