@@ -2,6 +2,7 @@ import Foundation
 import TroupeModel
 import TroupeRL
 import TroupeRuntime
+import TroupeWire
 
 /// Everything a group must satisfy before the learner acknowledges it (docs/ARCHITECTURE.md §3): its
 /// shape, every value against the run's limits, and its answers and rewards against the learner's own
@@ -330,35 +331,4 @@ package struct GroupAdmission {
     }
 
     private static func quoted(_ answer: String?) -> String { answer.map { "\"\($0)\"" } ?? "none" }
-}
-
-/// Whole-array checks with no early exit, so that the compiler vectorizes them: every accepted group
-/// passes them, and only a refused one is scanned again for the first offending element to name.
-package enum ScanFor {
-    /// Some element is NaN or infinite.
-    package static func nonFinite(_ xs: [Float]) -> Bool {
-        xs.withUnsafeBufferPointer { p in
-            var found: UInt32 = 0
-            for x in p { found |= x.bitPattern & 0x7F80_0000 == 0x7F80_0000 ? 1 : 0 }
-            return found != 0
-        }
-    }
-
-    /// Some element is below `lo` or above `hi` (NaN is neither: `nonFinite` is checked first).
-    package static func outside(_ xs: [Float], _ lo: Float, _ hi: Float) -> Bool {
-        xs.withUnsafeBufferPointer { p in
-            var found: UInt32 = 0
-            for x in p { found |= x < lo || x > hi ? 1 : 0 }
-            return found != 0
-        }
-    }
-
-    /// Some element is negative or at least `bound` (> 0).
-    package static func outside(_ xs: [Int32], below bound: Int32) -> Bool {
-        xs.withUnsafeBufferPointer { p in
-            var found: UInt32 = 0
-            for x in p { found |= UInt32(bitPattern: x) >= UInt32(clamping: bound) ? 1 : 0 }
-            return found != 0
-        }
-    }
 }

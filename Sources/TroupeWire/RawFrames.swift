@@ -38,7 +38,7 @@ public enum RawFrame {
                 initialized = count
             }
         }
-        if requireFinite, let index = values.firstIndex(where: { !$0.isFinite }) {
+        if requireFinite, ScanFor.nonFinite(values), let index = values.firstIndex(where: { !$0.isFinite }) {
             throw WireError(.nonFinite, "\(field)[\(index)] is \(values[index])")
         }
         return values
