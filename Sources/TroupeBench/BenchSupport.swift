@@ -23,13 +23,13 @@ package enum RuntimeTargets {
     package static let maxTrialSpread = 0.25
 
     /// Why trials this far apart give no verdict, or nil: the first list (named as a sentence's
-    /// subject, "the trials of raw libzmq") whose spread passes `maxTrialSpread`.
-    package static func noiseProblem(_ lists: [(name: String, trials: [Double])]) -> String? {
+    /// subject, "the trials of raw libzmq") whose spread passes `maxSpread`.
+    package static func noiseProblem(_ lists: [(name: String, trials: [Double])], maxSpread: Double = maxTrialSpread) -> String? {
         for (name, trials) in lists {
             let spread = BenchStats.relativeSpread(trials)
-            if !(spread <= maxTrialSpread) {
+            if !(spread <= maxSpread) {
                 return String(format: "%@ spread %.0f%% (interquartile range / median), beyond the %.0f%% bound: too noisy to judge",
-                              name, 100 * spread, 100 * maxTrialSpread)
+                              name, 100 * spread, 100 * maxSpread)
             }
         }
         return nil

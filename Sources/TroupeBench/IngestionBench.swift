@@ -77,23 +77,17 @@ package enum IngestionBench {
         /// Single-threaded CPU cost of each step of the learner's path, without sockets.
         package let stages: [Stage]
 
-        package func medianGroupsPerSecond(_ mode: Mode) -> Double {
-            BenchStats.median(trials.filter { $0.mode == mode }.map(\.groupsPerSecond))
-        }
-        package func medianMegabytesPerSecond(_ mode: Mode) -> Double {
-            BenchStats.median(trials.filter { $0.mode == mode }.map(\.megabytesPerSecond))
-        }
+        /// `value` of each of `mode`'s trials.
+        private func each(_ mode: Mode, _ value: (Trial) -> Double) -> [Double] { trials.filter { $0.mode == mode }.map(value) }
+        package func medianGroupsPerSecond(_ mode: Mode) -> Double { BenchStats.median(each(mode, \.groupsPerSecond)) }
+        package func medianMegabytesPerSecond(_ mode: Mode) -> Double { BenchStats.median(each(mode, \.megabytesPerSecond)) }
         /// Why `mode`'s overhead over raw gets no verdict (its trials or raw's too far apart), or nil.
         package func noiseProblem(_ mode: Mode) -> String? {
-            func rates(_ m: Mode) -> [Double] { trials.filter { $0.mode == m }.map(\.groupsPerSecond) }
-            return RuntimeTargets.noiseProblem([("the trials of raw libzmq", rates(.raw)), ("the trials of \(mode.rawValue)", rates(mode))])
+            RuntimeTargets.noiseProblem([("the trials of raw libzmq", each(.raw, \.groupsPerSecond)),
+                                         ("the trials of \(mode.rawValue)", each(mode, \.groupsPerSecond))])
         }
-        package func medianCPUMicrosecondsPerGroup(_ mode: Mode) -> Double {
-            BenchStats.median(trials.filter { $0.mode == mode }.map(\.cpuMicrosecondsPerGroup))
-        }
-        package func medianCPUBusyPercent(_ mode: Mode) -> Double {
-            BenchStats.median(trials.filter { $0.mode == mode }.map(\.cpuBusyPercent))
-        }
+        package func medianCPUMicrosecondsPerGroup(_ mode: Mode) -> Double { BenchStats.median(each(mode, \.cpuMicrosecondsPerGroup)) }
+        package func medianCPUBusyPercent(_ mode: Mode) -> Double { BenchStats.median(each(mode, \.cpuBusyPercent)) }
         /// The q-quantile of a group's round trip (send to reply or Ack) over every trial of `mode`, in seconds.
         package func roundTrip(_ mode: Mode, quantile q: Double) -> Double {
             BenchStats.quantile(trials.filter { $0.mode == mode }.flatMap(\.roundTrips), q)

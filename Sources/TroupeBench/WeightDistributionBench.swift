@@ -73,8 +73,16 @@ package enum WeightDistributionBench {
         /// The learner's path was CURVE-encrypted.
         package let curve: Bool
 
-        /// The yardstick: the faster raw transfer.
-        package var rawMedian: Double { min(BenchStats.median(rawSeconds), BenchStats.median(rawStreamSeconds)) }
+        /// The yardstick: the faster raw transfer, named for messages, and its trials.
+        package var rawYardstick: (name: String, seconds: [Double]) {
+            BenchStats.median(rawSeconds) <= BenchStats.median(rawStreamSeconds) ? ("one raw message", rawSeconds) : ("the raw chunk stream", rawStreamSeconds)
+        }
+        package var rawMedian: Double { BenchStats.median(rawYardstick.seconds) }
+        /// Why `path`'s ratio to 4 clients gets no verdict (its trials or the yardstick's too far apart), or nil.
+        package func noiseProblem(_ path: Path) -> String? {
+            RuntimeTargets.noiseProblem([("the trials of \(rawYardstick.name)", rawYardstick.seconds),
+                                         ("the trials of \(path.rawValue) to 4 actors", verifiedSeconds[path]?[4] ?? [])])
+        }
         package func medianSeconds(_ path: Path, clients: Int) -> Double { BenchStats.median(verifiedSeconds[path]?[clients] ?? []) }
         package func medianReceivedSeconds(_ path: Path, clients: Int) -> Double { BenchStats.median(receivedSeconds[path]?[clients] ?? []) }
         /// Distribution to `clients` actors in units of one raw transfer.

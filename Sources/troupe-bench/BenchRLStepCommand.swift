@@ -116,7 +116,7 @@ private struct RLStepOutput {
         func noise(_ run: RLStepBench.Run) -> String? {
             var lists = [("this run's steps", run.cycles)]
             if let sync = synchronous(run), run.run.staleness > 0 { lists.append(("the synchronous run's steps", sync.cycles)) }
-            return RuntimeTargets.noiseProblem(lists)
+            return RuntimeTargets.noiseProblem(lists, maxSpread: maxSpread)
         }
         if mode == .jsonLines {
             try JSONOutput.print(["event": "machine", "openblas_kernel": .string(BLASInfo.coreName), "threads": .integer(BLASInfo.threads),

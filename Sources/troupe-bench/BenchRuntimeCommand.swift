@@ -272,12 +272,9 @@ private struct RuntimeBenchOutput {
             let ratio = r.ratio(path, clients: 4)
             let suffix = r.linkRate.map { "_\($0)" } ?? ""
             let name = path == .sharedMemory ? "weights_to_4_actors_ratio_\(r.shape)" : "weights_to_4_remote_actors_\(path.rawValue)_ratio_\(r.shape)\(suffix)"
-            // The yardstick is the faster raw transfer: its trials and the path's must both hold still.
-            let raw = BenchStats.median(r.rawSeconds) <= BenchStats.median(r.rawStreamSeconds)
-                ? ("the trials of one raw message", r.rawSeconds) : ("the trials of the raw chunk stream", r.rawStreamSeconds)
-            let noise = RuntimeTargets.noiseProblem([raw, ("the trials of \(path.rawValue) to 4 actors", r.verifiedSeconds[path]?[4] ?? [])])
             verdicts.append(verdict(name, "weights of \(r.shape) to 4 \(labels[path]!) / one raw transfer",
-                                    ratio, RuntimeTargets.weightsToFourActorsRatio, met: ratio <= RuntimeTargets.weightsToFourActorsRatio, refused: noise))
+                                    ratio, RuntimeTargets.weightsToFourActorsRatio, met: ratio <= RuntimeTargets.weightsToFourActorsRatio,
+                                    refused: r.noiseProblem(path)))
         }
         if mode == .jsonLines {
             func numbers(_ values: [Double]) -> JSONValue { .array(values.map(JSONValue.number)) }

@@ -14,9 +14,9 @@ struct PeerOptions: ParsableArguments {
     @Option(name: .customLong("peers-max-age"), help: ArgumentHelp("Hours the peers' results stay comparable (default 12).", valueName: "hours"))
     var peersMaxAgeHours = 12.0
 
-    @Option(name: .customLong("max-spread"), help: ArgumentHelp("Largest interquartile range / median of a figure's repeats, ours or the peer's, that still gives a ratio (default 0.25).",
+    @Option(name: .customLong("max-spread"), help: ArgumentHelp("Largest interquartile range / median of a figure's repeats, ours or the peer's, that still gives a ratio (default \(RuntimeTargets.maxTrialSpread)); rl-step's own targets use it too.",
                                                                 valueName: "fraction"))
-    var maxSpread = 0.25
+    var maxSpread = RuntimeTargets.maxTrialSpread
 
     func validate() throws {
         guard peersMaxAgeHours > 0, peersMaxAgeHours.isFinite else { throw ValidationError("--peers-max-age must be a positive number of hours") }
