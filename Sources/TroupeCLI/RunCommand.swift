@@ -15,7 +15,10 @@ package struct RunCommand: ParsableCommand {
         to evaluate (pass@1, maj@k) at the start, every eval.every steps and at the end. The run directory gets \
         config.json, run.log, metrics.jsonl, checkpoints, the trained model, summary.json and report.html. \
         --model DIR and --file JSONL run a Hugging Face model directory on your own prompts (docs/models.md): \
-        with a chat template, each prompt is rendered as its user message (task.system_prompt sets the system message).
+        with a chat template, each prompt is rendered as its user message (task.system_prompt sets the system message). \
+        --resume RUN continues a run that stopped (its learner failed or was killed, Ctrl-C, a reboot) from its latest \
+        checkpoint, as `troupe learner --resume` does, with actors started again, and evaluates and summarises it as at \
+        the end of a run; its --set may change only the keys a resume may (docs/cli.md).
         """)
 
     @OptionGroup var runConfig: RunConfigOptions
@@ -30,6 +33,9 @@ package struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "Actors to start (default: actors.count from the configuration).")
     package var actors: Int?
 
+    @Option(name: .long, help: ArgumentHelp("Continue the troupe run in this directory from its latest checkpoint.", valueName: "run"))
+    package var resume: String?
+
     @Flag(name: .long, help: "Skip the evaluations (faster; no before/after table).")
     package var noEval = false
 
@@ -40,10 +46,14 @@ package struct RunCommand: ParsableCommand {
 
     package func validate() throws {
         if let a = actors, a < 1 || a > 64 { throw ValidationError("--actors must be in 1...64") }
+        if resume != nil, let given = model != nil ? "--model" : file != nil ? "--file" : runConfig.config != nil ? "--config" : nil {
+            throw ValidationError("\(given) cannot be given with --resume: the run goes on with its frozen configuration (RUN/config.json)")
+        }
     }
 
     package func run() throws {
         Shutdown.installHandlers()
+        if let resume { return try continueRun(resume) }
         var configOptions = runConfig
         // The shortcuts come first, so that an explicit --set of the same key wins.
         configOptions.overrides = (model.map { ["model.path=\($0)"] } ?? []) + (file.map { ["task.file=\($0)", "task.spec=null"] } ?? [])
@@ -57,12 +67,36 @@ package struct RunCommand: ParsableCommand {
         guard FileManager.default.fileExists(atPath: config.model.path + "/config.json") else {
             throw CommandError("model \(config.model.path) not found; the built-in base model lives in models/arith-base of the repository (run from the repository root, or --set model.path=DIR)")
         }
+        try perform(LocalRun(config: config, options: options(actors: actors ?? config.actors.count)))
+    }
+
+    /// `--resume RUN`: the frozen configuration with the resumable `--set` keys, as the learner will read it.
+    private func continueRun(_ directory: String) throws {
+        guard FileManager.default.fileExists(atPath: directory + "/config.json") else {
+            throw CommandError("--resume: \(directory)/config.json is missing: no learner recorded a run there (a run directory of `troupe run` holds it once its learner started)")
+        }
+        var config = try RunConfig.loadForResume(frozen: directory + "/config.json", overrides: runConfig.overrides)
+        config.run.directory = directory
+        guard FileManager.default.fileExists(atPath: config.model.path + "/config.json") else {
+            throw CommandError("--resume: the run's model \(config.model.path) (its model.path in \(directory)/config.json) not found; a relative path is read from the current directory: resume from the one the run started in")
+        }
+        var options = options(actors: actors ?? config.actors.count)
+        options.resume = true
+        options.resumeOverrides = runConfig.overrides
+        try perform(LocalRun(config: config, options: options))
+    }
+
+    private func options(actors: Int) -> LocalRun.Options {
         let executable = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
         var options = LocalRun.Options(executable: ProcessInfo.processInfo.arguments[0].hasPrefix("/") ? ProcessInfo.processInfo.arguments[0] : executable,
-                                       actors: actors ?? config.actors.count)
+                                       actors: actors)
         options.evaluate = !noEval
         options.authenticate = !insecurePlaintext
-        let run = LocalRun(config: config, options: options)
+        return options
+    }
+
+    /// Runs it with a live dashboard on a terminal (status lines otherwise), then the summary table and the report.
+    private func perform(_ run: LocalRun) throws {
         let terminal = isatty(STDOUT_FILENO) != 0
         var lastLine = 0.0
         var drawn = false
@@ -108,6 +142,7 @@ enum RunSummaryTable {
             lines.append(String(format: "rollout tokens %.0f drawn, %.1f%% of the %.0f that independent samples would draw",
                                 r.generated, 100 * r.generated / r.drawnAlone, r.drawnAlone))
         }
+        if let step = o.resumedFromStep { lines.append("resumed from the checkpoint of step \(step)") }
         lines.append("steps \(o.steps)   wall time \(String(format: "%.0f", o.wallSeconds)) s   training \(String(format: "%.0f", o.tokensPerSecond)) tokens/s")
         lines.append("run directory \(o.runDirectory)   (report: \(o.runDirectory)/report.html)")
         Swift.print(lines.joined(separator: "\n"))

@@ -12,8 +12,9 @@ extension LearnerServer {
     /// A group that would fail a step is quarantined (a `group_rejected` record, reason `quarantined`)
     /// instead of going back to the pending buffer: one that fails today's `admission` (a log written
     /// by an older learner), and every group of a batch whose step failed, which would fail again.
+    /// Returns the step of the checkpoint it resumed from (0: none yet, the base weights).
     static func restore(core: LearnerCore, trainer: Trainer, model: LlamaModel, log: RunLog, events: RunEvents,
-                        admission: GroupAdmission, runDirectory: String, console: Console) throws {
+                        admission: GroupAdmission, runDirectory: String, console: Console) throws -> Int {
         let checkpoint = try Checkpoint.loadLatest(runDirectory: runDirectory, model: model, optimizer: trainer.optimizer,
                                                    warn: { console.warn($0) })
         let step = checkpoint?.step ?? 0
@@ -72,6 +73,7 @@ extension LearnerServer {
         try events.emit(.resumed(fromStep: step, voidedSteps: voided, pending: pending.count - quarantined, trained: trained.count))
         console.info("resumed", ["step": .integer(step), "pending_groups": .integer(pending.count - quarantined),
                                  "voided_steps": .integer(voided.count), "quarantined": .integer(quarantined)])
+        return step
     }
 }
 

@@ -81,6 +81,8 @@ package final class LearnerServer {
         var peer: PeerID
     }
     package private(set) var finished = false
+    /// The checkpoint's step this learner resumed the run from; nil when it started the run.
+    private var resumedFromStep: Int?
     /// Testing only: once this step is done, the ZAP handler fails as if it had died (its endpoint
     /// gone, the case in which libzmq admits any key), so a test can watch the learner close the gate.
     package var failAuthenticationAfterStep: Int?
@@ -195,8 +197,8 @@ package final class LearnerServer {
 
         let baseHash = model.weightsHash()
         if resume {
-            try LearnerServer.restore(core: core, trainer: trainer, model: model, log: runLog, events: events,
-                                      admission: admission, runDirectory: runDirectory, console: console)
+            resumedFromStep = try LearnerServer.restore(core: core, trainer: trainer, model: model, log: runLog, events: events,
+                                                        admission: admission, runDirectory: runDirectory, console: console)
         } else {
             do {
                 try AtomicFile.write(config.resolvedJSONData(), to: runDirectory + "/config.json")
@@ -831,7 +833,8 @@ package final class LearnerServer {
         let summary = LearnerSummary(
             steps: core.step, finished: finished, wallTimeSeconds: clock() - startedAt, tokensTrained: training.tokensTrained,
             weightsHash: model.weightsHash(), accounting: core.accounting.summary, accountingIdentityHolds: core.accounting.identityHolds,
-            trainerIdleRatio: training.idleRatio(now: clock(), countingCurrentWait: false), rewardWorkers: rewardWorkers)
+            trainerIdleRatio: training.idleRatio(now: clock(), countingCurrentWait: false), rewardWorkers: rewardWorkers,
+            resumedFromStep: resumedFromStep)
         try summary.write(runDirectory: runDirectory)
     }
 }

@@ -22,6 +22,9 @@ package struct LearnerSummary: Codable, Sendable, Equatable {
     package var trainerIdleRatio: Double
     /// The reward workers' counters (`calls`, `timeouts`, …, `groups_waiting`); nil when the run had none.
     package var rewardWorkers: [String: Double]?
+    /// The checkpoint's step this learner resumed the run from (`--resume`); nil when it started the run.
+    /// The other fields count this learner's process only, but `steps` and `accounting`, the run's.
+    package var resumedFromStep: Int?
 
     enum CodingKeys: String, CodingKey {
         case steps, finished, accounting
@@ -31,10 +34,12 @@ package struct LearnerSummary: Codable, Sendable, Equatable {
         case accountingIdentityHolds = "accounting_identity_holds"
         case trainerIdleRatio = "trainer_idle_ratio"
         case rewardWorkers = "reward_workers"
+        case resumedFromStep = "resumed_from_step"
     }
 
     package init(steps: Int, finished: Bool, wallTimeSeconds: Double, tokensTrained: Int, weightsHash: String, accounting: [String: Int],
-                 accountingIdentityHolds: Bool, trainerIdleRatio: Double, rewardWorkers: [String: Double]?) {
+                 accountingIdentityHolds: Bool, trainerIdleRatio: Double, rewardWorkers: [String: Double]?,
+                resumedFromStep: Int? = nil) {
         self.steps = steps
         self.finished = finished
         self.wallTimeSeconds = wallTimeSeconds
@@ -44,6 +49,7 @@ package struct LearnerSummary: Codable, Sendable, Equatable {
         self.accountingIdentityHolds = accountingIdentityHolds
         self.trainerIdleRatio = trainerIdleRatio
         self.rewardWorkers = rewardWorkers
+        self.resumedFromStep = resumedFromStep
     }
 
     package static func path(runDirectory: String) -> String { runDirectory + "/" + fileName }

@@ -23,6 +23,11 @@ package final class LocalRun {
         package var evaluate = true
         /// Authenticate the children (CURVE) with keys made for this run in RUN/keys; false: plaintext on loopback.
         package var authenticate = true
+        /// Continue the run in `config.runDirectory` (`troupe run --resume`): its learner resumes from the
+        /// latest checkpoint, with the run's keys when it has them.
+        package var resume = false
+        /// `--set` overrides a resumed learner takes on top of its frozen `config.json` (the resumable keys).
+        package var resumeOverrides: [String] = []
         package init(executable: String, actors: Int) {
             self.executable = executable
             self.actors = actors
@@ -64,6 +69,8 @@ package final class LocalRun {
         /// Rollout tokens drawn, and what sampling every sample alone would draw (nil: no actor reported them).
         package var rolloutTokens: (generated: Double, drawnAlone: Double)?
         package var runDirectory: String
+        /// The checkpoint's step a resumed run went on from (its learner's summary); nil for a run started here.
+        package var resumedFromStep: Int?
     }
 
     // MARK: run
@@ -83,7 +90,8 @@ package final class LocalRun {
         let items = try evaluationItems()
         _ = try RewardWorkerKeys.resolve(config.rewardWorkers, learner: options.authenticate ? .madeForEachRun : .insecurePlaintext)
         _ = try config.welcomeJSON() // the model's files fit the Welcome an actor accepts
-        try prepareRunDirectory()
+        let baseEvaluated = options.resume && Self.metricsHoldEvaluation(atStep: 0, path: dir + "/metrics.jsonl")
+        if options.resume { try prepareResume() } else { try prepareRunDirectory() }
         // Evaluation lines go to metrics.jsonl and, beside the learner's, a TensorBoard event file of their own.
         let exportFailed: (String) -> Void = { [console] in console.warn("metrics export failed; the run goes on", ["error": .string($0)]) }
         let events = LocalRunEvents([MetricsFileSink<Never>(MetricsWriter(path: dir + "/metrics.jsonl", onFailure: exportFailed)),
@@ -92,7 +100,8 @@ package final class LocalRun {
         var before: EvalRow?
         if options.evaluate && !items.isEmpty {
             console.info("evaluating the base model", ["prompts": .integer(items.count), "samples": .integer(config.eval.samples)])
-            before = try evaluate(modelDirectory: config.model.path, items: items, step: 0, events: events)
+            // A resumed run's base model gives the same figures (the same seed); its line is in the files already.
+            before = try evaluate(modelDirectory: config.model.path, items: items, step: 0, events: baseEvaluated ? nil : events)
         }
         try spawnLearnerAndActors()
         var status = LiveStatus(maxSteps: config.run.maxSteps, started: started)
@@ -105,13 +114,15 @@ package final class LocalRun {
         var after: EvalRow?
         if options.evaluate && !items.isEmpty && FileManager.default.fileExists(atPath: dir + "/model/config.json") {
             console.info("evaluating the trained model")
-            after = try evaluate(modelDirectory: dir + "/model", items: items, step: status.step, events: events)
+            // model/ is the latest checkpoint, behind the last step when the learner stopped between checkpoints.
+            after = try evaluate(modelDirectory: dir + "/model", items: items, step: latestCheckpointStep() ?? status.step, events: events)
         }
         let wall = monotonicSeconds() - started
         let outcome = Outcome(exitStatus: learnerStatus, before: before, after: after, steps: status.step, wallSeconds: wall,
                               tokensPerSecond: status.tokensPerSecond,
                               rolloutTokens: status.tokensDrawnAlone > 0 ? (status.tokensGenerated, status.tokensDrawnAlone) : nil,
-                              runDirectory: dir)
+                              runDirectory: dir,
+                              resumedFromStep: options.resume ? (try? LearnerSummary.read(runDirectory: dir))?.resumedFromStep : nil)
         try writeSummary(outcome, status: status, prompts: prompts.entries.count)
         return outcome
     }
@@ -135,10 +146,39 @@ package final class LocalRun {
         StandardStream.error.write("\n")
     }
 
+    /// A run directory of an earlier `troupe run`, to go on with: its keys (made now when it ran without),
+    /// its logs appended to, and free ports (its own when they still are).
+    private func prepareResume() throws {
+        let dir = config.runDirectory
+        guard FileManager.default.fileExists(atPath: dir + "/run.log"), FileManager.default.fileExists(atPath: dir + "/config.json") else {
+            throw RuntimeError.invalid("--resume: \(dir) holds no run to resume (its learner wrote no run.log and config.json); start a new run")
+        }
+        try FileManager.default.createDirectory(atPath: dir + "/logs", withIntermediateDirectories: true)
+        let keysDirectory = dir + "/keys"
+        if FileManager.default.fileExists(atPath: keysDirectory + "/\(LearnerSecurity.learnerName).key_secret") {
+            // Downgrading a run that authenticated would open its ports to anyone on the machine.
+            guard options.authenticate else {
+                throw RuntimeError.invalid("--resume: \(dir) authenticates its learner and actors with the keys in \(keysDirectory); resume it without --insecure-plaintext")
+            }
+            keys = try RunKeys.reuse(in: keysDirectory, actors: options.actors)
+        } else if options.authenticate {
+            if FileManager.default.fileExists(atPath: keysDirectory) {
+                throw RuntimeError.invalid("--resume: \(keysDirectory) has no \(LearnerSecurity.learnerName).key_secret; put the run's keys back, or remove \(keysDirectory) to make new ones")
+            }
+            keys = try RunKeys.make(in: keysDirectory, actors: options.actors)
+        }
+        try pickFreePorts()
+    }
+
     private func spawnLearnerAndActors() throws {
         // Without keys (`troupe run --insecure-plaintext`) each child must ask for plaintext TCP itself.
         let plaintext = ["--insecure-plaintext"]
-        try spawn("learner", ["learner", "--config", config.runDirectory + "/run-config.json"] + (keys?.learnerArguments ?? plaintext))
+        let e = config.endpoints
+        let ports = ["endpoints.control_port=\(e.controlPort)", "endpoints.weights_port=\(e.weightsPort)", "endpoints.announce_port=\(e.announcePort)",
+                     "endpoints.logs_port=\(e.logsPort)", "endpoints.logs_in_port=\(e.logsInPort)"]
+        let learnerConfig = options.resume ? ["--resume", config.runDirectory] + (options.resumeOverrides + ports).flatMap { ["--set", $0] }
+            : ["--config", config.runDirectory + "/run-config.json"]
+        try spawn("learner", ["learner"] + learnerConfig + (keys?.learnerArguments ?? plaintext))
         let control = "tcp://127.0.0.1:\(config.endpoints.controlPort)"
         for i in 0..<options.actors {
             let name = RunKeys.actorName(i)
@@ -214,7 +254,7 @@ package final class LocalRun {
         let lines = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n")
         let cause = lines.last { $0.hasPrefix("Error:") || $0.contains("\"level\":\"error\"") || $0.contains(" error ") }
             .map { String($0.prefix(500)) } ?? (status > 128 ? "killed by signal \(status - 128)" : "no error line in its log")
-        console.error("the learner exited with status \(status): \(cause); see \(log); `troupe learner --resume \(config.runDirectory)` continues the run from its last checkpoint")
+        console.error("the learner exited with status \(status): \(cause); see \(log); `troupe run --resume \(config.runDirectory)` continues the run from its last checkpoint")
     }
 
     private func evaluationItems() throws -> [TaskItem] {
@@ -226,7 +266,16 @@ package final class LocalRun {
         return try TaskSet.generate(spec, split: config.task.split == "train" ? .train : .test, count: config.task.count, seed: config.run.seed)
     }
 
-    private func evaluate(modelDirectory: String, items: [TaskItem], step: Int, events: LocalRunEvents) throws -> EvalRow {
+    /// Whether `metrics.jsonl` at `path` has an evaluation line of `step` (a missing file has none).
+    static func metricsHoldEvaluation(atStep step: Int, path: String) -> Bool {
+        guard let data = FileManager.default.contents(atPath: path) else { return false }
+        return data.split(separator: UInt8(ascii: "\n")).contains { line in
+            guard let value = try? JSONValue.parse(line) else { return false }
+            return value["kind"] == .string("eval") && value["step"] == .integer(step)
+        }
+    }
+
+    private func evaluate(modelDirectory: String, items: [TaskItem], step: Int, events: LocalRunEvents?) throws -> EvalRow {
         let model = try ModelDirectory.load(modelDirectory)
         let tokenizer = try loadTokenizer(modelDirectory: modelDirectory)
         let evaluator = try Evaluator(model: model, tokenizer: tokenizer, promptFormat: promptFormat)
@@ -237,7 +286,7 @@ package final class LocalRun {
         let e = try evaluator.evaluate(items, settings: settings)
         let r = e.result
         let k = config.eval.samples
-        try events.emit(.evaluated(step: step, samples: k, r, meanCompletionTokens: e.meanCompletionTokens))
+        try events?.emit(.evaluated(step: step, samples: k, r, meanCompletionTokens: e.meanCompletionTokens))
         let row = EvalRow(step: step, passAt1: r.passAt1.value, passAt1CI: r.passAt1.interval, majority: r.majorityAtK.value,
                           majorityCI: r.majorityAtK.interval, samples: k, meanCompletionTokens: e.meanCompletionTokens)
         console.info("evaluation at step \(step)", ["pass@1": .string(String(format: "%.3f", row.passAt1)), "maj@\(k)": .string(String(format: "%.3f", row.majority))])
@@ -292,8 +341,10 @@ package final class LocalRun {
         p.executableURL = URL(fileURLWithPath: options.executable)
         p.arguments = arguments
         let log = config.runDirectory + "/logs/\(name).log"
-        FileManager.default.createFile(atPath: log, contents: nil)
+        // A resumed run's children write after the earlier ones' lines.
+        if !options.resume || !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        try handle.seekToEnd()
         p.standardOutput = handle
         p.standardError = handle
         p.standardInput = FileHandle.nullDevice
@@ -315,6 +366,7 @@ package final class LocalRun {
                     "maj@\(r.samples)": .number(r.majority), "maj@\(r.samples)_ci": [.number(r.majorityCI.lowerBound), .number(r.majorityCI.upperBound)],
                     "mean_completion_tokens": .number(r.meanCompletionTokens)]
         }
+        if let step = o.resumedFromStep { s["resumed_from_step"] = .integer(step) }
         s["before"] = row(o.before)
         s["after"] = row(o.after)
         if let b = o.before, let a = o.after {
@@ -454,6 +506,17 @@ struct RunKeys {
         let monitor = try CurveKeyPair.generate()
         try CurveKeyFile.create(name: monitorName, role: .monitor, pair: monitor, directory: directory + "/clients")
         return RunKeys(directory: directory, monitorSecurity: ClientSecurity(name: monitorName, keyPair: monitor, learnerKey: learner.publicKey))
+    }
+
+    /// The keys an earlier `troupe run` made in `directory`, for its resume; actors beyond the ones it made
+    /// get keys of their own, which the learner admits since it reads `clients` as it starts.
+    static func reuse(in directory: String, actors: Int) throws -> RunKeys {
+        for i in 0..<actors where !FileManager.default.fileExists(atPath: directory + "/clients/\(actorName(i)).key_secret") {
+            try CurveKeyFile.create(name: actorName(i), role: .actor, pair: try .generate(), directory: directory + "/clients")
+        }
+        let monitor = try ClientSecurity(secretKeyFile: directory + "/clients/\(monitorName).key_secret",
+                                         learnerKeyFile: directory + "/\(LearnerSecurity.learnerName).key")
+        return RunKeys(directory: directory, monitorSecurity: monitor)
     }
 
     var learnerArguments: [String] { ["--key", directory + "/learner.key_secret", "--allow", directory + "/clients"] }

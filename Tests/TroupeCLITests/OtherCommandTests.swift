@@ -85,6 +85,10 @@ import TroupeRuntime
         expectUsageError(["run", "--actors", "0"], "--actors must be in 1...64")
         expectUsageError(["run", "--actors", "65"], "--actors must be in 1...64")
         expectUsageError(["run", "--actors", "many"], "The value 'many' is invalid for '--actors")
+        #expect(try parse(["run", "--resume", "runs/x", "--actors", "3", "--set", "run.max_steps=9"], as: RunCommand.self).resume == "runs/x")
+        for (option, value) in [("--model", "m"), ("--file", "t.jsonl"), ("--config", "c.json")] {
+            expectUsageError(["run", "--resume", "runs/x", option, value], "\(option) cannot be given with --resume")
+        }
     }
 
     @Test func monitorDefaultsAndRefusals() throws {

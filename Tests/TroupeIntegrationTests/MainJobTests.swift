@@ -72,20 +72,69 @@ extension RuntimeIntegrationTests {
         let settings = ["run.directory=\(run.runDirectory)", "model.path=\(TroupeBinary.repository.path)/models/arith-base",
                         "run.max_steps=100000", "eval.every=0", "task.count=16"] + run.ports.overrides
         let parent = try run.start("run", ["run", "--no-eval", "--insecure-plaintext"] + settings.flatMap { ["--set", $0] })
-        /// The processes whose command line names this test's run directory or control port: the learner and actors.
-        func children() -> [Int32] {
-            let marks = [run.runDirectory, "127.0.0.1:\(run.ports.control)"]
-            return ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { Int32($0) }.filter { pid in
-                guard pid != parent.pid, let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
-                let line = String(decoding: data.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
-                return line.contains(" learner ") || line.contains(" actor ") ? marks.contains { line.contains($0) } : false
-            }
-        }
+        func children() -> [Int32] { Self.learnerAndActors(of: run, port: run.ports.control).filter { $0.pid != parent.pid }.map(\.pid) }
         run.waitUntil("a learner and two actors running, and a step trained", within: 60) {
             children().count == 3 && run.records.of("step_done").count >= 2
         }
         parent.killHard()
         run.waitUntil("every child of the killed run stopped", within: 20) { children().isEmpty }
         run.check(run.records.of("learner_stopped").count == 1, "the learner did not stop cleanly (no learner_stopped record)")
+    }
+
+    /// A `troupe run` whose learner dies (`kill -9`) says how to go on, and `troupe run --resume RUN` does:
+    /// the learner resumes from its latest checkpoint with the run's own keys, new actors join, and the
+    /// run ends at `max_steps` evaluated before and after, its accounting whole, its base model's
+    /// evaluation line written once, its children's logs kept.
+    @Test func aRunWhoseLearnerDiedGoesOnWithResume() throws {
+        let run = try IntegrationRun("resumed-run")
+        defer { run.finish() }
+        let settings = ["run.directory=\(run.runDirectory)", "model.path=\(TroupeBinary.repository.path)/models/arith-base", "run.max_steps=30",
+                        "eval.every=0", "eval.samples=2", "task.count=16", "learner.checkpoint_every=4"] + run.ports.overrides
+        let first = try run.start("run", ["run"] + settings.flatMap { ["--set", $0] })
+        run.waitUntil("step 9 trained", within: 120) { run.records.of("step_done").count >= 9 }
+        let learners = Self.learnerAndActors(of: run, port: run.ports.control).filter { $0.line.contains(" learner ") }
+        try run.require(learners.count == 1, "expected one learner process, found \(learners.count)")
+        kill(learners[0].pid, SIGKILL)
+        run.expectExit(first, .code(137), within: 60)
+        run.check(first.stderr.contains("troupe run --resume \(run.runDirectory)"), "the failed run does not say how to resume it")
+        let checkpoint = try #require(Int(String(contentsOfFile: run.runDirectory + "/checkpoints/latest", encoding: .utf8).dropFirst(5).prefix(8)))
+
+        // Only the keys a resume may change: a frozen one is refused, naming it, before anything starts.
+        let (refused, refusal) = try run.runToCompletion("resume-refused", ["run", "--resume", run.runDirectory, "--set", "optimizer.learning_rate=1e-3"], within: 60)
+        run.check(refused != .code(0) && refusal.stderr.contains("optimizer.learning_rate"), "a frozen key was not refused by name: \(refusal.stderr.suffix(400))")
+        // A run that authenticated is not resumed in plaintext.
+        let (downgraded, downgrade) = try run.runToCompletion("resume-plaintext", ["run", "--resume", run.runDirectory, "--insecure-plaintext"], within: 60)
+        run.check(downgraded != .code(0) && downgrade.stderr.contains("resume it without --insecure-plaintext"),
+                  "a plaintext resume of an authenticated run was not refused: \(downgrade.stderr.suffix(400))")
+
+        let learnerKey = FileManager.default.contents(atPath: run.runDirectory + "/keys/learner.key")
+        let (status, resumed) = try run.runToCompletion("resume", ["run", "--resume", run.runDirectory], within: 300)
+        try run.require(status == .code(0), "troupe run --resume ended with \(status?.description ?? "a timeout")")
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run.runDirectory + "/summary.json")))
+            as? [String: Any])
+        run.check(summary["steps"] as? Int == 30, "steps \(summary["steps"] ?? "nil")")
+        run.check(summary["resumed_from_step"] as? Int == checkpoint, "resumed_from_step \(summary["resumed_from_step"] ?? "nil"), latest checkpoint \(checkpoint)")
+        run.check(summary["before"] is [String: Any] && summary["after"] is [String: Any], "no evaluation before or after in the summary")
+        run.check(resumed.stdout.contains("resumed from the checkpoint of step \(checkpoint)"), "the summary table does not say where the run resumed")
+        run.check(learnerKey != nil && FileManager.default.contents(atPath: run.runDirectory + "/keys/learner.key") == learnerKey,
+                  "the resume did not keep the run's learner key")
+        run.check(run.records.of("resumed").count == 1, "\(run.records.of("resumed").count) resumed records")
+        Self.expectAccountingIdentity(run)
+        let metrics = try String(contentsOfFile: run.runDirectory + "/metrics.jsonl", encoding: .utf8)
+        let baseLines = metrics.split(separator: "\n").filter { $0.contains("\"kind\":\"eval\"") && $0.contains("\"step\":0,") }
+        run.check(baseLines.count == 1, "\(baseLines.count) evaluation lines of the base model in metrics.jsonl")
+        let learnerLog = try String(contentsOfFile: run.runDirectory + "/logs/learner.log", encoding: .utf8)
+        run.check(learnerLog.components(separatedBy: "\"msg\":\"listening\"").count == 3, "logs/learner.log does not hold both learners' lines")
+    }
+
+    /// The processes whose command line names this test's run directory or control `port`: its learner and
+    /// actors (and the `troupe run` that started them), with their command lines.
+    static func learnerAndActors(of run: IntegrationRun, port: Int) -> [(pid: Int32, line: String)] {
+        let marks = [run.runDirectory, "127.0.0.1:\(port)"]
+        return ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { Int32($0) }.compactMap { pid in
+            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return nil }
+            let line = String(decoding: data.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
+            return (line.contains(" learner ") || line.contains(" actor ")) && marks.contains { line.contains($0) } ? (pid, line) : nil
+        }
     }
 }

@@ -30,6 +30,12 @@ import TroupeLearner
         withWorkers.rewardWorkers = ["calls": 5, "groups_waiting": 1]
         try withWorkers.write(runDirectory: dir)
         #expect(try LearnerSummary.read(runDirectory: dir).rewardWorkers == ["calls": 5, "groups_waiting": 1])
+
+        var resumed = summary
+        resumed.resumedFromStep = 8
+        try resumed.write(runDirectory: dir)
+        #expect(try JSONValue.parse(FileManager.default.contents(atPath: dir + "/learner-summary.json")!)["resumed_from_step"] == .integer(8))
+        #expect(try LearnerSummary.read(runDirectory: dir) == resumed)
     }
 
     @Test func aMissingFileOrFieldIsNamed() throws {
