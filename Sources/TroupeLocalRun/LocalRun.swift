@@ -241,7 +241,10 @@ package final class LocalRun {
         let drainDeadline = monotonicSeconds() + 2
         while monotonicSeconds() < drainDeadline, try ingestNext(within: 50) {}
         renderer?(status, monitor)
-        // Actors leave on the learner's Bye; make sure none lingers.
+        // Actors leave on the learner's Bye; a learner that failed may have said none, so they are told to stop.
+        if learnerStatus != 0 {
+            for c in children.dropFirst() where c.process.isRunning { kill(c.process.processIdentifier, SIGTERM) }
+        }
         let deadline = monotonicSeconds() + 10
         while children.dropFirst().contains(where: { $0.process.isRunning }) && monotonicSeconds() < deadline { usleep(100_000) }
         for c in children where c.process.isRunning { kill(c.process.processIdentifier, SIGKILL) }

@@ -7,7 +7,7 @@ import Glibc
 /// Faults injected into real `troupe` processes (docs/RELIABILITY.md, docs/testing.md): actor churn,
 /// learner kill and resume under churn, frozen actor and learner, a partition and 30% packet loss in a
 /// network namespace, backpressure from eight actors on a slowed learner, a frozen log subscriber,
-/// clean SIGTERM, and the authentication cases (AuthenticationFaultTests.swift). Each scenario has a
+/// clean SIGTERM, a full disk under `troupe run` and its resume, and the authentication cases (AuthenticationFaultTests.swift). Each scenario has a
 /// hard bound (its `FaultScenario` kills what it started when the bound passes; `.timeLimit` reports
 /// it), and each ends with the accounting identity and `troupe replay --verify`
 /// (`FaultScenario.expectSoundEnd`). New scenarios start their processes through `FaultScenario`,
@@ -403,5 +403,61 @@ import Glibc
         scenario.record("stopped_at_step", stoppedAt)
         scenario.record("resumed_run_s", Date().timeIntervalSince(resumedAt))
         try scenario.expectSoundEnd(steps: maxSteps, finished: true)
+    }
+
+    /// The run directory's disk fills up under a running `troupe run`: the learner stops on the failed
+    /// write with an error naming it (no acknowledged group is lost: an ack waits for the fsync that
+    /// covers its record), `troupe run` exits 1 naming the disk error and `troupe run --resume RUN`;
+    /// once there is room that resume finishes the run, replayable bit for bit. The disk is a 48 MiB
+    /// tmpfs mounted on the run directory (root only).
+    @Test(.enabled(if: getuid() == 0 || NetworkLab.inCI, "mounting a small disk needs root"), .timeLimit(.minutes(3)))
+    func aFullDiskStopsTheRunAndItsResumeFinishesIt() throws {
+        let scenario = try FaultScenario("full-disk", boundSeconds: 160)
+        defer { scenario.finish() }
+        let run = scenario.run
+        try FileManager.default.createDirectory(atPath: run.runDirectory, withIntermediateDirectories: true)
+        let mount = try #require(NetworkLab.tool("mount"), "no mount command"), umount = try #require(NetworkLab.tool("umount"), "no umount command")
+        let (mounted, mountOutput) = try Command.run([mount, "-t", "tmpfs", "-o", "size=48m", "tmpfs", run.runDirectory], within: 10)
+        try run.require(mounted == 0, "cannot mount a tmpfs on the run directory: \(mountOutput)")
+        // Lazily: whatever still holds a file there does not keep the disk mounted.
+        defer { _ = try? Command.run([umount, "-l", run.runDirectory], within: 10) }
+
+        let maxSteps = 60
+        let settings = ["run.directory=\(run.runDirectory)", "model.path=\(FaultScenario.builtInModel)", "run.max_steps=\(maxSteps)", "eval.every=0",
+                        "eval.samples=2", "task.count=16", "learner.checkpoint_every=5"] + run.ports.overrides
+        let first = try scenario.start("run", ["run"] + settings.flatMap { ["--set", $0] })
+        try run.require(scenario.waitUntil("step_done 12", within: 60) { run.records.stepsDone.contains(12) }, "no twelfth step")
+        let filler = run.runDirectory + "/filler"
+        let written = Self.fillDisk(at: filler)
+        scenario.record("filler_mib", written >> 20)
+        try run.require(run.expectExit(first, .code(1), within: 60) == .code(1), "troupe run did not fail on the full disk")
+        run.check(first.stderr.contains("No space left on device"), "the error does not name the full disk: \(first.stderr.suffix(600))")
+        run.check(first.stderr.contains("troupe run --resume \(run.runDirectory)"), "the error does not say how to go on")
+        let stoppedAt = run.records.stepsDone.last ?? 0
+        scenario.record("stopped_at_step", stoppedAt)
+
+        unlink(filler)
+        let resume = try scenario.start("resume", ["run", "--resume", run.runDirectory])
+        try run.require(run.expectExit(resume, .code(0), within: 90) == .code(0), "the resume did not finish the run")
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run.runDirectory + "/summary.json"))) as? [String: Any]
+        run.check(summary?["steps"] as? Int == maxSteps, "summary.json: steps \(summary?["steps"] ?? "nil")")
+        let from = summary?["resumed_from_step"] as? Int ?? -1
+        run.check(from > 0 && from <= stoppedAt, "resumed from step \(from); the learner stopped at \(stoppedAt)")
+        scenario.record("resumed_from_step", from)
+        try scenario.expectSoundEnd(steps: maxSteps, finished: true)
+    }
+
+    /// Writes zeros to `path` until the disk refuses (ENOSPC); returns the bytes written.
+    static func fillDisk(at path: String) -> Int {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        let chunk = [UInt8](repeating: 0, count: 1 << 16)
+        var total = 0
+        while true {
+            let n = chunk.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { return total }
+            total += n
+        }
     }
 }
