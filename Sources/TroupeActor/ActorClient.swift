@@ -251,6 +251,10 @@ package final class ActorClient {
             return try reconnect(because: "learner silent for \(Int(silent)) s", now: now)
         case .reconnectUnanswered(let what, let seconds):
             return try reconnect(because: "\(what) unanswered for \(Int(seconds)) s while the learner speaks (lost with a dropped connection?)", now: now)
+        case .renewConnection:
+            // Quietly: a learner that is not up yet is the common case.
+            if try !followLearnerFile(now: now) { try reconnectControl() }
+            return .running
         case .sayHello:
             // Not answered yet: a learner that has not bound, or one that has moved (the file says where).
             if now - lastFileCheck >= 2, try followLearnerFile(now: now) { return .running }

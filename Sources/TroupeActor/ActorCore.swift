@@ -63,6 +63,9 @@ package struct ActorCore {
         case reconnect(silentFor: Double)
         /// The learner speaks but left `what` unanswered (`leaseAnswerTimeout`, `ackTimeout`): the same.
         case reconnectUnanswered(what: String, seconds: Double)
+        /// Not welcomed, and nothing came through this connection for `learnerSilence`: open a fresh one
+        /// (libzmq does not retry a handshake the learner refused, say for a key its allowlist gains later).
+        case renewConnection
         /// No learner ever answered within `connectTimeout`.
         case giveUp
         /// A learner answered once, then nothing spoke for `learnerGoneTimeout`: the learner is gone for good.
@@ -163,6 +166,10 @@ package struct ActorCore {
             leave()
             lastHeard = now
             return .reconnect(silentFor: silent)
+        }
+        if now - lastHeard > options.learnerSilence {
+            lastHeard = now
+            return .renewConnection
         }
         // A Hello that left waits a second for its answer; one that found no connection yet is tried
         // again at once, so an actor started before its learner joins as soon as the learner binds.

@@ -15,6 +15,9 @@ package struct LearnerEndpoints {
     package var allowlist: CurveAllowlist?
     /// The ZAP handler the sockets authenticate through (nil: plaintext, or in memory).
     package var zapHandler: ZAPHandler?
+    /// Admits a new allowlist (the learner's own key included) from the next handshake and the next
+    /// message on: a reload of `--allow` (`LiveAllowlist`). In memory: nothing to do.
+    package var updateAllowlist: (CurveAllowlist) -> Void = { _ in }
     /// Blocks until the control or weights endpoint, or one of the given file descriptors (the trainer's
     /// and the run-log writer's wake pipes), may be readable, or until the deadline.
     package var waitForInput: (Deadline, [Int32]) throws -> Void
@@ -36,10 +39,10 @@ package struct LearnerEndpoints {
         let zap = try security.map { try ZAPHandler(context: context, policy: $0.policy) }
         func bindEndpoint(_ port: Int) throws -> Endpoint { try Endpoint(parsing: "tcp://\(settings.bindHost):\(port)") }
         func secure(_ socket: ZMQSocket, _ domain: String) throws {
-            guard let security else { return }
+            guard let security, let zap else { return }
             try socket.set(security.server(domain))
-            let policy = security.policy
-            socket.admitsUser = { policy.admits(user: $0, domain: domain) }
+            // Every message is checked against the handler's current policy, which a reload replaces.
+            socket.admitsUser = { zap.currentPolicy.admits(user: $0, domain: domain) }
         }
         let control = try ZMQSocket(context, type: .router, linger: .upTo(milliseconds: 500))
         try control.set([.routerMandatory(true), .routerHandover(true), .maxMessageSize(WireLimits.control.socketMaxFrameBytes),
@@ -58,7 +61,7 @@ package struct LearnerEndpoints {
         let proxy = try ZMQProxy.startPubSubForwarder(
             context: context, publishersBind: bindEndpoint(settings.logsInPort), subscribersBind: bindEndpoint(settings.logsPort),
             publishersSecurity: security?.server(ZAPDomain.logsIn) ?? [], subscribersSecurity: security?.server(ZAPDomain.logs) ?? [],
-            admitPublisher: security.map { security in { @Sendable user, frames in security.admitsLogEvent(user: user, frames: frames) } })
+            admitPublisher: zap.map { zap in { @Sendable user, frames in LearnerSecurity.admitsLogEvent(user: user, frames: frames, policy: zap.currentPolicy) } })
         let ownKeys = security.map { ClientSecurity(name: LearnerSecurity.learnerName, keyPair: $0.keyPair, learnerKey: $0.keyPair.publicKey) }
         let logs = try LogPublisher(context: context, endpoint: Endpoint(parsing: "tcp://127.0.0.1:\(settings.logsInPort)"),
                                     source: "learner", runId: epoch, security: ownKeys?.toLearner ?? [])
@@ -76,6 +79,7 @@ package struct LearnerEndpoints {
         let watchdog = zap.map { AuthenticationWatchdog(handler: $0) }
         return LearnerEndpoints(
             control: control, weights: weights, announce: announce, logs: logs, allowlist: security?.allowlist, zapHandler: zap,
+            updateAllowlist: { zap?.update(ZAPDomain.policy($0)) },
             waitForInput: { deadline, wakes in
                 for wake in wakes { poller.register(fileDescriptor: wake) } // once each: registering again changes nothing
                 _ = try poller.poll(until: deadline)

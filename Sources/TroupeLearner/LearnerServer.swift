@@ -37,7 +37,12 @@ package final class LearnerServer {
     /// Batches, steps on the trainer thread, their records and checkpoints.
     let training: LearnerTraining
     var worker: BackgroundWorker<TrainingJob, TrainingOutcome> { training.worker }
-    let welcomeJSON: String
+    /// The Welcome's configuration; rewritten when the allowlist changes (it lists the actors' keys).
+    private(set) var welcomeJSON: String
+    /// `--allow` as the run goes on (nil: plaintext, or endpoints in memory).
+    private let liveAllowlist: LiveAllowlist?
+    /// The allowlist generation each actor's latest Welcome listed the keys of (`LiveAllowlist.relayAdmits`).
+    private var welcomeGeneration: [String: Int] = [:]
     /// BLAKE2b-256 of the resolved configuration (`RunConfig.configDigest`), sent in every Welcome.
     let configDigest: Data
     /// Held for the learner's lifetime; the kernel releases it if the process dies.
@@ -181,6 +186,7 @@ package final class LearnerServer {
         let actorKeys = endpoints.allowlist?.members.values.filter { $0.role == .actor } ?? []
         let relayPeers = Dictionary(uniqueKeysWithValues: actorKeys.map { ($0.name, $0.publicKey.z85) })
         welcomeJSON = try config.welcomeJSON(relayPeers: endpoints.allowlist != nil ? relayPeers : nil)
+        liveAllowlist = makeEndpoints == nil ? security.map { LiveAllowlist($0) } : nil
         runLog = try RunLog(path: logPath, writing: runLogWriting)
         let exportFailed: (String) -> Void = { [console] in console.warn("metrics export failed; training goes on", ["error": .string($0)]) }
         events = RunEvents([RunLogSink(runLog), LogStreamSink<RunLogEntry>(endpoints.logs),
@@ -593,6 +599,7 @@ package final class LearnerServer {
         w.maxStaleness = UInt32(config.learner.maxStaleness)
         w.configJson = welcomeJSON
         w.configDigest = configDigest
+        welcomeGeneration[identity] = liveAllowlist?.generation ?? 0
         _ = try control.send(WireMessage(.welcome(w)), to: peer, deadline: .now)
     }
 
@@ -727,7 +734,12 @@ package final class LearnerServer {
                 // fill it, or sit above honest actors): the rest fetch from the learner.
                 var placeable = true
                 if case .weightSourceRequest(let r) = message.body { placeable = core.actors[r.actorIdentity]?.runId == r.actorRunID }
-                if let reply = weightService.reply(to: message.body, placeable: placeable) {
+                // Below a relay whose actor was welcomed before this one's key was allowlisted, it would be refused.
+                let requester = { if case .weightSourceRequest(let r) = message.body { r.actorIdentity } else { "" } }()
+                let relayAdmits = { [liveAllowlist, welcomeGeneration] (parent: String) in
+                    liveAllowlist?.relayAdmits(requester, welcomedIn: welcomeGeneration[parent] ?? 0) ?? true
+                }
+                if let reply = weightService.reply(to: message.body, placeable: placeable, relayAdmits: relayAdmits) {
                     _ = try weights.send(reply, to: peer, deadline: .now)
                     if case .weightSourceRequest(let r) = message.body, case .weightSource(let s) = reply.body {
                         try events.emit(.stream("weights_source", step: Int(clamping: r.version.step), metrics: ["depth": Double(s.depth)],
@@ -750,6 +762,38 @@ package final class LearnerServer {
         lastAnnounce = clock()
     }
 
+    /// A change of `--allow`'s directory (`LiveAllowlist`): the endpoints admit the new keys, Welcomes list
+    /// them for the actors' relays, and an actor whose key was removed or replaced leaves the run now
+    /// (a removed key's messages are refused from here on).
+    private func applyAllowlistChanges(now: Double) throws {
+        guard let live = liveAllowlist else { return }
+        var nextWelcome = welcomeJSON
+        let outcome = live.check(now: now) { next in
+            nextWelcome = try config.welcomeJSON(relayPeers: LiveAllowlist.relayPeers(of: next.allowlist))
+        }
+        switch outcome {
+        case .unchanged:
+            return
+        case .refused(let problem):
+            console.warn("the allowlist directory changed but cannot be used; the allowlist stays as it was", ["problem": .string(problem)])
+            try events.emit(.stream("allowlist_refused", step: core.step, fields: ["problem": problem]))
+        case .changed(let change):
+            endpoints.updateAllowlist(live.security.allowlist)
+            welcomeJSON = nextWelcome
+            weightService.relayPublicKeys = LiveAllowlist.relayPeers(of: live.security.allowlist)
+            for identity in change.removed + change.replaced where core.actors[identity] != nil {
+                let leases = core.depart(identity: identity, now: now)
+                if let peer = peerOf[identity] { forget(peer: peer) }
+                weightService.remove(actor: identity)
+                try events.emit(.actorLeft(actor: identity, reason: "key withdrawn: removed from the allowlist or replaced",
+                                           streamReason: "key_withdrawn", leases: leases))
+            }
+            let fields = ["added": change.added, "removed": change.removed, "replaced": change.replaced].mapValues { $0.joined(separator: ",") }
+            console.info("allowlist changed", fields.mapValues(JSONValue.string))
+            try events.emit(.stream("allowlist_changed", step: core.step, fields: fields))
+        }
+    }
+
     private func housekeeping(now: Double) throws {
         do {
             try statusFile?.writeIfDue(now: now) {
@@ -759,6 +803,7 @@ package final class LearnerServer {
         for lease in core.expireLeases(now: now) {
             try events.emit(.leaseExpired(lease, step: core.step))
         }
+        try applyAllowlistChanges(now: now)
         for (identity, leases) in core.evictSilent(now: now) {
             let peer = peerOf[identity]
             if let peer { forget(peer: peer) }

@@ -32,18 +32,29 @@ package struct LearnerSecurity: Sendable {
     package let keyPair: CurveKeyPair
     /// The allowlist as given, plus the learner's own key (role learner).
     package let allowlist: CurveAllowlist
+    /// The `--allow` directory the allowlist was read from (nil: given in memory); the learner reads it
+    /// again when its key files change (`LiveAllowlist`).
+    package let allowlistDirectory: String?
 
-    package init(keyPair: CurveKeyPair, allowlist: CurveAllowlist) throws {
+    package init(keyPair: CurveKeyPair, allowlist: CurveAllowlist, allowlistDirectory: String? = nil) throws {
         guard !allowlist.members.values.contains(where: { $0.name == Self.learnerName || $0.role == .learner }) else {
             throw CurveKeyError("the allowlist must not hold a learner key or a key named \"\(Self.learnerName)\": that name is the learner's own")
         }
         self.keyPair = keyPair
         self.allowlist = try allowlist.adding(.init(name: Self.learnerName, role: .learner, publicKey: keyPair.publicKey))
+        self.allowlistDirectory = allowlistDirectory
     }
 
     /// `--key FILE.key_secret` and `--allow DIRECTORY`.
     package init(secretKeyFile: String, allowlistDirectory: String) throws {
-        try self.init(keyPair: CurveKeyFile.readSecret(secretKeyFile).pair, allowlist: CurveKeyFile.allowlist(directory: allowlistDirectory))
+        try self.init(keyPair: CurveKeyFile.readSecret(secretKeyFile).pair, allowlist: CurveKeyFile.allowlist(directory: allowlistDirectory),
+                      allowlistDirectory: allowlistDirectory)
+    }
+
+    /// The same keys with the allowlist read again from `allowlistDirectory`, checked as at the start.
+    package func reloaded() throws -> LearnerSecurity {
+        guard let directory = allowlistDirectory else { return self }
+        return try LearnerSecurity(keyPair: keyPair, allowlist: CurveKeyFile.allowlist(directory: directory), allowlistDirectory: directory)
     }
 
     package var policy: ZAPHandler.Policy { ZAPDomain.policy(allowlist) }
@@ -53,7 +64,10 @@ package struct LearnerSecurity: Sendable {
 
     /// A log event may enter the stream only from an admitted publisher, and only under its own name:
     /// the learner as "learner", an actor as "actor/NAME".
-    package func admitsLogEvent(user: String?, frames: [Frame]) -> Bool {
+    package func admitsLogEvent(user: String?, frames: [Frame]) -> Bool { Self.admitsLogEvent(user: user, frames: frames, policy: policy) }
+
+    /// `admitsLogEvent` under `policy` (the learner's current one, which a reload of `--allow` replaces).
+    package static func admitsLogEvent(user: String?, frames: [Frame], policy: ZAPHandler.Policy) -> Bool {
         guard let user, !user.isEmpty, policy.admits(user: user, domain: ZAPDomain.logsIn),
               case .logEvent(let event)? = try? WireMessage.decode(frames, limits: .headerOnly).body else { return false }
         return event.source == (user == Self.learnerName ? "learner" : "actor/\(user)")

@@ -52,8 +52,10 @@ package struct RelayPlan: Sendable {
 
     /// The upstream for an actor about to fetch `version`. A newer version starts a new tree. An actor
     /// that asks again for the same version (its transfer failed and started over) fetches from the
-    /// learner, keeping its place so the actors below it still find it.
-    package mutating func assign(version: PolicyVersion, identity: String, runId: UInt64, relayEndpoint: String) -> Assignment {
+    /// learner, keeping its place so the actors below it still find it. `admits(parent)`: whether that
+    /// actor's relay lets this one in (an actor welcomed before this one's key was allowlisted does not).
+    package mutating func assign(version: PolicyVersion, identity: String, runId: UInt64, relayEndpoint: String,
+                                 admits: (String) -> Bool = { _ in true }) -> Assignment {
         if version != self.version {
             self.version = version
             nodes.removeAll()
@@ -69,7 +71,8 @@ package struct RelayPlan: Sendable {
         var parent: Int?
         var parentDepth = 0
         if learnerChildren >= fanout {
-            for (i, n) in nodes.enumerated() where !n.endpoint.isEmpty && n.children < fanout && (local || !RelayPlan.isLoopback(n.endpoint)) {
+            for (i, n) in nodes.enumerated() where !n.endpoint.isEmpty && n.children < fanout && (local || !RelayPlan.isLoopback(n.endpoint))
+                && admits(n.identity) {
                 if parent == nil || n.depth < parentDepth { parent = i; parentDepth = n.depth }
             }
         }

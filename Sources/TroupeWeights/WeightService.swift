@@ -28,8 +28,9 @@ package struct WeightService: Sendable {
 
     /// The reply to a request on the weights socket; nil for a kind that does not belong there. A source
     /// request the caller does not vouch for (`placeable` false: not a live actor's) is served from here,
-    /// outside the relay tree, and so is one whose relay endpoint is not a TCP address.
-    package mutating func reply(to body: WireBody, placeable: Bool = true) -> WireMessage? {
+    /// outside the relay tree, and so is one whose relay endpoint is not a TCP address. `relayAdmits(parent)`:
+    /// whether that actor's relay admits the requester (`RelayPlan.assign`).
+    package mutating func reply(to body: WireBody, placeable: Bool = true, relayAdmits: (String) -> Bool = { _ in true }) -> WireMessage? {
         switch body {
         case .weightManifestRequest:
             return WireMessage(.weightManifest(snapshot.manifest))
@@ -39,7 +40,8 @@ package struct WeightService: Sendable {
             // Only the newest version gets a tree; an actor still after an older one takes it from here.
             let relay = r.relayEndpoint.isEmpty || (try? Endpoint(parsing: r.relayEndpoint)).map({ if case .tcp = $0 { true } else { false } }) == true
             if placeable && relay && PolicyVersion(r.version) == snapshot.version {
-                let a = plan.assign(version: snapshot.version, identity: r.actorIdentity, runId: r.actorRunID, relayEndpoint: r.relayEndpoint)
+                let a = plan.assign(version: snapshot.version, identity: r.actorIdentity, runId: r.actorRunID, relayEndpoint: r.relayEndpoint,
+                                    admits: relayAdmits)
                 source.upstreamEndpoint = a.upstream
                 if let upstream = a.upstreamIdentity { source.upstreamPublicKey = relayPublicKeys[upstream] ?? "" }
                 source.depth = UInt32(a.depth)

@@ -71,7 +71,7 @@ final class Conversation {
             for item in core.outgoing(now: now) where try send(item) == .sent { core.sent(item, now: now) }
         case .sayHello:
             if try send(.hello) == .sent { core.sent(.hello, now: now) }
-        case .reconnect, .reconnectUnanswered:
+        case .reconnect, .reconnectUnanswered, .renewConnection:
             control = connect()
         case .waiting, .giveUp, .learnerGone:
             break

@@ -133,7 +133,31 @@ import TroupeWire
 
         var core = try Self.welcomed()
         #expect(core.joinStep(now: 100) == .reconnect(silentFor: 100))
+        // It waits for its learner: on a fresh connection after the silence, saying Hello.
+        #expect(core.joinStep(now: 200) == .renewConnection)
         guard case .sayHello = core.joinStep(now: 200) else { Issue.record("an actor once welcomed waits for its learner"); return }
+    }
+
+    /// Before a Welcome, a connection nothing came through for `learnerSilence` is replaced (libzmq does
+    /// not retry a handshake the learner refused: a key its allowlist may gain later), every 6 s, with
+    /// Hellos in between; an answer on it (a Reject) keeps it.
+    @Test func anUnansweredConnectionIsRenewedUntilTheLearnerAnswers() throws {
+        var core = ActorCore(options: Self.options(), now: 0)
+        var renewals: [Double] = []
+        var t = 0.0
+        while t <= 20 {
+            switch core.joinStep(now: t) {
+            case .sayHello: core.sent(.hello, now: t)
+            case .renewConnection: renewals.append(t)
+            default: break
+            }
+            t += 0.5
+        }
+        #expect(renewals == [6.5, 13, 19.5])
+        var reject = Troupe_V1_Reject()
+        reject.reason = .configMismatch
+        _ = core.receive(WireMessage(.reject(reject)), now: 20)
+        #expect(core.joinStep(now: 25) != .renewConnection, "an answer keeps the connection")
     }
 
     /// Hellos into silence, every second, from `from` to `to`: what the client does while it waits.
@@ -143,7 +167,7 @@ import TroupeWire
             let step = core.joinStep(now: t)
             switch step {
             case .sayHello: core.sent(.hello, now: t)
-            case .waiting, .reconnect, .joined: break
+            case .waiting, .reconnect, .renewConnection, .joined: break
             default: return step
             }
             t += 0.5

@@ -66,6 +66,58 @@ import TroupeWire
         try RuntimeIntegrationTests.expectReplayVerifies(run, steps: 4)
     }
 
+    /// The allowlist changes while the run goes on: a key copied into `--allow`'s directory lets its
+    /// actor, already knocking, join and land groups; a key removed from it takes its actor out of the
+    /// run, whose messages land nothing from then on. Weights travel as chunks: the newcomer is never
+    /// placed below the relay of an actor welcomed before its key came (that relay would refuse it).
+    @Test func keysAddedToAndRemovedFromTheAllowlistTakeEffectMidRun() throws {
+        let run = try IntegrationRun("curve-live")
+        defer { run.finish() }
+        let keys = run.directory + "/keys"
+        for (name, role, folder) in [("learner", "learner", keys), ("a1", "actor", keys + "/allowed"), ("a2", "actor", keys + "/later")] {
+            let (status, _) = try run.runToCompletion("keygen-\(name)", ["keygen", name, "--role", role, "--directory", folder], within: 20)
+            try run.require(status == .code(0), "troupe keygen \(name) failed")
+        }
+        let learnerKey = keys + "/learner.key"
+        let learner = try run.start("learner", ["learner", "--key", keys + "/learner.key_secret", "--allow", keys + "/allowed"]
+                                    + run.learnerSettings(maxSteps: 100_000, ["learner.shared_memory_dir=", "learner.heartbeat_timeout_s=3"]))
+        let first = try run.startActor("a1", ["--key", keys + "/allowed/a1.key_secret", "--learner-key", learnerKey])
+        let late = try run.startActor("a2", ["--key", keys + "/later/a2.key_secret", "--learner-key", learnerKey, "--connect-timeout", "60"])
+        try run.require(run.waitUntil("step 3", within: 60) { run.records.stepsDone.count >= 3 }, "no third step")
+        func joined() -> Set<String> { Set(run.records.of("actor_joined").compactMap { $0.string("actor") }) }
+        run.check(joined() == ["a1"], "joined before its key was allowlisted: \(joined().sorted())")
+
+        try FileManager.default.copyItem(atPath: keys + "/later/a2.key", toPath: keys + "/allowed/a2.key")
+        let added = Date()
+        run.waitUntil("a2 joined", within: 20) { joined().contains("a2") }
+        run.waitUntil("a group of a2 accepted", within: 20) { run.records.accepted.contains { $0.actor == "a2" } }
+        print("[curve-live] a2 joined \(String(format: "%.1f", Date().timeIntervalSince(added))) s after its key was added")
+
+        try FileManager.default.removeItem(atPath: keys + "/allowed/a1.key")
+        func withdrawn() -> LogRecord? {
+            run.records.of("actor_left").first { $0.string("actor") == "a1" && ($0.string("reason") ?? "").hasPrefix("key withdrawn") }
+        }
+        run.waitUntil("a1 taken out of the run", within: 10) { withdrawn() != nil }
+        let cut = withdrawn()?.seq ?? .max
+        let doneAtCut = run.records.stepsDone.count
+        run.waitUntil("3 more steps without a1", within: 30) { run.records.stepsDone.count >= doneAtCut + 3 }
+        let afterCut = run.records.accepted.filter { $0.actor == "a1" && $0.seq > cut }
+        run.check(afterCut.isEmpty, "\(afterCut.count) groups of a1 accepted after its key was removed")
+        run.check(learner.stderr.contains("\"msg\":\"allowlist changed\""), "the learner did not say the allowlist changed")
+
+        learner.send(SIGTERM)
+        try run.require(run.expectExit(learner, .code(0), within: 30) == .code(0), "the learner did not stop cleanly")
+        // A stopped learner's actors wait for its resume: they are stopped too.
+        for actor in [first, late] {
+            actor.send(SIGTERM)
+            run.expectExit(actor, .code(0), within: 10)
+        }
+        run.check(!late.stderr.contains("stopped serving"), "a2 was placed below a relay that refused it: \(late.stderr.suffix(500))")
+        run.check(late.stderr.contains("\"via\":\"chunks\"") || late.stderr.contains("\"via\":\"relay\""), "a2 applied no weights fetched as chunks")
+        RuntimeIntegrationTests.expectAccountingIdentity(run)
+        try RuntimeIntegrationTests.expectReplayVerifies(run, steps: run.records.stepsDone.last ?? 0, within: 120)
+    }
+
     /// Without keys a learner, an actor and a monitor refuse to start, on loopback as elsewhere, and say
     /// what to do; with --insecure-plaintext they start and warn.
     @Test func keylessProcessesRefusePlaintextUnlessAskedAndThenWarn() throws {

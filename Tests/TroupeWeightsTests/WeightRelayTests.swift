@@ -53,6 +53,18 @@ import TroupeWire
         #expect(plan.version == v2 && plan.nodes.count == 2)
     }
 
+    /// An actor goes only below relays that admit it (welcomed after its key was allowlisted): "new"
+    /// skips "a" and "b", which do not, for the learner's free slot and then for "c".
+    @Test func anActorGoesOnlyBelowARelayThatAdmitsIt() {
+        var plan = RelayPlan(fanout: 2)
+        for name in ["a", "b"] { _ = plan.assign(version: v1, identity: name, runId: 1, relayEndpoint: "tcp://\(name):1") }
+        _ = plan.assign(version: v1, identity: "c", runId: 1, relayEndpoint: "tcp://c:1")
+        let admitted = plan.assign(version: v1, identity: "new", runId: 1, relayEndpoint: "tcp://new:1") { $0 == "c" }
+        #expect(admitted == .init(upstream: "tcp://c:1", depth: 3, upstreamIdentity: "c"))
+        let nobody = plan.assign(version: v1, identity: "other", runId: 1, relayEndpoint: "tcp://other:1") { _ in false }
+        #expect(nobody == .init(upstream: "", depth: 1), "with no relay admitting it, the learner serves it")
+    }
+
     @Test func aRemovedActorGetsNobodyNew() {
         var plan = RelayPlan(fanout: 1)
         _ = plan.assign(version: v1, identity: "a", runId: 1, relayEndpoint: "tcp://a:1")

@@ -115,6 +115,14 @@ import Testing
         run.check(refused != 0 && message.contains("Invalid account") && message.contains("sbatch refused the job"), "a refusal: \(message)")
         run.check(try String(contentsOfFile: run.runDirectory + "/slurm/actors.next", encoding: .utf8) == before,
                   "a refused submission kept its actor numbers")
+        // Beyond --actors-max the new actors get keys of their own, which a running learner admits.
+        let (grown, grownOutput) = try script("troupe-slurm", ["scale", run.runDirectory, "up", "4"], run, environment: ["PATH": path])
+        run.check(grown == 0 && grownOutput.contains("added actors 7…10"), "scale beyond --actors-max: \(grownOutput)")
+        for i in 9...10 {
+            run.check(FileManager.default.fileExists(atPath: run.runDirectory + "/keys/clients/actor-\(i).key_secret"), "no key made for actor-\(i)")
+        }
+        let raised = try? String(contentsOfFile: run.runDirectory + "/slurm/actors.max", encoding: .utf8)
+        run.check(raised?.trimmingCharacters(in: .whitespacesAndNewlines) == "10", "actors.max is \(raised ?? "missing"), not 10")
         let (foreign, text) = try script("troupe-slurm", ["cancel", run.runDirectory, "99"], run, environment: ["PATH": path])
         run.check(foreign != 0 && text.contains("job 99 is not one of this run's jobs"), "cancel of another job: \(text)")
     }
