@@ -241,6 +241,8 @@ package final class ActorClient {
             if let path = options.learnerFile, case .found(let file) = LearnerEndpointsFile.read(path), let finished = file.finishedAt {
                 why += "; \(LearnerEndpointsFile.resolve(path)) says its run finished at \(LearnerEndpointsFile.timestamp(finished))"
             }
+            // A learner refuses a key off its allowlist without a word: the handshake just fails.
+            if security != nil && why.isEmpty { why = "; is this actor's key on the learner's allowlist (--allow), and --learner-key the learner's?" }
             console.error("no learner answered at \(learner) within \(Int(options.conversation.connectTimeout.rounded())) s (--connect-timeout)\(why)")
             return .gaveUp
         case .learnerGone(let silent):

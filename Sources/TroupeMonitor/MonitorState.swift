@@ -193,6 +193,13 @@ package struct MonitorState: Sendable {
             let from = event.fields["actor"].map { " from \($0)" } ?? ""
             let detail = event.fields["detail"].flatMap { $0.isEmpty ? nil : ": \($0)" } ?? ""
             note(time, event.source, event.kind, "rejected\(from): \(reason)\(detail)")
+        case "allowlist_changed":
+            let parts = ["added", "removed", "replaced"].compactMap { key in
+                event.fields[key].flatMap { $0.isEmpty ? nil : "\(key) \($0)" }
+            }
+            note(time, event.source, event.kind, "allowlist changed: " + (parts.isEmpty ? "nothing" : parts.joined(separator: "; ")))
+        case "allowlist_refused":
+            note(time, event.source, event.kind, "allowlist directory refused, unchanged: \(event.fields["problem"] ?? "?")")
         case "log":
             noteLog(event, time: time)
         default:

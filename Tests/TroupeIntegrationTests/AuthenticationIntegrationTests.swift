@@ -40,7 +40,8 @@ import TroupeWire
         try run.require(run.expectExit(learner, .code(0), within: 90) == .code(0), "the learner did not finish the run")
         for actor in actors { run.expectExit(actor, .code(0), within: 10) }
         run.expectExit(intruder, .code(1), within: 20)
-        run.check(intruder.stderr.contains("no learner answered"), "the intruder should have given up waiting for a Welcome")
+        run.check(intruder.stderr.contains("no learner answered") && intruder.stderr.contains("on the learner's allowlist"),
+                  "the intruder should have given up waiting for a Welcome, asking about its key: \(intruder.stderr.suffix(300))")
         run.check(!intruder.stderr.contains("weights applied"), "the intruder applied weights")
 
         let records = run.records

@@ -482,3 +482,11 @@ private func waitForSubscription(_ pub: ZMQSocket, _ sub: MonitorSubscriber, _ s
     state.ingest(actorError)
     #expect(state.recentEvents.map(\.summary) == ["warn: evicted silent actor", "error: cannot apply weights"])
 }
+
+@Test func allowlistChangesShowAsEvents() {
+    var state = MonitorState()
+    state.ingest(event("allowlist_changed", sequence: 1, fields: ["added": "a3,a4", "removed": "", "replaced": "a1"]))
+    state.ingest(event("allowlist_refused", sequence: 2, fields: ["problem": "keys/broken.key: not a key file"]))
+    #expect(state.recentEvents.map(\.summary) == ["allowlist changed: added a3,a4; replaced a1",
+                                                  "allowlist directory refused, unchanged: keys/broken.key: not a key file"])
+}
