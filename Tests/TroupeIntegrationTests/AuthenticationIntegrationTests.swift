@@ -11,12 +11,9 @@ import TroupeWire
         let run = try IntegrationRun("curve")
         defer { run.finish() }
         let keys = run.directory + "/keys"
-        for (name, role, folder) in [("learner", "learner", keys), ("a1", "actor", keys + "/allowed"), ("a2", "actor", keys + "/allowed"),
+        try run.makeKeys([("learner", "learner", keys), ("a1", "actor", keys + "/allowed"), ("a2", "actor", keys + "/allowed"),
                                      ("watch", "monitor", keys + "/allowed"),
-                                     ("intruder", "actor", keys + "/outside")] {
-            let (status, _) = try run.runToCompletion("keygen-\(name)", ["keygen", name, "--role", role, "--directory", folder], within: 20)
-            try run.require(status == .code(0), "troupe keygen \(name) failed")
-        }
+                                     ("intruder", "actor", keys + "/outside")])
         let learnerKey = keys + "/learner.key"
         // No shared memory: every byte of weights crosses a socket, from the learner or through the other actor's relay.
         let learner = try run.start("learner", ["learner", "--key", keys + "/learner.key_secret", "--allow", keys + "/allowed"]
@@ -75,10 +72,7 @@ import TroupeWire
         let run = try IntegrationRun("curve-live")
         defer { run.finish() }
         let keys = run.directory + "/keys"
-        for (name, role, folder) in [("learner", "learner", keys), ("a1", "actor", keys + "/allowed"), ("a2", "actor", keys + "/later")] {
-            let (status, _) = try run.runToCompletion("keygen-\(name)", ["keygen", name, "--role", role, "--directory", folder], within: 20)
-            try run.require(status == .code(0), "troupe keygen \(name) failed")
-        }
+        try run.makeKeys([("learner", "learner", keys), ("a1", "actor", keys + "/allowed"), ("a2", "actor", keys + "/later")])
         let learnerKey = keys + "/learner.key"
         let learner = try run.start("learner", ["learner", "--key", keys + "/learner.key_secret", "--allow", keys + "/allowed"]
                                     + run.learnerSettings(maxSteps: 100_000, ["learner.shared_memory_dir=", "learner.heartbeat_timeout_s=3"]))

@@ -88,10 +88,7 @@ import Glibc
         let run = try IntegrationRun("learner-file-keys")
         defer { run.finish() }
         let keys = run.directory + "/keys"
-        for (name, role, folder) in [("learner", "learner", keys), ("k1", "actor", keys + "/allowed"), ("watch", "monitor", keys + "/allowed")] {
-            let (status, _) = try run.runToCompletion("keygen-\(name)", ["keygen", name, "--role", role, "--directory", folder], within: 20)
-            try run.require(status == .code(0), "troupe keygen \(name) failed")
-        }
+        try run.makeKeys([("learner", "learner", keys), ("k1", "actor", keys + "/allowed"), ("watch", "monitor", keys + "/allowed")])
         let learner = try run.start("learner", ["learner", "--key", keys + "/learner.key_secret", "--allow", keys + "/allowed"]
                                     + run.learnerSettings(maxSteps: 3))
         let actor = try run.start("actor-k1", ["actor", "--learner-file", run.runDirectory, "--key", keys + "/allowed/k1.key_secret"])

@@ -197,10 +197,7 @@ extension RuntimeIntegrationTests {
         defer { run.finish() }
         let c = try InteropClients.buildC(run)
         let keys = run.directory + "/keys"
-        for (name, role, folder) in [("learner", "learner", keys), ("ok", "actor", keys + "/allowed"), ("outsider", "actor", keys + "/outside")] {
-            let (status, _) = try run.runToCompletion("keygen-\(name)", ["keygen", name, "--role", role, "--directory", folder], within: 20)
-            try run.require(status == .code(0), "troupe keygen \(name) failed")
-        }
+        try run.makeKeys([("learner", "learner", keys), ("ok", "actor", keys + "/allowed"), ("outsider", "actor", keys + "/outside")])
         let learnerKey = keys + "/learner.key"
         let learner = try run.start("learner", ["learner", "--key", keys + "/learner.key_secret", "--allow", keys + "/allowed"]
                                     + run.learnerSettings(maxSteps: 1000))

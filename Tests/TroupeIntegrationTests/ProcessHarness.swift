@@ -236,6 +236,14 @@ final class IntegrationRun {
                   + Self.keysOrPlaintext(extra))
     }
 
+    /// `troupe keygen NAME --role ROLE --directory FOLDER` for each key, each required to succeed.
+    func makeKeys(_ keys: [(name: String, role: String, folder: String)]) throws {
+        for (name, role, folder) in keys {
+            let (status, _) = try runToCompletion("keygen-\(name)", ["keygen", name, "--role", role, "--directory", folder], within: 20)
+            try require(status == .code(0), "troupe keygen \(name) failed")
+        }
+    }
+
     /// Runs a command to completion within `seconds` (killed and reported if it takes longer).
     func runToCompletion(_ name: String, _ arguments: [String], within seconds: Double,
                          sourceLocation: SourceLocation = #_sourceLocation) throws -> (status: ExitStatus?, child: Child) {

@@ -176,12 +176,9 @@ extension RuntimeIntegrationTests {
         let run = try IntegrationRun("reward-workers-curve")
         defer { run.finish() }
         let keys = run.directory + "/keys"
-        for (name, role, folder) in [("learner", "learner", keys), ("a1", "actor", keys + "/allowed"), ("other", "learner", keys + "/other"),
+        try run.makeKeys([("learner", "learner", keys), ("a1", "actor", keys + "/allowed"), ("other", "learner", keys + "/other"),
                                      ("w-keyed", "reward-worker", keys + "/workers"), ("w-impostor", "reward-worker", keys + "/workers"),
-                                     ("w-closed", "reward-worker", keys + "/workers")] {
-            let (status, _) = try run.runToCompletion("keygen-\(name)", ["keygen", name, "--role", role, "--directory", folder], within: 20)
-            try run.require(status == .code(0), "troupe keygen \(name) failed")
-        }
+                                     ("w-closed", "reward-worker", keys + "/workers")])
         let learnerKeys = ["--key", keys + "/learner.key_secret", "--allow", keys + "/allowed"]
         let (keyed, e1) = try run.startRewardWorker("worker-keyed", keys: ["--key", keys + "/workers/w-keyed.key_secret", "--allow", keys + "/learner.key"])
         let (impostor, e2) = try run.startRewardWorker("worker-impostor", keys: ["--key", keys + "/workers/w-impostor.key_secret", "--allow", keys + "/learner.key"])
