@@ -65,7 +65,8 @@ extension RuntimeIntegrationTests {
     }
 
     /// `troupe run` killed outright (SIGKILL: no chance to stop its children) leaves nothing running: its
-    /// learner and actors notice their parent is gone and stop as on SIGTERM (the learner checkpoints).
+    /// learner and actors notice their parent is gone and stop as on SIGTERM (the learner checkpoints),
+    /// and `troupe run --resume` goes on from that checkpoint (here to 3 steps more).
     @Test func theLearnerAndActorsOfAKilledRunStop() throws {
         let run = try IntegrationRun("killed-run")
         defer { run.finish() }
@@ -79,6 +80,17 @@ extension RuntimeIntegrationTests {
         parent.killHard()
         run.waitUntil("every child of the killed run stopped", within: 20) { children().isEmpty }
         run.check(run.records.of("learner_stopped").count == 1, "the learner did not stop cleanly (no learner_stopped record)")
+
+        let stopped = run.records.stepsDone.last ?? 0
+        run.check(run.records.latestCheckpointStep == stopped, "checkpoint \(run.records.latestCheckpointStep ?? -1), stopped at step \(stopped)")
+        let (status, _) = try run.runToCompletion("resume", ["run", "--resume", run.runDirectory, "--no-eval", "--insecure-plaintext",
+                                                            "--set", "run.max_steps=\(stopped + 3)"], within: 120)
+        run.check(status == .code(0), "troupe run --resume ended with \(status?.description ?? "a timeout")")
+        let resumed = run.records.of("resumed").last
+        run.check(resumed?.int("from_step") == stopped && resumed?.ints("voided_steps").isEmpty == true,
+                  "resumed from \(resumed?.int("from_step") ?? -1) voiding \(resumed?.ints("voided_steps") ?? []), stopped at \(stopped)")
+        run.check(run.records.stepsDone.last == stopped + 3, "the resumed run ended at step \(run.records.stepsDone.last ?? -1)")
+        Self.expectAccountingIdentity(run)
     }
 
     /// A `troupe run` whose learner dies (`kill -9`) says how to go on, and `troupe run --resume RUN` does:
