@@ -763,8 +763,8 @@ package final class LearnerServer {
     }
 
     /// A change of `--allow`'s directory (`LiveAllowlist`): the endpoints admit the new keys, Welcomes list
-    /// them for the actors' relays, and an actor whose key was removed or replaced leaves the run now
-    /// (a removed key's messages are refused from here on).
+    /// them for the actors' relays, and an actor whose key was removed leaves the run now (its messages
+    /// are refused from here on).
     private func applyAllowlistChanges(now: Double) throws {
         guard let live = liveAllowlist else { return }
         var nextWelcome = welcomeJSON
@@ -781,11 +781,11 @@ package final class LearnerServer {
             endpoints.updateAllowlist(live.security.allowlist)
             welcomeJSON = nextWelcome
             weightService.relayPublicKeys = LiveAllowlist.relayPeers(of: live.security.allowlist)
-            for identity in change.removed + change.replaced where core.actors[identity] != nil {
+            for identity in change.removed where core.actors[identity] != nil {
                 let leases = core.depart(identity: identity, now: now)
                 if let peer = peerOf[identity] { forget(peer: peer) }
                 weightService.remove(actor: identity)
-                try events.emit(.actorLeft(actor: identity, reason: "key withdrawn: removed from the allowlist or replaced",
+                try events.emit(.actorLeft(actor: identity, reason: "key withdrawn: removed from the allowlist",
                                            streamReason: "key_withdrawn", leases: leases))
             }
             let fields = ["added": change.added, "removed": change.removed, "replaced": change.replaced].mapValues { $0.joined(separator: ",") }

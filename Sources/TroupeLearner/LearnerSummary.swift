@@ -39,7 +39,7 @@ package struct LearnerSummary: Codable, Sendable, Equatable {
 
     package init(steps: Int, finished: Bool, wallTimeSeconds: Double, tokensTrained: Int, weightsHash: String, accounting: [String: Int],
                  accountingIdentityHolds: Bool, trainerIdleRatio: Double, rewardWorkers: [String: Double]?,
-                resumedFromStep: Int? = nil) {
+                 resumedFromStep: Int? = nil) {
         self.steps = steps
         self.finished = finished
         self.wallTimeSeconds = wallTimeSeconds
