@@ -90,7 +90,9 @@ package final class LocalRun {
         let items = try evaluationItems()
         _ = try RewardWorkerKeys.resolve(config.rewardWorkers, learner: options.authenticate ? .madeForEachRun : .insecurePlaintext)
         _ = try config.welcomeJSON() // the model's files fit the Welcome an actor accepts
-        let baseEvaluated = options.resume && Self.metricsHoldEvaluation(atStep: 0, path: dir + "/metrics.jsonl")
+        // A resume that changes no eval.* key finds the base model's line in the files already.
+        let baseEvaluated = options.resume && !options.resumeOverrides.contains { $0.hasPrefix("eval.") }
+            && Self.metricsHoldEvaluation(atStep: 0, path: dir + "/metrics.jsonl")
         if options.resume { try prepareResume() } else { try prepareRunDirectory() }
         // Evaluation lines go to metrics.jsonl and, beside the learner's, a TensorBoard event file of their own.
         let exportFailed: (String) -> Void = { [console] in console.warn("metrics export failed; the run goes on", ["error": .string($0)]) }
@@ -100,7 +102,7 @@ package final class LocalRun {
         var before: EvalRow?
         if options.evaluate && !items.isEmpty {
             console.info("evaluating the base model", ["prompts": .integer(items.count), "samples": .integer(config.eval.samples)])
-            // A resumed run's base model gives the same figures (the same seed); its line is in the files already.
+            // A resumed run's base model gives the same figures (the same seed and settings).
             before = try evaluate(modelDirectory: config.model.path, items: items, step: 0, events: baseEvaluated ? nil : events)
         }
         try spawnLearnerAndActors()

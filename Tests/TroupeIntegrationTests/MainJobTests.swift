@@ -120,7 +120,8 @@ extension RuntimeIntegrationTests {
                   "a plaintext resume of an authenticated run was not refused: \(downgrade.stderr.suffix(400))")
 
         let learnerKey = FileManager.default.contents(atPath: run.runDirectory + "/keys/learner.key")
-        let (status, resumed) = try run.runToCompletion("resume", ["run", "--resume", run.runDirectory], within: 300)
+        // One actor more than the run had keys for: the resume makes its key, which the learner admits.
+        let (status, resumed) = try run.runToCompletion("resume", ["run", "--resume", run.runDirectory, "--actors", "3"], within: 300)
         try run.require(status == .code(0), "troupe run --resume ended with \(status?.description ?? "a timeout")")
         let summary = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run.runDirectory + "/summary.json")))
             as? [String: Any])
@@ -130,6 +131,7 @@ extension RuntimeIntegrationTests {
         run.check(resumed.stdout.contains("resumed from the checkpoint of step \(checkpoint)"), "the summary table does not say where the run resumed")
         run.check(learnerKey != nil && FileManager.default.contents(atPath: run.runDirectory + "/keys/learner.key") == learnerKey,
                   "the resume did not keep the run's learner key")
+        run.check(run.records.of("actor_joined").contains { $0.string("actor") == "actor-3" }, "the third actor did not join the resumed run")
         run.check(run.records.of("resumed").count == 1, "\(run.records.of("resumed").count) resumed records")
         Self.expectAccountingIdentity(run)
         let metrics = try String(contentsOfFile: run.runDirectory + "/metrics.jsonl", encoding: .utf8)
