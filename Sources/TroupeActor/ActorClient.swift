@@ -75,6 +75,8 @@ package final class ActorClient {
     private var tokensProduced = 0
     private var samplingSeconds = 0.0
     private var stopReason: String?
+    /// Whether a refused handshake was reported since the last Welcome (once is enough: it repeats every 6 s).
+    private var warnedOfRefusal = false
 
     /// What a Welcome establishes here: the run's model shape, tokenizer, reward, sampler and the model
     /// in use (the conversation's side of it is in `core`).
@@ -225,6 +227,10 @@ package final class ActorClient {
             return .stopping
         }
         try drainControl()
+        if !core.joined, let status = endpoints.controlHandshakeRefusal(), !warnedOfRefusal {
+            warnedOfRefusal = true
+            console.warn("the learner at \(learner) refused this actor's key at the handshake (ZAP status \(status)): is it on the learner's allowlist (--allow)? Trying again on a fresh connection every \(Int(options.conversation.learnerSilence)) s")
+        }
         try drainAnnounce()
         try relay?.drain()
         if let rc = receiver { handle(try rc.receive(now: now)) }
@@ -330,6 +336,7 @@ package final class ActorClient {
         for event in events {
             switch event {
             case .welcomed(let w, let config, let resending):
+                warnedOfRefusal = false
                 try startSession(w, config)
                 console.info("welcomed", ["epoch": .string(String(w.learnerEpoch, radix: 16)), "version": .string(PolicyVersion(w.currentVersion).description),
                                           "credit": .integer(Int(w.credit)), "resending": .integer(resending)])

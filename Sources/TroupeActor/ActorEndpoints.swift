@@ -13,6 +13,9 @@ import TroupeWire
 package protocol ActorEndpoints: AnyObject {
     /// A new control connection to the learner at `learner`, with routing id `routingID`.
     func connectControl(to learner: Endpoint, routingID: String, security: ClientSecurity?) throws -> any DealerTransport
+    /// The ZAP status code of a handshake the learner refused on the current control connection since the
+    /// last call (its key is not on the learner's allowlist); nil when none was.
+    func controlHandshakeRefusal() -> UInt32?
     /// A new weights connection (`WeightReceiver`): to the learner's weights endpoint or to another
     /// actor's relay, with these CURVE client options (empty: plaintext).
     func connectWeights(to endpoint: Endpoint, security: [SocketOption]) throws -> any DealerTransport
@@ -53,6 +56,8 @@ package final class ZeroMQActorEndpoints: ActorEndpoints {
     private struct WeakSocket { weak var socket: ZMQSocket? }
     /// Authenticates the actors that fetch from this actor's relay (an authenticated run only).
     private var zap: ZAPHandler?
+    /// The current control connection's refused handshakes.
+    private var controlMonitor: SocketMonitor?
 
     package init() throws {
         context = try ZMQContext(ioThreads: 1)
@@ -64,9 +69,18 @@ package final class ZeroMQActorEndpoints: ActorEndpoints {
         try s.set(SocketProfile.actorDealer(limits: .controlReplies, routingID: Array(routingID.utf8), heartbeat: heartbeat)
                   + [.sendHighWaterMark(1000), .reconnectInterval(milliseconds: 100, maximumMilliseconds: 2000)]
                   + (security?.toLearner ?? []))
+        // The previous connection was closed by the caller; its monitor goes with it.
+        controlMonitor?.close()
+        controlMonitor = security == nil ? nil : try SocketMonitor(watching: s, kinds: [.handshakeFailedAuth])
         try s.connect(learner)
         polled.append(WeakSocket(socket: s))
         return s
+    }
+
+    package func controlHandshakeRefusal() -> UInt32? {
+        var status: UInt32?
+        while let monitor = controlMonitor, let event = (try? monitor.next(deadline: .now)) ?? nil { status = event.value }
+        return status
     }
 
     package func connectWeights(to endpoint: Endpoint, security: [SocketOption]) throws -> any DealerTransport {
@@ -124,6 +138,7 @@ package final class ZeroMQActorEndpoints: ActorEndpoints {
     package func close() {
         // Sockets first, the handler last: without a handler libzmq would admit anyone.
         for s in polled.compactMap(\.socket) { s.close() }
+        controlMonitor?.close()
         polled.removeAll()
         context.shutdown()
         zap?.stop()
@@ -156,6 +171,8 @@ package final class InMemoryActorEndpoints: ActorEndpoints {
         controlConnections.append(learner)
         return switchboard.connect(to: learner, identity: routingID, authenticatedAs: security?.name)
     }
+
+    package func controlHandshakeRefusal() -> UInt32? { nil }
 
     package func connectWeights(to endpoint: Endpoint, security: [SocketOption]) throws -> any DealerTransport {
         weightsConnections.append(endpoint)

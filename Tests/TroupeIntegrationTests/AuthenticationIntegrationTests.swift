@@ -37,6 +37,8 @@ import TroupeWire
         try run.require(run.expectExit(learner, .code(0), within: 90) == .code(0), "the learner did not finish the run")
         for actor in actors { run.expectExit(actor, .code(0), within: 10) }
         run.expectExit(intruder, .code(1), within: 20)
+        run.check(intruder.stderr.contains("refused this actor's key at the handshake (ZAP status 400)"),
+                  "the intruder did not say the learner refused its key: \(intruder.stderr.suffix(300))")
         run.check(intruder.stderr.contains("no learner answered") && intruder.stderr.contains("on the learner's allowlist"),
                   "the intruder should have given up waiting for a Welcome, asking about its key: \(intruder.stderr.suffix(300))")
         run.check(!intruder.stderr.contains("weights applied"), "the intruder applied weights")
@@ -107,6 +109,7 @@ import TroupeWire
             actor.send(SIGTERM)
             run.expectExit(actor, .code(0), within: 10)
         }
+        run.check(late.stderr.contains("refused this actor's key at the handshake"), "a2 did not say its key was refused before it was listed")
         run.check(!late.stderr.contains("stopped serving"), "a2 was placed below a relay that refused it: \(late.stderr.suffix(500))")
         run.check(late.stderr.contains("\"via\":\"chunks\"") || late.stderr.contains("\"via\":\"relay\""), "a2 applied no weights fetched as chunks")
         RuntimeIntegrationTests.expectAccountingIdentity(run)
