@@ -183,9 +183,8 @@ package final class LearnerServer {
         // Stop sequences travel with each prompt's sampling parameters (`promptMessage`), not here.
         // An authenticated run's actors admit one another to their relays: every actor's public key, by
         // name. Made before the run log: a Welcome too large for actors must stop a start that wrote nothing.
-        let actorKeys = endpoints.allowlist?.members.values.filter { $0.role == .actor } ?? []
-        let relayPeers = Dictionary(uniqueKeysWithValues: actorKeys.map { ($0.name, $0.publicKey.z85) })
-        welcomeJSON = try config.welcomeJSON(relayPeers: endpoints.allowlist != nil ? relayPeers : nil)
+        let relayPeers = endpoints.allowlist.map(LiveAllowlist.relayPeers(of:))
+        welcomeJSON = try config.welcomeJSON(relayPeers: relayPeers)
         liveAllowlist = makeEndpoints == nil ? security.map { LiveAllowlist($0) } : nil
         runLog = try RunLog(path: logPath, writing: runLogWriting)
         let exportFailed: (String) -> Void = { [console] in console.warn("metrics export failed; training goes on", ["error": .string($0)]) }
@@ -225,7 +224,7 @@ package final class LearnerServer {
         }
         let first = WeightSnapshot.make(model: model, version: PolicyVersion(epoch: epoch, step: UInt64(core.step)), sharedMemoryDirectory: shm)
         weightService = WeightService(snapshot: first.snapshot, relayFanout: config.learner.relayFanout)
-        weightService.relayPublicKeys = relayPeers
+        weightService.relayPublicKeys = relayPeers ?? [:]
 
         training = LearnerTraining(config: config, runDirectory: runDirectory, epoch: epoch, core: core, model: model,
                                    trainer: trainer, worker: .trainer(trainer, sharedMemoryDirectory: shm), runLog: runLog,
@@ -735,11 +734,10 @@ package final class LearnerServer {
                 var placeable = true
                 if case .weightSourceRequest(let r) = message.body { placeable = core.actors[r.actorIdentity]?.runId == r.actorRunID }
                 // Below a relay whose actor was welcomed before this one's key was allowlisted, it would be refused.
-                let requester = { if case .weightSourceRequest(let r) = message.body { r.actorIdentity } else { "" } }()
-                let relayAdmits = { [liveAllowlist, welcomeGeneration] (parent: String) in
-                    liveAllowlist?.relayAdmits(requester, welcomedIn: welcomeGeneration[parent] ?? 0) ?? true
-                }
-                if let reply = weightService.reply(to: message.body, placeable: placeable, relayAdmits: relayAdmits) {
+                if let reply = weightService.reply(to: message.body, placeable: placeable, relayAdmits: { [liveAllowlist, welcomeGeneration] parent in
+                    guard let liveAllowlist, case .weightSourceRequest(let r) = message.body else { return true }
+                    return liveAllowlist.relayAdmits(r.actorIdentity, welcomedIn: welcomeGeneration[parent] ?? 0)
+                }) {
                     _ = try weights.send(reply, to: peer, deadline: .now)
                     if case .weightSourceRequest(let r) = message.body, case .weightSource(let s) = reply.body {
                         try events.emit(.stream("weights_source", step: Int(clamping: r.version.step), metrics: ["depth": Double(s.depth)],

@@ -505,9 +505,7 @@ struct RunKeys {
     static func make(in directory: String, actors: Int) throws -> RunKeys {
         let learner = try CurveKeyPair.generate()
         try CurveKeyFile.create(name: LearnerSecurity.learnerName, role: .learner, pair: learner, directory: directory)
-        for i in 0..<actors {
-            try CurveKeyFile.create(name: actorName(i), role: .actor, pair: try .generate(), directory: directory + "/clients")
-        }
+        try addActorKeys(in: directory, actors: actors)
         let monitor = try CurveKeyPair.generate()
         try CurveKeyFile.create(name: monitorName, role: .monitor, pair: monitor, directory: directory + "/clients")
         return RunKeys(directory: directory, monitorSecurity: ClientSecurity(name: monitorName, keyPair: monitor, learnerKey: learner.publicKey))
@@ -516,12 +514,17 @@ struct RunKeys {
     /// The keys an earlier `troupe run` made in `directory`, for its resume; actors beyond the ones it made
     /// get keys of their own, which the learner admits since it reads `clients` as it starts.
     static func reuse(in directory: String, actors: Int) throws -> RunKeys {
-        for i in 0..<actors where !FileManager.default.fileExists(atPath: directory + "/clients/\(actorName(i)).key_secret") {
-            try CurveKeyFile.create(name: actorName(i), role: .actor, pair: try .generate(), directory: directory + "/clients")
-        }
+        try addActorKeys(in: directory, actors: actors)
         let monitor = try ClientSecurity(secretKeyFile: directory + "/clients/\(monitorName).key_secret",
                                          learnerKeyFile: directory + "/\(LearnerSecurity.learnerName).key")
         return RunKeys(directory: directory, monitorSecurity: monitor)
+    }
+
+    /// A key pair in `directory/clients` for each of the first `actors` actors that has none.
+    private static func addActorKeys(in directory: String, actors: Int) throws {
+        for i in 0..<actors where !FileManager.default.fileExists(atPath: directory + "/clients/\(actorName(i)).key_secret") {
+            try CurveKeyFile.create(name: actorName(i), role: .actor, pair: try .generate(), directory: directory + "/clients")
+        }
     }
 
     var learnerArguments: [String] { ["--key", directory + "/learner.key_secret", "--allow", directory + "/clients"] }
