@@ -149,7 +149,7 @@ public nonisolated enum Troupe_V1_AckStatus: SwiftProtobuf.Enum, Swift.CaseItera
   case unspecified // = 0
   case accepted // = 1
 
-  /// already accepted earlier; grants no credit
+  /// already received; credit_granted 1, like any first Ack of a sequence number
   case duplicate // = 2
   case rejected // = 3
   case UNRECOGNIZED(Int)
@@ -222,7 +222,7 @@ public nonisolated enum Troupe_V1_GroupRejectReason: SwiftProtobuf.Enum, Swift.C
   /// the reported answer or reward differs from the learner's own scoring of the tokens
   case rewardMismatch // = 10
 
-  /// sequence 0, or beyond what the actor's credit allows
+  /// sequence 0, or beyond the sequence window (PROTOCOL.md §5.4)
   case badSequence // = 11
 
   /// the reward workers gave no score for a sample in their attempts (docs/rewards.md)
@@ -367,7 +367,7 @@ public nonisolated struct Troupe_V1_Welcome: Sendable {
   public var maxStaleness: UInt32 = 0
 
   /// UTF-8 JSON object: "config" (the resolved run configuration, as `troupe config` prints it),
-  /// "model_files" (file name -> text: the model's config.json and tokenizer files) and, in an
+  /// "algorithm" (the algorithm options the preset and overrides resolve to), "model_files" (file name -> text: the model's config.json and tokenizer files) and, in an
   /// authenticated run, "relay_peers" (actor name -> CURVE public key, Z85).
   public var configJson: String = String()
 
@@ -670,7 +670,7 @@ public nonisolated struct Troupe_V1_GroupSubmit: Sendable {
 
   /// Tokens the sampler drew for this group, a prefix shared by several samples (a tree's, a serial
   /// path's) counted once; at most the sum over samples of token_count - inserted_count (what sampling
-  /// each alone would draw). 0: not reported. Informational (metrics); since 2.4.
+  /// each alone would draw). 0: not reported. Checked (PROTOCOL.md §5.4, checks 11 and 11c); since 2.4.
   public var tokensGenerated: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -694,7 +694,7 @@ public nonisolated struct Troupe_V1_Ack: Sendable {
 
   public var text: String = String()
 
-  /// 1 for accepted and rejected groups, 0 for duplicates
+  /// 1: accepted, rejected and duplicate groups alike
   public var creditGranted: UInt32 = 0
 
   /// the newest published version

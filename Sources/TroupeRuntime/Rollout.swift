@@ -129,7 +129,7 @@ extension RolloutGroup {
             return RolloutSample(tokens: Array(submission.tokenIDs[r]), logprobs: Array(submission.logProbs[r]),
                                  entropies: submission.entropies.map { Array($0[r]) },
                                  finishReason: s.finishReason == .length ? .length : .stop, temperature: s.temperature,
-                                 answer: s.hasExtractedAnswer ? s.extractedAnswer : nil, reward: s.reward,
+                                 answer: s.extractedAnswer.isEmpty ? nil : s.extractedAnswer, reward: s.reward,
                                  components: s.rewardComponents,
                                  inserted: s.insertedCount > 0 ? Int(s.insertedFrom)..<(Int(s.insertedFrom) + Int(s.insertedCount)) : nil)
         }

@@ -26,8 +26,9 @@ import TroupeWire
         header.promptID = 5
         header.leaseID = 11
         header.version = PolicyVersion(epoch: 2, step: 4).proto
-        for (count, finish) in [(2, Troupe_V1_FinishReason.stop), (3, .length)] {
+        for (count, finish, answer) in [(2, Troupe_V1_FinishReason.stop, "12"), (3, .length, "")] {
             var sample = Troupe_V1_SampleInfo()
+            sample.extractedAnswer = answer
             sample.tokenCount = UInt32(count)
             sample.finishReason = finish
             sample.temperature = 0.5
@@ -41,6 +42,8 @@ import TroupeWire
         #expect(group.samples.map(\.tokens) == [[1, 2], [3, 4, 5]])
         #expect(group.samples.map(\.logprobs) == [[-1, -2], [-3, -4, -5]])
         #expect(group.samples.map(\.finishReason) == [.stop, .length])
+        // A present empty answer is no answer (PROTOCOL.md §11: protobuf-c cannot even send one).
+        #expect(group.samples.map(\.answer) == ["12", nil])
         #expect(group.tokenCount == 5)
     }
 }
