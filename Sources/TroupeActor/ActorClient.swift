@@ -164,7 +164,8 @@ package final class ActorClient {
     // MARK: loop
 
     /// Runs until the learner says the run is finished (0), a shutdown signal (0), or a fatal error (1:
-    /// no learner within the connect timeout, a Welcome this actor cannot use, sampling failed).
+    /// no learner within the connect timeout, a learner of another protocol major, a Welcome this actor
+    /// cannot use, sampling failed).
     package func run() throws -> Int32 {
         console.info("connecting", ["learner": .string(learner.description), "actor_run": .string(String(runId, radix: 16))])
         if case .tcp(let host, _, _) = learner, DoctorProbes.resolve(host).isEmpty {
@@ -319,7 +320,7 @@ package final class ActorClient {
     package var model: LlamaModel? { session?.model }
 
     /// Stop reasons that are failures (exit status 1): the run cannot go on with this actor.
-    private let failedReasons: Set<String> = ["bad welcome", "sampling failed", "authentication failed", "learner gone"]
+    private let failedReasons: Set<String> = ["bad welcome", "sampling failed", "authentication failed", "learner gone", "protocol mismatch"]
 
     private func drainControl() throws {
         for _ in 0..<256 {

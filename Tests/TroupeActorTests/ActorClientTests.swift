@@ -219,6 +219,30 @@ enum InMemoryRunError: Error { case neverHappened(String) }
         #expect(a.client.stop() == 0)
     }
 
+    // A learner that speaks another protocol major cannot be joined: the actor stops with status 1, a
+    // failure for Slurm or a supervisor, where the end of a run gives 0.
+    @Test func anActorRefusedForItsProtocolMajorExitsWithAFailure() throws {
+        let switchboard = InMemorySwitchboard()
+        let learner = InMemoryRouter()
+        let control = try Endpoint(parsing: "tcp://127.0.0.1:5555")
+        switchboard.bind(learner, at: control)
+        let client = try ActorClient(options: ActorClient.Options(learner: control, identity: "a"),
+                                     endpoints: InMemoryActorEndpoints(switchboard: switchboard), clock: { 1000 })
+        var outcome = ActorClient.TurnOutcome.running
+        for _ in 0..<50 where outcome == .running {
+            outcome = try client.turn()
+            if case .message(let peer, let message) = try learner.receiveFromPeer(deadline: .now, limits: .control), case .hello = message.body {
+                var reject = Troupe_V1_Reject()
+                reject.reason = .protocolMajor
+                reject.text = "the learner speaks major \(WireProtocol.major + 1)"
+                _ = try learner.send(WireMessage(.reject(reject)), to: peer, deadline: .now)
+            }
+        }
+        #expect(outcome == .stopping)
+        #expect(client.stopping == "protocol mismatch")
+        #expect(client.stop() == 1)
+    }
+
     @Test func aLearnerRestartedElsewhereIsFollowedAndTheUnacknowledgedGroupsAreResent() throws {
         let run = try InMemoryRun(["run.max_steps=3"])
         let file = run.directory + "/moved-endpoints.json"
