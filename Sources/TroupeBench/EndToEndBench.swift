@@ -75,6 +75,8 @@ package enum EndToEndBench {
         package let groupsStale: Int
         /// Seconds the actors spent sampling, per group they produced (their last reports).
         package let samplingSecondsPerGroup: Double
+        /// `OPENBLAS_THREAD_TIMEOUT` as the learner got it; nil: OpenBLAS's default (its workers spin).
+        package let learnerBLASThreadTimeout: String?
         package var staleShare: Double { groupsProduced > 0 ? Double(groupsStale) / Double(groupsProduced) : .nan }
 
         package var steady: [Step] { steps.filter { $0.step >= 2 } }
@@ -145,7 +147,10 @@ package enum EndToEndBench {
             listener.stop()
             stopAll(children)
         }
-        let learner = try launch(options.executable, learnerArgs, log: work + "/learner.log")
+        // The learner's environment as `troupe run` gives it (its actors share these cores).
+        let resolved = try RunConfig.parse(.object([:]), overrides: options.overrides + ["learner.max_staleness=\(staleness)"])
+        let learnerEnvironment = resolved.learnerEnvironmentBesideActors(ProcessInfo.processInfo.environment)
+        let learner = try launch(options.executable, learnerArgs, log: work + "/learner.log", environment: learnerEnvironment)
         children.append(learner)
         for a in 0..<options.actors {
             children.append(try launch(options.executable, ["actor", "--learner", "tcp://127.0.0.1:\(ports.control)", "--insecure-plaintext",
@@ -178,7 +183,8 @@ package enum EndToEndBench {
                    groupsProduced: summary.accounting["produced"] ?? 0,
                    groupsTrained: summary.accounting["trained"] ?? 0,
                    groupsStale: summary.accounting["rejected/stale"] ?? 0,
-                   samplingSecondsPerGroup: events.samplingSecondsPerGroup)
+                   samplingSecondsPerGroup: events.samplingSecondsPerGroup,
+                   learnerBLASThreadTimeout: learnerEnvironment[RunConfig.blasThreadTimeoutVariable])
     }
 
     /// The `train` lines of metrics.jsonl as steps with their cycle times.
@@ -211,10 +217,14 @@ package enum EndToEndBench {
         }
     }
 
-    static func launch(_ executable: String, _ arguments: [String], log: String) throws -> Process {
+    static func launch(_ executable: String, _ arguments: [String], log: String, environment: [String: String]? = nil) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = arguments
+        // Should the benchmark die (Ctrl-C twice, SIGKILL), its learner and actors stop on their own.
+        var inherited = environment ?? ProcessInfo.processInfo.environment
+        inherited[Shutdown.parentVariable] = String(getpid())
+        p.environment = inherited
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         guard let handle = FileHandle(forWritingAtPath: log) else { throw RuntimeBenchError("end-to-end", "cannot write \(log)") }
         p.standardOutput = handle

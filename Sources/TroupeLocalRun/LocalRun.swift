@@ -180,7 +180,7 @@ package final class LocalRun {
                      "endpoints.logs_port=\(e.logsPort)", "endpoints.logs_in_port=\(e.logsInPort)"]
         let learnerConfig = options.resume ? ["--resume", config.runDirectory] + (options.resumeOverrides + ports).flatMap { ["--set", $0] }
             : ["--config", config.runDirectory + "/run-config.json"]
-        try spawn("learner", ["learner"] + learnerConfig + (keys?.learnerArguments ?? plaintext))
+        try spawn("learner", ["learner"] + learnerConfig + (keys?.learnerArguments ?? plaintext), environment: config.learnerEnvironmentBesideActors)
         let control = "tcp://127.0.0.1:\(config.endpoints.controlPort)"
         for i in 0..<options.actors {
             let name = RunKeys.actorName(i)
@@ -341,7 +341,8 @@ package final class LocalRun {
         }
     }
 
-    private func spawn(_ name: String, _ arguments: [String]) throws {
+    private func spawn(_ name: String, _ arguments: [String],
+                       environment adapt: ([String: String]) -> [String: String] = { $0 }) throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: options.executable)
         p.arguments = arguments
@@ -354,7 +355,7 @@ package final class LocalRun {
         p.standardError = handle
         p.standardInput = FileHandle.nullDevice
         // Should this process die without stopping them (SIGKILL), they stop on their own.
-        var environment = ProcessInfo.processInfo.environment
+        var environment = adapt(ProcessInfo.processInfo.environment)
         environment[Shutdown.parentVariable] = String(getpid())
         p.environment = environment
         try p.run()

@@ -184,6 +184,18 @@ package struct RunConfig: Sendable {
         }
     }
 
+    /// The environment for a learner started on the same cores as this run's actors. OpenBLAS's
+    /// workers wait for the next product by spinning with `sched_yield` for about 0.1 s (2^28 cycles)
+    /// before they sleep, so while the learner's step does anything but matrix products they hold a
+    /// core that actors at idle priority would sample on; 2^4 cycles lets them sleep at once. A value
+    /// the user set is kept. OpenBLAS reads it when the library loads, so only a launcher can set it.
+    package func learnerEnvironmentBesideActors(_ inherited: [String: String]) -> [String: String] {
+        guard sampleAtIdlePriority, inherited[Self.blasThreadTimeoutVariable] == nil else { return inherited }
+        return inherited.merging([Self.blasThreadTimeoutVariable: "4"]) { _, new in new }
+    }
+
+    package static let blasThreadTimeoutVariable = "OPENBLAS_THREAD_TIMEOUT"
+
     /// The built-in algorithm: TTRL's majority-vote reward with CISPO, every sample of a group voting
     /// and trained on (`group_size` decides how many), and no KL term, which would cost a second forward
     /// pass on a reference model for a coefficient of 0.001. Naming a preset (in a file's `algorithm`

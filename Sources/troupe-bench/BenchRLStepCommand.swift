@@ -138,6 +138,7 @@ private struct RLStepOutput {
                     "share_of_limit_target": .number(limitTarget),
                 ]
                 if let idle = run.actorsSampleAtIdlePriority { line["actors_priority"] = .string(idle ? "idle" : "normal") }
+                line["learner_openblas_thread_timeout"] = run.run.learnerBLASThreadTimeout.map(JSONValue.string) ?? .null
                 if let sync = synchronous(run), run.run.staleness > 0 { line["speed_vs_synchronous"] = .number(sync.secondsPerStep / run.secondsPerStep) }
                 if let problem = noise(run) { line["targets_not_judged"] = .string(problem) }
                 switch versus {

@@ -65,6 +65,12 @@ import TroupeTokenizer
         #expect(config.sampleAtIdlePriority == idle)
         #expect(try RunConfig.parse(config.resolved).actors.samplingPriority == setting)
         #expect(RunConfig().actors.samplingPriority == "auto")
+        // The learner beside idle actors lets its OpenBLAS workers sleep at once, unless the user chose.
+        let inherited = ["PATH": "/usr/bin"]
+        let environment = config.learnerEnvironmentBesideActors(inherited)
+        #expect(environment["OPENBLAS_THREAD_TIMEOUT"] == (idle ? "4" : nil))
+        #expect(environment["PATH"] == "/usr/bin")
+        #expect(config.learnerEnvironmentBesideActors(["OPENBLAS_THREAD_TIMEOUT": "28"]) == ["OPENBLAS_THREAD_TIMEOUT": "28"])
     }
 
     @Test func refusesOverrideNamingIt() {
