@@ -30,6 +30,7 @@ package final class EmulatedLinks: @unchecked Sendable {
         self.rate = rate
         self.hosts = hosts
         prefix = "trp\(getpid())"
+        EmulatedLinks.removeLeftovers()
         do {
             let hub = "\(prefix)-sw"
             try EmulatedLinks.command("ip", "netns", "add", hub)
@@ -76,6 +77,22 @@ package final class EmulatedLinks: @unchecked Sendable {
         guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "setns") else { throw RuntimeBenchError("links", "no setns in libc") }
         let setns = unsafeBitCast(symbol, to: (@convention(c) (Int32, Int32) -> Int32).self)
         guard setns(fd, 0x4000_0000) == 0 else { throw RuntimeBenchError("links", "setns into \(namespace(host)): \(String(cString: strerror(errno)))") }
+    }
+
+    /// Deletes the namespaces a killed bench left behind (`trpPID-…` whose process is gone): a SIGKILL
+    /// runs no deinit, and each leftover holds its veth pairs and qdiscs.
+    package static func removeLeftovers(in directory: String = "/var/run/netns") {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        for name in names {
+            guard let pid = leftoverOwner(name), kill(pid, 0) != 0, errno == ESRCH else { continue }
+            try? EmulatedLinks.command("ip", "netns", "del", name)
+        }
+    }
+
+    /// The process id in a namespace name this bench makes (`trp1234-sw`, `trp1234-h0`); nil for any other name.
+    package static func leftoverOwner(_ name: String) -> pid_t? {
+        guard let match = name.wholeMatch(of: #/trp([0-9]{1,9})-(sw|h[0-9]+)/#), let pid = pid_t(match.1), pid > 0 else { return nil }
+        return pid
     }
 
     /// Deletes the namespaces (their links go with them).
