@@ -81,8 +81,8 @@ package final class EmulatedLinks: @unchecked Sendable {
 
     /// Deletes the namespaces a killed bench left behind (`trpPID-…` whose process is gone): a SIGKILL
     /// runs no deinit, and each leftover holds its veth pairs and qdiscs.
-    package static func removeLeftovers(in directory: String = "/var/run/netns") {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+    package static func removeLeftovers() {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/var/run/netns") else { return }
         for name in names {
             guard let pid = leftoverOwner(name), kill(pid, 0) != 0, errno == ESRCH else { continue }
             try? EmulatedLinks.command("ip", "netns", "del", name)

@@ -367,8 +367,9 @@ public nonisolated struct Troupe_V1_Welcome: Sendable {
   public var maxStaleness: UInt32 = 0
 
   /// UTF-8 JSON object: "config" (the resolved run configuration, as `troupe config` prints it),
-  /// "algorithm" (the algorithm options the preset and overrides resolve to), "model_files" (file name -> text: the model's config.json and tokenizer files) and, in an
-  /// authenticated run, "relay_peers" (actor name -> CURVE public key, Z85).
+  /// "algorithm" (the algorithm options the preset and overrides resolve to), "model_files" (file
+  /// name -> text: the model's config.json and tokenizer files) and, in an authenticated run,
+  /// "relay_peers" (actor name -> CURVE public key, Z85).
   public var configJson: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
