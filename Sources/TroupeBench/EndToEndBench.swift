@@ -75,6 +75,8 @@ package enum EndToEndBench {
         package let groupsStale: Int
         /// Seconds the actors spent sampling, per group they produced (their last reports).
         package let samplingSecondsPerGroup: Double
+        /// Whether the actors sampled at idle priority (`actors.sampling_priority`, resolved at this staleness).
+        package let actorsSampleAtIdlePriority: Bool
         /// `OPENBLAS_THREAD_TIMEOUT` as the learner got it; nil: OpenBLAS's default (its workers spin).
         package let learnerBLASThreadTimeout: String?
         package var staleShare: Double { groupsProduced > 0 ? Double(groupsStale) / Double(groupsProduced) : .nan }
@@ -147,7 +149,8 @@ package enum EndToEndBench {
             listener.stop()
             stopAll(children)
         }
-        // The learner's environment as `troupe run` gives it (its actors share these cores).
+        // The run's settings as the learner resolves them, and its environment as `troupe run` gives it
+        // (its actors share these cores).
         let resolved = try RunConfig.parse(.object([:]), overrides: options.overrides + ["learner.max_staleness=\(staleness)"])
         let learnerEnvironment = resolved.learnerEnvironmentBesideActors(ProcessInfo.processInfo.environment)
         let learner = try launch(options.executable, learnerArgs, log: work + "/learner.log", environment: learnerEnvironment)
@@ -184,6 +187,7 @@ package enum EndToEndBench {
                    groupsTrained: summary.accounting["trained"] ?? 0,
                    groupsStale: summary.accounting["rejected/stale"] ?? 0,
                    samplingSecondsPerGroup: events.samplingSecondsPerGroup,
+                   actorsSampleAtIdlePriority: resolved.sampleAtIdlePriority,
                    learnerBLASThreadTimeout: learnerEnvironment[RunConfig.blasThreadTimeoutVariable])
     }
 

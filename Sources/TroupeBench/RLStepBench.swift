@@ -131,8 +131,8 @@ package enum RLStepBench {
         package var trainedShare: Double { run.groupsProduced > 0 ? Double(run.groupsTrained) / Double(run.groupsProduced) : .nan }
         /// The step's matrix FLOPs over the sgemm rate, and that over the measured seconds per step.
         package let limitSeconds: Double
-        /// Whether the actors sampled at idle priority (`actors.sampling_priority`); nil if unknown.
-        package var actorsSampleAtIdlePriority: Bool?
+        /// Whether the actors sampled at idle priority (`actors.sampling_priority`).
+        package var actorsSampleAtIdlePriority: Bool { run.actorsSampleAtIdlePriority }
         package var shareOfLimit: Double { limitSeconds / secondsPerStep }
     }
 
@@ -178,11 +178,8 @@ package enum RLStepBench {
             let split = Split(sampling: run.samplingSecondsPerGroup * Double(options.workload.prompts) / Double(actors),
                               scoring: median(\.forwardSeconds), training: median { $0.backwardSeconds + $0.optimizerSeconds },
                               publishing: median(\.publishSeconds))
-            // What the actors were told (`actors.sampling_priority`, resolved at this staleness).
-            let resolved = try? RunConfig.parse(.object([:]), overrides: e2e.overrides + ["learner.max_staleness=\(staleness)"])
             runs.append(Run(actors: actors, run: run, split: split, tokensPerSecond: median(\.tokensTrained) / run.medianCycle,
-                            limitSeconds: (flops.training + flops.sampling) / (sgemm * 1e9),
-                            actorsSampleAtIdlePriority: resolved?.sampleAtIdlePriority))
+                            limitSeconds: (flops.training + flops.sampling) / (sgemm * 1e9)))
         }
         return Report(options: options, sgemmGflops: sgemm, runs: runs)
     }

@@ -137,7 +137,7 @@ private struct RLStepOutput {
                     "limit_s": .number(run.limitSeconds), "share_of_limit": .number(run.shareOfLimit),
                     "share_of_limit_target": .number(limitTarget),
                 ]
-                if let idle = run.actorsSampleAtIdlePriority { line["actors_priority"] = .string(idle ? "idle" : "normal") }
+                line["actors_priority"] = .string(run.actorsSampleAtIdlePriority ? "idle" : "normal")
                 line["learner_openblas_thread_timeout"] = run.run.learnerBLASThreadTimeout.map(JSONValue.string) ?? .null
                 if let sync = synchronous(run), run.run.staleness > 0 { line["speed_vs_synchronous"] = .number(sync.secondsPerStep / run.secondsPerStep) }
                 if let problem = noise(run) { line["targets_not_judged"] = .string(problem) }
@@ -178,7 +178,7 @@ private struct RLStepOutput {
             if let sync = synchronous(run), run.run.staleness > 0 {
                 let speed = sync.secondsPerStep / run.secondsPerStep
                 let stale = run.run.staleShare
-                let priority = run.actorsSampleAtIdlePriority.map { $0 ? ", actors at idle priority" : ", actors at normal priority" } ?? ""
+                let priority = run.actorsSampleAtIdlePriority ? ", actors at idle priority" : ", actors at normal priority"
                 Swift.print(String(format: "  max_staleness %d%@: %.2f× synchronous speed (%@ ≥ %.1f×), %.1f%% of produced groups stale (%@ ≤ %.0f%%)",
                                    run.run.staleness, priority, speed, judged(speed >= RuntimeTargets.asyncOverSync), RuntimeTargets.asyncOverSync,
                                    100 * stale, stale <= RuntimeTargets.staleShare ? "met" : "NOT met", 100 * RuntimeTargets.staleShare))
