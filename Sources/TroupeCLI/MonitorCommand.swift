@@ -101,6 +101,14 @@ package struct MonitorCommand: ParsableCommand {
         // With --learner-file the subscription follows a resumed learner to its new log endpoint.
         let subscriber = try FollowingSubscriber(context: context, endpoint: learner, security: security?.toLearner ?? [], learnerFile: learnerFile)
         subscriber.onMove = { Console(role: "monitor").info("the learner endpoints file names \($0); following the log stream there") }
+        var refusalsSaid = 0
+        subscriber.onKeyRefused = { status in
+            // libzmq tries again every few seconds: say it the first time and then every 10th.
+            if refusalsSaid % 10 == 0 {
+                Console(role: "monitor").warn("the learner refused this monitor's key at the handshake (ZAP status \(status)): is it on the learner's allowlist (--allow) with role monitor? It may have been removed; trying again")
+            }
+            refusalsSaid += 1
+        }
         defer { subscriber.close() }
         var options = MonitorSubscriber.RunOptions(updatesPerSecond: refresh, stopWhenRunEnds: untilFinished)
         options.deadline = duration.map { .after(.milliseconds(Int64($0 * 1000))) }

@@ -16,8 +16,12 @@ package struct LearnerEndpoints {
     /// The ZAP handler the sockets authenticate through (nil: plaintext, or in memory).
     package var zapHandler: ZAPHandler?
     /// Admits a new allowlist (the learner's own key included) from the next handshake and the next
-    /// message on: a reload of `--allow` (`LiveAllowlist`). In memory: nothing to do.
-    package var updateAllowlist: (CurveAllowlist) -> Void = { _ in }
+    /// message on: a reload of `--allow` (`LiveAllowlist`). When it withdraws a key (removed, replaced
+    /// or given another role), the announcements and the log stream drop every subscriber, since a
+    /// PUB socket cannot close one peer's connection: the others reconnect through a new handshake,
+    /// the withdrawn key cannot. Throws when a subscriber side could not be bound again. In memory:
+    /// nothing to do.
+    package var updateAllowlist: (CurveAllowlist) throws -> Void = { _ in }
     /// Blocks until the control or weights endpoint, or one of the given file descriptors (the trainer's
     /// and the run-log writer's wake pipes), may be readable, or until the deadline.
     package var waitForInput: (Deadline, [Int32]) throws -> Void
@@ -42,7 +46,7 @@ package struct LearnerEndpoints {
             guard let security, let zap else { return }
             try socket.set(security.server(domain))
             // Every message is checked against the handler's current policy, which a reload replaces.
-            socket.admitsUser = { zap.currentPolicy.admits(user: $0, domain: domain) }
+            socket.admitsUser = { zap.currentPolicy.admits(user: $0, key: $1, domain: domain) }
         }
         let control = try ZMQSocket(context, type: .router, linger: .upTo(milliseconds: 500))
         try control.set([.routerMandatory(true), .routerHandover(true), .maxMessageSize(WireLimits.control.socketMaxFrameBytes),
@@ -54,14 +58,14 @@ package struct LearnerEndpoints {
                          .sendHighWaterMark(1000)] + SocketProfile.acceptedConnectionLiveness)
         try secure(weights, ZAPDomain.weights)
         _ = try weights.bind(bindEndpoint(settings.weightsPort))
-        let announce = try ZMQSocket(context, type: .publish, linger: .discardUnsent)
-        try announce.set([.sendHighWaterMark(100)])
-        try secure(announce, ZAPDomain.announce)
-        _ = try announce.bind(bindEndpoint(settings.announcePort))
+        let announce = try ServerPublisher(context: context, side: ZMQProxy.Side(
+            type: .publish, bind: bindEndpoint(settings.announcePort), linger: .discardUnsent,
+            options: [.sendHighWaterMark(100)] + (security?.server(ZAPDomain.announce) ?? [])))
         let proxy = try ZMQProxy.startPubSubForwarder(
             context: context, publishersBind: bindEndpoint(settings.logsInPort), subscribersBind: bindEndpoint(settings.logsPort),
             publishersSecurity: security?.server(ZAPDomain.logsIn) ?? [], subscribersSecurity: security?.server(ZAPDomain.logs) ?? [],
-            admitPublisher: zap.map { zap in { @Sendable user, frames in LearnerSecurity.admitsLogEvent(user: user, frames: frames, policy: zap.currentPolicy) } })
+            admitPublisher: zap.map { zap in { @Sendable user, key, frames in
+                LearnerSecurity.admitsLogEvent(user: user, key: key, frames: frames, policy: zap.currentPolicy) } })
         let ownKeys = security.map { ClientSecurity(name: LearnerSecurity.learnerName, keyPair: $0.keyPair, learnerKey: $0.keyPair.publicKey) }
         let logs = try LogPublisher(context: context, endpoint: Endpoint(parsing: "tcp://127.0.0.1:\(settings.logsInPort)"),
                                     source: "learner", runId: epoch, security: ownKeys?.toLearner ?? [])
@@ -79,7 +83,16 @@ package struct LearnerEndpoints {
         let watchdog = zap.map { AuthenticationWatchdog(handler: $0) }
         return LearnerEndpoints(
             control: control, weights: weights, announce: announce, logs: logs, allowlist: security?.allowlist, zapHandler: zap,
-            updateAllowlist: { zap?.update(ZAPDomain.policy($0)) },
+            updateAllowlist: { next in
+                guard let zap else { return }
+                let before = zap.currentPolicy.allowlist
+                zap.update(ZAPDomain.policy(next))
+                guard before.members.values.contains(where: { next.members[$0.publicKey] != $0 }) else { return }
+                // Both, whatever the first does; a side that failed stays closed (fail closed).
+                let announcements = Result { try announce.dropSubscribers() }
+                try proxy.dropSubscribers()
+                try announcements.get()
+            },
             waitForInput: { deadline, wakes in
                 for wake in wakes { poller.register(fileDescriptor: wake) } // once each: registering again changes nothing
                 _ = try poller.poll(until: deadline)

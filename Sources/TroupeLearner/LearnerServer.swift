@@ -761,8 +761,8 @@ package final class LearnerServer {
     }
 
     /// A change of `--allow`'s directory (`LiveAllowlist`): the endpoints admit the new keys, Welcomes list
-    /// them for the actors' relays, and an actor whose key was removed leaves the run now (its messages
-    /// are refused from here on).
+    /// them for the actors' relays, and an actor whose key was removed or replaced leaves the run now (the
+    /// messages of the connections that key holds are refused from here on).
     private func applyAllowlistChanges(now: Double) throws {
         guard let live = liveAllowlist else { return }
         var nextWelcome = welcomeJSON
@@ -776,14 +776,20 @@ package final class LearnerServer {
             console.warn("the allowlist directory changed but cannot be used; the allowlist stays as it was", ["problem": .string(problem)])
             try events.emit(.stream("allowlist_refused", step: core.step, fields: ["problem": problem]))
         case .changed(let change):
-            endpoints.updateAllowlist(live.security.allowlist)
+            do { try endpoints.updateAllowlist(live.security.allowlist) } catch {
+                console.warn("a subscriber endpoint could not be bound again after the allowlist changed; it serves nobody from now on",
+                             ["problem": .string("\(error)")])
+            }
             welcomeJSON = nextWelcome
             weightService.relayPublicKeys = LiveAllowlist.relayPeers(of: live.security.allowlist)
-            for identity in change.removed where core.actors[identity] != nil {
+            // A replaced key's connections are refused from their next message (the per-message check
+            // compares keys), so the actor they carry leaves as a removed one does; the new key joins afresh.
+            let withdrawn = change.removed.map { ($0, "removed from") } + change.replaced.map { ($0, "replaced in") }
+            for (identity, how) in withdrawn where core.actors[identity] != nil {
                 let leases = core.depart(identity: identity, now: now)
                 if let peer = peerOf[identity] { forget(peer: peer) }
                 weightService.remove(actor: identity)
-                try events.emit(.actorLeft(actor: identity, reason: "key withdrawn: removed from the allowlist",
+                try events.emit(.actorLeft(actor: identity, reason: "key withdrawn: \(how) the allowlist",
                                            streamReason: "key_withdrawn", leases: leases))
             }
             let fields = ["added": change.added, "removed": change.removed, "replaced": change.replaced].mapValues { $0.joined(separator: ",") }

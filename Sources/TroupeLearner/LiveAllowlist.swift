@@ -5,10 +5,10 @@ import TroupeWire
 /// The learner's allowlist while a run goes on. `--allow`'s directory is looked at every
 /// `checkInterval` seconds; when its `*.key` files change (a name, size, modification time or inode), it
 /// is read again and checked as at the start. A good read replaces the allowlist: keys added are
-/// admitted from their next handshake, keys removed refused from their next handshake and message; a
-/// key replaced under the same name is refused at its next handshake, but a connection it holds goes
-/// on (its messages carry the same name). A bad read (a damaged file, a duplicate name, an empty directory) is refused and the
-/// allowlist stays as it was, so a half-copied key cannot stop a run or lock everyone out.
+/// admitted from their next handshake; keys removed, or replaced under the same name, are refused from
+/// their next handshake and message (each message carries the key its connection proved). A bad read
+/// (a damaged file, a duplicate name, an empty directory) is refused and the allowlist stays as it
+/// was, so a half-copied key cannot stop a run or lock everyone out.
 ///
 /// Actors admit one another to their relays by the keys their Welcome listed, so the learner places
 /// an actor below another's relay only if its key was allowlisted when that one was welcomed

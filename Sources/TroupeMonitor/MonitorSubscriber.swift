@@ -11,6 +11,11 @@ import TroupeWire
 package final class MonitorSubscriber {
     package let endpoint: Endpoint
     private let socket: ZMQSocket
+    /// Watches the handshakes of an authenticated subscription for the learner's refusal.
+    private let handshakes: SocketMonitor?
+    /// Told the ZAP status code each time the learner refuses this subscriber's key at a handshake
+    /// (it is not, or no longer, on the learner's allowlist as a monitor); libzmq keeps trying.
+    package var onKeyRefused: (UInt32) -> Void = { _ in }
 
     /// Why `run` returned.
     package enum StopReason: String, Sendable {
@@ -45,6 +50,7 @@ package final class MonitorSubscriber {
         socket = try ZMQSocket(context, type: .subscribe, linger: .discardUnsent)
         do {
             try socket.set(SocketProfile.subscriber(limits: .headerOnly, queue: max(1, receiveQueue)) + security)
+            handshakes = security.isEmpty ? nil : try SocketMonitor(watching: socket, kinds: [.handshakeFailedAuth])
             try socket.connect(endpoint)
         } catch {
             socket.close()
@@ -52,9 +58,12 @@ package final class MonitorSubscriber {
         }
     }
 
-    deinit { socket.close() }
+    deinit { close() }
 
-    package func close() { socket.close() }
+    package func close() {
+        handshakes?.close()
+        socket.close()
+    }
 
     /// Takes every event that arrives before `deadline` into `state`, calling `onEvent` for each
     /// (after ingesting it). Returns the number of events. Messages that are not valid LogEvents are
@@ -63,6 +72,7 @@ package final class MonitorSubscriber {
     package func receive(into state: inout MonitorState, until deadline: Deadline,
                         onEvent: (Troupe_V1_LogEvent) -> Void = { _ in }) throws -> Int {
         var count = 0
+        while let refusal = try handshakes?.next(deadline: .now) { onKeyRefused(refusal.value) }
         while true {
             switch try socket.receiveMessage(deadline: deadline, limits: .headerOnly) {
             case .timedOut:
@@ -124,6 +134,10 @@ package final class FollowingSubscriber {
     private var movedTo: Endpoint?
     /// Told each new endpoint.
     package var onMove: (Endpoint) -> Void = { _ in }
+    /// `MonitorSubscriber.onKeyRefused`, at every endpoint.
+    package var onKeyRefused: (UInt32) -> Void = { _ in } {
+        didSet { subscriber.onKeyRefused = onKeyRefused }
+    }
 
     package init(context: ZMQContext, endpoint: Endpoint, security: [SocketOption] = [], learnerFile: String?, checkInterval: Double = 2) throws {
         self.context = context
@@ -147,6 +161,7 @@ package final class FollowingSubscriber {
             movedTo = nil
             subscriber.close()
             subscriber = try MonitorSubscriber(context: context, endpoint: next, security: security)
+            subscriber.onKeyRefused = onKeyRefused
             endpoint = next
             onMove(next)
         }

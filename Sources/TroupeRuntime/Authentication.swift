@@ -64,11 +64,13 @@ package struct LearnerSecurity: Sendable {
 
     /// A log event may enter the stream only from an admitted publisher, and only under its own name:
     /// the learner as "learner", an actor as "actor/NAME".
-    package func admitsLogEvent(user: String?, frames: [Frame]) -> Bool { Self.admitsLogEvent(user: user, frames: frames, policy: policy) }
+    package func admitsLogEvent(user: String?, key: String?, frames: [Frame]) -> Bool {
+        Self.admitsLogEvent(user: user, key: key, frames: frames, policy: policy)
+    }
 
     /// `admitsLogEvent` under `policy` (the learner's current one, which a reload of `--allow` replaces).
-    package static func admitsLogEvent(user: String?, frames: [Frame], policy: ZAPHandler.Policy) -> Bool {
-        guard let user, !user.isEmpty, policy.admits(user: user, domain: ZAPDomain.logsIn),
+    package static func admitsLogEvent(user: String?, key: String?, frames: [Frame], policy: ZAPHandler.Policy) -> Bool {
+        guard let user, !user.isEmpty, policy.admits(user: user, key: key, domain: ZAPDomain.logsIn),
               case .logEvent(let event)? = try? WireMessage.decode(frames, limits: .headerOnly).body else { return false }
         return event.source == (user == Self.learnerName ? "learner" : "actor/\(user)")
     }

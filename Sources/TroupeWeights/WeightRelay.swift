@@ -48,7 +48,7 @@ package final class WeightRelay {
                         .sendHighWaterMark(1000)] + SocketProfile.acceptedConnectionLiveness)
         if let (keyPair, zap) = security {
             try socket.set(CurveRole.server(keyPair, domain: ZAPDomain.relay).options)
-            socket.admitsUser = { zap.currentPolicy.admits(user: $0, domain: ZAPDomain.relay) }
+            socket.admitsUser = { zap.currentPolicy.admits(user: $0, key: $1, domain: ZAPDomain.relay) }
         }
         let bound = try socket.bind(listen.bind)
         return (socket, try listen.advertised(boundTo: bound))

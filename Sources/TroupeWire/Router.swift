@@ -94,7 +94,7 @@ extension ZMQSocket {
         guard let user = lastUserID, !user.isEmpty else {
             return WireError(.unauthenticated, "no authenticated user (is the ZAP handler answering?)")
         }
-        return admitsUser(user) ? nil : WireError(.unauthenticated, "user \(user) is not admitted here")
+        return admitsUser(user, lastUserKey) ? nil : WireError(.unauthenticated, "user \(user) is not admitted here")
     }
 
     private func overLimitError(frameCount: Int, byteCount: Int, limits: WireLimits) -> WireError {

@@ -38,14 +38,16 @@
 //                                           routerHandover, immediate, reconnectInterval, routingID,
 //                                           subscribe, tcpKeepalive, handshakeInterval, connectTimeout,
 //                                           zapDomain, curveServer, curveClient, ...
-//   ZMQSocket.lastUserID / admitsUser       the ZAP user id of the last message; refuse users not admitted
+//   ZMQSocket.lastUserID / lastUserKey      the ZAP user id and proven key of the last message;
+//   ZMQSocket.admitsUser                    refuse users (with their keys) not admitted
 //   SocketProfile                           recommended option lists per role: learnerRouter(limits:),
 //                                           actorDealer(limits:routingID:), announcePublisher(),
 //                                           subscriber(limits:), logPublisher(), highWaterMark(budgetBytes:...)
 //   Poller()                                register(socket|fileDescriptor:, for:), poll(until:) -> PollResult
 //                                           (contains(socket), events(for:))
 //   ZMQProxy                                startPubSubForwarder(context:publishersBind:subscribersBind:),
-//                                           frontendEndpoint, backendEndpoint, stop()
+//                                           frontendEndpoint, backendEndpoint, dropSubscribers(), stop()
+//   ServerPublisher(context:side:)          a bound PUB: send(_:deadline:), dropSubscribers(), close()
 //   SocketMonitor(watching:kinds:)          next(deadline:), waitFor(_:deadline:)
 //   CurveKey, CurveKeyPair, CurveRole       Z85 keys, generate(), .server(pair, domain:) / .client(serverKey:own:).options
 //   CurveKeyFile                            create / read / readSecret / allowlist(directory:) (zcert files)

@@ -57,10 +57,13 @@ public struct CurveAllowlist: Sendable, Equatable {
 /// before any server socket may bind, and refuses to start if it is taken. If its thread stops
 /// without `stop()` (an error), its socket stays bound and unanswered, so handshakes stall rather
 /// than pass; `isServing` turns false and `probe()` fails, and the owner must then close its secure
-/// sockets. Sockets also check each message's user id (`ZMQSocket.admitsUser`), so a message that
-/// got past a missing handler is still refused.
+/// sockets. Sockets also check each message's user id and key (`ZMQSocket.admitsUser`), so a message
+/// that got past a missing handler is still refused.
 public final class ZAPHandler: @unchecked Sendable {
     public static let endpoint = Endpoint.inproc(name: "zeromq.zap.01")
+    /// The connection property (ZAP metadata) that carries the client's public key in Z85; libzmq
+    /// attaches it to every message of the connection (`ZMQSocket.lastUserKey`).
+    public static let keyProperty = "X-Curve-Key"
     /// The domain of `probe`'s canary requests; no policy admits anyone to it.
     static let canaryDomain = "troupe-canary"
 
@@ -79,9 +82,11 @@ public final class ZAPHandler: @unchecked Sendable {
             return member.name
         }
 
-        /// Whether a message from `user` may be heard on a socket of `domain` (the per-message re-check).
-        public func admits(user: String, domain: String) -> Bool {
-            guard let member = allowlist.member(named: user) else { return false }
+        /// Whether a message from `user`, whose handshake proved `key` (Z85), may be heard on a socket of
+        /// `domain` (the per-message re-check). The key must still be the one allowlisted under that name:
+        /// a key replaced under the same name loses the connections it holds at their next message.
+        public func admits(user: String, key: String?, domain: String) -> Bool {
+            guard let member = allowlist.member(named: user), key == member.publicKey.z85 else { return false }
             return rolesByDomain[domain]?.contains(member.role) == true
         }
     }
@@ -183,12 +188,12 @@ public final class ZAPHandler: @unchecked Sendable {
     /// RFC 27: request `[routing id, "", "1.0", request id, domain, address, identity, mechanism, key]`;
     /// reply `[routing id, "", "1.0", request id, status code, status text, user id, metadata]`.
     private func reply(to frames: [Frame]) -> [Frame] {
-        func answer(_ code: String, _ text: String, user: String = "") -> [Frame] {
+        func answer(_ code: String, _ text: String, user: String = "", metadata: [UInt8] = []) -> [Frame] {
             if code != "200" { lock.withLock { refusalCount += 1 } }
             let routing = Array(frames.prefix(2))
             let requestID = frames.count > 3 ? frames[3] : Frame([])
             return routing + [Frame(Array("1.0".utf8)), requestID, Frame(Array(code.utf8)), Frame(Array(text.utf8)),
-                              Frame(Array(user.utf8)), Frame([])]
+                              Frame(Array(user.utf8)), Frame(metadata)]
         }
         let text = { (index: Int) in String(decoding: frames[index].bytes, as: UTF8.self) }
         guard frames.count == 9, frames[1].bytes.isEmpty, text(2) == "1.0" else { return answer("500", "malformed ZAP request") }
@@ -197,7 +202,14 @@ public final class ZAPHandler: @unchecked Sendable {
         let encoded = frames[8].bytes.withUnsafeBufferPointer { zmq_z85_encode(&z85, $0.baseAddress, 32) }
         guard encoded != nil, let key = try? CurveKey(z85: String(cString: z85)) else { return answer("400", "bad key") }
         guard let user = currentPolicy.admit(key: key, domain: text(4)) else { return answer("400", "key not allowlisted for \(text(4))") }
-        return answer("200", "OK", user: user)
+        return answer("200", "OK", user: user, metadata: Self.property(Self.keyProperty, key.z85))
+    }
+
+    /// One ZMTP property: name length (1 byte), name, value length (4 bytes, big-endian), value.
+    static func property(_ name: String, _ value: String) -> [UInt8] {
+        let n = Array(name.utf8), v = Array(value.utf8)
+        let length = UInt32(v.count)
+        return [UInt8(n.count)] + n + [UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)] + v
     }
 }
 

@@ -25,6 +25,9 @@ public final class ZMQProxy {
     private let control: ZMQSocket
     private let thread: JoinableThread
     private var stopped = false
+    /// Whether the thread runs `forwardChecked`, which alone can drop the subscribers.
+    private let checksFrontend: Bool
+    static let terminate = "TERMINATE", dropSubscribersCommand = "DROP-SUBSCRIBERS"
 
     /// One side of the proxy: socket type, where to bind and options (applied before binding).
     public struct Side: Sendable {
@@ -43,16 +46,19 @@ public final class ZMQProxy {
 
     /// Creates and binds both sides here (so bind errors and resolved ports come back to the
     /// caller), then runs the proxy on a new thread. With `admitFrontend`, each message from the
-    /// frontend is forwarded only if it says yes to the sender's ZAP user id (nil: none) and frames;
+    /// frontend is forwarded only if it says yes to the sender's ZAP user id and key (nil: none) and frames;
     /// without it, libzmq's own proxy forwards everything.
     public init(context: ZMQContext, frontend: Side, backend: Side, threadName: String = "zmq-proxy",
-                admitFrontend: (@Sendable (_ user: String?, _ frames: [Frame]) -> Bool)? = nil) throws(ZMQError) {
-        let front = try ZMQSocket(context, type: frontend.type, linger: frontend.linger)
-        try front.set(frontend.options)
-        let back = try ZMQSocket(context, type: backend.type, linger: backend.linger)
-        try back.set(backend.options)
-        frontendEndpoint = try front.bind(frontend.bind)
-        backendEndpoint = try back.bind(backend.bind)
+                admitFrontend: (@Sendable (_ user: String?, _ key: String?, _ frames: [Frame]) -> Bool)? = nil) throws(ZMQError) {
+        let (front, frontBound) = try frontend.make(context)
+        let back: ZMQSocket, backBound: Endpoint
+        do { (back, backBound) = try backend.make(context) } catch {
+            front.close()
+            throw error
+        }
+        frontendEndpoint = frontBound
+        backendEndpoint = backBound
+        checksFrontend = admitFrontend != nil
 
         let controlEndpoint = Endpoint.inproc(name: "troupe-proxy-control-\(String(UInt64.random(in: 0...UInt64.max), radix: 16))")
         let proxyControl = try ZMQSocket(context, type: .pair, linger: .discardUnsent)
@@ -61,15 +67,18 @@ public final class ZMQProxy {
         try control.connect(controlEndpoint)
 
         let handoff = SocketHandoff(frontend: front, backend: back, control: proxyControl)
+        let remakeBackend = { @Sendable (old: ZMQSocket) throws(ZMQError) -> ZMQSocket in
+            try backend.remake(replacing: old, boundAt: backBound, in: context)
+        }
         thread = try JoinableThread(name: threadName) {
             if let admitFrontend {
-                ZMQProxy.forwardChecked(handoff, admit: admitFrontend)
+                ZMQProxy.forwardChecked(handoff, admit: admitFrontend, remakeBackend: remakeBackend)
             } else {
                 // Returns 0 on TERMINATE, -1 with ETERM when the context shuts down.
                 _ = zmq_proxy_steerable(handoff.frontend.handle, handoff.backend.handle, nil, handoff.control.handle)
             }
             handoff.frontend.close()
-            handoff.backend.close()
+            handoff.backend.close()  // closing twice is harmless; forwardChecked closes its current one
             handoff.control.close()
         }
     }
@@ -83,7 +92,7 @@ public final class ZMQProxy {
                                             subscriberQueue: Int32 = 10_000, publisherQueue: Int32 = 10_000,
                                             maxFrameBytes: Int64 = WireLimits.headerOnly.socketMaxFrameBytes,
                                             publishersSecurity: [SocketOption] = [], subscribersSecurity: [SocketOption] = [],
-                                            admitPublisher: (@Sendable (_ user: String?, _ frames: [Frame]) -> Bool)? = nil) throws(ZMQError) -> ZMQProxy {
+                                            admitPublisher: (@Sendable (_ user: String?, _ key: String?, _ frames: [Frame]) -> Bool)? = nil) throws(ZMQError) -> ZMQProxy {
         try ZMQProxy(
             context: context,
             frontend: Side(type: .xsubscribe, bind: publishersBind, linger: .discardUnsent,
@@ -94,23 +103,41 @@ public final class ZMQProxy {
     }
 
     /// The proxy loop when each frontend message is checked: frontend → backend through `admit`,
-    /// backend → frontend (subscriptions) as they are, until TERMINATE or the context ends.
-    private static func forwardChecked(_ sockets: SocketHandoff, admit: @Sendable (String?, [Frame]) -> Bool) {
+    /// backend → frontend (subscriptions) as they are, until TERMINATE or the context ends. On
+    /// DROP-SUBSCRIBERS the backend is bound anew (`remakeBackend`) and the outcome answered.
+    private static func forwardChecked(_ sockets: SocketHandoff, admit: @Sendable (String?, String?, [Frame]) -> Bool,
+                                       remakeBackend: (ZMQSocket) throws(ZMQError) -> ZMQSocket) {
         let poller = Poller()
+        var backend = sockets.backend
         poller.register(sockets.frontend)
-        poller.register(sockets.backend)
+        poller.register(backend)
         poller.register(sockets.control)
+        defer { backend.close() }
         do {
             while true {
                 let ready = try poller.poll(until: .afterMilliseconds(100))
-                if ready.contains(sockets.control) { return }
-                if ready.contains(sockets.frontend) {
-                    while case .message(let frames) = try sockets.frontend.receive(deadline: .now, maxFrames: 64, maxBytes: 1 << 20) {
-                        if admit(sockets.frontend.lastUserID, frames) { _ = try sockets.backend.send(frames) }
+                if ready.contains(sockets.control) {
+                    guard case .message(let command) = try sockets.control.receive(deadline: .now, maxFrames: 1, maxBytes: 64),
+                          command.first?.bytes == Array(dropSubscribersCommand.utf8) else { return }
+                    poller.unregister(backend)
+                    do {
+                        backend = try remakeBackend(backend)
+                        poller.register(backend)
+                        _ = try sockets.control.send([Frame(Array("OK".utf8))])
+                    } catch {
+                        // The address could not be bound again: no subscriber is served from here on.
+                        _ = try sockets.control.send([Frame(Array("\(error)".utf8))])
                     }
                 }
-                if ready.contains(sockets.backend) {
-                    while case .message(let frames) = try sockets.backend.receive(deadline: .now, maxFrames: 4, maxBytes: 4096) {
+                if ready.contains(sockets.frontend) {
+                    while case .message(let frames) = try sockets.frontend.receive(deadline: .now, maxFrames: 64, maxBytes: 1 << 20) {
+                        if admit(sockets.frontend.lastUserID, sockets.frontend.lastUserKey, frames), !backend.isClosed {
+                            _ = try backend.send(frames)
+                        }
+                    }
+                }
+                if ready.contains(backend) {
+                    while case .message(let frames) = try backend.receive(deadline: .now, maxFrames: 4, maxBytes: 4096) {
                         _ = try sockets.frontend.send(frames)
                     }
                 }
@@ -120,13 +147,27 @@ public final class ZMQProxy {
         }
     }
 
+    /// Closes every subscriber's connection by binding the backend anew at its address (only a proxy
+    /// that checks its frontend can): a subscriber whose key was withdrawn cannot come back, the others
+    /// reconnect and miss what was published meanwhile (LogEvents are numbered: they count the gap).
+    /// Throws when the proxy cannot, or when the address could not be bound again.
+    public func dropSubscribers() throws(ZMQError) {
+        guard checksFrontend, !stopped else { throw ZMQError(code: ENOTSUP, operation: "dropping the subscribers of a proxy that does not check its frontend") }
+        guard try control.send([Frame(Array(Self.dropSubscribersCommand.utf8))], deadline: .afterMilliseconds(1000)) == .sent,
+              case .message(let answer) = try control.receive(deadline: .afterMilliseconds(5000), maxFrames: 1, maxBytes: 4096) else {
+            throw ZMQError(code: ETIMEDOUT, operation: "dropping the log stream's subscribers (the proxy did not answer)")
+        }
+        let text = String(decoding: answer.first?.bytes ?? [], as: UTF8.self)
+        guard text == "OK" else { throw ZMQError(code: EADDRINUSE, operation: "binding the log stream's subscriber side again: \(text)") }
+    }
+
     /// Stops the proxy and waits for its thread, which closes the proxied sockets. Idempotent.
     public func stop() {
         guard !stopped else { return }
         stopped = true
         // If the context was shut down the proxy has already returned; the send then fails or
         // times out, and join returns at once.
-        _ = try? control.send([Frame(Array("TERMINATE".utf8))], deadline: .afterMilliseconds(1000))
+        _ = try? control.send([Frame(Array(Self.terminate.utf8))], deadline: .afterMilliseconds(1000))
         thread.join()
         control.close()
     }

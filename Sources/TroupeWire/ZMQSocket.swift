@@ -50,10 +50,13 @@ public final class ZMQSocket {
     /// The ZAP user id of the connection the last received message came from (nil when it had none:
     /// a plaintext socket, or a CURVE server whose ZAP handler was absent, the libzmq fail-open case).
     public private(set) var lastUserID: String?
-    /// On a CURVE server: which user ids may be heard. When set, `receiveMessage` and
-    /// `receiveFromPeer` refuse (`.unauthenticated`) every message whose user id is missing or not
-    /// admitted, so a ZAP handler that is not answering never lets a message through.
-    public var admitsUser: (@Sendable (String) -> Bool)?
+    /// The public key (Z85) the same connection proved at its handshake, as `ZAPHandler` reports it
+    /// (its `keyProperty`); nil without one.
+    public private(set) var lastUserKey: String?
+    /// On a CURVE server: which user ids, with the key each proved, may be heard. When set,
+    /// `receiveMessage` and `receiveFromPeer` refuse (`.unauthenticated`) every message whose user id
+    /// is missing or not admitted, so a ZAP handler that is not answering never lets a message through.
+    public var admitsUser: (@Sendable (_ user: String, _ key: String?) -> Bool)?
 
     /// - Parameter linger: what `close` does with unsent messages. Required, see `Linger`.
     public init(_ context: ZMQContext, type: SocketType, linger: Linger) throws(ZMQError) {
@@ -324,8 +327,11 @@ public final class ZMQSocket {
             frameCount += 1
             byteCount += size
             // A ROUTER's routing-id frame is its own and carries no metadata: the peer's frames do.
-            if frameCount == 1 { lastUserID = nil }
-            if lastUserID == nil { lastUserID = zmq_msg_gets(message, "User-Id").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } }
+            if frameCount == 1 { lastUserID = nil; lastUserKey = nil }
+            if lastUserID == nil {
+                lastUserID = zmq_msg_gets(message, "User-Id").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+                lastUserKey = zmq_msg_gets(message, ZAPHandler.keyProperty).map { String(cString: $0) }
+            }
             if frameCount == 1 && size <= 255 {
                 firstFrame = Frame([UInt8](UnsafeRawBufferPointer(start: zmq_msg_data(message), count: size)))
             }

@@ -68,18 +68,25 @@ import TroupeWire
 
     /// The allowlist changes while the run goes on: a key copied into `--allow`'s directory lets its
     /// actor, already knocking, join and land groups; a key removed from it takes its actor out of the
-    /// run, whose messages land nothing from then on. Weights travel as chunks: the newcomer is never
-    /// placed below the relay of an actor welcomed before its key came (that relay would refuse it).
+    /// run, whose messages land nothing from then on, and cuts a monitor following the log stream off
+    /// it; a key replaced under the same name takes out the actor still holding a connection with the
+    /// old one. Weights travel as chunks: the newcomer is never placed below the relay of an actor
+    /// welcomed before its key came (that relay would refuse it).
     @Test func keysAddedToAndRemovedFromTheAllowlistTakeEffectMidRun() throws {
         let run = try IntegrationRun("curve-live")
         defer { run.finish() }
         let keys = run.directory + "/keys"
-        try run.makeKeys([("learner", "learner", keys), ("a1", "actor", keys + "/allowed"), ("a2", "actor", keys + "/later")])
+        try run.makeKeys([("learner", "learner", keys), ("a1", "actor", keys + "/allowed"), ("a2", "actor", keys + "/later"),
+                          ("watch", "monitor", keys + "/allowed")])
         let learnerKey = keys + "/learner.key"
         let learner = try run.start("learner", ["learner", "--key", keys + "/learner.key_secret", "--allow", keys + "/allowed"]
                                     + run.learnerSettings(maxSteps: 100_000, ["learner.shared_memory_dir=", "learner.heartbeat_timeout_s=3"]))
         let first = try run.startActor("a1", ["--key", keys + "/allowed/a1.key_secret", "--learner-key", learnerKey])
         let late = try run.startActor("a2", ["--key", keys + "/later/a2.key_secret", "--learner-key", learnerKey, "--connect-timeout", "60"])
+        let monitor = try run.start("monitor", ["monitor", "tcp://127.0.0.1:\(run.ports.logs)", "--json", "--duration", "120",
+                                                "--key", keys + "/allowed/watch.key_secret", "--learner-key", learnerKey])
+        /// The events the monitor has printed (its closing summary line excluded).
+        func monitored() -> Int { monitor.stdout.split(separator: "\n").filter { !$0.contains("\"monitor_summary\"") }.count }
         try run.require(run.waitUntil("step 3", within: 60) { run.records.stepsDone.count >= 3 }, "no third step")
         func joined() -> Set<String> { Set(run.records.of("actor_joined").compactMap { $0.string("actor") }) }
         run.check(joined() == ["a1"], "joined before its key was allowlisted: \(joined().sorted())")
@@ -102,10 +109,36 @@ import TroupeWire
         run.check(afterCut.isEmpty, "\(afterCut.count) groups of a1 accepted after its key was removed")
         run.check(learner.stderr.contains("\"msg\":\"allowlist changed\""), "the learner did not say the allowlist changed")
 
+        // The monitor's key removed: the log stream drops its subscribers, and only the others come back.
+        run.check(monitored() > 0, "the monitor saw no event while its key was allowlisted")
+        try FileManager.default.removeItem(atPath: keys + "/allowed/watch.key")
+        run.waitUntil("the monitor's key withdrawn", within: 10) { learner.stderr.contains("\"removed\":\"watch\"") }
+        Thread.sleep(forTimeInterval: 0.5)  // what was in flight when its connection was dropped
+        let seenAtCut = monitored(), stepsAtCut = run.records.stepsDone.count
+        run.waitUntil("2 more steps", within: 30) { run.records.stepsDone.count >= stepsAtCut + 2 }
+        Thread.sleep(forTimeInterval: 3)
+        run.check(monitored() == seenAtCut, "the monitor whose key was removed saw \(monitored() - seenAtCut) more events")
+        run.waitUntil("the monitor says its key was refused", within: 10) { monitor.stderr.contains("refused this monitor's key") }
+
+        // a2's key replaced by another under the same name: a2's process, still holding the old key's
+        // connection, is taken out of the run and lands nothing from then on.
+        let (replacing, _) = try run.runToCompletion("keygen-a2-again", ["keygen", "a2", "--role", "actor", "--directory", keys + "/again"], within: 20)
+        try run.require(replacing == .code(0), "troupe keygen a2 (again) failed")
+        try FileManager.default.removeItem(atPath: keys + "/allowed/a2.key")
+        try FileManager.default.copyItem(atPath: keys + "/again/a2.key", toPath: keys + "/allowed/a2.key")
+        func replaced() -> LogRecord? {
+            run.records.of("actor_left").first { $0.string("actor") == "a2" && $0.string("reason") == "key withdrawn: replaced in the allowlist" }
+        }
+        run.waitUntil("a2 taken out of the run", within: 10) { replaced() != nil }
+        let replacedAt = replaced()?.seq ?? .max
+        Thread.sleep(forTimeInterval: 3)
+        let afterReplacement = run.records.accepted.filter { $0.actor == "a2" && $0.seq > replacedAt }
+        run.check(afterReplacement.isEmpty, "\(afterReplacement.count) groups of a2 accepted after its key was replaced")
+
         learner.send(SIGTERM)
         try run.require(run.expectExit(learner, .code(0), within: 30) == .code(0), "the learner did not stop cleanly")
         // A stopped learner's actors wait for its resume: they are stopped too.
-        for actor in [first, late] {
+        for actor in [first, late, monitor] {
             actor.send(SIGTERM)
             run.expectExit(actor, .code(0), within: 10)
         }

@@ -23,12 +23,16 @@ import TroupeWire
             e.source = source
             return try WireMessage(.logEvent(e)).encode()
         }
-        #expect(security.admitsLogEvent(user: "a1", frames: try event("actor/a1")))
-        #expect(!security.admitsLogEvent(user: "a1", frames: try event("actor/a2")), "an actor publishes only as itself")
-        #expect(!security.admitsLogEvent(user: "a1", frames: try event("learner")))
-        #expect(security.admitsLogEvent(user: "learner", frames: try event("learner")))
-        #expect(!security.admitsLogEvent(user: "watch", frames: try event("actor/watch")), "monitors do not publish")
-        #expect(!security.admitsLogEvent(user: nil, frames: try event("learner")))
+        let a1 = actor.publicKey.z85, learner = security.keyPair.publicKey.z85
+        #expect(security.admitsLogEvent(user: "a1", key: a1, frames: try event("actor/a1")))
+        #expect(!security.admitsLogEvent(user: "a1", key: a1, frames: try event("actor/a2")), "an actor publishes only as itself")
+        #expect(!security.admitsLogEvent(user: "a1", key: a1, frames: try event("learner")))
+        #expect(security.admitsLogEvent(user: "learner", key: learner, frames: try event("learner")))
+        #expect(!security.admitsLogEvent(user: "watch", key: monitor.publicKey.z85, frames: try event("actor/watch")), "monitors do not publish")
+        #expect(!security.admitsLogEvent(user: nil, key: nil, frames: try event("learner")))
+        #expect(!security.admitsLogEvent(user: "a1", key: monitor.publicKey.z85, frames: try event("actor/a1")),
+                "a name heard with another key than its allowlisted one (a key replaced under that name)")
+        #expect(!security.admitsLogEvent(user: "a1", key: nil, frames: try event("actor/a1")), "a name without its key")
         #expect(throws: (any Error).self) {
             try LearnerSecurity(keyPair: .generate(), allowlist: CurveAllowlist([.init(name: "learner", role: .actor, publicKey: actor.publicKey)]))
         }

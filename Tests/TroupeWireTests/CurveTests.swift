@@ -94,10 +94,11 @@ import TroupeWire
             good = try .generate()
             let policy = ZAPHandler.Policy(allowlist: try CurveAllowlist([.init(name: "good", role: .actor, publicKey: good.publicKey)]),
                                            rolesByDomain: [CurveTests.domain: [.actor]])
-            zap = try ZAPHandler(context: context, policy: policy)
+            let handler = try ZAPHandler(context: context, policy: policy)
+            zap = handler
             router = try ZMQSocket(context, type: .router, linger: .discardUnsent)
             try router.set(CurveRole.server(keys, domain: CurveTests.domain).options + [.handshakeInterval(milliseconds: 1000)])
-            router.admitsUser = { policy.admits(user: $0, domain: CurveTests.domain) }
+            router.admitsUser = { handler.currentPolicy.admits(user: $0, key: $1, domain: CurveTests.domain) }
             endpoint = try router.bind(.tcp(host: "127.0.0.1", port: 0))
         }
 
@@ -138,6 +139,27 @@ import TroupeWire
         guard case .message(let peer, let message) = heard else { Issue.record("not heard: \(heard)"); return }
         #expect(peer.authenticatedUser == "good")
         #expect(message.kind == .heartbeat)
+    }
+
+    @Test func aConnectionIsRefusedOnceItsKeyIsReplacedUnderTheSameName() throws {
+        let server = try Server()
+        defer { server.stop() }
+        let client = try server.client(CurveRole.client(serverKey: server.keys.publicKey, own: server.good).options)
+        defer { client.close() }
+        guard case .message(let peer, _) = try server.router.receiveFromPeer(deadline: .afterMilliseconds(2000), limits: .control) else {
+            Issue.record("the allowlisted key was not heard"); return
+        }
+        #expect(peer.authenticatedUser == "good" && server.router.lastUserKey == server.good.publicKey.z85)
+
+        // The name "good" now stands for another key: the connection the old key holds is not closed,
+        // but what it sends from now on is refused.
+        let replacement = try CurveKeyPair.generate()
+        server.zap.update(ZAPHandler.Policy(allowlist: try CurveAllowlist([.init(name: "good", role: .actor, publicKey: replacement.publicKey)]),
+                                            rolesByDomain: [CurveTests.domain: [.actor]]))
+        _ = try client.send(WireMessage(.heartbeat(Troupe_V1_Heartbeat())))
+        let heard = try server.router.receiveFromPeer(deadline: .afterMilliseconds(2000), limits: .control)
+        guard case .rejected(_, let error) = heard else { Issue.record("the replaced key was heard: \(heard)"); return }
+        #expect(error.reason == .unauthenticated)
     }
 
     @Test func anUnlistedKeyAPlaintextClientAndAWrongServerKeyGetNothing() throws {
@@ -182,6 +204,67 @@ import TroupeWire
         }
         #expect(received[0] > 0)
         #expect(received[1] == 0 && received[2] == 0, "bytes reached an unauthenticated subscriber: \(received)")
+    }
+
+    /// A key taken off the allowlist keeps a subscription it holds until the publishing side drops
+    /// every subscriber: the announcements' `ServerPublisher` and the log stream's checked proxy. After
+    /// the drop, the allowlisted subscriber is served again and the withdrawn one gets nothing.
+    @Test func droppingSubscribersCutsAWithdrawnKeyOffAndKeepsTheOthers() throws {
+        let server = try Server()
+        defer { server.stop() }
+        let withdrawn = try CurveKeyPair.generate()
+        let both = try CurveAllowlist([.init(name: "good", role: .actor, publicKey: server.good.publicKey),
+                                       .init(name: "gone", role: .actor, publicKey: withdrawn.publicKey)])
+        let serverOptions = CurveRole.server(server.keys, domain: CurveTests.domain).options
+        let announcements = try ServerPublisher(context: server.context, side: ZMQProxy.Side(
+            type: .publish, bind: .tcp(host: "127.0.0.1", port: 0), linger: .discardUnsent, options: serverOptions))
+        defer { announcements.close() }
+        let proxy = try ZMQProxy.startPubSubForwarder(
+            context: server.context, publishersBind: .inproc(name: "curve-test-logs-in-\(UUID().uuidString)"),
+            subscribersBind: .tcp(host: "127.0.0.1", port: 0), subscribersSecurity: serverOptions,
+            admitPublisher: { _, _, _ in true })
+        defer { proxy.stop() }
+        let logPublisher = try ZMQSocket(server.context, type: .publish, linger: .discardUnsent)
+        defer { logPublisher.close() }
+        try logPublisher.connect(proxy.frontendEndpoint)
+
+        func subscriber(_ pair: CurveKeyPair, to endpoint: Endpoint) throws -> ZMQSocket {
+            let s = try ZMQSocket(server.context, type: .subscribe, linger: .discardUnsent)
+            try s.set([.subscribe([]), .reconnectInterval(milliseconds: 50, maximumMilliseconds: 200)]
+                      + CurveRole.client(serverKey: server.keys.publicKey, own: pair).options)
+            try s.connect(endpoint)
+            return s
+        }
+        let sources: [(name: String, publish: () throws -> Void, endpoint: Endpoint)] = [
+            ("announcements", { _ = try announcements.send(WireMessage(.heartbeat(Troupe_V1_Heartbeat())), deadline: .now) }, announcements.endpoint),
+            ("log stream", { _ = try logPublisher.send(WireMessage(.heartbeat(Troupe_V1_Heartbeat()))) }, proxy.backendEndpoint),
+        ]
+        for source in sources {
+            server.zap.update(ZAPHandler.Policy(allowlist: both, rolesByDomain: [CurveTests.domain: [.actor]]))
+            let good = try subscriber(server.good, to: source.endpoint), gone = try subscriber(withdrawn, to: source.endpoint)
+            defer { good.close(); gone.close() }
+            /// Messages each subscriber got while publishing for `milliseconds`.
+            func received(within milliseconds: Int) throws -> (good: Int, gone: Int) {
+                var counts = (good: 0, gone: 0)
+                let deadline = Deadline.afterMilliseconds(milliseconds)
+                while !deadline.hasPassed {
+                    try source.publish()
+                    while case .message = try good.receive(deadline: .afterMilliseconds(10)) { counts.good += 1 }
+                    while case .message = try gone.receive(deadline: .now) { counts.gone += 1 }
+                }
+                return counts
+            }
+            let before = try received(within: 1000)
+            #expect(before.good > 0 && before.gone > 0, "\(source.name): both subscribed while allowlisted: \(before)")
+
+            server.zap.update(ZAPHandler.Policy(allowlist: try CurveAllowlist([.init(name: "good", role: .actor, publicKey: server.good.publicKey)]),
+                                                rolesByDomain: [CurveTests.domain: [.actor]]))
+            if source.name == "announcements" { try announcements.dropSubscribers() } else { try proxy.dropSubscribers() }
+            _ = try received(within: 300)  // what was already queued at the subscribers
+            let after = try received(within: 1500)
+            #expect(after.good > 0, "\(source.name): the allowlisted subscriber came back: \(after)")
+            #expect(after.gone == 0, "\(source.name): the withdrawn key still receives: \(after)")
+        }
     }
 
     @Test func aDeadZAPHandlerNeverOpensTheGate() throws {
