@@ -63,7 +63,7 @@ package enum RLStepBench {
             for item in items {
                 lines += JSONValue.object(["id": .string(item.id), "prompt": .string(item.prompt), "answer": item.answer.map(JSONValue.string) ?? .null])
                     .serializedString(pretty: false) + "\n"
-                promptTokens.append(.integer(try tokenizer.encode(item.prompt).count))
+                promptTokens.append(.integer(tokenizer.encode(item.prompt).count))
             }
             try Data(lines.utf8).write(to: URL(fileURLWithPath: directory + "/tasks.jsonl"))
             let settings: JSONValue = [

@@ -65,8 +65,8 @@ package struct FuzzRunner {
                 let rss = residentMegabytes()
                 if rss > rssLimitMB {
                     let path = outputDirectory + "/rss-\(FailureCapture.fileName(target.name)).bin"
-                    FileManager.default.createFile(atPath: path, contents: Data(input))
-                    throw Failure.runawayAllocation(target: target.name, residentMB: rss, input: path)
+                    let saved = FileManager.default.createFile(atPath: path, contents: Data(input))
+                    throw Failure.runawayAllocation(target: target.name, residentMB: rss, input: saved ? path : "(not saved: cannot write \(path))")
                 }
             }
         }

@@ -56,7 +56,7 @@ package struct FuzzTarget {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("troupe-fuzz-check-\(getpid()).log").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         expect("run_log") {
-            FileManager.default.createFile(atPath: path, contents: Data(try FuzzSeeds.runLog()))
+            try Data(FuzzSeeds.runLog()).write(to: URL(fileURLWithPath: path))
             _ = try RunHistory(records: try RunLog.read(path: path))
         }
         expect("safetensors") { _ = try SafetensorsFile(data: Data(try FuzzSeeds.safetensors())) }

@@ -348,7 +348,11 @@ package final class LocalRun {
         p.arguments = arguments
         let log = config.runDirectory + "/logs/\(name).log"
         // A resumed run's children write after the earlier ones' lines.
-        if !options.resume || !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
+        if !options.resume || !FileManager.default.fileExists(atPath: log) {
+            guard FileManager.default.createFile(atPath: log, contents: nil) else {
+                throw RuntimeError.invalid("cannot create \(log): \(String(cString: strerror(errno)))")
+            }
+        }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         try handle.seekToEnd()
         p.standardOutput = handle

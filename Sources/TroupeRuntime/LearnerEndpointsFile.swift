@@ -229,7 +229,7 @@ extension ClientSecurity {
         }
         if let learnerKeyFile {
             let pinned = try ClientSecurity(secretKeyFile: secretKeyFile, learnerKeyFile: learnerKeyFile)
-            if let file {
+            if file != nil {
                 guard let fileKey else {
                     throw EndpointsFileError(path: named, problem: "the learner runs in plaintext (learner_public_key is null) but --key and --learner-key were given")
                 }

@@ -79,7 +79,7 @@ struct FuzzCommand: ParsableCommand {
             }
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             for (i, seed) in only.seeds.enumerated() {
-                FileManager.default.createFile(atPath: folder + "/seed-\(i)", contents: Data(seed))
+                try Data(seed).write(to: URL(fileURLWithPath: folder + "/seed-\(i)"))
             }
             return
         }

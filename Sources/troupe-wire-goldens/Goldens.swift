@@ -121,7 +121,7 @@ enum Goldens {
         s1.temperature = 1
         s1.extractedAnswer = "46"
         s1.reward = 1
-        s1.rewardComponents = ["base": 1, "format": -0.5, "overlong": -0.0, unicode: 5e-324]
+        s1.rewardComponents = ["base": 1, "format": -0.5, "overlong": -0.0, unicode: .leastNonzeroMagnitude]
         var s2 = Troupe_V1_SampleInfo()
         s2.tokenCount = .max
         s2.finishReason = .length

@@ -414,7 +414,7 @@ import TroupeWire
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("troupe-learner-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: directory + "/run.log", contents: nil)
+        #expect(FileManager.default.createFile(atPath: directory + "/run.log", contents: nil))
         let h = try LearnerHarness(directory: directory, resume: false)
         #expect(try h.records("run_started").count == 1)
         h.kill()

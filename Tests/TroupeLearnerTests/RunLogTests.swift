@@ -19,7 +19,7 @@ import TroupeProto
     var path: String { directory + "/run.log" }
 
     @Test func valuesComeBackExactly() throws {
-        let doubles: [Double] = [0.1, -1e-300, 1e300, 5e-324, 1.0 / 3.0, -0.0, 123456789.125]
+        let doubles: [Double] = [0.1, -1e-300, 1e300, .leastNonzeroMagnitude, 1.0 / 3.0, -0.0, 123456789.125]
         let body: [String: JSONValue] = [
             "text": "quote \" backslash \\ newline \n tab \t bell \u{07} unicode é∑😀 slash /",
             "int": -42, "big": .integer(1 << 53), "unsigned": .integer(9_007_199_254_740_993),
@@ -57,7 +57,7 @@ import TroupeProto
         let samples = [
             RolloutSample(tokens: [1, -2, 49_151, 7], logprobs: [-0.25, -1e-7, -3.5, -0.0], entropies: [0.5, 1, 2, 1e-30],
                           finishReason: .stop, temperature: 0.7, answer: "quote \" back \\ nl \n é😀", reward: 1 / 3,
-                          components: ["format": -0.75, "correct": 1e-300, "a": 5e-324, "whole": 2]),
+                          components: ["format": -0.75, "correct": 1e-300, "a": .leastNonzeroMagnitude, "whole": 2]),
             RolloutSample(tokens: [5], logprobs: [-9.75], finishReason: .length, temperature: 1, answer: nil, reward: 0.125, components: [:]),
             // A serial exit: the phrase it was given (tokens 1 and 2) comes back as inserted.
             RolloutSample(tokens: [5, 90, 91, 6], logprobs: [-1, 0, 0, -2], finishReason: .stop, temperature: 1, answer: "6", reward: 1,
