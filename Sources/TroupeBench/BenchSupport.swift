@@ -25,14 +25,14 @@ package enum RuntimeTargets {
     /// Why trials this far apart give no verdict, or nil: the first list (named as a sentence's
     /// subject, "the trials of raw libzmq") whose spread passes `maxSpread`.
     package static func noiseProblem(_ lists: [(name: String, trials: [Double])], maxSpread: Double = maxTrialSpread) -> String? {
-        for (name, trials) in lists {
-            let spread = BenchStats.relativeSpread(trials)
-            if !(spread <= maxSpread) {
-                return String(format: "%@ spread %.0f%% (interquartile range / median), beyond the %.0f%% bound: too noisy to judge",
-                              name, 100 * spread, 100 * maxSpread)
-            }
-        }
-        return nil
+        lists.lazy.compactMap { spreadProblem($0.name, spread: BenchStats.relativeSpread($0.trials), maxSpread: maxSpread) }.first
+    }
+
+    /// Why trials of this spread (interquartile range / median; NaN counts as too wide) give no verdict, or nil.
+    package static func spreadProblem(_ name: String, spread: Double, maxSpread: Double = maxTrialSpread) -> String? {
+        guard !(spread <= maxSpread) else { return nil }
+        return String(format: "%@ spread %.0f%% (interquartile range / median), beyond the %.0f%% bound: too noisy to judge",
+                      name, 100 * spread, 100 * maxSpread)
     }
     /// Distribution of one version to 4 actors, in units of one raw ZeroMQ transfer of the same bytes.
     package static let weightsToFourActorsRatio = 2.0

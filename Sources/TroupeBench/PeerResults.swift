@@ -123,12 +123,9 @@ package enum PeerComparison: Sendable, Equatable {
         guard let peers else { return .refused(unavailable) }
         guard let figure = peers.figures[key] else { return .refused("\(peers.path) has no figure \(key)") }
         guard !ours.isEmpty, ours.allSatisfy({ $0.isFinite && $0 > 0 }) else { return .refused("no figure of ours") }
-        let oursSpread = BenchStats.relativeSpread(ours)
-        if oursSpread > maxSpread {
-            return .refused(String(format: "our repeats spread %.0f%%, beyond the %.0f%% bound", 100 * oursSpread, 100 * maxSpread))
-        }
-        if figure.spread > maxSpread {
-            return .refused(String(format: "the peer's repeats spread %.0f%%, beyond the %.0f%% bound", 100 * figure.spread, 100 * maxSpread))
+        if let problem = RuntimeTargets.spreadProblem("our repeats", spread: BenchStats.relativeSpread(ours), maxSpread: maxSpread)
+            ?? RuntimeTargets.spreadProblem("the peer's repeats", spread: figure.spread, maxSpread: maxSpread) {
+            return .refused(problem)
         }
         return .ratio(BenchStats.median(ours) / figure.median, peer: figure.median)
     }

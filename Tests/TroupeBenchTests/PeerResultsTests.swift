@@ -71,9 +71,9 @@ import TroupeBench
              "training/small": {"peer": "PyTorch", "unit": "tokens_per_s", "values": [1000]}}
             """#)))
         #expect(PeerComparison.compare(ours: [5, 5, 5], peers: peers, key: "rl_step/trl_grpo", maxSpread: 0.25)
-                == .refused("the peer's repeats spread 29%, beyond the 25% bound"))
+                == .refused("the peer's repeats spread 29% (interquartile range / median), beyond the 25% bound: too noisy to judge"))
         #expect(PeerComparison.compare(ours: [1000, 1600, 1000], peers: peers, key: "training/small", maxSpread: 0.25)
-                == .refused("our repeats spread 30%, beyond the 25% bound"))
+                == .refused("our repeats spread 30% (interquartile range / median), beyond the 25% bound: too noisy to judge"))
         #expect(PeerComparison.compare(ours: [1000, 1100, 1000], peers: peers, key: "training/small", maxSpread: 0.3)
                 == .ratio(1.0, peer: 1000))
         if case .refused(let why) = PeerComparison.compare(ours: [5], peers: peers, key: "sampling_batch1/small", maxSpread: 0.3) {

@@ -30,7 +30,7 @@ import TroupeTokenizer
         #expect(tasks.items.count == workload.prompts && tasks.items.allSatisfy { $0.answer != nil })
         let settings = try JSONValue.parse(try Data(contentsOf: URL(fileURLWithPath: directory + "/workload.json")), source: "workload.json")
         #expect(settings["parameters"]?.int == 27_795_968)
-        #expect(settings["prompt_tokens"]?.array?.compactMap(\.int) == (try tasks.items.map { try tokenizer.encode($0.prompt).count }))
+        #expect(settings["prompt_tokens"]?.array?.compactMap(\.int) == tasks.items.map { tokenizer.encode($0.prompt).count })
 
         // The learner's settings resolve: the group, the batch and GRPO without its KL term.
         var overrides = workload.learnerOverrides(directory: directory)
