@@ -87,7 +87,9 @@ package struct SamplingOptions<Defaults: SamplingDefaults>: ParsableArguments {
     package var temperature: Float { temperatureOption.temperature }
 
     package func validate() throws {
-        guard maxNewTokens >= 1 else { throw ValidationError("--max-new-tokens must be at least 1, got \(maxNewTokens)") }
+        guard (1...65536).contains(maxNewTokens) else {
+            throw ValidationError("--max-new-tokens must be in 1 … 65536 (as sampling.max_new_tokens), got \(maxNewTokens)")
+        }
     }
 }
 

@@ -67,8 +67,8 @@ package struct MonitorCommand: ParsableCommand {
                 throw ValidationError("ENDPOINT: inproc endpoints exist only inside one process; use tcp://host:port or ipc://path")
             }
         }
-        if let duration, !(duration.isFinite && duration > 0) {
-            throw ValidationError("--duration must be a positive number of seconds, got \(duration)")
+        if let duration, !(duration.isFinite && duration > 0 && duration <= 1e9) {
+            throw ValidationError("--duration must be a positive number of seconds up to 1e9 (leave it out to watch without a limit), got \(duration)")
         }
         guard refresh.isFinite, refresh >= 0.5, refresh <= 30 else {
             throw ValidationError("--refresh must be between 0.5 and 30 redraws per second, got \(refresh)")

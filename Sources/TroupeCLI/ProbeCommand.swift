@@ -55,6 +55,14 @@ struct StatusFileOptions: ParsableArguments {
         guard FileManager.default.fileExists(atPath: directory.isEmpty ? "." : directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw ValidationError("--status-file: directory \(directory) does not exist")
         }
+        // The file is replaced every 2 s: never replace anything but an earlier status file (or an empty file).
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        let isRegular = info.st_mode & S_IFMT == S_IFREG
+        guard isRegular, info.st_size == 0 || (try? StatusFileWriter.read(path)) != nil else {
+            throw ValidationError("--status-file: \(path) exists and is not a status file troupe wrote "
+                                  + "(\(isRegular ? "its content is something else" : "not a regular file")); refusing to replace it")
+        }
     }
 
     var writer: StatusFileWriter? { statusFile.map { StatusFileWriter(path: $0) } }

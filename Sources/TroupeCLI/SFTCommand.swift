@@ -181,10 +181,11 @@ package struct SFTCommand: ParsableCommand {
 
     private func validateOptimisation() throws {
         if epochs != nil && steps != nil { throw ValidationError("give --epochs or --steps, not both") }
-        if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
-        if let steps, steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        // Bounded so that epochs × steps per epoch cannot overflow, and a typo cannot start an endless job.
+        if let epochs, !(1...1_000_000).contains(epochs) { throw ValidationError("--epochs must be in 1 … 1000000, got \(epochs)") }
+        if let steps, !(1...1_000_000_000).contains(steps) { throw ValidationError("--steps must be in 1 … 1000000000, got \(steps)") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
-        guard lr.isFinite && lr > 0 else { throw ValidationError("--lr must be finite and > 0, got \(lr)") }
+        guard lr.isFinite && lr > 0 && lr <= 1 else { throw ValidationError("--lr must be in (0, 1] (as optimizer.learning_rate), got \(lr)") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be ≥ 0, got \(warmup)") }
         guard weightDecay.isFinite && weightDecay >= 0 else { throw ValidationError("--weight-decay must be ≥ 0, got \(weightDecay)") }
         guard maxGradNorm.isFinite && maxGradNorm >= 0 else { throw ValidationError("--max-grad-norm must be ≥ 0, got \(maxGradNorm)") }
@@ -352,6 +353,11 @@ package struct SFTCommand: ParsableCommand {
 
     private func save(_ start: Start, trainer: SFTTrainer, step: Int, plan: SFTPlan, lastLoss: Double,
                       evaluation: [String: JSONValue], data: Examples, progress: ProgressReporter) throws {
+        // A model no command could load is never written (nor put in the place of a good one with --force).
+        let weights = UnsafeBufferPointer(start: trainer.model.parameters.pointer, count: trainer.model.parameters.count)
+        if let bad = weights.firstIndex(where: { !$0.isFinite }) {
+            throw CommandError("the weights hold a non-finite value at step \(step) (flat index \(bad)): training diverged, so \(out) is not written; lower --lr (\(lr)) or --max-grad-norm")
+        }
         let record: JSONValue = [
             "step": .integer(step), "steps": .integer(plan.totalSteps), "loss": .number(lastLoss), "evaluation": .object(evaluation),
             "source": .string(start.description), "data": .string(data.description), "train_examples": .integer(data.train.count),

@@ -105,7 +105,10 @@ extension RunConfig {
     static let settings: [Setting] = [
         .string("run.name", \.run.name, "names the run directory `runs/<name>` (`troupe run` without a file or `run.name`: `ttrl-<date>-<time>`)"),
         Setting(key: "run.seed", type: "integer", range: "0 … 9e15", doc: "seeds task generation and every sample's random stream", read: { config, value in
-            guard let n = value.int, n >= 0 else { return "expected a non-negative integer, got \(Setting.describe(value))" }
+            // Below 2^53, so that every JSON reader holds it exactly.
+            guard let n = value.int, (0...9_000_000_000_000_000).contains(n) else {
+                return "expected an integer in 0 … 9000000000000000, got \(Setting.describe(value))"
+            }
             config.run.seed = UInt64(n)
             return nil
         }, write: { .integer(Int($0.run.seed)) }),
@@ -165,7 +168,7 @@ extension RunConfig {
         .int("endpoints.logs_port", \.endpoints.logsPort, 0...65535, "monitors subscribe here (the log proxy's XPUB side)"),
         .int("endpoints.logs_in_port", \.endpoints.logsInPort, 0...65535, "processes publish their log events here (the log proxy's XSUB side)"),
         .int("endpoints.metrics_port", \.endpoints.metricsPort, 0...65535, "the learner's HTTP `/metrics` for Prometheus, on `bind_host`; 0: none (metrics.prom is written either way)"),
-        .int("actors.count", \.actors.count, 0...1024, "actors `troupe run` starts"),
+        .int("actors.count", \.actors.count, 1...1024, "actors `troupe run` starts"),
         .int("actors.threads", \.actors.threads, 1...256, "OpenBLAS threads per actor"),
         .string("actors.sampling_priority", \.actors.samplingPriority, allowed: ["auto", "idle", "normal"], "`idle`: an actor's sampling threads run in Linux's `SCHED_IDLE` class, on the cycles nothing else on its cores wants (see [sampling priority](#actorssampling_priority)); `auto`: idle when `learner.max_staleness` ≥ 1, normal otherwise"),
         .int("eval.every", \.eval.every, 0...1_000_000, "`troupe run` evaluates the latest checkpoint every this many steps (0: start and end only)"),
@@ -369,7 +372,20 @@ extension RunConfig: Decodable {
             throw ConfigError(key: "learner.publish_every",
                               problem: "is \(learner.publishEvery) but learner.max_staleness is \(learner.maxStaleness): leases ask for weights at most \(learner.maxStaleness) steps behind the learner, which would often be a step never published, so actors would wait for ever; set learner.publish_every at most \(learner.maxStaleness + 1) or raise learner.max_staleness")
         }
+        // run.name is a directory under runs/: one path component, so a run never writes beside or above it.
+        if run.name.isEmpty || run.name.contains("/") || run.name == "." || run.name == ".." {
+            throw ConfigError(key: "run.name", problem: "must be one directory name (no '/', not '.' or '..'), got \"\(run.name)\"; set run.directory to put a run elsewhere")
+        }
+        let portKeys = ["control_port", "weights_port", "announce_port", "logs_port", "logs_in_port"]
         let socketPorts = [endpoints.controlPort, endpoints.weightsPort, endpoints.announcePort, endpoints.logsPort, endpoints.logsInPort]
+        for (i, port) in socketPorts.enumerated() where port != 0 {
+            if let j = socketPorts[..<i].firstIndex(of: port) {
+                throw ConfigError(key: "endpoints.\(portKeys[i])", problem: "is \(port), the port of endpoints.\(portKeys[j]): each socket needs a port of its own")
+            }
+        }
+        if endpoints.bindHost.isEmpty || endpoints.bindHost.contains(where: \.isWhitespace) {
+            throw ConfigError(key: "endpoints.bind_host", problem: "must be an address or host name, got \"\(endpoints.bindHost)\"")
+        }
         if endpoints.metricsPort != 0 && socketPorts.contains(endpoints.metricsPort) {
             throw ConfigError(key: "endpoints.metrics_port", problem: "is \(endpoints.metricsPort), a port of one of the learner's sockets (control, weights, announce, logs, logs_in)")
         }

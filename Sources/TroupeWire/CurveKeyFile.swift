@@ -20,14 +20,31 @@ public enum CurveKeyFile {
         guard isValidName(name) else {
             throw KeyFileError(path: directory, problem: "key name \"\(name)\" must be letters, digits, '-', '_' or '.' (it names the files and the user id)")
         }
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw KeyFileError(path: directory, problem: "is a file, not a directory") }
+        } else {
+            do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
+                throw KeyFileError(path: directory, problem: "cannot create the directory: \((error as NSError).localizedDescription)")
+            }
+        }
         let base = directory + "/" + name
+        // Both files or neither: a pair is never left half made.
+        for path in [base + ".key_secret", base + ".key"] {
+            var info = stat()
+            if lstat(path, &info) == 0 { throw KeyFileError(path: path, problem: "already exists; keys are never overwritten") }
+        }
         let header = "#   ZeroMQ CURVE certificate written by troupe keygen\n"
         let metadata = "metadata\n    name = \"\(name)\"\n    role = \"\(role.rawValue)\"\n"
         let curve = "curve\n    public-key = \"\(pair.publicKey.z85)\"\n"
         try writeNew(base + ".key_secret", header + "#   SECRET: keep this file private (mode 0600)\n\n" + metadata + curve
                      + "    secret-key = \"\(pair.secretKey.z85)\"\n", mode: 0o600)
-        try writeNew(base + ".key", header + "#   Public: give it to the peers that must recognise this key\n\n" + metadata + curve, mode: 0o644)
+        do {
+            try writeNew(base + ".key", header + "#   Public: give it to the peers that must recognise this key\n\n" + metadata + curve, mode: 0o644)
+        } catch {
+            unlink(base + ".key_secret")
+            throw error
+        }
         return (base + ".key", base + ".key_secret")
     }
 
@@ -136,7 +153,9 @@ public enum CurveKeyFile {
         fchmod(fd, mode)
         let bytes = Array(text.utf8)
         guard write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else {
-            throw KeyFileError(path: path, problem: String(cString: strerror(errno)))
+            let problem = String(cString: strerror(errno))
+            unlink(path)  // a key file cut short would be read as damaged: none is better
+            throw KeyFileError(path: path, problem: problem)
         }
     }
 }

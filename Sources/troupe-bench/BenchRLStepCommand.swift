@@ -55,6 +55,10 @@ struct BenchRLStepCommand: ParsableCommand {
         _ = try actorCounts()
         _ = try stalenessValues()
         for o in overrides where !o.contains("=") { throw ValidationError("--set \(o): expected section.key=value") }
+        // Checked now against the workload's settings, not after the model has been exported.
+        do { _ = try RunConfig.parse(.object([:]), overrides: RLStepBench.Workload().learnerOverrides(directory: "workload") + overrides) } catch {
+            throw ValidationError("\(error)")
+        }
     }
 
     private func actorCounts() throws -> [Int] {

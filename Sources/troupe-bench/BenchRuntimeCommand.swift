@@ -85,6 +85,10 @@ struct BenchRuntimeCommand: ParsableCommand {
         }
         if linkRate != nil && geteuid() != 0 { throw ValidationError("--link-rate needs root (it creates network namespaces)") }
         for o in endToEndOverrides where !o.contains("=") { throw ValidationError("--e2e-set \(o): expected section.key=value") }
+        // Checked now, with the built-in ones, not after the parts before the end-to-end runs.
+        do { _ = try RunConfig.parse(.object([:]), overrides: endToEndSettings(EndToEndBench.Options(executable: "", modelPath: model).overrides)) } catch {
+            throw ValidationError("--e2e-set: \(error)")
+        }
         _ = try stalenessValues()
         _ = try selectedParts()
         if try selectedParts().contains("e2e") && !FileManager.default.fileExists(atPath: model + "/config.json") {
@@ -148,16 +152,22 @@ struct BenchRuntimeCommand: ParsableCommand {
             var o = EndToEndBench.Options(executable: try Self.executablePath(), modelPath: model)
             o.steps = steps ?? (quick ? 10 : 24)
             o.stalenessValues = try stalenessValues()
-            // Later keys replace the built-in ones, so the list shows each key once.
-            for o2 in endToEndOverrides {
-                let key = o2.prefix(while: { $0 != "=" })
-                o.overrides.removeAll { $0.prefix(while: { $0 != "=" }) == key }
-                o.overrides.append(o2)
-            }
+            o.overrides = endToEndSettings(o.overrides)
             let report = try EndToEndBench.run(o, progress: progress)
             verdicts += try out.endToEnd(report)
         }
         try out.targets(verdicts)
+    }
+
+    /// `builtIn` with the `--e2e-set` overrides: later keys replace the built-in ones, so the list shows each key once.
+    private func endToEndSettings(_ builtIn: [String]) -> [String] {
+        var settings = builtIn
+        for o2 in endToEndOverrides {
+            let key = o2.prefix(while: { $0 != "=" })
+            settings.removeAll { $0.prefix(while: { $0 != "=" }) == key }
+            settings.append(o2)
+        }
+        return settings
     }
 
     /// The `troupe` next to this binary, to start the learner and actors from.

@@ -52,7 +52,8 @@ import TroupeTasks
         expectUsageError(model + ["--prompt", "x", "--top-k=-1"], "--top-k must be ≥ 0, got -1")
         expectUsageError(model + ["--prompt", "x", "--top-p", "0"], "--top-p must be in (0, 1], got 0.0")
         expectUsageError(model + ["--prompt", "x", "--top-p", "1.5"], "--top-p must be in (0, 1], got 1.5")
-        expectUsageError(model + ["--prompt", "x", "--max-new-tokens", "0"], "--max-new-tokens must be at least 1, got 0")
+        expectUsageError(model + ["--prompt", "x", "--max-new-tokens", "0"], "--max-new-tokens must be in 1 … 65536 (as sampling.max_new_tokens), got 0")
+        expectUsageError(model + ["--prompt", "x", "--max-new-tokens", "9223372036854775807"], "--max-new-tokens must be in 1 … 65536")
         expectUsageError(model + ["--prompt", "x", "--seed=-1"], "The value '-1' is invalid for '--seed")
         expectUsageError(model + ["--prompt", "x", "--stop", ""], "--stop must not be empty")
         expectUsageError(model + ["--prompt", "x", "--threads", "0"], "--threads must be at least 1, got 0")
@@ -117,11 +118,12 @@ import TroupeTasks
         expectUsageError(["eval", scratch.model, "--task", "arith:add2", "--file", scratch.pairs] + samples, "give only one of --task and --file")
         expectUsageError(["eval", scratch.model, "--file", scratch.model] + samples, "--file \(scratch.model) is not a file")
         expectUsageError(["eval", scratch.model, "--task", "arith:add2"], "Missing expected argument '--samples <k>'")
-        expectUsageError(["eval", scratch.model, "--task", "arith:add2", "--samples", "0"], "--samples must be at least 1, got 0")
+        expectUsageError(["eval", scratch.model, "--task", "arith:add2", "--samples", "100000000000"], "--samples must be in 1 … 4096 (as eval.samples)")
+        expectUsageError(["eval", scratch.model, "--task", "arith:add2", "--samples", "0"], "--samples must be in 1 … 4096 (as eval.samples), got 0")
         expectUsageError(["eval", scratch.model, "--task", "arith:add2", "--count", "0"] + samples, "--count must be at least 1, got 0")
         expectUsageError(["eval", scratch.model, "--task", "arith:add1"] + samples, "--count 64: arith:add1 has only 11 problems in its test split")
         expectUsageError(["eval", scratch.model, "--task", "arith:add2", "--batch-size", "0"] + samples, "--batch-size must be at least 1")
-        expectUsageError(["eval", scratch.model, "--task", "arith:add2", "--max-new-tokens", "0"] + samples, "--max-new-tokens must be at least 1")
+        expectUsageError(["eval", scratch.model, "--task", "arith:add2", "--max-new-tokens", "0"] + samples, "--max-new-tokens must be in 1 … 65536")
         expectUsageError(["eval", scratch.model, "--task", "arith:add2", "--temperature", "inf"] + samples, "--temperature must be in 0.01 … 10")
         expectUsageError(["eval", scratch.model, "--task", "arith:add2", "--threads=-2"] + samples, "--threads must be at least 1, got -2")
     }
@@ -173,6 +175,9 @@ import TroupeTasks
         expectUsageError(["sft", "--task", "arith:add2", "--model", scratch.missing] + out, "--model \(scratch.missing) does not exist")
         expectUsageError(["sft", "--task", "arith:add2", "--model", scratch.model, "--tokenizer", scratch.pairs] + out, "--tokenizer goes with --init")
         expectUsageError(sft + ["--epochs", "2", "--steps", "3"], "give --epochs or --steps, not both")
+        expectUsageError(sft + ["--epochs", "4611686018427387904"], "--epochs must be in 1 … 1000000")
+        expectUsageError(sft + ["--steps", "9223372036854775807"], "--steps must be in 1 … 1000000000")
+        expectUsageError(sft + ["--lr", "1e300"], "--lr must be in (0, 1] (as optimizer.learning_rate), got 1e+300")
         #expect(try parse(["sft", "--task", "arith:add2", "--model", scratch.model] + out, as: SFTCommand.self).model == scratch.model)
     }
 
@@ -184,10 +189,10 @@ import TroupeTasks
     }
 
     @Test func sftBadNumbers() {
-        expectUsageError(sft + ["--lr", "0"], "--lr must be finite and > 0, got 0.0")
+        expectUsageError(sft + ["--lr", "0"], "--lr must be in (0, 1] (as optimizer.learning_rate), got 0.0")
         expectUsageError(sft + ["--lr", "fast"], "The value 'fast' is invalid for '--lr")
-        expectUsageError(sft + ["--epochs", "0"], "--epochs must be at least 1, got 0")
-        expectUsageError(sft + ["--steps", "0"], "--steps must be at least 1, got 0")
+        expectUsageError(sft + ["--epochs", "0"], "--epochs must be in 1 … 1000000, got 0")
+        expectUsageError(sft + ["--steps", "0"], "--steps must be in 1 … 1000000000, got 0")
         expectUsageError(sft + ["--batch-size", "0"], "--batch-size must be at least 1, got 0")
         expectUsageError(sft + ["--warmup=-1"], "--warmup must be ≥ 0, got -1")
         expectUsageError(sft + ["--weight-decay=-0.1"], "--weight-decay must be ≥ 0")

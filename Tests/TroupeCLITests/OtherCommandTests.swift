@@ -101,7 +101,8 @@ import TroupeRuntime
         #expect(try parse(["monitor", "--learner-file", "run"], as: MonitorCommand.self).learnerFile == "run")
         expectUsageError(["monitor", "nowhere"], "ENDPOINT: ")
         expectUsageError(["monitor", "inproc://logs"], "ENDPOINT: inproc endpoints exist only inside one process")
-        expectUsageError(["monitor", "tcp://127.0.0.1:5558", "--duration", "0"], "--duration must be a positive number of seconds, got 0.0")
+        expectUsageError(["monitor", "tcp://127.0.0.1:5558", "--duration", "0"], "--duration must be a positive number of seconds up to 1e9")
+        expectUsageError(["monitor", "tcp://127.0.0.1:5558", "--duration", "1e16"], "--duration must be a positive number of seconds up to 1e9")
         expectUsageError(["monitor", "tcp://127.0.0.1:5558", "--refresh", "100"], "--refresh must be between 0.5 and 30")
     }
 
@@ -173,6 +174,10 @@ import TroupeRuntime
         expectUsageError(["probe", "s.json", "--require", "ready"], "The value 'ready' is invalid for '--require <require>'")
         expectUsageError(["learner", "--status-file", scratch.missing + "/status.json"], "--status-file: directory \(scratch.missing) does not exist")
         expectUsageError(["actor", "--learner", "tcp://127.0.0.1:5555", "--status-file", scratch.run + "/"], "--status-file must name a file")
+        // It is replaced every 2 s: only an earlier status file (or an empty file) may be there already.
+        expectUsageError(["learner", "--status-file", "/dev/null"], "--status-file: /dev/null exists and is not a status file troupe wrote (not a regular file)")
+        expectUsageError(["actor", "--learner", "tcp://127.0.0.1:5555", "--status-file", scratch.pairs],
+                         "--status-file: \(scratch.pairs) exists and is not a status file troupe wrote (its content is something else)")
     }
 
     @Test func probeExitsZeroOnlyForAFreshStatusInTheRequiredState() throws {

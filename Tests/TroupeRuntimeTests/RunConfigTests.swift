@@ -35,7 +35,7 @@ import TroupeTokenizer
         // Types, keys and ranges, with the position of the value or key.
         ("{\n  \"run\": {\"max_steps\": \"ten\"}\n}", "config.json:2:24: run.max_steps: expected an integer, got \"ten\""),
         ("{\"task\": {\"label_free\": 1}}", "config.json:1:25: task.label_free: expected true or false, got 1"),
-        ("{\"run\": {\"seed\": -1}}", "config.json:1:18: run.seed: expected a non-negative integer, got -1"),
+        ("{\"run\": {\"seed\": -1}}", "config.json:1:18: run.seed: expected an integer in 0 … 9000000000000000, got -1"),
         ("{\"run\": {\"max_stpes\": 3}}", "config.json:1:10: run.max_stpes: unknown key (known: name, seed, max_steps, directory)"),
         ("{\"runs\": {}}", "config.json:1:2: runs: unknown key (known: run, model, task, optimizer, sampling, learner, endpoints, actors, eval, reward_workers, algorithm)"),
         ("{\"run\": 3}", "config.json:1:9: run: expected an object, got 3"),
@@ -79,6 +79,19 @@ import TroupeTokenizer
         #expect(refusal("{}", overrides: ["run.nmae=x"]) == "--set run.nmae=x: run.nmae: unknown key (known: name, seed, max_steps, directory)")
         #expect(refusal("{}", overrides: ["run"]) == "config key run: an override must look like section.key=value")
         #expect(refusal("{}", overrides: ["run=3"]) == "config key run: an override must look like section.key=value")
+    }
+
+    @Test func refusesRunNamesPortsHostsSeedsAndCountsThatCannotWork() {
+        for name in ["../models", "a/b", "..", "."] {
+            #expect(refusal("{}", overrides: ["run.name=\(name)"]).contains("run.name: must be one directory name"), "run.name=\(name)")
+        }
+        #expect(refusal("{}", overrides: ["endpoints.control_port=6000", "endpoints.logs_port=6000"])
+                .contains("endpoints.logs_port: is 6000, the port of endpoints.control_port"))
+        #expect(refusal("{}", overrides: ["endpoints.control_port=0", "endpoints.weights_port=0"]) == "accepted", "0: a port picked when bound")
+        #expect(refusal("{}", overrides: ["endpoints.bind_host= "]).contains("endpoints.bind_host: must be an address or host name"))
+        #expect(refusal("{}", overrides: ["run.seed=9000000000000000"]) == "accepted")
+        #expect(refusal("{}", overrides: ["run.seed=9000000000000001"]).contains("expected an integer in 0 … 9000000000000000"))
+        #expect(refusal("{}", overrides: ["actors.count=0"]).contains("0 is outside 1...1024"))
     }
 
     @Test func overridesApplyToTheTreeBeforeDecoding() throws {
