@@ -115,8 +115,10 @@ package struct RunCommand: ParsableCommand {
             }
         }
         if drawn { _ = StandardOutput.write(DashboardRenderer.showCursor + "\n") }
-        RunSummaryTable.print(outcome, config: run.config)
-        ReportWriter.writeIfPossible(runDirectory: outcome.runDirectory)
+        if !outcome.resumeRefused {
+            RunSummaryTable.print(outcome, config: run.config)
+            ReportWriter.writeIfPossible(runDirectory: outcome.runDirectory)
+        }
         try finish(status: outcome.exitStatus)
     }
 }

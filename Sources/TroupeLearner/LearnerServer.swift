@@ -195,7 +195,10 @@ package final class LearnerServer {
                                                                 exposition: exposition, streamKinds: ["learner_stats": "learner"],
                                                                 onFailure: exportFailed),
                             TensorBoardSink<RunLogEntry>(directory: runDirectory + "/tensorboard", onFailure: exportFailed)])
-        if runLog.truncatedBytes > 0 { console.warn("cut a torn final record from the run log", ["bytes": .integer(runLog.truncatedBytes)]) }
+        if runLog.truncatedBytes > 0 {
+            console.warn("cut a torn final record from the run log", ["bytes": .integer(runLog.truncatedBytes),
+                                                                      "kept_in": .string(runLog.tornTailPath ?? "")])
+        }
         if !staleTemporaries.isEmpty {
             console.info("removed checkpoint files a stopped learner left half-written", ["files": .string(staleTemporaries.joined(separator: ", "))])
         }

@@ -54,6 +54,8 @@ package final class RunLog {
     package private(set) var count = 0
     /// Bytes of a torn final line removed on open (0 when the log was clean).
     package private(set) var truncatedBytes = 0
+    /// Where those bytes were kept before they were cut (`RUN.log.torn-UNIXTIME`), nil when none were.
+    package private(set) var tornTailPath: String?
     private let writer: RunLogWriter
 
     /// Opens (creating if needed) and verifies the whole chain; returns the records too.
@@ -65,6 +67,16 @@ package final class RunLog {
         let (records, validBytes, total) = try RunLog.scan(path: path)
         if validBytes < total {
             truncatedBytes = total - validBytes
+            // Kept beside the log before it is cut: nothing a crash left is thrown away.
+            let kept = path + ".torn-\(Int(Date().timeIntervalSince1970))"
+            guard let handle = FileHandle(forReadingAtPath: path) else { throw LogError.unreadable(path, "cannot read the torn tail") }
+            handle.seek(toFileOffset: UInt64(validBytes))
+            let tail = handle.readDataToEndOfFile()
+            handle.closeFile()
+            do { try AtomicFile.write(tail, to: kept) } catch {
+                throw LogError.unreadable(path, "cannot keep its torn tail in \(kept) before cutting it: \(error)")
+            }
+            tornTailPath = kept
             guard truncate(path, off_t(validBytes)) == 0 else { throw LogError.unreadable(path, "cannot cut the torn tail") }
         }
         let fd = open(path, O_WRONLY | O_APPEND)

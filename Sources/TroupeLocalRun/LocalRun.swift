@@ -71,6 +71,8 @@ package final class LocalRun {
         package var runDirectory: String
         /// The checkpoint's step a resumed run went on from (its learner's summary); nil for a run started here.
         package var resumedFromStep: Int?
+        /// A resume whose learner stopped before it resumed anything: the run directory's summary stays as it was.
+        package var resumeRefused = false
     }
 
     // MARK: run
@@ -105,11 +107,20 @@ package final class LocalRun {
             // A resumed run's base model gives the same figures (the same seed and settings).
             before = try evaluate(modelDirectory: config.model.path, items: items, step: 0, events: baseEvaluated ? nil : events)
         }
+        let epochBefore = learnerEpoch()
         try spawnLearnerAndActors()
         var status = LiveStatus(maxSteps: config.run.maxSteps, started: started)
         status.before = before
         let learnerStatus = try follow(&status, answerKey: prompts.answerKey, items: items, events: events, renderer: renderer)
-        if learnerStatus != 0 { reportLearnerFailure(status: learnerStatus) }
+        // A learner writes endpoints.json with its new epoch once it has restored the run and bound its sockets.
+        let resumeRefused = options.resume && learnerStatus != 0 && learnerEpoch() == epochBefore
+        if learnerStatus != 0 { reportLearnerFailure(status: learnerStatus, resumeRefused: resumeRefused) }
+        if resumeRefused {
+            // Nothing was trained: the run's summary and report stay those of its last epoch.
+            return Outcome(exitStatus: learnerStatus, before: before, after: nil, steps: learnerSummarySteps() ?? 0,
+                           wallSeconds: monotonicSeconds() - started, tokensPerSecond: 0, rolloutTokens: nil, runDirectory: dir,
+                           resumedFromStep: nil, resumeRefused: true)
+        }
         // The log stream dies with the learner and can lose its last steps' events; its summary file cannot.
         status.step = max(status.step, learnerSummarySteps() ?? 0)
 
@@ -138,6 +149,15 @@ package final class LocalRun {
         // An earlier troupe run that stopped before its learner wrote anything leaves its keys and logs.
         if FileManager.default.fileExists(atPath: dir + "/run-config.json") || FileManager.default.fileExists(atPath: dir + "/keys") {
             throw RuntimeError.invalid("\(dir) is left from a troupe run that stopped before its learner started (it has run-config.json or keys/ but no run.log; its logs/ say why); remove it or choose another --set run.name=…")
+        }
+        // A new run writes config.json, model/ and more: never into a directory holding something else.
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw RuntimeError.invalid("run directory \(dir) is a file; choose another --set run.name=… or run.directory") }
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? ["?"]
+            guard entries.isEmpty else {
+                throw RuntimeError.invalid("run directory \(dir) exists and holds other files (\(entries.sorted().prefix(3).joined(separator: ", "))\(entries.count > 3 ? ", …" : "")); a new run goes into a new or empty directory: choose another --set run.name=… or run.directory")
+            }
         }
         try FileManager.default.createDirectory(atPath: dir + "/logs", withIntermediateDirectories: true)
         try pickFreePorts()
@@ -254,12 +274,21 @@ package final class LocalRun {
     }
 
     /// The learner's own last error (its log holds it, not this console), and how to go on.
-    private func reportLearnerFailure(status: Int32) {
+    private func reportLearnerFailure(status: Int32, resumeRefused: Bool) {
         let log = config.runDirectory + "/logs/learner.log"
         let lines = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n")
         let cause = lines.last { $0.hasPrefix("Error:") || $0.contains("\"level\":\"error\"") || $0.contains(" error ") }
             .map { String($0.prefix(500)) } ?? (status > 128 ? "killed by signal \(status - 128)" : "no error line in its log")
-        console.error("the learner exited with status \(status): \(cause); see \(log); `troupe run --resume \(config.runDirectory)` continues the run from its last checkpoint")
+        let next = resumeRefused
+            ? "it stopped before resuming the run, which is as it was (summary.json and report.html untouched); resume again once the cause is mended"
+            : "`troupe run --resume \(config.runDirectory)` continues the run from its last checkpoint"
+        console.error("the learner exited with status \(status): \(cause); see \(log); \(next)")
+    }
+
+    /// The epoch of the learner that last wrote the run's endpoints.json (nil: none did).
+    private func learnerEpoch() -> UInt64? {
+        guard case .found(let file) = LearnerEndpointsFile.read(config.runDirectory + "/" + LearnerEndpointsFile.fileName) else { return nil }
+        return file.epoch
     }
 
     private func evaluationItems() throws -> [TaskItem] {

@@ -96,7 +96,8 @@ extension RuntimeIntegrationTests {
     /// A `troupe run` whose learner dies (`kill -9`) says how to go on, and `troupe run --resume RUN` does:
     /// the learner resumes from its latest checkpoint with the run's own keys, new actors join, and the
     /// run ends at `max_steps` evaluated before and after, its accounting whole, its base model's
-    /// evaluation line written once, its children's logs kept.
+    /// evaluation line written once, its children's logs kept. A resume its learner refuses leaves the
+    /// run's summary and report alone; a new run refuses a directory that holds other files.
     @Test func aRunWhoseLearnerDiedGoesOnWithResume() throws {
         let run = try IntegrationRun("resumed-run")
         defer { run.finish() }
@@ -139,6 +140,32 @@ extension RuntimeIntegrationTests {
         run.check(baseLines.count == 1, "\(baseLines.count) evaluation lines of the base model in metrics.jsonl")
         let learnerLog = try String(contentsOfFile: run.runDirectory + "/logs/learner.log", encoding: .utf8)
         run.check(learnerLog.components(separatedBy: "\"msg\":\"listening\"").count == 3, "logs/learner.log does not hold both learners' lines")
+
+        // A resume its learner refuses (a line of garbage at the end of run.log) leaves the finished run's
+        // summary and report as they were, and does not send the user round to the same resume.
+        let kept = ["summary.json", "report.html"].map { FileManager.default.contents(atPath: run.runDirectory + "/" + $0) }
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: run.runDirectory + "/run.log"))
+        try log.seekToEnd()
+        try log.write(contentsOf: Data("garbage\n".utf8))
+        try log.close()
+        let (failed, failure) = try run.runToCompletion("resume-of-a-damaged-log", ["run", "--resume", run.runDirectory, "--no-eval"], within: 120)
+        run.check(failed == .code(1) && failure.stderr.contains("stopped before resuming the run"),
+                  "a resume refused by its learner: \(failed?.description ?? "timeout"), \(failure.stderr.suffix(600))")
+        run.check(kept[0] != nil && kept[1] != nil
+                  && kept == ["summary.json", "report.html"].map { FileManager.default.contents(atPath: run.runDirectory + "/" + $0) },
+                  "a refused resume changed summary.json or report.html")
+
+        // A new run goes only into a new or empty directory: it would overwrite config.json and model/.
+        let occupied = run.directory + "/occupied"
+        try FileManager.default.createDirectory(atPath: occupied, withIntermediateDirectories: true)
+        try Data("mine\n".utf8).write(to: URL(fileURLWithPath: occupied + "/config.json"))
+        let (intoFull, into) = try run.runToCompletion("run-into-an-occupied-directory",
+                                                       ["run", "--no-eval", "--set", "run.directory=\(occupied)", "--set", "run.max_steps=1",
+                                                        "--set", "model.path=\(TroupeBinary.repository.path)/models/arith-base"], within: 60)
+        run.check(intoFull == .code(1) && into.stderr.contains("exists and holds other files (config.json)"),
+                  "a run into an occupied directory: \(intoFull?.description ?? "timeout"), \(into.stderr.suffix(400))")
+        run.check(FileManager.default.contents(atPath: occupied + "/config.json") == Data("mine\n".utf8)
+                  && (try? FileManager.default.contentsOfDirectory(atPath: occupied)) == ["config.json"], "the occupied directory was written to")
     }
 
     /// The processes whose command line names this test's run directory or control `port`: its learner and

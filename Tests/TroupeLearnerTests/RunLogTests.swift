@@ -146,6 +146,9 @@ import TroupeProto
         handle.closeFile()
         let reopened = try RunLog(path: path)
         #expect(reopened.count == 1 && reopened.truncatedBytes == 11)
+        let kept = try #require(reopened.tornTailPath)
+        #expect(FileManager.default.contents(atPath: kept) == Data("{\"prev\":\"00".utf8), "the cut bytes are kept beside the log")
+        try? FileManager.default.removeItem(atPath: kept)
         try reopened.append("y")
         #expect(try RunLog.read(path: path).map(\.type) == ["x", "y"])
     }
