@@ -42,8 +42,13 @@ import TroupeWire
         stat(paths.secret, &info)
         #expect(info.st_mode & 0o777 == 0o600)
 
-        // Never overwritten.
+        // Never overwritten, and never half made: a public file alone under the name stops both.
         #expect(throws: KeyFileError.self) { try CurveKeyFile.create(name: "actor-1", role: .actor, pair: pair, directory: dir) }
+        try FileManager.default.copyItem(atPath: paths.public, toPath: dir + "/lone.key")
+        #expect(throws: KeyFileError.self) { try CurveKeyFile.create(name: "lone", role: .actor, pair: try .generate(), directory: dir) }
+        #expect(!FileManager.default.fileExists(atPath: dir + "/lone.key_secret"), "a secret was written beside a public key it does not match")
+        try FileManager.default.removeItem(atPath: dir + "/lone.key")
+        #expect(throws: KeyFileError.self) { try CurveKeyFile.create(name: "x", role: .actor, pair: pair, directory: paths.public) }
         // A public file where a secret one is needed, and a secret readable by others: errors naming the file.
         do { _ = try CurveKeyFile.readSecret(paths.public); Issue.record("a public file gave a secret") } catch let e as KeyFileError {
             #expect(e.path == paths.public && e.problem.contains("no secret-key"))
@@ -259,6 +264,8 @@ import TroupeWire
 
             server.zap.update(ZAPHandler.Policy(allowlist: try CurveAllowlist([.init(name: "good", role: .actor, publicKey: server.good.publicKey)]),
                                                 rolesByDomain: [CurveTests.domain: [.actor]]))
+            let undropped = try received(within: 500)
+            #expect(undropped.gone > 0, "\(source.name): a connection keeps its subscription after its key is withdrawn, until the drop: \(undropped)")
             if source.name == "announcements" { try announcements.dropSubscribers() } else { try proxy.dropSubscribers() }
             _ = try received(within: 300)  // what was already queued at the subscribers
             let after = try received(within: 1500)
