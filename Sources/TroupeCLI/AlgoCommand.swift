@@ -40,8 +40,12 @@ package struct AlgoCommand: ParsableCommand {
         for name in [preset, showPreset].compactMap({ $0 }) where !AlgorithmOptions.presetNames.contains(name) {
             throw ValidationError("Unknown preset \"\(name)\"; known presets: \(AlgorithmOptions.presetNames.joined(separator: ", ")).")
         }
-        if let input, input != "-", !FileManager.default.isReadableFile(atPath: input) {
-            throw ValidationError("Cannot read \(input).")
+        if let input, input != "-" {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory), !isDirectory.boolValue,
+                  FileManager.default.isReadableFile(atPath: input) else {
+                throw ValidationError(isDirectory.boolValue ? "\(input) is a directory, not a JSON file." : "Cannot read \(input).")
+            }
         }
     }
 
@@ -52,7 +56,8 @@ package struct AlgoCommand: ParsableCommand {
         } else {
             let data = input == "-" ? FileHandle.standardInput.readDataToEndOfFile()
                                     : try Data(contentsOf: URL(fileURLWithPath: input!))
-            output = try AlgorithmWorkbench.run(input: JSONValue.parse(data), presetOverride: preset)
+            output = try AlgorithmWorkbench.run(input: JSONValue.parse(data, source: input == "-" ? "standard input" : input!),
+                                                 presetOverride: preset)
         }
         StandardStream.output.write(try output.serialized(compact: compact))
         StandardStream.output.write("\n")

@@ -167,7 +167,9 @@ package struct LearnerEndpointsFile: Equatable, Sendable {
         }
         let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         var info = stat()
-        if fstat(fd, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR { return .missing }
+        if fstat(fd, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR {
+            return .damaged(EndpointsFileError(path: resolved, problem: "is a directory, not a learner's endpoints file"))
+        }
         let data: Data
         do { data = try handle.readToEnd() ?? Data() } catch {
             return .damaged(EndpointsFileError(path: resolved, problem: "cannot be read (\(error))"))

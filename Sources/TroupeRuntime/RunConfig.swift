@@ -224,6 +224,7 @@ package struct ConfigError: Error, CustomStringConvertible, Equatable {
     }
     package var description: String {
         guard let location else { return "config key \(key): \(problem)" }
-        return "\(location): \(key): \(problem)"
+        // A file that does not parse has no key at fault: its position says where.
+        return key.isEmpty ? "\(location): \(problem)" : "\(location): \(key): \(problem)"
     }
 }

@@ -282,8 +282,9 @@ extension RunConfig: Decodable {
     /// run's default algorithm is used, or nothing but the preset when an override names one.
     static func applyOverrides(_ overrides: [String], to document: inout JSONDocument) throws {
         guard case var .object(root) = document.value else {
-            throw ConfigError(key: "--config", problem: "top level must be an object, got \(document.value.typeName)",
-                              location: document.sourceMap.location(ofValue: ""))
+            let location = document.sourceMap.location(ofValue: "")
+            throw ConfigError(key: location == nil ? "--config" : "", problem: "top level must be an object, got \(document.value.typeName)",
+                              location: location)
         }
         if root["algorithm"] == nil {
             root["algorithm"] = overrides.contains(where: { $0.hasPrefix("algorithm.preset=") }) ? .object([:]) : defaultAlgorithm
@@ -354,7 +355,8 @@ extension RunConfig: Decodable {
         do {
             document = try JSONDocument.parse(data, source: source)
         } catch let error as JSONError {
-            throw ConfigError(key: error.path ?? "--config", problem: error.problem, location: error.location)
+            // The file may be --config's or a run directory's config.json: its name is in the location.
+            throw ConfigError(key: error.path ?? (error.location == nil ? source : ""), problem: error.problem, location: error.location)
         }
         return try parse(document, overrides: overrides)
     }

@@ -63,6 +63,7 @@ import TroupeRuntime
         #expect(try parse(["algo", "--show-preset", "ttrl"], as: AlgoCommand.self).showPreset == "ttrl")
         expectUsageError(["algo"], "Give an input file (or - for stdin), or --show-preset NAME.")
         expectUsageError(["algo", "-", "--show-preset", "ttrl"], "--show-preset takes no input file.")
+        expectUsageError(["algo", scratch.root], "\(scratch.root) is a directory, not a JSON file.")
         expectUsageError(["algo", "--show-preset", "nope"], "Unknown preset \"nope\"; known presets: ")
         expectUsageError(["algo", "-", "--preset", "nope"], "Unknown preset \"nope\"")
         expectUsageError(["algo", scratch.missing], "Cannot read \(scratch.missing).")

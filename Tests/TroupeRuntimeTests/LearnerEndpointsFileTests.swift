@@ -97,6 +97,14 @@ import TroupeWire
         } catch {
             #expect(error.description.contains("does not exist either"), "\(error)")
         }
+        // A directory where the file belongs is named at once, not waited for.
+        try FileManager.default.createDirectory(atPath: dir + "/endpoints.json", withIntermediateDirectories: false)
+        do {
+            _ = try LearnerEndpointsFile.wait(for: dir, timeout: 5, interval: 0.05)
+            Issue.record("a directory was taken for the file")
+        } catch {
+            #expect(error.description.contains("is a directory, not a learner's endpoints file"), "\(error)")
+        }
     }
 
     /// A file renamed into place (or removed) while it is being read is missing or found, never

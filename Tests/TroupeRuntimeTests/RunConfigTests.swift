@@ -30,7 +30,7 @@ import TroupeTokenizer
         // Syntax, with line and column.
         ("{\"run\": {\"max_steps\": 3, \"max_steps\": 4}}", "config.json:1:26: run.max_steps: duplicate key \"max_steps\""),
         ("{\"run\": {\"max_steps\": 3,}}", "config.json:1:25: run: trailing comma before }"),
-        ("{\"run\": {\"max_steps\": 3} // steps\n}", "config.json:1:26: --config: unexpected '/', expected ',' or '}'"),
+        ("{\"run\": {\"max_steps\": 3} // steps\n}", "config.json:1:26: unexpected '/', expected ',' or '}'"),
         ("{\"eval\": {\"temperature\": NaN}}", "config.json:1:26: eval.temperature: NaN and Infinity are not JSON numbers"),
         // Types, keys and ranges, with the position of the value or key.
         ("{\n  \"run\": {\"max_steps\": \"ten\"}\n}", "config.json:2:24: run.max_steps: expected an integer, got \"ten\""),
@@ -51,7 +51,7 @@ import TroupeTokenizer
         ("{\"endpoints\": {\"metrics_port\": 5556}}", "config.json:1:32: endpoints.metrics_port: is 5556, a port of one of the learner's sockets (control, weights, announce, logs, logs_in)"),
         ("{\"reward_workers\": {\"endpoints\": [\"tcp://h:1\", \"tcp://h:2\", \"tcp://h:3\"], \"version\": \"v1\", \"server_keys\": [\"a.key\", \"b.key\"]}, \"algorithm\": {\"reward.kind\": \"external\", \"sampling.samples_per_prompt\": null, \"sampling.train_samples\": null}}", "config.json:1:107: reward_workers.server_keys: lists 2 key files for 3 reward_workers.endpoints: give one for every worker, or one per endpoint in order"),
         ("{\"reward_workers\": {\"endpoints\": [\"tcp://h:1\"], \"version\": \"v1\", \"client_key\": \"me.key_secret\"}, \"algorithm\": {\"reward.kind\": \"external\", \"sampling.samples_per_prompt\": null, \"sampling.train_samples\": null}}", "config.json:1:80: reward_workers.client_key: is set but reward_workers.server_keys is empty: the learner presents a key only to workers it can authenticate; name their public keys"),
-        ("[1]", "config.json:1:1: --config: top level must be an object, got an array"),
+        ("[1]", "config.json:1:1: top level must be an object, got an array"),
     ])
     func refusesFileWithPosition(text: String, message: String) {
         #expect(refusal(text) == message)
