@@ -55,6 +55,11 @@ struct BenchRLStepCommand: ParsableCommand {
         _ = try actorCounts()
         _ = try stalenessValues()
         for o in overrides where !o.contains("=") { throw ValidationError("--set \(o): expected section.key=value") }
+        // The export writes model/ and tasks.jsonl: into a new or empty directory, or over an earlier export.
+        if let exportDirectory, let entries = try? FileManager.default.contentsOfDirectory(atPath: exportDirectory),
+           !entries.isEmpty, !entries.contains("workload.json") {
+            throw ValidationError("--export-workload: \(exportDirectory) holds other files (\(entries.sorted().prefix(3).joined(separator: ", "))); give a new or empty directory")
+        }
         // Checked now against the workload's settings, not after the model has been exported.
         do { _ = try RunConfig.parse(.object([:]), overrides: RLStepBench.Workload().learnerOverrides(directory: "workload") + overrides) } catch {
             throw ValidationError("\(error)")

@@ -360,6 +360,7 @@ import Glibc
             // Refused before any part runs, not after the parts that come before the end-to-end runs.
             (["runtime", "--parts", "weights,e2e", "--e2e-set", "foo.bar=1"], "--e2e-set: config key foo: unknown key"),
             (["rl-step", "--set", "learner.bogus=1"], "--set learner.bogus=1: learner.bogus: unknown key"),
+            (["rl-step", "--export-workload", run.directory], "--export-workload: \(run.directory) holds other files"),
             (["rl-step", "--steps", "2"], "--steps must be at least 3"),
             (["rl-step", "--staleness", "0,x"], "--staleness 0,x: expected values of learner.max_staleness"),
             (["rl-step", "--actors", "1,0"], "--actors 1,0: expected actor counts (1…64) separated by commas"),
