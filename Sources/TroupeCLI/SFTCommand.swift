@@ -133,10 +133,10 @@ package struct SFTCommand: ParsableCommand {
         case (.some, .some): throw ValidationError("give only one of --data and --task")
         default: break
         }
-        if let data, !FileManager.default.isReadableFile(atPath: data) { throw ValidationError("cannot read --data \(data)") }
+        if let data, let problem = ReadableFile.problem(at: data) { throw ValidationError("cannot read --data \(data): \(problem)") }
         if let evalData {
             guard data != nil else { throw ValidationError("--eval-data goes with --data; --task evaluates on its test split") }
-            guard FileManager.default.isReadableFile(atPath: evalData) else { throw ValidationError("cannot read --eval-data \(evalData)") }
+            if let problem = ReadableFile.problem(at: evalData) { throw ValidationError("cannot read --eval-data \(evalData): \(problem)") }
         }
         if data != nil && evalData == nil && evalEvery > 0 {
             throw ValidationError("--eval-every needs held-out examples: give --eval-data FILE")

@@ -8,10 +8,11 @@ public enum ModelDirectory {
     public static func loadConfig(_ directory: String) throws -> ModelConfig {
         let path = (directory as NSString).appendingPathComponent("config.json")
         guard FileManager.default.fileExists(atPath: path) else { throw ModelError.fileMissing(path: path) }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ModelError.unreadable(path: path, reason: "permission denied or not a file")
+        if let problem = ReadableFile.problem(at: path) { throw ModelError.unreadable(path: path, reason: problem) }
+        guard let data = FileManager.default.contents(atPath: path) else { throw ModelError.unreadable(path: path, reason: "cannot be read") }
+        do { return try ModelConfig.parse(json: data, path: path) } catch let error as ModelError {
+            throw error.naming(directory)
         }
-        return try ModelConfig.parse(json: data, path: path)
     }
 
     /// Loads config and weights. Every tensor the config needs must be present with the right shape;
@@ -19,11 +20,15 @@ public enum ModelDirectory {
     public static func load(_ directory: String) throws -> LlamaModel {
         let config = try check(directory)
         let model = try LlamaModel(config: config)
-        for (file, names) in try tensorPlan(directory, layout: model.layout, config: config) {
-            for name in names {
-                let entry = model.layout.entry(named: name)!
-                try file.read(name, into: model.parameters.pointer + entry.offset, expectedShape: entry.shape)
+        do {
+            for (file, names) in try tensorPlan(directory, layout: model.layout, config: config) {
+                for name in names {
+                    let entry = model.layout.entry(named: name)!
+                    try file.read(name, into: model.parameters.pointer + entry.offset, expectedShape: entry.shape)
+                }
             }
+        } catch let error as ModelError {
+            throw error.naming(directory)
         }
         return model
     }
@@ -38,7 +43,9 @@ public enum ModelDirectory {
             throw ModelError.fileMissing(path: directory)
         }
         let config = try loadConfig(directory)
-        _ = try tensorPlan(directory, layout: ParameterLayout(config: config), config: config)
+        do { _ = try tensorPlan(directory, layout: ParameterLayout(config: config), config: config) } catch let error as ModelError {
+            throw error.naming(directory)
+        }
         return config
     }
 
@@ -111,5 +118,16 @@ public enum ModelDirectory {
         try SafetensorsFile.write(tensors: tensors, metadata: meta,
                                   to: (directory as NSString).appendingPathComponent("model.safetensors"))
         try AtomicFile.write(try model.config.jsonData(), to: (directory as NSString).appendingPathComponent("config.json"))
+    }
+}
+
+extension ModelError {
+    /// The error with `path` added when it names no file of its own, so a user with two model
+    /// directories in play (a run's, a checkpoint's) knows which one is wrong.
+    func naming(_ path: String) -> ModelError {
+        switch self {
+        case .invalidConfig, .tensorMissing, .tensorShape, .tensorDtype, .tensorData, .unexpectedTensor: return .inModel(path: path, self)
+        default: return self
+        }
     }
 }

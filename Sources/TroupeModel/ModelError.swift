@@ -14,9 +14,12 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     case emptyInput(what: String)
     case sequenceTooLong(length: Int, maxPositions: Int)
     case invalidArgument(name: String, reason: String)
+    /// A problem with no path of its own (a config field, a tensor), found in the model directory or file `path`.
+    indirect case inModel(path: String, ModelError)
 
     public var description: String {
         switch self {
+        case .inModel(let p, let e): return "\(p): \(e)"
         case .fileMissing(let p): return "missing file: \(p)"
         case .unreadable(let p, let r): return "cannot read \(p): \(r)"
         case .unwritable(let p, let r): return "cannot write \(p): \(r)"

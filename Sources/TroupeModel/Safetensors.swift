@@ -22,6 +22,7 @@ public struct SafetensorsFile {
 
     public init(path: String) throws {
         guard FileManager.default.fileExists(atPath: path) else { throw ModelError.fileMissing(path: path) }
+        if let problem = ReadableFile.problem(at: path) { throw ModelError.unreadable(path: path, reason: problem) }
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
             throw ModelError.unreadable(path: path, reason: error.localizedDescription)

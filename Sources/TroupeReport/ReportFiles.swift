@@ -20,6 +20,7 @@ public enum ReportFiles {
             throw ReportError.missingMetrics(metricsURL.path)
         }
         let metricsData: Data
+        if let problem = ReadableFile.problem(at: metricsURL.path) { throw ReportError.unreadable(path: metricsURL.path, reason: problem) }
         do {
             metricsData = try Data(contentsOf: metricsURL)
         } catch {

@@ -26,6 +26,7 @@ public enum TaskFile {
 
     public static func load(contentsOf url: URL, policy: BadLinePolicy) throws -> TaskFileContents {
         let data: Data
+        if let problem = ReadableFile.problem(at: url.path) { throw TaskFileError.unreadable(path: url.path, reason: problem) }
         do {
             data = try Data(contentsOf: url)
         } catch {

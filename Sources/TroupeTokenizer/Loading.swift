@@ -1,4 +1,5 @@
 import Foundation
+import TroupeJSON
 
 /// The tokenizer of a model directory:
 /// - with a `tokenizer.json`: a `BPETokenizer` from it, its BOS/EOS/padding tokens named by
@@ -105,6 +106,7 @@ private func loadBPETokenizer(_ path: String, names: (bos: String?, eos: String?
 
 private func readFile(_ path: String) throws -> Data {
     guard FileManager.default.fileExists(atPath: path) else { throw TokenizerError.fileNotFound(path: path) }
+    if let problem = ReadableFile.problem(at: path) { throw TokenizerError.unreadableFile(path: path, reason: problem) }
     do {
         return try Data(contentsOf: URL(fileURLWithPath: path))
     } catch {

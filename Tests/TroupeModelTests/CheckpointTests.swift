@@ -82,23 +82,23 @@ import TroupeTensor
         var config = src.config
         config.layers = 5
         try config.jsonData().write(to: URL(fileURLWithPath: dir + "/config.json"))
-        #expect(throws: ModelError.tensorMissing(name: "model.layers.4.input_layernorm.weight")) { try ModelDirectory.load(dir) }
+        #expect(throws: ModelError.inModel(path: dir, .tensorMissing(name: "model.layers.4.input_layernorm.weight"))) { try ModelDirectory.load(dir) }
 
         // Fewer layers: the extra tensors are reported.
         config.layers = 3
         try config.jsonData().write(to: URL(fileURLWithPath: dir + "/config.json"))
-        #expect(throws: ModelError.unexpectedTensor(name: "model.layers.3.input_layernorm.weight")) { try ModelDirectory.load(dir) }
+        #expect(throws: ModelError.inModel(path: dir, .unexpectedTensor(name: "model.layers.3.input_layernorm.weight"))) { try ModelDirectory.load(dir) }
 
         // Wrong width.
         config.layers = 4
         config.intermediateSize = 100
         try config.jsonData().write(to: URL(fileURLWithPath: dir + "/config.json"))
-        #expect(throws: ModelError.tensorShape(name: "model.layers.0.mlp.down_proj.weight", expected: [128, 100], got: [128, 352])) {
+        #expect(throws: ModelError.inModel(path: dir, .tensorShape(name: "model.layers.0.mlp.down_proj.weight", expected: [128, 100], got: [128, 352]))) {
             try ModelDirectory.load(dir)
         }
         // Bad config values.
         try "{\"vocab_size\": 10, \"hidden_size\": 8}".write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
-        #expect(throws: ModelError.invalidConfig(field: "num_attention_heads", reason: "missing")) { try ModelDirectory.load(dir) }
+        #expect(throws: ModelError.inModel(path: dir, .invalidConfig(field: "num_attention_heads", reason: "missing"))) { try ModelDirectory.load(dir) }
         try "not json".write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
         #expect(throws: (any Error).self) { try ModelDirectory.load(dir) }
         #expect(throws: ModelError.fileMissing(path: dir + "/nope")) { try ModelDirectory.load(dir + "/nope") }

@@ -55,16 +55,16 @@ import TroupeModel
         #expect(failure { try ModelDirectory.check(dir) } == "missing file: \(dir)/model-00002-of-00003.safetensors")
 
         let (missing, _) = try sharded { $0.removeAll { $0.name == "model.layers.1.self_attn.k_proj.bias" } }
-        #expect(failure { try ModelDirectory.check(missing) } == "tensor model.layers.1.self_attn.k_proj.bias is missing from the weights")
+        #expect(failure { try ModelDirectory.check(missing) } == "\(missing): tensor model.layers.1.self_attn.k_proj.bias is missing from the weights")
 
         let (extra, _) = try sharded { $0.append((name: "model.layers.0.mlp.gate_proj.bias", shape: [24], values: [Float](repeating: 0, count: 24))) }
-        #expect(failure { try ModelDirectory.check(extra) } == "tensor model.layers.0.mlp.gate_proj.bias is not part of this model configuration")
+        #expect(failure { try ModelDirectory.check(extra) } == "\(extra): tensor model.layers.0.mlp.gate_proj.bias is not part of this model configuration")
 
         let (shape, _) = try sharded {
             let i = $0.firstIndex { $0.name == "model.norm.weight" }!
             $0[i] = (name: "model.norm.weight", shape: [8], values: [Float](repeating: 1, count: 8))
         }
-        #expect(failure { try ModelDirectory.check(shape) } == "tensor model.norm.weight has shape [8], the config needs [16]")
+        #expect(failure { try ModelDirectory.check(shape) } == "\(shape): tensor model.norm.weight has shape [8], the config needs [16]")
     }
 
     /// An index that names a shard outside the directory, or puts a tensor in another shard than the one
