@@ -81,13 +81,13 @@ package struct Checkpoint {
                 problems.append("\(error)")
             }
         }
-        throw RuntimeError.corruptLog("no intact checkpoint in \(dir): \(problems.joined(separator: "; "))")
+        throw RuntimeError.corruptCheckpoint("no intact checkpoint in \(dir): \(problems.joined(separator: "; "))")
     }
 
     /// Loads one checkpoint file, checking the parameters' and both AdamW moments' hashes; every
     /// error names the file.
     static func load(path: String, model: LlamaModel, optimizer: AdamW, warn: (String) -> Void) throws -> Checkpoint {
-        func fail(_ problem: String) -> RuntimeError { RuntimeError.corruptLog("checkpoint \(path): \(problem)") }
+        func fail(_ problem: String) -> RuntimeError { RuntimeError.corruptCheckpoint("checkpoint \(path): \(problem)") }
         let n = model.parameters.count
         let file: SafetensorsFile
         let m: [Float], v: [Float]

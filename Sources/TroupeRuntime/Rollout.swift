@@ -95,6 +95,8 @@ package struct RolloutGroup: Sendable, Equatable {
 
 package enum RuntimeError: Error, CustomStringConvertible {
     case corruptLog(String)
+    /// A checkpoint file (or every one of a run) that cannot be restored; the text names the files.
+    case corruptCheckpoint(String)
     case invalid(String)
     case io(String)
     case peer(String)
@@ -102,6 +104,7 @@ package enum RuntimeError: Error, CustomStringConvertible {
     package var description: String {
         switch self {
         case .corruptLog(let s): return "corrupt run log: \(s)"
+        case .corruptCheckpoint(let s): return s
         case .invalid(let s): return s
         case .io(let s): return s
         case .peer(let s): return s
