@@ -30,7 +30,7 @@ import TroupeWire
         #expect(r.reason == .unknownActor)
     }
 
-    @Test func anAcceptedGroupIsLoggedBeforeItsAckAndADuplicateGrantsNoCredit() throws {
+    @Test func anAcceptedGroupIsLoggedBeforeItsAckAndADuplicateIsAcknowledgedWithoutBeingLoggedAgain() throws {
         let h = try LearnerHarness()
         let a = h.connect("a")
         let lease = try join(a, h)

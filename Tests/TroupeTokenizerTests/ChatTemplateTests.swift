@@ -12,7 +12,7 @@ private let user = ChatMessage(role: "user", content: "What is 2+3?")
 private let boxedSystem = ChatMessage(role: "system", content: "Please reason step by step, and put your final answer within \\boxed{}.")
 
 /// The error `body` throws, as text.
-private func failure(_ body: () throws -> Any) -> String {
+private func failure<T>(_ body: () throws -> T) -> String {
     do {
         _ = try body()
         return "no error"
