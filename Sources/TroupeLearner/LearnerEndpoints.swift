@@ -16,12 +16,13 @@ package struct LearnerEndpoints {
     /// The ZAP handler the sockets authenticate through (nil: plaintext, or in memory).
     package var zapHandler: ZAPHandler?
     /// Admits a new allowlist (the learner's own key included) from the next handshake and the next
-    /// message on: a reload of `--allow` (`LiveAllowlist`). When it withdraws a key (removed, replaced
-    /// or given another role), the announcements and the log stream drop every subscriber, since a
-    /// PUB socket cannot close one peer's connection: the others reconnect through a new handshake,
-    /// the withdrawn key cannot. Throws when a subscriber side could not be bound again. In memory:
-    /// nothing to do.
-    package var updateAllowlist: (CurveAllowlist) throws -> Void = { _ in }
+    /// message on: a reload of `--allow` (`LiveAllowlist`). In memory: nothing to do.
+    package var updateAllowlist: (CurveAllowlist) -> Void = { _ in }
+    /// After a key was withdrawn (removed, replaced or given another role): the announcements and the
+    /// log stream drop every subscriber, since a PUB socket cannot close one peer's connection; the
+    /// others reconnect through a new handshake, the withdrawn key cannot. Throws when a subscriber side
+    /// could not be bound again. In memory: nothing to do.
+    package var dropSubscribers: () throws -> Void = {}
     /// Blocks until the control or weights endpoint, or one of the given file descriptors (the trainer's
     /// and the run-log writer's wake pipes), may be readable, or until the deadline.
     package var waitForInput: (Deadline, [Int32]) throws -> Void
@@ -83,11 +84,9 @@ package struct LearnerEndpoints {
         let watchdog = zap.map { AuthenticationWatchdog(handler: $0) }
         return LearnerEndpoints(
             control: control, weights: weights, announce: announce, logs: logs, allowlist: security?.allowlist, zapHandler: zap,
-            updateAllowlist: { next in
-                guard let zap else { return }
-                let before = zap.currentPolicy.allowlist
-                zap.update(ZAPDomain.policy(next))
-                guard before.members.values.contains(where: { next.members[$0.publicKey] != $0 }) else { return }
+            updateAllowlist: { zap?.update(ZAPDomain.policy($0)) },
+            dropSubscribers: {
+                guard zap != nil else { return }
                 // Both, whatever the first does; a side that failed stays closed (fail closed).
                 let announcements = Result { try announce.dropSubscribers() }
                 try proxy.dropSubscribers()

@@ -779,15 +779,18 @@ package final class LearnerServer {
             console.warn("the allowlist directory changed but cannot be used; the allowlist stays as it was", ["problem": .string(problem)])
             try events.emit(.stream("allowlist_refused", step: core.step, fields: ["problem": problem]))
         case .changed(let change):
-            do { try endpoints.updateAllowlist(live.security.allowlist) } catch {
-                console.warn("a subscriber endpoint could not be bound again after the allowlist changed; it serves nobody from now on",
-                             ["problem": .string("\(error)")])
-            }
+            endpoints.updateAllowlist(live.security.allowlist)
             welcomeJSON = nextWelcome
             weightService.relayPublicKeys = LiveAllowlist.relayPeers(of: live.security.allowlist)
             // A replaced key's connections are refused from their next message (the per-message check
             // compares keys), so the actor they carry leaves as a removed one does; the new key joins afresh.
             let withdrawn = change.removed.map { ($0, "removed from") } + change.replaced.map { ($0, "replaced in") }
+            if !withdrawn.isEmpty {
+                do { try endpoints.dropSubscribers() } catch {
+                    console.warn("a subscriber endpoint could not be bound again after a key was withdrawn; it serves nobody from now on",
+                                 ["problem": .string("\(error)")])
+                }
+            }
             for (identity, how) in withdrawn where core.actors[identity] != nil {
                 let leases = core.depart(identity: identity, now: now)
                 if let peer = peerOf[identity] { forget(peer: peer) }
