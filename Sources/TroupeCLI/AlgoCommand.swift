@@ -40,12 +40,8 @@ package struct AlgoCommand: ParsableCommand {
         for name in [preset, showPreset].compactMap({ $0 }) where !AlgorithmOptions.presetNames.contains(name) {
             throw ValidationError("Unknown preset \"\(name)\"; known presets: \(AlgorithmOptions.presetNames.joined(separator: ", ")).")
         }
-        if let input, input != "-" {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory), !isDirectory.boolValue,
-                  FileManager.default.isReadableFile(atPath: input) else {
-                throw ValidationError(isDirectory.boolValue ? "\(input) is a directory, not a JSON file." : "Cannot read \(input).")
-            }
+        if let input, input != "-", let problem = ReadableFile.problem(at: input) {
+            throw ValidationError("Cannot read \(input): \(problem).")
         }
     }
 

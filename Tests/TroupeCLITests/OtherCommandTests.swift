@@ -63,10 +63,10 @@ import TroupeRuntime
         #expect(try parse(["algo", "--show-preset", "ttrl"], as: AlgoCommand.self).showPreset == "ttrl")
         expectUsageError(["algo"], "Give an input file (or - for stdin), or --show-preset NAME.")
         expectUsageError(["algo", "-", "--show-preset", "ttrl"], "--show-preset takes no input file.")
-        expectUsageError(["algo", scratch.root], "\(scratch.root) is a directory, not a JSON file.")
+        expectUsageError(["algo", scratch.root], "Cannot read \(scratch.root): is a directory, not a file.")
         expectUsageError(["algo", "--show-preset", "nope"], "Unknown preset \"nope\"; known presets: ")
         expectUsageError(["algo", "-", "--preset", "nope"], "Unknown preset \"nope\"")
-        expectUsageError(["algo", scratch.missing], "Cannot read \(scratch.missing).")
+        expectUsageError(["algo", scratch.missing], "Cannot read \(scratch.missing): No such file or directory.")
     }
 
     // MARK: replay, run, monitor
