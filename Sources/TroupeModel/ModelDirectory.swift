@@ -18,10 +18,10 @@ public enum ModelDirectory {
     /// Loads config and weights. Every tensor the config needs must be present with the right shape;
     /// a tensor the config does not know is an error too (it means config and weights disagree).
     public static func load(_ directory: String) throws -> LlamaModel {
-        let config = try check(directory)
+        let (config, plan) = try checkedPlan(directory)
         let model = try LlamaModel(config: config)
         do {
-            for (file, names) in try tensorPlan(directory, layout: model.layout, config: config) {
+            for (file, names) in plan {
                 for name in names {
                     let entry = model.layout.entry(named: name)!
                     try file.read(name, into: model.parameters.pointer + entry.offset, expectedShape: entry.shape)
@@ -38,15 +38,20 @@ public enum ModelDirectory {
     /// supported dtype. Returns the configuration. A run checks this before it writes anything.
     @discardableResult
     public static func check(_ directory: String) throws -> ModelConfig {
+        try checkedPlan(directory).config
+    }
+
+    /// `check`'s work, keeping the weight files it opened and what to read from each, so `load` reads
+    /// the headers once.
+    private static func checkedPlan(_ directory: String) throws -> (config: ModelConfig, plan: [(SafetensorsFile, [String])]) {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
             throw ModelError.fileMissing(path: directory)
         }
         let config = try loadConfig(directory)
-        do { _ = try tensorPlan(directory, layout: ParameterLayout(config: config), config: config) } catch let error as ModelError {
+        do { return (config, try tensorPlan(directory, layout: ParameterLayout(config: config), config: config)) } catch let error as ModelError {
             throw error.naming(directory)
         }
-        return config
     }
 
     /// Each weight file with the names of the tensors to read from it, after checking names, shapes and dtypes.
