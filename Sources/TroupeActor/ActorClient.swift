@@ -359,6 +359,19 @@ package final class ActorClient {
                 console.info("learner left (\(reason)); waiting for it to return")
             case .stop(let reason):
                 stopReason = reason
+            case .relayPeers(let peers):
+                guard relay != nil, options.security != nil else { continue }
+                do {
+                    try admitToRelay(peers)
+                    console.info("the allowlist changed: the relay admits the actors the learner listed", ["actors": .integer(peers.count)])
+                } catch {
+                    endpoints.admitRelayPeers(CurveAllowlist())
+                    console.warn("the learner's RelayPeers cannot be used (\(error)); the relay admits nobody until the next Welcome")
+                }
+            case .badRelayPeers(let problem):
+                guard relay != nil, options.security != nil else { continue }
+                endpoints.admitRelayPeers(CurveAllowlist())
+                console.warn("the learner's RelayPeers cannot be used (\(problem)); the relay admits nobody until the next Welcome")
             }
         }
     }
@@ -396,11 +409,14 @@ package final class ActorClient {
         session = Session(config: config.model, tokenizer: tokenizer, algorithm: config.run.algorithm,
                           stopTokens: config.model.defaultStopTokens(tokenizer: tokenizer))
         if config.run.sampleAtIdlePriority && options.ownsProcess { lowerSamplingPriority(session!.worker) }
-        if relay != nil, options.security != nil {
-            let peers = try CurveAllowlist(config.relayPeers.map { .init(name: $0.key, role: .actor, publicKey: $0.value) })
-            endpoints.admitRelayPeers(peers)
-        }
+        if relay != nil, options.security != nil { try admitToRelay(config.relayPeers) }
         try connectSideChannels(w)
+    }
+
+    /// The actors' keys this actor's relay admits from now on; their connections with any other key are
+    /// refused from their next handshake or message.
+    private func admitToRelay(_ peers: [String: CurveKey]) throws {
+        endpoints.admitRelayPeers(try CurveAllowlist(peers.map { .init(name: $0.key, role: .actor, publicKey: $0.value) }))
     }
 
     private func connectSideChannels(_ w: Troupe_V1_Welcome) throws {

@@ -87,6 +87,10 @@ package struct ActorCore {
         case learnerLeft(reason: String)
         /// The conversation is over (the run finished, or the learner speaks another protocol).
         case stop(reason: String)
+        /// The allowlist changed: the actors' keys this actor's relay admits from now on.
+        case relayPeers([String: CurveKey])
+        /// A RelayPeers this actor cannot use (the problem): its relay should admit nobody.
+        case badRelayPeers(String)
     }
 
     /// A message for the learner; report each one that left with `sent(_:now:)`.
@@ -239,6 +243,11 @@ package struct ActorCore {
             leave()
             lastHello = now
             return [.learnerLeft(reason: bye.reason)]
+        case .relayPeers(let update):
+            guard joined else { return [] }
+            do throws(WelcomeConfigError) { return [.relayPeers(try WelcomeConfig.relayPeers(update.publicKeys, field: "public_keys"))] } catch {
+                return [.badRelayPeers("\(error.key): \(error.problem)")]
+            }
         default:
             return []
         }
@@ -384,12 +393,17 @@ package struct WelcomeConfig {
         modelFiles = files
         if let peers = object["relay_peers"] {
             guard let entries = peers.object else { throw WelcomeConfigError(key: "relay_peers", problem: "expected an object of actor names to keys") }
-            for (name, value) in entries {
-                do { relayPeers[name] = try CurveKey(z85: value.string ?? "") } catch {
-                    throw WelcomeConfigError(key: "relay_peers.\(name)", problem: "\(error)")
-                }
-            }
+            relayPeers = try Self.relayPeers(entries.mapValues { $0.string ?? "" }, field: "relay_peers")
         }
+    }
+
+    /// Actor names to Z85 public keys (the Welcome's `relay_peers`, a RelayPeers' `public_keys`), decoded.
+    package static func relayPeers(_ entries: [String: String], field: String) throws(WelcomeConfigError) -> [String: CurveKey] {
+        var keys: [String: CurveKey] = [:]
+        for (name, value) in entries {
+            do { keys[name] = try CurveKey(z85: value) } catch { throw WelcomeConfigError(key: "\(field).\(name)", problem: "\(error)") }
+        }
+        return keys
     }
 
     /// The one place the actor turns the learner's resolved configuration into a `RunConfig`.

@@ -130,6 +130,10 @@ enum FuzzSeeds {
         source.upstreamEndpoint = "tcp://127.0.0.1:6001"
         source.depth = 2
         m[.weightSource] = WireMessage(.weightSource(source))
+
+        var relayPeers = Troupe_V1_RelayPeers()
+        relayPeers.publicKeys = ["actor-1": "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"]
+        m[.relayPeers] = WireMessage(.relayPeers(relayPeers))
         return m
     }
 

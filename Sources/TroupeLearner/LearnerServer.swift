@@ -41,8 +41,11 @@ package final class LearnerServer {
     private(set) var welcomeJSON: String
     /// `--allow` as the run goes on (nil: plaintext, or endpoints in memory).
     private let liveAllowlist: LiveAllowlist?
-    /// The allowlist generation each actor's latest Welcome listed the keys of (`LiveAllowlist.relayAdmits`).
-    private var welcomeGeneration: [String: Int] = [:]
+    /// The allowlist generation whose keys each actor's relay admits (`LiveAllowlist.relayAdmits`): that of
+    /// its latest Welcome, or of the latest RelayPeers it was sent.
+    private var relayGeneration: [String: Int] = [:]
+    /// Actors whose Hello said protocol minor 5 or later: they take RelayPeers when the allowlist changes.
+    private var takesRelayPeers: Set<String> = []
     /// BLAKE2b-256 of the resolved configuration (`RunConfig.configDigest`), sent in every Welcome.
     let configDigest: Data
     /// Held for the learner's lifetime; the kernel releases it if the process dies.
@@ -601,7 +604,8 @@ package final class LearnerServer {
         w.maxStaleness = UInt32(config.learner.maxStaleness)
         w.configJson = welcomeJSON
         w.configDigest = configDigest
-        welcomeGeneration[identity] = liveAllowlist?.generation ?? 0
+        relayGeneration[identity] = liveAllowlist?.generation ?? 0
+        if liveAllowlist != nil, hello.protocolMinor >= Self.relayPeersMinor { takesRelayPeers.insert(identity) } else { takesRelayPeers.remove(identity) }
         _ = try control.send(WireMessage(.welcome(w)), to: peer, deadline: .now)
     }
 
@@ -737,9 +741,9 @@ package final class LearnerServer {
                 var placeable = true
                 if case .weightSourceRequest(let r) = message.body { placeable = core.actors[r.actorIdentity]?.runId == r.actorRunID }
                 // Below a relay whose actor was welcomed before this one's key was allowlisted, it would be refused.
-                if let reply = weightService.reply(to: message.body, placeable: placeable, relayAdmits: { [liveAllowlist, welcomeGeneration] parent in
+                if let reply = weightService.reply(to: message.body, placeable: placeable, relayAdmits: { [liveAllowlist, relayGeneration] parent in
                     guard let liveAllowlist, case .weightSourceRequest(let r) = message.body else { return true }
-                    return liveAllowlist.relayAdmits(r.actorIdentity, welcomedIn: welcomeGeneration[parent] ?? 0)
+                    return liveAllowlist.relayAdmits(r.actorIdentity, admittedIn: relayGeneration[parent] ?? 0)
                 }) {
                     _ = try weights.send(reply, to: peer, deadline: .now)
                     if case .weightSourceRequest(let r) = message.body, case .weightSource(let s) = reply.body {
@@ -804,6 +808,24 @@ package final class LearnerServer {
         }
     }
 
+    /// The first protocol minor whose actors take RelayPeers.
+    static let relayPeersMinor: UInt32 = 5
+
+    /// Tells every live actor that takes RelayPeers, and whose relay still admits the keys of an older
+    /// allowlist, whom to admit now; one whose queue is full is told at a later turn. So a withdrawn key is
+    /// refused by the other actors' relays too, and a new one can be placed below them at once.
+    private func sendRelayPeers() throws {
+        guard let live = liveAllowlist else { return }
+        let stale = takesRelayPeers.filter { core.actors[$0] != nil && peerOf[$0] != nil && (relayGeneration[$0] ?? 0) < live.generation }
+        guard !stale.isEmpty else { return }
+        var update = Troupe_V1_RelayPeers()
+        update.publicKeys = weightService.relayPublicKeys
+        let message = WireMessage(.relayPeers(update))
+        for identity in stale.sorted() {
+            if try control.send(message, to: peerOf[identity]!, deadline: .now) == .sent { relayGeneration[identity] = live.generation }
+        }
+    }
+
     private func housekeeping(now: Double) throws {
         do {
             try statusFile?.writeIfDue(now: now) {
@@ -814,6 +836,7 @@ package final class LearnerServer {
             try events.emit(.leaseExpired(lease, step: core.step))
         }
         try applyAllowlistChanges(now: now)
+        try sendRelayPeers()
         for (identity, leases) in core.evictSilent(now: now) {
             let peer = peerOf[identity]
             if let peer { forget(peer: peer) }

@@ -10,9 +10,9 @@ import TroupeWire
 /// (a damaged file, a duplicate name, an empty directory) is refused and the allowlist stays as it
 /// was, so a half-copied key cannot stop a run or lock everyone out.
 ///
-/// Actors admit one another to their relays by the keys their Welcome listed, so the learner places
-/// an actor below another's relay only if its key was allowlisted when that one was welcomed
-/// (`relayAdmits`): each change starts a new generation.
+/// Actors admit one another to their relays by the keys their Welcome (or a later RelayPeers) listed, so
+/// the learner places an actor below another's relay only if its key was allowlisted when that one was
+/// last told (`relayAdmits`): each change starts a new generation.
 package final class LiveAllowlist {
     /// What a change did, by key name (sorted).
     package struct Change: Equatable {
@@ -55,8 +55,8 @@ package final class LiveAllowlist {
         allowlist.members.values.filter { $0.role == .actor }.reduce(into: [:]) { $0[$1.name] = $1.publicKey.z85 }
     }
 
-    /// Whether the relay of an actor welcomed in generation `welcomedIn` admits the actor `name`.
-    package func relayAdmits(_ name: String, welcomedIn: Int) -> Bool { (keyGeneration[name] ?? .max) <= welcomedIn }
+    /// Whether the relay of an actor last told the keys of generation `admittedIn` admits the actor `name`.
+    package func relayAdmits(_ name: String, admittedIn: Int) -> Bool { (keyGeneration[name] ?? .max) <= admittedIn }
 
     /// Reads the directory again if it is due and has changed since the last read. `accept` may refuse
     /// the new keys (by throwing) before they replace the old ones.

@@ -9,7 +9,8 @@
 //   https://github.com/apple/swift-protobuf/
 
 /// Control channel: actor DEALER -> learner ROUTER (docs/PROTOCOL.md, "Control"). One conversation per actor process:
-///   Hello -> Welcome | Reject;  LeaseRequest -> Lease;  GroupSubmit -> Ack;  Heartbeat -> Heartbeat;  Bye.
+///   Hello -> Welcome | Reject;  LeaseRequest -> Lease;  GroupSubmit -> Ack;  Heartbeat -> Heartbeat;  Bye;
+///   and from the learner, unasked, RelayPeers.
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -785,6 +786,22 @@ public nonisolated struct Troupe_V1_Bye: Sendable {
   // methods supported on all messages.
 
   public var reason: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Learner -> actor, unasked (protocol 2.5), in an authenticated run whose allowlist changed: every
+/// allowlisted actor's CURVE public key by name, the keys the actor's relay admits from now on in place
+/// of the Welcome's `relay_peers`. Sent only to actors whose Hello said protocol_minor >= 5.
+public nonisolated struct Troupe_V1_RelayPeers: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// actor name -> public key, Z85 (40 characters)
+  public var publicKeys: Dictionary<String,String> = [:]
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1655,6 +1672,36 @@ nonisolated extension Troupe_V1_Bye: SwiftProtobuf.Message, SwiftProtobuf._Messa
 
   public static func ==(lhs: Troupe_V1_Bye, rhs: Troupe_V1_Bye) -> Bool {
     if lhs.reason != rhs.reason {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Troupe_V1_RelayPeers: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RelayPeers"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}public_keys\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.publicKeys) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.publicKeys.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.publicKeys, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Troupe_V1_RelayPeers, rhs: Troupe_V1_RelayPeers) -> Bool {
+    if lhs.publicKeys != rhs.publicKeys {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -226,6 +226,14 @@ public nonisolated struct Troupe_V1_Envelope: @unchecked Sendable {
     set {_uniqueStorage()._body = .weightSource(newValue)}
   }
 
+  public var relayPeers: Troupe_V1_RelayPeers {
+    get {
+      if case .relayPeers(let v)? = _storage._body {return v}
+      return Troupe_V1_RelayPeers()
+    }
+    set {_uniqueStorage()._body = .relayPeers(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -246,6 +254,7 @@ public nonisolated struct Troupe_V1_Envelope: @unchecked Sendable {
     case logEvent(Troupe_V1_LogEvent)
     case weightSourceRequest(Troupe_V1_WeightSourceRequest)
     case weightSource(Troupe_V1_WeightSource)
+    case relayPeers(Troupe_V1_RelayPeers)
 
   }
 
@@ -260,7 +269,7 @@ fileprivate nonisolated let _protobuf_package = "troupe.v1"
 
 nonisolated extension Troupe_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_major\0\u{3}protocol_minor\0\u{3}frame_count\0\u{3}frame_lengths\0\u{2}\u{b}checksum\0\u{2}\u{5}hello\0\u{1}welcome\0\u{1}reject\0\u{3}lease_request\0\u{1}lease\0\u{3}group_submit\0\u{1}ack\0\u{1}heartbeat\0\u{1}bye\0\u{3}weight_manifest_request\0\u{3}weight_manifest\0\u{3}chunk_request\0\u{1}chunk\0\u{3}weight_announce\0\u{3}log_event\0\u{3}weight_source_request\0\u{3}weight_source\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_major\0\u{3}protocol_minor\0\u{3}frame_count\0\u{3}frame_lengths\0\u{2}\u{b}checksum\0\u{2}\u{5}hello\0\u{1}welcome\0\u{1}reject\0\u{3}lease_request\0\u{1}lease\0\u{3}group_submit\0\u{1}ack\0\u{1}heartbeat\0\u{1}bye\0\u{3}weight_manifest_request\0\u{3}weight_manifest\0\u{3}chunk_request\0\u{1}chunk\0\u{3}weight_announce\0\u{3}log_event\0\u{3}weight_source_request\0\u{3}weight_source\0\u{3}relay_peers\0")
 
   fileprivate class _StorageClass {
     var _protocolMajor: UInt32 = 0
@@ -529,6 +538,19 @@ nonisolated extension Troupe_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._
             _storage._body = .weightSource(v)
           }
         }()
+        case 37: try {
+          var v: Troupe_V1_RelayPeers?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .relayPeers(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .relayPeers(v)
+          }
+        }()
         default: break
         }
       }
@@ -624,6 +646,10 @@ nonisolated extension Troupe_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._
       case .weightSource?: try {
         guard case .weightSource(let v)? = _storage._body else { preconditionFailure() }
         try visitor.visitSingularMessageField(value: v, fieldNumber: 36)
+      }()
+      case .relayPeers?: try {
+        guard case .relayPeers(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 37)
       }()
       case nil: break
       }

@@ -120,5 +120,6 @@ public enum WireProtocol {
     /// 2: WeightSource.upstream_public_key (the relay's CURVE key, pinned by the actor below it).
     /// 3: GROUP_REJECT_REASON_REWARD_UNAVAILABLE (reward workers) and the Welcome's config_json.algorithm.
     /// 4: the group shapes (SamplingParams.temperatures, serial, tree; SampleInfo.inserted_*) and GroupSubmit.tokens_generated.
-    public static let minor: UInt32 = 4
+    /// 5: RelayPeers (the learner tells actors whom their relays admit after the allowlist changed).
+    public static let minor: UInt32 = 5
 }

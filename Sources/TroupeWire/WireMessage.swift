@@ -14,6 +14,7 @@ public enum MessageKind: String, Sendable, CaseIterable, Hashable {
     case weightAnnounce = "weight_announce"
     case logEvent = "log_event"
     case weightSourceRequest = "weight_source_request", weightSource = "weight_source"
+    case relayPeers = "relay_peers"
 
     public init(_ body: WireBody) {
         switch body {
@@ -34,6 +35,7 @@ public enum MessageKind: String, Sendable, CaseIterable, Hashable {
         case .logEvent: self = .logEvent
         case .weightSourceRequest: self = .weightSourceRequest
         case .weightSource: self = .weightSource
+        case .relayPeers: self = .relayPeers
         }
     }
 
@@ -252,6 +254,7 @@ extension Troupe_V1_Envelope.OneOf_Body {
         case .logEvent(let m): return m
         case .weightSourceRequest(let m): return m
         case .weightSource(let m): return m
+        case .relayPeers(let m): return m
         }
     }
 

@@ -256,6 +256,10 @@ enum Goldens {
         source.depth = 2
         source.upstreamPublicKey = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
         list.append(("weight-source", envelope(.weightSource(source))))
+
+        var relayPeers = Troupe_V1_RelayPeers()
+        relayPeers.publicKeys = ["a1": "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7", "actor-日本": "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID", "": ""]
+        list.append(("relay-peers", envelope(.relayPeers(relayPeers), minor: 5)))
         return list
     }()
 }

@@ -408,6 +408,26 @@ import TroupeWire
         guard case .stop? = core.receive(Self.reject(.protocolMajor), now: 2).last else { Issue.record("protocol mismatch goes on"); return }
     }
 
+    @Test func relayPeersFromTheLearnerAreDecodedAndABadKeyIsNamed() throws {
+        let (a1, a2) = (try CurveKeyPair.generate().publicKey, try CurveKeyPair.generate().publicKey)
+        var update = Troupe_V1_RelayPeers()
+        update.publicKeys = ["a1": a1.z85, "a2": a2.z85]
+        var waiting = ActorCore(options: Self.options(), now: 0)
+        #expect(waiting.receive(WireMessage(.relayPeers(update)), now: 0).isEmpty, "before a Welcome there is no relay to tell")
+
+        var core = try Self.welcomed()
+        guard case .relayPeers(let peers)? = core.receive(WireMessage(.relayPeers(update)), now: 1).first else {
+            Issue.record("no relay peers"); return
+        }
+        #expect(peers == ["a1": a1, "a2": a2])
+        update.publicKeys["a3"] = "not a key"
+        guard case .badRelayPeers(let problem)? = core.receive(WireMessage(.relayPeers(update)), now: 2).first else {
+            Issue.record("a bad key was taken"); return
+        }
+        #expect(problem.hasPrefix("public_keys.a3: "))
+        #expect(core.joined, "a RelayPeers changes nothing in the conversation")
+    }
+
     // MARK: leases and weights
 
     @Test func aLeaseIsAskedForOnlyWhenNoneIsQueuedOrOutAndGroupsLeaveRoom() throws {

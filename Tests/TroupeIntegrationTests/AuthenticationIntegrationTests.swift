@@ -96,12 +96,18 @@ import TroupeWire
         run.waitUntil("a2 joined", within: 20) { joined().contains("a2") }
         run.waitUntil("a group of a2 accepted", within: 20) { run.records.accepted.contains { $0.actor == "a2" } }
         print("[curve-live] a2 joined \(String(format: "%.1f", Date().timeIntervalSince(added))) s after its key was added")
+        // a1, welcomed before a2's key came, is told to admit it to its relay (RelayPeers).
+        func relayListed(_ actor: Child, _ count: Int) -> Bool {
+            actor.stderr.split(separator: "\n").contains { $0.contains("the relay admits the actors the learner listed") && $0.contains("\"actors\":\(count)") }
+        }
+        run.waitUntil("a1's relay told of a2's key", within: 10) { relayListed(first, 2) }
 
         try FileManager.default.removeItem(atPath: keys + "/allowed/a1.key")
         func withdrawn() -> LogRecord? {
             run.records.of("actor_left").first { $0.string("actor") == "a1" && ($0.string("reason") ?? "").hasPrefix("key withdrawn") }
         }
         run.waitUntil("a1 taken out of the run", within: 10) { withdrawn() != nil }
+        run.waitUntil("a2's relay told that a1's key is gone", within: 10) { relayListed(late, 1) }
         let cut = withdrawn()?.seq ?? .max
         let doneAtCut = run.records.stepsDone.count
         run.waitUntil("3 more steps without a1", within: 30) { run.records.stepsDone.count >= doneAtCut + 3 }

@@ -33,15 +33,15 @@ import TroupeWire
         #expect(live.generation == 1 && live.security.allowlist.member(named: "a2") != nil)
         #expect(LiveAllowlist.relayPeers(of: live.security.allowlist).keys.sorted() == ["a1", "a2"])
         // An actor welcomed before a2 came does not admit it to its relay; one welcomed after does.
-        #expect(live.relayAdmits("a1", welcomedIn: 0) && !live.relayAdmits("a2", welcomedIn: 0) && live.relayAdmits("a2", welcomedIn: 1))
+        #expect(live.relayAdmits("a1", admittedIn: 0) && !live.relayAdmits("a2", admittedIn: 0) && live.relayAdmits("a2", admittedIn: 1))
 
         try FileManager.default.removeItem(atPath: directory + "/a1.key")
         try FileManager.default.removeItem(atPath: directory + "/a2.key")
         try key("a2")
         try key("m", role: .monitor)
         #expect(live.check(now: 4) == .changed(.init(added: ["m"], removed: ["a1"], replaced: ["a2"])))
-        #expect(!live.relayAdmits("a1", welcomedIn: 5), "a removed key is admitted nowhere")
-        #expect(!live.relayAdmits("a2", welcomedIn: 1) && live.relayAdmits("a2", welcomedIn: 2), "a replaced key counts as new")
+        #expect(!live.relayAdmits("a1", admittedIn: 5), "a removed key is admitted nowhere")
+        #expect(!live.relayAdmits("a2", admittedIn: 1) && live.relayAdmits("a2", admittedIn: 2), "a replaced key counts as new")
         #expect(live.check(now: 6) == .unchanged)
     }
 

@@ -137,6 +137,9 @@ func sampleMessages() -> [WireMessage] {
     source.upstreamEndpoint = "tcp://10.0.0.3:40001"
     source.depth = 2
 
+    var relayPeers = Troupe_V1_RelayPeers()
+    relayPeers.publicKeys = ["node-7": "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7", "node-8": "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"]
+
     return [
         WireMessage(.hello(hello)),
         WireMessage(.welcome(welcome)),
@@ -156,6 +159,7 @@ func sampleMessages() -> [WireMessage] {
         WireMessage(.logEvent(event)),
         WireMessage(.weightSourceRequest(sourceRequest)),
         WireMessage(.weightSource(source)),
+        WireMessage(.relayPeers(relayPeers)),
     ]
 }
 
