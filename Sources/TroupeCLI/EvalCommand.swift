@@ -136,7 +136,7 @@ package struct EvalCommand: ParsableCommand {
             throw ValidationError("--count \(count ?? Self.defaultTaskCount): \(task) has only \(available) problems "
                 + "in its \(split) split")
         }
-        guard (1...4096).contains(samples) else { throw ValidationError("--samples must be in 1 … 4096 (as eval.samples), got \(samples)") }
+        try requireSettingRange("--samples", .integer(samples), shown: "\(samples)", as: "eval.samples")
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
         if let temperatures, temperatures.count > samples {
             throw ValidationError("--temperatures lists \(temperatures.count) temperatures but --samples is \(samples): each temperature needs a sample")

@@ -69,7 +69,7 @@ package struct GenerateCommand: ParsableCommand {
         if let i = prompt.firstIndex(where: \.isEmpty), !bos {
             throw ValidationError("--prompt \(i + 1) is empty; give some text (or --bos to start from the BOS token)")
         }
-        guard (1...4096).contains(samples) else { throw ValidationError("--samples must be in 1 … 4096 (as eval.samples), got \(samples)") }
+        try requireSettingRange("--samples", .integer(samples), shown: "\(samples)", as: "eval.samples")
         guard topK >= 0 else { throw ValidationError("--top-k must be ≥ 0, got \(topK)") }
         guard topP > 0 && topP <= 1 else { throw ValidationError("--top-p must be in (0, 1], got \(topP)") }
         if stop.contains("") { throw ValidationError("--stop must not be empty: it would end every completion at once") }

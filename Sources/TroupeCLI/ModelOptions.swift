@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TroupeJSON
 import TroupeModel
 import TroupeTensor
 import TroupeTokenizer
@@ -57,9 +58,7 @@ package struct TemperatureOption: ParsableArguments {
 
     package func validate() throws {
         // The run configuration's range: far below it logits over the temperature overflow to NaN log-probs.
-        guard temperature.isFinite && (0.01...10).contains(temperature) else {
-            throw ValidationError("--temperature must be in 0.01 … 10 (as sampling.temperature), got \(temperature)")
-        }
+        try requireSettingRange("--temperature", .number(Double(temperature)), shown: "\(temperature)", as: "sampling.temperature")
     }
 }
 
@@ -87,9 +86,7 @@ package struct SamplingOptions<Defaults: SamplingDefaults>: ParsableArguments {
     package var temperature: Float { temperatureOption.temperature }
 
     package func validate() throws {
-        guard (1...65536).contains(maxNewTokens) else {
-            throw ValidationError("--max-new-tokens must be in 1 … 65536 (as sampling.max_new_tokens), got \(maxNewTokens)")
-        }
+        try requireSettingRange("--max-new-tokens", .integer(maxNewTokens), shown: "\(maxNewTokens)", as: "sampling.max_new_tokens")
     }
 }
 

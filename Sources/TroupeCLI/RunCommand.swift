@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TroupeJSON
 import TroupeLocalRun
 import TroupeMonitor
 import TroupeReport
@@ -45,7 +46,7 @@ package struct RunCommand: ParsableCommand {
     package init() {}
 
     package func validate() throws {
-        if let a = actors, a < 1 || a > 64 { throw ValidationError("--actors must be in 1...64") }
+        if let actors { try requireSettingRange("--actors", .integer(actors), shown: "\(actors)", as: "actors.count") }
         if resume != nil, let given = model != nil ? "--model" : file != nil ? "--file" : runConfig.config != nil ? "--config" : nil {
             throw ValidationError("\(given) cannot be given with --resume: the run goes on with its frozen configuration (RUN/config.json)")
         }

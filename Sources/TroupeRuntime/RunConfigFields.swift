@@ -272,6 +272,14 @@ extension RunConfig: Decodable {
         return config
     }
 
+    /// Whether `value` is one the setting `key` takes on its own (its type and range, declared once in
+    /// `settings`), and that range as the docs print it: for command-line flags that stand for a setting.
+    package static func admits(_ value: JSONValue, as key: String) -> (ok: Bool, range: String) {
+        guard let setting = settings.first(where: { $0.key == key }) else { preconditionFailure("no setting \(key)") }
+        var scratch = RunConfig()
+        return (setting.read(&scratch, value) == nil, setting.range)
+    }
+
     /// A configuration built from a value (no file positions).
     package static func parse(_ value: JSONValue, overrides: [String] = []) throws -> RunConfig {
         try parse(JSONDocument(value: value, sourceMap: JSONSourceMap(source: "--config")), overrides: overrides)

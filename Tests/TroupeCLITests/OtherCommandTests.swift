@@ -83,8 +83,8 @@ import TroupeRuntime
         let command = try parse(["run"], as: RunCommand.self)
         #expect(command.actors == nil && !command.noEval)
         #expect(try parse(["run", "--actors", "64", "--no-eval", "--set", "run.max_steps=2"], as: RunCommand.self).actors == 64)
-        expectUsageError(["run", "--actors", "0"], "--actors must be in 1...64")
-        expectUsageError(["run", "--actors", "65"], "--actors must be in 1...64")
+        expectUsageError(["run", "--actors", "0"], "--actors must be in 1 … 1024 (as actors.count), got 0")
+        expectUsageError(["run", "--actors", "1025"], "--actors must be in 1 … 1024 (as actors.count), got 1025")
         expectUsageError(["run", "--actors", "many"], "The value 'many' is invalid for '--actors")
         #expect(try parse(["run", "--resume", "runs/x", "--actors", "3", "--set", "run.max_steps=9"], as: RunCommand.self).resume == "runs/x")
         for (option, value) in [("--model", "m"), ("--file", "t.jsonl"), ("--config", "c.json")] {
