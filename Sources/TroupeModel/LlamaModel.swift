@@ -28,7 +28,7 @@ public final class LlamaModel: @unchecked Sendable {
             }
             self.parameters = FloatBuffer(count: layout.totalCount)
         }
-        rope = RopeTable(headDim: config.headDim, maxPositions: config.maxPositions, theta: config.ropeTheta)
+        rope = RopeTable(headDim: config.headDim, maxPositions: config.maxPositions, inverseFrequencies: config.ropeInverseFrequencies)
     }
 
     /// Random initialisation as Hugging Face does for Llama: N(0, std) matrices, unit norms, zero biases.

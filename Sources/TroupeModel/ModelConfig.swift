@@ -1,5 +1,6 @@
 import Foundation
 import TroupeJSON
+import TroupeTensor
 
 /// The Llama-family configuration, read from and written to a Hugging Face `config.json`
 /// (LlamaConfig / Qwen2Config field names; the Codable conformance is in ModelConfigCoding.swift).
@@ -14,6 +15,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var headDim: Int
     public var rmsNormEps: Double
     public var ropeTheta: Double
+    /// RoPE frequency scaling (Llama 3.1 and later, or linear); nil: none.
+    public var ropeScaling: RopeScaling?
     public var maxPositions: Int
     /// q/k/v projection biases (Qwen2).
     public var attentionBias: Bool
@@ -24,7 +27,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
 
     public init(modelType: String = "llama", vocabularySize: Int, hiddenSize: Int, intermediateSize: Int, layers: Int,
                 heads: Int, kvHeads: Int, headDim: Int? = nil, rmsNormEps: Double = 1e-5, ropeTheta: Double = 10000,
-                maxPositions: Int = 2048, attentionBias: Bool = false, tieWordEmbeddings: Bool = true,
+                ropeScaling: RopeScaling? = nil, maxPositions: Int = 2048, attentionBias: Bool = false, tieWordEmbeddings: Bool = true,
                 bosTokenId: Int? = nil, eosTokenIds: [Int] = [], padTokenId: Int? = nil) {
         self.modelType = modelType
         self.vocabularySize = vocabularySize
@@ -36,6 +39,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         self.headDim = headDim ?? (heads > 0 ? hiddenSize / heads : 0)
         self.rmsNormEps = rmsNormEps
         self.ropeTheta = ropeTheta
+        self.ropeScaling = ropeScaling
         self.maxPositions = maxPositions
         self.attentionBias = attentionBias
         self.tieWordEmbeddings = tieWordEmbeddings
@@ -59,6 +63,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         try need(rmsNormEps > 0 && rmsNormEps.isFinite, "rms_norm_eps", "must be > 0 (got \(rmsNormEps))")
         try need(ropeTheta > 0 && ropeTheta.isFinite, "rope_theta", "must be > 0 (got \(ropeTheta))")
         try need(maxPositions > 0, "max_position_embeddings", "must be > 0 (got \(maxPositions))")
+        if let scaling = ropeScaling { try scaling.validate() }
         // Upper bounds well past every released model of these families, so that no product of sizes
         // overflows and a typo (a position count of 10^13) is an error instead of an allocation failure.
         for (field, value, most) in [("vocab_size", vocabularySize, 1 << 24), ("hidden_size", hiddenSize, 1 << 16),
@@ -112,7 +117,14 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         if let b = bosTokenId { d["bos_token_id"] = .integer(b) }
         if eosTokenIds.count == 1 { d["eos_token_id"] = .integer(eosTokenIds[0]) } else if !eosTokenIds.isEmpty { d["eos_token_id"] = .array(eosTokenIds.map(JSONValue.integer)) }
         if let p = padTokenId { d["pad_token_id"] = .integer(p) }
+        if let scaling = ropeScaling { d["rope_scaling"] = scaling.huggingFaceJSON }
         return .object(d)
+    }
+
+    /// The angle per position of each pair of head dimensions: θ^(−2i/d), scaled as `ropeScaling` says.
+    public var ropeInverseFrequencies: [Double] {
+        let unscaled = RopeTable.inverseFrequencies(headDim: headDim, theta: ropeTheta)
+        return ropeScaling.map { $0.scale(unscaled) } ?? unscaled
     }
 
     public var qDim: Int { heads * headDim }

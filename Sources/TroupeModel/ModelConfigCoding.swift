@@ -8,7 +8,9 @@ extension ModelConfig {
         case modelType = "model_type", hiddenAct = "hidden_act", mlpBias = "mlp_bias"
         case useSlidingWindow = "use_sliding_window", slidingWindow = "sliding_window", layerTypes = "layer_types"
         case ropeTheta = "rope_theta", ropeParameters = "rope_parameters"
-        case ropeType = "rope_type", ropeScaling = "rope_scaling"
+        case ropeType = "rope_type", ropeScaling = "rope_scaling", type, factor
+        case lowFreqFactor = "low_freq_factor", highFreqFactor = "high_freq_factor"
+        case originalMaxPositions = "original_max_position_embeddings"
         case vocabSize = "vocab_size", hiddenSize = "hidden_size", intermediateSize = "intermediate_size"
         case layers = "num_hidden_layers", heads = "num_attention_heads", kvHeads = "num_key_value_heads"
         case headDim = "head_dim", rmsNormEps = "rms_norm_eps", maxPositions = "max_position_embeddings"
@@ -21,7 +23,7 @@ extension ModelConfig {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: HFKey.self)
         let modelType = try Self.supportedModelType(c)
-        let theta = try Self.ropeTheta(c)
+        let (theta, scaling) = try Self.rope(c)
         let heads = try c.decode(Int.self, forKey: .heads)
         let hidden = try c.decode(Int.self, forKey: .hiddenSize)
         let qwen = modelType == "qwen2"
@@ -36,6 +38,7 @@ extension ModelConfig {
             headDim: try c.decodeIfPresent(Int.self, forKey: .headDim) ?? (heads > 0 ? hidden / heads : 0),
             rmsNormEps: try c.decodeIfPresent(Double.self, forKey: .rmsNormEps) ?? 1e-6,
             ropeTheta: theta ?? 10000,
+            ropeScaling: scaling,
             maxPositions: try c.decodeIfPresent(Int.self, forKey: .maxPositions) ?? 2048,
             attentionBias: try c.decodeIfPresent(Bool.self, forKey: .attentionBias) ?? qwen,
             tieWordEmbeddings: try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? !qwen,
@@ -73,24 +76,46 @@ extension ModelConfig {
            let other = types.first(where: { $0 != "full_attention" }) {
             throw refusal(.layerTypes, "\(other) layers are not supported (only full_attention)")
         }
-        if try !c.decodeNil(forKey: .ropeScaling, default: true) {
-            throw refusal(.ropeScaling, "RoPE scaling is not supported")
-        }
         return modelType
     }
 
-    /// `rope_theta`, at the top level or (newer files) under `rope_parameters`, which wins.
-    private static func ropeTheta(_ c: KeyedDecodingContainer<HFKey>) throws -> Double? {
-        let theta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta)
-        guard try !c.decodeNil(forKey: .ropeParameters, default: true) else { return theta }
-        let parameters: KeyedDecodingContainer<HFKey>
-        do { parameters = try c.nestedContainer(keyedBy: HFKey.self, forKey: .ropeParameters) } catch {
-            throw refusal(.ropeParameters, "expected an object")
+    /// `rope_theta` and the RoPE scaling: at the top level (`rope_theta`, `rope_scaling`) or, as
+    /// transformers 5 writes them, under `rope_parameters`, which wins where it says.
+    private static func rope(_ c: KeyedDecodingContainer<HFKey>) throws -> (theta: Double?, scaling: RopeScaling?) {
+        var theta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta)
+        var scaling = try c.decodeNil(forKey: .ropeScaling, default: true)
+            ? nil : try ropeScaling(try object(c, .ropeScaling), field: "rope_scaling")
+        guard try !c.decodeNil(forKey: .ropeParameters, default: true) else { return (theta, scaling) }
+        let parameters = try object(c, .ropeParameters)
+        theta = try parameters.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? theta
+        if parameters.contains(.ropeType) { scaling = try ropeScaling(parameters, field: "rope_parameters") }
+        return (theta, scaling)
+    }
+
+    private static func object(_ c: KeyedDecodingContainer<HFKey>, _ key: HFKey) throws -> KeyedDecodingContainer<HFKey> {
+        do { return try c.nestedContainer(keyedBy: HFKey.self, forKey: key) } catch { throw refusal(key, "expected an object") }
+    }
+
+    /// The scaling an object with `rope_type` (older files: `type`) declares; nil for `default`. Only the
+    /// kinds that change nothing but the frequencies are implemented; the others are refused by name.
+    private static func ropeScaling(_ p: KeyedDecodingContainer<HFKey>, field: String) throws -> RopeScaling? {
+        guard let type = try p.strict(String.self, .ropeType) ?? p.strict(String.self, .type) else {
+            throw ModelError.invalidConfig(field: "\(field).rope_type", reason: "missing")
         }
-        if let type = try parameters.strict(String.self, .ropeType), type != "default" {
-            throw ModelError.invalidConfig(field: "rope_parameters.rope_type", reason: "\(type) is not supported (only default)")
+        if type == "default" { return nil }
+        guard let kind = RopeScaling.Kind(rawValue: type) else {
+            throw ModelError.invalidConfig(field: "\(field).rope_type", reason: "\(type) is not supported (only default, linear and llama3)")
         }
-        return try parameters.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? theta
+        func required<T: Decodable>(_ key: HFKey) throws -> T {
+            guard let value = try p.strict(T.self, key) else {
+                throw ModelError.invalidConfig(field: "\(field).\(key.rawValue)", reason: "missing (\(type) scaling needs it)")
+            }
+            return value
+        }
+        let factor: Double = try required(.factor)
+        guard kind == .llama3 else { return RopeScaling(kind: kind, factor: factor) }
+        return RopeScaling(kind: kind, factor: factor, lowFrequencyFactor: try required(.lowFreqFactor),
+                           highFrequencyFactor: try required(.highFreqFactor), originalMaxPositions: try required(.originalMaxPositions))
     }
 
     /// `eos_token_id`: one id, a list of them, or null.

@@ -10,7 +10,13 @@ public struct RopeTable: Sendable {
     public let sin: [Float]
 
     public init(headDim: Int, maxPositions: Int, theta: Double) {
+        self.init(headDim: headDim, maxPositions: maxPositions, inverseFrequencies: Self.inverseFrequencies(headDim: headDim, theta: theta))
+    }
+
+    /// The table for pair i rotating by pos · inverseFrequencies[i] (headDim/2 of them; a scaled RoPE's).
+    public init(headDim: Int, maxPositions: Int, inverseFrequencies: [Double]) {
         precondition(headDim % 2 == 0, "RoPE needs an even head dimension")
+        precondition(inverseFrequencies.count == headDim / 2, "one inverse frequency per pair of dimensions")
         self.headDim = headDim
         self.maxPositions = maxPositions
         let half = headDim / 2
@@ -18,14 +24,18 @@ public struct RopeTable: Sendable {
         var s = c
         for p in 0..<maxPositions {
             for i in 0..<half {
-                let invFreq = 1.0 / Foundation.pow(theta, Double(2 * i) / Double(headDim))
-                let angle = Double(p) * invFreq
+                let angle = Double(p) * inverseFrequencies[i]
                 c[p * half + i] = Float(Foundation.cos(angle))
                 s[p * half + i] = Float(Foundation.sin(angle))
             }
         }
         cos = c
         sin = s
+    }
+
+    /// θ^(−2i/d) for each pair i: unscaled RoPE.
+    public static func inverseFrequencies(headDim: Int, theta: Double) -> [Double] {
+        (0..<headDim / 2).map { 1.0 / Foundation.pow(theta, Double(2 * $0) / Double(headDim)) }
     }
 
     /// Rotates `heads` vectors of one token in place: v: (heads, headDim) with row stride headDim.

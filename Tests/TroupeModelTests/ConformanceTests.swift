@@ -28,6 +28,36 @@ import TroupeTensor
         }
     }
 
+    /// Llama 3 RoPE scaling (scripts/fixtures/make_llama3_rope_tiny.py): frequencies kept, divided and
+    /// blended all occur in the sequence, and the same weights without the scaling miss the reference.
+    @Test func llama3RopeScalingMatchesTransformers() throws {
+        let model = try ModelDirectory.load(Fixtures.llama3RopeTiny)
+        #expect(model.config.ropeScaling?.kind == .llama3)
+        let ref = try SafetensorsFile(path: Fixtures.llama3RopeTiny + "/fixture/fixture.safetensors")
+        let ids = try ref.doubles("input_ids").map { Int32($0) }
+        let pass = TrainingPass(model: model)
+        let result = try pass.forward(ScoringBatch(sequences: [ids]), allLogits: true)
+        let logits = try #require(pass.logits(sequence: 0))
+        #expect(maxAbsDiff(logits, try ref.doubles("logits_f64")) < 1e-4)
+        #expect(maxAbsDiff(result.logprobs[0], try ref.doubles("token_logprobs_f64")) < 1e-4)
+        pass.zeroGradients()
+        let n = Float(result.logprobs[0].count)
+        try pass.backward(dLogprobs: [Array(repeating: 1 / n, count: result.logprobs[0].count)])
+        for name in ["model.embed_tokens.weight", "model.layers.0.self_attn.k_proj.weight", "model.layers.1.self_attn.q_proj.weight"] {
+            let e = try #require(model.layout.entry(named: name))
+            let ours = Array(UnsafeBufferPointer(start: pass.gradients.pointer + e.offset, count: e.count))
+            let diff = maxNormRelDiff(ours, try ref.doubles("grad.\(name)_f64"))
+            #expect(diff < 1e-3, "gradient of \(name): relative max-norm difference \(diff)")
+        }
+
+        var unscaled = model.config
+        unscaled.ropeScaling = nil
+        let plain = TrainingPass(model: try LlamaModel(config: unscaled, parameters: model.parameters))
+        _ = try plain.forward(ScoringBatch(sequences: [ids]), allLogits: true)
+        #expect(maxAbsDiff(try #require(plain.logits(sequence: 0)), try ref.doubles("logits_f64")) > 1e-3,
+                "the fixture does not tell a scaled RoPE from an unscaled one")
+    }
+
     @Test func qwen2TinyPaddedBatchMatchesTransformers() throws {
         let model = try ModelDirectory.load(Fixtures.qwen2Tiny)
         #expect(model.config.attentionBias && !model.config.tieWordEmbeddings && model.config.ropeTheta == 1e6)

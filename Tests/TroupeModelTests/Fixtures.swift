@@ -7,6 +7,8 @@ enum Fixtures {
         .deletingLastPathComponent().appendingPathComponent("Fixtures").path
     static var llamaTiny: String { root + "/llama-tiny" }
     static var qwen2Tiny: String { root + "/qwen2-tiny" }
+    /// Made by scripts/fixtures/make_llama3_rope_tiny.py.
+    static var llama3RopeTiny: String { root + "/llama3-rope-tiny" }
 }
 
 /// max |a − b|

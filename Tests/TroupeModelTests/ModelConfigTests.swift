@@ -26,11 +26,19 @@ import TroupeModel
     }
 
     @Test(arguments: [
-        (#""rope_scaling": {"type": "linear", "factor": 2}"#, ModelError.invalidConfig(field: "rope_scaling", reason: "RoPE scaling is not supported")),
+        (#""rope_scaling": {"type": "dynamic", "factor": 2}"#, ModelError.invalidConfig(field: "rope_scaling.rope_type", reason: "dynamic is not supported (only default, linear and llama3)")),
+        (#""rope_scaling": {"factor": 2}"#, .invalidConfig(field: "rope_scaling.rope_type", reason: "missing")),
+        (#""rope_scaling": {"rope_type": "llama3", "factor": 8, "low_freq_factor": 1, "high_freq_factor": 4}"#,
+         .invalidConfig(field: "rope_scaling.original_max_position_embeddings", reason: "missing (llama3 scaling needs it)")),
+        (#""rope_scaling": {"rope_type": "llama3", "factor": 8, "low_freq_factor": 4, "high_freq_factor": 4, "original_max_position_embeddings": 8192}"#,
+         .invalidConfig(field: "rope_scaling.high_freq_factor", reason: "must be larger than low_freq_factor 4.0 (got 4.0)")),
+        (#""rope_scaling": {"rope_type": "linear", "factor": 0}"#, .invalidConfig(field: "rope_scaling.factor", reason: "must be > 0 (got 0.0)")),
+        (#""rope_scaling": {"rope_type": "linear"}"#, .invalidConfig(field: "rope_scaling.factor", reason: "missing (linear scaling needs it)")),
+        (#""rope_scaling": 2"#, .invalidConfig(field: "rope_scaling", reason: "expected an object")),
         (#""hidden_act": "gelu""#, .invalidConfig(field: "hidden_act", reason: "gelu is not supported (only silu)")),
         (#""mlp_bias": true"#, .invalidConfig(field: "mlp_bias", reason: "MLP biases are not supported")),
         (#""use_sliding_window": true"#, .invalidConfig(field: "use_sliding_window", reason: "sliding-window attention is not supported")),
-        (#""rope_parameters": {"rope_type": "yarn"}"#, .invalidConfig(field: "rope_parameters.rope_type", reason: "yarn is not supported (only default)")),
+        (#""rope_parameters": {"rope_type": "yarn"}"#, .invalidConfig(field: "rope_parameters.rope_type", reason: "yarn is not supported (only default, linear and llama3)")),
         (#""eos_token_id": "x""#, .invalidConfig(field: "eos_token_id", reason: "must be an integer or a list")),
         (#""num_key_value_heads": 2.5"#, .invalidConfig(field: "num_key_value_heads", reason: "expected an integer, got 2.5")),
         (#""tie_word_embeddings": 1"#, .invalidConfig(field: "tie_word_embeddings", reason: "expected true or false, got 1")),
@@ -81,5 +89,31 @@ import TroupeModel
                                  kvHeads: 2, ropeTheta: 1e6, attentionBias: true, tieWordEmbeddings: false, bosTokenId: 1, eosTokenIds: [2, 3])
         #expect(try ModelConfig.parse(json: config.jsonData()) == config)
         #expect(try JSONDecoder().decode(ModelConfig.self, from: JSONEncoder().encode(config)) == config)
+        var scaled = config
+        scaled.ropeScaling = RopeScaling(kind: .llama3, factor: 32, lowFrequencyFactor: 1, highFrequencyFactor: 4, originalMaxPositions: 8192)
+        #expect(try ModelConfig.parse(json: scaled.jsonData()) == scaled)
+    }
+
+    /// Llama 3.2's scaling as its config.json declares it (older `rope_scaling`, and transformers 5's
+    /// `rope_parameters`), and the frequencies it gives: high ones kept, low ones divided by the factor,
+    /// the ones between blended (transformers' `_compute_llama3_parameters`, worked by hand below).
+    @Test func llama3AndLinearRopeScalingScaleTheFrequencies() throws {
+        let llama3 = #""factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192"#
+        let old = try parse(#""head_dim": 4, "rope_theta": 500000.0, "rope_scaling": {"rope_type": "llama3", \#(llama3)}"#)
+        let new = try parse(#""head_dim": 4, "rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0, \#(llama3)}"#)
+        #expect(old == new && old.ropeScaling?.kind == .llama3 && old.ropeTheta == 500000)
+        // head_dim 4: frequencies 1 (wavelength 2π: kept) and 500000^(−1/2) (wavelength 4443: between
+        // 8192/4 and 8192/1, so blended with smooth = (8192/4443 − 1)/3).
+        let f = old.ropeInverseFrequencies, slow = 1 / 500000.0.squareRoot()
+        let smooth = (8192 / (2 * Double.pi / slow) - 1) / 3
+        #expect(f[0] == 1 && abs(f[1] - ((1 - smooth) * slow / 32 + smooth * slow)) < 1e-18)
+        // A frequency slower than 8192 positions per turn is divided by the factor.
+        let slower = try parse(#""head_dim": 4, "rope_theta": 1e9, "rope_scaling": {"rope_type": "llama3", \#(llama3)}"#)
+        #expect(abs(slower.ropeInverseFrequencies[1] - 1 / 1e9.squareRoot() / 32) < 1e-20)
+        let linear = try parse(#""head_dim": 4, "rope_scaling": {"type": "linear", "factor": 2}"#)
+        #expect(linear.ropeInverseFrequencies == [0.5, 0.01 / 2])
+        // "default" in either place is no scaling; rope_parameters wins where it names a type.
+        #expect(try parse(#""rope_scaling": {"rope_type": "default"}"#).ropeScaling == nil)
+        #expect(try parse(#""rope_scaling": {"type": "linear", "factor": 2}, "rope_parameters": {"rope_type": "default"}"#).ropeScaling == nil)
     }
 }

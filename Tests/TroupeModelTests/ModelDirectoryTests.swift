@@ -105,7 +105,7 @@ import TroupeModel
         ("{\"model_type\": \"qwen2\", \"layer_types\": [\"full_attention\", \"sliding_attention\"]}",
          "config.json field layer_types: sliding_attention layers are not supported (only full_attention)"),
         ("{\"model_type\": \"qwen2\", \"use_sliding_window\": true}", "config.json field use_sliding_window: sliding-window attention is not supported"),
-        ("{\"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4.0}}", "config.json field rope_scaling: RoPE scaling is not supported"),
+        ("{\"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4.0}}", "config.json field rope_scaling.rope_type: yarn is not supported (only default, linear and llama3)"),
     ])
     func unsupportedArchitecturesAreRefused(patch: String, message: String) throws {
         var object = try #require(try JSONSerialization.jsonObject(with: Self.config.jsonData()) as? [String: Any])
