@@ -65,6 +65,9 @@ package final class ActorClient {
     private var relay: WeightRelay?
     private var announce: (any SubscribeTransport)?
     private var logs: (any LogStreamPublisher)?
+    /// Log events this process has published under its run id, on every stream so far: a new stream
+    /// (after a Welcome) numbers on from here.
+    private var logEventsPublished: UInt64 = 0
     private var logSink: LogStreamSink<Never>?
     /// What this actor reports to monitors; the log stream joins once the Welcome names it.
     package let reports = ActorEvents()
@@ -429,7 +432,7 @@ package final class ActorClient {
                                       identity: options.identity, runId: runId, options: options.weights, security: security)
         announce = try endpoints.subscribeAnnouncements(at: Endpoint(parsing: w.announceEndpoint), security: security)
         let publisher = try endpoints.connectLogStream(at: Endpoint(parsing: w.logsEndpoint), source: "actor/\(options.identity)",
-                                                       runId: runId, security: security)
+                                                       runId: runId, security: security, after: logEventsPublished)
         logs = publisher
         let sink = LogStreamSink<Never>(publisher)
         reports.add(sink)
@@ -443,6 +446,7 @@ package final class ActorClient {
         if let logSink { reports.remove(logSink) }
         logSink = nil
         LogStreamAttachment.process.detach(logs)
+        logEventsPublished = logs.lastSequence
         logs.close()
         self.logs = nil
     }

@@ -21,8 +21,8 @@ package protocol ActorEndpoints: AnyObject {
     func connectWeights(to endpoint: Endpoint, security: [SocketOption]) throws -> any DealerTransport
     /// A subscription to the learner's announcements.
     func subscribeAnnouncements(at endpoint: Endpoint, security: ClientSecurity?) throws -> any SubscribeTransport
-    /// This actor's log stream into the learner's log proxy.
-    func connectLogStream(at endpoint: Endpoint, source: String, runId: UInt64, security: ClientSecurity?) throws -> any LogStreamPublisher
+    /// This actor's log stream into the learner's log proxy, numbering its events from `after` + 1.
+    func connectLogStream(at endpoint: Endpoint, source: String, runId: UInt64, security: ClientSecurity?, after: UInt64) throws -> any LogStreamPublisher
     /// This actor's relay router bound at `listen`, with the address actors below it connect to. With
     /// `security`, only the keys given to `admitRelayPeers` get in (nobody before).
     func bindRelay(_ listen: ListenAddress, security: ClientSecurity?) throws -> (router: any RouterTransport, endpoint: Endpoint)
@@ -98,8 +98,8 @@ package final class ZeroMQActorEndpoints: ActorEndpoints {
         return sub
     }
 
-    package func connectLogStream(at endpoint: Endpoint, source: String, runId: UInt64, security: ClientSecurity?) throws -> any LogStreamPublisher {
-        try LogPublisher(context: context, endpoint: endpoint, source: source, runId: runId, security: security?.toLearner ?? [])
+    package func connectLogStream(at endpoint: Endpoint, source: String, runId: UInt64, security: ClientSecurity?, after: UInt64) throws -> any LogStreamPublisher {
+        try LogPublisher(context: context, endpoint: endpoint, source: source, runId: runId, security: security?.toLearner ?? [], after: after)
     }
 
     package func bindRelay(_ listen: ListenAddress, security: ClientSecurity?) throws -> (router: any RouterTransport, endpoint: Endpoint) {
@@ -183,8 +183,8 @@ package final class InMemoryActorEndpoints: ActorEndpoints {
         switchboard.subscribe(to: endpoint)
     }
 
-    package func connectLogStream(at endpoint: Endpoint, source: String, runId: UInt64, security: ClientSecurity?) throws -> any LogStreamPublisher {
-        let stream = InMemoryLogStream(source: source)
+    package func connectLogStream(at endpoint: Endpoint, source: String, runId: UInt64, security: ClientSecurity?, after: UInt64) throws -> any LogStreamPublisher {
+        let stream = InMemoryLogStream(source: source, after: after)
         logStreams.append(stream)
         return stream
     }

@@ -7,6 +7,8 @@ import TroupeWire
 /// Where a process's log-stream events go: `LogPublisher` over ZeroMQ, `InMemoryLogStream` in tests.
 package protocol LogStreamPublisher: AnyObject {
     func publish(kind: String, step: Int, metrics: [String: Double], fields: [String: String], text: String)
+    /// The sequence number of the last event published (0: none yet).
+    var lastSequence: UInt64 { get }
     func close()
 }
 
@@ -21,13 +23,17 @@ extension LogStreamPublisher {
 package final class LogPublisher: LogStreamPublisher {
     package let source: String
     package let runId: UInt64
-    private var sequence: UInt64 = 0
+    private var sequence: UInt64
     private let socket: ZMQSocket
 
-    /// `security`: CURVE client options when the learner's log proxy is authenticated.
-    package init(context: ZMQContext, endpoint: Endpoint, source: String, runId: UInt64, security: [SocketOption] = []) throws {
+    /// `security`: CURVE client options when the learner's log proxy is authenticated. `after`: the last
+    /// sequence number this source and run id published on an earlier connection, so that numbering goes
+    /// on instead of starting again (a subscriber would take the repeats for events out of order).
+    package init(context: ZMQContext, endpoint: Endpoint, source: String, runId: UInt64, security: [SocketOption] = [],
+                 after sequence: UInt64 = 0) throws {
         self.source = source
         self.runId = runId
+        self.sequence = sequence
         socket = try ZMQSocket(context, type: .publish, linger: .upTo(milliseconds: 200))
         try socket.set([.sendHighWaterMark(10_000)] + security)
         try socket.connect(endpoint)
@@ -54,17 +60,24 @@ package final class LogPublisher: LogStreamPublisher {
         return e
     }
 
+    package var lastSequence: UInt64 { sequence }
+
     package func close() { socket.close() }
 }
 
 /// Keeps the events a process publishes, for tests to read.
 package final class InMemoryLogStream: LogStreamPublisher, @unchecked Sendable {
     private let lock = NSLock()
-    private var sequence: UInt64 = 0
+    private var sequence: UInt64
     private var stored: [Troupe_V1_LogEvent] = []
     package let source: String
 
-    package init(source: String) { self.source = source }
+    package init(source: String, after sequence: UInt64 = 0) {
+        self.source = source
+        self.sequence = sequence
+    }
+
+    package var lastSequence: UInt64 { lock.withLock { sequence } }
 
     package func publish(kind: String, step: Int, metrics: [String: Double], fields: [String: String], text: String) {
         lock.withLock {

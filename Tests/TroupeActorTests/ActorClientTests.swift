@@ -288,6 +288,11 @@ enum InMemoryRunError: Error { case neverHappened(String) }
         #expect(try a.client.model?.weightsHash() == run.loggedHash(step: Int(a.conversation.weights!.step)))
         try run.rounds(until: "the run finished") { run.learnerOutcome == .finished }
         #expect(learner.core.accounting.identityHolds)
+
+        // The second Welcome's log stream numbers on from the first's: one run id, one sequence.
+        let streams = a.endpoints.logStreams
+        try #require(streams.count == 2 && !streams[0].events.isEmpty && !streams[1].events.isEmpty)
+        #expect(streams[1].events.map(\.sequence) == Array((streams[0].lastSequence + 1)...(streams[0].lastSequence + UInt64(streams[1].events.count))))
     }
 
     @Test func anActorRelaysTheWeightsItFetchesToTheActorBelowIt() throws {
