@@ -301,7 +301,7 @@ package final class LearnerServer {
             _ = worker.waitForIdle()
             // Actors hear why at once instead of after 6 s of silence, and wait for a resumed learner.
             var bye = Troupe_V1_Bye()
-            bye.reason = "learner failed: " + String("\(error)".prefix(200))
+            bye.reason = Self.failedByeReason("\(error)")
             for (peer, _) in peers { _ = try? control.send(WireMessage(.bye(bye)), to: peer, deadline: .now) }
             usleep(100_000)
             throw error
@@ -310,6 +310,9 @@ package final class LearnerServer {
     }
 
     package enum TurnOutcome { case running, finished, failed }
+
+    /// The Bye reason of a learner that a fatal error ends: the error cut to 200 characters.
+    static func failedByeReason(_ error: String) -> String { "learner failed: " + String(error.prefix(200)) }
 
     /// One turn of the I/O loop: handles what waits on the control and weights endpoints, the trainer's
     /// finished steps and, when due, housekeeping; starts the next step when a batch is ready.
@@ -357,7 +360,7 @@ package final class LearnerServer {
             }
         }
         var bye = Troupe_V1_Bye()
-        bye.reason = finished ? ByeReason.runFinished : "learner stopping"
+        bye.reason = finished ? ByeReason.runFinished : failed ? Self.failedByeReason(training.failure ?? "a training step failed") : "learner stopping"
         for (peer, _) in peers { _ = try? control.send(WireMessage(.bye(bye)), to: peer, deadline: .now) }
         // Let the last events leave; after a finished run, tell late speakers it is over.
         if finished {

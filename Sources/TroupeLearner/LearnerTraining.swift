@@ -72,6 +72,9 @@ package final class LearnerTraining {
     }
 
     /// Records the steps the trainer thread finished (`waiting`: first waits for the one under way).
+    /// Why the learner stops, when a step failed (`learner failed: …` in its Byes).
+    private(set) var failure: String?
+
     /// False when a step failed: the learner then stops.
     @discardableResult
     func recordFinishedSteps(waiting: Bool = false) throws -> Bool {
@@ -83,6 +86,7 @@ package final class LearnerTraining {
         switch outcome.result {
         case .failure(let error):
             console.error("training step \(job.step) failed: \(error)")
+            failure = "training step \(job.step) failed: \(error)"
             try events.emit(.stepFailed(step: job.step, error: "\(error)"))
             return false
         case .success(let result):
