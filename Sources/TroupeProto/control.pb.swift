@@ -306,7 +306,7 @@ public nonisolated struct Troupe_V1_Hello: Sendable {
   /// must equal the Envelope's protocol_major (2), else REJECT_REASON_PROTOCOL_MAJOR
   public var protocolMajor: UInt32 = 0
 
-  /// informational: any minor of the learner's major is accepted
+  /// any minor of the learner's major is accepted; 5 or more: the learner sends RelayPeers
   public var protocolMinor: UInt32 = 0
 
   /// version + commit of the binary, for the run log
