@@ -15,13 +15,30 @@ extension LlamaModel {
         }
     }
 
-    /// norm: (n, C) → q: (n, Q), k, v: (n, K), before RoPE.
+    /// What training keeps of Qwen3's query and key norms for the backward pass: their inputs,
+    /// q: (n, Q) and k: (n, K), and each head row's rstd, (n·heads) and (n·kvHeads).
+    struct QueryKeyNormInputs {
+        let q: UnsafeMutablePointer<Float>, k: UnsafeMutablePointer<Float>
+        let qRstd: UnsafeMutablePointer<Float>, kRstd: UnsafeMutablePointer<Float>
+    }
+
+    /// norm: (n, C) → q: (n, Q), k, v: (n, K), before RoPE; with `queryKeyNorm`, q and k normalised per
+    /// head (rows of headDim) in place, their inputs kept in `saving` when given.
     func projectQKV(layer l: Int, norm: UnsafePointer<Float>, q: UnsafeMutablePointer<Float>,
-                    k: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, n: Int, decoding: Bool = false) {
+                    k: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, n: Int, decoding: Bool = false,
+                    saving: QueryKeyNormInputs? = nil) {
         let c = config, lo = layout.layers[l]
         linear(norm, lo.q, lo.qBias, q, n: n, inFeatures: c.hiddenSize, outFeatures: c.qDim, decoding: decoding)
         linear(norm, lo.k, lo.kBias, k, n: n, inFeatures: c.hiddenSize, outFeatures: c.kvDim, decoding: decoding)
         linear(norm, lo.v, lo.vBias, v, n: n, inFeatures: c.hiddenSize, outFeatures: c.kvDim, decoding: decoding)
+        guard let qNorm = lo.qNorm, let kNorm = lo.kNorm else { return }
+        if let saving {
+            saving.q.update(from: q, count: n * c.qDim)
+            saving.k.update(from: k, count: n * c.kvDim)
+        }
+        let eps = Float(c.rmsNormEps)
+        RMSNorm.forward(x: q, weight: w(qNorm), y: q, rstd: saving?.qRstd, n: n * c.heads, c: c.headDim, eps: eps)
+        RMSNorm.forward(x: k, weight: w(kNorm), y: k, rstd: saving?.kRstd, n: n * c.kvHeads, c: c.headDim, eps: eps)
     }
 
     /// mid = input + attn · Woᵀ, then the MLP half: out = mid + SwiGLU(norm2(mid)) · Wdownᵀ.

@@ -104,8 +104,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
 
     var huggingFaceJSON: JSONValue {
         var d: [String: JSONValue] = [
-            "architectures": [.string(modelType == "qwen2" ? "Qwen2ForCausalLM" : "LlamaForCausalLM")],
-            "model_type": .string(modelType == "qwen2" ? "qwen2" : "llama"),
+            "architectures": [.string(modelType == "qwen2" ? "Qwen2ForCausalLM" : modelType == "qwen3" ? "Qwen3ForCausalLM" : "LlamaForCausalLM")],
+            "model_type": .string(["qwen2", "qwen3"].contains(modelType) ? modelType : "llama"),
             "vocab_size": .integer(vocabularySize), "hidden_size": .integer(hiddenSize),
             "intermediate_size": .integer(intermediateSize), "num_hidden_layers": .integer(layers),
             "num_attention_heads": .integer(heads), "num_key_value_heads": .integer(kvHeads),
@@ -126,6 +126,10 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         let unscaled = RopeTable.inverseFrequencies(headDim: headDim, theta: ropeTheta)
         return ropeScaling.map { $0.scale(unscaled) } ?? unscaled
     }
+
+    /// Qwen3: each head's query and key go through an RMSNorm of their own (weights `q_norm`, `k_norm`,
+    /// one value per head dimension, shared by the heads) before RoPE.
+    public var queryKeyNorm: Bool { modelType == "qwen3" }
 
     public var qDim: Int { heads * headDim }
     public var kvDim: Int { kvHeads * headDim }

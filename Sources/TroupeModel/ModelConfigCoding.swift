@@ -18,7 +18,7 @@ extension ModelConfig {
         case bosTokenId = "bos_token_id", eosTokenId = "eos_token_id", padTokenId = "pad_token_id"
     }
 
-    static let supportedModelTypes = ["llama", "qwen2", "mistral", "troupe"]
+    static let supportedModelTypes = ["llama", "qwen2", "qwen3", "mistral", "troupe"]
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: HFKey.self)
@@ -26,7 +26,7 @@ extension ModelConfig {
         let (theta, scaling) = try Self.rope(c)
         let heads = try c.decode(Int.self, forKey: .heads)
         let hidden = try c.decode(Int.self, forKey: .hiddenSize)
-        let qwen = modelType == "qwen2"
+        let qwen = modelType == "qwen2", qwen3 = modelType == "qwen3"
         self.init(
             modelType: modelType,
             vocabularySize: try c.decode(Int.self, forKey: .vocabSize),
@@ -41,7 +41,7 @@ extension ModelConfig {
             ropeScaling: scaling,
             maxPositions: try c.decodeIfPresent(Int.self, forKey: .maxPositions) ?? 2048,
             attentionBias: try c.decodeIfPresent(Bool.self, forKey: .attentionBias) ?? qwen,
-            tieWordEmbeddings: try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? !qwen,
+            tieWordEmbeddings: try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? !(qwen || qwen3),
             bosTokenId: try c.decodeIfPresent(Int.self, forKey: .bosTokenId),
             eosTokenIds: try Self.eosTokenIds(c),
             padTokenId: try c.decodeIfPresent(Int.self, forKey: .padTokenId))

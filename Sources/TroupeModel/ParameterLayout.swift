@@ -11,6 +11,8 @@ public struct ParameterLayout: Sendable, Equatable {
 
     public struct LayerOffsets: Sendable, Equatable {
         public let inputNorm: Int, q: Int, k: Int, v: Int, qBias: Int?, kBias: Int?, vBias: Int?, o: Int
+        /// Qwen3's per-head query and key norms (`ModelConfig.queryKeyNorm`).
+        public let qNorm: Int?, kNorm: Int?
         public let postNorm: Int, gate: Int, up: Int, down: Int
     }
 
@@ -44,12 +46,14 @@ public struct ParameterLayout: Sendable, Equatable {
             let v = add(p + "self_attn.v_proj.weight", [c.kvDim, c.hiddenSize])
             let vb = c.attentionBias ? add(p + "self_attn.v_proj.bias", [c.kvDim]) : nil
             let o = add(p + "self_attn.o_proj.weight", [c.hiddenSize, c.qDim])
+            let qn = c.queryKeyNorm ? add(p + "self_attn.q_norm.weight", [c.headDim]) : nil
+            let kn = c.queryKeyNorm ? add(p + "self_attn.k_norm.weight", [c.headDim]) : nil
             let post = add(p + "post_attention_layernorm.weight", [c.hiddenSize])
             let gate = add(p + "mlp.gate_proj.weight", [c.intermediateSize, c.hiddenSize])
             let up = add(p + "mlp.up_proj.weight", [c.intermediateSize, c.hiddenSize])
             let down = add(p + "mlp.down_proj.weight", [c.hiddenSize, c.intermediateSize])
             layers.append(LayerOffsets(inputNorm: inNorm, q: q, k: k, v: v, qBias: qb, kBias: kb, vBias: vb, o: o,
-                                       postNorm: post, gate: gate, up: up, down: down))
+                                       qNorm: qn, kNorm: kn, postNorm: post, gate: gate, up: up, down: down))
         }
         self.layers = layers
         finalNorm = add("model.norm.weight", [c.hiddenSize])

@@ -65,6 +65,7 @@ public final class TrainingPass: @unchecked Sendable {
         var gate: UnsafeMutablePointer<Float>       // (N, I)
         var up: UnsafeMutablePointer<Float>         // (N, I)
         var h: UnsafeMutablePointer<Float>          // (N, I)
+        var queryKeyNorm: LlamaModel.QueryKeyNormInputs?  // Qwen3: q (N, Q), k (N, K) before their norms; rstd (N·H), (N·KVH)
     }
 
     // MARK: forward
@@ -157,7 +158,8 @@ public final class TrainingPass: @unchecked Sendable {
     private func layOutActivations(_ batch: ScoringBatch, packing: Packing, rows: HeadRows, entropy: Bool) -> PassState {
         let c = model.config, n = packing.tokens.count, m = rows.positions.count, probTotal = packing.probTotal
         let C = c.hiddenSize, Q = c.qDim, K = c.kvDim, I = c.intermediateSize, V = c.vocabularySize
-        let perLayer = n * (5 * C + 2 * Q + 2 * K + 3 * I + 2) + probTotal
+        let qkNorm = c.queryKeyNorm ? n * (Q + K + c.heads + c.kvHeads) : 0
+        let perLayer = n * (5 * C + 2 * Q + 2 * K + 3 * I + 2) + probTotal + qkNorm
         let total = c.layers * perLayer + n * (2 * C + 1) + m * (C + V)
         if arena.count < total { arena = FloatBuffer(count: total, zeroed: false) }
         var cursor = arena.pointer
@@ -167,7 +169,9 @@ public final class TrainingPass: @unchecked Sendable {
             layers.append(LayerActivations(input: take(n * C), norm1: take(n * C), rstd1: take(n), q: take(n * Q),
                                            k: take(n * K), v: take(n * K), probs: take(probTotal), attn: take(n * Q),
                                            mid: take(n * C), norm2: take(n * C), rstd2: take(n), gate: take(n * I),
-                                           up: take(n * I), h: take(n * I)))
+                                           up: take(n * I), h: take(n * I),
+                                           queryKeyNorm: c.queryKeyNorm ? .init(q: take(n * Q), k: take(n * K), qRstd: take(n * c.heads),
+                                                                                 kRstd: take(n * c.kvHeads)) : nil))
         }
         return PassState(batch: batch, tokens: packing.tokens, offsets: packing.offsets, lengths: packing.lengths,
                          probOffsets: packing.probOffsets, n: n, rowPositions: rows.positions, rowSequence: rows.sequence,
@@ -219,7 +223,7 @@ public final class TrainingPass: @unchecked Sendable {
         let c = model.config, lo = model.layout.layers[l], n = st.n
         let C = c.hiddenSize, Q = c.qDim, K = c.kvDim
         RMSNorm.forward(x: a.input, weight: model.w(lo.inputNorm), y: a.norm1, rstd: a.rstd1, n: n, c: C, eps: Float(c.rmsNormEps))
-        model.projectQKV(layer: l, norm: a.norm1, q: a.q, k: a.k, v: a.v, n: n)
+        model.projectQKV(layer: l, norm: a.norm1, q: a.q, k: a.k, v: a.v, n: n, saving: a.queryKeyNorm)
         for s in 0..<st.offsets.count {
             for p in 0..<st.lengths[s] {
                 let t = st.offsets[s] + p
@@ -370,6 +374,13 @@ public final class TrainingPass: @unchecked Sendable {
                 model.rope.apply(dq + t * Q, heads: c.heads, position: p, inverse: true)
                 model.rope.apply(dk + t * K, heads: c.kvHeads, position: p, inverse: true)
             }
+        }
+        if let saved = a.queryKeyNorm, let qNorm = lo.qNorm, let kNorm = lo.kNorm {
+            // Through Qwen3's per-head norms, in place: dq, dk become ∂L/∂ of the projections' outputs.
+            RMSNorm.backward(dy: dq, x: saved.q, weight: model.w(qNorm), rstd: saved.qRstd, dx: dq, dWeight: g + qNorm,
+                             n: n * c.heads, c: c.headDim, accumulate: false)
+            RMSNorm.backward(dy: dk, x: saved.k, weight: model.w(kNorm), rstd: saved.kRstd, dx: dk, dWeight: g + kNorm,
+                             n: n * c.kvHeads, c: c.headDim, accumulate: false)
         }
         Linear.backward(dy: dq, x: a.norm1, weight: model.w(lo.q), dx: dNorm, dWeight: g + lo.q,
                         dBias: lo.qBias.map { g + $0 }, n: n, inFeatures: C, outFeatures: Q)

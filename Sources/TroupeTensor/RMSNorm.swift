@@ -13,7 +13,8 @@ public enum RMSNorm {
         }
     }
 
-    /// Backward: dx (+)= ∂L/∂x, dWeight += ∂L/∂w.
+    /// Backward: dx (+)= ∂L/∂x, dWeight += ∂L/∂w. Without `accumulate`, dx may be dy (each row reads
+    /// all of dy before it writes dx).
     /// With g = w ⊙ dy: dx = rstd·g − rstd³·x·(g·x)/c.
     public static func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                 rstd: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,

@@ -25,9 +25,9 @@ extension RuntimeIntegrationTests {
         try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: path))
     }
 
-    @Test(arguments: [TinyHuggingFaceModel.qwen2Chat, .llamaChat])
+    @Test(arguments: [TinyHuggingFaceModel.qwen2Chat, .llamaChat, .qwen3Chat])
     func huggingFaceChatModelRunsAndEvaluates(model: TinyHuggingFaceModel) throws {
-        let run = try IntegrationRun(model == .qwen2Chat ? "hf-qwen2" : "hf-llama")
+        let run = try IntegrationRun(model.name)
         defer { run.finish() }
         let modelDirectory = run.directory + "/model", tasks = run.directory + "/math.jsonl"
         try model.write(to: modelDirectory)

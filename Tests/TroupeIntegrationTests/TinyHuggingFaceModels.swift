@@ -12,18 +12,25 @@ import TroupeModel
 /// - `llamaChat`: a SmolLM2-Instruct-shaped directory: `model_type` llama, tied embeddings (no
 ///   `lm_head.weight` stored), `rope_theta` 1e5, one F32 `model.safetensors`, a GPT-2-style byte-level
 ///   BPE tokenizer with `<|im_start|>` and `<|im_end|>` added, and SmolLM2-Instruct's chat template.
+/// - `qwen3Chat`: a Qwen3-shaped directory: `model_type` qwen3 with its per-head query and key norms
+///   (`q_norm`, `k_norm`, weights far from 1), no biases, `head_dim` 32 (not hidden ÷ heads), tied
+///   embeddings as Qwen3-0.6B, one F32 `model.safetensors`, the Qwen2-style tokenizer, and Qwen2.5-Instruct's
+///   chat template (Qwen3's own needs `namespace()`, which troupe refuses).
 ///
 /// The tokenizers are the committed ones of Tests/TroupeTokenizerTests/Goldens (trained with Hugging Face
 /// `tokenizers`); the templates are copied verbatim from those models' tokenizer_config.json.
 enum TinyHuggingFaceModel {
     case qwen2Chat
     case llamaChat
+    case qwen3Chat
+
+    var name: String { self == .qwen2Chat ? "hf-qwen2" : self == .llamaChat ? "hf-llama" : "hf-qwen3" }
 
     static var goldens: URL { TroupeBinary.repository.appendingPathComponent("Tests/TroupeTokenizerTests/Goldens") }
 
     var chatTemplate: String {
         get throws {
-            let name = self == .qwen2Chat ? "qwen2.5-instruct" : "smollm2-instruct"
+            let name = self == .llamaChat ? "smollm2-instruct" : "qwen2.5-instruct"
             return try String(contentsOf: Self.goldens.appendingPathComponent("chat-templates/\(name).jinja"), encoding: .utf8)
         }
     }
@@ -31,8 +38,8 @@ enum TinyHuggingFaceModel {
     /// The prompt text the model must be given for `prompt` with `system` as system message (nil: none),
     /// written out by hand from the template's semantics.
     func expectedPrompt(_ prompt: String, system: String?) -> String {
-        let defaultSystem = self == .qwen2Chat ? "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
-                                                : "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+        let defaultSystem = self == .llamaChat ? "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+                                               : "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
         return "<|im_start|>system\n\(system ?? defaultSystem)<|im_end|>\n<|im_start|>user\n\(prompt)<|im_end|>\n<|im_start|>assistant\n"
     }
 
@@ -47,10 +54,18 @@ enum TinyHuggingFaceModel {
         }
         let configText: String
         var tokenizer = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.goldens.appendingPathComponent(
-            self == .qwen2Chat ? "qwen2-style/tokenizer.json" : "gpt2-style/tokenizer.json"))) as! [String: Any]
+            self == .llamaChat ? "gpt2-style/tokenizer.json" : "qwen2-style/tokenizer.json"))) as! [String: Any]
         switch self {
-        case .qwen2Chat:
-            configText = try json([
+        case .qwen2Chat, .qwen3Chat:
+            configText = self == .qwen3Chat ? try json([
+                "architectures": ["Qwen3ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0, "bos_token_id": 0,
+                "eos_token_id": 2, "head_dim": 32, "hidden_act": "silu", "hidden_size": 64, "initializer_range": 0.02,
+                "intermediate_size": 160, "layer_types": ["full_attention", "full_attention"], "max_position_embeddings": 512,
+                "max_window_layers": 2, "model_type": "qwen3", "num_attention_heads": 4, "num_hidden_layers": 2,
+                "num_key_value_heads": 2, "rms_norm_eps": 1e-06, "rope_scaling": NSNull(), "rope_theta": 1000000,
+                "sliding_window": NSNull(), "tie_word_embeddings": true, "torch_dtype": "bfloat16", "transformers_version": "4.51.0",
+                "use_cache": true, "use_sliding_window": false, "vocab_size": 1024,
+            ] as [String: Any]) : try json([
                 "architectures": ["Qwen2ForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 0, "eos_token_id": 2,
                 "hidden_act": "silu", "hidden_size": 64, "initializer_range": 0.02, "intermediate_size": 160,
                 "max_position_embeddings": 512, "max_window_layers": 2, "model_type": "qwen2", "num_attention_heads": 4,
@@ -97,6 +112,7 @@ enum TinyHuggingFaceModel {
         var random = SplitMix(seed: seed)
         let tensors = layout.entries.map { entry -> (name: String, shape: [Int], values: [Float]) in
             let values = (0..<entry.count).map { _ -> Float in
+                if entry.name.hasSuffix("q_norm.weight") || entry.name.hasSuffix("k_norm.weight") { return 1 + 0.5 * random.symmetric() }
                 if entry.name.hasSuffix("norm.weight") { return 1 + 0.1 * random.symmetric() }
                 if entry.name.hasSuffix(".bias") { return 0.1 * random.symmetric() }
                 return 0.08 * random.symmetric()

@@ -58,6 +58,31 @@ import TroupeTensor
                 "the fixture does not tell a scaled RoPE from an unscaled one")
     }
 
+    /// Qwen3 (scripts/fixtures/make_qwen3_tiny.py): the per-head query and key norms, with norm weights
+    /// far from 1, and their gradients; two sequences run as one packed batch.
+    @Test func qwen3TinyMatchesTransformersWithItsQueryAndKeyNorms() throws {
+        let model = try ModelDirectory.load(Fixtures.qwen3Tiny)
+        #expect(model.config.queryKeyNorm && !model.config.attentionBias && !model.config.tieWordEmbeddings)
+        let ref = try SafetensorsFile(path: Fixtures.qwen3Tiny + "/fixture/fixture.safetensors")
+        let seqs = try (0..<2).map { i in try ref.doubles("input_ids_\(i)").map { Int32($0) } }
+        let pass = TrainingPass(model: model)
+        let result = try pass.forward(ScoringBatch(sequences: seqs), allLogits: true)
+        for i in 0..<2 {
+            #expect(maxAbsDiff(try #require(pass.logits(sequence: i)), try ref.doubles("logits_\(i)_f64")) < 1e-4, "logits of sequence \(i)")
+            #expect(maxAbsDiff(result.logprobs[i], try ref.doubles("token_logprobs_\(i)_f64")) < 1e-4)
+        }
+        pass.zeroGradients()
+        let total = Float(result.logprobs.reduce(0) { $0 + $1.count })
+        try pass.backward(dLogprobs: result.logprobs.map { Array(repeating: 1 / total, count: $0.count) })
+        for name in ["model.layers.0.self_attn.q_norm.weight", "model.layers.1.self_attn.k_norm.weight",
+                     "model.layers.0.self_attn.q_proj.weight", "model.layers.1.self_attn.k_proj.weight", "lm_head.weight"] {
+            let e = try #require(model.layout.entry(named: name))
+            let ours = Array(UnsafeBufferPointer(start: pass.gradients.pointer + e.offset, count: e.count))
+            let diff = maxNormRelDiff(ours, try ref.doubles("grad.\(name)_f64"))
+            #expect(diff < 1e-3, "gradient of \(name): relative max-norm difference \(diff)")
+        }
+    }
+
     @Test func qwen2TinyPaddedBatchMatchesTransformers() throws {
         let model = try ModelDirectory.load(Fixtures.qwen2Tiny)
         #expect(model.config.attentionBias && !model.config.tieWordEmbeddings && model.config.ropeTheta == 1e6)

@@ -9,6 +9,8 @@ enum Fixtures {
     static var qwen2Tiny: String { root + "/qwen2-tiny" }
     /// Made by scripts/fixtures/make_llama3_rope_tiny.py.
     static var llama3RopeTiny: String { root + "/llama3-rope-tiny" }
+    /// Made by scripts/fixtures/make_qwen3_tiny.py.
+    static var qwen3Tiny: String { root + "/qwen3-tiny" }
 }
 
 /// max |a − b|

@@ -15,7 +15,10 @@ import TroupeModel
         #expect(llama.kvHeads == 4 && llama.headDim == 4 && llama.rmsNormEps == 1e-6 && llama.ropeTheta == 10000)
         #expect(llama.maxPositions == 2048 && !llama.attentionBias && llama.tieWordEmbeddings && llama.eosTokenIds.isEmpty)
         let qwen = try parse("", modelType: "qwen2")
-        #expect(qwen.attentionBias && !qwen.tieWordEmbeddings)
+        #expect(qwen.attentionBias && !qwen.tieWordEmbeddings && !qwen.queryKeyNorm)
+        let qwen3 = try parse("", modelType: "qwen3")
+        #expect(!qwen3.attentionBias && !qwen3.tieWordEmbeddings && qwen3.queryKeyNorm && !llama.queryKeyNorm)
+        #expect(try ModelConfig.parse(json: qwen3.jsonData()) == qwen3, "written back as qwen3")
     }
 
     @Test func optionalKeysAndQuirks() throws {
@@ -72,7 +75,7 @@ import TroupeModel
     }
 
     @Test func refusesOtherArchitecturesAndBrokenFiles() {
-        #expect(throws: ModelError.invalidConfig(field: "model_type", reason: "bert is not a Llama-family model (supported: llama, qwen2, mistral, troupe)")) {
+        #expect(throws: ModelError.invalidConfig(field: "model_type", reason: "bert is not a Llama-family model (supported: llama, qwen2, qwen3, mistral, troupe)")) {
             try parse("", modelType: "bert")
         }
         #expect(throws: ModelError.invalidConfig(field: "num_attention_heads", reason: "missing")) {

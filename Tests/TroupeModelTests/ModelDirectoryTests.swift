@@ -99,7 +99,7 @@ import TroupeModel
     }
 
     @Test(arguments: [
-        ("{\"model_type\": \"gemma\"}", "config.json field model_type: gemma is not a Llama-family model (supported: llama, qwen2, mistral, troupe)"),
+        ("{\"model_type\": \"gemma\"}", "config.json field model_type: gemma is not a Llama-family model (supported: llama, qwen2, qwen3, mistral, troupe)"),
         ("{\"model_type\": \"mistral\", \"sliding_window\": 4096, \"max_position_embeddings\": 32768}",
          "config.json field sliding_window: 4096: sliding-window attention is not supported (only full attention)"),
         ("{\"model_type\": \"qwen2\", \"layer_types\": [\"full_attention\", \"sliding_attention\"]}",
