@@ -36,7 +36,7 @@ struct ChatTemplateGoldenTests {
     }()
 
     @Test func theGoldensAreThere() {
-        #expect(Self.cases.count == 339)
+        #expect(Self.cases.count == 343)
         #expect(Self.cases.allSatisfy { !$0.source.isEmpty })
     }
 

@@ -139,11 +139,24 @@ struct ChatTemplateTests {
         #expect(failure { try t.render(messages: [user], addGenerationPrompt: true) } == message)
     }
 
+    /// namespace() as Jinja has it, and what it refuses: an attribute set on anything else, a positional
+    /// argument that is not a mapping, a namespace written as JSON.
+    @Test(arguments: [
+        ("{% set x = 1 %}\n{% set x.a = 2 %}", "chat template line 2: cannot assign attribute on non-namespace object x"),
+        ("{% set ns.a = 2 %}", "chat template line 1: cannot assign attribute on non-namespace object ns"),
+        ("{{ namespace(1) }}", "chat template line 1: namespace() takes a mapping, got int"),
+        ("{{ namespace({}, {}) }}", "chat template line 1: namespace() takes at most one positional argument"),
+        ("{{ namespace(a=1) | tojson }}", "chat template line 1: a Namespace cannot be written as JSON"),
+    ])
+    func namespaceMisuseIsAnErrorNamingTheLine(source: String, message: String) throws {
+        let t = try ChatTemplate(source)
+        #expect(failure { try t.render(messages: [user], addGenerationPrompt: true) } == message)
+    }
+
     @Test(arguments: [
         ("{% macro m() %}x{% endmacro %}", "chat template line 1: the {% macro %} statement is not supported"),
         ("{% generation %}{{ x }}{% endgeneration %}", "chat template line 1: the {% generation %} statement is not supported"),
-        ("\n{% set ns = namespace(found=false) %}", "chat template line 2: the function namespace() (supported: raise_exception, range) is not supported"),
-        ("{% set ns.found = true %}", "chat template line 1: assignment to an attribute ({% set ns.… %}, namespace objects) is not supported"),
+        ("{% set ns.found %}", "chat template line 1: expected {% set NAME.ATTRIBUTE = EXPRESSION %}"),
         ("{{ messages | wordcount }}", "chat template line 1: the filter |wordcount (supported: "),
         ("{{ x is divisibleby(3) }}", "chat template line 1: the test 'is divisibleby' (supported: "),
         ("{{ x.format(1) }}", "chat template line 1: the method .format() (supported: "),

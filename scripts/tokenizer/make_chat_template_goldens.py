@@ -120,6 +120,11 @@ expressions = [
     "{{ messages[1]['content'].split('\\\\boxed{')[-1].rstrip('}') }}",
     "  {%- for m in messages %}\n    [{{ m.role }}]\n  {% endfor -%}\n  end",
     "{{ bos_token }}{% for m in messages %}{{ '<|start_header_id|>' + m['role'] + '<|end_header_id|>\\n\\n' + m['content'] | trim + eos_token }}{% endfor %}",
+    # namespace(): attributes set inside loops stay set after them; its repr; item access; truthiness.
+    "{% set ns = namespace(last=-1, seen=false) %}{% for m in messages %}{% if m.role == 'user' %}{% set ns.last = loop.index0 %}{% set ns.seen = true %}{% endif %}{% endfor %}{{ ns.last }} {{ ns.seen }} {{ ns.missing is defined }}",
+    "{% set ns = namespace({'a': 1}, b='two') %}{{ ns }}{% set ns.a = ns.a + 2 %}|{{ ns.a }}|{{ ns['b'] }}|{{ ns is defined }}{% if ns %}|t{% endif %}",
+    "{% set ns = namespace(open=true, at=messages|length - 1) %}{% for m in messages[::-1] %}{% set i = (messages|length - 1) - loop.index0 %}{% if ns.open and m.role == 'system' and not (m.content.startswith('<x>') and m.content.endswith('</x>')) %}{% set ns.open = false %}{% set ns.at = i %}{% endif %}{% endfor %}{{ ns.at }}{{ ns.open }}",
+    "{% set outer = namespace(n=0) %}{% for a in [1, 2] %}{% for b in [3, 4] %}{% set outer.n = outer.n + a * b %}{% endfor %}{% endfor %}{{ outer.n }}{% set ns = namespace() %}{{ ns }}",
 ]
 for i, source in enumerate(expressions):
     add(f"expression-{i}", source, MESSAGES, True, {"bos_token": "<s>", "eos_token": "</s>"})

@@ -7,12 +7,12 @@ import TroupeJSON
 /// Runs the subset of Jinja that chat templates use, with the settings `apply_chat_template` uses
 /// (`trim_blocks`, `lstrip_blocks`, no autoescaping): `{% if/elif/else %}`, `{% for %}` (with `loop.index`,
 /// `loop.index0`, `loop.first`, `loop.last`, `loop.length`, …, an `if` filter and an `else` body),
-/// `{% set NAME = … %}`, `{# comments #}`, whitespace control (`{%-`, `-%}`, `{{-`, `-}}`); literals,
+/// `{% set NAME = … %}`, `{% set NAMESPACE.ATTRIBUTE = … %}`, `{# comments #}`, whitespace control (`{%-`, `-%}`, `{{-`, `-}}`); literals,
 /// lists, dicts, attribute and item access, slices, `+ - * / // % ~`, comparisons, `in`, `not in`,
-/// `and`, `or`, `not`, `a if c else b`; the functions `raise_exception` and `range`; string and dict
+/// `and`, `or`, `not`, `a if c else b`; the functions `raise_exception`, `range` and `namespace`; string and dict
 /// methods (`strip`, `lstrip`, `rstrip`, `upper`, `lower`, `title`, `capitalize`, `startswith`,
 /// `endswith`, `split`, `replace`, `items`, `keys`, `values`, `get`); the filters in
-/// `supportedFilters` and the tests in `supportedTests`. Anything else (macros, `namespace`, `{% raw %}`,
+/// `supportedFilters` and the tests in `supportedTests`. Anything else (macros, `{% raw %}`,
 /// `{% generation %}`, other filters, …) is refused when the template is parsed, naming the construct
 /// and its line, so a model is refused before a run starts rather than in the middle of one.
 public struct ChatTemplate: Sendable {

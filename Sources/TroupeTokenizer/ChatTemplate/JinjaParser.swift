@@ -1,5 +1,5 @@
 /// The syntax tree of the Jinja subset chat templates use, and its parser. Anything outside the subset
-/// (macros, includes, `namespace`, unknown filters, tests, functions or methods, …) is refused here, when
+/// (macros, includes, unknown filters, tests, functions or methods, …) is refused here, when
 /// the template is loaded, with its name and line, rather than when a branch happens to run.
 indirect enum JinjaNode: Sendable {
     case text(String)
@@ -9,6 +9,8 @@ indirect enum JinjaNode: Sendable {
     case loop(targets: [String], iterable: JinjaExpression, filter: JinjaExpression?, body: [JinjaNode],
               otherwise: [JinjaNode], line: Int)
     case assignment(target: String, value: JinjaExpression, line: Int)
+    /// `{% set ns.attribute = … %}` on a namespace.
+    case attributeAssignment(target: String, attribute: String, value: JinjaExpression, line: Int)
 }
 
 indirect enum JinjaExpression: Sendable {
@@ -36,7 +38,7 @@ struct JinjaParser {
                                        "last", "default", "d", "capitalize", "title", "int", "float", "list", "reverse"]
     static let tests: Set<String> = ["defined", "undefined", "none", "string", "number", "integer", "float", "boolean",
                                      "true", "false", "mapping", "sequence", "iterable", "even", "odd"]
-    static let functions: Set<String> = ["raise_exception", "range"]
+    static let functions: Set<String> = ["raise_exception", "range", "namespace"]
     static let methods: Set<String> = ["strip", "lstrip", "rstrip", "upper", "lower", "title", "capitalize", "startswith",
                                        "endswith", "split", "replace", "items", "keys", "values", "get"]
 
@@ -158,7 +160,11 @@ struct JinjaParser {
                 throw ChatTemplateError.unsupported(line: line, construct: "block assignment {% set \(target) %}…{% endset %}")
             }
             if tokens.dropFirst().first == .symbol(".") {
-                throw ChatTemplateError.unsupported(line: line, construct: "assignment to an attribute ({% set \(target).… %}, namespace objects)")
+                guard tokens.count > 4, case let .name(attribute) = tokens[2], tokens[3] == .symbol("=") else {
+                    throw ChatTemplateError.syntax(line: line, problem: "expected {% set NAME.ATTRIBUTE = EXPRESSION %}")
+                }
+                var parser = ExpressionParser(tokens: Array(tokens.dropFirst(4)), line: line)
+                return .attributeAssignment(target: target, attribute: attribute, value: try parser.whole(), line: line)
             }
             guard tokens.dropFirst().first == .symbol("=") else {
                 throw ChatTemplateError.unsupported(line: line, construct: "this form of {% set %} (only {% set NAME = EXPRESSION %})")

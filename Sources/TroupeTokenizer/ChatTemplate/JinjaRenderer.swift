@@ -54,6 +54,14 @@ struct JinjaRenderer {
             case let .assignment(target, value, line):
                 let result = try at(line) { try evaluate(value) }
                 scopes[scopes.count - 1][target] = result
+            case let .attributeAssignment(target, attribute, value, line):
+                try at(line) {
+                    // Jinja looks the name up through the scopes and changes the namespace it finds in place.
+                    guard case let .namespace(namespace)? = scopes.last(where: { $0[target] != nil })?[target] else {
+                        throw JinjaFailure("cannot assign attribute on non-namespace object \(target)")
+                    }
+                    namespace.attributes[attribute] = try evaluate(value)
+                }
             }
         }
     }
@@ -148,7 +156,7 @@ struct JinjaRenderer {
         case let .call(callee, arguments, keywords):
             let args = try arguments.map(evaluate)
             let kwargs = try keywords.map { ($0.name, try evaluate($0.value)) }
-            if case let .variable(name) = callee { return try function(name, args) }
+            if case let .variable(name) = callee { return try function(name, args, kwargs) }
             guard case let .attribute(base, name) = callee else { throw JinjaFailure("not callable") }
             return try method(name, of: try evaluate(base), args, kwargs, description: describe(base))
         case let .filter(base, name, arguments, keywords):
@@ -201,6 +209,7 @@ struct JinjaRenderer {
         switch base {
         case .undefined: throw undefinedFailure(base)
         case let .dictionary(d): return d[name] ?? .undefined("'\(description)'")
+        case let .namespace(n): return n.attributes[name] ?? .undefined("'\(description)'")
         default: return .undefined("'\(description)'")
         }
     }
@@ -209,6 +218,7 @@ struct JinjaRenderer {
         switch (base, key) {
         case (.undefined, _): throw undefinedFailure(base)
         case let (.dictionary(d), .string(k)): return d[k] ?? .undefined("'\(description)[\(key.representation)]'")
+        case let (.namespace(n), .string(k)): return n.attributes[k] ?? .undefined("'\(description)[\(key.representation)]'")
         case let (.list(items), .integer(i)):
             let index = i < 0 ? items.count + i : i
             return items.indices.contains(index) ? items[index] : .undefined("'\(description)[\(i)]'")
@@ -251,8 +261,20 @@ struct JinjaRenderer {
         }
     }
 
-    private func function(_ name: String, _ arguments: [JinjaValue]) throws -> JinjaValue {
+    private func function(_ name: String, _ arguments: [JinjaValue], _ keywords: [(String, JinjaValue)]) throws -> JinjaValue {
         switch name {
+        case "namespace":
+            // namespace(), namespace(mapping) or namespace(key=value, …), as Jinja's: the keywords last.
+            var attributes = JinjaDictionary()
+            switch arguments.count {
+            case 0: break
+            case 1:
+                guard case let .dictionary(d) = arguments[0] else { throw JinjaFailure("namespace() takes a mapping, got \(arguments[0].typeName)") }
+                attributes = d
+            default: throw JinjaFailure("namespace() takes at most one positional argument")
+            }
+            for (key, value) in keywords { attributes[key] = value }
+            return .namespace(JinjaNamespace(attributes))
         case "raise_exception":
             throw Raised(message: arguments.first?.text ?? "")
         case "range":

@@ -13,6 +13,9 @@ enum JinjaValue: Sendable {
     case string(String)
     case list([JinjaValue])
     case dictionary(JinjaDictionary)
+    /// `namespace(…)`: attributes a `{% set ns.attr = … %}` changes in place, so a loop can leave a
+    /// result for after it (a reference, as in Jinja).
+    case namespace(JinjaNamespace)
 
     var isTrue: Bool {
         switch self {
@@ -23,6 +26,7 @@ enum JinjaValue: Sendable {
         case let .string(s): return !s.isEmpty
         case let .list(l): return !l.isEmpty
         case let .dictionary(d): return !d.keys.isEmpty
+        case .namespace: return true
         }
     }
 
@@ -39,6 +43,7 @@ enum JinjaValue: Sendable {
         case .string: return "str"
         case .list: return "list"
         case .dictionary: return "dict"
+        case .namespace: return "Namespace"
         }
     }
 
@@ -69,6 +74,7 @@ enum JinjaValue: Sendable {
         case let .dictionary(d):
             return "{" + d.keys.map { JinjaValue.string($0).representation + ": " + d.values[$0]!.representation }
                 .joined(separator: ", ") + "}"
+        case let .namespace(n): return "<Namespace " + JinjaValue.dictionary(n.attributes).representation + ">"
         }
     }
 
@@ -88,6 +94,7 @@ enum JinjaValue: Sendable {
         case let (.list(a), .list(b)): return a.count == b.count && zip(a, b).allSatisfy { $0.equals($1) }
         case let (.dictionary(a), .dictionary(b)):
             return Set(a.keys) == Set(b.keys) && a.keys.allSatisfy { a.values[$0]!.equals(b.values[$0]!) }
+        case let (.namespace(a), .namespace(b)): return a === b
         default:
             if let x = numeric, let y = other.numeric { return x == y }
             return false
@@ -127,6 +134,7 @@ enum JinjaValue: Sendable {
             if d.keys.isEmpty { return "{}" }
             return "{" + (try d.keys.map { pad(depth + 1) + Self.jsonString($0) + ": " + (try d.values[$0]!.json(indent: indent, depth: depth + 1)) })
                 .joined(separator: separator) + pad(depth) + "}"
+        case .namespace: throw JinjaFailure("a Namespace cannot be written as JSON")
         }
     }
 
@@ -167,6 +175,12 @@ struct JinjaDictionary: Sendable {
             values[key] = newValue
         }
     }
+}
+
+/// The attributes of one `namespace(…)`, shared by every reference to it. Rendering is single-threaded.
+final class JinjaNamespace: @unchecked Sendable {
+    var attributes: JinjaDictionary
+    init(_ attributes: JinjaDictionary) { self.attributes = attributes }
 }
 
 /// An evaluation error without its line; the renderer adds the line of the tag that failed.
