@@ -26,7 +26,7 @@ extension ModelConfig {
         let (theta, scaling) = try Self.rope(c)
         let heads = try c.decode(Int.self, forKey: .heads)
         let hidden = try c.decode(Int.self, forKey: .hiddenSize)
-        let qwen = modelType == "qwen2", qwen3 = modelType == "qwen3"
+        let qwen = modelType == "qwen2"
         self.init(
             modelType: modelType,
             vocabularySize: try c.decode(Int.self, forKey: .vocabSize),
@@ -41,7 +41,8 @@ extension ModelConfig {
             ropeScaling: scaling,
             maxPositions: try c.decodeIfPresent(Int.self, forKey: .maxPositions) ?? 2048,
             attentionBias: try c.decodeIfPresent(Bool.self, forKey: .attentionBias) ?? qwen,
-            tieWordEmbeddings: try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? !(qwen || qwen3),
+            // transformers' default for every one of these types: an lm_head of its own.
+            tieWordEmbeddings: try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? false,
             bosTokenId: try c.decodeIfPresent(Int.self, forKey: .bosTokenId),
             eosTokenIds: try Self.eosTokenIds(c),
             padTokenId: try c.decodeIfPresent(Int.self, forKey: .padTokenId))

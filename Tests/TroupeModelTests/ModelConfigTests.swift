@@ -13,7 +13,7 @@ import TroupeModel
     @Test func defaultsOfLlamaAndQwen2() throws {
         let llama = try parse("")
         #expect(llama.kvHeads == 4 && llama.headDim == 4 && llama.rmsNormEps == 1e-6 && llama.ropeTheta == 10000)
-        #expect(llama.maxPositions == 2048 && !llama.attentionBias && llama.tieWordEmbeddings && llama.eosTokenIds.isEmpty)
+        #expect(llama.maxPositions == 2048 && !llama.attentionBias && !llama.tieWordEmbeddings && llama.eosTokenIds.isEmpty)
         let qwen = try parse("", modelType: "qwen2")
         #expect(qwen.attentionBias && !qwen.tieWordEmbeddings && !qwen.queryKeyNorm)
         let qwen3 = try parse("", modelType: "qwen3")

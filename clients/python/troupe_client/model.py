@@ -1,8 +1,13 @@
 """The Llama-family policy in numpy, from the learner's published weights (Hugging Face names, the
-safetensors layout of the weight blob): RMSNorm, rotary embeddings in the rotate-half convention,
-grouped-query attention, SwiGLU, optionally tied output head and q/k/v biases (Qwen2). Float32 like the
-learner, so behaviour log-probs agree with its own to float rounding (mismatch_kl in the run log)."""
+safetensors layout of the weight blob): RMSNorm, rotary embeddings in the rotate-half convention (with
+linear or Llama 3 frequency scaling), grouped-query attention, SwiGLU, optionally tied output head, q/k/v
+biases (Qwen2) and per-head query and key norms (Qwen3). Float32 like the learner, so behaviour log-probs
+agree with its own to float rounding (mismatch_kl in the run log)."""
+import math
+
 import numpy as np
+
+MODEL_TYPES = ("llama", "qwen2", "qwen3", "mistral", "troupe")
 
 
 class UnsupportedModel(Exception):
@@ -15,11 +20,19 @@ class ModelConfig:
             if key not in config:
                 raise UnsupportedModel(f"model config.json has no {key}")
             return config[key]
+        model_type = config.get("model_type", "llama")
+        if model_type not in MODEL_TYPES:
+            raise UnsupportedModel(f"model_type {model_type!r}: only {', '.join(MODEL_TYPES)} are implemented")
+        self.query_key_norm = model_type == "qwen3"
         if config.get("hidden_act", "silu") != "silu":
             raise UnsupportedModel(f"hidden_act {config.get('hidden_act')!r}: only silu is implemented")
         rope = config.get("rope_parameters") or {}
-        if config.get("rope_scaling") or rope.get("rope_type", "default") != "default":
-            raise UnsupportedModel("rope scaling is not implemented")
+        # rope_parameters (transformers 5) wins where it names a type; else rope_scaling (type or rope_type).
+        scaling = rope if "rope_type" in rope else (config.get("rope_scaling") or {})
+        self.rope_type = scaling.get("rope_type", scaling.get("type", "default"))
+        if self.rope_type not in ("default", "linear", "llama3"):
+            raise UnsupportedModel(f"rope scaling {self.rope_type!r}: only linear and llama3 are implemented")
+        self.rope_scaling = scaling
         if config.get("use_sliding_window"):
             raise UnsupportedModel("sliding-window attention is not implemented")
         self.hidden = int(need("hidden_size"))
@@ -33,6 +46,23 @@ class ModelConfig:
         self.max_positions = int(need("max_position_embeddings"))
         self.tied = bool(config.get("tie_word_embeddings", False))
 
+    def inverse_frequencies(self):
+        """Each pair of head dimensions' angle per position, scaled as the configuration says (as
+        transformers' default, linear and llama3 RoPE initialisations compute them)."""
+        half = self.head_dim // 2
+        inv = 1.0 / np.power(self.theta, np.arange(half, dtype=np.float64) * 2 / self.head_dim)
+        s = self.rope_scaling
+        if self.rope_type == "linear":
+            return inv / float(s["factor"])
+        if self.rope_type == "llama3":
+            factor, low, high = float(s["factor"]), float(s["low_freq_factor"]), float(s["high_freq_factor"])
+            context = float(s["original_max_position_embeddings"])
+            wavelength = 2 * math.pi / inv
+            smooth = (context / wavelength - low) / (high - low)
+            blended = (1 - smooth) * inv / factor + smooth * inv
+            return np.where(wavelength > context / low, inv / factor, np.where(wavelength < context / high, inv, blended))
+        return inv
+
 
 class LlamaModel:
     def __init__(self, config, tensors):
@@ -44,8 +74,7 @@ class LlamaModel:
         self.head = tensors.get("lm_head.weight", tensors["model.embed_tokens.weight"] if config.tied else None)
         if self.head is None:
             raise UnsupportedModel("no lm_head.weight and tie_word_embeddings is false")
-        half = self.c.head_dim // 2
-        inv = 1.0 / np.power(self.c.theta, np.arange(half, dtype=np.float64) * 2 / self.c.head_dim)
+        inv = self.c.inverse_frequencies()
         angles = np.arange(self.c.max_positions, dtype=np.float64)[:, None] * inv[None, :]
         self.cos = np.cos(angles).astype(np.float32)
         self.sin = np.sin(angles).astype(np.float32)
@@ -89,8 +118,11 @@ class LlamaModel:
                 bias = self.w.get(p + f"self_attn.{name}.bias")
                 y = y + bias if bias is not None else y
                 return y.reshape(batch, count, heads, c.head_dim)
-            q = self._rope(project("q_proj", c.heads), positions)
-            k = self._rope(project("k_proj", c.kv_heads), positions)
+            q, k = project("q_proj", c.heads), project("k_proj", c.kv_heads)
+            if c.query_key_norm:
+                q = self._norm(q, self.w[p + "self_attn.q_norm.weight"])
+                k = self._norm(k, self.w[p + "self_attn.k_norm.weight"])
+            q, k = self._rope(q, positions), self._rope(k, positions)
             v = project("v_proj", c.kv_heads)
             keys = np.concatenate([cache[layer][0], k], axis=1)
             values = np.concatenate([cache[layer][1], v], axis=1)
