@@ -5,50 +5,51 @@ import TroupeTensor
 
 /// Logits, log-probs and gradients against Hugging Face transformers' float64 reference.
 @Suite struct ConformanceTests {
-    @Test func llamaTinyMatchesTransformers() throws {
-        let model = try ModelDirectory.load(Fixtures.llamaTiny)
-        let ref = try SafetensorsFile(path: Fixtures.llamaTiny + "/fixture/fixture.safetensors")
+    /// The model of `directory` run on its fixture's one sequence: its logits and token log-probs within
+    /// 1e-4 of the reference.
+    static func expectOneSequenceMatches(_ directory: String) throws
+        -> (model: LlamaModel, ref: SafetensorsFile, ids: [Int32], pass: TrainingPass, result: ScoringResult) {
+        let model = try ModelDirectory.load(directory)
+        let ref = try SafetensorsFile(path: directory + "/fixture/fixture.safetensors")
         let ids = try ref.doubles("input_ids").map { Int32($0) }
         let pass = TrainingPass(model: model)
         let result = try pass.forward(ScoringBatch(sequences: [ids]), allLogits: true)
-        let logits = try #require(pass.logits(sequence: 0))
-        #expect(maxAbsDiff(logits, try ref.doubles("logits_f64")) < 1e-4)
+        #expect(maxAbsDiff(try #require(pass.logits(sequence: 0)), try ref.doubles("logits_f64")) < 1e-4)
         #expect(maxAbsDiff(result.logprobs[0], try ref.doubles("token_logprobs_f64")) < 1e-4)
-        #expect(abs(result.meanLogLikelihood - (try ref.doubles("mean_loglik_f64"))[0]) < 1e-5)
+        return (model, ref, ids, pass, result)
+    }
 
-        // Gradient of the mean log-likelihood.
+    /// The gradients of the mean log-prob over every scored token of the last forward (the fixtures'
+    /// quantity), for the named parameters, within 1e-3 of the reference relative to its largest value.
+    static func expectGradientsOfTheMeanLogLikelihood(_ pass: TrainingPass, _ result: ScoringResult, _ ref: SafetensorsFile,
+                                                      _ names: [String]) throws {
         pass.zeroGradients()
-        let n = Float(result.logprobs[0].count)
-        try pass.backward(dLogprobs: [Array(repeating: 1 / n, count: result.logprobs[0].count)])
-        for name in ["model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight", "model.norm.weight"] {
-            let e = try #require(model.layout.entry(named: name))
+        let total = Float(result.logprobs.reduce(0) { $0 + $1.count })
+        try pass.backward(dLogprobs: result.logprobs.map { Array(repeating: 1 / total, count: $0.count) })
+        for name in names {
+            let e = try #require(pass.model.layout.entry(named: name))
             let ours = Array(UnsafeBufferPointer(start: pass.gradients.pointer + e.offset, count: e.count))
             let diff = maxNormRelDiff(ours, try ref.doubles("grad.\(name)_f64"))
             #expect(diff < 1e-3, "gradient of \(name): relative max-norm difference \(diff)")
         }
     }
 
+    @Test func llamaTinyMatchesTransformers() throws {
+        let (_, ref, _, pass, result) = try Self.expectOneSequenceMatches(Fixtures.llamaTiny)
+        #expect(abs(result.meanLogLikelihood - (try ref.doubles("mean_loglik_f64"))[0]) < 1e-5)
+
+        try Self.expectGradientsOfTheMeanLogLikelihood(pass, result, ref, ["model.embed_tokens.weight",
+                                                                          "model.layers.0.self_attn.q_proj.weight", "model.norm.weight"])
+    }
+
     /// Llama 3 RoPE scaling (scripts/fixtures/make_llama3_rope_tiny.py): frequencies kept, divided and
     /// blended all occur in the sequence, and the same weights without the scaling miss the reference.
     @Test func llama3RopeScalingMatchesTransformers() throws {
-        let model = try ModelDirectory.load(Fixtures.llama3RopeTiny)
+        let (model, ref, ids, pass, result) = try Self.expectOneSequenceMatches(Fixtures.llama3RopeTiny)
         #expect(model.config.ropeScaling?.kind == .llama3)
-        let ref = try SafetensorsFile(path: Fixtures.llama3RopeTiny + "/fixture/fixture.safetensors")
-        let ids = try ref.doubles("input_ids").map { Int32($0) }
-        let pass = TrainingPass(model: model)
-        let result = try pass.forward(ScoringBatch(sequences: [ids]), allLogits: true)
-        let logits = try #require(pass.logits(sequence: 0))
-        #expect(maxAbsDiff(logits, try ref.doubles("logits_f64")) < 1e-4)
-        #expect(maxAbsDiff(result.logprobs[0], try ref.doubles("token_logprobs_f64")) < 1e-4)
-        pass.zeroGradients()
-        let n = Float(result.logprobs[0].count)
-        try pass.backward(dLogprobs: [Array(repeating: 1 / n, count: result.logprobs[0].count)])
-        for name in ["model.embed_tokens.weight", "model.layers.0.self_attn.k_proj.weight", "model.layers.1.self_attn.q_proj.weight"] {
-            let e = try #require(model.layout.entry(named: name))
-            let ours = Array(UnsafeBufferPointer(start: pass.gradients.pointer + e.offset, count: e.count))
-            let diff = maxNormRelDiff(ours, try ref.doubles("grad.\(name)_f64"))
-            #expect(diff < 1e-3, "gradient of \(name): relative max-norm difference \(diff)")
-        }
+        try Self.expectGradientsOfTheMeanLogLikelihood(pass, result, ref, ["model.embed_tokens.weight",
+                                                                          "model.layers.0.self_attn.k_proj.weight",
+                                                                          "model.layers.1.self_attn.q_proj.weight"])
 
         var unscaled = model.config
         unscaled.ropeScaling = nil
@@ -71,16 +72,10 @@ import TroupeTensor
             #expect(maxAbsDiff(try #require(pass.logits(sequence: i)), try ref.doubles("logits_\(i)_f64")) < 1e-4, "logits of sequence \(i)")
             #expect(maxAbsDiff(result.logprobs[i], try ref.doubles("token_logprobs_\(i)_f64")) < 1e-4)
         }
-        pass.zeroGradients()
-        let total = Float(result.logprobs.reduce(0) { $0 + $1.count })
-        try pass.backward(dLogprobs: result.logprobs.map { Array(repeating: 1 / total, count: $0.count) })
-        for name in ["model.layers.0.self_attn.q_norm.weight", "model.layers.1.self_attn.k_norm.weight",
-                     "model.layers.0.self_attn.q_proj.weight", "model.layers.1.self_attn.k_proj.weight", "lm_head.weight"] {
-            let e = try #require(model.layout.entry(named: name))
-            let ours = Array(UnsafeBufferPointer(start: pass.gradients.pointer + e.offset, count: e.count))
-            let diff = maxNormRelDiff(ours, try ref.doubles("grad.\(name)_f64"))
-            #expect(diff < 1e-3, "gradient of \(name): relative max-norm difference \(diff)")
-        }
+        try Self.expectGradientsOfTheMeanLogLikelihood(pass, result, ref, ["model.layers.0.self_attn.q_norm.weight",
+                                                                          "model.layers.1.self_attn.k_norm.weight",
+                                                                          "model.layers.0.self_attn.q_proj.weight",
+                                                                          "model.layers.1.self_attn.k_proj.weight", "lm_head.weight"])
     }
 
     @Test func qwen2TinyPaddedBatchMatchesTransformers() throws {
@@ -95,15 +90,9 @@ import TroupeTensor
             #expect(maxAbsDiff(logits, try ref.doubles("logits.\(i)_f64")) < 1e-4, "logits of sequence \(i)")
             #expect(maxAbsDiff(result.logprobs[i], try ref.doubles("token_logprobs.\(i)_f64")) < 1e-4)
         }
-        pass.zeroGradients()
-        let total = Float(result.logprobs.reduce(0) { $0 + $1.count })
-        try pass.backward(dLogprobs: result.logprobs.map { Array(repeating: 1 / total, count: $0.count) })
-        for name in ["model.embed_tokens.weight", "lm_head.weight", "model.layers.1.self_attn.k_proj.bias",
-                     "model.layers.2.mlp.down_proj.weight", "model.layers.0.input_layernorm.weight"] {
-            let e = try #require(model.layout.entry(named: name))
-            let ours = Array(UnsafeBufferPointer(start: pass.gradients.pointer + e.offset, count: e.count))
-            let diff = maxNormRelDiff(ours, try ref.doubles("grad.\(name)_f64"))
-            #expect(diff < 1e-3, "gradient of \(name): relative max-norm difference \(diff)")
-        }
+        try Self.expectGradientsOfTheMeanLogLikelihood(pass, result, ref, ["model.embed_tokens.weight", "lm_head.weight",
+                                                                          "model.layers.1.self_attn.k_proj.bias",
+                                                                          "model.layers.2.mlp.down_proj.weight",
+                                                                          "model.layers.0.input_layernorm.weight"])
     }
 }
