@@ -817,7 +817,7 @@ package final class LearnerServer {
     /// Tells every live actor that takes RelayPeers, and whose relay still admits the keys of an older
     /// allowlist, whom to admit now; one whose queue is full is told at a later turn. So a withdrawn key is
     /// refused by the other actors' relays too, and a new one can be placed below them at once.
-    private func sendRelayPeers() throws {
+    private func sendRelayPeers() {
         guard let live = liveAllowlist else { return }
         let stale = takesRelayPeers.filter { core.actors[$0] != nil && peerOf[$0] != nil && (relayGeneration[$0] ?? 0) < live.generation }
         guard !stale.isEmpty else { return }
@@ -825,7 +825,7 @@ package final class LearnerServer {
         update.publicKeys = weightService.relayPublicKeys
         let message = WireMessage(.relayPeers(update))
         for identity in stale.sorted() {
-            if try control.send(message, to: peerOf[identity]!, deadline: .now) == .sent { relayGeneration[identity] = live.generation }
+            if (try? control.send(message, to: peerOf[identity]!, deadline: .now)) == .sent { relayGeneration[identity] = live.generation }
         }
     }
 
@@ -839,7 +839,7 @@ package final class LearnerServer {
             try events.emit(.leaseExpired(lease, step: core.step))
         }
         try applyAllowlistChanges(now: now)
-        try sendRelayPeers()
+        sendRelayPeers()
         for (identity, leases) in core.evictSilent(now: now) {
             let peer = peerOf[identity]
             if let peer { forget(peer: peer) }

@@ -71,10 +71,10 @@ package final class LearnerTraining {
                                   publishVersion: publish ? PolicyVersion(epoch: epoch, step: UInt64(step)) : nil))
     }
 
-    /// Records the steps the trainer thread finished (`waiting`: first waits for the one under way).
     /// Why the learner stops, when a step failed (`learner failed: …` in its Byes).
     private(set) var failure: String?
 
+    /// Records the steps the trainer thread finished (`waiting`: first waits for the one under way).
     /// False when a step failed: the learner then stops.
     @discardableResult
     func recordFinishedSteps(waiting: Bool = false) throws -> Bool {
