@@ -58,7 +58,9 @@ package struct TemperatureOption: ParsableArguments {
 
     package func validate() throws {
         // The run configuration's range: far below it logits over the temperature overflow to NaN log-probs.
-        try requireSettingRange("--temperature", .number(Double(temperature)), shown: "\(temperature)", as: "sampling.temperature")
+        // Checked as written (0.01, not the Float nearest it, 0.0099999998), as the configuration reads it.
+        try requireSettingRange("--temperature", .number(Double("\(temperature)") ?? Double(temperature)), shown: "\(temperature)",
+                                as: "sampling.temperature")
     }
 }
 

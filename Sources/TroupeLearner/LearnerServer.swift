@@ -607,8 +607,11 @@ package final class LearnerServer {
         w.maxStaleness = UInt32(config.learner.maxStaleness)
         w.configJson = welcomeJSON
         w.configDigest = configDigest
-        relayGeneration[identity] = liveAllowlist?.generation ?? 0
-        if liveAllowlist != nil, hello.protocolMinor >= Self.relayPeersMinor { takesRelayPeers.insert(identity) } else { takesRelayPeers.remove(identity) }
+        if let liveAllowlist {
+            // Only an authenticated run's relays admit by key; its identities are its allowlist's names.
+            relayGeneration[identity] = liveAllowlist.generation
+            if hello.protocolMinor >= Self.relayPeersMinor { takesRelayPeers.insert(identity) } else { takesRelayPeers.remove(identity) }
+        }
         _ = try control.send(WireMessage(.welcome(w)), to: peer, deadline: .now)
     }
 

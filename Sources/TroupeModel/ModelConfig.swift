@@ -97,7 +97,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         return config
     }
 
-    /// A Hugging Face config.json for this configuration (LlamaForCausalLM or Qwen2ForCausalLM).
+    /// A Hugging Face config.json for this configuration (LlamaForCausalLM, Qwen2ForCausalLM or Qwen3ForCausalLM).
     public func jsonData() throws -> Data {
         try huggingFaceJSON.serialized()
     }

@@ -35,7 +35,8 @@ extension ModelConfig {
             layers: try c.decode(Int.self, forKey: .layers),
             heads: heads,
             kvHeads: try c.decodeIfPresent(Int.self, forKey: .kvHeads) ?? heads,
-            headDim: try c.decodeIfPresent(Int.self, forKey: .headDim) ?? (heads > 0 ? hidden / heads : 0),
+            // Qwen3Config's own default is 128; the others divide the hidden size among the heads.
+            headDim: try c.decodeIfPresent(Int.self, forKey: .headDim) ?? (modelType == "qwen3" ? 128 : heads > 0 ? hidden / heads : 0),
             rmsNormEps: try c.decodeIfPresent(Double.self, forKey: .rmsNormEps) ?? 1e-6,
             ropeTheta: theta ?? 10000,
             ropeScaling: scaling,
@@ -84,13 +85,14 @@ extension ModelConfig {
     /// transformers 5 writes them, under `rope_parameters`, which wins where it says.
     private static func rope(_ c: KeyedDecodingContainer<HFKey>) throws -> (theta: Double?, scaling: RopeScaling?) {
         var theta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta)
-        var scaling = try c.decodeNil(forKey: .ropeScaling, default: true)
-            ? nil : try ropeScaling(try object(c, .ropeScaling), field: "rope_scaling")
-        guard try !c.decodeNil(forKey: .ropeParameters, default: true) else { return (theta, scaling) }
-        let parameters = try object(c, .ropeParameters)
-        theta = try parameters.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? theta
-        if parameters.contains(.ropeType) { scaling = try ropeScaling(parameters, field: "rope_parameters") }
-        return (theta, scaling)
+        if try !c.decodeNil(forKey: .ropeParameters, default: true) {
+            let parameters = try object(c, .ropeParameters)
+            theta = try parameters.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? theta
+            // Where it names a type, rope_parameters is the scaling, and rope_scaling is not read.
+            if parameters.contains(.ropeType) { return (theta, try ropeScaling(parameters, field: "rope_parameters")) }
+        }
+        if try c.decodeNil(forKey: .ropeScaling, default: true) { return (theta, nil) }
+        return (theta, try ropeScaling(try object(c, .ropeScaling), field: "rope_scaling"))
     }
 
     private static func object(_ c: KeyedDecodingContainer<HFKey>, _ key: HFKey) throws -> KeyedDecodingContainer<HFKey> {
@@ -100,12 +102,13 @@ extension ModelConfig {
     /// The scaling an object with `rope_type` (older files: `type`) declares; nil for `default`. Only the
     /// kinds that change nothing but the frequencies are implemented; the others are refused by name.
     private static func ropeScaling(_ p: KeyedDecodingContainer<HFKey>, field: String) throws -> RopeScaling? {
-        guard let type = try p.strict(String.self, .ropeType) ?? p.strict(String.self, .type) else {
+        let typeKey: HFKey = p.contains(.ropeType) ? .ropeType : .type
+        guard let type = try p.strict(String.self, typeKey) else {
             throw ModelError.invalidConfig(field: "\(field).rope_type", reason: "missing")
         }
         if type == "default" { return nil }
         guard let kind = RopeScaling.Kind(rawValue: type) else {
-            throw ModelError.invalidConfig(field: "\(field).rope_type", reason: "\(type) is not supported (only default, linear and llama3)")
+            throw ModelError.invalidConfig(field: "\(field).\(typeKey.rawValue)", reason: "\(type) is not supported (only default, linear and llama3)")
         }
         func required<T: Decodable>(_ key: HFKey) throws -> T {
             guard let value = try p.strict(T.self, key) else {
@@ -114,9 +117,12 @@ extension ModelConfig {
             return value
         }
         let factor: Double = try required(.factor)
-        guard kind == .llama3 else { return RopeScaling(kind: kind, factor: factor) }
-        return RopeScaling(kind: kind, factor: factor, lowFrequencyFactor: try required(.lowFreqFactor),
-                           highFrequencyFactor: try required(.highFreqFactor), originalMaxPositions: try required(.originalMaxPositions))
+        let scaling = kind == .llama3
+            ? RopeScaling(kind: kind, factor: factor, lowFrequencyFactor: try required(.lowFreqFactor),
+                          highFrequencyFactor: try required(.highFreqFactor), originalMaxPositions: try required(.originalMaxPositions))
+            : RopeScaling(kind: kind, factor: factor)
+        try scaling.validate(field: field)
+        return scaling
     }
 
     /// `eos_token_id`: one id, a list of them, or null.

@@ -48,10 +48,11 @@ public struct RopeScaling: Equatable, Sendable {
         }
     }
 
-    /// Refuses values that would give no frequency or divide by zero, naming the key.
-    func validate() throws {
+    /// Refuses values that would give no frequency or divide by zero, naming the key under `field`
+    /// (`rope_scaling` or `rope_parameters`, where the configuration declared them).
+    func validate(field: String = "rope_scaling") throws {
         func need(_ ok: Bool, _ key: String, _ why: String) throws {
-            if !ok { throw ModelError.invalidConfig(field: "rope_scaling.\(key)", reason: why) }
+            if !ok { throw ModelError.invalidConfig(field: "\(field).\(key)", reason: why) }
         }
         try need(factor.isFinite && factor > 0, "factor", "must be > 0 (got \(factor))")
         guard kind == .llama3 else { return }

@@ -46,6 +46,8 @@ import TroupeTasks
         expectUsageError(model + ["--prompt", "x", "--samples", "100000000"], "--samples must be in 1 … 4096 (as eval.samples), got 100000000")
         expectUsageError(model + ["--prompt", "x", "--samples", "two"], "The value 'two' is invalid for '--samples")
         expectUsageError(model + ["--prompt", "x", "--temperature", "0"], "--temperature must be in 0.01 … 10 (as sampling.temperature), got 0.0")
+        #expect(refusal(model + ["--prompt", "x", "--temperature", "0.01"]) == nil && refusal(model + ["--prompt", "x", "--temperature", "10"]) == nil,
+                "the range's own ends are accepted")
         expectUsageError(model + ["--prompt", "x", "--temperature", "1e-45"], "--temperature must be in 0.01 … 10 (as sampling.temperature), got 1e-45")
         expectUsageError(model + ["--prompt", "x", "--temperature", "nan"], "--temperature must be in 0.01 … 10")
         // Negative numbers go as --option=-1: a lone -1 reads as an option name.

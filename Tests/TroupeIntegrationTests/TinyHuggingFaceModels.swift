@@ -15,7 +15,7 @@ import TroupeModel
 /// - `qwen3Chat`: a Qwen3-shaped directory: `model_type` qwen3 with its per-head query and key norms
 ///   (`q_norm`, `k_norm`, weights far from 1), no biases, `head_dim` 32 (not hidden ÷ heads), tied
 ///   embeddings as Qwen3-0.6B, one F32 `model.safetensors`, the Qwen2-style tokenizer, and Qwen2.5-Instruct's
-///   chat template (Qwen3's own needs `namespace()`, which troupe refuses).
+///   chat template (the ChatML prompt Qwen3's own template renders for a system and a user message).
 ///
 /// The tokenizers are the committed ones of Tests/TroupeTokenizerTests/Goldens (trained with Hugging Face
 /// `tokenizers`); the templates are copied verbatim from those models' tokenizer_config.json.

@@ -18,6 +18,7 @@ import TroupeModel
         #expect(qwen.attentionBias && !qwen.tieWordEmbeddings && !qwen.queryKeyNorm)
         let qwen3 = try parse("", modelType: "qwen3")
         #expect(!qwen3.attentionBias && !qwen3.tieWordEmbeddings && qwen3.queryKeyNorm && !llama.queryKeyNorm)
+        #expect(qwen3.headDim == 128 && llama.headDim == 4, "Qwen3Config's head_dim default, not hidden ÷ heads")
         #expect(try ModelConfig.parse(json: qwen3.jsonData()) == qwen3, "written back as qwen3")
     }
 
@@ -29,7 +30,7 @@ import TroupeModel
     }
 
     @Test(arguments: [
-        (#""rope_scaling": {"type": "dynamic", "factor": 2}"#, ModelError.invalidConfig(field: "rope_scaling.rope_type", reason: "dynamic is not supported (only default, linear and llama3)")),
+        (#""rope_scaling": {"type": "dynamic", "factor": 2}"#, ModelError.invalidConfig(field: "rope_scaling.type", reason: "dynamic is not supported (only default, linear and llama3)")),
         (#""rope_scaling": {"factor": 2}"#, .invalidConfig(field: "rope_scaling.rope_type", reason: "missing")),
         (#""rope_scaling": {"rope_type": "llama3", "factor": 8, "low_freq_factor": 1, "high_freq_factor": 4}"#,
          .invalidConfig(field: "rope_scaling.original_max_position_embeddings", reason: "missing (llama3 scaling needs it)")),
@@ -118,5 +119,13 @@ import TroupeModel
         // "default" in either place is no scaling; rope_parameters wins where it names a type.
         #expect(try parse(#""rope_scaling": {"rope_type": "default"}"#).ropeScaling == nil)
         #expect(try parse(#""rope_scaling": {"type": "linear", "factor": 2}, "rope_parameters": {"rope_type": "default"}"#).ropeScaling == nil)
+        #expect(try parse(#""rope_scaling": {"type": "yarn"}, "rope_parameters": {"rope_type": "default"}"#).ropeScaling == nil,
+                "rope_scaling is not read where rope_parameters names a type")
+        #expect(throws: ModelError.invalidConfig(field: "rope_parameters.factor", reason: "must be > 0 (got 0.0)")) {
+            try parse(#""rope_parameters": {"rope_type": "linear", "factor": 0}"#)
+        }
+        #expect(throws: ModelError.invalidConfig(field: "rope_scaling.type", reason: "yarn is not supported (only default, linear and llama3)")) {
+            try parse(#""rope_scaling": {"type": "yarn", "factor": 2}"#)
+        }
     }
 }

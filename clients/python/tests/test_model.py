@@ -67,7 +67,9 @@ class ModelTests(unittest.TestCase):
         base = {"hidden_size": 8, "num_attention_heads": 2, "num_hidden_layers": 1, "vocab_size": 4, "max_position_embeddings": 8}
         for extra, words in [({"model_type": "gemma"}, "model_type 'gemma'"),
                              ({"rope_scaling": {"rope_type": "yarn", "factor": 4}}, "rope scaling 'yarn'"),
-                             ({"rope_parameters": {"rope_type": "dynamic", "factor": 2}}, "rope scaling 'dynamic'")]:
+                             ({"rope_parameters": {"rope_type": "dynamic", "factor": 2}}, "rope scaling 'dynamic'"),
+                             ({"rope_scaling": {"factor": 2}}, "rope scaling None"),
+                             ({"rope_scaling": {"rope_type": "llama3", "factor": 8}}, "without low_freq_factor")]:
             with self.assertRaises(UnsupportedModel) as caught:
                 ModelConfig({**base, **extra})
             self.assertIn(words, str(caught.exception))

@@ -28,17 +28,24 @@ class ModelConfig:
             raise UnsupportedModel(f"hidden_act {config.get('hidden_act')!r}: only silu is implemented")
         rope = config.get("rope_parameters") or {}
         # rope_parameters (transformers 5) wins where it names a type; else rope_scaling (type or rope_type).
-        scaling = rope if "rope_type" in rope else (config.get("rope_scaling") or {})
-        self.rope_type = scaling.get("rope_type", scaling.get("type", "default"))
+        scaling = rope if "rope_type" in rope else config.get("rope_scaling")
+        if scaling is None:
+            scaling = {"rope_type": "default"}
+        self.rope_type = scaling.get("rope_type", scaling.get("type"))
         if self.rope_type not in ("default", "linear", "llama3"):
             raise UnsupportedModel(f"rope scaling {self.rope_type!r}: only linear and llama3 are implemented")
+        needed = {"linear": ["factor"], "llama3": ["factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"]}
+        for key in needed.get(self.rope_type, []):
+            if key not in scaling:
+                raise UnsupportedModel(f"rope scaling {self.rope_type!r} without {key}")
         self.rope_scaling = scaling
         if config.get("use_sliding_window"):
             raise UnsupportedModel("sliding-window attention is not implemented")
         self.hidden = int(need("hidden_size"))
         self.heads = int(need("num_attention_heads"))
         self.kv_heads = int(config.get("num_key_value_heads", self.heads))
-        self.head_dim = int(config.get("head_dim") or self.hidden // self.heads)
+        # Qwen3Config's own default is 128; the others divide the hidden size among the heads.
+        self.head_dim = int(config.get("head_dim") or (128 if model_type == "qwen3" else self.hidden // self.heads))
         self.layers = int(need("num_hidden_layers"))
         self.vocab = int(need("vocab_size"))
         self.eps = float(config.get("rms_norm_eps", 1e-6))
