@@ -791,7 +791,13 @@ package final class LearnerServer {
         case .changed(let change):
             endpoints.updateAllowlist(live.security.allowlist)
             welcomeJSON = nextWelcome
-            weightService.relayPublicKeys = LiveAllowlist.relayPeers(of: live.security.allowlist)
+            let relayPeers = LiveAllowlist.relayPeers(of: live.security.allowlist)
+            if relayPeers == weightService.relayPublicKeys {
+                // No actor's key changed (a monitor's did): relays told the last generation's keys admit
+                // this one's too, and nobody is sent the same RelayPeers again.
+                for (identity, generation) in relayGeneration where generation == live.generation - 1 { relayGeneration[identity] = live.generation }
+            }
+            weightService.relayPublicKeys = relayPeers
             // A replaced key's connections are refused from their next message (the per-message check
             // compares keys), so the actor they carry leaves as a removed one does; the new key joins afresh.
             let withdrawn = change.removed.map { ($0, "removed from") } + change.replaced.map { ($0, "replaced in") }

@@ -116,6 +116,9 @@ import TroupeWire
         run.check(learner.stderr.contains("\"msg\":\"allowlist changed\""), "the learner did not say the allowlist changed")
 
         // The monitor's key removed: the log stream drops its subscribers, and only the others come back.
+        // No actor's key changed, so no relay is sent its keys again.
+        func relayUpdates(_ actor: Child) -> Int { actor.stderr.split(separator: "\n").filter { $0.contains("the relay admits the actors the learner listed") }.count }
+        let relayUpdatesBefore = relayUpdates(late)
         run.check(monitored() > 0, "the monitor saw no event while its key was allowlisted")
         try FileManager.default.removeItem(atPath: keys + "/allowed/watch.key")
         run.waitUntil("the monitor's key withdrawn", within: 10) { learner.stderr.contains("\"removed\":\"watch\"") }
@@ -124,6 +127,7 @@ import TroupeWire
         run.waitUntil("2 more steps", within: 30) { run.records.stepsDone.count >= stepsAtCut + 2 }
         Thread.sleep(forTimeInterval: 3)
         run.check(monitored() == seenAtCut, "the monitor whose key was removed saw \(monitored() - seenAtCut) more events")
+        run.check(relayUpdates(late) == relayUpdatesBefore, "a2's relay was sent the same keys again after a monitor's key was removed")
         run.waitUntil("the monitor says its key was refused", within: 10) { monitor.stderr.contains("refused this monitor's key") }
 
         // a2's key replaced by another under the same name: a2's process, still holding the old key's
