@@ -23,22 +23,19 @@ extension LlamaModel {
     }
 
     /// norm: (n, C) → q: (n, Q), k, v: (n, K), before RoPE; with `queryKeyNorm`, q and k normalised per
-    /// head (rows of headDim) in place, their inputs kept in `saving` when given.
+    /// head (rows of headDim), in place, or from the projections kept in `saving` when given.
     func projectQKV(layer l: Int, norm: UnsafePointer<Float>, q: UnsafeMutablePointer<Float>,
                     k: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, n: Int, decoding: Bool = false,
                     saving: QueryKeyNormInputs? = nil) {
         let c = config, lo = layout.layers[l]
-        linear(norm, lo.q, lo.qBias, q, n: n, inFeatures: c.hiddenSize, outFeatures: c.qDim, decoding: decoding)
-        linear(norm, lo.k, lo.kBias, k, n: n, inFeatures: c.hiddenSize, outFeatures: c.kvDim, decoding: decoding)
+        let projectedQ = saving?.q ?? q, projectedK = saving?.k ?? k
+        linear(norm, lo.q, lo.qBias, projectedQ, n: n, inFeatures: c.hiddenSize, outFeatures: c.qDim, decoding: decoding)
+        linear(norm, lo.k, lo.kBias, projectedK, n: n, inFeatures: c.hiddenSize, outFeatures: c.kvDim, decoding: decoding)
         linear(norm, lo.v, lo.vBias, v, n: n, inFeatures: c.hiddenSize, outFeatures: c.kvDim, decoding: decoding)
         guard let qNorm = lo.qNorm, let kNorm = lo.kNorm else { return }
-        if let saving {
-            saving.q.update(from: q, count: n * c.qDim)
-            saving.k.update(from: k, count: n * c.kvDim)
-        }
         let eps = Float(c.rmsNormEps)
-        RMSNorm.forward(x: q, weight: w(qNorm), y: q, rstd: saving?.qRstd, n: n * c.heads, c: c.headDim, eps: eps)
-        RMSNorm.forward(x: k, weight: w(kNorm), y: k, rstd: saving?.kRstd, n: n * c.kvHeads, c: c.headDim, eps: eps)
+        RMSNorm.forward(x: projectedQ, weight: w(qNorm), y: q, rstd: saving?.qRstd, n: n * c.heads, c: c.headDim, eps: eps)
+        RMSNorm.forward(x: projectedK, weight: w(kNorm), y: k, rstd: saving?.kRstd, n: n * c.kvHeads, c: c.headDim, eps: eps)
     }
 
     /// mid = input + attn · Woᵀ, then the MLP half: out = mid + SwiGLU(norm2(mid)) · Wdownᵀ.
