@@ -368,13 +368,11 @@ package final class ActorClient {
                     try admitToRelay(peers)
                     console.info("the allowlist changed: the relay admits the actors the learner listed", ["actors": .integer(peers.count)])
                 } catch {
-                    endpoints.admitRelayPeers(CurveAllowlist())
-                    console.warn("the learner's RelayPeers cannot be used (\(error)); the relay admits nobody until the next Welcome")
+                    closeRelayToEveryone(because: "\(error)")
                 }
             case .badRelayPeers(let problem):
                 guard relay != nil, options.security != nil else { continue }
-                endpoints.admitRelayPeers(CurveAllowlist())
-                console.warn("the learner's RelayPeers cannot be used (\(problem)); the relay admits nobody until the next Welcome")
+                closeRelayToEveryone(because: problem)
             }
         }
     }
@@ -420,6 +418,12 @@ package final class ActorClient {
     /// refused from their next handshake or message.
     private func admitToRelay(_ peers: [String: CurveKey]) throws {
         endpoints.admitRelayPeers(try CurveAllowlist(peers.map { .init(name: $0.key, role: .actor, publicKey: $0.value) }))
+    }
+
+    /// A RelayPeers this actor cannot use: its relay admits nobody until the next Welcome (fail closed).
+    private func closeRelayToEveryone(because problem: String) {
+        endpoints.admitRelayPeers(CurveAllowlist())
+        console.warn("the learner's RelayPeers cannot be used (\(problem)); the relay admits nobody until the next Welcome")
     }
 
     private func connectSideChannels(_ w: Troupe_V1_Welcome) throws {
