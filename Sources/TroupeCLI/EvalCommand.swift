@@ -48,6 +48,10 @@ package struct EvalCommand: ParsableCommand {
                                             valueName: "text"))
     package var systemPrompt: String?
 
+    @Option(name: .long, help: ArgumentHelp("The date (YYYY-MM-DD, optionally THH:MM[:SS]) a chat template's strftime_now() writes (default: none, strftime_now undefined).",
+                                            valueName: "date"))
+    package var chatDate: String?
+
     /// The model directory, from the argument or --model (validate() requires one).
     package var model: String { modelArgument ?? modelOption ?? "" }
 
@@ -121,6 +125,10 @@ package struct EvalCommand: ParsableCommand {
         if systemPrompt != nil && chatTemplate == .asWritten {
             throw ValidationError("--system-prompt needs a chat template (--chat-template auto)")
         }
+        if let chatDate {
+            if chatTemplate == .asWritten { throw ValidationError("--chat-date needs a chat template (--chat-template auto)") }
+            do { _ = try ChatDate(parsing: chatDate) } catch { throw ValidationError("--chat-date \(error)") }
+        }
         switch (task, file) {
         case (nil, nil): throw ValidationError("give --task SPEC (e.g. --task arith:add2) or --file JSONL")
         case (_?, _?): throw ValidationError("give only one of --task and --file")
@@ -189,7 +197,8 @@ package struct EvalCommand: ParsableCommand {
             }
             return .plain
         }
-        return .chat(ChatPrompt(template: template, systemPrompt: systemPrompt, tokenizer: tokenizer))
+        return .chat(ChatPrompt(template: template, systemPrompt: systemPrompt, tokenizer: tokenizer,
+                                date: try chatDate.map(ChatDate.init(parsing:))))
     }
 
     private func loadItems() throws -> ([TaskItem], [TaskFileProblem]) {
@@ -230,6 +239,7 @@ package struct EvalCommand: ParsableCommand {
             "skipped_lines": .integer(skippedLines),
             "prompt_format": .string(format.isChat ? "chat_template" : "plain"),
             "system_prompt": text(format.isChat ? systemPrompt : nil),
+            "chat_date": text(format.isChat ? chatDate.flatMap { try? ChatDate(parsing: $0).description } : nil),
             "stop_sequences": .array(stops.map(JSONValue.string)),
             "k": .integer(result.k),
             "temperature": .number(Double(sampling.temperature)),

@@ -36,6 +36,8 @@ package struct RunConfig: Sendable {
         package var chatTemplate = "auto"
         /// The system message of a chat-template prompt (nil: none, the template may write its default).
         package var systemPrompt: String?
+        /// What a chat template's `strftime_now()` writes (ChatDate's form); nil leaves it undefined.
+        package var chatDate: String?
     }
     package struct Sampling: Sendable, Equatable {
         package var temperature = 1.0

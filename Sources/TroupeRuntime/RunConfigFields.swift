@@ -3,6 +3,7 @@ import TroupeJSON
 import TroupeModel
 import TroupeRL
 import TroupeTensor
+import TroupeTokenizer
 import TroupeWire
 
 /// One key of the run configuration, declared once: its name, the `RunConfig` field it sets (whose
@@ -123,6 +124,7 @@ extension RunConfig {
         .bool("task.label_free", \.task.labelFree, "test-time mode: answers never reach the learner, the actors or the reward; `troupe run` uses them only to evaluate"),
         .string("task.chat_template", \.task.chatTemplate, allowed: ["auto", "none"], "`auto`: each prompt becomes the user message of the model directory's chat template (tokenizer_config.json `chat_template` or chat_template.jinja) when it has one; `none`: prompts are given as written (docs/models.md)"),
         .optionalString("task.system_prompt", \.task.systemPrompt, "the system message of chat-template prompts, e.g. `Please reason step by step, and put your final answer within \\boxed{}.`; null: none (the template may write its default one)"),
+        .optionalString("task.chat_date", \.task.chatDate, "the date a chat template's `strftime_now()` writes, `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SS` (Hugging Face reads the clock there; a fixed date keeps runs reproducible); null: `strftime_now` is undefined, and Llama 3.x templates write their own date (docs/models.md)"),
         .double("optimizer.learning_rate", \.optimizer.learningRate, 0...1, "AdamW learning rate (the peak, with a schedule)"),
         .double("optimizer.beta1", \.optimizer.beta1, 0...0.999999, "AdamW first-moment decay"),
         .double("optimizer.beta2", \.optimizer.beta2, 0...0.999999999, "AdamW second-moment decay"),
@@ -375,6 +377,12 @@ extension RunConfig: Decodable {
         if task.spec != nil && task.file != nil { throw ConfigError(key: "task.file", problem: "set only one of task.spec and task.file") }
         if task.systemPrompt != nil && task.chatTemplate == "none" {
             throw ConfigError(key: "task.system_prompt", problem: "a system prompt needs task.chat_template \"auto\" (a model with a chat template)")
+        }
+        if let chatDate = task.chatDate {
+            if task.chatTemplate == "none" {
+                throw ConfigError(key: "task.chat_date", problem: "a chat date needs task.chat_template \"auto\" (a model with a chat template)")
+            }
+            do { _ = try ChatDate(parsing: chatDate) } catch { throw ConfigError(key: "task.chat_date", problem: "\(error)") }
         }
         // A lease names weights at most max_staleness steps behind the learner (Lease.min_version); a
         // version is only ever fetched once published, so a step between publications would be waited for forever.

@@ -60,7 +60,11 @@ package enum RunSetup {
             }
             return .plain
         }
-        return .chat(ChatPrompt(template: template, systemPrompt: config.task.systemPrompt, tokenizer: tokenizer))
+        let date: ChatDate?
+        do { date = try config.task.chatDate.map(ChatDate.init(parsing:)) } catch {
+            throw ConfigError(key: "task.chat_date", problem: "\(error)")
+        }
+        return .chat(ChatPrompt(template: template, systemPrompt: config.task.systemPrompt, tokenizer: tokenizer, date: date))
     }
 
     /// `contextLength`: the model's positions; a prompt that fills them leaves nothing to generate.

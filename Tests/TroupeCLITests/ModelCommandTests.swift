@@ -128,6 +128,13 @@ import TroupeTasks
         expectUsageError(["eval", scratch.model, "--task", "arith:add2", "--max-new-tokens", "0"] + samples, "--max-new-tokens must be in 1 … 65536")
         expectUsageError(["eval", scratch.model, "--task", "arith:add2", "--temperature", "inf"] + samples, "--temperature must be in 0.01 … 10")
         expectUsageError(["eval", scratch.model, "--task", "arith:add2", "--threads=-2"] + samples, "--threads must be at least 1, got -2")
+        expectUsageError(["eval", scratch.model, "--task", "arith:add2", "--chat-date", "yesterday"] + samples,
+                         "--chat-date \"yesterday\": expected a date YYYY-MM-DD")
+        expectUsageError(["eval", scratch.model, "--task", "arith:add2", "--chat-date", "2026-02-30"] + samples,
+                         "--chat-date \"2026-02-30\": 2026-02 has no day 30")
+        expectUsageError(["eval", scratch.model, "--task", "arith:add2", "--chat-template", "none", "--chat-date", "2026-12-06"] + samples,
+                         "--chat-date needs a chat template (--chat-template auto)")
+        #expect(refusal(["eval", scratch.model, "--task", "arith:add2", "--chat-date", "2026-12-06T22:00"] + samples) == nil)
     }
 
     // MARK: sft

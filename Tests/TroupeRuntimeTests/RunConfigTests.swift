@@ -51,6 +51,8 @@ import TroupeTokenizer
         ("{\"endpoints\": {\"metrics_port\": 5556}}", "config.json:1:32: endpoints.metrics_port: is 5556, a port of one of the learner's sockets (control, weights, announce, logs, logs_in)"),
         ("{\"reward_workers\": {\"endpoints\": [\"tcp://h:1\", \"tcp://h:2\", \"tcp://h:3\"], \"version\": \"v1\", \"server_keys\": [\"a.key\", \"b.key\"]}, \"algorithm\": {\"reward.kind\": \"external\", \"sampling.samples_per_prompt\": null, \"sampling.train_samples\": null}}", "config.json:1:107: reward_workers.server_keys: lists 2 key files for 3 reward_workers.endpoints: give one for every worker, or one per endpoint in order"),
         ("{\"reward_workers\": {\"endpoints\": [\"tcp://h:1\"], \"version\": \"v1\", \"client_key\": \"me.key_secret\"}, \"algorithm\": {\"reward.kind\": \"external\", \"sampling.samples_per_prompt\": null, \"sampling.train_samples\": null}}", "config.json:1:80: reward_workers.client_key: is set but reward_workers.server_keys is empty: the learner presents a key only to workers it can authenticate; name their public keys"),
+        ("{\"task\": {\"chat_date\": \"26 Jul 2024\"}}", "config.json:1:24: task.chat_date: \"26 Jul 2024\": expected a date YYYY-MM-DD"),
+        ("{\"task\": {\"chat_template\": \"none\", \"chat_date\": \"2024-07-26\"}}", "config.json:1:49: task.chat_date: a chat date needs task.chat_template \"auto\" (a model with a chat template)"),
         ("[1]", "config.json:1:1: top level must be an object, got an array"),
     ])
     func refusesFileWithPosition(text: String, message: String) {
@@ -140,6 +142,25 @@ import TroupeTokenizer
         }
     }
 
+    /// `task.chat_date` reaches the model directory's template: it writes that date, and without one its own fallback.
+    @Test func theChatDateIsWhatTheTemplateWrites() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("chat-date-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let template = "{%- if strftime_now is defined %}{{ strftime_now('%d %b %Y') }}{% else %}26 Jul 2024{% endif %}: {{ messages[0].content }}"
+        try JSONValue.object(["chat_template": .string(template)]).serialized()
+            .write(to: directory.appendingPathComponent("tokenizer_config.json"))
+        func firstPrompt(_ overrides: [String]) throws -> String {
+            let config = try RunConfig.parse(.object([:]), overrides: ["task.count=1", "model.path=\(directory.path)"] + overrides)
+            let prompts = try RunSetup.prompts(config, tokenizer: ByteTokenizer())
+            return try ByteTokenizer().decode(try #require(prompts.entries.first).tokens)
+        }
+        let undated = try firstPrompt([])
+        #expect(undated.hasPrefix("26 Jul 2024: "), "\(undated)")
+        let dated = try firstPrompt(["task.chat_date=2026-12-06T22:00:00"])
+        #expect(dated.hasPrefix("06 Dec 2026: ") && dated.dropFirst(13) == undated.dropFirst(13), "\(dated)")
+    }
+
     /// A model whose files would not fit the Welcome an actor accepts is refused naming `model.path` and the files.
     @Test func aWelcomeTooLargeForActorsIsAConfigurationError() throws {
         let config = try RunConfig.parse(.object([:]))
@@ -190,7 +211,8 @@ import TroupeTokenizer
         let resumed = try RunConfig.loadForResume(frozen: constant, overrides: ["run.max_steps=9", "endpoints.advertise_host=node7",
                                                                                 "learner.heartbeat_timeout_s=3"])
         #expect(resumed.run.maxSteps == 9 && resumed.endpoints.advertiseHost == "node7" && resumed.learner.heartbeatTimeoutSeconds == 3)
-        for key in ["learner.batch_groups=4", "optimizer.learning_rate=1", "sampling.temperature=2", "algorithm.loss.kind=topr"] {
+        for key in ["learner.batch_groups=4", "optimizer.learning_rate=1", "sampling.temperature=2", "algorithm.loss.kind=topr",
+                    "task.chat_date=2026-12-06"] {
             #expect(throws: ConfigError.self, "\(key)") { try RunConfig.loadForResume(frozen: constant, overrides: [key]) }
         }
         let cosine = try frozen(["task.spec=arith:add2", "optimizer.schedule=cosine"])

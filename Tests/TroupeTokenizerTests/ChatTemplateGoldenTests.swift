@@ -5,7 +5,8 @@ import TroupeTokenizer
 /// The interpreter against jinja2 itself: Goldens/chat-templates/jinja2-goldens.json holds what jinja2
 /// 3.1.4 renders with `apply_chat_template`'s settings (scripts/tokenizer/make_chat_template_goldens.py)
 /// for the SmolLM2-Instruct and Qwen2.5-Instruct templates on several conversations, 300 random mixes
-/// of every whitespace-control form, and expressions, filters, tests, methods and loops.
+/// of every whitespace-control form, expressions, filters, tests, methods and loops, and `strftime_now` at
+/// fixed dates (Python's `datetime.strftime`).
 @Suite("Chat templates against jinja2")
 struct ChatTemplateGoldenTests {
     struct Case: CustomTestStringConvertible, Sendable {
@@ -14,6 +15,7 @@ struct ChatTemplateGoldenTests {
         var messages: [ChatMessage]
         var addGenerationPrompt: Bool
         var variables: [String: String]
+        var date: String?
         var expected: String
         var testDescription: String { name }
     }
@@ -31,19 +33,21 @@ struct ChatTemplateGoldenTests {
             }
             return Case(name: entry["name"] as? String ?? "?", source: source, messages: messages,
                         addGenerationPrompt: entry["add_generation_prompt"] as? Bool ?? false,
-                        variables: entry["variables"] as? [String: String] ?? [:], expected: entry["expected"] as? String ?? "")
+                        variables: entry["variables"] as? [String: String] ?? [:], date: entry["date"] as? String,
+                        expected: entry["expected"] as? String ?? "")
         }
     }()
 
     @Test func theGoldensAreThere() {
-        #expect(Self.cases.count == 343)
+        #expect(Self.cases.count == 358)
+        #expect(Self.cases.filter { $0.date != nil }.count == 7)
         #expect(Self.cases.allSatisfy { !$0.source.isEmpty })
     }
 
     @Test(arguments: cases)
     func rendersAsJinja2Does(_ golden: Case) throws {
         let rendered = try ChatTemplate(golden.source).render(messages: golden.messages, addGenerationPrompt: golden.addGenerationPrompt,
-                                                              variables: golden.variables)
+                                                              variables: golden.variables, date: try golden.date.map(ChatDate.init(parsing:)))
         #expect(rendered == golden.expected)
     }
 }

@@ -153,14 +153,56 @@ struct ChatTemplateTests {
         #expect(failure { try t.render(messages: [user], addGenerationPrompt: true) } == message)
     }
 
+    /// Filters and tests given what they cannot use are errors naming the line.
+    @Test(arguments: [
+        ("{{ 1 is eq }}", "chat template line 1: the test 'eq' takes one argument, got 0"),
+        ("{{ 1 is odd(2) }}", "chat template line 1: the test 'odd' takes no argument, got 1"),
+        ("{{ [1] | select(3) | list }}", "chat template line 1: |select takes a test name, got int"),
+        ("{{ [1] | select(x) | list }}", "chat template line 1: |select takes a test name, got undefined"),
+        ("{{ messages | selectattr | list }}", "chat template line 1: |selectattr takes an attribute name first"),
+        ("{{ 1 | items }}", "chat template line 1: |items needs a mapping, got int"),
+        ("{{ [1] | map(3) }}", "chat template line 1: |map takes a filter name (one of "),
+        ("{{ messages | map(attribute=1) }}", "chat template line 1: |map takes attribute='NAME' and optionally default=VALUE"),
+        ("{{ 3 is divisibleby 0 }}", "chat template line 1: modulo by zero"),
+    ])
+    func filterAndTestMisuseIsAnErrorNamingTheLine(source: String, message: String) throws {
+        let t = try ChatTemplate(source)
+        #expect(failure { try t.render(messages: [user], addGenerationPrompt: true) }.hasPrefix(message))
+    }
+
+    /// strftime_now writes the date it is given, as Llama 3.x templates ask for it; without one it is undefined,
+    /// so those templates take their own fallback and a template that calls it anyway fails, saying why.
+    @Test func strftimeNowWritesTheGivenDateAndIsUndefinedWithoutOne() throws {
+        let llama = try ChatTemplate("""
+            {%- if not date_string is defined %}{%- if strftime_now is defined %}{%- set date_string = strftime_now("%d %b %Y") %}\
+            {%- else %}{%- set date_string = "26 Jul 2024" %}{%- endif %}{%- endif %}Today Date: {{ date_string }}
+            """)
+        #expect(try llama.render(messages: [user], addGenerationPrompt: true) == "Today Date: 26 Jul 2024")
+        #expect(try llama.render(messages: [user], addGenerationPrompt: true, date: ChatDate(parsing: "2026-12-06")) == "Today Date: 06 Dec 2026")
+        let direct = try ChatTemplate("x\n{{ strftime_now('%Y') }}")
+        #expect(failure { try direct.render(messages: [user], addGenerationPrompt: true) } ==
+            "chat template line 2: 'strftime_now' is undefined: no chat date was given for it to write (task.chat_date; --chat-date in troupe eval)")
+        let unknown = try ChatTemplate("{{ strftime_now('%Y %Q') }}")
+        #expect(failure { try unknown.render(messages: [user], addGenerationPrompt: true, date: ChatDate(parsing: "2026-12-06")) } ==
+            "chat template line 1: strftime_now(): \"%Q\": is not a supported strftime conversion (docs/models.md lists them)")
+        let prompt = try ChatTemplate("{{ strftime_now('%F %T') }}")
+        #expect(try prompt.render(messages: [], addGenerationPrompt: false, date: ChatDate(parsing: "2024-02-29T23:59")) == "2024-02-29 23:59:00")
+    }
+
     @Test(arguments: [
         ("{% macro m() %}x{% endmacro %}", "chat template line 1: the {% macro %} statement is not supported"),
         ("{% generation %}{{ x }}{% endgeneration %}", "chat template line 1: the {% generation %} statement is not supported"),
         ("{% set ns.found %}", "chat template line 1: expected {% set NAME.ATTRIBUTE = EXPRESSION %}"),
         ("{{ messages | wordcount }}", "chat template line 1: the filter |wordcount (supported: "),
-        ("{{ x is divisibleby(3) }}", "chat template line 1: the test 'is divisibleby' (supported: "),
+        ("{{ x is sameas(3) }}", "chat template line 1: the test 'is sameas' (supported: "),
+        ("{{ [1] | select('prime') }}", "chat template line 1: the test \"prime\" in |select (supported: "),
+        ("{{ messages | rejectattr('role', 'sameas', 'user') }}", "chat template line 1: the test \"sameas\" in |rejectattr (supported: "),
+        ("{{ [1] | map('wordcount') }}", "chat template line 1: the filter \"wordcount\" in |map (supported: "),
+        ("{{ 1 is eq is none }}", "chat template line 1: tests cannot be chained with 'is'"),
+        ("{% if x %}\n{% break %}{% endif %}", "chat template line 2: {% break %} outside a {% for %} loop"),
+        ("{% for m in messages %}{% endfor %}{% continue %}", "chat template line 1: {% continue %} outside a {% for %} loop"),
         ("{{ x.format(1) }}", "chat template line 1: the method .format() (supported: "),
-        ("{{ strftime_now('%d') }}", "chat template line 1: the function strftime_now() (supported: "),
+        ("{{ dict(a=1) }}", "chat template line 1: the function dict() (supported: "),
         ("{% raw %}{{ x }}{% endraw %}", "chat template line 1: the {% raw %} statement is not supported"),
         ("{% if x %}a", "chat template line 1: missing {% endif %}"),
         ("{{ 'a' ", "chat template line 1: a tag {{ is never closed"),

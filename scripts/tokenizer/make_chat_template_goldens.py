@@ -8,13 +8,15 @@ write the results as goldens for the Swift chat-template interpreter (ChatTempla
 
 Writes Tests/TroupeTokenizerTests/Goldens/chat-templates/jinja2-goldens.json: a list of
 {"name", "source" (or "template_file", a template of this folder), "messages", "add_generation_prompt",
-"variables", "expected"}. Deterministic: the
+"variables", "date" (what strftime_now writes; absent: strftime_now undefined), "expected"}. Deterministic: the
 whitespace cases come from a seeded generator. Cases:
   real-*        the SmolLM2-Instruct and Qwen2.5-Instruct templates on several conversations
   whitespace-*  random mixes of text, {% if %}, {{ }}, {# #} with every whitespace-control form,
                 CR LF newlines and trailing newlines (trim_blocks, lstrip_blocks, keep_trailing_newline)
   expression-*  operators, filters, tests, methods, loops and scoping
+  date-*        strftime_now at fixed dates, and templates that test whether it is defined
 """
+import datetime
 import json
 import os
 import random
@@ -30,18 +32,28 @@ def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False)
     return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
 
 
-env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+def raise_exception(message):
+    raise RuntimeError(message)
+
+
+# As transformers sets up its environment: loop controls, raise_exception. strftime_now is passed per case
+# (transformers reads the clock there; the goldens fix the moment).
+env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
 env.filters["tojson"] = tojson
+env.globals["raise_exception"] = raise_exception
 
 cases = []
 
 
-def add(name, source, messages, generation=True, variables=None, template_file=None):
+def add(name, source, messages, generation=True, variables=None, template_file=None, date=None):
     variables = variables or {}
+    extra = {"strftime_now": lambda format: date.strftime(format)} if date else {}
     expected = env.from_string(source).render(messages=messages, add_generation_prompt=generation, tools=None,
-                                              documents=None, **variables)
+                                              documents=None, **variables, **extra)
     case = {"name": name, "messages": messages, "add_generation_prompt": generation, "variables": variables,
             "expected": expected}
+    if date:
+        case["date"] = date.isoformat()
     # The real templates are named by their file in this folder rather than repeated.
     if template_file:
         case["template_file"] = template_file
@@ -126,8 +138,38 @@ expressions = [
     "{% set ns = namespace(open=true, at=messages|length - 1) %}{% for m in messages[::-1] %}{% set i = (messages|length - 1) - loop.index0 %}{% if ns.open and m.role == 'system' and not (m.content.startswith('<x>') and m.content.endswith('</x>')) %}{% set ns.open = false %}{% set ns.at = i %}{% endif %}{% endfor %}{{ ns.at }}{{ ns.open }}",
     "{% set outer = namespace(n=0) %}{% for a in [1, 2] %}{% for b in [3, 4] %}{% set outer.n = outer.n + a * b %}{% endfor %}{% endfor %}{{ outer.n }}{% set ns = namespace() %}{{ ns }}",
 ]
+expressions += [
+    # select/reject with tests and their operator spellings, selectattr/rejectattr, map, items.
+    "{{ [1,2,3,4]|select('odd')|list }} {{ [1,2,3,4]|reject('even')|join(',') }} {{ ['a','code_interpreter','b']|reject('equalto', 'code_interpreter')|join(', ') }} {{ [0,1,'',none,'x']|select|list }} {{ [1,5,9]|select('>', 3)|list }} {{ [1,5,9]|reject('==', 5)|list }} {{ [3,6,7]|select('divisibleby', 3)|list }} {{ ['a','B']|select('lower')|list }} {{ x|select|list }}",
+    "{{ messages|selectattr('role', 'equalto', 'user')|map(attribute='content')|join('|') }} {{ messages|rejectattr('role', 'eq', 'user')|map(attribute='role')|list }} {{ messages|map(attribute='missing', default='d')|list }} {{ messages|map(attribute='role')|map('upper')|join(',') }} {{ [{'a': {'b': 1}}, {'a': {'b': 2}}]|map(attribute='a.b')|list }} {{ messages|selectattr('missing')|list }} {{ messages|selectattr('missing', 'undefined')|list|length }} {{ [[1,2],[3,4]]|map(attribute='1')|list }} {{ messages|selectattr('role')|list|length }}",
+    "{% for k, v in {'x': 1, 'y': [2]}|items %}{{ k }}={{ v }};{% endfor %}{{ undefined_thing|items|list }}{{ {'a': 1}|items|list|length }}",
+    # Tests that take an argument, in parentheses or right after the name.
+    "{{ 3 is divisibleby 3 }} {{ 4 is divisibleby(3) }} {{ 'a' is in 'abc' }} {{ 2 is in [1, 3] }} {{ 1 is eq 1.0 }} {{ 'x' is equalto 'y' }} {{ 2 is gt 1 }} {{ 2 is ge(3) }} {{ 1 is lt 2 and 1 is le 1 }} {{ 5 is ne 5 }} {{ 5 is not ne 5 }}",
+    "{{ 'abc' is lower }} {{ 'ABC' is upper }} {{ 'aB' is lower }} {{ '12' is lower }} {{ 2 is greaterthan 1 }} {{ 1 is lessthan 2 }} {{ range is callable }} {{ 'x' is callable }} {{ x is not defined and 1 is eq 1 }} {{ 'ab' is in messages[1].content or 1 is eq 2 }}",
+    # Loop controls (transformers enables them).
+    "{% for i in range(10) %}{% if i == 2 %}{% continue %}{% endif %}{% if i > 4 %}{% break %}{% endif %}{{ i }}{% endfor %}|{% for m in messages %}{{ m.role }}{% if loop.first %}{% break %}{% endif %}{% endfor %}|{% for i in [1,2] %}{% for j in [1,2,3] %}{% if j == 2 %}{% break %}{% endif %}{{ i }}{{ j }}{% endfor %}{% endfor %}|{% for i in [1, 2] if i > 5 %}{% break %}{% else %}none{% endfor %}",
+    # The functions transformers defines, as values.
+    "{{ raise_exception is defined }} {{ range is defined }} {{ namespace is defined }} {{ strftime_now is defined }} {{ strftime_now is undefined }}",
+]
 for i, source in enumerate(expressions):
     add(f"expression-{i}", source, MESSAGES, True, {"bos_token": "<s>", "eos_token": "</s>"})
+
+# strftime_now: the conversions chat templates use and the rest of glibc's, at dates whose ISO week, week
+# numbers, 12-hour clock and leap day are edge cases; and Llama 3.x's date block with and without a date.
+DATES = [datetime.datetime(2024, 7, 26, 9, 5, 3), datetime.datetime(2027, 1, 1, 0, 0, 0),
+         datetime.datetime(2024, 12, 31, 12, 30, 59), datetime.datetime(2024, 2, 29, 23, 59, 0),
+         datetime.datetime(2021, 1, 3, 13, 1, 1), datetime.datetime(1999, 12, 27, 7, 7, 7)]
+STRFTIME = ("{{ strftime_now('%d %b %Y') }}|{{ strftime_now('%Y-%m-%d %H:%M:%S') }}|{{ strftime_now('%A %B %a %h %j') }}|"
+            "{{ strftime_now('%U %W %V %G %g %u %w') }}|{{ strftime_now('%-d/%-m %I%p %l%P %k %e %_d %y %C %%') }}|"
+            "{{ strftime_now('%c|%x|%X|%F|%T|%D|%R|%r') }}|{{ strftime_now('[%z%Z]%n%t') }}|{{ strftime_now is defined }}")
+LLAMA_DATE = ("{{- bos_token }}\n{%- if not date_string is defined %}\n    {%- if strftime_now is defined %}\n"
+              "        {%- set date_string = strftime_now(\"%d %b %Y\") %}\n    {%- else %}\n"
+              "        {%- set date_string = \"26 Jul 2024\" %}\n    {%- endif %}\n{%- endif %}\n"
+              "{{- \"Today Date: \" + date_string + \"\\n\\n\" }}")
+for i, date in enumerate(DATES):
+    add(f"date-strftime-{i}", STRFTIME, MESSAGES, True, date=date)
+add("date-llama-block-dated", LLAMA_DATE, MESSAGES, True, {"bos_token": "<s>"}, date=DATES[1])
+add("date-llama-block-undated", LLAMA_DATE, MESSAGES, True, {"bos_token": "<s>"})
 
 with open(os.path.join(DIR, "jinja2-goldens.json"), "w", encoding="utf-8") as f:
     json.dump(cases, f, ensure_ascii=False, indent=1)

@@ -7,9 +7,11 @@ import TroupeJSON
 /// Runs the subset of Jinja that chat templates use, with the settings `apply_chat_template` uses
 /// (`trim_blocks`, `lstrip_blocks`, no autoescaping): `{% if/elif/else %}`, `{% for %}` (with `loop.index`,
 /// `loop.index0`, `loop.first`, `loop.last`, `loop.length`, …, an `if` filter and an `else` body),
-/// `{% set NAME = … %}`, `{% set NAMESPACE.ATTRIBUTE = … %}`, `{# comments #}`, whitespace control (`{%-`, `-%}`, `{{-`, `-}}`); literals,
+/// `{% set NAME = … %}`, `{% set NAMESPACE.ATTRIBUTE = … %}`, `{% break %}`, `{% continue %}`, `{# comments #}`, whitespace
+/// control (`{%-`, `-%}`, `{{-`, `-}}`); literals,
 /// lists, dicts, attribute and item access, slices, `+ - * / // % ~`, comparisons, `in`, `not in`,
-/// `and`, `or`, `not`, `a if c else b`; the functions `raise_exception`, `range` and `namespace`; string and dict
+/// `and`, `or`, `not`, `a if c else b`; the functions `raise_exception`, `range`, `namespace` and
+/// `strftime_now` (defined only when a `ChatDate` is given); string and dict
 /// methods (`strip`, `lstrip`, `rstrip`, `upper`, `lower`, `title`, `capitalize`, `startswith`,
 /// `endswith`, `split`, `replace`, `items`, `keys`, `values`, `get`); the filters in
 /// `supportedFilters` and the tests in `supportedTests`. Anything else (macros, `{% raw %}`,
@@ -34,8 +36,10 @@ public struct ChatTemplate: Sendable {
 
     /// The template's text for `messages`, as `apply_chat_template(messages, tokenize=False,
     /// add_generation_prompt=…)` renders it. `variables` are the special tokens by name (`bos_token`,
-    /// `eos_token`, …); `tools` and `documents` are None, as when no tools are given.
-    public func render(messages: [ChatMessage], addGenerationPrompt: Bool, variables: [String: String] = [:]) throws -> String {
+    /// `eos_token`, …); `tools` and `documents` are None, as when no tools are given. `date` is what
+    /// `strftime_now` writes; without one it is undefined, and a template that calls it anyway fails.
+    public func render(messages: [ChatMessage], addGenerationPrompt: Bool, variables: [String: String] = [:],
+                       date: ChatDate? = nil) throws -> String {
         var context: [String: JinjaValue] = variables.mapValues(JinjaValue.string)
         context["messages"] = .list(messages.map { message in
             .dictionary(JinjaDictionary([("role", .string(message.role)), ("content", .string(message.content))]))
@@ -43,7 +47,7 @@ public struct ChatTemplate: Sendable {
         context["add_generation_prompt"] = .boolean(addGenerationPrompt)
         context["tools"] = JinjaValue.none
         context["documents"] = JinjaValue.none
-        do { return try JinjaRenderer.render(nodes, variables: context) } catch let error as ChatTemplateError {
+        do { return try JinjaRenderer.render(nodes, variables: context, now: date) } catch let error as ChatTemplateError {
             throw origin.map { ChatTemplateError.inFile(path: $0, error) } ?? error
         }
     }

@@ -11,6 +11,8 @@ indirect enum JinjaNode: Sendable {
     case assignment(target: String, value: JinjaExpression, line: Int)
     /// `{% set ns.attribute = … %}` on a namespace.
     case attributeAssignment(target: String, attribute: String, value: JinjaExpression, line: Int)
+    /// `{% break %}` or `{% continue %}` inside a `{% for %}` body.
+    case loopControl(isBreak: Bool, line: Int)
 }
 
 indirect enum JinjaExpression: Sendable {
@@ -35,12 +37,19 @@ indirect enum JinjaExpression: Sendable {
 
 struct JinjaParser {
     static let filters: Set<String> = ["trim", "tojson", "length", "count", "upper", "lower", "string", "join", "first",
-                                       "last", "default", "d", "capitalize", "title", "int", "float", "list", "reverse"]
+                                       "last", "default", "d", "capitalize", "title", "int", "float", "list", "reverse",
+                                       "items", "select", "reject", "selectattr", "rejectattr", "map"]
     static let tests: Set<String> = ["defined", "undefined", "none", "string", "number", "integer", "float", "boolean",
-                                     "true", "false", "mapping", "sequence", "iterable", "even", "odd"]
-    static let functions: Set<String> = ["raise_exception", "range", "namespace"]
+                                     "true", "false", "mapping", "sequence", "iterable", "even", "odd", "callable",
+                                     "lower", "upper", "divisibleby", "in", "eq", "equalto", "ne", "gt", "greaterthan",
+                                     "ge", "lt", "lessthan", "le"]
+    /// The operator spellings `select`, `reject`, `selectattr` and `rejectattr` accept for comparison tests.
+    static let testOperators: [String: String] = ["==": "eq", "!=": "ne", ">": "gt", ">=": "ge", "<": "lt", "<=": "le"]
+    static let functions: Set<String> = ["raise_exception", "range", "namespace", "strftime_now"]
     static let methods: Set<String> = ["strip", "lstrip", "rstrip", "upper", "lower", "title", "capitalize", "startswith",
                                        "endswith", "split", "replace", "items", "keys", "values", "get"]
+    /// `{% for %}` bodies being parsed around the current tag: `{% break %}` and `{% continue %}` need one.
+    private var loopDepth = 0
 
     private var segments: [JinjaLexer.Segment]
     private var index = 0
@@ -139,7 +148,9 @@ struct JinjaParser {
                 throw ChatTemplateError.unsupported(line: line, construct: "recursive for loops")
             }
             try parser.finish()
+            loopDepth += 1
             let (body, end) = try block(until: ["else", "endfor"])
+            loopDepth -= 1
             guard let end else { throw ChatTemplateError.syntax(line: line, problem: "missing {% endfor %}") }
             var otherwise: [JinjaNode] = []
             if end.keyword == "else" {
@@ -171,6 +182,11 @@ struct JinjaParser {
             }
             var parser = ExpressionParser(tokens: Array(tokens.dropFirst(2)), line: line)
             return .assignment(target: target, value: try parser.whole(), line: line)
+        case "break", "continue":
+            // Jinja's loopcontrols extension, which apply_chat_template enables.
+            guard loopDepth > 0 else { throw ChatTemplateError.syntax(line: line, problem: "{% \(keyword) %} outside a {% for %} loop") }
+            try expectEmpty(tokens, after: keyword, line: line)
+            return .loopControl(isBreak: keyword == "break", line: line)
         case "elif", "else", "endif", "endfor":
             throw ChatTemplateError.syntax(line: line, problem: "{% \(keyword) %} without a matching opening tag")
         default:
@@ -444,6 +460,7 @@ struct ExpressionParser {
                     throw ChatTemplateError.unsupported(line: line, construct: "the filter |\(name) (supported: \(JinjaParser.filters.sorted().joined(separator: ", ")))")
                 }
                 let (positional, keywords) = next == .symbol("(") ? try arguments() : ([], [])
+                try checkNamedArgument(of: name, positional)
                 value = .filter(value, name: name, arguments: positional, keywords: keywords)
             } else if accept(.name("is")) {
                 let negated = accept(.name("not"))
@@ -454,10 +471,50 @@ struct ExpressionParser {
                 guard JinjaParser.tests.contains(testName) else {
                     throw ChatTemplateError.unsupported(line: line, construct: "the test 'is \(name)' (supported: \(JinjaParser.tests.sorted().joined(separator: ", ")))")
                 }
-                value = .test(value, name: testName, negated: negated, arguments: [])
+                value = .test(value, name: testName, negated: negated, arguments: try testArguments())
             } else {
                 return value
             }
+        }
+    }
+
+    /// A test's arguments, as Jinja parses them: in parentheses, or one expression right after the name
+    /// (`x is divisibleby 3`, `x is equalto y`) unless a keyword that continues the expression follows.
+    private mutating func testArguments() throws -> [JinjaExpression] {
+        if next == .symbol("(") {
+            let (positional, keywords) = try arguments()
+            guard keywords.isEmpty else { throw ChatTemplateError.unsupported(line: line, construct: "keyword arguments to a test") }
+            return positional
+        }
+        switch next {
+        case .name("is"):
+            throw ChatTemplateError.syntax(line: line, problem: "tests cannot be chained with 'is'")
+        case .name("else"), .name("or"), .name("and"):
+            return []
+        case .name, .string, .integer, .number, .symbol("["), .symbol("{"):
+            return [try postfix(try primary())]
+        default:
+            return []
+        }
+    }
+
+    /// `select('odd')`, `map('upper')`, …: a test or filter named by a string literal is checked now, like one
+    /// written after `is` or `|`, so an unsupported one is refused when the template is loaded.
+    private func checkNamedArgument(of filter: String, _ positional: [JinjaExpression]) throws {
+        let position: Int
+        switch filter {
+        case "select", "reject": position = 0
+        case "selectattr", "rejectattr": position = 1
+        case "map": position = 0
+        default: return
+        }
+        guard positional.count > position, case let .literal(.string(named)) = positional[position] else { return }
+        if filter == "map" {
+            guard JinjaParser.filters.contains(named) else {
+                throw ChatTemplateError.unsupported(line: line, construct: "the filter \(named.debugDescription) in |map (supported: \(JinjaParser.filters.sorted().joined(separator: ", ")))")
+            }
+        } else if !JinjaParser.tests.contains(named) && JinjaParser.testOperators[named] == nil {
+            throw ChatTemplateError.unsupported(line: line, construct: "the test \(named.debugDescription) in |\(filter) (supported: \(JinjaParser.tests.sorted().joined(separator: ", ")))")
         }
     }
 }

@@ -17,18 +17,27 @@ struct JinjaRenderer {
         static let length = 1 << 24
     }
 
+    /// What `strftime_now()` writes; nil leaves it undefined, as in a plain Jinja environment.
+    private let now: ChatDate?
+
     private struct Raised: Error {
         let message: String
     }
 
-    static func render(_ nodes: [JinjaNode], variables: [String: JinjaValue]) throws -> String {
-        var renderer = JinjaRenderer(scopes: [variables])
+    /// `{% break %}` or `{% continue %}` on its way to the loop it belongs to.
+    private enum LoopControl: Error {
+        case breakLoop, continueLoop
+    }
+
+    static func render(_ nodes: [JinjaNode], variables: [String: JinjaValue], now: ChatDate? = nil) throws -> String {
+        var renderer = JinjaRenderer(scopes: [variables], now: now)
         try renderer.run(nodes)
         return renderer.output
     }
 
-    private init(scopes: [[String: JinjaValue]]) {
+    private init(scopes: [[String: JinjaValue]], now: ChatDate?) {
         self.scopes = scopes
+        self.now = now
     }
 
     private mutating func run(_ nodes: [JinjaNode]) throws {
@@ -62,6 +71,8 @@ struct JinjaRenderer {
                     }
                     namespace.attributes[attribute] = try evaluate(value)
                 }
+            case let .loopControl(isBreak, _):
+                throw isBreak ? LoopControl.breakLoop : LoopControl.continueLoop
             }
         }
     }
@@ -106,7 +117,13 @@ struct JinjaRenderer {
                 ("previtem", index > 0 ? items[index - 1] : .undefined("loop.previtem")),
                 ("nextitem", index + 1 < items.count ? items[index + 1] : .undefined("loop.nextitem")),
             ]))
-            try run(body)
+            do {
+                try run(body)
+            } catch LoopControl.continueLoop {
+                continue
+            } catch LoopControl.breakLoop {
+                break
+            }
         }
     }
 
@@ -130,6 +147,8 @@ struct JinjaRenderer {
 
     private func lookUp(_ name: String) -> JinjaValue {
         for scope in scopes.reversed() { if let value = scope[name] { return value } }
+        // The globals apply_chat_template defines, so `strftime_now is defined` reads as there.
+        if JinjaParser.functions.contains(name), name != "strftime_now" || now != nil { return .function(name) }
         return .undefined("'\(name)'")
     }
 
@@ -162,8 +181,8 @@ struct JinjaRenderer {
         case let .filter(base, name, arguments, keywords):
             return try filter(name, try evaluate(base), try arguments.map(evaluate),
                               try keywords.map { ($0.name, try evaluate($0.value)) })
-        case let .test(base, name, negated, _):
-            return .boolean(try test(name, try evaluate(base)) != negated)
+        case let .test(base, name, negated, arguments):
+            return .boolean(try test(name, try evaluate(base), try arguments.map(evaluate)) != negated)
         case let .not(inner): return .boolean(!(try evaluate(inner).isTrue))
         case let .negative(inner):
             switch try evaluate(inner) {
@@ -277,6 +296,16 @@ struct JinjaRenderer {
             return .namespace(JinjaNamespace(attributes))
         case "raise_exception":
             throw Raised(message: arguments.first?.text ?? "")
+        case "strftime_now":
+            guard let now else {
+                throw JinjaFailure("'strftime_now' is undefined: no chat date was given for it to write (task.chat_date; --chat-date in troupe eval)")
+            }
+            guard arguments.count == 1, keywords.isEmpty, case let .string(format) = arguments[0] else {
+                throw JinjaFailure("strftime_now() takes one format string")
+            }
+            do { return .string(try now.formatted(format)) } catch let error as ChatDateError {
+                throw JinjaFailure("strftime_now(): \(error)")
+            }
         case "range":
             let bounds = try arguments.map { value -> Int in
                 guard case let .integer(i) = value else { throw JinjaFailure("range() takes integers") }
@@ -421,6 +450,45 @@ struct JinjaRenderer {
             if let n = value.numeric { return .number(n) }
             if case let .string(s) = value, let d = Double(s.trimmingCharacters(in: .whitespaces)) { return .number(d) }
             return .number(0)
+        case "items":
+            switch value {
+            case .undefined: return .list([])
+            case let .dictionary(d): return .list(d.keys.map { .list([.string($0), d[$0]!]) })
+            default: throw JinjaFailure("|items needs a mapping, got \(value.typeName)")
+            }
+        case "select", "reject":
+            // select(), select('test', arguments…): the items the test (or truthiness) keeps; reject the others.
+            let keep = name == "select"
+            return .list(try Self.iterate(value).filter { item in
+                guard let test = arguments.first else { return item.isTrue == keep }
+                return try self.test(try testName(test, in: name), item, Array(arguments.dropFirst())) == keep
+            })
+        case "selectattr", "rejectattr":
+            guard case let .string(path)? = arguments.first else { throw JinjaFailure("|\(name) takes an attribute name first") }
+            let keep = name == "selectattr"
+            return .list(try Self.iterate(value).filter { item in
+                let attribute = try self.attribute(path, of: item)
+                guard arguments.count > 1 else { return attribute.isTrue == keep }
+                return try self.test(try testName(arguments[1], in: name), attribute, Array(arguments.dropFirst(2))) == keep
+            })
+        case "map":
+            // map(attribute='a.b', default=…) or map('filter', arguments…).
+            let items = try Self.iterate(value)
+            if let path = keywords.first(where: { $0.0 == "attribute" })?.1 {
+                guard case let .string(path) = path, arguments.isEmpty,
+                      keywords.allSatisfy({ $0.0 == "attribute" || $0.0 == "default" }) else {
+                    throw JinjaFailure("|map takes attribute='NAME' and optionally default=VALUE")
+                }
+                let fallback = keywords.first { $0.0 == "default" }?.1
+                return .list(try items.map { item in
+                    let attribute = try self.attribute(path, of: item)
+                    return attribute.isUndefined ? fallback ?? attribute : attribute
+                })
+            }
+            guard case let .string(filterName)? = arguments.first, JinjaParser.filters.contains(filterName) else {
+                throw JinjaFailure("|map takes a filter name (one of \(JinjaParser.filters.sorted().joined(separator: ", "))) or attribute='NAME'")
+            }
+            return .list(try items.map { try filter(filterName, $0, Array(arguments.dropFirst()), keywords) })
         default:
             // trim, upper, lower, capitalize, title: string filters.
             if value.isUndefined { throw undefinedFailure(value) }
@@ -437,8 +505,50 @@ struct JinjaRenderer {
         }
     }
 
-    private func test(_ name: String, _ value: JinjaValue) throws -> Bool {
+    /// The test a `select`-style filter names, its operator spellings (`'=='`, `'<'`, …) included.
+    private func testName(_ argument: JinjaValue, in filter: String) throws -> String {
+        guard case let .string(name) = argument else { throw JinjaFailure("|\(filter) takes a test name, got \(argument.typeName)") }
+        return JinjaParser.testOperators[name] ?? name
+    }
+
+    /// `item.a.b` as Jinja's attribute getters read it: each dotted part an item or attribute, digits an index.
+    private func attribute(_ path: String, of item: JinjaValue) throws -> JinjaValue {
+        var value = item
+        for part in path.split(separator: ".", omittingEmptySubsequences: false).map(String.init) {
+            if value.isUndefined { return value }
+            value = try self.item(of: value, Int(part).map(JinjaValue.integer) ?? .string(part), description: path)
+        }
+        return value
+    }
+
+    private static let testArity = ["divisibleby": 1, "in": 1, "eq": 1, "equalto": 1, "ne": 1, "gt": 1, "greaterthan": 1,
+                                    "ge": 1, "lt": 1, "lessthan": 1, "le": 1]
+
+    private func test(_ name: String, _ value: JinjaValue, _ arguments: [JinjaValue] = []) throws -> Bool {
+        if JinjaParser.tests.contains(name) {
+            let arity = Self.testArity[name] ?? 0
+            guard arguments.count == arity else {
+                throw JinjaFailure("the test '\(name)' takes \(arity == 0 ? "no argument" : "one argument"), got \(arguments.count)")
+            }
+        }
+        func compare(_ op: String) throws -> Bool {
+            try binary(op, value, arguments[0], left: .literal(value), right: .literal(arguments[0])).isTrue
+        }
         switch name {
+        case "eq", "equalto": return value.equals(arguments[0])
+        case "ne": return !value.equals(arguments[0])
+        case "gt", "greaterthan": return try compare(">")
+        case "ge": return try compare(">=")
+        case "lt", "lessthan": return try compare("<")
+        case "le": return try compare("<=")
+        case "in": return try compare("in")
+        case "divisibleby": return try binary("%", value, arguments[0], left: .literal(value), right: .literal(arguments[0])).equals(.integer(0))
+        case "lower", "upper":
+            // Python's str.islower() / isupper(): some cased character, and none of the other case.
+            let text = value.text
+            let cased = text.contains { $0.isLowercase || $0.isUppercase }
+            return cased && !text.contains { name == "lower" ? $0.isUppercase : $0.isLowercase }
+        case "callable": if case .function = value { return true } else { return false }
         case "defined": return !value.isUndefined
         case "undefined": return value.isUndefined
         case "none": if case .none = value { return true } else { return false }

@@ -16,6 +16,8 @@ enum JinjaValue: Sendable {
     /// `namespace(…)`: attributes a `{% set ns.attr = … %}` changes in place, so a loop can leave a
     /// result for after it (a reference, as in Jinja).
     case namespace(JinjaNamespace)
+    /// A global function looked up by name (`strftime_now is defined`, `{{ range }}`); calls go by name.
+    case function(String)
 
     var isTrue: Bool {
         switch self {
@@ -26,7 +28,7 @@ enum JinjaValue: Sendable {
         case let .string(s): return !s.isEmpty
         case let .list(l): return !l.isEmpty
         case let .dictionary(d): return !d.keys.isEmpty
-        case .namespace: return true
+        case .namespace, .function: return true
         }
     }
 
@@ -44,6 +46,7 @@ enum JinjaValue: Sendable {
         case .list: return "list"
         case .dictionary: return "dict"
         case .namespace: return "Namespace"
+        case .function: return "function"
         }
     }
 
@@ -75,6 +78,7 @@ enum JinjaValue: Sendable {
             return "{" + d.keys.map { JinjaValue.string($0).representation + ": " + d.values[$0]!.representation }
                 .joined(separator: ", ") + "}"
         case let .namespace(n): return "<Namespace " + JinjaValue.dictionary(n.attributes).representation + ">"
+        case let .function(name): return "<function \(name)>"
         }
     }
 
@@ -95,6 +99,7 @@ enum JinjaValue: Sendable {
         case let (.dictionary(a), .dictionary(b)):
             return Set(a.keys) == Set(b.keys) && a.keys.allSatisfy { a.values[$0]!.equals(b.values[$0]!) }
         case let (.namespace(a), .namespace(b)): return a === b
+        case let (.function(a), .function(b)): return a == b
         default:
             if let x = numeric, let y = other.numeric { return x == y }
             return false
@@ -135,6 +140,7 @@ enum JinjaValue: Sendable {
             return "{" + (try d.keys.map { pad(depth + 1) + Self.jsonString($0) + ": " + (try d.values[$0]!.json(indent: indent, depth: depth + 1)) })
                 .joined(separator: separator) + pad(depth) + "}"
         case .namespace: throw JinjaFailure("a Namespace cannot be written as JSON")
+        case let .function(name): throw JinjaFailure("the function \(name) cannot be written as JSON")
         }
     }
 

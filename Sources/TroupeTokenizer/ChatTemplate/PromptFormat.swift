@@ -30,18 +30,21 @@ public enum PromptFormat: Sendable {
     public var isChat: Bool { if case .chat = self { true } else { false } }
 }
 
-/// A chat template with what it is rendered with: the system prompt and the special tokens' texts.
+/// A chat template with what it is rendered with: the system prompt, the special tokens' texts and the date.
 public struct ChatPrompt: Sendable {
     public let template: ChatTemplate
     /// The system message's content; nil: no system message (the template may write its default one).
     public let systemPrompt: String?
+    /// What the template's `strftime_now` writes; nil leaves it undefined (Llama 3.x templates then write their own date).
+    public let date: ChatDate?
     /// `bos_token`, `eos_token`, `pad_token` as the tokenizer names them (absent when it has none).
     public let variables: [String: String]
     private let specialTokenTexts: [String]
 
-    public init(template: ChatTemplate, systemPrompt: String?, tokenizer: any Tokenizer) {
+    public init(template: ChatTemplate, systemPrompt: String?, tokenizer: any Tokenizer, date: ChatDate? = nil) {
         self.template = template
         self.systemPrompt = systemPrompt
+        self.date = date
         var variables: [String: String] = [:]
         for (name, id) in [("bos_token", tokenizer.bosTokenId), ("eos_token", tokenizer.eosTokenId),
                            ("pad_token", tokenizer.padTokenId)] {
@@ -62,6 +65,6 @@ public struct ChatPrompt: Sendable {
                 throw ChatTemplateError.specialTokenInText(which: which, token: token)
             }
         }
-        return try template.render(messages: messages(for: prompt), addGenerationPrompt: true, variables: variables)
+        return try template.render(messages: messages(for: prompt), addGenerationPrompt: true, variables: variables, date: date)
     }
 }
