@@ -1,7 +1,8 @@
 import Synchronization
 
 /// Byte-pair encoding of one pre-tokenized word (Sennrich et al. 2016, "Neural Machine Translation of
-/// Rare Words with Subword Units"; byte-level as in GPT-2): start from one symbol per byte and merge
+/// Rare Words with Subword Units"; byte-level as in GPT-2, or from characters as in SentencePiece-style
+/// vocabularies): start from one symbol per byte (or character) and merge
 /// adjacent pairs, always the pair whose merge rule comes first in the merges list, the leftmost of
 /// equal pairs first, until no adjacent pair has a rule.
 ///
@@ -37,7 +38,12 @@ struct BPEMerges: Sendable {
 
     /// The token ids of one word given as UTF-8 bytes.
     func encode(_ word: ArraySlice<UInt8>) -> [Int32] {
-        var symbols = word.map { byteTokenIds[Int($0)] }
+        merge(word.map { byteTokenIds[Int($0)] })
+    }
+
+    /// The merged token ids of one word's initial symbols.
+    func merge(_ initial: [Int32]) -> [Int32] {
+        var symbols = initial
         let count = symbols.count
         guard count > 1 else { return symbols }
         // A doubly linked list over the initial positions; a merged-away symbol gets id -1.

@@ -1,17 +1,22 @@
 import Foundation
 
-/// A Hugging Face `tokenizer.json` byte-level BPE tokenizer (GPT-2, Llama 3, Qwen2, SmolLM2 style).
+/// A Hugging Face `tokenizer.json` BPE tokenizer: byte-level (GPT-2, Llama 3, Qwen2, SmolLM2 style) or
+/// SentencePiece-style (Llama 2, Mistral, TinyLlama: characters, "▁" for spaces, byte fallback).
 ///
 /// Encoding follows the `tokenizers` pipeline, without the post-processor (no special tokens are
 /// added; see `Tokenizer.encode(_:addingBos:)`):
 /// 1. added tokens (`added_tokens`) with `normalized: false` are matched in the raw text,
 ///    leftmost-longest; the text between them goes on;
-/// 2. the normalizer (none, or NFC) runs, then added tokens with `normalized: true` are matched;
-/// 3. the pre-tokenizer stages split the text into words (`PreTokenizerStage`);
-/// 4. each word's UTF-8 bytes go through the BPE merges (`BPEMerges`), or straight to a vocabulary
-///    entry when `ignore_merges` is set and the whole word is one.
+/// 2. the normalizer (none or NFC; SentencePiece-style also Prepend and Replace) runs, then added tokens
+///    with `normalized: true` are matched;
+/// 3. the pre-tokenizer splits the text into words (`PreTokenizerStage`; SentencePiece-style: none, or
+///    Metaspace);
+/// 4. each word's UTF-8 bytes (SentencePiece-style: its characters, `SentencePieceBPE.initialSymbols`)
+///    go through the BPE merges (`BPEMerges`), or straight to a vocabulary entry when `ignore_merges` is
+///    set and the whole word is one.
 ///
-/// Decoding is the `ByteLevel` decoder: see `Tokenizer` and `ByteLevelAlphabet.decodedBytes(of:)`.
+/// Decoding is the `ByteLevel` decoder (see `Tokenizer` and `ByteLevelAlphabet.decodedBytes(of:)`), or the
+/// SentencePiece-style decoder chain (`SentencePieceBPE.decode`).
 /// Truncation, padding and the post-processor in the file are ignored: they describe how a pipeline
 /// uses the tokenizer, not how text maps to ids.
 public struct BPETokenizer: Tokenizer {
@@ -24,6 +29,8 @@ public struct BPETokenizer: Tokenizer {
     private let merges: BPEMerges
     private let stages: [PreTokenizerStage]
     private let normalizesNFC: Bool
+    /// Set for a SentencePiece-style tokenizer.
+    private let sentencePiece: SentencePieceBPE?
     /// Added tokens matched before normalization, and after it.
     private let rawAddedTokens: AddedTokenMatcher
     private let normalizedAddedTokens: AddedTokenMatcher
@@ -56,8 +63,11 @@ public struct BPETokenizer: Tokenizer {
                 field: size - 1 == vocab.values.max().map(Int.init) ? "model.vocab" : "added_tokens",
                 problem: "token id \(size - 1) is beyond the supported \(Self.maximumVocabularySize) ids")
         }
-        (tokenStrings, tokenBytes) = try Self.tokenTables(vocab: vocab, addedTokens: parsed.addedTokens, size: size)
-        merges = BPEMerges(byteTokenIds: try Self.byteTokenIds(vocab), rules: try Self.mergeRules(parsed.merges, vocab: vocab))
+        sentencePiece = parsed.sentencePiece
+        (tokenStrings, tokenBytes) = try Self.tokenTables(vocab: vocab, addedTokens: parsed.addedTokens, size: size,
+                                                          sentencePiece: parsed.sentencePiece)
+        merges = BPEMerges(byteTokenIds: parsed.sentencePiece == nil ? try Self.byteTokenIds(vocab) : [],
+                           rules: try Self.mergeRules(parsed.merges, vocab: vocab))
 
         func lookUp(_ name: String?, _ field: String) throws -> Int32? {
             guard let name else { return nil }
@@ -76,13 +86,13 @@ public struct BPETokenizer: Tokenizer {
         normalizedAddedTokens = AddedTokenMatcher(parsed.addedTokens.filter { $0.normalized })
         specialTokens = Dictionary(parsed.addedTokens.filter(\.special).map { ($0.content, $0.id) },
                                    uniquingKeysWith: { _, last in last })
-        wholeWordIds = parsed.ignoreMerges ? Self.wholeWordIds(vocab) : nil
+        wholeWordIds = parsed.ignoreMerges ? Self.wholeWordIds(vocab, sentencePiece: parsed.sentencePiece != nil) : nil
     }
 
     /// Per id, the token's spelling and decoded bytes; an added token's content wins over a
     /// vocabulary entry with the same id, as in `tokenizers`. Two entries with one id are an error.
-    private static func tokenTables(vocab: [String: Int32], addedTokens: [AddedToken], size: Int) throws
-        -> (strings: [String?], bytes: [[UInt8]?])
+    private static func tokenTables(vocab: [String: Int32], addedTokens: [AddedToken], size: Int,
+                                    sentencePiece: SentencePieceBPE?) throws -> (strings: [String?], bytes: [[UInt8]?])
     {
         var strings = [String?](repeating: nil, count: size)
         for (token, id) in vocab {
@@ -93,10 +103,12 @@ public struct BPETokenizer: Tokenizer {
             }
             strings[Int(id)] = token
         }
-        var bytes = strings.map { $0.map(ByteLevelAlphabet.decodedBytes(of:)) }
+        let decodedBytes: (String) -> [UInt8] = sentencePiece.map { model in { model.bytes(ofToken: $0) } }
+            ?? ByteLevelAlphabet.decodedBytes(of:)
+        var bytes = strings.map { $0.map(decodedBytes) }
         for token in addedTokens {
             strings[Int(token.id)] = token.content
-            bytes[Int(token.id)] = ByteLevelAlphabet.decodedBytes(of: token.content)
+            bytes[Int(token.id)] = decodedBytes(token.content)
         }
         return (strings, bytes)
     }
@@ -136,10 +148,10 @@ public struct BPETokenizer: Tokenizer {
     }
 
     /// With `ignore_merges`, a whole word that is a vocabulary entry is that token.
-    private static func wholeWordIds(_ vocab: [String: Int32]) -> [[UInt8]: Int32] {
+    private static func wholeWordIds(_ vocab: [String: Int32], sentencePiece: Bool) -> [[UInt8]: Int32] {
         var whole: [[UInt8]: Int32] = [:]
         for (token, id) in vocab {
-            if let bytes = ByteLevelAlphabet.strictBytes(of: token) { whole[bytes] = id }
+            if let bytes = sentencePiece ? Array(token.utf8) : ByteLevelAlphabet.strictBytes(of: token) { whole[bytes] = id }
         }
         return whole
     }
@@ -160,6 +172,8 @@ public struct BPETokenizer: Tokenizer {
             switch segment {
             case .token(let id):
                 ids.append(id)
+            case .text(let raw) where sentencePiece != nil:
+                encodeSentencePiece(raw, recognizingSpecialTokens: recognizingSpecialTokens, into: &ids)
             case .text(let raw):
                 let normalized = normalize(raw)
                 if normalizedAddedTokens.isEmpty {
@@ -177,6 +191,48 @@ public struct BPETokenizer: Tokenizer {
             }
         }
         return ids
+    }
+
+    /// One raw segment of a SentencePiece-style tokenizer: normalized, split at normalized added tokens,
+    /// each piece cut into words (Metaspace's "first" prepends only to a piece that begins the input).
+    private func encodeSentencePiece(_ raw: ArraySlice<UInt8>, recognizingSpecialTokens: Bool, into ids: inout [Int32]) {
+        guard let sentencePiece else { return }
+        let normalized = sentencePiece.normalize(Array(String(decoding: raw, as: UTF8.self).unicodeScalars))
+        var utf8: [UInt8] = []
+        for scalar in normalized { utf8 += String(scalar).utf8 }
+        var pieces: [Segment] = [.text(utf8[...])]
+        if !normalizedAddedTokens.isEmpty {
+            pieces = []
+            normalizedAddedTokens.split(utf8[...], includingSpecial: recognizingSpecialTokens, into: &pieces)
+        }
+        for piece in pieces {
+            switch piece {
+            case .token(let id): ids.append(id)
+            case .text(let text):
+                let beginsInput = raw.startIndex == 0 && text.startIndex == 0
+                for word in sentencePiece.words(Array(String(decoding: text, as: UTF8.self).unicodeScalars), beginsInput: beginsInput) {
+                    encodeSentencePieceWord(word, into: &ids)
+                }
+            }
+        }
+    }
+
+    private func encodeSentencePieceWord(_ word: [Unicode.Scalar], into ids: inout [Int32]) {
+        guard let sentencePiece else { return }
+        var key: [UInt8] = []
+        for scalar in word { key += String(scalar).utf8 }
+        if key.count <= WordCache.maximumWordLength, let cached = cache.lookup(key) {
+            ids.append(contentsOf: cached)
+            return
+        }
+        let encoded: [Int32]
+        if let wholeWordIds, let id = wholeWordIds[key] {
+            encoded = [id]
+        } else {
+            encoded = merges.merge(sentencePiece.initialSymbols(word))
+        }
+        if key.count <= WordCache.maximumWordLength { cache.store(key, encoded) }
+        ids.append(contentsOf: encoded)
     }
 
     private func normalize(_ bytes: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
@@ -224,6 +280,13 @@ public struct BPETokenizer: Tokenizer {
     // MARK: Decoding
 
     public func decode(_ ids: [Int32]) throws -> String {
+        if let sentencePiece {
+            return sentencePiece.decode(try ids.map { id in
+                guard id >= 0, Int(id) < vocabularySize else { throw TokenizerError.idOutOfRange(id: id, vocabularySize: vocabularySize) }
+                guard let token = tokenStrings[Int(id)] else { throw TokenizerError.unassignedId(id) }
+                return token
+            })
+        }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(ids.count * 4)
         for id in ids {

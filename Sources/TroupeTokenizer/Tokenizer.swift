@@ -1,14 +1,16 @@
 /// Maps text to token ids and back.
 ///
 /// Two implementations exist: `ByteTokenizer` (the built-in byte-level tokenizer of the built-in models)
-/// and `BPETokenizer` (a Hugging Face `tokenizer.json` byte-level BPE). `loadTokenizer(modelDirectory:)`
-/// picks one for a model directory.
+/// and `BPETokenizer` (a Hugging Face `tokenizer.json` BPE, byte-level or SentencePiece-style).
+/// `loadTokenizer(modelDirectory:)` picks one for a model directory.
 ///
 /// `encode` never adds special tokens on its own (it is Hugging Face's `encode(add_special_tokens=False)`);
 /// `encode(_:addingBos:)` prepends the beginning-of-sequence token where the tokenizer has one.
-/// `decode` is the inverse: the UTF-8 decoding of the concatenated `bytes(of:)` of every id, special
-/// tokens included, where byte sequences that are not valid UTF-8 become U+FFFD (the replacement
-/// character), exactly as Rust's `String::from_utf8_lossy` does in Hugging Face `tokenizers`.
+/// `decode` is the inverse, as the tokenizer's decoder has it. For byte-level tokenizers it is the UTF-8
+/// decoding of the concatenated `bytes(of:)` of every id, special tokens included, where byte sequences
+/// that are not valid UTF-8 become U+FFFD (the replacement character), exactly as Rust's
+/// `String::from_utf8_lossy` does in Hugging Face `tokenizers`; a SentencePiece-style decoder may also
+/// strip the text's first space and writes one U+FFFD per byte of an invalid byte-token run.
 public protocol Tokenizer: Sendable {
     /// One more than the largest id the tokenizer can produce or decode.
     var vocabularySize: Int { get }
@@ -27,8 +29,8 @@ public protocol Tokenizer: Sendable {
     func decode(_ ids: [Int32]) throws -> String
 
     /// The raw bytes token `id` contributes to decoded text (empty for an id no token has). Decoding a
-    /// sequence is the UTF-8 decoding of the concatenation of these bytes, so a sampler can match stop
-    /// strings incrementally on bytes without decoding partial characters.
+    /// sequence is (up to the decoder's whole-text steps above) the UTF-8 decoding of the concatenation of
+    /// these bytes, so a sampler can match stop strings incrementally on bytes without decoding partial characters.
     func bytes(of id: Int32) -> [UInt8]
 
     /// The token as its vocabulary spells it (Hugging Face's `id_to_token`), for display; nil for an

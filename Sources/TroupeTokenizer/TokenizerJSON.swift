@@ -1,4 +1,8 @@
-/// The parts of a Hugging Face `tokenizer.json` that define byte-level BPE, validated. Anything the
+import Foundation
+
+/// The parts of a Hugging Face `tokenizer.json` that define its BPE, validated: byte-level BPE (GPT-2,
+/// Llama 3, Qwen2: a ByteLevel pre-tokenizer and decoder) or SentencePiece-style BPE (Llama 2, Mistral:
+/// no pre-tokenizer or a Metaspace one, characters with byte fallback; `SentencePieceBPE`). Anything the
 /// encoder would not reproduce exactly is rejected with `TokenizerError.unsupported` naming it.
 struct TokenizerJSON {
     var vocab: [String: Int32] = [:]
@@ -7,6 +11,11 @@ struct TokenizerJSON {
     var addedTokens: [AddedToken] = []
     var normalizesNFC = false
     var stages: [PreTokenizerStage] = []
+    /// Set for a SentencePiece-style tokenizer; nil for byte-level BPE.
+    var sentencePiece: SentencePieceBPE?
+    private var byteFallback = false
+    private var unkToken: String?
+    private var fuseUnk = false
 
     init(_ root: JSONField) throws {
         _ = try root.object()
@@ -14,27 +23,68 @@ struct TokenizerJSON {
         if let added = try root.member("added_tokens") {
             addedTokens = try added.array().map(Self.parseAddedToken)
         }
-        if let normalizer = try root.member("normalizer") {
-            normalizesNFC = try Self.parseNormalizer(normalizer)
+        let normalizers = try root.member("normalizer").map(Self.parseNormalizer) ?? []
+        let preTokenizer = try root.member("pre_tokenizer")
+        let decoder = try root.member("decoder")
+        if let preTokenizer, try preTokenizer.required("type").string() == "Metaspace" {
+            let metaspace = try Self.parseMetaspace(preTokenizer)
+            sentencePiece = try sentencePieceModel(normalizers: normalizers, metaspace: metaspace, decoder: decoder)
+            return
         }
-        guard let preTokenizer = try root.member("pre_tokenizer") else {
-            throw TokenizerError.unsupported(
-                feature: "a tokenizer.json without pre_tokenizer (only byte-level BPE, with a ByteLevel pre-tokenizer,)")
+        guard let preTokenizer else {
+            guard decoder != nil, try decoder?.required("type").string() != "ByteLevel" else {
+                throw TokenizerError.unsupported(
+                    feature: "a tokenizer.json without pre_tokenizer and with decoder \(try decoder?.required("type").string() ?? "null") "
+                        + "(byte-level BPE needs a ByteLevel pre-tokenizer; SentencePiece-style BPE a decoder that turns \"▁\" into spaces)")
+            }
+            sentencePiece = try sentencePieceModel(normalizers: normalizers, metaspace: nil, decoder: decoder)
+            return
         }
         stages = try Self.parsePreTokenizer(preTokenizer)
         guard stages.last.map({ if case .byteLevel = $0 { true } else { false } }) == true,
               stages.filter({ if case .byteLevel = $0 { true } else { false } }).count == 1
         else {
             throw TokenizerError.unsupported(
-                feature: "pre_tokenizer without exactly one ByteLevel stage, as the last stage,")
+                feature: "pre_tokenizer without exactly one ByteLevel stage, as the last stage, (or else none or a Metaspace one)")
         }
-        guard let decoder = try root.member("decoder") else {
+        for step in normalizers where step != .nfc {
+            throw TokenizerError.unsupported(feature: "normalizer \(step.name) with a ByteLevel pre-tokenizer")
+        }
+        normalizesNFC = !normalizers.isEmpty
+        if byteFallback { throw TokenizerError.unsupported(feature: "BPE byte_fallback with a ByteLevel pre-tokenizer") }
+        guard let decoder else {
             throw TokenizerError.unsupported(feature: "decoder null (only the ByteLevel decoder)")
         }
         let decoderType = try decoder.required("type").string()
         guard decoderType == "ByteLevel" else {
-            throw TokenizerError.unsupported(feature: "decoder \(decoderType)")
+            throw TokenizerError.unsupported(feature: "decoder \(decoderType) with a ByteLevel pre-tokenizer")
         }
+    }
+
+    /// The SentencePiece-style model: its normalizer, Metaspace pre-tokenizer (if any) and decoder chain,
+    /// and the vocabulary's characters, byte tokens and `<unk>`.
+    private func sentencePieceModel(normalizers: [SentencePieceBPE.NormalizerStep], metaspace: SentencePieceBPE.Metaspace?,
+                                    decoder: JSONField?) throws -> SentencePieceBPE {
+        guard let decoder else {
+            throw TokenizerError.unsupported(feature: "decoder null (a SentencePiece-style tokenizer needs one that turns \"▁\" into spaces)")
+        }
+        var characterIds: [UInt32: Int32] = [:]
+        for (token, id) in vocab {
+            let scalars = token.unicodeScalars
+            if scalars.count == 1 { characterIds[scalars.first!.value] = id }
+        }
+        var unkId: Int32?
+        if let unkToken {
+            guard let id = vocab[unkToken] else {
+                throw TokenizerError.invalidField(field: "model.unk_token", problem: "\(quoted(unkToken)) is not in model.vocab")
+            }
+            unkId = id
+        }
+        return SentencePieceBPE(
+            normalizers: normalizers, metaspace: metaspace, decoders: try Self.parseDecoder(decoder),
+            characterIds: characterIds,
+            byteIds: byteFallback ? (0..<256).map { vocab["<0x" + String(format: "%02X", $0) + ">"] } : nil,
+            unkId: unkId, fuseUnk: fuseUnk)
     }
 
     private mutating func parseModel(_ model: JSONField) throws {
@@ -48,9 +98,9 @@ struct TokenizerJSON {
                 throw TokenizerError.unsupported(feature: "BPE \(affix) \(quoted(value))")
             }
         }
-        if try model.member("byte_fallback")?.bool() == true {
-            throw TokenizerError.unsupported(feature: "BPE byte_fallback")
-        }
+        byteFallback = try model.member("byte_fallback")?.bool() ?? false
+        unkToken = try model.member("unk_token")?.string()
+        fuseUnk = try model.member("fuse_unk")?.bool() ?? false
         ignoreMerges = try model.member("ignore_merges")?.bool() ?? false
 
         let vocabField = try model.required("vocab")
@@ -92,20 +142,81 @@ struct TokenizerJSON {
             rstrip: try entry.member("rstrip")?.bool() ?? false)
     }
 
-    /// Whether the normalizer is NFC; nothing else is supported.
-    private static func parseNormalizer(_ normalizer: JSONField) throws -> Bool {
+    /// The normalizer's steps: NFC, Prepend, Replace with a String pattern, or a Sequence of them.
+    private static func parseNormalizer(_ normalizer: JSONField) throws -> [SentencePieceBPE.NormalizerStep] {
         let type = try normalizer.required("type").string()
         switch type {
         case "NFC":
-            return true
+            return [.nfc]
+        case "Prepend":
+            return [.prepend(Array(try normalizer.required("prepend").string().unicodeScalars))]
+        case "Replace":
+            let (pattern, content) = try parseReplace(normalizer, what: "normalizer")
+            return [.replace(Array(pattern.unicodeScalars), Array(content.unicodeScalars))]
         case "Sequence":
-            var nfc = false
-            for member in try normalizer.required("normalizers").array() {
-                nfc = try parseNormalizer(member) || nfc
-            }
-            return nfc
+            return try normalizer.required("normalizers").array().flatMap(parseNormalizer)
         default:
             throw TokenizerError.unsupported(feature: "normalizer \(type)")
+        }
+    }
+
+    private static func parseReplace(_ field: JSONField, what: String) throws -> (pattern: String, content: String) {
+        let pattern = try field.required("pattern")
+        guard let string = try pattern.member("String")?.string() else {
+            throw TokenizerError.unsupported(feature: "\(what) Replace with a Regex pattern")
+        }
+        guard !string.isEmpty else { throw TokenizerError.invalidField(field: "\(pattern.path).String", problem: "empty") }
+        return (string, try field.required("content").string())
+    }
+
+    private static func parseMetaspace(_ field: JSONField) throws -> SentencePieceBPE.Metaspace {
+        let replacement = try field.required("replacement").string()
+        guard replacement.unicodeScalars.count == 1 else {
+            throw TokenizerError.invalidField(field: "\(field.path).replacement", problem: "expected one character, found \(quoted(replacement))")
+        }
+        // Older files write add_prefix_space instead of prepend_scheme.
+        let scheme: SentencePieceBPE.Metaspace.PrependScheme
+        if let written = try field.member("prepend_scheme")?.string() {
+            guard let known = SentencePieceBPE.Metaspace.PrependScheme(rawValue: written) else {
+                throw TokenizerError.invalidField(field: "\(field.path).prepend_scheme", problem: "expected always, first or never, found \(quoted(written))")
+            }
+            scheme = known
+        } else {
+            scheme = try field.member("add_prefix_space")?.bool() ?? true ? .always : .never
+        }
+        return .init(replacement: replacement.unicodeScalars.first!, prependScheme: scheme, split: try field.member("split")?.bool() ?? true)
+    }
+
+    /// A SentencePiece-style decoder: Replace (a String pattern), ByteFallback, Fuse, Strip, Metaspace,
+    /// or a Sequence of them.
+    private static func parseDecoder(_ decoder: JSONField) throws -> [SentencePieceBPE.DecoderStep] {
+        let type = try decoder.required("type").string()
+        switch type {
+        case "Sequence":
+            return try decoder.required("decoders").array().flatMap(parseDecoder)
+        case "Replace":
+            let (pattern, content) = try parseReplace(decoder, what: "decoder")
+            return [.replace(pattern, content)]
+        case "ByteFallback":
+            return [.byteFallback]
+        case "Fuse":
+            return [.fuse]
+        case "Strip":
+            let content = try decoder.required("content").string()
+            guard content.unicodeScalars.count == 1 else {
+                throw TokenizerError.invalidField(field: "\(decoder.path).content", problem: "expected one character, found \(quoted(content))")
+            }
+            func count(_ key: String) throws -> Int {
+                let value = try decoder.member(key)?.int() ?? 0
+                guard value >= 0 else { throw TokenizerError.invalidField(field: "\(decoder.path).\(key)", problem: "negative: \(value)") }
+                return value
+            }
+            return [.strip(content: content.unicodeScalars.first!, start: try count("start"), stop: try count("stop"))]
+        case "Metaspace":
+            let metaspace = try parseMetaspace(decoder)
+            return [.metaspace(replacement: metaspace.replacement, prependScheme: metaspace.prependScheme)]
+        default:
+            throw TokenizerError.unsupported(feature: "decoder \(type) in a SentencePiece-style tokenizer")
         }
     }
 

@@ -25,15 +25,15 @@ extension RuntimeIntegrationTests {
         try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: path))
     }
 
-    @Test(arguments: [TinyHuggingFaceModel.qwen2Chat, .llamaChat, .qwen3Chat])
+    @Test(arguments: [TinyHuggingFaceModel.qwen2Chat, .llamaChat, .qwen3Chat, .llama2Chat])
     func huggingFaceChatModelRunsAndEvaluates(model: TinyHuggingFaceModel) throws {
         let run = try IntegrationRun(model.name)
         defer { run.finish() }
         let modelDirectory = run.directory + "/model", tasks = run.directory + "/math.jsonl"
         try model.write(to: modelDirectory)
         try Self.writeMathTasks(to: tasks)
-        // The Qwen2 run gives the system prompt; the Llama run lets the template write its default one.
-        let system: String? = model == .qwen2Chat ? Self.boxedSystemPrompt : nil
+        // The Qwen2 and Llama 2 runs give the system prompt; the Llama run lets the template write its default one.
+        let system: String? = model == .qwen2Chat || model == .llama2Chat ? Self.boxedSystemPrompt : nil
         let settings = ["run.directory=\(run.runDirectory)", "run.max_steps=3", "sampling.group_size=4", "learner.batch_groups=2",
                         "sampling.max_new_tokens=12", "eval.samples=2", "eval.every=0",
                         "learner.shared_memory_dir=\(run.sharedMemoryDirectory)"]
@@ -45,18 +45,21 @@ extension RuntimeIntegrationTests {
         Self.expectConsistentEnd(run, steps: 3)
 
         // The prompts the model saw: the run log's prompt tokens are the template's rendering, with the
-        // ChatML markers as special tokens (not spelled out as text).
+        // ChatML markers (Llama 2's <s>) as special tokens, not spelled out as text.
         let tokenizer = try loadTokenizer(modelDirectory: modelDirectory)
-        let imStart = try #require(tokenizer.id(forSpecial: "<|im_start|>"))
+        let marker = try #require(tokenizer.id(forSpecial: model == .llama2Chat ? "<s>" : "<|im_start|>"))
         let accepted = run.records.of("group_accepted")
         try run.require(!accepted.isEmpty, "no accepted groups")
         for record in accepted {
             let promptId = try #require(record.int("prompt_id"))
             let tokens = Self.int32s(base64: try #require(record.string("prompt")))
-            let expected = model.expectedPrompt(Self.mathTasks[promptId].prompt, system: system)
+            var expected = model.expectedPrompt(Self.mathTasks[promptId].prompt, system: system)
+            // Llama 2's normalizer starts the text after <s> with "▁", which decodes to a space (as in transformers).
+            if model == .llama2Chat { expected = "<s> " + expected.dropFirst(3) }
             let seen = try tokenizer.decode(tokens)
             run.check(seen == expected, "prompt \(promptId) as the model saw it: \(seen.debugDescription)")
-            run.check(tokens.filter { $0 == imStart }.count == 3, "prompt \(promptId): <|im_start|> is not a special token in \(tokens)")
+            run.check(tokens.filter { $0 == marker }.count == (model == .llama2Chat ? 1 : 3),
+                      "prompt \(promptId): the template's marker is not a special token in \(tokens)")
         }
 
         // Sampler and learner agree: on-policy steps recompute the actors' log-probs at the same weights.

@@ -16,20 +16,37 @@ import TroupeModel
 ///   (`q_norm`, `k_norm`, weights far from 1), no biases, `head_dim` 32 (not hidden ÷ heads), tied
 ///   embeddings as Qwen3-0.6B, one F32 `model.safetensors`, the Qwen2-style tokenizer, and Qwen2.5-Instruct's
 ///   chat template (the ChatML prompt Qwen3's own template renders for a system and a user message).
+/// - `llama2Chat`: a TinyLlama-shaped directory: `model_type` llama, untied embeddings, `rope_theta` 1e4,
+///   one F32 `model.safetensors`, the SentencePiece-style tokenizer of Llama 2 (byte fallback, "▁" for
+///   spaces, `<s>` and `</s>`), and an `[INST]` chat template in Llama 2's format.
 ///
 /// The tokenizers are the committed ones of Tests/TroupeTokenizerTests/Goldens (trained with Hugging Face
-/// `tokenizers`); the templates are copied verbatim from those models' tokenizer_config.json.
+/// `tokenizers`); the ChatML templates are copied verbatim from those models' tokenizer_config.json.
 enum TinyHuggingFaceModel {
     case qwen2Chat
     case llamaChat
     case qwen3Chat
+    case llama2Chat
 
-    var name: String { self == .qwen2Chat ? "hf-qwen2" : self == .llamaChat ? "hf-llama" : "hf-qwen3" }
+    var name: String {
+        switch self {
+        case .qwen2Chat: "hf-qwen2"
+        case .llamaChat: "hf-llama"
+        case .qwen3Chat: "hf-qwen3"
+        case .llama2Chat: "hf-llama2"
+        }
+    }
+
+    /// Llama 2's chat format: the system message inside the first instruction.
+    static let instTemplate = "{{ bos_token }}{% for message in messages %}{% if message.role == 'user' %}{{ '[INST] ' }}"
+        + "{% if loop.index0 == 1 and messages[0].role == 'system' %}{{ '<<SYS>>\\n' + messages[0].content | trim + '\\n<</SYS>>\\n\\n' }}{% endif %}"
+        + "{{ message.content | trim + ' [/INST]' }}{% endif %}{% endfor %}"
 
     static var goldens: URL { TroupeBinary.repository.appendingPathComponent("Tests/TroupeTokenizerTests/Goldens") }
 
     var chatTemplate: String {
         get throws {
+            if self == .llama2Chat { return Self.instTemplate }
             let name = self == .llamaChat ? "smollm2-instruct" : "qwen2.5-instruct"
             return try String(contentsOf: Self.goldens.appendingPathComponent("chat-templates/\(name).jinja"), encoding: .utf8)
         }
@@ -38,6 +55,9 @@ enum TinyHuggingFaceModel {
     /// The prompt text the model must be given for `prompt` with `system` as system message (nil: none),
     /// written out by hand from the template's semantics.
     func expectedPrompt(_ prompt: String, system: String?) -> String {
+        if self == .llama2Chat {
+            return "<s>[INST] " + (system.map { "<<SYS>>\n\($0)\n<</SYS>>\n\n" } ?? "") + prompt + " [/INST]"
+        }
         let defaultSystem = self == .llamaChat ? "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
                                                : "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
         return "<|im_start|>system\n\(system ?? defaultSystem)<|im_end|>\n<|im_start|>user\n\(prompt)<|im_end|>\n<|im_start|>assistant\n"
@@ -53,9 +73,25 @@ enum TinyHuggingFaceModel {
             String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self)
         }
         let configText: String
+        let tokenizerFolder = self == .llamaChat ? "gpt2-style" : self == .llama2Chat ? "llama2-style" : "qwen2-style"
         var tokenizer = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.goldens.appendingPathComponent(
-            self == .llamaChat ? "gpt2-style/tokenizer.json" : "qwen2-style/tokenizer.json"))) as! [String: Any]
+            tokenizerFolder + "/tokenizer.json"))) as! [String: Any]
         switch self {
+        case .llama2Chat:
+            configText = try json([
+                "architectures": ["LlamaForCausalLM"], "attention_bias": false, "attention_dropout": 0.0, "bos_token_id": 1,
+                "eos_token_id": 2, "hidden_act": "silu", "hidden_size": 64, "initializer_range": 0.02, "intermediate_size": 176,
+                "max_position_embeddings": 512, "model_type": "llama", "num_attention_heads": 4, "num_hidden_layers": 2,
+                "num_key_value_heads": 2, "pretraining_tp": 1, "rms_norm_eps": 1e-05, "rope_scaling": NSNull(), "rope_theta": 10000.0,
+                "tie_word_embeddings": false, "torch_dtype": "float32", "transformers_version": "4.35.0", "use_cache": true,
+                "vocab_size": 1024,
+            ] as [String: Any])
+            try put("tokenizer_config.json", try json([
+                "add_bos_token": true, "add_eos_token": false, "bos_token": "<s>", "chat_template": try chatTemplate,
+                "clean_up_tokenization_spaces": false, "eos_token": "</s>", "legacy": true, "model_max_length": 512,
+                "pad_token": NSNull(), "padding_side": "right", "sp_model_kwargs": [:] as [String: Any],
+                "tokenizer_class": "LlamaTokenizer", "unk_token": "<unk>", "use_default_system_prompt": false,
+            ] as [String: Any]))
         case .qwen2Chat, .qwen3Chat:
             configText = self == .qwen3Chat ? try json([
                 "architectures": ["Qwen3ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0, "bos_token_id": 0,

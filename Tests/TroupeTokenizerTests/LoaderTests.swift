@@ -100,18 +100,18 @@ struct LoaderTests {
 
 @Suite("tokenizer.json validation")
 struct TokenizerJSONTests {
-    /// The error loading the gpt2-style tokenizer.json with `change` applied to it.
-    private func load(_ change: (inout [String: Any]) -> Void) -> String {
+    /// The error loading the `base` (gpt2-style) tokenizer.json with `change` applied to it.
+    private func load(_ base: String = "gpt2-style", _ change: (inout [String: Any]) -> Void) -> String {
         failure {
-            var spec = try Goldens.tokenizerSpec("gpt2-style")
+            var spec = try Goldens.tokenizerSpec(base)
             change(&spec)
             return try BPETokenizer(tokenizerJSON: JSONSerialization.data(withJSONObject: spec))
         }
     }
 
     /// The same with `change` applied to its "model" object.
-    private func loadModel(_ change: (inout [String: Any]) -> Void) -> String {
-        load { spec in
+    private func loadModel(_ base: String = "gpt2-style", _ change: (inout [String: Any]) -> Void) -> String {
+        load(base) { spec in
             var model = spec["model"] as! [String: Any]
             change(&model)
             spec["model"] = model
@@ -172,7 +172,7 @@ struct TokenizerJSONTests {
         #expect(load { spec in spec["normalizer"] = ["type": "Sequence", "normalizers": [["type": "NFC"], ["type": "Lowercase"]]] }
             == "normalizer Lowercase is not supported")
         #expect(load { spec in spec["pre_tokenizer"] = ["type": "Metaspace", "replacement": "▁"] }
-            == "pre_tokenizer Metaspace is not supported")
+            == "decoder ByteLevel in a SentencePiece-style tokenizer is not supported")
         #expect(load { spec in spec["pre_tokenizer"] = nil }.hasPrefix("a tokenizer.json without pre_tokenizer"))
         #expect(load { spec in
             spec["pre_tokenizer"] = ["type": "Split", "pattern": ["Regex": SplitRegexes.qwen2], "behavior": "Isolated"]
@@ -185,13 +185,44 @@ struct TokenizerJSONTests {
             spec["pre_tokenizer"] = ["type": "Sequence", "pretokenizers": [
                 ["type": "Split", "pattern": ["Regex": SplitRegexes.qwen2], "behavior": "Removed"], ["type": "ByteLevel"]]]
         } == "pre_tokenizer Split behavior Removed is not supported")
-        #expect(load { spec in spec["decoder"] = ["type": "WordPiece"] } == "decoder WordPiece is not supported")
+        #expect(load { spec in spec["decoder"] = ["type": "WordPiece"] } == "decoder WordPiece with a ByteLevel pre-tokenizer is not supported")
         #expect(load { spec in spec["decoder"] = nil } == "decoder null (only the ByteLevel decoder) is not supported")
         #expect(loadModel { model in model["type"] = "Unigram" } == "model type Unigram (only BPE) is not supported")
-        #expect(loadModel { model in model["byte_fallback"] = true } == "BPE byte_fallback is not supported")
+        #expect(loadModel { model in model["byte_fallback"] = true } == "BPE byte_fallback with a ByteLevel pre-tokenizer is not supported")
+        #expect(load { spec in spec["normalizer"] = ["type": "Prepend", "prepend": "▁"] }
+            == "normalizer Prepend with a ByteLevel pre-tokenizer is not supported")
         #expect(loadModel { model in model["dropout"] = 0.1 } == "BPE dropout 0.1 is not supported")
         #expect(loadModel { model in model["continuing_subword_prefix"] = "##" }
             == "BPE continuing_subword_prefix \"##\" is not supported")
+    }
+}
+
+extension TokenizerJSONTests {
+    /// SentencePiece-style tokenizers: what is refused, each naming the feature or field.
+    @Test("SentencePiece-style refusals name the feature or field")
+    func sentencePieceRefusals() {
+        let llama2 = "llama2-style"
+        #expect(load(llama2) { spec in spec["normalizer"] = ["type": "Replace", "pattern": ["Regex": " +"], "content": "▁"] }
+            == "normalizer Replace with a Regex pattern is not supported")
+        #expect(load(llama2) { spec in spec["normalizer"] = ["type": "Replace", "pattern": ["String": ""], "content": "▁"] }
+            == "field normalizer.pattern.String: empty")
+        #expect(load(llama2) { spec in spec["normalizer"] = ["type": "Lowercase"] } == "normalizer Lowercase is not supported")
+        #expect(load(llama2) { spec in spec["decoder"] = ["type": "WordPiece"] }
+            == "decoder WordPiece in a SentencePiece-style tokenizer is not supported")
+        #expect(load(llama2) { spec in spec["decoder"] = nil }.hasPrefix("a tokenizer.json without pre_tokenizer and with decoder null"))
+        #expect(load(llama2) { spec in spec["decoder"] = ["type": "Strip", "content": " ", "start": -1, "stop": 0] }
+            == "field decoder.start: negative: -1")
+        #expect(load(llama2) { spec in spec["decoder"] = ["type": "Strip", "content": "  ", "start": 1, "stop": 0] }
+            == "field decoder.content: expected one character, found \"  \"")
+        #expect(load(llama2) { spec in
+            spec["pre_tokenizer"] = ["type": "Metaspace", "replacement": "▁", "prepend_scheme": "sometimes"]
+        } == "field pre_tokenizer.prepend_scheme: expected always, first or never, found \"sometimes\"")
+        #expect(load(llama2) { spec in spec["pre_tokenizer"] = ["type": "Metaspace", "replacement": "__"] }
+            == "field pre_tokenizer.replacement: expected one character, found \"__\"")
+        #expect(load(llama2) { spec in spec["pre_tokenizer"] = ["type": "Whitespace"] }
+            .hasPrefix("pre_tokenizer Whitespace is not supported"))
+        #expect(loadModel(llama2) { model in model["unk_token"] = "<missing>" }
+            == "field model.unk_token: \"<missing>\" is not in model.vocab")
     }
 }
 

@@ -13,8 +13,14 @@ Writes into Tests/TroupeTokenizerTests/Goldens/:
                  (including lstrip/rstrip/single_word ones); goldens.json, decode_goldens.json
   llama3-style/  Split(Llama 3 regex) + ByteLevel, ignore_merges, tokenizer_config.json
   qwen2-style/   NFC normalizer, Split(Qwen2 regex) + ByteLevel, tokenizer_config.json
-  variants.json  goldens for a base tokenizer with a patched "pre_tokenizer" ("patch") or model field
-                 ("model_patch"): add_prefix_space, Digits, Llama 3 style without ignore_merges
+  llama2-style/  SentencePiece-style BPE as Llama 2, Mistral and TinyLlama ship it: normalizer
+                 Prepend("▁") + Replace(" ", "▁"), no pre-tokenizer, byte_fallback with <0x00>…<0xFF>
+                 in the vocabulary, <unk> with fuse_unk, decoder Replace + ByteFallback + Fuse + Strip;
+                 tokenizer_config.json, goldens.json, decode_goldens.json
+  variants.json  goldens for a base tokenizer with patched top-level fields ("patch") or model fields
+                 ("model_patch"): add_prefix_space, Digits, Llama 3 style without ignore_merges; Llama 2
+                 style with a Metaspace pre-tokenizer (prepend "first", and "always" with split and the
+                 Metaspace decoder), and without byte_fallback (unknown characters fuse into <unk>)
   fixture-bpe-gpt2-1024/, fixture-llama-tiny/   reference tokenizers kept as received (+ goldens
                  for llama-tiny, computed here)
 Each goldens.json is a list of {"text", "ids", "tokens", "decoded"}; "tokens" are id_to_token(id),
@@ -192,6 +198,31 @@ def qwen2_style() -> Tokenizer:
     return train(pre, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"], normalizer=normalizers.NFC())
 
 
+def llama2_style() -> Tokenizer:
+    """Trained with a splitting Metaspace pre-tokenizer (SentencePiece learns its merges word by word),
+    then saved as Llama 2's tokenizer.json writes it: the whole normalized text is one BPE word."""
+    byte_tokens = [f"<0x{b:02X}>" for b in range(256)]
+    tok = Tokenizer(models.BPE(unk_token="<unk>", fuse_unk=True, byte_fallback=True))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    trainer = trainers.BpeTrainer(vocab_size=1000, min_frequency=2, special_tokens=["<unk>", "<s>", "</s>"] + byte_tokens,
+                                  limit_alphabet=120, show_progress=False)
+    tok.train_from_iterator([training_text()], trainer=trainer)
+    spec = json.loads(tok.to_str())
+    # As in Llama 2: the byte tokens are plain vocabulary entries, not added tokens.
+    spec["added_tokens"] = [t for t in spec["added_tokens"] if t["content"] not in byte_tokens]
+    spec["normalizer"] = {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "▁"},
+                                                             {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}]}
+    spec["pre_tokenizer"] = None
+    spec["decoder"] = {"type": "Sequence", "decoders": [
+        {"type": "Replace", "pattern": {"String": "▁"}, "content": " "}, {"type": "ByteFallback"}, {"type": "Fuse"},
+        {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}
+    return Tokenizer.from_str(json.dumps(spec))
+
+
+LLAMA2_CASES = ["<s>Hello</s>", "a<s> b</s>  c", "<s> <s>x", "<0x41> is not a byte token in text", "▁already▁spelled",
+                " ▁ mixed", "rare: ⽇ ꙮ 𓀀 𝔘𝔫𝔦", "x\u0000y"]
+
+
 SPECIAL_CASES = {
     "llama3-style": ["<|begin_of_text|>Hi<|eot_id|>", "<|end_of_text|><|end_of_text|>x",
                      "A1234567890 12 123 1234", "x\n\n\ny", "ABC'S 'LL 'Ve", "\t\tx", "  \r\n  x",
@@ -253,6 +284,32 @@ def main() -> None:
         write_json(os.path.join(OUT, folder, "tokenizer_config.json"), config)
         write_json(os.path.join(OUT, folder, "goldens.json"),
                    [case(tok, t) for t in COMMON_CASES + SPECIAL_CASES[folder]])
+
+    tok = llama2_style()
+    path = save_tokenizer(tok, "llama2-style")
+    write_json(os.path.join(OUT, "llama2-style", "tokenizer_config.json"), {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"})
+    write_json(os.path.join(OUT, "llama2-style", "goldens.json"), [case(tok, t) for t in COMMON_CASES + LLAMA2_CASES])
+    byte = lambda b: tok.token_to_id(f"<0x{b:02X}>")
+    llama2_decodes = [[byte(0xE2), byte(0x82)], [byte(0xE2), byte(0x82), byte(0xAC)], [byte(0x41), byte(0xFF), byte(0x42)],
+                      [tok.token_to_id("▁a"), byte(0xC3), tok.token_to_id("<s>"), byte(0xA9)],
+                      [byte(0x20), byte(0x20), tok.token_to_id("▁a")], [tok.token_to_id("▁"), tok.token_to_id("▁")],
+                      [tok.token_to_id("</s>"), tok.token_to_id("▁a")], []]
+    write_json(os.path.join(OUT, "llama2-style", "decode_goldens.json"),
+               [{"ids": ids, "decoded": tok.decode(ids, skip_special_tokens=False)} for ids in llama2_decodes])
+    spec = json.loads(tok.to_str())
+    for name, patch, model_patch in [
+        ("llama2_metaspace_first", {"normalizer": None, "pre_tokenizer": {"type": "Metaspace", "replacement": "▁",
+                                                                          "prepend_scheme": "first", "split": False}}, {}),
+        ("llama2_metaspace_always_split", {"normalizer": None,
+                                           "pre_tokenizer": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True},
+                                           "decoder": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True}}, {}),
+        ("llama2_no_byte_fallback", {}, {"byte_fallback": False}),
+    ]:
+        patched = dict(spec, **patch)
+        patched["model"] = dict(spec["model"], **model_patch)
+        variant = Tokenizer.from_str(json.dumps(patched))
+        variants.append({"name": name, "base": "llama2-style", "patch": patch, "model_patch": model_patch,
+                         "cases": [case(variant, t) for t in COMMON_CASES + LLAMA2_CASES]})
 
     write_json(os.path.join(OUT, "variants.json"), variants)
 
