@@ -29,6 +29,35 @@ def _token_bytes(token):
     return bytes(out)
 
 
+def _flatten(step, key):
+    if step is None:
+        return []
+    if step.get("type") == "Sequence":
+        return [leaf for member in step.get(key, []) for leaf in _flatten(member, key)]
+    return [step]
+
+
+def _sentencepiece_bytes(decoders):
+    """A SentencePiece-style token's bytes (docs/PROTOCOL.md §5.1): a <0xHH> token is that byte when the
+    decoder has ByteFallback; any other its spelling through the decoder's Replace steps and, for a
+    Metaspace decoder, its replacement character as a space. Strip does not apply."""
+    byte_fallback = any(d.get("type") == "ByteFallback" for d in decoders)
+
+    def token_bytes(token):
+        if byte_fallback and len(token) == 6 and token.startswith("<0x") and token.endswith(">"):
+            try:
+                return bytes([int(token[3:5], 16)])
+            except ValueError:
+                pass
+        for d in decoders:
+            if d.get("type") == "Replace":
+                token = token.replace(d["pattern"]["String"], d["content"])
+            elif d.get("type") == "Metaspace":
+                token = token.replace(d["replacement"], " ")
+        return token.encode("utf-8")
+    return token_bytes
+
+
 class Tokenizer:
     def __init__(self, model_files, model_config):
         self.vocab_size = int(model_config["vocab_size"])
@@ -41,15 +70,17 @@ class Tokenizer:
             tokenizer_eos = 257
         else:
             spec = json.loads(text)
+            byte_level = any(p.get("type") == "ByteLevel" for p in _flatten(spec.get("pre_tokenizer"), "pretokenizers"))
+            token_bytes = _token_bytes if byte_level else _sentencepiece_bytes(_flatten(spec.get("decoder"), "decoders"))
             self.bytes_of = [None] * self.vocab_size
             names = {}
             for token, token_id in spec["model"]["vocab"].items():
                 if 0 <= token_id < self.vocab_size:
-                    self.bytes_of[token_id] = _token_bytes(token)
+                    self.bytes_of[token_id] = token_bytes(token)
                     names[token] = token_id
             for added in spec.get("added_tokens", []):
                 if 0 <= added["id"] < self.vocab_size:
-                    self.bytes_of[added["id"]] = _token_bytes(added["content"])
+                    self.bytes_of[added["id"]] = token_bytes(added["content"])
                     names[added["content"]] = added["id"]
             tokenizer_eos = None
             config_text = model_files.get("tokenizer_config.json")
