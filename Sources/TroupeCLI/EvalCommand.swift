@@ -84,7 +84,11 @@ package struct EvalCommand: ParsableCommand {
                 let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
                 guard !text.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("--temperatures: an empty list cannot produce a sample; give at least one temperature") }
                 return try parts.map { part in
-                    guard let t = Float(part), t.isFinite, (0.01...10).contains(t) else { throw ValidationError("--temperatures: \"\(part)\" is not a number in 0.01 … 10") }
+                    // Checked as written against sampling.temperature's range, then used as a Float.
+                    guard let written = Double(part), let t = Float(part), t.isFinite else {
+                        throw ValidationError("--temperatures: \"\(part)\" is not a number")
+                    }
+                    try requireSettingRange("--temperatures: each", .number(written), shown: "\"\(part)\"", as: "sampling.temperature")
                     return t
                 }
             })

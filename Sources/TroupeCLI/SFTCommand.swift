@@ -185,7 +185,8 @@ package struct SFTCommand: ParsableCommand {
         if let epochs, !(1...1_000_000).contains(epochs) { throw ValidationError("--epochs must be in 1 … 1000000, got \(epochs)") }
         if let steps, !(1...1_000_000_000).contains(steps) { throw ValidationError("--steps must be in 1 … 1000000000, got \(steps)") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
-        guard lr.isFinite && lr > 0 && lr <= 1 else { throw ValidationError("--lr must be in (0, 1] (as optimizer.learning_rate), got \(lr)") }
+        try requireSettingRange("--lr", .number(lr), shown: "\(lr)", as: "optimizer.learning_rate")
+        guard lr > 0 else { throw ValidationError("--lr must be above 0: supervised training with a learning rate of 0 changes nothing") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be ≥ 0, got \(warmup)") }
         guard weightDecay.isFinite && weightDecay >= 0 else { throw ValidationError("--weight-decay must be ≥ 0, got \(weightDecay)") }
         guard maxGradNorm.isFinite && maxGradNorm >= 0 else { throw ValidationError("--max-grad-norm must be ≥ 0, got \(maxGradNorm)") }

@@ -135,6 +135,14 @@ import TroupeTasks
         expectUsageError(["eval", scratch.model, "--task", "arith:add2", "--chat-template", "none", "--chat-date", "2026-12-06"] + samples,
                          "--chat-date needs a chat template (--chat-template auto)")
         #expect(refusal(["eval", scratch.model, "--task", "arith:add2", "--chat-date", "2026-12-06T22:00"] + samples) == nil)
+        // --temperatures: each entry in sampling.temperature's range, as written.
+        expectUsageError(["eval", scratch.model, "--task", "arith:add2", "--temperatures", "0.5,11"] + samples,
+                         "--temperatures: each must be in 0.01 … 10 (as sampling.temperature), got \"11\"")
+        expectUsageError(["eval", scratch.model, "--task", "arith:add2", "--temperatures", "0.5,hot"] + samples,
+                         "--temperatures: \"hot\" is not a number")
+        expectUsageError(["eval", scratch.model, "--task", "arith:add2", "--temperatures", " "] + samples,
+                         "--temperatures: an empty list cannot produce a sample")
+        #expect(refusal(["eval", scratch.model, "--task", "arith:add2", "--temperatures", "0.01,10"] + samples) == nil)
     }
 
     // MARK: sft
@@ -186,7 +194,7 @@ import TroupeTasks
         expectUsageError(sft + ["--epochs", "2", "--steps", "3"], "give --epochs or --steps, not both")
         expectUsageError(sft + ["--epochs", "4611686018427387904"], "--epochs must be in 1 … 1000000")
         expectUsageError(sft + ["--steps", "9223372036854775807"], "--steps must be in 1 … 1000000000")
-        expectUsageError(sft + ["--lr", "1e300"], "--lr must be in (0, 1] (as optimizer.learning_rate), got 1e+300")
+        expectUsageError(sft + ["--lr", "1e300"], "--lr must be in 0 … 1 (as optimizer.learning_rate), got 1e+300")
         #expect(try parse(["sft", "--task", "arith:add2", "--model", scratch.model] + out, as: SFTCommand.self).model == scratch.model)
     }
 
@@ -198,7 +206,7 @@ import TroupeTasks
     }
 
     @Test func sftBadNumbers() {
-        expectUsageError(sft + ["--lr", "0"], "--lr must be in (0, 1] (as optimizer.learning_rate), got 0.0")
+        expectUsageError(sft + ["--lr", "0"], "--lr must be above 0: supervised training with a learning rate of 0 changes nothing")
         expectUsageError(sft + ["--lr", "fast"], "The value 'fast' is invalid for '--lr")
         expectUsageError(sft + ["--epochs", "0"], "--epochs must be in 1 … 1000000, got 0")
         expectUsageError(sft + ["--steps", "0"], "--steps must be in 1 … 1000000000, got 0")
