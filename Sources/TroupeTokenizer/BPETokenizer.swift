@@ -221,18 +221,7 @@ public struct BPETokenizer: Tokenizer {
         guard let sentencePiece else { return }
         var key: [UInt8] = []
         for scalar in word { key += String(scalar).utf8 }
-        if key.count <= WordCache.maximumWordLength, let cached = cache.lookup(key) {
-            ids.append(contentsOf: cached)
-            return
-        }
-        let encoded: [Int32]
-        if let wholeWordIds, let id = wholeWordIds[key] {
-            encoded = [id]
-        } else {
-            encoded = merges.merge(sentencePiece.initialSymbols(word))
-        }
-        if key.count <= WordCache.maximumWordLength { cache.store(key, encoded) }
-        ids.append(contentsOf: encoded)
+        encodeWord(key: key, into: &ids) { merges.merge(sentencePiece.initialSymbols(word)) }
     }
 
     private func normalize(_ bytes: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
@@ -254,16 +243,14 @@ public struct BPETokenizer: Tokenizer {
             ids.append(merges.byteTokenIds[Int(word[word.startIndex])])
             return
         }
-        guard word.count <= WordCache.maximumWordLength else {
-            if let wholeWordIds, let id = wholeWordIds[Array(word)] {
-                ids.append(id)
-            } else {
-                ids.append(contentsOf: merges.encode(word))
-            }
-            return
-        }
-        let key = Array(word)
-        if let cached = cache.lookup(key) {
+        encodeWord(key: Array(word), into: &ids) { merges.encode(word) }
+    }
+
+    /// A word's ids (`key`: its UTF-8): cached, or the whole word's vocabulary entry with `ignore_merges`,
+    /// else `merge()`. Words longer than the cache keeps are not cached.
+    private func encodeWord(key: [UInt8], into ids: inout [Int32], merge: () -> [Int32]) {
+        let cacheable = key.count <= WordCache.maximumWordLength
+        if cacheable, let cached = cache.lookup(key) {
             ids.append(contentsOf: cached)
             return
         }
@@ -271,9 +258,9 @@ public struct BPETokenizer: Tokenizer {
         if let wholeWordIds, let id = wholeWordIds[key] {
             encoded = [id]
         } else {
-            encoded = merges.encode(word)
+            encoded = merge()
         }
-        cache.store(key, encoded)
+        if cacheable { cache.store(key, encoded) }
         ids.append(contentsOf: encoded)
     }
 
