@@ -100,6 +100,9 @@ package enum RLStepBench {
         /// Actor processes of each run; several counts give the actor scaling.
         package var actorCounts = [2]
         package var stalenessValues = [0, 1]
+        /// Times the whole list of runs is repeated, in turn (A B A B …), so that an asynchronous run is compared
+        /// with the synchronous run of its own round and the machine's drift falls on both alike.
+        package var rounds = 1
         /// Learner overrides after the workload's (`section.key=value`), e.g. `learner.threads=2`.
         package var overrides: [String] = []
         package var timeoutSeconds = 900.0
@@ -119,6 +122,8 @@ package enum RLStepBench {
     }
 
     package struct Run: Sendable {
+        /// 1-based: which repetition of the run list this run belongs to.
+        package let round: Int
         package let actors: Int
         package let run: EndToEndBench.Run
         package let split: Split
@@ -142,12 +147,34 @@ package enum RLStepBench {
         package let runs: [Run]
 
         /// Actor scaling over the synchronous runs (where the actors have the cores while they sample):
-        /// per actor count, the sampled groups per second and that over linear scaling from the fewest actors.
+        /// per actor count, the sampled groups per second (median over rounds) and that over linear scaling
+        /// from the fewest actors.
         package var scaling: [(actors: Int, groupsPerSecond: Double, efficiency: Double)] {
-            let synchronous = runs.filter { $0.run.staleness == 0 }.sorted { $0.actors < $1.actors }
-            guard let base = synchronous.first, synchronous.count > 1 else { return [] }
-            let perActor = base.samplingGroupsPerSecond / Double(base.actors)
-            return synchronous.map { ($0.actors, $0.samplingGroupsPerSecond, $0.samplingGroupsPerSecond / (perActor * Double($0.actors))) }
+            let counts = Set(runs.filter { $0.run.staleness == 0 }.map(\.actors)).sorted()
+            guard let fewest = counts.first, counts.count > 1 else { return [] }
+            func rate(_ actors: Int) -> Double {
+                BenchStats.median(runs.filter { $0.run.staleness == 0 && $0.actors == actors }.map(\.samplingGroupsPerSecond))
+            }
+            let perActor = rate(fewest) / Double(fewest)
+            return counts.map { ($0, rate($0), rate($0) / (perActor * Double($0))) }
+        }
+
+        /// The synchronous run an asynchronous one is compared with: same actors, same round.
+        package func synchronousTwin(of run: Run) -> Run? {
+            runs.first { $0.run.staleness == 0 && $0.actors == run.actors && $0.round == run.round }
+        }
+
+        /// Per asynchronous setting (actors, max_staleness), its speed over its synchronous twin's in each round.
+        package var speedups: [(actors: Int, staleness: Int, ratios: [Double])] {
+            var settings: [(Int, Int)] = []
+            for run in runs where run.run.staleness > 0 && !settings.contains(where: { $0 == (run.actors, run.run.staleness) }) {
+                settings.append((run.actors, run.run.staleness))
+            }
+            return settings.map { actors, staleness in
+                (actors, staleness, runs.filter { $0.actors == actors && $0.run.staleness == staleness }.compactMap { run in
+                    synchronousTwin(of: run).map { $0.secondsPerStep / run.secondsPerStep }
+                })
+            }
         }
     }
 
@@ -160,14 +187,16 @@ package enum RLStepBench {
         e2e.timeoutSeconds = options.timeoutSeconds
         var runs: [Run] = []
         let promptTokens = try promptTokenCounts(workDirectory)
-        for (actors, staleness) in options.actorCounts.flatMap({ a in options.stalenessValues.map { (a, $0) } }) {
+        let settings = options.actorCounts.flatMap { a in options.stalenessValues.map { (a, $0) } }
+        for (round, (actors, staleness)) in (1...max(1, options.rounds)).flatMap({ r in settings.map { (r, $0) } }) {
             e2e.actors = actors
             // Each actor leases its share of a step's prompts at once and samples them as one batch, as TRL
             // generates a step's completions together (lease size 1 measured 6% slower per step, 2026-12-05).
             let share = (options.workload.prompts + actors - 1) / actors
             e2e.overrides = options.workload.learnerOverrides(directory: workDirectory) + ["learner.lease_size=\(share)"] + options.overrides
             e2e.stalenessValues = [staleness]
-            progress("rl-step: learner + \(actors) actors, \(options.steps) steps, max_staleness \(staleness)")
+            progress("rl-step: learner + \(actors) actors, \(options.steps) steps, max_staleness \(staleness)"
+                     + (options.rounds > 1 ? ", round \(round) of \(options.rounds)" : ""))
             guard let run = try EndToEndBench.run(e2e, progress: progress).runs.first else { continue }
             let steady = run.steady
             func median(_ f: (EndToEndBench.Step) -> Double) -> Double { BenchStats.median(steady.map(f)) }
@@ -178,7 +207,7 @@ package enum RLStepBench {
             let split = Split(sampling: run.samplingSecondsPerGroup * Double(options.workload.prompts) / Double(actors),
                               scoring: median(\.forwardSeconds), training: median { $0.backwardSeconds + $0.optimizerSeconds },
                               publishing: median(\.publishSeconds))
-            runs.append(Run(actors: actors, run: run, split: split, tokensPerSecond: median(\.tokensTrained) / run.medianCycle,
+            runs.append(Run(round: round, actors: actors, run: run, split: split, tokensPerSecond: median(\.tokensTrained) / run.medianCycle,
                             limitSeconds: (flops.training + flops.sampling) / (sgemm * 1e9)))
         }
         return Report(options: options, sgemmGflops: sgemm, runs: runs)

@@ -38,6 +38,10 @@ struct BenchRLStepCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("learner.max_staleness of each run, separated by commas (default 0,1).", valueName: "list"))
     var staleness = "0,1"
 
+    @Option(name: .long, help: ArgumentHelp("Repeat the whole list of runs this many times, in turn (default 1): each asynchronous run is compared with the synchronous run of its round, and every round's ratio is reported.",
+                                            valueName: "n"))
+    var rounds = 1
+
     @Option(name: .customLong("set"), help: ArgumentHelp("A learner override after the workload's, e.g. learner.threads=2 (repeatable).",
                                                          valueName: "section.key=value"))
     var overrides: [String] = []
@@ -52,6 +56,7 @@ struct BenchRLStepCommand: ParsableCommand {
 
     func validate() throws {
         if steps < 3 { throw ValidationError("--steps must be at least 3 (step 1 holds the start-up), got \(steps)") }
+        if !(1...20).contains(rounds) { throw ValidationError("--rounds must be in 1 … 20, got \(rounds)") }
         _ = try actorCounts()
         _ = try stalenessValues()
         for o in overrides where !o.contains("=") { throw ValidationError("--set \(o): expected section.key=value") }
@@ -94,6 +99,7 @@ struct BenchRLStepCommand: ParsableCommand {
         options.steps = steps
         options.actorCounts = try actorCounts()
         options.stalenessValues = try stalenessValues()
+        options.rounds = rounds
         options.overrides = overrides
         let work = NSTemporaryDirectory() + "troupe-bench-rl-step-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: work) }
@@ -119,8 +125,14 @@ private struct RLStepOutput {
                                    key: Self.peerKey, maxSpread: maxSpread)
         }
         let limitTarget = RuntimeTargets.rlStepShareOfLimit(environmentKernel: environmentKernel)
-        /// The synchronous run with the same actors, which an asynchronous one is compared with.
-        func synchronous(_ run: RLStepBench.Run) -> RLStepBench.Run? { r.runs.first { $0.run.staleness == 0 && $0.actors == run.actors } }
+        /// The synchronous run with the same actors (and round), which an asynchronous one is compared with.
+        func synchronous(_ run: RLStepBench.Run) -> RLStepBench.Run? { r.synchronousTwin(of: run) }
+        /// Each asynchronous setting's speed over synchronous across rounds: the ratios, their median, and
+        /// the verdict on "never slower" (every round at the target).
+        func speedupSummary(_ s: (actors: Int, staleness: Int, ratios: [Double])) -> (median: Double, atTarget: Int, met: Bool) {
+            let atTarget = s.ratios.filter { $0 >= RuntimeTargets.asyncOverSync }.count
+            return (BenchStats.median(s.ratios), atTarget, !s.ratios.isEmpty && atTarget == s.ratios.count)
+        }
         /// Why this run's targets are not judged (its steps, or its synchronous twin's, too far apart), or nil.
         func noise(_ run: RLStepBench.Run) -> String? {
             var lists = [("this run's steps", run.cycles)]
@@ -133,7 +145,8 @@ private struct RLStepOutput {
                                   "cpus": .integer(ProcessInfo.processInfo.activeProcessorCount)])
             for (run, versus) in zip(r.runs, comparisons) {
                 var line: [String: JSONValue] = [
-                    "event": "rl_step", "shape": .string(w.shape.name), "prompts": .integer(w.prompts), "group_size": .integer(w.groupSize),
+                    "event": "rl_step", "round": .integer(run.round),
+                    "shape": .string(w.shape.name), "prompts": .integer(w.prompts), "group_size": .integer(w.groupSize),
                     "max_new_tokens": .integer(w.maxNewTokens), "actors": .integer(run.actors), "steps": .integer(r.options.steps),
                     "sampling_groups_per_s": .number(run.samplingGroupsPerSecond),
                     "max_staleness": .integer(run.run.staleness), "seconds_per_step": .number(run.secondsPerStep),
@@ -156,6 +169,13 @@ private struct RLStepOutput {
                 }
                 try JSONOutput.print(.object(line))
             }
+            for speedup in r.speedups {
+                let summary = speedupSummary(speedup)
+                try JSONOutput.print(["event": "async_vs_sync", "actors": .integer(speedup.actors), "max_staleness": .integer(speedup.staleness),
+                                      "ratios": .array(speedup.ratios.map(JSONValue.number)), "median": .number(summary.median),
+                                      "rounds_at_target": .integer(summary.atTarget), "target": .number(RuntimeTargets.asyncOverSync),
+                                      "met": .bool(summary.met)])
+            }
             for point in r.scaling {
                 try JSONOutput.print(["event": "actor_scaling", "actors": .integer(point.actors), "sampling_groups_per_s": .number(point.groupsPerSecond),
                                       "efficiency": .number(point.efficiency)])
@@ -166,7 +186,7 @@ private struct RLStepOutput {
         Swift.print("RL step: random \(w.shape.name), \(w.prompts) prompts × \(w.groupSize) samples × \(w.maxNewTokens) new tokens, "
                     + "learner + actors, medians over steps 2–\(r.options.steps)")
         if let problem = peers.problem { Swift.print("No ratio to TRL: \(problem)") }
-        let columns = [("actors", 6), ("staleness", 9), ("s/step", 7), ("tok/s", 7), ("idle", 5), ("trained", 9), ("sample s", 8), ("score s", 7),
+        let columns = (r.options.rounds > 1 ? [("round", 5)] : []) + [("actors", 6), ("staleness", 9), ("s/step", 7), ("tok/s", 7), ("idle", 5), ("trained", 9), ("sample s", 8), ("score s", 7),
                        ("train s", 7), ("publ. s", 7), ("limit s", 7), ("of limit", 15), ("vs TRL", 14)]
         Swift.print(columns.map { pad($0.0, $0.1) }.joined(separator: " "))
         Swift.print(columns.map { String(repeating: "-", count: $0.1) }.joined(separator: " "))
@@ -177,7 +197,7 @@ private struct RLStepOutput {
             func judged(_ met: Bool) -> String { problem != nil ? "not judged" : met ? "met" : "NOT met" }
             let limit = String(format: "%.0f%% ", 100 * run.shareOfLimit) + judged(run.shareOfLimit >= limitTarget)
                 + String(format: " ≥%.0f%%", 100 * limitTarget)
-            let cells = [String(run.actors), String(run.run.staleness), String(format: "%.2f", run.secondsPerStep), String(format: "%.0f", run.tokensPerSecond),
+            let cells = (r.options.rounds > 1 ? [String(run.round)] : []) + [String(run.actors), String(run.run.staleness), String(format: "%.2f", run.secondsPerStep), String(format: "%.0f", run.tokensPerSecond),
                          String(format: "%.0f%%", 100 * run.run.steadyIdleRatio), "\(run.run.groupsTrained)/\(run.run.groupsProduced)",
                          String(format: "%.2f", run.split.sampling), String(format: "%.2f", run.split.scoring),
                          String(format: "%.2f", run.split.training), String(format: "%.2f", run.split.publishing),
@@ -193,6 +213,14 @@ private struct RLStepOutput {
                                    100 * stale, stale <= RuntimeTargets.staleShare ? "met" : "NOT met", 100 * RuntimeTargets.staleShare))
             }
             if let problem { Swift.print("  targets not judged: \(problem)") }
+        }
+        if r.options.rounds > 1 {
+            for speedup in r.speedups {
+                let summary = speedupSummary(speedup)
+                Swift.print(String(format: "max_staleness %d, %d actors, against synchronous round by round: %@; median %.2f×, at least %.1f× in %d of %d rounds (every round: %@)",
+                                   speedup.staleness, speedup.actors, speedup.ratios.map { String(format: "%.2f×", $0) }.joined(separator: ", "),
+                                   summary.median, RuntimeTargets.asyncOverSync, summary.atTarget, speedup.ratios.count, summary.met ? "met" : "NOT met"))
+            }
         }
         if !r.scaling.isEmpty {
             Swift.print("Actor scaling (synchronous runs; groups sampled per second on the actors' own clocks):")
