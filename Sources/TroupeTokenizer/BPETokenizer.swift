@@ -64,7 +64,21 @@ public struct BPETokenizer: Tokenizer {
                 problem: "token id \(size - 1) is beyond the supported \(Self.maximumVocabularySize) ids")
         }
         sentencePiece = parsed.sentencePiece
-        (tokenStrings, tokenBytes) = try Self.tokenTables(vocab: vocab, addedTokens: parsed.addedTokens, size: size,
+        // As tokenizers does, a normalized added token is spelled, matched and decoded in its normalized
+        // form (with Llama 2's normalizer, "<s>" as "▁<s>").
+        let spelled = parsed.addedTokens.map { token in
+            guard token.normalized else { return token }
+            var normalized = token
+            if let sentencePiece = parsed.sentencePiece {
+                var scalars = String.UnicodeScalarView()
+                scalars.append(contentsOf: sentencePiece.normalize(Array(token.content.unicodeScalars)))
+                normalized.content = String(scalars)
+            } else if parsed.normalizesNFC {
+                normalized.content = token.content.precomposedStringWithCanonicalMapping
+            }
+            return normalized
+        }
+        (tokenStrings, tokenBytes) = try Self.tokenTables(vocab: vocab, addedTokens: spelled, size: size,
                                                           sentencePiece: parsed.sentencePiece)
         merges = BPEMerges(byteTokenIds: parsed.sentencePiece == nil ? try Self.byteTokenIds(vocab) : [],
                            rules: try Self.mergeRules(parsed.merges, vocab: vocab))
@@ -83,7 +97,7 @@ public struct BPETokenizer: Tokenizer {
         stages = parsed.stages
         normalizesNFC = parsed.normalizesNFC
         rawAddedTokens = AddedTokenMatcher(parsed.addedTokens.filter { !$0.normalized })
-        normalizedAddedTokens = AddedTokenMatcher(parsed.addedTokens.filter { $0.normalized })
+        normalizedAddedTokens = AddedTokenMatcher(spelled.filter(\.normalized))
         specialTokens = Dictionary(parsed.addedTokens.filter(\.special).map { ($0.content, $0.id) },
                                    uniquingKeysWith: { _, last in last })
         wholeWordIds = parsed.ignoreMerges ? Self.wholeWordIds(vocab, sentencePiece: parsed.sentencePiece != nil) : nil

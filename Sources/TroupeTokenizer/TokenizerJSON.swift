@@ -174,17 +174,24 @@ struct TokenizerJSON {
         guard replacement.unicodeScalars.count == 1 else {
             throw TokenizerError.invalidField(field: "\(field.path).replacement", problem: "expected one character, found \(quoted(replacement))")
         }
-        // Older files write add_prefix_space instead of prepend_scheme.
-        let scheme: SentencePieceBPE.Metaspace.PrependScheme
+        // Older files write add_prefix_space instead of prepend_scheme; false means never, as in tokenizers,
+        // and contradicts any other scheme written beside it.
+        var scheme: SentencePieceBPE.Metaspace.PrependScheme?
         if let written = try field.member("prepend_scheme")?.string() {
             guard let known = SentencePieceBPE.Metaspace.PrependScheme(rawValue: written) else {
                 throw TokenizerError.invalidField(field: "\(field.path).prepend_scheme", problem: "expected always, first or never, found \(quoted(written))")
             }
             scheme = known
-        } else {
-            scheme = try field.member("add_prefix_space")?.bool() ?? true ? .always : .never
         }
-        return .init(replacement: replacement.unicodeScalars.first!, prependScheme: scheme, split: try field.member("split")?.bool() ?? true)
+        if try field.member("add_prefix_space")?.bool() == false {
+            if let scheme, scheme != .never {
+                throw TokenizerError.invalidField(field: "\(field.path).add_prefix_space",
+                                                  problem: "false does not match prepend_scheme \(scheme.rawValue)")
+            }
+            scheme = .never
+        }
+        return .init(replacement: replacement.unicodeScalars.first!, prependScheme: scheme ?? .always,
+                     split: try field.member("split")?.bool() ?? true)
     }
 
     /// A SentencePiece-style decoder: Replace (a String pattern), ByteFallback, Fuse, Strip, Metaspace,

@@ -15,7 +15,7 @@ struct GoldenTests {
     @Test("patched configurations: add_prefix_space, Digits, ignore_merges off, Metaspace, no byte fallback")
     func variants() throws {
         let variants = try #require(Goldens.json("variants.json") as? [[String: Any]])
-        #expect(variants.count == 7)
+        #expect(variants.count == 8)
         for variant in variants {
             let name = try #require(variant["name"] as? String)
             var spec = try Goldens.tokenizerSpec(try #require(variant["base"] as? String))

@@ -221,6 +221,9 @@ extension TokenizerJSONTests {
             == "field pre_tokenizer.replacement: expected one character, found \"__\"")
         #expect(load(llama2) { spec in spec["pre_tokenizer"] = ["type": "Whitespace"] }
             .hasPrefix("pre_tokenizer Whitespace is not supported"))
+        #expect(load(llama2) { spec in
+            spec["pre_tokenizer"] = ["type": "Metaspace", "replacement": "▁", "add_prefix_space": false, "prepend_scheme": "first"]
+        } == "field pre_tokenizer.add_prefix_space: false does not match prepend_scheme first")
         #expect(loadModel(llama2) { model in model["unk_token"] = "<missing>" }
             == "field model.unk_token: \"<missing>\" is not in model.vocab")
     }

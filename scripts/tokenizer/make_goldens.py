@@ -20,7 +20,8 @@ Writes into Tests/TroupeTokenizerTests/Goldens/:
   variants.json  goldens for a base tokenizer with patched top-level fields ("patch") or model fields
                  ("model_patch"): add_prefix_space, Digits, Llama 3 style without ignore_merges; Llama 2
                  style with a Metaspace pre-tokenizer (prepend "first", and "always" with split and the
-                 Metaspace decoder), and without byte_fallback (unknown characters fuse into <unk>)
+                 Metaspace decoder), without byte_fallback (unknown characters fuse into <unk>), and
+                 with <s> a normalized added token
   fixture-bpe-gpt2-1024/, fixture-llama-tiny/   reference tokenizers kept as received (+ goldens
                  for llama-tiny, computed here)
 Each goldens.json is a list of {"text", "ids", "tokens", "decoded"}; "tokens" are id_to_token(id),
@@ -205,7 +206,7 @@ def llama2_style() -> Tokenizer:
     tok = Tokenizer(models.BPE(unk_token="<unk>", fuse_unk=True, byte_fallback=True))
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
     trainer = trainers.BpeTrainer(vocab_size=1000, min_frequency=2, special_tokens=["<unk>", "<s>", "</s>"] + byte_tokens,
-                                  limit_alphabet=120, show_progress=False)
+                                  show_progress=False)
     tok.train_from_iterator([training_text()], trainer=trainer)
     spec = json.loads(tok.to_str())
     # As in Llama 2: the byte tokens are plain vocabulary entries, not added tokens.
@@ -220,7 +221,7 @@ def llama2_style() -> Tokenizer:
 
 
 LLAMA2_CASES = ["<s>Hello</s>", "a<s> b</s>  c", "<s> <s>x", "<0x41> is not a byte token in text", "▁already▁spelled",
-                " ▁ mixed", "rare: ⽇ ꙮ 𓀀 𝔘𝔫𝔦", "x\u0000y"]
+                " ▁ mixed", "rare: ⽇ ꙮ 𓀀 𝔘𝔫𝔦", "x\u0000y", "Hi <s>", "a<s>", "x </s>  y</s>"]
 
 
 SPECIAL_CASES = {
@@ -304,6 +305,8 @@ def main() -> None:
                                            "pre_tokenizer": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True},
                                            "decoder": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True}}, {}),
         ("llama2_no_byte_fallback", {}, {"byte_fallback": False}),
+        # A normalized added token is matched in its normalized spelling ("▁<s>").
+        ("llama2_normalized_added_token", {"added_tokens": [dict(t, normalized=t["content"] == "<s>") for t in spec["added_tokens"]]}, {}),
     ]:
         patched = dict(spec, **patch)
         patched["model"] = dict(spec["model"], **model_patch)

@@ -48,6 +48,15 @@ class TokenBytesTest(unittest.TestCase):
             self.assertEqual(stripped, case["decoded"], case["text"])
         self.assertIn(2, tokenizer.stop_tokens)  # </s>, named by tokenizer_config.json
 
+    def test_a_normalized_added_token_is_spelled_through_the_normalizer(self):
+        with open(os.path.join(GOLDENS, "llama2-style", "tokenizer.json"), encoding="utf-8") as f:
+            spec = json.load(f)
+        for added in spec["added_tokens"]:
+            added["normalized"] = added["content"] == "<s>"
+        tokenizer = Tokenizer({"tokenizer.json": json.dumps(spec)}, {"vocab_size": 1024})
+        self.assertEqual(tokenizer.bytes(1), b" <s>")
+        self.assertEqual(tokenizer.bytes(2), b"</s>")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -58,6 +58,23 @@ def _sentencepiece_bytes(decoders):
     return token_bytes
 
 
+def _normalizer(steps):
+    """tokenizer.json's normalizer over a string: NFC, Prepend, Replace (String pattern), in order."""
+    import unicodedata
+
+    def normalize(text):
+        for step in steps:
+            kind = step.get("type")
+            if kind == "NFC":
+                text = unicodedata.normalize("NFC", text)
+            elif kind == "Prepend" and text:
+                text = step["prepend"] + text
+            elif kind == "Replace":
+                text = text.replace(step["pattern"]["String"], step["content"])
+        return text
+    return normalize
+
+
 class Tokenizer:
     def __init__(self, model_files, model_config):
         self.vocab_size = int(model_config["vocab_size"])
@@ -78,9 +95,12 @@ class Tokenizer:
                 if 0 <= token_id < self.vocab_size:
                     self.bytes_of[token_id] = token_bytes(token)
                     names[token] = token_id
+            # A normalized added token is spelled in its normalized form, as tokenizers decodes it.
+            normalize = _normalizer(_flatten(spec.get("normalizer"), "normalizers"))
             for added in spec.get("added_tokens", []):
                 if 0 <= added["id"] < self.vocab_size:
-                    self.bytes_of[added["id"]] = token_bytes(added["content"])
+                    spelling = normalize(added["content"]) if added.get("normalized", not added.get("special", False)) else added["content"]
+                    self.bytes_of[added["id"]] = token_bytes(spelling)
                     names[added["content"]] = added["id"]
             tokenizer_eos = None
             config_text = model_files.get("tokenizer_config.json")
