@@ -39,7 +39,7 @@ struct ChatTemplateGoldenTests {
     }()
 
     @Test func theGoldensAreThere() {
-        #expect(Self.cases.count == 358)
+        #expect(Self.cases.count == 360)
         #expect(Self.cases.filter { $0.date != nil }.count == 7)
         #expect(Self.cases.allSatisfy { !$0.source.isEmpty })
     }

@@ -164,6 +164,9 @@ struct ChatTemplateTests {
         ("{{ [1] | map(3) }}", "chat template line 1: |map takes a filter name (one of "),
         ("{{ messages | map(attribute=1) }}", "chat template line 1: |map takes attribute='NAME' and optionally default=VALUE"),
         ("{{ 3 is divisibleby 0 }}", "chat template line 1: modulo by zero"),
+        ("{{ messages | selectattr('role') | length }}", "chat template line 1: object of type 'generator' has no len() (add |list)"),
+        ("{{ messages | map(attribute='role') | last }}", "chat template line 1: 'generator' object is not reversible (add |list before |last)"),
+        ("{{ messages | select | tojson }}", "chat template line 1: a generator cannot be written as JSON (add |list)"),
     ])
     func filterAndTestMisuseIsAnErrorNamingTheLine(source: String, message: String) throws {
         let t = try ChatTemplate(source)

@@ -148,6 +148,10 @@ expressions += [
     "{{ 'abc' is lower }} {{ 'ABC' is upper }} {{ 'aB' is lower }} {{ '12' is lower }} {{ 2 is greaterthan 1 }} {{ 1 is lessthan 2 }} {{ range is callable }} {{ 'x' is callable }} {{ x is not defined and 1 is eq 1 }} {{ 'ab' is in messages[1].content or 1 is eq 2 }}",
     # Loop controls (transformers enables them).
     "{% for i in range(10) %}{% if i == 2 %}{% continue %}{% endif %}{% if i > 4 %}{% break %}{% endif %}{{ i }}{% endfor %}|{% for m in messages %}{{ m.role }}{% if loop.first %}{% break %}{% endif %}{% endfor %}|{% for i in [1,2] %}{% for j in [1,2,3] %}{% if j == 2 %}{% break %}{% endif %}{{ i }}{{ j }}{% endfor %}{% endfor %}|{% for i in [1, 2] if i > 5 %}{% break %}{% else %}none{% endfor %}",
+    # A for loop's else runs when no iteration reached the end of its body.
+    "{% for m in messages %}{% continue %}{% else %}none{% endfor %}|{% for i in [1,2] %}{% break %}{% else %}E{% endfor %}|{% for i in [1,2] %}{% if i == 2 %}{% break %}{% endif %}{% else %}F{% endfor %}|{% for i in [] %}x{% else %}G{% endfor %}",
+    # The select and map filters give generators: true even when empty; nothing from a false value.
+    "{% if messages|selectattr('role', 'eq', 'tool') %}T{% endif %}|{{ tools|map(attribute='name')|list }}|{{ none|select|list }}|{{ [{}]|map(attribute='a', default=none)|select('defined')|list|length }}|{{ [[1,2]]|map(attribute='-1')|select('defined')|list|length }}|{{ [[1,2]]|map(attribute='1')|list }}|{{ 'a' in nothing }}|{{ 'a' is in nothing }}|{{ 2 in [1,2]|select }}|{{ messages|map(attribute='role')|first }}|{{ [3,1,2]|select|reverse|list }}",
     # The functions transformers defines, as values.
     "{{ raise_exception is defined }} {{ range is defined }} {{ namespace is defined }} {{ strftime_now is defined }} {{ strftime_now is undefined }}",
 ]

@@ -100,31 +100,37 @@ struct JinjaRenderer {
             }
             items = kept
         }
-        if items.isEmpty { return try run(otherwise) }
-        scopes.append([:])
-        defer { scopes.removeLast() }
-        for (index, item) in items.enumerated() {
-            iterations += 1
-            if iterations > Limits.iterations {
-                throw ChatTemplateError.render(line: line, problem: "the template runs more than \(Limits.iterations) loop iterations")
-            }
-            for (name, value) in try bind(targets, to: item, line: line) { scopes[scopes.count - 1][name] = value }
-            scopes[scopes.count - 1]["loop"] = .dictionary(JinjaDictionary([
-                ("index", .integer(index + 1)), ("index0", .integer(index)),
-                ("revindex", .integer(items.count - index)), ("revindex0", .integer(items.count - index - 1)),
-                ("first", .boolean(index == 0)), ("last", .boolean(index == items.count - 1)),
-                ("length", .integer(items.count)),
-                ("previtem", index > 0 ? items[index - 1] : .undefined("loop.previtem")),
-                ("nextitem", index + 1 < items.count ? items[index + 1] : .undefined("loop.nextitem")),
-            ]))
-            do {
-                try run(body)
-            } catch LoopControl.continueLoop {
-                continue
-            } catch LoopControl.breakLoop {
-                break
+        // As Jinja compiles it: the else body runs unless some iteration reached the end of the body
+        // (an empty loop, or one whose every iteration ended in break or continue).
+        var completedAnIteration = false
+        do {
+            scopes.append([:])
+            defer { scopes.removeLast() }
+            for (index, item) in items.enumerated() {
+                iterations += 1
+                if iterations > Limits.iterations {
+                    throw ChatTemplateError.render(line: line, problem: "the template runs more than \(Limits.iterations) loop iterations")
+                }
+                for (name, value) in try bind(targets, to: item, line: line) { scopes[scopes.count - 1][name] = value }
+                scopes[scopes.count - 1]["loop"] = .dictionary(JinjaDictionary([
+                    ("index", .integer(index + 1)), ("index0", .integer(index)),
+                    ("revindex", .integer(items.count - index)), ("revindex0", .integer(items.count - index - 1)),
+                    ("first", .boolean(index == 0)), ("last", .boolean(index == items.count - 1)),
+                    ("length", .integer(items.count)),
+                    ("previtem", index > 0 ? items[index - 1] : .undefined("loop.previtem")),
+                    ("nextitem", index + 1 < items.count ? items[index + 1] : .undefined("loop.nextitem")),
+                ]))
+                do {
+                    try run(body)
+                    completedAnIteration = true
+                } catch LoopControl.continueLoop {
+                    continue
+                } catch LoopControl.breakLoop {
+                    break
+                }
             }
         }
+        if !completedAnIteration { try run(otherwise) }
     }
 
     private func bind(_ targets: [String], to item: JinjaValue, line: Int) throws -> [String: JinjaValue] {
@@ -140,6 +146,7 @@ struct JinjaRenderer {
         case .undefined: return []
         case let .list(items): return items
         case let .dictionary(d): return d.keys.map(JinjaValue.string)
+        case let .generator(items): return items
         case let .string(s): return s.map { .string(String($0)) }
         default: throw JinjaFailure("\(value.typeName) is not iterable")
         }
@@ -417,6 +424,7 @@ struct JinjaRenderer {
             case let .string(s): return .integer(s.unicodeScalars.count)
             case let .list(items): return .integer(items.count)
             case let .dictionary(d): return .integer(d.keys.count)
+            case .generator: throw JinjaFailure("object of type 'generator' has no len() (add |list)")
             default: throw JinjaFailure("\(value.typeName) has no length")
             }
         case "tojson":
@@ -440,6 +448,7 @@ struct JinjaRenderer {
             let separator = arguments.first?.text ?? ""
             return .string(try Self.iterate(value).map(\.text).joined(separator: separator))
         case "first", "last":
+            if name == "last", case .generator = value { throw JinjaFailure("'generator' object is not reversible (add |list before |last)") }
             let items = try Self.iterate(value)
             return (name == "first" ? items.first : items.last) ?? .undefined("|\(name) of an empty sequence")
         case "int":
@@ -452,35 +461,37 @@ struct JinjaRenderer {
             return .number(0)
         case "items":
             switch value {
-            case .undefined: return .list([])
-            case let .dictionary(d): return .list(d.keys.map { .list([.string($0), d[$0]!]) })
+            case .undefined: return .generator([])
+            case let .dictionary(d): return .generator(d.keys.map { .list([.string($0), d[$0]!]) })
             default: throw JinjaFailure("|items needs a mapping, got \(value.typeName)")
             }
         case "select", "reject":
             // select(), select('test', arguments…): the items the test (or truthiness) keeps; reject the others.
             let keep = name == "select"
-            return .list(try Self.iterate(value).filter { item in
+            return .generator(try Self.iterateIfTrue(value).filter { item in
                 guard let test = arguments.first else { return item.isTrue == keep }
                 return try self.test(try testName(test, in: name), item, Array(arguments.dropFirst())) == keep
             })
         case "selectattr", "rejectattr":
             guard case let .string(path)? = arguments.first else { throw JinjaFailure("|\(name) takes an attribute name first") }
             let keep = name == "selectattr"
-            return .list(try Self.iterate(value).filter { item in
+            return .generator(try Self.iterateIfTrue(value).filter { item in
                 let attribute = try self.attribute(path, of: item)
                 guard arguments.count > 1 else { return attribute.isTrue == keep }
                 return try self.test(try testName(arguments[1], in: name), attribute, Array(arguments.dropFirst(2))) == keep
             })
         case "map":
             // map(attribute='a.b', default=…) or map('filter', arguments…).
-            let items = try Self.iterate(value)
+            let items = try Self.iterateIfTrue(value)
             if let path = keywords.first(where: { $0.0 == "attribute" })?.1 {
                 guard case let .string(path) = path, arguments.isEmpty,
                       keywords.allSatisfy({ $0.0 == "attribute" || $0.0 == "default" }) else {
                     throw JinjaFailure("|map takes attribute='NAME' and optionally default=VALUE")
                 }
-                let fallback = keywords.first { $0.0 == "default" }?.1
-                return .list(try items.map { item in
+                // As in Jinja, default=none is no default.
+                var fallback = keywords.first { $0.0 == "default" }?.1
+                if case .none? = fallback { fallback = nil }
+                return .generator(try items.map { item in
                     let attribute = try self.attribute(path, of: item)
                     return attribute.isUndefined ? fallback ?? attribute : attribute
                 })
@@ -488,7 +499,7 @@ struct JinjaRenderer {
             guard case let .string(filterName)? = arguments.first, JinjaParser.filters.contains(filterName) else {
                 throw JinjaFailure("|map takes a filter name (one of \(JinjaParser.filters.sorted().joined(separator: ", "))) or attribute='NAME'")
             }
-            return .list(try items.map { try filter(filterName, $0, Array(arguments.dropFirst()), keywords) })
+            return .generator(try items.map { try filter(filterName, $0, Array(arguments.dropFirst()), keywords) })
         default:
             // trim, upper, lower, capitalize, title: string filters.
             if value.isUndefined { throw undefinedFailure(value) }
@@ -511,14 +522,22 @@ struct JinjaRenderer {
         return JinjaParser.testOperators[name] ?? name
     }
 
-    /// `item.a.b` as Jinja's attribute getters read it: each dotted part an item or attribute, digits an index.
+    /// `item.a.b` as Jinja's attribute getters read it: each dotted part an item or attribute, a part of
+    /// digits alone an index.
     private func attribute(_ path: String, of item: JinjaValue) throws -> JinjaValue {
         var value = item
         for part in path.split(separator: ".", omittingEmptySubsequences: false).map(String.init) {
             if value.isUndefined { return value }
-            value = try self.item(of: value, Int(part).map(JinjaValue.integer) ?? .string(part), description: path)
+            let index = part.isEmpty || !part.allSatisfy(\.isASCII) || !part.allSatisfy(\.isNumber) ? nil : Int(part)
+            value = try self.item(of: value, index.map(JinjaValue.integer) ?? .string(part), description: path)
         }
         return value
+    }
+
+    /// The items of a value the select and map filters take: nothing when it is false (None, an empty
+    /// list, undefined), as their `if seq:` guard in Jinja.
+    private static func iterateIfTrue(_ value: JinjaValue) throws -> [JinjaValue] {
+        value.isTrue ? try iterate(value) : []
     }
 
     private static let testArity = ["divisibleby": 1, "in": 1, "eq": 1, "equalto": 1, "ne": 1, "gt": 1, "greaterthan": 1,
@@ -584,7 +603,9 @@ struct JinjaRenderer {
             case let .dictionary(d):
                 guard case let .string(key) = l else { return .boolean(false) }
                 return .boolean(d[key] != nil)
-            case .undefined: throw undefinedFailure(r)
+            case let .generator(items): return .boolean(items.contains { $0.equals(l) })
+            // Jinja's Undefined iterates as empty, so nothing is in it.
+            case .undefined: return .boolean(false)
             default: throw JinjaFailure("'in' needs a string, list or dict on the right, got \(r.typeName)")
             }
         default: break

@@ -18,6 +18,9 @@ enum JinjaValue: Sendable {
     case namespace(JinjaNamespace)
     /// A global function looked up by name (`strftime_now is defined`, `{{ range }}`); calls go by name.
     case function(String)
+    /// What `select`, `reject`, `selectattr`, `rejectattr`, `map` and `items` return: Python's generator,
+    /// which is true even when empty and has no length (unlike Jinja's, it can be iterated again).
+    case generator([JinjaValue])
 
     var isTrue: Bool {
         switch self {
@@ -28,7 +31,7 @@ enum JinjaValue: Sendable {
         case let .string(s): return !s.isEmpty
         case let .list(l): return !l.isEmpty
         case let .dictionary(d): return !d.keys.isEmpty
-        case .namespace, .function: return true
+        case .namespace, .function, .generator: return true
         }
     }
 
@@ -47,6 +50,7 @@ enum JinjaValue: Sendable {
         case .dictionary: return "dict"
         case .namespace: return "Namespace"
         case .function: return "function"
+        case .generator: return "generator"
         }
     }
 
@@ -79,6 +83,7 @@ enum JinjaValue: Sendable {
                 .joined(separator: ", ") + "}"
         case let .namespace(n): return "<Namespace " + JinjaValue.dictionary(n.attributes).representation + ">"
         case let .function(name): return "<function \(name)>"
+        case .generator: return "<generator object>"
         }
     }
 
@@ -141,6 +146,7 @@ enum JinjaValue: Sendable {
                 .joined(separator: separator) + pad(depth) + "}"
         case .namespace: throw JinjaFailure("a Namespace cannot be written as JSON")
         case let .function(name): throw JinjaFailure("the function \(name) cannot be written as JSON")
+        case .generator: throw JinjaFailure("a generator cannot be written as JSON (add |list)")
         }
     }
 
