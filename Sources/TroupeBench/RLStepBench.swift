@@ -135,7 +135,10 @@ package enum RLStepBench {
         package let tokensPerSecond: Double
         package var trainedShare: Double { run.groupsProduced > 0 ? Double(run.groupsTrained) / Double(run.groupsProduced) : .nan }
         /// The step's matrix FLOPs over the sgemm rate, and that over the measured seconds per step.
-        package let limitSeconds: Double
+        /// The step's matrix FLOPs (training and sampling).
+        package let flops: Double
+        /// Those FLOPs at the report's sgemm rate.
+        package var limitSeconds: Double
         /// Whether the actors sampled at idle priority (`actors.sampling_priority`).
         package var actorsSampleAtIdlePriority: Bool { run.actorsSampleAtIdlePriority }
         package var shareOfLimit: Double { limitSeconds / secondsPerStep }
@@ -143,7 +146,19 @@ package enum RLStepBench {
 
     package struct Report: Sendable {
         package let options: Options
-        package let sgemmGflops: Double
+        /// The sgemm rate the limits use: the higher of the two measurements, before and after the runs.
+        package var sgemmGflops: Double { max(sgemmBeforeGflops, sgemmAfterGflops) }
+        package let sgemmBeforeGflops: Double
+        package let sgemmAfterGflops: Double
+
+        /// Why the step's share of its limit gets no verdict: the two sgemm measurements disagree by more
+        /// than `maxSpread` of the higher, so the machine's speed moved under the runs; or nil.
+        package func sgemmProblem(maxSpread: Double) -> String? {
+            let change = abs(sgemmBeforeGflops - sgemmAfterGflops) / sgemmGflops
+            guard !(change <= maxSpread) else { return nil }
+            return String(format: "sgemm measured %.1f GFLOP/s before the runs and %.1f after (%.0f%% apart, beyond the %.0f%% bound): the limit is not known well enough to judge",
+                          sgemmBeforeGflops, sgemmAfterGflops, 100 * change, 100 * maxSpread)
+        }
         package let runs: [Run]
 
         /// Actor scaling over the synchronous runs (where the actors have the cores while they sample):
@@ -181,7 +196,7 @@ package enum RLStepBench {
     package static func run(_ options: Options, workDirectory: String, progress: (String) -> Void = { _ in }) throws -> Report {
         progress("rl-step: writing the workload (random \(options.workload.shape.name), \(options.workload.prompts) prompts) to \(workDirectory)")
         try options.workload.export(to: workDirectory)
-        let sgemm = ModelBenchmark.sgemmRate(n: 1024, repeats: 5)
+        let sgemmBefore = ModelBenchmark.sgemmRate(n: 1024, repeats: 5)
         var e2e = EndToEndBench.Options(executable: options.executable, modelPath: workDirectory + "/model")
         e2e.steps = options.steps
         e2e.timeoutSeconds = options.timeoutSeconds
@@ -208,9 +223,12 @@ package enum RLStepBench {
                               scoring: median(\.forwardSeconds), training: median { $0.backwardSeconds + $0.optimizerSeconds },
                               publishing: median(\.publishSeconds))
             runs.append(Run(round: round, actors: actors, run: run, split: split, tokensPerSecond: median(\.tokensTrained) / run.medianCycle,
-                            limitSeconds: (flops.training + flops.sampling) / (sgemm * 1e9)))
+                            flops: flops.training + flops.sampling, limitSeconds: .nan))
         }
-        return Report(options: options, sgemmGflops: sgemm, runs: runs)
+        // Measured again at the end: a machine whose speed moved under the runs gives no limit to judge by.
+        let sgemmAfter = ModelBenchmark.sgemmRate(n: 1024, repeats: 5)
+        for i in runs.indices { runs[i].limitSeconds = runs[i].flops / (max(sgemmBefore, sgemmAfter) * 1e9) }
+        return Report(options: options, sgemmBeforeGflops: sgemmBefore, sgemmAfterGflops: sgemmAfter, runs: runs)
     }
 
     static func promptTokenCounts(_ directory: String) throws -> [Int] {

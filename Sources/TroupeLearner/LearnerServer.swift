@@ -205,6 +205,10 @@ package final class LearnerServer {
         if !staleTemporaries.isEmpty {
             console.info("removed checkpoint files a stopped learner left half-written", ["files": .string(staleTemporaries.joined(separator: ", "))])
         }
+        for problem in prompts.skippedLines {
+            console.warn("skipped a bad line of the task file (task.bad_lines = \"skip\")",
+                         ["file": .string(config.task.file ?? ""), "problem": .string(problem)])
+        }
 
         let baseHash = model.weightsHash()
         if resume {

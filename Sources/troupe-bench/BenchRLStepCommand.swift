@@ -142,6 +142,7 @@ private struct RLStepOutput {
         if mode == .jsonLines {
             try JSONOutput.print(["event": "machine", "openblas_kernel": .string(BLASInfo.coreName), "threads": .integer(BLASInfo.threads),
                                   "kernel_setting": environmentKernel ? "environment" : "machine", "sgemm_gflops": .number(r.sgemmGflops),
+                                  "sgemm_gflops_before": .number(r.sgemmBeforeGflops), "sgemm_gflops_after": .number(r.sgemmAfterGflops),
                                   "cpus": .integer(ProcessInfo.processInfo.activeProcessorCount)])
             for (run, versus) in zip(r.runs, comparisons) {
                 var line: [String: JSONValue] = [
@@ -163,6 +164,7 @@ private struct RLStepOutput {
                 line["learner_openblas_thread_timeout"] = run.run.learnerBLASThreadTimeout.map(JSONValue.string) ?? .null
                 if let sync = synchronous(run), run.run.staleness > 0 { line["speed_vs_synchronous"] = .number(sync.secondsPerStep / run.secondsPerStep) }
                 if let problem = noise(run) { line["targets_not_judged"] = .string(problem) }
+                if let problem = r.sgemmProblem(maxSpread: maxSpread) { line["share_of_limit_not_judged"] = .string(problem) }
                 switch versus {
                 case .ratio(let ratio, let peer): line["vs_trl"] = ["trl_seconds_per_step": .number(peer), "ratio": .number(ratio)]
                 case .refused(let reason): line["vs_trl"] = ["refused": .string(reason)]
@@ -182,7 +184,10 @@ private struct RLStepOutput {
             }
             return
         }
-        Swift.print("\(kernel), \(BLASInfo.threads) threads, sgemm 1024³ \(String(format: "%.1f", r.sgemmGflops)) GFLOP/s")
+        Swift.print("\(kernel), \(BLASInfo.threads) threads, sgemm 1024³ " + String(format: "%.1f GFLOP/s before the runs, %.1f after (the limits use the higher)",
+                                                                                   r.sgemmBeforeGflops, r.sgemmAfterGflops))
+        let sgemmProblem = r.sgemmProblem(maxSpread: maxSpread)
+        if let sgemmProblem { Swift.print("Share of the limit not judged: \(sgemmProblem)") }
         Swift.print("RL step: random \(w.shape.name), \(w.prompts) prompts × \(w.groupSize) samples × \(w.maxNewTokens) new tokens, "
                     + "learner + actors, medians over steps 2–\(r.options.steps)")
         if let problem = peers.problem { Swift.print("No ratio to TRL: \(problem)") }
@@ -195,7 +200,8 @@ private struct RLStepOutput {
             if case .ratio(let ratio, _) = versus { trl = String(format: "%.2f×", ratio) }
             let problem = noise(run)
             func judged(_ met: Bool) -> String { problem != nil ? "not judged" : met ? "met" : "NOT met" }
-            let limit = String(format: "%.0f%% ", 100 * run.shareOfLimit) + judged(run.shareOfLimit >= limitTarget)
+            let limit = String(format: "%.0f%% ", 100 * run.shareOfLimit)
+                + (sgemmProblem != nil ? "not judged" : judged(run.shareOfLimit >= limitTarget))
                 + String(format: " ≥%.0f%%", 100 * limitTarget)
             let cells = (r.options.rounds > 1 ? [String(run.round)] : []) + [String(run.actors), String(run.run.staleness), String(format: "%.2f", run.secondsPerStep), String(format: "%.0f", run.tokensPerSecond),
                          String(format: "%.0f%%", 100 * run.run.steadyIdleRatio), "\(run.run.groupsTrained)/\(run.run.groupsProduced)",
