@@ -95,6 +95,27 @@ extension RuntimeIntegrationTests {
                   "eval prompts: \(perPrompt.map { $0["prompt"] ?? "nil" })")
     }
 
+    /// `task.bad_lines = "skip"`: the run goes on without the bad lines, and says which it left out, on the
+    /// terminal and in the learner's log.
+    @Test func skippedTaskFileLinesAreNamed() throws {
+        let run = try IntegrationRun("skipped-lines")
+        defer { run.finish() }
+        let tasks = run.directory + "/tasks.jsonl"
+        try Data("{\"prompt\": \"What is 2+3?\\n\", \"answer\": \"5\"}\nnot json\n{\"prompt\": \"What is 4+4?\\n\", \"answer\": \"8\"}\n".utf8)
+            .write(to: URL(fileURLWithPath: tasks))
+        let settings = ["run.directory=\(run.runDirectory)", "model.path=\(TroupeBinary.repository.path)/models/arith-base",
+                        "run.max_steps=1", "task.bad_lines=skip",
+                        "learner.shared_memory_dir=\(run.sharedMemoryDirectory)"] + run.ports.overrides
+        let (status, child) = try run.runToCompletion("run", ["run", "--file", tasks, "--no-eval", "--insecure-plaintext"]
+                                                          + settings.flatMap { ["--set", $0] }, within: 120)
+        try run.require(status == .code(0), "troupe run ended with \(status?.description ?? "a timeout"): \(child.stderr.suffix(2000))")
+        let named = "line 2: broken JSON"
+        run.check(child.stderr.contains("skipped a bad line of the task file") && child.stderr.contains(named),
+                  "troupe run did not name the skipped line: \(child.stderr.suffix(2000))")
+        let learnerLog = (try? String(contentsOfFile: run.runDirectory + "/logs/learner.log", encoding: .utf8)) ?? ""
+        run.check(learnerLog.contains(named), "the learner's log does not name the skipped line")
+    }
+
     /// Refusals: each unsupported directory or setting stops `troupe run` with a message naming the
     /// problem and a non-zero status, before the run directory is written; `troupe eval` refuses too.
     @Test func unsupportedHuggingFaceDirectoriesAreRefusedBeforeAnythingIsWritten() throws {
