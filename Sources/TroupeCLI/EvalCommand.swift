@@ -161,6 +161,7 @@ package struct EvalCommand: ParsableCommand {
         threadOptions.apply()
         let tokenizer = try loadTokenizer(modelDirectory: model)
         let format = try promptFormat(tokenizer: tokenizer)
+        if let notice = format.undatedTemplateNotice { StandardStream.error.write("note: \(notice)\n") }
         if bos && format.isChat {
             throw CommandError("--bos applies to prompts given as written; the chat template of \(model) decides the BOS "
                 + "(add --chat-template none to give prompts as written)")

@@ -94,6 +94,7 @@ package final class LocalRun {
                          ["file": .string(config.task.file ?? ""), "problem": .string(problem)])
         }
         promptFormat = try RunSetup.promptFormat(config, tokenizer: tokenizer)
+        if let notice = promptFormat.undatedTemplateNotice { console.info(notice) }
         let items = try evaluationItems()
         _ = try RewardWorkerKeys.resolve(config.rewardWorkers, learner: options.authenticate ? .madeForEachRun : .insecurePlaintext)
         _ = try config.welcomeJSON() // the model's files fit the Welcome an actor accepts

@@ -159,6 +159,13 @@ import TroupeTokenizer
         #expect(undated.hasPrefix("26 Jul 2024: "), "\(undated)")
         let dated = try firstPrompt(["task.chat_date=2026-12-06T22:00:00"])
         #expect(dated.hasPrefix("06 Dec 2026: ") && dated.dropFirst(13) == undated.dropFirst(13), "\(dated)")
+        // Without a date the run says that the template wrote its own.
+        func notice(_ overrides: [String]) throws -> String? {
+            let config = try RunConfig.parse(.object([:]), overrides: ["task.count=1", "model.path=\(directory.path)"] + overrides)
+            return try RunSetup.promptFormat(config, tokenizer: ByteTokenizer()).undatedTemplateNotice
+        }
+        #expect(try notice([])?.contains("reads strftime_now(), which is undefined without a chat date") == true)
+        #expect(try notice(["task.chat_date=2026-12-06"]) == nil)
     }
 
     /// A model whose files would not fit the Welcome an actor accepts is refused naming `model.path` and the files.

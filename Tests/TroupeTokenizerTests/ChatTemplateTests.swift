@@ -188,6 +188,9 @@ struct ChatTemplateTests {
         let unknown = try ChatTemplate("{{ strftime_now('%Y %Q') }}")
         #expect(failure { try unknown.render(messages: [user], addGenerationPrompt: true, date: ChatDate(parsing: "2026-12-06")) } ==
             "chat template line 1: strftime_now(): \"%Q\": is not a supported strftime conversion (docs/models.md lists them)")
+        #expect(llama.asksForTheDate && direct.asksForTheDate && unknown.asksForTheDate)
+        #expect(try !ChatTemplate("{{ messages[0].content }}{% if x is defined %}{{ now }}{% endif %}").asksForTheDate)
+        #expect(try ChatTemplate("{% for m in messages %}{% if m.role == 'system' %}{{ [1, strftime_now('%d')]|join }}{% endif %}{% endfor %}").asksForTheDate)
         let prompt = try ChatTemplate("{{ strftime_now('%F %T') }}")
         #expect(try prompt.render(messages: [], addGenerationPrompt: false, date: ChatDate(parsing: "2024-02-29T23:59")) == "2024-02-29 23:59:00")
     }

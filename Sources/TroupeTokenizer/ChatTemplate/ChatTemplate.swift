@@ -32,7 +32,12 @@ public struct ChatTemplate: Sendable {
         self.source = source
         self.origin = origin
         nodes = try JinjaParser.parse(source)
+        asksForTheDate = nodes.contains { $0.mentions("strftime_now") }
     }
+
+    /// The template reads `strftime_now` somewhere (Llama 3.x's date line): without a `ChatDate` it is
+    /// undefined there, and such a template writes its own fallback date or fails.
+    public let asksForTheDate: Bool
 
     /// The template's text for `messages`, as `apply_chat_template(messages, tokenize=False,
     /// add_generation_prompt=…)` renders it. `variables` are the special tokens by name (`bos_token`,

@@ -518,3 +518,42 @@ struct ExpressionParser {
         }
     }
 }
+
+extension JinjaNode {
+    /// Whether the template reads the variable or function `name` anywhere, in any branch.
+    func mentions(_ name: String) -> Bool {
+        switch self {
+        case .text, .loopControl: return false
+        case let .output(expression, _): return expression.mentions(name)
+        case let .conditional(branches, otherwise, _):
+            return branches.contains { $0.condition.mentions(name) || $0.body.contains { $0.mentions(name) } }
+                || otherwise.contains { $0.mentions(name) }
+        case let .loop(_, iterable, filter, body, otherwise, _):
+            return iterable.mentions(name) || filter?.mentions(name) == true
+                || body.contains { $0.mentions(name) } || otherwise.contains { $0.mentions(name) }
+        case let .assignment(_, value, _), let .attributeAssignment(_, _, value, _): return value.mentions(name)
+        }
+    }
+}
+
+extension JinjaExpression {
+    func mentions(_ name: String) -> Bool {
+        switch self {
+        case .literal: return false
+        case let .variable(variable): return variable == name
+        case let .list(items): return items.contains { $0.mentions(name) }
+        case let .dictionary(pairs): return pairs.contains { $0.key.mentions(name) || $0.value.mentions(name) }
+        case let .attribute(base, _), let .not(base), let .negative(base): return base.mentions(name)
+        case let .item(base, key): return base.mentions(name) || key.mentions(name)
+        case let .slice(base, start, stop, step):
+            return base.mentions(name) || [start, stop, step].contains { $0?.mentions(name) == true }
+        case let .call(callee, arguments, keywords), let .filter(callee, _, arguments, keywords):
+            return callee.mentions(name) || arguments.contains { $0.mentions(name) } || keywords.contains { $0.value.mentions(name) }
+        case let .test(base, _, _, arguments): return base.mentions(name) || arguments.contains { $0.mentions(name) }
+        case let .binary(_, left, right), let .and(left, right), let .or(left, right):
+            return left.mentions(name) || right.mentions(name)
+        case let .ternary(condition, then, otherwise):
+            return condition.mentions(name) || then.mentions(name) || otherwise?.mentions(name) == true
+        }
+    }
+}

@@ -28,6 +28,14 @@ public enum PromptFormat: Sendable {
     }
 
     public var isChat: Bool { if case .chat = self { true } else { false } }
+
+    /// A notice for a chat template that reads `strftime_now` when no date is given (Llama 3.x): its
+    /// prompts carry the template's own fallback date, where transformers would write today's.
+    public var undatedTemplateNotice: String? {
+        guard case let .chat(chat) = self, chat.template.asksForTheDate, chat.date == nil else { return nil }
+        return "the chat template reads strftime_now(), which is undefined without a chat date: its prompts carry the "
+            + "template's own date where transformers writes today's (task.chat_date or troupe eval --chat-date sets one)"
+    }
 }
 
 /// A chat template with what it is rendered with: the system prompt, the special tokens' texts and the date.
