@@ -135,13 +135,10 @@ package enum RLStepBench {
         package let tokensPerSecond: Double
         package var trainedShare: Double { run.groupsProduced > 0 ? Double(run.groupsTrained) / Double(run.groupsProduced) : .nan }
         /// The step's matrix FLOPs over the sgemm rate, and that over the measured seconds per step.
-        /// The step's matrix FLOPs (training and sampling).
+        /// The step's matrix FLOPs (training and sampling); its limit is these at the report's sgemm rate.
         package let flops: Double
-        /// Those FLOPs at the report's sgemm rate.
-        package var limitSeconds: Double
         /// Whether the actors sampled at idle priority (`actors.sampling_priority`).
         package var actorsSampleAtIdlePriority: Bool { run.actorsSampleAtIdlePriority }
-        package var shareOfLimit: Double { limitSeconds / secondsPerStep }
     }
 
     package struct Report: Sendable {
@@ -150,6 +147,10 @@ package enum RLStepBench {
         package var sgemmGflops: Double { max(sgemmBeforeGflops, sgemmAfterGflops) }
         package let sgemmBeforeGflops: Double
         package let sgemmAfterGflops: Double
+
+        /// The run's arithmetic limit: its matrix FLOPs at `sgemmGflops`, and that over its seconds per step.
+        package func limitSeconds(_ run: Run) -> Double { run.flops / (sgemmGflops * 1e9) }
+        package func shareOfLimit(_ run: Run) -> Double { limitSeconds(run) / run.secondsPerStep }
 
         /// Why the step's share of its limit gets no verdict: the two sgemm measurements disagree by more
         /// than `maxSpread` of the higher, so the machine's speed moved under the runs; or nil.
@@ -223,12 +224,11 @@ package enum RLStepBench {
                               scoring: median(\.forwardSeconds), training: median { $0.backwardSeconds + $0.optimizerSeconds },
                               publishing: median(\.publishSeconds))
             runs.append(Run(round: round, actors: actors, run: run, split: split, tokensPerSecond: median(\.tokensTrained) / run.medianCycle,
-                            flops: flops.training + flops.sampling, limitSeconds: .nan))
+                            flops: flops.training + flops.sampling))
         }
         // Measured again at the end: a machine whose speed moved under the runs gives no limit to judge by.
-        let sgemmAfter = ModelBenchmark.sgemmRate(n: 1024, repeats: 5)
-        for i in runs.indices { runs[i].limitSeconds = runs[i].flops / (max(sgemmBefore, sgemmAfter) * 1e9) }
-        return Report(options: options, sgemmBeforeGflops: sgemmBefore, sgemmAfterGflops: sgemmAfter, runs: runs)
+        return Report(options: options, sgemmBeforeGflops: sgemmBefore, sgemmAfterGflops: ModelBenchmark.sgemmRate(n: 1024, repeats: 5),
+                      runs: runs)
     }
 
     static func promptTokenCounts(_ directory: String) throws -> [Int] {

@@ -157,7 +157,7 @@ private struct RLStepOutput {
                     "trained_share": .number(run.trainedShare),
                     "sampling_s": .number(run.split.sampling), "scoring_s": .number(run.split.scoring),
                     "training_s": .number(run.split.training), "publishing_s": .number(run.split.publishing),
-                    "limit_s": .number(run.limitSeconds), "share_of_limit": .number(run.shareOfLimit),
+                    "limit_s": .number(r.limitSeconds(run)), "share_of_limit": .number(r.shareOfLimit(run)),
                     "share_of_limit_target": .number(limitTarget),
                 ]
                 line["actors_priority"] = .string(run.actorsSampleAtIdlePriority ? "idle" : "normal")
@@ -200,14 +200,14 @@ private struct RLStepOutput {
             if case .ratio(let ratio, _) = versus { trl = String(format: "%.2f×", ratio) }
             let problem = noise(run)
             func judged(_ met: Bool) -> String { problem != nil ? "not judged" : met ? "met" : "NOT met" }
-            let limit = String(format: "%.0f%% ", 100 * run.shareOfLimit)
-                + (sgemmProblem != nil ? "not judged" : judged(run.shareOfLimit >= limitTarget))
+            let limit = String(format: "%.0f%% ", 100 * r.shareOfLimit(run))
+                + (sgemmProblem != nil ? "not judged" : judged(r.shareOfLimit(run) >= limitTarget))
                 + String(format: " ≥%.0f%%", 100 * limitTarget)
             let cells = (r.options.rounds > 1 ? [String(run.round)] : []) + [String(run.actors), String(run.run.staleness), String(format: "%.2f", run.secondsPerStep), String(format: "%.0f", run.tokensPerSecond),
                          String(format: "%.0f%%", 100 * run.run.steadyIdleRatio), "\(run.run.groupsTrained)/\(run.run.groupsProduced)",
                          String(format: "%.2f", run.split.sampling), String(format: "%.2f", run.split.scoring),
                          String(format: "%.2f", run.split.training), String(format: "%.2f", run.split.publishing),
-                         String(format: "%.2f", run.limitSeconds), limit, trl]
+                         String(format: "%.2f", r.limitSeconds(run)), limit, trl]
             Swift.print(zip(cells, columns).map { pad($0, $1.1) }.joined(separator: " "))
             if case .refused(let reason) = versus, reason != peers.problem { Swift.print("  no ratio to TRL: \(reason)") }
             if let sync = synchronous(run), run.run.staleness > 0 {
