@@ -138,7 +138,6 @@ package final class LearnerServer {
         model = try ModelDirectory.load(config.model.path)
         let tokenizer = try RunSetup.tokenizer(forModelDirectory: config.model.path, model: model.config)
         prompts = try RunSetup.prompts(config, tokenizer: tokenizer, contextLength: model.config.maxPositions)
-        let dateNotice = try RunSetup.promptFormat(config, tokenizer: tokenizer).undatedTemplateNotice
         var limits = GroupAdmission.Limits(config: config, model: model.config)
         if config.groupShape == .serial {
             // The exit phrase is configuration, not task data: special-token text in it is the special token.
@@ -206,11 +205,7 @@ package final class LearnerServer {
         if !staleTemporaries.isEmpty {
             console.info("removed checkpoint files a stopped learner left half-written", ["files": .string(staleTemporaries.joined(separator: ", "))])
         }
-        if let dateNotice { console.info(dateNotice) }
-        for problem in prompts.skippedLines {
-            console.warn("skipped a bad line of the task file (task.bad_lines = \"skip\")",
-                         ["file": .string(config.task.file ?? ""), "problem": .string(problem)])
-        }
+        prompts.report(to: console, taskFile: config.task.file)
 
         let baseHash = model.weightsHash()
         if resume {

@@ -89,12 +89,8 @@ package final class LocalRun {
         let tokenizer = try RunSetup.tokenizer(forModelDirectory: config.model.path, model: modelConfig)
         let prompts = try RunSetup.prompts(config, tokenizer: tokenizer, contextLength: modelConfig.maxPositions)
         // The learner logs these too (logs/learner.log); the terminal should show them.
-        for problem in prompts.skippedLines {
-            console.warn("skipped a bad line of the task file (task.bad_lines = \"skip\")",
-                         ["file": .string(config.task.file ?? ""), "problem": .string(problem)])
-        }
-        promptFormat = try RunSetup.promptFormat(config, tokenizer: tokenizer)
-        if let notice = promptFormat.undatedTemplateNotice { console.info(notice) }
+        prompts.report(to: console, taskFile: config.task.file)
+        promptFormat = prompts.format
         let items = try evaluationItems()
         _ = try RewardWorkerKeys.resolve(config.rewardWorkers, learner: options.authenticate ? .madeForEachRun : .insecurePlaintext)
         _ = try config.welcomeJSON() // the model's files fit the Welcome an actor accepts

@@ -29,6 +29,18 @@ package struct RunPrompts {
     /// Answers given to actors (verifiable rewards), empty in label-free mode.
     package var visibleAnswers: [UInt64: String]
     package var skippedLines: [String]
+    /// How the prompts were made from the task's text.
+    package var format: PromptFormat
+
+    /// What a user should hear about the prompts: each task-file line left out, and a chat template whose
+    /// date no `task.chat_date` gave.
+    package func report(to console: Console, taskFile: String?) {
+        if let notice = format.undatedTemplateNotice { console.info(notice) }
+        for problem in skippedLines {
+            console.warn("skipped a bad line of the task file (task.bad_lines = \"skip\")",
+                         ["file": .string(taskFile ?? ""), "problem": .string(problem)])
+        }
+    }
 }
 
 package enum RunSetup {
@@ -104,7 +116,7 @@ package enum RunSetup {
             if let a = item.answer { answers[UInt64(i)] = a }
         }
         return RunPrompts(entries: entries, itemIds: items.map(\.id), answerKey: answers,
-                          visibleAnswers: config.task.labelFree ? [:] : answers, skippedLines: skipped)
+                          visibleAnswers: config.task.labelFree ? [:] : answers, skippedLines: skipped, format: format)
     }
 
     /// The files of a model directory an actor needs besides the weights, as text.
