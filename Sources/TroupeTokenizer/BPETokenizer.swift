@@ -70,9 +70,7 @@ public struct BPETokenizer: Tokenizer {
             guard token.normalized else { return token }
             var normalized = token
             if let sentencePiece = parsed.sentencePiece {
-                var scalars = String.UnicodeScalarView()
-                scalars.append(contentsOf: sentencePiece.normalize(Array(token.content.unicodeScalars)))
-                normalized.content = String(scalars)
+                normalized.content = SentencePieceBPE.string(sentencePiece.normalize(Array(token.content.unicodeScalars)))
             } else if parsed.normalizesNFC {
                 normalized.content = token.content.precomposedStringWithCanonicalMapping
             }
@@ -211,9 +209,7 @@ public struct BPETokenizer: Tokenizer {
     /// each piece cut into words (Metaspace's "first" prepends only to a piece that begins the input).
     private func encodeSentencePiece(_ raw: ArraySlice<UInt8>, recognizingSpecialTokens: Bool, into ids: inout [Int32]) {
         guard let sentencePiece else { return }
-        let normalized = sentencePiece.normalize(Array(String(decoding: raw, as: UTF8.self).unicodeScalars))
-        var utf8: [UInt8] = []
-        for scalar in normalized { utf8 += String(scalar).utf8 }
+        let utf8 = Array(SentencePieceBPE.string(sentencePiece.normalize(Array(String(decoding: raw, as: UTF8.self).unicodeScalars))).utf8)
         var pieces: [Segment] = [.text(utf8[...])]
         if !normalizedAddedTokens.isEmpty {
             pieces = []
@@ -233,9 +229,7 @@ public struct BPETokenizer: Tokenizer {
 
     private func encodeSentencePieceWord(_ word: [Unicode.Scalar], into ids: inout [Int32]) {
         guard let sentencePiece else { return }
-        var key: [UInt8] = []
-        for scalar in word { key += String(scalar).utf8 }
-        encodeWord(key: key, into: &ids) { merges.merge(sentencePiece.initialSymbols(word)) }
+        encodeWord(key: Array(SentencePieceBPE.string(word).utf8), into: &ids) { merges.merge(sentencePiece.initialSymbols(word)) }
     }
 
     private func normalize(_ bytes: ArraySlice<UInt8>) -> ArraySlice<UInt8> {

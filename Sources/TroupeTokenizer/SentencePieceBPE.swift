@@ -61,9 +61,7 @@ struct SentencePieceBPE: Sendable {
             switch step {
             case .nfc:
                 guard text.contains(where: { $0.value >= 0x80 }) else { continue }
-                var string = String.UnicodeScalarView()
-                string.append(contentsOf: text)
-                text = Array(String(string).precomposedStringWithCanonicalMapping.unicodeScalars)
+                text = Array(Self.string(text).precomposedStringWithCanonicalMapping.unicodeScalars)
             case .prepend(let prefix):
                 if !text.isEmpty { text = prefix + text }
             case .replace(let pattern, let content):
@@ -73,10 +71,14 @@ struct SentencePieceBPE: Sendable {
         return text
     }
 
+    static func string(_ scalars: [Unicode.Scalar]) -> String {
+        var view = String.UnicodeScalarView()
+        view.append(contentsOf: scalars)
+        return String(view)
+    }
+
     static func replacing(_ pattern: String, with content: String, in text: String) -> String {
-        var out = String.UnicodeScalarView()
-        out.append(contentsOf: replacing(Array(pattern.unicodeScalars), with: Array(content.unicodeScalars), in: Array(text.unicodeScalars)))
-        return String(out)
+        string(replacing(Array(pattern.unicodeScalars), with: Array(content.unicodeScalars), in: Array(text.unicodeScalars)))
     }
 
     static func replacing(_ pattern: [Unicode.Scalar], with content: [Unicode.Scalar], in text: [Unicode.Scalar]) -> [Unicode.Scalar] {
