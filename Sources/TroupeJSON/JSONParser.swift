@@ -19,6 +19,24 @@ extension JSONValue {
         try parse(Array(text.utf8), source: source)
     }
 
+    /// Parses like `parse(_:source:)`, but takes the members of the object at `path` (member names from
+    /// the root) out of the document: in document order, with their names exactly as written. RFC 8259
+    /// compares member names code point by code point, a Swift dictionary (`.object`) by canonical
+    /// equivalence, under which "é" and "e\u{301}" are one name; a tokenizer's vocabulary may hold both.
+    /// Only names written twice exactly are duplicates there. The document holds an empty object at
+    /// `path`; `members` is nil when there is no object there.
+    public static func parse(_ data: some Collection<UInt8>, source: String = "input", extractingMembersAt path: [String])
+        throws -> (document: JSONValue, members: [(name: String, value: JSONValue)]?)
+    {
+        func run(_ buffer: UnsafeBufferPointer<UInt8>) throws -> (JSONValue, [(name: String, value: JSONValue)]?) {
+            var parser = JSONParser(buffer, source: source, recordPositions: false, extractingMembersAt: path)
+            let document = try parser.parseDocument()
+            return (document, parser.extractedMembers)
+        }
+        if let result = try data.withContiguousStorageIfAvailable(run) { return result }
+        return try Array(data).withUnsafeBufferPointer(run)
+    }
+
     private static func parse(buffer: UnsafeBufferPointer<UInt8>, source: String) throws -> JSONValue {
         var parser = JSONParser(buffer, source: source, recordPositions: false)
         return try parser.parseDocument()
@@ -42,11 +60,14 @@ struct JSONParser {
     private var stack: [Component] = []
     private(set) var valueOffsets: [String: Int] = [:]
     private(set) var keyOffsets: [String: Int] = [:]
+    private let extractionPath: [String]?
+    private(set) var extractedMembers: [(name: String, value: JSONValue)]?
 
-    init(_ bytes: UnsafeBufferPointer<UInt8>, source: String, recordPositions: Bool) {
+    init(_ bytes: UnsafeBufferPointer<UInt8>, source: String, recordPositions: Bool, extractingMembersAt path: [String]? = nil) {
         self.bytes = bytes
         self.source = source
         self.recordPositions = recordPositions
+        self.extractionPath = path
     }
 
     mutating func parseDocument() throws -> JSONValue {
@@ -78,11 +99,36 @@ struct JSONParser {
     }
 
     private mutating func parseObject() throws -> JSONValue {
+        if extractedMembers == nil, let extractionPath, stackIsAt(extractionPath) {
+            var members: [(name: String, value: JSONValue)] = []
+            var names = Set<ExactString>()
+            try parseMembers { key, value in
+                guard names.insert(ExactString(key)).inserted else { return "duplicate key \"\(key)\"" }
+                members.append((key, value))
+                return nil
+            }
+            extractedMembers = members
+            return .object([:])
+        }
+        var object: [String: JSONValue] = [:]
+        try parseMembers { key, value in
+            guard object.updateValue(value, forKey: key) != nil else { return nil }
+            // Swift compares strings by canonical equivalence, so "é" and "e\u{301}" are one key here.
+            let earlier = object.keys.first { $0 == key }!
+            let equivalent = earlier.unicodeScalars.elementsEqual(key.unicodeScalars) ? ""
+                : " (the same text in Unicode as an earlier key written differently: keys are compared as Unicode text)"
+            return "duplicate key \"\(key)\"\(equivalent)"
+        }
+        return .object(object)
+    }
+
+    /// Parses an object's members, handing each name and value to `add`, which returns what is wrong with
+    /// the member (an error at its name) or nil.
+    private mutating func parseMembers(_ add: (String, JSONValue) -> String?) throws {
         try enterContainer()
         index += 1
-        var object: [String: JSONValue] = [:]
         skipWhitespace()
-        if peek(UInt8(ascii: "}")) { index += 1; leaveContainer(); return .object(object) }
+        if peek(UInt8(ascii: "}")) { index += 1; leaveContainer(); return }
         while true {
             skipWhitespace()
             guard peek(UInt8(ascii: "\"")) else {
@@ -98,14 +144,7 @@ struct JSONParser {
             skipWhitespace()
             stack.append(.key(key))
             if recordPositions { keyOffsets[renderedPath] = keyOffset }
-            let value = try parseValue()
-            if object.updateValue(value, forKey: key) != nil {
-                // Swift compares strings by canonical equivalence, so "é" and "e\u{301}" are one key here.
-                let earlier = object.keys.first { $0 == key }!
-                let equivalent = earlier.unicodeScalars.elementsEqual(key.unicodeScalars) ? ""
-                    : " (the same text in Unicode as an earlier key written differently: keys are compared as Unicode text)"
-                throw failure("duplicate key \"\(key)\"\(equivalent)", at: keyOffset)
-            }
+            if let problem = add(key, try parseValue()) { throw failure(problem, at: keyOffset) }
             stack.removeLast()
             skipWhitespace()
             if peek(UInt8(ascii: ",")) { index += 1; continue }
@@ -113,7 +152,12 @@ struct JSONParser {
             throw failure(index < bytes.count ? "unexpected \(describeCurrent()), expected ',' or '}'" : "unexpected end of input, expected ',' or '}'")
         }
         leaveContainer()
-        return .object(object)
+    }
+
+    private func stackIsAt(_ path: [String]) -> Bool {
+        stack.count == path.count && zip(stack, path).allSatisfy { component, name in
+            if case let .key(key) = component { key.utf8.elementsEqual(name.utf8) } else { false }
+        }
     }
 
     private mutating func parseArray() throws -> JSONValue {

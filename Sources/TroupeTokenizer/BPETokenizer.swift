@@ -1,4 +1,5 @@
 import Foundation
+import TroupeJSON
 
 /// A Hugging Face `tokenizer.json` BPE tokenizer: byte-level (GPT-2, Llama 3, Qwen2, SmolLM2 style) or
 /// SentencePiece-style (Llama 2, Mistral, TinyLlama: characters, "▁" for spaces, byte fallback).
@@ -48,7 +49,7 @@ public struct BPETokenizer: Tokenizer {
     /// tokens (as `tokenizer_config.json` names them); each must be a token of this tokenizer.
     public init(tokenizerJSON data: Data, bosToken: String? = nil, eosToken: String? = nil,
                 padToken: String? = nil) throws {
-        let parsed = try TokenizerJSON(JSONField.parse(data))
+        let parsed = try TokenizerJSON(document: data)
         try self.init(parsed, bosToken: bosToken, eosToken: eosToken, padToken: padToken)
     }
 
@@ -84,7 +85,7 @@ public struct BPETokenizer: Tokenizer {
         func lookUp(_ name: String?, _ field: String) throws -> Int32? {
             guard let name else { return nil }
             if let added = parsed.addedTokens.last(where: { $0.content == name }) { return added.id }
-            if let id = vocab[name] { return id }
+            if let id = vocab[ExactString(name)] { return id }
             throw TokenizerError.invalidField(field: field, problem: "\(quoted(name)) is not a token of this tokenizer")
         }
         bosTokenId = try lookUp(bosToken, "bos_token")
@@ -103,11 +104,12 @@ public struct BPETokenizer: Tokenizer {
 
     /// Per id, the token's spelling and decoded bytes; an added token's content wins over a
     /// vocabulary entry with the same id, as in `tokenizers`. Two entries with one id are an error.
-    private static func tokenTables(vocab: [String: Int32], addedTokens: [AddedToken], size: Int,
+    private static func tokenTables(vocab: [ExactString: Int32], addedTokens: [AddedToken], size: Int,
                                     sentencePiece: SentencePieceBPE?) throws -> (strings: [String?], bytes: [[UInt8]?])
     {
         var strings = [String?](repeating: nil, count: size)
-        for (token, id) in vocab {
+        for (text, id) in vocab {
+            let token = text.string
             if let existing = strings[Int(id)] {
                 let (first, second) = existing < token ? (existing, token) : (token, existing)
                 throw TokenizerError.invalidField(
@@ -126,10 +128,10 @@ public struct BPETokenizer: Tokenizer {
     }
 
     /// The id of each of the 256 byte tokens; a byte-level vocabulary must spell them all.
-    private static func byteTokenIds(_ vocab: [String: Int32]) throws -> [Int32] {
+    private static func byteTokenIds(_ vocab: [ExactString: Int32]) throws -> [Int32] {
         try (0..<256).map { byte in
             let symbol = String(ByteLevelAlphabet.scalarForByte[byte])
-            guard let id = vocab[symbol] else {
+            guard let id = vocab[ExactString(symbol)] else {
                 throw TokenizerError.invalidField(
                     field: "model.vocab",
                     problem: "no token for byte 0x\(String(byte, radix: 16, uppercase: true)) (\(quoted(symbol))); "
@@ -140,14 +142,14 @@ public struct BPETokenizer: Tokenizer {
     }
 
     /// The merges as ids, in rank order; every token they name (and make) must be in the vocabulary.
-    private static func mergeRules(_ merges: [(left: String, right: String)], vocab: [String: Int32]) throws
+    private static func mergeRules(_ merges: [(left: String, right: String)], vocab: [ExactString: Int32]) throws
         -> [(left: Int32, right: Int32, merged: Int32)]
     {
         var rules: [(left: Int32, right: Int32, merged: Int32)] = []
         rules.reserveCapacity(merges.count)
         for (index, merge) in merges.enumerated() {
             func id(_ token: String, _ role: String) throws -> Int32 {
-                guard let id = vocab[token] else {
+                guard let id = vocab[ExactString(token)] else {
                     throw TokenizerError.invalidField(
                         field: "model.merges[\(index)]", problem: "\(role) \(quoted(token)) is not in model.vocab")
                 }
@@ -160,10 +162,10 @@ public struct BPETokenizer: Tokenizer {
     }
 
     /// With `ignore_merges`, a whole word that is a vocabulary entry is that token.
-    private static func wholeWordIds(_ vocab: [String: Int32], sentencePiece: Bool) -> [[UInt8]: Int32] {
+    private static func wholeWordIds(_ vocab: [ExactString: Int32], sentencePiece: Bool) -> [[UInt8]: Int32] {
         var whole: [[UInt8]: Int32] = [:]
         for (token, id) in vocab {
-            if let bytes = sentencePiece ? Array(token.utf8) : ByteLevelAlphabet.strictBytes(of: token) { whole[bytes] = id }
+            if let bytes = sentencePiece ? Array(token.string.utf8) : ByteLevelAlphabet.strictBytes(of: token.string) { whole[bytes] = id }
         }
         return whole
     }

@@ -13,8 +13,23 @@ struct JSONField {
 
     /// Parses a whole document; a syntax error becomes `malformedJSON` with its line and column.
     static func parse(_ data: some Collection<UInt8>) throws -> JSONField {
+        try reportingSyntax { JSONField(try JSONValue.parse(data), path: "") }
+    }
+
+    /// Parses a whole document, taking the members of the object at `path` out of it with their names
+    /// exactly as written (`JSONValue.parse(_:source:extractingMembersAt:)`).
+    static func parse(_ data: some Collection<UInt8>, extractingMembersAt path: [String])
+        throws -> (root: JSONField, members: [(name: String, value: JSONValue)]?)
+    {
+        try reportingSyntax {
+            let (document, members) = try JSONValue.parse(data, extractingMembersAt: path)
+            return (JSONField(document, path: ""), members)
+        }
+    }
+
+    private static func reportingSyntax<Result>(_ parse: () throws -> Result) throws -> Result {
         do {
-            return JSONField(try JSONValue.parse(data), path: "")
+            return try parse()
         } catch let error as JSONError {
             var reason = "not valid JSON ("
             if let line = error.location?.line, let column = error.location?.column { reason += "line \(line), column \(column): " }

@@ -1,11 +1,13 @@
 import Foundation
+import TroupeJSON
 
 /// The parts of a Hugging Face `tokenizer.json` that define its BPE, validated: byte-level BPE (GPT-2,
 /// Llama 3, Qwen2: a ByteLevel pre-tokenizer and decoder) or SentencePiece-style BPE (Llama 2, Mistral:
 /// no pre-tokenizer or a Metaspace one, characters with byte fallback; `SentencePieceBPE`). Anything the
 /// encoder would not reproduce exactly is rejected with `TokenizerError.unsupported` naming it.
 struct TokenizerJSON {
-    var vocab: [String: Int32] = [:]
+    /// Entries told apart code point by code point, as `tokenizers` does (a vocabulary may hold "é" and "e\u{301}").
+    var vocab: [ExactString: Int32] = [:]
     var merges: [(left: String, right: String)] = []
     var ignoreMerges = false
     var addedTokens: [AddedToken] = []
@@ -17,9 +19,11 @@ struct TokenizerJSON {
     private var unkToken: String?
     private var fuseUnk = false
 
-    init(_ root: JSONField) throws {
+    /// Parses a whole `tokenizer.json`.
+    init(document data: some Collection<UInt8>) throws {
+        let (root, vocabMembers) = try JSONField.parse(data, extractingMembersAt: ["model", "vocab"])
         _ = try root.object()
-        try parseModel(try root.required("model"))
+        try parseModel(try root.required("model"), vocabMembers: vocabMembers ?? [])
         if let added = try root.member("added_tokens") {
             addedTokens = try added.array().map(Self.parseAddedToken)
         }
@@ -70,12 +74,12 @@ struct TokenizerJSON {
         }
         var characterIds: [UInt32: Int32] = [:]
         for (token, id) in vocab {
-            let scalars = token.unicodeScalars
+            let scalars = token.string.unicodeScalars
             if scalars.count == 1 { characterIds[scalars.first!.value] = id }
         }
         var unkId: Int32?
         if let unkToken {
-            guard let id = vocab[unkToken] else {
+            guard let id = vocab[ExactString(unkToken)] else {
                 throw TokenizerError.invalidField(field: "model.unk_token", problem: "\(quoted(unkToken)) is not in model.vocab")
             }
             unkId = id
@@ -83,11 +87,12 @@ struct TokenizerJSON {
         return SentencePieceBPE(
             normalizers: normalizers, metaspace: metaspace, decoders: try Self.parseDecoder(decoder),
             characterIds: characterIds,
-            byteIds: byteFallback ? (0..<256).map { vocab["<0x" + String(format: "%02X", $0) + ">"] } : nil,
+            byteIds: byteFallback ? (0..<256).map { vocab[ExactString("<0x" + String(format: "%02X", $0) + ">")] } : nil,
             unkId: unkId, fuseUnk: fuseUnk)
     }
 
-    private mutating func parseModel(_ model: JSONField) throws {
+    /// `model`, whose `vocab` object comes as `vocabMembers`, names as written.
+    private mutating func parseModel(_ model: JSONField, vocabMembers: [(name: String, value: JSONValue)]) throws {
         let type = try model.member("type")?.string() ?? "BPE"
         guard type == "BPE" else { throw TokenizerError.unsupported(feature: "model type \(type) (only BPE)") }
         if let dropout = try model.member("dropout"), try dropout.double() != 0 {
@@ -104,8 +109,9 @@ struct TokenizerJSON {
         ignoreMerges = try model.member("ignore_merges")?.bool() ?? false
 
         let vocabField = try model.required("vocab")
-        for (token, id) in try vocabField.object() {
-            vocab[token] = try JSONField(id, path: "\(vocabField.path)[\(quoted(token))]").tokenId()
+        _ = try vocabField.object()
+        for (token, id) in vocabMembers {
+            vocab[ExactString(token)] = try JSONField(id, path: "\(vocabField.path)[\(quoted(token))]").tokenId()
         }
         let mergesField = try model.required("merges")
         merges = try mergesField.array().map { entry in

@@ -30,6 +30,26 @@ import TroupeJSON
         #expect(plain?.description.contains("written differently") == false)
     }
 
+    /// The extracted object keeps every member in order with its name's code points, so canonically
+    /// equivalent names stay apart there; a name written twice exactly is still a duplicate.
+    @Test func extractedMembersKeepNamesExactly() throws {
+        let text = "{\"model\": {\"vocab\": {\"\u{E9}\": 1, \"e\u{301}\": 2, \"x\": {\"\u{E9}\": 3}}, \"n\": 4}, \"vocab\": {}}"
+        let (document, members) = try JSONValue.parse(Array(text.utf8), extractingMembersAt: ["model", "vocab"])
+        let names = try #require(members).map { Array($0.name.unicodeScalars) }
+        #expect(names == [["\u{E9}"], ["e", "\u{301}"], ["x"]])
+        #expect(members?.map(\.value) == [1, 2, ["\u{E9}": 3]])
+        #expect(document == ["model": ["vocab": [:], "n": 4], "vocab": [:]])
+
+        let absent = try JSONValue.parse(Array(#"{"model": {"vocab": [1]}}"#.utf8), extractingMembersAt: ["model", "vocab"])
+        #expect(absent.members == nil)
+        #expect(absent.document == ["model": ["vocab": [1]]])
+
+        let twice = #expect(throws: JSONError.self) {
+            try JSONValue.parse(Array("{\"v\": {\"e\u{301}\": 1, \"e\u{301}\": 2}}".utf8), extractingMembersAt: ["v"])
+        }
+        #expect(twice?.description.contains("duplicate key") == true)
+    }
+
     /// Each malformed document with the line, column and words of its error.
     @Test(arguments: [
         ("{\n  \"a\": 1,\n  \"a\": 2\n}", "input:3:3: a: duplicate key \"a\""),

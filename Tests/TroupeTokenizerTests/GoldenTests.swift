@@ -5,7 +5,8 @@ import TroupeTokenizer
 @Suite("Hugging Face goldens")
 struct GoldenTests {
     @Test("encode, token spellings and decode match tokenizers", arguments: [
-        "gpt2-style", "llama3-style", "qwen2-style", "llama2-style", "fixture-bpe-gpt2-1024", "fixture-llama-tiny",
+        "gpt2-style", "llama3-style", "qwen2-style", "llama2-style", "llama2-equivalent-spellings", "fixture-bpe-gpt2-1024",
+        "fixture-llama-tiny",
     ])
     func goldenFolder(_ folder: String) throws {
         let tokenizer = try loadTokenizer(tokenizerFile: Goldens.path("\(folder)/tokenizer.json"))

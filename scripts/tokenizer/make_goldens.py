@@ -17,6 +17,8 @@ Writes into Tests/TroupeTokenizerTests/Goldens/:
                  Prepend("▁") + Replace(" ", "▁"), no pre-tokenizer, byte_fallback with <0x00>…<0xFF>
                  in the vocabulary, <unk> with fuse_unk, decoder Replace + ByteFallback + Fuse + Strip;
                  tokenizer_config.json, goldens.json, decode_goldens.json
+  llama2-equivalent-spellings/   llama2-style with both spellings of texts that are one in Unicode
+                 ("é" and "e" + U+0301, U+0958 and its decomposition, …) as separate vocabulary entries
   variants.json  goldens for a base tokenizer with patched top-level fields ("patch") or model fields
                  ("model_patch"): add_prefix_space, Digits, Llama 3 style without ignore_merges; Llama 2
                  style with a Metaspace pre-tokenizer (prepend "first", and "always" with split and the
@@ -232,6 +234,29 @@ SPECIAL_CASES = {
 }
 
 
+# Pairs of spellings that are one text in Unicode (canonically equivalent) but distinct entries to
+# tokenizers: precomposed and combining forms, a composition-excluded letter (U+0958), singleton
+# decompositions (a CJK compatibility ideograph, the Angstrom sign).
+EQUIVALENT_SINGLES = ["\u00e9", "\u0301", "\u0915", "\u093c", "\u0958", "\uf900", "\u8c48", "\u212b", "\u00c5"]
+EQUIVALENT_MERGES = [("e", "\u0301"), ("\u0915", "\u093c")]
+EQUIVALENT_CASES = ["caf\u00e9 cafe\u0301", "e\u0301e\u0301\u00e9", "\u0958 \u0915\u093c \u0915", "\uf900\u8c48",
+                    "\u212b \u00c5 A\u030a", "\u0301 lone accent"]
+
+
+def equivalent_spellings(spec: dict) -> None:
+    """llama2-style with both spellings of several Unicode texts in its vocabulary."""
+    spec = json.loads(json.dumps(spec))
+    vocab = spec["model"]["vocab"]
+    for token in EQUIVALENT_SINGLES + [a + b for a, b in EQUIVALENT_MERGES]:
+        vocab.setdefault(token, len(vocab))
+    assert "e" in vocab
+    spec["model"]["merges"] += [[a, b] for a, b in EQUIVALENT_MERGES]
+    tok = Tokenizer.from_str(json.dumps(spec))
+    folder = "llama2-equivalent-spellings"
+    save_tokenizer(tok, folder)
+    write_json(os.path.join(OUT, folder, "goldens.json"), [case(tok, t) for t in EQUIVALENT_CASES + ["Hello world"]])
+
+
 def save_tokenizer(tok: Tokenizer, folder: str) -> str:
     path = os.path.join(OUT, folder, "tokenizer.json")
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -298,6 +323,7 @@ def main() -> None:
     write_json(os.path.join(OUT, "llama2-style", "decode_goldens.json"),
                [{"ids": ids, "decoded": tok.decode(ids, skip_special_tokens=False)} for ids in llama2_decodes])
     spec = json.loads(tok.to_str())
+    equivalent_spellings(spec)
     for name, patch, model_patch in [
         ("llama2_metaspace_first", {"normalizer": None, "pre_tokenizer": {"type": "Metaspace", "replacement": "▁",
                                                                           "prepend_scheme": "first", "split": False}}, {}),
