@@ -153,12 +153,14 @@ package enum EndToEndBench {
         // (its actors share these cores).
         let resolved = try RunConfig.parse(.object([:]), overrides: options.overrides + ["learner.max_staleness=\(staleness)"])
         let learnerEnvironment = resolved.learnerEnvironmentBesideActors(ProcessInfo.processInfo.environment)
-        let learner = try launch(options.executable, learnerArgs, log: work + "/learner.log", environment: learnerEnvironment)
+        // Should the benchmark die (Ctrl-C twice, SIGKILL), its learner and actors stop on their own.
+        let learner = try Shutdown.launchChild(options.executable, learnerArgs, log: work + "/learner.log", environment: learnerEnvironment)
         children.append(learner)
         for a in 0..<options.actors {
-            children.append(try launch(options.executable, ["actor", "--learner", "tcp://127.0.0.1:\(ports.control)", "--insecure-plaintext",
-                                                            "--identity", "bench-\(a + 1)", "--connect-timeout", "60"],
-                                       log: work + "/actor-\(a + 1).log"))
+            children.append(try Shutdown.launchChild(
+                options.executable, ["actor", "--learner", "tcp://127.0.0.1:\(ports.control)", "--insecure-plaintext",
+                                     "--identity", "bench-\(a + 1)", "--connect-timeout", "60"],
+                log: work + "/actor-\(a + 1).log"))
         }
         while learner.isRunning && monotonicSeconds() < deadline { usleep(50_000) }
         if learner.isRunning {
@@ -219,23 +221,6 @@ package enum EndToEndBench {
             step.cycleSeconds = r.time - previous
             return step
         }
-    }
-
-    static func launch(_ executable: String, _ arguments: [String], log: String, environment: [String: String]? = nil) throws -> Process {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
-        // Should the benchmark die (Ctrl-C twice, SIGKILL), its learner and actors stop on their own.
-        var inherited = environment ?? ProcessInfo.processInfo.environment
-        inherited[Shutdown.parentVariable] = String(getpid())
-        p.environment = inherited
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        guard let handle = FileHandle(forWritingAtPath: log) else { throw RuntimeBenchError("end-to-end", "cannot write \(log)") }
-        p.standardOutput = handle
-        p.standardError = handle
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        return p
     }
 
     /// Stops the children this benchmark started: SIGTERM (a clean checkpoint), SIGKILL after 10 s.

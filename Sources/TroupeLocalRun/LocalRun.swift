@@ -374,27 +374,11 @@ package final class LocalRun {
 
     private func spawn(_ name: String, _ arguments: [String],
                        environment adapt: ([String: String]) -> [String: String] = { $0 }) throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: options.executable)
-        p.arguments = arguments
-        let log = config.runDirectory + "/logs/\(name).log"
-        // A resumed run's children write after the earlier ones' lines.
-        if !options.resume || !FileManager.default.fileExists(atPath: log) {
-            guard FileManager.default.createFile(atPath: log, contents: nil) else {
-                throw RuntimeError.invalid("cannot create \(log): \(String(cString: strerror(errno)))")
-            }
-        }
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        try handle.seekToEnd()
-        p.standardOutput = handle
-        p.standardError = handle
-        p.standardInput = FileHandle.nullDevice
-        // Should this process die without stopping them (SIGKILL), they stop on their own.
-        var environment = adapt(ProcessInfo.processInfo.environment)
-        environment[Shutdown.parentVariable] = String(getpid())
-        p.environment = environment
-        try p.run()
-        children.append((name, p))
+        // A resumed run's children write after the earlier ones' lines; should this process die without
+        // stopping them (SIGKILL), they stop on their own.
+        let process = try Shutdown.launchChild(options.executable, arguments, log: config.runDirectory + "/logs/\(name).log",
+                                               appending: options.resume, environment: adapt(ProcessInfo.processInfo.environment))
+        children.append((name, process))
     }
 
     private func writeSummary(_ o: Outcome, status: LiveStatus, prompts: Int) throws {

@@ -44,4 +44,30 @@ package enum Shutdown {
         thread.name = "parent-watch"
         thread.start()
     }
+
+    /// Starts a child that stops with this process (`parentVariable`): `executable` with `arguments` and
+    /// `environment`, no input, its output and errors written to `log` (after the file's earlier lines
+    /// when `appending`, otherwise over them).
+    package static func launchChild(_ executable: String, _ arguments: [String], log: String, appending: Bool = false,
+                                    environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Process
+    {
+        if !appending || !FileManager.default.fileExists(atPath: log) {
+            guard FileManager.default.createFile(atPath: log, contents: nil) else {
+                throw RuntimeError.invalid("cannot create \(log): \(String(cString: strerror(errno)))")
+            }
+        }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        try handle.seekToEnd()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        var environment = environment
+        environment[parentVariable] = String(getpid())
+        process.environment = environment
+        try process.run()
+        return process
+    }
 }
