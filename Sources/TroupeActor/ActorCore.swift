@@ -334,8 +334,14 @@ package struct ActorCore {
         }
         unsent.removeAll { unacked[$0] == nil }  // acknowledged before their resend
         for seq in unsent.prefix(max(0, credit)) { out.append(.group(sequence: seq, unacked[seq]!)) }
-        if now - lastHeartbeat >= terms.heartbeatInterval { out.append(.heartbeat) }
+        if now - lastHeartbeat >= heartbeatPeriod(terms) { out.append(.heartbeat) }
         return out
+    }
+
+    /// The Welcome's interval, but at most a third of `learnerSilence`: the learner speaks only in answer,
+    /// so while a lease is sampled its answers to heartbeats are what keeps the silence rule from firing.
+    private func heartbeatPeriod(_ terms: Terms) -> Double {
+        min(terms.heartbeatInterval, options.learnerSilence / 3)
     }
 
     package mutating func sent(_ message: Outgoing, now: Double) {

@@ -157,7 +157,7 @@ extension RunConfig {
         .int("learner.micro_batch_tokens", \.learner.microBatchTokens, 16...10_000_000, "packed tokens per forward/backward (bounds memory; never changes the gradient)"),
         .int("learner.lease_size", \.learner.leaseSize, 1...1024, "prompts per lease"),
         .double("learner.lease_timeout_s", \.learner.leaseTimeoutSeconds, 0.1...86400, "an unfinished lease returns to the queue after this"),
-        .double("learner.heartbeat_timeout_s", \.learner.heartbeatTimeoutSeconds, 0.5...86400, "a silent actor is evicted after this; must exceed the time to sample one lease"),
+        .double("learner.heartbeat_timeout_s", \.learner.heartbeatTimeoutSeconds, 0.5...86400, "a silent actor is evicted after this (the Swift actor heartbeats while it samples; one that samples on its conversation's thread, as the Python reference actor does, must finish each group within it)"),
         .int("learner.credit", \.learner.credit, 1...1024, "groups an actor may have unacknowledged (see [credit](#learnercredit))"),
         .int("learner.threads", \.learner.threads, 1...256, "OpenBLAS threads of the learner (recorded in the run log; replay uses the same); at 1, large matrix products still use two cores, split by rows with the same bits (docs/ARCHITECTURE.md §6)"),
         .string("learner.shared_memory_dir", \.learner.sharedMemoryDirectory, emptyMeansOff: true, "published versions are also files here that actors on the learner's host map; `\"\"` turns it off (see [shared memory](#learnershared_memory_dir))"),

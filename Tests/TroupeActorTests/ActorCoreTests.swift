@@ -226,6 +226,27 @@ import TroupeWire
         #expect(heartbeatDue(0.2))
     }
 
+    /// A long interval (a `learner.heartbeat_timeout_s` of 600 asks for 120 s) must not let the silence
+    /// rule fire while a lease is sampled: the learner speaks only in answer, so the actor heartbeats at
+    /// least every third of `learnerSilence`, and a conversation of heartbeats and answers stays joined.
+    @Test func heartbeatsComeOftenEnoughForTheSilenceRuleWhateverTheInterval() throws {
+        var core = ActorCore(options: Self.options(), now: 0)
+        _ = core.receive(try Self.welcome(heartbeatMs: 120_000), now: 0)
+        var hb = Troupe_V1_Heartbeat()
+        hb.currentVersion = PolicyVersion(epoch: 7, step: 0).proto
+        var heartbeats = 0
+        for tick in 0...300 {
+            let now = Double(tick) / 10
+            if core.outgoing(now: now).contains(where: { if case .heartbeat = $0 { true } else { false } }) {
+                core.sent(.heartbeat, now: now)
+                heartbeats += 1
+                _ = core.receive(WireMessage(.heartbeat(hb)), now: now + 0.05)
+            }
+            #expect(core.joinStep(now: now + 0.05) == .joined, "at \(now) s")
+        }
+        #expect(heartbeats == 16, "every 2 s over 30 s, the first at once")
+    }
+
     // MARK: credit and acks
 
     @Test func neverMoreGroupsInFlightThanCreditAndOnlyFirstAcksFreeIt() throws {

@@ -431,7 +431,8 @@ class Actor:
             now = time.monotonic()
             if now >= self.next_heartbeat:
                 self.heartbeat()
-                self.next_heartbeat = now + self.welcome.heartbeat_interval_ms / 1000
+                # The learner speaks only in answer: at most a third of the silence rule between heartbeats.
+                self.next_heartbeat = now + min(self.welcome.heartbeat_interval_ms / 1000, LEARNER_SILENCE_S / 3)
             if now - self.last_heard > LEARNER_SILENCE_S and not self.control.poll(0):
                 log("learner_silent", seconds=round(now - self.last_heard, 1))
                 self.open_control()
