@@ -50,6 +50,9 @@ package final class ActorClient {
     let options: Options
     let console: Console
     let runId: UInt64
+    /// This process's `source_run_id` on the log stream: not `runId`, which is half of the control
+    /// routing id (`IDENTITY#RUNID`) and must stay unknown to everyone but the learner.
+    private let logStreamRunId = UInt64.random(in: 1...UInt64.max)
     /// Where every connection comes from.
     let endpoints: any ActorEndpoints
     /// Seconds on a monotonic clock; tests drive it by hand.
@@ -436,7 +439,7 @@ package final class ActorClient {
                                       identity: options.identity, runId: runId, options: options.weights, security: security)
         announce = try endpoints.subscribeAnnouncements(at: Endpoint(parsing: w.announceEndpoint), security: security)
         let publisher = try endpoints.connectLogStream(at: Endpoint(parsing: w.logsEndpoint), source: "actor/\(options.identity)",
-                                                       runId: runId, security: security, after: logEventsPublished)
+                                                       runId: logStreamRunId, security: security, after: logEventsPublished)
         logs = publisher
         let sink = LogStreamSink<Never>(publisher)
         reports.add(sink)

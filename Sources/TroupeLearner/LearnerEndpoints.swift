@@ -42,7 +42,7 @@ package struct LearnerEndpoints {
         let context = try ZMQContext(ioThreads: 1)
         // Before any socket binds: a CURVE server without a handler admits everyone.
         let zap = try security.map { try ZAPHandler(context: context, policy: $0.policy) }
-        func bindEndpoint(_ port: Int) throws -> Endpoint { try Endpoint(parsing: "tcp://\(settings.bindHost):\(port)") }
+        func bindEndpoint(_ port: Int) throws -> Endpoint { .tcp(host: settings.bindHost, port: UInt16(port)) }
         func secure(_ socket: ZMQSocket, _ domain: String) throws {
             guard let security, let zap else { return }
             try socket.set(security.server(domain))

@@ -601,10 +601,11 @@ package final class LearnerServer {
         w.credit = UInt32(credit)
         w.heartbeatIntervalMs = UInt32(heartbeatIntervalSeconds * 1000)
         w.leaseSize = UInt32(config.learner.leaseSize)
-        let host = config.endpoints.advertiseHost
-        w.weightsEndpoint = "tcp://\(host):\(config.endpoints.weightsPort)"
-        w.announceEndpoint = "tcp://\(host):\(config.endpoints.announcePort)"
-        w.logsEndpoint = "tcp://\(host):\(config.endpoints.logsInPort)"
+        // An IPv6 address comes in brackets, as libzmq and every parser of these strings take it.
+        func advertised(_ port: Int) -> String { Endpoint.tcp(host: config.endpoints.advertiseHost, port: UInt16(port)).description }
+        w.weightsEndpoint = advertised(config.endpoints.weightsPort)
+        w.announceEndpoint = advertised(config.endpoints.announcePort)
+        w.logsEndpoint = advertised(config.endpoints.logsInPort)
         w.maxStaleness = UInt32(config.learner.maxStaleness)
         w.configJson = welcomeJSON
         w.configDigest = configDigest

@@ -162,13 +162,13 @@ extension RunConfig {
         .int("learner.threads", \.learner.threads, 1...256, "OpenBLAS threads of the learner (recorded in the run log; replay uses the same); at 1, large matrix products still use two cores, split by rows with the same bits (docs/ARCHITECTURE.md §6)"),
         .string("learner.shared_memory_dir", \.learner.sharedMemoryDirectory, emptyMeansOff: true, "published versions are also files here that actors on the learner's host map; `\"\"` turns it off (see [shared memory](#learnershared_memory_dir))"),
         .int("learner.relay_fanout", \.learner.relayFanout, 0...64, "actors each node of the weight relay tree serves; 1 is a chain, 0 has the learner serve every actor (see [relay](#learnerrelay_fanout))"),
-        .string("endpoints.bind_host", \.endpoints.bindHost, "where the learner binds (`*` for every interface)"),
-        .string("endpoints.advertise_host", \.endpoints.advertiseHost, "the address actors are told to connect to (never `0.0.0.0`)"),
-        .int("endpoints.control_port", \.endpoints.controlPort, 0...65535, "control socket; `troupe run` picks a free block of ports when these are busy"),
-        .int("endpoints.weights_port", \.endpoints.weightsPort, 0...65535, "weight chunks"),
-        .int("endpoints.announce_port", \.endpoints.announcePort, 0...65535, "new-version announcements"),
-        .int("endpoints.logs_port", \.endpoints.logsPort, 0...65535, "monitors subscribe here (the log proxy's XPUB side)"),
-        .int("endpoints.logs_in_port", \.endpoints.logsInPort, 0...65535, "processes publish their log events here (the log proxy's XSUB side)"),
+        .string("endpoints.bind_host", \.endpoints.bindHost, "where the learner binds (`*` for every interface; IPv4: an IPv6 address is refused)"),
+        .string("endpoints.advertise_host", \.endpoints.advertiseHost, "the address actors are told to connect to: an IPv4 address or a host name (never `0.0.0.0`)"),
+        .int("endpoints.control_port", \.endpoints.controlPort, 1...65535, "control socket; `troupe run` picks a free block of ports when these are busy"),
+        .int("endpoints.weights_port", \.endpoints.weightsPort, 1...65535, "weight chunks"),
+        .int("endpoints.announce_port", \.endpoints.announcePort, 1...65535, "new-version announcements"),
+        .int("endpoints.logs_port", \.endpoints.logsPort, 1...65535, "monitors subscribe here (the log proxy's XPUB side)"),
+        .int("endpoints.logs_in_port", \.endpoints.logsInPort, 1...65535, "processes publish their log events here (the log proxy's XSUB side)"),
         .int("endpoints.metrics_port", \.endpoints.metricsPort, 0...65535, "the learner's HTTP `/metrics` for Prometheus, on `bind_host`; 0: none (metrics.prom is written either way)"),
         .int("actors.count", \.actors.count, 1...1024, "actors `troupe run` starts"),
         .int("actors.threads", \.actors.threads, 1...256, "OpenBLAS threads per actor"),
@@ -396,7 +396,7 @@ extension RunConfig: Decodable {
         }
         let portKeys = ["control_port", "weights_port", "announce_port", "logs_port", "logs_in_port"]
         let socketPorts = [endpoints.controlPort, endpoints.weightsPort, endpoints.announcePort, endpoints.logsPort, endpoints.logsInPort]
-        for (i, port) in socketPorts.enumerated() where port != 0 {
+        for (i, port) in socketPorts.enumerated() {
             if let j = socketPorts[..<i].firstIndex(of: port) {
                 throw ConfigError(key: "endpoints.\(portKeys[i])", problem: "is \(port), the port of endpoints.\(portKeys[j]): each socket needs a port of its own")
             }
@@ -409,6 +409,10 @@ extension RunConfig: Decodable {
         }
         if ["0.0.0.0", "*", "::", "[::]"].contains(endpoints.advertiseHost) {
             throw ConfigError(key: "endpoints.advertise_host", problem: "must be an address others can connect to, not \(endpoints.advertiseHost)")
+        }
+        // libzmq sockets speak IPv6 only with ZMQ_IPV6, which no Troupe socket sets.
+        for (key, host) in [("endpoints.bind_host", endpoints.bindHost), ("endpoints.advertise_host", endpoints.advertiseHost)] where host.contains(":") {
+            throw ConfigError(key: key, problem: "is the IPv6 address \(host); the learner's sockets speak IPv4: give an IPv4 address or a host name with one")
         }
         // The actors sample sampling.group_size completions per prompt; an algorithm that asks for another
         // count (a preset's recommendation, or a user's override) would otherwise be silently ignored.

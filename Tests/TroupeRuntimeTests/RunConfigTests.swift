@@ -89,8 +89,10 @@ import TroupeTokenizer
         }
         #expect(refusal("{}", overrides: ["endpoints.control_port=6000", "endpoints.logs_port=6000"])
                 .contains("endpoints.logs_port: is 6000, the port of endpoints.control_port"))
-        #expect(refusal("{}", overrides: ["endpoints.control_port=0", "endpoints.weights_port=0"]) == "accepted", "0: a port picked when bound")
+        // Actors must be told a port they can connect to (endpoints.json, the Welcome).
+        #expect(refusal("{}", overrides: ["endpoints.control_port=0"]).contains("endpoints.control_port: 0 is outside 1...65535"))
         #expect(refusal("{}", overrides: ["endpoints.bind_host= "]).contains("endpoints.bind_host: must be an address or host name"))
+        #expect(refusal("{}", overrides: ["endpoints.advertise_host=fe80::1"]).contains("endpoints.advertise_host: is the IPv6 address fe80::1"))
         #expect(refusal("{}", overrides: ["run.seed=9000000000000000"]) == "accepted")
         #expect(refusal("{}", overrides: ["run.seed=9000000000000001"]).contains("expected an integer in 0 … 9000000000000000"))
         #expect(refusal("{}", overrides: ["actors.count=0"]).contains("0 is outside 1...1024"))

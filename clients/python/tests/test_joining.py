@@ -6,6 +6,7 @@ the same connection, until the deadline.
 import itertools
 import os
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -15,7 +16,7 @@ import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from troupe_client import wire  # noqa: E402
-from troupe_client.actor import Actor, ActorError  # noqa: E402
+from troupe_client.actor import Actor, ActorError, key_name  # noqa: E402
 from troupe_client.proto import Envelope, common_pb2, control_pb2  # noqa: E402
 
 _endpoints = itertools.count()
@@ -159,3 +160,19 @@ class UnansweredTests(unittest.TestCase):
         a.ack_timeout = 130.0  # a run whose leases last 120 s
         self.assertIsNone(a.unanswered(320.0))
         self.assertEqual(a.unanswered(331.0), ("group", 131.0))
+
+
+class KeyNameTests(unittest.TestCase):
+    """The name an actor sends as its identity is the one the learner gives its key (§8)."""
+
+    def test_the_metadata_name_wins_and_else_the_file_name_up_to_its_first_dot(self):
+        with tempfile.TemporaryDirectory() as folder:
+            named = os.path.join(folder, "renamed.key_secret")
+            with open(named, "w", encoding="utf-8") as f:
+                f.write('#   ZeroMQ CURVE certificate\n\nmetadata\n    name = "node-7"\n    role = "actor"\ncurve\n'
+                        '    public-key = "x"\n')
+            self.assertEqual(key_name(named), "node-7")
+            plain = os.path.join(folder, "node-1.gpu.key_secret")
+            with open(plain, "w", encoding="utf-8") as f:
+                f.write('metadata\ncurve\n    public-key = "x"\n    secret-key = "y"\n')
+            self.assertEqual(key_name(plain), "node-1")

@@ -29,6 +29,23 @@ ACK_TIMEOUT_S = 60.0
 MAX_FETCH_FAILURES = 5
 
 
+def key_name(path):
+    """A key's name as the learner reads it (PROTOCOL.md §8): its metadata `name`, else the file name up
+    to its first '.' (`node-1.gpu.key_secret` is `node-1`)."""
+    section = None
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            if not line[0].isspace():
+                section = line.strip()
+            elif section == "metadata":
+                key, _, value = line.strip().partition("=")
+                if key.strip() == "name":
+                    return value.strip().strip('"')
+    return os.path.basename(path).split(".", 1)[0]
+
+
 class ActorError(Exception):
     """Fatal: the actor stops with status 1 and this text."""
 
@@ -48,7 +65,7 @@ class Curve:
                 raise ActorError(f"{key_path} holds no secret key (give NAME.key_secret)")
             server, _ = zmq.auth.load_certificate(learner_key_path)
             self.keys = (public, secret, server)
-            self.name = os.path.basename(key_path).rsplit(".key_secret", 1)[0]
+            self.name = key_name(key_path)
 
     def apply(self, socket):
         if self.keys:
