@@ -116,7 +116,7 @@ package struct RunCommand: ParsableCommand {
             }
         }
         if drawn { _ = StandardOutput.write(DashboardRenderer.showCursor + "\n") }
-        if !outcome.resumeRefused {
+        if !outcome.notStarted {
             RunSummaryTable.print(outcome, config: run.config)
             ReportWriter.writeIfPossible(runDirectory: outcome.runDirectory)
         }

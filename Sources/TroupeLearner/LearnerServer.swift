@@ -128,9 +128,12 @@ package final class LearnerServer {
         }
         // An unusable model, tokenizer, chat template or prompt is refused before the run directory is touched.
         let checkedModel = try ModelDirectory.check(config.model.path)
-        _ = try RunSetup.prompts(config, tokenizer: try RunSetup.tokenizer(forModelDirectory: config.model.path, model: checkedModel),
-                                 contextLength: checkedModel.maxPositions)
-        try fm.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+        let checkedTokenizer = try RunSetup.tokenizer(forModelDirectory: config.model.path, model: checkedModel)
+        let checkedPrompts = try RunSetup.prompts(config, tokenizer: checkedTokenizer, contextLength: checkedModel.maxPositions)
+        if config.groupShape == .serial {
+            _ = try RunSetup.serialExitPhrase(config, tokenizer: checkedTokenizer, model: checkedModel, prompts: checkedPrompts)
+        }
+        try Directories.create(runDirectory, for: "the run directory (run.directory)")
         // One learner per run directory: a second one (say, --resume on a live run) must not write.
         lock = try RunDirectoryLock(runDirectory)
         let staleTemporaries = Checkpoint.removeStaleTemporaries(runDirectory: runDirectory)
@@ -140,18 +143,7 @@ package final class LearnerServer {
         prompts = try RunSetup.prompts(config, tokenizer: tokenizer, contextLength: model.config.maxPositions)
         var limits = GroupAdmission.Limits(config: config, model: model.config)
         if config.groupShape == .serial {
-            // The exit phrase is configuration, not task data: special-token text in it is the special token.
-            let phrase = tokenizer.encode(config.sampling.serialExitPhrase, addingBos: false, recognizingSpecialTokens: true)
-            let stops = model.config.defaultStopTokens(tokenizer: tokenizer)
-            if let stop = phrase.first(where: stops.contains) {
-                throw ConfigError(key: "sampling.serial_exit_phrase", problem: "holds the model's stop token \(stop), which would end every exit before its answer")
-            }
-            if phrase.isEmpty { throw ConfigError(key: "sampling.serial_exit_phrase", problem: "encodes to no tokens") }
-            // The longest exit: the longest prompt, a path prefix of max_new_tokens − 1, the phrase and the answer.
-            let longest = (prompts.entries.map(\.tokens.count).max() ?? 0) + config.sampling.maxNewTokens - 1 + phrase.count + config.sampling.serialAnswerTokens
-            if longest > model.config.maxPositions {
-                throw ConfigError(key: "sampling.serial_answer_tokens", problem: "a serial exit of the longest prompt would hold \(longest) tokens (prompt, sampling.max_new_tokens − 1, the exit phrase's \(phrase.count) and sampling.serial_answer_tokens), beyond the model's \(model.config.maxPositions): lower sampling.serial_answer_tokens or sampling.max_new_tokens")
-            }
+            let phrase = try RunSetup.serialExitPhrase(config, tokenizer: tokenizer, model: model.config, prompts: prompts)
             limits.serial = .init(phrase: phrase, answerTokens: config.sampling.serialAnswerTokens)
         }
         admission = GroupAdmission(limits: limits,

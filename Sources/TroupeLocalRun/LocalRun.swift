@@ -71,8 +71,9 @@ package final class LocalRun {
         package var runDirectory: String
         /// The checkpoint's step a resumed run went on from (its learner's summary); nil for a run started here.
         package var resumedFromStep: Int?
-        /// A resume whose learner stopped before it resumed anything: the run directory's summary stays as it was.
-        package var resumeRefused = false
+        /// The learner stopped before it started or resumed the run: nothing was trained, and the run
+        /// directory's summary and report stay as they were (a new run gets none).
+        package var notStarted = false
     }
 
     // MARK: run
@@ -91,6 +92,7 @@ package final class LocalRun {
         // The learner logs these too (logs/learner.log); the terminal should show them.
         prompts.report(to: console, taskFile: config.task.file)
         promptFormat = prompts.format
+        if config.groupShape == .serial { _ = try RunSetup.serialExitPhrase(config, tokenizer: tokenizer, model: modelConfig, prompts: prompts) }
         let items = try evaluationItems()
         _ = try RewardWorkerKeys.resolve(config.rewardWorkers, learner: options.authenticate ? .madeForEachRun : .insecurePlaintext)
         _ = try config.welcomeJSON() // the model's files fit the Welcome an actor accepts
@@ -113,15 +115,22 @@ package final class LocalRun {
         try spawnLearnerAndActors()
         var status = LiveStatus(maxSteps: config.run.maxSteps, started: started)
         status.before = before
-        let learnerStatus = try follow(&status, answerKey: prompts.answerKey, items: items, events: events, renderer: renderer)
-        // A learner writes endpoints.json with its new epoch once it has restored the run and bound its sockets.
-        let resumeRefused = options.resume && learnerStatus != 0 && learnerEpoch() == epochBefore
-        if learnerStatus != 0 { reportLearnerFailure(status: learnerStatus, resumeRefused: resumeRefused) }
-        if resumeRefused {
-            // Nothing was trained: the run's summary and report stay those of its last epoch.
-            return Outcome(exitStatus: learnerStatus, before: before, after: nil, steps: learnerSummarySteps() ?? 0,
+        let followed = try follow(&status, answerKey: prompts.answerKey, items: items, events: events, renderer: renderer)
+        let learnerStatus = followed.learnerStatus
+        // A learner writes endpoints.json with its new epoch once it has restored the run and bound its
+        // sockets, and a new run's run.log once it has started it.
+        let notStarted = (learnerStatus != 0 || followed.actorsFailure != nil)
+            && (options.resume ? learnerEpoch() == epochBefore : !FileManager.default.fileExists(atPath: dir + "/run.log"))
+        if learnerStatus != 0 { reportLearnerFailure(status: learnerStatus, notStarted: notStarted) }
+        if let failure = followed.actorsFailure {
+            console.error("every actor exited, so the learner was stopped: \(failure); \(howToGoOn(notStarted: notStarted))")
+        }
+        let exitStatus = learnerStatus != 0 ? learnerStatus : (followed.actorsFailure != nil ? 1 : 0)
+        if notStarted {
+            // Nothing was trained: a resumed run's summary and report stay those of its last epoch.
+            return Outcome(exitStatus: exitStatus, before: before, after: nil, steps: learnerSummarySteps() ?? 0,
                            wallSeconds: monotonicSeconds() - started, tokensPerSecond: 0, rolloutTokens: nil, runDirectory: dir,
-                           resumedFromStep: nil, resumeRefused: true)
+                           resumedFromStep: nil, notStarted: true)
         }
         // The log stream dies with the learner and can lose its last steps' events; its summary file cannot.
         status.step = max(status.step, learnerSummarySteps() ?? 0)
@@ -133,7 +142,7 @@ package final class LocalRun {
             after = try evaluate(modelDirectory: dir + "/model", items: items, step: latestCheckpointStep() ?? status.step, events: events)
         }
         let wall = monotonicSeconds() - started
-        let outcome = Outcome(exitStatus: learnerStatus, before: before, after: after, steps: status.step, wallSeconds: wall,
+        let outcome = Outcome(exitStatus: exitStatus, before: before, after: after, steps: status.step, wallSeconds: wall,
                               tokensPerSecond: status.tokensPerSecond,
                               rolloutTokens: status.tokensDrawnAlone > 0 ? (status.tokensGenerated, status.tokensDrawnAlone) : nil,
                               runDirectory: dir,
@@ -161,7 +170,7 @@ package final class LocalRun {
                 throw RuntimeError.invalid("run directory \(dir) exists and holds other files (\(entries.sorted().prefix(3).joined(separator: ", "))\(entries.count > 3 ? ", …" : "")); a new run goes into a new or empty directory: choose another --set run.name=… or run.directory")
             }
         }
-        try FileManager.default.createDirectory(atPath: dir + "/logs", withIntermediateDirectories: true)
+        try Directories.create(dir + "/logs", for: "the run directory's logs (run.directory)")
         try pickFreePorts()
         if options.authenticate { keys = try RunKeys.make(in: dir + "/keys", actors: options.actors) }
         try AtomicFile.write(config.resolvedJSONData(), to: dir + "/run-config.json")
@@ -211,9 +220,10 @@ package final class LocalRun {
     }
 
     /// Follows the log stream until the learner exits (forwarding a stop request, evaluating the latest
-    /// checkpoint every `eval.every` steps), then makes sure no actor lingers. Returns the learner's status.
+    /// checkpoint every `eval.every` steps, stopping the learner when every actor has failed), then makes
+    /// sure no actor lingers. Returns the learner's status and, when every actor failed, how each ended.
     private func follow(_ status: inout LiveStatus, answerKey: [UInt64: String], items: [TaskItem], events: LocalRunEvents,
-                        renderer: ((LiveStatus, MonitorState) -> Void)?) throws -> Int32 {
+                        renderer: ((LiveStatus, MonitorState) -> Void)?) throws -> (learnerStatus: Int32, actorsFailure: String?) {
         let context = try ZMQContext(ioThreads: 1)
         let sub = try ZMQSocket(context, type: .subscribe, linger: .discardUnsent)
         try sub.set([.subscribe([]), .receiveHighWaterMark(10_000), .maxMessageSize(WireLimits.headerOnly.socketMaxFrameBytes)]
@@ -227,6 +237,7 @@ package final class LocalRun {
         var lastEvalStep = 0
         var forwardedStop = false
         var learnerStatus: Int32?
+        var actorsFailure: String?
         /// Takes the next event within `milliseconds`; false when none came.
         func ingestNext(within milliseconds: Int) throws -> Bool {
             guard case .message(let m) = try sub.receiveMessage(deadline: .afterMilliseconds(milliseconds), limits: .headerOnly) else {
@@ -256,9 +267,19 @@ package final class LocalRun {
                 status.lastEval = try? evaluate(modelDirectory: config.runDirectory + "/model", items: items, step: ckpt, events: events)
             }
             if let learner = children.first, !learner.process.isRunning {
-                // A signal's number is not an exit status: report it as a shell does (SIGKILL: 137).
-                let p = learner.process
-                learnerStatus = p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
+                learnerStatus = Self.exitStatus(of: learner.process)
+            }
+            // Actors exit 0 only when the run is over (the learner's Bye) or on a stop; when all have
+            // failed, nothing more can be trained, and the learner would wait for them for ever.
+            let actors = children.dropFirst()
+            if !forwardedStop, learnerStatus == nil, !actors.isEmpty,
+               actors.allSatisfy({ !$0.process.isRunning && Self.exitStatus(of: $0.process) != 0 }) {
+                actorsFailure = actors.map { actor in
+                    let status = Self.exitStatus(of: actor.process)
+                    return "\(actor.name) exited with status \(status): \(Self.cause(status: status, log: config.runDirectory + "/logs/\(actor.name).log"))"
+                }.joined(separator: "; ")
+                if let learner = children.first { kill(learner.process.processIdentifier, SIGTERM) }
+                forwardedStop = true
             }
         }
         // Events that queued up while an evaluation held the loop are still here after the learner is gone.
@@ -272,19 +293,44 @@ package final class LocalRun {
         let deadline = monotonicSeconds() + 10
         while children.dropFirst().contains(where: { $0.process.isRunning }) && monotonicSeconds() < deadline { usleep(100_000) }
         for c in children where c.process.isRunning { kill(c.process.processIdentifier, SIGKILL) }
-        return learnerStatus ?? 1
+        return (learnerStatus ?? 1, actorsFailure)
+    }
+
+    /// A child's exit status as a shell reports it (a signal's number is not one: SIGKILL is 137).
+    private static func exitStatus(of process: Process) -> Int32 {
+        process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+    }
+
+    /// Why a child ended: the last error in its log, else the signal that killed it.
+    private static func cause(status: Int32, log: String) -> String {
+        lastError(inLog: log) ?? (status > 128 ? "killed by signal \(status - 128)" : "no error line in \(log)")
+    }
+
+    /// The last error line of a child's log (the child's own words, which this console did not show):
+    /// a JSON line's message, or the line.
+    private static func lastError(inLog log: String) -> String? {
+        let lines = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n")
+        guard let line = lines.last(where: { $0.hasPrefix("Error:") || $0.contains("\"level\":\"error\"") || $0.contains(" error ") }) else {
+            return nil
+        }
+        if case .object(let fields)? = try? JSONValue.parse(String(line)), case .string(let message)? = fields["msg"] {
+            return String(message.prefix(500))
+        }
+        return String(line.prefix(500))
     }
 
     /// The learner's own last error (its log holds it, not this console), and how to go on.
-    private func reportLearnerFailure(status: Int32, resumeRefused: Bool) {
+    private func reportLearnerFailure(status: Int32, notStarted: Bool) {
         let log = config.runDirectory + "/logs/learner.log"
-        let lines = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n")
-        let cause = lines.last { $0.hasPrefix("Error:") || $0.contains("\"level\":\"error\"") || $0.contains(" error ") }
-            .map { String($0.prefix(500)) } ?? (status > 128 ? "killed by signal \(status - 128)" : "no error line in its log")
-        let next = resumeRefused
-            ? "it stopped before resuming the run, which is as it was (summary.json and report.html untouched); resume again once the cause is mended"
-            : "`troupe run --resume \(config.runDirectory)` continues the run from its last checkpoint"
-        console.error("the learner exited with status \(status): \(cause); see \(log); \(next)")
+        console.error("the learner exited with status \(status): \(Self.cause(status: status, log: log)); see \(log); \(howToGoOn(notStarted: notStarted))")
+    }
+
+    private func howToGoOn(notStarted: Bool) -> String {
+        if !notStarted { return "`troupe run --resume \(config.runDirectory)` continues the run from its last checkpoint" }
+        if options.resume {
+            return "the learner stopped before resuming the run, which is as it was (summary.json and report.html untouched); resume again once the cause is mended"
+        }
+        return "the learner stopped before starting the run: nothing was trained, and \(config.runDirectory) holds only logs and keys; remove it (or choose another run.name) and start again once the cause is mended"
     }
 
     /// The epoch of the learner that last wrote the run's endpoints.json (nil: none did).
@@ -398,7 +444,9 @@ package final class LocalRun {
             s["pass@1_gain"] = .number(a.passAt1 - b.passAt1)
             s["initial_gap"] = .number(b.majority - b.passAt1)
         }
-        s["accounting"] = .object(status.accounting.mapValues(JSONValue.number))
+        // The learner's own final count; the log stream's last one may be a step behind, or missing.
+        let accounting = (try? LearnerSummary.read(runDirectory: config.runDirectory))?.accounting.mapValues(Double.init) ?? status.accounting
+        s["accounting"] = .object(accounting.mapValues(JSONValue.number))
         if let r = o.rolloutTokens {
             s["rollout_tokens"] = ["generated": .number(r.generated), "drawn_alone": .number(r.drawnAlone),
                                    "generated_share": .number(r.generated / r.drawnAlone)]

@@ -1,6 +1,7 @@
 import Foundation
 import TroupeJSON
 import TroupeModel
+import TroupeRL
 import TroupeTasks
 import TroupeTokenizer
 import TroupeWire
@@ -44,6 +45,24 @@ package struct RunPrompts {
 }
 
 package enum RunSetup {
+    /// A serial run's exit phrase as tokens, checked against the model: not empty, without the model's
+    /// stop token, and the longest exit (the longest prompt, a path prefix of `max_new_tokens` − 1, the
+    /// phrase and the answer) within its context.
+    package static func serialExitPhrase(_ config: RunConfig, tokenizer: any Tokenizer, model: ModelConfig, prompts: RunPrompts) throws -> [Int32] {
+        // The exit phrase is configuration, not task data: special-token text in it is the special token.
+        let phrase = tokenizer.encode(config.sampling.serialExitPhrase, addingBos: false, recognizingSpecialTokens: true)
+        let stops = model.defaultStopTokens(tokenizer: tokenizer)
+        if let stop = phrase.first(where: stops.contains) {
+            throw ConfigError(key: "sampling.serial_exit_phrase", problem: "holds the model's stop token \(stop), which would end every exit before its answer")
+        }
+        if phrase.isEmpty { throw ConfigError(key: "sampling.serial_exit_phrase", problem: "encodes to no tokens") }
+        let longest = (prompts.entries.map(\.tokens.count).max() ?? 0) + config.sampling.maxNewTokens - 1 + phrase.count + config.sampling.serialAnswerTokens
+        if longest > model.maxPositions {
+            throw ConfigError(key: "sampling.serial_answer_tokens", problem: "a serial exit of the longest prompt would hold \(longest) tokens (prompt, sampling.max_new_tokens − 1, the exit phrase's \(phrase.count) and sampling.serial_answer_tokens), beyond the model's \(model.maxPositions): lower sampling.serial_answer_tokens or sampling.max_new_tokens")
+        }
+        return phrase
+    }
+
     /// The model directory's tokenizer, checked against its model: a tokenizer that can emit ids the
     /// model has no embedding for belongs to another model.
     package static func tokenizer(forModelDirectory directory: String, model: ModelConfig) throws -> any Tokenizer {
@@ -70,6 +89,10 @@ package enum RunSetup {
                 throw ConfigError(key: "task.system_prompt", problem: "\(config.model.path) has no chat template "
                     + "(tokenizer_config.json chat_template or chat_template.jinja) to put a system prompt in")
             }
+            if config.task.chatDate != nil {
+                throw ConfigError(key: "task.chat_date", problem: "\(config.model.path) has no chat template "
+                    + "(tokenizer_config.json chat_template or chat_template.jinja) to write the date in")
+            }
             return .plain
         }
         let date: ChatDate?
@@ -95,6 +118,11 @@ package enum RunSetup {
                                          count: config.task.count, seed: config.run.seed)
         }
         guard !items.isEmpty else { throw ConfigError(key: "task", problem: "no prompts") }
+        let reward = config.algorithm.reward.kind
+        if !config.task.labelFree && [.verifiable, .serialDecay].contains(reward),
+           let unanswered = items.first(where: { AnswerEquivalence.canonicalKey($0.answer ?? "").isEmpty }) {
+            throw ConfigError(key: "task", problem: "prompt \(unanswered.id) has no answer, which algorithm.reward.kind \(reward.rawValue) scores samples against: give every prompt an answer, or choose a label-free reward (majority, frequency, novelty)")
+        }
         let format = try promptFormat(config, tokenizer: tokenizer)
         var entries: [PromptEntry] = []
         var answers: [UInt64: String] = [:]

@@ -64,6 +64,25 @@ extension RuntimeIntegrationTests {
         run.check(metrics.contains("\"eval/pass@1\"") && metrics.contains("\"eval/maj@1\""), "no eval line with one sample in metrics.jsonl")
     }
 
+    /// When every actor has died (here SIGKILLed, as the kernel's OOM killer would), `troupe run` does
+    /// not wait for them for ever: it stops the learner (a checkpoint) and exits 1 naming how each ended.
+    @Test func aRunWhoseActorsAllDieStopsNamingThem() throws {
+        let run = try IntegrationRun("dead-actors")
+        defer { run.finish() }
+        let settings = ["run.directory=\(run.runDirectory)", "model.path=\(TroupeBinary.repository.path)/models/arith-base", "run.max_steps=100000",
+                        "task.count=8", "eval.every=0"] + run.ports.overrides
+        let child = try run.start("run", ["run", "--no-eval"] + settings.flatMap { ["--set", $0] })
+        run.waitUntil("step 2 trained", within: 120) { run.records.of("step_done").count >= 2 }
+        let actors = Self.learnerAndActors(of: run, port: run.ports.control).filter { $0.line.contains(" actor ") }
+        try run.require(actors.count == 2, "expected two actor processes, found \(actors.count)")
+        for actor in actors { kill(actor.pid, SIGKILL) }
+        run.expectExit(child, .code(1), within: 60)
+        run.check(child.stderr.contains("every actor exited") && child.stderr.contains("actor-2 exited with status 137: killed by signal 9"),
+                  "the error does not say how the actors ended: \(child.stderr.suffix(600))")
+        run.check(child.stderr.contains("troupe run --resume \(run.runDirectory)"), "the error does not say how to go on")
+        run.check(Self.learnerAndActors(of: run, port: run.ports.control).isEmpty, "the learner was left running")
+    }
+
     /// `troupe run` killed outright (SIGKILL: no chance to stop its children) leaves nothing running: its
     /// learner and actors notice their parent is gone and stop as on SIGTERM (the learner checkpoints),
     /// and `troupe run --resume` goes on from that checkpoint (here to 3 steps more).
