@@ -192,6 +192,9 @@ package struct EvalCommand: ParsableCommand {
         }
     }
 
+    /// A Float setting as the Double its shortest spelling names.
+    private static func written(_ value: Float) -> Double { Double("\(value)") ?? Double(value) }
+
     /// The model directory's chat template with --system-prompt, or plain prompts.
     private func promptFormat(tokenizer: any Tokenizer) throws -> PromptFormat {
         guard chatTemplate == .auto else { return .plain }
@@ -199,6 +202,10 @@ package struct EvalCommand: ParsableCommand {
             if systemPrompt != nil {
                 throw CommandError("--system-prompt: \(model) has no chat template (tokenizer_config.json chat_template "
                     + "or chat_template.jinja) to put it in")
+            }
+            if chatDate != nil {
+                throw CommandError("--chat-date: \(model) has no chat template (tokenizer_config.json chat_template "
+                    + "or chat_template.jinja) to write the date in")
             }
             return .plain
         }
@@ -247,8 +254,9 @@ package struct EvalCommand: ParsableCommand {
             "chat_date": text(format.isChat ? chatDate.flatMap { try? ChatDate(parsing: $0).description } : nil),
             "stop_sequences": .array(stops.map(JSONValue.string)),
             "k": .integer(result.k),
-            "temperature": .number(Double(sampling.temperature)),
-            "temperatures": temperatures.map { .array($0.map { .number(Double($0)) }) } ?? .null,
+            // As written (0.7, not the Float's 0.699999988…); null when --temperatures replaced it.
+            "temperature": temperatures == nil ? .number(Self.written(sampling.temperature)) : .null,
+            "temperatures": temperatures.map { .array($0.map { .number(Self.written($0)) }) } ?? .null,
             "max_new_tokens": .integer(sampling.maxNewTokens),
             "seed": JSONOutput.unsigned(sampling.seed),
             "batch_size": .integer(batchSize),

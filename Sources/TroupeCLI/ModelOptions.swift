@@ -105,10 +105,15 @@ func validateDirectory(_ path: String, option: String) throws {
 
 /// Parses `1,2, 3` (commas and/or spaces) into token ids.
 func parseTokenIds(_ list: String, option: String) throws -> [Int32] {
-    try list.split(whereSeparator: { $0 == "," || $0.isWhitespace }).map { item in
-        guard let id = Int32(item) else {
-            throw ValidationError("\(option): \(String(item).debugDescription) is not a token id (integers separated by commas)")
+    // Commas separate entries (spaces may too, within one); an empty entry ("1,,2", "1,") is a mistake.
+    try list.split(separator: ",", omittingEmptySubsequences: false).enumerated().flatMap { index, entry in
+        let items = entry.split(whereSeparator: \.isWhitespace)
+        guard !items.isEmpty else { throw ValidationError("\(option): entry \(index + 1) of \(list.debugDescription) is empty (integers separated by commas)") }
+        return try items.map { item in
+            guard let id = Int32(item) else {
+                throw ValidationError("\(option): \(String(item).debugDescription) is not a token id (integers separated by commas)")
+            }
+            return id
         }
-        return id
     }
 }

@@ -4,8 +4,16 @@ import TroupeRuntime
 
 /// Options shared by the commands that start a run: a configuration file and `section.key=value` overrides.
 struct RunConfigOptions: ParsableArguments {
-    @Option(name: .long, help: "Run configuration (JSON; docs/configuration.md). Defaults are built in.")
-    var config: String?
+    @Option(name: .customLong("config"), help: "Run configuration (JSON; docs/configuration.md). Defaults are built in.")
+    var configFiles: [String] = []
+
+    var config: String? { configFiles.first }
+
+    func validate() throws {
+        if configFiles.count > 1 {
+            throw ValidationError("--config is given \(configFiles.count) times: a run reads one configuration file (merge them, or change keys with --set)")
+        }
+    }
 
     @Option(name: [.customLong("set")], help: ArgumentHelp("Override one key, e.g. --set learner.batch_groups=4 (repeatable).", valueName: "section.key=value"))
     var overrides: [String] = []

@@ -47,7 +47,7 @@ package struct LearnerSecurity: Sendable {
 
     /// `--key FILE.key_secret` and `--allow DIRECTORY`.
     package init(secretKeyFile: String, allowlistDirectory: String) throws {
-        try self.init(keyPair: CurveKeyFile.readSecret(secretKeyFile).pair, allowlist: CurveKeyFile.allowlist(directory: allowlistDirectory),
+        try self.init(keyPair: CurveKeyFile.readSecret(secretKeyFile, as: .learner).pair, allowlist: CurveKeyFile.allowlist(directory: allowlistDirectory),
                       allowlistDirectory: allowlistDirectory)
     }
 

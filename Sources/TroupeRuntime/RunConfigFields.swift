@@ -2,6 +2,7 @@ import Foundation
 import TroupeJSON
 import TroupeModel
 import TroupeRL
+import TroupeTasks
 import TroupeTensor
 import TroupeTokenizer
 import TroupeWire
@@ -67,7 +68,7 @@ struct Setting {
         let range = allowed.map { $0.map { "`\($0)`" }.joined(separator: ", ") } ?? (emptyMeansOff ? "" : "non-empty")
         return Setting(key: key, type: "string", range: range, doc: doc, read: { config, value in
             guard case let .string(s) = value, !s.isEmpty || emptyMeansOff else {
-                return "expected a non-empty string, got \(describe(value))"
+                return "expected a non-empty string, got \(describe(value))\(quotingHint(key, value))"
             }
             if let allowed, !allowed.contains(s) {
                 return "\"\(s)\" is not one of \(allowed.map { "\"\($0)\"" }.joined(separator: ", "))"
@@ -80,7 +81,7 @@ struct Setting {
     static func optionalString(_ key: String, _ path: WritableKeyPath<RunConfig, String?>, _ doc: String) -> Setting {
         Setting(key: key, type: "string or null", range: "non-empty", doc: doc, read: { config, value in
             if value.isNull { config[keyPath: path] = nil; return nil }
-            guard case let .string(s) = value, !s.isEmpty else { return "expected a string or null, got \(describe(value))" }
+            guard case let .string(s) = value, !s.isEmpty else { return "expected a string or null, got \(describe(value))\(quotingHint(key, value))" }
             config[keyPath: path] = s
             return nil
         }, write: { $0[keyPath: path].map(JSONValue.string) ?? .null })
@@ -95,6 +96,14 @@ struct Setting {
     }
 
     static func describe(_ value: JSONValue) -> String { value.description }
+
+    /// `--set run.name=123` reads 123 as JSON, a number: say how to write it as a string.
+    static func quotingHint(_ key: String, _ value: JSONValue) -> String {
+        switch value {
+        case .integer, .number, .bool: return " (a --set value is read as JSON first: write --set '\(key)=\"\(value)\"' for the string)"
+        default: return ""
+        }
+    }
 
     static func format(_ value: Double) -> String {
         let text = value.description
@@ -121,7 +130,7 @@ extension RunConfig {
         .string("task.split", \.task.split, allowed: ["train", "test"], "split of a built-in task"),
         .int("task.count", \.task.count, 1...10_000_000, "prompts in the run"),
         .string("task.bad_lines", \.task.badLines, allowed: ["refuse", "skip"], "what to do with bad lines of `task.file` (each is reported with its line number)"),
-        .bool("task.label_free", \.task.labelFree, "test-time mode: answers never reach the learner, the actors or the reward; `troupe run` uses them only to evaluate"),
+        .bool("task.label_free", \.task.labelFree, "test-time mode: answers never reach the learner, the actors or the reward (so a reward that needs them, `verifiable` or `serial_decay`, is refused); `troupe run` uses them only to evaluate"),
         .string("task.chat_template", \.task.chatTemplate, allowed: ["auto", "none"], "`auto`: each prompt becomes the user message of the model directory's chat template (tokenizer_config.json `chat_template` or chat_template.jinja) when it has one; `none`: prompts are given as written (docs/models.md)"),
         .optionalString("task.system_prompt", \.task.systemPrompt, "the system message of chat-template prompts, e.g. `Please reason step by step, and put your final answer within \\boxed{}.`; null: none (the template may write its default one)"),
         .optionalString("task.chat_date", \.task.chatDate, "the date a chat template's `strftime_now()` writes, `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SS` (Hugging Face reads the clock there; a fixed date keeps runs reproducible); null: `strftime_now` is undefined, and Llama 3.x templates write their own date (docs/models.md)"),
@@ -331,9 +340,17 @@ extension RunConfig: Decodable {
     package static func load(path: String?, overrides: [String]) throws -> RunConfig {
         guard let path else { return try parse(.object([:]), overrides: overrides) }
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw ConfigError(key: "--config", problem: "cannot read \(path)")
+            let descriptor = open(path, O_RDONLY)
+            let reason = descriptor < 0 ? String(cString: strerror(errno)) : "not a readable file"
+            if descriptor >= 0 { close(descriptor) }
+            throw ConfigError(key: "--config", problem: "cannot read \(path): \(reason)")
         }
-        return try parse(json: data, source: path, overrides: overrides)
+        do {
+            return try parse(json: data, source: path, overrides: overrides)
+        } catch where data.first(where: { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }) != UInt8(ascii: "{") {
+            // A TOML file (what prime-rl users write) fails on its first `[` or `key =`; say what it should be.
+            throw ConfigError(key: "--config", problem: "\(error); a configuration file is one JSON object, `{…}` (TOML is not accepted: docs/configuration.md)")
+        }
     }
 
     /// Keys a resumed run may change: where it listens, how it treats actors, when it stops. Every other
@@ -375,6 +392,9 @@ extension RunConfig: Decodable {
     package func validate() throws {
         if task.spec == nil && task.file == nil { throw ConfigError(key: "task.spec", problem: "set task.spec or task.file") }
         if task.spec != nil && task.file != nil { throw ConfigError(key: "task.file", problem: "set only one of task.spec and task.file") }
+        if let spec = task.spec {
+            do { _ = try TaskSpec(parsing: spec) } catch { throw ConfigError(key: "task.spec", problem: "\(error)") }
+        }
         if task.systemPrompt != nil && task.chatTemplate == "none" {
             throw ConfigError(key: "task.system_prompt", problem: "a system prompt needs task.chat_template \"auto\" (a model with a chat template)")
         }
@@ -436,9 +456,9 @@ extension RunConfig: Decodable {
             if let stop = stopSequences.first(where: { sampling.serialExitPhrase.contains($0) }) {
                 throw ConfigError(key: "sampling.serial_exit_phrase", problem: "contains the task's stop sequence \(stop.debugDescription), which would end every exit before its answer: choose a phrase without it")
             }
-            if task.labelFree && [.serialDecay, .verifiable].contains(algorithm.reward.kind) {
-                throw ConfigError(key: "task.label_free", problem: "is true but reward.kind \(algorithm.reward.kind.rawValue) scores serial exits against the reference answer: set task.label_free=false")
-            }
+        }
+        if task.labelFree && [.serialDecay, .verifiable].contains(algorithm.reward.kind) {
+            throw ConfigError(key: "task.label_free", problem: "is true but algorithm.reward.kind \(algorithm.reward.kind.rawValue) scores samples against the reference answer, which a label-free run keeps from the reward: set task.label_free=false, or a label-free reward (majority, frequency, novelty)")
         }
         if groupShape == .tree {
             let perRoot = 1 + sampling.treeForks * sampling.treeBranching

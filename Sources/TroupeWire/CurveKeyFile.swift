@@ -8,6 +8,8 @@ public enum CurveKeyFile {
     public struct Contents: Sendable, Equatable {
         public var name: String
         public var role: CurveAllowlist.Role
+        /// The role the metadata writes (nil when absent: `role` is then actor).
+        public var writtenRole: CurveAllowlist.Role?
         public var publicKey: CurveKey
         /// Only in a secret file.
         public var keyPair: CurveKeyPair?
@@ -90,20 +92,31 @@ public enum CurveKeyFile {
         guard isValidName(name) else {
             throw KeyFileError(path: path, problem: "name \"\(name)\" must be letters, digits, '-', '_' or '.' (it is the key's user id)")
         }
-        return Contents(name: name, role: role, publicKey: publicKey, keyPair: pair)
+        return Contents(name: name, role: role, writtenRole: fields["metadata/role"] == nil ? nil : role, publicKey: publicKey, keyPair: pair)
     }
 
-    /// A secret file's key pair (with its name).
-    public static func readSecret(_ path: String) throws -> (name: String, pair: CurveKeyPair) {
+    /// A secret file's key pair (with its name); with `role`, a file whose metadata names another role
+    /// is refused (a key made for something else).
+    public static func readSecret(_ path: String, as role: CurveAllowlist.Role? = nil) throws -> (name: String, pair: CurveKeyPair) {
         let contents = try read(path)
         guard let pair = contents.keyPair else {
             throw KeyFileError(path: path, problem: "has no secret-key (give the .key_secret file, not the public .key)")
         }
+        if let role, let written = contents.writtenRole, written != role {
+            throw KeyFileError(path: path, problem: "is a key of role \(written.rawValue) (its metadata), not \(role.rawValue): give the \(role.rawValue)'s key")
+        }
         return (contents.name, pair)
     }
 
-    /// A public key from a `.key` (or `.key_secret`) file.
-    public static func readPublic(_ path: String) throws -> CurveKey { try read(path).publicKey }
+    /// A public key from a `.key` file; a file holding a secret key is refused, since whoever is given it
+    /// could pose as its owner.
+    public static func readPublic(_ path: String) throws -> CurveKey {
+        let contents = try read(path)
+        guard contents.keyPair == nil else {
+            throw KeyFileError(path: path, problem: "holds a secret key: give the public .key file (the secret stays with its owner)")
+        }
+        return contents.publicKey
+    }
 
     /// The allowlist of every public file (`*.key`) in `directory`; each file's metadata name is the user
     /// id its connections carry.
@@ -112,8 +125,16 @@ public enum CurveKeyFile {
         do { names = try FileManager.default.contentsOfDirectory(atPath: directory) } catch {
             throw KeyFileError(path: directory, problem: "cannot list the allowlist directory (\(error.localizedDescription))")
         }
+        var files: [String: String] = [:]  // a member's name → its file
         let members = try names.filter { $0.hasSuffix(".key") }.sorted().map { name in
-            let contents = try read(directory + "/" + name)
+            let path = directory + "/" + name
+            let contents = try read(path)
+            guard contents.keyPair == nil else {
+                throw KeyFileError(path: path, problem: "holds a secret key: an allowlist holds public keys only (the secret stays with its owner)")
+            }
+            if let earlier = files.updateValue(name, forKey: contents.name) {
+                throw KeyFileError(path: directory, problem: "\(earlier) and \(name) both name the key \"\(contents.name)\"")
+            }
             return CurveAllowlist.Member(name: contents.name, role: contents.role, publicKey: contents.publicKey)
         }
         guard !members.isEmpty else { throw KeyFileError(path: directory, problem: "holds no public key files (*.key)") }

@@ -7,7 +7,7 @@ import TroupeCLI
 /// returns the subcommand it chose as a `C`.
 func parse<C: ParsableCommand>(_ arguments: [String], as type: C.Type,
                                sourceLocation: SourceLocation = #_sourceLocation) throws -> C {
-    let command = try Troupe.parseAsRoot(arguments)
+    let command = try Troupe.parseAsRoot(Troupe.joiningNegativeValues(arguments))
     return try #require(command as? C, "parsed as \(Swift.type(of: command))", sourceLocation: sourceLocation)
 }
 
@@ -15,7 +15,7 @@ func parse<C: ParsableCommand>(_ arguments: [String], as type: C.Type,
 /// (after `Error: `) and the exit status. Nil when they parse and validate.
 func refusal(_ arguments: [String]) -> (message: String, status: Int32)? {
     do {
-        _ = try Troupe.parseAsRoot(arguments)
+        _ = try Troupe.parseAsRoot(Troupe.joiningNegativeValues(arguments))
         return nil
     } catch {
         let message = Troupe.message(for: error).split(separator: "\n", omittingEmptySubsequences: false).first ?? ""

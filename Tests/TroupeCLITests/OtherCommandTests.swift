@@ -107,6 +107,15 @@ import TroupeRuntime
         expectUsageError(["monitor", "tcp://127.0.0.1:5558", "--refresh", "100"], "--refresh must be between 0.5 and 30")
     }
 
+    /// A negative number after an option is its value, refused by the option's own check rather than
+    /// read as an unknown flag ("Missing value for '--duration'").
+    @Test func negativeValuesAreTheOptionsOwn() {
+        #expect(Troupe.joiningNegativeValues(["monitor", "--duration", "-1", "--refresh", "-0.5", "--", "--x", "-2"])
+                == ["monitor", "--duration=-1", "--refresh=-0.5", "--", "--x", "-2"])
+        #expect(Troupe.joiningNegativeValues(["run", "-v", "-1", "--set=a", "-2"]) == ["run", "-v", "-1", "--set=a", "-2"])
+        expectUsageError(["monitor", "tcp://127.0.0.1:5558", "--duration", "-1"], "--duration must be a positive number of seconds up to 1e9")
+    }
+
     // MARK: learner, actor, config
 
     @Test func runProcessesParse() throws {

@@ -26,6 +26,16 @@ import TroupeTokenizer
                 "docs/configuration.md's table differs from `troupe config --doc-table`: paste its output between the markers")
     }
 
+    /// The example file in docs/configuration.md is a configuration `troupe config` accepts.
+    @Test func docExampleIsAccepted() throws {
+        let docs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("docs/configuration.md")
+        let text = try String(contentsOf: docs, encoding: .utf8)
+        let start = try #require(text.range(of: "```json\n"))
+        let end = try #require(text.range(of: "```", range: start.upperBound..<text.endIndex))
+        #expect(refusal(String(text[start.upperBound..<end.lowerBound])) == "accepted")
+    }
+
     @Test(arguments: [
         // Syntax, with line and column.
         ("{\"run\": {\"max_steps\": 3, \"max_steps\": 4}}", "config.json:1:26: run.max_steps: duplicate key \"max_steps\""),
@@ -108,14 +118,16 @@ import TroupeTokenizer
         #expect(config.run.directory == nil)
         #expect(config.algorithm.loss.kind == .topr)
         // A preset override without an algorithm section starts from that preset alone.
-        let dapo = try RunConfig.parse(.object([:]), overrides: ["algorithm.preset=dapo"])
+        let dapo = try RunConfig.parse(.object([:]), overrides: ["algorithm.preset=dapo", "task.label_free=false"])
         #expect(dapo.algorithmJSON == ["preset": "dapo"])
+        // Its reward needs the reference answers, which a label-free run (the default) keeps from it.
+        #expect(refusal("{}", overrides: ["algorithm.preset=dapo"]).contains("task.label_free: is true but algorithm.reward.kind verifiable"))
     }
 
     /// The Welcome's config_json carries what the preset and overrides resolve to, so an actor written in
     /// another language needs no copy of the presets (docs/PROTOCOL.md §5.1).
     @Test func welcomeJSONCarriesTheResolvedAlgorithmOptions() throws {
-        let config = try RunConfig.parse(.object([:]), overrides: ["algorithm.preset=dapo", "algorithm.reward.incorrect=-2"])
+        let config = try RunConfig.parse(.object([:]), overrides: ["algorithm.preset=dapo", "algorithm.reward.incorrect=-2", "task.label_free=false"])
         let welcome = try JSONValue.parse(config.welcomeJSON(), source: "config_json").object
         let algorithm = try #require(welcome?["algorithm"]?.object)
         #expect(algorithm == config.algorithm.json.object)
@@ -196,7 +208,8 @@ import TroupeTokenizer
     /// JSONSerialization wrote it (runs frozen before keep the same config.json).
     @Test func resolvedRoundTrips() throws {
         let config = try RunConfig.parse(.object([:]), overrides: ["run.seed=12345678901", "optimizer.max_grad_norm=null",
-                                                                   "learner.shared_memory_dir=", "algorithm.preset=dapo"])
+                                                                   "learner.shared_memory_dir=", "algorithm.preset=dapo",
+                                                                   "task.label_free=false"])
         let data = config.resolvedJSONData()
         let again = try RunConfig.parse(json: data, source: "config.json")
         #expect(again.resolved == config.resolved)
@@ -276,13 +289,14 @@ extension GroupShapeConfigTests {
         let preset = try RunConfig.parse(.object([:]), overrides: ["algorithm.preset=s-grpo", "task.label_free=false",
                                                                    "sampling.serial_exit_phrase=Answer:"])
         #expect(preset.groupShape == .serial)
-        #expect(try RunConfig.parse(.object([:]), overrides: ["algorithm.preset=s-grpo", "sampling.shape=independent"]).groupShape == .independent)
+        #expect(try RunConfig.parse(.object([:]), overrides: ["algorithm.preset=s-grpo", "sampling.shape=independent", "task.label_free=false"])
+                .groupShape == .independent)
         let one = refusal(serial + ["sampling.group_size=1"])
         #expect(one.contains("sampling.group_size: is 1 but a serial group"), "\(one)")
         let newline = refusal(["sampling.shape=serial", "task.label_free=false"])
         #expect(newline.contains("sampling.serial_exit_phrase: contains the task's stop sequence"), "\(newline)")
         let labels = refusal(["algorithm.preset=s-grpo", "sampling.serial_exit_phrase=Answer:"])
-        #expect(labels.contains("task.label_free: is true but reward.kind serial_decay"), "\(labels)")
+        #expect(labels.contains("task.label_free: is true but algorithm.reward.kind serial_decay"), "\(labels)")
         let mixed = refusal(serial + ["sampling.temperatures=[0.5, 1]"])
         #expect(mixed.contains("sampling.temperatures: cannot be combined with serial groups"), "\(mixed)")
         #expect(refusal(["sampling.shape=forest"]).contains("sampling.shape: \"forest\" is not one of"))
