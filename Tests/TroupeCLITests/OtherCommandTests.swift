@@ -123,6 +123,19 @@ import TroupeRuntime
         #expect(String(describing: type(of: try Troupe.parseAsRoot(["learner", "--resume", scratch.run]))) == "LearnerCommand")
         #expect(String(describing: type(of: try Troupe.parseAsRoot(["config", "--config", scratch.pairs]))) == "ConfigCommand")
         #expect(String(describing: type(of: try Troupe.parseAsRoot(["actor", "--learner", "tcp://127.0.0.1:5555"]))) == "ActorCommand")
+        // One configuration file: a second --config is refused, not silently preferred.
+        expectUsageError(["config", "--config", scratch.pairs, "--config", scratch.pairs], "--config is given 2 times")
+    }
+
+    /// A configuration file that is not JSON (a TOML one, say) or cannot be read says what it must be, or why.
+    @Test func configFilesThatCannotBeReadSayWhy() throws {
+        let toml = scratch.run + "/config.toml"
+        try Data("[run]\nname = \"x\"\n".utf8).write(to: URL(fileURLWithPath: toml))
+        let refused = { (path: String) -> String in
+            do { _ = try RunConfig.load(path: path, overrides: []); return "accepted" } catch { return "\(error)" }
+        }
+        #expect(refused(toml).contains("a configuration file is one JSON object, `{…}` (TOML is not accepted"))
+        #expect(refused(scratch.run + "/absent.json").contains("cannot read \(scratch.run)/absent.json: No such file or directory"))
     }
 
     @Test func actorRefusals() {

@@ -82,6 +82,30 @@ import TroupeWire
         #expect(throws: CurveKeyError.self) { try CurveAllowlist([.init(name: "x", role: .actor, publicKey: a), .init(name: "x", role: .actor, publicKey: b)]) }
     }
 
+    /// A secret never goes where a public key is asked for (whoever holds it could pose as its owner),
+    /// a key is used only in the role its metadata names, and two files of one name are both named.
+    @Test func secretsRolesAndDuplicateNamesInKeyFiles() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("troupe-keyroles-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let actor = try CurveKeyFile.create(name: "a1", role: .actor, pair: try .generate(), directory: dir + "/keys")
+        let learner = try CurveKeyFile.create(name: "learner", role: .learner, pair: try .generate(), directory: dir + "/learner")
+        func problem(_ body: () throws -> Void) -> String {
+            do { try body(); return "accepted" } catch { return "\(error)" }
+        }
+        #expect(problem { _ = try CurveKeyFile.readPublic(learner.secret) }.contains("holds a secret key: give the public .key file"))
+        #expect(try CurveKeyFile.readPublic(learner.public) == CurveKeyFile.readSecret(learner.secret).pair.publicKey)
+        #expect(problem { _ = try CurveKeyFile.readSecret(actor.secret, as: .learner) }.contains("is a key of role actor (its metadata), not learner"))
+        #expect(problem { _ = try CurveKeyFile.readSecret(learner.secret, as: .learner) } == "accepted")
+
+        try FileManager.default.createDirectory(atPath: dir + "/allow", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: actor.secret, toPath: dir + "/allow/a1.key")
+        #expect(problem { _ = try CurveKeyFile.allowlist(directory: dir + "/allow") }.contains("holds a secret key: an allowlist holds public keys only"))
+        try FileManager.default.removeItem(atPath: dir + "/allow/a1.key")
+        try FileManager.default.copyItem(atPath: actor.public, toPath: dir + "/allow/a1.key")
+        try FileManager.default.copyItem(atPath: actor.public, toPath: dir + "/allow/copy.key")
+        #expect(problem { _ = try CurveKeyFile.allowlist(directory: dir + "/allow") }.contains("a1.key and copy.key both name the key \"a1\""))
+    }
+
     // MARK: sockets
 
     /// A CURVE ROUTER on loopback behind a ZAP handler admitting `good` (an actor) to `domain`.
