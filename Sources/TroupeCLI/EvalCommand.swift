@@ -222,6 +222,9 @@ package struct EvalCommand: ParsableCommand {
                 guard case .badLines = error else { throw error }
                 throw CommandError("\(error)\n(--bad-lines skip evaluates the good lines)")
             }
+            if let count, count > contents.items.count {
+                throw CommandError("--count \(count): \(file) holds \(contents.items.count) usable tasks; leave --count out to evaluate them all")
+            }
             let items = Array(contents.items.prefix(count ?? contents.items.count))
             let unlabeled = items.filter { $0.answer == nil }
             if let first = unlabeled.first {

@@ -40,6 +40,9 @@ struct LearnerCommand: ParsableCommand {
         guard (key == nil) == (allow == nil) else { throw ValidationError("--key and --allow go together") }
         if key != nil && insecurePlaintext { throw ValidationError("--insecure-plaintext contradicts --key and --allow") }
         if testFailAuthenticationAfterStep != nil && key == nil { throw ValidationError("--test-fail-authentication-after-step needs --key") }
+        if let resume, runConfig.config != nil {
+            throw ValidationError("--config cannot be given with --resume: the run continues with its frozen \(resume)/config.json")
+        }
     }
 
     func run() throws {

@@ -32,11 +32,17 @@ package struct RunPrompts {
     package var skippedLines: [String]
     /// How the prompts were made from the task's text.
     package var format: PromptFormat
+    /// `task.count` when the task file holds fewer usable prompts (the run takes them all).
+    package var countAskedOfFile: Int?
 
-    /// What a user should hear about the prompts: each task-file line left out, and a chat template whose
-    /// date no `task.chat_date` gave.
+    /// What a user should hear about the prompts: each task-file line left out, a file with fewer prompts
+    /// than `task.count`, and a chat template whose date no `task.chat_date` gave.
     package func report(to console: Console, taskFile: String?) {
         if let notice = format.undatedTemplateNotice { console.info(notice) }
+        if let asked = countAskedOfFile {
+            console.info("the task file holds \(entries.count) usable prompts, fewer than task.count = \(asked): the run takes them all",
+                         ["file": .string(taskFile ?? "")])
+        }
         for problem in skippedLines {
             console.warn("skipped a bad line of the task file (task.bad_lines = \"skip\")",
                          ["file": .string(taskFile ?? ""), "problem": .string(problem)])
@@ -108,7 +114,11 @@ package enum RunSetup {
         var skipped: [String] = []
         if let file = config.task.file {
             let policy: TaskFile.BadLinePolicy = config.task.badLines == "skip" ? .skip : .refuse
-            let loaded = try TaskFile.load(contentsOf: URL(fileURLWithPath: file), policy: policy)
+            let loaded: TaskFileContents
+            do { loaded = try TaskFile.load(contentsOf: URL(fileURLWithPath: file), policy: policy) } catch let error as TaskFileError {
+                guard case .badLines = error else { throw error }
+                throw ConfigError(key: "task.file", problem: "\(error)\n(task.bad_lines = \"skip\" trains on the good lines)")
+            }
             items = loaded.items
             skipped = loaded.skipped.map(\.description)
             if items.count > config.task.count { items = Array(items.prefix(config.task.count)) }
@@ -144,7 +154,8 @@ package enum RunSetup {
             if let a = item.answer { answers[UInt64(i)] = a }
         }
         return RunPrompts(entries: entries, itemIds: items.map(\.id), answerKey: answers,
-                          visibleAnswers: config.task.labelFree ? [:] : answers, skippedLines: skipped, format: format)
+                          visibleAnswers: config.task.labelFree ? [:] : answers, skippedLines: skipped, format: format,
+                          countAskedOfFile: config.task.file != nil && items.count < config.task.count ? config.task.count : nil)
     }
 
     /// The files of a model directory an actor needs besides the weights, as text.

@@ -176,7 +176,7 @@ public enum TaskFileError: Error, Equatable, CustomStringConvertible {
             return "cannot read task file \(path): \(reason)"
         case let .badLines(source, problems):
             let plural = problems.count == 1 ? "line" : "lines"
-            return "\(source): \(problems.count) bad \(plural) (fix them, or skip them with the skip policy):\n"
+            return "\(source): \(problems.count) bad \(plural) (fix them, or have them skipped):\n"
                 + problems.map { "  \($0)" }.joined(separator: "\n")
         case let .noTasks(source, skipped):
             if skipped.isEmpty { return "\(source): no tasks (the file is empty)" }
