@@ -186,6 +186,10 @@ package final class LocalRun {
         guard FileManager.default.fileExists(atPath: dir + "/run.log"), FileManager.default.fileExists(atPath: dir + "/config.json") else {
             throw RuntimeError.invalid("--resume: \(dir) holds no run to resume (its learner wrote no run.log and config.json); start a new run")
         }
+        // The learner goes on from its latest checkpoint: a lower max_steps would end the run at once, untrained.
+        if let checkpoint = latestCheckpointStep(), config.run.maxSteps < checkpoint {
+            throw RuntimeError.invalid("--resume: run.max_steps is \(config.run.maxSteps), below step \(checkpoint) of the run's latest checkpoint, where the resume goes on from: set it to \(checkpoint) or more")
+        }
         try FileManager.default.createDirectory(atPath: dir + "/logs", withIntermediateDirectories: true)
         let keysDirectory = dir + "/keys"
         if FileManager.default.fileExists(atPath: keysDirectory + "/\(LearnerSecurity.learnerName).key_secret") {
