@@ -17,12 +17,27 @@ struct ConfigCommand: ParsableCommand {
     @Flag(name: .customLong("algorithm-doc-table"), help: "Print the table of algorithm options that docs/algorithms.md holds, as Markdown.")
     var algorithmDocTable = false
 
+    @Flag(name: .customLong("absolute-paths"), help: "Make model.path and task.file absolute against the working directory, and check that they exist (for a configuration that processes started elsewhere read, such as batch jobs).")
+    var absolutePaths = false
+
     func run() throws {
         if docTable || algorithmDocTable {
             print(docTable ? RunConfig.documentationTable() : AlgorithmOptions.documentationTable(), terminator: "")
             return
         }
-        let config = try runConfig.load()
+        var config = try runConfig.load()
+        if absolutePaths {
+            let here = FileManager.default.currentDirectoryPath
+            func absolute(_ path: String, _ key: String) throws -> String {
+                let resolved = path.hasPrefix("/") ? path : URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: here + "/")).standardizedFileURL.path
+                guard FileManager.default.fileExists(atPath: resolved) else {
+                    throw CommandError("\(key): \(resolved) does not exist (relative paths are read from \(here))")
+                }
+                return resolved
+            }
+            config.model.path = try absolute(config.model.path, "model.path")
+            config.task.file = try config.task.file.map { try absolute($0, "task.file") }
+        }
         StandardStream.output.write(config.resolvedJSONData())
         print("")
     }

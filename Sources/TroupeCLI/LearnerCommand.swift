@@ -31,6 +31,9 @@ struct LearnerCommand: ParsableCommand {
     @Flag(name: .long, help: "Run without keys (plaintext TCP), on loopback too: anyone who reaches the ports can join, read the weights and forge log events.")
     var insecurePlaintext = false
 
+    @Flag(name: .long, help: "When a configured port (endpoints.*_port) is taken on this host, bind a free block of five instead; actors find it in RUN_DIR/endpoints.json (--learner-file). For learners that may share a cluster node.")
+    var freePorts = false
+
     @Option(name: .long, help: .hidden)
     var testFailAuthenticationAfterStep: Int?
 
@@ -49,6 +52,10 @@ struct LearnerCommand: ParsableCommand {
         Shutdown.installHandlers()
         var config = try runConfig.load(frozenIn: resume)
         if let dir = resume { config.run.directory = dir }
+        if freePorts, let moved = try FreePorts.block(for: config.endpoints, bindHost: config.endpoints.bindHost) {
+            config.endpoints = moved
+            Console(role: "learner").info("configured ports are taken; binding \(moved.controlPort)…\(moved.logsInPort) (--free-ports)")
+        }
         if let warning = try PlaintextPolicy.check(host: config.endpoints.bindHost, keysGiven: key != nil,
                                                    insecurePlaintext: insecurePlaintext, keyFlags: "--key and --allow") {
             let workers = config.rewardWorkers.enabled && config.rewardWorkers.serverKeys.isEmpty

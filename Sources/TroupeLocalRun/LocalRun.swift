@@ -392,34 +392,9 @@ package final class LocalRun {
 
     /// Uses the configured ports when they are free, else a free block, so two runs on one machine coexist.
     private func pickFreePorts() throws {
-        let e = config.endpoints
-        let wanted = [e.controlPort, e.weightsPort, e.announcePort, e.logsPort, e.logsInPort]
-        if wanted.allSatisfy(LocalRun.portIsFree) { return }
-        for _ in 0..<50 {
-            let base = Int.random(in: 20000...60000)
-            let block = (0..<5).map { base + $0 }
-            if block.allSatisfy(LocalRun.portIsFree) {
-                config.endpoints.controlPort = block[0]; config.endpoints.weightsPort = block[1]
-                config.endpoints.announcePort = block[2]; config.endpoints.logsPort = block[3]; config.endpoints.logsInPort = block[4]
-                console.info("configured ports are busy; using \(base)…\(base + 4)")
-                return
-            }
-        }
-        throw RuntimeError.io("no free block of 5 tcp ports on 127.0.0.1")
-    }
-
-    /// True when a tcp port on 127.0.0.1 can be bound right now.
-    package static func portIsFree(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
+        guard let moved = try FreePorts.block(for: config.endpoints, bindHost: "127.0.0.1") else { return }
+        config.endpoints = moved
+        console.info("configured ports are busy; using \(moved.controlPort)…\(moved.logsInPort)")
     }
 
     private func spawn(_ name: String, _ arguments: [String],

@@ -82,6 +82,31 @@ import Glibc
         run.expectExit(monitor, .code(0), within: 10)
     }
 
+    // Two learners on one cluster node: with its control port taken, `--free-ports` binds a free block,
+    // writes it into endpoints.json, and an actor given only the run directory joins and finishes.
+    @Test func aLearnerWhosePortsAreTakenBindsAFreeBlockWithFreePorts() throws {
+        let run = try IntegrationRun("free-ports")
+        defer { run.finish() }
+        let squatter = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(squatter) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(run.ports.control).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(squatter, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        try run.require(bound == 0 && listen(squatter, 1) == 0, "could not take port \(run.ports.control)")
+        let learner = try run.start("learner", ["learner", "--free-ports"] + run.learnerSettings(maxSteps: 3) + IntegrationRun.plaintext)
+        let actor = try run.start("actor-p1", ["actor", "--learner-file", run.runDirectory, "--identity", "p1", "--connect-timeout", "60"]
+                                                + IntegrationRun.plaintext)
+        run.expectExit(learner, .code(0), within: 120)
+        run.expectExit(actor, .code(0), within: 30)
+        let control = Self.endpointsFile(run)?["control"] as? String ?? "none"
+        run.check(!control.hasSuffix(":\(run.ports.control)") && control.hasPrefix("tcp://127.0.0.1:"), "endpoints.json's control is \(control)")
+        run.check(learner.stderr.contains("binding") || learner.stdout.contains("configured ports are taken"), "the learner did not say it moved")
+    }
+
     // An authenticated learner: the file carries its public key, so an actor, a monitor and doctor
     // given only their own keys and the run directory get in; a plaintext client is told to give --key.
     @Test func theLearnersKeyComesThroughTheEndpointsFile() throws {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TroupeLocalRun
+import TroupeRuntime
 
 /// What the learner exports for dashboards, read back by the consumers' own parsers
 /// (scripts/check_metrics_export.py: TensorBoard's EventAccumulator, prometheus_client's text parser)
@@ -61,7 +62,7 @@ extension RuntimeIntegrationTests {
         try #require(MetricsParsers.installed, "CI is set but \(MetricsParsers.venv) lacks prometheus_client: run bash scripts/metrics-venv.sh")
         let run = try IntegrationRun("metrics-http")
         defer { run.finish() }
-        let port = try #require((0..<50).lazy.map { _ in Int.random(in: 10_000..<20_000) }.first(where: LocalRun.portIsFree),
+        let port = try #require((0..<50).lazy.map { _ in Int.random(in: 10_000..<20_000) }.first(where: { FreePorts.isFree($0) }),
                                 "no free loopback port for /metrics")
         let learner = try run.startLearner(maxSteps: 200, ["endpoints.metrics_port=\(port)"])
         let actor = try run.startActor("a1")

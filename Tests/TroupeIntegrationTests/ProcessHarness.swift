@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TroupeLocalRun
+import TroupeRuntime
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -61,7 +62,7 @@ struct PortBlock {
     static func random() throws -> PortBlock {
         for _ in 0..<50 {
             let base = Int.random(in: 0..<((32_000 - 20_000) / 5)) * 5 + 20_000
-            if (base..<(base + 5)).allSatisfy(LocalRun.portIsFree) { return PortBlock(base: base) }
+            if (base..<(base + 5)).allSatisfy({ FreePorts.isFree($0) }) { return PortBlock(base: base) }
         }
         throw HarnessError("no free block of 5 loopback ports found in 20000..<32000")
     }

@@ -76,6 +76,10 @@ import Testing
             """
         try stub.write(toFile: bin + "/sbatch", atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: bin + "/sbatch")
+        // An empty queue (this machine runs no slurmctld); a failing squeue is tested below.
+        try "#!/bin/bash\n[[ -n ${SQUEUE_FAIL:-} ]] && { echo 'squeue: error: Unable to contact slurm controller' >&2; exit 1; }\nexit 0\n"
+            .write(toFile: bin + "/squeue", atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: bin + "/squeue")
         let path = bin + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
         func submissions() -> [[String]] {
             let text = (try? String(contentsOfFile: record, encoding: .utf8)) ?? ""
@@ -125,6 +129,12 @@ import Testing
         run.check(raised?.trimmingCharacters(in: .whitespacesAndNewlines) == "10", "actors.max is \(raised ?? "missing"), not 10")
         let (foreign, text) = try script("troupe-slurm", ["cancel", run.runDirectory, "99"], run, environment: ["PATH": path])
         run.check(foreign != 0 && text.contains("job 99 is not one of this run's jobs"), "cancel of another job: \(text)")
+        // A busy controller is not an empty queue: with the run's jobs unknown, no second learner is submitted.
+        try? FileManager.default.removeItem(atPath: record)
+        let (blind, blindOutput) = try script("troupe-slurm", ["submit", run.runDirectory, "--layout", "split", "--actors", "1"], run,
+                                              environment: ["PATH": path, "SQUEUE_FAIL": "1"])
+        run.check(blind != 0 && blindOutput.contains("squeue failed, so the run's jobs are unknown") && submissions().isEmpty,
+                  "a submit with squeue failing: \(blindOutput)")
     }
 
     /// Every shell script under cluster/ passes shellcheck (from the checkers' virtualenv that
