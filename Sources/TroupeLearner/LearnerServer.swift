@@ -187,7 +187,7 @@ package final class LearnerServer {
                             MetricsFileSink<RunLogEntry>(MetricsWriter(path: runDirectory + "/metrics.jsonl", onFailure: exportFailed)),
                             PrometheusTextfileSink<RunLogEntry>(path: runDirectory + "/metrics.prom",
                                                                 run: URL(fileURLWithPath: runDirectory).lastPathComponent,
-                                                                exposition: exposition, streamKinds: ["learner_stats": "learner"],
+                                                                exposition: exposition, streamKinds: ["learner_stats": "learner", "run_finished": "learner", "learner_stopped": "learner"],
                                                                 onFailure: exportFailed),
                             TensorBoardSink<RunLogEntry>(directory: runDirectory + "/tensorboard", onFailure: exportFailed)])
         if runLog.truncatedBytes > 0 {

@@ -129,15 +129,14 @@ package final class MetricsEndpoint: @unchecked Sendable {
     }
 
     /// Reads what arrived; returns the answer once the request head is complete (or cannot be).
-    private func read(into connection: inout Connection) -> (status: String, body: String, type: String)? {
+    private func read(into connection: inout Connection) -> Answer? {
         var buffer = [UInt8](repeating: 0, count: 4096)
         let n = recv(connection.fd, &buffer, buffer.count, 0)
-        if n <= 0 { return n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK) ? ("400 Bad Request", "incomplete request\n", "text/plain") : nil }
-        connection.head += buffer[0..<n]
-        guard let end = Self.headEnd(connection.head) else {
-            return connection.head.count > Self.maxHeadBytes ? ("431 Request Header Fields Too Large", "request head over 8 KiB\n", "text/plain") : nil
+        if n <= 0 {
+            return n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK) ? Answer("400 Bad Request", "incomplete request\n") : nil
         }
-        return Self.answer(requestLine: connection.head[..<end], exposition: exposition.text)
+        connection.head += buffer[0..<n]
+        return Self.answer(toRequest: connection.head, exposition: exposition.text)
     }
 
     /// Non-blocking and closed on exec.
@@ -146,26 +145,51 @@ package final class MetricsEndpoint: @unchecked Sendable {
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
     }
 
+    /// What a request gets: its status, body and type; a HEAD request the headers of its GET alone.
+    package struct Answer: Equatable {
+        package var status: String
+        package var body: String
+        package var type = "text/plain"
+        package var headersOnly = false
+
+        package init(_ status: String, _ body: String, type: String = "text/plain", headersOnly: Bool = false) {
+            (self.status, self.body, self.type, self.headersOnly) = (status, body, type, headersOnly)
+        }
+    }
+
+    /// Where the request head ends: its blank line, after CRLF or (as RFC 9112 lets a server accept) a lone LF.
     static func headEnd(_ bytes: [UInt8]) -> Int? {
-        guard bytes.count >= 4 else { return nil }
-        for i in 0...(bytes.count - 4) where bytes[i] == 13 && bytes[i + 1] == 10 && bytes[i + 2] == 13 && bytes[i + 3] == 10 { return i }
+        var i = 0
+        while i < bytes.count {
+            if bytes[i] == 10 {
+                if i + 1 < bytes.count, bytes[i + 1] == 10 { return i }
+                if i + 2 < bytes.count, bytes[i + 1] == 13, bytes[i + 2] == 10 { return i }
+            }
+            i += 1
+        }
         return nil
     }
 
-    /// The answer to a request head (its request line decides): pure, for tests.
-    package static func answer(requestLine head: ArraySlice<UInt8>, exposition: String) -> (status: String, body: String, type: String) {
-        let line = String(decoding: head.prefix { $0 != 13 }, as: UTF8.self).split(separator: " ", omittingEmptySubsequences: false)
-        guard line.count == 3, line[2].hasPrefix("HTTP/1.") else { return ("400 Bad Request", "malformed request line\n", "text/plain") }
+    /// The answer to what has arrived of a request (nil: its head is not complete yet): pure, for tests.
+    package static func answer(toRequest bytes: [UInt8], exposition: String) -> Answer? {
+        guard let end = headEnd(bytes) else {
+            return bytes.count > maxHeadBytes ? Answer("431 Request Header Fields Too Large", "request head over 8 KiB\n") : nil
+        }
+        if end > maxHeadBytes { return Answer("431 Request Header Fields Too Large", "request head over 8 KiB\n") }
+        let firstLine = bytes[..<end].prefix { $0 != 10 }
+        let requestLine = firstLine.last == 13 ? firstLine.dropLast() : firstLine
+        let line = String(decoding: requestLine, as: UTF8.self).split(separator: " ", omittingEmptySubsequences: false)
+        guard line.count == 3, line[2].hasPrefix("HTTP/1.") else { return Answer("400 Bad Request", "malformed request line\n") }
         let path = line[1].split(separator: "?", maxSplits: 1).first.map(String.init) ?? ""
-        guard path == "/metrics" else { return ("404 Not Found", "only /metrics is served here\n", "text/plain") }
-        guard line[0] == "GET" || line[0] == "HEAD" else { return ("405 Method Not Allowed", "GET /metrics\n", "text/plain") }
-        return ("200 OK", line[0] == "HEAD" ? "" : exposition, "text/plain; version=0.0.4; charset=utf-8")
+        guard path == "/metrics" else { return Answer("404 Not Found", "only /metrics is served here\n") }
+        guard line[0] == "GET" || line[0] == "HEAD" else { return Answer("405 Method Not Allowed", "GET /metrics\n") }
+        return Answer("200 OK", exposition, type: "text/plain; version=0.0.4; charset=utf-8", headersOnly: line[0] == "HEAD")
     }
 
-    private func respond(_ fd: Int32, _ answer: (status: String, body: String, type: String)) {
+    private func respond(_ fd: Int32, _ answer: Answer) {
         let body = Array(answer.body.utf8)
         var bytes = Array("HTTP/1.1 \(answer.status)\r\nContent-Type: \(answer.type)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8)
-        bytes += body
+        if !answer.headersOnly { bytes += body }
         // The socket is non-blocking: a client that does not read gets what fits within 2 s, then is dropped.
         let deadline = monotonicSeconds() + 2
         var sent = 0

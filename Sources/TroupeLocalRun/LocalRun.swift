@@ -239,6 +239,7 @@ package final class LocalRun {
         }
         var monitor = MonitorState(answerKey: answerKey)
         var lastEvalStep = 0
+        var nextEvalStep = config.eval.every
         var forwardedStop = false
         var learnerStatus: Int32?
         var actorsFailure: String?
@@ -264,10 +265,12 @@ package final class LocalRun {
             }
             _ = try ingestNext(within: 100)
             renderer?(status, monitor)
-            // Periodic evaluation of the latest checkpoint (monitoring only).
-            if options.evaluate && config.eval.every > 0 && status.step >= lastEvalStep + config.eval.every,
+            // Periodic evaluation of the latest checkpoint (monitoring only): once each time the run passes a
+            // multiple of eval.every, of the newest checkpoint by then (which may lag the step).
+            if options.evaluate && config.eval.every > 0 && status.step >= nextEvalStep,
                let ckpt = latestCheckpointStep(), ckpt > lastEvalStep {
                 lastEvalStep = ckpt
+                nextEvalStep = (status.step / config.eval.every + 1) * config.eval.every
                 status.lastEval = try? evaluate(modelDirectory: config.runDirectory + "/model", items: items, step: ckpt, events: events)
             }
             if let learner = children.first, !learner.process.isRunning {

@@ -5,7 +5,7 @@ import TroupeProto
 /// The JSON shapes of `troupe monitor --json` (docs/monitor.md): one object per log event, and a
 /// final summary of the stream, as JSON values; non-finite numbers become null.
 extension Troupe_V1_LogEvent {
-    /// `{"source", "source_run_id" (16 hex digits: a 64-bit id does not survive a JSON double),
+    /// `{"source", "source_run_id" (hexadecimal: a 64-bit id does not survive a JSON double),
     /// "sequence", "kind", "step", "metrics", "fields", "text", "time" (Unix seconds)}`.
     package var json: JSONValue {
         [
@@ -23,10 +23,9 @@ extension Troupe_V1_LogEvent {
 }
 
 package enum MonitorJSON {
-    static func hex(_ id: UInt64) -> String {
-        let digits = String(id, radix: 16)
-        return String(repeating: "0", count: max(0, 16 - digits.count)) + digits
-    }
+    /// Lower-case hexadecimal without leading zeros, as the run log, `endpoints.json` and the learner's
+    /// lines write its epoch (the learner's `source_run_id`), so the two can be matched as text.
+    static func hex(_ id: UInt64) -> String { String(id, radix: 16) }
 
     static func number(_ value: Double) -> JSONValue { value.isFinite ? .number(value) : .null }
 

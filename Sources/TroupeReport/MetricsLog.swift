@@ -27,10 +27,35 @@ public struct MetricsLog: Sendable, Hashable {
     /// 1-based numbers of the lines that were skipped (broken JSON, not an object, or `step` not an
     /// integer, `time_s` not a number, `kind` not a string).
     public let malformedLines: [Int]
+    /// The learner's (`train`) lines of steps a resume voided and trained again, left out of `records`.
+    public let voidedLines: Int
 
-    public init(records: [MetricRecord], malformedLines: [Int] = []) {
+    public init(records: [MetricRecord], malformedLines: [Int] = [], voidedLines: Int = 0) {
         self.records = records
         self.malformedLines = malformedLines
+        self.voidedLines = voidedLines
+    }
+
+    /// The run as it stands after its resumes: a resumed learner trains again the steps after its
+    /// checkpoint (their first lines are dropped, counted in `voidedLines`), and its clock starts again
+    /// (its lines' `time_s` go on from the last line before it, so the time axis leaves out the downtime).
+    static func resumedTrajectory(_ records: [MetricRecord]) -> (records: [MetricRecord], voided: Int) {
+        var kept: [MetricRecord] = []
+        var voided = 0
+        var lastStep = Int.min, lastRawTime = -Double.infinity, offset = 0.0
+        for record in records {
+            guard record.kind == "train" else { kept.append(record); continue }
+            if record.timeSeconds < lastRawTime { offset += lastRawTime }  // a new learner process
+            if record.step <= lastStep {
+                let before = kept.count
+                kept.removeAll { $0.kind == "train" && $0.step >= record.step }
+                voided += before - kept.count
+            }
+            lastStep = record.step
+            lastRawTime = record.timeSeconds
+            kept.append(MetricRecord(step: record.step, timeSeconds: record.timeSeconds + offset, kind: record.kind, values: record.values))
+        }
+        return (kept, voided)
     }
 
     public static func parse(_ data: Data) -> MetricsLog {
@@ -44,7 +69,8 @@ public struct MetricsLog: Sendable, Hashable {
                 malformed.append(index + 1)
             }
         }
-        return MetricsLog(records: records, malformedLines: malformed)
+        let trajectory = resumedTrajectory(records)
+        return MetricsLog(records: trajectory.records, malformedLines: malformed, voidedLines: trajectory.voided)
     }
 
     public static func parse(_ text: String) -> MetricsLog {

@@ -28,6 +28,9 @@ public enum ReportFiles {
         }
         let metrics = MetricsLog.parse(metricsData)
         var notes: [String] = []
+        if metrics.voidedLines > 0 {
+            notes.append("left out \(metrics.voidedLines) line(s) of \(metricsFileName) for steps a resume voided and trained again")
+        }
         if !metrics.malformedLines.isEmpty {
             let shown = metrics.malformedLines.prefix(10).map(String.init).joined(separator: ", ")
             let more = metrics.malformedLines.count > 10 ? ", …" : ""

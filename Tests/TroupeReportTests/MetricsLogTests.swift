@@ -35,6 +35,27 @@ import TroupeReport
         #expect(MetricsLog.parse("").records.isEmpty)
         #expect(MetricsLog.parse("\n  \n").malformedLines.isEmpty)
     }
+
+    /// A learner killed after step 3 with its checkpoint at 1, resumed: steps 2 and 3 were voided and are
+    /// trained again; the new learner's clock starts at 0, and the run's time goes on from 3.5 s.
+    @Test func aResumesVoidedStepsAreLeftOutAndItsClockGoesOn() {
+        let text = """
+            {"step": 1, "time_s": 1.5, "kind": "train", "loss": 1}
+            {"step": 2, "time_s": 2.5, "kind": "train", "loss": 2}
+            {"step": 2, "time_s": 2.6, "kind": "eval", "eval/pass@1": 0.5}
+            {"step": 3, "time_s": 3.5, "kind": "train", "loss": 3}
+            {"step": 2, "time_s": 0.5, "kind": "train", "loss": 20}
+            {"step": 3, "time_s": 1, "kind": "train", "loss": 30}
+            {"step": 4, "time_s": 2, "kind": "train", "loss": 40}
+            """
+        let log = MetricsLog.parse(text)
+        #expect(log.voidedLines == 2)
+        let train = log.records.filter { $0.kind == "train" }
+        #expect(train.map(\.step) == [1, 2, 3, 4])
+        #expect(train.map { $0.values["loss"] ?? .nan } == [1, 20, 30, 40])
+        #expect(train.map(\.timeSeconds) == [1.5, 4, 4.5, 5.5])
+        #expect(log.records.contains { $0.kind == "eval" && $0.step == 2 }, "other kinds are kept")
+    }
 }
 
 @Suite struct ChartTests {
