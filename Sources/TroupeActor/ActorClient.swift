@@ -173,6 +173,10 @@ package final class ActorClient {
     /// no learner within the connect timeout, a learner of another protocol major, a Welcome this actor
     /// cannot use, sampling failed).
     package func run() throws -> Int32 {
+        defer {
+            let now = clock()
+            try? options.statusFile?.write(ProcessStatus.actor(joined: false, learnerSilentSeconds: now - core.lastHeardFromLearner).asStopped)
+        }
         console.info("connecting", ["learner": .string(learner.description), "actor_run": .string(String(runId, radix: 16))])
         if case .tcp(let host, _, _) = learner, DoctorProbes.resolve(host).isEmpty {
             console.warn("the learner's host \(host) does not resolve here (yet); trying for --connect-timeout \(Int(options.conversation.connectTimeout.rounded())) s")

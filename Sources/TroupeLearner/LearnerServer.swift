@@ -269,6 +269,12 @@ package final class LearnerServer {
 
     /// Runs until `run.max_steps` steps are done or a shutdown is requested. Returns the exit status.
     package func run() throws -> Int32 {
+        // Whatever ends the loop, the status file's last word is that this learner stopped (a probe of a
+        // finished or failed learner must not read a fresh "listening").
+        defer {
+            try? statusFile?.write(ProcessStatus.learner(step: core.step, maxSteps: config.run.maxSteps, actors: core.actors.count,
+                                                         queue: core.queue.count).asStopped)
+        }
         try events.emit(.stream("learner_started", step: core.step, fields: ["epoch": String(epoch, radix: 16), "run": runDirectory]))
         var failed = false
         do {

@@ -26,6 +26,8 @@ package struct ProcessStatus: Equatable, Sendable {
     package var joined: Bool?
     /// Actor: seconds since the learner last said anything.
     package var learnerSilentSeconds: Double?
+    /// The process's last write, as it exits (its run finished, a stop, a failure): nothing lives to probe.
+    package var stopped: Bool?
 
     package init(role: Role, pid: Int32, writtenUnix: Double) {
         self.role = role
@@ -61,6 +63,7 @@ package struct ProcessStatus: Equatable, Sendable {
         if let queue { o["queue"] = .integer(queue) }
         if let joined { o["joined"] = .bool(joined) }
         if let learnerSilentSeconds { o["learner_silent_s"] = .number(learnerSilentSeconds) }
+        if let stopped { o["stopped"] = .bool(stopped) }
         return .object(o)
     }
 
@@ -92,6 +95,17 @@ package struct ProcessStatus: Equatable, Sendable {
         queue = try field("queue", \.int, "an integer", required: false)
         joined = try field("joined", \.bool, "a boolean", required: false)
         learnerSilentSeconds = try field("learner_silent_s", \.double, "a number", required: false)
+        stopped = try field("stopped", \.bool, "a boolean", required: false)
+    }
+
+    /// This status as the process's last: not listening, not joined, stopped.
+    package var asStopped: ProcessStatus {
+        var last = self
+        last.writtenUnix = Date().timeIntervalSince1970
+        last.stopped = true
+        if last.listening != nil { last.listening = false }
+        if last.joined != nil { last.joined = false }
+        return last
     }
 }
 
@@ -142,6 +156,10 @@ package enum ProbeVerdict: Equatable, CustomStringConvertible {
     package static func judge(_ status: ProcessStatus, now: Double, maxAge: Double, require: ProbeRequirement?) -> ProbeVerdict {
         let age = now - status.writtenUnix
         let ageText = String(format: "%.1f", age)
+        if status.stopped == true {
+            let step = status.step.map { " at step \($0)" + (status.maxSteps.map { "/\($0)" } ?? "") } ?? ""
+            return .unhealthy("the \(status.role.rawValue) (pid \(status.pid)) stopped\(step), \(ageText) s ago")
+        }
         if age > maxAge {
             return .unhealthy("the \(status.role.rawValue) (pid \(status.pid)) last wrote its status \(ageText) s ago, more than --max-age \(formatSeconds(maxAge)) s")
         }

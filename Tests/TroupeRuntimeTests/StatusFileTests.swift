@@ -67,7 +67,7 @@ import TroupeRuntime
         #expect(throws: StatusFileError.unreadable(path, "no such file (the process has not written it yet)")) { try StatusFileWriter.read(path) }
     }
 
-    @Test func theProbeJudgesFreshnessAndTheRequiredState() {
+    @Test func theProbeJudgesFreshnessAndTheRequiredState() throws {
         let learner = ProcessStatus.learner(pid: 7, writtenUnix: 1000, step: 4, maxSteps: 20, actors: 3, queue: 5)
         #expect(ProbeVerdict.judge(learner, now: 1010, maxAge: 30, require: nil)
                 == .healthy("learner pid 7, written 10.0 s ago, step 4/20, 3 actors, queue 5"))
@@ -88,5 +88,11 @@ import TroupeRuntime
         var notListening = learner
         notListening.listening = false
         #expect(ProbeVerdict.judge(notListening, now: 1001, maxAge: 30, require: .listening) == .unhealthy("the learner is not listening"))
+        // A process's last status says it stopped: unhealthy however fresh, and it reads back so.
+        var last = learner.asStopped
+        last.writtenUnix = 1000
+        #expect(last.listening == false && last.stopped == true)
+        #expect(ProbeVerdict.judge(last, now: 1001, maxAge: 30, require: nil) == .unhealthy("the learner (pid 7) stopped at step 4/20, 1.0 s ago"))
+        #expect(try ProcessStatus(parsing: String(decoding: try last.json.serialized(compact: true), as: UTF8.self), source: "s") == last)
     }
 }
