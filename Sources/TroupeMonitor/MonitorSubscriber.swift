@@ -49,7 +49,10 @@ package final class MonitorSubscriber {
         self.endpoint = endpoint
         socket = try ZMQSocket(context, type: .subscribe, linger: .discardUnsent)
         do {
-            try socket.set(SocketProfile.subscriber(limits: .headerOnly, queue: max(1, receiveQueue)) + security)
+            // A monitor retries at most every second (actors' subscriptions back off to 5 s): what a
+            // restarted learner publishes before the subscription reaches it is lost.
+            try socket.set(SocketProfile.subscriber(limits: .headerOnly, queue: max(1, receiveQueue))
+                           + [.reconnectInterval(milliseconds: 100, maximumMilliseconds: 1000)] + security)
             handshakes = security.isEmpty ? nil : try SocketMonitor(watching: socket, kinds: [.handshakeFailedAuth])
             try socket.connect(endpoint)
         } catch {
