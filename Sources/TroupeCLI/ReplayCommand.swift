@@ -35,9 +35,8 @@ package struct ReplayCommand: ParsableCommand {
             if verify { throw ExitCode.failure }
             return
         }
-        guard verify else { return }
         if report.ok { print("replay verified: \(report.steps.count) steps bit for bit"); return }
         print("replay FAILED: \(report.mismatches.count) of \(report.steps.count) steps differ (first: step \(report.mismatches[0].step))")
-        throw ExitCode.failure
+        if verify { throw ExitCode.failure }
     }
 }

@@ -34,6 +34,9 @@ package enum Replay {
             BLASInfo.setThreads(threads)
         }
         let modelPath = history.baseModel ?? config.model.path
+        if !modelPath.hasPrefix("/") && !FileManager.default.fileExists(atPath: modelPath) {
+            throw RuntimeError.invalid("the run's base model \(modelPath) is a relative path, not found from \(FileManager.default.currentDirectoryPath): replay from the directory the run was started in")
+        }
         let model = try ModelDirectory.load(modelPath)
         if let expected = history.baseWeightsHash, model.weightsHash() != expected {
             throw RuntimeError.invalid("base model \(modelPath) does not have the weights the run started from (hash \(model.weightsHash()), log says \(expected))")
