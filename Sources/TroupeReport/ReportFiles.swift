@@ -39,10 +39,10 @@ public enum ReportFiles {
         var summary: [SummaryEntry] = []
         let summaryURL = directory.appendingPathComponent(summaryFileName)
         if FileManager.default.fileExists(atPath: summaryURL.path) {
-            do {
-                summary = try summaryEntries(fromJSON: Data(contentsOf: summaryURL))
-            } catch {
-                notes.append("ignored \(summaryFileName): \(error)")
+            if let problem = ReadableFile.problem(at: summaryURL.path) {
+                notes.append("ignored \(summaryFileName): \(problem)")
+            } else {
+                do { summary = try summaryEntries(fromJSON: Data(contentsOf: summaryURL)) } catch { notes.append("ignored \(summaryFileName): \(error)") }
             }
         }
         let runName = name ?? directory.standardizedFileURL.lastPathComponent
