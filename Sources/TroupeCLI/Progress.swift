@@ -29,8 +29,9 @@ package enum JSONOutput {
         StandardStream.output.write(try data(value, pretty: pretty) + Data("\n".utf8))
     }
 
-    /// A 64-bit seed: an integer while it fits one (JSON integers are signed 64-bit here).
-    package static func unsigned(_ value: UInt64) -> JSONValue { Int(exactly: value).map(JSONValue.integer) ?? .number(Double(value)) }
+    /// A 64-bit seed: an integer while it fits a signed 64-bit one, else its decimal digits as a string
+    /// (a JSON number would round it, and the seed would no longer reproduce its sample).
+    package static func unsigned(_ value: UInt64) -> JSONValue { Int(exactly: value).map(JSONValue.integer) ?? .string(String(value)) }
 
     package static func finite(_ value: JSONValue) -> JSONValue {
         switch value {

@@ -80,8 +80,8 @@ package struct ScoreCommand: ParsableCommand {
         if let ids {
             sequence = try parseTokenIds(ids, option: "--ids")
             from = scoreFrom ?? 1
-            // Ids need no tokenizer; use one only to spell the tokens.
-            tokenizer = try? modelOptions.loadTokenizer()
+            // Ids need no tokenizer; the directory's spells the tokens, and a damaged one is an error, not a silence.
+            tokenizer = try modelOptions.loadTokenizer()
         } else {
             let loaded = try modelOptions.loadTokenizer()
             try model.config.check(fits: loaded, directory: modelOptions.model)

@@ -170,7 +170,7 @@ package final class LearnerTraining {
         try events.emit(.checkpoint(step: c.step, weightsHash: c.weightsHash))
         // The checkpoint's model directory, loadable by generate/eval.
         try ModelDirectory.save(model, to: runDirectory + "/model")
-        for f in ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja"] {
+        for f in ModelOutput.tokenizerFiles {
             let src = config.model.path + "/" + f, dst = runDirectory + "/model/" + f
             if FileManager.default.fileExists(atPath: src) && !FileManager.default.fileExists(atPath: dst) {
                 try? FileManager.default.copyItem(atPath: src, toPath: dst)

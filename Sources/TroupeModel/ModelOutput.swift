@@ -5,8 +5,9 @@ import Foundation
 /// (renameat2 RENAME_EXCHANGE where the kernel has it; otherwise two renames, and a crash between
 /// them leaves both complete copies on disk, never a half-written one).
 public enum ModelOutput {
-    /// Files of a source model directory that travel with its weights.
-    public static let tokenizerFiles = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"]
+    /// Files of a source model directory that travel with its weights (sft's output, a run's `model/`).
+    public static let tokenizerFiles = ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json",
+                                        "generation_config.json"]
 
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
@@ -18,8 +19,15 @@ public enum ModelOutput {
         let url = URL(fileURLWithPath: destination).standardizedFileURL
         let parent = url.deletingLastPathComponent()
         try FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true)
-        let temporary = parent.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
+        let prefix = ".\(url.lastPathComponent).tmp-"
+        let temporary = parent.appendingPathComponent(prefix + "\(getpid())")
         try? FileManager.default.removeItem(at: temporary)
+        // What a writer killed mid-save left (SIGKILL gives no chance to clean up): a whole model copy each.
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: parent.path)) ?? [] where name.hasPrefix(prefix) {
+            if let pid = pid_t(name.dropFirst(prefix.count)), kill(pid, 0) != 0 && errno == ESRCH {
+                try? FileManager.default.removeItem(at: parent.appendingPathComponent(name))
+            }
+        }
         do {
             try ModelDirectory.save(model, to: temporary.path)
             for file in copying {
