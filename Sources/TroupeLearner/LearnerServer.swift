@@ -127,25 +127,21 @@ package final class LearnerServer {
             }
         }
         // An unusable model, tokenizer, chat template or prompt is refused before the run directory is touched.
+        // The tokenizer, prompts and exit phrase made by these checks are the run's own.
         let checkedModel = try ModelDirectory.check(config.model.path)
-        let checkedTokenizer = try RunSetup.tokenizer(forModelDirectory: config.model.path, model: checkedModel)
-        let checkedPrompts = try RunSetup.prompts(config, tokenizer: checkedTokenizer, contextLength: checkedModel.maxPositions)
-        if config.groupShape == .serial {
-            _ = try RunSetup.serialExitPhrase(config, tokenizer: checkedTokenizer, model: checkedModel, prompts: checkedPrompts)
-        }
+        let tokenizer = try RunSetup.tokenizer(forModelDirectory: config.model.path, model: checkedModel)
+        let checkedPrompts = try RunSetup.prompts(config, tokenizer: tokenizer, contextLength: checkedModel.maxPositions)
+        let serialPhrase = config.groupShape == .serial
+            ? try RunSetup.serialExitPhrase(config, tokenizer: tokenizer, model: checkedModel, prompts: checkedPrompts) : nil
         try Directories.create(runDirectory, for: "the run directory (run.directory)")
         // One learner per run directory: a second one (say, --resume on a live run) must not write.
         lock = try RunDirectoryLock(runDirectory)
         let staleTemporaries = Checkpoint.removeStaleTemporaries(runDirectory: runDirectory)
         BLASInfo.setThreads(config.learner.threads)
         model = try ModelDirectory.load(config.model.path)
-        let tokenizer = try RunSetup.tokenizer(forModelDirectory: config.model.path, model: model.config)
-        prompts = try RunSetup.prompts(config, tokenizer: tokenizer, contextLength: model.config.maxPositions)
+        prompts = checkedPrompts
         var limits = GroupAdmission.Limits(config: config, model: model.config)
-        if config.groupShape == .serial {
-            let phrase = try RunSetup.serialExitPhrase(config, tokenizer: tokenizer, model: model.config, prompts: prompts)
-            limits.serial = .init(phrase: phrase, answerTokens: config.sampling.serialAnswerTokens)
-        }
+        if let serialPhrase { limits.serial = .init(phrase: serialPhrase, answerTokens: config.sampling.serialAnswerTokens) }
         admission = GroupAdmission(limits: limits,
                                    scorer: GroupScorer(tokenizer: tokenizer, options: config.algorithm,
                                                        stopTokens: model.config.defaultStopTokens(tokenizer: tokenizer)),

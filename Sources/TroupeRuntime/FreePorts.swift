@@ -19,8 +19,8 @@ package enum FreePorts {
         throw RuntimeError.io("no free block of 5 tcp ports on \(bindHost)")
     }
 
-    /// True when a TCP port can be bound on `host` right now (`*` and `0.0.0.0`: every interface; a host
-    /// name or another address: 127.0.0.1's test stands for it only when it is loopback).
+    /// True when a TCP port can be bound on `host` right now: an IPv4 address is tried as given; `*`,
+    /// `0.0.0.0` and a host name are tried on every interface.
     package static func isFree(_ port: Int, host: String = "127.0.0.1") -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
