@@ -150,13 +150,19 @@ package struct EvalCommand: ParsableCommand {
         }
         try requireSettingRange("--samples", .integer(samples), shown: "\(samples)", as: "eval.samples")
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        if temperatures != nil, let given = sampling.temperatureOption.givenTemperature {
+            throw ValidationError("give --temperature \(given) or --temperatures, not both: --temperatures replaces the single temperature")
+        }
         if let temperatures, temperatures.count > samples {
             throw ValidationError("--temperatures lists \(temperatures.count) temperatures but --samples is \(samples): each temperature needs a sample")
         }
     }
 
     package func run() throws {
-        let (items, skipped) = try loadItems()
+        let (items, fileContents) = try loadItems()
+        let skipped = fileContents?.skipped ?? []
+        // How errors name a task: its id, and its line when it comes from --file.
+        func task(_ id: String) -> String { "task \(id.debugDescription)" + (fileContents?.location(ofId: id) ?? "") }
         for problem in skipped { StandardStream.error.write("warning: skipped \(file ?? "") \(problem)\n") }
         threadOptions.apply()
         let tokenizer = try loadTokenizer(modelDirectory: model)
@@ -169,7 +175,7 @@ package struct EvalCommand: ParsableCommand {
         // Rendering every prompt first refuses a bad one before any sampling.
         let renderedPrompts = try items.map { item in
             do { return try format.text(for: item.prompt) } catch {
-                throw CommandError("task \(item.id.debugDescription): \(error)")
+                throw CommandError("\(task(item.id)): \(error)")
             }
         }
         let evaluator = try Evaluator(model: ModelDirectory.load(model), tokenizer: tokenizer, promptFormat: format)
@@ -180,7 +186,11 @@ package struct EvalCommand: ParsableCommand {
                                           maxNewTokens: sampling.maxNewTokens, seed: sampling.seed, batchSize: batchSize,
                                           addBos: bos, stopSequences: stops)
         let progress = EvalProgressLine()
-        let evaluation = try evaluator.evaluate(items, settings: settings, progress: progress.show)
+        let evaluation: ModelEvaluation
+        do { evaluation = try evaluator.evaluate(items, settings: settings, progress: progress.show) } catch let error as EvaluatorError {
+            guard let id = error.itemId, let location = fileContents?.location(ofId: id), !location.isEmpty else { throw error }
+            throw CommandError("\(error)\(location)")
+        }
         progress.finish()
 
         if json || OutputMode.detect() == .jsonLines {
@@ -198,22 +208,16 @@ package struct EvalCommand: ParsableCommand {
     /// The model directory's chat template with --system-prompt, or plain prompts.
     private func promptFormat(tokenizer: any Tokenizer) throws -> PromptFormat {
         guard chatTemplate == .auto else { return .plain }
-        guard let template = try loadChatTemplate(modelDirectory: model) else {
-            if systemPrompt != nil {
-                throw CommandError("--system-prompt: \(model) has no chat template (tokenizer_config.json chat_template "
-                    + "or chat_template.jinja) to put it in")
-            }
-            if chatDate != nil {
-                throw CommandError("--chat-date: \(model) has no chat template (tokenizer_config.json chat_template "
-                    + "or chat_template.jinja) to write the date in")
-            }
-            return .plain
+        do {
+            return try .of(modelDirectory: model, systemPrompt: systemPrompt, date: try chatDate.map(ChatDate.init(parsing:)),
+                           tokenizer: tokenizer)
+        } catch let error as NoChatTemplate {
+            throw CommandError("\(error.setting == .systemPrompt ? "--system-prompt" : "--chat-date"): \(error)")
         }
-        return .chat(ChatPrompt(template: template, systemPrompt: systemPrompt, tokenizer: tokenizer,
-                                date: try chatDate.map(ChatDate.init(parsing:))))
     }
 
-    private func loadItems() throws -> ([TaskItem], [TaskFileProblem]) {
+    /// The tasks to evaluate, and the --file they come from.
+    private func loadItems() throws -> ([TaskItem], TaskFileContents?) {
         if let file {
             let contents: TaskFileContents
             do {
@@ -229,13 +233,13 @@ package struct EvalCommand: ParsableCommand {
             let unlabeled = items.filter { $0.answer == nil }
             if let first = unlabeled.first {
                 throw CommandError("\(unlabeled.count) of \(items.count) tasks in \(file) have no \"answer\" "
-                    + "(the first: id \(first.id.debugDescription)); evaluation compares against reference answers")
+                    + "(the first: line \(contents.lines[items.firstIndex(of: first) ?? 0]), id \(first.id.debugDescription)); evaluation compares against reference answers")
             }
-            return (items, contents.skipped)
+            return (items, contents)
         }
-        guard let task else { return ([], []) }  // validate() required --task or --file
+        guard let task else { return ([], nil) }  // validate() required --task or --file
         let items = try TaskSet.generate(task, split: split, count: count ?? Self.defaultTaskCount, seed: sampling.seed)
-        return (items, [])
+        return (items, nil)
     }
 
     /// The JSON document (docs/eval.md, "JSON").

@@ -51,10 +51,13 @@ package struct ModelOptions: ParsableArguments {
 
 /// `--temperature T`: the distribution samples are drawn from and log-probs taken at.
 package struct TemperatureOption: ParsableArguments {
-    @Option(name: .long, help: "Temperature (0.01 … 10, as sampling.temperature) of the distribution tokens are sampled from and log-probs taken at.")
-    package var temperature: Float = 1
+    @Option(name: .customLong("temperature"),
+            help: "Temperature (0.01 … 10, as sampling.temperature; default 1) of the distribution tokens are sampled from and log-probs taken at.")
+    package var givenTemperature: Float?
 
     package init() {}
+
+    package var temperature: Float { givenTemperature ?? 1 }
 
     package func validate() throws {
         // The run configuration's range: far below it logits over the temperature overflow to NaN log-probs.

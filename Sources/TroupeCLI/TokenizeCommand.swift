@@ -48,7 +48,11 @@ package struct TokenizeCommand: ParsableCommand {
         switch (model, tokenizer) {
         case (nil, nil): throw ValidationError("give --model DIR or --tokenizer FILE")
         case (.some, .some): throw ValidationError("give only one of --model and --tokenizer")
-        default: break
+        case let (model?, nil): try validateDirectory(model, option: "--model")
+        case let (nil, file?):
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory) else { throw ValidationError("--tokenizer \(file) does not exist") }
+            if isDirectory.boolValue { throw ValidationError("--tokenizer \(file) is a directory (give its tokenizer.json, or the directory as --model)") }
         }
         if ids != nil {
             guard text == nil else { throw ValidationError("give either text to encode or --ids to decode, not both") }

@@ -232,6 +232,14 @@ package enum EvaluatorError: Error, Equatable, CustomStringConvertible {
     case invalidSetting(name: String, reason: String)
     case unformattablePrompt(id: String, reason: String)
 
+    /// The task item the error is about, if it is about one.
+    package var itemId: String? {
+        switch self {
+        case let .missingAnswer(id), let .emptyPrompt(id), let .promptTooLong(id, _, _), let .unformattablePrompt(id, _): return id
+        case .noItems, .tokenizerMismatch, .invalidSetting: return nil
+        }
+    }
+
     package var description: String {
         switch self {
         case .noItems:

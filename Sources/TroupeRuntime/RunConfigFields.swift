@@ -391,7 +391,7 @@ extension RunConfig: Decodable {
     /// Checks that keys agree with each other.
     package func validate() throws {
         if task.spec == nil && task.file == nil { throw ConfigError(key: "task.spec", problem: "set task.spec or task.file") }
-        if task.spec != nil && task.file != nil { throw ConfigError(key: "task.file", problem: "set only one of task.spec and task.file") }
+        if task.spec != nil && task.file != nil { throw ConfigError(key: "task.file", problem: "set only one of task.spec and task.file (task.spec defaults to \(RunConfig().task.spec ?? "null"): set it to null, or give the file as troupe run --file)") }
         if let spec = task.spec {
             do { _ = try TaskSpec(parsing: spec) } catch { throw ConfigError(key: "task.spec", problem: "\(error)") }
         }

@@ -84,34 +84,24 @@ package enum RunSetup {
     /// template to put it in is an error.
     package static func promptFormat(_ config: RunConfig, tokenizer: any Tokenizer) throws -> PromptFormat {
         guard config.task.chatTemplate == "auto" else { return .plain }
-        let template: ChatTemplate?
-        do {
-            template = try loadChatTemplate(modelDirectory: config.model.path)
-        } catch {
-            throw ConfigError(key: "model.path", problem: "\(error)")
-        }
-        guard let template else {
-            if config.task.systemPrompt != nil {
-                throw ConfigError(key: "task.system_prompt", problem: "\(config.model.path) has no chat template "
-                    + "(tokenizer_config.json chat_template or chat_template.jinja) to put a system prompt in")
-            }
-            if config.task.chatDate != nil {
-                throw ConfigError(key: "task.chat_date", problem: "\(config.model.path) has no chat template "
-                    + "(tokenizer_config.json chat_template or chat_template.jinja) to write the date in")
-            }
-            return .plain
-        }
         let date: ChatDate?
         do { date = try config.task.chatDate.map(ChatDate.init(parsing:)) } catch {
             throw ConfigError(key: "task.chat_date", problem: "\(error)")
         }
-        return .chat(ChatPrompt(template: template, systemPrompt: config.task.systemPrompt, tokenizer: tokenizer, date: date))
+        do {
+            return try .of(modelDirectory: config.model.path, systemPrompt: config.task.systemPrompt, date: date, tokenizer: tokenizer)
+        } catch let error as NoChatTemplate {
+            throw ConfigError(key: error.setting == .systemPrompt ? "task.system_prompt" : "task.chat_date", problem: "\(error)")
+        } catch {
+            throw ConfigError(key: "model.path", problem: "\(error)")
+        }
     }
 
     /// `contextLength`: the model's positions; a prompt that fills them leaves nothing to generate.
     package static func prompts(_ config: RunConfig, tokenizer: any Tokenizer, contextLength: Int? = nil) throws -> RunPrompts {
         var items: [TaskItem]
         var skipped: [String] = []
+        var fileContents: TaskFileContents?
         if let file = config.task.file {
             let policy: TaskFile.BadLinePolicy = config.task.badLines == "skip" ? .skip : .refuse
             let loaded: TaskFileContents
@@ -120,6 +110,7 @@ package enum RunSetup {
                 throw ConfigError(key: "task.file", problem: "\(error)\n(task.bad_lines = \"skip\" trains on the good lines)")
             }
             items = loaded.items
+            fileContents = loaded
             skipped = loaded.skipped.map(\.description)
             if items.count > config.task.count { items = Array(items.prefix(config.task.count)) }
         } else {
@@ -128,10 +119,12 @@ package enum RunSetup {
                                          count: config.task.count, seed: config.run.seed)
         }
         guard !items.isEmpty else { throw ConfigError(key: "task", problem: "no prompts") }
+        // How errors name a prompt: its id, and its line when it comes from a task file.
+        func prompt(_ item: TaskItem) -> String { "prompt \(item.id)" + (fileContents?.location(ofId: item.id) ?? "") }
         let reward = config.algorithm.reward.kind
         if !config.task.labelFree && [.verifiable, .serialDecay].contains(reward),
            let unanswered = items.first(where: { AnswerEquivalence.canonicalKey($0.answer ?? "").isEmpty }) {
-            throw ConfigError(key: "task", problem: "prompt \(unanswered.id) has no answer, which algorithm.reward.kind \(reward.rawValue) scores samples against: give every prompt an answer, or choose a label-free reward (majority, frequency, novelty)")
+            throw ConfigError(key: "task", problem: "\(prompt(unanswered)) has no answer, which algorithm.reward.kind \(reward.rawValue) scores samples against: give every prompt an answer, or choose a label-free reward (majority, frequency, novelty)")
         }
         let format = try promptFormat(config, tokenizer: tokenizer)
         var entries: [PromptEntry] = []
@@ -142,13 +135,13 @@ package enum RunSetup {
                 tokens = try format.tokens(for: item.prompt, tokenizer: tokenizer)
             } catch let error as ChatTemplateError where error.isInFile {
                 // The model's template failing is not the task's fault; the error names its file.
-                throw ConfigError(key: "task.chat_template", problem: "rendering prompt \(item.id): \(error) (\"none\" gives the prompts as written)")
+                throw ConfigError(key: "task.chat_template", problem: "rendering \(prompt(item)): \(error) (\"none\" gives the prompts as written)")
             } catch {
-                throw ConfigError(key: "task", problem: "prompt \(item.id): \(error)")
+                throw ConfigError(key: "task", problem: "\(prompt(item)): \(error)")
             }
-            guard !tokens.isEmpty else { throw ConfigError(key: "task", problem: "prompt \(item.id) is empty") }
+            guard !tokens.isEmpty else { throw ConfigError(key: "task", problem: "\(prompt(item)) is empty") }
             if let contextLength, tokens.count >= contextLength {
-                throw ConfigError(key: "task", problem: "prompt \(item.id) holds \(tokens.count) tokens, the model's whole context (max_position_embeddings \(contextLength)): nothing could be generated")
+                throw ConfigError(key: "task", problem: "\(prompt(item)) holds \(tokens.count) tokens, the model's whole context (max_position_embeddings \(contextLength)): nothing could be generated")
             }
             entries.append(PromptEntry(id: UInt64(i), text: item.prompt, tokens: tokens))
             if let a = item.answer { answers[UInt64(i)] = a }

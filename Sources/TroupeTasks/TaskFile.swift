@@ -38,6 +38,7 @@ public enum TaskFile {
     /// Parses JSONL bytes; `source` names the input in errors.
     public static func parse(_ data: Data, source: String, policy: BadLinePolicy) throws -> TaskFileContents {
         var items: [TaskItem] = []
+        var itemLines: [Int] = []
         var problems: [TaskFileProblem] = []
         var firstLineOfId: [String: Int] = [:]
 
@@ -54,7 +55,9 @@ public enum TaskFile {
             }
             if text.trimmingWhitespace().isEmpty { continue }
             switch parseLine(bytes, lineNumber: lineNumber, firstLineOfId: &firstLineOfId) {
-            case let .success(item): items.append(item)
+            case let .success(item):
+                items.append(item)
+                itemLines.append(lineNumber)
             case let .failure(problem): problems.append(problem)
             }
         }
@@ -62,7 +65,7 @@ public enum TaskFile {
             throw TaskFileError.badLines(source: source, problems: problems)
         }
         guard !items.isEmpty else { throw TaskFileError.noTasks(source: source, skipped: problems) }
-        return TaskFileContents(items: items, skipped: problems)
+        return TaskFileContents(items: items, lines: itemLines, skipped: problems, source: source)
     }
 
     private static func parseLine(_ bytes: Data, lineNumber: Int, firstLineOfId: inout [String: Int])
@@ -148,8 +151,19 @@ public enum TaskFile {
 
 public struct TaskFileContents: Sendable, Hashable {
     public let items: [TaskItem]
+    /// The 1-based line of each item in `items`.
+    public let lines: [Int]
     /// Lines skipped under `.skip` (always empty under `.refuse`, which throws instead).
     public let skipped: [TaskFileProblem]
+    /// The file's name in errors.
+    public let source: String
+
+    /// Where the item with `id` was written, for errors about it: ` (line 7 of tasks.jsonl)`, or ""
+    /// for an id not in the file. A generated id (`prompt-…`) alone would not let anyone find the line.
+    public func location(ofId id: String) -> String {
+        guard let index = items.firstIndex(where: { $0.id == id }) else { return "" }
+        return " (line \(lines[index]) of \(source))"
+    }
 }
 
 public struct TaskFileProblem: Error, Sendable, Hashable, CustomStringConvertible {

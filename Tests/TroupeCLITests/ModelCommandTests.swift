@@ -143,6 +143,8 @@ import TroupeTasks
         expectUsageError(["eval", scratch.model, "--task", "arith:add2", "--temperatures", " "] + samples,
                          "--temperatures: an empty list cannot produce a sample")
         #expect(refusal(["eval", scratch.model, "--task", "arith:add2", "--temperatures", "0.01,10"] + samples) == nil)
+        expectUsageError(["eval", scratch.model, "--task", "arith:add2", "--temperature", "0.7", "--temperatures", "0.6,1"] + samples,
+                         "give --temperature 0.7 or --temperatures, not both")
     }
 
     // MARK: sft
@@ -234,6 +236,21 @@ import TroupeTasks
             #expect(Troupe.exitCode(for: error) == .failure)
             #expect(Troupe.fullMessage(for: error).hasPrefix("Error: "))
             #expect(Troupe.message(for: error).contains("config.json"), "message: \(Troupe.message(for: error))")
+        }
+    }
+
+    /// A task file's task without an answer is named by its line: a generated id alone would not find it.
+    @Test func anUnansweredTaskIsNamedByItsLine() throws {
+        let file = scratch.root + "/half-labelled.jsonl"
+        try Data("{\"prompt\": \"1+1=\", \"answer\": 2}\n\n{\"prompt\": \"2+2=\"}\n".utf8).write(to: URL(fileURLWithPath: file))
+        let command = try parse(["eval", scratch.model, "--file", file, "--samples", "1"], as: EvalCommand.self)
+        do {
+            try command.run()
+            Issue.record("a task without an answer was evaluated")
+        } catch {
+            #expect(Troupe.exitCode(for: error) == .failure)
+            #expect(Troupe.message(for: error).contains("1 of 2 tasks in \(file) have no \"answer\" (the first: line 3, id \"prompt-"),
+                    "message: \(Troupe.message(for: error))")
         }
     }
 }

@@ -37,6 +37,10 @@ import TroupeRuntime
         expectUsageError(model + ["--ids", "1,a"], "--ids: \"a\" is not a token id")
         expectUsageError(model + ["--decode", "1 b"], "TEXT: \"b\" is not a token id")
         expectUsageError(model + ["--ids", "1", "--bos"], "--bos and --no-special-tokens apply to encoding only")
+        // Missing files are command-line mistakes (64), as in the other commands.
+        expectUsageError(["tokenize", "--model", scratch.missing, "x"], "--model \(scratch.missing) does not exist")
+        expectUsageError(["tokenize", "--tokenizer", scratch.missing, "x"], "--tokenizer \(scratch.missing) does not exist")
+        expectUsageError(["tokenize", "--tokenizer", scratch.model, "x"], "--tokenizer \(scratch.model) is a directory")
     }
 
     // MARK: report

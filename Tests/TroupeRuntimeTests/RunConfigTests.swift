@@ -56,7 +56,7 @@ import TroupeTokenizer
         ("{\"algorithm\": {\"loss\": {\"kind\": \"ppo\"}}}", "config.json:1:33: algorithm.loss.kind: expected one of \"ppo_clip\", \"cispo\", \"topr\", \"reinforce\", got \"ppo\""),
         ("{\"algorithm\": {\"loss.kin\": 1}}", "config.json:1:16: algorithm.loss.kin: unknown option; loss has loss.kind, loss.epsilon_low, loss.epsilon_high, loss.dual_clip, loss.cispo_mask, loss.topr_ratio, loss.topr_negative_lower, loss.topr_negative_upper, loss.topr_positive_lower, loss.topr_positive_upper, loss.tis_cap, loss.log_ratio_clamp"),
         // Cross-key checks, at the key that is set.
-        ("{\"task\": {\"file\": \"t.jsonl\"}}", "config.json:1:19: task.file: set only one of task.spec and task.file"),
+        ("{\"task\": {\"file\": \"t.jsonl\"}}", "config.json:1:19: task.file: set only one of task.spec and task.file (task.spec defaults to arith:add2: set it to null, or give the file as troupe run --file)"),
         ("{\"learner\": {\"publish_every\": 2}}", "config.json:1:31: learner.publish_every: is 2 but learner.max_staleness is 0: leases ask for weights at most 0 steps behind the learner, which would often be a step never published, so actors would wait for ever; set learner.publish_every at most 1 or raise learner.max_staleness"),
         ("{\"endpoints\": {\"metrics_port\": 5556}}", "config.json:1:32: endpoints.metrics_port: is 5556, a port of one of the learner's sockets (control, weights, announce, logs, logs_in)"),
         ("{\"reward_workers\": {\"endpoints\": [\"tcp://h:1\", \"tcp://h:2\", \"tcp://h:3\"], \"version\": \"v1\", \"server_keys\": [\"a.key\", \"b.key\"]}, \"algorithm\": {\"reward.kind\": \"external\", \"sampling.samples_per_prompt\": null, \"sampling.train_samples\": null}}", "config.json:1:107: reward_workers.server_keys: lists 2 key files for 3 reward_workers.endpoints: give one for every worker, or one per endpoint in order"),
@@ -153,6 +153,22 @@ import TroupeTokenizer
             Issue.record("a prompt of the whole context was accepted")
         } catch let error as ConfigError {
             #expect(error.key == "task" && error.problem.contains("holds \(longest) tokens, the model's whole context (max_position_embeddings \(longest))"), "\(error)")
+        }
+    }
+
+    /// A reward that scores against answers refuses a task file's prompt without one, naming its line.
+    @Test func anUnansweredPromptIsRefusedByItsLine() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("unanswered-\(UUID().uuidString).jsonl")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try Data("{\"id\": \"a\", \"prompt\": \"1+1=\", \"answer\": 2}\n{\"id\": \"b\", \"prompt\": \"2+2=\"}\n".utf8).write(to: file)
+        let config = try RunConfig.parse(.object([:]), overrides: ["task.spec=null", "task.file=\(file.path)", "task.count=2", "task.label_free=false",
+                                                                   "algorithm.preset=grpo", "algorithm.reward.kind=verifiable",
+                                                                   "algorithm.sampling.samples_per_prompt=null"])
+        do {
+            _ = try RunSetup.prompts(config, tokenizer: ByteTokenizer())
+            Issue.record("a prompt without an answer was accepted for a verifiable reward")
+        } catch let error as ConfigError {
+            #expect(error.key == "task" && error.problem.hasPrefix("prompt b (line 2 of \(file.path)) has no answer"), "\(error)")
         }
     }
 

@@ -29,6 +29,18 @@ public enum PromptFormat: Sendable {
 
     public var isChat: Bool { if case .chat = self { true } else { false } }
 
+    /// The format of a model directory's prompts: its chat template with `systemPrompt` and `date`, or
+    /// plain prompts when it has none. A system prompt or date with no template to put it in is an error.
+    public static func of(modelDirectory: String, systemPrompt: String?, date: ChatDate?,
+                          tokenizer: any Tokenizer) throws -> PromptFormat {
+        guard let template = try loadChatTemplate(modelDirectory: modelDirectory) else {
+            if systemPrompt != nil { throw NoChatTemplate(modelDirectory: modelDirectory, setting: .systemPrompt) }
+            if date != nil { throw NoChatTemplate(modelDirectory: modelDirectory, setting: .date) }
+            return .plain
+        }
+        return .chat(ChatPrompt(template: template, systemPrompt: systemPrompt, tokenizer: tokenizer, date: date))
+    }
+
     /// A notice for a chat template that reads `strftime_now` when no date is given (Llama 3.x): its
     /// prompts carry the template's own fallback date, where transformers would write today's.
     public var undatedTemplateNotice: String? {
@@ -74,5 +86,18 @@ public struct ChatPrompt: Sendable {
             }
         }
         return try template.render(messages: messages(for: prompt), addGenerationPrompt: true, variables: variables, date: date)
+    }
+}
+
+/// A system prompt or chat date was given for a model directory without a chat template.
+public struct NoChatTemplate: Error, CustomStringConvertible {
+    public enum Setting: Sendable { case systemPrompt, date }
+    public let modelDirectory: String
+    /// Which of the two had nowhere to go.
+    public let setting: Setting
+
+    public var description: String {
+        "\(modelDirectory) has no chat template (tokenizer_config.json chat_template or chat_template.jinja) to "
+            + (setting == .systemPrompt ? "put a system prompt in" : "write the date in")
     }
 }
