@@ -20,11 +20,14 @@ package enum FreePorts {
     }
 
     /// True when a TCP port can be bound on `host` right now: an IPv4 address is tried as given; `*`,
-    /// `0.0.0.0` and a host name are tried on every interface.
+    /// `0.0.0.0` and a host name are tried on every interface. With `SO_REUSEADDR`, as libzmq's and the
+    /// /metrics listeners bind: a port whose last connections linger in TIME_WAIT is free to them.
     package static func isFree(_ port: Int, host: String = "127.0.0.1") -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
