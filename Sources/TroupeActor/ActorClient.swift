@@ -362,7 +362,7 @@ package final class ActorClient {
                     console.warn("rejected: \(r.text)")
                 }
             case .groupRejected(let ack):
-                try reports.emit(.groupRejected(reason: "\(ack.rejectReason)", detail: ack.text))
+                try reports.emit(.groupRejected(reason: ack.rejectReason.eventName, detail: ack.text))
             case .learnerRestarted(let epoch):
                 console.info("the learner restarted (epoch \(String(epoch, radix: 16))); saying Hello")
             case .learnerLeft(let reason):

@@ -1,3 +1,4 @@
+import TroupeProto
 import TroupeRuntime
 
 /// The actor's events. An actor keeps no run log and no metrics file: its events are log-stream
@@ -30,5 +31,28 @@ extension ProcessEvent where Record == Never {
     /// What the actor reports with every heartbeat.
     package static func actorStats(actor: String, metrics: [String: Double]) -> Self {
         .stream("actor_stats", metrics: metrics, fields: ["actor": actor])
+    }
+}
+
+extension Troupe_V1_GroupRejectReason {
+    /// The reason as events and run logs spell it: the proto name without its prefix, in lower case
+    /// (`reward_unavailable`), as the learner's `rejection` event names it.
+    package var eventName: String {
+        switch self {
+        case .unspecified: return "unspecified"
+        case .stale: return "stale"
+        case .oldEpoch: return "old_epoch"
+        case .nonFinite: return "non_finite"
+        case .malformed: return "malformed"
+        case .unknownLease: return "unknown_lease"
+        case .leaseExpired: return "lease_expired"
+        case .unknownActor: return "unknown_actor"
+        case .outOfRange: return "out_of_range"
+        case .futureVersion: return "future_version"
+        case .rewardMismatch: return "reward_mismatch"
+        case .badSequence: return "bad_sequence"
+        case .rewardUnavailable: return "reward_unavailable"
+        case let .UNRECOGNIZED(value): return "unrecognized_\(value)"
+        }
     }
 }

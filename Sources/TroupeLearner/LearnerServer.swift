@@ -82,6 +82,11 @@ package final class LearnerServer {
     private var awaitingKeys: [GroupKey: UInt64] = [:]
     private var reportedRewardCounters = RewardWorkerClient.Counters()
     private var exportedRewardCounters = RewardWorkerClient.Counters()
+    /// The counters when samples began going unscored with none scored since; nil while workers score.
+    private var rewardOutageStart: (at: Double, counters: RewardWorkerClient.Counters)?
+    private var rewardCountersWatched = RewardWorkerClient.Counters()
+    /// Why the learner stops itself when no training step failed (`learner failed: …` in its Byes).
+    private var stopFailure: String?
     struct AwaitingRewards {
         var group: RolloutGroup
         var identity: String
@@ -317,6 +322,7 @@ package final class LearnerServer {
         try drainControl(now: now)
         try drainWeights(now: now)
         if try !training.recordFinishedSteps() { return .failed }
+        if stopFailure != nil { return .failed }
         if let step = failAuthenticationAfterStep, core.step >= step, let handler = endpoints.zapHandler {
             handler.failForTesting(closeSocket: true)
             failAuthenticationAfterStep = nil
@@ -338,9 +344,7 @@ package final class LearnerServer {
         _ = try training.recordFinishedSteps(waiting: true)
         // Groups still waiting for scores were never acknowledged: their actors resend them to the next learner.
         rewards?.close()
-        if let rewards, rewards.counters != exportedRewardCounters {
-            try events.emit(.metrics("reward_workers", step: core.step, rewardWorkerMetrics(rewards.counters)))
-        }
+        try publishStats(now: clock())
         try training.writeCheckpoint()
         try sendAcks(of: []) // the checkpoint's record synced every record before it
         try events.emit(.runEnded(finished: finished, step: core.step, accounting: core.accounting.summary.mapValues(Double.init)))
@@ -355,7 +359,7 @@ package final class LearnerServer {
             }
         }
         var bye = Troupe_V1_Bye()
-        bye.reason = finished ? ByeReason.runFinished : failed ? Self.failedByeReason(training.failure ?? "a training step failed") : "learner stopping"
+        bye.reason = finished ? ByeReason.runFinished : failed ? Self.failedByeReason(training.failure ?? stopFailure ?? "a training step failed") : "learner stopping"
         for (peer, _) in peers { _ = try? control.send(WireMessage(.bye(bye)), to: peer, deadline: .now) }
         // Let the last events leave; after a finished run, tell late speakers it is over.
         if finished {
@@ -860,34 +864,61 @@ package final class LearnerServer {
         if now - lastAnnounce >= (now - startedAt < 3 ? 0.15 : 1) { announceNow() }
         if now - lastStats >= 1 {
             lastStats = now
-            var m = core.accounting.summary.mapValues(Double.init)
-            m["actors"] = Double(core.actors.count)
-            m["leases"] = Double(core.leases.count)
-            m["queue"] = Double(core.queue.count)
-            m["step"] = Double(core.step)
-            m["max_steps"] = Double(config.run.maxSteps)
-            m["trainer/idle_ratio"] = training.idleRatio(now: now)
-            m["rss_mb"] = residentMegabytes()
-            for (k, v) in wireRejects { m["wire_rejected/\(k)"] = Double(v) }
-            for (k, v) in training.stalenessHistogram { m["off_policy/staleness_hist/\(k)"] = Double(v) }
-            if let rewards {
-                for (k, v) in rewards.counters.metrics { m["reward_workers/\(k)"] = v }
-                m["reward_workers/groups_waiting"] = Double(awaitingRewards.count)
-                m["reward_workers/in_flight"] = Double(rewards.requestsInFlight)
-                try reportRewardWorkerProblems(rewards.counters)
-                // metrics.jsonl (and Prometheus, TensorBoard): a `reward_workers` line whenever the counts moved.
-                if rewards.counters != exportedRewardCounters {
-                    exportedRewardCounters = rewards.counters
-                    try events.emit(.metrics("reward_workers", step: core.step, rewardWorkerMetrics(rewards.counters)))
-                }
-            }
-            var fields: [String: String] = ["run": runDirectory, "epoch": String(epoch, radix: 16),
-                                            "started_unix": String(format: "%.3f", startedWall)]
-            for (id, a) in core.actors {
-                fields["actor/\(id)"] = a.stats.keys.sorted().map { "\($0)=\(a.stats[$0]!)" }.joined(separator: ",") + ",accepted=\(a.groupsAccepted)"
-            }
-            try events.emit(.stream("learner_stats", step: core.step, metrics: m, fields: fields))
+            try publishStats(now: now)
         }
+    }
+
+    /// The once-a-second `learner_stats` event (and the reward workers' problems and counts); `stop`
+    /// publishes a last one, so exports end with the run's final figures.
+    private func publishStats(now: Double) throws {
+        var m = core.accounting.summary.mapValues(Double.init)
+        m["actors"] = Double(core.actors.count)
+        m["leases"] = Double(core.leases.count)
+        m["queue"] = Double(core.queue.count)
+        m["step"] = Double(core.step)
+        m["max_steps"] = Double(config.run.maxSteps)
+        m["trainer/idle_ratio"] = training.idleRatio(now: now)
+        m["rss_mb"] = residentMegabytes()
+        for (k, v) in wireRejects { m["wire_rejected/\(k)"] = Double(v) }
+        for (k, v) in training.stalenessHistogram { m["off_policy/staleness_hist/\(k)"] = Double(v) }
+        if let rewards {
+            for (k, v) in rewards.counters.metrics { m["reward_workers/\(k)"] = v }
+            m["reward_workers/groups_waiting"] = Double(awaitingRewards.count)
+            m["reward_workers/in_flight"] = Double(rewards.requestsInFlight)
+            try reportRewardWorkerProblems(rewards.counters)
+            watchForRewardOutage(rewards.counters, now: now)
+            // metrics.jsonl (and Prometheus, TensorBoard): a `reward_workers` line whenever the counts moved.
+            if rewards.counters != exportedRewardCounters {
+                exportedRewardCounters = rewards.counters
+                try events.emit(.metrics("reward_workers", step: core.step, rewardWorkerMetrics(rewards.counters)))
+            }
+        }
+        var fields: [String: String] = ["run": runDirectory, "epoch": String(epoch, radix: 16),
+                                        "started_unix": String(format: "%.3f", startedWall)]
+        for (id, a) in core.actors {
+            fields["actor/\(id)"] = a.stats.keys.sorted().map { "\($0)=\(a.stats[$0]!)" }.joined(separator: ",") + ",accepted=\(a.groupsAccepted)"
+        }
+        try events.emit(.stream("learner_stats", step: core.step, metrics: m, fields: fields))
+    }
+
+    /// Stops the run (`stopFailure`) when samples went unscored and the workers scored none for
+    /// `reward_workers.outage_stop_s`: a checkpoint to resume from once they answer, instead of resampling for ever.
+    private func watchForRewardOutage(_ counters: RewardWorkerClient.Counters, now: Double) {
+        defer { rewardCountersWatched = counters }
+        if counters.scored > rewardCountersWatched.scored { rewardOutageStart = nil; return }
+        if rewardOutageStart == nil && counters.failed > rewardCountersWatched.failed {
+            rewardOutageStart = (now, rewardCountersWatched)
+        }
+        let limit = config.rewardWorkers.outageStopSeconds
+        guard let start = rewardOutageStart, limit > 0, now - start.at >= limit, stopFailure == nil else { return }
+        let before = start.counters
+        let counts = ["timeouts": counters.timeouts - before.timeouts, "garbage": counters.garbage - before.garbage,
+                      "worker_errors": counters.workerErrors - before.workerErrors, "unreachable": counters.unreachable - before.unreachable]
+            .filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        stopFailure = "the reward workers scored no sample for \(Int(now - start.at)) s (reward_workers.outage_stop_s \(limit)) "
+            + "while \(counters.failed - before.failed) went unscored (\(counts.isEmpty ? "no other problem counted" : counts)); "
+            + "the learner stops with a checkpoint: resume once the workers answer"
+        console.error(stopFailure!)
     }
 
     /// The counters as metrics named like `learner_stats`' (`reward_workers/calls`, …).

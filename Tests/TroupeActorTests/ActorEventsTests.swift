@@ -1,5 +1,7 @@
 import Testing
 import TroupeActor
+import TroupeLearner
+import TroupeProto
 import TroupeRuntime
 
 /// The actor's events reach every sink, and the log stream gets them in the form monitors read.
@@ -22,4 +24,14 @@ import TroupeRuntime
     events.remove(kept)
     try events.emit(.actorStats(actor: "a", metrics: ["unacked": 1]))
     #expect(kept.events.count == 4 && stream.events(kind: "actor_stats").count == 1)
+}
+
+/// The actor's `group_rejected` names a reason as the learner's `rejection` event does
+/// (`reward_unavailable`, not the Swift case `rewardUnavailable`).
+@Test func rejectionReasonsAreSpelledAsTheLearnerSpellsThem() {
+    for reason in LearnerCore.RejectReason.allCases where reason != .quarantined {
+        #expect(GroupIntake.protoReason(reason).eventName == reason.rawValue, "\(reason)")
+    }
+    #expect(Troupe_V1_GroupRejectReason.badSequence.eventName == "bad_sequence")
+    #expect(Troupe_V1_GroupRejectReason.UNRECOGNIZED(99).eventName == "unrecognized_99")
 }

@@ -81,6 +81,47 @@ import TroupeWire
         #expect(h.learner.core.queue.first == prompt, "the prompt goes back to the front of the queue")
     }
 
+    /// Workers that score nothing for `reward_workers.outage_stop_s` while samples go unscored stop the
+    /// learner (status 1, the reason in its Byes) instead of letting it resample for ever; a score resets the watch.
+    @Test func workersThatScoreNothingForTooLongStopTheLearner() throws {
+        let workers = InMemoryRewardWorkers(workers: 1)
+        // No cache: the groups' completions are alike, and a cached score would count as the workers scoring.
+        let h = try LearnerHarness(Self.overrides + ["reward_workers.outage_stop_s=5", "reward_workers.cache_entries=0"], rewardTransport: workers)
+        let actor = h.connect("a")
+        var lease = try h.join(actor)
+        /// Submits a group for the lease; `score` answers its first sample, the rest run out of time.
+        func submit(scoringOne score: Bool = false) throws -> Troupe_V1_Ack? {
+            try actor.submit(prompt: lease.prompts[0].promptID, lease: lease.leaseID, version: PolicyVersion(epoch: h.epoch, step: 0))
+            try h.turn()
+            let requests = workers.takeRequests()
+            if score {
+                var r = Troupe_V1_RewardResponse()
+                (r.protocol, r.requestID, r.rewardVersion, r.score) = (1, requests[0].request.requestID, "v1", 1)
+                workers.respond(r, from: 0)
+            }
+            h.now += 2.1
+            #expect(try h.turn() == .running)
+            let ack = try actor.acks().first
+            try actor.askForLease()
+            try h.turn()
+            lease = try actor.lease()
+            return ack
+        }
+        #expect(try submit()?.rejectReason == .rewardUnavailable)
+        // A score (one sample of a later group) resets the watch: 4 s of failures after it do not stop the run.
+        #expect(try submit(scoringOne: true)?.rejectReason == .rewardUnavailable)
+        #expect(try submit()?.rejectReason == .rewardUnavailable)
+        #expect(try submit()?.rejectReason == .rewardUnavailable)
+        // Over 5 s of failures with nothing scored: the run ends at the next turn, with the reason in the Byes.
+        #expect(try submit()?.rejectReason == .rewardUnavailable)
+        h.now += 1.1
+        _ = try h.turn()
+        #expect(try h.turn() == .failed)
+        #expect(try h.learner.stop(failed: true) == 1)
+        let bye = try #require(try actor.replies().compactMap { if case .bye(let b) = $0 { b } else { nil } }.last)
+        #expect(bye.reason.hasPrefix("learner failed: the reward workers scored no sample for "), "\(bye.reason)")
+    }
+
     @Test func withAFallbackAnUnscoredSampleTrainsOnItAndSaysSo() throws {
         let workers = InMemoryRewardWorkers(workers: 1)
         let h = try LearnerHarness(Self.overrides + ["reward_workers.fallback_reward=-0.5"], rewardTransport: workers)
