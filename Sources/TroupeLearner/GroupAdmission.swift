@@ -180,7 +180,7 @@ package struct GroupAdmission {
                 return out("sample \(i): token id \(s.tokens[p]) at \(p) is outside the vocabulary (0..<\(limits.vocabularySize))")
             }
             if ScanFor.outside(s.logprobs, limits.logProbFloor, 1e-3), let p = s.logprobs.firstIndex(where: { $0 > 1e-3 || $0 < limits.logProbFloor }) {
-                return out("sample \(i): behaviour log-prob \(s.logprobs[p]) at token \(p) is outside [\(limits.logProbFloor), 0]")
+                return out("sample \(i): behaviour log-prob \(s.logprobs[p]) at token \(p) is outside [\(limits.logProbFloor), 0] (0.001 above 0 is allowed for rounding)")
             }
             if limits.entropiesRequired && s.entropies == nil { return out("sample \(i): no entropies; advantage.entropy_reshaping needs them") }
             if let e = s.entropies, ScanFor.outside(e, -1e-4, logEntropyCeiling), let p = e.firstIndex(where: { $0 < -1e-4 || $0 > logEntropyCeiling }) {
@@ -278,6 +278,11 @@ package struct GroupAdmission {
         for (i, s) in g.samples.enumerated() {
             if let p = s.tokens.dropLast().firstIndex(where: scorer.stopTokens.contains) {
                 return Refusal(.malformed, "sample \(i): stop token \(s.tokens[p]) at \(p) is not the last token")
+            }
+            // Nor may a stop sequence be complete before the last token: tokens after it would be trained on.
+            // (A serial exit's inserted phrase was not sampled, so its exits are not held to this.)
+            if s.inserted == nil && s.tokens.count > 1 && containsStopSequence(Array(s.tokens.dropLast()), scorer: scorer) {
+                return Refusal(.malformed, "sample \(i): its text holds a stop sequence before its last token, where sampling stops")
             }
             switch s.finishReason {
             case .stop:

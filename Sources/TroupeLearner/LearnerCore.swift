@@ -312,7 +312,7 @@ package final class LearnerCore {
     package func versionOrLeaseProblem(_ group: RolloutGroup, from identity: String) -> (RejectReason, String)? {
         if group.version.epoch != epoch { return (.oldEpoch, "sampled by epoch \(String(group.version.epoch, radix: 16)), the learner is at \(String(epoch, radix: 16))") }
         if group.version.step > UInt64(step) {
-            return (.futureVersion, "sampled at step \(group.version.step); the learner has published up to step \(step)")
+            return (.futureVersion, "sampled at step \(group.version.step); the learner has trained up to step \(step)")
         }
         let trainStep = step + (training ? 2 : 1)
         let lag = trainStep - 1 - Int(group.version.step)
@@ -332,8 +332,10 @@ package final class LearnerCore {
                         review: (RolloutGroup) -> Result<RolloutGroup, GroupAdmission.Refusal> = { g in
                             GroupAdmission.shapeProblem(g).map { .failure($0) } ?? .success(g)
                         }) -> SubmitOutcome {
-        guard var actor = actors[identity], actor.runId == submitted.key.actorRunId else {
-            return .rejected(.unknownActor, "say Hello first")
+        guard var actor = actors[identity] else { return .rejected(.unknownActor, "no Hello from \(identity) is in force: say Hello first") }
+        guard actor.runId == submitted.key.actorRunId else {
+            return .rejected(.unknownActor, "actor_run_id \(String(submitted.key.actorRunId, radix: 16)) is not the one of \(identity)'s Hello "
+                             + "(\(String(actor.runId, radix: 16))): say Hello again with it")
         }
         actor.lastSeen = now
         actors[identity] = actor

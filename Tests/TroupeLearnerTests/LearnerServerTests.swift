@@ -53,6 +53,19 @@ import TroupeWire
         #expect(h.learner.core.accounting.duplicates == 1)
     }
 
+    /// A sampler stops at the token that completes a stop sequence: a sample that goes on past one
+    /// (here "4\n5" then EOS, with the task's stop sequence "\n") would train on tokens no sampler draws.
+    @Test func aSampleThatGoesOnPastAStopSequenceIsMalformed() throws {
+        let h = try LearnerHarness()
+        let a = h.connect("a")
+        let lease = try join(a, h)
+        try a.submit(prompt: lease.prompts[0].promptID, lease: lease.leaseID, version: PolicyVersion(lease.minVersion), tokens: [52, 10, 53, 257])
+        try h.turn()
+        let refused = try #require(try a.acks().first)
+        #expect(refused.status == .rejected && refused.rejectReason == .malformed)
+        #expect(refused.text == "sample 0: its text holds a stop sequence before its last token, where sampling stops", "\(refused.text)")
+    }
+
     /// With the run log's writer thread (the learner's default), the turn that takes a group does not
     /// wait for the disk: the ack leaves in a later turn, once the group's record is durable.
     @Test func withTheLogsWriterThreadAnAckLeavesOnceItsRecordIsDurable() throws {
