@@ -173,6 +173,13 @@ package struct MonitorState: Sendable {
             ingestStep(event, step: step, time: time)
         case "learner_stats":
             if learnerStatus == .unknown { learnerStatus = .running }
+            // Every learner_stats names the process's start, run and epoch: a monitor that missed
+            // learner_started (it joined in the learner's first second) learns them here.
+            if learnerStartTime == nil, let started = event.fields["started_unix"].flatMap(Double.init), started.isFinite, started > 0 {
+                learnerStartTime = started
+            }
+            runDirectory = event.fields["run"] ?? runDirectory
+            epoch = event.fields["epoch"] ?? epoch
             learnerStats = event.metrics
             if let s = event.metrics["step"]?.monitorWholeNumber, s >= 0 { self.step = s }
             if let m = event.metrics["max_steps"]?.monitorWholeNumber, m >= 1 { maxSteps = m }

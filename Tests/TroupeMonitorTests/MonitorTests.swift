@@ -305,6 +305,16 @@ private func syntheticState() -> MonitorState {
     #expect(text.contains("step 3/10"))
 }
 
+/// A monitor that joined after `learner_started` learns the start, run and epoch from `learner_stats`.
+@Test func learnerStatsStandInForAMissedStart() {
+    var state = MonitorState()
+    state.ingest(event("learner_stats", sequence: 9, time: 1_000, metrics: ["step": 3, "max_steps": 10],
+                       fields: ["started_unix": "990.500", "run": "/runs/r1", "epoch": "1a"]))
+    #expect(state.elapsedSeconds(now: 1_030) == 39.5)
+    #expect(state.runDirectory == "/runs/r1" && state.epoch == "1a")
+    #expect(!DashboardRenderer(width: 100, height: 30).render(state, now: 1_030).contains("watching"))
+}
+
 @Test func controlCharactersFromTheStreamAreNotPassedToTheTerminal() {
     var state = MonitorState()
     state.ingest(event("actor_joined", sequence: 1, fields: ["actor": "evil\u{1B}[2Jname\nx"]))
