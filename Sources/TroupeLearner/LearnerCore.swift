@@ -377,6 +377,22 @@ package final class LearnerCore {
         return .accepted(group, credit: 1)
     }
 
+    /// Resume: the queue as the run left it. Every accepted group sent its prompt to the back of the
+    /// queue, so it holds the prompts never accepted, in the list's order, then the others in the order
+    /// of their last acceptance (`acceptedPrompts`: the run log's accepted groups' prompts, in order).
+    /// `returnedPrompts` (groups the resume refuses: sampled with voided weights, or quarantined) come
+    /// first, in their order, as a refused group's prompt returns to the front: they are sampled again
+    /// next, as they were before the restart. A resumed learner thus leases what the stopped one did,
+    /// instead of starting its pass over the prompts again (which trained the first prompts more often).
+    package func restoreQueue(acceptedPrompts: [UInt64], returnedPrompts: [UInt64]) {
+        var lastAcceptance: [UInt64: Int] = [:]
+        for (order, prompt) in acceptedPrompts.enumerated() where prompts[prompt] != nil { lastAcceptance[prompt] = order }
+        var returned: [UInt64] = []
+        for prompt in returnedPrompts where prompts[prompt] != nil && !returned.contains(prompt) { returned.append(prompt) }
+        let rest = queue.filter { lastAcceptance[$0] == nil } + lastAcceptance.sorted { $0.value < $1.value }.map(\.key)
+        queue = returned + rest.filter { !returned.contains($0) }
+    }
+
     /// Puts a group straight into the pending buffer (resume from the run log).
     package func restorePending(_ group: RolloutGroup) {
         seen.insert(group.key)

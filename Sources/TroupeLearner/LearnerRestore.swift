@@ -50,6 +50,7 @@ extension LearnerServer {
             try events.emit(.groupRejected(g, reason: "stale", detail: "sampled with weights of voided step \(g.version.step)", sync: true))
             core.rejectRestored(reason: "stale")
         }
+        var refused = voidedWeights
         var quarantined = 0
         for g in pending {
             let problem: String
@@ -66,9 +67,15 @@ extension LearnerServer {
             }
             try events.emit(.groupRejected(g, reason: LearnerCore.RejectReason.quarantined.rawValue, detail: problem, sync: true))
             core.rejectRestored(reason: LearnerCore.RejectReason.quarantined.rawValue)
+            refused.append(g)
             console.warn("quarantined a group the run cannot train", ["group": .string(g.key.description), "problem": .string(problem)])
             quarantined += 1
         }
+        // Prompts of accepted groups wait at the back of the queue, in the order accepted; those of the groups
+        // refused here at the front, to be sampled again first.
+        let refusedKeys = Set(refused.map(\.key.description))
+        let kept = history.accepted.filter { !refusedKeys.contains($0.0) }
+        core.restoreQueue(acceptedPrompts: kept.map(\.1.promptId), returnedPrompts: refused.map(\.promptId))
         let voided = history.effectiveSteps.map(\.step).filter { $0 > step }
         try events.emit(.resumed(fromStep: step, voidedSteps: voided, pending: pending.count - quarantined, trained: trained.count))
         console.info("resumed", ["step": .integer(step), "pending_groups": .integer(pending.count - quarantined),

@@ -154,6 +154,19 @@ extension RuntimeIntegrationTests {
         run.check(run.records.of("actor_joined").contains { $0.string("actor") == "actor-3" }, "the third actor did not join the resumed run")
         run.check(run.records.of("resumed").count == 1, "\(run.records.of("resumed").count) resumed records")
         Self.expectAccountingIdentity(run)
+        // Synchronous training resumes exactly: the killed, resumed run (steps voided, one actor more) ends
+        // with the weights of the same run left alone, because the resumed learner leases the prompts the
+        // killed one had leased next.
+        let alone = run.directory + "/uninterrupted"
+        let (aloneStatus, _) = try run.runToCompletion("uninterrupted", ["run", "--no-eval"] + settings.flatMap { ["--set", $0] }
+            + ["--set", "run.directory=\(alone)"], within: 300)
+        run.check(aloneStatus == .code(0), "the uninterrupted run ended with \(aloneStatus?.description ?? "a timeout")")
+        func weightsHash(_ directory: String) -> String? {
+            let data = FileManager.default.contents(atPath: directory + "/learner-summary.json") ?? Data()
+            return (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["weights_hash"] as? String
+        }
+        run.check(weightsHash(run.runDirectory) != nil && weightsHash(run.runDirectory) == weightsHash(alone),
+                  "the resumed run ended with weights \(weightsHash(run.runDirectory) ?? "nil"), the uninterrupted one with \(weightsHash(alone) ?? "nil")")
         let metrics = try String(contentsOfFile: run.runDirectory + "/metrics.jsonl", encoding: .utf8)
         let baseLines = metrics.split(separator: "\n").filter { $0.contains("\"kind\":\"eval\"") && $0.contains("\"step\":0,") }
         run.check(baseLines.count == 1, "\(baseLines.count) evaluation lines of the base model in metrics.jsonl")

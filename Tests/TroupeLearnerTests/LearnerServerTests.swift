@@ -312,6 +312,32 @@ import TroupeWire
         #expect(resumed.learner.core.accounting.identityHolds)
     }
 
+    /// A resumed learner leases the prompts the stopped one would have leased next: its queue is the
+    /// one the run left (each accepted prompt at the back), after a clean stop and after a kill, not
+    /// the prompt list from the start again. A group the resume refuses (sampled with voided weights)
+    /// returns its prompt to the front, as a refused group does.
+    @Test(arguments: [true, false])
+    func resumeKeepsThePromptQueuesOrder(cleanStop: Bool) throws {
+        let h = try trainedSteps(3)
+        #expect(h.learner.core.queue == [6, 7, 0, 1, 2, 3, 4, 5], "\(h.learner.core.queue)")
+        // A group of prompt 6 sampled with step 3's weights: a kill voids step 3 (checkpoint at 2).
+        let c = h.connect("c", runId: 3)
+        let lease = try h.join(c)
+        try c.submit(prompt: lease.prompts[0].promptID, lease: lease.leaseID, version: PolicyVersion(lease.minVersion))
+        try h.turn()
+        #expect(try c.acks().map(\.status) == [.accepted])
+        let queue = h.learner.core.queue
+        #expect(queue == [7, 0, 1, 2, 3, 4, 5, 6], "\(queue)")
+        let directory = h.directory
+        if cleanStop { #expect(try h.learner.stop(failed: false) == 0) }
+        h.kill()
+        let resumed = try LearnerHarness(["learner.checkpoint_every=2"], directory: directory)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        #expect(resumed.learner.core.queue == (cleanStop ? queue : [6, 7, 0, 1, 2, 3, 4, 5]), "\(resumed.learner.core.queue)")
+        let b = resumed.connect("b", runId: 2)
+        #expect(try resumed.join(b).prompts.map(\.promptID) == [cleanStop ? 7 : 6])
+    }
+
     /// A run log that ends before the checkpoint's step lost records (emptied, or cut in the middle of an
     /// earlier line): resuming would train on without them, so the learner refuses, naming the log, the
     /// steps and what to do, and leaves the log and the checkpoints as they were.
