@@ -19,6 +19,13 @@ extension LearnerServer {
                                                    warn: { console.warn($0) })
         let step = checkpoint?.step ?? 0
         let history = try RunHistory(records: log.opened)
+        // No checkpoint file, though the log records some: starting again from the base weights would void
+        // the whole run and overwrite its model.
+        if checkpoint == nil, let recorded = log.opened.last(where: { $0.type == "checkpoint" })?.body["step"]?.int, recorded > 0 {
+            throw RuntimeError.corruptCheckpoint("\(Checkpoint.directory(runDirectory)) holds no checkpoint, but \(log.path) records checkpoints "
+                + "up to step \(recorded): put the checkpoint files back (the newest, step-\(String(format: "%08d", recorded)).safetensors, "
+                + "or any older one) to resume; resuming from the base weights would throw the run's training away")
+        }
         // The frozen configuration is the run's numbers: an edited file would change them from the next step on.
         try history.checkFrozenConfiguration(runDirectory: runDirectory, for: "--resume")
         // The checkpoint's weights were trained on the batches the log records up to its step, and the log

@@ -816,6 +816,9 @@ package final class LearnerServer {
             }
             let fields = ["added": change.added, "removed": change.removed, "replaced": change.replaced].mapValues { $0.joined(separator: ",") }
             console.info("allowlist changed", fields.mapValues(JSONValue.string))
+            if !live.security.allowlist.members.values.contains(where: { $0.role != .learner }) {
+                console.warn("the allowlist directory holds no key now: no actor or monitor is admitted until one is added")
+            }
             try events.emit(.stream("allowlist_changed", step: core.step, fields: fields))
         }
     }

@@ -7,8 +7,9 @@ import TroupeWire
 /// is read again and checked as at the start. A good read replaces the allowlist: keys added are
 /// admitted from their next handshake; keys removed, or replaced under the same name, are refused from
 /// their next handshake and message (each message carries the key its connection proved). A bad read
-/// (a damaged file, a duplicate name, an empty directory) is refused and the allowlist stays as it
-/// was, so a half-copied key cannot stop a run or lock everyone out.
+/// (a damaged file, a duplicate name, a directory that cannot be listed) is refused and the allowlist
+/// stays as it was, so a half-copied key cannot stop a run or lock everyone out. An emptied directory is
+/// a good read: removing the last key file revokes that key like any other.
 ///
 /// Actors admit one another to their relays by the keys their Welcome (or a later RelayPeers) listed, so
 /// the learner places an actor below another's relay only if its key was allowlisted when that one was

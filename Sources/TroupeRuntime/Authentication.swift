@@ -54,7 +54,9 @@ package struct LearnerSecurity: Sendable {
     /// The same keys with the allowlist read again from `allowlistDirectory`, checked as at the start.
     package func reloaded() throws -> LearnerSecurity {
         guard let directory = allowlistDirectory else { return self }
-        return try LearnerSecurity(keyPair: keyPair, allowlist: CurveKeyFile.allowlist(directory: directory), allowlistDirectory: directory)
+        // Emptied while the run goes on, it revokes every key: removing the last key file must revoke it too.
+        return try LearnerSecurity(keyPair: keyPair, allowlist: CurveKeyFile.allowlist(directory: directory, allowingEmpty: true),
+                                   allowlistDirectory: directory)
     }
 
     package var policy: ZAPHandler.Policy { ZAPDomain.policy(allowlist) }

@@ -415,6 +415,15 @@ extension RunConfig: Decodable {
         if run.name.isEmpty || run.name.contains("/") || run.name == "." || run.name == ".." {
             throw ConfigError(key: "run.name", problem: "must be one directory name (no '/', not '.' or '..'), got \"\(run.name)\"; set run.directory to put a run elsewhere")
         }
+        if run.name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            throw ConfigError(key: "run.name", problem: "must be one directory name without control characters, got \(run.name.debugDescription)")
+        }
+        // The system cuts a path at its first NUL: the run would read or write another file than the one named.
+        let paths: [(String, String?)] = [("run.directory", run.directory), ("model.path", model.path), ("task.file", task.file),
+                                          ("learner.shared_memory_dir", learner.sharedMemoryDirectory)]
+        for case let (key, path?) in paths where path.contains("\u{0}") {
+            throw ConfigError(key: key, problem: "holds a NUL character, which no file name can: \(path.debugDescription)")
+        }
         let portKeys = ["control_port", "weights_port", "announce_port", "logs_port", "logs_in_port"]
         let socketPorts = [endpoints.controlPort, endpoints.weightsPort, endpoints.announcePort, endpoints.logsPort, endpoints.logsInPort]
         for (i, port) in socketPorts.enumerated() {

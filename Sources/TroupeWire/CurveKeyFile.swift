@@ -119,8 +119,9 @@ public enum CurveKeyFile {
     }
 
     /// The allowlist of every public file (`*.key`) in `directory`; each file's metadata name is the user
-    /// id its connections carry.
-    public static func allowlist(directory: String) throws -> CurveAllowlist {
+    /// id its connections carry. An empty directory is refused unless `allowingEmpty` (a running
+    /// learner's re-read: removing the last key revokes it).
+    public static func allowlist(directory: String, allowingEmpty: Bool = false) throws -> CurveAllowlist {
         let names: [String]
         do { names = try FileManager.default.contentsOfDirectory(atPath: directory) } catch {
             throw KeyFileError(path: directory, problem: "cannot list the allowlist directory (\(error.localizedDescription))")
@@ -137,7 +138,7 @@ public enum CurveKeyFile {
             }
             return CurveAllowlist.Member(name: contents.name, role: contents.role, publicKey: contents.publicKey)
         }
-        guard !members.isEmpty else { throw KeyFileError(path: directory, problem: "holds no public key files (*.key)") }
+        guard !members.isEmpty || allowingEmpty else { throw KeyFileError(path: directory, problem: "holds no public key files (*.key)") }
         do { return try CurveAllowlist(members) } catch { throw KeyFileError(path: directory, problem: error.description) }
     }
 

@@ -338,6 +338,27 @@ import TroupeWire
         #expect(try resumed.join(b).prompts.map(\.promptID) == [cleanStop ? 7 : 6])
     }
 
+    /// Checkpoint files gone while the log records checkpoints: a resume from the base weights would void
+    /// the run and overwrite its model, so it is refused, naming the step to put back.
+    @Test func resumeRefusesARunWhoseCheckpointsAreGone() throws {
+        let h = try trainedSteps(2)
+        let directory = h.directory
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        h.kill()
+        let checkpoints = directory + "/checkpoints"
+        for name in try FileManager.default.contentsOfDirectory(atPath: checkpoints) {
+            try FileManager.default.removeItem(atPath: checkpoints + "/" + name)
+        }
+        let log = try Data(contentsOf: URL(fileURLWithPath: directory + "/run.log"))
+        do {
+            _ = try LearnerHarness(["learner.checkpoint_every=2"], directory: directory)
+            Issue.record("a run without its checkpoints was resumed from the base weights")
+        } catch {
+            #expect("\(error)".contains("holds no checkpoint, but \(directory)/run.log records checkpoints up to step 2: put the checkpoint files back (the newest, step-00000002.safetensors"), "\(error)")
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: directory + "/run.log")) == log, "the refused resume wrote to the log")
+    }
+
     /// A run log that ends before the checkpoint's step lost records (emptied, or cut in the middle of an
     /// earlier line): resuming would train on without them, so the learner refuses, naming the log, the
     /// steps and what to do, and leaves the log and the checkpoints as they were.

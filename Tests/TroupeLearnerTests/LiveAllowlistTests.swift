@@ -54,13 +54,30 @@ import TroupeWire
         #expect(live.check(now: 4) == .unchanged, "the same damaged directory is refused once")
         #expect(live.generation == 0 && live.security.allowlist.member(named: "a1") != nil)
 
-        try FileManager.default.removeItem(atPath: directory + "/broken.key")
-        try FileManager.default.removeItem(atPath: directory + "/a1.key")
-        guard case .refused = live.check(now: 6) else { Issue.record("an empty directory emptied the allowlist"); return }
         try key("a3")
-        guard case .refused = live.check(now: 8, accept: { _ in throw RuntimeError.invalid("too many keys for a Welcome") }) else {
+        try FileManager.default.removeItem(atPath: directory + "/broken.key")
+        guard case .refused = live.check(now: 6, accept: { _ in throw RuntimeError.invalid("too many keys for a Welcome") }) else {
             Issue.record("a change its learner refused was applied"); return
         }
         #expect(live.security.allowlist.member(named: "a1") != nil && live.security.allowlist.member(named: "a3") == nil)
+
+        // A directory that is gone (removed, or a mount that went away) cannot be told from an outage.
+        let moved = directory + ".moved"
+        try FileManager.default.moveItem(atPath: directory, toPath: moved)
+        defer { try? FileManager.default.removeItem(atPath: moved) }
+        guard case .refused = live.check(now: 8) else { Issue.record("a missing directory emptied the allowlist"); return }
+        #expect(live.security.allowlist.member(named: "a1") != nil)
+        try FileManager.default.moveItem(atPath: moved, toPath: directory)
+    }
+
+    /// Removing the last key file revokes that key as removing any other does (it was kept before).
+    @Test func anEmptiedDirectoryRevokesItsLastKey() throws {
+        let live = try live()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.removeItem(atPath: directory + "/a1.key")
+        #expect(live.check(now: 2) == .changed(.init(removed: ["a1"])))
+        #expect(live.security.allowlist.member(named: "a1") == nil && !live.security.allowlist.members.values.contains { $0.role != .learner })
+        try key("a1")
+        #expect(live.check(now: 4) == .changed(.init(added: ["a1"])))
     }
 }

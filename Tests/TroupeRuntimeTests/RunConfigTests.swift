@@ -94,9 +94,12 @@ import TroupeTokenizer
     }
 
     @Test func refusesRunNamesPortsHostsSeedsAndCountsThatCannotWork() {
-        for name in ["../models", "a/b", "..", "."] {
+        for name in ["../models", "a/b", "..", ".", "a\u{0}b", "a\nb"] {
             #expect(refusal("{}", overrides: ["run.name=\(name)"]).contains("run.name: must be one directory name"), "run.name=\(name)")
         }
+        // A NUL would cut the path the system is given.
+        #expect(refusal("{\"run\": {\"directory\": \"runs/a\\u0000b\"}}").contains("run.directory: holds a NUL character"))
+        #expect(refusal("{}", overrides: ["model.path=models/a\u{0}"]).contains("model.path: holds a NUL character"))
         #expect(refusal("{}", overrides: ["endpoints.control_port=6000", "endpoints.logs_port=6000"])
                 .contains("endpoints.logs_port: is 6000, the port of endpoints.control_port"))
         // Actors must be told a port they can connect to (endpoints.json, the Welcome).
