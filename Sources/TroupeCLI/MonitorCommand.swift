@@ -103,7 +103,7 @@ package struct MonitorCommand: ParsableCommand {
         subscriber.onMove = { Console(role: "monitor").info("the learner endpoints file names \($0); following the log stream there") }
         var refusalsSaid = 0
         subscriber.onKeyRefused = { status in
-            // libzmq tries again every few seconds: say it the first time and then every 10th.
+            // A fresh subscription tries again every 6 s: say it the first time and then every 10th.
             if refusalsSaid % 10 == 0 {
                 Console(role: "monitor").warn("the learner refused this monitor's key at the handshake (ZAP status \(status)): is it on the learner's allowlist (--allow) with role monitor? It may have been removed; trying again")
             }

@@ -14,7 +14,8 @@ package final class MonitorSubscriber {
     /// Watches the handshakes of an authenticated subscription for the learner's refusal.
     private let handshakes: SocketMonitor?
     /// Told the ZAP status code each time the learner refuses this subscriber's key at a handshake
-    /// (it is not, or no longer, on the learner's allowlist as a monitor); libzmq keeps trying.
+    /// (it is not, or no longer, on the learner's allowlist as a monitor). libzmq does not try that
+    /// connection again: `FollowingSubscriber` opens a fresh one.
     package var onKeyRefused: (UInt32) -> Void = { _ in }
 
     /// Why `run` returned.
@@ -124,8 +125,10 @@ package final class MonitorSubscriber {
 
 /// A log-stream subscription that follows the learner's endpoints file: when a resumed learner
 /// rewrites it with another `logs` endpoint (another host or port), the subscription moves there,
-/// keeping the state. The file is read every `checkInterval` seconds; without a file this is a plain
-/// `MonitorSubscriber`.
+/// keeping the state. The file is read every `checkInterval` seconds. After the learner refuses the
+/// key at a handshake, the subscription starts afresh every `retryAfterRefusal` seconds (libzmq
+/// gives up on a connection whose handshake was refused), so a key put back on the allowlist is
+/// followed again.
 package final class FollowingSubscriber {
     private let context: ZMQContext
     private let security: [SocketOption]
@@ -135,20 +138,33 @@ package final class FollowingSubscriber {
     private var subscriber: MonitorSubscriber
     private var lastCheck = Date()
     private var movedTo: Endpoint?
+    private let retryAfterRefusal: Double
+    /// When the learner last refused the key with no fresh subscription since.
+    private var refusedAt: Date?
     /// Told each new endpoint.
     package var onMove: (Endpoint) -> Void = { _ in }
-    /// `MonitorSubscriber.onKeyRefused`, at every endpoint.
-    package var onKeyRefused: (UInt32) -> Void = { _ in } {
-        didSet { subscriber.onKeyRefused = onKeyRefused }
-    }
+    /// `MonitorSubscriber.onKeyRefused`, at every endpoint and every fresh subscription.
+    package var onKeyRefused: (UInt32) -> Void = { _ in }
 
-    package init(context: ZMQContext, endpoint: Endpoint, security: [SocketOption] = [], learnerFile: String?, checkInterval: Double = 2) throws {
+    package init(context: ZMQContext, endpoint: Endpoint, security: [SocketOption] = [], learnerFile: String?, checkInterval: Double = 2,
+                 retryAfterRefusal: Double = 6) throws {
         self.context = context
         self.endpoint = endpoint
         self.security = security
         self.learnerFile = learnerFile
         self.checkInterval = checkInterval
+        self.retryAfterRefusal = retryAfterRefusal
         subscriber = try MonitorSubscriber(context: context, endpoint: endpoint, security: security)
+        subscriber.onKeyRefused = { [unowned self] in keyRefused($0) }
+    }
+
+    private func keyRefused(_ status: UInt32) {
+        if refusedAt == nil { refusedAt = Date() }
+        onKeyRefused(status)
+    }
+
+    private var freshSubscriptionDue: Bool {
+        refusedAt.map { Date().timeIntervalSince($0) >= retryAfterRefusal } ?? false
     }
 
     package func close() { subscriber.close() }
@@ -158,15 +174,20 @@ package final class FollowingSubscriber {
                      onEvent: (Troupe_V1_LogEvent) -> Void = { _ in },
                      onUpdate: (MonitorState) -> Void = { _ in }) throws -> MonitorSubscriber.StopReason {
         while true {
-            let reason = try subscriber.run(into: &state, options: options, shouldStop: { shouldStop() || learnerMoved() },
+            let reason = try subscriber.run(into: &state, options: options,
+                                            shouldStop: { shouldStop() || learnerMoved() || freshSubscriptionDue },
                                             onEvent: onEvent, onUpdate: onUpdate)
-            guard reason == .requested, !shouldStop(), let next = movedTo else { return reason }
+            guard reason == .requested, !shouldStop(), movedTo != nil || freshSubscriptionDue else { return reason }
+            let next = movedTo ?? endpoint
             movedTo = nil
+            refusedAt = nil
             subscriber.close()
             subscriber = try MonitorSubscriber(context: context, endpoint: next, security: security)
-            subscriber.onKeyRefused = onKeyRefused
-            endpoint = next
-            onMove(next)
+            subscriber.onKeyRefused = { [unowned self] in keyRefused($0) }
+            if next != endpoint {
+                endpoint = next
+                onMove(next)
+            }
         }
     }
 

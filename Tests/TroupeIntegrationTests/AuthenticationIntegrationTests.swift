@@ -120,6 +120,7 @@ import TroupeWire
         func relayUpdates(_ actor: Child) -> Int { actor.stderr.split(separator: "\n").filter { $0.contains("the relay admits the actors the learner listed") }.count }
         let relayUpdatesBefore = relayUpdates(late)
         run.check(monitored() > 0, "the monitor saw no event while its key was allowlisted")
+        try FileManager.default.copyItem(atPath: keys + "/allowed/watch.key", toPath: keys + "/watch.key.kept")
         try FileManager.default.removeItem(atPath: keys + "/allowed/watch.key")
         run.waitUntil("the monitor's key withdrawn", within: 10) { learner.stderr.contains("\"removed\":\"watch\"") }
         Thread.sleep(forTimeInterval: 0.5)  // what was in flight when its connection was dropped
@@ -129,6 +130,11 @@ import TroupeWire
         run.check(monitored() == seenAtCut, "the monitor whose key was removed saw \(monitored() - seenAtCut) more events")
         run.check(relayUpdates(late) == relayUpdatesBefore, "a2's relay was sent the same keys again after a monitor's key was removed")
         run.waitUntil("the monitor says its key was refused", within: 10) { monitor.stderr.contains("refused this monitor's key") }
+        // Its key put back, the monitor follows the run again: on a fresh connection, since libzmq does not
+        // retry one whose handshake was refused.
+        try FileManager.default.copyItem(atPath: keys + "/watch.key.kept", toPath: keys + "/allowed/watch.key")
+        run.check(run.waitUntil("the monitor sees events again", within: 20) { monitored() > seenAtCut },
+                  "the monitor saw no event in the 20 s after its key was put back")
 
         // a2's key replaced by another under the same name: a2's process, still holding the old key's
         // connection, is taken out of the run and lands nothing from then on.
