@@ -63,7 +63,11 @@ struct LearnerCommand: ParsableCommand {
             Console(role: "learner").warn(warning + workers)
         }
         let security = try key.map { try LearnerSecurity(secretKeyFile: $0, allowlistDirectory: allow!) }
-        let server = try LearnerServer(config: config, resume: resume != nil, security: security)
+        let server: LearnerServer
+        do { server = try LearnerServer(config: config, resume: resume != nil, security: security) } catch let error as ZMQError where error.code == EADDRINUSE {
+            throw CommandError("\(error): another process holds that port; set the endpoints.*_port keys to free ones, or add --free-ports "
+                               + "to bind a free block (actors given --learner-file RUN find it in RUN/endpoints.json)")
+        }
         server.failAuthenticationAfterStep = testFailAuthenticationAfterStep
         server.statusFile = status.writer
         try finish(status: server.run())

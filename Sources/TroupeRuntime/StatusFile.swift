@@ -169,7 +169,7 @@ package enum ProbeVerdict: Equatable, CustomStringConvertible {
         if let require {
             guard require.role == status.role else {
                 let needed = require.role == .actor ? "an actor" : "a learner"
-                return .unhealthy("--require \(require.rawValue) is for \(needed), but this is a \(status.role.rawValue)'s status")
+                return .unhealthy("--require \(require.rawValue) is for \(needed), but this is \(status.role == .actor ? "an" : "a") \(status.role.rawValue)'s status")
             }
             switch require {
             case .listening where status.listening != true:
