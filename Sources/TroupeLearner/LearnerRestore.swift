@@ -14,10 +14,15 @@ extension LearnerServer {
     /// by an older learner), and every group of a batch whose step failed, which would fail again.
     /// Returns the step of the checkpoint it resumed from (0: none yet, the base weights).
     static func restore(core: LearnerCore, trainer: Trainer, model: LlamaModel, log: RunLog, events: RunEvents,
-                        admission: GroupAdmission, runDirectory: String, console: Console) throws -> Int {
+                        admission: GroupAdmission, runDirectory: String, maxSteps: Int, console: Console) throws -> Int {
         let checkpoint = try Checkpoint.loadLatest(runDirectory: runDirectory, model: model, optimizer: trainer.optimizer,
                                                    warn: { console.warn($0) })
         let step = checkpoint?.step ?? 0
+        // The run cannot end before a step it has trained: it would stop at once, saying it finished.
+        if step > maxSteps {
+            throw RuntimeError.invalid("--resume: run.max_steps is \(maxSteps), below step \(step) of the checkpoint the run goes on from: "
+                                       + "set it to \(step) or more")
+        }
         let history = try RunHistory(records: log.opened)
         // No checkpoint file, though the log records some: starting again from the base weights would void
         // the whole run and overwrite its model.

@@ -203,7 +203,8 @@ package final class LearnerServer {
         let baseHash = model.weightsHash()
         if resume {
             resumedFromStep = try LearnerServer.restore(core: core, trainer: trainer, model: model, log: runLog, events: events,
-                                                        admission: admission, runDirectory: runDirectory, console: console)
+                                                        admission: admission, runDirectory: runDirectory,
+                                                        maxSteps: config.run.maxSteps, console: console)
         } else {
             do {
                 try AtomicFile.write(config.resolvedJSONData(), to: runDirectory + "/config.json")

@@ -338,6 +338,21 @@ import TroupeWire
         #expect(try resumed.join(b).prompts.map(\.promptID) == [cleanStop ? 7 : 6])
     }
 
+    /// A resume whose run.max_steps is below its checkpoint's step would stop at once, saying it finished.
+    @Test func resumeRefusesAMaxStepsBelowItsCheckpoint() throws {
+        let h = try trainedSteps(3)
+        let directory = h.directory
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        h.kill()
+        do {
+            _ = try LearnerHarness(["learner.checkpoint_every=2", "run.max_steps=1"], directory: directory)
+            Issue.record("a resume below its checkpoint's step was accepted")
+        } catch {
+            #expect("\(error)".contains("run.max_steps is 1, below step 2 of the checkpoint the run goes on from"), "\(error)")
+        }
+        #expect(try LearnerHarness(["learner.checkpoint_every=2", "run.max_steps=2"], directory: directory).learner.core.step == 2)
+    }
+
     /// Checkpoint files gone while the log records checkpoints: a resume from the base weights would void
     /// the run and overwrite its model, so it is refused, naming the step to put back.
     @Test func resumeRefusesARunWhoseCheckpointsAreGone() throws {
