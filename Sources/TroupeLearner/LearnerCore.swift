@@ -189,11 +189,13 @@ package final class LearnerCore {
     private var turnedAway: [String: Double] = [:]
 
     /// The most prompts out on leases, waiting or training at once. Asynchronous: the batch in training
-    /// and `max_staleness` more, each sampled on weights no older than the newest, so each is trained
-    /// within its staleness; one batch more would be discarded as stale, since a step trains only one.
+    /// and as many more as the newest published weights can train within `max_staleness` (`minStep`):
+    /// `max_staleness` more when they are the current step's, fewer by the steps they lag it when
+    /// `publish_every` > 1. One batch more would be sampled on weights too old and discarded as stale.
     /// Synchronous: the batch in training and the next, whose leases wait for the weights it publishes.
     package var leaseWindow: Int {
-        maxStaleness == 0 ? batchGroups * (training ? 2 : 1) : batchGroups * (maxStaleness + 1)
+        guard maxStaleness > 0 else { return batchGroups * (training ? 2 : 1) }
+        return batchGroups * (maxStaleness - step % publishEvery + 1)
     }
 
     /// The oldest weights a lease may be sampled on, its last prompt being the `position`-th committed
@@ -377,20 +379,36 @@ package final class LearnerCore {
         return .accepted(group, credit: 1)
     }
 
-    /// Resume: the queue as the run left it. Every accepted group sent its prompt to the back of the
-    /// queue, so it holds the prompts never accepted, in the list's order, then the others in the order
-    /// of their last acceptance (`acceptedPrompts`: the run log's accepted groups' prompts, in order).
-    /// `returnedPrompts` (groups the resume refuses: sampled with voided weights, or quarantined) come
-    /// first, in their order, as a refused group's prompt returns to the front: they are sampled again
-    /// next, as they were before the restart. A resumed learner thus leases what the stopped one did,
-    /// instead of starting its pass over the prompts again (which trained the first prompts more often).
-    package func restoreQueue(acceptedPrompts: [UInt64], returnedPrompts: [UInt64]) {
-        var lastAcceptance: [UInt64: Int] = [:]
-        for (order, prompt) in acceptedPrompts.enumerated() where prompts[prompt] != nil { lastAcceptance[prompt] = order }
-        var returned: [UInt64] = []
-        for prompt in returnedPrompts where prompts[prompt] != nil && !returned.contains(prompt) { returned.append(prompt) }
-        let rest = queue.filter { lastAcceptance[$0] == nil } + lastAcceptance.sorted { $0.value < $1.value }.map(\.key)
-        queue = returned + rest.filter { !returned.contains($0) }
+    /// How a stopped learner's queue moved, as its run log tells it: every accepted group sent its prompt
+    /// to the back, and every resume sent the prompts of the groups it refused (sampled with voided
+    /// weights, or quarantined) to the front, in their order, to be sampled again first.
+    package enum QueueMove: Equatable {
+        case toBack(UInt64)
+        case toFront([UInt64])
+    }
+
+    /// Resume: the queue as the run left it, from the list's order and `moves` in order. A resumed
+    /// learner thus leases what the stopped one would have next, instead of starting its pass over the
+    /// prompts again (which trained the first prompts more often at every restart).
+    package func restoreQueue(_ moves: [QueueMove]) {
+        var place: [UInt64: Int] = [:]
+        for (i, prompt) in queue.enumerated() { place[prompt] = i }
+        var back = queue.count, front = 0
+        for move in moves {
+            switch move {
+            case .toBack(let prompt) where place[prompt] != nil:
+                place[prompt] = back
+                back += 1
+            case .toFront(let prompts):
+                var block: [UInt64] = []
+                for p in prompts where place[p] != nil && !block.contains(p) { block.append(p) }
+                front -= block.count
+                for (i, p) in block.enumerated() { place[p] = front + i }
+            default:
+                break
+            }
+        }
+        queue.sort { place[$0]! < place[$1]! }
     }
 
     /// Puts a group straight into the pending buffer (resume from the run log).

@@ -59,7 +59,7 @@ extension LearnerServer {
         }
         core.restore(step: step, trained: trained.count)
         for g in voidedWeights {
-            try events.emit(.groupRejected(g, reason: "stale", detail: "sampled with weights of voided step \(g.version.step)", sync: true))
+            try events.emit(.groupRejected(g, reason: "stale", detail: RunHistory.voidedDetailPrefix + "\(g.version.step)", sync: true))
             core.rejectRestored(reason: "stale")
         }
         var refused = voidedWeights
@@ -83,11 +83,9 @@ extension LearnerServer {
             console.warn("quarantined a group the run cannot train", ["group": .string(g.key.description), "problem": .string(problem)])
             quarantined += 1
         }
-        // Prompts of accepted groups wait at the back of the queue, in the order accepted; those of the groups
-        // refused here at the front, to be sampled again first.
-        let refusedKeys = Set(refused.map(\.key.description))
-        let kept = history.accepted.filter { !refusedKeys.contains($0.0) }
-        core.restoreQueue(acceptedPrompts: kept.map(\.1.promptId), returnedPrompts: refused.map(\.promptId))
+        // The queue as the log moved it, then the prompts of the groups refused here to the front (each
+        // only if that group is its prompt's last acceptance: a later one sent the prompt to the back).
+        core.restoreQueue(history.queueMoves + [.toFront(history.lastAcceptances(refused.map(\.key.description)))])
         let voided = history.effectiveSteps.map(\.step).filter { $0 > step }
         try events.emit(.resumed(fromStep: step, voidedSteps: voided, pending: pending.count - quarantined, trained: trained.count))
         console.info("resumed", ["step": .integer(step), "pending_groups": .integer(pending.count - quarantined),
@@ -105,6 +103,12 @@ package struct RunHistory {
         package var weightsHash: String?
     }
     package var accepted: [(String, RolloutGroup)] = []
+    /// How the queue moved, in the log's order (`LearnerCore.restoreQueue`).
+    package var queueMoves: [LearnerCore.QueueMove] = []
+    /// The detail of the `stale` records a resume writes for groups sampled with weights it voided.
+    package static let voidedDetailPrefix = "sampled with weights of voided step "
+    /// Group keys a resume refused, until its `resumed` record.
+    private var refusedByResume: [String] = []
     /// Rejected group keys with their reason (a group accepted and later rejected as stale appears here too).
     package var rejected: [String: String] = [:]
     package var effectiveSteps: [Step] = []
@@ -148,8 +152,12 @@ package struct RunHistory {
             case .groupAccepted(let g):
                 acceptedIndex[g.key.description] = accepted.count
                 accepted.append((g.key.description, g))
+                queueMoves.append(.toBack(g.promptId))
             case .groupRejected(let rejection):
                 rejected[rejection.group] = rejection.reason
+                if rejection.reason == LearnerCore.RejectReason.quarantined.rawValue || rejection.detail.hasPrefix(Self.voidedDetailPrefix) {
+                    refusedByResume.append(rejection.group)
+                }
             case .batchFormed(let batch):
                 effectiveSteps.append(Step(step: batch.step, groups: batch.groups, weightsHash: nil))
             case .stepDone(let done):
@@ -160,6 +168,8 @@ package struct RunHistory {
                 }
             case .resumed(let resumed):
                 effectiveSteps.removeAll { $0.step > resumed.fromStep }
+                queueMoves.append(.toFront(lastAcceptances(refusedByResume)))
+                refusedByResume = []
             default:
                 break // nothing a resume or a replay acts on
             }
@@ -167,4 +177,16 @@ package struct RunHistory {
     }
 
     package func group(_ key: String) -> RolloutGroup? { acceptedIndex[key].map { accepted[$0].1 } }
+
+    /// The prompts of `keys`' groups, in order, each only if its group is the last accepted of its prompt
+    /// so far: a prompt accepted again later went to the back with that acceptance.
+    package func lastAcceptances(_ keys: [String]) -> [UInt64] {
+        var lastOfPrompt: [UInt64: Int] = [:]
+        for (i, (_, g)) in accepted.enumerated() { lastOfPrompt[g.promptId] = i }
+        return keys.compactMap { key in
+            guard let i = acceptedIndex[key] else { return nil }
+            let prompt = accepted[i].1.promptId
+            return lastOfPrompt[prompt] == i ? prompt : nil
+        }
+    }
 }

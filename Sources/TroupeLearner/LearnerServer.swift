@@ -82,9 +82,10 @@ package final class LearnerServer {
     private var awaitingKeys: [GroupKey: UInt64] = [:]
     private var reportedRewardCounters = RewardWorkerClient.Counters()
     private var exportedRewardCounters = RewardWorkerClient.Counters()
-    /// The counters when samples began going unscored with none scored since; nil while workers score.
+    /// The counters when samples began going unscored with no worker's score since; nil while workers score.
     private var rewardOutageStart: (at: Double, counters: RewardWorkerClient.Counters)?
     private var rewardCountersWatched = RewardWorkerClient.Counters()
+    private var lastRewardFailureAt = -Double.infinity
     /// Why the learner stops itself when no training step failed (`learner failed: …` in its Byes).
     private var stopFailure: String?
     struct AwaitingRewards {
@@ -345,7 +346,8 @@ package final class LearnerServer {
         _ = try training.recordFinishedSteps(waiting: true)
         // Groups still waiting for scores were never acknowledged: their actors resend them to the next learner.
         rewards?.close()
-        try publishStats(now: clock())
+        // Exports end with the run's final figures; nothing here may keep the checkpoint from being written.
+        try? publishStats(now: clock(), stopping: true)
         try training.writeCheckpoint()
         try sendAcks(of: []) // the checkpoint's record synced every record before it
         try events.emit(.runEnded(finished: finished, step: core.step, accounting: core.accounting.summary.mapValues(Double.init)))
@@ -874,7 +876,7 @@ package final class LearnerServer {
 
     /// The once-a-second `learner_stats` event (and the reward workers' problems and counts); `stop`
     /// publishes a last one, so exports end with the run's final figures.
-    private func publishStats(now: Double) throws {
+    private func publishStats(now: Double, stopping: Bool = false) throws {
         var m = core.accounting.summary.mapValues(Double.init)
         m["actors"] = Double(core.actors.count)
         m["leases"] = Double(core.leases.count)
@@ -889,8 +891,8 @@ package final class LearnerServer {
             for (k, v) in rewards.counters.metrics { m["reward_workers/\(k)"] = v }
             m["reward_workers/groups_waiting"] = Double(awaitingRewards.count)
             m["reward_workers/in_flight"] = Double(rewards.requestsInFlight)
-            try reportRewardWorkerProblems(rewards.counters)
-            watchForRewardOutage(rewards.counters, now: now)
+            try reportRewardWorkerProblems(rewards.counters, stopping: stopping)
+            if !stopping { watchForRewardOutage(rewards.counters, now: now) }
             // metrics.jsonl (and Prometheus, TensorBoard): a `reward_workers` line whenever the counts moved.
             if rewards.counters != exportedRewardCounters {
                 exportedRewardCounters = rewards.counters
@@ -909,10 +911,16 @@ package final class LearnerServer {
     /// `reward_workers.outage_stop_s`: a checkpoint to resume from once they answer, instead of resampling for ever.
     private func watchForRewardOutage(_ counters: RewardWorkerClient.Counters, now: Double) {
         defer { rewardCountersWatched = counters }
-        if counters.scored > rewardCountersWatched.scored { rewardOutageStart = nil; return }
-        if rewardOutageStart == nil && counters.failed > rewardCountersWatched.failed {
-            rewardOutageStart = (now, rewardCountersWatched)
+        // A worker's answer ends an outage; a score from the cache does not (it was answered long ago).
+        let answered = counters.scored - counters.cacheHits, answeredBefore = rewardCountersWatched.scored - rewardCountersWatched.cacheHits
+        if answered > answeredBefore { rewardOutageStart = nil; return }
+        if counters.failed > rewardCountersWatched.failed {
+            lastRewardFailureAt = now
+            if rewardOutageStart == nil { rewardOutageStart = (now, rewardCountersWatched) }
         }
+        // Nothing asked of the workers (no actors, say) is no outage: the count starts again at the next failure.
+        let longestAttempts = config.rewardWorkers.deadlineSeconds * Double(config.rewardWorkers.attempts)
+        if now - lastRewardFailureAt > longestAttempts + 2 { rewardOutageStart = nil }
         let limit = config.rewardWorkers.outageStopSeconds
         guard let start = rewardOutageStart, limit > 0, now - start.at >= limit, stopFailure == nil else { return }
         let before = start.counters
@@ -932,7 +940,7 @@ package final class LearnerServer {
 
     /// Says once a second, in the console and the log stream, what went wrong with the workers since
     /// the last time: every timeout, garbage answer, worker error and refused send is counted, never fatal.
-    private func reportRewardWorkerProblems(_ counters: RewardWorkerClient.Counters) throws {
+    private func reportRewardWorkerProblems(_ counters: RewardWorkerClient.Counters, stopping: Bool) throws {
         let last = reportedRewardCounters
         reportedRewardCounters = counters
         let new: [String: Int] = ["timeouts": counters.timeouts - last.timeouts, "garbage": counters.garbage - last.garbage,
@@ -940,7 +948,7 @@ package final class LearnerServer {
                                   "failed": counters.failed - last.failed].filter { $0.value > 0 }
         guard !new.isEmpty else { return }
         let text = new.keys.sorted().map { "\($0)=\(new[$0]!)" }.joined(separator: " ")
-        console.warn("reward workers: \(text) in the last second; the run goes on (docs/rewards.md)")
+        console.warn("reward workers: \(text) in the last second; " + (stopping ? "the learner is stopping" : "the run goes on (docs/rewards.md)"))
         try events.emit(.stream("reward_worker_problems", step: core.step, metrics: new.mapValues(Double.init),
                                 fields: ["endpoints": config.rewardWorkers.endpoints.joined(separator: ",")]))
     }

@@ -10,6 +10,27 @@ import TroupeRuntime
                            leaseTimeout: 60, heartbeatTimeout: 10, credit: 4)
     }
 
+    /// The queue rebuilt from the log's moves: each acceptance to the back, each resume's block to the
+    /// front in its order; prompts never moved keep the list's order; unknown prompts are ignored.
+    @Test func theQueueIsRebuiltFromItsMovesInOrder() {
+        let c = core(batchGroups: 2, maxStaleness: 0, prompts: 6)
+        c.restoreQueue([.toBack(2), .toBack(0), .toFront([5, 2, 5, 99]), .toBack(5), .toBack(99)])
+        #expect(c.queue == [2, 1, 3, 4, 0, 5], "\(c.queue)")
+    }
+
+    /// With `publish_every` 2 the newest weights lag the step by one every other step: the window then
+    /// holds one batch fewer, since a group that fell in it would be sampled on weights too old to train.
+    @Test func theWindowShrinksWhileTheNewestWeightsLagTheStep() {
+        let list = (0..<32).map { PromptEntry(id: UInt64($0), text: "p\($0)", tokens: [1, 2]) }
+        let c = LearnerCore(prompts: list, epoch: 1, batchGroups: 2, maxStaleness: 2, leaseSize: 1, leaseTimeout: 60,
+                            heartbeatTimeout: 10, credit: 4, publishEvery: 2)
+        #expect(c.leaseWindow == 6)
+        c.stepCompleted(trainedGroups: 0)
+        #expect(c.leaseWindow == 4, "step 1: the newest weights are step 0's")
+        c.stepCompleted(trainedGroups: 0)
+        #expect(c.leaseWindow == 6)
+    }
+
     @Test func leasesStayInsideTheStalenessWindow() {
         let c = core(batchGroups: 2, maxStaleness: 1)
         _ = c.hello(identity: "a", runId: 1, now: 0)
@@ -151,9 +172,13 @@ import TroupeRuntime
     /// their lease allows, as an actor slow to fetch weights would; a step trains `batch_groups` = 4
     /// groups in 1 s and publishes at once. Every group the lease window lets actors produce must still
     /// be trainable within max_staleness when its batch forms: stale discards waste the actors' work.
-    @Test(arguments: [(1, 0.3, false), (1, 0.9, false), (2, 0.3, false), (4, 0.5, false), (1, 0.3, true), (2, 0.2, true), (4, 0.5, true)])
-    func asynchronousLeasesProduceNoStaleGroups(maxStaleness: Int, sampleSeconds: Double, oldest: Bool) {
-        let c = core(batchGroups: 4, maxStaleness: maxStaleness, prompts: 64)
+    /// With `publishEvery` > 1 the newest weights are those of the last step a multiple of it.
+    @Test(arguments: [(1, 0.3, false, 1), (1, 0.9, false, 1), (2, 0.3, false, 1), (4, 0.5, false, 1), (1, 0.3, true, 1), (2, 0.2, true, 1),
+                      (4, 0.5, true, 1), (2, 0.3, false, 2), (3, 0.3, true, 2), (3, 0.3, false, 4), (4, 0.5, true, 4)])
+    func asynchronousLeasesProduceNoStaleGroups(maxStaleness: Int, sampleSeconds: Double, oldest: Bool, publishEvery: Int) {
+        let list = (0..<64).map { PromptEntry(id: UInt64($0), text: "p\($0)", tokens: [1, 2]) }
+        let c = LearnerCore(prompts: list, epoch: 1, batchGroups: 4, maxStaleness: maxStaleness, leaseSize: 1, leaseTimeout: 60,
+                            heartbeatTimeout: 10, credit: 4, publishEvery: publishEvery)
         let actors = ["a", "b", "c", "d"]
         for a in actors { _ = c.hello(identity: a, runId: 1, now: 0) }
         var sampling: [String: (lease: LearnerCore.Lease, version: Int, done: Double)] = [:]
@@ -170,9 +195,10 @@ import TroupeRuntime
                     if case .rejected(.stale, _) = c.submit(g, from: a, now: now) { stale += 1 }
                 }
                 // An actor samples on the newest weights, once they are at least the lease's min_version.
+                let newest = c.step - c.step % publishEvery
                 if sampling[a] == nil, let lease = c.grantLease(to: a, maxPrompts: 1, now: now) {
-                    #expect(lease.minStep <= c.step, "an asynchronous lease asks for weights not yet published")
-                    sampling[a] = (lease, oldest ? lease.minStep : c.step, now + sampleSeconds)
+                    #expect(lease.minStep <= newest, "an asynchronous lease asks for weights not yet published")
+                    sampling[a] = (lease, oldest ? lease.minStep : newest, now + sampleSeconds)
                 }
                 c.touch(identity: a, now: now)
             }
@@ -182,7 +208,7 @@ import TroupeRuntime
             }
             now += 0.01
         }
-        print("[lease] max_staleness \(maxStaleness), \(sampleSeconds) s per group, \(oldest ? "oldest allowed" : "newest") weights: \(produced) groups, \(stale) stale, \(c.step) steps in 300 s")
+        print("[lease] max_staleness \(maxStaleness), publish_every \(publishEvery), \(sampleSeconds) s per group, \(oldest ? "oldest allowed" : "newest") weights: \(produced) groups, \(stale) stale, \(c.step) steps in 300 s")
         #expect(c.step >= 200, "\(c.step) steps in 300 s of simulated time")
         #expect(Double(stale) <= 0.02 * Double(produced), "\(stale) of \(produced) groups discarded as stale")
         #expect(c.accounting.identityHolds)

@@ -333,9 +333,15 @@ import TroupeWire
         h.kill()
         let resumed = try LearnerHarness(["learner.checkpoint_every=2"], directory: directory)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        #expect(resumed.learner.core.queue == (cleanStop ? queue : [6, 7, 0, 1, 2, 3, 4, 5]), "\(resumed.learner.core.queue)")
-        let b = resumed.connect("b", runId: 2)
-        #expect(try resumed.join(b).prompts.map(\.promptID) == [cleanStop ? 7 : 6])
+        let resumedQueue = resumed.learner.core.queue
+        #expect(resumedQueue == (cleanStop ? queue : [6, 7, 0, 1, 2, 3, 4, 5]), "\(resumedQueue)")
+        // Killed again before anything more was accepted, the next resume finds the same queue: the first
+        // resume's refusals are in the log.
+        resumed.kill()
+        let again = try LearnerHarness(["learner.checkpoint_every=2"], directory: directory)
+        #expect(again.learner.core.queue == resumedQueue, "\(again.learner.core.queue)")
+        let b = again.connect("b", runId: 2)
+        #expect(try again.join(b).prompts.map(\.promptID) == [cleanStop ? 7 : 6])
     }
 
     /// A resume whose run.max_steps is below its checkpoint's step would stop at once, saying it finished.

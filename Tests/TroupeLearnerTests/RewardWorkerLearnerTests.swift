@@ -122,6 +122,25 @@ import TroupeWire
         #expect(bye.reason.hasPrefix("learner failed: the reward workers scored no sample for "), "\(bye.reason)")
     }
 
+    /// A failure followed by a quiet spell (no group asked of the workers: no actor sampling) is no
+    /// outage: the learner does not stop however long nothing happens.
+    @Test func aQuietSpellAfterAFailureDoesNotStopTheLearner() throws {
+        let workers = InMemoryRewardWorkers(workers: 1)
+        let h = try LearnerHarness(Self.overrides + ["reward_workers.outage_stop_s=5", "reward_workers.cache_entries=0",
+                                                      "learner.heartbeat_timeout_s=100"], rewardTransport: workers)
+        let actor = h.connect("a")
+        let lease = try h.join(actor)
+        try actor.submit(prompt: lease.prompts[0].promptID, lease: lease.leaseID, version: PolicyVersion(epoch: h.epoch, step: 0))
+        try h.turn()
+        h.now += 2.1
+        try h.turn()
+        #expect(try actor.acks().first?.rejectReason == .rewardUnavailable)
+        for _ in 0..<40 {
+            h.now += 0.5
+            #expect(try h.turn() == .running)
+        }
+    }
+
     @Test func withAFallbackAnUnscoredSampleTrainsOnItAndSaysSo() throws {
         let workers = InMemoryRewardWorkers(workers: 1)
         let h = try LearnerHarness(Self.overrides + ["reward_workers.fallback_reward=-0.5"], rewardTransport: workers)
