@@ -280,8 +280,10 @@ package struct GroupAdmission {
                 return Refusal(.malformed, "sample \(i): stop token \(s.tokens[p]) at \(p) is not the last token")
             }
             // Nor may a stop sequence be complete before the last token: tokens after it would be trained on.
-            // (A serial exit's inserted phrase was not sampled, so its exits are not held to this.)
-            if s.inserted == nil && s.tokens.count > 1 && containsStopSequence(Array(s.tokens.dropLast()), scorer: scorer) {
+            // A serial exit's sampler looks from its first answer token on, over the path's prefix and the
+            // inserted phrase: one answer token may follow a stop sequence the two make together, not more.
+            let lookedAt = s.inserted.map { $0.upperBound + 1 } ?? 1
+            if s.tokens.count > lookedAt && containsStopSequence(Array(s.tokens.dropLast()), scorer: scorer) {
                 return Refusal(.malformed, "sample \(i): its text holds a stop sequence before its last token, where sampling stops")
             }
             switch s.finishReason {

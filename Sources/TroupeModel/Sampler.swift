@@ -220,11 +220,12 @@ struct Transcripts {
             finished = true
         } else if !stopBytes.isEmpty, let bytesOf = tokenBytes {
             textTail[i] += bytesOf(choice.token)
-            if textTail[i].count > 4 * longestStop + 64 { textTail[i].removeFirst(textTail[i].count - 2 * longestStop) }
+            // Matched before the tail is cut: a long token may complete a stop string far from its end.
             if stopBytes.contains(where: { containsSubsequence(textTail[i], $0) }) {
                 outputs[i].finishReason = .stop
                 finished = true
             }
+            if textTail[i].count > 4 * longestStop + 64 { textTail[i].removeFirst(textTail[i].count - 2 * longestStop) }
         }
         if !finished && (outputs[i].tokens.count >= parameters.maxNewTokens || lengths[i] >= capacity[i]) {
             outputs[i].finishReason = .length

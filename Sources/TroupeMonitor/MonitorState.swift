@@ -42,7 +42,7 @@ package struct MonitorState: Sendable {
     // Learner.
     package private(set) var learnerStatus = LearnerStatus.unknown
     package private(set) var learnerRunId: UInt64?
-    /// When the current learner process started (its `learner_started`; nil when that was missed).
+    /// When the current learner process started (its `learner_started`, or the `started_unix` of its `learner_stats`).
     package private(set) var learnerStartTime: Double?
     package private(set) var lastLearnerEventTime: Double?
     /// The run directory and epoch the learner announced.
@@ -104,8 +104,8 @@ package struct MonitorState: Sendable {
         return Double(max(0, maxSteps - step)) / rate
     }
 
-    /// Seconds since the current learner process started; nil when its `learner_started` was missed
-    /// (the monitor joined later).
+    /// Seconds since the current learner process started; nil until its `learner_started`, or a
+    /// `learner_stats` naming its start, has arrived.
     package func elapsedSeconds(now: Double) -> Double? {
         learnerStartTime.map { max(0, now - $0) }
     }

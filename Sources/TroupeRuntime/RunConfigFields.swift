@@ -420,7 +420,9 @@ extension RunConfig: Decodable {
         }
         // The system cuts a path at its first NUL: the run would read or write another file than the one named.
         let paths: [(String, String?)] = [("run.directory", run.directory), ("model.path", model.path), ("task.file", task.file),
-                                          ("learner.shared_memory_dir", learner.sharedMemoryDirectory)]
+                                          ("learner.shared_memory_dir", learner.sharedMemoryDirectory),
+                                          ("reward_workers.client_key", rewardWorkers.clientKey)]
+            + rewardWorkers.serverKeys.map { ("reward_workers.server_keys", $0) }
         for case let (key, path?) in paths where path.contains("\u{0}") {
             throw ConfigError(key: key, problem: "holds a NUL character, which no file name can: \(path.debugDescription)")
         }

@@ -61,7 +61,8 @@ import TroupeWire
         }
         #expect(live.security.allowlist.member(named: "a1") != nil && live.security.allowlist.member(named: "a3") == nil)
 
-        // A directory that is gone (removed, or a mount that went away) cannot be told from an outage.
+        // A directory that is gone cannot be told from an outage. (A volume unmounted under it usually
+        // leaves an empty mount point, which reads as emptied: every key is revoked, failing closed.)
         let moved = directory + ".moved"
         try FileManager.default.moveItem(atPath: directory, toPath: moved)
         defer { try? FileManager.default.removeItem(atPath: moved) }

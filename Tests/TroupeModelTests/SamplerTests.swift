@@ -95,6 +95,12 @@ import TroupeTensor
                                             parameters: SamplingParameters(maxNewTokens: 20, stopStrings: [target]), tokenBytes: bytes)[0]
         #expect(byString.finishReason == .stop)
         #expect(byString.tokens.count <= 4)
+        // A token far longer than the stop string, completing it at its start: found all the same.
+        let long: (Int32) -> [UInt8] = { $0 == free.tokens[1] ? Array(("\n" + String(repeating: "y", count: 99)).utf8) : [UInt8(ascii: "z")] }
+        let byLongToken = try sampler.generate([SampleRequest(prompt: [1], seed: 5)],
+                                               parameters: SamplingParameters(maxNewTokens: 20, stopStrings: ["\n"]), tokenBytes: long)[0]
+        #expect(byLongToken.finishReason == .stop && byLongToken.tokens.count == free.tokens.firstIndex(of: free.tokens[1])! + 1,
+                "\(byLongToken.tokens) of \(free.tokens)")
     }
 
     @Test func badInputIsAClearError() throws {
