@@ -14,7 +14,7 @@ package struct GenerateCommand: ParsableCommand {
         discussion: """
             Examples:
 
-              troupe generate --model DIR --prompt "Q: 47+85=?\\nA:" --stop $'\\n' --temperature 0.7
+              troupe generate --model DIR --prompt $'Q: 47+85=?\\nA:' --stop $'\\n' --temperature 0.7
               troupe generate --model DIR --prompt "Once upon" --samples 4 --json
 
             Sampling stops at the tokenizer's EOS token (and the config's eos_token_id) unless \

@@ -46,6 +46,7 @@ struct LearnerCommand: ParsableCommand {
         if let resume, runConfig.config != nil {
             throw ValidationError("--config cannot be given with --resume: the run continues with its frozen \(resume)/config.json")
         }
+        if let resume { try validateRunDirectory(resume) }
     }
 
     func run() throws {

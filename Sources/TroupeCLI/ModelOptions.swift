@@ -106,6 +106,15 @@ func validateDirectory(_ path: String, option: String) throws {
     }
 }
 
+/// Checks that `--resume`'s run directory exists and is a directory (what it holds is the learner's to judge).
+func validateRunDirectory(_ path: String) throws {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        throw ValidationError("--resume: run directory \(path) does not exist")
+    }
+    guard isDirectory.boolValue else { throw ValidationError("--resume: \(path) is a file; give the run directory") }
+}
+
 /// Parses `1,2, 3` (commas and/or spaces) into token ids.
 func parseTokenIds(_ list: String, option: String) throws -> [Int32] {
     // Commas separate entries (spaces may too, within one); an empty entry ("1,,2", "1,") is a mistake.

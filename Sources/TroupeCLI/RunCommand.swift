@@ -50,6 +50,7 @@ package struct RunCommand: ParsableCommand {
         if resume != nil, let given = model != nil ? "--model" : file != nil ? "--file" : runConfig.config != nil ? "--config" : nil {
             throw ValidationError("\(given) cannot be given with --resume: the run goes on with its frozen configuration (RUN/config.json)")
         }
+        if let resume { try validateRunDirectory(resume) }
     }
 
     package func run() throws {

@@ -13,7 +13,7 @@ package struct ScoreCommand: ParsableCommand {
         discussion: """
             Examples:
 
-              troupe score --model DIR --prompt "Q: 47+85=?\\nA:" --completion $' 132\\n'
+              troupe score --model DIR --prompt $'Q: 47+85=?\\nA:' --completion $' 132\\n'
               troupe score --model DIR --ids 5,17,42,9 --score-from 2
 
             Text: the prompt and the completion are encoded separately and joined, as a prompt and its \

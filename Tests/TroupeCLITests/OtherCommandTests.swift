@@ -90,9 +90,14 @@ import TroupeRuntime
         expectUsageError(["run", "--actors", "0"], "--actors must be in 1 … 1024 (as actors.count), got 0")
         expectUsageError(["run", "--actors", "1025"], "--actors must be in 1 … 1024 (as actors.count), got 1025")
         expectUsageError(["run", "--actors", "many"], "The value 'many' is invalid for '--actors")
-        #expect(try parse(["run", "--resume", "runs/x", "--actors", "3", "--set", "run.max_steps=9"], as: RunCommand.self).resume == "runs/x")
+        #expect(try parse(["run", "--resume", scratch.run, "--actors", "3", "--set", "run.max_steps=9"], as: RunCommand.self).resume == scratch.run)
         for (option, value) in [("--model", "m"), ("--file", "t.jsonl"), ("--config", "c.json")] {
-            expectUsageError(["run", "--resume", "runs/x", option, value], "\(option) cannot be given with --resume")
+            expectUsageError(["run", "--resume", scratch.run, option, value], "\(option) cannot be given with --resume")
+        }
+        // A run directory that is not there is a command-line mistake (64), for the learner too.
+        for command in ["run", "learner"] {
+            expectUsageError([command, "--resume", scratch.missing], "--resume: run directory \(scratch.missing) does not exist")
+            expectUsageError([command, "--resume", scratch.pairs], "--resume: \(scratch.pairs) is a file")
         }
     }
 
