@@ -228,7 +228,8 @@ package struct ConfigError: Error, CustomStringConvertible, Equatable {
         self.location = location
     }
     package var description: String {
-        guard let location else { return "config key \(key): \(problem)" }
+        // An option (`--config`) at fault is named as itself, not as a key.
+        guard let location else { return key.hasPrefix("-") ? "\(key): \(problem)" : "config key \(key): \(problem)" }
         // A file that does not parse has no key at fault: its position says where.
         return key.isEmpty ? "\(location): \(problem)" : "\(location): \(key): \(problem)"
     }
