@@ -134,7 +134,7 @@ package struct RunConfig: Sendable {
         package var fallbackReward: Double?
         /// Scores kept in the learner's cache (least recently used go first); 0 turns it off.
         package var cacheEntries = 65_536
-        /// The learner stops (a checkpoint, status 1) when samples went unscored and none was scored for
+        /// The learner stops (a checkpoint, status 1) when samples went unscored and no worker answered for
         /// this long; 0: never. Without it, workers that never recover would keep a run resampling for ever.
         package var outageStopSeconds = 600.0
         /// Public key files of the workers (one for all, or one per endpoint in order); empty: plaintext.
