@@ -140,13 +140,16 @@ enum RunSummaryTable {
             let gap = b.majority - b.passAt1
             lines.append(String(format: "pass@1 gain %+.1f points (initial maj@%d − pass@1 gap %.1f points)", 100 * (a.passAt1 - b.passAt1), k, 100 * gap))
         } else {
-            lines.append("(evaluation skipped)")
+            lines.append("(evaluation skipped: \(o.evaluationSkipped ?? "no evaluation was made"))")
         }
         if let r = o.rolloutTokens, r.generated < r.drawnAlone {
             lines.append(String(format: "rollout tokens %.0f drawn, %.1f%% of the %.0f that independent samples would draw",
                                 r.generated, 100 * r.generated / r.drawnAlone, r.drawnAlone))
         }
         if let step = o.resumedFromStep { lines.append("resumed from the checkpoint of step \(step)") }
+        if o.steps < config.run.maxSteps {
+            lines.append("stopped at step \(o.steps) of \(config.run.maxSteps): `troupe run --resume \(o.runDirectory)` goes on")
+        }
         lines.append("steps \(o.steps)   wall time \(String(format: "%.0f", o.wallSeconds)) s   training \(String(format: "%.0f", o.tokensPerSecond)) tokens/s")
         lines.append("run directory \(o.runDirectory)   (report: \(o.runDirectory)/report.html)")
         Swift.print(lines.joined(separator: "\n"))

@@ -74,6 +74,8 @@ package final class LocalRun {
         /// The learner stopped before it started or resumed the run: nothing was trained, and the run
         /// directory's summary and report stay as they were (a new run gets none).
         package var notStarted = false
+        /// Why there is no evaluation before or after (nil: both were made).
+        package var evaluationSkipped: String?
     }
 
     // MARK: run
@@ -106,6 +108,11 @@ package final class LocalRun {
                                      TensorBoardSink<Never>(directory: dir + "/tensorboard", onFailure: exportFailed)])
 
         var before: EvalRow?
+        var evaluationSkipped: String? = !options.evaluate ? "--no-eval"
+            : items.isEmpty ? "no prompt of \(config.task.file ?? "the task") has an answer to evaluate against" : nil
+        if options.evaluate, !items.isEmpty, let file = config.task.file, items.count < min(prompts.entries.count, config.task.count) {
+            console.info("evaluating the \(items.count) prompts of \(file) that have an answer, of \(prompts.entries.count)")
+        }
         if options.evaluate && !items.isEmpty {
             console.info("evaluating the base model", ["prompts": .integer(items.count), "samples": .integer(config.eval.samples)])
             // A resumed run's base model gives the same figures (the same seed and settings).
@@ -140,13 +147,16 @@ package final class LocalRun {
             console.info("evaluating the trained model")
             // model/ is the latest checkpoint, behind the last step when the learner stopped between checkpoints.
             after = try evaluate(modelDirectory: dir + "/model", items: items, step: latestCheckpointStep() ?? status.step, events: events)
+        } else if evaluationSkipped == nil {
+            evaluationSkipped = "no checkpoint was written to evaluate"
         }
         let wall = monotonicSeconds() - started
         let outcome = Outcome(exitStatus: exitStatus, before: before, after: after, steps: status.step, wallSeconds: wall,
                               tokensPerSecond: status.tokensPerSecond,
                               rolloutTokens: status.tokensDrawnAlone > 0 ? (status.tokensGenerated, status.tokensDrawnAlone) : nil,
                               runDirectory: dir,
-                              resumedFromStep: options.resume ? (try? LearnerSummary.read(runDirectory: dir))?.resumedFromStep : nil)
+                              resumedFromStep: options.resume ? (try? LearnerSummary.read(runDirectory: dir))?.resumedFromStep : nil,
+                              evaluationSkipped: evaluationSkipped)
         try writeSummary(outcome, status: status, prompts: prompts.entries.count)
         return outcome
     }

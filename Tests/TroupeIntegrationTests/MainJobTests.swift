@@ -129,6 +129,8 @@ extension RuntimeIntegrationTests {
         kill(learners[0].pid, SIGKILL)
         run.expectExit(first, .code(137), within: 60)
         run.check(first.stderr.contains("troupe run --resume \(run.runDirectory)"), "the failed run does not say how to resume it")
+        run.check(first.stdout.contains("of 30: `troupe run --resume \(run.runDirectory)` goes on"),
+                  "the summary table does not say the run stopped early: \(first.stdout.suffix(600))")
         let checkpoint = try #require(Int(String(contentsOfFile: run.runDirectory + "/checkpoints/latest", encoding: .utf8).dropFirst(5).prefix(8)))
 
         // Only the keys a resume may change: a frozen one is refused, naming it, before anything starts.
@@ -158,9 +160,11 @@ extension RuntimeIntegrationTests {
         // with the weights of the same run left alone, because the resumed learner leases the prompts the
         // killed one had leased next.
         let alone = run.directory + "/uninterrupted"
-        let (aloneStatus, _) = try run.runToCompletion("uninterrupted", ["run", "--no-eval"] + settings.flatMap { ["--set", $0] }
+        let (aloneStatus, aloneRun) = try run.runToCompletion("uninterrupted", ["run", "--no-eval"] + settings.flatMap { ["--set", $0] }
             + ["--set", "run.directory=\(alone)"], within: 300)
         run.check(aloneStatus == .code(0), "the uninterrupted run ended with \(aloneStatus?.description ?? "a timeout")")
+        run.check(aloneRun.stdout.contains("(evaluation skipped: --no-eval)") && !aloneRun.stdout.contains("goes on"),
+                  "the finished run's summary: \(aloneRun.stdout.suffix(400))")
         func weightsHash(_ directory: String) -> String? {
             let data = FileManager.default.contents(atPath: directory + "/learner-summary.json") ?? Data()
             return (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["weights_hash"] as? String
