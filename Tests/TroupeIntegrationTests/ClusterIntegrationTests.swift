@@ -87,16 +87,9 @@ import Glibc
     @Test func aLearnerWhosePortsAreTakenBindsAFreeBlockWithFreePorts() throws {
         let run = try IntegrationRun("free-ports")
         defer { run.finish() }
-        let squatter = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(squatter) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(run.ports.control).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(squatter, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        try run.require(bound == 0 && listen(squatter, 1) == 0, "could not take port \(run.ports.control)")
+        let squatter = listenOnLoopback(port: run.ports.control)
+        defer { squatter.map { _ = close($0) } }
+        try run.require(squatter != nil, "could not take port \(run.ports.control)")
         let learner = try run.start("learner", ["learner", "--free-ports"] + run.learnerSettings(maxSteps: 3) + IntegrationRun.plaintext)
         let actor = try run.start("actor-p1", ["actor", "--learner-file", run.runDirectory, "--identity", "p1", "--connect-timeout", "60"]
                                                 + IntegrationRun.plaintext)
@@ -294,14 +287,9 @@ import Glibc
         let run = try IntegrationRun("bad-addresses")
         defer { run.finish() }
         // Take the control port first.
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(run.ports.control).bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        try run.require(bound == 0 && listen(fd, 1) == 0, "could not occupy port \(run.ports.control)")
+        let occupier = listenOnLoopback(port: run.ports.control)
+        defer { occupier.map { _ = close($0) } }
+        try run.require(occupier != nil, "could not occupy port \(run.ports.control)")
         let (inUse, learner) = try run.runToCompletion("learner-port-in-use", ["learner"] + IntegrationRun.plaintext + run.learnerSettings(maxSteps: 2), within: 30)
         run.check(inUse != nil && inUse != .code(0), "a learner on a taken port ended with \(inUse?.description ?? "a timeout")")
         run.check(learner.stderr.contains("\(run.ports.control)") && learner.stderr.lowercased().contains("in use"),

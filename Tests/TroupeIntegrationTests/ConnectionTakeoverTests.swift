@@ -97,6 +97,17 @@ func withLoopbackAddress<Result>(port: Int, _ body: (UnsafePointer<sockaddr>, so
     }
 }
 
+/// A socket listening on 127.0.0.1:`port`, or nil: holds the port so that a process under test finds it taken.
+func listenOnLoopback(port: Int) -> Int32? {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return nil }
+    var reuse: Int32 = 1   // the port's last connections may still be in TIME_WAIT
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
+    let bound = withLoopbackAddress(port: port) { bind(fd, $0, $1) }
+    guard bound == 0, listen(fd, 1) == 0 else { close(fd); return nil }
+    return fd
+}
+
 struct RawZMTPError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }

@@ -83,7 +83,7 @@ extension RuntimeIntegrationTests {
         run.expectExit(actor, .code(0), within: 30)
 
         // A port already taken: the learner says which key and exits 1 before writing anything.
-        let blocker = try #require(Self.listen(onLoopbackPort: port), "cannot hold port \(port)")
+        let blocker = try #require(listenOnLoopback(port: port), "cannot hold port \(port)")
         defer { close(blocker) }
         let second = try IntegrationRun("metrics-http-taken")
         defer { second.finish() }
@@ -91,16 +91,5 @@ extension RuntimeIntegrationTests {
         run.check(second.expectExit(refused, .code(1), within: 60) == .code(1), "a learner on a taken /metrics port did not exit 1")
         run.check(refused.stderr.contains("endpoints.metrics_port"), "the refusal does not name the key: \(refused.tail())")
         run.check(!FileManager.default.fileExists(atPath: second.runDirectory + "/config.json"), "the refused learner wrote config.json")
-    }
-
-    /// A socket listening on 127.0.0.1:`port`, or nil.
-    static func listen(onLoopbackPort port: Int) -> Int32? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        var reuse: Int32 = 1   // the learner's server side of the scrapes may still be in TIME_WAIT
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
-        let bound = withLoopbackAddress(port: port) { bind(fd, $0, $1) }
-        guard bound == 0, Glibc.listen(fd, 1) == 0 else { close(fd); return nil }
-        return fd
     }
 }
