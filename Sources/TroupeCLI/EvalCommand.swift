@@ -138,10 +138,7 @@ package struct EvalCommand: ParsableCommand {
         case (_?, _?): throw ValidationError("give only one of --task and --file")
         case (_?, nil): break
         case let (nil, path?):
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
-                throw ValidationError("--file \(path) is not a file")
-            }
+            try requirePath(path, directory: false, missing: "--file \(path) is not a file", wrongKind: "--file \(path) is not a file")
         }
         if let count, count < 1 { throw ValidationError("--count must be at least 1, got \(count)") }
         if let task, let available = TaskSet.problemCount(task, split: split), (count ?? Self.defaultTaskCount) > available {
@@ -230,10 +227,9 @@ package struct EvalCommand: ParsableCommand {
                 throw CommandError("--count \(count): \(file) holds \(contents.items.count) usable tasks; leave --count out to evaluate them all")
             }
             let items = Array(contents.items.prefix(count ?? contents.items.count))
-            let unlabeled = items.filter { $0.answer == nil }
-            if let first = unlabeled.first {
-                throw CommandError("\(unlabeled.count) of \(items.count) tasks in \(file) have no \"answer\" "
-                    + "(the first: line \(contents.lines[items.firstIndex(of: first) ?? 0]), id \(first.id.debugDescription)); evaluation compares against reference answers")
+            if let first = items.firstIndex(where: { $0.answer == nil }) {
+                throw CommandError("\(items.count { $0.answer == nil }) of \(items.count) tasks in \(file) have no \"answer\" "
+                    + "(the first: line \(contents.lines[first]), id \(items[first].id.debugDescription)); evaluation compares against reference answers")
             }
             return (items, contents)
         }

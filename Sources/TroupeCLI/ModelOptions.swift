@@ -95,24 +95,24 @@ package struct SamplingOptions<Defaults: SamplingDefaults>: ParsableArguments {
     }
 }
 
+/// Refuses `path` unless it exists and is a directory (`directory`) or a file (not): `missing` and
+/// `wrongKind` are the command-line errors' texts.
+func requirePath(_ path: String, directory: Bool, missing: @autoclosure () -> String, wrongKind: @autoclosure () -> String) throws {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw ValidationError(missing()) }
+    guard isDirectory.boolValue == directory else { throw ValidationError(wrongKind()) }
+}
+
 /// Checks that `path`, given as `option`, is a directory.
 func validateDirectory(_ path: String, option: String) throws {
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-        throw ValidationError("\(option) \(path) does not exist")
-    }
-    guard isDirectory.boolValue else {
-        throw ValidationError("\(option) \(path) is not a directory (a model directory holds config.json and model.safetensors)")
-    }
+    try requirePath(path, directory: true, missing: "\(option) \(path) does not exist",
+                    wrongKind: "\(option) \(path) is not a directory (a model directory holds config.json and model.safetensors)")
 }
 
 /// Checks that `--resume`'s run directory exists and is a directory (what it holds is the learner's to judge).
 func validateRunDirectory(_ path: String) throws {
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-        throw ValidationError("--resume: run directory \(path) does not exist")
-    }
-    guard isDirectory.boolValue else { throw ValidationError("--resume: \(path) is a file; give the run directory") }
+    try requirePath(path, directory: true, missing: "--resume: run directory \(path) does not exist",
+                    wrongKind: "--resume: \(path) is a file; give the run directory")
 }
 
 /// Parses `1,2, 3` (commas and/or spaces) into token ids.

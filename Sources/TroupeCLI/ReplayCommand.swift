@@ -18,11 +18,8 @@ package struct ReplayCommand: ParsableCommand {
     package init() {}
 
     package func validate() throws {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: runDirectory, isDirectory: &isDirectory) else {
-            throw ValidationError("run directory \(runDirectory) does not exist")
-        }
-        guard isDirectory.boolValue else { throw ValidationError("\(runDirectory) is a file: give the run directory that holds run.log") }
+        try requirePath(runDirectory, directory: true, missing: "run directory \(runDirectory) does not exist",
+                        wrongKind: "\(runDirectory) is a file: give the run directory that holds run.log")
         guard FileManager.default.fileExists(atPath: runDirectory + "/run.log") else { throw ValidationError("\(runDirectory) has no run.log") }
         guard FileManager.default.fileExists(atPath: runDirectory + "/config.json") else { throw ValidationError("\(runDirectory) has no config.json") }
     }

@@ -34,13 +34,8 @@ package struct ReportCommand: ParsableCommand {
     package func validate() throws {
         guard !runs.isEmpty else { throw ValidationError("give at least one run directory") }
         for run in runs {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: run, isDirectory: &isDirectory) else {
-                throw ValidationError("run directory \(run) does not exist")
-            }
-            guard isDirectory.boolValue else {
-                throw ValidationError("\(run) is not a directory; pass a run directory (it holds metrics.jsonl)")
-            }
+            try requirePath(run, directory: true, missing: "run directory \(run) does not exist",
+                            wrongKind: "\(run) is not a directory; pass a run directory (it holds metrics.jsonl)")
             let metrics = URL(fileURLWithPath: run).appendingPathComponent(ReportFiles.metricsFileName).path
             guard FileManager.default.fileExists(atPath: metrics) else {
                 throw ValidationError("\(metrics) does not exist; is \(run) a run directory?")

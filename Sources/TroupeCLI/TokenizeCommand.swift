@@ -50,9 +50,8 @@ package struct TokenizeCommand: ParsableCommand {
         case (.some, .some): throw ValidationError("give only one of --model and --tokenizer")
         case let (model?, nil): try validateDirectory(model, option: "--model")
         case let (nil, file?):
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory) else { throw ValidationError("--tokenizer \(file) does not exist") }
-            if isDirectory.boolValue { throw ValidationError("--tokenizer \(file) is a directory (give its tokenizer.json, or the directory as --model)") }
+            try requirePath(file, directory: false, missing: "--tokenizer \(file) does not exist",
+                            wrongKind: "--tokenizer \(file) is a directory (give its tokenizer.json, or the directory as --model)")
         }
         if ids != nil {
             guard text == nil else { throw ValidationError("give either text to encode or --ids to decode, not both") }

@@ -924,9 +924,8 @@ package final class LearnerServer {
         let limit = config.rewardWorkers.outageStopSeconds
         guard let start = rewardOutageStart, limit > 0, now - start.at >= limit, stopFailure == nil else { return }
         let before = start.counters
-        let counts = ["timeouts": counters.timeouts - before.timeouts, "garbage": counters.garbage - before.garbage,
-                      "worker_errors": counters.workerErrors - before.workerErrors, "unreachable": counters.unreachable - before.unreachable]
-            .filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        let counts = counters.problems(since: before).filter { $0.key != "failed" }.sorted { $0.key < $1.key }
+            .map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         stopFailure = "the reward workers scored no sample for \(Int(now - start.at)) s (reward_workers.outage_stop_s \(limit)) "
             + "while \(counters.failed - before.failed) went unscored (\(counts.isEmpty ? "no other problem counted" : counts)); "
             + "the learner stops with a checkpoint: resume once the workers answer"
@@ -943,9 +942,7 @@ package final class LearnerServer {
     private func reportRewardWorkerProblems(_ counters: RewardWorkerClient.Counters, stopping: Bool) throws {
         let last = reportedRewardCounters
         reportedRewardCounters = counters
-        let new: [String: Int] = ["timeouts": counters.timeouts - last.timeouts, "garbage": counters.garbage - last.garbage,
-                                  "worker_errors": counters.workerErrors - last.workerErrors, "unreachable": counters.unreachable - last.unreachable,
-                                  "failed": counters.failed - last.failed].filter { $0.value > 0 }
+        let new = counters.problems(since: last)
         guard !new.isEmpty else { return }
         let text = new.keys.sorted().map { "\($0)=\(new[$0]!)" }.joined(separator: " ")
         console.warn("reward workers: \(text) in the last second; " + (stopping ? "the learner is stopping" : "the run goes on (docs/rewards.md)"))

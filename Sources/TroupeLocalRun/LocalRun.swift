@@ -110,7 +110,7 @@ package final class LocalRun {
         var before: EvalRow?
         var evaluationSkipped: String? = !options.evaluate ? "--no-eval"
             : items.isEmpty ? "no prompt of \(config.task.file ?? "the task") has an answer to evaluate against" : nil
-        if options.evaluate, !items.isEmpty, let file = config.task.file, items.count < min(prompts.entries.count, config.task.count) {
+        if options.evaluate, !items.isEmpty, let file = config.task.file, items.count < prompts.entries.count {
             console.info("evaluating the \(items.count) prompts of \(file) that have an answer, of \(prompts.entries.count)")
         }
         if options.evaluate && !items.isEmpty {

@@ -74,6 +74,13 @@ package final class RewardWorkerClient {
 
         package init() {}
 
+        /// What went wrong since `earlier`: the counts of timeouts, garbage, worker errors, refused sends
+        /// and unscored samples that grew, by their metric names (those above zero).
+        package func problems(since earlier: Counters) -> [String: Int] {
+            ["timeouts": timeouts - earlier.timeouts, "garbage": garbage - earlier.garbage, "worker_errors": workerErrors - earlier.workerErrors,
+             "unreachable": unreachable - earlier.unreachable, "failed": failed - earlier.failed].filter { $0.value > 0 }
+        }
+
         package var metrics: [String: Double] {
             ["calls": calls, "cache_hits": cacheHits, "timeouts": timeouts, "garbage": garbage, "worker_errors": workerErrors,
              "late": late, "unreachable": unreachable, "scored": scored, "failed": failed].mapValues(Double.init)
