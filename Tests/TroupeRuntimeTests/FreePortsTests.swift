@@ -10,7 +10,9 @@ import TroupeRuntime
         // As libzmq listens: its accepted connections inherit SO_REUSEADDR, which is what lets a
         // later SO_REUSEADDR bind pass their TIME_WAIT.
         let listener = try Self.socket()
-        defer { close(listener) }
+        // Closed by hand below; closed twice, the number may by then be another test's file.
+        var listenerOpen = true
+        defer { if listenerOpen { close(listener) } }
         var one: Int32 = 1
         setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         var address = sockaddr_in()
@@ -32,6 +34,7 @@ import TroupeRuntime
         Thread.sleep(forTimeInterval: 0.05)
         close(client)
         close(listener)
+        listenerOpen = false
         Thread.sleep(forTimeInterval: 0.05)
 
         // A bind without SO_REUSEADDR is refused now: the lingering connection is there.
