@@ -34,12 +34,13 @@ let package = Package(
         .systemLibrary(name: "CSodium", path: "Sources/CSodium"),
         // A header only: the prefetch hint the decoding kernels need (Swift cannot express it).
         .systemLibrary(name: "CPrefetch", path: "Sources/CPrefetch"),
+        .target(name: "CBF16"),
 
         // The one JSON value, a strict parser that reports line and column, a serializer and a strict
         // Decoder. No dependencies: every module that reads or writes JSON uses it.
         .target(name: "TroupeJSON", swiftSettings: [v5]),
         // Pure numerics: storage, BLAS calls, kernels, AdamW.
-        .target(name: "TroupeTensor", dependencies: ["CBLAS", "CPrefetch"], swiftSettings: fastMath + [v5]),
+        .target(name: "TroupeTensor", dependencies: ["CBLAS", "CPrefetch", "CBF16"], swiftSettings: fastMath + [v5]),
         // Tokenizers: built-in byte level and Hugging Face tokenizer.json byte-level BPE. Pure.
         .target(name: "TroupeTokenizer", dependencies: ["TroupeJSON"], swiftSettings: [v5]),
         // The Llama-family policy: config, safetensors, forward/backward, KV-cache sampler.
@@ -140,7 +141,7 @@ let package = Package(
         .testTarget(name: "TroupeMonitorTests", dependencies: ["TroupeMonitor", "TroupeRuntime"], swiftSettings: [v5]),
         .testTarget(name: "TroupeLocalRunTests", dependencies: ["TroupeLocalRun", "TroupeRuntime"], swiftSettings: [v5]),
         // Real learner, actor and replay processes on loopback (runs the built `troupe` binary).
-        .testTarget(name: "TroupeIntegrationTests", dependencies: ["TroupeLocalRun", "TroupeModel", "TroupeTokenizer"], swiftSettings: [v5]),
+        .testTarget(name: "TroupeIntegrationTests", dependencies: ["TroupeLocalRun", "TroupeModel", "TroupeTensor", "TroupeTokenizer"], swiftSettings: [v5]),
         .testTarget(name: "TroupeCLITests", dependencies: [
             "TroupeCLI", "TroupeModel", "TroupeRuntime", "TroupeTasks", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: [v5]),

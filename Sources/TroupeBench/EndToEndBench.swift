@@ -152,7 +152,7 @@ package enum EndToEndBench {
         // The run's settings as the learner resolves them, and its environment as `troupe run` gives it
         // (its actors share these cores).
         let resolved = try RunConfig.parse(.object([:]), overrides: options.overrides + ["learner.max_staleness=\(staleness)"])
-        let learnerEnvironment = resolved.learnerEnvironmentBesideActors(ProcessInfo.processInfo.environment)
+        let learnerEnvironment = resolved.learnerEnvironment(ProcessInfo.processInfo.environment)
         // Should the benchmark die (Ctrl-C twice, SIGKILL), its learner and actors stop on their own.
         let learner = try Shutdown.launchChild(options.executable, learnerArgs, log: work + "/learner.log", environment: learnerEnvironment)
         children.append(learner)

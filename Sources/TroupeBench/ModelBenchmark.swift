@@ -20,6 +20,19 @@ package enum ModelBenchmark {
         return 2 * Double(n * n * n) / median(times) / 1e9
     }
 
+    /// GFLOP/s of the same product with bfloat16 operands (`BF16GEMM`, the hardware kernel).
+    package static func bf16Rate(n: Int = 1024, repeats: Int = 5) -> Double {
+        let a = FloatBuffer(count: n * n), b = FloatBuffer(count: n * n), c = FloatBuffer(count: n * n)
+        for i in 0..<(n * n) { a[i] = Float(i % 7) * 0.1; b[i] = Float(i % 5) * 0.1 }
+        var times: [Double] = []
+        for r in 0...repeats {
+            let t0 = monotonicSeconds()
+            BF16GEMM.gemm(transA: false, transB: false, m: n, n: n, k: n, a: a.pointer, lda: n, b: b.pointer, ldb: n, beta: 0, c: c.pointer, ldc: n)
+            if r > 0 { times.append(monotonicSeconds() - t0) }
+        }
+        return 2 * Double(n * n * n) / median(times) / 1e9
+    }
+
     /// Matmul FLOPs of one training step (forward + backward = 3× forward) over `tokens` tokens whose
     /// sequences have `sequenceLength` tokens, every position scored.
     package static func trainingFlops(_ c: ModelConfig, tokens: Int, sequenceLength: Int) -> Double {
@@ -39,9 +52,11 @@ package enum ModelBenchmark {
     }
 
     /// Forward + backward + AdamW on `batch` random sequences of `length` tokens.
-    package static func training(_ shape: ModelShape, batch: Int = 8, length: Int = 256, steps: Int = 3, seed: UInt64 = 1) throws -> TrainingResult {
+    package static func training(_ shape: ModelShape, batch: Int = 8, length: Int = 256, steps: Int = 3, seed: UInt64 = 1,
+                                 backwardProducts: BackwardProducts = .fp32) throws -> TrainingResult {
         let model = try LlamaModel.random(config: shape.config, seed: seed)
         let pass = TrainingPass(model: model)
+        pass.backwardProducts = backwardProducts
         let opt = AdamW(parameterCount: model.layout.totalCount, options: AdamWOptions(learningRate: 1e-5),
                         decayRanges: model.layout.decayRanges)
         var rng = Xoshiro256(seed: seed)
@@ -60,6 +75,31 @@ package enum ModelBenchmark {
         return TrainingResult(tokensPerSecond: tokens / median(times), secondsPerStep: times,
                               rates: times.map { tokens / $0 },
                               flopsPerStep: trainingFlops(shape.config, tokens: batch * length, sequenceLength: length))
+    }
+
+    /// ‖g_bf16 − g_fp32‖ / ‖g_fp32‖ over the whole gradient of one training batch (as `training` makes
+    /// it), the bf16 backward on `kernel`.
+    package static func bf16GradientError(_ shape: ModelShape, batch: Int = 8, length: Int = 256, seed: UInt64 = 1,
+                                          kernel: BF16GEMM.Kernel = .hardware) throws -> Double {
+        let model = try LlamaModel.random(config: shape.config, seed: seed)
+        let pass = TrainingPass(model: model)
+        var rng = Xoshiro256(seed: seed)
+        let seqs = (0..<batch).map { _ in (0..<length).map { _ in Int32(rng.next() % UInt64(shape.config.vocabularySize)) } }
+        let grad = (0..<batch).map { _ in [Float](repeating: -1 / Float(batch * (length - 1)), count: length - 1) }
+        func gradients(_ products: BackwardProducts) throws -> [Float] {
+            pass.backwardProducts = products
+            pass.zeroGradients()
+            _ = try pass.forward(ScoringBatch(sequences: seqs))
+            try pass.backward(dLogprobs: grad)
+            return pass.gradients.array
+        }
+        let exact = try gradients(.fp32), rounded = try gradients(.bf16(kernel))
+        var difference = 0.0, norm = 0.0
+        for (x, y) in zip(rounded, exact) {
+            difference += Double(x - y) * Double(x - y)
+            norm += Double(y) * Double(y)
+        }
+        return (difference / norm).squareRoot()
     }
 
     /// New tokens per second, one figure per measured repeat, sampling `batch` completions of

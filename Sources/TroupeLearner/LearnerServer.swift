@@ -134,6 +134,7 @@ package final class LearnerServer {
         }
         // An unusable model, tokenizer, chat template or prompt is refused before the run directory is touched.
         // The tokenizer, prompts and exit phrase made by these checks are the run's own.
+        let backwardProducts = try config.backwardProducts(portableAllowed: false)
         let checkedModel = try ModelDirectory.check(config.model.path)
         let tokenizer = try RunSetup.tokenizer(forModelDirectory: config.model.path, model: checkedModel)
         let checkedPrompts = try RunSetup.prompts(config, tokenizer: tokenizer, contextLength: checkedModel.maxPositions)
@@ -153,7 +154,8 @@ package final class LearnerServer {
                                                        stopTokens: model.config.defaultStopTokens(tokenizer: tokenizer)),
                                    stopSequences: config.stopSequences, groundTruth: { [answers = prompts.visibleAnswers] in answers[$0] })
         trainer = try Trainer(model: model, options: config.algorithm, optimizer: config.optimizer,
-                              microBatchTokens: config.learner.microBatchTokens)
+                              microBatchTokens: config.learner.microBatchTokens,
+                              backwardProducts: backwardProducts)
         trainer.learningRateForStep = { [schedule = config.schedule, peak = config.optimizer.learningRate, total = config.run.maxSteps] step in
             schedule.learningRate(peak: peak, step: step, total: total)
         }

@@ -42,7 +42,8 @@ package enum Replay {
             throw RuntimeError.invalid("base model \(modelPath) does not have the weights the run started from (hash \(model.weightsHash()), log says \(expected))")
         }
         let trainer = try Trainer(model: model, options: config.algorithm, optimizer: config.optimizer,
-                                  microBatchTokens: config.learner.microBatchTokens)
+                                  microBatchTokens: config.learner.microBatchTokens,
+                                  backwardProducts: config.backwardProducts(portableAllowed: true))
         trainer.learningRateForStep = { [schedule = config.schedule, peak = config.optimizer.learningRate, total = config.run.maxSteps] step in
             schedule.learningRate(peak: peak, step: step, total: total)
         }

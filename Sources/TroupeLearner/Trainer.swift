@@ -7,7 +7,7 @@ import TroupeTensor
 /// One optimizer step from a batch of groups, readable top to bottom:
 /// advantages over the whole step → micro-batches of packed sequences → forward → per-token loss
 /// coefficients (with the step's global denominators, so micro-batching never changes the gradient)
-/// → backward → AdamW. Deterministic for a given binary, thread count and batch.
+/// → backward → AdamW. Deterministic for a given binary, thread count, backward precision and batch.
 package final class Trainer: @unchecked Sendable {
     package let model: LlamaModel
     package let options: AlgorithmOptions
@@ -29,12 +29,14 @@ package final class Trainer: @unchecked Sendable {
         package var skipReason: String?
     }
 
-    package init(model: LlamaModel, options: AlgorithmOptions, optimizer: AdamWOptions, microBatchTokens: Int) throws {
+    package init(model: LlamaModel, options: AlgorithmOptions, optimizer: AdamWOptions, microBatchTokens: Int,
+                 backwardProducts: BackwardProducts = .fp32) throws {
         self.model = model
         self.options = options
         self.optimizer = AdamW(parameterCount: model.layout.totalCount, options: optimizer, decayRanges: model.layout.decayRanges)
         self.microBatchTokens = microBatchTokens
         pass = TrainingPass(model: model)
+        pass.backwardProducts = backwardProducts
         if options.kl.coefficient > 0 {
             let frozen = FloatBuffer(count: model.parameters.count, zeroed: false)
             frozen.copy(from: model.parameters)

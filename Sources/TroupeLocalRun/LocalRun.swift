@@ -225,7 +225,7 @@ package final class LocalRun {
                      "endpoints.logs_port=\(e.logsPort)", "endpoints.logs_in_port=\(e.logsInPort)"]
         let learnerConfig = options.resume ? ["--resume", config.runDirectory] + (options.resumeOverrides + ports).flatMap { ["--set", $0] }
             : ["--config", config.runDirectory + "/run-config.json"]
-        try spawn("learner", ["learner"] + learnerConfig + (keys?.learnerArguments ?? plaintext), environment: config.learnerEnvironmentBesideActors)
+        try spawn("learner", ["learner"] + learnerConfig + (keys?.learnerArguments ?? plaintext), environment: config.learnerEnvironment)
         let control = "tcp://127.0.0.1:\(config.endpoints.controlPort)"
         for i in 0..<options.actors {
             let name = RunKeys.actorName(i)

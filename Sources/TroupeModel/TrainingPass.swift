@@ -12,6 +12,9 @@ public final class TrainingPass: @unchecked Sendable {
     public let model: LlamaModel
     /// ∂L/∂θ, accumulated by `backward` until `zeroGradients`.
     public let gradients: FloatBuffer
+    /// How `backward` multiplies the linear layers' matrices (the bulk of its work); attention's
+    /// per-head products and the forward stay fp32.
+    public var backwardProducts: BackwardProducts = .fp32
 
     private var arena = FloatBuffer(count: 0)
     private var scratch = FloatBuffer(count: 0)
@@ -315,7 +318,7 @@ public final class TrainingPass: @unchecked Sendable {
         let dHead = scratchBuffer(m * C + n * C * 2 + n * max(c.intermediateSize * 3, c.qDim * 2 + c.kvDim * 4))
         let dHeadIn = dHead
         Linear.backward(dy: st.logits, x: st.headIn, weight: model.w(model.layout.lmHead), dx: dHeadIn,
-                        dWeight: gradients.pointer + model.layout.lmHead, dBias: nil, n: m, inFeatures: C, outFeatures: V)
+                        dWeight: gradients.pointer + model.layout.lmHead, dBias: nil, n: m, inFeatures: C, outFeatures: V, products: backwardProducts)
         let dResid = dHead + m * C            // (N, C): ∂L/∂(residual stream) flowing down
         let dNorm = dResid + n * C            // (N, C)
         let work = dNorm + n * C
@@ -351,12 +354,12 @@ public final class TrainingPass: @unchecked Sendable {
         // MLP: out = mid + h·Wdownᵀ
         let dH = work, dGate = work + n * I, dUp = work + 2 * n * I
         Linear.backward(dy: dResid, x: a.h, weight: model.w(lo.down), dx: dH, dWeight: g + lo.down, dBias: nil,
-                        n: n, inFeatures: I, outFeatures: C)
+                        n: n, inFeatures: I, outFeatures: C, products: backwardProducts)
         SwiGLU.backward(dh: dH, gate: a.gate, up: a.up, dGate: dGate, dUp: dUp, count: n * I)
         Linear.backward(dy: dGate, x: a.norm2, weight: model.w(lo.gate), dx: dNorm, dWeight: g + lo.gate, dBias: nil,
-                        n: n, inFeatures: C, outFeatures: I)
+                        n: n, inFeatures: C, outFeatures: I, products: backwardProducts)
         Linear.backward(dy: dUp, x: a.norm2, weight: model.w(lo.up), dx: dNorm, dWeight: g + lo.up, dBias: nil,
-                        n: n, inFeatures: C, outFeatures: I, accumulateInput: true)
+                        n: n, inFeatures: C, outFeatures: I, accumulateInput: true, products: backwardProducts)
         // dResid (∂L/∂mid) += RMSNorm backward
         RMSNorm.backward(dy: dNorm, x: a.mid, weight: model.w(lo.postNorm), rstd: a.rstd2, dx: dResid,
                          dWeight: g + lo.postNorm, n: n, c: C, accumulate: true)
@@ -364,7 +367,7 @@ public final class TrainingPass: @unchecked Sendable {
         let dAttn = work, dq = work + n * Q, dk = dq + n * Q, dv = dk + n * K
         let attnScratch = dv + n * K
         Linear.backward(dy: dResid, x: a.attn, weight: model.w(lo.o), dx: dAttn, dWeight: g + lo.o, dBias: nil,
-                        n: n, inFeatures: Q, outFeatures: C)
+                        n: n, inFeatures: Q, outFeatures: C, products: backwardProducts)
         PackedAttention.backward(dOut: dAttn, q: a.q, k: a.k, v: a.v, probs: a.probs, dq: dq, dk: dk, dv: dv,
                                  scratch: attnScratch, offsets: st.offsets, lengths: st.lengths,
                                  probOffsets: st.probOffsets, totalTokens: n, shape: attentionShape)
@@ -383,11 +386,11 @@ public final class TrainingPass: @unchecked Sendable {
                              n: n * c.kvHeads, c: c.headDim, accumulate: false)
         }
         Linear.backward(dy: dq, x: a.norm1, weight: model.w(lo.q), dx: dNorm, dWeight: g + lo.q,
-                        dBias: lo.qBias.map { g + $0 }, n: n, inFeatures: C, outFeatures: Q)
+                        dBias: lo.qBias.map { g + $0 }, n: n, inFeatures: C, outFeatures: Q, products: backwardProducts)
         Linear.backward(dy: dk, x: a.norm1, weight: model.w(lo.k), dx: dNorm, dWeight: g + lo.k,
-                        dBias: lo.kBias.map { g + $0 }, n: n, inFeatures: C, outFeatures: K, accumulateInput: true)
+                        dBias: lo.kBias.map { g + $0 }, n: n, inFeatures: C, outFeatures: K, accumulateInput: true, products: backwardProducts)
         Linear.backward(dy: dv, x: a.norm1, weight: model.w(lo.v), dx: dNorm, dWeight: g + lo.v,
-                        dBias: lo.vBias.map { g + $0 }, n: n, inFeatures: C, outFeatures: K, accumulateInput: true)
+                        dBias: lo.vBias.map { g + $0 }, n: n, inFeatures: C, outFeatures: K, accumulateInput: true, products: backwardProducts)
         RMSNorm.backward(dy: dNorm, x: a.input, weight: model.w(lo.inputNorm), rstd: a.rstd1, dx: dResid,
                          dWeight: g + lo.inputNorm, n: n, c: C, accumulate: true)
     }

@@ -81,6 +81,8 @@ package struct RunConfig: Sendable {
         /// (docs/configuration.md, learner.credit).
         package var credit = 64
         package var threads = 1
+        /// `fp32` or `bf16`: how the backward pass multiplies the linear layers' matrices.
+        package var backwardPrecision = "fp32"
         /// Where published weights go as files that actors on this host map instead of fetching
         /// chunks (a tmpfs); empty: ZeroMQ chunks for every actor.
         package var sharedMemoryDirectory = "/dev/shm"
@@ -189,13 +191,15 @@ package struct RunConfig: Sendable {
         }
     }
 
-    /// The environment for a learner started on the same cores as this run's actors. OpenBLAS's
-    /// workers wait for the next product by spinning with `sched_yield` for about 0.1 s (2^28 cycles)
-    /// before they sleep, so while the learner's step does anything but matrix products they hold a
-    /// core that actors at idle priority would sample on; 2^4 cycles lets them sleep at once. A value
-    /// the user set is kept. OpenBLAS reads it when the library loads, so only a launcher can set it.
-    package func learnerEnvironmentBesideActors(_ inherited: [String: String]) -> [String: String] {
-        guard sampleAtIdlePriority, inherited[Self.blasThreadTimeoutVariable] == nil else { return inherited }
+    /// The environment for this run's learner. OpenBLAS's workers wait for the next product by
+    /// spinning with `sched_yield` for about 0.1 s (2^28 cycles) before they sleep, so while the
+    /// learner's step does anything but OpenBLAS products they hold a core: one that actors at idle
+    /// priority would sample on, or that a bf16 backward's products (on their own two threads) need.
+    /// 2^4 cycles lets them sleep at once. A value the user set is kept. OpenBLAS reads it when the
+    /// library loads, so only a launcher can set it.
+    package func learnerEnvironment(_ inherited: [String: String]) -> [String: String] {
+        let workersInTheWay = sampleAtIdlePriority || (learner.backwardPrecision == "bf16" && learner.threads > 1)
+        guard workersInTheWay, inherited[Self.blasThreadTimeoutVariable] == nil else { return inherited }
         return inherited.merging([Self.blasThreadTimeoutVariable: "4"]) { _, new in new }
     }
 

@@ -20,10 +20,10 @@ public enum Linear {
     public static func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                 dx: UnsafeMutablePointer<Float>?, dWeight: UnsafeMutablePointer<Float>,
                                 dBias: UnsafeMutablePointer<Float>?, n: Int, inFeatures: Int, outFeatures: Int,
-                                accumulateInput: Bool = false) {
+                                accumulateInput: Bool = false, products: BackwardProducts = .fp32) {
         if n == 0 { return }
         // dW += dyᵀ · x
-        sgemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: n, a: dy, lda: outFeatures, b: x, ldb: inFeatures,
+        products.gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: n, a: dy, lda: outFeatures, b: x, ldb: inFeatures,
               beta: 1, c: dWeight, ldc: inFeatures)
         if let dBias {
             for r in 0..<n {
@@ -33,8 +33,26 @@ public enum Linear {
         }
         if let dx {
             // dx (+)= dy · W
-            sgemm(transA: false, transB: false, m: n, n: inFeatures, k: outFeatures, a: dy, lda: outFeatures, b: weight, ldb: inFeatures,
+            products.gemm(transA: false, transB: false, m: n, n: inFeatures, k: outFeatures, a: dy, lda: outFeatures, b: weight, ldb: inFeatures,
                   beta: accumulateInput ? 1 : 0, c: dx, ldc: inFeatures)
+        }
+    }
+}
+
+/// How a backward pass multiplies its linear layers' matrices (`learner.backward_precision`).
+public enum BackwardProducts: Sendable, Equatable {
+    /// OpenBLAS sgemm (`sgemm` below), as the forward.
+    case fp32
+    /// Operands rounded to bfloat16, sums in float (`BF16GEMM`), on the given kernel.
+    case bf16(BF16GEMM.Kernel)
+
+    @inline(__always)
+    func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+              b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        switch self {
+        case .fp32: sgemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        case .bf16(let kernel): BF16GEMM.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
+                                              beta: beta, c: c, ldc: ldc, kernel: kernel)
         }
     }
 }

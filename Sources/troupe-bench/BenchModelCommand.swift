@@ -23,7 +23,10 @@ struct BenchModelCommand: ParsableCommand {
             spread beyond --max-spread, and the reason is printed instead) and are marked against \
             the targets: training ≥ 1.0× PyTorch with the environment's OpenBLAS kernel \
             (OPENBLAS_CORETYPE set), ≥ 1.5× with the machine's own (unset); batch 8 ≥ 4× HF; batch 1 \
-            ≥ 0.8× llama.cpp. A table on a terminal, JSON lines otherwise. See docs/benchmarks.md.
+            ≥ 0.8× llama.cpp. With --bf16, also training with the backward's products on bfloat16 \
+            operands (learner.backward_precision bf16): its tokens/s, its speed over fp32 training in the \
+            same run, and its gradient's relative error against fp32's on the same batch. A table on a \
+            terminal, JSON lines otherwise. See docs/benchmarks.md.
             """)
 
     @Option(name: .long, help: ArgumentHelp("Shapes, separated by commas (default: all; with --quick: tiny,small).",
@@ -39,6 +42,9 @@ struct BenchModelCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("OpenBLAS threads (default: OpenBLAS's choice).", valueName: "n"))
     var threads: Int?
 
+    @Flag(name: .long, help: "Also train with the bf16 backward (needs AVX-512 BF16) and compare it with fp32.")
+    var bf16 = false
+
     @Flag(name: .long, help: "JSON lines even on a terminal.")
     var json = false
 
@@ -48,6 +54,7 @@ struct BenchModelCommand: ParsableCommand {
         _ = try selectedShapes()
         if let repeats, repeats < 1 { throw ValidationError("--repeats must be at least 1, got \(repeats)") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        if bf16 && !BF16GEMM.hardwareAvailable { throw ValidationError("--bf16: this CPU has no AVX-512 BF16 (VDPBF16PS)") }
     }
 
     private func selectedShapes() throws -> [ModelShape] {
@@ -69,16 +76,19 @@ struct BenchModelCommand: ParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         let pinnedKernel = environment["OPENBLAS_CORETYPE"]
         let sgemm = ModelBenchmark.sgemmRate(n: 1024, repeats: max(runs, 3))
+        let bf16Rate = bf16 ? ModelBenchmark.bf16Rate(n: 1024, repeats: max(runs, 3)) : nil
         let machine: JSONValue = [
             "event": "machine", "openblas_kernel": .string(BLASInfo.coreName), "threads": .integer(BLASInfo.threads),
             "sgemm_gflops": .number(sgemm), "openblas_coretype": pinnedKernel.map(JSONValue.string) ?? .null,
             "openblas_l2_size": environment["OPENBLAS_L2_SIZE"].map(JSONValue.string) ?? .null, "repeats": .integer(runs),
             "kernel_setting": pinnedKernel == nil ? "machine" : "environment",
+            "bf16_gflops": bf16Rate.map(JSONValue.number) ?? .null,
         ]
         let table = BenchTable(mode: mode)
         try table.machine(machine, text: "OpenBLAS kernel \(BLASInfo.coreName) ("
             + (pinnedKernel.map { "OPENBLAS_CORETYPE=\($0), the environment's" } ?? "OPENBLAS_CORETYPE unset, the machine's own")
-            + "), \(BLASInfo.threads) threads, sgemm 1024³ \(String(format: "%.1f", sgemm)) GFLOP/s, medians of \(runs) runs")
+            + "), \(BLASInfo.threads) threads, sgemm 1024³ \(String(format: "%.1f", sgemm)) GFLOP/s"
+            + (bf16Rate.map { String(format: ", bf16 1024³ %.1f GFLOP/s (%.2f×)", $0, $0 / sgemm) } ?? "") + ", medians of \(runs) runs")
 
         let peers = peerOptions.load()
         if let problem = peers.problem { StandardStream.error.write("troupe bench model: no peer ratios: \(problem)\n") }
@@ -113,8 +123,21 @@ struct BenchModelCommand: ParsableCommand {
                 }
             }
             line["versus_peers"] = .object(versus)
+            var bf16Summary: String?
+            if bf16 {
+                let rounded = try ModelBenchmark.training(shape, batch: 8, length: 256, steps: runs, backwardProducts: .bf16(.hardware))
+                let error = try ModelBenchmark.bf16GradientError(shape, batch: 8, length: 256)
+                let speedup = rounded.tokensPerSecond / training.tokensPerSecond
+                line["bf16_backward"] = [
+                    "training_tokens_per_s": .number(rounded.tokensPerSecond), "speedup_over_fp32": .number(speedup),
+                    "training_seconds_per_step": .array(rounded.secondsPerStep.map(JSONValue.number)),
+                    "gradient_relative_error": .number(error),
+                ]
+                bf16Summary = String(format: "  bf16 backward: %.0f train tok/s, %.2f× fp32; gradient error %.2e (‖g_bf16 − g_fp32‖ / ‖g_fp32‖)",
+                                     rounded.tokensPerSecond, speedup, error)
+            }
             try table.row(.object(line), shape: shape.name, training: training.tokensPerSecond, fraction: gflops / sgemm,
-                          batch8: batch8, batch1: batch1, comparisons: comparisons, fileProblem: peers.problem)
+                          batch8: batch8, batch1: batch1, comparisons: comparisons, fileProblem: peers.problem, bf16: bf16Summary)
         }
     }
 }
@@ -134,7 +157,7 @@ private struct BenchTable {
     }
 
     func row(_ fields: JSONValue, shape: String, training: Double, fraction: Double, batch8: Double, batch1: Double,
-             comparisons: [ModelBenchmark.Comparison], fileProblem: String?) throws {
+             comparisons: [ModelBenchmark.Comparison], fileProblem: String?, bf16: String?) throws {
         if mode == .jsonLines { return try JSONOutput.print(fields) }
         func versus(_ c: ModelBenchmark.Comparison) -> String {
             guard case .ratio(let ratio, _) = c.result else { return "no ratio" }
@@ -143,6 +166,7 @@ private struct BenchTable {
         let cells = [shape, String(format: "%.0f", training), String(format: "%.1f%%", 100 * fraction), versus(comparisons[0]),
                      String(format: "%.0f", batch8), versus(comparisons[1]), String(format: "%.0f", batch1), versus(comparisons[2])]
         print(zip(cells, Self.columns).map { pad($0, $1.1) }.joined(separator: " "))
+        if let bf16 { print(bf16) }
         // A figure-level refusal (missing or noisy); a file-level one was said once above the table.
         for c in comparisons {
             if case .refused(let reason) = c.result, reason != fileProblem { print("  no ratio vs \(c.measure.peerName): \(reason)") }

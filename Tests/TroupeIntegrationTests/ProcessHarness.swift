@@ -167,6 +167,8 @@ final class IntegrationRun {
     private(set) var children: [Child] = []
     private(set) var failed = false
     private var dumped = false
+    /// Set in the environment of the children started after it is, on top of `environment`'s.
+    var environmentOverrides: [String: String] = [:]
 
     init(_ name: String) throws {
         self.name = name
@@ -200,6 +202,7 @@ final class IntegrationRun {
         var env = ProcessInfo.processInfo.environment
         env["OPENBLAS_NUM_THREADS"] = "1"
         env["TMPDIR"] = directory + "/tmp"
+        env.merge(environmentOverrides) { $1 }
         return env
     }
 

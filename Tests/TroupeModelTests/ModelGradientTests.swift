@@ -50,6 +50,35 @@ import TroupeTensor
         #expect(worst < 5e-3, "worst relative gradient error \(worst)")
     }
 
+    /// `learner.backward_precision = bf16`: the linear layers' backward products on bfloat16 operands move
+    /// the whole gradient by about bfloat16's rounding (2⁻⁸), not more; the hardware kernel gives the
+    /// portable kernel's bits, so a run's replay on a CPU without AVX-512 BF16 finds its hashes.
+    @Test func bf16BackwardStaysWithinBFloat16RoundingOfFloat32() throws {
+        let config = ModelConfig(vocabularySize: 64, hiddenSize: 48, intermediateSize: 96, layers: 2, heads: 4, kvHeads: 2, maxPositions: 64)
+        let model = try LlamaModel.random(config: config, seed: 5, std: 0.2)
+        var rng = Xoshiro256(seed: 7)
+        let sequences = (0..<6).map { s in (0..<(20 + 3 * s)).map { _ in Int32(rng.next() % 64) } }
+        let batch = ScoringBatch(sequences: sequences, scoreFrom: sequences.map { $0.count / 2 }, temperatures: sequences.map { _ in 1 })
+        let pass = TrainingPass(model: model)
+        let forward = try pass.forward(batch)
+        let dLogprobs = forward.logprobs.map { $0.map { _ in Float(rng.nextGaussian()) } }
+        func gradients(_ products: BackwardProducts) throws -> [Float] {
+            pass.backwardProducts = products
+            #expect(try pass.forward(batch).logprobs == forward.logprobs, "the forward must not change with the backward's precision")
+            pass.zeroGradients()
+            try pass.backward(dLogprobs: dLogprobs)
+            return pass.gradients.array
+        }
+        let exact = try gradients(.fp32), portable = try gradients(.bf16(.portable))
+        func norm(_ v: [Float]) -> Double { sqrt(v.reduce(0) { $0 + Double($1) * Double($1) }) }
+        let relative = norm(zip(portable, exact).map { $0 - $1 }) / norm(exact)
+        #expect(relative > 0 && relative < 0x1p-6, "relative gradient error \(relative)")
+        if BF16GEMM.hardwareAvailable {
+            let hardware = try gradients(.bf16(.hardware))
+            #expect(zip(hardware, portable).allSatisfy { $0.bitPattern == $1.bitPattern })
+        }
+    }
+
     @Test func backwardRejectsMismatchedShapes() throws {
         let model = try LlamaModel.random(config: ModelConfig(vocabularySize: 11, hiddenSize: 8, intermediateSize: 8, layers: 1,
                                                               heads: 2, kvHeads: 1, maxPositions: 8), seed: 1)

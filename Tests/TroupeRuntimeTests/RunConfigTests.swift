@@ -79,10 +79,22 @@ import TroupeTokenizer
         #expect(RunConfig().actors.samplingPriority == "auto")
         // The learner beside idle actors lets its OpenBLAS workers sleep at once, unless the user chose.
         let inherited = ["PATH": "/usr/bin"]
-        let environment = config.learnerEnvironmentBesideActors(inherited)
+        let environment = config.learnerEnvironment(inherited)
         #expect(environment["OPENBLAS_THREAD_TIMEOUT"] == (idle ? "4" : nil))
         #expect(environment["PATH"] == "/usr/bin")
-        #expect(config.learnerEnvironmentBesideActors(["OPENBLAS_THREAD_TIMEOUT": "28"]) == ["OPENBLAS_THREAD_TIMEOUT": "28"])
+        #expect(config.learnerEnvironment(["OPENBLAS_THREAD_TIMEOUT": "28"]) == ["OPENBLAS_THREAD_TIMEOUT": "28"])
+    }
+
+    /// A bf16 backward runs its products on its own two threads, so OpenBLAS's workers (when the learner
+    /// has more than one) must not spin beside them; with one OpenBLAS thread there are none.
+    @Test(arguments: [("fp32", 2, false), ("bf16", 2, true), ("bf16", 1, false)])
+    func bf16BackwardLetsOpenBLASWorkersSleep(precision: String, threads: Int, timeout: Bool) throws {
+        let config = try RunConfig.parse(.object([:]), overrides: ["learner.backward_precision=\(precision)", "learner.threads=\(threads)",
+                                                                   "actors.sampling_priority=normal"])
+        #expect(config.learnerEnvironment([:])["OPENBLAS_THREAD_TIMEOUT"] == (timeout ? "4" : nil))
+        #expect(try RunConfig.parse(config.resolved).learner.backwardPrecision == precision)
+        #expect(refusal("{}", overrides: ["learner.backward_precision=fp16"])
+                == "--set learner.backward_precision=fp16: learner.backward_precision: \"fp16\" is not one of \"fp32\", \"bf16\"")
     }
 
     @Test func refusesOverrideNamingIt() {

@@ -1,0 +1,47 @@
+import Foundation
+import Testing
+import TroupeTensor
+
+/// `learner.backward_precision = "bf16"` end to end: refused where the CPU lacks AVX-512 BF16, and
+/// replayable anywhere, because the portable kernel gives the hardware's bits.
+@Suite struct BF16BackwardIntegrationTests {
+    /// A learner on a CPU without the instructions (here told so with TROUPE_BF16_HARDWARE=off) refuses
+    /// the setting, naming it, before it makes the run directory.
+    @Test func aLearnerWithoutTheInstructionsRefusesBF16() throws {
+        let run = try IntegrationRun("bf16-refused")
+        defer { run.finish() }
+        run.environmentOverrides["TROUPE_BF16_HARDWARE"] = "off"
+        let learner = try run.startLearner(maxSteps: 2, ["learner.backward_precision=bf16"])
+        let status = learner.waitForExit(within: 30)
+        run.check(status != nil && status != .code(0), "the learner ended with \(status?.description ?? "nothing: still running")")
+        run.check(learner.stderr.contains("learner.backward_precision") && learner.stderr.contains("AVX-512 BF16"),
+                  "the refusal does not name the setting and what is missing: \(learner.stderr.suffix(400))")
+        run.check(!FileManager.default.fileExists(atPath: run.runDirectory), "the refused learner made the run directory")
+    }
+
+    /// Trained with VDPBF16PS, the run replays bit for bit on the portable kernel; replayed with an fp32
+    /// backward instead, its hashes do not match (the setting changes the weights, and replay honours it).
+    @Test(.enabled(if: BF16GEMM.hardwareAvailable, "this CPU has no AVX-512 BF16"))
+    func aBF16RunReplaysBitForBitOnThePortableKernel() throws {
+        let run = try IntegrationRun("bf16")
+        defer { run.finish() }
+        let learner = try run.startLearner(maxSteps: 3, ["learner.backward_precision=bf16"])
+        let actor = try run.startActor("a1")
+        try run.require(run.expectExit(learner, .code(0), within: 60) == .code(0), "the learner did not finish the run")
+        run.expectExit(actor, .code(0), within: 10)
+        run.environmentOverrides["TROUPE_BF16_HARDWARE"] = "off"
+        try RuntimeIntegrationTests.expectReplayVerifies(run, steps: 3)
+
+        let fp32 = run.directory + "/fp32"
+        try FileManager.default.copyItem(atPath: run.runDirectory, toPath: fp32)
+        let configPath = fp32 + "/config.json"
+        var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as? [String: Any])
+        var learnerSection = try #require(config["learner"] as? [String: Any])
+        learnerSection["backward_precision"] = "fp32"
+        config["learner"] = learnerSection
+        try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]).write(to: URL(fileURLWithPath: configPath))
+        let (status, child) = try run.runToCompletion("replay-fp32", ["replay", fp32, "--verify"], within: 60)
+        run.check(status == .code(1) && child.stdout.contains("replay FAILED"),
+                  "replay with an fp32 backward: \(status?.description ?? "timeout"), expected exit 1: \(child.stdout.suffix(400))")
+    }
+}
