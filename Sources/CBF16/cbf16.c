@@ -210,7 +210,8 @@ int troupe_bf16_hardware(void) {
     unsigned xcr0, xcr0High;
     __asm__ volatile("xgetbv" : "=a"(xcr0), "=d"(xcr0High) : "c"(0));
     if ((xcr0 & 0xe6u) != 0xe6u) return 0;                                           /* SSE, AVX and AVX-512 state */
-    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) || !(ebx & (1u << 16))) return 0;  /* AVX512F */
+    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return 0;
+    if (!(ebx & (1u << 16)) || !(ebx & (1u << 30))) return 0;                        /* AVX512F, AVX512BW */
     if (eax < 1 || !__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx)) return 0;
     return (eax >> 5) & 1;                                                            /* AVX512_BF16 */
 }
