@@ -79,6 +79,9 @@ package enum EndToEndBench {
         package let actorsSampleAtIdlePriority: Bool
         /// `OPENBLAS_THREAD_TIMEOUT` as the learner got it; nil: OpenBLAS's default (its workers spin).
         package let learnerBLASThreadTimeout: String?
+        /// The learner's `learner.threads` and `learner.backward_precision`, as resolved.
+        package let learnerThreads: Int
+        package let backwardPrecision: String
         package var staleShare: Double { groupsProduced > 0 ? Double(groupsStale) / Double(groupsProduced) : .nan }
 
         package var steady: [Step] { steps.filter { $0.step >= 2 } }
@@ -190,7 +193,8 @@ package enum EndToEndBench {
                    groupsStale: summary.accounting["rejected/stale"] ?? 0,
                    samplingSecondsPerGroup: events.samplingSecondsPerGroup,
                    actorsSampleAtIdlePriority: resolved.sampleAtIdlePriority,
-                   learnerBLASThreadTimeout: learnerEnvironment[RunConfig.blasThreadTimeoutVariable])
+                   learnerBLASThreadTimeout: learnerEnvironment[RunConfig.blasThreadTimeoutVariable],
+                   learnerThreads: resolved.learner.threads, backwardPrecision: resolved.learner.backwardPrecision)
     }
 
     /// The `train` lines of metrics.jsonl as steps with their cycle times.

@@ -162,6 +162,8 @@ private struct RLStepOutput {
                 ]
                 line["actors_priority"] = .string(run.actorsSampleAtIdlePriority ? "idle" : "normal")
                 line["learner_openblas_thread_timeout"] = run.run.learnerBLASThreadTimeout.map(JSONValue.string) ?? .null
+                line["learner_threads"] = .integer(run.run.learnerThreads)
+                line["backward_precision"] = .string(run.run.backwardPrecision)
                 if let sync = synchronous(run), run.run.staleness > 0 { line["speed_vs_synchronous"] = .number(sync.secondsPerStep / run.secondsPerStep) }
                 if let problem = noise(run) { line["targets_not_judged"] = .string(problem) }
                 if let problem = r.sgemmProblem(maxSpread: maxSpread) { line["share_of_limit_not_judged"] = .string(problem) }
@@ -188,8 +190,9 @@ private struct RLStepOutput {
                                                                                    r.sgemmBeforeGflops, r.sgemmAfterGflops))
         let sgemmProblem = r.sgemmProblem(maxSpread: maxSpread)
         if let sgemmProblem { Swift.print("Share of the limit not judged: \(sgemmProblem)") }
+        let learner = r.runs.first.map { ", the learner on \($0.run.learnerThreads) OpenBLAS thread\($0.run.learnerThreads == 1 ? "" : "s"), its backward in \($0.run.backwardPrecision)" } ?? ""
         Swift.print("RL step: random \(w.shape.name), \(w.prompts) prompts × \(w.groupSize) samples × \(w.maxNewTokens) new tokens, "
-                    + "learner + actors, medians over steps 2–\(r.options.steps)")
+                    + "learner + actors\(learner), medians over steps 2–\(r.options.steps)")
         if let problem = peers.problem { Swift.print("No ratio to TRL: \(problem)") }
         let columns = (r.options.rounds > 1 ? [("round", 5)] : []) + [("actors", 6), ("staleness", 9), ("s/step", 7), ("tok/s", 7), ("idle", 5), ("trained", 9), ("sample s", 8), ("score s", 7),
                        ("train s", 7), ("publ. s", 7), ("limit s", 7), ("of limit", 15), ("vs TRL", 14)]
