@@ -1,10 +1,15 @@
 #include "cbf16.h"
 
-#include <cpuid.h>
-#include <immintrin.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+#define TROUPE_BF16_X86 1
+#endif
 
 enum { MR = TROUPE_BF16_MR, NR = TROUPE_BF16_NR };
 
@@ -18,6 +23,7 @@ static inline uint32_t bf16(float value) {
     return (u & 0x7f800000u) == 0 ? (u >> 16) & 0x8000u : result;
 }
 
+#if TROUPE_BF16_X86
 #define AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512bf16")))
 
 /* bf16() on 16 lanes: each lane's bits in its low half. */
@@ -46,6 +52,8 @@ AVX512_BF16 static inline void row_words(const float *row, uint32_t *out) {
     _mm512_storeu_si512(out, _mm512_inserti64x4(_mm512_castsi256_si512(first), second, 1));
 }
 
+#endif
+
 static inline float element(const float *m, long ld, int trans, long row, long col) {
     return trans ? m[col * ld + row] : m[row * ld + col];
 }
@@ -57,6 +65,7 @@ static inline uint32_t pair(const float *m, long ld, int trans, long row0, long 
     return lo | hi << 16;
 }
 
+#if TROUPE_BF16_X86
 AVX512_BF16 static void pack_b_rows(const float *b, long ldb, long k0, long kc, long j0, long nc, uint32_t *packed) {
     long pairs = (kc + 1) / 2;
     for (long s = 0; s < nc; s += NR, packed += pairs * NR) {
@@ -70,9 +79,12 @@ AVX512_BF16 static void pack_b_rows(const float *b, long ldb, long k0, long kc, 
         }
     }
 }
+#endif
 
 void troupe_bf16_pack_b(int hardware, int transB, const float *b, long ldb, long k0, long kc, long j0, long nc, uint32_t *packed) {
+#if TROUPE_BF16_X86
     if (hardware && !transB) { pack_b_rows(b, ldb, k0, kc, j0, nc, packed); return; }
+#endif
     long pairs = (kc + 1) / 2;
     for (long s = 0; s < nc; s += NR, packed += pairs * NR) {
         long cols = nc - s < NR ? nc - s : NR;
@@ -92,6 +104,7 @@ void troupe_bf16_pack_b(int hardware, int transB, const float *b, long ldb, long
     }
 }
 
+#if TROUPE_BF16_X86
 AVX512_BF16 static void pack_a_vector(int transA, const float *a, long lda, long i0, long mc, long k0, long kc, uint32_t *packed) {
     long pairs = (kc + 1) / 2;
     for (long s = 0; s < mc; s += MR, packed += pairs * MR) {
@@ -117,6 +130,7 @@ AVX512_BF16 static void pack_a_vector(int transA, const float *a, long lda, long
         }
     }
 }
+#endif
 
 static void pack_a(int transA, const float *a, long lda, long i0, long mc, long k0, long kc, uint32_t *packed) {
     long pairs = (kc + 1) / 2;
@@ -147,8 +161,11 @@ static uint32_t *thread_buffer(int slot, long words);
 static inline float flush(float x) { return fabsf(x) < 0x1p-126f ? copysignf(0.0f, x) : x; }
 static inline float widen(uint32_t half) { uint32_t u = half << 16; float f; memcpy(&f, &u, sizeof f); return f; }
 
-/* VDPBF16PS as Intel's manual defines it, per float lane: acc += a.hi·b.hi, then acc += a.lo·b.lo,
-   each product exact in float, each sum rounded to nearest, results below the normal range flushed. */
+/* VDPBF16PS per float lane, as the AMD EPYC (Zen 4) this was measured on computes it: acc += a.hi·b.hi,
+   then acc += a.lo·b.lo, each step one fused multiply-add (the exact product added, the sum rounded to
+   nearest; a product past FLT_MAX is not rounded to infinity first), results below the normal range
+   flushed to zero. Intel's manual describes the same order; for products in float's normal range
+   (every product of two normal bfloat16 values short of the extremes) fused and unfused agree. */
 static void kernel_portable(long pairs, const uint32_t *a, const uint32_t *b, float *c, long ldc, long rows, long cols) {
     float acc[MR][NR];
     memset(acc, 0, sizeof acc);
@@ -156,8 +173,8 @@ static void kernel_portable(long pairs, const uint32_t *a, const uint32_t *b, fl
         for (int r = 0; r < MR; r++) {
             float ahi = widen(a[r] >> 16), alo = widen(a[r] & 0xffffu);
             for (int j = 0; j < NR; j++) {
-                float t = flush(acc[r][j] + flush(ahi * widen(b[j] >> 16)));
-                acc[r][j] = flush(t + flush(alo * widen(b[j] & 0xffffu)));
+                float t = flush(fmaf(ahi, widen(b[j] >> 16), acc[r][j]));
+                acc[r][j] = flush(fmaf(alo, widen(b[j] & 0xffffu), t));
             }
         }
     }
@@ -165,6 +182,7 @@ static void kernel_portable(long pairs, const uint32_t *a, const uint32_t *b, fl
         for (long j = 0; j < cols; j++) c[r * ldc + j] += acc[r][j];
 }
 
+#if TROUPE_BF16_X86
 AVX512_BF16 static void kernel_hardware(long pairs, const uint32_t *a, const uint32_t *b, float *c, long ldc, long rows, long cols) {
     __m512 acc[MR][2];
     for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
@@ -184,27 +202,39 @@ AVX512_BF16 static void kernel_hardware(long pairs, const uint32_t *a, const uin
         _mm512_mask_storeu_ps(row + 16, high, _mm512_add_ps(_mm512_maskz_loadu_ps(high, row + 16), acc[r][1]));
     }
 }
+#endif
 
 void troupe_bf16_block(int hardware, int transA, const float *a, long lda, long i0, long mc, long k0, long kc,
                        const uint32_t *packedB, long nc, float *c, long ldc) {
     long pairs = (kc + 1) / 2;
     uint32_t *packedA = thread_buffer(0, pairs * ((mc + MR - 1) / MR * MR));
-    if (!packedA) abort();
+    if (!packedA) {
+        fprintf(stderr, "troupe: no memory for a packed block of a bf16 matrix product (%ld words)\n", pairs * ((mc + MR - 1) / MR * MR));
+        abort();
+    }
+#if TROUPE_BF16_X86
     if (hardware) pack_a_vector(transA, a, lda, i0, mc, k0, kc, packedA);
-    else pack_a(transA, a, lda, i0, mc, k0, kc, packedA);
+    else
+#endif
+        pack_a(transA, a, lda, i0, mc, k0, kc, packedA);
     for (long jr = 0; jr < nc; jr += NR) {
         const uint32_t *bs = packedB + jr * pairs;
         long cols = nc - jr < NR ? nc - jr : NR;
         for (long ir = 0; ir < mc; ir += MR) {
             long rows = mc - ir < MR ? mc - ir : MR;
             float *tile = c + (i0 + ir) * ldc + jr;
-            if (hardware) kernel_hardware(pairs, packedA + ir * pairs, bs, tile, ldc, rows, cols);
-            else kernel_portable(pairs, packedA + ir * pairs, bs, tile, ldc, rows, cols);
+#if TROUPE_BF16_X86
+            if (hardware) { kernel_hardware(pairs, packedA + ir * pairs, bs, tile, ldc, rows, cols); continue; }
+#endif
+            kernel_portable(pairs, packedA + ir * pairs, bs, tile, ldc, rows, cols);
         }
     }
 }
 
 int troupe_bf16_hardware(void) {
+#if !TROUPE_BF16_X86
+    return 0;
+#else
     unsigned eax, ebx, ecx, edx;
     if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx) || !(ecx & (1u << 27))) return 0;   /* OSXSAVE */
     unsigned xcr0, xcr0High;
@@ -214,6 +244,7 @@ int troupe_bf16_hardware(void) {
     if (!(ebx & (1u << 16)) || !(ebx & (1u << 30))) return 0;                        /* AVX512F, AVX512BW */
     if (eax < 1 || !__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx)) return 0;
     return (eax >> 5) & 1;                                                            /* AVX512_BF16 */
+#endif
 }
 
 /* Per thread: [0] its packed blocks of op(A), [1] the packed op(B) of the products it drives. */

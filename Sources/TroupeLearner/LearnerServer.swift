@@ -194,6 +194,10 @@ package final class LearnerServer {
                                                                 exposition: exposition, streamKinds: ["learner_stats": "learner", "run_finished": "learner", "learner_stopped": "learner"],
                                                                 onFailure: exportFailed),
                             TensorBoardSink<RunLogEntry>(directory: runDirectory + "/tensorboard", onFailure: exportFailed)])
+        if case .bf16 = backwardProducts, config.learner.threads > 2 {
+            console.warn("the bf16 backward's products run on two threads, not learner.threads",
+                         ["learner.threads": .integer(config.learner.threads)])
+        }
         if runLog.truncatedBytes > 0 {
             console.warn("cut a torn final record from the run log", ["bytes": .integer(runLog.truncatedBytes),
                                                                       "kept_in": .string(runLog.tornTailPath ?? "")])

@@ -86,8 +86,10 @@ package final class LocalRun {
         let started = monotonicSeconds()
         let dir = config.runDirectory
         // Everything the run reads is checked before the run directory is written: the model (config
-        // and safetensors headers), its tokenizer and chat template, and every prompt rendered.
+        // and safetensors headers), its tokenizer and chat template, every prompt rendered, and the CPU
+        // a bf16 backward needs.
         let modelConfig = try ModelDirectory.check(config.model.path)
+        _ = try config.backwardProducts(portableAllowed: false)
         // The answer key stays in this process: the learner and actors run label-free.
         let tokenizer = try RunSetup.tokenizer(forModelDirectory: config.model.path, model: modelConfig)
         let prompts = try RunSetup.prompts(config, tokenizer: tokenizer, contextLength: modelConfig.maxPositions)

@@ -2,7 +2,8 @@ import CBF16
 import Foundation
 
 /// C = op(A)·op(B) + beta·C with op(A) and op(B) rounded to bfloat16 (nearest, ties to even) and every
-/// sum kept in float: what OpenBLAS's `sbgemm` computes, which Debian's OpenBLAS does not build. The
+/// sum kept in float: the kind of product OpenBLAS's `sbgemm` offers, which Debian's OpenBLAS does not
+/// build. The
 /// blocking follows the usual GEMM scheme (packed panels of op(B) shared by both threads, blocks of
 /// op(A) rows packed by the thread that computes them); the micro-kernels are C (`CBF16`).
 ///
@@ -10,7 +11,8 @@ import Foundation
 /// split, so a result does not depend on the thread count or on which chunk ran where.
 public enum BF16GEMM {
     /// Where products run: `hardware` is VDPBF16PS (AVX-512 BF16); `portable` computes the same
-    /// sums with the same roundings in plain float arithmetic, far slower: for tests on any CPU.
+    /// sums with the same roundings in plain C (one fused multiply-add per product), far slower: for
+    /// replay and tests on any CPU.
     public enum Kernel: Sendable { case hardware, portable }
 
     /// Whether this CPU (and its OS) runs AVX-512 BF16, and `TROUPE_BF16_HARDWARE` is not `off` (a

@@ -66,7 +66,10 @@ struct BenchRLStepCommand: ParsableCommand {
             throw ValidationError("--export-workload: \(exportDirectory) holds other files (\(entries.sorted().prefix(3).joined(separator: ", "))); give a new or empty directory")
         }
         // Checked now against the workload's settings, not after the model has been exported.
-        do { _ = try RunConfig.parse(.object([:]), overrides: RLStepBench.Workload().learnerOverrides(directory: "workload") + overrides) } catch {
+        do {
+            let config = try RunConfig.parse(.object([:]), overrides: RLStepBench.Workload().learnerOverrides(directory: "workload") + overrides)
+            _ = try config.backwardProducts(portableAllowed: false)
+        } catch {
             throw ValidationError("\(error)")
         }
     }

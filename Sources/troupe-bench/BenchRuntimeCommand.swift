@@ -86,7 +86,10 @@ struct BenchRuntimeCommand: ParsableCommand {
         if linkRate != nil && geteuid() != 0 { throw ValidationError("--link-rate needs root (it creates network namespaces)") }
         for o in endToEndOverrides where !o.contains("=") { throw ValidationError("--e2e-set \(o): expected section.key=value") }
         // Checked now, with the built-in ones, not after the parts before the end-to-end runs.
-        do { _ = try RunConfig.parse(.object([:]), overrides: endToEndSettings(EndToEndBench.Options(executable: "", modelPath: model).overrides)) } catch {
+        do {
+            let config = try RunConfig.parse(.object([:]), overrides: endToEndSettings(EndToEndBench.Options(executable: "", modelPath: model).overrides))
+            _ = try config.backwardProducts(portableAllowed: false)
+        } catch {
             throw ValidationError("--e2e-set: \(error)")
         }
         _ = try stalenessValues()

@@ -5,8 +5,8 @@ import TroupeTensor
 /// `learner.backward_precision = "bf16"` end to end: refused where the CPU lacks AVX-512 BF16, and
 /// replayable anywhere, because the portable kernel gives the hardware's bits.
 @Suite struct BF16BackwardIntegrationTests {
-    /// A learner on a CPU without the instructions (here told so with TROUPE_BF16_HARDWARE=off) refuses
-    /// the setting, naming it, before it makes the run directory.
+    /// A learner, and `troupe run`, on a CPU without the instructions (here told so with
+    /// TROUPE_BF16_HARDWARE=off) refuse the setting, naming it, before they make the run directory.
     @Test func aLearnerWithoutTheInstructionsRefusesBF16() throws {
         let run = try IntegrationRun("bf16-refused")
         defer { run.finish() }
@@ -17,6 +17,14 @@ import TroupeTensor
         run.check(learner.stderr.contains("learner.backward_precision") && learner.stderr.contains("AVX-512 BF16"),
                   "the refusal does not name the setting and what is missing: \(learner.stderr.suffix(400))")
         run.check(!FileManager.default.fileExists(atPath: run.runDirectory), "the refused learner made the run directory")
+
+        // troupe run checks before it writes the run directory or starts anything.
+        let (status2, child) = try run.runToCompletion("run", ["run", "--no-eval", "--insecure-plaintext", "--actors", "1"]
+                                                       + run.learnerSettings(maxSteps: 2, ["learner.backward_precision=bf16"]), within: 30)
+        run.check(status2 != nil && status2 != .code(0), "troupe run: \(status2?.description ?? "timeout")")
+        run.check(child.stderr.contains("learner.backward_precision") && child.stderr.contains("AVX-512 BF16"),
+                  "troupe run's refusal does not name the setting: \(child.stderr.suffix(400))")
+        run.check(!FileManager.default.fileExists(atPath: run.runDirectory), "troupe run made the run directory")
     }
 
     /// Trained with VDPBF16PS, the run replays bit for bit on the portable kernel; replayed with an fp32

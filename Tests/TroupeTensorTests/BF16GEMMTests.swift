@@ -14,11 +14,13 @@ import TroupeTensor
     }
 
     /// Shapes off every tile and block edge: rows past the last 12-row tile and 96-row block, columns
-    /// past the last 32-column sliver, odd k and k over one 384-deep block, each transposition.
+    /// past the last 32-column sliver (by 1–16 and by 17–31), more columns than one 3072-wide block,
+    /// odd k and k over one 384-deep block, each transposition.
     static let products = [
         Product(transA: false, transB: false, m: 37, n: 45, k: 19), Product(transA: true, transB: false, m: 100, n: 70, k: 801),
         Product(transA: false, transB: true, m: 13, n: 33, k: 1), Product(transA: true, transB: true, m: 97, n: 31, k: 390),
-        Product(transA: false, transB: false, m: 5, n: 64, k: 768),
+        Product(transA: false, transB: false, m: 5, n: 64, k: 768), Product(transA: true, transB: false, m: 14, n: 50, k: 9),
+        Product(transA: false, transB: false, m: 13, n: 3100, k: 5),
     ]
 
     static func operands(_ p: Product, seed: UInt64) -> (a: [Float], b: [Float], c: [Float]) {
@@ -56,8 +58,9 @@ import TroupeTensor
     static func flushed(_ x: Float) -> Float { x.isSubnormal ? (x.sign == .minus ? -0.0 : 0) : x }
 
     /// The definition, one element at a time: operands rounded to bfloat16; per 384-deep block of k a
-    /// float sum from zero over k in pairs, the odd k's product added before the even one's (as
-    /// VDPBF16PS does), every result below the normal range flushed; each block's sum added to C.
+    /// float sum from zero over k in pairs, the odd k's product added before the even one's, each as one
+    /// fused multiply-add (as VDPBF16PS does), every result below the normal range flushed; each block's
+    /// sum added to C.
     static func reference(_ p: Product, _ a: [Float], _ b: [Float], c: [Float], beta: Float) -> [Float] {
         var c = c
         for i in 0..<p.m {
@@ -67,9 +70,9 @@ import TroupeTensor
                     var acc: Float = 0
                     for even in stride(from: block, to: min(block + BF16GEMM.blockDepth, p.k), by: 2) {
                         if even + 1 < p.k && even + 1 < block + BF16GEMM.blockDepth {
-                            acc = flushed(acc + flushed(bfloat16(p.a(i, even + 1, a)) * bfloat16(p.b(even + 1, j, b))))
+                            acc = flushed(acc.addingProduct(bfloat16(p.a(i, even + 1, a)), bfloat16(p.b(even + 1, j, b))))
                         }
-                        acc = flushed(acc + flushed(bfloat16(p.a(i, even, a)) * bfloat16(p.b(even, j, b))))
+                        acc = flushed(acc.addingProduct(bfloat16(p.a(i, even, a)), bfloat16(p.b(even, j, b))))
                     }
                     total += acc
                 }
@@ -101,6 +104,21 @@ import TroupeTensor
         }
     }
 
+    /// Operands whose products and sums leave float's normal range (below 2⁻¹²⁶, past FLT_MAX): where the
+    /// two kernels would part if the portable one rounded a product before adding it.
+    @Test(.enabled(if: BF16GEMM.hardwareAvailable, "this CPU has no AVX-512 BF16"), arguments: [(-80, -50), (-126, 127), (60, 64)])
+    func hardwareAndPortableKernelsAgreeAtTheEdgesOfFloat(exponents: (Int, Int)) {
+        let p = Product(transA: false, transB: false, m: 40, n: 70, k: 33)
+        var rng = Xoshiro256(seed: 5)
+        func value(_ i: Int) -> Float {
+            let exponent = exponents.0 + Int(rng.next() % UInt64(exponents.1 - exponents.0 + 1))
+            return Float(sign: rng.next() & 1 == 0 ? .plus : .minus, exponent: exponent, significand: 1 + Float(rng.nextUnit()))
+        }
+        let a = (0..<p.m * p.lda).map(value), b = (0..<p.k * p.ldb).map(value), c = [Float](repeating: 0, count: p.m * p.ldc)
+        let hardware = Self.run(p, a, b, c: c, beta: 0, kernel: .hardware), portable = Self.run(p, a, b, c: c, beta: 0, kernel: .portable)
+        #expect(Self.sameBits(hardware, portable) == nil, "exponents \(exponents): first differing element \(Self.sameBits(hardware, portable) ?? -1)")
+    }
+
     /// A product big enough to be split over two threads gives the bits of its rows computed in two
     /// separate calls cut off any tile boundary: no sum depends on where or how rows are computed.
     @Test func resultsDoNotDependOnHowRowsAreSplit() {
@@ -115,7 +133,7 @@ import TroupeTensor
     }
 
     /// Against float products, each element is off by at most bfloat16's rounding of both operands
-    /// (2⁻⁸ relative to the sum of |a·b|, with room for the float sums): an indexing or packing slip
+    /// (2⁻⁸ relative each, so 2⁻⁷ relative to the sum of |a·b|, with room for the float sums): an indexing or packing slip
     /// would be off by whole terms.
     @Test(arguments: products)
     func errorAgainstFloatProductsIsBFloat16Rounding(_ p: Product) {

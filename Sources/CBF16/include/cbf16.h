@@ -17,7 +17,8 @@
 #define TROUPE_BF16_MC 96    /* rows of C per block a thread packs and computes */
 #define TROUPE_BF16_NC 3072  /* columns of op(B) per packed block */
 
-/* 1 when this CPU and the OS run AVX-512 BF16 instructions (VDPBF16PS), else 0. */
+/* 1 when this CPU and the OS run AVX-512 BF16 instructions (VDPBF16PS) and AVX512BW, else 0 (always
+   0 off x86-64, where only the portable code is built). */
 int troupe_bf16_hardware(void);
 
 /* op(B) rows k0 ..< k0+kc, columns j0 ..< j0+nc, as ceil(nc / NR) slivers from `packed`, each
@@ -27,9 +28,10 @@ void troupe_bf16_pack_b(int hardware, int transB, const float *b, long ldb, long
 
 /* C rows i0 ..< i0+mc, columns 0 ..< nc (c points at column 0 of the block) += op(A) rows i0 ..< i0+mc,
    k0 ..< k0+kc · the packed block of op(B). `hardware` 1 runs VDPBF16PS (only where
-   troupe_bf16_hardware() is 1); 0 a portable kernel that computes each sum in the same order, with the
-   same roundings, and so gives the same bits. Packs op(A) into a buffer of the calling thread;
-   aborts when that buffer cannot be had (a few hundred KB). */
+   troupe_bf16_hardware() is 1); 0 a portable kernel that computes each sum in the same order with the
+   same roundings (one fused multiply-add per product, subnormal results flushed), which gave the
+   hardware's bits on the CPU it was checked on (an AMD EPYC, Zen 4). Packs op(A) into a buffer of the
+   calling thread; aborts, saying so, when that buffer cannot be had (a few hundred KB). */
 void troupe_bf16_block(int hardware, int transA, const float *a, long lda, long i0, long mc, long k0, long kc,
                        const uint32_t *packedB, long nc, float *c, long ldc);
 
