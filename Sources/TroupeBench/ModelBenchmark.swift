@@ -9,25 +9,26 @@ package enum ModelBenchmark {
 
     /// GFLOP/s of a square sgemm of side n (median of `repeats` after one warm-up).
     package static func sgemmRate(n: Int = 1024, repeats: Int = 5) -> Double {
-        let a = FloatBuffer(count: n * n), b = FloatBuffer(count: n * n), c = FloatBuffer(count: n * n)
-        for i in 0..<(n * n) { a[i] = Float(i % 7) * 0.1; b[i] = Float(i % 5) * 0.1 }
-        var times: [Double] = []
-        for r in 0...repeats {
-            let t0 = monotonicSeconds()
-            sgemm(transA: false, transB: false, m: n, n: n, k: n, a: a.pointer, lda: n, b: b.pointer, ldb: n, beta: 0, c: c.pointer, ldc: n)
-            if r > 0 { times.append(monotonicSeconds() - t0) }
+        squareProductRate(n: n, repeats: repeats) { a, b, c in
+            sgemm(transA: false, transB: false, m: n, n: n, k: n, a: a, lda: n, b: b, ldb: n, beta: 0, c: c, ldc: n)
         }
-        return 2 * Double(n * n * n) / median(times) / 1e9
     }
 
     /// GFLOP/s of the same product with bfloat16 operands (`BF16GEMM`, the hardware kernel).
     package static func bf16Rate(n: Int = 1024, repeats: Int = 5) -> Double {
+        squareProductRate(n: n, repeats: repeats) { a, b, c in
+            BF16GEMM.gemm(transA: false, transB: false, m: n, n: n, k: n, a: a, lda: n, b: b, ldb: n, beta: 0, c: c, ldc: n)
+        }
+    }
+
+    private static func squareProductRate(n: Int, repeats: Int,
+                                          _ product: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> Double {
         let a = FloatBuffer(count: n * n), b = FloatBuffer(count: n * n), c = FloatBuffer(count: n * n)
         for i in 0..<(n * n) { a[i] = Float(i % 7) * 0.1; b[i] = Float(i % 5) * 0.1 }
         var times: [Double] = []
         for r in 0...repeats {
             let t0 = monotonicSeconds()
-            BF16GEMM.gemm(transA: false, transB: false, m: n, n: n, k: n, a: a.pointer, lda: n, b: b.pointer, ldb: n, beta: 0, c: c.pointer, ldc: n)
+            product(a.pointer, b.pointer, c.pointer)
             if r > 0 { times.append(monotonicSeconds() - t0) }
         }
         return 2 * Double(n * n * n) / median(times) / 1e9

@@ -40,14 +40,7 @@ import TroupeTensor
         run.environmentOverrides["TROUPE_BF16_HARDWARE"] = "off"
         try RuntimeIntegrationTests.expectReplayVerifies(run, steps: 3)
 
-        let fp32 = run.directory + "/fp32"
-        try FileManager.default.copyItem(atPath: run.runDirectory, toPath: fp32)
-        let configPath = fp32 + "/config.json"
-        var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as? [String: Any])
-        var learnerSection = try #require(config["learner"] as? [String: Any])
-        learnerSection["backward_precision"] = "fp32"
-        config["learner"] = learnerSection
-        try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]).write(to: URL(fileURLWithPath: configPath))
+        let fp32 = try RuntimeIntegrationTests.copyOfRun(run, named: "fp32", section: "learner") { $0["backward_precision"] = "fp32" }
         let (status, child) = try run.runToCompletion("replay-fp32", ["replay", fp32, "--verify"], within: 60)
         run.check(status == .code(1) && child.stdout.contains("replay FAILED"),
                   "replay with an fp32 backward: \(status?.description ?? "timeout"), expected exit 1: \(child.stdout.suffix(400))")

@@ -49,6 +49,21 @@ import Glibc
                   sourceLocation: sourceLocation)
     }
 
+    /// A copy of the run directory (in the test's directory, as `name`) whose frozen `config.json` has
+    /// `section` changed by `edit`: for replays that must not match.
+    static func copyOfRun(_ run: IntegrationRun, named name: String, section: String,
+                          _ edit: (inout [String: Any]) -> Void) throws -> String {
+        let copy = run.directory + "/" + name
+        try FileManager.default.copyItem(atPath: run.runDirectory, toPath: copy)
+        let configPath = copy + "/config.json"
+        var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as? [String: Any])
+        var values = try #require(config[section] as? [String: Any])
+        edit(&values)
+        config[section] = values
+        try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]).write(to: URL(fileURLWithPath: configPath))
+        return copy
+    }
+
     /// `troupe replay RUN --verify` re-runs the surviving steps and must match every weights hash.
     static func expectReplayVerifies(_ run: IntegrationRun, steps: Int, name: String = "replay", within seconds: Double = 60,
                                      sourceLocation: SourceLocation = #_sourceLocation) throws {
@@ -89,14 +104,9 @@ import Glibc
 
         // The verification can fail: replaying with another learning rate must not match, and replay says
         // the frozen configuration was edited.
-        let tampered = run.directory + "/tampered"
-        try FileManager.default.copyItem(atPath: run.runDirectory, toPath: tampered)
-        let configPath = tampered + "/config.json"
-        var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as? [String: Any])
-        var optimizer = try #require(config["optimizer"] as? [String: Any])
-        optimizer["learning_rate"] = ((optimizer["learning_rate"] as? NSNumber)?.doubleValue ?? 1e-3) * 3
-        config["optimizer"] = optimizer
-        try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]).write(to: URL(fileURLWithPath: configPath))
+        let tampered = try Self.copyOfRun(run, named: "tampered", section: "optimizer") { optimizer in
+            optimizer["learning_rate"] = ((optimizer["learning_rate"] as? NSNumber)?.doubleValue ?? 1e-3) * 3
+        }
         let (status, child) = try run.runToCompletion("replay-tampered", ["replay", tampered, "--verify"], within: 60)
         run.check(status == .code(1) && child.stdout.contains("replay FAILED") && child.stdout.contains("is not the configuration this run started with"),
                   "replay --verify with a changed learning rate: \(status?.description ?? "timeout"), expected exit 1: \(child.stdout.suffix(400))")
