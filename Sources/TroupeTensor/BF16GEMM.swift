@@ -3,9 +3,8 @@ import Foundation
 
 /// C = op(A)·op(B) + beta·C with op(A) and op(B) rounded to bfloat16 (nearest, ties to even) and every
 /// sum kept in float: the kind of product OpenBLAS's `sbgemm` offers, which Debian's OpenBLAS does not
-/// build. The
-/// blocking follows the usual GEMM scheme (packed panels of op(B) shared by both threads, blocks of
-/// op(A) rows packed by the thread that computes them); the micro-kernels are C (`CBF16`).
+/// build. The blocking follows the usual GEMM scheme (packed panels of op(B) shared by both threads,
+/// blocks of op(A) rows packed by the thread that computes them); the micro-kernels are C (`CBF16`).
 ///
 /// Each element's sum runs over k in the same order whichever thread computes it and however m is
 /// split, so a result does not depend on the thread count or on which chunk ran where.
