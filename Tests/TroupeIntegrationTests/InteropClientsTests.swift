@@ -119,7 +119,7 @@ extension RuntimeIntegrationTests {
 
     /// The reference Python actor alone trains a run over chunks (every tensor hash verified), computing
     /// behaviour log-probs with its numpy model close enough that mismatch_kl stays at float rounding;
-    /// it drops its connection after group 3 and resends what was unacknowledged; the C client is
+    /// it drops its connection when group 3's Ack arrives, unread, and resends what is unacknowledged; the C client is
     /// welcomed meanwhile; the run replays bit for bit.
     @Test(.enabled(if: InteropClients.installed || InteropClients.required, InteropClients.skipReason), .timeLimit(.minutes(4)))
     func pythonActorTrainsARunAndTheCClientIsWelcomed() throws {
@@ -150,7 +150,7 @@ extension RuntimeIntegrationTests {
         run.check(Set(applied.compactMap { ($0["step"] as? NSNumber)?.intValue }).count >= 2, "the actor never applied a newer version")
         let kl = InteropClients.mismatchKL(run)
         run.check(kl.count == 4 && kl.allSatisfy { abs($0) < 1e-4 }, "mismatch_kl \(kl): the numpy model's log-probs are not the learner's")
-        // The reconnect: dropped after group 3, welcomed again with it unacknowledged, resent.
+        // The reconnect: dropped at group 3's Ack, welcomed again with it unacknowledged, resent, acknowledged.
         run.check(!InteropClients.events(actor, "dropping_connection").isEmpty, "the actor did not drop its connection")
         let resent = InteropClients.events(actor, "resending").flatMap { ($0["sequences"] as? [NSNumber])?.map(\.intValue) ?? [] }
         run.check(resent.contains(3), "group 3 was not resent after the reconnect (resent \(resent))")

@@ -32,7 +32,7 @@ def main():
     parser.add_argument("--malformed-group", type=int, default=0, metavar="SEQUENCE",
                         help="testing: send group SEQUENCE malformed (a LENGTH finish its tokens contradict)")
     parser.add_argument("--reconnect-after-group", type=int, default=0, metavar="SEQUENCE",
-                        help="testing: drop the connection right after sending group SEQUENCE, then rejoin and resend")
+                        help="testing: drop the connection when group SEQUENCE's Ack arrives, unread, then rejoin and resend")
     parser.add_argument("--hello-protocol-major", type=int, default=wire.PROTOCOL_MAJOR, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.insecure_plaintext == bool(options.key) or bool(options.key) != bool(options.learner_key):

@@ -390,15 +390,18 @@ class Actor:
         self.unacked[sequence] = wire.encode(e, frames)
         self.submitted += 1
         self.flush()
-        if self.o.reconnect_after_group == sequence and not self.reconnect_done:
-            # Deliberately drop the connection (--reconnect-after-group) before any Ack: what was sent
-            # may or may not have reached the learner; the next Welcome makes the actor resend it.
-            self.reconnect_done = True
-            log("dropping_connection", after_sequence=sequence)
-            self.open_control()
-            self.join()
 
     def on_ack(self, ack):
+        if self.o.reconnect_after_group == ack.sequence and not self.reconnect_done:
+            # Deliberately lose this Ack and the connection (--reconnect-after-group): the learner has
+            # the group, the actor does not know it, and the next Welcome makes it resend the group,
+            # which the learner acknowledges again as a duplicate. (Dropping the connection before the
+            # group is known to have arrived would race the new Hello, which takes the leases back.)
+            self.reconnect_done = True
+            log("dropping_connection", after_sequence=ack.sequence, ack_discarded=True)
+            self.open_control()
+            self.join()
+            return
         self.note_version(ack.current_version)
         if ack.sequence not in self.unacked:
             return  # a second Ack of the same group grants nothing
