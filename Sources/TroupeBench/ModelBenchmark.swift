@@ -52,17 +52,25 @@ package enum ModelBenchmark {
         package let flopsPerStep: Double
     }
 
+    /// A random-weight model of `shape`, `batch` random sequences of `length` tokens, and the
+    /// d(loss)/d(log-prob) of every scored position (the mean negative log-likelihood's).
+    private static func trainingBatch(_ shape: ModelShape, batch: Int, length: Int, seed: UInt64) throws
+        -> (model: LlamaModel, sequences: [[Int32]], dLogprobs: [[Float]]) {
+        let model = try LlamaModel.random(config: shape.config, seed: seed)
+        var rng = Xoshiro256(seed: seed)
+        let sequences = (0..<batch).map { _ in (0..<length).map { _ in Int32(rng.next() % UInt64(shape.config.vocabularySize)) } }
+        let dLogprobs = (0..<batch).map { _ in [Float](repeating: -1 / Float(batch * (length - 1)), count: length - 1) }
+        return (model, sequences, dLogprobs)
+    }
+
     /// Forward + backward + AdamW on `batch` random sequences of `length` tokens.
     package static func training(_ shape: ModelShape, batch: Int = 8, length: Int = 256, steps: Int = 3, seed: UInt64 = 1,
                                  backwardProducts: BackwardProducts = .fp32) throws -> TrainingResult {
-        let model = try LlamaModel.random(config: shape.config, seed: seed)
+        let (model, seqs, grad) = try trainingBatch(shape, batch: batch, length: length, seed: seed)
         let pass = TrainingPass(model: model)
         pass.backwardProducts = backwardProducts
         let opt = AdamW(parameterCount: model.layout.totalCount, options: AdamWOptions(learningRate: 1e-5),
                         decayRanges: model.layout.decayRanges)
-        var rng = Xoshiro256(seed: seed)
-        let seqs = (0..<batch).map { _ in (0..<length).map { _ in Int32(rng.next() % UInt64(shape.config.vocabularySize)) } }
-        let grad = (0..<batch).map { _ in [Float](repeating: -1 / Float(batch * (length - 1)), count: length - 1) }
         var times: [Double] = []
         for s in 0...steps {
             let t0 = monotonicSeconds()
@@ -82,11 +90,8 @@ package enum ModelBenchmark {
     /// it), the bf16 backward on `kernel`.
     package static func bf16GradientError(_ shape: ModelShape, batch: Int = 8, length: Int = 256, seed: UInt64 = 1,
                                           kernel: BF16GEMM.Kernel = .hardware) throws -> Double {
-        let model = try LlamaModel.random(config: shape.config, seed: seed)
+        let (model, seqs, grad) = try trainingBatch(shape, batch: batch, length: length, seed: seed)
         let pass = TrainingPass(model: model)
-        var rng = Xoshiro256(seed: seed)
-        let seqs = (0..<batch).map { _ in (0..<length).map { _ in Int32(rng.next() % UInt64(shape.config.vocabularySize)) } }
-        let grad = (0..<batch).map { _ in [Float](repeating: -1 / Float(batch * (length - 1)), count: length - 1) }
         func gradients(_ products: BackwardProducts) throws -> [Float] {
             pass.backwardProducts = products
             pass.zeroGradients()
