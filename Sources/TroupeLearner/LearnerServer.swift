@@ -124,6 +124,12 @@ package final class LearnerServer {
             guard fm.fileExists(atPath: runDirectory + "/config.json") else {
                 throw RuntimeError.invalid("--resume: \(runDirectory)/config.json is missing; it holds the run's configuration, without which the run cannot continue as it began")
             }
+            // Downgrading a run that authenticated would open its ports, weights and log stream to anyone.
+            if security == nil,
+               case .found(let previous) = LearnerEndpointsFile.read(runDirectory + "/" + LearnerEndpointsFile.fileName),
+               previous.learnerPublicKey != nil {
+                throw RuntimeError.invalid("--resume: \(runDirectory)'s learner authenticated its actors with CURVE keys (its endpoints.json names the learner's public key); resume it with --key and --allow, not in plaintext")
+            }
         } else if fm.fileExists(atPath: logPath) {
             // An empty run log without a frozen configuration is a start that failed before it recorded
             // anything (a full disk): nothing to resume, so a fresh start may have the directory.

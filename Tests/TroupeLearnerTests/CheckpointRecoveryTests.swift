@@ -4,6 +4,7 @@ import TroupeLearner
 import TroupeModel
 import TroupeRuntime
 import TroupeTensor
+import TroupeWire
 
 /// What resume does with damaged checkpoints: every byte of a checkpoint is covered by a hash, a
 /// damaged newest one gives way to the newest intact one (with a warning), and errors name the file.
@@ -137,5 +138,20 @@ import TroupeTensor
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try FileManager.default.removeItem(atPath: directory + "/config.json")
         #expect { try LearnerHarness(directory: directory) } throws: { "\($0)".contains("config.json is missing") }
+    }
+
+    @Test func aRunWhoseLearnerAuthenticatedIsNotResumedInPlaintext() throws {
+        let h = try LearnerHarness()
+        let directory = h.directory
+        let config = h.learner.config
+        h.kill()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let endpointsFile = directory + "/" + LearnerEndpointsFile.fileName
+        try LearnerEndpointsFile(endpoints: config.endpoints, epoch: 1, learnerPublicKey: try CurveKeyPair.generate().publicKey.z85)
+            .write(to: endpointsFile)
+        #expect { try LearnerHarness(directory: directory) } throws: { "\($0)".contains("resume it with --key and --allow") }
+        // A learner that ran in plaintext leaves no key there: its run resumes in plaintext.
+        try LearnerEndpointsFile(endpoints: config.endpoints, epoch: 1, learnerPublicKey: nil).write(to: endpointsFile)
+        #expect(try LearnerHarness(directory: directory).learner.core.step == 0)
     }
 }
