@@ -88,9 +88,6 @@ final class GroupSampler: @unchecked Sendable {
             let cs = perPrompt[pi]
             let drawn = cs.reduce(0) { $0 + $1.tokens.count }
             let finishReasons = cs.map { $0.finishReason == .stop ? TroupeRL.FinishReason.stop : .length }
-            // With `external` the reward workers score for the learner; the actor has no score of its own and
-            // reports 0 plus the shaping terms, which the learner replaces with the workers' (docs/rewards.md).
-            let unscored: Double? = options.reward.kind == .external ? 0 : nil
             let scored = try scorer.score(zip(cs, finishReasons).map { GroupScorer.Completion(tokens: $0.tokens, finishReason: $1,
                                                                                                reportedReward: unscored) },
                                           stopSequences: s.stopSequences, groundTruth: p.hasReferenceAnswer ? p.referenceAnswer : nil)
@@ -137,7 +134,8 @@ final class GroupSampler: @unchecked Sendable {
             drafts.append(RolloutSample(tokens: out.path.tokens, logprobs: out.path.logprobs, entropies: out.path.entropies,
                                         finishReason: out.path.finishReason == .stop ? .stop : .length, temperature: s.temperature,
                                         answer: nil, reward: 0))
-            let scored = try scorer.score(drafts.map { GroupScorer.Completion(tokens: $0.tokens, finishReason: $0.finishReason) },
+            let scored = try scorer.score(drafts.map { GroupScorer.Completion(tokens: $0.tokens, finishReason: $0.finishReason,
+                                                                              reportedReward: unscored) },
                                           stopSequences: s.stopSequences, groundTruth: p.hasReferenceAnswer ? p.referenceAnswer : nil)
             for i in drafts.indices {
                 drafts[i].answer = scored[i].answer
@@ -172,7 +170,8 @@ final class GroupSampler: @unchecked Sendable {
         for (pi, p) in j.prompts.enumerated() {
             let leaves = outputs[pi].leaves.map(\.completion)
             let finishReasons = leaves.map { $0.finishReason == .stop ? TroupeRL.FinishReason.stop : .length }
-            let scored = try scorer.score(zip(leaves, finishReasons).map { GroupScorer.Completion(tokens: $0.tokens, finishReason: $1) },
+            let scored = try scorer.score(zip(leaves, finishReasons).map { GroupScorer.Completion(tokens: $0.tokens, finishReason: $1,
+                                                                                                   reportedReward: unscored) },
                                           stopSequences: s.stopSequences, groundTruth: p.hasReferenceAnswer ? p.referenceAnswer : nil)
             let samples = leaves.enumerated().map { i, c in
                 RolloutSample(tokens: c.tokens, logprobs: c.logprobs, entropies: c.entropies, finishReason: finishReasons[i],
@@ -185,6 +184,10 @@ final class GroupSampler: @unchecked Sendable {
         }
         return groups
     }
+
+    /// With `external` the reward workers score for the learner; the actor has no score of its own and
+    /// reports 0 plus the shaping terms, which the learner replaces with the workers' (docs/rewards.md).
+    private var unscored: Double? { options.reward.kind == .external ? 0 : nil }
 
     /// The sampler's settings for a lease's sampling parameters (every group shape uses the same). A
     /// tree group's leaves always carry entropies: the learner checks the fork points against them.

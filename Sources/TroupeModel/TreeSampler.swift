@@ -85,27 +85,30 @@ extension Sampler {
             guard r.forks <= parameters.maxNewTokens else {
                 throw ModelError.invalidArgument(name: "forks", reason: "request \(i): \(r.forks) forks need as many tokens, but a completion holds at most \(parameters.maxNewTokens)")
             }
-            if r.prompt.count + parameters.maxNewTokens > c.maxPositions {
-                throw ModelError.sequenceTooLong(length: r.prompt.count + parameters.maxNewTokens, maxPositions: c.maxPositions)
+            let room = c.maxPositions - r.prompt.count
+            guard room >= max(1, r.forks) else {
+                throw ModelError.invalidArgument(name: "tree", reason: "request \(i): its prompt of \(r.prompt.count) tokens leaves \(room) of the model's \(c.maxPositions) positions, but its roots fork at \(r.forks) tokens")
             }
         }
+        // A completion ends where the context does (finish reason `length`), as `generate`'s do.
+        let capacities = requests.map { min(parameters.maxNewTokens, c.maxPositions - $0.prompt.count) }
         // Entropies pick the fork points; computing them changes no draw.
         var rootParameters = parameters
         rootParameters.computeEntropy = true
-        let B = requests.count, capacity = parameters.maxNewTokens
+        let B = requests.count
         // Regions: each request's prompt, then its roots, then its branches.
-        var capacities = requests.map(\.prompt.count)
+        var regions = requests.map(\.prompt.count)
         var rootRegion: [[Int]] = [], branchRegion: [[Int]] = []
-        for r in requests {
-            rootRegion.append((0..<r.roots).map { capacities.count + $0 })
-            capacities += Array(repeating: capacity, count: r.roots)
+        for (i, r) in requests.enumerated() {
+            rootRegion.append((0..<r.roots).map { regions.count + $0 })
+            regions += Array(repeating: capacities[i], count: r.roots)
         }
-        for r in requests {
+        for (i, r) in requests.enumerated() {
             let n = r.roots * r.forks * r.branching
-            branchRegion.append((0..<n).map { capacities.count + $0 })
-            capacities += Array(repeating: capacity, count: n)
+            branchRegion.append((0..<n).map { regions.count + $0 })
+            regions += Array(repeating: capacities[i], count: n)
         }
-        let cache = KVCache(config: c, capacities: capacities)
+        let cache = KVCache(config: c, capacities: regions)
         var promptLogits = FloatBuffer(count: B * V, zeroed: false)
         try prefillRegions(requests.map(\.prompt), regions: Array(0..<B), cache: cache, logits: promptLogits)
         var computed = requests.map(\.prompt.count)
@@ -126,7 +129,7 @@ extension Sampler {
         let draws = TokenDraws(seeds: roots.map { TreeRequest.rootSeed(requests[$0.request].seed, root: $0.root) },
                                temperatures: roots.map { _ in parameters.temperature }, vocabularySize: V, parameters: rootParameters)
         var paths = Transcripts(requests: roots.map { SampleRequest(prompt: requests[$0.request].prompt, seed: 0) }, parameters: rootParameters,
-                                capacity: roots.map { requests[$0.request].prompt.count + capacity }, tokenBytes: tokenBytes)
+                                capacity: roots.map { requests[$0.request].prompt.count + capacities[$0.request] }, tokenBytes: tokenBytes)
         var active = Array(0..<rootTotal)
         while !active.isEmpty {
             draws.choose(for: active, logits: logits.pointer)
@@ -197,7 +200,7 @@ extension Sampler {
             // A branch's budget is what its root had left at the fork.
             var transcripts = Transcripts(requests: branches.map { br in
                 SampleRequest(prompt: requests[br.request].prompt + paths.outputs[rootIndex(br.request, br.root)].tokens[..<br.at], seed: 0)
-            }, parameters: parameters, capacity: branches.map { requests[$0.request].prompt.count + capacity }, tokenBytes: tokenBytes)
+            }, parameters: parameters, capacity: branches.map { requests[$0.request].prompt.count + capacities[$0.request] }, tokenBytes: tokenBytes)
             // Stop strings are matched on the whole completion's text, the shared prefix included.
             if let tokenBytes {
                 for (e, br) in branches.enumerated() {

@@ -21,6 +21,8 @@ final class InMemoryRun {
     private(set) var learnerOutcome = LearnerServer.TurnOutcome.running
     private(set) var config: RunConfig!
     private(set) var actors: [Member] = []
+    /// Reward workers the test answers itself (runs with `reward_workers.endpoints`).
+    let rewardWorkers: InMemoryRewardWorkers?
 
     struct Member {
         let client: ActorClient
@@ -34,8 +36,9 @@ final class InMemoryRun {
     }
 
     /// 8 prompts, groups of 4, batches of 2 groups, a checkpoint at every step; no shared memory.
-    init(_ overrides: [String] = []) throws {
+    init(_ overrides: [String] = [], rewardWorkers: InMemoryRewardWorkers? = nil) throws {
         self.overrides = overrides
+        self.rewardWorkers = rewardWorkers
         try startLearner(resume: false)
     }
 
@@ -52,7 +55,7 @@ final class InMemoryRun {
         ] + overrides)
         let network = self.network
         learner = try LearnerServer(config: config, resume: resume, clock: { [unowned self] in self.now },
-                                    makeEndpoints: { _ in network.endpoints }, runLogWriting: .inline)
+                                    makeEndpoints: { _ in network.endpoints }, rewardTransport: rewardWorkers, runLogWriting: .inline)
         learnerOutcome = .running
         try network.bind(on: switchboard, as: config.endpoints)
         if let control {
@@ -189,6 +192,37 @@ enum InMemoryRunError: Error { case neverHappened(String) }
         #expect(train.metrics["rollout/tokens_generated"] == Double(generated.reduce(0, +)))
         // Two forks per root at distinct positions: at least one branch pair starts after token 0.
         #expect(share > 0 && share < 1, "share \(share)")
+    }
+
+    // With `external` rewards the workers score every sample, whatever the group's shape: the actor
+    // reports 0 for each leaf or exit, and the learner trains on the workers' scores.
+    @Test(arguments: [["sampling.shape=tree", "sampling.group_size=5", "sampling.tree_forks=2", "sampling.tree_branching=2"],
+                      ["sampling.shape=serial", "sampling.group_size=4", "sampling.serial_exit_phrase=Answer:"]])
+    func externalRewardsScoreTreeAndSerialGroups(_ shape: [String]) throws {
+        let workers = InMemoryRewardWorkers(workers: 1)
+        let run = try InMemoryRun(["run.max_steps=1", "sampling.max_new_tokens=8", "algorithm.reward.kind=external", "task.label_free=false",
+                                   "reward_workers.endpoints=[\"tcp://127.0.0.1:9\"]", "reward_workers.version=v1"] + shape,
+                                  rewardWorkers: workers)
+        try run.addActor("a")
+        var answered = 0
+        try run.rounds(until: "the run finished") {
+            for (worker, request) in workers.takeRequests() {
+                var response = Troupe_V1_RewardResponse()
+                response.protocol = 1
+                response.requestID = request.requestID
+                response.rewardVersion = "v1"
+                response.score = 0.25
+                workers.respond(response, from: worker)
+                answered += 1
+            }
+            return run.learnerOutcome == .finished
+        }
+        let groups = try run.records("group_accepted").compactMap { record -> RolloutGroup? in
+            if case .groupAccepted(let g) = try RunRecord(record) { return g }
+            return nil
+        }
+        #expect(groups.count >= 2 && answered == groups.reduce(0) { $0 + $1.samples.count })
+        #expect(groups.allSatisfy { $0.samples.allSatisfy { $0.reward == 0.25 } }, "the run log holds the workers' scores")
     }
 
     // An actor that missed its learner's last Byes (frozen, or reconnecting behind a bad link) learns

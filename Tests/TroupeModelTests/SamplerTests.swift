@@ -264,5 +264,32 @@ import TroupeTensor
                     TreeRequest(prompt: [1], seed: 1, roots: 1, forks: 1, branching: 0)] {
             #expect(throws: ModelError.self) { _ = try sampler.generateTree([bad], parameters: SamplingParameters(maxNewTokens: 8)) }
         }
+        // A prompt that leaves fewer positions than the roots fork at.
+        let full = TreeRequest(prompt: Array(repeating: 3, count: 63), seed: 1, roots: 1, forks: 2, branching: 1)
+        #expect(throws: ModelError.self) { _ = try sampler.generateTree([full], parameters: SamplingParameters(maxNewTokens: 8)) }
+    }
+
+    @Test func treeCompletionsEndWhereTheContextDoesAsIndependentOnesDo() throws {
+        let model = try SamplerTests.qwenLike()  // 64 positions
+        let sampler = Sampler(model: model)
+        let params = SamplingParameters(temperature: 1.0, maxNewTokens: 14)
+        let long = TreeRequest(prompt: Array(repeating: 9, count: 58), seed: 5, roots: 2, forks: 2, branching: 1)
+        let short = TreeRequest(prompt: [5, 6, 7], seed: 6, roots: 1, forks: 2, branching: 2)
+        let out = try sampler.generateTree([long, short], parameters: params)
+        // The long prompt's leaves hold the 6 positions left; the short one's are untouched by it.
+        #expect(out[0].leaves.allSatisfy { $0.completion.tokens.count == 6 && $0.completion.finishReason == .length })
+        let alone = try sampler.generateTree([short], parameters: params)[0]
+        #expect(out[1].leaves.map(\.completion.tokens) == alone.leaves.map(\.completion.tokens))
+        #expect(out[1].computedPositions == alone.computedPositions && out[1].parallelPositions == alone.parallelPositions)
+        let lp = zip(out[1].leaves, alone.leaves).map { zip($0.completion.logprobs, $1.completion.logprobs).map { abs($0 - $1) }.max() ?? 0 }.max() ?? 0
+        #expect(lp <= 1e-5, "\(lp)")
+        let independent = try sampler.generate([SampleRequest(prompt: long.prompt, seed: TreeRequest.rootSeed(long.seed, root: 0))], parameters: params)
+        #expect(out[0].leaves[0].completion.tokens == independent[0].tokens)
+        let scored = try TrainingPass(model: model).forward(ScoringBatch(sequences: out[0].leaves.map { long.prompt + $0.completion.tokens },
+                                                                          scoreFrom: out[0].leaves.map { _ in long.prompt.count },
+                                                                          temperatures: out[0].leaves.map { _ in params.temperature }))
+        for (j, leaf) in out[0].leaves.enumerated() {
+            for t in leaf.completion.tokens.indices { #expect(abs(leaf.completion.logprobs[t] - scored.logprobs[j][t]) <= 1e-5) }
+        }
     }
 }
