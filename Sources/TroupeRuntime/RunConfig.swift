@@ -48,7 +48,7 @@ package struct RunConfig: Sendable {
         package var groupSize = 16
         /// A multi-temperature group: sample j at `temperatures[j mod n]`; nil: every sample at `temperature`.
         package var temperatures: [Double]?
-        /// `preset` (the algorithm's `sampling.shape`), `independent` or `serial`.
+        /// `preset` (the algorithm's `sampling.shape`), `independent`, `serial` or `tree`.
         package var shape = "preset"
         /// Appended to the path's prefix at each serial exit: S-GRPO's exit prompt.
         package var serialExitPhrase = "Time is limited, stop thinking and start answering.\n</think>\n\n"

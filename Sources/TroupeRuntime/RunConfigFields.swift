@@ -459,9 +459,17 @@ extension RunConfig: Decodable {
         if let temperatures = sampling.temperatures, temperatures.count > sampling.groupSize {
             throw ConfigError(key: "sampling.temperatures", problem: "lists \(temperatures.count) temperatures but sampling.group_size is \(sampling.groupSize): a group cannot hold a sample of each; list at most \(sampling.groupSize) or raise sampling.group_size")
         }
+        // Where the shape came from, for the errors below: `sampling.shape`, or the preset's.
+        let shapeOrigin = sampling.shape == "preset" ? "sampling.shape \(groupShape.rawValue) from the algorithm" : "sampling.shape \(sampling.shape)"
+        if algorithm.reward.kind == .serialDecay && groupShape != .serial {
+            throw ConfigError(key: "algorithm.reward.kind", problem: "is serial_decay, which rewards a serial group's exits earliest first, but the groups are \(shapeOrigin): set sampling.shape=serial, or another reward kind")
+        }
         if groupShape == .serial {
             if sampling.groupSize < 2 {
-                throw ConfigError(key: "sampling.group_size", problem: "is \(sampling.groupSize) but a serial group (sampling.shape \(sampling.shape == "preset" ? "from the preset" : "serial")) holds at least one exit and the full path: set it to 2 or more")
+                throw ConfigError(key: "sampling.group_size", problem: "is \(sampling.groupSize) but a serial group (\(shapeOrigin)) holds at least one exit and the full path: set it to 2 or more")
+            }
+            if sampling.maxNewTokens < 2 {
+                throw ConfigError(key: "sampling.max_new_tokens", problem: "is \(sampling.maxNewTokens) but a serial group (\(shapeOrigin)) exits its path before the path's last token: with one token every exit answers straight from the prompt; set it to 2 or more")
             }
             if sampling.temperatures != nil {
                 throw ConfigError(key: "sampling.temperatures", problem: "cannot be combined with serial groups (sampling.shape): a serial group samples one path at sampling.temperature")
@@ -475,14 +483,17 @@ extension RunConfig: Decodable {
         }
         if groupShape == .tree {
             let perRoot = 1 + sampling.treeForks * sampling.treeBranching
+            if perRoot > sampling.groupSize {
+                throw ConfigError(key: "sampling.tree_forks", problem: "and sampling.tree_branching give a tree root 1 + \(sampling.treeForks) × \(sampling.treeBranching) = \(perRoot) leaves, more than sampling.group_size = \(sampling.groupSize) holds (\(shapeOrigin)): lower them, or raise sampling.group_size to a multiple of \(perRoot)")
+            }
             if sampling.groupSize % perRoot != 0 {
-                throw ConfigError(key: "sampling.group_size", problem: "is \(sampling.groupSize), which no number of roots reaches: a tree root gives 1 + sampling.tree_forks × sampling.tree_branching = \(perRoot) leaves (ETTRL: 12 roots × 5 = 60); set sampling.group_size to a multiple of \(perRoot)")
+                throw ConfigError(key: "sampling.group_size", problem: "is \(sampling.groupSize), which no number of roots reaches (\(shapeOrigin)): a tree root gives 1 + sampling.tree_forks × sampling.tree_branching = \(perRoot) leaves (ETTRL: 12 roots × 5 = 60); set sampling.group_size to a multiple of \(perRoot)")
             }
             if sampling.treeForks > sampling.maxNewTokens {
-                throw ConfigError(key: "sampling.tree_forks", problem: "is \(sampling.treeForks) but a completion holds at most sampling.max_new_tokens = \(sampling.maxNewTokens) tokens to fork at")
+                throw ConfigError(key: "sampling.tree_forks", problem: "is \(sampling.treeForks) but a completion holds at most sampling.max_new_tokens = \(sampling.maxNewTokens) tokens to fork at (\(shapeOrigin))")
             }
             if sampling.temperatures != nil {
-                throw ConfigError(key: "sampling.temperatures", problem: "cannot be combined with tree groups (sampling.shape): a tree samples at sampling.temperature")
+                throw ConfigError(key: "sampling.temperatures", problem: "cannot be combined with tree groups (\(shapeOrigin)): a tree samples at sampling.temperature")
             }
         }
         if let train = algorithm.sampling.trainSamples, train > sampling.groupSize {

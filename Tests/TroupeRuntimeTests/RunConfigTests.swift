@@ -320,8 +320,15 @@ extension GroupShapeConfigTests {
         let preset = try RunConfig.parse(.object([:]), overrides: ["algorithm.preset=s-grpo", "task.label_free=false",
                                                                    "sampling.serial_exit_phrase=Answer:"])
         #expect(preset.groupShape == .serial)
-        #expect(try RunConfig.parse(.object([:]), overrides: ["algorithm.preset=s-grpo", "sampling.shape=independent", "task.label_free=false"])
-                .groupShape == .independent)
+        #expect(try RunConfig.parse(.object([:]), overrides: ["algorithm.preset=s-grpo", "sampling.shape=independent", "task.label_free=false",
+                                                              "algorithm.reward.kind=verifiable"]).groupShape == .independent)
+        // serial_decay's reward halves by position in a serial group: on any other group it means nothing.
+        for shape in [["sampling.shape=independent"], ["sampling.shape=tree", "sampling.group_size=15"]] {
+            let unordered = refusal(["algorithm.preset=s-grpo", "task.label_free=false"] + shape)
+            #expect(unordered.contains("algorithm.reward.kind: is serial_decay") && unordered.contains("set sampling.shape=serial"), "\(unordered)")
+        }
+        let short = refusal(serial + ["sampling.max_new_tokens=1"])
+        #expect(short.contains("sampling.max_new_tokens: is 1 but a serial group (sampling.shape serial)"), "\(short)")
         let one = refusal(serial + ["sampling.group_size=1"])
         #expect(one.contains("sampling.group_size: is 1 but a serial group"), "\(one)")
         let newline = refusal(["sampling.shape=serial", "task.label_free=false"])
@@ -338,7 +345,15 @@ extension GroupShapeConfigTests {
         let ettrl = try RunConfig.parse(.object([:]), overrides: ["algorithm.preset=ettrl", "sampling.group_size=60"])
         #expect(ettrl.groupShape == .tree && ettrl.sampling.treeForks == 2 && ettrl.sampling.treeBranching == 2)
         let unreachable = refusal(["sampling.shape=tree", "sampling.group_size=16"])
-        #expect(unreachable.contains("sampling.group_size: is 16, which no number of roots reaches") && unreachable.contains("multiple of 5"), "\(unreachable)")
+        #expect(unreachable.contains("sampling.group_size: is 16, which no number of roots reaches (sampling.shape tree)")
+                && unreachable.contains("multiple of 5"), "\(unreachable)")
+        // The preset's shape is named as such; a root bigger than the group asks for fewer forks or branches.
+        let fromPreset = refusal(["algorithm.preset=ettrl", "sampling.group_size=16", "algorithm.sampling.samples_per_prompt=null"])
+        #expect(fromPreset.contains("(sampling.shape tree from the algorithm)"), "\(fromPreset)")
+        let huge = refusal(["sampling.shape=tree", "sampling.tree_forks=64", "sampling.tree_branching=4096", "sampling.group_size=4096",
+                            "sampling.max_new_tokens=64"])
+        #expect(huge.contains("sampling.tree_forks: and sampling.tree_branching give a tree root 1 + 64 × 4096 = 262145 leaves")
+                && huge.contains("lower them"), "\(huge)")
         let forks = refusal(["sampling.shape=tree", "sampling.tree_forks=9", "sampling.tree_branching=1", "sampling.group_size=20"])
         #expect(forks.contains("sampling.tree_forks: is 9 but a completion holds at most sampling.max_new_tokens = 8"), "\(forks)")
         let mixed = refusal(["sampling.shape=tree", "sampling.group_size=15", "sampling.temperatures=[1]"])
