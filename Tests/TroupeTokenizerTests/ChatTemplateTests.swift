@@ -139,6 +139,23 @@ struct ChatTemplateTests {
         #expect(failure { try t.render(messages: [user], addGenerationPrompt: true) } == message)
     }
 
+    /// Nesting is bounded at parse time (200 levels), so a crafted template is an error naming its line,
+    /// not a stack overflow; templates nested within the bound still render.
+    @Test func deeplyNestedTemplatesAreRefusedNamingTheLine() throws {
+        let parens = { (n: Int) in "{{ " + String(repeating: "(", count: n) + "1" + String(repeating: ")", count: n) + " }}" }
+        let ifs = { (n: Int) in "x\n" + String(repeating: "{% if true %}", count: n) + "y" + String(repeating: "{% endif %}", count: n) }
+        for (source, problem) in [(parens(1_000), "chat template line 1: an expression nested more than 200 deep"),
+                                  ("{{ " + String(repeating: "not ", count: 1_000) + "1 }}", "chat template line 1: an expression nested more than 200 deep"),
+                                  ("{{ " + String(repeating: "-", count: 1_000) + "1 }}", "chat template line 1: an expression nested more than 200 deep"),
+                                  ("{{ " + String(repeating: "[", count: 1_000) + String(repeating: "]", count: 1_000) + " }}",
+                                   "chat template line 1: an expression nested more than 200 deep"),
+                                  (ifs(1_000), "chat template line 2: blocks nested more than 200 deep")] {
+            #expect(failure { _ = try ChatTemplate(source) } == problem)
+        }
+        #expect(try ChatTemplate(parens(150)).render(messages: [], addGenerationPrompt: true) == "1")
+        #expect(try ChatTemplate(ifs(150)).render(messages: [], addGenerationPrompt: true) == "x\ny")
+    }
+
     /// namespace() as Jinja has it, and what it refuses: an attribute set on anything else, a positional
     /// argument that is not a mapping, a namespace written as JSON.
     @Test(arguments: [

@@ -50,6 +50,10 @@ struct JinjaParser {
                                        "endswith", "split", "replace", "items", "keys", "values", "get"]
     /// `{% for %}` bodies being parsed around the current tag: `{% break %}` and `{% continue %}` need one.
     private var loopDepth = 0
+    /// Blocks being parsed around the current tag: a template comes with a downloaded model, so its
+    /// nesting is bounded rather than recursed into until the stack runs out.
+    private var blockDepth = 0
+    static let maxNesting = 200
 
     private var segments: [JinjaLexer.Segment]
     private var index = 0
@@ -69,6 +73,13 @@ struct JinjaParser {
     /// or to the end of the template when `terminators` is empty.
     private mutating func block(until terminators: Set<String>) throws
         -> ([JinjaNode], (keyword: String, tokens: [JinjaLexer.Token], line: Int)?) {
+        blockDepth += 1
+        defer { blockDepth -= 1 }
+        if blockDepth > Self.maxNesting {
+            var line = lastLine
+            if index > 0, case let .statement(_, tagLine) = segments[index - 1] { line = tagLine }
+            throw ChatTemplateError.syntax(line: line, problem: "blocks nested more than \(Self.maxNesting) deep")
+        }
         var nodes: [JinjaNode] = []
         while index < segments.count {
             let segment = segments[index]
@@ -206,6 +217,9 @@ struct ExpressionParser {
     private let tokens: [JinjaLexer.Token]
     private var index = 0
     let line: Int
+    /// Sub-expressions being parsed around the current token (parentheses, brackets, arguments, each
+    /// `not` and unary sign).
+    private var depth = 0
 
     init(tokens: [JinjaLexer.Token], line: Int) {
         self.tokens = tokens
@@ -246,7 +260,17 @@ struct ExpressionParser {
         }
     }
 
+    /// Counts one level of nesting for the caller's scope (which undoes it with `depth -= 1`).
+    private mutating func enter() throws {
+        depth += 1
+        if depth > JinjaParser.maxNesting {
+            throw ChatTemplateError.syntax(line: line, problem: "an expression nested more than \(JinjaParser.maxNesting) deep")
+        }
+    }
+
     mutating func expression(allowConditional: Bool = true) throws -> JinjaExpression {
+        try enter()
+        defer { depth -= 1 }
         let value = try or()
         guard allowConditional, accept(.name("if")) else { return value }
         let condition = try or()
@@ -267,7 +291,11 @@ struct ExpressionParser {
     }
 
     private mutating func not() throws -> JinjaExpression {
-        if accept(.name("not")) { return .not(try not()) }
+        if accept(.name("not")) {
+            try enter()
+            defer { depth -= 1 }
+            return .not(try not())
+        }
         return try comparison()
     }
 
@@ -316,8 +344,12 @@ struct ExpressionParser {
     private mutating func unary(withFilters: Bool) throws -> JinjaExpression {
         var value: JinjaExpression
         if accept(.symbol("-")) {
+            try enter()
+            defer { depth -= 1 }
             value = .negative(try unary(withFilters: false))
         } else if accept(.symbol("+")) {
+            try enter()
+            defer { depth -= 1 }
             value = try unary(withFilters: false)
         } else {
             value = try primary()
