@@ -35,6 +35,7 @@ package struct AlgoCommand: ParsableCommand {
         switch (input, showPreset) {
         case (nil, nil): throw ValidationError("Give an input file (or - for stdin), or --show-preset NAME.")
         case (.some, .some): throw ValidationError("--show-preset takes no input file.")
+        case (nil, .some) where preset != nil: throw ValidationError("--show-preset prints the preset it names; --preset applies to an input file.")
         default: break
         }
         for name in [preset, showPreset].compactMap({ $0 }) where !AlgorithmOptions.presetNames.contains(name) {

@@ -20,6 +20,13 @@ struct ConfigCommand: ParsableCommand {
     @Flag(name: .customLong("absolute-paths"), help: "Make model.path and task.file absolute against the working directory, and check that they exist (for a configuration that processes started elsewhere read, such as batch jobs).")
     var absolutePaths = false
 
+    func validate() throws {
+        if docTable && algorithmDocTable { throw ValidationError("give --doc-table or --algorithm-doc-table, not both: each prints one table") }
+        if (docTable || algorithmDocTable) && (runConfig.config != nil || !runConfig.overrides.isEmpty || absolutePaths) {
+            throw ValidationError("\(docTable ? "--doc-table" : "--algorithm-doc-table") prints the built-in keys and defaults; it takes no --config, --set or --absolute-paths")
+        }
+    }
+
     func run() throws {
         if docTable || algorithmDocTable {
             print(docTable ? RunConfig.documentationTable() : AlgorithmOptions.documentationTable(), terminator: "")

@@ -63,15 +63,17 @@ package struct EvalCommand: ParsableCommand {
                                             valueName: "jsonl"))
     package var file: String?
 
-    @Option(name: .long, help: ArgumentHelp("Split of the built-in task.", valueName: "split"))
-    package var split: TaskSplit = .test
+    @Option(name: .customLong("split"), help: ArgumentHelp("Split of the built-in task (default: test).", valueName: "split"))
+    package var splitOption: TaskSplit?
+    package var split: TaskSplit { splitOption ?? .test }
 
     @Option(name: .long, help: ArgumentHelp("Prompts to evaluate (default: 64 for --task, every line for --file).",
                                             valueName: "n"))
     package var count: Int?
 
-    @Option(name: .long, help: ArgumentHelp("What to do with bad lines of --file.", valueName: "policy"))
-    package var badLines: TaskFile.BadLinePolicy = .refuse
+    @Option(name: .customLong("bad-lines"), help: ArgumentHelp("What to do with bad lines of --file (default: refuse).", valueName: "policy"))
+    package var badLinesOption: TaskFile.BadLinePolicy?
+    package var badLines: TaskFile.BadLinePolicy { badLinesOption ?? .refuse }
 
     @Option(name: .long, help: ArgumentHelp("Completions per prompt, the k of pass@k and maj@k.", valueName: "k"))
     package var samples: Int
@@ -106,7 +108,7 @@ package struct EvalCommand: ParsableCommand {
     @Flag(name: .long, help: "Print JSON even on a terminal.")
     package var json = false
 
-    @Flag(name: .long, help: "Include every prompt's answers and outcome in the JSON.")
+    @Flag(name: .long, help: "Include every prompt's answers and outcome in the JSON (printed then on a terminal too).")
     package var perPrompt = false
 
     package init() {}
@@ -136,9 +138,11 @@ package struct EvalCommand: ParsableCommand {
         switch (task, file) {
         case (nil, nil): throw ValidationError("give --task SPEC (e.g. --task arith:add2) or --file JSONL")
         case (_?, _?): throw ValidationError("give only one of --task and --file")
-        case (_?, nil): break
+        case (_?, nil):
+            if badLinesOption != nil { throw ValidationError("--bad-lines applies to the lines of --file; --task has none") }
         case let (nil, path?):
             try requirePath(path, directory: false, missing: "--file \(path) is not a file", wrongKind: "--file \(path) is not a file")
+            if splitOption != nil { throw ValidationError("--split chooses a split of --task's built-in problems; --file has none") }
         }
         if let count, count < 1 { throw ValidationError("--count must be at least 1, got \(count)") }
         if let task, let available = TaskSet.problemCount(task, split: split), (count ?? Self.defaultTaskCount) > available {
@@ -190,7 +194,7 @@ package struct EvalCommand: ParsableCommand {
         }
         progress.finish()
 
-        if json || OutputMode.detect() == .jsonLines {
+        if json || perPrompt || OutputMode.detect() == .jsonLines {
             try JSONOutput.print(report(evaluation, skippedLines: skipped.count, format: format, stops: stops,
                                         renderedPrompts: renderedPrompts),
                                  pretty: json && OutputMode.detect() == .terminal)

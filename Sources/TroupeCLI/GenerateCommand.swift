@@ -50,7 +50,7 @@ package struct GenerateCommand: ParsableCommand {
     @Flag(name: .long, help: "Prepend the tokenizer's BOS token to each prompt (if it has one).")
     package var bos = false
 
-    @Flag(name: .long, help: "Also compute the entropy of each token's distribution (JSON output).")
+    @Flag(name: .long, help: "Also compute the entropy of each token's distribution (printed in the JSON, so it implies --json).")
     package var entropy = false
 
     @Flag(name: .long, help: "Print JSON: token ids, behaviour log-probs, finish reasons, seeds.")
@@ -96,7 +96,7 @@ package struct GenerateCommand: ParsableCommand {
                                                              tokenBytes: { tokenizer.bytes(of: $0) })
         let seconds = monotonicSeconds() - started
 
-        if json {
+        if json || entropy {
             func integers(_ ids: [Int32]) -> JSONValue { .array(ids.map { .integer(Int($0)) }) }
             func numbers(_ values: [Float]) -> JSONValue { .array(values.map { .number(Double($0)) }) }
             var results: [JSONValue] = []

@@ -24,6 +24,8 @@ struct ClientKeyOptions: ParsableArguments {
         if key != nil && learnerKey == nil && !learnerFileGiven {
             throw ValidationError("--key and --learner-key go together (or give --learner-file, whose learner_public_key is then used)")
         }
+        if let key { try requireKeyFile(key, option: "--key") }
+        if let learnerKey { try requireKeyFile(learnerKey, option: "--learner-key") }
     }
 
     /// The keys read from their files (nil: plaintext), after the plaintext policy for `learner`.
@@ -45,6 +47,13 @@ struct ClientKeyOptions: ParsableArguments {
         }
         return resolved
     }
+}
+
+/// A key file an option names: missing or a directory is a command-line mistake (exit 64), found
+/// before anything connects; what it holds is checked when it is read.
+func requireKeyFile(_ path: String, option: String) throws {
+    try requirePath(path, directory: false, missing: "\(option) \(path) does not exist (make keys with troupe keygen)",
+                    wrongKind: "\(option) \(path) is a directory, not a key file")
 }
 
 /// Where the learner is: its control address, or the endpoints file in its run directory

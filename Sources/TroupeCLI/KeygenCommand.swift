@@ -33,6 +33,10 @@ package struct KeygenCommand: ParsableCommand {
             throw ValidationError("NAME must be letters, digits, '-', '_' or '.', got \"\(name)\"")
         }
         guard CurveKeyPair.isSupported else { throw ValidationError("this libzmq was built without CURVE") }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw ValidationError("--directory \(directory) is a file, not a directory")
+        }
     }
 
     package func run() throws {

@@ -42,6 +42,11 @@ struct LearnerCommand: ParsableCommand {
     func validate() throws {
         guard (key == nil) == (allow == nil) else { throw ValidationError("--key and --allow go together") }
         if key != nil && insecurePlaintext { throw ValidationError("--insecure-plaintext contradicts --key and --allow") }
+        if let key { try requireKeyFile(key, option: "--key") }
+        if let allow {
+            try requirePath(allow, directory: true, missing: "--allow \(allow) does not exist (a directory of the admitted public key files)",
+                            wrongKind: "--allow \(allow) is a file: give the directory of the admitted public key files (NAME.key)")
+        }
         if testFailAuthenticationAfterStep != nil && key == nil { throw ValidationError("--test-fail-authentication-after-step needs --key") }
         if let resume, runConfig.config != nil {
             throw ValidationError("--config cannot be given with --resume: the run continues with its frozen \(resume)/config.json")

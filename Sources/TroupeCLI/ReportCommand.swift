@@ -41,7 +41,10 @@ package struct ReportCommand: ParsableCommand {
                 throw ValidationError("\(metrics) does not exist; is \(run) a run directory?")
             }
         }
-        if let out, out.hasSuffix("/") { throw ValidationError("--out must name a file, got the directory \(out)") }
+        var outIsDirectory: ObjCBool = false
+        if let out, out.hasSuffix("/") || (FileManager.default.fileExists(atPath: out, isDirectory: &outIsDirectory) && outIsDirectory.boolValue) {
+            throw ValidationError("--out must name a file, got the directory \(out)")
+        }
         if let screenshot, !screenshot.lowercased().hasSuffix(".png") {
             throw ValidationError("--screenshot must name a .png file, got \(screenshot)")
         }

@@ -44,14 +44,16 @@ package struct SFTCommand: ParsableCommand {
             transform: { try TaskSpec(parsing: $0) })
     package var task: TaskSpec?
 
-    @Option(name: .long, help: "With --task: training problems to generate.")
-    package var count = 1000
+    @Option(name: .customLong("count"), help: "With --task: training problems to generate (default: 1000).")
+    package var countOption: Int?
+    package var count: Int { countOption ?? 1000 }
 
     @Option(name: .long, help: ArgumentHelp("Held-out JSONL for evaluation (with --data).", valueName: "file"))
     package var evalData: String?
 
-    @Option(name: .long, help: "With --task: test-split problems for evaluation.")
-    package var evalCount = 32
+    @Option(name: .customLong("eval-count"), help: "With --task: test-split problems for evaluation (default: 32).")
+    package var evalCountOption: Int?
+    package var evalCount: Int { evalCountOption ?? 32 }
 
     @Option(name: .long, help: ArgumentHelp("With --task: answer (\" 132\\n\") or worked (the steps left to right, repeated "
                                             + "0-2 times, then \" so 132\\n\"; add, sub and mix specs). See docs/tasks.md.",
@@ -150,6 +152,9 @@ package struct SFTCommand: ParsableCommand {
                                       + "which are not worked left to right")
             }
         }
+        if data != nil, let option = [("--count", countOption), ("--eval-count", evalCountOption)].first(where: { $0.1 != nil })?.0 {
+            throw ValidationError("\(option) goes with --task; --data trains on every line of its file (and --eval-data evaluates on every line of its own)")
+        }
         guard count >= 1 else { throw ValidationError("--count must be at least 1, got \(count)") }
         guard evalCount >= 1 else { throw ValidationError("--eval-count must be at least 1, got \(evalCount)") }
     }
@@ -188,6 +193,9 @@ package struct SFTCommand: ParsableCommand {
         try requireSettingRange("--lr", .number(lr), shown: "\(lr)", as: "optimizer.learning_rate")
         guard lr > 0 else { throw ValidationError("--lr must be above 0: supervised training with a learning rate of 0 changes nothing") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be ≥ 0, got \(warmup)") }
+        if let steps, warmup > steps {
+            throw ValidationError("--warmup \(warmup) is longer than --steps \(steps): the learning rate would never reach --lr")
+        }
         guard weightDecay.isFinite && weightDecay >= 0 else { throw ValidationError("--weight-decay must be ≥ 0, got \(weightDecay)") }
         guard maxGradNorm.isFinite && maxGradNorm >= 0 else { throw ValidationError("--max-grad-norm must be ≥ 0, got \(maxGradNorm)") }
         guard microBatchTokens >= 1 else { throw ValidationError("--micro-batch-tokens must be at least 1") }
@@ -207,6 +215,9 @@ package struct SFTCommand: ParsableCommand {
 
         let plan = SFTPlan(trainExamples: data.train.count, batchSize: batchSize, epochs: epochs, steps: steps, peak: lr,
                            warmupSteps: warmup, decay: schedule, evaluateEvery: evalEvery, saveEvery: saveEvery, seed: seed)
+        if warmup > plan.totalSteps {
+            throw CommandError("--warmup \(warmup) is longer than the run's \(plan.totalSteps) steps: the learning rate would never reach --lr")
+        }
         let progress = ProgressReporter(totalSteps: plan.totalSteps)
         progress.event("start", fields: [
             "train_examples": .integer(data.train.count), "eval_examples": .integer(data.eval.count), "steps": .integer(plan.totalSteps),

@@ -109,6 +109,9 @@ import TroupeTasks
         let file = ["eval", scratch.model, "--file", scratch.pairs, "--samples", "1"]
         #expect(try parse(file + ["--bad-lines", "skip"], as: EvalCommand.self).badLines == .skip)
         #expect(try parse(file + ["--bad-lines", "refuse"], as: EvalCommand.self).badLines == .refuse)
+        // An option that does not apply to the chosen source is refused rather than ignored.
+        expectUsageError(file + ["--split", "train"], "--split chooses a split of --task's built-in problems; --file has none")
+        expectUsageError(base + ["--bad-lines", "skip"], "--bad-lines applies to the lines of --file; --task has none")
         expectUsageError(file + ["--bad-lines", "ignore"], "The value 'ignore' is invalid for '--bad-lines <policy>'. Please provide one of 'refuse' and 'skip'.")
         expectUsageError(["eval", scratch.model, "--task", "arith:zz", "--samples", "1"], "The value 'arith:zz' is invalid for '--task <spec>': invalid task spec")
     }
@@ -189,6 +192,8 @@ import TroupeTasks
         expectUsageError(["sft", "--data", scratch.missing, "--init", "tiny"] + out, "cannot read --data \(scratch.missing)")
         expectUsageError(["sft", "--task", "arith:add2", "--eval-data", scratch.pairs, "--init", "tiny"] + out, "--eval-data goes with --data")
         expectUsageError(["sft", "--data", scratch.pairs, "--eval-every", "5", "--init", "tiny"] + out, "--eval-every needs held-out examples")
+        expectUsageError(["sft", "--data", scratch.pairs, "--count", "5", "--init", "tiny"] + out, "--count goes with --task")
+        expectUsageError(["sft", "--data", scratch.pairs, "--eval-count", "5", "--init", "tiny"] + out, "--eval-count goes with --task")
         expectUsageError(["sft", "--task", "arith:add2"] + out, "give --model DIR (fine-tune) or --init SHAPE (random weights)")
         expectUsageError(["sft", "--task", "arith:add2", "--model", scratch.model, "--init", "tiny"] + out, "give only one of --model and --init")
         expectUsageError(["sft", "--task", "arith:add2", "--model", scratch.missing] + out, "--model \(scratch.missing) does not exist")
@@ -214,6 +219,7 @@ import TroupeTasks
         expectUsageError(sft + ["--steps", "0"], "--steps must be in 1 … 1000000000, got 0")
         expectUsageError(sft + ["--batch-size", "0"], "--batch-size must be at least 1, got 0")
         expectUsageError(sft + ["--warmup=-1"], "--warmup must be ≥ 0, got -1")
+        expectUsageError(sft + ["--steps", "2", "--warmup", "3"], "--warmup 3 is longer than --steps 2")
         expectUsageError(sft + ["--weight-decay=-0.1"], "--weight-decay must be ≥ 0")
         expectUsageError(sft + ["--max-grad-norm", "nan"], "--max-grad-norm must be ≥ 0")
         expectUsageError(sft + ["--micro-batch-tokens", "0"], "--micro-batch-tokens must be at least 1")

@@ -164,7 +164,7 @@ import TroupeRuntime
     @Test func doctorRefusals() throws {
         #expect(String(describing: type(of: try Troupe.parseAsRoot(["doctor"]))) == "DoctorCommand", "doctor runs without a learner")
         // With an endpoints file the learner's key may come from it.
-        #expect(String(describing: type(of: try Troupe.parseAsRoot(["actor", "--learner-file", "run", "--key", "a.key_secret"]))) == "ActorCommand")
+        #expect(String(describing: type(of: try Troupe.parseAsRoot(["actor", "--learner-file", "run", "--key", scratch.file]))) == "ActorCommand")
         expectUsageError(["doctor", "--learner", "tcp://0.0.0.0:5555"], "--learner: ")
         expectUsageError(["doctor", "--learner", "tcp://h:1", "--learner-file", "run"], "give --learner or --learner-file, not both")
         expectUsageError(["doctor", "--timeout", "0"], "--timeout must be between 0 and 60 seconds")
@@ -182,6 +182,30 @@ import TroupeRuntime
         expectUsageError(["learner", "--key", "l", "--allow", "d", "--insecure-plaintext"], "--insecure-plaintext contradicts --key and --allow")
         expectUsageError(["keygen", "a", "--role", "admin"], "--role must be one of learner, actor, monitor, reward-worker, got admin")
         expectUsageError(["keygen", "../a"], "NAME must be letters, digits")
+    }
+
+    @Test func tableAndPresetFlagsDoNotCombineWithWhatTheyIgnore() {
+        expectUsageError(["config", "--doc-table", "--algorithm-doc-table"], "give --doc-table or --algorithm-doc-table, not both")
+        expectUsageError(["config", "--doc-table", "--set", "run.seed=2"], "--doc-table prints the built-in keys and defaults")
+        expectUsageError(["algo", "--show-preset", "ttrl", "--preset", "grpo"], "--show-preset prints the preset it names")
+    }
+
+    /// A key file or directory an option names that is missing or of the wrong kind is a command-line
+    /// mistake (64) naming the option, in every command that takes keys.
+    @Test func missingKeyFilesAreUsageErrorsNamingTheOption() {
+        let missing = scratch.missing + ".key_secret"
+        expectUsageError(["actor", "--learner", "tcp://127.0.0.1:5555", "--key", missing, "--learner-key", scratch.file],
+                         "--key \(missing) does not exist")
+        expectUsageError(["actor", "--learner", "tcp://127.0.0.1:5555", "--key", scratch.file, "--learner-key", scratch.model],
+                         "--learner-key \(scratch.model) is a directory")
+        expectUsageError(["monitor", "tcp://127.0.0.1:5558", "--key", missing, "--learner-key", scratch.file], "--key \(missing) does not exist")
+        expectUsageError(["doctor", "--learner", "tcp://127.0.0.1:5555", "--key", missing, "--learner-key", scratch.file],
+                         "--key \(missing) does not exist")
+        expectUsageError(["learner", "--key", missing, "--allow", scratch.model], "--key \(missing) does not exist")
+        expectUsageError(["learner", "--key", scratch.file, "--allow", scratch.missing], "--allow \(scratch.missing) does not exist")
+        expectUsageError(["learner", "--key", scratch.file, "--allow", scratch.file], "--allow \(scratch.file) is a file")
+        expectUsageError(["keygen", "a1", "--directory", scratch.file], "--directory \(scratch.file) is a file")
+        expectUsageError(["report", scratch.run, "--out", scratch.model], "--out must name a file, got the directory \(scratch.model)")
     }
 
     @Test func keygenWritesAPairThatReadsBack() throws {
