@@ -25,7 +25,7 @@ package enum Replay {
 
     package static func verify(runDirectory: String, config overrideConfig: RunConfig? = nil,
                               progress: ((StepCheck) -> Void)? = nil) throws -> Report {
-        let config = try overrideConfig ?? RunConfig.load(path: runDirectory + "/config.json", overrides: [])
+        let config = try overrideConfig ?? RunConfig.loadFrozen(path: runDirectory + "/config.json")
         let scan = try RunLog.scan(path: runDirectory + "/run.log")
         let history = try RunHistory(records: scan.records)
         let configurationProblem = overrideConfig == nil ? history.frozenConfigurationProblem(runDirectory: runDirectory) : nil

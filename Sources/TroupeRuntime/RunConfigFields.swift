@@ -338,18 +338,28 @@ extension RunConfig: Decodable {
         document.value = .object(root)
     }
 
-    /// Reads `path` (JSON) or starts from the defaults, then applies `overrides`.
+    /// Reads `path` (JSON, `--config`'s file) or starts from the defaults, then applies `overrides`.
     package static func load(path: String?, overrides: [String]) throws -> RunConfig {
         guard let path else { return try parse(.object([:]), overrides: overrides) }
+        return try read(path, overrides: overrides, givenAsOption: true)
+    }
+
+    /// A run directory's `config.json`, as its learner froze it, then `overrides`; errors name the file.
+    package static func loadFrozen(path: String, overrides: [String] = []) throws -> RunConfig {
+        try read(path, overrides: overrides, givenAsOption: false)
+    }
+
+    private static func read(_ path: String, overrides: [String], givenAsOption: Bool) throws -> RunConfig {
         guard let data = FileManager.default.contents(atPath: path) else {
             let descriptor = open(path, O_RDONLY)
             let reason = descriptor < 0 ? String(cString: strerror(errno)) : "not a readable file"
             if descriptor >= 0 { close(descriptor) }
-            throw ConfigError(key: "--config", problem: "cannot read \(path): \(reason)")
+            throw givenAsOption ? ConfigError(key: "--config", problem: "cannot read \(path): \(reason)") as any Error
+                : RuntimeError.invalid("\(path): cannot be read: \(reason)")
         }
         do {
             return try parse(json: data, source: path, overrides: overrides)
-        } catch where data.first(where: { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }) != UInt8(ascii: "{") {
+        } catch where givenAsOption && data.first(where: { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }) != UInt8(ascii: "{") {
             // A TOML file (what prime-rl users write) fails on its first `[` or `key =`; say what it should be.
             throw ConfigError(key: "--config", problem: "\(error); a configuration file is one JSON object, `{…}` (TOML is not accepted: docs/configuration.md)")
         }
@@ -370,8 +380,8 @@ extension RunConfig: Decodable {
                 throw ConfigError(key: key, problem: "cannot change when a run resumes: it is part of the run's numbers, which \(path) freezes (keys a resume may set: \(resumableKeys.map { $0.hasSuffix(".") ? $0 + "*" : $0 }.joined(separator: ", ")))")
             }
         }
-        let frozen = try load(path: path, overrides: [])
-        let resumed = try load(path: path, overrides: overrides)
+        let frozen = try loadFrozen(path: path)
+        let resumed = try loadFrozen(path: path, overrides: overrides)
         if resumed.run.maxSteps != frozen.run.maxSteps && frozen.schedule.kind != "constant" {
             throw ConfigError(key: "run.max_steps", problem: "cannot change when a run resumes: the \(frozen.schedule.kind) learning-rate schedule spans run.max_steps (\(frozen.run.maxSteps)), so the steps already trained would change")
         }

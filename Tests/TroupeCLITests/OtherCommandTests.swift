@@ -145,6 +145,12 @@ import TroupeRuntime
         }
         #expect(refused(toml).contains("a configuration file is one JSON object, `{…}` (TOML is not accepted"))
         #expect(refused(scratch.run + "/absent.json").contains("cannot read \(scratch.run)/absent.json: No such file or directory"))
+        // A run directory's config.json (replay, resume) is no --config: errors name the file alone.
+        let frozen = { (path: String) -> String in
+            do { _ = try RunConfig.loadFrozen(path: path); return "accepted" } catch { return "\(error)" }
+        }
+        #expect(frozen(toml).hasPrefix("\(toml):1:") && !frozen(toml).contains("--config") && !frozen(toml).contains("TOML"), "\(frozen(toml))")
+        #expect(frozen(scratch.run + "/absent.json") == "\(scratch.run)/absent.json: cannot be read: No such file or directory")
     }
 
     @Test func actorRefusals() {
