@@ -83,6 +83,9 @@ package struct GenerateCommand: ParsableCommand {
         if let i = promptIds.firstIndex(where: \.isEmpty) {
             throw CommandError("--prompt \(i + 1) encodes to no tokens")
         }
+        if let i = promptIds.firstIndex(where: { $0.count > model.config.maxPositions }) {
+            throw CommandError("--prompt \(i + 1) is \(promptIds[i].count) tokens, longer than the model's context of \(model.config.maxPositions)")
+        }
         var requests: [SampleRequest] = []
         for (i, ids) in promptIds.enumerated() {
             for j in 0..<samples { requests.append(SampleRequest(prompt: ids, seed: SampleRequest.seed(base: sampling.seed, prompt: i, sample: j))) }

@@ -274,8 +274,13 @@ package struct SFTCommand: ParsableCommand {
         if let shape = ModelShape.builtIn.first(where: { $0.name == shapeName }) {
             config = shape.config.sized(for: tokenizer)
         } else {
-            config = try ModelConfig.parse(json: try Data(contentsOf: URL(fileURLWithPath: shapeName)), path: shapeName)
-                .checked(for: tokenizer, byteTokenizer: self.tokenizer == nil, source: shapeName)
+            do {
+                config = try ModelConfig.parse(json: try Data(contentsOf: URL(fileURLWithPath: shapeName)), path: shapeName)
+                    .checked(for: tokenizer, byteTokenizer: self.tokenizer == nil, source: shapeName)
+            } catch let error as ModelError {
+                // The file is a config.json by format, whatever its name: say which one.
+                throw CommandError("--init \(shapeName): \(error)")
+            }
         }
         let model = try LlamaModel.random(config: config, seed: seed)
         var files: [String] = []

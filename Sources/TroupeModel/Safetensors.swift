@@ -54,7 +54,8 @@ public struct SafetensorsFile {
         let dataSize = data.count - dataStart
         var tensors: [String: TensorInfo] = [:]
         var metadata: [String: String] = [:]
-        for (name, value) in dict {
+        // In name order, so a damaged file names the same tensor on every load.
+        for (name, value) in dict.sorted(by: { $0.key < $1.key }) {
             if name == "__metadata__" {
                 if let m = value.object, m.values.allSatisfy({ $0.string != nil }) { metadata = m.compactMapValues(\.string) }
                 continue

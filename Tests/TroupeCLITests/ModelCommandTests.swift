@@ -245,6 +245,23 @@ import TroupeTasks
         }
     }
 
+    /// Errors of a run name the option at fault: which --prompt is too long, which --init file is bad.
+    @Test func runErrorsNameTheOption() throws {
+        let arithBase = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("models/arith-base").path
+        let long = try parse(["generate", "--model", arithBase, "--prompt", "1+1=", "--prompt", String(repeating: "7", count: 600)],
+                             as: GenerateCommand.self)
+        #expect(failure { try long.run() }.hasPrefix("--prompt 2 is 60"), "\(failure { try long.run() })")
+        let shape = scratch.root + "/shape.json"
+        try Data("{\"num_attention_heads\": 0}".utf8).write(to: URL(fileURLWithPath: shape))
+        let sft = try parse(["sft", "--task", "arith:add2", "--init", shape, "--out", scratch.root + "/sft-out", "--steps", "1"], as: SFTCommand.self)
+        #expect(failure { try sft.run() }.hasPrefix("--init \(shape): "), "\(failure { try sft.run() })")
+    }
+
+    private func failure(_ body: () throws -> Void) -> String {
+        do { try body(); return "no error" } catch { return Troupe.message(for: error) }
+    }
+
     /// A task file's task without an answer is named by its line: a generated id alone would not find it.
     @Test func anUnansweredTaskIsNamedByItsLine() throws {
         let file = scratch.root + "/half-labelled.jsonl"
