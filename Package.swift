@@ -139,7 +139,7 @@ let package = Package(
         .testTarget(name: "TroupeLearnerTests", dependencies: ["TroupeLearner", "TroupeRuntime", "TroupeRL", "TroupeTokenizer"], swiftSettings: [v5]),
         .testTarget(name: "TroupeActorTests", dependencies: ["TroupeActor", "TroupeRuntime", "TroupeLearner"], swiftSettings: [v5]),
         .testTarget(name: "TroupeMonitorTests", dependencies: ["TroupeMonitor", "TroupeRuntime"], swiftSettings: [v5]),
-        .testTarget(name: "TroupeLocalRunTests", dependencies: ["TroupeLocalRun", "TroupeRuntime"], swiftSettings: [v5]),
+        .testTarget(name: "TroupeLocalRunTests", dependencies: ["TroupeLocalRun", "TroupeRuntime", "TroupeProto"], swiftSettings: [v5]),
         // Real learner, actor and replay processes on loopback (runs the built `troupe` binary).
         .testTarget(name: "TroupeIntegrationTests", dependencies: ["TroupeLocalRun", "TroupeModel", "TroupeTensor", "TroupeTokenizer"], swiftSettings: [v5]),
         .testTarget(name: "TroupeCLITests", dependencies: [

@@ -457,8 +457,11 @@ package struct LiveStatus: Sendable {
     package var reward: Double?
     package var majorityRatio: Double?
     package var loss: Double?
+    /// The last step's label and reward accuracy, nil when its prompts had no answer in the task (the
+    /// status line keeps showing the last known label accuracy).
     package var labelAccuracy: Double?
     package var rewardAccuracy: Double?
+    private var lastLabelAccuracy: Double?
     package var tokensPerSecond = 0.0
     /// Rollout tokens the actors drew and what sampling each sample alone would draw (the groups that reported it).
     package var tokensGenerated = 0.0
@@ -487,6 +490,8 @@ package struct LiveStatus: Sendable {
             tokensPerSecond = tokensSeen / max(trainSeconds, 1e-9)
             tokensGenerated += e.metrics["rollout/tokens_generated"] ?? 0
             tokensDrawnAlone += e.metrics["rollout/tokens_drawn_alone"] ?? 0
+            labelAccuracy = nil
+            rewardAccuracy = nil
             if let labels = e.fields["labels"] {
                 var right = 0, total = 0
                 for pair in labels.split(separator: ",") {
@@ -495,7 +500,10 @@ package struct LiveStatus: Sendable {
                     total += 1
                     if AnswerEquivalence.equivalent(String(kv[1]), truth) { right += 1 }
                 }
-                if total > 0 { labelAccuracy = Double(right) / Double(total) }
+                if total > 0 {
+                    labelAccuracy = Double(right) / Double(total)
+                    lastLabelAccuracy = labelAccuracy
+                }
             }
             if let rewards = e.fields["rewards"] {
                 var agree = 0, total = 0
@@ -529,7 +537,7 @@ package struct LiveStatus: Sendable {
         let eta = rate > 0 ? Double(maxSteps - step) / rate : .nan
         func f(_ x: Double?) -> String { x.map { String(format: "%.3f", $0) } ?? "–" }
         return "step \(step)/\(maxSteps)  \(String(format: "%.0f", elapsed))s  eta \(eta.isFinite ? String(format: "%.0fs", eta) : "–")  " +
-            "reward \(f(reward))  majority \(f(majorityRatio))  label_acc \(f(labelAccuracy))  loss \(f(loss))  " +
+            "reward \(f(reward))  majority \(f(majorityRatio))  label_acc \(f(lastLabelAccuracy))  loss \(f(loss))  " +
             "actors \(actors)  \(String(format: "%.0f", tokensPerSecond)) tok/s" +
             (lastEval.map { "  eval pass@1 \(String(format: "%.3f", $0.passAt1))" } ?? "")
     }
@@ -548,7 +556,7 @@ extension ProcessEvent where Record == Never {
                                                  ("eval/mean_completion_tokens", meanCompletionTokens)], uniquingKeysWith: { first, _ in first }))
     }
 
-    /// How often the majority vote's labels (and the rewards) agree with the answer key so far.
+    /// How often one step's majority-vote labels (and its rewards) agree with the answer key.
     package static func labelAccuracy(step: Int, labels: Double, rewards: Double?) -> Self {
         .metrics("monitor", step: step, ["ttrl/label_accuracy": labels, "ttrl/reward_accuracy": rewards ?? .nan])
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TroupeModel
+import TroupeProto
 import TroupeRL
 import TroupeLocalRun
 import TroupeRuntime
@@ -233,4 +234,22 @@ private enum EvaluatorFixture {
             #expect { try bad.validate() } throws: { "\($0)".contains("temperatures") && "\($0)".contains(reason) }
         }
     }
+}
+
+/// `troupe run`'s label accuracy is one step's: a step whose prompts have no answer in the task has none,
+/// rather than the previous step's again.
+@Test func liveStatusLabelAccuracyIsTheStepsOwn() {
+    var status = LiveStatus(maxSteps: 3, started: 0)
+    func step(_ n: UInt64, labels: String) -> Troupe_V1_LogEvent {
+        var e = Troupe_V1_LogEvent()
+        e.kind = "step"
+        e.step = n
+        e.fields = ["labels": labels, "rewards": labels.split(separator: ",").map { "\($0.split(separator: "=")[0])=\($0.split(separator: "=")[1]):1" }.joined(separator: ",")]
+        return e
+    }
+    status.ingest(step(1, labels: "1=4,2=5"), answerKey: [1: "4", 2: "6"])
+    #expect(status.labelAccuracy == 0.5 && status.rewardAccuracy == 0.5)
+    status.ingest(step(2, labels: "9=4"), answerKey: [1: "4", 2: "6"])
+    #expect(status.labelAccuracy == nil && status.rewardAccuracy == nil)
+    #expect(status.line.contains("label_acc 0.500"))
 }

@@ -29,6 +29,19 @@ import TroupeRL
         #expect(plan.metrics.sequences == 2)
     }
 
+    /// A divergence or entropy the step did not compute is left out of the metrics, not written as 0.
+    @Test func klAndEntropyMetricsAppearOnlyWhenComputed() throws {
+        let plain = LossSample(advantage: 1, logp: [-1, -2], behaviourLogp: [-1, -2])
+        let bare = try StepLossPlan.compute(samples: [plain], totals: AggregationTotals(tokens: 2, sequences: 1), options: .make("grpo", ["kl.coefficient": 0]))
+        #expect(bare.metrics.summary["kl_ref"] == nil && bare.metrics.summary["entropy_mean"] == nil)
+        #expect(bare.metrics.summary["mismatch_kl"] == 0)
+        let full = LossSample(advantage: 1, logp: [-1, -2], behaviourLogp: [-1, -2], refLogp: [-1, -1], entropy: [0.5, 1.5])
+        let options = AlgorithmOptions.make("grpo", ["kl.coefficient": 0.1, "entropy.coefficient": 0.01])
+        let both = try StepLossPlan.compute(samples: [full], totals: AggregationTotals(tokens: 2, sequences: 1), options: options)
+        #expect(both.metrics.summary["entropy_mean"] == 1.0)
+        #expect((both.metrics.summary["kl_ref"] ?? 0) > 0)
+    }
+
     @Test func truncatedResponsesCanBeMasked() throws {
         let options = AlgorithmOptions.make("dapo", ["filter.mask_truncated": true])
         let groups = [AdvantageGroup(rewards: [1, -1, -1], lengths: [3, 5, 2], finishReasons: [.stop, .length, .stop])]

@@ -86,6 +86,10 @@ public struct LossMetrics: Sendable, Equatable {
     public var mismatchK3Sum = 0.0
     public var referenceKLSum = 0.0
     public var entropySum = 0.0
+    /// Loss tokens with a KL term against the reference, and with an entropy from the forward pass: a
+    /// metric that was not computed is left out rather than written as 0.
+    public var referenceTokens = 0
+    public var entropyTokens = 0
     public var maskedTruncatedSequences = 0
 
     public init() {}
@@ -103,12 +107,15 @@ public struct LossMetrics: Sendable, Equatable {
         sum.mismatchK3Sum += rhs.mismatchK3Sum
         sum.referenceKLSum += rhs.referenceKLSum
         sum.entropySum += rhs.entropySum
+        sum.referenceTokens += rhs.referenceTokens
+        sum.entropyTokens += rhs.entropyTokens
         sum.maskedTruncatedSequences += rhs.maskedTruncatedSequences
         return sum
     }
 
     /// `clip_fraction`, `dual_clip_fraction`, `ratio_mean|min|max`, `mismatch_kl` (k1), `mismatch_kl_k3`,
-    /// `kl_ref` (mean of the configured estimator; 0 without a reference), `entropy_mean`,
+    /// `kl_ref` (mean of the configured estimator; only with a KL term), `entropy_mean` (only when the
+    /// forward pass computed entropies, that is with an entropy term),
     /// `loss_tokens`, `loss_sequences`, `masked_truncated_sequences`. Means are over loss tokens.
     public var summary: [String: Double] {
         var metrics: [String: Double] = ["loss_tokens": Double(tokens), "loss_sequences": Double(sequences),
@@ -122,8 +129,8 @@ public struct LossMetrics: Sendable, Equatable {
         metrics["ratio_max"] = ratioMax
         metrics["mismatch_kl"] = mismatchK1Sum / n
         metrics["mismatch_kl_k3"] = mismatchK3Sum / n
-        metrics["kl_ref"] = referenceKLSum / n
-        metrics["entropy_mean"] = entropySum / n
+        if referenceTokens > 0 { metrics["kl_ref"] = referenceKLSum / Double(referenceTokens) }
+        if entropyTokens > 0 { metrics["entropy_mean"] = entropySum / Double(entropyTokens) }
         return metrics
     }
 }
@@ -209,7 +216,9 @@ public struct StepLossPlan: Sendable, Equatable {
             var tokenLoss = term.loss
             var gradient = term.gradient
             var klValue = 0.0
+            var hasReference = false
             if klCoefficient > 0, let ref = sample.refLogp {
+                hasReference = true
                 let kl = KLPenalty.term(logp: sample.logp[t], refLogp: ref[t], estimator: options.kl.estimator)
                 klValue = kl.value
                 tokenLoss += klCoefficient * kl.value
@@ -238,6 +247,8 @@ public struct StepLossPlan: Sendable, Equatable {
             metrics.mismatchK3Sum += r - 1 - log(r)
             metrics.referenceKLSum += klValue
             metrics.entropySum += entropy
+            if hasReference { metrics.referenceTokens += 1 }
+            if sample.entropy != nil { metrics.entropyTokens += 1 }
         }
         if contributes { metrics.sequences += 1 } else if trained > 0 { metrics.maskedTruncatedSequences += 1 }
         return SampleLossPlan(logpCoefficients: coefficients, entropyCoefficients: entropyCoefficients, ratios: ratios,
