@@ -37,7 +37,7 @@ struct DoctorCommand: ParsableCommand {
     func validate() throws {
         try address.validate(required: false)
         try keys.validate(learnerFileGiven: address.learnerFile != nil)
-        guard timeout.isFinite, timeout > 0, timeout <= 60 else { throw ValidationError("--timeout must be between 0 and 60 seconds") }
+        guard timeout.isFinite, timeout > 0, timeout <= 60 else { throw ValidationError("--timeout must be between 0 and 60 seconds, got \(timeout)") }
         guard connectTimeout.isFinite, connectTimeout > 0 else { throw ValidationError("--connect-timeout must be a positive number of seconds") }
     }
 

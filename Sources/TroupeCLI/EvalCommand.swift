@@ -179,7 +179,9 @@ package struct EvalCommand: ParsableCommand {
                 throw CommandError("\(task(item.id)): \(error)")
             }
         }
-        let evaluator = try Evaluator(model: ModelDirectory.load(model), tokenizer: tokenizer, promptFormat: format)
+        let loaded = try ModelDirectory.load(model)
+        try loaded.config.check(fits: tokenizer, directory: model)
+        let evaluator = try Evaluator(model: loaded, tokenizer: tokenizer, promptFormat: format)
         // A chat model ends its turn with its stop token and may write its answer on any line; prompts in
         // the answer-line format (built-in tasks, plain task files) end at the newline.
         let stops = file != nil && format.isChat ? [] : [TaskFormat.stopSequence]

@@ -29,7 +29,9 @@ public struct JSONSourceMap: Sendable {
     /// Where the key naming `path` is written (falls back to the value).
     public func location(ofKey path: String) -> JSONLocation? {
         if let origin = replacement(covering: path) { return JSONLocation(source: origin) }
-        return keyOffsets[path].map(location(atOffset:)) ?? location(ofValue: path)
+        if let written = keyOffsets[path].map(location(atOffset:)) ?? location(ofValue: path) { return written }
+        // A section only an override under it made (`--set section.key=v`) is named by that override.
+        return replacements.keys.filter { $0.hasPrefix(path + ".") }.min().map { JSONLocation(source: replacements[$0]!) }
     }
 
     /// Records that the value at `path` (and everything under it) now comes from `origin`.

@@ -492,30 +492,27 @@ package struct LiveStatus: Sendable {
             tokensDrawnAlone += e.metrics["rollout/tokens_drawn_alone"] ?? 0
             labelAccuracy = nil
             rewardAccuracy = nil
-            if let labels = e.fields["labels"] {
+            // A malformed field (another process's data) gives no figure for the step.
+            if let labels = e.fields["labels"], let entries = try? StepLabels.parse(labels) {
                 var right = 0, total = 0
-                for pair in labels.split(separator: ",") {
-                    let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                    guard kv.count == 2, let id = UInt64(kv[0]), let truth = answerKey[id] else { continue }
+                for entry in entries {
+                    guard let truth = answerKey[entry.promptId] else { continue }
                     total += 1
-                    if AnswerEquivalence.equivalent(String(kv[1]), truth) { right += 1 }
+                    if AnswerEquivalence.equivalent(entry.label, truth) { right += 1 }
                 }
                 if total > 0 {
                     labelAccuracy = Double(right) / Double(total)
                     lastLabelAccuracy = labelAccuracy
                 }
             }
-            if let rewards = e.fields["rewards"] {
+            if let rewards = e.fields["rewards"], let entries = try? StepRewards.parse(rewards) {
                 var agree = 0, total = 0
-                for group in rewards.split(separator: ",") {
-                    let kv = group.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                    guard kv.count == 2, let id = UInt64(kv[0]), let truth = answerKey[id] else { continue }
-                    for sample in kv[1].split(separator: ";", omittingEmptySubsequences: false) {
-                        guard let colon = sample.lastIndex(of: ":"), let r = Double(sample[sample.index(after: colon)...]) else { continue }
-                        let answer = String(sample[..<colon])
-                        let correct = !answer.isEmpty && AnswerEquivalence.equivalent(answer, truth)
+                for entry in entries {
+                    guard let truth = answerKey[entry.promptId] else { continue }
+                    for sample in entry.samples {
+                        let correct = !sample.answer.isEmpty && AnswerEquivalence.equivalent(sample.answer, truth)
                         total += 1
-                        if (r > 0) == correct { agree += 1 }
+                        if (sample.reward > 0) == correct { agree += 1 }
                     }
                 }
                 if total > 0 { rewardAccuracy = Double(agree) / Double(total) }

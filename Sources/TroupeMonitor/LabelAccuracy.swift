@@ -46,6 +46,51 @@ package enum StepLabels {
     }
 }
 
+/// Each sample's answer and reward of a learner step: its "rewards" field, `pid=answer:reward;…,pid=…`,
+/// one entry per group. Answers may contain commas and semicolons, so a piece that does not start with
+/// `digits=` continues the previous group, and one that does not end in `:number` the previous sample.
+package enum StepRewards {
+    package struct Entry: Sendable, Equatable {
+        package let promptId: UInt64
+        package let samples: [(answer: String, reward: Double)]
+
+        package static func == (a: Entry, b: Entry) -> Bool {
+            a.promptId == b.promptId && a.samples.map(\.answer) == b.samples.map(\.answer) && a.samples.map(\.reward) == b.samples.map(\.reward)
+        }
+    }
+
+    package static func parse(_ text: String) throws(MonitorInputError) -> [Entry] {
+        guard !text.isEmpty else { return [] }
+        var groups: [(id: UInt64, text: String)] = []
+        for piece in text.split(separator: ",", omittingEmptySubsequences: false) {
+            if let eq = piece.firstIndex(of: "="), let id = UInt64(piece[..<eq]) {
+                groups.append((id, String(piece[piece.index(after: eq)...])))
+            } else if !groups.isEmpty {
+                groups[groups.count - 1].text += "," + piece
+            } else {
+                throw MonitorInputError(field: "rewards", problem: "expected prompt_id=answer:reward at the start, found \"\(piece.prefix(40))\"")
+            }
+        }
+        return try groups.map { group throws(MonitorInputError) in
+            var samples: [(answer: String, reward: Double)] = []
+            var pending = ""
+            for piece in group.text.split(separator: ";", omittingEmptySubsequences: false) {
+                let text = pending.isEmpty ? String(piece) : pending + ";" + piece
+                if let colon = text.lastIndex(of: ":"), let reward = Double(text[text.index(after: colon)...]) {
+                    samples.append((String(text[..<colon]), reward))
+                    pending = ""
+                } else {
+                    pending = text
+                }
+            }
+            guard pending.isEmpty else {
+                throw MonitorInputError(field: "rewards", problem: "prompt \(group.id): expected answer:reward, found \"\(pending.prefix(40))\"")
+            }
+            return Entry(promptId: group.id, samples: samples)
+        }
+    }
+}
+
 /// Label accuracy from the learner's pseudo-labels and an answer key the learner never sees: the
 /// fraction of trained prompts whose majority label equals the true answer (TTRL's `label_accuracy`,
 /// Zuo et al., arXiv 2504.16084), with the answer equivalence of TroupeRL (`1/2 == 0.5`). An empty

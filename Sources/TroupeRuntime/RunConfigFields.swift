@@ -312,13 +312,13 @@ extension RunConfig: Decodable {
         }
         for item in overrides {
             guard let eq = item.firstIndex(of: "="), eq != item.startIndex else {
-                throw ConfigError(key: item, problem: "an override must look like section.key=value")
+                throw ConfigError(key: "--set \(item)", problem: "an override must look like section.key=value")
             }
             let key = String(item[..<eq]), text = String(item[item.index(after: eq)...])
             let value = (try? JSONValue.parse(text)) ?? .string(text)
             let parts = key.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
-                throw ConfigError(key: key, problem: "an override must look like section.key=value")
+                throw ConfigError(key: "--set \(item)", problem: "an override must look like section.key=value")
             }
             var section = root[parts[0]] ?? .object([:])
             guard case var .object(members) = section else {

@@ -252,4 +252,11 @@ private enum EvaluatorFixture {
     status.ingest(step(2, labels: "9=4"), answerKey: [1: "4", 2: "6"])
     #expect(status.labelAccuracy == nil && status.rewardAccuracy == nil)
     #expect(status.line.contains("label_acc 0.500"))
+    // Answers with commas and semicolons (1,234; a boxed list) are read whole.
+    var listed = Troupe_V1_LogEvent()
+    listed.kind = "step"
+    listed.step = 3
+    listed.fields = ["labels": "1=1,234,2=a;b", "rewards": "1=1,234:1;1,235:0,2=a;b:1;c:0"]
+    status.ingest(listed, answerKey: [1: "1,234", 2: "a;b"])
+    #expect(status.labelAccuracy == 1 && status.rewardAccuracy == 1)
 }
