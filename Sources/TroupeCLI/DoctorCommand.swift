@@ -31,14 +31,18 @@ struct DoctorCommand: ParsableCommand {
     @Option(name: .long, help: "Seconds for each network probe (connection, protocol answer, log events).")
     var timeout: Double = 3
 
-    @Option(name: .long, help: "With --learner-file: seconds to wait for the file to appear.")
-    var connectTimeout: Double = 10
+    @Option(name: .customLong("connect-timeout"), help: "With --learner-file: seconds to wait for the file to appear (default: 10).")
+    var connectTimeoutOption: Double?
+    var connectTimeout: Double { connectTimeoutOption ?? 10 }
 
     func validate() throws {
         try address.validate(required: false)
         try keys.validate(learnerFileGiven: address.learnerFile != nil)
         guard timeout.isFinite, timeout > 0, timeout <= 60 else { throw ValidationError("--timeout must be between 0 and 60 seconds, got \(timeout)") }
         guard connectTimeout.isFinite, connectTimeout > 0 else { throw ValidationError("--connect-timeout must be a positive number of seconds") }
+        if connectTimeoutOption != nil && address.learnerFile == nil {
+            throw ValidationError("--connect-timeout is how long to wait for --learner-file to appear; without it there is nothing to wait for")
+        }
     }
 
     func run() throws {

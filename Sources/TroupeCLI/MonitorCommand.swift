@@ -30,8 +30,9 @@ package struct MonitorCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The learner's endpoints file (RUN_DIR/endpoints.json, or the run directory): its `logs` endpoint instead of ENDPOINT.", valueName: "path"))
     package var learnerFile: String?
 
-    @Option(name: .long, help: "With --learner-file: seconds to wait for the file to appear.")
-    package var connectTimeout: Double = 60
+    @Option(name: .customLong("connect-timeout"), help: "With --learner-file: seconds to wait for the file to appear (default: 60).")
+    package var connectTimeoutOption: Double?
+    package var connectTimeout: Double { connectTimeoutOption ?? 60 }
 
     @Flag(name: .long, help: "Print each event as one JSON line (the default when standard output is not a terminal).")
     package var json = false
@@ -42,8 +43,9 @@ package struct MonitorCommand: ParsableCommand {
     @Flag(name: .long, help: "Stop when the learner reports run_finished or learner_stopped.")
     package var untilFinished = false
 
-    @Option(name: .long, help: "Dashboard redraws per second.")
-    package var refresh: Double = 4
+    @Option(name: .customLong("refresh"), help: "Dashboard redraws per second (default: 4).")
+    package var refreshOption: Double?
+    package var refresh: Double { refreshOption ?? 4 }
 
     @OptionGroup var keys: ClientKeyOptions
 
@@ -55,6 +57,10 @@ package struct MonitorCommand: ParsableCommand {
             throw ValidationError(endpoint == nil ? "give ENDPOINT (the learner's log endpoint) or --learner-file" : "give ENDPOINT or --learner-file, not both")
         }
         guard connectTimeout.isFinite, connectTimeout > 0 else { throw ValidationError("--connect-timeout must be a positive number of seconds") }
+        if connectTimeoutOption != nil && learnerFile == nil {
+            throw ValidationError("--connect-timeout is how long to wait for --learner-file to appear; with ENDPOINT the monitor subscribes at once")
+        }
+        if refreshOption != nil && json { throw ValidationError("--refresh sets the dashboard's redraws; --json prints each event as it comes") }
         if let endpoint {
             let parsed: Endpoint
             do {

@@ -26,8 +26,9 @@ package struct ReportCommand: ParsableCommand {
     @Option(name: .long, help: "Also render the page to this PNG with headless Chromium.")
     package var screenshot: String?
 
-    @Option(name: .long, help: "Screenshot width in CSS pixels.")
-    package var screenshotWidth: Int = 1280
+    @Option(name: .customLong("screenshot-width"), help: "Screenshot width in CSS pixels (default: 1280).")
+    package var screenshotWidthOption: Int?
+    package var screenshotWidth: Int { screenshotWidthOption ?? 1280 }
 
     package init() {}
 
@@ -48,6 +49,7 @@ package struct ReportCommand: ParsableCommand {
         if let screenshot, !screenshot.lowercased().hasSuffix(".png") {
             throw ValidationError("--screenshot must name a .png file, got \(screenshot)")
         }
+        if screenshotWidthOption != nil && screenshot == nil { throw ValidationError("--screenshot-width goes with --screenshot PNG") }
         guard (320...4000).contains(screenshotWidth) else {
             throw ValidationError("--screenshot-width must be in 320...4000, got \(screenshotWidth)")
         }

@@ -55,7 +55,7 @@ import TroupeRuntime
         expectUsageError(["report", scratch.model], "metrics.jsonl does not exist; is \(scratch.model) a run directory?")
         expectUsageError(["report", scratch.run, "--out", "dir/"], "--out must name a file, got the directory dir/")
         expectUsageError(["report", scratch.run, "--screenshot", "page.jpg"], "--screenshot must name a .png file")
-        expectUsageError(["report", scratch.run, "--screenshot-width", "100"], "--screenshot-width must be in 320...4000, got 100")
+        expectUsageError(["report", scratch.run, "--screenshot", scratch.root + "/s.png", "--screenshot-width", "100"], "--screenshot-width must be in 320...4000, got 100")
         expectUsageError(["report", scratch.run, "--screenshot-width", "wide"], "The value 'wide' is invalid for '--screenshot-width")
     }
 
@@ -194,6 +194,10 @@ import TroupeRuntime
         expectUsageError(["config", "--doc-table", "--algorithm-doc-table"], "give --doc-table or --algorithm-doc-table, not both")
         expectUsageError(["config", "--doc-table", "--set", "run.seed=2"], "--doc-table prints the built-in keys and defaults")
         expectUsageError(["algo", "--show-preset", "ttrl", "--preset", "grpo"], "--show-preset prints the preset it names")
+        expectUsageError(["monitor", "tcp://127.0.0.1:5558", "--connect-timeout", "5"], "--connect-timeout is how long to wait for --learner-file")
+        expectUsageError(["monitor", "tcp://127.0.0.1:5558", "--json", "--refresh", "10"], "--refresh sets the dashboard's redraws")
+        expectUsageError(["doctor", "--learner", "tcp://127.0.0.1:5555", "--connect-timeout", "5"], "--connect-timeout is how long to wait for --learner-file")
+        expectUsageError(["report", scratch.run, "--screenshot-width", "1000"], "--screenshot-width goes with --screenshot PNG")
     }
 
     /// A key file or directory an option names that is missing or of the wrong kind is a command-line
