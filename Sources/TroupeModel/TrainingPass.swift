@@ -10,8 +10,10 @@ import TroupeTensor
 /// M scored rows.
 public final class TrainingPass: @unchecked Sendable {
     public let model: LlamaModel
-    /// ∂L/∂θ, accumulated by `backward` until `zeroGradients`.
-    public let gradients: FloatBuffer
+    /// ∂L/∂θ, accumulated by `backward` until `zeroGradients`. Made at first use: a pass that only
+    /// scores (a sampler's prefill, made for each new weights version) never touches its parameter-sized
+    /// pages (111 MB for `small`).
+    public private(set) lazy var gradients = FloatBuffer(count: model.layout.totalCount)
     /// How `backward` multiplies the linear layers' matrices (the bulk of its work); attention's
     /// per-head products and the forward stay fp32.
     public var backwardProducts: BackwardProducts = .fp32
@@ -22,7 +24,6 @@ public final class TrainingPass: @unchecked Sendable {
 
     public init(model: LlamaModel) {
         self.model = model
-        gradients = FloatBuffer(count: model.layout.totalCount)
     }
 
     public func zeroGradients() { gradients.zero() }
