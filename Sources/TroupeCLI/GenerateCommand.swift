@@ -29,6 +29,9 @@ package struct GenerateCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("A prompt (repeat for several; they are sampled as one batch).", valueName: "text"))
     package var prompt: [String] = []
 
+    @Option(name: .customLong("prompt-ids"), help: ArgumentHelp("A prompt as token ids, separated by commas (repeat for several), instead of --prompt: sampled from exactly these ids, as an actor samples a lease's token_ids.", valueName: "ids"))
+    package var promptIdLists: [String] = []
+
     @Option(name: .long, help: "Completions per prompt.")
     package var samples = 1
 
@@ -65,7 +68,10 @@ package struct GenerateCommand: ParsableCommand {
     }
 
     package func validate() throws {
-        guard !prompt.isEmpty else { throw ValidationError("give at least one --prompt") }
+        guard prompt.isEmpty || promptIdLists.isEmpty else { throw ValidationError("give prompts as --prompt (text) or --prompt-ids, not both") }
+        guard !prompt.isEmpty || !promptIdLists.isEmpty else { throw ValidationError("give at least one --prompt (or --prompt-ids)") }
+        for list in promptIdLists { _ = try parseTokenIds(list, option: "--prompt-ids") }
+        if bos && !promptIdLists.isEmpty { throw ValidationError("--bos applies to text; put the BOS id in --prompt-ids") }
         if let i = prompt.firstIndex(where: \.isEmpty), !bos {
             throw ValidationError("--prompt \(i + 1) is empty; give some text (or --bos to start from the BOS token)")
         }
@@ -79,12 +85,19 @@ package struct GenerateCommand: ParsableCommand {
         let model = try modelOptions.loadModel()
         let tokenizer = try modelOptions.loadTokenizer()
         try model.config.check(fits: tokenizer, directory: modelOptions.model)
-        let promptIds = prompt.map { tokenizer.encode($0, addingBos: bos) }
+        let option = promptIdLists.isEmpty ? "--prompt" : "--prompt-ids"
+        let promptIds = promptIdLists.isEmpty ? prompt.map { tokenizer.encode($0, addingBos: bos) }
+            : try promptIdLists.map { try parseTokenIds($0, option: option) }
         if let i = promptIds.firstIndex(where: \.isEmpty) {
             throw CommandError("--prompt \(i + 1) encodes to no tokens")
         }
         if let i = promptIds.firstIndex(where: { $0.count > model.config.maxPositions }) {
-            throw CommandError("--prompt \(i + 1) is \(promptIds[i].count) tokens, longer than the model's context of \(model.config.maxPositions)")
+            throw CommandError("\(option) \(i + 1) is \(promptIds[i].count) tokens, longer than the model's context of \(model.config.maxPositions)")
+        }
+        for (i, ids) in promptIds.enumerated() {
+            if let id = ids.first(where: { $0 < 0 || Int($0) >= model.config.vocabularySize }) {
+                throw CommandError("\(option) \(i + 1): token id \(id) is outside the model's vocabulary (0..<\(model.config.vocabularySize))")
+            }
         }
         var requests: [SampleRequest] = []
         for (i, ids) in promptIds.enumerated() {
@@ -103,7 +116,8 @@ package struct GenerateCommand: ParsableCommand {
             func integers(_ ids: [Int32]) -> JSONValue { .array(ids.map { .integer(Int($0)) }) }
             func numbers(_ values: [Float]) -> JSONValue { .array(values.map { .number(Double($0)) }) }
             var results: [JSONValue] = []
-            for (i, text) in prompt.enumerated() {
+            let texts = promptIdLists.isEmpty ? prompt : promptIds.map { (try? tokenizer.decode($0, skippingSpecialTokens: false)) ?? "" }
+            for (i, text) in texts.enumerated() {
                 let samples = (0..<self.samples).map { j -> JSONValue in
                     let r = i * self.samples + j, c = completions[r]
                     var entry: [String: JSONValue] = [
