@@ -923,9 +923,9 @@ package final class LearnerServer {
     /// `reward_workers.outage_stop_s`: a checkpoint to resume from once they answer, instead of resampling for ever.
     private func watchForRewardOutage(_ counters: RewardWorkerClient.Counters, now: Double) {
         defer { rewardCountersWatched = counters }
-        // A worker's answer ends an outage; a score from the cache does not (it was answered long ago).
-        let answered = counters.scored - counters.cacheHits, answeredBefore = rewardCountersWatched.scored - rewardCountersWatched.cacheHits
-        if answered > answeredBefore { rewardOutageStart = nil; return }
+        // A worker's score ends an outage (an error or garbage does not); one from the cache does not either.
+        let fromWorkers = counters.scored - counters.cacheHits, fromWorkersBefore = rewardCountersWatched.scored - rewardCountersWatched.cacheHits
+        if fromWorkers > fromWorkersBefore { rewardOutageStart = nil; return }
         if counters.failed > rewardCountersWatched.failed {
             lastRewardFailureAt = now
             if rewardOutageStart == nil { rewardOutageStart = (now, rewardCountersWatched) }

@@ -124,9 +124,10 @@ package final class RewardWorkerClient {
     /// A worker that could not take a request is left alone until then (down or reconnecting: the
     /// transport reconnects by itself, and asking it at every turn would only count the same refusal).
     private var unavailableUntil: [Double]
-    /// Attempts each worker let run out since its last answer: a silent worker's slots come free at every
-    /// deadline, and it must not be first in line again for them.
-    private var timeoutsSinceAnswer: [Int]
+    /// Attempts each worker failed since its last score (let run out, answered with an error or garbage):
+    /// a silent worker's slots come free at every deadline and a failing one answers fast, and neither
+    /// must be first in line again for them.
+    private var failuresSinceScore: [Int]
     private var batches: [UInt64: Batch] = [:]
     private var finished: [(UInt64, [RewardOutcome])] = []
     private var nextBatch: UInt64 = 1
@@ -142,7 +143,7 @@ package final class RewardWorkerClient {
         self.transport = transport
         inFlightPerWorker = Array(repeating: 0, count: transport.workerCount)
         unavailableUntil = Array(repeating: -.infinity, count: transport.workerCount)
-        timeoutsSinceAnswer = Array(repeating: 0, count: transport.workerCount)
+        failuresSinceScore = Array(repeating: 0, count: transport.workerCount)
     }
 
     /// Samples asked for and not yet finished, and requests on the wire.
@@ -200,11 +201,17 @@ package final class RewardWorkerClient {
     private func dispatch(now: Double) {
         var waiting: [Job] = []
         for var job in queue {
-            // Workers with a free slot: those not yet tried for this sample first, then those answering
-            // (fewest attempts let run out since their last answer), then the least busy.
-            func rank(_ w: Int) -> (Int, Int, Int) { (job.tried.contains(w) ? 1 : 0, timeoutsSinceAnswer[w], inFlightPerWorker[w]) }
-            let candidates = (0..<transport.workerCount).filter { inFlightPerWorker[$0] < settings.maxInFlight && now >= unavailableUntil[$0] }
-                .sorted { rank($0) < rank($1) }
+            // Workers with a free slot: those not yet tried for this sample first, then those scoring
+            // (fewest attempts failed since their last score), then the least busy. While a worker not yet
+            // tried for the sample is up and failing nothing, the sample waits for its slot rather than
+            // going back to one that failed it (within the attempt's deadline).
+            func rank(_ w: Int) -> (Int, Int, Int) { (job.tried.contains(w) ? 1 : 0, failuresSinceScore[w], inFlightPerWorker[w]) }
+            let untriedHealthy = (0..<transport.workerCount).contains {
+                !job.tried.contains($0) && failuresSinceScore[$0] == 0 && now >= unavailableUntil[$0]
+            }
+            let candidates = (0..<transport.workerCount).filter {
+                inFlightPerWorker[$0] < settings.maxInFlight && now >= unavailableUntil[$0] && !(untriedHealthy && job.tried.contains($0))
+            }.sorted { rank($0) < rank($1) }
             var sent = false
             for worker in candidates {
                 var r = Troupe_V1_RewardRequest()
@@ -239,7 +246,7 @@ package final class RewardWorkerClient {
         for (id, f) in inFlight where now >= f.deadline {
             inFlight.removeValue(forKey: id)
             inFlightPerWorker[f.worker] -= 1
-            timeoutsSinceAnswer[f.worker] += 1
+            failuresSinceScore[f.worker] += 1
             counters.timeouts += 1
             var job = f.job
             job.lastProblem = "worker \(f.worker) gave no answer within \(settings.deadlineSeconds) s"
@@ -249,7 +256,9 @@ package final class RewardWorkerClient {
         for var job in queue {
             if now >= job.attemptStart + settings.deadlineSeconds {
                 counters.timeouts += 1
-                job.lastProblem = "no worker could take the request within \(settings.deadlineSeconds) s (\(job.lastProblem))"
+                // Said once, with the problem before it, however many attempts waited for a slot.
+                let waited = "no worker could take the request within \(settings.deadlineSeconds) s"
+                if !job.lastProblem.hasPrefix(waited) { job.lastProblem = "\(waited) (\(job.lastProblem))" }
                 retryOrFail(job, now: now, requeue: &waiting)
             } else {
                 waiting.append(job)
@@ -292,15 +301,16 @@ package final class RewardWorkerClient {
         }
         inFlight.removeValue(forKey: response.requestID)
         inFlightPerWorker[worker] -= 1
-        timeoutsSinceAnswer[worker] = 0
         var job = f.job
         switch Self.score(of: response, version: settings.version) {
         case .success(let (score, steps)):
+            failuresSinceScore[worker] = 0
             counters.scored += 1
             remember(job.key, score: score, steps: steps)
             resolve(job, .scored(score, fromCache: false, steps: steps))
         case .failure(let problem):
             if problem.isWorkerError { counters.workerErrors += 1 } else { counters.garbage += 1 }
+            failuresSinceScore[worker] += 1
             job.lastProblem = "worker \(worker): \(problem.text)"
             retryOrFail(job, now: now)
         }

@@ -210,7 +210,7 @@ extension RunConfig {
             return nil
         }, write: { $0.rewardWorkers.fallbackReward.map(JSONValue.number) ?? .null }),
         .int("reward_workers.cache_entries", \.rewardWorkers.cacheEntries, 0...100_000_000, "scores the learner caches by (reward version, prompt and reference, completion); 0 turns the cache off"),
-        .double("reward_workers.outage_stop_s", \.rewardWorkers.outageStopSeconds, 0...604_800, "the learner stops (a checkpoint, exit status 1) when samples go without a score after every attempt and no worker answers for this many seconds (a score from the cache is no answer; a spell with no sample failing starts the count again); 0: it never stops for that"),
+        .double("reward_workers.outage_stop_s", \.rewardWorkers.outageStopSeconds, 0...604_800, "the learner stops (a checkpoint, exit status 1) when samples go without a score after every attempt and no worker gives a score for this many seconds (errors and garbage are no scores, nor is one from the cache; a spell with no sample failing starts the count again); 0: it never stops for that"),
         Setting(key: "reward_workers.server_keys", type: "list of strings", range: "paths of `.key` files: one, or one per endpoint", doc: "the workers' public CURVE keys (`troupe keygen`; a worker's `--key`): one file for every worker, or one per entry of `reward_workers.endpoints` in order; `[]`: plaintext, allowed only for a learner that runs with `--insecure-plaintext` (see docs/rewards.md)", read: { config, value in
             guard case let .array(items) = value else { return "expected a list of key file paths, got \(Setting.describe(value))" }
             var paths: [String] = []

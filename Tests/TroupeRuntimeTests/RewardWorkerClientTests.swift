@@ -86,6 +86,31 @@ import TroupeRuntime
         #expect(workers.takeRequests().map(\.worker) == [answering, answering, answering])
     }
 
+    /// A worker that fails fast (an error, garbage) does not get the sample back while a worker not yet
+    /// tried for it is up and failing nothing: the sample waits for that worker's slot, and new samples go
+    /// first to the worker that scores.
+    @Test func aRetryWaitsForAnUntriedWorkerRatherThanGoingBackToOneThatFailedIt() {
+        let (client, workers) = Self.client(workers: 2, deadline: 1, attempts: 2, maxInFlight: 1)
+        _ = client.request(Self.queries(2), now: 0)
+        _ = client.poll(now: 0)
+        let first = workers.takeRequests()
+        #expect(first.map(\.worker) == [0, 1])
+        workers.respond(Self.answer(first[0].request) { $0.error = "sympy fell over" }, from: 0)
+        #expect(client.poll(now: 0.1).isEmpty)
+        #expect(workers.takeRequests().isEmpty, "worker 0 failed the sample and worker 1 is busy: the retry waits")
+        workers.respond(Self.answer(first[1].request, score: 0.25), from: 1)
+        _ = client.poll(now: 0.2)
+        let retry = workers.takeRequests()
+        #expect(retry.map(\.worker) == [1] && retry.first?.request.completion == "answer 0")
+        workers.respond(Self.answer(retry[0].request, score: 0.75), from: 1)
+        #expect(client.poll(now: 0.3).first?.outcomes == [.scored(0.75, fromCache: false, steps: 0), .scored(0.25, fromCache: false, steps: 0)])
+        #expect(client.counters.workerErrors == 1 && client.counters.failed == 0)
+        // New samples: both free and untried; the worker that failed is asked last.
+        _ = client.request(Self.queries(1, prompt: "2+2="), now: 1)
+        _ = client.poll(now: 1)
+        #expect(workers.takeRequests().map(\.worker) == [1])
+    }
+
     @Test func noWorkerAnsweringEndsInACountedFailureAfterEveryAttemptNeverAHang() {
         let (client, workers) = Self.client(workers: 2, deadline: 1, attempts: 3)
         _ = client.request(Self.queries(1), now: 0)
@@ -100,6 +125,24 @@ import TroupeRuntime
         #expect(reason.contains("no answer within 1.0 s"))
         #expect(t <= 3.5)
         #expect(client.counters.timeouts == 3 && client.counters.failed == 1)
+    }
+
+    /// A sample that waited for a slot at every attempt says so once, with the problem before it.
+    @Test func aSampleThatNeverGotASlotSaysSoOnce() {
+        let (client, workers) = Self.client(workers: 1, deadline: 1, attempts: 3, maxInFlight: 1)
+        _ = client.request(Self.queries(4), now: 0)
+        var outcomes: [RewardOutcome] = []
+        var t = 0.0
+        while outcomes.isEmpty && t < 10 {
+            outcomes = client.poll(now: t).first?.outcomes ?? []
+            t += 0.25
+        }
+        _ = workers.takeRequests()
+        let reasons = outcomes.compactMap { if case .failed(let reason) = $0 { reason } else { nil } }
+        #expect(reasons.count == 4)
+        for reason in reasons {
+            #expect(reason.components(separatedBy: "no worker could take the request").count <= 2, "\(reason)")
+        }
     }
 
     @Test func workersThatAreDownAreSkippedAndWithNoneUpTheSampleFailsAtItsDeadline() {
