@@ -91,7 +91,7 @@ package final class PrometheusTextfileSink<Record>: ProcessEventSink {
                 guard !Self.reservedNames.contains(name) else { continue }
                 if let source = sources[kind + "\u{0}" + name], source != raw { continue }
                 sources[kind + "\u{0}" + name] = raw
-                byName[name, default: .init(name: name, type: .gauge, help: "Latest \(raw) (metrics.jsonl).", samples: [])]
+                byName[name, default: .init(name: name, type: .gauge, help: "Latest value of \(raw) (the kind label says which lines).", samples: [])]
                     .samples.append(.init(labels: labels, value: metrics[raw]!))
             }
         }

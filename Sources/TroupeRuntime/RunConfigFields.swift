@@ -201,7 +201,7 @@ extension RunConfig {
         }, write: { .array($0.rewardWorkers.endpoints.map(JSONValue.string)) }),
         .string("reward_workers.version", \.rewardWorkers.version, emptyMeansOff: true, "the reward definition the workers must report (a response with another is refused); part of the cache key"),
         .double("reward_workers.deadline_s", \.rewardWorkers.deadlineSeconds, 0.01...3600, "seconds one attempt at a sample's score may take, the wait for a free worker included"),
-        .int("reward_workers.attempts", \.rewardWorkers.attempts, 1...16, "attempts per sample, each on a worker not yet tried when one is free"),
+        .int("reward_workers.attempts", \.rewardWorkers.attempts, 1...16, "attempts per sample, each on a worker not yet tried for it while one is up and has failed nothing since its last score (docs/rewards.md)"),
         .int("reward_workers.max_in_flight", \.rewardWorkers.maxInFlight, 1...4096, "requests in flight per worker"),
         Setting(key: "reward_workers.fallback_reward", type: "number or null", range: "±1e6", doc: "the score of a sample no worker scored in its attempts; null: its group is refused as `reward_unavailable` and its prompt returns to the queue", read: { config, value in
             if value.isNull { config.rewardWorkers.fallbackReward = nil; return nil }

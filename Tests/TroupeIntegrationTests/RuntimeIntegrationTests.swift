@@ -368,7 +368,7 @@ import Glibc
             (["runtime", "--parts", "nothing"], "unknown part \"nothing\""),
             (["runtime", "--credit", "0"], "--credit 0: learner.credit: 0 is outside 1...1024"),
             // Refused before any part runs, not after the parts that come before the end-to-end runs.
-            (["runtime", "--parts", "weights,e2e", "--e2e-set", "foo.bar=1"], "--e2e-set: config key foo: unknown key"),
+            (["runtime", "--parts", "weights,e2e", "--e2e-set", "foo.bar=1"], "--e2e-set: --set foo.bar=1: foo: unknown key"),
             (["rl-step", "--set", "learner.bogus=1"], "--set learner.bogus=1: learner.bogus: unknown key"),
             (["rl-step", "--export-workload", run.directory], "--export-workload: \(run.directory) holds other files"),
             (["rl-step", "--steps", "2"], "--steps must be at least 3"),
