@@ -31,18 +31,24 @@ package enum StepLabels {
     }
 
     package static func parse(_ text: String) throws(MonitorInputError) -> [Entry] {
+        try perPrompt(text, field: "labels", expected: "prompt_id=label").map { Entry(promptId: $0.id, label: $0.text) }
+    }
+
+    /// `pid=text,pid=text,…` split by prompt: a piece that does not start with `digits=` continues the
+    /// previous entry's text (which may hold commas).
+    static func perPrompt(_ text: String, field: String, expected: String) throws(MonitorInputError) -> [(id: UInt64, text: String)] {
         guard !text.isEmpty else { return [] }
-        var entries: [(id: UInt64, label: String)] = []
+        var entries: [(id: UInt64, text: String)] = []
         for piece in text.split(separator: ",", omittingEmptySubsequences: false) {
             if let eq = piece.firstIndex(of: "="), let id = UInt64(piece[..<eq]) {
                 entries.append((id, String(piece[piece.index(after: eq)...])))
             } else if !entries.isEmpty {
-                entries[entries.count - 1].label += "," + piece
+                entries[entries.count - 1].text += "," + piece
             } else {
-                throw MonitorInputError(field: "labels", problem: "expected prompt_id=label at the start, found \"\(piece.prefix(40))\"")
+                throw MonitorInputError(field: field, problem: "expected \(expected) at the start, found \"\(piece.prefix(40))\"")
             }
         }
-        return entries.map { Entry(promptId: $0.id, label: $0.label) }
+        return entries
     }
 }
 
@@ -60,17 +66,7 @@ package enum StepRewards {
     }
 
     package static func parse(_ text: String) throws(MonitorInputError) -> [Entry] {
-        guard !text.isEmpty else { return [] }
-        var groups: [(id: UInt64, text: String)] = []
-        for piece in text.split(separator: ",", omittingEmptySubsequences: false) {
-            if let eq = piece.firstIndex(of: "="), let id = UInt64(piece[..<eq]) {
-                groups.append((id, String(piece[piece.index(after: eq)...])))
-            } else if !groups.isEmpty {
-                groups[groups.count - 1].text += "," + piece
-            } else {
-                throw MonitorInputError(field: "rewards", problem: "expected prompt_id=answer:reward at the start, found \"\(piece.prefix(40))\"")
-            }
-        }
+        let groups = try StepLabels.perPrompt(text, field: "rewards", expected: "prompt_id=answer:reward")
         return try groups.map { group throws(MonitorInputError) in
             var samples: [(answer: String, reward: Double)] = []
             var pending = ""
