@@ -65,13 +65,14 @@ public enum SFTData {
         return records
     }
 
-    /// Token ids of each record: the prompt (after BOS when `addBos` and the tokenizer has one), then
+    /// Token ids of each record: the prompt (after BOS when `addBos` or the tokenizer adds it by itself,
+    /// `addsBosToPrompts`, and it has one), then
     /// the completion followed by `eos`. Prompt and completion are encoded separately, as the sampler
     /// sees them (a prompt's tokens, then sampled tokens).
     public static func tokenize(_ records: [SFTRecord], tokenizer: any Tokenizer, addBos: Bool,
                                 eos: Int32) throws -> [SFTExample] {
         try records.map { r in
-            let prompt = tokenizer.encode(r.prompt, addingBos: addBos)
+            let prompt = tokenizer.encode(r.prompt, addingBos: addBos || tokenizer.addsBosToPrompts)
             guard !prompt.isEmpty else {
                 throw SFTDataError.unusable(origin: r.origin, problem: "the prompt is empty; the first completion "
                     + "token needs context (give a prompt, or add BOS with --bos)")

@@ -26,6 +26,7 @@ public struct BPETokenizer: Tokenizer {
     public let eosTokenId: Int32?
     public let padTokenId: Int32?
     public let specialTokens: [String: Int32]
+    public let addsBosToPrompts: Bool
 
     private let merges: BPEMerges
     private let stages: [PreTokenizerStage]
@@ -47,13 +48,15 @@ public struct BPETokenizer: Tokenizer {
 
     /// Parses the contents of a `tokenizer.json`. The optional names pick the BOS, EOS and padding
     /// tokens (as `tokenizer_config.json` names them); each must be a token of this tokenizer.
+    /// `addBosToken`: `tokenizer_config.json`'s `add_bos_token`, which decides whether prompts get the
+    /// BOS; without it, they do when the file's post-processor puts the BOS before a text.
     public init(tokenizerJSON data: Data, bosToken: String? = nil, eosToken: String? = nil,
-                padToken: String? = nil) throws {
+                padToken: String? = nil, addBosToken: Bool? = nil) throws {
         let parsed = try TokenizerJSON(document: data)
-        try self.init(parsed, bosToken: bosToken, eosToken: eosToken, padToken: padToken)
+        try self.init(parsed, bosToken: bosToken, eosToken: eosToken, padToken: padToken, addBosToken: addBosToken)
     }
 
-    init(_ parsed: TokenizerJSON, bosToken: String?, eosToken: String?, padToken: String?) throws {
+    init(_ parsed: TokenizerJSON, bosToken: String?, eosToken: String?, padToken: String?, addBosToken: Bool? = nil) throws {
         let vocab = parsed.vocab
         var size = (vocab.values.max().map { Int($0) + 1 }) ?? 0
         for token in parsed.addedTokens { size = max(size, Int(token.id) + 1) }
@@ -89,6 +92,7 @@ public struct BPETokenizer: Tokenizer {
             throw TokenizerError.invalidField(field: field, problem: "\(quoted(name)) is not a token of this tokenizer")
         }
         bosTokenId = try lookUp(bosToken, "bos_token")
+        addsBosToPrompts = bosTokenId != nil && (addBosToken ?? (bosToken != nil && parsed.leadingSpecialTokens.first == bosToken))
         eosTokenId = try lookUp(eosToken, "eos_token")
         padTokenId = try lookUp(padToken, "pad_token")
 

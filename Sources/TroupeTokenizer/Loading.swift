@@ -86,19 +86,25 @@ public func loadTokenizer(tokenizerFile: String, configFile: String? = nil) thro
             throw TokenizerError.inFile(path: configFile, error)
         }
     }
+    let addBosToken: Bool?
+    do { addBosToken = try config.member("add_bos_token")?.bool() } catch let error as TokenizerError {
+        throw TokenizerError.inFile(path: configFile, error)
+    }
     do {
         return try loadBPETokenizer(tokenizerFile, names: (try name("bos_token"), try name("eos_token"),
-                                                           try name("pad_token")))
+                                                           try name("pad_token")), addBosToken: addBosToken)
     } catch let TokenizerError.inFile(path, .invalidField(field, problem))
                 where path == tokenizerFile && ["bos_token", "eos_token", "pad_token"].contains(field) {
         throw TokenizerError.inFile(path: configFile, .invalidField(field: field, problem: problem))
     }
 }
 
-private func loadBPETokenizer(_ path: String, names: (bos: String?, eos: String?, pad: String?)) throws -> BPETokenizer {
+private func loadBPETokenizer(_ path: String, names: (bos: String?, eos: String?, pad: String?),
+                              addBosToken: Bool? = nil) throws -> BPETokenizer {
     let data = try readFile(path)
     do {
-        return try BPETokenizer(tokenizerJSON: data, bosToken: names.bos, eosToken: names.eos, padToken: names.pad)
+        return try BPETokenizer(tokenizerJSON: data, bosToken: names.bos, eosToken: names.eos, padToken: names.pad,
+                                addBosToken: addBosToken)
     } catch let error as TokenizerError {
         throw TokenizerError.inFile(path: path, error)
     }

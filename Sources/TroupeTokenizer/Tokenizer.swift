@@ -19,6 +19,9 @@ public protocol Tokenizer: Sendable {
     var padTokenId: Int32? { get }
     /// The special tokens by their text, e.g. `"<|eos|>": 257`.
     var specialTokens: [String: Int32] { get }
+    /// Whether the tokenizer puts its BOS before a text by itself, as Hugging Face's `tokenizer(text)`
+    /// does for Llama 2 or Mistral base models: prompts given as plain text get it.
+    var addsBosToPrompts: Bool { get }
 
     /// Token ids for `text`. When `recognizingSpecialTokens` is true, the text of a special token
     /// (e.g. `"<|eos|>"`) becomes that token's id; when false it is encoded as ordinary text, so that
@@ -39,6 +42,8 @@ public protocol Tokenizer: Sendable {
 }
 
 extension Tokenizer {
+    public var addsBosToPrompts: Bool { false }
+
     /// Token ids for `text`, with special-token text recognised as special tokens.
     public func encode(_ text: String) -> [Int32] {
         encode(text, recognizingSpecialTokens: true)

@@ -15,6 +15,8 @@ struct TokenizerJSON {
     var stages: [PreTokenizerStage] = []
     /// Set for a SentencePiece-style tokenizer; nil for byte-level BPE.
     var sentencePiece: SentencePieceBPE?
+    /// The special tokens (by their text) the post-processor puts before a single text, e.g. `["<s>"]`.
+    var leadingSpecialTokens: [String] = []
     private var byteFallback = false
     private var unkToken: String?
     private var fuseUnk = false
@@ -27,6 +29,9 @@ struct TokenizerJSON {
         if let added = try root.member("added_tokens") {
             addedTokens = try added.array().map(Self.parseAddedToken)
         }
+        // Read leniently: a post-processor only adds tokens around the text, and one this build cannot
+        // read adds nothing, as before it was read at all.
+        leadingSpecialTokens = (try? root.member("post_processor").map(Self.leadingSpecialTokens)) ?? []
         let normalizers = try root.member("normalizer").map(Self.parseNormalizer) ?? []
         let preTokenizer = try root.member("pre_tokenizer")
         let decoder = try root.member("decoder")
@@ -62,6 +67,26 @@ struct TokenizerJSON {
         let decoderType = try decoder.required("type").string()
         guard decoderType == "ByteLevel" else {
             throw TokenizerError.unsupported(feature: "decoder \(decoderType) with a ByteLevel pre-tokenizer")
+        }
+    }
+
+    /// `TemplateProcessing` (alone or in a `Sequence`): the `SpecialToken`s of `single` before its text.
+    static func leadingSpecialTokens(_ processor: JSONField) throws -> [String] {
+        switch try processor.required("type").string() {
+        case "TemplateProcessing":
+            var tokens: [String] = []
+            for piece in try processor.required("single").array() {
+                guard let special = try piece.member("SpecialToken") else { break }
+                tokens.append(try special.required("id").string())
+            }
+            return tokens
+        case "Sequence":
+            for inner in try processor.required("processors").array() where try inner.required("type").string() == "TemplateProcessing" {
+                return try leadingSpecialTokens(inner)
+            }
+            return []
+        default:
+            return []
         }
     }
 

@@ -37,6 +37,36 @@ struct LoaderTests {
         #expect(tokenizer.encode("hi") == [0x68, 0x69])
     }
 
+    /// Llama 2 and Mistral base models: `tokenizer(text)` puts `<s>` first, by `add_bos_token` or by the
+    /// post-processor; plain prompts get it too, and `add_bos_token` decides when both are there.
+    @Test("a tokenizer that adds its BOS by itself gives plain prompts the BOS")
+    func bosAddedByTheTokenizer() throws {
+        let json = try text("llama2-style/tokenizer.json")
+        let withTemplate = try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any]
+        var templated = withTemplate
+        templated["post_processor"] = ["type": "TemplateProcessing",
+                                       "single": [["SpecialToken": ["id": "<s>", "type_id": 0]], ["Sequence": ["id": "A", "type_id": 0]]],
+                                       "pair": [] as [Any], "special_tokens": ["<s>": ["id": "<s>", "ids": [1], "tokens": ["<s>"]]]]
+        let templatedText = String(decoding: try JSONSerialization.data(withJSONObject: templated), as: UTF8.self)
+        let config = { (extra: String) in #"{"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>""# + extra + "}" }
+        let cases: [(tokenizer: String, config: String, adds: Bool)] = [
+            (json, config(""), false),
+            (json, config(#", "add_bos_token": true"#), true),
+            (templatedText, config(""), true),
+            (templatedText, config(#", "add_bos_token": false"#), false),
+            (templatedText, #"{"eos_token": "</s>"}"#, false),  // no BOS named: nothing to add
+        ]
+        for c in cases {
+            let loaded = try loadTokenizer(modelDirectory: try directory(["tokenizer.json": c.tokenizer, "tokenizer_config.json": c.config]))
+            #expect(loaded.addsBosToPrompts == c.adds, "\(c.config)")
+            let plain = try PromptFormat.plain.tokens(for: "Hello", tokenizer: loaded)
+            #expect((plain.first == loaded.bosTokenId) == c.adds)
+            #expect(loaded.encode("Hello") == (c.adds ? Array(plain.dropFirst()) : plain), "encode itself adds nothing")
+        }
+        #expect(failure { try loadTokenizer(modelDirectory: try directory(["tokenizer.json": json, "tokenizer_config.json": config(#", "add_bos_token": "yes""#)])) }
+                .contains("add_bos_token"))
+    }
+
     @Test("without tokenizer_config.json the special ids come from config.json")
     func specialsFromConfig() throws {
         let path = try directory([

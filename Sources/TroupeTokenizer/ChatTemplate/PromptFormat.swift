@@ -18,11 +18,12 @@ public enum PromptFormat: Sendable {
         }
     }
 
-    /// The token ids the model reads for `prompt`; `addingBos` applies to plain prompts only (a chat
-    /// template writes its own BOS when the model wants one).
+    /// The token ids the model reads for `prompt`. A plain prompt gets the BOS when `addingBos` or when
+    /// the tokenizer adds it by itself (`addsBosToPrompts`); a chat template writes its own BOS when the
+    /// model wants one.
     public func tokens(for prompt: String, tokenizer: any Tokenizer, addingBos: Bool = false) throws -> [Int32] {
         switch self {
-        case .plain: return tokenizer.encode(prompt, addingBos: addingBos, recognizingSpecialTokens: false)
+        case .plain: return tokenizer.encode(prompt, addingBos: addingBos || tokenizer.addsBosToPrompts, recognizingSpecialTokens: false)
         case let .chat(chat): return tokenizer.encode(try chat.text(for: prompt), recognizingSpecialTokens: true)
         }
     }
