@@ -117,14 +117,14 @@ package struct GenerateCommand: ParsableCommand {
             func integers(_ ids: [Int32]) -> JSONValue { .array(ids.map { .integer(Int($0)) }) }
             func numbers(_ values: [Float]) -> JSONValue { .array(values.map { .number(Double($0)) }) }
             var results: [JSONValue] = []
-            let texts = promptIdLists.isEmpty ? prompt : promptIds.map { (try? tokenizer.decode($0, skippingSpecialTokens: false)) ?? "" }
+            let texts = promptIdLists.isEmpty ? prompt : try promptIds.map { try tokenizer.sampledText($0, skippingSpecialTokens: false) }
             for (i, text) in texts.enumerated() {
-                let samples = (0..<self.samples).map { j -> JSONValue in
+                let samples = try (0..<self.samples).map { j throws -> JSONValue in
                     let r = i * self.samples + j, c = completions[r]
                     var entry: [String: JSONValue] = [
                         "sample": .integer(j), "seed": JSONOutput.unsigned(requests[r].seed), "ids": integers(c.tokens),
-                        "tokens": .array(c.tokens.map { .string(tokenizer.tokenString(for: $0) ?? "") }),
-                        "text": .string((try? tokenizer.decode(c.tokens, skippingSpecialTokens: true)) ?? ""),
+                        "tokens": .array(c.tokens.map { tokenizer.tokenString(for: $0).map(JSONValue.string) ?? .null }),
+                        "text": .string(try tokenizer.sampledText(c.tokens)),
                         "logprobs": numbers(c.logprobs), "sum_logprob": .number(c.logprobs.reduce(0.0) { $0 + Double($1) }),
                         "finish_reason": .string(c.finishReason.rawValue),
                     ]
@@ -146,7 +146,7 @@ package struct GenerateCommand: ParsableCommand {
         }
         let several = completions.count > 1
         for (r, c) in completions.enumerated() {
-            let text = try tokenizer.decode(c.tokens, skippingSpecialTokens: true)
+            let text = try tokenizer.sampledText(c.tokens)
             if several {
                 let i = r / samples, j = r % samples
                 print("--- prompt \(i + 1)" + (samples > 1 ? ", sample \(j + 1)" : "")

@@ -362,7 +362,7 @@ package struct SFTCommand: ParsableCommand {
             parameters: parameters, tokenBytes: { tokenizer.bytes(of: $0) })
         var correct = 0
         for (c, answer) in zip(completions, answers) {
-            let text = try tokenizer.decode(c.tokens, skippingSpecialTokens: true)
+            let text = try tokenizer.sampledText(c.tokens)
             let firstLine = text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
             if AnswerComparison.matches(completion.answer(inLine: firstLine), answer) { correct += 1 }
         }

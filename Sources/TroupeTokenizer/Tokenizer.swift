@@ -71,6 +71,14 @@ extension Tokenizer {
         return try decode(ids.filter { !special.contains($0) })
     }
 
+    /// The text of ids a model sampled, as Hugging Face's `decode` gives it: ids the tokenizer has no
+    /// token for (rows a model's vocabulary has beyond its tokenizer's, which a sampler can draw) are
+    /// left out, and so are the special tokens when `skippingSpecialTokens`.
+    public func sampledText(_ ids: [Int32], skippingSpecialTokens: Bool = true) throws -> String {
+        try decode(ids.filter { $0 >= 0 && Int($0) < vocabularySize && tokenString(for: $0) != nil },
+                   skippingSpecialTokens: skippingSpecialTokens)
+    }
+
     /// Throws for the first id outside `0..<vocabularySize` or with no token.
     public func validateIds(_ ids: [Int32]) throws {
         for id in ids {

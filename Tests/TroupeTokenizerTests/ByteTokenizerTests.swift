@@ -24,6 +24,11 @@ struct ByteTokenizerTests {
         #expect(tokenizer.encode("hi", addingBos: true) == [256, 0x68, 0x69])
         #expect(try tokenizer.decode([0x68, 257, 0x69]) == "h<|eos|>i")
         #expect(try tokenizer.decode([0x68, 257, 0x69], skippingSpecialTokens: true) == "hi")
+        // A model's spare vocabulary rows (ids the tokenizer has no token for) drop out of sampled text,
+        // as in Hugging Face's decode; decode itself still refuses them.
+        #expect(try tokenizer.sampledText([0x68, 300, 257, 0x69]) == "hi")
+        #expect(try tokenizer.sampledText([0x68, 300, 257, 0x69], skippingSpecialTokens: false) == "h<|eos|>i")
+        #expect(throws: TokenizerError.self) { try tokenizer.decode([0x68, 300]) }
     }
 
     @Test("round trip of arbitrary text")
