@@ -169,7 +169,7 @@ package struct EvalCommand: ParsableCommand {
         let tokenizer = try loadTokenizer(modelDirectory: model)
         let format = try promptFormat(tokenizer: tokenizer)
         if let notice = format.undatedTemplateNotice { StandardStream.error.write("note: \(notice)\n") }
-        if bos && tokenizer.bosTokenId == nil { throw CommandError("--bos: the tokenizer of \(model) has no BOS token") }
+        try requireBos(bos, in: tokenizer, of: model)
         if bos && format.isChat {
             throw CommandError("--bos applies to prompts given as written; the chat template of \(model) decides the BOS "
                 + "(add --chat-template none to give prompts as written)")

@@ -86,8 +86,8 @@ package struct GenerateCommand: ParsableCommand {
         let tokenizer = try modelOptions.loadTokenizer()
         try model.config.check(fits: tokenizer, directory: modelOptions.model)
         let option = promptIdLists.isEmpty ? "--prompt" : "--prompt-ids"
-        if bos && tokenizer.bosTokenId == nil { throw CommandError("--bos: the tokenizer of \(modelOptions.model) has no BOS token") }
-        let promptIds = promptIdLists.isEmpty ? prompt.map { tokenizer.encode($0, addingBos: bos || tokenizer.addsBosToPrompts) }
+        try requireBos(bos, in: tokenizer, of: modelOptions.model)
+        let promptIds = promptIdLists.isEmpty ? prompt.map { tokenizer.encodePrompt($0, addingBos: bos) }
             : try promptIdLists.map { try parseTokenIds($0, option: option) }
         if let i = promptIds.firstIndex(where: \.isEmpty) {
             throw CommandError("--prompt \(i + 1) encodes to no tokens")

@@ -103,6 +103,11 @@ func requirePath(_ path: String, directory: Bool, missing: @autoclosure () -> St
     guard isDirectory.boolValue == directory else { throw ValidationError(wrongKind()) }
 }
 
+/// `--bos` asks for a token the tokenizer of `source` (a model directory or tokenizer file) may not have.
+func requireBos(_ bos: Bool, in tokenizer: any Tokenizer, of source: String) throws {
+    if bos && tokenizer.bosTokenId == nil { throw CommandError("--bos: the tokenizer of \(source) has no BOS token") }
+}
+
 /// Checks that `path`, given as `option`, is a directory.
 func validateDirectory(_ path: String, option: String) throws {
     try requirePath(path, directory: true, missing: "\(option) \(path) does not exist",

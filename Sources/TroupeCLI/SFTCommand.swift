@@ -328,7 +328,7 @@ package struct SFTCommand: ParsableCommand {
         } else {
             throw CommandError("give --data FILE or --task SPEC")
         }
-        if bos && tokenizer.bosTokenId == nil { throw CommandError("--bos: the tokenizer has no BOS token") }
+        try requireBos(bos, in: tokenizer, of: model ?? self.tokenizer ?? "the byte tokenizer")
         return Examples(train: try SFTData.tokenize(trainRecords, tokenizer: tokenizer, addBos: bos, eos: eos),
                      trainRecords: trainRecords,
                      eval: try SFTData.tokenize(evalRecords, tokenizer: tokenizer, addBos: bos, eos: eos),

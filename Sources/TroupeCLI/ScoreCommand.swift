@@ -86,8 +86,8 @@ package struct ScoreCommand: ParsableCommand {
             let loaded = try modelOptions.loadTokenizer()
             try model.config.check(fits: loaded, directory: modelOptions.model)
             tokenizer = loaded
-            if bos && loaded.bosTokenId == nil { throw CommandError("--bos: the tokenizer of \(modelOptions.model) has no BOS token") }
-            let promptIds = loaded.encode(prompt!, addingBos: bos || loaded.addsBosToPrompts)
+            try requireBos(bos, in: loaded, of: modelOptions.model)
+            let promptIds = loaded.encodePrompt(prompt!, addingBos: bos)
             let completionIds = loaded.encode(completion!)
             guard !promptIds.isEmpty else { throw CommandError("--prompt encodes to no tokens") }
             guard !completionIds.isEmpty else { throw CommandError("--completion encodes to no tokens") }

@@ -82,7 +82,7 @@ package struct TokenizeCommand: ParsableCommand {
         if let idList {
             output = ["text": .string(try loaded.decode(try parseTokenIds(idList, option: idOption)))]
         } else {
-            if bos && loaded.bosTokenId == nil { throw CommandError("--bos: this tokenizer has no BOS token") }
+            try requireBos(bos, in: loaded, of: model ?? tokenizer!)
             let encoded = loaded.encode(text!, addingBos: bos, recognizingSpecialTokens: !noSpecialTokens)
             output = ["ids": .array(encoded.map { .integer(Int($0)) }), "tokens": .array(encoded.map { .string(loaded.tokenString(for: $0) ?? "") })]
         }

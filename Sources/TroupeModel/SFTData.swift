@@ -72,7 +72,7 @@ public enum SFTData {
     public static func tokenize(_ records: [SFTRecord], tokenizer: any Tokenizer, addBos: Bool,
                                 eos: Int32) throws -> [SFTExample] {
         try records.map { r in
-            let prompt = tokenizer.encode(r.prompt, addingBos: addBos || tokenizer.addsBosToPrompts)
+            let prompt = tokenizer.encodePrompt(r.prompt, addingBos: addBos)
             guard !prompt.isEmpty else {
                 throw SFTDataError.unusable(origin: r.origin, problem: "the prompt is empty; the first completion "
                     + "token needs context (give a prompt, or add BOS with --bos)")

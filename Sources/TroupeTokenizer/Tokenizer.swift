@@ -57,6 +57,12 @@ extension Tokenizer {
         return [bos] + ids
     }
 
+    /// Token ids for a prompt given as text: with the BOS first when `addingBos` or when the tokenizer
+    /// puts it there by itself (`addsBosToPrompts`).
+    public func encodePrompt(_ text: String, addingBos: Bool = false, recognizingSpecialTokens: Bool = true) -> [Int32] {
+        encode(text, addingBos: addingBos || addsBosToPrompts, recognizingSpecialTokens: recognizingSpecialTokens)
+    }
+
     /// The id of the special token whose text is `name`, e.g. `id(forSpecial: "<|eos|>")`.
     public func id(forSpecial name: String) -> Int32? {
         specialTokens[name]

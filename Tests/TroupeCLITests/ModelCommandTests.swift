@@ -259,6 +259,11 @@ import TroupeTasks
         try Data("{\"num_attention_heads\": 0}".utf8).write(to: URL(fileURLWithPath: shape))
         let sft = try parse(["sft", "--task", "arith:add2", "--init", shape, "--out", scratch.root + "/sft-out", "--steps", "1"], as: SFTCommand.self)
         #expect(failure { try sft.run() }.hasPrefix("--init \(shape): "), "\(failure { try sft.run() })")
+        // --bos asks for a token a Qwen2-style tokenizer does not have: refused, not ignored.
+        let qwen2 = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("TroupeTokenizerTests/Goldens/qwen2-style/tokenizer.json").path
+        let bos = try parse(["tokenize", "--tokenizer", qwen2, "--bos", "hi"], as: TokenizeCommand.self)
+        #expect(failure { try bos.run() } == "--bos: the tokenizer of \(qwen2) has no BOS token")
     }
 
     private func failure(_ body: () throws -> Void) -> String {

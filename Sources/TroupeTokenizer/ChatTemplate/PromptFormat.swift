@@ -23,7 +23,7 @@ public enum PromptFormat: Sendable {
     /// model wants one.
     public func tokens(for prompt: String, tokenizer: any Tokenizer, addingBos: Bool = false) throws -> [Int32] {
         switch self {
-        case .plain: return tokenizer.encode(prompt, addingBos: addingBos || tokenizer.addsBosToPrompts, recognizingSpecialTokens: false)
+        case .plain: return tokenizer.encodePrompt(prompt, addingBos: addingBos, recognizingSpecialTokens: false)
         case let .chat(chat): return tokenizer.encode(try chat.text(for: prompt), recognizingSpecialTokens: true)
         }
     }
