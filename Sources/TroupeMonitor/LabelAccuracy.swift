@@ -56,13 +56,9 @@ package enum StepLabels {
 /// one entry per group. Answers may contain commas and semicolons, so a piece that does not start with
 /// `digits=` continues the previous group, and one that does not end in `:number` the previous sample.
 package enum StepRewards {
-    package struct Entry: Sendable, Equatable {
+    package struct Entry: Sendable {
         package let promptId: UInt64
         package let samples: [(answer: String, reward: Double)]
-
-        package static func == (a: Entry, b: Entry) -> Bool {
-            a.promptId == b.promptId && a.samples.map(\.answer) == b.samples.map(\.answer) && a.samples.map(\.reward) == b.samples.map(\.reward)
-        }
     }
 
     package static func parse(_ text: String) throws(MonitorInputError) -> [Entry] {
