@@ -18,8 +18,9 @@ import TroupeJSON
 ///
 /// Decoding is the `ByteLevel` decoder (see `Tokenizer` and `ByteLevelAlphabet.decodedBytes(of:)`), or the
 /// SentencePiece-style decoder chain (`SentencePieceBPE.decode`).
-/// Truncation, padding and the post-processor in the file are ignored: they describe how a pipeline
-/// uses the tokenizer, not how text maps to ids.
+/// Truncation and padding in the file are ignored: they describe how a pipeline uses the tokenizer,
+/// not how text maps to ids. Of the post-processor only one thing is read: whether it puts the BOS
+/// before a text (`addsBosToPrompts`, which `encodePrompt` applies; `encode` adds nothing).
 public struct BPETokenizer: Tokenizer {
     public let vocabularySize: Int
     public let bosTokenId: Int32?

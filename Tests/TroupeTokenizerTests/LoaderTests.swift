@@ -48,11 +48,16 @@ struct LoaderTests {
                                        "single": [["SpecialToken": ["id": "<s>", "type_id": 0]], ["Sequence": ["id": "A", "type_id": 0]]],
                                        "pair": [] as [Any], "special_tokens": ["<s>": ["id": "<s>", "ids": [1], "tokens": ["<s>"]]]]
         let templatedText = String(decoding: try JSONSerialization.data(withJSONObject: templated), as: UTF8.self)
+        // The same template inside a Sequence of post-processors (as Llama 3's ByteLevel + TemplateProcessing).
+        var sequenced = withTemplate
+        sequenced["post_processor"] = ["type": "Sequence", "processors": [["type": "ByteLevel", "trim_offsets": false], templated["post_processor"]!]]
+        let sequencedText = String(decoding: try JSONSerialization.data(withJSONObject: sequenced), as: UTF8.self)
         let config = { (extra: String) in #"{"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>""# + extra + "}" }
         let cases: [(tokenizer: String, config: String, adds: Bool)] = [
             (json, config(""), false),
             (json, config(#", "add_bos_token": true"#), true),
             (templatedText, config(""), true),
+            (sequencedText, config(""), true),
             (templatedText, config(#", "add_bos_token": false"#), false),
             (templatedText, #"{"eos_token": "</s>"}"#, false),  // no BOS named: nothing to add
         ]
