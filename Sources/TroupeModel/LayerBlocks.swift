@@ -49,12 +49,15 @@ extension LlamaModel {
         let C = c.hiddenSize, Q = c.qDim, I = c.intermediateSize
         if decoding {
             // Residual adds after the projection, so each element sees the same arithmetic at any batch size.
-            linear(attn, lo.o, nil, norm2, n: n, inFeatures: Q, outFeatures: C, decoding: true)
+            linear(attn, lo.o, lo.oBias, norm2, n: n, inFeatures: Q, outFeatures: C, decoding: true)
             if mid != UnsafeMutablePointer(mutating: input) { mid.update(from: input, count: n * C) }
             Vector.add(norm2, into: mid, count: n * C)
         } else {
             if mid != UnsafeMutablePointer(mutating: input) { mid.update(from: input, count: n * C) }
             sgemm(transA: false, transB: true, m: n, n: C, k: Q, a: attn, lda: Q, b: w(lo.o), ldb: Q, beta: 1, c: mid, ldc: C)
+            if let oBias = lo.oBias {
+                for t in 0..<n { Vector.add(w(oBias), into: mid + t * C, count: C) }
+            }
         }
         RMSNorm.forward(x: mid, weight: w(lo.postNorm), y: norm2, rstd: rstd2, n: n, c: C, eps: Float(c.rmsNormEps))
         linear(norm2, lo.gate, nil, gate, n: n, inFeatures: C, outFeatures: I, decoding: decoding)

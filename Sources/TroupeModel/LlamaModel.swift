@@ -2,7 +2,7 @@ import Foundation
 import TroupeTensor
 import CSodium
 
-/// A Llama-family decoder (RMSNorm, RoPE, SwiGLU, grouped-query attention, optional q/k/v biases,
+/// A Llama-family decoder (RMSNorm, RoPE, SwiGLU, grouped-query attention, optional q/k/v and o biases,
 /// tied or untied embeddings) whose parameters live in one flat Float32 buffer laid out by
 /// `ParameterLayout`. Sampling (`Sampler`) and training (`TrainingPass`) run this same code.
 public final class LlamaModel: @unchecked Sendable {

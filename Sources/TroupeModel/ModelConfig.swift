@@ -18,7 +18,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// RoPE frequency scaling (Llama 3.1 and later, or linear); nil: none.
     public var ropeScaling: RopeScaling?
     public var maxPositions: Int
-    /// q/k/v projection biases (Qwen2).
+    /// Attention projection biases: q/k/v always for Qwen2; q/k/v and o for Llama and Qwen3 with
+    /// `attention_bias` (`outputProjectionBias`); none for Mistral (transformers' classes).
     public var attentionBias: Bool
     public var tieWordEmbeddings: Bool
     public var bosTokenId: Int?
@@ -130,6 +131,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// Qwen3: each head's query and key go through an RMSNorm of their own (weights `q_norm`, `k_norm`,
     /// one value per head dimension, shared by the heads) before RoPE.
     public var queryKeyNorm: Bool { modelType == "qwen3" }
+
+    /// transformers' Llama and Qwen3 give `o_proj` a bias with `attention_bias`; Qwen2 never does.
+    public var outputProjectionBias: Bool { attentionBias && modelType != "qwen2" }
 
     public var qDim: Int { heads * headDim }
     public var kvDim: Int { kvHeads * headDim }

@@ -41,7 +41,8 @@ extension ModelConfig {
             ropeTheta: theta ?? 10000,
             ropeScaling: scaling,
             maxPositions: try c.decodeIfPresent(Int.self, forKey: .maxPositions) ?? 2048,
-            attentionBias: try c.decodeIfPresent(Bool.self, forKey: .attentionBias) ?? qwen,
+            // transformers' Qwen2 and Mistral classes do not read the key: q/k/v biases always, and none.
+            attentionBias: qwen ? true : modelType == "mistral" ? false : try c.decodeIfPresent(Bool.self, forKey: .attentionBias) ?? false,
             // transformers' default for every one of these types: an lm_head of its own.
             tieWordEmbeddings: try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? false,
             bosTokenId: try c.decodeIfPresent(Int.self, forKey: .bosTokenId),

@@ -88,7 +88,10 @@ public enum ModelDirectory {
             }
             plan.append((file, names))
         }
-        for e in layout.entries where seen[e.name] == nil { throw ModelError.tensorMissing(name: e.name) }
+        // transformers starts a missing o_proj bias at zero, as `LlamaModel(config:)` does.
+        for e in layout.entries where seen[e.name] == nil && !e.name.hasSuffix(".self_attn.o_proj.bias") {
+            throw ModelError.tensorMissing(name: e.name)
+        }
         return plan
     }
 

@@ -10,7 +10,7 @@ public struct ParameterLayout: Sendable, Equatable {
     }
 
     public struct LayerOffsets: Sendable, Equatable {
-        public let inputNorm: Int, q: Int, k: Int, v: Int, qBias: Int?, kBias: Int?, vBias: Int?, o: Int
+        public let inputNorm: Int, q: Int, k: Int, v: Int, qBias: Int?, kBias: Int?, vBias: Int?, o: Int, oBias: Int?
         /// Qwen3's per-head query and key norms (`ModelConfig.queryKeyNorm`).
         public let qNorm: Int?, kNorm: Int?
         public let postNorm: Int, gate: Int, up: Int, down: Int
@@ -46,13 +46,14 @@ public struct ParameterLayout: Sendable, Equatable {
             let v = add(p + "self_attn.v_proj.weight", [c.kvDim, c.hiddenSize])
             let vb = c.attentionBias ? add(p + "self_attn.v_proj.bias", [c.kvDim]) : nil
             let o = add(p + "self_attn.o_proj.weight", [c.hiddenSize, c.qDim])
+            let ob = c.outputProjectionBias ? add(p + "self_attn.o_proj.bias", [c.hiddenSize]) : nil
             let qn = c.queryKeyNorm ? add(p + "self_attn.q_norm.weight", [c.headDim]) : nil
             let kn = c.queryKeyNorm ? add(p + "self_attn.k_norm.weight", [c.headDim]) : nil
             let post = add(p + "post_attention_layernorm.weight", [c.hiddenSize])
             let gate = add(p + "mlp.gate_proj.weight", [c.intermediateSize, c.hiddenSize])
             let up = add(p + "mlp.up_proj.weight", [c.intermediateSize, c.hiddenSize])
             let down = add(p + "mlp.down_proj.weight", [c.hiddenSize, c.intermediateSize])
-            layers.append(LayerOffsets(inputNorm: inNorm, q: q, k: k, v: v, qBias: qb, kBias: kb, vBias: vb, o: o,
+            layers.append(LayerOffsets(inputNorm: inNorm, q: q, k: k, v: v, qBias: qb, kBias: kb, vBias: vb, o: o, oBias: ob,
                                        qNorm: qn, kNorm: kn, postNorm: post, gate: gate, up: up, down: down))
         }
         self.layers = layers

@@ -367,7 +367,7 @@ public final class TrainingPass: @unchecked Sendable {
         // Attention: mid = input + attn·Woᵀ
         let dAttn = work, dq = work + n * Q, dk = dq + n * Q, dv = dk + n * K
         let attnScratch = dv + n * K
-        Linear.backward(dy: dResid, x: a.attn, weight: model.w(lo.o), dx: dAttn, dWeight: g + lo.o, dBias: nil,
+        Linear.backward(dy: dResid, x: a.attn, weight: model.w(lo.o), dx: dAttn, dWeight: g + lo.o, dBias: lo.oBias.map { g + $0 },
                         n: n, inFeatures: Q, outFeatures: C, products: backwardProducts)
         PackedAttention.backward(dOut: dAttn, q: a.q, k: a.k, v: a.v, probs: a.probs, dq: dq, dk: dk, dv: dv,
                                  scratch: attnScratch, offsets: st.offsets, lengths: st.lengths,

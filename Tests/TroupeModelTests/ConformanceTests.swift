@@ -78,6 +78,27 @@ import TroupeTensor
                                                                           "model.layers.1.self_attn.k_proj.weight", "lm_head.weight"])
     }
 
+    /// Llama with `attention_bias` (scripts/fixtures/make_llama_bias_tiny.py): random biases on q, k, v
+    /// and o, and the gradients of o's; the same weights without o's bias miss the reference.
+    @Test func llamaWithAttentionBiasMatchesTransformers() throws {
+        let (model, ref, ids, pass, result) = try Self.expectOneSequenceMatches(Fixtures.llamaBiasTiny)
+        #expect(model.config.outputProjectionBias)
+        try Self.expectGradientsOfTheMeanLogLikelihood(pass, result, ref, ["model.layers.0.self_attn.o_proj.bias",
+                                                                          "model.layers.1.self_attn.o_proj.bias",
+                                                                          "model.layers.0.self_attn.o_proj.weight",
+                                                                          "model.layers.1.self_attn.q_proj.bias", "lm_head.weight"])
+
+        let withoutOutputBias = try LlamaModel(config: model.config, parameters: FloatBuffer(model.parameters.array))
+        for l in 0..<model.config.layers {
+            let e = try #require(model.layout.entry(named: "model.layers.\(l).self_attn.o_proj.bias"))
+            withoutOutputBias.parameters.pointer.advanced(by: e.offset).update(repeating: 0, count: e.count)
+        }
+        let plain = TrainingPass(model: withoutOutputBias)
+        _ = try plain.forward(ScoringBatch(sequences: [ids]), allLogits: true)
+        #expect(maxAbsDiff(try #require(plain.logits(sequence: 0)), try ref.doubles("logits_f64")) > 1e-3,
+                "the fixture does not tell an o_proj bias from none")
+    }
+
     @Test func qwen2TinyPaddedBatchMatchesTransformers() throws {
         let model = try ModelDirectory.load(Fixtures.qwen2Tiny)
         #expect(model.config.attentionBias && !model.config.tieWordEmbeddings && model.config.ropeTheta == 1e6)

@@ -11,6 +11,8 @@ enum Fixtures {
     static var llama3RopeTiny: String { root + "/llama3-rope-tiny" }
     /// Made by scripts/fixtures/make_qwen3_tiny.py.
     static var qwen3Tiny: String { root + "/qwen3-tiny" }
+    /// Made by scripts/fixtures/make_llama_bias_tiny.py.
+    static var llamaBiasTiny: String { root + "/llama-bias-tiny" }
 }
 
 /// max |a − b|

@@ -22,6 +22,23 @@ import TroupeModel
         #expect(try ModelConfig.parse(json: qwen3.jsonData()) == qwen3, "written back as qwen3")
     }
 
+    /// `attention_bias` as transformers' classes read it: Llama and Qwen3 bias all four projections,
+    /// Qwen2 always q/k/v and never o, Mistral never (neither reads the key).
+    @Test func attentionBiasPerModelType() throws {
+        for type in ["llama", "qwen3"] {
+            let biased = try parse(#""attention_bias": true"#, modelType: type)
+            #expect(biased.attentionBias && biased.outputProjectionBias, "\(type)")
+            #expect(ParameterLayout(config: biased).entry(named: "model.layers.1.self_attn.o_proj.bias")?.shape == [16])
+            #expect(try !parse("", modelType: type).outputProjectionBias)
+        }
+        for setting in ["", #""attention_bias": false"#, #""attention_bias": true"#] {
+            let qwen2 = try parse(setting, modelType: "qwen2")
+            #expect(qwen2.attentionBias && !qwen2.outputProjectionBias, "qwen2 with \(setting)")
+            #expect(ParameterLayout(config: qwen2).entry(named: "model.layers.0.self_attn.o_proj.bias") == nil)
+            #expect(try !parse(setting, modelType: "mistral").attentionBias, "mistral with \(setting)")
+        }
+    }
+
     @Test func optionalKeysAndQuirks() throws {
         let config = try parse(#""num_key_value_heads": 2, "eos_token_id": [1, 2], "bos_token_id": null, "rope_scaling": null, "rope_parameters": {"rope_type": "default", "rope_theta": 500000}, "tie_word_embeddings": false, "torch_dtype": "bfloat16", "use_sliding_window": false, "rms_norm_eps": 1e-5"#)
         #expect(config.kvHeads == 2 && config.eosTokenIds == [1, 2] && config.bosTokenId == nil)

@@ -9,12 +9,13 @@ import TroupeModel
                                             heads: 4, kvHeads: 2, attentionBias: true, tieWordEmbeddings: false)
 
     /// A directory with `config` in `shards` safetensors files and its index; returns it and the model.
-    private func sharded(shards: Int = 3, edit: ((inout [(name: String, shape: [Int], values: [Float])]) -> Void)? = nil) throws
+    private func sharded(shards: Int = 3, config: ModelConfig = Self.config,
+                         edit: ((inout [(name: String, shape: [Int], values: [Float])]) -> Void)? = nil) throws
         -> (String, LlamaModel) {
-        let model = try LlamaModel.random(config: Self.config, seed: 3)
+        let model = try LlamaModel.random(config: config, seed: 3)
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("troupe-hfdir-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        try Self.config.jsonData().write(to: URL(fileURLWithPath: dir + "/config.json"))
+        try config.jsonData().write(to: URL(fileURLWithPath: dir + "/config.json"))
         var tensors = model.layout.entries.map { e in
             (name: e.name, shape: e.shape, values: Array(UnsafeBufferPointer(start: model.parameters.pointer + e.offset, count: e.count)))
         }
@@ -65,6 +66,33 @@ import TroupeModel
             $0[i] = (name: "model.norm.weight", shape: [8], values: [Float](repeating: 1, count: 8))
         }
         #expect(failure { try ModelDirectory.check(shape) } == "\(shape): tensor model.norm.weight has shape [8], the config needs [16]")
+    }
+
+    /// Llama's `o_proj.bias` (with `attention_bias`) loads, and where a checkpoint leaves it out it is
+    /// zero, as transformers starts it; Qwen2 has none, so one stored is refused.
+    @Test func anOutputProjectionBiasLoadsOrStartsAtZero() throws {
+        var llama = Self.config
+        llama.modelType = "llama"
+        let name = "model.layers.1.self_attn.o_proj.bias"
+        let bias: [Float] = (0..<16).map { Float($0) / 4 - 2 }
+        let (dir, model) = try sharded(config: llama) { tensors in
+            let i = tensors.firstIndex { $0.name == name }!
+            tensors[i].values = bias
+        }
+        let e = try #require(model.layout.entry(named: name))
+        func loadedBias(_ directory: String) throws -> [Float] {
+            let loaded = try ModelDirectory.load(directory)
+            return Array(UnsafeBufferPointer(start: loaded.parameters.pointer + e.offset, count: e.count))
+        }
+        #expect(try loadedBias(dir) == bias)
+
+        let (without, _) = try sharded(config: llama) { $0.removeAll { $0.name == name } }
+        #expect(try loadedBias(without) == [Float](repeating: 0, count: 16))
+        #expect(failure { try ModelDirectory.load(self.sharded { $0.removeAll { $0.name == "model.layers.1.self_attn.q_proj.bias" } }.0) }
+                    .hasSuffix("tensor model.layers.1.self_attn.q_proj.bias is missing from the weights"))
+
+        let (qwen, _) = try sharded { $0.append((name: name, shape: [16], values: [Float](repeating: 0, count: 16))) }
+        #expect(failure { try ModelDirectory.check(qwen) } == "\(qwen): tensor \(name) is not part of this model configuration")
     }
 
     /// An index that names a shard outside the directory, or puts a tensor in another shard than the one

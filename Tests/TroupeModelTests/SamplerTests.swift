@@ -17,7 +17,7 @@ import TroupeTensor
     @Test(arguments: [Float(1.0), 0.7])
     func decodingLogprobsMatchTrainingForward(temperature: Float) throws {
         for model in [try ModelDirectory.load(Fixtures.llamaTiny), try Self.qwenLike(), try ModelDirectory.load(Fixtures.qwen3Tiny),
-                      try ModelDirectory.load(Fixtures.llama3RopeTiny)] {
+                      try ModelDirectory.load(Fixtures.llama3RopeTiny), try ModelDirectory.load(Fixtures.llamaBiasTiny)] {
             let sampler = Sampler(model: model)
             let prompts: [[Int32]] = [[1, 2, 3, 4, 5], [9, 8], [1, 2, 3, 4, 5], [40, 41, 42, 43, 44, 45, 46, 47, 48]]
             let requests = prompts.enumerated().map { SampleRequest(prompt: $1, seed: UInt64($0) + 100) }

@@ -1,6 +1,7 @@
 """The numpy policy against transformers' float64 reference (Tests/Fixtures, made by the scripts in
 scripts/fixtures and the shared fixtures): logits at every position, fed all at once and one token at a
-time through the cache, for a Llama model, Llama 3 RoPE scaling and Qwen3's query and key norms.
+time through the cache, for a Llama model, Llama 3 RoPE scaling, Llama's q/k/v/o biases and Qwen3's query
+and key norms.
     .build/venv-interop/bin/python -m unittest discover -s clients/python/tests"""
 import json
 import os
@@ -62,6 +63,10 @@ class ModelTests(unittest.TestCase):
     def test_qwen3_query_and_key_norms(self):
         model = self.check("qwen3-tiny", "fixture/fixture.safetensors", "input_ids_0", "logits_0_f64")
         self.assertTrue(model.c.query_key_norm)
+
+    def test_llama_attention_biases(self):
+        model = self.check("llama-bias-tiny", "fixture/fixture.safetensors", "input_ids", "logits_f64")
+        self.assertIn("model.layers.0.self_attn.o_proj.bias", model.w)
 
     def test_refusals(self):
         base = {"hidden_size": 8, "num_attention_heads": 2, "num_hidden_layers": 1, "vocab_size": 4, "max_position_embeddings": 8}

@@ -1,7 +1,8 @@
 """The Llama-family policy in numpy, from the learner's published weights (Hugging Face names, the
 safetensors layout of the weight blob): RMSNorm, rotary embeddings in the rotate-half convention (with
 linear or Llama 3 frequency scaling), grouped-query attention, SwiGLU, optionally tied output head, q/k/v
-biases (Qwen2) and per-head query and key norms (Qwen3). Float32 like the learner, so behaviour log-probs
+biases (Qwen2; Llama and Qwen3 with attention_bias, which also gives o_proj one) and per-head query and key
+norms (Qwen3). Float32 like the learner, so behaviour log-probs
 agree with its own to float rounding (mismatch_kl in the run log)."""
 import math
 
@@ -144,7 +145,9 @@ class LlamaModel:
             weights = np.exp(scores)
             weights /= weights.sum(axis=-1, keepdims=True)
             attention = np.einsum("bhts,bshd->bthd", weights, vh).reshape(batch, count, c.heads * c.head_dim)
-            x = x + attention @ self.w[p + "self_attn.o_proj.weight"].T
+            output = attention @ self.w[p + "self_attn.o_proj.weight"].T
+            bias = self.w.get(p + "self_attn.o_proj.bias")
+            x = x + (output + bias if bias is not None else output)
             h = self._norm(x, self.w[p + "post_attention_layernorm.weight"])
             gate = h @ self.w[p + "mlp.gate_proj.weight"].T
             up = h @ self.w[p + "mlp.up_proj.weight"].T
