@@ -106,6 +106,23 @@ import TroupeTensor
         #expect(abs(Self.dot(forward(x), forward(x)) - Self.dot(x, x)) < 1e-4, "RoPE preserves norms")
     }
 
+    /// Positions past the tabulated ones rotate by exactly what a table holding them would.
+    @Test func ropePastItsTableRotatesAsTheTable() {
+        let d = 8, frequencies = RopeTable.inverseFrequencies(headDim: d, theta: 10000)
+        let full = RopeTable(headDim: d, maxPositions: 40, inverseFrequencies: frequencies, tabulating: 40)
+        let short = RopeTable(headDim: d, maxPositions: 40, inverseFrequencies: frequencies, tabulating: 8)
+        #expect(short.tabulatedPositions == 8 && short.cos.count == 8 * d / 2)
+        let x = Self.randoms(3 * d, seed: 5)
+        for position in [0, 7, 8, 31, 39] {
+            for inverse in [false, true] {
+                var a = x, b = x
+                a.withUnsafeMutableBufferPointer { full.apply($0.baseAddress!, heads: 3, position: position, inverse: inverse) }
+                b.withUnsafeMutableBufferPointer { short.apply($0.baseAddress!, heads: 3, position: position, inverse: inverse) }
+                #expect(a == b, "position \(position), inverse \(inverse)")
+            }
+        }
+    }
+
     @Test func vectorizedExpIsAccurate() {
         var worst: Float = 0
         var x: Float = -80
