@@ -225,21 +225,35 @@ package final class LearnerCore {
     /// it asked for, and the prompts of at most credit + 1 groups the learner has not received yet.
     package static func honestLeaseCap(credit: Int, leaseSize: Int) -> Int { credit + 1 + 2 * leaseSize }
 
-    /// Actors whose leases expired since they last landed a group: how many expired, and until when
-    /// they are passed over. Kept across departures while it lasts, so that leaving and saying Hello
-    /// again (under the same key, hence the same identity) does not clear it.
-    private var expiryBackoff: [String: (expiries: Int, until: Double)] = [:]
+    /// Actors with strikes since they last landed a group: leases that expired unused, and groups
+    /// refused for what the actor made of them (`isActorFault`). How many, and until when they are
+    /// passed over. Kept across departures while it lasts, so that leaving and saying Hello again
+    /// (under the same key, hence the same identity) does not clear it.
+    private var leaseBackoff: [String: (strikes: Int, until: Double)] = [:]
 
-    /// Whether `identity` is passed over for leases now: its leases expired unused, it is within its
-    /// back-off (lease_timeout_s, doubled with each further expiry up to 64 × lease_timeout_s), and
-    /// another live actor is in good standing. An actor that takes leases and never returns groups holds
-    /// its prompts for one lease timeout, then is passed over for 1, 2, 4 … 64 lease timeouts, so it
-    /// cannot starve the others; alone, it still gets work.
+    /// Whether `identity` is passed over for leases now: it has strikes, it is within its back-off
+    /// (lease_timeout_s, doubled with each further strike up to 64 × lease_timeout_s), and another
+    /// live actor is in good standing. An actor that takes leases and never returns groups holds its
+    /// prompts for one lease timeout, then is passed over for 1, 2, 4 … 64 lease timeouts, so it cannot
+    /// starve the others; one whose groups fail the checks gets each prompt back straight away and
+    /// would sample it again, refused each time, so it is passed over as soon as it is refused. Alone,
+    /// it still gets work.
     package func isPassedOver(_ identity: String, now: Double) -> Bool {
-        guard let backoff = expiryBackoff[identity], now < backoff.until else { return false }
+        guard let backoff = leaseBackoff[identity], now < backoff.until else { return false }
         return actors.keys.contains { other in
-            other != identity && (expiryBackoff[other].map { now >= $0.until } ?? true)
+            other != identity && (leaseBackoff[other].map { now >= $0.until } ?? true)
         }
+    }
+
+    /// Refusals that say the actor's sampling or scoring departs from the protocol (docs/PROTOCOL.md,
+    /// checks 10–13): a deterministic actor makes the same group again.
+    package static func isActorFault(_ reason: RejectReason) -> Bool {
+        [.malformed, .nonFinite, .outOfRange, .rewardMismatch].contains(reason)
+    }
+
+    private func strike(_ identity: String, now: Double) {
+        let strikes = (leaseBackoff[identity]?.strikes ?? 0) + 1
+        leaseBackoff[identity] = (strikes, now + leaseTimeout * Double(1 << min(strikes - 1, 6)))
     }
 
     /// Up to `maxPrompts` (and `lease_size`) prompts, within the staleness window and the actor's
@@ -282,11 +296,8 @@ package final class LearnerCore {
         let expired = leases.values.filter { $0.deadline < now }.sorted { $0.id < $1.id }
         for lease in expired { returnLease(lease.id) }
         // Forget back-offs that are over, of actors that are gone (churn brings new names all the time).
-        expiryBackoff = expiryBackoff.filter { actors[$0.key] != nil || now < $0.value.until }
-        for actor in Set(expired.map(\.actor)) {
-            let expiries = (expiryBackoff[actor]?.expiries ?? 0) + 1
-            expiryBackoff[actor] = (expiries, now + leaseTimeout * Double(1 << min(expiries - 1, 6)))
-        }
+        leaseBackoff = leaseBackoff.filter { actors[$0.key] != nil || now < $0.value.until }
+        for actor in Set(expired.map(\.actor)) { strike(actor, now: now) }
         return expired
     }
 
@@ -365,7 +376,9 @@ package final class LearnerCore {
         // The costliest check last: a group refused for its version or lease is never re-scored.
         let group: RolloutGroup
         switch review(submitted) {
-        case .failure(let refusal): return reject(refusal.reason, refusal.detail)
+        case .failure(let refusal):
+            if Self.isActorFault(refusal.reason) { strike(identity, now: now) }
+            return reject(refusal.reason, refusal.detail)
         case .success(let checked): group = checked
         }
         leases[group.leaseId]!.prompts.remove(at: idx)
@@ -373,7 +386,7 @@ package final class LearnerCore {
         pending.append(group)
         accounting.pending = pending.count
         actors[identity]!.groupsAccepted += 1
-        expiryBackoff[identity] = nil
+        leaseBackoff[identity] = nil
         // The prompt goes to the back of the queue: the next pass over the prompts.
         queue.append(group.promptId)
         return .accepted(group, credit: 1)

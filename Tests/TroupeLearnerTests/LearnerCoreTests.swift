@@ -132,6 +132,48 @@ import TroupeRuntime
         #expect(!c.isPassedOver("hoarder", now: 187) && c.grantLease(to: "hoarder", maxPrompts: 1, now: 187) != nil)
     }
 
+    /// A group refused for what the actor made of it (checks 10–13) sends its prompt straight back;
+    /// the actor that made it is passed over while another works, as one whose leases expire, so a
+    /// deterministic bug does not take the prompt again and again. A refusal that is not its fault
+    /// (no reward worker answered) costs nothing; an accepted group clears the back-off; alone, it still gets work.
+    @Test func anActorWhoseGroupsFailTheChecksIsPassedOverWhileAnotherWorks() {
+        let c = core(batchGroups: 2, maxStaleness: 0)
+        _ = c.hello(identity: "buggy", runId: 1, now: 0)
+        _ = c.hello(identity: "worker", runId: 1, now: 0)
+        let refuse: (RolloutGroup) -> Result<RolloutGroup, GroupAdmission.Refusal> = { _ in
+            .failure(GroupAdmission.Refusal(.rewardMismatch, "sample 0: reward 1, the learner's 0"))
+        }
+        let lease = c.grantLease(to: "buggy", maxPrompts: 1, now: 0)!
+        guard case .rejected(.rewardMismatch, _) = c.submit(group(for: lease, sequence: 1), from: "buggy", now: 1, review: refuse) else {
+            Issue.record("the group was not refused"); return
+        }
+        #expect(c.queue.first == lease.prompts[0], "the prompt is back at the front")
+        #expect(c.isPassedOver("buggy", now: 1) && c.grantLease(to: "buggy", maxPrompts: 1, now: 1) == nil)
+        let taken = c.grantLease(to: "worker", maxPrompts: 1, now: 1.1)
+        #expect(taken?.prompts == lease.prompts, "the worker samples the refused prompt")
+        // One lease timeout later it is back; a second fault doubles the back-off.
+        let again = c.grantLease(to: "buggy", maxPrompts: 1, now: 61.5)!
+        _ = c.submit(group(for: again, sequence: 2), from: "buggy", now: 62, review: refuse)
+        #expect(c.isPassedOver("buggy", now: 62 + 119) && !c.isPassedOver("buggy", now: 62 + 121))
+        // Alone, it gets work; an accepted group clears its strikes.
+        c.depart(identity: "worker", now: 63)
+        let alone = c.grantLease(to: "buggy", maxPrompts: 1, now: 64)!
+        guard case .accepted = c.submit(group(for: alone, sequence: 3), from: "buggy", now: 65) else {
+            Issue.record("the good group was not accepted"); return
+        }
+        _ = c.hello(identity: "worker", runId: 2, now: 66)
+        #expect(!c.isPassedOver("buggy", now: 66))
+
+        let unavailable: (RolloutGroup) -> Result<RolloutGroup, GroupAdmission.Refusal> = { _ in
+            .failure(GroupAdmission.Refusal(.rewardUnavailable, "sample 0: no worker answered"))
+        }
+        let unlucky = c.grantLease(to: "buggy", maxPrompts: 1, now: 67)!
+        _ = c.submit(group(for: unlucky, sequence: 4), from: "buggy", now: 68, review: unavailable)
+        #expect(!c.isPassedOver("buggy", now: 68), "reward workers failing are not the actor's fault")
+        #expect(LearnerCore.RejectReason.allCases.filter(LearnerCore.isActorFault).map(\.rawValue).sorted()
+                == ["malformed", "non_finite", "out_of_range", "reward_mismatch"])
+    }
+
     /// The whole conversation over simulated time: synchronous training (a window of two prompts), an
     /// actor that asks for a lease every 10 ms and never submits, and an honest one that lands each
     /// prompt 0.5 s after it leased it. Without the back-off the hoarder re-took its share of the window
