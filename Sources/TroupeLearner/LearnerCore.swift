@@ -251,7 +251,10 @@ package final class LearnerCore {
         [.malformed, .nonFinite, .outOfRange, .rewardMismatch].contains(reason)
     }
 
+    /// A strike within a running back-off does not count again: a burst of refused groups (all those
+    /// an actor had in flight) or of expiring leases is one strike, not a jump to the longest back-off.
     private func strike(_ identity: String, now: Double) {
+        if let backoff = leaseBackoff[identity], now < backoff.until { return }
         let strikes = (leaseBackoff[identity]?.strikes ?? 0) + 1
         leaseBackoff[identity] = (strikes, now + leaseTimeout * Double(1 << min(strikes - 1, 6)))
     }

@@ -144,6 +144,7 @@ import TroupeRuntime
             .failure(GroupAdmission.Refusal(.rewardMismatch, "sample 0: reward 1, the learner's 0"))
         }
         let lease = c.grantLease(to: "buggy", maxPrompts: 1, now: 0)!
+        let other = c.grantLease(to: "buggy", maxPrompts: 1, now: 0)!
         guard case .rejected(.rewardMismatch, _) = c.submit(group(for: lease, sequence: 1), from: "buggy", now: 1, review: refuse) else {
             Issue.record("the group was not refused"); return
         }
@@ -151,14 +152,17 @@ import TroupeRuntime
         #expect(c.isPassedOver("buggy", now: 1) && c.grantLease(to: "buggy", maxPrompts: 1, now: 1) == nil)
         let taken = c.grantLease(to: "worker", maxPrompts: 1, now: 1.1)
         #expect(taken?.prompts == lease.prompts, "the worker samples the refused prompt")
+        // Its other group in flight, refused too, is the same strike: the back-off stays one lease timeout.
+        _ = c.submit(group(for: other, sequence: 2), from: "buggy", now: 1.5, review: refuse)
+        #expect(c.isPassedOver("buggy", now: 60.9) && !c.isPassedOver("buggy", now: 61.1))
         // One lease timeout later it is back; a second fault doubles the back-off.
         let again = c.grantLease(to: "buggy", maxPrompts: 1, now: 61.5)!
-        _ = c.submit(group(for: again, sequence: 2), from: "buggy", now: 62, review: refuse)
+        _ = c.submit(group(for: again, sequence: 3), from: "buggy", now: 62, review: refuse)
         #expect(c.isPassedOver("buggy", now: 62 + 119) && !c.isPassedOver("buggy", now: 62 + 121))
         // Alone, it gets work; an accepted group clears its strikes.
         c.depart(identity: "worker", now: 63)
         let alone = c.grantLease(to: "buggy", maxPrompts: 1, now: 64)!
-        guard case .accepted = c.submit(group(for: alone, sequence: 3), from: "buggy", now: 65) else {
+        guard case .accepted = c.submit(group(for: alone, sequence: 4), from: "buggy", now: 65) else {
             Issue.record("the good group was not accepted"); return
         }
         _ = c.hello(identity: "worker", runId: 2, now: 66)
@@ -168,7 +172,7 @@ import TroupeRuntime
             .failure(GroupAdmission.Refusal(.rewardUnavailable, "sample 0: no worker answered"))
         }
         let unlucky = c.grantLease(to: "buggy", maxPrompts: 1, now: 67)!
-        _ = c.submit(group(for: unlucky, sequence: 4), from: "buggy", now: 68, review: unavailable)
+        _ = c.submit(group(for: unlucky, sequence: 5), from: "buggy", now: 68, review: unavailable)
         #expect(!c.isPassedOver("buggy", now: 68), "reward workers failing are not the actor's fault")
         #expect(LearnerCore.RejectReason.allCases.filter(LearnerCore.isActorFault).map(\.rawValue).sorted()
                 == ["malformed", "non_finite", "out_of_range", "reward_mismatch"])
