@@ -10,7 +10,7 @@ extension ModelConfig {
         case ropeTheta = "rope_theta", ropeParameters = "rope_parameters"
         case ropeType = "rope_type", ropeScaling = "rope_scaling", type, factor
         case lowFreqFactor = "low_freq_factor", highFreqFactor = "high_freq_factor"
-        case originalMaxPositions = "original_max_position_embeddings"
+        case originalMaxPositions = "original_max_position_embeddings", partialRotaryFactor = "partial_rotary_factor"
         case vocabSize = "vocab_size", hiddenSize = "hidden_size", intermediateSize = "intermediate_size"
         case layers = "num_hidden_layers", heads = "num_attention_heads", kvHeads = "num_key_value_heads"
         case headDim = "head_dim", rmsNormEps = "rms_norm_eps", maxPositions = "max_position_embeddings"
@@ -82,18 +82,27 @@ extension ModelConfig {
         return modelType
     }
 
-    /// `rope_theta` and the RoPE scaling: at the top level (`rope_theta`, `rope_scaling`) or, as
-    /// transformers 5 writes them, under `rope_parameters`, which wins where it says.
+    /// `rope_theta` and the RoPE scaling, as transformers 5 reads them: the object `rope_scaling` when it
+    /// holds anything, else `rope_parameters` (where transformers 5 writes them); `rope_theta` from that
+    /// object, else from the top level.
     private static func rope(_ c: KeyedDecodingContainer<HFKey>) throws -> (theta: Double?, scaling: RopeScaling?) {
-        var theta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta)
-        if try !c.decodeNil(forKey: .ropeParameters, default: true) {
-            let parameters = try object(c, .ropeParameters)
-            theta = try parameters.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? theta
-            // Where it names a type, rope_parameters is the scaling, and rope_scaling is not read.
-            if parameters.contains(.ropeType) { return (theta, try ropeScaling(parameters, field: "rope_parameters")) }
+        let topTheta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta)
+        var chosen: (parameters: KeyedDecodingContainer<HFKey>, field: String)?
+        if try !c.decodeNil(forKey: .ropeScaling, default: true) {
+            let scaling = try object(c, .ropeScaling)
+            if !scaling.allKeys.isEmpty { chosen = (scaling, "rope_scaling") }
         }
-        if try c.decodeNil(forKey: .ropeScaling, default: true) { return (theta, nil) }
-        return (theta, try ropeScaling(try object(c, .ropeScaling), field: "rope_scaling"))
+        if chosen == nil, try !c.decodeNil(forKey: .ropeParameters, default: true) {
+            chosen = (try object(c, .ropeParameters), "rope_parameters")
+        }
+        guard let (parameters, field) = chosen else { return (topTheta, nil) }
+        let theta = try parameters.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? topTheta
+        // An object that only moves rope_theta names no scaling.
+        if !parameters.contains(.ropeType) && !parameters.contains(.type)
+            && parameters.allKeys.allSatisfy({ $0 == .ropeTheta || $0 == .partialRotaryFactor }) {
+            return (theta, nil)
+        }
+        return (theta, try ropeScaling(parameters, field: field, top: c))
     }
 
     private static func object(_ c: KeyedDecodingContainer<HFKey>, _ key: HFKey) throws -> KeyedDecodingContainer<HFKey> {
@@ -102,7 +111,11 @@ extension ModelConfig {
 
     /// The scaling an object with `rope_type` (older files: `type`) declares; nil for `default`. Only the
     /// kinds that change nothing but the frequencies are implemented; the others are refused by name.
-    private static func ropeScaling(_ p: KeyedDecodingContainer<HFKey>, field: String) throws -> RopeScaling? {
+    /// Llama 3's pretraining context comes from the top-level `original_max_position_embeddings` when there
+    /// is one (transformers gives it priority, for Phi-3's sake), else from the object, else it is
+    /// `max_position_embeddings`.
+    private static func ropeScaling(_ p: KeyedDecodingContainer<HFKey>, field: String,
+                                    top c: KeyedDecodingContainer<HFKey>) throws -> RopeScaling? {
         let typeKey: HFKey = p.contains(.ropeType) ? .ropeType : .type
         guard let type = try p.strict(String.self, typeKey) else {
             throw ModelError.invalidConfig(field: "\(field).rope_type", reason: "missing")
@@ -118,11 +131,24 @@ extension ModelConfig {
             return value
         }
         let factor: Double = try required(.factor)
-        let scaling = kind == .llama3
-            ? RopeScaling(kind: kind, factor: factor, lowFrequencyFactor: try required(.lowFreqFactor),
-                          highFrequencyFactor: try required(.highFreqFactor), originalMaxPositions: try required(.originalMaxPositions))
-            : RopeScaling(kind: kind, factor: factor)
-        try scaling.validate(field: field)
+        let scaling: RopeScaling
+        var originalField = "\(field).original_max_position_embeddings"
+        if kind == .llama3 {
+            var original = try p.strict(Int.self, .originalMaxPositions)
+            if let top = try c.strict(Int.self, .originalMaxPositions) {
+                original = top
+                originalField = "original_max_position_embeddings"
+            }
+            if original == nil {
+                original = try c.strict(Int.self, .maxPositions) ?? 2048
+                originalField = "max_position_embeddings"
+            }
+            scaling = RopeScaling(kind: kind, factor: factor, lowFrequencyFactor: try required(.lowFreqFactor),
+                                  highFrequencyFactor: try required(.highFreqFactor), originalMaxPositions: original!)
+        } else {
+            scaling = RopeScaling(kind: kind, factor: factor)
+        }
+        try scaling.validate(field: field, originalMaxPositionsField: originalField)
         return scaling
     }
 

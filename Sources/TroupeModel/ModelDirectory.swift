@@ -21,16 +21,38 @@ public enum ModelDirectory {
         let (config, plan) = try checkedPlan(directory)
         let model = try LlamaModel(config: config)
         do {
+            let tiedHeadAlone = config.tieWordEmbeddings && !plan.contains { $0.1.contains("model.embed_tokens.weight") }
+            var tiedHeadBeside: SafetensorsFile?
             for (file, names) in plan {
                 for name in names {
-                    let entry = model.layout.entry(named: name)!
+                    if name == "lm_head.weight" && config.tieWordEmbeddings && !tiedHeadAlone {
+                        tiedHeadBeside = file
+                        continue
+                    }
+                    // transformers ties the embedding to a head stored alone.
+                    let entry = model.layout.entry(named: name == "lm_head.weight" && tiedHeadAlone ? "model.embed_tokens.weight" : name)!
                     try file.read(name, into: model.parameters.pointer + entry.offset, expectedShape: entry.shape)
                 }
             }
+            if let file = tiedHeadBeside { try checkTiedHead(file, model: model) }
         } catch let error as ModelError {
             throw error.naming(directory)
         }
         return model
+    }
+
+    /// A tied model that stores its head beside the embedding: transformers ties the two only when they
+    /// are equal and otherwise uses the stored head, untied, so a different head is refused, not dropped.
+    private static func checkTiedHead(_ file: SafetensorsFile, model: LlamaModel) throws {
+        let embedding = model.layout.entry(named: "model.embed_tokens.weight")!
+        let head = FloatBuffer(count: embedding.count, zeroed: false)
+        try file.read("lm_head.weight", into: head.pointer, expectedShape: embedding.shape)
+        let stored = model.parameters.pointer + embedding.offset
+        for i in 0..<embedding.count where head.pointer[i] != stored[i] {
+            throw ModelError.invalidConfig(field: "tie_word_embeddings",
+                                           reason: "true, but the stored lm_head.weight differs from model.embed_tokens.weight "
+                                           + "(transformers would use the stored head, untied): set tie_word_embeddings to false")
+        }
     }
 
     /// Checks a model directory without reading its weights: config.json is a supported model, and the
@@ -58,7 +80,7 @@ public enum ModelDirectory {
     private static func tensorPlan(_ directory: String, layout: ParameterLayout, config: ModelConfig) throws
         -> [(SafetensorsFile, [String])] {
         var plan: [(SafetensorsFile, [String])] = []
-        var seen: [String: String] = [:]
+        var storedIn: [String: String] = [:], filled: Set<String> = []
         let (paths, map) = try weightFiles(directory)
         for path in paths {
             let file: SafetensorsFile
@@ -68,14 +90,18 @@ public enum ModelDirectory {
             }
             var names: [String] = []
             for name in file.tensors.keys.sorted() {
-                if let other = seen[name] { throw ModelError.safetensorsHeader(path: path, reason: "tensor \(name) is stored here and in \(other)") }
+                if let other = storedIn[name] { throw ModelError.safetensorsHeader(path: path, reason: "tensor \(name) is stored here and in \(other)") }
                 if let map, let listed = map[name], listed != (path as NSString).lastPathComponent {
                     throw ModelError.safetensorsHeader(path: path, reason: "holds tensor \(name), which model.safetensors.index.json's weight_map puts in \(listed)")
                 }
-                // transformers may store the tied head anyway, or rotary caches in old checkpoints.
+                // Rotary caches in old checkpoints are not weights.
                 if name.hasSuffix("rotary_emb.inv_freq") { continue }
-                if name == "lm_head.weight" && config.tieWordEmbeddings { continue }
-                guard let entry = layout.entry(named: name) else { throw ModelError.unexpectedTensor(name: name) }
+                // A tied model's stored head is the embedding when stored alone, and checked against it otherwise.
+                let tiedHead = name == "lm_head.weight" && config.tieWordEmbeddings
+                guard let entry = layout.entry(named: tiedHead ? "model.embed_tokens.weight" : name) else {
+                    throw ModelError.unexpectedTensor(name: name)
+                }
+                storedIn[name] = path
                 let info = file.tensors[name]!
                 guard info.shape == entry.shape else {
                     throw ModelError.tensorShape(name: name, expected: entry.shape, got: info.shape)
@@ -84,12 +110,12 @@ public enum ModelDirectory {
                     throw ModelError.tensorDtype(name: name, dtype: info.dtype)
                 }
                 names.append(name)
-                seen[name] = path
+                filled.insert(entry.name)
             }
             plan.append((file, names))
         }
         // transformers starts a missing o_proj bias at zero, as `LlamaModel(config:)` does.
-        for e in layout.entries where seen[e.name] == nil && !e.name.hasSuffix(".self_attn.o_proj.bias") {
+        for e in layout.entries where !filled.contains(e.name) && !e.name.hasSuffix(".self_attn.o_proj.bias") {
             throw ModelError.tensorMissing(name: e.name)
         }
         return plan

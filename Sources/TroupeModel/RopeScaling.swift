@@ -50,7 +50,9 @@ public struct RopeScaling: Equatable, Sendable {
 
     /// Refuses values that would give no frequency or divide by zero, naming the key under `field`
     /// (`rope_scaling` or `rope_parameters`, where the configuration declared them).
-    func validate(field: String = "rope_scaling") throws {
+    /// `originalMaxPositionsField` names where the pretraining context was read (the top level or
+    /// `max_position_embeddings` may have supplied it).
+    func validate(field: String = "rope_scaling", originalMaxPositionsField: String? = nil) throws {
         func need(_ ok: Bool, _ key: String, _ why: String) throws {
             if !ok { throw ModelError.invalidConfig(field: "\(field).\(key)", reason: why) }
         }
@@ -59,7 +61,10 @@ public struct RopeScaling: Equatable, Sendable {
         try need(lowFrequencyFactor.isFinite && lowFrequencyFactor > 0, "low_freq_factor", "must be > 0 (got \(lowFrequencyFactor))")
         try need(highFrequencyFactor.isFinite && highFrequencyFactor > lowFrequencyFactor, "high_freq_factor",
                  "must be larger than low_freq_factor \(lowFrequencyFactor) (got \(highFrequencyFactor))")
-        try need(originalMaxPositions > 0, "original_max_position_embeddings", "must be > 0 (got \(originalMaxPositions))")
+        guard originalMaxPositions > 0 else {
+            throw ModelError.invalidConfig(field: originalMaxPositionsField ?? "\(field).original_max_position_embeddings",
+                                           reason: "must be > 0 (got \(originalMaxPositions))")
+        }
     }
 
     var huggingFaceJSON: JSONValue {

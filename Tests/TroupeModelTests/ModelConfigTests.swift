@@ -49,8 +49,8 @@ import TroupeModel
     @Test(arguments: [
         (#""rope_scaling": {"type": "dynamic", "factor": 2}"#, ModelError.invalidConfig(field: "rope_scaling.type", reason: "dynamic is not supported (only default, linear and llama3)")),
         (#""rope_scaling": {"factor": 2}"#, .invalidConfig(field: "rope_scaling.rope_type", reason: "missing")),
-        (#""rope_scaling": {"rope_type": "llama3", "factor": 8, "low_freq_factor": 1, "high_freq_factor": 4}"#,
-         .invalidConfig(field: "rope_scaling.original_max_position_embeddings", reason: "missing (llama3 scaling needs it)")),
+        (#""rope_scaling": {"rope_type": "llama3", "factor": 8, "low_freq_factor": 1, "high_freq_factor": 4}, "original_max_position_embeddings": 0"#,
+         .invalidConfig(field: "original_max_position_embeddings", reason: "must be > 0 (got 0)")),
         (#""rope_scaling": {"rope_type": "llama3", "factor": 8, "low_freq_factor": 4, "high_freq_factor": 4, "original_max_position_embeddings": 8192}"#,
          .invalidConfig(field: "rope_scaling.high_freq_factor", reason: "must be larger than low_freq_factor 4.0 (got 4.0)")),
         (#""rope_scaling": {"rope_type": "linear", "factor": 0}"#, .invalidConfig(field: "rope_scaling.factor", reason: "must be > 0 (got 0.0)")),
@@ -133,11 +133,23 @@ import TroupeModel
         #expect(abs(slower.ropeInverseFrequencies[1] - 1 / 1e9.squareRoot() / 32) < 1e-20)
         let linear = try parse(#""head_dim": 4, "rope_scaling": {"type": "linear", "factor": 2}"#)
         #expect(linear.ropeInverseFrequencies == [0.5, 0.01 / 2])
-        // "default" in either place is no scaling; rope_parameters wins where it names a type.
+        // "default" in either place is no scaling. As in transformers 5, rope_scaling, when it holds
+        // anything, is read instead of rope_parameters, and its rope_theta (else the top level's) counts.
         #expect(try parse(#""rope_scaling": {"rope_type": "default"}"#).ropeScaling == nil)
-        #expect(try parse(#""rope_scaling": {"type": "linear", "factor": 2}, "rope_parameters": {"rope_type": "default"}"#).ropeScaling == nil)
-        #expect(try parse(#""rope_scaling": {"type": "yarn"}, "rope_parameters": {"rope_type": "default"}"#).ropeScaling == nil,
-                "rope_scaling is not read where rope_parameters names a type")
+        let both = try parse(#""rope_theta": 7.0, "rope_scaling": {"type": "linear", "factor": 2}, "rope_parameters": {"rope_type": "linear", "factor": 4, "rope_theta": 9.0}"#)
+        #expect(both.ropeScaling?.factor == 2 && both.ropeTheta == 7)
+        #expect(try parse(#""rope_scaling": {}, "rope_parameters": {"rope_type": "linear", "factor": 4, "rope_theta": 9.0}"#).ropeTheta == 9)
+        #expect(throws: ModelError.invalidConfig(field: "rope_scaling.type", reason: "yarn is not supported (only default, linear and llama3)")) {
+            try parse(#""rope_scaling": {"type": "yarn"}, "rope_parameters": {"rope_type": "default"}"#)
+        }
+        #expect(try parse(#""rope_parameters": {"rope_theta": 9.0}"#).ropeScaling == nil)
+        // Llama 3's pretraining context: a top-level key wins (transformers' Phi-3 rule), else the
+        // object's, else max_position_embeddings.
+        let scaling = #""rope_parameters": {"rope_type": "llama3", "factor": 8, "low_freq_factor": 1, "high_freq_factor": 4, "original_max_position_embeddings": 64}"#
+        #expect(try parse(scaling).ropeScaling?.originalMaxPositions == 64)
+        #expect(try parse(scaling + #", "original_max_position_embeddings": 32"#).ropeScaling?.originalMaxPositions == 32)
+        let withoutOriginal = #""max_position_embeddings": 4096, "rope_scaling": {"rope_type": "llama3", "factor": 8, "low_freq_factor": 1, "high_freq_factor": 4}"#
+        #expect(try parse(withoutOriginal).ropeScaling?.originalMaxPositions == 4096)
         #expect(throws: ModelError.invalidConfig(field: "rope_parameters.factor", reason: "must be > 0 (got 0.0)")) {
             try parse(#""rope_parameters": {"rope_type": "linear", "factor": 0}"#)
         }

@@ -95,6 +95,33 @@ import TroupeModel
         #expect(failure { try ModelDirectory.check(qwen) } == "\(qwen): tensor \(name) is not part of this model configuration")
     }
 
+    /// A tied model's `lm_head.weight`, as transformers reads it: equal to the embedding, it is the same
+    /// tensor; different, transformers would use it untied, so it is refused naming the key to change;
+    /// stored without the embedding, it is the embedding.
+    @Test func aTiedModelsStoredHeadIsTheEmbeddingOrRefused() throws {
+        var tied = Self.config
+        tied.tieWordEmbeddings = true
+        func withHead(_ edit: @escaping ([Float]) -> [Float], dropEmbedding: Bool = false) throws -> (String, LlamaModel) {
+            try sharded(config: tied) { tensors in
+                let embedding = tensors.first { $0.name == "model.embed_tokens.weight" }!
+                tensors.append((name: "lm_head.weight", shape: embedding.shape, values: edit(embedding.values)))
+                if dropEmbedding { tensors.removeAll { $0.name == "model.embed_tokens.weight" } }
+            }
+        }
+        let (same, model) = try withHead { $0 }
+        #expect(try ModelDirectory.load(same).weightsHash() == model.weightsHash())
+
+        let (different, _) = try withHead { $0.map { $0 + 1 } }
+        #expect(try ModelDirectory.check(different) == tied, "the headers alone cannot tell")
+        #expect(failure { try ModelDirectory.load(different) }.contains("tie_word_embeddings: true, but the stored lm_head.weight differs"))
+
+        let (alone, _) = try withHead({ $0.map { $0 * 2 } }, dropEmbedding: true)
+        let loaded = try ModelDirectory.load(alone)
+        let e = try #require(model.layout.entry(named: "model.embed_tokens.weight"))
+        let doubled = Array(UnsafeBufferPointer(start: model.parameters.pointer + e.offset, count: e.count)).map { $0 * 2 }
+        #expect(Array(UnsafeBufferPointer(start: loaded.parameters.pointer + e.offset, count: e.count)) == doubled)
+    }
+
     /// An index that names a shard outside the directory, or puts a tensor in another shard than the one
     /// holding it, and a tensor stored in two shards, are refused naming the files.
     @Test func shardsAreTheIndexsOwnFilesEachTensorInOne() throws {

@@ -68,6 +68,18 @@ class ModelTests(unittest.TestCase):
         model = self.check("llama-bias-tiny", "fixture/fixture.safetensors", "input_ids", "logits_f64")
         self.assertIn("model.layers.0.self_attn.o_proj.bias", model.w)
 
+    def test_rope_read_as_transformers_reads_it(self):
+        base = {"hidden_size": 8, "num_attention_heads": 2, "num_hidden_layers": 1, "vocab_size": 4, "max_position_embeddings": 4096}
+        both = ModelConfig({**base, "rope_theta": 7.0, "rope_scaling": {"type": "linear", "factor": 2},
+                            "rope_parameters": {"rope_type": "linear", "factor": 4, "rope_theta": 9.0}})
+        self.assertEqual((both.rope_type, both.theta), ("linear", 7.0))
+        self.assertEqual(ModelConfig({**base, "rope_parameters": {"rope_theta": 9.0}}).rope_type, "default")
+        llama3 = {"rope_type": "llama3", "factor": 8, "low_freq_factor": 1, "high_freq_factor": 4}
+        self.assertEqual(ModelConfig({**base, "rope_scaling": llama3}).rope_scaling["original_max_position_embeddings"], 4096)
+        top = ModelConfig({**base, "original_max_position_embeddings": 32,
+                           "rope_scaling": {**llama3, "original_max_position_embeddings": 64}})
+        self.assertEqual(top.rope_scaling["original_max_position_embeddings"], 32)
+
     def test_refusals(self):
         base = {"hidden_size": 8, "num_attention_heads": 2, "num_hidden_layers": 1, "vocab_size": 4, "max_position_embeddings": 8}
         for extra, words in [({"model_type": "gemma"}, "model_type 'gemma'"),

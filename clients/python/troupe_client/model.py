@@ -27,15 +27,20 @@ class ModelConfig:
         self.query_key_norm = model_type == "qwen3"
         if config.get("hidden_act", "silu") != "silu":
             raise UnsupportedModel(f"hidden_act {config.get('hidden_act')!r}: only silu is implemented")
-        rope = config.get("rope_parameters") or {}
-        # rope_parameters (transformers 5) wins where it names a type; else rope_scaling (type or rope_type).
-        scaling = rope if "rope_type" in rope else config.get("rope_scaling")
-        if scaling is None:
-            scaling = {"rope_type": "default"}
+        # As transformers 5 reads them: rope_scaling when it holds anything, else rope_parameters; the
+        # theta from that object, else the top level's.
+        scaling = dict(config.get("rope_scaling") or config.get("rope_parameters") or {})
+        if set(scaling) <= {"rope_theta", "partial_rotary_factor"}:
+            scaling["rope_type"] = "default"
         self.rope_type = scaling.get("rope_type", scaling.get("type"))
         if self.rope_type not in ("default", "linear", "llama3"):
             raise UnsupportedModel(f"rope scaling {self.rope_type!r}: only linear and llama3 are implemented")
-        needed = {"linear": ["factor"], "llama3": ["factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"]}
+        if self.rope_type == "llama3":
+            # A top-level original_max_position_embeddings wins (transformers' rule), else the object's,
+            # else max_position_embeddings.
+            original = config.get("original_max_position_embeddings", scaling.get("original_max_position_embeddings"))
+            scaling["original_max_position_embeddings"] = original if original is not None else need("max_position_embeddings")
+        needed = {"linear": ["factor"], "llama3": ["factor", "low_freq_factor", "high_freq_factor"]}
         for key in needed.get(self.rope_type, []):
             if key not in scaling:
                 raise UnsupportedModel(f"rope scaling {self.rope_type!r} without {key}")
@@ -50,7 +55,7 @@ class ModelConfig:
         self.layers = int(need("num_hidden_layers"))
         self.vocab = int(need("vocab_size"))
         self.eps = float(config.get("rms_norm_eps", 1e-6))
-        self.theta = float(rope.get("rope_theta", config.get("rope_theta", 10000.0)))
+        self.theta = float(scaling.get("rope_theta", config.get("rope_theta", 10000.0)))
         self.max_positions = int(need("max_position_embeddings"))
         self.tied = bool(config.get("tie_word_embeddings", False))
 
