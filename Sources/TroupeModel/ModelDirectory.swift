@@ -22,19 +22,14 @@ public enum ModelDirectory {
         let model = try LlamaModel(config: config)
         do {
             let tiedHeadAlone = config.tieWordEmbeddings && !plan.contains { $0.1.contains("model.embed_tokens.weight") }
-            var tiedHeadBeside: SafetensorsFile?
             for (file, names) in plan {
-                for name in names {
-                    if name == "lm_head.weight" && config.tieWordEmbeddings && !tiedHeadAlone {
-                        tiedHeadBeside = file
-                        continue
-                    }
+                // A tied head stored beside the embedding was found equal to it by `checkedPlan`.
+                for name in names where !(name == "lm_head.weight" && config.tieWordEmbeddings && !tiedHeadAlone) {
                     // transformers ties the embedding to a head stored alone.
                     let entry = model.layout.entry(named: name == "lm_head.weight" && tiedHeadAlone ? "model.embed_tokens.weight" : name)!
                     try file.read(name, into: model.parameters.pointer + entry.offset, expectedShape: entry.shape)
                 }
             }
-            if let file = tiedHeadBeside { try checkTiedHead(file, model: model) }
         } catch let error as ModelError {
             throw error.naming(directory)
         }
@@ -42,22 +37,37 @@ public enum ModelDirectory {
     }
 
     /// A tied model that stores its head beside the embedding: transformers ties the two only when they
-    /// are equal and otherwise uses the stored head, untied, so a different head is refused, not dropped.
-    private static func checkTiedHead(_ file: SafetensorsFile, model: LlamaModel) throws {
-        let embedding = model.layout.entry(named: "model.embed_tokens.weight")!
-        let head = FloatBuffer(count: embedding.count, zeroed: false)
-        try file.read("lm_head.weight", into: head.pointer, expectedShape: embedding.shape)
-        let stored = model.parameters.pointer + embedding.offset
-        for i in 0..<embedding.count where head.pointer[i] != stored[i] {
+    /// are equal in the dtype it loads them in (config.json's `dtype`, or `torch_dtype`; F32 without
+    /// one), and otherwise uses the stored head, untied. A different head is refused, not dropped. This
+    /// reads both tensors, so a run meets it before it writes anything.
+    private static func checkTiedHead(_ plan: [(SafetensorsFile, [String])], config: ModelConfig, directory: String) throws {
+        guard config.tieWordEmbeddings,
+              let headFile = plan.first(where: { $0.1.contains("lm_head.weight") })?.0,
+              let embeddingFile = plan.first(where: { $0.1.contains("model.embed_tokens.weight") })?.0 else { return }
+        let shape = [config.vocabularySize, config.hiddenSize], count = shape.reduce(1, *)
+        let head = FloatBuffer(count: count, zeroed: false), embedding = FloatBuffer(count: count, zeroed: false)
+        try headFile.read("lm_head.weight", into: head.pointer, expectedShape: shape)
+        try embeddingFile.read("model.embed_tokens.weight", into: embedding.pointer, expectedShape: shape)
+        let raw = FileManager.default.contents(atPath: (directory as NSString).appendingPathComponent("config.json"))
+        let declared = raw.flatMap { try? JSONValue.parse($0) }
+        let dtype = declared?["dtype"]?.string ?? declared?["torch_dtype"]?.string ?? "float32"
+        let rounded: (Float) -> Float = switch dtype {
+        // Nearest, ties to even, as torch casts.
+        case "bfloat16": { Float(bitPattern: ($0.bitPattern &+ 0x7FFF &+ (($0.bitPattern >> 16) & 1)) & 0xFFFF_0000) }
+        case "float16": { Float(Float16($0)) }
+        default: { $0 }
+        }
+        for i in 0..<count where rounded(head.pointer[i]) != rounded(embedding.pointer[i]) {
             throw ModelError.invalidConfig(field: "tie_word_embeddings",
                                            reason: "true, but the stored lm_head.weight differs from model.embed_tokens.weight "
                                            + "(transformers would use the stored head, untied): set tie_word_embeddings to false")
         }
     }
 
-    /// Checks a model directory without reading its weights: config.json is a supported model, and the
-    /// safetensors headers (every shard's) hold exactly the tensors it needs, with their shapes, in a
-    /// supported dtype. Returns the configuration. A run checks this before it writes anything.
+    /// Checks a model directory without reading its weights (but for a tied model that stores its head
+    /// too: `checkTiedHead`): config.json is a supported model, and the safetensors headers (every
+    /// shard's) hold exactly the tensors it needs, with their shapes, in a supported dtype. Returns the
+    /// configuration. A run checks this before it writes anything.
     @discardableResult
     public static func check(_ directory: String) throws -> ModelConfig {
         try checkedPlan(directory).config
@@ -71,7 +81,11 @@ public enum ModelDirectory {
             throw ModelError.fileMissing(path: directory)
         }
         let config = try loadConfig(directory)
-        do { return (config, try tensorPlan(directory, layout: ParameterLayout(config: config), config: config)) } catch let error as ModelError {
+        do {
+            let plan = try tensorPlan(directory, layout: ParameterLayout(config: config), config: config)
+            try checkTiedHead(plan, config: config, directory: directory)
+            return (config, plan)
+        } catch let error as ModelError {
             throw error.naming(directory)
         }
     }

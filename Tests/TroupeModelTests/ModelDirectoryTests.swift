@@ -112,8 +112,22 @@ import TroupeModel
         #expect(try ModelDirectory.load(same).weightsHash() == model.weightsHash())
 
         let (different, _) = try withHead { $0.map { $0 + 1 } }
-        #expect(try ModelDirectory.check(different) == tied, "the headers alone cannot tell")
-        #expect(failure { try ModelDirectory.load(different) }.contains("tie_word_embeddings: true, but the stored lm_head.weight differs"))
+        #expect(failure { try ModelDirectory.check(different) }.contains("tie_word_embeddings: true, but the stored lm_head.weight differs"),
+                "a run meets it before it writes anything")
+
+        // Equal in the dtype transformers loads them in (config.json's dtype) is tied; in F32, not.
+        // bfloat16 by rounding to nearest, ties to even (torch's cast).
+        func bfloat16(_ x: Float) -> Float { Float(bitPattern: (x.bitPattern &+ 0x7FFF &+ ((x.bitPattern >> 16) & 1)) & 0xFFFF_0000) }
+        let (rounded, _) = try withHead { $0.map(bfloat16) }
+        #expect(failure { try ModelDirectory.check(rounded) }.contains("differs"))
+        let configPath = rounded + "/config.json"
+        var declared = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as! [String: Any]
+        declared["torch_dtype"] = "bfloat16"
+        try JSONSerialization.data(withJSONObject: declared).write(to: URL(fileURLWithPath: configPath))
+        #expect(try ModelDirectory.check(rounded) == tied)
+        declared["torch_dtype"] = "float16"
+        try JSONSerialization.data(withJSONObject: declared).write(to: URL(fileURLWithPath: configPath))
+        #expect(failure { try ModelDirectory.check(rounded) }.contains("differs"), "float16 keeps bits bfloat16 drops")
 
         let (alone, _) = try withHead({ $0.map { $0 * 2 } }, dropEmbedding: true)
         let loaded = try ModelDirectory.load(alone)
