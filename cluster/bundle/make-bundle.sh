@@ -14,12 +14,14 @@
 # (--disable-new-dtags) because DT_RUNPATH applies only to the binary's own dependencies: OpenBLAS's
 # libgfortran or libzmq's libsodium would then come from the host, or not at all.
 set -euo pipefail
+caller=$PWD
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 out=.build/bundle
 while (($#)); do
     case "$1" in
-        --out) out=${2:?--out needs a directory}; shift 2 ;;
+        # A relative --out is the caller's, not the repository's.
+        --out) out=${2:?--out needs a directory}; [[ $out == /* ]] || out=$caller/$out; shift 2 ;;
         -h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "make-bundle: unknown argument $1 (usage: make-bundle.sh [--out DIR])" >&2; exit 2 ;;
     esac

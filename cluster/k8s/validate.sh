@@ -57,7 +57,10 @@ if [[ -n $troupe ]]; then
     while read -r config; do
         [[ -n $config ]] || continue
         echo "validate: troupe config --config $(basename "$config")"
-        "$troupe" config --config "$config" >/dev/null || { echo "validate: FAILED: the learner would refuse the ConfigMap's configuration" >&2; exit 1; }
+        # With the settings learner.yaml adds on its command line, which a ConfigMap could clash with.
+        "$troupe" config --config "$config" --set 'endpoints.bind_host=*' --set endpoints.advertise_host=troupe-learner.default.svc \
+            --set endpoints.metrics_port=9464 --set run.directory=/var/lib/troupe/run >/dev/null \
+            || { echo "validate: FAILED: the learner would refuse the ConfigMap's configuration" >&2; exit 1; }
     done <<<"$configs"
 fi
 
