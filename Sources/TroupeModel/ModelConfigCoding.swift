@@ -23,7 +23,8 @@ extension ModelConfig {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: HFKey.self)
         let modelType = try Self.supportedModelType(c)
-        let (theta, scaling) = try Self.rope(c)
+        let maxPositions = try c.decodeIfPresent(Int.self, forKey: .maxPositions) ?? 2048
+        let (theta, scaling) = try Self.rope(c, maxPositions: maxPositions)
         let heads = try c.decode(Int.self, forKey: .heads)
         let hidden = try c.decode(Int.self, forKey: .hiddenSize)
         let qwen = modelType == "qwen2"
@@ -40,7 +41,7 @@ extension ModelConfig {
             rmsNormEps: try c.decodeIfPresent(Double.self, forKey: .rmsNormEps) ?? 1e-6,
             ropeTheta: theta ?? 10000,
             ropeScaling: scaling,
-            maxPositions: try c.decodeIfPresent(Int.self, forKey: .maxPositions) ?? 2048,
+            maxPositions: maxPositions,
             // transformers' Qwen2 and Mistral classes do not read the key: q/k/v biases always, and none.
             attentionBias: qwen ? true : modelType == "mistral" ? false : try c.decodeIfPresent(Bool.self, forKey: .attentionBias) ?? false,
             // transformers' default for every one of these types: an lm_head of its own.
@@ -85,7 +86,7 @@ extension ModelConfig {
     /// `rope_theta` and the RoPE scaling, as transformers 5 reads them: the object `rope_scaling` when it
     /// holds anything, else `rope_parameters` (where transformers 5 writes them); `rope_theta` from that
     /// object, else from the top level.
-    private static func rope(_ c: KeyedDecodingContainer<HFKey>) throws -> (theta: Double?, scaling: RopeScaling?) {
+    private static func rope(_ c: KeyedDecodingContainer<HFKey>, maxPositions: Int) throws -> (theta: Double?, scaling: RopeScaling?) {
         let topTheta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta)
         var chosen: (parameters: KeyedDecodingContainer<HFKey>, field: String)?
         if try !c.decodeNil(forKey: .ropeScaling, default: true) {
@@ -102,7 +103,7 @@ extension ModelConfig {
             && parameters.allKeys.allSatisfy({ $0 == .ropeTheta || $0 == .partialRotaryFactor }) {
             return (theta, nil)
         }
-        return (theta, try ropeScaling(parameters, field: field, top: c))
+        return (theta, try ropeScaling(parameters, field: field, top: c, maxPositions: maxPositions))
     }
 
     private static func object(_ c: KeyedDecodingContainer<HFKey>, _ key: HFKey) throws -> KeyedDecodingContainer<HFKey> {
@@ -115,7 +116,7 @@ extension ModelConfig {
     /// is one (transformers gives it priority, for Phi-3's sake), else from the object, else it is
     /// `max_position_embeddings`.
     private static func ropeScaling(_ p: KeyedDecodingContainer<HFKey>, field: String,
-                                    top c: KeyedDecodingContainer<HFKey>) throws -> RopeScaling? {
+                                    top c: KeyedDecodingContainer<HFKey>, maxPositions: Int) throws -> RopeScaling? {
         let typeKey: HFKey = p.contains(.ropeType) ? .ropeType : .type
         guard let type = try p.strict(String.self, typeKey) else {
             throw ModelError.invalidConfig(field: "\(field).rope_type", reason: "missing")
@@ -131,23 +132,17 @@ extension ModelConfig {
             return value
         }
         let factor: Double = try required(.factor)
-        let scaling: RopeScaling
-        var originalField = "\(field).original_max_position_embeddings"
-        if kind == .llama3 {
-            var original = try p.strict(Int.self, .originalMaxPositions)
-            if let top = try c.strict(Int.self, .originalMaxPositions) {
-                original = top
-                originalField = "original_max_position_embeddings"
-            }
-            if original == nil {
-                original = try c.strict(Int.self, .maxPositions) ?? 2048
-                originalField = "max_position_embeddings"
-            }
-            scaling = RopeScaling(kind: kind, factor: factor, lowFrequencyFactor: try required(.lowFreqFactor),
-                                  highFrequencyFactor: try required(.highFreqFactor), originalMaxPositions: original!)
-        } else {
-            scaling = RopeScaling(kind: kind, factor: factor)
+        guard kind == .llama3 else {
+            let scaling = RopeScaling(kind: kind, factor: factor)
+            try scaling.validate(field: field)
+            return scaling
         }
+        // The value and the key it came from, named if it is refused.
+        let (original, originalField) = try c.strict(Int.self, .originalMaxPositions).map { ($0, "original_max_position_embeddings") }
+            ?? p.strict(Int.self, .originalMaxPositions).map { ($0, "\(field).original_max_position_embeddings") }
+            ?? (maxPositions, "max_position_embeddings")
+        let scaling = RopeScaling(kind: kind, factor: factor, lowFrequencyFactor: try required(.lowFreqFactor),
+                                  highFrequencyFactor: try required(.highFreqFactor), originalMaxPositions: original)
         try scaling.validate(field: field, originalMaxPositionsField: originalField)
         return scaling
     }

@@ -21,13 +21,10 @@ public enum ModelDirectory {
         let (config, plan) = try checkedPlan(directory)
         let model = try LlamaModel(config: config)
         do {
-            let tiedHeadAlone = config.tieWordEmbeddings && !plan.contains { $0.1.contains("model.embed_tokens.weight") }
-            for (file, names) in plan {
-                // A tied head stored beside the embedding was found equal to it by `checkedPlan`.
-                for name in names where !(name == "lm_head.weight" && config.tieWordEmbeddings && !tiedHeadAlone) {
-                    // transformers ties the embedding to a head stored alone.
-                    let entry = model.layout.entry(named: name == "lm_head.weight" && tiedHeadAlone ? "model.embed_tokens.weight" : name)!
-                    try file.read(name, into: model.parameters.pointer + entry.offset, expectedShape: entry.shape)
+            for (file, reads) in plan {
+                for read in reads {
+                    let entry = model.layout.entry(named: read.into)!
+                    try file.read(read.tensor, into: model.parameters.pointer + entry.offset, expectedShape: entry.shape)
                 }
             }
         } catch let error as ModelError {
@@ -40,10 +37,10 @@ public enum ModelDirectory {
     /// are equal in the dtype it loads them in (config.json's `dtype`, or `torch_dtype`; F32 without
     /// one), and otherwise uses the stored head, untied. A different head is refused, not dropped. This
     /// reads both tensors, so a run meets it before it writes anything.
-    private static func checkTiedHead(_ plan: [(SafetensorsFile, [String])], config: ModelConfig, directory: String) throws {
+    private static func checkTiedHead(_ plan: [(SafetensorsFile, [TensorRead])], config: ModelConfig, directory: String) throws {
         guard config.tieWordEmbeddings,
-              let headFile = plan.first(where: { $0.1.contains("lm_head.weight") })?.0,
-              let embeddingFile = plan.first(where: { $0.1.contains("model.embed_tokens.weight") })?.0 else { return }
+              let headFile = plan.first(where: { $0.0.tensors["lm_head.weight"] != nil })?.0,
+              let embeddingFile = plan.first(where: { $0.0.tensors["model.embed_tokens.weight"] != nil })?.0 else { return }
         let shape = [config.vocabularySize, config.hiddenSize], count = shape.reduce(1, *)
         let head = FloatBuffer(count: count, zeroed: false), embedding = FloatBuffer(count: count, zeroed: false)
         try headFile.read("lm_head.weight", into: head.pointer, expectedShape: shape)
@@ -75,7 +72,7 @@ public enum ModelDirectory {
 
     /// `check`'s work, keeping the weight files it opened and what to read from each, so `load` reads
     /// the headers once.
-    private static func checkedPlan(_ directory: String) throws -> (config: ModelConfig, plan: [(SafetensorsFile, [String])]) {
+    private static func checkedPlan(_ directory: String) throws -> (config: ModelConfig, plan: [(SafetensorsFile, [TensorRead])]) {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
             throw ModelError.fileMissing(path: directory)
@@ -90,10 +87,15 @@ public enum ModelDirectory {
         }
     }
 
-    /// Each weight file with the names of the tensors to read from it, after checking names, shapes and dtypes.
+    /// A stored tensor and the layout entry it fills: its own, or the embedding for a tied head stored alone.
+    struct TensorRead {
+        let tensor: String, into: String
+    }
+
+    /// Each weight file with the tensors to read from it, after checking names, shapes and dtypes.
     private static func tensorPlan(_ directory: String, layout: ParameterLayout, config: ModelConfig) throws
-        -> [(SafetensorsFile, [String])] {
-        var plan: [(SafetensorsFile, [String])] = []
+        -> [(SafetensorsFile, [TensorRead])] {
+        var plan: [(SafetensorsFile, [TensorRead])] = []
         var storedIn: [String: String] = [:], filled: Set<String> = []
         let (paths, map) = try weightFiles(directory)
         for path in paths {
@@ -102,7 +104,7 @@ public enum ModelDirectory {
             do { file = try SafetensorsFile(path: path) } catch ModelError.tensorData(let name, let reason) {
                 throw ModelError.safetensorsHeader(path: path, reason: "tensor \(name): \(reason)")
             }
-            var names: [String] = []
+            var reads: [TensorRead] = []
             for name in file.tensors.keys.sorted() {
                 if let other = storedIn[name] { throw ModelError.safetensorsHeader(path: path, reason: "tensor \(name) is stored here and in \(other)") }
                 if let map, let listed = map[name], listed != (path as NSString).lastPathComponent {
@@ -123,10 +125,14 @@ public enum ModelDirectory {
                 guard ["F32", "F16", "BF16"].contains(info.dtype) else {
                     throw ModelError.tensorDtype(name: name, dtype: info.dtype)
                 }
-                names.append(name)
+                reads.append(TensorRead(tensor: name, into: entry.name))
                 filled.insert(entry.name)
             }
-            plan.append((file, names))
+            plan.append((file, reads))
+        }
+        // A tied head stored beside the embedding is not read into it: `checkTiedHead` compares the two.
+        if config.tieWordEmbeddings && storedIn["lm_head.weight"] != nil && storedIn["model.embed_tokens.weight"] != nil {
+            plan = plan.map { file, reads in (file, reads.filter { $0.tensor != "lm_head.weight" }) }
         }
         // transformers starts a missing o_proj bias at zero, as `LlamaModel(config:)` does.
         for e in layout.entries where !filled.contains(e.name) && !e.name.hasSuffix(".self_attn.o_proj.bias") {
