@@ -4,7 +4,9 @@ import TroupeRuntime
 
 /// Options shared by the commands that start a run: a configuration file and `section.key=value` overrides.
 struct RunConfigOptions: ParsableArguments {
-    @Option(name: .customLong("config"), help: "Run configuration (JSON; docs/configuration.md). Defaults are built in.")
+    // An array only so that a second --config is refused rather than silently replacing the first.
+    @Option(name: .customLong("config"), help: ArgumentHelp("Run configuration (JSON; docs/configuration.md), given at most once. Defaults are built in.",
+                                                             valueName: "file"))
     var configFiles: [String] = []
 
     var config: String? { configFiles.first }

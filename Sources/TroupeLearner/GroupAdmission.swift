@@ -76,9 +76,13 @@ package struct GroupAdmission {
     package struct Refusal: Error, Equatable {
         package var reason: LearnerCore.RejectReason
         package var detail: String
-        package init(_ reason: LearnerCore.RejectReason, _ detail: String) {
+        /// Whether the actor made the group so (`LearnerCore.isActorFault`), rather than the learner's own
+        /// scoring or its reward workers failing on it: only then does the actor get a strike.
+        package var actorAtFault: Bool
+        package init(_ reason: LearnerCore.RejectReason, _ detail: String, learnerSide: Bool = false) {
             self.reason = reason
             self.detail = detail
+            actorAtFault = !learnerSide && LearnerCore.isActorFault(reason)
         }
     }
 
@@ -116,7 +120,7 @@ package struct GroupAdmission {
     package func review(_ group: RolloutGroup, workerScores: [RewardOutcome], fallback: Double?) -> Result<RolloutGroup, Refusal> {
         if let refusal = precheck(group) { return .failure(refusal) }
         guard workerScores.count == group.samples.count else {
-            return .failure(Refusal(.malformed, "\(workerScores.count) worker scores for \(group.samples.count) samples"))
+            return .failure(Refusal(.malformed, "\(workerScores.count) worker scores for \(group.samples.count) samples", learnerSide: true))
         }
         var scores: [Double] = []
         var fellBack: [Bool] = []
@@ -320,7 +324,7 @@ package struct GroupAdmission {
         do {
             scored = try scorer.score(completions, stopSequences: stopSequences, groundTruth: groundTruth(group.promptId))
         } catch {
-            return .failure(Refusal(.malformed, "cannot score the group: \(error)"))
+            return .failure(Refusal(.malformed, "cannot score the group: \(error)", learnerSide: true))
         }
         var checked = group
         for (i, s) in scored.enumerated() {

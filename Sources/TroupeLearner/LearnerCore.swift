@@ -380,7 +380,7 @@ package final class LearnerCore {
         let group: RolloutGroup
         switch review(submitted) {
         case .failure(let refusal):
-            if Self.isActorFault(refusal.reason) { strike(identity, now: now) }
+            if refusal.actorAtFault { strike(identity, now: now) }
             return reject(refusal.reason, refusal.detail)
         case .success(let checked): group = checked
         }

@@ -35,8 +35,8 @@ package final class LearnerServer {
     /// Seconds on a monotonic clock; tests drive it by hand.
     let clock: () -> Double
     /// Batches, steps on the trainer thread, their records and checkpoints.
-    let training: LearnerTraining
-    var worker: BackgroundWorker<TrainingJob, TrainingOutcome> { training.worker }
+    package let training: LearnerTraining
+    var worker: BackgroundWorker<TrainerTask, TrainerTaskOutcome> { training.worker }
     /// The Welcome's configuration; rewritten when the allowlist changes (it lists the actors' keys).
     private(set) var welcomeJSON: String
     /// `--allow` as the run goes on (nil: plaintext, or endpoints in memory).
@@ -360,7 +360,7 @@ package final class LearnerServer {
         rewards?.close()
         // Exports end with the run's final figures; nothing here may keep the checkpoint from being written.
         try? publishStats(now: clock(), stopping: true)
-        try training.writeCheckpoint()
+        try training.checkpointNow()
         try sendAcks(of: []) // the checkpoint's record synced every record before it
         try events.emit(.runEnded(finished: finished, step: core.step, accounting: core.accounting.summary.mapValues(Double.init)))
         try writeSummary()

@@ -6,7 +6,8 @@ import TroupeRuntime
 import TroupeTensor
 
 /// The learner's training side: forms batches from `LearnerCore`, runs each step on the trainer thread,
-/// records the finished steps (`RunEvents`), checkpoints, and keeps the trainer's time accounts.
+/// records the finished steps (`RunEvents`), has the trainer thread checkpoint between steps, and keeps
+/// the trainer's time accounts.
 /// `LearnerServer` owns the conversation and the endpoints; it calls `startStepIfReady` and
 /// `recordFinishedSteps` from its I/O loop and publishes new weights in `onStepTrained`.
 package final class LearnerTraining {
@@ -16,7 +17,7 @@ package final class LearnerTraining {
     let core: LearnerCore
     let model: LlamaModel
     let trainer: Trainer
-    let worker: BackgroundWorker<TrainingJob, TrainingOutcome>
+    let worker: BackgroundWorker<TrainerTask, TrainerTaskOutcome>
     let runLog: RunLog
     let events: RunEvents
     let console: Console
@@ -28,9 +29,15 @@ package final class LearnerTraining {
     private var idleSeconds = 0.0
     package private(set) var stalenessHistogram: [Int: Int] = [:]
     package private(set) var tokensTrained = 0
+    /// The step of the last checkpoint this learner wrote (nil: none yet).
+    private var lastCheckpointStep: Int?
+    /// The trainer thread has a step or a checkpoint under way.
+    package var isBusy: Bool { worker.busy }
+    /// Tests: each checkpoint's write waits for this semaphore first.
+    package var checkpointHold: DispatchSemaphore?
 
     init(config: RunConfig, runDirectory: String, epoch: UInt64, core: LearnerCore, model: LlamaModel, trainer: Trainer,
-         worker: BackgroundWorker<TrainingJob, TrainingOutcome>, runLog: RunLog, events: RunEvents, console: Console,
+         worker: BackgroundWorker<TrainerTask, TrainerTaskOutcome>, runLog: RunLog, events: RunEvents, console: Console,
          clock: @escaping () -> Double, startedAt: Double) {
         self.config = config
         self.runDirectory = runDirectory
@@ -67,18 +74,29 @@ package final class LearnerTraining {
         for g in taken.batch { stalenessHistogram[step - 1 - Int(g.version.step), default: 0] += 1 }
         try events.emit(.batchFormed(step: step, groups: taken.batch))
         let publish = step % config.learner.publishEvery == 0 || step == config.run.maxSteps
-        worker.submit(TrainingJob(groups: taken.batch, step: step,
-                                  publishVersion: publish ? PolicyVersion(epoch: epoch, step: UInt64(step)) : nil))
+        worker.submit(.train(TrainingJob(groups: taken.batch, step: step,
+                                         publishVersion: publish ? PolicyVersion(epoch: epoch, step: UInt64(step)) : nil)))
     }
 
     /// Why the learner stops, when a step failed (`learner failed: …` in its Byes).
     private(set) var failure: String?
 
-    /// Records the steps the trainer thread finished (`waiting`: first waits for the one under way).
-    /// False when a step failed: the learner then stops.
+    /// Records the steps and checkpoints the trainer thread finished (`waiting`: until it is idle, so
+    /// also the checkpoint a step's record hands it). False when a step failed: the learner then stops.
+    /// A checkpoint that could not be written throws.
     @discardableResult
     func recordFinishedSteps(waiting: Bool = false) throws -> Bool {
-        try (waiting ? worker.waitForIdle() : worker.poll()).allSatisfy { try record($0) }
+        var outcomes = waiting ? worker.waitForIdle() : worker.poll()
+        while true {
+            for outcome in outcomes {
+                switch outcome {
+                case .trained(let trained): if try !record(trained) { return false }
+                case .checkpointed(let written): try record(written)
+                }
+            }
+            guard waiting, worker.busy else { return true }
+            outcomes = worker.waitForIdle()
+        }
     }
 
     private func record(_ outcome: TrainingOutcome) throws -> Bool {
@@ -112,7 +130,7 @@ package final class LearnerTraining {
             try events.emit(.stepDone(step: job.step, weightsHash: result.weightsHash, loss: result.loss.total, skipped: result.skipped,
                                       groups: job.groups.count, metrics: m, fields: fields))
             try onStepTrained(outcome)
-            if job.step % config.learner.checkpointEvery == 0 { try writeCheckpoint() }
+            if job.step % config.learner.checkpointEvery == 0 { try requestCheckpoint() }
             console.info("step \(job.step)", ["loss": .string(String(format: "%.4f", result.loss.total)),
                                               "reward": .string(String(format: "%.3f", m["reward/mean"] ?? .nan)),
                                               "majority_ratio": .string(String(format: "%.3f", m["ttrl/majority_ratio"] ?? .nan)),
@@ -159,22 +177,31 @@ package final class LearnerTraining {
         return m
     }
 
-    /// Parameters and AdamW moments of the current step, and the step's model directory `model/`.
-    func writeCheckpoint() throws {
+    /// Has the trainer thread write a checkpoint of the current step: parameters and AdamW moments, and
+    /// the step's model directory `model/`. The thread is idle (a step is recorded after its training),
+    /// and no step starts while it writes; the I/O loop goes on serving actors and the status file.
+    private func requestCheckpoint() throws {
         // The batches the checkpoint was trained on are on disk before it is: a resume finds every one.
         try runLog.sync()
-        let c = Checkpoint(step: core.step, logRecords: runLog.count + 1, optimizerStep: trainer.optimizer.step,
-                           skippedSteps: trainer.optimizer.skippedSteps, trainedGroups: core.accounting.trained,
-                           weightsHash: model.weightsHash())
-        try Checkpoint.save(c, model: model, optimizer: trainer.optimizer, runDirectory: runDirectory)
+        let c = Checkpoint(step: core.step, logRecords: runLog.count, optimizerStep: trainer.optimizer.step,
+                           skippedSteps: trainer.optimizer.skippedSteps, trainedGroups: core.accounting.trained, weightsHash: "")
+        worker.submit(.checkpoint(CheckpointJob(checkpoint: c, runDirectory: runDirectory, baseModelPath: config.model.path,
+                                                  hold: checkpointHold)))
+    }
+
+    private func record(_ outcome: CheckpointOutcome) throws {
+        let c = try outcome.result.get()
+        lastCheckpointStep = c.step
         try events.emit(.checkpoint(step: c.step, weightsHash: c.weightsHash))
-        // The checkpoint's model directory, loadable by generate/eval.
-        try ModelDirectory.save(model, to: runDirectory + "/model")
-        for f in ModelOutput.tokenizerFiles {
-            let src = config.model.path + "/" + f, dst = runDirectory + "/model/" + f
-            if FileManager.default.fileExists(atPath: src) && !FileManager.default.fileExists(atPath: dst) {
-                try? FileManager.default.copyItem(atPath: src, toPath: dst)
-            }
-        }
+        console.info("checkpoint", ["step": .integer(c.step), "secs": .string(String(format: "%.2f", outcome.seconds))])
+    }
+
+    /// Writes a checkpoint of the current step, unless the last one was of it, and waits for it: the
+    /// learner's last act. Waits first for the step or checkpoint under way.
+    func checkpointNow() throws {
+        _ = try recordFinishedSteps(waiting: true)
+        guard lastCheckpointStep != core.step else { return }
+        try requestCheckpoint()
+        _ = try recordFinishedSteps(waiting: true)
     }
 }

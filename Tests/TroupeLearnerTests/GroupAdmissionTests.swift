@@ -235,6 +235,13 @@ import TroupeWire
         }
         #expect(refusal.reason == .outOfRange)
         #expect(refusal.detail.contains("sample 0: temperature 1.2") && refusal.detail.contains("at 0.6"), "\(refusal.detail)")
+        #expect(refusal.actorAtFault)
+        // The reward workers answering for the wrong number of samples is refused, but not held against the actor.
+        guard case let .failure(workers) = admission.review(Self.group([0.6, 1.2, 0.6, 1.2]), workerScores: [], fallback: nil) else {
+            Issue.record("a group without its worker scores was admitted")
+            return
+        }
+        #expect(workers.reason == .malformed && !workers.actorAtFault, "\(workers.detail)")
     }
 }
 

@@ -174,6 +174,14 @@ import TroupeRuntime
         let unlucky = c.grantLease(to: "buggy", maxPrompts: 1, now: 67)!
         _ = c.submit(group(for: unlucky, sequence: 5), from: "buggy", now: 68, review: unavailable)
         #expect(!c.isPassedOver("buggy", now: 68), "reward workers failing are not the actor's fault")
+        let learnerFailed: (RolloutGroup) -> Result<RolloutGroup, GroupAdmission.Refusal> = { _ in
+            .failure(GroupAdmission.Refusal(.malformed, "cannot score the group: no ground truth", learnerSide: true))
+        }
+        let innocent = c.grantLease(to: "buggy", maxPrompts: 1, now: 69)!
+        guard case .rejected(.malformed, _) = c.submit(group(for: innocent, sequence: 6), from: "buggy", now: 70, review: learnerFailed) else {
+            Issue.record("the group was not refused"); return
+        }
+        #expect(!c.isPassedOver("buggy", now: 70), "the learner failing to score a group is not the actor's fault")
         #expect(LearnerCore.RejectReason.allCases.filter(LearnerCore.isActorFault).map(\.rawValue).sorted()
                 == ["malformed", "non_finite", "out_of_range", "reward_mismatch"])
     }

@@ -84,6 +84,51 @@ import TroupeWire
         #expect(h.learner.core.accounting.pending == 1)
     }
 
+    /// The trainer thread writes a step's checkpoint while the I/O loop goes on: leases and acks leave,
+    /// and the next batch waits for the checkpoint, whose record comes once it is on disk.
+    @Test func theLearnerServesItsActorsWhileACheckpointIsWritten() throws {
+        let h = try LearnerHarness(["run.max_steps=2"])
+        let hold = DispatchSemaphore(value: 0)
+        h.learner.training.checkpointHold = hold
+        defer { hold.signal() }
+        let a = h.connect("a")
+        func land(_ count: Int) throws {
+            for _ in 0..<count {
+                try a.askForLease()
+                try h.turn()
+                let lease = try a.lease()
+                try a.submit(prompt: lease.prompts[0].promptID, lease: lease.leaseID, version: PolicyVersion(lease.minVersion))
+                try h.turn()
+                #expect(try a.acks().map(\.status) == [.accepted])
+            }
+        }
+        func turn(until done: () throws -> Bool) throws {
+            let deadline = Date().addingTimeInterval(60)
+            while try !done() && Date() < deadline { try h.turn(); usleep(1000) }
+            #expect(try done())
+        }
+        try a.hello()
+        try h.turn()
+        _ = try a.welcome()
+        try land(2)
+        try turn { try h.records("step_done").count == 1 }
+        #expect(h.learner.training.isBusy, "the checkpoint is being written")
+        // A whole batch lands meanwhile, but no step starts before the checkpoint is written.
+        try land(2)
+        for _ in 0..<20 { try h.turn() }
+        #expect(try h.records("batch_formed").count == 1 && h.learner.core.accounting.pending == 2)
+        #expect(try h.records("checkpoint").isEmpty)
+        hold.signal()
+        try turn { try h.records("checkpoint").count == 1 }
+        #expect(FileManager.default.fileExists(atPath: h.directory + "/checkpoints/step-00000001.safetensors"))
+        hold.signal()
+        try turn { try h.records("checkpoint").count == 2 }
+        #expect(try h.records("step_done").count == 2)
+        // The run's end writes no second checkpoint of the step just checkpointed.
+        #expect(try h.learner.stop(failed: false) == 0)
+        #expect(try h.records("checkpoint").compactMap { $0.body["step"]?.int } == [1, 2])
+    }
+
     @Test func aFullBatchTrainsAStepPublishesItAndKeepsTheAccounts() throws {
         let h = try LearnerHarness()
         let sink = InMemoryRunEvents()
