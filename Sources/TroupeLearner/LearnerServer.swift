@@ -299,7 +299,7 @@ package final class LearnerServer {
                     break
                 }
                 // Scores arrive on the reward workers' sockets, which this wait does not watch: look more often.
-                try endpoints.waitForInput(.afterMilliseconds(worker.busy || !awaitingRewards.isEmpty ? 5 : 20),
+                try endpoints.waitForInput(.afterMilliseconds(training.isBusy || !awaitingRewards.isEmpty ? 5 : 20),
                                            [worker.wakeFileDescriptor, runLog.wakeFileDescriptor].compactMap { $0 })
                 switch try turn() {
                 case .running: continue
@@ -342,8 +342,9 @@ package final class LearnerServer {
             failAuthenticationAfterStep = nil
         }
         if now - lastHousekeeping >= 0.2 { try housekeeping(now: now); lastHousekeeping = now }
-        if !worker.busy { try training.startStepIfReady() }
-        if core.step >= config.run.maxSteps && !worker.busy { finished = true; return .finished }
+        if !training.isBusy { try training.startStepIfReady() }
+        // The last step is recorded: `stop` waits for its checkpoint, if one is being written.
+        if core.step >= config.run.maxSteps { finished = true; return .finished }
         return .running
     }
 
@@ -361,7 +362,7 @@ package final class LearnerServer {
         // Exports end with the run's final figures; nothing here may keep the checkpoint from being written.
         try? publishStats(now: clock(), stopping: true)
         try training.checkpointNow()
-        try sendAcks(of: []) // the checkpoint's record synced every record before it
+        try sendAcks(of: []) // checkpointNow left every record before it durable
         try events.emit(.runEnded(finished: finished, step: core.step, accounting: core.accounting.summary.mapValues(Double.init)))
         try writeSummary()
         if finished, var file = discovery {

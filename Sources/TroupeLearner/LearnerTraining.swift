@@ -31,8 +31,11 @@ package final class LearnerTraining {
     package private(set) var tokensTrained = 0
     /// The step of the last checkpoint this learner wrote (nil: none yet).
     private var lastCheckpointStep: Int?
-    /// The trainer thread has a step or a checkpoint under way.
-    package var isBusy: Bool { worker.busy }
+    /// A checkpoint was handed to the trainer thread and its record is not written yet (the thread
+    /// goes idle before the I/O loop records it, and no step may start in between).
+    private var checkpointPending = false
+    /// The trainer thread has a step or a checkpoint under way, or a checkpoint not recorded yet.
+    package var isBusy: Bool { checkpointPending || worker.busy }
     /// Tests: each checkpoint's write waits for this semaphore first.
     package var checkpointHold: DispatchSemaphore?
 
@@ -94,7 +97,7 @@ package final class LearnerTraining {
                 case .checkpointed(let written): try record(written)
                 }
             }
-            guard waiting, worker.busy else { return true }
+            guard waiting, isBusy else { return true }
             outcomes = worker.waitForIdle()
         }
     }
@@ -185,11 +188,13 @@ package final class LearnerTraining {
         try runLog.sync()
         let c = Checkpoint(step: core.step, logRecords: runLog.count, optimizerStep: trainer.optimizer.step,
                            skippedSteps: trainer.optimizer.skippedSteps, trainedGroups: core.accounting.trained, weightsHash: "")
+        checkpointPending = true
         worker.submit(.checkpoint(CheckpointJob(checkpoint: c, runDirectory: runDirectory, baseModelPath: config.model.path,
                                                   hold: checkpointHold)))
     }
 
     private func record(_ outcome: CheckpointOutcome) throws {
+        checkpointPending = false
         let c = try outcome.result.get()
         lastCheckpointStep = c.step
         try events.emit(.checkpoint(step: c.step, weightsHash: c.weightsHash))
@@ -197,10 +202,11 @@ package final class LearnerTraining {
     }
 
     /// Writes a checkpoint of the current step, unless the last one was of it, and waits for it: the
-    /// learner's last act. Waits first for the step or checkpoint under way.
+    /// learner's last act. Waits first for the step or checkpoint under way. Either way every record
+    /// appended so far is durable when it returns.
     func checkpointNow() throws {
         _ = try recordFinishedSteps(waiting: true)
-        guard lastCheckpointStep != core.step else { return }
+        guard lastCheckpointStep != core.step else { return try runLog.sync() }
         try requestCheckpoint()
         _ = try recordFinishedSteps(waiting: true)
     }

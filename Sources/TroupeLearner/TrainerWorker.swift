@@ -75,7 +75,7 @@ extension BackgroundWorker where Job == TrainerTask, Outcome == TrainerTaskOutco
     }
 
     private static func write(_ job: CheckpointJob, trainer: Trainer) -> CheckpointOutcome {
-        job.hold?.wait()
+        _ = job.hold?.wait(timeout: .now() + 60)
         let t0 = monotonicSeconds()
         let result = Result { () throws -> Checkpoint in
             var c = job.checkpoint

@@ -124,7 +124,9 @@ import TroupeWire
         hold.signal()
         try turn { try h.records("checkpoint").count == 2 }
         #expect(try h.records("step_done").count == 2)
-        // The run's end writes no second checkpoint of the step just checkpointed.
+        // The run's end writes no second checkpoint of the step just checkpointed (a third would not
+        // be held: the hold has a spare signal).
+        hold.signal()
         #expect(try h.learner.stop(failed: false) == 0)
         #expect(try h.records("checkpoint").compactMap { $0.body["step"]?.int } == [1, 2])
     }
