@@ -356,12 +356,13 @@ package final class LearnerServer {
     /// Ends the run: waits for the step in training, checkpoints, writes the closing record and summary,
     /// tells every actor, and closes the endpoints. Returns the exit status.
     package func stop(failed: Bool) throws -> Int32 {
-        _ = try training.recordFinishedSteps(waiting: true)
+        writeStoppingStatus()
+        _ = try training.recordFinishedSteps(waiting: true, whileWaiting: writeStoppingStatus)
         // Groups still waiting for scores were never acknowledged: their actors resend them to the next learner.
         rewards?.close()
         // Exports end with the run's final figures; nothing here may keep the checkpoint from being written.
         try? publishStats(now: clock(), stopping: true)
-        try training.checkpointNow()
+        try training.checkpointNow(whileWaiting: writeStoppingStatus)
         try sendAcks(of: []) // checkpointNow left every record before it durable
         try events.emit(.runEnded(finished: finished, step: core.step, accounting: core.accounting.summary.mapValues(Double.init)))
         try writeSummary()
@@ -855,6 +856,17 @@ package final class LearnerServer {
         for identity in stale.sorted() {
             if (try? control.send(message, to: peerOf[identity]!, deadline: .now)) == .sent { relayGeneration[identity] = live.generation }
         }
+    }
+
+    /// While the learner stops (its last step and checkpoint can take minutes on a large model): the
+    /// status file stays fresh, so liveness holds, and says it no longer listens, so readiness fails.
+    private func writeStoppingStatus() {
+        do {
+            try statusFile?.writeIfDue(now: clock()) {
+                ProcessStatus.learner(step: core.step, maxSteps: config.run.maxSteps, actors: core.actors.count,
+                                      queue: core.queue.count).asStopping
+            }
+        } catch { console.warn("\(error)") }
     }
 
     private func housekeeping(now: Double) throws {

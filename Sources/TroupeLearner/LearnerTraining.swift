@@ -85,11 +85,11 @@ package final class LearnerTraining {
     private(set) var failure: String?
 
     /// Records the steps and checkpoints the trainer thread finished (`waiting`: until it is idle, so
-    /// also the checkpoint a step's record hands it). False when a step failed: the learner then stops.
-    /// A checkpoint that could not be written throws.
+    /// also the checkpoint a step's record hands it, calling `whileWaiting` about once a second).
+    /// False when a step failed: the learner then stops. A checkpoint that could not be written throws.
     @discardableResult
-    func recordFinishedSteps(waiting: Bool = false) throws -> Bool {
-        var outcomes = waiting ? worker.waitForIdle() : worker.poll()
+    func recordFinishedSteps(waiting: Bool = false, whileWaiting: () -> Void = {}) throws -> Bool {
+        var outcomes = waiting ? worker.waitForIdle(upTo: 1) : worker.poll()
         while true {
             for outcome in outcomes {
                 switch outcome {
@@ -98,7 +98,8 @@ package final class LearnerTraining {
                 }
             }
             guard waiting, isBusy else { return true }
-            outcomes = worker.waitForIdle()
+            whileWaiting()
+            outcomes = worker.waitForIdle(upTo: 1)
         }
     }
 
@@ -202,12 +203,12 @@ package final class LearnerTraining {
     }
 
     /// Writes a checkpoint of the current step, unless the last one was of it, and waits for it: the
-    /// learner's last act. Waits first for the step or checkpoint under way. Either way every record
-    /// appended so far is durable when it returns.
-    func checkpointNow() throws {
-        _ = try recordFinishedSteps(waiting: true)
+    /// learner's last act. Waits first for the step or checkpoint under way (`whileWaiting` as in
+    /// `recordFinishedSteps`). Either way every record appended so far is durable when it returns.
+    func checkpointNow(whileWaiting: () -> Void = {}) throws {
+        _ = try recordFinishedSteps(waiting: true, whileWaiting: whileWaiting)
         guard lastCheckpointStep != core.step else { return try runLog.sync() }
         try requestCheckpoint()
-        _ = try recordFinishedSteps(waiting: true)
+        _ = try recordFinishedSteps(waiting: true, whileWaiting: whileWaiting)
     }
 }

@@ -63,6 +63,18 @@ package final class BackgroundWorker<Job, Outcome>: @unchecked Sendable {
         return o
     }
 
+    /// As `waitForIdle`, but returns after at most `seconds` (with the outcomes so far, maybe none), so
+    /// the caller can do something else while a long job runs.
+    package func waitForIdle(upTo seconds: Double) -> [Outcome] {
+        let deadline = Date(timeIntervalSinceNow: seconds)
+        condition.lock()
+        while job != nil && condition.wait(until: deadline) {}
+        let o = outcomes
+        outcomes = []
+        condition.unlock()
+        return o
+    }
+
     /// Ends the thread after the job in progress.
     package func stop() {
         condition.lock()

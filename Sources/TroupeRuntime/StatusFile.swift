@@ -98,6 +98,14 @@ package struct ProcessStatus: Equatable, Sendable {
         stopped = try field("stopped", \.bool, "a boolean", required: false)
     }
 
+    /// This status while the process finishes its last work (a learner's last step and checkpoint):
+    /// alive, so liveness holds, but not listening, so readiness fails.
+    package var asStopping: ProcessStatus {
+        var stopping = self
+        if stopping.listening != nil { stopping.listening = false }
+        return stopping
+    }
+
     /// This status as the process's last: not listening, not joined, stopped.
     package var asStopped: ProcessStatus {
         var last = self

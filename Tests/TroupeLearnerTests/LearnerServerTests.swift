@@ -131,6 +131,45 @@ import TroupeWire
         #expect(try h.records("checkpoint").compactMap { $0.body["step"]?.int } == [1, 2])
     }
 
+    /// A learner that stops keeps its status file fresh while its last checkpoint is written (a
+    /// liveness probe must not restart it then), and says at once that it no longer listens.
+    @Test func aStoppingLearnerKeepsItsStatusFreshWhileItsLastCheckpointIsWritten() throws {
+        final class Stopping: @unchecked Sendable {
+            let learner: LearnerServer
+            let done = DispatchSemaphore(value: 0)
+            var status: Int32?
+            init(_ learner: LearnerServer) { self.learner = learner }
+        }
+        let h = try LearnerHarness()
+        let path = h.directory + "/status.json"
+        h.learner.statusFile = StatusFileWriter(path: path, interval: 0)
+        let hold = DispatchSemaphore(value: 0)
+        h.learner.training.checkpointHold = hold
+        try h.turn()
+        let stopping = Stopping(h.learner)
+        Thread {
+            stopping.status = try? stopping.learner.stop(failed: false)
+            stopping.done.signal()
+        }.start()
+        var writes: Set<Double> = []
+        var last: ProcessStatus?
+        let deadline = Date().addingTimeInterval(30)
+        while writes.count < 3 && Date() < deadline {
+            if let text = try? String(contentsOfFile: path, encoding: .utf8), let status = try? ProcessStatus(parsing: text, source: path) {
+                writes.insert(status.writtenUnix)
+                last = status
+            }
+            usleep(50_000)
+        }
+        #expect(writes.count >= 3, "the status file was rewritten while the checkpoint was held")
+        #expect(last?.listening == false && last?.stopped == nil, "alive, no longer listening: \(String(describing: last))")
+        #expect(try h.records("checkpoint").isEmpty)
+        hold.signal()
+        #expect(stopping.done.wait(timeout: .now() + 60) == .success)
+        #expect(stopping.status == 0)
+        #expect(try h.records("checkpoint").count == 1)
+    }
+
     @Test func aFullBatchTrainsAStepPublishesItAndKeepsTheAccounts() throws {
         let h = try LearnerHarness()
         let sink = InMemoryRunEvents()
