@@ -312,7 +312,12 @@ package final class LearnerServer {
             // A fatal error ends the process (a closed authentication gate has closed the sockets already).
             // The step in training finishes first: exiting under it frees OpenBLAS's buffers while the
             // trainer thread still uses them (a crash). Its result is not recorded; a resume redoes it.
-            _ = worker.waitForIdle()
+            // Meanwhile (a checkpoint can take minutes) the status file says so, fresh.
+            writeStoppingStatus()
+            while worker.busy {
+                _ = worker.waitForIdle(upTo: 1)
+                writeStoppingStatus()
+            }
             // Actors hear why at once instead of after 6 s of silence, and wait for a resumed learner.
             var bye = Troupe_V1_Bye()
             bye.reason = Self.failedByeReason("\(error)")

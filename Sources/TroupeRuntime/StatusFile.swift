@@ -14,7 +14,7 @@ package struct ProcessStatus: Equatable, Sendable {
     package var pid: Int32
     /// Wall-clock time of the write (seconds since 1970): the probe runs in another process.
     package var writtenUnix: Double
-    /// Learner: its endpoints are bound (always true once it writes; false only before).
+    /// Learner: it serves (its endpoints are bound); false while it stops and in its last write.
     package var listening: Bool?
     /// Learner: optimizer steps done, and the run's total.
     package var step: Int?
@@ -133,7 +133,7 @@ package enum StatusFileError: Error, CustomStringConvertible, Equatable {
 
 /// A state a probe can insist on beyond freshness.
 package enum ProbeRequirement: String, CaseIterable, Sendable {
-    /// A learner whose endpoints are bound.
+    /// A learner whose endpoints are bound and that is not stopping.
     case listening
     /// An actor a learner has welcomed and that has heard from it recently.
     case joined

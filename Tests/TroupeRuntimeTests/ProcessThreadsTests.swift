@@ -23,4 +23,20 @@ struct ProcessThreadsTests {
         worker.submit(1)
         #expect(worker.waitForIdle() == [2])
     }
+
+    /// A bounded wait returns at its deadline while a job runs, and with the outcome once it is done.
+    @Test func aBoundedWaitReturnsAtItsDeadlineOrWithTheOutcome() {
+        let gate = DispatchSemaphore(value: 0)
+        let worker = BackgroundWorker<Int, Int>(name: "bounded") { job in gate.wait(); return job + 1 }
+        defer { worker.stop() }
+        worker.submit(1)
+        let start = Date()
+        #expect(worker.waitForIdle(upTo: 0.2).isEmpty)
+        #expect(Date().timeIntervalSince(start) >= 0.19 && worker.busy)
+        gate.signal()
+        var outcomes: [Int] = []
+        let deadline = Date().addingTimeInterval(30)
+        while outcomes.isEmpty && Date() < deadline { outcomes += worker.waitForIdle(upTo: 1) }
+        #expect(outcomes == [2] && !worker.busy)
+    }
 }
