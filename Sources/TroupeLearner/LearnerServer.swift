@@ -240,7 +240,7 @@ package final class LearnerServer {
         weightService = WeightService(snapshot: first.snapshot, relayFanout: config.learner.relayFanout)
         weightService.relayPublicKeys = relayPeers ?? [:]
 
-        training = LearnerTraining(config: config, runDirectory: runDirectory, epoch: epoch, core: core, model: model,
+        training = LearnerTraining(config: config, runDirectory: runDirectory, epoch: epoch, core: core,
                                    trainer: trainer, worker: .trainer(trainer, sharedMemoryDirectory: shm), runLog: runLog,
                                    events: events, console: console, clock: clock, startedAt: startedAt)
 
@@ -287,8 +287,7 @@ package final class LearnerServer {
         // Whatever ends the loop, the status file's last word is that this learner stopped (a probe of a
         // finished or failed learner must not read a fresh "listening").
         defer {
-            try? statusFile?.write(ProcessStatus.learner(step: core.step, maxSteps: config.run.maxSteps, actors: core.actors.count,
-                                                         queue: core.queue.count).asStopped)
+            try? statusFile?.write(status.asStopped)
         }
         try events.emit(.stream("learner_started", step: core.step, fields: ["epoch": String(epoch, radix: 16), "run": runDirectory]))
         var failed = false
@@ -863,22 +862,22 @@ package final class LearnerServer {
         }
     }
 
+    /// What the status file says of this learner now (`--status-file`).
+    private var status: ProcessStatus {
+        .learner(step: core.step, maxSteps: config.run.maxSteps, actors: core.actors.count, queue: core.queue.count)
+    }
+
     /// While the learner stops (its last step and checkpoint can take minutes on a large model): the
     /// status file stays fresh, so liveness holds, and says it no longer listens, so readiness fails.
     private func writeStoppingStatus() {
         do {
-            try statusFile?.writeIfDue(now: clock()) {
-                ProcessStatus.learner(step: core.step, maxSteps: config.run.maxSteps, actors: core.actors.count,
-                                      queue: core.queue.count).asStopping
-            }
+            try statusFile?.writeIfDue(now: clock()) { status.asStopping }
         } catch { console.warn("\(error)") }
     }
 
     private func housekeeping(now: Double) throws {
         do {
-            try statusFile?.writeIfDue(now: now) {
-                .learner(step: core.step, maxSteps: config.run.maxSteps, actors: core.actors.count, queue: core.queue.count)
-            }
+            try statusFile?.writeIfDue(now: now) { status }
         } catch { console.warn("\(error)") }
         for lease in core.expireLeases(now: now) {
             try events.emit(.leaseExpired(lease, step: core.step))

@@ -15,7 +15,6 @@ package final class LearnerTraining {
     let runDirectory: String
     let epoch: UInt64
     let core: LearnerCore
-    let model: LlamaModel
     let trainer: Trainer
     let worker: BackgroundWorker<TrainerTask, TrainerTaskOutcome>
     let runLog: RunLog
@@ -39,14 +38,13 @@ package final class LearnerTraining {
     /// Tests: each checkpoint's write waits for this semaphore first.
     package var checkpointHold: DispatchSemaphore?
 
-    init(config: RunConfig, runDirectory: String, epoch: UInt64, core: LearnerCore, model: LlamaModel, trainer: Trainer,
+    init(config: RunConfig, runDirectory: String, epoch: UInt64, core: LearnerCore, trainer: Trainer,
          worker: BackgroundWorker<TrainerTask, TrainerTaskOutcome>, runLog: RunLog, events: RunEvents, console: Console,
          clock: @escaping () -> Double, startedAt: Double) {
         self.config = config
         self.runDirectory = runDirectory
         self.epoch = epoch
         self.core = core
-        self.model = model
         self.trainer = trainer
         self.worker = worker
         self.runLog = runLog

@@ -236,7 +236,14 @@ import TroupeWire
         #expect(refusal.reason == .outOfRange)
         #expect(refusal.detail.contains("sample 0: temperature 1.2") && refusal.detail.contains("at 0.6"), "\(refusal.detail)")
         #expect(refusal.actorAtFault)
-        // The reward workers answering for the wrong number of samples is refused, but not held against the actor.
+    }
+
+    /// Reward workers answering for the wrong number of samples: the group is refused, but not held
+    /// against the actor that sampled it.
+    @Test func aGroupTheWorkersMiscountedIsRefusedWithoutBlamingTheActor() throws {
+        let config = try RunConfig.parse(.object([:]), overrides: ["sampling.group_size=4", "sampling.temperatures=[0.6,1.2]"])
+        let limits = GroupAdmission.Limits(config: config, model: try ModelDirectory.load(LearnerHarness.repositoryRoot + "/models/arith-base").config)
+        let admission = GroupAdmission(limits: limits, scorer: nil, stopSequences: [])
         guard case let .failure(workers) = admission.review(Self.group([0.6, 1.2, 0.6, 1.2]), workerScores: [], fallback: nil) else {
             Issue.record("a group without its worker scores was admitted")
             return
