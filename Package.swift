@@ -35,12 +35,14 @@ let package = Package(
         // A header only: the prefetch hint the decoding kernels need (Swift cannot express it).
         .systemLibrary(name: "CPrefetch", path: "Sources/CPrefetch"),
         .target(name: "CBF16"),
+        // The decoding product on AVX-512 registers, bit for bit StreamingGEMM's arithmetic.
+        .target(name: "CDecodeGEMM", cSettings: [.unsafeFlags(["-ffp-contract=off"])]),
 
         // The one JSON value, a strict parser that reports line and column, a serializer and a strict
         // Decoder. No dependencies: every module that reads or writes JSON uses it.
         .target(name: "TroupeJSON", swiftSettings: [v5]),
         // Pure numerics: storage, BLAS calls, kernels, AdamW.
-        .target(name: "TroupeTensor", dependencies: ["CBLAS", "CPrefetch", "CBF16"], swiftSettings: fastMath + [v5]),
+        .target(name: "TroupeTensor", dependencies: ["CBLAS", "CPrefetch", "CBF16", "CDecodeGEMM"], swiftSettings: fastMath + [v5]),
         // Tokenizers: built-in byte level and Hugging Face tokenizer.json byte-level BPE. Pure.
         .target(name: "TroupeTokenizer", dependencies: ["TroupeJSON"], swiftSettings: [v5]),
         // The Llama-family policy: config, safetensors, forward/backward, KV-cache sampler.

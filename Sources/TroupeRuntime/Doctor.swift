@@ -57,8 +57,11 @@ package enum Doctor {
         /// Whether this kernel gives a product split by rows bit for bit (`GEMMRowSplit.splitIsExact`):
         /// a learner here then splits its larger products over two threads.
         package var blasSplitIsExact: Bool
+        /// The kernel an actor here decodes with (`StreamingGEMM.kernel`: `avx512` or `portable`).
+        package var decodeKernel: String
         package init(hostName: String, localAddresses: Set<String>, cpuCount: Int, availableMemoryBytes: UInt64?,
-                     environment: [String: String], blasCoreName: String, blasThreads: Int, blasSplitIsExact: Bool = true) {
+                     environment: [String: String], blasCoreName: String, blasThreads: Int, blasSplitIsExact: Bool = true,
+                     decodeKernel: String = "portable") {
             self.hostName = hostName
             self.localAddresses = localAddresses
             self.cpuCount = cpuCount
@@ -67,6 +70,7 @@ package enum Doctor {
             self.blasCoreName = blasCoreName
             self.blasThreads = blasThreads
             self.blasSplitIsExact = blasSplitIsExact
+            self.decodeKernel = decodeKernel
         }
     }
 
@@ -92,8 +96,8 @@ package enum Doctor {
         return Check("cpus_memory", .ok, text)
     }
 
-    /// The kernel OpenBLAS picked, its thread settings and whether a learner here splits its products
-    /// by rows. An unrecognised CPU falls back to generic kernels (`Prescott` on x86-64) that run sgemm
+    /// The kernel OpenBLAS picked, its thread settings, whether a learner here splits its products
+    /// by rows and which kernel actors decode with. An unrecognised CPU falls back to generic kernels (`Prescott` on x86-64) that run sgemm
     /// several times slower: that is a warning.
     package static func openBLAS(_ host: Host) -> Check {
         let coreType = host.environment["OPENBLAS_CORETYPE"].flatMap { $0.isEmpty ? nil : $0 }
@@ -101,7 +105,7 @@ package enum Doctor {
         let split = host.environment["TROUPE_GEMM_ROW_SPLIT"] == "off" ? "one thread (TROUPE_GEMM_ROW_SPLIT=off)"
             : host.blasSplitIsExact ? "rows split over 2 threads" : "one thread (this kernel's split products differ from whole ones)"
         let facts = "kernel \(host.blasCoreName), OPENBLAS_CORETYPE=\(coreType ?? "unset"), OPENBLAS_NUM_THREADS=\(threadsSetting ?? "unset"), "
-            + "learner's matrix products: \(split)"
+            + "learner's matrix products: \(split), actors' decoding kernel: \(host.decodeKernel)"
         if genericKernels.contains(host.blasCoreName.lowercased()) {
             let fix = coreType == nil
                 ? "OpenBLAS did not recognise this CPU and fell back to generic kernels (several times slower); set OPENBLAS_CORETYPE to the CPU's family (e.g. Haswell or SkylakeX)"

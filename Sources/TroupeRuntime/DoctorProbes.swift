@@ -14,7 +14,7 @@ package enum DoctorProbes {
         Doctor.Host(hostName: ProcessInfo.processInfo.hostName, localAddresses: localAddresses(),
                     cpuCount: ProcessInfo.processInfo.activeProcessorCount, availableMemoryBytes: availableMemory(),
                     environment: environment, blasCoreName: BLASInfo.coreName, blasThreads: BLASInfo.threads,
-                    blasSplitIsExact: splitIsExactOnOneThread())
+                    blasSplitIsExact: splitIsExactOnOneThread(), decodeKernel: StreamingGEMM.kernel.rawValue)
     }
 
     /// The row-split probe as a learner runs it: on one OpenBLAS thread (learner.threads = 1).

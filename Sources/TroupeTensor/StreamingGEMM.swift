@@ -1,3 +1,4 @@
+import CDecodeGEMM
 import CPrefetch
 import Foundation
 
@@ -28,10 +29,28 @@ public enum StreamingGEMM {
     /// at start, for measuring it (`troupe bench model`).
     nonisolated(unsafe) public static var fusedMultiplyAdd = ProcessInfo.processInfo.environment["TROUPE_DECODE_FMA"] == "1"
 
+    /// Which code computes the products: both give the same bits.
+    public enum Kernel: String, Sendable, CaseIterable {
+        /// Swift SIMD8 on 256-bit registers (AVX2 on x86-64), for any CPU.
+        case portable
+        /// C on 512-bit registers, two input rows per register (`CDecodeGEMM`), where the CPU has
+        /// AVX-512F and DQ; the separately rounded arithmetic only (`fused` runs the portable kernel).
+        case avx512
+
+        public var isAvailable: Bool { self == .portable || Self.wideHardware }
+        private static let wideHardware = troupe_decode_wide_hardware() == 1
+    }
+
+    /// The kernel `forward` uses: AVX-512 where the CPU has it, unless `TROUPE_DECODE_KERNEL=portable`
+    /// is set at start (for measuring one against the other; `troupe bench model`).
+    nonisolated(unsafe) public static var kernel: Kernel =
+        ProcessInfo.processInfo.environment["TROUPE_DECODE_KERNEL"] == Kernel.portable.rawValue || !Kernel.avx512.isAvailable
+        ? .portable : .avx512
+
     /// x: (n, k), W: (out, k) → y: (n, out) (+ bias). `fused` picks the arithmetic (see `fusedMultiplyAdd`).
     public static func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                                y: UnsafeMutablePointer<Float>, n: Int, inFeatures k: Int, outFeatures: Int,
-                               fused: Bool = fusedMultiplyAdd) {
+                               fused: Bool = fusedMultiplyAdd, kernel: Kernel = kernel) {
         if n == 0 || outFeatures == 0 { return }
         // Chunks of output rows (about 128 KB of W each, whole blocks of 4 rows for `singleRow` and of 2
         // for the tiles) that this thread and the paired worker claim in turn, once the matrix is big
@@ -41,6 +60,19 @@ public enum StreamingGEMM {
         let chunks = (outFeatures + rowsPerChunk - 1) / rowsPerChunk
         let xs = UInt(bitPattern: x), ws = UInt(bitPattern: weight), ys = UInt(bitPattern: y)
         let bs = bias.map { UInt(bitPattern: $0) }
+        // One input row streams W at memory speed in either kernel; the wide one pays from two rows.
+        if kernel == .avx512 && !fused && n >= 2 && kernel.isAvailable, let pairs = troupe_decode_pack(x, n, k) {
+            let ps = UInt(bitPattern: pairs)
+            let wide = { (chunk: Int, _: Int) in
+                let lo = chunk * rowsPerChunk, hi = min(outFeatures, lo + rowsPerChunk)
+                guard lo < hi else { return }
+                troupe_decode_rows(UnsafePointer<Float>(bitPattern: ps), UnsafePointer<Float>(bitPattern: xs), n, k,
+                                   UnsafePointer<Float>(bitPattern: ws), bs.flatMap { UnsafePointer<Float>(bitPattern: $0) },
+                                   UnsafeMutablePointer<Float>(bitPattern: ys), outFeatures, lo, hi, 1)
+            }
+            if chunks == 1 { wide(0, 0) } else { PairedWorker.shared.run(chunks: chunks, wide) }
+            return
+        }
         let body = { (chunk: Int, _: Int) in
             let lo = chunk * rowsPerChunk, hi = min(outFeatures, lo + rowsPerChunk)
             guard lo < hi else { return }

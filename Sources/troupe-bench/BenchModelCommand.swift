@@ -82,13 +82,14 @@ struct BenchModelCommand: ParsableCommand {
             "sgemm_gflops": .number(sgemm), "openblas_coretype": pinnedKernel.map(JSONValue.string) ?? .null,
             "openblas_l2_size": environment["OPENBLAS_L2_SIZE"].map(JSONValue.string) ?? .null, "repeats": .integer(runs),
             "kernel_setting": pinnedKernel == nil ? "machine" : "environment",
-            "bf16_gflops": bf16Rate.map(JSONValue.number) ?? .null,
+            "bf16_gflops": bf16Rate.map(JSONValue.number) ?? .null, "decode_kernel": .string(StreamingGEMM.kernel.rawValue),
         ]
         let table = BenchTable(mode: mode)
         try table.machine(machine, text: "OpenBLAS kernel \(BLASInfo.coreName) ("
             + (pinnedKernel.map { "OPENBLAS_CORETYPE=\($0), the environment's" } ?? "OPENBLAS_CORETYPE unset, the machine's own")
             + "), \(BLASInfo.threads) threads, sgemm 1024³ \(String(format: "%.1f", sgemm)) GFLOP/s"
-            + (bf16Rate.map { String(format: ", bf16 1024³ %.1f GFLOP/s (%.2f×)", $0, $0 / sgemm) } ?? "") + ", medians of \(runs) runs")
+            + (bf16Rate.map { String(format: ", bf16 1024³ %.1f GFLOP/s (%.2f×)", $0, $0 / sgemm) } ?? "")
+            + ", decoding kernel \(StreamingGEMM.kernel.rawValue), medians of \(runs) runs")
 
         let peers = peerOptions.load()
         if let problem = peers.problem { StandardStream.error.write("troupe bench model: no peer ratios: \(problem)\n") }

@@ -146,7 +146,8 @@ private struct RLStepOutput {
             try JSONOutput.print(["event": "machine", "openblas_kernel": .string(BLASInfo.coreName), "threads": .integer(BLASInfo.threads),
                                   "kernel_setting": environmentKernel ? "environment" : "machine", "sgemm_gflops": .number(r.sgemmGflops),
                                   "sgemm_gflops_before": .number(r.sgemmBeforeGflops), "sgemm_gflops_after": .number(r.sgemmAfterGflops),
-                                  "cpus": .integer(ProcessInfo.processInfo.activeProcessorCount)])
+                                  "cpus": .integer(ProcessInfo.processInfo.activeProcessorCount),
+                                  "decode_kernel": .string(StreamingGEMM.kernel.rawValue)])
             for (run, versus) in zip(r.runs, comparisons) {
                 var line: [String: JSONValue] = [
                     "event": "rl_step", "round": .integer(run.round),
@@ -190,7 +191,8 @@ private struct RLStepOutput {
             return
         }
         Swift.print("\(kernel), \(BLASInfo.threads) threads, sgemm 1024³ " + String(format: "%.1f GFLOP/s before the runs, %.1f after (the limits use the higher)",
-                                                                                   r.sgemmBeforeGflops, r.sgemmAfterGflops))
+                                                                                   r.sgemmBeforeGflops, r.sgemmAfterGflops)
+                    + "; the actors' decoding kernel \(StreamingGEMM.kernel.rawValue)")
         let sgemmProblem = r.sgemmProblem(maxSpread: maxSpread)
         if let sgemmProblem { Swift.print("Share of the limit not judged: \(sgemmProblem)") }
         let learner = r.runs.first.map { ", the learner on \($0.run.learnerThreads) OpenBLAS thread\($0.run.learnerThreads == 1 ? "" : "s"), its backward in \($0.run.backwardPrecision)" } ?? ""

@@ -36,15 +36,26 @@ import TroupeTensor
         (0..<count).map { _ in Float(rng.nextGaussian()) }
     }
 
-    /// Every row count (single-row kernel, 2…8-row groups, more than 8 rows), tails of k, output
-    /// counts that do not divide into chunks or blocks of 4, with and without bias, small matrices
-    /// (one thread) and large ones (split between this thread and the paired worker).
+    /// Every row count (single-row kernel, 2…8-row groups, more than 8 rows, odd counts that leave
+    /// the wide kernel a row without a partner), tails of k, output counts that do not divide into
+    /// chunks or blocks of 4, with and without bias, small matrices (one thread) and large ones (split
+    /// between this thread and the paired worker); each kernel this CPU runs.
     @Test(arguments: [(out: 7, k: 5), (out: 45, k: 48), (out: 300, k: 333), (out: 1030, k: 128), (out: 64, k: 1408), (out: 33, k: 12)])
     func matchesTheReferenceArithmeticBitForBit(out: Int, k: Int) {
-        for fused in [false, true] { check(out: out, k: k, fused: fused) }
+        for kernel in StreamingGEMM.Kernel.allCases where kernel.isAvailable {
+            for fused in [false, true] { check(out: out, k: k, fused: fused, kernel: kernel) }
+        }
     }
 
-    func check(out: Int, k: Int, fused: Bool) {
+    /// The wide kernel is the one decoding uses wherever the CPU runs it, so the test above covers
+    /// what samples are drawn with; `TROUPE_DECODE_KERNEL=portable` is the only way back.
+    @Test func decodingUsesTheWideKernelWhereTheCPUHasIt() {
+        let forcedPortable = ProcessInfo.processInfo.environment["TROUPE_DECODE_KERNEL"] == "portable"
+        let expected: StreamingGEMM.Kernel = StreamingGEMM.Kernel.avx512.isAvailable && !forcedPortable ? .avx512 : .portable
+        #expect(StreamingGEMM.kernel == expected)
+    }
+
+    func check(out: Int, k: Int, fused: Bool, kernel: StreamingGEMM.Kernel) {
         var rng = Xoshiro256(seed: UInt64(out * 1000 + k))
         let maxRows = 19
         let x = Self.random(maxRows * k, &rng), w = Self.random(out * k, &rng), bias = Self.random(out, &rng)
@@ -59,7 +70,8 @@ import TroupeTensor
                             y.withUnsafeMutableBufferPointer { yp in
                                 StreamingGEMM.forward(x: xp.baseAddress!, weight: wp.baseAddress!,
                                                       bias: withBias ? bp.baseAddress! : nil, y: yp.baseAddress!,
-                                                      n: n, inFeatures: k, outFeatures: out, fused: fused)
+                                                      n: n, inFeatures: k, outFeatures: out, fused: fused,
+                                                      kernel: kernel)
                             }
                         }
                     }
@@ -67,7 +79,7 @@ import TroupeTensor
                 let want = withBias ? expected : expectedNoBias
                 let mismatches = (0..<(n * out)).filter { y[$0].bitPattern != want[$0].bitPattern }
                 #expect(mismatches.isEmpty,
-                        "n=\(n) out=\(out) k=\(k) bias=\(withBias) fused=\(fused): \(mismatches.count) elements differ, first at \(mismatches.first ?? -1)")
+                        "\(kernel) n=\(n) out=\(out) k=\(k) bias=\(withBias) fused=\(fused): \(mismatches.count) elements differ, first at \(mismatches.first ?? -1)")
             }
         }
     }
