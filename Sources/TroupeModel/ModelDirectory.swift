@@ -6,11 +6,21 @@ import TroupeTensor
 /// (or shards listed in `model.safetensors.index.json`).
 public enum ModelDirectory {
     public static func loadConfig(_ directory: String) throws -> ModelConfig {
+        try readConfig(directory).config
+    }
+
+    /// config.json parsed, and the dtype it declares (`dtype`, or `torch_dtype`; float32 without one),
+    /// which only `checkTiedHead` needs.
+    private static func readConfig(_ directory: String) throws -> (config: ModelConfig, dtype: String) {
         let path = (directory as NSString).appendingPathComponent("config.json")
         guard FileManager.default.fileExists(atPath: path) else { throw ModelError.fileMissing(path: path) }
         if let problem = ReadableFile.problem(at: path) { throw ModelError.unreadable(path: path, reason: problem) }
         guard let data = FileManager.default.contents(atPath: path) else { throw ModelError.unreadable(path: path, reason: "cannot be read") }
-        do { return try ModelConfig.parse(json: data, path: path) } catch let error as ModelError {
+        do {
+            let config = try ModelConfig.parse(json: data, path: path)
+            let declared = try? JSONValue.parse(data)
+            return (config, declared?["dtype"]?.string ?? declared?["torch_dtype"]?.string ?? "float32")
+        } catch let error as ModelError {
             throw error.naming(directory)
         }
     }
@@ -37,7 +47,7 @@ public enum ModelDirectory {
     /// are equal in the dtype it loads them in (config.json's `dtype`, or `torch_dtype`; F32 without
     /// one), and otherwise uses the stored head, untied. A different head is refused, not dropped. This
     /// reads both tensors, so a run meets it before it writes anything.
-    private static func checkTiedHead(_ plan: [(SafetensorsFile, [TensorRead])], config: ModelConfig, directory: String) throws {
+    private static func checkTiedHead(_ plan: [(SafetensorsFile, [TensorRead])], config: ModelConfig, dtype: String) throws {
         guard config.tieWordEmbeddings,
               let headFile = plan.first(where: { $0.0.tensors["lm_head.weight"] != nil })?.0,
               let embeddingFile = plan.first(where: { $0.0.tensors["model.embed_tokens.weight"] != nil })?.0 else { return }
@@ -45,9 +55,6 @@ public enum ModelDirectory {
         let head = FloatBuffer(count: count, zeroed: false), embedding = FloatBuffer(count: count, zeroed: false)
         try headFile.read("lm_head.weight", into: head.pointer, expectedShape: shape)
         try embeddingFile.read("model.embed_tokens.weight", into: embedding.pointer, expectedShape: shape)
-        let raw = FileManager.default.contents(atPath: (directory as NSString).appendingPathComponent("config.json"))
-        let declared = raw.flatMap { try? JSONValue.parse($0) }
-        let dtype = declared?["dtype"]?.string ?? declared?["torch_dtype"]?.string ?? "float32"
         let rounded: (Float) -> Float = switch dtype {
         // Nearest, ties to even, as torch casts.
         case "bfloat16": { Float(bitPattern: ($0.bitPattern &+ 0x7FFF &+ (($0.bitPattern >> 16) & 1)) & 0xFFFF_0000) }
@@ -77,10 +84,10 @@ public enum ModelDirectory {
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
             throw ModelError.fileMissing(path: directory)
         }
-        let config = try loadConfig(directory)
+        let (config, dtype) = try readConfig(directory)
         do {
             let plan = try tensorPlan(directory, layout: ParameterLayout(config: config), config: config)
-            try checkTiedHead(plan, config: config, directory: directory)
+            try checkTiedHead(plan, config: config, dtype: dtype)
             return (config, plan)
         } catch let error as ModelError {
             throw error.naming(directory)

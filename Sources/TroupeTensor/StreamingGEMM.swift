@@ -43,7 +43,7 @@ public enum StreamingGEMM {
 
     /// The kernel `forward` uses: AVX-512 where the CPU has it, unless `TROUPE_DECODE_KERNEL=portable`
     /// is set at start (for measuring one against the other; `troupe bench model`).
-    nonisolated(unsafe) public static var kernel: Kernel =
+    public static let kernel: Kernel =
         ProcessInfo.processInfo.environment["TROUPE_DECODE_KERNEL"] == Kernel.portable.rawValue || !Kernel.avx512.isAvailable
         ? .portable : .avx512
 
