@@ -34,9 +34,11 @@ let package = Package(
         .systemLibrary(name: "CSodium", path: "Sources/CSodium"),
         // A header only: the prefetch hint the decoding kernels need (Swift cannot express it).
         .systemLibrary(name: "CPrefetch", path: "Sources/CPrefetch"),
-        .target(name: "CBF16"),
+        // The AVX-512 check the C kernels share.
+        .target(name: "CCPUFeatures"),
+        .target(name: "CBF16", dependencies: ["CCPUFeatures"]),
         // The decoding product on AVX-512 registers, bit for bit StreamingGEMM's arithmetic.
-        .target(name: "CDecodeGEMM", cSettings: [.unsafeFlags(["-ffp-contract=off"])]),
+        .target(name: "CDecodeGEMM", dependencies: ["CCPUFeatures"], cSettings: [.unsafeFlags(["-ffp-contract=off"])]),
 
         // The one JSON value, a strict parser that reports line and column, a serializer and a strict
         // Decoder. No dependencies: every module that reads or writes JSON uses it.

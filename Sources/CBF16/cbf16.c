@@ -6,8 +6,8 @@
 #include <string.h>
 
 #if defined(__x86_64__)
-#include <cpuid.h>
 #include <immintrin.h>
+#include "cpu_features.h"
 #define TROUPE_BF16_X86 1
 #endif
 
@@ -235,15 +235,9 @@ int troupe_bf16_hardware(void) {
 #if !TROUPE_BF16_X86
     return 0;
 #else
-    unsigned eax, ebx, ecx, edx;
-    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx) || !(ecx & (1u << 27))) return 0;   /* OSXSAVE */
-    unsigned xcr0, xcr0High;
-    __asm__ volatile("xgetbv" : "=a"(xcr0), "=d"(xcr0High) : "c"(0));
-    if ((xcr0 & 0xe6u) != 0xe6u) return 0;                                           /* SSE, AVX and AVX-512 state */
-    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return 0;
-    if (!(ebx & (1u << 16)) || !(ebx & (1u << 30))) return 0;                        /* AVX512F, AVX512BW */
-    if (eax < 1 || !__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx)) return 0;
-    return (eax >> 5) & 1;                                                            /* AVX512_BF16 */
+    unsigned leaf7eax1;
+    if (!troupe_avx512_usable(1u << 16 | 1u << 30, &leaf7eax1)) return 0;              /* AVX512F, AVX512BW */
+    return (leaf7eax1 >> 5) & 1;                                                      /* AVX512_BF16 */
 #endif
 }
 

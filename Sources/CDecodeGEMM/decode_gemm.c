@@ -8,17 +8,12 @@
 #pragma STDC FP_CONTRACT OFF
 
 #if defined(__x86_64__)
-#include <cpuid.h>
 #include <immintrin.h>
+#include "cpu_features.h"
 
 int troupe_decode_wide_hardware(void) {
-    unsigned eax, ebx, ecx, edx;
-    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx) || !(ecx & (1u << 27))) return 0;   /* OSXSAVE */
-    unsigned xcr0, xcr0High;
-    __asm__ volatile("xgetbv" : "=a"(xcr0), "=d"(xcr0High) : "c"(0));
-    if ((xcr0 & 0xe6u) != 0xe6u) return 0;                                           /* SSE, AVX and AVX-512 state */
-    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return 0;
-    return (ebx & (1u << 16)) && (ebx & (1u << 17));                                  /* AVX512F, AVX512DQ */
+    unsigned leaf7eax1;
+    return troupe_avx512_usable(1u << 16 | 1u << 17, &leaf7eax1);                     /* AVX512F, AVX512DQ */
 }
 
 #define WIDE __attribute__((target("avx512f,avx512dq")))
