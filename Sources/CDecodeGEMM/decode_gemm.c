@@ -96,8 +96,8 @@ static const Tile tiles[4][4] = {
 WIDE void troupe_decode_rows(const float *pairs, const float *x, long n, long k, const float *w, const float *bias,
                              float *y, long ldy, long lo, long hi, int prefetch) {
     long pairCount = (n + 1) / 2;
-    /* Four W rows at a time against every block of four pairs: the rows stay in L1 for all blocks,
-       so W is read from memory once, and only the first block prefetches it. */
+    /* Four W rows at a time against every block of four pairs: the rows stay in cache (L1, or L2 for
+       long rows) for all blocks, so W is read from memory once, and only the first block prefetches it. */
     for (long o = lo; o < hi; o += 4) {
         int R = hi - o < 4 ? (int)(hi - o) : 4;
         for (long p0 = 0; p0 < pairCount; p0 += 4) {
@@ -120,10 +120,17 @@ void troupe_decode_rows(const float *pairs, const float *x, long n, long k, cons
 
 static __thread float *pairBuffer;
 static __thread long pairBufferFloats;
-/* Frees a thread's buffer when the thread ends (samplers may run on short-lived threads). */
+/* Frees a thread's buffer when the thread ends (samplers may run on short-lived threads). Should the
+   key not be had, a thread that ends leaks its buffer (a few hundred KB), nothing worse. */
 static pthread_key_t pairBufferKey;
+static int pairBufferKeyMade;
 static pthread_once_t pairBufferKeyOnce = PTHREAD_ONCE_INIT;
-static void make_pair_buffer_key(void) { pthread_key_create(&pairBufferKey, free); }
+static void release_pair_buffer(void *buffer) {
+    free(buffer);
+    pairBuffer = NULL;
+    pairBufferFloats = 0;
+}
+static void make_pair_buffer_key(void) { pairBufferKeyMade = pthread_key_create(&pairBufferKey, release_pair_buffer) == 0; }
 
 const float *troupe_decode_pack(const float *x, long n, long k) {
     long full = k & ~7L, pairCount = (n + 1) / 2, floats = pairCount * 2 * full;
@@ -133,7 +140,7 @@ const float *troupe_decode_pack(const float *x, long n, long k) {
         free(pairBuffer);
         pairBuffer = aligned_alloc(64, (size_t)(floats * 4 + 63) / 64 * 64);
         pairBufferFloats = pairBuffer ? floats : 0;
-        pthread_setspecific(pairBufferKey, pairBuffer);
+        if (pairBufferKeyMade) pthread_setspecific(pairBufferKey, pairBuffer);
         if (!pairBuffer) return NULL;
     }
     for (long p = 0; p < pairCount; p++) {

@@ -9,18 +9,13 @@ public enum ModelDirectory {
         try readConfig(directory).config
     }
 
-    /// config.json parsed, and the dtype it declares (`dtype`, or `torch_dtype`; float32 without one),
-    /// which only `checkTiedHead` needs.
-    private static func readConfig(_ directory: String) throws -> (config: ModelConfig, dtype: String) {
+    /// config.json parsed, and its bytes (`checkTiedHead` reads the dtype it declares).
+    private static func readConfig(_ directory: String) throws -> (config: ModelConfig, json: Data) {
         let path = (directory as NSString).appendingPathComponent("config.json")
         guard FileManager.default.fileExists(atPath: path) else { throw ModelError.fileMissing(path: path) }
         if let problem = ReadableFile.problem(at: path) { throw ModelError.unreadable(path: path, reason: problem) }
         guard let data = FileManager.default.contents(atPath: path) else { throw ModelError.unreadable(path: path, reason: "cannot be read") }
-        do {
-            let config = try ModelConfig.parse(json: data, path: path)
-            let declared = try? JSONValue.parse(data)
-            return (config, declared?["dtype"]?.string ?? declared?["torch_dtype"]?.string ?? "float32")
-        } catch let error as ModelError {
+        do { return (try ModelConfig.parse(json: data, path: path), data) } catch let error as ModelError {
             throw error.naming(directory)
         }
     }
@@ -47,7 +42,7 @@ public enum ModelDirectory {
     /// are equal in the dtype it loads them in (config.json's `dtype`, or `torch_dtype`; F32 without
     /// one), and otherwise uses the stored head, untied. A different head is refused, not dropped. This
     /// reads both tensors, so a run meets it before it writes anything.
-    private static func checkTiedHead(_ plan: [(SafetensorsFile, [TensorRead])], config: ModelConfig, dtype: String) throws {
+    private static func checkTiedHead(_ plan: [(SafetensorsFile, [TensorRead])], config: ModelConfig, configJSON: Data) throws {
         guard config.tieWordEmbeddings,
               let headFile = plan.first(where: { $0.0.tensors["lm_head.weight"] != nil })?.0,
               let embeddingFile = plan.first(where: { $0.0.tensors["model.embed_tokens.weight"] != nil })?.0 else { return }
@@ -55,6 +50,8 @@ public enum ModelDirectory {
         let head = FloatBuffer(count: count, zeroed: false), embedding = FloatBuffer(count: count, zeroed: false)
         try headFile.read("lm_head.weight", into: head.pointer, expectedShape: shape)
         try embeddingFile.read("model.embed_tokens.weight", into: embedding.pointer, expectedShape: shape)
+        let declared = try? JSONValue.parse(configJSON)
+        let dtype = declared?["dtype"]?.string ?? declared?["torch_dtype"]?.string ?? "float32"
         let rounded: (Float) -> Float = switch dtype {
         // Nearest, ties to even, as torch casts.
         case "bfloat16": { Float(bitPattern: ($0.bitPattern &+ 0x7FFF &+ (($0.bitPattern >> 16) & 1)) & 0xFFFF_0000) }
@@ -84,10 +81,10 @@ public enum ModelDirectory {
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
             throw ModelError.fileMissing(path: directory)
         }
-        let (config, dtype) = try readConfig(directory)
+        let (config, json) = try readConfig(directory)
         do {
             let plan = try tensorPlan(directory, layout: ParameterLayout(config: config), config: config)
-            try checkTiedHead(plan, config: config, dtype: dtype)
+            try checkTiedHead(plan, config: config, configJSON: json)
             return (config, plan)
         } catch let error as ModelError {
             throw error.naming(directory)

@@ -57,7 +57,8 @@ package enum Doctor {
         /// Whether this kernel gives a product split by rows bit for bit (`GEMMRowSplit.splitIsExact`):
         /// a learner here then splits its larger products over two threads.
         package var blasSplitIsExact: Bool
-        /// The kernel an actor here decodes with (`StreamingGEMM.kernel`: `avx512` or `portable`).
+        /// The kernel an actor started here with this environment decodes with (`StreamingGEMM.kernel`:
+        /// `avx512` or `portable`).
         package var decodeKernel: String
         package init(hostName: String, localAddresses: Set<String>, cpuCount: Int, availableMemoryBytes: UInt64?,
                      environment: [String: String], blasCoreName: String, blasThreads: Int, blasSplitIsExact: Bool = true,
