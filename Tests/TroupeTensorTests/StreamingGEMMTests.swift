@@ -55,6 +55,15 @@ import TroupeTensor
         #expect(StreamingGEMM.kernel == expected)
     }
 
+    /// The CPUID check agrees with Linux's view of this CPU, so a machine with AVX-512 does run the
+    /// C kernel's cases above instead of skipping them.
+    @Test func theWideKernelIsAvailableWhereLinuxListsAVX512FAndDQ() {
+        guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let flagLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return }
+        let flags = Set(flagLine.split(separator: " ").map(String.init))
+        #expect(StreamingGEMM.Kernel.avx512.isAvailable == (flags.contains("avx512f") && flags.contains("avx512dq")))
+    }
+
     func check(out: Int, k: Int, fused: Bool, kernel: StreamingGEMM.Kernel) {
         var rng = Xoshiro256(seed: UInt64(out * 1000 + k))
         let maxRows = 19
