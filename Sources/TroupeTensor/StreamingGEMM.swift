@@ -61,23 +61,17 @@ public enum StreamingGEMM {
         let xs = UInt(bitPattern: x), ws = UInt(bitPattern: weight), ys = UInt(bitPattern: y)
         let bs = bias.map { UInt(bitPattern: $0) }
         // One input row streams W at memory speed in either kernel; the wide one pays from two rows.
-        if kernel == .avx512 && !fused && n >= 2 && kernel.isAvailable, let pairs = troupe_decode_pack(x, n, k) {
-            let ps = UInt(bitPattern: pairs)
-            let wide = { (chunk: Int, _: Int) in
-                let lo = chunk * rowsPerChunk, hi = min(outFeatures, lo + rowsPerChunk)
-                guard lo < hi else { return }
-                troupe_decode_rows(UnsafePointer<Float>(bitPattern: ps), UnsafePointer<Float>(bitPattern: xs), n, k,
-                                   UnsafePointer<Float>(bitPattern: ws), bs.flatMap { UnsafePointer<Float>(bitPattern: $0) },
-                                   UnsafeMutablePointer<Float>(bitPattern: ys), outFeatures, lo, hi, 1)
-            }
-            if chunks == 1 { wide(0, 0) } else { PairedWorker.shared.run(chunks: chunks, wide) }
-            return
-        }
+        let wide = kernel == .avx512 && !fused && n >= 2 && kernel.isAvailable
+        let ps = wide ? troupe_decode_pack(x, n, k).map { UInt(bitPattern: $0) } : nil
         let body = { (chunk: Int, _: Int) in
             let lo = chunk * rowsPerChunk, hi = min(outFeatures, lo + rowsPerChunk)
             guard lo < hi else { return }
             let x = UnsafePointer<Float>(bitPattern: xs)!, w = UnsafePointer<Float>(bitPattern: ws)!
             let y = UnsafeMutablePointer<Float>(bitPattern: ys)!, b = bs.flatMap { UnsafePointer<Float>(bitPattern: $0) }
+            if let ps {
+                troupe_decode_rows(UnsafePointer<Float>(bitPattern: ps), x, n, k, w, b, y, outFeatures, lo, hi, 1)
+                return
+            }
             let m = Matrix(x: x, weight: w, bias: b, y: y, k: k, outFeatures: outFeatures)
             if fused {
                 allRows(m, n: n, range: lo..<hi, FusedRounding.self)
